@@ -1,0 +1,91 @@
+//! Every way a model or a call can be wrong, as a value. The runtime never panics on bad input.
+
+use core::fmt;
+
+/// Why a model could not be loaded or run. Errors about one operation carry its index in the op
+/// list; errors about a tensor carry its index in the tensor table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Error {
+    /// The blob is shorter than its header or than the body length the header announces.
+    Truncated,
+    /// The blob does not start with `HAWQ`.
+    BadMagic,
+    /// The format version is not the one this runtime reads.
+    UnsupportedVersion { found: u16 },
+    /// The CRC-32 of the body does not match the header.
+    ChecksumMismatch { expected: u32, computed: u32 },
+    /// The body is not a valid postcard encoding of the model tables.
+    Malformed,
+    /// Bytes are left over after the last operation.
+    TrailingBytes,
+    /// More tensors than [`crate::format::MAX_TENSORS`].
+    TooManyTensors,
+    /// A tensor's shape has a zero or oversized dimension, or its element count overflows.
+    BadShape { tensor: u16 },
+    /// A tensor does not lie inside the arena.
+    TensorOutOfArena { tensor: u16 },
+    /// The scratch region does not lie inside the arena.
+    ScratchOutOfArena,
+    /// An operation names a tensor that does not exist (or the model's input/output does).
+    BadTensorIndex { op: u16 },
+    /// An operation's tensors have the wrong data type (e.g. f32 into a convolution).
+    WrongDtype { op: u16 },
+    /// An operation's tensor shapes do not agree with its parameters.
+    ShapeMismatch { op: u16 },
+    /// A bit width the format does not define.
+    UnsupportedBits { op: u16 },
+    /// An operation's parameter is outside its domain (shift, clamp range, stride, padding...).
+    BadParameter { op: u16 },
+    /// A packed weight, bias or requantization array has the wrong length.
+    WeightSizeMismatch { op: u16 },
+    /// The layer could overflow its i32 accumulator (integer contract §3).
+    AccumulatorOverflow { op: u16 },
+    /// Input and output regions of an operation overlap where the kernel cannot work in place.
+    OverlappingTensors { op: u16 },
+    /// The arena handed to the interpreter is smaller than the model needs.
+    ArenaTooSmall { needed: u32, got: u32 },
+    /// A caller's buffer has the wrong number of bytes or elements.
+    SizeMismatch { expected: u32, got: u32 },
+    /// The model has no operation.
+    EmptyModel,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Error::Truncated => write!(f, "model blob is truncated"),
+            Error::BadMagic => write!(f, "not a hawq model (bad magic)"),
+            Error::UnsupportedVersion { found } => {
+                write!(
+                    f,
+                    "model format version {found} is not supported (this runtime reads {})",
+                    crate::format::FORMAT_VERSION
+                )
+            }
+            Error::ChecksumMismatch { expected, computed } => {
+                write!(f, "model checksum mismatch: header says {expected:#010x}, body hashes to {computed:#010x}")
+            }
+            Error::Malformed => write!(f, "model body is malformed"),
+            Error::TrailingBytes => write!(f, "model body has trailing bytes after the last op"),
+            Error::TooManyTensors => write!(f, "model has more than {} tensors", crate::format::MAX_TENSORS),
+            Error::BadShape { tensor } => write!(f, "tensor {tensor} has an invalid shape"),
+            Error::TensorOutOfArena { tensor } => write!(f, "tensor {tensor} lies outside the arena"),
+            Error::ScratchOutOfArena => write!(f, "scratch region lies outside the arena"),
+            Error::BadTensorIndex { op } => write!(f, "op {op} names a tensor that does not exist"),
+            Error::WrongDtype { op } => write!(f, "op {op} has a tensor of the wrong data type"),
+            Error::ShapeMismatch { op } => write!(f, "op {op} has inconsistent shapes"),
+            Error::UnsupportedBits { op } => write!(f, "op {op} uses an unsupported bit width"),
+            Error::BadParameter { op } => write!(f, "op {op} has a parameter out of range"),
+            Error::WeightSizeMismatch { op } => write!(f, "op {op} has weight arrays of the wrong length"),
+            Error::AccumulatorOverflow { op } => write!(f, "op {op} could overflow its i32 accumulator"),
+            Error::OverlappingTensors { op } => write!(f, "op {op} has overlapping input and output"),
+            Error::ArenaTooSmall { needed, got } => {
+                write!(f, "arena too small: model needs {needed} bytes, got {got}")
+            }
+            Error::SizeMismatch { expected, got } => {
+                write!(f, "buffer size mismatch: expected {expected}, got {got}")
+            }
+            Error::EmptyModel => write!(f, "model has no operations"),
+        }
+    }
+}

@@ -1,0 +1,325 @@
+//! The model file: a fixed 20-byte header, then a postcard body (the tables, then the operations
+//! one after another). Weights are `&'a [u8]` borrowed from the blob, so a model in flash stays in
+//! flash; operations are decoded one at a time as they run, so the op list costs no RAM.
+//!
+//! ```text
+//! offset  size  field
+//!      0     4  magic "HAWQ"
+//!      4     2  format version (u16 LE)
+//!      6     2  flags (u16 LE, 0)
+//!      8     4  body length in bytes (u32 LE)
+//!     12     4  arena bytes the model needs (u32 LE)
+//!     16     4  CRC-32/ISO-HDLC of the body (u32 LE)
+//!     20     …  body: postcard(ModelMeta), then meta.op_count × postcard(Op)
+//! ```
+
+use half::f16;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+pub const MAGIC: [u8; 4] = *b"HAWQ";
+pub const FORMAT_VERSION: u16 = 1;
+pub const HEADER_BYTES: usize = 20;
+/// Capacity of the tensor table (it is decoded into RAM: about 20 bytes per entry).
+pub const MAX_TENSORS: usize = 64;
+
+const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
+/// Element type of a tensor in the arena.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DType {
+    /// 8-bit quantized, one per byte.
+    I8,
+    /// 4-bit quantized, two per byte (contract §2).
+    I4,
+    /// IEEE binary32, little-endian (softmax and dequantize outputs).
+    F32,
+}
+
+impl DType {
+    pub fn bytes_for(self, elements: usize) -> usize {
+        match self {
+            DType::I8 => elements,
+            DType::I4 => elements.div_ceil(2),
+            DType::F32 => elements.saturating_mul(4),
+        }
+    }
+
+    /// The packing of a quantized dtype; `None` for f32.
+    pub fn bits(self) -> Option<crate::quant::Bits> {
+        match self {
+            DType::I8 => Some(crate::quant::Bits::B8),
+            DType::I4 => Some(crate::quant::Bits::B4),
+            DType::F32 => None,
+        }
+    }
+}
+
+/// One tensor of the arena: NHWC shape with batch 1 (`[1, 1, 1, C]` for vectors).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TensorDesc {
+    pub shape: [u16; 4],
+    pub dtype: DType,
+    /// Quantization scale; for f32 tensors unused (1.0).
+    pub scale: f16,
+    pub zero_point: i8,
+    /// Byte offset in the arena.
+    pub offset: u32,
+}
+
+impl TensorDesc {
+    pub fn elements(&self) -> usize {
+        self.shape.iter().map(|&d| d as usize).product()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.dtype.bytes_for(self.elements())
+    }
+}
+
+/// What the firmware hands to the model's input (contract §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RawInput {
+    /// Unsigned bytes (pixels): `q = x − 128`.
+    U8,
+    /// Signed bytes (e.g. int8 MFCC): `q = x`.
+    I8,
+    /// Floats, quantized with the input tensor's scale and zero point.
+    F32,
+}
+
+impl RawInput {
+    pub fn element_bytes(self) -> usize {
+        match self {
+            RawInput::U8 | RawInput::I8 => 1,
+            RawInput::F32 => 4,
+        }
+    }
+}
+
+/// The tables at the start of the body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelMeta {
+    pub tensors: heapless::Vec<TensorDesc, MAX_TENSORS>,
+    pub input: u16,
+    pub output: u16,
+    pub raw_input: RawInput,
+    /// Region of the arena kernels may use as scratch (`scratch_bytes` of each kernel).
+    pub scratch_offset: u32,
+    pub scratch_bytes: u32,
+    pub op_count: u16,
+}
+
+/// Output clamp in the output's quantized domain: fused ReLU/ReLU6 or the full range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Clamp {
+    pub min: i8,
+    pub max: i8,
+}
+
+/// Conv2D and depthwise Conv2D (NHWC). The bottom/right padding follows from the shapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvParams<'a> {
+    pub input: u16,
+    pub output: u16,
+    pub kernel_h: u8,
+    pub kernel_w: u8,
+    pub stride_h: u8,
+    pub stride_w: u8,
+    pub pad_top: u8,
+    pub pad_left: u8,
+    pub weight_bits: u8,
+    /// Packed rows, one per output channel (contract §2).
+    pub weights: &'a [u8],
+    pub channel: ChannelParams<'a>,
+    pub clamp: Clamp,
+}
+
+/// Fully connected: the input's elements (any shape) are the reduction axis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FcParams<'a> {
+    pub input: u16,
+    pub output: u16,
+    pub weight_bits: u8,
+    pub weights: &'a [u8],
+    pub channel: ChannelParams<'a>,
+    pub clamp: Clamp,
+}
+
+/// Per output channel bias and requantization, little-endian arrays borrowed from the blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelParams<'a> {
+    /// i32 per channel.
+    pub bias: &'a [u8],
+    /// i32 Q31 per channel.
+    pub multiplier: &'a [u8],
+    /// i8 per channel.
+    pub shift: &'a [u8],
+}
+
+/// Average and max pooling. `M · 2^(s−31) = s_in / s_out` (contract §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolParams {
+    pub input: u16,
+    pub output: u16,
+    pub kernel_h: u16,
+    pub kernel_w: u16,
+    pub stride_h: u8,
+    pub stride_w: u8,
+    pub pad_top: u8,
+    pub pad_left: u8,
+    pub multiplier: i32,
+    pub shift: i8,
+    pub clamp: Clamp,
+}
+
+/// Residual add of two tensors of the same shape (contract §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddParams {
+    pub a: u16,
+    pub b: u16,
+    pub output: u16,
+    pub multiplier_a: i32,
+    pub multiplier_b: i32,
+    pub shift: i8,
+    pub clamp: Clamp,
+}
+
+/// An operation with one input and one output and no parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnaryParams {
+    pub input: u16,
+    pub output: u16,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op<'a> {
+    #[serde(borrow)]
+    Conv2d(ConvParams<'a>),
+    #[serde(borrow)]
+    DepthwiseConv2d(ConvParams<'a>),
+    #[serde(borrow)]
+    FullyConnected(FcParams<'a>),
+    AvgPool(PoolParams),
+    MaxPool(PoolParams),
+    Add(AddParams),
+    /// Same bytes, new shape; free when the planner aliases input and output.
+    Reshape(UnaryParams),
+    /// Softmax over the last axis into an f32 tensor.
+    Softmax(UnaryParams),
+    /// Quantized to f32.
+    Dequantize(UnaryParams),
+}
+
+impl Op<'_> {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Conv2d(_) => "conv2d",
+            Op::DepthwiseConv2d(_) => "depthwise_conv2d",
+            Op::FullyConnected(_) => "fully_connected",
+            Op::AvgPool(_) => "avg_pool",
+            Op::MaxPool(_) => "max_pool",
+            Op::Add(_) => "add",
+            Op::Reshape(_) => "reshape",
+            Op::Softmax(_) => "softmax",
+            Op::Dequantize(_) => "dequantize",
+        }
+    }
+
+    /// The output tensor index.
+    pub fn output(&self) -> u16 {
+        match self {
+            Op::Conv2d(p) | Op::DepthwiseConv2d(p) => p.output,
+            Op::FullyConnected(p) => p.output,
+            Op::AvgPool(p) | Op::MaxPool(p) => p.output,
+            Op::Add(p) => p.output,
+            Op::Reshape(p) | Op::Softmax(p) | Op::Dequantize(p) => p.output,
+        }
+    }
+
+    /// The input tensor indices (one or two).
+    pub fn inputs(&self) -> heapless::Vec<u16, 2> {
+        let mut v = heapless::Vec::new();
+        let (a, b) = match self {
+            Op::Conv2d(p) | Op::DepthwiseConv2d(p) => (p.input, None),
+            Op::FullyConnected(p) => (p.input, None),
+            Op::AvgPool(p) | Op::MaxPool(p) => (p.input, None),
+            Op::Add(p) => (p.a, Some(p.b)),
+            Op::Reshape(p) | Op::Softmax(p) | Op::Dequantize(p) => (p.input, None),
+        };
+        let _ = v.push(a);
+        if let Some(b) = b {
+            let _ = v.push(b);
+        }
+        v
+    }
+}
+
+/// The parsed header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub version: u16,
+    pub body_len: u32,
+    pub arena_bytes: u32,
+    pub checksum: u32,
+}
+
+/// Reads and checks the header; returns it with the body slice.
+pub fn split_header(blob: &[u8]) -> Result<(Header, &[u8]), Error> {
+    let head = blob.get(..HEADER_BYTES).ok_or(Error::Truncated)?;
+    if head[0..4] != MAGIC {
+        return Err(Error::BadMagic);
+    }
+    let u16_at = |i: usize| u16::from_le_bytes([head[i], head[i + 1]]);
+    let u32_at = |i: usize| u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
+    let header = Header { version: u16_at(4), body_len: u32_at(8), arena_bytes: u32_at(12), checksum: u32_at(16) };
+    if header.version != FORMAT_VERSION {
+        return Err(Error::UnsupportedVersion { found: header.version });
+    }
+    let body =
+        blob.get(HEADER_BYTES..).and_then(|rest| rest.get(..header.body_len as usize)).ok_or(Error::Truncated)?;
+    let computed = CRC32.checksum(body);
+    if computed != header.checksum {
+        return Err(Error::ChecksumMismatch { expected: header.checksum, computed });
+    }
+    Ok((header, body))
+}
+
+/// Serializes a model into `out`; returns the number of bytes written. No allocation: the
+/// compiler and the tests hand in a buffer large enough (`Error::Truncated` otherwise).
+pub fn encode(meta: &ModelMeta, arena_bytes: u32, ops: &[Op<'_>], out: &mut [u8]) -> Result<usize, Error> {
+    if out.len() < HEADER_BYTES {
+        return Err(Error::Truncated);
+    }
+    let (head, body) = out.split_at_mut(HEADER_BYTES);
+    let mut used = postcard::to_slice(meta, body).map_err(|_| Error::Truncated)?.len();
+    for op in ops {
+        used += postcard::to_slice(op, &mut body[used..]).map_err(|_| Error::Truncated)?.len();
+    }
+    let checksum = CRC32.checksum(&body[..used]);
+    head[0..4].copy_from_slice(&MAGIC);
+    head[4..6].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    head[6..8].copy_from_slice(&0u16.to_le_bytes());
+    head[8..12].copy_from_slice(&(used as u32).to_le_bytes());
+    head[12..16].copy_from_slice(&arena_bytes.to_le_bytes());
+    head[16..20].copy_from_slice(&checksum.to_le_bytes());
+    Ok(HEADER_BYTES + used)
+}
+
+/// A model blob with the alignment kernels may rely on (16 bytes), for `include_model!`.
+#[repr(C, align(16))]
+pub struct Aligned<T: ?Sized>(pub T);
+
+/// Embeds a compiled model in the firmware image, 16-byte aligned, as a `&'static [u8]`:
+///
+/// ```text
+/// static MODEL: &[u8] = hawq_runtime::include_model!("../model.hq");
+/// ```
+#[macro_export]
+macro_rules! include_model {
+    ($path:expr) => {{
+        static ALIGNED: &$crate::format::Aligned<[u8]> = &$crate::format::Aligned(*include_bytes!($path));
+        &ALIGNED.0
+    }};
+}

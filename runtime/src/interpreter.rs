@@ -1,0 +1,275 @@
+//! Runs a validated model over a caller-provided arena, at the offsets the compiler planned.
+
+use crate::error::Error;
+use crate::format::{Op, RawInput, TensorDesc};
+use crate::kernels::reference as k;
+use crate::kernels::reference::{ActFormat, Window};
+use crate::model::Model;
+use crate::quant::{round_half_away, store, Bits, LeI32s};
+
+/// Executes one model in one arena. Create it once; call [`Interpreter::invoke`] per inference.
+pub struct Interpreter<'m, 'a> {
+    model: &'m Model<'m>,
+    arena: &'a mut [u8],
+}
+
+impl<'m, 'a> Interpreter<'m, 'a> {
+    /// Checks that the arena is large enough for the model's plan.
+    pub fn new(model: &'m Model<'m>, arena: &'a mut [u8]) -> Result<Self, Error> {
+        if arena.len() < model.arena_bytes() {
+            return Err(Error::ArenaTooSmall { needed: model.arena_bytes() as u32, got: arena.len() as u32 });
+        }
+        Ok(Interpreter { model, arena })
+    }
+
+    pub fn model(&self) -> &Model<'m> {
+        self.model
+    }
+
+    /// The input tensor's bytes in the arena (quantized, contract §2), to fill directly.
+    pub fn input_bytes_mut(&mut self) -> &mut [u8] {
+        let t = *self.model.input();
+        &mut self.arena[t.offset as usize..t.offset as usize + t.bytes()]
+    }
+
+    /// The output tensor's bytes in the arena after [`Interpreter::invoke`].
+    pub fn output_bytes(&self) -> &[u8] {
+        let t = self.model.output();
+        &self.arena[t.offset as usize..t.offset as usize + t.bytes()]
+    }
+
+    /// Writes the sensor's raw values (contract §6): one byte per element for `u8`/`i8` models,
+    /// four little-endian bytes per element for `f32` models.
+    pub fn write_input_raw(&mut self, raw: &[u8]) -> Result<(), Error> {
+        let t = *self.model.input();
+        let kind = self.model.raw_input();
+        let expected = t.elements() * kind.element_bytes();
+        if raw.len() != expected {
+            return Err(Error::SizeMismatch { expected: expected as u32, got: raw.len() as u32 });
+        }
+        match kind {
+            RawInput::U8 => {
+                for (q, &x) in self.input_bytes_mut().iter_mut().zip(raw) {
+                    *q = x ^ 0x80;
+                }
+            }
+            RawInput::I8 => self.input_bytes_mut().copy_from_slice(raw),
+            RawInput::F32 => {
+                let buf = self.input_bytes_mut();
+                let bits = t.dtype.bits().unwrap_or(Bits::B8);
+                for (i, c) in raw.chunks_exact(4).enumerate() {
+                    let x = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                    store(buf, bits, i, quantize(x, &t, bits));
+                }
+                k::clear_tail(buf, ActFormat { bits, zero_point: 0 }, t.elements());
+            }
+        }
+        Ok(())
+    }
+
+    /// Quantizes real-valued inputs with the input tensor's scale and zero point (contract §5).
+    pub fn write_input_f32(&mut self, x: &[f32]) -> Result<(), Error> {
+        let t = *self.model.input();
+        if x.len() != t.elements() {
+            return Err(Error::SizeMismatch { expected: t.elements() as u32, got: x.len() as u32 });
+        }
+        let bits = t.dtype.bits().unwrap_or(Bits::B8);
+        let buf = self.input_bytes_mut();
+        for (i, &v) in x.iter().enumerate() {
+            store(buf, bits, i, quantize(v, &t, bits));
+        }
+        k::clear_tail(buf, ActFormat { bits, zero_point: 0 }, t.elements());
+        Ok(())
+    }
+
+    /// The output as real values: dequantized, or copied when the output is already f32.
+    /// Returns the number of values written.
+    pub fn read_output_f32(&self, out: &mut [f32]) -> Result<usize, Error> {
+        let t = self.model.output();
+        let n = t.elements();
+        if out.len() < n {
+            return Err(Error::SizeMismatch { expected: n as u32, got: out.len() as u32 });
+        }
+        let bytes = self.output_bytes();
+        match t.dtype.bits() {
+            None => {
+                for (o, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+                    *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+                }
+            }
+            Some(bits) => {
+                let scale = t.scale.to_f32();
+                for (i, o) in out.iter_mut().take(n).enumerate() {
+                    *o = scale * (crate::quant::load(bytes, bits, i) - t.zero_point as i32) as f32;
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// Runs every operation once.
+    pub fn invoke(&mut self) -> Result<(), Error> {
+        self.invoke_observed(|_, _| {})
+    }
+
+    /// Runs every operation once, calling `after(index, op)` after each (for per-layer timing
+    /// and debugging on the device).
+    pub fn invoke_observed(&mut self, mut after: impl FnMut(usize, &Op<'m>)) -> Result<(), Error> {
+        let tensors = self.model.tensors();
+        for (index, op) in self.model.ops().enumerate() {
+            let op = op?;
+            run_op(&op, tensors, self.arena);
+            after(index, &op);
+        }
+        Ok(())
+    }
+}
+
+fn quantize(x: f32, t: &TensorDesc, bits: Bits) -> i32 {
+    let (lo, hi) = bits.range();
+    let q = round_half_away(x / t.scale.to_f32()).saturating_add(t.zero_point as i32);
+    q.clamp(lo, hi)
+}
+
+fn format(t: &TensorDesc) -> ActFormat {
+    ActFormat { bits: t.dtype.bits().unwrap_or(Bits::B8), zero_point: t.zero_point as i32 }
+}
+
+fn range(t: &TensorDesc) -> core::ops::Range<usize> {
+    t.offset as usize..t.offset as usize + t.bytes()
+}
+
+/// Borrows a read-only input region and a disjoint output region of the arena.
+fn split_io<'x>(arena: &'x mut [u8], input: &TensorDesc, output: &TensorDesc) -> (&'x [u8], &'x mut [u8]) {
+    let (i, o) = (range(input), range(output));
+    if i.end <= o.start {
+        let (lo, hi) = arena.split_at_mut(o.start);
+        (&lo[i], &mut hi[..o.len()])
+    } else {
+        let (lo, hi) = arena.split_at_mut(i.start);
+        (&hi[..i.len()], &mut lo[o])
+    }
+}
+
+fn window(input: &TensorDesc, output: &TensorDesc, kernel: (usize, usize), stride: (u8, u8), pad: (u8, u8)) -> Window {
+    Window {
+        in_h: input.shape[1] as usize,
+        in_w: input.shape[2] as usize,
+        in_c: input.shape[3] as usize,
+        out_h: output.shape[1] as usize,
+        out_w: output.shape[2] as usize,
+        out_c: output.shape[3] as usize,
+        kernel_h: kernel.0,
+        kernel_w: kernel.1,
+        stride_h: stride.0 as usize,
+        stride_w: stride.1 as usize,
+        pad_top: pad.0 as usize,
+        pad_left: pad.1 as usize,
+    }
+}
+
+fn channel_requant<'w>(
+    c: &crate::format::ChannelParams<'w>,
+    out: &TensorDesc,
+    clamp: crate::format::Clamp,
+) -> k::Requant<'w> {
+    k::Requant {
+        bias: LeI32s(c.bias),
+        multiplier: LeI32s(c.multiplier),
+        shift: c.shift,
+        out: format(out),
+        min: clamp.min as i32,
+        max: clamp.max as i32,
+    }
+}
+
+/// Dispatches one validated operation to its kernel.
+fn run_op(op: &Op<'_>, tensors: &[TensorDesc], arena: &mut [u8]) {
+    let t = |i: u16| tensors[i as usize];
+    match op {
+        Op::Conv2d(p) | Op::DepthwiseConv2d(p) => {
+            let (input, output) = (t(p.input), t(p.output));
+            let g = window(
+                &input,
+                &output,
+                (p.kernel_h as usize, p.kernel_w as usize),
+                (p.stride_h, p.stride_w),
+                (p.pad_top, p.pad_left),
+            );
+            let rq = channel_requant(&p.channel, &output, p.clamp);
+            let bits = Bits::from_u8(p.weight_bits).unwrap_or(Bits::B8);
+            let (src, dst) = split_io(arena, &input, &output);
+            if matches!(op, Op::Conv2d(_)) {
+                k::conv2d(&g, src, format(&input), p.weights, bits, &rq, dst);
+            } else {
+                k::depthwise_conv2d(&g, src, format(&input), p.weights, bits, &rq, dst);
+            }
+        }
+        Op::FullyConnected(p) => {
+            let (input, output) = (t(p.input), t(p.output));
+            let rq = channel_requant(&p.channel, &output, p.clamp);
+            let bits = Bits::from_u8(p.weight_bits).unwrap_or(Bits::B8);
+            let (src, dst) = split_io(arena, &input, &output);
+            k::fully_connected(input.elements(), output.elements(), src, format(&input), p.weights, bits, &rq, dst);
+        }
+        Op::AvgPool(p) | Op::MaxPool(p) => {
+            let (input, output) = (t(p.input), t(p.output));
+            let g = window(
+                &input,
+                &output,
+                (p.kernel_h as usize, p.kernel_w as usize),
+                (p.stride_h, p.stride_w),
+                (p.pad_top, p.pad_left),
+            );
+            let rq = k::PoolRequant {
+                multiplier: p.multiplier,
+                shift: p.shift,
+                out: format(&output),
+                min: p.clamp.min as i32,
+                max: p.clamp.max as i32,
+            };
+            let (src, dst) = split_io(arena, &input, &output);
+            if matches!(op, Op::AvgPool(_)) {
+                k::avg_pool(&g, src, format(&input), &rq, dst);
+            } else {
+                k::max_pool(&g, src, format(&input), &rq, dst);
+            }
+        }
+        Op::Add(p) => {
+            let (a, b, output) = (t(p.a), t(p.b), t(p.output));
+            let rq = k::AddRequant {
+                multiplier_a: p.multiplier_a,
+                multiplier_b: p.multiplier_b,
+                shift: p.shift,
+                out: format(&output),
+                min: p.clamp.min as i32,
+                max: p.clamp.max as i32,
+            };
+            k::add(
+                arena,
+                output.elements(),
+                (a.offset as usize, format(&a)),
+                (b.offset as usize, format(&b)),
+                output.offset as usize,
+                &rq,
+            );
+        }
+        Op::Reshape(p) => {
+            let (input, output) = (t(p.input), t(p.output));
+            if input.offset != output.offset {
+                let (src, dst) = split_io(arena, &input, &output);
+                dst.copy_from_slice(src);
+            }
+        }
+        Op::Softmax(p) => {
+            let (input, output) = (t(p.input), t(p.output));
+            let (src, dst) = split_io(arena, &input, &output);
+            k::softmax(src, format(&input), input.scale.to_f32(), input.shape[3] as usize, dst);
+        }
+        Op::Dequantize(p) => {
+            let (input, output) = (t(p.input), t(p.output));
+            let (src, dst) = split_io(arena, &input, &output);
+            k::dequantize(src, format(&input), input.scale.to_f32(), dst);
+        }
+    }
+}

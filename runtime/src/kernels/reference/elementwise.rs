@@ -1,0 +1,66 @@
+use micromath::F32Ext;
+
+use super::{clear_tail, ActFormat};
+use crate::quant::{load, round_shift, store};
+
+/// Parameters of a residual add (contract §5).
+#[derive(Debug, Clone, Copy)]
+pub struct AddRequant {
+    pub multiplier_a: i32,
+    pub multiplier_b: i32,
+    pub shift: i8,
+    pub out: ActFormat,
+    pub min: i32,
+    pub max: i32,
+}
+
+/// Residual add of `n` elements at byte offsets `a`, `b` and `out` of the arena. Element `i` is
+/// read before it is written, so the output may alias either input exactly (same offset and
+/// format), which is what the memory planner does to save a buffer.
+#[allow(clippy::too_many_arguments)]
+pub fn add(arena: &mut [u8], n: usize, a: (usize, ActFormat), b: (usize, ActFormat), out: usize, rq: &AddRequant) {
+    let r = (31 - rq.shift as i32) as u32;
+    for i in 0..n {
+        let xa = (load(&arena[a.0..], a.1.bits, i) - a.1.zero_point) as i64 * rq.multiplier_a as i64;
+        let xb = (load(&arena[b.0..], b.1.bits, i) - b.1.zero_point) as i64 * rq.multiplier_b as i64;
+        let q = round_shift(xa + xb, r) + rq.out.zero_point as i64;
+        store(&mut arena[out..], rq.out.bits, i, q.clamp(rq.min as i64, rq.max as i64) as i32);
+    }
+    let bytes = rq.out.bits.packed_len(n);
+    clear_tail(&mut arena[out..out + bytes], rq.out, n);
+}
+
+/// Softmax over rows of `row` elements into little-endian f32 (contract §5). `exp` is micromath's
+/// on every target, called explicitly so that std's `f32::exp` can never be picked instead.
+pub fn softmax(input: &[u8], fmt: ActFormat, scale: f32, row: usize, output: &mut [u8]) {
+    let n = output.len() / 4;
+    let row = row.max(1);
+    let mut start = 0;
+    while start < n {
+        let end = (start + row).min(n);
+        let mut max = i32::MIN;
+        for i in start..end {
+            max = max.max(load(input, fmt.bits, i));
+        }
+        let mut sum = 0.0f32;
+        for i in start..end {
+            let e = F32Ext::exp(scale * (load(input, fmt.bits, i) - max) as f32);
+            output[4 * i..4 * i + 4].copy_from_slice(&e.to_le_bytes());
+            sum += e;
+        }
+        for i in start..end {
+            let bytes = &mut output[4 * i..4 * i + 4];
+            let e = f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+            bytes.copy_from_slice(&(e / sum).to_le_bytes());
+        }
+        start = end;
+    }
+}
+
+/// `y = s · (q − z)` into little-endian f32.
+pub fn dequantize(input: &[u8], fmt: ActFormat, scale: f32, output: &mut [u8]) {
+    for (i, chunk) in output.chunks_exact_mut(4).enumerate() {
+        let y = scale * (load(input, fmt.bits, i) - fmt.zero_point) as f32;
+        chunk.copy_from_slice(&y.to_le_bytes());
+    }
+}

@@ -1,0 +1,355 @@
+//! Loading a model: header, checksum, tables, and a validation pass over every operation, so
+//! that running it can neither panic nor touch memory outside its tensors.
+
+use crate::error::Error;
+use crate::format::{split_header, ConvParams, DType, Header, ModelMeta, Op, RawInput, TensorDesc};
+use crate::quant::{Bits, SHIFT_MAX, SHIFT_MIN};
+
+/// A validated model, borrowing its weights from the blob.
+#[derive(Debug, Clone)]
+pub struct Model<'a> {
+    header: Header,
+    meta: ModelMeta,
+    ops: &'a [u8],
+}
+
+impl<'a> Model<'a> {
+    /// Parses and validates a model blob. Every later operation on the model relies on this.
+    pub fn from_bytes(blob: &'a [u8]) -> Result<Self, Error> {
+        let (header, body) = split_header(blob)?;
+        let (meta, ops) = postcard::take_from_bytes::<ModelMeta>(body).map_err(|_| Error::Malformed)?;
+        let model = Model { header, meta, ops };
+        model.validate()?;
+        Ok(model)
+    }
+
+    pub fn arena_bytes(&self) -> usize {
+        self.header.arena_bytes as usize
+    }
+
+    pub fn meta(&self) -> &ModelMeta {
+        &self.meta
+    }
+
+    pub fn tensors(&self) -> &[TensorDesc] {
+        &self.meta.tensors
+    }
+
+    pub fn input(&self) -> &TensorDesc {
+        &self.meta.tensors[self.meta.input as usize]
+    }
+
+    pub fn output(&self) -> &TensorDesc {
+        &self.meta.tensors[self.meta.output as usize]
+    }
+
+    pub fn raw_input(&self) -> RawInput {
+        self.meta.raw_input
+    }
+
+    /// The operations, decoded one at a time from the blob.
+    pub fn ops(&self) -> OpIter<'a> {
+        OpIter { rest: self.ops, left: self.meta.op_count }
+    }
+
+    /// Bytes of packed weights, biases and requantization arrays.
+    pub fn weight_bytes(&self) -> usize {
+        self.ops()
+            .filter_map(Result::ok)
+            .map(|op| match op {
+                Op::Conv2d(p) | Op::DepthwiseConv2d(p) => {
+                    p.weights.len() + p.channel.bias.len() + p.channel.multiplier.len() + p.channel.shift.len()
+                }
+                Op::FullyConnected(p) => {
+                    p.weights.len() + p.channel.bias.len() + p.channel.multiplier.len() + p.channel.shift.len()
+                }
+                _ => 0,
+            })
+            .sum()
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        let arena = self.header.arena_bytes as u64;
+        let tensors = &self.meta.tensors;
+        for (i, t) in tensors.iter().enumerate() {
+            let tensor = i as u16;
+            let mut elements: u64 = 1;
+            for &d in &t.shape {
+                if d == 0 {
+                    return Err(Error::BadShape { tensor });
+                }
+                elements *= d as u64;
+            }
+            if elements > u32::MAX as u64 / 4 {
+                return Err(Error::BadShape { tensor });
+            }
+            if t.offset as u64 + t.dtype.bytes_for(elements as usize) as u64 > arena {
+                return Err(Error::TensorOutOfArena { tensor });
+            }
+        }
+        if self.meta.scratch_offset as u64 + self.meta.scratch_bytes as u64 > arena {
+            return Err(Error::ScratchOutOfArena);
+        }
+        let n = tensors.len();
+        if self.meta.input as usize >= n || self.meta.output as usize >= n {
+            return Err(Error::BadTensorIndex { op: u16::MAX });
+        }
+        let input = &tensors[self.meta.input as usize];
+        let raw_ok = match self.meta.raw_input {
+            RawInput::U8 | RawInput::I8 => input.dtype == DType::I8,
+            RawInput::F32 => input.dtype != DType::F32,
+        };
+        if !raw_ok {
+            return Err(Error::WrongDtype { op: u16::MAX });
+        }
+        if self.meta.op_count == 0 {
+            return Err(Error::EmptyModel);
+        }
+        let mut iter = self.ops();
+        for (index, op) in iter.by_ref().enumerate() {
+            validate_op(&op?, index as u16, tensors)?;
+        }
+        if !iter.rest.is_empty() {
+            return Err(Error::TrailingBytes);
+        }
+        Ok(())
+    }
+}
+
+/// Iterator over the encoded operations.
+pub struct OpIter<'a> {
+    rest: &'a [u8],
+    left: u16,
+}
+
+impl<'a> Iterator for OpIter<'a> {
+    type Item = Result<Op<'a>, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        match postcard::take_from_bytes::<Op<'a>>(self.rest) {
+            Ok((op, rest)) => {
+                self.rest = rest;
+                Some(Ok(op))
+            }
+            Err(_) => {
+                self.left = 0;
+                Some(Err(Error::Malformed))
+            }
+        }
+    }
+}
+
+fn tensor(tensors: &[TensorDesc], index: u16, op: u16) -> Result<&TensorDesc, Error> {
+    tensors.get(index as usize).ok_or(Error::BadTensorIndex { op })
+}
+
+fn quantized_bits(t: &TensorDesc, op: u16) -> Result<Bits, Error> {
+    t.dtype.bits().ok_or(Error::WrongDtype { op })
+}
+
+fn region(t: &TensorDesc) -> (u64, u64) {
+    (t.offset as u64, t.offset as u64 + t.bytes() as u64)
+}
+
+fn disjoint(a: &TensorDesc, b: &TensorDesc) -> bool {
+    let (a0, a1) = region(a);
+    let (b0, b1) = region(b);
+    a1 <= b0 || b1 <= a0
+}
+
+/// Output may alias an input only exactly (same offset, same dtype and size), for elementwise ops.
+fn disjoint_or_alias(input: &TensorDesc, output: &TensorDesc) -> bool {
+    disjoint(input, output)
+        || (input.offset == output.offset && input.dtype == output.dtype && input.bytes() == output.bytes())
+}
+
+fn check_clamp(clamp: crate::format::Clamp, out: Bits, op: u16) -> Result<(), Error> {
+    let (lo, hi) = out.range();
+    let (min, max) = (clamp.min as i32, clamp.max as i32);
+    if min > max || min < lo || max > hi {
+        return Err(Error::BadParameter { op });
+    }
+    Ok(())
+}
+
+fn check_shift(shift: i8, op: u16) -> Result<(), Error> {
+    if !(SHIFT_MIN..=SHIFT_MAX).contains(&shift) {
+        return Err(Error::BadParameter { op });
+    }
+    Ok(())
+}
+
+/// `[1, H, W, C]` or a shape mismatch.
+fn nhwc(t: &TensorDesc, op: u16) -> Result<(usize, usize, usize), Error> {
+    if t.shape[0] != 1 {
+        return Err(Error::ShapeMismatch { op });
+    }
+    Ok((t.shape[1] as usize, t.shape[2] as usize, t.shape[3] as usize))
+}
+
+/// Does the last output row's window still start inside the input (contract: no window lies
+/// wholly in the padding), with padding smaller than the kernel?
+fn window_fits(out: usize, stride: u8, pad: u8, kernel: usize, size: usize) -> bool {
+    stride >= 1 && kernel >= 1 && (pad as usize) < kernel && (out - 1) * (stride as usize) < size + pad as usize
+}
+
+/// Checks the per-channel arrays of a conv or FC layer and its accumulator bound (contract §3).
+fn check_channels(
+    channel: &crate::format::ChannelParams<'_>,
+    weights: &[u8],
+    weight_bits: u8,
+    reduction: usize,
+    out_channels: usize,
+    in_bits: Bits,
+    op: u16,
+) -> Result<(), Error> {
+    let bits = Bits::from_u8(weight_bits).ok_or(Error::UnsupportedBits { op })?;
+    let row = bits.packed_len(reduction);
+    let sizes_ok = weights.len() as u64 == row as u64 * out_channels as u64
+        && channel.bias.len() as u64 == 4 * out_channels as u64
+        && channel.multiplier.len() as u64 == 4 * out_channels as u64
+        && channel.shift.len() as u64 == out_channels as u64;
+    if !sizes_ok {
+        return Err(Error::WeightSizeMismatch { op });
+    }
+    for &s in channel.shift {
+        check_shift(s as i8, op)?;
+    }
+    let multipliers = crate::quant::LeI32s(channel.multiplier);
+    if multipliers.iter().any(|m| m < 0) {
+        return Err(Error::BadParameter { op });
+    }
+    let max_bias = crate::quant::LeI32s(channel.bias).iter().map(|b| (b as i64).abs()).max().unwrap_or(0);
+    let bound = reduction as i64 * (1i64 << (bits.get() - 1)) * ((1i64 << in_bits.get()) - 1) + max_bias;
+    if bound >= 1i64 << 31 {
+        return Err(Error::AccumulatorOverflow { op });
+    }
+    Ok(())
+}
+
+fn validate_conv(p: &ConvParams<'_>, depthwise: bool, op: u16, tensors: &[TensorDesc]) -> Result<(), Error> {
+    let input = tensor(tensors, p.input, op)?;
+    let output = tensor(tensors, p.output, op)?;
+    let in_bits = quantized_bits(input, op)?;
+    let out_bits = quantized_bits(output, op)?;
+    let (h, w, c) = nhwc(input, op)?;
+    let (oh, ow, oc) = nhwc(output, op)?;
+    let (kh, kw) = (p.kernel_h as usize, p.kernel_w as usize);
+    if !window_fits(oh, p.stride_h, p.pad_top, kh, h) || !window_fits(ow, p.stride_w, p.pad_left, kw, w) {
+        return Err(Error::ShapeMismatch { op });
+    }
+    let reduction = if depthwise {
+        if oc % c != 0 {
+            return Err(Error::ShapeMismatch { op });
+        }
+        kh * kw
+    } else {
+        kh * kw * c
+    };
+    check_channels(&p.channel, p.weights, p.weight_bits, reduction, oc, in_bits, op)?;
+    check_clamp(p.clamp, out_bits, op)?;
+    if !disjoint(input, output) {
+        return Err(Error::OverlappingTensors { op });
+    }
+    Ok(())
+}
+
+fn validate_op(op: &Op<'_>, index: u16, tensors: &[TensorDesc]) -> Result<(), Error> {
+    let i = index;
+    match op {
+        Op::Conv2d(p) => validate_conv(p, false, i, tensors),
+        Op::DepthwiseConv2d(p) => validate_conv(p, true, i, tensors),
+        Op::FullyConnected(p) => {
+            let input = tensor(tensors, p.input, i)?;
+            let output = tensor(tensors, p.output, i)?;
+            let in_bits = quantized_bits(input, i)?;
+            let out_bits = quantized_bits(output, i)?;
+            check_channels(&p.channel, p.weights, p.weight_bits, input.elements(), output.elements(), in_bits, i)?;
+            check_clamp(p.clamp, out_bits, i)?;
+            if !disjoint(input, output) {
+                return Err(Error::OverlappingTensors { op: i });
+            }
+            Ok(())
+        }
+        Op::AvgPool(p) | Op::MaxPool(p) => {
+            let input = tensor(tensors, p.input, i)?;
+            let output = tensor(tensors, p.output, i)?;
+            let in_bits = quantized_bits(input, i)?;
+            let out_bits = quantized_bits(output, i)?;
+            let (h, w, c) = nhwc(input, i)?;
+            let (oh, ow, oc) = nhwc(output, i)?;
+            let (kh, kw) = (p.kernel_h as usize, p.kernel_w as usize);
+            if c != oc
+                || !window_fits(oh, p.stride_h, p.pad_top, kh, h)
+                || !window_fits(ow, p.stride_w, p.pad_left, kw, w)
+            {
+                return Err(Error::ShapeMismatch { op: i });
+            }
+            if (kh * kw) as u64 * ((1u64 << in_bits.get()) - 1) >= 1 << 31 {
+                return Err(Error::AccumulatorOverflow { op: i });
+            }
+            check_shift(p.shift, i)?;
+            if p.multiplier < 0 {
+                return Err(Error::BadParameter { op: i });
+            }
+            check_clamp(p.clamp, out_bits, i)?;
+            if !disjoint(input, output) {
+                return Err(Error::OverlappingTensors { op: i });
+            }
+            Ok(())
+        }
+        Op::Add(p) => {
+            let a = tensor(tensors, p.a, i)?;
+            let b = tensor(tensors, p.b, i)?;
+            let output = tensor(tensors, p.output, i)?;
+            quantized_bits(a, i)?;
+            quantized_bits(b, i)?;
+            let out_bits = quantized_bits(output, i)?;
+            if a.shape != output.shape || b.shape != output.shape {
+                return Err(Error::ShapeMismatch { op: i });
+            }
+            check_shift(p.shift, i)?;
+            if p.multiplier_a < 0 || p.multiplier_b < 0 {
+                return Err(Error::BadParameter { op: i });
+            }
+            check_clamp(p.clamp, out_bits, i)?;
+            if !disjoint_or_alias(a, output) || !disjoint_or_alias(b, output) {
+                return Err(Error::OverlappingTensors { op: i });
+            }
+            Ok(())
+        }
+        Op::Reshape(p) => {
+            let input = tensor(tensors, p.input, i)?;
+            let output = tensor(tensors, p.output, i)?;
+            if input.dtype != output.dtype {
+                return Err(Error::WrongDtype { op: i });
+            }
+            if input.elements() != output.elements() {
+                return Err(Error::ShapeMismatch { op: i });
+            }
+            if !disjoint_or_alias(input, output) {
+                return Err(Error::OverlappingTensors { op: i });
+            }
+            Ok(())
+        }
+        Op::Softmax(p) | Op::Dequantize(p) => {
+            let input = tensor(tensors, p.input, i)?;
+            let output = tensor(tensors, p.output, i)?;
+            quantized_bits(input, i)?;
+            if output.dtype != DType::F32 {
+                return Err(Error::WrongDtype { op: i });
+            }
+            if input.elements() != output.elements() {
+                return Err(Error::ShapeMismatch { op: i });
+            }
+            if !disjoint(input, output) {
+                return Err(Error::OverlappingTensors { op: i });
+            }
+            Ok(())
+        }
+    }
+}
