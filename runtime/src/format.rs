@@ -98,6 +98,15 @@ impl RawInput {
     }
 }
 
+/// Element order in which the firmware hands over the input (the source model's layout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InputLayout {
+    /// The arena's own NHWC order.
+    Nhwc,
+    /// Channel-major `[C, H, W]` (PyTorch exports): transposed while the input is written.
+    Nchw,
+}
+
 /// The tables at the start of the body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelMeta {
@@ -105,6 +114,7 @@ pub struct ModelMeta {
     pub input: u16,
     pub output: u16,
     pub raw_input: RawInput,
+    pub input_layout: InputLayout,
     /// Region of the arena kernels may use as scratch (`scratch_bytes` of each kernel).
     pub scratch_offset: u32,
     pub scratch_bytes: u32,

@@ -1,7 +1,7 @@
 //! Runs a validated model over a caller-provided arena, at the offsets the compiler planned.
 
 use crate::error::Error;
-use crate::format::{Op, RawInput, TensorDesc};
+use crate::format::{InputLayout, Op, RawInput, TensorDesc};
 use crate::kernels::reference as k;
 use crate::kernels::reference::{ActFormat, Window};
 use crate::model::Model;
@@ -39,31 +39,32 @@ impl<'m, 'a> Interpreter<'m, 'a> {
     }
 
     /// Writes the sensor's raw values (contract §6): one byte per element for `u8`/`i8` models,
-    /// four little-endian bytes per element for `f32` models.
+    /// four little-endian bytes per element for `f32` models, in the model's input layout.
     pub fn write_input_raw(&mut self, raw: &[u8]) -> Result<(), Error> {
         let t = *self.model.input();
         let kind = self.model.raw_input();
-        let expected = t.elements() * kind.element_bytes();
+        let width = kind.element_bytes();
+        let expected = t.elements() * width;
         if raw.len() != expected {
             return Err(Error::SizeMismatch { expected: expected as u32, got: raw.len() as u32 });
         }
-        match kind {
-            RawInput::U8 => {
-                for (q, &x) in self.input_bytes_mut().iter_mut().zip(raw) {
-                    *q = x ^ 0x80;
-                }
-            }
-            RawInput::I8 => self.input_bytes_mut().copy_from_slice(raw),
-            RawInput::F32 => {
-                let buf = self.input_bytes_mut();
-                let bits = t.dtype.bits().unwrap_or(Bits::B8);
-                for (i, c) in raw.chunks_exact(4).enumerate() {
-                    let x = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-                    store(buf, bits, i, quantize(x, &t, bits));
-                }
-                k::clear_tail(buf, ActFormat { bits, zero_point: 0 }, t.elements());
-            }
+        let nchw = self.model.meta().input_layout == InputLayout::Nchw;
+        let (h, w, c) = (t.shape[1] as usize, t.shape[2] as usize, t.shape[3] as usize);
+        let bits = t.dtype.bits().unwrap_or(Bits::B8);
+        let buf = self.input_bytes_mut();
+        for i in 0..t.elements() {
+            // Element i of the NHWC arena is element (c, y, x) of a channel-major input.
+            let src = if nchw { (i % c) * h * w + i / c } else { i };
+            let x = &raw[src * width..src * width + width];
+            let q = match (kind, x) {
+                (RawInput::U8, &[v]) => (v ^ 0x80) as i8 as i32,
+                (RawInput::I8, &[v]) => v as i8 as i32,
+                (_, &[a, b, c, d]) => quantize(f32::from_le_bytes([a, b, c, d]), &t, bits),
+                _ => 0,
+            };
+            store(buf, bits, i, q);
         }
+        k::clear_tail(buf, ActFormat { bits, zero_point: 0 }, t.elements());
         Ok(())
     }
 

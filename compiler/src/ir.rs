@@ -1,0 +1,247 @@
+//! The compiler's intermediate representation: a small, normalized, float graph in the runtime's
+//! layout (NHWC, batch 1 per sample). BatchNorm and constant subgraphs are already folded,
+//! activations fused into their producers, layout transposes resolved. Everything after import
+//! (float reference, calibration, sensitivity, quantization, planning) works on this.
+
+use ndarray::{Array1, Array2, Array4};
+
+pub type ValueId = usize;
+
+/// An activation tensor, per sample: `[H, W, C]` for feature maps, `[C]` for vectors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Value {
+    pub name: String,
+    pub shape: Vec<usize>,
+}
+
+impl Value {
+    pub fn elements(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// `(H, W, C)`, with vectors seen as `1 × 1 × C`.
+    pub fn hwc(&self) -> (usize, usize, usize) {
+        match self.shape.as_slice() {
+            [h, w, c] => (*h, *w, *c),
+            [c] => (1, 1, *c),
+            _ => (1, 1, self.elements()),
+        }
+    }
+}
+
+/// A fused output clamp in real units; `(-inf, inf)` when there is none.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Clamp {
+    pub lo: f32,
+    pub hi: f32,
+}
+
+impl Clamp {
+    pub const NONE: Clamp = Clamp { lo: f32::NEG_INFINITY, hi: f32::INFINITY };
+    pub const RELU: Clamp = Clamp { lo: 0.0, hi: f32::INFINITY };
+    pub const RELU6: Clamp = Clamp { lo: 0.0, hi: 6.0 };
+
+    pub fn is_none(&self) -> bool {
+        *self == Clamp::NONE
+    }
+
+    pub fn apply(&self, x: f32) -> f32 {
+        x.max(self.lo).min(self.hi)
+    }
+
+    /// Composition: this clamp followed by `then`.
+    pub fn then(&self, then: Clamp) -> Clamp {
+        Clamp { lo: self.lo.max(then.lo), hi: self.hi.min(then.hi).max(self.lo.max(then.lo)) }
+    }
+
+    pub fn describe(&self) -> String {
+        match (self.lo, self.hi) {
+            (lo, hi) if lo == f32::NEG_INFINITY && hi == f32::INFINITY => "none".into(),
+            (lo, hi) if lo == 0.0 && hi == f32::INFINITY => "relu".into(),
+            (lo, hi) if lo == 0.0 && hi == 6.0 => "relu6".into(),
+            (lo, hi) => format!("clip[{lo}, {hi}]"),
+        }
+    }
+}
+
+/// Window of a convolution or pooling: kernel, stride, padding `[top, left, bottom, right]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub pads: [usize; 4],
+}
+
+impl Window {
+    pub fn output_hw(&self, h: usize, w: usize) -> Option<(usize, usize)> {
+        let eh = (h + self.pads[0] + self.pads[2]).checked_sub(self.kernel[0])?;
+        let ew = (w + self.pads[1] + self.pads[3]).checked_sub(self.kernel[1])?;
+        Some((eh / self.stride[0] + 1, ew / self.stride[1] + 1))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conv {
+    /// `[out_c, kh, kw, in_c]`; for depthwise `[out_c, kh, kw, 1]`.
+    pub weight: Array4<f32>,
+    pub bias: Array1<f32>,
+    pub window: Window,
+    pub depthwise: bool,
+    pub clamp: Clamp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fc {
+    /// `[out, in]`, with `in` in the runtime's (NHWC-flattened) order.
+    pub weight: Array2<f32>,
+    pub bias: Array1<f32>,
+    pub clamp: Clamp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum OpKind {
+    Conv(Conv),
+    Fc(Fc),
+    /// Average over the taps inside the input (ONNX `count_include_pad = 0`).
+    AvgPool(Window),
+    MaxPool(Window),
+    Add(Clamp),
+    /// Same elements, new shape.
+    Reshape,
+    /// Over the last axis.
+    Softmax,
+}
+
+impl OpKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            OpKind::Conv(c) if c.depthwise => "depthwise_conv",
+            OpKind::Conv(_) => "conv",
+            OpKind::Fc(_) => "fully_connected",
+            OpKind::AvgPool(_) => "avg_pool",
+            OpKind::MaxPool(_) => "max_pool",
+            OpKind::Add(_) => "add",
+            OpKind::Reshape => "reshape",
+            OpKind::Softmax => "softmax",
+        }
+    }
+
+    /// Layers with weights, which get a weight bit width.
+    pub fn has_weights(&self) -> bool {
+        matches!(self, OpKind::Conv(_) | OpKind::Fc(_))
+    }
+
+    pub fn weight_count(&self) -> usize {
+        match self {
+            OpKind::Conv(c) => c.weight.len(),
+            OpKind::Fc(f) => f.weight.len(),
+            _ => 0,
+        }
+    }
+
+    /// Multiply-accumulates per inference for an output of `out` elements.
+    pub fn macs(&self, out: &Value) -> usize {
+        match self {
+            OpKind::Conv(c) => {
+                let (h, w, oc) = out.hwc();
+                let per = c.weight.len() / c.weight.shape()[0];
+                h * w * oc * per
+            }
+            OpKind::Fc(f) => f.weight.len(),
+            _ => 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    /// The ONNX node name this came from (of the main node when several were fused).
+    pub name: String,
+    pub op: OpKind,
+    pub inputs: Vec<ValueId>,
+    pub output: ValueId,
+}
+
+/// How the model's input is given to the compiled model (see docs/INTEGER_CONTRACT.md §6).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InputTransform {
+    pub scale: f32,
+    pub offset: f32,
+}
+
+impl Default for InputTransform {
+    fn default() -> Self {
+        InputTransform { scale: 1.0, offset: 0.0 }
+    }
+}
+
+/// A normalized model. Nodes are in execution order; each value is produced by at most one node
+/// and the input by none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Graph {
+    pub values: Vec<Value>,
+    pub nodes: Vec<Node>,
+    pub input: ValueId,
+    pub output: ValueId,
+    /// The order in which users hand over input elements (the ONNX model's input layout).
+    pub input_layout: InputLayout,
+}
+
+/// Element order of the model's input as the user supplies it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputLayout {
+    /// Already in the runtime's order (NHWC feature maps, or vectors).
+    Nhwc,
+    /// Channel-major `[C, H, W]`, as PyTorch exports; transposed when written to the input.
+    Nchw,
+}
+
+impl InputLayout {
+    /// Reorders one sample from the user's layout into the runtime's NHWC order.
+    pub fn to_nhwc<T: Copy>(self, data: &[T], (h, w, c): (usize, usize, usize)) -> Vec<T> {
+        match self {
+            InputLayout::Nhwc => data.to_vec(),
+            InputLayout::Nchw => {
+                let mut out = Vec::with_capacity(data.len());
+                for y in 0..h {
+                    for x in 0..w {
+                        for ch in 0..c {
+                            out.push(data[(ch * h + y) * w + x]);
+                        }
+                    }
+                }
+                out
+            }
+        }
+    }
+}
+
+impl Graph {
+    pub fn input_shape(&self) -> &[usize] {
+        &self.values[self.input].shape
+    }
+
+    pub fn output_shape(&self) -> &[usize] {
+        &self.values[self.output].shape
+    }
+
+    /// Indices of the nodes that read each value.
+    pub fn consumers(&self) -> Vec<Vec<usize>> {
+        let mut c = vec![Vec::new(); self.values.len()];
+        for (i, n) in self.nodes.iter().enumerate() {
+            for &v in &n.inputs {
+                c[v].push(i);
+            }
+        }
+        c
+    }
+
+    /// Does the graph end in a softmax (whose input are then the logits)?
+    pub fn ends_in_softmax(&self) -> bool {
+        self.nodes.last().is_some_and(|n| matches!(n.op, OpKind::Softmax))
+    }
+
+    pub fn total_macs(&self) -> usize {
+        self.nodes.iter().map(|n| n.op.macs(&self.values[n.output])).sum()
+    }
+}
