@@ -1,9 +1,17 @@
 //! # hawq-compiler
 //!
 //! The host side of hawq-edge: ONNX import ([`import`]) into a small float IR ([`ir`]), float
-//! reference execution, calibration and quantization to per-layer bit widths, memory planning,
-//! and emission of the runtime's model format.
+//! reference execution ([`float_exec`]), calibration and quantization to per-layer bit widths
+//! ([`quantize`]), memory planning ([`plan`]), lowering to the runtime's model format
+//! ([`emit`]), evaluation ([`eval`]), and the pipeline tying them together ([`pipeline`]).
 
+pub mod data;
+pub mod emit;
+pub mod eval;
+pub mod float_exec;
 pub mod import;
 pub mod ir;
 mod onnx_proto;
+pub mod pipeline;
+pub mod plan;
+pub mod quantize;

@@ -1,0 +1,110 @@
+//! The compile pipeline: import → calibrate → choose bits → quantize → plan → emit. Calibration
+//! is done once and reused for every bit configuration (sensitivity analysis compiles many).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::Deserialize;
+
+use crate::data::{Dataset, RawData};
+use crate::emit::{emit, Compiled};
+use crate::ir::{Graph, InputTransform};
+use crate::quantize::{activation_params, BitConfig, Calibration, RawKind};
+
+/// A model ready to be compiled at any bit configuration.
+pub struct Prepared {
+    pub graph: Graph,
+    pub raw: RawKind,
+    pub transform: InputTransform,
+    pub calibration: Calibration,
+}
+
+pub fn progress_bar(len: usize, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_string());
+    bar
+}
+
+/// The raw input kind a dataset implies.
+pub fn raw_kind(data: &Dataset) -> RawKind {
+    match data.x {
+        RawData::U8(_) => RawKind::U8,
+        RawData::I8(_) => RawKind::I8,
+        RawData::F32(_) => RawKind::F32,
+    }
+}
+
+/// Real-valued calibration inputs in the runtime's NHWC order.
+pub fn real_inputs(graph: &Graph, data: &Dataset, transform: InputTransform) -> Result<Vec<Vec<f32>>> {
+    data.check_sample_len(graph.values[graph.input].elements())?;
+    let hwc = graph.values[graph.input].hwc();
+    Ok((0..data.len()).map(|i| graph.input_layout.to_nhwc(&data.real(i, transform), hwc)).collect())
+}
+
+pub fn prepare(graph: Graph, calib: &Dataset, transform: InputTransform) -> Result<Prepared> {
+    let inputs = real_inputs(&graph, calib, transform)?;
+    let bar = progress_bar(inputs.len(), "calibrating");
+    let calibration = Calibration::collect(&graph, &inputs, &bar);
+    bar.finish_and_clear();
+    Ok(Prepared { raw: raw_kind(calib), graph, transform, calibration })
+}
+
+pub fn compile(p: &Prepared, bits: &BitConfig) -> Result<Compiled> {
+    let acts = activation_params(&p.graph, &p.calibration, bits, p.raw, p.transform)?;
+    emit(&p.graph, &acts, bits, p.raw)
+}
+
+/// A per-layer bit configuration file (JSON): weight bits by layer (node) name, activation
+/// bits by tensor name; unlisted layers and tensors take the defaults.
+///
+/// ```json
+/// { "weight_bits": { "conv1": 8, "conv2": 4 }, "act_bits": { "conv2_out": 4 } }
+/// ```
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BitsFile {
+    #[serde(default)]
+    pub weight_bits: HashMap<String, u8>,
+    #[serde(default)]
+    pub act_bits: HashMap<String, u8>,
+}
+
+impl BitsFile {
+    pub fn load(path: &Path) -> Result<BitsFile> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| anyhow!("{}: not a valid bit configuration: {e}", path.display()))
+    }
+
+    /// Applies the file on top of uniform defaults; unknown names and bad widths are errors.
+    pub fn apply(&self, graph: &Graph, mut bits: BitConfig, path: &Path) -> Result<BitConfig> {
+        for (name, &b) in &self.weight_bits {
+            if ![2, 4, 8].contains(&b) {
+                bail!("{}: layer '{name}': weight bits must be 2, 4 or 8, not {b}", path.display());
+            }
+            let i = graph
+                .nodes
+                .iter()
+                .position(|n| &n.name == name && n.op.has_weights())
+                .ok_or_else(|| anyhow!("{}: no layer with weights is named '{name}'", path.display()))?;
+            bits.weight_bits[i] = b;
+        }
+        for (name, &b) in &self.act_bits {
+            if ![4, 8].contains(&b) {
+                bail!("{}: tensor '{name}': activation bits must be 4 or 8, not {b}", path.display());
+            }
+            let v = graph
+                .values
+                .iter()
+                .position(|v| &v.name == name)
+                .ok_or_else(|| anyhow!("{}: no tensor is named '{name}'", path.display()))?;
+            bits.act_bits[v] = b;
+        }
+        Ok(bits)
+    }
+}

@@ -1,0 +1,308 @@
+//! Calibration and quantization: activation ranges from a calibration set (MSE-optimal clipping),
+//! symmetric per-channel weights at 8/4/2 bits, and the integer parameters of every layer as the
+//! runtime's contract defines them (docs/INTEGER_CONTRACT.md).
+
+use anyhow::{bail, Result};
+use half::f16;
+use rayon::prelude::*;
+
+use crate::ir::{Clamp, Graph, InputTransform, OpKind};
+
+/// How the compiled model's input arrives (contract §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RawKind {
+    U8,
+    I8,
+    F32,
+}
+
+/// Bit widths per node (weights; ignored for nodes without weights) and per value (activations).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BitConfig {
+    pub weight_bits: Vec<u8>,
+    pub act_bits: Vec<u8>,
+}
+
+impl BitConfig {
+    /// Every layer at `weight` bits, every activation at `act` bits.
+    pub fn uniform(graph: &Graph, weight: u8, act: u8) -> BitConfig {
+        BitConfig { weight_bits: vec![weight; graph.nodes.len()], act_bits: vec![act; graph.values.len()] }
+    }
+}
+
+/// Asymmetric per-tensor quantization of an activation: `real = scale · (q − zero_point)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ActQuant {
+    pub scale: f32,
+    pub zero_point: i32,
+    pub bits: u8,
+}
+
+impl ActQuant {
+    pub fn range(&self) -> (i32, i32) {
+        let half = 1 << (self.bits - 1);
+        (-half, half - 1)
+    }
+
+    /// Scale and zero point covering `[lo, hi]` (which must contain 0), the scale rounded to the
+    /// f16 the model file stores so that every multiplier is computed from the stored value.
+    pub fn from_range(lo: f32, hi: f32, bits: u8) -> ActQuant {
+        let (lo, hi) = (lo.min(0.0), hi.max(0.0));
+        let (qmin, qmax) = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1);
+        let span = (hi - lo).max(1e-6);
+        let scale = snap_f16(span / (qmax - qmin) as f32);
+        let zero_point = (qmin as f32 - lo / scale).round().clamp(qmin as f32, qmax as f32) as i32;
+        ActQuant { scale, zero_point, bits }
+    }
+
+    pub fn quantize(&self, x: f32) -> i32 {
+        let (lo, hi) = self.range();
+        ((x / self.scale).round() as i32 + self.zero_point).clamp(lo, hi)
+    }
+
+    pub fn dequantize(&self, q: i32) -> f32 {
+        self.scale * (q - self.zero_point) as f32
+    }
+
+    /// The clamp `[lo, hi]` (real units) as quantized bounds within this tensor's range.
+    pub fn clamp_bounds(&self, clamp: Clamp) -> (i32, i32) {
+        let (qmin, qmax) = self.range();
+        let lo = if clamp.lo.is_finite() { self.quantize(clamp.lo) } else { qmin };
+        let hi = if clamp.hi.is_finite() { self.quantize(clamp.hi) } else { qmax };
+        (lo.clamp(qmin, qmax), hi.clamp(lo.clamp(qmin, qmax), qmax))
+    }
+}
+
+/// The nearest positive f16-representable value.
+pub fn snap_f16(x: f32) -> f32 {
+    let s = f16::from_f32(x).to_f32();
+    if s > 0.0 && s.is_finite() {
+        s
+    } else {
+        f16::MIN_POSITIVE.to_f32().max(x.min(f16::MAX.to_f32()))
+    }
+}
+
+/// A sample of each value's observed real numbers over the calibration set.
+pub struct Calibration {
+    /// Sorted values per IR value (subsampled to at most `MAX_SAMPLES`).
+    pub sorted: Vec<Vec<f32>>,
+}
+
+const MAX_SAMPLES: usize = 400_000;
+
+impl Calibration {
+    /// Runs the float model over `inputs` (real values in NHWC order) and keeps a deterministic
+    /// stride sample of every value.
+    pub fn collect(graph: &Graph, inputs: &[Vec<f32>], progress: &indicatif::ProgressBar) -> Calibration {
+        let per_value: Vec<usize> = graph.values.iter().map(|v| v.elements()).collect();
+        let stride: Vec<usize> = per_value.iter().map(|&n| (n * inputs.len()).div_ceil(MAX_SAMPLES).max(1)).collect();
+        let chunks: Vec<Vec<Vec<f32>>> = inputs
+            .par_iter()
+            .enumerate()
+            .map(|(s, x)| {
+                let all = crate::float_exec::run_all(graph, x);
+                progress.inc(1);
+                all.iter()
+                    .zip(&stride)
+                    .map(|(v, &st)| {
+                        let offset = (s * 7919) % st;
+                        v.iter().skip(offset).step_by(st).copied().collect()
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut sorted: Vec<Vec<f32>> = vec![Vec::new(); graph.values.len()];
+        for chunk in chunks {
+            for (dst, src) in sorted.iter_mut().zip(chunk) {
+                dst.extend(src);
+            }
+        }
+        for v in &mut sorted {
+            v.retain(|x| x.is_finite());
+            v.sort_by(f32::total_cmp);
+        }
+        Calibration { sorted }
+    }
+
+    /// MSE-optimal range for `bits`: among candidate clipping points at several tail quantiles,
+    /// the one that minimises the squared quantization error over the observed values.
+    pub fn choose(&self, value: usize, bits: u8) -> ActQuant {
+        let v = &self.sorted[value];
+        if v.is_empty() {
+            return ActQuant::from_range(0.0, 1.0, bits);
+        }
+        let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+        let tails = [0.0, 1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2];
+        // Evaluate on a bounded subsample so that choosing stays cheap.
+        let step = (v.len() / 20_000).max(1);
+        let probe: Vec<f32> = v.iter().step_by(step).copied().collect();
+        let mut best = (f64::INFINITY, ActQuant::from_range(q(0.0), q(1.0), bits));
+        for &lo_tail in &tails {
+            for &hi_tail in &tails {
+                let aq = ActQuant::from_range(q(lo_tail), q(1.0 - hi_tail), bits);
+                let err: f64 = probe
+                    .iter()
+                    .map(|&x| {
+                        let e = (aq.dequantize(aq.quantize(x)) - x) as f64;
+                        e * e
+                    })
+                    .sum();
+                if err < best.0 {
+                    best = (err, aq);
+                }
+            }
+        }
+        best.1
+    }
+}
+
+/// Symmetric narrow-range quantization of one output channel's weights at `bits`, with the
+/// clipping ratio that minimises ‖Q(w) − w‖². Returns the scale and the integer weights.
+pub fn quantize_channel(w: &[f32], bits: u8) -> (f32, Vec<i8>) {
+    let qmax = ((1i32 << (bits - 1)) - 1) as f32;
+    let amax = w.iter().fold(0f32, |m, &x| m.max(x.abs()));
+    if amax == 0.0 {
+        return (1.0, vec![0; w.len()]);
+    }
+    let ratios: &[f32] = if bits >= 8 { &[1.0] } else { &[1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.45, 0.4, 0.35, 0.3] };
+    let mut best = (f64::INFINITY, 1.0f32);
+    for &r in ratios {
+        let s = amax * r / qmax;
+        let err: f64 = w
+            .iter()
+            .map(|&x| {
+                let e = ((x / s).round().clamp(-qmax, qmax) * s - x) as f64;
+                e * e
+            })
+            .sum();
+        if err < best.0 {
+            best = (err, s);
+        }
+    }
+    let s = best.1;
+    (s, w.iter().map(|&x| (x / s).round().clamp(-qmax, qmax) as i8).collect())
+}
+
+/// `‖Q_b(W) − W‖²` of a layer's weights at `bits` (per-channel), for sensitivity analysis.
+pub fn weight_error(weights: &[f32], rows: usize, bits: u8) -> f64 {
+    let k = weights.len() / rows.max(1);
+    weights
+        .chunks(k.max(1))
+        .map(|row| {
+            let (s, q) = quantize_channel(row, bits);
+            row.iter().zip(q).map(|(&x, q)| ((q as f32 * s - x) as f64).powi(2)).sum::<f64>()
+        })
+        .sum()
+}
+
+/// `real = M · 2^(shift − 31)` with `M` in `[2^30, 2^31)` (contract §4).
+pub fn quantize_multiplier(real: f64) -> Result<(i32, i8)> {
+    if !(real.is_finite() && real >= 0.0) {
+        bail!("requantization multiplier {real} is not a finite non-negative number");
+    }
+    if real == 0.0 {
+        return Ok((0, 0));
+    }
+    let mut e = real.log2().floor() as i32 + 1;
+    let mut m = (real / 2f64.powi(e) * 2f64.powi(31)).round() as i64;
+    if m >= 1 << 31 {
+        m /= 2;
+        e += 1;
+    }
+    if e > 30 {
+        bail!("requantization multiplier {real} is too large (scales differ by more than 2^30)");
+    }
+    if e < -31 {
+        // Below the normalised range: keep shift −31 and let M shrink.
+        let m = (real * 2f64.powi(62)).round() as i64;
+        return Ok((m as i32, -31));
+    }
+    Ok((m as i32, e as i8))
+}
+
+/// Quantization of every value, and which values share their input's parameters.
+pub fn activation_params(
+    graph: &Graph,
+    calib: &Calibration,
+    bits: &BitConfig,
+    raw: RawKind,
+    transform: InputTransform,
+) -> Result<Vec<ActQuant>> {
+    let mut q: Vec<Option<ActQuant>> = vec![None; graph.values.len()];
+    q[graph.input] = Some(match raw {
+        RawKind::U8 | RawKind::I8 => {
+            let base = if raw == RawKind::U8 { -128.0 } else { 0.0 };
+            let z = base - transform.offset as f64 / transform.scale as f64;
+            if (z - z.round()).abs() > 1e-3 || !(-128.0..=127.0).contains(&z.round()) {
+                bail!(
+                    "input transform scale {} offset {} puts real zero at {z:.3} on the raw {} scale; it must be an \
+                     integer in [-128, 127] (offset = −k·scale)",
+                    transform.scale,
+                    transform.offset,
+                    if raw == RawKind::U8 { "uint8 − 128" } else { "int8" }
+                );
+            }
+            // The runtime never reads the scale of a uint8/int8 input (it takes the raw integers),
+            // so the exact scale is kept for the multipliers; the file's f16 copy is informative.
+            ActQuant { scale: transform.scale, zero_point: z.round() as i32, bits: 8 }
+        }
+        RawKind::F32 => {
+            if transform != InputTransform::default() {
+                bail!("--input-scale/--input-offset apply to uint8/int8 inputs; float inputs are taken as real values");
+            }
+            calib.choose(graph.input, bits.act_bits[graph.input])
+        }
+    });
+    for node in &graph.nodes {
+        let out = node.output;
+        let tied = matches!(node.op, OpKind::MaxPool(_) | OpKind::Reshape);
+        q[out] = Some(if tied {
+            q[node.inputs[0]].expect("inputs are quantized before their consumers")
+        } else if matches!(node.op, OpKind::Softmax) {
+            ActQuant { scale: 1.0, zero_point: 0, bits: 8 }
+        } else {
+            calib.choose(out, bits.act_bits[out])
+        });
+    }
+    Ok(q.into_iter().map(|a| a.unwrap_or(ActQuant { scale: 1.0, zero_point: 0, bits: 8 })).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multiplier_round_trips_within_2_pow_minus_30() {
+        for &real in &[1e-9, 3.7e-5, 0.001, 0.25, 0.5, 0.75, 0.999_999_999, 1.0, 3.0, 1234.5] {
+            let (m, s) = quantize_multiplier(real).unwrap();
+            let back = m as f64 * 2f64.powi(s as i32 - 31);
+            assert!(((back - real) / real).abs() < 1e-9 + 2f64.powi(-30), "{real} -> {m} {s} -> {back}");
+            assert!(m >= 0);
+            assert!((-31..=30).contains(&s));
+        }
+        assert_eq!(quantize_multiplier(0.0).unwrap(), (0, 0));
+        assert!(quantize_multiplier(f64::NAN).is_err());
+        assert!(quantize_multiplier(-1.0).is_err());
+    }
+
+    #[test]
+    fn activation_range_represents_zero_exactly() {
+        for &(lo, hi, bits) in &[(0.0, 6.0, 8), (-1.0, 3.0, 8), (-2.5, 0.5, 4), (0.0, 1.0, 4), (0.1, 2.0, 8)] {
+            let q = ActQuant::from_range(lo, hi, bits);
+            assert_eq!(q.dequantize(q.quantize(0.0)), 0.0);
+            let (qmin, qmax) = q.range();
+            assert!((qmin..=qmax).contains(&q.zero_point));
+        }
+    }
+
+    #[test]
+    fn ternary_weights_use_an_mse_optimal_threshold() {
+        let w: Vec<f32> = (0..100).map(|i| (i as f32 - 50.0) / 50.0).collect();
+        let (s, q) = quantize_channel(&w, 2);
+        assert!(q.iter().all(|&v| (-1..=1).contains(&v)));
+        assert!(s < 1.0, "clipping should beat max-abs scaling for a uniform distribution, got {s}");
+        assert!(weight_error(&w, 1, 2) > weight_error(&w, 1, 4));
+        assert!(weight_error(&w, 1, 4) > weight_error(&w, 1, 8));
+    }
+}

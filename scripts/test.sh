@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The project's test suite: everything that needs only this repository (no ../shared).
+# Installs what it needs on a fresh machine (rustup components and targets) and fails loudly,
+# never skipping, when something cannot be installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain: components and cross targets"
+rustup component add rustfmt clippy >/dev/null
+CROSS_TARGETS=(thumbv6m-none-eabi thumbv7em-none-eabihf riscv32imac-unknown-none-elf)
+rustup target add "${CROSS_TARGETS[@]}" >/dev/null
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "unit, property and integration tests"
+cargo test --workspace --locked
+
+step "runtime builds for microcontrollers, without alloc"
+for t in "${CROSS_TARGETS[@]}"; do
+  cargo build -p hawq-runtime --release --locked --target "$t"
+done
+scripts/check-no-alloc.sh
+
+echo
+echo "all tests passed"
