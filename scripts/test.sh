@@ -17,7 +17,7 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "unit, property and integration tests"
-cargo test --workspace --locked
+cargo test --workspace --exclude hawq-e2e --locked
 
 step "runtime builds for microcontrollers, without alloc"
 for t in "${CROSS_TARGETS[@]}"; do

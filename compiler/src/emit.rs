@@ -112,6 +112,9 @@ fn dtype(q: &ActQuant) -> DType {
 /// Lowers `graph` with activation quantization `acts` and bit widths `bits` to a model blob.
 pub fn emit(graph: &Graph, acts: &[ActQuant], bits: &BitConfig, raw: RawKind) -> Result<Compiled> {
     let n_nodes = graph.nodes.len();
+    if n_nodes == 0 {
+        bail!("the model computes nothing: after normalization it has no operations");
+    }
     if graph.values.len() > format::MAX_TENSORS {
         bail!("the model has {} tensors; the format holds at most {}", graph.values.len(), format::MAX_TENSORS);
     }
