@@ -11,7 +11,7 @@ pub mod eval;
 pub mod float_exec;
 pub mod import;
 pub mod ir;
-mod onnx_proto;
+pub mod onnx_proto;
 pub mod pipeline;
 pub mod plan;
 pub mod quantize;

@@ -1,0 +1,303 @@
+//! The `hawq` command line on the bundled example and on malformed inputs: every bad input is a
+//! one-line error naming the problem, with a non-zero exit.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use hawq_compiler::onnx_proto::{
+    AttributeProto, Dimension, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto,
+    TypeProto, TypeProtoTensor, ValueInfoProto,
+};
+use ndarray::{Array1, Array4};
+use ndarray_npy::NpzWriter;
+use prost::Message;
+
+fn example(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/digits").join(file)
+}
+
+fn hawq(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hawq")).args(args).output().expect("hawq runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts a failing run printed exactly one line, mentioning each of `needles`.
+fn assert_one_line_error(o: &Output, needles: &[&str]) {
+    assert!(!o.status.success(), "expected failure, got success; stderr: {}", stderr(o));
+    let err = stderr(o);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "expected one line of error, got:\n{err}");
+    for n in needles {
+        assert!(lines[0].contains(n), "error line should mention '{n}': {}", lines[0]);
+    }
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+fn compile_digits(out: &Path, extra: &[&str]) -> Output {
+    let (model, calib) = (example("model.onnx"), example("calib.npz"));
+    let mut args = vec!["compile", p(&model), "--calib", p(&calib), "--input-scale", "0.0625"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["-o", p(out)]);
+    hawq(&args)
+}
+
+#[test]
+fn compile_eval_run_and_inspect_the_bundled_example() {
+    let dir = tmp();
+    let out = dir.path().join("digits.hq");
+    let o = compile_digits(&out, &["--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let compiled: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert!(compiled["weight_bytes"].as_u64().unwrap() > 0);
+
+    let o = hawq(&["eval", p(&out), "--data", p(&example("eval.npz")), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["metric"], "top1");
+    assert_eq!(v["samples"], 500);
+    assert!(v["value"].as_f64().unwrap() >= 0.95, "int8 digits accuracy {v}");
+    assert_eq!(v["weight_bytes"], compiled["weight_bytes"]);
+    assert_eq!(v["arena_bytes"], compiled["arena_bytes"]);
+
+    let o = hawq(&[
+        "eval",
+        p(&example("model.onnx")),
+        "--data",
+        p(&example("eval.npz")),
+        "--input-scale",
+        "0.0625",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let f: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert!(f.get("weight_bytes").is_none(), "an ONNX model has no weight_bytes: {f}");
+    assert!(f["value"].as_f64().unwrap() >= 0.95);
+
+    let x = Array4::<u8>::from_shape_fn((3, 1, 8, 8), |(n, _, y, x)| ((n * 5 + y * 3 + x) % 17) as u8);
+    let xin = dir.path().join("x.npy");
+    let yout = dir.path().join("y.npy");
+    ndarray_npy::write_npy(&xin, &x).unwrap();
+    let o = hawq(&["run", p(&out), "--input", p(&xin), "-o", p(&yout)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let y: ndarray::Array2<f32> = ndarray_npy::read_npy(&yout).unwrap();
+    assert_eq!(y.shape(), &[3, 10]);
+
+    let o = hawq(&["inspect", p(&out), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let i: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(i["layers"].as_array().unwrap().len(), compiled["layers"].as_array().unwrap().len());
+    let o = hawq(&["inspect", p(&out)]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("arena map"));
+}
+
+#[test]
+fn truncated_onnx_is_a_one_line_error() {
+    let dir = tmp();
+    let bytes = std::fs::read(example("model.onnx")).unwrap();
+    let bad = dir.path().join("truncated.onnx");
+    std::fs::write(&bad, &bytes[..bytes.len() / 3]).unwrap();
+    let o = hawq(&["eval", p(&bad), "--data", p(&example("eval.npz"))]);
+    assert_one_line_error(&o, &["truncated.onnx"]);
+}
+
+#[test]
+fn garbage_onnx_is_a_one_line_error() {
+    let dir = tmp();
+    let bad = dir.path().join("garbage.onnx");
+    std::fs::write(&bad, b"\xff\xfe this is not a protobuf at all \x00\x01\x02").unwrap();
+    let out = dir.path().join("o.hq");
+    let o = hawq(&["compile", p(&bad), "--calib", p(&example("calib.npz")), "-o", p(&out)]);
+    assert_one_line_error(&o, &["garbage.onnx", "ONNX"]);
+    assert!(!out.exists());
+}
+
+fn value_info(name: &str, dims: &[i64]) -> ValueInfoProto {
+    ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            tensor_type: Some(TypeProtoTensor {
+                elem_type: 1,
+                shape: Some(TensorShapeProto {
+                    dim: dims.iter().map(|&d| Dimension { dim_value: Some(d), dim_param: None }).collect(),
+                }),
+            }),
+        }),
+    }
+}
+
+fn write_model(path: &Path, graph: GraphProto) {
+    let model = ModelProto {
+        ir_version: 7,
+        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: 13 }],
+        producer_name: "hawq tests".into(),
+        producer_version: String::new(),
+        graph: Some(graph),
+    };
+    std::fs::write(path, model.encode_to_vec()).unwrap();
+}
+
+#[test]
+fn unsupported_op_names_the_node_and_op() {
+    let dir = tmp();
+    let graph = GraphProto {
+        node: vec![NodeProto {
+            input: vec!["x".into()],
+            output: vec!["y".into()],
+            name: "my_lstm".into(),
+            op_type: "LSTM".into(),
+            ..Default::default()
+        }],
+        input: vec![value_info("x", &[1, 4])],
+        output: vec![value_info("y", &[1, 4])],
+        ..Default::default()
+    };
+    let path = dir.path().join("lstm.onnx");
+    write_model(&path, graph);
+    let o = hawq(&["eval", p(&path), "--data", p(&example("eval.npz"))]);
+    assert_one_line_error(&o, &["lstm.onnx", "my_lstm", "LSTM"]);
+}
+
+#[test]
+fn unsupported_attribute_names_the_node_and_attribute() {
+    let dir = tmp();
+    let weight = TensorProto {
+        dims: vec![2, 1, 3, 3],
+        data_type: 1,
+        float_data: vec![0.5; 18],
+        name: "w".into(),
+        ..Default::default()
+    };
+    let graph = GraphProto {
+        node: vec![NodeProto {
+            input: vec!["x".into(), "w".into()],
+            output: vec!["y".into()],
+            name: "dilated".into(),
+            op_type: "Conv".into(),
+            attribute: vec![AttributeProto {
+                name: "dilations".into(),
+                r#type: 7,
+                ints: vec![2, 2],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        initializer: vec![weight],
+        input: vec![value_info("x", &[1, 1, 8, 8])],
+        output: vec![value_info("y", &[1, 2, 4, 4])],
+        ..Default::default()
+    };
+    let path = dir.path().join("dilated.onnx");
+    write_model(&path, graph);
+    let o = hawq(&["eval", p(&path), "--data", p(&example("eval.npz"))]);
+    assert_one_line_error(&o, &["dilated.onnx", "'dilated'", "Conv", "dilations"]);
+}
+
+fn write_npz(path: &Path, x_key: &str, x: &Array4<u8>, y_key: &str, y: &Array1<i64>) {
+    let mut npz = NpzWriter::new(std::fs::File::create(path).unwrap());
+    npz.add_array(x_key, x).unwrap();
+    npz.add_array(y_key, y).unwrap();
+    npz.finish().unwrap();
+}
+
+#[test]
+fn wrong_npz_keys_are_a_one_line_error() {
+    let dir = tmp();
+    let path = dir.path().join("wrong.npz");
+    write_npz(&path, "images", &Array4::zeros((2, 1, 8, 8)), "labels", &Array1::zeros(2));
+    let o = hawq(&["eval", p(&example("model.onnx")), "--data", p(&path)]);
+    assert_one_line_error(&o, &["wrong.npz", "'x'"]);
+}
+
+#[test]
+fn wrong_npz_shapes_are_a_one_line_error() {
+    let dir = tmp();
+    let path = dir.path().join("shape.npz");
+    write_npz(&path, "x", &Array4::zeros((2, 1, 9, 9)), "y", &Array1::zeros(2));
+    let o = hawq(&["compile", p(&example("model.onnx")), "--calib", p(&path), "-o", p(&dir.path().join("o.hq"))]);
+    assert_one_line_error(&o, &["shape.npz", "[1, 9, 9]"]);
+
+    let path = dir.path().join("count.npz");
+    write_npz(&path, "x", &Array4::zeros((3, 1, 8, 8)), "y", &Array1::zeros(2));
+    let o = hawq(&["eval", p(&example("model.onnx")), "--data", p(&path)]);
+    assert_one_line_error(&o, &["count.npz", "3 samples", "2 values"]);
+}
+
+#[test]
+fn corrupted_model_file_is_a_one_line_error() {
+    let dir = tmp();
+    let out = dir.path().join("m.hq");
+    let o = compile_digits(&out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut blob = std::fs::read(&out).unwrap();
+    let mid = blob.len() / 2;
+    blob[mid] ^= 0x55;
+    std::fs::write(&out, &blob).unwrap();
+    let o = hawq(&["inspect", p(&out)]);
+    assert_one_line_error(&o, &["m.hq", "checksum"]);
+}
+
+#[test]
+fn bad_bits_and_transform_are_rejected() {
+    let dir = tmp();
+    let out = dir.path().join("o.hq");
+    let o = compile_digits(&out, &["--bits", "3"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("2, 4 or 8"), "{}", stderr(&o));
+    // Real zero would sit at raw value 0.5: not an integer zero point.
+    let o = compile_digits(&out, &["--input-offset=-0.03125"]);
+    assert_one_line_error(&o, &["input transform"]);
+    assert!(!out.exists());
+}
+
+#[test]
+fn per_layer_bit_file_is_applied_and_validated() {
+    let dir = tmp();
+    let cfg = dir.path().join("bits.json");
+    let out = dir.path().join("mixed.hq");
+    std::fs::write(&cfg, r#"{"weight_bits": {"/conv2/Conv": 2, "/fc/Gemm": 4}, "act_bits": {"/dw/Conv_output_0": 4}}"#)
+        .unwrap();
+    let o = compile_digits(&out, &["--config", p(&cfg), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let layers = v["layers"].as_array().unwrap();
+    let layer = |name: &str| layers.iter().find(|l| l["name"] == name).cloned().unwrap_or_default();
+    assert_eq!(layer("/conv2/Conv")["weight_bits"], 2);
+    assert_eq!(layer("/fc/Gemm")["weight_bits"], 4);
+    assert_eq!(layer("/conv1/Conv")["weight_bits"], 8);
+    assert_eq!(layer("/dw/Conv")["out_bits"], 4);
+
+    std::fs::write(&cfg, r#"{"weight_bits": {"no_such_layer": 4}}"#).unwrap();
+    let o = compile_digits(&out, &["--config", p(&cfg)]);
+    assert_one_line_error(&o, &["bits.json", "no_such_layer"]);
+}
+
+#[test]
+fn float_reference_matches_onnxruntime_on_the_bundled_example() {
+    let graph = hawq_compiler::import::import(&example("model.onnx")).unwrap();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/reference/digits.npz");
+    let mut npz = ndarray_npy::NpzReader::new(std::fs::File::open(path).unwrap()).unwrap();
+    let input: ndarray::ArrayD<f32> = npz.by_name("input").unwrap();
+    let output: ndarray::ArrayD<f32> = npz.by_name("output").unwrap();
+    let per_in = input.len() / 8;
+    let per_out = output.len() / 8;
+    for s in 0..8 {
+        let x = &input.as_slice().unwrap()[s * per_in..(s + 1) * per_in];
+        let x = graph.input_layout.to_nhwc(x, graph.values[graph.input].hwc());
+        let got = hawq_compiler::float_exec::run(&graph, &x);
+        let want = &output.as_slice().unwrap()[s * per_out..(s + 1) * per_out];
+        let scale = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() <= 1e-4 * w.abs().max(1e-2 * scale), "sample {s}: ours {g}, onnxruntime {w}");
+        }
+    }
+}
