@@ -5,6 +5,7 @@
 //! ([`quantize`]), memory planning ([`plan`]), lowering to the runtime's model format
 //! ([`emit`]), evaluation ([`eval`]), and the pipeline tying them together ([`pipeline`]).
 
+pub mod allocate;
 pub mod data;
 pub mod emit;
 pub mod eval;
@@ -15,3 +16,4 @@ pub mod onnx_proto;
 pub mod pipeline;
 pub mod plan;
 pub mod quantize;
+pub mod report;

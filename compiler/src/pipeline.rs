@@ -57,7 +57,7 @@ pub fn prepare(graph: Graph, calib: &Dataset, transform: InputTransform) -> Resu
 
 pub fn compile(p: &Prepared, bits: &BitConfig) -> Result<Compiled> {
     let acts = activation_params(&p.graph, &p.calibration, bits, p.raw, p.transform)?;
-    emit(&p.graph, &acts, bits, p.raw)
+    emit(&p.graph, &acts, &p.calibration.channel_means, bits, p.raw)
 }
 
 /// A per-layer bit configuration file (JSON): weight bits by layer (node) name, activation

@@ -87,6 +87,8 @@ pub fn snap_f16(x: f32) -> f32 {
 pub struct Calibration {
     /// Sorted values per IR value (subsampled to at most `MAX_SAMPLES`).
     pub sorted: Vec<Vec<f32>>,
+    /// Mean of each value per channel (over samples and positions), for bias correction.
+    pub channel_means: Vec<Vec<f64>>,
 }
 
 const MAX_SAMPLES: usize = 400_000;
@@ -96,33 +98,59 @@ impl Calibration {
     /// stride sample of every value.
     pub fn collect(graph: &Graph, inputs: &[Vec<f32>], progress: &indicatif::ProgressBar) -> Calibration {
         let per_value: Vec<usize> = graph.values.iter().map(|v| v.elements()).collect();
+        let channels: Vec<usize> = graph.values.iter().map(|v| v.hwc().2).collect();
         let stride: Vec<usize> = per_value.iter().map(|&n| (n * inputs.len()).div_ceil(MAX_SAMPLES).max(1)).collect();
-        let chunks: Vec<Vec<Vec<f32>>> = inputs
+        // Per sample: the strided sample of every value, and every value's per-channel sums.
+        type Observed = (Vec<Vec<f32>>, Vec<Vec<f64>>);
+        let chunks: Vec<Observed> = inputs
             .par_iter()
             .enumerate()
             .map(|(s, x)| {
                 let all = crate::float_exec::run_all(graph, x);
                 progress.inc(1);
-                all.iter()
+                let samples = all
+                    .iter()
                     .zip(&stride)
                     .map(|(v, &st)| {
                         let offset = (s * 7919) % st;
                         v.iter().skip(offset).step_by(st).copied().collect()
                     })
-                    .collect()
+                    .collect();
+                let sums = all
+                    .iter()
+                    .zip(&channels)
+                    .map(|(v, &c)| {
+                        let mut sum = vec![0f64; c];
+                        for (i, &x) in v.iter().enumerate() {
+                            sum[i % c] += x as f64;
+                        }
+                        sum
+                    })
+                    .collect();
+                (samples, sums)
             })
             .collect();
         let mut sorted: Vec<Vec<f32>> = vec![Vec::new(); graph.values.len()];
-        for chunk in chunks {
-            for (dst, src) in sorted.iter_mut().zip(chunk) {
+        let mut channel_means: Vec<Vec<f64>> = channels.iter().map(|&c| vec![0.0; c]).collect();
+        for (samples, sums) in chunks {
+            for (dst, src) in sorted.iter_mut().zip(samples) {
                 dst.extend(src);
             }
+            for (dst, src) in channel_means.iter_mut().zip(sums) {
+                for (d, s) in dst.iter_mut().zip(src) {
+                    *d += s;
+                }
+            }
+        }
+        for (means, (&n, &c)) in channel_means.iter_mut().zip(per_value.iter().zip(&channels)) {
+            let count = (inputs.len() * n / c.max(1)).max(1) as f64;
+            means.iter_mut().for_each(|m| *m /= count);
         }
         for v in &mut sorted {
             v.retain(|x| x.is_finite());
             v.sort_by(f32::total_cmp);
         }
-        Calibration { sorted }
+        Calibration { sorted, channel_means }
     }
 
     /// MSE-optimal range for `bits`: among candidate clipping points at several tail quantiles,

@@ -1,0 +1,377 @@
+//! HAWQ-V2 bit allocation: the perturbation Ω of every layer at every bit width, the exact
+//! Pareto frontier of size against ΣΩ, and the choice of a configuration under the user's
+//! budgets (weight bytes, average bits, arena bytes) and pins.
+//!
+//! Weights: Ω_i(b) = Tr(H_i)/n_i · ‖Q_b(W_i) − W_i‖², additive over layers, and the size is
+//! additive too, so the frontier is a multiple-choice knapsack solved exactly by dynamic
+//! programming over layers, keeping only non-dominated (size, ΣΩ) points after each layer.
+//!
+//! Activations: Ω_j(a) = Tr(H_aj)/n_j · E‖Q_a(A_j) − A_j‖². Their cost is the arena, a maximum
+//! over execution steps of the bytes alive at once, which is not additive: the choice under an
+//! arena budget is a small 0-1 integer program (one binary per choosable tensor, one constraint
+//! per step), solved exactly with `good_lp`'s pure-Rust MILP solver.
+
+use anyhow::{anyhow, bail, Result};
+use serde::Serialize;
+
+use crate::ir::{Graph, OpKind};
+use crate::quantize::{weight_error, ActQuant, BitConfig, Calibration, RawKind};
+
+pub const WEIGHT_BITS: [u8; 3] = [2, 4, 8];
+pub const ACT_BITS: [u8; 2] = [4, 8];
+
+/// Bytes of one output channel's requantization parameters: i32 bias, i32 multiplier, i8 shift.
+const CHANNEL_BYTES: usize = 9;
+
+/// Average Hessian trace `Tr(H)/n` of one block, with its standard error (0 when exact).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Trace {
+    pub average: f64,
+    pub std_error: f64,
+}
+
+/// Sensitivities of a graph: per node (weight layers) and per value (activations).
+#[derive(Debug, Clone, Default)]
+pub struct Sensitivity {
+    pub weights: Vec<Option<Trace>>,
+    pub activations: Vec<Option<Trace>>,
+}
+
+/// One weight layer's options.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerOptions {
+    pub node: usize,
+    pub name: String,
+    pub params: usize,
+    pub trace: Trace,
+    /// Per entry of `WEIGHT_BITS`: bytes in the model file and Ω.
+    pub bytes: Vec<usize>,
+    pub omega: Vec<f64>,
+    /// Allowed bit widths after pins.
+    pub allowed: Vec<u8>,
+}
+
+/// One choosable activation tensor (with the tensors that share its quantization).
+#[derive(Debug, Clone, Serialize)]
+pub struct ActOptions {
+    pub value: usize,
+    pub name: String,
+    pub elements: usize,
+    pub trace: Trace,
+    /// Values whose quantization follows this one (max pool, reshape outputs).
+    pub followers: Vec<usize>,
+    /// Per entry of `ACT_BITS`.
+    pub omega: Vec<f64>,
+}
+
+pub fn weight_layer_bytes(op: &OpKind, bits: u8) -> usize {
+    let (rows, k) = match op {
+        OpKind::Conv(c) => (c.weight.shape()[0], c.weight.len() / c.weight.shape()[0]),
+        OpKind::Fc(f) => (f.weight.shape()[0], f.weight.shape()[1]),
+        _ => return 0,
+    };
+    rows * ((k * bits as usize).div_ceil(8) + CHANNEL_BYTES)
+}
+
+fn weights_of(op: &OpKind) -> Option<(&[f32], usize)> {
+    match op {
+        OpKind::Conv(c) => Some((c.weight.as_slice()?, c.weight.shape()[0])),
+        OpKind::Fc(f) => Some((f.weight.as_slice()?, f.weight.shape()[0])),
+        _ => None,
+    }
+}
+
+/// Ω tables of every weight layer; `pins` fixes layers (by node index) to a width.
+pub fn layer_options(graph: &Graph, sens: &Sensitivity, pins: &[(usize, u8)]) -> Vec<LayerOptions> {
+    graph
+        .nodes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, node)| {
+            let (w, rows) = weights_of(&node.op)?;
+            let trace = sens.weights.get(i).copied().flatten()?;
+            let omega = WEIGHT_BITS.iter().map(|&b| trace.average * weight_error(w, rows, b)).collect();
+            let bytes = WEIGHT_BITS.iter().map(|&b| weight_layer_bytes(&node.op, b)).collect();
+            let allowed = match pins.iter().find(|(n, _)| *n == i) {
+                Some(&(_, b)) => vec![b],
+                None => WEIGHT_BITS.to_vec(),
+            };
+            Some(LayerOptions { node: i, name: node.name.clone(), params: w.len(), trace, bytes, omega, allowed })
+        })
+        .collect()
+}
+
+/// Ω tables of every activation whose bit width can be chosen.
+pub fn activation_options(graph: &Graph, sens: &Sensitivity, calib: &Calibration, raw: RawKind) -> Vec<ActOptions> {
+    let mut out = Vec::new();
+    let tied_to = |v: usize| {
+        graph.nodes.iter().find(|n| n.output == v).and_then(|n| match n.op {
+            OpKind::MaxPool(_) | OpKind::Reshape => Some(n.inputs[0]),
+            _ => None,
+        })
+    };
+    for v in 0..graph.values.len() {
+        let fixed_input = v == graph.input && raw != RawKind::F32;
+        let softmax = graph.nodes.iter().any(|n| n.output == v && matches!(n.op, OpKind::Softmax));
+        if fixed_input || softmax || tied_to(v).is_some() {
+            continue;
+        }
+        let Some(trace) = sens.activations.get(v).copied().flatten() else { continue };
+        // Followers: values tied (transitively) to v.
+        let mut followers = Vec::new();
+        for w in 0..graph.values.len() {
+            let mut root = w;
+            while let Some(r) = tied_to(root) {
+                root = r;
+            }
+            if root == v && w != v {
+                followers.push(w);
+            }
+        }
+        let elements = graph.values[v].elements();
+        let omega = ACT_BITS
+            .iter()
+            .map(|&a| {
+                let q = calib.choose(v, a);
+                let mse =
+                    calib.sorted[v].iter().map(|&x| ((q.dequantize(q.quantize(x)) - x) as f64).powi(2)).sum::<f64>()
+                        / calib.sorted[v].len().max(1) as f64;
+                // E‖Q(A) − A‖² per sample = n · (mean squared error per element).
+                trace.average * elements as f64 * mse
+            })
+            .collect();
+        out.push(ActOptions { value: v, name: graph.values[v].name.clone(), elements, trace, followers, omega });
+    }
+    out
+}
+
+/// A point of the weight frontier: total bytes, ΣΩ, and the bits of each layer (in the order of
+/// the `LayerOptions` it was computed from).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FrontierPoint {
+    pub size: usize,
+    pub omega: f64,
+    pub bits: Vec<u8>,
+}
+
+/// The exact Pareto frontier of (Σ size, ΣΩ) over all per-layer choices, sorted by size. `size`
+/// maps (layer, bits) to the measure being budgeted (bytes, or params·bits for average bits).
+pub fn frontier(layers: &[LayerOptions], size: impl Fn(&LayerOptions, u8) -> usize) -> Vec<FrontierPoint> {
+    let mut points = vec![FrontierPoint { size: 0, omega: 0.0, bits: Vec::new() }];
+    for layer in layers {
+        let mut next: Vec<FrontierPoint> = Vec::with_capacity(points.len() * layer.allowed.len());
+        for p in &points {
+            for &b in &layer.allowed {
+                let k = WEIGHT_BITS.iter().position(|&x| x == b).unwrap_or(0);
+                let mut bits = p.bits.clone();
+                bits.push(b);
+                next.push(FrontierPoint { size: p.size + size(layer, b), omega: p.omega + layer.omega[k], bits });
+            }
+        }
+        points = pareto(next);
+    }
+    points
+}
+
+/// Keeps the points no other point dominates (smaller or equal size and strictly smaller Ω, or
+/// equal Ω and strictly smaller size).
+fn pareto(mut pts: Vec<FrontierPoint>) -> Vec<FrontierPoint> {
+    pts.sort_by(|a, b| a.size.cmp(&b.size).then(a.omega.total_cmp(&b.omega)));
+    let mut out: Vec<FrontierPoint> = Vec::new();
+    for p in pts {
+        if out.last().is_none_or(|last| p.omega < last.omega) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The frontier point with the smallest ΣΩ whose size is within `budget`.
+pub fn select(points: &[FrontierPoint], budget: usize) -> Option<&FrontierPoint> {
+    points.iter().filter(|p| p.size <= budget).min_by(|a, b| a.omega.total_cmp(&b.omega))
+}
+
+/// Bytes alive at each op step for an activation bit assignment, as the planner sees lifetimes
+/// (without in-place reuse, so an upper bound of the planned arena's lower bound).
+pub fn live_steps(graph: &Graph) -> Vec<Vec<usize>> {
+    let consumers = graph.consumers();
+    let n = graph.nodes.len();
+    let mut steps = vec![Vec::new(); n];
+    for (v, readers) in consumers.iter().enumerate() {
+        let first = graph.nodes.iter().position(|nd| nd.output == v).unwrap_or(0);
+        let mut last = readers.iter().copied().max().unwrap_or(first);
+        if v == graph.output {
+            last = n.saturating_sub(1);
+        }
+        for step in steps.iter_mut().take(last + 1).skip(first) {
+            step.push(v);
+        }
+    }
+    steps
+}
+
+fn value_bytes(graph: &Graph, v: usize, bits: u8) -> usize {
+    let n = graph.values[v].elements();
+    if graph.nodes.iter().any(|nd| nd.output == v && matches!(nd.op, OpKind::Softmax)) {
+        4 * n
+    } else {
+        (n * bits as usize).div_ceil(8)
+    }
+}
+
+/// Chooses activation bits minimising ΣΩ subject to every step's live bytes ≤ `max_bytes`
+/// (exact 0-1 program). Returns the bits per value (all values; non-choosable ones keep
+/// `default`), or an error if even all-4-bit does not fit.
+pub fn choose_activations(
+    graph: &Graph,
+    acts: &[ActOptions],
+    default: &BitConfig,
+    max_bytes: usize,
+) -> Result<Vec<u8>> {
+    use good_lp::{constraint, microlp, variable, Expression, ProblemVariables, Solution, SolverModel};
+    let mut vars = ProblemVariables::new();
+    // x[j] = 1 when activation j is 4-bit.
+    let x: Vec<_> = acts.iter().map(|_| vars.add(variable().binary())).collect();
+    let mut objective = Expression::from(0.0);
+    for (a, &xj) in acts.iter().zip(&x) {
+        objective += a.omega[1] + (a.omega[0] - a.omega[1]) * xj;
+    }
+    let owner: Vec<Option<usize>> =
+        (0..graph.values.len()).map(|v| acts.iter().position(|a| a.value == v || a.followers.contains(&v))).collect();
+    let mut problem = vars.minimise(objective).using(microlp);
+    for step in live_steps(graph) {
+        let mut live = Expression::from(0.0);
+        for v in step {
+            match owner[v] {
+                Some(j) => {
+                    let (b8, b4) = (value_bytes(graph, v, 8) as f64, value_bytes(graph, v, 4) as f64);
+                    live += b8 + (b4 - b8) * x[j];
+                }
+                None => live += value_bytes(graph, v, default.act_bits[v]) as f64,
+            }
+        }
+        problem = problem.with(constraint!(live <= max_bytes as f64));
+    }
+    let solution =
+        problem.solve().map_err(|e| anyhow!("no activation bit assignment fits {max_bytes} arena bytes ({e})"))?;
+    let mut bits = default.act_bits.clone();
+    for (a, &xj) in acts.iter().zip(&x) {
+        let b = if solution.value(xj) > 0.5 { 4 } else { 8 };
+        bits[a.value] = b;
+        for &f in &a.followers {
+            bits[f] = b;
+        }
+    }
+    Ok(bits)
+}
+
+/// Applies a weight frontier point to a bit configuration.
+pub fn apply_weights(layers: &[LayerOptions], point: &FrontierPoint, mut bits: BitConfig) -> BitConfig {
+    for (l, &b) in layers.iter().zip(&point.bits) {
+        bits.weight_bits[l.node] = b;
+    }
+    bits
+}
+
+/// Resolves `--pin NAME=BITS` arguments against the graph's weight layers.
+pub fn resolve_pins(graph: &Graph, pins: &[String], pin_first_last: bool) -> Result<Vec<(usize, u8)>> {
+    let mut out = Vec::new();
+    for p in pins {
+        let (name, bits) = p.rsplit_once('=').ok_or_else(|| anyhow!("--pin '{p}': expected LAYER=BITS"))?;
+        let bits: u8 = bits.parse().map_err(|_| anyhow!("--pin '{p}': bits must be 2, 4 or 8"))?;
+        if !WEIGHT_BITS.contains(&bits) {
+            bail!("--pin '{p}': bits must be 2, 4 or 8");
+        }
+        let node = graph
+            .nodes
+            .iter()
+            .position(|n| n.name == name && n.op.has_weights())
+            .ok_or_else(|| anyhow!("--pin '{p}': no layer with weights is named '{name}'"))?;
+        out.push((node, bits));
+    }
+    if pin_first_last {
+        let weighted: Vec<usize> =
+            graph.nodes.iter().enumerate().filter(|(_, n)| n.op.has_weights()).map(|(i, _)| i).collect();
+        for i in [weighted.first(), weighted.last()].into_iter().flatten() {
+            if !out.iter().any(|(n, _)| n == i) {
+                out.push((*i, 8));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The activation quantization error of one tensor at `bits`, for reports.
+pub fn activation_mse(calib: &Calibration, v: usize, q: &ActQuant) -> f64 {
+    let s = &calib.sorted[v];
+    s.iter().map(|&x| ((q.dequantize(q.quantize(x)) - x) as f64).powi(2)).sum::<f64>() / s.len().max(1) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn layer(bytes: [usize; 3], omega: [f64; 3], allowed: Vec<u8>) -> LayerOptions {
+        LayerOptions {
+            node: 0,
+            name: String::new(),
+            params: 0,
+            trace: Trace { average: 1.0, std_error: 0.0 },
+            bytes: bytes.to_vec(),
+            omega: omega.to_vec(),
+            allowed,
+        }
+    }
+
+    fn by_bytes(l: &LayerOptions, b: u8) -> usize {
+        l.bytes[WEIGHT_BITS.iter().position(|&x| x == b).unwrap()]
+    }
+
+    proptest! {
+        /// The DP frontier equals the brute-force Pareto set over all 3^n configurations.
+        #[test]
+        fn dp_frontier_matches_brute_force(spec in prop::collection::vec((1usize..50, 1usize..50, 1usize..50, 0.0f64..10.0, 0.0f64..10.0, 0.0f64..10.0, 0u8..4), 1..6)) {
+            let layers: Vec<LayerOptions> = spec.iter().map(|&(a, b, c, x, y, z, pin)| {
+                let allowed = match pin { 0 => vec![2], 1 => vec![8], _ => WEIGHT_BITS.to_vec() };
+                layer([a, a + b, a + b + c], [x + y + z, y + z, z], allowed)
+            }).collect();
+            let dp = frontier(&layers, by_bytes);
+            let mut all = vec![FrontierPoint { size: 0, omega: 0.0, bits: vec![] }];
+            for l in &layers {
+                all = all.iter().flat_map(|p| l.allowed.iter().map(move |&b| {
+                    let k = WEIGHT_BITS.iter().position(|&x| x == b).unwrap();
+                    let mut bits = p.bits.clone();
+                    bits.push(b);
+                    FrontierPoint { size: p.size + l.bytes[k], omega: p.omega + l.omega[k], bits }
+                })).collect();
+            }
+            let brute = pareto(all.clone());
+            prop_assert_eq!(dp.len(), brute.len());
+            for (d, b) in dp.iter().zip(&brute) {
+                prop_assert_eq!(d.size, b.size);
+                prop_assert!((d.omega - b.omega).abs() < 1e-9);
+            }
+            // No configuration dominates a frontier point.
+            for d in &dp {
+                prop_assert!(!all.iter().any(|p| p.size <= d.size && p.omega < d.omega - 1e-9));
+            }
+            for (d, l) in dp.iter().flat_map(|d| d.bits.iter().zip(&layers).map(move |x| (d, x))) {
+                prop_assert!(l.1.allowed.contains(l.0), "{:?}", d);
+            }
+        }
+    }
+
+    #[test]
+    fn select_takes_the_least_perturbation_within_budget() {
+        let layers = vec![
+            layer([10, 20, 40], [5.0, 1.0, 0.1], WEIGHT_BITS.to_vec()),
+            layer([10, 20, 40], [9.0, 2.0, 0.2], WEIGHT_BITS.to_vec()),
+        ];
+        let f = frontier(&layers, by_bytes);
+        let p = select(&f, 60).unwrap();
+        assert_eq!(p.size, 60);
+        assert_eq!(p.bits, vec![4, 8], "the more sensitive layer keeps 8 bits");
+        assert!(select(&f, 19).is_none());
+    }
+}
