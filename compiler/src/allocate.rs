@@ -15,7 +15,7 @@ use anyhow::{anyhow, bail, Result};
 use serde::Serialize;
 
 use crate::ir::{Graph, OpKind};
-use crate::quantize::{weight_error, ActQuant, BitConfig, Calibration, RawKind};
+use crate::quantize::{ActQuant, BitConfig, Calibration, RawKind};
 
 pub const WEIGHT_BITS: [u8; 3] = [2, 4, 8];
 pub const ACT_BITS: [u8; 2] = [4, 8];
@@ -73,30 +73,31 @@ pub fn weight_layer_bytes(op: &OpKind, bits: u8) -> usize {
     rows * ((k * bits as usize).div_ceil(8) + CHANNEL_BYTES)
 }
 
-fn weights_of(op: &OpKind) -> Option<(&[f32], usize)> {
-    match op {
-        OpKind::Conv(c) => Some((c.weight.as_slice()?, c.weight.shape()[0])),
-        OpKind::Fc(f) => Some((f.weight.as_slice()?, f.weight.shape()[0])),
-        _ => None,
-    }
-}
-
-/// Ω tables of every weight layer; `pins` fixes layers (by node index) to a width.
-pub fn layer_options(graph: &Graph, sens: &Sensitivity, pins: &[(usize, u8)]) -> Vec<LayerOptions> {
+/// Ω tables of every weight layer; `perturbation(node, bits)` is ‖Q_b(W) − W‖² with the
+/// compiler's quantizer; `pins` fixes layers (by node index) to a width.
+pub fn layer_options(
+    graph: &Graph,
+    sens: &Sensitivity,
+    perturbation: &(dyn Fn(usize, u8) -> f64 + Sync),
+    pins: &[(usize, u8)],
+) -> Vec<LayerOptions> {
     graph
         .nodes
         .iter()
         .enumerate()
         .filter_map(|(i, node)| {
-            let (w, rows) = weights_of(&node.op)?;
+            let params = node.op.weight_count();
+            if params == 0 {
+                return None;
+            }
             let trace = sens.weights.get(i).copied().flatten()?;
-            let omega = WEIGHT_BITS.iter().map(|&b| trace.average * weight_error(w, rows, b)).collect();
+            let omega = WEIGHT_BITS.iter().map(|&b| trace.average * perturbation(i, b)).collect();
             let bytes = WEIGHT_BITS.iter().map(|&b| weight_layer_bytes(&node.op, b)).collect();
             let allowed = match pins.iter().find(|(n, _)| *n == i) {
                 Some(&(_, b)) => vec![b],
                 None => WEIGHT_BITS.to_vec(),
             };
-            Some(LayerOptions { node: i, name: node.name.clone(), params: w.len(), trace, bytes, omega, allowed })
+            Some(LayerOptions { node: i, name: node.name.clone(), params, trace, bytes, omega, allowed })
         })
         .collect()
 }
@@ -305,6 +306,76 @@ pub fn resolve_pins(graph: &Graph, pins: &[String], pin_first_last: bool) -> Res
 pub fn activation_mse(calib: &Calibration, v: usize, q: &ActQuant) -> f64 {
     let s = &calib.sorted[v];
     s.iter().map(|&x| ((q.dequantize(q.quantize(x)) - x) as f64).powi(2)).sum::<f64>() / s.len().max(1) as f64
+}
+
+/// What the user constrains: any combination; none means uniform 8-bit.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Budget {
+    /// Upper bound on weight bytes in the model file (packed weights + per-channel parameters).
+    pub weight_bytes: Option<usize>,
+    /// Upper bound on the parameter-weighted average weight bit width.
+    pub avg_bits: Option<f64>,
+    /// Upper bound on the arena; activations go to 4 bits where Ω says it hurts least.
+    pub arena_bytes: Option<usize>,
+}
+
+/// The outcome of an allocation: the configuration and what it was chosen from.
+#[derive(Debug, Clone)]
+pub struct Allocation {
+    pub bits: BitConfig,
+    pub layers: Vec<LayerOptions>,
+    pub activations: Vec<ActOptions>,
+    /// The weight-bytes frontier (always in bytes, for reports).
+    pub frontier: Vec<FrontierPoint>,
+    /// Index in `frontier` of the chosen weights (by their byte size).
+    pub chosen: Option<usize>,
+}
+
+/// HAWQ-V2 allocation under `budget`: weights from the exact frontier, activations from the
+/// exact 0-1 program, each minimising the total perturbation.
+pub fn allocate(
+    graph: &Graph,
+    sens: &Sensitivity,
+    calib: &Calibration,
+    raw: RawKind,
+    perturbation: &(dyn Fn(usize, u8) -> f64 + Sync),
+    budget: Budget,
+    pins: &[(usize, u8)],
+) -> Result<Allocation> {
+    let layers = layer_options(graph, sens, perturbation, pins);
+    let activations = activation_options(graph, sens, calib, raw);
+    let by_bytes = |l: &LayerOptions, b: u8| l.bytes[WEIGHT_BITS.iter().position(|&x| x == b).unwrap_or(2)];
+    let bytes_frontier = frontier(&layers, by_bytes);
+    let mut bits = BitConfig::uniform(graph, 8, 8);
+    let weights: Option<FrontierPoint> = match (budget.weight_bytes, budget.avg_bits) {
+        (Some(_), Some(_)) => bail!("give a weight budget in bytes or in average bits, not both"),
+        (Some(max), None) => Some(
+            select(&bytes_frontier, max)
+                .ok_or_else(|| {
+                    anyhow!("no configuration fits {max} weight bytes (the smallest needs {})", bytes_frontier[0].size)
+                })?
+                .clone(),
+        ),
+        (None, Some(avg)) => {
+            // The same exact frontier, over params · bits instead of bytes.
+            let total: usize = layers.iter().map(|l| l.params).sum();
+            let by_bits = frontier(&layers, |l: &LayerOptions, b: u8| l.params * b as usize);
+            let limit = (avg * total as f64).floor() as usize;
+            let p = select(&by_bits, limit)
+                .ok_or_else(|| anyhow!("no configuration averages {avg} weight bits or fewer"))?;
+            let size = layers.iter().zip(&p.bits).map(|(l, &b)| by_bytes(l, b)).sum();
+            Some(FrontierPoint { size, omega: p.omega, bits: p.bits.clone() })
+        }
+        (None, None) => None,
+    };
+    let chosen = weights.as_ref().and_then(|w| bytes_frontier.iter().position(|p| p.bits == w.bits));
+    if let Some(w) = &weights {
+        bits = apply_weights(&layers, w, bits);
+    }
+    if let Some(max) = budget.arena_bytes {
+        bits.act_bits = choose_activations(graph, &activations, &bits, max)?;
+    }
+    Ok(Allocation { bits, layers, activations, frontier: bytes_frontier, chosen })
 }
 
 #[cfg(test)]

@@ -10,8 +10,10 @@ use hawq_runtime::format::{
     Op, PoolParams, RawInput, TensorDesc, UnaryParams,
 };
 use hawq_runtime::quant::{pack, Bits};
+use ndarray::Array2;
 use serde::Serialize;
 
+use crate::gptq::InputMoments;
 use crate::ir::{Graph, InputLayout, OpKind};
 use crate::plan::{self, Buffer};
 use crate::quantize::{quantize_channel, quantize_multiplier, ActQuant, BitConfig, RawKind};
@@ -70,10 +72,10 @@ fn lower_weights(
     rows: &[&[f32]],
     bias: &[f32],
     bits: u8,
-    qin: &ActQuant,
-    qout: &ActQuant,
+    (qin, qout): (&ActQuant, &ActQuant),
     name: &str,
     input_mean: impl Fn(usize, usize) -> f64,
+    quantize_row: impl Fn(usize, &[f32]) -> (f32, Vec<i8>),
 ) -> Result<Lowered> {
     let b = Bits::from_u8(bits).ok_or_else(|| anyhow!("node '{name}': weight bits {bits} not in 2/4/8"))?;
     let k = rows.first().map_or(0, |r| r.len());
@@ -83,7 +85,7 @@ fn lower_weights(
     let bias_limit = ((1i64 << 31) - 1 - bound).max(0);
     let mut out = Lowered { weights: Vec::new(), bias: Vec::new(), multiplier: Vec::new(), shift: Vec::new() };
     for (c, (row, &b_real)) in rows.iter().zip(bias).enumerate() {
-        let (s_w, q) = quantize_channel(row, bits);
+        let (s_w, q) = quantize_row(c, row);
         // At 8 bits the rounding is fine and unbiased enough that the correction (which ignores
         // padding) measured no gain; it is applied where rounding errors are large.
         let shift_of_rounding: f64 = if bits < 8 {
@@ -113,6 +115,65 @@ fn lower_weights(
     Ok(out)
 }
 
+/// How a layer's rows are rounded: GPTQ against the layer's input moments below 8 bits, nearest
+/// rounding at 8 bits (already near-lossless) or when no moments are known.
+pub(crate) struct RowQuantizer {
+    bits: u8,
+    /// Per group (one group for conv/FC, one per input channel for depthwise): H and the upper
+    /// Cholesky factor of its dampened inverse.
+    groups: Vec<(Array2<f64>, Array2<f64>)>,
+}
+
+impl RowQuantizer {
+    pub(crate) fn new(moments: Option<&InputMoments>, bits: u8) -> RowQuantizer {
+        let factor = |h: &Array2<f64>| crate::gptq::inverse_cholesky(h).map(|u| (h.clone(), u));
+        let groups = match moments {
+            Some(_) if bits >= 8 => Vec::new(),
+            Some(InputMoments::Shared(h)) => factor(h).into_iter().collect(),
+            Some(InputMoments::PerChannel(hs)) => {
+                let g: Option<Vec<_>> = hs.iter().map(factor).collect();
+                g.unwrap_or_default()
+            }
+            None => Vec::new(),
+        };
+        RowQuantizer { bits, groups }
+    }
+
+    pub(crate) fn quantize(&self, group: usize, w: &[f32]) -> (f32, Vec<i8>) {
+        match self.groups.get(group) {
+            Some((h, u)) if h.nrows() == w.len() => crate::gptq::quantize_row(w, self.bits, h, u),
+            _ => quantize_channel(w, self.bits),
+        }
+    }
+}
+
+/// `‖Q_b(W) − W‖²` of a weight layer with the quantizer `emit` uses (HAWQ-V2's perturbation
+/// needs the weights the model will really hold).
+pub fn weight_perturbation(op: &OpKind, moments: Option<&InputMoments>, bits: u8) -> f64 {
+    let (flat, rows, groups_of) = match op {
+        OpKind::Conv(c) => {
+            let rows = c.weight.shape()[0];
+            let in_c = match moments {
+                Some(InputMoments::PerChannel(v)) => v.len().max(1),
+                _ => 1,
+            };
+            (c.weight.as_slice(), rows, if c.depthwise { (rows / in_c).max(1) } else { usize::MAX })
+        }
+        OpKind::Fc(f) => (f.weight.as_slice(), f.weight.shape()[0], usize::MAX),
+        _ => return 0.0,
+    };
+    let Some(flat) = flat else { return 0.0 };
+    let quantizer = RowQuantizer::new(moments, bits);
+    flat.chunks(flat.len() / rows.max(1))
+        .enumerate()
+        .map(|(r, row)| {
+            let group = if groups_of == usize::MAX { 0 } else { r / groups_of };
+            let (s, q) = quantizer.quantize(group, row);
+            row.iter().zip(q).map(|(&w, q)| (w as f64 - s as f64 * q as f64).powi(2)).sum::<f64>()
+        })
+        .sum()
+}
+
 fn channel(l: &Lowered) -> ChannelParams<'_> {
     ChannelParams { bias: &l.bias, multiplier: &l.multiplier, shift: &l.shift }
 }
@@ -131,6 +192,7 @@ pub fn emit(
     graph: &Graph,
     acts: &[ActQuant],
     channel_means: &[Vec<f64>],
+    moments: &[Option<InputMoments>],
     bits: &BitConfig,
     raw: RawKind,
 ) -> Result<Compiled> {
@@ -225,7 +287,10 @@ pub fn emit(
                     means.get(ch).copied().unwrap_or(0.0)
                 };
                 let bias = c.bias.as_slice().unwrap_or(&[]);
-                Some(lower_weights(&rows, bias, bits.weight_bits[i], qin, qout, &node.name, mean)?)
+                let rounding = RowQuantizer::new(moments.get(i).and_then(Option::as_ref), bits.weight_bits[i]);
+                let quantize =
+                    |row: usize, w: &[f32]| rounding.quantize(if c.depthwise { row / per_group } else { 0 }, w);
+                Some(lower_weights(&rows, bias, bits.weight_bits[i], (qin, qout), &node.name, mean, quantize)?)
             }
             OpKind::Fc(f) => {
                 let k = f.weight.shape()[1];
@@ -234,7 +299,9 @@ pub fn emit(
                 let means = &channel_means[node.inputs[0]];
                 let mean = |_: usize, k: usize| means.get(k).copied().unwrap_or(0.0);
                 let bias = f.bias.as_slice().unwrap_or(&[]);
-                Some(lower_weights(&rows, bias, bits.weight_bits[i], qin, qout, &node.name, mean)?)
+                let rounding = RowQuantizer::new(moments.get(i).and_then(Option::as_ref), bits.weight_bits[i]);
+                let quantize = |_: usize, w: &[f32]| rounding.quantize(0, w);
+                Some(lower_weights(&rows, bias, bits.weight_bits[i], (qin, qout), &node.name, mean, quantize)?)
             }
             _ => None,
         };

@@ -6,10 +6,12 @@
 //! ([`emit`]), evaluation ([`eval`]), and the pipeline tying them together ([`pipeline`]).
 
 pub mod allocate;
+pub mod autodiff;
 pub mod data;
 pub mod emit;
 pub mod eval;
 pub mod float_exec;
+pub mod gptq;
 pub mod import;
 pub mod ir;
 pub mod onnx_proto;
@@ -17,3 +19,4 @@ pub mod pipeline;
 pub mod plan;
 pub mod quantize;
 pub mod report;
+pub mod sensitivity;

@@ -7,12 +7,16 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
+use hawq_compiler::allocate::{allocate, resolve_pins, Allocation, Budget};
+use hawq_compiler::autodiff::{Method, TraceOptions};
 use hawq_compiler::data::Dataset;
 use hawq_compiler::eval::{default_metric, evaluate, Metric, Runner};
 use hawq_compiler::import::import;
 use hawq_compiler::ir::InputTransform;
-use hawq_compiler::pipeline::{compile, prepare, progress_bar, BitsFile};
+use hawq_compiler::pipeline::{compile, compile_allocation, prepare, progress_bar, BitsFile};
 use hawq_compiler::quantize::BitConfig;
+use hawq_compiler::report::{Measured, Report};
+use hawq_compiler::sensitivity::{measure, LossChoice};
 
 #[derive(Parser)]
 #[command(
@@ -27,8 +31,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Quantize an ONNX model and write a `.hq` model file.
+    /// Quantize an ONNX model and write a `.hq` model file; with a budget, bit widths per layer
+    /// are chosen by Hessian sensitivity (HAWQ-V2).
     Compile(CompileArgs),
+    /// Per-layer Hessian sensitivity, the Pareto frontier of size against perturbation, and the
+    /// measured accuracy of frontier points.
+    Analyze(AnalyzeArgs),
     /// Measure a float `.onnx` or a compiled `.hq` model on a dataset.
     Eval(EvalArgs),
     /// Run a compiled model on the inputs of an `.npy` file.
@@ -73,9 +81,99 @@ struct CompileArgs {
     /// Per-layer bit widths (JSON: {"weight_bits": {layer: b}, "act_bits": {tensor: b}}).
     #[arg(long)]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    hawq: HawqArgs,
+    /// Weight budget in KiB (packed weights + per-channel parameters): bits chosen by HAWQ-V2.
+    #[arg(long)]
+    budget_kib: Option<f64>,
+    /// Average weight bits (parameter-weighted) not to exceed: bits chosen by HAWQ-V2.
+    #[arg(long)]
+    avg_bits: Option<f64>,
+    /// Arena budget in KiB: activations chosen for 4 bits by HAWQ-V2 until it fits.
+    #[arg(long)]
+    max_arena_kib: Option<f64>,
+    /// Write the analysis report (Markdown, JSON, SVG) into this folder.
+    #[arg(long)]
+    report: Option<PathBuf>,
     /// Output model file.
     #[arg(short, long)]
     output: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Options of the sensitivity analysis shared by `compile` and `analyze`.
+#[derive(Args, Clone)]
+struct HawqArgs {
+    /// Keep a layer at a bit width: `--pin LAYER=8` (repeatable).
+    #[arg(long)]
+    pin: Vec<String>,
+    /// Keep the first and the last weight layer at 8 bits.
+    #[arg(long)]
+    pin_first_last: bool,
+    /// Calibration loss for the Hessian.
+    #[arg(long, value_enum, default_value_t = LossChoice::Auto)]
+    loss: LossChoice,
+    /// Trace estimator: exact Gauss-Newton where it equals the Hessian, else Hutchinson.
+    #[arg(long, value_enum, default_value_t = TraceMethod::Auto)]
+    trace_method: TraceMethod,
+    /// Relative standard error at which iterative trace estimates stop.
+    #[arg(long, default_value_t = 1e-3)]
+    tolerance: f64,
+    /// Maximum iterations of iterative trace estimates.
+    #[arg(long, default_value_t = 100)]
+    max_iterations: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum TraceMethod {
+    Auto,
+    Hutchinson,
+    GaussNewton,
+}
+
+impl HawqArgs {
+    fn trace_options(&self) -> TraceOptions {
+        TraceOptions {
+            method: match self.trace_method {
+                TraceMethod::Auto => Method::Auto,
+                TraceMethod::Hutchinson => Method::Hutchinson,
+                TraceMethod::GaussNewton => Method::GaussNewton,
+            },
+            tolerance: self.tolerance,
+            max_iterations: self.max_iterations,
+            ..TraceOptions::default()
+        }
+    }
+}
+
+#[derive(Args)]
+struct AnalyzeArgs {
+    /// The trained float model.
+    model: PathBuf,
+    /// Calibration data (.npz with `x` and `y`): the Hessian's loss is measured on it.
+    #[arg(long)]
+    calib: PathBuf,
+    #[command(flatten)]
+    transform: TransformArgs,
+    #[command(flatten)]
+    hawq: HawqArgs,
+    /// Measure frontier points on this dataset with the bit-exact runtime.
+    #[arg(long)]
+    eval: Option<PathBuf>,
+    /// top1, rmse or auc-recon for --eval; chosen from the model and data when omitted.
+    #[arg(long, value_enum)]
+    metric: Option<Metric>,
+    /// Window stride for auc-recon.
+    #[arg(long, default_value_t = 128)]
+    window_stride: usize,
+    /// Frontier points to measure with --eval.
+    #[arg(long, default_value_t = 6)]
+    points: usize,
+    /// Write the report (Markdown, JSON, SVG) into this folder.
+    #[arg(long)]
+    report: Option<PathBuf>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -138,6 +236,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Compile(a) => cmd_compile(&a),
+        Command::Analyze(a) => cmd_analyze(&a),
         Command::Eval(a) => cmd_eval(&a),
         Command::Run(a) => cmd_run(&a),
         Command::Inspect(a) => cmd_inspect(&a),
@@ -154,15 +253,50 @@ fn main() -> ExitCode {
     }
 }
 
+fn kib(v: Option<f64>) -> Option<usize> {
+    v.map(|k| (k * 1024.0).floor() as usize)
+}
+
 fn cmd_compile(a: &CompileArgs) -> Result<()> {
     let graph = import(&a.model)?;
     let calib = Dataset::load(&a.calib)?;
-    let mut bits = BitConfig::uniform(&graph, a.bits, a.act_bits);
-    if let Some(path) = &a.config {
-        bits = BitsFile::load(path)?.apply(&graph, bits, path)?;
-    }
+    let budget = Budget { weight_bytes: kib(a.budget_kib), avg_bits: a.avg_bits, arena_bytes: kib(a.max_arena_kib) };
     let prepared = prepare(graph, &calib, a.transform.get())?;
-    let compiled = compile(&prepared, &bits)?;
+    let compiled = if budget == Budget::default() {
+        let mut bits = BitConfig::uniform(&prepared.graph, a.bits, a.act_bits);
+        if let Some(path) = &a.config {
+            bits = BitsFile::load(path)?.apply(&prepared.graph, bits, path)?;
+        }
+        if a.report.is_some() {
+            bail!("--report needs a budget (--budget-kib, --avg-bits or --max-arena-kib); for the analysis alone use `hawq analyze`");
+        }
+        compile(&prepared, &bits)?
+    } else {
+        if a.config.is_some() {
+            bail!("--config fixes the bits; it cannot be combined with a budget (use --pin)");
+        }
+        let pins = resolve_pins(&prepared.graph, &a.hawq.pin, a.hawq.pin_first_last)?;
+        let m = measure(&prepared, &calib, a.hawq.loss, &a.hawq.trace_options())?;
+        let allocation = allocate(
+            &prepared.graph,
+            &m.sensitivity,
+            &prepared.calibration,
+            prepared.raw,
+            &|n, b| prepared.weight_perturbation(n, b),
+            budget,
+            &pins,
+        )?;
+        let (compiled, bits) = compile_allocation(&prepared, &allocation, budget.arena_bytes)?;
+        if let Some(dir) = &a.report {
+            let mut report = build_report(&a.model, &m, &allocation);
+            report.chosen_bits = Some(allocation.layers.iter().map(|l| bits.weight_bits[l.node]).collect());
+            report.write(dir)?;
+            if !a.json {
+                println!("report: {}", dir.join("report.md").display());
+            }
+        }
+        compiled
+    };
     hawq_compiler::emit::write_atomic(&a.output, &compiled.blob)?;
     if a.json {
         println!(
@@ -361,40 +495,200 @@ fn cmd_inspect(a: &InspectArgs) -> Result<()> {
     Ok(())
 }
 
-/// The bundled example: compile examples/digits at 8 bits and evaluate float and integer models.
+/// The bundled example: the whole HAWQ-V2 pipeline on examples/digits, no arguments needed.
 fn cmd_demo() -> Result<()> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/digits");
-    let model = dir.join("model.onnx");
-    let transform = InputTransform { scale: 0.0625, offset: 0.0 };
-    let graph = import(&model)?;
-    let calib = Dataset::load(&dir.join("calib.npz"))?;
-    let eval = Dataset::load(&dir.join("eval.npz"))?;
-    let float = {
-        let bar = progress_bar(eval.len(), "float eval");
-        let v = evaluate(&Runner::Float { graph: &graph, transform }, &eval, Metric::Top1, 1, &bar)?;
-        bar.finish_and_clear();
-        v
+    let out = Path::new("target/demo");
+    std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
+    let transform = TransformArgs { input_scale: 0.0625, input_offset: 0.0 };
+    let hawq = HawqArgs {
+        pin: Vec::new(),
+        pin_first_last: false,
+        loss: LossChoice::Auto,
+        trace_method: TraceMethod::Auto,
+        tolerance: 1e-3,
+        max_iterations: 100,
     };
-    println!("examples/digits: float model top-1 {:.2}% on {} samples", 100.0 * float, eval.len());
-    let prepared = prepare(graph, &calib, transform)?;
-    let out_dir = Path::new("target/demo");
-    std::fs::create_dir_all(out_dir).with_context(|| format!("{}: cannot create", out_dir.display()))?;
-    for (name, w, act) in [("int8", 8, 8), ("w4a8", 4, 8), ("w4a4", 4, 4)] {
-        let bits = BitConfig::uniform(&prepared.graph, w, act);
-        let compiled = compile(&prepared, &bits)?;
-        let path = out_dir.join(format!("digits-{name}.hq"));
-        hawq_compiler::emit::write_atomic(&path, &compiled.blob)?;
-        let model = hawq_runtime::Model::from_bytes(&compiled.blob).map_err(|e| anyhow!("{e}"))?;
-        let bar = progress_bar(eval.len(), name);
-        let acc = evaluate(&Runner::Quantized { model }, &eval, Metric::Top1, 1, &bar)?;
-        bar.finish_and_clear();
+    println!("== examples/digits: float model");
+    cmd_eval(&EvalArgs {
+        model: dir.join("model.onnx"),
+        data: dir.join("eval.npz"),
+        transform,
+        metric: Some(Metric::Top1),
+        window_stride: 1,
+        json: false,
+    })?;
+    println!("\n== Hessian sensitivity, Pareto frontier, measured frontier points");
+    cmd_analyze(&AnalyzeArgs {
+        model: dir.join("model.onnx"),
+        calib: dir.join("calib.npz"),
+        transform,
+        hawq: hawq.clone(),
+        eval: Some(dir.join("eval.npz")),
+        metric: Some(Metric::Top1),
+        window_stride: 1,
+        points: 6,
+        report: Some(out.join("report")),
+        json: false,
+    })?;
+    println!("\n== compile under a 1.5 KiB weight budget and a 0.5 KiB arena budget");
+    let model_out = out.join("digits.hq");
+    cmd_compile(&CompileArgs {
+        model: dir.join("model.onnx"),
+        calib: dir.join("calib.npz"),
+        transform,
+        bits: 8,
+        act_bits: 8,
+        config: None,
+        hawq,
+        budget_kib: Some(1.5),
+        avg_bits: None,
+        max_arena_kib: Some(0.5),
+        report: None,
+        output: model_out.clone(),
+        json: false,
+    })?;
+    cmd_eval(&EvalArgs {
+        model: model_out,
+        data: dir.join("eval.npz"),
+        transform,
+        metric: Some(Metric::Top1),
+        window_stride: 1,
+        json: false,
+    })?;
+    println!("\nreport: {}", out.join("report/report.md").display());
+    Ok(())
+}
+
+fn build_report(model: &Path, m: &hawq_compiler::sensitivity::Measured, a: &Allocation) -> Report {
+    Report {
+        model: model.display().to_string(),
+        loss: format!("{:?}", m.loss),
+        trace_method: format!(
+            "{:?} over {} samples{}",
+            m.traces.estimator,
+            m.traces.samples,
+            if m.traces.exact_hessian { " (exact Hessian diagonal blocks)" } else { "" }
+        ),
+        trace_seconds: m.traces.seconds,
+        layers: a.layers.clone(),
+        activations: a.activations.clone(),
+        frontier: a.frontier.iter().map(|f| (f.size, f.omega)).collect(),
+        chosen: a.chosen,
+        chosen_bits: a.chosen.map(|c| a.frontier[c].bits.clone()),
+        measured: Vec::new(),
+    }
+}
+
+/// Evenly spaced frontier points (by size) to measure.
+fn spread(n: usize, count: usize) -> Vec<usize> {
+    if n == 0 || count == 0 {
+        return Vec::new();
+    }
+    let count = count.min(n);
+    let mut idx: Vec<usize> = (0..count).map(|k| if count == 1 { n - 1 } else { k * (n - 1) / (count - 1) }).collect();
+    idx.dedup();
+    idx
+}
+
+fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
+    let graph = import(&a.model)?;
+    let calib = Dataset::load(&a.calib)?;
+    let prepared = prepare(graph, &calib, a.transform.get())?;
+    let pins = resolve_pins(&prepared.graph, &a.hawq.pin, a.hawq.pin_first_last)?;
+    let m = measure(&prepared, &calib, a.hawq.loss, &a.hawq.trace_options())?;
+    let allocation = allocate(
+        &prepared.graph,
+        &m.sensitivity,
+        &prepared.calibration,
+        prepared.raw,
+        &|n, b| prepared.weight_perturbation(n, b),
+        Budget::default(),
+        &pins,
+    )?;
+    let mut report = build_report(&a.model, &m, &allocation);
+    if let Some(eval_path) = &a.eval {
+        let eval = Dataset::load(eval_path)?;
+        let mut configs: Vec<(String, BitConfig)> = Vec::new();
+        for w in [8, 4] {
+            configs.push((format!("uniform w{w}"), BitConfig::uniform(&prepared.graph, w, 8)));
+        }
+        for i in spread(allocation.frontier.len(), a.points) {
+            let bits = hawq_compiler::allocate::apply_weights(
+                &allocation.layers,
+                &allocation.frontier[i],
+                BitConfig::uniform(&prepared.graph, 8, 8),
+            );
+            configs.push((format!("hawq #{i}"), bits));
+        }
+        for (label, bits) in configs {
+            let compiled = compile(&prepared, &bits)?;
+            let model = hawq_runtime::Model::from_bytes(&compiled.blob).map_err(|e| anyhow!("{e}"))?;
+            let runner = Runner::Quantized { model };
+            let metric = a.metric.unwrap_or_else(|| default_metric(&runner, &eval));
+            let bar = progress_bar(eval.len(), &label);
+            let value = evaluate(&runner, &eval, metric, a.window_stride, &bar)?;
+            bar.finish_and_clear();
+            report.measured.push(Measured {
+                label,
+                weight_bytes: compiled.weight_bytes,
+                arena_bytes: compiled.arena_bytes,
+                metric: metric.name().to_string(),
+                value,
+                bits: allocation.layers.iter().map(|l| bits.weight_bits[l.node]).collect(),
+            });
+        }
+    }
+    if let Some(dir) = &a.report {
+        report.write(dir)?;
+    }
+    if a.json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    println!(
+        "{}: loss {}, traces by {} in {:.2} s",
+        a.model.display(),
+        report.loss,
+        report.trace_method,
+        report.trace_seconds
+    );
+    println!(
+        "{:>3} {:<40} {:>7} {:>11} {:>7} {:>10} {:>10} {:>10}",
+        "#", "layer", "params", "Tr(H)/n", "±rel", "Ω(2)", "Ω(4)", "Ω(8)"
+    );
+    for (k, l) in report.layers.iter().enumerate() {
+        let rel = if l.trace.average != 0.0 { l.trace.std_error / l.trace.average.abs() } else { 0.0 };
         println!(
-            "  {name:<5} top-1 {:.2}%  weights {:>5} B  arena {:>5} B  → {}",
-            100.0 * acc,
-            compiled.weight_bytes,
-            compiled.arena_bytes,
-            path.display()
+            "{k:>3} {:<40} {:>7} {:>11.4e} {:>6.2}% {:>10.3e} {:>10.3e} {:>10.3e}",
+            shorten(&l.name, 40),
+            l.params,
+            l.trace.average,
+            100.0 * rel,
+            l.omega[0],
+            l.omega[1],
+            l.omega[2]
         );
+    }
+    println!(
+        "frontier: {} non-dominated configurations, {}..{} weight bytes",
+        report.frontier.len(),
+        report.frontier.first().map_or(0, |p| p.0),
+        report.frontier.last().map_or(0, |p| p.0)
+    );
+    for m in &report.measured {
+        println!(
+            "  {:<12} {} {:.4}  weights {:>7} B  arena {:>7} B  bits {}",
+            m.label,
+            m.metric,
+            m.value,
+            m.weight_bytes,
+            m.arena_bytes,
+            hawq_compiler::report::bits_string(&m.bits)
+        );
+    }
+    if let Some(dir) = &a.report {
+        println!("report: {}", dir.join("report.md").display());
     }
     Ok(())
 }

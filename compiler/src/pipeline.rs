@@ -18,7 +18,13 @@ pub struct Prepared {
     pub raw: RawKind,
     pub transform: InputTransform,
     pub calibration: Calibration,
+    /// Input second moments per weight layer, for error-compensating rounding below 8 bits.
+    pub moments: Vec<Option<crate::gptq::InputMoments>>,
 }
+
+/// Calibration samples used for the input moments (they cost a forward pass and a K×K product
+/// per layer each; 64 samples pin the moments down well for layers of these sizes).
+const MOMENT_SAMPLES: usize = 64;
 
 pub fn progress_bar(len: usize, what: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(len as u64);
@@ -52,12 +58,22 @@ pub fn prepare(graph: Graph, calib: &Dataset, transform: InputTransform) -> Resu
     let bar = progress_bar(inputs.len(), "calibrating");
     let calibration = Calibration::collect(&graph, &inputs, &bar);
     bar.finish_and_clear();
-    Ok(Prepared { raw: raw_kind(calib), graph, transform, calibration })
+    let step = inputs.len().div_ceil(MOMENT_SAMPLES).max(1);
+    let subset: Vec<Vec<f32>> = inputs.iter().step_by(step).cloned().collect();
+    let moments = crate::gptq::input_moments(&graph, &subset);
+    Ok(Prepared { raw: raw_kind(calib), graph, transform, calibration, moments })
+}
+
+impl Prepared {
+    /// `‖Q_b(W) − W‖²` of weight layer `node` with the quantizer compilation uses.
+    pub fn weight_perturbation(&self, node: usize, bits: u8) -> f64 {
+        crate::emit::weight_perturbation(&self.graph.nodes[node].op, self.moments[node].as_ref(), bits)
+    }
 }
 
 pub fn compile(p: &Prepared, bits: &BitConfig) -> Result<Compiled> {
     let acts = activation_params(&p.graph, &p.calibration, bits, p.raw, p.transform)?;
-    emit(&p.graph, &acts, &p.calibration.channel_means, bits, p.raw)
+    emit(&p.graph, &acts, &p.calibration.channel_means, &p.moments, bits, p.raw)
 }
 
 /// A per-layer bit configuration file (JSON): weight bits by layer (node) name, activation
@@ -107,4 +123,28 @@ impl BitsFile {
         }
         Ok(bits)
     }
+}
+
+/// Compiles under an arena budget: the activation program bounds the bytes alive at each step,
+/// which the planner can exceed slightly (fragmentation), so the bound is tightened by the
+/// overshoot until the planned arena fits.
+pub fn compile_allocation(
+    p: &Prepared,
+    allocation: &crate::allocate::Allocation,
+    max_arena: Option<usize>,
+) -> Result<(Compiled, BitConfig)> {
+    let mut bits = allocation.bits.clone();
+    let mut bound = max_arena;
+    for _ in 0..16 {
+        let compiled = compile(p, &bits)?;
+        match (max_arena, bound) {
+            (Some(max), Some(b)) if compiled.arena_bytes > max => {
+                let tighter = b.saturating_sub(compiled.arena_bytes - max).max(1);
+                bits.act_bits = crate::allocate::choose_activations(&p.graph, &allocation.activations, &bits, tighter)?;
+                bound = Some(tighter);
+            }
+            _ => return Ok((compiled, bits)),
+        }
+    }
+    bail!("could not fit the arena in {} bytes", max_arena.unwrap_or(0))
 }

@@ -1,0 +1,274 @@
+//! Exact derivatives of a calibration loss with respect to the weights and the activations of a
+//! graph, for HAWQ-V2's per-layer Hessian traces. No Rust library does Hessian-vector products,
+//! so the reverse mode and the forward-over-reverse mode are written here, on the IR directly.
+//!
+//! # The loss
+//!
+//! [`Loss`] is chosen by the caller; the batch loss `L` is the **mean over samples** of the
+//! per-sample loss `ℓ`:
+//! - [`Loss::CrossEntropy`]: `ℓ = logsumexp(z) − z_y` on the logits `z` (if the graph ends in a
+//!   Softmax, that node is left out and its input are the logits); labels are class indices.
+//! - [`Loss::Mse`]: `ℓ = mean over the m outputs of (out − y)²`, `y` the sample's scalar target
+//!   (1-output regression; with several outputs every output is compared to `y`).
+//! - [`Loss::Reconstruction`]: `ℓ = mean over outputs of (out − input)²` (autoencoders; the
+//!   input, in the IR's NHWC order, is a constant target: perturbing the input activation changes
+//!   the network's output, not the target). Labels are ignored (may be empty).
+//!
+//! # Conventions
+//!
+//! - The forward pass is [`crate::float_exec::run_all`] (f32); derivatives are computed in f32
+//!   with f64 accumulation of losses, norms and sums over samples.
+//! - Clamps (ReLU, ReLU6, clip, fused into Conv/Fc/Add) pass the derivative where
+//!   `lo < pre-activation < hi`, strictly: at a bound (output equal to `lo` or `hi`) the
+//!   derivative is 0. Max pool routes the derivative to the argmax tap, ties to the first tap in
+//!   row-major window order. Average pool divides by the count of taps inside the input.
+//! - Second derivatives treat clamp masks and max-pool argmaxes as constant (their derivative is
+//!   zero almost everywhere), so for these piecewise-linear networks the Hessian is exact.
+//! - Weight vectors ([`WeightVector`]) are per node, in the IR's row-major weight order
+//!   (`[out_c, kh, kw, in_c]`, depthwise `[out_c, kh, kw, 1]`, fc `[out, in]`), with biases.
+//!   [`hvp`] covers weights **and** biases; the traces ([`traces`]) cover weights only (HAWQ's
+//!   sensitivity).
+//! - Activation gradients are **per sample** of the batch loss: `∂L/∂a⁽ˢ⁾ = (1/N) ∂ℓₛ/∂a⁽ˢ⁾`.
+//! - Activation traces are `(1/N) Σₛ Tr(∂²ℓₛ/∂a⁽ˢ⁾²)`, equal to the trace of the batch loss's
+//!   Hessian with respect to all samples' copies of the value; a perturbation of a value is
+//!   applied after its producer's clamp (as quantization of the stored value is).
+
+mod backward;
+mod kernels;
+mod loss;
+mod net;
+mod tangent;
+mod trace;
+
+use anyhow::{bail, Result};
+use rayon::prelude::*;
+
+use crate::ir::{Graph, OpKind};
+use backward::{backward, GradientSink};
+use loss::{check_labels, sample_loss};
+use net::Net;
+use tangent::{hvp_sample, Direction, WeightSeed};
+
+pub use trace::{traces, ActTrace, Estimator, LayerTrace, Method, TraceOptions, Traces};
+
+/// The calibration loss; see the module documentation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Loss {
+    CrossEntropy,
+    Mse,
+    Reconstruction,
+}
+
+/// A vector over all layers' parameters, in blocks per node (indexed like `graph.nodes`):
+/// `weights[n]` in the IR's row-major weight order and `biases[n]`, both empty for nodes without
+/// weights. As a direction, an empty block means zero.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeightVector {
+    pub weights: Vec<Vec<f32>>,
+    pub biases: Vec<Vec<f32>>,
+}
+
+impl WeightVector {
+    /// Zeros for every weight layer's weights and biases.
+    pub fn zeros(graph: &Graph) -> WeightVector {
+        let of = |op: &OpKind| match op {
+            OpKind::Conv(c) => (vec![0.0; c.weight.len()], vec![0.0; c.bias.len()]),
+            OpKind::Fc(f) => (vec![0.0; f.weight.len()], vec![0.0; f.bias.len()]),
+            _ => (Vec::new(), Vec::new()),
+        };
+        let (weights, biases) = graph.nodes.iter().map(|n| of(&n.op)).unzip();
+        WeightVector { weights, biases }
+    }
+
+    /// The graph's own parameters.
+    pub fn of(graph: &Graph) -> WeightVector {
+        let of = |op: &OpKind| match op {
+            OpKind::Conv(c) => (c.weight.iter().copied().collect(), c.bias.to_vec()),
+            OpKind::Fc(f) => (f.weight.iter().copied().collect(), f.bias.to_vec()),
+            _ => (Vec::new(), Vec::new()),
+        };
+        let (weights, biases) = graph.nodes.iter().map(|n| of(&n.op)).unzip();
+        WeightVector { weights, biases }
+    }
+
+    /// `Σ selfᵢ otherᵢ` over the blocks both have (in f64).
+    pub fn dot(&self, other: &WeightVector) -> f64 {
+        let blocks = |a: &[Vec<f32>], b: &[Vec<f32>]| -> f64 {
+            a.iter().zip(b).filter(|(x, y)| x.len() == y.len()).map(|(x, y)| kernels::dot(x, y)).sum()
+        };
+        blocks(&self.weights, &other.weights) + blocks(&self.biases, &other.biases)
+    }
+
+    /// A copy of `graph` whose parameters are moved by `step · self` (empty blocks leave them).
+    ///
+    /// # Panics
+    /// If a non-empty block does not have its layer's size.
+    pub fn apply(&self, graph: &Graph, step: f32) -> Graph {
+        let mut g = graph.clone();
+        let moved = |p: &mut dyn Iterator<Item = &mut f32>, d: Option<&Vec<f32>>, len: usize| {
+            if let Some(d) = d.filter(|d| !d.is_empty()) {
+                assert_eq!(d.len(), len, "direction block size");
+                p.zip(d).for_each(|(x, &dx)| *x += step * dx);
+            }
+        };
+        for (n, node) in g.nodes.iter_mut().enumerate() {
+            let (w, b) = (self.weights.get(n), self.biases.get(n));
+            match &mut node.op {
+                OpKind::Conv(c) => {
+                    let (wl, bl) = (c.weight.len(), c.bias.len());
+                    moved(&mut c.weight.iter_mut(), w, wl);
+                    moved(&mut c.bias.iter_mut(), b, bl);
+                }
+                OpKind::Fc(f) => {
+                    let (wl, bl) = (f.weight.len(), f.bias.len());
+                    moved(&mut f.weight.iter_mut(), w, wl);
+                    moved(&mut f.bias.iter_mut(), b, bl);
+                }
+                _ => {}
+            }
+        }
+        g
+    }
+}
+
+/// The loss and its gradient on a batch.
+#[derive(Debug, Clone)]
+pub struct Gradients {
+    /// The batch loss `L` (mean over samples).
+    pub loss: f64,
+    /// `∂L/∂θ` for every weight layer's weights and biases.
+    pub params: WeightVector,
+    /// `activations[s][v] = ∂L/∂(value v of sample s)` (that is `(1/N) ∂ℓₛ/∂a`); empty for
+    /// values the loss does not depend on (e.g. the probabilities of a stripped final Softmax).
+    pub activations: Vec<Vec<Vec<f32>>>,
+}
+
+/// Validates a batch and builds the differentiated net.
+fn prepare<'g>(graph: &'g Graph, loss: Loss, inputs: &[Vec<f32>], labels: &[f64]) -> Result<Net<'g>> {
+    let net = Net::new(graph, loss)?;
+    if inputs.is_empty() {
+        bail!("no samples");
+    }
+    let expected = graph.values[graph.input].elements();
+    if let Some((i, x)) = inputs.iter().enumerate().find(|(_, x)| x.len() != expected) {
+        bail!("sample {i} has {} elements, the graph's input takes {expected}", x.len());
+    }
+    check_labels(loss, labels, inputs.len(), net.len(net.head))?;
+    Ok(net)
+}
+
+fn label_of(labels: &[f64], s: usize) -> f64 {
+    labels.get(s).copied().unwrap_or(0.0)
+}
+
+/// The batch loss `L`, from the float executor's forward pass.
+///
+/// # Errors
+/// If the loss does not fit the graph (see [`Loss`]), or the batch is empty or mis-sized.
+pub fn loss_value(graph: &Graph, loss: Loss, inputs: &[Vec<f32>], labels: &[f64]) -> Result<f64> {
+    let net = prepare(graph, loss, inputs, labels)?;
+    let total: f64 = inputs
+        .par_iter()
+        .enumerate()
+        .map(|(s, x)| {
+            let tape = net.tape(x);
+            sample_loss(loss, &tape.values[net.head], x, label_of(labels, s)).value
+        })
+        .collect::<Vec<_>>()
+        .iter()
+        .sum();
+    Ok(total / inputs.len() as f64)
+}
+
+/// Reverse mode: the batch loss, `∂L/∂θ` (weights and biases), and per-sample activation
+/// gradients `∂L/∂a⁽ˢ⁾`. Parallel over samples.
+///
+/// # Errors
+/// As [`loss_value`].
+pub fn gradients(graph: &Graph, loss: Loss, inputs: &[Vec<f32>], labels: &[f64]) -> Result<Gradients> {
+    let net = prepare(graph, loss, inputs, labels)?;
+    let n = inputs.len() as f64;
+    let per_sample: Vec<(f64, GradientSink)> = inputs
+        .par_iter()
+        .enumerate()
+        .map(|(s, x)| {
+            let tape = net.tape(x);
+            let sl = sample_loss(loss, &tape.values[net.head], x, label_of(labels, s));
+            let seeds = sl.grad.iter().map(|&g| (g / n) as f32).collect();
+            let mut sink = GradientSink::new(graph.nodes.len(), graph.values.len());
+            backward(&net, &tape, seeds, 1, true, &mut sink);
+            (sl.value, sink)
+        })
+        .collect();
+    let mut params = WeightVector::zeros(graph);
+    let mut weights: Vec<Vec<f64>> = params.weights.iter().map(|w| vec![0.0; w.len()]).collect();
+    let mut biases: Vec<Vec<f64>> = params.biases.iter().map(|b| vec![0.0; b.len()]).collect();
+    let mut total = 0.0;
+    let mut activations = Vec::with_capacity(per_sample.len());
+    for (value, sink) in per_sample {
+        total += value;
+        for (acc, g) in weights.iter_mut().zip(&sink.weights).chain(biases.iter_mut().zip(&sink.biases)) {
+            acc.iter_mut().zip(g).for_each(|(a, &x)| *a += f64::from(x));
+        }
+        activations.push(sink.values);
+    }
+    for (out, acc) in params.weights.iter_mut().zip(&weights).chain(params.biases.iter_mut().zip(&biases)) {
+        out.iter_mut().zip(acc).for_each(|(o, &a)| *o = a as f32);
+    }
+    Ok(Gradients { loss: total / n, params, activations })
+}
+
+/// The exact Hessian-vector product `H v` of the batch loss with respect to all weights and
+/// biases (forward-over-reverse, not finite differences). Blocks of `v` that are empty count as
+/// zero; the result has every weight layer's weight and bias blocks.
+///
+/// # Errors
+/// As [`loss_value`], or if a block of `v` does not have its layer's size.
+pub fn hvp(graph: &Graph, loss: Loss, inputs: &[Vec<f32>], labels: &[f64], v: &WeightVector) -> Result<WeightVector> {
+    let net = prepare(graph, loss, inputs, labels)?;
+    let mut seeds = Vec::new();
+    for n in net.weight_nodes() {
+        let op = &graph.nodes[n].op;
+        let w = v.weights.get(n).cloned().unwrap_or_default();
+        let b = v.biases.get(n).cloned().unwrap_or_default();
+        let bias_len = match op {
+            OpKind::Conv(c) => c.bias.len(),
+            OpKind::Fc(f) => f.bias.len(),
+            _ => 0,
+        };
+        if (!w.is_empty() && w.len() != op.weight_count()) || (!b.is_empty() && b.len() != bias_len) {
+            bail!("direction block of node {n} ({:?}) has the wrong size", graph.nodes[n].name);
+        }
+        if w.iter().chain(&b).all(|&x| x == 0.0) {
+            continue;
+        }
+        let w = if w.is_empty() { vec![0.0; op.weight_count()] } else { w };
+        seeds.push(WeightSeed { node: n, w, b });
+    }
+    let mut result = WeightVector::zeros(graph);
+    if seeds.is_empty() {
+        return Ok(result);
+    }
+    let scale = 1.0 / inputs.len() as f64;
+    let direction = [Direction { weights: seeds, values: Vec::new(), full: true }];
+    let per_sample: Vec<_> = inputs
+        .par_iter()
+        .enumerate()
+        .map(|(s, x)| {
+            let tape = net.tape(x);
+            let sl = sample_loss(loss, &tape.values[net.head], x, label_of(labels, s));
+            hvp_sample(&net, &tape, &sl, scale, &direction).pop().expect("one response")
+        })
+        .collect();
+    let mut weights: Vec<Vec<f64>> = result.weights.iter().map(|w| vec![0.0; w.len()]).collect();
+    let mut biases: Vec<Vec<f64>> = result.biases.iter().map(|b| vec![0.0; b.len()]).collect();
+    for r in &per_sample {
+        for (acc, g) in weights.iter_mut().zip(&r.weights).chain(biases.iter_mut().zip(&r.biases)) {
+            acc.iter_mut().zip(g).for_each(|(a, &x)| *a += f64::from(x));
+        }
+    }
+    for (out, acc) in result.weights.iter_mut().zip(&weights).chain(result.biases.iter_mut().zip(&biases)) {
+        out.iter_mut().zip(acc).for_each(|(o, &a)| *o = a as f32);
+    }
+    Ok(result)
+}

@@ -1,0 +1,439 @@
+//! Per-layer Hessian traces, HAWQ-V2's sensitivity: `Tr(H_ii)` of each weight layer's diagonal
+//! block and `Tr(∂²L/∂a²)` of each activation value, with two estimators.
+//!
+//! **Gauss–Newton, exact.** For piecewise-linear networks (every op here but Softmax) the logits
+//! are linear in one layer's weights, or in one value, for a fixed activation pattern, so each
+//! diagonal block of the Hessian *is* its Gauss–Newton block `Jᵢᵀ H_out Jᵢ`. With
+//! `H_out = A Aᵀ`, `Tr = Σ_c ‖Jᵢᵀ a_c‖²`: one backward pass per column of `A`, gradients squared
+//! and summed. The columns of a sample go back together as one batch (so the convolutions are
+//! GEMMs over `columns × pixels`), samples in parallel. Cross-entropy's `A` is reduced to `C − 1`
+//! columns (see `loss.rs`). When the head has more than `exact_max_outputs` entries, Rademacher
+//! probes `r` in output space replace the columns (`E‖Jᵢᵀ A r‖² = Tr(Jᵢᵀ A Aᵀ Jᵢ)`).
+//!
+//! **Hutchinson.** `E[vᵀ H v] = Tr(H)` for Rademacher `v`: each weight layer (and each value) is
+//! probed with its own vector, through the exact forward-over-reverse Hessian-vector product
+//! restricted to that block, so there are no cross-layer terms. The probes are drawn
+//! independently per sample (`Tr H = (1/N) Σₛ Tr Hₛ`, so one iteration averages `N` independent
+//! per-sample estimates). Works for any graph (also one with a Softmax inside the loss, where the
+//! Gauss–Newton block is only an approximation).
+//!
+//! Iterative estimates keep a running mean per layer; a layer stops when, after at least
+//! `min_iterations`, its standard error is at most `tolerance × |mean|` (or at `max_iterations`).
+//! Probes come from a counter-based generator keyed by `(seed, iteration, sample, layer)`, so
+//! results do not depend on thread scheduling.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use rayon::prelude::*;
+
+use super::backward::{backward, NormSink};
+use super::loss::sample_loss;
+use super::net::Net;
+use super::tangent::{hvp_sample, Direction, WeightSeed};
+use super::{label_of, prepare, Loss};
+use crate::ir::{Graph, ValueId};
+
+/// Which estimator [`traces`] uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Method {
+    /// Gauss–Newton when the network is piecewise linear under the loss (then it is the exact
+    /// Hessian), Hutchinson otherwise.
+    Auto,
+    Hutchinson,
+    /// Gauss–Newton even when the loss reads through a Softmax (then it is the Gauss–Newton
+    /// approximation, and [`Traces::exact_hessian`] is false).
+    GaussNewton,
+}
+
+/// The estimator that was used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Estimator {
+    /// One backward pass per column of the output-Hessian factor; standard error 0.
+    GaussNewtonExact,
+    /// Gauss–Newton with Rademacher probes in output space (many outputs).
+    GaussNewtonProbes,
+    /// Rademacher probes of the exact Hessian-vector product.
+    Hutchinson,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceOptions {
+    pub method: Method,
+    /// Relative standard error at which a layer's iterative estimate stops.
+    pub tolerance: f64,
+    pub max_iterations: usize,
+    /// Iterations before the stopping rule applies (the standard error of fewer is unreliable).
+    pub min_iterations: usize,
+    pub seed: u64,
+    /// Largest number of factor columns (C − 1 for cross-entropy, m for MSE) done exactly.
+    pub exact_max_outputs: usize,
+    /// Output-space probes per backward pass in the Gauss–Newton probe mode.
+    pub probes_per_pass: usize,
+    /// Also estimate the activation traces.
+    pub activations: bool,
+}
+
+impl Default for TraceOptions {
+    fn default() -> Self {
+        TraceOptions {
+            method: Method::Auto,
+            tolerance: 1e-3,
+            max_iterations: 100,
+            min_iterations: 8,
+            seed: 0x4841_5751,
+            exact_max_outputs: 32,
+            probes_per_pass: 8,
+            activations: true,
+        }
+    }
+}
+
+/// `Tr(H_ii)` of one weight layer (weights only, batch-mean loss).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LayerTrace {
+    /// Node index.
+    pub node: usize,
+    pub trace: f64,
+    /// Number of weights.
+    pub params: usize,
+    /// Standard error of `trace` (0 for the exact estimator).
+    pub std_error: f64,
+    /// Iterations averaged (1 for the exact estimator).
+    pub iterations: usize,
+}
+
+impl LayerTrace {
+    /// `Tr / n`, HAWQ-V2's average trace.
+    pub fn average(&self) -> f64 {
+        self.trace / self.params.max(1) as f64
+    }
+
+    pub fn relative_std_error(&self) -> f64 {
+        relative(self.std_error, self.trace)
+    }
+}
+
+/// `(1/N) Σₛ Tr(∂²ℓₛ/∂a⁽ˢ⁾²)` of one value.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ActTrace {
+    pub value: ValueId,
+    pub trace: f64,
+    /// Elements per sample.
+    pub elements: usize,
+    pub std_error: f64,
+    pub iterations: usize,
+}
+
+impl ActTrace {
+    /// `Tr / elements`.
+    pub fn average(&self) -> f64 {
+        self.trace / self.elements.max(1) as f64
+    }
+
+    pub fn relative_std_error(&self) -> f64 {
+        relative(self.std_error, self.trace)
+    }
+}
+
+fn relative(std_error: f64, trace: f64) -> f64 {
+    if std_error == 0.0 {
+        0.0
+    } else {
+        std_error / trace.abs()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Traces {
+    /// One per weight layer the loss depends on, in node order.
+    pub weights: Vec<LayerTrace>,
+    /// One per value the loss depends on (the input included), in value order; empty unless
+    /// [`TraceOptions::activations`].
+    pub activations: Vec<ActTrace>,
+    pub estimator: Estimator,
+    /// Is the estimated quantity the Hessian's trace (false: the Gauss–Newton approximation)?
+    pub exact_hessian: bool,
+    pub samples: usize,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// Per-layer traces of the batch loss's Hessian; see the module documentation for the
+/// estimators. The progress bar counts samples (exact) or iterations (iterative).
+///
+/// # Errors
+/// As [`super::loss_value`].
+pub fn traces(
+    graph: &Graph,
+    loss: Loss,
+    inputs: &[Vec<f32>],
+    labels: &[f64],
+    opts: &TraceOptions,
+    progress: &indicatif::ProgressBar,
+) -> Result<Traces> {
+    let started = Instant::now();
+    let net = prepare(graph, loss, inputs, labels)?;
+    let piecewise_linear = !net.has_softmax;
+    let use_gauss_newton = match opts.method {
+        Method::Auto => piecewise_linear,
+        Method::GaussNewton => true,
+        Method::Hutchinson => false,
+    };
+    let batch = Batch { net: &net, inputs, labels };
+    let (estimator, (weights, activations)) = if use_gauss_newton {
+        let columns = match loss {
+            Loss::CrossEntropy => net.len(net.head) - 1,
+            Loss::Mse | Loss::Reconstruction => net.len(net.head),
+        };
+        if columns <= opts.exact_max_outputs {
+            (Estimator::GaussNewtonExact, gauss_newton_exact(&batch, opts, progress))
+        } else {
+            (Estimator::GaussNewtonProbes, gauss_newton_probes(&batch, opts, progress))
+        }
+    } else {
+        (Estimator::Hutchinson, hutchinson(&batch, opts, progress))
+    };
+    Ok(Traces {
+        weights,
+        activations,
+        estimator,
+        exact_hessian: piecewise_linear || estimator == Estimator::Hutchinson,
+        samples: inputs.len(),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+struct Batch<'a, 'g> {
+    net: &'a Net<'g>,
+    inputs: &'a [Vec<f32>],
+    labels: &'a [f64],
+}
+
+type Results = (Vec<LayerTrace>, Vec<ActTrace>);
+
+fn gauss_newton_exact(b: &Batch, opts: &TraceOptions, progress: &indicatif::ProgressBar) -> Results {
+    let net = b.net;
+    let graph = net.graph;
+    progress.set_length(b.inputs.len() as u64);
+    let per_sample: Vec<NormSink> = b
+        .inputs
+        .par_iter()
+        .enumerate()
+        .map(|(s, x)| {
+            let tape = net.tape(x);
+            let sl = sample_loss(net.loss, &tape.values[net.head], x, label_of(b.labels, s));
+            let (seeds, rows) = sl.factor();
+            let mut sink = NormSink::new(graph.nodes.len(), graph.values.len());
+            backward(net, &tape, seeds, rows, opts.activations, &mut sink);
+            progress.inc(1);
+            sink
+        })
+        .collect();
+    let n = b.inputs.len() as f64;
+    let mut node_sums = vec![0.0f64; graph.nodes.len()];
+    let mut value_sums = vec![0.0f64; graph.values.len()];
+    for sink in &per_sample {
+        for (acc, rows) in node_sums.iter_mut().zip(&sink.weights).chain(value_sums.iter_mut().zip(&sink.values)) {
+            *acc += rows.iter().sum::<f64>();
+        }
+    }
+    let exact = |sum: f64| Running { n: 1, mean: sum / n, m2: 0.0, done: true };
+    finish(net, opts, |node| exact(node_sums[node]), |value| exact(value_sums[value]))
+}
+
+/// Running mean and variance (Welford) of an iterative estimate, with its stopping state.
+#[derive(Debug, Clone, Copy, Default)]
+struct Running {
+    n: usize,
+    mean: f64,
+    m2: f64,
+    done: bool,
+}
+
+impl Running {
+    fn push(&mut self, x: f64, opts: &TraceOptions) {
+        if self.done {
+            return;
+        }
+        self.n += 1;
+        let delta = x - self.mean;
+        self.mean += delta / self.n as f64;
+        self.m2 += delta * (x - self.mean);
+        let converged = self.n >= opts.min_iterations.max(2) && self.std_error() <= opts.tolerance * self.mean.abs();
+        self.done = converged || self.n >= opts.max_iterations;
+    }
+
+    fn std_error(&self) -> f64 {
+        if self.n < 2 {
+            return 0.0;
+        }
+        (self.m2 / (self.n - 1) as f64 / self.n as f64).sqrt()
+    }
+}
+
+fn finish(
+    net: &Net,
+    opts: &TraceOptions,
+    node_stat: impl Fn(usize) -> Running,
+    value_stat: impl Fn(ValueId) -> Running,
+) -> Results {
+    let weights = net
+        .weight_nodes()
+        .into_iter()
+        .map(|node| {
+            let r = node_stat(node);
+            let params = net.graph.nodes[node].op.weight_count();
+            LayerTrace { node, trace: r.mean, params, std_error: r.std_error(), iterations: r.n }
+        })
+        .collect();
+    let activations = if opts.activations {
+        net.live_values()
+            .into_iter()
+            .map(|value| {
+                let r = value_stat(value);
+                ActTrace { value, trace: r.mean, elements: net.len(value), std_error: r.std_error(), iterations: r.n }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    (weights, activations)
+}
+
+/// SplitMix64's finalizer.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// `len` Rademacher entries (±1) determined by `seed` and the key.
+fn rademacher(seed: u64, key: [u64; 3], len: usize) -> Vec<f32> {
+    let stream = mix(seed ^ mix(key[0] ^ mix(key[1] ^ mix(key[2]))));
+    let mut out = Vec::with_capacity(len);
+    let mut block = 0u64;
+    while out.len() < len {
+        let bits = mix(stream ^ mix(block));
+        block += 1;
+        for i in 0..64.min(len - out.len()) {
+            out.push(if (bits >> i) & 1 == 1 { 1.0 } else { -1.0 });
+        }
+    }
+    out
+}
+
+/// Keys of the probes of a value (weight layers use their node index).
+fn value_key(net: &Net, value: ValueId) -> u64 {
+    (net.graph.nodes.len() + value) as u64
+}
+
+const OUTPUT_PROBE_KEY: u64 = u64::MAX;
+
+fn gauss_newton_probes(b: &Batch, opts: &TraceOptions, progress: &indicatif::ProgressBar) -> Results {
+    let net = b.net;
+    let graph = net.graph;
+    let nodes = net.weight_nodes();
+    let values = if opts.activations { net.live_values() } else { Vec::new() };
+    let mut node_stats = vec![Running::default(); graph.nodes.len()];
+    let mut value_stats = vec![Running::default(); graph.values.len()];
+    let n = b.inputs.len() as f64;
+    let head_len = net.len(net.head);
+    let max_iterations = opts.max_iterations.max(1);
+    progress.set_length(max_iterations as u64);
+    let mut iteration = 0;
+    while iteration < max_iterations
+        && !(nodes.iter().all(|&i| node_stats[i].done) && values.iter().all(|&v| value_stats[v].done))
+    {
+        let probes = opts.probes_per_pass.max(1).min(max_iterations - iteration);
+        let per_sample: Vec<NormSink> = b
+            .inputs
+            .par_iter()
+            .enumerate()
+            .map(|(s, x)| {
+                let tape = net.tape(x);
+                let sl = sample_loss(net.loss, &tape.values[net.head], x, label_of(b.labels, s));
+                let seeds: Vec<f32> = (0..probes)
+                    .flat_map(|p| {
+                        let r = rademacher(opts.seed, [(iteration + p) as u64, s as u64, OUTPUT_PROBE_KEY], head_len);
+                        sl.factor_probe(&r)
+                    })
+                    .collect();
+                let mut sink = NormSink::new(graph.nodes.len(), graph.values.len());
+                backward(net, &tape, seeds, probes, opts.activations, &mut sink);
+                sink
+            })
+            .collect();
+        for p in 0..probes {
+            for &node in &nodes {
+                let sum: f64 = per_sample.iter().map(|sink| sink.weights[node].get(p).copied().unwrap_or(0.0)).sum();
+                node_stats[node].push(sum / n, opts);
+            }
+            for &value in &values {
+                let sum: f64 = per_sample.iter().map(|sink| sink.values[value].get(p).copied().unwrap_or(0.0)).sum();
+                value_stats[value].push(sum / n, opts);
+            }
+        }
+        iteration += probes;
+        progress.set_position(iteration as u64);
+    }
+    finish(net, opts, |node| node_stats[node], |value| value_stats[value])
+}
+
+fn hutchinson(b: &Batch, opts: &TraceOptions, progress: &indicatif::ProgressBar) -> Results {
+    let net = b.net;
+    let graph = net.graph;
+    let nodes = net.weight_nodes();
+    let values = if opts.activations { net.live_values() } else { Vec::new() };
+    let mut node_stats = vec![Running::default(); graph.nodes.len()];
+    let mut value_stats = vec![Running::default(); graph.values.len()];
+    let n = b.inputs.len();
+    let max_iterations = opts.max_iterations.max(1);
+    progress.set_length(max_iterations as u64);
+    for iteration in 0..max_iterations {
+        let active_nodes: Vec<usize> = nodes.iter().copied().filter(|&i| !node_stats[i].done).collect();
+        let active_values: Vec<ValueId> = values.iter().copied().filter(|&v| !value_stats[v].done).collect();
+        if active_nodes.is_empty() && active_values.is_empty() {
+            break;
+        }
+        let per_sample: Vec<Vec<f64>> = b
+            .inputs
+            .par_iter()
+            .enumerate()
+            .map(|(s, x)| {
+                let tape = net.tape(x);
+                let sl = sample_loss(net.loss, &tape.values[net.head], x, label_of(b.labels, s));
+                let key = |target: u64| [iteration as u64, s as u64, target];
+                let mut dirs: Vec<Direction> = active_nodes
+                    .iter()
+                    .map(|&node| Direction {
+                        weights: vec![WeightSeed {
+                            node,
+                            w: rademacher(opts.seed, key(node as u64), graph.nodes[node].op.weight_count()),
+                            b: Vec::new(),
+                        }],
+                        values: Vec::new(),
+                        full: false,
+                    })
+                    .collect();
+                dirs.extend(active_values.iter().map(|&value| Direction {
+                    weights: Vec::new(),
+                    values: vec![(value, rademacher(opts.seed, key(value_key(net, value)), net.len(value)))],
+                    full: false,
+                }));
+                let responses = hvp_sample(net, &tape, &sl, 1.0 / n as f64, &dirs);
+                responses.iter().map(|r| r.weight_forms.iter().chain(&r.value_forms).sum::<f64>()).collect::<Vec<f64>>()
+            })
+            .collect();
+        let total = |k: usize| per_sample.iter().map(|forms| forms[k]).sum::<f64>();
+        for (k, &node) in active_nodes.iter().enumerate() {
+            node_stats[node].push(total(k), opts);
+        }
+        for (k, &value) in active_values.iter().enumerate() {
+            value_stats[value].push(total(active_nodes.len() + k), opts);
+        }
+        progress.set_position(iteration as u64 + 1);
+    }
+    finish(net, opts, |node| node_stats[node], |value| value_stats[value])
+}
