@@ -310,54 +310,64 @@ pub(super) fn channel_major(t: &[f32], out_c: usize, taps: usize) -> Vec<f32> {
     w
 }
 
-/// Visits every (output pixel, tap inside, input pixel) of a window.
-fn for_each_tap(g: &Geom, mut f: impl FnMut(usize, usize, usize)) {
+/// Every (output pixel, tap inside, input pixel) of a window.
+fn tap_list(g: &Geom) -> Vec<(usize, usize, usize)> {
     let kernel_w = g.window.kernel[1];
+    let mut list = Vec::with_capacity(g.out_pixels() * g.taps());
     for pixel in 0..g.out_pixels() {
         let (rows, columns) = g.taps_of(pixel);
         for row in 0..rows.count {
             for column in 0..columns.count {
                 let tap = (rows.first_tap + row) * kernel_w + columns.first_tap + column;
                 let input_pixel = (rows.first_input + row) * g.in_w + columns.first_input + column;
-                f(pixel, tap, input_pixel);
+                list.push((pixel, tap, input_pixel));
             }
         }
     }
+    list
 }
 
-/// Depthwise `out += conv(x, w)` for one row; `w_taps` is `[taps, out_c]`, output channel `c`
-/// reads input channel `c / multiplier`.
-pub(super) fn dw_linear(g: &Geom, w_taps: &[f32], x: &[f32], out: &mut [f32]) {
+/// Visits every (output pixel, tap inside, input pixel) of a window.
+fn for_each_tap(g: &Geom, f: impl FnMut(&(usize, usize, usize))) {
+    tap_list(g).iter().for_each(f);
+}
+
+/// Depthwise `out += conv(x, w)` for `rows` rows; `w_taps` is `[taps, out_c]`, output channel
+/// `c` reads input channel `c / multiplier`. Row by row, so each row's data stays in cache.
+pub(super) fn dw_linear(g: &Geom, w_taps: &[f32], x: &[f32], rows: usize, out: &mut [f32]) {
     let (in_c, out_c) = (g.in_c, g.out_c);
     let multiplier = out_c / in_c;
-    for_each_tap(g, |pixel, tap, input_pixel| {
-        let acc = &mut out[pixel * out_c..][..out_c];
-        let xs = &x[input_pixel * in_c..][..in_c];
-        let ws = &w_taps[tap * out_c..][..out_c];
-        if multiplier == 1 {
-            for ((a, &xv), &wv) in acc.iter_mut().zip(xs).zip(ws) {
-                *a += xv * wv;
-            }
-        } else {
-            for ((group, &xv), wg) in acc.chunks_exact_mut(multiplier).zip(xs).zip(ws.chunks_exact(multiplier)) {
-                for (a, &wv) in group.iter_mut().zip(wg) {
+    let taps = tap_list(g);
+    for (x, out) in x.chunks_exact(g.in_len()).zip(out.chunks_exact_mut(g.out_len())).take(rows) {
+        for &(pixel, tap, input_pixel) in &taps {
+            let acc = &mut out[pixel * out_c..][..out_c];
+            let xs = &x[input_pixel * in_c..][..in_c];
+            let ws = &w_taps[tap * out_c..][..out_c];
+            if multiplier == 1 {
+                for ((a, &xv), &wv) in acc.iter_mut().zip(xs).zip(ws) {
                     *a += xv * wv;
+                }
+            } else {
+                for ((group, &xv), wg) in acc.chunks_exact_mut(multiplier).zip(xs).zip(ws.chunks_exact(multiplier)) {
+                    for (a, &wv) in group.iter_mut().zip(wg) {
+                        *a += xv * wv;
+                    }
                 }
             }
         }
-    });
+    }
 }
 
 /// Depthwise `dx += convᵀ(d, w)` for `rows` rows.
 pub(super) fn dw_backward_data(g: &Geom, w_taps: &[f32], d: &[f32], rows: usize, dx: &mut [f32]) {
     let (in_c, out_c) = (g.in_c, g.out_c);
     let multiplier = out_c / in_c;
-    let (in_len, out_len) = (g.in_len(), g.out_len());
-    for_each_tap(g, |pixel, tap, input_pixel| {
-        let ws = &w_taps[tap * out_c..][..out_c];
-        for row in 0..rows {
-            let ds = &d[row * out_len + pixel * out_c..][..out_c];
-            let xs = &mut dx[row * in_len + input_pixel * in_c..][..in_c];
+    let taps = tap_list(g);
+    for (d, dx) in d.chunks_exact(g.out_len()).zip(dx.chunks_exact_mut(g.in_len())).take(rows) {
+        for &(pixel, tap, input_pixel) in &taps {
+            let ws = &w_taps[tap * out_c..][..out_c];
+            let ds = &d[pixel * out_c..][..out_c];
+            let xs = &mut dx[input_pixel * in_c..][..in_c];
             if multiplier == 1 {
                 for ((xv, &dv), &wv) in xs.iter_mut().zip(ds).zip(ws) {
                     *xv += dv * wv;
@@ -368,14 +378,14 @@ pub(super) fn dw_backward_data(g: &Geom, w_taps: &[f32], d: &[f32], rows: usize,
                 }
             }
         }
-    });
+    }
 }
 
 /// Depthwise weight gradient of one row, accumulated into `grad_taps` (`[taps, out_c]`).
 pub(super) fn dw_weight_grad(g: &Geom, x: &[f32], d: &[f32], grad_taps: &mut [f32]) {
     let (in_c, out_c) = (g.in_c, g.out_c);
     let multiplier = out_c / in_c;
-    for_each_tap(g, |pixel, tap, input_pixel| {
+    for_each_tap(g, |&(pixel, tap, input_pixel)| {
         let ds = &d[pixel * out_c..][..out_c];
         let xs = &x[input_pixel * in_c..][..in_c];
         let gs = &mut grad_taps[tap * out_c..][..out_c];
@@ -639,16 +649,20 @@ mod tests {
         conv_backward_data(&g, &w, &d, 1, &mut dx);
         assert!((dot(&y, &d) - dot(&x, &dx)).abs() < 1e-4);
 
-        let w_taps = taps_major(&values(7, g.out_c * g.taps()), g.out_c, g.taps());
-        let mut y = vec![0.0f32; g.out_len()];
-        dw_linear(&g, &w_taps, &x, &mut y);
-        let mut dx = vec![0.0f32; x.len()];
-        dw_backward_data(&g, &w_taps, &d, 1, &mut dx);
-        assert!((dot(&y, &d) - dot(&x, &dx)).abs() < 1e-4);
-        // And the depthwise weight gradient is ⟨d, conv(x, ·)⟩.
-        let mut grad = vec![0.0f32; w_taps.len()];
-        dw_weight_grad(&g, &x, &d, &mut grad);
-        assert!((dot(&y, &d) - dot(&w_taps, &grad)).abs() < 1e-4);
+        // Depthwise with multiplier 3 and 1.
+        for g in [g, geom((6, 7), 2, 2, window)] {
+            let d = values(5, g.out_len());
+            let w_taps = taps_major(&values(7, g.out_c * g.taps()), g.out_c, g.taps());
+            let mut y = vec![0.0f32; g.out_len()];
+            dw_linear(&g, &w_taps, &x, 1, &mut y);
+            let mut dx = vec![0.0f32; x.len()];
+            dw_backward_data(&g, &w_taps, &d, 1, &mut dx);
+            assert!((dot(&y, &d) - dot(&x, &dx)).abs() < 1e-4);
+            // And the depthwise weight gradient is ⟨d, conv(x, ·)⟩.
+            let mut grad = vec![0.0f32; w_taps.len()];
+            dw_weight_grad(&g, &x, &d, &mut grad);
+            assert!((dot(&y, &d) - dot(&w_taps, &grad)).abs() < 1e-4);
+        }
     }
 
     #[test]

@@ -55,10 +55,7 @@ pub(super) struct Response {
 fn layer_linear(op: &Op, w: &[f32], x: &[f32], rows: usize, out: &mut [f32]) {
     match op {
         Op::Conv { geom, depthwise: true, .. } => {
-            let taps = taps_major(w, geom.out_c, geom.taps());
-            for (x_row, o_row) in x.chunks_exact(geom.in_len()).zip(out.chunks_exact_mut(geom.out_len())).take(rows) {
-                dw_linear(geom, &taps, x_row, o_row);
-            }
+            dw_linear(geom, &taps_major(w, geom.out_c, geom.taps()), x, rows, out);
         }
         Op::Conv { geom, .. } => conv_linear(geom, w, x, rows, out),
         Op::Fc { dims, .. } => fc_linear(w, *dims, x, rows, out),

@@ -7,8 +7,9 @@
 //! `H_out = A Aᵀ`, `Tr = Σ_c ‖Jᵢᵀ a_c‖²`: one backward pass per column of `A`, gradients squared
 //! and summed. The columns of a sample go back together as one batch (so the convolutions are
 //! GEMMs over `columns × pixels`), samples in parallel. Cross-entropy's `A` is reduced to `C − 1`
-//! columns (see `loss.rs`). When the head has more than `exact_max_outputs` entries, Rademacher
-//! probes `r` in output space replace the columns (`E‖Jᵢᵀ A r‖² = Tr(Jᵢᵀ A Aᵀ Jᵢ)`).
+//! columns (see `loss.rs`). When `A` has more than `exact_max_outputs` columns (an autoencoder's
+//! 640 outputs), Rademacher probes `r` in output space replace the columns
+//! (`E‖Jᵢᵀ A r‖² = Tr(Jᵢᵀ A Aᵀ Jᵢ)`), `probes_per_pass` of them per backward batch.
 //!
 //! **Hutchinson.** `E[vᵀ H v] = Tr(H)` for Rademacher `v`: each weight layer (and each value) is
 //! probed with its own vector, through the exact forward-over-reverse Hessian-vector product
@@ -29,7 +30,7 @@ use rayon::prelude::*;
 
 use super::backward::{backward, NormSink};
 use super::loss::sample_loss;
-use super::net::Net;
+use super::net::{Net, Tape};
 use super::tangent::{hvp_sample, Direction, WeightSeed};
 use super::{label_of, prepare, Loss};
 use crate::ir::{Graph, ValueId};
@@ -83,7 +84,7 @@ impl Default for TraceOptions {
             min_iterations: 8,
             seed: 0x4841_5751,
             exact_max_outputs: 32,
-            probes_per_pass: 8,
+            probes_per_pass: 16,
             activations: true,
         }
     }
@@ -208,6 +209,32 @@ struct Batch<'a, 'g> {
     net: &'a Net<'g>,
     inputs: &'a [Vec<f32>],
     labels: &'a [f64],
+}
+
+/// Iterative estimators keep every sample's forward pass across iterations when all of them fit
+/// in this many bytes, and recompute them otherwise.
+const TAPE_CACHE_BYTES: usize = 256 << 20;
+
+impl Batch<'_, '_> {
+    fn cached_tapes(&self) -> Option<Vec<Tape>> {
+        let per_sample: usize = self.net.graph.values.iter().map(|v| v.elements() * 4).sum();
+        (per_sample * self.inputs.len() <= TAPE_CACHE_BYTES)
+            .then(|| self.inputs.par_iter().map(|x| self.net.tape(x)).collect())
+    }
+}
+
+/// Sample `s`'s forward pass, from the cache or computed into `storage`.
+fn tape_of<'t>(
+    net: &Net,
+    cache: &'t Option<Vec<Tape>>,
+    s: usize,
+    x: &[f32],
+    storage: &'t mut Option<Tape>,
+) -> &'t Tape {
+    match cache {
+        Some(tapes) => &tapes[s],
+        None => storage.insert(net.tape(x)),
+    }
 }
 
 type Results = (Vec<LayerTrace>, Vec<ActTrace>);
@@ -342,6 +369,7 @@ fn gauss_newton_probes(b: &Batch, opts: &TraceOptions, progress: &indicatif::Pro
     let head_len = net.len(net.head);
     let max_iterations = opts.max_iterations.max(1);
     progress.set_length(max_iterations as u64);
+    let cache = b.cached_tapes();
     let mut iteration = 0;
     while iteration < max_iterations
         && !(nodes.iter().all(|&i| node_stats[i].done) && values.iter().all(|&v| value_stats[v].done))
@@ -352,7 +380,8 @@ fn gauss_newton_probes(b: &Batch, opts: &TraceOptions, progress: &indicatif::Pro
             .par_iter()
             .enumerate()
             .map(|(s, x)| {
-                let tape = net.tape(x);
+                let mut storage = None;
+                let tape = tape_of(net, &cache, s, x, &mut storage);
                 let sl = sample_loss(net.loss, &tape.values[net.head], x, label_of(b.labels, s));
                 let seeds: Vec<f32> = (0..probes)
                     .flat_map(|p| {
@@ -361,7 +390,7 @@ fn gauss_newton_probes(b: &Batch, opts: &TraceOptions, progress: &indicatif::Pro
                     })
                     .collect();
                 let mut sink = NormSink::new(graph.nodes.len(), graph.values.len());
-                backward(net, &tape, seeds, probes, opts.activations, &mut sink);
+                backward(net, tape, seeds, probes, opts.activations, &mut sink);
                 sink
             })
             .collect();
@@ -391,6 +420,7 @@ fn hutchinson(b: &Batch, opts: &TraceOptions, progress: &indicatif::ProgressBar)
     let n = b.inputs.len();
     let max_iterations = opts.max_iterations.max(1);
     progress.set_length(max_iterations as u64);
+    let cache = b.cached_tapes();
     for iteration in 0..max_iterations {
         let active_nodes: Vec<usize> = nodes.iter().copied().filter(|&i| !node_stats[i].done).collect();
         let active_values: Vec<ValueId> = values.iter().copied().filter(|&v| !value_stats[v].done).collect();
@@ -402,7 +432,8 @@ fn hutchinson(b: &Batch, opts: &TraceOptions, progress: &indicatif::ProgressBar)
             .par_iter()
             .enumerate()
             .map(|(s, x)| {
-                let tape = net.tape(x);
+                let mut storage = None;
+                let tape = tape_of(net, &cache, s, x, &mut storage);
                 let sl = sample_loss(net.loss, &tape.values[net.head], x, label_of(b.labels, s));
                 let key = |target: u64| [iteration as u64, s as u64, target];
                 let mut dirs: Vec<Direction> = active_nodes
@@ -422,7 +453,7 @@ fn hutchinson(b: &Batch, opts: &TraceOptions, progress: &indicatif::ProgressBar)
                     values: vec![(value, rademacher(opts.seed, key(value_key(net, value)), net.len(value)))],
                     full: false,
                 }));
-                let responses = hvp_sample(net, &tape, &sl, 1.0 / n as f64, &dirs);
+                let responses = hvp_sample(net, tape, &sl, 1.0 / n as f64, &dirs);
                 responses.iter().map(|r| r.weight_forms.iter().chain(&r.value_forms).sum::<f64>()).collect::<Vec<f64>>()
             })
             .collect();
