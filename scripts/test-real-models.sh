@@ -3,6 +3,7 @@
 # fixtures are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/setup-cross.sh  # QEMU and the cross targets for tests/tests/qemu.rs
 export HAWQ_FIXTURES="${HAWQ_FIXTURES:-$(cd .. && pwd)/shared/fixtures}"
 if [ ! -f "$HAWQ_FIXTURES/README.md" ]; then
   echo "FAIL: the real-model suite needs the fixtures at $HAWQ_FIXTURES (set HAWQ_FIXTURES)" >&2

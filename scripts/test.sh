@@ -11,6 +11,7 @@ step "toolchain: components and cross targets"
 rustup component add rustfmt clippy >/dev/null
 CROSS_TARGETS=(thumbv6m-none-eabi thumbv7em-none-eabihf riscv32imac-unknown-none-elf)
 rustup target add "${CROSS_TARGETS[@]}" >/dev/null
+scripts/setup-cross.sh  # QEMU, cross linkers and the remaining targets, for the firmware tests
 
 step "format and lints"
 cargo fmt --all -- --check

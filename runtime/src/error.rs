@@ -24,6 +24,8 @@ pub enum Error {
     BadShape { tensor: u16 },
     /// A tensor does not lie inside the arena.
     TensorOutOfArena { tensor: u16 },
+    /// A quantized tensor's zero point lies outside its bit width's range (contract §1).
+    BadZeroPoint { tensor: u16 },
     /// The scratch region does not lie inside the arena.
     ScratchOutOfArena,
     /// An operation names a tensor that does not exist (or the model's input/output does).
@@ -70,6 +72,7 @@ impl fmt::Display for Error {
             Error::TooManyTensors => write!(f, "model has more than {} tensors", crate::format::MAX_TENSORS),
             Error::BadShape { tensor } => write!(f, "tensor {tensor} has an invalid shape"),
             Error::TensorOutOfArena { tensor } => write!(f, "tensor {tensor} lies outside the arena"),
+            Error::BadZeroPoint { tensor } => write!(f, "tensor {tensor} has a zero point outside its range"),
             Error::ScratchOutOfArena => write!(f, "scratch region lies outside the arena"),
             Error::BadTensorIndex { op } => write!(f, "op {op} names a tensor that does not exist"),
             Error::WrongDtype { op } => write!(f, "op {op} has a tensor of the wrong data type"),

@@ -86,6 +86,13 @@ impl<'a> Model<'a> {
             if t.offset as u64 + t.dtype.bytes_for(elements as usize) as u64 > arena {
                 return Err(Error::TensorOutOfArena { tensor });
             }
+            // The accumulator bound of contract §3 assumes |a − z| ≤ 2^a − 1.
+            if let Some(bits) = t.dtype.bits() {
+                let (lo, hi) = bits.range();
+                if !(lo..=hi).contains(&(t.zero_point as i32)) {
+                    return Err(Error::BadZeroPoint { tensor });
+                }
+            }
         }
         if self.meta.scratch_offset as u64 + self.meta.scratch_bytes as u64 > arena {
             return Err(Error::ScratchOutOfArena);
@@ -345,6 +352,12 @@ fn validate_op(op: &Op<'_>, index: u16, tensors: &[TensorDesc]) -> Result<(), Er
             }
             if input.elements() != output.elements() {
                 return Err(Error::ShapeMismatch { op: i });
+            }
+            // Softmax takes `exp` of `s·(a − max) ≤ 0`, which needs `s ≥ 0`: micromath's `exp`
+            // is wrong (and debug-asserts) for NaN and for arguments near 89.
+            let scale = input.scale.to_f32();
+            if matches!(op, Op::Softmax(_)) && !(scale >= 0.0 && scale.is_finite()) {
+                return Err(Error::BadParameter { op: i });
             }
             if !disjoint(input, output) {
                 return Err(Error::OverlappingTensors { op: i });

@@ -1,6 +1,8 @@
 //! Shared setup of the real-model suite: where the fixtures are, and each fixture's metadata
 //! (input transform, metric, data files) as `../shared/fixtures/README.md` gives them.
 
+pub mod qemu;
+
 use std::path::PathBuf;
 
 use hawq_compiler::eval::Metric;

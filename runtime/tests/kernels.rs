@@ -1,0 +1,428 @@
+//! Property tests holding the runtime (loader + interpreter + reference kernels) to the naive
+//! model of the integer contract in `naive/`: random one-op models are encoded with
+//! `format::encode`, loaded, run over a garbage-filled arena, and their output bytes compared
+//! exactly. The runs also count how often outputs are clamped at each end, and assert that the
+//! generators keep hitting saturation. Conv, depthwise, FC, average pool and add are also checked
+//! against real arithmetic in f64: with multipliers derived from real scales the way the compiler
+//! derives them, the dequantized output is within one output step of the clamped real result.
+
+mod common;
+mod naive;
+
+use std::cell::RefCell;
+
+use common::*;
+use hawq_runtime::format::DType;
+use hawq_runtime::quant::{pack, Bits};
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+
+/// How often a property's cases hit each end of the output clamp.
+#[derive(Debug, Default, Clone, Copy)]
+struct Stats {
+    cases: u32,
+    /// Cases with some output at the clamp's minimum.
+    low: u32,
+    /// Cases with some output at the clamp's maximum.
+    high: u32,
+    /// Cases with outputs at both ends.
+    both: u32,
+    /// Cases with some output strictly inside the clamp.
+    interior: u32,
+}
+
+impl Stats {
+    fn record(&mut self, want: &Expected) {
+        self.cases += 1;
+        if let Expected::Quant { values, min, max, .. } = want {
+            let low = values.iter().any(|v| v == min);
+            let high = values.iter().any(|v| v == max);
+            self.low += low as u32;
+            self.high += high as u32;
+            self.both += (low && high) as u32;
+            self.interior += values.iter().any(|v| v > min && v < max) as u32;
+        }
+    }
+
+    /// Asserts that at least the given percentages of cases saturated low, high, at both ends,
+    /// and had unsaturated outputs.
+    fn require(&self, name: &str, low: u32, high: u32, both: u32, interior: u32) {
+        let pct = |n: u32| n * 100 / self.cases.max(1);
+        eprintln!(
+            "{name}: {} cases, saturated low {}%, high {}%, both {}%, interior {}%",
+            self.cases,
+            pct(self.low),
+            pct(self.high),
+            pct(self.both),
+            pct(self.interior)
+        );
+        assert!(
+            pct(self.low) >= low && pct(self.high) >= high && pct(self.both) >= both && pct(self.interior) >= interior,
+            "{name}: the generator no longer exercises saturation enough: {self:?}"
+        );
+    }
+}
+
+fn first_difference(want: &Expected, got: &[u8]) -> String {
+    let want_bytes = want.bytes();
+    if got.len() != want_bytes.len() {
+        return format!("output has {} bytes, expected {}", got.len(), want_bytes.len());
+    }
+    match want {
+        Expected::Quant { bits, values, .. } => {
+            let got_values = naive::unpack(got, *bits, values.len());
+            let wrong = values.iter().zip(&got_values).filter(|(a, b)| a != b).count();
+            match values.iter().zip(&got_values).position(|(a, b)| a != b) {
+                Some(i) => format!(
+                    "element {i}: expected {}, got {} ({wrong} of {} elements differ)",
+                    values[i],
+                    got_values[i],
+                    values.len()
+                ),
+                None => format!("unused tail bits differ: expected {want_bytes:02x?}, got {got:02x?}"),
+            }
+        }
+        Expected::F32(values) => {
+            let got_values: Vec<f32> =
+                got.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            let i = values.iter().zip(&got_values).position(|(a, b)| a.to_bits() != b.to_bits()).unwrap_or(0);
+            format!(
+                "element {i}: expected {:e} ({:#010x}), got {:e} ({:#010x})",
+                values[i],
+                values[i].to_bits(),
+                got_values[i],
+                got_values[i].to_bits()
+            )
+        }
+    }
+}
+
+/// Encodes, loads and runs the case, and compares the output bytes with the naive model's.
+fn run_exact<C: Case>(case: &C) -> Result<(Expected, Vec<u8>), TestCaseError> {
+    let blob = case.spec().encode();
+    let got = run_model(&blob, &case.input_bytes(), &case.extra(), case.fill())
+        .map_err(|e| TestCaseError::fail(format!("the runtime refused a valid model: {e:?}")))?;
+    let want = case.expected();
+    if got != want.bytes() {
+        return Err(TestCaseError::fail(first_difference(&want, &got)));
+    }
+    Ok((want, got))
+}
+
+/// Runs `cases` random cases through [`run_exact`] and then `extra` (given the output bytes);
+/// panics with the shrunk failing case.
+fn property<S>(
+    name: &str,
+    cases: u32,
+    strategy: S,
+    extra: impl Fn(&S::Value, &[u8]) -> Result<(), TestCaseError>,
+) -> Stats
+where
+    S: Strategy,
+    S::Value: Case,
+{
+    let stats = RefCell::new(Stats::default());
+    let mut config = Config::with_cases(cases);
+    config.failure_persistence = None;
+    let mut runner = TestRunner::new(config);
+    let result = runner.run(&strategy, |case| {
+        let (want, got) = run_exact(&case)?;
+        extra(&case, &got)?;
+        stats.borrow_mut().record(&want);
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{name}: {e}");
+    }
+    stats.into_inner()
+}
+
+fn exact_only<C>(_: &C, _: &[u8]) -> Result<(), TestCaseError> {
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Float check
+
+/// Asserts `|s_out·(q − z) − clamp(y)| ≤ s_out` for every output, where `y` is the real result
+/// and the clamp is the output clamp in real terms.
+fn within_one_step(real: &[f64], got: &[u8], out: &OutQ, s_out: f64) -> Result<(), TestCaseError> {
+    let q = naive::unpack(got, out.bits, real.len());
+    let z = out.zero_point as f64;
+    let (lo, hi) = (s_out * (out.min as f64 - z), s_out * (out.max as f64 - z));
+    for (i, (&y, &q)) in real.iter().zip(&q).enumerate() {
+        let y = y.clamp(lo, hi);
+        let deq = s_out * (q as f64 - z);
+        if (deq - y).abs() > s_out {
+            return Err(TestCaseError::fail(format!(
+                "element {i}: real result {y} (clamped), runtime {deq} (q = {q}), step {s_out}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The real-valued convolution: Σ (s_w·w)·(s_in·(a − z)) + s_in·s_w·bias, in f64.
+fn real_conv(case: &ConvCase) -> Vec<f64> {
+    let r = case.real.as_ref().expect("real scales");
+    let (x, g) = (&case.input, &case.geom);
+    let mult = case.out_c / x.c;
+    let mut out = Vec::new();
+    for oy in 0..g.out_h {
+        for ox in 0..g.out_w {
+            for o in 0..case.out_c {
+                let mut y = r.s_in * r.s_w[o] * case.channels.bias[o] as f64;
+                for ky in 0..g.kernel_h {
+                    let iy = (oy * g.stride_h + ky) as isize - g.pad_top as isize;
+                    if iy < 0 || iy >= x.h as isize {
+                        continue;
+                    }
+                    for kx in 0..g.kernel_w {
+                        let ix = (ox * g.stride_w + kx) as isize - g.pad_left as isize;
+                        if ix < 0 || ix >= x.w as isize {
+                            continue;
+                        }
+                        let real_a = |c: usize| r.s_in * (x.at(iy as usize, ix as usize, c) - x.zero_point) as f64;
+                        if case.depthwise {
+                            let w = case.weights[(o * g.kernel_h + ky) * g.kernel_w + kx];
+                            y += r.s_w[o] * w as f64 * real_a(o / mult);
+                        } else {
+                            for c in 0..x.c {
+                                let w = case.weights[((o * g.kernel_h + ky) * g.kernel_w + kx) * x.c + c];
+                                y += r.s_w[o] * w as f64 * real_a(c);
+                            }
+                        }
+                    }
+                }
+                out.push(y);
+            }
+        }
+    }
+    out
+}
+
+fn conv_float_check(case: &ConvCase, got: &[u8]) -> Result<(), TestCaseError> {
+    within_one_step(&real_conv(case), got, &case.out, case.real.as_ref().expect("real").s_out)
+}
+
+fn fc_float_check(case: &FcCase, got: &[u8]) -> Result<(), TestCaseError> {
+    let r = case.real.as_ref().expect("real scales");
+    let x = &case.input;
+    let n = x.values.len();
+    let real: Vec<f64> = (0..case.out_features)
+        .map(|o| {
+            let mut y = r.s_in * r.s_w[o] * case.channels.bias[o] as f64;
+            for (k, &a) in x.values.iter().enumerate() {
+                y += r.s_w[o] * case.weights[o * n + k] as f64 * (r.s_in * (a - x.zero_point) as f64);
+            }
+            y
+        })
+        .collect();
+    within_one_step(&real, got, &case.out, r.s_out)
+}
+
+fn avg_pool_float_check(case: &PoolCase, got: &[u8]) -> Result<(), TestCaseError> {
+    let (s_in, s_out) = case.real.expect("real scales");
+    let (x, g) = (&case.input, &case.geom);
+    let mut real = Vec::new();
+    for oy in 0..g.out_h {
+        for ox in 0..g.out_w {
+            for c in 0..x.c {
+                let (mut sum, mut count) = (0.0f64, 0usize);
+                for iy in (oy * g.stride_h).saturating_sub(g.pad_top)
+                    ..(oy * g.stride_h + g.kernel_h).saturating_sub(g.pad_top).min(x.h)
+                {
+                    for ix in (ox * g.stride_w).saturating_sub(g.pad_left)
+                        ..(ox * g.stride_w + g.kernel_w).saturating_sub(g.pad_left).min(x.w)
+                    {
+                        sum += s_in * (x.at(iy, ix, c) - x.zero_point) as f64;
+                        count += 1;
+                    }
+                }
+                real.push(sum / count as f64);
+            }
+        }
+    }
+    within_one_step(&real, got, &case.out, s_out)
+}
+
+fn add_float_check(case: &AddCase, got: &[u8]) -> Result<(), TestCaseError> {
+    let (sa, sb, so) = case.real.expect("real scales");
+    let real: Vec<f64> = case
+        .a
+        .iter()
+        .zip(&case.b)
+        .map(|(&a, &b)| sa * (a - case.a_q.zero_point) as f64 + sb * (b - case.b_q.zero_point) as f64)
+        .collect();
+    within_one_step(&real, got, &case.out, so)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The naive model on its own, against the contract's worked examples
+
+#[test]
+fn naive_requant_rounds_half_up() {
+    // M·2^(s−31) = 1/2 with M = 2^30, s = 0.
+    assert_eq!(naive::requant_raw(1, 1 << 30, 0), 1);
+    assert_eq!(naive::requant_raw(-1, 1 << 30, 0), 0);
+    assert_eq!(naive::requant_raw(3, 1 << 30, 0), 2);
+    assert_eq!(naive::requant_raw(-3, 1 << 30, 0), -1);
+    // Identity.
+    for v in -300..300 {
+        assert_eq!(naive::requant_raw(v, 1 << 30, 1), v as i128);
+    }
+    // The extremes of the shift: r = 62 and r = 1.
+    assert_eq!(naive::requant_raw(i32::MAX as i64, i32::MAX, -31), 1);
+    assert_eq!(naive::requant_raw(i32::MIN as i64, i32::MAX, -31), -1);
+    assert_eq!(naive::requant_raw(-5, 1, 30), -2);
+}
+
+#[test]
+fn naive_packing_matches_the_contract_examples() {
+    assert_eq!(naive::pack(&[1, 2, 3, 4], 4), [0x21, 0x43]);
+    assert_eq!(naive::pack(&[1, -1, 0, 1], 2), [0x4D]);
+    assert_eq!(naive::pack(&[-8, 7, -1], 4), [0x78, 0x0F]);
+    assert_eq!(naive::unpack(&[0x78, 0x0F], 4, 3), [-8, 7, -1]);
+}
+
+proptest! {
+    #![proptest_config(Config { cases: 512, failure_persistence: None, ..Config::default() })]
+
+    /// The runtime's `quant::pack` and the naive packer agree at every width.
+    #[test]
+    fn runtime_pack_matches_naive_pack(bits in prop_oneof![Just(2u32), Just(4u32), Just(8u32)], seed in vec(any::<i8>(), 0..40)) {
+        let (lo, hi) = (-(1i32 << (bits - 1)), (1i32 << (bits - 1)) - 1);
+        let values: Vec<i32> = seed.iter().map(|&v| (v as i32).clamp(lo, hi)).collect();
+        let b = Bits::from_u8(bits as u8).unwrap();
+        let mut out = vec![0xFFu8; b.packed_len(values.len())];
+        pack(&values.iter().map(|&v| v as i8).collect::<Vec<_>>(), b, &mut out);
+        prop_assert_eq!(&out, &naive::pack(&values, bits));
+        prop_assert_eq!(naive::unpack(&out, bits, values.len()), values);
+    }
+}
+
+/// A hand-computed convolution, so that the naive model is not only checked against the runtime.
+#[test]
+fn conv_by_hand() {
+    // 3×3 input 1..9, 2×2 kernel [[1, 0], [0, −1]], bias 10, identity requant, pad top/left 1.
+    let input = naive::Act { h: 3, w: 3, c: 1, values: (1..=9).collect(), zero_point: 0 };
+    let g =
+        naive::Geom { kernel_h: 2, kernel_w: 2, stride_h: 1, stride_w: 1, pad_top: 1, pad_left: 1, out_h: 3, out_w: 3 };
+    let case = ConvCase {
+        depthwise: false,
+        input: input.clone(),
+        in_bits: 8,
+        geom: g,
+        out_c: 1,
+        weight_bits: 8,
+        weights: vec![1, 0, 0, -1],
+        channels: naive::Channels { bias: vec![10], multiplier: vec![1 << 30], shift: vec![1] },
+        out: OutQ { bits: 8, zero_point: 0, min: -128, max: 127 },
+        real: None,
+        place: Placement { perm: 0, gaps: [0; 4] },
+        fill: 1,
+    };
+    // out[y][x] = 10 + in[y−1][x−1] − in[y][x] (taps outside the input contribute nothing).
+    let want = vec![9, 8, 7, 6, 6, 6, 3, 6, 6];
+    assert_eq!(case.expected(), Expected::Quant { bits: 8, values: want.clone(), min: -128, max: 127 });
+    let blob = case.spec().encode();
+    let got = run_model(&blob, &case.input_bytes(), &[], 7).unwrap();
+    assert_eq!(got, want.iter().map(|&v| v as u8).collect::<Vec<_>>());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exact properties, one per op
+
+#[test]
+fn conv2d_matches_naive() {
+    property("conv2d", 24000, conv_case(false, false), exact_only).require("conv2d", 30, 30, 15, 30);
+}
+
+#[test]
+fn depthwise_conv2d_matches_naive() {
+    property("depthwise", 24000, conv_case(true, false), exact_only).require("depthwise", 30, 30, 15, 30);
+}
+
+#[test]
+fn fully_connected_matches_naive() {
+    property("fc", 24000, fc_case(false), exact_only).require("fc", 30, 30, 15, 30);
+}
+
+#[test]
+fn avg_pool_matches_naive() {
+    property("avg_pool", 24000, pool_case(true, false, false), exact_only).require("avg_pool", 30, 30, 15, 30);
+}
+
+#[test]
+fn global_avg_pool_matches_naive() {
+    // One output per channel: both ends are hit less often than with a spatial output.
+    property("global_avg_pool", 12800, pool_case(true, true, false), exact_only).require(
+        "global_avg_pool",
+        30,
+        20,
+        5,
+        15,
+    );
+}
+
+#[test]
+fn max_pool_matches_naive() {
+    property("max_pool", 24000, pool_case(false, false, false), exact_only).require("max_pool", 30, 30, 15, 30);
+}
+
+#[test]
+fn add_matches_naive() {
+    property("add", 24000, add_case(false), exact_only).require("add", 30, 30, 15, 30);
+}
+
+#[test]
+fn reshape_copies_bytes() {
+    property("reshape", 8000, reshape_case(), exact_only);
+}
+
+#[test]
+fn dequantize_matches_naive_bits() {
+    property("dequantize", 12800, float_out_case(false), exact_only);
+}
+
+#[test]
+fn softmax_matches_naive_bits() {
+    property("softmax", 12800, float_out_case(true), exact_only);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Float checks (the exact comparison runs too)
+
+#[test]
+fn conv2d_is_within_one_step_of_real() {
+    property("conv2d real", 9600, conv_case(false, true), conv_float_check);
+}
+
+#[test]
+fn depthwise_conv2d_is_within_one_step_of_real() {
+    property("depthwise real", 9600, conv_case(true, true), conv_float_check);
+}
+
+#[test]
+fn fully_connected_is_within_one_step_of_real() {
+    property("fc real", 9600, fc_case(true), fc_float_check);
+}
+
+#[test]
+fn avg_pool_is_within_one_step_of_real() {
+    property("avg_pool real", 9600, pool_case(true, false, true), avg_pool_float_check);
+    property("global_avg_pool real", 4800, pool_case(true, true, true), avg_pool_float_check);
+}
+
+#[test]
+fn add_is_within_one_step_of_real() {
+    property("add real", 9600, add_case(true), add_float_check);
+}
+
+/// The input tensor of a 4-bit model takes the packed bytes as they are (odd element count).
+#[test]
+fn four_bit_input_tensor_is_sized_for_packing() {
+    let t = tensor([1, 1, 3, 3], DType::I4, half::f16::from_f32(1.0), 0, 0);
+    assert_eq!(t.bytes(), 5);
+}

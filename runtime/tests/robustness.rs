@@ -1,0 +1,1231 @@
+//! The loader and interpreter on hostile input: random byte strings, mutated valid models and
+//! models with adversarial field values. Nothing may panic; whatever the loader accepts must run
+//! in an arena of the declared size, and must compute exactly what the naive model of the
+//! contract computes over the same arena (so an accepted model can neither write outside its
+//! output nor escape the contract's arithmetic). A handful of hand-made models check that each
+//! kind of damage is reported as its own `Error` variant.
+
+mod common;
+mod naive;
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use common::*;
+use hawq_runtime::format::{DType, InputLayout, Op, RawInput, TensorDesc, FORMAT_VERSION, HEADER_BYTES, MAGIC};
+use hawq_runtime::quant::Bits;
+use hawq_runtime::{Error, Interpreter, Model};
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+
+/// Loaded models with a larger arena are checked but not run.
+const RUN_ARENA_CAP: usize = 16 << 20;
+/// Loaded models needing more multiply-adds than this (runtime or naive) are not run.
+const WORK_BUDGET: u64 = 4_000_000;
+
+const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
+// ---------------------------------------------------------------------------------------------
+// Blobs
+
+/// A header for `body` (magic, version, flags 0, length, arena, CRC), then the body.
+fn with_header(body: &[u8], arena_bytes: u32, version: u16) -> Vec<u8> {
+    let mut blob = Vec::with_capacity(HEADER_BYTES + body.len());
+    blob.extend_from_slice(&MAGIC);
+    blob.extend_from_slice(&version.to_le_bytes());
+    blob.extend_from_slice(&0u16.to_le_bytes());
+    blob.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    blob.extend_from_slice(&arena_bytes.to_le_bytes());
+    blob.extend_from_slice(&CRC32.checksum(body).to_le_bytes());
+    blob.extend_from_slice(body);
+    blob
+}
+
+fn arena_field(blob: &[u8]) -> u32 {
+    u32::from_le_bytes(blob[12..16].try_into().unwrap())
+}
+
+/// Recomputes the header's body length and CRC after the body was edited.
+fn fix_up(blob: &mut Vec<u8>) {
+    let body = blob[HEADER_BYTES..].to_vec();
+    *blob = with_header(&body, arena_field(blob), FORMAT_VERSION);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The naive model over a whole arena
+
+fn le_i32_at(bytes: &[u8], i: usize) -> i32 {
+    i32::from_le_bytes(bytes[4 * i..4 * i + 4].try_into().unwrap())
+}
+
+fn bits_u32(b: Bits) -> u32 {
+    b.get()
+}
+
+fn region(t: &TensorDesc) -> std::ops::Range<usize> {
+    t.offset as usize..t.offset as usize + t.bytes()
+}
+
+/// The quantized values of `t` in `arena`.
+fn read(arena: &[u8], t: &TensorDesc) -> Vec<i32> {
+    let bits = bits_u32(t.dtype.bits().expect("quantized tensor"));
+    naive::unpack(&arena[region(t)], bits, t.elements())
+}
+
+fn act_of(arena: &[u8], t: &TensorDesc) -> naive::Act {
+    assert_eq!(t.shape[0], 1);
+    naive::Act {
+        h: t.shape[1] as usize,
+        w: t.shape[2] as usize,
+        c: t.shape[3] as usize,
+        values: read(arena, t),
+        zero_point: t.zero_point as i32,
+    }
+}
+
+/// Unpacks `rows` weight rows of `k` values, each starting on a byte boundary.
+fn weight_rows(bytes: &[u8], bits: u8, k: usize, rows: usize) -> Vec<i32> {
+    let bits = bits as u32;
+    let row_bytes = (k * bits as usize).div_ceil(8);
+    (0..rows).flat_map(|r| naive::unpack(&bytes[r * row_bytes..(r + 1) * row_bytes], bits, k)).collect()
+}
+
+fn channels_of(c: &hawq_runtime::format::ChannelParams<'_>, n: usize) -> naive::Channels {
+    naive::Channels {
+        bias: (0..n).map(|i| le_i32_at(c.bias, i)).collect(),
+        multiplier: (0..n).map(|i| le_i32_at(c.multiplier, i)).collect(),
+        shift: c.shift.iter().map(|&s| s as i8).collect(),
+    }
+}
+
+fn out_fmt(t: &TensorDesc, clamp: hawq_runtime::format::Clamp) -> naive::OutFmt {
+    naive::OutFmt { zero_point: t.zero_point as i32, min: clamp.min as i32, max: clamp.max as i32 }
+}
+
+fn geom(out: &TensorDesc, k: (usize, usize), stride: (u8, u8), pad: (u8, u8)) -> naive::Geom {
+    naive::Geom {
+        kernel_h: k.0,
+        kernel_w: k.1,
+        stride_h: stride.0 as usize,
+        stride_w: stride.1 as usize,
+        pad_top: pad.0 as usize,
+        pad_left: pad.1 as usize,
+        out_h: out.shape[1] as usize,
+        out_w: out.shape[2] as usize,
+    }
+}
+
+fn window_work(input: &TensorDesc, output: &TensorDesc, kh: usize, kw: usize) -> (u64, u64) {
+    let taps_inside = kh.min(input.shape[1] as usize) as u64 * kw.min(input.shape[2] as usize) as u64;
+    let out = output.elements() as u64;
+    (out.saturating_mul(taps_inside), out.saturating_mul(kh as u64 * kw as u64))
+}
+
+/// Multiply-adds of the runtime and of the naive model (which visits every tap of every window).
+fn work(model: &Model<'_>) -> (u64, u64) {
+    let t = model.tensors();
+    let mut total = (0u64, 0u64);
+    for op in model.ops() {
+        let op = op.expect("validated op");
+        let (rt, nv) = match op {
+            Op::Conv2d(p) | Op::DepthwiseConv2d(p) => {
+                let (i, o) = (&t[p.input as usize], &t[p.output as usize]);
+                let (a, b) = window_work(i, o, p.kernel_h as usize, p.kernel_w as usize);
+                let c = if matches!(op, Op::Conv2d(_)) { i.shape[3] as u64 } else { 1 };
+                (a.saturating_mul(c), b.saturating_mul(c))
+            }
+            Op::AvgPool(p) | Op::MaxPool(p) => {
+                let (i, o) = (&t[p.input as usize], &t[p.output as usize]);
+                window_work(i, o, p.kernel_h as usize, p.kernel_w as usize)
+            }
+            Op::FullyConnected(p) => {
+                let n = t[p.input as usize].elements() as u64 * t[p.output as usize].elements() as u64;
+                (n, n)
+            }
+            other => {
+                let n = t[other.output() as usize].elements() as u64;
+                (n, n)
+            }
+        };
+        total = (total.0.saturating_add(rt), total.1.saturating_add(nv));
+    }
+    total
+}
+
+/// Runs the model's ops with the naive model over a copy of the arena, writing each output back
+/// packed, so the whole arena after `invoke` can be compared.
+fn simulate(model: &Model<'_>, arena: &mut [u8]) {
+    let t = model.tensors();
+    for op in model.ops() {
+        let op = op.expect("validated op");
+        let out_t = t[op.output() as usize];
+        let bytes: Vec<u8> = match op {
+            Op::Conv2d(p) | Op::DepthwiseConv2d(p) => {
+                let (i, o) = (&t[p.input as usize], &out_t);
+                let x = act_of(arena, i);
+                let oc = o.shape[3] as usize;
+                let depthwise = matches!(op, Op::DepthwiseConv2d(_));
+                let k = p.kernel_h as usize * p.kernel_w as usize * if depthwise { 1 } else { x.c };
+                let w = weight_rows(p.weights, p.weight_bits, k, oc);
+                let g = geom(
+                    o,
+                    (p.kernel_h as usize, p.kernel_w as usize),
+                    (p.stride_h, p.stride_w),
+                    (p.pad_top, p.pad_left),
+                );
+                let ch = channels_of(&p.channel, oc);
+                let fmt = out_fmt(o, p.clamp);
+                let v = if depthwise {
+                    naive::depthwise_conv2d(&x, &w, &g, &ch, fmt)
+                } else {
+                    naive::conv2d(&x, &w, &g, &ch, fmt)
+                };
+                naive::pack(&v, bits_u32(o.dtype.bits().unwrap()))
+            }
+            Op::FullyConnected(p) => {
+                let (i, o) = (&t[p.input as usize], &out_t);
+                let x = read(arena, i);
+                let w = weight_rows(p.weights, p.weight_bits, x.len(), o.elements());
+                let ch = channels_of(&p.channel, o.elements());
+                let v = naive::fully_connected(&x, i.zero_point as i32, &w, &ch, out_fmt(o, p.clamp));
+                naive::pack(&v, bits_u32(o.dtype.bits().unwrap()))
+            }
+            Op::AvgPool(p) | Op::MaxPool(p) => {
+                let (i, o) = (&t[p.input as usize], &out_t);
+                let x = act_of(arena, i);
+                let g = geom(
+                    o,
+                    (p.kernel_h as usize, p.kernel_w as usize),
+                    (p.stride_h, p.stride_w),
+                    (p.pad_top, p.pad_left),
+                );
+                let fmt = out_fmt(o, p.clamp);
+                let v = if matches!(op, Op::AvgPool(_)) {
+                    naive::avg_pool(&x, &g, p.multiplier, p.shift, fmt)
+                } else {
+                    naive::max_pool(&x, &g, p.multiplier, p.shift, fmt)
+                };
+                naive::pack(&v, bits_u32(o.dtype.bits().unwrap()))
+            }
+            Op::Add(p) => {
+                let (a, b, o) = (&t[p.a as usize], &t[p.b as usize], &out_t);
+                let v = naive::add(
+                    &read(arena, a),
+                    a.zero_point as i32,
+                    p.multiplier_a,
+                    &read(arena, b),
+                    b.zero_point as i32,
+                    p.multiplier_b,
+                    p.shift,
+                    out_fmt(o, p.clamp),
+                );
+                naive::pack(&v, bits_u32(o.dtype.bits().unwrap()))
+            }
+            Op::Reshape(p) => arena[region(&t[p.input as usize])].to_vec(),
+            Op::Softmax(p) | Op::Dequantize(p) => {
+                let i = &t[p.input as usize];
+                let x = read(arena, i);
+                let s = i.scale.to_f32();
+                let y = if matches!(op, Op::Softmax(_)) {
+                    naive::softmax(&x, s, i.shape[3] as usize)
+                } else {
+                    naive::dequantize(&x, i.zero_point as i32, s)
+                };
+                le_f32s(&y)
+            }
+        };
+        arena[region(&out_t)].copy_from_slice(&bytes);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exercising one blob
+
+/// What happened to one blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Outcome {
+    Rejected(&'static str),
+    /// Loaded; arena or work too large to run here.
+    LoadedNotRun,
+    /// Loaded, ran, and matched the naive model over the whole arena.
+    Ran,
+}
+
+fn variant(e: &Error) -> &'static str {
+    match e {
+        Error::Truncated => "Truncated",
+        Error::BadMagic => "BadMagic",
+        Error::UnsupportedVersion { .. } => "UnsupportedVersion",
+        Error::ChecksumMismatch { .. } => "ChecksumMismatch",
+        Error::Malformed => "Malformed",
+        Error::TrailingBytes => "TrailingBytes",
+        Error::TooManyTensors => "TooManyTensors",
+        Error::BadShape { .. } => "BadShape",
+        Error::TensorOutOfArena { .. } => "TensorOutOfArena",
+        Error::BadZeroPoint { .. } => "BadZeroPoint",
+        Error::ScratchOutOfArena => "ScratchOutOfArena",
+        Error::BadTensorIndex { .. } => "BadTensorIndex",
+        Error::WrongDtype { .. } => "WrongDtype",
+        Error::ShapeMismatch { .. } => "ShapeMismatch",
+        Error::UnsupportedBits { .. } => "UnsupportedBits",
+        Error::BadParameter { .. } => "BadParameter",
+        Error::WeightSizeMismatch { .. } => "WeightSizeMismatch",
+        Error::AccumulatorOverflow { .. } => "AccumulatorOverflow",
+        Error::OverlappingTensors { .. } => "OverlappingTensors",
+        Error::ArenaTooSmall { .. } => "ArenaTooSmall",
+        Error::SizeMismatch { .. } => "SizeMismatch",
+        Error::EmptyModel => "EmptyModel",
+    }
+}
+
+/// Loads `blob`; if it loads, checks what the loader promises, runs it over a garbage arena of
+/// the declared size through both input paths, and compares the whole arena with the naive
+/// model's. Panics (failing the property) on any broken promise.
+fn exercise(blob: &[u8], seed: u64) -> Outcome {
+    let model = match Model::from_bytes(blob) {
+        Ok(m) => m,
+        Err(e) => return Outcome::Rejected(variant(&e)),
+    };
+    let n = model.arena_bytes();
+    for t in model.tensors() {
+        assert!(t.offset as usize + t.bytes() <= n, "accepted tensor outside the arena: {t:?}");
+    }
+    assert_eq!(model.ops().count(), model.meta().op_count as usize);
+    assert!(model.ops().all(|op| op.is_ok()));
+    let _ = model.weight_bytes();
+    let (rt_work, naive_work) = work(&model);
+    if n > RUN_ARENA_CAP || rt_work > WORK_BUDGET {
+        return Outcome::LoadedNotRun;
+    }
+    if n > 0 {
+        let mut short = vec![0u8; n - 1];
+        assert!(matches!(Interpreter::new(&model, &mut short), Err(Error::ArenaTooSmall { .. })));
+    }
+
+    // 1. Raw input path: any raw bytes of the right size are accepted (NaN, inf, any layout).
+    let mut arena = garbage(n, seed);
+    let mut it = Interpreter::new(&model, &mut arena).expect("an arena of the declared size");
+    let raw_len = model.input().elements() * model.raw_input().element_bytes();
+    assert!(matches!(it.write_input_raw(&vec![0u8; raw_len + 1]), Err(Error::SizeMismatch { .. })));
+    it.write_input_raw(&garbage(raw_len, seed ^ 0x5555)).expect("raw input of the right size");
+    it.invoke().expect("a validated model runs");
+    let mut out = vec![0f32; model.output().elements()];
+    assert_eq!(it.read_output_f32(&mut out), Ok(out.len()));
+    let mut floats = vec![0f32; model.input().elements()];
+    for (i, f) in floats.iter_mut().enumerate() {
+        *f = [0.0, -1e30, 1e30, f32::NAN, f32::INFINITY, 3.5, -0.5][(i + seed as usize) % 7];
+    }
+    it.write_input_f32(&floats).expect("f32 input of the right size");
+
+    // 2. Arena garbage as the input; the naive model runs over a copy.
+    let mut arena = garbage(n, seed.rotate_left(17));
+    let mut want = arena.clone();
+    let mut it = Interpreter::new(&model, &mut arena).expect("an arena of the declared size");
+    it.invoke().expect("a validated model runs");
+    let _ = it.output_bytes();
+    if naive_work <= WORK_BUDGET {
+        simulate(&model, &mut want);
+        if let Some(i) = (0..n).find(|&i| arena[i] != want[i]) {
+            let owner: Vec<_> = model.tensors().iter().enumerate().filter(|(_, t)| region(t).contains(&i)).collect();
+            panic!(
+                "arena byte {i} is {:#04x}, the naive model says {:#04x} (tensors there: {owner:?})",
+                arena[i], want[i]
+            );
+        }
+    }
+    Outcome::Ran
+}
+
+/// Runs `exercise` over `cases` random blobs; returns how often each outcome happened.
+fn property<S: Strategy>(
+    name: &str,
+    cases: u32,
+    strategy: S,
+    blob: impl Fn(&S::Value) -> (Vec<u8>, u64),
+) -> BTreeMap<Outcome, u32> {
+    let outcomes = RefCell::new(BTreeMap::new());
+    let mut config = Config::with_cases(cases);
+    config.failure_persistence = None;
+    let mut runner = TestRunner::new(config);
+    let result = runner.run(&strategy, |v| {
+        let (b, seed) = blob(&v);
+        let outcome = std::panic::catch_unwind(|| exercise(&b, seed)).map_err(|e| {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            TestCaseError::fail(format!("panicked: {msg}; blob {b:02x?}"))
+        })?;
+        *outcomes.borrow_mut().entry(outcome).or_insert(0) += 1;
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{name}: {e}");
+    }
+    let outcomes = outcomes.into_inner();
+    eprintln!("{name}: {outcomes:?}");
+    outcomes
+}
+
+fn ran(outcomes: &BTreeMap<Outcome, u32>) -> u32 {
+    outcomes.get(&Outcome::Ran).copied().unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Valid models to start from
+
+/// A valid one-op model of any kind, sometimes followed by a dequantize or softmax of its output
+/// (two ops).
+fn valid_spec() -> impl Strategy<Value = Spec> {
+    let one = prop_oneof![
+        conv_case(false, false).prop_map(|c| c.spec()),
+        conv_case(true, false).prop_map(|c| c.spec()),
+        fc_case(false).prop_map(|c| c.spec()),
+        pool_case(true, false, false).prop_map(|c| c.spec()),
+        pool_case(true, true, false).prop_map(|c| c.spec()),
+        pool_case(false, false, false).prop_map(|c| c.spec()),
+        add_case(false).prop_map(|c| c.spec()),
+        reshape_case().prop_map(|c| c.spec()),
+        float_out_case(false).prop_map(|c| c.spec()),
+        float_out_case(true).prop_map(|c| c.spec()),
+    ];
+    (one, 0..4u8).prop_map(|(spec, tail)| match tail {
+        0 => append_float_op(spec, true),
+        1 => append_float_op(spec, false),
+        _ => spec,
+    })
+}
+
+/// Appends a softmax or dequantize of the model's (quantized) output into a new f32 tensor.
+fn append_float_op(mut spec: Spec, softmax: bool) -> Spec {
+    let out = spec.tensors[spec.output as usize];
+    if out.dtype == DType::F32 {
+        return spec;
+    }
+    let t = TensorDesc { dtype: DType::F32, offset: spec.arena_bytes, ..out };
+    spec.arena_bytes += t.bytes() as u32;
+    spec.tensors.push(t);
+    let p = hawq_runtime::format::UnaryParams { input: spec.output, output: spec.tensors.len() as u16 - 1 };
+    spec.ops.push(if softmax { OpSpec::Softmax(p) } else { OpSpec::Dequantize(p) });
+    spec.op_count += 1;
+    spec.output = p.output;
+    spec
+}
+
+// ---------------------------------------------------------------------------------------------
+// (1) Random byte strings
+
+proptest! {
+    #![proptest_config(Config { cases: 64, failure_persistence: None, ..Config::default() })]
+
+    /// The header parser on short and arbitrary blobs.
+    #[test]
+    fn random_short_blobs_are_rejected(bytes in vec(any::<u8>(), 0..HEADER_BYTES)) {
+        prop_assert_eq!(Model::from_bytes(&bytes).err(), Some(Error::Truncated));
+    }
+}
+
+#[test]
+fn random_bytes_never_panic() {
+    let outcomes = property("random bytes", 20_000, (vec(any::<u8>(), 0..600), any::<u64>()), |(b, s)| (b.clone(), *s));
+    // Almost all of these stop at the magic.
+    assert!(outcomes.get(&Outcome::Rejected("BadMagic")).copied().unwrap_or(0) > 15_000);
+}
+
+#[test]
+fn random_bodies_behind_a_valid_header_never_panic() {
+    let strategy = (vec(any::<u8>(), 0..600), any::<u32>(), 0..3u8, any::<u64>());
+    let outcomes = property("random bodies", 20_000, strategy, |(body, arena, size, seed)| {
+        let arena = match size {
+            0 => arena % 4096,
+            1 => *arena,
+            _ => u32::MAX,
+        };
+        (with_header(body, arena, FORMAT_VERSION), *seed)
+    });
+    assert_eq!(outcomes.get(&Outcome::Rejected("ChecksumMismatch")), None, "the CRC fix-up failed");
+}
+
+/// Valid tables followed by random bytes as the op list, so the op decoder and validator see them.
+#[test]
+fn random_ops_behind_valid_tables_never_panic() {
+    // An op's variant tag, then mostly small bytes (short lengths, small indices and sizes).
+    let op_bytes = (0..9u8, vec(prop_oneof![3 => 0..8u8, 1 => any::<u8>()], 0..80));
+    let strategy = (valid_spec(), vec(op_bytes, 1..4), any::<u64>());
+    let outcomes = property("random ops", 10_000, strategy, |(spec, ops, seed)| {
+        let mut tables = spec.clone();
+        tables.ops.clear();
+        tables.op_count = ops.len() as u16;
+        let blob = tables.encode();
+        let mut body = blob[HEADER_BYTES..].to_vec();
+        for (tag, bytes) in ops {
+            body.push(*tag);
+            body.extend_from_slice(bytes);
+        }
+        (with_header(&body, spec.arena_bytes, FORMAT_VERSION), *seed)
+    });
+    let decoded: u32 =
+        outcomes.iter().filter(|(o, _)| !matches!(o, Outcome::Rejected("Malformed"))).map(|(_, n)| n).sum();
+    assert!(decoded > 500, "too few random op lists got past the decoder: {outcomes:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// (2) Mutated valid models
+
+#[derive(Debug, Clone)]
+enum Mutation {
+    Flip { at: usize, bit: u8 },
+    Set { at: usize, value: u8 },
+    Insert { at: usize, bytes: Vec<u8> },
+    Delete { at: usize, len: usize },
+    Truncate { keep: usize },
+    Duplicate { at: usize, len: usize },
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    prop_oneof![
+        4 => (any::<usize>(), 0..8u8).prop_map(|(at, bit)| Mutation::Flip { at, bit }),
+        4 => (any::<usize>(), prop_oneof![Just(0u8), Just(0xFF), Just(0x7F), Just(0x80), any::<u8>()])
+            .prop_map(|(at, value)| Mutation::Set { at, value }),
+        2 => (any::<usize>(), vec(any::<u8>(), 1..8)).prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
+        2 => (any::<usize>(), 1..8usize).prop_map(|(at, len)| Mutation::Delete { at, len }),
+        1 => any::<usize>().prop_map(|keep| Mutation::Truncate { keep }),
+        1 => (any::<usize>(), 1..16usize).prop_map(|(at, len)| Mutation::Duplicate { at, len }),
+    ]
+}
+
+fn apply(body: &mut Vec<u8>, m: &Mutation) {
+    let n = body.len();
+    if n == 0 {
+        return;
+    }
+    match m {
+        Mutation::Flip { at, bit } => body[at % n] ^= 1 << bit,
+        Mutation::Set { at, value } => body[at % n] = *value,
+        Mutation::Insert { at, bytes } => {
+            let at = at % (n + 1);
+            body.splice(at..at, bytes.iter().copied());
+        }
+        Mutation::Delete { at, len } => {
+            let at = at % n;
+            body.drain(at..(at + len).min(n));
+        }
+        Mutation::Truncate { keep } => body.truncate(keep % n),
+        Mutation::Duplicate { at, len } => {
+            let at = at % n;
+            let chunk = body[at..(at + len).min(n)].to_vec();
+            body.splice(at..at, chunk);
+        }
+    }
+}
+
+#[test]
+fn mutated_models_never_panic_and_run_as_specified_when_accepted() {
+    let strategy = (valid_spec(), vec(mutation(), 1..4), 0..8u8, any::<u32>(), any::<u64>());
+    let outcomes = property("mutated models", 15_000, strategy, |(spec, mutations, header, arena, seed)| {
+        let mut blob = spec.encode();
+        let mut body = blob.split_off(HEADER_BYTES);
+        for m in mutations {
+            apply(&mut body, m);
+        }
+        let arena = match header {
+            0 => *arena,
+            1 => spec.arena_bytes.saturating_add(arena % 64),
+            2 => spec.arena_bytes.saturating_sub(arena % 4),
+            _ => spec.arena_bytes,
+        };
+        let mut blob = with_header(&body, arena, FORMAT_VERSION);
+        if header == &7 {
+            // Occasionally leave the CRC stale: the checksum must catch the edit.
+            let flip = (*seed as usize) % body.len().max(1);
+            if let Some(b) = blob.get_mut(HEADER_BYTES + flip) {
+                *b ^= 0x20;
+            }
+        }
+        (blob, *seed)
+    });
+    assert!(ran(&outcomes) > 300, "too few mutated models were accepted and run: {outcomes:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// (3) Adversarial field values
+
+#[derive(Debug, Clone)]
+enum Field {
+    Dim {
+        tensor: u8,
+        dim: u8,
+        value: u16,
+    },
+    Offset {
+        tensor: u8,
+        value: u32,
+    },
+    Dtype {
+        tensor: u8,
+        dtype: u8,
+    },
+    ZeroPoint {
+        tensor: u8,
+        value: i8,
+    },
+    Scale {
+        tensor: u8,
+        bits: u16,
+    },
+    Arena(u32),
+    Scratch {
+        offset: u32,
+        bytes: u32,
+    },
+    ModelInput(u16),
+    ModelOutput(u16),
+    Raw(u8),
+    Nchw,
+    OpCount(i8),
+    /// Puts tensor `b` at tensor `a`'s offset plus `delta` (overlap or exact alias).
+    Overlap {
+        a: u8,
+        b: u8,
+        delta: i8,
+    },
+    Kernel {
+        h: u16,
+        w: u16,
+    },
+    Stride {
+        h: u8,
+        w: u8,
+    },
+    Pad {
+        top: u8,
+        left: u8,
+    },
+    WeightBits(u8),
+    /// Shortens (`delta < 0`) or lengthens one of weights/bias/multiplier/shift.
+    ArrayLen {
+        which: u8,
+        delta: i8,
+    },
+    ShiftValue {
+        index: u8,
+        value: i8,
+    },
+    Multiplier {
+        index: u8,
+        value: i32,
+    },
+    Bias {
+        index: u8,
+        value: i32,
+    },
+    Clamp {
+        min: i8,
+        max: i8,
+    },
+    OpTensor {
+        which: u8,
+        value: u16,
+    },
+    DuplicateOp,
+}
+
+fn small_or_any_u16() -> impl Strategy<Value = u16> {
+    prop_oneof![4 => 0..12u16, 1 => Just(u16::MAX), 1 => Just(255u16), 1 => Just(256u16), 1 => any::<u16>()]
+}
+
+fn near_edges_u32() -> impl Strategy<Value = u32> {
+    prop_oneof![
+        2 => 0..256u32,
+        2 => (u32::MAX - 64)..=u32::MAX,
+        1 => Just(u32::MAX / 4),
+        1 => Just(1u32 << 31),
+        1 => any::<u32>(),
+    ]
+}
+
+fn field() -> impl Strategy<Value = Field> {
+    let t = 0..4u8;
+    prop_oneof![
+        (t.clone(), 0..4u8, small_or_any_u16()).prop_map(|(tensor, dim, value)| Field::Dim { tensor, dim, value }),
+        (t.clone(), near_edges_u32()).prop_map(|(tensor, value)| Field::Offset { tensor, value }),
+        (t.clone(), 0..3u8).prop_map(|(tensor, dtype)| Field::Dtype { tensor, dtype }),
+        (t.clone(), any::<i8>()).prop_map(|(tensor, value)| Field::ZeroPoint { tensor, value }),
+        (t.clone(), any::<u16>()).prop_map(|(tensor, bits)| Field::Scale { tensor, bits }),
+        near_edges_u32().prop_map(Field::Arena),
+        (near_edges_u32(), near_edges_u32()).prop_map(|(offset, bytes)| Field::Scratch { offset, bytes }),
+        small_or_any_u16().prop_map(Field::ModelInput),
+        small_or_any_u16().prop_map(Field::ModelOutput),
+        (0..3u8).prop_map(Field::Raw),
+        Just(Field::Nchw),
+        (-2..=2i8).prop_map(Field::OpCount),
+        (t.clone(), t.clone(), any::<i8>()).prop_map(|(a, b, delta)| Field::Overlap { a, b, delta }),
+        (small_or_any_u16(), small_or_any_u16()).prop_map(|(h, w)| Field::Kernel { h, w }),
+        (prop_oneof![0..4u8, Just(255u8)], prop_oneof![0..4u8, Just(255u8)]).prop_map(|(h, w)| Field::Stride { h, w }),
+        (prop_oneof![0..8u8, Just(255u8)], prop_oneof![0..8u8, Just(255u8)])
+            .prop_map(|(top, left)| Field::Pad { top, left }),
+        prop_oneof![0..10u8, any::<u8>()].prop_map(Field::WeightBits),
+        (0..4u8, -5..=5i8).prop_map(|(which, delta)| Field::ArrayLen { which, delta }),
+        (any::<u8>(), prop_oneof![Just(-32i8), Just(31i8), Just(i8::MIN), Just(i8::MAX), any::<i8>()])
+            .prop_map(|(index, value)| Field::ShiftValue { index, value }),
+        (any::<u8>(), prop_oneof![Just(-1i32), Just(i32::MIN), Just(i32::MAX), Just(0), any::<i32>()])
+            .prop_map(|(index, value)| Field::Multiplier { index, value }),
+        (any::<u8>(), prop_oneof![Just(i32::MIN), Just(i32::MAX), any::<i32>()])
+            .prop_map(|(index, value)| Field::Bias { index, value }),
+        (any::<i8>(), any::<i8>()).prop_map(|(min, max)| Field::Clamp { min, max }),
+        (0..3u8, prop_oneof![3 => 0..4u16, 1 => any::<u16>()])
+            .prop_map(|(which, value)| Field::OpTensor { which, value }),
+        Just(Field::DuplicateOp),
+    ]
+}
+
+fn set_len(v: &mut Vec<u8>, delta: i8) {
+    let n = (v.len() as isize + delta as isize).max(0) as usize;
+    v.resize(n, 0x5A);
+}
+
+fn set_i32(v: &mut [u8], index: u8, value: i32) {
+    let n = v.len() / 4;
+    if n > 0 {
+        let i = index as usize % n;
+        v[4 * i..4 * i + 4].copy_from_slice(&value.to_le_bytes());
+    }
+}
+
+fn edit(spec: &mut Spec, f: &Field) {
+    let nt = spec.tensors.len();
+    let tensor = |i: u8| i as usize % nt;
+    match *f {
+        Field::Dim { tensor: i, dim, value } => spec.tensors[tensor(i)].shape[dim as usize % 4] = value,
+        Field::Offset { tensor: i, value } => spec.tensors[tensor(i)].offset = value,
+        Field::Dtype { tensor: i, dtype } => {
+            spec.tensors[tensor(i)].dtype = [DType::I8, DType::I4, DType::F32][dtype as usize % 3]
+        }
+        Field::ZeroPoint { tensor: i, value } => spec.tensors[tensor(i)].zero_point = value,
+        Field::Scale { tensor: i, bits } => spec.tensors[tensor(i)].scale = half::f16::from_bits(bits),
+        Field::Arena(v) => spec.arena_bytes = v,
+        Field::Scratch { offset, bytes } => (spec.scratch_offset, spec.scratch_bytes) = (offset, bytes),
+        Field::ModelInput(v) => spec.input = v,
+        Field::ModelOutput(v) => spec.output = v,
+        Field::Raw(r) => spec.raw_input = [RawInput::U8, RawInput::I8, RawInput::F32][r as usize % 3],
+        Field::Nchw => spec.input_layout = InputLayout::Nchw,
+        Field::OpCount(d) => spec.op_count = (spec.op_count as i32 + d as i32).clamp(0, u16::MAX as i32) as u16,
+        Field::Overlap { a, b, delta } => {
+            let at = spec.tensors[tensor(a)].offset as i64 + delta as i64;
+            spec.tensors[tensor(b)].offset = at.clamp(0, u32::MAX as i64) as u32;
+        }
+        Field::DuplicateOp => {
+            let op = spec.ops[0].clone();
+            spec.ops.push(op);
+            spec.op_count += 1;
+        }
+        _ => edit_op(&mut spec.ops[0], f),
+    }
+}
+
+fn edit_op(op: &mut OpSpec, f: &Field) {
+    match op {
+        OpSpec::Conv2d(p) | OpSpec::DepthwiseConv2d(p) => match *f {
+            Field::Kernel { h, w } => (p.kernel_h, p.kernel_w) = (h as u8, w as u8),
+            Field::Stride { h, w } => (p.stride_h, p.stride_w) = (h, w),
+            Field::Pad { top, left } => (p.pad_top, p.pad_left) = (top, left),
+            Field::WeightBits(b) => p.weight_bits = b,
+            Field::ArrayLen { which, delta } => {
+                set_len([&mut p.weights, &mut p.bias, &mut p.multiplier, &mut p.shift][which as usize % 4], delta)
+            }
+            Field::ShiftValue { index, value } if !p.shift.is_empty() => {
+                let n = p.shift.len();
+                p.shift[index as usize % n] = value as u8;
+            }
+            Field::Multiplier { index, value } => set_i32(&mut p.multiplier, index, value),
+            Field::Bias { index, value } => set_i32(&mut p.bias, index, value),
+            Field::Clamp { min, max } => p.clamp = hawq_runtime::format::Clamp { min, max },
+            Field::OpTensor { which, value } => *[&mut p.input, &mut p.output][which as usize % 2] = value,
+            _ => {}
+        },
+        OpSpec::FullyConnected(p) => match *f {
+            Field::WeightBits(b) => p.weight_bits = b,
+            Field::ArrayLen { which, delta } => {
+                set_len([&mut p.weights, &mut p.bias, &mut p.multiplier, &mut p.shift][which as usize % 4], delta)
+            }
+            Field::ShiftValue { index, value } if !p.shift.is_empty() => {
+                let n = p.shift.len();
+                p.shift[index as usize % n] = value as u8;
+            }
+            Field::Multiplier { index, value } => set_i32(&mut p.multiplier, index, value),
+            Field::Bias { index, value } => set_i32(&mut p.bias, index, value),
+            Field::Clamp { min, max } => p.clamp = hawq_runtime::format::Clamp { min, max },
+            Field::OpTensor { which, value } => *[&mut p.input, &mut p.output][which as usize % 2] = value,
+            _ => {}
+        },
+        OpSpec::AvgPool(p) | OpSpec::MaxPool(p) => match *f {
+            Field::Kernel { h, w } => (p.kernel_h, p.kernel_w) = (h, w),
+            Field::Stride { h, w } => (p.stride_h, p.stride_w) = (h, w),
+            Field::Pad { top, left } => (p.pad_top, p.pad_left) = (top, left),
+            Field::ShiftValue { value, .. } => p.shift = value,
+            Field::Multiplier { value, .. } => p.multiplier = value,
+            Field::Clamp { min, max } => p.clamp = hawq_runtime::format::Clamp { min, max },
+            Field::OpTensor { which, value } => *[&mut p.input, &mut p.output][which as usize % 2] = value,
+            _ => {}
+        },
+        OpSpec::Add(p) => match *f {
+            Field::ShiftValue { value, .. } => p.shift = value,
+            Field::Multiplier { index, value } => {
+                *[&mut p.multiplier_a, &mut p.multiplier_b][index as usize % 2] = value
+            }
+            Field::Clamp { min, max } => p.clamp = hawq_runtime::format::Clamp { min, max },
+            Field::OpTensor { which, value } => *[&mut p.a, &mut p.b, &mut p.output][which as usize % 3] = value,
+            _ => {}
+        },
+        OpSpec::Reshape(p) | OpSpec::Softmax(p) | OpSpec::Dequantize(p) => {
+            if let Field::OpTensor { which, value } = *f {
+                *[&mut p.input, &mut p.output][which as usize % 2] = value;
+            }
+        }
+    }
+}
+
+#[test]
+fn adversarial_fields_never_panic_and_run_as_specified_when_accepted() {
+    let strategy = (valid_spec(), vec(field(), 1..4), any::<u64>());
+    let outcomes = property("adversarial fields", 20_000, strategy, |(spec, fields, seed)| {
+        let mut spec = spec.clone();
+        for f in fields {
+            edit(&mut spec, f);
+        }
+        (spec.encode(), *seed)
+    });
+    assert!(ran(&outcomes) > 2000, "too few adversarial models were accepted and run: {outcomes:?}");
+    let rejected: u32 = outcomes.iter().filter(|(o, _)| matches!(o, Outcome::Rejected(_))).map(|(_, n)| n).sum();
+    assert!(rejected > 5000, "too few adversarial models were rejected: {outcomes:?}");
+}
+
+/// The unmodified generators' models all load and match the naive model over the whole arena.
+#[test]
+fn valid_models_load_and_run_as_specified() {
+    let outcomes = property("valid models", 3000, (valid_spec(), any::<u64>()), |(spec, seed)| (spec.encode(), *seed));
+    assert_eq!(ran(&outcomes), 3000, "{outcomes:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hand-made cases, one per error
+
+/// A valid conv: 1×4×4×3 int8 input at 0, 3×3 kernel, 1×2×2×2 int8 output at 48.
+fn conv_model() -> ConvCase {
+    ConvCase {
+        depthwise: false,
+        input: naive::Act { h: 4, w: 4, c: 3, values: (0..48).map(|v| v - 24).collect(), zero_point: 3 },
+        in_bits: 8,
+        geom: naive::Geom {
+            kernel_h: 3,
+            kernel_w: 3,
+            stride_h: 1,
+            stride_w: 1,
+            pad_top: 0,
+            pad_left: 0,
+            out_h: 2,
+            out_w: 2,
+        },
+        out_c: 2,
+        weight_bits: 4,
+        weights: (0..54).map(|v| v % 15 - 7).collect(),
+        channels: naive::Channels {
+            bias: vec![100, -100],
+            multiplier: vec![1 << 30, 1_500_000_000],
+            shift: vec![-4, -6],
+        },
+        out: OutQ { bits: 8, zero_point: -5, min: -128, max: 127 },
+        real: None,
+        place: Placement { perm: 0, gaps: [0; 4] },
+        fill: 3,
+    }
+}
+
+fn load_err(spec: &Spec) -> Option<Error> {
+    Model::from_bytes(&spec.encode()).err()
+}
+
+#[test]
+fn the_hand_made_conv_is_valid() {
+    let case = conv_model();
+    let spec = case.spec();
+    assert_eq!(spec.tensors[1].offset, 48);
+    assert_eq!(spec.arena_bytes, 56);
+    assert_eq!(exercise(&spec.encode(), 1), Outcome::Ran);
+}
+
+#[test]
+fn truncated_blob_is_truncated() {
+    let blob = conv_model().spec().encode();
+    for keep in [0, 1, HEADER_BYTES - 1, HEADER_BYTES, HEADER_BYTES + 1, blob.len() - 1] {
+        assert_eq!(Model::from_bytes(&blob[..keep]).err(), Some(Error::Truncated), "kept {keep} bytes");
+    }
+}
+
+#[test]
+fn bad_magic_is_bad_magic() {
+    let mut blob = conv_model().spec().encode();
+    blob[0] = b'h';
+    assert_eq!(Model::from_bytes(&blob).err(), Some(Error::BadMagic));
+}
+
+#[test]
+fn other_version_is_unsupported() {
+    let blob = conv_model().spec().encode();
+    for version in [0, FORMAT_VERSION + 1, u16::MAX] {
+        let other = with_header(&blob[HEADER_BYTES..], arena_field(&blob), version);
+        assert_eq!(Model::from_bytes(&other).err(), Some(Error::UnsupportedVersion { found: version }));
+    }
+}
+
+#[test]
+fn edited_body_fails_the_checksum() {
+    let mut blob = conv_model().spec().encode();
+    let last = blob.len() - 1;
+    blob[last] ^= 1;
+    assert!(matches!(Model::from_bytes(&blob), Err(Error::ChecksumMismatch { .. })));
+    // With the CRC fixed up, the loader parses the body again.
+    fix_up(&mut blob);
+    assert!(!matches!(Model::from_bytes(&blob), Err(Error::ChecksumMismatch { .. })));
+}
+
+#[test]
+fn trailing_and_malformed_bodies() {
+    let mut blob = conv_model().spec().encode();
+    blob.push(0);
+    fix_up(&mut blob);
+    assert_eq!(Model::from_bytes(&blob).err(), Some(Error::TrailingBytes));
+    let blob = conv_model().spec().encode();
+    let cut = with_header(&blob[HEADER_BYTES..blob.len() - 3], arena_field(&blob), FORMAT_VERSION);
+    assert_eq!(Model::from_bytes(&cut).err(), Some(Error::Malformed));
+    let mut spec = conv_model().spec();
+    spec.op_count = 0;
+    spec.ops.clear();
+    assert_eq!(load_err(&spec), Some(Error::EmptyModel));
+}
+
+#[test]
+fn tensor_outside_the_arena() {
+    let mut spec = conv_model().spec();
+    spec.arena_bytes -= 1;
+    assert_eq!(load_err(&spec), Some(Error::TensorOutOfArena { tensor: 1 }));
+    let mut spec = conv_model().spec();
+    spec.tensors[0].offset = u32::MAX - 10;
+    spec.arena_bytes = u32::MAX;
+    assert_eq!(load_err(&spec), Some(Error::TensorOutOfArena { tensor: 0 }));
+    let mut spec = conv_model().spec();
+    spec.scratch_offset = 50;
+    spec.scratch_bytes = 7;
+    assert_eq!(load_err(&spec), Some(Error::ScratchOutOfArena));
+}
+
+#[test]
+fn arena_too_small_at_interpreter_new() {
+    let blob = conv_model().spec().encode();
+    let model = Model::from_bytes(&blob).unwrap();
+    let mut arena = vec![0u8; 55];
+    assert_eq!(Interpreter::new(&model, &mut arena).err(), Some(Error::ArenaTooSmall { needed: 56, got: 55 }));
+    let mut arena = vec![0u8; 56];
+    assert!(Interpreter::new(&model, &mut arena).is_ok());
+}
+
+#[test]
+fn bad_shapes_and_indices() {
+    let mut spec = conv_model().spec();
+    spec.tensors[1].shape[2] = 0;
+    assert_eq!(load_err(&spec), Some(Error::BadShape { tensor: 1 }));
+    let mut spec = conv_model().spec();
+    spec.tensors[0].shape = [u16::MAX; 4];
+    spec.arena_bytes = u32::MAX;
+    assert_eq!(load_err(&spec), Some(Error::BadShape { tensor: 0 }));
+    let mut spec = conv_model().spec();
+    spec.output = 2;
+    assert_eq!(load_err(&spec), Some(Error::BadTensorIndex { op: u16::MAX }));
+    let mut spec = conv_model().spec();
+    if let OpSpec::Conv2d(p) = &mut spec.ops[0] {
+        p.output = 9;
+    }
+    assert_eq!(load_err(&spec), Some(Error::BadTensorIndex { op: 0 }));
+    let mut spec = conv_model().spec();
+    spec.tensors[1].shape[1] = 5; // the fifth output row's window starts below the input
+    spec.arena_bytes = 48 + 20;
+    assert_eq!(load_err(&spec), Some(Error::ShapeMismatch { op: 0 }));
+}
+
+#[test]
+fn kernel_larger_than_input() {
+    // A 6×6 kernel over a 4×4 input with a 2×2 output: the windows reach 3 rows and columns into
+    // the implicit bottom/right padding, which is below the kernel size, so the model is valid.
+    let mut spec = conv_model().spec();
+    if let OpSpec::Conv2d(p) = &mut spec.ops[0] {
+        (p.kernel_h, p.kernel_w) = (6, 6);
+        p.weights = (0..2 * (6 * 6 * 3usize).div_ceil(2)).map(|i| (i * 37) as u8).collect();
+    }
+    assert_eq!(exercise(&spec.encode(), 4), Outcome::Ran);
+    // With a third output row, that row's window would start below the input.
+    let mut tall = spec.clone();
+    tall.tensors[1].shape[1] = 5;
+    tall.arena_bytes = 48 + 20;
+    assert_eq!(load_err(&tall), Some(Error::ShapeMismatch { op: 0 }));
+    // Padding equal to the kernel would put a whole window in the padding.
+    let mut spec = conv_model().spec();
+    if let OpSpec::Conv2d(p) = &mut spec.ops[0] {
+        p.pad_top = 3;
+    }
+    assert_eq!(load_err(&spec), Some(Error::ShapeMismatch { op: 0 }));
+    // A stride of zero.
+    let mut spec = conv_model().spec();
+    if let OpSpec::Conv2d(p) = &mut spec.ops[0] {
+        p.stride_w = 0;
+    }
+    assert_eq!(load_err(&spec), Some(Error::ShapeMismatch { op: 0 }));
+}
+
+#[test]
+fn wrong_array_lengths_are_weight_size_mismatches() {
+    for which in 0..4 {
+        for delta in [-1i8, 1] {
+            let mut spec = conv_model().spec();
+            if let OpSpec::Conv2d(p) = &mut spec.ops[0] {
+                set_len([&mut p.weights, &mut p.bias, &mut p.multiplier, &mut p.shift][which], delta);
+            }
+            assert_eq!(load_err(&spec), Some(Error::WeightSizeMismatch { op: 0 }), "array {which} {delta:+}");
+        }
+    }
+}
+
+#[test]
+fn parameters_out_of_range() {
+    let mut spec = conv_model().spec();
+    if let OpSpec::Conv2d(p) = &mut spec.ops[0] {
+        p.weight_bits = 3;
+    }
+    assert_eq!(load_err(&spec), Some(Error::UnsupportedBits { op: 0 }));
+    for shift in [-32i8, 31, i8::MIN, i8::MAX] {
+        let mut spec = conv_model().spec();
+        if let OpSpec::Conv2d(p) = &mut spec.ops[0] {
+            p.shift[1] = shift as u8;
+        }
+        assert_eq!(load_err(&spec), Some(Error::BadParameter { op: 0 }), "shift {shift}");
+    }
+    let mut spec = conv_model().spec();
+    if let OpSpec::Conv2d(p) = &mut spec.ops[0] {
+        set_i32(&mut p.multiplier, 0, -1);
+    }
+    assert_eq!(load_err(&spec), Some(Error::BadParameter { op: 0 }));
+    let mut spec = conv_model().spec();
+    if let OpSpec::Conv2d(p) = &mut spec.ops[0] {
+        p.clamp = hawq_runtime::format::Clamp { min: 5, max: 4 };
+    }
+    assert_eq!(load_err(&spec), Some(Error::BadParameter { op: 0 }));
+    // A 4-bit output's clamp must lie in −8..=7.
+    let mut case = conv_model();
+    case.out = OutQ { bits: 4, zero_point: 0, min: -8, max: 7 };
+    let mut spec = case.spec();
+    if let OpSpec::Conv2d(p) = &mut spec.ops[0] {
+        p.clamp.max = 8;
+    }
+    assert_eq!(load_err(&spec), Some(Error::BadParameter { op: 0 }));
+    let mut spec = conv_model().spec();
+    spec.tensors[1].dtype = DType::F32;
+    spec.arena_bytes = 48 + 32;
+    assert_eq!(load_err(&spec), Some(Error::WrongDtype { op: 0 }));
+}
+
+/// The accumulator bound of contract §3 is exact: `|bias|` up to the limit loads, one more is
+/// rejected.
+#[test]
+fn accumulator_bound_is_exact() {
+    let case = conv_model();
+    let limit = bias_limit(case.reduction(), case.weight_bits, case.in_bits);
+    for (bias, ok) in [(limit, true), (-limit, true), (limit + 1, false), (-limit - 1, false)] {
+        let mut spec = case.spec();
+        if let OpSpec::Conv2d(p) = &mut spec.ops[0] {
+            set_i32(&mut p.bias, 1, bias as i32);
+        }
+        let err = load_err(&spec);
+        if ok {
+            assert_eq!(err, None, "bias {bias}");
+            assert_eq!(exercise(&spec.encode(), 5), Outcome::Ran);
+        } else {
+            assert_eq!(err, Some(Error::AccumulatorOverflow { op: 0 }), "bias {bias}");
+        }
+    }
+    // A layer whose weights alone could overflow: 8-bit weights and inputs, K = 66 000 > 2^31 / (128 · 255).
+    let mut spec = conv_model().spec();
+    let k = 66_000usize;
+    let fc = FcOwned {
+        input: 0,
+        output: 1,
+        weight_bits: 8,
+        weights: vec![1; 2 * k],
+        bias: le_i32s(&[0, 0]),
+        multiplier: le_i32s(&[1 << 30, 1 << 30]),
+        shift: vec![0, 0],
+        clamp: hawq_runtime::format::Clamp { min: -128, max: 127 },
+    };
+    spec.tensors[0] = tensor([1, 1, 2, k / 2], DType::I8, half::f16::from_f32(1.0), 0, 0);
+    spec.tensors[1] = tensor([1, 1, 1, 2], DType::I8, half::f16::from_f32(1.0), 0, k as u32);
+    spec.arena_bytes = k as u32 + 2;
+    spec.ops = vec![OpSpec::FullyConnected(fc)];
+    assert_eq!(load_err(&spec), Some(Error::AccumulatorOverflow { op: 0 }));
+}
+
+/// Found by `adversarial_fields_never_panic_and_run_as_specified_when_accepted`: a 4-bit tensor
+/// whose zero point lies outside −8..=7 passed the loader, although the accumulator bound of
+/// contract §3 assumes |a − z| ≤ 15, so an accepted layer could overflow its i32 accumulator
+/// (the reference kernel wrapped and saturated at the wrong end).
+#[test]
+fn four_bit_zero_point_outside_its_range_is_rejected() {
+    let fc = |z: i32| {
+        let limit = bias_limit(1, 8, 4);
+        let tensors = vec![
+            tensor([1, 1, 1, 1], DType::I4, half::f16::from_f32(1.0), z, 0),
+            tensor([1, 1, 1, 1], DType::I8, half::f16::from_f32(1.0), 0, 1),
+        ];
+        let op = OpSpec::FullyConnected(FcOwned {
+            input: 0,
+            output: 1,
+            weight_bits: 8,
+            weights: vec![127],
+            bias: le_i32s(&[limit as i32]),
+            multiplier: le_i32s(&[1 << 30]),
+            shift: vec![1],
+            clamp: hawq_runtime::format::Clamp { min: -128, max: 127 },
+        });
+        Spec::one_op(tensors, 0, 1, RawInput::F32, op)
+    };
+    // In range, the largest bias still cannot overflow: 2^31 − 1 − 1920 + 127·15 < 2^31.
+    let ok = fc(-8).encode();
+    assert_eq!(run_model(&ok, &[0x07], &[], 1), Ok(vec![127]));
+    assert_eq!(exercise(&ok, 1), Outcome::Ran);
+    // Out of range: 2^31 − 1 − 1920 + 127·(7 + 128) would overflow.
+    for (z, tensor) in [(-128, 0), (-9, 0), (8, 0), (31, 0)] {
+        assert_eq!(load_err(&fc(z)), Some(Error::BadZeroPoint { tensor }), "zero point {z}");
+    }
+    let mut out_of_range_output = fc(0);
+    out_of_range_output.tensors[1].dtype = DType::I4;
+    out_of_range_output.tensors[1].zero_point = -9;
+    if let OpSpec::FullyConnected(p) = &mut out_of_range_output.ops[0] {
+        p.clamp = hawq_runtime::format::Clamp { min: -8, max: 7 };
+    }
+    assert_eq!(load_err(&out_of_range_output), Some(Error::BadZeroPoint { tensor: 1 }));
+}
+
+/// Found by `adversarial_fields_never_panic_and_run_as_specified_when_accepted`: softmax computes
+/// `exp(s·(a − max))`, which is `exp` of a value ≤ 0 only when the input scale `s` is
+/// non-negative. A negative, infinite or NaN scale passed the loader, and micromath's `exp` then
+/// hit a debug assertion (`exponent <= 127`, a panic in debug builds; NaN bits in release) for
+/// arguments in [88.72, 89.42) and for NaN: with `s = −1`, an element 89 below the row's maximum.
+#[test]
+fn softmax_input_scale_must_be_finite_and_non_negative() {
+    let softmax = |scale: half::f16| {
+        let tensors = vec![
+            tensor([1, 1, 1, 2], DType::I8, scale, 0, 0),
+            tensor([1, 1, 1, 2], DType::F32, half::f16::from_f32(1.0), 0, 2),
+        ];
+        let op = OpSpec::Softmax(hawq_runtime::format::UnaryParams { input: 0, output: 1 });
+        Spec::one_op(tensors, 0, 1, RawInput::I8, op)
+    };
+    let input = [0u8, 89];
+    for bad in [half::f16::from_f32(-1.0), half::f16::NAN, half::f16::INFINITY, half::f16::NEG_INFINITY] {
+        assert_eq!(load_err(&softmax(bad)), Some(Error::BadParameter { op: 0 }), "scale {bad}");
+    }
+    for ok in [half::f16::ZERO, half::f16::NEG_ZERO, half::f16::MAX, half::f16::MIN_POSITIVE_SUBNORMAL, half::f16::ONE]
+    {
+        let blob = softmax(ok).encode();
+        let got = run_model(&blob, &input, &[], 1).unwrap();
+        let want = naive::softmax(&[0, 89], ok.to_f32(), 2);
+        assert_eq!(got, le_f32s(&want), "scale {ok}");
+        assert_eq!(exercise(&blob, 3), Outcome::Ran);
+    }
+}
+
+#[test]
+fn overlapping_conv_input_and_output() {
+    for offset in [0u32, 1, 47, 20] {
+        let mut spec = conv_model().spec();
+        spec.tensors[1].offset = offset;
+        assert_eq!(load_err(&spec), Some(Error::OverlappingTensors { op: 0 }), "output at {offset}");
+    }
+    // Adjacent is fine.
+    let mut spec = conv_model().spec();
+    spec.tensors[1].offset = 48;
+    assert_eq!(load_err(&spec), None);
+}
+
+#[test]
+fn add_may_alias_only_exactly() {
+    let case = AddCase {
+        shape: [1, 1, 3, 3],
+        a: (0..9).map(|v| v - 4).collect(),
+        a_q: ActQ { bits: 4, zero_point: 1 },
+        b: (0..9).map(|v| 4 - v).collect(),
+        b_q: ActQ { bits: 4, zero_point: -2 },
+        multiplier_a: 1 << 30,
+        multiplier_b: 1 << 29,
+        shift: 1,
+        out: OutQ { bits: 4, zero_point: 0, min: -8, max: 7 },
+        alias: Alias::A,
+        real: None,
+        place: Placement { perm: 0, gaps: [0; 4] },
+        fill: 9,
+    };
+    let spec = case.spec();
+    assert_eq!(spec.tensors[2].offset, spec.tensors[0].offset);
+    assert_eq!(exercise(&spec.encode(), 2), Outcome::Ran);
+    // Off by one byte: a partial overlap.
+    let mut shifted = spec.clone();
+    shifted.tensors[2].offset += 1;
+    shifted.arena_bytes += 1;
+    assert_eq!(load_err(&shifted), Some(Error::OverlappingTensors { op: 0 }));
+    // Same offset, other dtype.
+    let mut other = spec;
+    other.tensors[2].dtype = DType::I8;
+    if let OpSpec::Add(p) = &mut other.ops[0] {
+        p.clamp = hawq_runtime::format::Clamp { min: -128, max: 127 };
+    }
+    other.arena_bytes += 9;
+    assert_eq!(load_err(&other), Some(Error::OverlappingTensors { op: 0 }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Seeds for the fuzzer
+
+/// A fixed sample of valid models (the same every run). With `HAWQ_WRITE_FUZZ_SEEDS=1` they are
+/// written to `runtime/fuzz/corpus/load_and_run/` as blobs and to
+/// `runtime/fuzz/corpus/load_and_run_body/` as `arena_bytes (u32 LE) ++ body`, the input format of
+/// the CRC-fixing target.
+#[test]
+fn fuzz_seeds_load_and_run() {
+    let mut runner = TestRunner::deterministic();
+    let strategy = valid_spec();
+    let mut seeds = vec![conv_model().spec().encode()];
+    for _ in 0..40 {
+        let spec = strategy.new_tree(&mut runner).expect("tree").current();
+        let blob = spec.encode();
+        if blob.len() <= 4096 {
+            seeds.push(blob);
+        }
+    }
+    assert!(seeds.len() >= 24);
+    for (i, blob) in seeds.iter().enumerate() {
+        assert_eq!(exercise(blob, i as u64), Outcome::Ran, "seed {i}");
+    }
+    if std::env::var_os("HAWQ_WRITE_FUZZ_SEEDS").is_some() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+        let (whole, body) = (root.join("load_and_run"), root.join("load_and_run_body"));
+        std::fs::create_dir_all(&whole).unwrap();
+        std::fs::create_dir_all(&body).unwrap();
+        for (i, blob) in seeds.iter().enumerate() {
+            std::fs::write(whole.join(format!("seed-{i:02}")), blob).unwrap();
+            let mut b = blob[12..16].to_vec();
+            b.extend_from_slice(&blob[HEADER_BYTES..]);
+            std::fs::write(body.join(format!("seed-{i:02}")), b).unwrap();
+        }
+        eprintln!("wrote {} seeds under {}", seeds.len(), root.display());
+    }
+}

@@ -1,0 +1,6 @@
+include!("../firmware-common/build_support.rs");
+
+fn main() {
+    hawq_build::embed();
+    hawq_build::memory_x();
+}

@@ -1,0 +1,413 @@
+//! The firmware that runs a compiled model under QEMU (or on a board) and reports to the host.
+//!
+//! A board crate embeds a model and a batch of raw inputs at build time (`build_support.rs`),
+//! implements [`Platform`] (text output, a counter, the stack bounds), calls [`run`] and exits
+//! with the code it returns. The report is line-oriented text, parsed by the host harness
+//! (`tests/src/qemu.rs`):
+//!
+//! ```text
+//! hawq target=cortex-m4 model_bytes=98496 arena_bytes=54996 inputs=8 input_bytes=3072 counter=instructions
+//! layer 0 conv2d 123456           (per-layer instructions of the first inference)
+//! inference 0 instructions=4567890 output=0a0bff…
+//! inference 1 instructions=4567890 output=…
+//! stack used=5152 size=4193536    (high-water mark of the stack, bytes)
+//! ok
+//! ```
+//!
+//! Counts are `-` when the platform has no counter (qemu-user); real boards report `cycles=` or
+//! `microseconds=` instead of `instructions=` ([`Platform::UNIT`]). Counts exclude the cost of
+//! reading the counter. Any runtime error prints
+//! `error: <message>` and returns exit code [`EXIT_RUNTIME_ERROR`]; the boards' panic and fault
+//! handlers print `panic: …` / `fault: …` and exit with [`EXIT_PANIC`] / [`EXIT_FAULT`].
+#![no_std]
+
+use core::fmt::{self, Write};
+
+use hawq_runtime::{Error, Interpreter, Model};
+
+/// Exit code of a run whose every inference succeeded.
+pub const EXIT_OK: i32 = 0;
+/// Exit code when the model cannot be loaded or an inference fails.
+pub const EXIT_RUNTIME_ERROR: i32 = 2;
+/// Exit code of the boards' panic handlers.
+pub const EXIT_PANIC: i32 = 101;
+/// Exit code of the boards' HardFault / trap handlers.
+pub const EXIT_FAULT: i32 = 3;
+
+/// Most operations reported in the per-layer breakdown (later layers still run and count in
+/// the inference's total; they only get no `layer` line).
+pub const MAX_LAYERS: usize = 128;
+
+/// What a board provides.
+pub trait Platform {
+    /// The target's name in the report (`cortex-m4`, `riscv32`, ...).
+    const TARGET: &'static str;
+
+    /// What [`Platform::instructions`] returns: `instructions` on QEMU (deterministic under
+    /// `-icount`); a real board reports `cycles` or `microseconds`.
+    const UNIT: &'static str = "instructions";
+
+    /// Writes text to the host (semihosting stdout, or std's stdout).
+    fn write_str(&mut self, s: &str);
+
+    /// A free-running counter that advances with executed instructions, or `None` when the
+    /// platform has no deterministic one. Only differences are used; it may wrap at 2^32.
+    fn counter(&mut self) -> Option<u32>;
+
+    /// Converts a difference of [`Platform::counter`] readings into instructions.
+    fn instructions(ticks: u32) -> u32 {
+        ticks
+    }
+
+    /// The stack region `(lowest, highest)` address, for measuring its high-water mark, or
+    /// `None` (std targets).
+    fn stack(&self) -> Option<(usize, usize)> {
+        None
+    }
+}
+
+/// Stack high-water mark by painting: the free part of the stack is filled with a pattern
+/// before the run and scanned after it.
+mod stack {
+    const PATTERN: u32 = 0x5AFE_57AC;
+    /// Bytes below the current stack pointer left unpainted (the painting code's own frame).
+    const MARGIN: usize = 256;
+
+    fn sp() -> usize {
+        let marker = 0u8;
+        core::ptr::addr_of!(marker) as usize
+    }
+
+    /// Paints `[bottom, sp − MARGIN)`.
+    #[inline(never)]
+    pub fn paint(bottom: usize) {
+        let end = sp().saturating_sub(MARGIN) & !3;
+        let mut a = (bottom + 3) & !3;
+        while a < end {
+            // SAFETY: below the live stack and above every static: memory no one uses yet.
+            unsafe { core::ptr::write_volatile(a as *mut u32, PATTERN) };
+            a += 4;
+        }
+    }
+
+    /// Bytes of `[bottom, top)` that were written since [`paint`].
+    pub fn used(bottom: usize, top: usize) -> usize {
+        let mut a = (bottom + 3) & !3;
+        // SAFETY: reads of the painted region.
+        while a < top && unsafe { core::ptr::read_volatile(a as *const u32) } == PATTERN {
+            a += 4;
+        }
+        top - a
+    }
+}
+
+/// `core::fmt::Write` over a [`Platform`], buffered so that a line is one host call.
+pub struct Out<'p, P: Platform> {
+    platform: &'p mut P,
+    buf: [u8; 256],
+    len: usize,
+}
+
+impl<'p, P: Platform> Out<'p, P> {
+    pub fn new(platform: &'p mut P) -> Self {
+        Out { platform, buf: [0; 256], len: 0 }
+    }
+
+    pub fn flush(&mut self) {
+        if self.len > 0 {
+            // Only whole UTF-8 strings are ever pushed, and the buffer is flushed before one
+            // would not fit, so the prefix is valid UTF-8.
+            if let Ok(s) = core::str::from_utf8(&self.buf[..self.len]) {
+                self.platform.write_str(s);
+            }
+            self.len = 0;
+        }
+    }
+
+    pub fn platform(&mut self) -> &mut P {
+        self.flush();
+        self.platform
+    }
+
+    fn push(&mut self, s: &str) {
+        if s.len() > self.buf.len() {
+            self.flush();
+            self.platform.write_str(s);
+            return;
+        }
+        if self.len + s.len() > self.buf.len() {
+            self.flush();
+        }
+        self.buf[self.len..self.len + s.len()].copy_from_slice(s.as_bytes());
+        self.len += s.len();
+    }
+
+    fn hex(&mut self, bytes: &[u8]) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut chunk = [0u8; 64];
+        for part in bytes.chunks(32) {
+            for (i, &b) in part.iter().enumerate() {
+                chunk[2 * i] = DIGITS[(b >> 4) as usize];
+                chunk[2 * i + 1] = DIGITS[(b & 15) as usize];
+            }
+            if let Ok(s) = core::str::from_utf8(&chunk[..2 * part.len()]) {
+                self.push(s);
+            }
+        }
+    }
+}
+
+impl<P: Platform> Write for Out<'_, P> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.push(s);
+        Ok(())
+    }
+}
+
+impl<P: Platform> Drop for Out<'_, P> {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// Instructions between two counter readings, minus the cost of reading the counter itself.
+fn elapsed<P: Platform>(start: Option<u32>, end: Option<u32>, overhead: u32) -> Option<u32> {
+    Some(P::instructions(end?.wrapping_sub(start?)).saturating_sub(overhead))
+}
+
+/// The cost of one counter reading, measured back to back (the same every run under -icount).
+fn counter_overhead<P: Platform>(p: &mut P) -> u32 {
+    let a = p.counter();
+    let b = p.counter();
+    elapsed::<P>(a, b, 0).unwrap_or(0)
+}
+
+fn write_count<P: Platform>(out: &mut Out<'_, P>, n: Option<u32>) {
+    match n {
+        Some(n) => {
+            let _ = write!(out, "{n}");
+        }
+        None => out.push("-"),
+    }
+}
+
+/// Loads `model`, runs every input of `inputs` (concatenated raw inputs as the model takes
+/// them, contract §6) and reports. Returns the exit code.
+pub fn run<P: Platform>(platform: &mut P, model: &[u8], inputs: &[u8], arena: &mut [u8]) -> i32 {
+    let region = platform.stack();
+    if let Some((bottom, _)) = region {
+        stack::paint(bottom);
+    }
+    let mut out = Out::new(platform);
+    match run_inner(&mut out, model, inputs, arena) {
+        Ok(()) => {
+            if let Some((bottom, top)) = region {
+                let used = stack::used(bottom, top);
+                let _ = writeln!(out, "stack used={used} size={}", top - bottom);
+                if used >= top - bottom {
+                    out.push("error: the stack overflowed into the statics\n");
+                    return EXIT_RUNTIME_ERROR;
+                }
+            }
+            out.push("ok\n");
+            EXIT_OK
+        }
+        Err(e) => {
+            let _ = writeln!(out, "error: {e}");
+            EXIT_RUNTIME_ERROR
+        }
+    }
+}
+
+fn run_inner<P: Platform>(out: &mut Out<'_, P>, blob: &[u8], inputs: &[u8], arena: &mut [u8]) -> Result<(), Error> {
+    let model = Model::from_bytes(blob)?;
+    let input_bytes = model.input().elements() * model.raw_input().element_bytes();
+    if input_bytes == 0 || !inputs.len().is_multiple_of(input_bytes) {
+        return Err(Error::SizeMismatch { expected: input_bytes as u32, got: inputs.len() as u32 });
+    }
+    let count = inputs.len() / input_bytes;
+    let overhead = counter_overhead(out.platform());
+    let counted = out.platform().counter().is_some();
+    let _ = writeln!(
+        out,
+        "hawq target={} model_bytes={} arena_bytes={} inputs={} input_bytes={} counter={}",
+        P::TARGET,
+        blob.len(),
+        model.arena_bytes(),
+        count,
+        input_bytes,
+        if counted { P::UNIT } else { "none" }
+    );
+    out.flush();
+    let mut it = Interpreter::new(&model, arena)?;
+    for (n, raw) in inputs.chunks_exact(input_bytes).enumerate() {
+        if n == 0 {
+            // A first pass with a counter reading after every layer, for the breakdown.
+            it.write_input_raw(raw)?;
+            let mut marks = [0u32; MAX_LAYERS + 1];
+            let mut ops = 0usize;
+            let p = out.platform();
+            marks[0] = p.counter().unwrap_or(0);
+            it.invoke_observed(|index, _op| {
+                if index < MAX_LAYERS {
+                    marks[index + 1] = p.counter().unwrap_or(0);
+                    ops = index + 1;
+                }
+            })?;
+            for (index, op) in it.model().ops().enumerate().take(ops) {
+                let op = op?;
+                let _ = write!(out, "layer {index} {} ", op.name());
+                let n = P::instructions(marks[index + 1].wrapping_sub(marks[index])).saturating_sub(overhead);
+                write_count(out, counted.then_some(n));
+                out.push("\n");
+            }
+        }
+        it.write_input_raw(raw)?;
+        let p = out.platform();
+        let start = p.counter();
+        it.invoke()?;
+        let end = p.counter();
+        let _ = write!(out, "inference {n} {}=", P::UNIT);
+        write_count(out, elapsed::<P>(start, end, overhead));
+        out.push(" output=");
+        let bytes = it.output_bytes();
+        out.hex(bytes);
+        out.push("\n");
+        out.flush();
+    }
+    Ok(())
+}
+
+/// Writes a panic report (`panic: <message>`) to the host; the board then exits with
+/// [`EXIT_PANIC`].
+pub fn report_panic<P: Platform>(platform: &mut P, info: &core::panic::PanicInfo<'_>) {
+    let mut out = Out::new(platform);
+    let _ = writeln!(out, "panic: {info}");
+}
+
+/// Writes a fault report (`fault: <what>`); the board then exits with [`EXIT_FAULT`].
+pub fn report_fault<P: Platform>(platform: &mut P, what: fmt::Arguments<'_>) {
+    let mut out = Out::new(platform);
+    let _ = writeln!(out, "fault: {what}");
+}
+
+/// Output and exit over semihosting (Arm `bkpt 0xab`, RISC-V `ebreak` sequence), which QEMU
+/// serves with `-semihosting-config enable=on,target=native`.
+#[cfg(feature = "semihosting")]
+pub mod semihost {
+    /// Writes to the host's stdout.
+    pub fn write_str(s: &str) {
+        use semihosting::io::Write;
+        if let Ok(mut out) = semihosting::io::stdout() {
+            let _ = out.write_all(s.as_bytes());
+        }
+    }
+
+    /// Ends the program; QEMU exits with this status.
+    pub fn exit(code: i32) -> ! {
+        semihosting::process::exit(code)
+    }
+}
+
+/// Deterministic instruction counters of the QEMU machines (run with `-icount shift=N,sleep=off`,
+/// where one instruction is 2^N ns of virtual time).
+pub mod counters {
+    use core::ptr::{read_volatile, write_volatile};
+
+    /// `-icount` shift the mps2 runners use: 128 ns per instruction, 3.2 timer ticks.
+    pub const MPS2_ICOUNT_SHIFT: u32 = 7;
+    /// `-icount` shift the microbit runner uses: 256 ns per instruction, 4.096 timer ticks.
+    pub const MICROBIT_ICOUNT_SHIFT: u32 = 8;
+
+    /// `round(ticks · tick_ns / insn_ns)` for a timer of `tick_ns` (as a fraction num/den).
+    fn ticks_to_instructions(ticks: u32, tick_ns_num: u64, tick_ns_den: u64, shift: u32) -> u32 {
+        let insn_ns = 1u64 << shift;
+        let num = ticks as u64 * tick_ns_num;
+        let den = tick_ns_den * insn_ns;
+        ((num + den / 2) / den) as u32
+    }
+
+    /// The CMSDK APB timer 0 of the mps2 machines (0x4000_0000): 32-bit, counting down at the
+    /// 25 MHz peripheral clock (40 ns per tick). The reading is inverted so that it counts up.
+    pub struct Cmsdk;
+
+    impl Cmsdk {
+        const CTRL: *mut u32 = 0x4000_0000 as *mut u32;
+        const VALUE: *mut u32 = 0x4000_0004 as *mut u32;
+        const RELOAD: *mut u32 = 0x4000_0008 as *mut u32;
+
+        /// Starts the timer free-running from 0xFFFF_FFFF.
+        pub fn start() -> Cmsdk {
+            // SAFETY: the timer's documented registers on these machines.
+            unsafe {
+                write_volatile(Self::CTRL, 0);
+                write_volatile(Self::RELOAD, u32::MAX);
+                write_volatile(Self::VALUE, u32::MAX);
+                write_volatile(Self::CTRL, 1);
+            }
+            Cmsdk
+        }
+
+        #[inline(always)]
+        pub fn read(&self) -> u32 {
+            // SAFETY: VALUE register of the timer started above.
+            !unsafe { read_volatile(Self::VALUE) }
+        }
+
+        pub fn instructions(ticks: u32) -> u32 {
+            ticks_to_instructions(ticks, 40, 1, MPS2_ICOUNT_SHIFT)
+        }
+    }
+
+    /// TIMER0 of the nRF51 (QEMU `microbit`, 0x4000_8000): 32-bit, 16 MHz (62.5 ns per tick),
+    /// read through capture register 0.
+    pub struct Nrf51Timer;
+
+    impl Nrf51Timer {
+        const TASKS_START: *mut u32 = 0x4000_8000 as *mut u32;
+        const TASKS_STOP: *mut u32 = 0x4000_8004 as *mut u32;
+        const TASKS_CLEAR: *mut u32 = 0x4000_800C as *mut u32;
+        const TASKS_CAPTURE0: *mut u32 = 0x4000_8040 as *mut u32;
+        const MODE: *mut u32 = 0x4000_8504 as *mut u32;
+        const BITMODE: *mut u32 = 0x4000_8508 as *mut u32;
+        const PRESCALER: *mut u32 = 0x4000_8510 as *mut u32;
+        const CC0: *mut u32 = 0x4000_8540 as *mut u32;
+
+        pub fn start() -> Nrf51Timer {
+            // SAFETY: the timer's documented registers.
+            unsafe {
+                write_volatile(Self::TASKS_STOP, 1);
+                write_volatile(Self::MODE, 0); // timer, not counter
+                write_volatile(Self::BITMODE, 3); // 32 bits
+                write_volatile(Self::PRESCALER, 0); // 16 MHz
+                write_volatile(Self::TASKS_CLEAR, 1);
+                write_volatile(Self::TASKS_START, 1);
+            }
+            Nrf51Timer
+        }
+
+        #[inline(always)]
+        pub fn read(&self) -> u32 {
+            // SAFETY: capture, then read the capture register of the timer started above.
+            unsafe {
+                write_volatile(Self::TASKS_CAPTURE0, 1);
+                read_volatile(Self::CC0)
+            }
+        }
+
+        pub fn instructions(ticks: u32) -> u32 {
+            ticks_to_instructions(ticks, 125, 2, MICROBIT_ICOUNT_SHIFT)
+        }
+    }
+
+    /// The RISC-V `minstret` CSR (low 32 bits): exactly the retired instructions under
+    /// `-icount`. Machine mode only.
+    #[cfg(any(target_arch = "riscv32", target_arch = "riscv64"))]
+    #[inline(always)]
+    pub fn minstret() -> u32 {
+        let v: usize;
+        // SAFETY: reading a counter CSR has no side effect.
+        unsafe { core::arch::asm!("csrr {0}, minstret", out(reg) v) };
+        v as u32
+    }
+}

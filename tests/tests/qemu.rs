@@ -1,0 +1,153 @@
+//! The real-model suite on the QEMU targets of `targets/`: every fixture, compiled in uniform
+//! 8-bit and in mixed precision (2/4/8-bit weights, some 4-bit activations), runs a batch of
+//! evaluation inputs on every target its memory holds, and every output byte must equal the host
+//! runtime's. A corrupted model must end the firmware with an error exit on every target.
+//!
+//! Needs QEMU and the cross targets (scripts/setup-cross.sh) and the fixtures. Never skips.
+
+use std::time::Duration;
+
+use hawq_e2e::qemu::{self, build, compile_cases, measure, Build, Config, Fault, ModelSpec, Target};
+use hawq_e2e::{fixtures, FIXTURES};
+
+/// Evaluation inputs per model and configuration.
+const INPUTS: usize = 6;
+
+/// Fixtures that must fit the 16 KiB of RAM and 256 KiB of flash of the Cortex-M0 (microbit), in
+/// both configurations. Every fixture must fit every other target.
+const FIT_CORTEX_M0: &[&str] = &["mnist8", "sine-mlp"];
+
+fn check_fixture(name: &str) {
+    qemu::check_tools(&Target::ALL).unwrap();
+    let f = FIXTURES.iter().find(|f| f.name == name).expect("fixture metadata");
+    let cases = compile_cases(&ModelSpec::fixture(f, &fixtures()), &Config::ALL, INPUTS)
+        .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+    let mut failures = Vec::new();
+    for case in &cases {
+        for target in Target::ALL {
+            let m = match measure(target, &case.blob, &case.inputs, &case.expected) {
+                Ok(m) => m,
+                Err(e) => {
+                    failures.push(format!("{name} {} on {target}: {e:#}", case.config));
+                    continue;
+                }
+            };
+            match &m.fits {
+                Err(why) => {
+                    println!("{name:<16} {:<5} {target:<9} does not fit: {why}", case.config.name());
+                    if target != Target::CortexM0 || FIT_CORTEX_M0.contains(&name) {
+                        failures.push(format!("{name} {} must fit {target}: {why}", case.config));
+                    }
+                }
+                Ok(()) => {
+                    println!(
+                        "{name:<16} {:<5} {target:<9} {} inputs, outputs {}; instructions/inference {}, flash {} B \
+                         (model {} B), arena {} B, stack {} B, {:.1} s",
+                        case.config.name(),
+                        m.inferences,
+                        if m.match_host() { "identical to the host" } else { "DIFFERENT" },
+                        m.mean_instructions().map_or("-".to_string(), |n| n.to_string()),
+                        m.flash_bytes,
+                        m.model_bytes,
+                        m.arena_bytes,
+                        m.stack_bytes.map_or("-".to_string(), |n| n.to_string()),
+                        m.wall.as_secs_f64()
+                    );
+                    if !m.match_host() {
+                        failures.push(format!(
+                            "{name} {} on {target}: outputs differ from the host on inputs {:?}",
+                            case.config, m.mismatches
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn resnet8_cifar10_on_every_qemu_target_equals_the_host() {
+    check_fixture("resnet8-cifar10");
+}
+
+#[test]
+fn dscnn_kws_on_every_qemu_target_equals_the_host() {
+    check_fixture("dscnn-kws");
+}
+
+#[test]
+fn mnist8_on_every_qemu_target_equals_the_host() {
+    check_fixture("mnist8");
+}
+
+#[test]
+fn autoencoder_ad_on_every_qemu_target_equals_the_host() {
+    check_fixture("autoencoder-ad");
+}
+
+#[test]
+fn sine_mlp_on_every_qemu_target_equals_the_host() {
+    check_fixture("sine-mlp");
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+#[test]
+fn corrupted_models_end_the_firmware_with_an_error_on_every_target() {
+    qemu::check_tools(&Target::ALL).unwrap();
+    let f = FIXTURES.iter().find(|f| f.name == "mnist8").unwrap();
+    let case = compile_cases(&ModelSpec::fixture(f, &fixtures()), &[Config::Int8], 2).unwrap().remove(0);
+    let good = &case.blob;
+    assert_eq!(crc32(&good[20..]), u32::from_le_bytes(good[16..20].try_into().unwrap()), "CRC-32 of the body");
+
+    // (what, blob, the error message must mention)
+    let mut corruptions: Vec<(&str, Vec<u8>, &str)> = Vec::new();
+    let mut flipped = good.clone();
+    flipped[good.len() / 2] ^= 0x01;
+    corruptions.push(("one bit flipped in the weights", flipped, "checksum"));
+    corruptions.push(("truncated", good[..good.len() - 100].to_vec(), "truncated"));
+    // A header claiming a tiny arena (the header is outside the checksum): the loader's
+    // validation must refuse the tensors that lie outside it. The firmware's static arena is
+    // sized from the header too, so nothing but validation stands in the way.
+    let mut small_arena = good.clone();
+    small_arena[12..16].copy_from_slice(&64u32.to_le_bytes());
+    corruptions.push(("arena in the header too small", small_arena, "outside the arena"));
+    // A body byte changed and the checksum recomputed: the table decoder or the validation of
+    // the ops must refuse it (the byte is the first tensor's first shape dimension, set to 0).
+    let mut zero_dim = good.clone();
+    zero_dim[21] = 0;
+    let crc = crc32(&zero_dim[20..]);
+    zero_dim[16..20].copy_from_slice(&crc.to_le_bytes());
+    corruptions.push(("a zero dimension, checksum fixed", zero_dim, ""));
+
+    let mut failures = Vec::new();
+    for (what, blob, mention) in &corruptions {
+        for target in Target::ALL {
+            let fw = match build(target, blob, &case.inputs.concat(), Fault::None).unwrap() {
+                Build::Built(fw) => fw,
+                Build::DoesNotFit(why) => panic!("mnist8 must fit {target}: {why}"),
+            };
+            let run = qemu::run(&fw, Duration::from_secs(120)).unwrap();
+            let report = qemu::parse(&run.stdout).unwrap_or_default();
+            println!("{what:<34} {target:<9} exit {:?}: error: {}", run.status, report.error.as_deref().unwrap_or("-"));
+            let ok = !run.timed_out
+                && run.status == Some(2)
+                && report.inferences.is_empty()
+                && report.error.as_deref().is_some_and(|e| e.contains(mention));
+            if !ok {
+                failures.push(format!("{what} on {target}:\n{}", run.transcript()));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

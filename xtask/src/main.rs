@@ -1,0 +1,351 @@
+//! `cargo xtask`: the project's tasks that drive the QEMU firmware of `targets/`.
+//!
+//! ```text
+//! cargo xtask bench [--json] [--models a,b] [--targets t,u] [--configs int8,mixed] [--inputs N] [--layers]
+//! cargo xtask run --target T --model FILE.hq [--data FILE.npz] [--inputs N]
+//! cargo xtask boards [--model FILE.hq --data FILE.npz]
+//! ```
+//!
+//! `bench` compiles each model (the fixtures of ../shared/fixtures by default; `digits` is the
+//! bundled example) in each configuration, runs a batch of evaluation inputs on each QEMU target
+//! and prints instructions per inference (deterministic, QEMU `-icount`), flash (code + model,
+//! from the ELF's sections), arena bytes and whether every output byte equals the host runtime's.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+use hawq_e2e::qemu::{self, compile_cases, Config, Measurement, ModelSpec, Target};
+use serde_json::json;
+
+const USAGE: &str = "\
+usage:
+  cargo xtask bench [--json] [--models a,b] [--targets t,u] [--configs int8,mixed] [--inputs N] [--layers]
+      models: fixture folder names of ../shared/fixtures (default: all of them), or `digits`
+      targets: cortex-m4, cortex-m0, cortex-m3, riscv32, aarch64 (default: all)
+  cargo xtask run --target T --model FILE.hq [--data FILE.npz] [--inputs N]
+      builds T's firmware around a compiled model, runs it under QEMU, prints its report and
+      compares its outputs with the host runtime's
+  cargo xtask boards [--model FILE.hq --data FILE.npz]
+      builds the real boards' firmware (targets/boards: nRF52840-DK, Raspberry Pi Pico,
+      ESP32-C3) around a model (default: examples/digits at 8 bits); flash them with probe-rs";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("bench") => bench(&args[1..]),
+        Some("run") => run(&args[1..]),
+        Some("boards") => boards(&args[1..]),
+        Some("-h" | "--help" | "help") | None => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(anyhow!("unknown task '{other}'\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A minimal `--flag [value]` parser.
+struct Args {
+    rest: Vec<String>,
+}
+
+impl Args {
+    fn new(args: &[String]) -> Args {
+        Args { rest: args.to_vec() }
+    }
+
+    fn flag(&mut self, name: &str) -> bool {
+        let before = self.rest.len();
+        self.rest.retain(|a| a != name);
+        self.rest.len() != before
+    }
+
+    fn value(&mut self, name: &str) -> Result<Option<String>> {
+        let Some(i) = self.rest.iter().position(|a| a == name) else {
+            return Ok(None);
+        };
+        if i + 1 >= self.rest.len() {
+            bail!("{name} needs a value");
+        }
+        let v = self.rest.remove(i + 1);
+        self.rest.remove(i);
+        Ok(Some(v))
+    }
+
+    fn finish(self) -> Result<()> {
+        if let Some(a) = self.rest.first() {
+            bail!("unexpected argument '{a}'\n{USAGE}");
+        }
+        Ok(())
+    }
+}
+
+fn list<T>(value: Option<String>, all: Vec<T>, parse: impl Fn(&str) -> Result<T>) -> Result<Vec<T>> {
+    match value {
+        None => Ok(all),
+        Some(v) => v.split(',').filter(|s| !s.is_empty()).map(|s| parse(s.trim())).collect(),
+    }
+}
+
+fn fixtures_root() -> Result<PathBuf> {
+    let dir = std::env::var_os("HAWQ_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| qemu::repo_root().join("../shared/fixtures"));
+    if !dir.join("README.md").is_file() {
+        bail!(
+            "the fixtures are not at {} (set HAWQ_FIXTURES, or bench the bundled example with --models digits)",
+            dir.display()
+        );
+    }
+    Ok(dir)
+}
+
+fn model_spec(name: &str) -> Result<ModelSpec> {
+    if name == "digits" {
+        return Ok(ModelSpec::digits());
+    }
+    let f = hawq_e2e::FIXTURES
+        .iter()
+        .find(|f| f.name == name)
+        .ok_or_else(|| anyhow!("unknown model '{name}' (a fixture folder name, or `digits`)"))?;
+    Ok(ModelSpec::fixture(f, &fixtures_root()?))
+}
+
+/// One row of the bench.
+struct Row {
+    model: String,
+    config: Config,
+    arena_bytes: usize,
+    m: Measurement,
+}
+
+fn arena_of(blob: &[u8]) -> usize {
+    blob.get(12..16).map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+}
+
+fn bench(args: &[String]) -> Result<()> {
+    let mut a = Args::new(args);
+    let as_json = a.flag("--json");
+    let layers = a.flag("--layers");
+    let models = list(a.value("--models")?, hawq_e2e::FIXTURES.iter().map(|f| f.name.to_string()).collect(), |s| {
+        Ok(s.to_string())
+    })?;
+    let targets = list(a.value("--targets")?, Target::ALL.to_vec(), |s| {
+        Target::from_name(s).ok_or_else(|| anyhow!("unknown target '{s}'"))
+    })?;
+    let configs = list(a.value("--configs")?, Config::ALL.to_vec(), |s| {
+        Config::ALL.into_iter().find(|c| c.name() == s).ok_or_else(|| anyhow!("unknown configuration '{s}'"))
+    })?;
+    let n: usize = a.value("--inputs")?.map_or(Ok(4), |v| v.parse()).context("--inputs")?;
+    a.finish()?;
+    qemu::check_tools(&targets)?;
+
+    let mut rows = Vec::new();
+    for name in &models {
+        let spec = model_spec(name)?;
+        let t0 = Instant::now();
+        let cases = compile_cases(&spec, &configs, n)?;
+        eprintln!("{name}: compiled {} configuration(s) in {:.1} s", cases.len(), t0.elapsed().as_secs_f64());
+        for case in &cases {
+            for &target in &targets {
+                let t0 = Instant::now();
+                let m = qemu::measure(target, &case.blob, &case.inputs, &case.expected)
+                    .with_context(|| format!("{name} {} on {target}", case.config))?;
+                eprintln!(
+                    "  {name} {} {target}: {} ({:.1} s)",
+                    case.config,
+                    match (&m.fits, m.match_host()) {
+                        (Err(_), _) => "does not fit".to_string(),
+                        (Ok(()), true) => "matches the host".to_string(),
+                        (Ok(()), false) => format!("DIFFERS from the host on inputs {:?}", m.mismatches),
+                    },
+                    t0.elapsed().as_secs_f64()
+                );
+                rows.push(Row { model: name.clone(), config: case.config, arena_bytes: arena_of(&case.blob), m });
+            }
+        }
+    }
+    if as_json {
+        let v: Vec<serde_json::Value> = rows.iter().map(|r| row_json(r, layers)).collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print_table(&rows, layers);
+    }
+    if rows.iter().any(|r| r.m.fits.is_ok() && !r.m.match_host()) {
+        bail!("some target's outputs differ from the host runtime's");
+    }
+    Ok(())
+}
+
+fn row_json(r: &Row, layers: bool) -> serde_json::Value {
+    let fits = r.m.fits.is_ok();
+    let mut v = json!({
+        "model": r.model,
+        "target": r.m.target.name(),
+        "config": r.config.name(),
+        "kernels": "scalar",
+        "instructions": if fits { r.m.mean_instructions() } else { None },
+        "flash_bytes": if fits { Some(r.m.flash_bytes) } else { None },
+        "arena_bytes": r.arena_bytes,
+        "match_host": r.m.match_host(),
+        "fits": fits,
+        "model_bytes": r.m.model_bytes,
+        "stack_bytes": r.m.stack_bytes,
+    });
+    if layers {
+        v["layers"] =
+            r.m.layers.iter().map(|l| json!({"index": l.index, "op": l.op, "instructions": l.instructions})).collect();
+    }
+    v
+}
+
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn print_table(rows: &[Row], layers: bool) {
+    println!(
+        "| model | target | config | kernels | instructions / inference | flash bytes (model + code) | arena bytes | stack bytes | outputs = host |"
+    );
+    println!("|---|---|---|---|---:|---:|---:|---:|---|");
+    for r in rows {
+        let m = &r.m;
+        let (insn, flash, stack, same) = match &m.fits {
+            Err(why) => ("—".to_string(), format!("does not fit ({why})"), "—".to_string(), "—".to_string()),
+            Ok(()) => (
+                m.mean_instructions().map_or("— (no counter)".to_string(), thousands),
+                format!(
+                    "{} ({} + {})",
+                    thousands(m.flash_bytes),
+                    thousands(m.model_bytes as u64),
+                    thousands(m.code_bytes())
+                ),
+                m.stack_bytes.map_or("—".to_string(), |s| thousands(s as u64)),
+                if m.match_host() { "yes".to_string() } else { format!("NO (inputs {:?})", m.mismatches) },
+            ),
+        };
+        println!(
+            "| {} | {} | {} | scalar | {insn} | {flash} | {} | {stack} | {same} |",
+            r.model,
+            m.target,
+            r.config,
+            thousands(r.arena_bytes as u64)
+        );
+    }
+    if layers {
+        for r in rows.iter().filter(|r| !r.m.layers.is_empty() && r.m.target.counts_instructions()) {
+            println!("\n{} {} on {}: instructions per layer (first input)", r.model, r.config, r.m.target);
+            for l in &r.m.layers {
+                println!("  {:>3} {:<18} {:>14}", l.index, l.op, l.instructions.map_or("—".to_string(), thousands));
+            }
+        }
+    }
+}
+
+fn run(args: &[String]) -> Result<()> {
+    let mut a = Args::new(args);
+    let target = a.value("--target")?.ok_or_else(|| anyhow!("--target is required\n{USAGE}"))?;
+    let target = Target::from_name(&target).ok_or_else(|| anyhow!("unknown target '{target}'"))?;
+    let model = a.value("--model")?.ok_or_else(|| anyhow!("--model is required\n{USAGE}"))?;
+    let data = a.value("--data")?;
+    let n: usize = a.value("--inputs")?.map_or(Ok(4), |v| v.parse()).context("--inputs")?;
+    a.finish()?;
+    qemu::check_tools(&[target])?;
+    let blob = std::fs::read(&model).with_context(|| format!("{model}: cannot read"))?;
+    let inputs = match &data {
+        None => Vec::new(),
+        Some(path) => {
+            let parsed = hawq_runtime::Model::from_bytes(&blob).map_err(|e| anyhow!("{model}: {e}"))?;
+            let dataset = hawq_compiler::data::Dataset::load(Path::new(path))?;
+            qemu::eval_inputs(&dataset, parsed.input().elements(), n)?
+        }
+    };
+    let fw = match qemu::build(target, &blob, &inputs.concat(), qemu::Fault::None)? {
+        qemu::Build::Built(fw) => fw,
+        qemu::Build::DoesNotFit(why) => bail!("{model} does not fit {target}: {why}"),
+    };
+    let result = qemu::run(&fw, std::time::Duration::from_secs(600))?;
+    print!("{}", result.stdout);
+    eprint!("{}", result.stderr);
+    println!(
+        "flash {} bytes (without the {} bytes of test inputs), statics {} bytes",
+        fw.flash_bytes(),
+        fw.input_bytes,
+        fw.sizes.statics
+    );
+    if !result.success() {
+        bail!("the firmware exited with {:?}{}", result.status, if result.timed_out { " (timed out)" } else { "" });
+    }
+    if !inputs.is_empty() {
+        let report = qemu::parse(&result.stdout)?;
+        let host = qemu::host_outputs(&blob, &inputs)?;
+        let same = report.inferences.iter().map(|(_, o)| o).eq(host.iter());
+        println!("outputs identical to the host runtime: {}", if same { "yes" } else { "NO" });
+        if !same {
+            bail!("outputs differ from the host runtime");
+        }
+    }
+    Ok(())
+}
+
+fn boards(args: &[String]) -> Result<()> {
+    let mut a = Args::new(args);
+    let model = a.value("--model")?;
+    let data = a.value("--data")?;
+    a.finish()?;
+    let (name, blob, inputs) = match (model, data) {
+        (None, None) => {
+            let case = compile_cases(&ModelSpec::digits(), &[Config::Int8], 4)?.remove(0);
+            ("examples/digits (int8)".to_string(), case.blob, case.inputs)
+        }
+        (Some(model), Some(data)) => {
+            let blob = std::fs::read(&model).with_context(|| format!("{model}: cannot read"))?;
+            let parsed = hawq_runtime::Model::from_bytes(&blob).map_err(|e| anyhow!("{model}: {e}"))?;
+            let dataset = hawq_compiler::data::Dataset::load(Path::new(&data))?;
+            let inputs = qemu::eval_inputs(&dataset, parsed.input().elements(), 4)?;
+            (model, blob, inputs)
+        }
+        _ => bail!("--model and --data go together"),
+    };
+    println!("| board | chip | flash bytes (model {} B + code) | RAM statics bytes |", blob.len());
+    println!("|---|---|---:|---:|");
+    let mut failed = Vec::new();
+    for board in qemu::BOARDS {
+        let t0 = Instant::now();
+        match qemu::build_board(board, &blob, &inputs.concat())? {
+            Ok(sizes) => println!(
+                "| {} | {} | {} | {} |",
+                board.name,
+                board.chip,
+                thousands(sizes.image),
+                thousands(sizes.statics)
+            ),
+            Err(why) => {
+                println!("| {} | {} | does not fit: {why} | |", board.name, board.chip);
+                failed.push(board.name);
+            }
+        }
+        eprintln!("  {} built in {:.1} s", board.name, t0.elapsed().as_secs_f64());
+    }
+    eprintln!("model: {name}; flash a board with `cargo run --release` in its folder (see targets/README.md)");
+    if !failed.is_empty() {
+        bail!("{name} does not fit {failed:?}");
+    }
+    Ok(())
+}
