@@ -12,7 +12,6 @@ mod naive;
 use std::cell::RefCell;
 
 use common::*;
-use hawq_runtime::format::DType;
 use hawq_runtime::quant::{pack, Bits};
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -336,28 +335,28 @@ fn conv_by_hand() {
 
 #[test]
 fn conv2d_matches_naive() {
-    property("conv2d", 24000, conv_case(false, false), exact_only).require("conv2d", 30, 30, 15, 30);
+    property("conv2d", 12000, conv_case(false, false), exact_only).require("conv2d", 30, 30, 15, 30);
 }
 
 #[test]
 fn depthwise_conv2d_matches_naive() {
-    property("depthwise", 24000, conv_case(true, false), exact_only).require("depthwise", 30, 30, 15, 30);
+    property("depthwise", 12000, conv_case(true, false), exact_only).require("depthwise", 30, 30, 15, 30);
 }
 
 #[test]
 fn fully_connected_matches_naive() {
-    property("fc", 24000, fc_case(false), exact_only).require("fc", 30, 30, 15, 30);
+    property("fc", 12000, fc_case(false), exact_only).require("fc", 30, 30, 15, 30);
 }
 
 #[test]
 fn avg_pool_matches_naive() {
-    property("avg_pool", 24000, pool_case(true, false, false), exact_only).require("avg_pool", 30, 30, 15, 30);
+    property("avg_pool", 12000, pool_case(true, false, false), exact_only).require("avg_pool", 30, 30, 15, 30);
 }
 
 #[test]
 fn global_avg_pool_matches_naive() {
     // One output per channel: both ends are hit less often than with a spatial output.
-    property("global_avg_pool", 12800, pool_case(true, true, false), exact_only).require(
+    property("global_avg_pool", 6400, pool_case(true, true, false), exact_only).require(
         "global_avg_pool",
         30,
         20,
@@ -368,27 +367,27 @@ fn global_avg_pool_matches_naive() {
 
 #[test]
 fn max_pool_matches_naive() {
-    property("max_pool", 24000, pool_case(false, false, false), exact_only).require("max_pool", 30, 30, 15, 30);
+    property("max_pool", 12000, pool_case(false, false, false), exact_only).require("max_pool", 30, 30, 15, 30);
 }
 
 #[test]
 fn add_matches_naive() {
-    property("add", 24000, add_case(false), exact_only).require("add", 30, 30, 15, 30);
+    property("add", 12000, add_case(false), exact_only).require("add", 30, 30, 15, 30);
 }
 
 #[test]
 fn reshape_copies_bytes() {
-    property("reshape", 8000, reshape_case(), exact_only);
+    property("reshape", 4000, reshape_case(), exact_only);
 }
 
 #[test]
 fn dequantize_matches_naive_bits() {
-    property("dequantize", 12800, float_out_case(false), exact_only);
+    property("dequantize", 6400, float_out_case(false), exact_only);
 }
 
 #[test]
 fn softmax_matches_naive_bits() {
-    property("softmax", 12800, float_out_case(true), exact_only);
+    property("softmax", 6400, float_out_case(true), exact_only);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -396,33 +395,26 @@ fn softmax_matches_naive_bits() {
 
 #[test]
 fn conv2d_is_within_one_step_of_real() {
-    property("conv2d real", 9600, conv_case(false, true), conv_float_check);
+    property("conv2d real", 4800, conv_case(false, true), conv_float_check);
 }
 
 #[test]
 fn depthwise_conv2d_is_within_one_step_of_real() {
-    property("depthwise real", 9600, conv_case(true, true), conv_float_check);
+    property("depthwise real", 4800, conv_case(true, true), conv_float_check);
 }
 
 #[test]
 fn fully_connected_is_within_one_step_of_real() {
-    property("fc real", 9600, fc_case(true), fc_float_check);
+    property("fc real", 4800, fc_case(true), fc_float_check);
 }
 
 #[test]
 fn avg_pool_is_within_one_step_of_real() {
-    property("avg_pool real", 9600, pool_case(true, false, true), avg_pool_float_check);
-    property("global_avg_pool real", 4800, pool_case(true, true, true), avg_pool_float_check);
+    property("avg_pool real", 4800, pool_case(true, false, true), avg_pool_float_check);
+    property("global_avg_pool real", 2400, pool_case(true, true, true), avg_pool_float_check);
 }
 
 #[test]
 fn add_is_within_one_step_of_real() {
-    property("add real", 9600, add_case(true), add_float_check);
-}
-
-/// The input tensor of a 4-bit model takes the packed bytes as they are (odd element count).
-#[test]
-fn four_bit_input_tensor_is_sized_for_packing() {
-    let t = tensor([1, 1, 3, 3], DType::I4, half::f16::from_f32(1.0), 0, 0);
-    assert_eq!(t.bytes(), 5);
+    property("add real", 4800, add_case(true), add_float_check);
 }

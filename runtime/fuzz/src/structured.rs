@@ -1,0 +1,381 @@
+//! Builds a model from fuzzer bytes field by field (`arbitrary::Unstructured`) and encodes it
+//! with `format::encode`: every field, including ones the byte-level targets rarely reach (an
+//! f16 scale with its sign bit set needs a 3-byte varint), gets arbitrary values, while sizes are
+//! mostly derived from the shapes so that many models pass the loader and run.
+
+use half::f16;
+use hawq_runtime::format::{
+    encode, AddParams, ChannelParams, Clamp, ConvParams, DType, FcParams, InputLayout, ModelMeta, Op, PoolParams,
+    RawInput, TensorDesc, UnaryParams, MAX_TENSORS,
+};
+use libfuzzer_sys::arbitrary::{Result, Unstructured};
+
+/// Mostly `small`, sometimes anything.
+fn mostly(u: &mut Unstructured<'_>, small: std::ops::RangeInclusive<u16>) -> Result<u16> {
+    if u.ratio(7, 8)? {
+        u.int_in_range(small)
+    } else {
+        u.arbitrary()
+    }
+}
+
+fn mostly_u8(u: &mut Unstructured<'_>, small: std::ops::RangeInclusive<u8>) -> Result<u8> {
+    if u.ratio(7, 8)? {
+        u.int_in_range(small)
+    } else {
+        u.arbitrary()
+    }
+}
+
+fn tensor_index(u: &mut Unstructured<'_>, n: usize) -> Result<u16> {
+    if u.ratio(15, 16)? {
+        Ok(u.int_in_range(0..=n as u16 - 1)?)
+    } else {
+        u.arbitrary()
+    }
+}
+
+fn bits_of(d: DType) -> usize {
+    match d {
+        DType::I8 => 8,
+        DType::I4 => 4,
+        DType::F32 => 32,
+    }
+}
+
+/// A byte length: usually `exact`, sometimes off by a little or arbitrary.
+fn length(u: &mut Unstructured<'_>, exact: usize) -> Result<usize> {
+    Ok(match u.int_in_range(0..=15u8)? {
+        0 => exact.saturating_sub(1),
+        1 => exact.saturating_add(1),
+        2 => u.int_in_range(0..=64usize)?,
+        _ => exact,
+    }
+    .min(1 << 16))
+}
+
+/// Per-channel arrays for `n` channels: biases mostly small, multipliers mostly normalised,
+/// shifts mostly in range.
+struct Channels {
+    bias: Vec<u8>,
+    multiplier: Vec<u8>,
+    shift: Vec<u8>,
+}
+
+fn channels(u: &mut Unstructured<'_>, n: usize) -> Result<Channels> {
+    let mut c = Channels { bias: Vec::new(), multiplier: Vec::new(), shift: Vec::new() };
+    for _ in 0..length(u, n.saturating_mul(4))? / 4 {
+        let b: i32 = if u.ratio(3, 4)? { u.int_in_range(-4096..=4096)? } else { u.arbitrary()? };
+        c.bias.extend_from_slice(&b.to_le_bytes());
+    }
+    for _ in 0..length(u, n.saturating_mul(4))? / 4 {
+        let m: i32 = if u.ratio(7, 8)? { u.int_in_range(1 << 30..=i32::MAX)? } else { u.arbitrary()? };
+        c.multiplier.extend_from_slice(&m.to_le_bytes());
+    }
+    for _ in 0..length(u, n)? {
+        let s: i8 = if u.ratio(7, 8)? { u.int_in_range(-31..=30)? } else { u.arbitrary()? };
+        c.shift.push(s as u8);
+    }
+    Ok(c)
+}
+
+fn clamp(u: &mut Unstructured<'_>, out: &TensorDesc) -> Result<Clamp> {
+    Ok(match (u.int_in_range(0..=3u8)?, out.dtype) {
+        (0, _) => Clamp { min: u.arbitrary()?, max: u.arbitrary()? },
+        (1, DType::I4) => Clamp { min: out.zero_point.clamp(-8, 7), max: 7 },
+        (1, _) => Clamp { min: out.zero_point, max: 127 },
+        (_, DType::I4) => Clamp { min: -8, max: 7 },
+        _ => Clamp { min: -128, max: 127 },
+    })
+}
+
+/// Owned arrays of one op, so that the borrowed `Op` can be built afterwards.
+enum Draft {
+    Conv { depthwise: bool, p: ConvParams<'static>, weights: Vec<u8>, ch: Channels },
+    Fc { p: FcParams<'static>, weights: Vec<u8>, ch: Channels },
+    Plain(Op<'static>),
+}
+
+const EMPTY: ChannelParams<'static> = ChannelParams { bias: &[], multiplier: &[], shift: &[] };
+
+/// The tensor table under construction, with the end of the last tensor placed.
+struct Table {
+    tensors: heapless::Vec<TensorDesc, MAX_TENSORS>,
+    end: u64,
+}
+
+impl Table {
+    fn len(&self) -> usize {
+        self.tensors.len()
+    }
+
+    fn get(&self, i: u16) -> Option<TensorDesc> {
+        self.tensors.get(i as usize).copied()
+    }
+
+    /// Appends a tensor of `shape` and `dtype` (arbitrary scale and zero point, mostly valid),
+    /// usually right after the last one, sometimes at an arbitrary or an existing offset.
+    fn push(&mut self, u: &mut Unstructured<'_>, shape: [u16; 4], dtype: DType) -> Result<u16> {
+        if self.tensors.is_full() {
+            return Ok(u.int_in_range(0..=self.len() as u16 - 1)?);
+        }
+        let scale = if u.ratio(3, 4)? {
+            f16::from_f32(u.int_in_range(1..=64u8)? as f32 / 64.0)
+        } else {
+            f16::from_bits(u.arbitrary()?)
+        };
+        let zero_point: i8 = match dtype {
+            DType::I4 if u.ratio(7, 8)? => u.int_in_range(-8..=7)?,
+            _ => u.arbitrary()?,
+        };
+        let elements: u64 = shape.iter().map(|&d| d as u64).product();
+        let bytes = elements.saturating_mul(bits_of(dtype) as u64).div_ceil(8);
+        let offset = match u.int_in_range(0..=15u8)? {
+            0 => u.arbitrary()?,
+            1 if !self.tensors.is_empty() => self.tensors[u.choose_index(self.tensors.len())?].offset,
+            _ => (self.end.min(u32::MAX as u64) as u32).saturating_add(u.int_in_range(0..=3u32)?),
+        };
+        self.end = self.end.max((offset as u64).saturating_add(bytes));
+        let _ = self.tensors.push(TensorDesc { shape, dtype, scale, zero_point, offset });
+        Ok(self.len() as u16 - 1)
+    }
+
+    /// A free tensor of random shape and dtype.
+    fn push_random(&mut self, u: &mut Unstructured<'_>) -> Result<u16> {
+        let shape = [
+            if u.ratio(15, 16)? { 1 } else { mostly(u, 0..=3)? },
+            mostly(u, 1..=8)?,
+            mostly(u, 1..=8)?,
+            mostly(u, 1..=8)?,
+        ];
+        let dtype = *u.choose(&[DType::I8, DType::I8, DType::I4, DType::F32])?;
+        self.push(u, shape, dtype)
+    }
+
+    /// An existing tensor (mostly), or anything.
+    fn pick(&self, u: &mut Unstructured<'_>) -> Result<u16> {
+        if u.ratio(15, 16)? {
+            Ok(u.int_in_range(0..=self.len() as u16 - 1)?)
+        } else {
+            u.arbitrary()
+        }
+    }
+
+    /// The op's output: usually a new tensor of the shape the op produces (`derived`), else an
+    /// existing one.
+    fn output(&mut self, u: &mut Unstructured<'_>, derived: [u16; 4], float: bool) -> Result<u16> {
+        if u.ratio(3, 4)? {
+            let dtype = if float { DType::F32 } else { *u.choose(&[DType::I8, DType::I8, DType::I4])? };
+            self.push(u, derived, dtype)
+        } else {
+            self.pick(u)
+        }
+    }
+}
+
+/// Output size of a window along one axis with a random bottom padding below the kernel.
+fn out_size(u: &mut Unstructured<'_>, size: u16, kernel: u16, stride: u8, pad: u8) -> Result<u16> {
+    let bottom = u.int_in_range(0..=kernel.saturating_sub(1))? as u32;
+    let total = size as u32 + pad as u32 + bottom;
+    Ok(if total < kernel as u32 || stride == 0 {
+        1
+    } else {
+        ((total - kernel as u32) / stride as u32 + 1).min(u16::MAX as u32) as u16
+    })
+}
+
+fn draft(u: &mut Unstructured<'_>, table: &mut Table) -> Result<Draft> {
+    let input = table.pick(u)?;
+    let ti = table.get(input);
+    let shape = ti.map_or([1, 1, 1, 1], |t| t.shape);
+    let elements = ti.map_or(1, |t| t.elements());
+    let kind = u.int_in_range(0..=8u8)?;
+    Ok(match kind {
+        0 | 1 => {
+            let depthwise = kind == 1;
+            let weight_bits = *u.choose(&[2u8, 4, 8, 8, 3])?;
+            let (kh, kw) = (mostly_u8(u, 1..=5)?, mostly_u8(u, 1..=5)?);
+            let (sh, sw) = (mostly_u8(u, 1..=3)?, mostly_u8(u, 1..=3)?);
+            let (pt, pl) = (mostly_u8(u, 0..=kh.saturating_sub(1))?, mostly_u8(u, 0..=kw.saturating_sub(1))?);
+            let oc = if depthwise { shape[3].saturating_mul(u.int_in_range(1..=2)?) } else { mostly(u, 1..=8)? };
+            let derived = [1, out_size(u, shape[1], kh as u16, sh, pt)?, out_size(u, shape[2], kw as u16, sw, pl)?, oc];
+            let output = table.output(u, derived, false)?;
+            let to = table.get(output).unwrap_or(TensorDesc::default_like());
+            let p = ConvParams {
+                input,
+                output,
+                kernel_h: kh,
+                kernel_w: kw,
+                stride_h: sh,
+                stride_w: sw,
+                pad_top: pt,
+                pad_left: pl,
+                weight_bits,
+                weights: &[],
+                channel: EMPTY,
+                clamp: clamp(u, &to)?,
+            };
+            let out_c = to.shape[3] as usize;
+            let k = kh as usize * kw as usize * if depthwise { 1 } else { shape[3] as usize };
+            let row = (k * weight_bits as usize).div_ceil(8);
+            let len = length(u, row.saturating_mul(out_c))?.min(u.len());
+            let weights = u.bytes(len)?.to_vec();
+            Draft::Conv { depthwise, p, weights, ch: channels(u, out_c)? }
+        }
+        2 => {
+            let weight_bits = *u.choose(&[2u8, 4, 8])?;
+            let outs = mostly(u, 1..=16)?;
+            let output = table.output(u, [1, 1, 1, outs], false)?;
+            let to = table.get(output).unwrap_or(TensorDesc::default_like());
+            let outs = to.elements();
+            let row = elements.saturating_mul(weight_bits as usize).div_ceil(8);
+            let clamp = clamp(u, &to)?;
+            let p = FcParams { input, output, weight_bits, weights: &[], channel: EMPTY, clamp };
+            let len = length(u, row.saturating_mul(outs))?.min(u.len());
+            let weights = u.bytes(len)?.to_vec();
+            Draft::Fc { p, weights, ch: channels(u, outs)? }
+        }
+        3 | 4 => {
+            let (kh, kw) = if u.ratio(1, 4)? { (shape[1], shape[2]) } else { (mostly(u, 1..=6)?, mostly(u, 1..=6)?) };
+            let (sh, sw) = (mostly_u8(u, 1..=3)?, mostly_u8(u, 1..=3)?);
+            let pt = mostly_u8(u, 0..=kh.saturating_sub(1).min(255) as u8)?;
+            let pl = mostly_u8(u, 0..=kw.saturating_sub(1).min(255) as u8)?;
+            let derived = [1, out_size(u, shape[1], kh, sh, pt)?, out_size(u, shape[2], kw, sw, pl)?, shape[3]];
+            let output = table.output(u, derived, false)?;
+            let to = table.get(output).unwrap_or(TensorDesc::default_like());
+            let p = PoolParams {
+                input,
+                output,
+                kernel_h: kh,
+                kernel_w: kw,
+                stride_h: sh,
+                stride_w: sw,
+                pad_top: pt,
+                pad_left: pl,
+                multiplier: if u.ratio(7, 8)? { u.int_in_range(1 << 30..=i32::MAX)? } else { u.arbitrary()? },
+                shift: if u.ratio(7, 8)? { u.int_in_range(-31..=30)? } else { u.arbitrary()? },
+                clamp: clamp(u, &to)?,
+            };
+            Draft::Plain(if kind == 3 { Op::AvgPool(p) } else { Op::MaxPool(p) })
+        }
+        5 => {
+            let b = if u.ratio(1, 2)? {
+                let dtype = *u.choose(&[DType::I8, DType::I4])?;
+                table.push(u, shape, dtype)?
+            } else {
+                table.pick(u)?
+            };
+            // Sometimes in place: the output is input a or b itself.
+            let output = match u.int_in_range(0..=7u8)? {
+                0 => input,
+                1 => b,
+                _ => table.output(u, shape, false)?,
+            };
+            let to = table.get(output).unwrap_or(TensorDesc::default_like());
+            Draft::Plain(Op::Add(AddParams {
+                a: input,
+                b,
+                output,
+                multiplier_a: u.arbitrary::<i32>()? & i32::MAX,
+                multiplier_b: u.arbitrary::<i32>()? & i32::MAX,
+                shift: if u.ratio(7, 8)? { u.int_in_range(-31..=30)? } else { u.arbitrary()? },
+                clamp: clamp(u, &to)?,
+            }))
+        }
+        6 => {
+            let flat = [1, 1, 1, elements.min(u16::MAX as usize) as u16];
+            let output = if u.ratio(1, 4)? {
+                input
+            } else if u.ratio(3, 4)? {
+                let dtype = ti.map_or(DType::I8, |t| t.dtype);
+                table.push(u, flat, dtype)?
+            } else {
+                table.pick(u)?
+            };
+            Draft::Plain(Op::Reshape(UnaryParams { input, output }))
+        }
+        7 => Draft::Plain(Op::Softmax(UnaryParams { input, output: table.output(u, shape, true)? })),
+        _ => Draft::Plain(Op::Dequantize(UnaryParams { input, output: table.output(u, shape, true)? })),
+    })
+}
+
+trait DefaultLike {
+    fn default_like() -> Self;
+}
+
+impl DefaultLike for TensorDesc {
+    /// Stands in for a tensor index that does not exist (the loader will reject the op).
+    fn default_like() -> Self {
+        TensorDesc { shape: [1, 1, 1, 1], dtype: DType::I8, scale: f16::ONE, zero_point: 0, offset: 0 }
+    }
+}
+
+/// A model blob built from `data`, or `None` when the bytes run out early.
+pub fn build(data: &[u8]) -> Option<Vec<u8>> {
+    let mut u = Unstructured::new(data);
+    build_from(&mut u).ok()
+}
+
+fn build_from(u: &mut Unstructured<'_>) -> Result<Vec<u8>> {
+    let mut table = Table { tensors: heapless::Vec::new(), end: 0 };
+    for _ in 0..u.int_in_range(1..=3u8)? {
+        table.push_random(u)?;
+    }
+    let first = 0u16;
+    let count = u.int_in_range(1..=3usize)?;
+    let mut drafts = Vec::new();
+    for _ in 0..count {
+        drafts.push(draft(u, &mut table)?);
+    }
+    let ops: Vec<Op<'_>> = drafts
+        .iter()
+        .map(|d| match d {
+            Draft::Conv { depthwise, p, weights, ch } => {
+                let p = ConvParams {
+                    weights,
+                    channel: ChannelParams { bias: &ch.bias, multiplier: &ch.multiplier, shift: &ch.shift },
+                    ..*p
+                };
+                if *depthwise {
+                    Op::DepthwiseConv2d(p)
+                } else {
+                    Op::Conv2d(p)
+                }
+            }
+            Draft::Fc { p, weights, ch } => Op::FullyConnected(FcParams {
+                weights,
+                channel: ChannelParams { bias: &ch.bias, multiplier: &ch.multiplier, shift: &ch.shift },
+                ..*p
+            }),
+            Draft::Plain(op) => *op,
+        })
+        .collect();
+    let n = table.len();
+    let arena = if u.ratio(15, 16)? { table.end.min(u32::MAX as u64) as u32 } else { u.arbitrary()? };
+    let last = ops.last().map_or(0, |op| op.output());
+    let meta = ModelMeta {
+        tensors: table.tensors,
+        input: if u.ratio(7, 8)? { first } else { tensor_index(u, n)? },
+        output: if u.ratio(7, 8)? { last } else { tensor_index(u, n)? },
+        raw_input: *u.choose(&[RawInput::U8, RawInput::I8, RawInput::F32])?,
+        input_layout: if u.ratio(1, 4)? { InputLayout::Nchw } else { InputLayout::Nhwc },
+        scratch_offset: if u.ratio(15, 16)? { 0 } else { u.arbitrary()? },
+        scratch_bytes: if u.ratio(15, 16)? { 0 } else { u.arbitrary()? },
+        op_count: if u.ratio(15, 16)? { ops.len() as u16 } else { u.int_in_range(0..=4)? },
+    };
+    let size = 4096
+        + drafts
+            .iter()
+            .map(|d| match d {
+                Draft::Conv { weights, ch, .. } | Draft::Fc { weights, ch, .. } => {
+                    weights.len() + ch.bias.len() + ch.multiplier.len() + ch.shift.len()
+                }
+                Draft::Plain(_) => 0,
+            })
+            .sum::<usize>()
+            * 2;
+    let mut buf = vec![0u8; size];
+    let used = encode(&meta, arena, &ops, &mut buf).expect("the buffer is large enough");
+    buf.truncate(used);
+    Ok(buf)
+}
