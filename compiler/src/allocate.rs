@@ -2,9 +2,19 @@
 //! Pareto frontier of size against ΣΩ, and the choice of a configuration under the user's
 //! budgets (weight bytes, average bits, arena bytes) and pins.
 //!
-//! Weights: Ω_i(b) = Tr(H_i)/n_i · ‖Q_b(W_i) − W_i‖², additive over layers, and the size is
-//! additive too, so the frontier is a multiple-choice knapsack solved exactly by dynamic
-//! programming over layers, keeping only non-dominated (size, ΣΩ) points after each layer.
+//! Weights: Ω_i(b) is the second-order term of the loss change that quantizing layer i to b
+//! bits causes, `vᵀ H v` with `v = Q_b(W_i) − W_i` the layer's actual perturbation (GPTQ-rounded
+//! weights and corrected biases), computed exactly with one Hessian-vector product per layer and
+//! width ([`crate::sensitivity`]). HAWQ-V2 estimates this quantity by Tr(H_i)/n_i · ‖v‖², its
+//! expectation for a perturbation isotropic in H's eigenbasis; here it is refined per output
+//! channel, Σ_c Tr(H_{i,c})/n_{i,c} · ‖v_c‖² (each channel has its own scale and sensitivity).
+//! GPTQ rounding is not isotropic: it steers the error into the directions the layer's inputs
+//! do not excite, so the trace form overestimated Ω by 4–19× on the real models, unevenly across
+//! layers (most for depthwise and small layers), and misranked them. The exact form is used
+//! whenever it was measured; the trace form (per channel when per-channel traces are known) is
+//! the fallback. Ω is additive over layers, and the size is additive too, so the frontier is a
+//! multiple-choice knapsack solved exactly by dynamic programming over layers, keeping only
+//! non-dominated (size, ΣΩ) points after each layer.
 //!
 //! Activations: Ω_j(a) = Tr(H_aj)/n_j · E‖Q_a(A_j) − A_j‖². Their cost is the arena, a maximum
 //! over execution steps of the bytes alive at once, which is not additive: the choice under an
@@ -24,10 +34,24 @@ pub const ACT_BITS: [u8; 2] = [4, 8];
 const CHANNEL_BYTES: usize = 9;
 
 /// Average Hessian trace `Tr(H)/n` of one block, with its standard error (0 when exact).
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Trace {
     pub average: f64,
     pub std_error: f64,
+    /// `Tr(H_c)/n_c` of each output channel of a weight layer (empty when unknown, and for
+    /// activations).
+    pub channels: Vec<f64>,
+}
+
+impl Trace {
+    /// Ω of a layer whose rounding errors are `errors[c] = ‖Q(W_c) − W_c‖²` per output channel.
+    pub fn omega(&self, errors: &[f64]) -> f64 {
+        if self.channels.len() == errors.len() {
+            self.channels.iter().zip(errors).map(|(t, e)| t * e).sum()
+        } else {
+            self.average * errors.iter().sum::<f64>()
+        }
+    }
 }
 
 /// Sensitivities of a graph: per node (weight layers) and per value (activations).
@@ -35,6 +59,9 @@ pub struct Trace {
 pub struct Sensitivity {
     pub weights: Vec<Option<Trace>>,
     pub activations: Vec<Option<Trace>>,
+    /// Per node, per entry of `WEIGHT_BITS`: `vᵀ H v` for the layer's actual quantization
+    /// perturbation `v = Q_b(W) − W` (weights and corrected biases), when measured.
+    pub quadratic: Vec<Option<Vec<f64>>>,
 }
 
 /// One weight layer's options.
@@ -73,12 +100,15 @@ pub fn weight_layer_bytes(op: &OpKind, bits: u8) -> usize {
     rows * ((k * bits as usize).div_ceil(8) + CHANNEL_BYTES)
 }
 
-/// Ω tables of every weight layer; `perturbation(node, bits)` is ‖Q_b(W) − W‖² with the
-/// compiler's quantizer; `pins` fixes layers (by node index) to a width.
+/// The rounding error of a weight layer at a bit width: `perturbation(node, bits)[c]` is
+/// ‖Q_b(W_c) − W_c‖² of output channel c with the compiler's quantizer.
+pub type Perturbation<'a> = &'a (dyn Fn(usize, u8) -> Vec<f64> + Sync);
+
+/// Ω tables of every weight layer; `pins` fixes layers (by node index) to a width.
 pub fn layer_options(
     graph: &Graph,
     sens: &Sensitivity,
-    perturbation: &(dyn Fn(usize, u8) -> f64 + Sync),
+    perturbation: Perturbation<'_>,
     pins: &[(usize, u8)],
 ) -> Vec<LayerOptions> {
     graph
@@ -90,8 +120,13 @@ pub fn layer_options(
             if params == 0 {
                 return None;
             }
-            let trace = sens.weights.get(i).copied().flatten()?;
-            let omega = WEIGHT_BITS.iter().map(|&b| trace.average * perturbation(i, b)).collect();
+            let trace = sens.weights.get(i).cloned().flatten()?;
+            let omega = match sens.quadratic.get(i).cloned().flatten() {
+                // A negative form (possible only where the Hessian is indefinite, a softmax inside
+                // the loss) would reward quantizing; no curvature is the most it can say.
+                Some(q) if q.len() == WEIGHT_BITS.len() => q.iter().map(|&x| x.max(0.0)).collect(),
+                _ => WEIGHT_BITS.iter().map(|&b| trace.omega(&perturbation(i, b))).collect(),
+            };
             let bytes = WEIGHT_BITS.iter().map(|&b| weight_layer_bytes(&node.op, b)).collect();
             let allowed = match pins.iter().find(|(n, _)| *n == i) {
                 Some(&(_, b)) => vec![b],
@@ -117,7 +152,7 @@ pub fn activation_options(graph: &Graph, sens: &Sensitivity, calib: &Calibration
         if fixed_input || softmax || tied_to(v).is_some() {
             continue;
         }
-        let Some(trace) = sens.activations.get(v).copied().flatten() else { continue };
+        let Some(trace) = sens.activations.get(v).cloned().flatten() else { continue };
         // Followers: values tied (transitively) to v.
         let mut followers = Vec::new();
         for w in 0..graph.values.len() {
@@ -338,7 +373,7 @@ pub fn allocate(
     sens: &Sensitivity,
     calib: &Calibration,
     raw: RawKind,
-    perturbation: &(dyn Fn(usize, u8) -> f64 + Sync),
+    perturbation: Perturbation<'_>,
     budget: Budget,
     pins: &[(usize, u8)],
 ) -> Result<Allocation> {
@@ -388,7 +423,7 @@ mod tests {
             node: 0,
             name: String::new(),
             params: 0,
-            trace: Trace { average: 1.0, std_error: 0.0 },
+            trace: Trace { average: 1.0, std_error: 0.0, channels: Vec::new() },
             bytes: bytes.to_vec(),
             omega: omega.to_vec(),
             allowed,
@@ -431,6 +466,35 @@ mod tests {
                 prop_assert!(l.1.allowed.contains(l.0), "{:?}", d);
             }
         }
+    }
+
+    /// Ω of a layer: the measured `vᵀHv` per width when known (negative values, possible only
+    /// with an indefinite Hessian, count as 0); otherwise the per-channel trace form, or the
+    /// layer-average trace form when per-channel traces are missing.
+    #[test]
+    fn omega_from_exact_forms_else_channel_traces() {
+        use crate::ir::{Clamp, Fc, Graph, InputLayout, Node, Value};
+        let fc = Fc { weight: ndarray::Array2::zeros((2, 3)), bias: ndarray::Array1::zeros(2), clamp: Clamp::NONE };
+        let graph = Graph {
+            values: vec![Value { name: "x".into(), shape: vec![3] }, Value { name: "y".into(), shape: vec![2] }],
+            nodes: vec![Node { name: "fc".into(), op: OpKind::Fc(fc), inputs: vec![0], output: 1 }],
+            input: 0,
+            output: 1,
+            input_layout: InputLayout::Nhwc,
+        };
+        // Channel errors (per output channel): 1 and 3 at every width, scaled by the width.
+        let errors = |_: usize, b: u8| vec![1.0 / b as f64, 3.0 / b as f64];
+        let trace = Trace { average: 2.0, std_error: 0.0, channels: vec![1.0, 4.0] };
+        let mut sens = Sensitivity { weights: vec![Some(trace.clone())], ..Sensitivity::default() };
+        let per_channel = layer_options(&graph, &sens, &errors, &[]);
+        let want: Vec<f64> = WEIGHT_BITS.iter().map(|&b| (1.0 + 12.0) / b as f64).collect();
+        assert_eq!(per_channel[0].omega, want);
+        sens.weights[0] = Some(Trace { channels: Vec::new(), ..trace });
+        let average = layer_options(&graph, &sens, &errors, &[]);
+        let want: Vec<f64> = WEIGHT_BITS.iter().map(|&b| 2.0 * 4.0 / b as f64).collect();
+        assert_eq!(average[0].omega, want);
+        sens.quadratic = vec![Some(vec![5.0, 0.5, -1e-9])];
+        assert_eq!(layer_options(&graph, &sens, &errors, &[])[0].omega, vec![5.0, 0.5, 0.0]);
     }
 
     #[test]

@@ -10,10 +10,9 @@ use hawq_runtime::format::{
     Op, PoolParams, RawInput, TensorDesc, UnaryParams,
 };
 use hawq_runtime::quant::{pack, Bits};
-use ndarray::Array2;
 use serde::Serialize;
 
-use crate::gptq::InputMoments;
+use crate::gptq::{Gptq, InputMoments};
 use crate::ir::{Graph, InputLayout, OpKind};
 use crate::plan::{self, Buffer};
 use crate::quantize::{quantize_channel, quantize_multiplier, ActQuant, BitConfig, RawKind};
@@ -75,7 +74,7 @@ fn lower_weights(
     (qin, qout): (&ActQuant, &ActQuant),
     name: &str,
     input_mean: impl Fn(usize, usize) -> f64,
-    quantize_row: impl Fn(usize, &[f32]) -> (f32, Vec<i8>),
+    rounded: &[(f32, Vec<i8>)],
 ) -> Result<Lowered> {
     let b = Bits::from_u8(bits).ok_or_else(|| anyhow!("node '{name}': weight bits {bits} not in 2/4/8"))?;
     let k = rows.first().map_or(0, |r| r.len());
@@ -84,22 +83,11 @@ fn lower_weights(
     let bound = k as i64 * (1i64 << (bits - 1)) * ((1i64 << qin.bits) - 1);
     let bias_limit = ((1i64 << 31) - 1 - bound).max(0);
     let mut out = Lowered { weights: Vec::new(), bias: Vec::new(), multiplier: Vec::new(), shift: Vec::new() };
-    for (c, (row, &b_real)) in rows.iter().zip(bias).enumerate() {
-        let (s_w, q) = quantize_row(c, row);
-        // At 8 bits the rounding is fine and unbiased enough that the correction (which ignores
-        // padding) measured no gain; it is applied where rounding errors are large.
-        let shift_of_rounding: f64 = if bits < 8 {
-            row.iter()
-                .zip(&q)
-                .enumerate()
-                .map(|(k, (&w, &qw))| (w as f64 - s_w as f64 * qw as f64) * input_mean(c, k))
-                .sum()
-        } else {
-            0.0
-        };
-        let b_real = b_real as f64 + shift_of_rounding;
+    for (c, ((row, &b_real), (s_w, q))) in rows.iter().zip(bias).zip(rounded).enumerate() {
+        let s_w = *s_w;
+        let b_real = b_real as f64 + bias_correction(bits, row, s_w, q, |k| input_mean(c, k));
         let mut packed = vec![0u8; row_bytes];
-        pack(&q, b, &mut packed);
+        pack(q, b, &mut packed);
         out.weights.extend_from_slice(&packed);
         let acc_scale = qin.scale as f64 * s_w as f64;
         let (m, shift) =
@@ -115,23 +103,90 @@ fn lower_weights(
     Ok(out)
 }
 
+/// The calibration mean of the input that weight `k` of output channel `row` multiplies: the
+/// mean of that patch entry over positions and samples when the layer's input moments are known
+/// (padding counts as the zeros the layer sees, so the correction is exact on average), else
+/// the mean of the input channel.
+fn input_mean<'a>(
+    op: &'a OpKind,
+    means: &'a [f64],
+    moments: Option<&'a InputMoments>,
+) -> impl Fn(usize, usize) -> f64 + 'a {
+    let in_c = means.len().max(1);
+    let (depthwise, per_group) = match op {
+        OpKind::Conv(c) => (c.depthwise, (c.weight.shape()[0] / in_c).max(1)),
+        _ => (false, 1),
+    };
+    move |row, k| match moments {
+        Some(InputMoments::Shared(m)) => m.mean[k],
+        Some(InputMoments::PerChannel(v)) => v[row / per_group].mean[k],
+        _ => {
+            let ch = if depthwise { row / per_group } else { k % in_c };
+            means.get(ch).copied().unwrap_or(0.0)
+        }
+    }
+}
+
+/// The bias shift that cancels the expected output shift of a channel's rounding,
+/// `Σ_k (w_k − s·q_k) · E[x_k]` (empirical bias correction, Nagel et al. 2019). Below 8 bits
+/// GPTQ rounds against the input covariance and leaves the mean to this correction, so the two
+/// go together. At 8 bits the rounding is nearest, fine and nearly unbiased (a correction by the
+/// input channels' means measured no gain there), and no correction is applied.
+fn bias_correction(bits: u8, row: &[f32], s: f32, q: &[i8], mean: impl Fn(usize) -> f64) -> f64 {
+    if bits >= 8 {
+        return 0.0;
+    }
+    row.iter().zip(q).enumerate().map(|(k, (&w, &qw))| (w as f64 - s as f64 * qw as f64) * mean(k)).sum()
+}
+
+/// A weight layer's weights and biases as the compiled model holds them, in real units: the
+/// rounded weights `s·q` and the bias with its correction (before the bias's own rounding to
+/// the accumulator scale). `means` are the per-channel calibration means of its input. The
+/// difference to the float layer is the perturbation whose loss curvature the allocation's Ω
+/// measures.
+pub fn fake_quantized(
+    op: &OpKind,
+    moments: Option<&InputMoments>,
+    means: &[f64],
+    bits: u8,
+) -> Option<(Vec<f32>, Vec<f32>)> {
+    let bias = match op {
+        OpKind::Conv(c) => c.bias.to_vec(),
+        OpKind::Fc(f) => f.bias.to_vec(),
+        _ => return None,
+    };
+    let mean = input_mean(op, means, moments);
+    let rows = weight_rows(op);
+    let rounded = round_layer(op, moments, bits);
+    let weights = rounded.iter().flat_map(|(s, q)| q.iter().map(move |&v| s * v as f32)).collect();
+    let bias = rows
+        .iter()
+        .zip(&rounded)
+        .zip(bias)
+        .enumerate()
+        .map(|(c, ((row, (s, q)), b))| (b as f64 + bias_correction(bits, row, *s, q, |k| mean(c, k))) as f32)
+        .collect();
+    Some((weights, bias))
+}
+
 /// How a layer's rows are rounded: GPTQ against the layer's input moments below 8 bits, nearest
 /// rounding at 8 bits (already near-lossless) or when no moments are known.
 pub(crate) struct RowQuantizer {
     bits: u8,
-    /// Per group (one group for conv/FC, one per input channel for depthwise): H and the upper
-    /// Cholesky factor of its dampened inverse.
-    groups: Vec<(Array2<f64>, Array2<f64>)>,
+    /// Per group (one group for conv/FC, one per input channel for depthwise).
+    groups: Vec<Gptq>,
 }
 
 impl RowQuantizer {
     pub(crate) fn new(moments: Option<&InputMoments>, bits: u8) -> RowQuantizer {
-        let factor = |h: &Array2<f64>| crate::gptq::inverse_cholesky(h).map(|u| (h.clone(), u));
+        // Below 8 bits the bias absorbs the mean of the output error (`bias_correction`), so GPTQ
+        // minimises what is left: the error's variance, on the input covariance.
+        let factor = |m: &crate::gptq::Moments| Gptq::new(&m.covariance());
         let groups = match moments {
             Some(_) if bits >= 8 => Vec::new(),
-            Some(InputMoments::Shared(h)) => factor(h).into_iter().collect(),
-            Some(InputMoments::PerChannel(hs)) => {
-                let g: Option<Vec<_>> = hs.iter().map(factor).collect();
+            Some(InputMoments::Shared(m)) => factor(m).into_iter().collect(),
+            Some(InputMoments::PerChannel(ms)) => {
+                let g: Option<Vec<_>> = ms.iter().map(factor).collect();
                 g.unwrap_or_default()
             }
             None => Vec::new(),
@@ -141,37 +196,45 @@ impl RowQuantizer {
 
     pub(crate) fn quantize(&self, group: usize, w: &[f32]) -> (f32, Vec<i8>) {
         match self.groups.get(group) {
-            Some((h, u)) if h.nrows() == w.len() => crate::gptq::quantize_row(w, self.bits, h, u),
+            Some(g) if g.inputs() == w.len() => g.quantize(w, self.bits),
             _ => quantize_channel(w, self.bits),
         }
     }
 }
 
-/// `‖Q_b(W) − W‖²` of a weight layer with the quantizer `emit` uses (HAWQ-V2's perturbation
-/// needs the weights the model will really hold).
-pub fn weight_perturbation(op: &OpKind, moments: Option<&InputMoments>, bits: u8) -> f64 {
-    let (flat, rows, groups_of) = match op {
-        OpKind::Conv(c) => {
-            let rows = c.weight.shape()[0];
-            let in_c = match moments {
-                Some(InputMoments::PerChannel(v)) => v.len().max(1),
-                _ => 1,
-            };
-            (c.weight.as_slice(), rows, if c.depthwise { (rows / in_c).max(1) } else { usize::MAX })
-        }
-        OpKind::Fc(f) => (f.weight.as_slice(), f.weight.shape()[0], usize::MAX),
-        _ => return 0.0,
+/// The output channels (rows) of a weight layer's weights, in the IR's `[out_c, …]` order.
+fn weight_rows(op: &OpKind) -> Vec<&[f32]> {
+    let (flat, rows) = match op {
+        OpKind::Conv(c) => (c.weight.as_slice(), c.weight.shape()[0]),
+        OpKind::Fc(f) => (f.weight.as_slice(), f.weight.shape()[0]),
+        _ => return Vec::new(),
     };
-    let Some(flat) = flat else { return 0.0 };
+    match flat {
+        Some(flat) if rows > 0 => flat.chunks(flat.len() / rows).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Every output channel of a weight layer rounded as `emit` rounds it: its scale and integers.
+pub fn round_layer(op: &OpKind, moments: Option<&InputMoments>, bits: u8) -> Vec<(f32, Vec<i8>)> {
+    let rows = weight_rows(op);
     let quantizer = RowQuantizer::new(moments, bits);
-    flat.chunks(flat.len() / rows.max(1))
-        .enumerate()
-        .map(|(r, row)| {
-            let group = if groups_of == usize::MAX { 0 } else { r / groups_of };
-            let (s, q) = quantizer.quantize(group, row);
-            row.iter().zip(q).map(|(&w, q)| (w as f64 - s as f64 * q as f64).powi(2)).sum::<f64>()
-        })
-        .sum()
+    // Depthwise rows share their input channel's moments: `rows / in_c` rows per channel.
+    let per_group = match (op, moments) {
+        (OpKind::Conv(c), Some(InputMoments::PerChannel(v))) if c.depthwise => (rows.len() / v.len().max(1)).max(1),
+        _ => usize::MAX,
+    };
+    rows.iter().enumerate().map(|(r, row)| quantizer.quantize(r / per_group, row)).collect()
+}
+
+/// `‖Q_b(W_c) − W_c‖²` of each output channel `c` of a weight layer with the quantizer `emit`
+/// uses (HAWQ-V2's perturbation needs the weights the model will really hold).
+pub fn weight_perturbation(op: &OpKind, moments: Option<&InputMoments>, bits: u8) -> Vec<f64> {
+    weight_rows(op)
+        .iter()
+        .zip(round_layer(op, moments, bits))
+        .map(|(row, (s, q))| row.iter().zip(q).map(|(&w, q)| (w as f64 - s as f64 * q as f64).powi(2)).sum::<f64>())
+        .collect()
 }
 
 fn channel(l: &Lowered) -> ChannelParams<'_> {
@@ -279,29 +342,19 @@ pub fn emit(
                 let k = c.weight.len() / c.weight.shape()[0];
                 let flat = c.weight.as_slice().ok_or_else(|| anyhow!("weights not contiguous"))?;
                 let rows: Vec<&[f32]> = flat.chunks(k).collect();
-                let means = &channel_means[node.inputs[0]];
-                let in_c = means.len().max(1);
-                let per_group = (c.weight.shape()[0] / in_c).max(1);
-                let mean = |row: usize, k: usize| {
-                    let ch = if c.depthwise { row / per_group } else { k % in_c };
-                    means.get(ch).copied().unwrap_or(0.0)
-                };
+                let mean = input_mean(&node.op, &channel_means[node.inputs[0]], moments[i].as_ref());
                 let bias = c.bias.as_slice().unwrap_or(&[]);
-                let rounding = RowQuantizer::new(moments.get(i).and_then(Option::as_ref), bits.weight_bits[i]);
-                let quantize =
-                    |row: usize, w: &[f32]| rounding.quantize(if c.depthwise { row / per_group } else { 0 }, w);
-                Some(lower_weights(&rows, bias, bits.weight_bits[i], (qin, qout), &node.name, mean, quantize)?)
+                let rounded = round_layer(&node.op, moments.get(i).and_then(Option::as_ref), bits.weight_bits[i]);
+                Some(lower_weights(&rows, bias, bits.weight_bits[i], (qin, qout), &node.name, mean, &rounded)?)
             }
             OpKind::Fc(f) => {
                 let k = f.weight.shape()[1];
                 let flat = f.weight.as_slice().ok_or_else(|| anyhow!("weights not contiguous"))?;
                 let rows: Vec<&[f32]> = flat.chunks(k).collect();
-                let means = &channel_means[node.inputs[0]];
-                let mean = |_: usize, k: usize| means.get(k).copied().unwrap_or(0.0);
+                let mean = input_mean(&node.op, &channel_means[node.inputs[0]], moments[i].as_ref());
                 let bias = f.bias.as_slice().unwrap_or(&[]);
-                let rounding = RowQuantizer::new(moments.get(i).and_then(Option::as_ref), bits.weight_bits[i]);
-                let quantize = |_: usize, w: &[f32]| rounding.quantize(0, w);
-                Some(lower_weights(&rows, bias, bits.weight_bits[i], (qin, qout), &node.name, mean, quantize)?)
+                let rounded = round_layer(&node.op, moments.get(i).and_then(Option::as_ref), bits.weight_bits[i]);
+                Some(lower_weights(&rows, bias, bits.weight_bits[i], (qin, qout), &node.name, mean, &rounded)?)
             }
             _ => None,
         };
@@ -443,4 +496,86 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     tmp.as_file().sync_all().ok();
     tmp.persist(path).map_err(|e| anyhow!("{}: cannot write ({})", path.display(), e.error))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{Clamp, Conv, Graph, InputLayout, Node, Value, Window};
+    use ndarray::{Array1, Array4};
+
+    fn lcg(seed: &mut u64) -> f32 {
+        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (*seed >> 40) as f32 / (1u64 << 24) as f32
+    }
+
+    /// One padded convolution (no clamp) on a `5 × 4 × 2` input.
+    fn padded_conv(depthwise: bool, seed: &mut u64) -> Graph {
+        let (in_c, out_c) = (2, if depthwise { 4 } else { 3 });
+        let weight_in = if depthwise { 1 } else { in_c };
+        let weight = Array4::from_shape_fn((out_c, 3, 3, weight_in), |_| lcg(seed) - 0.5);
+        let bias = Array1::from_shape_fn(out_c, |_| lcg(seed) - 0.5);
+        let window = Window { kernel: [3, 3], stride: [1, 1], pads: [1, 1, 1, 1] };
+        let conv = Conv { weight, bias, window, depthwise, clamp: Clamp::NONE };
+        Graph {
+            values: vec![
+                Value { name: "x".into(), shape: vec![5, 4, in_c] },
+                Value { name: "y".into(), shape: vec![5, 4, out_c] },
+            ],
+            nodes: vec![Node { name: "conv".into(), op: OpKind::Conv(conv), inputs: vec![0], output: 1 }],
+            input: 0,
+            output: 1,
+            input_layout: InputLayout::Nhwc,
+        }
+    }
+
+    /// Mean and root mean square over samples and positions, per output channel, of the output
+    /// change that replacing the layer's weights and biases by `(w, b)` causes.
+    fn output_change(graph: &Graph, inputs: &[Vec<f32>], (w, b): (Vec<f32>, Vec<f32>)) -> Vec<(f64, f64)> {
+        let mut quantized = graph.clone();
+        if let OpKind::Conv(c) = &mut quantized.nodes[0].op {
+            c.weight.as_slice_mut().unwrap().copy_from_slice(&w);
+            c.bias.as_slice_mut().unwrap().copy_from_slice(&b);
+        }
+        let out_c = graph.values[1].hwc().2;
+        let (mut sum, mut square, mut count) = (vec![0.0f64; out_c], vec![0.0f64; out_c], 0.0);
+        for x in inputs {
+            let float = &crate::float_exec::run_all(graph, x)[1];
+            let quant = &crate::float_exec::run_all(&quantized, x)[1];
+            for (i, (f, q)) in float.iter().zip(quant).enumerate() {
+                sum[i % out_c] += f64::from(q - f);
+                square[i % out_c] += f64::from(q - f).powi(2);
+            }
+            count += (float.len() / out_c) as f64;
+        }
+        sum.iter().zip(&square).map(|(s, q)| (s / count, (q / count).sqrt())).collect()
+    }
+
+    /// The corrected bias cancels the mean output shift of the rounding over the calibration
+    /// samples and every output position, border positions (which read padding zeros) included;
+    /// a correction by the input channels' means, blind to the padding, leaves a shift.
+    #[test]
+    fn bias_correction_cancels_the_mean_output_shift_padding_included() {
+        let mut seed = 9;
+        for depthwise in [false, true] {
+            let graph = padded_conv(depthwise, &mut seed);
+            // Post-ReLU-like inputs: positive, so the mean is far from zero.
+            let inputs: Vec<Vec<f32>> = (0..40).map(|_| (0..40).map(|_| 0.5 + lcg(&mut seed)).collect()).collect();
+            let moments = crate::gptq::input_moments(&graph, &inputs);
+            let mut channel_means = vec![0.0f64; 2];
+            for x in &inputs {
+                x.iter().enumerate().for_each(|(i, &v)| channel_means[i % 2] += f64::from(v) / (20.0 * 40.0));
+            }
+            let op = &graph.nodes[0].op;
+            let exact =
+                output_change(&graph, &inputs, fake_quantized(op, moments[0].as_ref(), &channel_means, 2).unwrap());
+            let blind = output_change(&graph, &inputs, fake_quantized(op, None, &channel_means, 2).unwrap());
+            for (c, (&(mean, rms), &(blind_mean, blind_rms))) in exact.iter().zip(&blind).enumerate() {
+                assert!(rms > 1e-2, "2-bit rounding should perturb the output");
+                // f32 forward passes: ~1e-7 relative per output.
+                assert!(mean.abs() <= 1e-5 * rms, "channel {c}: mean shift {mean} of rms {rms}");
+                assert!(blind_mean.abs() > 1e-2 * blind_rms, "channel {c}: {blind_mean} of {blind_rms}");
+            }
+        }
+    }
 }

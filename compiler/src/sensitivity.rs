@@ -1,12 +1,15 @@
 //! HAWQ-V2 sensitivity of a prepared model on its labelled calibration set: picks the loss,
-//! runs the trace estimators of [`crate::autodiff`], and returns per-layer average traces.
+//! runs the trace estimators of [`crate::autodiff`], and returns per-layer average traces (and
+//! per output channel for weight layers), and the exact quadratic forms `vᵀHv` of every weight
+//! layer's quantization perturbation at every width, which the allocation uses as Ω.
 
 use anyhow::{bail, Result};
 
-use crate::allocate::{Sensitivity, Trace};
-use crate::autodiff::{traces, Loss, TraceOptions, Traces};
+use crate::allocate::{Sensitivity, Trace, WEIGHT_BITS};
+use crate::autodiff::{quadratic_forms, traces, LayerDirection, Loss, TraceOptions, Traces};
 use crate::data::Dataset;
-use crate::ir::Graph;
+use crate::emit::fake_quantized;
+use crate::ir::{Graph, OpKind};
 use crate::pipeline::{real_inputs, Prepared};
 
 /// The user's choice of calibration loss.
@@ -41,6 +44,34 @@ pub fn choose_loss(graph: &Graph, labels: &[f64], choice: LossChoice) -> Result<
     })
 }
 
+/// `vᵀ H v` of every weight layer at every width of `WEIGHT_BITS`, with `v = Q_b(W) − W` the
+/// perturbation the compiled model really has (GPTQ rounding, bias correction).
+fn quadratic_omegas(p: &Prepared, loss: Loss, inputs: &[Vec<f32>], labels: &[f64]) -> Result<Vec<Option<Vec<f64>>>> {
+    let mut directions = Vec::new();
+    for (i, node) in p.graph.nodes.iter().enumerate() {
+        let (w0, b0): (Vec<f32>, Vec<f32>) = match &node.op {
+            OpKind::Conv(c) => (c.weight.iter().copied().collect(), c.bias.to_vec()),
+            OpKind::Fc(f) => (f.weight.iter().copied().collect(), f.bias.to_vec()),
+            _ => continue,
+        };
+        let means = &p.calibration.channel_means[node.inputs[0]];
+        // One direction per width, in the order of `WEIGHT_BITS` (the forms are read back so).
+        for &bits in &WEIGHT_BITS {
+            let (w, b) = fake_quantized(&node.op, p.moments[i].as_ref(), means, bits)
+                .expect("convolutions and fully connected layers have weights");
+            let weights = w.iter().zip(&w0).map(|(q, w)| q - w).collect();
+            let biases = b.iter().zip(&b0).map(|(q, b)| q - b).collect();
+            directions.push(LayerDirection { node: i, weights, biases });
+        }
+    }
+    let forms = quadratic_forms(&p.graph, loss, inputs, labels, &directions)?;
+    let mut out = vec![None; p.graph.nodes.len()];
+    for (d, f) in directions.chunks(WEIGHT_BITS.len()).zip(forms.chunks(WEIGHT_BITS.len())) {
+        out[d[0].node] = Some(f.to_vec());
+    }
+    Ok(out)
+}
+
 pub struct Measured {
     pub sensitivity: Sensitivity,
     pub traces: Traces,
@@ -54,15 +85,20 @@ pub fn measure(p: &Prepared, calib: &Dataset, choice: LossChoice, opts: &TraceOp
     let bar = crate::pipeline::progress_bar(inputs.len(), "hessian");
     let traces = traces(&p.graph, loss, &inputs, &calib.y, opts, &bar)?;
     bar.finish_and_clear();
-    let mut sensitivity =
-        Sensitivity { weights: vec![None; p.graph.nodes.len()], activations: vec![None; p.graph.values.len()] };
+    let mut sensitivity = Sensitivity {
+        weights: vec![None; p.graph.nodes.len()],
+        activations: vec![None; p.graph.values.len()],
+        quadratic: quadratic_omegas(p, loss, &inputs, &calib.y)?,
+    };
     for t in &traces.weights {
         let per = t.params.max(1) as f64;
-        sensitivity.weights[t.node] = Some(Trace { average: t.average(), std_error: t.std_error / per });
+        sensitivity.weights[t.node] =
+            Some(Trace { average: t.average(), std_error: t.std_error / per, channels: t.channel_averages() });
     }
     for t in &traces.activations {
         let per = t.elements.max(1) as f64;
-        sensitivity.activations[t.value] = Some(Trace { average: t.average(), std_error: t.std_error / per });
+        sensitivity.activations[t.value] =
+            Some(Trace { average: t.average(), std_error: t.std_error / per, channels: Vec::new() });
     }
     Ok(Measured { sensitivity, traces, loss })
 }

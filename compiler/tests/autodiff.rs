@@ -8,7 +8,8 @@
 //! `MIN_MARGIN` away from any kink or tie.
 
 use hawq_compiler::autodiff::{
-    gradients, hvp, loss_value, traces, Estimator, Loss, Method, TraceOptions, Traces, WeightVector,
+    gradients, hvp, loss_value, quadratic_forms, traces, Estimator, LayerDirection, LayerTrace, Loss, Method,
+    TraceOptions, Traces, WeightVector,
 };
 use hawq_compiler::float_exec;
 use hawq_compiler::ir::{Clamp, Conv, Fc, Graph, InputLayout, Node, OpKind, Value, ValueId, Window};
@@ -729,22 +730,83 @@ fn hvp_is_symmetric() {
     }
 }
 
+/// `quadratic_forms` gives `vᵀ H v` for directions within one layer each (with and without a
+/// bias part, several on the same layer), equal to `v · hvp(v)`, on every case (the
+/// non-piecewise-linear one too: both are the exact Hessian). Mis-sized directions are errors.
+#[test]
+fn quadratic_forms_match_hessian_vector_products() {
+    for case in all_cases() {
+        let mut directions = Vec::new();
+        for (k, (n, node)) in case.graph.nodes.iter().enumerate().filter(|(_, nd)| nd.op.has_weights()).enumerate() {
+            for with_biases in [true, false] {
+                let v = random_direction(&case.graph, 7000 + 10 * k as u64 + u64::from(with_biases), with_biases);
+                let biases = if with_biases { v.biases[n].clone() } else { Vec::new() };
+                assert_eq!(v.weights[n].len(), node.op.weight_count());
+                directions.push(LayerDirection { node: n, weights: v.weights[n].clone(), biases });
+            }
+        }
+        let forms = quadratic_forms(&case.graph, case.loss, &case.inputs, &case.labels, &directions).unwrap();
+        assert_eq!(forms.len(), directions.len());
+        for (d, &form) in directions.iter().zip(&forms) {
+            let mut v = WeightVector::zeros(&case.graph);
+            v.weights[d.node] = d.weights.clone();
+            if !d.biases.is_empty() {
+                v.biases[d.node] = d.biases.clone();
+            }
+            let hv = hvp(&case.graph, case.loss, &case.inputs, &case.labels, &v).unwrap();
+            let want = v.dot(&hv);
+            // Both are f32 products accumulated in f64: good to ~1e-6 of ‖v‖‖Hv‖ (≥ |vᵀHv|).
+            let scale = (v.dot(&v) * hv.dot(&hv)).sqrt();
+            assert!(scale > 1e-6, "{} node {}: Hv is too small to test", case.name, d.node);
+            assert!(
+                (form - want).abs() <= 1e-5 * scale,
+                "{} node {}: vᵀHv {form} vs v·hvp(v) {want}",
+                case.name,
+                d.node
+            );
+        }
+        let mut wrong = directions[0].clone();
+        wrong.weights.pop();
+        assert!(quadratic_forms(&case.graph, case.loss, &case.inputs, &case.labels, &[wrong]).is_err());
+    }
+}
+
 /// Exact per-layer traces `Tr(H_ii)` from one HVP per basis vector of the layer's weights.
 fn basis_traces(case: &Case) -> Vec<(usize, f64)> {
+    basis_channel_traces(case).into_iter().map(|(n, channels)| (n, channels.iter().sum())).collect()
+}
+
+/// Exact per-output-channel traces `Tr(H_{i,c})` of every weight layer: the diagonal from one HVP
+/// per basis vector, summed over each output channel's weights (a contiguous block of the IR's
+/// `[out_c, …]` weight order).
+fn basis_channel_traces(case: &Case) -> Vec<(usize, Vec<f64>)> {
     let mut out = Vec::new();
     for (n, node) in case.graph.nodes.iter().enumerate() {
-        if !node.op.has_weights() {
-            continue;
-        }
-        let trace = (0..node.op.weight_count())
+        let out_c = match &node.op {
+            OpKind::Conv(c) => c.weight.shape()[0],
+            OpKind::Fc(f) => f.weight.shape()[0],
+            _ => continue,
+        };
+        let diagonal: Vec<f64> = (0..node.op.weight_count())
             .map(|i| {
                 let hv = hvp(&case.graph, case.loss, &case.inputs, &case.labels, &basis(&case.graph, n, i)).unwrap();
                 f64::from(hv.weights[n][i])
             })
-            .sum();
-        out.push((n, trace));
+            .collect();
+        out.push((n, diagonal.chunks_exact(diagonal.len() / out_c).map(|c| c.iter().sum()).collect()));
     }
     out
+}
+
+/// Asserts that a layer's per-channel traces sum to its trace (they come from the same passes).
+fn assert_channels_sum_to_layer(what: &str, layer: &LayerTrace) {
+    let sum: f64 = layer.channels.iter().sum();
+    assert!(
+        (sum - layer.trace).abs() <= 1e-9 * layer.trace.abs().max(1e-12),
+        "{what}: Σ channels {sum} vs {}",
+        layer.trace
+    );
+    assert_eq!(layer.channel_std_errors.len(), layer.channels.len(), "{what}");
 }
 
 /// Exact activation traces `(1/N) Σₛ Σₑ ∂²ℓₛ/∂aₑ²` from f64 second differences of the reference
@@ -786,9 +848,10 @@ fn gauss_newton_traces_are_exact_and_nonnegative() {
         let t = run_traces(&case, &TraceOptions::default());
         assert_eq!(t.estimator, Estimator::GaussNewtonExact, "{}", case.name);
         assert!(t.exact_hessian);
-        let exact = basis_traces(&case);
+        let exact = basis_channel_traces(&case);
         assert_eq!(t.weights.len(), exact.len());
-        for (layer, &(node, trace)) in t.weights.iter().zip(&exact) {
+        for (layer, (node, channels)) in t.weights.iter().zip(&exact) {
+            let (node, trace) = (*node, channels.iter().sum::<f64>());
             assert_eq!(layer.node, node);
             assert_eq!(layer.params, case.graph.nodes[node].op.weight_count());
             assert!(layer.trace >= 0.0, "{}: negative trace", case.name);
@@ -799,6 +862,18 @@ fn gauss_newton_traces_are_exact_and_nonnegative() {
                 case.name,
                 layer.trace
             );
+            // Per output channel: the same exactness, and the parts sum to the whole.
+            assert_channels_sum_to_layer(&format!("{} node {node}", case.name), layer);
+            assert_eq!(layer.channels.len(), channels.len());
+            for (c, (&got, &want)) in layer.channels.iter().zip(channels).enumerate() {
+                assert!(got >= 0.0, "{}: node {node} channel {c}: negative trace", case.name);
+                assert_eq!(layer.channel_std_errors[c], 0.0);
+                assert!(
+                    (got - want).abs() <= 1e-4 * want.abs().max(1e-6),
+                    "{}: node {node} channel {c}: Gauss–Newton {got} vs basis HVPs {want}",
+                    case.name
+                );
+            }
         }
         let reference = reference_activation_traces(&case);
         assert_eq!(t.activations.len(), reference.len());
@@ -837,10 +912,12 @@ fn hutchinson_converges_to_exact_traces() {
         let t = run_traces(&case, &opts);
         assert_eq!(t.estimator, Estimator::Hutchinson);
         assert!(t.exact_hessian);
-        for (layer, &(node, trace)) in t.weights.iter().zip(&basis_traces(&case)) {
+        for (layer, (node, channels)) in t.weights.iter().zip(&basis_channel_traces(&case)) {
+            let (node, trace) = (*node, channels.iter().sum::<f64>());
             assert_eq!(layer.node, node);
             assert!(layer.iterations >= opts.min_iterations && layer.iterations <= opts.max_iterations);
             assert_within_error(&format!("{} node {node}", case.name), layer.trace, layer.std_error, trace);
+            assert_channels_sum_to_layer(&format!("{} node {node}", case.name), layer);
         }
         if case.piecewise_linear {
             // The f64 second differences are the exact activation traces.
@@ -851,6 +928,27 @@ fn hutchinson_converges_to_exact_traces() {
         }
         // Reproducible from the seed.
         assert_eq!(run_traces(&case, &opts).weights, t.weights);
+    }
+}
+
+/// Hutchinson's per-channel estimates (Σ over a channel's weights of `v ⊙ Hv`, from the same
+/// probes as the layer's) converge to the exact per-channel traces. A layer stops when its own
+/// estimate converges, before its channels' (each has fewer weights, so more spread); here the
+/// stopping rule is off so every channel gets all iterations.
+#[test]
+fn hutchinson_channel_traces_converge() {
+    let opts =
+        TraceOptions { method: Method::Hutchinson, tolerance: 0.0, max_iterations: 2000, ..TraceOptions::default() };
+    for case in all_cases() {
+        let t = run_traces(&case, &opts);
+        for (layer, (node, channels)) in t.weights.iter().zip(&basis_channel_traces(&case)) {
+            assert_eq!(layer.iterations, opts.max_iterations);
+            assert_channels_sum_to_layer(&format!("{} node {node}", case.name), layer);
+            for (c, (&got, &want)) in layer.channels.iter().zip(channels).enumerate() {
+                let what = format!("{} node {node} channel {c}", case.name);
+                assert_within_error(&what, got, layer.channel_std_errors[c], want);
+            }
+        }
     }
 }
 
@@ -879,6 +977,11 @@ fn gauss_newton_probes_converge() {
         for (p, e) in probed.weights.iter().zip(&exact.weights) {
             assert!(p.trace >= 0.0);
             assert_within_error(&format!("{} node {}", case.name, e.node), p.trace, p.std_error, e.trace);
+            assert_channels_sum_to_layer(&format!("{} node {}", case.name, e.node), p);
+            for (c, ((&got, &se), &want)) in p.channels.iter().zip(&p.channel_std_errors).zip(&e.channels).enumerate() {
+                assert!(got >= 0.0);
+                assert_within_error(&format!("{} node {} channel {c}", case.name, e.node), got, se, want);
+            }
         }
         for (p, e) in probed.activations.iter().zip(&exact.activations) {
             assert!(p.trace >= 0.0);

@@ -175,8 +175,9 @@ impl Sink for GradientSink {
     }
 }
 
-/// Per adjoint row, the squared norm of each weight layer's weight gradient and of each value's
-/// adjoint.
+/// Per adjoint row, the squared norms of each weight layer's weight gradient per output channel
+/// (row-major `[rows, out_c]`, so a row's norm is the sum of its `out_c` entries), and the squared
+/// norm of each value's adjoint.
 pub(super) struct NormSink {
     pub weights: Vec<Vec<f64>>,
     pub values: Vec<Vec<f64>>,
@@ -202,20 +203,27 @@ impl Sink for NormSink {
                 conv_weight_sqnorms(geom, patches, delta, rows)
             }
             Op::Conv { geom, .. } => {
-                // Depthwise: the gradient in taps-major order has the same norm.
+                // Depthwise: the gradient in taps-major order `[taps, out_c]`; channel c's norm
+                // is over its column.
                 let mut grad = vec![0.0f32; geom.taps() * geom.out_c];
-                delta
-                    .chunks_exact(geom.out_len())
-                    .map(|d| {
-                        grad.fill(0.0);
-                        dw_weight_grad(geom, input, d, &mut grad);
-                        sqnorm(&grad)
-                    })
-                    .collect()
+                let mut norms = Vec::with_capacity(rows * geom.out_c);
+                for d in delta.chunks_exact(geom.out_len()) {
+                    grad.fill(0.0);
+                    dw_weight_grad(geom, input, d, &mut grad);
+                    let mut row = vec![0.0f64; geom.out_c];
+                    for tap in grad.chunks_exact(geom.out_c) {
+                        for (n, &g) in row.iter_mut().zip(tap) {
+                            *n += f64::from(g) * f64::from(g);
+                        }
+                    }
+                    norms.extend(row);
+                }
+                norms
             }
             Op::Fc { .. } => {
+                // The gradient of output o is `d_o · x`: its squared norm is `d_o² ‖x‖²`.
                 let x_norm = sqnorm(input);
-                delta.chunks_exact(delta.len() / rows).map(|d| sqnorm(d) * x_norm).collect()
+                delta.iter().map(|&d| f64::from(d) * f64::from(d) * x_norm).collect()
             }
             _ => unreachable!("weight norms of a layer without weights"),
         };

@@ -222,11 +222,12 @@ pub(super) fn conv_weight_grad(g: &Geom, patches: &[f32], d: &[f32], beta: f32, 
     );
 }
 
-/// `‖dₖᵀ · patches‖²` for each of `rows` output adjoint rows: the squared norms of the weight
-/// gradients without forming them one by one. The rows are laid side by side as
-/// `D = [pixels, rows · out_c]`; then either `G = patchesᵀ · D` is formed (cost
-/// `pixels · patch · rows · out_c`), or, when the layer has few pixels, the Gram matrix
-/// `K = patches · patchesᵀ` is, and `‖Gₖ‖² = ⟨Dₖ, K · Dₖ⟩` (cost `pixels² · (patch + rows · out_c)`).
+/// `‖dₖ,cᵀ · patches‖²` for each of `rows` output adjoint rows `k` and each output channel `c`
+/// (row-major `[rows, out_c]`): the squared norms of the weight gradients, per output channel,
+/// without forming them one by one. The rows are laid side by side as `D = [pixels, rows · out_c]`;
+/// then either `G = patchesᵀ · D` is formed (cost `pixels · patch · rows · out_c`) and its columns
+/// squared, or, when the layer has few pixels, the Gram matrix `K = patches · patchesᵀ` is, and
+/// `‖G_j‖² = ⟨D_j, K · D_j⟩` per column `j` (cost `pixels² · (patch + rows · out_c)`).
 pub(super) fn conv_weight_sqnorms(g: &Geom, patches: &[f32], d: &[f32], rows: usize) -> Vec<f64> {
     let (pixels, patch_len, width) = (g.out_pixels(), g.patch_len(), rows * g.out_c);
     let side_by_side = side_by_side(g, d, rows);
@@ -252,23 +253,23 @@ fn side_by_side(g: &Geom, d: &[f32], rows: usize) -> Vec<f32> {
 }
 
 fn sqnorms_direct(g: &Geom, patches: &[f32], side_by_side: &[f32], rows: usize) -> Vec<f64> {
-    let (pixels, patch_len, out_c) = (g.out_pixels(), g.patch_len(), g.out_c);
-    let width = rows * out_c;
+    let (pixels, patch_len) = (g.out_pixels(), g.patch_len());
+    let width = rows * g.out_c;
     let p = mat(patches, (pixels, patch_len), (patch_len, 1));
     let mut grads = vec![0.0f32; patch_len * width];
     gemm(&p.t(), &mat(side_by_side, (pixels, width), (width, 1)), 0.0, &mut mat_mut(&mut grads, (patch_len, width)));
-    let mut norms = vec![0.0f64; rows];
+    let mut norms = vec![0.0f64; width];
     for line in grads.chunks_exact(width) {
-        for (norm, block) in norms.iter_mut().zip(line.chunks_exact(out_c)) {
-            *norm += sqnorm(block);
+        for (norm, &x) in norms.iter_mut().zip(line) {
+            *norm += f64::from(x) * f64::from(x);
         }
     }
     norms
 }
 
 fn sqnorms_gram(g: &Geom, patches: &[f32], side_by_side: &[f32], rows: usize) -> Vec<f64> {
-    let (pixels, patch_len, out_c) = (g.out_pixels(), g.patch_len(), g.out_c);
-    let width = rows * out_c;
+    let (pixels, patch_len) = (g.out_pixels(), g.patch_len());
+    let width = rows * g.out_c;
     let p = mat(patches, (pixels, patch_len), (patch_len, 1));
     let mut gram = vec![0.0f32; pixels * pixels];
     gemm(&p, &p.t(), 0.0, &mut mat_mut(&mut gram, (pixels, pixels)));
@@ -279,10 +280,10 @@ fn sqnorms_gram(g: &Geom, patches: &[f32], side_by_side: &[f32], rows: usize) ->
         0.0,
         &mut mat_mut(&mut product, (pixels, width)),
     );
-    let mut norms = vec![0.0f64; rows];
+    let mut norms = vec![0.0f64; width];
     for (line, d_line) in product.chunks_exact(width).zip(side_by_side.chunks_exact(width)) {
-        for (norm, (block, d_block)) in norms.iter_mut().zip(line.chunks_exact(out_c).zip(d_line.chunks_exact(out_c))) {
-            *norm += dot(block, d_block);
+        for (norm, (&kd, &d)) in norms.iter_mut().zip(line.iter().zip(d_line)) {
+            *norm += f64::from(kd) * f64::from(d);
         }
     }
     norms
@@ -600,8 +601,8 @@ mod tests {
         Geom { in_h: in_hw.0, in_w: in_hw.1, in_c, out_h, out_w, out_c, window }
     }
 
-    /// Both ways of forming the squared norms of the weight gradients agree with forming each
-    /// gradient, on a strided, asymmetrically padded window.
+    /// Both ways of forming the squared norms of the weight gradients, per row and output
+    /// channel, agree with forming each gradient, on a strided, asymmetrically padded window.
     #[test]
     fn weight_sqnorms_direct_and_gram_agree_with_gradients() {
         let window = Window { kernel: [3, 2], stride: [2, 1], pads: [1, 0, 2, 1] };
@@ -613,14 +614,18 @@ mod tests {
         let patches = patches_of(&g, &x, &mut storage).to_vec();
         let expected: Vec<f64> = d
             .chunks_exact(g.out_len())
-            .map(|row| {
+            .flat_map(|row| {
                 let mut grad = vec![0.0f32; g.out_c * g.patch_len()];
                 conv_weight_grad(&g, &patches, row, 0.0, &mut grad);
-                grad.iter().map(|&v| f64::from(v).powi(2)).sum()
+                // The gradient is `[out_c, patch]`: one norm per output channel.
+                grad.chunks_exact(g.patch_len())
+                    .map(|channel| channel.iter().map(|&v| f64::from(v).powi(2)).sum())
+                    .collect::<Vec<f64>>()
             })
             .collect();
         let sbs = side_by_side(&g, &d, rows);
         for got in [sqnorms_direct(&g, &patches, &sbs, rows), sqnorms_gram(&g, &patches, &sbs, rows)] {
+            assert_eq!(got.len(), rows * g.out_c);
             for (a, e) in got.iter().zip(&expected) {
                 assert!((a - e).abs() <= 1e-5 * e, "{a} vs {e}");
             }

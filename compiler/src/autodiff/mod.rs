@@ -218,6 +218,73 @@ pub fn gradients(graph: &Graph, loss: Loss, inputs: &[Vec<f32>], labels: &[f64])
     Ok(Gradients { loss: total / n, params, activations })
 }
 
+/// A direction in one weight layer's parameters: `weights` in the IR's weight order, `biases`
+/// per output channel (empty: no bias component).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerDirection {
+    pub node: usize,
+    pub weights: Vec<f32>,
+    pub biases: Vec<f32>,
+}
+
+/// `vᵀ H v` of the batch loss for each direction `v` (each within one layer's weights and
+/// biases), exactly (forward-over-reverse, all directions in one pass per sample, samples in
+/// parallel). With `v = Q(W) − W` this is twice the second-order term of the loss change that
+/// quantizing the layer causes, which HAWQ-V2's `Tr(H)/n · ‖v‖²` estimates for a random `v`.
+///
+/// # Errors
+/// As [`loss_value`], or if a direction does not match its layer's sizes.
+pub fn quadratic_forms(
+    graph: &Graph,
+    loss: Loss,
+    inputs: &[Vec<f32>],
+    labels: &[f64],
+    directions: &[LayerDirection],
+) -> Result<Vec<f64>> {
+    let net = prepare(graph, loss, inputs, labels)?;
+    let weight_nodes = net.weight_nodes();
+    for d in directions {
+        let op = &graph.nodes.get(d.node).map(|n| &n.op);
+        let bias_len = match op {
+            Some(OpKind::Conv(c)) => c.bias.len(),
+            Some(OpKind::Fc(f)) => f.bias.len(),
+            _ => bail!("direction on node {}, which has no weights", d.node),
+        };
+        let weights = op.map_or(0, |op| op.weight_count());
+        if d.weights.len() != weights || !(d.biases.is_empty() || d.biases.len() == bias_len) {
+            bail!("direction on node {} has the wrong size", d.node);
+        }
+    }
+    // A layer the loss does not read has no curvature; the others are probed.
+    let live: Vec<usize> = (0..directions.len()).filter(|&i| weight_nodes.contains(&directions[i].node)).collect();
+    let dirs: Vec<Direction> = live
+        .iter()
+        .map(|&i| {
+            let d = &directions[i];
+            Direction {
+                weights: vec![WeightSeed { node: d.node, w: d.weights.clone(), b: d.biases.clone() }],
+                values: Vec::new(),
+                full: false,
+            }
+        })
+        .collect();
+    let scale = 1.0 / inputs.len() as f64;
+    let per_sample: Vec<Vec<f64>> = inputs
+        .par_iter()
+        .enumerate()
+        .map(|(s, x)| {
+            let tape = net.tape(x);
+            let sl = sample_loss(loss, &tape.values[net.head], x, label_of(labels, s));
+            hvp_sample(&net, &tape, &sl, scale, &dirs).iter().map(|r| r.weight_forms[0]).collect()
+        })
+        .collect();
+    let mut forms = vec![0.0; directions.len()];
+    for (k, &i) in live.iter().enumerate() {
+        forms[i] = per_sample.iter().map(|f| f[k]).sum();
+    }
+    Ok(forms)
+}
+
 /// The exact Hessian-vector product `H v` of the batch loss with respect to all weights and
 /// biases (forward-over-reverse, not finite differences). Blocks of `v` that are empty count as
 /// zero; the result has every weight layer's weight and bias blocks.

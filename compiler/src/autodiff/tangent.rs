@@ -47,6 +47,9 @@ pub(super) struct Response {
     pub biases: Vec<Vec<f32>>,
     /// Per weight seed `(V, ḃ)`: `⟨V, (Hv)_W⟩ + ⟨ḃ, (Hv)_b⟩` at its node.
     pub weight_forms: Vec<f64>,
+    /// Per weight seed, the same form split by output channel `c`:
+    /// `⟨V_c, (Hv)_{W,c}⟩ + ḃ_c (Hv)_{b,c}` (they sum to the seed's entry of `weight_forms`).
+    pub weight_channel_forms: Vec<Vec<f64>>,
     /// Per value seed `r`: `⟨r, (Hv)_a⟩`.
     pub value_forms: Vec<f64>,
 }
@@ -140,6 +143,7 @@ pub(super) fn hvp_sample(net: &Net, tape: &Tape, loss: &SampleLoss, scale: f64, 
     let mut responses: Vec<Response> = (0..order.len())
         .map(|k| Response {
             weight_forms: vec![0.0; dir(k).weights.len()],
+            weight_channel_forms: vec![Vec::new(); dir(k).weights.len()],
             value_forms: vec![0.0; dir(k).values.len()],
             ..Response::default()
         })
@@ -278,7 +282,17 @@ pub(super) fn hvp_sample(net: &Net, tape: &Tape, loss: &SampleLoss, scale: f64, 
                     let bias_grad = channel_sums(td_row, out_channels(op));
                     for si in own {
                         let seed = &dir(k).weights[si];
-                        responses[k].weight_forms[si] = dot(&seed.w, &grad) + dot(&seed.b, &bias_grad);
+                        // Weights are `[out_c, …]` in the IR's order: channel c is a contiguous
+                        // block of `grad` and of the seed.
+                        let per = grad.len() / bias_grad.len().max(1);
+                        let forms: Vec<f64> = (0..bias_grad.len())
+                            .map(|c| {
+                                let w = dot(&seed.w[c * per..(c + 1) * per], &grad[c * per..(c + 1) * per]);
+                                w + seed.b.get(c).map_or(0.0, |&b| f64::from(b) * f64::from(bias_grad[c]))
+                            })
+                            .collect();
+                        responses[k].weight_forms[si] = forms.iter().sum();
+                        responses[k].weight_channel_forms[si] = forms;
                     }
                     if dir(k).full {
                         responses[k].weights[n] = grad;

@@ -18,6 +18,10 @@
 //! per-sample estimates). Works for any graph (also one with a Softmax inside the loss, where the
 //! Gauss–Newton block is only an approximation).
 //!
+//! Per output channel `c` of a weight layer, `Tr(H_{i,c})` comes from the same passes: the
+//! squared gradient norms are kept per channel (Gauss–Newton), or `v ⊙ Hv` is summed over the
+//! channel's weights (Hutchinson; unbiased since `E[v_j v_k] = δ_jk`).
+//!
 //! Iterative estimates keep a running mean per layer; a layer stops when, after at least
 //! `min_iterations`, its standard error is at most `tolerance × |mean|` (or at `max_iterations`).
 //! Probes come from a counter-based generator keyed by `(seed, iteration, sample, layer)`, so
@@ -28,7 +32,7 @@ use std::time::Instant;
 use anyhow::Result;
 use rayon::prelude::*;
 
-use super::backward::{backward, NormSink};
+use super::backward::{backward, out_channels, NormSink};
 use super::loss::sample_loss;
 use super::net::{Net, Tape};
 use super::tangent::{hvp_sample, Direction, WeightSeed};
@@ -96,6 +100,15 @@ pub struct LayerTrace {
     /// Node index.
     pub node: usize,
     pub trace: f64,
+    /// `Tr(H_{i,c})` of each output channel `c`'s diagonal block (its weights only), from the
+    /// same passes or probes as `trace`, which is their sum. A layer's channels differ in
+    /// sensitivity (and are quantized with their own scales), so the trace form of Ω weighs each
+    /// channel's rounding error by its own trace. Hutchinson's per-channel estimates have more
+    /// spread than the layer's (fewer weights each; see `channel_std_errors`), and the stopping
+    /// rule looks at the layer's only.
+    pub channels: Vec<f64>,
+    /// Standard error of each entry of `channels` (0 for the exact estimator).
+    pub channel_std_errors: Vec<f64>,
     /// Number of weights.
     pub params: usize,
     /// Standard error of `trace` (0 for the exact estimator).
@@ -108,6 +121,12 @@ impl LayerTrace {
     /// `Tr / n`, HAWQ-V2's average trace.
     pub fn average(&self) -> f64 {
         self.trace / self.params.max(1) as f64
+    }
+
+    /// `Tr(H_{i,c}) / n_c` of each output channel (`n_c = params / channels`).
+    pub fn channel_averages(&self) -> Vec<f64> {
+        let per = (self.params / self.channels.len().max(1)).max(1) as f64;
+        self.channels.iter().map(|t| t / per).collect()
     }
 
     pub fn relative_std_error(&self) -> f64 {
@@ -258,27 +277,71 @@ fn gauss_newton_exact(b: &Batch, opts: &TraceOptions, progress: &indicatif::Prog
         })
         .collect();
     let n = b.inputs.len() as f64;
-    let mut node_sums = vec![0.0f64; graph.nodes.len()];
+    let mut channel_sums: Vec<Vec<f64>> = net.ops.iter().map(|op| vec![0.0; out_channels(op)]).collect();
     let mut value_sums = vec![0.0f64; graph.values.len()];
     for sink in &per_sample {
-        for (acc, rows) in node_sums.iter_mut().zip(&sink.weights).chain(value_sums.iter_mut().zip(&sink.values)) {
+        for (acc, rows) in channel_sums.iter_mut().zip(&sink.weights) {
+            for row in rows.chunks_exact(acc.len().max(1)) {
+                add_f64(acc, row);
+            }
+        }
+        for (acc, rows) in value_sums.iter_mut().zip(&sink.values) {
             *acc += rows.iter().sum::<f64>();
         }
     }
-    let exact = |sum: f64| Running { n: 1, mean: sum / n, m2: 0.0, done: true };
-    finish(net, opts, |node| exact(node_sums[node]), |value| exact(value_sums[value]))
+    finish(
+        net,
+        opts,
+        |node| {
+            let channels: Vec<f64> = channel_sums[node].iter().map(|c| c / n).collect();
+            Running::exact(channels.iter().sum(), channels)
+        },
+        |value| Running::exact(value_sums[value] / n, Vec::new()),
+    )
 }
 
-/// Running mean and variance (Welford) of an iterative estimate, with its stopping state.
-#[derive(Debug, Clone, Copy, Default)]
+/// `acc += x`.
+fn add_f64(acc: &mut [f64], x: &[f64]) {
+    acc.iter_mut().zip(x).for_each(|(a, &v)| *a += v);
+}
+
+/// Running mean and variance (Welford) of an iterative estimate, with its stopping state, and
+/// the same for its per-channel parts over the same iterations (their means sum to `mean`).
+#[derive(Debug, Clone, Default)]
 struct Running {
     n: usize,
     mean: f64,
     m2: f64,
     done: bool,
+    channel_mean: Vec<f64>,
+    channel_m2: Vec<f64>,
 }
 
 impl Running {
+    /// An exact value (one "iteration", no spread).
+    fn exact(value: f64, channels: Vec<f64>) -> Running {
+        let channel_m2 = vec![0.0; channels.len()];
+        Running { n: 1, mean: value, m2: 0.0, done: true, channel_mean: channels, channel_m2 }
+    }
+
+    /// One estimate given by its per-channel parts.
+    fn push_channels(&mut self, channels: &[f64], opts: &TraceOptions) {
+        if self.done {
+            return;
+        }
+        if self.channel_mean.is_empty() {
+            self.channel_mean = vec![0.0; channels.len()];
+            self.channel_m2 = vec![0.0; channels.len()];
+        }
+        let n = (self.n + 1) as f64;
+        for ((mean, m2), &x) in self.channel_mean.iter_mut().zip(&mut self.channel_m2).zip(channels) {
+            let delta = x - *mean;
+            *mean += delta / n;
+            *m2 += delta * (x - *mean);
+        }
+        self.push(channels.iter().sum(), opts);
+    }
+
     fn push(&mut self, x: f64, opts: &TraceOptions) {
         if self.done {
             return;
@@ -291,12 +354,21 @@ impl Running {
         self.done = converged || self.n >= opts.max_iterations;
     }
 
-    fn std_error(&self) -> f64 {
-        if self.n < 2 {
-            return 0.0;
-        }
-        (self.m2 / (self.n - 1) as f64 / self.n as f64).sqrt()
+    fn channel_std_errors(&self) -> Vec<f64> {
+        self.channel_m2.iter().map(|&m2| standard_error(m2, self.n)).collect()
     }
+
+    fn std_error(&self) -> f64 {
+        standard_error(self.m2, self.n)
+    }
+}
+
+/// The standard error of a mean of `n` values whose squared deviations sum to `m2`.
+fn standard_error(m2: f64, n: usize) -> f64 {
+    if n < 2 {
+        return 0.0;
+    }
+    (m2 / (n - 1) as f64 / n as f64).sqrt()
 }
 
 fn finish(
@@ -311,7 +383,15 @@ fn finish(
         .map(|node| {
             let r = node_stat(node);
             let params = net.graph.nodes[node].op.weight_count();
-            LayerTrace { node, trace: r.mean, params, std_error: r.std_error(), iterations: r.n }
+            LayerTrace {
+                node,
+                trace: r.mean,
+                channel_std_errors: r.channel_std_errors(),
+                std_error: r.std_error(),
+                iterations: r.n,
+                params,
+                channels: r.channel_mean,
+            }
         })
         .collect();
     let activations = if opts.activations {
@@ -396,8 +476,15 @@ fn gauss_newton_probes(b: &Batch, opts: &TraceOptions, progress: &indicatif::Pro
             .collect();
         for p in 0..probes {
             for &node in &nodes {
-                let sum: f64 = per_sample.iter().map(|sink| sink.weights[node].get(p).copied().unwrap_or(0.0)).sum();
-                node_stats[node].push(sum / n, opts);
+                let out_c = out_channels(&net.ops[node]);
+                let mut channels = vec![0.0f64; out_c];
+                for sink in &per_sample {
+                    if let Some(row) = sink.weights[node].get(p * out_c..(p + 1) * out_c) {
+                        add_f64(&mut channels, row);
+                    }
+                }
+                channels.iter_mut().for_each(|c| *c /= n);
+                node_stats[node].push_channels(&channels, opts);
             }
             for &value in &values {
                 let sum: f64 = per_sample.iter().map(|sink| sink.values[value].get(p).copied().unwrap_or(0.0)).sum();
@@ -407,7 +494,7 @@ fn gauss_newton_probes(b: &Batch, opts: &TraceOptions, progress: &indicatif::Pro
         iteration += probes;
         progress.set_position(iteration as u64);
     }
-    finish(net, opts, |node| node_stats[node], |value| value_stats[value])
+    finish(net, opts, |node| node_stats[node].clone(), |value| value_stats[value].clone())
 }
 
 fn hutchinson(b: &Batch, opts: &TraceOptions, progress: &indicatif::ProgressBar) -> Results {
@@ -427,7 +514,7 @@ fn hutchinson(b: &Batch, opts: &TraceOptions, progress: &indicatif::ProgressBar)
         if active_nodes.is_empty() && active_values.is_empty() {
             break;
         }
-        let per_sample: Vec<Vec<f64>> = b
+        let per_sample: Vec<(Vec<Vec<f64>>, Vec<f64>)> = b
             .inputs
             .par_iter()
             .enumerate()
@@ -454,17 +541,24 @@ fn hutchinson(b: &Batch, opts: &TraceOptions, progress: &indicatif::ProgressBar)
                     full: false,
                 }));
                 let responses = hvp_sample(net, tape, &sl, 1.0 / n as f64, &dirs);
-                responses.iter().map(|r| r.weight_forms.iter().chain(&r.value_forms).sum::<f64>()).collect::<Vec<f64>>()
+                // Each direction has one seed: per layer its per-channel forms, per value its form.
+                let (layers, values) = responses.split_at(active_nodes.len());
+                let layer_forms: Vec<Vec<f64>> = layers.iter().map(|r| r.weight_channel_forms.concat()).collect();
+                let value_forms: Vec<f64> = values.iter().map(|r| r.value_forms.iter().sum::<f64>()).collect();
+                (layer_forms, value_forms)
             })
             .collect();
-        let total = |k: usize| per_sample.iter().map(|forms| forms[k]).sum::<f64>();
         for (k, &node) in active_nodes.iter().enumerate() {
-            node_stats[node].push(total(k), opts);
+            let mut channels = vec![0.0f64; out_channels(&net.ops[node])];
+            for (layer_forms, _) in &per_sample {
+                add_f64(&mut channels, &layer_forms[k]);
+            }
+            node_stats[node].push_channels(&channels, opts);
         }
         for (k, &value) in active_values.iter().enumerate() {
-            value_stats[value].push(total(active_nodes.len() + k), opts);
+            value_stats[value].push(per_sample.iter().map(|(_, forms)| forms[k]).sum::<f64>(), opts);
         }
         progress.set_position(iteration as u64 + 1);
     }
-    finish(net, opts, |node| node_stats[node], |value| value_stats[value])
+    finish(net, opts, |node| node_stats[node].clone(), |value| value_stats[value].clone())
 }

@@ -2,13 +2,17 @@
 //!
 //! For resnet8-cifar10 and dscnn-kws, at a weight budget of 0.55× the uniform 8-bit model: the
 //! HAWQ allocation against uniform 4-bit, five random allocations of about the same size, and
-//! the reversed-sensitivity allocation; then an arena budget that forces 4-bit activations.
+//! the reversed-sensitivity allocation; the allocation from the trace form of Ω
+//! (`Σ_c Tr(H_c)/n_c · ‖ΔW_c‖²`) beside the one from the exact `ΔWᵀHΔW` it estimates; then an
+//! arena budget that forces 4-bit activations.
 //! Every accuracy is measured with the bit-exact integer runtime.
 //!
 //! `cargo run --release -p hawq-e2e --bin hawq-acceptance [-- --json]`
 
 use anyhow::{anyhow, Result};
-use hawq_compiler::allocate::{allocate, apply_weights, frontier, select, Budget, LayerOptions, WEIGHT_BITS};
+use hawq_compiler::allocate::{
+    allocate, apply_weights, frontier, select, Budget, LayerOptions, Sensitivity, WEIGHT_BITS,
+};
 use hawq_compiler::autodiff::TraceOptions;
 use hawq_compiler::data::Dataset;
 use hawq_compiler::eval::{evaluate, Runner};
@@ -89,15 +93,37 @@ fn main() -> Result<()> {
         push("uniform int8".into(), &int8, &layers)?;
         push("uniform w4".into(), &BitConfig::uniform(&p.graph, 4, 8), &layers)?;
         push(format!("hawq ≤ {budget} B"), &hawq.bits, &layers)?;
+        // Without the exact quadratic forms, Ω falls back to the per-channel trace form.
+        let traces_only = Sensitivity { quadratic: Vec::new(), ..m.sensitivity.clone() };
+        let by_traces = allocate(
+            &p.graph,
+            &traces_only,
+            &p.calibration,
+            p.raw,
+            &perturbation,
+            Budget { weight_bytes: Some(budget), ..Budget::default() },
+            &[],
+        )?;
+        push("hawq, trace Ω".into(), &by_traces.bits, &layers)?;
         let hawq_size = bytes_of(&layers, &hawq.frontier[hawq.chosen.unwrap_or(0)].bits);
 
-        // Reversed sensitivity: the layer ranked most sensitive gets the least sensitive's trace.
+        // Reversed sensitivity: the layer ranked most sensitive gets the least sensitive's
+        // sensitivity. A layer's sensitivity is the curvature along its own 2-bit perturbation,
+        // Ω_i(2)/‖Q_2(W_i) − W_i‖² (for the trace form of Ω, about its average trace Tr(H_i)/n_i).
+        let sensitivity: Vec<f64> = layers
+            .iter()
+            .map(|l| {
+                let k = WEIGHT_BITS.iter().position(|&b| b == 2).unwrap_or(0);
+                let norm: f64 = perturbation(l.node, 2).iter().sum();
+                l.omega[k] / norm.max(f64::MIN_POSITIVE)
+            })
+            .collect();
         let mut order: Vec<usize> = (0..layers.len()).collect();
-        order.sort_by(|&a, &b| layers[a].trace.average.total_cmp(&layers[b].trace.average));
+        order.sort_by(|&a, &b| sensitivity[a].total_cmp(&sensitivity[b]));
         let mut reversed = layers.clone();
         for (rank, &i) in order.iter().enumerate() {
-            let mirror = &layers[order[order.len() - 1 - rank]];
-            let scale = mirror.trace.average / layers[i].trace.average.max(f64::MIN_POSITIVE);
+            let mirror = order[order.len() - 1 - rank];
+            let scale = sensitivity[mirror] / sensitivity[i].max(f64::MIN_POSITIVE);
             reversed[i].omega = layers[i].omega.iter().map(|o| o * scale).collect();
         }
         let rev_front = frontier(&reversed, |l, b| l.bytes[WEIGHT_BITS.iter().position(|&x| x == b).unwrap_or(2)]);
