@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../targets/no-alloc-check"
 for target in thumbv6m-none-eabi thumbv7em-none-eabihf riscv32imac-unknown-none-elf; do
   cargo build --release --quiet --target "$target"
-  lib="target/$target/release/libhawq_no_alloc_check.a"
+  lib="${CARGO_TARGET_DIR:-target}/$target/release/libhawq_no_alloc_check.a"
   members=$(ar t "$lib")
   if grep -q '^alloc-' <<<"$members"; then
     echo "FAIL: $lib contains the alloc crate:" >&2

@@ -2,8 +2,8 @@
 
 use crate::error::Error;
 use crate::format::{InputLayout, Op, RawInput, TensorDesc};
-use crate::kernels::reference as k;
-use crate::kernels::reference::{ActFormat, Window};
+use crate::kernels as k;
+use crate::kernels::{ActFormat, Window};
 use crate::model::Model;
 use crate::quant::{round_half_away, store, Bits, LeI32s};
 

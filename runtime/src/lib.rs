@@ -16,6 +16,9 @@
 //! ```
 #![no_std]
 
+#[cfg(feature = "std")]
+extern crate std;
+
 pub mod error;
 pub mod format;
 pub mod interpreter;

@@ -272,9 +272,38 @@ pub enum Fault {
 static SEQUENCE: AtomicUsize = AtomicUsize::new(0);
 static BUILD_LOCK: Mutex<()> = Mutex::new(());
 
+/// Which kernels a firmware is built with (`cargo xtask bench`'s `kernels` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kernels {
+    /// What the runtime picks for the target (Cortex-M4: DSP; Cortex-M0/M3, RISC-V: portable;
+    /// AArch64: NEON).
+    Auto,
+    /// The scalar reference kernels (the runtime's `kernels-scalar` feature).
+    Scalar,
+    /// The portable kernels, no instruction-set extension (`kernels-portable`).
+    Portable,
+}
+
+impl Kernels {
+    /// The cargo feature of the firmware crates' `hawq-firmware-common` dependency, if any.
+    pub fn feature(self) -> Option<&'static str> {
+        match self {
+            Kernels::Auto => None,
+            Kernels::Scalar => Some("hawq-firmware-common/kernels-scalar"),
+            Kernels::Portable => Some("hawq-firmware-common/kernels-portable"),
+        }
+    }
+}
+
 /// Builds `target`'s firmware with `model` and `inputs` (concatenated raw inputs) embedded.
 pub fn build(target: Target, model: &[u8], inputs: &[u8], fault: Fault) -> Result<Build> {
-    Ok(match cargo_build(&target.crate_dir(), target.triple(), &target.package(), model, inputs, fault)? {
+    build_with(target, Kernels::Auto, model, inputs, fault)
+}
+
+/// [`build`] with a choice of kernels.
+pub fn build_with(target: Target, kernels: Kernels, model: &[u8], inputs: &[u8], fault: Fault) -> Result<Build> {
+    let (dir, triple, package) = (target.crate_dir(), target.triple(), target.package());
+    Ok(match cargo_build(&dir, triple, &package, model, inputs, fault, kernels.feature())? {
         Ok((dir, elf)) => {
             let sizes = elf_sizes(&elf)?;
             Build::Built(Firmware { target, elf, sizes, input_bytes: inputs.len(), dir })
@@ -292,6 +321,7 @@ fn cargo_build(
     model: &[u8],
     inputs: &[u8],
     fault: Fault,
+    feature: Option<&str>,
 ) -> Result<std::result::Result<(PathBuf, PathBuf), String>> {
     let target_dir = firmware_target_dir();
     let work = target_dir.join("work");
@@ -316,6 +346,7 @@ fn cargo_build(
     cmd.current_dir(crate_dir)
         .args(["build", "--release", "--quiet", "--target-dir"])
         .arg(&target_dir)
+        .args(feature.map(|f| ["--features", f]).into_iter().flatten())
         .env("HAWQ_MODEL", &model_path)
         .env("HAWQ_INPUTS", &inputs_path)
         .env(
@@ -371,7 +402,7 @@ pub const BOARDS: [Board; 3] = [
 pub fn build_board(board: Board, model: &[u8], inputs: &[u8]) -> Result<std::result::Result<ElfSizes, String>> {
     let dir = repo_root().join("targets/boards").join(board.name);
     let package = format!("hawq-board-{}", board.name);
-    Ok(match cargo_build(&dir, board.triple, &package, model, inputs, Fault::None)? {
+    Ok(match cargo_build(&dir, board.triple, &package, model, inputs, Fault::None, None)? {
         Ok((work, elf)) => {
             let mut sizes = elf_sizes(&elf)?;
             sizes.image = sizes.image.saturating_sub(inputs.len() as u64);
@@ -448,6 +479,8 @@ pub struct Layer {
 #[derive(Debug, Clone, Default)]
 pub struct Report {
     pub target: String,
+    /// The kernel path the firmware ran (`dsp`, `portable`, `scalar`, ...), from its header.
+    pub kernels: Option<String>,
     pub model_bytes: usize,
     pub arena_bytes: usize,
     pub inputs: usize,
@@ -489,6 +522,7 @@ pub fn parse(stdout: &str) -> Result<Report> {
         if let Some(rest) = line.strip_prefix("hawq ") {
             header = true;
             r.target = field(rest, "target").unwrap_or_default().to_string();
+            r.kernels = field(rest, "kernels").map(str::to_string);
             let num = |k: &str| -> Result<usize> {
                 field(rest, k).ok_or_else(|| anyhow!("header lacks {k}"))?.parse().map_err(|e| anyhow!("{k}: {e}"))
             };
@@ -621,6 +655,8 @@ pub fn mixed_bits(graph: &Graph, raw: RawKind) -> BitConfig {
 #[derive(Debug, Clone)]
 pub struct Measurement {
     pub target: Target,
+    /// The kernel path the firmware reported.
+    pub kernels: Option<String>,
     /// `Err(linker message)` when the model does not fit the machine.
     pub fits: std::result::Result<(), String>,
     /// Instructions of each inference (empty without a counter or when it does not fit).
@@ -661,9 +697,21 @@ impl Measurement {
 /// (`expected`), the run must exit 0 and report every input. A model that does not fit the
 /// machine is a result (`fits: Err`), any other failure an error.
 pub fn measure(target: Target, model: &[u8], inputs: &[Vec<u8>], expected: &[Vec<u8>]) -> Result<Measurement> {
+    measure_with(target, Kernels::Auto, model, inputs, expected)
+}
+
+/// [`measure`] with a choice of kernels.
+pub fn measure_with(
+    target: Target,
+    kernels: Kernels,
+    model: &[u8],
+    inputs: &[Vec<u8>],
+    expected: &[Vec<u8>],
+) -> Result<Measurement> {
     let joined: Vec<u8> = inputs.concat();
     let mut m = Measurement {
         target,
+        kernels: None,
         fits: Ok(()),
         instructions: Vec::new(),
         layers: Vec::new(),
@@ -675,7 +723,7 @@ pub fn measure(target: Target, model: &[u8], inputs: &[Vec<u8>], expected: &[Vec
         inferences: 0,
         wall: Duration::ZERO,
     };
-    let fw = match build(target, model, &joined, Fault::None)? {
+    let fw = match build_with(target, kernels, model, &joined, Fault::None)? {
         Build::Built(fw) => fw,
         Build::DoesNotFit(why) => {
             m.fits = Err(why);
@@ -698,6 +746,7 @@ pub fn measure(target: Target, model: &[u8], inputs: &[Vec<u8>], expected: &[Vec
         );
     }
     m.arena_bytes = report.arena_bytes;
+    m.kernels = report.kernels.clone();
     m.stack_bytes = report.stack_used;
     m.inferences = report.inferences.len();
     for (i, ((n, out), want)) in report.inferences.iter().zip(expected).enumerate() {

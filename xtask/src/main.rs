@@ -1,7 +1,7 @@
 //! `cargo xtask`: the project's tasks that drive the QEMU firmware of `targets/`.
 //!
 //! ```text
-//! cargo xtask bench [--json] [--models a,b] [--targets t,u] [--configs int8,mixed] [--inputs N] [--layers]
+//! cargo xtask bench [--json] [--models a,b] [--targets t,u] [--configs int8,mixed] [--kernels k,l] [--inputs N] [--layers]
 //! cargo xtask run --target T --model FILE.hq [--data FILE.npz] [--inputs N]
 //! cargo xtask boards [--model FILE.hq --data FILE.npz]
 //! ```
@@ -10,20 +10,26 @@
 //! bundled example) in each configuration, runs a batch of evaluation inputs on each QEMU target
 //! and prints instructions per inference (deterministic, QEMU `-icount`), flash (code + model,
 //! from the ELF's sections), arena bytes and whether every output byte equals the host runtime's.
+//! `--kernels` builds each firmware with the target's best kernels (`best`, the default), the
+//! scalar reference (`scalar`) and/or the portable kernels (`portable`); the `kernels` column is
+//! the path the firmware reports it ran. On the Cortex-M4 the resnet8 and dscnn int8 rows also
+//! show the ratio to TFLM + CMSIS-NN's instructions (../shared/BASELINES.md).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
-use hawq_e2e::qemu::{self, compile_cases, Config, Measurement, ModelSpec, Target};
+use hawq_e2e::qemu::{self, compile_cases, Config, Kernels, Measurement, ModelSpec, Target};
 use serde_json::json;
 
 const USAGE: &str = "\
 usage:
-  cargo xtask bench [--json] [--models a,b] [--targets t,u] [--configs int8,mixed] [--inputs N] [--layers]
+  cargo xtask bench [--json] [--models a,b] [--targets t,u] [--configs int8,mixed] [--kernels k,l] [--inputs N] [--layers]
       models: fixture folder names of ../shared/fixtures (default: all of them), or `digits`
       targets: cortex-m4, cortex-m0, cortex-m3, riscv32, aarch64 (default: all)
+      kernels: best (the target's best path: dsp on the Cortex-M4), scalar (the reference),
+               portable (no instruction-set extension); default: best
   cargo xtask run --target T --model FILE.hq [--data FILE.npz] [--inputs N]
       builds T's firmware around a compiled model, runs it under QEMU, prints its report and
       compares its outputs with the host runtime's
@@ -119,6 +125,18 @@ fn model_spec(name: &str) -> Result<ModelSpec> {
     Ok(ModelSpec::fixture(f, &fixtures_root()?))
 }
 
+/// Instructions per inference of TFLM + CMSIS-NN on QEMU's Cortex-M4 (../shared/BASELINES.md).
+const TFLM_CMSIS_NN_M4: [(&str, u64); 2] = [("resnet8-cifar10", 29_861_846), ("dscnn-kws", 7_697_262)];
+
+fn kernels_of(name: &str) -> Result<Kernels> {
+    match name {
+        "best" | "auto" => Ok(Kernels::Auto),
+        "scalar" => Ok(Kernels::Scalar),
+        "portable" => Ok(Kernels::Portable),
+        _ => bail!("unknown kernels '{name}' (best, scalar, portable)"),
+    }
+}
+
 /// One row of the bench.
 struct Row {
     model: String,
@@ -144,6 +162,7 @@ fn bench(args: &[String]) -> Result<()> {
     let configs = list(a.value("--configs")?, Config::ALL.to_vec(), |s| {
         Config::ALL.into_iter().find(|c| c.name() == s).ok_or_else(|| anyhow!("unknown configuration '{s}'"))
     })?;
+    let kernels = list(a.value("--kernels")?, vec![Kernels::Auto], kernels_of)?;
     let n: usize = a.value("--inputs")?.map_or(Ok(4), |v| v.parse()).context("--inputs")?;
     a.finish()?;
     qemu::check_tools(&targets)?;
@@ -155,13 +174,14 @@ fn bench(args: &[String]) -> Result<()> {
         let cases = compile_cases(&spec, &configs, n)?;
         eprintln!("{name}: compiled {} configuration(s) in {:.1} s", cases.len(), t0.elapsed().as_secs_f64());
         for case in &cases {
-            for &target in &targets {
+            for (&target, &k) in targets.iter().flat_map(|t| kernels.iter().map(move |k| (t, k))) {
                 let t0 = Instant::now();
-                let m = qemu::measure(target, &case.blob, &case.inputs, &case.expected)
-                    .with_context(|| format!("{name} {} on {target}", case.config))?;
+                let m = qemu::measure_with(target, k, &case.blob, &case.inputs, &case.expected)
+                    .with_context(|| format!("{name} {} on {target} ({k:?} kernels)", case.config))?;
                 eprintln!(
-                    "  {name} {} {target}: {} ({:.1} s)",
+                    "  {name} {} {target} {}: {} ({:.1} s)",
                     case.config,
+                    m.kernels.as_deref().unwrap_or("?"),
                     match (&m.fits, m.match_host()) {
                         (Err(_), _) => "does not fit".to_string(),
                         (Ok(()), true) => "matches the host".to_string(),
@@ -191,7 +211,8 @@ fn row_json(r: &Row, layers: bool) -> serde_json::Value {
         "model": r.model,
         "target": r.m.target.name(),
         "config": r.config.name(),
-        "kernels": "scalar",
+        "kernels": r.m.kernels,
+        "tflm_cmsis_nn_instructions": baseline(r),
         "instructions": if fits { r.m.mean_instructions() } else { None },
         "flash_bytes": if fits { Some(r.m.flash_bytes) } else { None },
         "arena_bytes": r.arena_bytes,
@@ -205,6 +226,15 @@ fn row_json(r: &Row, layers: bool) -> serde_json::Value {
             r.m.layers.iter().map(|l| json!({"index": l.index, "op": l.op, "instructions": l.instructions})).collect();
     }
     v
+}
+
+/// TFLM + CMSIS-NN's instructions for the row's model, when it is an int8 Cortex-M4 row of a
+/// model BASELINES.md measured.
+fn baseline(r: &Row) -> Option<u64> {
+    if r.m.target != Target::CortexM4 || r.config != Config::Int8 {
+        return None;
+    }
+    TFLM_CMSIS_NN_M4.iter().find(|(m, _)| *m == r.model).map(|&(_, n)| n)
 }
 
 fn thousands(n: u64) -> String {
@@ -221,9 +251,9 @@ fn thousands(n: u64) -> String {
 
 fn print_table(rows: &[Row], layers: bool) {
     println!(
-        "| model | target | config | kernels | instructions / inference | flash bytes (model + code) | arena bytes | stack bytes | outputs = host |"
+        "| model | target | config | kernels | instructions / inference | × TFLM+CMSIS-NN | flash bytes (model + code) | arena bytes | stack bytes | outputs = host |"
     );
-    println!("|---|---|---|---|---:|---:|---:|---:|---|");
+    println!("|---|---|---|---|---:|---:|---:|---:|---:|---|");
     for r in rows {
         let m = &r.m;
         let (insn, flash, stack, same) = match &m.fits {
@@ -240,17 +270,28 @@ fn print_table(rows: &[Row], layers: bool) {
                 if m.match_host() { "yes".to_string() } else { format!("NO (inputs {:?})", m.mismatches) },
             ),
         };
+        let ratio = match (baseline(r), m.mean_instructions()) {
+            (Some(b), Some(n)) => format!("{:.2}", n as f64 / b as f64),
+            _ => "—".to_string(),
+        };
         println!(
-            "| {} | {} | {} | scalar | {insn} | {flash} | {} | {stack} | {same} |",
+            "| {} | {} | {} | {} | {insn} | {ratio} | {flash} | {} | {stack} | {same} |",
             r.model,
             m.target,
             r.config,
+            m.kernels.as_deref().unwrap_or("?"),
             thousands(r.arena_bytes as u64)
         );
     }
     if layers {
         for r in rows.iter().filter(|r| !r.m.layers.is_empty() && r.m.target.counts_instructions()) {
-            println!("\n{} {} on {}: instructions per layer (first input)", r.model, r.config, r.m.target);
+            println!(
+                "\n{} {} on {} ({} kernels): instructions per layer (first input)",
+                r.model,
+                r.config,
+                r.m.target,
+                r.m.kernels.as_deref().unwrap_or("?")
+            );
             for l in &r.m.layers {
                 println!("  {:>3} {:<18} {:>14}", l.index, l.op, l.instructions.map_or("—".to_string(), thousands));
             }

@@ -1,4 +1,391 @@
 //! Kernels, one folder per instruction set (tract's layout). `reference` is the portable scalar
 //! path and the oracle: every other path must produce its bytes exactly.
+//!
+//! The functions at this level are what the interpreter calls; each picks the best path for the
+//! machine ([`active`]):
+//!
+//! | path | where | how it is chosen |
+//! |---|---|---|
+//! | [`Path::Dsp`] (`dsp`) | Cortex-M4/M7 (`thumbv7em-*`): SMLAD, SXTB16 | at compile time (the `hawq_dsp` cfg of `build.rs`) |
+//! | [`Path::Avx2`] (`x86`) | x86-64 with AVX2 | at run time with the `std` feature (cached once), else the compile-time target features |
+//! | [`Path::Neon`], [`Path::NeonDot`] (`aarch64`) | AArch64; SDOT with `dotprod` | at run time with `std`, else compile time |
+//! | [`Path::Portable`] (`portable`) | everything else (Cortex-M0/M3, RISC-V) | fallback |
+//! | [`Path::Scalar`] (`reference`) | the oracle | only when forced (cargo feature `kernels-scalar`) |
+//!
+//! The cargo features `kernels-scalar` and `kernels-portable` force a path at compile time (for
+//! benchmarks). Each path's functions are also public (`portable::conv2d`, `dsp::conv2d`,
+//! `x86::Avx2::conv2d`, ...) so that the tests compare every path with the reference, whatever
+//! [`active`] picks. A path covers the operations where it pays (convolutions, fully
+//! connected); the others run on the portable kernels. Every path falls back to a slower one for
+//! shapes outside its buffers, so no validated model is refused and nothing panics.
 
+pub mod portable;
 pub mod reference;
+mod util;
+
+#[cfg(target_arch = "aarch64")]
+pub mod aarch64;
+#[cfg(hawq_dsp)]
+pub mod dsp;
+#[cfg(target_arch = "x86_64")]
+pub mod x86;
+
+pub(crate) use reference::clear_tail;
+pub use reference::{ActFormat, AddRequant, PoolRequant, Requant, Window};
+
+use crate::quant::Bits;
+
+/// A kernel path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// The scalar reference kernels (`kernels::reference`), the oracle.
+    Scalar,
+    /// Plain Rust without instruction-set extensions (`kernels::portable`).
+    Portable,
+    /// Armv7E-M DSP extension (Cortex-M4/M7): SMLAD, SXTB16 (`kernels::dsp`).
+    Dsp,
+    /// x86-64 AVX2: VPMADDWD (`kernels::x86`).
+    Avx2,
+    /// AArch64 Advanced SIMD: SMLAL (`kernels::aarch64`).
+    Neon,
+    /// AArch64 with the dot-product extension: SDOT (`kernels::aarch64`).
+    NeonDot,
+}
+
+impl Path {
+    /// The name in reports and benchmarks.
+    pub fn name(self) -> &'static str {
+        match self {
+            Path::Scalar => "scalar",
+            Path::Portable => "portable",
+            Path::Dsp => "dsp",
+            Path::Avx2 => "avx2",
+            Path::Neon => "neon",
+            Path::NeonDot => "neon-dotprod",
+        }
+    }
+}
+
+/// The path the op-level kernels take on this machine.
+#[inline]
+pub fn active() -> Path {
+    if cfg!(feature = "kernels-scalar") {
+        return Path::Scalar;
+    }
+    if cfg!(feature = "kernels-portable") {
+        return Path::Portable;
+    }
+    detected()
+}
+
+#[cfg(hawq_dsp)]
+#[inline(always)]
+fn detected() -> Path {
+    Path::Dsp
+}
+
+#[cfg(all(not(hawq_dsp), any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn detected() -> Path {
+    use core::sync::atomic::{AtomicU8, Ordering};
+    // 0: not detected yet; otherwise 1 + the index below.
+    static CACHE: AtomicU8 = AtomicU8::new(0);
+    const PATHS: [Path; 4] = [Path::Portable, Path::Avx2, Path::Neon, Path::NeonDot];
+    let cached = CACHE.load(Ordering::Relaxed);
+    if cached != 0 {
+        return PATHS[(cached - 1) as usize % PATHS.len()];
+    }
+    let path = detect_simd();
+    let index = PATHS.iter().position(|&p| p == path).unwrap_or(0);
+    CACHE.store(index as u8 + 1, Ordering::Relaxed);
+    path
+}
+
+#[cfg(target_arch = "x86_64")]
+fn detect_simd() -> Path {
+    if x86::Avx2::new().is_some() {
+        Path::Avx2
+    } else {
+        Path::Portable
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+fn detect_simd() -> Path {
+    if aarch64::NeonDot::new().is_some() {
+        Path::NeonDot
+    } else {
+        Path::Neon
+    }
+}
+
+#[cfg(all(not(hawq_dsp), not(any(target_arch = "x86_64", target_arch = "aarch64"))))]
+#[inline(always)]
+fn detected() -> Path {
+    Path::Portable
+}
+
+/// Every path this build can run on this machine, the reference first (for tests and benchmarks:
+/// the `*_on` functions run one of them).
+pub fn available() -> heapless::Vec<Path, 6> {
+    let mut v = heapless::Vec::new();
+    let _ = v.push(Path::Scalar);
+    let _ = v.push(Path::Portable);
+    #[cfg(hawq_dsp)]
+    let _ = v.push(Path::Dsp);
+    #[cfg(target_arch = "x86_64")]
+    if x86::Avx2::new().is_some() {
+        let _ = v.push(Path::Avx2);
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        let _ = v.push(Path::Neon);
+        if aarch64::NeonDot::new().is_some() {
+            let _ = v.push(Path::NeonDot);
+        }
+    }
+    v
+}
+
+/// [`conv2d`] on a given path; `false` (nothing written) when this machine cannot run it.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_on(
+    path: Path,
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+) -> bool {
+    match path {
+        Path::Scalar => reference::conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+        Path::Portable => portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+        #[cfg(hawq_dsp)]
+        Path::Dsp => dsp::conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2 => match x86::Avx2::new() {
+            Some(k) => k.conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+            None => return false,
+        },
+        #[cfg(target_arch = "aarch64")]
+        Path::Neon => aarch64::Neon.conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+        #[cfg(target_arch = "aarch64")]
+        Path::NeonDot => match aarch64::NeonDot::new() {
+            Some(k) => k.conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+            None => return false,
+        },
+        #[allow(unreachable_patterns)]
+        _ => return false,
+    }
+    true
+}
+
+/// [`depthwise_conv2d`] on a given path (paths without their own use the portable kernels);
+/// `false` when this machine cannot run it.
+#[allow(clippy::too_many_arguments)]
+pub fn depthwise_conv2d_on(
+    path: Path,
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+) -> bool {
+    match path {
+        Path::Scalar => reference::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+        #[cfg(hawq_dsp)]
+        Path::Dsp => dsp::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2 => match x86::Avx2::new() {
+            Some(k) => k.depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+            None => return false,
+        },
+        p if available().contains(&p) => portable::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+        _ => return false,
+    }
+    true
+}
+
+/// [`fully_connected`] on a given path; `false` when this machine cannot run it.
+#[allow(clippy::too_many_arguments)]
+pub fn fully_connected_on(
+    path: Path,
+    in_features: usize,
+    out_features: usize,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+) -> bool {
+    let (n, m) = (in_features, out_features);
+    match path {
+        Path::Scalar => reference::fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
+        #[cfg(hawq_dsp)]
+        Path::Dsp => dsp::fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2 => match x86::Avx2::new() {
+            Some(k) => k.fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
+            None => return false,
+        },
+        #[cfg(target_arch = "aarch64")]
+        Path::Neon => aarch64::Neon.fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
+        #[cfg(target_arch = "aarch64")]
+        Path::NeonDot => match aarch64::NeonDot::new() {
+            Some(k) => k.fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
+            None => return false,
+        },
+        p if available().contains(&p) => {
+            portable::fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output)
+        }
+        _ => return false,
+    }
+    true
+}
+
+/// [`add`] on a given path; `false` when this machine cannot run it.
+pub fn add_on(
+    path: Path,
+    arena: &mut [u8],
+    n: usize,
+    a: (usize, ActFormat),
+    b: (usize, ActFormat),
+    out: usize,
+    rq: &AddRequant,
+) -> bool {
+    match path {
+        Path::Scalar => reference::add(arena, n, a, b, out, rq),
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2 => match x86::Avx2::new() {
+            Some(k) => k.add(arena, n, a, b, out, rq),
+            None => return false,
+        },
+        p if available().contains(&p) => portable::add(arena, n, a, b, out, rq),
+        _ => return false,
+    }
+    true
+}
+
+/// Conv2D, NHWC, weights `[out_c][kh][kw][in_c]` packed per output channel (contract §2–§4).
+pub fn conv2d(
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+) {
+    match active() {
+        Path::Scalar => reference::conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+        #[cfg(hawq_dsp)]
+        Path::Dsp => dsp::conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2 => match x86::Avx2::new() {
+            Some(k) => k.conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+            None => portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+        },
+        #[cfg(target_arch = "aarch64")]
+        Path::NeonDot => match aarch64::NeonDot::new() {
+            Some(k) => k.conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+            None => aarch64::Neon.conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+        },
+        #[cfg(target_arch = "aarch64")]
+        Path::Neon => aarch64::Neon.conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+        _ => portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+    }
+}
+
+/// Depthwise Conv2D, NHWC, depth multiplier `out_c / in_c`, weights `[out_c][kh][kw]`.
+pub fn depthwise_conv2d(
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+) {
+    match active() {
+        Path::Scalar => reference::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+        #[cfg(hawq_dsp)]
+        Path::Dsp => dsp::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2 => match x86::Avx2::new() {
+            Some(k) => k.depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+            None => portable::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+        },
+        _ => portable::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+    }
+}
+
+/// Fully connected: `out[c] = requant(bias[c] + Σ_k w[c][k]·(a[k] − z))`, weights `[out][in]`.
+#[allow(clippy::too_many_arguments)]
+pub fn fully_connected(
+    in_features: usize,
+    out_features: usize,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+) {
+    let (n, m) = (in_features, out_features);
+    match active() {
+        Path::Scalar => reference::fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
+        #[cfg(hawq_dsp)]
+        Path::Dsp => dsp::fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2 => match x86::Avx2::new() {
+            Some(k) => k.fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
+            None => portable::fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
+        },
+        #[cfg(target_arch = "aarch64")]
+        Path::NeonDot => match aarch64::NeonDot::new() {
+            Some(k) => k.fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
+            None => aarch64::Neon.fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
+        },
+        #[cfg(target_arch = "aarch64")]
+        Path::Neon => aarch64::Neon.fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
+        _ => portable::fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
+    }
+}
+
+/// Average pool over the taps inside the input (contract §5).
+pub fn avg_pool(g: &Window, input: &[u8], in_fmt: ActFormat, rq: &PoolRequant, output: &mut [u8]) {
+    reference::avg_pool(g, input, in_fmt, rq, output)
+}
+
+/// Max pool over the taps inside the input (contract §5).
+pub fn max_pool(g: &Window, input: &[u8], in_fmt: ActFormat, rq: &PoolRequant, output: &mut [u8]) {
+    reference::max_pool(g, input, in_fmt, rq, output)
+}
+
+/// Residual add of `n` elements at byte offsets of the arena (contract §5); the output may alias
+/// an input exactly.
+pub fn add(arena: &mut [u8], n: usize, a: (usize, ActFormat), b: (usize, ActFormat), out: usize, rq: &AddRequant) {
+    match active() {
+        Path::Scalar => reference::add(arena, n, a, b, out, rq),
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2 => match x86::Avx2::new() {
+            Some(k) => k.add(arena, n, a, b, out, rq),
+            None => portable::add(arena, n, a, b, out, rq),
+        },
+        _ => portable::add(arena, n, a, b, out, rq),
+    }
+}
+
+/// Softmax over rows into little-endian f32 (contract §5).
+pub fn softmax(input: &[u8], fmt: ActFormat, scale: f32, row: usize, output: &mut [u8]) {
+    reference::softmax(input, fmt, scale, row, output)
+}
+
+/// `y = s · (q − z)` into little-endian f32.
+pub fn dequantize(input: &[u8], fmt: ActFormat, scale: f32, output: &mut [u8]) {
+    reference::dequantize(input, fmt, scale, output)
+}

@@ -6,7 +6,7 @@
 //! (`tests/src/qemu.rs`):
 //!
 //! ```text
-//! hawq target=cortex-m4 model_bytes=98496 arena_bytes=54996 inputs=8 input_bytes=3072 counter=instructions
+//! hawq target=cortex-m4 kernels=dsp model_bytes=98496 arena_bytes=54996 inputs=8 input_bytes=3072 counter=instructions
 //! layer 0 conv2d 123456           (per-layer instructions of the first inference)
 //! inference 0 instructions=4567890 output=0a0bff…
 //! inference 1 instructions=4567890 output=…
@@ -230,8 +230,9 @@ fn run_inner<P: Platform>(out: &mut Out<'_, P>, blob: &[u8], inputs: &[u8], aren
     let counted = out.platform().counter().is_some();
     let _ = writeln!(
         out,
-        "hawq target={} model_bytes={} arena_bytes={} inputs={} input_bytes={} counter={}",
+        "hawq target={} kernels={} model_bytes={} arena_bytes={} inputs={} input_bytes={} counter={}",
         P::TARGET,
+        hawq_runtime::kernels::active().name(),
         blob.len(),
         model.arena_bytes(),
         count,

@@ -1,0 +1,51 @@
+//! Single-thread latency of `Interpreter::invoke` on a compiled model, for `scripts/bench-host.sh`
+//! (which alternates it with LiteRT on the same inputs):
+//!
+//! ```text
+//! cargo run --release -p hawq-runtime --example bench_invoke -- MODEL.hq INPUTS.bin [ITERATIONS]
+//! ```
+//!
+//! `INPUTS.bin` holds raw inputs back to back (what `write_input_raw` takes); the inputs are used
+//! in turn. Prints `median_us=… mean_us=… iterations=… kernels=…` (the median of per-inference
+//! wall times over the iterations, after a warm-up).
+use std::time::Instant;
+
+use hawq_runtime::{Interpreter, Model};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [model, inputs, rest @ ..] = args.as_slice() else {
+        eprintln!("usage: bench_invoke MODEL.hq INPUTS.bin [ITERATIONS]");
+        std::process::exit(2);
+    };
+    let iterations: usize = rest.first().map_or(2000, |s| s.parse().expect("ITERATIONS"));
+    let blob = std::fs::read(model).expect("read the model");
+    let raw = std::fs::read(inputs).expect("read the inputs");
+    let model = Model::from_bytes(&blob).expect("load the model");
+    let size = model.input().elements() * model.raw_input().element_bytes();
+    assert!(
+        size > 0 && raw.len() % size == 0 && !raw.is_empty(),
+        "inputs: not a whole number of inputs of {size} bytes"
+    );
+    let mut arena = vec![0u8; model.arena_bytes()];
+    let mut it = Interpreter::new(&model, &mut arena).expect("arena");
+    let inputs: Vec<&[u8]> = raw.chunks_exact(size).collect();
+    for x in inputs.iter().cycle().take(200) {
+        it.write_input_raw(x).expect("input");
+        it.invoke().expect("invoke");
+    }
+    let mut times = Vec::with_capacity(iterations);
+    for x in inputs.iter().cycle().take(iterations) {
+        it.write_input_raw(x).expect("input");
+        let t0 = Instant::now();
+        it.invoke().expect("invoke");
+        times.push(t0.elapsed().as_secs_f64() * 1e6);
+    }
+    let mean = times.iter().sum::<f64>() / times.len() as f64;
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    println!(
+        "median_us={median:.2} mean_us={mean:.2} iterations={iterations} kernels={}",
+        hawq_runtime::kernels::active().name()
+    );
+}

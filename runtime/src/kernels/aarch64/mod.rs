@@ -1,0 +1,301 @@
+//! AArch64 kernels: Advanced SIMD (every AArch64 CPU) and the dot-product extension (SDOT),
+//! chosen at run time (`std` feature) or from the compile-time target features.
+//!
+//! **Convolution** is an im2col GEMM over blocks of [`PIX`] output pixels whose receptive fields
+//! are gathered once as raw `i8` activations, taps in the padding set to the zero point `z` and
+//! the field zero-padded to a multiple of 16. Weight rows are read 16 weights at a time and
+//! widened to `i8` lanes (4- and 2-bit values spread with `TBL`/`ZIP`, shifted and
+//! sign-extended; a row's last, partial chunk is unpacked one value at a time, so the unused high
+//! bits of its last byte are never read). Then, per pixel, `Σ w·a` is accumulated exactly in
+//! `i32` lanes — with `SDOT` (four `i8·i8` products per lane) on [`NeonDot`], with
+//! `SMULL`/`SADALP` (`i8·i8` products are exact in `i16`) on [`Neon`] — and `z·Σw` is subtracted
+//! once per output: `Σ w·(a − z)` over the taps inside the input, since padding taps hold `z`
+//! (contract §3). All sums stay below `K·2^15 < 2^31`. Depthwise convolution and the other
+//! operations are the portable kernels.
+#![allow(unsafe_code)]
+
+use core::arch::aarch64::*;
+use core::arch::asm;
+
+use super::portable;
+use super::reference::{self, ActFormat, Requant, Window};
+use super::util::{fc_window, gather, put, ChannelQ, Rq32};
+use crate::quant::{load, Bits};
+
+/// Output pixels per block.
+const PIX: usize = 4;
+/// Largest receptive field `K` (rounded up to 16) of these kernels; larger: portable.
+const KPAD_MAX: usize = 2048;
+
+/// AArch64 Advanced SIMD, present on every AArch64 CPU.
+#[derive(Debug, Clone, Copy)]
+pub struct Neon;
+
+impl Neon {
+    /// Conv2D with SMULL/SADALP, same bytes as [`reference::conv2d`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv2d(
+        self,
+        g: &Window,
+        input: &[u8],
+        in_fmt: ActFormat,
+        weights: &[u8],
+        weight_bits: Bits,
+        rq: &Requant<'_>,
+        output: &mut [u8],
+    ) {
+        let k = g.kernel_h * g.kernel_w * g.in_c;
+        if k == 0 || k.next_multiple_of(16) > KPAD_MAX {
+            return portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output);
+        }
+        // SAFETY: Advanced SIMD is part of every AArch64 target.
+        unsafe { conv2d_neon(g, input, in_fmt, weights, weight_bits, rq, output) }
+    }
+    /// Fully connected, same bytes as [`reference::fully_connected`]: a one-pixel convolution.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fully_connected(
+        self,
+        in_features: usize,
+        out_features: usize,
+        input: &[u8],
+        in_fmt: ActFormat,
+        weights: &[u8],
+        weight_bits: Bits,
+        rq: &Requant<'_>,
+        output: &mut [u8],
+    ) {
+        let g = fc_window(in_features, out_features);
+        self.conv2d(&g, input, in_fmt, weights, weight_bits, rq, output)
+    }
+}
+
+/// Proof that the CPU has the dot-product extension (SDOT).
+#[derive(Debug, Clone, Copy)]
+pub struct NeonDot(());
+
+impl NeonDot {
+    /// `Some` when the CPU has `dotprod` (run-time detection with the `std` feature, else the
+    /// compile-time target features).
+    pub fn new() -> Option<NeonDot> {
+        #[cfg(feature = "std")]
+        let ok = std::arch::is_aarch64_feature_detected!("dotprod");
+        #[cfg(not(feature = "std"))]
+        let ok = cfg!(target_feature = "dotprod");
+        ok.then_some(NeonDot(()))
+    }
+
+    /// Conv2D with SDOT, same bytes as [`reference::conv2d`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv2d(
+        self,
+        g: &Window,
+        input: &[u8],
+        in_fmt: ActFormat,
+        weights: &[u8],
+        weight_bits: Bits,
+        rq: &Requant<'_>,
+        output: &mut [u8],
+    ) {
+        let k = g.kernel_h * g.kernel_w * g.in_c;
+        if k == 0 || k.next_multiple_of(16) > KPAD_MAX {
+            return portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output);
+        }
+        // SAFETY: `self` proves the CPU has dotprod.
+        unsafe { conv2d_dot(g, input, in_fmt, weights, weight_bits, rq, output) }
+    }
+    /// Fully connected, same bytes as [`reference::fully_connected`]: a one-pixel convolution.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fully_connected(
+        self,
+        in_features: usize,
+        out_features: usize,
+        input: &[u8],
+        in_fmt: ActFormat,
+        weights: &[u8],
+        weight_bits: Bits,
+        rq: &Requant<'_>,
+        output: &mut [u8],
+    ) {
+        let g = fc_window(in_features, out_features);
+        self.conv2d(&g, input, in_fmt, weights, weight_bits, rq, output)
+    }
+}
+
+/// Weights `16j..16j + 16` of a packed row of `k` weights as `i8` lanes, zero past `k`.
+#[inline(always)]
+fn weights16(row: &[u8], bits: Bits, k: usize, j: usize) -> int8x16_t {
+    if 16 * j + 16 > k {
+        let mut t = [0i8; 16];
+        for (i, v) in t.iter_mut().enumerate().take(k - 16 * j) {
+            *v = load(row, bits, 16 * j + i) as i8;
+        }
+        // SAFETY: `t` holds 16 bytes.
+        return unsafe { vld1q_s8(t.as_ptr()) };
+    }
+    // SAFETY (all three): the chunk lies inside the row (`16j + 16 ≤ k`), so `row` holds its
+    // 16, 8 or 4 bytes; every operation is Advanced SIMD.
+    unsafe {
+        match bits {
+            Bits::B8 => vld1q_s8(row[16 * j..16 * j + 16].as_ptr() as *const i8),
+            Bits::B4 => {
+                let v = vld1_u8(row[8 * j..8 * j + 8].as_ptr());
+                let (lo, hi) = (vand_u8(v, vdup_n_u8(0x0F)), vshr_n_u8::<4>(v));
+                let n = vcombine_u8(vzip1_u8(lo, hi), vzip2_u8(lo, hi));
+                let e = veorq_u8(n, vdupq_n_u8(8));
+                vsubq_s8(vreinterpretq_s8_u8(e), vdupq_n_s8(8))
+            }
+            Bits::B2 => {
+                let b = &row[4 * j..4 * j + 4];
+                let v = vreinterpretq_u8_u32(vdupq_n_u32(u32::from_le_bytes([b[0], b[1], b[2], b[3]])));
+                const SPREAD: [u8; 16] = [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3];
+                const SHIFT: [i8; 16] = [0, -2, -4, -6, 0, -2, -4, -6, 0, -2, -4, -6, 0, -2, -4, -6];
+                let spread = vqtbl1q_u8(v, vld1q_u8(SPREAD.as_ptr()));
+                let crumbs = vandq_u8(vshlq_u8(spread, vld1q_s8(SHIFT.as_ptr())), vdupq_n_u8(3));
+                let e = veorq_u8(crumbs, vdupq_n_u8(2));
+                vsubq_s8(vreinterpretq_s8_u8(e), vdupq_n_s8(2))
+            }
+        }
+    }
+}
+
+/// Gathers the block's receptive fields as raw `i8` (padding taps = z), zero past `K`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn im2col(
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    q0: usize,
+    n: usize,
+    k: usize,
+    col: &mut [u8; KPAD_MAX],
+    x: &mut [[i8; KPAD_MAX]; PIX],
+) {
+    for (p, xp) in x.iter_mut().enumerate() {
+        if p < n {
+            let q = q0 + p;
+            let src = gather(g, input, in_fmt, q / g.out_w, q % g.out_w, col);
+            for (d, &a) in xp.iter_mut().zip(src) {
+                *d = a as i8;
+            }
+            xp[k..k.next_multiple_of(16)].fill(0);
+        } else {
+            xp[..k.next_multiple_of(16)].fill(0);
+        }
+    }
+}
+
+/// Requantizes the block's sums `Σ w·a − z·Σw` of channel `c` into the output.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn finish(rq: &Requant<'_>, c: usize, oc: usize, q0: usize, n: usize, sums: [i32; PIX], zsw: i32, output: &mut [u8]) {
+    let cq = ChannelQ::new(rq, c);
+    let (z, lo, hi) = (rq.out.zero_point, rq.min, rq.max);
+    match (Rq32::new(&cq), rq.out.bits) {
+        (Some(f), Bits::B8) => {
+            for (p, &s) in sums.iter().enumerate().take(n) {
+                output[(q0 + p) * oc + c] = f.apply(s.wrapping_sub(zsw), z, lo, hi) as u8;
+            }
+        }
+        _ => {
+            for (p, &s) in sums.iter().enumerate().take(n) {
+                put(output, rq.out.bits, (q0 + p) * oc + c, cq.apply(s.wrapping_sub(zsw)));
+            }
+        }
+    }
+}
+
+/// The SMULL/SADALP convolution.
+#[target_feature(enable = "neon")]
+fn conv2d_neon(
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+) {
+    let k = g.kernel_h * g.kernel_w * g.in_c;
+    let chunks = k.div_ceil(16);
+    let row_bytes = weight_bits.packed_len(k);
+    let mut col = [0u8; KPAD_MAX];
+    let mut x = [[0i8; KPAD_MAX]; PIX];
+    let npix = g.out_h * g.out_w;
+    let mut q0 = 0;
+    while q0 < npix {
+        let n = (npix - q0).min(PIX);
+        im2col(g, input, in_fmt, q0, n, k, &mut col, &mut x);
+        for (c, row) in weights.chunks_exact(row_bytes).enumerate().take(g.out_c) {
+            let mut acc = [vdupq_n_s32(0); PIX];
+            let mut sw = vdupq_n_s32(0);
+            for j in 0..chunks {
+                let w = weights16(row, weight_bits, k, j);
+                sw = vpadalq_s16(sw, vpaddlq_s8(w));
+                for (a, xp) in acc.iter_mut().zip(&x) {
+                    // SAFETY: `16j + 16 ≤ kpad ≤ KPAD_MAX`.
+                    let xv = unsafe { vld1q_s8(xp.as_ptr().add(16 * j)) };
+                    *a = vpadalq_s16(*a, vmull_s8(vget_low_s8(w), vget_low_s8(xv)));
+                    *a = vpadalq_s16(*a, vmull_high_s8(w, xv));
+                }
+            }
+            let sums = acc.map(|a| vaddvq_s32(a));
+            finish(rq, c, g.out_c, q0, n, sums, in_fmt.zero_point * vaddvq_s32(sw), output);
+        }
+        q0 += n;
+    }
+    reference::clear_tail(output, rq.out, npix * g.out_c);
+}
+
+/// `acc + Σ` of four `i8·i8` products per lane.
+#[inline]
+#[target_feature(enable = "neon,dotprod")]
+fn sdot(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
+    let mut r = acc;
+    // SAFETY: SDOT reads and writes vector registers only; the caller has dotprod.
+    unsafe {
+        asm!("sdot {r:v}.4s, {a:v}.16b, {b:v}.16b", r = inout(vreg) r, a = in(vreg) a, b = in(vreg) b, options(pure, nomem, nostack, preserves_flags))
+    };
+    r
+}
+
+#[target_feature(enable = "neon,dotprod")]
+fn conv2d_dot(
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+) {
+    let k = g.kernel_h * g.kernel_w * g.in_c;
+    let chunks = k.div_ceil(16);
+    let row_bytes = weight_bits.packed_len(k);
+    let mut col = [0u8; KPAD_MAX];
+    let mut x = [[0i8; KPAD_MAX]; PIX];
+    let npix = g.out_h * g.out_w;
+    let ones = vdupq_n_s8(1);
+    let mut q0 = 0;
+    while q0 < npix {
+        let n = (npix - q0).min(PIX);
+        im2col(g, input, in_fmt, q0, n, k, &mut col, &mut x);
+        for (c, row) in weights.chunks_exact(row_bytes).enumerate().take(g.out_c) {
+            let mut acc = [vdupq_n_s32(0); PIX];
+            let mut sw = vdupq_n_s32(0);
+            for j in 0..chunks {
+                let w = weights16(row, weight_bits, k, j);
+                sw = sdot(sw, w, ones);
+                for (a, xp) in acc.iter_mut().zip(&x) {
+                    // SAFETY: `16j + 16 ≤ kpad ≤ KPAD_MAX`.
+                    let xv = unsafe { vld1q_s8(xp.as_ptr().add(16 * j)) };
+                    *a = sdot(*a, w, xv);
+                }
+            }
+            let sums = acc.map(|a| vaddvq_s32(a));
+            finish(rq, c, g.out_c, q0, n, sums, in_fmt.zero_point * vaddvq_s32(sw), output);
+        }
+        q0 += n;
+    }
+    reference::clear_tail(output, rq.out, npix * g.out_c);
+}

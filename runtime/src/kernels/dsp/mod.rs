@@ -1,0 +1,891 @@
+//! Cortex-M4/M7 kernels with the Armv7E-M DSP extension (compiled on `thumbv7em-*` only, the
+//! `hawq_dsp` cfg of `build.rs`): SMLAD (two 16×16 multiply-accumulates), SXTB16 (two bytes
+//! sign-extended to two halfwords), SSUB16, PKHBT/PKHTB, SMLABB/SMLATT, through `asm!` (the
+//! `core::arch::arm` intrinsics are unstable).
+//!
+//! **Convolution** is an im2col GEMM over blocks of [`PIX`] output pixels. Each pixel's receptive
+//! field is turned once into halfword pairs `(a − z, a' − z)` (padding taps are 0, contract §3)
+//! in the order in which a packed weight word unpacks, so that the inner loop is, per 32-bit word
+//! of a weight row: one load, the unpacking, and for each of the block's pixels one SMLAD per two
+//! weights. Unpacking needs no shifts per lane:
+//!
+//! | weights | one word holds | unpacked with | lane pairs, in order (`k` within the word) |
+//! |---|---|---|---|
+//! | 8-bit | 4 | `SXTB16 w`, `SXTB16 w, ROR #8` | (0,2) (1,3) |
+//! | 4-bit | 8 | `(w << 4) & 0xF0F0F0F0` and `w & 0xF0F0F0F0`, each `SXTB16`, `SXTB16 ROR #8` | (0,4) (2,6) (1,5) (3,7) |
+//! | 2-bit | 16 | `(w << (6 − 2j)) & 0xC0C0C0C0`, `j = 0..3`, each `SXTB16`, `SXTB16 ROR #8` | (j,8+j) (4+j,12+j) |
+//!
+//! A 4-bit weight so unpacked is `16·w` and a 2-bit one `64·w` (the nibble sits in the high bits
+//! of its byte): the block's sums are `16·Σ` or `64·Σ`, exact since `|Σ| ≤ K·2^(b−1)·255` and
+//! `K ≤ 1024` here, and are shifted back before the bias is added. A row's last word is read
+//! zero-padded, and its unused high bits (whatever they hold) meet activations that are 0.
+//!
+//! **Depthwise** (depth multiplier 1, 8-bit input): four channels at a time, one word of input
+//! per tap, SXTB16 into two halfword pairs, SMLABB/SMLATT against weights unpacked once per
+//! channel group into halfword pairs. Other channel counts and formats use the portable kernels.
+//!
+//! Every function here produces exactly the bytes of `kernels::reference`; `targets/kernel-check`
+//! runs them against it on QEMU's Cortex-M4.
+#![allow(unsafe_code)]
+
+use core::arch::asm;
+
+use super::portable;
+use super::reference::{self, ActFormat, Requant, Window};
+use super::util::{gather, put, row_words, tail_word, unpack4, ChannelQ, Rq32};
+use crate::quant::{load, Bits};
+
+/// Output pixels per block of the convolution.
+pub const PIX: usize = 4;
+/// Largest receptive field `K = kh·kw·in_c` the convolution takes (larger: portable kernels).
+const COL_MAX: usize = 1024;
+/// Words of the im2col buffer: `PIX` pixels of `COL_MAX / 2` halfword pairs.
+const XW: usize = PIX * COL_MAX / 2;
+/// Output channels whose requantization constants are read once per layer (more: per block).
+const CQ_MAX: usize = 128;
+/// Largest depthwise kernel (taps) of the DSP depthwise path.
+const DW_TAPS: usize = 64;
+/// Words of unpacked depthwise weights (two per tap and group of four channels).
+const DW_WORDS: usize = 2048;
+/// Most channels of the DSP depthwise path (the row of zero points read for padding taps).
+const DW_ZROW: usize = 512;
+/// Bytes of unpacked input rows for a 4-bit depthwise input (`kh · in_w · c`).
+const DW_ROWS: usize = 2048;
+
+// --- the instructions -------------------------------------------------------------------------
+
+/// `acc + x.lo·y.lo + x.hi·y.hi` (signed halfwords).
+#[inline(always)]
+fn smlad(x: u32, y: u32, acc: i32) -> i32 {
+    let r: i32;
+    // SAFETY: SMLAD reads and writes registers only (and the sticky Q flag); Armv7E-M DSP, which
+    // every thumbv7em core has.
+    unsafe {
+        asm!("smlad {r}, {x}, {y}, {a}", r = lateout(reg) r, x = in(reg) x, y = in(reg) y, a = in(reg) acc, options(pure, nomem, nostack))
+    };
+    r
+}
+
+/// Bytes 0 and 2 sign-extended into the low and high halfwords.
+#[inline(always)]
+fn sxtb16(x: u32) -> u32 {
+    let r: u32;
+    // SAFETY: register-only DSP instruction (see `smlad`).
+    unsafe {
+        asm!("sxtb16 {r}, {x}", r = lateout(reg) r, x = in(reg) x, options(pure, nomem, nostack, preserves_flags))
+    };
+    r
+}
+
+/// Bytes 1 and 3 sign-extended into the low and high halfwords.
+#[inline(always)]
+fn sxtb16_ror8(x: u32) -> u32 {
+    let r: u32;
+    // SAFETY: register-only DSP instruction (see `smlad`).
+    unsafe {
+        asm!("sxtb16 {r}, {x}, ror #8", r = lateout(reg) r, x = in(reg) x, options(pure, nomem, nostack, preserves_flags))
+    };
+    r
+}
+
+/// Halfword-wise `x − y` (sets the GE flags, which nothing here reads).
+#[inline(always)]
+fn ssub16(x: u32, y: u32) -> u32 {
+    let r: u32;
+    // SAFETY: register-only DSP instruction (see `smlad`).
+    unsafe {
+        asm!("ssub16 {r}, {x}, {y}", r = lateout(reg) r, x = in(reg) x, y = in(reg) y, options(pure, nomem, nostack))
+    };
+    r
+}
+
+/// `(x.lo, y.lo)`: low halfword of `x`, low halfword of `y` on top.
+#[inline(always)]
+fn pack_lo(x: u32, y: u32) -> u32 {
+    let r: u32;
+    // SAFETY: PKHBT is a register-only Armv7E-M DSP instruction.
+    unsafe {
+        asm!("pkhbt {r}, {x}, {y}, lsl #16", r = lateout(reg) r, x = in(reg) x, y = in(reg) y, options(pure, nomem, nostack, preserves_flags))
+    };
+    r
+}
+
+/// `(x.hi, y.hi)`: high halfword of `x` at the bottom, high halfword of `y` on top.
+#[inline(always)]
+fn pack_hi(x: u32, y: u32) -> u32 {
+    let r: u32;
+    // SAFETY: PKHTB is a register-only Armv7E-M DSP instruction.
+    unsafe {
+        asm!("pkhtb {r}, {y}, {x}, asr #16", r = lateout(reg) r, x = in(reg) x, y = in(reg) y, options(pure, nomem, nostack, preserves_flags))
+    };
+    r
+}
+
+#[inline(always)]
+fn word(b: &[u8]) -> u32 {
+    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+
+// --- im2col -----------------------------------------------------------------------------------
+
+/// Lane pairs per weight word: 2 (8-bit), 4 (4-bit), 8 (2-bit).
+#[inline(always)]
+fn lanes(bits: Bits) -> usize {
+    16 / bits.get() as usize
+}
+
+/// Turns one block of activation bytes (one weight word's worth: `2L` = 4, 8 or 16) into the
+/// `L` lane pairs of that word, `a − z` per halfword.
+#[inline(always)]
+fn convert_block<const L: usize>(src: &[u8], zz: u32, dst: &mut [u32; L]) {
+    let d: &mut [u32] = &mut dst[..];
+    if L == 2 {
+        let a = word(src);
+        d[0] = ssub16(sxtb16(a), zz);
+        d[1] = ssub16(sxtb16_ror8(a), zz);
+    } else if L == 4 {
+        let (a, b) = (word(src), word(&src[4..]));
+        let (a0, a1) = (ssub16(sxtb16(a), zz), ssub16(sxtb16_ror8(a), zz));
+        let (b0, b1) = (ssub16(sxtb16(b), zz), ssub16(sxtb16_ror8(b), zz));
+        d[0] = pack_lo(a0, b0); // (0, 4)
+        d[1] = pack_hi(a0, b0); // (2, 6)
+        d[2] = pack_lo(a1, b1); // (1, 5)
+        d[3] = pack_hi(a1, b1); // (3, 7)
+    } else {
+        let w = [word(src), word(&src[4..]), word(&src[8..]), word(&src[12..])];
+        let e = w.map(|v| ssub16(sxtb16(v), zz)); // (0,2) (4,6) (8,10) (12,14)
+        let o = w.map(|v| ssub16(sxtb16_ror8(v), zz)); // (1,3) (5,7) (9,11) (13,15)
+        d[0] = pack_lo(e[0], e[2]); // (0, 8)
+        d[1] = pack_lo(e[1], e[3]); // (4, 12)
+        d[2] = pack_lo(o[0], o[2]); // (1, 9)
+        d[3] = pack_lo(o[1], o[3]); // (5, 13)
+        d[4] = pack_hi(e[0], e[2]); // (2, 10)
+        d[5] = pack_hi(e[1], e[3]); // (6, 14)
+        d[6] = pack_hi(o[0], o[2]); // (3, 11)
+        d[7] = pack_hi(o[1], o[3]); // (7, 15)
+    }
+}
+
+/// Writes a receptive field of `K = src.len()` raw activation bytes (padding taps = z) as pixel
+/// `p` of the blocks `x[widx][p]`, one block per weight word.
+fn convert<const L: usize, const P: usize>(src: &[u8], z: i32, x: &mut [[[u32; L]; P]], p: usize) {
+    let per = 2 * L;
+    let zz = (z as u32 & 0xFFFF) | ((z as u32) << 16);
+    let full = src.len() / per;
+    for (block, xb) in src.chunks_exact(per).zip(x.iter_mut()) {
+        convert_block(block, zz, &mut xb[p]);
+    }
+    let rest = &src[full * per..];
+    if let (false, Some(xb)) = (rest.is_empty(), x.get_mut(full)) {
+        let mut block = [z as u8; 16];
+        block[..rest.len()].copy_from_slice(rest);
+        convert_block(&block, zz, &mut xb[p]);
+    }
+}
+
+// --- dot products -----------------------------------------------------------------------------
+
+/// Multiplies one weight word into the `P` accumulators.
+#[inline(always)]
+fn mac<const L: usize, const P: usize>(w: u32, xb: &[[u32; L]; P], acc: &mut [i32; P]) {
+    if L == 2 {
+        let (w0, w1) = (sxtb16(w), sxtb16_ror8(w));
+        for (a, xp) in acc.iter_mut().zip(xb) {
+            let xp: &[u32] = xp;
+            *a = smlad(w1, xp[1], smlad(w0, xp[0], *a));
+        }
+    } else if L == 4 {
+        let (e, o) = ((w << 4) & 0xF0F0_F0F0, w & 0xF0F0_F0F0);
+        let (w0, w1, w2, w3) = (sxtb16(e), sxtb16_ror8(e), sxtb16(o), sxtb16_ror8(o));
+        for (a, xp) in acc.iter_mut().zip(xb) {
+            let xp: &[u32] = xp;
+            *a = smlad(w3, xp[3], smlad(w2, xp[2], smlad(w1, xp[1], smlad(w0, xp[0], *a))));
+        }
+    } else {
+        for j in 0..4 {
+            let c = (w << (6 - 2 * j)) & 0xC0C0_C0C0;
+            let (w0, w1) = (sxtb16(c), sxtb16_ror8(c));
+            for (a, xp) in acc.iter_mut().zip(xb) {
+                let xp: &[u32] = xp;
+                *a = smlad(w1, xp[2 * j + 1], smlad(w0, xp[2 * j], *a));
+            }
+        }
+    }
+}
+
+/// The block's `P` sums `Σ_k w[k]·(a_p[k] − z)` of one packed row, scaled by 1 (8-bit), 16
+/// (4-bit) or 64 (2-bit). `x` holds one block per word of the row. The row's whole words go
+/// through the assembly loops below when `P` is [`PIX`]; its last, partial word through [`mac`].
+#[inline(always)]
+fn dot<const L: usize, const P: usize>(row: &[u8], x: &[[[u32; L]; P]]) -> [i32; P] {
+    let mut acc = [0i32; P];
+    let full = (row.len() / 4).min(x.len());
+    if P == PIX && full > 0 {
+        let (w, xp) = (row.as_ptr(), x.as_ptr() as *const u32);
+        // SAFETY: each loop reads `full` 4-byte words of `row` (`4·full ≤ row.len()`) and `full`
+        // blocks of `L·PIX` words of `x` (`full ≤ x.len()`), and writes registers only.
+        let a = unsafe {
+            match L {
+                2 => dot4_w8(w, xp, full),
+                4 => dot4_w4(w, xp, full),
+                _ => dot4_w2(w, xp, full),
+            }
+        };
+        for (d, v) in acc.iter_mut().zip(a) {
+            *d = v;
+        }
+    } else {
+        for (wb, xb) in row.chunks_exact(4).zip(x) {
+            mac(word(wb), xb, &mut acc);
+        }
+    }
+    if let (true, Some(xb)) = (row.len() % 4 != 0, x.get(full)) {
+        mac(tail_word(row, full), xb, &mut acc);
+    }
+    acc
+}
+
+/// [`dot`] of `n ≥ 1` whole 8-bit weight words (at `w`, any alignment) with `n` blocks of
+/// `[[u32; 2]; 4]` at `x` (word-aligned): two words per loop iteration, 33 instructions per 32
+/// multiply-accumulates, and one more single-word step when `n` is odd.
+///
+/// # Safety
+/// `w` must be valid for `4n` bytes and `x` for `8n` words.
+#[inline(always)]
+unsafe fn dot4_w8(w: *const u8, x: *const u32, n: usize) -> [i32; 4] {
+    let (mut a0, mut a1, mut a2, mut a3) = (0i32, 0i32, 0i32, 0i32);
+    // One weight word into the four accumulators: 16 multiply-accumulates.
+    macro_rules! step {
+        () => {
+            concat!(
+                "ldr {w}, [{wp}], #4\n",
+                "sxtb16 {w0}, {w}\n",
+                "sxtb16 {w}, {w}, ror #8\n",
+                "ldrd {xa}, {xb}, [{xp}], #8\n",
+                "smlad {a0}, {w0}, {xa}, {a0}\n",
+                "smlad {a0}, {w}, {xb}, {a0}\n",
+                "ldrd {xa}, {xb}, [{xp}], #8\n",
+                "smlad {a1}, {w0}, {xa}, {a1}\n",
+                "smlad {a1}, {w}, {xb}, {a1}\n",
+                "ldrd {xa}, {xb}, [{xp}], #8\n",
+                "smlad {a2}, {w0}, {xa}, {a2}\n",
+                "smlad {a2}, {w}, {xb}, {a2}\n",
+                "ldrd {xa}, {xb}, [{xp}], #8\n",
+                "smlad {a3}, {w0}, {xa}, {a3}\n",
+                "smlad {a3}, {w}, {xb}, {a3}\n",
+            )
+        };
+    }
+    // SAFETY: the caller's bounds (`2·(n/2) + n%2 = n` words and blocks); LDR of a weight word
+    // may be unaligned (Armv7-M), LDRD of the im2col buffer is word-aligned.
+    unsafe {
+        asm!(
+            "lsrs {i}, {n}, #1",
+            "beq 3f",
+            "2:",
+            step!(),
+            step!(),
+            "subs {i}, {i}, #1",
+            "bne 2b",
+            "3:",
+            "tst {n}, #1",
+            "beq 4f",
+            step!(),
+            "4:",
+            wp = inout(reg) w => _,
+            xp = inout(reg) x => _,
+            n = in(reg) n,
+            i = out(reg) _,
+            w = out(reg) _,
+            w0 = out(reg) _,
+            xa = out(reg) _,
+            xb = out(reg) _,
+            a0 = inout(reg) a0,
+            a1 = inout(reg) a1,
+            a2 = inout(reg) a2,
+            a3 = inout(reg) a3,
+            options(nostack, readonly),
+        );
+    }
+    [a0, a1, a2, a3]
+}
+
+/// [`dot`] of `n ≥ 1` whole 4-bit weight words with blocks of `[[u32; 4]; 4]` (sums scaled by
+/// 16): 35 instructions per 32 multiply-accumulates.
+///
+/// # Safety
+/// `w` must be valid for `4n` bytes and `x` for `16n` words.
+#[inline(always)]
+unsafe fn dot4_w4(w: *const u8, x: *const u32, n: usize) -> [i32; 4] {
+    let (mut a0, mut a1, mut a2, mut a3) = (0i32, 0i32, 0i32, 0i32);
+    // SAFETY: as in `dot4_w8`.
+    unsafe {
+        asm!(
+            "2:",
+            "ldr {w}, [{wp}], #4",
+            // Low nibbles, in the high half of each byte: lanes (0,4) and (2,6).
+            "lsl {w0}, {w}, #4",
+            "and {w0}, {w0}, #0xF0F0F0F0",
+            "sxtb16 {w1}, {w0}, ror #8",
+            "sxtb16 {w0}, {w0}",
+            "ldrd {xa}, {xb}, [{xp}]",
+            "smlad {a0}, {w0}, {xa}, {a0}",
+            "smlad {a0}, {w1}, {xb}, {a0}",
+            "ldrd {xa}, {xb}, [{xp}, #16]",
+            "smlad {a1}, {w0}, {xa}, {a1}",
+            "smlad {a1}, {w1}, {xb}, {a1}",
+            "ldrd {xa}, {xb}, [{xp}, #32]",
+            "smlad {a2}, {w0}, {xa}, {a2}",
+            "smlad {a2}, {w1}, {xb}, {a2}",
+            "ldrd {xa}, {xb}, [{xp}, #48]",
+            "smlad {a3}, {w0}, {xa}, {a3}",
+            "smlad {a3}, {w1}, {xb}, {a3}",
+            // High nibbles: lanes (1,5) and (3,7).
+            "and {w}, {w}, #0xF0F0F0F0",
+            "sxtb16 {w1}, {w}, ror #8",
+            "sxtb16 {w0}, {w}",
+            "ldrd {xa}, {xb}, [{xp}, #8]",
+            "smlad {a0}, {w0}, {xa}, {a0}",
+            "smlad {a0}, {w1}, {xb}, {a0}",
+            "ldrd {xa}, {xb}, [{xp}, #24]",
+            "smlad {a1}, {w0}, {xa}, {a1}",
+            "smlad {a1}, {w1}, {xb}, {a1}",
+            "ldrd {xa}, {xb}, [{xp}, #40]",
+            "smlad {a2}, {w0}, {xa}, {a2}",
+            "smlad {a2}, {w1}, {xb}, {a2}",
+            "ldrd {xa}, {xb}, [{xp}, #56]",
+            "smlad {a3}, {w0}, {xa}, {a3}",
+            "smlad {a3}, {w1}, {xb}, {a3}",
+            "add {xp}, {xp}, #64",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            wp = inout(reg) w => _,
+            xp = inout(reg) x => _,
+            n = inout(reg) n => _,
+            w = out(reg) _,
+            w0 = out(reg) _,
+            w1 = out(reg) _,
+            xa = out(reg) _,
+            xb = out(reg) _,
+            a0 = inout(reg) a0,
+            a1 = inout(reg) a1,
+            a2 = inout(reg) a2,
+            a3 = inout(reg) a3,
+            options(nostack, readonly),
+        );
+    }
+    [a0, a1, a2, a3]
+}
+
+/// [`dot`] of `n ≥ 1` whole 2-bit weight words with blocks of `[[u32; 8]; 4]` (sums scaled by
+/// 64): 67 instructions per 64 multiply-accumulates.
+///
+/// # Safety
+/// `w` must be valid for `4n` bytes and `x` for `32n` words.
+#[inline(always)]
+unsafe fn dot4_w2(w: *const u8, x: *const u32, n: usize) -> [i32; 4] {
+    let (mut a0, mut a1, mut a2, mut a3) = (0i32, 0i32, 0i32, 0i32);
+    // One quarter of a word: crumb `j` of each byte (`shift = 6 − 2j`), lanes (j, 8+j) and
+    // (4+j, 12+j) at byte offset `8j` of each pixel's 32-byte block.
+    macro_rules! quarter {
+        ($shift:literal, $o0:literal, $o1:literal, $o2:literal, $o3:literal) => {
+            concat!(
+                "lsl {w0}, {w}, #", $shift, "\n",
+                "and {w0}, {w0}, #0xC0C0C0C0\n",
+                quarter!(@body $o0, $o1, $o2, $o3)
+            )
+        };
+        (@last $o0:literal, $o1:literal, $o2:literal, $o3:literal) => {
+            concat!("and {w0}, {w}, #0xC0C0C0C0\n", quarter!(@body $o0, $o1, $o2, $o3))
+        };
+        (@body $o0:literal, $o1:literal, $o2:literal, $o3:literal) => {
+            concat!(
+                "sxtb16 {w1}, {w0}, ror #8\n",
+                "sxtb16 {w0}, {w0}\n",
+                "ldrd {xa}, {xb}, [{xp}, #", $o0, "]\n",
+                "smlad {a0}, {w0}, {xa}, {a0}\n",
+                "smlad {a0}, {w1}, {xb}, {a0}\n",
+                "ldrd {xa}, {xb}, [{xp}, #", $o1, "]\n",
+                "smlad {a1}, {w0}, {xa}, {a1}\n",
+                "smlad {a1}, {w1}, {xb}, {a1}\n",
+                "ldrd {xa}, {xb}, [{xp}, #", $o2, "]\n",
+                "smlad {a2}, {w0}, {xa}, {a2}\n",
+                "smlad {a2}, {w1}, {xb}, {a2}\n",
+                "ldrd {xa}, {xb}, [{xp}, #", $o3, "]\n",
+                "smlad {a3}, {w0}, {xa}, {a3}\n",
+                "smlad {a3}, {w1}, {xb}, {a3}\n",
+            )
+        };
+    }
+    // SAFETY: as in `dot4_w8`.
+    unsafe {
+        asm!(
+            "2:",
+            "ldr {w}, [{wp}], #4",
+            quarter!("6", "0", "32", "64", "96"),
+            quarter!("4", "8", "40", "72", "104"),
+            quarter!("2", "16", "48", "80", "112"),
+            quarter!(@last "24", "56", "88", "120"),
+            "add {xp}, {xp}, #128",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            wp = inout(reg) w => _,
+            xp = inout(reg) x => _,
+            n = inout(reg) n => _,
+            w = out(reg) _,
+            w0 = out(reg) _,
+            w1 = out(reg) _,
+            xa = out(reg) _,
+            xb = out(reg) _,
+            a0 = inout(reg) a0,
+            a1 = inout(reg) a1,
+            a2 = inout(reg) a2,
+            a3 = inout(reg) a3,
+            options(nostack, readonly),
+        );
+    }
+    [a0, a1, a2, a3]
+}
+
+/// log2 of the scale of [`dot`]'s sums for `L` lane pairs per word.
+#[inline(always)]
+fn scale_shift(l: usize) -> u32 {
+    match l {
+        2 => 0,
+        4 => 4,
+        _ => 6,
+    }
+}
+
+// --- kernels ----------------------------------------------------------------------------------
+
+/// Conv2D, same signature and bytes as [`reference::conv2d`].
+pub fn conv2d(
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+) {
+    let k = g.kernel_h * g.kernel_w * g.in_c;
+    let row_bytes = weight_bits.packed_len(k);
+    let (words, _) = row_words(row_bytes, weight_bits);
+    if row_bytes == 0 || k > COL_MAX || words * lanes(weight_bits) * PIX > XW {
+        return portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output);
+    }
+    match weight_bits {
+        Bits::B8 => conv_impl::<2, { XW / (2 * PIX) }>(g, input, in_fmt, weights, row_bytes, words, rq, output),
+        Bits::B4 => conv_impl::<4, { XW / (4 * PIX) }>(g, input, in_fmt, weights, row_bytes, words, rq, output),
+        Bits::B2 => conv_impl::<8, { XW / (8 * PIX) }>(g, input, in_fmt, weights, row_bytes, words, rq, output),
+    }
+    reference::clear_tail(output, rq.out, g.out_h * g.out_w * g.out_c);
+}
+
+/// [`conv2d`] for `L` lane pairs per weight word, with an im2col buffer of `N ≥ words` blocks.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn conv_impl<const L: usize, const N: usize>(
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    row_bytes: usize,
+    words: usize,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+) {
+    let mut col = [0u8; COL_MAX];
+    let mut x = [[[0u32; L]; PIX]; N];
+    let x = &mut x[..words];
+    let npix = g.out_h * g.out_w;
+    let (out_bits, scale) = (rq.out.bits, scale_shift(L));
+    // An input whose channel count fills whole blocks is converted straight from its rows; a
+    // 4-bit one (whole words of 8 nibbles) then gives `16·(a − z)` per lane, hence 4 more bits of
+    // scale (still exact: `|16·(a − z)| ≤ 240` and `K·2^(b−1)·scale·240 < 2^31` for `K ≤ 1024`).
+    let aligned = in_fmt.bits == Bits::B8 && g.in_c % (2 * L) == 0;
+    let aligned4 = in_fmt.bits == Bits::B4 && g.in_c % (2 * L).max(8) == 0;
+    let scale = scale + if aligned4 { 4 } else { 0 };
+    // The fast epilogues: every channel's constants precomputed (at most CQ_MAX channels).
+    let mut fast = [Rq32::any(&ChannelQ::new(rq, 0)); CQ_MAX];
+    let all32 = g.out_c <= CQ_MAX;
+    for (c, f) in fast.iter_mut().enumerate().take(g.out_c) {
+        *f = Rq32::any(&ChannelQ::new(rq, c));
+    }
+    let (z, lo, hi) = (rq.out.zero_point, rq.min, rq.max);
+    let oc = g.out_c;
+    let mut q0 = 0;
+    while q0 < npix {
+        let n = (npix - q0).min(PIX);
+        for p in 0..PIX {
+            let q = q0 + p;
+            if p >= n {
+                for xb in x.iter_mut() {
+                    xb[p] = [0; L];
+                }
+            } else if aligned || aligned4 {
+                im2col_aligned(g, input, in_fmt, q / g.out_w, q % g.out_w, x, p);
+            } else {
+                let src = gather(g, input, in_fmt, q / g.out_w, q % g.out_w, &mut col);
+                convert(src, in_fmt.zero_point, x, p);
+            }
+        }
+        if all32 && n == PIX && out_bits == Bits::B8 {
+            let block = &mut output[q0 * oc..(q0 + PIX) * oc];
+            let (o0, rest) = block.split_at_mut(oc);
+            let (o1, rest) = rest.split_at_mut(oc);
+            let (o2, o3) = rest.split_at_mut(oc);
+            let outs = o0.iter_mut().zip(o1.iter_mut()).zip(o2.iter_mut()).zip(o3.iter_mut());
+            for ((row, f), (((d0, d1), d2), d3)) in weights.chunks_exact(row_bytes).zip(&fast).zip(outs) {
+                let [a0, a1, a2, a3] = dot4(row, x);
+                *d0 = f.apply(a0 >> scale, z, lo, hi) as u8;
+                *d1 = f.apply(a1 >> scale, z, lo, hi) as u8;
+                *d2 = f.apply(a2 >> scale, z, lo, hi) as u8;
+                *d3 = f.apply(a3 >> scale, z, lo, hi) as u8;
+            }
+        } else if all32 && n == PIX && out_bits == Bits::B4 && oc % 2 == 0 {
+            // 4-bit output, an even channel count: two channels make a byte of each pixel.
+            let rows = weights.chunks_exact(2 * row_bytes).zip(fast.chunks_exact(2));
+            for (c2, (rows2, f2)) in rows.enumerate().take(oc / 2) {
+                let (r0, r1) = rows2.split_at(row_bytes);
+                let v0 = dot4(r0, x).map(|a| f2[0].apply(a >> scale, z, lo, hi));
+                let v1 = dot4(r1, x).map(|a| f2[1].apply(a >> scale, z, lo, hi));
+                for p in 0..PIX {
+                    output[((q0 + p) * oc) / 2 + c2] = (v0[p] as u8 & 0x0F) | ((v1[p] as u8) << 4);
+                }
+            }
+        } else {
+            for (c, row) in weights.chunks_exact(row_bytes).take(oc).enumerate() {
+                let acc = dot(row, x);
+                let cq = ChannelQ::new(rq, c);
+                for (p, &a) in acc.iter().enumerate().take(n) {
+                    put(output, out_bits, (q0 + p) * oc + c, cq.apply(a >> scale));
+                }
+            }
+        }
+        q0 += n;
+    }
+}
+
+/// [`dot`] for a block of [`PIX`] pixels.
+#[inline(always)]
+fn dot4<const L: usize>(row: &[u8], x: &[[[u32; L]; PIX]]) -> [i32; PIX] {
+    dot(row, x)
+}
+
+/// The im2col of pixel `(oy, ox)` straight from the rows of an input whose channel count is a
+/// multiple of the block (`2L` activations; for a 4-bit input also of 8), so that every tap
+/// starts a block. A 4-bit input gives lanes `16·(a − z)`.
+#[inline(always)]
+fn im2col_aligned<const L: usize, const P: usize>(
+    g: &Window,
+    input: &[u8],
+    fmt: ActFormat,
+    oy: usize,
+    ox: usize,
+    x: &mut [[[u32; L]; P]],
+    p: usize,
+) {
+    let z = fmt.zero_point;
+    let four = fmt.bits == Bits::B4;
+    let zz = if four { pair(16 * z, 16 * z) } else { pair(z, z) };
+    let (y0, y1, ky0) = g.rows(oy);
+    let (x0, x1, kx0) = g.cols(ox);
+    let per = 2 * L;
+    let c = g.in_c;
+    let row_blocks = g.kernel_w * c / per;
+    let (left, mid) = (kx0 * c / per, (x1 - x0) * c / per);
+    let mut blocks = x.iter_mut();
+    for ky in 0..g.kernel_h {
+        if ky < ky0 || ky >= ky0 + (y1 - y0) {
+            for xb in blocks.by_ref().take(row_blocks) {
+                xb[p] = [0; L];
+            }
+            continue;
+        }
+        let start = ((y0 + ky - ky0) * g.in_w + x0) * c;
+        for xb in blocks.by_ref().take(left) {
+            xb[p] = [0; L];
+        }
+        if four {
+            let src = &input[start / 2..(start + mid * per) / 2];
+            convert4(src, zz, blocks.by_ref().take(mid), p);
+        } else {
+            for (src, xb) in input[start..start + mid * per].chunks_exact(per).zip(blocks.by_ref().take(mid)) {
+                convert_block(src, zz, &mut xb[p]);
+            }
+        }
+        for xb in blocks.by_ref().take(row_blocks - left - mid) {
+            xb[p] = [0; L];
+        }
+    }
+}
+
+/// Packed 4-bit activations (whole words of 8) into pixel `p` of consecutive blocks, lanes
+/// `16·(a − z)` (`zz16` holds `16·z` twice).
+#[inline(always)]
+fn convert4<'x, const L: usize, const P: usize>(
+    src: &[u8],
+    zz16: u32,
+    mut blocks: impl Iterator<Item = &'x mut [[u32; L]; P]>,
+    p: usize,
+) {
+    // One word of nibbles a0..a7: the lanes (0,4) (2,6) (1,5) (3,7), each 16·(a − z).
+    let lanes = |w: u32| {
+        let (e, o) = ((w << 4) & 0xF0F0_F0F0, w & 0xF0F0_F0F0);
+        [ssub16(sxtb16(e), zz16), ssub16(sxtb16_ror8(e), zz16), ssub16(sxtb16(o), zz16), ssub16(sxtb16_ror8(o), zz16)]
+    };
+    if L == 8 {
+        for (ws, xb) in src.chunks_exact(8).zip(blocks) {
+            let (a, b) = (lanes(word(ws)), lanes(word(&ws[4..])));
+            let d: &mut [u32] = &mut xb[p][..];
+            d[0] = pack_lo(a[0], b[0]); // (0, 8)
+            d[1] = pack_hi(a[0], b[0]); // (4, 12)
+            d[2] = pack_lo(a[2], b[2]); // (1, 9)
+            d[3] = pack_hi(a[2], b[2]); // (5, 13)
+            d[4] = pack_lo(a[1], b[1]); // (2, 10)
+            d[5] = pack_hi(a[1], b[1]); // (6, 14)
+            d[6] = pack_lo(a[3], b[3]); // (3, 11)
+            d[7] = pack_hi(a[3], b[3]); // (7, 15)
+        }
+    } else if L == 4 {
+        for (ws, xb) in src.chunks_exact(4).zip(blocks) {
+            let a = lanes(word(ws));
+            let d: &mut [u32] = &mut xb[p][..];
+            d.copy_from_slice(&a);
+        }
+    } else {
+        for ws in src.chunks_exact(4) {
+            let a = lanes(word(ws));
+            if let Some(xb) = blocks.next() {
+                let d: &mut [u32] = &mut xb[p][..];
+                d[0] = pack_lo(a[0], a[1]); // (0, 2)
+                d[1] = pack_lo(a[2], a[3]); // (1, 3)
+            }
+            if let Some(xb) = blocks.next() {
+                let d: &mut [u32] = &mut xb[p][..];
+                d[0] = pack_hi(a[0], a[1]); // (4, 6)
+                d[1] = pack_hi(a[2], a[3]); // (5, 7)
+            }
+        }
+    }
+}
+
+/// Fully connected, same signature and bytes as [`reference::fully_connected`].
+#[allow(clippy::too_many_arguments)]
+pub fn fully_connected(
+    in_features: usize,
+    out_features: usize,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+) {
+    let row_bytes = weight_bits.packed_len(in_features);
+    let (words, _) = row_words(row_bytes, weight_bits);
+    if row_bytes == 0 || in_features > COL_MAX {
+        return portable::fully_connected(in_features, out_features, input, in_fmt, weights, weight_bits, rq, output);
+    }
+    let (n, m) = (in_features, out_features);
+    match weight_bits {
+        Bits::B8 => fc_impl::<2, { COL_MAX / 4 }>(n, m, input, in_fmt, weights, row_bytes, words, rq, output),
+        Bits::B4 => fc_impl::<4, { COL_MAX / 8 }>(n, m, input, in_fmt, weights, row_bytes, words, rq, output),
+        Bits::B2 => fc_impl::<8, { COL_MAX / 16 }>(n, m, input, in_fmt, weights, row_bytes, words, rq, output),
+    }
+    reference::clear_tail(output, rq.out, out_features);
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn fc_impl<const L: usize, const N: usize>(
+    in_features: usize,
+    out_features: usize,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    row_bytes: usize,
+    words: usize,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+) {
+    let mut x = [[[0u32; L]; 1]; N];
+    let x = &mut x[..words];
+    if in_fmt.bits == Bits::B8 {
+        convert(&input[..in_features], in_fmt.zero_point, x, 0);
+    } else {
+        let mut col = [0u8; COL_MAX];
+        for (i, v) in col.iter_mut().enumerate().take(in_features) {
+            *v = load(input, in_fmt.bits, i) as u8;
+        }
+        convert(&col[..in_features], in_fmt.zero_point, x, 0);
+    }
+    let scale = scale_shift(L);
+    for (c, row) in weights.chunks_exact(row_bytes).take(out_features).enumerate() {
+        let [acc] = dot(row, x);
+        put(output, rq.out.bits, c, ChannelQ::new(rq, c).apply(acc >> scale));
+    }
+}
+
+/// `(lo, hi)` as a halfword pair.
+#[inline(always)]
+fn pair(lo: i32, hi: i32) -> u32 {
+    (lo as u32 & 0xFFFF) | ((hi as u32) << 16)
+}
+
+/// Depthwise Conv2D, same signature and bytes as [`reference::depthwise_conv2d`].
+///
+/// Depth multiplier 1 (8- or 4-bit input, the latter unpacked a few rows at a time): each output pixel gets a table of one address per tap
+/// (the input pixel, or a row of zero points for taps in the padding, so that every tap is read
+/// the same way and contributes `w·(z − z) = 0` once `z·Σw` is folded into the bias); then for
+/// each group of four channels an assembly loop takes one input word per tap, SXTB16s it and
+/// multiplies the halfwords with SMLABB/SMLATT into four accumulators (11 instructions per tap
+/// and group). Weights are unpacked once per layer. Channels past the last whole group, other
+/// formats and oversized layers use the portable kernels.
+#[inline(never)]
+pub fn depthwise_conv2d(
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+) {
+    let taps = g.kernel_h * g.kernel_w;
+    let c = g.in_c;
+    let groups = c / 4;
+    // A 4-bit input is unpacked a few rows at a time (the rows one output row reads).
+    let four = in_fmt.bits == Bits::B4;
+    let fits = taps <= DW_TAPS
+        && groups * taps <= DW_WORDS / 2
+        && c <= DW_ZROW
+        && groups <= CQ_MAX / 4
+        && (!four || g.kernel_h * g.in_w * c <= DW_ROWS);
+    if g.out_c != c || taps == 0 || groups == 0 || !fits {
+        return portable::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output);
+    }
+    let row_bytes = weight_bits.packed_len(taps);
+    let z = in_fmt.zero_point;
+    // Weights of channels 4i..4i+4 per tap: (w0, w2) and (w1, w3), the SXTB16 lanes; and the
+    // requantization with `bias − z·Σw`.
+    let mut wp = [[0u32; 2]; DW_WORDS / 2];
+    let mut fast = [Rq32::any(&ChannelQ::new(rq, 0)); CQ_MAX];
+    for gi in 0..groups {
+        let rows: [&[u8]; 4] = core::array::from_fn(|j| &weights[(4 * gi + j) * row_bytes..][..row_bytes]);
+        let mut sums = [0i32; 4];
+        for t in 0..taps {
+            let w = rows.map(|r| load(r, weight_bits, t));
+            for (s, v) in sums.iter_mut().zip(w) {
+                *s += v;
+            }
+            wp[gi * taps + t] = [pair(w[0], w[2]), pair(w[1], w[3])];
+        }
+        for (j, s) in sums.iter().enumerate() {
+            fast[4 * gi + j] = Rq32::any(&ChannelQ::new(rq, 4 * gi + j).with_bias_offset(-z * s));
+        }
+    }
+    let zrow = [z as u8; DW_ZROW];
+    let (out_bits, oc) = (rq.out.bits, g.out_c);
+    let (zo, lo, hi) = (rq.out.zero_point, rq.min, rq.max);
+    let mut ptrs = [0usize; DW_TAPS];
+    let mut rows = [0u8; DW_ROWS];
+    let row_len = g.in_w * c;
+    for oy in 0..g.out_h {
+        if four {
+            for ky in 0..g.kernel_h {
+                let y = (oy * g.stride_h + ky).wrapping_sub(g.pad_top);
+                if y < g.in_h {
+                    unpack4(input, y * row_len, &mut rows[ky * row_len..(ky + 1) * row_len]);
+                }
+            }
+        }
+        for ox in 0..g.out_w {
+            // One address per tap: the input pixel's channel 0, or the row of zero points.
+            for ky in 0..g.kernel_h {
+                for kx in 0..g.kernel_w {
+                    let y = (oy * g.stride_h + ky).wrapping_sub(g.pad_top);
+                    let xx = (ox * g.stride_w + kx).wrapping_sub(g.pad_left);
+                    ptrs[ky * g.kernel_w + kx] = if y >= g.in_h || xx >= g.in_w {
+                        zrow.as_ptr() as usize
+                    } else if four {
+                        rows[(ky * g.in_w + xx) * c..][..c].as_ptr() as usize
+                    } else {
+                        input[(y * g.in_w + xx) * c..][..c].as_ptr() as usize
+                    };
+                }
+            }
+            let o = (oy * g.out_w + ox) * oc;
+            for gi in 0..groups {
+                let w = &wp[gi * taps..(gi + 1) * taps];
+                // SAFETY: every address in `ptrs[..taps]` starts `c` readable bytes (a pixel of
+                // `input` or `zrow`), and `4·gi + 4 ≤ c`; `w` holds `taps` pairs of words.
+                let acc = unsafe { dw_taps(ptrs.as_ptr(), 4 * gi, w.as_ptr() as *const u32, taps) };
+                let f = &fast[4 * gi..4 * gi + 4];
+                let v: [i32; 4] = core::array::from_fn(|j| f[j].apply(acc[j], zo, lo, hi));
+                if out_bits == Bits::B8 {
+                    for (d, v) in output[o + 4 * gi..o + 4 * gi + 4].iter_mut().zip(v) {
+                        *d = v as u8;
+                    }
+                } else if (o + 4 * gi) % 2 == 0 {
+                    // 4-bit output: the group's four values fill two whole bytes.
+                    let b = (o + 4 * gi) / 2;
+                    output[b] = (v[0] as u8 & 0x0F) | ((v[1] as u8) << 4);
+                    output[b + 1] = (v[2] as u8 & 0x0F) | ((v[3] as u8) << 4);
+                } else {
+                    for (j, v) in v.into_iter().enumerate() {
+                        put(output, out_bits, o + 4 * gi + j, v);
+                    }
+                }
+            }
+        }
+    }
+    if 4 * groups < c {
+        portable::depthwise_channels(g, input, in_fmt, weights, weight_bits, rq, output, 4 * groups);
+    }
+    reference::clear_tail(output, rq.out, g.out_h * g.out_w * g.out_c);
+}
+
+/// The four sums `Σ_t w_j[t]·a_t[cb + j]` of one group of channels over `n ≥ 1` taps, `a_t` read
+/// from the address `ptrs[t] + cb` (four bytes) and the weights as `n` pairs `[(w0, w2), (w1, w3)]`.
+///
+/// # Safety
+/// `ptrs` must hold `n` addresses each valid for reading 4 bytes at offset `cb`; `w` must be
+/// valid for `2n` words.
+#[inline(always)]
+unsafe fn dw_taps(ptrs: *const usize, cb: usize, w: *const u32, n: usize) -> [i32; 4] {
+    let (mut a0, mut a1, mut a2, mut a3) = (0i32, 0i32, 0i32, 0i32);
+    // SAFETY: the caller's bounds; the activation word may be unaligned (Armv7-M allows it).
+    unsafe {
+        asm!(
+            "2:",
+            "ldr {t}, [{pp}], #4",
+            "ldr {t}, [{t}, {cb}]",
+            "ldrd {wa}, {wb}, [{wp}], #8",
+            "sxtb16 {s}, {t}",
+            "sxtb16 {t}, {t}, ror #8",
+            "smlabb {a0}, {s}, {wa}, {a0}",
+            "smlatt {a2}, {s}, {wa}, {a2}",
+            "smlabb {a1}, {t}, {wb}, {a1}",
+            "smlatt {a3}, {t}, {wb}, {a3}",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            pp = inout(reg) ptrs => _,
+            cb = in(reg) cb,
+            wp = inout(reg) w => _,
+            n = inout(reg) n => _,
+            t = out(reg) _,
+            s = out(reg) _,
+            wa = out(reg) _,
+            wb = out(reg) _,
+            a0 = inout(reg) a0,
+            a1 = inout(reg) a1,
+            a2 = inout(reg) a2,
+            a3 = inout(reg) a3,
+            options(nostack, readonly),
+        );
+    }
+    [a0, a1, a2, a3]
+}

@@ -1,0 +1,503 @@
+//! Portable fast kernels: plain Rust, no instruction-set extension, for every target (Cortex-M0/M3,
+//! RISC-V, and the fallback of the SIMD paths). Bit-exact with `reference` (tested against it).
+//!
+//! Convolution is an im2col GEMM over blocks of [`PIX`] output pixels: each pixel's receptive
+//! field is gathered once as `i16` values `a − z` (taps in the padding are 0, contract §3) into a
+//! stack buffer laid out `[k][pixel]`; each weight row is then read one 32-bit word at a time,
+//! decoded (8, 4 or 2 bits per weight) once for all the block's pixels, and multiplied into
+//! [`PIX`] accumulators. The cost of unpacking a 2- or 4-bit row is thus shared by the block, and
+//! an 8-bit weight costs one sign extension. Layers whose receptive field does not fit the buffer
+//! run on the reference kernels.
+
+use super::reference::{self, ActFormat, AddRequant, Requant, Window};
+use super::util::{put, row_words, tail_word, unpack4, ChannelQ, Rq32};
+use crate::quant::{load, Bits};
+
+/// Output pixels per block.
+pub(crate) const PIX: usize = 4;
+
+/// `i16` entries of the im2col buffer (`PIX · K` rounded up to whole weight words).
+#[cfg(not(hawq_small_stack))]
+const X_LEN: usize = 4096;
+#[cfg(hawq_small_stack)]
+const X_LEN: usize = 768;
+
+/// `K` rounded up to whole 32-bit words of the packed row.
+#[inline(always)]
+fn padded_k(k: usize, bits: Bits) -> usize {
+    let (words, per) = row_words(bits.packed_len(k), bits);
+    words * per
+}
+
+/// Writes pixel `p`'s receptive field as `a − z` into `x[k·P + p]`, `k < K`, zero elsewhere up to
+/// `kpad`.
+#[allow(clippy::too_many_arguments)]
+fn gather_i16<const P: usize>(
+    g: &Window,
+    input: &[u8],
+    fmt: ActFormat,
+    oy: usize,
+    ox: usize,
+    x: &mut [i16],
+    p: usize,
+    kpad: usize,
+) {
+    let (y0, y1, ky0) = g.rows(oy);
+    let (x0, x1, kx0) = g.cols(ox);
+    let c = g.in_c;
+    let z = fmt.zero_point;
+    let row_len = g.kernel_w * c;
+    let k = g.kernel_h * row_len;
+    let (left, mid) = (kx0 * c, (x1 - x0) * c);
+    for ky in 0..g.kernel_h {
+        let base = ky * row_len;
+        if ky < ky0 || ky >= ky0 + (y1 - y0) {
+            for i in base..base + row_len {
+                x[i * P + p] = 0;
+            }
+            continue;
+        }
+        let src = ((y0 + ky - ky0) * g.in_w + x0) * c;
+        for i in base..base + left {
+            x[i * P + p] = 0;
+        }
+        if fmt.bits == Bits::B8 {
+            for (i, &a) in input[src..src + mid].iter().enumerate() {
+                x[(base + left + i) * P + p] = (a as i8 as i32 - z) as i16;
+            }
+        } else {
+            for i in 0..mid {
+                x[(base + left + i) * P + p] = (load(input, fmt.bits, src + i) - z) as i16;
+            }
+        }
+        for i in base + left + mid..base + row_len {
+            x[i * P + p] = 0;
+        }
+    }
+    for i in k..kpad {
+        x[i * P + p] = 0;
+    }
+}
+
+/// `Σ_k w[k] · x[k·P + p]` for `p < P`, over a packed row (`x` zero past `K`).
+#[inline(always)]
+fn dot<const P: usize>(row: &[u8], bits: Bits, x: &[i16]) -> [i32; P] {
+    let mut acc = [0i32; P];
+    let (words, per) = row_words(row.len(), bits);
+    let full = row.len() / 4;
+    let mut step = |w: u32, xs: &[i16]| match bits {
+        Bits::B8 => {
+            for j in 0..4 {
+                let wj = ((w << (24 - 8 * j)) as i32) >> 24;
+                for (p, a) in acc.iter_mut().enumerate() {
+                    *a = a.wrapping_add(wj.wrapping_mul(xs[j * P + p] as i32));
+                }
+            }
+        }
+        Bits::B4 => {
+            for j in 0..8 {
+                let wj = ((w << (28 - 4 * j)) as i32) >> 28;
+                for (p, a) in acc.iter_mut().enumerate() {
+                    *a = a.wrapping_add(wj.wrapping_mul(xs[j * P + p] as i32));
+                }
+            }
+        }
+        Bits::B2 => {
+            for j in 0..16 {
+                let wj = ((w << (30 - 2 * j)) as i32) >> 30;
+                for (p, a) in acc.iter_mut().enumerate() {
+                    *a = a.wrapping_add(wj.wrapping_mul(xs[j * P + p] as i32));
+                }
+            }
+        }
+    };
+    for (wb, xs) in row.chunks_exact(4).zip(x.chunks_exact(per * P)) {
+        step(u32::from_le_bytes([wb[0], wb[1], wb[2], wb[3]]), xs);
+    }
+    if words > full {
+        let xs = &x[full * per * P..words * per * P];
+        step(tail_word(row, full), xs);
+    }
+    acc
+}
+
+/// Conv2D (contract §3–§4), same signature and bytes as [`reference::conv2d`].
+#[inline(never)]
+pub fn conv2d(
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+) {
+    let k = g.kernel_h * g.kernel_w * g.in_c;
+    let row_bytes = weight_bits.packed_len(k);
+    let kpad = padded_k(k, weight_bits);
+    if kpad * PIX > X_LEN || row_bytes == 0 {
+        return reference::conv2d(g, input, in_fmt, weights, weight_bits, rq, output);
+    }
+    let mut x = [0i16; X_LEN];
+    let x = &mut x[..kpad * PIX];
+    let npix = g.out_h * g.out_w;
+    let out_bits = rq.out.bits;
+    let mut q0 = 0;
+    while q0 < npix {
+        let n = (npix - q0).min(PIX);
+        for p in 0..PIX {
+            if p < n {
+                let q = q0 + p;
+                gather_i16::<PIX>(g, input, in_fmt, q / g.out_w, q % g.out_w, x, p, kpad);
+            } else {
+                for i in 0..kpad {
+                    x[i * PIX + p] = 0;
+                }
+            }
+        }
+        for (c, row) in weights.chunks_exact(row_bytes).take(g.out_c).enumerate() {
+            let acc = dot::<PIX>(row, weight_bits, x);
+            let cq = ChannelQ::new(rq, c);
+            match (Rq32::new(&cq), out_bits) {
+                (Some(f), Bits::B8) => {
+                    for (p, &a) in acc.iter().enumerate().take(n) {
+                        output[(q0 + p) * g.out_c + c] = f.apply(a, rq.out.zero_point, rq.min, rq.max) as u8;
+                    }
+                }
+                _ => {
+                    for (p, &a) in acc.iter().enumerate().take(n) {
+                        put(output, out_bits, (q0 + p) * g.out_c + c, cq.apply(a));
+                    }
+                }
+            }
+        }
+        q0 += n;
+    }
+    reference::clear_tail(output, rq.out, npix * g.out_c);
+}
+
+/// Fully connected, same signature and bytes as [`reference::fully_connected`].
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+pub fn fully_connected(
+    in_features: usize,
+    out_features: usize,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+) {
+    let row_bytes = weight_bits.packed_len(in_features);
+    let kpad = padded_k(in_features, weight_bits);
+    if kpad > X_LEN || row_bytes == 0 {
+        return reference::fully_connected(in_features, out_features, input, in_fmt, weights, weight_bits, rq, output);
+    }
+    // A small buffer for small layers: the whole buffer is zeroed on every call.
+    if kpad <= 256 {
+        fc_impl::<256>(in_features, out_features, input, in_fmt, weights, weight_bits, rq, output)
+    } else {
+        fc_impl::<X_LEN>(in_features, out_features, input, in_fmt, weights, weight_bits, rq, output)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fc_impl<const N: usize>(
+    in_features: usize,
+    out_features: usize,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+) {
+    let row_bytes = weight_bits.packed_len(in_features);
+    let kpad = padded_k(in_features, weight_bits).min(N);
+    let mut x = [0i16; N];
+    let z = in_fmt.zero_point;
+    for (k, v) in x.iter_mut().enumerate().take(in_features) {
+        *v = (load(input, in_fmt.bits, k) - z) as i16;
+    }
+    let x = &x[..kpad];
+    for (c, row) in weights.chunks_exact(row_bytes).take(out_features).enumerate() {
+        let [acc] = dot::<1>(row, weight_bits, x);
+        put(output, rq.out.bits, c, ChannelQ::new(rq, c).apply(acc));
+    }
+    reference::clear_tail(output, rq.out, out_features);
+}
+
+/// Channels per chunk of the depthwise kernel.
+#[cfg(not(hawq_small_stack))]
+const DW_CH: usize = 64;
+#[cfg(hawq_small_stack)]
+const DW_CH: usize = 16;
+/// `i16` weights of one chunk, `[tap][channel]`.
+#[cfg(not(hawq_small_stack))]
+const DW_W: usize = 2048;
+#[cfg(hawq_small_stack)]
+const DW_W: usize = 256;
+
+/// Depthwise Conv2D, same signature and bytes as [`reference::depthwise_conv2d`].
+pub fn depthwise_conv2d(
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+) {
+    depthwise_inline(g, input, in_fmt, weights, weight_bits, rq, output)
+}
+
+/// [`depthwise_conv2d`], inlined into its caller (the AVX2 path compiles it with AVX2 enabled).
+#[inline(always)]
+pub(crate) fn depthwise_inline(
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+) {
+    depthwise_channels_impl(g, input, in_fmt, weights, weight_bits, rq, output, 0);
+    reference::clear_tail(output, rq.out, g.out_h * g.out_w * g.out_c);
+}
+
+/// Depthwise Conv2D of the output channels `first..out_c` (the SIMD paths run the channels they
+/// do not cover through this). Channels are processed in chunks, with the chunk's weights
+/// unpacked once into a `[tap][channel]` buffer and the taps outermost, so that the inner loop
+/// walks the NHWC channels contiguously.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+#[cfg_attr(not(hawq_dsp), allow(dead_code))]
+pub(crate) fn depthwise_channels(
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+    first: usize,
+) {
+    depthwise_channels_impl(g, input, in_fmt, weights, weight_bits, rq, output, first)
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn depthwise_channels_impl(
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+    first: usize,
+) {
+    let taps = g.kernel_h * g.kernel_w;
+    if taps == 0 || taps > DW_W {
+        return reference::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output);
+    }
+    let row_bytes = weight_bits.packed_len(taps);
+    let mult = (g.out_c / g.in_c.max(1)).max(1);
+    let z = in_fmt.zero_point;
+    let chunk = DW_CH.min(DW_W / taps).max(1);
+    let mut w = [0i16; DW_W];
+    let mut acc = [0i32; DW_CH];
+    let mut cq = [ChannelQ::new(rq, 0); DW_CH];
+    let mut c0 = first;
+    while c0 < g.out_c {
+        let nc = (g.out_c - c0).min(chunk);
+        for j in 0..nc {
+            let row = &weights[(c0 + j) * row_bytes..(c0 + j + 1) * row_bytes];
+            for t in 0..taps {
+                w[t * nc + j] = load(row, weight_bits, t) as i16;
+            }
+            cq[j] = ChannelQ::new(rq, c0 + j);
+        }
+        for oy in 0..g.out_h {
+            let (y0, y1, ky0) = g.rows(oy);
+            for ox in 0..g.out_w {
+                let (x0, x1, kx0) = g.cols(ox);
+                let acc = &mut acc[..nc];
+                acc.fill(0);
+                for (ky, y) in (ky0..).zip(y0..y1) {
+                    for (kx, xx) in (kx0..).zip(x0..x1) {
+                        let wt = &w[(ky * g.kernel_w + kx) * nc..][..nc];
+                        let base = (y * g.in_w + xx) * g.in_c;
+                        if mult == 1 && in_fmt.bits == Bits::B8 {
+                            let a = &input[base + c0..base + c0 + nc];
+                            for ((s, &wv), &av) in acc.iter_mut().zip(wt).zip(a) {
+                                *s += wv as i32 * (av as i8 as i32 - z);
+                            }
+                        } else {
+                            for (j, (s, &wv)) in acc.iter_mut().zip(wt).enumerate() {
+                                let av = load(input, in_fmt.bits, base + (c0 + j) / mult);
+                                *s += wv as i32 * (av - z);
+                            }
+                        }
+                    }
+                }
+                let o = (oy * g.out_w + ox) * g.out_c + c0;
+                for (j, &s) in acc.iter().enumerate() {
+                    put(output, rq.out.bits, o + j, cq[j].apply(s));
+                }
+            }
+        }
+        c0 += nc;
+    }
+}
+
+/// Residual add, same signature and bytes as [`reference::add`]. All-8-bit adds take a fast
+/// loop; other formats run on the reference.
+#[allow(clippy::too_many_arguments)]
+pub fn add(arena: &mut [u8], n: usize, a: (usize, ActFormat), b: (usize, ActFormat), out: usize, rq: &AddRequant) {
+    add_inline(arena, n, a, b, out, rq)
+}
+
+/// [`add`], inlined into its caller (the AVX2 path compiles it with AVX2 enabled).
+#[inline(always)]
+pub(crate) fn add_inline(
+    arena: &mut [u8],
+    n: usize,
+    a: (usize, ActFormat),
+    b: (usize, ActFormat),
+    out: usize,
+    rq: &AddRequant,
+) {
+    let all8 = a.1.bits == Bits::B8 && b.1.bits == Bits::B8 && rq.out.bits == Bits::B8;
+    let r = (31 - rq.shift as i32).clamp(1, 62) as u32;
+    // The output must be disjoint from each input or equal to it (the validator's rule).
+    let ok = |off: usize| off + n <= out || off >= out + n || off == out;
+    let fits = |off: usize, bits: Bits| off + bits.packed_len(n) <= arena.len();
+    if !fits(out, rq.out.bits) || !fits(a.0, a.1.bits) || !fits(b.0, b.1.bits) || !ok(a.0) || !ok(b.0) {
+        return reference::add(arena, n, a, b, out, rq);
+    }
+    let p = AddP {
+        za: a.1.zero_point,
+        zb: b.1.zero_point,
+        ma: rq.multiplier_a,
+        mb: rq.multiplier_b,
+        round: 1i64 << (r - 1),
+        r,
+        zo: rq.out.zero_point,
+        lo: rq.min,
+        hi: rq.max,
+    };
+    match (all8, r >= 32) {
+        (true, true) => add_loop::<true>(arena, n, a.0, b.0, out, &p),
+        (true, false) => add_loop::<false>(arena, n, a.0, b.0, out, &p),
+        (false, big) => {
+            // Some 4-bit tensor: chunks of 64 elements unpacked to bytes, computed, packed back
+            // (a chunk is read before it is written, so exact aliasing is fine).
+            const CHUNK: usize = 64;
+            let mut start = 0;
+            while start < n {
+                let m = (n - start).min(CHUNK);
+                let (mut ua, mut ub, mut v) = ([0u8; CHUNK], [0u8; CHUNK], [0u8; CHUNK]);
+                unpack_any(&arena[a.0..], a.1.bits, start, &mut ua[..m]);
+                unpack_any(&arena[b.0..], b.1.bits, start, &mut ub[..m]);
+                for ((d, &x), &y) in v.iter_mut().zip(&ua).zip(&ub).take(m) {
+                    let (x, y) = (x as i8 as i32, y as i8 as i32);
+                    *d = if big { p.value::<true>(x, y) } else { p.value::<false>(x, y) } as u8;
+                }
+                let dst = &mut arena[out..];
+                if rq.out.bits == Bits::B8 {
+                    dst[start..start + m].copy_from_slice(&v[..m]);
+                } else {
+                    // `start` is even: whole bytes, the last one's high nibble 0 when `m` is odd.
+                    for (d, pair) in dst[start / 2..].iter_mut().zip(v[..m].chunks(2)) {
+                        *d = (pair[0] & 0x0F) | (pair.get(1).map_or(0, |&h| h << 4));
+                    }
+                }
+                start += m;
+            }
+        }
+    }
+}
+
+/// Values `start..start + dst.len()` of a packed 8- or 4-bit tensor, one `i8` per byte.
+#[inline(always)]
+fn unpack_any(src: &[u8], bits: Bits, start: usize, dst: &mut [u8]) {
+    if bits == Bits::B8 {
+        dst.copy_from_slice(&src[start..start + dst.len()]);
+    } else {
+        unpack4(src, start, dst);
+    }
+}
+
+/// The constants of an add.
+struct AddP {
+    za: i32,
+    zb: i32,
+    ma: i32,
+    mb: i32,
+    round: i64,
+    r: u32,
+    zo: i32,
+    lo: i32,
+    hi: i32,
+}
+
+impl AddP {
+    /// One element (contract §5); `BIG` when `r ≥ 32`. `|x| < 2^41`, so nothing overflows, and
+    /// for `r ≥ 32` the quotient fits in 10 bits.
+    #[inline(always)]
+    fn apply<const BIG: bool>(&self, va: u8, vb: u8) -> u8 {
+        self.value::<BIG>(va as i8 as i32, vb as i8 as i32) as u8
+    }
+
+    #[inline(always)]
+    fn value<const BIG: bool>(&self, va: i32, vb: i32) -> i32 {
+        let x = (va - self.za) as i64 * self.ma as i64 + (vb - self.zb) as i64 * self.mb as i64 + self.round;
+        if BIG {
+            ((((x >> 32) as i32) >> (self.r - 32)) + self.zo).max(self.lo).min(self.hi)
+        } else {
+            ((x >> self.r) + self.zo as i64).max(self.lo as i64).min(self.hi as i64) as i32
+        }
+    }
+}
+
+/// The add over 8-bit tensors at `a`, `b` into `out`, where the output is either disjoint from
+/// an input or equal to it (the validator's rule, checked by the caller).
+fn add_loop<const BIG: bool>(arena: &mut [u8], n: usize, a: usize, b: usize, out: usize, p: &AddP) {
+    let f = |va: u8, vb: u8| p.apply::<BIG>(va, vb);
+    let (left, rest) = arena.split_at_mut(out);
+    let (dst, right) = rest.split_at_mut(n);
+    let side = |off: usize| -> Option<&[u8]> {
+        if off + n <= out {
+            Some(&left[off..off + n])
+        } else if off >= out + n {
+            Some(&right[off - out - n..off - out])
+        } else {
+            None
+        }
+    };
+    match (side(a), side(b)) {
+        (Some(sa), Some(sb)) => {
+            for ((d, &va), &vb) in dst.iter_mut().zip(sa).zip(sb) {
+                *d = f(va, vb);
+            }
+        }
+        (None, Some(sb)) => {
+            for (d, &vb) in dst.iter_mut().zip(sb) {
+                *d = f(*d, vb);
+            }
+        }
+        (Some(sa), None) => {
+            for (d, &va) in dst.iter_mut().zip(sa) {
+                *d = f(va, *d);
+            }
+        }
+        (None, None) => {
+            for d in dst.iter_mut() {
+                *d = f(*d, *d);
+            }
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! x86-64 kernels with AVX2, chosen at run time (`std` feature) or from the compile-time target
+//! features.
+//!
+//! **Convolution** is an im2col GEMM over blocks of [`PIX`] output pixels: each pixel's receptive
+//! field is gathered once as `i16` values `a − z` (padding taps 0, contract §3), zero-padded to a
+//! multiple of 16; each weight row is read 16 weights at a time and widened to `i16` lanes (8-bit:
+//! `VPMOVSXBW`; 4- and 2-bit: the packed bytes spread with `VPSHUFB`, each value moved to the top
+//! of its lane with `VPMULLW` by a power of two and sign-extended back with `VPSRAW`), then
+//! multiplied into the block's pixels with `VPMADDWD` (16 exact `i16 × i16` products summed in
+//! pairs into `i32` lanes: `|w·(a − z)| ≤ 128·255`, and the lane sums are bounded by the
+//! accumulator bound of contract §3). The accumulators are summed across lanes once per output.
+//! Depthwise convolution, fully connected and add are the portable kernels compiled with AVX2
+//! enabled (LLVM vectorizes their channel-contiguous loops).
+#![allow(unsafe_code)]
+
+use core::arch::x86_64::*;
+
+use super::portable;
+use super::reference::{self, ActFormat, AddRequant, Requant, Window};
+use super::util::{fc_window, gather, put, ChannelQ, Rq32};
+use crate::quant::Bits;
+
+/// Output pixels per block.
+const PIX: usize = 4;
+/// Largest receptive field `K` (rounded up to 16) of the AVX2 convolution; larger: portable.
+const KPAD_MAX: usize = 2048;
+
+/// Proof that the CPU has AVX2: obtained from [`Avx2::new`], it makes the AVX2 kernels safe to call.
+#[derive(Debug, Clone, Copy)]
+pub struct Avx2(());
+
+impl Avx2 {
+    /// `Some` when the CPU has AVX2 (run-time detection with the `std` feature, else the
+    /// compile-time target features).
+    pub fn new() -> Option<Avx2> {
+        #[cfg(feature = "std")]
+        let ok = std::is_x86_feature_detected!("avx2");
+        #[cfg(not(feature = "std"))]
+        let ok = cfg!(target_feature = "avx2");
+        ok.then_some(Avx2(()))
+    }
+
+    /// Conv2D, same bytes as [`reference::conv2d`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv2d(
+        self,
+        g: &Window,
+        input: &[u8],
+        in_fmt: ActFormat,
+        weights: &[u8],
+        weight_bits: Bits,
+        rq: &Requant<'_>,
+        output: &mut [u8],
+    ) {
+        let k = g.kernel_h * g.kernel_w * g.in_c;
+        if k == 0 || k.next_multiple_of(16) > KPAD_MAX {
+            return portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output);
+        }
+        // SAFETY: `self` proves the CPU has AVX2.
+        unsafe { conv2d_avx2(g, input, in_fmt, weights, weight_bits, rq, output) }
+    }
+
+    /// Depthwise Conv2D, same bytes as [`reference::depthwise_conv2d`] (the portable kernel,
+    /// vectorized for AVX2 by the compiler).
+    #[allow(clippy::too_many_arguments)]
+    pub fn depthwise_conv2d(
+        self,
+        g: &Window,
+        input: &[u8],
+        in_fmt: ActFormat,
+        weights: &[u8],
+        weight_bits: Bits,
+        rq: &Requant<'_>,
+        output: &mut [u8],
+    ) {
+        // SAFETY: `self` proves the CPU has AVX2.
+        unsafe { depthwise_avx2(g, input, in_fmt, weights, weight_bits, rq, output) }
+    }
+
+    /// Fully connected, same bytes as [`reference::fully_connected`]: a one-pixel convolution.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fully_connected(
+        self,
+        in_features: usize,
+        out_features: usize,
+        input: &[u8],
+        in_fmt: ActFormat,
+        weights: &[u8],
+        weight_bits: Bits,
+        rq: &Requant<'_>,
+        output: &mut [u8],
+    ) {
+        let g = fc_window(in_features, out_features);
+        self.conv2d(&g, input, in_fmt, weights, weight_bits, rq, output)
+    }
+
+    /// Residual add, same bytes as [`reference::add`] (the portable kernel compiled for AVX2).
+    pub fn add(
+        self,
+        arena: &mut [u8],
+        n: usize,
+        a: (usize, ActFormat),
+        b: (usize, ActFormat),
+        out: usize,
+        rq: &AddRequant,
+    ) {
+        // SAFETY: `self` proves the CPU has AVX2.
+        unsafe { add_avx2(arena, n, a, b, out, rq) }
+    }
+}
+
+#[target_feature(enable = "avx2")]
+fn depthwise_avx2(
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+) {
+    portable::depthwise_inline(g, input, in_fmt, weights, weight_bits, rq, output)
+}
+
+#[target_feature(enable = "avx2")]
+fn add_avx2(arena: &mut [u8], n: usize, a: (usize, ActFormat), b: (usize, ActFormat), out: usize, rq: &AddRequant) {
+    portable::add_inline(arena, n, a, b, out, rq)
+}
+
+/// 16 weights of a packed row (from weight `16j`) as `i16` lanes. `row` holds the row and
+/// whatever follows it in the weights (read past the row's end only within `row`; the
+/// activations there are 0).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn weights16(row: &[u8], bits: Bits, j: usize) -> __m256i {
+    let bytes = match bits {
+        Bits::B8 => 16,
+        Bits::B4 => 8,
+        Bits::B2 => 4,
+    };
+    let mut tmp = [0u8; 16];
+    let src = match row.get(j * bytes..j * bytes + bytes) {
+        Some(s) => s,
+        None => {
+            let rest = row.get(j * bytes..).unwrap_or(&[]);
+            tmp[..rest.len()].copy_from_slice(rest);
+            &tmp[..bytes]
+        }
+    };
+    match bits {
+        Bits::B8 => {
+            // SAFETY: `src` holds 16 bytes.
+            let v = unsafe { _mm_loadu_si128(src.as_ptr() as *const __m128i) };
+            _mm256_cvtepi8_epi16(v)
+        }
+        Bits::B4 => {
+            // SAFETY: `src` holds 8 bytes.
+            let v = unsafe { _mm_loadl_epi64(src.as_ptr() as *const __m128i) };
+            // Each byte twice, then each nibble to the top of its 16-bit lane (·2^12 or ·2^8)
+            // and back down with the sign: weight 2i in the low nibble of byte i.
+            let spread = _mm_shuffle_epi8(v, _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7));
+            let wide = _mm256_cvtepu8_epi16(spread);
+            let up = _mm256_mullo_epi16(
+                wide,
+                _mm256_setr_epi16(
+                    1 << 12,
+                    1 << 8,
+                    1 << 12,
+                    1 << 8,
+                    1 << 12,
+                    1 << 8,
+                    1 << 12,
+                    1 << 8,
+                    1 << 12,
+                    1 << 8,
+                    1 << 12,
+                    1 << 8,
+                    1 << 12,
+                    1 << 8,
+                    1 << 12,
+                    1 << 8,
+                ),
+            );
+            _mm256_srai_epi16(up, 12)
+        }
+        Bits::B2 => {
+            // SAFETY: `src` holds 4 bytes.
+            let v = _mm_cvtsi32_si128(i32::from_le_bytes([src[0], src[1], src[2], src[3]]));
+            let spread = _mm_shuffle_epi8(v, _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3));
+            let wide = _mm256_cvtepu8_epi16(spread);
+            let up = _mm256_mullo_epi16(
+                wide,
+                _mm256_setr_epi16(
+                    1 << 14,
+                    1 << 12,
+                    1 << 10,
+                    1 << 8,
+                    1 << 14,
+                    1 << 12,
+                    1 << 10,
+                    1 << 8,
+                    1 << 14,
+                    1 << 12,
+                    1 << 10,
+                    1 << 8,
+                    1 << 14,
+                    1 << 12,
+                    1 << 10,
+                    1 << 8,
+                ),
+            );
+            _mm256_srai_epi16(up, 14)
+        }
+    }
+}
+
+/// The four lane sums of four accumulators.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn hsum4(a: [__m256i; PIX]) -> [i32; PIX] {
+    let s01 = _mm256_hadd_epi32(a[0], a[1]);
+    let s23 = _mm256_hadd_epi32(a[2], a[3]);
+    let s = _mm256_hadd_epi32(s01, s23);
+    let v = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    let mut out = [0i32; PIX];
+    // SAFETY: `out` holds 16 bytes.
+    unsafe { _mm_storeu_si128(out.as_mut_ptr() as *mut __m128i, v) };
+    out
+}
+
+#[target_feature(enable = "avx2")]
+fn conv2d_avx2(
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+) {
+    let k = g.kernel_h * g.kernel_w * g.in_c;
+    let kpad = k.next_multiple_of(16);
+    let chunks = kpad / 16;
+    let row_bytes = weight_bits.packed_len(k);
+    let mut col = [0u8; KPAD_MAX];
+    let mut x = [[0i16; KPAD_MAX]; PIX];
+    let npix = g.out_h * g.out_w;
+    let (out_bits, z, lo, hi) = (rq.out.bits, rq.out.zero_point, rq.min, rq.max);
+    let mut q0 = 0;
+    while q0 < npix {
+        let n = (npix - q0).min(PIX);
+        for (p, xp) in x.iter_mut().enumerate() {
+            let xp = &mut xp[..kpad];
+            if p < n {
+                let q = q0 + p;
+                let src = gather(g, input, in_fmt, q / g.out_w, q % g.out_w, &mut col);
+                for (d, &a) in xp.iter_mut().zip(src) {
+                    *d = (a as i8 as i32 - in_fmt.zero_point) as i16;
+                }
+                xp[k..].fill(0);
+            } else {
+                xp.fill(0);
+            }
+        }
+        for c in 0..g.out_c {
+            let row = &weights[c * row_bytes..];
+            let mut acc = [_mm256_setzero_si256(); PIX];
+            for j in 0..chunks {
+                let w = weights16(row, weight_bits, j);
+                for (a, xp) in acc.iter_mut().zip(&x) {
+                    // SAFETY: `16j + 16 ≤ kpad ≤ KPAD_MAX`.
+                    let xv = unsafe { _mm256_loadu_si256(xp.as_ptr().add(16 * j) as *const __m256i) };
+                    *a = _mm256_add_epi32(*a, _mm256_madd_epi16(w, xv));
+                }
+            }
+            let sums = hsum4(acc);
+            let cq = ChannelQ::new(rq, c);
+            match (Rq32::new(&cq), out_bits) {
+                (Some(f), Bits::B8) => {
+                    for (p, &s) in sums.iter().enumerate().take(n) {
+                        output[(q0 + p) * g.out_c + c] = f.apply(s, z, lo, hi) as u8;
+                    }
+                }
+                _ => {
+                    for (p, &s) in sums.iter().enumerate().take(n) {
+                        put(output, out_bits, (q0 + p) * g.out_c + c, cq.apply(s));
+                    }
+                }
+            }
+        }
+        q0 += n;
+    }
+    reference::clear_tail(output, rq.out, npix * g.out_c);
+}

@@ -1,0 +1,377 @@
+//! Every kernel path of this machine against the scalar reference (`kernels::reference`, the
+//! oracle that `kernels.rs` holds to the naive model), byte for byte: the portable kernels, the
+//! SIMD paths the CPU has (x86-64: AVX2; AArch64: NEON, and SDOT with dotprod — run under
+//! qemu-aarch64 with `-cpu max` and `-cpu cortex-a53` by `xtask/tests/aarch64_kernels.rs`), and
+//! the op-level dispatch. Cortex-M DSP is checked on QEMU by `targets/kernel-check`.
+//!
+//! The generators are those of `kernels.rs` (extreme zero points, weights and activations,
+//! saturating biases and multipliers, every clamp), with wider channel counts so that the SIMD
+//! blocks and their tails (odd channel counts, nibble boundaries, partial weight words) are hit,
+//! and with garbage in the unused high bits of each packed weight row and in the output buffer.
+
+mod common;
+mod naive;
+
+use common::*;
+use hawq_runtime::kernels::{self, reference, ActFormat, AddRequant, Path, Requant, Window};
+use hawq_runtime::quant::{Bits, LeI32s};
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+
+type ConvDyn = dyn Fn(&Window, &[u8], ActFormat, &[u8], Bits, &Requant<'_>, &mut [u8]);
+type FcDyn = dyn Fn(usize, usize, &[u8], ActFormat, &[u8], Bits, &Requant<'_>, &mut [u8]);
+type ConvFn = Box<ConvDyn>;
+type FcFn = Box<FcDyn>;
+
+/// The paths this machine runs besides the reference (`kernels::available()`), and the
+/// op-level dispatch.
+fn paths() -> Vec<Option<Path>> {
+    let mut v: Vec<Option<Path>> = vec![None];
+    v.extend(kernels::available().into_iter().filter(|&p| p != Path::Scalar).map(Some));
+    v
+}
+
+fn name(p: Option<Path>) -> &'static str {
+    p.map_or("dispatch", Path::name)
+}
+
+/// The conv-shaped kernels of each path (`depthwise` selects the depthwise ones).
+fn conv_paths(depthwise: bool) -> Vec<(&'static str, ConvFn)> {
+    paths()
+        .into_iter()
+        .map(|p| {
+            let f: ConvFn = match (p, depthwise) {
+                (None, false) => Box::new(kernels::conv2d),
+                (None, true) => Box::new(kernels::depthwise_conv2d),
+                (Some(p), false) => {
+                    Box::new(move |g, i, f, w, b, r, o| assert!(kernels::conv2d_on(p, g, i, f, w, b, r, o)))
+                }
+                (Some(p), true) => {
+                    Box::new(move |g, i, f, w, b, r, o| assert!(kernels::depthwise_conv2d_on(p, g, i, f, w, b, r, o)))
+                }
+            };
+            (name(p), f)
+        })
+        .collect()
+}
+
+fn fc_paths() -> Vec<(&'static str, FcFn)> {
+    paths()
+        .into_iter()
+        .map(|p| {
+            let f: FcFn = match p {
+                None => Box::new(kernels::fully_connected),
+                Some(p) => Box::new(move |n, m, i, f, w, b, r, o| {
+                    assert!(kernels::fully_connected_on(p, n, m, i, f, w, b, r, o))
+                }),
+            };
+            (name(p), f)
+        })
+        .collect()
+}
+
+/// Requantization arrays of a case, owned.
+#[derive(Debug, Clone)]
+struct Channels {
+    bias: Vec<u8>,
+    multiplier: Vec<u8>,
+    shift: Vec<u8>,
+}
+
+impl Channels {
+    fn requant(&self, out: &OutQ) -> Requant<'_> {
+        Requant {
+            bias: LeI32s(&self.bias),
+            multiplier: LeI32s(&self.multiplier),
+            shift: &self.shift,
+            out: ActFormat { bits: bits_of(out.bits), zero_point: out.zero_point },
+            min: out.min,
+            max: out.max,
+        }
+    }
+}
+
+fn owned_channels(oc: usize, limit: i64) -> impl Strategy<Value = Channels> {
+    channels(oc, limit, false).prop_map(|(c, _)| Channels {
+        bias: le_i32s(&c.bias),
+        multiplier: le_i32s(&c.multiplier),
+        shift: shift_bytes(&c.shift),
+    })
+}
+
+/// Packs rows of `row` weights and sets the unused high bits of each row's last byte from
+/// `junk` (the reference ignores them; so must every path).
+fn pack_with_junk(values: &[i32], row: usize, bits: u32, junk: u8) -> Vec<u8> {
+    let b = bits_of(bits);
+    let row_bytes = b.packed_len(row);
+    let mut out = pack_rows(values, row, bits);
+    let used = (row * bits as usize) % 8;
+    if used != 0 {
+        for r in out.chunks_mut(row_bytes) {
+            if let Some(last) = r.last_mut() {
+                *last |= junk & !((1u8 << used) - 1);
+            }
+        }
+    }
+    out
+}
+
+#[derive(Debug, Clone)]
+struct ConvK {
+    g: Window,
+    in_fmt: (u32, i32),
+    input: Vec<u8>,
+    weight_bits: u32,
+    weights: Vec<u8>,
+    ch: Channels,
+    out: OutQ,
+    fill: u64,
+}
+
+/// Input channels: small, odd, and multiples of the SIMD blocks (4, 8, 16, 32).
+fn in_channels() -> impl Strategy<Value = usize> {
+    prop_oneof![3 => 1..=9usize, 1 => Just(3usize), 2 => prop_oneof![Just(4usize), Just(8), Just(16), Just(32)], 2 => 10..=40usize]
+}
+
+fn conv_k(depthwise: bool) -> impl Strategy<Value = ConvK> {
+    let mult = prop_oneof![3 => Just(1usize), 1 => Just(2usize)];
+    (geometry(7, 5), in_channels(), 1..=20usize, mult, act_q(), out_q(), weight_bits(), any::<u8>(), any::<u64>())
+        .prop_flat_map(move |((h, w, geom), ic, oc, mult, in_q, out, wbits, junk, fill)| {
+            let out_c = if depthwise { ic * mult } else { oc };
+            let row = geom.kernel_h * geom.kernel_w * if depthwise { 1 } else { ic };
+            let limit = bias_limit(row, wbits, in_q.bits);
+            (
+                vec(weight_value(wbits, true), out_c * row),
+                vec(act_value(in_q.bits), h * w * ic),
+                owned_channels(out_c, limit),
+            )
+                .prop_map(move |(wv, av, ch)| ConvK {
+                    g: Window {
+                        in_h: h,
+                        in_w: w,
+                        in_c: ic,
+                        out_h: geom.out_h,
+                        out_w: geom.out_w,
+                        out_c,
+                        kernel_h: geom.kernel_h,
+                        kernel_w: geom.kernel_w,
+                        stride_h: geom.stride_h,
+                        stride_w: geom.stride_w,
+                        pad_top: geom.pad_top,
+                        pad_left: geom.pad_left,
+                    },
+                    in_fmt: (in_q.bits, in_q.zero_point),
+                    input: pack_values(&av, in_q.bits),
+                    weight_bits: wbits,
+                    weights: pack_with_junk(&wv, row, wbits, junk),
+                    ch,
+                    out,
+                    fill,
+                })
+        })
+}
+
+fn run_conv(case: &ConvK, f: &ConvDyn) -> Vec<u8> {
+    let n = case.g.out_h * case.g.out_w * case.g.out_c;
+    let mut out = garbage(bits_of(case.out.bits).packed_len(n), case.fill);
+    let fmt = ActFormat { bits: bits_of(case.in_fmt.0), zero_point: case.in_fmt.1 };
+    f(&case.g, &case.input, fmt, &case.weights, bits_of(case.weight_bits), &case.ch.requant(&case.out), &mut out);
+    out
+}
+
+fn check<T: std::fmt::Debug>(
+    name: &str,
+    cases: u32,
+    strategy: impl Strategy<Value = T>,
+    paths: &[&'static str],
+    test: impl Fn(&T) -> Result<(), TestCaseError>,
+) {
+    let mut config = Config::with_cases(cases);
+    config.failure_persistence = None;
+    let mut runner = TestRunner::new(config);
+    if let Err(e) = runner.run(&strategy, |c| test(&c)) {
+        panic!("{name}: {e}");
+    }
+    eprintln!("{name}: {cases} cases, each on {paths:?}, identical to the reference");
+}
+
+fn compare(path: &str, want: &[u8], got: &[u8]) -> Result<(), TestCaseError> {
+    if want != got {
+        let i = want.iter().zip(got).position(|(a, b)| a != b).unwrap_or(0);
+        return Err(TestCaseError::fail(format!(
+            "{path}: byte {i} of {}: reference {:#04x}, path {:#04x}",
+            want.len(),
+            want[i],
+            got[i]
+        )));
+    }
+    Ok(())
+}
+
+fn conv_property(depthwise: bool, cases: u32) {
+    let paths = conv_paths(depthwise);
+    let names: Vec<_> = paths.iter().map(|p| p.0).collect();
+    let reference: ConvFn = if depthwise { Box::new(reference::depthwise_conv2d) } else { Box::new(reference::conv2d) };
+    check(if depthwise { "depthwise" } else { "conv2d" }, cases, conv_k(depthwise), &names, |case| {
+        let want = run_conv(case, &reference);
+        for (name, f) in &paths {
+            compare(name, &want, &run_conv(case, f))?;
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn conv2d_paths_match_reference() {
+    conv_property(false, 3000);
+}
+
+#[test]
+fn depthwise_paths_match_reference() {
+    conv_property(true, 3000);
+}
+
+#[derive(Debug, Clone)]
+struct FcK {
+    n: usize,
+    m: usize,
+    in_fmt: (u32, i32),
+    input: Vec<u8>,
+    weight_bits: u32,
+    weights: Vec<u8>,
+    ch: Channels,
+    out: OutQ,
+    fill: u64,
+}
+
+fn fc_k() -> impl Strategy<Value = FcK> {
+    let n = prop_oneof![2 => 1..=40usize, 1 => 41..=300usize];
+    (n, 1..=24usize, act_q(), out_q(), weight_bits(), any::<u8>(), any::<u64>()).prop_flat_map(
+        |(n, m, in_q, out, wbits, junk, fill)| {
+            let limit = bias_limit(n, wbits, in_q.bits);
+            (vec(weight_value(wbits, true), n * m), vec(act_value(in_q.bits), n), owned_channels(m, limit)).prop_map(
+                move |(wv, av, ch)| FcK {
+                    n,
+                    m,
+                    in_fmt: (in_q.bits, in_q.zero_point),
+                    input: pack_values(&av, in_q.bits),
+                    weight_bits: wbits,
+                    weights: pack_with_junk(&wv, n, wbits, junk),
+                    ch,
+                    out,
+                    fill,
+                },
+            )
+        },
+    )
+}
+
+#[test]
+fn fully_connected_paths_match_reference() {
+    let paths = fc_paths();
+    let names: Vec<_> = paths.iter().map(|p| p.0).collect();
+    let run = |c: &FcK, f: &FcDyn| {
+        let mut out = garbage(bits_of(c.out.bits).packed_len(c.m), c.fill);
+        let fmt = ActFormat { bits: bits_of(c.in_fmt.0), zero_point: c.in_fmt.1 };
+        f(c.n, c.m, &c.input, fmt, &c.weights, bits_of(c.weight_bits), &c.ch.requant(&c.out), &mut out);
+        out
+    };
+    check("fully_connected", 3000, fc_k(), &names, |c| {
+        let want = run(c, &reference::fully_connected);
+        for (name, f) in &paths {
+            compare(name, &want, &run(c, f))?;
+        }
+        Ok(())
+    });
+}
+
+#[derive(Debug, Clone)]
+struct AddK {
+    n: usize,
+    arena: Vec<u8>,
+    a: (usize, u32, i32),
+    b: (usize, u32, i32),
+    out: usize,
+    rq: (i32, i32, i8),
+    oq: OutQ,
+}
+
+fn add_k() -> impl Strategy<Value = AddK> {
+    // Layouts: disjoint, output = a, output = b, a = b = output.
+    let layout = 0..4u8;
+    let quant = (
+        prop_oneof![3 => multiplier(), 1 => 0..(1i32 << 30)],
+        prop_oneof![3 => multiplier(), 1 => 0..(1i32 << 30)],
+        shift_in(-6, 4),
+    );
+    (1..=300usize, act_q(), act_q(), act_bits(), layout, quant, any::<u64>()).prop_flat_map(
+        |(n, a_q, b_q, out_bits, layout, rq, fill)| {
+            let out_bits = match layout {
+                1 => a_q.bits,
+                2 | 3 => b_q.bits,
+                _ => out_bits,
+            };
+            let a_q = if layout == 3 { b_q } else { a_q };
+            let out = zero_point(out_bits).prop_flat_map(move |z| out_clamp(out_bits, z));
+            (vec(act_value(a_q.bits), n), vec(act_value(b_q.bits), n), out).prop_map(move |(av, bv, oq)| {
+                let (pa, pb) = (pack_values(&av, a_q.bits), pack_values(&bv, b_q.bits));
+                let no = bits_of(out_bits).packed_len(n);
+                let (oa, ob, oo) = match layout {
+                    0 => (0, pa.len() + 3, pa.len() + pb.len() + 5),
+                    1 => (0, pa.len() + 1, 0),
+                    2 => (0, pa.len() + 2, pa.len() + 2),
+                    _ => (0, 0, 0),
+                };
+                let mut arena = garbage(oo.max(ob).max(oa) + no.max(pa.len()).max(pb.len()) + 7, fill);
+                arena[oa..oa + pa.len()].copy_from_slice(&pa);
+                if layout != 3 {
+                    arena[ob..ob + pb.len()].copy_from_slice(&pb);
+                }
+                AddK { n, arena, a: (oa, a_q.bits, a_q.zero_point), b: (ob, b_q.bits, b_q.zero_point), out: oo, rq, oq }
+            })
+        },
+    )
+}
+
+#[test]
+fn add_paths_match_reference() {
+    let run = |c: &AddK, p: Option<Path>| {
+        let mut arena = c.arena.clone();
+        let fa = ActFormat { bits: bits_of(c.a.1), zero_point: c.a.2 };
+        let fb = ActFormat { bits: bits_of(c.b.1), zero_point: c.b.2 };
+        let rq = AddRequant {
+            multiplier_a: c.rq.0,
+            multiplier_b: c.rq.1,
+            shift: c.rq.2,
+            out: ActFormat { bits: bits_of(c.oq.bits), zero_point: c.oq.zero_point },
+            min: c.oq.min,
+            max: c.oq.max,
+        };
+        match p {
+            None => kernels::add(&mut arena, c.n, (c.a.0, fa), (c.b.0, fb), c.out, &rq),
+            Some(p) => assert!(kernels::add_on(p, &mut arena, c.n, (c.a.0, fa), (c.b.0, fb), c.out, &rq)),
+        }
+        arena
+    };
+    let paths = paths();
+    let names: Vec<_> = paths.iter().map(|&p| name(p)).collect();
+    check("add", 3000, add_k(), &names, |c| {
+        let want = run(c, Some(Path::Scalar));
+        for &p in &paths {
+            compare(name(p), &want, &run(c, p))?;
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn the_active_path_is_reported() {
+    let path = kernels::active();
+    eprintln!("active kernel path: {} (available: {:?})", path.name(), kernels::available());
+    #[cfg(target_arch = "x86_64")]
+    assert_eq!(path == Path::Avx2, std::is_x86_feature_detected!("avx2"));
+    #[cfg(target_arch = "aarch64")]
+    assert_eq!(path == Path::NeonDot, std::arch::is_aarch64_feature_detected!("dotprod"));
+    assert!(kernels::available().contains(&path));
+}
