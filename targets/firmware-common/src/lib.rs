@@ -412,3 +412,76 @@ pub mod counters {
         v as u32
     }
 }
+
+/// The whole `main.rs` of a QEMU Cortex-M firmware (semihosting output, `cortex-m-rt` entry,
+/// HardFault and panic handlers that exit non-zero), parameterised by the target's name and its
+/// instruction counter. The calling crate depends on `cortex-m`, `cortex-m-rt` and `hawq-runtime`
+/// and has the build script that writes `config.rs`, `model.hq` and `inputs.bin` to `OUT_DIR`.
+#[macro_export]
+macro_rules! cortex_m_qemu_firmware {
+    ($target:literal, $counter:ident) => {
+        use cortex_m_rt::{entry, exception, ExceptionFrame};
+        use $crate::{counters::$counter, semihost, Platform};
+
+        mod config {
+            include!(concat!(env!("OUT_DIR"), "/config.rs"));
+        }
+
+        static MODEL: &[u8] = hawq_runtime::include_model!(concat!(env!("OUT_DIR"), "/model.hq"));
+        static INPUTS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/inputs.bin"));
+
+        #[repr(C, align(16))]
+        struct Arena([u8; config::ARENA_BYTES]);
+        static mut ARENA: Arena = Arena([0; config::ARENA_BYTES]);
+
+        struct Board($counter);
+
+        impl Platform for Board {
+            const TARGET: &'static str = $target;
+            fn write_str(&mut self, s: &str) {
+                semihost::write_str(s)
+            }
+            fn counter(&mut self) -> Option<u32> {
+                Some(self.0.read())
+            }
+            fn instructions(ticks: u32) -> u32 {
+                $counter::instructions(ticks)
+            }
+            fn stack(&self) -> Option<(usize, usize)> {
+                extern "C" {
+                    // cortex-m-rt's linker script: the stack grows down from _stack_start to _stack_end.
+                    static _stack_start: u32;
+                    static _stack_end: u32;
+                }
+                // Only the symbols' addresses are taken (safe since Rust 1.82).
+                Some((core::ptr::addr_of!(_stack_end) as usize, core::ptr::addr_of!(_stack_start) as usize))
+            }
+        }
+
+        #[entry]
+        fn main() -> ! {
+            let mut board = Board($counter::start());
+            match config::FAULT {
+                "panic" => panic!("injected by HAWQ_FAULT=panic"),
+                "fault" => cortex_m::asm::udf(),
+                _ => {}
+            }
+            // SAFETY: the only reference to ARENA, taken once before anything else runs.
+            let arena = unsafe { &mut (*core::ptr::addr_of_mut!(ARENA)).0 };
+            let code = $crate::run(&mut board, MODEL, INPUTS, arena);
+            semihost::exit(code)
+        }
+
+        #[exception]
+        unsafe fn HardFault(_frame: &ExceptionFrame) -> ! {
+            $crate::report_fault(&mut Board($counter), format_args!("HardFault"));
+            semihost::exit($crate::EXIT_FAULT)
+        }
+
+        #[panic_handler]
+        fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+            $crate::report_panic(&mut Board($counter), info);
+            semihost::exit($crate::EXIT_PANIC)
+        }
+    };
+}
