@@ -9,13 +9,15 @@ use hawq_runtime::format::{
     self, AddParams, ChannelParams, Clamp as QClamp, ConvParams, DType, FcParams, InputLayout as RtLayout, ModelMeta,
     Op, PoolParams, RawInput, TensorDesc, UnaryParams,
 };
-use hawq_runtime::quant::{pack, Bits};
+use hawq_runtime::quant::{pack, Bits, BIAS_EXPONENT_MAX};
 use serde::Serialize;
 
 use crate::gptq::{Gptq, InputMoments};
 use crate::ir::{Graph, InputLayout, OpKind};
 use crate::plan::{self, Buffer};
-use crate::quantize::{quantize_channel, quantize_multiplier, ActQuant, BitConfig, RawKind};
+use crate::quantize::{
+    quantize_channel, quantize_channel_multiplier, quantize_multiplier, ActQuant, BitConfig, RawKind,
+};
 
 /// One layer of a compiled model, for reports.
 #[derive(Debug, Clone, Serialize)]
@@ -45,6 +47,7 @@ pub struct Compiled {
 struct Lowered {
     weights: Vec<u8>,
     bias: Vec<u8>,
+    bias_exponent: u8,
     multiplier: Vec<u8>,
     shift: Vec<u8>,
 }
@@ -82,7 +85,10 @@ fn lower_weights(
     // Keep |bias| within the accumulator bound of contract §3.
     let bound = k as i64 * (1i64 << (bits - 1)) * ((1i64 << qin.bits) - 1);
     let bias_limit = ((1i64 << 31) - 1 - bound).max(0);
-    let mut out = Lowered { weights: Vec::new(), bias: Vec::new(), multiplier: Vec::new(), shift: Vec::new() };
+    let mut out =
+        Lowered { weights: Vec::new(), bias: Vec::new(), bias_exponent: 0, multiplier: Vec::new(), shift: Vec::new() };
+    // Biases in accumulator units, before their rounding.
+    let mut biases = Vec::with_capacity(rows.len());
     for (c, ((row, &b_real), (s_w, q))) in rows.iter().zip(bias).zip(rounded).enumerate() {
         let s_w = *s_w;
         let b_real = b_real as f64 + bias_correction(bits, row, s_w, q, |k| input_mean(c, k));
@@ -91,16 +97,32 @@ fn lower_weights(
         out.weights.extend_from_slice(&packed);
         let acc_scale = qin.scale as f64 * s_w as f64;
         let (m, shift) =
-            quantize_multiplier(acc_scale / qout.scale as f64).map_err(|e| anyhow!("node '{name}': {e}"))?;
-        let bias_q = ((b_real / acc_scale).round() as i64).clamp(-bias_limit, bias_limit) as i32;
-        out.bias.extend_from_slice(&bias_q.to_le_bytes());
+            quantize_channel_multiplier(acc_scale / qout.scale as f64).map_err(|e| anyhow!("node '{name}': {e}"))?;
+        biases.push(b_real / acc_scale);
         out.multiplier.extend_from_slice(&m.to_le_bytes());
         out.shift.push(shift as u8);
     }
+    let (bias_q, e) = bias_with_exponent(&biases, bias_limit);
+    out.bias = bias_q.iter().flat_map(|b| b.to_le_bytes()).collect();
+    out.bias_exponent = e;
     if bound >= 1 << 31 {
         bail!("node '{name}': {k} inputs at {bits}-bit weights could overflow the 32-bit accumulator");
     }
     Ok(out)
+}
+
+/// A layer's biases (accumulator units) as `b·2^e` with `b` in `i16` (contract §1): the smallest
+/// exponent at which every bias fits, each rounded to the nearest multiple of `2^e` and kept
+/// within `|b·2^e| ≤ limit` (the accumulator bound of §3). The rounding costs at most `2^(e−1)`
+/// accumulator units, a small fraction of an output step: a bias of many output steps is what
+/// needs `e > 0`.
+fn bias_with_exponent(biases: &[f64], limit: i64) -> (Vec<i16>, u8) {
+    let largest = biases.iter().fold(0f64, |m, b| m.max(b.abs())).min(limit as f64);
+    let e = (0..BIAS_EXPONENT_MAX).find(|&e| (largest / f64::from(1u32 << e)).round() <= i16::MAX as f64);
+    let e = e.unwrap_or(BIAS_EXPONENT_MAX);
+    let step = f64::from(1u32 << e);
+    let b_limit = (limit >> e).min(i16::MAX as i64) as f64;
+    (biases.iter().map(|&b| (b / step).round().clamp(-b_limit, b_limit) as i16).collect(), e)
 }
 
 /// The calibration mean of the input that weight `k` of output channel `row` multiplies: the
@@ -238,7 +260,7 @@ pub fn weight_perturbation(op: &OpKind, moments: Option<&InputMoments>, bits: u8
 }
 
 fn channel(l: &Lowered) -> ChannelParams<'_> {
-    ChannelParams { bias: &l.bias, multiplier: &l.multiplier, shift: &l.shift }
+    ChannelParams { bias: &l.bias, bias_exponent: l.bias_exponent, multiplier: &l.multiplier, shift: &l.shift }
 }
 
 fn dtype(q: &ActQuant) -> DType {
@@ -503,6 +525,20 @@ mod tests {
     use super::*;
     use crate::ir::{Clamp, Conv, Graph, InputLayout, Node, Value, Window};
     use ndarray::{Array1, Array4};
+
+    #[test]
+    fn biases_take_the_smallest_exponent_that_fits() {
+        let limit = (1i64 << 31) - 1;
+        assert_eq!(bias_with_exponent(&[-32767.4, 32767.4, 0.6], limit), (vec![-32767, 32767, 1], 0));
+        // 32767.6 rounds to 32768: one more bit.
+        assert_eq!(bias_with_exponent(&[32767.6, -3.0, 5.0], limit), (vec![16384, -2, 3], 1));
+        let (b, e) = bias_with_exponent(&[1e9, -7e8, 12345.0], limit);
+        assert_eq!(e, 15);
+        assert_eq!(b, vec![30518, -21362, 0]);
+        // Never beyond the accumulator bound, nor past the largest exponent.
+        assert_eq!(bias_with_exponent(&[5e9], limit), (vec![32767], 16));
+        assert_eq!(bias_with_exponent(&[1e6], 70_000), (vec![17500], 2));
+    }
 
     fn lcg(seed: &mut u64) -> f32 {
         *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);

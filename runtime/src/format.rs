@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 
 pub const MAGIC: [u8; 4] = *b"HAWQ";
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 pub const HEADER_BYTES: usize = 20;
 /// Capacity of the tensor table (it is decoded into RAM: about 20 bytes per entry).
 pub const MAX_TENSORS: usize = 64;
@@ -157,12 +157,15 @@ pub struct FcParams<'a> {
     pub clamp: Clamp,
 }
 
-/// Per output channel bias and requantization, little-endian arrays borrowed from the blob.
+/// Per output channel bias and requantization (contract §1), little-endian arrays borrowed from
+/// the blob: 5 bytes per channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelParams<'a> {
-    /// i32 per channel.
+    /// i16 `b` per channel; the bias is `b·2^bias_exponent`.
     pub bias: &'a [u8],
-    /// i32 Q31 per channel.
+    /// `0..=16`, one for the layer.
+    pub bias_exponent: u8,
+    /// i16 mantissa `m ≥ 0` per channel; `M = m·2^15`.
     pub multiplier: &'a [u8],
     /// i8 per channel.
     pub shift: &'a [u8],

@@ -5,7 +5,7 @@ use crate::format::{InputLayout, Op, RawInput, TensorDesc};
 use crate::kernels as k;
 use crate::kernels::{ActFormat, Window};
 use crate::model::Model;
-use crate::quant::{round_half_away, store, Bits, LeI32s};
+use crate::quant::{round_half_away, store, Biases, Bits, Multipliers};
 
 /// Executes one model in one arena. Create it once; call [`Interpreter::invoke`] per inference.
 pub struct Interpreter<'m, 'a> {
@@ -175,8 +175,8 @@ fn channel_requant<'w>(
     clamp: crate::format::Clamp,
 ) -> k::Requant<'w> {
     k::Requant {
-        bias: LeI32s(c.bias),
-        multiplier: LeI32s(c.multiplier),
+        bias: Biases { bytes: c.bias, exponent: c.bias_exponent },
+        multiplier: Multipliers(c.multiplier),
         shift: c.shift,
         out: format(out),
         min: clamp.min as i32,

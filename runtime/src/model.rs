@@ -217,8 +217,8 @@ fn check_channels(
     let bits = Bits::from_u8(weight_bits).ok_or(Error::UnsupportedBits { op })?;
     let row = bits.packed_len(reduction);
     let sizes_ok = weights.len() as u64 == row as u64 * out_channels as u64
-        && channel.bias.len() as u64 == 4 * out_channels as u64
-        && channel.multiplier.len() as u64 == 4 * out_channels as u64
+        && channel.bias.len() as u64 == 2 * out_channels as u64
+        && channel.multiplier.len() as u64 == 2 * out_channels as u64
         && channel.shift.len() as u64 == out_channels as u64;
     if !sizes_ok {
         return Err(Error::WeightSizeMismatch { op });
@@ -226,11 +226,12 @@ fn check_channels(
     for &s in channel.shift {
         check_shift(s as i8, op)?;
     }
-    let multipliers = crate::quant::LeI32s(channel.multiplier);
-    if multipliers.iter().any(|m| m < 0) {
+    let multipliers = crate::quant::Multipliers(channel.multiplier);
+    if channel.bias_exponent > crate::quant::BIAS_EXPONENT_MAX || multipliers.iter().any(|m| m < 0) {
         return Err(Error::BadParameter { op });
     }
-    let max_bias = crate::quant::LeI32s(channel.bias).iter().map(|b| (b as i64).abs()).max().unwrap_or(0);
+    let biases = crate::quant::Biases { bytes: channel.bias, exponent: channel.bias_exponent };
+    let max_bias = biases.iter().map(|b| (b as i64).abs()).max().unwrap_or(0);
     let bound = reduction as i64 * (1i64 << (bits.get() - 1)) * ((1i64 << in_bits.get()) - 1) + max_bias;
     if bound >= 1i64 << 31 {
         return Err(Error::AccumulatorOverflow { op });

@@ -134,26 +134,70 @@ pub fn pack(values: &[i8], bits: Bits, out: &mut [u8]) {
     }
 }
 
-/// A little-endian `i32` array borrowed from the model blob (biases, multipliers).
-#[derive(Debug, Clone, Copy)]
-pub struct LeI32s<'a>(pub &'a [u8]);
+/// Largest exponent `e` of a layer's biases `b·2^e` (contract §1): `|b·2^e| < 2^31`.
+pub const BIAS_EXPONENT_MAX: u8 = 16;
 
-impl LeI32s<'_> {
+#[inline(always)]
+fn le_i16(bytes: &[u8], i: usize) -> i32 {
+    match bytes.get(2 * i..2 * i + 2) {
+        Some(&[a, b]) => i16::from_le_bytes([a, b]) as i32,
+        _ => 0,
+    }
+}
+
+/// A layer's per-channel biases as the blob holds them (contract §1): an `i16` `b` per channel,
+/// little-endian, and one exponent `e` for the layer; channel `c`'s bias is `b[c]·2^e`.
+#[derive(Debug, Clone, Copy)]
+pub struct Biases<'a> {
+    pub bytes: &'a [u8],
+    pub exponent: u8,
+}
+
+impl Biases<'_> {
     pub fn len(&self) -> usize {
-        self.0.len() / 4
+        self.bytes.len() / 2
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.len() < 4
+        self.bytes.len() < 2
     }
 
-    /// Element `i`, or 0 past the end (validated models never ask past the end).
+    /// Channel `i`'s bias `b·2^e`, or 0 past the end (validated models never ask past the end;
+    /// the exponent is capped so that no blob can make this overflow).
     #[inline(always)]
     pub fn get(&self, i: usize) -> i32 {
-        match self.0.get(4 * i..4 * i + 4) {
-            Some(&[a, b, c, d]) => i32::from_le_bytes([a, b, c, d]),
-            _ => 0,
-        }
+        le_i16(self.bytes, i) << self.exponent.min(BIAS_EXPONENT_MAX)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = i32> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+}
+
+/// A layer's per-channel multipliers as the blob holds them (contract §1): an `i16` mantissa
+/// `m ≥ 0` per channel, little-endian; the multiplier of §4 is `M = m·2^15`.
+#[derive(Debug, Clone, Copy)]
+pub struct Multipliers<'a>(pub &'a [u8]);
+
+impl Multipliers<'_> {
+    pub fn len(&self) -> usize {
+        self.0.len() / 2
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.len() < 2
+    }
+
+    /// Channel `i`'s mantissa `m`, or 0 past the end.
+    #[inline(always)]
+    pub fn mantissa(&self, i: usize) -> i32 {
+        le_i16(self.0, i)
+    }
+
+    /// Channel `i`'s `M = m·2^15`.
+    #[inline(always)]
+    pub fn get(&self, i: usize) -> i32 {
+        self.mantissa(i) << 15
     }
 
     pub fn iter(&self) -> impl Iterator<Item = i32> + '_ {

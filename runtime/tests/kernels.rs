@@ -316,7 +316,7 @@ fn conv_by_hand() {
         out_c: 1,
         weight_bits: 8,
         weights: vec![1, 0, 0, -1],
-        channels: naive::Channels { bias: vec![10], multiplier: vec![1 << 30], shift: vec![1] },
+        channels: naive::Channels { bias: vec![10], multiplier: vec![1 << 29], shift: vec![2] },
         out: OutQ { bits: 8, zero_point: 0, min: -128, max: 127 },
         real: None,
         place: Placement { perm: 0, gaps: [0; 4] },

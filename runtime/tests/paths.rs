@@ -14,7 +14,7 @@ mod naive;
 
 use common::*;
 use hawq_runtime::kernels::{self, reference, ActFormat, AddRequant, Path, Requant, Window};
-use hawq_runtime::quant::{Bits, LeI32s};
+use hawq_runtime::quant::{Biases, Bits, Multipliers};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -75,6 +75,7 @@ fn fc_paths() -> Vec<(&'static str, FcFn)> {
 #[derive(Debug, Clone)]
 struct Channels {
     bias: Vec<u8>,
+    bias_exponent: u8,
     multiplier: Vec<u8>,
     shift: Vec<u8>,
 }
@@ -82,8 +83,8 @@ struct Channels {
 impl Channels {
     fn requant(&self, out: &OutQ) -> Requant<'_> {
         Requant {
-            bias: LeI32s(&self.bias),
-            multiplier: LeI32s(&self.multiplier),
+            bias: Biases { bytes: &self.bias, exponent: self.bias_exponent },
+            multiplier: Multipliers(&self.multiplier),
             shift: &self.shift,
             out: ActFormat { bits: bits_of(out.bits), zero_point: out.zero_point },
             min: out.min,
@@ -93,10 +94,9 @@ impl Channels {
 }
 
 fn owned_channels(oc: usize, limit: i64) -> impl Strategy<Value = Channels> {
-    channels(oc, limit, false).prop_map(|(c, _)| Channels {
-        bias: le_i32s(&c.bias),
-        multiplier: le_i32s(&c.multiplier),
-        shift: shift_bytes(&c.shift),
+    channels(oc, limit, false).prop_map(|(c, _)| {
+        let (bias, bias_exponent) = bias_bytes(&c.bias);
+        Channels { bias, bias_exponent, multiplier: multiplier_bytes(&c.multiplier), shift: shift_bytes(&c.shift) }
     })
 }
 

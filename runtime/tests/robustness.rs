@@ -56,8 +56,8 @@ fn fix_up(blob: &mut Vec<u8>) {
 // ---------------------------------------------------------------------------------------------
 // The naive model over a whole arena
 
-fn le_i32_at(bytes: &[u8], i: usize) -> i32 {
-    i32::from_le_bytes(bytes[4 * i..4 * i + 4].try_into().unwrap())
+fn le_i16_at(bytes: &[u8], i: usize) -> i32 {
+    i16::from_le_bytes(bytes[2 * i..2 * i + 2].try_into().unwrap()) as i32
 }
 
 fn bits_u32(b: Bits) -> u32 {
@@ -94,8 +94,8 @@ fn weight_rows(bytes: &[u8], bits: u8, k: usize, rows: usize) -> Vec<i32> {
 
 fn channels_of(c: &hawq_runtime::format::ChannelParams<'_>, n: usize) -> naive::Channels {
     naive::Channels {
-        bias: (0..n).map(|i| le_i32_at(c.bias, i)).collect(),
-        multiplier: (0..n).map(|i| le_i32_at(c.multiplier, i)).collect(),
+        bias: (0..n).map(|i| le_i16_at(c.bias, i) << c.bias_exponent).collect(),
+        multiplier: (0..n).map(|i| le_i16_at(c.multiplier, i) << 15).collect(),
         shift: c.shift.iter().map(|&s| s as i8).collect(),
     }
 }
@@ -614,14 +614,16 @@ enum Field {
         index: u8,
         value: i8,
     },
+    /// A pooling or add multiplier `M`, or a channel's mantissa `m` (its low 16 bits).
     Multiplier {
         index: u8,
         value: i32,
     },
     Bias {
         index: u8,
-        value: i32,
+        value: i16,
     },
+    BiasExponent(u8),
     Clamp {
         min: i8,
         max: i8,
@@ -671,10 +673,22 @@ fn field() -> impl Strategy<Value = Field> {
         (0..4u8, -5..=5i8).prop_map(|(which, delta)| Field::ArrayLen { which, delta }),
         (any::<u8>(), prop_oneof![Just(-32i8), Just(31i8), Just(i8::MIN), Just(i8::MAX), any::<i8>()])
             .prop_map(|(index, value)| Field::ShiftValue { index, value }),
-        (any::<u8>(), prop_oneof![Just(-1i32), Just(i32::MIN), Just(i32::MAX), Just(0), any::<i32>()])
+        (
+            any::<u8>(),
+            prop_oneof![
+                Just(-1i32),
+                Just(i32::MIN),
+                Just(i32::MAX),
+                Just(0),
+                Just(i16::MIN as i32),
+                Just(i16::MAX as i32),
+                any::<i32>()
+            ]
+        )
             .prop_map(|(index, value)| Field::Multiplier { index, value }),
-        (any::<u8>(), prop_oneof![Just(i32::MIN), Just(i32::MAX), any::<i32>()])
+        (any::<u8>(), prop_oneof![Just(i16::MIN), Just(i16::MAX), any::<i16>()])
             .prop_map(|(index, value)| Field::Bias { index, value }),
+        prop_oneof![0..=17u8, Just(255u8)].prop_map(Field::BiasExponent),
         (any::<i8>(), any::<i8>()).prop_map(|(min, max)| Field::Clamp { min, max }),
         (0..3u8, prop_oneof![3 => 0..4u16, 1 => any::<u16>()])
             .prop_map(|(which, value)| Field::OpTensor { which, value }),
@@ -687,11 +701,11 @@ fn set_len(v: &mut Vec<u8>, delta: i8) {
     v.resize(n, 0x5A);
 }
 
-fn set_i32(v: &mut [u8], index: u8, value: i32) {
-    let n = v.len() / 4;
+fn set_i16(v: &mut [u8], index: u8, value: i16) {
+    let n = v.len() / 2;
     if n > 0 {
         let i = index as usize % n;
-        v[4 * i..4 * i + 4].copy_from_slice(&value.to_le_bytes());
+        v[2 * i..2 * i + 2].copy_from_slice(&value.to_le_bytes());
     }
 }
 
@@ -740,8 +754,9 @@ fn edit_op(op: &mut OpSpec, f: &Field) {
                 let n = p.shift.len();
                 p.shift[index as usize % n] = value as u8;
             }
-            Field::Multiplier { index, value } => set_i32(&mut p.multiplier, index, value),
-            Field::Bias { index, value } => set_i32(&mut p.bias, index, value),
+            Field::Multiplier { index, value } => set_i16(&mut p.multiplier, index, value as i16),
+            Field::Bias { index, value } => set_i16(&mut p.bias, index, value),
+            Field::BiasExponent(e) => p.bias_exponent = e,
             Field::Clamp { min, max } => p.clamp = hawq_runtime::format::Clamp { min, max },
             Field::OpTensor { which, value } => *[&mut p.input, &mut p.output][which as usize % 2] = value,
             _ => {}
@@ -755,8 +770,9 @@ fn edit_op(op: &mut OpSpec, f: &Field) {
                 let n = p.shift.len();
                 p.shift[index as usize % n] = value as u8;
             }
-            Field::Multiplier { index, value } => set_i32(&mut p.multiplier, index, value),
-            Field::Bias { index, value } => set_i32(&mut p.bias, index, value),
+            Field::Multiplier { index, value } => set_i16(&mut p.multiplier, index, value as i16),
+            Field::Bias { index, value } => set_i16(&mut p.bias, index, value),
+            Field::BiasExponent(e) => p.bias_exponent = e,
             Field::Clamp { min, max } => p.clamp = hawq_runtime::format::Clamp { min, max },
             Field::OpTensor { which, value } => *[&mut p.input, &mut p.output][which as usize % 2] = value,
             _ => {}
@@ -834,8 +850,8 @@ fn conv_model() -> ConvCase {
         weights: (0..54).map(|v| v % 15 - 7).collect(),
         channels: naive::Channels {
             bias: vec![100, -100],
-            multiplier: vec![1 << 30, 1_500_000_000],
-            shift: vec![-4, -6],
+            multiplier: vec![1 << 29, 749_993_984],
+            shift: vec![-3, -5],
         },
         out: OutQ { bits: 8, zero_point: -5, min: -128, max: 127 },
         real: None,
@@ -1013,7 +1029,12 @@ fn parameters_out_of_range() {
     }
     let mut spec = conv_model().spec();
     if let OpSpec::Conv2d(p) = &mut spec.ops[0] {
-        set_i32(&mut p.multiplier, 0, -1);
+        set_i16(&mut p.multiplier, 0, -1);
+    }
+    assert_eq!(load_err(&spec), Some(Error::BadParameter { op: 0 }));
+    let mut spec = conv_model().spec();
+    if let OpSpec::Conv2d(p) = &mut spec.ops[0] {
+        p.bias_exponent = 17;
     }
     assert_eq!(load_err(&spec), Some(Error::BadParameter { op: 0 }));
     let mut spec = conv_model().spec();
@@ -1035,43 +1056,50 @@ fn parameters_out_of_range() {
     assert_eq!(load_err(&spec), Some(Error::WrongDtype { op: 0 }));
 }
 
-/// The accumulator bound of contract §3 is exact: `|bias|` up to the limit loads, one more is
-/// rejected.
-#[test]
-fn accumulator_bound_is_exact() {
-    let case = conv_model();
-    let limit = bias_limit(case.reduction(), case.weight_bits, case.in_bits);
-    for (bias, ok) in [(limit, true), (-limit, true), (limit + 1, false), (-limit - 1, false)] {
-        let mut spec = case.spec();
-        if let OpSpec::Conv2d(p) = &mut spec.ops[0] {
-            set_i32(&mut p.bias, 1, bias as i32);
-        }
-        let err = load_err(&spec);
-        if ok {
-            assert_eq!(err, None, "bias {bias}");
-            assert_eq!(exercise(&spec.encode(), 5), Outcome::Ran);
-        } else {
-            assert_eq!(err, Some(Error::AccumulatorOverflow { op: 0 }), "bias {bias}");
-        }
-    }
-    // A layer whose weights alone could overflow: 8-bit weights and inputs, K = 66 000 > 2^31 / (128 · 255).
+/// An FC layer over `k` 8-bit inputs with 8-bit weights of 1 and two channels of biases
+/// `b·2^e`.
+fn fc_model(k: usize, biases: [i16; 2], e: u8) -> Spec {
     let mut spec = conv_model().spec();
-    let k = 66_000usize;
     let fc = FcOwned {
         input: 0,
         output: 1,
         weight_bits: 8,
         weights: vec![1; 2 * k],
-        bias: le_i32s(&[0, 0]),
-        multiplier: le_i32s(&[1 << 30, 1 << 30]),
+        bias: biases.iter().flat_map(|b| b.to_le_bytes()).collect(),
+        bias_exponent: e,
+        multiplier: multiplier_bytes(&[1 << 29, 1 << 29]),
         shift: vec![0, 0],
         clamp: hawq_runtime::format::Clamp { min: -128, max: 127 },
     };
-    spec.tensors[0] = tensor([1, 1, 2, k / 2], DType::I8, half::f16::from_f32(1.0), 0, 0);
-    spec.tensors[1] = tensor([1, 1, 1, 2], DType::I8, half::f16::from_f32(1.0), 0, k as u32);
-    spec.arena_bytes = k as u32 + 2;
+    spec.tensors[0] = tensor([1, 1, 2, k.div_ceil(2)], DType::I8, half::f16::from_f32(1.0), 0, 0);
+    spec.tensors[1] = tensor([1, 1, 1, 2], DType::I8, half::f16::from_f32(1.0), 0, k.next_multiple_of(2) as u32);
+    spec.arena_bytes = k.next_multiple_of(2) as u32 + 2;
     spec.ops = vec![OpSpec::FullyConnected(fc)];
-    assert_eq!(load_err(&spec), Some(Error::AccumulatorOverflow { op: 0 }));
+    spec
+}
+
+/// The accumulator bound of contract §3 is exact on the grid of representable biases: with
+/// `K = 64` 8-bit weights and inputs the limit is `2^31 − 1 − 64·128·255`; the largest bias
+/// `b·2^16` within it loads and runs, the next one (`(b + 1)·2^16`, still an `i16` `b`) is
+/// rejected, on both signs.
+#[test]
+fn accumulator_bound_is_exact() {
+    let k = 64;
+    let limit = bias_limit(k, 8, 8);
+    let b = (limit >> 16) as i16;
+    assert!(((b as i64 + 1) << 16) > limit && b < i16::MAX);
+    for (bias, ok) in [(b, true), (-b, true), (b + 1, false), (-b - 1, false)] {
+        let spec = fc_model(k, [0, bias], 16);
+        let err = load_err(&spec);
+        if ok {
+            assert_eq!(err, None, "bias {bias}·2^16");
+            assert_eq!(exercise(&spec.encode(), 5), Outcome::Ran);
+        } else {
+            assert_eq!(err, Some(Error::AccumulatorOverflow { op: 0 }), "bias {bias}·2^16");
+        }
+    }
+    // A layer whose weights alone could overflow: 8-bit weights and inputs, K = 66 000 > 2^31 / (128 · 255).
+    assert_eq!(load_err(&fc_model(66_000, [0, 0], 0)), Some(Error::AccumulatorOverflow { op: 0 }));
 }
 
 /// Found by `adversarial_fields_never_panic_and_run_as_specified_when_accepted`: a 4-bit tensor
@@ -1081,7 +1109,6 @@ fn accumulator_bound_is_exact() {
 #[test]
 fn four_bit_zero_point_outside_its_range_is_rejected() {
     let fc = |z: i32| {
-        let limit = bias_limit(1, 8, 4);
         let tensors = vec![
             tensor([1, 1, 1, 1], DType::I4, half::f16::from_f32(1.0), z, 0),
             tensor([1, 1, 1, 1], DType::I8, half::f16::from_f32(1.0), 0, 1),
@@ -1091,18 +1118,19 @@ fn four_bit_zero_point_outside_its_range_is_rejected() {
             output: 1,
             weight_bits: 8,
             weights: vec![127],
-            bias: le_i32s(&[limit as i32]),
-            multiplier: le_i32s(&[1 << 30]),
-            shift: vec![1],
+            bias: i16::MAX.to_le_bytes().to_vec(),
+            bias_exponent: 16,
+            multiplier: multiplier_bytes(&[1 << 29]),
+            shift: vec![2],
             clamp: hawq_runtime::format::Clamp { min: -128, max: 127 },
         });
         Spec::one_op(tensors, 0, 1, RawInput::F32, op)
     };
-    // In range, the largest bias still cannot overflow: 2^31 − 1 − 1920 + 127·15 < 2^31.
+    // In range, the largest bias cannot overflow: (2^31 − 2^16) + 127·15 < 2^31.
     let ok = fc(-8).encode();
     assert_eq!(run_model(&ok, &[0x07], &[], 1), Ok(vec![127]));
     assert_eq!(exercise(&ok, 1), Outcome::Ran);
-    // Out of range: 2^31 − 1 − 1920 + 127·(7 + 128) would overflow.
+    // Out of range, the bound of §3 (|a − z| ≤ 15) would not hold.
     for (z, tensor) in [(-128, 0), (-9, 0), (8, 0), (31, 0)] {
         assert_eq!(load_err(&fc(z)), Some(Error::BadZeroPoint { tensor }), "zero point {z}");
     }

@@ -18,11 +18,14 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use hawq_compiler::allocate::{allocate, Budget};
+use hawq_compiler::autodiff::TraceOptions;
 use hawq_compiler::data::Dataset;
 use hawq_compiler::import::import;
 use hawq_compiler::ir::{Graph, InputTransform};
-use hawq_compiler::pipeline::{compile, prepare, raw_kind};
+use hawq_compiler::pipeline::{compile, prepare, Prepared};
 use hawq_compiler::quantize::{BitConfig, RawKind};
+use hawq_compiler::sensitivity::{measure as measure_sensitivity, LossChoice};
 
 /// A QEMU target of `targets/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -597,26 +600,58 @@ pub fn eval_inputs(data: &Dataset, input_elements: usize, n: usize) -> Result<Ve
 pub enum Config {
     /// Every weight and activation at 8 bits.
     Int8,
-    /// 2-, 4- and 8-bit weights and some 4-bit activations ([`mixed_bits`]).
+    /// 2-, 4- and 8-bit weights and some 4-bit activations ([`mixed_bits`]): every packing.
     Mixed,
+    /// What HAWQ-V2 chooses for weights at 0.55× the uniform 8-bit weight bytes (the compiler's
+    /// `--budget-kib`, activations at 8 bits): the mixed precision a user would deploy.
+    Hawq,
 }
 
 impl Config {
+    /// The configurations the QEMU tests run: between them every packing of the contract.
     pub const ALL: [Config; 2] = [Config::Int8, Config::Mixed];
+    /// Every configuration, for the bench.
+    pub const BENCH: [Config; 3] = [Config::Int8, Config::Mixed, Config::Hawq];
 
     pub fn name(self) -> &'static str {
         match self {
             Config::Int8 => "int8",
             Config::Mixed => "mixed",
+            Config::Hawq => "hawq",
         }
     }
 
-    pub fn bits(self, graph: &Graph, raw: RawKind) -> BitConfig {
-        match self {
-            Config::Int8 => BitConfig::uniform(graph, 8, 8),
-            Config::Mixed => mixed_bits(graph, raw),
-        }
+    /// The bit widths of this configuration; [`Config::Hawq`] measures the model's Hessian on
+    /// the calibration set.
+    pub fn bits(self, prepared: &Prepared, calib: &Dataset) -> Result<BitConfig> {
+        Ok(match self {
+            Config::Int8 => BitConfig::uniform(&prepared.graph, 8, 8),
+            Config::Mixed => mixed_bits(&prepared.graph, prepared.raw),
+            Config::Hawq => hawq_bits(prepared, calib, HAWQ_BUDGET_FRACTION)?,
+        })
     }
+}
+
+/// The weight budget of [`Config::Hawq`] as a fraction of uniform 8-bit weight bytes (the
+/// HAWQ-V2 acceptance point of the project).
+pub const HAWQ_BUDGET_FRACTION: f64 = 0.55;
+
+/// HAWQ-V2's allocation of weight bits within `fraction` of the uniform 8-bit weight bytes.
+pub fn hawq_bits(prepared: &Prepared, calib: &Dataset, fraction: f64) -> Result<BitConfig> {
+    let int8 = compile(prepared, &BitConfig::uniform(&prepared.graph, 8, 8))?;
+    let budget = (fraction * int8.weight_bytes as f64).floor() as usize;
+    let measured = measure_sensitivity(prepared, calib, LossChoice::Auto, &TraceOptions::default())?;
+    let perturbation = |n: usize, b: u8| prepared.weight_perturbation(n, b);
+    let allocation = allocate(
+        &prepared.graph,
+        &measured.sensitivity,
+        &prepared.calibration,
+        prepared.raw,
+        &perturbation,
+        Budget { weight_bytes: Some(budget), ..Budget::default() },
+        &[],
+    )?;
+    Ok(allocation.bits)
 }
 
 impl fmt::Display for Config {
@@ -823,14 +858,13 @@ pub fn compile_cases(spec: &ModelSpec, configs: &[Config], n: usize) -> Result<V
     let graph = import(&spec.model).with_context(|| spec.name.clone())?;
     let calib = Dataset::load(&spec.calib)?;
     let eval = Dataset::load(&spec.eval)?;
-    let raw = raw_kind(&calib);
     let input_elements = graph.values[graph.input].elements();
     let inputs = eval_inputs(&eval, input_elements, n)?;
     let prepared = prepare(graph, &calib, spec.transform)?;
     configs
         .iter()
         .map(|&config| {
-            let bits = config.bits(&prepared.graph, raw);
+            let bits = config.bits(&prepared, &calib)?;
             let compiled = compile(&prepared, &bits).with_context(|| format!("compiling {} ({config})", spec.name))?;
             let expected = host_outputs(&compiled.blob, &inputs)?;
             Ok(Case { model: spec.name.clone(), config, blob: compiled.blob, inputs: inputs.clone(), expected })

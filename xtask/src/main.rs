@@ -1,7 +1,7 @@
 //! `cargo xtask`: the project's tasks that drive the QEMU firmware of `targets/`.
 //!
 //! ```text
-//! cargo xtask bench [--json] [--models a,b] [--targets t,u] [--configs int8,mixed] [--kernels k,l] [--inputs N] [--layers]
+//! cargo xtask bench [--json] [--models a,b] [--targets t,u] [--configs int8,mixed,hawq] [--kernels k,l] [--inputs N] [--layers]
 //! cargo xtask run --target T --model FILE.hq [--data FILE.npz] [--inputs N]
 //! cargo xtask boards [--model FILE.hq --data FILE.npz]
 //! ```
@@ -25,9 +25,11 @@ use serde_json::json;
 
 const USAGE: &str = "\
 usage:
-  cargo xtask bench [--json] [--models a,b] [--targets t,u] [--configs int8,mixed] [--kernels k,l] [--inputs N] [--layers]
+  cargo xtask bench [--json] [--models a,b] [--targets t,u] [--configs int8,mixed,hawq] [--kernels k,l] [--inputs N] [--layers]
       models: fixture folder names of ../shared/fixtures (default: all of them), or `digits`
       targets: cortex-m4, cortex-m0, cortex-m3, riscv32, aarch64 (default: all)
+      configs: int8 (uniform), mixed (every packing: 2/4/8-bit weights, 4/8-bit activations),
+               hawq (HAWQ-V2's weight bits at 0.55x the int8 weight bytes); default: all
       kernels: best (the target's best path: dsp on the Cortex-M4), scalar (the reference),
                portable (no instruction-set extension); default: best
   cargo xtask run --target T --model FILE.hq [--data FILE.npz] [--inputs N]
@@ -159,8 +161,8 @@ fn bench(args: &[String]) -> Result<()> {
     let targets = list(a.value("--targets")?, Target::ALL.to_vec(), |s| {
         Target::from_name(s).ok_or_else(|| anyhow!("unknown target '{s}'"))
     })?;
-    let configs = list(a.value("--configs")?, Config::ALL.to_vec(), |s| {
-        Config::ALL.into_iter().find(|c| c.name() == s).ok_or_else(|| anyhow!("unknown configuration '{s}'"))
+    let configs = list(a.value("--configs")?, Config::BENCH.to_vec(), |s| {
+        Config::BENCH.into_iter().find(|c| c.name() == s).ok_or_else(|| anyhow!("unknown configuration '{s}'"))
     })?;
     let kernels = list(a.value("--kernels")?, vec![Kernels::Auto], kernels_of)?;
     let n: usize = a.value("--inputs")?.map_or(Ok(4), |v| v.parse()).context("--inputs")?;

@@ -58,18 +58,20 @@ fn length(u: &mut Unstructured<'_>, exact: usize) -> Result<usize> {
 /// shifts mostly in range.
 struct Channels {
     bias: Vec<u8>,
+    bias_exponent: u8,
     multiplier: Vec<u8>,
     shift: Vec<u8>,
 }
 
 fn channels(u: &mut Unstructured<'_>, n: usize) -> Result<Channels> {
-    let mut c = Channels { bias: Vec::new(), multiplier: Vec::new(), shift: Vec::new() };
-    for _ in 0..length(u, n.saturating_mul(4))? / 4 {
-        let b: i32 = if u.ratio(3, 4)? { u.int_in_range(-4096..=4096)? } else { u.arbitrary()? };
+    let bias_exponent = if u.ratio(3, 4)? { 0 } else { u.int_in_range(0..=17)? };
+    let mut c = Channels { bias: Vec::new(), bias_exponent, multiplier: Vec::new(), shift: Vec::new() };
+    for _ in 0..length(u, n.saturating_mul(2))? / 2 {
+        let b: i16 = if u.ratio(3, 4)? { u.int_in_range(-4096..=4096)? } else { u.arbitrary()? };
         c.bias.extend_from_slice(&b.to_le_bytes());
     }
-    for _ in 0..length(u, n.saturating_mul(4))? / 4 {
-        let m: i32 = if u.ratio(7, 8)? { u.int_in_range(1 << 30..=i32::MAX)? } else { u.arbitrary()? };
+    for _ in 0..length(u, n.saturating_mul(2))? / 2 {
+        let m: i16 = if u.ratio(7, 8)? { u.int_in_range(1 << 14..=i16::MAX)? } else { u.arbitrary()? };
         c.multiplier.extend_from_slice(&m.to_le_bytes());
     }
     for _ in 0..length(u, n)? {
@@ -96,7 +98,7 @@ enum Draft {
     Plain(Op<'static>),
 }
 
-const EMPTY: ChannelParams<'static> = ChannelParams { bias: &[], multiplier: &[], shift: &[] };
+const EMPTY: ChannelParams<'static> = ChannelParams { bias: &[], bias_exponent: 0, multiplier: &[], shift: &[] };
 
 /// The tensor table under construction, with the end of the last tensor placed.
 struct Table {
@@ -333,7 +335,12 @@ fn build_from(u: &mut Unstructured<'_>) -> Result<Vec<u8>> {
             Draft::Conv { depthwise, p, weights, ch } => {
                 let p = ConvParams {
                     weights,
-                    channel: ChannelParams { bias: &ch.bias, multiplier: &ch.multiplier, shift: &ch.shift },
+                    channel: ChannelParams {
+                        bias: &ch.bias,
+                        bias_exponent: ch.bias_exponent,
+                        multiplier: &ch.multiplier,
+                        shift: &ch.shift,
+                    },
                     ..*p
                 };
                 if *depthwise {
@@ -344,7 +351,12 @@ fn build_from(u: &mut Unstructured<'_>) -> Result<Vec<u8>> {
             }
             Draft::Fc { p, weights, ch } => Op::FullyConnected(FcParams {
                 weights,
-                channel: ChannelParams { bias: &ch.bias, multiplier: &ch.multiplier, shift: &ch.shift },
+                channel: ChannelParams {
+                    bias: &ch.bias,
+                    bias_exponent: ch.bias_exponent,
+                    multiplier: &ch.multiplier,
+                    shift: &ch.shift,
+                },
                 ..*p
             }),
             Draft::Plain(op) => *op,

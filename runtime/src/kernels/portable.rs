@@ -10,7 +10,7 @@
 //! run on the reference kernels.
 
 use super::reference::{self, ActFormat, AddRequant, Requant, Window};
-use super::util::{put, row_words, tail_word, unpack4, ChannelQ, Rq32};
+use super::util::{put, row_words, sum_bound, tail_word, unpack4, ChannelQ, Rq32};
 use crate::quant::{load, Bits};
 
 /// Output pixels per block.
@@ -157,18 +157,9 @@ pub fn conv2d(
         }
         for (c, row) in weights.chunks_exact(row_bytes).take(g.out_c).enumerate() {
             let acc = dot::<PIX>(row, weight_bits, x);
-            let cq = ChannelQ::new(rq, c);
-            match (Rq32::new(&cq), out_bits) {
-                (Some(f), Bits::B8) => {
-                    for (p, &a) in acc.iter().enumerate().take(n) {
-                        output[(q0 + p) * g.out_c + c] = f.apply(a, rq.out.zero_point, rq.min, rq.max) as u8;
-                    }
-                }
-                _ => {
-                    for (p, &a) in acc.iter().enumerate().take(n) {
-                        put(output, out_bits, (q0 + p) * g.out_c + c, cq.apply(a));
-                    }
-                }
+            let f = Rq32::new(&ChannelQ::new(rq, c), sum_bound(k, weight_bits, in_fmt.bits), 0);
+            for (p, &a) in acc.iter().enumerate().take(n) {
+                put(output, out_bits, (q0 + p) * g.out_c + c, f.apply(a, rq.min, rq.max));
             }
         }
         q0 += n;

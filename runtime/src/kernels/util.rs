@@ -9,6 +9,7 @@ use crate::quant::{load, store, Bits};
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ChannelQ {
     bias: i32,
+    /// The multiplier's mantissa `m`: `M = m·2^15`.
     m: i32,
     /// `r = 31 − s`, in `1..=62`.
     r: u32,
@@ -23,7 +24,7 @@ impl ChannelQ {
         let shift = rq.shift.get(c).map_or(0, |&s| s as i8);
         ChannelQ {
             bias: rq.bias.get(c),
-            m: rq.multiplier.get(c),
+            m: rq.multiplier.mantissa(c),
             r: (31 - shift as i32).clamp(1, 62) as u32,
             z: rq.out.zero_point,
             lo: rq.min,
@@ -31,66 +32,112 @@ impl ChannelQ {
         }
     }
 
-    #[cfg_attr(not(hawq_dsp), allow(dead_code))]
-    /// The same channel with `offset` added to its bias (a path that folds `−z·Σw` into it).
-    #[inline(always)]
-    pub fn with_bias_offset(self, offset: i32) -> ChannelQ {
-        ChannelQ { bias: self.bias.wrapping_add(offset), ..self }
-    }
-
     /// `clamp(z + round_half_up((bias + sum) · M · 2^(s−31)))`: exactly `Requant::apply` of the
-    /// reference. `|acc · M| < 2^62`, so adding `2^(r−1)` cannot overflow; when `r ≥ 32` the
-    /// quotient fits in 31 bits and the shift is split at the word boundary, which on a 32-bit
-    /// core is one `SMULL`, one 64-bit add and one `ASR`.
+    /// reference, with `M = m·2^15` (`|acc · M| < 2^62`, so adding `2^(r−1)` cannot overflow).
     #[inline(always)]
     pub fn apply(&self, sum: i32) -> i32 {
         let acc = self.bias.wrapping_add(sum);
-        let x = acc as i64 * self.m as i64 + (1i64 << (self.r - 1));
-        if self.r >= 32 {
-            let q = ((x >> 32) as i32) >> (self.r - 32);
-            (q + self.z).max(self.lo).min(self.hi)
-        } else {
-            let q = (x >> self.r) + self.z as i64;
-            q.max(self.lo as i64).min(self.hi as i64) as i32
-        }
+        let x = acc as i64 * ((self.m as i64) << 15) + (1i64 << (self.r - 1));
+        let q = (x >> self.r) + self.z as i64;
+        q.max(self.lo as i64).min(self.hi as i64) as i32
     }
 }
 
-/// The per-channel constants of [`ChannelQ::apply`] when `r ≥ 32` (every multiplier below 1, the
-/// usual case), precomputed: `round = 2^(r−1)`, `sh = r − 32`.
+/// `⌊a·m / 2^16⌋ + c` for a 16-bit `m`: one `SMLAWB` on the Cortex-M4.
+#[inline(always)]
+#[cfg_attr(hawq_dsp, allow(unsafe_code))]
+fn mul_hi16_add(a: i32, m: i32, c: i32) -> i32 {
+    #[cfg(hawq_dsp)]
+    {
+        let r: i32;
+        // SAFETY: SMLAWB reads and writes registers only (and the sticky Q flag, which nothing
+        // reads; the sum cannot overflow, see `Rq32`); every thumbv7em core has it.
+        unsafe {
+            core::arch::asm!("smlawb {r}, {a}, {m}, {c}", r = lateout(reg) r, a = in(reg) a, m = in(reg) m, c = in(reg) c, options(pure, nomem, nostack))
+        };
+        r
+    }
+    #[cfg(not(hawq_dsp))]
+    {
+        ((a as i64 * m as i64) >> 16) as i32 + c
+    }
+}
+
+/// The largest `|Σ w·(a − z)|` of a layer whose sums have `k` terms (contract §3):
+/// `K·2^(b−1)·(2^a − 1)`, for [`Rq32::new`].
+pub(crate) fn sum_bound(k: usize, weight_bits: Bits, in_bits: Bits) -> i64 {
+    (k as i64).saturating_mul((1i64 << (weight_bits.get() - 1)) * ((1i64 << in_bits.get()) - 1))
+}
+
+/// One channel's requantization (contract §4) precomputed for 32-bit arithmetic, for sums that
+/// a kernel may hold scaled by `2^scale` (exactly: every term a multiple of it).
+///
+/// With the mantissa `m` (`M = m·2^15`) and `t = r − 15`, requantization is
+/// `q = ⌊(acc·m + 2^(t−1)) / 2^t⌋`, which is unchanged when `acc` and the rounding are scaled
+/// by `2^k`. The layer's accumulator bound (`|acc| ≤ sum_bound + |bias|`) says how far `acc` can
+/// be shifted left within 32 bits; the channel takes the `k ≥ scale` that makes
+/// `t' = t + k ≥ 17`. Then `2^(t'−1)` is a multiple of `2^16`, so
+/// `q = (⌊acc·2^k·m / 2^16⌋ + 2^(t'−17)) >> (t'−16)`, and the output zero point joins the
+/// rounding term as `z·2^(t'−16)`: with `acc·2^k = (bias·2^scale + sum) << (k − scale)`, one
+/// add, one shift, one `SMLAWB`, one shift and the clamp per output on the Cortex-M4. No
+/// overflow: `|⌊acc·2^k·m / 2^16⌋| ≤ 2^30 − 2^15` for `m < 2^15`, and the rounding term is kept
+/// within `2^30`. A channel for which no such `k` exists (a real multiplier of 1/4 or more on a
+/// layer with a large bound, or a tiny multiplier with a large zero point; compiled models have
+/// neither) keeps [`ChannelQ::apply`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Rq32 {
+    /// `bias·2^scale`.
     pub bias: i32,
     pub m: i32,
-    pub round: i64,
+    /// `k − scale`.
+    pub shl: u32,
+    /// `2^(t'−17) + z·2^(t'−16)`.
+    pub round: i32,
     pub sh: u32,
-    /// `r < 32` (a multiplier above 1): [`Rq32::apply`] then falls back to [`ChannelQ::apply`].
+    pub scale: u32,
     pub slow: Option<ChannelQ>,
 }
 
 impl Rq32 {
-    /// `None` when the channel's `r < 32` (then use [`ChannelQ::apply`]).
+    /// The channel `cq` of a layer whose sums (before the bias, unscaled) are bounded by
+    /// `sum_bound`, for sums scaled by `2^scale`.
     #[inline(always)]
-    pub fn new(cq: &ChannelQ) -> Option<Rq32> {
-        (cq.r >= 32).then(|| Rq32 { bias: cq.bias, m: cq.m, round: 1i64 << (cq.r - 1), sh: cq.r - 32, slow: None })
+    pub fn new(cq: &ChannelQ, sum_bound: i64, scale: u32) -> Rq32 {
+        let slow = Rq32 { bias: 0, m: 0, shl: 0, round: 0, sh: 0, scale, slow: Some(*cq) };
+        let t = cq.r as i32 - 15;
+        let k = (17 - t).max(scale as i32) as u32;
+        let bound = sum_bound.saturating_add((cq.bias as i64).abs());
+        if k >= 31 || bound >= (1i64 << 31) >> k {
+            return slow;
+        }
+        let t = (t + k as i32) as u32;
+        let sh = t - 16;
+        let round = (1i64 << (t - 17)) + ((cq.z as i64) << sh);
+        if round.abs() > 1 << 30 {
+            return slow;
+        }
+        Rq32 { bias: cq.bias << scale, m: cq.m, shl: k - scale, round: round as i32, sh, scale, slow: None }
     }
 
-    /// Every channel: the fast form when `r ≥ 32`, else a wrapper of the general one.
+    /// The same channel with `offset` added to its bias, for a path whose sums leave out a part
+    /// of the accumulator (`−z·Σw`); the bound of [`Rq32::new`] was on the whole accumulator.
     #[cfg_attr(not(hawq_dsp), allow(dead_code))]
     #[inline(always)]
-    pub fn any(cq: &ChannelQ) -> Rq32 {
-        Rq32::new(cq).unwrap_or(Rq32 { bias: 0, m: 0, round: 0, sh: 0, slow: Some(*cq) })
+    pub fn with_bias_offset(self, offset: i32) -> Rq32 {
+        let slow = self.slow.map(|cq| ChannelQ { bias: cq.bias.wrapping_add(offset), ..cq });
+        Rq32 { bias: self.bias.wrapping_add(offset << self.scale), slow, ..self }
     }
 
-    /// `clamp(z + q, lo, hi)` as [`ChannelQ::apply`] computes it (`z`, `lo`, `hi` are the
-    /// layer's; a slow channel holds its own).
+    /// `clamp(z + q, lo, hi)` of a sum scaled by `2^scale`, as [`ChannelQ::apply`] computes it
+    /// for the unscaled sum (`lo`, `hi` are the layer's, passed in so that a kernel can give
+    /// constants; a slow channel holds its own).
     #[inline(always)]
-    pub fn apply(&self, sum: i32, z: i32, lo: i32, hi: i32) -> i32 {
+    pub fn apply(&self, sum: i32, lo: i32, hi: i32) -> i32 {
         if let Some(cq) = &self.slow {
-            return cq.apply(sum);
+            return cq.apply(sum >> self.scale);
         }
-        let x = self.bias.wrapping_add(sum) as i64 * self.m as i64 + self.round;
-        ((((x >> 32) as i32) >> self.sh) + z).max(lo).min(hi)
+        let x = self.bias.wrapping_add(sum) << self.shl;
+        (mul_hi16_add(x, self.m, self.round) >> self.sh).max(lo).min(hi)
     }
 }
 

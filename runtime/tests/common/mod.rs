@@ -51,6 +51,27 @@ pub fn le_i32s(values: &[i32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
+/// Per-channel biases as the format stores them (contract §1): `i16` values and the smallest
+/// exponent `e` with every bias a multiple of `2^e` and `bias / 2^e` in `i16`. Panics when none
+/// exists: the strategies below only make representable biases.
+pub fn bias_bytes(biases: &[i32]) -> (Vec<u8>, u8) {
+    let e = (0..=16u8)
+        .find(|&e| biases.iter().all(|&b| b % (1 << e) == 0 && i16::try_from(b >> e).is_ok()))
+        .unwrap_or_else(|| panic!("biases {biases:?} are not b·2^e with b in i16"));
+    (biases.iter().flat_map(|&b| ((b >> e) as i16).to_le_bytes()).collect(), e)
+}
+
+/// Per-channel multipliers `M = m·2^15` as the format stores them: the `i16` mantissas `m`.
+pub fn multiplier_bytes(multipliers: &[i32]) -> Vec<u8> {
+    multipliers
+        .iter()
+        .flat_map(|&m| {
+            assert!(m % (1 << 15) == 0 && (0..1 << 30).contains(&m), "multiplier {m} is not m·2^15");
+            ((m >> 15) as i16).to_le_bytes()
+        })
+        .collect()
+}
+
 pub fn le_f32s(values: &[f32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
@@ -62,6 +83,22 @@ pub fn shift_bytes(values: &[i8]) -> Vec<u8> {
 /// `2^31 − 1 − K·2^(b−1)·(2^a − 1)`: the largest `|bias|` the loader accepts (contract §3).
 pub fn bias_limit(reduction: usize, weight_bits: u32, in_bits: u32) -> i64 {
     (1i64 << 31) - 1 - reduction as i64 * (1i64 << (weight_bits - 1)) * ((1i64 << in_bits) - 1)
+}
+
+/// A positive real per-channel multiplier as `M = m·2^15` with the mantissa `m ∈ [2^14, 2^15)`,
+/// and `s`, with `M · 2^(s−31) ≈ real`, the way the compiler does.
+pub fn quantize_channel_multiplier(real: f64) -> (i32, i8) {
+    assert!(real > 0.0 && real.is_finite());
+    // real = f·2^e with f ∈ [0.5, 1) = (m / 2^15)·2^e = m·2^15·2^(s−31) for s = e + 1.
+    let mut e = real.log2().floor() as i32 + 1;
+    let mut m = (real / 2f64.powi(e) * 2f64.powi(15)).round() as i32;
+    if m == 1 << 15 {
+        m = 1 << 14;
+        e += 1;
+    }
+    let s = e + 1;
+    assert!((-31..=30).contains(&s), "multiplier {real} needs shift {s}");
+    (m << 15, s as i8)
 }
 
 /// Normalises a positive real multiplier into `M ∈ [2^30, 2^31)` and `s` with
@@ -110,6 +147,7 @@ pub struct ConvOwned {
     pub weight_bits: u8,
     pub weights: Vec<u8>,
     pub bias: Vec<u8>,
+    pub bias_exponent: u8,
     pub multiplier: Vec<u8>,
     pub shift: Vec<u8>,
     pub clamp: Clamp,
@@ -128,7 +166,12 @@ impl ConvOwned {
             pad_left: self.pad_left,
             weight_bits: self.weight_bits,
             weights: &self.weights,
-            channel: ChannelParams { bias: &self.bias, multiplier: &self.multiplier, shift: &self.shift },
+            channel: ChannelParams {
+                bias: &self.bias,
+                bias_exponent: self.bias_exponent,
+                multiplier: &self.multiplier,
+                shift: &self.shift,
+            },
             clamp: self.clamp,
         }
     }
@@ -141,6 +184,7 @@ pub struct FcOwned {
     pub weight_bits: u8,
     pub weights: Vec<u8>,
     pub bias: Vec<u8>,
+    pub bias_exponent: u8,
     pub multiplier: Vec<u8>,
     pub shift: Vec<u8>,
     pub clamp: Clamp,
@@ -169,7 +213,12 @@ impl OpSpec {
                 output: p.output,
                 weight_bits: p.weight_bits,
                 weights: &p.weights,
-                channel: ChannelParams { bias: &p.bias, multiplier: &p.multiplier, shift: &p.shift },
+                channel: ChannelParams {
+                    bias: &p.bias,
+                    bias_exponent: p.bias_exponent,
+                    multiplier: &p.multiplier,
+                    shift: &p.shift,
+                },
                 clamp: p.clamp,
             }),
             OpSpec::AvgPool(p) => Op::AvgPool(*p),
@@ -448,14 +497,23 @@ pub fn out_clamp(bits: u32, zero_point: i32) -> impl Strategy<Value = OutQ> {
     .prop_map(move |(min, max)| OutQ { bits, zero_point, min, max })
 }
 
-/// `M`: mostly normalised `[2^30, 2^31)`, sometimes anything the format allows.
+/// A layer's `M` (pooling, add): mostly normalised `[2^30, 2^31)`, sometimes anything the
+/// format allows.
 pub fn multiplier() -> impl Strategy<Value = i32> {
     prop_oneof![12 => (1i32 << 30)..=i32::MAX, 1 => 0..(1i32 << 30), 1 => Just(i32::MAX), 1 => Just(1 << 30)]
 }
 
-/// `s`: mostly `−10..=0`, sometimes the extremes of the format.
+/// A channel's `M = m·2^15`: the mantissa mostly normalised `[2^14, 2^15)`, sometimes anything
+/// the format allows.
+pub fn channel_multiplier() -> impl Strategy<Value = i32> {
+    prop_oneof![12 => (1i32 << 14)..(1 << 15), 1 => 0..(1i32 << 14), 1 => Just((1 << 15) - 1), 1 => Just(1 << 14)]
+        .prop_map(|m| m << 15)
+}
+
+/// `s`: mostly `−10..=2` (real multipliers `2^-12..4`: `r` from 41 down to 29, both forms of the
+/// fast requantization), sometimes the extremes of the format.
 pub fn shift() -> impl Strategy<Value = i8> {
-    shift_in(-10, 0)
+    shift_in(-10, 2)
 }
 
 /// `s`: mostly in `lo..=hi`, sometimes the extremes of the format.
@@ -463,11 +521,18 @@ pub fn shift_in(lo: i8, hi: i8) -> impl Strategy<Value = i8> {
     prop_oneof![12 => lo..=hi, 1 => Just(-31i8), 1 => Just(30i8), 2 => -31i8..=30]
 }
 
-/// A bias within the accepted bound `|bias| ≤ limit`, sometimes large (saturating) or extreme.
-pub fn bias(limit: i64) -> impl Strategy<Value = i32> {
-    let l = limit.min(i32::MAX as i64) as i32;
+/// A bias `b·2^e` within the accepted bound `|bias| ≤ limit` for the layer's exponent `e`,
+/// sometimes large (saturating) or extreme.
+pub fn bias(limit: i64, e: u8) -> impl Strategy<Value = i32> {
+    let l = (limit >> e).min(i16::MAX as i64) as i32;
     assert!(l >= 0);
-    prop_oneof![6 => -4096..=4096, 2 => -l..=l, 1 => Just(l), 1 => Just(-l), 1 => Just(0)]
+    prop_oneof![6 => -4096.min(l)..=4096.min(l), 2 => -l..=l, 1 => Just(l), 1 => Just(-l), 1 => Just(0)]
+        .prop_map(move |b| b << e)
+}
+
+/// A layer's bias exponent: mostly 0, sometimes any the format allows.
+pub fn bias_exponent() -> impl Strategy<Value = u8> {
+    prop_oneof![4 => Just(0u8), 1 => 1u8..=16, 1 => Just(16u8)]
 }
 
 /// A positive f16 scale, exactly representable, in `[2^lo, 2^(hi+1))`.
@@ -483,7 +548,8 @@ pub fn log_uniform(lo: f64, hi: f64) -> impl Strategy<Value = f64> {
 /// Per-channel bias/multiplier/shift, random (`real = false`) or derived from real scales.
 pub fn channels(oc: usize, limit: i64, real: bool) -> BoxedStrategy<(Channels, Option<Real>)> {
     if !real {
-        vec((bias(limit), multiplier(), shift()), oc)
+        bias_exponent()
+            .prop_flat_map(move |e| vec((bias(limit, e), channel_multiplier(), shift()), oc))
             .prop_map(|v| {
                 let channels = Channels {
                     bias: v.iter().map(|c| c.0).collect(),
@@ -494,10 +560,10 @@ pub fn channels(oc: usize, limit: i64, real: bool) -> BoxedStrategy<(Channels, O
             })
             .boxed()
     } else {
-        (log_uniform(-8.0, 0.0), log_uniform(-8.0, 0.0), vec((log_uniform(-12.0, 1.0), bias(limit)), oc))
+        (log_uniform(-8.0, 0.0), log_uniform(-8.0, 0.0), vec((log_uniform(-12.0, 1.0), bias(limit, 0)), oc))
             .prop_map(|(s_in, s_out, per)| {
                 let s_w: Vec<f64> = per.iter().map(|&(m, _)| m * s_out / s_in).collect();
-                let q: Vec<(i32, i8)> = s_w.iter().map(|&sw| quantize_multiplier(s_in * sw / s_out)).collect();
+                let q: Vec<(i32, i8)> = s_w.iter().map(|&sw| quantize_channel_multiplier(s_in * sw / s_out)).collect();
                 let channels = Channels {
                     bias: per.iter().map(|p| p.1).collect(),
                     multiplier: q.iter().map(|p| p.0).collect(),
@@ -597,8 +663,9 @@ impl ConvCase {
             pad_left: g.pad_left as u8,
             weight_bits: self.weight_bits as u8,
             weights: pack_rows(&self.weights, self.reduction(), self.weight_bits),
-            bias: le_i32s(&self.channels.bias),
-            multiplier: le_i32s(&self.channels.multiplier),
+            bias: bias_bytes(&self.channels.bias).0,
+            bias_exponent: bias_bytes(&self.channels.bias).1,
+            multiplier: multiplier_bytes(&self.channels.multiplier),
             shift: shift_bytes(&self.channels.shift),
             clamp: self.out.clamp(),
         }
@@ -707,8 +774,9 @@ impl Case for FcCase {
             output: 1,
             weight_bits: self.weight_bits as u8,
             weights: pack_rows(&self.weights, x.values.len(), self.weight_bits),
-            bias: le_i32s(&self.channels.bias),
-            multiplier: le_i32s(&self.channels.multiplier),
+            bias: bias_bytes(&self.channels.bias).0,
+            bias_exponent: bias_bytes(&self.channels.bias).1,
+            multiplier: multiplier_bytes(&self.channels.multiplier),
             shift: shift_bytes(&self.channels.shift),
             clamp: self.out.clamp(),
         });

@@ -17,7 +17,7 @@ use core::fmt::Write;
 use cortex_m_rt::{entry, exception, ExceptionFrame};
 use hawq_firmware_common::semihost;
 use hawq_runtime::kernels::{self, ActFormat, AddRequant, Path, Requant, Window};
-use hawq_runtime::quant::{store, Bits, LeI32s};
+use hawq_runtime::quant::{store, Biases, Bits, Multipliers};
 
 /// Cases per operation.
 const CASES: u32 = 5000;
@@ -116,6 +116,16 @@ fn multiplier(rng: &mut Rng) -> i32 {
     }) as i32
 }
 
+/// A channel's multiplier mantissa `m` (`M = m·2^15`): mostly normalised, sometimes extreme.
+fn mantissa(rng: &mut Rng) -> i16 {
+    (match rng.pick(&[12, 1, 1, 1]) {
+        0 => rng.range(1 << 14, (1 << 15) - 1),
+        1 => rng.range(0, (1 << 14) - 1),
+        2 => i16::MAX as i64,
+        _ => 1 << 14,
+    }) as i16
+}
+
 fn shift(rng: &mut Rng, lo: i64, hi: i64) -> i8 {
     (match rng.pick(&[12, 1, 1, 2]) {
         0 => rng.range(lo, hi),
@@ -125,17 +135,27 @@ fn shift(rng: &mut Rng, lo: i64, hi: i64) -> i8 {
     }) as i8
 }
 
-/// `|bias| ≤ 2^31 − 1 − K·2^(b−1)·(2^a − 1)` (what the loader accepts, contract §3).
-fn bias(rng: &mut Rng, k: usize, wbits: Bits, abits: Bits) -> i32 {
+/// A bias `b` of a layer with exponent `e`: `|b·2^e| ≤ 2^31 − 1 − K·2^(b−1)·(2^a − 1)` (what the
+/// loader accepts, contract §3).
+fn bias(rng: &mut Rng, e: u8, k: usize, wbits: Bits, abits: Bits) -> i16 {
     let limit = (1i64 << 31) - 1 - k as i64 * (1i64 << (wbits.get() - 1)) * ((1i64 << abits.get()) - 1);
-    let l = limit.clamp(0, i32::MAX as i64);
+    let l = (limit >> e).clamp(0, i16::MAX as i64);
     (match rng.pick(&[6, 2, 1, 1, 1]) {
         0 => rng.range(-4096.min(l), 4096.min(l)),
         1 => rng.range(-l, l),
         2 => l,
         3 => -l,
         _ => 0,
-    }) as i32
+    }) as i16
+}
+
+/// A layer's bias exponent: mostly 0, sometimes any the format allows.
+fn bias_exponent(rng: &mut Rng) -> u8 {
+    (match rng.pick(&[4, 1, 1]) {
+        0 => 0,
+        1 => rng.range(1, 16),
+        _ => 16,
+    }) as u8
 }
 
 /// Output format and clamp: full range, ReLU, ReLU6-like, narrow.
@@ -211,10 +231,11 @@ fn activations(rng: &mut Rng, buf: &mut [u8], n: usize, bits: Bits) -> usize {
     bytes
 }
 
-/// Per-channel bias, multiplier, shift.
+/// Per-channel bias, multiplier, shift as the format stores them (contract §1).
 struct Channels {
-    bias: [u8; 4 * MAX_OC],
-    multiplier: [u8; 4 * MAX_OC],
+    bias: [u8; 2 * MAX_OC],
+    bias_exponent: u8,
+    multiplier: [u8; 2 * MAX_OC],
     shift: [u8; MAX_OC],
 }
 
@@ -222,19 +243,20 @@ const MAX_OC: usize = 96;
 
 impl Channels {
     fn random(rng: &mut Rng, oc: usize, k: usize, wbits: Bits, abits: Bits) -> Channels {
-        let mut c = Channels { bias: [0; 4 * MAX_OC], multiplier: [0; 4 * MAX_OC], shift: [0; MAX_OC] };
+        let e = bias_exponent(rng);
+        let mut c = Channels { bias: [0; 2 * MAX_OC], bias_exponent: e, multiplier: [0; 2 * MAX_OC], shift: [0; MAX_OC] };
         for i in 0..oc {
-            c.bias[4 * i..4 * i + 4].copy_from_slice(&bias(rng, k, wbits, abits).to_le_bytes());
-            c.multiplier[4 * i..4 * i + 4].copy_from_slice(&multiplier(rng).to_le_bytes());
-            c.shift[i] = shift(rng, -10, 0) as u8;
+            c.bias[2 * i..2 * i + 2].copy_from_slice(&bias(rng, e, k, wbits, abits).to_le_bytes());
+            c.multiplier[2 * i..2 * i + 2].copy_from_slice(&mantissa(rng).to_le_bytes());
+            c.shift[i] = shift(rng, -10, 2) as u8;
         }
         c
     }
 
     fn requant(&self, oc: usize, out: (ActFormat, i32, i32)) -> Requant<'_> {
         Requant {
-            bias: LeI32s(&self.bias[..4 * oc]),
-            multiplier: LeI32s(&self.multiplier[..4 * oc]),
+            bias: Biases { bytes: &self.bias[..2 * oc], exponent: self.bias_exponent },
+            multiplier: Multipliers(&self.multiplier[..2 * oc]),
             shift: &self.shift[..oc],
             out: out.0,
             min: out.1,

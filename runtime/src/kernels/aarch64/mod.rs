@@ -19,7 +19,7 @@ use core::arch::asm;
 
 use super::portable;
 use super::reference::{self, ActFormat, Requant, Window};
-use super::util::{fc_window, gather, put, ChannelQ, Rq32};
+use super::util::{fc_window, gather, put, sum_bound, ChannelQ, Rq32};
 use crate::quant::{load, Bits};
 
 /// Output pixels per block.
@@ -188,20 +188,19 @@ fn im2col(
 /// Requantizes the block's sums `Σ w·a − z·Σw` of channel `c` into the output.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn finish(rq: &Requant<'_>, c: usize, oc: usize, q0: usize, n: usize, sums: [i32; PIX], zsw: i32, output: &mut [u8]) {
-    let cq = ChannelQ::new(rq, c);
-    let (z, lo, hi) = (rq.out.zero_point, rq.min, rq.max);
-    match (Rq32::new(&cq), rq.out.bits) {
-        (Some(f), Bits::B8) => {
-            for (p, &s) in sums.iter().enumerate().take(n) {
-                output[(q0 + p) * oc + c] = f.apply(s.wrapping_sub(zsw), z, lo, hi) as u8;
-            }
-        }
-        _ => {
-            for (p, &s) in sums.iter().enumerate().take(n) {
-                put(output, rq.out.bits, (q0 + p) * oc + c, cq.apply(s.wrapping_sub(zsw)));
-            }
-        }
+fn finish(
+    rq: &Requant<'_>,
+    (c, bound): (usize, i64),
+    oc: usize,
+    q0: usize,
+    n: usize,
+    sums: [i32; PIX],
+    zsw: i32,
+    output: &mut [u8],
+) {
+    let f = Rq32::new(&ChannelQ::new(rq, c), bound, 0);
+    for (p, &s) in sums.iter().enumerate().take(n) {
+        put(output, rq.out.bits, (q0 + p) * oc + c, f.apply(s.wrapping_sub(zsw), rq.min, rq.max));
     }
 }
 
@@ -219,6 +218,7 @@ fn conv2d_neon(
     let k = g.kernel_h * g.kernel_w * g.in_c;
     let chunks = k.div_ceil(16);
     let row_bytes = weight_bits.packed_len(k);
+    let bound = sum_bound(k, weight_bits, in_fmt.bits);
     let mut col = [0u8; KPAD_MAX];
     let mut x = [[0i8; KPAD_MAX]; PIX];
     let npix = g.out_h * g.out_w;
@@ -240,7 +240,7 @@ fn conv2d_neon(
                 }
             }
             let sums = acc.map(|a| vaddvq_s32(a));
-            finish(rq, c, g.out_c, q0, n, sums, in_fmt.zero_point * vaddvq_s32(sw), output);
+            finish(rq, (c, bound), g.out_c, q0, n, sums, in_fmt.zero_point * vaddvq_s32(sw), output);
         }
         q0 += n;
     }
@@ -272,6 +272,7 @@ fn conv2d_dot(
     let k = g.kernel_h * g.kernel_w * g.in_c;
     let chunks = k.div_ceil(16);
     let row_bytes = weight_bits.packed_len(k);
+    let bound = sum_bound(k, weight_bits, in_fmt.bits);
     let mut col = [0u8; KPAD_MAX];
     let mut x = [[0i8; KPAD_MAX]; PIX];
     let npix = g.out_h * g.out_w;
@@ -293,7 +294,7 @@ fn conv2d_dot(
                 }
             }
             let sums = acc.map(|a| vaddvq_s32(a));
-            finish(rq, c, g.out_c, q0, n, sums, in_fmt.zero_point * vaddvq_s32(sw), output);
+            finish(rq, (c, bound), g.out_c, q0, n, sums, in_fmt.zero_point * vaddvq_s32(sw), output);
         }
         q0 += n;
     }

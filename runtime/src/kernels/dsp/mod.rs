@@ -32,7 +32,7 @@ use core::arch::asm;
 
 use super::portable;
 use super::reference::{self, ActFormat, Requant, Window};
-use super::util::{gather, put, row_words, tail_word, unpack4, ChannelQ, Rq32};
+use super::util::{gather, put, row_words, sum_bound, tail_word, unpack4, ChannelQ, Rq32};
 use crate::quant::{load, Bits};
 
 /// Output pixels per block of the convolution.
@@ -311,54 +311,90 @@ unsafe fn dot4_w8(w: *const u8, x: *const u32, n: usize) -> [i32; 4] {
 }
 
 /// [`dot`] of `n ≥ 1` whole 4-bit weight words with blocks of `[[u32; 4]; 4]` (sums scaled by
-/// 16): 35 instructions per 32 multiply-accumulates.
+/// 16): two words per loop iteration, 67 instructions per 64 multiply-accumulates (an odd word
+/// first, on its own).
 ///
 /// # Safety
 /// `w` must be valid for `4n` bytes and `x` for `16n` words.
 #[inline(always)]
 unsafe fn dot4_w4(w: *const u8, x: *const u32, n: usize) -> [i32; 4] {
     let (mut a0, mut a1, mut a2, mut a3) = (0i32, 0i32, 0i32, 0i32);
+    // One weight word against a block of `x` (its pairs at the given byte offsets from `xp`):
+    // 32 multiply-accumulates.
+    macro_rules! step {
+        ($o0:literal, $o1:literal, $o2:literal, $o3:literal, $o4:literal, $o5:literal, $o6:literal, $o7:literal) => {
+            concat!(
+                "ldr {w}, [{wp}], #4\n",
+                // Low nibbles, in the high half of each byte: lanes (0,4) and (2,6).
+                "lsl {w0}, {w}, #4\n",
+                "and {w0}, {w0}, #0xF0F0F0F0\n",
+                "sxtb16 {w1}, {w0}, ror #8\n",
+                "sxtb16 {w0}, {w0}\n",
+                "ldrd {xa}, {xb}, [{xp}, #",
+                $o0,
+                "]\n",
+                "smlad {a0}, {w0}, {xa}, {a0}\n",
+                "smlad {a0}, {w1}, {xb}, {a0}\n",
+                "ldrd {xa}, {xb}, [{xp}, #",
+                $o2,
+                "]\n",
+                "smlad {a1}, {w0}, {xa}, {a1}\n",
+                "smlad {a1}, {w1}, {xb}, {a1}\n",
+                "ldrd {xa}, {xb}, [{xp}, #",
+                $o4,
+                "]\n",
+                "smlad {a2}, {w0}, {xa}, {a2}\n",
+                "smlad {a2}, {w1}, {xb}, {a2}\n",
+                "ldrd {xa}, {xb}, [{xp}, #",
+                $o6,
+                "]\n",
+                "smlad {a3}, {w0}, {xa}, {a3}\n",
+                "smlad {a3}, {w1}, {xb}, {a3}\n",
+                // High nibbles: lanes (1,5) and (3,7).
+                "and {w}, {w}, #0xF0F0F0F0\n",
+                "sxtb16 {w1}, {w}, ror #8\n",
+                "sxtb16 {w0}, {w}\n",
+                "ldrd {xa}, {xb}, [{xp}, #",
+                $o1,
+                "]\n",
+                "smlad {a0}, {w0}, {xa}, {a0}\n",
+                "smlad {a0}, {w1}, {xb}, {a0}\n",
+                "ldrd {xa}, {xb}, [{xp}, #",
+                $o3,
+                "]\n",
+                "smlad {a1}, {w0}, {xa}, {a1}\n",
+                "smlad {a1}, {w1}, {xb}, {a1}\n",
+                "ldrd {xa}, {xb}, [{xp}, #",
+                $o5,
+                "]\n",
+                "smlad {a2}, {w0}, {xa}, {a2}\n",
+                "smlad {a2}, {w1}, {xb}, {a2}\n",
+                "ldrd {xa}, {xb}, [{xp}, #",
+                $o7,
+                "]\n",
+                "smlad {a3}, {w0}, {xa}, {a3}\n",
+                "smlad {a3}, {w1}, {xb}, {a3}\n",
+            )
+        };
+    }
     // SAFETY: as in `dot4_w8`.
     unsafe {
         asm!(
-            "2:",
-            "ldr {w}, [{wp}], #4",
-            // Low nibbles, in the high half of each byte: lanes (0,4) and (2,6).
-            "lsl {w0}, {w}, #4",
-            "and {w0}, {w0}, #0xF0F0F0F0",
-            "sxtb16 {w1}, {w0}, ror #8",
-            "sxtb16 {w0}, {w0}",
-            "ldrd {xa}, {xb}, [{xp}]",
-            "smlad {a0}, {w0}, {xa}, {a0}",
-            "smlad {a0}, {w1}, {xb}, {a0}",
-            "ldrd {xa}, {xb}, [{xp}, #16]",
-            "smlad {a1}, {w0}, {xa}, {a1}",
-            "smlad {a1}, {w1}, {xb}, {a1}",
-            "ldrd {xa}, {xb}, [{xp}, #32]",
-            "smlad {a2}, {w0}, {xa}, {a2}",
-            "smlad {a2}, {w1}, {xb}, {a2}",
-            "ldrd {xa}, {xb}, [{xp}, #48]",
-            "smlad {a3}, {w0}, {xa}, {a3}",
-            "smlad {a3}, {w1}, {xb}, {a3}",
-            // High nibbles: lanes (1,5) and (3,7).
-            "and {w}, {w}, #0xF0F0F0F0",
-            "sxtb16 {w1}, {w}, ror #8",
-            "sxtb16 {w0}, {w}",
-            "ldrd {xa}, {xb}, [{xp}, #8]",
-            "smlad {a0}, {w0}, {xa}, {a0}",
-            "smlad {a0}, {w1}, {xb}, {a0}",
-            "ldrd {xa}, {xb}, [{xp}, #24]",
-            "smlad {a1}, {w0}, {xa}, {a1}",
-            "smlad {a1}, {w1}, {xb}, {a1}",
-            "ldrd {xa}, {xb}, [{xp}, #40]",
-            "smlad {a2}, {w0}, {xa}, {a2}",
-            "smlad {a2}, {w1}, {xb}, {a2}",
-            "ldrd {xa}, {xb}, [{xp}, #56]",
-            "smlad {a3}, {w0}, {xa}, {a3}",
-            "smlad {a3}, {w1}, {xb}, {a3}",
+            // An odd word first, then two words per iteration.
+            "tst {n}, #1",
+            "beq 2f",
+            step!("0", "8", "16", "24", "32", "40", "48", "56"),
             "add {xp}, {xp}, #64",
+            "2:",
+            "lsrs {n}, {n}, #1",
+            "beq 4f",
+            "3:",
+            step!("0", "8", "16", "24", "32", "40", "48", "56"),
+            step!("64", "72", "80", "88", "96", "104", "112", "120"),
+            "add {xp}, {xp}, #128",
             "subs {n}, {n}, #1",
-            "bne 2b",
+            "bne 3b",
+            "4:",
             wp = inout(reg) w => _,
             xp = inout(reg) x => _,
             n = inout(reg) n => _,
@@ -508,12 +544,21 @@ fn conv_impl<const L: usize, const N: usize>(
     let aligned4 = in_fmt.bits == Bits::B4 && g.in_c % (2 * L).max(8) == 0;
     let scale = scale + if aligned4 { 4 } else { 0 };
     // The fast epilogues: every channel's constants precomputed (at most CQ_MAX channels).
-    let mut fast = [Rq32::any(&ChannelQ::new(rq, 0)); CQ_MAX];
+    let weight_bits = match L {
+        2 => Bits::B8,
+        4 => Bits::B4,
+        _ => Bits::B2,
+    };
+    let bound = sum_bound(g.kernel_h * g.kernel_w * g.in_c, weight_bits, in_fmt.bits);
+    let mut fast = [Rq32::new(&ChannelQ::new(rq, 0), bound, scale); CQ_MAX];
     let all32 = g.out_c <= CQ_MAX;
     for (c, f) in fast.iter_mut().enumerate().take(g.out_c) {
-        *f = Rq32::any(&ChannelQ::new(rq, c));
+        *f = Rq32::new(&ChannelQ::new(rq, c), bound, scale);
     }
-    let (z, lo, hi) = (rq.out.zero_point, rq.min, rq.max);
+    let (lo, hi) = (rq.min, rq.max);
+    // No clamp but the output range's (no fused activation, or a ReLU whose zero point is −128):
+    // one `SSAT`.
+    let full_range = (lo, hi) == (-128, 127);
     let oc = g.out_c;
     let mut q0 = 0;
     while q0 < npix {
@@ -539,18 +584,29 @@ fn conv_impl<const L: usize, const N: usize>(
             let outs = o0.iter_mut().zip(o1.iter_mut()).zip(o2.iter_mut()).zip(o3.iter_mut());
             for ((row, f), (((d0, d1), d2), d3)) in weights.chunks_exact(row_bytes).zip(&fast).zip(outs) {
                 let [a0, a1, a2, a3] = dot4(row, x);
-                *d0 = f.apply(a0 >> scale, z, lo, hi) as u8;
-                *d1 = f.apply(a1 >> scale, z, lo, hi) as u8;
-                *d2 = f.apply(a2 >> scale, z, lo, hi) as u8;
-                *d3 = f.apply(a3 >> scale, z, lo, hi) as u8;
+                if full_range {
+                    (*d0, *d1, *d2, *d3) = (
+                        f.apply(a0, -128, 127) as u8,
+                        f.apply(a1, -128, 127) as u8,
+                        f.apply(a2, -128, 127) as u8,
+                        f.apply(a3, -128, 127) as u8,
+                    );
+                } else {
+                    (*d0, *d1, *d2, *d3) = (
+                        f.apply(a0, lo, hi) as u8,
+                        f.apply(a1, lo, hi) as u8,
+                        f.apply(a2, lo, hi) as u8,
+                        f.apply(a3, lo, hi) as u8,
+                    );
+                }
             }
         } else if all32 && n == PIX && out_bits == Bits::B4 && oc % 2 == 0 {
             // 4-bit output, an even channel count: two channels make a byte of each pixel.
             let rows = weights.chunks_exact(2 * row_bytes).zip(fast.chunks_exact(2));
             for (c2, (rows2, f2)) in rows.enumerate().take(oc / 2) {
                 let (r0, r1) = rows2.split_at(row_bytes);
-                let v0 = dot4(r0, x).map(|a| f2[0].apply(a >> scale, z, lo, hi));
-                let v1 = dot4(r1, x).map(|a| f2[1].apply(a >> scale, z, lo, hi));
+                let v0 = dot4(r0, x).map(|a| f2[0].apply(a, lo, hi));
+                let v1 = dot4(r1, x).map(|a| f2[1].apply(a, lo, hi));
                 for p in 0..PIX {
                     output[((q0 + p) * oc) / 2 + c2] = (v0[p] as u8 & 0x0F) | ((v1[p] as u8) << 4);
                 }
@@ -772,7 +828,8 @@ pub fn depthwise_conv2d(
     // Weights of channels 4i..4i+4 per tap: (w0, w2) and (w1, w3), the SXTB16 lanes; and the
     // requantization with `bias − z·Σw`.
     let mut wp = [[0u32; 2]; DW_WORDS / 2];
-    let mut fast = [Rq32::any(&ChannelQ::new(rq, 0)); CQ_MAX];
+    let bound = sum_bound(taps, weight_bits, in_fmt.bits);
+    let mut fast = [Rq32::new(&ChannelQ::new(rq, 0), bound, 0); CQ_MAX];
     for gi in 0..groups {
         let rows: [&[u8]; 4] = core::array::from_fn(|j| &weights[(4 * gi + j) * row_bytes..][..row_bytes]);
         let mut sums = [0i32; 4];
@@ -784,12 +841,12 @@ pub fn depthwise_conv2d(
             wp[gi * taps + t] = [pair(w[0], w[2]), pair(w[1], w[3])];
         }
         for (j, s) in sums.iter().enumerate() {
-            fast[4 * gi + j] = Rq32::any(&ChannelQ::new(rq, 4 * gi + j).with_bias_offset(-z * s));
+            fast[4 * gi + j] = Rq32::new(&ChannelQ::new(rq, 4 * gi + j), bound, 0).with_bias_offset(-z * s);
         }
     }
     let zrow = [z as u8; DW_ZROW];
     let (out_bits, oc) = (rq.out.bits, g.out_c);
-    let (zo, lo, hi) = (rq.out.zero_point, rq.min, rq.max);
+    let (lo, hi) = (rq.min, rq.max);
     let mut ptrs = [0usize; DW_TAPS];
     let mut rows = [0u8; DW_ROWS];
     let row_len = g.in_w * c;
@@ -824,7 +881,7 @@ pub fn depthwise_conv2d(
                 // `input` or `zrow`), and `4·gi + 4 ≤ c`; `w` holds `taps` pairs of words.
                 let acc = unsafe { dw_taps(ptrs.as_ptr(), 4 * gi, w.as_ptr() as *const u32, taps) };
                 let f = &fast[4 * gi..4 * gi + 4];
-                let v: [i32; 4] = core::array::from_fn(|j| f[j].apply(acc[j], zo, lo, hi));
+                let v: [i32; 4] = core::array::from_fn(|j| f[j].apply(acc[j], lo, hi));
                 if out_bits == Bits::B8 {
                     for (d, v) in output[o + 4 * gi..o + 4 * gi + 4].iter_mut().zip(v) {
                         *d = v as u8;

@@ -63,8 +63,8 @@ impl Window {
 /// Per output channel bias and requantization (contract §3–§4), with the output clamp.
 #[derive(Debug, Clone, Copy)]
 pub struct Requant<'a> {
-    pub bias: crate::quant::LeI32s<'a>,
-    pub multiplier: crate::quant::LeI32s<'a>,
+    pub bias: crate::quant::Biases<'a>,
+    pub multiplier: crate::quant::Multipliers<'a>,
     pub shift: &'a [u8],
     pub out: ActFormat,
     pub min: i32,

@@ -17,7 +17,7 @@ use core::arch::x86_64::*;
 
 use super::portable;
 use super::reference::{self, ActFormat, AddRequant, Requant, Window};
-use super::util::{fc_window, gather, put, ChannelQ, Rq32};
+use super::util::{fc_window, gather, put, sum_bound, ChannelQ, Rq32};
 use crate::quant::Bits;
 
 /// Output pixels per block.
@@ -245,7 +245,8 @@ fn conv2d_avx2(
     let mut col = [0u8; KPAD_MAX];
     let mut x = [[0i16; KPAD_MAX]; PIX];
     let npix = g.out_h * g.out_w;
-    let (out_bits, z, lo, hi) = (rq.out.bits, rq.out.zero_point, rq.min, rq.max);
+    let (out_bits, lo, hi) = (rq.out.bits, rq.min, rq.max);
+    let bound = sum_bound(k, weight_bits, in_fmt.bits);
     let mut q0 = 0;
     while q0 < npix {
         let n = (npix - q0).min(PIX);
@@ -274,18 +275,9 @@ fn conv2d_avx2(
                 }
             }
             let sums = hsum4(acc);
-            let cq = ChannelQ::new(rq, c);
-            match (Rq32::new(&cq), out_bits) {
-                (Some(f), Bits::B8) => {
-                    for (p, &s) in sums.iter().enumerate().take(n) {
-                        output[(q0 + p) * g.out_c + c] = f.apply(s, z, lo, hi) as u8;
-                    }
-                }
-                _ => {
-                    for (p, &s) in sums.iter().enumerate().take(n) {
-                        put(output, out_bits, (q0 + p) * g.out_c + c, cq.apply(s));
-                    }
-                }
+            let f = Rq32::new(&ChannelQ::new(rq, c), bound, 0);
+            for (p, &s) in sums.iter().enumerate().take(n) {
+                put(output, out_bits, (q0 + p) * g.out_c + c, f.apply(s, lo, hi));
             }
         }
         q0 += n;
