@@ -150,8 +150,21 @@ fn patches(op: &OpKind, input: &[f32], hwc: (usize, usize, usize), out_hw: (usiz
 /// Moments of every weight layer's input patches over `inputs` (real NHWC samples) and output
 /// positions.
 pub fn input_moments(graph: &Graph, inputs: &[Vec<f32>]) -> Vec<Option<InputMoments>> {
-    let of_sample = |x: &Vec<f32>| -> Vec<Option<InputMoments>> {
-        let values = crate::float_exec::run_all(graph, x);
+    input_moments_visiting(graph, inputs, 1, |_, _| ()).0
+}
+
+/// [`input_moments`] of every `step`-th sample of `inputs` (from the first), in one forward pass
+/// over all of them that also hands each sample's values to `visit(sample index, values)`; its
+/// results come back in sample order. (Calibration needs every value of every sample too, and
+/// the forward pass is then made once.)
+pub(crate) fn input_moments_visiting<T: Send>(
+    graph: &Graph,
+    inputs: &[Vec<f32>],
+    step: usize,
+    visit: impl Fn(usize, &[Vec<f32>]) -> T + Sync,
+) -> (Vec<Option<InputMoments>>, Vec<T>) {
+    let step = step.max(1);
+    let of_sample = |values: &[Vec<f32>]| -> Vec<Option<InputMoments>> {
         graph
             .nodes
             .iter()
@@ -188,21 +201,42 @@ pub fn input_moments(graph: &Graph, inputs: &[Vec<f32>]) -> Vec<Option<InputMome
         }
         acc
     };
-    // Fixed chunks summed in order, so the result does not depend on thread scheduling (a
-    // different summation order could flip a rounding).
+    // Fixed chunks of the moment samples (16 of them), summed in order, so the result does not
+    // depend on thread scheduling (a different summation order could flip a rounding). A chunk
+    // of `chunk` moment samples spans `chunk · step` samples.
     let empty = || vec![None; graph.nodes.len()];
-    let chunk = inputs.len().div_ceil(16).max(1);
-    let partial: Vec<Vec<Option<InputMoments>>> =
-        inputs.par_chunks(chunk).map(|c| c.iter().fold(empty(), |acc, x| merge(acc, of_sample(x)))).collect();
-    let mut total = partial.into_iter().fold(empty(), merge);
+    let moment_samples = inputs.len().div_ceil(step);
+    let chunk = moment_samples.div_ceil(16).max(1);
+    let partial: Vec<(Vec<Option<InputMoments>>, Vec<T>)> = inputs
+        .par_chunks(chunk * step)
+        .enumerate()
+        .map(|(c, samples)| {
+            let mut acc = empty();
+            let mut visited = Vec::with_capacity(samples.len());
+            for (j, x) in samples.iter().enumerate() {
+                let values = crate::float_exec::run_all(graph, x);
+                if j % step == 0 {
+                    acc = merge(acc, of_sample(&values));
+                }
+                visited.push(visit(c * chunk * step + j, &values));
+            }
+            (acc, visited)
+        })
+        .collect();
+    let mut total = empty();
+    let mut visited = Vec::with_capacity(inputs.len());
+    for (moments, v) in partial {
+        total = merge(total, moments);
+        visited.extend(v);
+    }
     for (node, m) in graph.nodes.iter().zip(total.iter_mut()) {
         if let Some(m) = m {
             let (oh, ow, _) = graph.values[node.output].hwc();
             let positions = if matches!(node.op, OpKind::Fc(_)) { 1 } else { oh * ow };
-            m.scale(1.0 / (inputs.len() * positions).max(1) as f64);
+            m.scale(1.0 / (moment_samples * positions).max(1) as f64);
         }
     }
-    total
+    (total, visited)
 }
 
 /// GPTQ's dampening, as a fraction of the mean diagonal of H: keeps dead inputs from making H
