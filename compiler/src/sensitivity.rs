@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use rayon::prelude::*;
 
 use crate::allocate::{Sensitivity, Trace, WEIGHT_BITS};
-use crate::autodiff::{quadratic_forms, traces, LayerDirection, Loss, TraceOptions, Traces};
+use crate::autodiff::{traces_and_forms, LayerDirection, Loss, TraceOptions, Traces};
 use crate::data::Dataset;
 use crate::emit::fake_quantized_widths;
 use crate::ir::{Graph, OpKind};
@@ -86,11 +86,10 @@ pub struct Measured {
 pub fn measure(p: &Prepared, calib: &Dataset, choice: LossChoice, opts: &TraceOptions) -> Result<Measured> {
     let loss = choose_loss(&p.graph, &calib.y, choice)?;
     let inputs = real_inputs(&p.graph, calib, p.transform)?;
-    let bar = crate::pipeline::progress_bar(inputs.len(), "hessian");
-    let traces = traces(&p.graph, loss, &inputs, &calib.y, opts, &bar)?;
-    bar.finish_and_clear();
     let directions = quantization_directions(p);
-    let forms = quadratic_forms(&p.graph, loss, &inputs, &calib.y, &directions)?;
+    let bar = crate::pipeline::progress_bar(inputs.len(), "hessian");
+    let (traces, forms) = traces_and_forms(&p.graph, loss, &inputs, &calib.y, opts, &directions, &bar)?;
+    bar.finish_and_clear();
     // One form per width of `WEIGHT_BITS`, per layer, as the directions were made.
     let mut quadratic = vec![None; p.graph.nodes.len()];
     for (d, f) in directions.chunks(WEIGHT_BITS.len()).zip(forms.chunks(WEIGHT_BITS.len())) {
