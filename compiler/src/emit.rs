@@ -10,6 +10,7 @@ use hawq_runtime::format::{
     Op, PoolParams, RawInput, TensorDesc, UnaryParams,
 };
 use hawq_runtime::quant::{pack, Bits, BIAS_EXPONENT_MAX};
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::gptq::{Gptq, InputMoments};
@@ -172,6 +173,17 @@ pub fn fake_quantized(
     means: &[f64],
     bits: u8,
 ) -> Option<(Vec<f32>, Vec<f32>)> {
+    fake_quantized_widths(op, moments, means, &[bits]).and_then(|mut v| v.pop())
+}
+
+/// [`fake_quantized`] at each width of `widths`, in that order (the GPTQ factorization of the
+/// layer's moments is made once for all of them).
+pub fn fake_quantized_widths(
+    op: &OpKind,
+    moments: Option<&InputMoments>,
+    means: &[f64],
+    widths: &[u8],
+) -> Option<Vec<(Vec<f32>, Vec<f32>)>> {
     let bias = match op {
         OpKind::Conv(c) => c.bias.to_vec(),
         OpKind::Fc(f) => f.bias.to_vec(),
@@ -179,47 +191,50 @@ pub fn fake_quantized(
     };
     let mean = input_mean(op, means, moments);
     let rows = weight_rows(op);
-    let rounded = round_layer(op, moments, bits);
-    let weights = rounded.iter().flat_map(|(s, q)| q.iter().map(move |&v| s * v as f32)).collect();
-    let bias = rows
-        .iter()
-        .zip(&rounded)
-        .zip(bias)
-        .enumerate()
-        .map(|(c, ((row, (s, q)), b))| (b as f64 + bias_correction(bits, row, *s, q, |k| mean(c, k))) as f32)
-        .collect();
-    Some((weights, bias))
+    let per_width = round_layer_widths(op, moments, widths).into_iter().zip(widths).map(|(rounded, &bits)| {
+        let weights = rounded.iter().flat_map(|(s, q)| q.iter().map(move |&v| s * v as f32)).collect();
+        let bias = rows
+            .iter()
+            .zip(&rounded)
+            .zip(&bias)
+            .enumerate()
+            .map(|(c, ((row, (s, q)), &b))| (b as f64 + bias_correction(bits, row, *s, q, |k| mean(c, k))) as f32)
+            .collect();
+        (weights, bias)
+    });
+    Some(per_width.collect())
 }
 
 /// How a layer's rows are rounded: GPTQ against the layer's input moments below 8 bits, nearest
 /// rounding at 8 bits (already near-lossless) or when no moments are known.
 pub(crate) struct RowQuantizer {
-    bits: u8,
-    /// Per group (one group for conv/FC, one per input channel for depthwise).
+    /// Per group (one group for conv/FC, one per input channel for depthwise); empty when no
+    /// width below 8 bits is wanted, or GPTQ cannot be used.
     groups: Vec<Gptq>,
 }
 
 impl RowQuantizer {
-    pub(crate) fn new(moments: Option<&InputMoments>, bits: u8) -> RowQuantizer {
+    /// The quantizer for the widths `widths` (the factorization is only made if one is below 8).
+    pub(crate) fn new(moments: Option<&InputMoments>, widths: &[u8]) -> RowQuantizer {
         // Below 8 bits the bias absorbs the mean of the output error (`bias_correction`), so GPTQ
         // minimises what is left: the error's variance, on the input covariance.
         let factor = |m: &crate::gptq::Moments| Gptq::new(&m.covariance());
         let groups = match moments {
-            Some(_) if bits >= 8 => Vec::new(),
+            Some(_) if widths.iter().all(|&bits| bits >= 8) => Vec::new(),
             Some(InputMoments::Shared(m)) => factor(m).into_iter().collect(),
             Some(InputMoments::PerChannel(ms)) => {
-                let g: Option<Vec<_>> = ms.iter().map(factor).collect();
+                let g: Option<Vec<_>> = ms.par_iter().map(factor).collect();
                 g.unwrap_or_default()
             }
             None => Vec::new(),
         };
-        RowQuantizer { bits, groups }
+        RowQuantizer { groups }
     }
 
-    pub(crate) fn quantize(&self, group: usize, w: &[f32]) -> (f32, Vec<i8>) {
+    pub(crate) fn quantize(&self, group: usize, w: &[f32], bits: u8) -> (f32, Vec<i8>) {
         match self.groups.get(group) {
-            Some(g) if g.inputs() == w.len() => g.quantize(w, self.bits),
-            _ => quantize_channel(w, self.bits),
+            Some(g) if bits < 8 && g.inputs() == w.len() => g.quantize(w, bits),
+            _ => quantize_channel(w, bits),
         }
     }
 }
@@ -239,14 +254,23 @@ fn weight_rows(op: &OpKind) -> Vec<&[f32]> {
 
 /// Every output channel of a weight layer rounded as `emit` rounds it: its scale and integers.
 pub fn round_layer(op: &OpKind, moments: Option<&InputMoments>, bits: u8) -> Vec<(f32, Vec<i8>)> {
+    round_layer_widths(op, moments, &[bits]).pop().unwrap_or_default()
+}
+
+/// [`round_layer`] at each width of `widths`, in that order. Rows are rounded in parallel (each
+/// row's rounding is independent of the others).
+pub fn round_layer_widths(op: &OpKind, moments: Option<&InputMoments>, widths: &[u8]) -> Vec<Vec<(f32, Vec<i8>)>> {
     let rows = weight_rows(op);
-    let quantizer = RowQuantizer::new(moments, bits);
+    let quantizer = RowQuantizer::new(moments, widths);
     // Depthwise rows share their input channel's moments: `rows / in_c` rows per channel.
     let per_group = match (op, moments) {
         (OpKind::Conv(c), Some(InputMoments::PerChannel(v))) if c.depthwise => (rows.len() / v.len().max(1)).max(1),
         _ => usize::MAX,
     };
-    rows.iter().enumerate().map(|(r, row)| quantizer.quantize(r / per_group, row)).collect()
+    widths
+        .iter()
+        .map(|&bits| rows.par_iter().enumerate().map(|(r, row)| quantizer.quantize(r / per_group, row, bits)).collect())
+        .collect()
 }
 
 /// `‖Q_b(W_c) − W_c‖²` of each output channel `c` of a weight layer with the quantizer `emit`

@@ -17,7 +17,8 @@
 //! error too: among clipping ratios, then refined by the least-squares scale of the integers
 //! found. Scales stay per output channel and symmetric (the integer contract does not change).
 
-use ndarray::{Array2, Axis};
+use ndarray::linalg::general_mat_mul;
+use ndarray::{s, Array2, Axis};
 use rayon::prelude::*;
 
 use crate::ir::{Graph, OpKind};
@@ -39,7 +40,7 @@ impl Moments {
     }
 
     fn of(p: &Array2<f64>) -> Moments {
-        Moments { second: p.t().dot(p), mean: p.sum_axis(Axis(0)).to_vec() }
+        Moments { second: gram(p), mean: p.sum_axis(Axis(0)).to_vec() }
     }
 
     fn add(&mut self, other: &Moments) {
@@ -51,6 +52,35 @@ impl Moments {
         self.second.mapv_inplace(|v| v * by);
         self.mean.iter_mut().for_each(|m| *m *= by);
     }
+}
+
+/// Columns per block of [`gram`].
+const GRAM_BLOCK: usize = 64;
+
+/// `pᵀ p`, multiplying only the column blocks on and above the diagonal and mirroring the rest,
+/// which halves the work of the layers' moments. Each entry is the same dot product over the rows
+/// of `p`, summed in the same order, as in the whole product (the GEMM's blocking along the
+/// summed dimension depends on the number of rows only), and `(pᵀp)ᵢⱼ = (pᵀp)ⱼᵢ` exactly, so
+/// the result is bit for bit `p.t().dot(p)`.
+fn gram(p: &Array2<f64>) -> Array2<f64> {
+    let k = p.ncols();
+    let mut out = Array2::<f64>::zeros((k, k));
+    for first in (0..k).step_by(GRAM_BLOCK) {
+        let end = (first + GRAM_BLOCK).min(k);
+        let lhs = p.slice(s![.., ..end]).reversed_axes();
+        let rhs = p.slice(s![.., first..end]);
+        general_mat_mul(1.0, &lhs, &rhs, 0.0, &mut out.slice_mut(s![..end, first..end]));
+    }
+    // Entries below the diagonal blocks, from their mirror images above.
+    for first in (0..k).step_by(GRAM_BLOCK) {
+        let end = (first + GRAM_BLOCK).min(k);
+        for i in end..k {
+            for j in first..end {
+                out[[i, j]] = out[[j, i]];
+            }
+        }
+    }
+    out
 }
 
 /// Input moments of one weight layer.
@@ -120,8 +150,21 @@ fn patches(op: &OpKind, input: &[f32], hwc: (usize, usize, usize), out_hw: (usiz
 /// Moments of every weight layer's input patches over `inputs` (real NHWC samples) and output
 /// positions.
 pub fn input_moments(graph: &Graph, inputs: &[Vec<f32>]) -> Vec<Option<InputMoments>> {
-    let of_sample = |x: &Vec<f32>| -> Vec<Option<InputMoments>> {
-        let values = crate::float_exec::run_all(graph, x);
+    input_moments_visiting(graph, inputs, 1, |_, _| ()).0
+}
+
+/// [`input_moments`] of every `step`-th sample of `inputs` (from the first), in one forward pass
+/// over all of them that also hands each sample's values to `visit(sample index, values)`; its
+/// results come back in sample order. (Calibration needs every value of every sample too, and
+/// the forward pass is then made once.)
+pub(crate) fn input_moments_visiting<T: Send>(
+    graph: &Graph,
+    inputs: &[Vec<f32>],
+    step: usize,
+    visit: impl Fn(usize, &[Vec<f32>]) -> T + Sync,
+) -> (Vec<Option<InputMoments>>, Vec<T>) {
+    let step = step.max(1);
+    let of_sample = |values: &[Vec<f32>]| -> Vec<Option<InputMoments>> {
         graph
             .nodes
             .iter()
@@ -158,21 +201,42 @@ pub fn input_moments(graph: &Graph, inputs: &[Vec<f32>]) -> Vec<Option<InputMome
         }
         acc
     };
-    // Fixed chunks summed in order, so the result does not depend on thread scheduling (a
-    // different summation order could flip a rounding).
+    // Fixed chunks of the moment samples (16 of them), summed in order, so the result does not
+    // depend on thread scheduling (a different summation order could flip a rounding). A chunk
+    // of `chunk` moment samples spans `chunk · step` samples.
     let empty = || vec![None; graph.nodes.len()];
-    let chunk = inputs.len().div_ceil(16).max(1);
-    let partial: Vec<Vec<Option<InputMoments>>> =
-        inputs.par_chunks(chunk).map(|c| c.iter().fold(empty(), |acc, x| merge(acc, of_sample(x)))).collect();
-    let mut total = partial.into_iter().fold(empty(), merge);
+    let moment_samples = inputs.len().div_ceil(step);
+    let chunk = moment_samples.div_ceil(16).max(1);
+    let partial: Vec<(Vec<Option<InputMoments>>, Vec<T>)> = inputs
+        .par_chunks(chunk * step)
+        .enumerate()
+        .map(|(c, samples)| {
+            let mut acc = empty();
+            let mut visited = Vec::with_capacity(samples.len());
+            for (j, x) in samples.iter().enumerate() {
+                let values = crate::float_exec::run_all(graph, x);
+                if j % step == 0 {
+                    acc = merge(acc, of_sample(&values));
+                }
+                visited.push(visit(c * chunk * step + j, &values));
+            }
+            (acc, visited)
+        })
+        .collect();
+    let mut total = empty();
+    let mut visited = Vec::with_capacity(inputs.len());
+    for (moments, v) in partial {
+        total = merge(total, moments);
+        visited.extend(v);
+    }
     for (node, m) in graph.nodes.iter().zip(total.iter_mut()) {
         if let Some(m) = m {
             let (oh, ow, _) = graph.values[node.output].hwc();
             let positions = if matches!(node.op, OpKind::Fc(_)) { 1 } else { oh * ow };
-            m.scale(1.0 / (inputs.len() * positions).max(1) as f64);
+            m.scale(1.0 / (moment_samples * positions).max(1) as f64);
         }
     }
-    total
+    (total, visited)
 }
 
 /// GPTQ's dampening, as a fraction of the mean diagonal of H: keeps dead inputs from making H
@@ -194,15 +258,23 @@ pub fn inverse_cholesky(h: &Array2<f64>) -> Option<Array2<f64>> {
         a[[i, i]] += damp;
     }
     let l = cholesky_lower(&a)?;
-    // H⁻¹ = L⁻ᵀ L⁻¹; invert L (lower triangular) by forward substitution.
+    // H⁻¹ = L⁻ᵀ L⁻¹; invert L (lower triangular) by forward substitution, one column of L⁻¹ at a
+    // time. The column is kept contiguous (`column[j]` = L⁻¹[j, col]) so that the dot products
+    // run over two slices.
+    let l = l.as_standard_layout();
+    let l = l.as_slice().expect("standard layout");
     let mut linv = Array2::<f64>::zeros((k, k));
+    let mut column = vec![0.0f64; k];
     for col in 0..k {
         for i in col..k {
             let mut s = if i == col { 1.0 } else { 0.0 };
-            for j in col..i {
-                s -= l[[i, j]] * linv[[j, col]];
+            for (&lij, &x) in l[i * k + col..i * k + i].iter().zip(&column[col..i]) {
+                s -= lij * x;
             }
-            linv[[i, col]] = s / l[[i, i]];
+            column[i] = s / l[i * k + i];
+        }
+        for i in col..k {
+            linv[[i, col]] = column[i];
         }
     }
     let hinv = linv.t().dot(&linv);
@@ -212,24 +284,26 @@ pub fn inverse_cholesky(h: &Array2<f64>) -> Option<Array2<f64>> {
 
 fn cholesky_lower(a: &Array2<f64>) -> Option<Array2<f64>> {
     let k = a.nrows();
-    let mut l = Array2::<f64>::zeros((k, k));
+    // Row-major `k × k`; row `i` of L is only read up to column `j < i` while entry `(i, j)` is
+    // computed, so rows `i` and `j` are read as slices.
+    let mut l = vec![0.0f64; k * k];
     for i in 0..k {
         for j in 0..=i {
             let mut s = a[[i, j]];
-            for p in 0..j {
-                s -= l[[i, p]] * l[[j, p]];
+            for (&lip, &ljp) in l[i * k..i * k + j].iter().zip(&l[j * k..j * k + j]) {
+                s -= lip * ljp;
             }
             if i == j {
                 if s <= 0.0 || !s.is_finite() {
                     return None;
                 }
-                l[[i, i]] = s.sqrt();
+                l[i * k + i] = s.sqrt();
             } else {
-                l[[i, j]] = s / l[[j, j]];
+                l[i * k + j] = s / l[j * k + j];
             }
         }
     }
-    Some(l)
+    Some(Array2::from_shape_vec((k, k), l).expect("k × k"))
 }
 
 /// GPTQ for the output channels that share one input-moment matrix `H`: `H` itself (to score
@@ -249,12 +323,16 @@ impl Gptq {
         let mut act_order = natural.clone();
         act_order.sort_by(|&a, &b| h[[b, b]].total_cmp(&h[[a, a]]));
         let orders = if act_order == natural { vec![natural] } else { vec![natural, act_order] };
-        let mut factors = Vec::new();
-        for order in orders {
-            let permuted = Array2::from_shape_fn((k, k), |(i, j)| h[[order[i], order[j]]]);
-            factors.push((order, inverse_cholesky(&permuted)?));
-        }
-        Some(Gptq { h: h.clone(), factors })
+        let factors = orders
+            .into_par_iter()
+            .map(|order| {
+                let permuted = Array2::from_shape_fn((k, k), |(i, j)| h[[order[i], order[j]]]);
+                // Standard layout, which the rounding reads row by row.
+                let u = inverse_cholesky(&permuted)?.as_standard_layout().into_owned();
+                Some((order, u))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(Gptq { h: h.as_standard_layout().into_owned(), factors })
     }
 
     pub fn inputs(&self) -> usize {
@@ -264,6 +342,11 @@ impl Gptq {
     /// GPTQ rounding of one output channel `w` at scale `s` to `[-qmax, qmax]`: of the orders
     /// tried, the rounding with the least output error.
     pub fn round(&self, w: &[f32], s: f32, qmax: i32) -> Vec<i8> {
+        self.round_scored(w, s, qmax).1
+    }
+
+    /// [`Gptq::round`] with the output error of the rounding it returns.
+    fn round_scored(&self, w: &[f32], s: f32, qmax: i32) -> (f64, Vec<i8>) {
         let mut best: Option<(f64, Vec<i8>)> = None;
         for (order, u) in &self.factors {
             let permuted: Vec<f32> = order.iter().map(|&i| w[i]).collect();
@@ -272,12 +355,12 @@ impl Gptq {
             for (j, &i) in order.iter().enumerate() {
                 q[i] = qp[j];
             }
-            let e = if self.factors.len() > 1 { output_error(w, s, &q, &self.h) } else { 0.0 };
+            let e = output_error(w, s, &q, &self.h);
             if best.as_ref().is_none_or(|b| e < b.0) {
                 best = Some((e, q));
             }
         }
-        best.expect("one order").1
+        best.expect("one order")
     }
 
     /// Quantizes one output channel at `bits`, choosing among clipping ratios the scale whose
@@ -294,8 +377,7 @@ impl Gptq {
             if !(s > 0.0 && s.is_finite()) {
                 return;
             }
-            let q = self.round(w, s, qmax);
-            let e = output_error(w, s, &q, &self.h);
+            let (e, q) = self.round_scored(w, s, qmax);
             if best.as_ref().is_none_or(|b| e < b.0) {
                 *best = Some((e, s, q));
             }
@@ -316,16 +398,14 @@ impl Gptq {
 /// The scale minimising the output error `(w − s·q)ᵀ H (w − s·q)` for fixed integers `q`:
 /// `s = qᵀHw / qᵀHq`.
 fn optimal_scale(w: &[f32], q: &[i8], h: &Array2<f64>) -> f64 {
-    let k = w.len();
+    let w: Vec<f64> = w.iter().map(|&x| x as f64).collect();
+    let q: Vec<f64> = q.iter().map(|&x| x as f64).collect();
+    let hw = matrix_vector(h, &w);
+    let hq = matrix_vector(h, &q);
     let (mut qhw, mut qhq) = (0.0, 0.0);
-    for i in 0..k {
-        let (mut hw, mut hq) = (0.0, 0.0);
-        for j in 0..k {
-            hw += h[[i, j]] * w[j] as f64;
-            hq += h[[i, j]] * q[j] as f64;
-        }
-        qhw += q[i] as f64 * hw;
-        qhq += q[i] as f64 * hq;
+    for i in 0..q.len() {
+        qhw += q[i] * hw[i];
+        qhq += q[i] * hq[i];
     }
     if qhq > 0.0 {
         qhw / qhq
@@ -334,18 +414,50 @@ fn optimal_scale(w: &[f32], q: &[i8], h: &Array2<f64>) -> f64 {
     }
 }
 
+/// `H x` for a square row-major `H`, each entry summed over `j` in order. Four rows are summed
+/// side by side: each sum is a chain of dependent additions, and independent chains keep the
+/// processor busy where one would wait on each addition (the sums themselves are unchanged).
+fn matrix_vector(h: &Array2<f64>, x: &[f64]) -> Vec<f64> {
+    let k = x.len();
+    let h = h.as_standard_layout();
+    let h = h.as_slice().expect("standard layout");
+    let mut out = vec![0.0f64; k];
+    let mut rows = h.chunks_exact(k * 4);
+    let mut lines = out.chunks_exact_mut(4);
+    for (four, sums) in (&mut rows).zip(&mut lines) {
+        let (r0, rest) = four.split_at(k);
+        let (r1, rest) = rest.split_at(k);
+        let (r2, r3) = rest.split_at(k);
+        let mut acc = [0.0f64; 4];
+        for j in 0..k {
+            acc[0] += r0[j] * x[j];
+            acc[1] += r1[j] * x[j];
+            acc[2] += r2[j] * x[j];
+            acc[3] += r3[j] * x[j];
+        }
+        sums.copy_from_slice(&acc);
+    }
+    for (row, sum) in rows.remainder().chunks_exact(k).zip(lines.into_remainder()) {
+        *sum = row.iter().zip(x).fold(0.0, |acc, (&a, &b)| acc + a * b);
+    }
+    out
+}
+
 /// GPTQ rounding of one output channel `w` at scale `s` to `[-qmax, qmax]`, with `u` the upper
 /// Cholesky factor of the dampened inverse input moment matrix.
 pub fn round_row(w: &[f32], s: f32, qmax: i32, u: &Array2<f64>) -> Vec<i8> {
     let mut w: Vec<f64> = w.iter().map(|&x| x as f64).collect();
+    let n = w.len();
+    let u = u.as_standard_layout();
+    let u = u.as_slice().expect("standard layout");
     let s = s as f64;
-    let mut q = vec![0i8; w.len()];
-    for j in 0..w.len() {
+    let mut q = vec![0i8; n];
+    for j in 0..n {
         let qj = (w[j] / s).round().clamp(-qmax as f64, qmax as f64);
         q[j] = qj as i8;
-        let err = (w[j] - qj * s) / u[[j, j]];
-        for k in j + 1..w.len() {
-            w[k] -= err * u[[j, k]];
+        let err = (w[j] - qj * s) / u[j * n + j];
+        for (wk, &ujk) in w[j + 1..].iter_mut().zip(&u[j * n + j + 1..(j + 1) * n]) {
+            *wk -= err * ujk;
         }
     }
     q
@@ -354,13 +466,10 @@ pub fn round_row(w: &[f32], s: f32, qmax: i32, u: &Array2<f64>) -> Vec<i8> {
 /// The layer-output error `(w − s·q)ᵀ H (w − s·q)` of a rounding.
 pub fn output_error(w: &[f32], s: f32, q: &[i8], h: &Array2<f64>) -> f64 {
     let d: Vec<f64> = w.iter().zip(q).map(|(&x, &qi)| x as f64 - s as f64 * qi as f64).collect();
+    let hd = matrix_vector(h, &d);
     let mut e = 0.0;
     for i in 0..d.len() {
-        let mut row = 0.0;
-        for j in 0..d.len() {
-            row += h[[i, j]] * d[j];
-        }
-        e += d[i] * row;
+        e += d[i] * hd[i];
     }
     e
 }
@@ -372,6 +481,19 @@ mod tests {
     fn lcg(seed: &mut u64) -> f64 {
         *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         ((*seed >> 11) as f64 / (1u64 << 53) as f64) - 0.5
+    }
+
+    /// The blocked Gram matrix is bit for bit the whole product, for widths below, at and above
+    /// the block size and rows above the GEMM's blocking of the summed dimension.
+    #[test]
+    fn gram_is_the_whole_product_bit_for_bit() {
+        let mut seed = 13;
+        for (rows, k) in [(5, 3), (700, 64), (1030, 150), (300, 577)] {
+            let p = Array2::from_shape_fn((rows, k), |_| lcg(&mut seed));
+            let full = p.t().dot(&p);
+            let blocked = gram(&p);
+            assert!(full.iter().zip(&blocked).all(|(a, b)| a.to_bits() == b.to_bits()), "{rows} × {k}");
+        }
     }
 
     #[test]

@@ -647,7 +647,7 @@ fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{}: loss {}, traces by {} in {:.2} s",
+        "{}: loss {}, Hessian traces and Ω by {} in {:.2} s",
         a.model.display(),
         report.loss,
         report.trace_method,

@@ -60,11 +60,15 @@ pub fn real_inputs(graph: &Graph, data: &Dataset, transform: InputTransform) -> 
 pub fn prepare(graph: Graph, calib: &Dataset, transform: InputTransform) -> Result<Prepared> {
     let inputs = real_inputs(&graph, calib, transform)?;
     let bar = progress_bar(inputs.len(), "calibrating");
-    let calibration = Calibration::collect(&graph, &inputs, &bar);
-    bar.finish_and_clear();
+    // One forward pass per sample serves both the calibration (every sample) and the moments
+    // (every `step`-th sample).
     let step = inputs.len().div_ceil(MOMENT_SAMPLES).max(1);
-    let subset: Vec<Vec<f32>> = inputs.iter().step_by(step).cloned().collect();
-    let moments = crate::gptq::input_moments(&graph, &subset);
+    let (moments, observed) = crate::gptq::input_moments_visiting(&graph, &inputs, step, |s, values| {
+        bar.inc(1);
+        Calibration::observe(&graph, inputs.len(), s, values)
+    });
+    let calibration = Calibration::from_observations(&graph, inputs.len(), observed);
+    bar.finish_and_clear();
     Ok(Prepared { raw: raw_kind(calib), graph, transform, calibration, moments })
 }
 

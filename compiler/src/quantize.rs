@@ -93,57 +93,71 @@ pub struct Calibration {
 
 const MAX_SAMPLES: usize = 400_000;
 
+/// What calibration keeps of one sample: a stride sample of every value, and every value's sums
+/// per channel.
+pub(crate) struct Observation {
+    strided: Vec<Vec<f32>>,
+    channel_sums: Vec<Vec<f64>>,
+}
+
 impl Calibration {
     /// Runs the float model over `inputs` (real values in NHWC order) and keeps a deterministic
     /// stride sample of every value.
     pub fn collect(graph: &Graph, inputs: &[Vec<f32>], progress: &indicatif::ProgressBar) -> Calibration {
-        let per_value: Vec<usize> = graph.values.iter().map(|v| v.elements()).collect();
-        let channels: Vec<usize> = graph.values.iter().map(|v| v.hwc().2).collect();
-        let stride: Vec<usize> = per_value.iter().map(|&n| (n * inputs.len()).div_ceil(MAX_SAMPLES).max(1)).collect();
-        // Per sample: the strided sample of every value, and every value's per-channel sums.
-        type Observed = (Vec<Vec<f32>>, Vec<Vec<f64>>);
-        let chunks: Vec<Observed> = inputs
+        let observed: Vec<Observation> = inputs
             .par_iter()
             .enumerate()
             .map(|(s, x)| {
                 let all = crate::float_exec::run_all(graph, x);
                 progress.inc(1);
-                let samples = all
-                    .iter()
-                    .zip(&stride)
-                    .map(|(v, &st)| {
-                        let offset = (s * 7919) % st;
-                        v.iter().skip(offset).step_by(st).copied().collect()
-                    })
-                    .collect();
-                let sums = all
-                    .iter()
-                    .zip(&channels)
-                    .map(|(v, &c)| {
-                        let mut sum = vec![0f64; c];
-                        for (i, &x) in v.iter().enumerate() {
-                            sum[i % c] += x as f64;
-                        }
-                        sum
-                    })
-                    .collect();
-                (samples, sums)
+                Calibration::observe(graph, inputs.len(), s, &all)
             })
             .collect();
+        Calibration::from_observations(graph, inputs.len(), observed)
+    }
+
+    /// What calibration keeps of sample `s` (of `samples`), given its every value.
+    pub(crate) fn observe(graph: &Graph, samples: usize, s: usize, all: &[Vec<f32>]) -> Observation {
+        let values = graph.values.iter().zip(all);
+        let strided = values
+            .clone()
+            .map(|(value, v)| {
+                let st = (value.elements() * samples).div_ceil(MAX_SAMPLES).max(1);
+                let offset = (s * 7919) % st;
+                v.iter().skip(offset).step_by(st).copied().collect()
+            })
+            .collect();
+        let channel_sums = values
+            .map(|(value, v)| {
+                let c = value.hwc().2;
+                let mut sum = vec![0f64; c];
+                for (i, &x) in v.iter().enumerate() {
+                    sum[i % c] += x as f64;
+                }
+                sum
+            })
+            .collect();
+        Observation { strided, channel_sums }
+    }
+
+    /// The calibration from every sample's observation, in sample order.
+    pub(crate) fn from_observations(graph: &Graph, samples: usize, observed: Vec<Observation>) -> Calibration {
+        let per_value: Vec<usize> = graph.values.iter().map(|v| v.elements()).collect();
+        let channels: Vec<usize> = graph.values.iter().map(|v| v.hwc().2).collect();
         let mut sorted: Vec<Vec<f32>> = vec![Vec::new(); graph.values.len()];
         let mut channel_means: Vec<Vec<f64>> = channels.iter().map(|&c| vec![0.0; c]).collect();
-        for (samples, sums) in chunks {
-            for (dst, src) in sorted.iter_mut().zip(samples) {
+        for Observation { strided, channel_sums } in observed {
+            for (dst, src) in sorted.iter_mut().zip(strided) {
                 dst.extend(src);
             }
-            for (dst, src) in channel_means.iter_mut().zip(sums) {
+            for (dst, src) in channel_means.iter_mut().zip(channel_sums) {
                 for (d, s) in dst.iter_mut().zip(src) {
                     *d += s;
                 }
             }
         }
         for (means, (&n, &c)) in channel_means.iter_mut().zip(per_value.iter().zip(&channels)) {
-            let count = (inputs.len() * n / c.max(1)).max(1) as f64;
+            let count = (samples * n / c.max(1)).max(1) as f64;
             means.iter_mut().for_each(|m| *m /= count);
         }
         for v in &mut sorted {

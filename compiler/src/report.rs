@@ -54,7 +54,9 @@ impl Report {
         let _ = writeln!(s, "# HAWQ-V2 analysis of `{}`\n", self.model);
         let _ = writeln!(
             s,
-            "Loss: {}. Hessian traces: {} in {:.2} s. Ω_i(b) = Tr(H_i)/n_i · ‖Q_b(W_i) − W_i‖².\n",
+            "Loss: {}. Hessian traces and Ω: {} in {:.2} s. Ω_i(b) = ΔW_iᵀ H_i ΔW_i for the weights the model \
+             holds at b bits (ΔW_i = Q_b(W_i) − W_i, exact), or HAWQ-V2's Σ_c Tr(H_c)/n_c · ‖ΔW_c‖² where it is not \
+             measured.\n",
             self.loss, self.trace_method, self.trace_seconds
         );
         let _ = writeln!(s, "![per-layer traces](traces.svg)\n");

@@ -4,11 +4,12 @@
 //! layer's quantization perturbation at every width, which the allocation uses as Ω.
 
 use anyhow::{bail, Result};
+use rayon::prelude::*;
 
 use crate::allocate::{Sensitivity, Trace, WEIGHT_BITS};
-use crate::autodiff::{quadratic_forms, traces, LayerDirection, Loss, TraceOptions, Traces};
+use crate::autodiff::{traces_and_forms, LayerDirection, Loss, TraceOptions, Traces};
 use crate::data::Dataset;
-use crate::emit::fake_quantized;
+use crate::emit::fake_quantized_widths;
 use crate::ir::{Graph, OpKind};
 use crate::pipeline::{real_inputs, Prepared};
 
@@ -44,32 +45,34 @@ pub fn choose_loss(graph: &Graph, labels: &[f64], choice: LossChoice) -> Result<
     })
 }
 
-/// `vᵀ H v` of every weight layer at every width of `WEIGHT_BITS`, with `v = Q_b(W) − W` the
-/// perturbation the compiled model really has (GPTQ rounding, bias correction).
-fn quadratic_omegas(p: &Prepared, loss: Loss, inputs: &[Vec<f32>], labels: &[f64]) -> Result<Vec<Option<Vec<f64>>>> {
-    let mut directions = Vec::new();
-    for (i, node) in p.graph.nodes.iter().enumerate() {
-        let (w0, b0): (Vec<f32>, Vec<f32>) = match &node.op {
-            OpKind::Conv(c) => (c.weight.iter().copied().collect(), c.bias.to_vec()),
-            OpKind::Fc(f) => (f.weight.iter().copied().collect(), f.bias.to_vec()),
-            _ => continue,
-        };
-        let means = &p.calibration.channel_means[node.inputs[0]];
-        // One direction per width, in the order of `WEIGHT_BITS` (the forms are read back so).
-        for &bits in &WEIGHT_BITS {
-            let (w, b) = fake_quantized(&node.op, p.moments[i].as_ref(), means, bits)
+/// The perturbation `v = Q_b(W) − W` (GPTQ rounding, bias correction) the compiled model really
+/// has, of every weight layer at every width of `WEIGHT_BITS`, in that order per layer. The
+/// layers are rounded in parallel.
+fn quantization_directions(p: &Prepared) -> Vec<LayerDirection> {
+    let weight_layers: Vec<usize> =
+        (0..p.graph.nodes.len()).filter(|&i| matches!(p.graph.nodes[i].op, OpKind::Conv(_) | OpKind::Fc(_))).collect();
+    weight_layers
+        .par_iter()
+        .flat_map_iter(|&i| {
+            let node = &p.graph.nodes[i];
+            let (w0, b0): (Vec<f32>, Vec<f32>) = match &node.op {
+                OpKind::Conv(c) => (c.weight.iter().copied().collect(), c.bias.to_vec()),
+                OpKind::Fc(f) => (f.weight.iter().copied().collect(), f.bias.to_vec()),
+                _ => unreachable!("weight layers only"),
+            };
+            let means = &p.calibration.channel_means[node.inputs[0]];
+            let quantized = fake_quantized_widths(&node.op, p.moments[i].as_ref(), means, &WEIGHT_BITS)
                 .expect("convolutions and fully connected layers have weights");
-            let weights = w.iter().zip(&w0).map(|(q, w)| q - w).collect();
-            let biases = b.iter().zip(&b0).map(|(q, b)| q - b).collect();
-            directions.push(LayerDirection { node: i, weights, biases });
-        }
-    }
-    let forms = quadratic_forms(&p.graph, loss, inputs, labels, &directions)?;
-    let mut out = vec![None; p.graph.nodes.len()];
-    for (d, f) in directions.chunks(WEIGHT_BITS.len()).zip(forms.chunks(WEIGHT_BITS.len())) {
-        out[d[0].node] = Some(f.to_vec());
-    }
-    Ok(out)
+            quantized
+                .into_iter()
+                .map(|(w, b)| {
+                    let weights = w.iter().zip(&w0).map(|(q, w)| q - w).collect();
+                    let biases = b.iter().zip(&b0).map(|(q, b)| q - b).collect();
+                    LayerDirection { node: i, weights, biases }
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 pub struct Measured {
@@ -78,17 +81,24 @@ pub struct Measured {
     pub loss: Loss,
 }
 
-/// Traces of every weight layer and activation on the calibration set.
+/// Traces of every weight layer and activation on the calibration set, and the exact quadratic
+/// forms `vᵀ H v` of every weight layer's quantization perturbation at every width.
 pub fn measure(p: &Prepared, calib: &Dataset, choice: LossChoice, opts: &TraceOptions) -> Result<Measured> {
     let loss = choose_loss(&p.graph, &calib.y, choice)?;
     let inputs = real_inputs(&p.graph, calib, p.transform)?;
+    let directions = quantization_directions(p);
     let bar = crate::pipeline::progress_bar(inputs.len(), "hessian");
-    let traces = traces(&p.graph, loss, &inputs, &calib.y, opts, &bar)?;
+    let (traces, forms) = traces_and_forms(&p.graph, loss, &inputs, &calib.y, opts, &directions, &bar)?;
     bar.finish_and_clear();
+    // One form per width of `WEIGHT_BITS`, per layer, as the directions were made.
+    let mut quadratic = vec![None; p.graph.nodes.len()];
+    for (d, f) in directions.chunks(WEIGHT_BITS.len()).zip(forms.chunks(WEIGHT_BITS.len())) {
+        quadratic[d[0].node] = Some(f.to_vec());
+    }
     let mut sensitivity = Sensitivity {
         weights: vec![None; p.graph.nodes.len()],
         activations: vec![None; p.graph.values.len()],
-        quadratic: quadratic_omegas(p, loss, &inputs, &calib.y)?,
+        quadratic,
     };
     for t in &traces.weights {
         let per = t.params.max(1) as f64;

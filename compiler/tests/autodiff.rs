@@ -8,8 +8,8 @@
 //! `MIN_MARGIN` away from any kink or tie.
 
 use hawq_compiler::autodiff::{
-    gradients, hvp, loss_value, quadratic_forms, traces, Estimator, LayerDirection, LayerTrace, Loss, Method,
-    TraceOptions, Traces, WeightVector,
+    gradients, hvp, loss_value, quadratic_forms, traces, traces_and_forms, Estimator, LayerDirection, LayerTrace, Loss,
+    Method, TraceOptions, Traces, WeightVector,
 };
 use hawq_compiler::float_exec;
 use hawq_compiler::ir::{Clamp, Conv, Fc, Graph, InputLayout, Node, OpKind, Value, ValueId, Window};
@@ -768,6 +768,41 @@ fn quadratic_forms_match_hessian_vector_products() {
         let mut wrong = directions[0].clone();
         wrong.weights.pop();
         assert!(quadratic_forms(&case.graph, case.loss, &case.inputs, &case.labels, &[wrong]).is_err());
+    }
+}
+
+/// `traces_and_forms` gives exactly what `traces` and `quadratic_forms` give apart, whether the
+/// forms come from the traces' backward passes (piecewise-linear cases with few outputs) or are
+/// computed after them.
+#[test]
+fn traces_and_forms_equal_the_separate_results() {
+    for case in all_cases() {
+        let directions: Vec<LayerDirection> = case
+            .graph
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, nd)| nd.op.has_weights())
+            .map(|(n, _)| {
+                let v = random_direction(&case.graph, 9100 + n as u64, true);
+                LayerDirection { node: n, weights: v.weights[n].clone(), biases: v.biases[n].clone() }
+            })
+            .collect();
+        let opts = TraceOptions::default();
+        let bar = indicatif::ProgressBar::hidden();
+        let (both, forms) =
+            traces_and_forms(&case.graph, case.loss, &case.inputs, &case.labels, &opts, &directions, &bar).unwrap();
+        let alone = traces(&case.graph, case.loss, &case.inputs, &case.labels, &opts, &bar).unwrap();
+        let forms_alone = quadratic_forms(&case.graph, case.loss, &case.inputs, &case.labels, &directions).unwrap();
+        assert_eq!(forms, forms_alone, "{}", case.name);
+        assert_eq!(both.estimator, alone.estimator, "{}", case.name);
+        for (a, b) in both.weights.iter().zip(&alone.weights) {
+            assert_eq!((a.node, a.trace, &a.channels), (b.node, b.trace, &b.channels), "{}", case.name);
+        }
+        assert_eq!(both.activations.len(), alone.activations.len(), "{}", case.name);
+        for (a, b) in both.activations.iter().zip(&alone.activations) {
+            assert_eq!((a.value, a.trace), (b.value, b.trace), "{}", case.name);
+        }
     }
 }
 

@@ -16,6 +16,19 @@ pub(super) trait Sink {
     fn layer(&mut self, net: &Net, node: usize, input: &[f32], delta: &[f32], rows: usize);
 }
 
+/// Two sinks fed by the same backward pass.
+impl<A: Sink, B: Sink> Sink for (A, B) {
+    fn value(&mut self, net: &Net, value: ValueId, adjoint: &[f32], rows: usize) {
+        self.0.value(net, value, adjoint, rows);
+        self.1.value(net, value, adjoint, rows);
+    }
+
+    fn layer(&mut self, net: &Net, node: usize, input: &[f32], delta: &[f32], rows: usize) {
+        self.0.layer(net, node, input, delta, rows);
+        self.1.layer(net, node, input, delta, rows);
+    }
+}
+
 /// The adjoint buffer of `value`, created as zeros.
 fn slot(adjoints: &mut [Option<Vec<f32>>], value: ValueId, len: usize) -> &mut Vec<f32> {
     adjoints[value].get_or_insert_with(|| vec![0.0; len])

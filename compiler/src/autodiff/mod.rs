@@ -34,6 +34,7 @@
 //!   applied after its producer's clamp (as quantization of the stored value is).
 
 mod backward;
+mod forms;
 mod kernels;
 mod loss;
 mod net;
@@ -228,9 +229,11 @@ pub struct LayerDirection {
 }
 
 /// `vᵀ H v` of the batch loss for each direction `v` (each within one layer's weights and
-/// biases), exactly (forward-over-reverse, all directions in one pass per sample, samples in
-/// parallel). With `v = Q(W) − W` this is twice the second-order term of the loss change that
-/// quantizing the layer causes, which HAWQ-V2's `Tr(H)/n · ‖v‖²` estimates for a random `v`.
+/// biases), exactly: from one backward pass of the loss Hessian's factor per sample where the
+/// Hessian is the Gauss–Newton matrix ([`forms`]), else by forward-over-reverse products (all
+/// directions in one pass per sample); samples in parallel. With `v = Q(W) − W` this is twice
+/// the second-order term of the loss change that quantizing the layer causes, which HAWQ-V2's
+/// `Tr(H)/n · ‖v‖²` estimates for a random `v`.
 ///
 /// # Errors
 /// As [`loss_value`], or if a direction does not match its layer's sizes.
@@ -242,7 +245,42 @@ pub fn quadratic_forms(
     directions: &[LayerDirection],
 ) -> Result<Vec<f64>> {
     let net = prepare(graph, loss, inputs, labels)?;
-    let weight_nodes = net.weight_nodes();
+    let (live, seeds) = layer_seeds(&net, directions)?;
+    Ok(scatter(&live, live_forms(&net, inputs, labels, seeds), directions.len()))
+}
+
+/// [`traces`] and [`quadratic_forms`] together: where the traces are exact Gauss–Newton ones of a
+/// piecewise-linear network, the forms come from the same backward passes (which is most of
+/// their cost), else they are computed after the traces. The results are those of the two
+/// functions.
+///
+/// # Errors
+/// As [`quadratic_forms`].
+pub fn traces_and_forms(
+    graph: &Graph,
+    loss: Loss,
+    inputs: &[Vec<f32>],
+    labels: &[f64],
+    opts: &TraceOptions,
+    directions: &[LayerDirection],
+    progress: &indicatif::ProgressBar,
+) -> Result<(Traces, Vec<f64>)> {
+    let net = prepare(graph, loss, inputs, labels)?;
+    let (live, seeds) = layer_seeds(&net, directions)?;
+    let fuse = use_factor_for_forms(&net, seeds.len());
+    let (traces, forms) =
+        trace::traces_and_forms(&net, inputs, labels, opts, progress, if fuse { &seeds } else { &[] });
+    let forms = match forms {
+        Some(forms) if fuse => forms,
+        _ => live_forms(&net, inputs, labels, seeds),
+    };
+    Ok((traces, scatter(&live, forms, directions.len())))
+}
+
+/// Checks every direction against its layer, and returns the indices of the directions on
+/// layers the loss depends on with their seeds (a layer the loss does not read has no curvature).
+fn layer_seeds(net: &Net, directions: &[LayerDirection]) -> Result<(Vec<usize>, Vec<WeightSeed>)> {
+    let graph = net.graph;
     for d in directions {
         let op = &graph.nodes.get(d.node).map(|n| &n.op);
         let bias_len = match op {
@@ -255,34 +293,84 @@ pub fn quadratic_forms(
             bail!("direction on node {} has the wrong size", d.node);
         }
     }
-    // A layer the loss does not read has no curvature; the others are probed.
+    let weight_nodes = net.weight_nodes();
     let live: Vec<usize> = (0..directions.len()).filter(|&i| weight_nodes.contains(&directions[i].node)).collect();
-    let dirs: Vec<Direction> = live
+    let seeds = live
         .iter()
         .map(|&i| {
             let d = &directions[i];
-            Direction {
-                weights: vec![WeightSeed { node: d.node, w: d.weights.clone(), b: d.biases.clone() }],
-                values: Vec::new(),
-                full: false,
-            }
+            WeightSeed { node: d.node, w: d.weights.clone(), b: d.biases.clone() }
         })
         .collect();
+    Ok((live, seeds))
+}
+
+/// The forms of the live directions (`live[k]` is the index of `live_forms[k]`), zeros elsewhere.
+fn scatter(live: &[usize], live_forms: Vec<f64>, directions: usize) -> Vec<f64> {
+    let mut forms = vec![0.0; directions];
+    for (&i, form) in live.iter().zip(live_forms) {
+        forms[i] = form;
+    }
+    forms
+}
+
+/// The forms of `seeds`, by the cheaper of the two exact methods.
+fn live_forms(net: &Net, inputs: &[Vec<f32>], labels: &[f64], seeds: Vec<WeightSeed>) -> Vec<f64> {
+    if use_factor_for_forms(net, seeds.len()) {
+        factor_forms(net, inputs, labels, &seeds)
+    } else {
+        tangent_forms(net, inputs, labels, seeds)
+    }
+}
+
+/// Are the forms better made from the loss Hessian's factor ([`forms`])? Only where the Hessian
+/// is the Gauss–Newton matrix (no softmax inside the network), and when the factor has no more
+/// columns than there are directions (one backward row per column, against a forward and a
+/// backward row per direction for the tangent products).
+fn use_factor_for_forms(net: &Net, directions: usize) -> bool {
+    let columns = match net.loss {
+        Loss::CrossEntropy => net.len(net.head) - 1,
+        Loss::Mse | Loss::Reconstruction => net.len(net.head),
+    };
+    !net.has_softmax && columns <= directions
+}
+
+/// The forms from one backward pass of the loss Hessian's factor per sample; see [`forms`].
+/// Samples in parallel, their forms summed in sample order.
+fn factor_forms(net: &Net, inputs: &[Vec<f32>], labels: &[f64], seeds: &[WeightSeed]) -> Vec<f64> {
+    let per_sample: Vec<Vec<f64>> = inputs
+        .par_iter()
+        .enumerate()
+        .map(|(s, x)| {
+            let tape = net.tape(x);
+            let sl = sample_loss(net.loss, &tape.values[net.head], x, label_of(labels, s));
+            let (columns, rows) = sl.factor();
+            let mut sink = forms::FormSink::new(net.graph.nodes.len(), seeds);
+            backward(net, &tape, columns, rows, false, &mut sink);
+            sink.forms
+        })
+        .collect();
+    // Summed in sample order (as the traces' pass sums them), independent of thread scheduling.
+    let n = inputs.len() as f64;
+    (0..seeds.len()).map(|k| per_sample.iter().map(|f| f[k]).sum::<f64>() / n).collect()
+}
+
+/// The forms by forward-over-reverse products, all directions in one pass per sample, samples
+/// in parallel (exact for any network, softmax inside included).
+fn tangent_forms(net: &Net, inputs: &[Vec<f32>], labels: &[f64], seeds: Vec<WeightSeed>) -> Vec<f64> {
+    let dirs: Vec<Direction> =
+        seeds.into_iter().map(|seed| Direction { weights: vec![seed], values: Vec::new(), full: false }).collect();
     let scale = 1.0 / inputs.len() as f64;
     let per_sample: Vec<Vec<f64>> = inputs
         .par_iter()
         .enumerate()
         .map(|(s, x)| {
             let tape = net.tape(x);
-            let sl = sample_loss(loss, &tape.values[net.head], x, label_of(labels, s));
-            hvp_sample(&net, &tape, &sl, scale, &dirs).iter().map(|r| r.weight_forms[0]).collect()
+            let sl = sample_loss(net.loss, &tape.values[net.head], x, label_of(labels, s));
+            hvp_sample(net, &tape, &sl, scale, &dirs).iter().map(|r| r.weight_forms[0]).collect()
         })
         .collect();
-    let mut forms = vec![0.0; directions.len()];
-    for (k, &i) in live.iter().enumerate() {
-        forms[i] = per_sample.iter().map(|f| f[k]).sum();
-    }
-    Ok(forms)
+    (0..dirs.len()).map(|k| per_sample.iter().map(|f| f[k]).sum()).collect()
 }
 
 /// The exact Hessian-vector product `H v` of the batch loss with respect to all weights and

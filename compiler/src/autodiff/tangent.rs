@@ -55,7 +55,7 @@ pub(super) struct Response {
 }
 
 /// Linear part of a weight layer with weights `w` (IR order) applied to `rows` input rows.
-fn layer_linear(op: &Op, w: &[f32], x: &[f32], rows: usize, out: &mut [f32]) {
+pub(super) fn layer_linear(op: &Op, w: &[f32], x: &[f32], rows: usize, out: &mut [f32]) {
     match op {
         Op::Conv { geom, depthwise: true, .. } => {
             dw_linear(geom, &taps_major(w, geom.out_c, geom.taps()), x, rows, out);

@@ -33,6 +33,7 @@ use anyhow::Result;
 use rayon::prelude::*;
 
 use super::backward::{backward, out_channels, NormSink};
+use super::forms::FormSink;
 use super::loss::sample_loss;
 use super::net::{Net, Tape};
 use super::tangent::{hvp_sample, Direction, WeightSeed};
@@ -175,7 +176,7 @@ pub struct Traces {
     /// Is the estimated quantity the Hessian's trace (false: the Gauss–Newton approximation)?
     pub exact_hessian: bool,
     pub samples: usize,
-    /// Wall time.
+    /// Wall time (with the quadratic forms made in the same passes, for `traces_and_forms`).
     pub seconds: f64,
 }
 
@@ -192,36 +193,56 @@ pub fn traces(
     opts: &TraceOptions,
     progress: &indicatif::ProgressBar,
 ) -> Result<Traces> {
-    let started = Instant::now();
     let net = prepare(graph, loss, inputs, labels)?;
+    Ok(traces_and_forms(&net, inputs, labels, opts, progress, &[]).0)
+}
+
+/// [`traces`] on a prepared net, and the quadratic forms `vᵀ H v` of single-layer directions
+/// `form_seeds` from the same backward passes when the exact Gauss–Newton estimator runs on a
+/// piecewise-linear network (its blocks are then the Hessian's; see `forms.rs`); `None` when the
+/// forms were not made.
+pub(super) fn traces_and_forms(
+    net: &Net,
+    inputs: &[Vec<f32>],
+    labels: &[f64],
+    opts: &TraceOptions,
+    progress: &indicatif::ProgressBar,
+    form_seeds: &[WeightSeed],
+) -> (Traces, Option<Vec<f64>>) {
+    let started = Instant::now();
     let piecewise_linear = !net.has_softmax;
     let use_gauss_newton = match opts.method {
         Method::Auto => piecewise_linear,
         Method::GaussNewton => true,
         Method::Hutchinson => false,
     };
-    let batch = Batch { net: &net, inputs, labels };
+    let batch = Batch { net, inputs, labels };
+    let mut forms = None;
     let (estimator, (weights, activations)) = if use_gauss_newton {
-        let columns = match loss {
+        let columns = match net.loss {
             Loss::CrossEntropy => net.len(net.head) - 1,
             Loss::Mse | Loss::Reconstruction => net.len(net.head),
         };
         if columns <= opts.exact_max_outputs {
-            (Estimator::GaussNewtonExact, gauss_newton_exact(&batch, opts, progress))
+            let form_seeds = piecewise_linear.then_some(form_seeds);
+            let (results, exact_forms) = gauss_newton_exact(&batch, opts, progress, form_seeds);
+            forms = exact_forms;
+            (Estimator::GaussNewtonExact, results)
         } else {
             (Estimator::GaussNewtonProbes, gauss_newton_probes(&batch, opts, progress))
         }
     } else {
         (Estimator::Hutchinson, hutchinson(&batch, opts, progress))
     };
-    Ok(Traces {
+    let traces = Traces {
         weights,
         activations,
         estimator,
         exact_hessian: piecewise_linear || estimator == Estimator::Hutchinson,
         samples: inputs.len(),
         seconds: started.elapsed().as_secs_f64(),
-    })
+    };
+    (traces, forms)
 }
 
 struct Batch<'a, 'g> {
@@ -258,11 +279,18 @@ fn tape_of<'t>(
 
 type Results = (Vec<LayerTrace>, Vec<ActTrace>);
 
-fn gauss_newton_exact(b: &Batch, opts: &TraceOptions, progress: &indicatif::ProgressBar) -> Results {
+/// The exact Gauss–Newton traces, and with `form_seeds` the quadratic forms of those
+/// single-layer directions from the same backward passes (see `forms.rs`).
+fn gauss_newton_exact(
+    b: &Batch,
+    opts: &TraceOptions,
+    progress: &indicatif::ProgressBar,
+    form_seeds: Option<&[WeightSeed]>,
+) -> (Results, Option<Vec<f64>>) {
     let net = b.net;
     let graph = net.graph;
     progress.set_length(b.inputs.len() as u64);
-    let per_sample: Vec<NormSink> = b
+    let per_sample: Vec<(NormSink, FormSink)> = b
         .inputs
         .par_iter()
         .enumerate()
@@ -270,16 +298,19 @@ fn gauss_newton_exact(b: &Batch, opts: &TraceOptions, progress: &indicatif::Prog
             let tape = net.tape(x);
             let sl = sample_loss(net.loss, &tape.values[net.head], x, label_of(b.labels, s));
             let (seeds, rows) = sl.factor();
-            let mut sink = NormSink::new(graph.nodes.len(), graph.values.len());
-            backward(net, &tape, seeds, rows, opts.activations, &mut sink);
+            let mut sinks = (
+                NormSink::new(graph.nodes.len(), graph.values.len()),
+                FormSink::new(graph.nodes.len(), form_seeds.unwrap_or_default()),
+            );
+            backward(net, &tape, seeds, rows, opts.activations, &mut sinks);
             progress.inc(1);
-            sink
+            sinks
         })
         .collect();
     let n = b.inputs.len() as f64;
     let mut channel_sums: Vec<Vec<f64>> = net.ops.iter().map(|op| vec![0.0; out_channels(op)]).collect();
     let mut value_sums = vec![0.0f64; graph.values.len()];
-    for sink in &per_sample {
+    for (sink, _) in &per_sample {
         for (acc, rows) in channel_sums.iter_mut().zip(&sink.weights) {
             for row in rows.chunks_exact(acc.len().max(1)) {
                 add_f64(acc, row);
@@ -289,7 +320,10 @@ fn gauss_newton_exact(b: &Batch, opts: &TraceOptions, progress: &indicatif::Prog
             *acc += rows.iter().sum::<f64>();
         }
     }
-    finish(
+    // Summed in sample order, so the result does not depend on thread scheduling.
+    let forms = form_seeds
+        .map(|seeds| (0..seeds.len()).map(|k| per_sample.iter().map(|(_, f)| f.forms[k]).sum::<f64>() / n).collect());
+    let results = finish(
         net,
         opts,
         |node| {
@@ -297,7 +331,8 @@ fn gauss_newton_exact(b: &Batch, opts: &TraceOptions, progress: &indicatif::Prog
             Running::exact(channels.iter().sum(), channels)
         },
         |value| Running::exact(value_sums[value] / n, Vec::new()),
-    )
+    );
+    (results, forms)
 }
 
 /// `acc += x`.
