@@ -31,8 +31,9 @@ pub const WEIGHT_BITS: [u8; 3] = [2, 4, 8];
 pub const ACT_BITS: [u8; 2] = [4, 8];
 
 /// Bytes of one output channel's bias and requantization parameters (contract §1): i16 bias
-/// (with the layer's exponent), i16 multiplier mantissa, i8 shift.
-pub const CHANNEL_BYTES: usize = 5;
+/// (with the layer's exponent), u16 multiplier mantissa and shift offset (with the layer's base
+/// shift).
+pub const CHANNEL_BYTES: usize = 4;
 
 /// Average Hessian trace `Tr(H)/n` of one block, with its standard error (0 when exact).
 #[derive(Debug, Clone, Serialize)]

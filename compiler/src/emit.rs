@@ -50,7 +50,7 @@ struct Lowered {
     bias: Vec<u8>,
     bias_exponent: u8,
     multiplier: Vec<u8>,
-    shift: Vec<u8>,
+    shift_base: i8,
 }
 
 fn narrow<T: TryFrom<usize>>(v: usize, what: &str, node: &str) -> Result<T> {
@@ -87,9 +87,10 @@ fn lower_weights(
     let bound = k as i64 * (1i64 << (bits - 1)) * ((1i64 << qin.bits) - 1);
     let bias_limit = ((1i64 << 31) - 1 - bound).max(0);
     let mut out =
-        Lowered { weights: Vec::new(), bias: Vec::new(), bias_exponent: 0, multiplier: Vec::new(), shift: Vec::new() };
-    // Biases in accumulator units, before their rounding.
+        Lowered { weights: Vec::new(), bias: Vec::new(), bias_exponent: 0, multiplier: Vec::new(), shift_base: 0 };
+    // Biases in accumulator units, before their rounding; multipliers as (mantissa, shift).
     let mut biases = Vec::with_capacity(rows.len());
+    let mut multipliers = Vec::with_capacity(rows.len());
     for (c, ((row, &b_real), (s_w, q))) in rows.iter().zip(bias).zip(rounded).enumerate() {
         let s_w = *s_w;
         let b_real = b_real as f64 + bias_correction(bits, row, s_w, q, |k| input_mean(c, k));
@@ -97,12 +98,14 @@ fn lower_weights(
         pack(q, b, &mut packed);
         out.weights.extend_from_slice(&packed);
         let acc_scale = qin.scale as f64 * s_w as f64;
-        let (m, shift) =
-            quantize_channel_multiplier(acc_scale / qout.scale as f64).map_err(|e| anyhow!("node '{name}': {e}"))?;
+        multipliers.push(
+            quantize_channel_multiplier(acc_scale / qout.scale as f64).map_err(|e| anyhow!("node '{name}': {e}"))?,
+        );
         biases.push(b_real / acc_scale);
-        out.multiplier.extend_from_slice(&m.to_le_bytes());
-        out.shift.push(shift as u8);
     }
+    let (words, shift_base) = channel_words(&multipliers);
+    out.multiplier = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    out.shift_base = shift_base;
     let (bias_q, e) = bias_with_exponent(&biases, bias_limit);
     out.bias = bias_q.iter().flat_map(|b| b.to_le_bytes()).collect();
     out.bias_exponent = e;
@@ -110,6 +113,30 @@ fn lower_weights(
         bail!("node '{name}': {k} inputs at {bits}-bit weights could overflow the 32-bit accumulator");
     }
     Ok(out)
+}
+
+/// A layer's multipliers `(m₁₂, s)` as the format stores them (contract §1): one base shift
+/// `s₀` and a word `(s − s₀) << 12 | m₁₂` per channel. `s₀` is the smallest shift unless the
+/// shifts span more than 15; then channels more than `2^15` times weaker than the strongest are
+/// moved up to `s₀` with their mantissa divided accordingly (they lose precision, and contribute
+/// almost nothing). A zero multiplier is the word 0.
+fn channel_words(multipliers: &[(u16, i8)]) -> (Vec<u16>, i8) {
+    let live = || multipliers.iter().filter(|(m, _)| *m != 0).map(|&(_, s)| s);
+    let (lo, hi) = (live().min().unwrap_or(0), live().max().unwrap_or(0));
+    let base = lo.max(hi - 15);
+    let words = multipliers
+        .iter()
+        .map(|&(m, s)| {
+            if m == 0 {
+                0
+            } else if s < base {
+                (m as f64 / 2f64.powi((base - s) as i32)).round() as u16
+            } else {
+                (((s - base) as u16) << 12) | m
+            }
+        })
+        .collect();
+    (words, base)
 }
 
 /// A layer's biases (accumulator units) as `b·2^e` with `b` in `i16` (contract §1): the smallest
@@ -284,7 +311,7 @@ pub fn weight_perturbation(op: &OpKind, moments: Option<&InputMoments>, bits: u8
 }
 
 fn channel(l: &Lowered) -> ChannelParams<'_> {
-    ChannelParams { bias: &l.bias, bias_exponent: l.bias_exponent, multiplier: &l.multiplier, shift: &l.shift }
+    ChannelParams { bias: &l.bias, bias_exponent: l.bias_exponent, multiplier: &l.multiplier, shift_base: l.shift_base }
 }
 
 fn dtype(q: &ActQuant) -> DType {
@@ -411,7 +438,7 @@ pub fn emit(
             in_bits: qin.bits,
             out_bits: if dtypes[node.output] == DType::F32 { 32 } else { qout.bits },
             params: node.op.weight_count(),
-            weight_bytes: l.as_ref().map_or(0, |l| l.weights.len() + l.bias.len() + l.multiplier.len() + l.shift.len()),
+            weight_bytes: l.as_ref().map_or(0, |l| l.weights.len() + l.bias.len() + l.multiplier.len()),
             macs: node.op.macs(&graph.values[node.output]),
         });
         lowered.push(l);
@@ -519,8 +546,7 @@ pub fn emit(
         scratch_bytes: 0,
         op_count: narrow(n_nodes, "op count", "graph")?,
     };
-    let payload: usize =
-        lowered.iter().flatten().map(|l| l.weights.len() + l.bias.len() + l.multiplier.len() + l.shift.len()).sum();
+    let payload: usize = lowered.iter().flatten().map(|l| l.weights.len() + l.bias.len() + l.multiplier.len()).sum();
     let mut blob = vec![0u8; payload + 64 * 1024 + 64 * graph.nodes.len()];
     let len = format::encode(&meta, plan.arena_bytes as u32, &ops, &mut blob).map_err(|e| anyhow!("encoding: {e}"))?;
     blob.truncate(len);
@@ -549,6 +575,14 @@ mod tests {
     use super::*;
     use crate::ir::{Clamp, Conv, Graph, InputLayout, Node, Value, Window};
     use ndarray::{Array1, Array4};
+
+    #[test]
+    fn channel_words_share_a_base_shift() {
+        assert_eq!(channel_words(&[(2048, -7), (4095, -5), (0, 0)]), (vec![2048, (2 << 12) | 4095, 0], -7));
+        // Shifts spanning more than 15: the weakest channel moves up to the base.
+        assert_eq!(channel_words(&[(3000, -20), (2048, -2)]), (vec![375, (15 << 12) | 2048], -17));
+        assert_eq!(channel_words(&[]), (vec![], 0));
+    }
 
     #[test]
     fn biases_take_the_smallest_exponent_that_fits() {

@@ -251,20 +251,22 @@ pub fn quantize_multiplier(real: f64) -> Result<(i32, i8)> {
     Ok((m as i32, e as i8))
 }
 
-/// A conv/FC channel's real multiplier as the format stores it (contract §1, §4): the mantissa
-/// `m` (normalised to `[2^14, 2^15)`, `M = m·2^15`) and the shift `s`, with
-/// `real ≈ m·2^15·2^(s−31) = m·2^(s−16)`; relative error at most `2^-15`.
-pub fn quantize_channel_multiplier(real: f64) -> Result<(i16, i8)> {
+/// A conv/FC channel's real multiplier as the format stores it (contract §1, §4): the 12-bit
+/// mantissa `m₁₂` (normalised to `[2^11, 2^12)`; `M = m₁₂·2^18`) and the shift `s`, with
+/// `real ≈ m₁₂·2^18·2^(s−31) = m₁₂·2^(s−13)`; relative error at most `2^-12`, which moves an
+/// 8-bit output by at most 0.06 of a step. Below the normalised range the shift stays at −31
+/// and the mantissa shrinks.
+pub fn quantize_channel_multiplier(real: f64) -> Result<(u16, i8)> {
     if !(real.is_finite() && real >= 0.0) {
         bail!("requantization multiplier {real} is not a finite non-negative number");
     }
     if real == 0.0 {
         return Ok((0, 0));
     }
-    // real = f·2^e with f ∈ [0.5, 1), and m = f·2^15, s = e + 1.
+    // real = f·2^e with f ∈ [0.5, 1), and m₁₂ = f·2^12, s = e + 1.
     let mut e = real.log2().floor() as i32 + 1;
-    let mut m = (real / 2f64.powi(e) * 2f64.powi(15)).round() as i64;
-    if m >= 1 << 15 {
+    let mut m = (real / 2f64.powi(e) * 2f64.powi(12)).round() as i64;
+    if m >= 1 << 12 {
         m /= 2;
         e += 1;
     }
@@ -273,10 +275,9 @@ pub fn quantize_channel_multiplier(real: f64) -> Result<(i16, i8)> {
         bail!("requantization multiplier {real} is too large (scales differ by more than 2^29)");
     }
     if s < -31 {
-        // Below the normalised range: keep shift −31 and let m shrink.
-        return Ok(((real * 2f64.powi(47)).round() as i16, -31));
+        return Ok(((real * 2f64.powi(44)).round() as u16, -31));
     }
-    Ok((m as i16, s as i8))
+    Ok((m as u16, s as i8))
 }
 
 /// Quantization of every value, and which values share their input's parameters.
@@ -345,17 +346,17 @@ mod tests {
     }
 
     #[test]
-    fn channel_multiplier_round_trips_within_2_pow_minus_15() {
+    fn channel_multiplier_round_trips_within_2_pow_minus_12() {
         for &real in &[1e-9, 3.7e-5, 0.001, 0.25, 0.5, 0.75, 0.999_99, 1.0, 3.0, 1234.5, 2f64.powi(28) * 1.5] {
             let (m, s) = quantize_channel_multiplier(real).unwrap();
-            let back = m as f64 * 2f64.powi(s as i32 - 16);
-            assert!(((back - real) / real).abs() <= 2f64.powi(-15), "{real} -> {m} {s} -> {back}");
-            assert!((1 << 14..1 << 15).contains(&(m as i32)), "{real}: mantissa {m} not normalised");
+            let back = m as f64 * 2f64.powi(s as i32 - 13);
+            assert!(((back - real) / real).abs() <= 2f64.powi(-12), "{real} -> {m} {s} -> {back}");
+            assert!((1 << 11..1 << 12).contains(&(m as i32)), "{real}: mantissa {m} not normalised");
             assert!((-31..=30).contains(&s));
         }
         // Below the normalised range the mantissa shrinks at shift −31.
-        let (m, s) = quantize_channel_multiplier(1e-12).unwrap();
-        assert_eq!((m, s), ((1e-12 * 2f64.powi(47)).round() as i16, -31));
+        let (m, s) = quantize_channel_multiplier(1e-11).unwrap();
+        assert_eq!((m, s), ((1e-11 * 2f64.powi(44)).round() as u16, -31));
         assert_eq!(quantize_channel_multiplier(0.0).unwrap(), (0, 0));
         assert!(quantize_channel_multiplier(2f64.powi(30)).is_err());
         assert!(quantize_channel_multiplier(f64::NAN).is_err());

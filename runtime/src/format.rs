@@ -158,17 +158,17 @@ pub struct FcParams<'a> {
 }
 
 /// Per output channel bias and requantization (contract §1), little-endian arrays borrowed from
-/// the blob: 5 bytes per channel.
+/// the blob: 4 bytes per channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelParams<'a> {
     /// i16 `b` per channel; the bias is `b·2^bias_exponent`.
     pub bias: &'a [u8],
     /// `0..=16`, one for the layer.
     pub bias_exponent: u8,
-    /// i16 mantissa `m ≥ 0` per channel; `M = m·2^15`.
+    /// u16 `w` per channel: mantissa `m = (w & 0xFFF)·2^3` (`M = m·2^15`), shift
+    /// `s = shift_base + (w >> 12)`.
     pub multiplier: &'a [u8],
-    /// i8 per channel.
-    pub shift: &'a [u8],
+    pub shift_base: i8,
 }
 
 /// Average and max pooling. `M · 2^(s−31) = s_in / s_out` (contract §5).

@@ -176,8 +176,7 @@ fn channel_requant<'w>(
 ) -> k::Requant<'w> {
     k::Requant {
         bias: Biases { bytes: c.bias, exponent: c.bias_exponent },
-        multiplier: Multipliers(c.multiplier),
-        shift: c.shift,
+        multiplier: Multipliers { bytes: c.multiplier, shift_base: c.shift_base },
         out: format(out),
         min: clamp.min as i32,
         max: clamp.max as i32,

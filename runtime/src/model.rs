@@ -58,11 +58,9 @@ impl<'a> Model<'a> {
             .filter_map(Result::ok)
             .map(|op| match op {
                 Op::Conv2d(p) | Op::DepthwiseConv2d(p) => {
-                    p.weights.len() + p.channel.bias.len() + p.channel.multiplier.len() + p.channel.shift.len()
+                    p.weights.len() + p.channel.bias.len() + p.channel.multiplier.len()
                 }
-                Op::FullyConnected(p) => {
-                    p.weights.len() + p.channel.bias.len() + p.channel.multiplier.len() + p.channel.shift.len()
-                }
+                Op::FullyConnected(p) => p.weights.len() + p.channel.bias.len() + p.channel.multiplier.len(),
                 _ => 0,
             })
             .sum()
@@ -218,16 +216,15 @@ fn check_channels(
     let row = bits.packed_len(reduction);
     let sizes_ok = weights.len() as u64 == row as u64 * out_channels as u64
         && channel.bias.len() as u64 == 2 * out_channels as u64
-        && channel.multiplier.len() as u64 == 2 * out_channels as u64
-        && channel.shift.len() as u64 == out_channels as u64;
+        && channel.multiplier.len() as u64 == 2 * out_channels as u64;
     if !sizes_ok {
         return Err(Error::WeightSizeMismatch { op });
     }
-    for &s in channel.shift {
-        check_shift(s as i8, op)?;
+    let multipliers = crate::quant::Multipliers { bytes: channel.multiplier, shift_base: channel.shift_base };
+    for (_, s) in multipliers.iter() {
+        check_shift(i8::try_from(s).map_err(|_| Error::BadParameter { op })?, op)?;
     }
-    let multipliers = crate::quant::Multipliers(channel.multiplier);
-    if channel.bias_exponent > crate::quant::BIAS_EXPONENT_MAX || multipliers.iter().any(|m| m < 0) {
+    if channel.bias_exponent > crate::quant::BIAS_EXPONENT_MAX {
         return Err(Error::BadParameter { op });
     }
     let biases = crate::quant::Biases { bytes: channel.bias, exponent: channel.bias_exponent };

@@ -174,24 +174,34 @@ impl Biases<'_> {
     }
 }
 
-/// A layer's per-channel multipliers as the blob holds them (contract §1): an `i16` mantissa
-/// `m ≥ 0` per channel, little-endian; the multiplier of §4 is `M = m·2^15`.
+/// A layer's per-channel multipliers and shifts as the blob holds them (contract §1): a `u16`
+/// word `w` per channel, little-endian, and one base shift `s₀` for the layer. Channel `c`'s
+/// mantissa is `m = (w & 0xFFF)·2^3` and its shift `s = s₀ + (w >> 12)`; the multiplier of §4
+/// is `M = m·2^15`.
 #[derive(Debug, Clone, Copy)]
-pub struct Multipliers<'a>(pub &'a [u8]);
+pub struct Multipliers<'a> {
+    pub bytes: &'a [u8],
+    pub shift_base: i8,
+}
 
 impl Multipliers<'_> {
     pub fn len(&self) -> usize {
-        self.0.len() / 2
+        self.bytes.len() / 2
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.len() < 2
+        self.bytes.len() < 2
     }
 
-    /// Channel `i`'s mantissa `m`, or 0 past the end.
+    #[inline(always)]
+    fn word(&self, i: usize) -> i32 {
+        le_i16(self.bytes, i) & 0xFFFF
+    }
+
+    /// Channel `i`'s mantissa `m` (`0 ≤ m < 2^15`), or 0 past the end.
     #[inline(always)]
     pub fn mantissa(&self, i: usize) -> i32 {
-        le_i16(self.0, i)
+        (self.word(i) & 0xFFF) << 3
     }
 
     /// Channel `i`'s `M = m·2^15`.
@@ -200,8 +210,14 @@ impl Multipliers<'_> {
         self.mantissa(i) << 15
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = i32> + '_ {
-        (0..self.len()).map(|i| self.get(i))
+    /// Channel `i`'s shift `s₀ + (w >> 12)` (validated models keep it in `SHIFT_MIN..=SHIFT_MAX`).
+    #[inline(always)]
+    pub fn shift(&self, i: usize) -> i32 {
+        self.shift_base as i32 + (self.word(i) >> 12)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (i32, i32)> + '_ {
+        (0..self.len()).map(|i| (self.get(i), self.shift(i)))
     }
 }
 

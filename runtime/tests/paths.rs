@@ -77,15 +77,14 @@ struct Channels {
     bias: Vec<u8>,
     bias_exponent: u8,
     multiplier: Vec<u8>,
-    shift: Vec<u8>,
+    shift_base: i8,
 }
 
 impl Channels {
     fn requant(&self, out: &OutQ) -> Requant<'_> {
         Requant {
             bias: Biases { bytes: &self.bias, exponent: self.bias_exponent },
-            multiplier: Multipliers(&self.multiplier),
-            shift: &self.shift,
+            multiplier: Multipliers { bytes: &self.multiplier, shift_base: self.shift_base },
             out: ActFormat { bits: bits_of(out.bits), zero_point: out.zero_point },
             min: out.min,
             max: out.max,
@@ -96,7 +95,8 @@ impl Channels {
 fn owned_channels(oc: usize, limit: i64) -> impl Strategy<Value = Channels> {
     channels(oc, limit, false).prop_map(|(c, _)| {
         let (bias, bias_exponent) = bias_bytes(&c.bias);
-        Channels { bias, bias_exponent, multiplier: multiplier_bytes(&c.multiplier), shift: shift_bytes(&c.shift) }
+        let (multiplier, shift_base) = multiplier_bytes(&c.multiplier, &c.shift);
+        Channels { bias, bias_exponent, multiplier, shift_base }
     })
 }
 

@@ -95,8 +95,8 @@ fn weight_rows(bytes: &[u8], bits: u8, k: usize, rows: usize) -> Vec<i32> {
 fn channels_of(c: &hawq_runtime::format::ChannelParams<'_>, n: usize) -> naive::Channels {
     naive::Channels {
         bias: (0..n).map(|i| le_i16_at(c.bias, i) << c.bias_exponent).collect(),
-        multiplier: (0..n).map(|i| le_i16_at(c.multiplier, i) << 15).collect(),
-        shift: c.shift.iter().map(|&s| s as i8).collect(),
+        multiplier: (0..n).map(|i| (le_i16_at(c.multiplier, i) & 0xFFF) << 18).collect(),
+        shift: (0..n).map(|i| (c.shift_base as i32 + ((le_i16_at(c.multiplier, i) & 0xFFFF) >> 12)) as i8).collect(),
     }
 }
 
@@ -605,16 +605,15 @@ enum Field {
         left: u8,
     },
     WeightBits(u8),
-    /// Shortens (`delta < 0`) or lengthens one of weights/bias/multiplier/shift.
+    /// Shortens (`delta < 0`) or lengthens one of weights/bias/multiplier.
     ArrayLen {
         which: u8,
         delta: i8,
     },
-    ShiftValue {
-        index: u8,
-        value: i8,
-    },
-    /// A pooling or add multiplier `M`, or a channel's mantissa `m` (its low 16 bits).
+    /// A layer's shift, or a conv/FC layer's base shift.
+    ShiftValue(i8),
+    /// A pooling or add multiplier `M`, or a channel's word (mantissa and shift offset: its low
+    /// 16 bits).
     Multiplier {
         index: u8,
         value: i32,
@@ -670,9 +669,9 @@ fn field() -> impl Strategy<Value = Field> {
         (prop_oneof![0..8u8, Just(255u8)], prop_oneof![0..8u8, Just(255u8)])
             .prop_map(|(top, left)| Field::Pad { top, left }),
         prop_oneof![0..10u8, any::<u8>()].prop_map(Field::WeightBits),
-        (0..4u8, -5..=5i8).prop_map(|(which, delta)| Field::ArrayLen { which, delta }),
-        (any::<u8>(), prop_oneof![Just(-32i8), Just(31i8), Just(i8::MIN), Just(i8::MAX), any::<i8>()])
-            .prop_map(|(index, value)| Field::ShiftValue { index, value }),
+        (0..3u8, -5..=5i8).prop_map(|(which, delta)| Field::ArrayLen { which, delta }),
+        prop_oneof![Just(-32i8), Just(31i8), Just(i8::MIN), Just(i8::MAX), Just(16i8), any::<i8>()]
+            .prop_map(Field::ShiftValue),
         (
             any::<u8>(),
             prop_oneof![
@@ -748,12 +747,9 @@ fn edit_op(op: &mut OpSpec, f: &Field) {
             Field::Pad { top, left } => (p.pad_top, p.pad_left) = (top, left),
             Field::WeightBits(b) => p.weight_bits = b,
             Field::ArrayLen { which, delta } => {
-                set_len([&mut p.weights, &mut p.bias, &mut p.multiplier, &mut p.shift][which as usize % 4], delta)
+                set_len([&mut p.weights, &mut p.bias, &mut p.multiplier][which as usize % 3], delta)
             }
-            Field::ShiftValue { index, value } if !p.shift.is_empty() => {
-                let n = p.shift.len();
-                p.shift[index as usize % n] = value as u8;
-            }
+            Field::ShiftValue(value) => p.shift_base = value,
             Field::Multiplier { index, value } => set_i16(&mut p.multiplier, index, value as i16),
             Field::Bias { index, value } => set_i16(&mut p.bias, index, value),
             Field::BiasExponent(e) => p.bias_exponent = e,
@@ -764,12 +760,9 @@ fn edit_op(op: &mut OpSpec, f: &Field) {
         OpSpec::FullyConnected(p) => match *f {
             Field::WeightBits(b) => p.weight_bits = b,
             Field::ArrayLen { which, delta } => {
-                set_len([&mut p.weights, &mut p.bias, &mut p.multiplier, &mut p.shift][which as usize % 4], delta)
+                set_len([&mut p.weights, &mut p.bias, &mut p.multiplier][which as usize % 3], delta)
             }
-            Field::ShiftValue { index, value } if !p.shift.is_empty() => {
-                let n = p.shift.len();
-                p.shift[index as usize % n] = value as u8;
-            }
+            Field::ShiftValue(value) => p.shift_base = value,
             Field::Multiplier { index, value } => set_i16(&mut p.multiplier, index, value as i16),
             Field::Bias { index, value } => set_i16(&mut p.bias, index, value),
             Field::BiasExponent(e) => p.bias_exponent = e,
@@ -781,14 +774,14 @@ fn edit_op(op: &mut OpSpec, f: &Field) {
             Field::Kernel { h, w } => (p.kernel_h, p.kernel_w) = (h, w),
             Field::Stride { h, w } => (p.stride_h, p.stride_w) = (h, w),
             Field::Pad { top, left } => (p.pad_top, p.pad_left) = (top, left),
-            Field::ShiftValue { value, .. } => p.shift = value,
+            Field::ShiftValue(value) => p.shift = value,
             Field::Multiplier { value, .. } => p.multiplier = value,
             Field::Clamp { min, max } => p.clamp = hawq_runtime::format::Clamp { min, max },
             Field::OpTensor { which, value } => *[&mut p.input, &mut p.output][which as usize % 2] = value,
             _ => {}
         },
         OpSpec::Add(p) => match *f {
-            Field::ShiftValue { value, .. } => p.shift = value,
+            Field::ShiftValue(value) => p.shift = value,
             Field::Multiplier { index, value } => {
                 *[&mut p.multiplier_a, &mut p.multiplier_b][index as usize % 2] = value
             }
@@ -1002,11 +995,11 @@ fn kernel_larger_than_input() {
 
 #[test]
 fn wrong_array_lengths_are_weight_size_mismatches() {
-    for which in 0..4 {
+    for which in 0..3 {
         for delta in [-1i8, 1] {
             let mut spec = conv_model().spec();
             if let OpSpec::Conv2d(p) = &mut spec.ops[0] {
-                set_len([&mut p.weights, &mut p.bias, &mut p.multiplier, &mut p.shift][which], delta);
+                set_len([&mut p.weights, &mut p.bias, &mut p.multiplier][which], delta);
             }
             assert_eq!(load_err(&spec), Some(Error::WeightSizeMismatch { op: 0 }), "array {which} {delta:+}");
         }
@@ -1023,15 +1016,20 @@ fn parameters_out_of_range() {
     for shift in [-32i8, 31, i8::MIN, i8::MAX] {
         let mut spec = conv_model().spec();
         if let OpSpec::Conv2d(p) = &mut spec.ops[0] {
-            p.shift[1] = shift as u8;
+            p.shift_base = shift;
         }
         assert_eq!(load_err(&spec), Some(Error::BadParameter { op: 0 }), "shift {shift}");
     }
-    let mut spec = conv_model().spec();
-    if let OpSpec::Conv2d(p) = &mut spec.ops[0] {
-        set_i16(&mut p.multiplier, 0, -1);
+    // A channel's shift offset (the top 4 bits of its word) may not carry it past 30.
+    for (base, word, ok) in [(15i8, 0xF800u16, true), (16, 0xF800, false), (-31, 0x0800, true), (-32, 0x1800, false)] {
+        let mut spec = conv_model().spec();
+        if let OpSpec::Conv2d(p) = &mut spec.ops[0] {
+            p.shift_base = base;
+            set_i16(&mut p.multiplier, 0, word as i16);
+        }
+        let want = if ok { None } else { Some(Error::BadParameter { op: 0 }) };
+        assert_eq!(load_err(&spec), want, "base {base} word {word:#06x}");
     }
-    assert_eq!(load_err(&spec), Some(Error::BadParameter { op: 0 }));
     let mut spec = conv_model().spec();
     if let OpSpec::Conv2d(p) = &mut spec.ops[0] {
         p.bias_exponent = 17;
@@ -1067,8 +1065,8 @@ fn fc_model(k: usize, biases: [i16; 2], e: u8) -> Spec {
         weights: vec![1; 2 * k],
         bias: biases.iter().flat_map(|b| b.to_le_bytes()).collect(),
         bias_exponent: e,
-        multiplier: multiplier_bytes(&[1 << 29, 1 << 29]),
-        shift: vec![0, 0],
+        multiplier: multiplier_bytes(&[1 << 29, 1 << 29], &[0, 0]).0,
+        shift_base: 0,
         clamp: hawq_runtime::format::Clamp { min: -128, max: 127 },
     };
     spec.tensors[0] = tensor([1, 1, 2, k.div_ceil(2)], DType::I8, half::f16::from_f32(1.0), 0, 0);
@@ -1120,8 +1118,8 @@ fn four_bit_zero_point_outside_its_range_is_rejected() {
             weights: vec![127],
             bias: i16::MAX.to_le_bytes().to_vec(),
             bias_exponent: 16,
-            multiplier: multiplier_bytes(&[1 << 29]),
-            shift: vec![2],
+            multiplier: multiplier_bytes(&[1 << 29], &[2]).0,
+            shift_base: 2,
             clamp: hawq_runtime::format::Clamp { min: -128, max: 127 },
         });
         Spec::one_op(tensors, 0, 1, RawInput::F32, op)

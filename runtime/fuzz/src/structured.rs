@@ -60,23 +60,21 @@ struct Channels {
     bias: Vec<u8>,
     bias_exponent: u8,
     multiplier: Vec<u8>,
-    shift: Vec<u8>,
+    shift_base: i8,
 }
 
 fn channels(u: &mut Unstructured<'_>, n: usize) -> Result<Channels> {
     let bias_exponent = if u.ratio(3, 4)? { 0 } else { u.int_in_range(0..=17)? };
-    let mut c = Channels { bias: Vec::new(), bias_exponent, multiplier: Vec::new(), shift: Vec::new() };
+    let shift_base = if u.ratio(7, 8)? { u.int_in_range(-31..=15)? } else { u.arbitrary()? };
+    let mut c = Channels { bias: Vec::new(), bias_exponent, multiplier: Vec::new(), shift_base };
     for _ in 0..length(u, n.saturating_mul(2))? / 2 {
         let b: i16 = if u.ratio(3, 4)? { u.int_in_range(-4096..=4096)? } else { u.arbitrary()? };
         c.bias.extend_from_slice(&b.to_le_bytes());
     }
     for _ in 0..length(u, n.saturating_mul(2))? / 2 {
-        let m: i16 = if u.ratio(7, 8)? { u.int_in_range(1 << 14..=i16::MAX)? } else { u.arbitrary()? };
+        // A 12-bit mantissa and a 4-bit shift offset.
+        let m: u16 = if u.ratio(7, 8)? { u.int_in_range(1 << 11..=0xFFF)? | (u.int_in_range(0..=3)? << 12) } else { u.arbitrary()? };
         c.multiplier.extend_from_slice(&m.to_le_bytes());
-    }
-    for _ in 0..length(u, n)? {
-        let s: i8 = if u.ratio(7, 8)? { u.int_in_range(-31..=30)? } else { u.arbitrary()? };
-        c.shift.push(s as u8);
     }
     Ok(c)
 }
@@ -98,7 +96,7 @@ enum Draft {
     Plain(Op<'static>),
 }
 
-const EMPTY: ChannelParams<'static> = ChannelParams { bias: &[], bias_exponent: 0, multiplier: &[], shift: &[] };
+const EMPTY: ChannelParams<'static> = ChannelParams { bias: &[], bias_exponent: 0, multiplier: &[], shift_base: 0 };
 
 /// The tensor table under construction, with the end of the last tensor placed.
 struct Table {
@@ -339,7 +337,7 @@ fn build_from(u: &mut Unstructured<'_>) -> Result<Vec<u8>> {
                         bias: &ch.bias,
                         bias_exponent: ch.bias_exponent,
                         multiplier: &ch.multiplier,
-                        shift: &ch.shift,
+                        shift_base: ch.shift_base,
                     },
                     ..*p
                 };
@@ -355,7 +353,7 @@ fn build_from(u: &mut Unstructured<'_>) -> Result<Vec<u8>> {
                     bias: &ch.bias,
                     bias_exponent: ch.bias_exponent,
                     multiplier: &ch.multiplier,
-                    shift: &ch.shift,
+                    shift_base: ch.shift_base,
                 },
                 ..*p
             }),
@@ -380,7 +378,7 @@ fn build_from(u: &mut Unstructured<'_>) -> Result<Vec<u8>> {
             .iter()
             .map(|d| match d {
                 Draft::Conv { weights, ch, .. } | Draft::Fc { weights, ch, .. } => {
-                    weights.len() + ch.bias.len() + ch.multiplier.len() + ch.shift.len()
+                    weights.len() + ch.bias.len() + ch.multiplier.len()
                 }
                 Draft::Plain(_) => 0,
             })

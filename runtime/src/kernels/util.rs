@@ -21,11 +21,10 @@ pub(crate) struct ChannelQ {
 impl ChannelQ {
     #[inline(always)]
     pub fn new(rq: &Requant<'_>, c: usize) -> ChannelQ {
-        let shift = rq.shift.get(c).map_or(0, |&s| s as i8);
         ChannelQ {
             bias: rq.bias.get(c),
             m: rq.multiplier.mantissa(c),
-            r: (31 - shift as i32).clamp(1, 62) as u32,
+            r: (31 - rq.multiplier.shift(c)).clamp(1, 62) as u32,
             z: rq.out.zero_point,
             lo: rq.min,
             hi: rq.max,

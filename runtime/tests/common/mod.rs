@@ -61,15 +61,22 @@ pub fn bias_bytes(biases: &[i32]) -> (Vec<u8>, u8) {
     (biases.iter().flat_map(|&b| ((b >> e) as i16).to_le_bytes()).collect(), e)
 }
 
-/// Per-channel multipliers `M = m·2^15` as the format stores them: the `i16` mantissas `m`.
-pub fn multiplier_bytes(multipliers: &[i32]) -> Vec<u8> {
-    multipliers
+/// Per-channel multipliers `M` and shifts `s` as the format stores them (contract §1): a `u16`
+/// per channel, `(s − s₀) << 12 | M / 2^18`, and the layer's base shift `s₀` (the smallest `s`).
+/// Panics when they are not representable: the strategies below only make representable ones.
+pub fn multiplier_bytes(multipliers: &[i32], shifts: &[i8]) -> (Vec<u8>, i8) {
+    let base = shifts.iter().copied().min().unwrap_or(0);
+    let bytes = multipliers
         .iter()
-        .flat_map(|&m| {
-            assert!(m % (1 << 15) == 0 && (0..1 << 30).contains(&m), "multiplier {m} is not m·2^15");
-            ((m >> 15) as i16).to_le_bytes()
+        .zip(shifts)
+        .flat_map(|(&m, &s)| {
+            assert!(m % (1 << 18) == 0 && (0..1 << 30).contains(&m), "multiplier {m} is not a 12-bit mantissa·2^18");
+            let offset = (s as i32 - base as i32) as u16;
+            assert!(offset < 16, "shifts {shifts:?} span more than 15");
+            ((offset << 12) | (m >> 18) as u16).to_le_bytes()
         })
-        .collect()
+        .collect();
+    (bytes, base)
 }
 
 pub fn le_f32s(values: &[f32]) -> Vec<u8> {
@@ -85,20 +92,20 @@ pub fn bias_limit(reduction: usize, weight_bits: u32, in_bits: u32) -> i64 {
     (1i64 << 31) - 1 - reduction as i64 * (1i64 << (weight_bits - 1)) * ((1i64 << in_bits) - 1)
 }
 
-/// A positive real per-channel multiplier as `M = m·2^15` with the mantissa `m ∈ [2^14, 2^15)`,
-/// and `s`, with `M · 2^(s−31) ≈ real`, the way the compiler does.
+/// A positive real per-channel multiplier as `M = m₁₂·2^18` with the 12-bit mantissa
+/// `m₁₂ ∈ [2^11, 2^12)`, and `s`, with `M · 2^(s−31) ≈ real`, the way the compiler does.
 pub fn quantize_channel_multiplier(real: f64) -> (i32, i8) {
     assert!(real > 0.0 && real.is_finite());
-    // real = f·2^e with f ∈ [0.5, 1) = (m / 2^15)·2^e = m·2^15·2^(s−31) for s = e + 1.
+    // real = f·2^e with f ∈ [0.5, 1) = (m₁₂ / 2^12)·2^e = m₁₂·2^18·2^(s−31) for s = e + 1.
     let mut e = real.log2().floor() as i32 + 1;
-    let mut m = (real / 2f64.powi(e) * 2f64.powi(15)).round() as i32;
-    if m == 1 << 15 {
-        m = 1 << 14;
+    let mut m = (real / 2f64.powi(e) * 2f64.powi(12)).round() as i32;
+    if m == 1 << 12 {
+        m = 1 << 11;
         e += 1;
     }
     let s = e + 1;
     assert!((-31..=30).contains(&s), "multiplier {real} needs shift {s}");
-    (m << 15, s as i8)
+    (m << 18, s as i8)
 }
 
 /// Normalises a positive real multiplier into `M ∈ [2^30, 2^31)` and `s` with
@@ -149,7 +156,7 @@ pub struct ConvOwned {
     pub bias: Vec<u8>,
     pub bias_exponent: u8,
     pub multiplier: Vec<u8>,
-    pub shift: Vec<u8>,
+    pub shift_base: i8,
     pub clamp: Clamp,
 }
 
@@ -170,7 +177,7 @@ impl ConvOwned {
                 bias: &self.bias,
                 bias_exponent: self.bias_exponent,
                 multiplier: &self.multiplier,
-                shift: &self.shift,
+                shift_base: self.shift_base,
             },
             clamp: self.clamp,
         }
@@ -186,7 +193,7 @@ pub struct FcOwned {
     pub bias: Vec<u8>,
     pub bias_exponent: u8,
     pub multiplier: Vec<u8>,
-    pub shift: Vec<u8>,
+    pub shift_base: i8,
     pub clamp: Clamp,
 }
 
@@ -217,7 +224,7 @@ impl OpSpec {
                     bias: &p.bias,
                     bias_exponent: p.bias_exponent,
                     multiplier: &p.multiplier,
-                    shift: &p.shift,
+                    shift_base: p.shift_base,
                 },
                 clamp: p.clamp,
             }),
@@ -232,10 +239,8 @@ impl OpSpec {
 
     fn blob_bytes(&self) -> usize {
         match self {
-            OpSpec::Conv2d(p) | OpSpec::DepthwiseConv2d(p) => {
-                p.weights.len() + p.bias.len() + p.multiplier.len() + p.shift.len()
-            }
-            OpSpec::FullyConnected(p) => p.weights.len() + p.bias.len() + p.multiplier.len() + p.shift.len(),
+            OpSpec::Conv2d(p) | OpSpec::DepthwiseConv2d(p) => p.weights.len() + p.bias.len() + p.multiplier.len(),
+            OpSpec::FullyConnected(p) => p.weights.len() + p.bias.len() + p.multiplier.len(),
             _ => 0,
         }
     }
@@ -503,11 +508,18 @@ pub fn multiplier() -> impl Strategy<Value = i32> {
     prop_oneof![12 => (1i32 << 30)..=i32::MAX, 1 => 0..(1i32 << 30), 1 => Just(i32::MAX), 1 => Just(1 << 30)]
 }
 
-/// A channel's `M = m·2^15`: the mantissa mostly normalised `[2^14, 2^15)`, sometimes anything
-/// the format allows.
+/// A channel's `M = m₁₂·2^18`: the 12-bit mantissa mostly normalised `[2^11, 2^12)`, sometimes
+/// anything the format allows.
 pub fn channel_multiplier() -> impl Strategy<Value = i32> {
-    prop_oneof![12 => (1i32 << 14)..(1 << 15), 1 => 0..(1i32 << 14), 1 => Just((1 << 15) - 1), 1 => Just(1 << 14)]
-        .prop_map(|m| m << 15)
+    prop_oneof![12 => (1i32 << 11)..(1 << 12), 1 => 0..(1i32 << 11), 1 => Just((1 << 12) - 1), 1 => Just(1 << 11)]
+        .prop_map(|m| m << 18)
+}
+
+/// The shifts of a layer's channels: a base shift (mostly −12..=0) and offsets of at most 15 above
+/// it (contract §1), mostly small, within the format's range.
+pub fn channel_shifts(oc: usize) -> impl Strategy<Value = Vec<i8>> {
+    (shift_in(-12, 0), vec(prop_oneof![8 => Just(0i8), 4 => 0i8..=2, 1 => 0i8..=15], oc))
+        .prop_map(|(base, offsets)| offsets.iter().map(|&o| base.saturating_add(o).min(30)).collect())
 }
 
 /// `s`: mostly `−10..=2` (real multipliers `2^-12..4`: `r` from 41 down to 29, both forms of the
@@ -549,12 +561,12 @@ pub fn log_uniform(lo: f64, hi: f64) -> impl Strategy<Value = f64> {
 pub fn channels(oc: usize, limit: i64, real: bool) -> BoxedStrategy<(Channels, Option<Real>)> {
     if !real {
         bias_exponent()
-            .prop_flat_map(move |e| vec((bias(limit, e), channel_multiplier(), shift()), oc))
-            .prop_map(|v| {
+            .prop_flat_map(move |e| (vec((bias(limit, e), channel_multiplier()), oc), channel_shifts(oc)))
+            .prop_map(|(v, shift)| {
                 let channels = Channels {
                     bias: v.iter().map(|c| c.0).collect(),
                     multiplier: v.iter().map(|c| c.1).collect(),
-                    shift: v.iter().map(|c| c.2).collect(),
+                    shift,
                 };
                 (channels, None)
             })
@@ -665,8 +677,8 @@ impl ConvCase {
             weights: pack_rows(&self.weights, self.reduction(), self.weight_bits),
             bias: bias_bytes(&self.channels.bias).0,
             bias_exponent: bias_bytes(&self.channels.bias).1,
-            multiplier: multiplier_bytes(&self.channels.multiplier),
-            shift: shift_bytes(&self.channels.shift),
+            multiplier: multiplier_bytes(&self.channels.multiplier, &self.channels.shift).0,
+            shift_base: multiplier_bytes(&self.channels.multiplier, &self.channels.shift).1,
             clamp: self.out.clamp(),
         }
     }
@@ -776,8 +788,8 @@ impl Case for FcCase {
             weights: pack_rows(&self.weights, x.values.len(), self.weight_bits),
             bias: bias_bytes(&self.channels.bias).0,
             bias_exponent: bias_bytes(&self.channels.bias).1,
-            multiplier: multiplier_bytes(&self.channels.multiplier),
-            shift: shift_bytes(&self.channels.shift),
+            multiplier: multiplier_bytes(&self.channels.multiplier, &self.channels.shift).0,
+            shift_base: multiplier_bytes(&self.channels.multiplier, &self.channels.shift).1,
             clamp: self.out.clamp(),
         });
         Spec::one_op(tensors, 0, 1, self.place.raw_input(self.in_bits), op)

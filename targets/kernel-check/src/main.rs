@@ -116,14 +116,22 @@ fn multiplier(rng: &mut Rng) -> i32 {
     }) as i32
 }
 
-/// A channel's multiplier mantissa `m` (`M = m·2^15`): mostly normalised, sometimes extreme.
-fn mantissa(rng: &mut Rng) -> i16 {
-    (match rng.pick(&[12, 1, 1, 1]) {
-        0 => rng.range(1 << 14, (1 << 15) - 1),
-        1 => rng.range(0, (1 << 14) - 1),
-        2 => i16::MAX as i64,
-        _ => 1 << 14,
-    }) as i16
+/// A channel's word: a 12-bit mantissa (mostly normalised, sometimes extreme) and a shift
+/// offset above the layer's base (mostly small, sometimes up to 15, never past 30).
+fn channel_word(rng: &mut Rng, base: i8) -> u16 {
+    let mantissa = match rng.pick(&[12, 1, 1, 1]) {
+        0 => rng.range(1 << 11, (1 << 12) - 1),
+        1 => rng.range(0, (1 << 11) - 1),
+        2 => 0xFFF,
+        _ => 1 << 11,
+    } as u16;
+    let offset = match rng.pick(&[8, 4, 1]) {
+        0 => 0,
+        1 => rng.range(0, 2),
+        _ => rng.range(0, 15),
+    }
+    .min(30 - base as i64) as u16;
+    (offset << 12) | mantissa
 }
 
 fn shift(rng: &mut Rng, lo: i64, hi: i64) -> i8 {
@@ -236,7 +244,7 @@ struct Channels {
     bias: [u8; 2 * MAX_OC],
     bias_exponent: u8,
     multiplier: [u8; 2 * MAX_OC],
-    shift: [u8; MAX_OC],
+    shift_base: i8,
 }
 
 const MAX_OC: usize = 96;
@@ -244,11 +252,11 @@ const MAX_OC: usize = 96;
 impl Channels {
     fn random(rng: &mut Rng, oc: usize, k: usize, wbits: Bits, abits: Bits) -> Channels {
         let e = bias_exponent(rng);
-        let mut c = Channels { bias: [0; 2 * MAX_OC], bias_exponent: e, multiplier: [0; 2 * MAX_OC], shift: [0; MAX_OC] };
+        let base = shift(rng, -12, 0);
+        let mut c = Channels { bias: [0; 2 * MAX_OC], bias_exponent: e, multiplier: [0; 2 * MAX_OC], shift_base: base };
         for i in 0..oc {
             c.bias[2 * i..2 * i + 2].copy_from_slice(&bias(rng, e, k, wbits, abits).to_le_bytes());
-            c.multiplier[2 * i..2 * i + 2].copy_from_slice(&mantissa(rng).to_le_bytes());
-            c.shift[i] = shift(rng, -10, 2) as u8;
+            c.multiplier[2 * i..2 * i + 2].copy_from_slice(&channel_word(rng, base).to_le_bytes());
         }
         c
     }
@@ -256,8 +264,7 @@ impl Channels {
     fn requant(&self, oc: usize, out: (ActFormat, i32, i32)) -> Requant<'_> {
         Requant {
             bias: Biases { bytes: &self.bias[..2 * oc], exponent: self.bias_exponent },
-            multiplier: Multipliers(&self.multiplier[..2 * oc]),
-            shift: &self.shift[..oc],
+            multiplier: Multipliers { bytes: &self.multiplier[..2 * oc], shift_base: self.shift_base },
             out: out.0,
             min: out.1,
             max: out.2,

@@ -12,7 +12,7 @@ pub use elementwise::{add, dequantize, softmax, AddRequant};
 pub use fully_connected::{fully_connected, fully_connected_scratch_bytes};
 pub use pool::{avg_pool, max_pool, PoolRequant};
 
-use crate::quant::Bits;
+use crate::quant::{Bits, SHIFT_MAX, SHIFT_MIN};
 
 /// A quantized activation tensor's packing and zero point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +65,6 @@ impl Window {
 pub struct Requant<'a> {
     pub bias: crate::quant::Biases<'a>,
     pub multiplier: crate::quant::Multipliers<'a>,
-    pub shift: &'a [u8],
     pub out: ActFormat,
     pub min: i32,
     pub max: i32,
@@ -74,7 +73,7 @@ pub struct Requant<'a> {
 impl Requant<'_> {
     #[inline(always)]
     pub fn apply(&self, c: usize, acc: i32) -> i32 {
-        let shift = self.shift.get(c).map_or(0, |&s| s as i8);
+        let shift = self.multiplier.shift(c).clamp(SHIFT_MIN as i32, SHIFT_MAX as i32) as i8;
         crate::quant::requant(acc, self.multiplier.get(c), shift, self.out.zero_point, self.min, self.max)
     }
 }
