@@ -567,6 +567,9 @@ fn conv_impl<const L: usize, const N: usize>(
     // No clamp but the output range's (no fused activation, or a ReLU whose zero point is −128):
     // one `SSAT`.
     let full_range = (lo, hi) == (-128, 127);
+    // Rows of whole words go straight to the assembly loop (for 8-bit weights LLVM already keeps
+    // the sums in registers through `dot`, and does worse with the split).
+    let whole_words = L != 2 && row_bytes == 4 * words;
     let oc = g.out_c;
     let mut q0 = 0;
     while q0 < npix {
@@ -591,7 +594,7 @@ fn conv_impl<const L: usize, const N: usize>(
             let (o2, o3) = rest.split_at_mut(oc);
             let outs = o0.iter_mut().zip(o1.iter_mut()).zip(o2.iter_mut()).zip(o3.iter_mut());
             for ((row, f), (((d0, d1), d2), d3)) in weights.chunks_exact(row_bytes).zip(&fast).zip(outs) {
-                let [a0, a1, a2, a3] = dot4(row, x);
+                let [a0, a1, a2, a3] = if whole_words { dot4_whole(row, x) } else { dot4(row, x) };
                 if full_range {
                     (*d0, *d1, *d2, *d3) = (
                         f.apply(a0, -128, 127) as u8,
@@ -636,6 +639,25 @@ fn conv_impl<const L: usize, const N: usize>(
 #[inline(always)]
 fn dot4<const L: usize>(row: &[u8], x: &[[[u32; L]; PIX]]) -> [i32; PIX] {
     dot(row, x)
+}
+
+/// [`dot4`] of a row of whole words (`4·x.len()` bytes): the assembly loop alone, with no tail
+/// to merge, so that the sums stay in registers.
+#[inline(always)]
+fn dot4_whole<const L: usize>(row: &[u8], x: &[[[u32; L]; PIX]]) -> [i32; PIX] {
+    let n = (row.len() / 4).min(x.len());
+    if n == 0 {
+        return [0; PIX];
+    }
+    let (w, xp) = (row.as_ptr(), x.as_ptr() as *const u32);
+    // SAFETY: `n` whole words of `row` and `n` blocks of `L·PIX` words of `x`.
+    unsafe {
+        match L {
+            2 => dot4_w8(w, xp, n),
+            4 => dot4_w4(w, xp, n),
+            _ => dot4_w2(w, xp, n),
+        }
+    }
 }
 
 /// The im2col of pixel `(oy, ox)` straight from the rows of an input whose channel count is a
