@@ -42,23 +42,31 @@ impl ChannelQ {
     }
 }
 
-/// `⌊a·m / 2^16⌋ + c` for a 16-bit `m`: one `SMLAWB` on the Cortex-M4.
+/// `(⌊(x << shl)·m / 2^16⌋ + c) >> sh` for a 16-bit `m` and shifts below 32: `LSL`, `SMLAWB`,
+/// `ASR` on the Cortex-M4 (register shifts, which need no masking).
 #[inline(always)]
 #[cfg_attr(hawq_dsp, allow(unsafe_code))]
-fn mul_hi16_add(a: i32, m: i32, c: i32) -> i32 {
+fn shift_mul_hi16_add_shift(x: i32, shl: u32, m: i32, c: i32, sh: u32) -> i32 {
     #[cfg(hawq_dsp)]
     {
         let r: i32;
-        // SAFETY: SMLAWB reads and writes registers only (and the sticky Q flag, which nothing
-        // reads; the sum cannot overflow, see `Rq32`); every thumbv7em core has it.
+        // SAFETY: LSL, SMLAWB and ASR read and write registers only (SMLAWB also the sticky Q
+        // flag, which nothing reads; the sum cannot overflow, see `Rq32`); every thumbv7em core
+        // has them. `Rq32::new` keeps both shifts below 32.
         unsafe {
-            core::arch::asm!("smlawb {r}, {a}, {m}, {c}", r = lateout(reg) r, a = in(reg) a, m = in(reg) m, c = in(reg) c, options(pure, nomem, nostack))
+            core::arch::asm!(
+                "lsl {r}, {x}, {shl}",
+                "smlawb {r}, {r}, {m}, {c}",
+                "asr {r}, {r}, {sh}",
+                r = out(reg) r, x = in(reg) x, shl = in(reg) shl, m = in(reg) m, c = in(reg) c, sh = in(reg) sh,
+                options(pure, nomem, nostack, preserves_flags)
+            )
         };
         r
     }
     #[cfg(not(hawq_dsp))]
     {
-        ((a as i64 * m as i64) >> 16) as i32 + c
+        ((((x << shl) as i64 * m as i64) >> 16) as i32 + c) >> sh
     }
 }
 
@@ -135,8 +143,13 @@ impl Rq32 {
         if let Some(cq) = &self.slow {
             return cq.apply(sum >> self.scale);
         }
-        let x = self.bias.wrapping_add(sum) << self.shl;
-        (mul_hi16_add(x, self.m, self.round) >> self.sh).max(lo).min(hi)
+        self.unclamped(sum).max(lo).min(hi)
+    }
+
+    /// [`Rq32::apply`] before the clamp, for a channel that is not slow (`slow` is `None`).
+    #[inline(always)]
+    pub fn unclamped(&self, sum: i32) -> i32 {
+        shift_mul_hi16_add_shift(self.bias.wrapping_add(sum), self.shl, self.m, self.round, self.sh)
     }
 }
 

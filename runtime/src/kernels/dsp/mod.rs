@@ -877,6 +877,8 @@ pub fn depthwise_conv2d(
     let zrow = [z as u8; DW_ZROW];
     let (out_bits, oc) = (rq.out.bits, g.out_c);
     let (lo, hi) = (rq.min, rq.max);
+    let plain_8bit =
+        out_bits == Bits::B8 && (lo, hi) == (-128, 127) && fast[..4 * groups].iter().all(|f| f.slow.is_none());
     let mut ptrs = [0usize; DW_TAPS];
     let mut rows = [0u8; DW_ROWS];
     let row_len = g.in_w * c;
@@ -905,6 +907,20 @@ pub fn depthwise_conv2d(
                 }
             }
             let o = (oy * g.out_w + ox) * oc;
+            if plain_8bit {
+                // Every channel fast, 8-bit output, clamp = output range: one `SSAT` each; the
+                // groups walked by iterators (no index arithmetic or bounds checks per group).
+                let groups_of = wp.chunks_exact(taps).zip(fast.chunks_exact(4));
+                for (cb, ((w, f), d)) in groups_of.zip(output[o..o + 4 * groups].chunks_exact_mut(4)).enumerate() {
+                    // SAFETY: every address in `ptrs[..taps]` starts `c` readable bytes (a pixel
+                    // of `input` or `zrow`), and `4·cb + 4 ≤ c`; `w` holds `taps` pairs of words.
+                    let acc = unsafe { dw_taps(ptrs.as_ptr(), 4 * cb, w.as_ptr() as *const u32, taps) };
+                    for ((d, f), a) in d.iter_mut().zip(f).zip(acc) {
+                        *d = f.unclamped(a).clamp(-128, 127) as u8;
+                    }
+                }
+                continue;
+            }
             for gi in 0..groups {
                 let w = &wp[gi * taps..(gi + 1) * taps];
                 // SAFETY: every address in `ptrs[..taps]` starts `c` readable bytes (a pixel of
