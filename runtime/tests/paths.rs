@@ -13,7 +13,7 @@ mod common;
 mod naive;
 
 use common::*;
-use hawq_runtime::kernels::{self, reference, ActFormat, AddRequant, Path, Requant, Window};
+use hawq_runtime::kernels::{self, reference, ActFormat, AddRequant, Path, PoolRequant, Requant, Window};
 use hawq_runtime::quant::{Biases, Bits, Multipliers};
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -360,6 +360,73 @@ fn add_paths_match_reference() {
         let want = run(c, Some(Path::Scalar));
         for &p in &paths {
             compare(name(p), &want, &run(c, p))?;
+        }
+        Ok(())
+    });
+}
+
+#[derive(Debug, Clone)]
+struct PoolK {
+    g: Window,
+    input: Vec<u8>,
+    in_q: ActQ,
+    rq: (i32, i8),
+    oq: OutQ,
+    fill: u64,
+}
+
+fn pool_k() -> impl Strategy<Value = PoolK> {
+    let geom = prop_oneof![geometry(9, 6), global_geometry(12)];
+    // Channel counts past the portable kernel's chunk of 64.
+    let channels = prop_oneof![1..=9usize, 60..=140usize];
+    let quant = prop_oneof![4 => (multiplier(), shift_in(-6, 4)), 1 => Just((1 << 30, 1))];
+    (geom, channels, act_q(), out_q(), quant, any::<u64>()).prop_flat_map(|((h, w, geom), c, in_q, oq, rq, fill)| {
+        vec(act_value(in_q.bits), h * w * c).prop_map(move |values| PoolK {
+            g: Window {
+                in_h: h,
+                in_w: w,
+                in_c: c,
+                out_h: geom.out_h,
+                out_w: geom.out_w,
+                out_c: c,
+                kernel_h: geom.kernel_h,
+                kernel_w: geom.kernel_w,
+                stride_h: geom.stride_h,
+                stride_w: geom.stride_w,
+                pad_top: geom.pad_top,
+                pad_left: geom.pad_left,
+            },
+            input: pack_values(&values, in_q.bits),
+            in_q,
+            rq,
+            oq,
+            fill,
+        })
+    })
+}
+
+#[test]
+fn avg_pool_paths_match_reference() {
+    let run = |c: &PoolK, p: Path| {
+        let n = c.g.out_h * c.g.out_w * c.g.out_c;
+        let mut out = garbage(bits_of(c.oq.bits).packed_len(n), c.fill);
+        let rq = PoolRequant {
+            multiplier: c.rq.0,
+            shift: c.rq.1,
+            out: ActFormat { bits: bits_of(c.oq.bits), zero_point: c.oq.zero_point },
+            min: c.oq.min,
+            max: c.oq.max,
+        };
+        let fmt = ActFormat { bits: bits_of(c.in_q.bits), zero_point: c.in_q.zero_point };
+        assert!(kernels::avg_pool_on(p, &c.g, &c.input, fmt, &rq, &mut out));
+        out
+    };
+    let paths: Vec<Path> = kernels::available().to_vec();
+    let names: Vec<_> = paths.iter().map(|&p| name(Some(p))).collect();
+    check("avg_pool", 3000, pool_k(), &names, |c| {
+        let want = run(c, Path::Scalar);
+        for &p in &paths {
+            compare(name(Some(p)), &want, &run(c, p))?;
         }
         Ok(())
     });

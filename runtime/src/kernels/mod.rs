@@ -356,9 +356,30 @@ pub fn fully_connected(
     }
 }
 
-/// Average pool over the taps inside the input (contract §5).
+/// Average pool over the taps inside the input (contract §5): the portable kernel on every path
+/// but the scalar one.
 pub fn avg_pool(g: &Window, input: &[u8], in_fmt: ActFormat, rq: &PoolRequant, output: &mut [u8]) {
-    reference::avg_pool(g, input, in_fmt, rq, output)
+    match active() {
+        Path::Scalar => reference::avg_pool(g, input, in_fmt, rq, output),
+        _ => portable::avg_pool(g, input, in_fmt, rq, output),
+    }
+}
+
+/// [`avg_pool`] on a given path; `false` when this build or CPU does not have it.
+pub fn avg_pool_on(
+    path: Path,
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    rq: &PoolRequant,
+    output: &mut [u8],
+) -> bool {
+    match path {
+        Path::Scalar => reference::avg_pool(g, input, in_fmt, rq, output),
+        p if available().contains(&p) => portable::avg_pool(g, input, in_fmt, rq, output),
+        _ => return false,
+    }
+    true
 }
 
 /// Max pool over the taps inside the input (contract §5).

@@ -9,9 +9,9 @@
 //! an 8-bit weight costs one sign extension. Layers whose receptive field does not fit the buffer
 //! run on the reference kernels.
 
-use super::reference::{self, ActFormat, AddRequant, Requant, Window};
+use super::reference::{self, ActFormat, AddRequant, PoolRequant, Requant, Window};
 use super::util::{put, row_words, sum_bound, tail_word, unpack4, ChannelQ, Rq32};
-use crate::quant::{load, Bits};
+use crate::quant::{load, store, Bits};
 
 /// Output pixels per block.
 pub(crate) const PIX: usize = 4;
@@ -491,4 +491,47 @@ fn add_loop<const BIG: bool>(arena: &mut [u8], n: usize, a: usize, b: usize, out
             }
         }
     }
+}
+
+/// Channels [`avg_pool`] sums at a time.
+const POOL_CH: usize = 64;
+
+/// Average pool, same signature and bytes as [`reference::avg_pool`]. An 8-bit input is read
+/// pixel by pixel, every channel of a pixel in turn, into per-channel sums (the reference walks
+/// the window once per channel); `Σ(a − z) = Σa − count·z` in the same wrapping 32-bit
+/// arithmetic. A 4-bit input takes the reference.
+pub fn avg_pool(g: &Window, input: &[u8], in_fmt: ActFormat, rq: &PoolRequant, output: &mut [u8]) {
+    let c = g.in_c;
+    if in_fmt.bits != Bits::B8 || c == 0 {
+        return reference::avg_pool(g, input, in_fmt, rq, output);
+    }
+    let mut o = 0;
+    for oy in 0..g.out_h {
+        let (y0, y1, _) = g.rows(oy);
+        for ox in 0..g.out_w {
+            let (x0, x1, _) = g.cols(ox);
+            let count = (y1 - y0) * (x1 - x0);
+            let m_c = rq.multiplier_for(count);
+            let zero_sum = (count as i32).wrapping_mul(in_fmt.zero_point);
+            let mut c0 = 0;
+            while c0 < g.out_c {
+                let n = (g.out_c - c0).min(POOL_CH);
+                let mut sums = [0i32; POOL_CH];
+                for y in y0..y1 {
+                    let row = &input[(y * g.in_w + x0) * c..(y * g.in_w + x1) * c];
+                    for px in row.chunks_exact(c) {
+                        for (s, &a) in sums.iter_mut().zip(&px[c0..c0 + n]) {
+                            *s = s.wrapping_add(a as i8 as i32);
+                        }
+                    }
+                }
+                for (j, &s) in sums[..n].iter().enumerate() {
+                    store(output, rq.out.bits, o + c0 + j, rq.finish(s.wrapping_sub(zero_sum), m_c));
+                }
+                c0 += n;
+            }
+            o += g.out_c;
+        }
+    }
+    reference::clear_tail(output, rq.out, o);
 }

@@ -13,9 +13,22 @@ pub struct PoolRequant {
 
 impl PoolRequant {
     #[inline(always)]
-    fn finish(&self, value: i32, multiplier: i32) -> i32 {
+    pub(crate) fn finish(&self, value: i32, multiplier: i32) -> i32 {
         let q = requant_raw(value, multiplier, self.shift) + self.out.zero_point as i64;
         q.clamp(self.min as i64, self.max as i64) as i32
+    }
+}
+
+impl PoolRequant {
+    /// `M_c = ⌊(M + ⌊c/2⌋) / c⌋` for a window of `count` taps (contract §5).
+    #[inline(always)]
+    pub(crate) fn multiplier_for(&self, count: usize) -> i32 {
+        let count = count as i64;
+        if count == 0 {
+            0
+        } else {
+            ((self.multiplier.max(0) as i64 + count / 2) / count) as i32
+        }
     }
 }
 
@@ -27,8 +40,7 @@ pub fn avg_pool(g: &Window, input: &[u8], in_fmt: ActFormat, rq: &PoolRequant, o
         let (y0, y1, _) = g.rows(oy);
         for ox in 0..g.out_w {
             let (x0, x1, _) = g.cols(ox);
-            let count = ((y1 - y0) * (x1 - x0)) as i64;
-            let m_c = if count == 0 { 0 } else { ((rq.multiplier.max(0) as i64 + count / 2) / count) as i32 };
+            let m_c = rq.multiplier_for((y1 - y0) * (x1 - x0));
             for c in 0..g.out_c {
                 let mut sum = 0i32;
                 for y in y0..y1 {
