@@ -564,9 +564,9 @@ fn conv_impl<const L: usize, const N: usize>(
         *f = Rq32::new(&ChannelQ::new(rq, c), bound, scale);
     }
     let (lo, hi) = (rq.min, rq.max);
-    // No clamp but the output range's (no fused activation, or a ReLU whose zero point is −128):
-    // one `SSAT`.
-    let full_range = (lo, hi) == (-128, 127);
+    // Every channel fast and no clamp but the output range's (no fused activation, or a ReLU whose
+    // zero point is −128): one `SSAT` per output and no check for a slow channel.
+    let plain = (lo, hi) == (-128, 127) && fast[..g.out_c.min(CQ_MAX)].iter().all(|f| f.slow.is_none());
     // Rows of whole words go straight to the assembly loop (for 8-bit weights LLVM already keeps
     // the sums in registers through `dot`, and does worse with the split).
     let whole_words = L != 2 && row_bytes == 4 * words;
@@ -593,22 +593,26 @@ fn conv_impl<const L: usize, const N: usize>(
             let (o1, rest) = rest.split_at_mut(oc);
             let (o2, o3) = rest.split_at_mut(oc);
             let outs = o0.iter_mut().zip(o1.iter_mut()).zip(o2.iter_mut()).zip(o3.iter_mut());
-            for ((row, f), (((d0, d1), d2), d3)) in weights.chunks_exact(row_bytes).zip(&fast).zip(outs) {
-                let [a0, a1, a2, a3] = if whole_words { dot4_whole(row, x) } else { dot4(row, x) };
-                if full_range {
-                    (*d0, *d1, *d2, *d3) = (
-                        f.apply(a0, -128, 127) as u8,
-                        f.apply(a1, -128, 127) as u8,
-                        f.apply(a2, -128, 127) as u8,
-                        f.apply(a3, -128, 127) as u8,
-                    );
-                } else {
-                    (*d0, *d1, *d2, *d3) = (
-                        f.apply(a0, lo, hi) as u8,
-                        f.apply(a1, lo, hi) as u8,
-                        f.apply(a2, lo, hi) as u8,
-                        f.apply(a3, lo, hi) as u8,
-                    );
+            let rows = weights.chunks_exact(row_bytes).zip(&fast).zip(outs);
+            // One loop per case, so that no row pays for the others' branches.
+            match (plain, whole_words) {
+                (true, true) => {
+                    for ((row, f), (((d0, d1), d2), d3)) in rows {
+                        let a = dot4_whole(row, x).map(|a| f.unclamped(a).clamp(-128, 127) as u8);
+                        (*d0, *d1, *d2, *d3) = (a[0], a[1], a[2], a[3]);
+                    }
+                }
+                (true, false) => {
+                    for ((row, f), (((d0, d1), d2), d3)) in rows {
+                        let a = dot4(row, x).map(|a| f.unclamped(a).clamp(-128, 127) as u8);
+                        (*d0, *d1, *d2, *d3) = (a[0], a[1], a[2], a[3]);
+                    }
+                }
+                _ => {
+                    for ((row, f), (((d0, d1), d2), d3)) in rows {
+                        let a = dot4(row, x).map(|a| f.apply(a, lo, hi) as u8);
+                        (*d0, *d1, *d2, *d3) = (a[0], a[1], a[2], a[3]);
+                    }
                 }
             }
         } else if all32 && n == PIX && out_bits == Bits::B4 && oc % 2 == 0 {
