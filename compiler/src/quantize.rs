@@ -226,58 +226,45 @@ pub fn quantize_channel(w: &[f32], bits: u8) -> (f32, Vec<i8>) {
     (s, w.iter().map(|&x| (x / s).round().clamp(-qmax, qmax) as i8).collect())
 }
 
-/// `real = M · 2^(shift − 31)` with `M` in `[2^30, 2^31)` (contract §4).
-pub fn quantize_multiplier(real: f64) -> Result<(i32, i8)> {
+/// `real ≈ m · 2^(s − k)` with the mantissa `m` normalised to `[2^(bits−1), 2^bits)` and
+/// `−31 ≤ s ≤ 30`; below the normalised range `s` stays at −31 and `m` shrinks.
+fn normalized_multiplier(real: f64, bits: i32, k: i32) -> Result<(i64, i8)> {
     if !(real.is_finite() && real >= 0.0) {
         bail!("requantization multiplier {real} is not a finite non-negative number");
     }
     if real == 0.0 {
         return Ok((0, 0));
     }
+    // real = f·2^e with f ∈ [0.5, 1), m = f·2^bits.
     let mut e = real.log2().floor() as i32 + 1;
-    let mut m = (real / 2f64.powi(e) * 2f64.powi(31)).round() as i64;
-    if m >= 1 << 31 {
+    let mut m = (real / 2f64.powi(e) * 2f64.powi(bits)).round() as i64;
+    if m >= 1 << bits {
         m /= 2;
         e += 1;
     }
-    if e > 30 {
-        bail!("requantization multiplier {real} is too large (scales differ by more than 2^30)");
+    let s = e + k - bits;
+    if s > 30 {
+        bail!("requantization multiplier {real} is too large (scales differ by more than 2^{})", 30 - (k - bits));
     }
-    if e < -31 {
-        // Below the normalised range: keep shift −31 and let M shrink.
-        let m = (real * 2f64.powi(62)).round() as i64;
-        return Ok((m as i32, -31));
+    if s < -31 {
+        return Ok(((real * 2f64.powi(k + 31)).round() as i64, -31));
     }
-    Ok((m as i32, e as i8))
+    Ok((m, s as i8))
+}
+
+/// `real = M · 2^(shift − 31)` with `M` in `[2^30, 2^31)` (contract §4): pooling and add.
+pub fn quantize_multiplier(real: f64) -> Result<(i32, i8)> {
+    let (m, s) = normalized_multiplier(real, 31, 31)?;
+    Ok((m as i32, s))
 }
 
 /// A conv/FC channel's real multiplier as the format stores it (contract §1, §4): the 12-bit
 /// mantissa `m₁₂` (normalised to `[2^11, 2^12)`; `M = m₁₂·2^18`) and the shift `s`, with
 /// `real ≈ m₁₂·2^18·2^(s−31) = m₁₂·2^(s−13)`; relative error at most `2^-12`, which moves an
-/// 8-bit output by at most 0.06 of a step. Below the normalised range the shift stays at −31
-/// and the mantissa shrinks.
+/// 8-bit output by at most 0.06 of a step.
 pub fn quantize_channel_multiplier(real: f64) -> Result<(u16, i8)> {
-    if !(real.is_finite() && real >= 0.0) {
-        bail!("requantization multiplier {real} is not a finite non-negative number");
-    }
-    if real == 0.0 {
-        return Ok((0, 0));
-    }
-    // real = f·2^e with f ∈ [0.5, 1), and m₁₂ = f·2^12, s = e + 1.
-    let mut e = real.log2().floor() as i32 + 1;
-    let mut m = (real / 2f64.powi(e) * 2f64.powi(12)).round() as i64;
-    if m >= 1 << 12 {
-        m /= 2;
-        e += 1;
-    }
-    let s = e + 1;
-    if s > 30 {
-        bail!("requantization multiplier {real} is too large (scales differ by more than 2^29)");
-    }
-    if s < -31 {
-        return Ok(((real * 2f64.powi(44)).round() as u16, -31));
-    }
-    Ok((m as u16, s as i8))
+    let (m, s) = normalized_multiplier(real, 12, 13)?;
+    Ok((m as u16, s))
 }
 
 /// Quantization of every value, and which values share their input's parameters.

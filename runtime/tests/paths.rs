@@ -147,20 +147,7 @@ fn conv_k(depthwise: bool) -> impl Strategy<Value = ConvK> {
                 owned_channels(out_c, limit),
             )
                 .prop_map(move |(wv, av, ch)| ConvK {
-                    g: Window {
-                        in_h: h,
-                        in_w: w,
-                        in_c: ic,
-                        out_h: geom.out_h,
-                        out_w: geom.out_w,
-                        out_c,
-                        kernel_h: geom.kernel_h,
-                        kernel_w: geom.kernel_w,
-                        stride_h: geom.stride_h,
-                        stride_w: geom.stride_w,
-                        pad_top: geom.pad_top,
-                        pad_left: geom.pad_left,
-                    },
+                    g: window(h, w, ic, out_c, &geom),
                     in_fmt: (in_q.bits, in_q.zero_point),
                     input: pack_values(&av, in_q.bits),
                     weight_bits: wbits,
@@ -170,6 +157,24 @@ fn conv_k(depthwise: bool) -> impl Strategy<Value = ConvK> {
                     fill,
                 })
         })
+}
+
+/// The kernels' window of an `h × w × in_c` input under `geom`.
+fn window(h: usize, w: usize, in_c: usize, out_c: usize, geom: &naive::Geom) -> Window {
+    Window {
+        in_h: h,
+        in_w: w,
+        in_c,
+        out_h: geom.out_h,
+        out_w: geom.out_w,
+        out_c,
+        kernel_h: geom.kernel_h,
+        kernel_w: geom.kernel_w,
+        stride_h: geom.stride_h,
+        stride_w: geom.stride_w,
+        pad_top: geom.pad_top,
+        pad_left: geom.pad_left,
+    }
 }
 
 fn run_conv(case: &ConvK, f: &ConvDyn) -> Vec<u8> {
@@ -382,20 +387,7 @@ fn pool_k() -> impl Strategy<Value = PoolK> {
     let quant = prop_oneof![4 => (multiplier(), shift_in(-6, 4)), 1 => Just((1 << 30, 1))];
     (geom, channels, act_q(), out_q(), quant, any::<u64>()).prop_flat_map(|((h, w, geom), c, in_q, oq, rq, fill)| {
         vec(act_value(in_q.bits), h * w * c).prop_map(move |values| PoolK {
-            g: Window {
-                in_h: h,
-                in_w: w,
-                in_c: c,
-                out_h: geom.out_h,
-                out_w: geom.out_w,
-                out_c: c,
-                kernel_h: geom.kernel_h,
-                kernel_w: geom.kernel_w,
-                stride_h: geom.stride_h,
-                stride_w: geom.stride_w,
-                pad_top: geom.pad_top,
-                pad_left: geom.pad_left,
-            },
+            g: window(h, w, c, c, &geom),
             input: pack_values(&values, in_q.bits),
             in_q,
             rq,

@@ -522,12 +522,6 @@ pub fn channel_shifts(oc: usize) -> impl Strategy<Value = Vec<i8>> {
         .prop_map(|(base, offsets)| offsets.iter().map(|&o| base.saturating_add(o).min(30)).collect())
 }
 
-/// `s`: mostly `−10..=2` (real multipliers `2^-12..4`: `r` from 41 down to 29, both forms of the
-/// fast requantization), sometimes the extremes of the format.
-pub fn shift() -> impl Strategy<Value = i8> {
-    shift_in(-10, 2)
-}
-
 /// `s`: mostly in `lo..=hi`, sometimes the extremes of the format.
 pub fn shift_in(lo: i8, hi: i8) -> impl Strategy<Value = i8> {
     prop_oneof![12 => lo..=hi, 1 => Just(-31i8), 1 => Just(30i8), 2 => -31i8..=30]
