@@ -91,13 +91,16 @@ pub(crate) fn sum_bound(k: usize, weight_bits: Bits, in_bits: Bits) -> i64 {
 /// within `2^30`. A channel for which no such `k` exists (a real multiplier of 1/4 or more on a
 /// layer with a large bound, or a tiny multiplier with a large zero point; compiled models have
 /// neither) keeps [`ChannelQ::apply`].
+///
+/// The first five fields are in the order the Cortex-M4 row loop loads them with one `LDM`.
 #[derive(Debug, Clone, Copy)]
+#[repr(C)]
 pub(crate) struct Rq32 {
     /// `bias·2^scale`.
     pub bias: i32,
-    pub m: i32,
     /// `k − scale`.
     pub shl: u32,
+    pub m: i32,
     /// `2^(t'−17) + z·2^(t'−16)`.
     pub round: i32,
     pub sh: u32,

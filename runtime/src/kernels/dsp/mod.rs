@@ -567,9 +567,6 @@ fn conv_impl<const L: usize, const N: usize>(
     // Every channel fast and no clamp but the output range's (no fused activation, or a ReLU whose
     // zero point is −128): one `SSAT` per output and no check for a slow channel.
     let plain = (lo, hi) == (-128, 127) && fast[..g.out_c.min(CQ_MAX)].iter().all(|f| f.slow.is_none());
-    // Rows of whole words go straight to the assembly loop (for 8-bit weights LLVM already keeps
-    // the sums in registers through `dot`, and does worse with the split).
-    let whole_words = L != 2 && row_bytes == 4 * words;
     let oc = g.out_c;
     let mut q0 = 0;
     while q0 < npix {
@@ -589,30 +586,16 @@ fn conv_impl<const L: usize, const N: usize>(
         }
         if all32 && n == PIX && out_bits == Bits::B8 {
             let block = &mut output[q0 * oc..(q0 + PIX) * oc];
-            let (o0, rest) = block.split_at_mut(oc);
-            let (o1, rest) = rest.split_at_mut(oc);
-            let (o2, o3) = rest.split_at_mut(oc);
-            let outs = o0.iter_mut().zip(o1.iter_mut()).zip(o2.iter_mut()).zip(o3.iter_mut());
-            let rows = weights.chunks_exact(row_bytes).zip(&fast).zip(outs);
-            // One loop per case, so that no row pays for the others' branches.
-            match (plain, whole_words) {
-                (true, true) => {
-                    for ((row, f), (((d0, d1), d2), d3)) in rows {
-                        let a = dot4_whole(row, x).map(|a| f.unclamped(a).clamp(-128, 127) as u8);
-                        (*d0, *d1, *d2, *d3) = (a[0], a[1], a[2], a[3]);
-                    }
-                }
-                (true, false) => {
-                    for ((row, f), (((d0, d1), d2), d3)) in rows {
-                        let a = dot4(row, x).map(|a| f.unclamped(a).clamp(-128, 127) as u8);
-                        (*d0, *d1, *d2, *d3) = (a[0], a[1], a[2], a[3]);
-                    }
-                }
-                _ => {
-                    for ((row, f), (((d0, d1), d2), d3)) in rows {
-                        let a = dot4(row, x).map(|a| f.apply(a, lo, hi) as u8);
-                        (*d0, *d1, *d2, *d3) = (a[0], a[1], a[2], a[3]);
-                    }
+            if plain {
+                plain_rows::<L>(weights, row_bytes, words, x, &fast[..oc], block);
+            } else {
+                let (o0, rest) = block.split_at_mut(oc);
+                let (o1, rest) = rest.split_at_mut(oc);
+                let (o2, o3) = rest.split_at_mut(oc);
+                let outs = o0.iter_mut().zip(o1.iter_mut()).zip(o2.iter_mut()).zip(o3.iter_mut());
+                for ((row, f), (((d0, d1), d2), d3)) in weights.chunks_exact(row_bytes).zip(&fast).zip(outs) {
+                    let a = dot4(row, x).map(|a| f.apply(a, lo, hi) as u8);
+                    (*d0, *d1, *d2, *d3) = (a[0], a[1], a[2], a[3]);
                 }
             }
         } else if all32 && n == PIX && out_bits == Bits::B4 && oc % 2 == 0 {
@@ -645,22 +628,317 @@ fn dot4<const L: usize>(row: &[u8], x: &[[[u32; L]; PIX]]) -> [i32; PIX] {
     dot(row, x)
 }
 
-/// [`dot4`] of a row of whole words (`4·x.len()` bytes): the assembly loop alone, with no tail
-/// to merge, so that the sums stay in registers.
+/// The 8-bit outputs of one block of [`PIX`] pixels for every channel (`block`: pixel-major,
+/// `PIX·oc` bytes), when every channel is fast and the clamp is the output range: the rows go
+/// through [`rows_plain`], except a last row whose final word would be read past `weights`.
 #[inline(always)]
-fn dot4_whole<const L: usize>(row: &[u8], x: &[[[u32; L]; PIX]]) -> [i32; PIX] {
-    let n = (row.len() / 4).min(x.len());
-    if n == 0 {
-        return [0; PIX];
+fn plain_rows<const L: usize>(
+    weights: &[u8],
+    row_bytes: usize,
+    words: usize,
+    x: &[[[u32; L]; PIX]],
+    fast: &[Rq32],
+    block: &mut [u8],
+) {
+    let oc = fast.len();
+    // The assembly reads `4·words` bytes from each row's start; a row's last word may hold the
+    // next row's first bytes (they meet zero activations), but never bytes past `weights`.
+    let mut rows = oc.min(weights.len() / row_bytes.max(1));
+    if rows > 0 && (rows - 1) * row_bytes + 4 * words > weights.len() {
+        rows -= 1;
     }
-    let (w, xp) = (row.as_ptr(), x.as_ptr() as *const u32);
-    // SAFETY: `n` whole words of `row` and `n` blocks of `L·PIX` words of `x`.
-    unsafe {
-        match L {
-            2 => dot4_w8(w, xp, n),
-            4 => dot4_w4(w, xp, n),
-            _ => dot4_w2(w, xp, n),
+    if rows > 0 && words > 0 && x.len() >= words && block.len() >= PIX * oc {
+        // SAFETY: `rows ≥ 1` rows of `row_bytes` at `weights`, the last read to `4·words` bytes
+        // (checked just above); `words` blocks of `L·PIX` words at `x`; `rows ≤ oc` constants at
+        // `fast`; outputs `p·oc + c` for `p < PIX`, `c < rows` inside `block` (length checked).
+        unsafe {
+            rows_plain::<L>(
+                weights.as_ptr(),
+                row_bytes,
+                x.as_ptr() as *const u32,
+                words,
+                fast.as_ptr(),
+                block.as_mut_ptr(),
+                oc,
+                rows,
+            )
+        };
+    } else {
+        rows = 0;
+    }
+    for (c, (row, f)) in weights.chunks_exact(row_bytes).zip(fast).enumerate().take(oc).skip(rows) {
+        let a = dot4(row, x);
+        for (p, a) in a.into_iter().enumerate() {
+            if let Some(d) = block.get_mut(p * oc + c) {
+                *d = f.unclamped(a).clamp(-128, 127) as u8;
+            }
         }
+    }
+}
+
+// The row loop of [`rows_plain`]. Registers: r0 weight pointer, r1 im2col pointer, r2 word
+// counter, r3 the weight word, r4/r5 its unpacked lanes, r12/lr a pair of im2col words, r8–r11
+// the four pixels' sums. The loop state lives in the 32 bytes the assembly pushes (`[sp]`):
+// row, row bytes, im2col, words, requantization constants, output, channels, output end.
+
+/// One 8-bit weight word into the four sums: 16 multiply-accumulates, 15 instructions.
+macro_rules! step_w8 {
+    () => {
+        concat!(
+            "ldr r3, [r0], #4\n",
+            "sxtb16 r4, r3\n",
+            "sxtb16 r3, r3, ror #8\n",
+            "ldrd r12, lr, [r1], #8\n",
+            "smlad r8, r4, r12, r8\n",
+            "smlad r8, r3, lr, r8\n",
+            "ldrd r12, lr, [r1], #8\n",
+            "smlad r9, r4, r12, r9\n",
+            "smlad r9, r3, lr, r9\n",
+            "ldrd r12, lr, [r1], #8\n",
+            "smlad r10, r4, r12, r10\n",
+            "smlad r10, r3, lr, r10\n",
+            "ldrd r12, lr, [r1], #8\n",
+            "smlad r11, r4, r12, r11\n",
+            "smlad r11, r3, lr, r11\n",
+        )
+    };
+}
+
+/// Two unpacked lanes (r4, r5) against lane pair `$o`, `$o + 4` of each pixel (`$p0..$p3`: byte
+/// offsets of the pixels' pairs from r1).
+macro_rules! lanes_x4 {
+    ($p0:literal, $p1:literal, $p2:literal, $p3:literal) => {
+        concat!(
+            "ldrd r12, lr, [r1, #",
+            $p0,
+            "]\n",
+            "smlad r8, r4, r12, r8\n",
+            "smlad r8, r5, lr, r8\n",
+            "ldrd r12, lr, [r1, #",
+            $p1,
+            "]\n",
+            "smlad r9, r4, r12, r9\n",
+            "smlad r9, r5, lr, r9\n",
+            "ldrd r12, lr, [r1, #",
+            $p2,
+            "]\n",
+            "smlad r10, r4, r12, r10\n",
+            "smlad r10, r5, lr, r10\n",
+            "ldrd r12, lr, [r1, #",
+            $p3,
+            "]\n",
+            "smlad r11, r4, r12, r11\n",
+            "smlad r11, r5, lr, r11\n",
+        )
+    };
+}
+
+/// One 4-bit weight word (eight lanes, as [`dot4_w4`] unpacks them) against the block at
+/// r1 + `$b`: 32 multiply-accumulates, 32 instructions.
+macro_rules! step_w4 {
+    ($b0:literal, $b1:literal, $b2:literal, $b3:literal, $b4:literal, $b5:literal, $b6:literal, $b7:literal) => {
+        concat!(
+            "ldr r3, [r0], #4\n",
+            "lsl r4, r3, #4\n",
+            "and r4, r4, #0xF0F0F0F0\n",
+            "sxtb16 r5, r4, ror #8\n",
+            "sxtb16 r4, r4\n",
+            lanes_x4!($b0, $b2, $b4, $b6),
+            "and r3, r3, #0xF0F0F0F0\n",
+            "sxtb16 r5, r3, ror #8\n",
+            "sxtb16 r4, r3\n",
+            lanes_x4!($b1, $b3, $b5, $b7),
+        )
+    };
+}
+
+/// Crumb `j` of each byte of a 2-bit weight word (`$shift = 6 − 2j`, or `last` for j = 3):
+/// lanes (j, 8+j) and (4+j, 12+j) at byte `8j` of each pixel's 32-byte block.
+macro_rules! quarter_w2 {
+    (last, $p0:literal, $p1:literal, $p2:literal, $p3:literal) => {
+        concat!(
+            "and r4, r3, #0xC0C0C0C0\n",
+            "sxtb16 r5, r4, ror #8\n",
+            "sxtb16 r4, r4\n",
+            lanes_x4!($p0, $p1, $p2, $p3),
+        )
+    };
+    ($shift:literal, $p0:literal, $p1:literal, $p2:literal, $p3:literal) => {
+        concat!(
+            "lsl r4, r3, #",
+            $shift,
+            "\n",
+            "and r4, r4, #0xC0C0C0C0\n",
+            "sxtb16 r5, r4, ror #8\n",
+            "sxtb16 r4, r4\n",
+            lanes_x4!($p0, $p1, $p2, $p3),
+        )
+    };
+}
+
+/// The start of a row: the weight pointer (and the next row's, stored back), the sums set to the
+/// channel's scaled bias, the im2col pointer and the word count.
+macro_rules! row_start {
+    () => {
+        concat!(
+            "1:\n",
+            "ldrd r0, r3, [sp]\n",
+            "add r3, r0, r3\n",
+            "str r3, [sp]\n",
+            "ldr r3, [sp, #16]\n",
+            "ldr r8, [r3]\n",
+            "mov r9, r8\n",
+            "mov r10, r8\n",
+            "mov r11, r8\n",
+            "ldrd r1, r2, [sp, #8]\n",
+        )
+    };
+}
+
+/// The end of a row: `Rq32::unclamped` of each sum (its `bias, shl, m, round, sh` loaded at
+/// once), `SSAT` to 8 bits, one byte per pixel at `out + p·oc`, then the next row until the
+/// output end.
+macro_rules! row_end {
+    () => {
+        concat!(
+            "ldr r0, [sp, #16]\n",
+            "ldm r0, {{r2, r3, r4, r5, r12}}\n",
+            "add r0, r0, #{rq_size}\n",
+            "str r0, [sp, #16]\n",
+            "lsl r8, r8, r3\n",
+            "smlawb r8, r8, r4, r5\n",
+            "asr r8, r8, r12\n",
+            "ssat r8, #8, r8\n",
+            "lsl r9, r9, r3\n",
+            "smlawb r9, r9, r4, r5\n",
+            "asr r9, r9, r12\n",
+            "ssat r9, #8, r9\n",
+            "lsl r10, r10, r3\n",
+            "smlawb r10, r10, r4, r5\n",
+            "asr r10, r10, r12\n",
+            "ssat r10, #8, r10\n",
+            "lsl r11, r11, r3\n",
+            "smlawb r11, r11, r4, r5\n",
+            "asr r11, r11, r12\n",
+            "ssat r11, #8, r11\n",
+            "ldrd r0, r2, [sp, #20]\n",
+            "strb r8, [r0]\n",
+            "strb r9, [r0, r2]\n",
+            "add r3, r0, r2, lsl #1\n",
+            "strb r10, [r3]\n",
+            "strb r11, [r3, r2]\n",
+            "ldr r3, [sp, #28]\n",
+            "adds r0, r0, #1\n",
+            "str r0, [sp, #20]\n",
+            "cmp r0, r3\n",
+            "bne 1b\n",
+        )
+    };
+}
+
+/// `rows` channels of one pixel block, in the plain case of [`plain_rows`], entirely in assembly
+/// so that nothing is spilled around the dot product and the epilogue is the same for every
+/// weight width: per row, the dot product of [`dot4_w8`], [`dot4_w4`] or [`dot4_w2`] (sums
+/// starting from the scaled bias), then requantization and four byte stores (≈ 40 instructions
+/// besides the dot product).
+///
+/// # Safety
+/// `rows ≥ 1` and `words ≥ 1`; row `r < rows` starts at `w + r·row_bytes` and `4·words` bytes are
+/// readable there; `x` is valid for `words·L·PIX` words (word-aligned); `rq` for `rows`
+/// constants, each channel fast (`slow` is `None`); `out + p·oc + r` is writable for `p < PIX`,
+/// `r < rows`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn rows_plain<const L: usize>(
+    w: *const u8,
+    row_bytes: usize,
+    x: *const u32,
+    words: usize,
+    rq: *const Rq32,
+    out: *mut u8,
+    oc: usize,
+    rows: usize,
+) {
+    let out_end = out.wrapping_add(rows);
+    macro_rules! row_loop {
+        ($($dot:expr),+ $(,)?) => {
+            // SAFETY: the caller's bounds; the weight words may be unaligned (Armv7-M allows
+            // LDR), the im2col buffer and the pushed state are word-aligned (LDRD, LDM); the
+            // assembly pops what it pushes.
+            unsafe {
+                asm!(
+                    "push {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                    row_start!(),
+                    $($dot,)+
+                    row_end!(),
+                    "add sp, sp, #32",
+                    rq_size = const core::mem::size_of::<Rq32>(),
+                    inout("r0") w => _,
+                    inout("r1") row_bytes => _,
+                    inout("r2") x => _,
+                    inout("r3") words => _,
+                    inout("r4") rq => _,
+                    inout("r5") out => _,
+                    inout("r8") oc => _,
+                    inout("r9") out_end => _,
+                    out("r10") _,
+                    out("r11") _,
+                    out("r12") _,
+                    out("lr") _,
+                )
+            }
+        };
+    }
+    match L {
+        2 => row_loop!(
+            // Odd word counts take one word first; the flags of `lsrs` survive it.
+            "lsrs r2, r2, #1",
+            "bcc 2f",
+            step_w8!(),
+            "2:",
+            "beq 4f",
+            "3:",
+            step_w8!(),
+            step_w8!(),
+            "subs r2, r2, #1",
+            "bne 3b",
+            "4:",
+        ),
+        4 => row_loop!(
+            // One word if the count is odd, two if its bit 1 is set, then four per iteration.
+            "lsrs r2, r2, #1",
+            "bcc 2f",
+            step_w4!("0", "8", "16", "24", "32", "40", "48", "56"),
+            "add r1, r1, #64",
+            "2:",
+            "lsrs r2, r2, #1",
+            "bcc 3f",
+            step_w4!("0", "8", "16", "24", "32", "40", "48", "56"),
+            step_w4!("64", "72", "80", "88", "96", "104", "112", "120"),
+            "add r1, r1, #128",
+            "3:",
+            "beq 5f",
+            "4:",
+            step_w4!("0", "8", "16", "24", "32", "40", "48", "56"),
+            step_w4!("64", "72", "80", "88", "96", "104", "112", "120"),
+            step_w4!("128", "136", "144", "152", "160", "168", "176", "184"),
+            step_w4!("192", "200", "208", "216", "224", "232", "240", "248"),
+            "add r1, r1, #256",
+            "subs r2, r2, #1",
+            "bne 4b",
+            "5:",
+        ),
+        _ => row_loop!(
+            "2:",
+            "ldr r3, [r0], #4",
+            quarter_w2!("6", "0", "32", "64", "96"),
+            quarter_w2!("4", "8", "40", "72", "104"),
+            quarter_w2!("2", "16", "48", "80", "112"),
+            quarter_w2!(last, "24", "56", "88", "120"),
+            "add r1, r1, #128",
+            "subs r2, r2, #1",
+            "bne 2b",
+        ),
     }
 }
 
