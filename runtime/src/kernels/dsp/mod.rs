@@ -144,25 +144,25 @@ fn convert_block<const L: usize>(src: &[u8], zz: u32, dst: &mut [u32; L]) {
         d[0] = ssub16(sxtb16(a), zz);
         d[1] = ssub16(sxtb16_ror8(a), zz);
     } else if L == 4 {
+        // Halfwords first, then bytes: (a0 a1 b0 b1) and (a2 a3 b2 b3) each give two lanes.
         let (a, b) = (word(src), word(&src[4..]));
-        let (a0, a1) = (ssub16(sxtb16(a), zz), ssub16(sxtb16_ror8(a), zz));
-        let (b0, b1) = (ssub16(sxtb16(b), zz), ssub16(sxtb16_ror8(b), zz));
-        d[0] = pack_lo(a0, b0); // (0, 4)
-        d[1] = pack_hi(a0, b0); // (2, 6)
-        d[2] = pack_lo(a1, b1); // (1, 5)
-        d[3] = pack_hi(a1, b1); // (3, 7)
+        let (lo, hi) = (pack_lo(a, b), pack_hi(a, b));
+        d[0] = ssub16(sxtb16(lo), zz); // (0, 4)
+        d[1] = ssub16(sxtb16(hi), zz); // (2, 6)
+        d[2] = ssub16(sxtb16_ror8(lo), zz); // (1, 5)
+        d[3] = ssub16(sxtb16_ror8(hi), zz); // (3, 7)
     } else {
         let w = [word(src), word(&src[4..]), word(&src[8..]), word(&src[12..])];
-        let e = w.map(|v| ssub16(sxtb16(v), zz)); // (0,2) (4,6) (8,10) (12,14)
-        let o = w.map(|v| ssub16(sxtb16_ror8(v), zz)); // (1,3) (5,7) (9,11) (13,15)
-        d[0] = pack_lo(e[0], e[2]); // (0, 8)
-        d[1] = pack_lo(e[1], e[3]); // (4, 12)
-        d[2] = pack_lo(o[0], o[2]); // (1, 9)
-        d[3] = pack_lo(o[1], o[3]); // (5, 13)
-        d[4] = pack_hi(e[0], e[2]); // (2, 10)
-        d[5] = pack_hi(e[1], e[3]); // (6, 14)
-        d[6] = pack_hi(o[0], o[2]); // (3, 11)
-        d[7] = pack_hi(o[1], o[3]); // (7, 15)
+        let (p0, p1) = (pack_lo(w[0], w[2]), pack_hi(w[0], w[2])); // (0 1 8 9), (2 3 10 11)
+        let (p2, p3) = (pack_lo(w[1], w[3]), pack_hi(w[1], w[3])); // (4 5 12 13), (6 7 14 15)
+        d[0] = ssub16(sxtb16(p0), zz); // (0, 8)
+        d[1] = ssub16(sxtb16(p2), zz); // (4, 12)
+        d[2] = ssub16(sxtb16_ror8(p0), zz); // (1, 9)
+        d[3] = ssub16(sxtb16_ror8(p2), zz); // (5, 13)
+        d[4] = ssub16(sxtb16(p1), zz); // (2, 10)
+        d[5] = ssub16(sxtb16(p3), zz); // (6, 14)
+        d[6] = ssub16(sxtb16_ror8(p1), zz); // (3, 11)
+        d[7] = ssub16(sxtb16_ror8(p3), zz); // (7, 15)
     }
 }
 
@@ -678,8 +678,9 @@ fn plain_rows<const L: usize>(
 
 // The row loop of [`rows_plain`]. Registers: r0 weight pointer, r1 im2col pointer, r2 word
 // counter, r3 the weight word, r4/r5 its unpacked lanes, r12/lr a pair of im2col words, r8–r11
-// the four pixels' sums. The loop state lives in the 32 bytes the assembly pushes (`[sp]`):
-// row, row bytes, im2col, words, requantization constants, output, channels, output end.
+// the four pixels' sums. The loop state lives in the 40 bytes the assembly pushes (`[sp]`):
+// row, row bytes, im2col, words, requantization constants, output, channels, output end, and
+// the im2col end (where the 4- and 2-bit loops stop, their counter register holding the mask).
 
 /// One 8-bit weight word into the four sums: 16 multiply-accumulates, 15 instructions.
 macro_rules! step_w8 {
@@ -734,17 +735,32 @@ macro_rules! lanes_x4 {
 }
 
 /// One 4-bit weight word (eight lanes, as [`dot4_w4`] unpacks them) against the block at
-/// r1 + `$b`: 32 multiply-accumulates, 32 instructions.
+/// r1 + `$b`: 32 multiply-accumulates in 32 instructions, or 31 with `mask` (the nibble mask
+/// `0xF0F0F0F0` in r2, whose shifted-operand `AND` moves and masks the low nibbles at once).
 macro_rules! step_w4 {
     ($b0:literal, $b1:literal, $b2:literal, $b3:literal, $b4:literal, $b5:literal, $b6:literal, $b7:literal) => {
         concat!(
             "ldr r3, [r0], #4\n",
             "lsl r4, r3, #4\n",
             "and r4, r4, #0xF0F0F0F0\n",
+            step_w4!(@lanes $b0, $b1, $b2, $b3, $b4, $b5, $b6, $b7, "and r3, r3, #0xF0F0F0F0\n"),
+        )
+    };
+    (mask $b0:literal, $b1:literal, $b2:literal, $b3:literal, $b4:literal, $b5:literal, $b6:literal, $b7:literal) => {
+        concat!(
+            "ldr r3, [r0], #4\n",
+            "and r4, r2, r3, lsl #4\n",
+            step_w4!(@lanes $b0, $b1, $b2, $b3, $b4, $b5, $b6, $b7, "and r3, r3, r2\n"),
+        )
+    };
+    (@lanes $b0:literal, $b1:literal, $b2:literal, $b3:literal, $b4:literal, $b5:literal, $b6:literal, $b7:literal, $high:expr) => {
+        concat!(
+            // Low nibbles, in the high half of each byte (r4): lanes (0,4) and (2,6).
             "sxtb16 r5, r4, ror #8\n",
             "sxtb16 r4, r4\n",
             lanes_x4!($b0, $b2, $b4, $b6),
-            "and r3, r3, #0xF0F0F0F0\n",
+            // High nibbles: lanes (1,5) and (3,7).
+            $high,
             "sxtb16 r5, r3, ror #8\n",
             "sxtb16 r4, r3\n",
             lanes_x4!($b1, $b3, $b5, $b7),
@@ -752,26 +768,40 @@ macro_rules! step_w4 {
     };
 }
 
-/// Crumb `j` of each byte of a 2-bit weight word (`$shift = 6 − 2j`, or `last` for j = 3):
-/// lanes (j, 8+j) and (4+j, 12+j) at byte `8j` of each pixel's 32-byte block.
+/// Crumb `j` of each byte of a 2-bit weight word (`$shift = 6 − 2j`; `last` for j = 3; `mask`
+/// with the crumb mask `0xC0C0C0C0` in r2): lanes (j, 8+j) and (4+j, 12+j) at byte `8j` of each
+/// pixel's 32-byte block.
 macro_rules! quarter_w2 {
     (last, $p0:literal, $p1:literal, $p2:literal, $p3:literal) => {
-        concat!(
-            "and r4, r3, #0xC0C0C0C0\n",
-            "sxtb16 r5, r4, ror #8\n",
-            "sxtb16 r4, r4\n",
-            lanes_x4!($p0, $p1, $p2, $p3),
-        )
+        concat!("and r4, r3, #0xC0C0C0C0\n", quarter_w2!(@lanes $p0, $p1, $p2, $p3))
+    };
+    (mask last, $p0:literal, $p1:literal, $p2:literal, $p3:literal) => {
+        concat!("and r4, r3, r2\n", quarter_w2!(@lanes $p0, $p1, $p2, $p3))
+    };
+    (mask $shift:literal, $p0:literal, $p1:literal, $p2:literal, $p3:literal) => {
+        concat!("and r4, r2, r3, lsl #", $shift, "\n", quarter_w2!(@lanes $p0, $p1, $p2, $p3))
+    };
+    (@lanes $p0:literal, $p1:literal, $p2:literal, $p3:literal) => {
+        concat!("sxtb16 r5, r4, ror #8\n", "sxtb16 r4, r4\n", lanes_x4!($p0, $p1, $p2, $p3))
     };
     ($shift:literal, $p0:literal, $p1:literal, $p2:literal, $p3:literal) => {
         concat!(
-            "lsl r4, r3, #",
-            $shift,
-            "\n",
+            "lsl r4, r3, #", $shift, "\n",
             "and r4, r4, #0xC0C0C0C0\n",
-            "sxtb16 r5, r4, ror #8\n",
-            "sxtb16 r4, r4\n",
-            lanes_x4!($p0, $p1, $p2, $p3),
+            quarter_w2!(@lanes $p0, $p1, $p2, $p3),
+        )
+    };
+}
+
+/// One 2-bit weight word against the block at r1 + `$b` (its four quarters at `$b + 8j + 32p`).
+macro_rules! step_w2 {
+    ($($m:ident)?; $q0:literal, $q1:literal, $q2:literal, $q3:literal, $q4:literal, $q5:literal, $q6:literal, $q7:literal, $q8:literal, $q9:literal, $q10:literal, $q11:literal, $q12:literal, $q13:literal, $q14:literal, $q15:literal) => {
+        concat!(
+            "ldr r3, [r0], #4\n",
+            quarter_w2!($($m)? "6", $q0, $q1, $q2, $q3),
+            quarter_w2!($($m)? "4", $q4, $q5, $q6, $q7),
+            quarter_w2!($($m)? "2", $q8, $q9, $q10, $q11),
+            quarter_w2!($($m)? last, $q12, $q13, $q14, $q15),
         )
     };
 }
@@ -836,6 +866,15 @@ macro_rules! row_end {
     };
 }
 
+/// Weight words per iteration of [`rows_plain`]'s loop for `L` lane pairs per word.
+const fn unroll(l: usize) -> usize {
+    match l {
+        2 => 2,
+        4 => 4,
+        _ => 2,
+    }
+}
+
 /// `rows` channels of one pixel block, in the plain case of [`plain_rows`], entirely in assembly
 /// so that nothing is spilled around the dot product and the epilogue is the same for every
 /// weight width: per row, the dot product of [`dot4_w8`], [`dot4_w4`] or [`dot4_w2`] (sums
@@ -860,6 +899,7 @@ unsafe fn rows_plain<const L: usize>(
     rows: usize,
 ) {
     let out_end = out.wrapping_add(rows);
+    let x_end = x.wrapping_add(words * L * PIX);
     macro_rules! row_loop {
         ($($dot:expr),+ $(,)?) => {
             // SAFETY: the caller's bounds; the weight words may be unaligned (Armv7-M allows
@@ -867,11 +907,11 @@ unsafe fn rows_plain<const L: usize>(
             // assembly pops what it pushes.
             unsafe {
                 asm!(
-                    "push {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+                    "push {{r0, r1, r2, r3, r4, r5, r8, r9, r10, r11}}",
                     row_start!(),
                     $($dot,)+
                     row_end!(),
-                    "add sp, sp, #32",
+                    "add sp, sp, #40",
                     rq_size = const core::mem::size_of::<Rq32>(),
                     inout("r0") w => _,
                     inout("r1") row_bytes => _,
@@ -881,16 +921,42 @@ unsafe fn rows_plain<const L: usize>(
                     inout("r5") out => _,
                     inout("r8") oc => _,
                     inout("r9") out_end => _,
-                    out("r10") _,
-                    out("r11") _,
+                    inout("r10") x_end => _,
+                    inout("r11") 0usize => _,
                     out("r12") _,
                     out("lr") _,
                 )
             }
         };
     }
-    match L {
-        2 => row_loop!(
+    // A layer whose rows are whole loop iterations (the same for every row) skips the dispatch
+    // of the remainder words.
+    let whole = words % unroll(L) == 0;
+    match (L, whole) {
+        (2, true) => row_loop!("lsr r2, r2, #1", "3:", step_w8!(), step_w8!(), "subs r2, r2, #1", "bne 3b"),
+        (4, true) => row_loop!(
+            "mov r2, #0xF0F0F0F0",
+            "4:",
+            step_w4!(mask "0", "8", "16", "24", "32", "40", "48", "56"),
+            step_w4!(mask "64", "72", "80", "88", "96", "104", "112", "120"),
+            step_w4!(mask "128", "136", "144", "152", "160", "168", "176", "184"),
+            step_w4!(mask "192", "200", "208", "216", "224", "232", "240", "248"),
+            "add r1, r1, #256",
+            "ldr r3, [sp, #32]",
+            "cmp r1, r3",
+            "bne 4b",
+        ),
+        (8, true) => row_loop!(
+            "mov r2, #0xC0C0C0C0",
+            "4:",
+            step_w2!(mask; "0", "32", "64", "96", "8", "40", "72", "104", "16", "48", "80", "112", "24", "56", "88", "120"),
+            step_w2!(mask; "128", "160", "192", "224", "136", "168", "200", "232", "144", "176", "208", "240", "152", "184", "216", "248"),
+            "add r1, r1, #256",
+            "ldr r3, [sp, #32]",
+            "cmp r1, r3",
+            "bne 4b",
+        ),
+        (2, _) => row_loop!(
             // Odd word counts take one word first; the flags of `lsrs` survive it.
             "lsrs r2, r2, #1",
             "bcc 2f",
@@ -904,40 +970,50 @@ unsafe fn rows_plain<const L: usize>(
             "bne 3b",
             "4:",
         ),
-        4 => row_loop!(
-            // One word if the count is odd, two if its bit 1 is set, then four per iteration.
-            "lsrs r2, r2, #1",
-            "bcc 2f",
+        (4, _) => row_loop!(
+            // One word if the count is odd, two if its bit 1 is set (the flags of `lsls` survive
+            // them), then four per iteration with the mask in r2 until the im2col end.
+            "lsls r3, r2, #31",
+            "bpl 2f",
             step_w4!("0", "8", "16", "24", "32", "40", "48", "56"),
             "add r1, r1, #64",
             "2:",
-            "lsrs r2, r2, #1",
             "bcc 3f",
             step_w4!("0", "8", "16", "24", "32", "40", "48", "56"),
             step_w4!("64", "72", "80", "88", "96", "104", "112", "120"),
             "add r1, r1, #128",
             "3:",
+            "lsrs r2, r2, #2",
             "beq 5f",
+            "mov r2, #0xF0F0F0F0",
             "4:",
-            step_w4!("0", "8", "16", "24", "32", "40", "48", "56"),
-            step_w4!("64", "72", "80", "88", "96", "104", "112", "120"),
-            step_w4!("128", "136", "144", "152", "160", "168", "176", "184"),
-            step_w4!("192", "200", "208", "216", "224", "232", "240", "248"),
+            step_w4!(mask "0", "8", "16", "24", "32", "40", "48", "56"),
+            step_w4!(mask "64", "72", "80", "88", "96", "104", "112", "120"),
+            step_w4!(mask "128", "136", "144", "152", "160", "168", "176", "184"),
+            step_w4!(mask "192", "200", "208", "216", "224", "232", "240", "248"),
             "add r1, r1, #256",
-            "subs r2, r2, #1",
+            "ldr r3, [sp, #32]",
+            "cmp r1, r3",
             "bne 4b",
             "5:",
         ),
         _ => row_loop!(
-            "2:",
-            "ldr r3, [r0], #4",
-            quarter_w2!("6", "0", "32", "64", "96"),
-            quarter_w2!("4", "8", "40", "72", "104"),
-            quarter_w2!("2", "16", "48", "80", "112"),
-            quarter_w2!(last, "24", "56", "88", "120"),
+            // One word if the count is odd, then two per iteration with the mask in r2.
+            "lsrs r2, r2, #1",
+            "bcc 2f",
+            step_w2!(; "0", "32", "64", "96", "8", "40", "72", "104", "16", "48", "80", "112", "24", "56", "88", "120"),
             "add r1, r1, #128",
-            "subs r2, r2, #1",
-            "bne 2b",
+            "2:",
+            "beq 5f",
+            "mov r2, #0xC0C0C0C0",
+            "4:",
+            step_w2!(mask; "0", "32", "64", "96", "8", "40", "72", "104", "16", "48", "80", "112", "24", "56", "88", "120"),
+            step_w2!(mask; "128", "160", "192", "224", "136", "168", "200", "232", "144", "176", "208", "240", "152", "184", "216", "248"),
+            "add r1, r1, #256",
+            "ldr r3, [sp, #32]",
+            "cmp r1, r3",
+            "bne 4b",
+            "5:",
         ),
     }
 }
