@@ -403,7 +403,7 @@ fn cmd_run(a: &RunArgs) -> Result<()> {
             .map_err(|e| anyhow!("{}: not a uint8, int8 or float32 .npy file ({e})", a.input.display()))?;
         x.iter().copied().collect()
     };
-    if raw.is_empty() || raw.len() % n_in != 0 {
+    if raw.is_empty() || !raw.len().is_multiple_of(n_in) {
         bail!("{}: {} values is not a whole number of inputs of {n_in} values", a.input.display(), raw.len());
     }
     let runner = Runner::Quantized { model };

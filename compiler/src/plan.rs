@@ -115,7 +115,7 @@ pub fn check(buffers: &[Buffer], plan: &Plan) -> Result<(), String> {
     if plan.alignment == 0 {
         return Err("plan alignment is 0".into());
     }
-    if plan.arena_bytes % plan.alignment != 0 {
+    if !plan.arena_bytes.is_multiple_of(plan.alignment) {
         return Err(format!("arena size {} is not a multiple of the alignment {}", plan.arena_bytes, plan.alignment));
     }
     for (index, (buffer, &offset)) in buffers.iter().zip(&plan.offsets).enumerate() {

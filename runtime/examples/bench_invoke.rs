@@ -2,18 +2,20 @@
 //! (which alternates it with LiteRT on the same inputs):
 //!
 //! ```text
-//! cargo run --release -p hawq-runtime --example bench_invoke -- MODEL.hq INPUTS.bin [ITERATIONS]
+//! cargo run --release -p hawq-runtime --example bench_invoke -- MODEL.hq INPUTS.bin [ITERATIONS] [--layers]
 //! ```
 //!
 //! `INPUTS.bin` holds raw inputs back to back (what `write_input_raw` takes); the inputs are used
 //! in turn. Prints `median_us=… mean_us=… iterations=… kernels=…` (the median of per-inference
-//! wall times over the iterations, after a warm-up).
+//! wall times over the iterations, after a warm-up); `--layers` adds each layer's median.
 use std::time::Instant;
 
 use hawq_runtime::{Interpreter, Model};
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let layers = args.iter().any(|a| a == "--layers");
+    args.retain(|a| a != "--layers");
     let [model, inputs, rest @ ..] = args.as_slice() else {
         eprintln!("usage: bench_invoke MODEL.hq INPUTS.bin [ITERATIONS]");
         std::process::exit(2);
@@ -35,11 +37,29 @@ fn main() {
         it.invoke().expect("invoke");
     }
     let mut times = Vec::with_capacity(iterations);
+    let mut per_layer: Vec<(String, Vec<f64>)> = Vec::new();
     for x in inputs.iter().cycle().take(iterations) {
         it.write_input_raw(x).expect("input");
         let t0 = Instant::now();
-        it.invoke().expect("invoke");
+        if layers {
+            let mut last = t0;
+            it.invoke_observed(|i, op| {
+                let now = Instant::now();
+                if per_layer.len() <= i {
+                    per_layer.push((op.name().to_string(), Vec::new()));
+                }
+                per_layer[i].1.push((now - last).as_secs_f64() * 1e6);
+                last = now;
+            })
+            .expect("invoke");
+        } else {
+            it.invoke().expect("invoke");
+        }
         times.push(t0.elapsed().as_secs_f64() * 1e6);
+    }
+    for (i, (kind, t)) in per_layer.iter_mut().enumerate() {
+        t.sort_by(f64::total_cmp);
+        println!("{i:>3} {kind:<24} {:>9.2} us", t[t.len() / 2]);
     }
     let mean = times.iter().sum::<f64>() / times.len() as f64;
     times.sort_by(f64::total_cmp);

@@ -429,7 +429,11 @@ fn the_active_path_is_reported() {
     let path = kernels::active();
     eprintln!("active kernel path: {} (available: {:?})", path.name(), kernels::available());
     #[cfg(target_arch = "x86_64")]
-    assert_eq!(path == Path::Avx2, std::is_x86_feature_detected!("avx2"));
+    {
+        let (avx2, vnni) = (std::is_x86_feature_detected!("avx2"), std::is_x86_feature_detected!("avxvnni"));
+        assert_eq!(path == Path::AvxVnni, avx2 && vnni);
+        assert_eq!(path == Path::Avx2, avx2 && !vnni);
+    }
     #[cfg(target_arch = "aarch64")]
     assert_eq!(path == Path::NeonDot, std::arch::is_aarch64_feature_detected!("dotprod"));
     assert!(kernels::available().contains(&path));

@@ -124,7 +124,7 @@ impl<'g> Net<'g> {
                         assert_eq!(w.len(), expected, "node {:?}: weight size vs its values", node.name);
                         if c.depthwise {
                             assert!(
-                                geom.in_c > 0 && geom.out_c % geom.in_c == 0,
+                                geom.in_c > 0 && geom.out_c.is_multiple_of(geom.in_c),
                                 "node {:?}: depthwise out_c not a multiple of in_c",
                                 node.name
                             );

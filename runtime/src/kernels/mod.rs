@@ -7,7 +7,8 @@
 //! | path | where | how it is chosen |
 //! |---|---|---|
 //! | [`Path::Dsp`] (`dsp`) | Cortex-M4/M7 (`thumbv7em-*`): SMLAD, SXTB16 | at compile time (the `hawq_dsp` cfg of `build.rs`) |
-//! | [`Path::Avx2`] (`x86`) | x86-64 with AVX2 | at run time with the `std` feature (cached once), else the compile-time target features |
+//! | [`Path::AvxVnni`] (`x86::vnni`) | x86-64 with AVX2 and AVX-VNNI: VPDPBUSD | at run time with the `std` feature (cached once), else the compile-time target features |
+//! | [`Path::Avx2`] (`x86`) | x86-64 with AVX2 | the same |
 //! | [`Path::Neon`], [`Path::NeonDot`] (`aarch64`) | AArch64; SDOT with `dotprod` | at run time with `std`, else compile time |
 //! | [`Path::Portable`] (`portable`) | everything else (Cortex-M0/M3, RISC-V) | fallback |
 //! | [`Path::Scalar`] (`reference`) | the oracle | only when forced (cargo feature `kernels-scalar`) |
@@ -46,6 +47,9 @@ pub enum Path {
     Dsp,
     /// x86-64 AVX2: VPMADDWD (`kernels::x86`).
     Avx2,
+    /// x86-64 AVX2 with AVX-VNNI: VPDPBUSD for convolutions and fully connected
+    /// (`kernels::x86::vnni`), the AVX2 kernels for the rest.
+    AvxVnni,
     /// AArch64 Advanced SIMD: SMLAL (`kernels::aarch64`).
     Neon,
     /// AArch64 with the dot-product extension: SDOT (`kernels::aarch64`).
@@ -60,6 +64,7 @@ impl Path {
             Path::Portable => "portable",
             Path::Dsp => "dsp",
             Path::Avx2 => "avx2",
+            Path::AvxVnni => "avx-vnni",
             Path::Neon => "neon",
             Path::NeonDot => "neon-dotprod",
         }
@@ -89,7 +94,7 @@ fn detected() -> Path {
     use core::sync::atomic::{AtomicU8, Ordering};
     // 0: not detected yet; otherwise 1 + the index below.
     static CACHE: AtomicU8 = AtomicU8::new(0);
-    const PATHS: [Path; 4] = [Path::Portable, Path::Avx2, Path::Neon, Path::NeonDot];
+    const PATHS: [Path; 5] = [Path::Portable, Path::Avx2, Path::AvxVnni, Path::Neon, Path::NeonDot];
     let cached = CACHE.load(Ordering::Relaxed);
     if cached != 0 {
         return PATHS[(cached - 1) as usize % PATHS.len()];
@@ -102,7 +107,9 @@ fn detected() -> Path {
 
 #[cfg(target_arch = "x86_64")]
 fn detect_simd() -> Path {
-    if x86::Avx2::new().is_some() {
+    if x86::AvxVnni::new().is_some() {
+        Path::AvxVnni
+    } else if x86::Avx2::new().is_some() {
         Path::Avx2
     } else {
         Path::Portable
@@ -126,7 +133,7 @@ fn detected() -> Path {
 
 /// Every path this build can run on this machine, the reference first (for tests and benchmarks:
 /// the `*_on` functions run one of them).
-pub fn available() -> heapless::Vec<Path, 6> {
+pub fn available() -> heapless::Vec<Path, 7> {
     let mut v = heapless::Vec::new();
     let _ = v.push(Path::Scalar);
     let _ = v.push(Path::Portable);
@@ -135,6 +142,10 @@ pub fn available() -> heapless::Vec<Path, 6> {
     #[cfg(target_arch = "x86_64")]
     if x86::Avx2::new().is_some() {
         let _ = v.push(Path::Avx2);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if x86::AvxVnni::new().is_some() {
+        let _ = v.push(Path::AvxVnni);
     }
     #[cfg(target_arch = "aarch64")]
     {
@@ -165,6 +176,11 @@ pub fn conv2d_on(
         Path::Dsp => dsp::conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
         #[cfg(target_arch = "x86_64")]
         Path::Avx2 => match x86::Avx2::new() {
+            Some(k) => k.conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+            None => return false,
+        },
+        #[cfg(target_arch = "x86_64")]
+        Path::AvxVnni => match x86::AvxVnni::new() {
             Some(k) => k.conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
             None => return false,
         },
@@ -199,9 +215,11 @@ pub fn depthwise_conv2d_on(
         #[cfg(hawq_dsp)]
         Path::Dsp => dsp::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
         #[cfg(target_arch = "x86_64")]
-        Path::Avx2 => match x86::Avx2::new() {
-            Some(k) => k.depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
-            None => return false,
+        Path::Avx2 | Path::AvxVnni => match x86::Avx2::new() {
+            Some(k) if available().contains(&path) => {
+                k.depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output)
+            }
+            _ => return false,
         },
         p if available().contains(&p) => portable::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
         _ => return false,
@@ -229,6 +247,11 @@ pub fn fully_connected_on(
         Path::Dsp => dsp::fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
         #[cfg(target_arch = "x86_64")]
         Path::Avx2 => match x86::Avx2::new() {
+            Some(k) => k.fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
+            None => return false,
+        },
+        #[cfg(target_arch = "x86_64")]
+        Path::AvxVnni => match x86::AvxVnni::new() {
             Some(k) => k.fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
             None => return false,
         },
@@ -260,9 +283,9 @@ pub fn add_on(
     match path {
         Path::Scalar => reference::add(arena, n, a, b, out, rq),
         #[cfg(target_arch = "x86_64")]
-        Path::Avx2 => match x86::Avx2::new() {
-            Some(k) => k.add(arena, n, a, b, out, rq),
-            None => return false,
+        Path::Avx2 | Path::AvxVnni => match x86::Avx2::new() {
+            Some(k) if available().contains(&path) => k.add(arena, n, a, b, out, rq),
+            _ => return false,
         },
         p if available().contains(&p) => portable::add(arena, n, a, b, out, rq),
         _ => return false,
@@ -286,6 +309,11 @@ pub fn conv2d(
         Path::Dsp => dsp::conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
         #[cfg(target_arch = "x86_64")]
         Path::Avx2 => match x86::Avx2::new() {
+            Some(k) => k.conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+            None => portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+        },
+        #[cfg(target_arch = "x86_64")]
+        Path::AvxVnni => match x86::AvxVnni::new() {
             Some(k) => k.conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
             None => portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
         },
@@ -315,7 +343,7 @@ pub fn depthwise_conv2d(
         #[cfg(hawq_dsp)]
         Path::Dsp => dsp::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
         #[cfg(target_arch = "x86_64")]
-        Path::Avx2 => match x86::Avx2::new() {
+        Path::Avx2 | Path::AvxVnni => match x86::Avx2::new() {
             Some(k) => k.depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
             None => portable::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
         },
@@ -342,6 +370,11 @@ pub fn fully_connected(
         Path::Dsp => dsp::fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
         #[cfg(target_arch = "x86_64")]
         Path::Avx2 => match x86::Avx2::new() {
+            Some(k) => k.fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
+            None => portable::fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
+        },
+        #[cfg(target_arch = "x86_64")]
+        Path::AvxVnni => match x86::AvxVnni::new() {
             Some(k) => k.fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
             None => portable::fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
         },
@@ -393,7 +426,7 @@ pub fn add(arena: &mut [u8], n: usize, a: (usize, ActFormat), b: (usize, ActForm
     match active() {
         Path::Scalar => reference::add(arena, n, a, b, out, rq),
         #[cfg(target_arch = "x86_64")]
-        Path::Avx2 => match x86::Avx2::new() {
+        Path::Avx2 | Path::AvxVnni => match x86::Avx2::new() {
             Some(k) => k.add(arena, n, a, b, out, rq),
             None => portable::add(arena, n, a, b, out, rq),
         },

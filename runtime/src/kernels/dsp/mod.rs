@@ -239,7 +239,7 @@ fn dot<const L: usize, const P: usize>(row: &[u8], x: &[[[u32; L]; P]]) -> [i32;
             mac(word(wb), xb, &mut acc);
         }
     }
-    if let (true, Some(xb)) = (row.len() % 4 != 0, x.get(full)) {
+    if let (true, Some(xb)) = (!row.len().is_multiple_of(4), x.get(full)) {
         mac(tail_word(row, full), xb, &mut acc);
     }
     acc
@@ -548,8 +548,8 @@ fn conv_impl<const L: usize, const N: usize>(
     // An input whose channel count fills whole blocks is converted straight from its rows; a
     // 4-bit one (whole words of 8 nibbles) then gives `16·(a − z)` per lane, hence 4 more bits of
     // scale (still exact: `|16·(a − z)| ≤ 240` and `K·2^(b−1)·scale·240 < 2^31` for `K ≤ 1024`).
-    let aligned = in_fmt.bits == Bits::B8 && g.in_c % (2 * L) == 0;
-    let aligned4 = in_fmt.bits == Bits::B4 && g.in_c % (2 * L).max(8) == 0;
+    let aligned = in_fmt.bits == Bits::B8 && g.in_c.is_multiple_of(2 * L);
+    let aligned4 = in_fmt.bits == Bits::B4 && g.in_c.is_multiple_of((2 * L).max(8));
     let scale = scale + if aligned4 { 4 } else { 0 };
     // The fast epilogues: every channel's constants precomputed (at most CQ_MAX channels).
     let weight_bits = match L {
@@ -598,7 +598,7 @@ fn conv_impl<const L: usize, const N: usize>(
                     (*d0, *d1, *d2, *d3) = (a[0], a[1], a[2], a[3]);
                 }
             }
-        } else if all32 && n == PIX && out_bits == Bits::B4 && oc % 2 == 0 {
+        } else if all32 && n == PIX && out_bits == Bits::B4 && oc.is_multiple_of(2) {
             // 4-bit output, an even channel count: two channels make a byte of each pixel.
             let rows = weights.chunks_exact(2 * row_bytes).zip(fast.chunks_exact(2));
             for (c2, (rows2, f2)) in rows.enumerate().take(oc / 2) {
@@ -931,7 +931,7 @@ unsafe fn rows_plain<const L: usize>(
     }
     // A layer whose rows are whole loop iterations (the same for every row) skips the dispatch
     // of the remainder words.
-    let whole = words % unroll(L) == 0;
+    let whole = words.is_multiple_of(unroll(L));
     match (L, whole) {
         (2, true) => row_loop!("lsr r2, r2, #1", "3:", step_w8!(), step_w8!(), "subs r2, r2, #1", "bne 3b"),
         (4, true) => row_loop!(
@@ -1290,7 +1290,7 @@ pub fn depthwise_conv2d(
                     for (d, v) in output[o + 4 * gi..o + 4 * gi + 4].iter_mut().zip(v) {
                         *d = v as u8;
                     }
-                } else if (o + 4 * gi) % 2 == 0 {
+                } else if (o + 4 * gi).is_multiple_of(2) {
                     // 4-bit output: the group's four values fill two whole bytes.
                     let b = (o + 4 * gi) / 2;
                     output[b] = (v[0] as u8 & 0x0F) | ((v[1] as u8) << 4);

@@ -13,7 +13,11 @@
 //! enabled (LLVM vectorizes their channel-contiguous loops).
 #![allow(unsafe_code)]
 
+mod vnni;
+
 use core::arch::x86_64::*;
+
+pub use vnni::AvxVnni;
 
 use super::portable;
 use super::reference::{self, ActFormat, AddRequant, Requant, Window};

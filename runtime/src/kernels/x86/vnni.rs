@@ -1,0 +1,318 @@
+//! Convolution and fully connected with AVX-VNNI (`VPDPBUSD` on 256-bit registers), chosen at
+//! run time (`std` feature) or from the compile-time target features.
+//!
+//! An im2col GEMM over blocks of [`PIX`] output pixels and [`CH`] output channels, read along
+//! `K` 32 bytes at a time. `VPDPBUSD` multiplies unsigned bytes by signed bytes, four products
+//! per 32-bit lane, so the activations enter as `u = a + 128` (`a ^ 0x80`: padding taps give
+//! `z + 128`, lanes past `K` are 0) and the weights as signed bytes (4- and 2-bit rows unpacked
+//! 32 weights at a time and used for the block's four pixels). Then
+//! `Σ w·(a − z) = Σ w·u − (128 + z)·Σw`; the second term joins each channel's bias once per
+//! layer (`Σw` from the same instruction against ones). Each product is at most `255·128` in
+//! magnitude and `VPDPBUSD` (not `VPDPBUSDS`) adds them without saturation, so the sums are
+//! exact for `K ≤ KPAD_MAX`. A block's eight sums (4 pixels × 2 channels) are reduced across
+//! lanes into one register and requantized together: [`Rq32`] in vector form (`VPSLLVD`, the
+//! 32 × 16-bit high product from two `VPMULLD`, `VPSRAVD`, the clamp).
+#![allow(unsafe_code)]
+
+use core::arch::x86_64::*;
+
+use super::super::portable;
+use super::super::reference::{self, ActFormat, Requant, Window};
+use super::super::util::{fc_window, gather, put, sum_bound, ChannelQ, Rq32};
+use crate::quant::Bits;
+
+/// Output pixels per block.
+const PIX: usize = 4;
+/// Output channels per block.
+const CH: usize = 2;
+/// Largest receptive field `K` (rounded up to 32); larger: the portable kernels.
+const KPAD_MAX: usize = 2048;
+/// Most output channels (their constants are prepared once per layer); more: portable kernels.
+const OC_MAX: usize = 256;
+
+/// Proof that the CPU has AVX2 and AVX-VNNI: obtained from [`AvxVnni::new`], it makes these
+/// kernels safe to call.
+#[derive(Debug, Clone, Copy)]
+pub struct AvxVnni(());
+
+impl AvxVnni {
+    /// `Some` when the CPU has AVX2 and AVX-VNNI (run-time detection with the `std` feature,
+    /// else the compile-time target features).
+    pub fn new() -> Option<AvxVnni> {
+        #[cfg(feature = "std")]
+        let ok = std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("avxvnni");
+        #[cfg(not(feature = "std"))]
+        let ok = cfg!(all(target_feature = "avx2", target_feature = "avxvnni"));
+        ok.then_some(AvxVnni(()))
+    }
+
+    /// Conv2D, same bytes as [`reference::conv2d`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv2d(
+        self,
+        g: &Window,
+        input: &[u8],
+        in_fmt: ActFormat,
+        weights: &[u8],
+        weight_bits: Bits,
+        rq: &Requant<'_>,
+        output: &mut [u8],
+    ) {
+        let k = g.kernel_h * g.kernel_w * g.in_c;
+        let fits = k > 0
+            && k.next_multiple_of(32) <= KPAD_MAX
+            && g.out_c <= OC_MAX
+            && weights.len() >= g.out_c * weight_bits.packed_len(k);
+        if !fits {
+            return portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output);
+        }
+        // SAFETY: `self` proves the CPU has AVX2 and AVX-VNNI.
+        unsafe {
+            match weight_bits {
+                Bits::B8 => conv2d_vnni::<8>(g, input, in_fmt, weights, rq, output),
+                Bits::B4 => conv2d_vnni::<4>(g, input, in_fmt, weights, rq, output),
+                Bits::B2 => conv2d_vnni::<2>(g, input, in_fmt, weights, rq, output),
+            }
+        }
+    }
+
+    /// Fully connected, same bytes as [`reference::fully_connected`]: a one-pixel convolution.
+    #[allow(clippy::too_many_arguments)]
+    pub fn fully_connected(
+        self,
+        in_features: usize,
+        out_features: usize,
+        input: &[u8],
+        in_fmt: ActFormat,
+        weights: &[u8],
+        weight_bits: Bits,
+        rq: &Requant<'_>,
+        output: &mut [u8],
+    ) {
+        let g = fc_window(in_features, out_features);
+        self.conv2d(&g, input, in_fmt, weights, weight_bits, rq, output)
+    }
+}
+
+/// Weights `32j..32j + 32` of a packed `B`-bit row as signed bytes. `row` holds the row and
+/// whatever follows it in the layer's weights (read only within `row`; past its end, zeros); the
+/// weights past `K` meet activations that are 0.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn chunk<const B: usize>(row: &[u8], j: usize) -> __m256i {
+    let bytes = 4 * B;
+    let mut tmp = [0u8; 32];
+    let src = match row.get(j * bytes..j * bytes + bytes) {
+        Some(s) => s,
+        None => {
+            let rest = row.get(j * bytes..).unwrap_or(&[]);
+            tmp[..rest.len()].copy_from_slice(rest);
+            &tmp[..bytes]
+        }
+    };
+    match B {
+        8 => {
+            // SAFETY: `src` holds 32 bytes.
+            unsafe { _mm256_loadu_si256(src.as_ptr() as *const __m256i) }
+        }
+        4 => {
+            // SAFETY: `src` holds 16 bytes.
+            let v = unsafe { _mm_loadu_si128(src.as_ptr() as *const __m128i) };
+            // Weight 2i is the low nibble of byte i: the nibbles interleaved back into order,
+            // then sign-extended as `(x ^ 8) − 8`.
+            let m = _mm_set1_epi8(0x0F);
+            let (lo, hi) = (_mm_and_si128(v, m), _mm_and_si128(_mm_srli_epi16(v, 4), m));
+            let w = _mm256_set_m128i(_mm_unpackhi_epi8(lo, hi), _mm_unpacklo_epi8(lo, hi));
+            let e = _mm256_set1_epi8(8);
+            _mm256_sub_epi8(_mm256_xor_si256(w, e), e)
+        }
+        _ => {
+            // SAFETY: `src` holds 8 bytes.
+            let v = unsafe { _mm_loadl_epi64(src.as_ptr() as *const __m128i) };
+            // Weight 4i + j is bits 2j..2j+2 of byte i: the four crumbs of each byte interleaved
+            // back into order, then sign-extended as `(x ^ 2) − 2`.
+            let m = _mm_set1_epi8(3);
+            let s0 = _mm_and_si128(v, m);
+            let s1 = _mm_and_si128(_mm_srli_epi16(v, 2), m);
+            let s2 = _mm_and_si128(_mm_srli_epi16(v, 4), m);
+            let s3 = _mm_and_si128(_mm_srli_epi16(v, 6), m);
+            let (a, b) = (_mm_unpacklo_epi8(s0, s1), _mm_unpacklo_epi8(s2, s3));
+            let w = _mm256_set_m128i(_mm_unpackhi_epi16(a, b), _mm_unpacklo_epi16(a, b));
+            let e = _mm256_set1_epi8(2);
+            _mm256_sub_epi8(_mm256_xor_si256(w, e), e)
+        }
+    }
+}
+
+/// The lane sums of eight accumulators, in their order, as one register.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn hsum8(v: &[__m256i; PIX * CH]) -> __m256i {
+    let h01 = _mm256_hadd_epi32(v[0], v[1]);
+    let h23 = _mm256_hadd_epi32(v[2], v[3]);
+    let h45 = _mm256_hadd_epi32(v[4], v[5]);
+    let h67 = _mm256_hadd_epi32(v[6], v[7]);
+    let h0123 = _mm256_hadd_epi32(h01, h23);
+    let h4567 = _mm256_hadd_epi32(h45, h67);
+    let lo = _mm256_permute2x128_si256(h0123, h4567, 0x20);
+    let hi = _mm256_permute2x128_si256(h0123, h4567, 0x31);
+    _mm256_add_epi32(lo, hi)
+}
+
+/// The sum of the eight lanes of one accumulator.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn hsum1(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    let s = _mm_hadd_epi32(s, s);
+    let s = _mm_hadd_epi32(s, s);
+    _mm_cvtsi128_si32(s)
+}
+
+/// [`Rq32::unclamped`] of two channels, as vectors over a block's lanes `(pixel, channel)`.
+#[derive(Clone, Copy)]
+struct PairQ {
+    bias: __m256i,
+    shl: __m256i,
+    m: __m256i,
+    round: __m256i,
+    sh: __m256i,
+}
+
+impl PairQ {
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn new(f: [Rq32; CH]) -> PairQ {
+        let v = |x: [i32; CH]| _mm256_setr_epi32(x[0], x[1], x[0], x[1], x[0], x[1], x[0], x[1]);
+        PairQ {
+            bias: v(f.map(|f| f.bias)),
+            shl: v(f.map(|f| f.shl as i32)),
+            m: v(f.map(|f| f.m)),
+            round: v(f.map(|f| f.round)),
+            sh: v(f.map(|f| f.sh as i32)),
+        }
+    }
+
+    /// `((⌊((s + bias) << shl)·m / 2^16⌋ + round) >> sh` per lane, exactly as the scalar form:
+    /// `v·m = (v >> 16)·m·2^16 + (v & 0xFFFF)·m`, both products within 32 bits (`m < 2^15`).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn apply(&self, s: __m256i) -> __m256i {
+        let v = _mm256_sllv_epi32(_mm256_add_epi32(s, self.bias), self.shl);
+        let hi = _mm256_mullo_epi32(_mm256_srai_epi32(v, 16), self.m);
+        let lo = _mm256_srli_epi32(_mm256_mullo_epi32(_mm256_and_si256(v, _mm256_set1_epi32(0xFFFF)), self.m), 16);
+        _mm256_srav_epi32(_mm256_add_epi32(_mm256_add_epi32(hi, lo), self.round), self.sh)
+    }
+}
+
+#[target_feature(enable = "avx2,avxvnni")]
+fn conv2d_vnni<const B: usize>(
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    rq: &Requant<'_>,
+    output: &mut [u8],
+) {
+    let bits = match B {
+        8 => Bits::B8,
+        4 => Bits::B4,
+        _ => Bits::B2,
+    };
+    let k = g.kernel_h * g.kernel_w * g.in_c;
+    let chunks = k.div_ceil(32);
+    let row_bytes = bits.packed_len(k);
+    let oc = g.out_c;
+    let row = |c: usize| -> &[u8] {
+        if c < oc {
+            &weights[c * row_bytes..]
+        } else {
+            &[]
+        }
+    };
+
+    // Per channel: Σw over the row's K weights, folded into the bias with (128 + z).
+    let mut ones = [0u8; KPAD_MAX];
+    ones[..k].fill(1);
+    let bound = sum_bound(k, bits, in_fmt.bits);
+    let offset = 128 + in_fmt.zero_point;
+    let mut fast = [Rq32::new(&ChannelQ::new(rq, 0), bound, 0); OC_MAX];
+    for (c, f) in fast.iter_mut().enumerate().take(oc) {
+        let r = row(c);
+        let mut acc = _mm256_setzero_si256();
+        for j in 0..chunks {
+            // SAFETY: `32j + 32 ≤ KPAD_MAX`.
+            let one = unsafe { _mm256_loadu_si256(ones.as_ptr().add(32 * j) as *const __m256i) };
+            acc = _mm256_dpbusd_avx_epi32(acc, one, chunk::<B>(r, j));
+        }
+        *f = Rq32::new(&ChannelQ::new(rq, c), bound, 0).with_bias_offset(offset.wrapping_mul(-hsum1(acc)));
+    }
+    let pairs = oc.div_ceil(CH);
+    let mut pq = [PairQ::new([fast[0]; CH]); OC_MAX / CH];
+    for (i, q) in pq.iter_mut().enumerate().take(pairs) {
+        *q = PairQ::new([fast[CH * i], fast[(CH * i + 1).min(oc - 1)]]);
+    }
+    let (lo, hi) = (_mm256_set1_epi32(rq.min), _mm256_set1_epi32(rq.max));
+    let out_bits = rq.out.bits;
+
+    let mut col = [0u8; KPAD_MAX];
+    let mut x = [[0u8; KPAD_MAX]; PIX];
+    let npix = g.out_h * g.out_w;
+    let mut q0 = 0;
+    while q0 < npix {
+        let n = (npix - q0).min(PIX);
+        for (p, xp) in x.iter_mut().enumerate() {
+            let xp = &mut xp[..32 * chunks];
+            if p < n {
+                let q = q0 + p;
+                let src = gather(g, input, in_fmt, q / g.out_w, q % g.out_w, &mut col);
+                for (d, &a) in xp.iter_mut().zip(src) {
+                    *d = a ^ 0x80;
+                }
+                xp[k..].fill(0);
+            } else {
+                xp.fill(0);
+            }
+        }
+        for (i, q) in pq.iter().enumerate().take(pairs) {
+            let c0 = CH * i;
+            let (r0, r1) = (row(c0), row(c0 + 1));
+            let mut acc = [_mm256_setzero_si256(); PIX * CH];
+            for j in 0..chunks {
+                let (w0, w1) = (chunk::<B>(r0, j), chunk::<B>(r1, j));
+                for (p, xp) in x.iter().enumerate() {
+                    // SAFETY: `32j + 32 ≤ 32·chunks ≤ KPAD_MAX`.
+                    let xv = unsafe { _mm256_loadu_si256(xp.as_ptr().add(32 * j) as *const __m256i) };
+                    acc[CH * p] = _mm256_dpbusd_avx_epi32(acc[CH * p], xv, w0);
+                    acc[CH * p + 1] = _mm256_dpbusd_avx_epi32(acc[CH * p + 1], xv, w1);
+                }
+            }
+            let sums = hsum8(&acc);
+            let nc = (oc - c0).min(CH);
+            let slow = fast[c0..c0 + nc].iter().any(|f| f.slow.is_some());
+            if out_bits == Bits::B8 && !slow {
+                let v = _mm256_min_epi32(_mm256_max_epi32(q.apply(sums), lo), hi);
+                // Bytes (p0 c0, p0 c1, p1 c0, p1 c1) in lane 0 and (p2 …, p3 …) in lane 4.
+                let b = _mm256_packs_epi16(_mm256_packs_epi32(v, v), _mm256_setzero_si256());
+                let bytes = [_mm256_extract_epi32(b, 0), _mm256_extract_epi32(b, 4)].map(|w| w.to_le_bytes());
+                for p in 0..n {
+                    let pair = &bytes[p / 2][2 * (p % 2)..2 * (p % 2) + 2];
+                    let o = (q0 + p) * oc + c0;
+                    output[o..o + nc].copy_from_slice(&pair[..nc]);
+                }
+            } else {
+                let mut s = [0i32; PIX * CH];
+                // SAFETY: `s` holds 32 bytes.
+                unsafe { _mm256_storeu_si256(s.as_mut_ptr() as *mut __m256i, sums) };
+                for p in 0..n {
+                    for c in 0..nc {
+                        let v = fast[c0 + c].apply(s[CH * p + c], rq.min, rq.max);
+                        put(output, out_bits, (q0 + p) * oc + c0 + c, v);
+                    }
+                }
+            }
+        }
+        q0 += n;
+    }
+    reference::clear_tail(output, rq.out, npix * oc);
+}
