@@ -126,9 +126,70 @@ fn depthwise_avx2(
     portable::depthwise_inline(g, input, in_fmt, weights, weight_bits, rq, output)
 }
 
+/// The residual add: 32 elements per step when every tensor is 8-bit and `17 ≤ r ≤ 47`
+/// (`r = 31 − shift`, what compiled models have), the portable kernel for the rest.
+///
+/// Contract §5 computes `q = (dA·mA + dB·mB + 2^(r−1)) >> r` in 64 bits (`d = v − z`,
+/// `|d| ≤ 255`). Splitting each multiplier as `m = h·2^16 + l` with both halves signed 16-bit
+/// (`l ∈ [−2^15, 2^15)`), `VPMADDWD` on the pairs `(dA, dB)` gives `H = dA·hA + dB·hB` and
+/// `L = dA·lA + dB·lB` exactly, and `q = (H + 2^(r−17) + (L >> 16)) >> (r − 16)` (floor division
+/// nests: `⌊(2^16·A + L)/2^r⌋ = ⌊(A + ⌊L/2^16⌋)/2^(r−16)⌋`), all within 32 bits.
 #[target_feature(enable = "avx2")]
 fn add_avx2(arena: &mut [u8], n: usize, a: (usize, ActFormat), b: (usize, ActFormat), out: usize, rq: &AddRequant) {
-    portable::add_inline(arena, n, a, b, out, rq)
+    let r = 31 - rq.shift as i32;
+    let split = |m: i32| {
+        let l = (m as i16) as i64;
+        ((m as i64 - l) >> 16, l)
+    };
+    let ((ha, la), (hb, lb)) = (split(rq.multiplier_a), split(rq.multiplier_b));
+    let halves_fit = [ha, la, hb, lb].iter().all(|&v| i16::try_from(v).is_ok());
+    let all8 = a.1.bits == Bits::B8 && b.1.bits == Bits::B8 && rq.out.bits == Bits::B8;
+    // The output must be disjoint from each input or equal to it (the validator's rule); a step
+    // reads its 32 elements before writing them.
+    let ok = |off: usize| off + n <= out || off >= out + n || off == out;
+    let inside = [a.0, b.0, out].iter().all(|&off| off.checked_add(n).is_some_and(|e| e <= arena.len()));
+    let steps = n / 32;
+    if !(all8 && halves_fit && (17..=47).contains(&r) && inside && ok(a.0) && ok(b.0)) || steps == 0 {
+        return portable::add_inline(arena, n, a, b, out, rq);
+    }
+    let pair = |x: i64, y: i64| _mm256_set1_epi32((x as u16 as i32) | ((y as i32) << 16));
+    let (mh, ml) = (pair(ha, hb), pair(la, lb));
+    let (za, zb) = (_mm256_set1_epi16(a.1.zero_point as i16), _mm256_set1_epi16(b.1.zero_point as i16));
+    let round = _mm256_set1_epi32(1 << (r - 17));
+    let sh = _mm_cvtsi32_si128(r - 16);
+    let (zo, lo, hi) = (_mm256_set1_epi32(rq.out.zero_point), _mm256_set1_epi32(rq.min), _mm256_set1_epi32(rq.max));
+    // Sixteen elements: (a, b) as i16, minus the zero points, in pairs, to 16 clamped i32 in two
+    // registers (elements 0–3 and 8–11; 4–7 and 12–15), packed back to 16 i16 in order.
+    let sixteen = |va: __m128i, vb: __m128i| {
+        let da = _mm256_sub_epi16(_mm256_cvtepi8_epi16(va), za);
+        let db = _mm256_sub_epi16(_mm256_cvtepi8_epi16(vb), zb);
+        let q = |d: __m256i| {
+            let h = _mm256_madd_epi16(d, mh);
+            let l = _mm256_srai_epi32(_mm256_madd_epi16(d, ml), 16);
+            let v = _mm256_sra_epi32(_mm256_add_epi32(_mm256_add_epi32(h, round), l), sh);
+            _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(v, zo), lo), hi)
+        };
+        _mm256_packs_epi32(q(_mm256_unpacklo_epi16(da, db)), q(_mm256_unpackhi_epi16(da, db)))
+    };
+    let base = arena.as_mut_ptr();
+    for i in 0..steps {
+        let o = 32 * i;
+        // SAFETY: `a.0 + n`, `b.0 + n` and `out + n` are within `arena` (checked above) and
+        // `o + 32 ≤ n`; the 32 input bytes are read before the 32 output bytes are written.
+        unsafe {
+            let va = _mm256_loadu_si256(base.add(a.0 + o) as *const __m256i);
+            let vb = _mm256_loadu_si256(base.add(b.0 + o) as *const __m256i);
+            let lo16 = sixteen(_mm256_castsi256_si128(va), _mm256_castsi256_si128(vb));
+            let hi16 = sixteen(_mm256_extracti128_si256(va, 1), _mm256_extracti128_si256(vb, 1));
+            // Lane-wise packs: (0–7, 16–23 | 8–15, 24–31); the 64-bit quarters back in order.
+            let bytes = _mm256_permute4x64_epi64(_mm256_packs_epi16(lo16, hi16), 0b11_01_10_00);
+            _mm256_storeu_si256(base.add(out + o) as *mut __m256i, bytes);
+        }
+    }
+    let done = 32 * steps;
+    if done < n {
+        portable::add_inline(arena, n - done, (a.0 + done, a.1), (b.0 + done, b.1), out + done, rq);
+    }
 }
 
 /// 16 weights of a packed row (from weight `16j`) as `i16` lanes. `row` holds the row and
