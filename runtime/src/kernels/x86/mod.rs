@@ -22,7 +22,7 @@ pub use vnni::AvxVnni;
 use super::portable;
 use super::reference::{self, ActFormat, AddRequant, Requant, Window};
 use super::util::{fc_window, gather, put, sum_bound, ChannelQ, Rq32};
-use crate::quant::Bits;
+use crate::quant::{load, Bits};
 
 /// Output pixels per block.
 const PIX: usize = 4;
@@ -113,6 +113,21 @@ impl Avx2 {
     }
 }
 
+/// Channels of one block of the depthwise kernel.
+const DW_CH: usize = 16;
+/// Most channels of the AVX2 depthwise kernel (the row of zero points for padding taps).
+const DW_C_MAX: usize = 1024;
+/// Most taps.
+const DW_TAPS_MAX: usize = 64;
+/// Most (channel block, tap pair) weight vectors.
+const DW_WV_MAX: usize = 1024;
+
+/// Depthwise convolution, depth multiplier 1, 8-bit input and output: per output pixel and block
+/// of 16 channels, taps in pairs: the two taps' `a − z` as `i16`, interleaved, `VPMADDWD` with
+/// the pair's weights (unpacked once per layer in the same lane order) into `i32` sums; padding
+/// taps read a row of zero points (`a − z = 0`). Lanes hold channels (0–3, 8–11) and (4–7,
+/// 12–15), which `VPACKSSDW` puts back in order. Other shapes and formats, slow channels and
+/// the channels past the last whole block: the portable kernel.
 #[target_feature(enable = "avx2")]
 fn depthwise_avx2(
     g: &Window,
@@ -123,7 +138,93 @@ fn depthwise_avx2(
     rq: &Requant<'_>,
     output: &mut [u8],
 ) {
-    portable::depthwise_inline(g, input, in_fmt, weights, weight_bits, rq, output)
+    let (taps, c) = (g.kernel_h * g.kernel_w, g.in_c);
+    let (blocks, pairs) = (c / DW_CH, taps.div_ceil(2));
+    let row_bytes = weight_bits.packed_len(taps);
+    let fits = g.out_c == c
+        && in_fmt.bits == Bits::B8
+        && rq.out.bits == Bits::B8
+        && (1..=DW_TAPS_MAX).contains(&taps)
+        && c <= DW_C_MAX
+        && blocks * pairs <= DW_WV_MAX
+        && blocks > 0
+        && weights.len() >= c * row_bytes
+        && input.len() >= g.in_h * g.in_w * c
+        && output.len() >= g.out_h * g.out_w * c;
+    let bound = sum_bound(taps, weight_bits, in_fmt.bits);
+    let fast = |ch: usize| Rq32::new(&ChannelQ::new(rq, ch), bound, 0);
+    if !fits || (0..DW_CH * blocks).any(|ch| fast(ch).slow.is_some()) {
+        return portable::depthwise_inline(g, input, in_fmt, weights, weight_bits, rq, output);
+    }
+    // Lane i of the low / high vectors holds channel LANES[0][i] / LANES[1][i] of the block.
+    const LANES: [[usize; 8]; 2] = [[0, 1, 2, 3, 8, 9, 10, 11], [4, 5, 6, 7, 12, 13, 14, 15]];
+    let mut wv = [[_mm256_setzero_si256(); 2]; DW_WV_MAX];
+    let mut qv = [[LaneQ::new([fast(0); 8]); 2]; DW_C_MAX / DW_CH];
+    for b in 0..blocks {
+        for (half, lanes) in LANES.iter().enumerate() {
+            qv[b][half] = LaneQ::new(lanes.map(|j| fast(DW_CH * b + j)));
+            for tp in 0..pairs {
+                let w = lanes.map(|j| {
+                    let row = &weights[(DW_CH * b + j) * row_bytes..][..row_bytes];
+                    let w0 = load(row, weight_bits, 2 * tp);
+                    let w1 = if 2 * tp + 1 < taps { load(row, weight_bits, 2 * tp + 1) } else { 0 };
+                    (w0 as u16 as i32) | (w1 << 16)
+                });
+                // SAFETY: `w` holds 32 bytes.
+                wv[b * pairs + tp][half] = unsafe { _mm256_loadu_si256(w.as_ptr() as *const __m256i) };
+            }
+        }
+    }
+    let z = in_fmt.zero_point;
+    let zz = _mm256_set1_epi16(z as i16);
+    let zrow = [z as u8; DW_C_MAX];
+    let (lo, hi) = (_mm256_set1_epi32(rq.min), _mm256_set1_epi32(rq.max));
+    let mut ptrs = [zrow.as_ptr(); DW_TAPS_MAX + 1];
+    for oy in 0..g.out_h {
+        for ox in 0..g.out_w {
+            for ky in 0..g.kernel_h {
+                for kx in 0..g.kernel_w {
+                    let y = (oy * g.stride_h + ky).wrapping_sub(g.pad_top);
+                    let x = (ox * g.stride_w + kx).wrapping_sub(g.pad_left);
+                    ptrs[ky * g.kernel_w + kx] = if y < g.in_h && x < g.in_w {
+                        input[(y * g.in_w + x) * c..][..c].as_ptr()
+                    } else {
+                        zrow.as_ptr()
+                    };
+                }
+            }
+            // An odd last tap pairs with the zero-point row (its weight is 0 anyway).
+            ptrs[taps] = zrow.as_ptr();
+            let o = (oy * g.out_w + ox) * c;
+            for b in 0..blocks {
+                let (mut acc_lo, mut acc_hi) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+                for (tp, w) in wv[b * pairs..(b + 1) * pairs].iter().enumerate() {
+                    // SAFETY: every pointer starts `c ≥ 16b + 16` readable bytes (a pixel of
+                    // `input`, or `zrow` with `DW_C_MAX ≥ c` bytes).
+                    let (a0, a1) = unsafe {
+                        (
+                            _mm_loadu_si128(ptrs[2 * tp].add(DW_CH * b) as *const __m128i),
+                            _mm_loadu_si128(ptrs[2 * tp + 1].add(DW_CH * b) as *const __m128i),
+                        )
+                    };
+                    let d0 = _mm256_sub_epi16(_mm256_cvtepi8_epi16(a0), zz);
+                    let d1 = _mm256_sub_epi16(_mm256_cvtepi8_epi16(a1), zz);
+                    acc_lo = _mm256_add_epi32(acc_lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(d0, d1), w[0]));
+                    acc_hi = _mm256_add_epi32(acc_hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(d0, d1), w[1]));
+                }
+                let clamp = |v: __m256i| _mm256_min_epi32(_mm256_max_epi32(v, lo), hi);
+                let (v_lo, v_hi) = (clamp(qv[b][0].apply(acc_lo)), clamp(qv[b][1].apply(acc_hi)));
+                let bytes = _mm256_packs_epi16(_mm256_packs_epi32(v_lo, v_hi), _mm256_setzero_si256());
+                let bytes = _mm256_castsi256_si128(_mm256_permute4x64_epi64(bytes, 0b11_01_10_00));
+                let dst = &mut output[o + DW_CH * b..o + DW_CH * b + DW_CH];
+                // SAFETY: `dst` holds 16 bytes.
+                unsafe { _mm_storeu_si128(dst.as_mut_ptr() as *mut __m128i, bytes) };
+            }
+        }
+    }
+    if DW_CH * blocks < c {
+        portable::depthwise_channels(g, input, in_fmt, weights, weight_bits, rq, output, DW_CH * blocks);
+    }
 }
 
 /// The residual add: 32 elements per step when every tensor is 8-bit and `17 ≤ r ≤ 47`
@@ -189,6 +290,45 @@ fn add_avx2(arena: &mut [u8], n: usize, a: (usize, ActFormat), b: (usize, ActFor
     let done = 32 * steps;
     if done < n {
         portable::add_inline(arena, n - done, (a.0 + done, a.1), (b.0 + done, b.1), out + done, rq);
+    }
+}
+
+/// [`Rq32::unclamped`] of eight channels (fast ones), as vectors over their lanes.
+#[derive(Clone, Copy)]
+struct LaneQ {
+    bias: __m256i,
+    shl: __m256i,
+    m: __m256i,
+    round: __m256i,
+    sh: __m256i,
+}
+
+impl LaneQ {
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn new(f: [Rq32; 8]) -> LaneQ {
+        let v = |x: [i32; 8]| {
+            // SAFETY: `x` holds 32 bytes.
+            unsafe { _mm256_loadu_si256(x.as_ptr() as *const __m256i) }
+        };
+        LaneQ {
+            bias: v(f.map(|f| f.bias)),
+            shl: v(f.map(|f| f.shl as i32)),
+            m: v(f.map(|f| f.m)),
+            round: v(f.map(|f| f.round)),
+            sh: v(f.map(|f| f.sh as i32)),
+        }
+    }
+
+    /// `((⌊((s + bias) << shl)·m / 2^16⌋ + round) >> sh` per lane, exactly as the scalar form:
+    /// `v·m = (v >> 16)·m·2^16 + (v & 0xFFFF)·m`, both products within 32 bits (`m < 2^15`).
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn apply(&self, s: __m256i) -> __m256i {
+        let v = _mm256_sllv_epi32(_mm256_add_epi32(s, self.bias), self.shl);
+        let hi = _mm256_mullo_epi32(_mm256_srai_epi32(v, 16), self.m);
+        let lo = _mm256_srli_epi32(_mm256_mullo_epi32(_mm256_and_si256(v, _mm256_set1_epi32(0xFFFF)), self.m), 16);
+        _mm256_srav_epi32(_mm256_add_epi32(_mm256_add_epi32(hi, lo), self.round), self.sh)
     }
 }
 

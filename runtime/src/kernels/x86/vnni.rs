@@ -19,6 +19,7 @@ use core::arch::x86_64::*;
 use super::super::portable;
 use super::super::reference::{self, ActFormat, Requant, Window};
 use super::super::util::{fc_window, gather, put, sum_bound, ChannelQ, Rq32};
+use super::LaneQ;
 use crate::quant::Bits;
 
 /// Output pixels per block.
@@ -169,42 +170,6 @@ fn hsum1(v: __m256i) -> i32 {
     _mm_cvtsi128_si32(s)
 }
 
-/// [`Rq32::unclamped`] of two channels, as vectors over a block's lanes `(pixel, channel)`.
-#[derive(Clone, Copy)]
-struct PairQ {
-    bias: __m256i,
-    shl: __m256i,
-    m: __m256i,
-    round: __m256i,
-    sh: __m256i,
-}
-
-impl PairQ {
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn new(f: [Rq32; CH]) -> PairQ {
-        let v = |x: [i32; CH]| _mm256_setr_epi32(x[0], x[1], x[0], x[1], x[0], x[1], x[0], x[1]);
-        PairQ {
-            bias: v(f.map(|f| f.bias)),
-            shl: v(f.map(|f| f.shl as i32)),
-            m: v(f.map(|f| f.m)),
-            round: v(f.map(|f| f.round)),
-            sh: v(f.map(|f| f.sh as i32)),
-        }
-    }
-
-    /// `((⌊((s + bias) << shl)·m / 2^16⌋ + round) >> sh` per lane, exactly as the scalar form:
-    /// `v·m = (v >> 16)·m·2^16 + (v & 0xFFFF)·m`, both products within 32 bits (`m < 2^15`).
-    #[inline]
-    #[target_feature(enable = "avx2")]
-    fn apply(&self, s: __m256i) -> __m256i {
-        let v = _mm256_sllv_epi32(_mm256_add_epi32(s, self.bias), self.shl);
-        let hi = _mm256_mullo_epi32(_mm256_srai_epi32(v, 16), self.m);
-        let lo = _mm256_srli_epi32(_mm256_mullo_epi32(_mm256_and_si256(v, _mm256_set1_epi32(0xFFFF)), self.m), 16);
-        _mm256_srav_epi32(_mm256_add_epi32(_mm256_add_epi32(hi, lo), self.round), self.sh)
-    }
-}
-
 #[target_feature(enable = "avx2,avxvnni")]
 fn conv2d_vnni<const B: usize>(
     g: &Window,
@@ -248,9 +213,10 @@ fn conv2d_vnni<const B: usize>(
         *f = Rq32::new(&ChannelQ::new(rq, c), bound, 0).with_bias_offset(offset.wrapping_mul(-hsum1(acc)));
     }
     let pairs = oc.div_ceil(CH);
-    let mut pq = [PairQ::new([fast[0]; CH]); OC_MAX / CH];
+    let mut pq = [LaneQ::new([fast[0]; 8]); OC_MAX / CH];
     for (i, q) in pq.iter_mut().enumerate().take(pairs) {
-        *q = PairQ::new([fast[CH * i], fast[(CH * i + 1).min(oc - 1)]]);
+        let (f0, f1) = (fast[CH * i], fast[(CH * i + 1).min(oc - 1)]);
+        *q = LaneQ::new([f0, f1, f0, f1, f0, f1, f0, f1]);
     }
     let (lo, hi) = (_mm256_set1_epi32(rq.min), _mm256_set1_epi32(rq.max));
     let out_bits = rq.out.bits;
