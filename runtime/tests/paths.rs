@@ -136,7 +136,10 @@ fn in_channels() -> impl Strategy<Value = usize> {
 
 fn conv_k(depthwise: bool) -> impl Strategy<Value = ConvK> {
     let mult = prop_oneof![3 => Just(1usize), 1 => Just(2usize)];
-    (geometry(7, 5), in_channels(), 1..=20usize, mult, act_q(), out_q(), weight_bits(), any::<u8>(), any::<u64>())
+    // Output channels: mostly few, sometimes past the 16-channel groups of the AVX-512 path's
+    // blocks (up to five groups: a second pass).
+    let out_channels = prop_oneof![4 => 1..=20usize, 1 => 21..=72usize];
+    (geometry(7, 5), in_channels(), out_channels, mult, act_q(), out_q(), weight_bits(), any::<u8>(), any::<u64>())
         .prop_flat_map(move |((h, w, geom), ic, oc, mult, in_q, out, wbits, junk, fill)| {
             let out_c = if depthwise { ic * mult } else { oc };
             let row = geom.kernel_h * geom.kernel_w * if depthwise { 1 } else { ic };
@@ -252,8 +255,8 @@ struct FcK {
 
 fn fc_k() -> impl Strategy<Value = FcK> {
     let n = prop_oneof![2 => 1..=40usize, 1 => 41..=300usize];
-    (n, 1..=24usize, act_q(), out_q(), weight_bits(), any::<u8>(), any::<u64>()).prop_flat_map(
-        |(n, m, in_q, out, wbits, junk, fill)| {
+    (n, prop_oneof![4 => 1..=24usize, 1 => 25..=80usize], act_q(), out_q(), weight_bits(), any::<u8>(), any::<u64>())
+        .prop_flat_map(|(n, m, in_q, out, wbits, junk, fill)| {
             let limit = bias_limit(n, wbits, in_q.bits);
             (vec(weight_value(wbits, true), n * m), vec(act_value(in_q.bits), n), owned_channels(m, limit)).prop_map(
                 move |(wv, av, ch)| FcK {
@@ -268,8 +271,7 @@ fn fc_k() -> impl Strategy<Value = FcK> {
                     fill,
                 },
             )
-        },
-    )
+        })
 }
 
 #[test]
@@ -430,9 +432,16 @@ fn the_active_path_is_reported() {
     eprintln!("active kernel path: {} (available: {:?})", path.name(), kernels::available());
     #[cfg(target_arch = "x86_64")]
     {
-        let (avx2, vnni) = (std::is_x86_feature_detected!("avx2"), std::is_x86_feature_detected!("avxvnni"));
-        assert_eq!(path == Path::AvxVnni, avx2 && vnni);
-        assert_eq!(path == Path::Avx2, avx2 && !vnni);
+        let avx2 = std::is_x86_feature_detected!("avx2");
+        let vnni = avx2 && std::is_x86_feature_detected!("avxvnni");
+        let avx512 = avx2
+            && std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512vl")
+            && std::is_x86_feature_detected!("avx512vnni");
+        assert_eq!(path == Path::Avx512Vnni, avx512);
+        assert_eq!(path == Path::AvxVnni, vnni && !avx512);
+        assert_eq!(path == Path::Avx2, avx2 && !vnni && !avx512);
     }
     #[cfg(target_arch = "aarch64")]
     assert_eq!(path == Path::NeonDot, std::arch::is_aarch64_feature_detected!("dotprod"));

@@ -7,7 +7,8 @@
 //! | path | where | how it is chosen |
 //! |---|---|---|
 //! | [`Path::Dsp`] (`dsp`) | Cortex-M4/M7 (`thumbv7em-*`): SMLAD, SXTB16 | at compile time (the `hawq_dsp` cfg of `build.rs`) |
-//! | [`Path::AvxVnni`] (`x86::vnni`) | x86-64 with AVX2 and AVX-VNNI: VPDPBUSD | at run time with the `std` feature (cached once), else the compile-time target features |
+//! | [`Path::Avx512Vnni`] (`x86::avx512`) | x86-64 with AVX-512 F/BW/VL/VNNI: VPDPBUSD on 512 bits | at run time with the `std` feature (cached once), else the compile-time target features |
+//! | [`Path::AvxVnni`] (`x86::vnni`) | x86-64 with AVX2 and AVX-VNNI: VPDPBUSD | the same |
 //! | [`Path::Avx2`] (`x86`) | x86-64 with AVX2 | the same |
 //! | [`Path::Neon`], [`Path::NeonDot`] (`aarch64`) | AArch64; SDOT with `dotprod` | at run time with `std`, else compile time |
 //! | [`Path::Portable`] (`portable`) | everything else (Cortex-M0/M3, RISC-V) | fallback |
@@ -50,6 +51,9 @@ pub enum Path {
     /// x86-64 AVX2 with AVX-VNNI: VPDPBUSD for convolutions and fully connected
     /// (`kernels::x86::vnni`), the AVX2 kernels for the rest.
     AvxVnni,
+    /// x86-64 with AVX-512 VNNI: VPDPBUSD on 512-bit registers for convolutions and fully
+    /// connected (`kernels::x86::avx512`), the AVX2 kernels for the rest.
+    Avx512Vnni,
     /// AArch64 Advanced SIMD: SMLAL (`kernels::aarch64`).
     Neon,
     /// AArch64 with the dot-product extension: SDOT (`kernels::aarch64`).
@@ -65,6 +69,7 @@ impl Path {
             Path::Dsp => "dsp",
             Path::Avx2 => "avx2",
             Path::AvxVnni => "avx-vnni",
+            Path::Avx512Vnni => "avx512-vnni",
             Path::Neon => "neon",
             Path::NeonDot => "neon-dotprod",
         }
@@ -94,7 +99,7 @@ fn detected() -> Path {
     use core::sync::atomic::{AtomicU8, Ordering};
     // 0: not detected yet; otherwise 1 + the index below.
     static CACHE: AtomicU8 = AtomicU8::new(0);
-    const PATHS: [Path; 5] = [Path::Portable, Path::Avx2, Path::AvxVnni, Path::Neon, Path::NeonDot];
+    const PATHS: [Path; 6] = [Path::Portable, Path::Avx2, Path::AvxVnni, Path::Avx512Vnni, Path::Neon, Path::NeonDot];
     let cached = CACHE.load(Ordering::Relaxed);
     if cached != 0 {
         return PATHS[(cached - 1) as usize % PATHS.len()];
@@ -107,7 +112,9 @@ fn detected() -> Path {
 
 #[cfg(target_arch = "x86_64")]
 fn detect_simd() -> Path {
-    if x86::AvxVnni::new().is_some() {
+    if x86::Avx512Vnni::new().is_some() {
+        Path::Avx512Vnni
+    } else if x86::AvxVnni::new().is_some() {
         Path::AvxVnni
     } else if x86::Avx2::new().is_some() {
         Path::Avx2
@@ -133,7 +140,7 @@ fn detected() -> Path {
 
 /// Every path this build can run on this machine, the reference first (for tests and benchmarks:
 /// the `*_on` functions run one of them).
-pub fn available() -> heapless::Vec<Path, 7> {
+pub fn available() -> heapless::Vec<Path, 8> {
     let mut v = heapless::Vec::new();
     let _ = v.push(Path::Scalar);
     let _ = v.push(Path::Portable);
@@ -146,6 +153,10 @@ pub fn available() -> heapless::Vec<Path, 7> {
     #[cfg(target_arch = "x86_64")]
     if x86::AvxVnni::new().is_some() {
         let _ = v.push(Path::AvxVnni);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if x86::Avx512Vnni::new().is_some() {
+        let _ = v.push(Path::Avx512Vnni);
     }
     #[cfg(target_arch = "aarch64")]
     {
@@ -184,6 +195,11 @@ pub fn conv2d_on(
             Some(k) => k.conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
             None => return false,
         },
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512Vnni => match x86::Avx512Vnni::new() {
+            Some(k) => k.conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+            None => return false,
+        },
         #[cfg(target_arch = "aarch64")]
         Path::Neon => aarch64::Neon.conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
         #[cfg(target_arch = "aarch64")]
@@ -215,7 +231,7 @@ pub fn depthwise_conv2d_on(
         #[cfg(hawq_dsp)]
         Path::Dsp => dsp::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
         #[cfg(target_arch = "x86_64")]
-        Path::Avx2 | Path::AvxVnni => match x86::Avx2::new() {
+        Path::Avx2 | Path::AvxVnni | Path::Avx512Vnni => match x86::Avx2::new() {
             Some(k) if available().contains(&path) => {
                 k.depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output)
             }
@@ -255,6 +271,11 @@ pub fn fully_connected_on(
             Some(k) => k.fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
             None => return false,
         },
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512Vnni => match x86::Avx512Vnni::new() {
+            Some(k) => k.fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
+            None => return false,
+        },
         #[cfg(target_arch = "aarch64")]
         Path::Neon => aarch64::Neon.fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
         #[cfg(target_arch = "aarch64")]
@@ -283,7 +304,7 @@ pub fn add_on(
     match path {
         Path::Scalar => reference::add(arena, n, a, b, out, rq),
         #[cfg(target_arch = "x86_64")]
-        Path::Avx2 | Path::AvxVnni => match x86::Avx2::new() {
+        Path::Avx2 | Path::AvxVnni | Path::Avx512Vnni => match x86::Avx2::new() {
             Some(k) if available().contains(&path) => k.add(arena, n, a, b, out, rq),
             _ => return false,
         },
@@ -317,6 +338,11 @@ pub fn conv2d(
             Some(k) => k.conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
             None => portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
         },
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512Vnni => match x86::Avx512Vnni::new() {
+            Some(k) => k.conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+            None => portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+        },
         #[cfg(target_arch = "aarch64")]
         Path::NeonDot => match aarch64::NeonDot::new() {
             Some(k) => k.conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
@@ -343,7 +369,7 @@ pub fn depthwise_conv2d(
         #[cfg(hawq_dsp)]
         Path::Dsp => dsp::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
         #[cfg(target_arch = "x86_64")]
-        Path::Avx2 | Path::AvxVnni => match x86::Avx2::new() {
+        Path::Avx2 | Path::AvxVnni | Path::Avx512Vnni => match x86::Avx2::new() {
             Some(k) => k.depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
             None => portable::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
         },
@@ -375,6 +401,11 @@ pub fn fully_connected(
         },
         #[cfg(target_arch = "x86_64")]
         Path::AvxVnni => match x86::AvxVnni::new() {
+            Some(k) => k.fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
+            None => portable::fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
+        },
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512Vnni => match x86::Avx512Vnni::new() {
             Some(k) => k.fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
             None => portable::fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
         },
@@ -426,7 +457,7 @@ pub fn add(arena: &mut [u8], n: usize, a: (usize, ActFormat), b: (usize, ActForm
     match active() {
         Path::Scalar => reference::add(arena, n, a, b, out, rq),
         #[cfg(target_arch = "x86_64")]
-        Path::Avx2 | Path::AvxVnni => match x86::Avx2::new() {
+        Path::Avx2 | Path::AvxVnni | Path::Avx512Vnni => match x86::Avx2::new() {
             Some(k) => k.add(arena, n, a, b, out, rq),
             None => portable::add(arena, n, a, b, out, rq),
         },

@@ -13,10 +13,12 @@
 //! enabled (LLVM vectorizes their channel-contiguous loops).
 #![allow(unsafe_code)]
 
+mod avx512;
 mod vnni;
 
 use core::arch::x86_64::*;
 
+pub use avx512::Avx512Vnni;
 pub use vnni::AvxVnni;
 
 use super::portable;

@@ -100,7 +100,7 @@ impl AvxVnni {
 /// weights past `K` meet activations that are 0.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn chunk<const B: usize>(row: &[u8], j: usize) -> __m256i {
+pub(super) fn chunk<const B: usize>(row: &[u8], j: usize) -> __m256i {
     let bytes = 4 * B;
     let mut tmp = [0u8; 32];
     let src = match row.get(j * bytes..j * bytes + bytes) {
