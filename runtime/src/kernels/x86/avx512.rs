@@ -199,9 +199,9 @@ fn conv2d_512<const B: usize>(
     let bound = sum_bound(k, bits, in_fmt.bits);
     let offset = 128 + in_fmt.zero_point;
     let mut fast = [Rq32::new(&ChannelQ::new(rq, 0), bound, 0); OC_MAX];
-    for c in 0..oc {
+    for (c, f) in fast.iter_mut().enumerate().take(oc) {
         let sum_w = unpack_row::<B>(weights, row_bytes, c, k, &ones, &mut row);
-        fast[c] = Rq32::new(&ChannelQ::new(rq, c), bound, 0).with_bias_offset(offset.wrapping_mul(-sum_w));
+        *f = Rq32::new(&ChannelQ::new(rq, c), bound, 0).with_bias_offset(offset.wrapping_mul(-sum_w));
         let (group, lane) = (c / 16, c % 16);
         let base = group * kq * 64 + lane * 4;
         for (q, w4) in row[..4 * kq].chunks_exact(4).enumerate() {
