@@ -20,6 +20,17 @@
 //! `K ≤ 1024` here, and are shifted back before the bias is added. A row's last word is read
 //! zero-padded, and its unused high bits (whatever they hold) meet activations that are 0.
 //!
+//! In the common case (8-bit output, every channel's requantization fast, no clamp but the
+//! output range) the whole loop over a block's output channels is one `asm!` block per weight
+//! width ([`rows_plain`]): the sums start at the scaled bias, one `LDM` loads a channel's
+//! constants, and requantization (`LSL`, `SMLAWB`, `ASR`, `SSAT`) and the four byte stores
+//! follow the dot product with nothing spilled, about 40 instructions per row besides it. The 4-
+//! and 2-bit loops keep the nibble or crumb mask in a register, where one `AND` with a shifted
+//! operand moves and masks the low nibbles (`and r4, mask, w, lsl #4`), and stop at the end of
+//! the im2col buffer instead of counting: per 32 multiply-accumulates, 8-bit rows take 30
+//! instructions plus the loop (2 per two words), 4-bit rows 31 plus the loop (4 per four
+//! words). Layers whose rows are whole loop iterations skip the remainder dispatch.
+//!
 //! **Depthwise** (depth multiplier 1, 8-bit input): four channels at a time, one word of input
 //! per tap, SXTB16 into two halfword pairs, SMLABB/SMLATT against weights unpacked once per
 //! channel group into halfword pairs. Other channel counts and formats use the portable kernels.
