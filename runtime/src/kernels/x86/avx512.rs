@@ -13,10 +13,11 @@
 #![allow(unsafe_code)]
 
 use core::arch::x86_64::*;
+use core::mem::MaybeUninit;
 
 use super::super::reference::{self, ActFormat, Requant, Window};
 use super::super::util::{fc_window, gather, put, sum_bound, ChannelQ, Rq32};
-use super::AvxVnni;
+use super::{zeroed_prefix, AvxVnni};
 use crate::quant::Bits;
 
 /// Largest receptive field `K` (rounded up to 32).
@@ -25,6 +26,12 @@ const KPAD_MAX: usize = 2048;
 const OC_MAX: usize = 256;
 /// Bytes of the laid-out weights of a layer (`⌈oc/16⌉·16 · ⌈K/4⌉·4`); larger: AVX-VNNI.
 const WP_MAX: usize = 65536;
+/// Bytes of the offset input read in place (`in_h·in_w·⌈in_c/4⌉·4`); larger: an im2col copy.
+const XBUF_MAX: usize = 65536;
+/// Most pixels of a block.
+const PIX_MAX: usize = 8;
+/// Most taps `kh·kw` read in place.
+const TAPS_MAX: usize = 64;
 
 /// Proof that the CPU has AVX-512 F/BW/VL/VNNI and AVX2 (not AVX-VNNI, which some AVX-512 CPUs
 /// lack: the fallback for oversized layers checks it).
@@ -185,38 +192,99 @@ fn conv2d_512<const B: usize>(
         4 => Bits::B4,
         _ => Bits::B2,
     };
-    let k = g.kernel_h * g.kernel_w * g.in_c;
-    let kq = k.div_ceil(4);
+    let (taps, ic) = (g.kernel_h * g.kernel_w, g.in_c);
+    let k = taps * ic;
     let row_bytes = bits.packed_len(k);
     let oc = g.out_c;
     let groups = oc.div_ceil(16);
+    // An 8-bit input is read in place (offset by 128, channels padded to a multiple of 4, once
+    // per layer); a 4-bit one through an im2col copy per pixel.
+    let ic4 = ic.next_multiple_of(4);
+    // Read in place when the channel padding wastes at most a third of the products.
+    let indirect = in_fmt.bits == Bits::B8
+        && 4 * ic >= 3 * ic4
+        && g.in_h * g.in_w * ic4 <= XBUF_MAX
+        && taps <= TAPS_MAX
+        && taps * ic4 <= KPAD_MAX
+        && groups * 16 * taps * ic4 <= WP_MAX;
+    // The K of the laid-out weights: taps of `ic4` channels (the padding channels' weights 0).
+    let kq = if indirect { taps * ic4 / 4 } else { k.div_ceil(4) };
 
     // The weights laid out per group, k/4 and lane; Σw folded into each channel's bias.
-    let mut ones = [0u8; KPAD_MAX];
+    // Scratch sized to the layer: only what it uses is zeroed.
+    let (mut ones, mut wp, mut row, mut padded) =
+        (MaybeUninit::uninit(), MaybeUninit::uninit(), MaybeUninit::uninit(), MaybeUninit::uninit());
+    let chunked = 32 * k.div_ceil(32);
+    let ones: &mut [u8] = zeroed_prefix::<KPAD_MAX>(&mut ones, chunked);
     ones[..k].fill(1);
-    let mut wp = [0u8; WP_MAX];
-    let mut row = [0u8; KPAD_MAX];
+    let wp: &mut [u8] = zeroed_prefix::<WP_MAX>(&mut wp, groups * kq * 64);
+    let row: &mut [u8] = zeroed_prefix::<KPAD_MAX>(&mut row, chunked.max(4 * kq));
+    let padded: &mut [u8] = zeroed_prefix::<KPAD_MAX>(&mut padded, if indirect { 4 * kq } else { 0 });
     let bound = sum_bound(k, bits, in_fmt.bits);
     let offset = 128 + in_fmt.zero_point;
-    let mut fast = [Rq32::new(&ChannelQ::new(rq, 0), bound, 0); OC_MAX];
-    for (c, f) in fast.iter_mut().enumerate().take(oc) {
-        let sum_w = unpack_row::<B>(weights, row_bytes, c, k, &ones, &mut row);
-        *f = Rq32::new(&ChannelQ::new(rq, c), bound, 0).with_bias_offset(offset.wrapping_mul(-sum_w));
+    let mut fast: heapless::Vec<Rq32, OC_MAX> = heapless::Vec::new();
+    for c in 0..oc {
+        let sum_w = unpack_row::<B>(weights, row_bytes, c, k, ones, row);
+        let _ = fast.push(Rq32::new(&ChannelQ::new(rq, c), bound, 0).with_bias_offset(offset.wrapping_mul(-sum_w)));
+        let laid = if indirect && ic4 != ic {
+            for (dst, src) in padded.chunks_exact_mut(ic4).zip(row[..k].chunks_exact(ic)) {
+                dst[..ic].copy_from_slice(src);
+                dst[ic..].fill(0);
+            }
+            &padded[..4 * kq]
+        } else {
+            &row[..4 * kq]
+        };
         let (group, lane) = (c / 16, c % 16);
         let base = group * kq * 64 + lane * 4;
-        for (q, w4) in row[..4 * kq].chunks_exact(4).enumerate() {
+        for (q, w4) in laid.chunks_exact(4).enumerate() {
             wp[base + 64 * q..base + 64 * q + 4].copy_from_slice(w4);
         }
     }
-    let mut lq = [LaneQ16::new(&[fast[0]; 16]); OC_MAX / 16];
-    for (gi, q) in lq.iter_mut().enumerate().take(groups) {
-        *q = LaneQ16::new(&core::array::from_fn(|j| fast[(16 * gi + j).min(oc - 1)]));
+    let mut lq: heapless::Vec<LaneQ16, { OC_MAX / 16 }> = heapless::Vec::new();
+    for gi in 0..groups {
+        let _ = lq.push(LaneQ16::new(&core::array::from_fn(|j| fast[(16 * gi + j).min(oc - 1)])));
     }
-    let slow = fast[..oc].iter().any(|f| f.slow.is_some());
+    let slow = fast.iter().any(|f| f.slow.is_some());
     let direct = rq.out.bits == Bits::B8 && !slow;
 
+    // The input offset by 128 (`a ^ 0x80`) with `ic4` channels per pixel, and a pixel of zero
+    // points for the taps in the padding.
+    let n = g.in_h * g.in_w;
+    let mut xbuf = MaybeUninit::uninit();
+    let xbuf: &mut [u8] = zeroed_prefix::<XBUF_MAX>(&mut xbuf, if indirect { n * ic4 } else { 0 });
+    let zrow = [(in_fmt.zero_point as u8) ^ 0x80; KPAD_MAX];
+    if indirect {
+        if ic4 == ic {
+            for (d, &a) in xbuf[..n * ic].iter_mut().zip(&input[..n * ic]) {
+                *d = a ^ 0x80;
+            }
+        } else {
+            for (d, a) in xbuf[..n * ic4].chunks_exact_mut(ic4).zip(input[..n * ic].chunks_exact(ic)) {
+                for (d, &a) in d.iter_mut().zip(a) {
+                    *d = a ^ 0x80;
+                }
+            }
+        }
+    }
+
     let npix = g.out_h * g.out_w;
-    let ctx = Ctx { g, input, in_fmt, k, kq, oc, rq, wp: &wp, lq: &lq, fast: &fast, direct };
+    let ctx = Ctx {
+        g,
+        input,
+        in_fmt,
+        k,
+        kq,
+        ic4,
+        oc,
+        rq,
+        wp,
+        lq: &lq,
+        fast: &fast,
+        direct,
+        xbuf: indirect.then_some(&xbuf[..]),
+        zrow: &zrow,
+    };
     // Pixels per block: more when there are few groups, so that a block has enough sums.
     match groups {
         1 => blocks::<8, 1>(&ctx, npix, output),
@@ -234,13 +302,19 @@ struct Ctx<'a> {
     in_fmt: ActFormat,
     k: usize,
     kq: usize,
+    /// Channels per pixel of `xbuf` (`in_c` rounded up to 4).
+    ic4: usize,
     oc: usize,
     rq: &'a Requant<'a>,
-    wp: &'a [u8; WP_MAX],
-    lq: &'a [LaneQ16; OC_MAX / 16],
-    fast: &'a [Rq32; OC_MAX],
+    wp: &'a [u8],
+    lq: &'a [LaneQ16],
+    fast: &'a [Rq32],
     /// 8-bit output and every channel fast: vector requantization and stores.
     direct: bool,
+    /// The input offset by 128, read in place; `None`: an im2col copy per pixel.
+    xbuf: Option<&'a [u8]>,
+    /// `z ^ 0x80`, at least `ic4` of them.
+    zrow: &'a [u8; KPAD_MAX],
 }
 
 /// The layer in blocks of `P` pixels × `G` groups of 16 channels (the last group of a pass
@@ -249,40 +323,91 @@ struct Ctx<'a> {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
 fn blocks<const P: usize, const G: usize>(ctx: &Ctx<'_>, npix: usize, output: &mut [u8]) {
     let (g, k, kq, oc) = (ctx.g, ctx.k, ctx.kq, ctx.oc);
+    let taps = g.kernel_h * g.kernel_w;
     let groups = oc.div_ceil(16);
-    let mut col = [0u8; KPAD_MAX];
-    // Each pixel's activations `a ^ 0x80`, zero past K (where the weights are zero too).
-    let mut x = [[0u8; KPAD_MAX]; P];
+    let (mut col, mut x) = (MaybeUninit::uninit(), MaybeUninit::uninit());
+    let col: &mut [u8] = zeroed_prefix::<KPAD_MAX>(&mut col, if ctx.xbuf.is_some() { 0 } else { k });
+    // Without `xbuf`: each pixel's activations `a ^ 0x80` (rows of `4·kq`), zero past K (the
+    // weights are zero there too), read as one tap of `kq` quads.
+    let stride = 4 * kq;
+    let x: &mut [u8] = zeroed_prefix::<{ PIX_MAX * KPAD_MAX }>(&mut x, if ctx.xbuf.is_some() { 0 } else { P * stride });
+    // Where each tap starts relative to the window's top-left pixel in `xbuf`.
+    let tap_off: [usize; TAPS_MAX] =
+        core::array::from_fn(|t| if t < taps { ((t / g.kernel_w) * g.in_w + t % g.kernel_w) * ctx.ic4 } else { 0 });
+    // Per pixel and tap, where its `ic4` activations start (in `xbuf`, `zrow` or `x`).
+    let mut ptrs = [[ctx.zrow.as_ptr(); TAPS_MAX]; P];
     let (lo, hi) = (_mm512_set1_epi32(ctx.rq.min), _mm512_set1_epi32(ctx.rq.max));
+    let (tap_count, quads) = if ctx.xbuf.is_some() { (taps, ctx.ic4 / 4) } else { (1, kq) };
     let mut q0 = 0;
     while q0 < npix {
         let n = (npix - q0).min(P);
-        for (p, xp) in x.iter_mut().enumerate().take(n) {
-            let q = q0 + p;
-            let src = gather(g, ctx.input, ctx.in_fmt, q / g.out_w, q % g.out_w, &mut col);
-            for (d, &a) in xp.iter_mut().zip(src) {
-                *d = a ^ 0x80;
+        for p in 0..n {
+            let (oy, ox) = ((q0 + p) / g.out_w, (q0 + p) % g.out_w);
+            match ctx.xbuf {
+                Some(xbuf)
+                    if (oy * g.stride_h).checked_sub(g.pad_top).is_some_and(|y| y + g.kernel_h <= g.in_h)
+                        && (ox * g.stride_w).checked_sub(g.pad_left).is_some_and(|x| x + g.kernel_w <= g.in_w) =>
+                {
+                    // The window inside the input: every tap at a fixed offset from its corner.
+                    let corner = ((oy * g.stride_h - g.pad_top) * g.in_w + ox * g.stride_w - g.pad_left) * ctx.ic4;
+                    let last = corner + tap_off[taps - 1] + ctx.ic4;
+                    let base = xbuf[corner..last].as_ptr();
+                    for (d, &off) in ptrs[p].iter_mut().zip(&tap_off).take(taps) {
+                        // SAFETY: `corner + off + ic4 ≤ last`, inside the slice just taken.
+                        *d = unsafe { base.add(off) };
+                    }
+                }
+                Some(xbuf) => {
+                    for ky in 0..g.kernel_h {
+                        for kx in 0..g.kernel_w {
+                            let y = (oy * g.stride_h + ky).wrapping_sub(g.pad_top);
+                            let xx = (ox * g.stride_w + kx).wrapping_sub(g.pad_left);
+                            ptrs[p][ky * g.kernel_w + kx] = if y < g.in_h && xx < g.in_w {
+                                xbuf[(y * g.in_w + xx) * ctx.ic4..][..ctx.ic4].as_ptr()
+                            } else {
+                                ctx.zrow.as_ptr()
+                            };
+                        }
+                    }
+                }
+                None => {
+                    let src = gather(g, ctx.input, ctx.in_fmt, oy, ox, col);
+                    let xp = &mut x[p * stride..(p + 1) * stride];
+                    for (d, &a) in xp.iter_mut().zip(src) {
+                        *d = a ^ 0x80;
+                    }
+                    xp[k..].fill(0);
+                    ptrs[p][0] = xp.as_ptr();
+                }
             }
-            xp[k..4 * kq].fill(0);
         }
         let mut g0 = 0;
         while g0 < groups {
             let mut acc = [[_mm512_setzero_si512(); G]; P];
             let wbase = g0 * kq * 64;
-            for j in 0..kq {
-                let mut w = [_mm512_setzero_si512(); G];
-                for (gi, wv) in w.iter_mut().enumerate() {
-                    // Groups past the layer's read the first group again (their sums unused).
-                    let at = if g0 + gi < groups { wbase + (gi * kq + j) * 64 } else { wbase + j * 64 };
-                    // SAFETY: `at + 64 ≤ groups·kq·64 ≤ WP_MAX`.
-                    *wv = unsafe { _mm512_loadu_si512(ctx.wp.as_ptr().add(at) as *const __m512i) };
-                }
-                for (a, xp) in acc.iter_mut().zip(&x) {
-                    let v = i32::from_le_bytes([xp[4 * j], xp[4 * j + 1], xp[4 * j + 2], xp[4 * j + 3]]);
-                    let xb = _mm512_set1_epi32(v);
-                    for (s, wv) in a.iter_mut().zip(&w) {
-                        *s = _mm512_dpbusd_epi32(*s, xb, *wv);
+            let mut j = 0;
+            // `t` indexes the inner dimension of `ptrs` (one pointer per pixel).
+            #[allow(clippy::needless_range_loop)]
+            for t in 0..tap_count {
+                let at: [*const u8; P] = core::array::from_fn(|p| ptrs[p][t]);
+                for c4 in 0..quads {
+                    let mut w = [_mm512_setzero_si512(); G];
+                    for (gi, wv) in w.iter_mut().enumerate() {
+                        // Groups past the layer's read the first group again (their sums unused).
+                        let off = if g0 + gi < groups { wbase + (gi * kq + j) * 64 } else { wbase + j * 64 };
+                        // SAFETY: `off + 64 ≤ groups·kq·64 ≤ WP_MAX`.
+                        *wv = unsafe { _mm512_loadu_si512(ctx.wp.as_ptr().add(off) as *const __m512i) };
                     }
+                    for (a, &base) in acc.iter_mut().zip(&at) {
+                        // SAFETY: `base` starts `4·quads` readable bytes: a pixel of `xbuf`
+                        // (`ic4` bytes), `zrow` (`KPAD_MAX ≥ ic4`) or a row of `x` (`4·kq`).
+                        let v = unsafe { (base.add(4 * c4) as *const i32).read_unaligned() };
+                        let xb = _mm512_set1_epi32(v);
+                        for (s, wv) in a.iter_mut().zip(&w) {
+                            *s = _mm512_dpbusd_epi32(*s, xb, *wv);
+                        }
+                    }
+                    j += 1;
                 }
             }
             for (p, a) in acc.iter().enumerate().take(n) {

@@ -160,12 +160,13 @@ fn depthwise_avx2(
     }
     // Lane i of the low / high vectors holds channel LANES[0][i] / LANES[1][i] of the block.
     const LANES: [[usize; 8]; 2] = [[0, 1, 2, 3, 8, 9, 10, 11], [4, 5, 6, 7, 12, 13, 14, 15]];
-    let mut wv = [[_mm256_setzero_si256(); 2]; DW_WV_MAX];
-    let mut qv = [[LaneQ::new([fast(0); 8]); 2]; DW_C_MAX / DW_CH];
+    // Built in order, so that only what the layer uses is written (no zeroing of the capacity).
+    let mut wv: heapless::Vec<[__m256i; 2], DW_WV_MAX> = heapless::Vec::new();
+    let mut qv: heapless::Vec<[LaneQ; 2], { DW_C_MAX / DW_CH }> = heapless::Vec::new();
     for b in 0..blocks {
-        for (half, lanes) in LANES.iter().enumerate() {
-            qv[b][half] = LaneQ::new(lanes.map(|j| fast(DW_CH * b + j)));
-            for tp in 0..pairs {
+        let _ = qv.push(LANES.map(|lanes| LaneQ::new(lanes.map(|j| fast(DW_CH * b + j)))));
+        for tp in 0..pairs {
+            let _ = wv.push(LANES.map(|lanes| {
                 let w = lanes.map(|j| {
                     let row = &weights[(DW_CH * b + j) * row_bytes..][..row_bytes];
                     let w0 = load(row, weight_bits, 2 * tp);
@@ -173,8 +174,8 @@ fn depthwise_avx2(
                     (w0 as u16 as i32) | (w1 << 16)
                 });
                 // SAFETY: `w` holds 32 bytes.
-                wv[b * pairs + tp][half] = unsafe { _mm256_loadu_si256(w.as_ptr() as *const __m256i) };
-            }
+                unsafe { _mm256_loadu_si256(w.as_ptr() as *const __m256i) }
+            }));
         }
     }
     let z = in_fmt.zero_point;
@@ -292,6 +293,19 @@ fn add_avx2(arena: &mut [u8], n: usize, a: (usize, ActFormat), b: (usize, ActFor
     let done = 32 * steps;
     if done < n {
         portable::add_inline(arena, n - done, (a.0 + done, a.1), (b.0 + done, b.1), out + done, rq);
+    }
+}
+
+/// The first `len` bytes of `buf` (at most `N`), zeroed, as a slice: a kernel's scratch of a
+/// size known only at run time, without zeroing the whole capacity on every call.
+#[inline(always)]
+fn zeroed_prefix<const N: usize>(buf: &mut core::mem::MaybeUninit<[u8; N]>, len: usize) -> &mut [u8] {
+    let len = len.min(N);
+    let p = buf.as_mut_ptr() as *mut u8;
+    // SAFETY: `p` is valid for `N ≥ len` bytes; they are written before the slice is made.
+    unsafe {
+        core::ptr::write_bytes(p, 0, len);
+        core::slice::from_raw_parts_mut(p, len)
     }
 }
 
