@@ -125,9 +125,10 @@ const DW_TAPS_MAX: usize = 64;
 const DW_WV_MAX: usize = 1024;
 
 /// Depthwise convolution, depth multiplier 1, 8-bit input and output: per output pixel and block
-/// of 16 channels, taps in pairs: the two taps' `a − z` as `i16`, interleaved, `VPMADDWD` with
-/// the pair's weights (unpacked once per layer in the same lane order) into `i32` sums; padding
-/// taps read a row of zero points (`a − z = 0`). Lanes hold channels (0–3, 8–11) and (4–7,
+/// of 16 channels, taps in pairs: the two taps' activations as `i16`, interleaved, `VPMADDWD`
+/// with the pair's weights (unpacked once per layer in the same lane order) into `i32` sums,
+/// with `−z·Σw` in each channel's bias; padding taps read a row of zero points (so add `w·z`,
+/// which that term takes back). Lanes hold channels (0–3, 8–11) and (4–7,
 /// 12–15), which `VPACKSSDW` puts back in order. Other shapes and formats, slow channels and
 /// the channels past the last whole block: the portable kernel.
 #[target_feature(enable = "avx2")]
@@ -154,8 +155,14 @@ fn depthwise_avx2(
         && input.len() >= g.in_h * g.in_w * c
         && output.len() >= g.out_h * g.out_w * c;
     let bound = sum_bound(taps, weight_bits, in_fmt.bits);
-    let fast = |ch: usize| Rq32::new(&ChannelQ::new(rq, ch), bound, 0);
-    if !fits || (0..DW_CH * blocks).any(|ch| fast(ch).slow.is_some()) {
+    let z = in_fmt.zero_point;
+    // The sums are `Σ w·a` (padding taps read `z`); `−z·Σw` joins the bias.
+    let fast = |ch: usize| {
+        let row = &weights[ch * row_bytes..][..row_bytes];
+        let sum_w: i32 = (0..taps).map(|t| load(row, weight_bits, t)).sum();
+        Rq32::new(&ChannelQ::new(rq, ch), bound, 0).with_bias_offset(z.wrapping_mul(-sum_w))
+    };
+    if !fits || (0..DW_CH * blocks).any(|ch| Rq32::new(&ChannelQ::new(rq, ch), bound, 0).slow.is_some()) {
         return portable::depthwise_inline(g, input, in_fmt, weights, weight_bits, rq, output);
     }
     // Lane i of the low / high vectors holds channel LANES[0][i] / LANES[1][i] of the block.
@@ -178,22 +185,35 @@ fn depthwise_avx2(
             }));
         }
     }
-    let z = in_fmt.zero_point;
-    let zz = _mm256_set1_epi16(z as i16);
     let zrow = [z as u8; DW_C_MAX];
+    // Where each tap starts relative to the window's top-left pixel.
+    let tap_off: [usize; DW_TAPS_MAX] =
+        core::array::from_fn(|t| if t < taps { ((t / g.kernel_w) * g.in_w + t % g.kernel_w) * c } else { 0 });
     let (lo, hi) = (_mm256_set1_epi32(rq.min), _mm256_set1_epi32(rq.max));
     let mut ptrs = [zrow.as_ptr(); DW_TAPS_MAX + 1];
     for oy in 0..g.out_h {
+        let y0 = (oy * g.stride_h).checked_sub(g.pad_top).filter(|y| y + g.kernel_h <= g.in_h);
         for ox in 0..g.out_w {
-            for ky in 0..g.kernel_h {
-                for kx in 0..g.kernel_w {
-                    let y = (oy * g.stride_h + ky).wrapping_sub(g.pad_top);
-                    let x = (ox * g.stride_w + kx).wrapping_sub(g.pad_left);
-                    ptrs[ky * g.kernel_w + kx] = if y < g.in_h && x < g.in_w {
-                        input[(y * g.in_w + x) * c..][..c].as_ptr()
-                    } else {
-                        zrow.as_ptr()
-                    };
+            let x0 = (ox * g.stride_w).checked_sub(g.pad_left).filter(|x| x + g.kernel_w <= g.in_w);
+            if let (Some(y0), Some(x0)) = (y0, x0) {
+                // The window inside the input: every tap at a fixed offset from its corner.
+                let corner = (y0 * g.in_w + x0) * c;
+                let window = &input[corner..corner + tap_off[taps - 1] + c];
+                for (d, &off) in ptrs.iter_mut().zip(&tap_off).take(taps) {
+                    // SAFETY: `off + c ≤ window.len()`.
+                    *d = unsafe { window.as_ptr().add(off) };
+                }
+            } else {
+                for ky in 0..g.kernel_h {
+                    for kx in 0..g.kernel_w {
+                        let y = (oy * g.stride_h + ky).wrapping_sub(g.pad_top);
+                        let x = (ox * g.stride_w + kx).wrapping_sub(g.pad_left);
+                        ptrs[ky * g.kernel_w + kx] = if y < g.in_h && x < g.in_w {
+                            input[(y * g.in_w + x) * c..][..c].as_ptr()
+                        } else {
+                            zrow.as_ptr()
+                        };
+                    }
                 }
             }
             // An odd last tap pairs with the zero-point row (its weight is 0 anyway).
@@ -210,8 +230,7 @@ fn depthwise_avx2(
                             _mm_loadu_si128(ptrs[2 * tp + 1].add(DW_CH * b) as *const __m128i),
                         )
                     };
-                    let d0 = _mm256_sub_epi16(_mm256_cvtepi8_epi16(a0), zz);
-                    let d1 = _mm256_sub_epi16(_mm256_cvtepi8_epi16(a1), zz);
+                    let (d0, d1) = (_mm256_cvtepi8_epi16(a0), _mm256_cvtepi8_epi16(a1));
                     acc_lo = _mm256_add_epi32(acc_lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(d0, d1), w[0]));
                     acc_hi = _mm256_add_epi32(acc_hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(d0, d1), w[1]));
                 }
