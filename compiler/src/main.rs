@@ -468,7 +468,8 @@ fn cmd_inspect(a: &InspectArgs) -> Result<()> {
     println!("{:>3} {:<17} {:>4} {:>8}  tensors (index dtype shape @offset)", "#", "op", "w", "bytes");
     for l in &layers {
         let t = |v: &serde_json::Value| {
-            format!("t{} {} {:?} @{}", v["index"], v["dtype"].as_str().unwrap_or(""), v["shape"], v["offset"])
+            // The shape as `[1, 32, 32, 16]` (its JSON text), not the JSON value's Debug form.
+            format!("t{} {} {} @{}", v["index"], v["dtype"].as_str().unwrap_or(""), v["shape"], v["offset"])
         };
         let ins: Vec<String> = l["inputs"].as_array().map(|a| a.iter().map(t).collect()).unwrap_or_default();
         println!(
