@@ -212,33 +212,52 @@ fn conv2d_512<const B: usize>(
 
     // The weights laid out per group, k/4 and lane; Σw folded into each channel's bias.
     // Scratch sized to the layer: only what it uses is zeroed.
-    let (mut ones, mut wp, mut row, mut padded) =
-        (MaybeUninit::uninit(), MaybeUninit::uninit(), MaybeUninit::uninit(), MaybeUninit::uninit());
+    let (mut ones, mut wp, mut row) = (MaybeUninit::uninit(), MaybeUninit::uninit(), MaybeUninit::uninit());
     let chunked = 32 * k.div_ceil(32);
     let ones: &mut [u8] = zeroed_prefix::<KPAD_MAX>(&mut ones, chunked);
     ones[..k].fill(1);
     let wp: &mut [u8] = zeroed_prefix::<WP_MAX>(&mut wp, groups * kq * 64);
     let row: &mut [u8] = zeroed_prefix::<KPAD_MAX>(&mut row, chunked.max(4 * kq));
-    let padded: &mut [u8] = zeroed_prefix::<KPAD_MAX>(&mut padded, if indirect { 4 * kq } else { 0 });
     let bound = sum_bound(k, bits, in_fmt.bits);
     let offset = 128 + in_fmt.zero_point;
     let mut fast: heapless::Vec<Rq32, OC_MAX> = heapless::Vec::new();
+    // Each group's 16 rows side by side (`4·kq` bytes each), then one gather per `k/4` puts
+    // their 4-byte groups across the lanes.
+    let stride = 4 * kq;
+    let mut rows16 = MaybeUninit::uninit();
+    let rows16: &mut [u8] = zeroed_prefix::<{ 16 * KPAD_MAX }>(&mut rows16, 16 * stride);
+    let lanes = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(stride as i32),
+    );
     for c in 0..oc {
         let sum_w = unpack_row::<B>(weights, row_bytes, c, k, ones, row);
         let _ = fast.push(Rq32::new(&ChannelQ::new(rq, c), bound, 0).with_bias_offset(offset.wrapping_mul(-sum_w)));
-        let laid = if indirect && ic4 != ic {
-            for (dst, src) in padded.chunks_exact_mut(ic4).zip(row[..k].chunks_exact(ic)) {
+        let (group, lane) = (c / 16, c % 16);
+        let slot = &mut rows16[lane * stride..(lane + 1) * stride];
+        if indirect && ic4 != ic {
+            for (dst, src) in slot.chunks_exact_mut(ic4).zip(row[..k].chunks_exact(ic)) {
                 dst[..ic].copy_from_slice(src);
                 dst[ic..].fill(0);
             }
-            &padded[..4 * kq]
         } else {
-            &row[..4 * kq]
-        };
-        let (group, lane) = (c / 16, c % 16);
-        let base = group * kq * 64 + lane * 4;
-        for (q, w4) in laid.chunks_exact(4).enumerate() {
-            wp[base + 64 * q..base + 64 * q + 4].copy_from_slice(w4);
+            slot.copy_from_slice(&row[..stride]);
+        }
+        if lane == 15 || c + 1 == oc {
+            // Lanes past `oc` in the last group hold an earlier group's rows: their sums are
+            // never stored.
+            let dst = &mut wp[group * kq * 64..(group + 1) * kq * 64];
+            for (q, d) in dst.chunks_exact_mut(64).enumerate() {
+                // SAFETY: every lane reads 4 bytes at `lane·stride + 4q < 16·stride`, inside
+                // `rows16`; `d` holds 64 bytes.
+                unsafe {
+                    let v = _mm512_i32gather_epi32::<1>(
+                        _mm512_add_epi32(lanes, _mm512_set1_epi32(4 * q as i32)),
+                        rows16.as_ptr() as *const i32,
+                    );
+                    _mm512_storeu_si512(d.as_mut_ptr() as *mut __m512i, v);
+                }
+            }
         }
     }
     let mut lq: heapless::Vec<LaneQ16, { OC_MAX / 16 }> = heapless::Vec::new();
