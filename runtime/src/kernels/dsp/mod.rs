@@ -957,6 +957,22 @@ unsafe fn rows_plain<const L: usize>(
             "cmp r1, r3",
             "bne 4b",
         ),
+        (4, false) if words % 4 == 1 && words > 4 => row_loop!(
+            // One word, then four per iteration: the layer's word count is the same for every
+            // row, so neither needs a test.
+            "mov r2, #0xF0F0F0F0",
+            step_w4!(mask "0", "8", "16", "24", "32", "40", "48", "56"),
+            "add r1, r1, #64",
+            "4:",
+            step_w4!(mask "0", "8", "16", "24", "32", "40", "48", "56"),
+            step_w4!(mask "64", "72", "80", "88", "96", "104", "112", "120"),
+            step_w4!(mask "128", "136", "144", "152", "160", "168", "176", "184"),
+            step_w4!(mask "192", "200", "208", "216", "224", "232", "240", "248"),
+            "add r1, r1, #256",
+            "ldr r3, [sp, #32]",
+            "cmp r1, r3",
+            "bne 4b",
+        ),
         (8, true) => row_loop!(
             "mov r2, #0xC0C0C0C0",
             "4:",
