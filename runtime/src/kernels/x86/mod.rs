@@ -9,8 +9,14 @@
 //! multiplied into the block's pixels with `VPMADDWD` (16 exact `i16 × i16` products summed in
 //! pairs into `i32` lanes: `|w·(a − z)| ≤ 128·255`, and the lane sums are bounded by the
 //! accumulator bound of contract §3). The accumulators are summed across lanes once per output.
-//! Depthwise convolution, fully connected and add are the portable kernels compiled with AVX2
-//! enabled (LLVM vectorizes their channel-contiguous loops).
+//! Fully connected is a one-pixel convolution. **Depthwise** convolution and the residual **add**
+//! have AVX2 kernels of their own (see [`depthwise_avx2`] and [`add_avx2`]), which the VNNI paths
+//! use too; the rest are the portable kernels compiled with AVX2 enabled.
+//!
+//! Where the CPU has them, [`vnni`] (AVX-VNNI) and [`avx512`] (AVX-512 VNNI) take the
+//! convolutions and fully connected layers with `VPDPBUSD`: unsigned activation bytes `a + 128`
+//! times signed weight bytes, `(128 + z)·Σw` folded into the bias. `kernels::active` prefers
+//! AVX-512 VNNI, then AVX-VNNI, then AVX2.
 #![allow(unsafe_code)]
 
 mod avx512;
