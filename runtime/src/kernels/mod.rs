@@ -231,11 +231,16 @@ pub fn depthwise_conv2d_on(
         #[cfg(hawq_dsp)]
         Path::Dsp => dsp::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
         #[cfg(target_arch = "x86_64")]
-        Path::Avx2 | Path::AvxVnni | Path::Avx512Vnni => match x86::Avx2::new() {
+        Path::Avx2 | Path::AvxVnni => match x86::Avx2::new() {
             Some(k) if available().contains(&path) => {
                 k.depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output)
             }
             _ => return false,
+        },
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512Vnni => match x86::Avx512Vnni::new() {
+            Some(k) => k.depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+            None => return false,
         },
         p if available().contains(&p) => portable::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
         _ => return false,
@@ -369,7 +374,12 @@ pub fn depthwise_conv2d(
         #[cfg(hawq_dsp)]
         Path::Dsp => dsp::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
         #[cfg(target_arch = "x86_64")]
-        Path::Avx2 | Path::AvxVnni | Path::Avx512Vnni => match x86::Avx2::new() {
+        Path::Avx2 | Path::AvxVnni => match x86::Avx2::new() {
+            Some(k) => k.depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+            None => portable::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+        },
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512Vnni => match x86::Avx512Vnni::new() {
             Some(k) => k.depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
             None => portable::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
         },

@@ -17,7 +17,7 @@ use core::mem::MaybeUninit;
 
 use super::super::reference::{self, ActFormat, Requant, Window};
 use super::super::util::{fc_window, gather, put, sum_bound, ChannelQ, Rq32};
-use super::{zeroed_prefix, AvxVnni};
+use super::{zeroed_prefix, Avx2, AvxVnni, Depthwise, DW_C_MAX, DW_TAPS_MAX, DW_WV_MAX};
 use crate::quant::Bits;
 
 /// Largest receptive field `K` (rounded up to 32).
@@ -80,7 +80,7 @@ impl Avx512Vnni {
         if !fits {
             return match AvxVnni::new() {
                 Some(v) => v.conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
-                None => super::Avx2(()).conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+                None => Avx2(()).conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
             };
         }
         // SAFETY: `self` proves the CPU has AVX-512 F/BW/VL/VNNI and AVX2.
@@ -91,6 +91,22 @@ impl Avx512Vnni {
                 Bits::B2 => conv2d_512::<2>(g, input, in_fmt, weights, rq, output),
             }
         }
+    }
+
+    /// Depthwise Conv2D, same bytes as [`reference::depthwise_conv2d`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn depthwise_conv2d(
+        self,
+        g: &Window,
+        input: &[u8],
+        in_fmt: ActFormat,
+        weights: &[u8],
+        weight_bits: Bits,
+        rq: &Requant<'_>,
+        output: &mut [u8],
+    ) {
+        // SAFETY: `self` proves the CPU has AVX-512 F/BW and AVX2.
+        unsafe { depthwise_512(g, input, in_fmt, weights, weight_bits, rq, output) }
     }
 
     /// Fully connected, same bytes as [`reference::fully_connected`]: a one-pixel convolution.
@@ -108,6 +124,79 @@ impl Avx512Vnni {
     ) {
         let g = fc_window(in_features, out_features);
         self.conv2d(&g, input, in_fmt, weights, weight_bits, rq, output)
+    }
+}
+
+/// Channels of one block of the depthwise kernel.
+const DW_BLOCK: usize = 32;
+
+/// Depthwise convolution as the AVX2 kernel does it (tap pairs through `VPMADDWD`, `−z·Σw` in
+/// the bias), 32 channels per block: lanes hold channels (0–3, 8–11, 16–19, 24–27) and (4–7,
+/// 12–15, 20–23, 28–31), `VPACKSSDW` puts them back in order and `VPMOVSWB` makes the bytes.
+/// Channel counts that are not a multiple of 32 take the AVX2 kernel.
+#[target_feature(enable = "avx512f,avx512bw,avx2")]
+fn depthwise_512(
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+) {
+    let dw = match Depthwise::new(g, input, in_fmt, weights, weight_bits, rq, DW_BLOCK) {
+        Some(dw) if g.in_c % DW_BLOCK == 0 && output.len() >= g.out_h * g.out_w * g.in_c => dw,
+        _ => return Avx2(()).depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+    };
+    let (taps, c) = (dw.taps, g.in_c);
+    let (blocks, pairs) = (c / DW_BLOCK, taps.div_ceil(2));
+    // Lane i of the low / high vectors holds channel LANES[0][i] / LANES[1][i] of the block.
+    const LANES: [[usize; 16]; 2] = [
+        [0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27],
+        [4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31],
+    ];
+    let mut wv: heapless::Vec<[__m512i; 2], { DW_WV_MAX / 2 }> = heapless::Vec::new();
+    let mut qv: heapless::Vec<[LaneQ16; 2], { DW_C_MAX / DW_BLOCK }> = heapless::Vec::new();
+    for b in 0..blocks {
+        let _ = qv.push(LANES.map(|lanes| LaneQ16::new(&lanes.map(|j| dw.channel(DW_BLOCK * b + j)))));
+        for tp in 0..pairs {
+            let _ = wv.push(LANES.map(|lanes| {
+                let w = lanes.map(|j| dw.pair(DW_BLOCK * b + j, tp));
+                // SAFETY: `w` holds 64 bytes.
+                unsafe { _mm512_loadu_si512(w.as_ptr() as *const __m512i) }
+            }));
+        }
+    }
+    let zrow = [dw.z as u8; DW_C_MAX];
+    let (lo, hi) = (_mm512_set1_epi32(rq.min), _mm512_set1_epi32(rq.max));
+    let mut ptrs = [zrow.as_ptr(); DW_TAPS_MAX + 1];
+    for oy in 0..g.out_h {
+        for ox in 0..g.out_w {
+            dw.pointers(oy, ox, &zrow, &mut ptrs);
+            let o = (oy * g.out_w + ox) * c;
+            for b in 0..blocks {
+                let (mut acc_lo, mut acc_hi) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+                for (tp, w) in wv[b * pairs..(b + 1) * pairs].iter().enumerate() {
+                    // SAFETY: every pointer starts `c ≥ 32b + 32` readable bytes (a pixel of
+                    // `input`, or `zrow` with `DW_C_MAX ≥ c` bytes).
+                    let (a0, a1) = unsafe {
+                        (
+                            _mm256_loadu_si256(ptrs[2 * tp].add(DW_BLOCK * b) as *const __m256i),
+                            _mm256_loadu_si256(ptrs[2 * tp + 1].add(DW_BLOCK * b) as *const __m256i),
+                        )
+                    };
+                    let (d0, d1) = (_mm512_cvtepi8_epi16(a0), _mm512_cvtepi8_epi16(a1));
+                    acc_lo = _mm512_add_epi32(acc_lo, _mm512_madd_epi16(_mm512_unpacklo_epi16(d0, d1), w[0]));
+                    acc_hi = _mm512_add_epi32(acc_hi, _mm512_madd_epi16(_mm512_unpackhi_epi16(d0, d1), w[1]));
+                }
+                let clamp = |v: __m512i| _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
+                let (v_lo, v_hi) = (clamp(qv[b][0].apply(acc_lo)), clamp(qv[b][1].apply(acc_hi)));
+                let bytes = _mm512_cvtsepi16_epi8(_mm512_packs_epi32(v_lo, v_hi));
+                let dst = &mut output[o + DW_BLOCK * b..o + DW_BLOCK * (b + 1)];
+                // SAFETY: `dst` holds 32 bytes.
+                unsafe { _mm256_storeu_si256(dst.as_mut_ptr() as *mut __m256i, bytes) };
+            }
+        }
     }
 }
 

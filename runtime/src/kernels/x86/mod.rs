@@ -130,6 +130,113 @@ const DW_TAPS_MAX: usize = 64;
 /// Most (channel block, tap pair) weight vectors.
 const DW_WV_MAX: usize = 1024;
 
+/// What the depthwise kernels share: the layer's shape checks, each channel's requantization
+/// with `−z·Σw` in its bias (the sums are of raw activations, padding taps reading `z`), the
+/// weight pairs of two taps, and per output pixel the address of each tap's input pixel.
+struct Depthwise<'a> {
+    g: &'a Window,
+    input: &'a [u8],
+    weights: &'a [u8],
+    weight_bits: Bits,
+    rq: &'a Requant<'a>,
+    taps: usize,
+    row_bytes: usize,
+    bound: i64,
+    z: i32,
+    /// Where each tap starts relative to the window's top-left pixel.
+    tap_off: [usize; DW_TAPS_MAX],
+}
+
+impl<'a> Depthwise<'a> {
+    /// `Some` when the layer suits the vector kernels (depth multiplier 1, 8-bit input and
+    /// output, at least `block` channels, every one of the first `block·⌊c/block⌋` fast).
+    fn new(
+        g: &'a Window,
+        input: &'a [u8],
+        in_fmt: ActFormat,
+        weights: &'a [u8],
+        weight_bits: Bits,
+        rq: &'a Requant<'a>,
+        block: usize,
+    ) -> Option<Depthwise<'a>> {
+        let (taps, c) = (g.kernel_h * g.kernel_w, g.in_c);
+        let (blocks, pairs) = (c / block, taps.div_ceil(2));
+        let row_bytes = weight_bits.packed_len(taps);
+        let bound = sum_bound(taps, weight_bits, in_fmt.bits);
+        let fits = g.out_c == c
+            && in_fmt.bits == Bits::B8
+            && rq.out.bits == Bits::B8
+            && (1..=DW_TAPS_MAX).contains(&taps)
+            && c <= DW_C_MAX
+            && blocks * pairs * block <= DW_WV_MAX * DW_CH
+            && blocks > 0
+            && weights.len() >= c * row_bytes
+            && input.len() >= g.in_h * g.in_w * c
+            && (0..block * blocks).all(|ch| Rq32::new(&ChannelQ::new(rq, ch), bound, 0).slow.is_none());
+        let tap_off =
+            core::array::from_fn(|t| if t < taps { ((t / g.kernel_w) * g.in_w + t % g.kernel_w) * c } else { 0 });
+        fits.then_some(Depthwise {
+            g,
+            input,
+            weights,
+            weight_bits,
+            rq,
+            taps,
+            row_bytes,
+            bound,
+            z: in_fmt.zero_point,
+            tap_off,
+        })
+    }
+
+    /// Channel `ch`'s requantization, `−z·Σw` in its bias.
+    fn channel(&self, ch: usize) -> Rq32 {
+        let row = &self.weights[ch * self.row_bytes..][..self.row_bytes];
+        let sum_w: i32 = (0..self.taps).map(|t| load(row, self.weight_bits, t)).sum();
+        Rq32::new(&ChannelQ::new(self.rq, ch), self.bound, 0).with_bias_offset(self.z.wrapping_mul(-sum_w))
+    }
+
+    /// Channel `ch`'s weights of taps `2tp` and `2tp + 1` (0 past the last) as an `i16` pair.
+    fn pair(&self, ch: usize, tp: usize) -> i32 {
+        let row = &self.weights[ch * self.row_bytes..][..self.row_bytes];
+        let w0 = load(row, self.weight_bits, 2 * tp);
+        let w1 = if 2 * tp + 1 < self.taps { load(row, self.weight_bits, 2 * tp + 1) } else { 0 };
+        (w0 as u16 as i32) | (w1 << 16)
+    }
+
+    /// Per tap of output pixel `(oy, ox)`, the address of its input pixel's channel 0, or
+    /// `zrow` (`z` repeated, at least `c` bytes) in the padding; `ptrs[taps]` is `zrow`, for an
+    /// odd last tap's partner.
+    #[inline(always)]
+    fn pointers(&self, oy: usize, ox: usize, zrow: &[u8], ptrs: &mut [*const u8; DW_TAPS_MAX + 1]) {
+        let (g, c, taps) = (self.g, self.g.in_c, self.taps);
+        let y0 = (oy * g.stride_h).checked_sub(g.pad_top).filter(|y| y + g.kernel_h <= g.in_h);
+        let x0 = (ox * g.stride_w).checked_sub(g.pad_left).filter(|x| x + g.kernel_w <= g.in_w);
+        if let (Some(y0), Some(x0)) = (y0, x0) {
+            // The window inside the input: every tap at a fixed offset from its corner.
+            let corner = (y0 * g.in_w + x0) * c;
+            let window = &self.input[corner..corner + self.tap_off[taps - 1] + c];
+            for (d, &off) in ptrs.iter_mut().zip(&self.tap_off).take(taps) {
+                // SAFETY: `off + c ≤ window.len()`.
+                *d = unsafe { window.as_ptr().add(off) };
+            }
+        } else {
+            for ky in 0..g.kernel_h {
+                for kx in 0..g.kernel_w {
+                    let y = (oy * g.stride_h + ky).wrapping_sub(g.pad_top);
+                    let x = (ox * g.stride_w + kx).wrapping_sub(g.pad_left);
+                    ptrs[ky * g.kernel_w + kx] = if y < g.in_h && x < g.in_w {
+                        self.input[(y * g.in_w + x) * c..][..c].as_ptr()
+                    } else {
+                        zrow.as_ptr()
+                    };
+                }
+            }
+        }
+        ptrs[taps] = zrow.as_ptr();
+    }
+}
+
 /// Depthwise convolution, depth multiplier 1, 8-bit input and output: per output pixel and block
 /// of 16 channels, taps in pairs: the two taps' activations as `i16`, interleaved, `VPMADDWD`
 /// with the pair's weights (unpacked once per layer in the same lane order) into `i32` sums,
@@ -147,28 +254,12 @@ fn depthwise_avx2(
     rq: &Requant<'_>,
     output: &mut [u8],
 ) {
-    let (taps, c) = (g.kernel_h * g.kernel_w, g.in_c);
-    let (blocks, pairs) = (c / DW_CH, taps.div_ceil(2));
-    let row_bytes = weight_bits.packed_len(taps);
-    let fits = g.out_c == c
-        && in_fmt.bits == Bits::B8
-        && rq.out.bits == Bits::B8
-        && (1..=DW_TAPS_MAX).contains(&taps)
-        && c <= DW_C_MAX
-        && blocks * pairs <= DW_WV_MAX
-        && blocks > 0
-        && weights.len() >= c * row_bytes
-        && input.len() >= g.in_h * g.in_w * c
-        && output.len() >= g.out_h * g.out_w * c;
-    let bound = sum_bound(taps, weight_bits, in_fmt.bits);
-    let z = in_fmt.zero_point;
-    // The sums are `Σ w·a` (padding taps read `z`); `−z·Σw` joins the bias.
-    let fast = |ch: usize| {
-        let row = &weights[ch * row_bytes..][..row_bytes];
-        let sum_w: i32 = (0..taps).map(|t| load(row, weight_bits, t)).sum();
-        Rq32::new(&ChannelQ::new(rq, ch), bound, 0).with_bias_offset(z.wrapping_mul(-sum_w))
+    let Some(dw) = Depthwise::new(g, input, in_fmt, weights, weight_bits, rq, DW_CH) else {
+        return portable::depthwise_inline(g, input, in_fmt, weights, weight_bits, rq, output);
     };
-    if !fits || (0..DW_CH * blocks).any(|ch| Rq32::new(&ChannelQ::new(rq, ch), bound, 0).slow.is_some()) {
+    let (taps, c) = (dw.taps, g.in_c);
+    let (blocks, pairs) = (c / DW_CH, taps.div_ceil(2));
+    if output.len() < g.out_h * g.out_w * c {
         return portable::depthwise_inline(g, input, in_fmt, weights, weight_bits, rq, output);
     }
     // Lane i of the low / high vectors holds channel LANES[0][i] / LANES[1][i] of the block.
@@ -177,53 +268,21 @@ fn depthwise_avx2(
     let mut wv: heapless::Vec<[__m256i; 2], DW_WV_MAX> = heapless::Vec::new();
     let mut qv: heapless::Vec<[LaneQ; 2], { DW_C_MAX / DW_CH }> = heapless::Vec::new();
     for b in 0..blocks {
-        let _ = qv.push(LANES.map(|lanes| LaneQ::new(lanes.map(|j| fast(DW_CH * b + j)))));
+        let _ = qv.push(LANES.map(|lanes| LaneQ::new(lanes.map(|j| dw.channel(DW_CH * b + j)))));
         for tp in 0..pairs {
             let _ = wv.push(LANES.map(|lanes| {
-                let w = lanes.map(|j| {
-                    let row = &weights[(DW_CH * b + j) * row_bytes..][..row_bytes];
-                    let w0 = load(row, weight_bits, 2 * tp);
-                    let w1 = if 2 * tp + 1 < taps { load(row, weight_bits, 2 * tp + 1) } else { 0 };
-                    (w0 as u16 as i32) | (w1 << 16)
-                });
+                let w = lanes.map(|j| dw.pair(DW_CH * b + j, tp));
                 // SAFETY: `w` holds 32 bytes.
                 unsafe { _mm256_loadu_si256(w.as_ptr() as *const __m256i) }
             }));
         }
     }
-    let zrow = [z as u8; DW_C_MAX];
-    // Where each tap starts relative to the window's top-left pixel.
-    let tap_off: [usize; DW_TAPS_MAX] =
-        core::array::from_fn(|t| if t < taps { ((t / g.kernel_w) * g.in_w + t % g.kernel_w) * c } else { 0 });
+    let zrow = [dw.z as u8; DW_C_MAX];
     let (lo, hi) = (_mm256_set1_epi32(rq.min), _mm256_set1_epi32(rq.max));
     let mut ptrs = [zrow.as_ptr(); DW_TAPS_MAX + 1];
     for oy in 0..g.out_h {
-        let y0 = (oy * g.stride_h).checked_sub(g.pad_top).filter(|y| y + g.kernel_h <= g.in_h);
         for ox in 0..g.out_w {
-            let x0 = (ox * g.stride_w).checked_sub(g.pad_left).filter(|x| x + g.kernel_w <= g.in_w);
-            if let (Some(y0), Some(x0)) = (y0, x0) {
-                // The window inside the input: every tap at a fixed offset from its corner.
-                let corner = (y0 * g.in_w + x0) * c;
-                let window = &input[corner..corner + tap_off[taps - 1] + c];
-                for (d, &off) in ptrs.iter_mut().zip(&tap_off).take(taps) {
-                    // SAFETY: `off + c ≤ window.len()`.
-                    *d = unsafe { window.as_ptr().add(off) };
-                }
-            } else {
-                for ky in 0..g.kernel_h {
-                    for kx in 0..g.kernel_w {
-                        let y = (oy * g.stride_h + ky).wrapping_sub(g.pad_top);
-                        let x = (ox * g.stride_w + kx).wrapping_sub(g.pad_left);
-                        ptrs[ky * g.kernel_w + kx] = if y < g.in_h && x < g.in_w {
-                            input[(y * g.in_w + x) * c..][..c].as_ptr()
-                        } else {
-                            zrow.as_ptr()
-                        };
-                    }
-                }
-            }
-            // An odd last tap pairs with the zero-point row (its weight is 0 anyway).
-            ptrs[taps] = zrow.as_ptr();
+            dw.pointers(oy, ox, &zrow, &mut ptrs);
             let o = (oy * g.out_w + ox) * c;
             for b in 0..blocks {
                 let (mut acc_lo, mut acc_hi) = (_mm256_setzero_si256(), _mm256_setzero_si256());
