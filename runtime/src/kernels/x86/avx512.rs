@@ -145,7 +145,7 @@ fn depthwise_512(
     output: &mut [u8],
 ) {
     let dw = match Depthwise::new(g, input, in_fmt, weights, weight_bits, rq, DW_BLOCK) {
-        Some(dw) if g.in_c % DW_BLOCK == 0 && output.len() >= g.out_h * g.out_w * g.in_c => dw,
+        Some(dw) if g.in_c.is_multiple_of(DW_BLOCK) && output.len() >= g.out_h * g.out_w * g.in_c => dw,
         _ => return Avx2(()).depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
     };
     let (taps, c) = (dw.taps, g.in_c);
