@@ -1,6 +1,6 @@
 //! Criterion: single-thread latency per inference (`Interpreter::invoke`) of compiled models,
-//! on the machine's kernel path (`kernels::active()`) and on the portable and scalar paths for
-//! comparison of the convolutions.
+//! on the machine's kernel path (`kernels::active()`); `benches/kernels.rs` compares the paths
+//! op by op.
 //!
 //! The models are `.hq` files compiled by the `hawq` compiler with their raw inputs beside them:
 //! `scripts/bench-host.sh` writes `target/bench-models/{resnet8,dscnn}.hq` and `.bin` (or set
