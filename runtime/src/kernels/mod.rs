@@ -308,6 +308,8 @@ pub fn add_on(
 ) -> bool {
     match path {
         Path::Scalar => reference::add(arena, n, a, b, out, rq),
+        #[cfg(hawq_dsp)]
+        Path::Dsp => dsp::add(arena, n, a, b, out, rq),
         #[cfg(target_arch = "x86_64")]
         Path::Avx2 | Path::AvxVnni | Path::Avx512Vnni => match x86::Avx2::new() {
             Some(k) if available().contains(&path) => k.add(arena, n, a, b, out, rq),
@@ -466,6 +468,8 @@ pub fn max_pool(g: &Window, input: &[u8], in_fmt: ActFormat, rq: &PoolRequant, o
 pub fn add(arena: &mut [u8], n: usize, a: (usize, ActFormat), b: (usize, ActFormat), out: usize, rq: &AddRequant) {
     match active() {
         Path::Scalar => reference::add(arena, n, a, b, out, rq),
+        #[cfg(hawq_dsp)]
+        Path::Dsp => dsp::add(arena, n, a, b, out, rq),
         #[cfg(target_arch = "x86_64")]
         Path::Avx2 | Path::AvxVnni | Path::Avx512Vnni => match x86::Avx2::new() {
             Some(k) => k.add(arena, n, a, b, out, rq),

@@ -42,7 +42,7 @@
 use core::arch::asm;
 
 use super::portable;
-use super::reference::{self, ActFormat, Requant, Window};
+use super::reference::{self, ActFormat, AddRequant, Requant, Window};
 use super::util::{gather, put, row_words, sum_bound, tail_word, unpack4, ChannelQ, Rq32};
 use crate::quant::{load, Bits};
 
@@ -95,6 +95,17 @@ fn sxtb16_ror8(x: u32) -> u32 {
     // SAFETY: register-only DSP instruction (see `smlad`).
     unsafe {
         asm!("sxtb16 {r}, {x}, ror #8", r = lateout(reg) r, x = in(reg) x, options(pure, nomem, nostack, preserves_flags))
+    };
+    r
+}
+
+/// `x.lo·y.lo + x.hi·y.hi` (signed halfwords).
+#[inline(always)]
+fn smuad(x: u32, y: u32) -> i32 {
+    let r: i32;
+    // SAFETY: register-only DSP instruction (see `smlad`).
+    unsafe {
+        asm!("smuad {r}, {x}, {y}", r = lateout(reg) r, x = in(reg) x, y = in(reg) y, options(pure, nomem, nostack))
     };
     r
 }
@@ -1197,6 +1208,84 @@ fn fc_impl<const L: usize, const N: usize>(
     for (c, row) in weights.chunks_exact(row_bytes).take(out_features).enumerate() {
         let [acc] = dot(row, x);
         put(output, rq.out.bits, c, ChannelQ::new(rq, c).apply(acc >> scale));
+    }
+}
+
+/// Residual add, same signature and bytes as [`reference::add`]: four elements per step when
+/// every tensor is 8-bit and `17 ≤ r ≤ 39` (`r = 31 − shift`, what compiled models have), the
+/// portable kernel otherwise and for the last `n mod 4`.
+///
+/// As the AVX2 kernel does it: each multiplier split into signed halves `m = h·2^16 + l`, the
+/// pairs `(dA, dB)` (`d = v − z`, SXTB16, SSUB16, PKHBT/PKHTB) go through SMLAD against
+/// `(hA, hB)`, accumulating `R = 2^(r−17) + zo·2^(r−16)` (rounding and output zero point), and
+/// SMUAD against `(lA, lB)`; then `q = (H + (L >> 16)) >> (r − 16)` is contract §5's
+/// `(dA·mA + dB·mB + 2^(r−1)) >> r` plus `zo` exactly (floor divisions nest, and `zo·2^(r−16)`
+/// passes through the shift whole), and the clamp.
+pub fn add(arena: &mut [u8], n: usize, a: (usize, ActFormat), b: (usize, ActFormat), out: usize, rq: &AddRequant) {
+    let r = 31 - rq.shift as i32;
+    let split = |m: i32| {
+        let l = (m as i16) as i64;
+        ((m as i64 - l) >> 16, l)
+    };
+    let ((ha, la), (hb, lb)) = (split(rq.multiplier_a), split(rq.multiplier_b));
+    let halves_fit = [ha, la, hb, lb].iter().all(|&v| i16::try_from(v).is_ok());
+    let round =
+        if (17..=39).contains(&r) { (1i64 << (r - 17)) + ((rq.out.zero_point as i64) << (r - 16)) } else { i64::MAX };
+    let all8 = a.1.bits == Bits::B8 && b.1.bits == Bits::B8 && rq.out.bits == Bits::B8;
+    // The output must be disjoint from each input or equal to it (the validator's rule); a step
+    // reads its four elements before writing them.
+    let ok = |off: usize| off + n <= out || off >= out + n || off == out;
+    let inside = [a.0, b.0, out].iter().all(|&off| off.checked_add(n).is_some_and(|e| e <= arena.len()));
+    if !(all8 && halves_fit && round.abs() < 1 << 30 && inside && ok(a.0) && ok(b.0)) {
+        return portable::add(arena, n, a, b, out, rq);
+    }
+    let (mh, ml) = (pair(ha as i32, hb as i32), pair(la as i32, lb as i32));
+    let (za, zb) = (pair(a.1.zero_point, a.1.zero_point), pair(b.1.zero_point, b.1.zero_point));
+    let (round, sh) = (round as i32, (r - 16) as u32);
+    let steps = n / 4;
+    let k = AddK { a: a.0, b: b.0, out, za, zb, mh, ml, round, sh, lo: rq.min, hi: rq.max };
+    // The output range as the clamp: one SSAT per element.
+    if (rq.min, rq.max) == (-128, 127) {
+        add_steps::<true>(arena, steps, &k);
+    } else {
+        add_steps::<false>(arena, steps, &k);
+    }
+    let done = 4 * steps;
+    if done < n {
+        portable::add(arena, n - done, (a.0 + done, a.1), (b.0 + done, b.1), out + done, rq);
+    }
+}
+
+/// The constants of [`add`]'s steps.
+struct AddK {
+    a: usize,
+    b: usize,
+    out: usize,
+    za: u32,
+    zb: u32,
+    mh: u32,
+    ml: u32,
+    round: i32,
+    sh: u32,
+    lo: i32,
+    hi: i32,
+}
+
+/// `steps` groups of four elements of [`add`] (`PLAIN`: the clamp is the 8-bit range).
+#[inline(always)]
+fn add_steps<const PLAIN: bool>(arena: &mut [u8], steps: usize, k: &AddK) {
+    for i in 0..steps {
+        let o = 4 * i;
+        let (wa, wb) = (word(&arena[k.a + o..k.a + o + 4]), word(&arena[k.b + o..k.b + o + 4]));
+        let (a02, a13) = (ssub16(sxtb16(wa), k.za), ssub16(sxtb16_ror8(wa), k.za));
+        let (b02, b13) = (ssub16(sxtb16(wb), k.zb), ssub16(sxtb16_ror8(wb), k.zb));
+        // (dA, dB) of elements 0, 1, 2, 3.
+        let x = [pack_lo(a02, b02), pack_lo(a13, b13), pack_hi(a02, b02), pack_hi(a13, b13)];
+        let v = x.map(|x| {
+            let q = (smlad(x, k.mh, k.round) + (smuad(x, k.ml) >> 16)) >> k.sh;
+            (if PLAIN { q.clamp(-128, 127) } else { q.max(k.lo).min(k.hi) }) as u8
+        });
+        arena[k.out + o..k.out + o + 4].copy_from_slice(&v);
     }
 }
 
