@@ -286,18 +286,23 @@ fn conv2d_512<const B: usize>(
     let row_bytes = bits.packed_len(k);
     let oc = g.out_c;
     let groups = oc.div_ceil(16);
-    // An 8-bit input is read in place (offset by 128, channels padded to a multiple of 4, once
-    // per layer); a 4-bit one through an im2col copy per pixel.
-    let ic4 = ic.next_multiple_of(4);
-    // Read in place when the channel padding wastes at most a third of the products.
+    // An 8-bit input is read in place from a copy of the image with its padding (offset by
+    // 128, made once per layer): a kernel row of a window is then `kw·ic` contiguous bytes,
+    // read in 4-byte quads (the weights padded with zeros to whole quads per kernel row). A
+    // 4-bit input goes through an im2col copy per pixel.
+    let (seg, kh) = (g.kernel_w * ic, g.kernel_h);
+    let row_quads = seg.div_ceil(4);
+    let padded_h = ((g.out_h - 1) * g.stride_h + kh).max(g.pad_top + g.in_h);
+    let padded_w = ((g.out_w - 1) * g.stride_w + g.kernel_w).max(g.pad_left + g.in_w);
+    // Read in place when padding the rows to whole quads wastes at most a third of the products.
     let indirect = in_fmt.bits == Bits::B8
-        && 4 * ic >= 3 * ic4
-        && g.in_h * g.in_w * ic4 <= XBUF_MAX
-        && taps <= TAPS_MAX
-        && taps * ic4 <= KPAD_MAX
-        && groups * 16 * taps * ic4 <= WP_MAX;
-    // The K of the laid-out weights: taps of `ic4` channels (the padding channels' weights 0).
-    let kq = if indirect { taps * ic4 / 4 } else { k.div_ceil(4) };
+        && 3 * 4 * row_quads <= 4 * seg
+        && padded_h * padded_w * ic + 4 <= XBUF_MAX
+        && kh <= TAPS_MAX
+        && kh * 4 * row_quads <= KPAD_MAX
+        && groups * 16 * kh * 4 * row_quads <= WP_MAX;
+    // The K of the laid-out weights: kernel rows of `row_quads` quads, or K itself.
+    let kq = if indirect { kh * row_quads } else { k.div_ceil(4) };
 
     // The weights laid out per group, k/4 and lane; Σw folded into each channel's bias.
     // Scratch sized to the layer: only what it uses is zeroed.
@@ -324,10 +329,10 @@ fn conv2d_512<const B: usize>(
         let _ = fast.push(Rq32::new(&ChannelQ::new(rq, c), bound, 0).with_bias_offset(offset.wrapping_mul(-sum_w)));
         let (group, lane) = (c / 16, c % 16);
         let slot = &mut rows16[lane * stride..(lane + 1) * stride];
-        if indirect && ic4 != ic {
-            for (dst, src) in slot.chunks_exact_mut(ic4).zip(row[..k].chunks_exact(ic)) {
-                dst[..ic].copy_from_slice(src);
-                dst[ic..].fill(0);
+        if indirect && 4 * row_quads != seg {
+            for (dst, src) in slot.chunks_exact_mut(4 * row_quads).zip(row[..k].chunks_exact(seg)) {
+                dst[..seg].copy_from_slice(src);
+                dst[seg..].fill(0);
             }
         } else {
             slot.copy_from_slice(&row[..stride]);
@@ -356,22 +361,19 @@ fn conv2d_512<const B: usize>(
     let slow = fast.iter().any(|f| f.slow.is_some());
     let direct = rq.out.bits == Bits::B8 && !slow;
 
-    // The input offset by 128 (`a ^ 0x80`) with `ic4` channels per pixel, and a pixel of zero
-    // points for the taps in the padding.
-    let n = g.in_h * g.in_w;
+    // The padded image offset by 128 (`a ^ 0x80`; the padding `z ^ 0x80`), and 4 bytes more for
+    // the last quad of the last row (they meet zero weights).
+    let zx = (in_fmt.zero_point as u8) ^ 0x80;
     let mut xbuf = MaybeUninit::uninit();
-    let xbuf: &mut [u8] = zeroed_prefix::<XBUF_MAX>(&mut xbuf, if indirect { n * ic4 } else { 0 });
-    let zrow = [(in_fmt.zero_point as u8) ^ 0x80; KPAD_MAX];
+    let xbuf: &mut [u8] = zeroed_prefix::<XBUF_MAX>(&mut xbuf, if indirect { padded_h * padded_w * ic + 4 } else { 0 });
+    let zrow = [zx; KPAD_MAX];
     if indirect {
-        if ic4 == ic {
-            for (d, &a) in xbuf[..n * ic].iter_mut().zip(&input[..n * ic]) {
+        xbuf.fill(zx);
+        let line = g.in_w * ic;
+        for (y, src) in input.chunks_exact(line).take(g.in_h).enumerate() {
+            let at = ((y + g.pad_top) * padded_w + g.pad_left) * ic;
+            for (d, &a) in xbuf[at..at + line].iter_mut().zip(src) {
                 *d = a ^ 0x80;
-            }
-        } else {
-            for (d, a) in xbuf[..n * ic4].chunks_exact_mut(ic4).zip(input[..n * ic].chunks_exact(ic)) {
-                for (d, &a) in d.iter_mut().zip(a) {
-                    *d = a ^ 0x80;
-                }
             }
         }
     }
@@ -383,7 +385,8 @@ fn conv2d_512<const B: usize>(
         in_fmt,
         k,
         kq,
-        ic4,
+        row_quads,
+        padded_w,
         oc,
         rq,
         wp,
@@ -410,8 +413,10 @@ struct Ctx<'a> {
     in_fmt: ActFormat,
     k: usize,
     kq: usize,
-    /// Channels per pixel of `xbuf` (`in_c` rounded up to 4).
-    ic4: usize,
+    /// Quads per kernel row in `xbuf` mode (`⌈kw·in_c/4⌉`).
+    row_quads: usize,
+    /// Pixels per row of the padded image in `xbuf`.
+    padded_w: usize,
     oc: usize,
     rq: &'a Requant<'a>,
     wp: &'a [u8],
@@ -419,9 +424,9 @@ struct Ctx<'a> {
     fast: &'a [Rq32],
     /// 8-bit output and every channel fast: vector requantization and stores.
     direct: bool,
-    /// The input offset by 128, read in place; `None`: an im2col copy per pixel.
+    /// The padded image offset by 128, read in place; `None`: an im2col copy per pixel.
     xbuf: Option<&'a [u8]>,
-    /// `z ^ 0x80`, at least `ic4` of them.
+    /// `z ^ 0x80`: where pointers start before a block sets them (readable for `4·kq` bytes).
     zrow: &'a [u8; KPAD_MAX],
 }
 
@@ -431,7 +436,6 @@ struct Ctx<'a> {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
 fn blocks<const P: usize, const G: usize>(ctx: &Ctx<'_>, npix: usize, output: &mut [u8]) {
     let (g, k, kq, oc) = (ctx.g, ctx.k, ctx.kq, ctx.oc);
-    let taps = g.kernel_h * g.kernel_w;
     let groups = oc.div_ceil(16);
     let (mut col, mut x) = (MaybeUninit::uninit(), MaybeUninit::uninit());
     let col: &mut [u8] = zeroed_prefix::<KPAD_MAX>(&mut col, if ctx.xbuf.is_some() { 0 } else { k });
@@ -439,43 +443,23 @@ fn blocks<const P: usize, const G: usize>(ctx: &Ctx<'_>, npix: usize, output: &m
     // weights are zero there too), read as one tap of `kq` quads.
     let stride = 4 * kq;
     let x: &mut [u8] = zeroed_prefix::<{ PIX_MAX * KPAD_MAX }>(&mut x, if ctx.xbuf.is_some() { 0 } else { P * stride });
-    // Where each tap starts relative to the window's top-left pixel in `xbuf`.
-    let tap_off: [usize; TAPS_MAX] =
-        core::array::from_fn(|t| if t < taps { ((t / g.kernel_w) * g.in_w + t % g.kernel_w) * ctx.ic4 } else { 0 });
-    // Per pixel and tap, where its `ic4` activations start (in `xbuf`, `zrow` or `x`).
+    // Per pixel and kernel row (or the whole im2col row), where its quads start.
     let mut ptrs = [[ctx.zrow.as_ptr(); TAPS_MAX]; P];
     let (lo, hi) = (_mm512_set1_epi32(ctx.rq.min), _mm512_set1_epi32(ctx.rq.max));
-    let (tap_count, quads) = if ctx.xbuf.is_some() { (taps, ctx.ic4 / 4) } else { (1, kq) };
+    let (tap_count, quads) = if ctx.xbuf.is_some() { (g.kernel_h, ctx.row_quads) } else { (1, kq) };
+    let line = ctx.padded_w * g.in_c;
     let mut q0 = 0;
     while q0 < npix {
         let n = (npix - q0).min(P);
         for p in 0..n {
             let (oy, ox) = ((q0 + p) / g.out_w, (q0 + p) % g.out_w);
             match ctx.xbuf {
-                Some(xbuf)
-                    if (oy * g.stride_h).checked_sub(g.pad_top).is_some_and(|y| y + g.kernel_h <= g.in_h)
-                        && (ox * g.stride_w).checked_sub(g.pad_left).is_some_and(|x| x + g.kernel_w <= g.in_w) =>
-                {
-                    // The window inside the input: every tap at a fixed offset from its corner.
-                    let corner = ((oy * g.stride_h - g.pad_top) * g.in_w + ox * g.stride_w - g.pad_left) * ctx.ic4;
-                    let last = corner + tap_off[taps - 1] + ctx.ic4;
-                    let base = xbuf[corner..last].as_ptr();
-                    for (d, &off) in ptrs[p].iter_mut().zip(&tap_off).take(taps) {
-                        // SAFETY: `corner + off + ic4 ≤ last`, inside the slice just taken.
-                        *d = unsafe { base.add(off) };
-                    }
-                }
                 Some(xbuf) => {
-                    for ky in 0..g.kernel_h {
-                        for kx in 0..g.kernel_w {
-                            let y = (oy * g.stride_h + ky).wrapping_sub(g.pad_top);
-                            let xx = (ox * g.stride_w + kx).wrapping_sub(g.pad_left);
-                            ptrs[p][ky * g.kernel_w + kx] = if y < g.in_h && xx < g.in_w {
-                                xbuf[(y * g.in_w + xx) * ctx.ic4..][..ctx.ic4].as_ptr()
-                            } else {
-                                ctx.zrow.as_ptr()
-                            };
-                        }
+                    // The window's top-left corner in the padded image, then one row per `ky`.
+                    let corner = oy * g.stride_h * line + ox * g.stride_w * g.in_c;
+                    for (ky, d) in ptrs[p].iter_mut().enumerate().take(g.kernel_h) {
+                        let at = corner + ky * line;
+                        *d = xbuf[at..at + 4 * quads].as_ptr();
                     }
                 }
                 None => {
@@ -507,8 +491,9 @@ fn blocks<const P: usize, const G: usize>(ctx: &Ctx<'_>, npix: usize, output: &m
                         *wv = unsafe { _mm512_loadu_si512(ctx.wp.as_ptr().add(off) as *const __m512i) };
                     }
                     for (a, &base) in acc.iter_mut().zip(&at) {
-                        // SAFETY: `base` starts `4·quads` readable bytes: a pixel of `xbuf`
-                        // (`ic4` bytes), `zrow` (`KPAD_MAX ≥ ic4`) or a row of `x` (`4·kq`).
+                        // SAFETY: `base` starts `4·quads` readable bytes: a kernel row in
+                        // `xbuf` (sliced when the pointer was made), `zrow` (`KPAD_MAX ≥ 4·kq`)
+                        // or a row of `x` (`4·kq`).
                         let v = unsafe { (base.add(4 * c4) as *const i32).read_unaligned() };
                         let xb = _mm512_set1_epi32(v);
                         for (s, wv) in a.iter_mut().zip(&w) {
