@@ -9,7 +9,11 @@
 //! values of `k` it loads `G` weight registers, broadcasts each pixel's 4 activations and issues
 //! `P·G` `VPDPBUSD`. Activations enter as `u = a + 128` (`a ^ 0x80`, padding taps `z + 128`)
 //! and `(128 + z)·Σw` joins the bias, as in [`super::vnni`]; the sums are exact for the same
-//! reasons. Requantization is [`Rq32`] in 512-bit vector form, then `VPMOVSDB`.
+//! reasons. An 8-bit input is read in place from a copy of the image with its padding made once
+//! per layer, so that each kernel row of a window is `kw·in_c` contiguous bytes (one pointer per
+//! row; the weights padded with zeros to whole 4-byte quads per row); a 4-bit input goes through
+//! an im2col copy per pixel. Requantization is [`Rq32`] in 512-bit vector form, then `VPMOVSDB`.
+//! Depthwise convolution: 32 channels per block, as the AVX2 kernel.
 #![allow(unsafe_code)]
 
 use core::arch::x86_64::*;
