@@ -2,7 +2,7 @@
 //! hoisted out of the pixel loop, output stores, the receptive field of one output pixel, and the
 //! geometry of packed weight rows read a 32-bit word at a time.
 
-use super::reference::{ActFormat, Requant, Window};
+use super::reference::{ActFormat, AddRequant, Requant, Window};
 use crate::quant::{load, store, Bits};
 
 /// Bias and requantization of one output channel (contract §3–§4), read once per channel.
@@ -153,6 +153,48 @@ impl Rq32 {
     #[inline(always)]
     pub fn unclamped(&self, sum: i32) -> i32 {
         shift_mul_hi16_add_shift(self.bias.wrapping_add(sum), self.shl, self.m, self.round, self.sh)
+    }
+}
+
+/// What the vector residual adds share (contract §5): every tensor 8-bit, `17 ≤ r ≤ r_max`
+/// (`r = 31 − shift`), the output disjoint from each input or equal to it (the validator's rule;
+/// a kernel reads each step's elements before writing them), everything inside the arena, and
+/// each multiplier split as `m = h·2^16 + l` with both halves signed 16-bit (`halves` =
+/// `[hA, lA, hB, lB]`). `q = (dA·mA + dB·mB + 2^(r−1)) >> r` is then
+/// `(dA·hA + dB·hB + 2^(r−17) + ((dA·lA + dB·lB) >> 16)) >> (r − 16)`: floor divisions nest,
+/// `⌊(2^16·A + L)/2^r⌋ = ⌊(A + ⌊L/2^16⌋)/2^(r−16)⌋`, all within 32 bits.
+#[cfg_attr(not(any(hawq_dsp, target_arch = "x86_64")), allow(dead_code))]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AddPlan {
+    pub r: i32,
+    pub halves: [i32; 4],
+}
+
+impl AddPlan {
+    #[cfg_attr(not(any(hawq_dsp, target_arch = "x86_64")), allow(dead_code))]
+    pub fn new(
+        len: usize,
+        n: usize,
+        a: (usize, ActFormat),
+        b: (usize, ActFormat),
+        out: usize,
+        rq: &AddRequant,
+        r_max: i32,
+    ) -> Option<AddPlan> {
+        let r = 31 - rq.shift as i32;
+        let split = |m: i32| {
+            let l = (m as i16) as i64;
+            [(m as i64 - l) >> 16, l]
+        };
+        let ([ha, la], [hb, lb]) = (split(rq.multiplier_a), split(rq.multiplier_b));
+        let halves = [ha, la, hb, lb].map(|v| i16::try_from(v).ok().map(i32::from));
+        let all8 = a.1.bits == Bits::B8 && b.1.bits == Bits::B8 && rq.out.bits == Bits::B8;
+        let ok = |off: usize| off + n <= out || off >= out + n || off == out;
+        let inside = [a.0, b.0, out].iter().all(|&off| off.checked_add(n).is_some_and(|e| e <= len));
+        if !(all8 && (17..=r_max).contains(&r) && inside && ok(a.0) && ok(b.0)) {
+            return None;
+        }
+        Some(AddPlan { r, halves: [halves[0]?, halves[1]?, halves[2]?, halves[3]?] })
     }
 }
 

@@ -43,7 +43,7 @@ use core::arch::asm;
 
 use super::portable;
 use super::reference::{self, ActFormat, AddRequant, Requant, Window};
-use super::util::{gather, put, row_words, sum_bound, tail_word, unpack4, ChannelQ, Rq32};
+use super::util::{gather, put, row_words, sum_bound, tail_word, unpack4, AddPlan, ChannelQ, Rq32};
 use crate::quant::{load, Bits};
 
 /// Output pixels per block of the convolution.
@@ -828,6 +828,38 @@ macro_rules! step_w2 {
     };
 }
 
+/// The main 4-bit loop: four words per iteration, the mask in r2, until the im2col end.
+macro_rules! quads_w4 {
+    () => {
+        concat!(
+            "4:\n",
+            step_w4!(mask "0", "8", "16", "24", "32", "40", "48", "56"),
+            step_w4!(mask "64", "72", "80", "88", "96", "104", "112", "120"),
+            step_w4!(mask "128", "136", "144", "152", "160", "168", "176", "184"),
+            step_w4!(mask "192", "200", "208", "216", "224", "232", "240", "248"),
+            "add r1, r1, #256\n",
+            "ldr r3, [sp, #32]\n",
+            "cmp r1, r3\n",
+            "bne 4b\n",
+        )
+    };
+}
+
+/// The main 2-bit loop: two words per iteration, the mask in r2, until the im2col end.
+macro_rules! pairs_w2 {
+    () => {
+        concat!(
+            "4:\n",
+            step_w2!(mask; "0", "32", "64", "96", "8", "40", "72", "104", "16", "48", "80", "112", "24", "56", "88", "120"),
+            step_w2!(mask; "128", "160", "192", "224", "136", "168", "200", "232", "144", "176", "208", "240", "152", "184", "216", "248"),
+            "add r1, r1, #256\n",
+            "ldr r3, [sp, #32]\n",
+            "cmp r1, r3\n",
+            "bne 4b\n",
+        )
+    };
+}
+
 /// The start of a row: the weight pointer (and the next row's, stored back), the sums set to the
 /// channel's scaled bias, the im2col pointer and the word count.
 macro_rules! row_start {
@@ -956,44 +988,16 @@ unsafe fn rows_plain<const L: usize>(
     let whole = words.is_multiple_of(unroll(L));
     match (L, whole) {
         (2, true) => row_loop!("lsr r2, r2, #1", "3:", step_w8!(), step_w8!(), "subs r2, r2, #1", "bne 3b"),
-        (4, true) => row_loop!(
-            "mov r2, #0xF0F0F0F0",
-            "4:",
-            step_w4!(mask "0", "8", "16", "24", "32", "40", "48", "56"),
-            step_w4!(mask "64", "72", "80", "88", "96", "104", "112", "120"),
-            step_w4!(mask "128", "136", "144", "152", "160", "168", "176", "184"),
-            step_w4!(mask "192", "200", "208", "216", "224", "232", "240", "248"),
-            "add r1, r1, #256",
-            "ldr r3, [sp, #32]",
-            "cmp r1, r3",
-            "bne 4b",
-        ),
+        (4, true) => row_loop!("mov r2, #0xF0F0F0F0", quads_w4!(),),
         (4, false) if words % 4 == 1 && words > 4 => row_loop!(
             // One word, then four per iteration: the layer's word count is the same for every
             // row, so neither needs a test.
             "mov r2, #0xF0F0F0F0",
             step_w4!(mask "0", "8", "16", "24", "32", "40", "48", "56"),
             "add r1, r1, #64",
-            "4:",
-            step_w4!(mask "0", "8", "16", "24", "32", "40", "48", "56"),
-            step_w4!(mask "64", "72", "80", "88", "96", "104", "112", "120"),
-            step_w4!(mask "128", "136", "144", "152", "160", "168", "176", "184"),
-            step_w4!(mask "192", "200", "208", "216", "224", "232", "240", "248"),
-            "add r1, r1, #256",
-            "ldr r3, [sp, #32]",
-            "cmp r1, r3",
-            "bne 4b",
+            quads_w4!(),
         ),
-        (8, true) => row_loop!(
-            "mov r2, #0xC0C0C0C0",
-            "4:",
-            step_w2!(mask; "0", "32", "64", "96", "8", "40", "72", "104", "16", "48", "80", "112", "24", "56", "88", "120"),
-            step_w2!(mask; "128", "160", "192", "224", "136", "168", "200", "232", "144", "176", "208", "240", "152", "184", "216", "248"),
-            "add r1, r1, #256",
-            "ldr r3, [sp, #32]",
-            "cmp r1, r3",
-            "bne 4b",
-        ),
+        (8, true) => row_loop!("mov r2, #0xC0C0C0C0", pairs_w2!(),),
         (2, _) => row_loop!(
             // Odd word counts take one word first; the flags of `lsrs` survive it.
             "lsrs r2, r2, #1",
@@ -1024,15 +1028,7 @@ unsafe fn rows_plain<const L: usize>(
             "lsrs r2, r2, #2",
             "beq 5f",
             "mov r2, #0xF0F0F0F0",
-            "4:",
-            step_w4!(mask "0", "8", "16", "24", "32", "40", "48", "56"),
-            step_w4!(mask "64", "72", "80", "88", "96", "104", "112", "120"),
-            step_w4!(mask "128", "136", "144", "152", "160", "168", "176", "184"),
-            step_w4!(mask "192", "200", "208", "216", "224", "232", "240", "248"),
-            "add r1, r1, #256",
-            "ldr r3, [sp, #32]",
-            "cmp r1, r3",
-            "bne 4b",
+            quads_w4!(),
             "5:",
         ),
         _ => row_loop!(
@@ -1044,13 +1040,7 @@ unsafe fn rows_plain<const L: usize>(
             "2:",
             "beq 5f",
             "mov r2, #0xC0C0C0C0",
-            "4:",
-            step_w2!(mask; "0", "32", "64", "96", "8", "40", "72", "104", "16", "48", "80", "112", "24", "56", "88", "120"),
-            step_w2!(mask; "128", "160", "192", "224", "136", "168", "200", "232", "144", "176", "208", "240", "152", "184", "216", "248"),
-            "add r1, r1, #256",
-            "ldr r3, [sp, #32]",
-            "cmp r1, r3",
-            "bne 4b",
+            pairs_w2!(),
             "5:",
         ),
     }
@@ -1222,24 +1212,15 @@ fn fc_impl<const L: usize, const N: usize>(
 /// `(dA·mA + dB·mB + 2^(r−1)) >> r` plus `zo` exactly (floor divisions nest, and `zo·2^(r−16)`
 /// passes through the shift whole), and the clamp.
 pub fn add(arena: &mut [u8], n: usize, a: (usize, ActFormat), b: (usize, ActFormat), out: usize, rq: &AddRequant) {
-    let r = 31 - rq.shift as i32;
-    let split = |m: i32| {
-        let l = (m as i16) as i64;
-        ((m as i64 - l) >> 16, l)
+    let Some(plan) = AddPlan::new(arena.len(), n, a, b, out, rq, 39) else {
+        return portable::add(arena, n, a, b, out, rq);
     };
-    let ((ha, la), (hb, lb)) = (split(rq.multiplier_a), split(rq.multiplier_b));
-    let halves_fit = [ha, la, hb, lb].iter().all(|&v| i16::try_from(v).is_ok());
-    let round =
-        if (17..=39).contains(&r) { (1i64 << (r - 17)) + ((rq.out.zero_point as i64) << (r - 16)) } else { i64::MAX };
-    let all8 = a.1.bits == Bits::B8 && b.1.bits == Bits::B8 && rq.out.bits == Bits::B8;
-    // The output must be disjoint from each input or equal to it (the validator's rule); a step
-    // reads its four elements before writing them.
-    let ok = |off: usize| off + n <= out || off >= out + n || off == out;
-    let inside = [a.0, b.0, out].iter().all(|&off| off.checked_add(n).is_some_and(|e| e <= arena.len()));
-    if !(all8 && halves_fit && round.abs() < 1 << 30 && inside && ok(a.0) && ok(b.0)) {
+    let (r, [ha, la, hb, lb]) = (plan.r, plan.halves);
+    let round = (1i64 << (r - 17)) + ((rq.out.zero_point as i64) << (r - 16));
+    if round.abs() >= 1 << 30 {
         return portable::add(arena, n, a, b, out, rq);
     }
-    let (mh, ml) = (pair(ha as i32, hb as i32), pair(la as i32, lb as i32));
+    let (mh, ml) = (pair(ha, hb), pair(la, lb));
     let (za, zb) = (pair(a.1.zero_point, a.1.zero_point), pair(b.1.zero_point, b.1.zero_point));
     let (round, sh) = (round as i32, (r - 16) as u32);
     let steps = n / 4;

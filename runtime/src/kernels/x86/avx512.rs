@@ -266,9 +266,7 @@ fn unpack_row<const B: usize>(
             _mm256_storeu_si256(dst.as_mut_ptr().add(32 * j) as *mut __m256i, w);
         }
     }
-    let s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
-    let s = _mm_hadd_epi32(s, s);
-    _mm_cvtsi128_si32(_mm_hadd_epi32(s, s))
+    super::vnni::hsum1(acc)
 }
 
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]

@@ -29,7 +29,7 @@ pub use vnni::AvxVnni;
 
 use super::portable;
 use super::reference::{self, ActFormat, AddRequant, Requant, Window};
-use super::util::{fc_window, gather, put, sum_bound, ChannelQ, Rq32};
+use super::util::{fc_window, gather, put, sum_bound, AddPlan, ChannelQ, Rq32};
 use crate::quant::{load, Bits};
 
 /// Output pixels per block.
@@ -324,23 +324,12 @@ fn depthwise_avx2(
 /// nests: `⌊(2^16·A + L)/2^r⌋ = ⌊(A + ⌊L/2^16⌋)/2^(r−16)⌋`), all within 32 bits.
 #[target_feature(enable = "avx2")]
 fn add_avx2(arena: &mut [u8], n: usize, a: (usize, ActFormat), b: (usize, ActFormat), out: usize, rq: &AddRequant) {
-    let r = 31 - rq.shift as i32;
-    let split = |m: i32| {
-        let l = (m as i16) as i64;
-        ((m as i64 - l) >> 16, l)
-    };
-    let ((ha, la), (hb, lb)) = (split(rq.multiplier_a), split(rq.multiplier_b));
-    let halves_fit = [ha, la, hb, lb].iter().all(|&v| i16::try_from(v).is_ok());
-    let all8 = a.1.bits == Bits::B8 && b.1.bits == Bits::B8 && rq.out.bits == Bits::B8;
-    // The output must be disjoint from each input or equal to it (the validator's rule); a step
-    // reads its 32 elements before writing them.
-    let ok = |off: usize| off + n <= out || off >= out + n || off == out;
-    let inside = [a.0, b.0, out].iter().all(|&off| off.checked_add(n).is_some_and(|e| e <= arena.len()));
     let steps = n / 32;
-    if !(all8 && halves_fit && (17..=47).contains(&r) && inside && ok(a.0) && ok(b.0)) || steps == 0 {
+    let plan = AddPlan::new(arena.len(), n, a, b, out, rq, 47);
+    let (Some(AddPlan { r, halves: [ha, la, hb, lb] }), true) = (plan, steps > 0) else {
         return portable::add_inline(arena, n, a, b, out, rq);
-    }
-    let pair = |x: i64, y: i64| _mm256_set1_epi32((x as u16 as i32) | ((y as i32) << 16));
+    };
+    let pair = |x: i32, y: i32| _mm256_set1_epi32((x as u16 as i32) | (y << 16));
     let (mh, ml) = (pair(ha, hb), pair(la, lb));
     let (za, zb) = (_mm256_set1_epi16(a.1.zero_point as i16), _mm256_set1_epi16(b.1.zero_point as i16));
     let round = _mm256_set1_epi32(1 << (r - 17));

@@ -163,7 +163,7 @@ fn hsum8(v: &[__m256i; PIX * CH]) -> __m256i {
 /// The sum of the eight lanes of one accumulator.
 #[inline]
 #[target_feature(enable = "avx2")]
-fn hsum1(v: __m256i) -> i32 {
+pub(super) fn hsum1(v: __m256i) -> i32 {
     let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     let s = _mm_hadd_epi32(s, s);
     let s = _mm_hadd_epi32(s, s);
