@@ -9,7 +9,7 @@ use hawq_runtime::format::{
     self, AddParams, ChannelParams, Clamp as QClamp, ConvParams, DType, FcParams, InputLayout as RtLayout, ModelMeta,
     Op, PoolParams, RawInput, TensorDesc, UnaryParams,
 };
-use hawq_runtime::quant::{pack, Bits, BIAS_EXPONENT_MAX};
+use hawq_runtime::quant::{pack, Bits, BIAS_EXPONENT_MAX, BIAS_I32};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -85,34 +85,78 @@ fn lower_weights(
     let row_bytes = b.packed_len(k);
     // Keep |bias| within the accumulator bound of contract §3.
     let bound = k as i64 * (1i64 << (bits - 1)) * ((1i64 << qin.bits) - 1);
-    let bias_limit = ((1i64 << 31) - 1 - bound).max(0);
+    if bound >= 1 << 31 {
+        bail!("node '{name}': {k} inputs at {bits}-bit weights could overflow the 32-bit accumulator");
+    }
+    let bias_limit = (1i64 << 31) - 1 - bound;
     let mut out =
         Lowered { weights: Vec::new(), bias: Vec::new(), bias_exponent: 0, multiplier: Vec::new(), shift_base: 0 };
-    // Biases in accumulator units, before their rounding; multipliers as (mantissa, shift).
+    // Biases in accumulator units, before their rounding; multipliers as (mantissa, shift), and
+    // as reals (output steps per accumulator unit).
     let mut biases = Vec::with_capacity(rows.len());
     let mut multipliers = Vec::with_capacity(rows.len());
+    let mut steps_per_unit = Vec::with_capacity(rows.len());
+    let qmax = (1i32 << (bits - 1)) - 1;
     for (c, ((row, &b_real), (s_w, q))) in rows.iter().zip(bias).zip(rounded).enumerate() {
-        let s_w = *s_w;
-        let b_real = b_real as f64 + bias_correction(bits, row, s_w, q, |k| input_mean(c, k));
+        let b_real = b_real as f64 + bias_correction(bits, row, *s_w, q, |k| input_mean(c, k));
+        let mut s_w = *s_w as f64;
+        let mut q = std::borrow::Cow::Borrowed(q.as_slice());
+        // A channel whose weights are tiny beside its bias (BatchNorm with γ ≈ 0 leaves weights
+        // of 1e-30 and a bias) would need a bias beyond the accumulator at its own weight scale.
+        // Coarsen its scale until the bias fits: the weights round to what that scale resolves,
+        // usually nothing, since at the bound they move the output by less than the bias does.
+        let fit = bias_limit as f64 / 2.0;
+        if b_real.abs() / (qin.scale as f64 * s_w) > fit {
+            s_w = b_real.abs() / (qin.scale as f64 * fit);
+            let requantized = row.iter().map(|&w| (w as f64 / s_w).round().clamp(-qmax as f64, qmax as f64) as i8);
+            q = std::borrow::Cow::Owned(requantized.collect());
+        }
+        // A channel with no weight left is a constant, b/s_out output steps: give it the scale
+        // at which its bias is 64 accumulator units per output step, with no other channel's
+        // scale involved, instead of an arbitrary one (whatever its weights' scale was).
+        let mut b_real = b_real;
+        if q.iter().all(|&v| v == 0) {
+            s_w = qout.scale as f64 / (64.0 * qin.scale as f64);
+            // Beyond 2^bits output steps from any zero point the output saturates: the same
+            // output from a bias that fits 16 bits.
+            let saturating = qout.scale as f64 * f64::from(1u32 << qout.bits);
+            b_real = b_real.clamp(-saturating, saturating);
+        }
         let mut packed = vec![0u8; row_bytes];
-        pack(q, b, &mut packed);
+        pack(&q, b, &mut packed);
         out.weights.extend_from_slice(&packed);
-        let acc_scale = qin.scale as f64 * s_w as f64;
-        multipliers.push(
-            quantize_channel_multiplier(acc_scale / qout.scale as f64).map_err(|e| anyhow!("node '{name}': {e}"))?,
-        );
+        let acc_scale = qin.scale as f64 * s_w;
+        let real = acc_scale / qout.scale as f64;
+        multipliers.push(quantize_channel_multiplier(real).map_err(|e| anyhow!("node '{name}': {e}"))?);
+        steps_per_unit.push(real);
         biases.push(b_real / acc_scale);
     }
     let (words, shift_base) = channel_words(&multipliers);
     out.multiplier = words.iter().flat_map(|w| w.to_le_bytes()).collect();
     out.shift_base = shift_base;
-    let (bias_q, e) = bias_with_exponent(&biases, bias_limit);
-    out.bias = bias_q.iter().flat_map(|b| b.to_le_bytes()).collect();
-    out.bias_exponent = e;
-    if bound >= 1 << 31 {
-        bail!("node '{name}': {k} inputs at {bits}-bit weights could overflow the 32-bit accumulator");
-    }
+    (out.bias, out.bias_exponent) = encode_biases(&biases, &steps_per_unit, bias_limit);
     Ok(out)
+}
+
+/// The most a shared bias exponent may move any channel's output, in output steps: above it the
+/// layer stores `i32` biases.
+const BIAS_ROUNDING_MAX_STEPS: f64 = 1.0 / 32.0;
+
+/// A layer's biases (accumulator units) as the blob stores them (contract §1), each within
+/// `±limit` (the accumulator bound of §3): `i16` with the smallest shared exponent at which every
+/// bias fits, when rounding to that exponent moves no channel's output by more than
+/// [`BIAS_ROUNDING_MAX_STEPS`] (`steps_per_unit[c]` is channel `c`'s output steps per accumulator
+/// unit); else `i32`, exact. One channel with a huge bias in its own units must not round away
+/// every other channel's bias.
+fn encode_biases(biases: &[f64], steps_per_unit: &[f64], limit: i64) -> (Vec<u8>, u8) {
+    let clamped = || biases.iter().map(move |&b| b.clamp(-(limit as f64), limit as f64));
+    let (narrow, e) = bias_with_exponent(&clamped().collect::<Vec<_>>(), limit);
+    let rounding_steps = steps_per_unit.iter().fold(0f64, |m, &s| m.max(s)) * f64::from(1u32 << e) / 2.0;
+    if e == 0 || rounding_steps <= BIAS_ROUNDING_MAX_STEPS {
+        (narrow.iter().flat_map(|b| b.to_le_bytes()).collect(), e)
+    } else {
+        (clamped().flat_map(|b| (b.round() as i32).to_le_bytes()).collect(), BIAS_I32)
+    }
 }
 
 /// A layer's multipliers `(m₁₂, s)` as the format stores them (contract §1): one base shift

@@ -10,6 +10,7 @@ pub mod autodiff;
 pub mod data;
 pub mod emit;
 pub mod eval;
+pub mod fidelity;
 pub mod float_exec;
 pub mod gptq;
 pub mod import;

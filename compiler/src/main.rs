@@ -98,6 +98,10 @@ struct CompileArgs {
     /// Output model file.
     #[arg(short, long)]
     output: PathBuf,
+    /// Write the model even when it parts from the float model (top-1 agreement below 90%, or
+    /// output SQNR below 10 dB, on the calibration data).
+    #[arg(long)]
+    allow_low_fidelity: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -297,6 +301,19 @@ fn cmd_compile(a: &CompileArgs) -> Result<()> {
         }
         compiled
     };
+    let fidelity = hawq_compiler::fidelity::measure(&prepared.graph, &compiled.blob, &calib, a.transform.get())
+        .with_context(|| format!("{}: measuring the compiled model against the float model", a.model.display()))?;
+    if let Some(why) = &fidelity.divergence {
+        if !a.allow_low_fidelity {
+            eprint!("{}", fidelity.render());
+            bail!(
+                "{}: the quantized model does not compute what the float model computes: {why}. Nothing written \
+                 (--allow-low-fidelity writes it anyway)",
+                a.model.display()
+            );
+        }
+        eprintln!("warning: {}: {why}; written anyway (--allow-low-fidelity)", a.model.display());
+    }
     hawq_compiler::emit::write_atomic(&a.output, &compiled.blob)?;
     if a.json {
         println!(
@@ -307,6 +324,7 @@ fn cmd_compile(a: &CompileArgs) -> Result<()> {
                 "weight_bytes": compiled.weight_bytes,
                 "arena_bytes": compiled.arena_bytes,
                 "layers": compiled.layers,
+                "fidelity": fidelity,
             })
         );
     } else {
@@ -330,6 +348,7 @@ fn cmd_compile(a: &CompileArgs) -> Result<()> {
             compiled.arena_bytes,
             compiled.blob.len()
         );
+        print!("{}", fidelity.render());
     }
     Ok(())
 }
@@ -547,6 +566,7 @@ fn cmd_demo() -> Result<()> {
         max_arena_kib: Some(0.5),
         report: None,
         output: model_out.clone(),
+        allow_low_fidelity: false,
         json: false,
     })?;
     cmd_eval(&EvalArgs {

@@ -259,3 +259,13 @@ impl Report {
 pub fn bits_string(bits: &[u8]) -> String {
     bits.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(" ")
 }
+
+/// `s` cut to `n` characters with an ellipsis, for table columns.
+pub fn shorten(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let tail: String = s.chars().skip(s.chars().count() + 1 - n).collect();
+        format!("…{tail}")
+    }
+}

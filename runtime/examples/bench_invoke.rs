@@ -43,7 +43,7 @@ fn main() {
         let t0 = Instant::now();
         if layers {
             let mut last = t0;
-            it.invoke_observed(|i, op| {
+            it.invoke_observed(|i, op, _| {
                 let now = Instant::now();
                 if per_layer.len() <= i {
                     per_layer.push((op.name().to_string(), Vec::new()));

@@ -50,6 +50,8 @@ pub enum Error {
     SizeMismatch { expected: u32, got: u32 },
     /// The model has no operation.
     EmptyModel,
+    /// The header declares an arena larger than the tensor table and scratch region need.
+    ArenaSizeMismatch { declared: u32, needed: u32 },
 }
 
 impl fmt::Display for Error {
@@ -89,6 +91,9 @@ impl fmt::Display for Error {
                 write!(f, "buffer size mismatch: expected {expected}, got {got}")
             }
             Error::EmptyModel => write!(f, "model has no operations"),
+            Error::ArenaSizeMismatch { declared, needed } => {
+                write!(f, "header declares a {declared}-byte arena but the tensors need {needed}")
+            }
         }
     }
 }

@@ -9,7 +9,7 @@
 //!      6     2  flags (u16 LE, 0)
 //!      8     4  body length in bytes (u32 LE)
 //!     12     4  arena bytes the model needs (u32 LE)
-//!     16     4  CRC-32/ISO-HDLC of the body (u32 LE)
+//!     16     4  CRC-32/ISO-HDLC of header bytes 0..16 and the body (u32 LE)
 //!     20     …  body: postcard(ModelMeta), then meta.op_count × postcard(Op)
 //! ```
 
@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 
 pub const MAGIC: [u8; 4] = *b"HAWQ";
-pub const FORMAT_VERSION: u16 = 2;
+/// 3: the checksum covers the header too; a layer's biases may be `i32` (`quant::BIAS_I32`).
+pub const FORMAT_VERSION: u16 = 3;
 pub const HEADER_BYTES: usize = 20;
 /// Capacity of the tensor table (it is decoded into RAM: about 20 bytes per entry).
 pub const MAX_TENSORS: usize = 64;
@@ -161,9 +162,10 @@ pub struct FcParams<'a> {
 /// the blob: 4 bytes per channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChannelParams<'a> {
-    /// i16 `b` per channel; the bias is `b·2^bias_exponent`.
+    /// With `bias_exponent` in `0..=16`: an i16 `b` per channel, the bias is `b·2^bias_exponent`.
+    /// With `bias_exponent == quant::BIAS_I32`: an i32 per channel, the bias itself.
     pub bias: &'a [u8],
-    /// `0..=16`, one for the layer.
+    /// `0..=16` or `quant::BIAS_I32`, one for the layer.
     pub bias_exponent: u8,
     /// u16 `w` per channel: mantissa `m = (w & 0xFFF)·2^3` (`M = m·2^15`), shift
     /// `s = shift_base + (w >> 12)`.
@@ -278,6 +280,15 @@ pub struct Header {
     pub checksum: u32,
 }
 
+/// The blob's checksum: the header's first 16 bytes (magic, version, flags, body length, arena
+/// bytes) and the body, so that a corrupted size field is caught before anyone allocates by it.
+pub fn checksum(header_fields: &[u8], body: &[u8]) -> u32 {
+    let mut digest = CRC32.digest();
+    digest.update(header_fields);
+    digest.update(body);
+    digest.finalize()
+}
+
 /// Reads and checks the header; returns it with the body slice.
 pub fn split_header(blob: &[u8]) -> Result<(Header, &[u8]), Error> {
     let head = blob.get(..HEADER_BYTES).ok_or(Error::Truncated)?;
@@ -292,7 +303,7 @@ pub fn split_header(blob: &[u8]) -> Result<(Header, &[u8]), Error> {
     }
     let body =
         blob.get(HEADER_BYTES..).and_then(|rest| rest.get(..header.body_len as usize)).ok_or(Error::Truncated)?;
-    let computed = CRC32.checksum(body);
+    let computed = checksum(&head[..16], body);
     if computed != header.checksum {
         return Err(Error::ChecksumMismatch { expected: header.checksum, computed });
     }
@@ -310,13 +321,13 @@ pub fn encode(meta: &ModelMeta, arena_bytes: u32, ops: &[Op<'_>], out: &mut [u8]
     for op in ops {
         used += postcard::to_slice(op, &mut body[used..]).map_err(|_| Error::Truncated)?.len();
     }
-    let checksum = CRC32.checksum(&body[..used]);
     head[0..4].copy_from_slice(&MAGIC);
     head[4..6].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
     head[6..8].copy_from_slice(&0u16.to_le_bytes());
     head[8..12].copy_from_slice(&(used as u32).to_le_bytes());
     head[12..16].copy_from_slice(&arena_bytes.to_le_bytes());
-    head[16..20].copy_from_slice(&checksum.to_le_bytes());
+    let sum = checksum(&head[..16], &body[..used]);
+    head[16..20].copy_from_slice(&sum.to_le_bytes());
     Ok(HEADER_BYTES + used)
 }
 

@@ -86,44 +86,58 @@ impl<'m, 'a> Interpreter<'m, 'a> {
     /// The output as real values: dequantized, or copied when the output is already f32.
     /// Returns the number of values written.
     pub fn read_output_f32(&self, out: &mut [f32]) -> Result<usize, Error> {
-        let t = self.model.output();
-        let n = t.elements();
-        if out.len() < n {
-            return Err(Error::SizeMismatch { expected: n as u32, got: out.len() as u32 });
-        }
-        let bytes = self.output_bytes();
-        match t.dtype.bits() {
-            None => {
-                for (o, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
-                    *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-                }
-            }
-            Some(bits) => {
-                let scale = t.scale.to_f32();
-                for (i, o) in out.iter_mut().take(n).enumerate() {
-                    *o = scale * (crate::quant::load(bytes, bits, i) - t.zero_point as i32) as f32;
-                }
-            }
-        }
-        Ok(n)
+        self.tensor_f32(self.model.meta().output, out)
+    }
+
+    /// Any tensor as real values, as [`read_tensor_f32`] (meaningful for the input once written,
+    /// and for every tensor whose producer has run and whose bytes no later op reused).
+    pub fn tensor_f32(&self, tensor: u16, out: &mut [f32]) -> Result<usize, Error> {
+        read_tensor_f32(self.model, self.arena, tensor, out)
     }
 
     /// Runs every operation once.
     pub fn invoke(&mut self) -> Result<(), Error> {
-        self.invoke_observed(|_, _| {})
+        self.invoke_observed(|_, _, _| {})
     }
 
-    /// Runs every operation once, calling `after(index, op)` after each (for per-layer timing
-    /// and debugging on the device).
-    pub fn invoke_observed(&mut self, mut after: impl FnMut(usize, &Op<'m>)) -> Result<(), Error> {
+    /// Runs every operation once, calling `after(index, op, arena)` after each (per-layer timing
+    /// on the device; per-layer comparison with the float model through [`read_tensor_f32`]).
+    pub fn invoke_observed(&mut self, mut after: impl FnMut(usize, &Op<'m>, &[u8])) -> Result<(), Error> {
         let tensors = self.model.tensors();
         for (index, op) in self.model.ops().enumerate() {
             let op = op?;
             run_op(&op, tensors, self.arena);
-            after(index, &op);
+            after(index, &op, self.arena);
         }
         Ok(())
     }
+}
+
+/// Tensor `tensor` of `model` in `arena` as real values: dequantized (contract §5), or copied
+/// when it is f32. Returns the number of values written.
+pub fn read_tensor_f32(model: &Model<'_>, arena: &[u8], tensor: u16, out: &mut [f32]) -> Result<usize, Error> {
+    let t = model.tensors().get(tensor as usize).ok_or(Error::BadTensorIndex { op: u16::MAX })?;
+    let n = t.elements();
+    if out.len() < n {
+        return Err(Error::SizeMismatch { expected: n as u32, got: out.len() as u32 });
+    }
+    let bytes = arena
+        .get(range(t))
+        .ok_or(Error::ArenaTooSmall { needed: (t.offset as usize + t.bytes()) as u32, got: arena.len() as u32 })?;
+    match t.dtype.bits() {
+        None => {
+            for (o, c) in out.iter_mut().zip(bytes.chunks_exact(4)) {
+                *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            }
+        }
+        Some(bits) => {
+            let scale = t.scale.to_f32();
+            for (i, o) in out.iter_mut().take(n).enumerate() {
+                *o = scale * (crate::quant::load(bytes, bits, i) - t.zero_point as i32) as f32;
+            }
+        }
+    }
+    Ok(n)
 }
 
 fn quantize(x: f32, t: &TensorDesc, bits: Bits) -> i32 {

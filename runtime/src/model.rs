@@ -5,6 +5,9 @@ use crate::error::Error;
 use crate::format::{split_header, ConvParams, DType, Header, ModelMeta, Op, RawInput, TensorDesc};
 use crate::quant::{Bits, SHIFT_MAX, SHIFT_MIN};
 
+/// The largest alignment the compiler rounds the arena's size up to.
+pub const ARENA_ALIGNMENT_MAX: u64 = 64;
+
 /// A validated model, borrowing its weights from the blob.
 #[derive(Debug, Clone)]
 pub struct Model<'a> {
@@ -92,8 +95,15 @@ impl<'a> Model<'a> {
                 }
             }
         }
-        if self.meta.scratch_offset as u64 + self.meta.scratch_bytes as u64 > arena {
+        let scratch_end = self.meta.scratch_offset as u64 + self.meta.scratch_bytes as u64;
+        if scratch_end > arena {
             return Err(Error::ScratchOutOfArena);
+        }
+        // The declared size is what a host allocates before running: it may round the tensors'
+        // extent up to the planner's alignment, never more.
+        let needed = tensors.iter().map(|t| t.offset as u64 + t.bytes() as u64).fold(scratch_end, u64::max);
+        if arena > needed.next_multiple_of(ARENA_ALIGNMENT_MAX) {
+            return Err(Error::ArenaSizeMismatch { declared: arena as u32, needed: needed as u32 });
         }
         let n = tensors.len();
         if self.meta.input as usize >= n || self.meta.output as usize >= n {
@@ -214,8 +224,12 @@ fn check_channels(
 ) -> Result<(), Error> {
     let bits = Bits::from_u8(weight_bits).ok_or(Error::UnsupportedBits { op })?;
     let row = bits.packed_len(reduction);
+    if channel.bias_exponent > crate::quant::BIAS_EXPONENT_MAX && channel.bias_exponent != crate::quant::BIAS_I32 {
+        return Err(Error::BadParameter { op });
+    }
+    let bias_bytes = crate::quant::Biases::bytes_per_channel(channel.bias_exponent) as u64;
     let sizes_ok = weights.len() as u64 == row as u64 * out_channels as u64
-        && channel.bias.len() as u64 == 2 * out_channels as u64
+        && channel.bias.len() as u64 == bias_bytes * out_channels as u64
         && channel.multiplier.len() as u64 == 2 * out_channels as u64;
     if !sizes_ok {
         return Err(Error::WeightSizeMismatch { op });
@@ -223,9 +237,6 @@ fn check_channels(
     let multipliers = crate::quant::Multipliers { bytes: channel.multiplier, shift_base: channel.shift_base };
     for (_, s) in multipliers.iter() {
         check_shift(i8::try_from(s).map_err(|_| Error::BadParameter { op })?, op)?;
-    }
-    if channel.bias_exponent > crate::quant::BIAS_EXPONENT_MAX {
-        return Err(Error::BadParameter { op });
     }
     let biases = crate::quant::Biases { bytes: channel.bias, exponent: channel.bias_exponent };
     let max_bias = biases.iter().map(|b| (b as i64).abs()).max().unwrap_or(0);

@@ -137,6 +137,19 @@ pub fn pack(values: &[i8], bits: Bits, out: &mut [u8]) {
 /// Largest exponent `e` of a layer's biases `b·2^e` (contract §1): `|b·2^e| < 2^31`.
 pub const BIAS_EXPONENT_MAX: u8 = 16;
 
+/// The `bias_exponent` that marks a layer's biases as `i32`, 4 bytes per channel (contract §1):
+/// for layers whose channels' biases differ so much in accumulator units that one shared
+/// exponent would round some channel's bias by a visible fraction of its output step.
+pub const BIAS_I32: u8 = 0x80;
+
+#[inline(always)]
+fn le_i32(bytes: &[u8], i: usize) -> i32 {
+    match bytes.get(4 * i..4 * i + 4) {
+        Some(&[a, b, c, d]) => i32::from_le_bytes([a, b, c, d]),
+        _ => 0,
+    }
+}
+
 #[inline(always)]
 fn le_i16(bytes: &[u8], i: usize) -> i32 {
     match bytes.get(2 * i..2 * i + 2) {
@@ -146,7 +159,8 @@ fn le_i16(bytes: &[u8], i: usize) -> i32 {
 }
 
 /// A layer's per-channel biases as the blob holds them (contract §1): an `i16` `b` per channel,
-/// little-endian, and one exponent `e` for the layer; channel `c`'s bias is `b[c]·2^e`.
+/// little-endian, and one exponent `e` for the layer, channel `c`'s bias being `b[c]·2^e`; or,
+/// when `exponent == BIAS_I32`, an `i32` per channel.
 #[derive(Debug, Clone, Copy)]
 pub struct Biases<'a> {
     pub bytes: &'a [u8],
@@ -154,19 +168,32 @@ pub struct Biases<'a> {
 }
 
 impl Biases<'_> {
+    /// Bytes per channel: 2, or 4 for `BIAS_I32`.
+    pub const fn bytes_per_channel(exponent: u8) -> usize {
+        if exponent == BIAS_I32 {
+            4
+        } else {
+            2
+        }
+    }
+
     pub fn len(&self) -> usize {
-        self.bytes.len() / 2
+        self.bytes.len() / Self::bytes_per_channel(self.exponent)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.bytes.len() < 2
+        self.len() == 0
     }
 
-    /// Channel `i`'s bias `b·2^e`, or 0 past the end (validated models never ask past the end;
-    /// the exponent is capped so that no blob can make this overflow).
+    /// Channel `i`'s bias, or 0 past the end (validated models never ask past the end; the
+    /// exponent is capped so that no blob can make this overflow).
     #[inline(always)]
     pub fn get(&self, i: usize) -> i32 {
-        le_i16(self.bytes, i) << self.exponent.min(BIAS_EXPONENT_MAX)
+        if self.exponent == BIAS_I32 {
+            le_i32(self.bytes, i)
+        } else {
+            le_i16(self.bytes, i) << self.exponent.min(BIAS_EXPONENT_MAX)
+        }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = i32> + '_ {

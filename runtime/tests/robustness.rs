@@ -25,8 +25,6 @@ const RUN_ARENA_CAP: usize = 16 << 20;
 /// Loaded models needing more multiply-adds than this (runtime or naive) are not run.
 const WORK_BUDGET: u64 = 4_000_000;
 
-const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
-
 // ---------------------------------------------------------------------------------------------
 // Blobs
 
@@ -38,7 +36,8 @@ fn with_header(body: &[u8], arena_bytes: u32, version: u16) -> Vec<u8> {
     blob.extend_from_slice(&0u16.to_le_bytes());
     blob.extend_from_slice(&(body.len() as u32).to_le_bytes());
     blob.extend_from_slice(&arena_bytes.to_le_bytes());
-    blob.extend_from_slice(&CRC32.checksum(body).to_le_bytes());
+    let sum = hawq_runtime::format::checksum(&blob[..16], body);
+    blob.extend_from_slice(&sum.to_le_bytes());
     blob.extend_from_slice(body);
     blob
 }
@@ -94,7 +93,12 @@ fn weight_rows(bytes: &[u8], bits: u8, k: usize, rows: usize) -> Vec<i32> {
 
 fn channels_of(c: &hawq_runtime::format::ChannelParams<'_>, n: usize) -> naive::Channels {
     naive::Channels {
-        bias: (0..n).map(|i| le_i16_at(c.bias, i) << c.bias_exponent).collect(),
+        bias: (0..n)
+            .map(|i| match c.bias_exponent {
+                hawq_runtime::quant::BIAS_I32 => i32::from_le_bytes(c.bias[4 * i..4 * i + 4].try_into().unwrap()),
+                e => le_i16_at(c.bias, i) << e,
+            })
+            .collect(),
         multiplier: (0..n).map(|i| (le_i16_at(c.multiplier, i) & 0xFFF) << 18).collect(),
         shift: (0..n).map(|i| (c.shift_base as i32 + ((le_i16_at(c.multiplier, i) & 0xFFFF) >> 12)) as i8).collect(),
     }
@@ -277,6 +281,7 @@ fn variant(e: &Error) -> &'static str {
         Error::ArenaTooSmall { .. } => "ArenaTooSmall",
         Error::SizeMismatch { .. } => "SizeMismatch",
         Error::EmptyModel => "EmptyModel",
+        Error::ArenaSizeMismatch { .. } => "ArenaSizeMismatch",
     }
 }
 
@@ -899,6 +904,26 @@ fn edited_body_fails_the_checksum() {
     // With the CRC fixed up, the loader parses the body again.
     fix_up(&mut blob);
     assert!(!matches!(Model::from_bytes(&blob), Err(Error::ChecksumMismatch { .. })));
+}
+
+/// A header whose arena field claims 4 GiB: the checksum covers the header, so the edit is caught
+/// before a host allocates by it; with the checksum recomputed, the loader refuses an arena the
+/// tensors do not need.
+#[test]
+fn header_size_fields_are_checked_before_use() {
+    let blob = conv_model().spec().encode();
+    let needed = arena_field(&blob);
+    let mut edited = blob.clone();
+    edited[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert!(matches!(Model::from_bytes(&edited), Err(Error::ChecksumMismatch { .. })));
+    let body = &blob[HEADER_BYTES..];
+    let huge = with_header(body, u32::MAX, FORMAT_VERSION);
+    assert_eq!(Model::from_bytes(&huge).err(), Some(Error::ArenaSizeMismatch { declared: u32::MAX, needed }));
+    // Rounding up to the planner's alignment is allowed; beyond it is not.
+    let rounded = (needed as u64).next_multiple_of(hawq_runtime::model::ARENA_ALIGNMENT_MAX) as u32;
+    assert!(Model::from_bytes(&with_header(body, rounded, FORMAT_VERSION)).is_ok());
+    let over = with_header(body, rounded + 1, FORMAT_VERSION);
+    assert!(matches!(Model::from_bytes(&over), Err(Error::ArenaSizeMismatch { .. })));
 }
 
 #[test]

@@ -11,8 +11,6 @@ pub const MAX_ARENA: usize = 1 << 20;
 /// is slow, not wrong; running it would only make the fuzzer report timeouts).
 pub const MAX_WORK: u64 = 20_000_000;
 
-const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
-
 /// Multiply-adds the reference kernels spend on the model.
 pub fn work(model: &Model<'_>) -> u64 {
     let t = model.tensors();
@@ -79,7 +77,8 @@ pub fn with_header(body: &[u8], arena_bytes: u32) -> Vec<u8> {
     blob.extend_from_slice(&0u16.to_le_bytes());
     blob.extend_from_slice(&(body.len() as u32).to_le_bytes());
     blob.extend_from_slice(&arena_bytes.to_le_bytes());
-    blob.extend_from_slice(&CRC32.checksum(body).to_le_bytes());
+    let sum = hawq_runtime::format::checksum(&blob[..16], body);
+    blob.extend_from_slice(&sum.to_le_bytes());
     blob.extend_from_slice(body);
     blob
 }

@@ -64,12 +64,23 @@ struct Channels {
 }
 
 fn channels(u: &mut Unstructured<'_>, n: usize) -> Result<Channels> {
-    let bias_exponent = if u.ratio(3, 4)? { 0 } else { u.int_in_range(0..=17)? };
+    let bias_exponent = if u.ratio(3, 4)? {
+        0
+    } else if u.ratio(1, 4)? {
+        hawq_runtime::quant::BIAS_I32
+    } else {
+        u.int_in_range(0..=17)?
+    };
+    let bias_width = hawq_runtime::quant::Biases::bytes_per_channel(bias_exponent);
     let shift_base = if u.ratio(7, 8)? { u.int_in_range(-31..=15)? } else { u.arbitrary()? };
     let mut c = Channels { bias: Vec::new(), bias_exponent, multiplier: Vec::new(), shift_base };
-    for _ in 0..length(u, n.saturating_mul(2))? / 2 {
-        let b: i16 = if u.ratio(3, 4)? { u.int_in_range(-4096..=4096)? } else { u.arbitrary()? };
-        c.bias.extend_from_slice(&b.to_le_bytes());
+    for _ in 0..length(u, n.saturating_mul(bias_width))? / bias_width {
+        let b: i32 = if u.ratio(3, 4)? { u.int_in_range(-4096..=4096)? } else { u.arbitrary()? };
+        if bias_width == 4 {
+            c.bias.extend_from_slice(&b.to_le_bytes());
+        } else {
+            c.bias.extend_from_slice(&(b as i16).to_le_bytes());
+        }
     }
     for _ in 0..length(u, n.saturating_mul(2))? / 2 {
         // A 12-bit mantissa and a 4-bit shift offset.

@@ -55,10 +55,11 @@ pub fn le_i32s(values: &[i32]) -> Vec<u8> {
 /// exponent `e` with every bias a multiple of `2^e` and `bias / 2^e` in `i16`. Panics when none
 /// exists: the strategies below only make representable biases.
 pub fn bias_bytes(biases: &[i32]) -> (Vec<u8>, u8) {
-    let e = (0..=16u8)
-        .find(|&e| biases.iter().all(|&b| b % (1 << e) == 0 && i16::try_from(b >> e).is_ok()))
-        .unwrap_or_else(|| panic!("biases {biases:?} are not b·2^e with b in i16"));
-    (biases.iter().flat_map(|&b| ((b >> e) as i16).to_le_bytes()).collect(), e)
+    let e = (0..=16u8).find(|&e| biases.iter().all(|&b| b % (1 << e) == 0 && i16::try_from(b >> e).is_ok()));
+    match e {
+        Some(e) => (biases.iter().flat_map(|&b| ((b >> e) as i16).to_le_bytes()).collect(), e),
+        None => (biases.iter().flat_map(|&b| b.to_le_bytes()).collect(), hawq_runtime::quant::BIAS_I32),
+    }
 }
 
 /// Per-channel multipliers `M` and shifts `s` as the format stores them (contract §1): a `u16`
@@ -529,16 +530,24 @@ pub fn shift_in(lo: i8, hi: i8) -> impl Strategy<Value = i8> {
 
 /// A bias `b·2^e` within the accepted bound `|bias| ≤ limit` for the layer's exponent `e`,
 /// sometimes large (saturating) or extreme.
-pub fn bias(limit: i64, e: u8) -> impl Strategy<Value = i32> {
+pub fn bias(limit: i64, e: u8) -> BoxedStrategy<i32> {
+    if e == hawq_runtime::quant::BIAS_I32 {
+        let l = limit.min(i32::MAX as i64) as i32;
+        // Mostly within the range outputs are interior for, past i16 and odd (no exponent fits).
+        let m = l.min(1 << 18);
+        return prop_oneof![4 => -4096.min(l)..=4096.min(l), 2 => -m..=m, 1 => -l..=l, 1 => Just(l), 1 => Just(-l)]
+            .boxed();
+    }
     let l = (limit >> e).min(i16::MAX as i64) as i32;
     assert!(l >= 0);
     prop_oneof![6 => -4096.min(l)..=4096.min(l), 2 => -l..=l, 1 => Just(l), 1 => Just(-l), 1 => Just(0)]
         .prop_map(move |b| b << e)
+        .boxed()
 }
 
-/// A layer's bias exponent: mostly 0, sometimes any the format allows.
+/// A layer's bias exponent: mostly 0, sometimes any the format allows, sometimes `i32` biases.
 pub fn bias_exponent() -> impl Strategy<Value = u8> {
-    prop_oneof![4 => Just(0u8), 1 => 1u8..=16, 1 => Just(16u8)]
+    prop_oneof![4 => Just(0u8), 1 => 1u8..=16, 1 => Just(16u8), 1 => Just(hawq_runtime::quant::BIAS_I32)]
 }
 
 /// A positive f16 scale, exactly representable, in `[2^lo, 2^(hi+1))`.

@@ -17,7 +17,7 @@ use core::fmt::Write;
 use cortex_m_rt::{entry, exception, ExceptionFrame};
 use hawq_firmware_common::semihost;
 use hawq_runtime::kernels::{self, ActFormat, AddRequant, Path, Requant, Window};
-use hawq_runtime::quant::{store, Biases, Bits, Multipliers};
+use hawq_runtime::quant::{store, Biases, Bits, Multipliers, BIAS_I32};
 
 /// Cases per operation.
 const CASES: u32 = 5000;
@@ -157,13 +157,24 @@ fn bias(rng: &mut Rng, e: u8, k: usize, wbits: Bits, abits: Bits) -> i16 {
     }) as i16
 }
 
-/// A layer's bias exponent: mostly 0, sometimes any the format allows.
-fn bias_exponent(rng: &mut Rng) -> u8 {
+/// An `i32` bias within the same bound: anywhere in it, or at its ends.
+fn wide_bias(rng: &mut Rng, k: usize, wbits: Bits, abits: Bits) -> i32 {
+    let limit = (1i64 << 31) - 1 - k as i64 * (1i64 << (wbits.get() - 1)) * ((1i64 << abits.get()) - 1);
     (match rng.pick(&[4, 1, 1]) {
+        0 => rng.range(-limit, limit),
+        1 => limit,
+        _ => -limit,
+    }) as i32
+}
+
+/// A layer's bias exponent: mostly 0, sometimes any the format allows, sometimes `i32` biases.
+fn bias_exponent(rng: &mut Rng) -> u8 {
+    match rng.pick(&[4, 1, 1, 1]) {
         0 => 0,
-        1 => rng.range(1, 16),
-        _ => 16,
-    }) as u8
+        1 => rng.range(1, 16) as u8,
+        2 => 16,
+        _ => BIAS_I32,
+    }
 }
 
 /// Output format and clamp: full range, ReLU, ReLU6-like, narrow.
@@ -241,7 +252,7 @@ fn activations(rng: &mut Rng, buf: &mut [u8], n: usize, bits: Bits) -> usize {
 
 /// Per-channel bias, multiplier, shift as the format stores them (contract §1).
 struct Channels {
-    bias: [u8; 2 * MAX_OC],
+    bias: [u8; 4 * MAX_OC],
     bias_exponent: u8,
     multiplier: [u8; 2 * MAX_OC],
     shift_base: i8,
@@ -253,9 +264,14 @@ impl Channels {
     fn random(rng: &mut Rng, oc: usize, k: usize, wbits: Bits, abits: Bits) -> Channels {
         let e = bias_exponent(rng);
         let base = shift(rng, -12, 0);
-        let mut c = Channels { bias: [0; 2 * MAX_OC], bias_exponent: e, multiplier: [0; 2 * MAX_OC], shift_base: base };
+        let mut c = Channels { bias: [0; 4 * MAX_OC], bias_exponent: e, multiplier: [0; 2 * MAX_OC], shift_base: base };
         for i in 0..oc {
-            c.bias[2 * i..2 * i + 2].copy_from_slice(&bias(rng, e, k, wbits, abits).to_le_bytes());
+            if e == BIAS_I32 {
+                let b = wide_bias(rng, k, wbits, abits);
+                c.bias[4 * i..4 * i + 4].copy_from_slice(&b.to_le_bytes());
+            } else {
+                c.bias[2 * i..2 * i + 2].copy_from_slice(&bias(rng, e, k, wbits, abits).to_le_bytes());
+            }
             c.multiplier[2 * i..2 * i + 2].copy_from_slice(&channel_word(rng, base).to_le_bytes());
         }
         c
@@ -263,7 +279,7 @@ impl Channels {
 
     fn requant(&self, oc: usize, out: (ActFormat, i32, i32)) -> Requant<'_> {
         Requant {
-            bias: Biases { bytes: &self.bias[..2 * oc], exponent: self.bias_exponent },
+            bias: Biases { bytes: &self.bias[..Biases::bytes_per_channel(self.bias_exponent) * oc], exponent: self.bias_exponent },
             multiplier: Multipliers { bytes: &self.multiplier[..2 * oc], shift_base: self.shift_base },
             out: out.0,
             min: out.1,

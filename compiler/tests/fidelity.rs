@@ -1,0 +1,113 @@
+//! Quantization fidelity on the project's own pathological models (scripts/make_fidelity_models.py:
+//! the digits CNN with dead BatchNorm channels, all-zero channels with large biases, and one
+//! channel 1000× the others): the int8 model stays within one point of its float model, or the
+//! compile fails naming the layer and the cause. Never a wrong model, silently.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn data(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/fidelity").join(file)
+}
+
+fn digits(file: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/digits").join(file)
+}
+
+fn hawq(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hawq")).args(args).output().expect("hawq runs")
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).expect("json")
+}
+
+fn compile(model: &Path, out: &Path, extra: &[&str]) -> Output {
+    let calib = digits("calib.npz");
+    let mut args = vec!["compile", p(model), "--calib", p(&calib), "--input-scale", "0.0625", "--json"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["-o", p(out)]);
+    hawq(&args)
+}
+
+fn top1(model: &Path, transform: bool) -> f64 {
+    let eval = digits("eval.npz");
+    let mut args = vec!["eval", p(model), "--data", p(&eval), "--json"];
+    if transform {
+        args.extend_from_slice(&["--input-scale", "0.0625"]);
+    }
+    json(&hawq(&args))["value"].as_f64().expect("metric value")
+}
+
+fn within_a_point_of_float(name: &str) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let model = data(&format!("{name}.onnx"));
+    let out = dir.path().join(format!("{name}.hq"));
+    let compiled = json(&compile(&model, &out, &["--bits", "8"]));
+    let fidelity = &compiled["fidelity"];
+    assert!(fidelity["divergence"].is_null(), "{name}: {fidelity}");
+    assert!(fidelity["top1_agreement"].as_f64().expect("classifier") >= 0.97, "{name}: {fidelity}");
+    let float = top1(&model, true);
+    let int8 = top1(&out, false);
+    // The float model is the digits model, unchanged: a failure below is the quantization's.
+    assert!(float >= 0.97, "{name}: float top-1 {float}");
+    assert!((float - int8).abs() <= 0.01, "{name}: float {float}, int8 {int8}");
+}
+
+/// BatchNorm γ = 1e-30: folded weights ~1e-31 beside a bias. Before per-layer i32 biases and
+/// constant channels, one such channel rounded away every other bias of its layer (int8 30.8%
+/// against float 98.8%).
+#[test]
+fn dead_batchnorm_channels_keep_int8_within_a_point_of_float() {
+    within_a_point_of_float("dead-bn");
+}
+
+#[test]
+fn all_zero_channels_with_large_biases_keep_int8_within_a_point_of_float() {
+    within_a_point_of_float("zero-weights");
+}
+
+/// One channel 1000× the others in a tensor quantized with one scale: the int8 model cannot follow
+/// the float one there, and the compile says so, naming the layer and the channel, and writes
+/// nothing unless asked.
+#[test]
+fn a_channel_dwarfing_its_tensor_fails_the_compile_naming_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let model = data("wide-channel.onnx");
+    let out = dir.path().join("wide.hq");
+    let o = compile(&model, &out, &["--bits", "8"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let last = err.lines().last().unwrap_or_default();
+    for needle in ["wide-channel.onnx", "/fc/Gemm", "channel 7", "top-1 agrees", "--allow-low-fidelity"] {
+        assert!(last.contains(needle), "error should mention '{needle}': {last}");
+    }
+    assert!(!out.exists(), "nothing is written when the model diverges");
+    let forced = json(&compile(&model, &out, &["--bits", "8", "--allow-low-fidelity"]));
+    assert!(out.exists());
+    assert!(forced["fidelity"]["divergence"].as_str().is_some_and(|d| d.contains("/fc/Gemm")));
+}
+
+/// The report has one row per layer, each with finite or infinite (exact) SQNR and a cosine, and
+/// the input's own quantization (exact for raw uint8 pixels through the folded transform).
+#[test]
+fn the_fidelity_report_covers_every_layer() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("digits.hq");
+    let compiled = json(&compile(&digits("model.onnx"), &out, &[]));
+    let layers = compiled["layers"].as_array().expect("layers");
+    let fidelity = compiled["fidelity"]["layers"].as_array().expect("fidelity layers");
+    assert_eq!(layers.len(), fidelity.len());
+    for (l, f) in layers.iter().zip(fidelity) {
+        assert_eq!(l["name"], f["name"]);
+        let cosine = f["cosine"].as_f64().expect("cosine");
+        assert!(cosine > 0.99 && cosine <= 1.0 + 1e-9, "{f}");
+    }
+    assert_eq!(compiled["fidelity"]["input"]["sqnr_db"], serde_json::Value::Null, "exact input: SQNR is +inf");
+    assert!(compiled["fidelity"]["top1_agreement"].as_f64().expect("classifier") >= 0.97);
+}
