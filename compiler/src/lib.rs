@@ -9,6 +9,7 @@ pub mod allocate;
 pub mod autodiff;
 pub mod data;
 pub mod emit;
+pub mod equalize;
 pub mod eval;
 pub mod fidelity;
 pub mod float_exec;

@@ -13,7 +13,7 @@ use hawq_compiler::data::Dataset;
 use hawq_compiler::eval::{default_metric, evaluate, Metric, Runner};
 use hawq_compiler::import::import;
 use hawq_compiler::ir::InputTransform;
-use hawq_compiler::pipeline::{compile, compile_allocation, prepare, progress_bar, BitsFile};
+use hawq_compiler::pipeline::{compile, compile_allocation, prepare, prepare_with, progress_bar, BitsFile};
 use hawq_compiler::quantize::BitConfig;
 use hawq_compiler::report::{Measured, Report};
 use hawq_compiler::sensitivity::{measure, LossChoice};
@@ -102,6 +102,10 @@ struct CompileArgs {
     /// output SQNR below 10 dB, on the calibration data).
     #[arg(long)]
     allow_low_fidelity: bool,
+    /// Do not equalize channel ranges across layers (on by default: a tensor whose widest channel
+    /// spans 8× its median gets the channel scaled down and its readers' weights scaled up).
+    #[arg(long)]
+    no_equalize: bool,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -265,7 +269,7 @@ fn cmd_compile(a: &CompileArgs) -> Result<()> {
     let graph = import(&a.model)?;
     let calib = Dataset::load(&a.calib)?;
     let budget = Budget { weight_bytes: kib(a.budget_kib), avg_bits: a.avg_bits, arena_bytes: kib(a.max_arena_kib) };
-    let prepared = prepare(graph, &calib, a.transform.get())?;
+    let prepared = prepare_with(graph, &calib, a.transform.get(), !a.no_equalize)?;
     let compiled = if budget == Budget::default() {
         let mut bits = BitConfig::uniform(&prepared.graph, a.bits, a.act_bits);
         if let Some(path) = &a.config {
@@ -324,11 +328,18 @@ fn cmd_compile(a: &CompileArgs) -> Result<()> {
                 "weight_bytes": compiled.weight_bytes,
                 "arena_bytes": compiled.arena_bytes,
                 "layers": compiled.layers,
+                "equalized": prepared.equalized,
                 "fidelity": fidelity,
             })
         );
     } else {
         println!("{} → {}", a.model.display(), a.output.display());
+        for e in &prepared.equalized {
+            println!(
+                "equalized '{}': widest channel {:.0}× the median → {:.1}× ({} channels scaled, consumers compensated)",
+                e.tensor, e.spread_before, e.spread_after, e.channels_scaled
+            );
+        }
         println!("{:<48} {:<17} {:>5} {:>5} {:>7} {:>9} {:>10}", "layer", "op", "w", "a", "params", "bytes", "MACs");
         for l in &compiled.layers {
             let wb = l.weight_bits.map_or("-".to_string(), |b| b.to_string());
@@ -567,6 +578,7 @@ fn cmd_demo() -> Result<()> {
         report: None,
         output: model_out.clone(),
         allow_low_fidelity: false,
+        no_equalize: false,
         json: false,
     })?;
     cmd_eval(&EvalArgs {

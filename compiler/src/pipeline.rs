@@ -21,6 +21,8 @@ pub struct Prepared {
     /// Input moments per weight layer, for error-compensating rounding and bias correction below
     /// 8 bits.
     pub moments: Vec<Option<crate::gptq::InputMoments>>,
+    /// Tensors whose channel ranges were equalized before calibration.
+    pub equalized: Vec<crate::equalize::Equalized>,
 }
 
 /// Calibration samples used for the input moments (they cost a forward pass and a K×K product
@@ -58,7 +60,13 @@ pub fn real_inputs(graph: &Graph, data: &Dataset, transform: InputTransform) -> 
 }
 
 pub fn prepare(graph: Graph, calib: &Dataset, transform: InputTransform) -> Result<Prepared> {
+    prepare_with(graph, calib, transform, true)
+}
+
+/// [`prepare`], with cross-layer range equalization (`crate::equalize`) on or off.
+pub fn prepare_with(mut graph: Graph, calib: &Dataset, transform: InputTransform, equalize: bool) -> Result<Prepared> {
     let inputs = real_inputs(&graph, calib, transform)?;
+    let equalized = if equalize { crate::equalize::equalize(&mut graph, &inputs) } else { Vec::new() };
     let bar = progress_bar(inputs.len(), "calibrating");
     // One forward pass per sample serves both the calibration (every sample) and the moments
     // (every `step`-th sample).
@@ -69,7 +77,7 @@ pub fn prepare(graph: Graph, calib: &Dataset, transform: InputTransform) -> Resu
     });
     let calibration = Calibration::from_observations(&graph, inputs.len(), observed);
     bar.finish_and_clear();
-    Ok(Prepared { raw: raw_kind(calib), graph, transform, calibration, moments })
+    Ok(Prepared { raw: raw_kind(calib), graph, transform, calibration, moments, equalized })
 }
 
 impl Prepared {

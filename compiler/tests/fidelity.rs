@@ -72,15 +72,32 @@ fn all_zero_channels_with_large_biases_keep_int8_within_a_point_of_float() {
     within_a_point_of_float("zero-weights");
 }
 
-/// One channel 1000× the others in a tensor quantized with one scale: the int8 model cannot follow
-/// the float one there, and the compile says so, naming the layer and the channel, and writes
-/// nothing unless asked.
+/// One channel of the last convolution 1000× the others, compensated in the classifier: with
+/// one scale per tensor the other channels would keep a few levels; cross-layer equalization
+/// scales the channel back (and the classifier's column up), so int8 follows float.
 #[test]
-fn a_channel_dwarfing_its_tensor_fails_the_compile_naming_it() {
+fn a_channel_dwarfing_its_tensor_is_equalized() {
+    within_a_point_of_float("wide-channel");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let compiled = json(&compile(&data("wide-channel.onnx"), &dir.path().join("w.hq"), &[]));
+    let equalized = compiled["equalized"].as_array().expect("equalized");
+    assert_eq!(equalized.len(), 1, "{equalized:?}");
+    assert_eq!(equalized[0]["tensor"], "/pw/Conv_output_0");
+    assert!(equalized[0]["spread_before"].as_f64().unwrap() > 500.0);
+    assert!(equalized[0]["spread_after"].as_f64().unwrap() < 8.0);
+    // The project's other models have no such tensor: nothing is touched.
+    let plain = json(&compile(&digits("model.onnx"), &dir.path().join("d.hq"), &[]));
+    assert_eq!(plain["equalized"].as_array().map(Vec::len), Some(0));
+}
+
+/// Without the equalization the same model diverges, and the compile says so, naming the layer
+/// where it parts and the channel that causes it, and writes nothing unless asked.
+#[test]
+fn a_diverging_model_fails_the_compile_naming_layer_and_cause() {
     let dir = tempfile::tempdir().expect("temp dir");
     let model = data("wide-channel.onnx");
     let out = dir.path().join("wide.hq");
-    let o = compile(&model, &out, &["--bits", "8"]);
+    let o = compile(&model, &out, &["--no-equalize"]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     let last = err.lines().last().unwrap_or_default();
@@ -88,9 +105,13 @@ fn a_channel_dwarfing_its_tensor_fails_the_compile_naming_it() {
         assert!(last.contains(needle), "error should mention '{needle}': {last}");
     }
     assert!(!out.exists(), "nothing is written when the model diverges");
-    let forced = json(&compile(&model, &out, &["--bits", "8", "--allow-low-fidelity"]));
+    let forced = json(&compile(&model, &out, &["--no-equalize", "--allow-low-fidelity"]));
     assert!(out.exists());
     assert!(forced["fidelity"]["divergence"].as_str().is_some_and(|d| d.contains("/fc/Gemm")));
+    // Uniform 2-bit weights and 4-bit activations on the digits model: the error accumulates.
+    let o = compile(&digits("model.onnx"), &out, &["--bits", "2", "--act-bits", "4"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("top-1 agrees with the float model on"));
 }
 
 /// The report has one row per layer, each with finite or infinite (exact) SQNR and a cosine, and
