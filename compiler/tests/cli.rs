@@ -305,3 +305,138 @@ fn float_reference_matches_onnxruntime_on_the_bundled_example() {
         }
     }
 }
+
+// ---- data files: layouts, sizes, dtypes, values -------------------------------------------
+
+/// `.npy` bytes with the given header dictionary (padded as NumPy pads it) and data.
+fn npy_bytes(dict: &str, data: &[u8]) -> Vec<u8> {
+    let mut dict = dict.to_string();
+    while !(10 + dict.len() + 1).is_multiple_of(64) {
+        dict.push(' ');
+    }
+    dict.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+    out.extend_from_slice(dict.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+/// A zip of `.npy` entries, deflated.
+fn zip_bytes(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for (name, bytes) in entries {
+        zip.start_file(*name, options).unwrap();
+        zip.write_all(bytes).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+/// Rewrites the uncompressed size a zip declares for its first entry (local header and central
+/// directory), as a forged or bombed archive would.
+fn forge_uncompressed_size(zip: &mut [u8], size: u32) {
+    let find = |zip: &[u8], sig: &[u8]| zip.windows(4).position(|w| w == sig).expect("zip signature");
+    let local = find(zip, b"PK\x03\x04");
+    zip[local + 22..local + 26].copy_from_slice(&size.to_le_bytes());
+    let central = find(zip, b"PK\x01\x02");
+    zip[central + 24..central + 28].copy_from_slice(&size.to_le_bytes());
+}
+
+fn labels_npy(n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    ndarray_npy::WriteNpyExt::write_npy(&Array1::<i64>::zeros(n), &mut out).unwrap();
+    out
+}
+
+fn read_digits(file: &str) -> (ndarray::ArrayD<u8>, ndarray::ArrayD<i64>) {
+    let mut npz = ndarray_npy::NpzReader::new(std::fs::File::open(example(file)).unwrap()).unwrap();
+    (npz.by_name("x").unwrap(), npz.by_name("y").unwrap())
+}
+
+/// Writes `x` in Fortran (column-major) order, as `np.asfortranarray` or `x.T.copy().T` would.
+fn write_fortran_npz(path: &Path, x: &ndarray::ArrayD<u8>, y: &ndarray::ArrayD<i64>) {
+    use ndarray::ShapeBuilder;
+    let mut fortran = ndarray::ArrayD::<u8>::zeros(x.shape().f());
+    fortran.assign(x);
+    assert!(!fortran.is_standard_layout());
+    let mut npz = NpzWriter::new(std::fs::File::create(path).unwrap());
+    npz.add_array("x", &fortran).unwrap();
+    npz.add_array("y", y).unwrap();
+    npz.finish().unwrap();
+    let bytes = std::fs::read(path).unwrap();
+    let flag = b"'fortran_order': True";
+    assert!(bytes.windows(flag.len()).any(|w| w == flag), "not written in Fortran order");
+}
+
+fn json_value(o: &Output) -> f64 {
+    assert!(o.status.success(), "{}", stderr(o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    v["value"].as_f64().expect("value")
+}
+
+#[test]
+fn fortran_order_data_give_the_results_of_c_order_data() {
+    let dir = tmp();
+    let (x, y) = read_digits("eval.npz");
+    let fortran_eval = dir.path().join("eval_f.npz");
+    write_fortran_npz(&fortran_eval, &x, &y);
+    let (cx, cy) = read_digits("calib.npz");
+    let fortran_calib = dir.path().join("calib_f.npz");
+    write_fortran_npz(&fortran_calib, &cx, &cy);
+
+    let model = example("model.onnx");
+    let float_eval =
+        |data: &Path| json_value(&hawq(&["eval", p(&model), "--data", p(data), "--input-scale", "0.0625", "--json"]));
+    let c_value = float_eval(&example("eval.npz"));
+    assert!(c_value > 0.9, "float digits accuracy {c_value}");
+    assert_eq!(float_eval(&fortran_eval), c_value);
+
+    // Calibrating on the Fortran copy gives the very same model file.
+    let (c_out, f_out) = (dir.path().join("c.hq"), dir.path().join("f.hq"));
+    let o = compile_digits(&c_out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = hawq(&["compile", p(&model), "--calib", p(&fortran_calib), "--input-scale", "0.0625", "-o", p(&f_out)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&c_out).unwrap(), std::fs::read(&f_out).unwrap());
+    let hq_eval = |data: &Path| json_value(&hawq(&["eval", p(&c_out), "--data", p(data), "--json"]));
+    assert_eq!(hq_eval(&fortran_eval), hq_eval(&example("eval.npz")));
+}
+
+#[test]
+fn npz_sizes_are_bounded_before_allocating() {
+    let dir = tmp();
+    let model = example("model.onnx");
+    let eval = |name: &str, zip: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, zip).unwrap();
+        hawq(&["eval", p(&model), "--data", p(&path)])
+    };
+    // A header claiming 10^12 samples in a file of a few hundred bytes.
+    let x = npy_bytes("{'descr': '|u1', 'fortran_order': False, 'shape': (1000000000000, 1, 8, 8), }", &[]);
+    let o = eval("huge.npz", &zip_bytes(&[("x.npy", &x), ("y.npy", &labels_npy(2))]));
+    assert_one_line_error(&o, &["huge.npz", "'x'", "2 GiB"]);
+
+    // A bomb: 8 MiB of zeros (8 KiB compressed) whose entry declares 3 GiB, under a header that
+    // agrees: refused from the sizes, nothing decompressed.
+    let zeros = vec![0u8; 8 << 20];
+    let x = npy_bytes("{'descr': '|u1', 'fortran_order': False, 'shape': (3221225472,), }", &zeros);
+    let mut zip = zip_bytes(&[("x.npy", &x), ("y.npy", &labels_npy(2))]);
+    assert!(zip.len() < 64 << 10);
+    forge_uncompressed_size(&mut zip, 3 << 30);
+    let o = eval("bomb.npz", &zip);
+    assert_one_line_error(&o, &["bomb.npz", "'x'", "2 GiB"]);
+
+    // An entry that declares less than it expands to: reading stops at the declared size.
+    let x = npy_bytes("{'descr': '|u1', 'fortran_order': False, 'shape': (2, 1, 8, 8), }", &zeros);
+    let mut zip = zip_bytes(&[("x.npy", &x), ("y.npy", &labels_npy(2))]);
+    forge_uncompressed_size(&mut zip, (x.len() - zeros.len() + 128) as u32);
+    let o = eval("lying.npz", &zip);
+    assert_one_line_error(&o, &["lying.npz", "'x'", "declared size"]);
+
+    // A header claiming more data than the entry declares.
+    let x = npy_bytes("{'descr': '|u1', 'fortran_order': False, 'shape': (200, 1, 8, 8), }", &[0; 128]);
+    let o = eval("short.npz", &zip_bytes(&[("x.npy", &x), ("y.npy", &labels_npy(2))]));
+    assert_one_line_error(&o, &["short.npz", "'x'", "12800 bytes"]);
+}
