@@ -180,7 +180,7 @@ pub fn evaluate(
     runner.check_dtype(data)?;
     check_metric(runner, data, metric)?;
     if window_stride == 0 {
-        bail!("the window stride must be at least 1");
+        bail!("{}: the auc-recon window stride must be at least 1", data.path.display());
     }
     let n_in = runner.input_len();
     let outputs: Vec<Result<f64>> = (0..data.len())
