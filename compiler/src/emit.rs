@@ -606,8 +606,12 @@ pub fn emit(
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("{}: cannot create a file here", dir.display()))?;
+    let mut builder = tempfile::Builder::new();
+    // tempfile creates 0600 files; asking open(2) for 0666 lets the umask decide, as
+    // `File::create` does, so the output gets the permissions any other written file gets.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut tmp = builder.tempfile_in(dir).with_context(|| format!("{}: cannot create a file here", dir.display()))?;
     tmp.write_all(bytes).with_context(|| format!("{}: write failed", path.display()))?;
     tmp.as_file().sync_all().ok();
     tmp.persist(path).map_err(|e| anyhow!("{}: cannot write ({})", path.display(), e.error))?;

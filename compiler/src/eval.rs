@@ -1,7 +1,7 @@
 //! Measuring a model on a labelled dataset: the float ONNX model through the float reference, or
 //! a compiled `.hq` through the bit-exact integer runtime (exactly what the device computes).
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -76,6 +76,44 @@ impl Runner<'_> {
             }
         }
     }
+
+    /// The real values a raw input stands for, which is what an autoencoder reconstructs: the
+    /// float model's transform `x·S + O`, or a compiled model's input quantization
+    /// `(q − z)·s` with `q = x − 128` for uint8 and `q = x` for int8 (contract §6; the
+    /// transform is folded into `z` and `s`). Float inputs of a compiled model are real already.
+    pub fn input_real(&self, raw: &[f32]) -> Vec<f32> {
+        match self {
+            Runner::Float { transform: t, .. } => raw.iter().map(|&x| x * t.scale + t.offset).collect(),
+            Runner::Quantized { model } => {
+                let input = model.input();
+                let (s, z) = (input.scale.to_f32(), input.zero_point as f32);
+                match model.raw_input() {
+                    hawq_runtime::RawInput::U8 => raw.iter().map(|&x| (x - 128.0 - z) * s).collect(),
+                    hawq_runtime::RawInput::I8 => raw.iter().map(|&x| (x - z) * s).collect(),
+                    hawq_runtime::RawInput::F32 => raw.to_vec(),
+                }
+            }
+        }
+    }
+
+    /// Refuses data a compiled model would misread: it takes the raw dtype it was calibrated on
+    /// (uint8 pixels, int8 features or float32 reals), and any other would be cast silently.
+    pub fn check_dtype(&self, data: &Dataset) -> Result<()> {
+        let Runner::Quantized { model } = self else { return Ok(()) };
+        let takes = match model.raw_input() {
+            hawq_runtime::RawInput::U8 => "uint8",
+            hawq_runtime::RawInput::I8 => "int8",
+            hawq_runtime::RawInput::F32 => "float32",
+        };
+        if data.dtype_name() != takes {
+            bail!(
+                "{}: 'x' holds {} but the compiled model takes {takes} inputs (the dtype it was calibrated on)",
+                data.path.display(),
+                data.dtype_name()
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Picks the metric a dataset calls for when the user gives none.
@@ -89,7 +127,49 @@ pub fn default_metric(runner: &Runner<'_>, data: &Dataset) -> Metric {
     }
 }
 
-/// Evaluates `metric` over the dataset; `progress` ticks once per sample.
+/// Checks that `metric` applies to the model and the labels, before any inference.
+fn check_metric(runner: &Runner<'_>, data: &Dataset, metric: Metric) -> Result<()> {
+    let path = data.path.display();
+    let (n_in, n_out) = (runner.input_len(), runner.output_len());
+    if metric != Metric::AucRecon {
+        data.check_sample_len(n_in)?;
+    }
+    match metric {
+        Metric::Top1 => {
+            if n_out < 2 {
+                bail!("{path}: top1 needs a model with one output per class; this one has {n_out} output");
+            }
+            if let Some((i, y)) =
+                data.y.iter().enumerate().find(|(_, &y)| !(y.fract() == 0.0 && (0.0..n_out as f64).contains(&y)))
+            {
+                bail!("{path}: sample {i}: label {y} is not a class index in 0..{n_out}");
+            }
+        }
+        Metric::Rmse => {
+            if n_out != 1 {
+                bail!("{path}: rmse compares one output with 'y'; the model has {n_out} outputs");
+            }
+            if let Some((i, y)) = data.y.iter().enumerate().find(|(_, y)| !y.is_finite()) {
+                bail!("{path}: sample {i}: target {y} is not a finite number");
+            }
+        }
+        Metric::AucRecon => {
+            if n_out != n_in {
+                bail!("{path}: auc-recon needs a model that reconstructs its input; it takes {n_in} values and gives {n_out}");
+            }
+            if data.sample_len() < n_in {
+                bail!("{path}: samples have {} values, fewer than the model's input {n_in}", data.sample_len());
+            }
+            if let Some((i, y)) = data.y.iter().enumerate().find(|(_, &y)| y != 0.0 && y != 1.0) {
+                bail!("{path}: sample {i}: label {y} is not 0 (normal) or 1 (anomaly)");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Evaluates `metric` over the dataset; `progress` ticks once per sample. `window_stride` is the
+/// step between auc-recon windows (at least 1).
 pub fn evaluate(
     runner: &Runner<'_>,
     data: &Dataset,
@@ -97,51 +177,42 @@ pub fn evaluate(
     window_stride: usize,
     progress: &indicatif::ProgressBar,
 ) -> Result<f64> {
-    let n_in = runner.input_len();
-    if metric != Metric::AucRecon {
-        data.check_sample_len(n_in)?;
-    } else if data.sample_len() < n_in {
-        bail!(
-            "{}: samples have {} values, fewer than the model's input {n_in}",
-            data.path.display(),
-            data.sample_len()
-        );
+    runner.check_dtype(data)?;
+    check_metric(runner, data, metric)?;
+    if window_stride == 0 {
+        bail!("{}: the auc-recon window stride must be at least 1", data.path.display());
     }
+    let n_in = runner.input_len();
     let outputs: Vec<Result<f64>> = (0..data.len())
         .into_par_iter()
         .map(|i| {
             let raw = data.raw_f32(i);
+            let infer = |x: &[f32]| runner.infer(x).with_context(|| format!("{}: sample {i}", data.path.display()));
             let r = match metric {
                 Metric::Top1 => {
-                    let out = runner.infer(&raw)?;
+                    let out = infer(&raw)?;
                     let best = out.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(k, _)| k);
                     Ok(if best as f64 == data.y[i] { 1.0 } else { 0.0 })
                 }
                 Metric::Rmse => {
-                    let out = runner.infer(&raw)?;
+                    let out = infer(&raw)?;
                     Ok((out[0] as f64 - data.y[i]).powi(2))
                 }
                 Metric::AucRecon => {
-                    let stride = window_stride.max(1);
                     let mut total = 0.0;
                     let mut windows = 0;
                     let mut start = 0;
                     while start + n_in <= raw.len() {
                         let window = &raw[start..start + n_in];
-                        let out = runner.infer(window)?;
-                        let t = match runner {
-                            Runner::Float { transform, .. } => *transform,
-                            Runner::Quantized { .. } => InputTransform::default(),
-                        };
-                        let err: f64 = window
-                            .iter()
-                            .zip(&out)
-                            .map(|(&x, &y)| ((x * t.scale + t.offset) as f64 - y as f64).powi(2))
-                            .sum::<f64>()
-                            / n_in as f64;
+                        let out = infer(window)?;
+                        // Like with like: the real input the model saw against its real output.
+                        let target = runner.input_real(window);
+                        let err: f64 =
+                            target.iter().zip(&out).map(|(&x, &y)| (x as f64 - y as f64).powi(2)).sum::<f64>()
+                                / n_in as f64;
                         total += err;
                         windows += 1;
-                        start += stride;
+                        start += window_stride;
                     }
                     Ok(total / windows.max(1) as f64)
                 }
@@ -154,7 +225,7 @@ pub fn evaluate(
     Ok(match metric {
         Metric::Top1 => values.iter().sum::<f64>() / values.len() as f64,
         Metric::Rmse => (values.iter().sum::<f64>() / values.len() as f64).sqrt(),
-        Metric::AucRecon => auc(&values, &data.y)?,
+        Metric::AucRecon => auc(&values, &data.y).with_context(|| data.path.display().to_string())?,
     })
 }
 

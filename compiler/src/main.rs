@@ -9,12 +9,13 @@ use serde_json::json;
 
 use hawq_compiler::allocate::{allocate, resolve_pins, Allocation, Budget};
 use hawq_compiler::autodiff::{Method, TraceOptions};
-use hawq_compiler::data::Dataset;
+use hawq_compiler::data::{Dataset, RawData};
 use hawq_compiler::eval::{default_metric, evaluate, Metric, Runner};
 use hawq_compiler::import::import;
 use hawq_compiler::ir::InputTransform;
 use hawq_compiler::pipeline::{compile, compile_allocation, prepare, prepare_with, progress_bar, BitsFile};
 use hawq_compiler::quantize::BitConfig;
+use hawq_compiler::report::shorten;
 use hawq_compiler::report::{Measured, Report};
 use hawq_compiler::sensitivity::{measure, LossChoice};
 
@@ -47,19 +48,35 @@ enum Command {
     Demo,
 }
 
-#[derive(Args, Clone, Copy)]
+#[derive(Args, Clone, Copy, Default)]
 struct TransformArgs {
-    /// Input scale S of the transform real = x·S + O applied to the raw data.
-    #[arg(long, default_value_t = 1.0)]
-    input_scale: f32,
-    /// Input offset O of the transform real = x·S + O.
-    #[arg(long, default_value_t = 0.0)]
-    input_offset: f32,
+    /// Input scale S of the transform real = x·S + O applied to uint8/int8 data [default: 1].
+    #[arg(long, allow_negative_numbers = true)]
+    input_scale: Option<f32>,
+    /// Input offset O of the transform real = x·S + O (negative values need no `=`) [default: 0].
+    #[arg(long, allow_negative_numbers = true)]
+    input_offset: Option<f32>,
 }
 
 impl TransformArgs {
     fn get(self) -> InputTransform {
-        InputTransform { scale: self.input_scale, offset: self.input_offset }
+        InputTransform { scale: self.input_scale.unwrap_or(1.0), offset: self.input_offset.unwrap_or(0.0) }
+    }
+
+    fn given(self) -> bool {
+        self.input_scale.is_some() || self.input_offset.is_some()
+    }
+
+    /// Float data are taken as real values: a transform given with them would be ignored.
+    fn check_applies(self, data: &Dataset) -> Result<()> {
+        if self.given() && matches!(data.x, RawData::F32(_)) {
+            bail!(
+                "{}: 'x' holds float32 values, which are taken as real; --input-scale/--input-offset apply to \
+                 uint8/int8 data only",
+                data.path.display()
+            );
+        }
+        Ok(())
     }
 }
 
@@ -72,12 +89,13 @@ struct CompileArgs {
     calib: PathBuf,
     #[command(flatten)]
     transform: TransformArgs,
-    /// Weight bits of every layer (2, 4 or 8).
-    #[arg(long, default_value_t = 8, value_parser = parse_weight_bits)]
-    bits: u8,
-    /// Activation bits of every tensor (4 or 8); the input of a uint8/int8 model stays 8-bit.
-    #[arg(long, default_value_t = 8, value_parser = parse_act_bits)]
-    act_bits: u8,
+    /// Weight bits of every layer (2, 4 or 8) [default: 8]; not with a budget.
+    #[arg(long, value_parser = parse_weight_bits)]
+    bits: Option<u8>,
+    /// Activation bits of every tensor (4 or 8) [default: 8]; the input of a uint8/int8 model
+    /// stays 8-bit; not with a budget.
+    #[arg(long, value_parser = parse_act_bits)]
+    act_bits: Option<u8>,
     /// Per-layer bit widths (JSON: {"weight_bits": {layer: b}, "act_bits": {tensor: b}}).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -111,8 +129,9 @@ struct CompileArgs {
     json: bool,
 }
 
-/// Options of the sensitivity analysis shared by `compile` and `analyze`.
-#[derive(Args, Clone)]
+/// Options of the sensitivity analysis shared by `compile` and `analyze`. Optional so that
+/// `compile` without a budget (no analysis) can refuse them instead of ignoring them.
+#[derive(Args, Clone, Default)]
 struct HawqArgs {
     /// Keep a layer at a bit width: `--pin LAYER=8` (repeatable).
     #[arg(long)]
@@ -120,18 +139,19 @@ struct HawqArgs {
     /// Keep the first and the last weight layer at 8 bits.
     #[arg(long)]
     pin_first_last: bool,
-    /// Calibration loss for the Hessian.
-    #[arg(long, value_enum, default_value_t = LossChoice::Auto)]
-    loss: LossChoice,
-    /// Trace estimator: exact Gauss-Newton where it equals the Hessian, else Hutchinson.
-    #[arg(long, value_enum, default_value_t = TraceMethod::Auto)]
-    trace_method: TraceMethod,
-    /// Relative standard error at which iterative trace estimates stop.
-    #[arg(long, default_value_t = 1e-3)]
-    tolerance: f64,
-    /// Maximum iterations of iterative trace estimates.
-    #[arg(long, default_value_t = 100)]
-    max_iterations: usize,
+    /// Calibration loss for the Hessian [default: auto].
+    #[arg(long, value_enum)]
+    loss: Option<LossChoice>,
+    /// Trace estimator: exact Gauss-Newton where it equals the Hessian, else Hutchinson
+    /// [default: auto].
+    #[arg(long, value_enum)]
+    trace_method: Option<TraceMethod>,
+    /// Relative standard error at which iterative trace estimates stop [default: 0.001].
+    #[arg(long)]
+    tolerance: Option<f64>,
+    /// Maximum iterations of iterative trace estimates [default: 100].
+    #[arg(long)]
+    max_iterations: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -144,15 +164,33 @@ enum TraceMethod {
 impl HawqArgs {
     fn trace_options(&self) -> TraceOptions {
         TraceOptions {
-            method: match self.trace_method {
+            method: match self.trace_method.unwrap_or(TraceMethod::Auto) {
                 TraceMethod::Auto => Method::Auto,
                 TraceMethod::Hutchinson => Method::Hutchinson,
                 TraceMethod::GaussNewton => Method::GaussNewton,
             },
-            tolerance: self.tolerance,
-            max_iterations: self.max_iterations,
+            tolerance: self.tolerance.unwrap_or(1e-3),
+            max_iterations: self.max_iterations.unwrap_or(100),
             ..TraceOptions::default()
         }
+    }
+
+    fn loss(&self) -> LossChoice {
+        self.loss.unwrap_or(LossChoice::Auto)
+    }
+
+    /// The first option given, as its flag, for errors where none applies.
+    fn first_given(&self) -> Option<&'static str> {
+        [
+            (!self.pin.is_empty(), "--pin"),
+            (self.pin_first_last, "--pin-first-last"),
+            (self.loss.is_some(), "--loss"),
+            (self.trace_method.is_some(), "--trace-method"),
+            (self.tolerance.is_some(), "--tolerance"),
+            (self.max_iterations.is_some(), "--max-iterations"),
+        ]
+        .into_iter()
+        .find_map(|(given, flag)| given.then_some(flag))
     }
 }
 
@@ -173,12 +211,12 @@ struct AnalyzeArgs {
     /// top1, rmse or auc-recon for --eval; chosen from the model and data when omitted.
     #[arg(long, value_enum)]
     metric: Option<Metric>,
-    /// Window stride for auc-recon.
-    #[arg(long, default_value_t = 128)]
-    window_stride: usize,
-    /// Frontier points to measure with --eval.
-    #[arg(long, default_value_t = 6)]
-    points: usize,
+    /// Window stride for auc-recon with --eval [default: 128].
+    #[arg(long, value_parser = parse_positive)]
+    window_stride: Option<usize>,
+    /// Frontier points to measure with --eval [default: 6].
+    #[arg(long, value_parser = parse_positive)]
+    points: Option<usize>,
     /// Write the report (Markdown, JSON, SVG) into this folder.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -200,9 +238,9 @@ struct EvalArgs {
     /// top1, rmse or auc-recon; chosen from the model and data when omitted.
     #[arg(long, value_enum)]
     metric: Option<Metric>,
-    /// Window stride for auc-recon.
-    #[arg(long, default_value_t = 128)]
-    window_stride: usize,
+    /// Window stride for auc-recon [default: 128].
+    #[arg(long, value_parser = parse_positive)]
+    window_stride: Option<usize>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -240,8 +278,62 @@ fn parse_act_bits(s: &str) -> Result<u8, String> {
     }
 }
 
+fn parse_positive(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("must be a whole number of at least 1, not '{s}'")),
+    }
+}
+
+/// The step between auc-recon windows when none is given (the one the autoencoder fixture's
+/// accuracy is measured with).
+const DEFAULT_WINDOW_STRIDE: usize = 128;
+
+/// Whether two paths name the same existing file: compared canonically (symbolic links, `..`)
+/// and, on unix, by device and inode (hard links).
+fn same_file(a: &Path, b: &Path) -> bool {
+    if let (Ok(ca), Ok(cb)) = (a.canonicalize(), b.canonicalize()) {
+        if ca == cb {
+            return true;
+        }
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(ma), Ok(mb)) = (std::fs::metadata(a), std::fs::metadata(b)) {
+            return ma.dev() == mb.dev() && ma.ino() == mb.ino();
+        }
+    }
+    false
+}
+
+/// Refuses an output that is one of the inputs: the write would destroy what it was made from.
+fn refuse_overwriting_inputs(output: &Path, inputs: &[(&str, &Path)]) -> Result<()> {
+    for (what, input) in inputs {
+        if same_file(output, input) {
+            bail!(
+                "{}: the output is the {what} file {}; refusing to overwrite an input",
+                output.display(),
+                input.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            // One line like every other error: clap's first paragraph names the flags and the
+            // reason (its usage and tips follow after a blank line).
+            let text = e.render().to_string();
+            let first: Vec<&str> = text.lines().map(str::trim).take_while(|l| !l.is_empty()).collect();
+            eprintln!("{}", first.join(" "));
+            return ExitCode::from(2);
+        }
+    };
     let result = match cli.command {
         Command::Compile(a) => cmd_compile(&a),
         Command::Analyze(a) => cmd_analyze(&a),
@@ -266,25 +358,48 @@ fn kib(v: Option<f64>) -> Option<usize> {
 }
 
 fn cmd_compile(a: &CompileArgs) -> Result<()> {
+    let mut inputs = vec![("model", a.model.as_path()), ("calibration data", a.calib.as_path())];
+    if let Some(config) = &a.config {
+        inputs.push(("bit configuration", config.as_path()));
+    }
+    refuse_overwriting_inputs(&a.output, &inputs)?;
+    let budget = Budget { weight_bytes: kib(a.budget_kib), avg_bits: a.avg_bits, arena_bytes: kib(a.max_arena_kib) };
+    // Flags that would be ignored are refused before the (long) work starts.
+    let model = a.model.display();
+    if budget == Budget::default() {
+        if a.report.is_some() {
+            bail!("{model}: --report needs a budget (--budget-kib, --avg-bits or --max-arena-kib); for the analysis alone use `hawq analyze`");
+        }
+        if let Some(flag) = a.hawq.first_given() {
+            bail!("{model}: {flag} steers the HAWQ-V2 allocation, which runs only with a budget (--budget-kib, --avg-bits or --max-arena-kib)");
+        }
+    } else {
+        if a.config.is_some() {
+            bail!("{model}: --config fixes the bits; it cannot be combined with a budget (use --pin)");
+        }
+        if a.bits.is_some() || a.act_bits.is_some() {
+            bail!("{model}: --bits/--act-bits set uniform bit widths; with a budget HAWQ-V2 chooses them (use --pin)");
+        }
+        if a.budget_kib.is_some() && a.avg_bits.is_some() {
+            bail!("{model}: give a weight budget in KiB (--budget-kib) or in average bits (--avg-bits), not both");
+        }
+    }
     let graph = import(&a.model)?;
     let calib = Dataset::load(&a.calib)?;
-    let budget = Budget { weight_bytes: kib(a.budget_kib), avg_bits: a.avg_bits, arena_bytes: kib(a.max_arena_kib) };
+    a.transform.check_applies(&calib)?;
     let prepared = prepare_with(graph, &calib, a.transform.get(), !a.no_equalize)?;
     let compiled = if budget == Budget::default() {
-        let mut bits = BitConfig::uniform(&prepared.graph, a.bits, a.act_bits);
+        let mut bits = BitConfig::uniform(&prepared.graph, a.bits.unwrap_or(8), a.act_bits.unwrap_or(8));
         if let Some(path) = &a.config {
             bits = BitsFile::load(path)?.apply(&prepared.graph, bits, path)?;
         }
-        if a.report.is_some() {
-            bail!("--report needs a budget (--budget-kib, --avg-bits or --max-arena-kib); for the analysis alone use `hawq analyze`");
-        }
-        compile(&prepared, &bits)?
+        compile(&prepared, &bits).with_context(|| model.to_string())?
     } else {
-        if a.config.is_some() {
-            bail!("--config fixes the bits; it cannot be combined with a budget (use --pin)");
-        }
-        let pins = resolve_pins(&prepared.graph, &a.hawq.pin, a.hawq.pin_first_last)?;
-        let m = measure(&prepared, &calib, a.hawq.loss, &a.hawq.trace_options())?;
+        let pins =
+            resolve_pins(&prepared.graph, &a.hawq.pin, a.hawq.pin_first_last).with_context(|| model.to_string())?;
+        // The loss is measured on the calibration labels: its errors concern that file.
+        let m = measure(&prepared, &calib, a.hawq.loss(), &a.hawq.trace_options())
+            .with_context(|| a.calib.display().to_string())?;
         let allocation = allocate(
             &prepared.graph,
             &m.sensitivity,
@@ -293,8 +408,10 @@ fn cmd_compile(a: &CompileArgs) -> Result<()> {
             &|n, b| prepared.weight_perturbation(n, b),
             budget,
             &pins,
-        )?;
-        let (compiled, bits) = compile_allocation(&prepared, &allocation, budget.arena_bytes)?;
+        )
+        .with_context(|| model.to_string())?;
+        let (compiled, bits) =
+            compile_allocation(&prepared, &allocation, budget.arena_bytes).with_context(|| model.to_string())?;
         if let Some(dir) = &a.report {
             let mut report = build_report(&a.model, &m, &allocation);
             report.chosen_bits = Some(allocation.layers.iter().map(|l| bits.weight_bits[l.node]).collect());
@@ -364,15 +481,6 @@ fn cmd_compile(a: &CompileArgs) -> Result<()> {
     Ok(())
 }
 
-fn shorten(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        let tail: String = s.chars().rev().take(n - 1).collect::<Vec<_>>().into_iter().rev().collect();
-        format!("…{tail}")
-    }
-}
-
 fn is_hq(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "hq")
 }
@@ -386,6 +494,13 @@ fn load_model<'a>(path: &Path, blob: &'a [u8]) -> Result<hawq_runtime::Model<'a>
 }
 
 fn cmd_eval(a: &EvalArgs) -> Result<()> {
+    if is_hq(&a.model) && a.transform.given() {
+        bail!(
+            "{}: --input-scale/--input-offset apply to an ONNX model; a compiled model has its input transform \
+             folded in",
+            a.model.display()
+        );
+    }
     let data = Dataset::load(&a.data)?;
     let blob;
     let graph;
@@ -399,8 +514,9 @@ fn cmd_eval(a: &EvalArgs) -> Result<()> {
         (Runner::Float { graph: &graph, transform: a.transform.get() }, None)
     };
     let metric = a.metric.unwrap_or_else(|| default_metric(&runner, &data));
+    refuse_window_stride(&a.model, metric, a.window_stride)?;
     let bar = progress_bar(data.len(), "evaluating");
-    let value = evaluate(&runner, &data, metric, a.window_stride, &bar)?;
+    let value = evaluate(&runner, &data, metric, a.window_stride.unwrap_or(DEFAULT_WINDOW_STRIDE), &bar)?;
     bar.finish_and_clear();
     if a.json {
         let mut obj = json!({ "metric": metric.name(), "value": value, "samples": data.len() });
@@ -419,31 +535,56 @@ fn cmd_eval(a: &EvalArgs) -> Result<()> {
     Ok(())
 }
 
+/// `--window-stride` cuts auc-recon windows; with any other metric it would be ignored.
+fn refuse_window_stride(model: &Path, metric: Metric, stride: Option<usize>) -> Result<()> {
+    if stride.is_some() && metric != Metric::AucRecon {
+        bail!("{}: --window-stride applies to auc-recon only; the metric is {}", model.display(), metric.name());
+    }
+    Ok(())
+}
+
 fn cmd_run(a: &RunArgs) -> Result<()> {
-    use ndarray_npy::{read_npy, write_npy};
+    use hawq_compiler::data::{read_npy_file, NpyArray};
+    use hawq_runtime::RawInput;
+    refuse_overwriting_inputs(&a.output, &[("model", a.model.as_path()), ("input", a.input.as_path())])?;
     let blob = read_blob(&a.model)?;
     let model = load_model(&a.model, &blob)?;
     let n_in = model.input().elements();
-    let raw: Vec<f32> = if let Ok(x) = read_npy::<_, ndarray::ArrayD<u8>>(&a.input) {
-        x.iter().map(|&v| v as f32).collect()
-    } else if let Ok(x) = read_npy::<_, ndarray::ArrayD<i8>>(&a.input) {
-        x.iter().map(|&v| v as f32).collect()
-    } else {
-        let x: ndarray::ArrayD<f32> = read_npy(&a.input)
-            .map_err(|e| anyhow!("{}: not a uint8, int8 or float32 .npy file ({e})", a.input.display()))?;
-        x.iter().copied().collect()
+    let input = read_npy_file(&a.input)?;
+    // The model takes the raw dtype it was calibrated on; any other would be cast silently.
+    let raw: Vec<f32> = match (model.raw_input(), &input) {
+        (RawInput::U8, NpyArray::U8(x)) => x.iter().map(|&v| v as f32).collect(),
+        (RawInput::I8, NpyArray::I8(x)) => x.iter().map(|&v| v as f32).collect(),
+        (RawInput::F32, NpyArray::F32(x)) => x.iter().copied().collect(),
+        (kind, other) => bail!(
+            "{}: holds {} but {} takes {} inputs (the dtype it was calibrated on)",
+            a.input.display(),
+            other.dtype_name(),
+            a.model.display(),
+            match kind {
+                RawInput::U8 => "uint8",
+                RawInput::I8 => "int8",
+                RawInput::F32 => "float32",
+            }
+        ),
     };
     if raw.is_empty() || !raw.len().is_multiple_of(n_in) {
         bail!("{}: {} values is not a whole number of inputs of {n_in} values", a.input.display(), raw.len());
     }
+    if let Some(k) = raw.iter().position(|v| !v.is_finite()) {
+        bail!("{}: sample {} holds NaN or infinity; inputs must be finite", a.input.display(), k / n_in);
+    }
     let runner = Runner::Quantized { model };
     let n_out = runner.output_len();
     let mut out = Vec::with_capacity(raw.len() / n_in * n_out);
-    for sample in raw.chunks(n_in) {
-        out.extend(runner.infer(sample)?);
+    for (i, sample) in raw.chunks(n_in).enumerate() {
+        out.extend(runner.infer(sample).with_context(|| format!("{}: sample {i}", a.input.display()))?);
     }
     let y = ndarray::Array2::from_shape_vec((raw.len() / n_in, n_out), out)?;
-    write_npy(&a.output, &y).map_err(|e| anyhow!("{}: cannot write ({e})", a.output.display()))?;
+    let mut bytes = Vec::new();
+    ndarray_npy::WriteNpyExt::write_npy(&y, &mut bytes)
+        .map_err(|e| anyhow!("{}: cannot encode the outputs ({e})", a.output.display()))?;
+    hawq_compiler::emit::write_atomic(&a.output, &bytes)?;
     Ok(())
 }
 
@@ -531,22 +672,15 @@ fn cmd_demo() -> Result<()> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/digits");
     let out = Path::new("target/demo");
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
-    let transform = TransformArgs { input_scale: 0.0625, input_offset: 0.0 };
-    let hawq = HawqArgs {
-        pin: Vec::new(),
-        pin_first_last: false,
-        loss: LossChoice::Auto,
-        trace_method: TraceMethod::Auto,
-        tolerance: 1e-3,
-        max_iterations: 100,
-    };
+    let transform = TransformArgs { input_scale: Some(0.0625), input_offset: None };
+    let hawq = HawqArgs::default();
     println!("== examples/digits: float model");
     cmd_eval(&EvalArgs {
         model: dir.join("model.onnx"),
         data: dir.join("eval.npz"),
         transform,
         metric: Some(Metric::Top1),
-        window_stride: 1,
+        window_stride: None,
         json: false,
     })?;
     println!("\n== Hessian sensitivity, Pareto frontier, measured frontier points");
@@ -557,8 +691,8 @@ fn cmd_demo() -> Result<()> {
         hawq: hawq.clone(),
         eval: Some(dir.join("eval.npz")),
         metric: Some(Metric::Top1),
-        window_stride: 1,
-        points: 6,
+        window_stride: None,
+        points: None,
         report: Some(out.join("report")),
         json: false,
     })?;
@@ -568,8 +702,8 @@ fn cmd_demo() -> Result<()> {
         model: dir.join("model.onnx"),
         calib: dir.join("calib.npz"),
         transform,
-        bits: 8,
-        act_bits: 8,
+        bits: None,
+        act_bits: None,
         config: None,
         hawq,
         budget_kib: Some(1.5),
@@ -584,9 +718,9 @@ fn cmd_demo() -> Result<()> {
     cmd_eval(&EvalArgs {
         model: model_out,
         data: dir.join("eval.npz"),
-        transform,
+        transform: TransformArgs::default(),
         metric: Some(Metric::Top1),
-        window_stride: 1,
+        window_stride: None,
         json: false,
     })?;
     println!("\nreport: {}", out.join("report/report.md").display());
@@ -625,11 +759,28 @@ fn spread(n: usize, count: usize) -> Vec<usize> {
 }
 
 fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
+    let model = a.model.display();
+    if a.eval.is_none() {
+        for (given, flag) in [
+            (a.metric.is_some(), "--metric"),
+            (a.window_stride.is_some(), "--window-stride"),
+            (a.points.is_some(), "--points"),
+        ] {
+            if given {
+                bail!("{model}: {flag} applies to the measurements of --eval, which is not given");
+            }
+        }
+    }
+    if let Some(metric) = a.metric {
+        refuse_window_stride(&a.model, metric, a.window_stride)?;
+    }
     let graph = import(&a.model)?;
     let calib = Dataset::load(&a.calib)?;
+    a.transform.check_applies(&calib)?;
     let prepared = prepare(graph, &calib, a.transform.get())?;
-    let pins = resolve_pins(&prepared.graph, &a.hawq.pin, a.hawq.pin_first_last)?;
-    let m = measure(&prepared, &calib, a.hawq.loss, &a.hawq.trace_options())?;
+    let pins = resolve_pins(&prepared.graph, &a.hawq.pin, a.hawq.pin_first_last).with_context(|| model.to_string())?;
+    let m = measure(&prepared, &calib, a.hawq.loss(), &a.hawq.trace_options())
+        .with_context(|| a.calib.display().to_string())?;
     let allocation = allocate(
         &prepared.graph,
         &m.sensitivity,
@@ -638,7 +789,8 @@ fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
         &|n, b| prepared.weight_perturbation(n, b),
         Budget::default(),
         &pins,
-    )?;
+    )
+    .with_context(|| model.to_string())?;
     let mut report = build_report(&a.model, &m, &allocation);
     if let Some(eval_path) = &a.eval {
         let eval = Dataset::load(eval_path)?;
@@ -646,7 +798,7 @@ fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
         for w in [8, 4] {
             configs.push((format!("uniform w{w}"), BitConfig::uniform(&prepared.graph, w, 8)));
         }
-        for i in spread(allocation.frontier.len(), a.points) {
+        for i in spread(allocation.frontier.len(), a.points.unwrap_or(6)) {
             let bits = hawq_compiler::allocate::apply_weights(
                 &allocation.layers,
                 &allocation.frontier[i],
@@ -655,12 +807,15 @@ fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
             configs.push((format!("hawq #{i}"), bits));
         }
         for (label, bits) in configs {
-            let compiled = compile(&prepared, &bits)?;
-            let model = hawq_runtime::Model::from_bytes(&compiled.blob).map_err(|e| anyhow!("{e}"))?;
-            let runner = Runner::Quantized { model };
+            let compiled = compile(&prepared, &bits).with_context(|| format!("{model}: {label}"))?;
+            let quantized = hawq_runtime::Model::from_bytes(&compiled.blob).map_err(|e| {
+                anyhow!("{model}: {label}: internal error: the runtime rejects the compiled model ({e})")
+            })?;
+            let runner = Runner::Quantized { model: quantized };
             let metric = a.metric.unwrap_or_else(|| default_metric(&runner, &eval));
+            refuse_window_stride(&a.model, metric, a.window_stride)?;
             let bar = progress_bar(eval.len(), &label);
-            let value = evaluate(&runner, &eval, metric, a.window_stride, &bar)?;
+            let value = evaluate(&runner, &eval, metric, a.window_stride.unwrap_or(DEFAULT_WINDOW_STRIDE), &bar)?;
             bar.finish_and_clear();
             report.measured.push(Measured {
                 label,

@@ -305,3 +305,434 @@ fn float_reference_matches_onnxruntime_on_the_bundled_example() {
         }
     }
 }
+
+// ---- data files: layouts, sizes, dtypes, values -------------------------------------------
+
+/// `.npy` bytes with the given header dictionary (padded as NumPy pads it) and data.
+fn npy_bytes(dict: &str, data: &[u8]) -> Vec<u8> {
+    let mut dict = dict.to_string();
+    while !(10 + dict.len() + 1).is_multiple_of(64) {
+        dict.push(' ');
+    }
+    dict.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+    out.extend_from_slice(dict.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
+/// A zip of `.npy` entries, deflated.
+fn zip_bytes(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for (name, bytes) in entries {
+        zip.start_file(*name, options).unwrap();
+        zip.write_all(bytes).unwrap();
+    }
+    zip.finish().unwrap().into_inner()
+}
+
+/// Rewrites the uncompressed size a zip declares for its first entry (local header and central
+/// directory), as a forged or bombed archive would.
+fn forge_uncompressed_size(zip: &mut [u8], size: u32) {
+    let find = |zip: &[u8], sig: &[u8]| zip.windows(4).position(|w| w == sig).expect("zip signature");
+    let local = find(zip, b"PK\x03\x04");
+    zip[local + 22..local + 26].copy_from_slice(&size.to_le_bytes());
+    let central = find(zip, b"PK\x01\x02");
+    zip[central + 24..central + 28].copy_from_slice(&size.to_le_bytes());
+}
+
+fn labels_npy(n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    ndarray_npy::WriteNpyExt::write_npy(&Array1::<i64>::zeros(n), &mut out).unwrap();
+    out
+}
+
+fn read_digits(file: &str) -> (ndarray::ArrayD<u8>, ndarray::ArrayD<i64>) {
+    let mut npz = ndarray_npy::NpzReader::new(std::fs::File::open(example(file)).unwrap()).unwrap();
+    (npz.by_name("x").unwrap(), npz.by_name("y").unwrap())
+}
+
+/// Writes `x` in Fortran (column-major) order, as `np.asfortranarray` or `x.T.copy().T` would.
+fn write_fortran_npz(path: &Path, x: &ndarray::ArrayD<u8>, y: &ndarray::ArrayD<i64>) {
+    use ndarray::ShapeBuilder;
+    let mut fortran = ndarray::ArrayD::<u8>::zeros(x.shape().f());
+    fortran.assign(x);
+    assert!(!fortran.is_standard_layout());
+    let mut npz = NpzWriter::new(std::fs::File::create(path).unwrap());
+    npz.add_array("x", &fortran).unwrap();
+    npz.add_array("y", y).unwrap();
+    npz.finish().unwrap();
+    let bytes = std::fs::read(path).unwrap();
+    let flag = b"'fortran_order': True";
+    assert!(bytes.windows(flag.len()).any(|w| w == flag), "not written in Fortran order");
+}
+
+fn json_value(o: &Output) -> f64 {
+    assert!(o.status.success(), "{}", stderr(o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    v["value"].as_f64().expect("value")
+}
+
+#[test]
+fn fortran_order_data_give_the_results_of_c_order_data() {
+    let dir = tmp();
+    let (x, y) = read_digits("eval.npz");
+    let fortran_eval = dir.path().join("eval_f.npz");
+    write_fortran_npz(&fortran_eval, &x, &y);
+    let (cx, cy) = read_digits("calib.npz");
+    let fortran_calib = dir.path().join("calib_f.npz");
+    write_fortran_npz(&fortran_calib, &cx, &cy);
+
+    let model = example("model.onnx");
+    let float_eval =
+        |data: &Path| json_value(&hawq(&["eval", p(&model), "--data", p(data), "--input-scale", "0.0625", "--json"]));
+    let c_value = float_eval(&example("eval.npz"));
+    assert!(c_value > 0.9, "float digits accuracy {c_value}");
+    assert_eq!(float_eval(&fortran_eval), c_value);
+
+    // Calibrating on the Fortran copy gives the very same model file.
+    let (c_out, f_out) = (dir.path().join("c.hq"), dir.path().join("f.hq"));
+    let o = compile_digits(&c_out, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = hawq(&["compile", p(&model), "--calib", p(&fortran_calib), "--input-scale", "0.0625", "-o", p(&f_out)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&c_out).unwrap(), std::fs::read(&f_out).unwrap());
+    let hq_eval = |data: &Path| json_value(&hawq(&["eval", p(&c_out), "--data", p(data), "--json"]));
+    assert_eq!(hq_eval(&fortran_eval), hq_eval(&example("eval.npz")));
+}
+
+#[test]
+fn npz_sizes_are_bounded_before_allocating() {
+    let dir = tmp();
+    let model = example("model.onnx");
+    let eval = |name: &str, zip: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, zip).unwrap();
+        hawq(&["eval", p(&model), "--data", p(&path)])
+    };
+    // A header claiming 10^12 samples in a file of a few hundred bytes.
+    let x = npy_bytes("{'descr': '|u1', 'fortran_order': False, 'shape': (1000000000000, 1, 8, 8), }", &[]);
+    let o = eval("huge.npz", &zip_bytes(&[("x.npy", &x), ("y.npy", &labels_npy(2))]));
+    assert_one_line_error(&o, &["huge.npz", "'x'", "2 GiB"]);
+
+    // A bomb: 8 MiB of zeros (8 KiB compressed) whose entry declares 3 GiB, under a header that
+    // agrees: refused from the sizes, nothing decompressed.
+    let zeros = vec![0u8; 8 << 20];
+    let x = npy_bytes("{'descr': '|u1', 'fortran_order': False, 'shape': (3221225472,), }", &zeros);
+    let mut zip = zip_bytes(&[("x.npy", &x), ("y.npy", &labels_npy(2))]);
+    assert!(zip.len() < 64 << 10);
+    forge_uncompressed_size(&mut zip, 3 << 30);
+    let o = eval("bomb.npz", &zip);
+    assert_one_line_error(&o, &["bomb.npz", "'x'", "2 GiB"]);
+
+    // An entry that declares less than it expands to: reading stops at the declared size.
+    let x = npy_bytes("{'descr': '|u1', 'fortran_order': False, 'shape': (2, 1, 8, 8), }", &zeros);
+    let mut zip = zip_bytes(&[("x.npy", &x), ("y.npy", &labels_npy(2))]);
+    forge_uncompressed_size(&mut zip, (x.len() - zeros.len() + 128) as u32);
+    let o = eval("lying.npz", &zip);
+    assert_one_line_error(&o, &["lying.npz", "'x'", "declared size"]);
+
+    // A header claiming more data than the entry declares.
+    let x = npy_bytes("{'descr': '|u1', 'fortran_order': False, 'shape': (200, 1, 8, 8), }", &[0; 128]);
+    let o = eval("short.npz", &zip_bytes(&[("x.npy", &x), ("y.npy", &labels_npy(2))]));
+    assert_one_line_error(&o, &["short.npz", "'x'", "12800 bytes"]);
+}
+
+#[test]
+fn data_of_another_dtype_than_the_model_takes_is_refused() {
+    let dir = tmp();
+    let out = dir.path().join("digits.hq");
+    assert!(compile_digits(&out, &[]).status.success());
+    // The pixels as float32, as a pipeline that normalises them would store them.
+    let (x, y) = read_digits("eval.npz");
+    let xf = x.mapv(|v| v as f32);
+    let data = dir.path().join("float.npz");
+    let mut npz = NpzWriter::new(std::fs::File::create(&data).unwrap());
+    npz.add_array("x", &xf).unwrap();
+    npz.add_array("y", &y).unwrap();
+    npz.finish().unwrap();
+    let o = hawq(&["eval", p(&out), "--data", p(&data)]);
+    assert_one_line_error(&o, &["float.npz", "float32", "uint8"]);
+
+    let input = dir.path().join("x.npy");
+    ndarray_npy::write_npy(&input, &xf.slice(ndarray::s![0..2, .., .., ..]).to_owned()).unwrap();
+    let o = hawq(&["run", p(&out), "--input", p(&input), "-o", p(&dir.path().join("y.npy"))]);
+    assert_one_line_error(&o, &["x.npy", "float32", "uint8"]);
+    assert!(!dir.path().join("y.npy").exists());
+}
+
+fn write_float_npz(path: &Path, x: &ndarray::ArrayD<f32>, y: &ndarray::ArrayD<f64>) {
+    let mut npz = NpzWriter::new(std::fs::File::create(path).unwrap());
+    npz.add_array("x", x).unwrap();
+    npz.add_array("y", y).unwrap();
+    npz.finish().unwrap();
+}
+
+#[test]
+fn non_finite_inputs_and_bad_labels_name_the_sample() {
+    let dir = tmp();
+    let model = example("model.onnx");
+    let (x, y) = read_digits("eval.npz");
+    let x = x.mapv(|v| v as f32 / 16.0);
+    let y = y.mapv(|v| v as f64);
+    let good = dir.path().join("good.npz");
+    write_float_npz(&good, &x, &y);
+    assert!(json_value(&hawq(&["eval", p(&model), "--data", p(&good), "--json"])) > 0.9);
+
+    let mut nan_x = x.clone();
+    nan_x[[3, 0, 4, 4]] = f32::NAN;
+    let nan = dir.path().join("nan.npz");
+    write_float_npz(&nan, &nan_x, &y);
+    let o = hawq(&["eval", p(&model), "--data", p(&nan)]);
+    assert_one_line_error(&o, &["nan.npz", "sample 3", "NaN"]);
+    let o = hawq(&["compile", p(&model), "--calib", p(&nan), "-o", p(&dir.path().join("o.hq"))]);
+    assert_one_line_error(&o, &["nan.npz", "sample 3", "NaN"]);
+    let all_nan = dir.path().join("all_nan.npz");
+    write_float_npz(&all_nan, &x.mapv(|_| f32::NAN), &y);
+    let o = hawq(&["eval", p(&model), "--data", p(&all_nan)]);
+    assert_one_line_error(&o, &["all_nan.npz", "sample 0"]);
+    let mut inf_x = x.clone();
+    inf_x[[7, 0, 0, 0]] = f32::INFINITY;
+    write_float_npz(&nan, &inf_x, &y);
+    let o = hawq(&["eval", p(&model), "--data", p(&nan)]);
+    assert_one_line_error(&o, &["nan.npz", "sample 7"]);
+
+    for (bad, shown) in [(f64::NAN, "NaN"), (10.0, "10"), (2.5, "2.5"), (-1.0, "-1")] {
+        let mut bad_y = y.clone();
+        bad_y[[4]] = bad;
+        let labels = dir.path().join("labels.npz");
+        write_float_npz(&labels, &x, &bad_y);
+        let o = hawq(&["eval", p(&model), "--data", p(&labels), "--metric", "top1"]);
+        assert_one_line_error(&o, &["labels.npz", "sample 4", shown, "0..10"]);
+    }
+}
+
+// ---- outputs: never an input, atomic, the umask's permissions ------------------------------
+
+#[test]
+fn an_output_that_is_an_input_is_refused() {
+    let dir = tmp();
+    let model = dir.path().join("model.onnx");
+    std::fs::copy(example("model.onnx"), &model).unwrap();
+    let calib = dir.path().join("calib.npz");
+    std::fs::copy(example("calib.npz"), &calib).unwrap();
+    let original = std::fs::read(&model).unwrap();
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let dotted = sub.join("../model.onnx");
+    let hard = dir.path().join("hard.onnx");
+    std::fs::hard_link(&model, &hard).unwrap();
+    let mut outputs = vec![model.clone(), dotted, hard];
+    #[cfg(unix)]
+    {
+        let link = dir.path().join("link.hq");
+        std::os::unix::fs::symlink(&model, &link).unwrap();
+        outputs.push(link);
+    }
+    for out in &outputs {
+        let o = hawq(&["compile", p(&model), "--calib", p(&calib), "--input-scale", "0.0625", "-o", p(out)]);
+        assert_one_line_error(&o, &[p(out), "model file", "refusing"]);
+    }
+    let o = hawq(&["compile", p(&model), "--calib", p(&calib), "--input-scale", "0.0625", "-o", p(&calib)]);
+    assert_one_line_error(&o, &["calib.npz", "calibration data", "refusing"]);
+    assert_eq!(std::fs::read(&model).unwrap(), original);
+
+    let hq = dir.path().join("m.hq");
+    assert!(compile_digits(&hq, &[]).status.success());
+    let input = dir.path().join("x.npy");
+    ndarray_npy::write_npy(&input, &Array4::<u8>::zeros((1, 1, 8, 8))).unwrap();
+    let o = hawq(&["run", p(&hq), "--input", p(&input), "-o", p(&input)]);
+    assert_one_line_error(&o, &["x.npy", "input file", "refusing"]);
+    let o = hawq(&["run", p(&hq), "--input", p(&input), "-o", p(&hq)]);
+    assert_one_line_error(&o, &["m.hq", "model file", "refusing"]);
+    assert!(ndarray_npy::read_npy::<_, ndarray::ArrayD<u8>>(&input).is_ok());
+}
+
+/// The mode `File::create` gives a new file in `dir` (0666 less the umask).
+#[cfg(unix)]
+fn created_mode(dir: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    let probe = dir.join("probe");
+    std::fs::File::create(&probe).unwrap();
+    let mode = std::fs::metadata(&probe).unwrap().permissions().mode() & 0o777;
+    std::fs::remove_file(probe).unwrap();
+    mode
+}
+
+#[test]
+fn outputs_are_replaced_atomically_with_the_umask_permissions() {
+    let dir = tmp();
+    let hq = dir.path().join("m.hq");
+    assert!(compile_digits(&hq, &[]).status.success());
+    let input = dir.path().join("x.npy");
+    ndarray_npy::write_npy(&input, &Array4::<u8>::zeros((2, 1, 8, 8))).unwrap();
+    // `out.npy` shares its inode with `kept.npy`: writing in place would change both; a new file
+    // renamed over `out.npy` leaves `kept.npy` as it was.
+    let kept = dir.path().join("kept.npy");
+    std::fs::write(&kept, b"previous contents").unwrap();
+    let out = dir.path().join("out.npy");
+    std::fs::hard_link(&kept, &out).unwrap();
+    let o = hawq(&["run", p(&hq), "--input", p(&input), "-o", p(&out)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&kept).unwrap(), b"previous contents");
+    let y: ndarray::Array2<f32> = ndarray_npy::read_npy(&out).unwrap();
+    assert_eq!(y.shape(), &[2, 10]);
+
+    // No temporary file is left beside the outputs.
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names, ["kept.npy", "m.hq", "out.npy", "x.npy"]);
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let want = created_mode(dir.path());
+        for f in [&hq, &out] {
+            let mode = std::fs::metadata(f).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, want, "{}: mode {mode:o}, File::create gives {want:o}", f.display());
+        }
+    }
+}
+
+// ---- flags: parsed as documented, refused where they would change nothing -----------------
+
+#[test]
+fn negative_offsets_parse_without_an_equals_sign() {
+    let dir = tmp();
+    let data = example("eval.npz");
+    let model = example("model.onnx");
+    // real = x/2 − 48.5 puts real zero at raw 97: zero point −31 on the uint8 − 128 scale.
+    let out = dir.path().join("o.hq");
+    let args = ["--input-scale", "0.5", "--input-offset", "-48.5"];
+    let o = hawq(&[&["compile", p(&model), "--calib", p(&example("calib.npz"))][..], &args, &["-o", p(&out)]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = hawq(&[&["eval", p(&model), "--data", p(&data)][..], &args, &["--json"]].concat());
+    let shifted = json_value(&o);
+    let o = hawq(&["eval", p(&model), "--data", p(&data), "--input-scale", "0.5", "--input-offset=-48.5", "--json"]);
+    assert_eq!(json_value(&o), shifted);
+}
+
+#[test]
+fn flags_that_would_change_nothing_are_refused() {
+    let dir = tmp();
+    let model = example("model.onnx");
+    let data = example("eval.npz");
+    let out = dir.path().join("o.hq");
+
+    let o = hawq(&["eval", p(&model), "--data", p(&data), "--metric", "auc-recon", "--window-stride", "0"]);
+    assert_one_line_error(&o, &["--window-stride", "at least 1"]);
+    let o = hawq(&["eval", p(&model), "--data", p(&data), "--input-scale", "0.0625", "--window-stride", "16"]);
+    assert_one_line_error(&o, &["model.onnx", "--window-stride", "auc-recon", "top1"]);
+    let o = hawq(&["eval", p(&model), "--data", p(&data), "--input-scale", "0.0625", "--metric", "rmse"]);
+    assert_one_line_error(&o, &["eval.npz", "rmse", "10 outputs"]);
+    let o = hawq(&["eval", p(&model), "--data", p(&data), "--input-scale", "0.0625", "--metric", "auc-recon"]);
+    assert_one_line_error(&o, &["eval.npz", "auc-recon", "64 values and gives 10"]);
+
+    assert!(compile_digits(&out, &[]).status.success());
+    for flag in ["--input-scale", "--input-offset"] {
+        let o = hawq(&["eval", p(&out), "--data", p(&data), flag, "0.0625"]);
+        assert_one_line_error(&o, &["o.hq", flag, "folded"]);
+    }
+
+    let o = compile_digits(&out, &["--pin", "/conv1/Conv=8"]);
+    assert_one_line_error(&o, &["model.onnx", "--pin", "budget"]);
+    let o = compile_digits(&out, &["--tolerance", "0.01"]);
+    assert_one_line_error(&o, &["model.onnx", "--tolerance", "budget"]);
+    let o = compile_digits(&out, &["--budget-kib", "1.5", "--bits", "4"]);
+    assert_one_line_error(&o, &["model.onnx", "--bits", "budget"]);
+    let o = compile_digits(&out, &["--budget-kib", "1.5", "--avg-bits", "4"]);
+    assert_one_line_error(&o, &["model.onnx", "not both"]);
+    for flag in [&["--metric", "top1"][..], &["--window-stride", "4"], &["--points", "3"]] {
+        let o = hawq(&[&["analyze", p(&model), "--calib", p(&example("calib.npz"))][..], flag].concat());
+        assert_one_line_error(&o, &["model.onnx", flag[0], "--eval"]);
+    }
+
+    // Float data are real values: a transform on them would be ignored.
+    let (x, y) = read_digits("calib.npz");
+    let float = dir.path().join("float.npz");
+    write_float_npz(&float, &x.mapv(|v| v as f32 / 16.0), &y.mapv(|v| v as f64));
+    let o = hawq(&["compile", p(&model), "--calib", p(&float), "--input-scale", "2", "-o", p(&out)]);
+    assert_one_line_error(&o, &["float.npz", "float32", "--input-scale"]);
+}
+
+// ---- auc-recon on a compiled model compares real values with real values ------------------
+
+/// An 8-value "autoencoder" that reconstructs non-negative inputs and zeroes negative ones:
+/// `y = relu(x)` (a Gemm with the identity, then Relu).
+fn write_relu_autoencoder(path: &Path) {
+    let mut eye = vec![0f32; 64];
+    for i in 0..8 {
+        eye[i * 9] = 1.0;
+    }
+    let weight =
+        TensorProto { dims: vec![8, 8], data_type: 1, float_data: eye, name: "w".into(), ..Default::default() };
+    let graph = GraphProto {
+        node: vec![
+            NodeProto {
+                input: vec!["x".into(), "w".into()],
+                output: vec!["h".into()],
+                name: "fc".into(),
+                op_type: "Gemm".into(),
+                ..Default::default()
+            },
+            NodeProto {
+                input: vec!["h".into()],
+                output: vec!["y".into()],
+                name: "relu".into(),
+                op_type: "Relu".into(),
+                ..Default::default()
+            },
+        ],
+        initializer: vec![weight],
+        input: vec![value_info("x", &[1, 8])],
+        output: vec![value_info("y", &[1, 8])],
+        ..Default::default()
+    };
+    write_model(path, graph);
+}
+
+#[test]
+fn auc_recon_of_a_compiled_model_agrees_with_the_float_model() {
+    let dir = tmp();
+    let model = dir.path().join("ae.onnx");
+    write_relu_autoencoder(&model);
+    // uint8 sensor values with real = x/16 − 8: normal samples (y = 0) stay at or above raw 128
+    // (real ≥ 0, reconstructed), anomalies (y = 1) dip below it (the Relu cannot reconstruct
+    // them), by a varying amount. Each sample is two windows of 8 values.
+    let n = 64;
+    let x = ndarray::Array2::<u8>::from_shape_fn((n, 16), |(i, j)| {
+        let wave = ((i * 7 + j * 13) % 100) as u8;
+        if i % 2 == 1 && j % 5 == 0 {
+            100 - (i as u8 % 40) // anomaly: real between −8.25 and −1.75
+        } else {
+            128 + wave
+        }
+    });
+    let y = Array1::<i64>::from_shape_fn(n, |i| (i % 2) as i64);
+    let data = dir.path().join("ae.npz");
+    let mut npz = NpzWriter::new(std::fs::File::create(&data).unwrap());
+    npz.add_array("x", &x).unwrap();
+    npz.add_array("y", &y).unwrap();
+    npz.finish().unwrap();
+    // Calibration takes whole inputs: the same values cut into windows.
+    let calib = dir.path().join("calib.npz");
+    let mut npz = NpzWriter::new(std::fs::File::create(&calib).unwrap());
+    npz.add_array("x", &x.to_shape((2 * n, 8)).unwrap()).unwrap();
+    npz.add_array("y", &Array1::<i64>::zeros(2 * n)).unwrap();
+    npz.finish().unwrap();
+    let transform = ["--input-scale", "0.0625", "--input-offset", "-8"];
+    let hq = dir.path().join("ae.hq");
+    let o = hawq(&[&["compile", p(&model), "--calib", p(&calib)][..], &transform, &["-o", p(&hq)]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let metric = ["--metric", "auc-recon", "--window-stride", "8", "--json"];
+    let float = json_value(&hawq(&[&["eval", p(&model), "--data", p(&data)][..], &transform, &metric].concat()));
+    let compiled = json_value(&hawq(&[&["eval", p(&hq), "--data", p(&data)][..], &metric].concat()));
+    assert!(float > 0.99, "float AUC {float}");
+    // Compared in raw units (128..227 against outputs of 0..6.2) the normal samples would look
+    // worst and the AUC would be near 0.
+    assert!((compiled - float).abs() < 0.02, "compiled AUC {compiled}, float {float}");
+}
