@@ -23,6 +23,24 @@ pub const MIN_OUTPUT_SQNR_DB: f64 = 10.0;
 /// float model, when it ends up below [`LAYER_SQNR_SUSPECT_DB`].
 pub const LAYER_DROP_DB: f64 = 12.0;
 pub const LAYER_SQNR_SUSPECT_DB: f64 = 20.0;
+/// An input whose median feature keeps less SQNR than this is flagged (8 bits over a feature's
+/// own range give about 48 dB; 20 dB is under 4 bits' worth).
+pub const INPUT_FEATURE_SQNR_MIN_DB: f64 = 20.0;
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FeatureSqnr {
+    pub median_db: f64,
+    pub worst_db: f64,
+    pub worst_position: usize,
+}
+
+/// Per input position over the samples: Σx, Σx², Σ(q − x)².
+#[derive(Clone, Default)]
+struct PositionSums {
+    sum: f64,
+    squares: f64,
+    error: f64,
+}
 
 /// Error statistics of one value: quantized model against float model.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -54,6 +72,11 @@ pub struct Fidelity {
     /// The real range the input tensor is quantized over, and its step.
     pub input_range: (f32, f32),
     pub input_step: f32,
+    /// The input's quantization per element position (feature): SQNR of each position's
+    /// variation over the samples (its mean is no information), median over positions, and
+    /// the worst position. One scale for the whole input serves features of very different
+    /// ranges badly, which the whole-tensor SQNR (dominated by the widest feature) hides.
+    pub input_feature_sqnr_db: FeatureSqnr,
     pub layers: Vec<LayerFidelity>,
     pub output: Agreement,
     /// Fraction of samples whose largest output is the same in both models (classifiers: more
@@ -119,6 +142,8 @@ impl Sums {
 /// Per sample: error sums per value, and whether the argmax agreed.
 struct SampleResult {
     sums: Vec<Sums>,
+    /// The input's real values and their quantization error, per position.
+    input: Vec<(f32, f32)>,
     top1_agree: bool,
 }
 
@@ -142,6 +167,8 @@ pub fn measure(graph: &Graph, blob: &[u8], data: &Dataset, transform: InputTrans
             let input = graph.input as u16;
             let got = it.tensor_f32(input, &mut buf).map_err(|e| anyhow!("{e}"))?;
             sums[graph.input].add(&float[graph.input], &buf[..got]);
+            let input: Vec<(f32, f32)> =
+                float[graph.input].iter().zip(&buf[..got]).map(|(&f, &q)| (f, q - f)).collect();
             let mut failure = None;
             it.invoke_observed(|_, op, arena| {
                 let v = op.output() as usize;
@@ -157,7 +184,7 @@ pub fn measure(graph: &Graph, blob: &[u8], data: &Dataset, transform: InputTrans
             let out = graph.output;
             let got = it.tensor_f32(out as u16, &mut buf).map_err(|e| anyhow!("{e}"))?;
             let top1_agree = argmax(&float[out]) == argmax(&buf[..got]);
-            Ok(SampleResult { sums, top1_agree })
+            Ok(SampleResult { sums, input, top1_agree })
         })
         .collect::<Result<_>>()?;
     let totals = results.iter().fold(vec![Sums::default(); graph.values.len()], |acc, r| {
@@ -171,6 +198,7 @@ pub fn measure(graph: &Graph, blob: &[u8], data: &Dataset, transform: InputTrans
         input: totals[graph.input].agreement(),
         input_range: (scale * (lo - zero) as f32, scale * (hi - zero) as f32),
         input_step: scale,
+        input_feature_sqnr_db: feature_sqnr(&results),
         layers: Vec::new(),
         output: totals[graph.output].agreement(),
         top1_agreement: is_classifier(graph, data)
@@ -210,6 +238,36 @@ fn is_classifier(graph: &Graph, data: &Dataset) -> bool {
         && data.y.iter().all(|&y| y >= 0.0 && y.fract() == 0.0 && y < outputs as f64)
 }
 
+fn feature_sqnr(results: &[SampleResult]) -> FeatureSqnr {
+    let positions = results.first().map_or(0, |r| r.input.len());
+    let mut sums = vec![PositionSums::default(); positions];
+    for r in results {
+        for (p, &(x, e)) in sums.iter_mut().zip(&r.input) {
+            p.sum += x as f64;
+            p.squares += (x as f64).powi(2);
+            p.error += (e as f64).powi(2);
+        }
+    }
+    let n = results.len().max(1) as f64;
+    let mut per: Vec<(f64, usize)> = sums
+        .iter()
+        .enumerate()
+        .filter_map(|(k, p)| {
+            let variance = (p.squares / n - (p.sum / n).powi(2)).max(0.0);
+            // A position that never varies carries no information to lose.
+            (variance > 0.0).then(|| {
+                let db = if p.error == 0.0 { f64::INFINITY } else { 10.0 * (variance / (p.error / n)).log10() };
+                (db, k)
+            })
+        })
+        .collect();
+    if per.is_empty() {
+        return FeatureSqnr { median_db: f64::INFINITY, worst_db: f64::INFINITY, worst_position: 0 };
+    }
+    per.sort_by(|a, b| a.0.total_cmp(&b.0));
+    FeatureSqnr { median_db: per[per.len() / 2].0, worst_db: per[0].0, worst_position: per[0].1 }
+}
+
 fn argmax(v: &[f32]) -> usize {
     v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(k, _)| k)
 }
@@ -226,13 +284,22 @@ fn diagnose(graph: &Graph, data: &Dataset, transform: InputTransform, picks: &[u
         .filter(|(_, l)| l.agreement.sqnr_db < LAYER_SQNR_SUSPECT_DB && l.drop_db >= LAYER_DROP_DB)
         .max_by(|a, b| a.1.drop_db.total_cmp(&b.1.drop_db))
         .map(|(i, _)| i);
-    let input_dominates = f.input.sqnr_db < f.output.sqnr_db + 3.0;
-    if input_dominates && f.input.sqnr_db.is_finite() {
+    // The input's own quantization limits the model when its typical feature keeps less
+    // resolution than the output ends up with.
+    let feature = f.input_feature_sqnr_db.median_db;
+    let input_dominates = feature < f.output.sqnr_db + 3.0 || feature < INPUT_FEATURE_SQNR_MIN_DB;
+    if input_dominates {
         f.notes.push(format!(
-            "the input's own quantization (over {:.4}..{:.4}, step {:.4}) limits the model: input SQNR {:.1} dB, output {:.1} dB. \
-             If the data have features of very different ranges (e.g. MFCC's energy coefficient), normalize them before the model; \
-             if they are integers, pass them raw with --input-scale/--input-offset so that no precision is lost",
-            f.input_range.0, f.input_range.1, f.input_step, f.input.sqnr_db, f.output.sqnr_db
+            "the input's own quantization limits the model: one scale over {:.4}..{:.4} (step {:.4}) leaves the median input \
+             feature {feature:.1} dB of SQNR (the worst, position {}, {:.1} dB; the output {:.1} dB). If the features have very \
+             different ranges (e.g. MFCC's energy coefficient), normalize them per feature before the model; if they are \
+             integers, pass them raw (uint8/int8 data with --input-scale/--input-offset) so that none is lost",
+            f.input_range.0,
+            f.input_range.1,
+            f.input_step,
+            f.input_feature_sqnr_db.worst_position,
+            f.input_feature_sqnr_db.worst_db,
+            f.output.sqnr_db
         ));
     }
     if !(output_bad || top1_bad) && suspect.is_none() {
@@ -242,6 +309,14 @@ fn diagnose(graph: &Graph, data: &Dataset, transform: InputTransform, picks: &[u
         (true, Some(a)) => format!("top-1 agrees with the float model on {:.1}% of {} samples", 100.0 * a, f.samples),
         _ => format!("output SQNR {:.1} dB against the float model", f.output.sqnr_db),
     };
+    if input_dominates {
+        f.divergence = Some(format!(
+            "{what}; cause: the input's own quantization (median input feature {feature:.1} dB of SQNR over one scale for \
+             {:.4}..{:.4}): normalize the input features before the model, or pass integer data raw",
+            f.input_range.0, f.input_range.1
+        ));
+        return;
+    }
     let Some(i) = suspect else {
         if output_bad || top1_bad {
             let cause = if input_dominates {
@@ -317,8 +392,8 @@ impl Fidelity {
         let mut s = format!("fidelity against the float model on {} calibration samples:\n", self.samples);
         s += &format!("{:<48} {:<17} {:>9} {:>8}\n", "layer", "op", "SQNR dB", "cosine");
         s += &format!(
-            "{:<48} {:<17} {:>9.1} {:>8.4}\n",
-            "(input quantization)", "", self.input.sqnr_db, self.input.cosine
+            "{:<48} {:<17} {:>9.1} {:>8.4}   median feature {:.1} dB\n",
+            "(input quantization)", "", self.input.sqnr_db, self.input.cosine, self.input_feature_sqnr_db.median_db
         );
         for l in &self.layers {
             let flag =

@@ -132,3 +132,45 @@ fn the_fidelity_report_covers_every_layer() {
     assert_eq!(compiled["fidelity"]["input"]["sqnr_db"], serde_json::Value::Null, "exact input: SQNR is +inf");
     assert!(compiled["fidelity"]["top1_agreement"].as_f64().expect("classifier") >= 0.97);
 }
+
+/// Float inputs where one feature spans −247..36 (as MFCC's energy coefficient does) and the
+/// others 0..1: one input scale leaves the others almost nothing. The report measures it per
+/// feature (the whole-tensor SQNR, dominated by the wide feature, would hide it) and the compile
+/// names the input's quantization as the cause.
+#[test]
+fn an_input_feature_of_much_wider_range_is_named_as_the_cause() {
+    use ndarray::{Array1, Array4};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut npz = ndarray_npy::NpzReader::new(std::fs::File::open(digits("calib.npz")).expect("calib")).expect("npz");
+    let x: Array4<u8> = npz.by_name("x").or_else(|_| npz.by_name("x.npy")).expect("x");
+    let y: Array1<i64> = npz.by_name("y").or_else(|_| npz.by_name("y.npy")).expect("y");
+    let mut real = x.mapv(|v| v as f32 / 16.0);
+    for (i, v) in real.slice_mut(ndarray::s![.., 0, 0, 0]).iter_mut().enumerate() {
+        *v = -247.0 + 283.0 * ((i * 37) % 100) as f32 / 100.0;
+    }
+    let calib = dir.path().join("wide-input.npz");
+    let mut w = ndarray_npy::NpzWriter::new(std::fs::File::create(&calib).expect("create"));
+    w.add_array("x", &real).expect("x");
+    w.add_array("y", &y).expect("y");
+    w.finish().expect("npz");
+    let out = dir.path().join("m.hq");
+    let o = hawq(&["compile", p(&digits("model.onnx")), "--calib", p(&calib), "--json", "-o", p(&out)]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.contains("cause: the input's own quantization"), "{last}");
+    let o = hawq(&[
+        "compile",
+        p(&digits("model.onnx")),
+        "--calib",
+        p(&calib),
+        "--json",
+        "--allow-low-fidelity",
+        "-o",
+        p(&out),
+    ]);
+    let fidelity = &json(&o)["fidelity"];
+    let whole = fidelity["input"]["sqnr_db"].as_f64().expect("finite");
+    let median = fidelity["input_feature_sqnr_db"]["median_db"].as_f64().expect("finite");
+    assert!(whole > 30.0 && median < 10.0, "whole-tensor {whole} dB hides the median feature's {median} dB");
+}

@@ -105,3 +105,29 @@ fn uniform_int8_meets_the_accuracy_targets_on_the_bit_exact_runtime() {
     }
     assert!(failures.is_empty(), "{failures:?}");
 }
+
+/// The fidelity report (compiled model against float model, layer by layer, on the calibration
+/// data) on every fixture at uniform 8 and 4 bits: printed, and none may diverge.
+#[test]
+fn fidelity_report_on_every_fixture() {
+    let root = fixtures();
+    let mut failures = Vec::new();
+    for f in FIXTURES {
+        let graph = import(&root.join(f.model)).unwrap();
+        let calib = Dataset::load(&root.join(f.calib)).unwrap();
+        let prepared = prepare(graph, &calib, f.transform).unwrap();
+        for bits in [8, 4] {
+            let compiled = compile(&prepared, &BitConfig::uniform(&prepared.graph, bits, 8)).unwrap();
+            let fidelity =
+                hawq_compiler::fidelity::measure(&prepared.graph, &compiled.blob, &calib, f.transform).unwrap();
+            println!("== {} w{bits}\n{}", f.name, fidelity.render());
+            if let Some(why) = &fidelity.divergence {
+                failures.push(format!("{} w{bits}: {why}", f.name));
+            }
+            if bits == 8 && fidelity.top1_agreement.is_some_and(|a| a < 0.95) {
+                failures.push(format!("{} w8: top-1 agreement {:?}", f.name, fidelity.top1_agreement));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:?}");
+}
