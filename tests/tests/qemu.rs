@@ -108,7 +108,8 @@ fn corrupted_models_end_the_firmware_with_an_error_on_every_target() {
     let f = FIXTURES.iter().find(|f| f.name == "mnist8").unwrap();
     let case = compile_cases(&ModelSpec::fixture(f, &fixtures()), &[Config::Int8], 2).unwrap().remove(0);
     let good = &case.blob;
-    assert_eq!(crc32(&good[20..]), u32::from_le_bytes(good[16..20].try_into().unwrap()), "CRC-32 of the body");
+    let checksum = |blob: &[u8]| crc32(&[&blob[..16], &blob[20..]].concat());
+    assert_eq!(checksum(good), u32::from_le_bytes(good[16..20].try_into().unwrap()), "CRC-32 of header and body");
 
     // (what, blob, the error message must mention)
     let mut corruptions: Vec<(&str, Vec<u8>, &str)> = Vec::new();
@@ -116,17 +117,21 @@ fn corrupted_models_end_the_firmware_with_an_error_on_every_target() {
     flipped[good.len() / 2] ^= 0x01;
     corruptions.push(("one bit flipped in the weights", flipped, "checksum"));
     corruptions.push(("truncated", good[..good.len() - 100].to_vec(), "truncated"));
-    // A header claiming a tiny arena (the header is outside the checksum): the loader's
-    // validation must refuse the tensors that lie outside it. The firmware's static arena is
-    // sized from the header too, so nothing but validation stands in the way.
+    // A header claiming a tiny arena: the checksum covers the header's fields.
     let mut small_arena = good.clone();
     small_arena[12..16].copy_from_slice(&64u32.to_le_bytes());
-    corruptions.push(("arena in the header too small", small_arena, "outside the arena"));
+    corruptions.push(("arena in the header too small", small_arena.clone(), "checksum"));
+    // The same with the checksum recomputed: the loader's validation must refuse the tensors
+    // that lie outside it. The firmware's static arena is sized from the header too, so nothing
+    // but validation stands in the way.
+    let crc = checksum(&small_arena);
+    small_arena[16..20].copy_from_slice(&crc.to_le_bytes());
+    corruptions.push(("arena too small, checksum fixed", small_arena, "outside the arena"));
     // A body byte changed and the checksum recomputed: the table decoder or the validation of
     // the ops must refuse it (the byte is the first tensor's first shape dimension, set to 0).
     let mut zero_dim = good.clone();
     zero_dim[21] = 0;
-    let crc = crc32(&zero_dim[20..]);
+    let crc = checksum(&zero_dim);
     zero_dim[16..20].copy_from_slice(&crc.to_le_bytes());
     corruptions.push(("a zero dimension, checksum fixed", zero_dim, ""));
 

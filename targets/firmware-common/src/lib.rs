@@ -249,7 +249,7 @@ fn run_inner<P: Platform>(out: &mut Out<'_, P>, blob: &[u8], inputs: &[u8], aren
             let mut ops = 0usize;
             let p = out.platform();
             marks[0] = p.counter().unwrap_or(0);
-            it.invoke_observed(|index, _op| {
+            it.invoke_observed(|index, _op, _arena| {
                 if index < MAX_LAYERS {
                     marks[index + 1] = p.counter().unwrap_or(0);
                     ops = index + 1;
