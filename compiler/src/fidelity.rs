@@ -309,7 +309,7 @@ fn diagnose(graph: &Graph, data: &Dataset, transform: InputTransform, picks: &[u
         (true, Some(a)) => format!("top-1 agrees with the float model on {:.1}% of {} samples", 100.0 * a, f.samples),
         _ => format!("output SQNR {:.1} dB against the float model", f.output.sqnr_db),
     };
-    if input_dominates {
+    if input_dominates && (output_bad || top1_bad) {
         f.divergence = Some(format!(
             "{what}; cause: the input's own quantization (median input feature {feature:.1} dB of SQNR over one scale for \
              {:.4}..{:.4}): normalize the input features before the model, or pass integer data raw",
