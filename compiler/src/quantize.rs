@@ -57,7 +57,9 @@ impl ActQuant {
 
     pub fn quantize(&self, x: f32) -> i32 {
         let (lo, hi) = self.range();
-        ((x / self.scale).round() as i32 + self.zero_point).clamp(lo, hi)
+        // `as i32` saturates for values beyond 2^31 steps (outliers calibration clips away), and
+        // the zero point is added with saturation there rather than wrapping.
+        ((x / self.scale).round() as i32).saturating_add(self.zero_point).clamp(lo, hi)
     }
 
     pub fn dequantize(&self, q: i32) -> f32 {
@@ -385,6 +387,25 @@ mod tests {
         // In range the bounds are what `quantize` gives.
         let q = ActQuant { scale: 0.05, zero_point: -20, bits: 8 };
         assert_eq!(q.clamp_bounds(Clamp::RELU6), (q.quantize(0.0), q.quantize(6.0)));
+    }
+
+    /// Found by the `compile` fuzz target: a value 2^31 steps beyond the chosen range (an
+    /// outlier the tails clip away) overflowed i32 when the zero point was added while choosing
+    /// the range.
+    #[test]
+    fn outliers_beyond_i32_steps_saturate() {
+        let q = ActQuant { scale: 1e-3, zero_point: -100, bits: 8 };
+        assert_eq!(q.quantize(-1e30), -128);
+        assert_eq!(q.quantize(1e30), 127);
+        let q = ActQuant { scale: 1e-3, zero_point: 100, bits: 8 };
+        assert_eq!(q.quantize(1e30), 127);
+        // 1% outliers at −1e6 over zeros: the chosen range is [0, 0] with the zero point at −128,
+        // and the outliers' error is measured at −2^31 − 128 steps.
+        let mut values = vec![-1e6f32; 10];
+        values.extend(std::iter::repeat_n(0.0, 990));
+        let calib = Calibration { sorted: vec![values], channel_means: vec![vec![0.0]] };
+        let chosen = calib.choose(0, 8);
+        assert!(chosen.scale > 0.0 && (-128..=127).contains(&chosen.zero_point), "{chosen:?}");
     }
 
     #[test]
