@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use hawq_compiler::data::Dataset;
 use ndarray::{Array1, Array2, Array4};
-use ndarray_npy::NpzWriter;
+use ndarray_npy::{NpzWriter, WriteNpyExt};
 use onnx_builder::{float, int, ints, string, tensor, tensor_i64, Model};
 
 fn example(file: &str) -> PathBuf {
@@ -122,6 +122,19 @@ fn seed_datasets(dir: &Path) -> Vec<(&'static str, Vec<u8>)> {
     ]
 }
 
+/// The npz target's member form: mode 1, the length of `x.npy` (u16 LE), `x.npy`, `y.npy`.
+fn npz_members<A, B>(x: &A, y: &B) -> Vec<u8>
+where
+    A: WriteNpyExt,
+    B: WriteNpyExt,
+{
+    let (mut xb, mut yb) = (Vec::new(), Vec::new());
+    x.write_npy(&mut xb).unwrap();
+    y.write_npy(&mut yb).unwrap();
+    let split = u16::try_from(xb.len()).unwrap().to_le_bytes();
+    [&[1u8][..], &split, &xb, &yb].concat()
+}
+
 #[test]
 fn fuzz_seeds_are_valid_inputs() {
     let dir = tempfile::tempdir().unwrap();
@@ -139,9 +152,14 @@ fn fuzz_seeds_are_valid_inputs() {
         let d = Dataset::load(&path).unwrap_or_else(|e| panic!("{name}: {e:#}"));
         assert!(!d.is_empty(), "{name}");
     }
+    // The npz target's inputs: a mode byte, then the file (even) or the two members (odd).
+    let mut npz_inputs: Vec<(&str, Vec<u8>)> =
+        datasets.iter().map(|(name, bytes)| (*name, [&[0u8][..], bytes].concat())).collect();
+    npz_inputs.push(("members_u8_i64", npz_members(&Array2::<u8>::from_elem((2, 3), 7), &Array1::<i64>::zeros(2))));
+    npz_inputs.push(("members_f32_f32", npz_members(&Array2::<f32>::from_elem((3, 2), 0.5), &Array1::<f32>::zeros(3))));
     if std::env::var_os("HAWQ_WRITE_FUZZ_SEEDS").is_some() {
         let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
-        for (target, seeds) in [("import", &models), ("compile", &models), ("npz", &datasets)] {
+        for (target, seeds) in [("import", &models), ("compile", &models), ("npz", &npz_inputs)] {
             let d = corpus.join(target);
             std::fs::create_dir_all(&d).unwrap();
             for (name, bytes) in seeds.iter() {
