@@ -385,13 +385,17 @@ impl Gptq {
         for r in [1.0f32, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3] {
             consider(amax * r / qmax as f32, &mut best);
         }
+        if best.is_none() {
+            // No finite positive scale (an infinite weight, which the importer rejects): nearest
+            // rounding, which never fails.
+            return crate::quantize::quantize_channel(w, bits);
+        }
         for _ in 0..SCALE_REFITS {
-            let (_, _, q) = best.as_ref().expect("at least one ratio");
+            let Some((_, _, q)) = best.as_ref() else { break };
             let s = optimal_scale(w, q, &self.h);
             consider(s as f32, &mut best);
         }
-        let (_, s, q) = best.expect("at least one ratio");
-        (s, q)
+        best.map_or_else(|| crate::quantize::quantize_channel(w, bits), |(_, s, q)| (s, q))
     }
 }
 
@@ -581,6 +585,33 @@ mod tests {
             strictly_better += usize::from(single.iter().any(|&x| x > e + 1e-12));
         }
         assert!(strictly_better > 0, "the two orders should differ on some channel");
+    }
+
+    /// Non-finite weights (the importer rejects them, but GPTQ must not panic on them) fall back
+    /// to nearest rounding; non-finite moments make `Gptq::new` decline and singular ones are
+    /// dampened.
+    #[test]
+    fn non_finite_weights_and_moments_do_not_panic() {
+        let mut seed = 17;
+        let h = unequal_moments(&mut seed);
+        let g = Gptq::new(&h).unwrap();
+        for bad in [f32::INFINITY, f32::NEG_INFINITY, f32::NAN] {
+            let mut w: Vec<f32> = (0..12).map(|_| lcg(&mut seed) as f32).collect();
+            w[3] = bad;
+            for bits in [2u8, 4] {
+                let qmax = (1i32 << (bits - 1)) - 1;
+                let (_, q) = g.quantize(&w, bits);
+                assert_eq!(q.len(), 12);
+                assert!(q.iter().all(|&v| (-qmax..=qmax).contains(&(v as i32))), "{bad} at {bits} bits: {q:?}");
+            }
+        }
+        let mut nan = h.clone();
+        nan[[2, 2]] = f64::NAN;
+        assert!(Gptq::new(&nan).is_none());
+        let singular = Gptq::new(&Array2::zeros((12, 12))).expect("dampening makes a zero H invertible");
+        let w: Vec<f32> = (0..12).map(|_| lcg(&mut seed) as f32).collect();
+        let (s, q) = singular.quantize(&w, 4);
+        assert!(s.is_finite() && s > 0.0 && q.len() == 12);
     }
 
     /// The chosen scale has no more output error than any clipping ratio of the search, and the

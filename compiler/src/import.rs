@@ -43,6 +43,47 @@ enum Val {
     Act(Act),
 }
 
+/// Largest tensor the importer accepts (activations and constants), in elements: 2^24. A
+/// microcontroller's arena is kilobytes to a few megabytes, so no model this toolchain targets comes
+/// near it, and the bound keeps a small malformed file (a huge pad, kernel or reshape) from making
+/// the host allocate gigabytes before anything fails.
+pub const MAX_ELEMENTS: usize = 1 << 24;
+
+/// Largest window work of one convolution or pooling layer, output positions × kernel taps × input
+/// channels, in elements: 2^26. It is the size of the float reference's im2col matrix and of the
+/// patches GPTQ's moments read, which a huge kernel or padding could otherwise blow up.
+pub const MAX_WINDOW_ELEMENTS: usize = 1 << 26;
+
+/// Operators imported on activations.
+const ACTIVATION_OPS: &[&str] = &[
+    "Identity",
+    "Dropout",
+    "Transpose",
+    "Conv",
+    "MatMul",
+    "Gemm",
+    "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "BatchNormalization",
+    "Relu",
+    "Clip",
+    "AveragePool",
+    "MaxPool",
+    "GlobalAveragePool",
+    "Reshape",
+    "Flatten",
+    "Squeeze",
+    "Unsqueeze",
+    "Softmax",
+    "Shape",
+    "Constant",
+];
+
+/// Operators evaluated only when all their inputs are constants (see `fold_constant`).
+const CONSTANT_ONLY_OPS: &[&str] = &["Cast", "Sqrt", "Neg", "Reciprocal", "Concat", "Gather"];
+
 /// Loads and normalizes an ONNX file.
 pub fn import(path: &Path) -> Result<Graph> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
@@ -54,6 +95,17 @@ pub fn import_bytes(bytes: &[u8]) -> Result<Graph> {
     let graph = model.graph.ok_or_else(|| anyhow!("not an ONNX model: it has no graph"))?;
     if graph.node.is_empty() {
         bail!("the ONNX graph has no nodes");
+    }
+    // Every unsupported operator at once, before any work: a user converting a model learns the
+    // whole list in one run.
+    unsupported_ops(&graph.node)?;
+    if graph.output.len() > 1 {
+        let names: Vec<String> = graph.output.iter().map(|o| format!("'{}'", o.name)).collect();
+        bail!(
+            "the graph has {} outputs ({}); only single-output models are supported",
+            graph.output.len(),
+            names.join(", ")
+        );
     }
     let mut b = Builder::default();
     for t in &graph.initializer {
@@ -95,15 +147,11 @@ pub fn import_bytes(bytes: &[u8]) -> Result<Graph> {
         other => bail!("input '{}' has shape {other:?}; expected [N, C, H, W], [N, H, W, C] or [N, K]", input.name),
     };
     let input_layout = if stored.len() == 3 && stored[2] == 1 { InputLayout::Nhwc } else { input_layout };
-    let id = b.new_value(&input.name, stored);
+    let id = b.new_value(&input.name, stored)?;
     b.vals.insert(input.name.clone(), Val::Act(Act { id, layout }));
 
     for node in &graph.node {
-        b.node(node).map_err(|e| {
-            let name =
-                if node.name.is_empty() { node.output.first().cloned().unwrap_or_default() } else { node.name.clone() };
-            anyhow!("node '{name}' ({}): {e:#}", node.op_type)
-        })?;
+        b.node(node).map_err(|e| anyhow!("node '{}' ({}): {e:#}", node_name(node), node.op_type))?;
     }
     let out_name = &graph.output.first().ok_or_else(|| anyhow!("the graph has no output"))?.name;
     let output = match b.vals.get(out_name) {
@@ -118,6 +166,153 @@ pub fn import_bytes(bytes: &[u8]) -> Result<Graph> {
         }
     }
     Ok(g)
+}
+
+/// The name errors give a node: its own, or its first output's when it has none.
+fn node_name(node: &NodeProto) -> String {
+    if node.name.is_empty() {
+        node.output.first().cloned().unwrap_or_default()
+    } else {
+        node.name.clone()
+    }
+}
+
+/// Errors listing every node whose operator the importer does not know, grouped by operator.
+fn unsupported_ops(nodes: &[NodeProto]) -> Result<()> {
+    let mut by_op: Vec<(String, Vec<String>)> = Vec::new();
+    for node in nodes {
+        let default_domain = node.domain.is_empty() || node.domain == "ai.onnx";
+        let known =
+            ACTIVATION_OPS.contains(&node.op_type.as_str()) || CONSTANT_ONLY_OPS.contains(&node.op_type.as_str());
+        if default_domain && known {
+            continue;
+        }
+        let op = if default_domain { node.op_type.clone() } else { format!("{}::{}", node.domain, node.op_type) };
+        match by_op.iter_mut().find(|(o, _)| *o == op) {
+            Some((_, names)) => names.push(node_name(node)),
+            None => by_op.push((op, vec![node_name(node)])),
+        }
+    }
+    match by_op.as_slice() {
+        [] => Ok(()),
+        [(op, names)] if names.len() == 1 => {
+            let op_type = nodes.iter().find(|n| node_name(n) == names[0]).map_or("", |n| n.op_type.as_str());
+            bail!("node '{}' ({op_type}): operator '{op}' is not supported", names[0])
+        }
+        groups => {
+            const LISTED: usize = 3;
+            let parts: Vec<String> = groups
+                .iter()
+                .map(|(op, names)| match names.as_slice() {
+                    [one] => format!("{op} (node {one})"),
+                    many => {
+                        let shown = many.iter().take(LISTED).cloned().collect::<Vec<_>>().join(", ");
+                        let more = if many.len() > LISTED { ", …" } else { "" };
+                        format!("{op} ({} nodes: {shown}{more})", many.len())
+                    }
+                })
+                .collect();
+            bail!("unsupported ops: {}", parts.join(", "))
+        }
+    }
+}
+
+/// The element count of `shape`, checked for overflow and against [`MAX_ELEMENTS`].
+fn bounded_elements(shape: &[usize], what: &str) -> Result<usize> {
+    match shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) {
+        Some(n) if n <= MAX_ELEMENTS => Ok(n),
+        _ => {
+            bail!("{what} of shape {shape:?} would have more than {MAX_ELEMENTS} elements (2^24, the importer's limit)")
+        }
+    }
+}
+
+/// `axis` in `[-rank, rank)` as an index.
+fn axis_index(axis: i64, rank: usize, what: &str) -> Result<usize> {
+    let r = rank as i64;
+    if axis < -r || axis >= r {
+        bail!("{what} {axis} is out of range for a rank-{rank} tensor");
+    }
+    Ok((if axis < 0 { axis + r } else { axis }) as usize)
+}
+
+/// Is `perm` a permutation of `0..n`?
+fn is_permutation(perm: &[i64], n: usize) -> bool {
+    let mut seen = vec![false; n];
+    perm.len() == n
+        && perm.iter().all(|&p| match usize::try_from(p).ok().and_then(|p| seen.get_mut(p)) {
+            Some(s) if !*s => {
+                *s = true;
+                true
+            }
+            _ => false,
+        })
+}
+
+/// Integer values of a constant (shapes, axes, indices); errors on fractions.
+fn integers(c: &ArrayD<f64>, what: &str) -> Result<Vec<i64>> {
+    c.iter()
+        .map(|&x| {
+            if x.fract() != 0.0 || x.abs() > (1u64 << 53) as f64 {
+                bail!("{what} holds {x}, which is not an integer");
+            }
+            Ok(x as i64)
+        })
+        .collect()
+}
+
+/// ONNX Reshape's target for an `input` shape: `0` copies the input's dimension at that index
+/// (`allowzero` = 0), one `-1` takes what is left.
+fn reshape_target(input: &[usize], spec: &[i64]) -> Result<Vec<usize>> {
+    let total = bounded_elements(input, "the reshaped tensor")?;
+    let mut dims = Vec::with_capacity(spec.len());
+    let mut inferred = None;
+    for (i, &d) in spec.iter().enumerate() {
+        dims.push(match d {
+            -1 if inferred.is_some() => bail!("shape {spec:?} has more than one -1"),
+            -1 => {
+                inferred = Some(i);
+                1
+            }
+            0 => *input.get(i).ok_or_else(|| {
+                anyhow!("shape {spec:?} copies dimension {i}, which the {input:?} input does not have")
+            })?,
+            d if d > 0 => usize::try_from(d).unwrap_or(usize::MAX),
+            d => bail!("shape {spec:?} has the negative dimension {d}"),
+        });
+    }
+    let known = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    if let Some(i) = inferred {
+        match known {
+            Some(k) if k > 0 && total % k == 0 => dims[i] = total / k,
+            _ => bail!("shape {spec:?}: no -1 makes {input:?} ({total} elements) fit"),
+        }
+    } else if known != Some(total) {
+        bail!("cannot reshape {input:?} ({total} elements) to {spec:?}");
+    }
+    Ok(dims)
+}
+
+/// Errors unless every value of the constant `c` (input `name`) is finite.
+fn check_finite(c: &ArrayD<f64>, name: &str) -> Result<()> {
+    match c.iter().position(|x| !x.is_finite()) {
+        Some(i) => bail!(
+            "tensor '{name}' holds {} at element {i}; weights and constants must be finite",
+            c.iter().nth(i).copied().unwrap_or(f64::NAN)
+        ),
+        None => Ok(()),
+    }
+}
+
+/// Errors unless every value of a layer's f32 parameter is finite (f64 constants beyond the f32
+/// range, or a folded scale that overflows, become infinities here).
+fn check_finite_f32<'a>(values: impl IntoIterator<Item = &'a f32>, what: &str) -> Result<()> {
+    match values.into_iter().position(|x| !x.is_finite()) {
+        Some(i) => bail!(
+            "{what} element {i} is not finite in f32 (a constant beyond ±3.4e38 or a folded scale that overflows)"
+        ),
+        None => Ok(()),
+    }
 }
 
 fn input_dims(input: &crate::onnx_proto::ValueInfoProto) -> Result<Vec<usize>> {
@@ -162,6 +357,29 @@ fn attr_f(node: &NodeProto, name: &str, default: f32) -> f32 {
     attr(node, name).map_or(default, |a| a.f)
 }
 
+/// A float attribute that must be finite (epsilon, alpha, beta).
+fn attr_finite(node: &NodeProto, name: &str, default: f32) -> Result<f32> {
+    let v = attr_f(node, name, default);
+    if !v.is_finite() {
+        bail!("attribute '{name}' = {v} is not finite");
+    }
+    Ok(v)
+}
+
+/// A per-spatial-axis attribute (`kernel_shape`, `strides`, `dilations`): two values in
+/// `1..=MAX_ELEMENTS`, or `default` when absent.
+fn spatial_attr(node: &NodeProto, name: &str, default: Option<[usize; 2]>) -> Result<[usize; 2]> {
+    let Some(v) = attr_ints(node, name) else {
+        return default.ok_or_else(|| anyhow!("attribute '{name}' missing"));
+    };
+    match v.as_slice() {
+        &[a, b] if (1..=MAX_ELEMENTS as i64).contains(&a) && (1..=MAX_ELEMENTS as i64).contains(&b) => {
+            Ok([a as usize, b as usize])
+        }
+        _ => bail!("attribute '{name}' {v:?} must be two values in 1..={MAX_ELEMENTS}, one per spatial axis"),
+    }
+}
+
 fn attr_ints(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
     attr(node, name).map(|a| a.ints.clone())
 }
@@ -176,9 +394,14 @@ fn logical_shape(stored: [usize; 4], perm: [usize; 4]) -> [usize; 4] {
 }
 
 impl Builder {
-    fn new_value(&mut self, name: &str, shape: Vec<usize>) -> ValueId {
+    /// A new activation; errors on an empty dimension or more than [`MAX_ELEMENTS`] elements.
+    fn new_value(&mut self, name: &str, shape: Vec<usize>) -> Result<ValueId> {
+        if shape.contains(&0) {
+            bail!("tensor '{name}' would have the empty shape {shape:?}");
+        }
+        bounded_elements(&shape, &format!("tensor '{name}'"))?;
         self.values.push(Value { name: name.to_string(), shape });
-        self.values.len() - 1
+        Ok(self.values.len() - 1)
     }
 
     fn push(
@@ -190,7 +413,7 @@ impl Builder {
         layout: Layout,
     ) -> Result<()> {
         let out_name = node.output.first().ok_or_else(|| anyhow!("has no output"))?;
-        let output = self.new_value(out_name, shape);
+        let output = self.new_value(out_name, shape)?;
         let name = if node.name.is_empty() { out_name.clone() } else { node.name.clone() };
         self.nodes.push(Node { name, op, inputs, output });
         self.producer.insert(output, self.nodes.len() - 1);
@@ -207,7 +430,17 @@ impl Builder {
         self.get(name)
     }
 
+    /// Constant input `i`, if given; it must be finite.
     fn optional_const(&self, node: &NodeProto, i: usize) -> Result<Option<ArrayD<f64>>> {
+        let c = self.optional_const_with_infinities(node, i)?;
+        if let (Some(c), Some(name)) = (&c, node.input.get(i)) {
+            check_finite(c, name)?;
+        }
+        Ok(c)
+    }
+
+    /// Constant input `i`, if given, infinities allowed (Clip's bounds).
+    fn optional_const_with_infinities(&self, node: &NodeProto, i: usize) -> Result<Option<ArrayD<f64>>> {
         match node.input.get(i).filter(|n| !n.is_empty()) {
             None => Ok(None),
             Some(name) => match self.get(name)? {
@@ -262,15 +495,29 @@ impl Builder {
             "BatchNormalization" => self.batch_norm(node),
             "Relu" => self.fuse_clamp(node, Clamp::RELU),
             "Clip" => {
-                let lo = self.optional_const(node, 1)?.map_or(attr_f(node, "min", f32::NEG_INFINITY), |c| scalar(&c));
-                let hi = self.optional_const(node, 2)?.map_or(attr_f(node, "max", f32::INFINITY), |c| scalar(&c));
+                // A bound beyond f32 (±1e300, ±inf) means no clamp on that side.
+                let bound = |i: usize, name: &str, default: f32| -> Result<f32> {
+                    let v = match self.optional_const_with_infinities(node, i)? {
+                        Some(c) if c.len() == 1 => scalar(&c),
+                        Some(c) => bail!("the '{name}' input has {} values; expected one", c.len()),
+                        None => attr_f(node, name, default),
+                    };
+                    if v.is_nan() {
+                        bail!("the '{name}' bound is NaN");
+                    }
+                    Ok(v)
+                };
+                let (lo, hi) = (bound(1, "min", f32::NEG_INFINITY)?, bound(2, "max", f32::INFINITY)?);
+                if lo == f32::INFINITY || hi == f32::NEG_INFINITY {
+                    bail!("bounds [{lo}, {hi}] leave no finite value");
+                }
                 self.fuse_clamp(node, Clamp { lo, hi })
             }
             "AveragePool" | "MaxPool" | "GlobalAveragePool" => self.pool(node),
             "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" => self.reshape(node),
             "Softmax" => self.softmax(node),
             "Shape" => {
-                let Val::Act(a) = self.input(node, 0)?.clone() else { unreachable!("all-constant case handled above") };
+                let a = self.act(node, 0)?;
                 let s: Vec<f64> = self.logical(&a).iter().map(|&d| d as f64).collect();
                 self.set(node, Val::Const(ArrayD::from_shape_vec(IxDyn(&[s.len()]), s)?))
             }
@@ -290,10 +537,10 @@ impl Builder {
         let perm = attr_ints(node, "perm").ok_or_else(|| anyhow!("attribute 'perm' missing"))?;
         let layout = match (&a.layout, perm.as_slice()) {
             (Layout::Spatial(p), &[a0, a1, a2, a3]) => {
-                let q = [a0 as usize, a1 as usize, a2 as usize, a3 as usize];
-                if q.iter().any(|&x| x > 3) {
-                    bail!("attribute 'perm' {perm:?} is invalid");
+                if !is_permutation(&perm, 4) {
+                    bail!("attribute 'perm' {perm:?} is not a permutation of the 4 axes");
                 }
+                let q = [a0 as usize, a1 as usize, a2 as usize, a3 as usize];
                 Layout::Spatial([p[q[0]], p[q[1]], p[q[2]], p[q[3]]])
             }
             (Layout::Flat(f), &[0, 1]) => Layout::Flat(f.clone()),
@@ -317,28 +564,39 @@ impl Builder {
         if w.ndim() != 4 {
             bail!("weight has rank {}; only 2-D convolutions are supported", w.ndim());
         }
-        if let Some(d) = attr_ints(node, "dilations") {
-            if d.iter().any(|&x| x != 1) {
-                bail!("attribute 'dilations' {d:?} is not supported (only 1)");
-            }
+        if w.shape().contains(&0) {
+            bail!("weight has the empty shape {:?}", w.shape());
+        }
+        let dilations = spatial_attr(node, "dilations", Some([1, 1]))?;
+        if dilations != [1, 1] {
+            bail!("attribute 'dilations' {dilations:?} is not supported (only 1)");
         }
         let (h, wd, c) = self.values[a.id].hwc();
         let (oc, icg, kh, kw) = (w.shape()[0], w.shape()[1], w.shape()[2], w.shape()[3]);
-        let group = attr_i(node, "group", 1) as usize;
+        if let Some(k) = attr_ints(node, "kernel_shape") {
+            if k != [kh as i64, kw as i64] {
+                bail!("attribute 'kernel_shape' {k:?} does not match the weight's {kh}x{kw} kernel");
+            }
+        }
+        let group = attr_i(node, "group", 1);
+        if group < 1 {
+            bail!("attribute 'group' = {group} must be positive");
+        }
         let depthwise = group > 1;
-        if depthwise && (group != c || icg != 1 || oc % c != 0) {
+        if depthwise && (group != c as i64 || icg != 1 || oc % c != 0) {
             bail!("attribute 'group' = {group} is not supported (only 1 or depthwise, group = input channels {c})");
         }
         if !depthwise && icg != c {
             bail!("weight expects {icg} input channels, the input has {c}");
         }
-        let stride = attr_ints(node, "strides").unwrap_or(vec![1, 1]);
-        let stride = [stride[0] as usize, *stride.get(1).unwrap_or(&stride[0]) as usize];
+        let stride = spatial_attr(node, "strides", Some([1, 1]))?;
         let pads = self.pads(node, [h, wd], [kh, kw], stride)?;
         let window = Window { kernel: [kh, kw], stride, pads };
         let (oh, ow) = window
             .output_hw(h, wd)
             .ok_or_else(|| anyhow!("kernel {kh}x{kw} is larger than the padded input {h}x{wd}"))?;
+        bounded_elements(&[oh, ow, oc], "the output")?;
+        check_window_work([oh, ow], [kh, kw], if depthwise { 1 } else { icg })?;
         // OIHW → O, kh, kw, I.
         let weight = w.permuted_axes(IxDyn(&[0, 2, 3, 1])).mapv(|x| x as f32);
         let weight = Array4::from_shape_vec((oc, kh, kw, icg), weight.iter().copied().collect())?;
@@ -349,6 +607,8 @@ impl Builder {
         if bias.len() != oc {
             bail!("bias has {} values for {oc} output channels", bias.len());
         }
+        check_finite_f32(&weight, &format!("weight '{}'", node.input[1]))?;
+        check_finite_f32(&bias, "bias")?;
         let op = OpKind::Conv(Conv { weight, bias, window, depthwise, clamp: Clamp::NONE });
         self.push(node, op, vec![a.id], vec![oh, ow, oc], Layout::Spatial(NCHW))
     }
@@ -358,8 +618,10 @@ impl Builder {
         match auto.as_str() {
             "" | "NOTSET" => {
                 let p = attr_ints(node, "pads").unwrap_or(vec![0; 4]);
-                if p.len() != 4 || p.iter().any(|&x| x < 0) {
-                    bail!("attribute 'pads' {p:?} is not supported");
+                if p.len() != 4 || p.iter().any(|&x| !(0..=MAX_ELEMENTS as i64).contains(&x)) {
+                    bail!(
+                        "attribute 'pads' {p:?} must be four values in 0..={MAX_ELEMENTS} (top, left, bottom, right)"
+                    );
                 }
                 Ok([p[0] as usize, p[1] as usize, p[2] as usize, p[3] as usize])
             }
@@ -367,6 +629,11 @@ impl Builder {
             "SAME_UPPER" | "SAME_LOWER" => {
                 let mut pads = [0; 4];
                 for d in 0..2 {
+                    if stride[d] == 0 {
+                        bail!("stride 0 with auto_pad '{auto}'");
+                    }
+                    // Sizes here are at most MAX_ELEMENTS each, so the arithmetic stays far from
+                    // overflow.
                     let out = hw[d].div_ceil(stride[d]);
                     let total = ((out - 1) * stride[d] + kernel[d]).saturating_sub(hw[d]);
                     let (small, big) = (total / 2, total - total / 2);
@@ -389,17 +656,20 @@ impl Builder {
         let window = if node.op_type == "GlobalAveragePool" {
             Window { kernel: [h, w], stride: [1, 1], pads: [0; 4] }
         } else {
-            let k = attr_ints(node, "kernel_shape").ok_or_else(|| anyhow!("attribute 'kernel_shape' missing"))?;
-            if k.len() != 2 {
-                bail!("attribute 'kernel_shape' {k:?} is not 2-D");
-            }
+            let kernel = spatial_attr(node, "kernel_shape", None)?;
             if attr_i(node, "ceil_mode", 0) != 0 {
                 bail!("attribute 'ceil_mode' = 1 is not supported");
             }
-            let kernel = [k[0] as usize, k[1] as usize];
-            let s = attr_ints(node, "strides").unwrap_or(vec![1, 1]);
-            let stride = [s[0] as usize, s[1] as usize];
+            let dilations = spatial_attr(node, "dilations", Some([1, 1]))?;
+            if dilations != [1, 1] {
+                bail!("attribute 'dilations' {dilations:?} is not supported (only 1)");
+            }
+            let stride = spatial_attr(node, "strides", Some([1, 1]))?;
             let pads = self.pads(node, [h, w], kernel, stride)?;
+            // As onnxruntime requires: a window never lies wholly in the padding.
+            if (0..4).any(|i| pads[i] >= kernel[i % 2]) {
+                bail!("attribute 'pads' {pads:?} must be smaller than the {}x{} kernel", kernel[0], kernel[1]);
+            }
             if node.op_type == "AveragePool" && attr_i(node, "count_include_pad", 0) != 0 && pads.iter().any(|&p| p > 0)
             {
                 bail!("attribute 'count_include_pad' = 1 with padding is not supported");
@@ -407,6 +677,8 @@ impl Builder {
             Window { kernel, stride, pads }
         };
         let (oh, ow) = window.output_hw(h, w).ok_or_else(|| anyhow!("pooling window larger than the input"))?;
+        bounded_elements(&[oh, ow, c], "the output")?;
+        check_window_work([oh, ow], window.kernel, c)?;
         let op = if node.op_type == "MaxPool" { OpKind::MaxPool(window) } else { OpKind::AvgPool(window) };
         self.push(node, op, vec![a.id], vec![oh, ow, c], Layout::Spatial(NCHW))
     }
@@ -426,8 +698,8 @@ impl Builder {
             if attr_i(node, "transA", 0) != 0 {
                 bail!("attribute 'transA' = 1 is not supported");
             }
-            let alpha = attr_f(node, "alpha", 1.0) as f64;
-            let beta = attr_f(node, "beta", 1.0) as f64;
+            let alpha = attr_finite(node, "alpha", 1.0)? as f64;
+            let beta = attr_finite(node, "beta", 1.0)? as f64;
             let b2 = b.into_dimensionality::<ndarray::Ix2>()?;
             let w = if attr_i(node, "transB", 0) != 0 { b2 } else { b2.reversed_axes() };
             let n = w.shape()[0];
@@ -456,6 +728,8 @@ impl Builder {
         let n = weight.shape()[0];
         let weight = Array2::from_shape_fn((n, k), |(o, i)| weight[[o, i]] as f32);
         let bias = Array1::from_iter(bias.iter().map(|&x| x as f32));
+        check_finite_f32(&weight, &format!("weight '{}'", node.input[1]))?;
+        check_finite_f32(&bias, "bias")?;
         let op = OpKind::Fc(Fc { weight, bias, clamp: Clamp::NONE });
         self.push(node, op, vec![a.id], vec![n], Layout::Flat(None))
     }
@@ -479,12 +753,14 @@ impl Builder {
                     row.mapv_inplace(|w| (w as f64 * mul[o]) as f32);
                     c.bias[o] = (c.bias[o] as f64 * mul[o] + add[o]) as f32;
                 }
+                check_finite_f32(c.weight.iter().chain(&c.bias), "the folded weights and bias")?;
             }
             OpKind::Fc(f) if f.clamp.is_none() => {
                 for (o, mut row) in f.weight.outer_iter_mut().enumerate() {
                     row.mapv_inplace(|w| (w as f64 * mul[o]) as f32);
                     f.bias[o] = (f.bias[o] as f64 * mul[o] + add[o]) as f32;
                 }
+                check_finite_f32(f.weight.iter().chain(&f.bias), "the folded weights and bias")?;
             }
             other => bail!("cannot fold a per-channel affine op into '{}'", other.name()),
         }
@@ -548,7 +824,14 @@ impl Builder {
             }
             (Val::Act(a), Val::Const(c)) | (Val::Const(c), Val::Act(a)) => {
                 let act_first = matches!(self.input(node, 0)?, Val::Act(_));
+                let const_name = &node.input[usize::from(act_first)];
+                check_finite(&c, const_name)?;
                 let k = self.per_channel(&a, &c)?;
+                if op == "Div" {
+                    if let Some(ch) = k.iter().position(|&v| v == 0.0) {
+                        bail!("divisor '{const_name}' is zero (channel {ch})");
+                    }
+                }
                 let n = k.len();
                 let (mul, add): (Vec<f64>, Vec<f64>) = match (op, act_first) {
                     ("Add", _) => (vec![1.0; n], k),
@@ -566,15 +849,23 @@ impl Builder {
 
     fn batch_norm(&mut self, node: &NodeProto) -> Result<()> {
         let a = self.act(node, 0)?;
-        let eps = attr_f(node, "epsilon", 1e-5) as f64;
+        let eps = attr_finite(node, "epsilon", 1e-5)? as f64;
         let [scale, bias, mean, var] = [1, 2, 3, 4].map(|i| self.konst(node, i));
         let (scale, bias, mean, var) = (scale?, bias?, mean?, var?);
+        let ch = *self.values[a.id].shape.last().unwrap_or(&0);
+        for (i, (what, t)) in [("scale", &scale), ("bias", &bias), ("mean", &mean), ("var", &var)].iter().enumerate() {
+            if t.len() != ch {
+                bail!("{what} '{}' has {} values, the input has {ch} channels", node.input[i + 1], t.len());
+            }
+        }
+        if let Some((c, v)) = var.iter().enumerate().find(|(_, &v)| v < 0.0 || v + eps <= 0.0) {
+            bail!(
+                "var '{}' is {v} at channel {c} with epsilon {eps}; it must be ≥ 0 with var + epsilon > 0",
+                node.input[4]
+            );
+        }
         let mul: Vec<f64> = scale.iter().zip(var.iter()).map(|(s, v)| s / (v + eps).sqrt()).collect();
         let add: Vec<f64> = bias.iter().zip(mean.iter()).zip(&mul).map(|((b, m), k)| b - m * k).collect();
-        let ch = *self.values[a.id].shape.last().unwrap_or(&0);
-        if mul.len() != ch {
-            bail!("has {} channels, the input has {ch}", mul.len());
-        }
         if matches!(a.layout, Layout::Spatial(p) if p != NCHW) {
             bail!("input must be channel-major (NCHW)");
         }
@@ -602,48 +893,20 @@ impl Builder {
         let target: Vec<usize> = match node.op_type.as_str() {
             "Flatten" => {
                 let axis = attr_i(node, "axis", 1);
-                let axis = if axis < 0 { axis + logical.len() as i64 } else { axis } as usize;
-                let head: usize = logical[..axis.min(logical.len())].iter().product();
+                // Flatten's axis may also be the rank itself (everything in the first dimension).
+                let rank = logical.len() as i64;
+                if !(-rank..=rank).contains(&axis) {
+                    bail!("attribute 'axis' {axis} is out of range for a rank-{rank} tensor");
+                }
+                let axis = (if axis < 0 { axis + rank } else { axis }) as usize;
+                let head: usize = logical[..axis].iter().product();
                 vec![head, total / head.max(1)]
             }
             "Reshape" => {
                 let shape = self.konst(node, 1)?;
-                let mut dims: Vec<i64> = shape.iter().map(|&x| x as i64).collect();
-                for (i, d) in dims.iter_mut().enumerate() {
-                    if *d == 0 {
-                        *d = *logical.get(i).ok_or_else(|| anyhow!("shape {shape} copies a missing dimension"))? as i64;
-                    }
-                }
-                let known: i64 = dims.iter().filter(|&&d| d > 0).product();
-                dims.iter().map(|&d| if d < 0 { total / known.max(1) as usize } else { d as usize }).collect()
+                reshape_target(&logical, &integers(&shape, "the shape")?)?
             }
-            _ => {
-                // Squeeze/Unsqueeze: drop or add unit axes.
-                let axes = match self.optional_const(node, 1)? {
-                    Some(c) => c.iter().map(|&x| x as i64).collect(),
-                    None => attr_ints(node, "axes").unwrap_or_default(),
-                };
-                let mut dims = logical.clone();
-                if node.op_type == "Squeeze" {
-                    let mut keep = Vec::new();
-                    for (i, &d) in dims.iter().enumerate() {
-                        let named = axes.iter().any(|&x| (if x < 0 { x + dims.len() as i64 } else { x }) as usize == i);
-                        if !(d == 1 && (axes.is_empty() || named)) {
-                            keep.push(d);
-                        }
-                    }
-                    dims = keep;
-                } else {
-                    let rank = dims.len() + axes.len();
-                    let mut sorted: Vec<usize> =
-                        axes.iter().map(|&x| (if x < 0 { x + rank as i64 } else { x }) as usize).collect();
-                    sorted.sort_unstable();
-                    for ax in sorted {
-                        dims.insert(ax.min(dims.len()), 1);
-                    }
-                }
-                dims
-            }
+            _ => squeeze_or_unsqueeze(&node.op_type, &logical, &self.axes(node)?)?,
         };
         if target.iter().product::<usize>() != total {
             bail!("cannot reshape {logical:?} to {target:?}");
@@ -714,14 +977,21 @@ impl Builder {
         self.push(node, OpKind::Reshape, vec![a.id], shape, layout)
     }
 
+    /// Squeeze/Unsqueeze axes: input 1 (opset 13) or the `axes` attribute.
+    fn axes(&self, node: &NodeProto) -> Result<Vec<i64>> {
+        Ok(match self.optional_const(node, 1)? {
+            Some(c) => integers(&c, "the axes")?,
+            None => attr_ints(node, "axes").unwrap_or_default(),
+        })
+    }
+
     fn softmax(&mut self, node: &NodeProto) -> Result<()> {
         let a = self.act(node, 0)?;
-        let rank = self.logical(&a).len() as i64;
-        let axis = attr_i(node, "axis", if rank == 2 { 1 } else { -1 });
-        let axis = if axis < 0 { axis + rank } else { axis };
+        let rank = self.logical(&a).len();
+        let axis = axis_index(attr_i(node, "axis", if rank == 2 { 1 } else { -1 }), rank, "attribute 'axis'")?;
         let last_stored = match &a.layout {
             Layout::Flat(None) => axis == 1,
-            Layout::Spatial(p) => p[axis as usize] == 3 && self.values[a.id].shape[..2] == [1, 1],
+            Layout::Spatial(p) => p[axis] == 3 && self.values[a.id].shape[..2] == [1, 1],
             Layout::Flat(Some(_)) => false,
         };
         if !last_stored {
@@ -736,6 +1006,7 @@ impl Builder {
         let binary = |f: fn(f64, f64) -> f64| -> Result<ArrayD<f64>> {
             let (x, y) = (c(0)?, c(1)?);
             let shape = broadcast_shape(x.shape(), y.shape())?;
+            bounded_elements(&shape, "the result")?;
             let xb = x.broadcast(IxDyn(&shape)).ok_or_else(|| anyhow!("broadcast"))?;
             let yb = y.broadcast(IxDyn(&shape)).ok_or_else(|| anyhow!("broadcast"))?;
             Ok(ndarray::Zip::from(&xb).and(&yb).map_collect(|&a, &b| f(a, b)))
@@ -751,69 +1022,62 @@ impl Builder {
             "Reciprocal" => c(0)?.mapv(|x| 1.0 / x),
             "Transpose" => {
                 let x = c(0)?;
-                let perm: Vec<usize> = match attr_ints(node, "perm") {
-                    Some(p) => p.iter().map(|&v| v as usize).collect(),
-                    None => (0..x.ndim()).rev().collect(),
+                let perm: Vec<i64> = match attr_ints(node, "perm") {
+                    Some(p) => p,
+                    None => (0..x.ndim() as i64).rev().collect(),
                 };
+                if !is_permutation(&perm, x.ndim()) {
+                    bail!("attribute 'perm' {perm:?} is not a permutation of the {} axes", x.ndim());
+                }
+                let perm: Vec<usize> = perm.iter().map(|&p| p as usize).collect();
                 x.permuted_axes(IxDyn(&perm)).as_standard_layout().to_owned()
             }
             "Reshape" => {
                 let x = c(0)?;
-                let shape = c(1)?;
-                let total = x.len();
-                let mut dims: Vec<i64> = shape.iter().map(|&v| v as i64).collect();
-                for (i, d) in dims.iter_mut().enumerate() {
-                    if *d == 0 {
-                        *d = x.shape()[i] as i64;
-                    }
-                }
-                let known: i64 = dims.iter().filter(|&&d| d > 0).product();
-                let dims: Vec<usize> =
-                    dims.iter().map(|&d| if d < 0 { total / known as usize } else { d as usize }).collect();
+                let dims = reshape_target(x.shape(), &integers(&c(1)?, "the shape")?)?;
                 ArrayD::from_shape_vec(IxDyn(&dims), x.as_standard_layout().iter().copied().collect())?
             }
             "Unsqueeze" | "Squeeze" => {
                 let x = c(0)?;
-                let axes: Vec<i64> = match self.optional_const(node, 1)? {
-                    Some(a) => a.iter().map(|&v| v as i64).collect(),
-                    None => attr_ints(node, "axes").unwrap_or_default(),
-                };
-                let mut dims: Vec<usize> = x.shape().to_vec();
-                if node.op_type == "Unsqueeze" {
-                    let rank = dims.len() + axes.len();
-                    let mut ax: Vec<usize> =
-                        axes.iter().map(|&a| (if a < 0 { a + rank as i64 } else { a }) as usize).collect();
-                    ax.sort_unstable();
-                    for a in ax {
-                        dims.insert(a, 1);
-                    }
-                } else {
-                    let rank = dims.len() as i64;
-                    let drop: Vec<usize> = axes.iter().map(|&a| (if a < 0 { a + rank } else { a }) as usize).collect();
-                    dims = dims
-                        .iter()
-                        .enumerate()
-                        .filter(|(i, &d)| !(d == 1 && (drop.is_empty() || drop.contains(i))))
-                        .map(|(_, &d)| d)
-                        .collect();
-                }
+                let dims = squeeze_or_unsqueeze(&node.op_type, x.shape(), &self.axes(node)?)?;
                 ArrayD::from_shape_vec(IxDyn(&dims), x.as_standard_layout().iter().copied().collect())?
             }
             "Concat" => {
-                let axis = attr_i(node, "axis", 0);
                 let parts: Vec<ArrayD<f64>> = (0..node.input.len()).map(c).collect::<Result<_>>()?;
-                let axis = if axis < 0 { axis + parts[0].ndim() as i64 } else { axis } as usize;
+                let rank = parts[0].ndim();
+                let axis = axis_index(attr_i(node, "axis", 0), rank, "attribute 'axis'")?;
+                if let Some(p) = parts
+                    .iter()
+                    .find(|p| p.ndim() != rank || (0..rank).any(|d| d != axis && p.shape()[d] != parts[0].shape()[d]))
+                {
+                    bail!(
+                        "inputs of shapes {:?} and {:?} do not concatenate on axis {axis}",
+                        parts[0].shape(),
+                        p.shape()
+                    );
+                }
+                let mut shape = parts[0].shape().to_vec();
+                shape[axis] =
+                    parts.iter().try_fold(0usize, |n, p| n.checked_add(p.shape()[axis])).unwrap_or(usize::MAX);
+                bounded_elements(&shape, "the result")?;
                 let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
                 ndarray::concatenate(Axis(axis), &views)?
             }
             "Gather" => {
                 let x = c(0)?;
                 let idx = c(1)?;
-                let axis = attr_i(node, "axis", 0);
-                let axis = if axis < 0 { axis + x.ndim() as i64 } else { axis } as usize;
-                let n = x.shape()[axis] as i64;
-                let picks: Vec<usize> =
-                    idx.iter().map(|&i| if (i as i64) < 0 { (i as i64 + n) as usize } else { i as usize }).collect();
+                let axis = axis_index(attr_i(node, "axis", 0), x.ndim(), "attribute 'axis'")?;
+                let n = x.shape()[axis];
+                let picks: Vec<usize> = integers(&idx, "the indices")?
+                    .into_iter()
+                    .map(|i| match axis_index(i, n, "index") {
+                        Ok(i) => Ok(i),
+                        Err(_) => bail!("index {i} is out of range for axis {axis} of size {n}"),
+                    })
+                    .collect::<Result<_>>()?;
+                let mut shape = x.shape().to_vec();
+                shape[axis] = picks.len();
+                bounded_elements(&shape, "the result")?;
                 let g = x.select(Axis(axis), &picks);
                 if idx.ndim() == 0 {
                     g.index_axis(Axis(axis), 0).to_owned()
@@ -829,6 +1093,55 @@ impl Builder {
             other => bail!("operator '{other}' is not supported in constant folding"),
         })
     }
+}
+
+/// The shape Squeeze (`op` "Squeeze") or Unsqueeze makes of `dims` with `axes`, as ONNX defines
+/// them: a squeezed axis must have size 1 (no axes: every unit axis goes); unsqueezed axes index
+/// the output and must be distinct.
+fn squeeze_or_unsqueeze(op: &str, dims: &[usize], axes: &[i64]) -> Result<Vec<usize>> {
+    if op == "Squeeze" {
+        let named: Vec<usize> = axes.iter().map(|&x| axis_index(x, dims.len(), "axis")).collect::<Result<_>>()?;
+        if let Some(&i) = named.iter().find(|&&i| dims[i] != 1) {
+            bail!("cannot squeeze axis {i} of {dims:?}: its size is {}, not 1", dims[i]);
+        }
+        Ok(dims
+            .iter()
+            .enumerate()
+            .filter(|&(i, &d)| !(d == 1 && (named.is_empty() || named.contains(&i))))
+            .map(|(_, &d)| d)
+            .collect())
+    } else {
+        let rank = dims.len() + axes.len();
+        let mut sorted: Vec<usize> = axes.iter().map(|&x| axis_index(x, rank, "axis")).collect::<Result<_>>()?;
+        sorted.sort_unstable();
+        if sorted.windows(2).any(|w| w[0] == w[1]) {
+            bail!("axes {axes:?} repeat an axis");
+        }
+        let mut out = dims.to_vec();
+        // Ascending distinct axes below `rank`: axis j of the sorted list is at most
+        // `dims.len() + j`, the length when it is inserted.
+        for ax in sorted {
+            out.insert(ax, 1);
+        }
+        Ok(out)
+    }
+}
+
+/// Errors when a window layer's work, output positions × taps × channels, exceeds
+/// [`MAX_WINDOW_ELEMENTS`].
+fn check_window_work(out: [usize; 2], kernel: [usize; 2], channels: usize) -> Result<()> {
+    let work = [out[0], out[1], kernel[0], kernel[1], channels].iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    if work.is_none_or(|w| w > MAX_WINDOW_ELEMENTS) {
+        bail!(
+            "a {}x{} output with a {}x{} kernel over {channels} channels is more window work than the \
+             importer's limit of {MAX_WINDOW_ELEMENTS} (2^26) elements",
+            out[0],
+            out[1],
+            kernel[0],
+            kernel[1]
+        );
+    }
+    Ok(())
 }
 
 /// For each element of a row-major `logical` shape, its index in row-major `stored` storage,
@@ -879,9 +1192,26 @@ fn tensor_to_array(t: &TensorProto) -> Result<ArrayD<f64>> {
     if t.data_location == 1 {
         bail!("tensor '{}' uses external data, which is not supported", t.name);
     }
-    let dims: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
-    let n: usize = dims.iter().product();
+    let dims: Vec<usize> = t
+        .dims
+        .iter()
+        .map(|&d| usize::try_from(d).map_err(|_| anyhow!("tensor '{}' has the negative dimension {d}", t.name)))
+        .collect::<Result<_>>()?;
+    let n = bounded_elements(&dims, &format!("tensor '{}'", t.name))?;
     let raw = &t.raw_data;
+    let width = match t.data_type {
+        data_type::FLOAT | data_type::INT32 => 4,
+        data_type::DOUBLE | data_type::INT64 => 8,
+        _ => 1,
+    };
+    if !raw.is_empty() && raw.len() != n * width {
+        bail!(
+            "tensor '{}' has {} bytes of raw data for shape {:?} ({n} values of {width} bytes)",
+            t.name,
+            raw.len(),
+            dims
+        );
+    }
     let values: Vec<f64> = match t.data_type {
         data_type::FLOAT if !raw.is_empty() => {
             raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64).collect()

@@ -73,10 +73,12 @@ pub struct Window {
 }
 
 impl Window {
+    /// The output's `(H, W)`; `None` when the kernel does not fit the padded input, or for a
+    /// zero stride or sizes that overflow (which the importer rejects earlier).
     pub fn output_hw(&self, h: usize, w: usize) -> Option<(usize, usize)> {
-        let eh = (h + self.pads[0] + self.pads[2]).checked_sub(self.kernel[0])?;
-        let ew = (w + self.pads[1] + self.pads[3]).checked_sub(self.kernel[1])?;
-        Some((eh / self.stride[0] + 1, ew / self.stride[1] + 1))
+        let eh = h.checked_add(self.pads[0])?.checked_add(self.pads[2])?.checked_sub(self.kernel[0])?;
+        let ew = w.checked_add(self.pads[1])?.checked_add(self.pads[3])?.checked_sub(self.kernel[1])?;
+        Some((eh.checked_div(self.stride[0])? + 1, ew.checked_div(self.stride[1])? + 1))
     }
 }
 

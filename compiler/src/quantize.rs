@@ -57,19 +57,32 @@ impl ActQuant {
 
     pub fn quantize(&self, x: f32) -> i32 {
         let (lo, hi) = self.range();
-        ((x / self.scale).round() as i32 + self.zero_point).clamp(lo, hi)
+        // `as i32` saturates for values beyond 2^31 steps (outliers calibration clips away), and
+        // the zero point is added with saturation there rather than wrapping.
+        ((x / self.scale).round() as i32).saturating_add(self.zero_point).clamp(lo, hi)
     }
 
     pub fn dequantize(&self, q: i32) -> f32 {
         self.scale * (q - self.zero_point) as f32
     }
 
-    /// The clamp `[lo, hi]` (real units) as quantized bounds within this tensor's range.
+    /// The clamp `[lo, hi]` (real units) as quantized bounds within this tensor's range. A bound
+    /// beyond the range (±1e30, ±inf) is no clamp on that side: the bound is quantized as
+    /// [`ActQuant::quantize`] does, but the zero point is added with saturation in i64, since
+    /// `x / scale` saturates (or overflows f32 to an infinity) and adding the zero point to the
+    /// integer limit would wrap.
     pub fn clamp_bounds(&self, clamp: Clamp) -> (i32, i32) {
         let (qmin, qmax) = self.range();
-        let lo = if clamp.lo.is_finite() { self.quantize(clamp.lo) } else { qmin };
-        let hi = if clamp.hi.is_finite() { self.quantize(clamp.hi) } else { qmax };
-        (lo.clamp(qmin, qmax), hi.clamp(lo.clamp(qmin, qmax), qmax))
+        let quantize = |x: f32, infinite: i32| -> i32 {
+            if !x.is_finite() {
+                return infinite;
+            }
+            ((x / self.scale).round() as i64).saturating_add(self.zero_point as i64).clamp(qmin as i64, qmax as i64)
+                as i32
+        };
+        let lo = quantize(clamp.lo, qmin);
+        let hi = quantize(clamp.hi, qmax);
+        (lo, hi.max(lo))
     }
 }
 
@@ -358,6 +371,41 @@ mod tests {
             let (qmin, qmax) = q.range();
             assert!((qmin..=qmax).contains(&q.zero_point));
         }
+    }
+
+    /// Clip bounds far outside the range (as f32 converts ±1e30) saturate to the range instead
+    /// of wrapping around i32 when the zero point is added.
+    #[test]
+    fn clamp_bounds_beyond_the_range_saturate() {
+        for zero_point in [-128, -5, 0, 7, 127] {
+            let q = ActQuant { scale: 1e-3, zero_point, bits: 8 };
+            assert_eq!(q.clamp_bounds(Clamp { lo: -1e30, hi: 1e30 }), (-128, 127), "zero point {zero_point}");
+            assert_eq!(q.clamp_bounds(Clamp { lo: f32::NEG_INFINITY, hi: f32::INFINITY }), (-128, 127));
+            assert_eq!(q.clamp_bounds(Clamp { lo: 1e30, hi: 1e30 }), (127, 127));
+            assert_eq!(q.clamp_bounds(Clamp { lo: -1e30, hi: -1e30 }), (-128, -128));
+        }
+        // In range the bounds are what `quantize` gives.
+        let q = ActQuant { scale: 0.05, zero_point: -20, bits: 8 };
+        assert_eq!(q.clamp_bounds(Clamp::RELU6), (q.quantize(0.0), q.quantize(6.0)));
+    }
+
+    /// Found by the `compile` fuzz target: a value 2^31 steps beyond the chosen range (an
+    /// outlier the tails clip away) overflowed i32 when the zero point was added while choosing
+    /// the range.
+    #[test]
+    fn outliers_beyond_i32_steps_saturate() {
+        let q = ActQuant { scale: 1e-3, zero_point: -100, bits: 8 };
+        assert_eq!(q.quantize(-1e30), -128);
+        assert_eq!(q.quantize(1e30), 127);
+        let q = ActQuant { scale: 1e-3, zero_point: 100, bits: 8 };
+        assert_eq!(q.quantize(1e30), 127);
+        // 1% outliers at −1e6 over zeros: the chosen range is [0, 0] with the zero point at −128,
+        // and the outliers' error is measured at −2^31 − 128 steps.
+        let mut values = vec![-1e6f32; 10];
+        values.extend(std::iter::repeat_n(0.0, 990));
+        let calib = Calibration { sorted: vec![values], channel_means: vec![vec![0.0]] };
+        let chosen = calib.choose(0, 8);
+        assert!(chosen.scale > 0.0 && (-128..=127).contains(&chosen.zero_point), "{chosen:?}");
     }
 
     #[test]
