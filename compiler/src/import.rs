@@ -29,7 +29,14 @@ enum Layout {
     Spatial([usize; 4]),
     /// Rank-2 `[1, K]`; `Some(p)`: stored element `j` is logical element `p[j]`.
     Flat(Option<Vec<usize>>),
+    /// Rank-3 channel-major sequence `[N, C, L]` (Conv1d), stored NHWC as `[1, 1, L, C]`: a
+    /// one-row feature map.
+    Seq,
 }
+
+/// Logical `[N, C, L]` axis `i` is stored axis `SEQ[i]` of `[N, L, C]` (the value's `[1, L, C]`
+/// without its H).
+const SEQ: [usize; 3] = [0, 2, 1];
 
 #[derive(Debug, Clone)]
 struct Act {
@@ -57,6 +64,9 @@ pub const MAX_WINDOW_ELEMENTS: usize = 1 << 26;
 /// Operators imported on activations.
 const ACTIVATION_OPS: &[&str] = &[
     "Identity",
+    "ReduceMean",
+    "ReduceMax",
+    "GlobalMaxPool",
     "Dropout",
     "Transpose",
     "Conv",
@@ -87,12 +97,68 @@ const CONSTANT_ONLY_OPS: &[&str] = &["Cast", "Sqrt", "Neg", "Reciprocal", "Conca
 /// Loads and normalizes an ONNX file.
 pub fn import(path: &Path) -> Result<Graph> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    import_bytes(&bytes).map_err(|e| anyhow!("{}: {e:#}", path.display()))
+    let dir = path.parent().unwrap_or(Path::new("."));
+    import_model(&bytes, Some(dir)).map_err(|e| anyhow!("{}: {e:#}", path.display()))
 }
 
+/// Imports a model held in memory; weights in external files are refused (there is no folder
+/// to find them in).
 pub fn import_bytes(bytes: &[u8]) -> Result<Graph> {
+    import_model(bytes, None)
+}
+
+/// Reads the external data of every initializer that has some into its `raw_data` (ONNX
+/// external data: `location` relative to the model's folder, `offset`, `length`), checking that
+/// the file stays inside that folder and the range inside the file before reading.
+fn load_external_data(tensors: &mut [TensorProto], dir: Option<&Path>) -> Result<()> {
+    for t in tensors.iter_mut().filter(|t| t.data_location == crate::onnx_proto::DATA_LOCATION_EXTERNAL) {
+        let field = |key: &str| t.external_data.iter().find(|e| e.key == key).map(|e| e.value.clone());
+        let what = format!("initializer '{}'", t.name);
+        let Some(dir) = dir else { bail!("{what} uses external data, which needs the model file's folder") };
+        let location = field("location").ok_or_else(|| anyhow!("{what}: external data without a 'location'"))?;
+        let relative = Path::new(&location);
+        if relative.is_absolute() || relative.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+            bail!("{what}: external data location '{location}' must be a plain path inside the model's folder");
+        }
+        let number = |key: &str| -> Result<Option<u64>> {
+            field(key)
+                .map(|v| v.parse::<u64>().map_err(|_| anyhow!("{what}: external data {key} '{v}' is not a byte count")))
+                .transpose()
+        };
+        let (offset, length) = (number("offset")?.unwrap_or(0), number("length")?);
+        let path = dir.join(relative);
+        let mut file = std::fs::File::open(&path)
+            .with_context(|| format!("{what}: cannot open its external data {}", path.display()))?;
+        let size = file.metadata().with_context(|| format!("{what}: {}", path.display()))?.len();
+        let length = length.unwrap_or(size.saturating_sub(offset));
+        if offset.checked_add(length).is_none_or(|end| end > size) {
+            bail!(
+                "{what}: external data bytes {offset}..{} lie outside {} ({size} bytes)",
+                offset.saturating_add(length),
+                path.display()
+            );
+        }
+        if length > MAX_EXTERNAL_TENSOR_BYTES {
+            bail!("{what}: {length} bytes of external data; tensors are limited to {MAX_EXTERNAL_TENSOR_BYTES} bytes");
+        }
+        use std::io::{Read, Seek, SeekFrom};
+        file.seek(SeekFrom::Start(offset)).with_context(|| format!("{what}: {}", path.display()))?;
+        let mut raw = vec![0u8; length as usize];
+        file.read_exact(&mut raw).with_context(|| format!("{what}: reading {}", path.display()))?;
+        t.raw_data = raw;
+        t.data_location = 0;
+        t.external_data.clear();
+    }
+    Ok(())
+}
+
+/// The largest external tensor read (a model for a microcontroller has kilobytes to megabytes).
+const MAX_EXTERNAL_TENSOR_BYTES: u64 = 1 << 30;
+
+fn import_model(bytes: &[u8], dir: Option<&Path>) -> Result<Graph> {
     let model = ModelProto::decode(bytes).map_err(|e| anyhow!("not a valid ONNX protobuf ({e})"))?;
-    let graph = model.graph.ok_or_else(|| anyhow!("not an ONNX model: it has no graph"))?;
+    let mut graph = model.graph.ok_or_else(|| anyhow!("not an ONNX model: it has no graph"))?;
+    load_external_data(&mut graph.initializer, dir)?;
     if graph.node.is_empty() {
         bail!("the ONNX graph has no nodes");
     }
@@ -144,7 +210,12 @@ pub fn import_bytes(bytes: &[u8]) -> Result<Graph> {
         [_, c, h, w] if channel_major => (Layout::Spatial(NCHW), vec![*h, *w, *c], InputLayout::Nchw),
         [_, h, w, c] => (Layout::Spatial(IDENTITY), vec![*h, *w, *c], InputLayout::Nhwc),
         [_, k] => (Layout::Flat(None), vec![*k], InputLayout::Nhwc),
-        other => bail!("input '{}' has shape {other:?}; expected [N, C, H, W], [N, H, W, C] or [N, K]", input.name),
+        // A 1-D signal `[N, C, L]` (Conv1d), a one-row image to the runtime.
+        [_, c, l] => (Layout::Seq, vec![1, *l, *c], InputLayout::Nchw),
+        other => bail!(
+            "input '{}' has shape {other:?}; expected [N, C, H, W], [N, H, W, C], [N, C, L] or [N, K]",
+            input.name
+        ),
     };
     let input_layout = if stored.len() == 3 && stored[2] == 1 { InputLayout::Nhwc } else { input_layout };
     let id = b.new_value(&input.name, stored)?;
@@ -465,6 +536,7 @@ impl Builder {
         match &a.layout {
             Layout::Spatial(p) => logical_shape([1, s[0], s[1], s[2]], *p).to_vec(),
             Layout::Flat(_) => vec![1, s[0]],
+            Layout::Seq => vec![1, s[2], s[1]],
         }
     }
 
@@ -513,7 +585,8 @@ impl Builder {
                 }
                 self.fuse_clamp(node, Clamp { lo, hi })
             }
-            "AveragePool" | "MaxPool" | "GlobalAveragePool" => self.pool(node),
+            "AveragePool" | "MaxPool" | "GlobalAveragePool" | "GlobalMaxPool" => self.pool(node),
+            "ReduceMean" | "ReduceMax" => self.reduce(node),
             "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" => self.reshape(node),
             "Softmax" => self.softmax(node),
             "Shape" => {
@@ -556,28 +629,46 @@ impl Builder {
 
     fn conv(&mut self, node: &NodeProto) -> Result<()> {
         let a = self.act(node, 0)?;
-        if !matches!(a.layout, Layout::Spatial(p) if p == NCHW) {
-            bail!("input must be a channel-major (NCHW) feature map");
+        let seq = matches!(a.layout, Layout::Seq);
+        if !seq && !matches!(a.layout, Layout::Spatial(p) if p == NCHW) {
+            bail!("input must be a channel-major (NCHW or NCL) feature map");
         }
-        let w = self.konst(node, 1)?;
+        let as_2d;
+        let node = if seq {
+            as_2d = one_row(node);
+            &as_2d
+        } else {
+            node
+        };
+        let mut w = self.konst(node, 1)?;
         let bias = self.optional_const(node, 2)?;
+        if seq {
+            if w.ndim() != 3 {
+                bail!("weight has rank {} for a 1-D input; expected [O, I, K]", w.ndim());
+            }
+            w.insert_axis_inplace(Axis(2));
+        }
         if w.ndim() != 4 {
-            bail!("weight has rank {}; only 2-D convolutions are supported", w.ndim());
+            bail!("weight has rank {}; only 1-D and 2-D convolutions are supported", w.ndim());
         }
         if w.shape().contains(&0) {
             bail!("weight has the empty shape {:?}", w.shape());
         }
+        if let Some(k) = attr_ints(node, "kernel_shape") {
+            if k != [w.shape()[2] as i64, w.shape()[3] as i64] {
+                bail!(
+                    "attribute 'kernel_shape' {k:?} does not match the weight's {}x{} kernel",
+                    w.shape()[2],
+                    w.shape()[3]
+                );
+            }
+        }
         let dilations = spatial_attr(node, "dilations", Some([1, 1]))?;
         if dilations != [1, 1] {
-            bail!("attribute 'dilations' {dilations:?} is not supported (only 1)");
+            w = dilate(&w, dilations)?;
         }
         let (h, wd, c) = self.values[a.id].hwc();
         let (oc, icg, kh, kw) = (w.shape()[0], w.shape()[1], w.shape()[2], w.shape()[3]);
-        if let Some(k) = attr_ints(node, "kernel_shape") {
-            if k != [kh as i64, kw as i64] {
-                bail!("attribute 'kernel_shape' {k:?} does not match the weight's {kh}x{kw} kernel");
-            }
-        }
         let group = attr_i(node, "group", 1);
         if group < 1 {
             bail!("attribute 'group' = {group} must be positive");
@@ -610,7 +701,8 @@ impl Builder {
         check_finite_f32(&weight, &format!("weight '{}'", node.input[1]))?;
         check_finite_f32(&bias, "bias")?;
         let op = OpKind::Conv(Conv { weight, bias, window, depthwise, clamp: Clamp::NONE });
-        self.push(node, op, vec![a.id], vec![oh, ow, oc], Layout::Spatial(NCHW))
+        let layout = if seq { Layout::Seq } else { Layout::Spatial(NCHW) };
+        self.push(node, op, vec![a.id], vec![oh, ow, oc], layout)
     }
 
     fn pads(&self, node: &NodeProto, hw: [usize; 2], kernel: [usize; 2], stride: [usize; 2]) -> Result<[usize; 4]> {
@@ -649,11 +741,19 @@ impl Builder {
 
     fn pool(&mut self, node: &NodeProto) -> Result<()> {
         let a = self.act(node, 0)?;
-        if !matches!(a.layout, Layout::Spatial(p) if p == NCHW) {
-            bail!("input must be a channel-major (NCHW) feature map");
+        let seq = matches!(a.layout, Layout::Seq);
+        if !seq && !matches!(a.layout, Layout::Spatial(p) if p == NCHW) {
+            bail!("input must be a channel-major (NCHW or NCL) feature map");
         }
+        let as_2d;
+        let node = if seq {
+            as_2d = one_row(node);
+            &as_2d
+        } else {
+            node
+        };
         let (h, w, c) = self.values[a.id].hwc();
-        let window = if node.op_type == "GlobalAveragePool" {
+        let window = if node.op_type == "GlobalAveragePool" || node.op_type == "GlobalMaxPool" {
             Window { kernel: [h, w], stride: [1, 1], pads: [0; 4] }
         } else {
             let kernel = spatial_attr(node, "kernel_shape", None)?;
@@ -679,8 +779,50 @@ impl Builder {
         let (oh, ow) = window.output_hw(h, w).ok_or_else(|| anyhow!("pooling window larger than the input"))?;
         bounded_elements(&[oh, ow, c], "the output")?;
         check_window_work([oh, ow], window.kernel, c)?;
-        let op = if node.op_type == "MaxPool" { OpKind::MaxPool(window) } else { OpKind::AvgPool(window) };
-        self.push(node, op, vec![a.id], vec![oh, ow, c], Layout::Spatial(NCHW))
+        let op = if node.op_type == "MaxPool" || node.op_type == "GlobalMaxPool" {
+            OpKind::MaxPool(window)
+        } else {
+            OpKind::AvgPool(window)
+        };
+        let layout = if seq { Layout::Seq } else { Layout::Spatial(NCHW) };
+        self.push(node, op, vec![a.id], vec![oh, ow, c], layout)
+    }
+
+    /// ReduceMean / ReduceMax over the spatial axes (H and W of a feature map, L of a sequence):
+    /// a global average or max pool. Axes come from the attribute (opset < 18) or input 1.
+    fn reduce(&mut self, node: &NodeProto) -> Result<()> {
+        let a = self.act(node, 0)?;
+        let rank = self.logical(&a).len();
+        let axes = match self.optional_const(node, 1)? {
+            Some(c) => integers(&c, "the axes")?,
+            None => attr_ints(node, "axes").unwrap_or_default(),
+        };
+        let mut axes: Vec<usize> = axes.iter().map(|&x| axis_index(x, rank, "the axes")).collect::<Result<_>>()?;
+        axes.sort_unstable();
+        axes.dedup();
+        // The logical axes stored as H and W (a sequence has only W).
+        let spatial: Vec<usize> = match &a.layout {
+            Layout::Spatial(p) => (0..4).filter(|&l| p[l] == 1 || p[l] == 2).collect(),
+            Layout::Seq => vec![2],
+            Layout::Flat(_) => Vec::new(),
+        };
+        if axes.is_empty() || axes != spatial {
+            bail!(
+                "{} over axes {axes:?} of a {:?} tensor is not supported (only over the spatial axes {spatial:?}, as a global pool)",
+                node.op_type,
+                self.logical(&a)
+            );
+        }
+        let (h, w, c) = self.values[a.id].hwc();
+        let window = Window { kernel: [h, w], stride: [1, 1], pads: [0; 4] };
+        check_window_work([1, 1], window.kernel, c)?;
+        let op = if node.op_type == "ReduceMax" { OpKind::MaxPool(window) } else { OpKind::AvgPool(window) };
+        if attr_i(node, "keepdims", 1) == 0 {
+            // The remaining logical axes are [N, C], stored as the channel vector.
+            self.push(node, op, vec![a.id], vec![c], Layout::Flat(None))
+        } else {
+            self.push(node, op, vec![a.id], vec![1, 1, c], a.layout.clone())
+        }
     }
 
     fn fully_connected(&mut self, node: &NodeProto) -> Result<()> {
@@ -790,6 +932,8 @@ impl Builder {
                     None => flat,
                 }
             }
+            // SEQ is its own inverse.
+            Layout::Seq => full.permuted_axes(IxDyn(&SEQ)).iter().copied().collect(),
         };
         let ch = *self.values[a.id].shape.last().unwrap_or(&1);
         let per: Vec<f64> = stored[..ch].to_vec();
@@ -950,6 +1094,13 @@ impl Builder {
                 }
                 bail!("reshape {logical:?} → {target:?} needs a data transpose, which is not supported")
             }
+            3 => {
+                let stored_shape = vec![1, target[2], target[1]];
+                if positions(&target, &stored_shape, &SEQ) == src_order {
+                    return self.alias_or_reshape(node, a, stored_shape, Layout::Seq);
+                }
+                bail!("reshape {logical:?} → {target:?} needs a data transpose, which is not supported")
+            }
             r => bail!("reshape to rank {r} ({target:?}) is not supported"),
         }
     }
@@ -967,6 +1118,7 @@ impl Builder {
                 }
                 pos
             }
+            Layout::Seq => positions(&[1, s[2], s[1]], &[1, s[1], s[2]], &SEQ),
         }
     }
 
@@ -992,7 +1144,7 @@ impl Builder {
         let last_stored = match &a.layout {
             Layout::Flat(None) => axis == 1,
             Layout::Spatial(p) => p[axis] == 3 && self.values[a.id].shape[..2] == [1, 1],
-            Layout::Flat(Some(_)) => false,
+            Layout::Flat(Some(_)) | Layout::Seq => false,
         };
         if !last_stored {
             bail!("Softmax over axis {axis} is not supported (only over the class axis of a [N, K] tensor)");
@@ -1146,6 +1298,33 @@ fn check_window_work(out: [usize; 2], kernel: [usize; 2], channels: usize) -> Re
 
 /// For each element of a row-major `logical` shape, its index in row-major `stored` storage,
 /// where logical axis `i` is stored axis `perm[i]`.
+/// A 1-D Conv/pool node as the 2-D node over a one-row image: `kernel_shape`, `strides`,
+/// `dilations` `[k]` → `[1, k]`, `pads` `[b, e]` → `[0, b, 0, e]`.
+fn one_row(node: &NodeProto) -> NodeProto {
+    let mut n = node.clone();
+    for a in &mut n.attribute {
+        match (a.name.as_str(), a.ints.as_slice()) {
+            ("kernel_shape" | "strides" | "dilations", &[k]) => a.ints = vec![1, k],
+            ("pads", &[b, e]) => a.ints = vec![0, b, 0, e],
+            _ => {}
+        }
+    }
+    n
+}
+
+/// A dilated kernel as the plain kernel it equals: taps `d` apart, zeros between (exact; the
+/// zeros cost multiply-adds, which a dilated kernel path would not).
+fn dilate(w: &ArrayD<f64>, [dh, dw]: [usize; 2]) -> Result<ArrayD<f64>> {
+    let (o, i, kh, kw) = (w.shape()[0], w.shape()[1], w.shape()[2], w.shape()[3]);
+    let (eh, ew) = ((kh - 1) * dh + 1, (kw - 1) * dw + 1);
+    bounded_elements(&[o, i, eh, ew], "the dilated kernel")?;
+    let mut out = ArrayD::zeros(IxDyn(&[o, i, eh, ew]));
+    for ((a, b, y, x), &v) in w.indexed_iter().map(|(ix, v)| ((ix[0], ix[1], ix[2], ix[3]), v)) {
+        out[[a, b, y * dh, x * dw].as_slice()] = v;
+    }
+    Ok(out)
+}
+
 fn positions(logical: &[usize], stored: &[usize], perm: &[usize]) -> Vec<usize> {
     let total: usize = logical.iter().product();
     let mut strides = vec![1; stored.len()];

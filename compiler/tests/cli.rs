@@ -174,36 +174,27 @@ fn unsupported_op_names_the_node_and_op() {
 #[test]
 fn unsupported_attribute_names_the_node_and_attribute() {
     let dir = tmp();
-    let weight = TensorProto {
-        dims: vec![2, 1, 3, 3],
-        data_type: 1,
-        float_data: vec![0.5; 18],
-        name: "w".into(),
-        ..Default::default()
-    };
     let graph = GraphProto {
         node: vec![NodeProto {
-            input: vec!["x".into(), "w".into()],
+            input: vec!["x".into()],
             output: vec!["y".into()],
-            name: "dilated".into(),
-            op_type: "Conv".into(),
-            attribute: vec![AttributeProto {
-                name: "dilations".into(),
-                r#type: 7,
-                ints: vec![2, 2],
-                ..Default::default()
-            }],
+            name: "ceiled".into(),
+            op_type: "MaxPool".into(),
+            attribute: vec![
+                AttributeProto { name: "kernel_shape".into(), r#type: 7, ints: vec![3, 3], ..Default::default() },
+                AttributeProto { name: "strides".into(), r#type: 7, ints: vec![2, 2], ..Default::default() },
+                AttributeProto { name: "ceil_mode".into(), r#type: 2, i: 1, ..Default::default() },
+            ],
             ..Default::default()
         }],
-        initializer: vec![weight],
         input: vec![value_info("x", &[1, 1, 8, 8])],
-        output: vec![value_info("y", &[1, 2, 4, 4])],
+        output: vec![value_info("y", &[1, 1, 4, 4])],
         ..Default::default()
     };
-    let path = dir.path().join("dilated.onnx");
+    let path = dir.path().join("ceiled.onnx");
     write_model(&path, graph);
     let o = hawq(&["eval", p(&path), "--data", p(&example("eval.npz"))]);
-    assert_one_line_error(&o, &["dilated.onnx", "'dilated'", "Conv", "dilations"]);
+    assert_one_line_error(&o, &["ceiled.onnx", "'ceiled'", "MaxPool", "ceil_mode"]);
 }
 
 fn write_npz(path: &Path, x_key: &str, x: &Array4<u8>, y_key: &str, y: &Array1<i64>) {
