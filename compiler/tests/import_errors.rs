@@ -396,12 +396,12 @@ fn several_outputs_are_rejected_listing_them() {
 fn every_unsupported_op_is_reported_at_once() {
     let m = Model::base()
         .node("Sigmoid", "/act/Sigmoid", &["logits"], &["s1"], vec![])
-        .node("ReduceMean", "/gap/ReduceMean", &["s1"], &["s2"], vec![])
+        .node("Tanh", "/act/Tanh", &["s1"], &["s2"], vec![])
         .node("Sigmoid", "/act/Sigmoid_1", &["s2"], &["s3"], vec![]);
     assert_rejected(
         &m,
         "unsupported",
-        &["unsupported ops: Sigmoid (2 nodes: /act/Sigmoid, /act/Sigmoid_1), ReduceMean (node /gap/ReduceMean)"],
+        &["unsupported ops: Sigmoid (2 nodes: /act/Sigmoid, /act/Sigmoid_1), Tanh (node /act/Tanh)"],
     );
     // One unsupported node keeps the node-first form.
     let m = Model::base().node("Sigmoid", "/act/Sigmoid", &["logits"], &["s1"], vec![]);
