@@ -156,3 +156,41 @@ fn corrupted_models_end_the_firmware_with_an_error_on_every_target() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// The project's import-coverage zoo (examples/zoo, dynamo exports: external data, opset 20),
+/// uniform 8-bit and mixed, on the Cortex-M4 and RV32: every output byte equals the host's.
+#[test]
+fn zoo_models_on_cortex_m4_and_riscv32_equal_the_host() {
+    let targets = [Target::CortexM4, Target::Riscv32];
+    qemu::check_tools(&targets).unwrap();
+    let zoo = hawq_e2e::qemu::repo_root().join("examples/zoo");
+    let mut failures = Vec::new();
+    for name in ["lenet", "vgg", "resnet", "mobilenet-v1", "kws-conv1d", "mlp", "mlp-autoencoder"] {
+        let spec = ModelSpec {
+            name: format!("zoo/{name}"),
+            model: zoo.join(name).join("model-dynamo.onnx"),
+            calib: zoo.join("calib.npz"),
+            eval: zoo.join("eval.npz"),
+            transform: hawq_compiler::ir::InputTransform { scale: 0.0625, offset: 0.0 },
+        };
+        let cases = compile_cases(&spec, &Config::ALL, INPUTS).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        for case in &cases {
+            for target in targets {
+                match measure(target, &case.blob, &case.inputs, &case.expected) {
+                    Ok(m) if m.fits.is_ok() && m.match_host() => println!(
+                        "zoo/{name:<16} {:<5} {target:<9} {} inputs identical to the host; instructions/inference {}",
+                        case.config.name(),
+                        m.inferences,
+                        m.mean_instructions().map_or("-".to_string(), |n| n.to_string())
+                    ),
+                    Ok(m) => failures.push(format!(
+                        "zoo/{name} {} on {target}: fits {:?}, mismatches {:?}",
+                        case.config, m.fits, m.mismatches
+                    )),
+                    Err(e) => failures.push(format!("zoo/{name} {} on {target}: {e:#}", case.config)),
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
