@@ -1418,3 +1418,34 @@ fn tensor_to_array(t: &TensorProto) -> Result<ArrayD<f64>> {
     }
     Ok(ArrayD::from_shape_vec(IxDyn(&dims), values)?)
 }
+
+#[cfg(test)]
+mod operator_table {
+    /// The operators of one `## <heading>` table of docs/OPERATORS.md (first column, split on
+    /// commas).
+    fn table(doc: &str, heading: &str) -> Vec<String> {
+        let section = doc.split("\n## ").find(|s| s.starts_with(heading)).unwrap_or_default();
+        let mut ops: Vec<String> = section
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| operator") && !l.starts_with("|---"))
+            .flat_map(|l| {
+                l.split('|').nth(1).unwrap_or_default().split(',').map(|s| s.trim().to_string()).collect::<Vec<_>>()
+            })
+            .collect();
+        ops.sort();
+        ops
+    }
+
+    fn sorted(list: &[&str]) -> Vec<String> {
+        let mut v: Vec<String> = list.iter().map(|s| s.to_string()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn operator_table_is_the_importer_s() {
+        let doc = include_str!("../../docs/OPERATORS.md");
+        assert_eq!(table(doc, "On activations"), sorted(super::ACTIVATION_OPS), "docs/OPERATORS.md, on activations");
+        assert_eq!(table(doc, "On constants only"), sorted(super::CONSTANT_ONLY_OPS), "docs/OPERATORS.md, constants");
+    }
+}
