@@ -29,14 +29,17 @@ enum Layout {
     Spatial([usize; 4]),
     /// Rank-2 `[1, K]`; `Some(p)`: stored element `j` is logical element `p[j]`.
     Flat(Option<Vec<usize>>),
-    /// Rank-3 channel-major sequence `[N, C, L]` (Conv1d), stored NHWC as `[1, 1, L, C]`: a
-    /// one-row feature map.
-    Seq,
+    /// Rank-3 sequence, stored NHWC as `[1, 1, L, C]`: a one-row feature map. Logical axis `i`
+    /// is stored axis `p[i]` of `[N, L, C]` (the value's `[1, L, C]` without its H): [`SEQ`] for
+    /// channel-major `[N, C, L]` (Conv1d), [`SEQ_LAST`] for channels-last `[N, L, C]` (Keras'
+    /// Conv1D input, which TensorFlow converters unsqueeze and transpose to NCHW).
+    Seq([usize; 3]),
 }
 
-/// Logical `[N, C, L]` axis `i` is stored axis `SEQ[i]` of `[N, L, C]` (the value's `[1, L, C]`
-/// without its H).
+/// Logical `[N, C, L]` axis `i` is stored axis `SEQ[i]` of `[N, L, C]`.
 const SEQ: [usize; 3] = [0, 2, 1];
+/// Logical `[N, L, C]`: stored as it is.
+const SEQ_LAST: [usize; 3] = [0, 1, 2];
 
 #[derive(Debug, Clone)]
 struct Act {
@@ -199,10 +202,24 @@ fn import_model(bytes: &[u8], dir: Option<&Path>) -> Result<Graph> {
     // ONNX does not say whether a rank-4 input is NCHW or NHWC: a Conv reading it directly says
     // NCHW, a Transpose says NHWC (TensorFlow converters); otherwise the smaller of dims 1 and 3
     // is taken as the channels.
-    let first_consumer = graph.node.iter().find(|n| n.input.first() == Some(&input.name)).map(|n| n.op_type.as_str());
+    let first = graph.node.iter().find(|n| n.input.first() == Some(&input.name));
+    let first_consumer = first.map(|n| n.op_type.as_str());
+    // A rank-3 input likewise is `[N, C, L]` unless a Transpose reads it or an Unsqueeze makes it
+    // `[N, 1, D1, D2]`: Keras' channels-last `[N, L, C]` as tf2onnx writes Conv1D (ExpandDims to
+    // `[N, 1, L, C]`, then a Transpose to NCHW). An Unsqueeze elsewhere, `[N, C, 1, L]`, is
+    // PyTorch's Conv1d-as-Conv2d on `[N, C, L]`.
+    let unsqueeze_axes = first.filter(|n| n.op_type == "Unsqueeze").map(|n| match n.input.get(1) {
+        Some(name) => match b.vals.get(name) {
+            Some(Val::Const(c)) => integers(c, "the axes").unwrap_or_default(),
+            _ => Vec::new(),
+        },
+        None => attr_ints(n, "axes").unwrap_or_default(),
+    });
     let channel_major = match (first_consumer, dims.as_slice()) {
         (Some("Conv" | "BatchNormalization" | "MaxPool" | "AveragePool"), _) => true,
         (Some("Transpose"), _) => false,
+        (Some("Unsqueeze"), [_, _, _]) => !matches!(unsqueeze_axes.as_deref(), Some([1 | -3])),
+        (_, [_, _, _]) => true,
         (_, [_, d1, _, d3]) => d1 <= d3,
         _ => false,
     };
@@ -211,9 +228,10 @@ fn import_model(bytes: &[u8], dir: Option<&Path>) -> Result<Graph> {
         [_, h, w, c] => (Layout::Spatial(IDENTITY), vec![*h, *w, *c], InputLayout::Nhwc),
         [_, k] => (Layout::Flat(None), vec![*k], InputLayout::Nhwc),
         // A 1-D signal `[N, C, L]` (Conv1d), a one-row image to the runtime.
-        [_, c, l] => (Layout::Seq, vec![1, *l, *c], InputLayout::Nchw),
+        [_, c, l] if channel_major => (Layout::Seq(SEQ), vec![1, *l, *c], InputLayout::Nchw),
+        [_, l, c] => (Layout::Seq(SEQ_LAST), vec![1, *l, *c], InputLayout::Nhwc),
         other => bail!(
-            "input '{}' has shape {other:?}; expected [N, C, H, W], [N, H, W, C], [N, C, L] or [N, K]",
+            "input '{}' has shape {other:?}; expected [N, C, H, W], [N, H, W, C], [N, C, L], [N, L, C] or [N, K]",
             input.name
         ),
     };
@@ -536,7 +554,7 @@ impl Builder {
         match &a.layout {
             Layout::Spatial(p) => logical_shape([1, s[0], s[1], s[2]], *p).to_vec(),
             Layout::Flat(_) => vec![1, s[0]],
-            Layout::Seq => vec![1, s[2], s[1]],
+            Layout::Seq(p) => p.iter().map(|&i| [1, s[1], s[2]][i]).collect(),
         }
     }
 
@@ -617,6 +635,9 @@ impl Builder {
                 Layout::Spatial([p[q[0]], p[q[1]], p[q[2]], p[q[3]]])
             }
             (Layout::Flat(f), &[0, 1]) => Layout::Flat(f.clone()),
+            (Layout::Seq(p), &[0, a1, a2]) if is_permutation(&perm, 3) => {
+                Layout::Seq([0, p[a1 as usize], p[a2 as usize]])
+            }
             _ => bail!("attribute 'perm' {perm:?} is not supported on a rank-{} tensor", self.logical(&a).len()),
         };
         if let Layout::Spatial(p) = layout {
@@ -629,7 +650,7 @@ impl Builder {
 
     fn conv(&mut self, node: &NodeProto) -> Result<()> {
         let a = self.act(node, 0)?;
-        let seq = matches!(a.layout, Layout::Seq);
+        let seq = matches!(a.layout, Layout::Seq(p) if p == SEQ);
         if !seq && !matches!(a.layout, Layout::Spatial(p) if p == NCHW) {
             bail!("input must be a channel-major (NCHW or NCL) feature map");
         }
@@ -701,7 +722,7 @@ impl Builder {
         check_finite_f32(&weight, &format!("weight '{}'", node.input[1]))?;
         check_finite_f32(&bias, "bias")?;
         let op = OpKind::Conv(Conv { weight, bias, window, depthwise, clamp: Clamp::NONE });
-        let layout = if seq { Layout::Seq } else { Layout::Spatial(NCHW) };
+        let layout = if seq { Layout::Seq(SEQ) } else { Layout::Spatial(NCHW) };
         self.push(node, op, vec![a.id], vec![oh, ow, oc], layout)
     }
 
@@ -741,7 +762,7 @@ impl Builder {
 
     fn pool(&mut self, node: &NodeProto) -> Result<()> {
         let a = self.act(node, 0)?;
-        let seq = matches!(a.layout, Layout::Seq);
+        let seq = matches!(a.layout, Layout::Seq(p) if p == SEQ);
         if !seq && !matches!(a.layout, Layout::Spatial(p) if p == NCHW) {
             bail!("input must be a channel-major (NCHW or NCL) feature map");
         }
@@ -784,7 +805,7 @@ impl Builder {
         } else {
             OpKind::AvgPool(window)
         };
-        let layout = if seq { Layout::Seq } else { Layout::Spatial(NCHW) };
+        let layout = if seq { Layout::Seq(SEQ) } else { Layout::Spatial(NCHW) };
         self.push(node, op, vec![a.id], vec![oh, ow, c], layout)
     }
 
@@ -803,7 +824,7 @@ impl Builder {
         // The logical axes stored as H and W (a sequence has only W).
         let spatial: Vec<usize> = match &a.layout {
             Layout::Spatial(p) => (0..4).filter(|&l| p[l] == 1 || p[l] == 2).collect(),
-            Layout::Seq => vec![2],
+            Layout::Seq(p) => (0..3).filter(|&l| p[l] == 1).collect(),
             Layout::Flat(_) => Vec::new(),
         };
         if axes.is_empty() || axes != spatial {
@@ -932,8 +953,8 @@ impl Builder {
                     None => flat,
                 }
             }
-            // SEQ is its own inverse.
-            Layout::Seq => full.permuted_axes(IxDyn(&SEQ)).iter().copied().collect(),
+            // Both sequence permutations are their own inverses.
+            Layout::Seq(p) => full.permuted_axes(IxDyn(p)).iter().copied().collect(),
         };
         let ch = *self.values[a.id].shape.last().unwrap_or(&1);
         let per: Vec<f64> = stored[..ch].to_vec();
@@ -958,6 +979,7 @@ impl Builder {
                 let same_layout = match (&a.layout, &b.layout) {
                     (Layout::Spatial(p), Layout::Spatial(q)) => p == q,
                     (Layout::Flat(p), Layout::Flat(q)) => p == q,
+                    (Layout::Seq(p), Layout::Seq(q)) => p == q,
                     _ => false,
                 };
                 if !same_layout {
@@ -993,6 +1015,11 @@ impl Builder {
 
     fn batch_norm(&mut self, node: &NodeProto) -> Result<()> {
         let a = self.act(node, 0)?;
+        // Before the parameter counts: those are checked against the stored channels, which are
+        // ONNX's axis 1 only in a channel-major layout.
+        if matches!(a.layout, Layout::Spatial(p) if p != NCHW) || matches!(a.layout, Layout::Seq(p) if p != SEQ) {
+            bail!("input must be channel-major (NCHW or NCL)");
+        }
         let eps = attr_finite(node, "epsilon", 1e-5)? as f64;
         let [scale, bias, mean, var] = [1, 2, 3, 4].map(|i| self.konst(node, i));
         let (scale, bias, mean, var) = (scale?, bias?, mean?, var?);
@@ -1010,9 +1037,6 @@ impl Builder {
         }
         let mul: Vec<f64> = scale.iter().zip(var.iter()).map(|(s, v)| s / (v + eps).sqrt()).collect();
         let add: Vec<f64> = bias.iter().zip(mean.iter()).zip(&mul).map(|((b, m), k)| b - m * k).collect();
-        if matches!(a.layout, Layout::Spatial(p) if p != NCHW) {
-            bail!("input must be channel-major (NCHW)");
-        }
         self.fold_affine(node, &a, &mul, &add)
     }
 
@@ -1060,6 +1084,7 @@ impl Builder {
         }
         // stored position of each logical (row-major) element of the source.
         let src_order = self.stored_positions(&a);
+        let kept = self.kept_layout(node, &a, &logical, target.len())?;
         match target.len() {
             2 => {
                 let perm = if src_order.iter().enumerate().all(|(i, &s)| i == s) {
@@ -1076,8 +1101,13 @@ impl Builder {
                 self.alias_or_reshape(node, a, vec![target[1]], layout)
             }
             4 => {
-                // Choose a layout whose stored order matches the source's bytes.
-                for perm in [NCHW, IDENTITY] {
+                // Choose a layout whose stored order matches the source's bytes, the one an
+                // Unsqueeze keeps first.
+                let kept = match kept {
+                    Some(Layout::Spatial(p)) => vec![p],
+                    _ => vec![],
+                };
+                for perm in kept.into_iter().chain([NCHW, IDENTITY]) {
                     let stored_shape = {
                         let mut s = [0; 4];
                         for (l, &st) in perm.iter().enumerate() {
@@ -1095,14 +1125,69 @@ impl Builder {
                 bail!("reshape {logical:?} → {target:?} needs a data transpose, which is not supported")
             }
             3 => {
-                let stored_shape = vec![1, target[2], target[1]];
-                if positions(&target, &stored_shape, &SEQ) == src_order {
-                    return self.alias_or_reshape(node, a, stored_shape, Layout::Seq);
+                // The layout a Squeeze keeps, then channel-major: a 4-D NCHW map reshaped to 3-D
+                // is a Conv1d's sequence.
+                let kept = match kept {
+                    Some(Layout::Seq(p)) => vec![p],
+                    _ => vec![],
+                };
+                for perm in kept.into_iter().chain([SEQ, SEQ_LAST]) {
+                    let mut stored_shape = vec![1; 3];
+                    for (l, &st) in perm.iter().enumerate().skip(1) {
+                        stored_shape[st] = target[l];
+                    }
+                    if positions(&target, &stored_shape, &perm) == src_order {
+                        return self.alias_or_reshape(node, a, stored_shape, Layout::Seq(perm));
+                    }
                 }
                 bail!("reshape {logical:?} → {target:?} needs a data transpose, which is not supported")
             }
             r => bail!("reshape to rank {r} ({target:?}) is not supported"),
         }
+    }
+
+    /// The layout an Unsqueeze of a sequence to a one-row map, or a Squeeze of a one-row map's
+    /// row axis back to a sequence, keeps: the unit axis is the stored H, every other axis stays
+    /// where it is stored. With unit dimensions several layouts order the bytes alike, and only
+    /// this one keeps the channels where the Conv or Transpose that follows expects them (tf2onnx
+    /// writes a Keras Conv1D on `[N, L, C]` as Unsqueeze to `[N, 1, L, C]`, a Transpose to NCHW
+    /// and the Conv; taking that `[N, 1, L, C]` as NCHW would put the channels in W).
+    fn kept_layout(&self, node: &NodeProto, a: &Act, logical: &[usize], rank: usize) -> Result<Option<Layout>> {
+        // Stored sequence axes [N, L, C] are the one-row map's stored N, W, C.
+        const SEQ_TO_MAP: [usize; 3] = [0, 2, 3];
+        let axes = match node.op_type.as_str() {
+            "Unsqueeze" | "Squeeze" => self.axes(node)?,
+            _ => return Ok(None),
+        };
+        Ok(match (node.op_type.as_str(), &a.layout, logical.len(), rank) {
+            ("Unsqueeze", Layout::Seq(p), 3, 4) if axes.len() == 1 => {
+                let k = axis_index(axes[0], 4, "axis")?;
+                if k == 0 {
+                    // A new leading axis is not a row: the batch stays stored first.
+                    return Ok(None);
+                }
+                let mut rest = p.iter().map(|&s| SEQ_TO_MAP[s]);
+                let q: [usize; 4] = std::array::from_fn(|i| if i == k { 1 } else { rest.next().unwrap_or(0) });
+                Some(Layout::Spatial(q))
+            }
+            ("Squeeze", Layout::Spatial(p), 4, 3) => {
+                // Rank 4 to 3 removes exactly one unit axis, named or not.
+                let k = match axes.as_slice() {
+                    [x] => axis_index(*x, 4, "axis")?,
+                    _ => match logical.iter().position(|&d| d == 1) {
+                        Some(k) => k,
+                        None => return Ok(None),
+                    },
+                };
+                if p[k] != 1 {
+                    return Ok(None);
+                }
+                let mut rest =
+                    (0..4).filter(|&i| i != k).map(|i| SEQ_TO_MAP.iter().position(|&s| s == p[i]).unwrap_or(0));
+                Some(Layout::Seq(std::array::from_fn(|_| rest.next().unwrap_or(0))))
+            }
+            _ => None,
+        })
     }
 
     /// For each logical (row-major) element of `a`, its position in storage.
@@ -1118,7 +1203,7 @@ impl Builder {
                 }
                 pos
             }
-            Layout::Seq => positions(&[1, s[2], s[1]], &[1, s[1], s[2]], &SEQ),
+            Layout::Seq(p) => positions(&self.logical(a), &[1, s[1], s[2]], p),
         }
     }
 
@@ -1144,7 +1229,7 @@ impl Builder {
         let last_stored = match &a.layout {
             Layout::Flat(None) => axis == 1,
             Layout::Spatial(p) => p[axis] == 3 && self.values[a.id].shape[..2] == [1, 1],
-            Layout::Flat(Some(_)) | Layout::Seq => false,
+            Layout::Flat(Some(_)) | Layout::Seq(_) => false,
         };
         if !last_stored {
             bail!("Softmax over axis {axis} is not supported (only over the class axis of a [N, K] tensor)");

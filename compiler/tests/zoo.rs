@@ -1,7 +1,9 @@
 //! Import coverage on the project's own model zoo (examples/zoo, made by scripts/make_zoo.py):
 //! each model as torch's TorchScript exporter writes it (opset 13) and as its default dynamo
-//! exporter writes it (opset 20, weights in an external `.onnx.data` file). Every export imports,
-//! computes what onnxruntime computes, and compiles to an int8 model within a point of float.
+//! exporter writes it (opset 20, weights in an external `.onnx.data` file), and three Keras
+//! models (scripts/make_keras_zoo.py) as tf2onnx writes them at opset 13 and at its newest, 18:
+//! channels-last inputs with Transposes around the convolutions. Every export imports, computes
+//! what onnxruntime computes, and compiles to an int8 model within a point of float.
 
 use std::path::{Path, PathBuf};
 
@@ -13,16 +15,23 @@ use hawq_compiler::pipeline::{compile, prepare};
 use hawq_compiler::quantize::BitConfig;
 use ndarray::ArrayD;
 
-const MODELS: &[(&str, bool)] = &[
-    ("lenet", true),
-    ("vgg", true),
-    ("resnet", true),
-    ("mobilenet-v1", true),
-    ("kws-conv1d", true),
-    ("mlp", true),
-    ("mlp-autoencoder", false),
+/// Torch's two exporters (`model-ts.onnx`, `model-dynamo.onnx`).
+const TORCH: &[&str] = &["ts", "dynamo"];
+/// tf2onnx at opset 13 and at its newest opset (`model-opset13.onnx`, `model-opset18.onnx`).
+const TF2ONNX: &[&str] = &["opset13", "opset18"];
+/// Model folder, whether it is a classifier, its exports (also the keys of reference.npz).
+const MODELS: &[(&str, bool, &[&str])] = &[
+    ("lenet", true, TORCH),
+    ("vgg", true, TORCH),
+    ("resnet", true, TORCH),
+    ("mobilenet-v1", true, TORCH),
+    ("kws-conv1d", true, TORCH),
+    ("mlp", true, TORCH),
+    ("mlp-autoencoder", false, TORCH),
+    ("keras-cnn", true, TF2ONNX),
+    ("keras-ds-cnn", true, TF2ONNX),
+    ("keras-conv1d", true, TF2ONNX),
 ];
-const EXPORTS: &[&str] = &["ts", "dynamo"];
 const TRANSFORM: InputTransform = InputTransform { scale: 0.0625, offset: 0.0 };
 
 fn zoo(path: &str) -> PathBuf {
@@ -40,10 +49,10 @@ fn reference(model: &str, key: &str) -> ArrayD<f32> {
 #[test]
 fn every_export_imports_and_matches_onnxruntime() {
     let mut failures = Vec::new();
-    for &(name, _) in MODELS {
+    for &(name, _, exports) in MODELS {
         let x = reference(name, "x");
         let per_sample = x.len() / 8;
-        for &export in EXPORTS {
+        for &export in exports {
             let path = zoo(&format!("{name}/model-{export}.onnx"));
             let graph = match import(&path) {
                 Ok(g) => g,
@@ -81,8 +90,8 @@ fn every_export_compiles_to_int8_within_a_point_of_float() {
     let eval = Dataset::load(&zoo("eval.npz")).expect("eval");
     let bar = indicatif::ProgressBar::hidden();
     let mut failures = Vec::new();
-    for &(name, classifier) in MODELS {
-        for &export in EXPORTS {
+    for &(name, classifier, exports) in MODELS {
+        for &export in exports {
             let path = zoo(&format!("{name}/model-{export}.onnx"));
             let Ok(graph) = import(&path) else {
                 failures.push(format!("{name} {export}: does not import"));
