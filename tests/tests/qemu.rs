@@ -157,18 +157,31 @@ fn corrupted_models_end_the_firmware_with_an_error_on_every_target() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
-/// The project's import-coverage zoo (examples/zoo, dynamo exports: external data, opset 20),
-/// uniform 8-bit and mixed, on the Cortex-M4 and RV32: every output byte equals the host's.
+/// The project's import-coverage zoo (examples/zoo: torch's dynamo exports, external data, opset
+/// 20; Keras through tf2onnx at opset 18), uniform 8-bit and mixed, on the Cortex-M4 and RV32:
+/// every output byte equals the host's.
 #[test]
 fn zoo_models_on_cortex_m4_and_riscv32_equal_the_host() {
     let targets = [Target::CortexM4, Target::Riscv32];
     qemu::check_tools(&targets).unwrap();
     let zoo = hawq_e2e::qemu::repo_root().join("examples/zoo");
     let mut failures = Vec::new();
-    for name in ["lenet", "vgg", "resnet", "mobilenet-v1", "kws-conv1d", "mlp", "mlp-autoencoder"] {
+    let models = [
+        ("lenet", "model-dynamo.onnx"),
+        ("vgg", "model-dynamo.onnx"),
+        ("resnet", "model-dynamo.onnx"),
+        ("mobilenet-v1", "model-dynamo.onnx"),
+        ("kws-conv1d", "model-dynamo.onnx"),
+        ("mlp", "model-dynamo.onnx"),
+        ("mlp-autoencoder", "model-dynamo.onnx"),
+        ("keras-cnn", "model-opset18.onnx"),
+        ("keras-ds-cnn", "model-opset18.onnx"),
+        ("keras-conv1d", "model-opset18.onnx"),
+    ];
+    for (name, file) in models {
         let spec = ModelSpec {
             name: format!("zoo/{name}"),
-            model: zoo.join(name).join("model-dynamo.onnx"),
+            model: zoo.join(name).join(file),
             calib: zoo.join("calib.npz"),
             eval: zoo.join("eval.npz"),
             transform: hawq_compiler::ir::InputTransform { scale: 0.0625, offset: 0.0 },
