@@ -7,7 +7,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use half::f16;
 use hawq_runtime::format::{
     self, AddParams, ChannelParams, Clamp as QClamp, ConvParams, DType, FcParams, InputLayout as RtLayout, ModelMeta,
-    Op, PoolParams, RawInput, TensorDesc, UnaryParams,
+    Op, PoolParams, RawInput, TensorDesc, Tensors, UnaryParams,
 };
 use hawq_runtime::quant::{pack, Bits, BIAS_EXPONENT_MAX, BIAS_I32};
 use rayon::prelude::*;
@@ -429,11 +429,12 @@ pub fn emit(
     let names: Vec<String> = graph.values.iter().map(|v| v.name.clone()).collect();
     let arena_map = plan::ascii_map(&buffers, &plan, &names, 64);
 
-    let tensors: heapless::Vec<TensorDesc, { format::MAX_TENSORS }> = graph
+    // The tensor table: one fixed-size record per value, read in place by the runtime.
+    let table: Vec<u8> = graph
         .values
         .iter()
         .enumerate()
-        .map(|(v, val)| {
+        .flat_map(|(v, val)| {
             let (h, w, c) = val.hwc();
             let dims = [1, h, w, c].map(|d| u16::try_from(d).unwrap_or(u16::MAX));
             TensorDesc {
@@ -443,6 +444,7 @@ pub fn emit(
                 zero_point: acts[v].zero_point as i8,
                 offset: plan.offsets[v] as u32,
             }
+            .to_record()
         })
         .collect();
     if let Some(v) = graph.values.iter().find(|v| v.shape.iter().any(|&d| d > u16::MAX as usize)) {
@@ -574,7 +576,7 @@ pub fn emit(
     }
 
     let meta = ModelMeta {
-        tensors,
+        tensors: Tensors::new(&table),
         input: graph.input as u16,
         output: graph.output as u16,
         raw_input: match raw {
@@ -591,7 +593,7 @@ pub fn emit(
         op_count: narrow(n_nodes, "op count", "graph")?,
     };
     let payload: usize = lowered.iter().flatten().map(|l| l.weights.len() + l.bias.len() + l.multiplier.len()).sum();
-    let mut blob = vec![0u8; payload + 64 * 1024 + 64 * graph.nodes.len()];
+    let mut blob = vec![0u8; payload + table.len() + 64 * 1024 + 64 * graph.nodes.len()];
     let len = format::encode(&meta, plan.arena_bytes as u32, &ops, &mut blob).map_err(|e| anyhow!("encoding: {e}"))?;
     blob.truncate(len);
     // The runtime's own loader is the final check of what we emit.

@@ -592,10 +592,12 @@ fn cmd_inspect(a: &InspectArgs) -> Result<()> {
     use hawq_runtime::format::Op;
     let blob = read_blob(&a.model)?;
     let model = load_model(&a.model, &blob)?;
-    let tensors = model.tensors();
-    let describe = |i: u16| {
-        let t = &tensors[i as usize];
-        json!({ "index": i, "shape": t.shape, "dtype": format!("{:?}", t.dtype), "offset": t.offset, "bytes": t.bytes() })
+    let describe = |i: u16| match model.tensor(i) {
+        Some(t) => {
+            json!({ "index": i, "shape": t.shape, "dtype": format!("{:?}", t.dtype), "offset": t.offset, "bytes": t.bytes() })
+        }
+        // The loader proved every op's tensors exist; kept total all the same.
+        None => json!({ "index": i }),
     };
     let mut layers = Vec::new();
     for (i, op) in model.ops().enumerate() {
@@ -623,6 +625,7 @@ fn cmd_inspect(a: &InspectArgs) -> Result<()> {
                 "arena_bytes": model.arena_bytes(),
                 "raw_input": format!("{:?}", model.raw_input()),
                 "layers": layers,
+                "tensors": (0..model.tensors().len()).map(|i| describe(i as u16)).collect::<Vec<_>>(),
             })
         );
         return Ok(());
@@ -659,7 +662,7 @@ fn cmd_inspect(a: &InspectArgs) -> Result<()> {
         model.arena_bytes().div_ceil(64).max(1)
     );
     let col = model.arena_bytes().div_ceil(64).max(1);
-    for (i, t) in tensors.iter().enumerate() {
+    for (i, t) in model.tensors().iter().enumerate() {
         let (start, end) = (t.offset as usize / col, (t.offset as usize + t.bytes()).div_ceil(col));
         let bar: String = (0..64).map(|c| if c >= start && c < end { '#' } else { '.' }).collect();
         println!("  t{i:<3} {bar} {:>7} +{}", t.offset, t.bytes());
