@@ -380,9 +380,9 @@ pub fn emit(
     if n_nodes == 0 {
         bail!("the model computes nothing: after normalization it has no operations");
     }
-    if graph.values.len() > format::MAX_TENSORS {
-        bail!("the model has {} tensors; the format holds at most {}", graph.values.len(), format::MAX_TENSORS);
-    }
+    // The format's limits (u16 tensor indices, op count and dimensions) were checked before
+    // calibration (`pipeline::check_format_limits`); checked again here for direct callers.
+    crate::pipeline::check_format_limits(graph)?;
     // Tensor dtypes and sizes.
     let is_f32 = |v: usize| graph.nodes.iter().any(|n| n.output == v && matches!(n.op, OpKind::Softmax));
     let dtypes: Vec<DType> =
@@ -436,6 +436,7 @@ pub fn emit(
         .enumerate()
         .flat_map(|(v, val)| {
             let (h, w, c) = val.hwc();
+            // Each fits: `check_format_limits` above.
             let dims = [1, h, w, c].map(|d| u16::try_from(d).unwrap_or(u16::MAX));
             TensorDesc {
                 shape: dims,
@@ -447,9 +448,6 @@ pub fn emit(
             .to_record()
         })
         .collect();
-    if let Some(v) = graph.values.iter().find(|v| v.shape.iter().any(|&d| d > u16::MAX as usize)) {
-        bail!("tensor '{}' has a dimension above 65535: {:?}", v.name, v.shape);
-    }
 
     // Integer parameters per node.
     let mut lowered: Vec<Option<Lowered>> = Vec::with_capacity(n_nodes);

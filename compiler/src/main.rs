@@ -384,7 +384,7 @@ fn cmd_compile(a: &CompileArgs) -> Result<()> {
             bail!("{model}: give a weight budget in KiB (--budget-kib) or in average bits (--avg-bits), not both");
         }
     }
-    let graph = import(&a.model)?;
+    let graph = import_compilable(&a.model)?;
     let calib = Dataset::load(&a.calib)?;
     a.transform.check_applies(&calib)?;
     let prepared = prepare_with(graph, &calib, a.transform.get(), !a.no_equalize)?;
@@ -483,6 +483,15 @@ fn cmd_compile(a: &CompileArgs) -> Result<()> {
 
 fn is_hq(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "hq")
+}
+
+/// Imports a model to compile and checks it against the model format's limits (16-bit tensor
+/// indices, ...) before the calibration data are even read: a model the format cannot hold fails
+/// at once, naming the file, rather than after calibration.
+fn import_compilable(path: &Path) -> Result<hawq_compiler::ir::Graph> {
+    let graph = import(path)?;
+    hawq_compiler::pipeline::check_format_limits(&graph).with_context(|| path.display().to_string())?;
+    Ok(graph)
 }
 
 fn read_blob(path: &Path) -> Result<Vec<u8>> {
@@ -777,7 +786,7 @@ fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
     if let Some(metric) = a.metric {
         refuse_window_stride(&a.model, metric, a.window_stride)?;
     }
-    let graph = import(&a.model)?;
+    let graph = import_compilable(&a.model)?;
     let calib = Dataset::load(&a.calib)?;
     a.transform.check_applies(&calib)?;
     let prepared = prepare(graph, &calib, a.transform.get())?;
