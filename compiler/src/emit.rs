@@ -7,7 +7,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use half::f16;
 use hawq_runtime::format::{
     self, AddParams, ChannelParams, Clamp as QClamp, ConvParams, DType, FcParams, InputLayout as RtLayout, ModelMeta,
-    Op, PoolParams, RawInput, TensorDesc, UnaryParams,
+    Op, PoolParams, RawInput, TensorDesc, Tensors, UnaryParams,
 };
 use hawq_runtime::quant::{pack, Bits, BIAS_EXPONENT_MAX, BIAS_I32};
 use rayon::prelude::*;
@@ -380,9 +380,9 @@ pub fn emit(
     if n_nodes == 0 {
         bail!("the model computes nothing: after normalization it has no operations");
     }
-    if graph.values.len() > format::MAX_TENSORS {
-        bail!("the model has {} tensors; the format holds at most {}", graph.values.len(), format::MAX_TENSORS);
-    }
+    // The format's limits (u16 tensor indices, op count and dimensions) were checked before
+    // calibration (`pipeline::check_format_limits`); checked again here for direct callers.
+    crate::pipeline::check_format_limits(graph)?;
     // Tensor dtypes and sizes.
     let is_f32 = |v: usize| graph.nodes.iter().any(|n| n.output == v && matches!(n.op, OpKind::Softmax));
     let dtypes: Vec<DType> =
@@ -429,12 +429,14 @@ pub fn emit(
     let names: Vec<String> = graph.values.iter().map(|v| v.name.clone()).collect();
     let arena_map = plan::ascii_map(&buffers, &plan, &names, 64);
 
-    let tensors: heapless::Vec<TensorDesc, { format::MAX_TENSORS }> = graph
+    // The tensor table: one fixed-size record per value, read in place by the runtime.
+    let table: Vec<u8> = graph
         .values
         .iter()
         .enumerate()
-        .map(|(v, val)| {
+        .flat_map(|(v, val)| {
             let (h, w, c) = val.hwc();
+            // Each fits: `check_format_limits` above.
             let dims = [1, h, w, c].map(|d| u16::try_from(d).unwrap_or(u16::MAX));
             TensorDesc {
                 shape: dims,
@@ -443,11 +445,9 @@ pub fn emit(
                 zero_point: acts[v].zero_point as i8,
                 offset: plan.offsets[v] as u32,
             }
+            .to_record()
         })
         .collect();
-    if let Some(v) = graph.values.iter().find(|v| v.shape.iter().any(|&d| d > u16::MAX as usize)) {
-        bail!("tensor '{}' has a dimension above 65535: {:?}", v.name, v.shape);
-    }
 
     // Integer parameters per node.
     let mut lowered: Vec<Option<Lowered>> = Vec::with_capacity(n_nodes);
@@ -574,7 +574,7 @@ pub fn emit(
     }
 
     let meta = ModelMeta {
-        tensors,
+        tensors: Tensors::new(&table),
         input: graph.input as u16,
         output: graph.output as u16,
         raw_input: match raw {
@@ -591,7 +591,7 @@ pub fn emit(
         op_count: narrow(n_nodes, "op count", "graph")?,
     };
     let payload: usize = lowered.iter().flatten().map(|l| l.weights.len() + l.bias.len() + l.multiplier.len()).sum();
-    let mut blob = vec![0u8; payload + 64 * 1024 + 64 * graph.nodes.len()];
+    let mut blob = vec![0u8; payload + table.len() + 64 * 1024 + 64 * graph.nodes.len()];
     let len = format::encode(&meta, plan.arena_bytes as u32, &ops, &mut blob).map_err(|e| anyhow!("encoding: {e}"))?;
     blob.truncate(len);
     // The runtime's own loader is the final check of what we emit.

@@ -384,7 +384,7 @@ fn cmd_compile(a: &CompileArgs) -> Result<()> {
             bail!("{model}: give a weight budget in KiB (--budget-kib) or in average bits (--avg-bits), not both");
         }
     }
-    let graph = import(&a.model)?;
+    let graph = import_compilable(&a.model)?;
     let calib = Dataset::load(&a.calib)?;
     a.transform.check_applies(&calib)?;
     let prepared = prepare_with(graph, &calib, a.transform.get(), !a.no_equalize)?;
@@ -483,6 +483,15 @@ fn cmd_compile(a: &CompileArgs) -> Result<()> {
 
 fn is_hq(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "hq")
+}
+
+/// Imports a model to compile and checks it against the model format's limits (16-bit tensor
+/// indices, ...) before the calibration data are even read: a model the format cannot hold fails
+/// at once, naming the file, rather than after calibration.
+fn import_compilable(path: &Path) -> Result<hawq_compiler::ir::Graph> {
+    let graph = import(path)?;
+    hawq_compiler::pipeline::check_format_limits(&graph).with_context(|| path.display().to_string())?;
+    Ok(graph)
 }
 
 fn read_blob(path: &Path) -> Result<Vec<u8>> {
@@ -592,10 +601,12 @@ fn cmd_inspect(a: &InspectArgs) -> Result<()> {
     use hawq_runtime::format::Op;
     let blob = read_blob(&a.model)?;
     let model = load_model(&a.model, &blob)?;
-    let tensors = model.tensors();
-    let describe = |i: u16| {
-        let t = &tensors[i as usize];
-        json!({ "index": i, "shape": t.shape, "dtype": format!("{:?}", t.dtype), "offset": t.offset, "bytes": t.bytes() })
+    let describe = |i: u16| match model.tensor(i) {
+        Some(t) => {
+            json!({ "index": i, "shape": t.shape, "dtype": format!("{:?}", t.dtype), "offset": t.offset, "bytes": t.bytes() })
+        }
+        // The loader proved every op's tensors exist; kept total all the same.
+        None => json!({ "index": i }),
     };
     let mut layers = Vec::new();
     for (i, op) in model.ops().enumerate() {
@@ -623,6 +634,7 @@ fn cmd_inspect(a: &InspectArgs) -> Result<()> {
                 "arena_bytes": model.arena_bytes(),
                 "raw_input": format!("{:?}", model.raw_input()),
                 "layers": layers,
+                "tensors": (0..model.tensors().len()).map(|i| describe(i as u16)).collect::<Vec<_>>(),
             })
         );
         return Ok(());
@@ -659,7 +671,7 @@ fn cmd_inspect(a: &InspectArgs) -> Result<()> {
         model.arena_bytes().div_ceil(64).max(1)
     );
     let col = model.arena_bytes().div_ceil(64).max(1);
-    for (i, t) in tensors.iter().enumerate() {
+    for (i, t) in model.tensors().iter().enumerate() {
         let (start, end) = (t.offset as usize / col, (t.offset as usize + t.bytes()).div_ceil(col));
         let bar: String = (0..64).map(|c| if c >= start && c < end { '#' } else { '.' }).collect();
         println!("  t{i:<3} {bar} {:>7} +{}", t.offset, t.bytes());
@@ -774,7 +786,7 @@ fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
     if let Some(metric) = a.metric {
         refuse_window_stride(&a.model, metric, a.window_stride)?;
     }
-    let graph = import(&a.model)?;
+    let graph = import_compilable(&a.model)?;
     let calib = Dataset::load(&a.calib)?;
     a.transform.check_applies(&calib)?;
     let prepared = prepare(graph, &calib, a.transform.get())?;

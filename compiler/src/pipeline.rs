@@ -59,12 +59,43 @@ pub fn real_inputs(graph: &Graph, data: &Dataset, transform: InputTransform) -> 
     Ok((0..data.len()).map(|i| graph.input_layout.to_nhwc(&data.real(i, transform), hwc)).collect())
 }
 
+/// The model format's limits that hold whatever the calibration and bit widths: operations and
+/// the model name tensors by `u16` index, so at most [`hawq_runtime::format::MAX_TENSORS`]
+/// (65,535) tensors; the op count is a `u16`; a tensor's H, W and C are `u16`. [`prepare`]
+/// checks them first, so a model the format cannot hold fails before calibration runs.
+pub fn check_format_limits(graph: &Graph) -> Result<()> {
+    let limit = u16::MAX as usize;
+    let tensors = graph.values.len();
+    if tensors > hawq_runtime::format::MAX_TENSORS {
+        bail!(
+            "the model has {tensors} tensors; the model format names tensors by 16-bit index and holds at most {}",
+            hawq_runtime::format::MAX_TENSORS
+        );
+    }
+    if graph.nodes.len() > limit {
+        bail!("the model has {} operations; the model format holds at most {limit}", graph.nodes.len());
+    }
+    let too_large = |v: &&crate::ir::Value| {
+        let (h, w, c) = v.hwc();
+        [h, w, c].into_iter().any(|d| d > limit)
+    };
+    if let Some(v) = graph.values.iter().find(too_large) {
+        bail!(
+            "tensor '{}' of shape {:?} has a dimension above {limit}, the most the model format holds",
+            v.name,
+            v.shape
+        );
+    }
+    Ok(())
+}
+
 pub fn prepare(graph: Graph, calib: &Dataset, transform: InputTransform) -> Result<Prepared> {
     prepare_with(graph, calib, transform, true)
 }
 
 /// [`prepare`], with cross-layer range equalization (`crate::equalize`) on or off.
 pub fn prepare_with(mut graph: Graph, calib: &Dataset, transform: InputTransform, equalize: bool) -> Result<Prepared> {
+    check_format_limits(&graph)?;
     let inputs = real_inputs(&graph, calib, transform)?;
     let equalized = if equalize { crate::equalize::equalize(&mut graph, &inputs) } else { Vec::new() };
     let bar = progress_bar(inputs.len(), "calibrating");
@@ -164,4 +195,38 @@ pub fn compile_allocation(
         }
     }
     bail!("could not fit the arena in {} bytes", max_arena.unwrap_or(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{InputLayout, Node, OpKind, Value};
+
+    /// `values` vectors of `c` values, each the reshape of the one before.
+    fn reshapes(values: usize, c: usize) -> Graph {
+        Graph {
+            values: (0..values).map(|v| Value { name: format!("v{v}"), shape: vec![c] }).collect(),
+            nodes: (1..values)
+                .map(|v| Node { name: format!("r{v}"), op: OpKind::Reshape, inputs: vec![v - 1], output: v })
+                .collect(),
+            input: 0,
+            output: values - 1,
+            input_layout: InputLayout::Nhwc,
+        }
+    }
+
+    #[test]
+    fn format_limits_are_the_u16_index_and_dimensions() {
+        assert!(check_format_limits(&reshapes(65_535, 4)).is_ok());
+        let e = check_format_limits(&reshapes(65_536, 4)).unwrap_err().to_string();
+        assert!(e.contains("65536 tensors") && e.contains("65535"), "{e}");
+        assert!(check_format_limits(&reshapes(2, 65_535)).is_ok());
+        let e = check_format_limits(&reshapes(2, 65_536)).unwrap_err().to_string();
+        assert!(e.contains("tensor 'v0'") && e.contains("65535"), "{e}");
+        // A rank-2 value is stored as 1 × 1 × (all its elements): their product must fit.
+        let mut g = reshapes(2, 8);
+        g.values[1].shape = vec![300, 300];
+        let e = check_format_limits(&g).unwrap_err().to_string();
+        assert!(e.contains("tensor 'v1'"), "{e}");
+    }
 }

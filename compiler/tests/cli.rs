@@ -727,3 +727,103 @@ fn auc_recon_of_a_compiled_model_agrees_with_the_float_model() {
     // worst and the AUC would be near 0.
     assert!((compiled - float).abs() < 0.02, "compiled AUC {compiled}, float {float}");
 }
+
+// ---- the tensor table has no fixed capacity --------------------------------------------------
+
+/// A chain of `layers` fully connected layers over 8 values, each a cyclic shift of its input by
+/// one place (a permutation: every layer is exact at 8 bits, and the values stay in range however
+/// long the chain). One weight initializer serves every layer.
+fn write_shift_chain(path: &Path, layers: usize) {
+    let mut shift = vec![0f32; 64];
+    for i in 0..8 {
+        // Gemm computes y = x·B: y[(i + 1) % 8] = x[i].
+        shift[i * 8 + (i + 1) % 8] = 1.0;
+    }
+    let weight =
+        TensorProto { dims: vec![8, 8], data_type: 1, float_data: shift, name: "w".into(), ..Default::default() };
+    let name = |k: usize| {
+        if k == 0 {
+            "x".to_string()
+        } else if k == layers {
+            "y".to_string()
+        } else {
+            format!("h{k}")
+        }
+    };
+    let node = (1..=layers)
+        .map(|k| NodeProto {
+            input: vec![name(k - 1), "w".into()],
+            output: vec![name(k)],
+            name: format!("fc{k}"),
+            op_type: "Gemm".into(),
+            ..Default::default()
+        })
+        .collect();
+    let graph = GraphProto {
+        node,
+        initializer: vec![weight],
+        input: vec![value_info("x", &[1, 8])],
+        output: vec![value_info("y", &[1, 8])],
+        ..Default::default()
+    };
+    write_model(path, graph);
+}
+
+/// uint8 samples of 8 values and zero labels.
+fn write_u8_samples(path: &Path, x: &ndarray::Array2<u8>) {
+    let mut npz = NpzWriter::new(std::fs::File::create(path).unwrap());
+    npz.add_array("x", x).unwrap();
+    npz.add_array("y", &Array1::<i64>::zeros(x.nrows())).unwrap();
+    npz.finish().unwrap();
+}
+
+/// 100 layers, 101 tensors: past the 64 of format version 3's fixed tensor table. The model
+/// compiles (the runtime's loader re-reads it), `inspect` lists every tensor through the table,
+/// and running it gives the input shifted by 100 mod 8 = 4 places, within a quantization step.
+#[test]
+fn a_model_of_more_than_64_tensors_compiles_and_runs() {
+    let dir = tmp();
+    let model = dir.path().join("chain.onnx");
+    write_shift_chain(&model, 100);
+    let x = ndarray::Array2::<u8>::from_shape_fn((64, 8), |(i, j)| ((i * 37 + j * 101) % 256) as u8);
+    let calib = dir.path().join("calib.npz");
+    write_u8_samples(&calib, &x);
+    let hq = dir.path().join("chain.hq");
+    let o = hawq(&["compile", p(&model), "--calib", p(&calib), "--input-scale", "0.0625", "-o", p(&hq)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let o = hawq(&["inspect", p(&hq), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let i: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(i["layers"].as_array().unwrap().len(), 100);
+    let tensors = i["tensors"].as_array().unwrap();
+    assert_eq!(tensors.len(), 101);
+    assert!(tensors.iter().enumerate().all(|(k, t)| t["index"] == k && t["shape"] == serde_json::json!([1, 1, 1, 8])));
+
+    let xin = dir.path().join("x.npy");
+    let inputs = x.slice(ndarray::s![..5, ..]).to_owned();
+    ndarray_npy::write_npy(&xin, &inputs).unwrap();
+    let yout = dir.path().join("y.npy");
+    let o = hawq(&["run", p(&hq), "--input", p(&xin), "-o", p(&yout)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let y: ndarray::Array2<f32> = ndarray_npy::read_npy(&yout).unwrap();
+    for (s, row) in y.outer_iter().enumerate() {
+        for (j, &v) in row.iter().enumerate() {
+            let want = inputs[[s, (j + 4) % 8]] as f32 * 0.0625;
+            assert!((v - want).abs() <= 0.0625, "sample {s} element {j}: {v}, want {want}");
+        }
+    }
+}
+
+/// The only limit left is the 16-bit tensor index: a model of 65,536 tensors is refused right
+/// after import, naming the file and the limit, before the calibration data are read (the
+/// calibration file here does not exist).
+#[test]
+fn more_tensors_than_16_bit_indices_can_name_are_refused_before_calibration() {
+    let dir = tmp();
+    let model = dir.path().join("huge.onnx");
+    write_shift_chain(&model, 65_535);
+    let missing = dir.path().join("no-such-calib.npz");
+    let o = hawq(&["compile", p(&model), "--calib", p(&missing), "-o", p(&dir.path().join("huge.hq"))]);
+    assert_one_line_error(&o, &["huge.onnx", "65536 tensors", "65535"]);
+}

@@ -14,11 +14,12 @@ pub enum Error {
     UnsupportedVersion { found: u16 },
     /// The CRC-32 of the body does not match the header.
     ChecksumMismatch { expected: u32, computed: u32 },
-    /// The body is not a valid postcard encoding of the model tables.
+    /// The body is not a valid encoding of the model tables: bad postcard, a tensor table whose
+    /// length is not a whole number of records (truncated), or a record with an unknown dtype.
     Malformed,
     /// Bytes are left over after the last operation.
     TrailingBytes,
-    /// More tensors than [`crate::format::MAX_TENSORS`].
+    /// More tensors than [`crate::format::MAX_TENSORS`] (65,535: tensors are named by `u16`).
     TooManyTensors,
     /// A tensor's shape has a zero or oversized dimension, or its element count overflows.
     BadShape { tensor: u16 },

@@ -1,6 +1,7 @@
 //! The model file: a fixed 20-byte header, then a postcard body (the tables, then the operations
-//! one after another). Weights are `&'a [u8]` borrowed from the blob, so a model in flash stays in
-//! flash; operations are decoded one at a time as they run, so the op list costs no RAM.
+//! one after another). Weights and the tensor table are `&'a [u8]` borrowed from the blob, so a
+//! model in flash stays in flash; operations are decoded one at a time as they run and tensor
+//! descriptors as they are read, so neither the op list nor the tensor table costs RAM.
 //!
 //! ```text
 //! offset  size  field
@@ -12,6 +13,22 @@
 //!     16     4  CRC-32/ISO-HDLC of header bytes 0..16 and the body (u32 LE)
 //!     20     …  body: postcard(ModelMeta), then meta.op_count × postcard(Op)
 //! ```
+//!
+//! `ModelMeta` starts with the tensor table, a postcard byte string (varint byte length, then the
+//! bytes) of fixed-size little-endian records, one per tensor, indexed from 0:
+//!
+//! ```text
+//! offset  size  field
+//!      0     8  shape: 4 × u16 LE, NHWC with N = 1 ([1, 1, 1, C] for vectors)
+//!      8     4  offset in the arena in bytes (u32 LE)
+//!     12     2  scale: IEEE binary16 bits (u16 LE); 1.0 for f32 tensors
+//!     14     1  zero point (i8)
+//!     15     1  dtype: 0 = i8, 1 = i4 (two per byte), 2 = f32
+//! ```
+//!
+//! The loader rejects a table whose length is not a whole number of [`TENSOR_RECORD_BYTES`]
+//! records, a record with another dtype byte, and more than [`MAX_TENSORS`] records (operations
+//! name tensors by `u16` index).
 
 use half::f16;
 use serde::{Deserialize, Serialize};
@@ -19,11 +36,18 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 
 pub const MAGIC: [u8; 4] = *b"HAWQ";
+/// 4: the tensor table is a byte string of fixed-size records read in place (version 3 stored
+/// postcard-encoded descriptors the loader copied into a 64-entry table in RAM, which capped
+/// models at 64 tensors and cost that RAM on every model).
 /// 3: the checksum covers the header too; a layer's biases may be `i32` (`quant::BIAS_I32`).
-pub const FORMAT_VERSION: u16 = 3;
+pub const FORMAT_VERSION: u16 = 4;
 pub const HEADER_BYTES: usize = 20;
-/// Capacity of the tensor table (it is decoded into RAM: about 20 bytes per entry).
-pub const MAX_TENSORS: usize = 64;
+/// The most tensors a model may have: operations and the model's input/output name tensors by
+/// `u16` index, so 65,535 records (indices 0..=65,534) and the count itself fit a `u16`. The
+/// table is read in place, so the limit costs no RAM.
+pub const MAX_TENSORS: usize = u16::MAX as usize;
+/// Bytes of one tensor record (layout in the module documentation).
+pub const TENSOR_RECORD_BYTES: usize = 16;
 
 const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
@@ -44,6 +68,24 @@ impl DType {
             DType::I8 => elements,
             DType::I4 => elements.div_ceil(2),
             DType::F32 => elements.saturating_mul(4),
+        }
+    }
+
+    /// The record's dtype byte.
+    pub fn to_u8(self) -> u8 {
+        match self {
+            DType::I8 => 0,
+            DType::I4 => 1,
+            DType::F32 => 2,
+        }
+    }
+
+    pub fn from_u8(v: u8) -> Option<DType> {
+        match v {
+            0 => Some(DType::I8),
+            1 => Some(DType::I4),
+            2 => Some(DType::F32),
+            _ => None,
         }
     }
 
@@ -77,6 +119,75 @@ impl TensorDesc {
     pub fn bytes(&self) -> usize {
         self.dtype.bytes_for(self.elements())
     }
+
+    /// The tensor's record in the table (layout in the module documentation).
+    pub fn to_record(&self) -> [u8; TENSOR_RECORD_BYTES] {
+        let mut r = [0u8; TENSOR_RECORD_BYTES];
+        for (i, d) in self.shape.iter().enumerate() {
+            r[2 * i..2 * i + 2].copy_from_slice(&d.to_le_bytes());
+        }
+        r[8..12].copy_from_slice(&self.offset.to_le_bytes());
+        r[12..14].copy_from_slice(&self.scale.to_bits().to_le_bytes());
+        r[14] = self.zero_point as u8;
+        r[15] = self.dtype.to_u8();
+        r
+    }
+
+    /// Decodes a record; `None` when its dtype byte names no dtype.
+    pub fn from_record(r: &[u8; TENSOR_RECORD_BYTES]) -> Option<TensorDesc> {
+        let u16_at = |i: usize| u16::from_le_bytes([r[i], r[i + 1]]);
+        Some(TensorDesc {
+            shape: [u16_at(0), u16_at(2), u16_at(4), u16_at(6)],
+            dtype: DType::from_u8(r[15])?,
+            scale: f16::from_bits(u16_at(12)),
+            zero_point: r[14] as i8,
+            offset: u32::from_le_bytes([r[8], r[9], r[10], r[11]]),
+        })
+    }
+}
+
+/// The tensor table: records borrowed from the blob, decoded on access (a `Copy` view, two
+/// words). Any bytes can be wrapped; `Model::from_bytes` accepts only whole records that all
+/// decode, each checked against the arena, so a loaded model's table yields every descriptor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Tensors<'a> {
+    #[serde(borrow)]
+    bytes: &'a [u8],
+}
+
+impl<'a> Tensors<'a> {
+    /// A table over `bytes` (records back to back, see [`TensorDesc::to_record`]); a trailing
+    /// partial record is not a tensor.
+    pub const fn new(bytes: &'a [u8]) -> Self {
+        Tensors { bytes }
+    }
+
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// The number of whole records.
+    pub fn len(&self) -> usize {
+        self.bytes.len() / TENSOR_RECORD_BYTES
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Tensor `index`, decoded; `None` past the end or for a record that does not decode.
+    pub fn get(&self, index: usize) -> Option<TensorDesc> {
+        let start = index.checked_mul(TENSOR_RECORD_BYTES)?;
+        let record = self.bytes.get(start..start.checked_add(TENSOR_RECORD_BYTES)?)?;
+        TensorDesc::from_record(record.try_into().ok()?)
+    }
+
+    /// The descriptors in index order, up to the first record that does not decode (a loaded
+    /// model has none).
+    pub fn iter(&self) -> impl Iterator<Item = TensorDesc> + 'a {
+        self.bytes.chunks_exact(TENSOR_RECORD_BYTES).map_while(|r| r.try_into().ok().and_then(TensorDesc::from_record))
+    }
 }
 
 /// What the firmware hands to the model's input (contract §6).
@@ -109,9 +220,10 @@ pub enum InputLayout {
 }
 
 /// The tables at the start of the body.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelMeta {
-    pub tensors: heapless::Vec<TensorDesc, MAX_TENSORS>,
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ModelMeta<'a> {
+    #[serde(borrow)]
+    pub tensors: Tensors<'a>,
     pub input: u16,
     pub output: u16,
     pub raw_input: RawInput,
@@ -312,7 +424,7 @@ pub fn split_header(blob: &[u8]) -> Result<(Header, &[u8]), Error> {
 
 /// Serializes a model into `out`; returns the number of bytes written. No allocation: the
 /// compiler and the tests hand in a buffer large enough (`Error::Truncated` otherwise).
-pub fn encode(meta: &ModelMeta, arena_bytes: u32, ops: &[Op<'_>], out: &mut [u8]) -> Result<usize, Error> {
+pub fn encode(meta: &ModelMeta<'_>, arena_bytes: u32, ops: &[Op<'_>], out: &mut [u8]) -> Result<usize, Error> {
     if out.len() < HEADER_BYTES {
         return Err(Error::Truncated);
     }

@@ -2,17 +2,25 @@
 //! that running it can neither panic nor touch memory outside its tensors.
 
 use crate::error::Error;
-use crate::format::{split_header, ConvParams, DType, Header, ModelMeta, Op, RawInput, TensorDesc};
+use crate::format::{
+    split_header, ConvParams, DType, Header, ModelMeta, Op, RawInput, TensorDesc, Tensors, MAX_TENSORS,
+    TENSOR_RECORD_BYTES,
+};
 use crate::quant::{Bits, SHIFT_MAX, SHIFT_MIN};
 
 /// The largest alignment the compiler rounds the arena's size up to.
 pub const ARENA_ALIGNMENT_MAX: u64 = 64;
 
-/// A validated model, borrowing its weights from the blob.
+/// A validated model, borrowing its weights and tensor table from the blob. Its size does not
+/// depend on the model: the tensor table and the ops stay in the blob.
 #[derive(Debug, Clone)]
 pub struct Model<'a> {
     header: Header,
-    meta: ModelMeta,
+    meta: ModelMeta<'a>,
+    /// The model's input and output descriptors, decoded once: the firmware reads them on every
+    /// inference.
+    input: TensorDesc,
+    output: TensorDesc,
     ops: &'a [u8],
 }
 
@@ -20,9 +28,10 @@ impl<'a> Model<'a> {
     /// Parses and validates a model blob. Every later operation on the model relies on this.
     pub fn from_bytes(blob: &'a [u8]) -> Result<Self, Error> {
         let (header, body) = split_header(blob)?;
-        let (meta, ops) = postcard::take_from_bytes::<ModelMeta>(body).map_err(|_| Error::Malformed)?;
-        let model = Model { header, meta, ops };
-        model.validate()?;
+        let (meta, ops) = postcard::take_from_bytes::<ModelMeta<'a>>(body).map_err(|_| Error::Malformed)?;
+        let (input, output) = validate_tensors(&header, &meta)?;
+        let model = Model { header, meta, input, output, ops };
+        model.validate_ops()?;
         Ok(model)
     }
 
@@ -30,20 +39,26 @@ impl<'a> Model<'a> {
         self.header.arena_bytes as usize
     }
 
-    pub fn meta(&self) -> &ModelMeta {
+    pub fn meta(&self) -> &ModelMeta<'a> {
         &self.meta
     }
 
-    pub fn tensors(&self) -> &[TensorDesc] {
-        &self.meta.tensors
+    /// The tensor table, read in place (every record was validated by [`Model::from_bytes`]).
+    pub fn tensors(&self) -> Tensors<'a> {
+        self.meta.tensors
+    }
+
+    /// Tensor `index`'s descriptor; `None` past the end of the table.
+    pub fn tensor(&self, index: u16) -> Option<TensorDesc> {
+        self.meta.tensors.get(index as usize)
     }
 
     pub fn input(&self) -> &TensorDesc {
-        &self.meta.tensors[self.meta.input as usize]
+        &self.input
     }
 
     pub fn output(&self) -> &TensorDesc {
-        &self.meta.tensors[self.meta.output as usize]
+        &self.output
     }
 
     pub fn raw_input(&self) -> RawInput {
@@ -69,66 +84,80 @@ impl<'a> Model<'a> {
             .sum()
     }
 
-    fn validate(&self) -> Result<(), Error> {
-        let arena = self.header.arena_bytes as u64;
-        let tensors = &self.meta.tensors;
-        for (i, t) in tensors.iter().enumerate() {
-            let tensor = i as u16;
-            let mut elements: u64 = 1;
-            for &d in &t.shape {
-                if d == 0 {
-                    return Err(Error::BadShape { tensor });
-                }
-                elements *= d as u64;
-            }
-            if elements > u32::MAX as u64 / 4 {
-                return Err(Error::BadShape { tensor });
-            }
-            if t.offset as u64 + t.dtype.bytes_for(elements as usize) as u64 > arena {
-                return Err(Error::TensorOutOfArena { tensor });
-            }
-            // The accumulator bound of contract §3 assumes |a − z| ≤ 2^a − 1.
-            if let Some(bits) = t.dtype.bits() {
-                let (lo, hi) = bits.range();
-                if !(lo..=hi).contains(&(t.zero_point as i32)) {
-                    return Err(Error::BadZeroPoint { tensor });
-                }
-            }
-        }
-        let scratch_end = self.meta.scratch_offset as u64 + self.meta.scratch_bytes as u64;
-        if scratch_end > arena {
-            return Err(Error::ScratchOutOfArena);
-        }
-        // The declared size is what a host allocates before running: it may round the tensors'
-        // extent up to the planner's alignment, never more.
-        let needed = tensors.iter().map(|t| t.offset as u64 + t.bytes() as u64).fold(scratch_end, u64::max);
-        if arena > needed.next_multiple_of(ARENA_ALIGNMENT_MAX) {
-            return Err(Error::ArenaSizeMismatch { declared: arena as u32, needed: needed as u32 });
-        }
-        let n = tensors.len();
-        if self.meta.input as usize >= n || self.meta.output as usize >= n {
-            return Err(Error::BadTensorIndex { op: u16::MAX });
-        }
-        let input = &tensors[self.meta.input as usize];
-        let raw_ok = match self.meta.raw_input {
-            RawInput::U8 | RawInput::I8 => input.dtype == DType::I8,
-            RawInput::F32 => input.dtype != DType::F32,
-        };
-        if !raw_ok {
-            return Err(Error::WrongDtype { op: u16::MAX });
-        }
+    fn validate_ops(&self) -> Result<(), Error> {
         if self.meta.op_count == 0 {
             return Err(Error::EmptyModel);
         }
         let mut iter = self.ops();
         for (index, op) in iter.by_ref().enumerate() {
-            validate_op(&op?, index as u16, tensors)?;
+            validate_op(&op?, index as u16, self.meta.tensors)?;
         }
         if !iter.rest.is_empty() {
             return Err(Error::TrailingBytes);
         }
         Ok(())
     }
+}
+
+/// Checks the tensor table record by record (whole records, known dtypes, shapes, zero points,
+/// inside the arena), the scratch region, the declared arena size and the model's input and
+/// output; returns the input and output descriptors.
+fn validate_tensors(header: &Header, meta: &ModelMeta<'_>) -> Result<(TensorDesc, TensorDesc), Error> {
+    let arena = header.arena_bytes as u64;
+    let table = meta.tensors.as_bytes();
+    if !table.len().is_multiple_of(TENSOR_RECORD_BYTES) {
+        return Err(Error::Malformed);
+    }
+    if meta.tensors.len() > MAX_TENSORS {
+        return Err(Error::TooManyTensors);
+    }
+    let scratch_end = meta.scratch_offset as u64 + meta.scratch_bytes as u64;
+    let mut needed = scratch_end;
+    for (i, record) in table.chunks_exact(TENSOR_RECORD_BYTES).enumerate() {
+        // At most MAX_TENSORS records: the index fits.
+        let tensor = i as u16;
+        let t = record.try_into().ok().and_then(TensorDesc::from_record).ok_or(Error::Malformed)?;
+        let mut elements: u64 = 1;
+        for &d in &t.shape {
+            if d == 0 {
+                return Err(Error::BadShape { tensor });
+            }
+            elements *= d as u64;
+        }
+        if elements > u32::MAX as u64 / 4 {
+            return Err(Error::BadShape { tensor });
+        }
+        let end = t.offset as u64 + t.dtype.bytes_for(elements as usize) as u64;
+        if end > arena {
+            return Err(Error::TensorOutOfArena { tensor });
+        }
+        needed = needed.max(end);
+        // The accumulator bound of contract §3 assumes |a − z| ≤ 2^a − 1.
+        if let Some(bits) = t.dtype.bits() {
+            let (lo, hi) = bits.range();
+            if !(lo..=hi).contains(&(t.zero_point as i32)) {
+                return Err(Error::BadZeroPoint { tensor });
+            }
+        }
+    }
+    if scratch_end > arena {
+        return Err(Error::ScratchOutOfArena);
+    }
+    // The declared size is what a host allocates before running: it may round the tensors'
+    // extent up to the planner's alignment, never more.
+    if arena > needed.next_multiple_of(ARENA_ALIGNMENT_MAX) {
+        return Err(Error::ArenaSizeMismatch { declared: arena as u32, needed: needed as u32 });
+    }
+    let model_tensor = |i: u16| meta.tensors.get(i as usize).ok_or(Error::BadTensorIndex { op: u16::MAX });
+    let (input, output) = (model_tensor(meta.input)?, model_tensor(meta.output)?);
+    let raw_ok = match meta.raw_input {
+        RawInput::U8 | RawInput::I8 => input.dtype == DType::I8,
+        RawInput::F32 => input.dtype != DType::F32,
+    };
+    if !raw_ok {
+        return Err(Error::WrongDtype { op: u16::MAX });
+    }
+    Ok((input, output))
 }
 
 /// Iterator over the encoded operations.
@@ -158,7 +187,7 @@ impl<'a> Iterator for OpIter<'a> {
     }
 }
 
-fn tensor(tensors: &[TensorDesc], index: u16, op: u16) -> Result<&TensorDesc, Error> {
+fn tensor(tensors: Tensors<'_>, index: u16, op: u16) -> Result<TensorDesc, Error> {
     tensors.get(index as usize).ok_or(Error::BadTensorIndex { op })
 }
 
@@ -247,9 +276,9 @@ fn check_channels(
     Ok(())
 }
 
-fn validate_conv(p: &ConvParams<'_>, depthwise: bool, op: u16, tensors: &[TensorDesc]) -> Result<(), Error> {
-    let input = tensor(tensors, p.input, op)?;
-    let output = tensor(tensors, p.output, op)?;
+fn validate_conv(p: &ConvParams<'_>, depthwise: bool, op: u16, tensors: Tensors<'_>) -> Result<(), Error> {
+    let input = &tensor(tensors, p.input, op)?;
+    let output = &tensor(tensors, p.output, op)?;
     let in_bits = quantized_bits(input, op)?;
     let out_bits = quantized_bits(output, op)?;
     let (h, w, c) = nhwc(input, op)?;
@@ -274,14 +303,14 @@ fn validate_conv(p: &ConvParams<'_>, depthwise: bool, op: u16, tensors: &[Tensor
     Ok(())
 }
 
-fn validate_op(op: &Op<'_>, index: u16, tensors: &[TensorDesc]) -> Result<(), Error> {
+fn validate_op(op: &Op<'_>, index: u16, tensors: Tensors<'_>) -> Result<(), Error> {
     let i = index;
     match op {
         Op::Conv2d(p) => validate_conv(p, false, i, tensors),
         Op::DepthwiseConv2d(p) => validate_conv(p, true, i, tensors),
         Op::FullyConnected(p) => {
-            let input = tensor(tensors, p.input, i)?;
-            let output = tensor(tensors, p.output, i)?;
+            let input = &tensor(tensors, p.input, i)?;
+            let output = &tensor(tensors, p.output, i)?;
             let in_bits = quantized_bits(input, i)?;
             let out_bits = quantized_bits(output, i)?;
             check_channels(&p.channel, p.weights, p.weight_bits, input.elements(), output.elements(), in_bits, i)?;
@@ -292,8 +321,8 @@ fn validate_op(op: &Op<'_>, index: u16, tensors: &[TensorDesc]) -> Result<(), Er
             Ok(())
         }
         Op::AvgPool(p) | Op::MaxPool(p) => {
-            let input = tensor(tensors, p.input, i)?;
-            let output = tensor(tensors, p.output, i)?;
+            let input = &tensor(tensors, p.input, i)?;
+            let output = &tensor(tensors, p.output, i)?;
             let in_bits = quantized_bits(input, i)?;
             let out_bits = quantized_bits(output, i)?;
             let (h, w, c) = nhwc(input, i)?;
@@ -319,9 +348,9 @@ fn validate_op(op: &Op<'_>, index: u16, tensors: &[TensorDesc]) -> Result<(), Er
             Ok(())
         }
         Op::Add(p) => {
-            let a = tensor(tensors, p.a, i)?;
-            let b = tensor(tensors, p.b, i)?;
-            let output = tensor(tensors, p.output, i)?;
+            let a = &tensor(tensors, p.a, i)?;
+            let b = &tensor(tensors, p.b, i)?;
+            let output = &tensor(tensors, p.output, i)?;
             quantized_bits(a, i)?;
             quantized_bits(b, i)?;
             let out_bits = quantized_bits(output, i)?;
@@ -339,8 +368,8 @@ fn validate_op(op: &Op<'_>, index: u16, tensors: &[TensorDesc]) -> Result<(), Er
             Ok(())
         }
         Op::Reshape(p) => {
-            let input = tensor(tensors, p.input, i)?;
-            let output = tensor(tensors, p.output, i)?;
+            let input = &tensor(tensors, p.input, i)?;
+            let output = &tensor(tensors, p.output, i)?;
             if input.dtype != output.dtype {
                 return Err(Error::WrongDtype { op: i });
             }
@@ -353,8 +382,8 @@ fn validate_op(op: &Op<'_>, index: u16, tensors: &[TensorDesc]) -> Result<(), Er
             Ok(())
         }
         Op::Softmax(p) | Op::Dequantize(p) => {
-            let input = tensor(tensors, p.input, i)?;
-            let output = tensor(tensors, p.output, i)?;
+            let input = &tensor(tensors, p.input, i)?;
+            let output = &tensor(tensors, p.output, i)?;
             quantized_bits(input, i)?;
             if output.dtype != DType::F32 {
                 return Err(Error::WrongDtype { op: i });

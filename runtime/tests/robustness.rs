@@ -12,7 +12,10 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use common::*;
-use hawq_runtime::format::{DType, InputLayout, Op, RawInput, TensorDesc, FORMAT_VERSION, HEADER_BYTES, MAGIC};
+use hawq_runtime::format::{
+    DType, InputLayout, Op, RawInput, TensorDesc, Tensors, FORMAT_VERSION, HEADER_BYTES, MAGIC, MAX_TENSORS,
+    TENSOR_RECORD_BYTES,
+};
 use hawq_runtime::quant::Bits;
 use hawq_runtime::{Error, Interpreter, Model};
 use proptest::collection::vec;
@@ -127,9 +130,16 @@ fn window_work(input: &TensorDesc, output: &TensorDesc, kh: usize, kw: usize) ->
     (out.saturating_mul(taps_inside), out.saturating_mul(kh as u64 * kw as u64))
 }
 
+/// The tensor table decoded, in index order (every record of a loaded model decodes).
+fn table(model: &Model<'_>) -> Vec<TensorDesc> {
+    let t: Vec<TensorDesc> = model.tensors().iter().collect();
+    assert_eq!(t.len(), model.tensors().len(), "a loaded model's table decodes whole");
+    t
+}
+
 /// Multiply-adds of the runtime and of the naive model (which visits every tap of every window).
 fn work(model: &Model<'_>) -> (u64, u64) {
-    let t = model.tensors();
+    let t = table(model);
     let mut total = (0u64, 0u64);
     for op in model.ops() {
         let op = op.expect("validated op");
@@ -161,7 +171,7 @@ fn work(model: &Model<'_>) -> (u64, u64) {
 /// Runs the model's ops with the naive model over a copy of the arena, writing each output back
 /// packed, so the whole arena after `invoke` can be compared.
 fn simulate(model: &Model<'_>, arena: &mut [u8]) {
-    let t = model.tensors();
+    let t = table(model);
     for op in model.ops() {
         let op = op.expect("validated op");
         let out_t = t[op.output() as usize];
@@ -294,9 +304,16 @@ fn exercise(blob: &[u8], seed: u64) -> Outcome {
         Err(e) => return Outcome::Rejected(variant(&e)),
     };
     let n = model.arena_bytes();
-    for t in model.tensors() {
+    let tensors = table(&model);
+    // Compared as records: a NaN scale is not equal to itself.
+    let record = |t: &TensorDesc| t.to_record();
+    for (i, t) in tensors.iter().enumerate() {
         assert!(t.offset as usize + t.bytes() <= n, "accepted tensor outside the arena: {t:?}");
+        assert_eq!(model.tensor(i as u16).as_ref().map(record), Some(record(t)));
     }
+    assert_eq!(model.tensor(tensors.len() as u16), None);
+    assert_eq!(record(model.input()), record(&tensors[model.meta().input as usize]));
+    assert_eq!(record(model.output()), record(&tensors[model.meta().output as usize]));
     assert_eq!(model.ops().count(), model.meta().op_count as usize);
     assert!(model.ops().all(|op| op.is_ok()));
     let _ = model.weight_bytes();
@@ -333,7 +350,7 @@ fn exercise(blob: &[u8], seed: u64) -> Outcome {
     if naive_work <= WORK_BUDGET {
         simulate(&model, &mut want);
         if let Some(i) = (0..n).find(|&i| arena[i] != want[i]) {
-            let owner: Vec<_> = model.tensors().iter().enumerate().filter(|(_, t)| region(t).contains(&i)).collect();
+            let owner: Vec<_> = tensors.iter().enumerate().filter(|(_, t)| region(t).contains(&i)).collect();
             panic!(
                 "arena byte {i} is {:#04x}, the naive model says {:#04x} (tensors there: {owner:?})",
                 arena[i], want[i]
@@ -939,6 +956,90 @@ fn trailing_and_malformed_bodies() {
     spec.op_count = 0;
     spec.ops.clear();
     assert_eq!(load_err(&spec), Some(Error::EmptyModel));
+}
+
+/// The tensor table is a byte string of whole 16-byte records: one byte short or over (a
+/// truncated or padded table), or a record with an unknown dtype byte, is malformed; a body cut
+/// inside the table (its length prefix promises more than the body holds) too; one record fewer
+/// leaves an op naming a tensor that does not exist.
+#[test]
+fn truncated_and_odd_length_tensor_tables_are_rejected() {
+    let spec = conv_model().spec();
+    let table = spec.table();
+    assert_eq!(table.len(), 2 * TENSOR_RECORD_BYTES);
+    assert!(Model::from_bytes(&spec.encode_with_table(&table)).is_ok());
+    for cut in [1, TENSOR_RECORD_BYTES - 1, TENSOR_RECORD_BYTES + 1] {
+        let short = spec.encode_with_table(&table[..table.len() - cut]);
+        assert_eq!(Model::from_bytes(&short).err(), Some(Error::Malformed), "{cut} bytes short");
+    }
+    for extra in [1, 7, TENSOR_RECORD_BYTES - 1] {
+        let mut long = table.clone();
+        long.extend(std::iter::repeat_n(0u8, extra));
+        assert_eq!(Model::from_bytes(&spec.encode_with_table(&long)).err(), Some(Error::Malformed), "{extra} over");
+    }
+    let one_fewer = spec.encode_with_table(&table[..TENSOR_RECORD_BYTES]);
+    assert!(matches!(Model::from_bytes(&one_fewer), Err(Error::BadTensorIndex { .. })));
+    // No table at all: nothing needs the declared arena.
+    let empty = spec.encode_with_table(&[]);
+    assert_eq!(Model::from_bytes(&empty).err(), Some(Error::ArenaSizeMismatch { declared: 56, needed: 0 }));
+    for dtype in [3u8, 0x80, 0xFF] {
+        let mut bad = table.clone();
+        bad[TENSOR_RECORD_BYTES + 15] = dtype;
+        assert_eq!(Model::from_bytes(&spec.encode_with_table(&bad)).err(), Some(Error::Malformed), "dtype {dtype}");
+        assert_eq!(Tensors::new(&bad).get(1), None);
+        assert_eq!(Tensors::new(&bad).iter().count(), 1, "the iterator stops at the undecodable record");
+    }
+    // The body cut inside the table: the byte string's length runs past the body's end.
+    let blob = spec.encode();
+    for keep in [1, 2, 10, 1 + table.len() - 1] {
+        let cut = with_header(&blob[HEADER_BYTES..HEADER_BYTES + keep], arena_field(&blob), FORMAT_VERSION);
+        assert_eq!(Model::from_bytes(&cut).err(), Some(Error::Malformed), "body cut after {keep} bytes");
+    }
+}
+
+/// More than 64 tensors (the fixed table of format version 3): a 130-op chain of reshapes and
+/// residual adds over 131 tensors loads, every descriptor reads back as written, and it runs to
+/// exactly what the naive model computes over the whole arena. The model's size does not depend
+/// on the table.
+#[test]
+fn a_model_of_more_than_64_tensors_loads_and_runs_as_specified() {
+    let spec = reshape_add_chain(130);
+    assert_eq!(spec.tensors.len(), 131);
+    let blob = spec.encode();
+    let model = Model::from_bytes(&blob).expect("a 131-tensor model loads");
+    assert_eq!(model.tensors().len(), 131);
+    let records: Vec<_> = model.tensors().iter().map(|t| t.to_record()).collect();
+    assert_eq!(records, spec.tensors.iter().map(TensorDesc::to_record).collect::<Vec<_>>());
+    assert_eq!(model.tensor(130).map(|t| t.to_record()), Some(spec.tensors[130].to_record()));
+    assert_eq!(model.tensor(131), None);
+    for seed in 0..4 {
+        assert_eq!(exercise(&blob, seed), Outcome::Ran);
+    }
+    // Two input patterns through the raw-input path give different outputs: the chain is live.
+    let run = |x: u8| run_model(&blob, &[x; 8], &[], 7).expect("runs");
+    assert_ne!(run(0x10), run(0xF0));
+    // Two words of header fields, the meta (a table slice and a few scalars), the cached input
+    // and output descriptors and the op slice: no table. (Version 3 held 64 descriptors, > 1 KiB.)
+    assert!(std::mem::size_of::<Model<'_>>() <= 128, "{}", std::mem::size_of::<Model<'_>>());
+}
+
+/// The table's only limit is the `u16` tensor index: 65,535 records load; one more is
+/// `TooManyTensors`.
+#[test]
+fn the_tensor_count_is_limited_by_the_u16_index_only() {
+    let spec = conv_model().spec();
+    let table = spec.table();
+    let mut big = table.clone();
+    // Copies of the input's record: in the arena, and unused by the op.
+    while big.len() < MAX_TENSORS * TENSOR_RECORD_BYTES {
+        big.extend_from_slice(&table[..TENSOR_RECORD_BYTES]);
+    }
+    let blob = spec.encode_with_table(&big);
+    let model = Model::from_bytes(&blob).expect("65,535 tensors load");
+    assert_eq!(model.tensors().len(), MAX_TENSORS);
+    assert_eq!(model.tensor(u16::MAX - 1).map(|t| t.to_record()), Some(spec.tensors[0].to_record()));
+    big.extend_from_slice(&table[..TENSOR_RECORD_BYTES]);
+    assert_eq!(Model::from_bytes(&spec.encode_with_table(&big)).err(), Some(Error::TooManyTensors));
 }
 
 #[test]

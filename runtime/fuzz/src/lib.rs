@@ -13,7 +13,7 @@ pub const MAX_WORK: u64 = 20_000_000;
 
 /// Multiply-adds the reference kernels spend on the model.
 pub fn work(model: &Model<'_>) -> u64 {
-    let t = model.tensors();
+    let t: Vec<_> = model.tensors().iter().collect();
     let mut total = 0u64;
     for op in model.ops() {
         let Ok(op) = op else { return u64::MAX };

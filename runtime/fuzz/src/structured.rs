@@ -6,7 +6,7 @@
 use half::f16;
 use hawq_runtime::format::{
     encode, AddParams, ChannelParams, Clamp, ConvParams, DType, FcParams, InputLayout, ModelMeta, Op, PoolParams,
-    RawInput, TensorDesc, UnaryParams, MAX_TENSORS,
+    RawInput, TensorDesc, Tensors, UnaryParams,
 };
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 
@@ -109,9 +109,13 @@ enum Draft {
 
 const EMPTY: ChannelParams<'static> = ChannelParams { bias: &[], bias_exponent: 0, multiplier: &[], shift_base: 0 };
 
+/// The most tensors a generated model gets: beyond the 64 of format version 3's fixed table, so
+/// larger tables are exercised, yet small enough to keep the inputs short.
+const TABLE_CAP: usize = 80;
+
 /// The tensor table under construction, with the end of the last tensor placed.
 struct Table {
-    tensors: heapless::Vec<TensorDesc, MAX_TENSORS>,
+    tensors: Vec<TensorDesc>,
     end: u64,
 }
 
@@ -127,7 +131,7 @@ impl Table {
     /// Appends a tensor of `shape` and `dtype` (arbitrary scale and zero point, mostly valid),
     /// usually right after the last one, sometimes at an arbitrary or an existing offset.
     fn push(&mut self, u: &mut Unstructured<'_>, shape: [u16; 4], dtype: DType) -> Result<u16> {
-        if self.tensors.is_full() {
+        if self.tensors.len() >= TABLE_CAP {
             return Ok(u.int_in_range(0..=self.len() as u16 - 1)?);
         }
         let scale = if u.ratio(3, 4)? {
@@ -147,7 +151,7 @@ impl Table {
             _ => (self.end.min(u32::MAX as u64) as u32).saturating_add(u.int_in_range(0..=3u32)?),
         };
         self.end = self.end.max((offset as u64).saturating_add(bytes));
-        let _ = self.tensors.push(TensorDesc { shape, dtype, scale, zero_point, offset });
+        self.tensors.push(TensorDesc { shape, dtype, scale, zero_point, offset });
         Ok(self.len() as u16 - 1)
     }
 
@@ -328,7 +332,7 @@ pub fn build(data: &[u8]) -> Option<Vec<u8>> {
 }
 
 fn build_from(u: &mut Unstructured<'_>) -> Result<Vec<u8>> {
-    let mut table = Table { tensors: heapless::Vec::new(), end: 0 };
+    let mut table = Table { tensors: Vec::new(), end: 0 };
     for _ in 0..u.int_in_range(1..=3u8)? {
         table.push_random(u)?;
     }
@@ -374,8 +378,18 @@ fn build_from(u: &mut Unstructured<'_>) -> Result<Vec<u8>> {
     let n = table.len();
     let arena = if u.ratio(15, 16)? { table.end.min(u32::MAX as u64) as u32 } else { u.arbitrary()? };
     let last = ops.last().map_or(0, |op| op.output());
+    let mut records: Vec<u8> = table.tensors.iter().flat_map(TensorDesc::to_record).collect();
+    if u.ratio(1, 32)? {
+        // A table that is not a whole number of records, or a record with an unknown dtype.
+        let at = u.choose_index(records.len().max(1))?;
+        if u.ratio(1, 2)? {
+            records.truncate(at);
+        } else if let Some(b) = records.get_mut(at | 15) {
+            *b = u.int_in_range(3..=255)?;
+        }
+    }
     let meta = ModelMeta {
-        tensors: table.tensors,
+        tensors: Tensors::new(&records),
         input: if u.ratio(7, 8)? { first } else { tensor_index(u, n)? },
         output: if u.ratio(7, 8)? { last } else { tensor_index(u, n)? },
         raw_input: *u.choose(&[RawInput::U8, RawInput::I8, RawInput::F32])?,
@@ -385,6 +399,7 @@ fn build_from(u: &mut Unstructured<'_>) -> Result<Vec<u8>> {
         op_count: if u.ratio(15, 16)? { ops.len() as u16 } else { u.int_in_range(0..=4)? },
     };
     let size = 4096
+        + records.len()
         + drafts
             .iter()
             .map(|d| match d {

@@ -5,7 +5,7 @@
 use half::f16;
 use hawq_runtime::format::{
     encode, AddParams, ChannelParams, Clamp, ConvParams, DType, FcParams, InputLayout, ModelMeta, Op, PoolParams,
-    RawInput, TensorDesc, UnaryParams, MAX_TENSORS,
+    RawInput, TensorDesc, Tensors, UnaryParams,
 };
 use hawq_runtime::quant::{pack, Bits};
 use hawq_runtime::{Error, Interpreter, Model};
@@ -282,11 +282,21 @@ impl Spec {
         }
     }
 
-    /// Encodes with `hawq_runtime::format::encode`. Panics on more than `MAX_TENSORS` tensors.
+    /// The tensor table's bytes: one record per tensor.
+    pub fn table(&self) -> Vec<u8> {
+        self.tensors.iter().flat_map(TensorDesc::to_record).collect()
+    }
+
+    /// Encodes with `hawq_runtime::format::encode`.
     pub fn encode(&self) -> Vec<u8> {
-        assert!(self.tensors.len() <= MAX_TENSORS);
+        self.encode_with_table(&self.table())
+    }
+
+    /// Encodes with `table` as the tensor table's bytes instead of [`Spec::table`] (any bytes,
+    /// for the loader's checks of the table itself).
+    pub fn encode_with_table(&self, table: &[u8]) -> Vec<u8> {
         let meta = ModelMeta {
-            tensors: heapless::Vec::from_slice(&self.tensors).expect("tensor table capacity"),
+            tensors: Tensors::new(table),
             input: self.input,
             output: self.output,
             raw_input: self.raw_input,
@@ -296,11 +306,64 @@ impl Spec {
             op_count: self.op_count,
         };
         let ops: Vec<Op<'_>> = self.ops.iter().map(OpSpec::op).collect();
-        let cap = 4096 + 32 * self.ops.len() + self.ops.iter().map(OpSpec::blob_bytes).sum::<usize>() * 2;
+        let cap = 4096 + table.len() + 32 * self.ops.len() + self.ops.iter().map(OpSpec::blob_bytes).sum::<usize>() * 2;
         let mut buf = vec![0u8; cap];
         let n = encode(&meta, self.arena_bytes, &ops, &mut buf).expect("encode");
         buf.truncate(n);
         buf
+    }
+}
+
+/// A model of `ops` operations over `ops + 1` tensors, each in its own region of the arena (so
+/// the whole arena can be compared with the naive model): from an 8-element input, repeatedly a
+/// reshape to `[1, 2, 2, 2]`, a reshape back to `[1, 1, 1, 8]`, and a residual add of that with
+/// the tensor three back. The adds' outputs alternate between 8 and 4 bits (the reshapes keep
+/// their input's), with zero points and clamps that vary along the chain.
+pub fn reshape_add_chain(ops: usize) -> Spec {
+    let s = f16::from_f32(0.25);
+    let mut tensors = vec![tensor([1, 1, 1, 8], DType::I8, s, 3, 0)];
+    let mut specs = Vec::with_capacity(ops);
+    let mut at = 8u32;
+    for k in 1..=ops {
+        let prev = tensors[k - 1];
+        let (t, op) = match k % 3 {
+            1 | 2 => {
+                let shape = if k % 3 == 1 { [1, 2, 2, 2] } else { [1, 1, 1, 8] };
+                let t = tensor(shape, prev.dtype, prev.scale, prev.zero_point as i32, at);
+                (t, OpSpec::Reshape(UnaryParams { input: k as u16 - 1, output: k as u16 }))
+            }
+            _ => {
+                let bits = if (k / 3) % 2 == 1 { 4 } else { 8 };
+                let (lo, hi) = act_range(bits);
+                let zero_point = (k as i32 % 5) - 2;
+                let t = tensor([1, 1, 1, 8], dtype(bits), s, zero_point, at);
+                let op = OpSpec::Add(AddParams {
+                    a: k as u16 - 1,
+                    b: k as u16 - 3,
+                    output: k as u16,
+                    multiplier_a: 1 << 30,
+                    multiplier_b: 3 << 28,
+                    shift: ((k / 3) % 3) as i8,
+                    clamp: Clamp { min: (lo + (k as i32 % 2)) as i8, max: hi as i8 },
+                });
+                (t, op)
+            }
+        };
+        at += t.bytes() as u32;
+        tensors.push(t);
+        specs.push(op);
+    }
+    Spec {
+        tensors,
+        input: 0,
+        output: ops as u16,
+        raw_input: RawInput::I8,
+        input_layout: InputLayout::Nhwc,
+        scratch_offset: 0,
+        scratch_bytes: 0,
+        op_count: ops as u16,
+        arena_bytes: at,
+        ops: specs,
     }
 }
 
