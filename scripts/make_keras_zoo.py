@@ -36,9 +36,8 @@ import tensorflow as tf  # noqa: E402
 import tf2onnx  # noqa: E402
 from tensorflow import keras  # noqa: E402
 from tensorflow.keras import layers  # noqa: E402
+from zoo_data import SEED, ort_outputs, split  # noqa: E402
 
-SEED = 20261204
-N_EVAL = 500
 HERE = os.path.dirname(os.path.abspath(__file__))
 TABLE_START = "\n## Keras (tf2onnx)\n"
 
@@ -47,19 +46,6 @@ def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed)
     keras.utils.set_random_seed(seed)
-
-
-def split():
-    """make_zoo.py's split: the same permutation of the same digits (its calib/eval files are
-    reused; only the training part is recomputed here)."""
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    x = d.images.astype(np.uint8).reshape(-1, 1, 8, 8)
-    y = d.target.astype(np.int64)
-    perm = np.random.RandomState(SEED).permutation(len(x))
-    tr = perm[N_EVAL:]
-    return x[tr], y[tr]
 
 
 def small_cnn():
@@ -117,12 +103,6 @@ def export(model, shape, path, opset):
     tf2onnx.convert.from_function(forward, input_signature=spec, opset=opset, output_path=path)
 
 
-def ort_outputs(path, x):
-    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    return np.concatenate([sess.run(None, {name: x[i:i + 1]})[0] for i in range(len(x))])
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=os.path.join(HERE, "..", "examples", "zoo"))
@@ -132,7 +112,7 @@ def main():
     tf.config.threading.set_inter_op_parallelism_threads(1)
     tf.config.experimental.enable_op_determinism()
     newest = max(tf2onnx.constants.OPSET_TO_IR_VERSION)
-    x_tr, y_tr = split()
+    (x_tr, y_tr), _, _ = split()
     ev = np.load(os.path.join(args.out, "eval.npz"))
     x_ev, y_ev = ev["x"], ev["y"]
     rows = []

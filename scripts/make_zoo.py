@@ -31,10 +31,9 @@ import onnxruntime as ort
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from sklearn.datasets import load_digits
 
-SEED = 20261204
-N_EVAL, N_CALIB = 500, 200
+from zoo_data import SEED, ort_outputs, split
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -44,16 +43,6 @@ def seed_everything(seed):
     torch.manual_seed(seed)
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
-
-
-def split():
-    d = load_digits()
-    x = d.images.astype(np.uint8).reshape(-1, 1, 8, 8)
-    y = d.target.astype(np.int64)
-    perm = np.random.RandomState(SEED).permutation(len(x))
-    ev, tr = np.sort(perm[:N_EVAL]), perm[N_EVAL:]
-    cal = np.sort(tr[:N_CALIB])
-    return (x[tr], y[tr]), (x[cal], y[cal]), (x[ev], y[ev])
 
 
 def real(x):
@@ -218,12 +207,6 @@ def export(model, shape, path, dynamo):
         else:
             torch.onnx.export(model, (x,), path, dynamo=False, opset_version=13, input_names=["input"],
                               output_names=["output"])
-
-
-def ort_outputs(path, x):
-    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    name = sess.get_inputs()[0].name
-    return np.concatenate([sess.run(None, {name: x[i:i + 1]})[0] for i in range(len(x))])
 
 
 def main():

@@ -648,19 +648,21 @@ impl Builder {
         self.set(node, Val::Act(Act { id: a.id, layout }))
     }
 
-    fn conv(&mut self, node: &NodeProto) -> Result<()> {
+    /// The channel-major feature map a Conv or pool reads, whether it is a sequence, and the node
+    /// with its 1-D attributes in their one-row 2-D form when it is.
+    fn windowed_input<'n>(&self, node: &'n NodeProto) -> Result<(Act, bool, std::borrow::Cow<'n, NodeProto>)> {
         let a = self.act(node, 0)?;
         let seq = matches!(a.layout, Layout::Seq(p) if p == SEQ);
         if !seq && !matches!(a.layout, Layout::Spatial(p) if p == NCHW) {
             bail!("input must be a channel-major (NCHW or NCL) feature map");
         }
-        let as_2d;
-        let node = if seq {
-            as_2d = one_row(node);
-            &as_2d
-        } else {
-            node
-        };
+        let node = if seq { std::borrow::Cow::Owned(one_row(node)) } else { std::borrow::Cow::Borrowed(node) };
+        Ok((a, seq, node))
+    }
+
+    fn conv(&mut self, node: &NodeProto) -> Result<()> {
+        let (a, seq, node) = self.windowed_input(node)?;
+        let node = node.as_ref();
         let mut w = self.konst(node, 1)?;
         let bias = self.optional_const(node, 2)?;
         if seq {
@@ -761,18 +763,8 @@ impl Builder {
     }
 
     fn pool(&mut self, node: &NodeProto) -> Result<()> {
-        let a = self.act(node, 0)?;
-        let seq = matches!(a.layout, Layout::Seq(p) if p == SEQ);
-        if !seq && !matches!(a.layout, Layout::Spatial(p) if p == NCHW) {
-            bail!("input must be a channel-major (NCHW or NCL) feature map");
-        }
-        let as_2d;
-        let node = if seq {
-            as_2d = one_row(node);
-            &as_2d
-        } else {
-            node
-        };
+        let (a, seq, node) = self.windowed_input(node)?;
+        let node = node.as_ref();
         let (h, w, c) = self.values[a.id].hwc();
         let window = if node.op_type == "GlobalAveragePool" || node.op_type == "GlobalMaxPool" {
             Window { kernel: [h, w], stride: [1, 1], pads: [0; 4] }

@@ -47,6 +47,16 @@ fn keras_conv1d() -> Model {
 }
 
 /// The same computation written out: `x[l][c]` is time step `l`, feature `c`.
+/// The imported graph on [`input`] gives what [`expected`] computes by hand.
+fn assert_computes_the_conv1d(graph: &hawq_compiler::ir::Graph) {
+    let x = input();
+    let got = hawq_compiler::float_exec::run(graph, &x);
+    let want = expected(&x);
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() < 1e-5, "ours {got:?}, expected {want:?}");
+    }
+}
+
 fn expected(x: &[f32]) -> Vec<f32> {
     let w = conv_weight();
     let steps = L - K + 1;
@@ -80,12 +90,7 @@ fn a_keras_conv1d_on_a_channels_last_input_imports_without_moving_data() {
         })
         .collect();
     assert_eq!(kernels, vec![[1, K]]);
-    let x = input();
-    let got = hawq_compiler::float_exec::run(&graph, &x);
-    let want = expected(&x);
-    for (g, w) in got.iter().zip(&want) {
-        assert!((g - w).abs() < 1e-5, "ours {got:?}, expected {want:?}");
-    }
+    assert_computes_the_conv1d(&graph);
 }
 
 /// The opset-13 form ends with GlobalAveragePool on the NCHW map and a Squeeze of its two unit
@@ -99,12 +104,7 @@ fn the_opset_13_form_with_global_average_pool_computes_the_same() {
         .node_before("dense", "GlobalAveragePool", "gap", &["r"], &["g3"], vec![])
         .node_before("dense", "Squeeze", "flat", &["g3", "axes23"], &["g"], vec![]);
     let graph = import_bytes(&m.bytes()).expect("import");
-    let x = input();
-    let got = hawq_compiler::float_exec::run(&graph, &x);
-    let want = expected(&x);
-    for (g, w) in got.iter().zip(&want) {
-        assert!((g - w).abs() < 1e-5, "ours {got:?}, expected {want:?}");
-    }
+    assert_computes_the_conv1d(&graph);
 }
 
 /// PyTorch's Conv1d-as-Conv2d, `x.unsqueeze(2)` on `[N, C, L]`: the input stays channel-major

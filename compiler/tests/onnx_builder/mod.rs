@@ -61,6 +61,17 @@ pub fn tensor_i64(name: &str, dims: &[i64], values: Vec<i64>) -> TensorProto {
     }
 }
 
+fn node_proto(op: &str, name: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<AttributeProto>) -> NodeProto {
+    NodeProto {
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: outputs.iter().map(|s| s.to_string()).collect(),
+        name: name.into(),
+        op_type: op.into(),
+        attribute: attrs,
+        ..Default::default()
+    }
+}
+
 pub struct Model {
     pub graph: GraphProto,
 }
@@ -107,14 +118,7 @@ impl Model {
         outputs: &[&str],
         attrs: Vec<AttributeProto>,
     ) -> Model {
-        self.graph.node.push(NodeProto {
-            input: inputs.iter().map(|s| s.to_string()).collect(),
-            output: outputs.iter().map(|s| s.to_string()).collect(),
-            name: name.into(),
-            op_type: op.into(),
-            attribute: attrs,
-            ..Default::default()
-        });
+        self.graph.node.push(node_proto(op, name, inputs, outputs, attrs));
         self
     }
 
@@ -129,15 +133,7 @@ impl Model {
         attrs: Vec<AttributeProto>,
     ) -> Model {
         let at = self.graph.node.iter().position(|n| n.name == before).expect("node to insert before");
-        let node = NodeProto {
-            input: inputs.iter().map(|s| s.to_string()).collect(),
-            output: outputs.iter().map(|s| s.to_string()).collect(),
-            name: name.into(),
-            op_type: op.into(),
-            attribute: attrs,
-            ..Default::default()
-        };
-        self.graph.node.insert(at, node);
+        self.graph.node.insert(at, node_proto(op, name, inputs, outputs, attrs));
         self
     }
 
