@@ -143,10 +143,7 @@ pub fn layer_options(
 pub fn activation_options(graph: &Graph, sens: &Sensitivity, calib: &Calibration, raw: RawKind) -> Vec<ActOptions> {
     let mut out = Vec::new();
     let tied_to = |v: usize| {
-        graph.nodes.iter().find(|n| n.output == v).and_then(|n| match n.op {
-            OpKind::MaxPool(_) | OpKind::Reshape => Some(n.inputs[0]),
-            _ => None,
-        })
+        graph.nodes.iter().find(|n| n.output == v).and_then(|n| n.op.ties_output_to_input().then_some(n.inputs[0]))
     };
     for v in 0..graph.values.len() {
         let fixed_input = v == graph.input && raw != RawKind::F32;

@@ -60,7 +60,7 @@ fn readers(graph: &Graph, consumers: &[Vec<usize>], v: ValueId) -> Option<Vec<Re
                 }
                 OpKind::Conv(_) => out.push(Reader::Conv(n)),
                 OpKind::Fc(_) => out.push(Reader::Fc(n, channels)),
-                OpKind::AvgPool(_) | OpKind::MaxPool(_) => stack.push(node.output),
+                OpKind::AvgPool(_) | OpKind::MaxPool(_) | OpKind::Resize(_) => stack.push(node.output),
                 OpKind::Reshape => {
                     let next = &graph.values[node.output];
                     // A flatten to a vector keeps channel = index % C, which the FC mapping uses;
@@ -71,7 +71,15 @@ fn readers(graph: &Graph, consumers: &[Vec<usize>], v: ValueId) -> Option<Vec<Re
                         return None;
                     }
                 }
-                OpKind::Add(_) | OpKind::Softmax => return None,
+                // Not channel-preserving (concat, slice, depth-to-space move channels), not
+                // positively homogeneous (the activations), or mixing two values.
+                OpKind::Add(_)
+                | OpKind::Softmax
+                | OpKind::Activation(_)
+                | OpKind::Mul(_)
+                | OpKind::Concat
+                | OpKind::Slice { .. }
+                | OpKind::DepthToSpace(_) => return None,
             }
         }
     }

@@ -112,7 +112,87 @@ fn execute_node(graph: &Graph, node: &Node, values: &[Option<Vec<f32>>]) -> Vec<
         OpKind::Add(clamp) => add(input_data(0), input_data(1), *clamp, &node.name),
         OpKind::Reshape => input_data(0).to_vec(),
         OpKind::Softmax => softmax(input_data(0), output_value),
+        OpKind::Activation(f) => {
+            let channels = output_value.hwc().2.max(1);
+            input_data(0).iter().enumerate().map(|(i, &x)| f.apply(x, i % channels)).collect()
+        }
+        OpKind::Mul(clamp) => mul(input_data(0), input_data(1), *clamp, &node.name),
+        OpKind::Concat => {
+            let parts: Vec<(&[f32], usize)> =
+                (0..node.inputs.len()).map(|i| (input_data(i), input_value(i).hwc().2)).collect();
+            concat(&parts, output_value)
+        }
+        OpKind::Slice { begin, step } => {
+            slice(input_data(0), input_value(0).hwc(), output_value.hwc(), *begin, *step)
+        }
+        OpKind::Resize(factor) => resize(input_data(0), input_value(0).hwc(), *factor),
+        OpKind::DepthToSpace(block) => depth_to_space(input_data(0), input_value(0).hwc(), *block),
     }
+}
+
+/// `a · b`, `b` of `a`'s size or one per channel (the channel being the fastest axis).
+fn mul(a: &[f32], b: &[f32], clamp: Clamp, node_name: &str) -> Vec<f32> {
+    assert!(
+        !b.is_empty() && a.len().is_multiple_of(b.len()),
+        "node {node_name:?}: mul of {} and {} elements",
+        a.len(),
+        b.len()
+    );
+    a.iter().enumerate().map(|(i, &x)| clamp.apply(x * b[i % b.len()])).collect()
+}
+
+/// Along the channel axis: each position's channels are the inputs' channels in input order.
+fn concat(parts: &[(&[f32], usize)], output_value: &Value) -> Vec<f32> {
+    let (h, w, _) = output_value.hwc();
+    let mut out = Vec::with_capacity(output_value.elements());
+    for p in 0..h * w {
+        for &(data, c) in parts {
+            out.extend_from_slice(&data[p * c..(p + 1) * c]);
+        }
+    }
+    out
+}
+
+fn slice(
+    input: &[f32],
+    (_, in_w, in_c): (usize, usize, usize),
+    (h, w, c): (usize, usize, usize),
+    begin: [usize; 3],
+    step: [usize; 3],
+) -> Vec<f32> {
+    let mut out = Vec::with_capacity(h * w * c);
+    for y in 0..h {
+        for x in 0..w {
+            for ch in 0..c {
+                let (sy, sx, sc) = (begin[0] + y * step[0], begin[1] + x * step[1], begin[2] + ch * step[2]);
+                out.push(input[(sy * in_w + sx) * in_c + sc]);
+            }
+        }
+    }
+    out
+}
+
+fn resize(input: &[f32], (h, w, c): (usize, usize, usize), [fh, fw]: [usize; 2]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(h * fh * w * fw * c);
+    for y in 0..h * fh {
+        for x in 0..w * fw {
+            let p = (y / fh) * w + x / fw;
+            out.extend_from_slice(&input[p * c..(p + 1) * c]);
+        }
+    }
+    out
+}
+
+fn depth_to_space(input: &[f32], (h, w, c): (usize, usize, usize), b: usize) -> Vec<f32> {
+    let oc = c / (b * b);
+    let mut out = Vec::with_capacity(h * w * c);
+    for y in 0..h * b {
+        for x in 0..w * b {
+            let base = ((y / b) * w + x / b) * c + ((y % b) * b + x % b) * oc;
+            out.extend_from_slice(&input[base..base + oc]);
+        }
+    }
+    out
 }
 
 /// Checks that the output's spatial size is what the window makes of the input's, and returns

@@ -112,6 +112,174 @@ pub enum OpKind {
     Reshape,
     /// Over the last axis.
     Softmax,
+    /// An elementwise function; on the device a lookup table of the input's codes.
+    Activation(Activation),
+    /// Elementwise product of two values; the second is either the same shape or one value per
+    /// channel, broadcast over positions (squeeze-and-excitation).
+    Mul(Clamp),
+    /// Concatenation of the inputs along the channel axis.
+    Concat,
+    /// `out[y, x, c] = in[begin[0] + y·step[0], begin[1] + x·step[1], begin[2] + c·step[2]]`, the
+    /// output's shape giving the extent.
+    Slice { begin: [usize; 3], step: [usize; 3] },
+    /// Nearest-neighbour upsampling by integer factors `[h, w]`: `out[y, x] = in[y / f_h, x / f_w]`.
+    Resize([usize; 2]),
+    /// `out[y·b + i, x·b + j, c] = in[y, x, (i·b + j)·C + c]` (ONNX DepthToSpace, DCR order):
+    /// the second half of a ConvTranspose whose kernel equals its stride.
+    DepthToSpace(usize),
+}
+
+/// An elementwise nonlinearity that is not a clamp. Exact in f32 in the float model; a table
+/// of the quantized input's codes on the device (contract §5), so any of them costs the same.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Activation {
+    Sigmoid,
+    Tanh,
+    /// `clip(alpha·x + beta, 0, 1)`.
+    HardSigmoid { alpha: f32, beta: f32 },
+    /// `x · clip(x/6 + 1/2, 0, 1)`.
+    HardSwish,
+    /// `x · sigmoid(x)`.
+    Silu,
+    /// `x · Φ(x)` (erf form).
+    Gelu,
+    /// `x` for `x ≥ 0`, `alpha·x` below.
+    LeakyRelu(f32),
+    /// `x` for `x ≥ 0`, `alpha·(eˣ − 1)` below.
+    Elu(f32),
+    /// `x` for `x ≥ 0`, `slope[c]·x` below: one slope per channel, or one for all.
+    PRelu(Vec<f32>),
+}
+
+impl Activation {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Activation::Sigmoid => "sigmoid",
+            Activation::Tanh => "tanh",
+            Activation::HardSigmoid { .. } => "hard_sigmoid",
+            Activation::HardSwish => "hard_swish",
+            Activation::Silu => "silu",
+            Activation::Gelu => "gelu",
+            Activation::LeakyRelu(_) => "leaky_relu",
+            Activation::Elu(_) => "elu",
+            Activation::PRelu(_) => "prelu",
+        }
+    }
+
+    fn slope(slopes: &[f32], channel: usize) -> f32 {
+        match slopes {
+            [one] => *one,
+            many => many.get(channel).copied().unwrap_or(0.0),
+        }
+    }
+
+    /// f(x) for an element of channel `channel`.
+    pub fn apply(&self, x: f32, channel: usize) -> f32 {
+        match self {
+            Activation::Sigmoid => sigmoid(x),
+            Activation::Tanh => x.tanh(),
+            Activation::HardSigmoid { alpha, beta } => (alpha * x + beta).clamp(0.0, 1.0),
+            Activation::HardSwish => x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
+            Activation::Silu => x * sigmoid(x),
+            Activation::Gelu => 0.5 * x * (1.0 + erf(x as f64 / std::f64::consts::SQRT_2) as f32),
+            Activation::LeakyRelu(a) => if x >= 0.0 { x } else { a * x },
+            Activation::Elu(a) => if x >= 0.0 { x } else { a * x.exp_m1() },
+            Activation::PRelu(s) => if x >= 0.0 { x } else { Activation::slope(s, channel) * x },
+        }
+    }
+
+    /// f′(x); at a kink, the derivative from the right.
+    pub fn derivative(&self, x: f32, channel: usize) -> f32 {
+        match self {
+            Activation::Sigmoid => {
+                let s = sigmoid(x);
+                s * (1.0 - s)
+            }
+            Activation::Tanh => 1.0 - x.tanh().powi(2),
+            Activation::HardSigmoid { alpha, beta } => {
+                let y = alpha * x + beta;
+                if y > 0.0 && y < 1.0 { *alpha } else { 0.0 }
+            }
+            Activation::HardSwish => {
+                if x <= -3.0 {
+                    0.0
+                } else if x >= 3.0 {
+                    1.0
+                } else {
+                    x / 3.0 + 0.5
+                }
+            }
+            Activation::Silu => {
+                let s = sigmoid(x);
+                s * (1.0 + x * (1.0 - s))
+            }
+            Activation::Gelu => {
+                let xf = x as f64;
+                let cdf = 0.5 * (1.0 + erf(xf / std::f64::consts::SQRT_2));
+                let pdf = (-0.5 * xf * xf).exp() / (2.0 * std::f64::consts::PI).sqrt();
+                (cdf + xf * pdf) as f32
+            }
+            Activation::LeakyRelu(a) => if x >= 0.0 { 1.0 } else { *a },
+            Activation::Elu(a) => if x >= 0.0 { 1.0 } else { a * x.exp() },
+            Activation::PRelu(s) => if x >= 0.0 { 1.0 } else { Activation::slope(s, channel) },
+        }
+    }
+
+    /// f″(x), zero on the linear pieces of the piecewise-linear ones (their kinks have measure
+    /// zero, as the clamps').
+    pub fn second_derivative(&self, x: f32, _channel: usize) -> f32 {
+        match self {
+            Activation::Sigmoid => {
+                let s = sigmoid(x);
+                s * (1.0 - s) * (1.0 - 2.0 * s)
+            }
+            Activation::Tanh => {
+                let t = x.tanh();
+                -2.0 * t * (1.0 - t * t)
+            }
+            Activation::HardSwish => if x > -3.0 && x < 3.0 { 1.0 / 3.0 } else { 0.0 },
+            Activation::Silu => {
+                let s = sigmoid(x);
+                s * (1.0 - s) * (2.0 + x * (1.0 - 2.0 * s))
+            }
+            Activation::Gelu => {
+                let xf = x as f64;
+                let pdf = (-0.5 * xf * xf).exp() / (2.0 * std::f64::consts::PI).sqrt();
+                (pdf * (2.0 - xf * xf)) as f32
+            }
+            Activation::Elu(a) => if x >= 0.0 { 0.0 } else { a * x.exp() },
+            Activation::HardSigmoid { .. } | Activation::LeakyRelu(_) | Activation::PRelu(_) => 0.0,
+        }
+    }
+
+    /// Is f piecewise linear (so that the Gauss–Newton part is the whole Hessian)?
+    pub fn is_piecewise_linear(&self) -> bool {
+        matches!(self, Activation::HardSigmoid { .. } | Activation::LeakyRelu(_) | Activation::PRelu(_))
+    }
+}
+
+pub fn sigmoid(x: f32) -> f32 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// The error function, to within 1.2e-7 (Numerical Recipes' erfc by Chebyshev fitting), in f64
+/// so that GELU's table and derivatives agree with onnxruntime's erf to f32 precision.
+pub fn erf(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.26551223
+        + t * (1.00002368
+            + t * (0.37409196
+                + t * (0.09678418
+                    + t * (-0.18628806
+                        + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
+    let erfc = t * poly.exp();
+    if x >= 0.0 { 1.0 - erfc } else { erfc - 1.0 }
 }
 
 impl OpKind {
@@ -125,7 +293,26 @@ impl OpKind {
             OpKind::Add(_) => "add",
             OpKind::Reshape => "reshape",
             OpKind::Softmax => "softmax",
+            OpKind::Activation(a) => a.name(),
+            OpKind::Mul(_) => "mul",
+            OpKind::Concat => "concat",
+            OpKind::Slice { .. } => "slice",
+            OpKind::Resize(_) => "resize",
+            OpKind::DepthToSpace(_) => "depth_to_space",
         }
+    }
+
+    /// Ops whose output holds some of the input's elements unchanged, so it keeps the input's
+    /// quantization (and bit width) exactly.
+    pub fn ties_output_to_input(&self) -> bool {
+        matches!(
+            self,
+            OpKind::MaxPool(_)
+                | OpKind::Reshape
+                | OpKind::Slice { .. }
+                | OpKind::Resize(_)
+                | OpKind::DepthToSpace(_)
+        )
     }
 
     /// Layers with weights, which get a weight bit width.

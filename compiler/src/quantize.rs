@@ -315,7 +315,7 @@ pub fn activation_params(
     });
     for node in &graph.nodes {
         let out = node.output;
-        let tied = matches!(node.op, OpKind::MaxPool(_) | OpKind::Reshape);
+        let tied = node.op.ties_output_to_input();
         q[out] = Some(if tied {
             q[node.inputs[0]].expect("inputs are quantized before their consumers")
         } else if matches!(node.op, OpKind::Softmax) {

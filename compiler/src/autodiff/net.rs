@@ -115,7 +115,7 @@ impl<'g> Net<'g> {
             .map(|node| {
                 let input = &graph.values[node.inputs[0]];
                 let output = &graph.values[node.output];
-                match &node.op {
+                Ok(match &node.op {
                     OpKind::Conv(c) => {
                         let geom = Geom::new(&c.window, input, output, &node.name);
                         let w: Vec<f32> = c.weight.iter().copied().collect();
@@ -142,9 +142,10 @@ impl<'g> Net<'g> {
                     OpKind::Add(c) => Op::Add(*c),
                     OpKind::Reshape => Op::Reshape,
                     OpKind::Softmax => Op::Softmax { row_len: output.shape.last().copied().unwrap_or(1).max(1) },
-                }
+                    other => bail!("node {:?}: the sensitivity analysis does not differentiate {} yet", node.name, other.name()),
+                })
             })
-            .collect::<Vec<_>>();
+            .collect::<Result<Vec<_>>>()?;
         let has_softmax = ops.iter().any(|op| matches!(op, Op::Softmax { .. }));
         Ok(Net { graph, loss, ops, end, head, producer, live, has_softmax })
     }
