@@ -6,15 +6,16 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 use half::f16;
 use hawq_runtime::format::{
-    self, AddParams, ChannelParams, Clamp as QClamp, ConvParams, DType, FcParams, InputLayout as RtLayout, ModelMeta,
-    Op, PoolParams, RawInput, TensorDesc, Tensors, UnaryParams,
+    self, AddParams, ChannelParams, Clamp as QClamp, ConcatParams, ConcatPart, ConvParams, DType, DepthToSpaceParams,
+    FcParams, InputLayout as RtLayout, LutParams, ModelMeta, MulParams, Op, PoolParams, RawInput, ResizeParams,
+    SliceParams, TensorDesc, Tensors, UnaryParams, MAX_CONCAT_INPUTS,
 };
 use hawq_runtime::quant::{pack, Bits, BIAS_EXPONENT_MAX, BIAS_I32};
 use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::gptq::{Gptq, InputMoments};
-use crate::ir::{Graph, InputLayout, OpKind};
+use crate::ir::{Activation, Graph, InputLayout, OpKind};
 use crate::plan::{self, Buffer};
 use crate::quantize::{
     quantize_channel, quantize_channel_multiplier, quantize_multiplier, ActQuant, BitConfig, RawKind,
@@ -42,6 +43,23 @@ pub struct Compiled {
     pub weight_bytes: usize,
     /// ASCII picture of the arena plan.
     pub arena_map: String,
+}
+
+/// The table of an activation (contract §5, Lut): for every input code `q` (and channel, when the
+/// function has one parameter per channel), `f(s_in·(q − z_in))` quantized to the output.
+fn activation_table(f: &Activation, channels: usize, qin: &ActQuant, qout: &ActQuant) -> Vec<u8> {
+    let rows = match f {
+        Activation::PRelu(slopes) if slopes.len() > 1 => channels,
+        _ => 1,
+    };
+    let (lo, hi) = qin.range();
+    let mut table = Vec::with_capacity(rows << qin.bits);
+    for c in 0..rows {
+        for q in lo..=hi {
+            table.push(qout.quantize(f.apply(qin.dequantize(q), c)) as i8 as u8);
+        }
+    }
+    table
 }
 
 /// The integer parameters of one op, owning the bytes the runtime op will borrow.
@@ -488,6 +506,35 @@ pub fn emit(
         lowered.push(l);
     }
 
+    // Tables and concatenation parts, owned here for the ops to borrow.
+    let mut tables: Vec<Vec<u8>> = vec![Vec::new(); n_nodes];
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let name = node.name.as_str();
+        match &node.op {
+            OpKind::Activation(f) => {
+                let channels = graph.values[node.output].hwc().2;
+                tables[i] = activation_table(f, channels, &acts[node.inputs[0]], &acts[node.output]);
+                layers[i].weight_bytes = tables[i].len();
+            }
+            OpKind::Concat => {
+                if node.inputs.len() > MAX_CONCAT_INPUTS {
+                    bail!(
+                        "node '{name}': a concatenation of {} inputs; the runtime takes at most {MAX_CONCAT_INPUTS}",
+                        node.inputs.len()
+                    );
+                }
+                let qout = &acts[node.output];
+                for &v in &node.inputs {
+                    let (multiplier, shift) = quantize_multiplier(acts[v].scale as f64 / qout.scale as f64)
+                        .map_err(|e| anyhow!("node '{name}': {e}"))?;
+                    let tensor = narrow::<u16>(v, "tensor index", name)?;
+                    tables[i].extend(ConcatParams::encode_part(ConcatPart { tensor, multiplier, shift }));
+                }
+            }
+            _ => {}
+        }
+    }
+
     let mut ops: Vec<Op<'_>> = Vec::with_capacity(n_nodes);
     for (i, (node, l)) in graph.nodes.iter().zip(&lowered).enumerate() {
         let name = node.name.as_str();
@@ -568,6 +615,44 @@ pub fn emit(
             }
             (OpKind::Reshape, _) => Op::Reshape(UnaryParams { input, output }),
             (OpKind::Softmax, _) => Op::Softmax(UnaryParams { input, output }),
+            (OpKind::Activation(_), _) => Op::Lut(LutParams { input, output, table: &tables[i] }),
+            (OpKind::Mul(clamp), _) => {
+                let qb = &acts[node.inputs[1]];
+                let real = qin.scale as f64 * qb.scale as f64 / qout.scale as f64;
+                let (multiplier, shift) = quantize_multiplier(real).map_err(|e| anyhow!("node '{name}': {e}"))?;
+                Op::Mul(MulParams {
+                    a: input,
+                    b: narrow(node.inputs[1], "tensor index", name)?,
+                    output,
+                    multiplier,
+                    shift,
+                    clamp: clamp_of(qout, *clamp),
+                })
+            }
+            (OpKind::Concat, _) => Op::Concat(ConcatParams { output, parts: &tables[i] }),
+            (OpKind::Slice { begin, step }, _) => Op::Slice(SliceParams {
+                input,
+                output,
+                begin: [
+                    narrow(begin[0], "slice start", name)?,
+                    narrow(begin[1], "slice start", name)?,
+                    narrow(begin[2], "slice start", name)?,
+                ],
+                step: [
+                    narrow(step[0], "slice step", name)?,
+                    narrow(step[1], "slice step", name)?,
+                    narrow(step[2], "slice step", name)?,
+                ],
+            }),
+            (OpKind::Resize([fh, fw]), _) => Op::Resize(ResizeParams {
+                input,
+                output,
+                factor_h: narrow(*fh, "resize factor", name)?,
+                factor_w: narrow(*fw, "resize factor", name)?,
+            }),
+            (OpKind::DepthToSpace(b), _) => {
+                Op::DepthToSpace(DepthToSpaceParams { input, output, block: narrow(*b, "block size", name)? })
+            }
             _ => bail!("node '{name}': internal error: weights were not lowered"),
         };
         ops.push(op);
@@ -590,7 +675,9 @@ pub fn emit(
         scratch_bytes: 0,
         op_count: narrow(n_nodes, "op count", "graph")?,
     };
-    let payload: usize = lowered.iter().flatten().map(|l| l.weights.len() + l.bias.len() + l.multiplier.len()).sum();
+    let payload: usize =
+        lowered.iter().flatten().map(|l| l.weights.len() + l.bias.len() + l.multiplier.len()).sum::<usize>()
+            + tables.iter().map(Vec::len).sum::<usize>();
     let mut blob = vec![0u8; payload + table.len() + 64 * 1024 + 64 * graph.nodes.len()];
     let len = format::encode(&meta, plan.arena_bytes as u32, &ops, &mut blob).map_err(|e| anyhow!("encoding: {e}"))?;
     blob.truncate(len);

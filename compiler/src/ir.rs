@@ -121,7 +121,10 @@ pub enum OpKind {
     Concat,
     /// `out[y, x, c] = in[begin[0] + y·step[0], begin[1] + x·step[1], begin[2] + c·step[2]]`, the
     /// output's shape giving the extent.
-    Slice { begin: [usize; 3], step: [usize; 3] },
+    Slice {
+        begin: [usize; 3],
+        step: [usize; 3],
+    },
     /// Nearest-neighbour upsampling by integer factors `[h, w]`: `out[y, x] = in[y / f_h, x / f_w]`.
     Resize([usize; 2]),
     /// `out[y·b + i, x·b + j, c] = in[y, x, (i·b + j)·C + c]` (ONNX DepthToSpace, DCR order):
@@ -136,7 +139,10 @@ pub enum Activation {
     Sigmoid,
     Tanh,
     /// `clip(alpha·x + beta, 0, 1)`.
-    HardSigmoid { alpha: f32, beta: f32 },
+    HardSigmoid {
+        alpha: f32,
+        beta: f32,
+    },
     /// `x · clip(x/6 + 1/2, 0, 1)`.
     HardSwish,
     /// `x · sigmoid(x)`.
@@ -149,6 +155,8 @@ pub enum Activation {
     Elu(f32),
     /// `x` for `x ≥ 0`, `slope[c]·x` below: one slope per channel, or one for all.
     PRelu(Vec<f32>),
+    /// A ReLU or clip that no producer could take as its output clamp.
+    Clamp(Clamp),
 }
 
 impl Activation {
@@ -163,6 +171,7 @@ impl Activation {
             Activation::LeakyRelu(_) => "leaky_relu",
             Activation::Elu(_) => "elu",
             Activation::PRelu(_) => "prelu",
+            Activation::Clamp(_) => "clamp",
         }
     }
 
@@ -182,9 +191,28 @@ impl Activation {
             Activation::HardSwish => x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
             Activation::Silu => x * sigmoid(x),
             Activation::Gelu => 0.5 * x * (1.0 + erf(x as f64 / std::f64::consts::SQRT_2) as f32),
-            Activation::LeakyRelu(a) => if x >= 0.0 { x } else { a * x },
-            Activation::Elu(a) => if x >= 0.0 { x } else { a * x.exp_m1() },
-            Activation::PRelu(s) => if x >= 0.0 { x } else { Activation::slope(s, channel) * x },
+            Activation::LeakyRelu(a) => {
+                if x >= 0.0 {
+                    x
+                } else {
+                    a * x
+                }
+            }
+            Activation::Elu(a) => {
+                if x >= 0.0 {
+                    x
+                } else {
+                    a * x.exp_m1()
+                }
+            }
+            Activation::PRelu(s) => {
+                if x >= 0.0 {
+                    x
+                } else {
+                    Activation::slope(s, channel) * x
+                }
+            }
+            Activation::Clamp(c) => c.apply(x),
         }
     }
 
@@ -198,7 +226,11 @@ impl Activation {
             Activation::Tanh => 1.0 - x.tanh().powi(2),
             Activation::HardSigmoid { alpha, beta } => {
                 let y = alpha * x + beta;
-                if y > 0.0 && y < 1.0 { *alpha } else { 0.0 }
+                if y > 0.0 && y < 1.0 {
+                    *alpha
+                } else {
+                    0.0
+                }
             }
             Activation::HardSwish => {
                 if x <= -3.0 {
@@ -219,9 +251,35 @@ impl Activation {
                 let pdf = (-0.5 * xf * xf).exp() / (2.0 * std::f64::consts::PI).sqrt();
                 (cdf + xf * pdf) as f32
             }
-            Activation::LeakyRelu(a) => if x >= 0.0 { 1.0 } else { *a },
-            Activation::Elu(a) => if x >= 0.0 { 1.0 } else { a * x.exp() },
-            Activation::PRelu(s) => if x >= 0.0 { 1.0 } else { Activation::slope(s, channel) },
+            Activation::LeakyRelu(a) => {
+                if x >= 0.0 {
+                    1.0
+                } else {
+                    *a
+                }
+            }
+            Activation::Elu(a) => {
+                if x >= 0.0 {
+                    1.0
+                } else {
+                    a * x.exp()
+                }
+            }
+            Activation::PRelu(s) => {
+                if x >= 0.0 {
+                    1.0
+                } else {
+                    Activation::slope(s, channel)
+                }
+            }
+            // As the fused clamps: the derivative passes strictly inside the bounds.
+            Activation::Clamp(c) => {
+                if x > c.lo && x < c.hi {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
         }
     }
 
@@ -237,7 +295,13 @@ impl Activation {
                 let t = x.tanh();
                 -2.0 * t * (1.0 - t * t)
             }
-            Activation::HardSwish => if x > -3.0 && x < 3.0 { 1.0 / 3.0 } else { 0.0 },
+            Activation::HardSwish => {
+                if x > -3.0 && x < 3.0 {
+                    1.0 / 3.0
+                } else {
+                    0.0
+                }
+            }
             Activation::Silu => {
                 let s = sigmoid(x);
                 s * (1.0 - s) * (2.0 + x * (1.0 - 2.0 * s))
@@ -247,14 +311,25 @@ impl Activation {
                 let pdf = (-0.5 * xf * xf).exp() / (2.0 * std::f64::consts::PI).sqrt();
                 (pdf * (2.0 - xf * xf)) as f32
             }
-            Activation::Elu(a) => if x >= 0.0 { 0.0 } else { a * x.exp() },
-            Activation::HardSigmoid { .. } | Activation::LeakyRelu(_) | Activation::PRelu(_) => 0.0,
+            Activation::Elu(a) => {
+                if x >= 0.0 {
+                    0.0
+                } else {
+                    a * x.exp()
+                }
+            }
+            Activation::HardSigmoid { .. } | Activation::LeakyRelu(_) | Activation::PRelu(_) | Activation::Clamp(_) => {
+                0.0
+            }
         }
     }
 
     /// Is f piecewise linear (so that the Gauss–Newton part is the whole Hessian)?
     pub fn is_piecewise_linear(&self) -> bool {
-        matches!(self, Activation::HardSigmoid { .. } | Activation::LeakyRelu(_) | Activation::PRelu(_))
+        matches!(
+            self,
+            Activation::HardSigmoid { .. } | Activation::LeakyRelu(_) | Activation::PRelu(_) | Activation::Clamp(_)
+        )
     }
 }
 
@@ -277,9 +352,14 @@ pub fn erf(x: f64) -> f64 {
             + t * (0.37409196
                 + t * (0.09678418
                     + t * (-0.18628806
-                        + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
+                        + t * (0.27886807
+                            + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
     let erfc = t * poly.exp();
-    if x >= 0.0 { 1.0 - erfc } else { erfc - 1.0 }
+    if x >= 0.0 {
+        1.0 - erfc
+    } else {
+        erfc - 1.0
+    }
 }
 
 impl OpKind {
@@ -307,11 +387,7 @@ impl OpKind {
     pub fn ties_output_to_input(&self) -> bool {
         matches!(
             self,
-            OpKind::MaxPool(_)
-                | OpKind::Reshape
-                | OpKind::Slice { .. }
-                | OpKind::Resize(_)
-                | OpKind::DepthToSpace(_)
+            OpKind::MaxPool(_) | OpKind::Reshape | OpKind::Slice { .. } | OpKind::Resize(_) | OpKind::DepthToSpace(_)
         )
     }
 

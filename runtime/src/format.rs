@@ -40,7 +40,7 @@ pub const MAGIC: [u8; 4] = *b"HAWQ";
 /// postcard-encoded descriptors the loader copied into a 64-entry table in RAM, which capped
 /// models at 64 tensors and cost that RAM on every model).
 /// 3: the checksum covers the header too; a layer's biases may be `i32` (`quant::BIAS_I32`).
-pub const FORMAT_VERSION: u16 = 4;
+pub const FORMAT_VERSION: u16 = 5;
 pub const HEADER_BYTES: usize = 20;
 /// The most tensors a model may have: operations and the model's input/output name tensors by
 /// `u16` index, so 65,535 records (indices 0..=65,534) and the count itself fit a `u16`. The
@@ -313,6 +313,103 @@ pub struct AddParams {
     pub clamp: Clamp,
 }
 
+/// An elementwise function as a table of the input's codes (contract §5): element `i` of channel
+/// `c` becomes `table[t · 2^b + (q − lo)]`, `b` and `lo` the input's bit width and smallest code,
+/// `t = c` when the table holds one row per channel and `t = 0` when it holds one row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LutParams<'a> {
+    pub input: u16,
+    pub output: u16,
+    /// Output codes as i8 bytes.
+    pub table: &'a [u8],
+}
+
+/// Elementwise product (contract §5); `b` has `a`'s shape or one element per channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MulParams {
+    pub a: u16,
+    pub b: u16,
+    pub output: u16,
+    pub multiplier: i32,
+    pub shift: i8,
+    pub clamp: Clamp,
+}
+
+/// Bytes of one part of a [`ConcatParams`]: tensor (u16), shift (i8), zero byte, multiplier (i32),
+/// little-endian.
+pub const CONCAT_PART_BYTES: usize = 8;
+/// The most inputs one concatenation takes (the compiler chains longer ones).
+pub const MAX_CONCAT_INPUTS: usize = 8;
+
+/// Concatenation along the channel axis, each input requantized into the output (contract §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConcatParams<'a> {
+    pub output: u16,
+    /// [`CONCAT_PART_BYTES`] per input, in channel order.
+    pub parts: &'a [u8],
+}
+
+/// One input of a concatenation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConcatPart {
+    pub tensor: u16,
+    pub multiplier: i32,
+    pub shift: i8,
+}
+
+impl ConcatParams<'_> {
+    pub fn part_count(&self) -> usize {
+        self.parts.len() / CONCAT_PART_BYTES
+    }
+
+    /// Part `i`; `None` past the end.
+    pub fn part(&self, i: usize) -> Option<ConcatPart> {
+        let r = self.parts.get(i * CONCAT_PART_BYTES..(i + 1) * CONCAT_PART_BYTES)?;
+        Some(ConcatPart {
+            tensor: u16::from_le_bytes([r[0], r[1]]),
+            shift: r[2] as i8,
+            multiplier: i32::from_le_bytes([r[4], r[5], r[6], r[7]]),
+        })
+    }
+
+    /// The record of one part, as [`ConcatParams::part`] reads it.
+    pub fn encode_part(part: ConcatPart) -> [u8; CONCAT_PART_BYTES] {
+        let m = part.multiplier.to_le_bytes();
+        let t = part.tensor.to_le_bytes();
+        [t[0], t[1], part.shift as u8, 0, m[0], m[1], m[2], m[3]]
+    }
+}
+
+/// `out[y, x, c] = in[begin_h + y·step_h, begin_w + x·step_w, begin_c + c·step_c]`, with the
+/// output's shape as the extent; input and output share their quantization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SliceParams {
+    pub input: u16,
+    pub output: u16,
+    /// `[h, w, c]`.
+    pub begin: [u16; 3],
+    pub step: [u16; 3],
+}
+
+/// Nearest-neighbour upsampling by integer factors, `out[y, x] = in[y / f_h, x / f_w]`; input
+/// and output share their quantization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResizeParams {
+    pub input: u16,
+    pub output: u16,
+    pub factor_h: u8,
+    pub factor_w: u8,
+}
+
+/// `out[y·b + i, x·b + j, c] = in[y, x, (i·b + j)·C + c]` (ONNX DepthToSpace, DCR); input and
+/// output share their quantization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepthToSpaceParams {
+    pub input: u16,
+    pub output: u16,
+    pub block: u8,
+}
+
 /// An operation with one input and one output and no parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnaryParams {
@@ -337,6 +434,14 @@ pub enum Op<'a> {
     Softmax(UnaryParams),
     /// Quantized to f32.
     Dequantize(UnaryParams),
+    #[serde(borrow)]
+    Lut(LutParams<'a>),
+    Mul(MulParams),
+    #[serde(borrow)]
+    Concat(ConcatParams<'a>),
+    Slice(SliceParams),
+    Resize(ResizeParams),
+    DepthToSpace(DepthToSpaceParams),
 }
 
 impl Op<'_> {
@@ -351,6 +456,12 @@ impl Op<'_> {
             Op::Reshape(_) => "reshape",
             Op::Softmax(_) => "softmax",
             Op::Dequantize(_) => "dequantize",
+            Op::Lut(_) => "lut",
+            Op::Mul(_) => "mul",
+            Op::Concat(_) => "concat",
+            Op::Slice(_) => "slice",
+            Op::Resize(_) => "resize",
+            Op::DepthToSpace(_) => "depth_to_space",
         }
     }
 
@@ -362,18 +473,38 @@ impl Op<'_> {
             Op::AvgPool(p) | Op::MaxPool(p) => p.output,
             Op::Add(p) => p.output,
             Op::Reshape(p) | Op::Softmax(p) | Op::Dequantize(p) => p.output,
+            Op::Lut(p) => p.output,
+            Op::Mul(p) => p.output,
+            Op::Concat(p) => p.output,
+            Op::Slice(p) => p.output,
+            Op::Resize(p) => p.output,
+            Op::DepthToSpace(p) => p.output,
         }
     }
 
-    /// The input tensor indices (one or two).
-    pub fn inputs(&self) -> heapless::Vec<u16, 2> {
+    /// The input tensor indices: one, two, or a concatenation's (at most [`MAX_CONCAT_INPUTS`]
+    /// are listed).
+    pub fn inputs(&self) -> heapless::Vec<u16, MAX_CONCAT_INPUTS> {
         let mut v = heapless::Vec::new();
         let (a, b) = match self {
             Op::Conv2d(p) | Op::DepthwiseConv2d(p) => (p.input, None),
             Op::FullyConnected(p) => (p.input, None),
             Op::AvgPool(p) | Op::MaxPool(p) => (p.input, None),
             Op::Add(p) => (p.a, Some(p.b)),
+            Op::Mul(p) => (p.a, Some(p.b)),
             Op::Reshape(p) | Op::Softmax(p) | Op::Dequantize(p) => (p.input, None),
+            Op::Lut(p) => (p.input, None),
+            Op::Slice(p) => (p.input, None),
+            Op::Resize(p) => (p.input, None),
+            Op::DepthToSpace(p) => (p.input, None),
+            Op::Concat(p) => {
+                for part in (0..p.part_count()).map_while(|i| p.part(i)) {
+                    if v.push(part.tensor).is_err() {
+                        break;
+                    }
+                }
+                return v;
+            }
         };
         let _ = v.push(a);
         if let Some(b) = b {

@@ -1,7 +1,7 @@
 //! Runs a validated model over a caller-provided arena, at the offsets the compiler planned.
 
 use crate::error::Error;
-use crate::format::{InputLayout, Op, RawInput, TensorDesc, Tensors};
+use crate::format::{ConcatParams, InputLayout, Op, RawInput, TensorDesc, Tensors};
 use crate::kernels as k;
 use crate::kernels::{ActFormat, Window};
 use crate::model::Model;
@@ -204,7 +204,10 @@ fn channel_requant<'w>(
 /// in every arm it cost 0.5–1.3 KB more flash on Cortex-M) at about 60 more instructions per op.
 fn run_op(op: &Op<'_>, index: u16, tensors: Tensors<'_>, arena: &mut [u8]) -> Result<(), Error> {
     let t = |i: u16| tensors.get(i as usize).ok_or(Error::BadTensorIndex { op: index });
-    // Every op has one or two inputs (`Op::inputs`).
+    if let Op::Concat(p) = op {
+        return run_concat(p, index, tensors, arena);
+    }
+    // Every other op has one or two inputs (`Op::inputs`).
     let inputs = op.inputs();
     let first = t(inputs.first().copied().unwrap_or(0))?;
     let output = t(op.output())?;
@@ -304,5 +307,70 @@ fn dispatch(op: &Op<'_>, [first, second, last]: [TensorDesc; 3], arena: &mut [u8
             let (src, dst) = split_io(arena, &input, &output);
             k::dequantize(src, format(&input), input.scale.to_f32(), dst);
         }
+        Op::Lut(p) => {
+            let (input, output) = (first, last);
+            let (src, dst) = split_io(arena, &input, &output);
+            let n = (output.elements(), output.shape[3] as usize);
+            k::lut((src, format(&input)), p.table, n, (dst, format(&output)));
+        }
+        Op::Mul(p) => {
+            let (a, b, output) = (first, second, last);
+            let rq = k::AddRequant {
+                multiplier_a: p.multiplier,
+                multiplier_b: 0,
+                shift: p.shift,
+                out: format(&output),
+                min: p.clamp.min as i32,
+                max: p.clamp.max as i32,
+            };
+            let a = (a.offset as usize, format(&a));
+            let b = (b.offset as usize, format(&b), b.elements());
+            k::mul(arena, output.elements(), a, b, output.offset as usize, &rq);
+        }
+        Op::Slice(p) => {
+            let (input, output) = (first, last);
+            let (src, dst) = split_io(arena, &input, &output);
+            let (begin, step) = (p.begin.map(|v| v as usize), p.step.map(|v| v as usize));
+            k::slice(src, hwc(&input), format(&input), begin, step, hwc(&output), dst);
+        }
+        Op::Resize(p) => {
+            let (input, output) = (first, last);
+            let (src, dst) = split_io(arena, &input, &output);
+            k::resize_nearest(src, hwc(&input), format(&input), (p.factor_h as usize, p.factor_w as usize), dst);
+        }
+        Op::DepthToSpace(p) => {
+            let (input, output) = (first, last);
+            let (src, dst) = split_io(arena, &input, &output);
+            k::depth_to_space(src, hwc(&input), format(&input), p.block as usize, dst);
+        }
+        // Decoded with its parts by `run_concat`.
+        Op::Concat(_) => {}
     }
+}
+
+fn hwc(t: &TensorDesc) -> k::Hwc {
+    (t.shape[1] as usize, t.shape[2] as usize, t.shape[3] as usize)
+}
+
+/// A concatenation: each part requantized into its channels of the output (contract §5).
+fn run_concat(p: &ConcatParams<'_>, index: u16, tensors: Tensors<'_>, arena: &mut [u8]) -> Result<(), Error> {
+    let t = |i: u16| tensors.get(i as usize).ok_or(Error::BadTensorIndex { op: index });
+    let output = t(p.output)?;
+    let (h, w, c) = hwc(&output);
+    let mut first_channel = 0;
+    for part in (0..p.part_count()).filter_map(|i| p.part(i)) {
+        let input = t(part.tensor)?;
+        let input = k::ConcatInput {
+            offset: input.offset as usize,
+            fmt: format(&input),
+            channels: input.shape[3] as usize,
+            multiplier: part.multiplier,
+            shift: part.shift,
+        };
+        k::concat_part(arena, h * w, &input, (output.offset as usize, format(&output), c), first_channel);
+        first_channel += input.channels;
+    }
+    let out = output.offset as usize..output.offset as usize + output.bytes();
+    k::clear_tail(&mut arena[out], format(&output), output.elements());
+    Ok(())
 }

@@ -3,8 +3,8 @@
 
 use crate::error::Error;
 use crate::format::{
-    split_header, ConvParams, DType, Header, ModelMeta, Op, RawInput, TensorDesc, Tensors, MAX_TENSORS,
-    TENSOR_RECORD_BYTES,
+    split_header, ConcatParams, ConvParams, DType, Header, ModelMeta, Op, RawInput, TensorDesc, Tensors,
+    CONCAT_PART_BYTES, MAX_CONCAT_INPUTS, MAX_TENSORS, TENSOR_RECORD_BYTES,
 };
 use crate::quant::{Bits, SHIFT_MAX, SHIFT_MIN};
 
@@ -79,6 +79,7 @@ impl<'a> Model<'a> {
                     p.weights.len() + p.channel.bias.len() + p.channel.multiplier.len()
                 }
                 Op::FullyConnected(p) => p.weights.len() + p.channel.bias.len() + p.channel.multiplier.len(),
+                Op::Lut(p) => p.table.len(),
                 _ => 0,
             })
             .sum()
@@ -402,5 +403,136 @@ fn validate_op(op: &Op<'_>, index: u16, tensors: Tensors<'_>) -> Result<(), Erro
             }
             Ok(())
         }
+        Op::Lut(p) => {
+            let input = &tensor(tensors, p.input, i)?;
+            let output = &tensor(tensors, p.output, i)?;
+            let in_bits = quantized_bits(input, i)?;
+            let out_bits = quantized_bits(output, i)?;
+            if input.shape != output.shape {
+                return Err(Error::ShapeMismatch { op: i });
+            }
+            let row = 1usize << in_bits.get();
+            let rows = p.table.len() / row;
+            if p.table.len() % row != 0 || (rows != 1 && rows != nhwc(output, i)?.2) {
+                return Err(Error::WeightSizeMismatch { op: i });
+            }
+            let (lo, hi) = out_bits.range();
+            if p.table.iter().any(|&b| !(lo..=hi).contains(&(b as i8 as i32))) {
+                return Err(Error::BadParameter { op: i });
+            }
+            if !disjoint(input, output) {
+                return Err(Error::OverlappingTensors { op: i });
+            }
+            Ok(())
+        }
+        Op::Mul(p) => {
+            let a = &tensor(tensors, p.a, i)?;
+            let b = &tensor(tensors, p.b, i)?;
+            let output = &tensor(tensors, p.output, i)?;
+            quantized_bits(a, i)?;
+            quantized_bits(b, i)?;
+            let out_bits = quantized_bits(output, i)?;
+            let channels = nhwc(output, i)?.2;
+            if a.shape != output.shape || (b.shape != output.shape && b.shape != [1, 1, 1, channels as u16]) {
+                return Err(Error::ShapeMismatch { op: i });
+            }
+            check_shift(p.shift, i)?;
+            if p.multiplier < 0 {
+                return Err(Error::BadParameter { op: i });
+            }
+            check_clamp(p.clamp, out_bits, i)?;
+            // `a` may be overwritten in place (read before written); `b` may be shorter, so never.
+            if !disjoint_or_alias(a, output) || !disjoint(b, output) {
+                return Err(Error::OverlappingTensors { op: i });
+            }
+            Ok(())
+        }
+        Op::Concat(p) => validate_concat(p, i, tensors),
+        Op::Slice(p) => {
+            let (input, output) = same_quantization(tensors, p.input, p.output, i)?;
+            let (ih, iw, ic) = nhwc(&input, i)?;
+            let (oh, ow, oc) = nhwc(&output, i)?;
+            let fits = |begin: u16, step: u16, n: usize, size: usize| {
+                step >= 1 && (begin as usize + (n - 1) * step as usize) < size
+            };
+            if !fits(p.begin[0], p.step[0], oh, ih)
+                || !fits(p.begin[1], p.step[1], ow, iw)
+                || !fits(p.begin[2], p.step[2], oc, ic)
+            {
+                return Err(Error::ShapeMismatch { op: i });
+            }
+            Ok(())
+        }
+        Op::Resize(p) => {
+            let (input, output) = same_quantization(tensors, p.input, p.output, i)?;
+            let (ih, iw, ic) = nhwc(&input, i)?;
+            let (fh, fw) = (p.factor_h as usize, p.factor_w as usize);
+            if fh == 0 || fw == 0 || nhwc(&output, i)? != (ih * fh, iw * fw, ic) {
+                return Err(Error::ShapeMismatch { op: i });
+            }
+            Ok(())
+        }
+        Op::DepthToSpace(p) => {
+            let (input, output) = same_quantization(tensors, p.input, p.output, i)?;
+            let (ih, iw, ic) = nhwc(&input, i)?;
+            let b = p.block as usize;
+            if b == 0 || ic % (b * b) != 0 || nhwc(&output, i)? != (ih * b, iw * b, ic / (b * b)) {
+                return Err(Error::ShapeMismatch { op: i });
+            }
+            Ok(())
+        }
     }
+}
+
+/// The input and output of an op that moves elements unchanged: both quantized with the same
+/// dtype, scale and zero point, and disjoint.
+fn same_quantization(
+    tensors: Tensors<'_>,
+    input: u16,
+    output: u16,
+    op: u16,
+) -> Result<(TensorDesc, TensorDesc), Error> {
+    let input = tensor(tensors, input, op)?;
+    let output = tensor(tensors, output, op)?;
+    quantized_bits(&input, op)?;
+    if input.dtype != output.dtype || input.scale != output.scale || input.zero_point != output.zero_point {
+        return Err(Error::WrongDtype { op });
+    }
+    if !disjoint(&input, &output) {
+        return Err(Error::OverlappingTensors { op });
+    }
+    Ok((input, output))
+}
+
+/// Every part: a quantized tensor of the output's height and width, disjoint from the output,
+/// with a valid multiplier; the channels add up to the output's.
+fn validate_concat(p: &ConcatParams<'_>, op: u16, tensors: Tensors<'_>) -> Result<(), Error> {
+    let output = &tensor(tensors, p.output, op)?;
+    quantized_bits(output, op)?;
+    let (h, w, c) = nhwc(output, op)?;
+    let parts = p.part_count();
+    if p.parts.len() % CONCAT_PART_BYTES != 0 || parts == 0 || parts > MAX_CONCAT_INPUTS {
+        return Err(Error::BadParameter { op });
+    }
+    let mut channels = 0usize;
+    for part in (0..parts).filter_map(|k| p.part(k)) {
+        let input = &tensor(tensors, part.tensor, op)?;
+        quantized_bits(input, op)?;
+        let (ih, iw, ic) = nhwc(input, op)?;
+        if (ih, iw) != (h, w) {
+            return Err(Error::ShapeMismatch { op });
+        }
+        channels += ic;
+        check_shift(part.shift, op)?;
+        if part.multiplier < 0 {
+            return Err(Error::BadParameter { op });
+        }
+        if !disjoint(input, output) {
+            return Err(Error::OverlappingTensors { op });
+        }
+    }
+    if channels != c {
+        return Err(Error::ShapeMismatch { op });
+    }
+    Ok(())
 }

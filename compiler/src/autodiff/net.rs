@@ -142,7 +142,11 @@ impl<'g> Net<'g> {
                     OpKind::Add(c) => Op::Add(*c),
                     OpKind::Reshape => Op::Reshape,
                     OpKind::Softmax => Op::Softmax { row_len: output.shape.last().copied().unwrap_or(1).max(1) },
-                    other => bail!("node {:?}: the sensitivity analysis does not differentiate {} yet", node.name, other.name()),
+                    other => bail!(
+                        "node {:?}: the sensitivity analysis does not differentiate {} yet",
+                        node.name,
+                        other.name()
+                    ),
                 })
             })
             .collect::<Result<Vec<_>>>()?;

@@ -33,7 +33,10 @@ pub mod dsp;
 pub mod x86;
 
 pub(crate) use reference::clear_tail;
-pub use reference::{ActFormat, AddRequant, PoolRequant, Requant, Window};
+pub use reference::{
+    concat_part, depth_to_space, lut, mul, resize_nearest, slice, ActFormat, AddRequant, ConcatInput, Hwc, PoolRequant,
+    Requant, Window,
+};
 
 use crate::quant::Bits;
 

@@ -64,3 +64,46 @@ pub fn dequantize(input: &[u8], fmt: ActFormat, scale: f32, output: &mut [u8]) {
         chunk.copy_from_slice(&y.to_le_bytes());
     }
 }
+
+/// Table lookup (contract §5): element `i` of channel `i % channels` becomes
+/// `table[t·2^b + (q − lo)]`, `t` the channel when the table has a row per channel, else 0.
+/// Input and output are disjoint.
+pub fn lut(
+    (input, in_fmt): (&[u8], ActFormat),
+    table: &[u8],
+    (n, channels): (usize, usize),
+    (output, out_fmt): (&mut [u8], ActFormat),
+) {
+    let (lo, _) = in_fmt.bits.range();
+    let row = 1usize << in_fmt.bits.get();
+    let per_channel = table.len() > row;
+    let channels = channels.max(1);
+    for i in 0..n {
+        let t = if per_channel { i % channels } else { 0 };
+        let code = (load(input, in_fmt.bits, i) - lo) as usize;
+        let v = table.get(t * row + code).map_or(out_fmt.zero_point, |&b| b as i8 as i32);
+        store(output, out_fmt.bits, i, v);
+    }
+    clear_tail(output, out_fmt, n);
+}
+
+/// Elementwise product of `n` elements at byte offsets of the arena (contract §5): `b` has `n`
+/// elements, or `b_len` elements repeated (one per channel). The output may alias `a` exactly.
+pub fn mul(
+    arena: &mut [u8],
+    n: usize,
+    a: (usize, ActFormat),
+    b: (usize, ActFormat, usize),
+    out: usize,
+    rq: &AddRequant,
+) {
+    let b_len = b.2.max(1);
+    for i in 0..n {
+        let xa = load(&arena[a.0..], a.1.bits, i) - a.1.zero_point;
+        let xb = load(&arena[b.0..], b.1.bits, i % b_len) - b.1.zero_point;
+        let q = crate::quant::requant(xa * xb, rq.multiplier_a, rq.shift, rq.out.zero_point, rq.min, rq.max);
+        store(&mut arena[out..], rq.out.bits, i, q);
+    }
+    let bytes = rq.out.bits.packed_len(n);
+    clear_tail(&mut arena[out..out + bytes], rq.out, n);
+}

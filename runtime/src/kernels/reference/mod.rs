@@ -5,11 +5,13 @@
 mod conv;
 mod elementwise;
 mod fully_connected;
+mod layout;
 mod pool;
 
 pub use conv::{conv2d, conv2d_scratch_bytes, depthwise_conv2d, depthwise_conv2d_scratch_bytes};
-pub use elementwise::{add, dequantize, softmax, AddRequant};
+pub use elementwise::{add, dequantize, lut, mul, softmax, AddRequant};
 pub use fully_connected::{fully_connected, fully_connected_scratch_bytes};
+pub use layout::{concat_part, depth_to_space, resize_nearest, slice, ConcatInput, Hwc};
 pub use pool::{avg_pool, max_pool, PoolRequant};
 
 use crate::quant::{Bits, SHIFT_MAX, SHIFT_MIN};

@@ -9,6 +9,9 @@
 //! channel-major tensor is stored in NHWC order, so the element permutation is folded into the
 //! columns of the fully connected layer that reads it.
 
+mod elementwise;
+mod shape_ops;
+
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -92,10 +95,26 @@ const ACTIVATION_OPS: &[&str] = &[
     "Softmax",
     "Shape",
     "Constant",
+    "Sigmoid",
+    "Tanh",
+    "HardSigmoid",
+    "HardSwish",
+    "LeakyRelu",
+    "Elu",
+    "Gelu",
+    "PRelu",
+    "Concat",
+    "Gather",
+    "Slice",
+    "Split",
+    "Resize",
+    "Upsample",
+    "Pad",
+    "ConvTranspose",
 ];
 
 /// Operators evaluated only when all their inputs are constants (see `fold_constant`).
-const CONSTANT_ONLY_OPS: &[&str] = &["Cast", "Sqrt", "Neg", "Reciprocal", "Concat", "Gather"];
+const CONSTANT_ONLY_OPS: &[&str] = &["Cast", "Sqrt", "Neg", "Reciprocal"];
 
 /// Loads and normalizes an ONNX file.
 pub fn import(path: &Path) -> Result<Graph> {
@@ -176,7 +195,14 @@ fn import_model(bytes: &[u8], dir: Option<&Path>) -> Result<Graph> {
             names.join(", ")
         );
     }
-    let mut b = Builder::default();
+    let mut b = Builder {
+        opset: model
+            .opset_import
+            .iter()
+            .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
+            .map_or(13, |o| o.version),
+        ..Builder::default()
+    };
     for t in &graph.initializer {
         b.vals.insert(
             t.name.clone(),
@@ -432,6 +458,20 @@ struct Builder {
     nodes: Vec<Node>,
     /// Producer node of each value.
     producer: HashMap<ValueId, usize>,
+    /// Outputs of constant zero Pads, with their input and spatial pads `[top, left, bottom,
+    /// right]`, waiting for the Conv that takes them as padding.
+    pending_pads: HashMap<String, (Act, [usize; 4])>,
+    /// The model's default-domain opset.
+    opset: i64,
+}
+
+fn same_layout(a: &Layout, b: &Layout) -> bool {
+    match (a, b) {
+        (Layout::Spatial(p), Layout::Spatial(q)) => p == q,
+        (Layout::Flat(p), Layout::Flat(q)) => p == q,
+        (Layout::Seq(p), Layout::Seq(q)) => p == q,
+        _ => false,
+    }
 }
 
 fn attr<'a>(node: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
@@ -511,7 +551,13 @@ impl Builder {
     }
 
     fn get(&self, name: &str) -> Result<&Val> {
-        self.vals.get(name).ok_or_else(|| anyhow!("input '{name}' is not produced by any earlier node"))
+        self.vals.get(name).ok_or_else(|| {
+            if self.pending_pads.contains_key(name) {
+                anyhow!("input '{name}' is a Pad's output; a constant zero Pad is supported only directly before a Conv (it becomes the Conv's padding)")
+            } else {
+                anyhow!("input '{name}' is not produced by any earlier node")
+            }
+        })
     }
 
     fn input(&self, node: &NodeProto, i: usize) -> Result<&Val> {
@@ -583,7 +629,7 @@ impl Builder {
             "MatMul" | "Gemm" => self.fully_connected(node),
             "Add" | "Sub" | "Mul" | "Div" => self.binary(node),
             "BatchNormalization" => self.batch_norm(node),
-            "Relu" => self.fuse_clamp(node, Clamp::RELU),
+            "Relu" => self.clamp(node, Clamp::RELU),
             "Clip" => {
                 // A bound beyond f32 (±1e300, ±inf) means no clamp on that side.
                 let bound = |i: usize, name: &str, default: f32| -> Result<f32> {
@@ -601,12 +647,22 @@ impl Builder {
                 if lo == f32::INFINITY || hi == f32::NEG_INFINITY {
                     bail!("bounds [{lo}, {hi}] leave no finite value");
                 }
-                self.fuse_clamp(node, Clamp { lo, hi })
+                self.clamp(node, Clamp { lo, hi })
             }
             "AveragePool" | "MaxPool" | "GlobalAveragePool" | "GlobalMaxPool" => self.pool(node),
             "ReduceMean" | "ReduceMax" => self.reduce(node),
             "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" => self.reshape(node),
             "Softmax" => self.softmax(node),
+            "Sigmoid" | "Tanh" | "HardSigmoid" | "HardSwish" | "LeakyRelu" | "Elu" | "Gelu" | "PRelu" => {
+                self.activation(node)
+            }
+            "Concat" => self.concat(node),
+            "Slice" => self.slice(node),
+            "Split" => self.split(node),
+            "Gather" => self.gather(node),
+            "Resize" | "Upsample" => self.resize(node, self.opset),
+            "Pad" => self.pad(node),
+            "ConvTranspose" => self.conv_transpose(node),
             "Shape" => {
                 let a = self.act(node, 0)?;
                 let s: Vec<f64> = self.logical(&a).iter().map(|&d| d as f64).collect();
@@ -651,7 +707,11 @@ impl Builder {
     /// The channel-major feature map a Conv or pool reads, whether it is a sequence, and the node
     /// with its 1-D attributes in their one-row 2-D form when it is.
     fn windowed_input<'n>(&self, node: &'n NodeProto) -> Result<(Act, bool, std::borrow::Cow<'n, NodeProto>)> {
-        let a = self.act(node, 0)?;
+        let a = match node.input.first().and_then(|n| self.pending_pads.get(n)) {
+            Some((a, _)) if node.op_type == "Conv" => a.clone(),
+            Some(_) => bail!("a Pad before {} is not supported (only before a Conv)", node.op_type),
+            None => self.act(node, 0)?,
+        };
         let seq = matches!(a.layout, Layout::Seq(p) if p == SEQ);
         if !seq && !matches!(a.layout, Layout::Spatial(p) if p == NCHW) {
             bail!("input must be a channel-major (NCHW or NCL) feature map");
@@ -696,15 +756,44 @@ impl Builder {
         if group < 1 {
             bail!("attribute 'group' = {group} must be positive");
         }
-        let depthwise = group > 1;
-        if depthwise && (group != c as i64 || icg != 1 || oc % c != 0) {
-            bail!("attribute 'group' = {group} is not supported (only 1 or depthwise, group = input channels {c})");
+        let depthwise = group > 1 && group == c as i64 && icg == 1;
+        if depthwise && oc % c != 0 {
+            bail!("depthwise: {oc} output channels are not a multiple of the {c} input channels");
         }
-        if !depthwise && icg != c {
+        if group > 1 && !depthwise {
+            let g = group as usize;
+            if icg * g != c || oc % g != 0 {
+                bail!("attribute 'group' = {group} does not divide {c} input and {oc} output channels");
+            }
+            // A grouped convolution as the dense one it equals: each output channel's weights
+            // are zero outside its group (exact; the zeros cost multiply-adds).
+            bounded_elements(&[oc, c, kh, kw], "the grouped kernel as a dense one")?;
+            let grouped = w;
+            w = ArrayD::from_shape_fn(IxDyn(&[oc, c, kh, kw]), |ix| {
+                let group_of_output = ix[0] / (oc / g);
+                let offset = ix[1] as isize - (group_of_output * icg) as isize;
+                if (0..icg as isize).contains(&offset) {
+                    grouped[[ix[0], offset as usize, ix[2], ix[3]].as_slice()]
+                } else {
+                    0.0
+                }
+            });
+        } else if !depthwise && icg != c {
             bail!("weight expects {icg} input channels, the input has {c}");
         }
+        let icg = if depthwise { 1 } else { c };
         let stride = spatial_attr(node, "strides", Some([1, 1]))?;
-        let pads = self.pads(node, [h, wd], [kh, kw], stride)?;
+        let mut pads = self.pads(node, [h, wd], [kh, kw], stride)?;
+        // A zero Pad in front: more padding (a 1-D map's pads are on its W).
+        if let Some((_, extra)) = node.input.first().and_then(|n| self.pending_pads.get(n)) {
+            let extra = if seq { [0, extra[1], 0, extra[3]] } else { *extra };
+            if seq && (extra[0] > 0 || extra[2] > 0) {
+                bail!("internal error: a 1-D map padded on its row axis");
+            }
+            for (p, e) in pads.iter_mut().zip(extra) {
+                *p += e;
+            }
+        }
         let window = Window { kernel: [kh, kw], stride, pads };
         let (oh, ow) = window
             .output_hw(h, wd)
@@ -770,9 +859,6 @@ impl Builder {
             Window { kernel: [h, w], stride: [1, 1], pads: [0; 4] }
         } else {
             let kernel = spatial_attr(node, "kernel_shape", None)?;
-            if attr_i(node, "ceil_mode", 0) != 0 {
-                bail!("attribute 'ceil_mode' = 1 is not supported");
-            }
             let dilations = spatial_attr(node, "dilations", Some([1, 1]))?;
             if dilations != [1, 1] {
                 bail!("attribute 'dilations' {dilations:?} is not supported (only 1)");
@@ -783,11 +869,28 @@ impl Builder {
             if (0..4).any(|i| pads[i] >= kernel[i % 2]) {
                 bail!("attribute 'pads' {pads:?} must be smaller than the {}x{} kernel", kernel[0], kernel[1]);
             }
+            let mut window = Window { kernel, stride, pads };
+            let ceil_mode = attr_i(node, "ceil_mode", 0) != 0;
+            if ceil_mode {
+                window.pads = ceil_mode_pads(&window, [h, w])?;
+            }
             if node.op_type == "AveragePool" && attr_i(node, "count_include_pad", 0) != 0 && pads.iter().any(|&p| p > 0)
             {
-                bail!("attribute 'count_include_pad' = 1 with padding is not supported");
+                if ceil_mode {
+                    bail!("'count_include_pad' = 1 with 'ceil_mode' = 1 and padding is not supported");
+                }
+                // Every window divides by the whole kernel: a depthwise convolution with equal
+                // weights, zero padding included.
+                let (oh, ow) = window.output_hw(h, w).ok_or_else(|| anyhow!("pooling window larger than the input"))?;
+                check_window_work([oh, ow], window.kernel, 1)?;
+                let taps = (kernel[0] * kernel[1]) as f32;
+                let weight = Array4::from_elem((c, kernel[0], kernel[1], 1), 1.0 / taps);
+                let op =
+                    OpKind::Conv(Conv { weight, bias: Array1::zeros(c), window, depthwise: true, clamp: Clamp::NONE });
+                let layout = if seq { Layout::Seq(SEQ) } else { Layout::Spatial(NCHW) };
+                return self.push(node, op, vec![a.id], vec![oh, ow, c], layout);
             }
-            Window { kernel, stride, pads }
+            window
         };
         let (oh, ow) = window.output_hw(h, w).ok_or_else(|| anyhow!("pooling window larger than the input"))?;
         bounded_elements(&[oh, ow, c], "the output")?;
@@ -897,31 +1000,6 @@ impl Builder {
         (used_once && self.nodes[p].output == a.id).then_some(p)
     }
 
-    /// `y = x · mul + add`, per channel, folded into the Conv/FC that produced `x`.
-    fn fold_affine(&mut self, node: &NodeProto, a: &Act, mul: &[f64], add: &[f64]) -> Result<()> {
-        let p = self
-            .sole_producer(node, a)
-            .ok_or_else(|| anyhow!("cannot fold into the producer of its input (not a Conv/Gemm used only here)"))?;
-        match &mut self.nodes[p].op {
-            OpKind::Conv(c) if c.clamp.is_none() => {
-                for (o, mut row) in c.weight.outer_iter_mut().enumerate() {
-                    row.mapv_inplace(|w| (w as f64 * mul[o]) as f32);
-                    c.bias[o] = (c.bias[o] as f64 * mul[o] + add[o]) as f32;
-                }
-                check_finite_f32(c.weight.iter().chain(&c.bias), "the folded weights and bias")?;
-            }
-            OpKind::Fc(f) if f.clamp.is_none() => {
-                for (o, mut row) in f.weight.outer_iter_mut().enumerate() {
-                    row.mapv_inplace(|w| (w as f64 * mul[o]) as f32);
-                    f.bias[o] = (f.bias[o] as f64 * mul[o] + add[o]) as f32;
-                }
-                check_finite_f32(f.weight.iter().chain(&f.bias), "the folded weights and bias")?;
-            }
-            other => bail!("cannot fold a per-channel affine op into '{}'", other.name()),
-        }
-        self.set(node, Val::Act(a.clone()))
-    }
-
     /// A constant broadcast to the act's logical shape, reduced to one value per stored channel;
     /// errors unless it is constant over every non-channel position.
     fn per_channel(&self, a: &Act, c: &ArrayD<f64>) -> Result<Vec<f64>> {
@@ -960,6 +1038,7 @@ impl Builder {
         let (x, y) = (self.input(node, 0)?.clone(), self.input(node, 1)?.clone());
         let op = node.op_type.as_str();
         match (x, y) {
+            (Val::Act(a), Val::Act(b)) if op == "Mul" => self.mul_activations(node, a, b),
             (Val::Act(a), Val::Act(b)) if op == "Add" => {
                 if self.values[a.id].shape != self.values[b.id].shape {
                     bail!(
@@ -968,13 +1047,7 @@ impl Builder {
                         self.values[b.id].shape
                     );
                 }
-                let same_layout = match (&a.layout, &b.layout) {
-                    (Layout::Spatial(p), Layout::Spatial(q)) => p == q,
-                    (Layout::Flat(p), Layout::Flat(q)) => p == q,
-                    (Layout::Seq(p), Layout::Seq(q)) => p == q,
-                    _ => false,
-                };
-                if !same_layout {
+                if !same_layout(&a.layout, &b.layout) {
                     bail!("inputs are stored in different layouts");
                 }
                 let shape = self.values[a.id].shape.clone();
@@ -999,7 +1072,7 @@ impl Builder {
                     ("Div", true) => (k.iter().map(|v| 1.0 / v).collect(), vec![0.0; n]),
                     _ => bail!("constant / activation is not supported"),
                 };
-                self.fold_affine(node, &a, &mul, &add)
+                self.affine(node, &a, &mul, &add)
             }
             _ => bail!("'{op}' of two activations is not supported"),
         }
@@ -1029,21 +1102,7 @@ impl Builder {
         }
         let mul: Vec<f64> = scale.iter().zip(var.iter()).map(|(s, v)| s / (v + eps).sqrt()).collect();
         let add: Vec<f64> = bias.iter().zip(mean.iter()).zip(&mul).map(|((b, m), k)| b - m * k).collect();
-        self.fold_affine(node, &a, &mul, &add)
-    }
-
-    fn fuse_clamp(&mut self, node: &NodeProto, clamp: Clamp) -> Result<()> {
-        let a = self.act(node, 0)?;
-        let p = self.sole_producer(node, &a).ok_or_else(|| {
-            anyhow!("cannot fuse the activation: its input is not produced by a Conv, Gemm or Add used only here")
-        })?;
-        match &mut self.nodes[p].op {
-            OpKind::Conv(c) => c.clamp = c.clamp.then(clamp),
-            OpKind::Fc(f) => f.clamp = f.clamp.then(clamp),
-            OpKind::Add(c) => *c = c.then(clamp),
-            other => bail!("cannot fuse an activation into '{}'", other.name()),
-        }
-        self.set(node, Val::Act(a))
+        self.affine(node, &a, &mul, &add)
     }
 
     fn reshape(&mut self, node: &NodeProto) -> Result<()> {
@@ -1389,6 +1448,27 @@ fn one_row(node: &NodeProto) -> NodeProto {
     n
 }
 
+/// The pads that make a window's output size the `ceil_mode` one: ONNX's
+/// `⌈(n + pads − k) / s⌉ + 1`, less one when the last window would start in the end padding,
+/// the extra on the bottom and right (those taps are outside the input: max ignores them and
+/// the average does not count them).
+fn ceil_mode_pads(window: &Window, hw: [usize; 2]) -> Result<[usize; 4]> {
+    let mut pads = window.pads;
+    for d in 0..2 {
+        let (k, s) = (window.kernel[d], window.stride[d].max(1));
+        let span = (hw[d] + pads[d] + pads[d + 2])
+            .checked_sub(k)
+            .ok_or_else(|| anyhow!("pooling window larger than the input"))?;
+        let mut out = span.div_ceil(s) + 1;
+        if (out - 1) * s >= hw[d] + pads[d] {
+            out -= 1;
+        }
+        let needed = (out - 1) * s + k;
+        pads[d + 2] += needed.saturating_sub(hw[d] + pads[d] + pads[d + 2]);
+    }
+    Ok(pads)
+}
+
 /// A dilated kernel as the plain kernel it equals: taps `d` apart, zeros between (exact; the
 /// zeros cost multiply-adds, which a dilated kernel path would not).
 fn dilate(w: &ArrayD<f64>, [dh, dw]: [usize; 2]) -> Result<ArrayD<f64>> {
@@ -1521,7 +1601,7 @@ mod operator_table {
 
     #[test]
     fn operator_table_is_the_importer_s() {
-        let doc = include_str!("../../docs/OPERATORS.md");
+        let doc = include_str!("../../../docs/OPERATORS.md");
         assert_eq!(table(doc, "On activations"), sorted(super::ACTIVATION_OPS), "docs/OPERATORS.md, on activations");
         assert_eq!(table(doc, "On constants only"), sorted(super::CONSTANT_ONLY_OPS), "docs/OPERATORS.md, constants");
     }

@@ -1,0 +1,433 @@
+//! Operators that move activations' elements: Concat, Slice, Split, Gather, Resize / Upsample,
+//! a constant Pad (folded into the Conv that reads it) and ConvTranspose (a 1×1 convolution into
+//! one channel group per output phase, then depth-to-space).
+
+use anyhow::{anyhow, bail, Result};
+use ndarray::{Array1, Array4};
+
+use super::{
+    attr_f, attr_i, attr_ints, attr_s, axis_index, bounded_elements, check_finite_f32, integers, node_name, Act,
+    Builder, Layout, Val,
+};
+use crate::ir::{Clamp, Conv, OpKind, Window};
+use crate::onnx_proto::{AttributeProto, NodeProto};
+
+impl Builder {
+    /// The axis of the stored `(H, W, C)` that logical axis `l` of `a` is: 0, 1 or 2; `None` for
+    /// the batch axis.
+    pub(super) fn stored_axis(&self, a: &Act, l: usize) -> Result<Option<usize>> {
+        Ok(match &a.layout {
+            Layout::Spatial(p) => p[l].checked_sub(1),
+            // Stored [N, L, C]: L is the one-row map's W.
+            Layout::Seq(p) => p[l].checked_sub(1).map(|s| s + 1),
+            Layout::Flat(None) => (l > 0).then_some(2),
+            Layout::Flat(Some(_)) => bail!("the input is a flattened feature map stored in a permuted order"),
+        })
+    }
+
+    /// A value shape of `like`'s form (a vector stays a vector) with stored extent `hwc`.
+    fn shaped_like(&self, like: &Act, (h, w, c): (usize, usize, usize)) -> Vec<usize> {
+        if self.values[like.id].shape.len() == 1 && h == 1 && w == 1 {
+            vec![c]
+        } else {
+            vec![h, w, c]
+        }
+    }
+
+    /// Registers an op whose output is `output` (one of `node`'s outputs, or an internal name).
+    fn push_output(
+        &mut self,
+        node: &NodeProto,
+        output: &str,
+        op: OpKind,
+        inputs: Vec<usize>,
+        shape: Vec<usize>,
+        layout: Layout,
+    ) -> Result<()> {
+        let mut named = node.clone();
+        named.output = vec![output.to_string()];
+        if named.name.is_empty() {
+            named.name = node_name(node);
+        }
+        self.push(&named, op, inputs, shape, layout)
+    }
+
+    pub(super) fn concat(&mut self, node: &NodeProto) -> Result<()> {
+        let parts: Vec<Act> = (0..node.input.len())
+            .map(|i| {
+                self.act(node, i).map_err(|e| anyhow!("{e} (a Concat of activations and constants is not supported)"))
+            })
+            .collect::<Result<_>>()?;
+        let first = parts.first().ok_or_else(|| anyhow!("has no inputs"))?.clone();
+        if parts.len() == 1 {
+            return self.set(node, Val::Act(first));
+        }
+        let rank = self.logical(&first).len();
+        let axis = axis_index(
+            attr(node, "axis").map(|a| a.i).ok_or_else(|| anyhow!("attribute 'axis' missing"))?,
+            rank,
+            "attribute 'axis'",
+        )?;
+        if self.stored_axis(&first, axis)? != Some(2) {
+            bail!(
+                "Concat along axis {axis} of {:?} is not supported (only along the channel axis)",
+                self.logical(&first)
+            );
+        }
+        let (h, w, _) = self.values[first.id].hwc();
+        let mut channels = 0;
+        for p in &parts {
+            if !super::same_layout(&p.layout, &first.layout) {
+                bail!("inputs are stored in different layouts");
+            }
+            let (ph, pw, pc) = self.values[p.id].hwc();
+            if (ph, pw) != (h, w) {
+                bail!("inputs of shapes {:?} and {:?} do not concatenate", self.logical(&first), self.logical(p));
+            }
+            channels += pc;
+        }
+        let shape = self.shaped_like(&first, (h, w, channels));
+        bounded_elements(&shape, "the output")?;
+        let inputs = parts.iter().map(|p| p.id).collect();
+        self.push(node, OpKind::Concat, inputs, shape, first.layout.clone())
+    }
+
+    /// Slice (starts/ends/axes/steps as inputs from opset 10, attributes before).
+    pub(super) fn slice(&mut self, node: &NodeProto) -> Result<()> {
+        let a = self.act(node, 0)?;
+        let logical = self.logical(&a);
+        let input_or_attr = |i: usize, name: &str| -> Result<Option<Vec<i64>>> {
+            Ok(match self.optional_const(node, i)? {
+                Some(c) => Some(integers(&c, name)?),
+                None => attr_ints(node, name),
+            })
+        };
+        let starts = input_or_attr(1, "starts")?.ok_or_else(|| anyhow!("'starts' missing"))?;
+        let ends = input_or_attr(2, "ends")?.ok_or_else(|| anyhow!("'ends' missing"))?;
+        let axes = input_or_attr(3, "axes")?.unwrap_or_else(|| (0..starts.len() as i64).collect());
+        let steps = match self.optional_const(node, 4)? {
+            Some(c) => integers(&c, "steps")?,
+            None => vec![1; starts.len()],
+        };
+        if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
+            bail!("starts, ends, axes and steps have different lengths");
+        }
+        let mut ranges: Vec<(usize, usize, usize)> = logical.iter().map(|&d| (0, d, 1)).collect();
+        for k in 0..starts.len() {
+            let axis = axis_index(axes[k], logical.len(), "the axes")?;
+            let dim = logical[axis] as i64;
+            if steps[k] < 1 {
+                bail!("step {} on axis {axis} is not supported (only positive steps)", steps[k]);
+            }
+            let clampi = |v: i64| if v < 0 { (v + dim).max(0) } else { v.min(dim) };
+            let (s, e) = (clampi(starts[k]), clampi(ends[k]));
+            let count = if e > s { (e - s + steps[k] - 1) / steps[k] } else { 0 };
+            if count == 0 {
+                bail!("the slice of axis {axis} is empty");
+            }
+            ranges[axis] = (s as usize, count as usize, steps[k] as usize);
+        }
+        let out = node.output.first().ok_or_else(|| anyhow!("has no output"))?.clone();
+        self.push_slice(node, &out, &a, &ranges)
+    }
+
+    /// A slice of `a` given per logical axis as `(start, count, step)`, written to `output`.
+    fn push_slice(&mut self, node: &NodeProto, output: &str, a: &Act, ranges: &[(usize, usize, usize)]) -> Result<()> {
+        let logical = self.logical(a);
+        let (h, w, c) = self.values[a.id].hwc();
+        let mut begin = [0; 3];
+        let mut step = [1; 3];
+        let mut extent = [h, w, c];
+        for (l, &(start, count, st)) in ranges.iter().enumerate() {
+            match self.stored_axis(a, l)? {
+                None if (start, count) != (0, logical[l]) => bail!("slicing the batch axis is not supported"),
+                None => {}
+                Some(s) => {
+                    begin[s] = start;
+                    step[s] = st;
+                    extent[s] = count;
+                }
+            }
+        }
+        let out_hwc = (extent[0], extent[1], extent[2]);
+        if out_hwc == (h, w, c) {
+            let mut alias = node.clone();
+            alias.output = vec![output.to_string()];
+            return self.set(&alias, Val::Act(a.clone()));
+        }
+        let shape = self.shaped_like(a, out_hwc);
+        self.push_output(node, output, OpKind::Slice { begin, step }, vec![a.id], shape, a.layout.clone())
+    }
+
+    /// Split into slices along one axis: sizes from input 1 (opset 13+), the `split` attribute,
+    /// or equal parts (`num_outputs`, opset 18).
+    pub(super) fn split(&mut self, node: &NodeProto) -> Result<()> {
+        let a = self.act(node, 0)?;
+        let logical = self.logical(&a);
+        let axis = axis_index(attr_i(node, "axis", 0), logical.len(), "attribute 'axis'")?;
+        let dim = logical[axis];
+        let n = node.output.len();
+        let sizes: Vec<usize> = match self.optional_const(node, 1)? {
+            Some(c) => integers(&c, "the split")?.iter().map(|&v| v.max(0) as usize).collect(),
+            None => match attr_ints(node, "split") {
+                Some(s) => s.iter().map(|&v| v.max(0) as usize).collect(),
+                None => {
+                    let part = dim.div_ceil(n.max(1));
+                    (0..n).map(|k| part.min(dim.saturating_sub(k * part))).collect()
+                }
+            },
+        };
+        if sizes.len() != n || sizes.iter().sum::<usize>() != dim || sizes.contains(&0) {
+            bail!("split sizes {sizes:?} do not divide axis {axis} of size {dim} into {n} outputs");
+        }
+        let mut start = 0;
+        for (k, &size) in sizes.iter().enumerate() {
+            let output = node.output[k].clone();
+            if !output.is_empty() {
+                let mut ranges: Vec<(usize, usize, usize)> = logical.iter().map(|&d| (0, d, 1)).collect();
+                ranges[axis] = (start, size, 1);
+                self.push_slice(node, &output, &a, &ranges)?;
+            }
+            start += size;
+        }
+        Ok(())
+    }
+
+    /// Gather of one index along a non-batch axis (`x[:, :, -1]`): a slice, then the axis
+    /// removed (for a scalar index) as a Squeeze would.
+    pub(super) fn gather(&mut self, node: &NodeProto) -> Result<()> {
+        let a = self.act(node, 0)?;
+        let logical = self.logical(&a);
+        let axis = axis_index(attr_i(node, "axis", 0), logical.len(), "attribute 'axis'")?;
+        let idx = self.konst(node, 1)?;
+        let picks = integers(&idx, "the indices")?;
+        let [i] = picks.as_slice() else {
+            bail!("Gather of {} indices on an activation is not supported (only one)", picks.len());
+        };
+        let dim = logical[axis];
+        let at = axis_index(*i, dim, "the index")
+            .map_err(|_| anyhow!("index {i} is out of range for axis {axis} of size {dim}"))?;
+        let mut ranges: Vec<(usize, usize, usize)> = logical.iter().map(|&d| (0, d, 1)).collect();
+        ranges[axis] = (at, 1, 1);
+        let out = node.output.first().ok_or_else(|| anyhow!("has no output"))?.clone();
+        if idx.ndim() > 0 {
+            return self.push_slice(node, &out, &a, &ranges);
+        }
+        let kept = format!("{out}::kept");
+        self.push_slice(node, &kept, &a, &ranges)?;
+        self.uses.insert(kept.clone(), 1);
+        let squeeze = NodeProto {
+            op_type: "Squeeze".into(),
+            name: node_name(node),
+            input: vec![kept],
+            output: node.output.clone(),
+            attribute: vec![AttributeProto { name: "axes".into(), ints: vec![axis as i64], ..Default::default() }],
+            ..Default::default()
+        };
+        self.reshape(&squeeze)
+    }
+
+    /// Resize (opset 10+) and Upsample (opsets 7–9) with mode `nearest` and integer factors on
+    /// the spatial axes, checked to pick the source pixel `⌊y / f⌋` for every output pixel under
+    /// the node's coordinate transformation and rounding.
+    pub(super) fn resize(&mut self, node: &NodeProto, opset: i64) -> Result<()> {
+        let a = self.act(node, 0)?;
+        let logical = self.logical(&a);
+        let mode = attr_s(node, "mode").unwrap_or_else(|| "nearest".into());
+        if mode != "nearest" {
+            bail!("mode '{mode}' is not supported (only 'nearest')");
+        }
+        let scales_input = if node.op_type == "Upsample" || opset < 11 { 1 } else { 2 };
+        let scales: Vec<f64> = match self.optional_const(node, scales_input)?.filter(|c| c.len() > 0) {
+            Some(c) => c.iter().copied().collect(),
+            None => match (self.optional_const(node, 3)?.filter(|c| c.len() > 0), attr(node, "scales")) {
+                (Some(sizes), _) => sizes.iter().zip(&logical).map(|(&s, &d)| s / d as f64).collect(),
+                (None, Some(a)) => a.floats.iter().map(|&f| f as f64).collect(),
+                (None, None) => bail!("neither scales nor sizes are given"),
+            },
+        };
+        if scales.len() != logical.len() {
+            bail!("{} scales for a rank-{} input", scales.len(), logical.len());
+        }
+        // Before opset 11, Resize and Upsample take the source pixel ⌊y / f⌋.
+        let (transform, rounding) = if node.op_type == "Upsample" || opset < 11 {
+            ("asymmetric".to_string(), "floor".to_string())
+        } else {
+            (
+                attr_s(node, "coordinate_transformation_mode").unwrap_or_else(|| "half_pixel".into()),
+                attr_s(node, "nearest_mode").unwrap_or_else(|| "round_prefer_floor".into()),
+            )
+        };
+        let (h, w, c) = self.values[a.id].hwc();
+        let mut factor = [1usize; 2];
+        for (l, &s) in scales.iter().enumerate() {
+            let f = s.round();
+            if (s - f).abs() > 1e-6 || f < 1.0 || f > 64.0 {
+                bail!("scale {s} on axis {l} is not supported (only integer upsampling factors up to 64)");
+            }
+            match self.stored_axis(&a, l)? {
+                Some(axis @ (0 | 1)) => factor[axis] = f as usize,
+                _ if f == 1.0 => {}
+                _ => bail!("scale {s} on axis {l} is not supported (only the spatial axes are resized)"),
+            }
+        }
+        for (axis, &n) in [h, w].iter().enumerate() {
+            let f = factor[axis];
+            for y in 0..n * f {
+                let src = nearest_source(y, f, n, &transform, &rounding)?;
+                if src != y / f {
+                    bail!(
+                        "coordinate_transformation_mode '{transform}' with nearest_mode '{rounding}' maps output \
+                         {y} to input {src}, not {}; only a plain nearest upsampling is supported",
+                        y / f
+                    );
+                }
+            }
+        }
+        if factor == [1, 1] {
+            return self.set(node, Val::Act(a));
+        }
+        let shape = self.shaped_like(&a, (h * factor[0], w * factor[1], c));
+        bounded_elements(&shape, "the output")?;
+        self.push(node, OpKind::Resize(factor), vec![a.id], shape, a.layout.clone())
+    }
+
+    /// A constant zero Pad of the spatial axes, kept aside for the Conv that reads it.
+    pub(super) fn pad(&mut self, node: &NodeProto) -> Result<()> {
+        let a = self.act(node, 0)?;
+        let logical = self.logical(&a);
+        let mode = attr_s(node, "mode").unwrap_or_else(|| "constant".into());
+        if mode != "constant" {
+            bail!("mode '{mode}' is not supported (only 'constant')");
+        }
+        let pads = match self.optional_const(node, 1)? {
+            Some(c) => integers(&c, "the pads")?,
+            None => attr_ints(node, "pads").or_else(|| attr_ints(node, "paddings")).unwrap_or_default(),
+        };
+        let value = match self.optional_const(node, 2)?.filter(|c| c.len() > 0) {
+            Some(c) => c.iter().next().copied().unwrap_or(0.0),
+            None => attr_f(node, "value", 0.0) as f64,
+        };
+        if value != 0.0 {
+            bail!("constant value {value} is not supported (only 0, which a Conv's padding is)");
+        }
+        let axes: Vec<usize> = match self.optional_const(node, 3)? {
+            Some(c) => integers(&c, "the axes")?
+                .iter()
+                .map(|&x| axis_index(x, logical.len(), "the axes"))
+                .collect::<Result<_>>()?,
+            None => (0..logical.len()).collect(),
+        };
+        if pads.len() != 2 * axes.len() {
+            bail!("{} pads for {} axes", pads.len(), axes.len());
+        }
+        let mut spatial = [0usize; 4];
+        for (k, &l) in axes.iter().enumerate() {
+            let (begin, end) = (pads[k], pads[k + axes.len()]);
+            if begin < 0 || end < 0 {
+                bail!("negative pads {pads:?} (cropping) are not supported");
+            }
+            if begin == 0 && end == 0 {
+                continue;
+            }
+            match self.stored_axis(&a, l)? {
+                Some(s @ (0 | 1)) => {
+                    spatial[s] = begin as usize;
+                    spatial[s + 2] = end as usize;
+                }
+                _ => bail!("padding axis {l} is not supported (only the spatial axes)"),
+            }
+        }
+        let out = node.output.first().ok_or_else(|| anyhow!("has no output"))?.clone();
+        self.pending_pads.insert(out, (a, spatial));
+        Ok(())
+    }
+
+    /// ConvTranspose whose kernel equals its stride (no overlap, no padding): a 1×1 convolution
+    /// producing one group of output channels per phase `(i, j)` of the stride, then
+    /// depth-to-space interleaving the phases.
+    pub(super) fn conv_transpose(&mut self, node: &NodeProto) -> Result<()> {
+        let (a, seq, _) = self.windowed_input(node)?;
+        if seq {
+            bail!("1-D ConvTranspose is not supported");
+        }
+        let w = self.konst(node, 1)?;
+        let bias = self.optional_const(node, 2)?;
+        if w.ndim() != 4 {
+            bail!("weight has rank {}; expected [C, O, kH, kW]", w.ndim());
+        }
+        let (cin, oc, kh, kw) = (w.shape()[0], w.shape()[1], w.shape()[2], w.shape()[3]);
+        let (h, wd, c) = self.values[a.id].hwc();
+        if attr_i(node, "group", 1) != 1 {
+            bail!("attribute 'group' = {} is not supported (only 1)", attr_i(node, "group", 1));
+        }
+        if cin != c {
+            bail!("weight expects {cin} input channels, the input has {c}");
+        }
+        let stride = super::spatial_attr(node, "strides", Some([1, 1]))?;
+        let unit = |name: &str, v: i64| attr_ints(node, name).is_none_or(|p| p.iter().all(|&x| x == v));
+        if kh != kw || stride != [kh, kw] || !unit("pads", 0) || !unit("output_padding", 0) || !unit("dilations", 1) {
+            bail!(
+                "kernel {kh}x{kw}, strides {stride:?}, pads {:?}, output_padding {:?}: only a square kernel equal to \
+                 its stride, without padding, output padding or dilation, is supported",
+                attr_ints(node, "pads").unwrap_or_default(),
+                attr_ints(node, "output_padding").unwrap_or_default()
+            );
+        }
+        if let Some(auto) = attr_s(node, "auto_pad").filter(|s| s != "NOTSET" && s != "VALID") {
+            bail!("attribute 'auto_pad' = '{auto}' is not supported");
+        }
+        let b = kh;
+        let phases = b * b * oc;
+        bounded_elements(&[h, wd, phases], "the output")?;
+        // Channel (i·b + j)·O + o of the 1×1 conv is output channel o at phase (i, j).
+        let weight = Array4::from_shape_fn((phases, 1, 1, c), |(k, _, _, ci)| {
+            let (phase, o) = (k / oc, k % oc);
+            w[[ci, o, phase / b, phase % b].as_slice()] as f32
+        });
+        let bias = match bias {
+            Some(v) if v.len() == oc => Array1::from_shape_fn(phases, |k| v[[k % oc].as_slice()] as f32),
+            Some(v) => bail!("bias has {} values for {oc} output channels", v.len()),
+            None => Array1::zeros(phases),
+        };
+        check_finite_f32(weight.iter().chain(&bias), "the weight and bias")?;
+        let out = node.output.first().ok_or_else(|| anyhow!("has no output"))?.clone();
+        let phase_name = format!("{out}::phases");
+        let window = Window { kernel: [1, 1], stride: [1, 1], pads: [0; 4] };
+        let conv = OpKind::Conv(Conv { weight, bias, window, depthwise: false, clamp: Clamp::NONE });
+        let layout = a.layout.clone();
+        self.push_output(node, &phase_name, conv, vec![a.id], vec![h, wd, phases], layout.clone())?;
+        let phases_id = self.values.len() - 1;
+        self.push(node, OpKind::DepthToSpace(b), vec![phases_id], vec![h * b, wd * b, oc], layout)
+    }
+}
+
+fn attr<'a>(node: &'a NodeProto, name: &str) -> Option<&'a AttributeProto> {
+    super::attr(node, name)
+}
+
+/// The input index ONNX's Resize reads for output coordinate `y` (nearest mode) of an axis of
+/// `n` inputs upsampled `f` times.
+fn nearest_source(y: usize, f: usize, n: usize, transform: &str, rounding: &str) -> Result<usize> {
+    let (y, fl, nf) = (y as f64, f as f64, (n * f) as f64);
+    let x = match transform {
+        "half_pixel" => (y + 0.5) / fl - 0.5,
+        "pytorch_half_pixel" if nf > 1.0 => (y + 0.5) / fl - 0.5,
+        "pytorch_half_pixel" => 0.0,
+        "asymmetric" => y / fl,
+        "align_corners" if nf > 1.0 => y * (n as f64 - 1.0) / (nf - 1.0),
+        "align_corners" => 0.0,
+        "tf_half_pixel_for_nn" => (y + 0.5) / fl,
+        other => bail!("coordinate_transformation_mode '{other}' is not supported"),
+    };
+    let frac = x - x.floor();
+    let r = match rounding {
+        "round_prefer_floor" if frac == 0.5 => x.floor(),
+        "round_prefer_ceil" if frac == 0.5 => x.ceil(),
+        "round_prefer_floor" | "round_prefer_ceil" => x.round(),
+        "floor" => x.floor(),
+        "ceil" => x.ceil(),
+        other => bail!("nearest_mode '{other}' is not supported"),
+    };
+    Ok(r.clamp(0.0, n as f64 - 1.0) as usize)
+}
