@@ -138,6 +138,8 @@ pub enum OpKind {
 pub enum Activation {
     Sigmoid,
     Tanh,
+    /// The error function (TorchScript writes GELU as `x · (1 + erf(x/√2)) / 2`).
+    Erf,
     /// `clip(alpha·x + beta, 0, 1)`.
     HardSigmoid {
         alpha: f32,
@@ -164,6 +166,7 @@ impl Activation {
         match self {
             Activation::Sigmoid => "sigmoid",
             Activation::Tanh => "tanh",
+            Activation::Erf => "erf",
             Activation::HardSigmoid { .. } => "hard_sigmoid",
             Activation::HardSwish => "hard_swish",
             Activation::Silu => "silu",
@@ -187,6 +190,7 @@ impl Activation {
         match self {
             Activation::Sigmoid => sigmoid(x),
             Activation::Tanh => x.tanh(),
+            Activation::Erf => erf(x as f64) as f32,
             Activation::HardSigmoid { alpha, beta } => (alpha * x + beta).clamp(0.0, 1.0),
             Activation::HardSwish => x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
             Activation::Silu => x * sigmoid(x),
@@ -224,6 +228,7 @@ impl Activation {
                 s * (1.0 - s)
             }
             Activation::Tanh => 1.0 - x.tanh().powi(2),
+            Activation::Erf => (std::f64::consts::FRAC_2_SQRT_PI * (-(x as f64).powi(2)).exp()) as f32,
             Activation::HardSigmoid { alpha, beta } => {
                 let y = alpha * x + beta;
                 if y > 0.0 && y < 1.0 {
@@ -290,6 +295,10 @@ impl Activation {
             Activation::Sigmoid => {
                 let s = sigmoid(x);
                 s * (1.0 - s) * (1.0 - 2.0 * s)
+            }
+            Activation::Erf => {
+                let xf = x as f64;
+                (-2.0 * xf * std::f64::consts::FRAC_2_SQRT_PI * (-xf * xf).exp()) as f32
             }
             Activation::Tanh => {
                 let t = x.tanh();

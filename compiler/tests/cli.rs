@@ -178,12 +178,12 @@ fn unsupported_attribute_names_the_node_and_attribute() {
         node: vec![NodeProto {
             input: vec!["x".into()],
             output: vec!["y".into()],
-            name: "ceiled".into(),
+            name: "dilated".into(),
             op_type: "MaxPool".into(),
             attribute: vec![
                 AttributeProto { name: "kernel_shape".into(), r#type: 7, ints: vec![3, 3], ..Default::default() },
                 AttributeProto { name: "strides".into(), r#type: 7, ints: vec![2, 2], ..Default::default() },
-                AttributeProto { name: "ceil_mode".into(), r#type: 2, i: 1, ..Default::default() },
+                AttributeProto { name: "dilations".into(), r#type: 7, ints: vec![2, 2], ..Default::default() },
             ],
             ..Default::default()
         }],
@@ -191,10 +191,10 @@ fn unsupported_attribute_names_the_node_and_attribute() {
         output: vec![value_info("y", &[1, 1, 4, 4])],
         ..Default::default()
     };
-    let path = dir.path().join("ceiled.onnx");
+    let path = dir.path().join("dilated.onnx");
     write_model(&path, graph);
     let o = hawq(&["eval", p(&path), "--data", p(&example("eval.npz"))]);
-    assert_one_line_error(&o, &["ceiled.onnx", "'ceiled'", "MaxPool", "ceil_mode"]);
+    assert_one_line_error(&o, &["dilated.onnx", "'dilated'", "MaxPool", "dilations"]);
 }
 
 fn write_npz(path: &Path, x_key: &str, x: &Array4<u8>, y_key: &str, y: &Array1<i64>) {

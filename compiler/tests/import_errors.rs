@@ -395,20 +395,20 @@ fn several_outputs_are_rejected_listing_them() {
 #[test]
 fn every_unsupported_op_is_reported_at_once() {
     let m = Model::base()
-        .node("Sigmoid", "/act/Sigmoid", &["logits"], &["s1"], vec![])
-        .node("Tanh", "/act/Tanh", &["s1"], &["s2"], vec![])
-        .node("Sigmoid", "/act/Sigmoid_1", &["s2"], &["s3"], vec![]);
+        .node("Softplus", "/act/Softplus", &["logits"], &["s1"], vec![])
+        .node("Mish", "/act/Mish", &["s1"], &["s2"], vec![])
+        .node("Softplus", "/act/Softplus_1", &["s2"], &["s3"], vec![]);
     assert_rejected(
         &m,
         "unsupported",
-        &["unsupported ops: Sigmoid (2 nodes: /act/Sigmoid, /act/Sigmoid_1), Tanh (node /act/Tanh)"],
+        &["unsupported ops: Softplus (2 nodes: /act/Softplus, /act/Softplus_1), Mish (node /act/Mish)"],
     );
     // One unsupported node keeps the node-first form.
-    let m = Model::base().node("Sigmoid", "/act/Sigmoid", &["logits"], &["s1"], vec![]);
-    assert_rejected(&m, "one_unsupported", &["node '/act/Sigmoid' (Sigmoid): operator 'Sigmoid' is not supported"]);
+    let m = Model::base().node("Softplus", "/act/Softplus", &["logits"], &["s1"], vec![]);
+    assert_rejected(&m, "one_unsupported", &["node '/act/Softplus' (Softplus): operator 'Softplus' is not supported"]);
     // Other domains are named with theirs.
     let mut m = Model::base().node("FusedConv", "fused", &["logits"], &["s1"], vec![]);
     m.node_mut("fused").domain = "com.microsoft".into();
-    let m = m.node("Erf", "erf", &["s1"], &["s2"], vec![]);
-    assert_rejected(&m, "domain", &["com.microsoft::FusedConv (node fused)", "Erf (node erf)"]);
+    let m = m.node("Mish", "mish", &["s1"], &["s2"], vec![]);
+    assert_rejected(&m, "domain", &["com.microsoft::FusedConv (node fused)", "Mish (node mish)"]);
 }

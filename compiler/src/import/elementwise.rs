@@ -14,12 +14,13 @@ use crate::onnx_proto::NodeProto;
 const HARD_SWISH_ALPHA: f32 = 1.0 / 6.0;
 
 impl Builder {
-    /// Sigmoid, Tanh, HardSigmoid, HardSwish, LeakyRelu, Elu, Gelu, PRelu.
+    /// Sigmoid, Tanh, Erf, HardSigmoid, HardSwish, LeakyRelu, Elu, Gelu, PRelu.
     pub(super) fn activation(&mut self, node: &NodeProto) -> Result<()> {
         let a = self.act(node, 0)?;
         let f = match node.op_type.as_str() {
             "Sigmoid" => Activation::Sigmoid,
             "Tanh" => Activation::Tanh,
+            "Erf" => Activation::Erf,
             "HardSigmoid" => Activation::HardSigmoid {
                 alpha: attr_finite(node, "alpha", 0.2)?,
                 beta: attr_finite(node, "beta", 0.5)?,

@@ -103,6 +103,7 @@ const ACTIVATION_OPS: &[&str] = &[
     "Elu",
     "Gelu",
     "PRelu",
+    "Erf",
     "Concat",
     "Gather",
     "Slice",
@@ -114,7 +115,32 @@ const ACTIVATION_OPS: &[&str] = &[
 ];
 
 /// Operators evaluated only when all their inputs are constants (see `fold_constant`).
-const CONSTANT_ONLY_OPS: &[&str] = &["Cast", "Sqrt", "Neg", "Reciprocal"];
+const CONSTANT_ONLY_OPS: &[&str] = &["Cast", "Sqrt", "Neg", "Reciprocal", "ConstantOfShape"];
+
+/// The indices ONNX's Slice takes along an axis of `dim` elements, negative steps included (the
+/// TorchScript exporter reverses Pad's pads with one).
+fn slice_indices(start: i64, end: i64, step: i64, dim: usize) -> Result<Vec<usize>> {
+    let d = dim as i64;
+    if step == 0 {
+        bail!("a slice step of 0");
+    }
+    let wrap = |v: i64| if v < 0 { v.saturating_add(d) } else { v };
+    let mut out = Vec::new();
+    if step > 0 {
+        let (mut i, e) = (wrap(start).clamp(0, d), wrap(end).clamp(0, d));
+        while i < e {
+            out.push(i as usize);
+            i += step;
+        }
+    } else {
+        let (mut i, e) = (wrap(start).clamp(0, d - 1), wrap(end).clamp(-1, d - 1));
+        while i > e {
+            out.push(i as usize);
+            i += step;
+        }
+    }
+    Ok(out)
+}
 
 /// Loads and normalizes an ONNX file.
 pub fn import(path: &Path) -> Result<Graph> {
@@ -368,9 +394,11 @@ fn is_permutation(perm: &[i64], n: usize) -> bool {
 fn integers(c: &ArrayD<f64>, what: &str) -> Result<Vec<i64>> {
     c.iter()
         .map(|&x| {
-            if x.fract() != 0.0 || x.abs() > (1u64 << 53) as f64 {
+            if !x.is_finite() || x.fract() != 0.0 {
                 bail!("{what} holds {x}, which is not an integer");
             }
+            // Beyond 2^53 only the exporters' "to the end" sentinels (±2^63) occur; they
+            // saturate.
             Ok(x as i64)
         })
         .collect()
@@ -653,7 +681,7 @@ impl Builder {
             "ReduceMean" | "ReduceMax" => self.reduce(node),
             "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" => self.reshape(node),
             "Softmax" => self.softmax(node),
-            "Sigmoid" | "Tanh" | "HardSigmoid" | "HardSwish" | "LeakyRelu" | "Elu" | "Gelu" | "PRelu" => {
+            "Sigmoid" | "Tanh" | "HardSigmoid" | "HardSwish" | "LeakyRelu" | "Elu" | "Gelu" | "PRelu" | "Erf" => {
                 self.activation(node)
             }
             "Concat" => self.concat(node),
@@ -1377,6 +1405,40 @@ impl Builder {
                 let x = c(0)?;
                 let s: Vec<f64> = x.shape().iter().map(|&d| d as f64).collect();
                 ArrayD::from_shape_vec(IxDyn(&[s.len()]), s)?
+            }
+            "Slice" => {
+                let mut x = c(0)?;
+                let list = |i: usize, name: &str| -> Result<Option<Vec<i64>>> {
+                    Ok(match node.input.get(i).filter(|n| !n.is_empty()) {
+                        Some(_) => Some(integers(&c(i)?, name)?),
+                        None => attr_ints(node, name),
+                    })
+                };
+                let starts = list(1, "starts")?.ok_or_else(|| anyhow!("'starts' missing"))?;
+                let ends = list(2, "ends")?.ok_or_else(|| anyhow!("'ends' missing"))?;
+                let axes = list(3, "axes")?.unwrap_or_else(|| (0..starts.len() as i64).collect());
+                let steps = list(4, "steps")?.unwrap_or_else(|| vec![1; starts.len()]);
+                if ends.len() != starts.len() || axes.len() != starts.len() || steps.len() != starts.len() {
+                    bail!("starts, ends, axes and steps have different lengths");
+                }
+                for k in 0..starts.len() {
+                    let axis = axis_index(axes[k], x.ndim(), "the axes")?;
+                    let picks = slice_indices(starts[k], ends[k], steps[k], x.shape()[axis])?;
+                    x = x.select(Axis(axis), &picks);
+                }
+                x
+            }
+            "ConstantOfShape" => {
+                let dims: Vec<usize> = integers(&c(0)?, "the shape")?
+                    .iter()
+                    .map(|&d| usize::try_from(d).map_err(|_| anyhow!("negative dimension {d}")))
+                    .collect::<Result<_>>()?;
+                bounded_elements(&dims, "the result")?;
+                let value = match attr(node, "value").and_then(|a| a.t.as_ref()) {
+                    Some(t) => tensor_to_array(t)?.iter().next().copied().unwrap_or(0.0),
+                    None => 0.0,
+                };
+                ArrayD::from_elem(IxDyn(&dims), value)
             }
             other => bail!("operator '{other}' is not supported in constant folding"),
         })
