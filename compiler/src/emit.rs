@@ -436,6 +436,14 @@ pub fn emit(
             OpKind::Add(_) => node.inputs.iter().copied().find(|&a| {
                 buffers[a].last_use == i && dtypes[a] == dtypes[out] && sizes[a] == sizes[out] && a != graph.input
             }),
+            // A product may overwrite its first input the same way, never the per-channel gate.
+            OpKind::Mul(_) => node.inputs.first().copied().filter(|&a| {
+                buffers[a].last_use == i
+                    && dtypes[a] == dtypes[out]
+                    && sizes[a] == sizes[out]
+                    && a != graph.input
+                    && node.inputs[1] != a
+            }),
             _ => None,
         };
         if let Some(a) = candidate {
