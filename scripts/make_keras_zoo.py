@@ -11,8 +11,8 @@ Outputs, under examples/zoo/ (or --out):
   keras-<name>/reference.npz               onnxruntime outputs of both on the first 8 eval
                                            samples (keys 'opset13', 'opset<N>') and 'x' (inputs,
                                            in the model's layout: [8, 8, 8, 1] or [8, 8, 8])
-  README.md                                a Keras table appended (replaced when re-run; run
-                                           this after make_zoo.py, which rewrites the file)
+  README.md                                a Keras table appended (replaced when re-run;
+                                           make_zoo.py rewrites the part above it and keeps it)
 
 calib.npz / eval.npz are make_zoo.py's and are only read: uint8 [N, 1, 8, 8], which has the same
 element order as [N, 8, 8, 1] (one channel) and [N, 8, 8] (rows as time steps, columns as the 8
