@@ -122,9 +122,7 @@ fn execute_node(graph: &Graph, node: &Node, values: &[Option<Vec<f32>>]) -> Vec<
                 (0..node.inputs.len()).map(|i| (input_data(i), input_value(i).hwc().2)).collect();
             concat(&parts, output_value)
         }
-        OpKind::Slice { begin, step } => {
-            slice(input_data(0), input_value(0).hwc(), output_value.hwc(), *begin, *step)
-        }
+        OpKind::Slice { begin, step } => slice(input_data(0), input_value(0).hwc(), output_value.hwc(), *begin, *step),
         OpKind::Resize(factor) => resize(input_data(0), input_value(0).hwc(), *factor),
         OpKind::DepthToSpace(block) => depth_to_space(input_data(0), input_value(0).hwc(), *block),
     }
