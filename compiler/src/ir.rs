@@ -195,27 +195,10 @@ impl Activation {
             Activation::HardSwish => x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
             Activation::Silu => x * sigmoid(x),
             Activation::Gelu => 0.5 * x * (1.0 + erf(x as f64 / std::f64::consts::SQRT_2) as f32),
-            Activation::LeakyRelu(a) => {
-                if x >= 0.0 {
-                    x
-                } else {
-                    a * x
-                }
-            }
-            Activation::Elu(a) => {
-                if x >= 0.0 {
-                    x
-                } else {
-                    a * x.exp_m1()
-                }
-            }
-            Activation::PRelu(s) => {
-                if x >= 0.0 {
-                    x
-                } else {
-                    Activation::slope(s, channel) * x
-                }
-            }
+            Activation::LeakyRelu(_) | Activation::Elu(_) | Activation::PRelu(_) if x >= 0.0 => x,
+            Activation::LeakyRelu(a) => a * x,
+            Activation::Elu(a) => a * x.exp_m1(),
+            Activation::PRelu(s) => Activation::slope(s, channel) * x,
             Activation::Clamp(c) => c.apply(x),
         }
     }
@@ -230,22 +213,18 @@ impl Activation {
             Activation::Tanh => 1.0 - x.tanh().powi(2),
             Activation::Erf => (std::f64::consts::FRAC_2_SQRT_PI * (-(x as f64).powi(2)).exp()) as f32,
             Activation::HardSigmoid { alpha, beta } => {
+                // Linear where `y` is inside (0, 1), or on a bound that `y` leaves inwards as x grows.
                 let y = alpha * x + beta;
-                if y > 0.0 && y < 1.0 {
+                let inside = (y > 0.0 && y < 1.0) || (y == 0.0 && *alpha > 0.0) || (y == 1.0 && *alpha < 0.0);
+                if inside {
                     *alpha
                 } else {
                     0.0
                 }
             }
-            Activation::HardSwish => {
-                if x <= -3.0 {
-                    0.0
-                } else if x >= 3.0 {
-                    1.0
-                } else {
-                    x / 3.0 + 0.5
-                }
-            }
+            Activation::HardSwish if x < -3.0 => 0.0,
+            Activation::HardSwish if x >= 3.0 => 1.0,
+            Activation::HardSwish => x / 3.0 + 0.5,
             Activation::Silu => {
                 let s = sigmoid(x);
                 s * (1.0 + x * (1.0 - s))
@@ -256,40 +235,18 @@ impl Activation {
                 let pdf = (-0.5 * xf * xf).exp() / (2.0 * std::f64::consts::PI).sqrt();
                 (cdf + xf * pdf) as f32
             }
-            Activation::LeakyRelu(a) => {
-                if x >= 0.0 {
-                    1.0
-                } else {
-                    *a
-                }
-            }
-            Activation::Elu(a) => {
-                if x >= 0.0 {
-                    1.0
-                } else {
-                    a * x.exp()
-                }
-            }
-            Activation::PRelu(s) => {
-                if x >= 0.0 {
-                    1.0
-                } else {
-                    Activation::slope(s, channel)
-                }
-            }
+            Activation::LeakyRelu(_) | Activation::Elu(_) | Activation::PRelu(_) if x >= 0.0 => 1.0,
+            Activation::LeakyRelu(a) => *a,
+            Activation::Elu(a) => a * x.exp(),
+            Activation::PRelu(s) => Activation::slope(s, channel),
             // As the fused clamps: the derivative passes strictly inside the bounds.
-            Activation::Clamp(c) => {
-                if x > c.lo && x < c.hi {
-                    1.0
-                } else {
-                    0.0
-                }
-            }
+            Activation::Clamp(c) if x > c.lo && x < c.hi => 1.0,
+            Activation::Clamp(_) => 0.0,
         }
     }
 
     /// f″(x), zero on the linear pieces of the piecewise-linear ones (their kinks have measure
-    /// zero, as the clamps').
+    /// zero, as the clamps'); at a kink, from the right.
     pub fn second_derivative(&self, x: f32, _channel: usize) -> f32 {
         match self {
             Activation::Sigmoid => {
@@ -304,13 +261,8 @@ impl Activation {
                 let t = x.tanh();
                 -2.0 * t * (1.0 - t * t)
             }
-            Activation::HardSwish => {
-                if x > -3.0 && x < 3.0 {
-                    1.0 / 3.0
-                } else {
-                    0.0
-                }
-            }
+            Activation::HardSwish if (-3.0..3.0).contains(&x) => 1.0 / 3.0,
+            Activation::HardSwish => 0.0,
             Activation::Silu => {
                 let s = sigmoid(x);
                 s * (1.0 - s) * (2.0 + x * (1.0 - 2.0 * s))
@@ -320,13 +272,8 @@ impl Activation {
                 let pdf = (-0.5 * xf * xf).exp() / (2.0 * std::f64::consts::PI).sqrt();
                 (pdf * (2.0 - xf * xf)) as f32
             }
-            Activation::Elu(a) => {
-                if x >= 0.0 {
-                    0.0
-                } else {
-                    a * x.exp()
-                }
-            }
+            Activation::Elu(a) if x < 0.0 => a * x.exp(),
+            Activation::Elu(_) => 0.0,
             Activation::HardSigmoid { .. } | Activation::LeakyRelu(_) | Activation::PRelu(_) | Activation::Clamp(_) => {
                 0.0
             }
@@ -517,5 +464,103 @@ impl Graph {
 
     pub fn total_macs(&self) -> usize {
         self.nodes.iter().map(|n| n.op.macs(&self.values[n.output])).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn activations() -> Vec<Activation> {
+        vec![
+            Activation::Sigmoid,
+            Activation::Tanh,
+            Activation::Erf,
+            Activation::HardSigmoid { alpha: 0.25, beta: 0.5 },
+            Activation::HardSigmoid { alpha: -0.5, beta: 0.25 },
+            Activation::HardSwish,
+            Activation::Silu,
+            Activation::Gelu,
+            Activation::LeakyRelu(0.1),
+            Activation::Elu(0.7),
+            Activation::PRelu(vec![0.2, -0.3, 1.5]),
+            Activation::PRelu(vec![0.25]),
+        ]
+    }
+
+    /// Where f, f′ or f″ jumps (exact in f32 for the parameters above).
+    fn kinks(f: &Activation) -> Vec<f32> {
+        match f {
+            Activation::HardSigmoid { alpha, beta } => vec![-beta / alpha, (1.0 - beta) / alpha],
+            Activation::HardSwish => vec![-3.0, 3.0],
+            Activation::LeakyRelu(_) | Activation::Elu(_) | Activation::PRelu(_) => vec![0.0],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Central difference of `g` at `x`, divided by the f32 points' actual distance.
+    fn central(g: impl Fn(f32) -> f32, x: f32, h: f32) -> f64 {
+        let (lo, hi) = (x - h, x + h);
+        (f64::from(g(hi)) - f64::from(g(lo))) / (f64::from(hi) - f64::from(lo))
+    }
+
+    /// `derivative` and `second_derivative` against central differences of `apply` and
+    /// `derivative` (h = 1e-2: truncation h²·f‴/6 ≲ 2e-5, f32 rounding ≲ 6e-8·|f|/h ≲ 4e-5 on
+    /// [-6, 6]; tolerance 2e-4·(1 + |f′|)), on a grid that stays 4h away from the kinks; and each
+    /// one is piecewise linear exactly when its second derivative vanishes there.
+    #[test]
+    fn activation_derivatives_match_finite_differences() {
+        let h = 1e-2f32;
+        for f in activations() {
+            let mut curved = false;
+            for channel in 0..3 {
+                for k in 0..=120 {
+                    let x = -6.0 + 0.1 * k as f32 + 0.0137;
+                    if kinks(&f).iter().any(|&kink| (x - kink).abs() < 4.0 * h) {
+                        continue;
+                    }
+                    let d = f64::from(f.derivative(x, channel));
+                    let fd = central(|v| f.apply(v, channel), x, h);
+                    assert!((d - fd).abs() <= 2e-4 * (1.0 + d.abs()), "{f:?} f′({x}) = {d}, differences {fd}");
+                    let d2 = f64::from(f.second_derivative(x, channel));
+                    let fd2 = central(|v| f.derivative(v, channel), x, h);
+                    assert!((d2 - fd2).abs() <= 2e-4 * (1.0 + d2.abs()), "{f:?} f″({x}) = {d2}, differences {fd2}");
+                    curved |= d2 != 0.0;
+                }
+            }
+            assert_eq!(f.is_piecewise_linear(), !curved, "{f:?}");
+        }
+    }
+
+    /// At a kink, both derivatives are the ones from the right (one-sided differences with
+    /// h = 1e-3: truncation h·f″/2 ≲ 2e-4; tolerance 2e-3, far below any jump here).
+    #[test]
+    fn activation_derivatives_at_kinks_are_from_the_right() {
+        let h = 1e-3f32;
+        for f in activations() {
+            for kink in kinks(&f) {
+                for channel in 0..3 {
+                    let right = |g: &dyn Fn(f32) -> f32| (f64::from(g(kink + h)) - f64::from(g(kink))) / f64::from(h);
+                    let d = f64::from(f.derivative(kink, channel));
+                    let fd = right(&|v| f.apply(v, channel));
+                    assert!((d - fd).abs() <= 2e-3, "{f:?} f′({kink}) = {d}, from the right {fd}");
+                    let d2 = f64::from(f.second_derivative(kink, channel));
+                    let fd2 = right(&|v| f.derivative(v, channel));
+                    assert!((d2 - fd2).abs() <= 2e-3, "{f:?} f″({kink}) = {d2}, from the right {fd2}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn prelu_takes_its_channel_slope() {
+        let per_channel = Activation::PRelu(vec![0.2, -0.3, 1.5]);
+        let shared = Activation::PRelu(vec![0.25]);
+        for (channel, slope) in [0.2, -0.3, 1.5].into_iter().enumerate() {
+            assert_eq!(per_channel.apply(-2.0, channel), -2.0 * slope);
+            assert_eq!(per_channel.derivative(-2.0, channel), slope);
+            assert_eq!(shared.apply(-2.0, channel), -0.5);
+            assert_eq!(per_channel.apply(2.0, channel), 2.0);
+        }
     }
 }

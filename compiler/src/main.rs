@@ -744,10 +744,11 @@ fn build_report(model: &Path, m: &hawq_compiler::sensitivity::Measured, a: &Allo
         model: model.display().to_string(),
         loss: format!("{:?}", m.loss),
         trace_method: format!(
-            "{:?} over {} samples{}",
+            "{:?} over {} samples ({}{})",
             m.traces.estimator,
             m.traces.samples,
-            if m.traces.exact_hessian { " (exact Hessian diagonal blocks)" } else { "" }
+            if m.traces.exact_hessian { "exact Hessian diagonal blocks" } else { "Gauss–Newton approximation" },
+            m.traces.not_piecewise_linear.as_ref().map_or(String::new(), |why| format!("; {why}"))
         ),
         trace_seconds: m.traces.seconds,
         layers: a.layers.clone(),

@@ -3,16 +3,16 @@
 //! windows), so that finite differences are taken in f64 where f32 would limit them.
 //!
 //! Every finite difference asserts that the activation pattern (each clamp's side, each max
-//! pool's argmax) is the same at every evaluation point as at the base point, so no difference
-//! straddles a ReLU kink or a max-pool tie; and each case asserts that its base point is at least
-//! `MIN_MARGIN` away from any kink or tie.
+//! pool's argmax, each activation's piece) is the same at every evaluation point as at the base
+//! point, so no difference straddles a ReLU kink, an activation's kink or a max-pool tie; and each
+//! case asserts that its base point is at least `MIN_MARGIN` away from any kink or tie.
 
 use hawq_compiler::autodiff::{
     gradients, hvp, loss_value, quadratic_forms, traces, traces_and_forms, Estimator, LayerDirection, LayerTrace, Loss,
     Method, TraceOptions, Traces, WeightVector,
 };
 use hawq_compiler::float_exec;
-use hawq_compiler::ir::{Clamp, Conv, Fc, Graph, InputLayout, Node, OpKind, Value, ValueId, Window};
+use hawq_compiler::ir::{Activation, Clamp, Conv, Fc, Graph, InputLayout, Node, OpKind, Value, ValueId, Window};
 use ndarray::{Array1, Array2, Array4};
 
 // ---------------------------------------------------------------------------------------------
@@ -117,6 +117,37 @@ impl Builder {
         self.node(OpKind::Softmax, vec![x], shape)
     }
 
+    fn activation(&mut self, x: ValueId, f: Activation) -> ValueId {
+        let shape = self.values[x].shape.clone();
+        self.node(OpKind::Activation(f), vec![x], shape)
+    }
+
+    /// `a · b`, `b` of `a`'s shape or one per channel.
+    fn mul(&mut self, a: ValueId, b: ValueId, clamp: Clamp) -> ValueId {
+        let shape = self.values[a].shape.clone();
+        self.node(OpKind::Mul(clamp), vec![a, b], shape)
+    }
+
+    fn concat(&mut self, parts: &[ValueId]) -> ValueId {
+        let (h, w, _) = self.hwc(parts[0]);
+        let channels = parts.iter().map(|&p| self.hwc(p).2).sum();
+        self.node(OpKind::Concat, parts.to_vec(), vec![h, w, channels])
+    }
+
+    fn slice(&mut self, x: ValueId, begin: [usize; 3], step: [usize; 3], shape: [usize; 3]) -> ValueId {
+        self.node(OpKind::Slice { begin, step }, vec![x], shape.to_vec())
+    }
+
+    fn resize(&mut self, x: ValueId, factor: [usize; 2]) -> ValueId {
+        let (h, w, c) = self.hwc(x);
+        self.node(OpKind::Resize(factor), vec![x], vec![h * factor[0], w * factor[1], c])
+    }
+
+    fn depth_to_space(&mut self, x: ValueId, block: usize) -> ValueId {
+        let (h, w, c) = self.hwc(x);
+        self.node(OpKind::DepthToSpace(block), vec![x], vec![h * block, w * block, c / (block * block)])
+    }
+
     fn finish(self, output: ValueId) -> Graph {
         Graph { values: self.values, nodes: self.nodes, input: 0, output, input_layout: InputLayout::Nhwc }
     }
@@ -128,8 +159,16 @@ struct Case {
     loss: Loss,
     inputs: Vec<Vec<f32>>,
     labels: Vec<f64>,
-    /// Is the network piecewise linear under the loss (Gauss–Newton is then the exact Hessian)?
-    piecewise_linear: bool,
+    /// The op of the first node that makes the network not piecewise linear under the loss (a
+    /// softmax inside it, a smooth activation, a product of two input-dependent values); `None`
+    /// for piecewise-linear networks, where Gauss–Newton is the exact Hessian.
+    nonlinearity: Option<&'static str>,
+}
+
+impl Case {
+    fn piecewise_linear(&self) -> bool {
+        self.nonlinearity.is_none()
+    }
 }
 
 /// Random inputs at least `MIN_MARGIN` away from every kink and tie (rejection sampling).
@@ -174,7 +213,7 @@ fn cnn_softmax() -> Case {
         loss: Loss::CrossEntropy,
         inputs,
         labels: vec![2.0, 0.0, 3.0],
-        piecewise_linear: true,
+        nonlinearity: None,
     }
 }
 
@@ -193,14 +232,7 @@ fn logits() -> Case {
     let mut rng = SplitMix(22);
     let graph = b.finish(out);
     let inputs = inputs_for(&graph, &mut rng, 3);
-    Case {
-        name: "logits",
-        graph,
-        loss: Loss::CrossEntropy,
-        inputs,
-        labels: vec![4.0, 1.0, 0.0],
-        piecewise_linear: true,
-    }
+    Case { name: "logits", graph, loss: Loss::CrossEntropy, inputs, labels: vec![4.0, 1.0, 0.0], nonlinearity: None }
 }
 
 /// A 1-output regression MLP with a strided conv front; MSE.
@@ -214,14 +246,7 @@ fn regression() -> Case {
     let mut rng = SplitMix(32);
     let graph = b.finish(out);
     let inputs = inputs_for(&graph, &mut rng, 4);
-    Case {
-        name: "regression",
-        graph,
-        loss: Loss::Mse,
-        inputs,
-        labels: vec![0.3, -0.7, 1.2, 0.1],
-        piecewise_linear: true,
-    }
+    Case { name: "regression", graph, loss: Loss::Mse, inputs, labels: vec![0.3, -0.7, 1.2, 0.1], nonlinearity: None }
 }
 
 /// An MLP autoencoder 10 → 6 → 4 → 6 → 10; reconstruction loss.
@@ -234,7 +259,7 @@ fn autoencoder() -> Case {
     let mut rng = SplitMix(42);
     let graph = b.finish(out);
     let inputs = inputs_for(&graph, &mut rng, 4);
-    Case { name: "autoencoder", graph, loss: Loss::Reconstruction, inputs, labels: Vec::new(), piecewise_linear: true }
+    Case { name: "autoencoder", graph, loss: Loss::Reconstruction, inputs, labels: Vec::new(), nonlinearity: None }
 }
 
 /// Conv, reshape, fc, softmax, with MSE on the probabilities: the softmax stays inside the loss,
@@ -248,11 +273,223 @@ fn softmax_mse() -> Case {
     let mut rng = SplitMix(52);
     let graph = b.finish(out);
     let inputs = inputs_for(&graph, &mut rng, 3);
-    Case { name: "softmax_mse", graph, loss: Loss::Mse, inputs, labels: vec![0.2, 0.5, 0.9], piecewise_linear: false }
+    Case {
+        name: "softmax_mse",
+        graph,
+        loss: Loss::Mse,
+        inputs,
+        labels: vec![0.2, 0.5, 0.9],
+        nonlinearity: Some("softmax"),
+    }
+}
+
+/// Conv, SiLU, strided conv, GELU, depthwise conv, ELU, reshape, fc, tanh, fc, sigmoid, fc to
+/// logits; cross-entropy. Smooth activations: not piecewise linear.
+fn smooth_activations() -> Case {
+    let mut b = Builder::new(&[5, 5, 2], 61);
+    let c1 = b.conv(0, 3, square(3, 1, [1, 1, 1, 1]), false, Clamp::NONE);
+    let a1 = b.activation(c1, Activation::Silu);
+    let c2 = b.conv(a1, 4, square(3, 2, [1, 1, 1, 1]), false, Clamp::NONE);
+    let a2 = b.activation(c2, Activation::Gelu);
+    let c3 = b.conv(a2, 4, square(3, 1, [1, 0, 1, 2]), true, Clamp::NONE);
+    let a3 = b.activation(c3, Activation::Elu(0.7));
+    let flat = b.reshape(a3);
+    let f1 = b.fc(flat, 5, Clamp::NONE);
+    let t = b.activation(f1, Activation::Tanh);
+    let f2 = b.fc(t, 4, Clamp::NONE);
+    let s = b.activation(f2, Activation::Sigmoid);
+    let out = b.fc(s, 4, Clamp::NONE);
+    let mut rng = SplitMix(62);
+    let graph = b.finish(out);
+    let inputs = inputs_for(&graph, &mut rng, 3);
+    Case {
+        name: "smooth_activations",
+        graph,
+        loss: Loss::CrossEntropy,
+        inputs,
+        labels: vec![1.0, 3.0, 0.0],
+        nonlinearity: Some("silu"),
+    }
+}
+
+/// Conv, leaky ReLU, strided conv, PReLU with a slope per channel, global average pool, reshape,
+/// fc, PReLU with one slope, fc, hard sigmoid, fc to logits; cross-entropy. Piecewise linear.
+fn piecewise_linear_activations() -> Case {
+    let mut b = Builder::new(&[5, 5, 2], 71);
+    let c1 = b.conv(0, 3, square(3, 1, [1, 1, 1, 1]), false, Clamp::NONE);
+    let a1 = b.activation(c1, Activation::LeakyRelu(0.1));
+    let c2 = b.conv(a1, 4, square(3, 2, [0, 1, 1, 0]), false, Clamp::NONE);
+    let a2 = b.activation(c2, Activation::PRelu(vec![0.2, -0.3, 0.5, 1.5]));
+    let pool = b.pool(a2, false, square(2, 1, [0; 4]));
+    let flat = b.reshape(pool);
+    let f1 = b.fc(flat, 6, Clamp::NONE);
+    let a3 = b.activation(f1, Activation::PRelu(vec![0.25]));
+    let f2 = b.fc(a3, 5, Clamp::NONE);
+    let a4 = b.activation(f2, Activation::HardSigmoid { alpha: 0.4, beta: 0.5 });
+    let out = b.fc(a4, 4, Clamp::NONE);
+    let mut rng = SplitMix(72);
+    let graph = b.finish(out);
+    let inputs = inputs_for(&graph, &mut rng, 3);
+    Case {
+        name: "piecewise_linear_activations",
+        graph,
+        loss: Loss::CrossEntropy,
+        inputs,
+        labels: vec![0.0, 2.0, 3.0],
+        nonlinearity: None,
+    }
+}
+
+/// Conv, hard swish, squeeze-and-excitation (global average pool, reshape, fc with ReLU, fc,
+/// sigmoid, product broadcast over positions), strided conv, reshape, fc to logits;
+/// cross-entropy.
+fn squeeze_excitation() -> Case {
+    let mut b = Builder::new(&[4, 4, 2], 81);
+    let c1 = b.conv(0, 4, square(3, 1, [1, 1, 1, 1]), false, Clamp::NONE);
+    let h = b.activation(c1, Activation::HardSwish);
+    let pool = b.pool(h, false, square(4, 1, [0; 4]));
+    let flat = b.reshape(pool);
+    let f1 = b.fc(flat, 2, Clamp::RELU);
+    let f2 = b.fc(f1, 4, Clamp::NONE);
+    let gate = b.activation(f2, Activation::Sigmoid);
+    let scaled = b.mul(h, gate, Clamp::NONE);
+    let c2 = b.conv(scaled, 3, square(3, 2, [1, 1, 1, 1]), false, Clamp::NONE);
+    let flat2 = b.reshape(c2);
+    let out = b.fc(flat2, 3, Clamp::NONE);
+    let mut rng = SplitMix(82);
+    let graph = b.finish(out);
+    let inputs = inputs_for(&graph, &mut rng, 3);
+    Case {
+        name: "squeeze_excitation",
+        graph,
+        loss: Loss::CrossEntropy,
+        inputs,
+        labels: vec![2.0, 0.0, 1.0],
+        nonlinearity: Some("hard_swish"),
+    }
+}
+
+/// Squeeze-and-excitation with piecewise-linear activations only (hard sigmoid gate, product
+/// with a ReLU clamp): the product of two values that both depend on the input alone makes the
+/// network not piecewise linear. MSE on 2 outputs.
+fn hard_squeeze_excitation() -> Case {
+    let mut b = Builder::new(&[4, 4, 2], 91);
+    let c1 = b.conv(0, 3, square(3, 1, [1, 1, 1, 1]), false, Clamp::NONE);
+    let pool = b.pool(c1, false, square(4, 1, [0; 4]));
+    let flat = b.reshape(pool);
+    let f1 = b.fc(flat, 2, Clamp::RELU);
+    let f2 = b.fc(f1, 3, Clamp::NONE);
+    let gate = b.activation(f2, Activation::HardSigmoid { alpha: 1.0 / 6.0, beta: 0.5 });
+    let scaled = b.mul(c1, gate, Clamp::RELU);
+    let c2 = b.conv(scaled, 2, square(2, 2, [0; 4]), false, Clamp::NONE);
+    let flat2 = b.reshape(c2);
+    let out = b.fc(flat2, 2, Clamp::NONE);
+    let mut rng = SplitMix(92);
+    let graph = b.finish(out);
+    let inputs = inputs_for(&graph, &mut rng, 3);
+    Case {
+        name: "hard_squeeze_excitation",
+        graph,
+        loss: Loss::Mse,
+        inputs,
+        labels: vec![0.4, -0.6, 1.1],
+        nonlinearity: Some("mul"),
+    }
+}
+
+/// A gated unit: conv times the hard sigmoid of another conv of the input (same shapes), the
+/// product squared (a product of a value with itself), reshape, fc; MSE on one output. Only the
+/// products make it not piecewise linear.
+fn gated() -> Case {
+    let mut b = Builder::new(&[3, 3, 2], 101);
+    let c1 = b.conv(0, 3, square(3, 1, [1, 1, 1, 1]), false, Clamp::NONE);
+    let c2 = b.conv(0, 3, square(3, 1, [1, 1, 1, 1]), false, Clamp::NONE);
+    let gate = b.activation(c2, Activation::HardSigmoid { alpha: 0.3, beta: 0.5 });
+    let gated = b.mul(c1, gate, Clamp::NONE);
+    let squared = b.mul(gated, gated, Clamp::NONE);
+    let flat = b.reshape(squared);
+    let out = b.fc(flat, 1, Clamp::NONE);
+    let mut rng = SplitMix(102);
+    let graph = b.finish(out);
+    let inputs = inputs_for(&graph, &mut rng, 3);
+    Case { name: "gated", graph, loss: Loss::Mse, inputs, labels: vec![0.3, -0.2, 0.8], nonlinearity: Some("mul") }
+}
+
+/// Conv (ReLU), pointwise conv of it, and the concatenation of the second conv, the first (read
+/// twice) and the input itself; strided conv, reshape, fc to logits; cross-entropy.
+fn concat() -> Case {
+    let mut b = Builder::new(&[4, 4, 2], 111);
+    let c1 = b.conv(0, 3, square(3, 1, [1, 1, 1, 1]), false, Clamp::RELU);
+    let c2 = b.conv(c1, 2, square(1, 1, [0; 4]), false, Clamp::NONE);
+    let joined = b.concat(&[c2, c1, 0]);
+    let c3 = b.conv(joined, 3, square(3, 2, [0, 0, 1, 1]), false, Clamp::NONE);
+    let flat = b.reshape(c3);
+    let out = b.fc(flat, 4, Clamp::NONE);
+    let mut rng = SplitMix(112);
+    let graph = b.finish(out);
+    let inputs = inputs_for(&graph, &mut rng, 3);
+    Case { name: "concat", graph, loss: Loss::CrossEntropy, inputs, labels: vec![3.0, 1.0, 0.0], nonlinearity: None }
+}
+
+/// Conv (ReLU), a strided slice of rows, columns and channels, reshape, fc to logits.
+fn slice() -> Case {
+    let mut b = Builder::new(&[6, 6, 2], 121);
+    let c1 = b.conv(0, 5, square(3, 1, [1, 1, 1, 1]), false, Clamp::RELU);
+    let part = b.slice(c1, [1, 0, 1], [2, 2, 2], [3, 3, 2]);
+    let flat = b.reshape(part);
+    let out = b.fc(flat, 3, Clamp::NONE);
+    let mut rng = SplitMix(122);
+    let graph = b.finish(out);
+    let inputs = inputs_for(&graph, &mut rng, 3);
+    Case { name: "slice", graph, loss: Loss::CrossEntropy, inputs, labels: vec![2.0, 0.0, 1.0], nonlinearity: None }
+}
+
+/// Conv (ReLU), nearest resize by 2x3, conv with stride 3, reshape, fc to logits.
+fn resize() -> Case {
+    let mut b = Builder::new(&[3, 3, 2], 131);
+    let c1 = b.conv(0, 3, square(3, 1, [1, 1, 1, 1]), false, Clamp::RELU);
+    let up = b.resize(c1, [2, 3]);
+    let c2 = b.conv(up, 2, square(3, 3, [0; 4]), false, Clamp::NONE);
+    let flat = b.reshape(c2);
+    let out = b.fc(flat, 4, Clamp::NONE);
+    let mut rng = SplitMix(132);
+    let graph = b.finish(out);
+    let inputs = inputs_for(&graph, &mut rng, 3);
+    Case { name: "resize", graph, loss: Loss::CrossEntropy, inputs, labels: vec![1.0, 3.0, 2.0], nonlinearity: None }
+}
+
+/// Conv to 4·2 channels, depth-to-space by 2, strided conv (ReLU), reshape, fc to one output;
+/// MSE.
+fn depth_to_space() -> Case {
+    let mut b = Builder::new(&[3, 3, 2], 141);
+    let c1 = b.conv(0, 8, square(3, 1, [1, 1, 1, 1]), false, Clamp::NONE);
+    let spread = b.depth_to_space(c1, 2);
+    let c2 = b.conv(spread, 3, square(3, 2, [1, 1, 0, 0]), false, Clamp::RELU);
+    let flat = b.reshape(c2);
+    let out = b.fc(flat, 1, Clamp::NONE);
+    let mut rng = SplitMix(142);
+    let graph = b.finish(out);
+    let inputs = inputs_for(&graph, &mut rng, 3);
+    Case { name: "depth_to_space", graph, loss: Loss::Mse, inputs, labels: vec![0.5, -0.1, 0.2], nonlinearity: None }
 }
 
 fn all_cases() -> Vec<Case> {
-    vec![cnn_softmax(), logits(), regression(), autoencoder(), softmax_mse()]
+    vec![
+        cnn_softmax(),
+        logits(),
+        regression(),
+        autoencoder(),
+        softmax_mse(),
+        smooth_activations(),
+        piecewise_linear_activations(),
+        squeeze_excitation(),
+        hard_squeeze_excitation(),
+        gated(),
+        concat(),
+        slice(),
+        resize(),
+        depth_to_space(),
+    ]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -438,6 +675,75 @@ impl<'g> Ref<'g> {
                     let s: f64 = e.iter().sum();
                     e.iter().map(|v| v / s).collect()
                 }
+                OpKind::Activation(f) => {
+                    let kinks = activation_kinks(f);
+                    x.iter()
+                        .enumerate()
+                        .map(|(i, &v)| {
+                            for &k in &kinks {
+                                margin = margin.min((v - k).abs());
+                            }
+                            pattern.push(kinks.iter().filter(|&&k| v >= k).count() as i64);
+                            activation(f, v, i % oc.max(1))
+                        })
+                        .collect()
+                }
+                OpKind::Mul(c) => {
+                    let y = &values[node.inputs[1]];
+                    let pre = x.iter().enumerate().map(|(i, a)| a * y[i % y.len()]).collect();
+                    clamp_all(pre, *c, &mut pattern, &mut margin)
+                }
+                OpKind::Concat => {
+                    let mut out = Vec::new();
+                    for pixel in 0..oh * ow {
+                        for &i in &node.inputs {
+                            let c = g.values[i].hwc().2;
+                            out.extend_from_slice(&values[i][pixel * c..(pixel + 1) * c]);
+                        }
+                    }
+                    out
+                }
+                OpKind::Slice { begin, step } => {
+                    let mut out = Vec::new();
+                    for y in 0..oh {
+                        for xx in 0..ow {
+                            for c in 0..oc {
+                                let (sy, sx, sc) =
+                                    (begin[0] + y * step[0], begin[1] + xx * step[1], begin[2] + c * step[2]);
+                                out.push(x[(sy * iw + sx) * ic + sc]);
+                            }
+                        }
+                    }
+                    out
+                }
+                OpKind::Resize([fh, fw]) => {
+                    let mut out = Vec::new();
+                    for y in 0..oh {
+                        for xx in 0..ow {
+                            for c in 0..oc {
+                                out.push(x[((y / fh) * iw + xx / fw) * ic + c]);
+                            }
+                        }
+                    }
+                    out
+                }
+                OpKind::DepthToSpace(block) => {
+                    // out[y·b + i, x·b + j, c] = in[y, x, (i·b + j)·C + c].
+                    let mut out = vec![0.0; oh * ow * oc];
+                    for y in 0..ih {
+                        for xx in 0..iw {
+                            for i in 0..*block {
+                                for j in 0..*block {
+                                    for c in 0..oc {
+                                        let (oy, ox) = (y * block + i, xx * block + j);
+                                        out[(oy * ow + ox) * oc + c] = x[(y * iw + xx) * ic + (i * block + j) * oc + c];
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    out
+                }
             };
             values[node.output] = out;
             bump_value(node.output, &mut values);
@@ -476,6 +782,45 @@ impl<'g> Ref<'g> {
 
     fn patterns(&self, case: &Case) -> Vec<Vec<i64>> {
         case.inputs.iter().map(|x| self.forward(x, None).pattern).collect()
+    }
+}
+
+/// An activation in f64, from its definition (GELU through the IR's erf, which the executor uses).
+fn activation(f: &Activation, x: f64, channel: usize) -> f64 {
+    let sigmoid = |v: f64| 1.0 / (1.0 + (-v).exp());
+    let negative_slope = |slope: f32| if x >= 0.0 { x } else { f64::from(slope) * x };
+    match f {
+        Activation::Sigmoid => sigmoid(x),
+        Activation::Tanh => x.tanh(),
+        Activation::Erf => hawq_compiler::ir::erf(x),
+        Activation::Clamp(c) => x.clamp(f64::from(c.lo), f64::from(c.hi)),
+        Activation::HardSigmoid { alpha, beta } => (f64::from(*alpha) * x + f64::from(*beta)).clamp(0.0, 1.0),
+        Activation::HardSwish => x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
+        Activation::Silu => x * sigmoid(x),
+        Activation::Gelu => 0.5 * x * (1.0 + hawq_compiler::ir::erf(x / std::f64::consts::SQRT_2)),
+        Activation::LeakyRelu(alpha) => negative_slope(*alpha),
+        Activation::Elu(alpha) => {
+            if x >= 0.0 {
+                x
+            } else {
+                f64::from(*alpha) * x.exp_m1()
+            }
+        }
+        Activation::PRelu(slopes) => negative_slope(if slopes.len() == 1 { slopes[0] } else { slopes[channel] }),
+    }
+}
+
+/// Where an activation, its derivative or its second derivative jumps.
+fn activation_kinks(f: &Activation) -> Vec<f64> {
+    match f {
+        Activation::HardSigmoid { alpha, beta } => {
+            let (alpha, beta) = (f64::from(*alpha), f64::from(*beta));
+            vec![-beta / alpha, (1.0 - beta) / alpha]
+        }
+        Activation::HardSwish => vec![-3.0, 3.0],
+        Activation::LeakyRelu(_) | Activation::Elu(_) | Activation::PRelu(_) => vec![0.0],
+        Activation::Clamp(c) => vec![f64::from(c.lo), f64::from(c.hi)],
+        _ => Vec::new(),
     }
 }
 
@@ -808,13 +1153,32 @@ fn traces_and_forms_equal_the_separate_results() {
 
 /// Exact per-layer traces `Tr(H_ii)` from one HVP per basis vector of the layer's weights.
 fn basis_traces(case: &Case) -> Vec<(usize, f64)> {
-    basis_channel_traces(case).into_iter().map(|(n, channels)| (n, channels.iter().sum())).collect()
+    basis_channel_traces(case).into_iter().map(|d| (d.node, d.channels.iter().sum())).collect()
 }
 
-/// Exact per-output-channel traces `Tr(H_{i,c})` of every weight layer: the diagonal from one HVP
-/// per basis vector, summed over each output channel's weights (a contiguous block of the IR's
+/// A weight layer's exact per-output-channel traces `Tr(H_{i,c})`, and the sums `Σ|H_jj|` of the
+/// absolute values of each channel's diagonal entries: the size of the diagonal, which an
+/// indefinite block's trace (curvature of smooth activations and products) can cancel to near 0.
+struct ExactChannels {
+    node: usize,
+    channels: Vec<f64>,
+    magnitudes: Vec<f64>,
+}
+
+impl ExactChannels {
+    fn trace(&self) -> f64 {
+        self.channels.iter().sum()
+    }
+
+    fn magnitude(&self) -> f64 {
+        self.magnitudes.iter().sum()
+    }
+}
+
+/// Exact per-output-channel traces of every weight layer: the diagonal from one HVP per basis
+/// vector, summed over each output channel's weights (a contiguous block of the IR's
 /// `[out_c, …]` weight order).
-fn basis_channel_traces(case: &Case) -> Vec<(usize, Vec<f64>)> {
+fn basis_channel_traces(case: &Case) -> Vec<ExactChannels> {
     let mut out = Vec::new();
     for (n, node) in case.graph.nodes.iter().enumerate() {
         let out_c = match &node.op {
@@ -828,7 +1192,12 @@ fn basis_channel_traces(case: &Case) -> Vec<(usize, Vec<f64>)> {
                 f64::from(hv.weights[n][i])
             })
             .collect();
-        out.push((n, diagonal.chunks_exact(diagonal.len() / out_c).map(|c| c.iter().sum()).collect()));
+        let per_channel = diagonal.chunks_exact(diagonal.len() / out_c);
+        out.push(ExactChannels {
+            node: n,
+            channels: per_channel.clone().map(|c| c.iter().sum()).collect(),
+            magnitudes: per_channel.map(|c| c.iter().map(|h| h.abs()).sum()).collect(),
+        });
     }
     out
 }
@@ -845,15 +1214,16 @@ fn assert_channels_sum_to_layer(what: &str, layer: &LayerTrace) {
 }
 
 /// Exact activation traces `(1/N) Σₛ Σₑ ∂²ℓₛ/∂aₑ²` from f64 second differences of the reference
-/// (h = 1e-3: truncation ~h² relative, rounding ~1e-16/h² = 1e-10).
-fn reference_activation_traces(case: &Case) -> Vec<(ValueId, f64)> {
+/// (h = 1e-3: truncation ~h² relative, rounding ~1e-16/h² = 1e-10), with the magnitude of the
+/// diagonal `(1/N) Σₛ Σₑ |∂²ℓₛ/∂aₑ²|`: `(value, trace, magnitude)`.
+fn reference_activation_traces(case: &Case) -> Vec<(ValueId, f64, f64)> {
     let h = 1e-3;
     let reference = Ref::new(&case.graph);
     let patterns = reference.patterns(case);
     let live = live_values(&case.graph, case.loss);
     let mut out = Vec::new();
     for v in (0..case.graph.values.len()).filter(|&v| live[v]) {
-        let mut total = 0.0;
+        let (mut total, mut magnitude) = (0.0, 0.0);
         for (s, x) in case.inputs.iter().enumerate() {
             let l = |bump: Bump| {
                 let (value, f) = reference.sample_loss(case.loss, x, label(case, s), bump);
@@ -862,10 +1232,13 @@ fn reference_activation_traces(case: &Case) -> Vec<(ValueId, f64)> {
             };
             let base = l(None);
             for e in 0..case.graph.values[v].elements() {
-                total += (l(Some((v, e, h))) - 2.0 * base + l(Some((v, e, -h)))) / (h * h);
+                let second = (l(Some((v, e, h))) - 2.0 * base + l(Some((v, e, -h)))) / (h * h);
+                total += second;
+                magnitude += second.abs();
             }
         }
-        out.push((v, total / case.inputs.len() as f64));
+        let n = case.inputs.len() as f64;
+        out.push((v, total / n, magnitude / n));
     }
     out
 }
@@ -879,14 +1252,14 @@ fn run_traces(case: &Case, opts: &TraceOptions) -> Traces {
 /// differences for activations) to 1e-4 relative on piecewise-linear networks; (e) they are ≥ 0.
 #[test]
 fn gauss_newton_traces_are_exact_and_nonnegative() {
-    for case in all_cases().into_iter().filter(|c| c.piecewise_linear) {
+    for case in all_cases().into_iter().filter(|c| c.piecewise_linear()) {
         let t = run_traces(&case, &TraceOptions::default());
         assert_eq!(t.estimator, Estimator::GaussNewtonExact, "{}", case.name);
         assert!(t.exact_hessian);
         let exact = basis_channel_traces(&case);
         assert_eq!(t.weights.len(), exact.len());
-        for (layer, (node, channels)) in t.weights.iter().zip(&exact) {
-            let (node, trace) = (*node, channels.iter().sum::<f64>());
+        for (layer, exact) in t.weights.iter().zip(&exact) {
+            let (node, channels, trace) = (exact.node, &exact.channels, exact.trace());
             assert_eq!(layer.node, node);
             assert_eq!(layer.params, case.graph.nodes[node].op.weight_count());
             assert!(layer.trace >= 0.0, "{}: negative trace", case.name);
@@ -912,7 +1285,7 @@ fn gauss_newton_traces_are_exact_and_nonnegative() {
         }
         let reference = reference_activation_traces(&case);
         assert_eq!(t.activations.len(), reference.len());
-        for (act, &(value, trace)) in t.activations.iter().zip(&reference) {
+        for (act, &(value, trace, _)) in t.activations.iter().zip(&reference) {
             assert_eq!(act.value, value);
             assert!(act.trace >= 0.0, "{}: negative trace", case.name);
             assert!(
@@ -926,20 +1299,27 @@ fn gauss_newton_traces_are_exact_and_nonnegative() {
 }
 
 /// Asserts that an iterative estimate is within 4 of its standard errors of the exact value, and
-/// that the standard error is small enough for that to mean something.
-fn assert_within_error(what: &str, estimate: f64, std_error: f64, exact: f64) {
+/// that the standard error is small enough for that to mean something: at most a quarter of the
+/// block's `magnitude`, the sum of the absolute values of its diagonal, which is the trace itself
+/// for the positive semi-definite blocks of piecewise-linear networks (an indefinite block's
+/// trace can cancel to near zero, which no affordable number of probes resolves relatively).
+fn assert_within_error(what: &str, estimate: f64, std_error: f64, exact: f64, magnitude: f64) {
     if std_error == 0.0 {
         // Every probe gave the same value, which happens when the probed block is a multiple of
         // the identity (a 1-output MSE, or a value read directly by an MSE): then it is exact.
         assert!((estimate - exact).abs() <= 1e-4 * exact.abs(), "{what}: {estimate} (no spread) vs exact {exact}");
         return;
     }
-    assert!(std_error <= 0.25 * exact.abs().max(1e-9), "{what}: standard error {std_error} of {exact}");
+    assert!(magnitude >= exact.abs() * (1.0 - 1e-9), "{what}: magnitude {magnitude} below |{exact}|");
+    assert!(
+        std_error <= 0.25 * magnitude.max(1e-9),
+        "{what}: standard error {std_error} of {exact} (Σ|Hᵢᵢ| {magnitude})"
+    );
     assert!((estimate - exact).abs() <= 4.0 * std_error, "{what}: {estimate} ± {std_error} vs exact {exact}");
 }
 
 /// (c) Hutchinson's estimates converge to the exact traces within 4 reported standard errors, on
-/// every case (the non-piecewise-linear one too, where only Hutchinson estimates the Hessian).
+/// every case (the non-piecewise-linear ones too, where only Hutchinson estimates the Hessian).
 #[test]
 fn hutchinson_converges_to_exact_traces() {
     let opts = TraceOptions { method: Method::Hutchinson, max_iterations: 300, ..TraceOptions::default() };
@@ -947,19 +1327,19 @@ fn hutchinson_converges_to_exact_traces() {
         let t = run_traces(&case, &opts);
         assert_eq!(t.estimator, Estimator::Hutchinson);
         assert!(t.exact_hessian);
-        for (layer, (node, channels)) in t.weights.iter().zip(&basis_channel_traces(&case)) {
-            let (node, trace) = (*node, channels.iter().sum::<f64>());
+        for (layer, exact) in t.weights.iter().zip(&basis_channel_traces(&case)) {
+            let node = exact.node;
             assert_eq!(layer.node, node);
             assert!(layer.iterations >= opts.min_iterations && layer.iterations <= opts.max_iterations);
-            assert_within_error(&format!("{} node {node}", case.name), layer.trace, layer.std_error, trace);
-            assert_channels_sum_to_layer(&format!("{} node {node}", case.name), layer);
+            let what = format!("{} node {node}", case.name);
+            assert_within_error(&what, layer.trace, layer.std_error, exact.trace(), exact.magnitude());
+            assert_channels_sum_to_layer(&what, layer);
         }
-        if case.piecewise_linear {
-            // The f64 second differences are the exact activation traces.
-            for (act, &(value, trace)) in t.activations.iter().zip(&reference_activation_traces(&case)) {
-                assert_eq!(act.value, value);
-                assert_within_error(&format!("{} value {value}", case.name), act.trace, act.std_error, trace);
-            }
+        // The f64 second differences are the exact activation traces (no difference straddles a
+        // kink, and the smooth parts' fourth derivatives make their truncation ~h²).
+        for (act, &(value, trace, magnitude)) in t.activations.iter().zip(&reference_activation_traces(&case)) {
+            assert_eq!(act.value, value);
+            assert_within_error(&format!("{} value {value}", case.name), act.trace, act.std_error, trace, magnitude);
         }
         // Reproducible from the seed.
         assert_eq!(run_traces(&case, &opts).weights, t.weights);
@@ -976,12 +1356,14 @@ fn hutchinson_channel_traces_converge() {
         TraceOptions { method: Method::Hutchinson, tolerance: 0.0, max_iterations: 2000, ..TraceOptions::default() };
     for case in all_cases() {
         let t = run_traces(&case, &opts);
-        for (layer, (node, channels)) in t.weights.iter().zip(&basis_channel_traces(&case)) {
+        for (layer, exact) in t.weights.iter().zip(&basis_channel_traces(&case)) {
             assert_eq!(layer.iterations, opts.max_iterations);
-            assert_channels_sum_to_layer(&format!("{} node {node}", case.name), layer);
-            for (c, (&got, &want)) in layer.channels.iter().zip(channels).enumerate() {
-                let what = format!("{} node {node} channel {c}", case.name);
-                assert_within_error(&what, got, layer.channel_std_errors[c], want);
+            assert_channels_sum_to_layer(&format!("{} node {}", case.name, exact.node), layer);
+            for (c, (&got, (&want, &magnitude))) in
+                layer.channels.iter().zip(exact.channels.iter().zip(&exact.magnitudes)).enumerate()
+            {
+                let what = format!("{} node {} channel {c}", case.name, exact.node);
+                assert_within_error(&what, got, layer.channel_std_errors[c], want, magnitude);
             }
         }
     }
@@ -994,9 +1376,9 @@ fn hutchinson_activation_traces_through_softmax() {
     let case = softmax_mse();
     let opts = TraceOptions { method: Method::Hutchinson, max_iterations: 300, ..TraceOptions::default() };
     let t = run_traces(&case, &opts);
-    for (act, &(value, trace)) in t.activations.iter().zip(&reference_activation_traces(&case)) {
+    for (act, &(value, trace, magnitude)) in t.activations.iter().zip(&reference_activation_traces(&case)) {
         assert_eq!(act.value, value);
-        assert_within_error(&format!("value {value}"), act.trace, act.std_error, trace);
+        assert_within_error(&format!("value {value}"), act.trace, act.std_error, trace, magnitude);
     }
 }
 
@@ -1005,41 +1387,67 @@ fn hutchinson_activation_traces_through_softmax() {
 #[test]
 fn gauss_newton_probes_converge() {
     let opts = TraceOptions { exact_max_outputs: 0, max_iterations: 400, ..TraceOptions::default() };
-    for case in all_cases().into_iter().filter(|c| c.piecewise_linear) {
+    for case in all_cases().into_iter().filter(|c| c.piecewise_linear()) {
         let exact = run_traces(&case, &TraceOptions::default());
         let probed = run_traces(&case, &opts);
         assert_eq!(probed.estimator, Estimator::GaussNewtonProbes);
         for (p, e) in probed.weights.iter().zip(&exact.weights) {
             assert!(p.trace >= 0.0);
-            assert_within_error(&format!("{} node {}", case.name, e.node), p.trace, p.std_error, e.trace);
+            // Gauss–Newton blocks are positive semi-definite: their traces are their magnitudes.
+            assert_within_error(&format!("{} node {}", case.name, e.node), p.trace, p.std_error, e.trace, e.trace);
             assert_channels_sum_to_layer(&format!("{} node {}", case.name, e.node), p);
             for (c, ((&got, &se), &want)) in p.channels.iter().zip(&p.channel_std_errors).zip(&e.channels).enumerate() {
                 assert!(got >= 0.0);
-                assert_within_error(&format!("{} node {} channel {c}", case.name, e.node), got, se, want);
+                assert_within_error(&format!("{} node {} channel {c}", case.name, e.node), got, se, want, want);
             }
         }
         for (p, e) in probed.activations.iter().zip(&exact.activations) {
             assert!(p.trace >= 0.0);
-            assert_within_error(&format!("{} value {}", case.name, e.value), p.trace, p.std_error, e.trace);
+            assert_within_error(&format!("{} value {}", case.name, e.value), p.trace, p.std_error, e.trace, e.trace);
         }
     }
 }
 
-/// `Method::Auto` picks Hutchinson when a softmax stays inside the loss; forcing Gauss–Newton
-/// there gives the (non-negative) Gauss–Newton approximation, flagged as not the Hessian, which
-/// differs from the exact trace.
+/// `Method::Auto` picks the exact Gauss–Newton estimator exactly for the piecewise-linear
+/// networks (no softmax inside the loss, no smooth activation, no product of two input-dependent
+/// values), and says why the others are not; every layer's and value's trace names the
+/// estimator that made it.
 #[test]
-fn method_selection_for_non_piecewise_linear_networks() {
-    let case = softmax_mse();
-    let auto = run_traces(&case, &TraceOptions { max_iterations: 20, ..TraceOptions::default() });
-    assert_eq!(auto.estimator, Estimator::Hutchinson);
-    let forced = run_traces(&case, &TraceOptions { method: Method::GaussNewton, ..TraceOptions::default() });
-    assert_eq!(forced.estimator, Estimator::GaussNewtonExact);
-    assert!(!forced.exact_hessian);
-    let exact = basis_traces(&case);
-    assert!(forced.weights.iter().all(|l| l.trace >= 0.0));
-    let differs = forced.weights.iter().zip(&exact).any(|(l, &(_, t))| (l.trace - t).abs() > 1e-3 * t.abs());
-    assert!(differs, "the softmax's curvature should make Gauss–Newton differ from the Hessian");
+fn method_auto_uses_gauss_newton_only_for_piecewise_linear_networks() {
+    for case in all_cases() {
+        let t = run_traces(&case, &TraceOptions { max_iterations: 20, ..TraceOptions::default() });
+        let expected = if case.piecewise_linear() { Estimator::GaussNewtonExact } else { Estimator::Hutchinson };
+        assert_eq!(t.estimator, expected, "{}", case.name);
+        assert!(t.exact_hessian, "{}", case.name);
+        match (&t.not_piecewise_linear, case.nonlinearity) {
+            (None, None) => {}
+            (Some(why), Some(op)) => {
+                assert!(why.contains(&format!("({op})")), "{}: {why:?} should name the {op}", case.name);
+            }
+            (why, op) => panic!("{}: not piecewise linear because {why:?}, expected the {op:?}", case.name),
+        }
+        assert!(!t.weights.is_empty() && !t.activations.is_empty());
+        assert!(t.weights.iter().all(|l| l.estimator == expected), "{}", case.name);
+        assert!(t.activations.iter().all(|a| a.estimator == expected), "{}", case.name);
+    }
+}
+
+/// Forcing Gauss–Newton on a network that is not piecewise linear (softmax inside the loss,
+/// smooth activations, products of input-dependent values) gives the (non-negative) Gauss–Newton
+/// approximation, flagged as not the Hessian, which differs from the exact trace.
+#[test]
+fn gauss_newton_is_only_an_approximation_for_non_piecewise_linear_networks() {
+    for case in all_cases().into_iter().filter(|c| !c.piecewise_linear()) {
+        let forced = run_traces(&case, &TraceOptions { method: Method::GaussNewton, ..TraceOptions::default() });
+        assert_eq!(forced.estimator, Estimator::GaussNewtonExact, "{}", case.name);
+        assert!(!forced.exact_hessian, "{}", case.name);
+        assert!(forced.not_piecewise_linear.is_some(), "{}", case.name);
+        assert!(forced.weights.iter().all(|l| l.estimator == Estimator::GaussNewtonExact));
+        let exact = basis_traces(&case);
+        assert!(forced.weights.iter().all(|l| l.trace >= 0.0), "{}", case.name);
+        let differs = forced.weights.iter().zip(&exact).any(|(l, &(_, t))| (l.trace - t).abs() > 1e-3 * t.abs());
+        assert!(differs, "{}: the curvature should make Gauss–Newton differ from the Hessian", case.name);
+    }
 }
 
 #[test]

@@ -1,10 +1,12 @@
 //! Reverse mode over `rows` adjoints at once: seeds at the head value, propagated back through
-//! every op to the input. What is done with the adjoints is up to a [`Sink`]: the gradient
-//! (one row), or squared norms per row (the Gauss–Newton traces).
+//! every op to the input (a value read by several nodes, or twice by one, sums their adjoints).
+//! What is done with the adjoints is up to a [`Sink`]: the gradient (one row), or squared norms
+//! per row (the Gauss–Newton traces).
 
 use super::kernels::{
-    add_into, avg_backward, channel_major, conv_backward_data, conv_weight_grad, conv_weight_sqnorms, dw_backward_data,
-    dw_weight_grad, fc_backward_data, fc_weight_grad, mask_rows, max_backward, patches_of, softmax_backward, sqnorm,
+    activation_slopes, add_into, add_reduced_products, add_scaled_rows, avg_backward, channel_major, concat_backward,
+    conv_backward_data, conv_weight_grad, conv_weight_sqnorms, dw_backward_data, dw_weight_grad, fc_backward_data,
+    fc_weight_grad, mask_rows, max_backward, patches_of, scatter_add, softmax_backward, sqnorm,
 };
 use super::net::{Net, Op, Tape};
 use crate::ir::ValueId;
@@ -105,6 +107,37 @@ pub(super) fn backward(net: &Net, tape: &Tape, seeds: Vec<f32>, rows: usize, wan
                     for (d_row, dx_row) in d.chunks_exact(s.len()).zip(dx.chunks_exact_mut(x_len)) {
                         softmax_backward(s, d_row, *row_len, dx_row);
                     }
+                }
+            }
+            Op::Activation { f, channels } => {
+                if wanted(x_id) {
+                    let slopes = activation_slopes(f, *channels, &tape.values[x_id]);
+                    add_scaled_rows(&d, &slopes, x_len, slot(&mut adjoints, x_id, rows * x_len));
+                }
+            }
+            Op::Mul(_) => {
+                let (a_id, b_id) = (node.inputs[0], node.inputs[1]);
+                let (a, b) = (&tape.values[a_id], &tape.values[b_id]);
+                if wanted(a_id) {
+                    add_scaled_rows(&d, b, a.len(), slot(&mut adjoints, a_id, rows * a.len()));
+                }
+                if wanted(b_id) {
+                    add_reduced_products(&d, a, b.len(), slot(&mut adjoints, b_id, rows * b.len()));
+                }
+            }
+            Op::Concat { pixels, channels } => {
+                let out_c = channels.iter().sum();
+                let mut offset = 0;
+                for (&i, &c) in node.inputs.iter().zip(channels) {
+                    if wanted(i) {
+                        concat_backward(&d, c, offset, out_c, *pixels, slot(&mut adjoints, i, rows * net.len(i)));
+                    }
+                    offset += c;
+                }
+            }
+            Op::Gather { source } => {
+                if wanted(x_id) {
+                    scatter_add(source, &d, x_len, slot(&mut adjoints, x_id, rows * x_len));
                 }
             }
         }

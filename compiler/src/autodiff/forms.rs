@@ -1,12 +1,14 @@
 //! Quadratic forms `vᵀ H v` of directions within single layers, from the loss Hessian's factor,
-//! for networks that are piecewise linear up to the loss (no softmax inside).
+//! for networks that are piecewise linear up to the loss (no softmax, smooth activation or product
+//! of two input-dependent values inside; see `Net::not_piecewise_linear`).
 //!
 //! There the Hessian of a sample's loss is its Gauss–Newton matrix `Jᵀ A Aᵀ J` (`J` the head's
-//! Jacobian, `A Aᵀ` the loss's Hessian on the head; clamp masks and max-pool argmaxes are fixed,
-//! and a layer's output is affine in its own weights and bias, so no second-order term of the
-//! network remains for a direction within one layer). Hence `vᵀ H v = Σ_r ⟨a_r, J v⟩²` over the
-//! factor's columns `a_r`, and `⟨a_r, J v⟩ = ⟨δ_r, ż⟩` with `δ_r` the adjoint of column `a_r` at
-//! the layer's pre-activation and `ż = V ⋆ x + ḃ` the direction's change of the pre-activation.
+//! Jacobian, `A Aᵀ` the loss's Hessian on the head; clamp masks, the pieces of piecewise-linear
+//! activations and max-pool argmaxes are fixed, and a layer's output is affine in its own weights
+//! and bias, so no second-order term of the network remains for a direction within one layer).
+//! Hence `vᵀ H v = Σ_r ⟨a_r, J v⟩²` over the factor's columns `a_r`, and `⟨a_r, J v⟩ = ⟨δ_r, ż⟩`
+//! with `δ_r` the adjoint of column `a_r` at the layer's pre-activation and `ż = V ⋆ x + ḃ` the
+//! direction's change of the pre-activation.
 //! One backward pass of the factor's columns (as the exact Gauss–Newton traces do) serves every
 //! direction; each direction costs only its own layer's linear map on one row. The
 //! forward-over-reverse products of `tangent.rs` give the same forms up to f32 rounding, at the

@@ -10,7 +10,7 @@
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2, ShapeBuilder};
 
-use crate::ir::{Clamp, Value, Window};
+use crate::ir::{Activation, Clamp, Value, Window};
 
 /// A read-only matrix over a slice, with element strides.
 pub(super) fn mat(data: &[f32], shape: (usize, usize), strides: (usize, usize)) -> ArrayView2<'_, f32> {
@@ -555,6 +555,111 @@ pub(super) fn softmax_backward(s: &[f32], d: &[f32], row_len: usize, out: &mut [
     }
 }
 
+/// `f′(xᵢ)` of every element of one row of an activation's input (element `i` in channel
+/// `i % channels`).
+pub(super) fn activation_slopes(f: &Activation, channels: usize, x: &[f32]) -> Vec<f32> {
+    x.iter().enumerate().map(|(i, &v)| f.derivative(v, i % channels)).collect()
+}
+
+/// `f″(xᵢ)` of every element, as [`activation_slopes`].
+pub(super) fn activation_curvatures(f: &Activation, channels: usize, x: &[f32]) -> Vec<f32> {
+    x.iter().enumerate().map(|(i, &v)| f.second_derivative(v, i % channels)).collect()
+}
+
+/// `out_r += x_r ∘ factor` for every row `x_r` of `x` (`x` and `out` in rows of `len`), with
+/// `factor` broadcast over the row (`factor[i % factor.len()]`): an elementwise derivative
+/// (`factor` of the row's length), or a product with a per-channel value.
+pub(super) fn add_scaled_rows(x: &[f32], factor: &[f32], len: usize, out: &mut [f32]) {
+    if len == 0 || factor.is_empty() {
+        return;
+    }
+    for (x_row, out_row) in x.chunks_exact(len).zip(out.chunks_exact_mut(len)) {
+        for ((o, &xv), &f) in out_row.iter_mut().zip(x_row).zip(factor.iter().cycle()) {
+            *o += xv * f;
+        }
+    }
+}
+
+/// `out_r[i] += full[i] · x_r[i % x_len]` for every row `x_r` of `x` (each `x_len` long), rows of
+/// `out` as long as `full`: the broadcast factor's rows against a fixed full-size value.
+pub(super) fn add_broadcast_rows(x: &[f32], x_len: usize, full: &[f32], out: &mut [f32]) {
+    if x_len == 0 || full.is_empty() {
+        return;
+    }
+    for (x_row, out_row) in x.chunks_exact(x_len).zip(out.chunks_exact_mut(full.len())) {
+        for ((o, &fv), &xv) in out_row.iter_mut().zip(full).zip(x_row.iter().cycle()) {
+            *o += fv * xv;
+        }
+    }
+}
+
+/// `out_r[i % out_len] += x_r[i] · full[i]` for every row `x_r` of `x` (each as long as `full`),
+/// rows of `out` `out_len` long: the adjoint of a broadcast, which sums the copies.
+pub(super) fn add_reduced_products(x: &[f32], full: &[f32], out_len: usize, out: &mut [f32]) {
+    if out_len == 0 || full.is_empty() {
+        return;
+    }
+    for (x_row, out_row) in x.chunks_exact(full.len()).zip(out.chunks_exact_mut(out_len)) {
+        for (x_part, f_part) in x_row.chunks(out_len).zip(full.chunks(out_len)) {
+            for ((o, &xv), &fv) in out_row.iter_mut().zip(x_part).zip(f_part) {
+                *o += xv * fv;
+            }
+        }
+    }
+}
+
+/// Channel concatenation, one input at a time: adds each row of `part` (`pixels × part_c`) into
+/// channels `offset..offset + part_c` of the matching row of `out` (`pixels × out_c`).
+pub(super) fn concat_forward(part: &[f32], part_c: usize, offset: usize, out_c: usize, pixels: usize, out: &mut [f32]) {
+    if part_c == 0 || pixels == 0 {
+        return;
+    }
+    for (p_row, o_row) in part.chunks_exact(pixels * part_c).zip(out.chunks_exact_mut(pixels * out_c)) {
+        for (p_pixel, o_pixel) in p_row.chunks_exact(part_c).zip(o_row.chunks_exact_mut(out_c)) {
+            add_into(&mut o_pixel[offset..offset + part_c], p_pixel);
+        }
+    }
+}
+
+/// Adjoint of [`concat_forward`]: adds channels `offset..offset + part_c` of each row of `d`
+/// (`pixels × out_c`) into the matching row of `dx` (`pixels × part_c`).
+pub(super) fn concat_backward(d: &[f32], part_c: usize, offset: usize, out_c: usize, pixels: usize, dx: &mut [f32]) {
+    if part_c == 0 || pixels == 0 {
+        return;
+    }
+    for (d_row, x_row) in d.chunks_exact(pixels * out_c).zip(dx.chunks_exact_mut(pixels * part_c)) {
+        for (d_pixel, x_pixel) in d_row.chunks_exact(out_c).zip(x_row.chunks_exact_mut(part_c)) {
+            add_into(x_pixel, &d_pixel[offset..offset + part_c]);
+        }
+    }
+}
+
+/// `out_r[i] += x_r[source[i]]` for every row (rows of `x` are `x_len` long, of `out`
+/// `source.len()`): an op whose output elements are copies of input elements.
+pub(super) fn gather_add(source: &[u32], x: &[f32], x_len: usize, out: &mut [f32]) {
+    if x_len == 0 || source.is_empty() {
+        return;
+    }
+    for (x_row, out_row) in x.chunks_exact(x_len).zip(out.chunks_exact_mut(source.len())) {
+        for (o, &s) in out_row.iter_mut().zip(source) {
+            *o += x_row[s as usize];
+        }
+    }
+}
+
+/// Adjoint of [`gather_add`]: `dx_r[source[i]] += d_r[i]`, so an element copied several times
+/// (nearest upsampling) gets the sum of its copies' adjoints.
+pub(super) fn scatter_add(source: &[u32], d: &[f32], x_len: usize, dx: &mut [f32]) {
+    if x_len == 0 || source.is_empty() {
+        return;
+    }
+    for (d_row, x_row) in d.chunks_exact(source.len()).zip(dx.chunks_exact_mut(x_len)) {
+        for (&dv, &s) in d_row.iter().zip(source) {
+            x_row[s as usize] += dv;
+        }
+    }
+}
+
 /// `Σ aᵢ bᵢ` in f64.
 pub(super) fn dot(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(&x, &y)| f64::from(x) * f64::from(y)).sum()
@@ -668,6 +773,49 @@ mod tests {
             dw_weight_grad(&g, &x, &d, &mut grad);
             assert!((dot(&y, &d) - dot(&w_taps, &grad)).abs() < 1e-4);
         }
+    }
+
+    /// The pieces of a product with a broadcast factor, of a concatenation and of an index map
+    /// are pairwise adjoint, over two rows: `⟨a ∘ B, Y⟩ = ⟨B, Σ_copies Y ∘ a⟩`,
+    /// `⟨concat(P), D⟩ = ⟨P, concatᵀ(D)⟩`, `⟨gather(X), D⟩ = ⟨X, scatter(D)⟩`; and broadcasting
+    /// by the scaled rows matches the broadcast rows.
+    #[test]
+    fn product_concat_and_gather_pieces_are_adjoints() {
+        let (rows, n, nb) = (2, 12, 3);
+        let a = values(11, n);
+        let b_rows = values(12, rows * nb);
+        let y = values(13, rows * n);
+        let mut ab = vec![0.0f32; rows * n];
+        add_broadcast_rows(&b_rows, nb, &a, &mut ab);
+        let mut back = vec![0.0f32; rows * nb];
+        add_reduced_products(&y, &a, nb, &mut back);
+        assert!((dot(&ab, &y) - dot(&b_rows, &back)).abs() < 1e-5);
+        // The same product with the roles swapped: rows of `a` scaled by one broadcast `b`.
+        let mut ba = vec![0.0f32; n];
+        add_scaled_rows(&a, &b_rows[..nb], n, &mut ba);
+        assert!(ba.iter().zip(&ab[..n]).all(|(p, q)| (p - q).abs() < 1e-6));
+
+        let (pixels, out_c, part_c, offset) = (3, 5, 2, 1);
+        let part = values(14, rows * pixels * part_c);
+        let d = values(15, rows * pixels * out_c);
+        let mut joined = vec![0.0f32; d.len()];
+        concat_forward(&part, part_c, offset, out_c, pixels, &mut joined);
+        let mut split = vec![0.0f32; part.len()];
+        concat_backward(&d, part_c, offset, out_c, pixels, &mut split);
+        assert!((dot(&joined, &d) - dot(&part, &split)).abs() < 1e-5);
+        assert_eq!(joined[out_c + offset], part[part_c], "pixel 1's first channel of the part");
+
+        // An upsampling-like map: every input element read twice, one never.
+        let source = [0u32, 0, 1, 1, 2, 2, 4, 4];
+        let x = values(16, rows * 5);
+        let d = values(17, rows * source.len());
+        let mut gathered = vec![0.0f32; d.len()];
+        gather_add(&source, &x, 5, &mut gathered);
+        let mut scattered = vec![0.0f32; x.len()];
+        scatter_add(&source, &d, 5, &mut scattered);
+        assert!((dot(&gathered, &d) - dot(&x, &scattered)).abs() < 1e-5);
+        assert_eq!(scattered[3], 0.0);
+        assert_eq!(scattered[5 + 4], d[source.len() + 6] + d[source.len() + 7]);
     }
 
     #[test]

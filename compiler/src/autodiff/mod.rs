@@ -22,8 +22,19 @@
 //!   `lo < pre-activation < hi`, strictly: at a bound (output equal to `lo` or `hi`) the
 //!   derivative is 0. Max pool routes the derivative to the argmax tap, ties to the first tap in
 //!   row-major window order. Average pool divides by the count of taps inside the input.
-//! - Second derivatives treat clamp masks and max-pool argmaxes as constant (their derivative is
-//!   zero almost everywhere), so for these piecewise-linear networks the Hessian is exact.
+//! - Activations ([`crate::ir::Activation`]) take `f′` and `f″` of their input; at a kink the
+//!   derivative from the right (`Activation::derivative`).
+//! - Second derivatives treat clamp masks, the linear pieces of piecewise-linear activations and
+//!   max-pool argmaxes as constant (their derivative is zero almost everywhere), and include the
+//!   curvature of softmaxes and smooth activations and the cross terms of products
+//!   (`∂²(a·b)/∂a∂b = 1`), so the Hessian is exact.
+//! - A network is *piecewise linear* when the loss reads through no softmax, no activation that is
+//!   not piecewise linear, and no product of two values that both depend on the input. For a
+//!   fixed pattern it is then linear in any one layer's weights or any one value, so each
+//!   diagonal block of the Hessian equals its Gauss–Newton block; [`Method::Auto`] uses the exact
+//!   Gauss–Newton estimator only there.
+//! - A value read by several nodes (or twice by one) gets the sum of their adjoints; linear index
+//!   maps (concat, slice, nearest resize, depth-to-space) have scatter-adds as adjoints.
 //! - Weight vectors ([`WeightVector`]) are per node, in the IR's row-major weight order
 //!   (`[out_c, kh, kw, in_c]`, depthwise `[out_c, kh, kw, 1]`, fc `[out, in]`), with biases.
 //!   [`hvp`] covers weights **and** biases; the traces ([`traces`]) cover weights only (HAWQ's
@@ -230,10 +241,10 @@ pub struct LayerDirection {
 
 /// `vᵀ H v` of the batch loss for each direction `v` (each within one layer's weights and
 /// biases), exactly: from one backward pass of the loss Hessian's factor per sample where the
-/// Hessian is the Gauss–Newton matrix ([`forms`]), else by forward-over-reverse products (all
-/// directions in one pass per sample); samples in parallel. With `v = Q(W) − W` this is twice
-/// the second-order term of the loss change that quantizing the layer causes, which HAWQ-V2's
-/// `Tr(H)/n · ‖v‖²` estimates for a random `v`.
+/// diagonal blocks are Gauss–Newton blocks (piecewise-linear networks, [`forms`]), else by
+/// forward-over-reverse products (all directions in one pass per sample); samples in parallel.
+/// With `v = Q(W) − W` this is twice the second-order term of the loss change that quantizing the
+/// layer causes, which HAWQ-V2's `Tr(H)/n · ‖v‖²` estimates for a random `v`.
 ///
 /// # Errors
 /// As [`loss_value`], or if a direction does not match its layer's sizes.
@@ -323,16 +334,16 @@ fn live_forms(net: &Net, inputs: &[Vec<f32>], labels: &[f64], seeds: Vec<WeightS
     }
 }
 
-/// Are the forms better made from the loss Hessian's factor ([`forms`])? Only where the Hessian
-/// is the Gauss–Newton matrix (no softmax inside the network), and when the factor has no more
-/// columns than there are directions (one backward row per column, against a forward and a
-/// backward row per direction for the tangent products).
+/// Are the forms better made from the loss Hessian's factor ([`forms`])? Only where the
+/// Hessian's diagonal blocks are Gauss–Newton blocks (a piecewise-linear network), and when the
+/// factor has no more columns than there are directions (one backward row per column, against a
+/// forward and a backward row per direction for the tangent products).
 fn use_factor_for_forms(net: &Net, directions: usize) -> bool {
     let columns = match net.loss {
         Loss::CrossEntropy => net.len(net.head) - 1,
         Loss::Mse | Loss::Reconstruction => net.len(net.head),
     };
-    !net.has_softmax && columns <= directions
+    net.is_piecewise_linear() && columns <= directions
 }
 
 /// The forms from one backward pass of the loss Hessian's factor per sample; see [`forms`].
@@ -356,7 +367,7 @@ fn factor_forms(net: &Net, inputs: &[Vec<f32>], labels: &[f64], seeds: &[WeightS
 }
 
 /// The forms by forward-over-reverse products, all directions in one pass per sample, samples
-/// in parallel (exact for any network, softmax inside included).
+/// in parallel (exact for any network, softmaxes, smooth activations and products included).
 fn tangent_forms(net: &Net, inputs: &[Vec<f32>], labels: &[f64], seeds: Vec<WeightSeed>) -> Vec<f64> {
     let dirs: Vec<Direction> =
         seeds.into_iter().map(|seed| Direction { weights: vec![seed], values: Vec::new(), full: false }).collect();

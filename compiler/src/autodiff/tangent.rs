@@ -5,7 +5,11 @@
 //! maps as the primal (clamp masks and max-pool argmaxes fixed), then the loss's Hessian turns
 //! the head's tangent into the tangent of the head's adjoint, and the tangent adjoints `δ̇` are
 //! pulled back with the product rule: through a convolution, `δ̇ₓ = Wᵀ⋆δ̇ + Vᵀ⋆δ` and
-//! `ġ_W = δ̇ ⊛ x + δ ⊛ ẋ`; through a softmax, `δ̇_z = ṡ∘(δ − ⟨s,δ⟩) + s∘(δ̇ − ⟨ṡ,δ⟩ − ⟨s,δ̇⟩)`.
+//! `ġ_W = δ̇ ⊛ x + δ ⊛ ẋ`; through a softmax, `δ̇_z = ṡ∘(δ − ⟨s,δ⟩) + s∘(δ̇ − ⟨ṡ,δ⟩ − ⟨s,δ̇⟩)`;
+//! through an activation `y = f(x)`, `δ̇ₓ = f′(x)∘δ̇ + f″(x)∘ẋ∘δ`; through a product `a·b`,
+//! `δ̇_a = δ̇∘b + δ∘ḃ` and `δ̇_b = δ̇∘a + δ∘ȧ` (summed over the copies of a broadcast `b`), whose
+//! second terms are the bilinear map's cross derivative `∂²(a·b)/∂a∂b = 1`. Linear index maps
+//! (concat, slice, resize, depth-to-space) move tangents and tangent adjoints as the primal.
 //! The result `(ġ_W, ġ_b, δ̇_a)` is `H v` restricted to each block.
 //!
 //! Directions are sorted by where they start; every value then carries tangents only for the
@@ -15,9 +19,10 @@
 
 use super::backward::{channel_sums, out_channels, weight_grad};
 use super::kernels::{
-    add_into, avg_backward, avg_forward, conv_backward_data, conv_linear, conv_weight_grad, dot, dw_backward_data,
-    dw_linear, dw_weight_grad, fc_backward_data, fc_linear, fc_weight_grad, im2col, mask_rows, max_backward,
-    max_forward, patches_of, softmax_backward, taps_major,
+    activation_curvatures, activation_slopes, add_broadcast_rows, add_into, add_reduced_products, add_scaled_rows,
+    avg_backward, avg_forward, concat_backward, concat_forward, conv_backward_data, conv_linear, conv_weight_grad, dot,
+    dw_backward_data, dw_linear, dw_weight_grad, fc_backward_data, fc_linear, fc_weight_grad, gather_add, im2col,
+    mask_rows, max_backward, max_forward, patches_of, scatter_add, softmax_backward, taps_major,
 };
 use super::kernels::{channel_major, Geom};
 use super::loss::SampleLoss;
@@ -212,6 +217,25 @@ pub(super) fn hvp_sample(net: &Net, tape: &Tape, loss: &SampleLoss, scale: f64, 
                     softmax_backward(s, x_row, *row_len, z_row);
                 }
             }
+            Op::Activation { f, channels } => {
+                add_scaled_rows(&tangents[x_id], &activation_slopes(f, *channels, x), o_len, &mut z);
+            }
+            Op::Mul(_) => {
+                // ȧ∘b + a∘ḃ.
+                let (a_id, b_id) = (node.inputs[0], node.inputs[1]);
+                let (a, b) = (&tape.values[a_id], &tape.values[b_id]);
+                add_scaled_rows(&tangents[a_id], b, o_len, &mut z);
+                add_broadcast_rows(&tangents[b_id], b.len(), a, &mut z);
+            }
+            Op::Concat { pixels, channels } => {
+                let out_c = channels.iter().sum();
+                let mut offset = 0;
+                for (&i, &c) in node.inputs.iter().zip(channels) {
+                    concat_forward(&tangents[i], c, offset, out_c, *pixels, &mut z);
+                    offset += c;
+                }
+            }
+            Op::Gather { source } => gather_add(source, &tangents[x_id], x_len, &mut z),
         }
         mask_rows(op.clamp(), &tape.values[o], &mut z);
         add_value_seeds(o, &mut z);
@@ -350,6 +374,70 @@ pub(super) fn hvp_sample(net: &Net, tape: &Tape, loss: &SampleLoss, scale: f64, 
                         let out = &mut tdx[k * x_len..(k + 1) * x_len];
                         softmax_tangent_backward(s, &s_dot, &d, td_row, *row_len, out);
                     }
+                }
+            }
+            Op::Activation { f, channels } => {
+                let slopes = activation_slopes(f, *channels, x);
+                if primal_wanted(x_id) {
+                    add_scaled_rows(&d, &slopes, x_len, adjoints[x_id].get_or_insert_with(|| vec![0.0; x_len]));
+                }
+                if x_rows > 0 {
+                    let tdx = tangent_adjoints[x_id].get_or_insert_with(|| vec![0.0; x_rows * x_len]);
+                    add_scaled_rows(&td, &slopes, x_len, tdx);
+                    // The activation's own curvature, f″(x)∘ẋ∘δ (zero on linear pieces).
+                    if !f.is_piecewise_linear() {
+                        let curvatures = activation_curvatures(f, *channels, x);
+                        let weighted: Vec<f32> = curvatures.iter().zip(&d).map(|(&c, &dv)| c * dv).collect();
+                        add_scaled_rows(&tangents[x_id], &weighted, x_len, tdx);
+                    }
+                }
+            }
+            Op::Mul(_) => {
+                let (a_id, b_id) = (node.inputs[0], node.inputs[1]);
+                let (a, b) = (&tape.values[a_id], &tape.values[b_id]);
+                if primal_wanted(a_id) {
+                    add_scaled_rows(&d, b, o_len, adjoints[a_id].get_or_insert_with(|| vec![0.0; o_len]));
+                }
+                if primal_wanted(b_id) {
+                    add_reduced_products(&d, a, b.len(), adjoints[b_id].get_or_insert_with(|| vec![0.0; b.len()]));
+                }
+                // The product rule; the second terms are the cross derivative of the bilinear map,
+                // which the Gauss–Newton matrix leaves out.
+                let (a_rows, b_rows) = (rows_of[a_id], rows_of[b_id]);
+                if a_rows > 0 {
+                    let tda = tangent_adjoints[a_id].get_or_insert_with(|| vec![0.0; a_rows * o_len]);
+                    add_scaled_rows(&td, b, o_len, tda);
+                    add_broadcast_rows(&tangents[b_id], b.len(), &d, tda);
+                }
+                if b_rows > 0 {
+                    let tdb = tangent_adjoints[b_id].get_or_insert_with(|| vec![0.0; b_rows * b.len()]);
+                    add_reduced_products(&td, a, b.len(), tdb);
+                    add_reduced_products(&tangents[a_id], &d, b.len(), tdb);
+                }
+            }
+            Op::Concat { pixels, channels } => {
+                let out_c = channels.iter().sum();
+                let mut offset = 0;
+                for (&i, &c) in node.inputs.iter().zip(channels) {
+                    let (i_len, i_rows) = (net.len(i), rows_of[i]);
+                    if primal_wanted(i) {
+                        let dx = adjoints[i].get_or_insert_with(|| vec![0.0; i_len]);
+                        concat_backward(&d, c, offset, out_c, *pixels, dx);
+                    }
+                    if i_rows > 0 {
+                        let tdx = tangent_adjoints[i].get_or_insert_with(|| vec![0.0; i_rows * i_len]);
+                        concat_backward(&td, c, offset, out_c, *pixels, tdx);
+                    }
+                    offset += c;
+                }
+            }
+            Op::Gather { source } => {
+                if primal_wanted(x_id) {
+                    scatter_add(source, &d, x_len, adjoints[x_id].get_or_insert_with(|| vec![0.0; x_len]));
+                }
+                if x_rows > 0 {
+                    let tdx = tangent_adjoints[x_id].get_or_insert_with(|| vec![0.0; x_rows * x_len]);
+                    scatter_add(source, &td, x_len, tdx);
                 }
             }
         }

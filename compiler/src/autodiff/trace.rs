@@ -1,9 +1,10 @@
 //! Per-layer Hessian traces, HAWQ-V2's sensitivity: `Tr(H_ii)` of each weight layer's diagonal
 //! block and `Tr(∂²L/∂a²)` of each activation value, with two estimators.
 //!
-//! **Gauss–Newton, exact.** For piecewise-linear networks (every op here but Softmax) the logits
-//! are linear in one layer's weights, or in one value, for a fixed activation pattern, so each
-//! diagonal block of the Hessian *is* its Gauss–Newton block `Jᵢᵀ H_out Jᵢ`. With
+//! **Gauss–Newton, exact.** For piecewise-linear networks (no softmax, smooth activation or
+//! product of two input-dependent values before the loss; see `Net::not_piecewise_linear`) the
+//! logits are linear in one layer's weights, or in one value, for a fixed activation pattern, so
+//! each diagonal block of the Hessian *is* its Gauss–Newton block `Jᵢᵀ H_out Jᵢ`. With
 //! `H_out = A Aᵀ`, `Tr = Σ_c ‖Jᵢᵀ a_c‖²`: one backward pass per column of `A`, gradients squared
 //! and summed. The columns of a sample go back together as one batch (so the convolutions are
 //! GEMMs over `columns × pixels`), samples in parallel. Cross-entropy's `A` is reduced to `C − 1`
@@ -15,7 +16,7 @@
 //! probed with its own vector, through the exact forward-over-reverse Hessian-vector product
 //! restricted to that block, so there are no cross-layer terms. The probes are drawn
 //! independently per sample (`Tr H = (1/N) Σₛ Tr Hₛ`, so one iteration averages `N` independent
-//! per-sample estimates). Works for any graph (also one with a Softmax inside the loss, where the
+//! per-sample estimates). Works for any graph (also one that is not piecewise linear, where the
 //! Gauss–Newton block is only an approximation).
 //!
 //! Per output channel `c` of a weight layer, `Tr(H_{i,c})` comes from the same passes: the
@@ -47,8 +48,9 @@ pub enum Method {
     /// Hessian), Hutchinson otherwise.
     Auto,
     Hutchinson,
-    /// Gauss–Newton even when the loss reads through a Softmax (then it is the Gauss–Newton
-    /// approximation, and [`Traces::exact_hessian`] is false).
+    /// Gauss–Newton even when the network is not piecewise linear (then it is the Gauss–Newton
+    /// approximation, [`Traces::exact_hessian`] is false and [`Traces::not_piecewise_linear`]
+    /// says why).
     GaussNewton,
 }
 
@@ -116,6 +118,8 @@ pub struct LayerTrace {
     pub std_error: f64,
     /// Iterations averaged (1 for the exact estimator).
     pub iterations: usize,
+    /// The estimator that gave `trace`.
+    pub estimator: Estimator,
 }
 
 impl LayerTrace {
@@ -144,6 +148,8 @@ pub struct ActTrace {
     pub elements: usize,
     pub std_error: f64,
     pub iterations: usize,
+    /// The estimator that gave `trace`.
+    pub estimator: Estimator,
 }
 
 impl ActTrace {
@@ -172,9 +178,14 @@ pub struct Traces {
     /// One per value the loss depends on (the input included), in value order; empty unless
     /// [`TraceOptions::activations`].
     pub activations: Vec<ActTrace>,
+    /// The estimator of every trace (each [`LayerTrace`] and [`ActTrace`] names its own too).
     pub estimator: Estimator,
     /// Is the estimated quantity the Hessian's trace (false: the Gauss–Newton approximation)?
     pub exact_hessian: bool,
+    /// Why the network is not piecewise linear (the first node that makes it so), when it is
+    /// not: its Gauss–Newton blocks are then not the Hessian's, and [`Method::Auto`] uses
+    /// Hutchinson.
+    pub not_piecewise_linear: Option<String>,
     pub samples: usize,
     /// Wall time (with the quadratic forms made in the same passes, for `traces_and_forms`).
     pub seconds: f64,
@@ -210,7 +221,7 @@ pub(super) fn traces_and_forms(
     form_seeds: &[WeightSeed],
 ) -> (Traces, Option<Vec<f64>>) {
     let started = Instant::now();
-    let piecewise_linear = !net.has_softmax;
+    let piecewise_linear = net.is_piecewise_linear();
     let use_gauss_newton = match opts.method {
         Method::Auto => piecewise_linear,
         Method::GaussNewton => true,
@@ -239,6 +250,7 @@ pub(super) fn traces_and_forms(
         activations,
         estimator,
         exact_hessian: piecewise_linear || estimator == Estimator::Hutchinson,
+        not_piecewise_linear: net.not_piecewise_linear.clone(),
         samples: inputs.len(),
         seconds: started.elapsed().as_secs_f64(),
     };
@@ -326,6 +338,7 @@ fn gauss_newton_exact(
     let results = finish(
         net,
         opts,
+        Estimator::GaussNewtonExact,
         |node| {
             let channels: Vec<f64> = channel_sums[node].iter().map(|c| c / n).collect();
             Running::exact(channels.iter().sum(), channels)
@@ -409,6 +422,7 @@ fn standard_error(m2: f64, n: usize) -> f64 {
 fn finish(
     net: &Net,
     opts: &TraceOptions,
+    estimator: Estimator,
     node_stat: impl Fn(usize) -> Running,
     value_stat: impl Fn(ValueId) -> Running,
 ) -> Results {
@@ -426,6 +440,7 @@ fn finish(
                 iterations: r.n,
                 params,
                 channels: r.channel_mean,
+                estimator,
             }
         })
         .collect();
@@ -434,7 +449,14 @@ fn finish(
             .into_iter()
             .map(|value| {
                 let r = value_stat(value);
-                ActTrace { value, trace: r.mean, elements: net.len(value), std_error: r.std_error(), iterations: r.n }
+                ActTrace {
+                    value,
+                    trace: r.mean,
+                    elements: net.len(value),
+                    std_error: r.std_error(),
+                    iterations: r.n,
+                    estimator,
+                }
             })
             .collect()
     } else {
@@ -529,7 +551,7 @@ fn gauss_newton_probes(b: &Batch, opts: &TraceOptions, progress: &indicatif::Pro
         iteration += probes;
         progress.set_position(iteration as u64);
     }
-    finish(net, opts, |node| node_stats[node].clone(), |value| value_stats[value].clone())
+    finish(net, opts, Estimator::GaussNewtonProbes, |node| node_stats[node].clone(), |value| value_stats[value].clone())
 }
 
 fn hutchinson(b: &Batch, opts: &TraceOptions, progress: &indicatif::ProgressBar) -> Results {
@@ -595,5 +617,5 @@ fn hutchinson(b: &Batch, opts: &TraceOptions, progress: &indicatif::ProgressBar)
         }
         progress.set_position(iteration as u64 + 1);
     }
-    finish(net, opts, |node| node_stats[node].clone(), |value| value_stats[value].clone())
+    finish(net, opts, Estimator::Hutchinson, |node| node_stats[node].clone(), |value| value_stats[value].clone())
 }
