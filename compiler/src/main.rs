@@ -142,7 +142,8 @@ struct HawqArgs {
     /// Calibration loss for the Hessian [default: auto].
     #[arg(long, value_enum)]
     loss: Option<LossChoice>,
-    /// Trace estimator: exact Gauss-Newton where it equals the Hessian, else Hutchinson
+    /// Trace estimator: exact Gauss-Newton where it equals the Hessian, else Gauss-Newton plus
+    /// Hutchinson probes of the remainder
     /// [default: auto].
     #[arg(long, value_enum)]
     trace_method: Option<TraceMethod>,

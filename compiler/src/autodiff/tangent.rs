@@ -107,11 +107,35 @@ fn im2col_row(geom: &Geom, x: &[f32]) -> Vec<f32> {
     p
 }
 
+/// Which part of the Hessian [`hvp_sample`] multiplies by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Part {
+    /// The whole Hessian.
+    Full,
+    /// `H − G`, the Hessian less its Gauss–Newton part `Jᵀ H_out J`: only the curvature of the
+    /// network's own nonlinear nodes (smooth activations, products, an inner softmax), carried
+    /// back by the linear adjoints. The head's tangent adjoint `H_out J v` is left out, which is
+    /// exactly the Gauss–Newton part.
+    Residual,
+}
+
 /// `H v` pieces for each direction, of the per-sample loss times `scale`.
 ///
 /// # Panics
 /// If a direction's seeds do not match the graph's shapes.
 pub(super) fn hvp_sample(net: &Net, tape: &Tape, loss: &SampleLoss, scale: f64, dirs: &[Direction]) -> Vec<Response> {
+    hvp_sample_part(net, tape, loss, scale, dirs, Part::Full)
+}
+
+/// [`hvp_sample`] of the given part of the Hessian.
+pub(super) fn hvp_sample_part(
+    net: &Net,
+    tape: &Tape,
+    loss: &SampleLoss,
+    scale: f64,
+    dirs: &[Direction],
+    part: Part,
+) -> Vec<Response> {
     let graph = net.graph;
     let value_count = graph.values.len();
     // A direction starts where its first seed is; one that collects `H v` for every layer needs
@@ -248,8 +272,10 @@ pub(super) fn hvp_sample(net: &Net, tape: &Tape, loss: &SampleLoss, scale: f64, 
     let mut adjoints: Vec<Option<Vec<f32>>> = vec![None; value_count];
     let mut tangent_adjoints: Vec<Option<Vec<f32>>> = vec![None; value_count];
     adjoints[head] = Some(loss.grad.iter().map(|&g| (g * scale) as f32).collect());
-    tangent_adjoints[head] =
-        Some(tangents[head].chunks_exact(head_len.max(1)).flat_map(|t| loss.hess_vec(t, scale)).collect());
+    tangent_adjoints[head] = Some(match part {
+        Part::Full => tangents[head].chunks_exact(head_len.max(1)).flat_map(|t| loss.hess_vec(t, scale)).collect(),
+        Part::Residual => vec![0.0; tangents[head].len()],
+    });
 
     let finish_value = |v: ValueId, td: &[f32], responses: &mut [Response]| {
         let len = net.len(v);

@@ -37,7 +37,7 @@ use super::backward::{backward, out_channels, NormSink};
 use super::forms::FormSink;
 use super::loss::sample_loss;
 use super::net::{Net, Tape};
-use super::tangent::{hvp_sample, Direction, WeightSeed};
+use super::tangent::{hvp_sample_part, Direction, Part, WeightSeed};
 use super::{label_of, prepare, Loss};
 use crate::ir::{Graph, ValueId};
 
@@ -45,7 +45,8 @@ use crate::ir::{Graph, ValueId};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum Method {
     /// Gauss–Newton when the network is piecewise linear under the loss (then it is the exact
-    /// Hessian), Hutchinson otherwise.
+    /// Hessian); otherwise the Gauss–Newton part computed as for those plus Hutchinson probes of
+    /// the rest ([`Estimator::GaussNewtonPlusHutchinson`]).
     Auto,
     Hutchinson,
     /// Gauss–Newton even when the network is not piecewise linear (then it is the Gauss–Newton
@@ -63,6 +64,13 @@ pub enum Estimator {
     GaussNewtonProbes,
     /// Rademacher probes of the exact Hessian-vector product.
     Hutchinson,
+    /// `Tr(H) = Tr(G) + Tr(H − G)`: the Gauss–Newton part by the Gauss–Newton estimator (exact,
+    /// or output-space probes for many outputs), the remainder (the curvature of the network's
+    /// smooth activations and products) by Rademacher probes. The remainder is small next to
+    /// the Gauss–Newton part near a trained minimum (its weights are the loss's gradients), so
+    /// the probes' spread, `2 Σ_{j≠k} (H − G)²_jk` per probe, is a fraction of Hutchinson's on
+    /// the whole Hessian: a control variate whose expectation is known exactly.
+    GaussNewtonPlusHutchinson,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -229,7 +237,19 @@ pub(super) fn traces_and_forms(
     };
     let batch = Batch { net, inputs, labels };
     let mut forms = None;
-    let (estimator, (weights, activations)) = if use_gauss_newton {
+    let (estimator, (weights, activations)) = if opts.method == Method::Auto && !piecewise_linear {
+        let columns = match net.loss {
+            Loss::CrossEntropy => net.len(net.head) - 1,
+            Loss::Mse | Loss::Reconstruction => net.len(net.head),
+        };
+        let gauss_newton = if columns <= opts.exact_max_outputs {
+            gauss_newton_exact(&batch, opts, progress, None).0
+        } else {
+            gauss_newton_probes(&batch, opts, progress)
+        };
+        let remainder = hutchinson_part(&batch, opts, progress, Part::Residual, Some(&gauss_newton));
+        (Estimator::GaussNewtonPlusHutchinson, combine(&gauss_newton, remainder))
+    } else if use_gauss_newton {
         let columns = match net.loss {
             Loss::CrossEntropy => net.len(net.head) - 1,
             Loss::Mse | Loss::Reconstruction => net.len(net.head),
@@ -243,13 +263,14 @@ pub(super) fn traces_and_forms(
             (Estimator::GaussNewtonProbes, gauss_newton_probes(&batch, opts, progress))
         }
     } else {
-        (Estimator::Hutchinson, hutchinson(&batch, opts, progress))
+        (Estimator::Hutchinson, hutchinson_part(&batch, opts, progress, Part::Full, None))
     };
     let traces = Traces {
         weights,
         activations,
         estimator,
-        exact_hessian: piecewise_linear || estimator == Estimator::Hutchinson,
+        exact_hessian: piecewise_linear
+            || matches!(estimator, Estimator::Hutchinson | Estimator::GaussNewtonPlusHutchinson),
         not_piecewise_linear: net.not_piecewise_linear.clone(),
         samples: inputs.len(),
         seconds: started.elapsed().as_secs_f64(),
@@ -361,6 +382,10 @@ struct Running {
     mean: f64,
     m2: f64,
     done: bool,
+    /// A known part added to the estimate (the Gauss–Newton trace under
+    /// [`Estimator::GaussNewtonPlusHutchinson`]), which the stopping rule's relative error is
+    /// taken against.
+    offset: f64,
     channel_mean: Vec<f64>,
     channel_m2: Vec<f64>,
 }
@@ -369,7 +394,7 @@ impl Running {
     /// An exact value (one "iteration", no spread).
     fn exact(value: f64, channels: Vec<f64>) -> Running {
         let channel_m2 = vec![0.0; channels.len()];
-        Running { n: 1, mean: value, m2: 0.0, done: true, channel_mean: channels, channel_m2 }
+        Running { n: 1, mean: value, m2: 0.0, done: true, offset: 0.0, channel_mean: channels, channel_m2 }
     }
 
     /// One estimate given by its per-channel parts.
@@ -398,7 +423,8 @@ impl Running {
         let delta = x - self.mean;
         self.mean += delta / self.n as f64;
         self.m2 += delta * (x - self.mean);
-        let converged = self.n >= opts.min_iterations.max(2) && self.std_error() <= opts.tolerance * self.mean.abs();
+        let converged = self.n >= opts.min_iterations.max(2)
+            && self.std_error() <= opts.tolerance * (self.offset + self.mean).abs();
         self.done = converged || self.n >= opts.max_iterations;
     }
 
@@ -554,13 +580,59 @@ fn gauss_newton_probes(b: &Batch, opts: &TraceOptions, progress: &indicatif::Pro
     finish(net, opts, Estimator::GaussNewtonProbes, |node| node_stats[node].clone(), |value| value_stats[value].clone())
 }
 
-fn hutchinson(b: &Batch, opts: &TraceOptions, progress: &indicatif::ProgressBar) -> Results {
+/// The Gauss–Newton part and the probed remainder, summed per layer, channel and value; the
+/// spread is the remainder's.
+fn combine((gn_weights, gn_values): &Results, (weights, values): Results) -> Results {
+    let weights = weights
+        .into_iter()
+        .zip(gn_weights)
+        .map(|(mut r, g)| {
+            r.trace += g.trace;
+            r.channels.iter_mut().zip(&g.channels).for_each(|(c, gc)| *c += gc);
+            // Independent estimates (the Gauss–Newton part has a spread when probed).
+            r.std_error = r.std_error.hypot(g.std_error);
+            r.channel_std_errors.iter_mut().zip(&g.channel_std_errors).for_each(|(e, ge)| *e = e.hypot(*ge));
+            r.estimator = Estimator::GaussNewtonPlusHutchinson;
+            r
+        })
+        .collect();
+    let values = values
+        .into_iter()
+        .zip(gn_values)
+        .map(|(mut r, g)| {
+            r.trace += g.trace;
+            r.std_error = r.std_error.hypot(g.std_error);
+            r.estimator = Estimator::GaussNewtonPlusHutchinson;
+            r
+        })
+        .collect();
+    (weights, values)
+}
+
+/// Hutchinson's estimate of the traces of `part` of the Hessian; with `offsets` (the
+/// Gauss–Newton traces, for [`Part::Residual`]) the stopping rule measures the spread against
+/// the offset's and the estimate's sum.
+fn hutchinson_part(
+    b: &Batch,
+    opts: &TraceOptions,
+    progress: &indicatif::ProgressBar,
+    part: Part,
+    offsets: Option<&Results>,
+) -> Results {
     let net = b.net;
     let graph = net.graph;
     let nodes = net.weight_nodes();
     let values = if opts.activations { net.live_values() } else { Vec::new() };
     let mut node_stats = vec![Running::default(); graph.nodes.len()];
     let mut value_stats = vec![Running::default(); graph.values.len()];
+    if let Some((gn_weights, gn_values)) = offsets {
+        for t in gn_weights {
+            node_stats[t.node].offset = t.trace;
+        }
+        for t in gn_values {
+            value_stats[t.value].offset = t.trace;
+        }
+    }
     let n = b.inputs.len();
     let max_iterations = opts.max_iterations.max(1);
     progress.set_length(max_iterations as u64);
@@ -597,7 +669,7 @@ fn hutchinson(b: &Batch, opts: &TraceOptions, progress: &indicatif::ProgressBar)
                     values: vec![(value, rademacher(opts.seed, key(value_key(net, value)), net.len(value)))],
                     full: false,
                 }));
-                let responses = hvp_sample(net, tape, &sl, 1.0 / n as f64, &dirs);
+                let responses = hvp_sample_part(net, tape, &sl, 1.0 / n as f64, &dirs, part);
                 // Each direction has one seed: per layer its per-channel forms, per value its form.
                 let (layers, values) = responses.split_at(active_nodes.len());
                 let layer_forms: Vec<Vec<f64>> = layers.iter().map(|r| r.weight_channel_forms.concat()).collect();
