@@ -21,6 +21,7 @@
 //! connected); the others run on the portable kernels. Every path falls back to a slower one for
 //! shapes outside its buffers, so no validated model is refused and nothing panics.
 
+pub mod bytewise;
 pub mod portable;
 pub mod reference;
 mod util;
@@ -33,10 +34,7 @@ pub mod dsp;
 pub mod x86;
 
 pub(crate) use reference::clear_tail;
-pub use reference::{
-    concat_part, depth_to_space, lut, mul, resize_nearest, slice, ActFormat, AddRequant, ConcatInput, Hwc, PoolRequant,
-    Requant, Window,
-};
+pub use reference::{ActFormat, AddRequant, ConcatInput, Hwc, PoolRequant, Requant, Window};
 
 use crate::quant::Bits;
 
@@ -494,4 +492,74 @@ pub fn softmax(input: &[u8], fmt: ActFormat, scale: f32, row: usize, output: &mu
 /// `y = s · (q − z)` into little-endian f32.
 pub fn dequantize(input: &[u8], fmt: ActFormat, scale: f32, output: &mut [u8]) {
     reference::dequantize(input, fmt, scale, output)
+}
+
+/// Table lookup (contract §5): the byte loop of [`bytewise`] for 8-bit tensors on every path but
+/// the scalar one.
+pub fn lut(input: (&[u8], ActFormat), table: &[u8], n: (usize, usize), output: (&mut [u8], ActFormat)) {
+    match active() {
+        Path::Scalar => reference::lut(input, table, n, output),
+        _ => bytewise::lut(input, table, n, output),
+    }
+}
+
+/// Elementwise product at byte offsets of the arena (contract §5); the output may alias `a`.
+pub fn mul(
+    arena: &mut [u8],
+    n: usize,
+    a: (usize, ActFormat),
+    b: (usize, ActFormat, usize),
+    out: usize,
+    rq: &AddRequant,
+) {
+    match active() {
+        Path::Scalar => reference::mul(arena, n, a, b, out, rq),
+        _ => bytewise::mul(arena, n, a, b, out, rq),
+    }
+}
+
+/// One input of a channel concatenation, requantized into the output (contract §5).
+pub fn concat_part(
+    arena: &mut [u8],
+    positions: usize,
+    part: &ConcatInput,
+    out: (usize, ActFormat, usize),
+    first_channel: usize,
+) {
+    match active() {
+        Path::Scalar => reference::concat_part(arena, positions, part, out, first_channel),
+        _ => bytewise::concat_part(arena, positions, part, out, first_channel),
+    }
+}
+
+/// Strided slice (contract §5).
+pub fn slice(
+    input: &[u8],
+    in_shape: Hwc,
+    fmt: ActFormat,
+    begin: [usize; 3],
+    step: [usize; 3],
+    out_shape: Hwc,
+    output: &mut [u8],
+) {
+    match active() {
+        Path::Scalar => reference::slice(input, in_shape, fmt, begin, step, out_shape, output),
+        _ => bytewise::slice(input, in_shape, fmt, begin, step, out_shape, output),
+    }
+}
+
+/// Nearest-neighbour upsampling by integer factors (contract §5).
+pub fn resize_nearest(input: &[u8], in_shape: Hwc, fmt: ActFormat, factors: (usize, usize), output: &mut [u8]) {
+    match active() {
+        Path::Scalar => reference::resize_nearest(input, in_shape, fmt, factors, output),
+        _ => bytewise::resize_nearest(input, in_shape, fmt, factors, output),
+    }
+}
+
+/// Depth-to-space, DCR order (contract §5).
+pub fn depth_to_space(input: &[u8], in_shape: Hwc, fmt: ActFormat, block: usize, output: &mut [u8]) {
+    match active() {
+        Path::Scalar => reference::depth_to_space(input, in_shape, fmt, block, output),
+        _ => bytewise::depth_to_space(input, in_shape, fmt, block, output),
+    }
 }
