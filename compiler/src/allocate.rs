@@ -235,7 +235,7 @@ pub fn live_steps(graph: &Graph) -> Vec<Vec<usize>> {
     for (v, readers) in consumers.iter().enumerate() {
         let first = graph.nodes.iter().position(|nd| nd.output == v).unwrap_or(0);
         let mut last = readers.iter().copied().max().unwrap_or(first);
-        if v == graph.output {
+        if graph.is_output(v) {
             last = n.saturating_sub(1);
         }
         for step in steps.iter_mut().take(last + 1).skip(first) {
@@ -480,6 +480,7 @@ mod tests {
             input: 0,
             output: 1,
             input_layout: InputLayout::Nhwc,
+            extra_outputs: Vec::new(),
         };
         // Channel errors (per output channel): 1 and 3 at every width, scaled by the width.
         let errors = |_: usize, b: u8| vec![1.0 / b as f64, 3.0 / b as f64];

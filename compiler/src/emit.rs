@@ -415,7 +415,7 @@ pub fn emit(
         .map(|v| {
             let first = producer[v].unwrap_or(0);
             let mut last = consumers[v].iter().copied().max().unwrap_or(first);
-            if v == graph.output {
+            if graph.is_output(v) {
                 last = n_nodes - 1;
             }
             Buffer { size: sizes[v], first_use: first, last_use: last, alias_of: None }
@@ -666,10 +666,19 @@ pub fn emit(
         ops.push(op);
     }
 
+    let extra_outputs: Vec<u8> = graph.extra_outputs.iter().flat_map(|&v| (v as u16).to_le_bytes()).collect();
+    if graph.extra_outputs.len() > hawq_runtime::format::MAX_EXTRA_OUTPUTS {
+        bail!(
+            "the graph has {} outputs; the format holds at most {}",
+            graph.extra_outputs.len() + 1,
+            hawq_runtime::format::MAX_EXTRA_OUTPUTS + 1
+        );
+    }
     let meta = ModelMeta {
         tensors: Tensors::new(&table),
         input: graph.input as u16,
         output: graph.output as u16,
+        extra_outputs: &extra_outputs,
         raw_input: match raw {
             RawKind::U8 => RawInput::U8,
             RawKind::I8 => RawInput::I8,
@@ -763,6 +772,7 @@ mod tests {
             input: 0,
             output: 1,
             input_layout: InputLayout::Nhwc,
+            extra_outputs: Vec::new(),
         }
     }
 

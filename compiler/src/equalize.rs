@@ -49,7 +49,7 @@ fn readers(graph: &Graph, consumers: &[Vec<usize>], v: ValueId) -> Option<Vec<Re
     let mut out = Vec::new();
     let mut stack = vec![v];
     while let Some(u) = stack.pop() {
-        if u == graph.output || consumers[u].is_empty() {
+        if graph.is_output(u) || consumers[u].is_empty() {
             return None;
         }
         for &n in &consumers[u] {
@@ -287,6 +287,7 @@ mod tests {
             input: 0,
             output: 4,
             input_layout: InputLayout::Nhwc,
+            extra_outputs: Vec::new(),
         }
     }
 

@@ -67,7 +67,7 @@ fn execute(graph: &Graph, input: &[f32], release_dead_values: bool) -> Vec<Optio
 
         if release_dead_values {
             for &input_id in &node.inputs {
-                if last_reader[input_id] == Some(node_index) && input_id != graph.output {
+                if last_reader[input_id] == Some(node_index) && !graph.is_output(input_id) {
                     values[input_id] = None;
                 }
             }
@@ -499,6 +499,7 @@ mod tests {
             input: 0,
             output,
             input_layout: InputLayout::Nhwc,
+            extra_outputs: Vec::new(),
         }
     }
 
@@ -744,6 +745,7 @@ mod tests {
             input: 0,
             output: 3,
             input_layout: InputLayout::Nhwc,
+            extra_outputs: Vec::new(),
         };
         let all = run_all(&graph, &a);
         assert_eq!(all[0], a);
@@ -808,6 +810,7 @@ mod tests {
             input: 0,
             output: 8,
             input_layout: InputLayout::Nhwc,
+            extra_outputs: Vec::new(),
         };
         let image = rng.vec(8 * 8 * 3);
         let all = run_all(&graph, &image);
@@ -849,6 +852,7 @@ mod tests {
             input: 0,
             output: 0,
             input_layout: InputLayout::Nhwc,
+            extra_outputs: Vec::new(),
         };
         assert_eq!(run(&graph, &[1.0, 2.0, 3.0]), vec![1.0, 2.0, 3.0]);
     }
@@ -862,6 +866,7 @@ mod tests {
             input: 0,
             output: 0,
             input_layout: InputLayout::Nhwc,
+            extra_outputs: Vec::new(),
         };
         run(&graph, &[1.0, 2.0]);
     }

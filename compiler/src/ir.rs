@@ -406,6 +406,11 @@ pub struct Graph {
     pub output: ValueId,
     /// The order in which users hand over input elements (the ONNX model's input layout).
     pub input_layout: InputLayout,
+    /// The graph's further outputs (ONNX graphs with several): kept to the end of a run and
+    /// readable on the device. Calibration, the loss of the sensitivity analysis and the
+    /// fidelity check's verdict use `output`; every layer's SQNR, these outputs' producers
+    /// included, is in the fidelity report.
+    pub extra_outputs: Vec<ValueId>,
 }
 
 /// Element order of the model's input as the user supplies it.
@@ -440,6 +445,11 @@ impl InputLayout {
 impl Graph {
     pub fn input_shape(&self) -> &[usize] {
         &self.values[self.input].shape
+    }
+
+    /// Is `v` one of the graph's outputs (the first or a further one)?
+    pub fn is_output(&self, v: ValueId) -> bool {
+        v == self.output || self.extra_outputs.contains(&v)
     }
 
     pub fn output_shape(&self) -> &[usize] {

@@ -212,6 +212,7 @@ mod tests {
             input: 0,
             output: values - 1,
             input_layout: InputLayout::Nhwc,
+            extra_outputs: Vec::new(),
         }
     }
 

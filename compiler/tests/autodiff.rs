@@ -149,7 +149,14 @@ impl Builder {
     }
 
     fn finish(self, output: ValueId) -> Graph {
-        Graph { values: self.values, nodes: self.nodes, input: 0, output, input_layout: InputLayout::Nhwc }
+        Graph {
+            values: self.values,
+            nodes: self.nodes,
+            input: 0,
+            output,
+            input_layout: InputLayout::Nhwc,
+            extra_outputs: Vec::new(),
+        }
     }
 }
 

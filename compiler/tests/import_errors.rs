@@ -386,10 +386,40 @@ fn file_driven_sizes_are_bounded_before_allocating() {
     assert_rejected(&m, "giant_broadcast", &["'folded'", "(Mul)", "[5000, 5000]", "16777216"]);
 }
 
+/// A graph with two outputs: both are kept to the end of the run and readable on the device,
+/// the second (a feature map) within a step of the float model's.
 #[test]
-fn several_outputs_are_rejected_listing_them() {
-    let m = Model::base().output("p", &[1, 2, 4, 4]);
-    assert_rejected(&m, "two_outputs", &["2 outputs", "'logits', 'p'", "single-output"]);
+fn several_outputs_are_all_readable_on_the_device() {
+    use hawq_compiler::data::Dataset;
+    use hawq_compiler::ir::InputTransform;
+    use hawq_compiler::pipeline::{compile, prepare};
+    use hawq_compiler::quantize::BitConfig;
+    let graph = hawq_compiler::import::import_bytes(&Model::base().output("p", &[1, 2, 4, 4]).bytes()).unwrap();
+    assert_eq!(graph.extra_outputs.len(), 1);
+    let p = graph.extra_outputs[0];
+    assert_eq!(graph.values[p].shape, [4, 4, 2]);
+    let calib = Dataset::load(&example("calib.npz")).unwrap();
+    let transform = InputTransform { scale: 1.0 / 16.0, offset: 0.0 };
+    let prepared = prepare(graph, &calib, transform).unwrap();
+    let compiled = compile(&prepared, &BitConfig::uniform(&prepared.graph, 8, 8)).unwrap();
+    let model = hawq_runtime::Model::from_bytes(&compiled.blob).unwrap();
+    assert_eq!(model.output_count(), 2);
+    assert_eq!(model.output_tensor(1), Some(p as u16));
+    assert_eq!(model.output_tensor(2), None);
+    let mut arena = vec![0u8; model.arena_bytes()];
+    let mut it = hawq_runtime::Interpreter::new(&model, &mut arena).unwrap();
+    it.write_input_raw(&calib.raw(0)).unwrap();
+    it.invoke().unwrap();
+    let mut got = vec![0f32; 32];
+    assert_eq!(it.read_output_at_f32(1, &mut got).unwrap(), 32);
+    assert!(it.output_bytes_at(2).is_none());
+    let real = calib.real(0, transform);
+    let float =
+        hawq_compiler::float_exec::run_all(&prepared.graph, &prepared.graph.input_layout.to_nhwc(&real, (8, 8, 1)));
+    let step = model.tensor(p as u16).unwrap().scale.to_f32();
+    for (g, w) in got.iter().zip(&float[p]) {
+        assert!((g - w).abs() <= 1.5 * step, "second output {g} vs float {w} (step {step})");
+    }
 }
 
 #[test]

@@ -225,7 +225,12 @@ pub struct ModelMeta<'a> {
     #[serde(borrow)]
     pub tensors: Tensors<'a>,
     pub input: u16,
+    /// The first (or only) output.
     pub output: u16,
+    /// The graph's further outputs, little-endian `u16` tensor indices (at most
+    /// [`MAX_EXTRA_OUTPUTS`]); empty for a single-output model.
+    #[serde(borrow)]
+    pub extra_outputs: &'a [u8],
     pub raw_input: RawInput,
     pub input_layout: InputLayout,
     /// Region of the arena kernels may use as scratch (`scratch_bytes` of each kernel).
@@ -334,6 +339,9 @@ pub struct MulParams {
     pub shift: i8,
     pub clamp: Clamp,
 }
+
+/// The most outputs a model has besides its first.
+pub const MAX_EXTRA_OUTPUTS: usize = 255;
 
 /// Bytes of one part of a [`ConcatParams`]: tensor (u16), shift (i8), zero byte, multiplier (i32),
 /// little-endian.

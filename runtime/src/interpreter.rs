@@ -89,6 +89,19 @@ impl<'m, 'a> Interpreter<'m, 'a> {
         self.tensor_f32(self.model.meta().output, out)
     }
 
+    /// Output `i`'s bytes (0 is [`Interpreter::output_bytes`]) after [`Interpreter::invoke`];
+    /// `None` past the model's last output ([`Model::output_count`]).
+    pub fn output_bytes_at(&self, i: usize) -> Option<&[u8]> {
+        let t = self.model.tensor(self.model.output_tensor(i)?)?;
+        self.arena.get(t.offset as usize..t.offset as usize + t.bytes())
+    }
+
+    /// Output `i` as real values, as [`Interpreter::read_output_f32`].
+    pub fn read_output_at_f32(&self, i: usize, out: &mut [f32]) -> Result<usize, Error> {
+        let tensor = self.model.output_tensor(i).ok_or(Error::BadTensorIndex { op: u16::MAX })?;
+        self.tensor_f32(tensor, out)
+    }
+
     /// Any tensor as real values, as [`read_tensor_f32`] (meaningful for the input once written,
     /// and for every tensor whose producer has run and whose bytes no later op reused).
     pub fn tensor_f32(&self, tensor: u16, out: &mut [f32]) -> Result<usize, Error> {

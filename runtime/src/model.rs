@@ -4,7 +4,7 @@
 use crate::error::Error;
 use crate::format::{
     split_header, ConcatParams, ConvParams, DType, Header, ModelMeta, Op, RawInput, TensorDesc, Tensors,
-    CONCAT_PART_BYTES, MAX_CONCAT_INPUTS, MAX_TENSORS, TENSOR_RECORD_BYTES,
+    CONCAT_PART_BYTES, MAX_CONCAT_INPUTS, MAX_EXTRA_OUTPUTS, MAX_TENSORS, TENSOR_RECORD_BYTES,
 };
 use crate::quant::{Bits, SHIFT_MAX, SHIFT_MIN};
 
@@ -59,6 +59,19 @@ impl<'a> Model<'a> {
 
     pub fn output(&self) -> &TensorDesc {
         &self.output
+    }
+
+    /// How many outputs the model has (1 + the graph's further outputs).
+    pub fn output_count(&self) -> usize {
+        1 + self.meta.extra_outputs.len() / 2
+    }
+
+    /// The tensor index of output `i` (0 is [`Model::output`]); `None` past the last.
+    pub fn output_tensor(&self, i: usize) -> Option<u16> {
+        match i {
+            0 => Some(self.meta.output),
+            _ => self.meta.extra_outputs.get(2 * i - 2..2 * i).map(|b| u16::from_le_bytes([b[0], b[1]])),
+        }
     }
 
     pub fn raw_input(&self) -> RawInput {
@@ -151,6 +164,13 @@ fn validate_tensors(header: &Header, meta: &ModelMeta<'_>) -> Result<(TensorDesc
     }
     let model_tensor = |i: u16| meta.tensors.get(i as usize).ok_or(Error::BadTensorIndex { op: u16::MAX });
     let (input, output) = (model_tensor(meta.input)?, model_tensor(meta.output)?);
+    let extra = meta.extra_outputs;
+    if !extra.len().is_multiple_of(2) || extra.len() / 2 > MAX_EXTRA_OUTPUTS {
+        return Err(Error::Malformed);
+    }
+    for index in extra.chunks_exact(2) {
+        model_tensor(u16::from_le_bytes([index[0], index[1]]))?;
+    }
     let raw_ok = match meta.raw_input {
         RawInput::U8 | RawInput::I8 => input.dtype == DType::I8,
         RawInput::F32 => input.dtype != DType::F32,

@@ -343,6 +343,7 @@ mod tests {
             input: 0,
             output: 1,
             input_layout: InputLayout::Nhwc,
+            extra_outputs: Vec::new(),
         };
         let x: Vec<f32> = (0..graph.values[0].elements()).map(|i| i as f32).collect();
         float_exec::run(&graph, &x).iter().map(|&v| v as u32).collect()

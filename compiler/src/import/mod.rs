@@ -213,14 +213,6 @@ fn import_model(bytes: &[u8], dir: Option<&Path>) -> Result<Graph> {
     // Every unsupported operator at once, before any work: a user converting a model learns the
     // whole list in one run.
     unsupported_ops(&graph.node)?;
-    if graph.output.len() > 1 {
-        let names: Vec<String> = graph.output.iter().map(|o| format!("'{}'", o.name)).collect();
-        bail!(
-            "the graph has {} outputs ({}); only single-output models are supported",
-            graph.output.len(),
-            names.join(", ")
-        );
-    }
     let mut b = Builder {
         opset: model
             .opset_import
@@ -294,13 +286,20 @@ fn import_model(bytes: &[u8], dir: Option<&Path>) -> Result<Graph> {
     for node in &graph.node {
         b.node(node).map_err(|e| anyhow!("node '{}' ({}): {e:#}", node_name(node), node.op_type))?;
     }
-    let out_name = &graph.output.first().ok_or_else(|| anyhow!("the graph has no output"))?.name;
-    let output = match b.vals.get(out_name) {
-        Some(Val::Act(a)) => a.id,
-        Some(Val::Const(_)) => bail!("output '{out_name}' is a constant"),
-        None => bail!("output '{out_name}' is never produced"),
-    };
-    let g = Graph { values: b.values, nodes: b.nodes, input: id, output, input_layout };
+    if graph.output.is_empty() {
+        bail!("the graph has no output");
+    }
+    let outputs: Vec<ValueId> = graph
+        .output
+        .iter()
+        .map(|o| match b.vals.get(&o.name) {
+            Some(Val::Act(a)) => Ok(a.id),
+            Some(Val::Const(_)) => bail!("output '{}' is a constant", o.name),
+            None => bail!("output '{}' is never produced", o.name),
+        })
+        .collect::<Result<_>>()?;
+    let (output, extra_outputs) = (outputs[0], outputs[1..].to_vec());
+    let g = Graph { values: b.values, nodes: b.nodes, input: id, output, input_layout, extra_outputs };
     if let Some(n) = g.nodes.iter().position(|n| matches!(n.op, OpKind::Softmax)) {
         if n + 1 != g.nodes.len() {
             bail!("Softmax '{}' is supported only as the last operation", g.nodes[n].name);
