@@ -116,6 +116,12 @@ struct CompileArgs {
     /// Output model file.
     #[arg(short, long)]
     output: PathBuf,
+    /// Also write the model as C source into this folder, for firmware linking the C library
+    /// (libhawq_runtime_c.a, hawq.h): `<name>_model.h` (arena size, input/output sizes and
+    /// quantization as macros) and `<name>_model.c` (the bytes, 16-byte aligned), where <name>
+    /// is the output file's stem.
+    #[arg(long, value_name = "DIR")]
+    emit_c: Option<PathBuf>,
     /// Write the model even when it parts from the float model (top-1 agreement below 90%, or
     /// output SQNR below 10 dB, on the calibration data).
     #[arg(long)]
@@ -364,6 +370,20 @@ fn cmd_compile(a: &CompileArgs) -> Result<()> {
         inputs.push(("bit configuration", config.as_path()));
     }
     refuse_overwriting_inputs(&a.output, &inputs)?;
+    let c_name = match &a.emit_c {
+        Some(dir) => {
+            let stem = a.output.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = hawq_compiler::emit_c::c_name(&stem).with_context(|| a.output.display().to_string())?;
+            let (h, c) = hawq_compiler::emit_c::paths(dir, &name);
+            refuse_overwriting_inputs(&h, &inputs)?;
+            refuse_overwriting_inputs(&c, &inputs)?;
+            if dir.exists() && !dir.is_dir() {
+                bail!("{}: --emit-c needs a folder, this is a file", dir.display());
+            }
+            Some(name)
+        }
+        None => None,
+    };
     let budget = Budget { weight_bytes: kib(a.budget_kib), avg_bits: a.avg_bits, arena_bytes: kib(a.max_arena_kib) };
     // Flags that would be ignored are refused before the (long) work starts.
     let model = a.model.display();
@@ -437,11 +457,20 @@ fn cmd_compile(a: &CompileArgs) -> Result<()> {
         eprintln!("warning: {}: {why}; written anyway (--allow-low-fidelity)", a.model.display());
     }
     hawq_compiler::emit::write_atomic(&a.output, &compiled.blob)?;
+    let c_files = match (&a.emit_c, &c_name) {
+        (Some(dir), Some(name)) => {
+            let origin = a.model.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            Some(hawq_compiler::emit_c::write(dir, name, &compiled.blob, &origin)?)
+        }
+        _ => None,
+    };
     if a.json {
         println!(
             "{}",
             json!({
                 "output": a.output,
+                "c_header": c_files.as_ref().map(|f| &f.0),
+                "c_source": c_files.as_ref().map(|f| &f.1),
                 "file_bytes": compiled.blob.len(),
                 "weight_bytes": compiled.weight_bytes,
                 "arena_bytes": compiled.arena_bytes,
@@ -452,6 +481,9 @@ fn cmd_compile(a: &CompileArgs) -> Result<()> {
         );
     } else {
         println!("{} → {}", a.model.display(), a.output.display());
+        if let Some((h, c)) = &c_files {
+            println!("C: {}, {}", h.display(), c.display());
+        }
         for e in &prepared.equalized {
             println!(
                 "equalized '{}': widest channel {:.0}× the median → {:.1}× ({} channels scaled, consumers compensated)",
@@ -724,6 +756,7 @@ fn cmd_demo() -> Result<()> {
         max_arena_kib: Some(0.5),
         report: None,
         output: model_out.clone(),
+        emit_c: None,
         allow_low_fidelity: false,
         no_equalize: false,
         json: false,

@@ -827,3 +827,103 @@ fn more_tensors_than_16_bit_indices_can_name_are_refused_before_calibration() {
     let o = hawq(&["compile", p(&model), "--calib", p(&missing), "-o", p(&dir.path().join("huge.hq"))]);
     assert_one_line_error(&o, &["huge.onnx", "65536 tensors", "65535"]);
 }
+
+/// `hawq compile --emit-c`: the model as C source that compiles against the C library's header
+/// (runtime-c/include/hawq.h) with the host's C compiler; the array holds exactly the `.hq`
+/// file's bytes, 16-byte aligned, and every macro equals what the runtime reads from the model.
+#[test]
+fn emit_c_writes_the_model_as_c_source_that_agrees_with_the_model_file() {
+    let dir = tmp();
+    let out = dir.path().join("digits.hq");
+    let cdir = dir.path().join("c");
+    let o = compile_digits(&out, &["--emit-c", p(&cdir), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let (header, source) = (cdir.join("digits_model.h"), cdir.join("digits_model.c"));
+    assert_eq!(v["c_header"].as_str(), Some(p(&header)));
+    assert_eq!(v["c_source"].as_str(), Some(p(&source)));
+    let text = std::fs::read_to_string(&header).unwrap();
+    assert!(text.contains(&format!("#define DIGITS_ARENA_BYTES {}u", v["arena_bytes"])), "{text}");
+
+    let check = dir.path().join("check.c");
+    std::fs::write(
+        &check,
+        r#"#include <stdio.h>
+#include <string.h>
+#include "hawq.h"
+#include "digits_model.h"
+_Static_assert(DIGITS_INPUT_RAW_KIND == HAWQ_RAW_U8, "raw kind");
+_Static_assert(DIGITS_OUTPUT0_DTYPE == HAWQ_DTYPE_INT8, "dtype");
+_Static_assert(DIGITS_MODEL_FORMAT_VERSION == HAWQ_FORMAT_VERSION, "format");
+_Static_assert(sizeof digits_model == DIGITS_MODEL_BYTES, "bytes");
+static unsigned bits(float f) { unsigned u; memcpy(&u, &f, 4); return u; }
+int main(int argc, char **argv) {
+    FILE *f = fopen(argv[argc - 1], "wb");
+    if (!f || fwrite(digits_model, 1, sizeof digits_model, f) != sizeof digits_model) return 1;
+    fclose(f);
+    printf("align=%u arena=%u in=%u raw=%u in_scale=%08x in_zp=%d outs=%u out=%u out_bytes=%u out_scale=%08x out_zp=%d\n",
+           (unsigned)((size_t)digits_model % 16), DIGITS_ARENA_BYTES, DIGITS_INPUT_ELEMENTS, DIGITS_INPUT_RAW_BYTES,
+           bits(DIGITS_INPUT_SCALE), DIGITS_INPUT_ZERO_POINT, DIGITS_OUTPUT_COUNT, DIGITS_OUTPUT0_ELEMENTS,
+           DIGITS_OUTPUT0_BYTES, bits(DIGITS_OUTPUT0_SCALE), DIGITS_OUTPUT0_ZERO_POINT);
+    return 0;
+}
+"#,
+    )
+    .unwrap();
+    let exe = dir.path().join("check");
+    let include = Path::new(env!("CARGO_MANIFEST_DIR")).join("../runtime-c/include");
+    let cc = Command::new("cc")
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-I"])
+        .args([
+            include.as_os_str(),
+            "-I".as_ref(),
+            cdir.as_os_str(),
+            check.as_os_str(),
+            source.as_os_str(),
+            "-o".as_ref(),
+        ])
+        .arg(&exe)
+        .output()
+        .expect("the host C compiler (cc) runs");
+    assert!(cc.status.success(), "cc rejects the emitted C:\n{}", String::from_utf8_lossy(&cc.stderr));
+    let copy = dir.path().join("copy.hq");
+    let run = Command::new(&exe).arg(&copy).output().expect("the check program runs");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let blob = std::fs::read(&out).unwrap();
+    assert_eq!(std::fs::read(&copy).unwrap(), blob, "the C array is not the model file");
+
+    let model = hawq_runtime::Model::from_bytes(&blob).unwrap();
+    let (input, output) = (*model.input(), *model.output());
+    let want = format!(
+        "align=0 arena={} in={} raw={} in_scale={:08x} in_zp={} outs=1 out={} out_bytes={} out_scale={:08x} out_zp={}",
+        model.arena_bytes(),
+        input.elements(),
+        input.elements(),
+        input.scale.to_f32().to_bits(),
+        input.zero_point,
+        output.elements(),
+        output.bytes(),
+        output.scale.to_f32().to_bits(),
+        output.zero_point
+    );
+    assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), want);
+}
+
+#[test]
+fn emit_c_refuses_a_file_and_names_from_the_output_stem() {
+    let dir = tmp();
+    let file = dir.path().join("not-a-folder");
+    std::fs::write(&file, b"x").unwrap();
+    let out = dir.path().join("9-digits.v1.hq");
+    let o = compile_digits(&out, &["--emit-c", p(&file)]);
+    assert_one_line_error(&o, &["not-a-folder", "--emit-c needs a folder"]);
+    assert!(!out.exists(), "nothing may be written when --emit-c is refused");
+
+    let cdir = dir.path().join("c");
+    let o = compile_digits(&out, &["--emit-c", p(&cdir)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(cdir.join("m9_digits_v1_model.h")).unwrap();
+    assert!(text.contains("extern const uint8_t m9_digits_v1_model[M9_DIGITS_V1_MODEL_BYTES];"), "{text}");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("m9_digits_v1_model.c"), "{stdout}");
+}

@@ -1,6 +1,7 @@
 //! Shared setup of the real-model suite: where the fixtures are, and each fixture's metadata
 //! (input transform, metric, data files) as `../shared/fixtures/README.md` gives them.
 
+pub mod c_program;
 pub mod qemu;
 
 use std::path::PathBuf;

@@ -164,8 +164,25 @@ pub struct ElfSizes {
     pub statics: u64,
 }
 
-/// Reads the section headers of an ELF32/ELF64 little-endian file.
-pub fn elf_sizes(path: &Path) -> Result<ElfSizes> {
+/// One section header of an ELF file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section {
+    pub name: String,
+    /// `sh_type` (8: no bits in the file, like `.bss`).
+    pub kind: u64,
+    /// `sh_flags` (1: writable, 2: allocated in memory, 4: executable).
+    pub flags: u64,
+    pub size: u64,
+}
+
+impl Section {
+    pub const SHF_WRITE: u64 = 1;
+    pub const SHF_ALLOC: u64 = 2;
+    pub const SHT_NOBITS: u64 = 8;
+}
+
+/// The section headers of an ELF32/ELF64 little-endian file.
+pub fn elf_sections(path: &Path) -> Result<Vec<Section>> {
     let data = fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
     let bad = || anyhow!("{}: not a little-endian ELF file", path.display());
     if data.len() < 64 || data[0..4] != *b"\x7fELF" || data[5] != 1 {
@@ -206,25 +223,30 @@ pub fn elf_sizes(path: &Path) -> Result<ElfSizes> {
         let end = data[start.min(data.len())..].iter().position(|&b| b == 0).map_or(data.len(), |n| start + n);
         String::from_utf8_lossy(&data[start.min(end)..end]).into_owned()
     };
-    const SHF_WRITE: u64 = 1;
-    const SHF_ALLOC: u64 = 2;
-    const SHT_NOBITS: u64 = 8;
+    (0..shnum)
+        .map(|i| {
+            let (name, kind, flags, _offset, size) = header(i)?;
+            Ok(Section { name: name_of(name), kind, flags, size })
+        })
+        .collect()
+}
+
+/// Reads the section headers of an ELF32/ELF64 little-endian file.
+pub fn elf_sizes(path: &Path) -> Result<ElfSizes> {
     let mut sizes = ElfSizes::default();
-    for i in 0..shnum {
-        let (name, kind, flags, _offset, size) = header(i)?;
-        if flags & SHF_ALLOC == 0 {
+    for s in elf_sections(path)? {
+        if s.flags & Section::SHF_ALLOC == 0 {
             continue;
         }
-        let name = name_of(name);
         // riscv-rt's `.stack` and `.heap` are fictitious sections spanning the free RAM.
-        if name == ".stack" || name == ".heap" {
+        if s.name == ".stack" || s.name == ".heap" {
             continue;
         }
-        if kind != SHT_NOBITS {
-            sizes.image += size;
+        if s.kind != Section::SHT_NOBITS {
+            sizes.image += s.size;
         }
-        if flags & SHF_WRITE != 0 {
-            sizes.statics += size;
+        if s.flags & Section::SHF_WRITE != 0 {
+            sizes.statics += s.size;
         }
     }
     Ok(sizes)
@@ -339,9 +361,7 @@ fn cargo_build(
 
     // One build at a time in the shared target directory, in this process (mutex) and across
     // processes (file lock): the ELF is copied out before the next build overwrites it.
-    let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let lock = File::create(target_dir.join("hawq-build.lock"))?;
-    lock.lock().context("locking the firmware build")?;
+    let (_guard, lock) = build_lock()?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     // Not --locked: the crate's Cargo.lock pins what it lists, and a dependency the runtime
@@ -382,6 +402,17 @@ fn cargo_build(
     fs::copy(&built, &elf).with_context(|| format!("{}: cannot copy", built.display()))?;
     drop(lock);
     Ok(Ok((dir, elf)))
+}
+
+/// Holds the shared firmware target directory for one build (this process: a mutex; others: a
+/// file lock), until both are dropped.
+pub(crate) fn build_lock() -> Result<(std::sync::MutexGuard<'static, ()>, File)> {
+    let target_dir = firmware_target_dir();
+    fs::create_dir_all(&target_dir).with_context(|| format!("{}: cannot create", target_dir.display()))?;
+    let guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let lock = File::create(target_dir.join("hawq-build.lock"))?;
+    lock.lock().context("locking the firmware build")?;
+    Ok((guard, lock))
 }
 
 /// A real board's firmware crate under `targets/boards/` (built, not run: it needs the board and
@@ -450,12 +481,18 @@ impl Run {
 
 /// Runs a firmware under its QEMU command, killed after `timeout`.
 pub fn run(fw: &Firmware, timeout: Duration) -> Result<Run> {
-    let qemu = fw.target.qemu_command()?;
+    run_elf(fw.target, &fw.elf, timeout)
+}
+
+/// Runs any program built for `target`'s machine (e.g. the C example of `examples/c`) under
+/// the target's QEMU command, killed after `timeout`.
+pub fn run_elf(target: Target, elf: &Path, timeout: Duration) -> Result<Run> {
+    let qemu = target.qemu_command()?;
     let start = Instant::now();
     let output = Command::new("timeout")
         .args(["-k", "5", &format!("{}", timeout.as_secs().max(1))])
         .args(&qemu)
-        .arg(&fw.elf)
+        .arg(elf)
         .stdin(Stdio::null())
         .output()
         .with_context(|| format!("running {}", qemu[0]))?;
