@@ -20,15 +20,19 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 for t in thumbv7em-none-eabihf aarch64-unknown-linux-gnu thumbv6m-none-eabi riscv32imac-unknown-none-elf; do
   cargo clippy -p hawq-runtime --locked --target "$t" -- -D warnings
 done
+# The C interface's static library on the microcontrollers (its panic handler is bare-metal only).
+for t in "${CROSS_TARGETS[@]}"; do
+  cargo clippy -p hawq-runtime-c --lib --locked --target "$t" -- -D warnings
+done
 
 step "unit, property and integration tests"
 cargo test --workspace --exclude hawq-e2e --locked
 
-step "runtime builds for microcontrollers, without alloc"
+step "runtime builds for microcontrollers, without alloc; the C static library for each"
 for t in "${CROSS_TARGETS[@]}"; do
   cargo build -p hawq-runtime --release --locked --target "$t"
 done
-scripts/check-no-alloc.sh
+scripts/check-no-alloc.sh  # also builds libhawq_runtime_c.a for each target (README, "From C")
 
 echo
 echo "all tests passed"
