@@ -179,8 +179,8 @@ enum hawq_status
    */
   HAWQ_ERR_TOO_LARGE = 104,
   /**
-   * The arena overlaps the model blob or a handle, or an input/output buffer overlaps the
-   * arena.
+   * The arena overlaps the model blob or a handle, the blob overlaps its model handle, or an
+   * input/output buffer overlaps the arena.
    */
   HAWQ_ERR_BUFFERS_OVERLAP = 105,
 };

@@ -131,8 +131,8 @@ pub enum HawqStatus {
     HAWQ_ERR_NO_SUCH_OUTPUT = 103,
     /// A length exceeds `PTRDIFF_MAX` bytes.
     HAWQ_ERR_TOO_LARGE = 104,
-    /// The arena overlaps the model blob or a handle, or an input/output buffer overlaps the
-    /// arena.
+    /// The arena overlaps the model blob or a handle, the blob overlaps its model handle, or an
+    /// input/output buffer overlaps the arena.
     HAWQ_ERR_BUFFERS_OVERLAP = 105,
 }
 
@@ -472,6 +472,9 @@ pub unsafe extern "C" fn hawq_model_load(blob: *const u8, len: usize, out_model:
             return Err(HAWQ_ERR_NULL_POINTER);
         }
         check_len::<u8>(len)?;
+        if overlap(blob, len, out_model.cast_const().cast(), size_of::<HawqModel>()) {
+            return Err(HAWQ_ERR_BUFFERS_OVERLAP);
+        }
         // SAFETY: the caller's contract: `len` readable bytes that outlive the model handle.
         let bytes: &'static [u8] = unsafe { slice::from_raw_parts(blob, len) };
         let model = Model::from_bytes(bytes).map_err(HawqStatus::of)?;

@@ -241,6 +241,12 @@ fn bad_arguments_are_statuses() {
         assert_eq!(hawq_write_input_raw(&mut it2, arena_ptr, input_len), HAWQ_ERR_BUFFERS_OVERLAP);
         assert_eq!(hawq_output_f32(&it2, 0, arena.as_mut_ptr().cast(), 10), HAWQ_ERR_BUFFERS_OVERLAP);
 
+        // A blob over its own model handle.
+        let mut words = vec![0usize; HAWQ_MODEL_WORDS + good.len().div_ceil(std::mem::size_of::<usize>())];
+        let handle = words.as_mut_ptr().cast::<HawqModel>();
+        let s = hawq_model_load(words.as_ptr().cast(), words.len() * std::mem::size_of::<usize>(), handle);
+        assert_eq!(s, HAWQ_ERR_BUFFERS_OVERLAP, "a blob over its handle");
+
         // A model handle that was reloaded with a failing blob under a live interpreter.
         assert_eq!(hawq_write_input_raw(&mut it2, x.as_ptr(), x.len()), HAWQ_OK);
         assert_eq!(hawq_invoke(&mut it2), HAWQ_OK);
