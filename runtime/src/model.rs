@@ -511,7 +511,7 @@ fn validate_concat(p: &ConcatParams<'_>, op: u16, tensors: Tensors<'_>) -> Resul
     quantized_bits(output, op)?;
     let (h, w, c) = nhwc(output, op)?;
     let parts = p.part_count();
-    if p.parts.len() % CONCAT_PART_BYTES != 0 || parts == 0 || parts > MAX_CONCAT_INPUTS {
+    if !p.parts.len().is_multiple_of(CONCAT_PART_BYTES) || parts == 0 || parts > MAX_CONCAT_INPUTS {
         return Err(Error::BadParameter { op });
     }
     let mut channels = 0usize;
