@@ -758,6 +758,7 @@ fn chain_spec() -> impl Strategy<Value = Spec> {
             output: last,
             raw_input,
             input_layout: InputLayout::Nhwc,
+            extra_outputs: Vec::new(),
             scratch_offset: 0,
             scratch_bytes: 0,
             ops: chain.ops,
@@ -2499,4 +2500,29 @@ fn fuzz_seeds_load_and_run() {
         }
         eprintln!("wrote {} seeds under {}", seeds.len(), root.display());
     }
+}
+
+/// The further outputs of a model with several: each a tensor of the table, in whole `u16`
+/// records, readable after a run; anything else is refused at load.
+#[test]
+fn further_outputs_name_tensors_in_whole_records() {
+    let mut spec = mul_model().spec();
+    let last = spec.tensors.len() as u16 - 1;
+    spec.extra_outputs = [0u16, last].iter().flat_map(|t| t.to_le_bytes()).collect();
+    let blob = spec.encode();
+    assert_eq!(exercise(&blob, 1), Outcome::Ran);
+    let model = Model::from_bytes(&blob).unwrap();
+    assert_eq!(model.output_count(), 3);
+    assert_eq!((model.output_tensor(1), model.output_tensor(2), model.output_tensor(3)), (Some(0), Some(last), None));
+    let mut arena = vec![0u8; model.arena_bytes()];
+    let mut it = Interpreter::new(&model, &mut arena).unwrap();
+    it.invoke().unwrap();
+    assert_eq!(it.output_bytes_at(0), Some(it.output_bytes()));
+    assert_eq!(it.output_bytes_at(2).map(<[u8]>::len), model.tensor(last).map(|t| t.bytes()));
+    assert!(it.output_bytes_at(3).is_none());
+    let mut bad = spec.clone();
+    bad.extra_outputs = (spec.tensors.len() as u16).to_le_bytes().to_vec();
+    assert_eq!(exercise(&bad.encode(), 1), Outcome::Rejected("BadTensorIndex"));
+    bad.extra_outputs = vec![0, 0, 1];
+    assert_eq!(exercise(&bad.encode(), 1), Outcome::Rejected("Malformed"));
 }

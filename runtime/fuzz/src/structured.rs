@@ -513,8 +513,25 @@ fn build_from(u: &mut Unstructured<'_>) -> Result<Vec<u8>> {
             *b = u.int_in_range(3..=255)?;
         }
     }
+    // Mostly none; sometimes a few, valid or not, or an odd byte count.
+    let extra_outputs: Vec<u8> = if u.ratio(7, 8)? {
+        Vec::new()
+    } else {
+        let count = u.int_in_range(1..=3usize)?;
+        let mut bytes: Vec<u8> = (0..count)
+            .map(|_| tensor_index(u, n))
+            .collect::<Result<Vec<u16>>>()?
+            .iter()
+            .flat_map(|t| t.to_le_bytes())
+            .collect();
+        if u.ratio(1, 8)? {
+            bytes.pop();
+        }
+        bytes
+    };
     let meta = ModelMeta {
         tensors: Tensors::new(&records),
+        extra_outputs: &extra_outputs,
         input: if u.ratio(7, 8)? { first } else { tensor_index(u, n)? },
         output: if u.ratio(7, 8)? { last } else { tensor_index(u, n)? },
         raw_input: *u.choose(&[RawInput::U8, RawInput::I8, RawInput::F32])?,

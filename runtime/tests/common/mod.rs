@@ -292,6 +292,9 @@ pub struct Spec {
     pub tensors: Vec<TensorDesc>,
     pub input: u16,
     pub output: u16,
+    /// The further outputs' tensor indices, little-endian `u16`s (any bytes, for the loader's
+    /// checks).
+    pub extra_outputs: Vec<u8>,
     pub raw_input: RawInput,
     pub input_layout: InputLayout,
     pub scratch_offset: u32,
@@ -312,6 +315,7 @@ impl Spec {
             output,
             raw_input,
             input_layout: InputLayout::Nhwc,
+            extra_outputs: Vec::new(),
             scratch_offset: 0,
             scratch_bytes: 0,
             op_count: 1,
@@ -337,6 +341,7 @@ impl Spec {
             tensors: Tensors::new(table),
             input: self.input,
             output: self.output,
+            extra_outputs: &self.extra_outputs,
             raw_input: self.raw_input,
             input_layout: self.input_layout,
             scratch_offset: self.scratch_offset,
@@ -397,6 +402,7 @@ pub fn reshape_add_chain(ops: usize) -> Spec {
         output: ops as u16,
         raw_input: RawInput::I8,
         input_layout: InputLayout::Nhwc,
+        extra_outputs: Vec::new(),
         scratch_offset: 0,
         scratch_bytes: 0,
         op_count: ops as u16,
