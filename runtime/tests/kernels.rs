@@ -257,6 +257,39 @@ fn add_float_check(case: &AddCase, got: &[u8]) -> Result<(), TestCaseError> {
     within_one_step(&real, got, &case.out, so)
 }
 
+fn mul_float_check(case: &MulCase, got: &[u8]) -> Result<(), TestCaseError> {
+    let (sa, sb, so) = case.real.expect("real scales");
+    let c = case.shape[3];
+    let real: Vec<f64> = case
+        .a
+        .iter()
+        .enumerate()
+        .map(|(i, &a)| {
+            let b = if case.broadcast { case.b[i % c] } else { case.b[i] };
+            sa * (a - case.a_q.zero_point) as f64 * sb * (b - case.b_q.zero_point) as f64
+        })
+        .collect();
+    within_one_step(&real, got, &case.out, so)
+}
+
+fn concat_float_check(case: &ConcatCase, got: &[u8]) -> Result<(), TestCaseError> {
+    let (s_in, s_out) = case.real.clone().expect("real scales");
+    let x0 = &case.parts[0].0.x;
+    let mut real = Vec::new();
+    for y in 0..x0.h {
+        for x in 0..x0.w {
+            for ((p, _), s) in case.parts.iter().zip(&s_in) {
+                for c in 0..p.x.c {
+                    real.push(s * (p.x.at(y, x, c) - p.x.zero_point) as f64);
+                }
+            }
+        }
+    }
+    let (min, max) = act_range(case.out.bits);
+    let out = OutQ { bits: case.out.bits, zero_point: case.out.zero_point, min, max };
+    within_one_step(&real, got, &out, s_out)
+}
+
 // ---------------------------------------------------------------------------------------------
 // The naive model on its own, against the contract's worked examples
 
@@ -390,6 +423,37 @@ fn softmax_matches_naive_bits() {
     property("softmax", 6400, float_out_case(true), exact_only);
 }
 
+#[test]
+fn lut_matches_naive() {
+    // Every output is a table entry: the generator puts entries at both ends of the range.
+    property("lut", 6000, lut_case(), exact_only).require("lut", 30, 30, 15, 30);
+}
+
+#[test]
+fn mul_matches_naive() {
+    property("mul", 12000, mul_case(false), exact_only).require("mul", 30, 30, 15, 30);
+}
+
+#[test]
+fn concat_matches_naive() {
+    property("concat", 6000, concat_case(false), exact_only).require("concat", 30, 30, 15, 30);
+}
+
+#[test]
+fn slice_matches_naive() {
+    property("slice", 6000, slice_case(), exact_only);
+}
+
+#[test]
+fn resize_nearest_matches_naive() {
+    property("resize", 6000, resize_case(), exact_only);
+}
+
+#[test]
+fn depth_to_space_matches_naive() {
+    property("depth_to_space", 6000, depth_to_space_case(), exact_only);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Float checks (the exact comparison runs too)
 
@@ -417,4 +481,14 @@ fn avg_pool_is_within_one_step_of_real() {
 #[test]
 fn add_is_within_one_step_of_real() {
     property("add real", 4800, add_case(true), add_float_check);
+}
+
+#[test]
+fn mul_is_within_one_step_of_real() {
+    property("mul real", 4800, mul_case(true), mul_float_check);
+}
+
+#[test]
+fn concat_is_within_one_step_of_real() {
+    property("concat real", 2400, concat_case(true), concat_float_check);
 }

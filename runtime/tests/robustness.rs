@@ -168,6 +168,16 @@ fn work(model: &Model<'_>) -> (u64, u64) {
     total
 }
 
+/// A concatenation's part records, decoded here from the format's layout (tensor u16, shift i8,
+/// a zero byte, multiplier i32, little-endian): `(tensor, multiplier, shift)`.
+fn concat_records(parts: &[u8]) -> Vec<(u16, i32, i8)> {
+    assert_eq!(parts.len() % 8, 0, "whole part records");
+    parts
+        .chunks_exact(8)
+        .map(|r| (u16::from_le_bytes([r[0], r[1]]), i32::from_le_bytes([r[4], r[5], r[6], r[7]]), r[2] as i8))
+        .collect()
+}
+
 /// Runs the model's ops with the naive model over a copy of the arena, writing each output back
 /// packed, so the whole arena after `invoke` can be compared.
 fn simulate(model: &Model<'_>, arena: &mut [u8]) {
@@ -248,6 +258,54 @@ fn simulate(model: &Model<'_>, arena: &mut [u8]) {
                     naive::dequantize(&x, i.zero_point as i32, s)
                 };
                 le_f32s(&y)
+            }
+            Op::Lut(p) => {
+                let i = &t[p.input as usize];
+                let table: Vec<i32> = p.table.iter().map(|&b| b as i8 as i32).collect();
+                let v = naive::lut(&read(arena, i), bits_u32(i.dtype.bits().unwrap()), out_t.shape[3] as usize, &table);
+                naive::pack(&v, bits_u32(out_t.dtype.bits().unwrap()))
+            }
+            Op::Mul(p) => {
+                let (a, b, o) = (&t[p.a as usize], &t[p.b as usize], &out_t);
+                let v = naive::mul(
+                    &read(arena, a),
+                    a.zero_point as i32,
+                    &read(arena, b),
+                    b.zero_point as i32,
+                    o.shape[3] as usize,
+                    p.multiplier,
+                    p.shift,
+                    out_fmt(o, p.clamp),
+                );
+                naive::pack(&v, bits_u32(o.dtype.bits().unwrap()))
+            }
+            Op::Concat(p) => {
+                let parts: Vec<naive::Part> = concat_records(p.parts)
+                    .into_iter()
+                    .map(|(tensor, multiplier, shift)| naive::Part {
+                        x: act_of(arena, &t[tensor as usize]),
+                        multiplier,
+                        shift,
+                    })
+                    .collect();
+                let bits = bits_u32(out_t.dtype.bits().unwrap());
+                naive::pack(&naive::concat(&parts, out_t.zero_point as i32, bits), bits)
+            }
+            Op::Slice(p) => {
+                let x = act_of(arena, &t[p.input as usize]);
+                let out = (out_t.shape[1] as usize, out_t.shape[2] as usize, out_t.shape[3] as usize);
+                let v = naive::slice(&x, p.begin.map(|v| v as usize), p.step.map(|v| v as usize), out);
+                naive::pack(&v, bits_u32(out_t.dtype.bits().unwrap()))
+            }
+            Op::Resize(p) => {
+                let x = act_of(arena, &t[p.input as usize]);
+                let v = naive::resize_nearest(&x, p.factor_h as usize, p.factor_w as usize);
+                naive::pack(&v, bits_u32(out_t.dtype.bits().unwrap()))
+            }
+            Op::DepthToSpace(p) => {
+                let x = act_of(arena, &t[p.input as usize]);
+                let v = naive::depth_to_space(&x, p.block as usize);
+                naive::pack(&v, bits_u32(out_t.dtype.bits().unwrap()))
             }
         };
         arena[region(&out_t)].copy_from_slice(&bytes);
@@ -399,8 +457,8 @@ fn ran(outcomes: &BTreeMap<Outcome, u32>) -> u32 {
 // ---------------------------------------------------------------------------------------------
 // Valid models to start from
 
-/// A valid one-op model of any kind, sometimes followed by a dequantize or softmax of its output
-/// (two ops).
+/// A valid one-op model of any kind, or a chain of the format-5 ops ([`chain_spec`]), sometimes
+/// followed by a dequantize or softmax of its output.
 fn valid_spec() -> impl Strategy<Value = Spec> {
     let one = prop_oneof![
         conv_case(false, false).prop_map(|c| c.spec()),
@@ -413,6 +471,13 @@ fn valid_spec() -> impl Strategy<Value = Spec> {
         reshape_case().prop_map(|c| c.spec()),
         float_out_case(false).prop_map(|c| c.spec()),
         float_out_case(true).prop_map(|c| c.spec()),
+        lut_case().prop_map(|c| c.spec()),
+        mul_case(false).prop_map(|c| c.spec()),
+        concat_case(false).prop_map(|c| c.spec()),
+        slice_case().prop_map(|c| c.spec()),
+        resize_case().prop_map(|c| c.spec()),
+        depth_to_space_case().prop_map(|c| c.spec()),
+        chain_spec(),
     ];
     (one, 0..4u8).prop_map(|(spec, tail)| match tail {
         0 => append_float_op(spec, true),
@@ -435,6 +500,270 @@ fn append_float_op(mut spec: Spec, softmax: bool) -> Spec {
     spec.op_count += 1;
     spec.output = p.output;
     spec
+}
+
+/// Draws an op's parameters from one random word (xorshift64*), so that a chain is a short list
+/// of words to shrink.
+struct Draw(u64);
+
+impl Draw {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `0..n` (`n ≥ 1`).
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn range(&mut self, lo: i32, hi: i32) -> i32 {
+        lo + self.below((hi - lo + 1) as usize) as i32
+    }
+
+    /// True `k` times in `n`.
+    fn chance(&mut self, k: usize, n: usize) -> bool {
+        self.below(n) < k
+    }
+
+    /// A code of `bits` bits, often an extreme.
+    fn code(&mut self, bits: u32) -> i32 {
+        let (lo, hi) = act_range(bits);
+        match self.below(8) {
+            0 => lo,
+            1 => hi,
+            _ => self.range(lo, hi),
+        }
+    }
+}
+
+/// A model under construction by [`chain_spec`]: tensors one after another in the arena (with
+/// small gaps), except outputs written in place.
+struct Chain {
+    tensors: Vec<TensorDesc>,
+    ops: Vec<OpSpec>,
+    end: u32,
+}
+
+impl Chain {
+    fn push(&mut self, d: &mut Draw, t: TensorDesc) -> u16 {
+        let t = TensorDesc { offset: self.end + d.below(4) as u32, ..t };
+        self.end = t.offset + t.bytes() as u32;
+        self.tensors.push(t);
+        self.tensors.len() as u16 - 1
+    }
+
+    /// A new tensor of `shape` with random bits, zero point (often an extreme) and scale.
+    fn fresh(&mut self, d: &mut Draw, shape: [usize; 4]) -> u16 {
+        let bits = [4, 8][d.below(2)];
+        let t = tensor(shape, dtype(bits), fresh_scale(d), d.code(bits), 0);
+        self.push(d, t)
+    }
+
+    fn get(&self, i: u16) -> TensorDesc {
+        self.tensors[i as usize]
+    }
+
+    fn disjoint(&self, a: u16, b: u16) -> bool {
+        let (a, b) = (region(&self.get(a)), region(&self.get(b)));
+        a.end <= b.start || b.end <= a.start
+    }
+
+    /// One op of a random format-5 kind reading `src` (or a tensor made for it); returns its
+    /// output.
+    fn step(&mut self, d: &mut Draw, src: u16) -> u16 {
+        let x = self.get(src);
+        let [_, h, w, c] = x.shape.map(|v| v as usize);
+        let bits = x.dtype.bits().expect("quantized").get();
+        match d.below(6) {
+            0 => {
+                let out_bits = [4, 8][d.below(2)];
+                let rows = if d.chance(1, 2) { c } else { 1 };
+                let table = (0..rows << bits).map(|_| d.code(out_bits) as i8 as u8).collect();
+                let out = tensor([1, h, w, c], dtype(out_bits), fresh_scale(d), d.code(out_bits), 0);
+                let output = self.push(d, out);
+                self.ops.push(OpSpec::Lut(LutOwned { input: src, output, table }));
+                output
+            }
+            1 => {
+                let b_shape = if d.chance(1, 2) { [1, 1, 1, c] } else { [1, h, w, c] };
+                let fits = |t: &TensorDesc| t.shape.map(|v| v as usize) == b_shape;
+                let reuse: Vec<u16> = (0..self.tensors.len() as u16)
+                    .filter(|&i| i != src && fits(&self.get(i)) && self.disjoint(i, src))
+                    .collect();
+                let b = if !reuse.is_empty() && d.chance(1, 2) {
+                    reuse[d.below(reuse.len())]
+                } else {
+                    self.fresh(d, b_shape)
+                };
+                let (output, out_bits) = if d.chance(1, 3) {
+                    // In place: a's region and dtype, a quantization of its own.
+                    let t = TensorDesc { scale: fresh_scale(d), zero_point: d.code(bits) as i8, ..x };
+                    self.tensors.push(t);
+                    (self.tensors.len() as u16 - 1, bits)
+                } else {
+                    let out_bits = [4, 8][d.below(2)];
+                    let t = tensor([1, h, w, c], dtype(out_bits), fresh_scale(d), d.code(out_bits), 0);
+                    (self.push(d, t), out_bits)
+                };
+                let (lo, hi) = act_range(out_bits);
+                let z = self.get(output).zero_point as i32;
+                let clamp = match d.below(3) {
+                    0 => (z, hi),
+                    1 => {
+                        let (a, b) = (d.range(lo, hi), d.range(lo, hi));
+                        (a.min(b), a.max(b))
+                    }
+                    _ => (lo, hi),
+                };
+                self.ops.push(OpSpec::Mul(hawq_runtime::format::MulParams {
+                    a: src,
+                    b,
+                    output,
+                    multiplier: d.range(1 << 30, i32::MAX),
+                    shift: d.range(-10, 0) as i8,
+                    clamp: hawq_runtime::format::Clamp { min: clamp.0 as i8, max: clamp.1 as i8 },
+                }));
+                output
+            }
+            2 => {
+                let mut parts = vec![src];
+                let mut channels = c;
+                for _ in 1..2 + d.below(7) {
+                    let same_hw: Vec<u16> = (0..self.tensors.len() as u16)
+                        .filter(|&i| {
+                            let t = self.get(i);
+                            (t.shape[1] as usize, t.shape[2] as usize) == (h, w) && channels + t.shape[3] as usize <= 32
+                        })
+                        .collect();
+                    let part = if !same_hw.is_empty() && d.chance(1, 2) {
+                        same_hw[d.below(same_hw.len())]
+                    } else {
+                        let pc = 1 + d.below(4);
+                        self.fresh(d, [1, h, w, pc])
+                    };
+                    channels += self.get(part).shape[3] as usize;
+                    parts.push(part);
+                }
+                let records: Vec<_> = parts
+                    .iter()
+                    .map(|&tensor| {
+                        let (multiplier, shift) = if d.chance(1, 4) {
+                            (1 << 30, 1)
+                        } else {
+                            (d.range(1 << 30, i32::MAX), d.range(-3, 3) as i8)
+                        };
+                        hawq_runtime::format::ConcatPart { tensor, multiplier, shift }
+                    })
+                    .collect();
+                let out_bits = [4, 8][d.below(2)];
+                let out = tensor([1, h, w, channels], dtype(out_bits), fresh_scale(d), d.code(out_bits), 0);
+                let output = self.push(d, out);
+                self.ops.push(OpSpec::Concat(ConcatOwned::new(output, &records)));
+                output
+            }
+            3 => {
+                let mut axis = |size: usize| {
+                    let begin = d.below(size);
+                    let step = 1 + d.below(3);
+                    let most = (size - 1 - begin) / step + 1;
+                    (begin, step, 1 + d.below(most))
+                };
+                let (y, xx, ch) = (axis(h), axis(w), axis(c));
+                let output = self.push(d, TensorDesc { shape: [1, y.2 as u16, xx.2 as u16, ch.2 as u16], ..x });
+                self.ops.push(OpSpec::Slice(hawq_runtime::format::SliceParams {
+                    input: src,
+                    output,
+                    begin: [y.0 as u16, xx.0 as u16, ch.0 as u16],
+                    step: [y.1 as u16, xx.1 as u16, ch.1 as u16],
+                }));
+                output
+            }
+            4 => {
+                let fh = 1 + d.below((16 / h).clamp(1, 4));
+                let fw = 1 + d.below((16 / w).clamp(1, 4));
+                let output = self.push(d, TensorDesc { shape: [1, (h * fh) as u16, (w * fw) as u16, c as u16], ..x });
+                self.ops.push(OpSpec::Resize(hawq_runtime::format::ResizeParams {
+                    input: src,
+                    output,
+                    factor_h: fh as u8,
+                    factor_w: fw as u8,
+                }));
+                output
+            }
+            _ => {
+                let fits = |b: usize| c % (b * b) == 0 && h * b <= 24 && w * b <= 24;
+                let (input, b) = match (fits(2), fits(3)) {
+                    (true, true) => (src, 2 + d.below(2)),
+                    (true, false) => (src, 2),
+                    (false, true) => (src, 3),
+                    _ => {
+                        let b = 2 + d.below(2);
+                        let (h, w) = (h.min(6), w.min(6));
+                        let c = (1 + d.below(2)) * b * b;
+                        (self.fresh(d, [1, h, w, c]), b)
+                    }
+                };
+                let t = self.get(input);
+                let [_, h, w, c] = t.shape.map(|v| v as usize);
+                let output =
+                    self.push(d, TensorDesc { shape: [1, (h * b) as u16, (w * b) as u16, (c / (b * b)) as u16], ..t });
+                self.ops.push(OpSpec::DepthToSpace(hawq_runtime::format::DepthToSpaceParams {
+                    input,
+                    output,
+                    block: b as u8,
+                }));
+                output
+            }
+        }
+    }
+}
+
+/// A positive f16 scale, sometimes an odd one (the element moves must carry it unchanged).
+fn fresh_scale(d: &mut Draw) -> half::f16 {
+    if d.chance(1, 8) {
+        half::f16::from_bits(1 + d.below(0x7BFF) as u16)
+    } else {
+        half::f16::from_f32((1 + d.below(64)) as f32 / 256.0)
+    }
+}
+
+/// A model of 2..=6 format-5 ops (lookup, product, concatenation, slice, resize,
+/// depth-to-space), each reading the previous op's output or an earlier tensor, with new tensors
+/// made for their other inputs: random shapes, 4- and 8-bit tensors, products in place.
+fn chain_spec() -> impl Strategy<Value = Spec> {
+    (prop::array::uniform3(1..=6usize), any::<u64>(), vec(any::<u64>(), 2..=6)).prop_map(|(dims, seed, steps)| {
+        let mut d = Draw(seed | 1);
+        let mut chain = Chain { tensors: Vec::new(), ops: Vec::new(), end: 0 };
+        let first = chain.fresh(&mut d, [1, dims[0], dims[1], dims[2]]);
+        let mut last = first;
+        for &step in &steps {
+            let mut d = Draw(step | 1);
+            // Mostly the previous output: a chain, not a fan.
+            let src = if d.chance(3, 4) { last } else { d.below(chain.tensors.len()) as u16 };
+            last = chain.step(&mut d, src);
+        }
+        let raw_input = match (chain.get(first).dtype, seed % 3) {
+            (DType::I8, 0) => RawInput::I8,
+            (DType::I8, 1) => RawInput::U8,
+            _ => RawInput::F32,
+        };
+        Spec {
+            op_count: chain.ops.len() as u16,
+            arena_bytes: chain.end,
+            tensors: chain.tensors,
+            input: first,
+            output: last,
+            raw_input,
+            input_layout: InputLayout::Nhwc,
+            extra_outputs: Vec::new(),
+            scratch_offset: 0,
+            scratch_bytes: 0,
+            ops: chain.ops,
+        }
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -475,7 +804,7 @@ fn random_bodies_behind_a_valid_header_never_panic() {
 #[test]
 fn random_ops_behind_valid_tables_never_panic() {
     // An op's variant tag, then mostly small bytes (short lengths, small indices and sizes).
-    let op_bytes = (0..9u8, vec(prop_oneof![3 => 0..8u8, 1 => any::<u8>()], 0..80));
+    let op_bytes = (0..16u8, vec(prop_oneof![3 => 0..8u8, 1 => any::<u8>()], 0..80));
     let strategy = (valid_spec(), vec(op_bytes, 1..4), any::<u64>());
     let outcomes = property("random ops", 10_000, strategy, |(spec, ops, seed)| {
         let mut tables = spec.clone();
@@ -654,6 +983,28 @@ enum Field {
         value: u16,
     },
     DuplicateOp,
+    /// A slice's begin along one axis.
+    Begin {
+        axis: u8,
+        value: u16,
+    },
+    /// A slice's step along one axis.
+    Step {
+        axis: u8,
+        value: u16,
+    },
+    /// A resize's factors, or a depth-to-space block (`h`).
+    Factor {
+        h: u8,
+        w: u8,
+    },
+    /// One entry of a lookup table.
+    TableEntry {
+        index: u16,
+        value: i8,
+    },
+    /// A concatenation's part count: its records repeated or dropped.
+    Parts(u8),
 }
 
 fn small_or_any_u16() -> impl Strategy<Value = u16> {
@@ -714,6 +1065,12 @@ fn field() -> impl Strategy<Value = Field> {
         (0..3u8, prop_oneof![3 => 0..4u16, 1 => any::<u16>()])
             .prop_map(|(which, value)| Field::OpTensor { which, value }),
         Just(Field::DuplicateOp),
+        (0..3u8, small_or_any_u16()).prop_map(|(axis, value)| Field::Begin { axis, value }),
+        (0..3u8, small_or_any_u16()).prop_map(|(axis, value)| Field::Step { axis, value }),
+        (prop_oneof![0..5u8, Just(255u8)], prop_oneof![0..5u8, Just(255u8)]).prop_map(|(h, w)| Field::Factor { h, w }),
+        (any::<u16>(), prop_oneof![Just(-9i8), Just(8i8), Just(i8::MIN), Just(i8::MAX), any::<i8>()])
+            .prop_map(|(index, value)| Field::TableEntry { index, value }),
+        (0..=10u8).prop_map(Field::Parts),
     ]
 }
 
@@ -816,6 +1173,59 @@ fn edit_op(op: &mut OpSpec, f: &Field) {
                 *[&mut p.input, &mut p.output][which as usize % 2] = value;
             }
         }
+        OpSpec::Lut(p) => match *f {
+            Field::ArrayLen { delta, .. } => set_len(&mut p.table, delta),
+            Field::TableEntry { index, value } if !p.table.is_empty() => {
+                let i = index as usize % p.table.len();
+                p.table[i] = value as u8;
+            }
+            Field::OpTensor { which, value } => *[&mut p.input, &mut p.output][which as usize % 2] = value,
+            _ => {}
+        },
+        OpSpec::Mul(p) => match *f {
+            Field::ShiftValue(value) => p.shift = value,
+            Field::Multiplier { value, .. } => p.multiplier = value,
+            Field::Clamp { min, max } => p.clamp = hawq_runtime::format::Clamp { min, max },
+            Field::OpTensor { which, value } => *[&mut p.a, &mut p.b, &mut p.output][which as usize % 3] = value,
+            _ => {}
+        },
+        OpSpec::Concat(p) => {
+            let records = p.parts.len() / 8;
+            match *f {
+                Field::ArrayLen { delta, .. } => set_len(&mut p.parts, delta),
+                Field::Parts(n) if records > 0 => {
+                    let old = p.parts.clone();
+                    p.parts = (0..n as usize).flat_map(|i| old[(i % records) * 8..][..8].to_vec()).collect();
+                }
+                Field::ShiftValue(value) if records > 0 => p.parts[2] = value as u8,
+                Field::Multiplier { index, value } if records > 0 => {
+                    let at = (index as usize % records) * 8 + 4;
+                    p.parts[at..at + 4].copy_from_slice(&value.to_le_bytes());
+                }
+                Field::OpTensor { which: 0, value } => p.output = value,
+                Field::OpTensor { which, value } if records > 0 => {
+                    let at = (which as usize - 1) % records * 8;
+                    p.parts[at..at + 2].copy_from_slice(&value.to_le_bytes());
+                }
+                _ => {}
+            }
+        }
+        OpSpec::Slice(p) => match *f {
+            Field::Begin { axis, value } => p.begin[axis as usize % 3] = value,
+            Field::Step { axis, value } => p.step[axis as usize % 3] = value,
+            Field::OpTensor { which, value } => *[&mut p.input, &mut p.output][which as usize % 2] = value,
+            _ => {}
+        },
+        OpSpec::Resize(p) => match *f {
+            Field::Factor { h, w } => (p.factor_h, p.factor_w) = (h, w),
+            Field::OpTensor { which, value } => *[&mut p.input, &mut p.output][which as usize % 2] = value,
+            _ => {}
+        },
+        OpSpec::DepthToSpace(p) => match *f {
+            Field::Factor { h, .. } => p.block = h,
+            Field::OpTensor { which, value } => *[&mut p.input, &mut p.output][which as usize % 2] = value,
+            _ => {}
+        },
     }
 }
 
@@ -839,6 +1249,15 @@ fn adversarial_fields_never_panic_and_run_as_specified_when_accepted() {
 fn valid_models_load_and_run_as_specified() {
     let outcomes = property("valid models", 3000, (valid_spec(), any::<u64>()), |(spec, seed)| (spec.encode(), *seed));
     assert_eq!(ran(&outcomes), 3000, "{outcomes:?}");
+}
+
+/// Chains of the format-5 ops all load and match the naive model over the whole arena (every
+/// intermediate tensor too: each has its own bytes, except products written in place).
+#[test]
+fn chains_of_the_format_5_ops_load_and_run_as_specified() {
+    let outcomes =
+        property("format-5 chains", 2000, (chain_spec(), any::<u64>()), |(spec, seed)| (spec.encode(), *seed));
+    assert_eq!(ran(&outcomes), 2000, "{outcomes:?}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1345,6 +1764,707 @@ fn add_may_alias_only_exactly() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Hand-made cases of the format-5 ops, one per error
+
+const NO_GAPS: Placement = Placement { perm: 0, gaps: [0; 4] };
+
+/// Declares the arena the tensors need after some were moved or resized.
+fn fit_arena(spec: &mut Spec) {
+    spec.arena_bytes = spec.tensors.iter().map(|t| t.offset + t.bytes() as u32).max().unwrap_or(0);
+}
+
+/// A per-channel lookup: 1×2×3×3 int8 input (zero point 3) at 0, int4 output (zero point −2)
+/// at 18, three rows of 256 codes in −8..=7.
+fn lut_model() -> LutCase {
+    LutCase {
+        shape: [1, 2, 3, 3],
+        in_q: ActQ { bits: 8, zero_point: 3 },
+        out_q: ActQ { bits: 4, zero_point: -2 },
+        table: (0..3 * 256).map(|i| (i * 7) % 16 - 8).collect(),
+        values: (0..18).map(|i| i * 13 - 110).collect(),
+        place: NO_GAPS,
+        fill: 1,
+    }
+}
+
+/// A product with one `b` per channel: 1×2×3×3 int8 `a` (zero point −128) at 0, int4 `b`
+/// `[1, 1, 1, 3]` (zero point 7) at 18, int8 output (zero point 5) at 20.
+fn mul_model() -> MulCase {
+    MulCase {
+        shape: [1, 2, 3, 3],
+        a: (0..18).map(|i| i * 15 - 128).collect(),
+        a_q: ActQ { bits: 8, zero_point: -128 },
+        b: vec![-8, 0, 7],
+        b_q: ActQ { bits: 4, zero_point: 7 },
+        broadcast: true,
+        multiplier: 1 << 30,
+        shift: -4,
+        out: OutQ { bits: 8, zero_point: 5, min: -128, max: 127 },
+        in_place: false,
+        real: None,
+        place: NO_GAPS,
+        fill: 2,
+    }
+}
+
+/// [`mul_model`] with a `b` of the output's shape (int4 at 18, the output at 27).
+fn mul_same_shape_model() -> MulCase {
+    MulCase { broadcast: false, b: (0..18).map(|i| i % 16 - 8).collect(), ..mul_model() }
+}
+
+/// Three parts over 2×2 positions into a 4-bit output: int8 `[1, 2, 2, 1]` (zero point 0) at 0,
+/// int4 `[1, 2, 2, 2]` (zero point −3) at 4, int8 `[1, 2, 2, 3]` (zero point 100) at 8, output
+/// int4 `[1, 2, 2, 6]` (zero point 1) at 20.
+fn concat_model() -> ConcatCase {
+    let act = |c: usize, zero_point: i32, f: fn(i32) -> i32| naive::Act {
+        h: 2,
+        w: 2,
+        c,
+        values: (0..4 * c as i32).map(f).collect(),
+        zero_point,
+    };
+    let part = |x: naive::Act, multiplier: i32, shift: i8| naive::Part { x, multiplier, shift };
+    ConcatCase {
+        parts: vec![
+            (part(act(1, 0, |i| i * 30 - 100), 1 << 30, -3), 8),
+            (part(act(2, -3, |i| i - 8), 3 << 29, 1), 4),
+            (part(act(3, 100, |i| 127 - i * 20), 1 << 30, -2), 8),
+        ],
+        out: ActQ { bits: 4, zero_point: 1 },
+        real: None,
+        place: NO_GAPS,
+        fill: 3,
+    }
+}
+
+fn move_model(kind: Move, h: usize, w: usize, c: usize, bits: u32, zero_point: i32) -> MoveCase {
+    let (lo, hi) = act_range(bits);
+    let span = hi - lo + 1;
+    let values = (0..(h * w * c) as i32).map(|i| lo + (i * 7) % span).collect();
+    MoveCase {
+        kind,
+        input: naive::Act { h, w, c, values, zero_point },
+        bits,
+        scale: half::f16::from_f32(0.25),
+        place: NO_GAPS,
+        fill: 4,
+    }
+}
+
+/// Rows 1 and 3, columns 0 and 3, channels 2..=6 of an int8 `[1, 5, 6, 7]` (zero point −7) at
+/// 0, into `[1, 2, 2, 5]` at 210.
+fn slice_model() -> MoveCase {
+    move_model(Move::Slice { begin: [1, 0, 2], step: [2, 3, 1], out: (2, 2, 5) }, 5, 6, 7, 8, -7)
+}
+
+/// An int4 `[1, 2, 3, 3]` (zero point −8) at 0 upsampled by 2×3 into `[1, 4, 9, 3]` at 9.
+fn resize_model() -> MoveCase {
+    move_model(Move::Resize { fh: 2, fw: 3 }, 2, 3, 3, 4, -8)
+}
+
+/// An int8 `[1, 2, 3, 12]` (zero point 127) at 0, block 2, into `[1, 4, 6, 3]` at 72.
+fn depth_to_space_model() -> MoveCase {
+    move_model(Move::DepthToSpace { block: 2 }, 2, 3, 12, 8, 127)
+}
+
+/// Every hand-made model of this section, named.
+fn format_5_models() -> Vec<(&'static str, Spec)> {
+    vec![
+        ("lut", lut_model().spec()),
+        ("mul", mul_model().spec()),
+        ("mul same shape", mul_same_shape_model().spec()),
+        ("concat", concat_model().spec()),
+        ("slice", slice_model().spec()),
+        ("resize", resize_model().spec()),
+        ("depth_to_space", depth_to_space_model().spec()),
+    ]
+}
+
+#[test]
+fn the_hand_made_format_5_models_are_valid() {
+    assert_eq!(slice_model().spec().tensors[1].offset, 210);
+    assert_eq!(resize_model().spec().tensors[1].offset, 9);
+    assert_eq!(depth_to_space_model().spec().tensors[1].offset, 72);
+    assert_eq!(concat_model().spec().tensors[3].offset, 20);
+    assert_eq!(mul_model().spec().tensors[2].offset, 20);
+    for (name, spec) in format_5_models() {
+        assert_eq!(exercise(&spec.encode(), 1), Outcome::Ran, "{name}");
+    }
+}
+
+/// Runs `spec` with `edit` applied to its only op.
+fn edit_op_of(mut spec: Spec, edit: impl FnOnce(&mut OpSpec)) -> Spec {
+    edit(&mut spec.ops[0]);
+    spec
+}
+
+fn with_table(spec: Spec, table: Vec<u8>) -> Spec {
+    edit_op_of(spec, |op| match op {
+        OpSpec::Lut(p) => p.table = table,
+        other => panic!("not a lookup: {other:?}"),
+    })
+}
+
+/// A table holds `2^b` codes per row (`b` the input's bits) and one row or one per channel:
+/// any other length is a `WeightSizeMismatch`, for 8- and 4-bit inputs alike.
+#[test]
+fn lut_table_of_the_wrong_length_is_a_weight_size_mismatch() {
+    for in_bits in [8u32, 4] {
+        let mut case = lut_model();
+        case.in_q = ActQ { bits: in_bits, zero_point: 0 };
+        let (lo, hi) = act_range(in_bits);
+        case.values = (0..18).map(|i| (lo + i * 5).min(hi)).collect();
+        let row = 1usize << in_bits;
+        let other_row = if in_bits == 8 { 16 } else { 256 };
+        for rows in [1, 3] {
+            let spec = with_table(case.spec(), (0..rows * row).map(|i| (i % 8) as u8).collect());
+            assert_eq!(exercise(&spec.encode(), rows as u64), Outcome::Ran, "{in_bits}-bit input, {rows} rows");
+        }
+        for len in [0, 1, row - 1, row + 1, 2 * row, 3 * row - 1, 3 * row + 1, 4 * row, other_row, 3 * other_row] {
+            let spec = with_table(case.spec(), vec![0; len]);
+            assert_eq!(
+                load_err(&spec),
+                Some(Error::WeightSizeMismatch { op: 0 }),
+                "{in_bits}-bit input, {len} entries"
+            );
+        }
+    }
+}
+
+/// Every entry is an output code: a 4-bit output's table may hold only −8..=7.
+#[test]
+fn lut_entries_outside_the_output_range_are_bad_parameters() {
+    for (out_bits, entry, ok) in [
+        (4u32, 7i8, true),
+        (4, -8, true),
+        (4, 8, false),
+        (4, -9, false),
+        (4, i8::MAX, false),
+        (4, i8::MIN, false),
+        (8, i8::MAX, true),
+        (8, i8::MIN, true),
+    ] {
+        for index in [0, 517, 3 * 256 - 1] {
+            let mut case = lut_model();
+            case.out_q = ActQ { bits: out_bits, zero_point: 0 };
+            case.table[index] = entry as i32;
+            let spec = case.spec();
+            if ok {
+                assert_eq!(exercise(&spec.encode(), index as u64), Outcome::Ran, "{out_bits}-bit output, {entry}");
+            } else {
+                let want = Some(Error::BadParameter { op: 0 });
+                assert_eq!(load_err(&spec), want, "{out_bits}-bit output, entry {entry} at {index}");
+            }
+        }
+    }
+}
+
+#[test]
+fn lut_input_and_output_are_disjoint_quantized_tensors_of_one_shape() {
+    let mut case = lut_model();
+    case.out_q = ActQ { bits: 8, zero_point: 0 };
+    // Not even in place: same offset, dtype and size.
+    for offset in [0u32, 1, 17] {
+        let mut spec = case.spec();
+        spec.tensors[1].offset = offset;
+        fit_arena(&mut spec);
+        assert_eq!(load_err(&spec), Some(Error::OverlappingTensors { op: 0 }), "output at {offset}");
+    }
+    let mut spec = lut_model().spec();
+    spec.tensors[1].shape = [1, 3, 2, 3];
+    assert_eq!(load_err(&spec), Some(Error::ShapeMismatch { op: 0 }));
+    let mut spec = lut_model().spec();
+    spec.tensors[1].dtype = DType::F32;
+    fit_arena(&mut spec);
+    assert_eq!(load_err(&spec), Some(Error::WrongDtype { op: 0 }));
+}
+
+/// `b` has the output's shape or `[1, 1, 1, C]`; `a` has the output's shape.
+#[test]
+fn mul_b_must_have_the_output_shape_or_one_value_per_channel() {
+    for (shape, ok) in [
+        ([1, 1, 1, 3], true),
+        ([1, 2, 3, 3], true),
+        ([1, 1, 1, 1], false),
+        ([1, 1, 1, 2], false),
+        ([1, 1, 1, 4], false),
+        ([1, 1, 3, 3], false),
+        ([1, 2, 1, 3], false),
+        ([1, 2, 3, 1], false),
+        ([1, 3, 2, 3], false),
+        ([1, 1, 1, 18], false),
+        ([3, 1, 1, 1], false),
+        ([2, 1, 1, 3], false),
+    ] {
+        let mut spec = mul_model().spec();
+        spec.tensors[1].shape = shape;
+        spec.tensors[1].offset = 38;
+        fit_arena(&mut spec);
+        if ok {
+            assert_eq!(exercise(&spec.encode(), 5), Outcome::Ran, "b {shape:?}");
+        } else {
+            assert_eq!(load_err(&spec), Some(Error::ShapeMismatch { op: 0 }), "b {shape:?}");
+        }
+    }
+    let mut spec = mul_model().spec();
+    spec.tensors[0].shape = [1, 3, 2, 3];
+    assert_eq!(load_err(&spec), Some(Error::ShapeMismatch { op: 0 }));
+    let mut spec = mul_model().spec();
+    spec.tensors[1].dtype = DType::F32;
+    spec.tensors[1].offset = 38;
+    fit_arena(&mut spec);
+    assert_eq!(load_err(&spec), Some(Error::WrongDtype { op: 0 }));
+}
+
+/// The product is written element by element after both factors are read, so the output may be
+/// `a` itself (same offset, dtype and size), never `b` (which, one value per channel, is read
+/// again after its bytes would have been overwritten), and nothing partly.
+#[test]
+fn mul_may_write_over_a_exactly_but_never_over_b() {
+    // a at 0..18, b at 18..20, output at 20..38.
+    let mut in_place = mul_model().spec();
+    in_place.tensors[2].offset = 0;
+    fit_arena(&mut in_place);
+    assert_eq!(exercise(&in_place.encode(), 6), Outcome::Ran);
+    // Partly over a, or over a with another dtype (another size).
+    let mut partly = in_place.clone();
+    partly.tensors[2].offset = 1;
+    fit_arena(&mut partly);
+    assert_eq!(load_err(&partly), Some(Error::OverlappingTensors { op: 0 }));
+    let mut other_dtype = in_place.clone();
+    other_dtype.tensors[2].dtype = DType::I4;
+    if let OpSpec::Mul(p) = &mut other_dtype.ops[0] {
+        p.clamp = hawq_runtime::format::Clamp { min: -8, max: 7 };
+    }
+    other_dtype.tensors[2].zero_point = 0;
+    assert_eq!(load_err(&other_dtype), Some(Error::OverlappingTensors { op: 0 }));
+    // b overlapping the output anywhere; adjacent on either side is fine.
+    for (offset, ok) in [(17u32, true), (18, true), (19, false), (20, false), (36, false), (37, false), (38, true)] {
+        // At 17, b shares a byte with a, which is only read: allowed.
+        let mut spec = mul_model().spec();
+        spec.tensors[1].offset = offset;
+        fit_arena(&mut spec);
+        if ok {
+            assert_eq!(exercise(&spec.encode(), offset as u64), Outcome::Ran, "b at {offset}");
+        } else {
+            assert_eq!(load_err(&spec), Some(Error::OverlappingTensors { op: 0 }), "b at {offset}");
+        }
+    }
+    // b exactly the output's bytes, with the output's shape and dtype.
+    let mut spec = mul_same_shape_model().spec();
+    let out = spec.tensors[2];
+    spec.tensors[1] = TensorDesc { zero_point: 0, ..out };
+    assert_eq!(load_err(&spec), Some(Error::OverlappingTensors { op: 0 }));
+    // x·x: into its own output it runs; in place over x it would overwrite b.
+    let square = edit_op_of(mul_same_shape_model().spec(), |op| {
+        if let OpSpec::Mul(p) = op {
+            p.b = p.a;
+        }
+    });
+    assert_eq!(exercise(&square.encode(), 7), Outcome::Ran);
+    let mut square_in_place = square;
+    square_in_place.tensors[2].offset = 0;
+    assert_eq!(load_err(&square_in_place), Some(Error::OverlappingTensors { op: 0 }));
+}
+
+#[test]
+fn mul_parameters_out_of_range() {
+    let mul = |f: &dyn Fn(&mut hawq_runtime::format::MulParams)| {
+        edit_op_of(mul_model().spec(), |op| {
+            if let OpSpec::Mul(p) = op {
+                f(p)
+            }
+        })
+    };
+    for shift in [-32i8, 31, i8::MIN, i8::MAX] {
+        assert_eq!(load_err(&mul(&|p| p.shift = shift)), Some(Error::BadParameter { op: 0 }), "shift {shift}");
+    }
+    for shift in [-31i8, 30] {
+        assert_eq!(exercise(&mul(&|p| p.shift = shift).encode(), 8), Outcome::Ran, "shift {shift}");
+    }
+    for m in [-1, i32::MIN] {
+        assert_eq!(load_err(&mul(&|p| p.multiplier = m)), Some(Error::BadParameter { op: 0 }), "multiplier {m}");
+    }
+    for m in [0, i32::MAX] {
+        assert_eq!(exercise(&mul(&|p| p.multiplier = m).encode(), 9), Outcome::Ran, "multiplier {m}");
+    }
+    let clamp = |min, max| hawq_runtime::format::Clamp { min, max };
+    assert_eq!(load_err(&mul(&|p| p.clamp = clamp(5, 4))), Some(Error::BadParameter { op: 0 }));
+    // A 4-bit output's clamp lies in −8..=7.
+    let mut case = mul_model();
+    case.out = OutQ { bits: 4, zero_point: 0, min: -8, max: 7 };
+    assert_eq!(exercise(&case.spec().encode(), 10), Outcome::Ran);
+    for (min, max) in [(-9, 7), (-8, 8), (-128, 127)] {
+        case.out.min = min;
+        case.out.max = max;
+        assert_eq!(load_err(&case.spec()), Some(Error::BadParameter { op: 0 }), "clamp {min}..={max}");
+    }
+}
+
+fn with_parts(spec: Spec, parts: Vec<u8>) -> Spec {
+    edit_op_of(spec, |op| match op {
+        OpSpec::Concat(p) => p.parts = parts,
+        other => panic!("not a concatenation: {other:?}"),
+    })
+}
+
+fn concat_part(tensor: u16, multiplier: i32, shift: i8) -> hawq_runtime::format::ConcatPart {
+    hawq_runtime::format::ConcatPart { tensor, multiplier, shift }
+}
+
+/// One to eight parts of whole 8-byte records: none, nine, or a record cut short or padded is a
+/// `BadParameter`.
+#[test]
+fn concat_takes_one_to_eight_whole_part_records() {
+    let spec = concat_model().spec();
+    let parts = match &spec.ops[0] {
+        OpSpec::Concat(p) => p.parts.clone(),
+        _ => unreachable!(),
+    };
+    assert_eq!(parts.len(), 24);
+    assert_eq!(load_err(&with_parts(spec.clone(), Vec::new())), Some(Error::BadParameter { op: 0 }));
+    for len in [1, 7, 9, 15, 17, 23, 25, 31] {
+        let mut p = parts.clone();
+        p.resize(len, 0);
+        assert_eq!(load_err(&with_parts(spec.clone(), p)), Some(Error::BadParameter { op: 0 }), "{len} bytes");
+    }
+    // Part 0 (one channel) n times into an output of n channels: 1..=8 run, 9 and 10 do not.
+    for n in 1..=10u16 {
+        let mut spec =
+            with_parts(spec.clone(), ConcatOwned::new(3, &vec![concat_part(0, 1 << 30, 1); n as usize]).parts);
+        spec.tensors[3].shape = [1, 2, 2, n];
+        fit_arena(&mut spec);
+        if n <= 8 {
+            assert_eq!(exercise(&spec.encode(), n as u64), Outcome::Ran, "{n} parts");
+        } else {
+            assert_eq!(load_err(&spec), Some(Error::BadParameter { op: 0 }), "{n} parts");
+        }
+    }
+}
+
+/// Every part has the output's height and width, the parts' channels add up to the output's,
+/// and every tensor is quantized and exists.
+#[test]
+fn concat_parts_must_fit_the_output() {
+    for shape in [[1, 1, 2, 2], [1, 2, 1, 2], [1, 1, 4, 2], [1, 4, 1, 2], [2, 1, 2, 2], [2, 2, 2, 1]] {
+        let mut spec = concat_model().spec();
+        spec.tensors[1].shape = shape;
+        assert_eq!(load_err(&spec), Some(Error::ShapeMismatch { op: 0 }), "part 1 {shape:?}");
+    }
+    for c in [1u16, 5, 7, 12] {
+        let mut spec = concat_model().spec();
+        spec.tensors[3].shape[3] = c;
+        fit_arena(&mut spec);
+        assert_eq!(load_err(&spec), Some(Error::ShapeMismatch { op: 0 }), "output of {c} channels");
+    }
+    let mut spec = concat_model().spec();
+    spec.tensors[2].dtype = DType::F32;
+    spec.tensors[2].offset = 32;
+    fit_arena(&mut spec);
+    assert_eq!(load_err(&spec), Some(Error::WrongDtype { op: 0 }));
+    let mut spec = concat_model().spec();
+    spec.tensors[3].dtype = DType::F32;
+    fit_arena(&mut spec);
+    assert_eq!(load_err(&spec), Some(Error::WrongDtype { op: 0 }));
+    let parts =
+        ConcatOwned::new(3, &[concat_part(0, 1 << 30, 0), concat_part(1, 1 << 30, 0), concat_part(4, 1 << 30, 0)]);
+    assert_eq!(load_err(&with_parts(concat_model().spec(), parts.parts)), Some(Error::BadTensorIndex { op: 0 }));
+    let mut spec = concat_model().spec();
+    if let OpSpec::Concat(p) = &mut spec.ops[0] {
+        p.output = 4;
+    }
+    assert_eq!(load_err(&spec), Some(Error::BadTensorIndex { op: 0 }));
+}
+
+#[test]
+fn concat_part_parameters_out_of_range() {
+    let with_part_1 = |multiplier: i32, shift: i8| {
+        let parts = [concat_part(0, 1 << 30, -3), concat_part(1, multiplier, shift), concat_part(2, 1 << 30, -2)];
+        with_parts(concat_model().spec(), ConcatOwned::new(3, &parts).parts)
+    };
+    for shift in [-32i8, 31, i8::MIN, i8::MAX] {
+        assert_eq!(load_err(&with_part_1(1 << 30, shift)), Some(Error::BadParameter { op: 0 }), "shift {shift}");
+    }
+    for m in [-1, i32::MIN] {
+        assert_eq!(load_err(&with_part_1(m, 0)), Some(Error::BadParameter { op: 0 }), "multiplier {m}");
+    }
+    for (m, shift) in [(0, 0), (i32::MAX, 30), (i32::MAX, -31), (1, 30)] {
+        assert_eq!(exercise(&with_part_1(m, shift).encode(), 11), Outcome::Ran, "multiplier {m}, shift {shift}");
+    }
+}
+
+/// The parts are only read: they may overlap each other, never the output.
+#[test]
+fn concat_parts_may_not_overlap_the_output() {
+    // Parts at 0..4, 4..8 and 8..20; the output at 20..32.
+    for (offset, ok) in [(8u32, true), (19, false), (20, false), (31, false), (32, true)] {
+        let mut spec = concat_model().spec();
+        spec.tensors[2].offset = offset;
+        fit_arena(&mut spec);
+        if ok {
+            assert_eq!(exercise(&spec.encode(), offset as u64), Outcome::Ran, "part 2 at {offset}");
+        } else {
+            assert_eq!(load_err(&spec), Some(Error::OverlappingTensors { op: 0 }), "part 2 at {offset}");
+        }
+    }
+    let mut spec = concat_model().spec();
+    spec.tensors[3].offset = 0;
+    assert_eq!(load_err(&spec), Some(Error::OverlappingTensors { op: 0 }), "output over part 0");
+    // The output as one of its own parts (its channels added up as if it were another input).
+    let mut spec = concat_model().spec();
+    let parts = [concat_part(0, 1 << 30, 0), concat_part(3, 1 << 30, 0)];
+    spec.tensors[3].shape[3] = 7;
+    fit_arena(&mut spec);
+    assert_eq!(
+        load_err(&with_parts(spec, ConcatOwned::new(3, &parts).parts)),
+        Some(Error::OverlappingTensors { op: 0 })
+    );
+    // Parts 0 and 1 sharing bytes.
+    let mut spec = concat_model().spec();
+    spec.tensors[1].offset = 0;
+    assert_eq!(exercise(&spec.encode(), 12), Outcome::Ran);
+}
+
+fn with_slice(begin: [u16; 3], step: [u16; 3], out: [u16; 4]) -> Spec {
+    let mut spec = slice_model().spec();
+    spec.tensors[1].shape = out;
+    fit_arena(&mut spec);
+    edit_op_of(spec, |op| {
+        if let OpSpec::Slice(p) = op {
+            (p.begin, p.step) = (begin, step);
+        }
+    })
+}
+
+/// The last element read along each axis, `begin + (n − 1)·step`, lies inside the input; a step
+/// of 0 is refused even for one element.
+#[test]
+fn slice_must_stay_inside_its_input() {
+    // Input [1, 5, 6, 7]; output [1, 2, 2, 5] unless stated.
+    let out = [1, 2, 2, 5];
+    for (begin, step, ok) in [
+        ([2, 0, 2], [2, 3, 1], true),
+        ([3, 0, 2], [2, 3, 1], false),
+        ([0, 0, 2], [4, 3, 1], true),
+        ([1, 0, 2], [4, 3, 1], false),
+        ([1, 2, 2], [2, 3, 1], true),
+        ([1, 3, 2], [2, 3, 1], false),
+        ([1, 0, 2], [2, 5, 1], true),
+        ([1, 0, 2], [2, 6, 1], false),
+        ([1, 0, 2], [2, 3, 1], true),
+        ([1, 0, 3], [2, 3, 1], false),
+        ([1, 0, 0], [2, 3, 2], false),
+        ([0, 0, 0], [0, 3, 1], false),
+        ([0, 0, 0], [2, 0, 1], false),
+        ([0, 0, 0], [2, 3, 0], false),
+        ([u16::MAX, 0, 0], [1, 1, 1], false),
+        ([0, 0, 0], [u16::MAX, 1, 1], false),
+        ([u16::MAX, u16::MAX, u16::MAX], [u16::MAX, u16::MAX, u16::MAX], false),
+    ] {
+        let spec = with_slice(begin, step, out);
+        if ok {
+            assert_eq!(exercise(&spec.encode(), 13), Outcome::Ran, "begin {begin:?} step {step:?}");
+        } else {
+            assert_eq!(load_err(&spec), Some(Error::ShapeMismatch { op: 0 }), "begin {begin:?} step {step:?}");
+        }
+    }
+    // One element per axis: any step ≥ 1 reads only `begin`; a step of 0 is still refused.
+    assert_eq!(exercise(&with_slice([4, 5, 6], [9, 9, 9], [1, 1, 1, 1]).encode(), 14), Outcome::Ran);
+    for axis in 0..3 {
+        let mut step = [1, 1, 1];
+        step[axis] = 0;
+        let spec = with_slice([0, 0, 0], step, [1, 1, 1, 1]);
+        assert_eq!(load_err(&spec), Some(Error::ShapeMismatch { op: 0 }), "step 0 on axis {axis}");
+    }
+    // An output longer than the input along an axis, with step 1.
+    for out in [[1, 6, 1, 1], [1, 1, 7, 1], [1, 1, 1, 8], [2, 1, 1, 1]] {
+        let spec = with_slice([0, 0, 0], [1, 1, 1], out);
+        assert_eq!(load_err(&spec), Some(Error::ShapeMismatch { op: 0 }), "output {out:?}");
+    }
+}
+
+fn with_resize(factor_h: u8, factor_w: u8, out: [u16; 4]) -> Spec {
+    let mut spec = resize_model().spec();
+    spec.tensors[1].shape = out;
+    fit_arena(&mut spec);
+    edit_op_of(spec, |op| {
+        if let OpSpec::Resize(p) = op {
+            (p.factor_h, p.factor_w) = (factor_h, factor_w);
+        }
+    })
+}
+
+/// The output is the input's height and width times the factors, its channels unchanged.
+#[test]
+fn resize_factors_must_be_positive_and_give_the_output_shape() {
+    // Input [1, 2, 3, 3].
+    for (fh, fw, out, ok) in [
+        (2u8, 3u8, [1u16, 4, 9, 3], true),
+        (1, 1, [1, 2, 3, 3], true),
+        (4, 1, [1, 8, 3, 3], true),
+        (1, 4, [1, 2, 12, 3], true),
+        (0, 3, [1, 4, 9, 3], false),
+        (2, 0, [1, 4, 9, 3], false),
+        (0, 0, [1, 2, 3, 3], false),
+        (0, 0, [1, 1, 1, 3], false),
+        (3, 2, [1, 4, 9, 3], false),
+        (2, 3, [1, 5, 9, 3], false),
+        (2, 3, [1, 4, 8, 3], false),
+        (2, 3, [1, 4, 9, 2], false),
+        (2, 3, [1, 4, 9, 4], false),
+        (2, 3, [2, 4, 9, 3], false),
+        (255, 255, [1, 4, 9, 3], false),
+        (255, 255, [1, 510, 765, 3], true),
+    ] {
+        let spec = with_resize(fh, fw, out);
+        if ok {
+            assert_eq!(exercise(&spec.encode(), 15), Outcome::Ran, "factors {fh}×{fw} into {out:?}");
+        } else {
+            assert_eq!(load_err(&spec), Some(Error::ShapeMismatch { op: 0 }), "factors {fh}×{fw} into {out:?}");
+        }
+    }
+}
+
+fn with_block(block: u8, in_c: u16, out: [u16; 4]) -> Spec {
+    let mut spec = depth_to_space_model().spec();
+    spec.tensors[0].shape[3] = in_c;
+    spec.tensors[1].shape = out;
+    spec.tensors[1].offset = spec.tensors[0].bytes() as u32;
+    fit_arena(&mut spec);
+    edit_op_of(spec, |op| {
+        if let OpSpec::DepthToSpace(p) = op {
+            p.block = block;
+        }
+    })
+}
+
+/// The block divides the channels as `b²` and the output is `[1, H·b, W·b, C/b²]`.
+#[test]
+fn depth_to_space_block_must_divide_the_channels_and_give_the_output_shape() {
+    // Input [1, 2, 3, C].
+    for (block, in_c, out, ok) in [
+        (2u8, 12u16, [1u16, 4, 6, 3], true),
+        (3, 18, [1, 6, 9, 2], true),
+        (1, 12, [1, 2, 3, 12], true),
+        (3, 9, [1, 6, 9, 1], true),
+        (0, 12, [1, 4, 6, 3], false),
+        (0, 12, [1, 2, 3, 12], false),
+        (0, 12, [1, 1, 1, 1], false),
+        (3, 12, [1, 6, 9, 1], false),
+        (2, 13, [1, 4, 6, 3], false),
+        (2, 6, [1, 4, 6, 1], false),
+        (2, 12, [1, 4, 6, 2], false),
+        (2, 12, [1, 4, 6, 4], false),
+        (2, 12, [1, 6, 4, 3], false),
+        (2, 12, [1, 2, 3, 12], false),
+        (2, 12, [2, 4, 6, 3], false),
+        (255, 12, [1, 4, 6, 3], false),
+    ] {
+        let spec = with_block(block, in_c, out);
+        if ok {
+            assert_eq!(exercise(&spec.encode(), 16), Outcome::Ran, "block {block}, {in_c} channels into {out:?}");
+        } else {
+            let want = Some(Error::ShapeMismatch { op: 0 });
+            assert_eq!(load_err(&spec), want, "block {block}, {in_c} channels into {out:?}");
+        }
+    }
+}
+
+/// Slice, resize and depth-to-space move codes unchanged: the output has the input's dtype,
+/// scale and zero point (`WrongDtype` otherwise), both are quantized, and they are disjoint.
+#[test]
+fn element_moves_keep_their_input_quantization_and_do_not_overlap() {
+    for (name, spec) in [
+        ("slice", slice_model().spec()),
+        ("resize", resize_model().spec()),
+        ("depth_to_space", depth_to_space_model().spec()),
+    ] {
+        let (input, output) = (spec.tensors[0], spec.tensors[1]);
+        let (lo, hi) = act_range(input.dtype.bits().unwrap().get());
+        let other_zero_point = if input.zero_point as i32 == hi { lo } else { input.zero_point as i32 + 1 } as i8;
+        let other_dtype = if input.dtype == DType::I8 { DType::I4 } else { DType::I8 };
+        let edits: [(&str, TensorDesc); 6] = [
+            ("zero point", TensorDesc { zero_point: other_zero_point, ..output }),
+            ("scale", TensorDesc { scale: half::f16::from_f32(0.5), ..output }),
+            ("scale sign", TensorDesc { scale: half::f16::from_f32(-0.25), ..output }),
+            ("dtype", TensorDesc { dtype: other_dtype, zero_point: 0, ..output }),
+            ("f32 output", TensorDesc { dtype: DType::F32, ..output }),
+            (
+                "input's zero point, other scale",
+                TensorDesc { scale: half::f16::from_bits(input.scale.to_bits() + 1), ..output },
+            ),
+        ];
+        for (what, t) in edits {
+            let mut s = spec.clone();
+            s.tensors[1] = t;
+            fit_arena(&mut s);
+            assert_eq!(load_err(&s), Some(Error::WrongDtype { op: 0 }), "{name}: {what}");
+        }
+        // The input f32 too (as a second tensor; the model's input stays quantized).
+        let mut s = spec.clone();
+        s.tensors.push(TensorDesc { dtype: DType::F32, offset: s.arena_bytes, ..input });
+        s.tensors[1].dtype = DType::F32;
+        s.tensors[1].offset = s.arena_bytes + s.tensors[2].bytes() as u32;
+        fit_arena(&mut s);
+        let s = edit_op_of(s, |op| match op {
+            OpSpec::Slice(p) => p.input = 2,
+            OpSpec::Resize(p) => p.input = 2,
+            OpSpec::DepthToSpace(p) => p.input = 2,
+            _ => unreachable!(),
+        });
+        assert_eq!(load_err(&s), Some(Error::WrongDtype { op: 0 }), "{name}: f32 input and output");
+        for offset in [0u32, 1, input.bytes() as u32 - 1] {
+            let mut s = spec.clone();
+            s.tensors[1].offset = offset;
+            fit_arena(&mut s);
+            assert_eq!(load_err(&s), Some(Error::OverlappingTensors { op: 0 }), "{name}: output at {offset}");
+        }
+    }
+}
+
+/// Each input of each hand-made format-5 model placed at every offset around its output: the
+/// loader refuses exactly the overlapping placements (`OverlappingTensors`), except a product's
+/// output written over `a` exactly, and every placement it accepts runs as the naive model says.
+#[test]
+fn format_5_inputs_overlap_their_output_nowhere_but_in_place() {
+    for (name, spec) in format_5_models() {
+        let out_index = spec.ops[0].op().output() as usize;
+        let inputs: std::collections::BTreeSet<u16> = spec.ops[0].op().inputs().into_iter().collect();
+        let (a, is_mul) = match &spec.ops[0] {
+            OpSpec::Mul(p) => (p.a as usize, true),
+            _ => (usize::MAX, false),
+        };
+        for &k in &inputs {
+            let k = k as usize;
+            let (in_bytes, out_bytes) = (spec.tensors[k].bytes() as i64, spec.tensors[out_index].bytes() as i64);
+            let mut accepted = 0;
+            for delta in -in_bytes - 1..=out_bytes + 1 {
+                let mut s = spec.clone();
+                for t in &mut s.tensors {
+                    t.offset += in_bytes as u32 + 1;
+                }
+                let at = s.tensors[out_index].offset as i64 + delta;
+                s.tensors[k].offset = at as u32;
+                fit_arena(&mut s);
+                let (i, o) = (region(&s.tensors[k]), region(&s.tensors[out_index]));
+                let overlaps = i.start < o.end && o.start < i.end;
+                let in_place = is_mul && k == a && i == o && s.tensors[k].dtype == s.tensors[out_index].dtype;
+                if overlaps && !in_place {
+                    let want = Some(Error::OverlappingTensors { op: 0 });
+                    assert_eq!(load_err(&s), want, "{name}: input {k} at {delta:+} from the output");
+                } else {
+                    let seed = delta.unsigned_abs();
+                    assert_eq!(exercise(&s.encode(), seed), Outcome::Ran, "{name}: input {k} at {delta:+}");
+                    accepted += 1;
+                }
+            }
+            // Adjacent or one byte apart on either side, and in place for a product's a.
+            assert_eq!(accepted, 4 + (is_mul && k == a) as usize, "{name}: input {k}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Seeds for the fuzzer
 
 /// A fixed sample of valid models (the same every run). With `HAWQ_WRITE_FUZZ_SEEDS=1` they are
@@ -1380,4 +2500,29 @@ fn fuzz_seeds_load_and_run() {
         }
         eprintln!("wrote {} seeds under {}", seeds.len(), root.display());
     }
+}
+
+/// The further outputs of a model with several: each a tensor of the table, in whole `u16`
+/// records, readable after a run; anything else is refused at load.
+#[test]
+fn further_outputs_name_tensors_in_whole_records() {
+    let mut spec = mul_model().spec();
+    let last = spec.tensors.len() as u16 - 1;
+    spec.extra_outputs = [0u16, last].iter().flat_map(|t| t.to_le_bytes()).collect();
+    let blob = spec.encode();
+    assert_eq!(exercise(&blob, 1), Outcome::Ran);
+    let model = Model::from_bytes(&blob).unwrap();
+    assert_eq!(model.output_count(), 3);
+    assert_eq!((model.output_tensor(1), model.output_tensor(2), model.output_tensor(3)), (Some(0), Some(last), None));
+    let mut arena = vec![0u8; model.arena_bytes()];
+    let mut it = Interpreter::new(&model, &mut arena).unwrap();
+    it.invoke().unwrap();
+    assert_eq!(it.output_bytes_at(0), Some(it.output_bytes()));
+    assert_eq!(it.output_bytes_at(2).map(<[u8]>::len), model.tensor(last).map(|t| t.bytes()));
+    assert!(it.output_bytes_at(3).is_none());
+    let mut bad = spec.clone();
+    bad.extra_outputs = (spec.tensors.len() as u16).to_le_bytes().to_vec();
+    assert_eq!(exercise(&bad.encode(), 1), Outcome::Rejected("BadTensorIndex"));
+    bad.extra_outputs = vec![0, 0, 1];
+    assert_eq!(exercise(&bad.encode(), 1), Outcome::Rejected("Malformed"));
 }

@@ -10,6 +10,7 @@
 //! columns of the fully connected layer that reads it.
 
 mod elementwise;
+mod fuse;
 mod shape_ops;
 
 use std::collections::HashMap;
@@ -299,7 +300,8 @@ fn import_model(bytes: &[u8], dir: Option<&Path>) -> Result<Graph> {
         })
         .collect::<Result<_>>()?;
     let (output, extra_outputs) = (outputs[0], outputs[1..].to_vec());
-    let g = Graph { values: b.values, nodes: b.nodes, input: id, output, input_layout, extra_outputs };
+    let mut g = Graph { values: b.values, nodes: b.nodes, input: id, output, input_layout, extra_outputs };
+    fuse::fuse_activation_patterns(&mut g);
     if let Some(n) = g.nodes.iter().position(|n| matches!(n.op, OpKind::Softmax)) {
         if n + 1 != g.nodes.len() {
             bail!("Softmax '{}' is supported only as the last operation", g.nodes[n].name);

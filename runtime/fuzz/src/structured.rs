@@ -5,8 +5,9 @@
 
 use half::f16;
 use hawq_runtime::format::{
-    encode, AddParams, ChannelParams, Clamp, ConvParams, DType, FcParams, InputLayout, ModelMeta, Op, PoolParams,
-    RawInput, TensorDesc, Tensors, UnaryParams,
+    encode, AddParams, ChannelParams, Clamp, ConcatParams, ConcatPart, ConvParams, DType, DepthToSpaceParams, FcParams,
+    InputLayout, LutParams, ModelMeta, MulParams, Op, PoolParams, RawInput, ResizeParams, SliceParams, TensorDesc,
+    Tensors, UnaryParams,
 };
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 
@@ -84,7 +85,11 @@ fn channels(u: &mut Unstructured<'_>, n: usize) -> Result<Channels> {
     }
     for _ in 0..length(u, n.saturating_mul(2))? / 2 {
         // A 12-bit mantissa and a 4-bit shift offset.
-        let m: u16 = if u.ratio(7, 8)? { u.int_in_range(1 << 11..=0xFFF)? | (u.int_in_range(0..=3)? << 12) } else { u.arbitrary()? };
+        let m: u16 = if u.ratio(7, 8)? {
+            u.int_in_range(1 << 11..=0xFFF)? | (u.int_in_range(0..=3)? << 12)
+        } else {
+            u.arbitrary()?
+        };
         c.multiplier.extend_from_slice(&m.to_le_bytes());
     }
     Ok(c)
@@ -104,6 +109,8 @@ fn clamp(u: &mut Unstructured<'_>, out: &TensorDesc) -> Result<Clamp> {
 enum Draft {
     Conv { depthwise: bool, p: ConvParams<'static>, weights: Vec<u8>, ch: Channels },
     Fc { p: FcParams<'static>, weights: Vec<u8>, ch: Channels },
+    Lut { input: u16, output: u16, table: Vec<u8> },
+    Concat { output: u16, parts: Vec<u8> },
     Plain(Op<'static>),
 }
 
@@ -132,7 +139,7 @@ impl Table {
     /// usually right after the last one, sometimes at an arbitrary or an existing offset.
     fn push(&mut self, u: &mut Unstructured<'_>, shape: [u16; 4], dtype: DType) -> Result<u16> {
         if self.tensors.len() >= TABLE_CAP {
-            return Ok(u.int_in_range(0..=self.len() as u16 - 1)?);
+            return u.int_in_range(0..=self.len() as u16 - 1);
         }
         let scale = if u.ratio(3, 4)? {
             f16::from_f32(u.int_in_range(1..=64u8)? as f32 / 64.0)
@@ -153,6 +160,18 @@ impl Table {
         self.end = self.end.max((offset as u64).saturating_add(bytes));
         self.tensors.push(TensorDesc { shape, dtype, scale, zero_point, offset });
         Ok(self.len() as u16 - 1)
+    }
+
+    /// A tensor of `shape` quantized like `like` (what slice, resize and depth-to-space need),
+    /// sometimes with another dtype, scale or zero point.
+    fn push_like(&mut self, u: &mut Unstructured<'_>, shape: [u16; 4], like: Option<TensorDesc>) -> Result<u16> {
+        let like = like.unwrap_or(TensorDesc::default_like());
+        let index = self.push(u, shape, like.dtype)?;
+        if index as usize == self.len() - 1 && u.ratio(7, 8)? {
+            let t = &mut self.tensors[index as usize];
+            (t.scale, t.zero_point) = (like.scale, like.zero_point);
+        }
+        Ok(index)
     }
 
     /// A free tensor of random shape and dtype.
@@ -204,7 +223,7 @@ fn draft(u: &mut Unstructured<'_>, table: &mut Table) -> Result<Draft> {
     let ti = table.get(input);
     let shape = ti.map_or([1, 1, 1, 1], |t| t.shape);
     let elements = ti.map_or(1, |t| t.elements());
-    let kind = u.int_in_range(0..=8u8)?;
+    let kind = u.int_in_range(0..=14u8)?;
     Ok(match kind {
         0 | 1 => {
             let depthwise = kind == 1;
@@ -310,7 +329,111 @@ fn draft(u: &mut Unstructured<'_>, table: &mut Table) -> Result<Draft> {
             Draft::Plain(Op::Reshape(UnaryParams { input, output }))
         }
         7 => Draft::Plain(Op::Softmax(UnaryParams { input, output: table.output(u, shape, true)? })),
-        _ => Draft::Plain(Op::Dequantize(UnaryParams { input, output: table.output(u, shape, true)? })),
+        8 => Draft::Plain(Op::Dequantize(UnaryParams { input, output: table.output(u, shape, true)? })),
+        9 => {
+            // One row of 2^b codes, or one per channel; entries mostly in the output's range.
+            let output = table.output(u, shape, false)?;
+            let to = table.get(output).unwrap_or(TensorDesc::default_like());
+            let row = 1usize << ti.map_or(8, |t| bits_of(t.dtype).min(8));
+            let rows = if u.ratio(1, 2)? { to.shape[3] as usize } else { 1 };
+            let (lo, hi) = if to.dtype == DType::I4 { (-8, 7) } else { (-128, 127) };
+            let mut entries = Vec::new();
+            for _ in 0..length(u, row.saturating_mul(rows))?.min(4096) {
+                let v: i8 = if u.ratio(15, 16)? { u.int_in_range(lo..=hi)? } else { u.arbitrary()? };
+                entries.push(v as u8);
+            }
+            Draft::Lut { input, output, table: entries }
+        }
+        10 => {
+            // b of a's shape, one value per channel, or anything; sometimes in place.
+            let b = match u.int_in_range(0..=3u8)? {
+                0 => table.pick(u)?,
+                1 => {
+                    let dtype = *u.choose(&[DType::I8, DType::I4])?;
+                    table.push(u, shape, dtype)?
+                }
+                _ => {
+                    let dtype = *u.choose(&[DType::I8, DType::I4])?;
+                    table.push(u, [1, 1, 1, shape[3]], dtype)?
+                }
+            };
+            let output = match u.int_in_range(0..=7u8)? {
+                0 | 1 => input,
+                2 => b,
+                _ => table.output(u, shape, false)?,
+            };
+            let to = table.get(output).unwrap_or(TensorDesc::default_like());
+            Draft::Plain(Op::Mul(MulParams {
+                a: input,
+                b,
+                output,
+                multiplier: if u.ratio(7, 8)? { u.int_in_range(1 << 30..=i32::MAX)? } else { u.arbitrary()? },
+                shift: if u.ratio(7, 8)? { u.int_in_range(-12..=2)? } else { u.arbitrary()? },
+                clamp: clamp(u, &to)?,
+            }))
+        }
+        11 => {
+            // Mostly 2..=8 parts of the input's height and width; sometimes none, too many, or
+            // records of the wrong length.
+            let count = if u.ratio(7, 8)? { u.int_in_range(2..=8usize)? } else { u.int_in_range(0..=10usize)? };
+            let mut parts = Vec::new();
+            let mut channels = 0u16;
+            for k in 0..count {
+                let tensor = if k == 0 {
+                    input
+                } else if u.ratio(3, 4)? {
+                    let c = mostly(u, 1..=4)?;
+                    let dtype = *u.choose(&[DType::I8, DType::I4])?;
+                    table.push(u, [1, shape[1], shape[2], c], dtype)?
+                } else {
+                    table.pick(u)?
+                };
+                channels = channels.saturating_add(table.get(tensor).map_or(1, |t| t.shape[3]));
+                let multiplier = if u.ratio(7, 8)? { u.int_in_range(1 << 30..=i32::MAX)? } else { u.arbitrary()? };
+                let shift = if u.ratio(7, 8)? { u.int_in_range(-3..=3)? } else { u.arbitrary()? };
+                parts.extend_from_slice(&ConcatParams::encode_part(ConcatPart { tensor, multiplier, shift }));
+            }
+            let len = length(u, parts.len())?;
+            parts.resize(len, u.arbitrary()?);
+            let output = table.output(u, [1, shape[1], shape[2], channels.max(1)], false)?;
+            Draft::Concat { output, parts }
+        }
+        12 => {
+            // Mostly inside the input: begin in range, step 1..=3, the output's extent what fits.
+            let mut begin = [0u16; 3];
+            let mut step = [1u16; 3];
+            let mut out = [1u16; 4];
+            for axis in 0..3 {
+                let size = shape[axis + 1].max(1);
+                begin[axis] = mostly(u, 0..=size - 1)?;
+                step[axis] = mostly(u, 1..=3)?;
+                let most =
+                    if begin[axis] < size && step[axis] > 0 { (size - 1 - begin[axis]) / step[axis] + 1 } else { 1 };
+                out[axis + 1] = if u.ratio(7, 8)? { u.int_in_range(1..=most)? } else { mostly(u, 1..=8)? };
+            }
+            let output = if u.ratio(7, 8)? { table.push_like(u, out, ti)? } else { table.pick(u)? };
+            Draft::Plain(Op::Slice(SliceParams { input, output, begin, step }))
+        }
+        13 => {
+            let (fh, fw) = (mostly_u8(u, 1..=4)?, mostly_u8(u, 1..=4)?);
+            let mut out = [1, shape[1].saturating_mul(fh as u16), shape[2].saturating_mul(fw as u16), shape[3]];
+            if u.ratio(1, 16)? {
+                out[u.int_in_range(1..=3)?] = mostly(u, 1..=8)?;
+            }
+            let output = if u.ratio(7, 8)? { table.push_like(u, out, ti)? } else { table.pick(u)? };
+            Draft::Plain(Op::Resize(ResizeParams { input, output, factor_h: fh, factor_w: fw }))
+        }
+        _ => {
+            let block = mostly_u8(u, 1..=3)?;
+            let b = block.max(1) as u16;
+            let mut out =
+                [1, shape[1].saturating_mul(b), shape[2].saturating_mul(b), (shape[3] / (b * b).max(1)).max(1)];
+            if u.ratio(1, 16)? {
+                out[u.int_in_range(1..=3)?] = mostly(u, 1..=8)?;
+            }
+            let output = if u.ratio(7, 8)? { table.push_like(u, out, ti)? } else { table.pick(u)? };
+            Draft::Plain(Op::DepthToSpace(DepthToSpaceParams { input, output, block }))
+        }
     })
 }
 
@@ -372,6 +495,8 @@ fn build_from(u: &mut Unstructured<'_>) -> Result<Vec<u8>> {
                 },
                 ..*p
             }),
+            Draft::Lut { input, output, table } => Op::Lut(LutParams { input: *input, output: *output, table }),
+            Draft::Concat { output, parts } => Op::Concat(ConcatParams { output: *output, parts }),
             Draft::Plain(op) => *op,
         })
         .collect();
@@ -388,8 +513,25 @@ fn build_from(u: &mut Unstructured<'_>) -> Result<Vec<u8>> {
             *b = u.int_in_range(3..=255)?;
         }
     }
+    // Mostly none; sometimes a few, valid or not, or an odd byte count.
+    let extra_outputs: Vec<u8> = if u.ratio(7, 8)? {
+        Vec::new()
+    } else {
+        let count = u.int_in_range(1..=3usize)?;
+        let mut bytes: Vec<u8> = (0..count)
+            .map(|_| tensor_index(u, n))
+            .collect::<Result<Vec<u16>>>()?
+            .iter()
+            .flat_map(|t| t.to_le_bytes())
+            .collect();
+        if u.ratio(1, 8)? {
+            bytes.pop();
+        }
+        bytes
+    };
     let meta = ModelMeta {
         tensors: Tensors::new(&records),
+        extra_outputs: &extra_outputs,
         input: if u.ratio(7, 8)? { first } else { tensor_index(u, n)? },
         output: if u.ratio(7, 8)? { last } else { tensor_index(u, n)? },
         raw_input: *u.choose(&[RawInput::U8, RawInput::I8, RawInput::F32])?,
@@ -406,6 +548,8 @@ fn build_from(u: &mut Unstructured<'_>) -> Result<Vec<u8>> {
                 Draft::Conv { weights, ch, .. } | Draft::Fc { weights, ch, .. } => {
                     weights.len() + ch.bias.len() + ch.multiplier.len()
                 }
+                Draft::Lut { table, .. } => table.len(),
+                Draft::Concat { parts, .. } => parts.len(),
                 Draft::Plain(_) => 0,
             })
             .sum::<usize>()

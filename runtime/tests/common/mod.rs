@@ -4,8 +4,9 @@
 
 use half::f16;
 use hawq_runtime::format::{
-    encode, AddParams, ChannelParams, Clamp, ConvParams, DType, FcParams, InputLayout, ModelMeta, Op, PoolParams,
-    RawInput, TensorDesc, Tensors, UnaryParams,
+    encode, AddParams, ChannelParams, Clamp, ConcatParams, ConcatPart, ConvParams, DType, DepthToSpaceParams, FcParams,
+    InputLayout, LutParams, ModelMeta, MulParams, Op, PoolParams, RawInput, ResizeParams, SliceParams, TensorDesc,
+    Tensors, UnaryParams,
 };
 use hawq_runtime::quant::{pack, Bits};
 use hawq_runtime::{Error, Interpreter, Model};
@@ -198,6 +199,29 @@ pub struct FcOwned {
     pub clamp: Clamp,
 }
 
+/// A table lookup with its table owned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LutOwned {
+    pub input: u16,
+    pub output: u16,
+    /// Output codes as i8 bytes.
+    pub table: Vec<u8>,
+}
+
+/// A concatenation with its part records owned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConcatOwned {
+    pub output: u16,
+    /// `CONCAT_PART_BYTES` per part (any length, for the loader's checks).
+    pub parts: Vec<u8>,
+}
+
+impl ConcatOwned {
+    pub fn new(output: u16, parts: &[ConcatPart]) -> Self {
+        ConcatOwned { output, parts: parts.iter().flat_map(|&p| ConcatParams::encode_part(p)).collect() }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum OpSpec {
     Conv2d(ConvOwned),
@@ -209,6 +233,12 @@ pub enum OpSpec {
     Reshape(UnaryParams),
     Softmax(UnaryParams),
     Dequantize(UnaryParams),
+    Lut(LutOwned),
+    Mul(MulParams),
+    Concat(ConcatOwned),
+    Slice(SliceParams),
+    Resize(ResizeParams),
+    DepthToSpace(DepthToSpaceParams),
 }
 
 impl OpSpec {
@@ -235,6 +265,12 @@ impl OpSpec {
             OpSpec::Reshape(p) => Op::Reshape(*p),
             OpSpec::Softmax(p) => Op::Softmax(*p),
             OpSpec::Dequantize(p) => Op::Dequantize(*p),
+            OpSpec::Lut(p) => Op::Lut(LutParams { input: p.input, output: p.output, table: &p.table }),
+            OpSpec::Mul(p) => Op::Mul(*p),
+            OpSpec::Concat(p) => Op::Concat(ConcatParams { output: p.output, parts: &p.parts }),
+            OpSpec::Slice(p) => Op::Slice(*p),
+            OpSpec::Resize(p) => Op::Resize(*p),
+            OpSpec::DepthToSpace(p) => Op::DepthToSpace(*p),
         }
     }
 
@@ -242,6 +278,8 @@ impl OpSpec {
         match self {
             OpSpec::Conv2d(p) | OpSpec::DepthwiseConv2d(p) => p.weights.len() + p.bias.len() + p.multiplier.len(),
             OpSpec::FullyConnected(p) => p.weights.len() + p.bias.len() + p.multiplier.len(),
+            OpSpec::Lut(p) => p.table.len(),
+            OpSpec::Concat(p) => p.parts.len(),
             _ => 0,
         }
     }
@@ -254,6 +292,9 @@ pub struct Spec {
     pub tensors: Vec<TensorDesc>,
     pub input: u16,
     pub output: u16,
+    /// The further outputs' tensor indices, little-endian `u16`s (any bytes, for the loader's
+    /// checks).
+    pub extra_outputs: Vec<u8>,
     pub raw_input: RawInput,
     pub input_layout: InputLayout,
     pub scratch_offset: u32,
@@ -274,6 +315,7 @@ impl Spec {
             output,
             raw_input,
             input_layout: InputLayout::Nhwc,
+            extra_outputs: Vec::new(),
             scratch_offset: 0,
             scratch_bytes: 0,
             op_count: 1,
@@ -299,6 +341,7 @@ impl Spec {
             tensors: Tensors::new(table),
             input: self.input,
             output: self.output,
+            extra_outputs: &self.extra_outputs,
             raw_input: self.raw_input,
             input_layout: self.input_layout,
             scratch_offset: self.scratch_offset,
@@ -359,6 +402,7 @@ pub fn reshape_add_chain(ops: usize) -> Spec {
         output: ops as u16,
         raw_input: RawInput::I8,
         input_layout: InputLayout::Nhwc,
+        extra_outputs: Vec::new(),
         scratch_offset: 0,
         scratch_bytes: 0,
         op_count: ops as u16,
@@ -1309,5 +1353,445 @@ pub fn float_out_case(softmax: bool) -> impl Strategy<Value = FloatOutCase> {
                 fill,
             })
         },
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Table lookup
+
+#[derive(Debug, Clone)]
+pub struct LutCase {
+    pub shape: [usize; 4],
+    pub in_q: ActQ,
+    pub out_q: ActQ,
+    /// Output codes, `2^b` per row (`b` the input's bits): one row, or one per channel.
+    pub table: Vec<i32>,
+    pub values: Vec<i32>,
+    pub place: Placement,
+    pub fill: u64,
+}
+
+impl Case for LutCase {
+    fn spec(&self) -> Spec {
+        let n = self.values.len();
+        let (di, d_out) = (dtype(self.in_q.bits), dtype(self.out_q.bits));
+        let offs = self.place.lay_out(&[di.bytes_for(n), d_out.bytes_for(n)]);
+        let tensors = vec![
+            tensor(self.shape, di, f16::from_f32(0.125), self.in_q.zero_point, offs[0]),
+            tensor(self.shape, d_out, f16::from_f32(0.03125), self.out_q.zero_point, offs[1]),
+        ];
+        let table = self.table.iter().map(|&v| v as i8 as u8).collect();
+        let op = OpSpec::Lut(LutOwned { input: 0, output: 1, table });
+        Spec::one_op(tensors, 0, 1, self.place.raw_input(self.in_q.bits), op)
+    }
+
+    fn input_bytes(&self) -> Vec<u8> {
+        pack_values(&self.values, self.in_q.bits)
+    }
+
+    fn fill(&self) -> u64 {
+        self.fill
+    }
+
+    fn expected(&self) -> Expected {
+        let values = naive::lut(&self.values, self.in_q.bits, self.shape[3], &self.table);
+        let (min, max) = act_range(self.out_q.bits);
+        Expected::Quant { bits: self.out_q.bits, values, min, max }
+    }
+}
+
+/// A lookup over 1..=7 per axis (odd sizes included), 4- or 8-bit in and out, with one table
+/// shared by all channels or one per channel, entries often at the output's extremes.
+pub fn lut_case() -> impl Strategy<Value = LutCase> {
+    (prop::array::uniform3(1..=7usize), act_q(), act_q(), any::<bool>(), placement(), any::<u64>()).prop_flat_map(
+        |(d, in_q, out_q, per_channel, place, fill)| {
+            let shape = [1, d[0], d[1], d[2]];
+            let rows = if per_channel { d[2] } else { 1 };
+            let n = d[0] * d[1] * d[2];
+            (vec(act_value(out_q.bits), rows << in_q.bits), vec(act_value(in_q.bits), n))
+                .prop_map(move |(table, values)| LutCase { shape, in_q, out_q, table, values, place, fill })
+        },
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Elementwise product
+
+#[derive(Debug, Clone)]
+pub struct MulCase {
+    pub shape: [usize; 4],
+    pub a: Vec<i32>,
+    pub a_q: ActQ,
+    /// `a`'s shape, or one value per channel (`broadcast`).
+    pub b: Vec<i32>,
+    pub b_q: ActQ,
+    pub broadcast: bool,
+    pub multiplier: i32,
+    pub shift: i8,
+    pub out: OutQ,
+    /// The output is `a` itself (same offset and dtype).
+    pub in_place: bool,
+    /// `(s_a, s_b, s_out)`, for the float check.
+    pub real: Option<(f64, f64, f64)>,
+    pub place: Placement,
+    pub fill: u64,
+}
+
+impl MulCase {
+    /// Offsets of a, b and the output.
+    fn offsets(&self) -> [u32; 3] {
+        let (da, db) = (dtype(self.a_q.bits), dtype(self.b_q.bits));
+        let (na, nb) = (da.bytes_for(self.a.len()), db.bytes_for(self.b.len()));
+        if self.in_place {
+            let o = self.place.lay_out(&[na, nb]);
+            [o[0], o[1], o[0]]
+        } else {
+            let o = self.place.lay_out(&[na, nb, dtype(self.out.bits).bytes_for(self.a.len())]);
+            [o[0], o[1], o[2]]
+        }
+    }
+
+    fn b_shape(&self) -> [usize; 4] {
+        if self.broadcast {
+            [1, 1, 1, self.shape[3]]
+        } else {
+            self.shape
+        }
+    }
+}
+
+impl Case for MulCase {
+    fn spec(&self) -> Spec {
+        let o = self.offsets();
+        let r = self.real;
+        let tensors = vec![
+            tensor(self.shape, dtype(self.a_q.bits), scale_or(r.map(|r| r.0)), self.a_q.zero_point, o[0]),
+            tensor(self.b_shape(), dtype(self.b_q.bits), scale_or(r.map(|r| r.1)), self.b_q.zero_point, o[1]),
+            tensor(self.shape, dtype(self.out.bits), scale_or(r.map(|r| r.2)), self.out.zero_point, o[2]),
+        ];
+        let op = OpSpec::Mul(MulParams {
+            a: 0,
+            b: 1,
+            output: 2,
+            multiplier: self.multiplier,
+            shift: self.shift,
+            clamp: self.out.clamp(),
+        });
+        Spec::one_op(tensors, 0, 2, self.place.raw_input(self.a_q.bits), op)
+    }
+
+    fn input_bytes(&self) -> Vec<u8> {
+        pack_values(&self.a, self.a_q.bits)
+    }
+
+    fn extra(&self) -> Vec<(u32, Vec<u8>)> {
+        vec![(self.offsets()[1], pack_values(&self.b, self.b_q.bits))]
+    }
+
+    fn fill(&self) -> u64 {
+        self.fill
+    }
+
+    fn expected(&self) -> Expected {
+        let values = naive::mul(
+            &self.a,
+            self.a_q.zero_point,
+            &self.b,
+            self.b_q.zero_point,
+            self.shape[3],
+            self.multiplier,
+            self.shift,
+            self.out.fmt(),
+        );
+        Expected::Quant { bits: self.out.bits, values, min: self.out.min, max: self.out.max }
+    }
+}
+
+/// `(M, s, real scales)` of a product: random (shifts around the `2^-16..2^0` that products of
+/// up to 255·255 need), or derived from real scales, `M·2^(s−31) = s_a·s_b / s_out`.
+type MulQuant = (i32, i8, Option<(f64, f64, f64)>);
+
+fn mul_quant(real: bool) -> BoxedStrategy<MulQuant> {
+    if real {
+        (log_uniform(-6.0, 0.0), log_uniform(-6.0, 0.0), log_uniform(-10.0, -2.0))
+            .prop_map(|(sa, sb, so)| {
+                let (m, s) = quantize_multiplier(sa * sb / so);
+                (m, s, Some((sa, sb, so)))
+            })
+            .boxed()
+    } else {
+        (prop_oneof![4 => multiplier(), 1 => 0..(1i32 << 30)], shift_in(-10, 0)).prop_map(|(m, s)| (m, s, None)).boxed()
+    }
+}
+
+/// A product over 1..=6 per axis, `b` of `a`'s shape or one value per channel, sometimes
+/// written over `a` in place.
+pub fn mul_case(real: bool) -> impl Strategy<Value = MulCase> {
+    (
+        prop::array::uniform3(1..=6usize),
+        act_q(),
+        act_q(),
+        any::<bool>(),
+        prop_oneof![3 => Just(false), 1 => Just(true)],
+        act_bits(),
+        mul_quant(real),
+        placement(),
+        any::<u64>(),
+    )
+        .prop_flat_map(move |(dims, a_q, b_q, broadcast, in_place, out_bits, quant, place, fill)| {
+            let shape = [1, dims[0], dims[1], dims[2]];
+            let n = dims.iter().product::<usize>();
+            let nb = if broadcast { dims[2] } else { n };
+            let out_bits = if in_place { a_q.bits } else { out_bits };
+            let out = zero_point(out_bits).prop_flat_map(move |z| out_clamp(out_bits, z));
+            (vec(act_value(a_q.bits), n), vec(act_value(b_q.bits), nb), out).prop_map(move |(a, b, out)| MulCase {
+                shape,
+                a,
+                a_q,
+                b,
+                b_q,
+                broadcast,
+                multiplier: quant.0,
+                shift: quant.1,
+                out,
+                in_place,
+                real: quant.2,
+                place,
+                fill,
+            })
+        })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Concatenation
+
+#[derive(Debug, Clone)]
+pub struct ConcatCase {
+    /// The inputs, all of one height and width, with their bits.
+    pub parts: Vec<(naive::Part, u32)>,
+    pub out: ActQ,
+    /// `(s_in of each part, s_out)`, for the float check.
+    pub real: Option<(Vec<f64>, f64)>,
+    pub place: Placement,
+    pub fill: u64,
+}
+
+impl ConcatCase {
+    fn offsets(&self) -> Vec<u32> {
+        let mut sizes: Vec<usize> =
+            self.parts.iter().map(|(p, bits)| dtype(*bits).bytes_for(p.x.values.len())).collect();
+        sizes.push(dtype(self.out.bits).bytes_for(self.out_elements()));
+        self.place.lay_out(&sizes)
+    }
+
+    fn channels(&self) -> usize {
+        self.parts.iter().map(|(p, _)| p.x.c).sum()
+    }
+
+    fn out_elements(&self) -> usize {
+        let x = &self.parts[0].0.x;
+        x.h * x.w * self.channels()
+    }
+}
+
+impl Case for ConcatCase {
+    fn spec(&self) -> Spec {
+        let offs = self.offsets();
+        let k = self.parts.len();
+        let real = self.real.as_ref();
+        let mut tensors: Vec<TensorDesc> = self
+            .parts
+            .iter()
+            .enumerate()
+            .map(|(i, (p, bits))| {
+                let s = scale_or(real.map(|r| r.0[i]));
+                tensor([1, p.x.h, p.x.w, p.x.c], dtype(*bits), s, p.x.zero_point, offs[i])
+            })
+            .collect();
+        let x = &self.parts[0].0.x;
+        let s_out = scale_or(real.map(|r| r.1));
+        tensors.push(tensor([1, x.h, x.w, self.channels()], dtype(self.out.bits), s_out, self.out.zero_point, offs[k]));
+        let parts: Vec<ConcatPart> = self
+            .parts
+            .iter()
+            .enumerate()
+            .map(|(i, (p, _))| ConcatPart { tensor: i as u16, multiplier: p.multiplier, shift: p.shift })
+            .collect();
+        let op = OpSpec::Concat(ConcatOwned::new(k as u16, &parts));
+        Spec::one_op(tensors, 0, k as u16, self.place.raw_input(self.parts[0].1), op)
+    }
+
+    fn input_bytes(&self) -> Vec<u8> {
+        let (p, bits) = &self.parts[0];
+        pack_values(&p.x.values, *bits)
+    }
+
+    fn extra(&self) -> Vec<(u32, Vec<u8>)> {
+        let offs = self.offsets();
+        self.parts.iter().enumerate().skip(1).map(|(i, (p, bits))| (offs[i], pack_values(&p.x.values, *bits))).collect()
+    }
+
+    fn fill(&self) -> u64 {
+        self.fill
+    }
+
+    fn expected(&self) -> Expected {
+        let parts: Vec<naive::Part> = self.parts.iter().map(|(p, _)| p.clone()).collect();
+        let values = naive::concat(&parts, self.out.zero_point, self.out.bits);
+        let (min, max) = act_range(self.out.bits);
+        Expected::Quant { bits: self.out.bits, values, min, max }
+    }
+}
+
+/// `(M, s)` of one part: mostly random with shifts that both saturate and keep values inside,
+/// sometimes the identity `(2^30, 1)`.
+fn concat_part_quant() -> impl Strategy<Value = (i32, i8)> {
+    prop_oneof![4 => (multiplier(), shift_in(-3, 3)), 1 => Just((1i32 << 30, 1i8))]
+}
+
+/// A concatenation of 2..=8 parts of 1..=5 channels each over 1..=5 × 1..=5 positions, every part
+/// with its own bits, zero point and requantization; `real` derives the multipliers from real
+/// scales.
+pub fn concat_case(real: bool) -> impl Strategy<Value = ConcatCase> {
+    let part = (1..=5usize, act_q(), concat_part_quant(), log_uniform(-8.0, 0.0));
+    (1..=5usize, 1..=5usize, vec(part, 2..=8), act_q(), log_uniform(-8.0, 0.0), placement(), any::<u64>())
+        .prop_flat_map(move |(h, w, parts, out, s_out, place, fill)| {
+            let acts: Vec<_> = parts.iter().map(|&(c, q, _, _)| act(h, w, c, q)).collect();
+            (acts, Just(parts)).prop_map(move |(acts, parts)| {
+                let real = real.then(|| (parts.iter().map(|p| p.3).collect::<Vec<f64>>(), s_out));
+                let parts = acts
+                    .into_iter()
+                    .zip(&parts)
+                    .map(|(x, &(_, q, (m, s), s_in))| {
+                        let (multiplier, shift) =
+                            if real.is_some() { quantize_multiplier(s_in / s_out) } else { (m, s) };
+                        (naive::Part { x, multiplier, shift }, q.bits)
+                    })
+                    .collect();
+                ConcatCase { parts, out, real: real.clone(), place, fill }
+            })
+        })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Slice, nearest resize, depth-to-space: elements moved unchanged
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Move {
+    Slice { begin: [usize; 3], step: [usize; 3], out: (usize, usize, usize) },
+    Resize { fh: usize, fw: usize },
+    DepthToSpace { block: usize },
+}
+
+#[derive(Debug, Clone)]
+pub struct MoveCase {
+    pub kind: Move,
+    pub input: Act,
+    pub bits: u32,
+    pub scale: f16,
+    pub place: Placement,
+    pub fill: u64,
+}
+
+impl MoveCase {
+    pub fn out_shape(&self) -> [usize; 4] {
+        let x = &self.input;
+        match self.kind {
+            Move::Slice { out, .. } => [1, out.0, out.1, out.2],
+            Move::Resize { fh, fw } => [1, x.h * fh, x.w * fw, x.c],
+            Move::DepthToSpace { block } => [1, x.h * block, x.w * block, x.c / (block * block)],
+        }
+    }
+}
+
+impl Case for MoveCase {
+    fn spec(&self) -> Spec {
+        let x = &self.input;
+        let d = dtype(self.bits);
+        let out_shape = self.out_shape();
+        let offs = self.place.lay_out(&[d.bytes_for(x.values.len()), d.bytes_for(out_shape.iter().product())]);
+        let tensors = vec![
+            tensor([1, x.h, x.w, x.c], d, self.scale, x.zero_point, offs[0]),
+            tensor(out_shape, d, self.scale, x.zero_point, offs[1]),
+        ];
+        let op = match self.kind {
+            Move::Slice { begin, step, .. } => OpSpec::Slice(SliceParams {
+                input: 0,
+                output: 1,
+                begin: begin.map(|v| v as u16),
+                step: step.map(|v| v as u16),
+            }),
+            Move::Resize { fh, fw } => {
+                OpSpec::Resize(ResizeParams { input: 0, output: 1, factor_h: fh as u8, factor_w: fw as u8 })
+            }
+            Move::DepthToSpace { block } => {
+                OpSpec::DepthToSpace(DepthToSpaceParams { input: 0, output: 1, block: block as u8 })
+            }
+        };
+        Spec::one_op(tensors, 0, 1, self.place.raw_input(self.bits), op)
+    }
+
+    fn input_bytes(&self) -> Vec<u8> {
+        pack_values(&self.input.values, self.bits)
+    }
+
+    fn fill(&self) -> u64 {
+        self.fill
+    }
+
+    fn expected(&self) -> Expected {
+        let x = &self.input;
+        let values = match self.kind {
+            Move::Slice { begin, step, out } => naive::slice(x, begin, step, out),
+            Move::Resize { fh, fw } => naive::resize_nearest(x, fh, fw),
+            Move::DepthToSpace { block } => naive::depth_to_space(x, block),
+        };
+        let (min, max) = act_range(self.bits);
+        Expected::Quant { bits: self.bits, values, min, max }
+    }
+}
+
+fn move_case(shape: impl Strategy<Value = (usize, usize, usize, Move)>) -> impl Strategy<Value = MoveCase> {
+    let scale = prop_oneof![4 => f16_scale(-10, 2), 1 => (1u16..0x7C00).prop_map(f16::from_bits)];
+    (shape, act_q(), scale, placement(), any::<u64>()).prop_flat_map(|((h, w, c, kind), q, scale, place, fill)| {
+        act(h, w, c, q).prop_map(move |input| MoveCase { kind, input, bits: q.bits, scale, place, fill })
+    })
+}
+
+/// One axis of a slice of an axis of `size`: `(begin, step, count)` with the last element read
+/// inside the axis, often reaching its end.
+fn slice_axis(size: usize) -> impl Strategy<Value = (usize, usize, usize)> {
+    (0..size, prop_oneof![3 => 1..=3usize, 1 => 1..=size.max(1)], any::<u16>(), any::<bool>()).prop_map(
+        move |(begin, step, k, longest)| {
+            let most = (size - 1 - begin) / step + 1;
+            (begin, step, if longest { most } else { 1 + k as usize % most })
+        },
+    )
+}
+
+/// A slice with steps of an input of 1..=9 per axis.
+pub fn slice_case() -> impl Strategy<Value = MoveCase> {
+    move_case(prop::array::uniform3(1..=9usize).prop_flat_map(|d| {
+        (slice_axis(d[0]), slice_axis(d[1]), slice_axis(d[2])).prop_map(move |(y, x, c)| {
+            let kind = Move::Slice { begin: [y.0, x.0, c.0], step: [y.1, x.1, c.1], out: (y.2, x.2, c.2) };
+            (d[0], d[1], d[2], kind)
+        })
+    }))
+}
+
+/// Nearest upsampling by factors 1..=4 of an input of 1..=6 × 1..=6 × 1..=5.
+pub fn resize_case() -> impl Strategy<Value = MoveCase> {
+    move_case(
+        (1..=6usize, 1..=6usize, 1..=5usize, 1..=4usize, 1..=4usize)
+            .prop_map(|(h, w, c, fh, fw)| (h, w, c, Move::Resize { fh, fw })),
+    )
+}
+
+/// Depth-to-space with blocks 2..=3 (sometimes 1) of an input of 1..=5 × 1..=5 × (1..=4)·block².
+pub fn depth_to_space_case() -> impl Strategy<Value = MoveCase> {
+    let block = prop_oneof![4 => 2..=3usize, 1 => Just(1usize)];
+    move_case(
+        (1..=5usize, 1..=5usize, 1..=4usize, block)
+            .prop_map(|(h, w, oc, b)| (h, w, oc * b * b, Move::DepthToSpace { block: b })),
     )
 }

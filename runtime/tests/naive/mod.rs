@@ -291,3 +291,129 @@ pub fn unpack(bytes: &[u8], bits: u32, n: usize) -> Vec<i32> {
         })
         .collect()
 }
+
+/// `(lo, hi)` of an activation of `bits` bits (contract §1).
+fn full_range(bits: u32) -> (i32, i32) {
+    (-(1i32 << (bits - 1)), (1i32 << (bits - 1)) - 1)
+}
+
+/// Table lookup: the code `q` of element `i` selects entry `q − lo` of a row of `2^b` entries,
+/// `b` the input's bits and `lo = −2^(b−1)`; the row is channel `i mod c`'s when the table holds
+/// `c` rows, the only one when it holds one. Entries are the output codes.
+pub fn lut(x: &[i32], in_bits: u32, c: usize, table: &[i32]) -> Vec<i32> {
+    let row = 1usize << in_bits;
+    let (lo, hi) = full_range(in_bits);
+    assert_eq!(table.len() % row, 0, "a table of whole rows");
+    let rows = table.len() / row;
+    assert!(rows == 1 || rows == c, "{rows} rows for {c} channels");
+    let mut out = Vec::with_capacity(x.len());
+    for (i, &q) in x.iter().enumerate() {
+        assert!((lo..=hi).contains(&q), "code {q} outside {in_bits} bits");
+        let r = if rows == 1 { 0 } else { i % c };
+        out.push(table[r * row + (q - lo) as usize]);
+    }
+    out
+}
+
+/// Elementwise product, one rounding: `clamp(z_out + round_half_up((a − z_a)·(b − z_b)·M·2^(s−31)))`.
+/// `b` has `a`'s length, or `c` values, one per channel (channel = index mod `c`).
+#[allow(clippy::too_many_arguments)]
+pub fn mul(a: &[i32], za: i32, b: &[i32], zb: i32, c: usize, multiplier: i32, shift: i8, out: OutFmt) -> Vec<i32> {
+    let broadcast = b.len() != a.len();
+    if broadcast {
+        assert_eq!(b.len(), c, "b holds one value per channel");
+    }
+    a.iter()
+        .enumerate()
+        .map(|(i, &x)| {
+            let y = if broadcast { b[i % c] } else { b[i] };
+            let product = (x - za) as i64 * (y - zb) as i64;
+            clamp_out(requant_raw(product, multiplier, shift), out)
+        })
+        .collect()
+}
+
+/// One input of [`concat`]: its values, its multiplier and shift into the output's scale.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Part {
+    pub x: Act,
+    pub multiplier: i32,
+    pub shift: i8,
+}
+
+/// Concatenation along channels: output channel `first(k) + c` at position `(y, x)` is part
+/// `k`'s channel `c` there, requantized, `clamp(z_out + requant_raw(q − z_in, M_k, s_k))` to the
+/// full range of `out_bits`. Returns the output, `h × w × Σc` values.
+pub fn concat(parts: &[Part], out_zero_point: i32, out_bits: u32) -> Vec<i32> {
+    let (h, w) = (parts[0].x.h, parts[0].x.w);
+    let total: usize = parts.iter().map(|p| p.x.c).sum();
+    let (min, max) = full_range(out_bits);
+    let out = OutFmt { zero_point: out_zero_point, min, max };
+    let mut y_out = vec![None; h * w * total];
+    let mut first = 0;
+    for p in parts {
+        assert_eq!((p.x.h, p.x.w), (h, w), "parts of one height and width");
+        for y in 0..h {
+            for x in 0..w {
+                for c in 0..p.x.c {
+                    let q = (p.x.at(y, x, c) - p.x.zero_point) as i64;
+                    let slot = &mut y_out[(y * w + x) * total + first + c];
+                    assert!(slot.is_none(), "two parts write one output element");
+                    *slot = Some(clamp_out(requant_raw(q, p.multiplier, p.shift), out));
+                }
+            }
+        }
+        first += p.x.c;
+    }
+    y_out.into_iter().map(|v| v.expect("every output element written")).collect()
+}
+
+/// `out[y, x, c] = in[b_h + y·s_h, b_w + x·s_w, b_c + c·s_c]` over the output shape `(h, w, c)`.
+pub fn slice(x: &Act, begin: [usize; 3], step: [usize; 3], (h, w, c): (usize, usize, usize)) -> Vec<i32> {
+    let mut out = Vec::with_capacity(h * w * c);
+    for oy in 0..h {
+        for ox in 0..w {
+            for oc in 0..c {
+                let (iy, ix, ic) = (begin[0] + oy * step[0], begin[1] + ox * step[1], begin[2] + oc * step[2]);
+                assert!(iy < x.h && ix < x.w && ic < x.c, "slice reads outside the input");
+                out.push(x.at(iy, ix, ic));
+            }
+        }
+    }
+    out
+}
+
+/// Nearest-neighbour upsampling by integer factors: `out[y, x, c] = in[⌊y / f_h⌋, ⌊x / f_w⌋, c]`.
+pub fn resize_nearest(x: &Act, fh: usize, fw: usize) -> Vec<i32> {
+    let (h, w) = (x.h * fh, x.w * fw);
+    let mut out = Vec::with_capacity(h * w * x.c);
+    for oy in 0..h {
+        for ox in 0..w {
+            for c in 0..x.c {
+                out.push(x.at(oy / fh, ox / fw, c));
+            }
+        }
+    }
+    out
+}
+
+/// ONNX DepthToSpace, DCR order, written as a scatter from the input: input channel
+/// `(i·b + j)·C + c` at `(y, x)` goes to output `(y·b + i, x·b + j, c)`, `C = c_in / b²`.
+pub fn depth_to_space(x: &Act, b: usize) -> Vec<i32> {
+    assert_eq!(x.c % (b * b), 0, "channels divisible by the block squared");
+    let oc = x.c / (b * b);
+    let (oh, ow) = (x.h * b, x.w * b);
+    let mut out = vec![None; oh * ow * oc];
+    for y in 0..x.h {
+        for xx in 0..x.w {
+            for ch in 0..x.c {
+                let (ij, c) = (ch / oc, ch % oc);
+                let (i, j) = (ij / b, ij % b);
+                let slot = &mut out[((y * b + i) * ow + xx * b + j) * oc + c];
+                assert!(slot.is_none(), "two input elements land on one output element");
+                *slot = Some(x.at(y, xx, ch));
+            }
+        }
+    }
+    out.into_iter().map(|v| v.expect("every output element written")).collect()
+}
