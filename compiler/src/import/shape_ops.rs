@@ -238,9 +238,9 @@ impl Builder {
             bail!("mode '{mode}' is not supported (only 'nearest')");
         }
         let scales_input = if node.op_type == "Upsample" || opset < 11 { 1 } else { 2 };
-        let scales: Vec<f64> = match self.optional_const(node, scales_input)?.filter(|c| c.len() > 0) {
+        let scales: Vec<f64> = match self.optional_const(node, scales_input)?.filter(|c| !c.is_empty()) {
             Some(c) => c.iter().copied().collect(),
-            None => match (self.optional_const(node, 3)?.filter(|c| c.len() > 0), attr(node, "scales")) {
+            None => match (self.optional_const(node, 3)?.filter(|c| !c.is_empty()), attr(node, "scales")) {
                 (Some(sizes), _) => sizes.iter().zip(&logical).map(|(&s, &d)| s / d as f64).collect(),
                 (None, Some(a)) => a.floats.iter().map(|&f| f as f64).collect(),
                 (None, None) => bail!("neither scales nor sizes are given"),
@@ -262,7 +262,7 @@ impl Builder {
         let mut factor = [1usize; 2];
         for (l, &s) in scales.iter().enumerate() {
             let f = s.round();
-            if (s - f).abs() > 1e-6 || f < 1.0 || f > 64.0 {
+            if (s - f).abs() > 1e-6 || !(1.0..=64.0).contains(&f) {
                 bail!("scale {s} on axis {l} is not supported (only integer upsampling factors up to 64)");
             }
             match self.stored_axis(&a, l)? {
@@ -304,7 +304,7 @@ impl Builder {
             Some(c) => integers(&c, "the pads")?,
             None => attr_ints(node, "pads").or_else(|| attr_ints(node, "paddings")).unwrap_or_default(),
         };
-        let value = match self.optional_const(node, 2)?.filter(|c| c.len() > 0) {
+        let value = match self.optional_const(node, 2)?.filter(|c| !c.is_empty()) {
             Some(c) => c.iter().next().copied().unwrap_or(0.0),
             None => attr_f(node, "value", 0.0) as f64,
         };
