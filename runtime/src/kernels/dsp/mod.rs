@@ -16,9 +16,15 @@
 //! | 2-bit | 16 | `(w << (6 − 2j)) & 0xC0C0C0C0`, `j = 0..3`, each `SXTB16`, `SXTB16 ROR #8` | (j,8+j) (4+j,12+j) |
 //!
 //! A 4-bit weight so unpacked is `16·w` and a 2-bit one `64·w` (the nibble sits in the high bits
-//! of its byte): the block's sums are `16·Σ` or `64·Σ`, exact since `|Σ| ≤ K·2^(b−1)·255` and
-//! `K ≤ 1024` here, and are shifted back before the bias is added. A row's last word is read
+//! of its byte): the block's sums are `16·Σ` or `64·Σ`, exact while `|Σ|·64 < 2^31` (rows of up
+//! to 65,792 weights, `sums_fit`; longer ones, which only low widths allow, run on the portable
+//! kernel), and are shifted back before the bias is added. A row's last word is read
 //! zero-padded, and its unused high bits (whatever they hold) meet activations that are 0.
+//!
+//! Every buffer (the im2col blocks, the requantization table of every output channel, one
+//! receptive field; the depthwise tables) is a slice of the op's arena scratch
+//! (`kernels::scratch`), sized from the layer: no layer shape leaves this path for lack of a
+//! buffer, and the stack holds only a few hundred bytes of locals.
 //!
 //! In the common case (8-bit output, every channel's requantization fast, no clamp but the
 //! output range) the whole loop over a block's output channels is one `asm!` block per weight
@@ -31,9 +37,10 @@
 //! instructions plus the loop (2 per two words), 4-bit rows 31 plus the loop (4 per four
 //! words). Layers whose rows are whole loop iterations skip the remainder dispatch.
 //!
-//! **Depthwise** (depth multiplier 1, 8-bit input): four channels at a time, one word of input
-//! per tap, SXTB16 into two halfword pairs, SMLABB/SMLATT against weights unpacked once per
-//! channel group into halfword pairs. Other channel counts and formats use the portable kernels.
+//! **Depthwise** (depth multiplier 1, 8- or 4-bit input): four channels at a time, one word of
+//! input per tap, SXTB16 into two halfword pairs, SMLABB/SMLATT against weights unpacked once per
+//! channel group into halfword pairs, in passes of 128 channels. Other depth multipliers, fewer
+//! than four channels and the channels past the last group of four use the portable kernel.
 //!
 //! Every function here produces exactly the bytes of `kernels::reference`; `targets/kernel-check`
 //! runs them against it on QEMU's Cortex-M4.
@@ -1445,12 +1452,10 @@ pub fn depthwise_conv2d(
                     }
                     continue;
                 }
-                for gi in 0..ng {
-                    let w = &wp[gi * taps..(gi + 1) * taps];
+                for (gi, (w, f)) in wp.chunks_exact(taps).zip(fast.chunks_exact(4)).enumerate() {
                     // SAFETY: every address in `ptrs[..taps]` starts `nc` readable bytes, and
                     // `4·gi + 4 ≤ nc`; `w` holds `taps` pairs of words.
                     let acc = unsafe { dw_taps(ptrs.as_ptr(), 4 * gi, w.as_ptr() as *const u32, taps) };
-                    let f = &fast[4 * gi..4 * gi + 4];
                     let v: [i32; 4] = core::array::from_fn(|j| f[j].apply(acc[j], lo, hi));
                     if out_bits == Bits::B8 {
                         for (d, v) in output[o + 4 * gi..o + 4 * gi + 4].iter_mut().zip(v) {
