@@ -241,7 +241,11 @@ pub fn depthwise_conv2d_on(
         }
         #[cfg(target_arch = "x86_64")]
         Path::Avx512Vnni => x86::Avx512Vnni::new()?.depthwise_conv2d(g, i, f, w, b, rq, o, s),
-        p if available().contains(&p) => return Some(portable::depthwise_conv2d(g, i, f, w, b, rq, o, s)),
+        Path::Portable => return Some(portable::depthwise_conv2d(g, i, f, w, b, rq, o, s)),
+        // A host path without a depthwise kernel of its own (AArch64) runs the portable one.
+        p if available().contains(&p) => {
+            portable::depthwise_conv2d(g, i, f, w, b, rq, o, s);
+        }
         _ => return None,
     }
     Some(path)
@@ -278,7 +282,7 @@ pub fn fully_connected_on(
         Path::Neon => aarch64::Neon.fully_connected(n, m, i, f, w, b, rq, o, s),
         #[cfg(target_arch = "aarch64")]
         Path::NeonDot => aarch64::NeonDot::new()?.fully_connected(n, m, i, f, w, b, rq, o, s),
-        p if available().contains(&p) => return Some(portable::fully_connected(n, m, i, f, w, b, rq, o, s)),
+        Path::Portable => return Some(portable::fully_connected(n, m, i, f, w, b, rq, o, s)),
         _ => return None,
     }
     Some(path)
