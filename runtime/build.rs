@@ -5,17 +5,11 @@
 //! - `hawq_dsp`: the Armv7E-M DSP extension (SMLAD, SXTB16, ...): every `thumbv7em-*` target
 //!   (Cortex-M4, M7). The cargo features `kernels-scalar` / `kernels-portable` still select
 //!   another path at compile time (for comparisons).
-//! - `hawq_small_stack`: Armv6-M (`thumbv6m-*`, Cortex-M0/M0+, 16 KiB-class RAM): the portable
-//!   kernels use smaller stack buffers.
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(hawq_dsp)");
-    println!("cargo::rustc-check-cfg=cfg(hawq_small_stack)");
     println!("cargo::rerun-if-changed=build.rs");
     let target = std::env::var("TARGET").unwrap_or_default();
     if target.starts_with("thumbv7em") {
         println!("cargo::rustc-cfg=hawq_dsp");
-    }
-    if target.starts_with("thumbv6m") {
-        println!("cargo::rustc-cfg=hawq_small_stack");
     }
 }

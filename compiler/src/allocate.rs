@@ -274,8 +274,12 @@ pub fn choose_activations(
     let owner: Vec<Option<usize>> =
         (0..graph.values.len()).map(|v| acts.iter().position(|a| a.value == v || a.followers.contains(&v))).collect();
     let mut problem = vars.minimise(objective).using(microlp);
-    for step in live_steps(graph) {
-        let mut live = Expression::from(0.0);
+    for (i, step) in live_steps(graph).into_iter().enumerate() {
+        // The op's kernel scratch is alive at its step too (it barely depends on the input's
+        // bits: the larger of the two).
+        let w = default.weight_bits.get(i).copied().unwrap_or(8);
+        let scratch = [4, 8].map(|a| crate::emit::scratch_bytes(graph, i, w, a)).into_iter().max().unwrap_or(0);
+        let mut live = Expression::from(scratch as f64);
         for v in step {
             match owner[v] {
                 Some(j) => {

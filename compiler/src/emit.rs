@@ -372,6 +372,46 @@ pub fn weight_perturbation(op: &OpKind, moments: Option<&InputMoments>, bits: u8
         .collect()
 }
 
+/// Bytes of arena scratch node `node`'s kernel takes at these weight and input bit widths (the
+/// runtime's `kernels::*_scratch_bytes`, the most any microcontroller path needs); 0 for ops
+/// without scratch.
+pub fn scratch_bytes(graph: &Graph, node: usize, weight_bits: u8, in_bits: u8) -> usize {
+    let n = &graph.nodes[node];
+    let (Some(wb), Some(ib)) = (Bits::from_u8(weight_bits), Bits::from_u8(in_bits)) else {
+        return 0;
+    };
+    match &n.op {
+        OpKind::Conv(c) => {
+            let (h, w, ic) = graph.values[n.inputs[0]].hwc();
+            let (oh, ow, oc) = graph.values[n.output].hwc();
+            let g = hawq_runtime::kernels::Window {
+                in_h: h,
+                in_w: w,
+                in_c: ic,
+                out_h: oh,
+                out_w: ow,
+                out_c: oc,
+                kernel_h: c.window.kernel[0],
+                kernel_w: c.window.kernel[1],
+                stride_h: c.window.stride[0],
+                stride_w: c.window.stride[1],
+                pad_top: c.window.pads[0],
+                pad_left: c.window.pads[1],
+            };
+            if c.depthwise {
+                hawq_runtime::kernels::depthwise_conv2d_scratch_bytes(&g, wb, ib)
+            } else {
+                hawq_runtime::kernels::conv2d_scratch_bytes(&g, wb, ib)
+            }
+        }
+        OpKind::Fc(_) => {
+            let (i, o) = (graph.values[n.inputs[0]].elements(), graph.values[n.output].elements());
+            hawq_runtime::kernels::fully_connected_scratch_bytes(i, o, wb, ib)
+        }
+        _ => 0,
+    }
+}
+
 fn channel(l: &Lowered) -> ChannelParams<'_> {
     ChannelParams { bias: &l.bias, bias_exponent: l.bias_exponent, multiplier: &l.multiplier, shift_base: l.shift_base }
 }
@@ -450,10 +490,26 @@ pub fn emit(
             buffers[out].alias_of = Some(root(&buffers, a));
         }
     }
+    // Each conv and FC op's scratch: a buffer alive during that op only, so it shares the arena
+    // with tensors dead by then (and is disjoint from the op's input and output).
+    let mut names: Vec<String> = graph.values.iter().map(|v| v.name.clone()).collect();
+    let mut scratch_buffer: Vec<Option<usize>> = vec![None; n_nodes];
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let bytes = scratch_bytes(graph, i, bits.weight_bits[i], acts[node.inputs[0]].bits);
+        if bytes > 0 {
+            scratch_buffer[i] = Some(buffers.len());
+            buffers.push(Buffer { size: bytes, first_use: i, last_use: i, alias_of: None });
+            names.push(format!("scratch of {}", node.name));
+        }
+    }
     let plan = plan::plan(&buffers, 4);
     plan::check(&buffers, &plan).map_err(|e| anyhow!("internal error: memory plan is inconsistent: {e}"))?;
-    let names: Vec<String> = graph.values.iter().map(|v| v.name.clone()).collect();
     let arena_map = plan::ascii_map(&buffers, &plan, &names, 64);
+    let scratch_at = |i: usize| -> Result<u32> {
+        let offset = scratch_buffer[i].map_or(0, |b| plan.offsets[b]);
+        u32::try_from(offset)
+            .map_err(|_| anyhow!("the arena ({} bytes) does not fit the model format", plan.arena_bytes))
+    };
 
     // The tensor table: one fixed-size record per value, read in place by the runtime.
     let table: Vec<u8> = graph
@@ -565,6 +621,7 @@ pub fn emit(
                     weights: &l.weights,
                     channel: channel(l),
                     clamp: clamp_of(qout, c.clamp),
+                    scratch: scratch_at(i)?,
                 };
                 if c.depthwise {
                     Op::DepthwiseConv2d(p)
@@ -579,6 +636,7 @@ pub fn emit(
                 weights: &l.weights,
                 channel: channel(l),
                 clamp: clamp_of(qout, f.clamp),
+                scratch: scratch_at(i)?,
             }),
             (OpKind::AvgPool(w) | OpKind::MaxPool(w), _) => {
                 let (multiplier, shift) = if matches!(node.op, OpKind::MaxPool(_)) {

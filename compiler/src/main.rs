@@ -504,9 +504,12 @@ fn cmd_compile(a: &CompileArgs) -> Result<()> {
             );
         }
         println!(
-            "weights {} bytes, arena {} bytes, model file {} bytes",
+            "weights {} bytes, arena {} bytes (kernel scratch included; RAM with the runtime's stack ≤ {} bytes \
+             on the Cortex-M4: {} bytes), model file {} bytes",
             compiled.weight_bytes,
             compiled.arena_bytes,
+            hawq_runtime::STACK_BYTES_CORTEX_M4,
+            compiled.arena_bytes + hawq_runtime::STACK_BYTES_CORTEX_M4,
             compiled.blob.len()
         );
         print!("{}", fidelity.render());
@@ -642,6 +645,7 @@ fn cmd_inspect(a: &InspectArgs) -> Result<()> {
         None => json!({ "index": i }),
     };
     let mut layers = Vec::new();
+    let mut scratch_regions = Vec::new();
     for (i, op) in model.ops().enumerate() {
         let op = op.map_err(|e| anyhow!("{}: {e}", a.model.display()))?;
         let (bits, bytes) = match &op {
@@ -649,6 +653,10 @@ fn cmd_inspect(a: &InspectArgs) -> Result<()> {
             Op::FullyConnected(p) => (Some(p.weight_bits), p.weights.len()),
             _ => (None, 0),
         };
+        let scratch = op_scratch(&model, &op);
+        if let Some((offset, size)) = scratch {
+            scratch_regions.push((i, offset, size));
+        }
         layers.push(json!({
             "index": i,
             "op": op.name(),
@@ -656,8 +664,10 @@ fn cmd_inspect(a: &InspectArgs) -> Result<()> {
             "weight_bytes": bytes,
             "inputs": op.inputs().iter().map(|&t| describe(t)).collect::<Vec<_>>(),
             "output": describe(op.output()),
+            "scratch": scratch.map(|(offset, bytes)| json!({ "offset": offset, "bytes": bytes })),
         }));
     }
+    let scratch_max = scratch_regions.iter().map(|r| r.2).max().unwrap_or(0);
     if a.json {
         println!(
             "{}",
@@ -665,6 +675,9 @@ fn cmd_inspect(a: &InspectArgs) -> Result<()> {
                 "file_bytes": blob.len(),
                 "weight_bytes": model.weight_bytes(),
                 "arena_bytes": model.arena_bytes(),
+                "largest_scratch_bytes": scratch_max,
+                "runtime_stack_bytes": hawq_runtime::STACK_BYTES_CORTEX_M4,
+                "ram_bytes": model.arena_bytes() + hawq_runtime::STACK_BYTES_CORTEX_M4,
                 "raw_input": format!("{:?}", model.raw_input()),
                 "layers": layers,
                 "tensors": (0..model.tensors().len()).map(|i| describe(i as u16)).collect::<Vec<_>>(),
@@ -673,13 +686,20 @@ fn cmd_inspect(a: &InspectArgs) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{}: {} bytes, weights {} bytes, arena {} bytes, input {:?} {:?}",
+        "{}: {} bytes, weights {} bytes, arena {} bytes (kernel scratch included, largest {} bytes), input {:?} {:?}",
         a.model.display(),
         blob.len(),
         model.weight_bytes(),
         model.arena_bytes(),
+        scratch_max,
         model.raw_input(),
         model.input().shape
+    );
+    println!(
+        "RAM: arena {} + the runtime's stack ≤ {} (measured on the Cortex-M4) = {} bytes",
+        model.arena_bytes(),
+        hawq_runtime::STACK_BYTES_CORTEX_M4,
+        model.arena_bytes() + hawq_runtime::STACK_BYTES_CORTEX_M4
     );
     println!("{:>3} {:<17} {:>4} {:>8}  tensors (index dtype shape @offset)", "#", "op", "w", "bytes");
     for l in &layers {
@@ -688,8 +708,12 @@ fn cmd_inspect(a: &InspectArgs) -> Result<()> {
             format!("t{} {} {} @{}", v["index"], v["dtype"].as_str().unwrap_or(""), v["shape"], v["offset"])
         };
         let ins: Vec<String> = l["inputs"].as_array().map(|a| a.iter().map(t).collect()).unwrap_or_default();
+        let scratch = match &l["scratch"] {
+            serde_json::Value::Null => String::new(),
+            v => format!(", scratch @{} +{}", v["offset"], v["bytes"]),
+        };
         println!(
-            "{:>3} {:<17} {:>4} {:>8}  {} → {}",
+            "{:>3} {:<17} {:>4} {:>8}  {} → {}{scratch}",
             l["index"],
             l["op"].as_str().unwrap_or(""),
             l["weight_bits"].as_u64().map_or("-".into(), |b| b.to_string()),
@@ -709,7 +733,55 @@ fn cmd_inspect(a: &InspectArgs) -> Result<()> {
         let bar: String = (0..64).map(|c| if c >= start && c < end { '#' } else { '.' }).collect();
         println!("  t{i:<3} {bar} {:>7} +{}", t.offset, t.bytes());
     }
+    for (i, offset, size) in scratch_regions {
+        let (start, end) = (offset / col, (offset + size).div_ceil(col));
+        let bar: String = (0..64).map(|c| if c >= start && c < end { 's' } else { '.' }).collect();
+        println!("  s{i:<3} {bar} {offset:>7} +{size}  (scratch of op {i})");
+    }
     Ok(())
+}
+
+/// The arena offset and size of an op's kernel scratch (conv, depthwise, fully connected).
+fn op_scratch(model: &hawq_runtime::Model<'_>, op: &hawq_runtime::format::Op<'_>) -> Option<(usize, usize)> {
+    use hawq_runtime::format::Op;
+    use hawq_runtime::kernels;
+    use hawq_runtime::quant::Bits;
+    let bits = |b: u8| Bits::from_u8(b).unwrap_or(Bits::B8);
+    let act = |t: &hawq_runtime::format::TensorDesc| t.dtype.bits().unwrap_or(Bits::B8);
+    let (offset, size) = match op {
+        Op::Conv2d(p) | Op::DepthwiseConv2d(p) => {
+            let (i, o) = (model.tensor(p.input)?, model.tensor(p.output)?);
+            let g = kernels::Window {
+                in_h: i.shape[1] as usize,
+                in_w: i.shape[2] as usize,
+                in_c: i.shape[3] as usize,
+                out_h: o.shape[1] as usize,
+                out_w: o.shape[2] as usize,
+                out_c: o.shape[3] as usize,
+                kernel_h: p.kernel_h as usize,
+                kernel_w: p.kernel_w as usize,
+                stride_h: p.stride_h as usize,
+                stride_w: p.stride_w as usize,
+                pad_top: p.pad_top as usize,
+                pad_left: p.pad_left as usize,
+            };
+            let size = if matches!(op, Op::Conv2d(_)) {
+                kernels::conv2d_scratch_bytes(&g, bits(p.weight_bits), act(&i))
+            } else {
+                kernels::depthwise_conv2d_scratch_bytes(&g, bits(p.weight_bits), act(&i))
+            };
+            (p.scratch, size)
+        }
+        Op::FullyConnected(p) => {
+            let (i, o) = (model.tensor(p.input)?, model.tensor(p.output)?);
+            (
+                p.scratch,
+                kernels::fully_connected_scratch_bytes(i.elements(), o.elements(), bits(p.weight_bits), act(&i)),
+            )
+        }
+        _ => return None,
+    };
+    (size > 0).then_some((offset as usize, size))
 }
 
 /// The bundled example: the whole HAWQ-V2 pipeline on examples/digits, no arguments needed.

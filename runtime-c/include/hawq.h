@@ -55,7 +55,7 @@
 #define HAWQ_INTERPRETER_WORDS 4
 
 /**
- * What a call returned. `HAWQ_OK` is 0; 1–23 are the runtime's errors, one per
+ * What a call returned. `HAWQ_OK` is 0; 1–25 are the runtime's errors, one per
  * `hawq_runtime::Error` variant; 100 and up are errors of this interface's arguments.
  * `hawq_status_str` gives a message for each.
  */
@@ -157,6 +157,14 @@ enum hawq_status
    * The header declares an arena larger than the model's tensors need.
    */
   HAWQ_ERR_ARENA_SIZE_MISMATCH = 23,
+  /**
+   * An operation's scratch does not lie inside the arena.
+   */
+  HAWQ_ERR_OP_SCRATCH_OUT_OF_ARENA = 24,
+  /**
+   * An operation's scratch overlaps its input or output.
+   */
+  HAWQ_ERR_SCRATCH_OVERLAP = 25,
   /**
    * A pointer argument is NULL.
    */

@@ -66,7 +66,7 @@ pub struct HawqInterpreter {
     opaque: [usize; HAWQ_INTERPRETER_WORDS],
 }
 
-/// What a call returned. `HAWQ_OK` is 0; 1–23 are the runtime's errors, one per
+/// What a call returned. `HAWQ_OK` is 0; 1–25 are the runtime's errors, one per
 /// `hawq_runtime::Error` variant; 100 and up are errors of this interface's arguments.
 /// `hawq_status_str` gives a message for each.
 #[repr(i32)]
@@ -120,6 +120,10 @@ pub enum HawqStatus {
     HAWQ_ERR_EMPTY_MODEL = 22,
     /// The header declares an arena larger than the model's tensors need.
     HAWQ_ERR_ARENA_SIZE_MISMATCH = 23,
+    /// An operation's scratch does not lie inside the arena.
+    HAWQ_ERR_OP_SCRATCH_OUT_OF_ARENA = 24,
+    /// An operation's scratch overlaps its input or output.
+    HAWQ_ERR_SCRATCH_OVERLAP = 25,
     /// A pointer argument is NULL.
     HAWQ_ERR_NULL_POINTER = 100,
     /// A handle or output pointer is not aligned for its type.
@@ -142,7 +146,7 @@ impl HawqStatus {
     /// Every status, in numeric order.
     ///
     /// cbindgen:ignore
-    pub const ALL: [HawqStatus; 30] = [
+    pub const ALL: [HawqStatus; 32] = [
         HAWQ_OK,
         HAWQ_ERR_TRUNCATED,
         HAWQ_ERR_BAD_MAGIC,
@@ -167,6 +171,8 @@ impl HawqStatus {
         HAWQ_ERR_SIZE_MISMATCH,
         HAWQ_ERR_EMPTY_MODEL,
         HAWQ_ERR_ARENA_SIZE_MISMATCH,
+        HAWQ_ERR_OP_SCRATCH_OUT_OF_ARENA,
+        HAWQ_ERR_SCRATCH_OVERLAP,
         HAWQ_ERR_NULL_POINTER,
         HAWQ_ERR_MISALIGNED,
         HAWQ_ERR_NOT_LOADED,
@@ -201,6 +207,8 @@ impl HawqStatus {
             Error::SizeMismatch { .. } => HAWQ_ERR_SIZE_MISMATCH,
             Error::EmptyModel => HAWQ_ERR_EMPTY_MODEL,
             Error::ArenaSizeMismatch { .. } => HAWQ_ERR_ARENA_SIZE_MISMATCH,
+            Error::OpScratchOutOfArena { .. } => HAWQ_ERR_OP_SCRATCH_OUT_OF_ARENA,
+            Error::ScratchOverlap { .. } => HAWQ_ERR_SCRATCH_OVERLAP,
         }
     }
 
@@ -236,6 +244,8 @@ impl HawqStatus {
             HAWQ_ERR_SIZE_MISMATCH => c"buffer size mismatch",
             HAWQ_ERR_EMPTY_MODEL => c"model has no operations",
             HAWQ_ERR_ARENA_SIZE_MISMATCH => c"header declares a larger arena than the tensors need",
+            HAWQ_ERR_OP_SCRATCH_OUT_OF_ARENA => c"an operation's scratch lies outside the arena",
+            HAWQ_ERR_SCRATCH_OVERLAP => c"an operation's scratch overlaps its input or output",
             HAWQ_ERR_NULL_POINTER => c"a pointer argument is NULL",
             HAWQ_ERR_MISALIGNED => c"a handle or buffer is not aligned for its type",
             HAWQ_ERR_NOT_LOADED => c"the handle holds no loaded model or initialized interpreter",

@@ -85,10 +85,11 @@ fn conv(c: &mut Criterion) {
         let mut out = vec![0u8; g.out_h * g.out_w * g.out_c];
         for bits in [Bits::B8, Bits::B4] {
             let weights = bytes(g.out_c * bits.packed_len(k), 2);
+            let mut scratch = vec![0u8; kernels::conv2d_scratch_bytes(&g, bits, fmt.bits)];
             for p in paths() {
                 let id = BenchmarkId::new(p.name(), format!("w{}", bits.get()));
                 group.bench_function(id, |b| {
-                    b.iter(|| kernels::conv2d_on(p, &g, &input, fmt, &weights, bits, &rq, &mut out))
+                    b.iter(|| kernels::conv2d_on(p, &g, &input, fmt, &weights, bits, &rq, &mut out, &mut scratch))
                 });
             }
         }
@@ -104,10 +105,11 @@ fn depthwise(c: &mut Criterion) {
     let ch = Channels::new(g.out_c);
     let rq = ch.requant();
     let mut out = vec![0u8; g.out_h * g.out_w * g.out_c];
+    let mut scratch = vec![0u8; kernels::depthwise_conv2d_scratch_bytes(&g, Bits::B8, fmt.bits)];
     let mut group = c.benchmark_group("depthwise dscnn 3x3 64 25x5");
     for p in paths() {
         group.bench_function(p.name(), |b| {
-            b.iter(|| kernels::depthwise_conv2d_on(p, &g, &input, fmt, &weights, Bits::B8, &rq, &mut out))
+            b.iter(|| kernels::depthwise_conv2d_on(p, &g, &input, fmt, &weights, Bits::B8, &rq, &mut out, &mut scratch))
         });
     }
     group.finish();

@@ -29,6 +29,11 @@ pub enum Error {
     BadZeroPoint { tensor: u16 },
     /// The scratch region does not lie inside the arena.
     ScratchOutOfArena,
+    /// An operation's scratch (its offset and the size its kernel needs) does not lie inside the
+    /// arena.
+    OpScratchOutOfArena { op: u16 },
+    /// An operation's scratch overlaps its input or output.
+    ScratchOverlap { op: u16 },
     /// An operation names a tensor that does not exist (or the model's input/output does).
     BadTensorIndex { op: u16 },
     /// An operation's tensors have the wrong data type (e.g. f32 into a convolution).
@@ -51,7 +56,7 @@ pub enum Error {
     SizeMismatch { expected: u32, got: u32 },
     /// The model has no operation.
     EmptyModel,
-    /// The header declares an arena larger than the tensor table and scratch region need.
+    /// The header declares an arena larger than the tensor table and the scratch need.
     ArenaSizeMismatch { declared: u32, needed: u32 },
 }
 
@@ -77,6 +82,8 @@ impl fmt::Display for Error {
             Error::TensorOutOfArena { tensor } => write!(f, "tensor {tensor} lies outside the arena"),
             Error::BadZeroPoint { tensor } => write!(f, "tensor {tensor} has a zero point outside its range"),
             Error::ScratchOutOfArena => write!(f, "scratch region lies outside the arena"),
+            Error::OpScratchOutOfArena { op } => write!(f, "op {op} has scratch outside the arena"),
+            Error::ScratchOverlap { op } => write!(f, "op {op} has scratch overlapping its input or output"),
             Error::BadTensorIndex { op } => write!(f, "op {op} names a tensor that does not exist"),
             Error::WrongDtype { op } => write!(f, "op {op} has a tensor of the wrong data type"),
             Error::ShapeMismatch { op } => write!(f, "op {op} has inconsistent shapes"),
@@ -93,7 +100,7 @@ impl fmt::Display for Error {
             }
             Error::EmptyModel => write!(f, "model has no operations"),
             Error::ArenaSizeMismatch { declared, needed } => {
-                write!(f, "header declares a {declared}-byte arena but the tensors need {needed}")
+                write!(f, "header declares a {declared}-byte arena but the tensors and scratch need {needed}")
             }
         }
     }

@@ -36,6 +36,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 
 pub const MAGIC: [u8; 4] = *b"HAWQ";
+/// 5: conv, depthwise and fully connected ops carry the arena offset of their scratch
+/// (`scratch`), planned by the compiler; the kernels keep no buffer on the stack.
 /// 4: the tensor table is a byte string of fixed-size records read in place (version 3 stored
 /// postcard-encoded descriptors the loader copied into a 64-entry table in RAM, which capped
 /// models at 64 tensors and cost that RAM on every model).
@@ -262,6 +264,10 @@ pub struct ConvParams<'a> {
     pub weights: &'a [u8],
     pub channel: ChannelParams<'a>,
     pub clamp: Clamp,
+    /// Byte offset in the arena of the op's scratch: `kernels::conv2d_scratch_bytes` (or
+    /// `depthwise_conv2d_scratch_bytes`) bytes, a function of the geometry and bit widths, that
+    /// the kernel may overwrite; disjoint from the op's input and output.
+    pub scratch: u32,
 }
 
 /// Fully connected: the input's elements (any shape) are the reduction axis.
@@ -273,6 +279,9 @@ pub struct FcParams<'a> {
     pub weights: &'a [u8],
     pub channel: ChannelParams<'a>,
     pub clamp: Clamp,
+    /// Byte offset in the arena of the op's `kernels::fully_connected_scratch_bytes` bytes of
+    /// scratch (as [`ConvParams::scratch`]).
+    pub scratch: u32,
 }
 
 /// Per output channel bias and requantization (contract §1), little-endian arrays borrowed from

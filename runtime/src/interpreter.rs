@@ -179,6 +179,39 @@ fn split_io<'x>(arena: &'x mut [u8], input: &TensorDesc, output: &TensorDesc) ->
     }
 }
 
+/// Borrows a kernel's input (read-only), output and scratch (`bytes` at `scratch`): three
+/// disjoint regions of the arena, which the validator proved; `None` when they are not (never
+/// for a loaded model).
+fn split_with_scratch<'x>(
+    arena: &'x mut [u8],
+    input: &TensorDesc,
+    output: &TensorDesc,
+    scratch: u32,
+    bytes: usize,
+) -> Option<(&'x [u8], &'x mut [u8], &'x mut [u8])> {
+    if bytes == 0 {
+        let (src, dst) = split_io(arena, input, output);
+        return Some((src, dst, &mut []));
+    }
+    let s = scratch as usize;
+    let mut regions = [(range(input), 0usize), (range(output), 1), (s..s.checked_add(bytes)?, 2)];
+    regions.sort_unstable_by_key(|r| r.0.start);
+    let mut parts: [&'x mut [u8]; 3] = [&mut [], &mut [], &mut []];
+    let (mut rest, mut at) = (arena, 0usize);
+    for (r, which) in regions {
+        let skip = r.start.checked_sub(at)?;
+        let len = r.end.checked_sub(r.start)?;
+        if skip.checked_add(len)? > rest.len() {
+            return None;
+        }
+        let (mine, tail) = core::mem::take(&mut rest)[skip..].split_at_mut(len);
+        parts[which] = mine;
+        (rest, at) = (tail, r.end);
+    }
+    let [src, dst, scratch] = parts;
+    Some((src, dst, scratch))
+}
+
 fn window(input: &TensorDesc, output: &TensorDesc, kernel: (usize, usize), stride: (u8, u8), pad: (u8, u8)) -> Window {
     Window {
         in_h: input.shape[1] as usize,
@@ -228,13 +261,13 @@ fn run_op(op: &Op<'_>, index: u16, tensors: Tensors<'_>, arena: &mut [u8]) -> Re
         Some(&b) => t(b)?,
         None => output,
     };
-    dispatch(op, [first, second, output], arena);
-    Ok(())
+    dispatch(op, [first, second, output], arena).ok_or(Error::OverlappingTensors { op: index })
 }
 
 /// Dispatches one validated operation to its kernel, with its descriptors already decoded:
-/// `[input, second input (or the output), output]`.
-fn dispatch(op: &Op<'_>, [first, second, last]: [TensorDesc; 3], arena: &mut [u8]) {
+/// `[input, second input (or the output), output]`; `None` (unreachable for a validated model)
+/// when an op's regions of the arena are not disjoint.
+fn dispatch(op: &Op<'_>, [first, second, last]: [TensorDesc; 3], arena: &mut [u8]) -> Option<()> {
     match op {
         Op::Conv2d(p) | Op::DepthwiseConv2d(p) => {
             let (input, output) = (first, last);
@@ -247,19 +280,28 @@ fn dispatch(op: &Op<'_>, [first, second, last]: [TensorDesc; 3], arena: &mut [u8
             );
             let rq = channel_requant(&p.channel, &output, p.clamp);
             let bits = Bits::from_u8(p.weight_bits).unwrap_or(Bits::B8);
-            let (src, dst) = split_io(arena, &input, &output);
-            if matches!(op, Op::Conv2d(_)) {
-                k::conv2d(&g, src, format(&input), p.weights, bits, &rq, dst);
+            let in_fmt = format(&input);
+            let conv = matches!(op, Op::Conv2d(_));
+            let bytes = if conv {
+                k::conv2d_scratch_bytes(&g, bits, in_fmt.bits)
             } else {
-                k::depthwise_conv2d(&g, src, format(&input), p.weights, bits, &rq, dst);
+                k::depthwise_conv2d_scratch_bytes(&g, bits, in_fmt.bits)
+            };
+            let (src, dst, scratch) = split_with_scratch(arena, &input, &output, p.scratch, bytes)?;
+            if conv {
+                k::conv2d(&g, src, in_fmt, p.weights, bits, &rq, dst, scratch);
+            } else {
+                k::depthwise_conv2d(&g, src, in_fmt, p.weights, bits, &rq, dst, scratch);
             }
         }
         Op::FullyConnected(p) => {
             let (input, output) = (first, last);
             let rq = channel_requant(&p.channel, &output, p.clamp);
             let bits = Bits::from_u8(p.weight_bits).unwrap_or(Bits::B8);
-            let (src, dst) = split_io(arena, &input, &output);
-            k::fully_connected(input.elements(), output.elements(), src, format(&input), p.weights, bits, &rq, dst);
+            let (n, m, in_fmt) = (input.elements(), output.elements(), format(&input));
+            let bytes = k::fully_connected_scratch_bytes(n, m, bits, in_fmt.bits);
+            let (src, dst, scratch) = split_with_scratch(arena, &input, &output, p.scratch, bytes)?;
+            k::fully_connected(n, m, src, in_fmt, p.weights, bits, &rq, dst, scratch);
         }
         Op::AvgPool(p) | Op::MaxPool(p) => {
             let (input, output) = (first, last);
@@ -359,6 +401,7 @@ fn dispatch(op: &Op<'_>, [first, second, last]: [TensorDesc; 3], arena: &mut [u8
         // Decoded with its parts by `run_concat`.
         Op::Concat(_) => {}
     }
+    Some(())
 }
 
 fn hwc(t: &TensorDesc) -> k::Hwc {

@@ -29,9 +29,15 @@ impl<'a> Model<'a> {
     pub fn from_bytes(blob: &'a [u8]) -> Result<Self, Error> {
         let (header, body) = split_header(blob)?;
         let (meta, ops) = postcard::take_from_bytes::<ModelMeta<'a>>(body).map_err(|_| Error::Malformed)?;
-        let (input, output) = validate_tensors(&header, &meta)?;
+        let (input, output, needed) = validate_tensors(&header, &meta)?;
         let model = Model { header, meta, input, output, ops };
-        model.validate_ops()?;
+        let needed = needed.max(model.validate_ops()?);
+        // The declared size is what a host allocates before running: it may round the extent of
+        // the tensors and scratch up to the planner's alignment, never more.
+        let arena = header.arena_bytes as u64;
+        if arena > needed.next_multiple_of(ARENA_ALIGNMENT_MAX) {
+            return Err(Error::ArenaSizeMismatch { declared: arena as u32, needed: needed as u32 });
+        }
         Ok(model)
     }
 
@@ -98,25 +104,28 @@ impl<'a> Model<'a> {
             .sum()
     }
 
-    fn validate_ops(&self) -> Result<(), Error> {
+    /// Validates every op; returns the end of the highest op scratch.
+    fn validate_ops(&self) -> Result<u64, Error> {
         if self.meta.op_count == 0 {
             return Err(Error::EmptyModel);
         }
+        let arena = self.header.arena_bytes as u64;
         let mut iter = self.ops();
+        let mut end = 0;
         for (index, op) in iter.by_ref().enumerate() {
-            validate_op(&op?, index as u16, self.meta.tensors)?;
+            end = end.max(validate_op(&op?, index as u16, self.meta.tensors, arena)?);
         }
         if !iter.rest.is_empty() {
             return Err(Error::TrailingBytes);
         }
-        Ok(())
+        Ok(end)
     }
 }
 
 /// Checks the tensor table record by record (whole records, known dtypes, shapes, zero points,
-/// inside the arena), the scratch region, the declared arena size and the model's input and
-/// output; returns the input and output descriptors.
-fn validate_tensors(header: &Header, meta: &ModelMeta<'_>) -> Result<(TensorDesc, TensorDesc), Error> {
+/// inside the arena), the scratch region and the model's input and output; returns the input
+/// and output descriptors and the bytes the tensors and the scratch region span.
+fn validate_tensors(header: &Header, meta: &ModelMeta<'_>) -> Result<(TensorDesc, TensorDesc, u64), Error> {
     let arena = header.arena_bytes as u64;
     let table = meta.tensors.as_bytes();
     if !table.len().is_multiple_of(TENSOR_RECORD_BYTES) {
@@ -157,11 +166,6 @@ fn validate_tensors(header: &Header, meta: &ModelMeta<'_>) -> Result<(TensorDesc
     if scratch_end > arena {
         return Err(Error::ScratchOutOfArena);
     }
-    // The declared size is what a host allocates before running: it may round the tensors'
-    // extent up to the planner's alignment, never more.
-    if arena > needed.next_multiple_of(ARENA_ALIGNMENT_MAX) {
-        return Err(Error::ArenaSizeMismatch { declared: arena as u32, needed: needed as u32 });
-    }
     let model_tensor = |i: u16| meta.tensors.get(i as usize).ok_or(Error::BadTensorIndex { op: u16::MAX });
     let (input, output) = (model_tensor(meta.input)?, model_tensor(meta.output)?);
     let extra = meta.extra_outputs;
@@ -178,7 +182,7 @@ fn validate_tensors(header: &Header, meta: &ModelMeta<'_>) -> Result<(TensorDesc
     if !raw_ok {
         return Err(Error::WrongDtype { op: u16::MAX });
     }
-    Ok((input, output))
+    Ok((input, output, needed))
 }
 
 /// Iterator over the encoded operations.
@@ -230,6 +234,33 @@ fn disjoint(a: &TensorDesc, b: &TensorDesc) -> bool {
 fn disjoint_or_alias(input: &TensorDesc, output: &TensorDesc) -> bool {
     disjoint(input, output)
         || (input.offset == output.offset && input.dtype == output.dtype && input.bytes() == output.bytes())
+}
+
+/// An op's scratch, `bytes` at `offset`: inside the arena and, when not empty, disjoint from
+/// the op's input and output. Returns its end (0 when empty).
+fn check_scratch(
+    offset: u32,
+    bytes: usize,
+    input: &TensorDesc,
+    output: &TensorDesc,
+    arena: u64,
+    op: u16,
+) -> Result<u64, Error> {
+    if bytes == 0 {
+        return Ok(0);
+    }
+    let (start, end) = (offset as u64, (offset as u64).saturating_add(bytes as u64));
+    if end > arena {
+        return Err(Error::OpScratchOutOfArena { op });
+    }
+    let apart = |t: &TensorDesc| {
+        let (t0, t1) = region(t);
+        end <= t0 || t1 <= start
+    };
+    if !apart(input) || !apart(output) {
+        return Err(Error::ScratchOverlap { op });
+    }
+    Ok(end)
 }
 
 fn check_clamp(clamp: crate::format::Clamp, out: Bits, op: u16) -> Result<(), Error> {
@@ -297,7 +328,8 @@ fn check_channels(
     Ok(())
 }
 
-fn validate_conv(p: &ConvParams<'_>, depthwise: bool, op: u16, tensors: Tensors<'_>) -> Result<(), Error> {
+/// Validates a conv or depthwise op; returns the end of its scratch.
+fn validate_conv(p: &ConvParams<'_>, depthwise: bool, op: u16, tensors: Tensors<'_>, arena: u64) -> Result<u64, Error> {
     let input = &tensor(tensors, p.input, op)?;
     let output = &tensor(tensors, p.output, op)?;
     let in_bits = quantized_bits(input, op)?;
@@ -321,25 +353,49 @@ fn validate_conv(p: &ConvParams<'_>, depthwise: bool, op: u16, tensors: Tensors<
     if !disjoint(input, output) {
         return Err(Error::OverlappingTensors { op });
     }
-    Ok(())
+    let g = crate::kernels::Window {
+        in_h: h,
+        in_w: w,
+        in_c: c,
+        out_h: oh,
+        out_w: ow,
+        out_c: oc,
+        kernel_h: kh,
+        kernel_w: kw,
+        stride_h: p.stride_h as usize,
+        stride_w: p.stride_w as usize,
+        pad_top: p.pad_top as usize,
+        pad_left: p.pad_left as usize,
+    };
+    let bits = Bits::from_u8(p.weight_bits).ok_or(Error::UnsupportedBits { op })?;
+    let bytes = if depthwise {
+        crate::kernels::depthwise_conv2d_scratch_bytes(&g, bits, in_bits)
+    } else {
+        crate::kernels::conv2d_scratch_bytes(&g, bits, in_bits)
+    };
+    check_scratch(p.scratch, bytes, input, output, arena, op)
 }
 
-fn validate_op(op: &Op<'_>, index: u16, tensors: Tensors<'_>) -> Result<(), Error> {
+/// Validates one op; returns the end of its scratch (0 for ops without).
+fn validate_op(op: &Op<'_>, index: u16, tensors: Tensors<'_>, arena: u64) -> Result<u64, Error> {
     let i = index;
     match op {
-        Op::Conv2d(p) => validate_conv(p, false, i, tensors),
-        Op::DepthwiseConv2d(p) => validate_conv(p, true, i, tensors),
+        Op::Conv2d(p) => validate_conv(p, false, i, tensors, arena),
+        Op::DepthwiseConv2d(p) => validate_conv(p, true, i, tensors, arena),
         Op::FullyConnected(p) => {
             let input = &tensor(tensors, p.input, i)?;
             let output = &tensor(tensors, p.output, i)?;
             let in_bits = quantized_bits(input, i)?;
             let out_bits = quantized_bits(output, i)?;
-            check_channels(&p.channel, p.weights, p.weight_bits, input.elements(), output.elements(), in_bits, i)?;
+            let (n, m) = (input.elements(), output.elements());
+            check_channels(&p.channel, p.weights, p.weight_bits, n, m, in_bits, i)?;
             check_clamp(p.clamp, out_bits, i)?;
             if !disjoint(input, output) {
                 return Err(Error::OverlappingTensors { op: i });
             }
-            Ok(())
+            let bits = Bits::from_u8(p.weight_bits).ok_or(Error::UnsupportedBits { op: i })?;
+            let bytes = crate::kernels::fully_connected_scratch_bytes(n, m, bits, in_bits);
+            check_scratch(p.scratch, bytes, input, output, arena, i)
         }
         Op::AvgPool(p) | Op::MaxPool(p) => {
             let input = &tensor(tensors, p.input, i)?;
@@ -366,7 +422,7 @@ fn validate_op(op: &Op<'_>, index: u16, tensors: Tensors<'_>) -> Result<(), Erro
             if !disjoint(input, output) {
                 return Err(Error::OverlappingTensors { op: i });
             }
-            Ok(())
+            Ok(0)
         }
         Op::Add(p) => {
             let a = &tensor(tensors, p.a, i)?;
@@ -386,7 +442,7 @@ fn validate_op(op: &Op<'_>, index: u16, tensors: Tensors<'_>) -> Result<(), Erro
             if !disjoint_or_alias(a, output) || !disjoint_or_alias(b, output) {
                 return Err(Error::OverlappingTensors { op: i });
             }
-            Ok(())
+            Ok(0)
         }
         Op::Reshape(p) => {
             let input = &tensor(tensors, p.input, i)?;
@@ -400,7 +456,7 @@ fn validate_op(op: &Op<'_>, index: u16, tensors: Tensors<'_>) -> Result<(), Erro
             if !disjoint_or_alias(input, output) {
                 return Err(Error::OverlappingTensors { op: i });
             }
-            Ok(())
+            Ok(0)
         }
         Op::Softmax(p) | Op::Dequantize(p) => {
             let input = &tensor(tensors, p.input, i)?;
@@ -421,7 +477,7 @@ fn validate_op(op: &Op<'_>, index: u16, tensors: Tensors<'_>) -> Result<(), Erro
             if !disjoint(input, output) {
                 return Err(Error::OverlappingTensors { op: i });
             }
-            Ok(())
+            Ok(0)
         }
         Op::Lut(p) => {
             let input = &tensor(tensors, p.input, i)?;
@@ -443,7 +499,7 @@ fn validate_op(op: &Op<'_>, index: u16, tensors: Tensors<'_>) -> Result<(), Erro
             if !disjoint(input, output) {
                 return Err(Error::OverlappingTensors { op: i });
             }
-            Ok(())
+            Ok(0)
         }
         Op::Mul(p) => {
             let a = &tensor(tensors, p.a, i)?;
@@ -465,9 +521,9 @@ fn validate_op(op: &Op<'_>, index: u16, tensors: Tensors<'_>) -> Result<(), Erro
             if !disjoint_or_alias(a, output) || !disjoint(b, output) {
                 return Err(Error::OverlappingTensors { op: i });
             }
-            Ok(())
+            Ok(0)
         }
-        Op::Concat(p) => validate_concat(p, i, tensors),
+        Op::Concat(p) => validate_concat(p, i, tensors).map(|()| 0),
         Op::Slice(p) => {
             let (input, output) = same_quantization(tensors, p.input, p.output, i)?;
             let (ih, iw, ic) = nhwc(&input, i)?;
@@ -481,7 +537,7 @@ fn validate_op(op: &Op<'_>, index: u16, tensors: Tensors<'_>) -> Result<(), Erro
             {
                 return Err(Error::ShapeMismatch { op: i });
             }
-            Ok(())
+            Ok(0)
         }
         Op::Resize(p) => {
             let (input, output) = same_quantization(tensors, p.input, p.output, i)?;
@@ -490,7 +546,7 @@ fn validate_op(op: &Op<'_>, index: u16, tensors: Tensors<'_>) -> Result<(), Erro
             if fh == 0 || fw == 0 || nhwc(&output, i)? != (ih * fh, iw * fw, ic) {
                 return Err(Error::ShapeMismatch { op: i });
             }
-            Ok(())
+            Ok(0)
         }
         Op::DepthToSpace(p) => {
             let (input, output) = same_quantization(tensors, p.input, p.output, i)?;
@@ -499,7 +555,7 @@ fn validate_op(op: &Op<'_>, index: u16, tensors: Tensors<'_>) -> Result<(), Erro
             if b == 0 || ic % (b * b) != 0 || nhwc(&output, i)? != (ih * b, iw * b, ic / (b * b)) {
                 return Err(Error::ShapeMismatch { op: i });
             }
-            Ok(())
+            Ok(0)
         }
     }
 }

@@ -17,10 +17,11 @@ use hawq_runtime::kernels::{self, reference, ActFormat, AddRequant, Path, PoolRe
 use hawq_runtime::quant::{Biases, Bits, Multipliers};
 use proptest::collection::vec;
 use proptest::prelude::*;
+use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
-type ConvDyn = dyn Fn(&Window, &[u8], ActFormat, &[u8], Bits, &Requant<'_>, &mut [u8]);
-type FcDyn = dyn Fn(usize, usize, &[u8], ActFormat, &[u8], Bits, &Requant<'_>, &mut [u8]);
+type ConvDyn = dyn Fn(&Window, &[u8], ActFormat, &[u8], Bits, &Requant<'_>, &mut [u8], &mut [u8]) -> Path;
+type FcDyn = dyn Fn(usize, usize, &[u8], ActFormat, &[u8], Bits, &Requant<'_>, &mut [u8], &mut [u8]) -> Path;
 type ConvFn = Box<ConvDyn>;
 type FcFn = Box<FcDyn>;
 
@@ -36,37 +37,43 @@ fn name(p: Option<Path>) -> &'static str {
     p.map_or("dispatch", Path::name)
 }
 
+/// The path a kernel run must report: the one asked for (the microcontroller paths report a
+/// fallback, and must take none, whatever the shape), or for the dispatch the active path.
+fn want_path(p: Option<Path>) -> Path {
+    p.unwrap_or_else(kernels::active)
+}
+
 /// The conv-shaped kernels of each path (`depthwise` selects the depthwise ones).
-fn conv_paths(depthwise: bool) -> Vec<(&'static str, ConvFn)> {
+fn conv_paths(depthwise: bool) -> Vec<(Option<Path>, ConvFn)> {
     paths()
         .into_iter()
         .map(|p| {
             let f: ConvFn = match (p, depthwise) {
                 (None, false) => Box::new(kernels::conv2d),
                 (None, true) => Box::new(kernels::depthwise_conv2d),
-                (Some(p), false) => {
-                    Box::new(move |g, i, f, w, b, r, o| assert!(kernels::conv2d_on(p, g, i, f, w, b, r, o)))
-                }
-                (Some(p), true) => {
-                    Box::new(move |g, i, f, w, b, r, o| assert!(kernels::depthwise_conv2d_on(p, g, i, f, w, b, r, o)))
-                }
+                (Some(p), false) => Box::new(move |g, i, f, w, b, r, o, s| {
+                    kernels::conv2d_on(p, g, i, f, w, b, r, o, s).expect("available")
+                }),
+                (Some(p), true) => Box::new(move |g, i, f, w, b, r, o, s| {
+                    kernels::depthwise_conv2d_on(p, g, i, f, w, b, r, o, s).expect("available")
+                }),
             };
-            (name(p), f)
+            (p, f)
         })
         .collect()
 }
 
-fn fc_paths() -> Vec<(&'static str, FcFn)> {
+fn fc_paths() -> Vec<(Option<Path>, FcFn)> {
     paths()
         .into_iter()
         .map(|p| {
             let f: FcFn = match p {
                 None => Box::new(kernels::fully_connected),
-                Some(p) => Box::new(move |n, m, i, f, w, b, r, o| {
-                    assert!(kernels::fully_connected_on(p, n, m, i, f, w, b, r, o))
+                Some(p) => Box::new(move |n, m, i, f, w, b, r, o, s| {
+                    kernels::fully_connected_on(p, n, m, i, f, w, b, r, o, s).expect("available")
                 }),
             };
-            (name(p), f)
+            (p, f)
         })
         .collect()
 }
@@ -130,16 +137,26 @@ struct ConvK {
 }
 
 /// Input channels: small, odd, and multiples of the SIMD blocks (4, 8, 16, 32).
-fn in_channels() -> impl Strategy<Value = usize> {
-    prop_oneof![3 => 1..=9usize, 1 => Just(3usize), 2 => prop_oneof![Just(4usize), Just(8), Just(16), Just(32)], 2 => 10..=40usize]
+fn in_channels() -> BoxedStrategy<usize> {
+    prop_oneof![3 => 1..=9usize, 1 => Just(3usize), 2 => prop_oneof![Just(4usize), Just(8), Just(16), Just(32)], 2 => 10..=40usize].boxed()
 }
 
 fn conv_k(depthwise: bool) -> impl Strategy<Value = ConvK> {
-    let mult = prop_oneof![3 => Just(1usize), 1 => Just(2usize)];
     // Output channels: mostly few, sometimes past the 16-channel groups of the AVX-512 path's
     // blocks (up to five groups: a second pass).
-    let out_channels = prop_oneof![4 => 1..=20usize, 1 => 21..=72usize];
-    (geometry(7, 5), in_channels(), out_channels, mult, act_q(), out_q(), weight_bits(), any::<u8>(), any::<u64>())
+    let out_channels = prop_oneof![4 => 1..=20usize, 1 => 21..=72usize].boxed();
+    conv_k_of(depthwise, geometry(7, 5).boxed(), in_channels(), out_channels)
+}
+
+/// Cases of the given geometries and channel counts (depth multiplier 1 or 2 for depthwise).
+fn conv_k_of(
+    depthwise: bool,
+    geometry: BoxedStrategy<(usize, usize, naive::Geom)>,
+    in_channels: BoxedStrategy<usize>,
+    out_channels: BoxedStrategy<usize>,
+) -> impl Strategy<Value = ConvK> {
+    let mult = prop_oneof![3 => Just(1usize), 1 => Just(2usize)];
+    (geometry, in_channels, out_channels, mult, act_q(), out_q(), weight_bits(), any::<u8>(), any::<u64>())
         .prop_flat_map(move |((h, w, geom), ic, oc, mult, in_q, out, wbits, junk, fill)| {
             let out_c = if depthwise { ic * mult } else { oc };
             let row = geom.kernel_h * geom.kernel_w * if depthwise { 1 } else { ic };
@@ -180,12 +197,23 @@ fn window(h: usize, w: usize, in_c: usize, out_c: usize, geom: &naive::Geom) -> 
     }
 }
 
-fn run_conv(case: &ConvK, f: &ConvDyn) -> Vec<u8> {
+/// Runs a case with exactly the scratch the runtime asks for, full of garbage; returns the
+/// output and the path that ran.
+fn run_conv(case: &ConvK, depthwise: bool, f: &ConvDyn) -> (Vec<u8>, Path) {
     let n = case.g.out_h * case.g.out_w * case.g.out_c;
     let mut out = garbage(bits_of(case.out.bits).packed_len(n), case.fill);
     let fmt = ActFormat { bits: bits_of(case.in_fmt.0), zero_point: case.in_fmt.1 };
-    f(&case.g, &case.input, fmt, &case.weights, bits_of(case.weight_bits), &case.ch.requant(&case.out), &mut out);
-    out
+    let wbits = bits_of(case.weight_bits);
+    let bytes = if depthwise {
+        kernels::depthwise_conv2d_scratch_bytes(&case.g, wbits, fmt.bits)
+    } else {
+        kernels::conv2d_scratch_bytes(&case.g, wbits, fmt.bits)
+    };
+    // One byte more, and the slice starts on it: a scratch that does not start on a word.
+    let mut scratch = garbage(bytes + 1, case.fill ^ 0x5c);
+    let path =
+        f(&case.g, &case.input, fmt, &case.weights, wbits, &case.ch.requant(&case.out), &mut out, &mut scratch[1..]);
+    (out, path)
 }
 
 fn check<T: std::fmt::Debug>(
@@ -217,17 +245,41 @@ fn compare(path: &str, want: &[u8], got: &[u8]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn conv_property(depthwise: bool, cases: u32) {
+/// The path that ran is the one asked for: no fallback, whatever the shape.
+fn check_path(p: Option<Path>, ran: Path) -> Result<(), TestCaseError> {
+    if ran != want_path(p) {
+        return Err(TestCaseError::fail(format!("{}: ran on the {} path", name(p), ran.name())));
+    }
+    Ok(())
+}
+
+fn conv_property_of(what: &str, depthwise: bool, cases: u32, strategy: impl Strategy<Value = ConvK>) {
     let paths = conv_paths(depthwise);
-    let names: Vec<_> = paths.iter().map(|p| p.0).collect();
-    let reference: ConvFn = if depthwise { Box::new(reference::depthwise_conv2d) } else { Box::new(reference::conv2d) };
-    check(if depthwise { "depthwise" } else { "conv2d" }, cases, conv_k(depthwise), &names, |case| {
-        let want = run_conv(case, &reference);
-        for (name, f) in &paths {
-            compare(name, &want, &run_conv(case, f))?;
+    let names: Vec<_> = paths.iter().map(|p| name(p.0)).collect();
+    let reference: ConvFn = if depthwise {
+        Box::new(|g, i, f, w, b, r, o, _| {
+            reference::depthwise_conv2d(g, i, f, w, b, r, o);
+            Path::Scalar
+        })
+    } else {
+        Box::new(|g, i, f, w, b, r, o, _| {
+            reference::conv2d(g, i, f, w, b, r, o);
+            Path::Scalar
+        })
+    };
+    check(what, cases, strategy, &names, |case| {
+        let (want, _) = run_conv(case, depthwise, &reference);
+        for (p, f) in &paths {
+            let (got, ran) = run_conv(case, depthwise, f);
+            compare(name(*p), &want, &got)?;
+            check_path(*p, ran)?;
         }
         Ok(())
     });
+}
+
+fn conv_property(depthwise: bool, cases: u32) {
+    conv_property_of(if depthwise { "depthwise" } else { "conv2d" }, depthwise, cases, conv_k(depthwise));
 }
 
 #[test]
@@ -238,6 +290,74 @@ fn conv2d_paths_match_reference() {
 #[test]
 fn depthwise_paths_match_reference() {
     conv_property(true, 3000);
+}
+
+/// Receptive fields past every old buffer limit (the DSP path's 1,024, the portable path's
+/// 4,096 / 4 = 1,024 and 768 / 4 = 192 on the Cortex-M0), up to 3×3×512 = 4,608: each path
+/// identical to the reference, and none falls back.
+#[test]
+fn conv2d_beyond_the_old_limits_takes_the_fast_paths() {
+    let geom = geometry(3, 3).boxed();
+    let ic = prop_oneof![Just(512usize), 100..=512usize].boxed();
+    conv_property_of("conv2d large K", false, 40, conv_k_of(false, geom, ic, (1..=6usize).boxed()));
+}
+
+/// Up to 1,024 output channels (the DSP path precomputed at most 128 channels' requantization).
+#[test]
+fn conv2d_many_output_channels_takes_the_fast_paths() {
+    let geom = geometry(3, 3).boxed();
+    let oc = prop_oneof![Just(1024usize), 129..=1024usize].boxed();
+    conv_property_of("conv2d many channels", false, 30, conv_k_of(false, geom, in_channels(), oc));
+}
+
+/// Depthwise layers with long rows, many channels (past the DSP path's pass of 128) and large
+/// kernels (past its 64 taps): each path identical to the reference, and none falls back.
+#[test]
+fn depthwise_big_rows_and_channels_take_the_fast_paths() {
+    let wide = (1..=3usize, 40..=96usize, 1..=5usize, 1..=5usize, 1..=2usize, 1..=2usize, any::<[u8; 4]>());
+    let geom =
+        prop_oneof![wide.prop_map(|(h, w, kh, kw, sh, sw, p)| geom_of(h, w, kh, kw, sh, sw, p)), geometry(12, 11),]
+            .boxed();
+    let ic = prop_oneof![1 => 4..=12usize, 2 => 129..=300usize, 1 => Just(512usize)].boxed();
+    conv_property_of("depthwise large", true, 40, conv_k_of(true, geom, ic, Just(1usize).boxed()));
+}
+
+/// `(h, w, geometry)` of one layer (paddings from `p`, as [`geometry`] makes them).
+fn geom_of(h: usize, w: usize, kh: usize, kw: usize, sh: usize, sw: usize, p: [u8; 4]) -> (usize, usize, naive::Geom) {
+    let axis = |size: usize, k: usize, stride: usize, a: u8, b: u8| {
+        let mut top = a as usize % k;
+        let bottom = b as usize % k;
+        if size + top + bottom < k {
+            top = k - 1;
+        }
+        (top, (size + top + bottom - k) / stride + 1)
+    };
+    let (pad_top, out_h) = axis(h, kh, sh, p[0], p[1]);
+    let (pad_left, out_w) = axis(w, kw, sw, p[2], p[3]);
+    (h, w, naive::Geom { kernel_h: kh, kernel_w: kw, stride_h: sh, stride_w: sw, pad_top, pad_left, out_h, out_w })
+}
+
+/// A scratch slice smaller than the runtime asks for: the microcontroller paths run the
+/// reference instead (the same bytes) and say so. The loader never lets a model get there.
+#[test]
+fn too_little_scratch_runs_the_reference_and_says_so() {
+    let mut runner = TestRunner::deterministic();
+    let case = conv_k(false).new_tree(&mut runner).expect("case").current();
+    let reference: ConvFn = Box::new(|g, i, f, w, b, r, o, _| {
+        reference::conv2d(g, i, f, w, b, r, o);
+        Path::Scalar
+    });
+    let (want, _) = run_conv(&case, false, &reference);
+    let n = case.g.out_h * case.g.out_w * case.g.out_c;
+    let mut out = garbage(bits_of(case.out.bits).packed_len(n), 1);
+    let fmt = ActFormat { bits: bits_of(case.in_fmt.0), zero_point: case.in_fmt.1 };
+    let rq = case.ch.requant(&case.out);
+    let wbits = bits_of(case.weight_bits);
+    let ran =
+        kernels::conv2d_on(Path::Portable, &case.g, &case.input, fmt, &case.weights, wbits, &rq, &mut out, &mut [])
+            .expect("portable");
+    assert_eq!(ran, Path::Scalar);
+    assert_eq!(out, want);
 }
 
 #[derive(Debug, Clone)]
@@ -254,9 +374,13 @@ struct FcK {
 }
 
 fn fc_k() -> impl Strategy<Value = FcK> {
-    let n = prop_oneof![2 => 1..=40usize, 1 => 41..=300usize];
-    (n, prop_oneof![4 => 1..=24usize, 1 => 25..=80usize], act_q(), out_q(), weight_bits(), any::<u8>(), any::<u64>())
-        .prop_flat_map(|(n, m, in_q, out, wbits, junk, fill)| {
+    let n = prop_oneof![2 => 1..=40usize, 1 => 41..=300usize].boxed();
+    fc_k_of(n, prop_oneof![4 => 1..=24usize, 1 => 25..=80usize].boxed())
+}
+
+fn fc_k_of(n: BoxedStrategy<usize>, m: BoxedStrategy<usize>) -> impl Strategy<Value = FcK> {
+    (n, m, act_q(), out_q(), weight_bits(), any::<u8>(), any::<u64>()).prop_flat_map(
+        |(n, m, in_q, out, wbits, junk, fill)| {
             let limit = bias_limit(n, wbits, in_q.bits);
             (vec(weight_value(wbits, true), n * m), vec(act_value(in_q.bits), n), owned_channels(m, limit)).prop_map(
                 move |(wv, av, ch)| FcK {
@@ -271,26 +395,51 @@ fn fc_k() -> impl Strategy<Value = FcK> {
                     fill,
                 },
             )
-        })
+        },
+    )
+}
+
+fn fc_property(what: &str, cases: u32, strategy: impl Strategy<Value = FcK>) {
+    let paths = fc_paths();
+    let names: Vec<_> = paths.iter().map(|p| name(p.0)).collect();
+    let run = |c: &FcK, f: &FcDyn| {
+        let mut out = garbage(bits_of(c.out.bits).packed_len(c.m), c.fill);
+        let fmt = ActFormat { bits: bits_of(c.in_fmt.0), zero_point: c.in_fmt.1 };
+        let wbits = bits_of(c.weight_bits);
+        let bytes = kernels::fully_connected_scratch_bytes(c.n, c.m, wbits, fmt.bits);
+        let mut scratch = garbage(bytes + 2, c.fill ^ 0x5c);
+        let path = f(c.n, c.m, &c.input, fmt, &c.weights, wbits, &c.ch.requant(&c.out), &mut out, &mut scratch[2..]);
+        (out, path)
+    };
+    let reference: FcFn = Box::new(|n, m, i, f, w, b, r, o, _| {
+        reference::fully_connected(n, m, i, f, w, b, r, o);
+        Path::Scalar
+    });
+    check(what, cases, strategy, &names, |c| {
+        let (want, _) = run(c, &reference);
+        for (p, f) in &paths {
+            let (got, ran) = run(c, f);
+            compare(name(*p), &want, &got)?;
+            check_path(*p, ran)?;
+        }
+        Ok(())
+    });
 }
 
 #[test]
 fn fully_connected_paths_match_reference() {
-    let paths = fc_paths();
-    let names: Vec<_> = paths.iter().map(|p| p.0).collect();
-    let run = |c: &FcK, f: &FcDyn| {
-        let mut out = garbage(bits_of(c.out.bits).packed_len(c.m), c.fill);
-        let fmt = ActFormat { bits: bits_of(c.in_fmt.0), zero_point: c.in_fmt.1 };
-        f(c.n, c.m, &c.input, fmt, &c.weights, bits_of(c.weight_bits), &c.ch.requant(&c.out), &mut out);
-        out
-    };
-    check("fully_connected", 3000, fc_k(), &names, |c| {
-        let want = run(c, &reference::fully_connected);
-        for (name, f) in &paths {
-            compare(name, &want, &run(c, f))?;
-        }
-        Ok(())
-    });
+    fc_property("fully_connected", 3000, fc_k());
+}
+
+/// Inputs past every old buffer limit (1,024 on the DSP path), up to 4,608, and up to 1,024
+/// outputs: each path identical to the reference, and none falls back.
+#[test]
+fn fully_connected_beyond_the_old_limits_takes_the_fast_paths() {
+    let wide = (prop_oneof![Just(4608usize), 1025..=4608usize].boxed(), (1..=6usize).boxed());
+    let tall = ((1..=64usize).boxed(), prop_oneof![Just(1024usize), 129..=1024usize].boxed());
+    let shape = prop_oneof![wide, tall];
+    let strategy = shape.prop_flat_map(|(n, m)| fc_k_of(Just(n).boxed(), Just(m).boxed()));
+    fc_property("fully_connected large", 40, strategy);
 }
 
 #[derive(Debug, Clone)]

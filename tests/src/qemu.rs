@@ -528,6 +528,8 @@ pub struct Report {
     /// Instructions per inference (`None` without a counter) and the output bytes.
     pub inferences: Vec<(Option<u64>, Vec<u8>)>,
     pub stack_used: Option<usize>,
+    /// The deepest the stack went below the caller of `Interpreter::invoke` (the runtime's own).
+    pub stack_runtime: Option<usize>,
     pub error: Option<String>,
     pub ok: bool,
 }
@@ -585,6 +587,7 @@ pub fn parse(stdout: &str) -> Result<Report> {
             r.inferences.push((instructions, output));
         } else if let Some(rest) = line.strip_prefix("stack ") {
             r.stack_used = field(rest, "used").and_then(|v| v.parse().ok());
+            r.stack_runtime = field(rest, "runtime").and_then(|v| v.parse().ok());
         } else if let Some(msg) = line.strip_prefix("error: ") {
             r.error = Some(msg.to_string());
         } else if line == "ok" {
@@ -739,6 +742,8 @@ pub struct Measurement {
     pub model_bytes: usize,
     pub arena_bytes: usize,
     pub stack_bytes: Option<usize>,
+    /// The runtime's part of it: the deepest below the caller of `Interpreter::invoke`.
+    pub runtime_stack_bytes: Option<usize>,
     /// Indices of the inputs whose output bytes differ from the host's.
     pub mismatches: Vec<usize>,
     pub inferences: usize,
@@ -791,6 +796,7 @@ pub fn measure_with(
         model_bytes: model.len(),
         arena_bytes: 0,
         stack_bytes: None,
+        runtime_stack_bytes: None,
         mismatches: Vec::new(),
         inferences: 0,
         wall: Duration::ZERO,
@@ -820,6 +826,7 @@ pub fn measure_with(
     m.arena_bytes = report.arena_bytes;
     m.kernels = report.kernels.clone();
     m.stack_bytes = report.stack_used;
+    m.runtime_stack_bytes = report.stack_runtime;
     m.inferences = report.inferences.len();
     for (i, ((n, out), want)) in report.inferences.iter().zip(expected).enumerate() {
         if out != want {

@@ -222,6 +222,7 @@ fn row_json(r: &Row, layers: bool) -> serde_json::Value {
         "fits": fits,
         "model_bytes": r.m.model_bytes,
         "stack_bytes": r.m.stack_bytes,
+        "runtime_stack_bytes": r.m.runtime_stack_bytes,
     });
     if layers {
         v["layers"] =

@@ -248,6 +248,7 @@ fn draft(u: &mut Unstructured<'_>, table: &mut Table) -> Result<Draft> {
                 weights: &[],
                 channel: EMPTY,
                 clamp: clamp(u, &to)?,
+                scratch: 0,
             };
             let out_c = to.shape[3] as usize;
             let k = kh as usize * kw as usize * if depthwise { 1 } else { shape[3] as usize };
@@ -264,7 +265,7 @@ fn draft(u: &mut Unstructured<'_>, table: &mut Table) -> Result<Draft> {
             let outs = to.elements();
             let row = elements.saturating_mul(weight_bits as usize).div_ceil(8);
             let clamp = clamp(u, &to)?;
-            let p = FcParams { input, output, weight_bits, weights: &[], channel: EMPTY, clamp };
+            let p = FcParams { input, output, weight_bits, weights: &[], channel: EMPTY, clamp, scratch: 0 };
             let len = length(u, row.saturating_mul(outs))?.min(u.len());
             let weights = u.bytes(len)?.to_vec();
             Draft::Fc { p, weights, ch: channels(u, outs)? }
@@ -454,6 +455,46 @@ pub fn build(data: &[u8]) -> Option<Vec<u8>> {
     build_from(&mut u).ok()
 }
 
+/// Bytes of scratch `op` needs over the table's tensors (the runtime's `kernels::*_scratch_bytes`;
+/// 0 when its tensors do not exist or are not quantized).
+fn scratch_bytes(op: &Op<'_>, table: &Table) -> usize {
+    use hawq_runtime::kernels;
+    use hawq_runtime::quant::Bits;
+    let bits = |b: u8| Bits::from_u8(b);
+    let act = |t: &TensorDesc| t.dtype.bits();
+    match op {
+        Op::Conv2d(p) | Op::DepthwiseConv2d(p) => {
+            let (Some(i), Some(o)) = (table.get(p.input), table.get(p.output)) else { return 0 };
+            let (Some(wb), Some(ib)) = (bits(p.weight_bits), act(&i)) else { return 0 };
+            let g = kernels::Window {
+                in_h: i.shape[1] as usize,
+                in_w: i.shape[2] as usize,
+                in_c: i.shape[3] as usize,
+                out_h: o.shape[1] as usize,
+                out_w: o.shape[2] as usize,
+                out_c: o.shape[3] as usize,
+                kernel_h: p.kernel_h as usize,
+                kernel_w: p.kernel_w as usize,
+                stride_h: p.stride_h as usize,
+                stride_w: p.stride_w as usize,
+                pad_top: p.pad_top as usize,
+                pad_left: p.pad_left as usize,
+            };
+            if matches!(op, Op::Conv2d(_)) {
+                kernels::conv2d_scratch_bytes(&g, wb, ib)
+            } else {
+                kernels::depthwise_conv2d_scratch_bytes(&g, wb, ib)
+            }
+        }
+        Op::FullyConnected(p) => {
+            let (Some(i), Some(o)) = (table.get(p.input), table.get(p.output)) else { return 0 };
+            let (Some(wb), Some(ib)) = (bits(p.weight_bits), act(&i)) else { return 0 };
+            kernels::fully_connected_scratch_bytes(i.elements(), o.elements(), wb, ib)
+        }
+        _ => 0,
+    }
+}
+
 fn build_from(u: &mut Unstructured<'_>) -> Result<Vec<u8>> {
     let mut table = Table { tensors: Vec::new(), end: 0 };
     for _ in 0..u.int_in_range(1..=3u8)? {
@@ -500,6 +541,24 @@ fn build_from(u: &mut Unstructured<'_>) -> Result<Vec<u8>> {
             Draft::Plain(op) => *op,
         })
         .collect();
+    // Each conv and FC op's scratch: mostly after the tensors (at any byte offset), sometimes
+    // anywhere.
+    let mut ops = ops;
+    for op in ops.iter_mut() {
+        let bytes = scratch_bytes(op, &table) as u64;
+        let at = if u.ratio(15, 16)? {
+            let at = (table.end.saturating_add(u.int_in_range(0..=3u64)?)).min(u32::MAX as u64) as u32;
+            table.end = table.end.max((at as u64).saturating_add(bytes));
+            at
+        } else {
+            u.arbitrary()?
+        };
+        match op {
+            Op::Conv2d(p) | Op::DepthwiseConv2d(p) => p.scratch = at,
+            Op::FullyConnected(p) => p.scratch = at,
+            _ => {}
+        }
+    }
     let n = table.len();
     let arena = if u.ratio(15, 16)? { table.end.min(u32::MAX as u64) as u32 } else { u.arbitrary()? };
     let last = ops.last().map_or(0, |op| op.output());

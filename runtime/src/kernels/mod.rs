@@ -18,12 +18,20 @@
 //! benchmarks). Each path's functions are also public (`portable::conv2d`, `dsp::conv2d`,
 //! `x86::Avx2::conv2d`, ...) so that the tests compare every path with the reference, whatever
 //! [`active`] picks. A path covers the operations where it pays (convolutions, fully
-//! connected); the others run on the portable kernels. Every path falls back to a slower one for
-//! shapes outside its buffers, so no validated model is refused and nothing panics.
+//! connected); the others run on the portable kernels.
+//!
+//! The convolution, depthwise and fully connected kernels take a `scratch` slice of the arena,
+//! planned by the compiler per op (`*_scratch_bytes`, [`scratch`]); the microcontroller paths
+//! (DSP, portable) keep every buffer there, sized from the layer, so that every layer shape runs
+//! on the machine's fast path and the stack stays small, and they return the [`Path`] that ran
+//! (a too-small scratch, which the loader rules out for a model, runs the reference). The host
+//! paths (x86-64, AArch64) keep their own stack buffers and fall back to the portable kernel,
+//! with the same scratch, for shapes outside them.
 
 pub mod bytewise;
 pub mod portable;
 pub mod reference;
+pub mod scratch;
 mod util;
 
 #[cfg(target_arch = "aarch64")]
@@ -169,7 +177,9 @@ pub fn available() -> heapless::Vec<Path, 8> {
     v
 }
 
-/// [`conv2d`] on a given path; `false` (nothing written) when this machine cannot run it.
+/// [`conv2d`] on a given path; `None` (nothing written) when this machine cannot run it, else
+/// the path that ran (the microcontroller paths report a fallback; the host paths report
+/// themselves).
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_on(
     path: Path,
@@ -180,42 +190,32 @@ pub fn conv2d_on(
     weight_bits: Bits,
     rq: &Requant<'_>,
     output: &mut [u8],
-) -> bool {
+    scratch: &mut [u8],
+) -> Option<Path> {
+    let (i, f, w, b, o, s) = (input, in_fmt, weights, weight_bits, output, scratch);
     match path {
-        Path::Scalar => reference::conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
-        Path::Portable => portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+        Path::Scalar => reference::conv2d(g, i, f, w, b, rq, o),
+        Path::Portable => return Some(portable::conv2d(g, i, f, w, b, rq, o, s)),
         #[cfg(hawq_dsp)]
-        Path::Dsp => dsp::conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+        Path::Dsp => return Some(dsp::conv2d(g, i, f, w, b, rq, o, s)),
         #[cfg(target_arch = "x86_64")]
-        Path::Avx2 => match x86::Avx2::new() {
-            Some(k) => k.conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
-            None => return false,
-        },
+        Path::Avx2 => x86::Avx2::new()?.conv2d(g, i, f, w, b, rq, o, s),
         #[cfg(target_arch = "x86_64")]
-        Path::AvxVnni => match x86::AvxVnni::new() {
-            Some(k) => k.conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
-            None => return false,
-        },
+        Path::AvxVnni => x86::AvxVnni::new()?.conv2d(g, i, f, w, b, rq, o, s),
         #[cfg(target_arch = "x86_64")]
-        Path::Avx512Vnni => match x86::Avx512Vnni::new() {
-            Some(k) => k.conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
-            None => return false,
-        },
+        Path::Avx512Vnni => x86::Avx512Vnni::new()?.conv2d(g, i, f, w, b, rq, o, s),
         #[cfg(target_arch = "aarch64")]
-        Path::Neon => aarch64::Neon.conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+        Path::Neon => aarch64::Neon.conv2d(g, i, f, w, b, rq, o, s),
         #[cfg(target_arch = "aarch64")]
-        Path::NeonDot => match aarch64::NeonDot::new() {
-            Some(k) => k.conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
-            None => return false,
-        },
+        Path::NeonDot => aarch64::NeonDot::new()?.conv2d(g, i, f, w, b, rq, o, s),
         #[allow(unreachable_patterns)]
-        _ => return false,
+        _ => return None,
     }
-    true
+    Some(path)
 }
 
 /// [`depthwise_conv2d`] on a given path (paths without their own use the portable kernels);
-/// `false` when this machine cannot run it.
+/// `None` when this machine cannot run it, else the path that ran (as [`conv2d_on`]).
 #[allow(clippy::too_many_arguments)]
 pub fn depthwise_conv2d_on(
     path: Path,
@@ -226,30 +226,31 @@ pub fn depthwise_conv2d_on(
     weight_bits: Bits,
     rq: &Requant<'_>,
     output: &mut [u8],
-) -> bool {
+    scratch: &mut [u8],
+) -> Option<Path> {
+    let (i, f, w, b, o, s) = (input, in_fmt, weights, weight_bits, output, scratch);
     match path {
-        Path::Scalar => reference::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+        Path::Scalar => reference::depthwise_conv2d(g, i, f, w, b, rq, o),
         #[cfg(hawq_dsp)]
-        Path::Dsp => dsp::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+        Path::Dsp => return Some(dsp::depthwise_conv2d(g, i, f, w, b, rq, o, s)),
         #[cfg(target_arch = "x86_64")]
-        Path::Avx2 | Path::AvxVnni => match x86::Avx2::new() {
-            Some(k) if available().contains(&path) => {
-                k.depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output)
-            }
-            _ => return false,
-        },
+        Path::Avx2 | Path::AvxVnni if available().contains(&path) => {
+            x86::Avx2::new()?.depthwise_conv2d(g, i, f, w, b, rq, o, s)
+        }
         #[cfg(target_arch = "x86_64")]
-        Path::Avx512Vnni => match x86::Avx512Vnni::new() {
-            Some(k) => k.depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
-            None => return false,
-        },
-        p if available().contains(&p) => portable::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
-        _ => return false,
+        Path::Avx512Vnni => x86::Avx512Vnni::new()?.depthwise_conv2d(g, i, f, w, b, rq, o, s),
+        Path::Portable => return Some(portable::depthwise_conv2d(g, i, f, w, b, rq, o, s)),
+        // A host path without a depthwise kernel of its own (AArch64) runs the portable one.
+        p if available().contains(&p) => {
+            portable::depthwise_conv2d(g, i, f, w, b, rq, o, s);
+        }
+        _ => return None,
     }
-    true
+    Some(path)
 }
 
-/// [`fully_connected`] on a given path; `false` when this machine cannot run it.
+/// [`fully_connected`] on a given path; `None` when this machine cannot run it, else the path
+/// that ran (as [`conv2d_on`]).
 #[allow(clippy::too_many_arguments)]
 pub fn fully_connected_on(
     path: Path,
@@ -261,40 +262,28 @@ pub fn fully_connected_on(
     weight_bits: Bits,
     rq: &Requant<'_>,
     output: &mut [u8],
-) -> bool {
+    scratch: &mut [u8],
+) -> Option<Path> {
     let (n, m) = (in_features, out_features);
+    let (i, f, w, b, o, s) = (input, in_fmt, weights, weight_bits, output, scratch);
     match path {
-        Path::Scalar => reference::fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
+        Path::Scalar => reference::fully_connected(n, m, i, f, w, b, rq, o),
         #[cfg(hawq_dsp)]
-        Path::Dsp => dsp::fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
+        Path::Dsp => return Some(dsp::fully_connected(n, m, i, f, w, b, rq, o, s)),
         #[cfg(target_arch = "x86_64")]
-        Path::Avx2 => match x86::Avx2::new() {
-            Some(k) => k.fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
-            None => return false,
-        },
+        Path::Avx2 => x86::Avx2::new()?.fully_connected(n, m, i, f, w, b, rq, o, s),
         #[cfg(target_arch = "x86_64")]
-        Path::AvxVnni => match x86::AvxVnni::new() {
-            Some(k) => k.fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
-            None => return false,
-        },
+        Path::AvxVnni => x86::AvxVnni::new()?.fully_connected(n, m, i, f, w, b, rq, o, s),
         #[cfg(target_arch = "x86_64")]
-        Path::Avx512Vnni => match x86::Avx512Vnni::new() {
-            Some(k) => k.fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
-            None => return false,
-        },
+        Path::Avx512Vnni => x86::Avx512Vnni::new()?.fully_connected(n, m, i, f, w, b, rq, o, s),
         #[cfg(target_arch = "aarch64")]
-        Path::Neon => aarch64::Neon.fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
+        Path::Neon => aarch64::Neon.fully_connected(n, m, i, f, w, b, rq, o, s),
         #[cfg(target_arch = "aarch64")]
-        Path::NeonDot => match aarch64::NeonDot::new() {
-            Some(k) => k.fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
-            None => return false,
-        },
-        p if available().contains(&p) => {
-            portable::fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output)
-        }
-        _ => return false,
+        Path::NeonDot => aarch64::NeonDot::new()?.fully_connected(n, m, i, f, w, b, rq, o, s),
+        Path::Portable => return Some(portable::fully_connected(n, m, i, f, w, b, rq, o, s)),
+        _ => return None,
     }
-    true
+    Some(path)
 }
 
 /// [`add`] on a given path; `false` when this machine cannot run it.
@@ -322,7 +311,45 @@ pub fn add_on(
     true
 }
 
-/// Conv2D, NHWC, weights `[out_c][kh][kw][in_c]` packed per output channel (contract §2–§4).
+/// Bytes of arena scratch a Conv2D of window `g` takes (`ConvParams::scratch` points at them):
+/// the most any microcontroller path needs, the same on every target (formulas in
+/// [`scratch`]'s documentation).
+pub fn conv2d_scratch_bytes(g: &Window, weight_bits: Bits, in_bits: Bits) -> usize {
+    scratch::conv2d_bytes(g, weight_bits, in_bits)
+}
+
+/// Bytes of arena scratch a depthwise Conv2D takes (as [`conv2d_scratch_bytes`]).
+pub fn depthwise_conv2d_scratch_bytes(g: &Window, weight_bits: Bits, in_bits: Bits) -> usize {
+    scratch::depthwise_conv2d_bytes(g, weight_bits, in_bits)
+}
+
+/// Bytes of arena scratch a fully connected layer takes (as [`conv2d_scratch_bytes`]).
+pub fn fully_connected_scratch_bytes(
+    in_features: usize,
+    out_features: usize,
+    weight_bits: Bits,
+    in_bits: Bits,
+) -> usize {
+    scratch::fully_connected_bytes(in_features, out_features, weight_bits, in_bits)
+}
+
+/// The path [`conv2d`] and its siblings take on this machine (the first choice of [`active`]
+/// where a host path falls back on the portable kernel).
+fn op_path() -> Path {
+    let path = active();
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2 | Path::AvxVnni | Path::Avx512Vnni if !available().contains(&path) => Path::Portable,
+        #[cfg(target_arch = "aarch64")]
+        Path::NeonDot if !available().contains(&path) => Path::Neon,
+        _ => path,
+    }
+}
+
+/// Conv2D, NHWC, weights `[out_c][kh][kw][in_c]` packed per output channel (contract §2–§4), with
+/// `scratch` of at least [`conv2d_scratch_bytes`] bytes (its contents on entry do not matter;
+/// with less, the reference kernel runs). Returns the path that ran.
+#[allow(clippy::too_many_arguments)]
 pub fn conv2d(
     g: &Window,
     input: &[u8],
@@ -331,38 +358,15 @@ pub fn conv2d(
     weight_bits: Bits,
     rq: &Requant<'_>,
     output: &mut [u8],
-) {
-    match active() {
-        Path::Scalar => reference::conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
-        #[cfg(hawq_dsp)]
-        Path::Dsp => dsp::conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
-        #[cfg(target_arch = "x86_64")]
-        Path::Avx2 => match x86::Avx2::new() {
-            Some(k) => k.conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
-            None => portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
-        },
-        #[cfg(target_arch = "x86_64")]
-        Path::AvxVnni => match x86::AvxVnni::new() {
-            Some(k) => k.conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
-            None => portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
-        },
-        #[cfg(target_arch = "x86_64")]
-        Path::Avx512Vnni => match x86::Avx512Vnni::new() {
-            Some(k) => k.conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
-            None => portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
-        },
-        #[cfg(target_arch = "aarch64")]
-        Path::NeonDot => match aarch64::NeonDot::new() {
-            Some(k) => k.conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
-            None => aarch64::Neon.conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
-        },
-        #[cfg(target_arch = "aarch64")]
-        Path::Neon => aarch64::Neon.conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
-        _ => portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
-    }
+    scratch: &mut [u8],
+) -> Path {
+    let path = op_path();
+    conv2d_on(path, g, input, in_fmt, weights, weight_bits, rq, output, scratch).unwrap_or(Path::Scalar)
 }
 
-/// Depthwise Conv2D, NHWC, depth multiplier `out_c / in_c`, weights `[out_c][kh][kw]`.
+/// Depthwise Conv2D, NHWC, depth multiplier `out_c / in_c`, weights `[out_c][kh][kw]`, with
+/// `scratch` of at least [`depthwise_conv2d_scratch_bytes`] bytes. Returns the path that ran.
+#[allow(clippy::too_many_arguments)]
 pub fn depthwise_conv2d(
     g: &Window,
     input: &[u8],
@@ -371,26 +375,14 @@ pub fn depthwise_conv2d(
     weight_bits: Bits,
     rq: &Requant<'_>,
     output: &mut [u8],
-) {
-    match active() {
-        Path::Scalar => reference::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
-        #[cfg(hawq_dsp)]
-        Path::Dsp => dsp::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
-        #[cfg(target_arch = "x86_64")]
-        Path::Avx2 | Path::AvxVnni => match x86::Avx2::new() {
-            Some(k) => k.depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
-            None => portable::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
-        },
-        #[cfg(target_arch = "x86_64")]
-        Path::Avx512Vnni => match x86::Avx512Vnni::new() {
-            Some(k) => k.depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
-            None => portable::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
-        },
-        _ => portable::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
-    }
+    scratch: &mut [u8],
+) -> Path {
+    let path = op_path();
+    depthwise_conv2d_on(path, g, input, in_fmt, weights, weight_bits, rq, output, scratch).unwrap_or(Path::Scalar)
 }
 
-/// Fully connected: `out[c] = requant(bias[c] + Σ_k w[c][k]·(a[k] − z))`, weights `[out][in]`.
+/// Fully connected: `out[c] = requant(bias[c] + Σ_k w[c][k]·(a[k] − z))`, weights `[out][in]`,
+/// with `scratch` of at least [`fully_connected_scratch_bytes`] bytes. Returns the path that ran.
 #[allow(clippy::too_many_arguments)]
 pub fn fully_connected(
     in_features: usize,
@@ -401,36 +393,11 @@ pub fn fully_connected(
     weight_bits: Bits,
     rq: &Requant<'_>,
     output: &mut [u8],
-) {
+    scratch: &mut [u8],
+) -> Path {
     let (n, m) = (in_features, out_features);
-    match active() {
-        Path::Scalar => reference::fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
-        #[cfg(hawq_dsp)]
-        Path::Dsp => dsp::fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
-        #[cfg(target_arch = "x86_64")]
-        Path::Avx2 => match x86::Avx2::new() {
-            Some(k) => k.fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
-            None => portable::fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
-        },
-        #[cfg(target_arch = "x86_64")]
-        Path::AvxVnni => match x86::AvxVnni::new() {
-            Some(k) => k.fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
-            None => portable::fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
-        },
-        #[cfg(target_arch = "x86_64")]
-        Path::Avx512Vnni => match x86::Avx512Vnni::new() {
-            Some(k) => k.fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
-            None => portable::fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
-        },
-        #[cfg(target_arch = "aarch64")]
-        Path::NeonDot => match aarch64::NeonDot::new() {
-            Some(k) => k.fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
-            None => aarch64::Neon.fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
-        },
-        #[cfg(target_arch = "aarch64")]
-        Path::Neon => aarch64::Neon.fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
-        _ => portable::fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output),
-    }
+    fully_connected_on(op_path(), n, m, input, in_fmt, weights, weight_bits, rq, output, scratch)
+        .unwrap_or(Path::Scalar)
 }
 
 /// Average pool over the taps inside the input (contract §5): the portable kernel on every path

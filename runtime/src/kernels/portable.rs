@@ -6,21 +6,21 @@
 //! stack buffer laid out `[k][pixel]`; each weight row is then read one 32-bit word at a time,
 //! decoded (8, 4 or 2 bits per weight) once for all the block's pixels, and multiplied into
 //! [`PIX`] accumulators. The cost of unpacking a 2- or 4-bit row is thus shared by the block, and
-//! an 8-bit weight costs one sign extension. Layers whose receptive field does not fit the buffer
-//! run on the reference kernels.
+//! an 8-bit weight costs one sign extension.
+//!
+//! The convolution, depthwise and fully connected kernels take their buffers from the op's
+//! scratch slice of the arena (`kernels::scratch`), sized from the layer, so every shape runs
+//! here; only a caller that passes less scratch than `*_scratch_bytes` gets the reference kernel
+//! (and the returned [`Path`] says so).
 
 use super::reference::{self, ActFormat, AddRequant, PoolRequant, Requant, Window};
+use super::scratch::{self, Scratch};
 use super::util::{put, row_words, sum_bound, tail_word, unpack4, ChannelQ, Rq32};
+use super::Path;
 use crate::quant::{load, store, Bits};
 
 /// Output pixels per block.
-pub(crate) const PIX: usize = 4;
-
-/// `i16` entries of the im2col buffer (`PIX · K` rounded up to whole weight words).
-#[cfg(not(hawq_small_stack))]
-const X_LEN: usize = 4096;
-#[cfg(hawq_small_stack)]
-const X_LEN: usize = 768;
+pub(crate) const PIX: usize = scratch::PIX;
 
 /// `K` rounded up to whole 32-bit words of the packed row.
 #[inline(always)]
@@ -121,7 +121,9 @@ fn dot<const P: usize>(row: &[u8], bits: Bits, x: &[i16]) -> [i32; P] {
     acc
 }
 
-/// Conv2D (contract §3–§4), same signature and bytes as [`reference::conv2d`].
+/// Conv2D (contract §3–§4), the bytes of [`reference::conv2d`], with its buffers in `scratch`
+/// (at least [`super::conv2d_scratch_bytes`]); returns the path that ran.
+#[allow(clippy::too_many_arguments)]
 #[inline(never)]
 pub fn conv2d(
     g: &Window,
@@ -131,15 +133,24 @@ pub fn conv2d(
     weight_bits: Bits,
     rq: &Requant<'_>,
     output: &mut [u8],
-) {
+    scratch: &mut [u8],
+) -> Path {
     let k = g.kernel_h * g.kernel_w * g.in_c;
     let row_bytes = weight_bits.packed_len(k);
     let kpad = padded_k(k, weight_bits);
-    if kpad * PIX > X_LEN || row_bytes == 0 {
-        return reference::conv2d(g, input, in_fmt, weights, weight_bits, rq, output);
+    let mut s = Scratch::new(scratch);
+    let (Some(x), Some(fast)) = (s.take::<i16>(kpad * PIX), s.take::<Rq32>(g.out_c)) else {
+        reference::conv2d(g, input, in_fmt, weights, weight_bits, rq, output);
+        return Path::Scalar;
+    };
+    if row_bytes == 0 {
+        reference::conv2d(g, input, in_fmt, weights, weight_bits, rq, output);
+        return Path::Scalar;
     }
-    let mut x = [0i16; X_LEN];
-    let x = &mut x[..kpad * PIX];
+    let bound = sum_bound(k, weight_bits, in_fmt.bits);
+    for (c, f) in fast.iter_mut().enumerate() {
+        *f = Rq32::new(&ChannelQ::new(rq, c), bound, 0);
+    }
     let npix = g.out_h * g.out_w;
     let out_bits = rq.out.bits;
     let mut q0 = 0;
@@ -155,9 +166,8 @@ pub fn conv2d(
                 }
             }
         }
-        for (c, row) in weights.chunks_exact(row_bytes).take(g.out_c).enumerate() {
+        for (c, (row, f)) in weights.chunks_exact(row_bytes).zip(fast.iter()).enumerate() {
             let acc = dot::<PIX>(row, weight_bits, x);
-            let f = Rq32::new(&ChannelQ::new(rq, c), sum_bound(k, weight_bits, in_fmt.bits), 0);
             for (p, &a) in acc.iter().enumerate().take(n) {
                 put(output, out_bits, (q0 + p) * g.out_c + c, f.apply(a, rq.min, rq.max));
             }
@@ -165,9 +175,11 @@ pub fn conv2d(
         q0 += n;
     }
     reference::clear_tail(output, rq.out, npix * g.out_c);
+    Path::Portable
 }
 
-/// Fully connected, same signature and bytes as [`reference::fully_connected`].
+/// Fully connected, the bytes of [`reference::fully_connected`], with its input as `i16` in
+/// `scratch` (at least [`super::fully_connected_scratch_bytes`]); returns the path that ran.
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
 pub fn fully_connected(
@@ -179,58 +191,38 @@ pub fn fully_connected(
     weight_bits: Bits,
     rq: &Requant<'_>,
     output: &mut [u8],
-) {
+    scratch: &mut [u8],
+) -> Path {
     let row_bytes = weight_bits.packed_len(in_features);
     let kpad = padded_k(in_features, weight_bits);
-    if kpad > X_LEN || row_bytes == 0 {
-        return reference::fully_connected(in_features, out_features, input, in_fmt, weights, weight_bits, rq, output);
-    }
-    // A small buffer for small layers: the whole buffer is zeroed on every call.
-    if kpad <= 256 {
-        fc_impl::<256>(in_features, out_features, input, in_fmt, weights, weight_bits, rq, output)
-    } else {
-        fc_impl::<X_LEN>(in_features, out_features, input, in_fmt, weights, weight_bits, rq, output)
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn fc_impl<const N: usize>(
-    in_features: usize,
-    out_features: usize,
-    input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    weight_bits: Bits,
-    rq: &Requant<'_>,
-    output: &mut [u8],
-) {
-    let row_bytes = weight_bits.packed_len(in_features);
-    let kpad = padded_k(in_features, weight_bits).min(N);
-    let mut x = [0i16; N];
+    let x = Scratch::new(scratch).take::<i16>(kpad);
+    let (Some(x), false) = (x, row_bytes == 0) else {
+        reference::fully_connected(in_features, out_features, input, in_fmt, weights, weight_bits, rq, output);
+        return Path::Scalar;
+    };
     let z = in_fmt.zero_point;
-    for (k, v) in x.iter_mut().enumerate().take(in_features) {
-        *v = (load(input, in_fmt.bits, k) - z) as i16;
+    let (head, tail) = x.split_at_mut(in_features);
+    if in_fmt.bits == Bits::B8 {
+        for (v, &a) in head.iter_mut().zip(input) {
+            *v = (a as i8 as i32 - z) as i16;
+        }
+    } else {
+        for (k, v) in head.iter_mut().enumerate() {
+            *v = (load(input, in_fmt.bits, k) - z) as i16;
+        }
     }
-    let x = &x[..kpad];
+    tail.fill(0);
     for (c, row) in weights.chunks_exact(row_bytes).take(out_features).enumerate() {
         let [acc] = dot::<1>(row, weight_bits, x);
         put(output, rq.out.bits, c, ChannelQ::new(rq, c).apply(acc));
     }
     reference::clear_tail(output, rq.out, out_features);
+    Path::Portable
 }
 
-/// Channels per chunk of the depthwise kernel.
-#[cfg(not(hawq_small_stack))]
-const DW_CH: usize = 64;
-#[cfg(hawq_small_stack)]
-const DW_CH: usize = 16;
-/// `i16` weights of one chunk, `[tap][channel]`.
-#[cfg(not(hawq_small_stack))]
-const DW_W: usize = 2048;
-#[cfg(hawq_small_stack)]
-const DW_W: usize = 256;
-
-/// Depthwise Conv2D, same signature and bytes as [`reference::depthwise_conv2d`].
+/// Depthwise Conv2D, the bytes of [`reference::depthwise_conv2d`], with its buffers in `scratch`
+/// (at least [`super::depthwise_conv2d_scratch_bytes`]); returns the path that ran.
+#[allow(clippy::too_many_arguments)]
 pub fn depthwise_conv2d(
     g: &Window,
     input: &[u8],
@@ -239,11 +231,13 @@ pub fn depthwise_conv2d(
     weight_bits: Bits,
     rq: &Requant<'_>,
     output: &mut [u8],
-) {
-    depthwise_inline(g, input, in_fmt, weights, weight_bits, rq, output)
+    scratch: &mut [u8],
+) -> Path {
+    depthwise_inline(g, input, in_fmt, weights, weight_bits, rq, output, scratch)
 }
 
 /// [`depthwise_conv2d`], inlined into its caller (the AVX2 path compiles it with AVX2 enabled).
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(crate) fn depthwise_inline(
     g: &Window,
@@ -253,18 +247,22 @@ pub(crate) fn depthwise_inline(
     weight_bits: Bits,
     rq: &Requant<'_>,
     output: &mut [u8],
-) {
-    depthwise_channels_impl(g, input, in_fmt, weights, weight_bits, rq, output, 0);
+    scratch: &mut [u8],
+) -> Path {
+    let path = depthwise_channels_impl(g, input, in_fmt, weights, weight_bits, rq, output, 0, scratch);
     reference::clear_tail(output, rq.out, g.out_h * g.out_w * g.out_c);
+    path
 }
 
 /// Depthwise Conv2D of the output channels `first..out_c` (the SIMD paths run the channels they
-/// do not cover through this). Channels are processed in chunks, with the chunk's weights
-/// unpacked once into a `[tap][channel]` buffer and the taps outermost, so that the inner loop
-/// walks the NHWC channels contiguously.
+/// do not cover through this). Channels are processed in chunks
+/// ([`scratch::portable_depthwise_chunk`]), with the chunk's weights unpacked once into a
+/// `[tap][channel]` buffer and the taps outermost, so that the inner loop walks the NHWC
+/// channels contiguously. Returns the path that ran (the reference, over the whole layer, when
+/// `scratch` is too small).
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
-#[cfg_attr(not(hawq_dsp), allow(dead_code))]
+#[cfg_attr(not(any(hawq_dsp, target_arch = "x86_64")), allow(dead_code))]
 pub(crate) fn depthwise_channels(
     g: &Window,
     input: &[u8],
@@ -274,8 +272,9 @@ pub(crate) fn depthwise_channels(
     rq: &Requant<'_>,
     output: &mut [u8],
     first: usize,
-) {
-    depthwise_channels_impl(g, input, in_fmt, weights, weight_bits, rq, output, first)
+    scratch: &mut [u8],
+) -> Path {
+    depthwise_channels_impl(g, input, in_fmt, weights, weight_bits, rq, output, first, scratch)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -289,18 +288,19 @@ fn depthwise_channels_impl(
     rq: &Requant<'_>,
     output: &mut [u8],
     first: usize,
-) {
+    scratch: &mut [u8],
+) -> Path {
     let taps = g.kernel_h * g.kernel_w;
-    if taps == 0 || taps > DW_W {
-        return reference::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output);
-    }
+    let chunk = scratch::portable_depthwise_chunk(g);
+    let mut s = Scratch::new(scratch);
+    let bufs = (s.take::<i32>(chunk), s.take::<ChannelQ>(chunk), s.take::<i16>(taps * chunk));
+    let (Some(acc), Some(cq), Some(w), false) = (bufs.0, bufs.1, bufs.2, taps == 0) else {
+        reference::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output);
+        return Path::Scalar;
+    };
     let row_bytes = weight_bits.packed_len(taps);
     let mult = (g.out_c / g.in_c.max(1)).max(1);
     let z = in_fmt.zero_point;
-    let chunk = DW_CH.min(DW_W / taps).max(1);
-    let mut w = [0i16; DW_W];
-    let mut acc = [0i32; DW_CH];
-    let mut cq = [ChannelQ::new(rq, 0); DW_CH];
     let mut c0 = first;
     while c0 < g.out_c {
         let nc = (g.out_c - c0).min(chunk);
@@ -342,6 +342,7 @@ fn depthwise_channels_impl(
         }
         c0 += nc;
     }
+    Path::Portable
 }
 
 /// Residual add, same signature and bytes as [`reference::add`]. All-8-bit adds take a fast

@@ -7,6 +7,7 @@ use crate::quant::{load, store, Bits};
 
 /// Bias and requantization of one output channel (contract §3–§4), read once per channel.
 #[derive(Debug, Clone, Copy)]
+#[repr(C)]
 pub(crate) struct ChannelQ {
     bias: i32,
     /// The multiplier's mantissa `m`: `M = m·2^15`.
@@ -93,19 +94,25 @@ pub(crate) fn sum_bound(k: usize, weight_bits: Bits, in_bits: Bits) -> i64 {
 /// neither) keeps [`ChannelQ::apply`].
 ///
 /// The first five fields are in the order the Cortex-M4 row loop loads them with one `LDM`.
+///
+/// A slow channel keeps [`ChannelQ`]'s constants in the same fields (`bias` unscaled, `shl` =
+/// `r`, `m`, `round` = the output zero point; the clamp is the layer's, passed to
+/// [`Rq32::apply`]), so that an entry is seven words of plain integers (28 bytes,
+/// [`super::scratch::RQ_BYTES`]): the kernels keep a layer's table of them in its scratch.
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]
 pub(crate) struct Rq32 {
-    /// `bias·2^scale`.
+    /// `bias·2^scale` (slow: the bias).
     pub bias: i32,
-    /// `k − scale`.
+    /// `k − scale` (slow: `r`).
     pub shl: u32,
     pub m: i32,
-    /// `2^(t'−17) + z·2^(t'−16)`.
+    /// `2^(t'−17) + z·2^(t'−16)` (slow: `z`).
     pub round: i32,
     pub sh: u32,
     pub scale: u32,
-    pub slow: Option<ChannelQ>,
+    /// 1 when the channel keeps [`ChannelQ::apply`].
+    pub slow: u32,
 }
 
 impl Rq32 {
@@ -113,7 +120,7 @@ impl Rq32 {
     /// `sum_bound`, for sums scaled by `2^scale`.
     #[inline(always)]
     pub fn new(cq: &ChannelQ, sum_bound: i64, scale: u32) -> Rq32 {
-        let slow = Rq32 { bias: 0, m: 0, shl: 0, round: 0, sh: 0, scale, slow: Some(*cq) };
+        let slow = Rq32 { bias: cq.bias, m: cq.m, shl: cq.r, round: cq.z, sh: 0, scale, slow: 1 };
         let t = cq.r as i32 - 15;
         let k = (17 - t).max(scale as i32) as u32;
         let bound = sum_bound.saturating_add((cq.bias as i64).abs());
@@ -126,30 +133,38 @@ impl Rq32 {
         if round.abs() > 1 << 30 {
             return slow;
         }
-        Rq32 { bias: cq.bias << scale, m: cq.m, shl: k - scale, round: round as i32, sh, scale, slow: None }
+        Rq32 { bias: cq.bias << scale, m: cq.m, shl: k - scale, round: round as i32, sh, scale, slow: 0 }
+    }
+
+    /// Whether the channel keeps [`ChannelQ::apply`] (no 32-bit form exists for it).
+    #[inline(always)]
+    pub fn is_slow(&self) -> bool {
+        self.slow != 0
     }
 
     /// The same channel with `offset` added to its bias, for a path whose sums leave out a part
     /// of the accumulator (`−z·Σw`); the bound of [`Rq32::new`] was on the whole accumulator.
-    #[cfg_attr(not(hawq_dsp), allow(dead_code))]
+    #[cfg_attr(not(any(hawq_dsp, target_arch = "x86_64")), allow(dead_code))]
     #[inline(always)]
     pub fn with_bias_offset(self, offset: i32) -> Rq32 {
-        let slow = self.slow.map(|cq| ChannelQ { bias: cq.bias.wrapping_add(offset), ..cq });
-        Rq32 { bias: self.bias.wrapping_add(offset << self.scale), slow, ..self }
+        if self.is_slow() {
+            return Rq32 { bias: self.bias.wrapping_add(offset), ..self };
+        }
+        Rq32 { bias: self.bias.wrapping_add(offset << self.scale), ..self }
     }
 
     /// `clamp(z + q, lo, hi)` of a sum scaled by `2^scale`, as [`ChannelQ::apply`] computes it
-    /// for the unscaled sum (`lo`, `hi` are the layer's, passed in so that a kernel can give
-    /// constants; a slow channel holds its own).
+    /// for the unscaled sum (`lo`, `hi` are the layer's clamp).
     #[inline(always)]
     pub fn apply(&self, sum: i32, lo: i32, hi: i32) -> i32 {
-        if let Some(cq) = &self.slow {
+        if self.is_slow() {
+            let cq = ChannelQ { bias: self.bias, m: self.m, r: self.shl, z: self.round, lo, hi };
             return cq.apply(sum >> self.scale);
         }
         self.unclamped(sum).max(lo).min(hi)
     }
 
-    /// [`Rq32::apply`] before the clamp, for a channel that is not slow (`slow` is `None`).
+    /// [`Rq32::apply`] before the clamp, for a channel that is not slow.
     #[inline(always)]
     pub fn unclamped(&self, sum: i32) -> i32 {
         shift_mul_hi16_add_shift(self.bias.wrapping_add(sum), self.shl, self.m, self.round, self.sh)

@@ -160,6 +160,8 @@ pub struct ConvOwned {
     pub multiplier: Vec<u8>,
     pub shift_base: i8,
     pub clamp: Clamp,
+    /// Arena offset of the op's scratch ([`scratch_bytes`] bytes).
+    pub scratch: u32,
 }
 
 impl ConvOwned {
@@ -182,6 +184,7 @@ impl ConvOwned {
                 shift_base: self.shift_base,
             },
             clamp: self.clamp,
+            scratch: self.scratch,
         }
     }
 }
@@ -197,6 +200,8 @@ pub struct FcOwned {
     pub multiplier: Vec<u8>,
     pub shift_base: i8,
     pub clamp: Clamp,
+    /// Arena offset of the op's scratch ([`scratch_bytes`] bytes).
+    pub scratch: u32,
 }
 
 /// A table lookup with its table owned.
@@ -258,6 +263,7 @@ impl OpSpec {
                     shift_base: p.shift_base,
                 },
                 clamp: p.clamp,
+                scratch: p.scratch,
             }),
             OpSpec::AvgPool(p) => Op::AvgPool(*p),
             OpSpec::MaxPool(p) => Op::MaxPool(*p),
@@ -305,10 +311,61 @@ pub struct Spec {
     pub ops: Vec<OpSpec>,
 }
 
+/// Bytes of scratch `op` needs over `tensors` (the runtime's `kernels::*_scratch_bytes`; 0 for
+/// ops without scratch or with tensors that do not exist or do not fit a window).
+pub fn scratch_bytes(tensors: &[TensorDesc], op: &OpSpec) -> usize {
+    use hawq_runtime::kernels;
+    let get = |i: u16| tensors.get(i as usize);
+    let bits = |b: u8| Bits::from_u8(b).unwrap_or(Bits::B8);
+    let act = |t: &TensorDesc| t.dtype.bits().unwrap_or(Bits::B8);
+    match op {
+        OpSpec::Conv2d(p) | OpSpec::DepthwiseConv2d(p) => {
+            let (Some(i), Some(o)) = (get(p.input), get(p.output)) else { return 0 };
+            let g = kernels::Window {
+                in_h: i.shape[1] as usize,
+                in_w: i.shape[2] as usize,
+                in_c: i.shape[3] as usize,
+                out_h: o.shape[1] as usize,
+                out_w: o.shape[2] as usize,
+                out_c: o.shape[3] as usize,
+                kernel_h: p.kernel_h as usize,
+                kernel_w: p.kernel_w as usize,
+                stride_h: p.stride_h as usize,
+                stride_w: p.stride_w as usize,
+                pad_top: p.pad_top as usize,
+                pad_left: p.pad_left as usize,
+            };
+            if matches!(op, OpSpec::Conv2d(_)) {
+                kernels::conv2d_scratch_bytes(&g, bits(p.weight_bits), act(i))
+            } else {
+                kernels::depthwise_conv2d_scratch_bytes(&g, bits(p.weight_bits), act(i))
+            }
+        }
+        OpSpec::FullyConnected(p) => {
+            let (Some(i), Some(o)) = (get(p.input), get(p.output)) else { return 0 };
+            kernels::fully_connected_scratch_bytes(i.elements(), o.elements(), bits(p.weight_bits), act(i))
+        }
+        _ => 0,
+    }
+}
+
+/// The arena offset of `op`'s scratch, if it has one.
+pub fn scratch_offset(op: &OpSpec) -> Option<u32> {
+    match op {
+        OpSpec::Conv2d(p) | OpSpec::DepthwiseConv2d(p) => Some(p.scratch),
+        OpSpec::FullyConnected(p) => Some(p.scratch),
+        _ => None,
+    }
+}
+
 impl Spec {
-    /// A model of one op over `tensors`, with the arena ending at the last tensor's end.
+    /// A model of one op over `tensors`, with the arena ending at the last tensor's end or the
+    /// end of the op's scratch (placed by the caller), whichever is later.
     pub fn one_op(tensors: Vec<TensorDesc>, input: u16, output: u16, raw_input: RawInput, op: OpSpec) -> Spec {
-        let arena = tensors.iter().map(|t| t.offset as u64 + t.bytes() as u64).max().unwrap_or(0);
+        let mut arena = tensors.iter().map(|t| t.offset as u64 + t.bytes() as u64).max().unwrap_or(0);
+        if let (Some(offset), bytes @ 1..) = (scratch_offset(&op), scratch_bytes(&tensors, &op)) {
+            arena = arena.max(offset as u64 + bytes as u64);
+        }
         Spec {
             tensors,
             input,
@@ -322,6 +379,23 @@ impl Spec {
             arena_bytes: u32::try_from(arena).expect("arena fits u32"),
             ops: vec![op],
         }
+    }
+
+    /// Puts every op's scratch after the tensors (the first `gap` bytes after the last tensor's
+    /// end, then one after another) and sets the arena to end there.
+    pub fn place_scratch(&mut self, gap: u32) {
+        let mut end = self.tensors.iter().map(|t| t.offset as u64 + t.bytes() as u64).max().unwrap_or(0) + gap as u64;
+        for i in 0..self.ops.len() {
+            let bytes = scratch_bytes(&self.tensors, &self.ops[i]) as u64;
+            let at = u32::try_from(end).expect("arena fits u32");
+            match &mut self.ops[i] {
+                OpSpec::Conv2d(p) | OpSpec::DepthwiseConv2d(p) => p.scratch = at,
+                OpSpec::FullyConnected(p) => p.scratch = at,
+                _ => continue,
+            }
+            end += bytes;
+        }
+        self.arena_bytes = u32::try_from(end).expect("arena fits u32");
     }
 
     /// The tensor table's bytes: one record per tensor.
@@ -790,6 +864,7 @@ impl ConvCase {
             multiplier: multiplier_bytes(&self.channels.multiplier, &self.channels.shift).0,
             shift_base: multiplier_bytes(&self.channels.multiplier, &self.channels.shift).1,
             clamp: self.out.clamp(),
+            scratch: 0,
         }
     }
 }
@@ -808,7 +883,10 @@ impl Case for ConvCase {
         ];
         let op =
             if self.depthwise { OpSpec::DepthwiseConv2d(self.owned(0, 1)) } else { OpSpec::Conv2d(self.owned(0, 1)) };
-        Spec::one_op(tensors, 0, 1, self.place.raw_input(self.in_bits), op)
+        let mut spec = Spec::one_op(tensors, 0, 1, self.place.raw_input(self.in_bits), op);
+        // The scratch after the tensors, at any byte offset.
+        spec.place_scratch(self.place.gaps[3] as u32 % 4);
+        spec
     }
 
     fn input_bytes(&self) -> Vec<u8> {
@@ -891,7 +969,7 @@ impl Case for FcCase {
                 offs[1],
             ),
         ];
-        let op = OpSpec::FullyConnected(FcOwned {
+        let fc = FcOwned {
             input: 0,
             output: 1,
             weight_bits: self.weight_bits as u8,
@@ -901,8 +979,12 @@ impl Case for FcCase {
             multiplier: multiplier_bytes(&self.channels.multiplier, &self.channels.shift).0,
             shift_base: multiplier_bytes(&self.channels.multiplier, &self.channels.shift).1,
             clamp: self.out.clamp(),
-        });
-        Spec::one_op(tensors, 0, 1, self.place.raw_input(self.in_bits), op)
+            scratch: 0,
+        };
+        let mut spec = Spec::one_op(tensors, 0, 1, self.place.raw_input(self.in_bits), OpSpec::FullyConnected(fc));
+        // The scratch after the tensors, at any byte offset.
+        spec.place_scratch(self.place.gaps[3] as u32 % 4);
+        spec
     }
 
     fn input_bytes(&self) -> Vec<u8> {

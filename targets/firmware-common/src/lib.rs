@@ -10,7 +10,9 @@
 //! layer 0 conv2d 123456           (per-layer instructions of the first inference)
 //! inference 0 instructions=4567890 output=0a0bff…
 //! inference 1 instructions=4567890 output=…
-//! stack used=5152 size=4193536    (high-water mark of the stack, bytes)
+//! stack used=1904 size=4193536 runtime=1104
+//!                                 (high-water mark of the stack, bytes; `runtime`: the deepest
+//!                                 the stack went below the caller of `Interpreter::invoke`)
 //! ok
 //! ```
 //!
@@ -22,6 +24,7 @@
 #![no_std]
 
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use hawq_runtime::{Error, Interpreter, Model};
 
@@ -73,7 +76,8 @@ mod stack {
     /// Bytes below the current stack pointer left unpainted (the painting code's own frame).
     const MARGIN: usize = 256;
 
-    fn sp() -> usize {
+    #[inline(always)]
+    pub fn sp() -> usize {
         let marker = 0u8;
         core::ptr::addr_of!(marker) as usize
     }
@@ -101,16 +105,20 @@ mod stack {
     }
 }
 
+/// Bytes [`Out`] buffers (a report line is shorter; a longer one goes out in pieces). It lives on
+/// the stack under the model's run, so it is kept small.
+const OUT_BUF: usize = 128;
+
 /// `core::fmt::Write` over a [`Platform`], buffered so that a line is one host call.
 pub struct Out<'p, P: Platform> {
     platform: &'p mut P,
-    buf: [u8; 256],
+    buf: [u8; OUT_BUF],
     len: usize,
 }
 
 impl<'p, P: Platform> Out<'p, P> {
     pub fn new(platform: &'p mut P) -> Self {
-        Out { platform, buf: [0; 256], len: 0 }
+        Out { platform, buf: [0; OUT_BUF], len: 0 }
     }
 
     pub fn flush(&mut self) {
@@ -199,11 +207,16 @@ pub fn run<P: Platform>(platform: &mut P, model: &[u8], inputs: &[u8], arena: &m
         stack::paint(bottom);
     }
     let mut out = Out::new(platform);
-    match run_inner(&mut out, model, inputs, arena) {
+    let mut probe = StackProbe { region, used: 0, runtime: None };
+    match run_inner(&mut out, model, inputs, arena, &mut probe) {
         Ok(()) => {
             if let Some((bottom, top)) = region {
-                let used = stack::used(bottom, top);
-                let _ = writeln!(out, "stack used={used} size={}", top - bottom);
+                let used = stack::used(bottom, top).max(probe.used);
+                let _ = write!(out, "stack used={used} size={}", top - bottom);
+                if let Some(runtime) = probe.runtime {
+                    let _ = write!(out, " runtime={runtime}");
+                }
+                out.push("\n");
                 if used >= top - bottom {
                     out.push("error: the stack overflowed into the statics\n");
                     return EXIT_RUNTIME_ERROR;
@@ -219,8 +232,27 @@ pub fn run<P: Platform>(platform: &mut P, model: &[u8], inputs: &[u8], arena: &m
     }
 }
 
-fn run_inner<P: Platform>(out: &mut Out<'_, P>, blob: &[u8], inputs: &[u8], arena: &mut [u8]) -> Result<(), Error> {
-    let model = Model::from_bytes(blob)?;
+/// The stack measurement: the high-water mark before the stack is painted again for the
+/// runtime's own measurement, and that measurement (from the caller of `invoke_observed`).
+struct StackProbe {
+    region: Option<(usize, usize)>,
+    used: usize,
+    runtime: Option<usize>,
+}
+
+/// The counter readings of the per-layer breakdown (a static: the firmware's reporting, not the
+/// runtime, should not set the stack's size).
+static MARKS: [AtomicU32; MAX_LAYERS + 1] = [const { AtomicU32::new(0) }; MAX_LAYERS + 1];
+
+#[inline(never)]
+fn run_inner<P: Platform>(
+    out: &mut Out<'_, P>,
+    blob: &[u8],
+    inputs: &[u8],
+    arena: &mut [u8],
+    probe: &mut StackProbe,
+) -> Result<(), Error> {
+    let model = load(blob)?;
     let input_bytes = model.input().elements() * model.raw_input().element_bytes();
     if input_bytes == 0 || !inputs.len().is_multiple_of(input_bytes) {
         return Err(Error::SizeMismatch { expected: input_bytes as u32, got: inputs.len() as u32 });
@@ -228,55 +260,117 @@ fn run_inner<P: Platform>(out: &mut Out<'_, P>, blob: &[u8], inputs: &[u8], aren
     let count = inputs.len() / input_bytes;
     let overhead = counter_overhead(out.platform());
     let counted = out.platform().counter().is_some();
+    report_header(out, &model, blob.len(), count, input_bytes, counted);
+    let mut it = Interpreter::new(&model, arena)?;
+    for (n, raw) in inputs.chunks_exact(input_bytes).enumerate() {
+        if n == 0 {
+            // A first pass with a counter reading after every layer, for the breakdown; the stack
+            // painted again just before it, so that the runtime's own depth is measured.
+            it.write_input_raw(raw)?;
+            if let Some((bottom, top)) = probe.region {
+                probe.used = stack::used(bottom, top);
+                stack::paint(bottom);
+            }
+            let (ops, caller) = observed_pass(out.platform(), &mut it)?;
+            if let Some((bottom, top)) = probe.region {
+                let lowest = top - stack::used(bottom, top);
+                probe.runtime = Some(caller.saturating_sub(lowest));
+            }
+            report_layers(out, &model, ops, overhead, counted)?;
+        }
+        it.write_input_raw(raw)?;
+        let (start, end) = timed_pass(out.platform(), &mut it)?;
+        report_inference(out, n, elapsed::<P>(start, end, overhead), it.output_bytes());
+    }
+    Ok(())
+}
+
+/// [`Model::from_bytes`], out of line: the loader's temporaries take no stack while the model
+/// runs.
+#[inline(never)]
+fn load(blob: &[u8]) -> Result<Model<'_>, Error> {
+    Model::from_bytes(blob)
+}
+
+// The passes and the report lines are functions of their own, so that the report's formatting
+// temporaries take no stack while the model runs (the stack measured is then the runtime's and
+// the little the firmware keeps around it).
+
+/// One inference with a counter reading after every layer (into [`MARKS`]); returns the number of
+/// layers read and the stack pointer at the call of `Interpreter::invoke_observed`.
+#[inline(never)]
+fn observed_pass<P: Platform>(p: &mut P, it: &mut Interpreter<'_, '_>) -> Result<(usize, usize), Error> {
+    let mut ops = 0usize;
+    let caller = stack::sp();
+    MARKS[0].store(p.counter().unwrap_or(0), Ordering::Relaxed);
+    it.invoke_observed(|index, _op, _arena| {
+        if index < MAX_LAYERS {
+            MARKS[index + 1].store(p.counter().unwrap_or(0), Ordering::Relaxed);
+            ops = index + 1;
+        }
+    })?;
+    Ok((ops, caller))
+}
+
+/// One inference between two counter readings.
+#[inline(never)]
+fn timed_pass<P: Platform>(p: &mut P, it: &mut Interpreter<'_, '_>) -> Result<(Option<u32>, Option<u32>), Error> {
+    let start = p.counter();
+    it.invoke()?;
+    let end = p.counter();
+    Ok((start, end))
+}
+
+#[inline(never)]
+fn report_header<P: Platform>(
+    out: &mut Out<'_, P>,
+    model: &Model<'_>,
+    blob_len: usize,
+    count: usize,
+    input_bytes: usize,
+    counted: bool,
+) {
     let _ = writeln!(
         out,
         "hawq target={} kernels={} model_bytes={} arena_bytes={} inputs={} input_bytes={} counter={}",
         P::TARGET,
         hawq_runtime::kernels::active().name(),
-        blob.len(),
+        blob_len,
         model.arena_bytes(),
         count,
         input_bytes,
         if counted { P::UNIT } else { "none" }
     );
     out.flush();
-    let mut it = Interpreter::new(&model, arena)?;
-    for (n, raw) in inputs.chunks_exact(input_bytes).enumerate() {
-        if n == 0 {
-            // A first pass with a counter reading after every layer, for the breakdown.
-            it.write_input_raw(raw)?;
-            let mut marks = [0u32; MAX_LAYERS + 1];
-            let mut ops = 0usize;
-            let p = out.platform();
-            marks[0] = p.counter().unwrap_or(0);
-            it.invoke_observed(|index, _op, _arena| {
-                if index < MAX_LAYERS {
-                    marks[index + 1] = p.counter().unwrap_or(0);
-                    ops = index + 1;
-                }
-            })?;
-            for (index, op) in it.model().ops().enumerate().take(ops) {
-                let op = op?;
-                let _ = write!(out, "layer {index} {} ", op.name());
-                let n = P::instructions(marks[index + 1].wrapping_sub(marks[index])).saturating_sub(overhead);
-                write_count(out, counted.then_some(n));
-                out.push("\n");
-            }
-        }
-        it.write_input_raw(raw)?;
-        let p = out.platform();
-        let start = p.counter();
-        it.invoke()?;
-        let end = p.counter();
-        let _ = write!(out, "inference {n} {}=", P::UNIT);
-        write_count(out, elapsed::<P>(start, end, overhead));
-        out.push(" output=");
-        let bytes = it.output_bytes();
-        out.hex(bytes);
+}
+
+#[inline(never)]
+fn report_layers<P: Platform>(
+    out: &mut Out<'_, P>,
+    model: &Model<'_>,
+    ops: usize,
+    overhead: u32,
+    counted: bool,
+) -> Result<(), Error> {
+    let marks = |i: usize| MARKS[i].load(Ordering::Relaxed);
+    for (index, op) in model.ops().enumerate().take(ops) {
+        let op = op?;
+        let _ = write!(out, "layer {index} {} ", op.name());
+        let n = P::instructions(marks(index + 1).wrapping_sub(marks(index))).saturating_sub(overhead);
+        write_count(out, counted.then_some(n));
         out.push("\n");
-        out.flush();
     }
     Ok(())
+}
+
+#[inline(never)]
+fn report_inference<P: Platform>(out: &mut Out<'_, P>, n: usize, count: Option<u32>, output: &[u8]) {
+    let _ = write!(out, "inference {n} {}=", P::UNIT);
+    write_count(out, count);
+    out.push(" output=");
+    out.hex(output);
+    out.push("\n");
+    out.flush();
 }
 
 /// Writes a panic report (`panic: <message>`) to the host; the board then exits with

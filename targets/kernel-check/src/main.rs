@@ -7,8 +7,12 @@
 //! The generators follow runtime/tests/common (extreme zero points and values, the weight pattern
 //! `−2^(b−1)`, saturating biases and multipliers, every clamp, strides, paddings, kernels larger
 //! than the input), with channel counts that hit the SIMD blocks and their tails (odd counts,
-//! multiples of 4, 8, 16, 32), garbage in the unused high bits of each packed weight row and in
-//! the output buffers, and a few layers too large for the fast paths' buffers (their fallbacks).
+//! multiples of 4, 8, 16, 32), garbage in the unused high bits of each packed weight row, in the
+//! output buffers and in the scratch (exactly `kernels::*_scratch_bytes`, at an odd address now
+//! and then), and layers past the old fixed buffers: receptive fields up to 3×3×512 = 4,608,
+//! up to 1,024 output channels, depthwise layers of more than 128 channels and 64 taps. Every
+//! run must report the path it was asked for (the DSP path hands depth multipliers other than 1
+//! and fewer than four channels to the portable kernel): a fallback fails the check.
 #![no_std]
 #![no_main]
 
@@ -258,7 +262,7 @@ struct Channels {
     shift_base: i8,
 }
 
-const MAX_OC: usize = 96;
+const MAX_OC: usize = 1024;
 
 impl Channels {
     fn random(rng: &mut Rng, oc: usize, k: usize, wbits: Bits, abits: Bits) -> Channels {
@@ -279,7 +283,10 @@ impl Channels {
 
     fn requant(&self, oc: usize, out: (ActFormat, i32, i32)) -> Requant<'_> {
         Requant {
-            bias: Biases { bytes: &self.bias[..Biases::bytes_per_channel(self.bias_exponent) * oc], exponent: self.bias_exponent },
+            bias: Biases {
+                bytes: &self.bias[..Biases::bytes_per_channel(self.bias_exponent) * oc],
+                exponent: self.bias_exponent,
+            },
             multiplier: Multipliers { bytes: &self.multiplier[..2 * oc], shift_base: self.shift_base },
             out: out.0,
             min: out.1,
@@ -288,13 +295,17 @@ impl Channels {
     }
 }
 
-/// Scratch for one case.
+/// Buffers of one case.
 struct Bufs {
-    input: [u8; 8192],
+    input: [u8; 16384],
     weights: [u8; 65536],
-    want: [u8; 8192],
-    got: [u8; 8192],
+    want: [u8; 65536],
+    got: [u8; 65536],
+    scratch: [u8; SCRATCH],
 }
+
+/// Bytes of the kernels' scratch buffer (the largest case's `*_scratch_bytes`, and one).
+const SCRATCH: usize = 65536;
 
 /// Outcome of one operation's cases.
 #[derive(Default)]
@@ -302,6 +313,20 @@ struct Tally {
     cases: u32,
     /// Path runs compared (cases × paths other than the reference).
     runs: u32,
+}
+
+fn report_fallback(what: &str, case: u32, path: Path, ran: Option<Path>) -> ! {
+    let ran = ran.map_or("none", Path::name);
+    let _ = writeln!(Host, "FALLBACK {what} case {case}: asked for {}, ran {ran}", path.name());
+    semihost::exit(1)
+}
+
+/// A scratch slice of `bytes` bytes full of garbage, starting one byte in when `odd`.
+fn scratch(buf: &mut [u8; SCRATCH], bytes: usize, seed: u64) -> &mut [u8] {
+    let odd = (seed >> 7) as usize & 1;
+    let s = &mut buf[odd..odd + bytes];
+    fill_garbage(&mut Rng(seed | 1), s);
+    s
 }
 
 fn report_mismatch(what: &str, case: u32, path: Path, want: &[u8], got: &[u8]) -> ! {
@@ -321,15 +346,49 @@ fn conv_cases(rng: &mut Rng, b: &mut Bufs, depthwise: bool) -> Tally {
     let mut t = Tally::default();
     let name = if depthwise { "depthwise_conv2d" } else { "conv2d" };
     for case in 0..CASES {
-        let big = !depthwise && rng.next().is_multiple_of(25);
-        let (h, w) = (rng.range(1, 8) as usize, rng.range(1, 8) as usize);
-        let (kh, kw) = if big { (5, 5) } else { (rng.range(1, 5) as usize, rng.range(1, 5) as usize) };
+        // Now and then a layer past the old fixed buffers: a large receptive field or many
+        // output channels (conv), many channels, large kernels or long rows (depthwise).
+        let big = rng.pick(&[22, 1, 1, 1]);
+        let (mut h, mut w) = (rng.range(1, 8) as usize, rng.range(1, 8) as usize);
+        let (mut kh, mut kw) = (rng.range(1, 5) as usize, rng.range(1, 5) as usize);
+        let mut ic = in_channels(rng);
+        let mut oc_conv = rng.range(1, 20) as usize;
+        match (depthwise, big) {
+            (false, 1) => {
+                (h, w, kh, kw) = (rng.range(1, 3) as usize, rng.range(1, 3) as usize, 3, 3);
+                ic = if rng.next().is_multiple_of(4) { 512 } else { rng.range(100, 512) as usize };
+                oc_conv = rng.range(1, 6) as usize;
+            }
+            (false, 2) => {
+                (h, w, kh, kw) = (rng.range(1, 3) as usize, rng.range(1, 2) as usize, rng.range(1, 2) as usize, 1);
+                ic = rng.range(1, 12) as usize;
+                oc_conv = if rng.next().is_multiple_of(4) { 1024 } else { rng.range(129, 1024) as usize };
+            }
+            (false, _) if big == 3 => {
+                (kh, kw, ic) = (5, 5, 48);
+            }
+            (true, 1) => {
+                (h, w) = (rng.range(1, 4) as usize, rng.range(1, 4) as usize);
+                ic = rng.range(129, 300) as usize;
+            }
+            (true, 2) => {
+                (h, w, kh, kw) = (
+                    rng.range(8, 12) as usize,
+                    rng.range(8, 12) as usize,
+                    rng.range(8, 11) as usize,
+                    rng.range(7, 11) as usize,
+                );
+            }
+            (true, 3) => {
+                (h, w) = (rng.range(1, 3) as usize, rng.range(40, 96) as usize);
+                ic = rng.range(4, 40) as usize;
+            }
+            _ => {}
+        }
         let (sh, sw) = (rng.range(1, 3) as usize, rng.range(1, 3) as usize);
         let (pad_top, out_h) = axis(rng, h, kh, sh);
         let (pad_left, out_w) = axis(rng, w, kw, sw);
-        let ic = if big { 48 } else { in_channels(rng) };
-        let oc =
-            if depthwise { ic * if rng.next().is_multiple_of(4) { 2 } else { 1 } } else { rng.range(1, 20) as usize };
+        let oc = if depthwise { ic * if rng.next().is_multiple_of(4) { 2 } else { 1 } } else { oc_conv };
         let g = Window {
             in_h: h,
             in_w: w,
@@ -348,33 +407,53 @@ fn conv_cases(rng: &mut Rng, b: &mut Bufs, depthwise: bool) -> Tally {
         let in_fmt = ActFormat { bits: abits, zero_point: zero_point(rng, abits) };
         let wbits = weight_bits(rng);
         let k = kh * kw * if depthwise { 1 } else { ic };
+        let out = out_q(rng);
+        let out_bytes = out.0.bits.packed_len(out_h * out_w * oc);
+        if h * w * ic > b.input.len() || oc * wbits.packed_len(k) > b.weights.len() || out_bytes > b.want.len() {
+            let _ = writeln!(Host, "{name} case {case}: {g:?} is larger than the check's buffers");
+            semihost::exit(1);
+        }
         let in_bytes = activations(rng, &mut b.input, h * w * ic, abits);
         let w_bytes = weights(rng, &mut b.weights, oc, k, wbits);
         let ch = Channels::random(rng, oc, k, wbits, abits);
-        let out = out_q(rng);
         let rq = ch.requant(oc, out);
-        let out_bytes = out.0.bits.packed_len(out_h * out_w * oc);
         let seed = rng.next();
-        let run = |path: Path, dst: &mut [u8]| {
+        let bytes = if depthwise {
+            kernels::depthwise_conv2d_scratch_bytes(&g, wbits, abits)
+        } else {
+            kernels::conv2d_scratch_bytes(&g, wbits, abits)
+        };
+        if bytes + 1 > SCRATCH {
+            let _ = writeln!(Host, "{name} case {case}: {bytes} bytes of scratch, more than the check has");
+            semihost::exit(1);
+        }
+        let (input, weights_, scratch_buf) = (&b.input[..in_bytes], &b.weights[..w_bytes], &mut b.scratch);
+        let (want, got) = (&mut b.want, &mut b.got);
+        let mut run = |path: Path, dst: &mut [u8]| {
             fill_garbage(&mut Rng(seed | 1), dst);
-            let (input, weights) = (&b.input[..in_bytes], &b.weights[..w_bytes]);
+            let s = scratch(scratch_buf, bytes, seed);
             if depthwise {
-                kernels::depthwise_conv2d_on(path, &g, input, in_fmt, weights, wbits, &rq, dst)
+                kernels::depthwise_conv2d_on(path, &g, input, in_fmt, weights_, wbits, &rq, dst, s)
             } else {
-                kernels::conv2d_on(path, &g, input, in_fmt, weights, wbits, &rq, dst)
+                kernels::conv2d_on(path, &g, input, in_fmt, weights_, wbits, &rq, dst, s)
             }
         };
-        let mut want = b.want;
         run(Path::Scalar, &mut want[..out_bytes]);
         for path in kernels::available().into_iter().filter(|&p| p != Path::Scalar) {
-            let mut got = b.got;
-            if run(path, &mut got[..out_bytes]) {
-                if want[..out_bytes] != got[..out_bytes] {
-                    let _ = writeln!(Host, "{g:?} in {in_fmt:?} weights {wbits:?} out {:?}", out);
-                    report_mismatch(name, case, path, &want[..out_bytes], &got[..out_bytes]);
-                }
-                t.runs += 1;
+            let ran = run(path, &mut got[..out_bytes]);
+            // The DSP depthwise kernel hands depth multipliers other than 1 and fewer than four
+            // channels to the portable kernel; nothing else may leave its path.
+            let delegated = path == Path::Dsp && depthwise && (oc != ic || ic < 4);
+            let expected = if delegated { Path::Portable } else { path };
+            if ran != Some(expected) {
+                let _ = writeln!(Host, "{g:?} in {in_fmt:?} weights {wbits:?}");
+                report_fallback(name, case, path, ran);
             }
+            if want[..out_bytes] != got[..out_bytes] {
+                let _ = writeln!(Host, "{g:?} in {in_fmt:?} weights {wbits:?} out {:?}", out);
+                report_mismatch(name, case, path, &want[..out_bytes], &got[..out_bytes]);
+            }
+            t.runs += 1;
         }
         t.cases += 1;
     }
@@ -389,12 +468,21 @@ fn fc_cases(rng: &mut Rng, b: &mut Bufs) -> Tally {
             1 => rng.range(41, 300),
             _ => 0,
         } as usize;
-        // Now and then more inputs than the fast paths' buffers take.
-        let n = if rng.next().is_multiple_of(40) { 1100 } else { n };
-        let m = rng.range(1, 24) as usize;
+        let mut m = rng.range(1, 24) as usize;
+        // Now and then more inputs than the old fixed buffers took (1,024), up to 4,608, or
+        // more than 128 outputs.
+        let n = match rng.pick(&[38, 1, 1]) {
+            1 => rng.range(1025, 4608) as usize,
+            2 => {
+                m = rng.range(129, 1024) as usize;
+                rng.range(1, 48) as usize
+            }
+            _ => n,
+        };
         let abits = act_bits(rng);
         let in_fmt = ActFormat { bits: abits, zero_point: zero_point(rng, abits) };
         let wbits = weight_bits(rng);
+        let m = m.min(b.weights.len() / wbits.packed_len(n).max(1));
         let in_bytes = activations(rng, &mut b.input, n, abits);
         let w_bytes = weights(rng, &mut b.weights, m, n, wbits);
         let ch = Channels::random(rng, m, n, wbits, abits);
@@ -402,21 +490,24 @@ fn fc_cases(rng: &mut Rng, b: &mut Bufs) -> Tally {
         let rq = ch.requant(m, out);
         let out_bytes = out.0.bits.packed_len(m);
         let seed = rng.next();
-        let run = |path: Path, dst: &mut [u8]| {
+        let bytes = kernels::fully_connected_scratch_bytes(n, m, wbits, abits);
+        let (input, weights_, scratch_buf) = (&b.input[..in_bytes], &b.weights[..w_bytes], &mut b.scratch);
+        let (want, got) = (&mut b.want, &mut b.got);
+        let mut run = |path: Path, dst: &mut [u8]| {
             fill_garbage(&mut Rng(seed | 1), dst);
-            let (input, weights) = (&b.input[..in_bytes], &b.weights[..w_bytes]);
-            kernels::fully_connected_on(path, n, m, input, in_fmt, weights, wbits, &rq, dst)
+            let s = scratch(scratch_buf, bytes, seed);
+            kernels::fully_connected_on(path, n, m, input, in_fmt, weights_, wbits, &rq, dst, s)
         };
-        let mut want = b.want;
         run(Path::Scalar, &mut want[..out_bytes]);
         for path in kernels::available().into_iter().filter(|&p| p != Path::Scalar) {
-            let mut got = b.got;
-            if run(path, &mut got[..out_bytes]) {
-                if want[..out_bytes] != got[..out_bytes] {
-                    report_mismatch("fully_connected", case, path, &want[..out_bytes], &got[..out_bytes]);
-                }
-                t.runs += 1;
+            let ran = run(path, &mut got[..out_bytes]);
+            if ran != Some(path) && n > 0 {
+                report_fallback("fully_connected", case, path, ran);
             }
+            if want[..out_bytes] != got[..out_bytes] {
+                report_mismatch("fully_connected", case, path, &want[..out_bytes], &got[..out_bytes]);
+            }
+            t.runs += 1;
         }
         t.cases += 1;
     }
@@ -498,7 +589,8 @@ type OpFn = fn(&mut Rng, &mut Bufs) -> Tally;
 #[entry]
 fn main() -> ! {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    static mut BUFS: Bufs = Bufs { input: [0; 8192], weights: [0; 65536], want: [0; 8192], got: [0; 8192] };
+    static mut BUFS: Bufs =
+        Bufs { input: [0; 16384], weights: [0; 65536], want: [0; 65536], got: [0; 65536], scratch: [0; SCRATCH] };
     // SAFETY: the only reference to BUFS, taken once.
     let b = unsafe { &mut *core::ptr::addr_of_mut!(BUFS) };
     let names = heapless_names();

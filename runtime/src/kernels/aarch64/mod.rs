@@ -43,10 +43,12 @@ impl Neon {
         weight_bits: Bits,
         rq: &Requant<'_>,
         output: &mut [u8],
+        scratch: &mut [u8],
     ) {
         let k = g.kernel_h * g.kernel_w * g.in_c;
         if k == 0 || k.next_multiple_of(16) > KPAD_MAX {
-            return portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output);
+            portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
+            return;
         }
         // SAFETY: Advanced SIMD is part of every AArch64 target.
         unsafe { conv2d_neon(g, input, in_fmt, weights, weight_bits, rq, output) }
@@ -63,9 +65,10 @@ impl Neon {
         weight_bits: Bits,
         rq: &Requant<'_>,
         output: &mut [u8],
+        scratch: &mut [u8],
     ) {
         let g = fc_window(in_features, out_features);
-        self.conv2d(&g, input, in_fmt, weights, weight_bits, rq, output)
+        self.conv2d(&g, input, in_fmt, weights, weight_bits, rq, output, scratch)
     }
 }
 
@@ -95,10 +98,12 @@ impl NeonDot {
         weight_bits: Bits,
         rq: &Requant<'_>,
         output: &mut [u8],
+        scratch: &mut [u8],
     ) {
         let k = g.kernel_h * g.kernel_w * g.in_c;
         if k == 0 || k.next_multiple_of(16) > KPAD_MAX {
-            return portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output);
+            portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
+            return;
         }
         // SAFETY: `self` proves the CPU has dotprod.
         unsafe { conv2d_dot(g, input, in_fmt, weights, weight_bits, rq, output) }
@@ -115,9 +120,10 @@ impl NeonDot {
         weight_bits: Bits,
         rq: &Requant<'_>,
         output: &mut [u8],
+        scratch: &mut [u8],
     ) {
         let g = fc_window(in_features, out_features);
-        self.conv2d(&g, input, in_fmt, weights, weight_bits, rq, output)
+        self.conv2d(&g, input, in_fmt, weights, weight_bits, rq, output, scratch)
     }
 }
 

@@ -16,9 +16,15 @@
 //! | 2-bit | 16 | `(w << (6 − 2j)) & 0xC0C0C0C0`, `j = 0..3`, each `SXTB16`, `SXTB16 ROR #8` | (j,8+j) (4+j,12+j) |
 //!
 //! A 4-bit weight so unpacked is `16·w` and a 2-bit one `64·w` (the nibble sits in the high bits
-//! of its byte): the block's sums are `16·Σ` or `64·Σ`, exact since `|Σ| ≤ K·2^(b−1)·255` and
-//! `K ≤ 1024` here, and are shifted back before the bias is added. A row's last word is read
+//! of its byte): the block's sums are `16·Σ` or `64·Σ`, exact while `|Σ|·64 < 2^31` (rows of up
+//! to 65,792 weights, `sums_fit`; longer ones, which only low widths allow, run on the portable
+//! kernel), and are shifted back before the bias is added. A row's last word is read
 //! zero-padded, and its unused high bits (whatever they hold) meet activations that are 0.
+//!
+//! Every buffer (the im2col blocks, the requantization table of every output channel, one
+//! receptive field; the depthwise tables) is a slice of the op's arena scratch
+//! (`kernels::scratch`), sized from the layer: no layer shape leaves this path for lack of a
+//! buffer, and the stack holds only a few hundred bytes of locals.
 //!
 //! In the common case (8-bit output, every channel's requantization fast, no clamp but the
 //! output range) the whole loop over a block's output channels is one `asm!` block per weight
@@ -31,9 +37,10 @@
 //! instructions plus the loop (2 per two words), 4-bit rows 31 plus the loop (4 per four
 //! words). Layers whose rows are whole loop iterations skip the remainder dispatch.
 //!
-//! **Depthwise** (depth multiplier 1, 8-bit input): four channels at a time, one word of input
-//! per tap, SXTB16 into two halfword pairs, SMLABB/SMLATT against weights unpacked once per
-//! channel group into halfword pairs. Other channel counts and formats use the portable kernels.
+//! **Depthwise** (depth multiplier 1, 8- or 4-bit input): four channels at a time, one word of
+//! input per tap, SXTB16 into two halfword pairs, SMLABB/SMLATT against weights unpacked once per
+//! channel group into halfword pairs, in passes of 128 channels. Other depth multipliers, fewer
+//! than four channels and the channels past the last group of four use the portable kernel.
 //!
 //! Every function here produces exactly the bytes of `kernels::reference`; `targets/kernel-check`
 //! runs them against it on QEMU's Cortex-M4.
@@ -41,27 +48,18 @@
 
 use core::arch::asm;
 
-use super::portable;
 use super::reference::{self, ActFormat, AddRequant, Requant, Window};
+use super::scratch::{self, Scratch};
 use super::util::{gather, put, row_words, sum_bound, tail_word, unpack4, AddPlan, ChannelQ, Rq32};
+use super::{portable, Path};
 use crate::quant::{load, Bits};
 
 /// Output pixels per block of the convolution.
-pub const PIX: usize = 4;
-/// Largest receptive field `K = kh·kw·in_c` the convolution takes (larger: portable kernels).
-const COL_MAX: usize = 1024;
-/// Words of the im2col buffer: `PIX` pixels of `COL_MAX / 2` halfword pairs.
-const XW: usize = PIX * COL_MAX / 2;
-/// Output channels whose requantization constants are read once per layer (more: per block).
-const CQ_MAX: usize = 128;
-/// Largest depthwise kernel (taps) of the DSP depthwise path.
-const DW_TAPS: usize = 64;
-/// Words of unpacked depthwise weights (two per tap and group of four channels).
-const DW_WORDS: usize = 2048;
-/// Most channels of the DSP depthwise path (the row of zero points read for padding taps).
-const DW_ZROW: usize = 512;
-/// Bytes of unpacked input rows for a 4-bit depthwise input (`kh · in_w · c`).
-const DW_ROWS: usize = 2048;
+pub const PIX: usize = scratch::PIX;
+
+// The depthwise kernel's table of tap addresses is counted at 4 bytes an address
+// (`scratch::dsp_depthwise`).
+const _: () = assert!(core::mem::size_of::<usize>() == 4);
 
 // --- the instructions -------------------------------------------------------------------------
 
@@ -525,7 +523,27 @@ fn scale_shift(l: usize) -> u32 {
 
 // --- kernels ----------------------------------------------------------------------------------
 
-/// Conv2D, same signature and bytes as [`reference::conv2d`].
+/// Whether [`dot`]'s sums stay exact in 32 bits for rows of `k` weights over `in_bits`
+/// activations, held scaled by `2^scale`: `K·2^(b−1)·(2^a − 1)·2^scale < 2^31`. The scale is 16
+/// for 4-bit and 64 for 2-bit weights, and 16 more for a 4-bit input converted from whole words
+/// ([`aligned4`], lanes `16·(a − z)`): K up to 65,792 at any widths (the loader's accumulator
+/// bound allows more only at low widths).
+fn sums_fit(k: usize, weight_bits: Bits, in_bits: Bits, scale: u32) -> bool {
+    sum_bound(k, weight_bits, in_bits).saturating_mul(1 << scale) < 1 << 31
+}
+
+/// Whether a convolution over `fmt` activations converts a 4-bit input straight from its rows
+/// (whole words of 8 nibbles per tap), for `L` lane pairs per weight word.
+fn aligned4(g: &Window, fmt: ActFormat, lanes: usize) -> bool {
+    fmt.bits == Bits::B4 && g.in_c.is_multiple_of((2 * lanes).max(8))
+}
+
+/// Conv2D, the bytes of [`reference::conv2d`], with its buffers (im2col, the requantization
+/// table, one receptive field) in `scratch`, at least [`super::conv2d_scratch_bytes`]. Returns
+/// the path that ran: the DSP path for every layer shape except rows of more than 65,792
+/// weights at low widths (the portable kernel, see [`sums_fit`]) or too little scratch (the
+/// reference).
+#[allow(clippy::too_many_arguments)]
 pub fn conv2d(
     g: &Window,
     input: &[u8],
@@ -534,25 +552,34 @@ pub fn conv2d(
     weight_bits: Bits,
     rq: &Requant<'_>,
     output: &mut [u8],
-) {
+    scratch: &mut [u8],
+) -> Path {
     let k = g.kernel_h * g.kernel_w * g.in_c;
     let row_bytes = weight_bits.packed_len(k);
     let (words, _) = row_words(row_bytes, weight_bits);
-    if row_bytes == 0 || k > COL_MAX || words * lanes(weight_bits) * PIX > XW {
-        return portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output);
+    let l = lanes(weight_bits);
+    let scale = scale_shift(l) + if aligned4(g, in_fmt, l) { 4 } else { 0 };
+    if row_bytes == 0 || !sums_fit(k, weight_bits, in_fmt.bits, scale) {
+        return portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
     }
-    match weight_bits {
-        Bits::B8 => conv_impl::<2, { XW / (2 * PIX) }>(g, input, in_fmt, weights, row_bytes, words, rq, output),
-        Bits::B4 => conv_impl::<4, { XW / (4 * PIX) }>(g, input, in_fmt, weights, row_bytes, words, rq, output),
-        Bits::B2 => conv_impl::<8, { XW / (8 * PIX) }>(g, input, in_fmt, weights, row_bytes, words, rq, output),
+    let path = match weight_bits {
+        Bits::B8 => conv_impl::<2>(g, input, in_fmt, weights, row_bytes, words, rq, output, scratch),
+        Bits::B4 => conv_impl::<4>(g, input, in_fmt, weights, row_bytes, words, rq, output, scratch),
+        Bits::B2 => conv_impl::<8>(g, input, in_fmt, weights, row_bytes, words, rq, output, scratch),
+    };
+    if path == Path::Scalar {
+        reference::conv2d(g, input, in_fmt, weights, weight_bits, rq, output);
+        return path;
     }
     reference::clear_tail(output, rq.out, g.out_h * g.out_w * g.out_c);
+    path
 }
 
-/// [`conv2d`] for `L` lane pairs per weight word, with an im2col buffer of `N ≥ words` blocks.
+/// [`conv2d`] for `L` lane pairs per weight word; [`Path::Scalar`] (nothing written) when
+/// `scratch` is too small.
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
-fn conv_impl<const L: usize, const N: usize>(
+fn conv_impl<const L: usize>(
     g: &Window,
     input: &[u8],
     in_fmt: ActFormat,
@@ -561,34 +588,38 @@ fn conv_impl<const L: usize, const N: usize>(
     words: usize,
     rq: &Requant<'_>,
     output: &mut [u8],
-) {
-    let mut col = [0u8; COL_MAX];
-    let mut x = [[[0u32; L]; PIX]; N];
-    let x = &mut x[..words];
+    scratch: &mut [u8],
+) -> Path {
+    let k = g.kernel_h * g.kernel_w * g.in_c;
+    let mut s = Scratch::new(scratch);
+    let bufs = (s.take::<[[u32; L]; PIX]>(words), s.take::<Rq32>(g.out_c), s.take::<u8>(k));
+    let (Some(x), Some(fast), Some(col)) = bufs else {
+        return Path::Scalar;
+    };
+    let x = &mut x[..];
     let npix = g.out_h * g.out_w;
     let (out_bits, scale) = (rq.out.bits, scale_shift(L));
     // An input whose channel count fills whole blocks is converted straight from its rows; a
     // 4-bit one (whole words of 8 nibbles) then gives `16·(a − z)` per lane, hence 4 more bits of
-    // scale (still exact: `|16·(a − z)| ≤ 240` and `K·2^(b−1)·scale·240 < 2^31` for `K ≤ 1024`).
+    // scale (still exact: `|16·(a − z)| ≤ 240`, see [`sums_fit`]).
     let aligned = in_fmt.bits == Bits::B8 && g.in_c.is_multiple_of(2 * L);
-    let aligned4 = in_fmt.bits == Bits::B4 && g.in_c.is_multiple_of((2 * L).max(8));
+    let aligned4 = aligned4(g, in_fmt, L);
     let scale = scale + if aligned4 { 4 } else { 0 };
-    // The fast epilogues: every channel's constants precomputed (at most CQ_MAX channels).
+    // The fast epilogues: every channel's constants precomputed once per layer.
     let weight_bits = match L {
         2 => Bits::B8,
         4 => Bits::B4,
         _ => Bits::B2,
     };
-    let bound = sum_bound(g.kernel_h * g.kernel_w * g.in_c, weight_bits, in_fmt.bits);
-    let mut fast = [Rq32::new(&ChannelQ::new(rq, 0), bound, scale); CQ_MAX];
-    let all32 = g.out_c <= CQ_MAX;
-    for (c, f) in fast.iter_mut().enumerate().take(g.out_c) {
+    let bound = sum_bound(k, weight_bits, in_fmt.bits);
+    for (c, f) in fast.iter_mut().enumerate() {
         *f = Rq32::new(&ChannelQ::new(rq, c), bound, scale);
     }
+    let fast = &fast[..];
     let (lo, hi) = (rq.min, rq.max);
     // Every channel fast and no clamp but the output range's (no fused activation, or a ReLU whose
     // zero point is −128): one `SSAT` per output and no check for a slow channel.
-    let plain = (lo, hi) == (-128, 127) && fast[..g.out_c.min(CQ_MAX)].iter().all(|f| f.slow.is_none());
+    let plain = (lo, hi) == (-128, 127) && fast.iter().all(|f| !f.is_slow());
     let oc = g.out_c;
     let mut q0 = 0;
     while q0 < npix {
@@ -602,25 +633,25 @@ fn conv_impl<const L: usize, const N: usize>(
             } else if aligned || aligned4 {
                 im2col_aligned(g, input, in_fmt, q / g.out_w, q % g.out_w, x, p);
             } else {
-                let src = gather(g, input, in_fmt, q / g.out_w, q % g.out_w, &mut col);
+                let src = gather(g, input, in_fmt, q / g.out_w, q % g.out_w, col);
                 convert(src, in_fmt.zero_point, x, p);
             }
         }
-        if all32 && n == PIX && out_bits == Bits::B8 {
+        if n == PIX && out_bits == Bits::B8 {
             let block = &mut output[q0 * oc..(q0 + PIX) * oc];
             if plain {
-                plain_rows::<L>(weights, row_bytes, words, x, &fast[..oc], block);
+                plain_rows::<L>(weights, row_bytes, words, x, fast, block);
             } else {
                 let (o0, rest) = block.split_at_mut(oc);
                 let (o1, rest) = rest.split_at_mut(oc);
                 let (o2, o3) = rest.split_at_mut(oc);
                 let outs = o0.iter_mut().zip(o1.iter_mut()).zip(o2.iter_mut()).zip(o3.iter_mut());
-                for ((row, f), (((d0, d1), d2), d3)) in weights.chunks_exact(row_bytes).zip(&fast).zip(outs) {
+                for ((row, f), (((d0, d1), d2), d3)) in weights.chunks_exact(row_bytes).zip(fast).zip(outs) {
                     let a = dot4(row, x).map(|a| f.apply(a, lo, hi) as u8);
                     (*d0, *d1, *d2, *d3) = (a[0], a[1], a[2], a[3]);
                 }
             }
-        } else if all32 && n == PIX && out_bits == Bits::B4 && oc.is_multiple_of(2) {
+        } else if n == PIX && out_bits == Bits::B4 && oc.is_multiple_of(2) {
             // 4-bit output, an even channel count: two channels make a byte of each pixel.
             let rows = weights.chunks_exact(2 * row_bytes).zip(fast.chunks_exact(2));
             for (c2, (rows2, f2)) in rows.enumerate().take(oc / 2) {
@@ -632,16 +663,16 @@ fn conv_impl<const L: usize, const N: usize>(
                 }
             }
         } else {
-            for (c, row) in weights.chunks_exact(row_bytes).take(oc).enumerate() {
+            for (c, (row, f)) in weights.chunks_exact(row_bytes).zip(fast).enumerate() {
                 let acc = dot(row, x);
-                let cq = ChannelQ::new(rq, c);
                 for (p, &a) in acc.iter().enumerate().take(n) {
-                    put(output, out_bits, (q0 + p) * oc + c, cq.apply(a >> scale));
+                    put(output, out_bits, (q0 + p) * oc + c, f.apply(a, lo, hi));
                 }
             }
         }
         q0 += n;
     }
+    Path::Dsp
 }
 
 /// [`dot`] for a block of [`PIX`] pixels.
@@ -1049,8 +1080,42 @@ unsafe fn rows_plain<const L: usize>(
 /// The im2col of pixel `(oy, ox)` straight from the rows of an input whose channel count is a
 /// multiple of the block (`2L` activations; for a 4-bit input also of 8), so that every tap
 /// starts a block. A 4-bit input gives lanes `16·(a − z)`.
+// Inline for 8-bit weights (`L = 2`), a 4-bit input and short rows; for 4- and 2-bit weights
+// over an 8-bit input with rows of 16 words or more, a call of its own per pixel costs fewer
+// instructions than the loop inlined in the convolution (measured under QEMU: resnet8's 3×3
+// layers at 4 bits −0.5% to −1%; dscnn's 1×1 layers, 8 words, and 4-bit inputs +0.1% to +2%).
 #[inline(always)]
 fn im2col_aligned<const L: usize, const P: usize>(
+    g: &Window,
+    input: &[u8],
+    fmt: ActFormat,
+    oy: usize,
+    ox: usize,
+    x: &mut [[[u32; L]; P]],
+    p: usize,
+) {
+    if L == 2 || fmt.bits == Bits::B4 || x.len() < 16 {
+        im2col_aligned_body(g, input, fmt, oy, ox, x, p)
+    } else {
+        im2col_aligned_outlined(g, input, fmt, oy, ox, x, p)
+    }
+}
+
+#[inline(never)]
+fn im2col_aligned_outlined<const L: usize, const P: usize>(
+    g: &Window,
+    input: &[u8],
+    fmt: ActFormat,
+    oy: usize,
+    ox: usize,
+    x: &mut [[[u32; L]; P]],
+    p: usize,
+) {
+    im2col_aligned_body(g, input, fmt, oy, ox, x, p)
+}
+
+#[inline(always)]
+fn im2col_aligned_body<const L: usize, const P: usize>(
     g: &Window,
     input: &[u8],
     fmt: ActFormat,
@@ -1144,7 +1209,10 @@ fn convert4<'x, const L: usize, const P: usize>(
     }
 }
 
-/// Fully connected, same signature and bytes as [`reference::fully_connected`].
+/// Fully connected, the bytes of [`reference::fully_connected`], with its input as halfword
+/// pairs in `scratch` (at least [`super::fully_connected_scratch_bytes`]). Returns the path that
+/// ran: the DSP path for every shape except rows of more than 65,792 weights (the portable
+/// kernel, see [`sums_fit`]) or too little scratch (the reference).
 #[allow(clippy::too_many_arguments)]
 pub fn fully_connected(
     in_features: usize,
@@ -1155,24 +1223,32 @@ pub fn fully_connected(
     weight_bits: Bits,
     rq: &Requant<'_>,
     output: &mut [u8],
-) {
+    scratch: &mut [u8],
+) -> Path {
     let row_bytes = weight_bits.packed_len(in_features);
     let (words, _) = row_words(row_bytes, weight_bits);
-    if row_bytes == 0 || in_features > COL_MAX {
-        return portable::fully_connected(in_features, out_features, input, in_fmt, weights, weight_bits, rq, output);
-    }
     let (n, m) = (in_features, out_features);
-    match weight_bits {
-        Bits::B8 => fc_impl::<2, { COL_MAX / 4 }>(n, m, input, in_fmt, weights, row_bytes, words, rq, output),
-        Bits::B4 => fc_impl::<4, { COL_MAX / 8 }>(n, m, input, in_fmt, weights, row_bytes, words, rq, output),
-        Bits::B2 => fc_impl::<8, { COL_MAX / 16 }>(n, m, input, in_fmt, weights, row_bytes, words, rq, output),
+    if row_bytes == 0 || !sums_fit(n, weight_bits, in_fmt.bits, scale_shift(lanes(weight_bits))) {
+        return portable::fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output, scratch);
+    }
+    let path = match weight_bits {
+        Bits::B8 => fc_impl::<2>(n, m, input, in_fmt, weights, row_bytes, words, rq, output, scratch),
+        Bits::B4 => fc_impl::<4>(n, m, input, in_fmt, weights, row_bytes, words, rq, output, scratch),
+        Bits::B2 => fc_impl::<8>(n, m, input, in_fmt, weights, row_bytes, words, rq, output, scratch),
+    };
+    if path == Path::Scalar {
+        reference::fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output);
+        return path;
     }
     reference::clear_tail(output, rq.out, out_features);
+    path
 }
 
+/// [`fully_connected`] for `L` lane pairs per weight word; [`Path::Scalar`] (nothing written)
+/// when `scratch` is too small.
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
-fn fc_impl<const L: usize, const N: usize>(
+fn fc_impl<const L: usize>(
     in_features: usize,
     out_features: usize,
     input: &[u8],
@@ -1182,23 +1258,33 @@ fn fc_impl<const L: usize, const N: usize>(
     words: usize,
     rq: &Requant<'_>,
     output: &mut [u8],
-) {
-    let mut x = [[[0u32; L]; 1]; N];
-    let x = &mut x[..words];
+    scratch: &mut [u8],
+) -> Path {
+    let Some(x) = Scratch::new(scratch).take::<[[u32; L]; 1]>(words) else {
+        return Path::Scalar;
+    };
+    let z = in_fmt.zero_point;
     if in_fmt.bits == Bits::B8 {
-        convert(&input[..in_features], in_fmt.zero_point, x, 0);
+        convert(&input[..in_features], z, x, 0);
     } else {
-        let mut col = [0u8; COL_MAX];
-        for (i, v) in col.iter_mut().enumerate().take(in_features) {
-            *v = load(input, in_fmt.bits, i) as u8;
+        // A 4-bit input, one weight word's worth of values at a time (padding past the end: z).
+        let zz = pair(z, z);
+        let per = 2 * L;
+        for (i, xb) in x.iter_mut().enumerate() {
+            let start = i * per;
+            let mut block = [z as u8; 16];
+            let len = per.min(in_features.saturating_sub(start));
+            unpack4(input, start, &mut block[..len]);
+            convert_block(&block, zz, &mut xb[0]);
         }
-        convert(&col[..in_features], in_fmt.zero_point, x, 0);
     }
+    let x = &x[..];
     let scale = scale_shift(L);
     for (c, row) in weights.chunks_exact(row_bytes).take(out_features).enumerate() {
         let [acc] = dot(row, x);
         put(output, rq.out.bits, c, ChannelQ::new(rq, c).apply(acc >> scale));
     }
+    Path::Dsp
 }
 
 /// Residual add, same signature and bytes as [`reference::add`]: four elements per step when
@@ -1276,15 +1362,19 @@ fn pair(lo: i32, hi: i32) -> u32 {
     (lo as u32 & 0xFFFF) | ((hi as u32) << 16)
 }
 
-/// Depthwise Conv2D, same signature and bytes as [`reference::depthwise_conv2d`].
+/// Depthwise Conv2D, the bytes of [`reference::depthwise_conv2d`], with its buffers in `scratch`
+/// (at least [`super::depthwise_conv2d_scratch_bytes`]); returns the path that ran.
 ///
-/// Depth multiplier 1 (8- or 4-bit input, the latter unpacked a few rows at a time): each output pixel gets a table of one address per tap
-/// (the input pixel, or a row of zero points for taps in the padding, so that every tap is read
-/// the same way and contributes `w·(z − z) = 0` once `z·Σw` is folded into the bias); then for
-/// each group of four channels an assembly loop takes one input word per tap, SXTB16s it and
-/// multiplies the halfwords with SMLABB/SMLATT into four accumulators (11 instructions per tap
-/// and group). Weights are unpacked once per layer. Channels past the last whole group, other
-/// formats and oversized layers use the portable kernels.
+/// Depth multiplier 1, at least four channels (8- or 4-bit input, the latter unpacked a few rows
+/// at a time), in passes of up to [`scratch::DW_DSP_GROUPS`] groups of four channels: each output
+/// pixel gets a table of one address per tap (the input pixel's first channel of the pass, or a
+/// row of zero points for taps in the padding, so that every tap is read the same way and
+/// contributes `w·(z − z) = 0` once `z·Σw` is folded into the bias); then for each group of four
+/// channels an assembly loop takes one input word per tap, SXTB16s it and multiplies the
+/// halfwords with SMLABB/SMLATT into four accumulators (11 instructions per tap and group).
+/// Weights are unpacked once per pass. Channels past the last whole group and other depth
+/// multipliers run on the portable kernel (in the same scratch).
+#[allow(clippy::too_many_arguments)]
 #[inline(never)]
 pub fn depthwise_conv2d(
     g: &Window,
@@ -1294,116 +1384,142 @@ pub fn depthwise_conv2d(
     weight_bits: Bits,
     rq: &Requant<'_>,
     output: &mut [u8],
-) {
+    scratch: &mut [u8],
+) -> Path {
+    let chunk = scratch::dsp_depthwise_groups(g);
+    if chunk == 0 {
+        return portable::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
+    }
     let taps = g.kernel_h * g.kernel_w;
     let c = g.in_c;
     let groups = c / 4;
-    // A 4-bit input is unpacked a few rows at a time (the rows one output row reads).
+    // A 4-bit input is unpacked a few rows at a time (the rows one output row reads, the pass's
+    // channels of each pixel).
     let four = in_fmt.bits == Bits::B4;
-    let fits = taps <= DW_TAPS
-        && groups * taps <= DW_WORDS / 2
-        && c <= DW_ZROW
-        && groups <= CQ_MAX / 4
-        && (!four || g.kernel_h * g.in_w * c <= DW_ROWS);
-    if g.out_c != c || taps == 0 || groups == 0 || !fits {
-        return portable::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output);
-    }
+    let cc = 4 * chunk;
+    let mut s = Scratch::new(&mut *scratch);
+    let bufs = (
+        s.take::<[u32; 2]>(chunk * taps),
+        s.take::<Rq32>(cc),
+        s.take::<usize>(taps),
+        s.take::<u8>(cc),
+        s.take::<u8>(if four { g.kernel_h * g.in_w * cc } else { 0 }),
+    );
+    let (Some(wp), Some(fast), Some(ptrs), Some(zrow), Some(rows)) = bufs else {
+        reference::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output);
+        return Path::Scalar;
+    };
     let row_bytes = weight_bits.packed_len(taps);
     let z = in_fmt.zero_point;
-    // Weights of channels 4i..4i+4 per tap: (w0, w2) and (w1, w3), the SXTB16 lanes; and the
-    // requantization with `bias − z·Σw`.
-    let mut wp = [[0u32; 2]; DW_WORDS / 2];
+    zrow.fill(z as u8);
     let bound = sum_bound(taps, weight_bits, in_fmt.bits);
-    let mut fast = [Rq32::new(&ChannelQ::new(rq, 0), bound, 0); CQ_MAX];
-    for gi in 0..groups {
-        let rows: [&[u8]; 4] = core::array::from_fn(|j| &weights[(4 * gi + j) * row_bytes..][..row_bytes]);
-        let mut sums = [0i32; 4];
-        for t in 0..taps {
-            let w = rows.map(|r| load(r, weight_bits, t));
-            for (s, v) in sums.iter_mut().zip(w) {
-                *s += v;
-            }
-            wp[gi * taps + t] = [pair(w[0], w[2]), pair(w[1], w[3])];
-        }
-        for (j, s) in sums.iter().enumerate() {
-            fast[4 * gi + j] = Rq32::new(&ChannelQ::new(rq, 4 * gi + j), bound, 0).with_bias_offset(-z * s);
-        }
-    }
-    let zrow = [z as u8; DW_ZROW];
     let (out_bits, oc) = (rq.out.bits, g.out_c);
     let (lo, hi) = (rq.min, rq.max);
-    let plain_8bit =
-        out_bits == Bits::B8 && (lo, hi) == (-128, 127) && fast[..4 * groups].iter().all(|f| f.slow.is_none());
-    let mut ptrs = [0usize; DW_TAPS];
-    let mut rows = [0u8; DW_ROWS];
-    let row_len = g.in_w * c;
-    for oy in 0..g.out_h {
-        if four {
-            for ky in 0..g.kernel_h {
-                let y = (oy * g.stride_h + ky).wrapping_sub(g.pad_top);
-                if y < g.in_h {
-                    unpack4(input, y * row_len, &mut rows[ky * row_len..(ky + 1) * row_len]);
+    let mut g0 = 0;
+    while g0 < groups {
+        let ng = (groups - g0).min(chunk);
+        let (c0, nc) = (4 * g0, 4 * ng);
+        // Weights of channels c0 + 4i..c0 + 4i + 4 per tap: (w0, w2) and (w1, w3), the SXTB16
+        // lanes; and the requantization with `bias − z·Σw`.
+        for gi in 0..ng {
+            let rows4: [&[u8]; 4] = core::array::from_fn(|j| &weights[(c0 + 4 * gi + j) * row_bytes..][..row_bytes]);
+            let mut sums = [0i32; 4];
+            for t in 0..taps {
+                let w = rows4.map(|r| load(r, weight_bits, t));
+                for (s, v) in sums.iter_mut().zip(w) {
+                    *s += v;
                 }
+                wp[gi * taps + t] = [pair(w[0], w[2]), pair(w[1], w[3])];
+            }
+            for (j, s) in sums.iter().enumerate() {
+                let ch = c0 + 4 * gi + j;
+                fast[4 * gi + j] = Rq32::new(&ChannelQ::new(rq, ch), bound, 0).with_bias_offset(-z * s);
             }
         }
-        for ox in 0..g.out_w {
-            // One address per tap: the input pixel's channel 0, or the row of zero points.
-            for ky in 0..g.kernel_h {
-                for kx in 0..g.kernel_w {
+        let (wp, fast) = (&wp[..ng * taps], &fast[..nc]);
+        let plain_8bit = out_bits == Bits::B8 && (lo, hi) == (-128, 127) && fast.iter().all(|f| !f.is_slow());
+        let row_len = g.in_w * nc;
+        for oy in 0..g.out_h {
+            if four {
+                for ky in 0..g.kernel_h {
                     let y = (oy * g.stride_h + ky).wrapping_sub(g.pad_top);
-                    let xx = (ox * g.stride_w + kx).wrapping_sub(g.pad_left);
-                    ptrs[ky * g.kernel_w + kx] = if y >= g.in_h || xx >= g.in_w {
-                        zrow.as_ptr() as usize
-                    } else if four {
-                        rows[(ky * g.in_w + xx) * c..][..c].as_ptr() as usize
+                    if y < g.in_h {
+                        let dst = &mut rows[ky * row_len..(ky + 1) * row_len];
+                        if nc == c {
+                            unpack4(input, y * row_len, dst);
+                        } else {
+                            for (xx, d) in dst.chunks_exact_mut(nc).enumerate() {
+                                unpack4(input, (y * g.in_w + xx) * c + c0, d);
+                            }
+                        }
+                    }
+                }
+            }
+            for ox in 0..g.out_w {
+                // One address per tap: the input pixel's channel c0, or the row of zero points.
+                for ky in 0..g.kernel_h {
+                    for kx in 0..g.kernel_w {
+                        let y = (oy * g.stride_h + ky).wrapping_sub(g.pad_top);
+                        let xx = (ox * g.stride_w + kx).wrapping_sub(g.pad_left);
+                        ptrs[ky * g.kernel_w + kx] = if y >= g.in_h || xx >= g.in_w {
+                            zrow.as_ptr() as usize
+                        } else if four {
+                            rows[(ky * g.in_w + xx) * nc..][..nc].as_ptr() as usize
+                        } else {
+                            input[(y * g.in_w + xx) * c + c0..][..nc].as_ptr() as usize
+                        };
+                    }
+                }
+                let o = (oy * g.out_w + ox) * oc + c0;
+                if plain_8bit {
+                    // Every channel fast, 8-bit output, clamp = output range: one `SSAT` each; the
+                    // groups walked by iterators (no index arithmetic or bounds checks per group).
+                    let groups_of = wp.chunks_exact(taps).zip(fast.chunks_exact(4));
+                    for (cb, ((w, f), d)) in groups_of.zip(output[o..o + nc].chunks_exact_mut(4)).enumerate() {
+                        // SAFETY: every address in `ptrs[..taps]` starts `nc` readable bytes (the
+                        // pass's channels of a pixel of `input` or of `rows`, or `zrow`), and
+                        // `4·cb + 4 ≤ nc`; `w` holds `taps` pairs of words.
+                        let acc = unsafe { dw_taps(ptrs.as_ptr(), 4 * cb, w.as_ptr() as *const u32, taps) };
+                        for ((d, f), a) in d.iter_mut().zip(f).zip(acc) {
+                            *d = f.unclamped(a).clamp(-128, 127) as u8;
+                        }
+                    }
+                    continue;
+                }
+                for (gi, (w, f)) in wp.chunks_exact(taps).zip(fast.chunks_exact(4)).enumerate() {
+                    // SAFETY: every address in `ptrs[..taps]` starts `nc` readable bytes, and
+                    // `4·gi + 4 ≤ nc`; `w` holds `taps` pairs of words.
+                    let acc = unsafe { dw_taps(ptrs.as_ptr(), 4 * gi, w.as_ptr() as *const u32, taps) };
+                    let v: [i32; 4] = core::array::from_fn(|j| f[j].apply(acc[j], lo, hi));
+                    if out_bits == Bits::B8 {
+                        for (d, v) in output[o + 4 * gi..o + 4 * gi + 4].iter_mut().zip(v) {
+                            *d = v as u8;
+                        }
+                    } else if (o + 4 * gi).is_multiple_of(2) {
+                        // 4-bit output: the group's four values fill two whole bytes.
+                        let b = (o + 4 * gi) / 2;
+                        output[b] = (v[0] as u8 & 0x0F) | ((v[1] as u8) << 4);
+                        output[b + 1] = (v[2] as u8 & 0x0F) | ((v[3] as u8) << 4);
                     } else {
-                        input[(y * g.in_w + xx) * c..][..c].as_ptr() as usize
-                    };
-                }
-            }
-            let o = (oy * g.out_w + ox) * oc;
-            if plain_8bit {
-                // Every channel fast, 8-bit output, clamp = output range: one `SSAT` each; the
-                // groups walked by iterators (no index arithmetic or bounds checks per group).
-                let groups_of = wp.chunks_exact(taps).zip(fast.chunks_exact(4));
-                for (cb, ((w, f), d)) in groups_of.zip(output[o..o + 4 * groups].chunks_exact_mut(4)).enumerate() {
-                    // SAFETY: every address in `ptrs[..taps]` starts `c` readable bytes (a pixel
-                    // of `input` or `zrow`), and `4·cb + 4 ≤ c`; `w` holds `taps` pairs of words.
-                    let acc = unsafe { dw_taps(ptrs.as_ptr(), 4 * cb, w.as_ptr() as *const u32, taps) };
-                    for ((d, f), a) in d.iter_mut().zip(f).zip(acc) {
-                        *d = f.unclamped(a).clamp(-128, 127) as u8;
-                    }
-                }
-                continue;
-            }
-            for gi in 0..groups {
-                let w = &wp[gi * taps..(gi + 1) * taps];
-                // SAFETY: every address in `ptrs[..taps]` starts `c` readable bytes (a pixel of
-                // `input` or `zrow`), and `4·gi + 4 ≤ c`; `w` holds `taps` pairs of words.
-                let acc = unsafe { dw_taps(ptrs.as_ptr(), 4 * gi, w.as_ptr() as *const u32, taps) };
-                let f = &fast[4 * gi..4 * gi + 4];
-                let v: [i32; 4] = core::array::from_fn(|j| f[j].apply(acc[j], lo, hi));
-                if out_bits == Bits::B8 {
-                    for (d, v) in output[o + 4 * gi..o + 4 * gi + 4].iter_mut().zip(v) {
-                        *d = v as u8;
-                    }
-                } else if (o + 4 * gi).is_multiple_of(2) {
-                    // 4-bit output: the group's four values fill two whole bytes.
-                    let b = (o + 4 * gi) / 2;
-                    output[b] = (v[0] as u8 & 0x0F) | ((v[1] as u8) << 4);
-                    output[b + 1] = (v[2] as u8 & 0x0F) | ((v[3] as u8) << 4);
-                } else {
-                    for (j, v) in v.into_iter().enumerate() {
-                        put(output, out_bits, o + 4 * gi + j, v);
+                        for (j, v) in v.into_iter().enumerate() {
+                            put(output, out_bits, o + 4 * gi + j, v);
+                        }
                     }
                 }
             }
         }
+        g0 += ng;
     }
+    let mut path = Path::Dsp;
     if 4 * groups < c {
-        portable::depthwise_channels(g, input, in_fmt, weights, weight_bits, rq, output, 4 * groups);
+        let tail =
+            portable::depthwise_channels(g, input, in_fmt, weights, weight_bits, rq, output, 4 * groups, scratch);
+        if tail == Path::Scalar {
+            path = tail;
+        }
     }
     reference::clear_tail(output, rq.out, g.out_h * g.out_w * g.out_c);
+    path
 }
 
 /// The four sums `Σ_t w_j[t]·a_t[cb + j]` of one group of channels over `n ≥ 1` taps, `a_t` read

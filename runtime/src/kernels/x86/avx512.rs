@@ -74,6 +74,7 @@ impl Avx512Vnni {
         weight_bits: Bits,
         rq: &Requant<'_>,
         output: &mut [u8],
+        scratch: &mut [u8],
     ) {
         let k = g.kernel_h * g.kernel_w * g.in_c;
         let fits = k > 0
@@ -83,8 +84,8 @@ impl Avx512Vnni {
             && weights.len() >= g.out_c * weight_bits.packed_len(k);
         if !fits {
             return match AvxVnni::new() {
-                Some(v) => v.conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
-                None => Avx2(()).conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+                Some(v) => v.conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch),
+                None => Avx2(()).conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch),
             };
         }
         // SAFETY: `self` proves the CPU has AVX-512 F/BW/VL/VNNI and AVX2.
@@ -108,9 +109,10 @@ impl Avx512Vnni {
         weight_bits: Bits,
         rq: &Requant<'_>,
         output: &mut [u8],
+        scratch: &mut [u8],
     ) {
         // SAFETY: `self` proves the CPU has AVX-512 F/BW and AVX2.
-        unsafe { depthwise_512(g, input, in_fmt, weights, weight_bits, rq, output) }
+        unsafe { depthwise_512(g, input, in_fmt, weights, weight_bits, rq, output, scratch) }
     }
 
     /// Fully connected, same bytes as [`reference::fully_connected`]: a one-pixel convolution.
@@ -125,9 +127,10 @@ impl Avx512Vnni {
         weight_bits: Bits,
         rq: &Requant<'_>,
         output: &mut [u8],
+        scratch: &mut [u8],
     ) {
         let g = fc_window(in_features, out_features);
-        self.conv2d(&g, input, in_fmt, weights, weight_bits, rq, output)
+        self.conv2d(&g, input, in_fmt, weights, weight_bits, rq, output, scratch)
     }
 }
 
@@ -138,6 +141,7 @@ const DW_BLOCK: usize = 32;
 /// the bias), 32 channels per block: lanes hold channels (0–3, 8–11, 16–19, 24–27) and (4–7,
 /// 12–15, 20–23, 28–31), `VPACKSSDW` puts them back in order and `VPMOVSWB` makes the bytes.
 /// Channel counts that are not a multiple of 32 take the AVX2 kernel.
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,avx2")]
 fn depthwise_512(
     g: &Window,
@@ -147,10 +151,11 @@ fn depthwise_512(
     weight_bits: Bits,
     rq: &Requant<'_>,
     output: &mut [u8],
+    scratch: &mut [u8],
 ) {
     let dw = match Depthwise::new(g, input, in_fmt, weights, weight_bits, rq, DW_BLOCK) {
         Some(dw) if g.in_c.is_multiple_of(DW_BLOCK) && output.len() >= g.out_h * g.out_w * g.in_c => dw,
-        _ => return Avx2(()).depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output),
+        _ => return Avx2(()).depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch),
     };
     let (taps, c) = (dw.taps, g.in_c);
     let (blocks, pairs) = (c / DW_BLOCK, taps.div_ceil(2));
@@ -360,7 +365,7 @@ fn conv2d_512<const B: usize>(
     for gi in 0..groups {
         let _ = lq.push(LaneQ16::new(&core::array::from_fn(|j| fast[(16 * gi + j).min(oc - 1)])));
     }
-    let slow = fast.iter().any(|f| f.slow.is_some());
+    let slow = fast.iter().any(|f| f.is_slow());
     let direct = rq.out.bits == Bits::B8 && !slow;
 
     // The padded image offset by 128 (`a ^ 0x80`; the padding `z ^ 0x80`), and 4 bytes more for

@@ -63,10 +63,12 @@ impl Avx2 {
         weight_bits: Bits,
         rq: &Requant<'_>,
         output: &mut [u8],
+        scratch: &mut [u8],
     ) {
         let k = g.kernel_h * g.kernel_w * g.in_c;
         if k == 0 || k.next_multiple_of(16) > KPAD_MAX {
-            return portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output);
+            portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
+            return;
         }
         // SAFETY: `self` proves the CPU has AVX2.
         unsafe { conv2d_avx2(g, input, in_fmt, weights, weight_bits, rq, output) }
@@ -84,9 +86,10 @@ impl Avx2 {
         weight_bits: Bits,
         rq: &Requant<'_>,
         output: &mut [u8],
+        scratch: &mut [u8],
     ) {
         // SAFETY: `self` proves the CPU has AVX2.
-        unsafe { depthwise_avx2(g, input, in_fmt, weights, weight_bits, rq, output) }
+        unsafe { depthwise_avx2(g, input, in_fmt, weights, weight_bits, rq, output, scratch) }
     }
 
     /// Fully connected, same bytes as [`reference::fully_connected`]: a one-pixel convolution.
@@ -101,9 +104,10 @@ impl Avx2 {
         weight_bits: Bits,
         rq: &Requant<'_>,
         output: &mut [u8],
+        scratch: &mut [u8],
     ) {
         let g = fc_window(in_features, out_features);
-        self.conv2d(&g, input, in_fmt, weights, weight_bits, rq, output)
+        self.conv2d(&g, input, in_fmt, weights, weight_bits, rq, output, scratch)
     }
 
     /// Residual add, same bytes as [`reference::add`] (the portable kernel compiled for AVX2).
@@ -172,7 +176,7 @@ impl<'a> Depthwise<'a> {
             && blocks > 0
             && weights.len() >= c * row_bytes
             && input.len() >= g.in_h * g.in_w * c
-            && (0..block * blocks).all(|ch| Rq32::new(&ChannelQ::new(rq, ch), bound, 0).slow.is_none());
+            && (0..block * blocks).all(|ch| !Rq32::new(&ChannelQ::new(rq, ch), bound, 0).is_slow());
         let tap_off =
             core::array::from_fn(|t| if t < taps { ((t / g.kernel_w) * g.in_w + t % g.kernel_w) * c } else { 0 });
         fits.then_some(Depthwise {
@@ -244,6 +248,7 @@ impl<'a> Depthwise<'a> {
 /// which that term takes back). Lanes hold channels (0–3, 8–11) and (4–7,
 /// 12–15), which `VPACKSSDW` puts back in order. Other shapes and formats, slow channels and
 /// the channels past the last whole block: the portable kernel.
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2")]
 fn depthwise_avx2(
     g: &Window,
@@ -253,14 +258,17 @@ fn depthwise_avx2(
     weight_bits: Bits,
     rq: &Requant<'_>,
     output: &mut [u8],
+    scratch: &mut [u8],
 ) {
     let Some(dw) = Depthwise::new(g, input, in_fmt, weights, weight_bits, rq, DW_CH) else {
-        return portable::depthwise_inline(g, input, in_fmt, weights, weight_bits, rq, output);
+        portable::depthwise_inline(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
+        return;
     };
     let (taps, c) = (dw.taps, g.in_c);
     let (blocks, pairs) = (c / DW_CH, taps.div_ceil(2));
     if output.len() < g.out_h * g.out_w * c {
-        return portable::depthwise_inline(g, input, in_fmt, weights, weight_bits, rq, output);
+        portable::depthwise_inline(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
+        return;
     }
     // Lane i of the low / high vectors holds channel LANES[0][i] / LANES[1][i] of the block.
     const LANES: [[usize; 8]; 2] = [[0, 1, 2, 3, 8, 9, 10, 11], [4, 5, 6, 7, 12, 13, 14, 15]];
@@ -310,7 +318,7 @@ fn depthwise_avx2(
         }
     }
     if DW_CH * blocks < c {
-        portable::depthwise_channels(g, input, in_fmt, weights, weight_bits, rq, output, DW_CH * blocks);
+        portable::depthwise_channels(g, input, in_fmt, weights, weight_bits, rq, output, DW_CH * blocks, scratch);
     }
 }
 

@@ -58,6 +58,7 @@ impl AvxVnni {
         weight_bits: Bits,
         rq: &Requant<'_>,
         output: &mut [u8],
+        scratch: &mut [u8],
     ) {
         let k = g.kernel_h * g.kernel_w * g.in_c;
         let fits = k > 0
@@ -65,7 +66,8 @@ impl AvxVnni {
             && g.out_c <= OC_MAX
             && weights.len() >= g.out_c * weight_bits.packed_len(k);
         if !fits {
-            return portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output);
+            portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
+            return;
         }
         // SAFETY: `self` proves the CPU has AVX2 and AVX-VNNI.
         unsafe {
@@ -89,9 +91,10 @@ impl AvxVnni {
         weight_bits: Bits,
         rq: &Requant<'_>,
         output: &mut [u8],
+        scratch: &mut [u8],
     ) {
         let g = fc_window(in_features, out_features);
-        self.conv2d(&g, input, in_fmt, weights, weight_bits, rq, output)
+        self.conv2d(&g, input, in_fmt, weights, weight_bits, rq, output, scratch)
     }
 }
 
@@ -255,7 +258,7 @@ fn conv2d_vnni<const B: usize>(
             }
             let sums = hsum8(&acc);
             let nc = (oc - c0).min(CH);
-            let slow = fast[c0..c0 + nc].iter().any(|f| f.slow.is_some());
+            let slow = fast[c0..c0 + nc].iter().any(|f| f.is_slow());
             if out_bits == Bits::B8 && !slow {
                 let v = _mm256_min_epi32(_mm256_max_epi32(q.apply(sums), lo), hi);
                 // Bytes (p0 c0, p0 c1, p1 c0, p1 c1) in lane 0 and (p2 …, p3 …) in lane 4.

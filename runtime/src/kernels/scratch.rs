@@ -1,0 +1,215 @@
+//! Scratch memory of the convolution and fully connected kernels (CMSIS-NN's `get_buffer_size`
+//! convention): every microcontroller kernel takes its buffers from a slice of the arena that the
+//! compiler planned for the op (`ConvParams::scratch`, `FcParams::scratch`), never from the stack.
+//!
+//! The size of an op's scratch is not stored in the model: it is a pure function of the op's
+//! geometry and bit widths ([`conv2d_bytes`], [`depthwise_conv2d_bytes`],
+//! [`fully_connected_bytes`]), the same on every target, and the maximum over the
+//! microcontroller paths (Cortex-M DSP and portable), so that one compiled model runs on every
+//! microcontroller. The host paths (x86-64, AArch64) get the same slice; they use it where they
+//! run the portable kernels.
+//!
+//! | kernel | DSP (Cortex-M4/M7) | portable (M0/M3/RISC-V) |
+//! |---|---|---|
+//! | conv2d | `4 + 256·W/b + ⌈K⌉₄ + 28·out_c` | `4 + 256·W/b + 28·out_c` |
+//! | depthwise | `4 + 8·T·g + 28·4g + 4g + 4·T (+ ⌈kh·in_w·4g⌉₄ for a 4-bit input)`, `g = min(c/4, 32)`, when `out_c = in_c ≥ 4`; else 0 | `4 + ⌈2·T·n⌉₄ + 28·n`, `n = min(out_c, 64, max(1, 2048/T))` |
+//! | fully connected | `4 + 64·W/b` | `4 + 64·W/b` |
+//!
+//! `K = kh·kw·in_c` (conv) or `in_features` (FC), `b` the weight bits, `W = ⌈⌈K·b/8⌉/4⌉` the
+//! 32-bit words of a packed weight row, `T = kh·kw` the depthwise taps, `⌈x⌉₄` rounded up to a
+//! multiple of 4; 28 bytes are one channel's precomputed requantization ([`RQ_BYTES`]), the
+//! leading 4 bytes the alignment slack of a scratch slice that does not start on a word.
+//!
+//! [`Scratch`] hands out typed, aligned sub-slices of the byte slice. Their contents are whatever
+//! the arena held (every type it hands out is plain integers, for which any bytes are a value):
+//! a kernel writes what it reads.
+#![allow(unsafe_code)]
+
+use super::reference::Window;
+use crate::quant::Bits;
+
+/// Bytes of one channel's precomputed requantization (`util::Rq32`, seven 32-bit words).
+pub const RQ_BYTES: usize = 28;
+/// Bytes of one channel's `util::ChannelQ` (six 32-bit words).
+pub const CQ_BYTES: usize = 24;
+/// Output pixels per block of the DSP and portable convolutions.
+pub(crate) const PIX: usize = 4;
+/// Bytes a scratch slice may lose to aligning its start to a 32-bit word.
+const SLACK: u64 = 4;
+/// Channel groups of four of one pass of the DSP depthwise kernel (128 channels).
+pub(crate) const DW_DSP_GROUPS: usize = 32;
+/// Most channels of one pass of the portable depthwise kernel.
+pub(crate) const DW_PORTABLE_CH: usize = 64;
+/// Unpacked weights (`i16`) of one pass of the portable depthwise kernel, when that allows more
+/// than one channel.
+pub(crate) const DW_PORTABLE_W: usize = 2048;
+
+const _: () = assert!(core::mem::size_of::<super::util::Rq32>() == RQ_BYTES);
+const _: () = assert!(core::mem::size_of::<super::util::ChannelQ>() == CQ_BYTES);
+
+fn align4(n: u64) -> u64 {
+    n.saturating_add(3) & !3
+}
+
+fn mul(a: usize, b: usize) -> u64 {
+    (a as u64).saturating_mul(b as u64)
+}
+
+fn sum(parts: &[u64]) -> u64 {
+    parts.iter().fold(0u64, |s, &p| s.saturating_add(p))
+}
+
+fn to_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+/// 32-bit words of a packed row of `k` weights of `bits` bits.
+pub(crate) fn row_words(k: usize, bits: Bits) -> u64 {
+    mul(k, bits.get() as usize).div_ceil(8).div_ceil(4)
+}
+
+/// The DSP convolution's scratch: the im2col blocks of [`PIX`] pixels (`16/b` lane pairs of
+/// halfwords per weight word), the receptive field of one pixel as bytes, and the
+/// requantization table.
+pub(crate) fn dsp_conv2d(g: &Window, weight_bits: Bits) -> u64 {
+    let k = g.kernel_h.saturating_mul(g.kernel_w).saturating_mul(g.in_c);
+    let lanes = 16 / weight_bits.get() as u64;
+    let x = row_words(k, weight_bits).saturating_mul(lanes * PIX as u64 * 4);
+    sum(&[SLACK, x, align4(k as u64), mul(g.out_c, RQ_BYTES)])
+}
+
+/// The portable convolution's scratch: the im2col `i16` values of [`PIX`] pixels up to whole
+/// weight words, and the requantization table.
+pub(crate) fn portable_conv2d(g: &Window, weight_bits: Bits) -> u64 {
+    let k = g.kernel_h.saturating_mul(g.kernel_w).saturating_mul(g.in_c);
+    let kpad = row_words(k, weight_bits).saturating_mul(32 / weight_bits.get() as u64);
+    sum(&[SLACK, align4(kpad.saturating_mul(2 * PIX as u64)), mul(g.out_c, RQ_BYTES)])
+}
+
+/// Bytes of scratch a Conv2D needs (the most any microcontroller path takes).
+pub fn conv2d_bytes(g: &Window, weight_bits: Bits, _in_bits: Bits) -> usize {
+    to_usize(dsp_conv2d(g, weight_bits).max(portable_conv2d(g, weight_bits)))
+}
+
+/// Channel groups of four of one pass of the DSP depthwise kernel, or 0 when the layer runs on
+/// the portable kernel (depth multiplier other than 1, fewer than four channels).
+pub(crate) fn dsp_depthwise_groups(g: &Window) -> usize {
+    if g.out_c != g.in_c || g.kernel_h == 0 || g.kernel_w == 0 {
+        return 0;
+    }
+    (g.in_c / 4).min(DW_DSP_GROUPS)
+}
+
+/// The DSP depthwise kernel's scratch for one pass of channel groups: weights as halfword pairs
+/// (two words per tap and group), the requantization table, a row of zero points for taps in
+/// the padding, one address per tap, and for a 4-bit input the unpacked input rows.
+pub(crate) fn dsp_depthwise(g: &Window, in_bits: Bits) -> u64 {
+    let groups = dsp_depthwise_groups(g);
+    if groups == 0 {
+        return 0;
+    }
+    let taps = g.kernel_h.saturating_mul(g.kernel_w);
+    let cc = 4 * groups;
+    let rows = if in_bits == Bits::B4 { align4(mul(g.kernel_h, g.in_w).saturating_mul(cc as u64)) } else { 0 };
+    sum(&[SLACK, mul(taps, 8 * groups), mul(cc, RQ_BYTES), align4(cc as u64), mul(taps, 4), rows])
+}
+
+/// Channels of one pass of the portable depthwise kernel.
+pub(crate) fn portable_depthwise_chunk(g: &Window) -> usize {
+    let taps = g.kernel_h.saturating_mul(g.kernel_w).max(1);
+    g.out_c.min(DW_PORTABLE_CH).min((DW_PORTABLE_W / taps).max(1)).max(1)
+}
+
+/// The portable depthwise kernel's scratch for one pass: the weights as `i16` `[tap][channel]`,
+/// the sums, and each channel's requantization.
+pub(crate) fn portable_depthwise(g: &Window) -> u64 {
+    let taps = g.kernel_h.saturating_mul(g.kernel_w);
+    let n = portable_depthwise_chunk(g);
+    sum(&[SLACK, align4(mul(taps, n).saturating_mul(2)), mul(n, 4), mul(n, CQ_BYTES)])
+}
+
+/// Bytes of scratch a depthwise Conv2D needs (the most any microcontroller path takes).
+pub fn depthwise_conv2d_bytes(g: &Window, _weight_bits: Bits, in_bits: Bits) -> usize {
+    to_usize(dsp_depthwise(g, in_bits).max(portable_depthwise(g)))
+}
+
+/// Bytes of scratch a fully connected layer needs: its input as halfword pairs (DSP) or `i16`
+/// (portable) up to whole weight words, the same size.
+pub fn fully_connected_bytes(in_features: usize, _out_features: usize, weight_bits: Bits, _in_bits: Bits) -> usize {
+    let x = row_words(in_features, weight_bits).saturating_mul(64 / weight_bits.get() as u64);
+    to_usize(SLACK.saturating_add(x))
+}
+
+/// Types made only of integers, with no padding: any bytes are a value of them.
+///
+/// # Safety
+/// An implementor must be `Copy`, have no padding bytes and no invalid bit patterns.
+pub(crate) unsafe trait Plain: Copy {}
+
+// SAFETY: primitive integers: no padding, every bit pattern valid.
+unsafe impl Plain for u8 {}
+// SAFETY: as above.
+unsafe impl Plain for i16 {}
+// SAFETY: as above.
+unsafe impl Plain for i32 {}
+// SAFETY: as above.
+unsafe impl Plain for u32 {}
+// SAFETY: as above.
+unsafe impl Plain for usize {}
+// SAFETY: an array of plain values has no padding between them.
+unsafe impl<T: Plain, const N: usize> Plain for [T; N] {}
+// SAFETY: `#[repr(C)]`, seven 32-bit integers (size asserted above: no padding).
+unsafe impl Plain for super::util::Rq32 {}
+// SAFETY: `#[repr(C)]`, six 32-bit integers (size asserted above: no padding).
+unsafe impl Plain for super::util::ChannelQ {}
+
+/// A kernel's scratch slice, handed out front to back as typed sub-slices.
+pub(crate) struct Scratch<'a> {
+    rest: &'a mut [u8],
+}
+
+impl<'a> Scratch<'a> {
+    pub fn new(bytes: &'a mut [u8]) -> Scratch<'a> {
+        Scratch { rest: bytes }
+    }
+
+    /// The next `n` values of `T`, aligned for `T` (skipping at most `align_of::<T>() − 1`
+    /// bytes); `None`, taking nothing, when the slice has no room for them. The values are
+    /// whatever bytes were there.
+    pub fn take<T: Plain>(&mut self, n: usize) -> Option<&'a mut [T]> {
+        let rest = core::mem::take(&mut self.rest);
+        let skip = rest.as_ptr().align_offset(core::mem::align_of::<T>());
+        let end = n.checked_mul(core::mem::size_of::<T>()).and_then(|b| b.checked_add(skip));
+        let Some(end) = end.filter(|&e| e <= rest.len()) else {
+            self.rest = rest;
+            return None;
+        };
+        let (head, tail) = rest.split_at_mut(end);
+        self.rest = tail;
+        let head = &mut head[skip..];
+        // SAFETY: `head` is aligned for `T` and holds exactly `n·size_of::<T>()` initialized
+        // bytes, borrowed exclusively for `'a`; `T` is `Plain`, so those bytes are `n` valid
+        // values, and writing any `T` into them leaves valid bytes.
+        Some(unsafe { core::slice::from_raw_parts_mut(head.as_mut_ptr() as *mut T, n) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn take_aligns_and_refuses_what_does_not_fit() {
+        let mut buf = [0u8; 40];
+        // A start one byte past a word.
+        let mut s = Scratch::new(&mut buf[1..]);
+        let a = s.take::<u32>(2).expect("fits");
+        assert_eq!(a.as_ptr() as usize % 4, 0);
+        a[1] = 7;
+        assert!(s.take::<u32>(100).is_none());
+        let b = s.take::<u8>(3).expect("still there");
+        assert_eq!(b.len(), 3);
+        let c = s.take::<[u32; 2]>(2).expect("fits");
+        assert_eq!(c.len(), 2);
+    }
+}
