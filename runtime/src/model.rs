@@ -68,10 +68,9 @@ impl<'a> Model<'a> {
 
     /// The tensor index of output `i` (0 is [`Model::output`]); `None` past the last.
     pub fn output_tensor(&self, i: usize) -> Option<u16> {
-        match i {
-            0 => Some(self.meta.output),
-            _ => self.meta.extra_outputs.get(2 * i - 2..2 * i).map(|b| u16::from_le_bytes([b[0], b[1]])),
-        }
+        let Some(extra) = i.checked_sub(1) else { return Some(self.meta.output) };
+        let start = extra.checked_mul(2)?;
+        self.meta.extra_outputs.get(start..start.checked_add(2)?).map(|b| u16::from_le_bytes([b[0], b[1]]))
     }
 
     pub fn raw_input(&self) -> RawInput {

@@ -2514,6 +2514,7 @@ fn further_outputs_name_tensors_in_whole_records() {
     let model = Model::from_bytes(&blob).unwrap();
     assert_eq!(model.output_count(), 3);
     assert_eq!((model.output_tensor(1), model.output_tensor(2), model.output_tensor(3)), (Some(0), Some(last), None));
+    assert_eq!(model.output_tensor(usize::MAX), None);
     let mut arena = vec![0u8; model.arena_bytes()];
     let mut it = Interpreter::new(&model, &mut arena).unwrap();
     it.invoke().unwrap();
