@@ -96,9 +96,35 @@ fn compile_eval_run_and_inspect_the_bundled_example() {
     assert!(o.status.success(), "{}", stderr(&o));
     let i: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(i["layers"].as_array().unwrap().len(), compiled["layers"].as_array().unwrap().len());
+    // Every conv and FC layer has its kernel scratch in the arena, clear of its own input and
+    // output; it shares the arena with the tensors dead by then (the arena is less than the
+    // tensors and scratch laid end to end).
+    let arena = i["arena_bytes"].as_u64().unwrap();
+    let (mut scratch_total, mut with_scratch) = (0, 0);
+    for l in i["layers"].as_array().unwrap() {
+        let weighted = ["conv2d", "depthwise_conv2d", "fully_connected"].contains(&l["op"].as_str().unwrap());
+        let Some(s) = l["scratch"].as_object() else {
+            assert!(!weighted, "no scratch for {l}");
+            continue;
+        };
+        let (at, bytes) = (s["offset"].as_u64().unwrap(), s["bytes"].as_u64().unwrap());
+        assert!(weighted && bytes > 0 && at % 4 == 0 && at + bytes <= arena, "{l}");
+        for t in l["inputs"].as_array().unwrap().iter().chain([&l["output"]]) {
+            let (t0, t1) =
+                (t["offset"].as_u64().unwrap(), t["offset"].as_u64().unwrap() + t["bytes"].as_u64().unwrap());
+            assert!(at + bytes <= t0 || t1 <= at, "scratch over a tensor of its op: {l}");
+        }
+        scratch_total += bytes;
+        with_scratch += 1;
+    }
+    assert!(with_scratch >= 3);
+    let tensors: u64 = i["tensors"].as_array().unwrap().iter().map(|t| t["bytes"].as_u64().unwrap()).sum();
+    assert!(arena < tensors + scratch_total, "arena {arena}, tensors {tensors}, scratch {scratch_total}");
+    assert_eq!(i["ram_bytes"].as_u64().unwrap(), arena + i["runtime_stack_bytes"].as_u64().unwrap());
     let o = hawq(&["inspect", p(&out)]);
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("arena map"));
+    assert!(text.contains("(scratch of op 0)") && text.contains("RAM: arena"), "{text}");
     // Shapes print as lists of numbers (the digits model's input is 8×8 grey pixels).
     assert!(text.contains("[1,8,8,1]") || text.contains("[1, 8, 8, 1]"), "{text}");
     assert!(!text.contains("Number("), "{text}");
