@@ -124,6 +124,9 @@ pub enum HawqStatus {
     HAWQ_ERR_OP_SCRATCH_OUT_OF_ARENA = 24,
     /// An operation's scratch overlaps its input or output.
     HAWQ_ERR_SCRATCH_OVERLAP = 25,
+    /// The model needs a kernel this build of the library leaves out (never with the default
+    /// build, which links every kernel).
+    HAWQ_ERR_KERNEL_NOT_LINKED = 26,
     /// A pointer argument is NULL.
     HAWQ_ERR_NULL_POINTER = 100,
     /// A handle or output pointer is not aligned for its type.
@@ -146,7 +149,7 @@ impl HawqStatus {
     /// Every status, in numeric order.
     ///
     /// cbindgen:ignore
-    pub const ALL: [HawqStatus; 32] = [
+    pub const ALL: [HawqStatus; 33] = [
         HAWQ_OK,
         HAWQ_ERR_TRUNCATED,
         HAWQ_ERR_BAD_MAGIC,
@@ -173,6 +176,7 @@ impl HawqStatus {
         HAWQ_ERR_ARENA_SIZE_MISMATCH,
         HAWQ_ERR_OP_SCRATCH_OUT_OF_ARENA,
         HAWQ_ERR_SCRATCH_OVERLAP,
+        HAWQ_ERR_KERNEL_NOT_LINKED,
         HAWQ_ERR_NULL_POINTER,
         HAWQ_ERR_MISALIGNED,
         HAWQ_ERR_NOT_LOADED,
@@ -209,6 +213,7 @@ impl HawqStatus {
             Error::ArenaSizeMismatch { .. } => HAWQ_ERR_ARENA_SIZE_MISMATCH,
             Error::OpScratchOutOfArena { .. } => HAWQ_ERR_OP_SCRATCH_OUT_OF_ARENA,
             Error::ScratchOverlap { .. } => HAWQ_ERR_SCRATCH_OVERLAP,
+            Error::KernelNotLinked { .. } => HAWQ_ERR_KERNEL_NOT_LINKED,
         }
     }
 
@@ -246,6 +251,7 @@ impl HawqStatus {
             HAWQ_ERR_ARENA_SIZE_MISMATCH => c"header declares a larger arena than the tensors need",
             HAWQ_ERR_OP_SCRATCH_OUT_OF_ARENA => c"an operation's scratch lies outside the arena",
             HAWQ_ERR_SCRATCH_OVERLAP => c"an operation's scratch overlaps its input or output",
+            HAWQ_ERR_KERNEL_NOT_LINKED => c"the model needs a kernel this build leaves out",
             HAWQ_ERR_NULL_POINTER => c"a pointer argument is NULL",
             HAWQ_ERR_MISALIGNED => c"a handle or buffer is not aligned for its type",
             HAWQ_ERR_NOT_LOADED => c"the handle holds no loaded model or initialized interpreter",

@@ -58,6 +58,66 @@ pub enum Error {
     EmptyModel,
     /// The header declares an arena larger than the tensor table and the scratch need.
     ArenaSizeMismatch { declared: u32, needed: u32 },
+    /// The model needs a kernel (an op, a weight width, 4-bit activations) that this build's
+    /// kernel set leaves out ([`crate::kernels::linked`]).
+    KernelNotLinked { op: u16 },
+}
+
+impl Error {
+    /// What went wrong, in words, without the numbers (a static string: for firmware that links
+    /// no `core::fmt`; [`Error::subject`] gives the op or tensor it is about). `Display` says the
+    /// same with the numbers.
+    pub fn summary(&self) -> &'static str {
+        match self {
+            Error::Truncated => "model blob is truncated",
+            Error::BadMagic => "not a hawq model (bad magic)",
+            Error::UnsupportedVersion { .. } => "model format version is not supported",
+            Error::ChecksumMismatch { .. } => "model checksum mismatch",
+            Error::Malformed => "model body is malformed",
+            Error::TrailingBytes => "model body has trailing bytes after the last op",
+            Error::TooManyTensors => "model has too many tensors",
+            Error::BadShape { .. } => "tensor has an invalid shape",
+            Error::TensorOutOfArena { .. } => "tensor lies outside the arena",
+            Error::BadZeroPoint { .. } => "tensor has a zero point outside its range",
+            Error::ScratchOutOfArena => "scratch region lies outside the arena",
+            Error::OpScratchOutOfArena { .. } => "op has scratch outside the arena",
+            Error::ScratchOverlap { .. } => "op has scratch overlapping its input or output",
+            Error::BadTensorIndex { .. } => "op names a tensor that does not exist",
+            Error::WrongDtype { .. } => "op has a tensor of the wrong data type",
+            Error::ShapeMismatch { .. } => "op has inconsistent shapes",
+            Error::UnsupportedBits { .. } => "op uses an unsupported bit width",
+            Error::BadParameter { .. } => "op has a parameter out of range",
+            Error::WeightSizeMismatch { .. } => "op has weight arrays of the wrong length",
+            Error::AccumulatorOverflow { .. } => "op could overflow its i32 accumulator",
+            Error::OverlappingTensors { .. } => "op has overlapping input and output",
+            Error::ArenaTooSmall { .. } => "arena too small",
+            Error::SizeMismatch { .. } => "buffer size mismatch",
+            Error::EmptyModel => "model has no operations",
+            Error::ArenaSizeMismatch { .. } => "header declares a larger arena than the tensors and scratch need",
+            Error::KernelNotLinked { .. } => "op needs a kernel this build's kernel set leaves out",
+        }
+    }
+
+    /// The op or tensor the error is about: `("op", index)` or `("tensor", index)`.
+    pub fn subject(&self) -> Option<(&'static str, u16)> {
+        match *self {
+            Error::BadShape { tensor } | Error::TensorOutOfArena { tensor } | Error::BadZeroPoint { tensor } => {
+                Some(("tensor", tensor))
+            }
+            Error::OpScratchOutOfArena { op }
+            | Error::ScratchOverlap { op }
+            | Error::BadTensorIndex { op }
+            | Error::WrongDtype { op }
+            | Error::ShapeMismatch { op }
+            | Error::UnsupportedBits { op }
+            | Error::BadParameter { op }
+            | Error::WeightSizeMismatch { op }
+            | Error::AccumulatorOverflow { op }
+            | Error::OverlappingTensors { op }
+            | Error::KernelNotLinked { op } => Some(("op", op)),
+            _ => None,
+        }
+    }
 }
 
 impl fmt::Display for Error {
@@ -101,6 +161,9 @@ impl fmt::Display for Error {
             Error::EmptyModel => write!(f, "model has no operations"),
             Error::ArenaSizeMismatch { declared, needed } => {
                 write!(f, "header declares a {declared}-byte arena but the tensors and scratch need {needed}")
+            }
+            Error::KernelNotLinked { op } => {
+                write!(f, "op {op} needs a kernel this build's kernel set leaves out (kernels::linked)")
             }
         }
     }

@@ -3,21 +3,40 @@
 use crate::error::Error;
 use crate::format::{ConcatParams, InputLayout, Op, RawInput, TensorDesc, Tensors};
 use crate::kernels as k;
+use crate::kernels::linked::{self, has};
 use crate::kernels::{ActFormat, Window};
 use crate::model::Model;
 use crate::quant::{round_half_away, store, Biases, Bits, Multipliers};
 
 /// Executes one model in one arena. Create it once; call [`Interpreter::invoke`] per inference.
-pub struct Interpreter<'m, 'a> {
+///
+/// `KERNELS` is the set of kernels the build links ([`linked`]): every kernel by default; a
+/// firmware that runs one model names that model's set ([`linked::required`], computed by its
+/// build script) and links only those kernels.
+pub struct Interpreter<'m, 'a, const KERNELS: u32 = { linked::ALL }> {
     model: &'m Model<'m>,
     arena: &'a mut [u8],
 }
 
 impl<'m, 'a> Interpreter<'m, 'a> {
-    /// Checks that the arena is large enough for the model's plan.
+    /// Checks that the arena is large enough for the model's plan; every kernel linked.
     pub fn new(model: &'m Model<'m>, arena: &'a mut [u8]) -> Result<Self, Error> {
+        Self::with_kernels(model, arena)
+    }
+}
+
+impl<'m, 'a, const KERNELS: u32> Interpreter<'m, 'a, KERNELS> {
+    /// Checks that the arena is large enough for the model's plan and that the kernel set
+    /// `KERNELS` holds every kernel the model needs ([`Error::KernelNotLinked`] names the first
+    /// op that needs one it leaves out): `Interpreter::<{ KERNELS }>::with_kernels(&model, arena)`.
+    pub fn with_kernels(model: &'m Model<'m>, arena: &'a mut [u8]) -> Result<Self, Error> {
         if arena.len() < model.arena_bytes() {
             return Err(Error::ArenaTooSmall { needed: model.arena_bytes() as u32, got: arena.len() as u32 });
+        }
+        if KERNELS != linked::ALL {
+            if let Some((op, _)) = linked::first_missing(model, KERNELS)? {
+                return Err(Error::KernelNotLinked { op });
+            }
         }
         Ok(Interpreter { model, arena })
     }
@@ -119,7 +138,7 @@ impl<'m, 'a> Interpreter<'m, 'a> {
         let tensors = self.model.tensors();
         for (index, op) in self.model.ops().enumerate() {
             let op = op?;
-            run_op(&op, index as u16, tensors, self.arena)?;
+            run_op::<KERNELS>(&op, index as u16, tensors, self.arena)?;
             after(index, &op, self.arena);
         }
         Ok(())
@@ -248,9 +267,12 @@ fn channel_requant<'w>(
 /// unreachable for a loaded model; it is a value rather than a panic all the same. Decoding
 /// here, apart from the kernel dispatch, keeps one copy of the decoding in the firmware (inlined
 /// in every arm it cost 0.5–1.3 KB more flash on Cortex-M) at about 60 more instructions per op.
-fn run_op(op: &Op<'_>, index: u16, tensors: Tensors<'_>, arena: &mut [u8]) -> Result<(), Error> {
+fn run_op<const K: u32>(op: &Op<'_>, index: u16, tensors: Tensors<'_>, arena: &mut [u8]) -> Result<(), Error> {
     let t = |i: u16| tensors.get(i as usize).ok_or(Error::BadTensorIndex { op: index });
     if let Op::Concat(p) = op {
+        if !has(K, linked::CONCAT) {
+            return Err(Error::KernelNotLinked { op: index });
+        }
         return run_concat(p, index, tensors, arena);
     }
     // Every other op has one or two inputs (`Op::inputs`).
@@ -261,13 +283,61 @@ fn run_op(op: &Op<'_>, index: u16, tensors: Tensors<'_>, arena: &mut [u8]) -> Re
         Some(&b) => t(b)?,
         None => output,
     };
-    dispatch(op, [first, second, output], arena).ok_or(Error::OverlappingTensors { op: index })
+    match dispatch::<K>(op, [first, second, output], arena) {
+        Dispatched::Ran => Ok(()),
+        Dispatched::Overlap => Err(Error::OverlappingTensors { op: index }),
+        Dispatched::NotLinked => Err(Error::KernelNotLinked { op: index }),
+    }
+}
+
+/// What [`dispatch`] did: the two failures are unreachable for a model that loaded and passed
+/// [`Interpreter::with_kernels`]'s check.
+enum Dispatched {
+    Ran,
+    /// An op's regions of the arena are not disjoint.
+    Overlap,
+    /// The op, its weight width or its activation width is outside the kernel set.
+    NotLinked,
+}
+
+/// The weight width `bits` if the kernel set `K` links it (a constant test the compiler folds,
+/// so the kernels of the widths `K` leaves out are not in the binary).
+#[inline(always)]
+fn linked_weight_bits<const K: u32>(bits: u8) -> Option<Bits> {
+    match bits {
+        8 if has(K, linked::WEIGHTS_8) => Some(Bits::B8),
+        4 if has(K, linked::WEIGHTS_4) => Some(Bits::B4),
+        2 if has(K, linked::WEIGHTS_2) => Some(Bits::B2),
+        _ => None,
+    }
 }
 
 /// Dispatches one validated operation to its kernel, with its descriptors already decoded:
-/// `[input, second input (or the output), output]`; `None` (unreachable for a validated model)
-/// when an op's regions of the arena are not disjoint.
-fn dispatch(op: &Op<'_>, [first, second, last]: [TensorDesc; 3], arena: &mut [u8]) -> Option<()> {
+/// `[input, second input (or the output), output]`. Each arm runs only if the kernel set `K`
+/// links it.
+fn dispatch<const K: u32>(op: &Op<'_>, [first, second, last]: [TensorDesc; 3], arena: &mut [u8]) -> Dispatched {
+    use Dispatched::{NotLinked, Overlap, Ran};
+    // A 4-bit tensor needs the 4-bit kernels (8-bit activations are always linked).
+    let four = |t: &TensorDesc| t.dtype == crate::format::DType::I4;
+    if !has(K, linked::ACTS_4) && (four(&first) || four(&second) || four(&last)) {
+        return NotLinked;
+    }
+    match op {
+        Op::Conv2d(_) if !has(K, linked::CONV2D) => return NotLinked,
+        Op::DepthwiseConv2d(_) if !has(K, linked::DEPTHWISE_CONV2D) => return NotLinked,
+        Op::FullyConnected(_) if !has(K, linked::FULLY_CONNECTED) => return NotLinked,
+        Op::AvgPool(_) if !has(K, linked::AVG_POOL) => return NotLinked,
+        Op::MaxPool(_) if !has(K, linked::MAX_POOL) => return NotLinked,
+        Op::Add(_) if !has(K, linked::ADD) => return NotLinked,
+        Op::Softmax(_) if !has(K, linked::SOFTMAX) => return NotLinked,
+        Op::Dequantize(_) if !has(K, linked::DEQUANTIZE) => return NotLinked,
+        Op::Lut(_) if !has(K, linked::LUT) => return NotLinked,
+        Op::Mul(_) if !has(K, linked::MUL) => return NotLinked,
+        Op::Slice(_) if !has(K, linked::SLICE) => return NotLinked,
+        Op::Resize(_) if !has(K, linked::RESIZE) => return NotLinked,
+        Op::DepthToSpace(_) if !has(K, linked::DEPTH_TO_SPACE) => return NotLinked,
+        _ => {}
+    }
     match op {
         Op::Conv2d(p) | Op::DepthwiseConv2d(p) => {
             let (input, output) = (first, last);
@@ -279,7 +349,7 @@ fn dispatch(op: &Op<'_>, [first, second, last]: [TensorDesc; 3], arena: &mut [u8
                 (p.pad_top, p.pad_left),
             );
             let rq = channel_requant(&p.channel, &output, p.clamp);
-            let bits = Bits::from_u8(p.weight_bits).unwrap_or(Bits::B8);
+            let Some(bits) = linked_weight_bits::<K>(p.weight_bits) else { return NotLinked };
             let in_fmt = format(&input);
             let conv = matches!(op, Op::Conv2d(_));
             let bytes = if conv {
@@ -287,21 +357,25 @@ fn dispatch(op: &Op<'_>, [first, second, last]: [TensorDesc; 3], arena: &mut [u8
             } else {
                 k::depthwise_conv2d_scratch_bytes(&g, bits, in_fmt.bits)
             };
-            let (src, dst, scratch) = split_with_scratch(arena, &input, &output, p.scratch, bytes)?;
+            let Some((src, dst, scratch)) = split_with_scratch(arena, &input, &output, p.scratch, bytes) else {
+                return Overlap;
+            };
             if conv {
-                k::conv2d(&g, src, in_fmt, p.weights, bits, &rq, dst, scratch);
+                k::conv2d::<K>(&g, src, in_fmt, p.weights, bits, &rq, dst, scratch);
             } else {
-                k::depthwise_conv2d(&g, src, in_fmt, p.weights, bits, &rq, dst, scratch);
+                k::depthwise_conv2d::<K>(&g, src, in_fmt, p.weights, bits, &rq, dst, scratch);
             }
         }
         Op::FullyConnected(p) => {
             let (input, output) = (first, last);
             let rq = channel_requant(&p.channel, &output, p.clamp);
-            let bits = Bits::from_u8(p.weight_bits).unwrap_or(Bits::B8);
+            let Some(bits) = linked_weight_bits::<K>(p.weight_bits) else { return NotLinked };
             let (n, m, in_fmt) = (input.elements(), output.elements(), format(&input));
             let bytes = k::fully_connected_scratch_bytes(n, m, bits, in_fmt.bits);
-            let (src, dst, scratch) = split_with_scratch(arena, &input, &output, p.scratch, bytes)?;
-            k::fully_connected(n, m, src, in_fmt, p.weights, bits, &rq, dst, scratch);
+            let Some((src, dst, scratch)) = split_with_scratch(arena, &input, &output, p.scratch, bytes) else {
+                return Overlap;
+            };
+            k::fully_connected::<K>(n, m, src, in_fmt, p.weights, bits, &rq, dst, scratch);
         }
         Op::AvgPool(p) | Op::MaxPool(p) => {
             let (input, output) = (first, last);
@@ -336,7 +410,7 @@ fn dispatch(op: &Op<'_>, [first, second, last]: [TensorDesc; 3], arena: &mut [u8
                 min: p.clamp.min as i32,
                 max: p.clamp.max as i32,
             };
-            k::add(
+            k::add::<K>(
                 arena,
                 output.elements(),
                 (a.offset as usize, format(&a)),
@@ -401,7 +475,7 @@ fn dispatch(op: &Op<'_>, [first, second, last]: [TensorDesc; 3], arena: &mut [u8
         // Decoded with its parts by `run_concat`.
         Op::Concat(_) => {}
     }
-    Some(())
+    Ran
 }
 
 fn hwc(t: &TensorDesc) -> k::Hwc {

@@ -6,8 +6,12 @@
 // - HAWQ_FAULT: `panic` or `fault` to make the firmware fail on purpose at start (tests of the
 //   verdict path); unset or empty for a normal run.
 //
-// Outputs in OUT_DIR: model.hq, inputs.bin, config.rs (ARENA_BYTES and FAULT), and the board's
-// memory.x (when it has one) on the linker search path.
+// Outputs in OUT_DIR: model.hq, inputs.bin, config.rs (ARENA_BYTES, KERNELS and FAULT), and the
+// board's memory.x (when it has one) on the linker search path.
+//
+// KERNELS is the model's kernel set (`hawq_runtime::kernels::linked::required`, read here on the
+// host with the runtime as a build-dependency): the firmware links only the kernels the model
+// needs. A blob that does not load gets every kernel, and the firmware reports the load error.
 
 #[allow(dead_code)]
 mod hawq_build {
@@ -49,9 +53,20 @@ mod hawq_build {
         }
         fs::write(out.join("model.hq"), &blob).expect("write model.hq");
         fs::write(out.join("inputs.bin"), &inputs).expect("write inputs.bin");
+        use hawq_runtime::kernels::linked;
+        let kernels = hawq_runtime::Model::from_bytes(&blob)
+            .and_then(|model| linked::required(&model))
+            .unwrap_or(linked::ALL);
+        let names: Vec<&str> = linked::names(kernels).collect();
         fs::write(
             out.join("config.rs"),
-            format!("pub const ARENA_BYTES: usize = {arena};\npub const FAULT: &str = {fault:?};\n"),
+            format!(
+                "pub const ARENA_BYTES: usize = {arena};\n\
+                 /// The model's kernels: {}.\n\
+                 pub const KERNELS: u32 = {kernels:#x};\n\
+                 pub const FAULT: &str = {fault:?};\n",
+                names.join(", ")
+            ),
         )
         .expect("write config.rs");
     }

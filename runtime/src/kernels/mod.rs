@@ -29,6 +29,7 @@
 //! with the same scratch, for shapes outside them.
 
 pub mod bytewise;
+pub mod linked;
 pub mod portable;
 pub mod reference;
 pub mod scratch;
@@ -197,7 +198,7 @@ pub fn conv2d_on(
         Path::Scalar => reference::conv2d(g, i, f, w, b, rq, o),
         Path::Portable => return Some(portable::conv2d(g, i, f, w, b, rq, o, s)),
         #[cfg(hawq_dsp)]
-        Path::Dsp => return Some(dsp::conv2d(g, i, f, w, b, rq, o, s)),
+        Path::Dsp => return Some(dsp::conv2d::<{ linked::ALL }>(g, i, f, w, b, rq, o, s)),
         #[cfg(target_arch = "x86_64")]
         Path::Avx2 => x86::Avx2::new()?.conv2d(g, i, f, w, b, rq, o, s),
         #[cfg(target_arch = "x86_64")]
@@ -232,7 +233,7 @@ pub fn depthwise_conv2d_on(
     match path {
         Path::Scalar => reference::depthwise_conv2d(g, i, f, w, b, rq, o),
         #[cfg(hawq_dsp)]
-        Path::Dsp => return Some(dsp::depthwise_conv2d(g, i, f, w, b, rq, o, s)),
+        Path::Dsp => return Some(dsp::depthwise_conv2d::<{ linked::ALL }>(g, i, f, w, b, rq, o, s)),
         #[cfg(target_arch = "x86_64")]
         Path::Avx2 | Path::AvxVnni if available().contains(&path) => {
             x86::Avx2::new()?.depthwise_conv2d(g, i, f, w, b, rq, o, s)
@@ -269,7 +270,7 @@ pub fn fully_connected_on(
     match path {
         Path::Scalar => reference::fully_connected(n, m, i, f, w, b, rq, o),
         #[cfg(hawq_dsp)]
-        Path::Dsp => return Some(dsp::fully_connected(n, m, i, f, w, b, rq, o, s)),
+        Path::Dsp => return Some(dsp::fully_connected::<{ linked::ALL }>(n, m, i, f, w, b, rq, o, s)),
         #[cfg(target_arch = "x86_64")]
         Path::Avx2 => x86::Avx2::new()?.fully_connected(n, m, i, f, w, b, rq, o, s),
         #[cfg(target_arch = "x86_64")]
@@ -299,7 +300,7 @@ pub fn add_on(
     match path {
         Path::Scalar => reference::add(arena, n, a, b, out, rq),
         #[cfg(hawq_dsp)]
-        Path::Dsp => dsp::add(arena, n, a, b, out, rq),
+        Path::Dsp => dsp::add::<{ linked::ALL }>(arena, n, a, b, out, rq),
         #[cfg(target_arch = "x86_64")]
         Path::Avx2 | Path::AvxVnni | Path::Avx512Vnni => match x86::Avx2::new() {
             Some(k) if available().contains(&path) => k.add(arena, n, a, b, out, rq),
@@ -348,9 +349,10 @@ fn op_path() -> Path {
 
 /// Conv2D, NHWC, weights `[out_c][kh][kw][in_c]` packed per output channel (contract §2–§4), with
 /// `scratch` of at least [`conv2d_scratch_bytes`] bytes (its contents on entry do not matter;
-/// with less, the reference kernel runs). Returns the path that ran.
+/// with less, the reference kernel runs). Returns the path that ran. `K` is the kernel set
+/// ([`linked`]): the widths it leaves out are not compiled into the fast path.
 #[allow(clippy::too_many_arguments)]
-pub fn conv2d(
+pub fn conv2d<const K: u32>(
     g: &Window,
     input: &[u8],
     in_fmt: ActFormat,
@@ -361,13 +363,17 @@ pub fn conv2d(
     scratch: &mut [u8],
 ) -> Path {
     let path = op_path();
+    #[cfg(hawq_dsp)]
+    if path == Path::Dsp {
+        return dsp::conv2d::<K>(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
+    }
     conv2d_on(path, g, input, in_fmt, weights, weight_bits, rq, output, scratch).unwrap_or(Path::Scalar)
 }
 
 /// Depthwise Conv2D, NHWC, depth multiplier `out_c / in_c`, weights `[out_c][kh][kw]`, with
 /// `scratch` of at least [`depthwise_conv2d_scratch_bytes`] bytes. Returns the path that ran.
 #[allow(clippy::too_many_arguments)]
-pub fn depthwise_conv2d(
+pub fn depthwise_conv2d<const K: u32>(
     g: &Window,
     input: &[u8],
     in_fmt: ActFormat,
@@ -378,13 +384,17 @@ pub fn depthwise_conv2d(
     scratch: &mut [u8],
 ) -> Path {
     let path = op_path();
+    #[cfg(hawq_dsp)]
+    if path == Path::Dsp {
+        return dsp::depthwise_conv2d::<K>(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
+    }
     depthwise_conv2d_on(path, g, input, in_fmt, weights, weight_bits, rq, output, scratch).unwrap_or(Path::Scalar)
 }
 
 /// Fully connected: `out[c] = requant(bias[c] + Σ_k w[c][k]·(a[k] − z))`, weights `[out][in]`,
 /// with `scratch` of at least [`fully_connected_scratch_bytes`] bytes. Returns the path that ran.
 #[allow(clippy::too_many_arguments)]
-pub fn fully_connected(
+pub fn fully_connected<const K: u32>(
     in_features: usize,
     out_features: usize,
     input: &[u8],
@@ -396,8 +406,12 @@ pub fn fully_connected(
     scratch: &mut [u8],
 ) -> Path {
     let (n, m) = (in_features, out_features);
-    fully_connected_on(op_path(), n, m, input, in_fmt, weights, weight_bits, rq, output, scratch)
-        .unwrap_or(Path::Scalar)
+    let path = op_path();
+    #[cfg(hawq_dsp)]
+    if path == Path::Dsp {
+        return dsp::fully_connected::<K>(n, m, input, in_fmt, weights, weight_bits, rq, output, scratch);
+    }
+    fully_connected_on(path, n, m, input, in_fmt, weights, weight_bits, rq, output, scratch).unwrap_or(Path::Scalar)
 }
 
 /// Average pool over the taps inside the input (contract §5): the portable kernel on every path
@@ -436,12 +450,19 @@ pub fn max_pool(g: &Window, input: &[u8], in_fmt: ActFormat, rq: &PoolRequant, o
 }
 
 /// Residual add of `n` elements at byte offsets of the arena (contract §5); the output may alias
-/// an input exactly.
-pub fn add(arena: &mut [u8], n: usize, a: (usize, ActFormat), b: (usize, ActFormat), out: usize, rq: &AddRequant) {
+/// an input exactly (`K`: the kernel set, see [`linked`]).
+pub fn add<const K: u32>(
+    arena: &mut [u8],
+    n: usize,
+    a: (usize, ActFormat),
+    b: (usize, ActFormat),
+    out: usize,
+    rq: &AddRequant,
+) {
     match active() {
         Path::Scalar => reference::add(arena, n, a, b, out, rq),
         #[cfg(hawq_dsp)]
-        Path::Dsp => dsp::add(arena, n, a, b, out, rq),
+        Path::Dsp => dsp::add::<K>(arena, n, a, b, out, rq),
         #[cfg(target_arch = "x86_64")]
         Path::Avx2 | Path::AvxVnni | Path::Avx512Vnni => match x86::Avx2::new() {
             Some(k) => k.add(arena, n, a, b, out, rq),

@@ -19,13 +19,18 @@
 //! Counts are `-` when the platform has no counter (qemu-user); real boards report `cycles=` or
 //! `microseconds=` instead of `instructions=` ([`Platform::UNIT`]). Counts exclude the cost of
 //! reading the counter. Any runtime error prints
-//! `error: <message>` and returns exit code [`EXIT_RUNTIME_ERROR`]; the boards' panic and fault
-//! handlers print `panic: …` / `fault: …` and exit with [`EXIT_PANIC`] / [`EXIT_FAULT`].
+//! `error: <summary> (op N)` ([`Error::summary`]) and returns exit code [`EXIT_RUNTIME_ERROR`]; the
+//! boards' panic and fault handlers print `panic: …` / `fault: …` and exit with [`EXIT_PANIC`] /
+//! [`EXIT_FAULT`].
+//!
+//! Nothing here formats with `core::fmt` (its machinery is several kilobytes of flash): numbers
+//! are written by [`Out::dec`] and [`Out::hex`], errors by their static summary, and a panic by
+//! its message when that is a plain string and its location.
 #![no_std]
 
-use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicU32, Ordering};
 
+use hawq_runtime::kernels::linked;
 use hawq_runtime::{Error, Interpreter, Model};
 
 /// Exit code of a run whose every inference succeeded.
@@ -109,7 +114,7 @@ mod stack {
 /// the stack under the model's run, so it is kept small.
 const OUT_BUF: usize = 128;
 
-/// `core::fmt::Write` over a [`Platform`], buffered so that a line is one host call.
+/// Text output over a [`Platform`], buffered so that a line is one host call.
 pub struct Out<'p, P: Platform> {
     platform: &'p mut P,
     buf: [u8; OUT_BUF],
@@ -137,7 +142,8 @@ impl<'p, P: Platform> Out<'p, P> {
         self.platform
     }
 
-    fn push(&mut self, s: &str) {
+    /// Appends a string.
+    pub fn push(&mut self, s: &str) {
         if s.len() > self.buf.len() {
             self.flush();
             self.platform.write_str(s);
@@ -150,7 +156,25 @@ impl<'p, P: Platform> Out<'p, P> {
         self.len += s.len();
     }
 
-    fn hex(&mut self, bytes: &[u8]) {
+    /// Appends a number in decimal.
+    pub fn dec(&mut self, mut n: u64) {
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        if let Ok(s) = core::str::from_utf8(&digits[at..]) {
+            self.push(s);
+        }
+    }
+
+    /// Appends bytes as lowercase hex, two digits each.
+    pub fn hex(&mut self, bytes: &[u8]) {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut chunk = [0u8; 64];
         for part in bytes.chunks(32) {
@@ -162,13 +186,6 @@ impl<'p, P: Platform> Out<'p, P> {
                 self.push(s);
             }
         }
-    }
-}
-
-impl<P: Platform> Write for Out<'_, P> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        self.push(s);
-        Ok(())
     }
 }
 
@@ -192,29 +209,42 @@ fn counter_overhead<P: Platform>(p: &mut P) -> u32 {
 
 fn write_count<P: Platform>(out: &mut Out<'_, P>, n: Option<u32>) {
     match n {
-        Some(n) => {
-            let _ = write!(out, "{n}");
-        }
+        Some(n) => out.dec(n as u64),
         None => out.push("-"),
     }
 }
 
 /// Loads `model`, runs every input of `inputs` (concatenated raw inputs as the model takes
-/// them, contract §6) and reports. Returns the exit code.
+/// them, contract §6) and reports. Returns the exit code. Every kernel linked.
 pub fn run<P: Platform>(platform: &mut P, model: &[u8], inputs: &[u8], arena: &mut [u8]) -> i32 {
+    run_with_kernels::<P, { linked::ALL }>(platform, model, inputs, arena)
+}
+
+/// [`run`] with the kernel set `KERNELS` ([`linked`]; the build script's `config::KERNELS` is the
+/// embedded model's): only those kernels are linked.
+pub fn run_with_kernels<P: Platform, const KERNELS: u32>(
+    platform: &mut P,
+    model: &[u8],
+    inputs: &[u8],
+    arena: &mut [u8],
+) -> i32 {
     let region = platform.stack();
     if let Some((bottom, _)) = region {
         stack::paint(bottom);
     }
     let mut out = Out::new(platform);
     let mut probe = StackProbe { region, used: 0, runtime: None };
-    match run_inner(&mut out, model, inputs, arena, &mut probe) {
+    match run_inner::<P, KERNELS>(&mut out, model, inputs, arena, &mut probe) {
         Ok(()) => {
             if let Some((bottom, top)) = region {
                 let used = stack::used(bottom, top).max(probe.used);
-                let _ = write!(out, "stack used={used} size={}", top - bottom);
+                out.push("stack used=");
+                out.dec(used as u64);
+                out.push(" size=");
+                out.dec((top - bottom) as u64);
                 if let Some(runtime) = probe.runtime {
-                    let _ = write!(out, " runtime={runtime}");
+                    out.push(" runtime=");
+                    out.dec(runtime as u64);
                 }
                 out.push("\n");
                 if used >= top - bottom {
@@ -226,7 +256,7 @@ pub fn run<P: Platform>(platform: &mut P, model: &[u8], inputs: &[u8], arena: &m
             EXIT_OK
         }
         Err(e) => {
-            let _ = writeln!(out, "error: {e}");
+            report_error(&mut out, &e);
             EXIT_RUNTIME_ERROR
         }
     }
@@ -245,7 +275,7 @@ struct StackProbe {
 static MARKS: [AtomicU32; MAX_LAYERS + 1] = [const { AtomicU32::new(0) }; MAX_LAYERS + 1];
 
 #[inline(never)]
-fn run_inner<P: Platform>(
+fn run_inner<P: Platform, const KERNELS: u32>(
     out: &mut Out<'_, P>,
     blob: &[u8],
     inputs: &[u8],
@@ -261,7 +291,7 @@ fn run_inner<P: Platform>(
     let overhead = counter_overhead(out.platform());
     let counted = out.platform().counter().is_some();
     report_header(out, &model, blob.len(), count, input_bytes, counted);
-    let mut it = Interpreter::new(&model, arena)?;
+    let mut it = Interpreter::<KERNELS>::with_kernels(&model, arena)?;
     for (n, raw) in inputs.chunks_exact(input_bytes).enumerate() {
         if n == 0 {
             // A first pass with a counter reading after every layer, for the breakdown; the stack
@@ -299,7 +329,10 @@ fn load(blob: &[u8]) -> Result<Model<'_>, Error> {
 /// One inference with a counter reading after every layer (into [`MARKS`]); returns the number of
 /// layers read and the stack pointer at the call of `Interpreter::invoke_observed`.
 #[inline(never)]
-fn observed_pass<P: Platform>(p: &mut P, it: &mut Interpreter<'_, '_>) -> Result<(usize, usize), Error> {
+fn observed_pass<P: Platform, const K: u32>(
+    p: &mut P,
+    it: &mut Interpreter<'_, '_, K>,
+) -> Result<(usize, usize), Error> {
     let mut ops = 0usize;
     let caller = stack::sp();
     MARKS[0].store(p.counter().unwrap_or(0), Ordering::Relaxed);
@@ -314,7 +347,10 @@ fn observed_pass<P: Platform>(p: &mut P, it: &mut Interpreter<'_, '_>) -> Result
 
 /// One inference between two counter readings.
 #[inline(never)]
-fn timed_pass<P: Platform>(p: &mut P, it: &mut Interpreter<'_, '_>) -> Result<(Option<u32>, Option<u32>), Error> {
+fn timed_pass<P: Platform, const K: u32>(
+    p: &mut P,
+    it: &mut Interpreter<'_, '_, K>,
+) -> Result<(Option<u32>, Option<u32>), Error> {
     let start = p.counter();
     it.invoke()?;
     let end = p.counter();
@@ -330,17 +366,22 @@ fn report_header<P: Platform>(
     input_bytes: usize,
     counted: bool,
 ) {
-    let _ = writeln!(
-        out,
-        "hawq target={} kernels={} model_bytes={} arena_bytes={} inputs={} input_bytes={} counter={}",
-        P::TARGET,
-        hawq_runtime::kernels::active().name(),
-        blob_len,
-        model.arena_bytes(),
-        count,
-        input_bytes,
-        if counted { P::UNIT } else { "none" }
-    );
+    out.push("hawq target=");
+    out.push(P::TARGET);
+    out.push(" kernels=");
+    out.push(hawq_runtime::kernels::active().name());
+    for (label, n) in [
+        (" model_bytes=", blob_len),
+        (" arena_bytes=", model.arena_bytes()),
+        (" inputs=", count),
+        (" input_bytes=", input_bytes),
+    ] {
+        out.push(label);
+        out.dec(n as u64);
+    }
+    out.push(" counter=");
+    out.push(if counted { P::UNIT } else { "none" });
+    out.push("\n");
     out.flush();
 }
 
@@ -355,7 +396,11 @@ fn report_layers<P: Platform>(
     let marks = |i: usize| MARKS[i].load(Ordering::Relaxed);
     for (index, op) in model.ops().enumerate().take(ops) {
         let op = op?;
-        let _ = write!(out, "layer {index} {} ", op.name());
+        out.push("layer ");
+        out.dec(index as u64);
+        out.push(" ");
+        out.push(op.name());
+        out.push(" ");
         let n = P::instructions(marks(index + 1).wrapping_sub(marks(index))).saturating_sub(overhead);
         write_count(out, counted.then_some(n));
         out.push("\n");
@@ -365,7 +410,11 @@ fn report_layers<P: Platform>(
 
 #[inline(never)]
 fn report_inference<P: Platform>(out: &mut Out<'_, P>, n: usize, count: Option<u32>, output: &[u8]) {
-    let _ = write!(out, "inference {n} {}=", P::UNIT);
+    out.push("inference ");
+    out.dec(n as u64);
+    out.push(" ");
+    out.push(P::UNIT);
+    out.push("=");
     write_count(out, count);
     out.push(" output=");
     out.hex(output);
@@ -373,17 +422,48 @@ fn report_inference<P: Platform>(out: &mut Out<'_, P>, n: usize, count: Option<u
     out.flush();
 }
 
-/// Writes a panic report (`panic: <message>`) to the host; the board then exits with
-/// [`EXIT_PANIC`].
-pub fn report_panic<P: Platform>(platform: &mut P, info: &core::panic::PanicInfo<'_>) {
-    let mut out = Out::new(platform);
-    let _ = writeln!(out, "panic: {info}");
+/// `error: <summary>`, with ` (op N)` or ` (tensor N)` when it is about one.
+#[inline(never)]
+fn report_error<P: Platform>(out: &mut Out<'_, P>, e: &Error) {
+    out.push("error: ");
+    out.push(e.summary());
+    if let Some((what, index)) = e.subject() {
+        out.push(" (");
+        out.push(what);
+        out.push(" ");
+        out.dec(index as u64);
+        out.push(")");
+    }
+    out.push("\n");
 }
 
-/// Writes a fault report (`fault: <what>`); the board then exits with [`EXIT_FAULT`].
-pub fn report_fault<P: Platform>(platform: &mut P, what: fmt::Arguments<'_>) {
+/// Writes a panic report (`panic: <message> at <file>:<line>`) to the host; the board then exits
+/// with [`EXIT_PANIC`]. A message with formatted arguments is not formatted (no `core::fmt`):
+/// its location says where it came from.
+pub fn report_panic<P: Platform>(platform: &mut P, info: &core::panic::PanicInfo<'_>) {
     let mut out = Out::new(platform);
-    let _ = writeln!(out, "fault: {what}");
+    out.push("panic: ");
+    out.push(info.message().as_str().unwrap_or("(a formatted message)"));
+    if let Some(at) = info.location() {
+        out.push(" at ");
+        out.push(at.file());
+        out.push(":");
+        out.dec(at.line() as u64);
+    }
+    out.push("\n");
+}
+
+/// Writes a fault report (`fault: <what>`, and `<detail>` in decimal if any); the board then
+/// exits with [`EXIT_FAULT`].
+pub fn report_fault<P: Platform>(platform: &mut P, what: &str, detail: Option<u32>) {
+    let mut out = Out::new(platform);
+    out.push("fault: ");
+    out.push(what);
+    if let Some(d) = detail {
+        out.push(" ");
+        out.dec(d as u64);
+    }
+    out.push("\n");
 }
 
 /// Output and exit over semihosting (Arm `bkpt 0xab`, RISC-V `ebreak` sequence), which QEMU
@@ -562,13 +642,13 @@ macro_rules! cortex_m_qemu_firmware {
             }
             // SAFETY: the only reference to ARENA, taken once before anything else runs.
             let arena = unsafe { &mut (*core::ptr::addr_of_mut!(ARENA)).0 };
-            let code = $crate::run(&mut board, MODEL, INPUTS, arena);
+            let code = $crate::run_with_kernels::<_, { config::KERNELS }>(&mut board, MODEL, INPUTS, arena);
             semihost::exit(code)
         }
 
         #[exception]
         unsafe fn HardFault(_frame: &ExceptionFrame) -> ! {
-            $crate::report_fault(&mut Board($counter), format_args!("HardFault"));
+            $crate::report_fault(&mut Board($counter), "HardFault", None);
             semihost::exit($crate::EXIT_FAULT)
         }
 

@@ -47,7 +47,7 @@ fn main() -> ! {
     }
     // SAFETY: the only reference to ARENA, taken once before anything else runs.
     let arena = unsafe { &mut (*core::ptr::addr_of_mut!(ARENA)).0 };
-    let code = fw::run(&mut Board, MODEL, INPUTS, arena);
+    let code = fw::run_with_kernels::<_, { config::KERNELS }>(&mut Board, MODEL, INPUTS, arena);
     semihost::exit(code)
 }
 
@@ -55,14 +55,14 @@ fn main() -> ! {
 #[export_name = "ExceptionHandler"]
 fn exception_handler(_frame: &riscv_rt::TrapFrame) -> ! {
     let cause = riscv::register::mcause::read().code();
-    fw::report_fault(&mut Board, format_args!("exception, mcause {cause}"));
+    fw::report_fault(&mut Board, "exception, mcause", Some(cause as u32));
     semihost::exit(fw::EXIT_FAULT)
 }
 
 /// No interrupt is enabled; one arriving anyway is a fault.
 #[export_name = "DefaultHandler"]
 fn default_handler() -> ! {
-    fw::report_fault(&mut Board, format_args!("unexpected interrupt"));
+    fw::report_fault(&mut Board, "unexpected interrupt", None);
     semihost::exit(fw::EXIT_FAULT)
 }
 

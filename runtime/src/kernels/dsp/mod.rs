@@ -51,6 +51,7 @@ use core::arch::asm;
 use super::reference::{self, ActFormat, AddRequant, Requant, Window};
 use super::scratch::{self, Scratch};
 use super::util::{gather, put, row_words, sum_bound, tail_word, unpack4, AddPlan, ChannelQ, Rq32};
+use super::linked::{self, has};
 use super::{portable, Path};
 use crate::quant::{load, Bits};
 
@@ -534,8 +535,9 @@ fn sums_fit(k: usize, weight_bits: Bits, in_bits: Bits, scale: u32) -> bool {
 
 /// Whether a convolution over `fmt` activations converts a 4-bit input straight from its rows
 /// (whole words of 8 nibbles per tap), for `L` lane pairs per weight word.
-fn aligned4(g: &Window, fmt: ActFormat, lanes: usize) -> bool {
-    fmt.bits == Bits::B4 && g.in_c.is_multiple_of((2 * lanes).max(8))
+/// (Never when the kernel set `K` leaves 4-bit activations out.)
+fn aligned4<const K: u32>(g: &Window, fmt: ActFormat, lanes: usize) -> bool {
+    has(K, linked::ACTS_4) && fmt.bits == Bits::B4 && g.in_c.is_multiple_of((2 * lanes).max(8))
 }
 
 /// Conv2D, the bytes of [`reference::conv2d`], with its buffers (im2col, the requantization
@@ -544,7 +546,7 @@ fn aligned4(g: &Window, fmt: ActFormat, lanes: usize) -> bool {
 /// weights at low widths (the portable kernel, see [`sums_fit`]) or too little scratch (the
 /// reference).
 #[allow(clippy::too_many_arguments)]
-pub fn conv2d(
+pub fn conv2d<const K: u32>(
     g: &Window,
     input: &[u8],
     in_fmt: ActFormat,
@@ -558,17 +560,33 @@ pub fn conv2d(
     let row_bytes = weight_bits.packed_len(k);
     let (words, _) = row_words(row_bytes, weight_bits);
     let l = lanes(weight_bits);
-    let scale = scale_shift(l) + if aligned4(g, in_fmt, l) { 4 } else { 0 };
+    let scale = scale_shift(l) + if aligned4::<K>(g, in_fmt, l) { 4 } else { 0 };
     if row_bytes == 0 || !sums_fit(k, weight_bits, in_fmt.bits, scale) {
-        return portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
+        // Past 65,792 weights per row (`sums_fit`): the portable kernel, linked with LONG_ROWS
+        // (the interpreter refuses a model with such a layer in a build without it).
+        if has(K, linked::LONG_ROWS) {
+            return portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
+        }
+        return Path::Scalar;
     }
     let path = match weight_bits {
-        Bits::B8 => conv_impl::<2>(g, input, in_fmt, weights, row_bytes, words, rq, output, scratch),
-        Bits::B4 => conv_impl::<4>(g, input, in_fmt, weights, row_bytes, words, rq, output, scratch),
-        Bits::B2 => conv_impl::<8>(g, input, in_fmt, weights, row_bytes, words, rq, output, scratch),
+        Bits::B8 if has(K, linked::WEIGHTS_8) => {
+            conv_impl::<2, K>(g, input, in_fmt, weights, row_bytes, words, rq, output, scratch)
+        }
+        Bits::B4 if has(K, linked::WEIGHTS_4) => {
+            conv_impl::<4, K>(g, input, in_fmt, weights, row_bytes, words, rq, output, scratch)
+        }
+        Bits::B2 if has(K, linked::WEIGHTS_2) => {
+            conv_impl::<8, K>(g, input, in_fmt, weights, row_bytes, words, rq, output, scratch)
+        }
+        _ => Path::Scalar,
     };
     if path == Path::Scalar {
-        reference::conv2d(g, input, in_fmt, weights, weight_bits, rq, output);
+        // Too little scratch, which the loader rules out for a model: the reference in the
+        // default build; nothing at all in a narrowed one (the kernel set's promise is code size).
+        if K == linked::ALL {
+            reference::conv2d(g, input, in_fmt, weights, weight_bits, rq, output);
+        }
         return path;
     }
     reference::clear_tail(output, rq.out, g.out_h * g.out_w * g.out_c);
@@ -579,7 +597,7 @@ pub fn conv2d(
 /// `scratch` is too small.
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
-fn conv_impl<const L: usize>(
+fn conv_impl<const L: usize, const K: u32>(
     g: &Window,
     input: &[u8],
     in_fmt: ActFormat,
@@ -603,7 +621,7 @@ fn conv_impl<const L: usize>(
     // 4-bit one (whole words of 8 nibbles) then gives `16·(a − z)` per lane, hence 4 more bits of
     // scale (still exact: `|16·(a − z)| ≤ 240`, see [`sums_fit`]).
     let aligned = in_fmt.bits == Bits::B8 && g.in_c.is_multiple_of(2 * L);
-    let aligned4 = aligned4(g, in_fmt, L);
+    let aligned4 = aligned4::<K>(g, in_fmt, L);
     let scale = scale + if aligned4 { 4 } else { 0 };
     // The fast epilogues: every channel's constants precomputed once per layer.
     let weight_bits = match L {
@@ -651,7 +669,7 @@ fn conv_impl<const L: usize>(
                     (*d0, *d1, *d2, *d3) = (a[0], a[1], a[2], a[3]);
                 }
             }
-        } else if n == PIX && out_bits == Bits::B4 && oc.is_multiple_of(2) {
+        } else if has(K, linked::ACTS_4) && n == PIX && out_bits == Bits::B4 && oc.is_multiple_of(2) {
             // 4-bit output, an even channel count: two channels make a byte of each pixel.
             let rows = weights.chunks_exact(2 * row_bytes).zip(fast.chunks_exact(2));
             for (c2, (rows2, f2)) in rows.enumerate().take(oc / 2) {
@@ -1080,10 +1098,11 @@ unsafe fn rows_plain<const L: usize>(
 /// The im2col of pixel `(oy, ox)` straight from the rows of an input whose channel count is a
 /// multiple of the block (`2L` activations; for a 4-bit input also of 8), so that every tap
 /// starts a block. A 4-bit input gives lanes `16·(a − z)`.
-// Inline for 8-bit weights (`L = 2`), a 4-bit input and short rows; for 4- and 2-bit weights
-// over an 8-bit input with rows of 16 words or more, a call of its own per pixel costs fewer
-// instructions than the loop inlined in the convolution (measured under QEMU: resnet8's 3×3
-// layers at 4 bits −0.5% to −1%; dscnn's 1×1 layers, 8 words, and 4-bit inputs +0.1% to +2%).
+// Inline for a 4-bit input and short rows; over an 8-bit input with rows of 16 words or more, a
+// call of its own per pixel costs fewer instructions than the loop inlined in the convolution
+// (measured under QEMU: resnet8's 3×3 layers at 4 bits −0.5% to −1%, at 8 bits −0.6% once the
+// kernel set left one convolution in the firmware (inlined, it cost +3.4% there); dscnn's 1×1
+// layers, 8 words, and 4-bit inputs +0.1% to +2%).
 #[inline(always)]
 fn im2col_aligned<const L: usize, const P: usize>(
     g: &Window,
@@ -1094,7 +1113,7 @@ fn im2col_aligned<const L: usize, const P: usize>(
     x: &mut [[[u32; L]; P]],
     p: usize,
 ) {
-    if L == 2 || fmt.bits == Bits::B4 || x.len() < 16 {
+    if fmt.bits == Bits::B4 || x.len() < 16 {
         im2col_aligned_body(g, input, fmt, oy, ox, x, p)
     } else {
         im2col_aligned_outlined(g, input, fmt, oy, ox, x, p)
@@ -1214,7 +1233,7 @@ fn convert4<'x, const L: usize, const P: usize>(
 /// ran: the DSP path for every shape except rows of more than 65,792 weights (the portable
 /// kernel, see [`sums_fit`]) or too little scratch (the reference).
 #[allow(clippy::too_many_arguments)]
-pub fn fully_connected(
+pub fn fully_connected<const K: u32>(
     in_features: usize,
     out_features: usize,
     input: &[u8],
@@ -1229,15 +1248,29 @@ pub fn fully_connected(
     let (words, _) = row_words(row_bytes, weight_bits);
     let (n, m) = (in_features, out_features);
     if row_bytes == 0 || !sums_fit(n, weight_bits, in_fmt.bits, scale_shift(lanes(weight_bits))) {
-        return portable::fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output, scratch);
+        // As in [`conv2d`]: long rows run the portable kernel, linked with LONG_ROWS.
+        if has(K, linked::LONG_ROWS) {
+            return portable::fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output, scratch);
+        }
+        return Path::Scalar;
     }
     let path = match weight_bits {
-        Bits::B8 => fc_impl::<2>(n, m, input, in_fmt, weights, row_bytes, words, rq, output, scratch),
-        Bits::B4 => fc_impl::<4>(n, m, input, in_fmt, weights, row_bytes, words, rq, output, scratch),
-        Bits::B2 => fc_impl::<8>(n, m, input, in_fmt, weights, row_bytes, words, rq, output, scratch),
+        Bits::B8 if has(K, linked::WEIGHTS_8) => {
+            fc_impl::<2, K>(n, m, input, in_fmt, weights, row_bytes, words, rq, output, scratch)
+        }
+        Bits::B4 if has(K, linked::WEIGHTS_4) => {
+            fc_impl::<4, K>(n, m, input, in_fmt, weights, row_bytes, words, rq, output, scratch)
+        }
+        Bits::B2 if has(K, linked::WEIGHTS_2) => {
+            fc_impl::<8, K>(n, m, input, in_fmt, weights, row_bytes, words, rq, output, scratch)
+        }
+        _ => Path::Scalar,
     };
     if path == Path::Scalar {
-        reference::fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output);
+        // As in [`conv2d`].
+        if K == linked::ALL {
+            reference::fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output);
+        }
         return path;
     }
     reference::clear_tail(output, rq.out, out_features);
@@ -1248,7 +1281,7 @@ pub fn fully_connected(
 /// when `scratch` is too small.
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
-fn fc_impl<const L: usize>(
+fn fc_impl<const L: usize, const K: u32>(
     in_features: usize,
     out_features: usize,
     input: &[u8],
@@ -1264,7 +1297,7 @@ fn fc_impl<const L: usize>(
         return Path::Scalar;
     };
     let z = in_fmt.zero_point;
-    if in_fmt.bits == Bits::B8 {
+    if in_fmt.bits == Bits::B8 || !has(K, linked::ACTS_4) {
         convert(&input[..in_features], z, x, 0);
     } else {
         // A 4-bit input, one weight word's worth of values at a time (padding past the end: z).
@@ -1297,14 +1330,21 @@ fn fc_impl<const L: usize>(
 /// SMUAD against `(lA, lB)`; then `q = (H + (L >> 16)) >> (r − 16)` is contract §5's
 /// `(dA·mA + dB·mB + 2^(r−1)) >> r` plus `zo` exactly (floor divisions nest, and `zo·2^(r−16)`
 /// passes through the shift whole), and the clamp.
-pub fn add(arena: &mut [u8], n: usize, a: (usize, ActFormat), b: (usize, ActFormat), out: usize, rq: &AddRequant) {
+pub fn add<const K: u32>(
+    arena: &mut [u8],
+    n: usize,
+    a: (usize, ActFormat),
+    b: (usize, ActFormat),
+    out: usize,
+    rq: &AddRequant,
+) {
     let Some(plan) = AddPlan::new(arena.len(), n, a, b, out, rq, 39) else {
-        return portable::add(arena, n, a, b, out, rq);
+        return add_elsewhere::<K>(arena, n, a, b, out, rq);
     };
     let (r, [ha, la, hb, lb]) = (plan.r, plan.halves);
     let round = (1i64 << (r - 17)) + ((rq.out.zero_point as i64) << (r - 16));
     if round.abs() >= 1 << 30 {
-        return portable::add(arena, n, a, b, out, rq);
+        return add_elsewhere::<K>(arena, n, a, b, out, rq);
     }
     let (mh, ml) = (pair(ha, hb), pair(la, lb));
     let (za, zb) = (pair(a.1.zero_point, a.1.zero_point), pair(b.1.zero_point, b.1.zero_point));
@@ -1319,7 +1359,26 @@ pub fn add(arena: &mut [u8], n: usize, a: (usize, ActFormat), b: (usize, ActForm
     }
     let done = 4 * steps;
     if done < n {
-        portable::add(arena, n - done, (a.0 + done, a.1), (b.0 + done, b.1), out + done, rq);
+        add_elsewhere::<K>(arena, n - done, (a.0 + done, a.1), (b.0 + done, b.1), out + done, rq);
+    }
+}
+
+/// What [`add`]'s steps do not take: the portable kernel, or, in a build whose kernel set leaves
+/// 4-bit activations out (every tensor 8-bit), the reference, whose code is a fraction of the
+/// portable one's four loops (it runs the last `n mod 4` elements and adds with shifts outside
+/// the steps' range, which compiled models do not have).
+fn add_elsewhere<const K: u32>(
+    arena: &mut [u8],
+    n: usize,
+    a: (usize, ActFormat),
+    b: (usize, ActFormat),
+    out: usize,
+    rq: &AddRequant,
+) {
+    if has(K, linked::ACTS_4) {
+        portable::add(arena, n, a, b, out, rq)
+    } else {
+        reference::add(arena, n, a, b, out, rq)
     }
 }
 
@@ -1376,7 +1435,7 @@ fn pair(lo: i32, hi: i32) -> u32 {
 /// multipliers run on the portable kernel (in the same scratch).
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
-pub fn depthwise_conv2d(
+pub fn depthwise_conv2d<const K: u32>(
     g: &Window,
     input: &[u8],
     in_fmt: ActFormat,
@@ -1395,7 +1454,7 @@ pub fn depthwise_conv2d(
     let groups = c / 4;
     // A 4-bit input is unpacked a few rows at a time (the rows one output row reads, the pass's
     // channels of each pixel).
-    let four = in_fmt.bits == Bits::B4;
+    let four = has(K, linked::ACTS_4) && in_fmt.bits == Bits::B4;
     let cc = 4 * chunk;
     let mut s = Scratch::new(&mut *scratch);
     let bufs = (
@@ -1406,7 +1465,10 @@ pub fn depthwise_conv2d(
         s.take::<u8>(if four { g.kernel_h * g.in_w * cc } else { 0 }),
     );
     let (Some(wp), Some(fast), Some(ptrs), Some(zrow), Some(rows)) = bufs else {
-        reference::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output);
+        // As in [`conv2d`].
+        if K == linked::ALL {
+            reference::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output);
+        }
         return Path::Scalar;
     };
     let row_bytes = weight_bits.packed_len(taps);
@@ -1491,7 +1553,7 @@ pub fn depthwise_conv2d(
                     // `4·gi + 4 ≤ nc`; `w` holds `taps` pairs of words.
                     let acc = unsafe { dw_taps(ptrs.as_ptr(), 4 * gi, w.as_ptr() as *const u32, taps) };
                     let v: [i32; 4] = core::array::from_fn(|j| f[j].apply(acc[j], lo, hi));
-                    if out_bits == Bits::B8 {
+                    if out_bits == Bits::B8 || !has(K, linked::ACTS_4) {
                         for (d, v) in output[o + 4 * gi..o + 4 * gi + 4].iter_mut().zip(v) {
                             *d = v as u8;
                         }

@@ -43,7 +43,7 @@ fn main() -> ! {
     let _ = OutputPin::set_high(&mut led);
     // SAFETY: the only reference to ARENA, taken once before anything else runs.
     let arena = unsafe { &mut (*core::ptr::addr_of_mut!(ARENA)).0 };
-    let code = fw::run(&mut Board, MODEL, INPUTS, arena);
+    let code = fw::run_with_kernels::<_, { config::KERNELS }>(&mut Board, MODEL, INPUTS, arena);
     let _ = OutputPin::set_low(&mut led);
     semihost::exit(code)
 }

@@ -55,14 +55,14 @@ fn main() -> ! {
     let _ = led.set_low();
     // SAFETY: the only reference to ARENA, taken once before anything else runs.
     let arena = unsafe { &mut (*core::ptr::addr_of_mut!(ARENA)).0 };
-    let code = fw::run(&mut Board, MODEL, INPUTS, arena);
+    let code = fw::run_with_kernels::<_, { config::KERNELS }>(&mut Board, MODEL, INPUTS, arena);
     let _ = led.set_high();
     semihost::exit(code)
 }
 
 #[exception]
 unsafe fn HardFault(_frame: &ExceptionFrame) -> ! {
-    fw::report_fault(&mut Board, format_args!("HardFault"));
+    fw::report_fault(&mut Board, "HardFault", None);
     semihost::exit(fw::EXIT_FAULT)
 }
 

@@ -71,14 +71,14 @@ fn main() -> ! {
     let _ = led.set_high();
     // SAFETY: the only reference to ARENA, taken once before anything else runs.
     let arena = unsafe { &mut (*core::ptr::addr_of_mut!(ARENA)).0 };
-    let code = fw::run(&mut Board(Some(timer)), MODEL, INPUTS, arena);
+    let code = fw::run_with_kernels::<_, { config::KERNELS }>(&mut Board(Some(timer)), MODEL, INPUTS, arena);
     let _ = led.set_low();
     semihost::exit(code)
 }
 
 #[cortex_m_rt::exception]
 unsafe fn HardFault(_frame: &cortex_m_rt::ExceptionFrame) -> ! {
-    fw::report_fault(&mut Board(None), format_args!("HardFault"));
+    fw::report_fault(&mut Board(None), "HardFault", None);
     semihost::exit(fw::EXIT_FAULT)
 }
 

@@ -1,0 +1,145 @@
+//! Which kernels a build links: a bit set, the const parameter of
+//! [`Interpreter`](crate::Interpreter).
+//!
+//! A firmware that runs one model needs only that model's operations and bit widths. The kernel
+//! set is a `u32` const generic threaded from the interpreter to the kernels: every op arm, every
+//! weight width and every 4-bit activation branch is guarded by a test of the set, which the
+//! compiler folds, so what the set leaves out is not in the binary (the TFLite Micro op
+//! resolver's job, with no registration code and no table in RAM). The default is [`ALL`].
+//!
+//! [`required`] computes a model's set (the firmware's build script does it on the host, from
+//! the model file; `hawq inspect` prints it); [`Interpreter::new`](crate::Interpreter::new)
+//! refuses a model that needs a kernel outside the set ([`Error::KernelNotLinked`]), so a
+//! narrower set never changes a result, it only fails early.
+
+use crate::error::Error;
+use crate::format::{DType, Op, Tensors};
+use crate::model::Model;
+
+pub const CONV2D: u32 = 1 << 0;
+pub const DEPTHWISE_CONV2D: u32 = 1 << 1;
+pub const FULLY_CONNECTED: u32 = 1 << 2;
+pub const AVG_POOL: u32 = 1 << 3;
+pub const MAX_POOL: u32 = 1 << 4;
+pub const ADD: u32 = 1 << 5;
+pub const SOFTMAX: u32 = 1 << 6;
+pub const DEQUANTIZE: u32 = 1 << 7;
+pub const LUT: u32 = 1 << 8;
+pub const MUL: u32 = 1 << 9;
+pub const CONCAT: u32 = 1 << 10;
+pub const SLICE: u32 = 1 << 11;
+pub const RESIZE: u32 = 1 << 12;
+pub const DEPTH_TO_SPACE: u32 = 1 << 13;
+/// 8-, 4- and 2-bit weights of convolutions and fully connected layers.
+pub const WEIGHTS_8: u32 = 1 << 16;
+pub const WEIGHTS_4: u32 = 1 << 17;
+pub const WEIGHTS_2: u32 = 1 << 18;
+/// 4-bit activations anywhere (an input or output of any op). 8-bit activations are always
+/// linked: the fast paths are written for them.
+pub const ACTS_4: u32 = 1 << 20;
+/// Rows of more than [`LONG_ROW`] weights in a convolution (`kh·kw·in_c`) or a fully connected
+/// layer (its inputs): past what the Cortex-M4 kernels' 32-bit sums hold at low widths, they run
+/// on the portable kernel, which a build without them leaves out.
+pub const LONG_ROWS: u32 = 1 << 21;
+
+/// The longest row [`LONG_ROWS`] does not cover.
+pub const LONG_ROW: usize = 65_536;
+
+/// Every kernel: the default set.
+pub const ALL: u32 = (1 << 14) - 1 | WEIGHTS_8 | WEIGHTS_4 | WEIGHTS_2 | ACTS_4 | LONG_ROWS;
+
+/// The names of the set's members, in bit order (for `hawq inspect` and build scripts).
+pub const NAMES: [(u32, &str); 19] = [
+    (CONV2D, "conv2d"),
+    (DEPTHWISE_CONV2D, "depthwise_conv2d"),
+    (FULLY_CONNECTED, "fully_connected"),
+    (AVG_POOL, "avg_pool"),
+    (MAX_POOL, "max_pool"),
+    (ADD, "add"),
+    (SOFTMAX, "softmax"),
+    (DEQUANTIZE, "dequantize"),
+    (LUT, "lut"),
+    (MUL, "mul"),
+    (CONCAT, "concat"),
+    (SLICE, "slice"),
+    (RESIZE, "resize"),
+    (DEPTH_TO_SPACE, "depth_to_space"),
+    (WEIGHTS_8, "weights_8"),
+    (WEIGHTS_4, "weights_4"),
+    (WEIGHTS_2, "weights_2"),
+    (ACTS_4, "acts_4"),
+    (LONG_ROWS, "long_rows"),
+];
+
+/// Whether `set` holds every kernel of `kernels`.
+#[inline(always)]
+pub const fn has(set: u32, kernels: u32) -> bool {
+    set & kernels == kernels
+}
+
+/// The kernels one op needs: its own, its weight width, 4-bit activations if any of its tensors
+/// is 4-bit, long rows. `None` when a tensor index is out of the table (never for a loaded model).
+pub fn op_needs(op: &Op<'_>, tensors: Tensors<'_>) -> Option<u32> {
+    let (kind, weight_bits) = match op {
+        Op::Conv2d(p) => (CONV2D, Some(p.weight_bits)),
+        Op::DepthwiseConv2d(p) => (DEPTHWISE_CONV2D, Some(p.weight_bits)),
+        Op::FullyConnected(p) => (FULLY_CONNECTED, Some(p.weight_bits)),
+        Op::AvgPool(_) => (AVG_POOL, None),
+        Op::MaxPool(_) => (MAX_POOL, None),
+        Op::Add(_) => (ADD, None),
+        Op::Reshape(_) => (0, None),
+        Op::Softmax(_) => (SOFTMAX, None),
+        Op::Dequantize(_) => (DEQUANTIZE, None),
+        Op::Lut(_) => (LUT, None),
+        Op::Mul(_) => (MUL, None),
+        Op::Concat(_) => (CONCAT, None),
+        Op::Slice(_) => (SLICE, None),
+        Op::Resize(_) => (RESIZE, None),
+        Op::DepthToSpace(_) => (DEPTH_TO_SPACE, None),
+    };
+    let weights = match weight_bits {
+        Some(8) => WEIGHTS_8,
+        Some(4) => WEIGHTS_4,
+        Some(2) => WEIGHTS_2,
+        _ => 0,
+    };
+    let mut acts = 0;
+    for i in op.inputs().iter().copied().chain([op.output()]) {
+        if tensors.get(i as usize)?.dtype == DType::I4 {
+            acts = ACTS_4;
+        }
+    }
+    let input = tensors.get(*op.inputs().first()? as usize)?;
+    let row = match op {
+        Op::Conv2d(p) => p.kernel_h as usize * p.kernel_w as usize * input.shape[3] as usize,
+        Op::FullyConnected(_) => input.elements(),
+        _ => 0,
+    };
+    let long = if row > LONG_ROW { LONG_ROWS } else { 0 };
+    Some(kind | weights | acts | long)
+}
+
+/// The kernels `model` needs: the union of [`op_needs`] over its ops.
+pub fn required(model: &Model<'_>) -> Result<u32, Error> {
+    let mut set = 0;
+    for (index, op) in model.ops().enumerate() {
+        set |= op_needs(&op?, model.tensors()).ok_or(Error::BadTensorIndex { op: index as u16 })?;
+    }
+    Ok(set)
+}
+
+/// The first op of `model` that needs a kernel outside `set`, with what it misses.
+pub fn first_missing(model: &Model<'_>, set: u32) -> Result<Option<(u16, u32)>, Error> {
+    for (index, op) in model.ops().enumerate() {
+        let needs = op_needs(&op?, model.tensors()).ok_or(Error::BadTensorIndex { op: index as u16 })?;
+        if !has(set, needs) {
+            return Ok(Some((index as u16, needs & !set)));
+        }
+    }
+    Ok(None)
+}
+
+/// The members of `set`, by name.
+pub fn names(set: u32) -> impl Iterator<Item = &'static str> {
+    NAMES.iter().filter(move |(bit, _)| set & bit != 0).map(|(_, name)| *name)
+}
