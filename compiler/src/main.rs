@@ -668,6 +668,8 @@ fn cmd_inspect(a: &InspectArgs) -> Result<()> {
         }));
     }
     let scratch_max = scratch_regions.iter().map(|r| r.2).max().unwrap_or(0);
+    let kernels = hawq_runtime::kernels::linked::required(&model).map_err(|e| anyhow!("{}: {e}", a.model.display()))?;
+    let kernel_names: Vec<&str> = hawq_runtime::kernels::linked::names(kernels).collect();
     if a.json {
         println!(
             "{}",
@@ -679,6 +681,8 @@ fn cmd_inspect(a: &InspectArgs) -> Result<()> {
                 "runtime_stack_bytes": hawq_runtime::STACK_BYTES_CORTEX_M4,
                 "ram_bytes": model.arena_bytes() + hawq_runtime::STACK_BYTES_CORTEX_M4,
                 "raw_input": format!("{:?}", model.raw_input()),
+                "kernels": kernels,
+                "kernel_names": kernel_names,
                 "layers": layers,
                 "tensors": (0..model.tensors().len()).map(|i| describe(i as u16)).collect::<Vec<_>>(),
             })
@@ -701,6 +705,7 @@ fn cmd_inspect(a: &InspectArgs) -> Result<()> {
         hawq_runtime::STACK_BYTES_CORTEX_M4,
         model.arena_bytes() + hawq_runtime::STACK_BYTES_CORTEX_M4
     );
+    println!("kernels: {} (Interpreter::<{kernels:#x}>::with_kernels links only these)", kernel_names.join(", "));
     println!("{:>3} {:<17} {:>4} {:>8}  tensors (index dtype shape @offset)", "#", "op", "w", "bytes");
     for l in &layers {
         let t = |v: &serde_json::Value| {

@@ -121,10 +121,22 @@ fn compile_eval_run_and_inspect_the_bundled_example() {
     let tensors: u64 = i["tensors"].as_array().unwrap().iter().map(|t| t["bytes"].as_u64().unwrap()).sum();
     assert!(arena < tensors + scratch_total, "arena {arena}, tensors {tensors}, scratch {scratch_total}");
     assert_eq!(i["ram_bytes"].as_u64().unwrap(), arena + i["runtime_stack_bytes"].as_u64().unwrap());
+    // The kernel set names each op kind of the layers and the weight widths, nothing else.
+    let names: Vec<&str> = i["kernel_names"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    for l in i["layers"].as_array().unwrap() {
+        let op = l["op"].as_str().unwrap();
+        assert!(op == "reshape" || names.contains(&op), "{op} missing from {names:?}");
+        if let Some(bits) = l["weight_bits"].as_u64() {
+            assert!(names.contains(&format!("weights_{bits}").as_str()), "{bits}-bit weights missing from {names:?}");
+        }
+    }
+    let ops_used = |n: &&str| i["layers"].as_array().unwrap().iter().any(|l| l["op"] == **n);
+    assert!(names.iter().filter(|n| !n.starts_with("weights_") && **n != "acts_4").all(|n| ops_used(n)), "{names:?}");
     let o = hawq(&["inspect", p(&out)]);
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.contains("arena map"));
     assert!(text.contains("(scratch of op 0)") && text.contains("RAM: arena"), "{text}");
+    assert!(text.contains("kernels: conv2d"), "{text}");
     // Shapes print as lists of numbers (the digits model's input is 8×8 grey pixels).
     assert!(text.contains("[1,8,8,1]") || text.contains("[1, 8, 8, 1]"), "{text}");
     assert!(!text.contains("Number("), "{text}");

@@ -166,6 +166,11 @@ enum hawq_status
    */
   HAWQ_ERR_SCRATCH_OVERLAP = 25,
   /**
+   * The model needs a kernel this build of the library leaves out (never with the default
+   * build, which links every kernel).
+   */
+  HAWQ_ERR_KERNEL_NOT_LINKED = 26,
+  /**
    * A pointer argument is NULL.
    */
   HAWQ_ERR_NULL_POINTER = 100,

@@ -49,8 +49,8 @@ fn conv_paths(depthwise: bool) -> Vec<(Option<Path>, ConvFn)> {
         .into_iter()
         .map(|p| {
             let f: ConvFn = match (p, depthwise) {
-                (None, false) => Box::new(kernels::conv2d),
-                (None, true) => Box::new(kernels::depthwise_conv2d),
+                (None, false) => Box::new(kernels::conv2d::<{ kernels::linked::ALL }>),
+                (None, true) => Box::new(kernels::depthwise_conv2d::<{ kernels::linked::ALL }>),
                 (Some(p), false) => Box::new(move |g, i, f, w, b, r, o, s| {
                     kernels::conv2d_on(p, g, i, f, w, b, r, o, s).expect("available")
                 }),
@@ -68,7 +68,7 @@ fn fc_paths() -> Vec<(Option<Path>, FcFn)> {
         .into_iter()
         .map(|p| {
             let f: FcFn = match p {
-                None => Box::new(kernels::fully_connected),
+                None => Box::new(kernels::fully_connected::<{ kernels::linked::ALL }>),
                 Some(p) => Box::new(move |n, m, i, f, w, b, r, o, s| {
                     kernels::fully_connected_on(p, n, m, i, f, w, b, r, o, s).expect("available")
                 }),
@@ -505,7 +505,7 @@ fn add_paths_match_reference() {
             max: c.oq.max,
         };
         match p {
-            None => kernels::add(&mut arena, c.n, (c.a.0, fa), (c.b.0, fb), c.out, &rq),
+            None => kernels::add::<{ kernels::linked::ALL }>(&mut arena, c.n, (c.a.0, fa), (c.b.0, fb), c.out, &rq),
             Some(p) => assert!(kernels::add_on(p, &mut arena, c.n, (c.a.0, fa), (c.b.0, fb), c.out, &rq)),
         }
         arena

@@ -407,7 +407,48 @@ fn variant(e: &Error) -> &'static str {
         Error::SizeMismatch { .. } => "SizeMismatch",
         Error::EmptyModel => "EmptyModel",
         Error::ArenaSizeMismatch { .. } => "ArenaSizeMismatch",
+        Error::KernelNotLinked { .. } => "KernelNotLinked",
     }
+}
+
+/// The kernel sets (`kernels::linked`): a set that holds every kernel the model needs
+/// (`linked::required`) runs it to the same arena as the default set (`after`, from `start`); one
+/// that lacks a kernel refuses it at creation, naming the first op that needs what is missing.
+fn kernel_sets_agree(model: &Model<'_>, start: &[u8], after: &[u8]) {
+    use hawq_runtime::kernels::linked::{self, *};
+    let needs = linked::required(model).expect("a loaded model's ops decode");
+    assert!(linked::has(ALL, needs), "{needs:#x} outside ALL");
+    macro_rules! check {
+        ($($set:expr),*) => {$(
+            let mut arena = start.to_vec();
+            let missing = linked::first_missing(model, $set).expect("ops decode");
+            match Interpreter::<{ $set }>::with_kernels(model, &mut arena) {
+                Ok(mut it) => {
+                    assert!(linked::has($set, needs), "set {:#x} accepted a model needing {needs:#x}", $set);
+                    assert_eq!(missing, None);
+                    it.invoke().expect("a validated model runs");
+                    assert!(arena == after, "set {:#x}: another arena than every kernel's", $set);
+                }
+                Err(e) => {
+                    let (op, lacks) = missing.expect("a refusal names an op");
+                    assert_eq!(e, Error::KernelNotLinked { op }, "set {:#x}", $set);
+                    assert!(!linked::has($set, needs) && lacks != 0 && lacks & $set == 0);
+                    let op_needs = linked::op_needs(&model.ops().nth(op as usize).unwrap().unwrap(), model.tensors());
+                    assert_eq!(op_needs.map(|n| n & !$set), Some(lacks));
+                }
+            }
+        )*};
+    }
+    check!(
+        CONV2D | WEIGHTS_8,
+        ADD | MAX_POOL | AVG_POOL | SOFTMAX,
+        OPS | WEIGHTS_8,
+        OPS | WEIGHTS_8 | WEIGHTS_4 | WEIGHTS_2,
+        ALL & !ACTS_4,
+        ALL & !LONG_ROWS,
+        ALL & !(LUT | MUL | CONCAT),
+        ALL & !(SLICE | RESIZE | DEPTH_TO_SPACE | DEQUANTIZE | DEPTHWISE_CONV2D | FULLY_CONNECTED)
+    );
 }
 
 /// Loads `blob`; if it loads, checks what the loader promises, runs it over a garbage arena of
@@ -458,6 +499,7 @@ fn exercise(blob: &[u8], seed: u64) -> Outcome {
 
     // 2. Arena garbage as the input; the naive model runs over a copy.
     let mut arena = garbage(n, seed.rotate_left(17));
+    let start = arena.clone();
     let mut want = arena.clone();
     let mut it = Interpreter::new(&model, &mut arena).expect("an arena of the declared size");
     it.invoke().expect("a validated model runs");
@@ -468,6 +510,7 @@ fn exercise(blob: &[u8], seed: u64) -> Outcome {
     let apart =
         |r: &std::ops::Range<usize>| tensors.iter().all(|t| r.end <= region(t).start || region(t).end <= r.start);
     let comparable = simulated(&model) && scratch.iter().all(apart);
+    kernel_sets_agree(&model, &start, &arena);
     if naive_work <= WORK_BUDGET && comparable {
         simulate(&model, &mut want);
         let unspecified = |i: usize| scratch.iter().any(|r| r.contains(&i));
@@ -2650,4 +2693,46 @@ fn further_outputs_name_tensors_in_whole_records() {
     assert_eq!(exercise(&bad.encode(), 1), Outcome::Rejected("BadTensorIndex"));
     bad.extra_outputs = vec![0, 0, 1];
     assert_eq!(exercise(&bad.encode(), 1), Outcome::Rejected("Malformed"));
+}
+
+#[test]
+fn every_error_has_its_own_summary_and_names_its_subject_as_its_message_does() {
+    let all = [
+        Error::Truncated,
+        Error::BadMagic,
+        Error::UnsupportedVersion { found: 9 },
+        Error::ChecksumMismatch { expected: 1, computed: 2 },
+        Error::Malformed,
+        Error::TrailingBytes,
+        Error::TooManyTensors,
+        Error::BadShape { tensor: 3 },
+        Error::TensorOutOfArena { tensor: 4 },
+        Error::BadZeroPoint { tensor: 5 },
+        Error::ScratchOutOfArena,
+        Error::OpScratchOutOfArena { op: 6 },
+        Error::ScratchOverlap { op: 7 },
+        Error::BadTensorIndex { op: 8 },
+        Error::WrongDtype { op: 9 },
+        Error::ShapeMismatch { op: 10 },
+        Error::UnsupportedBits { op: 11 },
+        Error::BadParameter { op: 12 },
+        Error::WeightSizeMismatch { op: 13 },
+        Error::AccumulatorOverflow { op: 14 },
+        Error::OverlappingTensors { op: 15 },
+        Error::ArenaTooSmall { needed: 16, got: 1 },
+        Error::SizeMismatch { expected: 17, got: 1 },
+        Error::EmptyModel,
+        Error::ArenaSizeMismatch { declared: 18, needed: 1 },
+        Error::KernelNotLinked { op: 19 },
+    ];
+    let variants: std::collections::BTreeSet<_> = all.iter().map(variant).collect();
+    let summaries: std::collections::BTreeSet<_> = all.iter().map(Error::summary).collect();
+    assert_eq!((variants.len(), summaries.len()), (all.len(), all.len()));
+    for e in all {
+        let message = e.to_string();
+        assert!(!e.summary().is_empty());
+        if let Some((what, index)) = e.subject() {
+            assert!(message.contains(&format!("{what} {index}")), "{message}");
+        }
+    }
 }

@@ -45,8 +45,11 @@ pub const LONG_ROWS: u32 = 1 << 21;
 /// The longest row [`LONG_ROWS`] does not cover.
 pub const LONG_ROW: usize = 65_536;
 
+/// Every op's kernel (bits 0–13).
+pub const OPS: u32 = (1 << 14) - 1;
+
 /// Every kernel: the default set.
-pub const ALL: u32 = (1 << 14) - 1 | WEIGHTS_8 | WEIGHTS_4 | WEIGHTS_2 | ACTS_4 | LONG_ROWS;
+pub const ALL: u32 = OPS | WEIGHTS_8 | WEIGHTS_4 | WEIGHTS_2 | ACTS_4 | LONG_ROWS;
 
 /// The names of the set's members, in bit order (for `hawq inspect` and build scripts).
 pub const NAMES: [(u32, &str); 19] = [

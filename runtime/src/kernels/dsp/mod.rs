@@ -48,10 +48,10 @@
 
 use core::arch::asm;
 
+use super::linked::{self, has};
 use super::reference::{self, ActFormat, AddRequant, Requant, Window};
 use super::scratch::{self, Scratch};
 use super::util::{gather, put, row_words, sum_bound, tail_word, unpack4, AddPlan, ChannelQ, Rq32};
-use super::linked::{self, has};
 use super::{portable, Path};
 use crate::quant::{load, Bits};
 
