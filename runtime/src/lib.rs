@@ -14,6 +14,11 @@
 //! it.invoke()?;
 //! let logits = it.output_bytes();                 // or it.read_output_f32(&mut buf)
 //! ```
+//!
+//! A firmware that runs one model links only its kernels with
+//! `Interpreter::<{ KERNELS }>::with_kernels(&model, arena)`, where `KERNELS` is
+//! [`kernels::linked::required`] of the model (computed by the build script, or printed by
+//! `hawq inspect`); see [`kernels::linked`].
 #![no_std]
 
 #[cfg(feature = "std")]
