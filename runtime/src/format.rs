@@ -33,6 +33,8 @@
 use half::f16;
 use serde::{Deserialize, Serialize};
 
+pub mod decode;
+
 use crate::error::Error;
 
 pub const MAGIC: [u8; 4] = *b"HAWQ";

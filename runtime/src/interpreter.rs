@@ -175,7 +175,7 @@ pub fn read_tensor_f32(model: &Model<'_>, arena: &[u8], tensor: u16, out: &mut [
 fn quantize(x: f32, t: &TensorDesc, bits: Bits) -> i32 {
     let (lo, hi) = bits.range();
     let q = round_half_away(x / t.scale.to_f32()).saturating_add(t.zero_point as i32);
-    q.clamp(lo, hi)
+    q.max(lo).min(hi)
 }
 
 fn format(t: &TensorDesc) -> ActFormat {

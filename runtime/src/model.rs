@@ -6,6 +6,7 @@ use crate::format::{
     split_header, ConcatParams, ConvParams, DType, Header, ModelMeta, Op, RawInput, TensorDesc, Tensors,
     CONCAT_PART_BYTES, MAX_CONCAT_INPUTS, MAX_EXTRA_OUTPUTS, MAX_TENSORS, TENSOR_RECORD_BYTES,
 };
+use crate::kernels::linked;
 use crate::quant::{Bits, SHIFT_MAX, SHIFT_MIN};
 
 /// The largest alignment the compiler rounds the arena's size up to.
@@ -27,11 +28,18 @@ pub struct Model<'a> {
 impl<'a> Model<'a> {
     /// Parses and validates a model blob. Every later operation on the model relies on this.
     pub fn from_bytes(blob: &'a [u8]) -> Result<Self, Error> {
+        Self::from_bytes_with_kernels::<{ linked::ALL }>(blob)
+    }
+
+    /// [`Model::from_bytes`] for a build with the kernel set `KERNELS` ([`linked`]): a model that
+    /// needs a kernel outside it is refused ([`Error::KernelNotLinked`]), and the validation of
+    /// the ops outside it is not compiled in (the loader of a one-model firmware is smaller).
+    pub fn from_bytes_with_kernels<const KERNELS: u32>(blob: &'a [u8]) -> Result<Self, Error> {
         let (header, body) = split_header(blob)?;
         let (meta, ops) = postcard::take_from_bytes::<ModelMeta<'a>>(body).map_err(|_| Error::Malformed)?;
         let (input, output, needed) = validate_tensors(&header, &meta)?;
         let model = Model { header, meta, input, output, ops };
-        let needed = needed.max(model.validate_ops()?);
+        let needed = needed.max(model.validate_ops::<KERNELS>()?);
         // The declared size is what a host allocates before running: it may round the extent of
         // the tensors and scratch up to the planner's alignment, never more.
         let arena = header.arena_bytes as u64;
@@ -104,7 +112,7 @@ impl<'a> Model<'a> {
     }
 
     /// Validates every op; returns the end of the highest op scratch.
-    fn validate_ops(&self) -> Result<u64, Error> {
+    fn validate_ops<const K: u32>(&self) -> Result<u64, Error> {
         if self.meta.op_count == 0 {
             return Err(Error::EmptyModel);
         }
@@ -112,7 +120,7 @@ impl<'a> Model<'a> {
         let mut iter = self.ops();
         let mut end = 0;
         for (index, op) in iter.by_ref().enumerate() {
-            end = end.max(validate_op(&op?, index as u16, self.meta.tensors, arena)?);
+            end = end.max(validate_op::<K>(&op?, index as u16, self.meta.tensors, arena)?);
         }
         if !iter.rest.is_empty() {
             return Err(Error::TrailingBytes);
@@ -198,12 +206,12 @@ impl<'a> Iterator for OpIter<'a> {
             return None;
         }
         self.left -= 1;
-        match postcard::take_from_bytes::<Op<'a>>(self.rest) {
-            Ok((op, rest)) => {
+        match crate::format::decode::take_op(self.rest) {
+            Some((op, rest)) => {
                 self.rest = rest;
                 Some(Ok(op))
             }
-            Err(_) => {
+            None => {
                 self.left = 0;
                 Some(Err(Error::Malformed))
             }
@@ -376,12 +384,42 @@ fn validate_conv(p: &ConvParams<'_>, depthwise: bool, op: u16, tensors: Tensors<
 }
 
 /// Validates one op; returns the end of its scratch (0 for ops without).
-fn validate_op(op: &Op<'_>, index: u16, tensors: Tensors<'_>, arena: u64) -> Result<u64, Error> {
+/// Whether the kernel set `K` links `op`'s kind: a constant in each arm of a `match` on the op,
+/// so that the arms of the kinds `K` leaves out are not compiled.
+#[inline(always)]
+fn kind_linked<const K: u32>(op: &Op<'_>) -> bool {
+    let kind = match op {
+        Op::Conv2d(_) => linked::CONV2D,
+        Op::DepthwiseConv2d(_) => linked::DEPTHWISE_CONV2D,
+        Op::FullyConnected(_) => linked::FULLY_CONNECTED,
+        Op::AvgPool(_) => linked::AVG_POOL,
+        Op::MaxPool(_) => linked::MAX_POOL,
+        Op::Add(_) => linked::ADD,
+        Op::Reshape(_) => 0,
+        Op::Softmax(_) => linked::SOFTMAX,
+        Op::Dequantize(_) => linked::DEQUANTIZE,
+        Op::Lut(_) => linked::LUT,
+        Op::Mul(_) => linked::MUL,
+        Op::Concat(_) => linked::CONCAT,
+        Op::Slice(_) => linked::SLICE,
+        Op::Resize(_) => linked::RESIZE,
+        Op::DepthToSpace(_) => linked::DEPTH_TO_SPACE,
+    };
+    linked::has(K, kind)
+}
+
+fn validate_op<const K: u32>(op: &Op<'_>, index: u16, tensors: Tensors<'_>, arena: u64) -> Result<u64, Error> {
     let i = index;
+    if K != linked::ALL {
+        let needs = linked::op_needs(op, tensors).ok_or(Error::BadTensorIndex { op: i })?;
+        if !linked::has(K, needs) {
+            return Err(Error::KernelNotLinked { op: i });
+        }
+    }
     match op {
-        Op::Conv2d(p) => validate_conv(p, false, i, tensors, arena),
-        Op::DepthwiseConv2d(p) => validate_conv(p, true, i, tensors, arena),
-        Op::FullyConnected(p) => {
+        Op::Conv2d(p) if kind_linked::<K>(op) => validate_conv(p, false, i, tensors, arena),
+        Op::DepthwiseConv2d(p) if kind_linked::<K>(op) => validate_conv(p, true, i, tensors, arena),
+        Op::FullyConnected(p) if kind_linked::<K>(op) => {
             let input = &tensor(tensors, p.input, i)?;
             let output = &tensor(tensors, p.output, i)?;
             let in_bits = quantized_bits(input, i)?;
@@ -396,7 +434,7 @@ fn validate_op(op: &Op<'_>, index: u16, tensors: Tensors<'_>, arena: u64) -> Res
             let bytes = crate::kernels::fully_connected_scratch_bytes(n, m, bits, in_bits);
             check_scratch(p.scratch, bytes, input, output, arena, i)
         }
-        Op::AvgPool(p) | Op::MaxPool(p) => {
+        Op::AvgPool(p) | Op::MaxPool(p) if kind_linked::<K>(op) => {
             let input = &tensor(tensors, p.input, i)?;
             let output = &tensor(tensors, p.output, i)?;
             let in_bits = quantized_bits(input, i)?;
@@ -423,7 +461,7 @@ fn validate_op(op: &Op<'_>, index: u16, tensors: Tensors<'_>, arena: u64) -> Res
             }
             Ok(0)
         }
-        Op::Add(p) => {
+        Op::Add(p) if kind_linked::<K>(op) => {
             let a = &tensor(tensors, p.a, i)?;
             let b = &tensor(tensors, p.b, i)?;
             let output = &tensor(tensors, p.output, i)?;
@@ -443,7 +481,7 @@ fn validate_op(op: &Op<'_>, index: u16, tensors: Tensors<'_>, arena: u64) -> Res
             }
             Ok(0)
         }
-        Op::Reshape(p) => {
+        Op::Reshape(p) if kind_linked::<K>(op) => {
             let input = &tensor(tensors, p.input, i)?;
             let output = &tensor(tensors, p.output, i)?;
             if input.dtype != output.dtype {
@@ -457,7 +495,7 @@ fn validate_op(op: &Op<'_>, index: u16, tensors: Tensors<'_>, arena: u64) -> Res
             }
             Ok(0)
         }
-        Op::Softmax(p) | Op::Dequantize(p) => {
+        Op::Softmax(p) | Op::Dequantize(p) if kind_linked::<K>(op) => {
             let input = &tensor(tensors, p.input, i)?;
             let output = &tensor(tensors, p.output, i)?;
             quantized_bits(input, i)?;
@@ -478,7 +516,7 @@ fn validate_op(op: &Op<'_>, index: u16, tensors: Tensors<'_>, arena: u64) -> Res
             }
             Ok(0)
         }
-        Op::Lut(p) => {
+        Op::Lut(p) if kind_linked::<K>(op) => {
             let input = &tensor(tensors, p.input, i)?;
             let output = &tensor(tensors, p.output, i)?;
             let in_bits = quantized_bits(input, i)?;
@@ -500,7 +538,7 @@ fn validate_op(op: &Op<'_>, index: u16, tensors: Tensors<'_>, arena: u64) -> Res
             }
             Ok(0)
         }
-        Op::Mul(p) => {
+        Op::Mul(p) if kind_linked::<K>(op) => {
             let a = &tensor(tensors, p.a, i)?;
             let b = &tensor(tensors, p.b, i)?;
             let output = &tensor(tensors, p.output, i)?;
@@ -522,8 +560,8 @@ fn validate_op(op: &Op<'_>, index: u16, tensors: Tensors<'_>, arena: u64) -> Res
             }
             Ok(0)
         }
-        Op::Concat(p) => validate_concat(p, i, tensors).map(|()| 0),
-        Op::Slice(p) => {
+        Op::Concat(p) if kind_linked::<K>(op) => validate_concat(p, i, tensors).map(|()| 0),
+        Op::Slice(p) if kind_linked::<K>(op) => {
             let (input, output) = same_quantization(tensors, p.input, p.output, i)?;
             let (ih, iw, ic) = nhwc(&input, i)?;
             let (oh, ow, oc) = nhwc(&output, i)?;
@@ -538,7 +576,7 @@ fn validate_op(op: &Op<'_>, index: u16, tensors: Tensors<'_>, arena: u64) -> Res
             }
             Ok(0)
         }
-        Op::Resize(p) => {
+        Op::Resize(p) if kind_linked::<K>(op) => {
             let (input, output) = same_quantization(tensors, p.input, p.output, i)?;
             let (ih, iw, ic) = nhwc(&input, i)?;
             let (fh, fw) = (p.factor_h as usize, p.factor_w as usize);
@@ -547,7 +585,7 @@ fn validate_op(op: &Op<'_>, index: u16, tensors: Tensors<'_>, arena: u64) -> Res
             }
             Ok(0)
         }
-        Op::DepthToSpace(p) => {
+        Op::DepthToSpace(p) if kind_linked::<K>(op) => {
             let (input, output) = same_quantization(tensors, p.input, p.output, i)?;
             let (ih, iw, ic) = nhwc(&input, i)?;
             let b = p.block as usize;
@@ -556,6 +594,7 @@ fn validate_op(op: &Op<'_>, index: u16, tensors: Tensors<'_>, arena: u64) -> Res
             }
             Ok(0)
         }
+        _ => Err(Error::KernelNotLinked { op: i }),
     }
 }
 

@@ -20,10 +20,13 @@ pub fn requant_raw(acc: i32, multiplier: i32, shift: i8) -> i64 {
 }
 
 /// The whole requantization step of contract §4: rescale, add the output zero point, clamp.
+// `max(lo).min(hi)` here and in the other kernels, never `Ord::clamp`: clamp panics when
+// `lo > hi`, and its panic message formats both bounds, which links core::fmt's integer printing
+// (1.6 KB with the 64-bit division it needs) into every firmware.
 #[inline(always)]
 pub fn requant(acc: i32, multiplier: i32, shift: i8, zero_point: i32, lo: i32, hi: i32) -> i32 {
     let q = requant_raw(acc, multiplier, shift);
-    (q + zero_point as i64).clamp(lo as i64, hi as i64) as i32
+    (q + zero_point as i64).max(lo as i64).min(hi as i64) as i32
 }
 
 /// `round_half_away(x)` for finite `x` of magnitude below 2^31, exact (no `x + 0.5` double

@@ -58,6 +58,15 @@ pub trait Platform {
     /// Writes text to the host (semihosting stdout, or std's stdout).
     fn write_str(&mut self, s: &str);
 
+    /// Writes text given as its UTF-8 bytes (the report is ASCII). The default checks them and
+    /// calls [`Platform::write_str`]; a platform whose channel takes bytes overrides it, so that
+    /// the firmware links no UTF-8 validation.
+    fn write_bytes(&mut self, text: &[u8]) {
+        if let Ok(s) = core::str::from_utf8(text) {
+            self.write_str(s);
+        }
+    }
+
     /// A free-running counter that advances with executed instructions, or `None` when the
     /// platform has no deterministic one. Only differences are used; it may wrap at 2^32.
     fn counter(&mut self) -> Option<u32>;
@@ -128,11 +137,9 @@ impl<'p, P: Platform> Out<'p, P> {
 
     pub fn flush(&mut self) {
         if self.len > 0 {
-            // Only whole UTF-8 strings are ever pushed, and the buffer is flushed before one
-            // would not fit, so the prefix is valid UTF-8.
-            if let Ok(s) = core::str::from_utf8(&self.buf[..self.len]) {
-                self.platform.write_str(s);
-            }
+            // Only whole UTF-8 strings and ASCII digits are ever pushed, and the buffer is
+            // flushed before one would not fit, so the prefix is valid UTF-8.
+            self.platform.write_bytes(&self.buf[..self.len]);
             self.len = 0;
         }
     }
@@ -144,21 +151,26 @@ impl<'p, P: Platform> Out<'p, P> {
 
     /// Appends a string.
     pub fn push(&mut self, s: &str) {
+        self.push_text(s.as_bytes());
+    }
+
+    /// Appends whole UTF-8 text as bytes.
+    fn push_text(&mut self, s: &[u8]) {
         if s.len() > self.buf.len() {
             self.flush();
-            self.platform.write_str(s);
+            self.platform.write_bytes(s);
             return;
         }
         if self.len + s.len() > self.buf.len() {
             self.flush();
         }
-        self.buf[self.len..self.len + s.len()].copy_from_slice(s.as_bytes());
+        self.buf[self.len..self.len + s.len()].copy_from_slice(s);
         self.len += s.len();
     }
 
-    /// Appends a number in decimal.
-    pub fn dec(&mut self, mut n: u64) {
-        let mut digits = [0u8; 20];
+    /// Appends a number in decimal (32-bit: a 64-bit division would link its 1 KB routine).
+    pub fn dec(&mut self, mut n: u32) {
+        let mut digits = [0u8; 10];
         let mut at = digits.len();
         loop {
             at -= 1;
@@ -168,9 +180,7 @@ impl<'p, P: Platform> Out<'p, P> {
                 break;
             }
         }
-        if let Ok(s) = core::str::from_utf8(&digits[at..]) {
-            self.push(s);
-        }
+        self.push_text(&digits[at..]);
     }
 
     /// Appends bytes as lowercase hex, two digits each.
@@ -182,9 +192,7 @@ impl<'p, P: Platform> Out<'p, P> {
                 chunk[2 * i] = DIGITS[(b >> 4) as usize];
                 chunk[2 * i + 1] = DIGITS[(b & 15) as usize];
             }
-            if let Ok(s) = core::str::from_utf8(&chunk[..2 * part.len()]) {
-                self.push(s);
-            }
+            self.push_text(&chunk[..2 * part.len()]);
         }
     }
 }
@@ -209,7 +217,7 @@ fn counter_overhead<P: Platform>(p: &mut P) -> u32 {
 
 fn write_count<P: Platform>(out: &mut Out<'_, P>, n: Option<u32>) {
     match n {
-        Some(n) => out.dec(n as u64),
+        Some(n) => out.dec(n),
         None => out.push("-"),
     }
 }
@@ -239,12 +247,12 @@ pub fn run_with_kernels<P: Platform, const KERNELS: u32>(
             if let Some((bottom, top)) = region {
                 let used = stack::used(bottom, top).max(probe.used);
                 out.push("stack used=");
-                out.dec(used as u64);
+                out.dec(used as u32);
                 out.push(" size=");
-                out.dec((top - bottom) as u64);
+                out.dec((top - bottom) as u32);
                 if let Some(runtime) = probe.runtime {
                     out.push(" runtime=");
-                    out.dec(runtime as u64);
+                    out.dec(runtime as u32);
                 }
                 out.push("\n");
                 if used >= top - bottom {
@@ -282,7 +290,7 @@ fn run_inner<P: Platform, const KERNELS: u32>(
     arena: &mut [u8],
     probe: &mut StackProbe,
 ) -> Result<(), Error> {
-    let model = load(blob)?;
+    let model = load::<KERNELS>(blob)?;
     let input_bytes = model.input().elements() * model.raw_input().element_bytes();
     if input_bytes == 0 || !inputs.len().is_multiple_of(input_bytes) {
         return Err(Error::SizeMismatch { expected: input_bytes as u32, got: inputs.len() as u32 });
@@ -318,8 +326,8 @@ fn run_inner<P: Platform, const KERNELS: u32>(
 /// [`Model::from_bytes`], out of line: the loader's temporaries take no stack while the model
 /// runs.
 #[inline(never)]
-fn load(blob: &[u8]) -> Result<Model<'_>, Error> {
-    Model::from_bytes(blob)
+fn load<const KERNELS: u32>(blob: &[u8]) -> Result<Model<'_>, Error> {
+    Model::from_bytes_with_kernels::<KERNELS>(blob)
 }
 
 // The passes and the report lines are functions of their own, so that the report's formatting
@@ -377,7 +385,7 @@ fn report_header<P: Platform>(
         (" input_bytes=", input_bytes),
     ] {
         out.push(label);
-        out.dec(n as u64);
+        out.dec(n as u32);
     }
     out.push(" counter=");
     out.push(if counted { P::UNIT } else { "none" });
@@ -397,7 +405,7 @@ fn report_layers<P: Platform>(
     for (index, op) in model.ops().enumerate().take(ops) {
         let op = op?;
         out.push("layer ");
-        out.dec(index as u64);
+        out.dec(index as u32);
         out.push(" ");
         out.push(op.name());
         out.push(" ");
@@ -411,7 +419,7 @@ fn report_layers<P: Platform>(
 #[inline(never)]
 fn report_inference<P: Platform>(out: &mut Out<'_, P>, n: usize, count: Option<u32>, output: &[u8]) {
     out.push("inference ");
-    out.dec(n as u64);
+    out.dec(n as u32);
     out.push(" ");
     out.push(P::UNIT);
     out.push("=");
@@ -431,7 +439,7 @@ fn report_error<P: Platform>(out: &mut Out<'_, P>, e: &Error) {
         out.push(" (");
         out.push(what);
         out.push(" ");
-        out.dec(index as u64);
+        out.dec(index as u32);
         out.push(")");
     }
     out.push("\n");
@@ -448,7 +456,7 @@ pub fn report_panic<P: Platform>(platform: &mut P, info: &core::panic::PanicInfo
         out.push(" at ");
         out.push(at.file());
         out.push(":");
-        out.dec(at.line() as u64);
+        out.dec(at.line() as u32);
     }
     out.push("\n");
 }
@@ -461,7 +469,7 @@ pub fn report_fault<P: Platform>(platform: &mut P, what: &str, detail: Option<u3
     out.push(what);
     if let Some(d) = detail {
         out.push(" ");
-        out.dec(d as u64);
+        out.dec(d as u32);
     }
     out.push("\n");
 }
@@ -472,9 +480,14 @@ pub fn report_fault<P: Platform>(platform: &mut P, what: &str, detail: Option<u3
 pub mod semihost {
     /// Writes to the host's stdout.
     pub fn write_str(s: &str) {
+        write_bytes(s.as_bytes())
+    }
+
+    /// Writes bytes to the host's stdout.
+    pub fn write_bytes(bytes: &[u8]) {
         use semihosting::io::Write;
         if let Ok(mut out) = semihosting::io::stdout() {
-            let _ = out.write_all(s.as_bytes());
+            let _ = out.write_all(bytes);
         }
     }
 
@@ -614,6 +627,9 @@ macro_rules! cortex_m_qemu_firmware {
             const TARGET: &'static str = $target;
             fn write_str(&mut self, s: &str) {
                 semihost::write_str(s)
+            }
+            fn write_bytes(&mut self, text: &[u8]) {
+                semihost::write_bytes(text)
             }
             fn counter(&mut self) -> Option<u32> {
                 Some(self.0.read())

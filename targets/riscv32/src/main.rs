@@ -23,6 +23,9 @@ impl Platform for Board {
     fn write_str(&mut self, s: &str) {
         semihost::write_str(s)
     }
+    fn write_bytes(&mut self, text: &[u8]) {
+        semihost::write_bytes(text)
+    }
     fn counter(&mut self) -> Option<u32> {
         Some(counters::minstret())
     }

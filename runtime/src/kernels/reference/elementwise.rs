@@ -24,7 +24,7 @@ pub fn add(arena: &mut [u8], n: usize, a: (usize, ActFormat), b: (usize, ActForm
         let xa = (load(&arena[a.0..], a.1.bits, i) - a.1.zero_point) as i64 * rq.multiplier_a as i64;
         let xb = (load(&arena[b.0..], b.1.bits, i) - b.1.zero_point) as i64 * rq.multiplier_b as i64;
         let q = round_shift(xa + xb, r) + rq.out.zero_point as i64;
-        store(&mut arena[out..], rq.out.bits, i, q.clamp(rq.min as i64, rq.max as i64) as i32);
+        store(&mut arena[out..], rq.out.bits, i, q.max(rq.min as i64).min(rq.max as i64) as i32);
     }
     let bytes = rq.out.bits.packed_len(n);
     clear_tail(&mut arena[out..out + bytes], rq.out, n);

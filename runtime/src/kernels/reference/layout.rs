@@ -33,7 +33,7 @@ pub fn concat_part(
         for c in 0..part.channels {
             let q = load(&arena[part.offset..], part.fmt.bits, p * part.channels + c) - part.fmt.zero_point;
             let v =
-                (out_fmt.zero_point as i64 + requant_raw(q, part.multiplier, part.shift)).clamp(lo as i64, hi as i64);
+                (out_fmt.zero_point as i64 + requant_raw(q, part.multiplier, part.shift)).max(lo as i64).min(hi as i64);
             store(&mut arena[out..], out_fmt.bits, p * out_channels + first_channel + c, v as i32);
         }
     }

@@ -15,7 +15,7 @@ impl PoolRequant {
     #[inline(always)]
     pub(crate) fn finish(&self, value: i32, multiplier: i32) -> i32 {
         let q = requant_raw(value, multiplier, self.shift) + self.out.zero_point as i64;
-        q.clamp(self.min as i64, self.max as i64) as i32
+        q.max(self.min as i64).min(self.max as i64) as i32
     }
 }
 

@@ -1,0 +1,207 @@
+//! Reads one [`Op`] from its postcard encoding without serde.
+//!
+//! The body stays postcard (the compiler writes it with `postcard::to_slice`); only the runtime's
+//! reading of the op list is by hand. serde's derived deserializer of the 15-variant `Op` was
+//! about 7 KB of Cortex-M code, the largest single piece of the loader; this is a fraction of it.
+//! [`take_op`] accepts exactly the byte strings `postcard::take_from_bytes::<Op>` accepts and
+//! decodes them to the same value and remainder (`runtime/tests/decode.rs` checks both on valid
+//! encodings and on truncated and mutated ones).
+//!
+//! Postcard's encoding of the types the ops use: `u8` and `i8` one byte; `u16`, `u32` and the
+//! variant index LEB128 varints of at most 3 / 5 bytes whose last byte may hold only the bits the
+//! type has left; `i32` the zigzag of its `u32` varint; a byte string a `usize` varint length
+//! (at most `⌈bits/7⌉` bytes on this target) and the bytes; arrays and structs their fields in
+//! order.
+
+use super::{
+    AddParams, ChannelParams, Clamp, ConcatParams, ConvParams, DepthToSpaceParams, FcParams, LutParams, MulParams, Op,
+    PoolParams, ResizeParams, SliceParams, UnaryParams,
+};
+
+/// Op `bytes` starts with, and the bytes after it; `None` where postcard fails.
+pub fn take_op(bytes: &[u8]) -> Option<(Op<'_>, &[u8])> {
+    let mut r = Reader { rest: bytes };
+    let op = r.op()?;
+    Some((op, r.rest))
+}
+
+struct Reader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn u8(&mut self) -> Option<u8> {
+        let (&b, rest) = self.rest.split_first()?;
+        self.rest = rest;
+        Some(b)
+    }
+
+    fn i8(&mut self) -> Option<i8> {
+        self.u8().map(|b| b as i8)
+    }
+
+    /// A varint of a `bits`-bit integer, as postcard reads it: one byte inline (tensor indices,
+    /// small offsets: the common case, read on every op of every inference), longer ones in
+    /// [`Reader::long_varint`], one copy for every field (inlined into each, the decoder was
+    /// three times the size).
+    #[inline(always)]
+    fn varint(&mut self, bits: u32) -> Option<u64> {
+        match self.rest.split_first() {
+            Some((&b, rest)) if b < 0x80 => {
+                self.rest = rest;
+                Some(b as u64)
+            }
+            _ => self.long_varint(bits),
+        }
+    }
+
+    #[inline(never)]
+    fn long_varint(&mut self, bits: u32) -> Option<u64> {
+        let max_bytes = bits.div_ceil(7);
+        let last_max = (1u8 << (bits % 7)).wrapping_sub(1);
+        let mut out = 0u64;
+        for i in 0..max_bytes {
+            let b = self.u8()?;
+            out |= ((b & 0x7F) as u64) << (7 * i);
+            if b & 0x80 == 0 {
+                // The last byte may not set bits the type does not have.
+                return (i < max_bytes - 1 || b <= last_max).then_some(out);
+            }
+        }
+        None
+    }
+
+    fn u16(&mut self) -> Option<u16> {
+        self.varint(16).map(|v| v as u16)
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        self.varint(32).map(|v| v as u32)
+    }
+
+    fn i32(&mut self) -> Option<i32> {
+        let n = self.u32()?;
+        Some(((n >> 1) as i32) ^ -((n & 1) as i32))
+    }
+
+    #[inline(never)]
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let len = self.varint(usize::BITS)?;
+        let len = usize::try_from(len).ok()?;
+        if len > self.rest.len() {
+            return None;
+        }
+        let (bytes, rest) = self.rest.split_at(len);
+        self.rest = rest;
+        Some(bytes)
+    }
+
+    fn clamp(&mut self) -> Option<Clamp> {
+        Some(Clamp { min: self.i8()?, max: self.i8()? })
+    }
+
+    fn channel(&mut self) -> Option<ChannelParams<'a>> {
+        Some(ChannelParams {
+            bias: self.bytes()?,
+            bias_exponent: self.u8()?,
+            multiplier: self.bytes()?,
+            shift_base: self.i8()?,
+        })
+    }
+
+    fn conv(&mut self) -> Option<ConvParams<'a>> {
+        Some(ConvParams {
+            input: self.u16()?,
+            output: self.u16()?,
+            kernel_h: self.u8()?,
+            kernel_w: self.u8()?,
+            stride_h: self.u8()?,
+            stride_w: self.u8()?,
+            pad_top: self.u8()?,
+            pad_left: self.u8()?,
+            weight_bits: self.u8()?,
+            weights: self.bytes()?,
+            channel: self.channel()?,
+            clamp: self.clamp()?,
+            scratch: self.u32()?,
+        })
+    }
+
+    fn pool(&mut self) -> Option<PoolParams> {
+        Some(PoolParams {
+            input: self.u16()?,
+            output: self.u16()?,
+            kernel_h: self.u16()?,
+            kernel_w: self.u16()?,
+            stride_h: self.u8()?,
+            stride_w: self.u8()?,
+            pad_top: self.u8()?,
+            pad_left: self.u8()?,
+            multiplier: self.i32()?,
+            shift: self.i8()?,
+            clamp: self.clamp()?,
+        })
+    }
+
+    fn unary(&mut self) -> Option<UnaryParams> {
+        Some(UnaryParams { input: self.u16()?, output: self.u16()? })
+    }
+
+    fn triple(&mut self) -> Option<[u16; 3]> {
+        Some([self.u16()?, self.u16()?, self.u16()?])
+    }
+
+    fn op(&mut self) -> Option<Op<'a>> {
+        Some(match self.u32()? {
+            0 => Op::Conv2d(self.conv()?),
+            1 => Op::DepthwiseConv2d(self.conv()?),
+            2 => Op::FullyConnected(FcParams {
+                input: self.u16()?,
+                output: self.u16()?,
+                weight_bits: self.u8()?,
+                weights: self.bytes()?,
+                channel: self.channel()?,
+                clamp: self.clamp()?,
+                scratch: self.u32()?,
+            }),
+            3 => Op::AvgPool(self.pool()?),
+            4 => Op::MaxPool(self.pool()?),
+            5 => Op::Add(AddParams {
+                a: self.u16()?,
+                b: self.u16()?,
+                output: self.u16()?,
+                multiplier_a: self.i32()?,
+                multiplier_b: self.i32()?,
+                shift: self.i8()?,
+                clamp: self.clamp()?,
+            }),
+            6 => Op::Reshape(self.unary()?),
+            7 => Op::Softmax(self.unary()?),
+            8 => Op::Dequantize(self.unary()?),
+            9 => Op::Lut(LutParams { input: self.u16()?, output: self.u16()?, table: self.bytes()? }),
+            10 => Op::Mul(MulParams {
+                a: self.u16()?,
+                b: self.u16()?,
+                output: self.u16()?,
+                multiplier: self.i32()?,
+                shift: self.i8()?,
+                clamp: self.clamp()?,
+            }),
+            11 => Op::Concat(ConcatParams { output: self.u16()?, parts: self.bytes()? }),
+            12 => Op::Slice(SliceParams {
+                input: self.u16()?,
+                output: self.u16()?,
+                begin: self.triple()?,
+                step: self.triple()?,
+            }),
+            13 => Op::Resize(ResizeParams {
+                input: self.u16()?,
+                output: self.u16()?,
+                factor_h: self.u8()?,
+                factor_w: self.u8()?,
+            }),
+            14 => Op::DepthToSpace(DepthToSpaceParams { input: self.u16()?, output: self.u16()?, block: self.u8()? }),
+            _ => return None,
+        })
+    }
+}

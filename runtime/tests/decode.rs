@@ -1,0 +1,196 @@
+//! The loader's hand decoder of an op (`format::decode::take_op`) against postcard's: the same
+//! value and remainder on every encoding the compiler can write, and the same verdict on truncated,
+//! mutated and arbitrary bytes.
+
+use hawq_runtime::format::decode::take_op;
+use hawq_runtime::format::{
+    AddParams, ChannelParams, Clamp, ConcatParams, ConvParams, DepthToSpaceParams, FcParams, LutParams, MulParams, Op,
+    PoolParams, ResizeParams, SliceParams, UnaryParams,
+};
+use proptest::prelude::*;
+
+/// Integers biased to the varint boundaries (one-, two-, three-byte encodings and the extremes).
+fn edgy_u32() -> impl Strategy<Value = u32> {
+    prop_oneof![
+        any::<u32>(),
+        Just(0u32),
+        Just(127),
+        Just(128),
+        Just(16_383),
+        Just(16_384),
+        Just(u16::MAX as u32),
+        Just(u32::MAX),
+        0u32..300,
+    ]
+}
+
+fn edgy_u16() -> impl Strategy<Value = u16> {
+    prop_oneof![any::<u16>(), Just(0u16), Just(127), Just(128), Just(16_383), Just(16_384), Just(u16::MAX)]
+}
+
+fn edgy_i32() -> impl Strategy<Value = i32> {
+    prop_oneof![any::<i32>(), Just(i32::MIN), Just(i32::MAX), Just(-1), Just(0), Just(-64), Just(64)]
+}
+
+fn blob() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![proptest::collection::vec(any::<u8>(), 0..4), proptest::collection::vec(any::<u8>(), 120..140)]
+}
+
+#[derive(Debug, Clone)]
+struct Fields {
+    u16s: [u16; 6],
+    u8s: [u8; 8],
+    i8s: [i8; 4],
+    i32s: [i32; 2],
+    u32: u32,
+    bytes: [Vec<u8>; 3],
+}
+
+fn fields() -> impl Strategy<Value = Fields> {
+    (
+        proptest::array::uniform6(edgy_u16()),
+        any::<[u8; 8]>(),
+        any::<[i8; 4]>(),
+        proptest::array::uniform2(edgy_i32()),
+        edgy_u32(),
+        [blob(), blob(), blob()],
+    )
+        .prop_map(|(u16s, u8s, i8s, i32s, u32, bytes)| Fields { u16s, u8s, i8s, i32s, u32, bytes })
+}
+
+/// Op `variant` (0..15) with its fields from `f`.
+fn op(variant: u8, f: &Fields) -> Op<'_> {
+    let [a, b, c, d, e, g] = f.u16s;
+    let [k0, k1, k2, k3, k4, k5, k6, k7] = f.u8s;
+    let clamp = Clamp { min: f.i8s[0], max: f.i8s[1] };
+    let channel = ChannelParams { bias: &f.bytes[1], bias_exponent: k7, multiplier: &f.bytes[2], shift_base: f.i8s[2] };
+    let conv = ConvParams {
+        input: a,
+        output: b,
+        kernel_h: k0,
+        kernel_w: k1,
+        stride_h: k2,
+        stride_w: k3,
+        pad_top: k4,
+        pad_left: k5,
+        weight_bits: k6,
+        weights: &f.bytes[0],
+        channel,
+        clamp,
+        scratch: f.u32,
+    };
+    let pool = PoolParams {
+        input: a,
+        output: b,
+        kernel_h: c,
+        kernel_w: d,
+        stride_h: k0,
+        stride_w: k1,
+        pad_top: k2,
+        pad_left: k3,
+        multiplier: f.i32s[0],
+        shift: f.i8s[3],
+        clamp,
+    };
+    let unary = UnaryParams { input: a, output: b };
+    match variant {
+        0 => Op::Conv2d(conv),
+        1 => Op::DepthwiseConv2d(conv),
+        2 => Op::FullyConnected(FcParams {
+            input: a,
+            output: b,
+            weight_bits: k6,
+            weights: &f.bytes[0],
+            channel,
+            clamp,
+            scratch: f.u32,
+        }),
+        3 => Op::AvgPool(pool),
+        4 => Op::MaxPool(pool),
+        5 => Op::Add(AddParams {
+            a,
+            b,
+            output: c,
+            multiplier_a: f.i32s[0],
+            multiplier_b: f.i32s[1],
+            shift: f.i8s[3],
+            clamp,
+        }),
+        6 => Op::Reshape(unary),
+        7 => Op::Softmax(unary),
+        8 => Op::Dequantize(unary),
+        9 => Op::Lut(LutParams { input: a, output: b, table: &f.bytes[0] }),
+        10 => Op::Mul(MulParams { a, b, output: c, multiplier: f.i32s[0], shift: f.i8s[3], clamp }),
+        11 => Op::Concat(ConcatParams { output: a, parts: &f.bytes[0] }),
+        12 => Op::Slice(SliceParams { input: a, output: b, begin: [c, d, e], step: [g, a, b] }),
+        13 => Op::Resize(ResizeParams { input: a, output: b, factor_h: k0, factor_w: k1 }),
+        _ => Op::DepthToSpace(DepthToSpaceParams { input: a, output: b, block: k0 }),
+    }
+}
+
+fn encode(op: &Op<'_>) -> Vec<u8> {
+    let mut buf = vec![0u8; 1024];
+    let n = postcard::to_slice(op, &mut buf).expect("fits").len();
+    buf.truncate(n);
+    buf
+}
+
+/// Both decoders on `bytes`: the same op and remainder, or both refuse.
+fn agree(bytes: &[u8]) -> Result<(), TestCaseError> {
+    let theirs = postcard::take_from_bytes::<Op<'_>>(bytes).ok();
+    let ours = take_op(bytes);
+    prop_assert_eq!(ours, theirs, "bytes {:02x?}", bytes);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4000))]
+
+    #[test]
+    fn every_encoded_op_decodes_to_itself(variant in 0u8..15, f in fields(), tail in blob()) {
+        let op = op(variant, &f);
+        let mut bytes = encode(&op);
+        let n = bytes.len();
+        bytes.extend_from_slice(&tail);
+        let (decoded, rest) = take_op(&bytes).expect("a valid encoding");
+        prop_assert_eq!(decoded, op);
+        prop_assert_eq!(rest, &bytes[n..]);
+        agree(&bytes)?;
+    }
+
+    #[test]
+    fn truncated_and_mutated_encodings_get_postcard_s_verdict(
+        variant in 0u8..15,
+        f in fields(),
+        cut in any::<prop::sample::Index>(),
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+    ) {
+        let mut bytes = encode(&op(variant, &f));
+        for (at, v) in edits {
+            let i = at.index(bytes.len());
+            bytes[i] = v;
+        }
+        agree(&bytes)?;
+        agree(&bytes[..cut.index(bytes.len() + 1)])?;
+    }
+
+    #[test]
+    fn arbitrary_bytes_get_postcard_s_verdict(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+        agree(&bytes)?;
+    }
+
+    #[test]
+    fn overlong_and_overflowing_varints_get_postcard_s_verdict(
+        variant in 0u8..15,
+        prefix in proptest::collection::vec(0x80u8..=0xFF, 0..12),
+        last in any::<u8>(),
+        tail in proptest::collection::vec(any::<u8>(), 0..40),
+    ) {
+        // A variant index, then a run of continuation bytes where the first u16 field starts.
+        let mut bytes = vec![variant];
+        bytes.extend_from_slice(&prefix);
+        bytes.push(last);
+        bytes.extend_from_slice(&tail);
+        agree(&bytes)?;
+    }
+}
