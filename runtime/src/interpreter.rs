@@ -395,7 +395,7 @@ fn dispatch<const K: u32>(op: &Op<'_>, [first, second, last]: [TensorDesc; 3], a
             };
             let (src, dst) = split_io(arena, &input, &output);
             if matches!(op, Op::AvgPool(_)) {
-                k::avg_pool(&g, src, format(&input), &rq, dst);
+                k::avg_pool::<K>(&g, src, format(&input), &rq, dst);
             } else {
                 k::max_pool(&g, src, format(&input), &rq, dst);
             }

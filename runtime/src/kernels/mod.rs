@@ -415,11 +415,11 @@ pub fn fully_connected<const K: u32>(
 }
 
 /// Average pool over the taps inside the input (contract §5): the portable kernel on every path
-/// but the scalar one.
-pub fn avg_pool(g: &Window, input: &[u8], in_fmt: ActFormat, rq: &PoolRequant, output: &mut [u8]) {
+/// but the scalar one (`K`: the kernel set, see [`linked`]).
+pub fn avg_pool<const K: u32>(g: &Window, input: &[u8], in_fmt: ActFormat, rq: &PoolRequant, output: &mut [u8]) {
     match active() {
         Path::Scalar => reference::avg_pool(g, input, in_fmt, rq, output),
-        _ => portable::avg_pool(g, input, in_fmt, rq, output),
+        _ => portable::avg_pool_linked::<K>(g, input, in_fmt, rq, output),
     }
 }
 

@@ -502,9 +502,25 @@ const POOL_CH: usize = 64;
 /// the window once per channel); `Σ(a − z) = Σa − count·z` in the same wrapping 32-bit
 /// arithmetic. A 4-bit input takes the reference.
 pub fn avg_pool(g: &Window, input: &[u8], in_fmt: ActFormat, rq: &PoolRequant, output: &mut [u8]) {
+    avg_pool_linked::<{ super::linked::ALL }>(g, input, in_fmt, rq, output)
+}
+
+/// [`avg_pool`] for the kernel set `K`: without 4-bit activations the reference kernel, which
+/// only they need here, is not linked (nothing is written for a 4-bit input, which the
+/// interpreter refuses in such a build).
+pub(crate) fn avg_pool_linked<const K: u32>(
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    rq: &PoolRequant,
+    output: &mut [u8],
+) {
     let c = g.in_c;
     if in_fmt.bits != Bits::B8 || c == 0 {
-        return reference::avg_pool(g, input, in_fmt, rq, output);
+        if super::linked::has(K, super::linked::ACTS_4) {
+            reference::avg_pool(g, input, in_fmt, rq, output);
+        }
+        return;
     }
     let mut o = 0;
     for oy in 0..g.out_h {

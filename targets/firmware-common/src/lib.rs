@@ -150,6 +150,7 @@ impl<'p, P: Platform> Out<'p, P> {
     }
 
     /// Appends a string.
+    #[inline(never)]
     pub fn push(&mut self, s: &str) {
         self.push_text(s.as_bytes());
     }
@@ -169,6 +170,7 @@ impl<'p, P: Platform> Out<'p, P> {
     }
 
     /// Appends a number in decimal (32-bit: a 64-bit division would link its 1 KB routine).
+    #[inline(never)]
     pub fn dec(&mut self, mut n: u32) {
         let mut digits = [0u8; 10];
         let mut at = digits.len();
@@ -184,6 +186,7 @@ impl<'p, P: Platform> Out<'p, P> {
     }
 
     /// Appends bytes as lowercase hex, two digits each.
+    #[inline(never)]
     pub fn hex(&mut self, bytes: &[u8]) {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut chunk = [0u8; 64];
