@@ -1426,13 +1426,14 @@ fn pair(lo: i32, hi: i32) -> u32 {
 ///
 /// Depth multiplier 1, at least four channels (8- or 4-bit input, the latter unpacked a few rows
 /// at a time), in passes of [`scratch::dsp_depthwise_groups`] groups of four channels (as many as
-/// [`scratch::DW_PASS_BYTES`] of scratch hold, at most [`scratch::DW_DSP_GROUPS`]): each output
-/// pixel gets a table of one address per tap (the input pixel's first channel of the pass, or a
-/// row of zero points for taps in the padding, so that every tap is read the same way and
-/// contributes `w·(z − z) = 0` once `z·Σw` is folded into the bias); then for each group of four
-/// channels an assembly loop takes one input word per tap, SXTB16s it and multiplies the
-/// halfwords with SMLABB/SMLATT into four accumulators (11 instructions per tap and group).
-/// Weights are unpacked once per pass. Channels past the last whole group and other depth
+/// [`scratch::DW_PASS_BYTES`] of scratch hold, at most [`scratch::DW_DSP_GROUPS`]): each tap of
+/// an output pixel is read at the pixel's origin plus an offset from a table (the pass's first
+/// channel of the input pixel, or a row of zero points for taps in the padding, so that every
+/// tap is read the same way and contributes `w·(z − z) = 0` once `z·Σw` is folded into the
+/// bias), one table for every pixel inside the input and one built per border pixel; then for
+/// each group of four channels an assembly loop takes one input word per tap, SXTB16s it and
+/// multiplies the halfwords with SMLABB/SMLATT into four accumulators (11 instructions per tap
+/// and group, 9 for a 3×3 kernel, unrolled). Weights are unpacked once per pass. Channels past the last whole group and other depth
 /// multipliers run on the portable kernel (in the same scratch).
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
