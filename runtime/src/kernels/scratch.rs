@@ -12,8 +12,12 @@
 //! | kernel | DSP (Cortex-M4/M7) | portable (M0/M3/RISC-V) |
 //! |---|---|---|
 //! | conv2d | `4 + 256·W/b + ⌈K⌉₄ + 28·out_c` | `4 + 256·W/b + 28·out_c` |
-//! | depthwise | `4 + 8·T·g + 28·4g + 4g + 4·T (+ ⌈kh·in_w·4g⌉₄ for a 4-bit input)`, `g = min(c/4, 32)`, when `out_c = in_c ≥ 4`; else 0 | `4 + ⌈2·T·n⌉₄ + 28·n`, `n = min(out_c, 64, max(1, 2048/T))` |
+//! | depthwise | `4 + 8·T·g + 28·4g + 4g + 8·T (+ kh·in_w·4g for a 4-bit input)` when `out_c = in_c ≥ 4`, else 0 | `4 + ⌈2·T·n⌉₄ + 28·n` |
 //! | fully connected | `4 + 64·W/b` | `4 + 64·W/b` |
+//!
+//! The depthwise kernels run in passes of `g` groups of four channels (DSP) or `n` channels
+//! (portable): the most (up to 32 groups; up to 64 channels and 2048/T weights) whose scratch
+//! stays within [`DW_PASS_BYTES`], at least one, spread evenly over the passes.
 //!
 //! `K = kh·kw·in_c` (conv) or `in_features` (FC), `b` the weight bits, `W = ⌈⌈K·b/8⌉/4⌉` the
 //! 32-bit words of a packed weight row, `T = kh·kw` the depthwise taps, `⌈x⌉₄` rounded up to a
@@ -43,6 +47,15 @@ pub(crate) const DW_PORTABLE_CH: usize = 64;
 /// Unpacked weights (`i16`) of one pass of the portable depthwise kernel, when that allows more
 /// than one channel.
 pub(crate) const DW_PORTABLE_W: usize = 2048;
+/// Scratch bytes one pass of a depthwise kernel may take (unless a single group of four
+/// channels, or a single channel, needs more). Depthwise layers sit between the two largest
+/// feature maps of a MobileNet-style network, so their scratch adds to the arena's peak (a
+/// 64-channel 3×3 layer of dscnn-kws took 4 KB in one pass, a quarter of a 16 KiB Cortex-M0's
+/// RAM). A pass repeats only the walk over the pixels (the DSP kernel's tap tables, about 170
+/// instructions a pixel), small against the MACs but not nothing: on the Cortex-M4 each pass
+/// adds about 6% to a dscnn-kws depthwise layer; 2 KB takes two passes there, 1.25 KB would
+/// take three (1.8% more for the whole network), hence 2 KB and not less.
+pub(crate) const DW_PASS_BYTES: u64 = 2048;
 
 const _: () = assert!(core::mem::size_of::<super::util::Rq32>() == RQ_BYTES);
 const _: () = assert!(core::mem::size_of::<super::util::ChannelQ>() == CQ_BYTES);
@@ -91,41 +104,68 @@ pub fn conv2d_bytes(g: &Window, weight_bits: Bits, _in_bits: Bits) -> usize {
     to_usize(dsp_conv2d(g, weight_bits).max(portable_conv2d(g, weight_bits)))
 }
 
-/// Channel groups of four of one pass of the DSP depthwise kernel, or 0 when the layer runs on
-/// the portable kernel (depth multiplier other than 1, fewer than four channels).
-pub(crate) fn dsp_depthwise_groups(g: &Window) -> usize {
-    if g.out_c != g.in_c || g.kernel_h == 0 || g.kernel_w == 0 {
-        return 0;
-    }
-    (g.in_c / 4).min(DW_DSP_GROUPS)
+/// `total` items in passes of at most `most`, spread evenly: the size of each pass (the last may
+/// be smaller). Even passes keep the scratch the least that the number of passes allows.
+fn even_pass(total: usize, most: usize) -> usize {
+    let most = most.clamp(1, total.max(1));
+    total.div_ceil(total.div_ceil(most).max(1)).max(1)
 }
 
-/// The DSP depthwise kernel's scratch for one pass of channel groups: weights as halfword pairs
-/// (two words per tap and group), the requantization table, a row of zero points for taps in
-/// the padding, one address per tap, and for a 4-bit input the unpacked input rows.
-pub(crate) fn dsp_depthwise(g: &Window, in_bits: Bits) -> u64 {
-    let groups = dsp_depthwise_groups(g);
-    if groups == 0 {
-        return 0;
-    }
+/// The DSP depthwise kernel's scratch for passes of `groups` groups of four channels: weights as
+/// halfword pairs (two words per tap and group), the requantization table, a row of zero points
+/// for taps in the padding, two tables of one offset per tap (inside the input, at the border),
+/// and for a 4-bit input the unpacked input rows.
+fn dsp_depthwise_pass(g: &Window, in_bits: Bits, groups: usize) -> u64 {
     let taps = g.kernel_h.saturating_mul(g.kernel_w);
     let cc = 4 * groups;
     let rows = if in_bits == Bits::B4 { align4(mul(g.kernel_h, g.in_w).saturating_mul(cc as u64)) } else { 0 };
-    sum(&[SLACK, mul(taps, 8 * groups), mul(cc, RQ_BYTES), align4(cc as u64), mul(taps, 4), rows])
+    sum(&[SLACK, mul(taps, 8 * groups), mul(cc, RQ_BYTES), align4(cc as u64), mul(taps, 8), rows])
 }
 
-/// Channels of one pass of the portable depthwise kernel.
+/// Channel groups of four of one pass of the DSP depthwise kernel (the most that fit in
+/// [`DW_PASS_BYTES`], at least one, spread evenly over the passes), or 0 when the layer runs on
+/// the portable kernel (depth multiplier other than 1, fewer than four channels).
+pub(crate) fn dsp_depthwise_groups(g: &Window, in_bits: Bits) -> usize {
+    if g.out_c != g.in_c || g.kernel_h == 0 || g.kernel_w == 0 {
+        return 0;
+    }
+    let total = g.in_c / 4;
+    if total == 0 {
+        return 0;
+    }
+    let cap = total.min(DW_DSP_GROUPS);
+    let most = (2..=cap).take_while(|&n| dsp_depthwise_pass(g, in_bits, n) <= DW_PASS_BYTES).last().unwrap_or(1);
+    even_pass(total, most)
+}
+
+/// The DSP depthwise kernel's scratch (one pass of [`dsp_depthwise_groups`]).
+pub(crate) fn dsp_depthwise(g: &Window, in_bits: Bits) -> u64 {
+    match dsp_depthwise_groups(g, in_bits) {
+        0 => 0,
+        groups => dsp_depthwise_pass(g, in_bits, groups),
+    }
+}
+
+/// The portable depthwise kernel's scratch for passes of `n` channels: the weights as `i16`
+/// `[tap][channel]`, the sums, and each channel's requantization.
+fn portable_depthwise_pass(g: &Window, n: usize) -> u64 {
+    let taps = g.kernel_h.saturating_mul(g.kernel_w);
+    sum(&[SLACK, align4(mul(taps, n).saturating_mul(2)), mul(n, 4), mul(n, CQ_BYTES)])
+}
+
+/// Channels of one pass of the portable depthwise kernel: at most [`DW_PORTABLE_CH`], at most
+/// [`DW_PORTABLE_W`] unpacked weights and [`DW_PASS_BYTES`] of scratch (but at least one),
+/// spread evenly over the passes.
 pub(crate) fn portable_depthwise_chunk(g: &Window) -> usize {
     let taps = g.kernel_h.saturating_mul(g.kernel_w).max(1);
-    g.out_c.min(DW_PORTABLE_CH).min((DW_PORTABLE_W / taps).max(1)).max(1)
+    let cap = g.out_c.min(DW_PORTABLE_CH).min((DW_PORTABLE_W / taps).max(1)).max(1);
+    let most = (2..=cap).take_while(|&n| portable_depthwise_pass(g, n) <= DW_PASS_BYTES).last().unwrap_or(1);
+    even_pass(g.out_c, most)
 }
 
-/// The portable depthwise kernel's scratch for one pass: the weights as `i16` `[tap][channel]`,
-/// the sums, and each channel's requantization.
+/// The portable depthwise kernel's scratch (one pass of [`portable_depthwise_chunk`]).
 pub(crate) fn portable_depthwise(g: &Window) -> u64 {
-    let taps = g.kernel_h.saturating_mul(g.kernel_w);
-    let n = portable_depthwise_chunk(g);
-    sum(&[SLACK, align4(mul(taps, n).saturating_mul(2)), mul(n, 4), mul(n, CQ_BYTES)])
+    portable_depthwise_pass(g, portable_depthwise_chunk(g))
 }
 
 /// Bytes of scratch a depthwise Conv2D needs (the most any microcontroller path takes).

@@ -58,7 +58,7 @@ use crate::quant::{load, Bits};
 /// Output pixels per block of the convolution.
 pub const PIX: usize = scratch::PIX;
 
-// The depthwise kernel's table of tap addresses is counted at 4 bytes an address
+// The depthwise kernel's tables of tap offsets are counted at 4 bytes an offset
 // (`scratch::dsp_depthwise`).
 const _: () = assert!(core::mem::size_of::<usize>() == 4);
 
@@ -1425,13 +1425,15 @@ fn pair(lo: i32, hi: i32) -> u32 {
 /// (at least [`super::depthwise_conv2d_scratch_bytes`]); returns the path that ran.
 ///
 /// Depth multiplier 1, at least four channels (8- or 4-bit input, the latter unpacked a few rows
-/// at a time), in passes of up to [`scratch::DW_DSP_GROUPS`] groups of four channels: each output
-/// pixel gets a table of one address per tap (the input pixel's first channel of the pass, or a
-/// row of zero points for taps in the padding, so that every tap is read the same way and
-/// contributes `w·(z − z) = 0` once `z·Σw` is folded into the bias); then for each group of four
-/// channels an assembly loop takes one input word per tap, SXTB16s it and multiplies the
-/// halfwords with SMLABB/SMLATT into four accumulators (11 instructions per tap and group).
-/// Weights are unpacked once per pass. Channels past the last whole group and other depth
+/// at a time), in passes of [`scratch::dsp_depthwise_groups`] groups of four channels (as many as
+/// [`scratch::DW_PASS_BYTES`] of scratch hold, at most [`scratch::DW_DSP_GROUPS`]): each tap of
+/// an output pixel is read at the pixel's origin plus an offset from a table (the pass's first
+/// channel of the input pixel, or a row of zero points for taps in the padding, so that every
+/// tap is read the same way and contributes `w·(z − z) = 0` once `z·Σw` is folded into the
+/// bias), one table for every pixel inside the input and one built per border pixel; then for
+/// each group of four channels an assembly loop takes one input word per tap, SXTB16s it and
+/// multiplies the halfwords with SMLABB/SMLATT into four accumulators (11 instructions per tap
+/// and group, 9 for a 3×3 kernel, unrolled). Weights are unpacked once per pass. Channels past the last whole group and other depth
 /// multipliers run on the portable kernel (in the same scratch).
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
@@ -1445,7 +1447,7 @@ pub fn depthwise_conv2d<const K: u32>(
     output: &mut [u8],
     scratch: &mut [u8],
 ) -> Path {
-    let chunk = scratch::dsp_depthwise_groups(g);
+    let chunk = scratch::dsp_depthwise_groups(g, in_fmt.bits);
     if chunk == 0 {
         return portable::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
     }
@@ -1460,11 +1462,11 @@ pub fn depthwise_conv2d<const K: u32>(
     let bufs = (
         s.take::<[u32; 2]>(chunk * taps),
         s.take::<Rq32>(cc),
-        s.take::<usize>(taps),
+        s.take::<usize>(2 * taps),
         s.take::<u8>(cc),
         s.take::<u8>(if four { g.kernel_h * g.in_w * cc } else { 0 }),
     );
-    let (Some(wp), Some(fast), Some(ptrs), Some(zrow), Some(rows)) = bufs else {
+    let (Some(wp), Some(fast), Some(offs), Some(zrow), Some(rows)) = bufs else {
         // As in [`conv2d`].
         if K == linked::ALL {
             reference::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output);
@@ -1501,6 +1503,24 @@ pub fn depthwise_conv2d<const K: u32>(
         let (wp, fast) = (&wp[..ng * taps], &fast[..nc]);
         let plain_8bit = out_bits == Bits::B8 && (lo, hi) == (-128, 127) && fast.iter().all(|f| !f.is_slow());
         let row_len = g.in_w * nc;
+        // A tap is read at `origin + offset`, `origin` the address of the pixel's top-left tap
+        // (outside the input at the border: only a number, never read). The offsets of the
+        // taps inside the input are the same for every pixel, so only a pixel at the border
+        // needs its own table (the offset to the row of zero points for its taps in the
+        // padding); a pass costs a table per border pixel, not per pixel.
+        let (base, row_step, px_step) = if four {
+            (rows.as_ptr() as usize, row_len, nc)
+        } else {
+            (input[..g.in_h * g.in_w * c].as_ptr() as usize + c0, g.in_w * c, c)
+        };
+        let zaddr = zrow.as_ptr() as usize;
+        let (inner, border) = offs.split_at_mut(taps);
+        for (ky, row) in inner.chunks_exact_mut(g.kernel_w).enumerate() {
+            for (kx, o) in row.iter_mut().enumerate() {
+                *o = ky * row_step + kx * px_step;
+            }
+        }
+        let inner = &*inner;
         for oy in 0..g.out_h {
             if four {
                 for ky in 0..g.kernel_h {
@@ -1517,31 +1537,41 @@ pub fn depthwise_conv2d<const K: u32>(
                     }
                 }
             }
+            let (y0, y1, ky0) = g.rows(oy);
+            // The unpacked rows are indexed by kernel row, the input by input row.
+            let top = if four { 0 } else { (oy * g.stride_h).wrapping_sub(g.pad_top) };
+            let row_origin = base.wrapping_add(top.wrapping_mul(row_step));
             for ox in 0..g.out_w {
-                // One address per tap: the input pixel's channel c0, or the row of zero points.
-                for ky in 0..g.kernel_h {
-                    for kx in 0..g.kernel_w {
-                        let y = (oy * g.stride_h + ky).wrapping_sub(g.pad_top);
-                        let xx = (ox * g.stride_w + kx).wrapping_sub(g.pad_left);
-                        ptrs[ky * g.kernel_w + kx] = if y >= g.in_h || xx >= g.in_w {
-                            zrow.as_ptr() as usize
-                        } else if four {
-                            rows[(ky * g.in_w + xx) * nc..][..nc].as_ptr() as usize
-                        } else {
-                            input[(y * g.in_w + xx) * c + c0..][..nc].as_ptr() as usize
-                        };
+                let (x0, x1, kx0) = g.cols(ox);
+                let left = (ox * g.stride_w).wrapping_sub(g.pad_left);
+                let origin = row_origin.wrapping_add(left.wrapping_mul(px_step));
+                let table: &[usize] = if y1 - y0 == g.kernel_h && x1 - x0 == g.kernel_w {
+                    inner
+                } else {
+                    // The inside taps' offsets, the others to the row of zero points.
+                    let zoff = zaddr.wrapping_sub(origin);
+                    let (ky1, kx1) = (ky0 + (y1 - y0), kx0 + (x1 - x0));
+                    let rows_of = border.chunks_exact_mut(g.kernel_w).zip(inner.chunks_exact(g.kernel_w));
+                    for (ky, (b, i)) in rows_of.enumerate() {
+                        let y_in = (ky0..ky1).contains(&ky);
+                        for (kx, (b, &i)) in b.iter_mut().zip(i).enumerate() {
+                            *b = if y_in && (kx0..kx1).contains(&kx) { i } else { zoff };
+                        }
                     }
-                }
+                    border
+                };
                 let o = (oy * g.out_w + ox) * oc + c0;
                 if plain_8bit {
                     // Every channel fast, 8-bit output, clamp = output range: one `SSAT` each; the
                     // groups walked by iterators (no index arithmetic or bounds checks per group).
                     let groups_of = wp.chunks_exact(taps).zip(fast.chunks_exact(4));
                     for (cb, ((w, f), d)) in groups_of.zip(output[o..o + nc].chunks_exact_mut(4)).enumerate() {
-                        // SAFETY: every address in `ptrs[..taps]` starts `nc` readable bytes (the
-                        // pass's channels of a pixel of `input` or of `rows`, or `zrow`), and
-                        // `4·cb + 4 ≤ nc`; `w` holds `taps` pairs of words.
-                        let acc = unsafe { dw_taps(ptrs.as_ptr(), 4 * cb, w.as_ptr() as *const u32, taps) };
+                        // SAFETY: `origin + table[t]` (wrapping) is, for every tap, an address that
+                        // starts `nc` readable bytes (the pass's channels of a pixel of `input` or
+                        // of `rows`, or `zrow`), and `4·cb + 4 ≤ nc`; `w` holds `taps` pairs of
+                        // words.
+                        let at = origin.wrapping_add(4 * cb);
+                        let acc = unsafe { dw_taps(table.as_ptr(), at, w.as_ptr() as *const u32, taps) };
                         for ((d, f), a) in d.iter_mut().zip(f).zip(acc) {
                             *d = f.unclamped(a).clamp(-128, 127) as u8;
                         }
@@ -1549,9 +1579,10 @@ pub fn depthwise_conv2d<const K: u32>(
                     continue;
                 }
                 for (gi, (w, f)) in wp.chunks_exact(taps).zip(fast.chunks_exact(4)).enumerate() {
-                    // SAFETY: every address in `ptrs[..taps]` starts `nc` readable bytes, and
-                    // `4·gi + 4 ≤ nc`; `w` holds `taps` pairs of words.
-                    let acc = unsafe { dw_taps(ptrs.as_ptr(), 4 * gi, w.as_ptr() as *const u32, taps) };
+                    // SAFETY: `origin + table[t]` (wrapping) starts `nc` readable bytes for every
+                    // tap, and `4·gi + 4 ≤ nc`; `w` holds `taps` pairs of words.
+                    let at = origin.wrapping_add(4 * gi);
+                    let acc = unsafe { dw_taps(table.as_ptr(), at, w.as_ptr() as *const u32, taps) };
                     let v: [i32; 4] = core::array::from_fn(|j| f[j].apply(acc[j], lo, hi));
                     if out_bits == Bits::B8 || !has(K, linked::ACTS_4) {
                         for (d, v) in output[o + 4 * gi..o + 4 * gi + 4].iter_mut().zip(v) {
@@ -1584,21 +1615,26 @@ pub fn depthwise_conv2d<const K: u32>(
     path
 }
 
-/// The four sums `Σ_t w_j[t]·a_t[cb + j]` of one group of channels over `n ≥ 1` taps, `a_t` read
-/// from the address `ptrs[t] + cb` (four bytes) and the weights as `n` pairs `[(w0, w2), (w1, w3)]`.
+/// The four sums `Σ_t w_j[t]·a_t[j]` of one group of channels over `n ≥ 1` taps, `a_t` read
+/// from the address `at + offs[t]` (wrapping; four bytes) and the weights as `n` pairs
+/// `[(w0, w2), (w1, w3)]`.
 ///
 /// # Safety
-/// `ptrs` must hold `n` addresses each valid for reading 4 bytes at offset `cb`; `w` must be
-/// valid for `2n` words.
+/// `offs` must hold `n` offsets, each `at + offs[t]` (mod 2³²) an address valid for reading 4
+/// bytes; `w` must be valid for `2n` words.
 #[inline(always)]
-unsafe fn dw_taps(ptrs: *const usize, cb: usize, w: *const u32, n: usize) -> [i32; 4] {
+unsafe fn dw_taps(offs: *const usize, at: usize, w: *const u32, n: usize) -> [i32; 4] {
+    if n == 9 {
+        // SAFETY: the caller's bounds, with `n = 9`.
+        return unsafe { dw_taps9(offs, at, w) };
+    }
     let (mut a0, mut a1, mut a2, mut a3) = (0i32, 0i32, 0i32, 0i32);
     // SAFETY: the caller's bounds; the activation word may be unaligned (Armv7-M allows it).
     unsafe {
         asm!(
             "2:",
             "ldr {t}, [{pp}], #4",
-            "ldr {t}, [{t}, {cb}]",
+            "ldr {t}, [{at}, {t}]",
             "ldrd {wa}, {wb}, [{wp}], #8",
             "sxtb16 {s}, {t}",
             "sxtb16 {t}, {t}, ror #8",
@@ -1608,8 +1644,8 @@ unsafe fn dw_taps(ptrs: *const usize, cb: usize, w: *const u32, n: usize) -> [i3
             "smlatt {a3}, {t}, {wb}, {a3}",
             "subs {n}, {n}, #1",
             "bne 2b",
-            pp = inout(reg) ptrs => _,
-            cb = in(reg) cb,
+            pp = inout(reg) offs => _,
+            at = in(reg) at,
             wp = inout(reg) w => _,
             n = inout(reg) n => _,
             t = out(reg) _,
@@ -1620,6 +1656,75 @@ unsafe fn dw_taps(ptrs: *const usize, cb: usize, w: *const u32, n: usize) -> [i3
             a1 = inout(reg) a1,
             a2 = inout(reg) a2,
             a3 = inout(reg) a3,
+            options(nostack, readonly),
+        );
+    }
+    [a0, a1, a2, a3]
+}
+
+/// One tap of [`dw_taps9`]: the activation word at `at + offset`, its bytes 0 and 2 against the
+/// weights (w0, w2) and bytes 1 and 3 against (w1, w3); `$first` multiplies (no accumulator to
+/// clear), the others accumulate.
+macro_rules! dw_tap {
+    (first) => {
+        concat!(
+            "ldr {t}, [{pp}], #4\n",
+            "ldr {t}, [{at}, {t}]\n",
+            "ldrd {wa}, {wb}, [{wp}], #8\n",
+            "sxtb16 {s}, {t}\n",
+            "sxtb16 {t}, {t}, ror #8\n",
+            "smulbb {a0}, {s}, {wa}\n",
+            "smultt {a2}, {s}, {wa}\n",
+            "smulbb {a1}, {t}, {wb}\n",
+            "smultt {a3}, {t}, {wb}\n",
+        )
+    };
+    (next) => {
+        concat!(
+            "ldr {t}, [{pp}], #4\n",
+            "ldr {t}, [{at}, {t}]\n",
+            "ldrd {wa}, {wb}, [{wp}], #8\n",
+            "sxtb16 {s}, {t}\n",
+            "sxtb16 {t}, {t}, ror #8\n",
+            "smlabb {a0}, {s}, {wa}, {a0}\n",
+            "smlatt {a2}, {s}, {wa}, {a2}\n",
+            "smlabb {a1}, {t}, {wb}, {a1}\n",
+            "smlatt {a3}, {t}, {wb}, {a3}\n",
+        )
+    };
+}
+
+/// [`dw_taps`] of a 3×3 kernel, unrolled: no loop counter or branch per tap and no accumulators
+/// to clear (9 instructions a tap instead of 11); 3×3 is what nearly every depthwise layer is.
+///
+/// # Safety
+/// As [`dw_taps`] with `n = 9`.
+#[inline(always)]
+unsafe fn dw_taps9(offs: *const usize, at: usize, w: *const u32) -> [i32; 4] {
+    let (a0, a1, a2, a3): (i32, i32, i32, i32);
+    // SAFETY: the caller's bounds; the activation word may be unaligned (Armv7-M allows it).
+    unsafe {
+        asm!(
+            dw_tap!(first),
+            dw_tap!(next),
+            dw_tap!(next),
+            dw_tap!(next),
+            dw_tap!(next),
+            dw_tap!(next),
+            dw_tap!(next),
+            dw_tap!(next),
+            dw_tap!(next),
+            pp = inout(reg) offs => _,
+            at = in(reg) at,
+            wp = inout(reg) w => _,
+            t = out(reg) _,
+            s = out(reg) _,
+            wa = out(reg) _,
+            wb = out(reg) _,
+            a0 = out(reg) a0,
+            a1 = out(reg) a1,
+            a2 = out(reg) a2,
+            a3 = out(reg) a3,
             options(nostack, readonly),
         );
     }
