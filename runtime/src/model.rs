@@ -327,7 +327,10 @@ fn check_channels(
         check_shift(i8::try_from(s).map_err(|_| Error::BadParameter { op })?, op)?;
     }
     let biases = crate::quant::Biases { bytes: channel.bias, exponent: channel.bias_exponent };
-    let max_bias = biases.iter().map(|b| (b as i64).abs()).max().unwrap_or(0);
+    let mut max_bias = 0i64;
+    for b in biases.iter() {
+        max_bias = max_bias.max((b as i64).abs());
+    }
     let bound = reduction as i64 * (1i64 << (bits.get() - 1)) * ((1i64 << in_bits.get()) - 1) + max_bias;
     if bound >= 1i64 << 31 {
         return Err(Error::AccumulatorOverflow { op });

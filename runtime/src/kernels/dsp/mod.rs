@@ -737,7 +737,9 @@ fn plain_rows<const L: usize>(
     } else {
         rows = 0;
     }
-    for (c, (row, f)) in weights.chunks_exact(row_bytes).zip(fast).enumerate().take(oc).skip(rows) {
+    // The rows the assembly did not take (a `skip` here linked a generic `nth` of 462 bytes).
+    let rest = weights.get(rows * row_bytes..).unwrap_or_default().chunks_exact(row_bytes);
+    for (c, (row, f)) in (rows..oc).zip(rest.zip(fast.get(rows..).unwrap_or_default())) {
         let a = dot4(row, x);
         for (p, a) in a.into_iter().enumerate() {
             if let Some(d) = block.get_mut(p * oc + c) {
