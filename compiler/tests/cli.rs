@@ -966,3 +966,21 @@ fn emit_c_refuses_a_file_and_names_from_the_output_stem() {
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("m9_digits_v1_model.c"), "{stdout}");
 }
+
+/// The README's first command: the whole pipeline on the bundled example, no arguments, in a
+/// scratch directory (it writes `target/demo/` under the current one).
+#[test]
+fn demo_runs_the_whole_pipeline_on_the_bundled_example() {
+    let dir = std::env::temp_dir().join(format!("hawq-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_hawq")).arg("demo").current_dir(&dir).output().expect("hawq runs");
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "demo failed: {}\n{out}", stderr(&o));
+    assert!(dir.join("target/demo/digits.hq").is_file() && dir.join("target/demo/report/report.md").is_file());
+    // The arena budget made HAWQ choose 4-bit activations: the model's arena is under 1.6 KiB.
+    let blob = std::fs::read(dir.join("target/demo/digits.hq")).unwrap();
+    let model = hawq_runtime::Model::from_bytes(&blob).expect("the demo's model loads");
+    assert!(model.arena_bytes() <= 1638, "arena {}", model.arena_bytes());
+    assert!(model.tensors().iter().any(|t| t.dtype == hawq_runtime::DType::I4), "no 4-bit activation");
+    let _ = std::fs::remove_dir_all(&dir);
+}
