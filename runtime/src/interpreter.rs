@@ -322,6 +322,8 @@ fn dispatch<const K: u32>(op: &Op<'_>, [first, second, last]: [TensorDesc; 3], a
     if !has(K, linked::ACTS_4) && (four(&first) || four(&second) || four(&last)) {
         return NotLinked;
     }
+    // One guard per kind rather than `has(K, linked::kind(op))`: the same test, but LLVM lays
+    // the dispatch out better this way (resnet8 int8 +0.25% instructions with the call).
     match op {
         Op::Conv2d(_) if !has(K, linked::CONV2D) => return NotLinked,
         Op::DepthwiseConv2d(_) if !has(K, linked::DEPTHWISE_CONV2D) => return NotLinked,

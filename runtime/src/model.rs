@@ -386,31 +386,14 @@ fn validate_conv(p: &ConvParams<'_>, depthwise: bool, op: u16, tensors: Tensors<
     check_scratch(p.scratch, bytes, input, output, arena, op)
 }
 
-/// Validates one op; returns the end of its scratch (0 for ops without).
 /// Whether the kernel set `K` links `op`'s kind: a constant in each arm of a `match` on the op,
 /// so that the arms of the kinds `K` leaves out are not compiled.
 #[inline(always)]
 fn kind_linked<const K: u32>(op: &Op<'_>) -> bool {
-    let kind = match op {
-        Op::Conv2d(_) => linked::CONV2D,
-        Op::DepthwiseConv2d(_) => linked::DEPTHWISE_CONV2D,
-        Op::FullyConnected(_) => linked::FULLY_CONNECTED,
-        Op::AvgPool(_) => linked::AVG_POOL,
-        Op::MaxPool(_) => linked::MAX_POOL,
-        Op::Add(_) => linked::ADD,
-        Op::Reshape(_) => 0,
-        Op::Softmax(_) => linked::SOFTMAX,
-        Op::Dequantize(_) => linked::DEQUANTIZE,
-        Op::Lut(_) => linked::LUT,
-        Op::Mul(_) => linked::MUL,
-        Op::Concat(_) => linked::CONCAT,
-        Op::Slice(_) => linked::SLICE,
-        Op::Resize(_) => linked::RESIZE,
-        Op::DepthToSpace(_) => linked::DEPTH_TO_SPACE,
-    };
-    linked::has(K, kind)
+    linked::has(K, linked::kind(op))
 }
 
+/// Validates one op; returns the end of its scratch (0 for ops without).
 fn validate_op<const K: u32>(op: &Op<'_>, index: u16, tensors: Tensors<'_>, arena: u64) -> Result<u64, Error> {
     let i = index;
     if K != linked::ALL {

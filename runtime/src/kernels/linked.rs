@@ -80,25 +80,36 @@ pub const fn has(set: u32, kernels: u32) -> bool {
     set & kernels == kernels
 }
 
+/// The bit of `op`'s kind (0 for a reshape, which is a copy and always linked). Inlined, it is a
+/// constant in each arm of a `match` on the op, so a test of the set folds away.
+#[inline(always)]
+pub fn kind(op: &Op<'_>) -> u32 {
+    match op {
+        Op::Conv2d(_) => CONV2D,
+        Op::DepthwiseConv2d(_) => DEPTHWISE_CONV2D,
+        Op::FullyConnected(_) => FULLY_CONNECTED,
+        Op::AvgPool(_) => AVG_POOL,
+        Op::MaxPool(_) => MAX_POOL,
+        Op::Add(_) => ADD,
+        Op::Reshape(_) => 0,
+        Op::Softmax(_) => SOFTMAX,
+        Op::Dequantize(_) => DEQUANTIZE,
+        Op::Lut(_) => LUT,
+        Op::Mul(_) => MUL,
+        Op::Concat(_) => CONCAT,
+        Op::Slice(_) => SLICE,
+        Op::Resize(_) => RESIZE,
+        Op::DepthToSpace(_) => DEPTH_TO_SPACE,
+    }
+}
+
 /// The kernels one op needs: its own, its weight width, 4-bit activations if any of its tensors
 /// is 4-bit, long rows. `None` when a tensor index is out of the table (never for a loaded model).
 pub fn op_needs(op: &Op<'_>, tensors: Tensors<'_>) -> Option<u32> {
-    let (kind, weight_bits) = match op {
-        Op::Conv2d(p) => (CONV2D, Some(p.weight_bits)),
-        Op::DepthwiseConv2d(p) => (DEPTHWISE_CONV2D, Some(p.weight_bits)),
-        Op::FullyConnected(p) => (FULLY_CONNECTED, Some(p.weight_bits)),
-        Op::AvgPool(_) => (AVG_POOL, None),
-        Op::MaxPool(_) => (MAX_POOL, None),
-        Op::Add(_) => (ADD, None),
-        Op::Reshape(_) => (0, None),
-        Op::Softmax(_) => (SOFTMAX, None),
-        Op::Dequantize(_) => (DEQUANTIZE, None),
-        Op::Lut(_) => (LUT, None),
-        Op::Mul(_) => (MUL, None),
-        Op::Concat(_) => (CONCAT, None),
-        Op::Slice(_) => (SLICE, None),
-        Op::Resize(_) => (RESIZE, None),
-        Op::DepthToSpace(_) => (DEPTH_TO_SPACE, None),
+    let weight_bits = match op {
+        Op::Conv2d(p) | Op::DepthwiseConv2d(p) => Some(p.weight_bits),
+        Op::FullyConnected(p) => Some(p.weight_bits),
+        _ => None,
     };
     let weights = match weight_bits {
         Some(8) => WEIGHTS_8,
@@ -119,7 +130,7 @@ pub fn op_needs(op: &Op<'_>, tensors: Tensors<'_>) -> Option<u32> {
         _ => 0,
     };
     let long = if row > LONG_ROW { LONG_ROWS } else { 0 };
-    Some(kind | weights | acts | long)
+    Some(kind(op) | weights | acts | long)
 }
 
 /// The kernels `model` needs: the union of [`op_needs`] over its ops.
