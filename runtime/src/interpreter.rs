@@ -34,8 +34,14 @@ impl<'m, 'a, const KERNELS: u32> Interpreter<'m, 'a, KERNELS> {
             return Err(Error::ArenaTooSmall { needed: model.arena_bytes() as u32, got: arena.len() as u32 });
         }
         if KERNELS != linked::ALL {
-            if let Some((op, _)) = linked::first_missing(model, KERNELS)? {
-                return Err(Error::KernelNotLinked { op });
+            // linked::first_missing, decoding only the set's ops (an op outside it ends the
+            // iteration with KernelNotLinked).
+            for (index, op) in model.linked_ops::<KERNELS>().enumerate() {
+                let needs =
+                    linked::op_needs(&op?, model.tensors()).ok_or(Error::BadTensorIndex { op: index as u16 })?;
+                if !linked::has(KERNELS, needs) {
+                    return Err(Error::KernelNotLinked { op: index as u16 });
+                }
             }
         }
         Ok(Interpreter { model, arena })
@@ -136,7 +142,7 @@ impl<'m, 'a, const KERNELS: u32> Interpreter<'m, 'a, KERNELS> {
     /// on the device; per-layer comparison with the float model through [`read_tensor_f32`]).
     pub fn invoke_observed(&mut self, mut after: impl FnMut(usize, &Op<'m>, &[u8])) -> Result<(), Error> {
         let tensors = self.model.tensors();
-        for (index, op) in self.model.ops().enumerate() {
+        for (index, op) in self.model.linked_ops::<KERNELS>().enumerate() {
             let op = op?;
             run_op::<KERNELS>(&op, index as u16, tensors, self.arena)?;
             after(index, &op, self.arena);

@@ -2,6 +2,7 @@
 //! that running it can neither panic nor touch memory outside its tensors.
 
 use crate::error::Error;
+use crate::format::decode::Refusal;
 use crate::format::{
     split_header, ConcatParams, ConvParams, DType, Header, ModelMeta, Op, RawInput, TensorDesc, Tensors,
     CONCAT_PART_BYTES, MAX_CONCAT_INPUTS, MAX_EXTRA_OUTPUTS, MAX_TENSORS, TENSOR_RECORD_BYTES,
@@ -93,7 +94,13 @@ impl<'a> Model<'a> {
 
     /// The operations, decoded one at a time from the blob.
     pub fn ops(&self) -> OpIter<'a> {
-        OpIter { rest: self.ops, left: self.meta.op_count }
+        self.linked_ops::<{ linked::ALL }>()
+    }
+
+    /// [`Model::ops`] in a build with the kernel set `K`: an op outside it ends the iteration
+    /// with [`Error::KernelNotLinked`] (its encoding is not read, so nothing after it is).
+    pub fn linked_ops<const K: u32>(&self) -> OpIter<'a, K> {
+        OpIter { rest: self.ops, index: 0, count: self.meta.op_count }
     }
 
     /// Bytes of packed weights, biases and requantization arrays.
@@ -117,7 +124,7 @@ impl<'a> Model<'a> {
             return Err(Error::EmptyModel);
         }
         let arena = self.header.arena_bytes as u64;
-        let mut iter = self.ops();
+        let mut iter = self.linked_ops::<K>();
         let mut end = 0;
         for (index, op) in iter.by_ref().enumerate() {
             end = end.max(validate_op::<K>(&op?, index as u16, self.meta.tensors, arena)?);
@@ -192,28 +199,33 @@ fn validate_tensors(header: &Header, meta: &ModelMeta<'_>) -> Result<(TensorDesc
     Ok((input, output, needed))
 }
 
-/// Iterator over the encoded operations.
-pub struct OpIter<'a> {
+/// Iterator over the encoded operations, decoding those of the kernel set `K`.
+pub struct OpIter<'a, const K: u32 = { linked::ALL }> {
     rest: &'a [u8],
-    left: u16,
+    index: u16,
+    count: u16,
 }
 
-impl<'a> Iterator for OpIter<'a> {
+impl<'a, const K: u32> Iterator for OpIter<'a, K> {
     type Item = Result<Op<'a>, Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.left == 0 {
+        if self.index >= self.count {
             return None;
         }
-        self.left -= 1;
-        match crate::format::decode::take_op(self.rest) {
-            Some((op, rest)) => {
+        let index = self.index;
+        self.index += 1;
+        match crate::format::decode::take_linked_op::<K>(self.rest) {
+            Ok((op, rest)) => {
                 self.rest = rest;
                 Some(Ok(op))
             }
-            None => {
-                self.left = 0;
-                Some(Err(Error::Malformed))
+            Err(refusal) => {
+                self.count = 0;
+                Some(Err(match refusal {
+                    Refusal::Malformed => Error::Malformed,
+                    Refusal::NotLinked => Error::KernelNotLinked { op: index },
+                }))
             }
         }
     }

@@ -2,11 +2,12 @@
 //! value and remainder on every encoding the compiler can write, and the same verdict on truncated,
 //! mutated and arbitrary bytes.
 
-use hawq_runtime::format::decode::take_op;
+use hawq_runtime::format::decode::{take_linked_op, take_op, Refusal};
 use hawq_runtime::format::{
     AddParams, ChannelParams, Clamp, ConcatParams, ConvParams, DepthToSpaceParams, FcParams, LutParams, MulParams, Op,
     PoolParams, ResizeParams, SliceParams, UnaryParams,
 };
+use hawq_runtime::kernels::linked;
 use proptest::prelude::*;
 
 /// Integers biased to the varint boundaries (one-, two-, three-byte encodings and the extremes).
@@ -172,6 +173,40 @@ proptest! {
         }
         agree(&bytes)?;
         agree(&bytes[..cut.index(bytes.len() + 1)])?;
+    }
+
+    /// A build's decoder (kernel set `K`) reads the ops of its set as the full one does and
+    /// refuses the others after their variant index, for valid encodings and mutated ones alike.
+    #[test]
+    fn a_narrowed_decoder_reads_its_ops_and_refuses_the_rest(
+        variant in 0u8..15,
+        f in fields(),
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..3),
+    ) {
+        const SET: u32 = linked::CONV2D | linked::FULLY_CONNECTED | linked::ADD | linked::SOFTMAX;
+        let mut bytes = encode(&op(variant, &f));
+        for (at, v) in edits {
+            let i = at.index(bytes.len());
+            bytes[i] = v;
+        }
+        let full = take_op(&bytes);
+        let narrowed = take_linked_op::<SET>(&bytes);
+        match postcard::take_from_bytes::<u32>(&bytes) {
+            Ok((index, _)) if index < 15 => {
+                let kind = match full {
+                    Some((op, _)) => linked::kind(&op),
+                    // The kind by variant index when the fields are malformed.
+                    None => linked::kind(&op(index as u8, &f)),
+                };
+                if linked::has(SET, kind) {
+                    prop_assert_eq!(narrowed.ok(), full);
+                    prop_assert_eq!(narrowed.err().is_some(), full.is_none());
+                } else {
+                    prop_assert_eq!(narrowed.err(), Some(Refusal::NotLinked));
+                }
+            }
+            _ => prop_assert_eq!(narrowed.err(), Some(Refusal::Malformed)),
+        }
     }
 
     #[test]

@@ -77,6 +77,9 @@ mod hawq_build {
         let src = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("manifest dir")).join("memory.x");
         println!("cargo:rerun-if-changed={}", src.display());
         fs::copy(&src, out.join("memory.x")).expect("copy memory.x");
+        // cortex-m-rt's `device` feature includes a device.x that names the device's interrupt
+        // handlers; the QEMU firmware has none (its one-entry table is in firmware-common).
+        fs::write(out.join("device.x"), "/* no device interrupts */\n").expect("write device.x");
         println!("cargo:rustc-link-search={}", out.display());
     }
 }

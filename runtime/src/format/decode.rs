@@ -13,6 +13,8 @@
 //! (at most `⌈bits/7⌉` bytes on this target) and the bytes; arrays and structs their fields in
 //! order.
 
+use crate::kernels::linked;
+
 use super::{
     AddParams, ChannelParams, Clamp, ConcatParams, ConvParams, DepthToSpaceParams, FcParams, LutParams, MulParams, Op,
     PoolParams, ResizeParams, SliceParams, UnaryParams,
@@ -20,9 +22,25 @@ use super::{
 
 /// Op `bytes` starts with, and the bytes after it; `None` where postcard fails.
 pub fn take_op(bytes: &[u8]) -> Option<(Op<'_>, &[u8])> {
+    take_linked_op::<{ linked::ALL }>(bytes).ok()
+}
+
+/// Why [`take_linked_op`] read no op.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not an op's encoding (what postcard refuses).
+    Malformed,
+    /// A well-formed variant index of an op whose kernel the set `K` leaves out: its fields are
+    /// not read (a one-model firmware carries no decoder for the ops it never runs).
+    NotLinked,
+}
+
+/// [`take_op`] for a build with the kernel set `K` ([`linked`]): ops outside it are refused
+/// after their variant index, and their decoding is not compiled in.
+pub fn take_linked_op<const K: u32>(bytes: &[u8]) -> Result<(Op<'_>, &[u8]), Refusal> {
     let mut r = Reader { rest: bytes };
-    let op = r.op()?;
-    Some((op, r.rest))
+    let op = r.op::<K>()?;
+    Ok((op, r.rest))
 }
 
 struct Reader<'a> {
@@ -151,8 +169,36 @@ impl<'a> Reader<'a> {
         Some([self.u16()?, self.u16()?, self.u16()?])
     }
 
-    fn op(&mut self) -> Option<Op<'a>> {
-        Some(match self.u32()? {
+    fn op<const K: u32>(&mut self) -> Result<Op<'a>, Refusal> {
+        self.op_fields::<K>().ok_or(Refusal::Malformed)?
+    }
+
+    /// The op after its variant index; `Some(Err(NotLinked))` for an op outside `K`.
+    #[inline(always)]
+    fn op_fields<const K: u32>(&mut self) -> Option<Result<Op<'a>, Refusal>> {
+        let index = self.u32()?;
+        let kind = match index {
+            0 => linked::CONV2D,
+            1 => linked::DEPTHWISE_CONV2D,
+            2 => linked::FULLY_CONNECTED,
+            3 => linked::AVG_POOL,
+            4 => linked::MAX_POOL,
+            5 => linked::ADD,
+            6 => 0,
+            7 => linked::SOFTMAX,
+            8 => linked::DEQUANTIZE,
+            9 => linked::LUT,
+            10 => linked::MUL,
+            11 => linked::CONCAT,
+            12 => linked::SLICE,
+            13 => linked::RESIZE,
+            14 => linked::DEPTH_TO_SPACE,
+            _ => return None,
+        };
+        if !linked::has(K, kind) {
+            return Some(Err(Refusal::NotLinked));
+        }
+        Some(Ok(match index {
             0 => Op::Conv2d(self.conv()?),
             1 => Op::DepthwiseConv2d(self.conv()?),
             2 => Op::FullyConnected(FcParams {
@@ -202,6 +248,6 @@ impl<'a> Reader<'a> {
             }),
             14 => Op::DepthToSpace(DepthToSpaceParams { input: self.u16()?, output: self.u16()?, block: self.u8()? }),
             _ => return None,
-        })
+        }))
     }
 }

@@ -174,12 +174,13 @@ impl<'p, P: Platform> Out<'p, P> {
     /// Appends a number in decimal (32-bit: a 64-bit division would link its 1 KB routine).
     #[inline(never)]
     pub fn dec(&mut self, mut n: u32) {
+        // Ten digits hold any u32: a bounded loop, so no index check (and its panic) is linked.
         let mut digits = [0u8; 10];
-        let mut at = digits.len();
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
+        let mut at = 9;
+        for (i, d) in digits.iter_mut().enumerate().rev() {
+            *d = b'0' + (n % 10) as u8;
             n /= 10;
+            at = i;
             if n == 0 {
                 break;
             }
@@ -319,7 +320,7 @@ fn run_inner<P: Platform, const KERNELS: u32>(
                 let lowest = top - stack::used(bottom, top);
                 probe.runtime = Some(caller.saturating_sub(lowest));
             }
-            report_layers(out, &model, ops, overhead, counted)?;
+            report_layers::<P, KERNELS>(out, &model, ops, overhead, counted)?;
         }
         it.write_input_raw(raw)?;
         let (start, end) = timed_pass(out.platform(), &mut it)?;
@@ -399,7 +400,7 @@ fn report_header<P: Platform>(
 }
 
 #[inline(never)]
-fn report_layers<P: Platform>(
+fn report_layers<P: Platform, const KERNELS: u32>(
     out: &mut Out<'_, P>,
     model: &Model<'_>,
     ops: usize,
@@ -407,7 +408,7 @@ fn report_layers<P: Platform>(
     counted: bool,
 ) -> Result<(), Error> {
     let marks = |i: usize| MARKS[i].load(Ordering::Relaxed);
-    for (index, op) in model.ops().enumerate().take(ops) {
+    for (index, op) in model.linked_ops::<KERNELS>().enumerate().take(ops) {
         let op = op?;
         out.push("layer ");
         out.dec(index as u32);
@@ -666,6 +667,17 @@ macro_rules! cortex_m_qemu_firmware {
             let code = $crate::run_with_kernels::<_, { config::KERNELS }>(&mut board, MODEL, INPUTS, arena);
             semihost::exit(code)
         }
+
+        extern "C" {
+            fn DefaultHandler();
+        }
+
+        // cortex-m-rt's `device` feature, with no device crate: the firmware enables no
+        // interrupt, so its table holds the one entry cortex-m-rt's linker script requires,
+        // not the 240 (Armv7-M) or 32 (Armv6-M) it reserves otherwise (956 bytes of flash).
+        #[link_section = ".vector_table.interrupts"]
+        #[no_mangle]
+        static __INTERRUPTS: [unsafe extern "C" fn(); 1] = [DefaultHandler];
 
         #[exception]
         unsafe fn HardFault(_frame: &ExceptionFrame) -> ! {
