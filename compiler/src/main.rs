@@ -122,6 +122,12 @@ struct CompileArgs {
     /// is the output file's stem.
     #[arg(long, value_name = "DIR")]
     emit_c: Option<PathBuf>,
+    /// Also write the model as a Rust module into this folder, for firmware depending on
+    /// `hawq-runtime`: `<name>_model.rs` (arena size, kernel set, input/output sizes and
+    /// quantization as constants; `Arena`, `load`, `interpreter`, `read_output`) and
+    /// `<name>_model.hq` beside it, which the module embeds.
+    #[arg(long, value_name = "DIR")]
+    emit_rust: Option<PathBuf>,
     /// Write the model even when it parts from the float model (top-1 agreement below 90%, or
     /// output SQNR below 10 dB, on the calibration data).
     #[arg(long)]
@@ -384,6 +390,21 @@ fn cmd_compile(a: &CompileArgs) -> Result<()> {
         }
         None => None,
     };
+    let rust_module = match &a.emit_rust {
+        Some(dir) => {
+            let stem = a.output.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let module =
+                hawq_compiler::emit_rust::module_name(&stem).with_context(|| a.output.display().to_string())?;
+            let (rs, hq) = hawq_compiler::emit_rust::paths(dir, &module);
+            refuse_overwriting_inputs(&rs, &inputs)?;
+            refuse_overwriting_inputs(&hq, &inputs)?;
+            if dir.exists() && !dir.is_dir() {
+                bail!("{}: --emit-rust needs a folder, this is a file", dir.display());
+            }
+            Some(module)
+        }
+        None => None,
+    };
     let budget = Budget { weight_bytes: kib(a.budget_kib), avg_bits: a.avg_bits, arena_bytes: kib(a.max_arena_kib) };
     // Flags that would be ignored are refused before the (long) work starts.
     let model = a.model.display();
@@ -464,6 +485,13 @@ fn cmd_compile(a: &CompileArgs) -> Result<()> {
         }
         _ => None,
     };
+    let rust_files = match (&a.emit_rust, &rust_module) {
+        (Some(dir), Some(module)) => {
+            let origin = a.model.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            Some(hawq_compiler::emit_rust::write(dir, module, &compiled.blob, &origin)?)
+        }
+        _ => None,
+    };
     if a.json {
         println!(
             "{}",
@@ -471,6 +499,7 @@ fn cmd_compile(a: &CompileArgs) -> Result<()> {
                 "output": a.output,
                 "c_header": c_files.as_ref().map(|f| &f.0),
                 "c_source": c_files.as_ref().map(|f| &f.1),
+                "rust_module": rust_files.as_ref().map(|f| &f.0),
                 "file_bytes": compiled.blob.len(),
                 "weight_bytes": compiled.weight_bytes,
                 "arena_bytes": compiled.arena_bytes,
@@ -483,6 +512,9 @@ fn cmd_compile(a: &CompileArgs) -> Result<()> {
         println!("{} → {}", a.model.display(), a.output.display());
         if let Some((h, c)) = &c_files {
             println!("C: {}, {}", h.display(), c.display());
+        }
+        if let Some((rs, hq)) = &rust_files {
+            println!("Rust: {} (embeds {})", rs.display(), hq.display());
         }
         for e in &prepared.equalized {
             println!(
@@ -836,6 +868,7 @@ fn cmd_demo() -> Result<()> {
         report: None,
         output: model_out.clone(),
         emit_c: None,
+        emit_rust: None,
         allow_low_fidelity: false,
         no_equalize: false,
         json: false,

@@ -948,6 +948,112 @@ int main(int argc, char **argv) {
     assert_eq!(String::from_utf8_lossy(&run.stdout).trim(), want);
 }
 
+/// `hawq compile --emit-rust`: a program written as the module's documentation says (`load`,
+/// `Arena`, `interpreter`, `write_input_raw`, `invoke`, `read_output`), built with cargo against
+/// this repository's `hawq-runtime`, gives on every input the bytes and real values the runtime
+/// gives on the model file; its constants are the model's.
+#[test]
+fn emit_rust_writes_a_module_a_program_runs_the_model_with() {
+    let dir = tmp();
+    let out = dir.path().join("digits.hq");
+    let rdir = dir.path().join("rs");
+    let o = compile_digits(&out, &["--emit-rust", p(&rdir), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let module = rdir.join("digits_model.rs");
+    assert_eq!(v["rust_module"].as_str(), Some(p(&module)));
+    let blob = std::fs::read(&out).unwrap();
+    assert_eq!(std::fs::read(rdir.join("digits_model.hq")).unwrap(), blob, "the embedded copy is not the model");
+
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let app = dir.path().join("app");
+    std::fs::create_dir_all(app.join("src")).unwrap();
+    std::fs::write(
+        app.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"emit-rust-check\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n\
+             [dependencies]\nhawq-runtime = {{ path = {:?} }}\n\n[workspace]\n",
+            p(&repo.join("runtime"))
+        ),
+    )
+    .unwrap();
+    // The repository's lock file: the same dependency versions as the runtime's own build.
+    std::fs::copy(repo.join("Cargo.lock"), app.join("Cargo.lock")).unwrap();
+    std::fs::write(
+        app.join("src/main.rs"),
+        format!(
+            r#"#[path = {:?}]
+mod digits_model;
+
+fn main() {{
+    let raw = std::fs::read(std::env::args().nth(1).expect("inputs")).expect("read inputs");
+    let model = digits_model::load().expect("load");
+    let mut arena = Box::new(digits_model::Arena::new());
+    let mut it = digits_model::interpreter(&model, &mut arena).expect("interpreter");
+    println!("arena={{}} in={{}} raw={{}} out={{}} out_bytes={{}} outs={{}} kernels={{:#x}} model={{}} align={{}}",
+        digits_model::ARENA_BYTES, digits_model::INPUT_ELEMENTS, digits_model::INPUT_RAW_BYTES,
+        digits_model::OUTPUT_ELEMENTS, digits_model::OUTPUT_BYTES, digits_model::OUTPUT_COUNT,
+        digits_model::KERNELS, digits_model::MODEL_BYTES, digits_model::MODEL.as_ptr() as usize % 16);
+    for x in raw.chunks_exact(digits_model::INPUT_RAW_BYTES) {{
+        it.write_input_raw(x).expect("input");
+        it.invoke().expect("invoke");
+        let y = digits_model::read_output(&it).expect("output");
+        println!("{{:?}} {{:?}}", it.output_bytes(), y.map(f32::to_bits));
+    }}
+}}
+"#,
+            p(&module)
+        ),
+    )
+    .unwrap();
+    let inputs: Vec<u8> = (0..5 * 64u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8 & 0x0F).collect();
+    let input_file = dir.path().join("inputs.bin");
+    std::fs::write(&input_file, &inputs).unwrap();
+    let run = Command::new(env!("CARGO"))
+        .args(["run", "--quiet", "--offline", "--manifest-path"])
+        .arg(app.join("Cargo.toml"))
+        .arg("--")
+        .arg(&input_file)
+        .env("CARGO_TARGET_DIR", repo.join("target/emit-rust-check"))
+        .output()
+        .expect("cargo runs");
+    assert!(run.status.success(), "the program on the emitted module fails:\n{}", String::from_utf8_lossy(&run.stderr));
+
+    let model = hawq_runtime::Model::from_bytes(&blob).unwrap();
+    let mut arena = vec![0u8; model.arena_bytes()];
+    let mut it = hawq_runtime::Interpreter::new(&model, &mut arena).unwrap();
+    let kernels = hawq_runtime::kernels::linked::required(&model).unwrap();
+    let (input, output) = (*model.input(), *model.output());
+    let mut want = vec![format!(
+        "arena={} in={} raw={} out={} out_bytes={} outs=1 kernels={kernels:#x} model={} align=0",
+        model.arena_bytes(),
+        input.elements(),
+        input.elements(),
+        output.elements(),
+        output.bytes(),
+        blob.len()
+    )];
+    for x in inputs.chunks_exact(64) {
+        it.write_input_raw(x).unwrap();
+        it.invoke().unwrap();
+        let mut y = vec![0f32; output.elements()];
+        it.read_output_f32(&mut y).unwrap();
+        want.push(format!("{:?} {:?}", it.output_bytes(), y.iter().map(|v| v.to_bits()).collect::<Vec<_>>()));
+    }
+    assert_eq!(String::from_utf8_lossy(&run.stdout).lines().collect::<Vec<_>>(), want);
+}
+
+#[test]
+fn emit_rust_refuses_a_file() {
+    let dir = tmp();
+    let file = dir.path().join("not-a-folder");
+    std::fs::write(&file, b"x").unwrap();
+    let out = dir.path().join("digits.hq");
+    let o = compile_digits(&out, &["--emit-rust", p(&file)]);
+    assert_one_line_error(&o, &["not-a-folder", "--emit-rust needs a folder"]);
+    assert!(!out.exists(), "nothing may be written when --emit-rust is refused");
+}
+
 #[test]
 fn emit_c_refuses_a_file_and_names_from_the_output_stem() {
     let dir = tmp();
