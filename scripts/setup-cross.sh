@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the QEMU targets need on a fresh machine: the rustup cross targets and the
-# Debian packages for QEMU, the AArch64 linker/libc, and the bare-metal Arm C compiler (the C
+# Debian packages for QEMU (qemu-system-arm also has qemu-system-aarch64), the AArch64 linker/libc, and the bare-metal Arm C compiler (the C
 # example of examples/c, tests/tests/c_api.rs). Idempotent and quiet; fails loudly.
 # apt is skipped when every binary it would provide is already on PATH.
 set -euo pipefail
 
 TARGETS=(thumbv6m-none-eabi thumbv7m-none-eabi thumbv7em-none-eabihf riscv32imac-unknown-none-elf riscv32imc-unknown-none-elf
-         aarch64-unknown-linux-gnu)
+         aarch64-unknown-linux-gnu aarch64-unknown-none)
 PACKAGES=(qemu-system-arm qemu-system-misc qemu-user gcc-aarch64-linux-gnu libc6-dev-arm64-cross gcc-arm-none-eabi)
-BINARIES=(qemu-system-arm qemu-system-riscv32 qemu-aarch64 aarch64-linux-gnu-gcc arm-none-eabi-gcc arm-none-eabi-nm)
+BINARIES=(qemu-system-arm qemu-system-aarch64 qemu-system-riscv32 qemu-aarch64 aarch64-linux-gnu-gcc arm-none-eabi-gcc arm-none-eabi-nm)
 
 fail() { echo "setup-cross: FAIL: $*" >&2; exit 1; }
 

@@ -16,8 +16,9 @@ scripts/setup-cross.sh  # QEMU, cross linkers and the remaining targets, for the
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-# The runtime's ISA-specific kernels: Cortex-M4 DSP, AArch64 NEON/SDOT, and the portable targets.
-for t in thumbv7em-none-eabihf aarch64-unknown-linux-gnu thumbv6m-none-eabi riscv32imac-unknown-none-elf; do
+# The runtime's ISA-specific kernels: Cortex-M4 DSP, AArch64 NEON/SDOT (run-time detection on
+# Linux, compile-time on bare metal), and the portable targets.
+for t in thumbv7em-none-eabihf aarch64-unknown-linux-gnu aarch64-unknown-none thumbv6m-none-eabi riscv32imac-unknown-none-elf; do
   cargo clippy -p hawq-runtime --locked --target "$t" -- -D warnings
 done
 # The C interface's static library on the microcontrollers (its panic handler is bare-metal only).

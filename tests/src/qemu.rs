@@ -40,11 +40,23 @@ pub enum Target {
     Riscv32,
     /// AArch64 Linux under `qemu-aarch64` (no instruction counts), aarch64-unknown-linux-gnu.
     Aarch64,
+    /// Bare-metal AArch64, `qemu-system-aarch64 -M virt -cpu max`, aarch64-unknown-none: the
+    /// NEON kernels (SMULL/SADALP), built without the dot-product extension.
+    Aarch64Virt,
+    /// The same firmware built with `-C target-feature=+dotprod`: the SDOT kernels.
+    Aarch64VirtDotprod,
 }
 
 impl Target {
-    pub const ALL: [Target; 5] =
-        [Target::CortexM4, Target::CortexM0, Target::CortexM3, Target::Riscv32, Target::Aarch64];
+    pub const ALL: [Target; 7] = [
+        Target::CortexM4,
+        Target::CortexM0,
+        Target::CortexM3,
+        Target::Riscv32,
+        Target::Aarch64,
+        Target::Aarch64Virt,
+        Target::Aarch64VirtDotprod,
+    ];
 
     /// The name used in reports and as the folder under `targets/`.
     pub fn name(self) -> &'static str {
@@ -54,6 +66,8 @@ impl Target {
             Target::CortexM3 => "cortex-m3",
             Target::Riscv32 => "riscv32",
             Target::Aarch64 => "aarch64",
+            Target::Aarch64Virt => "aarch64-virt",
+            Target::Aarch64VirtDotprod => "aarch64-virt-dotprod",
         }
     }
 
@@ -69,21 +83,41 @@ impl Target {
             Target::CortexM3 => "thumbv7m-none-eabi",
             Target::Riscv32 => "riscv32imac-unknown-none-elf",
             Target::Aarch64 => "aarch64-unknown-linux-gnu",
+            Target::Aarch64Virt | Target::Aarch64VirtDotprod => "aarch64-unknown-none",
+        }
+    }
+
+    /// Rust flags the build adds to the crate's own (`--config target.<triple>.rustflags`,
+    /// which cargo appends to .cargo/config.toml's): the target features of a variant that
+    /// shares its crate with another target.
+    pub fn extra_rustflags(self) -> &'static [&'static str] {
+        match self {
+            Target::Aarch64VirtDotprod => &["-C", "target-feature=+dotprod"],
+            _ => &[],
         }
     }
 
     /// Does the firmware report deterministic instruction counts (QEMU system mode, -icount)?
+    /// Every target but the AArch64 Linux program under qemu-user.
     pub fn counts_instructions(self) -> bool {
         self != Target::Aarch64
     }
 
+    /// The firmware crate's folder under `targets/` (the two AArch64 virt variants share one).
+    fn folder(self) -> &'static str {
+        match self {
+            Target::Aarch64VirtDotprod => Target::Aarch64Virt.name(),
+            _ => self.name(),
+        }
+    }
+
     /// The firmware crate's folder.
     pub fn crate_dir(self) -> PathBuf {
-        repo_root().join("targets").join(self.name())
+        repo_root().join("targets").join(self.folder())
     }
 
     fn package(self) -> String {
-        format!("hawq-fw-{}", self.name())
+        format!("hawq-fw-{}", self.folder())
     }
 
     /// The QEMU command line of the crate's `.cargo/config.toml` runner, without the `timeout`
@@ -301,7 +335,7 @@ static BUILD_LOCK: Mutex<()> = Mutex::new(());
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kernels {
     /// What the runtime picks for the target (Cortex-M4: DSP; Cortex-M0/M3, RISC-V: portable;
-    /// AArch64: NEON).
+    /// AArch64 Linux: SDOT under `-cpu max`; aarch64-virt: NEON, aarch64-virt-dotprod: SDOT).
     Auto,
     /// The scalar reference kernels (the runtime's `kernels-scalar` feature).
     Scalar,
@@ -328,7 +362,13 @@ pub fn build(target: Target, model: &[u8], inputs: &[u8], fault: Fault) -> Resul
 /// [`build`] with a choice of kernels.
 pub fn build_with(target: Target, kernels: Kernels, model: &[u8], inputs: &[u8], fault: Fault) -> Result<Build> {
     let (dir, triple, package) = (target.crate_dir(), target.triple(), target.package());
-    Ok(match cargo_build(&dir, triple, &package, model, inputs, fault, kernels.feature())? {
+    let mut args: Vec<String> = kernels.feature().map(|f| vec!["--features".into(), f.into()]).unwrap_or_default();
+    let flags = target.extra_rustflags();
+    if !flags.is_empty() {
+        let quoted: Vec<String> = flags.iter().map(|f| format!("{f:?}")).collect();
+        args.extend(["--config".to_string(), format!("target.{triple}.rustflags=[{}]", quoted.join(","))]);
+    }
+    Ok(match cargo_build(&dir, triple, &package, model, inputs, fault, &args)? {
         Ok((dir, elf)) => {
             let sizes = elf_sizes(&elf)?;
             Build::Built(Firmware { target, elf, sizes, input_bytes: inputs.len(), dir })
@@ -337,8 +377,9 @@ pub fn build_with(target: Target, kernels: Kernels, model: &[u8], inputs: &[u8],
     })
 }
 
-/// Builds a firmware crate with `model` and `inputs` embedded; returns a private folder and the
-/// ELF copied into it, or the linker's message when the program does not fit the memory.
+/// Builds a firmware crate with `model` and `inputs` embedded and `args` added to cargo's
+/// (features, `--config`); returns a private folder and the ELF copied into it, or the linker's
+/// message when the program does not fit the memory.
 fn cargo_build(
     crate_dir: &Path,
     triple: &str,
@@ -346,7 +387,7 @@ fn cargo_build(
     model: &[u8],
     inputs: &[u8],
     fault: Fault,
-    feature: Option<&str>,
+    args: &[String],
 ) -> Result<std::result::Result<(PathBuf, PathBuf), String>> {
     let target_dir = firmware_target_dir();
     let work = target_dir.join("work");
@@ -369,7 +410,7 @@ fn cargo_build(
     cmd.current_dir(crate_dir)
         .args(["build", "--release", "--quiet", "--target-dir"])
         .arg(&target_dir)
-        .args(feature.map(|f| ["--features", f]).into_iter().flatten())
+        .args(args)
         .env("HAWQ_MODEL", &model_path)
         .env("HAWQ_INPUTS", &inputs_path)
         .env(
@@ -436,7 +477,7 @@ pub const BOARDS: [Board; 3] = [
 pub fn build_board(board: Board, model: &[u8], inputs: &[u8]) -> Result<std::result::Result<ElfSizes, String>> {
     let dir = repo_root().join("targets/boards").join(board.name);
     let package = format!("hawq-board-{}", board.name);
-    Ok(match cargo_build(&dir, board.triple, &package, model, inputs, Fault::None, None)? {
+    Ok(match cargo_build(&dir, board.triple, &package, model, inputs, Fault::None, &[])? {
         Ok((work, elf)) => {
             let mut sizes = elf_sizes(&elf)?;
             sizes.image = sizes.image.saturating_sub(inputs.len() as u64);

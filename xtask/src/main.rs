@@ -13,7 +13,9 @@
 //! `--kernels` builds each firmware with the target's best kernels (`best`, the default), the
 //! scalar reference (`scalar`) and/or the portable kernels (`portable`); the `kernels` column is
 //! the path the firmware reports it ran. On the Cortex-M4 the resnet8 and dscnn int8 rows also
-//! show the ratio to TFLM + CMSIS-NN's instructions (../shared/BASELINES.md).
+//! show the ratio to TFLM + CMSIS-NN's instructions (../shared/BASELINES.md). The AArch64
+//! kernels are counted on the bare-metal `aarch64-virt` (NEON) and `aarch64-virt-dotprod` (SDOT)
+//! targets: one firmware crate built without and with `-C target-feature=+dotprod`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -27,7 +29,9 @@ const USAGE: &str = "\
 usage:
   cargo xtask bench [--json] [--models a,b] [--targets t,u] [--configs int8,mixed,hawq] [--kernels k,l] [--inputs N] [--layers]
       models: fixture folder names of ../shared/fixtures (default: all of them), or `digits`
-      targets: cortex-m4, cortex-m0, cortex-m3, riscv32, aarch64 (default: all)
+      targets: cortex-m4, cortex-m0, cortex-m3, riscv32, aarch64 (Linux, qemu-user: no counts),
+               aarch64-virt (bare metal, NEON), aarch64-virt-dotprod (the same with SDOT);
+               default: all
       configs: int8 (uniform), mixed (every packing: 2/4/8-bit weights, 4/8-bit activations),
                hawq (HAWQ-V2's weight bits at 0.55x the int8 weight bytes); default: all
       kernels: best (the target's best path: dsp on the Cortex-M4), scalar (the reference),

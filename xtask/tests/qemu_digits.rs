@@ -27,13 +27,30 @@ fn built(target: Target, model: &[u8], inputs: &[u8], fault: Fault) -> qemu::Fir
     }
 }
 
+/// The kernel path a target's firmware must report, where it is fixed at compile time.
+fn expected_kernels(target: Target) -> Option<&'static str> {
+    match target {
+        Target::CortexM4 => Some("dsp"),
+        Target::CortexM0 | Target::CortexM3 | Target::Riscv32 => Some("portable"),
+        Target::Aarch64Virt => Some("neon"),
+        Target::Aarch64VirtDotprod => Some("neon-dotprod"),
+        // Detected at run time: SDOT under qemu-aarch64 -cpu max.
+        Target::Aarch64 => Some("neon-dotprod"),
+    }
+}
+
 #[test]
 fn digits_matches_the_host_bit_for_bit_on_every_target() {
     let mut failures = Vec::new();
+    let mut aarch64_counts = Vec::new();
     for case in cases() {
         for target in Target::ALL {
             let m = measure(target, &case.blob, &case.inputs, &case.expected)
                 .unwrap_or_else(|e| panic!("digits {} on {target}: {e:#}", case.config));
+            assert_eq!(m.kernels.as_deref(), expected_kernels(target), "{target}: the kernel path that ran");
+            if matches!(target, Target::Aarch64Virt | Target::Aarch64VirtDotprod) {
+                aarch64_counts.push((case.config, target, m.mean_instructions()));
+            }
             println!(
                 "digits {:<5} {target:<9} fits, outputs {} on {} inputs, instructions {:?}, flash {} B",
                 case.config.name(),
@@ -52,12 +69,20 @@ fn digits_matches_the_host_bit_for_bit_on_every_target() {
         }
     }
     assert!(failures.is_empty(), "{failures:#?}");
+    // The bare-metal AArch64 firmware counts both kernel paths; SDOT (four products per lane
+    // and instruction) must take fewer instructions than SMULL/SADALP on the same model.
+    for config in Config::ALL {
+        let count = |t: Target| aarch64_counts.iter().find(|c| c.0 == config && c.1 == t).and_then(|c| c.2);
+        let (neon, dot) = (count(Target::Aarch64Virt), count(Target::Aarch64VirtDotprod));
+        assert!(matches!((neon, dot), (Some(n), Some(d)) if d < n), "{config}: neon {neon:?}, neon-dotprod {dot:?}");
+    }
 }
 
 #[test]
 fn instruction_counts_are_identical_run_to_run() {
     let case = &cases()[0];
-    for target in [Target::CortexM4, Target::CortexM0, Target::Riscv32] {
+    for target in [Target::CortexM4, Target::CortexM0, Target::Riscv32, Target::Aarch64Virt, Target::Aarch64VirtDotprod]
+    {
         let fw = built(target, &case.blob, &case.inputs.concat(), Fault::None);
         let a = qemu::parse(&qemu::run(&fw, TIMEOUT).unwrap().stdout).unwrap();
         let b = qemu::parse(&qemu::run(&fw, TIMEOUT).unwrap().stdout).unwrap();

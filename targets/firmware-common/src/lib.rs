@@ -604,6 +604,55 @@ pub mod counters {
         unsafe { core::arch::asm!("csrr {0}, minstret", out(reg) v) };
         v as u32
     }
+
+    /// PMU event counter 0 of an AArch64 CPU counting the architectural event INST_RETIRED
+    /// (0x08), which QEMU implements, under `-icount` only, as its instruction count: exact
+    /// whatever the `-icount` shift and the generic timer's frequency. Low 32 bits. EL1.
+    #[cfg(target_arch = "aarch64")]
+    pub struct Pmu;
+
+    #[cfg(target_arch = "aarch64")]
+    impl Pmu {
+        /// INST_RETIRED: instructions architecturally executed.
+        const INST_RETIRED: u64 = 0x08;
+
+        /// Sets event counter 0 to INST_RETIRED (at EL1 and EL0), enables it and the PMU, and
+        /// resets the event counters; `None` when the CPU does not implement the event
+        /// (PMCEID0_EL0 bit 8; QEMU sets it only under `-icount`).
+        pub fn start() -> Option<Pmu> {
+            let events: u64;
+            // SAFETY: reading the PMU's common-event identification register (EL1 may).
+            unsafe {
+                core::arch::asm!("mrs {0}, pmceid0_el0", out(reg) events, options(nomem, nostack, preserves_flags))
+            };
+            if events & (1 << Self::INST_RETIRED) == 0 {
+                return None;
+            }
+            // SAFETY: PMU configuration registers, accessible at EL1 (no EL2 traps them here);
+            // they touch no memory. PMCR_EL0: E (bit 0) enables, P (bit 1) resets the counters.
+            unsafe {
+                core::arch::asm!(
+                    "msr pmevtyper0_el0, {event}",
+                    "msr pmcntenset_el0, {counter0}",
+                    "msr pmcr_el0, {control}",
+                    "isb",
+                    event = in(reg) Self::INST_RETIRED,
+                    counter0 = in(reg) 1u64,
+                    control = in(reg) 0b11u64,
+                    options(nomem, nostack, preserves_flags)
+                )
+            };
+            Some(Pmu)
+        }
+
+        #[inline(always)]
+        pub fn read(&self) -> u32 {
+            let v: u64;
+            // SAFETY: reading an event counter has no side effect.
+            unsafe { core::arch::asm!("mrs {0}, pmevcntr0_el0", out(reg) v, options(nomem, nostack, preserves_flags)) };
+            v as u32
+        }
+    }
 }
 
 /// The whole `main.rs` of a QEMU Cortex-M firmware (semihosting output, `cortex-m-rt` entry,
