@@ -294,9 +294,14 @@ pub fn activation_params(
             let base = if raw == RawKind::U8 { -128.0 } else { 0.0 };
             let z = base - transform.offset as f64 / transform.scale as f64;
             if (z - z.round()).abs() > 1e-3 || !(-128.0..=127.0).contains(&z.round()) {
+                // The offset of the same scale whose real zero is the nearest raw integer: the
+                // input then stays exact (a per-channel mean/std needs folding into the first layer).
+                let k = z.round().clamp(-128.0, 127.0);
+                let exact = ((base - k) * transform.scale as f64) as f32;
                 bail!(
                     "input transform scale {} offset {} puts real zero at {z:.3} on the raw {} scale; it must be an \
-                     integer in [-128, 127] (offset = −k·scale)",
+                     integer in [-128, 127] (offset = −k·scale); the nearest exact offset is --input-offset={exact} \
+                     (real zero at {k})",
                     transform.scale,
                     transform.offset,
                     if raw == RawKind::U8 { "uint8 − 128" } else { "int8" }

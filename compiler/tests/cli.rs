@@ -646,6 +646,43 @@ fn negative_offsets_parse_without_an_equals_sign() {
     assert_eq!(json_value(&o), shifted);
 }
 
+/// An offset whose real zero falls between two raw integers is refused with the nearest offset
+/// that is exact, which then compiles.
+#[test]
+fn an_inexact_input_offset_is_refused_with_the_nearest_exact_one() {
+    let dir = tmp();
+    let model = example("model.onnx");
+    let out = dir.path().join("o.hq");
+    // real = x/2 − 48.3: zero at raw 96.6 (uint8), −31.4 on the uint8 − 128 scale; nearest −31,
+    // i.e. x = 97 and offset −48.5.
+    let calib = example("calib.npz");
+    let o = hawq(&[
+        "compile",
+        p(&model),
+        "--calib",
+        p(&calib),
+        "--input-scale",
+        "0.5",
+        "--input-offset=-48.3",
+        "-o",
+        p(&out),
+    ]);
+    assert_one_line_error(&o, &["-31.4", "--input-offset=-48.5", "(real zero at -31)"]);
+    assert!(!out.exists());
+    let o = hawq(&[
+        "compile",
+        p(&model),
+        "--calib",
+        p(&calib),
+        "--input-scale",
+        "0.5",
+        "--input-offset=-48.5",
+        "-o",
+        p(&out),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
 #[test]
 fn flags_that_would_change_nothing_are_refused() {
     let dir = tmp();
