@@ -326,6 +326,16 @@ fn depthwise_channels_impl(
                             for ((s, &wv), &av) in acc.iter_mut().zip(wt).zip(a) {
                                 *s += wv as i32 * (av as i8 as i32 - z);
                             }
+                        } else if mult == 1 && in_fmt.bits == Bits::B4 && (base + c0).is_multiple_of(2) {
+                            // Two channels per byte, low nibble first (contract §2): a byte
+                            // walk, not an indexed nibble load per channel (5× the 8-bit cost).
+                            let a = &input[(base + c0) / 2..(base + c0 + nc).div_ceil(2)];
+                            for ((s, wv), &byte) in acc.chunks_mut(2).zip(wt.chunks(2)).zip(a) {
+                                s[0] += wv[0] as i32 * (((byte << 4) as i8 >> 4) as i32 - z);
+                                if let (Some(s1), Some(&w1)) = (s.get_mut(1), wv.get(1)) {
+                                    *s1 += w1 as i32 * ((byte as i8 >> 4) as i32 - z);
+                                }
+                            }
                         } else {
                             for (j, (s, &wv)) in acc.iter_mut().zip(wt).enumerate() {
                                 let av = load(input, in_fmt.bits, base + (c0 + j) / mult);
