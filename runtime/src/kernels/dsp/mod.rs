@@ -332,19 +332,35 @@ unsafe fn dot4_w8(w: *const u8, x: *const u32, n: usize) -> [i32; 4] {
 }
 
 /// The sums of two weight rows (`a`, `b`: one fully connected layer's consecutive output
-/// channels) against one input block list `x`, sharing each input load between the rows: the
-/// whole words of 8-bit rows through [`dot2_w8`], other widths and the last partial word
-/// through [`mac`].
+/// channels) against one input block list `x`, scaled as [`dot`]'s, sharing each input load
+/// between the rows: the whole words through [`dot2_w8`], [`dot2_w4`] or [`dot2_w2`], the last
+/// partial word through [`mac`]. `x_sum` is the sum of every lane of the blocks of the whole
+/// words (`x[..a.len() / 4]`), which the 4- and 2-bit kernels need.
 #[inline(always)]
-fn dot_rows2<const L: usize>(a: &[u8], b: &[u8], x: &[[[u32; L]; 1]]) -> [i32; 2] {
+fn dot_rows2<const L: usize>(a: &[u8], b: &[u8], x: &[[[u32; L]; 1]], x_sum: i32) -> [i32; 2] {
     let mut acc = [[0i32; 1]; 2];
     let full = (a.len() / 4).min(b.len() / 4).min(x.len());
-    if L == 2 && full > 0 && b.as_ptr() as usize >= a.as_ptr() as usize {
+    if full > 0 && b.as_ptr() as usize >= a.as_ptr() as usize {
         let stride = b.as_ptr() as usize - a.as_ptr() as usize;
+        let (w, xp) = (a.as_ptr(), x.as_ptr() as *const u32);
         // SAFETY: `full` whole words of each row (`4·full ≤ a.len(), b.len()`, `b` at `a +
-        // stride`) and `full` blocks of two words of `x` (`full ≤ x.len()`).
-        let [s0, s1] = unsafe { dot2_w8(a.as_ptr(), stride, x.as_ptr() as *const u32, full) };
-        acc = [[s0], [s1]];
+        // stride`) and `full` blocks of `L` words of `x` (`full ≤ x.len()`).
+        let [s0, s1] = unsafe {
+            match L {
+                2 => dot2_w8(w, stride, xp, full),
+                4 => dot2_w4(w, stride, xp, full),
+                _ => dot2_w2(w, stride, xp, full),
+            }
+        };
+        // The 4- and 2-bit kernels read each weight in offset binary, `w + 8` or `w + 2`
+        // (nonnegative, no sign extension): `Σ w·x = Σ (w + o)·x − o·Σ x`, then scaled as
+        // [`mac`]'s sums are (16, 64). Exact in wrapping arithmetic: the result fits (`sums_fit`).
+        let fix = |s: i32| match L {
+            2 => s,
+            4 => s.wrapping_sub(x_sum.wrapping_mul(8)).wrapping_mul(16),
+            _ => s.wrapping_sub(x_sum.wrapping_mul(2)).wrapping_mul(64),
+        };
+        acc = [[fix(s0)], [fix(s1)]];
     } else {
         for ((wa, wb), xb) in a.chunks_exact(4).zip(b.chunks_exact(4)).zip(x) {
             mac(word(wa), xb, &mut acc[0]);
@@ -356,6 +372,18 @@ fn dot_rows2<const L: usize>(a: &[u8], b: &[u8], x: &[[[u32; L]; 1]]) -> [i32; 2
         mac(tail_word(b, full), xb, &mut acc[1]);
     }
     [acc[0][0], acc[1][0]]
+}
+
+/// The sum of every halfword lane of `blocks` (the `x_sum` of [`dot_rows2`]).
+#[inline(always)]
+fn lane_sum<const L: usize>(blocks: &[[[u32; L]; 1]]) -> i32 {
+    let mut sum = 0i32;
+    for block in blocks {
+        for &v in &block[0] {
+            sum = smlad(v, 0x0001_0001, sum);
+        }
+    }
+    sum
 }
 
 /// Two 8-bit weight rows (`n ≥ 1` whole words at `w` and at `w + stride`, any alignment) against
@@ -409,6 +437,157 @@ unsafe fn dot2_w8(w: *const u8, stride: usize, x: *const u32, n: usize) -> [i32;
             w = out(reg) _,
             wb = out(reg) _,
             w0 = out(reg) _,
+            xa = out(reg) _,
+            xb = out(reg) _,
+            a0 = inout(reg) a0,
+            a1 = inout(reg) a1,
+            options(nostack, readonly),
+        );
+    }
+    [a0, a1]
+}
+
+/// [`dot2_w8`] for 4-bit rows against blocks of `[u32; 4]`, each weight read in offset binary
+/// (`EOR 0x88888888` makes nibble `w` the unsigned `w + 8`): the masks `0x000F000F` at shifts
+/// 0, 4, 8 and 12 give the halfword pairs (0, 4), (1, 5), (2, 6), (3, 7) ready for SMLAD, no
+/// sign extension; [`dot_rows2`] subtracts `8·Σx`. Unscaled sums. 22 instructions per 16
+/// multiply-accumulates (the 8-bit kernel's rate, for half the weight bytes).
+///
+/// # Safety
+/// `w` and `w + stride` must be valid for `4n` bytes and `x` for `4n` words.
+#[inline(always)]
+unsafe fn dot2_w4(w: *const u8, stride: usize, x: *const u32, n: usize) -> [i32; 2] {
+    let (mut a0, mut a1) = (0i32, 0i32);
+    // One row's word (in `w`) against the block: the converted input's lanes are (0, 4),
+    // (2, 6), (1, 5), (3, 7) in xa..xd (`convert_block`).
+    macro_rules! row {
+        ($a:literal) => {
+            concat!(
+                "eor {w}, {w}, #0x88888888\n",
+                "and {t}, {m}, {w}\n",
+                "smlad {",
+                $a,
+                "}, {t}, {xa}, {",
+                $a,
+                "}\n",
+                "and {t}, {m}, {w}, lsr #4\n",
+                "smlad {",
+                $a,
+                "}, {t}, {xc}, {",
+                $a,
+                "}\n",
+                "and {t}, {m}, {w}, lsr #8\n",
+                "smlad {",
+                $a,
+                "}, {t}, {xb}, {",
+                $a,
+                "}\n",
+                "and {t}, {m}, {w}, lsr #12\n",
+                "smlad {",
+                $a,
+                "}, {t}, {xd}, {",
+                $a,
+                "}\n",
+            )
+        };
+    }
+    // SAFETY: the caller's bounds (`n` words of each row, `n` blocks of four words of `x`); LDR
+    // of a weight word may be unaligned (Armv7-M), LDRD of the converted input is word-aligned.
+    unsafe {
+        asm!(
+            "2:",
+            "ldrd {xa}, {xb}, [{xp}], #8",
+            "ldrd {xc}, {xd}, [{xp}], #8",
+            "ldr {w}, [{wp}, {st}]",
+            row!("a1"),
+            "ldr {w}, [{wp}], #4",
+            row!("a0"),
+            "subs {i}, {i}, #1",
+            "bne 2b",
+            wp = inout(reg) w => _,
+            st = in(reg) stride,
+            xp = inout(reg) x => _,
+            i = inout(reg) n => _,
+            m = in(reg) 0x000F_000Fu32,
+            w = out(reg) _,
+            t = out(reg) _,
+            xa = out(reg) _,
+            xb = out(reg) _,
+            xc = out(reg) _,
+            xd = out(reg) _,
+            a0 = inout(reg) a0,
+            a1 = inout(reg) a1,
+            options(nostack, readonly),
+        );
+    }
+    [a0, a1]
+}
+
+/// [`dot2_w4`] for 2-bit rows against blocks of `[u32; 8]`: `EOR 0xAAAAAAAA` makes crumb `w`
+/// the unsigned `w + 2`; the mask `0x00030003` at shifts `2k` gives the pair (k, k + 8), whose
+/// input is block word `2k` for `k < 4` and `2(k − 4) + 1` after (`convert_block`). Unsigned
+/// sums; [`dot_rows2`] subtracts `2·Σx`. 40 instructions per 32 multiply-accumulates.
+///
+/// # Safety
+/// `w` and `w + stride` must be valid for `4n` bytes and `x` for `8n` words.
+#[inline(always)]
+unsafe fn dot2_w2(w: *const u8, stride: usize, x: *const u32, n: usize) -> [i32; 2] {
+    let (mut a0, mut a1) = (0i32, 0i32);
+    // Block words 2j and 2j + 1 (loaded once) against crumb pairs j and j + 4 of both rows.
+    macro_rules! pair {
+        ($lo:literal, $hi:literal) => {
+            concat!(
+                "ldrd {xa}, {xb}, [{xp}], #8\n",
+                "and {t}, {m}, {wa}, lsr #",
+                $lo,
+                "\n",
+                "smlad {a0}, {t}, {xa}, {a0}\n",
+                "and {t}, {m}, {wa}, lsr #",
+                $hi,
+                "\n",
+                "smlad {a0}, {t}, {xb}, {a0}\n",
+                "and {t}, {m}, {wb}, lsr #",
+                $lo,
+                "\n",
+                "smlad {a1}, {t}, {xa}, {a1}\n",
+                "and {t}, {m}, {wb}, lsr #",
+                $hi,
+                "\n",
+                "smlad {a1}, {t}, {xb}, {a1}\n",
+            )
+        };
+    }
+    // SAFETY: the caller's bounds (`n` words of each row, `n` blocks of eight words of `x`); LDR
+    // of a weight word may be unaligned (Armv7-M), LDRD of the converted input is word-aligned.
+    unsafe {
+        asm!(
+            "2:",
+            "ldr {wb}, [{wp}, {st}]",
+            "ldr {wa}, [{wp}], #4",
+            "eor {wa}, {wa}, #0xAAAAAAAA",
+            "eor {wb}, {wb}, #0xAAAAAAAA",
+            "ldrd {xa}, {xb}, [{xp}], #8",
+            "and {t}, {m}, {wa}",
+            "smlad {a0}, {t}, {xa}, {a0}",
+            "and {t}, {m}, {wa}, lsr #8",
+            "smlad {a0}, {t}, {xb}, {a0}",
+            "and {t}, {m}, {wb}",
+            "smlad {a1}, {t}, {xa}, {a1}",
+            "and {t}, {m}, {wb}, lsr #8",
+            "smlad {a1}, {t}, {xb}, {a1}",
+            pair!("2", "10"),
+            pair!("4", "12"),
+            pair!("6", "14"),
+            "subs {i}, {i}, #1",
+            "bne 2b",
+            wp = inout(reg) w => _,
+            st = in(reg) stride,
+            xp = inout(reg) x => _,
+            i = inout(reg) n => _,
+            m = in(reg) 0x0003_0003u32,
+            wa = out(reg) _,
+            wb = out(reg) _,
+            t = out(reg) _,
             xa = out(reg) _,
             xb = out(reg) _,
             a0 = inout(reg) a0,
@@ -1404,10 +1583,11 @@ fn fc_impl<const L: usize, const K: u32>(
     let x = &x[..];
     let scale = scale_shift(L);
     // Two output channels at a time, sharing every input load.
+    let x_sum = if L == 2 { 0 } else { lane_sum(&x[..(row_bytes / 4).min(x.len())]) };
     let pairs = weights.chunks_exact(2 * row_bytes).take(out_features / 2);
     for (i, rows) in pairs.enumerate() {
         let (a, b) = rows.split_at(row_bytes);
-        let acc = dot_rows2(a, b, x);
+        let acc = dot_rows2(a, b, x, x_sum);
         for (j, s) in acc.into_iter().enumerate() {
             let c = 2 * i + j;
             put(output, rq.out.bits, c, ChannelQ::new(rq, c).apply(s >> scale));
