@@ -149,6 +149,16 @@ fn word(b: &[u8]) -> u32 {
 
 // --- im2col -----------------------------------------------------------------------------------
 
+/// The weight width of `L` lane pairs per word ([`lanes`]'s inverse).
+#[inline(always)]
+fn lane_bits(l: usize) -> Bits {
+    match l {
+        2 => Bits::B8,
+        4 => Bits::B4,
+        _ => Bits::B2,
+    }
+}
+
 /// Lane pairs per weight word: 2 (8-bit), 4 (4-bit), 8 (2-bit).
 #[inline(always)]
 fn lanes(bits: Bits) -> usize {
@@ -1566,6 +1576,19 @@ fn fc_impl<const L: usize, const K: u32>(
         return Path::Scalar;
     };
     let z = in_fmt.zero_point;
+    if row_bytes < 4 {
+        // Rows shorter than a word (a network's first layer on a few features): one multiply
+        // per weight, from the packed bytes, not the lane layout's padded word per channel.
+        let (bits, in_bits) = (lane_bits(L), if has(K, linked::ACTS_4) { in_fmt.bits } else { Bits::B8 });
+        for (c, row) in weights.chunks_exact(row_bytes).take(out_features).enumerate() {
+            let mut acc = 0i32;
+            for k in 0..in_features {
+                acc += load(row, bits, k) * (load(input, in_bits, k) - z);
+            }
+            put(output, rq.out.bits, c, ChannelQ::new(rq, c).apply(acc));
+        }
+        return Path::Dsp;
+    }
     if in_fmt.bits == Bits::B8 || !has(K, linked::ACTS_4) {
         convert(&input[..in_features], z, x, 0);
     } else {
