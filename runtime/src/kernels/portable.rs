@@ -292,12 +292,14 @@ fn depthwise_channels_impl(
     let taps = g.kernel_h * g.kernel_w;
     let chunk = scratch::portable_depthwise_chunk(g);
     let mut s = Scratch::new(scratch);
-    let bufs = (s.take::<i32>(chunk), s.take::<ChannelQ>(chunk), s.take::<i16>(taps * chunk));
+    let bufs = (s.take::<i32>(chunk), s.take::<Rq32>(chunk), s.take::<i16>(taps * chunk));
     let (Some(acc), Some(cq), Some(w), false) = (bufs.0, bufs.1, bufs.2, taps == 0) else {
         reference::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output);
         return Path::Scalar;
     };
     let row_bytes = weight_bits.packed_len(taps);
+    // The 32-bit requantization (`Rq32`: no 64-bit multiply, a library call on the Cortex-M0).
+    let bound = sum_bound(taps, weight_bits, in_fmt.bits);
     let mult = (g.out_c / g.in_c.max(1)).max(1);
     let z = in_fmt.zero_point;
     let mut c0 = first;
@@ -308,7 +310,7 @@ fn depthwise_channels_impl(
             for t in 0..taps {
                 w[t * nc + j] = load(row, weight_bits, t) as i16;
             }
-            cq[j] = ChannelQ::new(rq, c0 + j);
+            cq[j] = Rq32::new(&ChannelQ::new(rq, c0 + j), bound, 0);
         }
         for oy in 0..g.out_h {
             let (y0, y1, ky0) = g.rows(oy);
@@ -345,7 +347,7 @@ fn depthwise_channels_impl(
                 }
                 let o = (oy * g.out_w + ox) * g.out_c + c0;
                 for (j, &s) in acc.iter().enumerate() {
-                    put(output, rq.out.bits, o + j, cq[j].apply(s));
+                    put(output, rq.out.bits, o + j, cq[j].apply(s, rq.min, rq.max));
                 }
             }
         }

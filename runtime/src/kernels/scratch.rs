@@ -12,7 +12,7 @@
 //! | kernel | DSP (Cortex-M4/M7) | portable (M0/M3/RISC-V) |
 //! |---|---|---|
 //! | conv2d | `4 + 256·W/b + ⌈K⌉₄ + 28·out_c` | `4 + 256·W/b + 28·out_c` |
-//! | depthwise | `4 + 8·T·g + 28·4g + 4g + 8·T (+ kh·in_w·4g for a 4-bit input)` when `out_c = in_c ≥ 4`, else 0 | `4 + ⌈2·T·n⌉₄ + 28·n` |
+//! | depthwise | `4 + 8·T·g + 28·4g + 4g + 8·T (+ kh·in_w·4g for a 4-bit input)` when `out_c = in_c ≥ 4`, else 0 | `4 + ⌈2·T·n⌉₄ + 32·n` |
 //! | fully connected | `4 + 64·W/b` | `4 + 64·W/b` |
 //!
 //! The depthwise kernels run in passes of `g` groups of four channels (DSP) or `n` channels
@@ -34,8 +34,6 @@ use crate::quant::Bits;
 
 /// Bytes of one channel's precomputed requantization (`util::Rq32`, seven 32-bit words).
 pub const RQ_BYTES: usize = 28;
-/// Bytes of one channel's `util::ChannelQ` (six 32-bit words).
-pub const CQ_BYTES: usize = 24;
 /// Output pixels per block of the DSP and portable convolutions.
 pub(crate) const PIX: usize = 4;
 /// Bytes a scratch slice may lose to aligning its start to a 32-bit word.
@@ -58,7 +56,6 @@ pub(crate) const DW_PORTABLE_W: usize = 2048;
 pub(crate) const DW_PASS_BYTES: u64 = 2048;
 
 const _: () = assert!(core::mem::size_of::<super::util::Rq32>() == RQ_BYTES);
-const _: () = assert!(core::mem::size_of::<super::util::ChannelQ>() == CQ_BYTES);
 
 fn align4(n: u64) -> u64 {
     n.saturating_add(3) & !3
@@ -150,7 +147,7 @@ pub(crate) fn dsp_depthwise(g: &Window, in_bits: Bits) -> u64 {
 /// `[tap][channel]`, the sums, and each channel's requantization.
 fn portable_depthwise_pass(g: &Window, n: usize) -> u64 {
     let taps = g.kernel_h.saturating_mul(g.kernel_w);
-    sum(&[SLACK, align4(mul(taps, n).saturating_mul(2)), mul(n, 4), mul(n, CQ_BYTES)])
+    sum(&[SLACK, align4(mul(taps, n).saturating_mul(2)), mul(n, 4), mul(n, RQ_BYTES)])
 }
 
 /// Channels of one pass of the portable depthwise kernel: at most [`DW_PORTABLE_CH`], at most

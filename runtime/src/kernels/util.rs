@@ -65,10 +65,25 @@ fn shift_mul_hi16_add_shift(x: i32, shl: u32, m: i32, c: i32, sh: u32) -> i32 {
         };
         r
     }
-    #[cfg(not(hawq_dsp))]
+    #[cfg(all(not(hawq_dsp), target_pointer_width = "32"))]
+    {
+        (mul_hi16(x << shl, m) + c) >> sh
+    }
+    #[cfg(all(not(hawq_dsp), not(target_pointer_width = "32")))]
     {
         ((((x << shl) as i64 * m as i64) >> 16) as i32 + c) >> sh
     }
+}
+
+/// `⌊y·m / 2^16⌋` for `0 ≤ m < 2^15` (SMLAWB's product) without a 64-bit multiply, which is a
+/// library call on the Cortex-M0: with `y = yh·2^16 + yl` (`yl` unsigned),
+/// `⌊y·m / 2^16⌋ = yh·m + ⌊yl·m / 2^16⌋` exactly, each product within `i32`.
+#[cfg(any(test, all(not(hawq_dsp), target_pointer_width = "32")))]
+#[inline(always)]
+fn mul_hi16(y: i32, m: i32) -> i32 {
+    let hi = (y >> 16) * m;
+    let lo = (((y & 0xFFFF) * m) as u32 >> 16) as i32;
+    hi + lo
 }
 
 /// The largest `|Σ w·(a − z)|` of a layer whose sums have `k` terms (contract §3):
@@ -337,4 +352,29 @@ pub(crate) fn gather<'a>(
         pad_r.fill(zb);
     }
     col
+}
+
+#[cfg(test)]
+mod mul_hi16_tests {
+    extern crate std;
+    use super::mul_hi16;
+    use std::vec;
+
+    /// The split product equals the 64-bit one for every `m` the multipliers have and values
+    /// of `y` across the whole range (edges and a multiplicative sweep).
+    #[test]
+    fn equals_the_64_bit_product() {
+        let mut ys = vec![0, 1, -1, 0xFFFF, 0x10000, -0x10000, -0xFFFF, i32::MAX, i32::MIN, i32::MIN + 1];
+        let mut v = 0x9E37_79B9u32;
+        for _ in 0..4000 {
+            v = v.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            ys.push(v as i32);
+            ys.push((v as i32) >> (v % 31));
+        }
+        for m in (0..1 << 15).step_by(97).chain([0, 1, (1 << 15) - 1]) {
+            for &y in &ys {
+                assert_eq!(mul_hi16(y, m), ((y as i64 * m as i64) >> 16) as i32, "y {y} m {m}");
+            }
+        }
+    }
 }
