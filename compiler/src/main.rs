@@ -1,5 +1,6 @@
 //! `hawq`: the command-line front of the compiler. See `hawq --help`.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -18,6 +19,14 @@ use hawq_compiler::quantize::BitConfig;
 use hawq_compiler::report::shorten;
 use hawq_compiler::report::{Measured, Report};
 use hawq_compiler::sensitivity::{measure, LossChoice};
+
+/// `println!` that hands a failed write (a closed pipe: `hawq inspect m.hq | head`) back as an
+/// error, which `main` ends quietly on, instead of panicking.
+macro_rules! out {
+    ($($t:tt)*) => {
+        writeln!(std::io::stdout(), $($t)*).map_err(anyhow::Error::from)?
+    };
+}
 
 #[derive(Parser)]
 #[command(
@@ -357,6 +366,10 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of the output went away (`| head`): nothing left to say.
+        Err(e) if e.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) => {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             // One line: the chain of contexts, outermost first.
             let msg: Vec<String> = e.chain().map(|c| c.to_string()).collect();
@@ -459,7 +472,7 @@ fn cmd_compile(a: &CompileArgs) -> Result<()> {
             report.chosen_bits = Some(allocation.layers.iter().map(|l| bits.weight_bits[l.node]).collect());
             report.write(dir)?;
             if !a.json {
-                println!("report: {}", dir.join("report.md").display());
+                out!("report: {}", dir.join("report.md").display());
             }
         }
         compiled
@@ -493,7 +506,7 @@ fn cmd_compile(a: &CompileArgs) -> Result<()> {
         _ => None,
     };
     if a.json {
-        println!(
+        out!(
             "{}",
             json!({
                 "output": a.output,
@@ -509,24 +522,27 @@ fn cmd_compile(a: &CompileArgs) -> Result<()> {
             })
         );
     } else {
-        println!("{} → {}", a.model.display(), a.output.display());
+        out!("{} → {}", a.model.display(), a.output.display());
         if let Some((h, c)) = &c_files {
-            println!("C: {}, {}", h.display(), c.display());
+            out!("C: {}, {}", h.display(), c.display());
         }
         if let Some((rs, hq)) = &rust_files {
-            println!("Rust: {} (embeds {})", rs.display(), hq.display());
+            out!("Rust: {} (embeds {})", rs.display(), hq.display());
         }
         for e in &prepared.equalized {
-            println!(
+            out!(
                 "equalized '{}': widest channel {:.0}× the median → {:.1}× ({} channels scaled, consumers compensated)",
-                e.tensor, e.spread_before, e.spread_after, e.channels_scaled
+                e.tensor,
+                e.spread_before,
+                e.spread_after,
+                e.channels_scaled
             );
         }
-        println!("{:<48} {:<17} {:>5} {:>5} {:>7} {:>9} {:>10}", "layer", "op", "w", "a", "params", "bytes", "MACs");
+        out!("{:<48} {:<17} {:>5} {:>5} {:>7} {:>9} {:>10}", "layer", "op", "w", "a", "params", "bytes", "MACs");
         for l in &compiled.layers {
             let wb = l.weight_bits.map_or("-".to_string(), |b| b.to_string());
             let name = shorten(&l.name, 48);
-            println!(
+            out!(
                 "{name:<48} {:<17} {wb:>5} {:>5} {:>7} {:>9} {:>10}",
                 l.op,
                 format!("{}→{}", l.in_bits, l.out_bits),
@@ -535,7 +551,7 @@ fn cmd_compile(a: &CompileArgs) -> Result<()> {
                 l.macs
             );
         }
-        println!(
+        out!(
             "weights {} bytes, arena {} bytes (kernel scratch included; RAM with the runtime's stack ≤ {} bytes \
              on the Cortex-M4: {} bytes), model file {} bytes",
             compiled.weight_bytes,
@@ -601,13 +617,13 @@ fn cmd_eval(a: &EvalArgs) -> Result<()> {
             obj["weight_bytes"] = json!(w);
             obj["arena_bytes"] = json!(ar);
         }
-        println!("{obj}");
+        out!("{obj}");
     } else {
         print!("{} {}: {value:.4} on {} samples", a.model.display(), metric.name(), data.len());
         if let Some((w, ar)) = sizes {
             print!(" (weights {w} bytes, arena {ar} bytes)");
         }
-        println!();
+        out!();
     }
     Ok(())
 }
@@ -703,7 +719,7 @@ fn cmd_inspect(a: &InspectArgs) -> Result<()> {
     let kernels = hawq_runtime::kernels::linked::required(&model).map_err(|e| anyhow!("{}: {e}", a.model.display()))?;
     let kernel_names: Vec<&str> = hawq_runtime::kernels::linked::names(kernels).collect();
     if a.json {
-        println!(
+        out!(
             "{}",
             json!({
                 "file_bytes": blob.len(),
@@ -721,7 +737,7 @@ fn cmd_inspect(a: &InspectArgs) -> Result<()> {
         );
         return Ok(());
     }
-    println!(
+    out!(
         "{}: {} bytes, weights {} bytes, arena {} bytes (kernel scratch included, largest {} bytes), input {:?} {:?}",
         a.model.display(),
         blob.len(),
@@ -731,14 +747,14 @@ fn cmd_inspect(a: &InspectArgs) -> Result<()> {
         model.raw_input(),
         model.input().shape
     );
-    println!(
+    out!(
         "RAM: arena {} + the runtime's stack ≤ {} (measured on the Cortex-M4) = {} bytes",
         model.arena_bytes(),
         hawq_runtime::STACK_BYTES_CORTEX_M4,
         model.arena_bytes() + hawq_runtime::STACK_BYTES_CORTEX_M4
     );
-    println!("kernels: {} (Interpreter::<{kernels:#x}>::with_kernels links only these)", kernel_names.join(", "));
-    println!("{:>3} {:<17} {:>4} {:>8}  tensors (index dtype shape @offset)", "#", "op", "w", "bytes");
+    out!("kernels: {} (Interpreter::<{kernels:#x}>::with_kernels links only these)", kernel_names.join(", "));
+    out!("{:>3} {:<17} {:>4} {:>8}  tensors (index dtype shape @offset)", "#", "op", "w", "bytes");
     for l in &layers {
         let t = |v: &serde_json::Value| {
             // The shape as `[1, 32, 32, 16]` (its JSON text), not the JSON value's Debug form.
@@ -749,7 +765,7 @@ fn cmd_inspect(a: &InspectArgs) -> Result<()> {
             serde_json::Value::Null => String::new(),
             v => format!(", scratch @{} +{}", v["offset"], v["bytes"]),
         };
-        println!(
+        out!(
             "{:>3} {:<17} {:>4} {:>8}  {} → {}{scratch}",
             l["index"],
             l["op"].as_str().unwrap_or(""),
@@ -759,21 +775,17 @@ fn cmd_inspect(a: &InspectArgs) -> Result<()> {
             t(&l["output"])
         );
     }
-    println!(
-        "arena map ({} bytes, one column = {} bytes):",
-        model.arena_bytes(),
-        model.arena_bytes().div_ceil(64).max(1)
-    );
+    out!("arena map ({} bytes, one column = {} bytes):", model.arena_bytes(), model.arena_bytes().div_ceil(64).max(1));
     let col = model.arena_bytes().div_ceil(64).max(1);
     for (i, t) in model.tensors().iter().enumerate() {
         let (start, end) = (t.offset as usize / col, (t.offset as usize + t.bytes()).div_ceil(col));
         let bar: String = (0..64).map(|c| if c >= start && c < end { '#' } else { '.' }).collect();
-        println!("  t{i:<3} {bar} {:>7} +{}", t.offset, t.bytes());
+        out!("  t{i:<3} {bar} {:>7} +{}", t.offset, t.bytes());
     }
     for (i, offset, size) in scratch_regions {
         let (start, end) = (offset / col, (offset + size).div_ceil(col));
         let bar: String = (0..64).map(|c| if c >= start && c < end { 's' } else { '.' }).collect();
-        println!("  s{i:<3} {bar} {offset:>7} +{size}  (scratch of op {i})");
+        out!("  s{i:<3} {bar} {offset:>7} +{size}  (scratch of op {i})");
     }
     Ok(())
 }
@@ -828,7 +840,7 @@ fn cmd_demo() -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
     let transform = TransformArgs { input_scale: Some(0.0625), input_offset: None };
     let hawq = HawqArgs::default();
-    println!("== examples/digits: float model");
+    out!("== examples/digits: float model");
     cmd_eval(&EvalArgs {
         model: dir.join("model.onnx"),
         data: dir.join("eval.npz"),
@@ -837,7 +849,7 @@ fn cmd_demo() -> Result<()> {
         window_stride: None,
         json: false,
     })?;
-    println!("\n== Hessian sensitivity, Pareto frontier, measured frontier points");
+    out!("\n== Hessian sensitivity, Pareto frontier, measured frontier points");
     cmd_analyze(&AnalyzeArgs {
         model: dir.join("model.onnx"),
         calib: dir.join("calib.npz"),
@@ -852,7 +864,7 @@ fn cmd_demo() -> Result<()> {
     })?;
     // The arena budget is under the 8-bit arena (1,868 bytes with the kernels' scratch), so HAWQ
     // must put some activations at 4 bits.
-    println!("\n== compile under a 1.5 KiB weight budget and a 1.6 KiB arena budget");
+    out!("\n== compile under a 1.5 KiB weight budget and a 1.6 KiB arena budget");
     let model_out = out.join("digits.hq");
     cmd_compile(&CompileArgs {
         model: dir.join("model.onnx"),
@@ -881,7 +893,7 @@ fn cmd_demo() -> Result<()> {
         window_stride: None,
         json: false,
     })?;
-    println!("\nreport: {}", out.join("report/report.md").display());
+    out!("\nreport: {}", out.join("report/report.md").display());
     Ok(())
 }
 
@@ -990,23 +1002,30 @@ fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
         report.write(dir)?;
     }
     if a.json {
-        println!("{}", serde_json::to_string(&report)?);
+        out!("{}", serde_json::to_string(&report)?);
         return Ok(());
     }
-    println!(
+    out!(
         "{}: loss {}, Hessian traces and Ω by {} in {:.2} s",
         a.model.display(),
         report.loss,
         report.trace_method,
         report.trace_seconds
     );
-    println!(
+    out!(
         "{:>3} {:<40} {:>7} {:>11} {:>7} {:>10} {:>10} {:>10}",
-        "#", "layer", "params", "Tr(H)/n", "±rel", "Ω(2)", "Ω(4)", "Ω(8)"
+        "#",
+        "layer",
+        "params",
+        "Tr(H)/n",
+        "±rel",
+        "Ω(2)",
+        "Ω(4)",
+        "Ω(8)"
     );
     for (k, l) in report.layers.iter().enumerate() {
         let rel = if l.trace.average != 0.0 { l.trace.std_error / l.trace.average.abs() } else { 0.0 };
-        println!(
+        out!(
             "{k:>3} {:<40} {:>7} {:>11.4e} {:>6.2}% {:>10.3e} {:>10.3e} {:>10.3e}",
             shorten(&l.name, 40),
             l.params,
@@ -1017,14 +1036,14 @@ fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
             l.omega[2]
         );
     }
-    println!(
+    out!(
         "frontier: {} non-dominated configurations, {}..{} weight bytes",
         report.frontier.len(),
         report.frontier.first().map_or(0, |p| p.0),
         report.frontier.last().map_or(0, |p| p.0)
     );
     for m in &report.measured {
-        println!(
+        out!(
             "  {:<12} {} {:.4}  weights {:>7} B  arena {:>7} B  bits {}",
             m.label,
             m.metric,
@@ -1035,7 +1054,7 @@ fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
         );
     }
     if let Some(dir) = &a.report {
-        println!("report: {}", dir.join("report.md").display());
+        out!("report: {}", dir.join("report.md").display());
     }
     Ok(())
 }

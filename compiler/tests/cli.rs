@@ -1091,6 +1091,25 @@ fn emit_rust_refuses_a_file() {
     assert!(!out.exists(), "nothing may be written when --emit-rust is refused");
 }
 
+/// `hawq inspect m.hq | head`: a reader that goes away ends the command quietly, not with a
+/// panic and a backtrace (the output pipe is closed before hawq writes anything).
+#[test]
+fn a_closed_output_pipe_ends_the_command_quietly() {
+    let dir = tmp();
+    let out = dir.path().join("digits.hq");
+    assert!(compile_digits(&out, &[]).status.success());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hawq"))
+        .args(["inspect", p(&out)])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("hawq runs");
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "exit {:?}: {}", o.status, stderr(&o));
+    assert_eq!(stderr(&o), "");
+}
+
 #[test]
 fn emit_c_refuses_a_file_and_names_from_the_output_stem() {
     let dir = tmp();
