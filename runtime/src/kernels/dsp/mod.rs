@@ -652,8 +652,7 @@ fn conv_impl<const L: usize, const K: u32>(
         // bias: `Σ w·(a − z) = Σ w·a − z·Σw`, taps in the padding holding `z` itself.
         let z = in_fmt.zero_point;
         for (f, row) in fast.iter_mut().zip(weights.chunks_exact(row_bytes)) {
-            let sum: i32 = row.iter().map(|&w| w as i8 as i32).sum();
-            *f = f.with_bias_offset(-z * sum);
+            *f = f.with_bias_offset(-z * row_sum8(row));
         }
         // The last weight row, readable to its last whole word (see [`plain_rows`]).
         let end = g.out_c * row_bytes;
@@ -823,6 +822,20 @@ impl<'a> Band<'a> {
             unsafe { convert4_w8(self.cols.as_ptr(), kp, x.as_mut_ptr() as *mut u32, words) };
         }
     }
+}
+
+/// `Σ w` of a row of 8-bit weights, a word at a time (SXTB16, SMLAD against `(1, 1)`).
+fn row_sum8(row: &[u8]) -> i32 {
+    let mut words = row.chunks_exact(4);
+    let mut s = 0;
+    for w in words.by_ref() {
+        let w = word(w);
+        s = smlad(sxtb16(w), 0x0001_0001, smlad(sxtb16_ror8(w), 0x0001_0001, s));
+    }
+    for &b in words.remainder() {
+        s += b as i8 as i32;
+    }
+    s
 }
 
 /// Fills `band` with the input rows output row `oy` reads (those outside the input with `zb`),
