@@ -11,13 +11,18 @@
 //!
 //! | kernel | DSP (Cortex-M4/M7) | portable (M0/M3/RISC-V) |
 //! |---|---|---|
-//! | conv2d | `4 + 256·W/b + ⌈K⌉₄ + 28·out_c` | `4 + 256·W/b + 28·out_c` |
+//! | conv2d | `4 + 256·W/b + ⌈K⌉₄ + 28·out_c (+ ⌈B⌉₄ + 3·⌈K⌉₄ + 4·W)` | `4 + 256·W/b + 28·out_c` |
 //! | depthwise | `4 + 8·T·g + 28·4g + 4g + 8·T (+ kh·in_w·4g for a 4-bit input)` when `out_c = in_c ≥ 4`, else 0 | `4 + ⌈2·T·n⌉₄ + 32·n` |
 //! | fully connected | `4 + 64·W/b` | `4 + 64·W/b` |
 //!
 //! The depthwise kernels run in passes of `g` groups of four channels (DSP) or `n` channels
 //! (portable): the most (up to 32 groups; up to 64 channels and 2048/T weights) whose scratch
 //! stays within [`DW_PASS_BYTES`], at least one, spread evenly over the passes.
+//!
+//! The terms in parentheses are a first layer's (8-bit weights over an 8-bit input of 1–3
+//! channels): `B` its band of input rows, `kh·((out_w − 1)·stride_w + kw)·in_c` bytes when
+//! `kw·in_c ≥ 4` and that is at most [`BAND_BYTES`] ([`dsp_conv2d_band`]), the receptive fields
+//! of three more pixels and a copy of the last weight row.
 //!
 //! `K = kh·kw·in_c` (conv) or `in_features` (FC), `b` the weight bits, `W = ⌈⌈K·b/8⌉/4⌉` the
 //! 32-bit words of a packed weight row, `T = kh·kw` the depthwise taps, `⌈x⌉₄` rounded up to a
@@ -54,6 +59,8 @@ pub(crate) const DW_PORTABLE_W: usize = 2048;
 /// adds about 6% to a dscnn-kws depthwise layer; 2 KB takes two passes there, 1.25 KB would
 /// take three (1.8% more for the whole network), hence 2 KB and not less.
 pub(crate) const DW_PASS_BYTES: u64 = 2048;
+/// Most bytes of the DSP convolution's band of input rows ([`dsp_conv2d_band`]).
+pub(crate) const BAND_BYTES: usize = 2048;
 
 const _: () = assert!(core::mem::size_of::<super::util::Rq32>() == RQ_BYTES);
 
@@ -79,13 +86,40 @@ pub(crate) fn row_words(k: usize, bits: Bits) -> u64 {
 }
 
 /// The DSP convolution's scratch: the im2col blocks of [`PIX`] pixels (`16/b` lane pairs of
-/// halfwords per weight word), the receptive field of one pixel as bytes, and the
-/// requantization table.
-pub(crate) fn dsp_conv2d(g: &Window, weight_bits: Bits) -> u64 {
+/// halfwords per weight word), the receptive field of one pixel as bytes, the requantization
+/// table; for a first layer with a band of input rows ([`dsp_conv2d_band`]) also the band, the
+/// receptive fields of the block's other pixels and a copy of the last weight row (whole words).
+pub(crate) fn dsp_conv2d(g: &Window, weight_bits: Bits, in_bits: Bits) -> u64 {
     let k = g.kernel_h.saturating_mul(g.kernel_w).saturating_mul(g.in_c);
     let lanes = 16 / weight_bits.get() as u64;
-    let x = row_words(k, weight_bits).saturating_mul(lanes * PIX as u64 * 4);
-    sum(&[SLACK, x, align4(k as u64), mul(g.out_c, RQ_BYTES)])
+    let words = row_words(k, weight_bits);
+    let x = words.saturating_mul(lanes * PIX as u64 * 4);
+    let band = match dsp_conv2d_band(g, weight_bits, in_bits) as u64 {
+        0 => 0,
+        b => sum(&[align4(b), align4(k as u64).saturating_mul(PIX as u64 - 1), words.saturating_mul(4)]),
+    };
+    sum(&[SLACK, x, align4(k as u64), mul(g.out_c, RQ_BYTES), band])
+}
+
+/// Bytes of the DSP convolution's band of input rows: the `kh` rows one output row's windows
+/// cover, zero-point padded, as wide as the windows reach (`((out_w − 1)·stride_w + kw)·in_c`
+/// per row), so that every pixel's receptive field is `kh` runs of `kw·in_c` bytes at fixed
+/// offsets, copied a word at a time. For 8-bit weights over an 8-bit input of fewer than four
+/// channels (a first layer) whose kernel rows hold a word (`kw·in_c ≥ 4`), when the band holds
+/// at most [`BAND_BYTES`]; else 0 (no band: the receptive field is gathered from the input).
+pub(crate) fn dsp_conv2d_band(g: &Window, weight_bits: Bits, in_bits: Bits) -> usize {
+    let run = g.kernel_w.saturating_mul(g.in_c);
+    let eight = weight_bits == Bits::B8 && in_bits == Bits::B8;
+    if !eight || g.in_c >= 4 || run < 4 || g.out_w == 0 || g.kernel_h == 0 {
+        return 0;
+    }
+    let width = (g.out_w - 1).saturating_mul(g.stride_w).saturating_add(g.kernel_w);
+    let bytes = width.saturating_mul(g.in_c).saturating_mul(g.kernel_h);
+    if bytes > BAND_BYTES {
+        0
+    } else {
+        bytes
+    }
 }
 
 /// The portable convolution's scratch: the im2col `i16` values of [`PIX`] pixels up to whole
@@ -97,8 +131,8 @@ pub(crate) fn portable_conv2d(g: &Window, weight_bits: Bits) -> u64 {
 }
 
 /// Bytes of scratch a Conv2D needs (the most any microcontroller path takes).
-pub fn conv2d_bytes(g: &Window, weight_bits: Bits, _in_bits: Bits) -> usize {
-    to_usize(dsp_conv2d(g, weight_bits).max(portable_conv2d(g, weight_bits)))
+pub fn conv2d_bytes(g: &Window, weight_bits: Bits, in_bits: Bits) -> usize {
+    to_usize(dsp_conv2d(g, weight_bits, in_bits).max(portable_conv2d(g, weight_bits)))
 }
 
 /// `total` items in passes of at most `most`, spread evenly: the size of each pass (the last may

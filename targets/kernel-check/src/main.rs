@@ -348,7 +348,10 @@ fn conv_cases(rng: &mut Rng, b: &mut Bufs, depthwise: bool) -> Tally {
     for case in 0..CASES {
         // Now and then a layer past the old fixed buffers: a large receptive field or many
         // output channels (conv), many channels, large kernels or long rows (depthwise).
-        let big = rng.pick(&[22, 1, 1, 1]);
+        let big = rng.pick(&[22, 1, 1, 1, 3]);
+        // A first layer: an image of 1–3 channels under a 3×3, 5×5 or taller kernel (the DSP
+        // convolution's band of input rows), now and then one too wide for the band.
+        let first = !depthwise && big == 4;
         let (mut h, mut w) = (rng.range(1, 8) as usize, rng.range(1, 8) as usize);
         let (mut kh, mut kw) = (rng.range(1, 5) as usize, rng.range(1, 5) as usize);
         let mut ic = in_channels(rng);
@@ -366,6 +369,14 @@ fn conv_cases(rng: &mut Rng, b: &mut Bufs, depthwise: bool) -> Tally {
             }
             (false, _) if big == 3 => {
                 (kh, kw, ic) = (5, 5, 48);
+            }
+            (false, _) if first => {
+                (h, w) = (rng.range(3, 20) as usize, rng.range(3, 20) as usize);
+                (kh, kw) = [(3, 3), (5, 5), (3, 3), (5, 5), (10, 4), (1, 7), (7, 1)][rng.range(0, 6) as usize];
+                if rng.next().is_multiple_of(8) {
+                    (h, w) = (rng.range(1, 6) as usize, rng.range(200, 400) as usize);
+                }
+                ic = rng.range(1, 3) as usize;
             }
             (true, 1) => {
                 (h, w) = (rng.range(1, 4) as usize, rng.range(1, 4) as usize);
@@ -403,7 +414,7 @@ fn conv_cases(rng: &mut Rng, b: &mut Bufs, depthwise: bool) -> Tally {
             pad_top,
             pad_left,
         };
-        let abits = act_bits(rng);
+        let abits = if first && !rng.next().is_multiple_of(4) { Bits::B8 } else { act_bits(rng) };
         let in_fmt = ActFormat { bits: abits, zero_point: zero_point(rng, abits) };
         let wbits = weight_bits(rng);
         let k = kh * kw * if depthwise { 1 } else { ic };

@@ -887,8 +887,18 @@ fn conv_impl<const L: usize, const K: u32>(
 ) -> Path {
     let k = g.kernel_h * g.kernel_w * g.in_c;
     let mut s = Scratch::new(scratch);
-    let bufs = (s.take::<[[u32; L]; PIX]>(words), s.take::<Rq32>(g.out_c), s.take::<u8>(k));
-    let (Some(x), Some(fast), Some(col)) = bufs else {
+    // A first layer's band of input rows (8-bit weights, `scratch::dsp_conv2d_band`), with room
+    // for a block's four receptive fields (whole words each) and a copy of the last weight row.
+    let band_bytes = if L == 2 { scratch::dsp_conv2d_band(g, Bits::B8, in_fmt.bits) } else { 0 };
+    let kp = k.next_multiple_of(4);
+    let bufs = (
+        s.take::<[[u32; L]; PIX]>(words),
+        s.take::<Rq32>(g.out_c),
+        s.take::<u8>(if band_bytes > 0 { PIX * kp } else { k }),
+        s.take::<u8>(band_bytes),
+        s.take::<u8>(if band_bytes > 0 { 4 * words } else { 0 }),
+    );
+    let (Some(x), Some(fast), Some(col), Some(band), Some(last)) = bufs else {
         return Path::Scalar;
     };
     let x = &mut x[..];
@@ -910,6 +920,29 @@ fn conv_impl<const L: usize, const K: u32>(
     for (c, f) in fast.iter_mut().enumerate() {
         *f = Rq32::new(&ChannelQ::new(rq, c), bound, scale);
     }
+    let (col, mut band) = match band_bytes {
+        0 => (col, None),
+        _ => (&mut [][..], Some(Band::new(band, col, kp, k, in_fmt.zero_point as u8))),
+    };
+    let last: &[u8] = if band.is_some() {
+        // The band path takes the activations as they are and folds the zero point into the
+        // bias: `Σ w·(a − z) = Σ w·a − z·Σw`, taps in the padding holding `z` itself.
+        let z = in_fmt.zero_point;
+        for (f, row) in fast.iter_mut().zip(weights.chunks_exact(row_bytes)) {
+            *f = f.with_bias_offset(-z * row_sum8(row));
+        }
+        // The last weight row, readable to its last whole word (see [`plain_rows`]).
+        let end = g.out_c * row_bytes;
+        match (last.get_mut(..row_bytes), weights.get(end.wrapping_sub(row_bytes)..end)) {
+            (Some(d), Some(r)) => {
+                d.copy_from_slice(r);
+                last
+            }
+            _ => &[],
+        }
+    } else {
+        &[]
+    };
     let fast = &fast[..];
     let (lo, hi) = (rq.min, rq.max);
     // Every channel fast and no clamp but the output range's (no fused activation, or a ReLU whose
@@ -919,14 +952,25 @@ fn conv_impl<const L: usize, const K: u32>(
     let mut q0 = 0;
     while q0 < npix {
         let n = (npix - q0).min(PIX);
+        // A first layer's pixels come from its band (never for 4- and 2-bit weights).
+        let banded = if L == 2 { band.as_mut() } else { None };
         for p in 0..PIX {
             let q = q0 + p;
-            if p >= n {
+            if aligned || aligned4 {
+                if p < n {
+                    im2col_aligned(g, input, in_fmt, q / g.out_w, q % g.out_w, x, p);
+                } else {
+                    for xb in x.iter_mut() {
+                        xb[p] = [0; L];
+                    }
+                }
+            } else if let Some(b) = banded {
+                b.im2col(g, input, in_fmt.zero_point as u8, q0, n, x);
+                break;
+            } else if p >= n {
                 for xb in x.iter_mut() {
                     xb[p] = [0; L];
                 }
-            } else if aligned || aligned4 {
-                im2col_aligned(g, input, in_fmt, q / g.out_w, q % g.out_w, x, p);
             } else {
                 let src = gather(g, input, in_fmt, q / g.out_w, q % g.out_w, col);
                 convert(src, in_fmt.zero_point, x, p);
@@ -935,7 +979,7 @@ fn conv_impl<const L: usize, const K: u32>(
         if n == PIX && out_bits == Bits::B8 {
             let block = &mut output[q0 * oc..(q0 + PIX) * oc];
             if plain {
-                plain_rows::<L>(weights, row_bytes, words, x, fast, block);
+                plain_rows::<L>(weights, row_bytes, words, x, fast, block, last);
             } else {
                 let (o0, rest) = block.split_at_mut(oc);
                 let (o1, rest) = rest.split_at_mut(oc);
@@ -970,6 +1014,279 @@ fn conv_impl<const L: usize, const K: u32>(
     Path::Dsp
 }
 
+/// The im2col of a first layer (8-bit weights over an 8-bit input of 1–3 channels,
+/// [`scratch::dsp_conv2d_band`]). The band holds the `kh` input rows of one output row, padded
+/// with the zero point, from the first window's left edge to the last one's right edge, so
+/// that every pixel's receptive field is `kh` runs of `kw·in_c ≥ 4` bytes at fixed offsets:
+/// [`gather_runs`] copies them into the pixel's field a word at a time, and [`convert4_w8`]
+/// turns the block's four fields into lane pairs, SXTB16 only (the convolution folds the zero
+/// point into the bias). [`gather`] and [`convert`] spent most of such a layer's time on its
+/// short rows (a copy, two fills and the bounds of each per kernel row, and a zero-point tail
+/// per pixel): resnet8's first layer took 2.9 instructions per multiply-accumulate, mnist8's
+/// 5.4.
+struct Band<'a> {
+    buf: &'a mut [u8],
+    /// The output row whose input rows `buf` holds (`usize::MAX`: none yet).
+    row: usize,
+    /// The block's four receptive fields, `kp` bytes each.
+    cols: &'a mut [u8],
+    kp: usize,
+}
+
+impl<'a> Band<'a> {
+    /// `buf` the band ([`scratch::dsp_conv2d_band`] bytes), set to the zero point `zb` here
+    /// (the padding left and right of the input stays so); `cols` four fields of
+    /// `kp = ⌈k⌉₄` bytes, whose bytes past the receptive field's `k` are set to 0 (they meet
+    /// the zero padding of a weight row's last word).
+    fn new(buf: &'a mut [u8], cols: &'a mut [u8], kp: usize, k: usize, zb: u8) -> Band<'a> {
+        buf.fill(zb);
+        for col in cols.chunks_exact_mut(kp.max(1)) {
+            col.get_mut(k..).unwrap_or_default().fill(0);
+        }
+        Band { buf, row: usize::MAX, cols, kp }
+    }
+
+    /// The lane pairs `x` (8-bit weights: two words per pixel and weight word) of pixels
+    /// `q0..q0 + n`; those of pixels past `n` are whatever the fields held (a partial block
+    /// writes only its `n` outputs).
+    #[inline(never)]
+    fn im2col<const L: usize>(
+        &mut self,
+        g: &Window,
+        input: &[u8],
+        zb: u8,
+        q0: usize,
+        n: usize,
+        x: &mut [[[u32; L]; PIX]],
+    ) {
+        let (c, kh, kp) = (g.in_c, g.kernel_h, self.kp);
+        let run = g.kernel_w * c;
+        let stride = self.buf.len() / kh.max(1);
+        let span = kh.saturating_sub(1) * stride + run;
+        let (mut oy, mut ox) = (q0 / g.out_w.max(1), q0 % g.out_w.max(1));
+        if g.out_w == 0 {
+            return;
+        }
+        let step = g.stride_w * c;
+        // The pixels of the block in the band's output row, then those of the next (a block
+        // spans rows when the output is narrow).
+        let mut p = 0;
+        while p < n.min(PIX) {
+            if oy != self.row {
+                fill_band(self.buf, g, input, zb, oy);
+                self.row = oy;
+            }
+            let m = (n.min(PIX) - p).min(g.out_w - ox);
+            let origin = ox * step;
+            let src = self.buf.get(origin..origin + (m - 1) * step + span);
+            let dst = self.cols.get_mut(p * kp..(p + m - 1) * kp + kh * run);
+            if let (Some(src), Some(dst), true) = (src, dst, run >= 4 && kh >= 1 && m >= 1) {
+                // SAFETY: pixel `i < m` reads the runs `i·step + ky·stride + [0, run)`, `ky < kh`,
+                // inside `src` (`(m − 1)·step + span` bytes), and writes `i·kp + [0, kh·run)`
+                // inside `dst`; `run ≥ 4`, `kh ≥ 1`, `m ≥ 1`.
+                unsafe { gather_runs(src.as_ptr(), step, stride, dst.as_mut_ptr(), kp, run, kh, m) };
+            }
+            p += m;
+            ox += m;
+            if ox == g.out_w {
+                (oy, ox) = (oy + 1, 0);
+            }
+        }
+        let words = x.len();
+        if L == 2 && words > 0 && 4 * words <= kp && self.cols.len() >= PIX * kp {
+            // SAFETY: `4·words ≤ kp` bytes of each of the four fields at `cols + p·kp`; the
+            // `words` blocks of `x`, two words per pixel (`L = 2`).
+            unsafe { convert4_w8(self.cols.as_ptr(), kp, x.as_mut_ptr() as *mut u32, words) };
+        }
+    }
+}
+
+/// `Σ w` of a row of 8-bit weights, a word at a time (SXTB16, SMLAD against `(1, 1)`).
+fn row_sum8(row: &[u8]) -> i32 {
+    let mut words = row.chunks_exact(4);
+    let mut s = 0;
+    for w in words.by_ref() {
+        let w = word(w);
+        s = smlad(sxtb16(w), 0x0001_0001, smlad(sxtb16_ror8(w), 0x0001_0001, s));
+    }
+    for &b in words.remainder() {
+        s += b as i8 as i32;
+    }
+    s
+}
+
+/// Fills `band` with the input rows output row `oy` reads (those outside the input with `zb`),
+/// each at the windows' left edge plus the left padding; the padding around them holds `zb`
+/// since [`Band::new`].
+#[inline(never)]
+fn fill_band(band: &mut [u8], g: &Window, input: &[u8], zb: u8, oy: usize) {
+    let c = g.in_c;
+    let stride = band.len() / g.kernel_h.max(1);
+    let (lead, in_row) = ((g.pad_left * c).min(stride), g.in_w * c);
+    let n = in_row.min(stride - lead);
+    for (ky, dst) in band.chunks_exact_mut(stride.max(1)).enumerate() {
+        let y = (oy * g.stride_h + ky).wrapping_sub(g.pad_top);
+        let dst = &mut dst[lead..lead + n];
+        match input.get(y.wrapping_mul(in_row)..).filter(|_| y < g.in_h).and_then(|r| r.get(..n)) {
+            // SAFETY: `n ≥ 4` bytes of the input row and of the band row.
+            Some(src) if n >= 4 => unsafe { gather_runs(src.as_ptr(), 0, 0, dst.as_mut_ptr(), 0, n, 1, 1) },
+            Some(src) => dst.copy_from_slice(src),
+            None => dst.fill(zb),
+        }
+    }
+}
+
+/// The receptive fields of `m` pixels: for pixel `i < m`, copies `kh` runs of `run ≥ 4` bytes
+/// at `src + i·step + ky·stride` to `dst + i·kp + ky·run`, a word at a time, the last word of a
+/// run ending at its end (overlapping the one before it); runs of at most 8 or 12 bytes take no
+/// inner loop (8 or 10 instructions a run, 5 more a pixel).
+///
+/// # Safety
+/// Those runs must be readable at `src` and writable at `dst`; `run ≥ 4`, `kh ≥ 1`, `m ≥ 1`.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+unsafe fn gather_runs(
+    src: *const u8,
+    step: usize,
+    stride: usize,
+    dst: *mut u8,
+    kp: usize,
+    run: usize,
+    kh: usize,
+    m: usize,
+) {
+    // From a pixel's end (its last run's start plus `stride`, `run`) to the next one's start.
+    let ds = step.wrapping_sub(kh.wrapping_mul(stride));
+    let dd = kp.wrapping_sub(kh.wrapping_mul(run));
+    // SAFETY: every access is a word at `[0, run − 4]` of a run (the caller's bounds); LDR and
+    // STR may be unaligned on Armv7-M.
+    unsafe {
+        asm!(
+            "cmp {run}, #8",
+            "bhi 10f",
+            // Up to 8 bytes: the words at 0 and run − 4.
+            "2:",
+            "mov {n}, {kh}",
+            "3:",
+            "ldr {t}, [{s}]",
+            "str {t}, [{d}]",
+            "ldr {t}, [{s}, {last}]",
+            "str {t}, [{d}, {last}]",
+            "add {s}, {s}, {stride}",
+            "add {d}, {d}, {run}",
+            "subs {n}, {n}, #1",
+            "bne 3b",
+            "add {s}, {s}, {ds}",
+            "add {d}, {d}, {dd}",
+            "subs {m}, {m}, #1",
+            "bne 2b",
+            "b 9f",
+            "10:",
+            "cmp {run}, #12",
+            "bhi 6f",
+            // Up to 12 bytes: the words at 0, 4 and run − 4.
+            "4:",
+            "mov {n}, {kh}",
+            "5:",
+            "ldr {t}, [{s}]",
+            "str {t}, [{d}]",
+            "ldr {t}, [{s}, #4]",
+            "str {t}, [{d}, #4]",
+            "ldr {t}, [{s}, {last}]",
+            "str {t}, [{d}, {last}]",
+            "add {s}, {s}, {stride}",
+            "add {d}, {d}, {run}",
+            "subs {n}, {n}, #1",
+            "bne 5b",
+            "add {s}, {s}, {ds}",
+            "add {d}, {d}, {dd}",
+            "subs {m}, {m}, #1",
+            "bne 4b",
+            "b 9f",
+            // Longer: the words at 0, 4, … below run − 4, then run − 4.
+            "6:",
+            "mov {n}, {kh}",
+            "7:",
+            "movs {t}, #0",
+            "8:",
+            "ldr {ds2}, [{s}, {t}]",
+            "str {ds2}, [{d}, {t}]",
+            "adds {t}, {t}, #4",
+            "cmp {t}, {last}",
+            "blt 8b",
+            "ldr {t}, [{s}, {last}]",
+            "str {t}, [{d}, {last}]",
+            "add {s}, {s}, {stride}",
+            "add {d}, {d}, {run}",
+            "subs {n}, {n}, #1",
+            "bne 7b",
+            "add {s}, {s}, {ds}",
+            "add {d}, {d}, {dd}",
+            "subs {m}, {m}, #1",
+            "bne 6b",
+            "9:",
+            s = inout(reg) src => _,
+            d = inout(reg) dst => _,
+            m = inout(reg) m => _,
+            kh = in(reg) kh,
+            stride = in(reg) stride,
+            run = in(reg) run,
+            last = in(reg) run - 4,
+            ds = in(reg) ds,
+            dd = in(reg) dd,
+            n = out(reg) _,
+            t = out(reg) _,
+            ds2 = out(reg) _,
+            options(nostack),
+        );
+    }
+}
+
+/// `n ≥ 1` words of four receptive fields of raw 8-bit activations (`col + p·kp`, `p < 4`) into
+/// the `n` blocks `[[u32; 2]; 4]` at `x`: SXTB16 and SXTB16 ROR 8 of each word, nothing
+/// subtracted (19 instructions per word of the four fields).
+///
+/// # Safety
+/// `col + p·kp` must be readable for `4n` bytes (`p < 4`), `x` writable for `8n` words
+/// (word-aligned).
+#[inline(always)]
+unsafe fn convert4_w8(col: *const u8, kp: usize, x: *mut u32, n: usize) {
+    // SAFETY: the caller's bounds; LDR of the fields may be unaligned, STRD of `x` is
+    // word-aligned.
+    unsafe {
+        asm!(
+            "2:",
+            "ldr {t}, [{c}, {kp}]",
+            "add {c2}, {c}, {kp}, lsl #1",
+            "sxtb16 {a}, {t}",
+            "sxtb16 {t}, {t}, ror #8",
+            "strd {a}, {t}, [{x}, #8]",
+            "ldr {t}, [{c2}]",
+            "sxtb16 {a}, {t}",
+            "sxtb16 {t}, {t}, ror #8",
+            "strd {a}, {t}, [{x}, #16]",
+            "ldr {t}, [{c2}, {kp}]",
+            "sxtb16 {a}, {t}",
+            "sxtb16 {t}, {t}, ror #8",
+            "strd {a}, {t}, [{x}, #24]",
+            "ldr {t}, [{c}], #4",
+            "sxtb16 {a}, {t}",
+            "sxtb16 {t}, {t}, ror #8",
+            "strd {a}, {t}, [{x}], #32",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            c = inout(reg) col => _,
+            kp = in(reg) kp,
+            x = inout(reg) x => _,
+            n = inout(reg) n => _,
+            c2 = out(reg) _,
+            t = out(reg) _,
+            a = out(reg) _,
+            options(nostack),
+        );
+    }
+}
+
 /// [`dot`] for a block of [`PIX`] pixels.
 #[inline(always)]
 fn dot4<const L: usize>(row: &[u8], x: &[[[u32; L]; PIX]]) -> [i32; PIX] {
@@ -978,7 +1295,8 @@ fn dot4<const L: usize>(row: &[u8], x: &[[[u32; L]; PIX]]) -> [i32; PIX] {
 
 /// The 8-bit outputs of one block of [`PIX`] pixels for every channel (`block`: pixel-major,
 /// `PIX·oc` bytes), when every channel is fast and the clamp is the output range: the rows go
-/// through [`rows_plain`], except a last row whose final word would be read past `weights`.
+/// through [`rows_plain`], except a last row whose final word would be read past `weights`
+/// (read from `last` if that holds a copy of it, `4·words` bytes).
 #[inline(always)]
 fn plain_rows<const L: usize>(
     weights: &[u8],
@@ -987,6 +1305,7 @@ fn plain_rows<const L: usize>(
     x: &[[[u32; L]; PIX]],
     fast: &[Rq32],
     block: &mut [u8],
+    last: &[u8],
 ) {
     let oc = fast.len();
     // The assembly reads `4·words` bytes from each row's start; a row's last word may hold the
@@ -1017,6 +1336,8 @@ fn plain_rows<const L: usize>(
     // The rows the assembly did not take (a `skip` here linked a generic `nth` of 462 bytes).
     let rest = weights.get(rows * row_bytes..).unwrap_or_default().chunks_exact(row_bytes);
     for (c, (row, f)) in (rows..oc).zip(rest.zip(fast.get(rows..).unwrap_or_default())) {
+        // The last row's copy reads as whole words, with no zero-padded tail word to build.
+        let row = if c + 1 == oc { last.get(..4 * words).unwrap_or(row) } else { row };
         let a = dot4(row, x);
         for (p, a) in a.into_iter().enumerate() {
             if let Some(d) = block.get_mut(p * oc + c) {
