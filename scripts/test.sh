@@ -26,6 +26,9 @@ for t in "${CROSS_TARGETS[@]}"; do
   cargo clippy -p hawq-runtime-c --lib --locked --target "$t" -- -D warnings
 done
 
+# The API documentation as docs.rs would build it: no broken or private links.
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+
 step "unit, property and integration tests"
 cargo test --workspace --exclude hawq-e2e --locked
 

@@ -127,7 +127,7 @@ struct CompileArgs {
     output: PathBuf,
     /// Also write the model as C source into this folder, for firmware linking the C library
     /// (libhawq_runtime_c.a, hawq.h): `<name>_model.h` (arena size, input/output sizes and
-    /// quantization as macros) and `<name>_model.c` (the bytes, 16-byte aligned), where <name>
+    /// quantization as macros) and `<name>_model.c` (the bytes, 16-byte aligned), where `<name>`
     /// is the output file's stem.
     #[arg(long, value_name = "DIR")]
     emit_c: Option<PathBuf>,

@@ -1,4 +1,4 @@
-//! The subset of `onnx.proto` (ONNX IR, https://github.com/onnx/onnx, Apache-2.0) that the
+//! The subset of `onnx.proto` (ONNX IR, <https://github.com/onnx/onnx>, Apache-2.0) that the
 //! importer reads, declared for prost with the upstream field numbers. Fields not listed are
 //! skipped by the decoder, as protobuf allows.
 

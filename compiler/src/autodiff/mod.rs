@@ -241,7 +241,7 @@ pub struct LayerDirection {
 
 /// `vᵀ H v` of the batch loss for each direction `v` (each within one layer's weights and
 /// biases), exactly: from one backward pass of the loss Hessian's factor per sample where the
-/// diagonal blocks are Gauss–Newton blocks (piecewise-linear networks, [`forms`]), else by
+/// diagonal blocks are Gauss–Newton blocks (piecewise-linear networks, `forms`), else by
 /// forward-over-reverse products (all directions in one pass per sample); samples in parallel.
 /// With `v = Q(W) − W` this is twice the second-order term of the loss change that quantizing the
 /// layer causes, which HAWQ-V2's `Tr(H)/n · ‖v‖²` estimates for a random `v`.

@@ -1,11 +1,11 @@
 //! Portable fast kernels: plain Rust, no instruction-set extension, for every target (Cortex-M0/M3,
 //! RISC-V, and the fallback of the SIMD paths). Bit-exact with `reference` (tested against it).
 //!
-//! Convolution is an im2col GEMM over blocks of [`PIX`] output pixels: each pixel's receptive
+//! Convolution is an im2col GEMM over blocks of `PIX` output pixels: each pixel's receptive
 //! field is gathered once as `i16` values `a − z` (taps in the padding are 0, contract §3) into a
 //! stack buffer laid out `[k][pixel]`; each weight row is then read one 32-bit word at a time,
 //! decoded (8, 4 or 2 bits per weight) once for all the block's pixels, and multiplied into
-//! [`PIX`] accumulators. The cost of unpacking a 2- or 4-bit row is thus shared by the block, and
+//! `PIX` accumulators. The cost of unpacking a 2- or 4-bit row is thus shared by the block, and
 //! an 8-bit weight costs one sign extension.
 //!
 //! The convolution, depthwise and fully connected kernels take their buffers from the op's

@@ -17,11 +17,11 @@
 //!
 //! The depthwise kernels run in passes of `g` groups of four channels (DSP) or `n` channels
 //! (portable): the most (up to 32 groups; up to 64 channels and 2048/T weights) whose scratch
-//! stays within [`DW_PASS_BYTES`], at least one, spread evenly over the passes.
+//! stays within `DW_PASS_BYTES`, at least one, spread evenly over the passes.
 //!
 //! The terms in parentheses are a first layer's (8-bit weights over an 8-bit input of 1–3
 //! channels): `B` its band of input rows, `kh·((out_w − 1)·stride_w + kw)·in_c` bytes when
-//! `kw·in_c ≥ 4` and that is at most [`BAND_BYTES`] ([`dsp_conv2d_band`]), the receptive fields
+//! `kw·in_c ≥ 4` and that is at most `BAND_BYTES` (`dsp_conv2d_band`), the receptive fields
 //! of three more pixels and a copy of the last weight row.
 //!
 //! `K = kh·kw·in_c` (conv) or `in_features` (FC), `b` the weight bits, `W = ⌈⌈K·b/8⌉/4⌉` the
@@ -29,7 +29,7 @@
 //! multiple of 4; 28 bytes are one channel's precomputed requantization ([`RQ_BYTES`]), the
 //! leading 4 bytes the alignment slack of a scratch slice that does not start on a word.
 //!
-//! [`Scratch`] hands out typed, aligned sub-slices of the byte slice. Their contents are whatever
+//! `Scratch` hands out typed, aligned sub-slices of the byte slice. Their contents are whatever
 //! the arena held (every type it hands out is plain integers, for which any bytes are a value):
 //! a kernel writes what it reads.
 #![allow(unsafe_code)]

@@ -1,7 +1,7 @@
 //! x86-64 kernels with AVX2, chosen at run time (`std` feature) or from the compile-time target
 //! features.
 //!
-//! **Convolution** is an im2col GEMM over blocks of [`PIX`] output pixels: each pixel's receptive
+//! **Convolution** is an im2col GEMM over blocks of `PIX` output pixels: each pixel's receptive
 //! field is gathered once as `i16` values `a − z` (padding taps 0, contract §3), zero-padded to a
 //! multiple of 16; each weight row is read 16 weights at a time and widened to `i16` lanes (8-bit:
 //! `VPMOVSXBW`; 4- and 2-bit: the packed bytes spread with `VPSHUFB`, each value moved to the top
@@ -10,10 +10,10 @@
 //! pairs into `i32` lanes: `|w·(a − z)| ≤ 128·255`, and the lane sums are bounded by the
 //! accumulator bound of contract §3). The accumulators are summed across lanes once per output.
 //! Fully connected is a one-pixel convolution. **Depthwise** convolution and the residual **add**
-//! have AVX2 kernels of their own (see [`depthwise_avx2`] and [`add_avx2`]), which the VNNI paths
+//! have AVX2 kernels of their own (see `depthwise_avx2` and `add_avx2`), which the VNNI paths
 //! use too; the rest are the portable kernels compiled with AVX2 enabled.
 //!
-//! Where the CPU has them, [`vnni`] (AVX-VNNI) and [`avx512`] (AVX-512 VNNI) take the
+//! Where the CPU has them, `vnni` (AVX-VNNI) and `avx512` (AVX-512 VNNI) take the
 //! convolutions and fully connected layers with `VPDPBUSD`: unsigned activation bytes `a + 128`
 //! times signed weight bytes, `(128 + z)·Σw` folded into the bias. `kernels::active` prefers
 //! AVX-512 VNNI, then AVX-VNNI, then AVX2.
