@@ -11,7 +11,7 @@
 //!
 //! | kernel | DSP (Cortex-M4/M7) | portable (M0/M3/RISC-V) |
 //! |---|---|---|
-//! | conv2d | `4 + 256·W/b + ⌈K⌉₄ + 28·out_c (+ ⌈B⌉₄ + 3·⌈K⌉₄ + 4·W)` | `4 + 256·W/b + 28·out_c` |
+//! | conv2d | `4 + 256·W/b + ⌈K⌉₄ + 28·out_c`, with a band `4 + 256·W/b + 28·out_c + ⌈B⌉₄ + 4·⌈K⌉ₑ + 4·W` (`e = 32/b`) | `4 + 256·W/b + 28·out_c` |
 //! | depthwise | `4 + 8·T·g + 28·4g + 4g + 8·T (+ kh·in_w·4g for a 4-bit input)` when `out_c = in_c ≥ 4`, else 0 | `4 + ⌈2·T·n⌉₄ + 32·n` |
 //! | fully connected | `4 + 64·W/b` | `4 + 64·W/b` |
 //!
@@ -94,23 +94,27 @@ pub(crate) fn dsp_conv2d(g: &Window, weight_bits: Bits, in_bits: Bits) -> u64 {
     let lanes = 16 / weight_bits.get() as u64;
     let words = row_words(k, weight_bits);
     let x = words.saturating_mul(lanes * PIX as u64 * 4);
-    let band = match dsp_conv2d_band(g, weight_bits, in_bits) as u64 {
-        0 => 0,
-        b => sum(&[align4(b), align4(k as u64).saturating_mul(PIX as u64 - 1), words.saturating_mul(4)]),
+    // The pixel's receptive field, or with a band the block's four, each up to whole weight
+    // words (4, 8 or 16 values), and a copy of the last weight row.
+    let fields = match dsp_conv2d_band(g, in_bits) as u64 {
+        0 => align4(k as u64),
+        b => {
+            let kp = (k as u64).div_ceil(2 * lanes).saturating_mul(2 * lanes);
+            sum(&[align4(b), kp.saturating_mul(PIX as u64), words.saturating_mul(4)])
+        }
     };
-    sum(&[SLACK, x, align4(k as u64), mul(g.out_c, RQ_BYTES), band])
+    sum(&[SLACK, x, mul(g.out_c, RQ_BYTES), fields])
 }
 
 /// Bytes of the DSP convolution's band of input rows: the `kh` rows one output row's windows
 /// cover, zero-point padded, as wide as the windows reach (`((out_w − 1)·stride_w + kw)·in_c`
 /// per row), so that every pixel's receptive field is `kh` runs of `kw·in_c` bytes at fixed
-/// offsets, copied a word at a time. For 8-bit weights over an 8-bit input of fewer than four
+/// offsets, copied a word at a time. For weights of any width over an 8-bit input of fewer than four
 /// channels (a first layer) whose kernel rows hold a word (`kw·in_c ≥ 4`), when the band holds
 /// at most [`BAND_BYTES`]; else 0 (no band: the receptive field is gathered from the input).
-pub(crate) fn dsp_conv2d_band(g: &Window, weight_bits: Bits, in_bits: Bits) -> usize {
+pub(crate) fn dsp_conv2d_band(g: &Window, in_bits: Bits) -> usize {
     let run = g.kernel_w.saturating_mul(g.in_c);
-    let eight = weight_bits == Bits::B8 && in_bits == Bits::B8;
-    if !eight || g.in_c >= 4 || run < 4 || g.out_w == 0 || g.kernel_h == 0 {
+    if in_bits != Bits::B8 || g.in_c >= 4 || run < 4 || g.out_w == 0 || g.kernel_h == 0 {
         return 0;
     }
     let width = (g.out_w - 1).saturating_mul(g.stride_w).saturating_add(g.kernel_w);

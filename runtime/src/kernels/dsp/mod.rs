@@ -887,10 +887,11 @@ fn conv_impl<const L: usize, const K: u32>(
 ) -> Path {
     let k = g.kernel_h * g.kernel_w * g.in_c;
     let mut s = Scratch::new(scratch);
-    // A first layer's band of input rows (8-bit weights, `scratch::dsp_conv2d_band`), with room
-    // for a block's four receptive fields (whole words each) and a copy of the last weight row.
-    let band_bytes = if L == 2 { scratch::dsp_conv2d_band(g, Bits::B8, in_fmt.bits) } else { 0 };
-    let kp = k.next_multiple_of(4);
+    // A first layer's band of input rows (`scratch::dsp_conv2d_band`), with room for a block's
+    // four receptive fields (whole weight words each: 4, 8 or 16 values) and a copy of the last
+    // weight row.
+    let band_bytes = scratch::dsp_conv2d_band(g, in_fmt.bits);
+    let kp = k.next_multiple_of(2 * L);
     let bufs = (
         s.take::<[[u32; L]; PIX]>(words),
         s.take::<Rq32>(g.out_c),
@@ -929,7 +930,8 @@ fn conv_impl<const L: usize, const K: u32>(
         // bias: `Σ w·(a − z) = Σ w·a − z·Σw`, taps in the padding holding `z` itself.
         let z = in_fmt.zero_point;
         for (f, row) in fast.iter_mut().zip(weights.chunks_exact(row_bytes)) {
-            *f = f.with_bias_offset(-z * row_sum8(row));
+            let sum = if L == 2 { row_sum8(row) } else { row_sum_packed::<L>(row, k) };
+            *f = f.with_bias_offset(-z * sum);
         }
         // The last weight row, readable to its last whole word (see [`plain_rows`]).
         let end = g.out_c * row_bytes;
@@ -952,8 +954,8 @@ fn conv_impl<const L: usize, const K: u32>(
     let mut q0 = 0;
     while q0 < npix {
         let n = (npix - q0).min(PIX);
-        // A first layer's pixels come from its band (never for 4- and 2-bit weights).
-        let banded = if L == 2 { band.as_mut() } else { None };
+        // A first layer's pixels come from its band.
+        let banded = band.as_mut();
         for p in 0..PIX {
             let q = q0 + p;
             if aligned || aligned4 {
@@ -1014,7 +1016,7 @@ fn conv_impl<const L: usize, const K: u32>(
     Path::Dsp
 }
 
-/// The im2col of a first layer (8-bit weights over an 8-bit input of 1–3 channels,
+/// The im2col of a first layer (an 8-bit input of 1–3 channels, weights of any width,
 /// [`scratch::dsp_conv2d_band`]). The band holds the `kh` input rows of one output row, padded
 /// with the zero point, from the first window's left edge to the last one's right edge, so
 /// that every pixel's receptive field is `kh` runs of `kw·in_c ≥ 4` bytes at fixed offsets:
@@ -1097,6 +1099,14 @@ impl<'a> Band<'a> {
             // SAFETY: `4·words ≤ kp` bytes of each of the four fields at `cols + p·kp`; the
             // `words` blocks of `x`, two words per pixel (`L = 2`).
             unsafe { convert4_w8(self.cols.as_ptr(), kp, x.as_mut_ptr() as *mut u32, words) };
+        } else if L != 2 {
+            // 4- and 2-bit weights: each weight word's 8 or 16 values of a field in its lane
+            // order, the raw activations (the zero point is in the bias).
+            for (p, field) in self.cols.chunks_exact(kp.max(1)).take(PIX).enumerate() {
+                for (xb, vals) in x.iter_mut().zip(field.chunks_exact(2 * L)) {
+                    convert_block::<L>(vals, 0, &mut xb[p]);
+                }
+            }
         }
     }
 }
@@ -1111,6 +1121,44 @@ fn row_sum8(row: &[u8]) -> i32 {
     }
     for &b in words.remainder() {
         s += b as i8 as i32;
+    }
+    s
+}
+
+/// The depthwise kernel's weights of four channels (`rows`, `B`-bit) per tap as its SXTB16
+/// lanes, `(w0, w2)` and `(w1, w3)`, into `wt` (one entry per tap); returns each channel's `Σ w`.
+#[inline(always)]
+fn dw_weights<const B: u8>(rows: [&[u8]; 4], wt: &mut [[u32; 2]]) -> [i32; 4] {
+    let bits = match B {
+        8 => Bits::B8,
+        4 => Bits::B4,
+        _ => Bits::B2,
+    };
+    let mut sums = [0i32; 4];
+    for (t, slot) in wt.iter_mut().enumerate() {
+        let w = rows.map(|r| load(r, bits, t));
+        for (s, v) in sums.iter_mut().zip(w) {
+            *s += v;
+        }
+        *slot = [pair(w[0], w[2]), pair(w[1], w[3])];
+    }
+    sums
+}
+
+/// `Σ w` of the first `k` weights of a 4- or 2-bit row: its whole words through [`mac`]
+/// against lanes of ones (sums scaled by 16 or 64, each term a multiple), the rest one by one
+/// (a last byte's unused nibble or crumbs are left out).
+fn row_sum_packed<const L: usize>(row: &[u8], k: usize) -> i32 {
+    let per = 2 * L;
+    let full = (k / per).min(row.len() / 4);
+    let ones = [[0x0001_0001u32; L]; 1];
+    let mut acc = [0i32; 1];
+    for wb in row.chunks_exact(4).take(full) {
+        mac::<L, 1>(word(wb), &ones, &mut acc);
+    }
+    let mut s = acc[0] >> scale_shift(L);
+    for i in full * per..k {
+        s += load(row, lane_bits(L), i);
     }
     s
 }
@@ -2114,14 +2162,13 @@ pub fn depthwise_conv2d<const K: u32>(
         // lanes; and the requantization with `bias − z·Σw`.
         for gi in 0..ng {
             let rows4: [&[u8]; 4] = core::array::from_fn(|j| &weights[(c0 + 4 * gi + j) * row_bytes..][..row_bytes]);
-            let mut sums = [0i32; 4];
-            for t in 0..taps {
-                let w = rows4.map(|r| load(r, weight_bits, t));
-                for (s, v) in sums.iter_mut().zip(w) {
-                    *s += v;
-                }
-                wp[gi * taps + t] = [pair(w[0], w[2]), pair(w[1], w[3])];
-            }
+            let wt = &mut wp[gi * taps..(gi + 1) * taps];
+            // One loop per linked width (a width test per weight cost 4-bit models ~2% here).
+            let sums = match weight_bits {
+                Bits::B4 if has(K, linked::WEIGHTS_4) => dw_weights::<4>(rows4, wt),
+                Bits::B2 if has(K, linked::WEIGHTS_2) => dw_weights::<2>(rows4, wt),
+                _ => dw_weights::<8>(rows4, wt),
+            };
             for (j, s) in sums.iter().enumerate() {
                 let ch = c0 + 4 * gi + j;
                 fast[4 * gi + j] = Rq32::new(&ChannelQ::new(rq, ch), bound, 0).with_bias_offset(-z * s);
