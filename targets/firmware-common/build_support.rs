@@ -77,8 +77,17 @@ mod hawq_build {
         let src = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("manifest dir")).join("memory.x");
         println!("cargo:rerun-if-changed={}", src.display());
         fs::copy(&src, out.join("memory.x")).expect("copy memory.x");
-        // cortex-m-rt's `device` feature includes a device.x that names the device's interrupt
-        // handlers; the QEMU firmware has none (its one-entry table is in firmware-common).
+        // A device.x from an earlier build of this crate would shadow a device crate's
+        // (`no_device_interrupts` writes it again where it belongs).
+        let _ = fs::remove_file(out.join("device.x"));
+        println!("cargo:rustc-link-search={}", out.display());
+    }
+
+    /// An empty `device.x` for cortex-m-rt's `device` feature in the QEMU Cortex-M firmware,
+    /// which enables no interrupt (its one-entry table is in firmware-common). Not for a board:
+    /// its device crate provides the real one.
+    pub fn no_device_interrupts() {
+        let out = out_dir();
         fs::write(out.join("device.x"), "/* no device interrupts */\n").expect("write device.x");
         println!("cargo:rustc-link-search={}", out.display());
     }
