@@ -287,6 +287,190 @@ pub fn fully_connected_on(
     Some(path)
 }
 
+/// Bytes of the weights of a Conv2D laid out once for `path` ([`prepare_conv2d_on`]), which
+/// its kernel then reads instead of laying them out on every call: 0 when the path prepares
+/// nothing for this layer (every path but AVX-512 VNNI, and the layers outside its kernel).
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+pub fn conv2d_prepared_bytes_on(path: Path, g: &Window, in_bits: Bits, weights: &[u8], weight_bits: Bits) -> usize {
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512Vnni => {
+            x86::Avx512Vnni::new().map_or(0, |k| k.conv2d_prepared_bytes(g, in_bits, weights, weight_bits))
+        }
+        _ => 0,
+    }
+}
+
+/// Lays out the weights of a Conv2D for `path` into `dst` (exactly
+/// [`conv2d_prepared_bytes_on`] bytes); `false`, nothing written, when the path prepares
+/// nothing for the layer or `dst` has another length.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+pub fn prepare_conv2d_on(
+    path: Path,
+    g: &Window,
+    in_bits: Bits,
+    weights: &[u8],
+    weight_bits: Bits,
+    dst: &mut [u8],
+) -> bool {
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512Vnni => {
+            x86::Avx512Vnni::new().is_some_and(|k| k.prepare_conv2d(g, in_bits, weights, weight_bits, dst))
+        }
+        _ => false,
+    }
+}
+
+/// [`conv2d_on`] with the weights `prepared` by [`prepare_conv2d_on`] for the same path,
+/// window, input width and weights; `prepared` of another length (e.g. empty) is ignored, and
+/// so are prepared weights on the paths that prepare none.
+#[allow(clippy::too_many_arguments)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+pub fn conv2d_prepared_on(
+    path: Path,
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+    scratch: &mut [u8],
+    prepared: &[u8],
+) -> Option<Path> {
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512Vnni => {
+            let k = x86::Avx512Vnni::new()?;
+            k.conv2d_prepared(g, input, in_fmt, weights, weight_bits, rq, output, scratch, prepared);
+            Some(path)
+        }
+        _ => conv2d_on(path, g, input, in_fmt, weights, weight_bits, rq, output, scratch),
+    }
+}
+
+/// [`conv2d_prepared_bytes_on`] of a fully connected layer.
+pub fn fully_connected_prepared_bytes_on(
+    path: Path,
+    in_features: usize,
+    out_features: usize,
+    in_bits: Bits,
+    weights: &[u8],
+    weight_bits: Bits,
+) -> usize {
+    conv2d_prepared_bytes_on(path, &util::fc_window(in_features, out_features), in_bits, weights, weight_bits)
+}
+
+/// [`prepare_conv2d_on`] of a fully connected layer.
+pub fn prepare_fully_connected_on(
+    path: Path,
+    in_features: usize,
+    out_features: usize,
+    in_bits: Bits,
+    weights: &[u8],
+    weight_bits: Bits,
+    dst: &mut [u8],
+) -> bool {
+    prepare_conv2d_on(path, &util::fc_window(in_features, out_features), in_bits, weights, weight_bits, dst)
+}
+
+/// [`fully_connected_on`] with prepared weights (as [`conv2d_prepared_on`]).
+#[allow(clippy::too_many_arguments)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+pub fn fully_connected_prepared_on(
+    path: Path,
+    in_features: usize,
+    out_features: usize,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+    scratch: &mut [u8],
+    prepared: &[u8],
+) -> Option<Path> {
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512Vnni => {
+            let k = x86::Avx512Vnni::new()?;
+            let (n, m) = (in_features, out_features);
+            k.fully_connected_prepared(n, m, input, in_fmt, weights, weight_bits, rq, output, scratch, prepared);
+            Some(path)
+        }
+        _ => fully_connected_on(
+            path,
+            in_features,
+            out_features,
+            input,
+            in_fmt,
+            weights,
+            weight_bits,
+            rq,
+            output,
+            scratch,
+        ),
+    }
+}
+
+/// The path whose prepared weights the op-level kernels read ([`conv2d_prepared`]): the path
+/// they run on.
+pub fn prepared_path() -> Path {
+    op_path()
+}
+
+/// [`conv2d`] with the weights prepared for [`prepared_path`] by [`prepare_conv2d_on`] (as
+/// [`conv2d_prepared_on`]).
+#[allow(clippy::too_many_arguments)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+pub fn conv2d_prepared<const K: u32>(
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+    scratch: &mut [u8],
+    prepared: &[u8],
+) -> Path {
+    match op_path() {
+        #[cfg(target_arch = "x86_64")]
+        path @ Path::Avx512Vnni if !prepared.is_empty() => {
+            conv2d_prepared_on(path, g, input, in_fmt, weights, weight_bits, rq, output, scratch, prepared)
+                .unwrap_or(Path::Scalar)
+        }
+        _ => conv2d::<K>(g, input, in_fmt, weights, weight_bits, rq, output, scratch),
+    }
+}
+
+/// [`fully_connected`] with prepared weights (as [`conv2d_prepared`]).
+#[allow(clippy::too_many_arguments)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+pub fn fully_connected_prepared<const K: u32>(
+    in_features: usize,
+    out_features: usize,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+    scratch: &mut [u8],
+    prepared: &[u8],
+) -> Path {
+    let (n, m) = (in_features, out_features);
+    match op_path() {
+        #[cfg(target_arch = "x86_64")]
+        path @ Path::Avx512Vnni if !prepared.is_empty() => {
+            fully_connected_prepared_on(path, n, m, input, in_fmt, weights, weight_bits, rq, output, scratch, prepared)
+                .unwrap_or(Path::Scalar)
+        }
+        _ => fully_connected::<K>(n, m, input, in_fmt, weights, weight_bits, rq, output, scratch),
+    }
+}
+
 /// [`add`] on a given path; `false` when this machine cannot run it.
 pub fn add_on(
     path: Path,

@@ -76,24 +76,62 @@ impl Avx512Vnni {
         output: &mut [u8],
         scratch: &mut [u8],
     ) {
-        let k = g.kernel_h * g.kernel_w * g.in_c;
-        let fits = k > 0
-            && k.next_multiple_of(32) <= KPAD_MAX
-            && g.out_c <= OC_MAX
-            && g.out_c.next_multiple_of(16) * k.next_multiple_of(4) <= WP_MAX
-            && weights.len() >= g.out_c * weight_bits.packed_len(k);
-        if !fits {
+        self.conv2d_prepared(g, input, in_fmt, weights, weight_bits, rq, output, scratch, &[])
+    }
+
+    /// Bytes of the weights of a Conv2D laid out for this kernel ([`Avx512Vnni::prepare_conv2d`]):
+    /// 0 when the layer is outside it (it then runs on AVX-VNNI or AVX2, which prepare nothing).
+    pub fn conv2d_prepared_bytes(self, g: &Window, in_bits: Bits, weights: &[u8], weight_bits: Bits) -> usize {
+        Layout::new(g, in_bits, weights, weight_bits).map_or(0, |l| l.bytes())
+    }
+
+    /// Lays out the weights of a Conv2D (window `g`, input width `in_bits`) for this kernel into
+    /// `dst`, once, for [`Avx512Vnni::conv2d_prepared`]. `false` (nothing written) when `dst`
+    /// does not have exactly [`Avx512Vnni::conv2d_prepared_bytes`] bytes, or that is 0.
+    pub fn prepare_conv2d(self, g: &Window, in_bits: Bits, weights: &[u8], weight_bits: Bits, dst: &mut [u8]) -> bool {
+        let Some(l) = Layout::new(g, in_bits, weights, weight_bits).filter(|l| l.bytes() == dst.len()) else {
+            return false;
+        };
+        // SAFETY: `self` proves the CPU has AVX-512 F/BW/VL/VNNI and AVX2.
+        unsafe {
+            match weight_bits {
+                Bits::B8 => prepare::<8>(&l, g, weights, dst),
+                Bits::B4 => prepare::<4>(&l, g, weights, dst),
+                Bits::B2 => prepare::<2>(&l, g, weights, dst),
+            }
+        }
+        true
+    }
+
+    /// [`Avx512Vnni::conv2d`] with the weights laid out beforehand by
+    /// [`Avx512Vnni::prepare_conv2d`] for the same window, input width and weights: `prepared`
+    /// of any other length (e.g. empty) is ignored and the weights are laid out for this call.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv2d_prepared(
+        self,
+        g: &Window,
+        input: &[u8],
+        in_fmt: ActFormat,
+        weights: &[u8],
+        weight_bits: Bits,
+        rq: &Requant<'_>,
+        output: &mut [u8],
+        scratch: &mut [u8],
+        prepared: &[u8],
+    ) {
+        let Some(l) = Layout::new(g, in_fmt.bits, weights, weight_bits) else {
             return match AvxVnni::new() {
                 Some(v) => v.conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch),
                 None => Avx2(()).conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch),
             };
-        }
+        };
+        let (w, p) = (weights, prepared);
         // SAFETY: `self` proves the CPU has AVX-512 F/BW/VL/VNNI and AVX2.
         unsafe {
             match weight_bits {
-                Bits::B8 => conv2d_512::<8>(g, input, in_fmt, weights, rq, output),
-                Bits::B4 => conv2d_512::<4>(g, input, in_fmt, weights, rq, output),
-                Bits::B2 => conv2d_512::<2>(g, input, in_fmt, weights, rq, output),
+                Bits::B8 => conv2d_512::<8>(&l, g, input, in_fmt, w, rq, output, p),
+                Bits::B4 => conv2d_512::<4>(&l, g, input, in_fmt, w, rq, output, p),
+                Bits::B2 => conv2d_512::<2>(&l, g, input, in_fmt, w, rq, output, p),
             }
         }
     }
@@ -131,6 +169,51 @@ impl Avx512Vnni {
     ) {
         let g = fc_window(in_features, out_features);
         self.conv2d(&g, input, in_fmt, weights, weight_bits, rq, output, scratch)
+    }
+
+    /// [`Avx512Vnni::conv2d_prepared_bytes`] of a fully connected layer (a one-pixel convolution).
+    pub fn fully_connected_prepared_bytes(
+        self,
+        in_features: usize,
+        out_features: usize,
+        in_bits: Bits,
+        weights: &[u8],
+        weight_bits: Bits,
+    ) -> usize {
+        self.conv2d_prepared_bytes(&fc_window(in_features, out_features), in_bits, weights, weight_bits)
+    }
+
+    /// [`Avx512Vnni::prepare_conv2d`] of a fully connected layer.
+    pub fn prepare_fully_connected(
+        self,
+        in_features: usize,
+        out_features: usize,
+        in_bits: Bits,
+        weights: &[u8],
+        weight_bits: Bits,
+        dst: &mut [u8],
+    ) -> bool {
+        self.prepare_conv2d(&fc_window(in_features, out_features), in_bits, weights, weight_bits, dst)
+    }
+
+    /// [`Avx512Vnni::fully_connected`] with weights prepared by
+    /// [`Avx512Vnni::prepare_fully_connected`] (as [`Avx512Vnni::conv2d_prepared`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn fully_connected_prepared(
+        self,
+        in_features: usize,
+        out_features: usize,
+        input: &[u8],
+        in_fmt: ActFormat,
+        weights: &[u8],
+        weight_bits: Bits,
+        rq: &Requant<'_>,
+        output: &mut [u8],
+        scratch: &mut [u8],
+        prepared: &[u8],
+    ) {
+        let g = fc_window(in_features, out_features);
+        self.conv2d_prepared(&g, input, in_fmt, weights, weight_bits, rq, output, scratch, prepared)
     }
 }
 
@@ -274,54 +357,86 @@ fn unpack_row<const B: usize>(
     super::vnni::hsum1(acc)
 }
 
+/// How a layer's weights are laid out for [`conv2d_512`]: a function of the window and the input
+/// width only (so that it can be prepared once, [`Avx512Vnni::prepare_conv2d`]).
+#[derive(Clone, Copy)]
+struct Layout {
+    k: usize,
+    groups: usize,
+    /// `⌈kw·in_c/4⌉`: quads per kernel row in `xbuf` mode.
+    row_quads: usize,
+    padded_h: usize,
+    padded_w: usize,
+    /// An 8-bit input read in place from a padded copy of the image (else im2col per pixel).
+    indirect: bool,
+    /// The K of the laid-out weights, in quads: kernel rows of `row_quads` quads, or `⌈K/4⌉`.
+    kq: usize,
+}
+
+impl Layout {
+    /// `None` when the layer is outside this kernel (it takes AVX-VNNI or AVX2).
+    fn new(g: &Window, in_bits: Bits, weights: &[u8], weight_bits: Bits) -> Option<Layout> {
+        let (taps, ic) = (g.kernel_h * g.kernel_w, g.in_c);
+        let k = taps * ic;
+        let fits = k > 0
+            && g.out_h > 0
+            && g.out_w > 0
+            && k.next_multiple_of(32) <= KPAD_MAX
+            && g.out_c > 0
+            && g.out_c <= OC_MAX
+            && g.out_c.next_multiple_of(16) * k.next_multiple_of(4) <= WP_MAX
+            && weights.len() >= g.out_c * weight_bits.packed_len(k);
+        if !fits {
+            return None;
+        }
+        let groups = g.out_c.div_ceil(16);
+        // An 8-bit input is read in place from a copy of the image with its padding (offset by
+        // 128, made once per layer): a kernel row of a window is then `kw·ic` contiguous bytes,
+        // read in 4-byte quads (the weights padded with zeros to whole quads per kernel row). A
+        // 4-bit input goes through an im2col copy per pixel.
+        let (seg, kh) = (g.kernel_w * ic, g.kernel_h);
+        let row_quads = seg.div_ceil(4);
+        let padded_h = ((g.out_h - 1) * g.stride_h + kh).max(g.pad_top + g.in_h);
+        let padded_w = ((g.out_w - 1) * g.stride_w + g.kernel_w).max(g.pad_left + g.in_w);
+        // Read in place when padding the rows to whole quads wastes at most a third of the
+        // products.
+        let indirect = in_bits == Bits::B8
+            && 3 * 4 * row_quads <= 4 * seg
+            && padded_h * padded_w * ic + 4 <= XBUF_MAX
+            && kh <= TAPS_MAX
+            && kh * 4 * row_quads <= KPAD_MAX
+            && groups * 16 * kh * 4 * row_quads <= WP_MAX;
+        let kq = if indirect { kh * row_quads } else { k.div_ceil(4) };
+        Some(Layout { k, groups, row_quads, padded_h, padded_w, indirect, kq })
+    }
+
+    /// Bytes of the prepared weights: each channel's `Σw` (`i32`, 16 per group), then the
+    /// laid-out weights (`groups·kq·64`).
+    fn bytes(&self) -> usize {
+        self.groups * 64 * (1 + self.kq)
+    }
+}
+
+/// The weights of a layer laid out per group, `k/4` and lane, into `dst` ([`Layout::bytes`]):
+/// `[Σw of 16·groups channels, i32 LE][groups][kq][16 lanes][4 bytes]`. Every byte is written.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
-fn conv2d_512<const B: usize>(
-    g: &Window,
-    input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    rq: &Requant<'_>,
-    output: &mut [u8],
-) {
+fn prepare<const B: usize>(l: &Layout, g: &Window, weights: &[u8], dst: &mut [u8]) {
     let bits = match B {
         8 => Bits::B8,
         4 => Bits::B4,
         _ => Bits::B2,
     };
-    let (taps, ic) = (g.kernel_h * g.kernel_w, g.in_c);
-    let k = taps * ic;
+    let (k, kq, oc) = (l.k, l.kq, g.out_c);
+    let seg = g.kernel_w * g.in_c;
     let row_bytes = bits.packed_len(k);
-    let oc = g.out_c;
-    let groups = oc.div_ceil(16);
-    // An 8-bit input is read in place from a copy of the image with its padding (offset by
-    // 128, made once per layer): a kernel row of a window is then `kw·ic` contiguous bytes,
-    // read in 4-byte quads (the weights padded with zeros to whole quads per kernel row). A
-    // 4-bit input goes through an im2col copy per pixel.
-    let (seg, kh) = (g.kernel_w * ic, g.kernel_h);
-    let row_quads = seg.div_ceil(4);
-    let padded_h = ((g.out_h - 1) * g.stride_h + kh).max(g.pad_top + g.in_h);
-    let padded_w = ((g.out_w - 1) * g.stride_w + g.kernel_w).max(g.pad_left + g.in_w);
-    // Read in place when padding the rows to whole quads wastes at most a third of the products.
-    let indirect = in_fmt.bits == Bits::B8
-        && 3 * 4 * row_quads <= 4 * seg
-        && padded_h * padded_w * ic + 4 <= XBUF_MAX
-        && kh <= TAPS_MAX
-        && kh * 4 * row_quads <= KPAD_MAX
-        && groups * 16 * kh * 4 * row_quads <= WP_MAX;
-    // The K of the laid-out weights: kernel rows of `row_quads` quads, or K itself.
-    let kq = if indirect { kh * row_quads } else { k.div_ceil(4) };
-
-    // The weights laid out per group, k/4 and lane; Σw folded into each channel's bias.
+    let (sums, wp) = dst.split_at_mut(l.groups * 64);
+    sums.fill(0);
     // Scratch sized to the layer: only what it uses is zeroed.
-    let (mut ones, mut wp, mut row) = (MaybeUninit::uninit(), MaybeUninit::uninit(), MaybeUninit::uninit());
+    let (mut ones, mut row) = (MaybeUninit::uninit(), MaybeUninit::uninit());
     let chunked = 32 * k.div_ceil(32);
     let ones: &mut [u8] = zeroed_prefix::<KPAD_MAX>(&mut ones, chunked);
     ones[..k].fill(1);
-    let wp: &mut [u8] = zeroed_prefix::<WP_MAX>(&mut wp, groups * kq * 64);
     let row: &mut [u8] = zeroed_prefix::<KPAD_MAX>(&mut row, chunked.max(4 * kq));
-    let bound = sum_bound(k, bits, in_fmt.bits);
-    let offset = 128 + in_fmt.zero_point;
-    let mut fast: heapless::Vec<Rq32, OC_MAX> = heapless::Vec::new();
     // Each group's 16 rows side by side (`4·kq` bytes each), then one gather per `k/4` puts
     // their 4-byte groups across the lanes.
     let stride = 4 * kq;
@@ -333,11 +448,11 @@ fn conv2d_512<const B: usize>(
     );
     for c in 0..oc {
         let sum_w = unpack_row::<B>(weights, row_bytes, c, k, ones, row);
-        let _ = fast.push(Rq32::new(&ChannelQ::new(rq, c), bound, 0).with_bias_offset(offset.wrapping_mul(-sum_w)));
+        sums[4 * c..4 * c + 4].copy_from_slice(&sum_w.to_le_bytes());
         let (group, lane) = (c / 16, c % 16);
         let slot = &mut rows16[lane * stride..(lane + 1) * stride];
-        if indirect && 4 * row_quads != seg {
-            for (dst, src) in slot.chunks_exact_mut(4 * row_quads).zip(row[..k].chunks_exact(seg)) {
+        if l.indirect && 4 * l.row_quads != seg {
+            for (dst, src) in slot.chunks_exact_mut(4 * l.row_quads).zip(row[..k].chunks_exact(seg)) {
                 dst[..seg].copy_from_slice(src);
                 dst[seg..].fill(0);
             }
@@ -360,6 +475,45 @@ fn conv2d_512<const B: usize>(
                 }
             }
         }
+    }
+}
+
+/// Conv2D with the weights of [`prepare`]: `prepared` when it has [`Layout::bytes`] bytes (laid
+/// out once by the caller), else laid out here, on the stack, for this call.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
+fn conv2d_512<const B: usize>(
+    l: &Layout,
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    rq: &Requant<'_>,
+    output: &mut [u8],
+    prepared: &[u8],
+) {
+    let bits = match B {
+        8 => Bits::B8,
+        4 => Bits::B4,
+        _ => Bits::B2,
+    };
+    let (k, kq, oc, groups, indirect) = (l.k, l.kq, g.out_c, l.groups, l.indirect);
+    let (padded_h, padded_w, ic) = (l.padded_h, l.padded_w, g.in_c);
+    let mut own = MaybeUninit::uninit();
+    let prepared: &[u8] = if prepared.len() == l.bytes() {
+        prepared
+    } else {
+        let buf = zeroed_prefix::<{ WP_MAX + 4 * OC_MAX }>(&mut own, l.bytes());
+        prepare::<B>(l, g, weights, buf);
+        buf
+    };
+    let (sums, wp) = prepared.split_at(groups * 64);
+    let bound = sum_bound(k, bits, in_fmt.bits);
+    let offset = 128 + in_fmt.zero_point;
+    let mut fast: heapless::Vec<Rq32, OC_MAX> = heapless::Vec::new();
+    for (c, s) in sums.chunks_exact(4).take(oc).enumerate() {
+        let sum_w = i32::from_le_bytes([s[0], s[1], s[2], s[3]]);
+        let _ = fast.push(Rq32::new(&ChannelQ::new(rq, c), bound, 0).with_bias_offset(offset.wrapping_mul(-sum_w)));
     }
     let mut lq: heapless::Vec<LaneQ16, { OC_MAX / 16 }> = heapless::Vec::new();
     for gi in 0..groups {
@@ -392,7 +546,7 @@ fn conv2d_512<const B: usize>(
         in_fmt,
         k,
         kq,
-        row_quads,
+        row_quads: l.row_quads,
         padded_w,
         oc,
         rq,
