@@ -61,14 +61,8 @@ impl Target {
     /// The targets of the real-model suite: one build per kernel path. The SDOT kernels already
     /// run every fixture as the AArch64 Linux program (`-cpu max` has the dot product), so their
     /// bare-metal build is left to `qemu_digits` and the bench, which keeps CI's time in bounds.
-    pub const SUITE: [Target; 6] = [
-        Target::CortexM4,
-        Target::CortexM0,
-        Target::CortexM3,
-        Target::Riscv32,
-        Target::Aarch64,
-        Target::Aarch64Virt,
-    ];
+    pub const SUITE: [Target; 6] =
+        [Target::CortexM4, Target::CortexM0, Target::CortexM3, Target::Riscv32, Target::Aarch64, Target::Aarch64Virt];
 
     /// The name used in reports and as the folder under `targets/`.
     pub fn name(self) -> &'static str {
