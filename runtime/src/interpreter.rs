@@ -14,8 +14,8 @@ use crate::quant::{round_half_away, store, Biases, Bits, Multipliers};
 /// firmware that runs one model names that model's set ([`linked::required`], computed by its
 /// build script) and links only those kernels.
 ///
-/// On x86-64 with AVX-512 VNNI, [`Interpreter::with_workspace`] lays out the convolution and
-/// fully connected weights once, in a caller-provided workspace, for the kernels to read on every
+/// On x86-64 with AVX-512 VNNI, [`Interpreter::with_workspace`] lays out the convolution, depthwise
+/// and fully connected weights once, in a caller-provided workspace, for the kernels to read on every
 /// inference (with [`Interpreter::new`] they lay them out on each call); the other paths prepare
 /// nothing and the workspace is not part of the interpreter on other targets.
 pub struct Interpreter<'m, 'a, const KERNELS: u32 = { linked::ALL }> {
@@ -455,7 +455,7 @@ fn dispatch<const K: u32>(
             if conv {
                 conv2d::<K>(&g, src, in_fmt, p.weights, bits, &rq, dst, scratch, prepared);
             } else {
-                k::depthwise_conv2d::<K>(&g, src, in_fmt, p.weights, bits, &rq, dst, scratch);
+                depthwise_conv2d::<K>(&g, src, in_fmt, p.weights, bits, &rq, dst, scratch, prepared);
             }
         }
         Op::FullyConnected(p) => {
@@ -614,6 +614,40 @@ fn conv2d<const K: u32>(
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
+fn depthwise_conv2d<const K: u32>(
+    g: &Window,
+    src: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    bits: Bits,
+    rq: &k::Requant<'_>,
+    dst: &mut [u8],
+    scratch: &mut [u8],
+    prepared: Prepared<'_>,
+) {
+    k::depthwise_conv2d_prepared::<K>(g, src, in_fmt, weights, bits, rq, dst, scratch, prepared);
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn depthwise_conv2d<const K: u32>(
+    g: &Window,
+    src: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    bits: Bits,
+    rq: &k::Requant<'_>,
+    dst: &mut [u8],
+    scratch: &mut [u8],
+    _: Prepared<'_>,
+) {
+    k::depthwise_conv2d::<K>(g, src, in_fmt, weights, bits, rq, dst, scratch);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn fully_connected<const K: u32>(
     n: usize,
     m: usize,
@@ -651,6 +685,7 @@ fn fully_connected<const K: u32>(
 #[cfg(target_arch = "x86_64")]
 enum Preparable<'w> {
     Conv(Window, Bits, &'w [u8], Bits),
+    Depthwise(Window, ActFormat, &'w [u8], Bits, k::Requant<'w>),
     Fc(usize, usize, Bits, &'w [u8], Bits),
 }
 
@@ -663,12 +698,22 @@ fn preparable<'w>(op: &Op<'w>, tensors: Tensors<'_>) -> Option<Preparable<'w>> {
         _ => None,
     };
     match op {
-        Op::Conv2d(p) => {
+        Op::Conv2d(p) | Op::DepthwiseConv2d(p) => {
             let input = tensors.get(p.input as usize)?;
             let output = tensors.get(p.output as usize)?;
             let kernel = (p.kernel_h as usize, p.kernel_w as usize);
             let g = window(&input, &output, kernel, (p.stride_h, p.stride_w), (p.pad_top, p.pad_left));
-            Some(Preparable::Conv(g, format(&input).bits, p.weights, bits(p.weight_bits)?))
+            let b = bits(p.weight_bits)?;
+            Some(match op {
+                Op::Conv2d(_) => Preparable::Conv(g, format(&input).bits, p.weights, b),
+                _ => Preparable::Depthwise(
+                    g,
+                    format(&input),
+                    p.weights,
+                    b,
+                    channel_requant(&p.channel, &output, p.clamp),
+                ),
+            })
         }
         Op::FullyConnected(p) => {
             let input = tensors.get(p.input as usize)?;
@@ -686,6 +731,7 @@ pub(crate) fn prepared_bytes(op: &Op<'_>, tensors: Tensors<'_>) -> usize {
     let path = k::prepared_path();
     match preparable(op, tensors) {
         Some(Preparable::Conv(g, in_bits, w, b)) => k::conv2d_prepared_bytes_on(path, &g, in_bits, w, b),
+        Some(Preparable::Depthwise(g, f, w, b, rq)) => k::depthwise_conv2d_prepared_bytes_on(path, &g, f, w, b, &rq),
         Some(Preparable::Fc(n, m, in_bits, w, b)) => k::fully_connected_prepared_bytes_on(path, n, m, in_bits, w, b),
         None => 0,
     }
@@ -697,6 +743,7 @@ fn prepare(op: &Op<'_>, tensors: Tensors<'_>, dst: &mut [u8]) -> bool {
     let path = k::prepared_path();
     match preparable(op, tensors) {
         Some(Preparable::Conv(g, in_bits, w, b)) => k::prepare_conv2d_on(path, &g, in_bits, w, b, dst),
+        Some(Preparable::Depthwise(g, f, w, b, rq)) => k::prepare_depthwise_conv2d_on(path, &g, f, w, b, &rq, dst),
         Some(Preparable::Fc(n, m, in_bits, w, b)) => k::prepare_fully_connected_on(path, n, m, in_bits, w, b, dst),
         None => false,
     }

@@ -572,6 +572,52 @@ fn conv2d_prepared_weights_of_large_layers_match_reference() {
     eprintln!("conv2d prepared large: {prepared} of 40 cases with prepared weights");
 }
 
+/// Depthwise layers with the weight and requantization tables prepared once: the generator's
+/// cases, and channel counts of whole 32-channel blocks (what the AVX-512 kernel takes).
+#[test]
+fn depthwise_prepared_weights_match_reference() {
+    let blocks = prop_oneof![Just(32usize), Just(64), Just(96)].boxed();
+    let strategy = prop_oneof![
+        conv_k(true).boxed(),
+        conv_k_of(true, geometry(7, 5).boxed(), blocks, Just(0usize).boxed()).boxed(),
+    ];
+    let fmt = |c: &ConvK| ActFormat { bits: bits_of(c.in_fmt.0), zero_point: c.in_fmt.1 };
+    let prepared = prepared_property(
+        "depthwise prepared",
+        1500,
+        strategy,
+        |c, f| run_conv(c, true, f),
+        Box::new(|g, i, f, w, b, r, o, _| {
+            reference::depthwise_conv2d(g, i, f, w, b, r, o);
+            Path::Scalar
+        }),
+        move |c, p| {
+            let rq = c.ch.requant(&c.out);
+            kernels::depthwise_conv2d_prepared_bytes_on(p, &c.g, fmt(c), &c.weights, bits_of(c.weight_bits), &rq)
+        },
+        move |c, p, dst| {
+            let rq = c.ch.requant(&c.out);
+            kernels::prepare_depthwise_conv2d_on(p, &c.g, fmt(c), &c.weights, bits_of(c.weight_bits), &rq, dst)
+        },
+        |_, p, w| {
+            let w = w.to_vec();
+            Box::new(move |g, i, f, wt, b, r, o, s| {
+                kernels::depthwise_conv2d_prepared_on(p, g, i, f, wt, b, r, o, s, &w).expect("available")
+            })
+        },
+        |_, w| {
+            let w = w.to_vec();
+            Box::new(move |g, i, f, wt, b, r, o, s| {
+                kernels::depthwise_conv2d_prepared::<{ kernels::linked::ALL }>(g, i, f, wt, b, r, o, s, &w)
+            })
+        },
+    );
+    eprintln!("depthwise prepared: {prepared} of 1500 cases with prepared tables");
+    if kernels::available().contains(&Path::Avx512Vnni) {
+        assert!(prepared > 50, "only {prepared} of 1500 cases had prepared tables");
+    }
+}
+
 #[test]
 fn fully_connected_prepared_weights_match_reference() {
     // A fully connected layer as the conv-shaped closures see it: a 1×1 window.

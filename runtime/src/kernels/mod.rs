@@ -350,6 +350,99 @@ pub fn conv2d_prepared_on(
     }
 }
 
+/// Bytes of a depthwise Conv2D's tables (weights in tap pairs, requantization vectors) laid out
+/// once for `path` ([`prepare_depthwise_conv2d_on`]): 0 when the path prepares nothing for the
+/// layer (every path but AVX-512 VNNI, and the layers outside its kernel).
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+pub fn depthwise_conv2d_prepared_bytes_on(
+    path: Path,
+    g: &Window,
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+) -> usize {
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512Vnni => {
+            x86::Avx512Vnni::new().map_or(0, |k| k.depthwise_conv2d_prepared_bytes(g, in_fmt, weights, weight_bits, rq))
+        }
+        _ => 0,
+    }
+}
+
+/// Lays out a depthwise Conv2D's tables for `path` into `dst` (exactly
+/// [`depthwise_conv2d_prepared_bytes_on`] bytes); `false`, nothing written, otherwise.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+pub fn prepare_depthwise_conv2d_on(
+    path: Path,
+    g: &Window,
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    dst: &mut [u8],
+) -> bool {
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512Vnni => {
+            x86::Avx512Vnni::new().is_some_and(|k| k.prepare_depthwise_conv2d(g, in_fmt, weights, weight_bits, rq, dst))
+        }
+        _ => false,
+    }
+}
+
+/// [`depthwise_conv2d_on`] with the tables `prepared` by [`prepare_depthwise_conv2d_on`] for the
+/// same path, window, input format, weights and requantization (as [`conv2d_prepared_on`]).
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+#[allow(clippy::too_many_arguments)]
+pub fn depthwise_conv2d_prepared_on(
+    path: Path,
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+    scratch: &mut [u8],
+    prepared: &[u8],
+) -> Option<Path> {
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512Vnni => {
+            let k = x86::Avx512Vnni::new()?;
+            k.depthwise_conv2d_prepared(g, input, in_fmt, weights, weight_bits, rq, output, scratch, prepared);
+            Some(path)
+        }
+        _ => depthwise_conv2d_on(path, g, input, in_fmt, weights, weight_bits, rq, output, scratch),
+    }
+}
+
+/// [`depthwise_conv2d`] with the tables prepared for [`prepared_path`] (as [`conv2d_prepared`]).
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+#[allow(clippy::too_many_arguments)]
+pub fn depthwise_conv2d_prepared<const K: u32>(
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+    scratch: &mut [u8],
+    prepared: &[u8],
+) -> Path {
+    match op_path() {
+        #[cfg(target_arch = "x86_64")]
+        path @ Path::Avx512Vnni if !prepared.is_empty() => {
+            depthwise_conv2d_prepared_on(path, g, input, in_fmt, weights, weight_bits, rq, output, scratch, prepared)
+                .unwrap_or(Path::Scalar)
+        }
+        _ => depthwise_conv2d::<K>(g, input, in_fmt, weights, weight_bits, rq, output, scratch),
+    }
+}
+
 /// [`conv2d_prepared_bytes_on`] of a fully connected layer.
 pub fn fully_connected_prepared_bytes_on(
     path: Path,

@@ -149,8 +149,65 @@ impl Avx512Vnni {
         output: &mut [u8],
         scratch: &mut [u8],
     ) {
+        self.depthwise_conv2d_prepared(g, input, in_fmt, weights, weight_bits, rq, output, scratch, &[])
+    }
+
+    /// Bytes of a depthwise Conv2D's weight and requantization tables laid out for this kernel
+    /// ([`Avx512Vnni::prepare_depthwise_conv2d`]): 0 when the layer is outside it.
+    pub fn depthwise_conv2d_prepared_bytes(
+        self,
+        g: &Window,
+        in_fmt: ActFormat,
+        weights: &[u8],
+        weight_bits: Bits,
+        rq: &Requant<'_>,
+    ) -> usize {
+        match Depthwise::plan(g, in_fmt, weights, weight_bits, rq, DW_BLOCK, true) {
+            Some(dw) if g.in_c.is_multiple_of(DW_BLOCK) => dw_table_bytes(&dw),
+            _ => 0,
+        }
+    }
+
+    /// Lays out a depthwise Conv2D's tables into `dst`, once, for
+    /// [`Avx512Vnni::depthwise_conv2d_prepared`]; `false` (nothing written) when `dst` does not
+    /// have exactly [`Avx512Vnni::depthwise_conv2d_prepared_bytes`] bytes, or that is 0.
+    pub fn prepare_depthwise_conv2d(
+        self,
+        g: &Window,
+        in_fmt: ActFormat,
+        weights: &[u8],
+        weight_bits: Bits,
+        rq: &Requant<'_>,
+        dst: &mut [u8],
+    ) -> bool {
+        match Depthwise::plan(g, in_fmt, weights, weight_bits, rq, DW_BLOCK, true) {
+            Some(dw) if g.in_c.is_multiple_of(DW_BLOCK) && dw_table_bytes(&dw) == dst.len() => {
+                // SAFETY: `self` proves the CPU has AVX-512 F/BW and AVX2.
+                unsafe { dw_tables(&dw, dst) };
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// [`Avx512Vnni::depthwise_conv2d`] with the tables laid out beforehand by
+    /// [`Avx512Vnni::prepare_depthwise_conv2d`] for the same window, input format, weights and
+    /// requantization: `prepared` of any other length is ignored and the tables are made here.
+    #[allow(clippy::too_many_arguments)]
+    pub fn depthwise_conv2d_prepared(
+        self,
+        g: &Window,
+        input: &[u8],
+        in_fmt: ActFormat,
+        weights: &[u8],
+        weight_bits: Bits,
+        rq: &Requant<'_>,
+        output: &mut [u8],
+        scratch: &mut [u8],
+        prepared: &[u8],
+    ) {
         // SAFETY: `self` proves the CPU has AVX-512 F/BW and AVX2.
-        unsafe { depthwise_512(g, input, in_fmt, weights, weight_bits, rq, output, scratch) }
+        unsafe { depthwise_512(g, input, in_fmt, weights, weight_bits, rq, output, scratch, prepared) }
     }
 
     /// Fully connected, same bytes as [`reference::fully_connected`]: a one-pixel convolution.
@@ -220,10 +277,59 @@ impl Avx512Vnni {
 /// Channels of one block of the depthwise kernel.
 const DW_BLOCK: usize = 32;
 
+/// Lane i of the low / high vectors of a depthwise block holds channel `DW_LANES[0][i]` /
+/// `DW_LANES[1][i]` of the block.
+const DW_LANES: [[usize; 16]; 2] = [
+    [0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27],
+    [4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31],
+];
+/// Bytes of one [`LaneQ16`] in the depthwise tables: five vectors.
+const LANEQ_BYTES: usize = 5 * 64;
+
+/// Bytes of a depthwise layer's tables ([`dw_tables`]): per block and tap pair two weight vectors,
+/// then per block two [`LaneQ16`].
+fn dw_table_bytes(dw: &Depthwise<'_>) -> usize {
+    let (blocks, pairs) = (dw.g.in_c / DW_BLOCK, dw.taps.div_ceil(2));
+    blocks * (pairs * 128 + 2 * LANEQ_BYTES)
+}
+
+/// The depthwise layer's weights as `i16` pairs of two taps in lane order, and each channel's
+/// requantization (`−z·Σw` in the bias) as [`LaneQ16`] vectors, into `dst`
+/// ([`dw_table_bytes`]): what [`depthwise_512`] reads, made once per layer or per call.
+#[target_feature(enable = "avx512f,avx512bw,avx2")]
+fn dw_tables(dw: &Depthwise<'_>, dst: &mut [u8]) {
+    let (blocks, pairs) = (dw.g.in_c / DW_BLOCK, dw.taps.div_ceil(2));
+    let (wv, qv) = dst.split_at_mut(blocks * pairs * 128);
+    for (i, d) in wv.chunks_exact_mut(64).enumerate().take(blocks * pairs * 2) {
+        let (b, tp, half) = (i / (2 * pairs), (i / 2) % pairs, i % 2);
+        let w = DW_LANES[half].map(|j| dw.pair(DW_BLOCK * b + j, tp));
+        for (d, w) in d.chunks_exact_mut(4).zip(w) {
+            d.copy_from_slice(&w.to_le_bytes());
+        }
+    }
+    for (i, d) in qv.chunks_exact_mut(LANEQ_BYTES).enumerate().take(blocks * 2) {
+        let (b, half) = (i / 2, i % 2);
+        let f = DW_LANES[half].map(|j| dw.channel(DW_BLOCK * b + j));
+        let fields: [[i32; 16]; 5] =
+            [f.map(|f| f.bias), f.map(|f| f.shl as i32), f.map(|f| f.m), f.map(|f| f.round), f.map(|f| f.sh as i32)];
+        for (d, field) in d.chunks_exact_mut(64).zip(fields) {
+            for (d, v) in d.chunks_exact_mut(4).zip(field) {
+                d.copy_from_slice(&v.to_le_bytes());
+            }
+        }
+    }
+}
+
+/// Most bytes of the depthwise tables (at most `DW_WV_MAX / 2` weight vector pairs and
+/// `DW_C_MAX / 32` blocks).
+const DW_TABLES_MAX: usize = DW_WV_MAX / 2 * 128 + DW_C_MAX / DW_BLOCK * 2 * LANEQ_BYTES;
+
 /// Depthwise convolution as the AVX2 kernel does it (tap pairs through `VPMADDWD`, `−z·Σw` in
 /// the bias), 32 channels per block: lanes hold channels (0–3, 8–11, 16–19, 24–27) and (4–7,
 /// 12–15, 20–23, 28–31), `VPACKSSDW` puts them back in order and `VPMOVSWB` makes the bytes.
-/// Channel counts that are not a multiple of 32 take the AVX2 kernel.
+/// Channel counts that are not a multiple of 32 take the AVX2 kernel. The weight and
+/// requantization tables are `prepared` ([`Avx512Vnni::prepare_depthwise_conv2d`]) when it has
+/// their length, else made for this call.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,avx2")]
 fn depthwise_512(
@@ -235,30 +341,31 @@ fn depthwise_512(
     rq: &Requant<'_>,
     output: &mut [u8],
     scratch: &mut [u8],
+    prepared: &[u8],
 ) {
-    let dw = match Depthwise::new(g, input, in_fmt, weights, weight_bits, rq, DW_BLOCK) {
-        Some(dw) if g.in_c.is_multiple_of(DW_BLOCK) && output.len() >= g.out_h * g.out_w * g.in_c => dw,
-        _ => return Avx2(()).depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch),
+    let fits = g.in_c.is_multiple_of(DW_BLOCK) && output.len() >= g.out_h * g.out_w * g.in_c;
+    // Prepared tables were checked against the requantization when they were made.
+    let ready = Depthwise::plan(g, in_fmt, weights, weight_bits, rq, DW_BLOCK, false)
+        .filter(|dw| fits && prepared.len() == dw_table_bytes(dw) && input.len() >= g.in_h * g.in_w * g.in_c)
+        .map(|dw| Depthwise { input, ..dw });
+    let (dw, ready) = match ready {
+        Some(dw) => (dw, true),
+        None => match Depthwise::new(g, input, in_fmt, weights, weight_bits, rq, DW_BLOCK) {
+            Some(dw) if fits => (dw, false),
+            _ => return Avx2(()).depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch),
+        },
+    };
+    let mut own = MaybeUninit::uninit();
+    let tables: &[u8] = if ready {
+        prepared
+    } else {
+        let buf = zeroed_prefix::<DW_TABLES_MAX>(&mut own, dw_table_bytes(&dw));
+        dw_tables(&dw, buf);
+        buf
     };
     let (taps, c) = (dw.taps, g.in_c);
     let (blocks, pairs) = (c / DW_BLOCK, taps.div_ceil(2));
-    // Lane i of the low / high vectors holds channel LANES[0][i] / LANES[1][i] of the block.
-    const LANES: [[usize; 16]; 2] = [
-        [0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27],
-        [4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31],
-    ];
-    let mut wv: heapless::Vec<[__m512i; 2], { DW_WV_MAX / 2 }> = heapless::Vec::new();
-    let mut qv: heapless::Vec<[LaneQ16; 2], { DW_C_MAX / DW_BLOCK }> = heapless::Vec::new();
-    for b in 0..blocks {
-        let _ = qv.push(LANES.map(|lanes| LaneQ16::new(&lanes.map(|j| dw.channel(DW_BLOCK * b + j)))));
-        for tp in 0..pairs {
-            let _ = wv.push(LANES.map(|lanes| {
-                let w = lanes.map(|j| dw.pair(DW_BLOCK * b + j, tp));
-                // SAFETY: `w` holds 64 bytes.
-                unsafe { _mm512_loadu_si512(w.as_ptr() as *const __m512i) }
-            }));
-        }
-    }
+    let (wv, qv) = tables.split_at(blocks * pairs * 128);
     let zrow = [dw.z as u8; DW_C_MAX];
     let (lo, hi) = (_mm512_set1_epi32(rq.min), _mm512_set1_epi32(rq.max));
     let mut ptrs = [zrow.as_ptr(); DW_TAPS_MAX + 1];
@@ -268,21 +375,26 @@ fn depthwise_512(
             let o = (oy * g.out_w + ox) * c;
             for b in 0..blocks {
                 let (mut acc_lo, mut acc_hi) = (_mm512_setzero_si512(), _mm512_setzero_si512());
-                for (tp, w) in wv[b * pairs..(b + 1) * pairs].iter().enumerate() {
+                let w = &wv[b * pairs * 128..(b + 1) * pairs * 128];
+                for (tp, w) in w.chunks_exact(128).enumerate() {
                     // SAFETY: every pointer starts `c ≥ 32b + 32` readable bytes (a pixel of
-                    // `input`, or `zrow` with `DW_C_MAX ≥ c` bytes).
-                    let (a0, a1) = unsafe {
+                    // `input`, or `zrow` with `DW_C_MAX ≥ c` bytes); `w` holds 128 bytes.
+                    let (a0, a1, w0, w1) = unsafe {
                         (
                             _mm256_loadu_si256(ptrs[2 * tp].add(DW_BLOCK * b) as *const __m256i),
                             _mm256_loadu_si256(ptrs[2 * tp + 1].add(DW_BLOCK * b) as *const __m256i),
+                            _mm512_loadu_si512(w.as_ptr() as *const __m512i),
+                            _mm512_loadu_si512(w.as_ptr().add(64) as *const __m512i),
                         )
                     };
                     let (d0, d1) = (_mm512_cvtepi8_epi16(a0), _mm512_cvtepi8_epi16(a1));
-                    acc_lo = _mm512_add_epi32(acc_lo, _mm512_madd_epi16(_mm512_unpacklo_epi16(d0, d1), w[0]));
-                    acc_hi = _mm512_add_epi32(acc_hi, _mm512_madd_epi16(_mm512_unpackhi_epi16(d0, d1), w[1]));
+                    acc_lo = _mm512_add_epi32(acc_lo, _mm512_madd_epi16(_mm512_unpacklo_epi16(d0, d1), w0));
+                    acc_hi = _mm512_add_epi32(acc_hi, _mm512_madd_epi16(_mm512_unpackhi_epi16(d0, d1), w1));
                 }
+                let q = &qv[b * 2 * LANEQ_BYTES..(b + 1) * 2 * LANEQ_BYTES];
+                let (q_lo, q_hi) = (LaneQ16::load(&q[..LANEQ_BYTES]), LaneQ16::load(&q[LANEQ_BYTES..]));
                 let clamp = |v: __m512i| _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
-                let (v_lo, v_hi) = (clamp(qv[b][0].apply(acc_lo)), clamp(qv[b][1].apply(acc_hi)));
+                let (v_lo, v_hi) = (clamp(q_lo.apply(acc_lo)), clamp(q_hi.apply(acc_hi)));
                 let bytes = _mm512_cvtsepi16_epi8(_mm512_packs_epi32(v_lo, v_hi));
                 let dst = &mut output[o + DW_BLOCK * b..o + DW_BLOCK * (b + 1)];
                 // SAFETY: `dst` holds 32 bytes.
@@ -317,6 +429,16 @@ impl LaneQ16 {
             round: v(f.map(|f| f.round)),
             sh: v(f.map(|f| f.sh as i32)),
         }
+    }
+
+    /// The five vectors of [`dw_tables`] (`LANEQ_BYTES` bytes: bias, shl, m, round, sh).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn load(bytes: &[u8]) -> LaneQ16 {
+        let bytes = &bytes[..LANEQ_BYTES];
+        // SAFETY: `bytes` holds five vectors of 64 bytes.
+        let v = |i: usize| unsafe { _mm512_loadu_si512(bytes.as_ptr().add(64 * i) as *const __m512i) };
+        LaneQ16 { bias: v(0), shl: v(1), m: v(2), round: v(3), sh: v(4) }
     }
 
     /// As `LaneQ::apply` of the AVX2 kernels, 16 lanes.
