@@ -522,7 +522,12 @@ impl Layout {
         let padded_w = ((g.out_w - 1) * g.stride_w + g.kernel_w).max(g.pad_left + g.in_w);
         // Read in place when padding the rows to whole quads wastes at most a third of the
         // products.
+        // The last window's last kernel row ends inside the padded image (+4 bytes): every
+        // block's pointers are then in bounds without a check per pixel.
+        let line = padded_w * ic;
+        let last_row = (g.out_h - 1) * g.stride_h * line + (g.out_w - 1) * g.stride_w * ic + (kh - 1) * line;
         let indirect = in_bits == Bits::B8
+            && last_row + 4 * row_quads <= padded_h * line + 4
             && 3 * 4 * row_quads <= 4 * seg
             && padded_h * padded_w * ic + 4 <= XBUF_MAX
             && kh <= TAPS_MAX
@@ -732,17 +737,18 @@ fn blocks<const P: usize, const G: usize>(ctx: &Ctx<'_>, npix: usize, output: &m
     let (tap_count, quads) = if ctx.xbuf.is_some() { (g.kernel_h, ctx.row_quads) } else { (1, kq) };
     let line = ctx.padded_w * g.in_c;
     let mut q0 = 0;
+    // The output pixel `q0 + p`, advanced one at a time.
+    let (mut oy, mut ox) = (0, 0);
     while q0 < npix {
         let n = (npix - q0).min(P);
         for p in 0..n {
-            let (oy, ox) = ((q0 + p) / g.out_w, (q0 + p) % g.out_w);
             match ctx.xbuf {
                 Some(xbuf) => {
-                    // The window's top-left corner in the padded image, then one row per `ky`.
+                    // The window's top-left corner in the padded image, then one row per `ky`
+                    // (`Layout::new` checked that the last window's rows end inside `xbuf`).
                     let corner = oy * g.stride_h * line + ox * g.stride_w * g.in_c;
                     for (ky, d) in ptrs[p].iter_mut().enumerate().take(g.kernel_h) {
-                        let at = corner + ky * line;
-                        *d = xbuf[at..at + 4 * quads].as_ptr();
+                        *d = xbuf.as_ptr().wrapping_add(corner + ky * line);
                     }
                 }
                 None => {
@@ -754,6 +760,10 @@ fn blocks<const P: usize, const G: usize>(ctx: &Ctx<'_>, npix: usize, output: &m
                     xp[k..].fill(0);
                     ptrs[p][0] = xp.as_ptr();
                 }
+            }
+            ox += 1;
+            if ox == g.out_w {
+                (oy, ox) = (oy + 1, 0);
             }
         }
         let mut g0 = 0;
@@ -775,8 +785,9 @@ fn blocks<const P: usize, const G: usize>(ctx: &Ctx<'_>, npix: usize, output: &m
                     }
                     for (a, &base) in acc.iter_mut().zip(&at) {
                         // SAFETY: `base` starts `4·quads` readable bytes: a kernel row in
-                        // `xbuf` (sliced when the pointer was made), `zrow` (`KPAD_MAX ≥ 4·kq`)
-                        // or a row of `x` (`4·kq`).
+                        // `xbuf` (the last window's last row ends inside it, which
+                        // `Layout::new` checked for `indirect`), `zrow` (`KPAD_MAX ≥ 4·kq`) or
+                        // a row of `x` (`4·kq`).
                         let v = unsafe { (base.add(4 * c4) as *const i32).read_unaligned() };
                         let xb = _mm512_set1_epi32(v);
                         for (s, wv) in a.iter_mut().zip(&w) {
