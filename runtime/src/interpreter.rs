@@ -684,9 +684,9 @@ fn fully_connected<const K: u32>(
 /// What a layer's prepared weights are made from: the kernel's shape and the weights.
 #[cfg(target_arch = "x86_64")]
 enum Preparable<'w> {
-    Conv(Window, Bits, &'w [u8], Bits),
+    Conv(Window, ActFormat, &'w [u8], Bits, k::Requant<'w>),
     Depthwise(Window, ActFormat, &'w [u8], Bits, k::Requant<'w>),
-    Fc(usize, usize, Bits, &'w [u8], Bits),
+    Fc(usize, usize, ActFormat, &'w [u8], Bits, k::Requant<'w>),
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -704,22 +704,18 @@ fn preparable<'w>(op: &Op<'w>, tensors: Tensors<'_>) -> Option<Preparable<'w>> {
             let kernel = (p.kernel_h as usize, p.kernel_w as usize);
             let g = window(&input, &output, kernel, (p.stride_h, p.stride_w), (p.pad_top, p.pad_left));
             let b = bits(p.weight_bits)?;
+            let rq = channel_requant(&p.channel, &output, p.clamp);
             Some(match op {
-                Op::Conv2d(_) => Preparable::Conv(g, format(&input).bits, p.weights, b),
-                _ => Preparable::Depthwise(
-                    g,
-                    format(&input),
-                    p.weights,
-                    b,
-                    channel_requant(&p.channel, &output, p.clamp),
-                ),
+                Op::Conv2d(_) => Preparable::Conv(g, format(&input), p.weights, b, rq),
+                _ => Preparable::Depthwise(g, format(&input), p.weights, b, rq),
             })
         }
         Op::FullyConnected(p) => {
             let input = tensors.get(p.input as usize)?;
             let output = tensors.get(p.output as usize)?;
             let (n, m) = (input.elements(), output.elements());
-            Some(Preparable::Fc(n, m, format(&input).bits, p.weights, bits(p.weight_bits)?))
+            let rq = channel_requant(&p.channel, &output, p.clamp);
+            Some(Preparable::Fc(n, m, format(&input), p.weights, bits(p.weight_bits)?, rq))
         }
         _ => None,
     }
@@ -730,9 +726,9 @@ fn preparable<'w>(op: &Op<'w>, tensors: Tensors<'_>) -> Option<Preparable<'w>> {
 pub(crate) fn prepared_bytes(op: &Op<'_>, tensors: Tensors<'_>) -> usize {
     let path = k::prepared_path();
     match preparable(op, tensors) {
-        Some(Preparable::Conv(g, in_bits, w, b)) => k::conv2d_prepared_bytes_on(path, &g, in_bits, w, b),
+        Some(Preparable::Conv(g, f, w, b, _)) => k::conv2d_prepared_bytes_on(path, &g, f.bits, w, b),
         Some(Preparable::Depthwise(g, f, w, b, rq)) => k::depthwise_conv2d_prepared_bytes_on(path, &g, f, w, b, &rq),
-        Some(Preparable::Fc(n, m, in_bits, w, b)) => k::fully_connected_prepared_bytes_on(path, n, m, in_bits, w, b),
+        Some(Preparable::Fc(n, m, f, w, b, _)) => k::fully_connected_prepared_bytes_on(path, n, m, f.bits, w, b),
         None => 0,
     }
 }
@@ -742,9 +738,9 @@ pub(crate) fn prepared_bytes(op: &Op<'_>, tensors: Tensors<'_>) -> usize {
 fn prepare(op: &Op<'_>, tensors: Tensors<'_>, dst: &mut [u8]) -> bool {
     let path = k::prepared_path();
     match preparable(op, tensors) {
-        Some(Preparable::Conv(g, in_bits, w, b)) => k::prepare_conv2d_on(path, &g, in_bits, w, b, dst),
+        Some(Preparable::Conv(g, f, w, b, rq)) => k::prepare_conv2d_on(path, &g, f, w, b, &rq, dst),
         Some(Preparable::Depthwise(g, f, w, b, rq)) => k::prepare_depthwise_conv2d_on(path, &g, f, w, b, &rq, dst),
-        Some(Preparable::Fc(n, m, in_bits, w, b)) => k::prepare_fully_connected_on(path, n, m, in_bits, w, b, dst),
+        Some(Preparable::Fc(n, m, f, w, b, rq)) => k::prepare_fully_connected_on(path, n, m, f, w, b, &rq, dst),
         None => false,
     }
 }

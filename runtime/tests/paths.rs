@@ -513,7 +513,10 @@ fn conv2d_prepared_property(what: &str, cases: u32, strategy: impl Strategy<Valu
             Path::Scalar
         }),
         |c, p| kernels::conv2d_prepared_bytes_on(p, &c.g, in_bits(c), &c.weights, bits_of(c.weight_bits)),
-        |c, p, dst| kernels::prepare_conv2d_on(p, &c.g, in_bits(c), &c.weights, bits_of(c.weight_bits), dst),
+        |c, p, dst| {
+            let (fmt, rq) = (ActFormat { bits: in_bits(c), zero_point: c.in_fmt.1 }, c.ch.requant(&c.out));
+            kernels::prepare_conv2d_on(p, &c.g, fmt, &c.weights, bits_of(c.weight_bits), &rq, dst)
+        },
         |_, p, w| {
             let w = w.to_vec();
             Box::new(move |g, i, f, wt, b, r, o, s| {
@@ -555,7 +558,10 @@ fn conv2d_prepared_weights_of_large_layers_match_reference() {
             Path::Scalar
         }),
         |c, p| kernels::conv2d_prepared_bytes_on(p, &c.g, bits_of(c.in_fmt.0), &c.weights, bits_of(c.weight_bits)),
-        |c, p, dst| kernels::prepare_conv2d_on(p, &c.g, bits_of(c.in_fmt.0), &c.weights, bits_of(c.weight_bits), dst),
+        |c, p, dst| {
+            let (fmt, rq) = (ActFormat { bits: bits_of(c.in_fmt.0), zero_point: c.in_fmt.1 }, c.ch.requant(&c.out));
+            kernels::prepare_conv2d_on(p, &c.g, fmt, &c.weights, bits_of(c.weight_bits), &rq, dst)
+        },
         |_, p, w| {
             let w = w.to_vec();
             Box::new(move |g, i, f, wt, b, r, o, s| {
@@ -660,7 +666,8 @@ fn fully_connected_prepared_weights_match_reference() {
         },
         move |c, p, dst| {
             let (n, m, ib, wb) = as_conv(c);
-            kernels::prepare_fully_connected_on(p, n, m, ib, &c.weights, wb, dst)
+            let (fmt, rq) = (ActFormat { bits: ib, zero_point: c.in_fmt.1 }, c.ch.requant(&c.out));
+            kernels::prepare_fully_connected_on(p, n, m, fmt, &c.weights, wb, &rq, dst)
         },
         |_, p, w| {
             let w = w.to_vec();

@@ -301,29 +301,30 @@ pub fn conv2d_prepared_bytes_on(path: Path, g: &Window, in_bits: Bits, weights: 
     }
 }
 
-/// Lays out the weights of a Conv2D for `path` into `dst` (exactly
-/// [`conv2d_prepared_bytes_on`] bytes); `false`, nothing written, when the path prepares
-/// nothing for the layer or `dst` has another length.
+/// Lays out the weights of a Conv2D (and their requantization `rq` for inputs of `in_fmt`) for
+/// `path` into `dst` (exactly [`conv2d_prepared_bytes_on`] bytes); `false`, nothing written,
+/// when the path prepares nothing for the layer or `dst` has another length.
 #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 pub fn prepare_conv2d_on(
     path: Path,
     g: &Window,
-    in_bits: Bits,
+    in_fmt: ActFormat,
     weights: &[u8],
     weight_bits: Bits,
+    rq: &Requant<'_>,
     dst: &mut [u8],
 ) -> bool {
     match path {
         #[cfg(target_arch = "x86_64")]
         Path::Avx512Vnni => {
-            x86::Avx512Vnni::new().is_some_and(|k| k.prepare_conv2d(g, in_bits, weights, weight_bits, dst))
+            x86::Avx512Vnni::new().is_some_and(|k| k.prepare_conv2d(g, in_fmt, weights, weight_bits, rq, dst))
         }
         _ => false,
     }
 }
 
 /// [`conv2d_on`] with the weights `prepared` by [`prepare_conv2d_on`] for the same path,
-/// window, input width and weights; `prepared` of another length (e.g. empty) is ignored, and
+/// window, input format, weights and requantization; `prepared` of another length (e.g. empty) is ignored, and
 /// so are prepared weights on the paths that prepare none.
 #[allow(clippy::too_many_arguments)]
 #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
@@ -456,16 +457,18 @@ pub fn fully_connected_prepared_bytes_on(
 }
 
 /// [`prepare_conv2d_on`] of a fully connected layer.
+#[allow(clippy::too_many_arguments)]
 pub fn prepare_fully_connected_on(
     path: Path,
     in_features: usize,
     out_features: usize,
-    in_bits: Bits,
+    in_fmt: ActFormat,
     weights: &[u8],
     weight_bits: Bits,
+    rq: &Requant<'_>,
     dst: &mut [u8],
 ) -> bool {
-    prepare_conv2d_on(path, &util::fc_window(in_features, out_features), in_bits, weights, weight_bits, dst)
+    prepare_conv2d_on(path, &util::fc_window(in_features, out_features), in_fmt, weights, weight_bits, rq, dst)
 }
 
 /// [`fully_connected_on`] with prepared weights (as [`conv2d_prepared_on`]).

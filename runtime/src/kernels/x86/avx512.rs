@@ -88,23 +88,33 @@ impl Avx512Vnni {
     /// Lays out the weights of a Conv2D (window `g`, input width `in_bits`) for this kernel into
     /// `dst`, once, for [`Avx512Vnni::conv2d_prepared`]. `false` (nothing written) when `dst`
     /// does not have exactly [`Avx512Vnni::conv2d_prepared_bytes`] bytes, or that is 0.
-    pub fn prepare_conv2d(self, g: &Window, in_bits: Bits, weights: &[u8], weight_bits: Bits, dst: &mut [u8]) -> bool {
-        let Some(l) = Layout::new(g, in_bits, weights, weight_bits).filter(|l| l.bytes() == dst.len()) else {
+    pub fn prepare_conv2d(
+        self,
+        g: &Window,
+        in_fmt: ActFormat,
+        weights: &[u8],
+        weight_bits: Bits,
+        rq: &Requant<'_>,
+        dst: &mut [u8],
+    ) -> bool {
+        let Some(l) = Layout::new(g, in_fmt.bits, weights, weight_bits).filter(|l| l.bytes() == dst.len()) else {
             return false;
         };
+        let q = Some((in_fmt, rq));
         // SAFETY: `self` proves the CPU has AVX-512 F/BW/VL/VNNI and AVX2.
         unsafe {
             match weight_bits {
-                Bits::B8 => prepare::<8>(&l, g, weights, dst),
-                Bits::B4 => prepare::<4>(&l, g, weights, dst),
-                Bits::B2 => prepare::<2>(&l, g, weights, dst),
+                Bits::B8 => prepare::<8>(&l, g, weights, q, dst),
+                Bits::B4 => prepare::<4>(&l, g, weights, q, dst),
+                Bits::B2 => prepare::<2>(&l, g, weights, q, dst),
             }
         }
         true
     }
 
     /// [`Avx512Vnni::conv2d`] with the weights laid out beforehand by
-    /// [`Avx512Vnni::prepare_conv2d`] for the same window, input width and weights: `prepared`
+    /// [`Avx512Vnni::prepare_conv2d`] for the same window, input format, weights and
+    /// requantization: `prepared`
     /// of any other length (e.g. empty) is ignored and the weights are laid out for this call.
     #[allow(clippy::too_many_arguments)]
     pub fn conv2d_prepared(
@@ -241,16 +251,18 @@ impl Avx512Vnni {
     }
 
     /// [`Avx512Vnni::prepare_conv2d`] of a fully connected layer.
+    #[allow(clippy::too_many_arguments)]
     pub fn prepare_fully_connected(
         self,
         in_features: usize,
         out_features: usize,
-        in_bits: Bits,
+        in_fmt: ActFormat,
         weights: &[u8],
         weight_bits: Bits,
+        rq: &Requant<'_>,
         dst: &mut [u8],
     ) -> bool {
-        self.prepare_conv2d(&fc_window(in_features, out_features), in_bits, weights, weight_bits, dst)
+        self.prepare_conv2d(&fc_window(in_features, out_features), in_fmt, weights, weight_bits, rq, dst)
     }
 
     /// [`Avx512Vnni::fully_connected`] with weights prepared by
@@ -537,17 +549,26 @@ impl Layout {
         Some(Layout { k, groups, row_quads, padded_h, padded_w, indirect, kq })
     }
 
-    /// Bytes of the prepared weights: each channel's `Σw` (`i32`, 16 per group), then the
-    /// laid-out weights (`groups·kq·64`).
+    /// Bytes of the prepared weights: each channel's `Σw` (`i32`, 16 per group), the laid-out
+    /// weights (`groups·kq·64`), each group's [`LaneQ16`] and a flag (64 bytes, the first 1
+    /// when those hold the layer's requantization: 8-bit output, every channel fast).
     fn bytes(&self) -> usize {
-        self.groups * 64 * (1 + self.kq)
+        self.groups * 64 * (1 + self.kq) + self.groups * LANEQ_BYTES + 64
     }
 }
 
 /// The weights of a layer laid out per group, `k/4` and lane, into `dst` ([`Layout::bytes`]):
-/// `[Σw of 16·groups channels, i32 LE][groups][kq][16 lanes][4 bytes]`. Every byte is written.
+/// `[Σw of 16·groups channels, i32 LE][groups][kq][16 lanes][4 bytes]`, then with `q` (the
+/// input format and the requantization) each group's [`LaneQ16`] and the flag. Every byte is
+/// written.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
-fn prepare<const B: usize>(l: &Layout, g: &Window, weights: &[u8], dst: &mut [u8]) {
+fn prepare<const B: usize>(
+    l: &Layout,
+    g: &Window,
+    weights: &[u8],
+    q: Option<(ActFormat, &Requant<'_>)>,
+    dst: &mut [u8],
+) {
     let bits = match B {
         8 => Bits::B8,
         4 => Bits::B4,
@@ -556,8 +577,10 @@ fn prepare<const B: usize>(l: &Layout, g: &Window, weights: &[u8], dst: &mut [u8
     let (k, kq, oc) = (l.k, l.kq, g.out_c);
     let seg = g.kernel_w * g.in_c;
     let row_bytes = bits.packed_len(k);
-    let (sums, wp) = dst.split_at_mut(l.groups * 64);
+    let (sums, rest) = dst.split_at_mut(l.groups * 64);
+    let (wp, tail) = rest.split_at_mut(l.groups * kq * 64);
     sums.fill(0);
+    tail.fill(0);
     // Scratch sized to the layer: only what it uses is zeroed.
     let (mut ones, mut row) = (MaybeUninit::uninit(), MaybeUninit::uninit());
     let chunked = 32 * k.div_ceil(32);
@@ -603,6 +626,47 @@ fn prepare<const B: usize>(l: &Layout, g: &Window, weights: &[u8], dst: &mut [u8
             }
         }
     }
+    if let Some((in_fmt, rq)) = q {
+        let fast = channel_requant(l, bits, in_fmt, rq, sums, oc);
+        if rq.out.bits == Bits::B8 && !fast.iter().any(|f| f.is_slow()) {
+            let (lq, flag) = tail.split_at_mut(l.groups * LANEQ_BYTES);
+            for (gi, d) in lq.chunks_exact_mut(LANEQ_BYTES).enumerate() {
+                let f: [Rq32; 16] = core::array::from_fn(|j| fast[(16 * gi + j).min(oc - 1)]);
+                let fields = [
+                    f.map(|f| f.bias),
+                    f.map(|f| f.shl as i32),
+                    f.map(|f| f.m),
+                    f.map(|f| f.round),
+                    f.map(|f| f.sh as i32),
+                ];
+                for (d, field) in d.chunks_exact_mut(64).zip(fields) {
+                    for (d, v) in d.chunks_exact_mut(4).zip(field) {
+                        d.copy_from_slice(&v.to_le_bytes());
+                    }
+                }
+            }
+            flag[0] = 1;
+        }
+    }
+}
+
+/// Each channel's [`Rq32`] with `(128 + z)·Σw` in its bias, from the prepared `Σw` (`sums`).
+fn channel_requant(
+    l: &Layout,
+    bits: Bits,
+    in_fmt: ActFormat,
+    rq: &Requant<'_>,
+    sums: &[u8],
+    oc: usize,
+) -> heapless::Vec<Rq32, OC_MAX> {
+    let bound = sum_bound(l.k, bits, in_fmt.bits);
+    let offset = 128 + in_fmt.zero_point;
+    let mut fast: heapless::Vec<Rq32, OC_MAX> = heapless::Vec::new();
+    for (c, s) in sums.chunks_exact(4).take(oc).enumerate() {
+        let sum_w = i32::from_le_bytes([s[0], s[1], s[2], s[3]]);
+        let _ = fast.push(Rq32::new(&ChannelQ::new(rq, c), bound, 0).with_bias_offset(offset.wrapping_mul(-sum_w)));
+    }
+    fast
 }
 
 /// Conv2D with the weights of [`prepare`]: `prepared` when it has [`Layout::bytes`] bytes (laid
@@ -630,24 +694,30 @@ fn conv2d_512<const B: usize>(
     let prepared: &[u8] = if prepared.len() == l.bytes() {
         prepared
     } else {
-        let buf = zeroed_prefix::<{ WP_MAX + 4 * OC_MAX }>(&mut own, l.bytes());
-        prepare::<B>(l, g, weights, buf);
+        let buf = zeroed_prefix::<{ WP_MAX + 4 * OC_MAX + OC_MAX / 16 * LANEQ_BYTES + 64 }>(&mut own, l.bytes());
+        prepare::<B>(l, g, weights, None, buf);
         buf
     };
-    let (sums, wp) = prepared.split_at(groups * 64);
-    let bound = sum_bound(k, bits, in_fmt.bits);
-    let offset = 128 + in_fmt.zero_point;
-    let mut fast: heapless::Vec<Rq32, OC_MAX> = heapless::Vec::new();
-    for (c, s) in sums.chunks_exact(4).take(oc).enumerate() {
-        let sum_w = i32::from_le_bytes([s[0], s[1], s[2], s[3]]);
-        let _ = fast.push(Rq32::new(&ChannelQ::new(rq, c), bound, 0).with_bias_offset(offset.wrapping_mul(-sum_w)));
-    }
+    let (sums, rest) = prepared.split_at(groups * 64);
+    let (wp, rest) = rest.split_at(groups * kq * 64);
+    let (lq_bytes, flag) = rest.split_at(groups * LANEQ_BYTES);
     let mut lq: heapless::Vec<LaneQ16, { OC_MAX / 16 }> = heapless::Vec::new();
-    for gi in 0..groups {
-        let _ = lq.push(LaneQ16::new(&core::array::from_fn(|j| fast[(16 * gi + j).min(oc - 1)])));
-    }
-    let slow = fast.iter().any(|f| f.is_slow());
-    let direct = rq.out.bits == Bits::B8 && !slow;
+    // Prepared requantization (8-bit output, every channel fast): the vectors as made; else
+    // each channel's from its `Σw`.
+    let (fast, direct) = if flag[0] == 1 && rq.out.bits == Bits::B8 {
+        for d in lq_bytes.chunks_exact(LANEQ_BYTES) {
+            let _ = lq.push(LaneQ16::load(d));
+        }
+        (heapless::Vec::new(), true)
+    } else {
+        let fast = channel_requant(l, bits, in_fmt, rq, sums, oc);
+        for gi in 0..groups {
+            let _ = lq.push(LaneQ16::new(&core::array::from_fn(|j| fast[(16 * gi + j).min(oc - 1)])));
+        }
+        let slow = fast.iter().any(|f| f.is_slow());
+        let direct = rq.out.bits == Bits::B8 && !slow;
+        (fast, direct)
+    };
 
     // The padded image offset by 128 (`a ^ 0x80`; the padding `z ^ 0x80`), and 4 bytes more for
     // the last quad of the last row (they meet zero weights).
