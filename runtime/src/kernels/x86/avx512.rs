@@ -5,14 +5,16 @@
 //! the results come out in NHWC order and need no reduction across lanes. Once per layer the
 //! weights are laid out for it (`[channel group][k/4][16 channels][4 k]`, signed bytes: each row
 //! unpacked to bytes, then its 4-byte groups placed at the channel's lane), with each channel's
-//! `Σw`. A block of `P` pixels × `G` groups of 16 channels keeps `P·G` accumulators; for every 4
+//! `Σw` and requantization: by the interpreter's workspace once per model
+//! ([`Avx512Vnni::prepare_conv2d`]), else per call. A block of `P` pixels × `G` groups of 16 channels keeps `P·G` accumulators; for every 4
 //! values of `k` it loads `G` weight registers, broadcasts each pixel's 4 activations and issues
 //! `P·G` `VPDPBUSD`. Activations enter as `u = a + 128` (`a ^ 0x80`, padding taps `z + 128`)
 //! and `(128 + z)·Σw` joins the bias, as in [`super::vnni`]; the sums are exact for the same
 //! reasons. An 8-bit input is read in place from a copy of the image with its padding made once
 //! per layer, so that each kernel row of a window is `kw·in_c` contiguous bytes (one pointer per
-//! row; the weights padded with zeros to whole 4-byte quads per row); a 4-bit input goes through
-//! an im2col copy per pixel. Requantization is [`Rq32`] in 512-bit vector form, then `VPMOVSDB`.
+//! window and a table of each quad's offset from it, one loop over the layer's quads; the
+//! weights padded with zeros to whole 4-byte quads per row); a 4-bit input goes through an
+//! im2col copy per pixel. Requantization is [`Rq32`] in 512-bit vector form, then `VPMOVSDB`.
 //! Depthwise convolution: 32 channels per block, as the AVX2 kernel.
 #![allow(unsafe_code)]
 
@@ -801,11 +803,19 @@ fn blocks<const P: usize, const G: usize>(ctx: &Ctx<'_>, npix: usize, output: &m
     // weights are zero there too), read as one tap of `kq` quads.
     let stride = 4 * kq;
     let x: &mut [u8] = zeroed_prefix::<{ PIX_MAX * KPAD_MAX }>(&mut x, if ctx.xbuf.is_some() { 0 } else { P * stride });
-    // Per pixel and kernel row (or the whole im2col row), where its quads start.
-    let mut ptrs = [[ctx.zrow.as_ptr(); TAPS_MAX]; P];
+    // Per pixel, where its window (its im2col row) starts; the pixels past a partial block read
+    // the first one's.
+    let mut base = [ctx.zrow.as_ptr(); P];
     let (lo, hi) = (_mm512_set1_epi32(ctx.rq.min), _mm512_set1_epi32(ctx.rq.max));
-    let (tap_count, quads) = if ctx.xbuf.is_some() { (g.kernel_h, ctx.row_quads) } else { (1, kq) };
     let line = ctx.padded_w * g.in_c;
+    // Per quad of the laid-out weights, its byte offset from a window's start: kernel rows of
+    // `row_quads` quads `line` apart in `xbuf`, else consecutive.
+    let mut offs = [0usize; KPAD_MAX / 4];
+    let offs = &mut offs[..kq];
+    for (j, o) in offs.iter_mut().enumerate() {
+        *o = if ctx.xbuf.is_some() { j / ctx.row_quads * line + 4 * (j % ctx.row_quads) } else { 4 * j };
+    }
+    let offs = &*offs;
     let mut q0 = 0;
     // The output pixel `q0 + p`, advanced one at a time.
     let (mut oy, mut ox) = (0, 0);
@@ -817,9 +827,7 @@ fn blocks<const P: usize, const G: usize>(ctx: &Ctx<'_>, npix: usize, output: &m
                     // The window's top-left corner in the padded image, then one row per `ky`
                     // (`Layout::new` checked that the last window's rows end inside `xbuf`).
                     let corner = oy * g.stride_h * line + ox * g.stride_w * g.in_c;
-                    for (ky, d) in ptrs[p].iter_mut().enumerate().take(g.kernel_h) {
-                        *d = xbuf.as_ptr().wrapping_add(corner + ky * line);
-                    }
+                    base[p] = xbuf.as_ptr().wrapping_add(corner);
                 }
                 None => {
                     let src = gather(g, ctx.input, ctx.in_fmt, oy, ox, col);
@@ -828,7 +836,7 @@ fn blocks<const P: usize, const G: usize>(ctx: &Ctx<'_>, npix: usize, output: &m
                         *d = a ^ 0x80;
                     }
                     xp[k..].fill(0);
-                    ptrs[p][0] = xp.as_ptr();
+                    base[p] = xp.as_ptr();
                 }
             }
             ox += 1;
@@ -836,35 +844,31 @@ fn blocks<const P: usize, const G: usize>(ctx: &Ctx<'_>, npix: usize, output: &m
                 (oy, ox) = (oy + 1, 0);
             }
         }
+        for p in n..P {
+            base[p] = base[0];
+        }
         let mut g0 = 0;
         while g0 < groups {
             let mut acc = [[_mm512_setzero_si512(); G]; P];
             let wbase = g0 * kq * 64;
-            let mut j = 0;
-            // `t` indexes the inner dimension of `ptrs` (one pointer per pixel).
-            #[allow(clippy::needless_range_loop)]
-            for t in 0..tap_count {
-                let at: [*const u8; P] = core::array::from_fn(|p| ptrs[p][t]);
-                for c4 in 0..quads {
-                    let mut w = [_mm512_setzero_si512(); G];
-                    for (gi, wv) in w.iter_mut().enumerate() {
-                        // Groups past the layer's read the first group again (their sums unused).
-                        let off = if g0 + gi < groups { wbase + (gi * kq + j) * 64 } else { wbase + j * 64 };
-                        // SAFETY: `off + 64 ≤ groups·kq·64 ≤ WP_MAX`.
-                        *wv = unsafe { _mm512_loadu_si512(ctx.wp.as_ptr().add(off) as *const __m512i) };
+            for (j, &off) in offs.iter().enumerate() {
+                let mut w = [_mm512_setzero_si512(); G];
+                for (gi, wv) in w.iter_mut().enumerate() {
+                    // Groups past the layer's read the first group again (their sums unused).
+                    let at = if g0 + gi < groups { wbase + (gi * kq + j) * 64 } else { wbase + j * 64 };
+                    // SAFETY: `at + 64 ≤ groups·kq·64 ≤ WP_MAX`.
+                    *wv = unsafe { _mm512_loadu_si512(ctx.wp.as_ptr().add(at) as *const __m512i) };
+                }
+                for (a, &b) in acc.iter_mut().zip(&base) {
+                    // SAFETY: `b + off` starts 4 readable bytes: in `xbuf` a quad of a window's
+                    // kernel row (the last window's last row ends inside it, which
+                    // `Layout::new` checked for `indirect`), else a quad of a row of `x`
+                    // (`off < 4·kq`).
+                    let v = unsafe { (b.add(off) as *const i32).read_unaligned() };
+                    let xb = _mm512_set1_epi32(v);
+                    for (s, wv) in a.iter_mut().zip(&w) {
+                        *s = _mm512_dpbusd_epi32(*s, xb, *wv);
                     }
-                    for (a, &base) in acc.iter_mut().zip(&at) {
-                        // SAFETY: `base` starts `4·quads` readable bytes: a kernel row in
-                        // `xbuf` (the last window's last row ends inside it, which
-                        // `Layout::new` checked for `indirect`), `zrow` (`KPAD_MAX ≥ 4·kq`) or
-                        // a row of `x` (`4·kq`).
-                        let v = unsafe { (base.add(4 * c4) as *const i32).read_unaligned() };
-                        let xb = _mm512_set1_epi32(v);
-                        for (s, wv) in a.iter_mut().zip(&w) {
-                            *s = _mm512_dpbusd_epi32(*s, xb, *wv);
-                        }
-                    }
-                    j += 1;
                 }
             }
             for (p, a) in acc.iter().enumerate().take(n) {
