@@ -317,20 +317,14 @@ fn dw_tables(dw: &Depthwise<'_>, dst: &mut [u8]) {
     for (i, d) in wv.chunks_exact_mut(64).enumerate().take(blocks * pairs * 2) {
         let (b, tp, half) = (i / (2 * pairs), (i / 2) % pairs, i % 2);
         let w = DW_LANES[half].map(|j| dw.pair(DW_BLOCK * b + j, tp));
-        for (d, w) in d.chunks_exact_mut(4).zip(w) {
-            d.copy_from_slice(&w.to_le_bytes());
-        }
+        // SAFETY: `w` and `d` hold 64 bytes.
+        unsafe {
+            _mm512_storeu_si512(d.as_mut_ptr() as *mut __m512i, _mm512_loadu_si512(w.as_ptr() as *const __m512i))
+        };
     }
     for (i, d) in qv.chunks_exact_mut(LANEQ_BYTES).enumerate().take(blocks * 2) {
         let (b, half) = (i / 2, i % 2);
-        let f = DW_LANES[half].map(|j| dw.channel(DW_BLOCK * b + j));
-        let fields: [[i32; 16]; 5] =
-            [f.map(|f| f.bias), f.map(|f| f.shl as i32), f.map(|f| f.m), f.map(|f| f.round), f.map(|f| f.sh as i32)];
-        for (d, field) in d.chunks_exact_mut(64).zip(fields) {
-            for (d, v) in d.chunks_exact_mut(4).zip(field) {
-                d.copy_from_slice(&v.to_le_bytes());
-            }
-        }
+        LaneQ16::new(&DW_LANES[half].map(|j| dw.channel(DW_BLOCK * b + j))).store(d);
     }
 }
 
@@ -453,6 +447,17 @@ impl LaneQ16 {
         // SAFETY: `bytes` holds five vectors of 64 bytes.
         let v = |i: usize| unsafe { _mm512_loadu_si512(bytes.as_ptr().add(64 * i) as *const __m512i) };
         LaneQ16 { bias: v(0), shl: v(1), m: v(2), round: v(3), sh: v(4) }
+    }
+
+    /// The five vectors into `bytes` (`LANEQ_BYTES`), as [`LaneQ16::load`] reads them.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn store(&self, bytes: &mut [u8]) {
+        let bytes = &mut bytes[..LANEQ_BYTES];
+        for (d, v) in bytes.chunks_exact_mut(64).zip([self.bias, self.shl, self.m, self.round, self.sh]) {
+            // SAFETY: `d` holds 64 bytes.
+            unsafe { _mm512_storeu_si512(d.as_mut_ptr() as *mut __m512i, v) };
+        }
     }
 
     /// As `LaneQ::apply` of the AVX2 kernels, 16 lanes.
@@ -629,30 +634,20 @@ fn prepare<const B: usize>(
         }
     }
     if let Some((in_fmt, rq)) = q {
-        let fast = channel_requant(l, bits, in_fmt, rq, sums, oc);
+        let mut fast = heapless::Vec::new();
+        channel_requant(l, bits, in_fmt, rq, sums, oc, &mut fast);
         if rq.out.bits == Bits::B8 && !fast.iter().any(|f| f.is_slow()) {
             let (lq, flag) = tail.split_at_mut(l.groups * LANEQ_BYTES);
             for (gi, d) in lq.chunks_exact_mut(LANEQ_BYTES).enumerate() {
-                let f: [Rq32; 16] = core::array::from_fn(|j| fast[(16 * gi + j).min(oc - 1)]);
-                let fields = [
-                    f.map(|f| f.bias),
-                    f.map(|f| f.shl as i32),
-                    f.map(|f| f.m),
-                    f.map(|f| f.round),
-                    f.map(|f| f.sh as i32),
-                ];
-                for (d, field) in d.chunks_exact_mut(64).zip(fields) {
-                    for (d, v) in d.chunks_exact_mut(4).zip(field) {
-                        d.copy_from_slice(&v.to_le_bytes());
-                    }
-                }
+                LaneQ16::new(&core::array::from_fn(|j| fast[(16 * gi + j).min(oc - 1)])).store(d);
             }
             flag[0] = 1;
         }
     }
 }
 
-/// Each channel's [`Rq32`] with `(128 + z)·Σw` in its bias, from the prepared `Σw` (`sums`).
+/// Each channel's [`Rq32`] with `(128 + z)·Σw` in its bias, from the prepared `Σw` (`sums`),
+/// into `fast` (filled in place: the vector is kilobytes).
 fn channel_requant(
     l: &Layout,
     bits: Bits,
@@ -660,15 +655,14 @@ fn channel_requant(
     rq: &Requant<'_>,
     sums: &[u8],
     oc: usize,
-) -> heapless::Vec<Rq32, OC_MAX> {
+    fast: &mut heapless::Vec<Rq32, OC_MAX>,
+) {
     let bound = sum_bound(l.k, bits, in_fmt.bits);
     let offset = 128 + in_fmt.zero_point;
-    let mut fast: heapless::Vec<Rq32, OC_MAX> = heapless::Vec::new();
     for (c, s) in sums.chunks_exact(4).take(oc).enumerate() {
         let sum_w = i32::from_le_bytes([s[0], s[1], s[2], s[3]]);
         let _ = fast.push(Rq32::new(&ChannelQ::new(rq, c), bound, 0).with_bias_offset(offset.wrapping_mul(-sum_w)));
     }
-    fast
 }
 
 /// Conv2D with the weights of [`prepare`]: `prepared` when it has [`Layout::bytes`] bytes (laid
@@ -706,19 +700,19 @@ fn conv2d_512<const B: usize>(
     let mut lq: heapless::Vec<LaneQ16, { OC_MAX / 16 }> = heapless::Vec::new();
     // Prepared requantization (8-bit output, every channel fast): the vectors as made; else
     // each channel's from its `Σw`.
-    let (fast, direct) = if flag[0] == 1 && rq.out.bits == Bits::B8 {
+    let mut fast = heapless::Vec::new();
+    let direct = if flag[0] == 1 && rq.out.bits == Bits::B8 {
         for d in lq_bytes.chunks_exact(LANEQ_BYTES) {
             let _ = lq.push(LaneQ16::load(d));
         }
-        (heapless::Vec::new(), true)
+        true
     } else {
-        let fast = channel_requant(l, bits, in_fmt, rq, sums, oc);
+        channel_requant(l, bits, in_fmt, rq, sums, oc, &mut fast);
         for gi in 0..groups {
             let _ = lq.push(LaneQ16::new(&core::array::from_fn(|j| fast[(16 * gi + j).min(oc - 1)])));
         }
         let slow = fast.iter().any(|f| f.is_slow());
-        let direct = rq.out.bits == Bits::B8 && !slow;
-        (fast, direct)
+        rq.out.bits == Bits::B8 && !slow
     };
 
     // The padded image offset by 128 (`a ^ 0x80`; the padding `z ^ 0x80`), and 4 bytes more for
