@@ -111,7 +111,10 @@ impl<'a> Model<'a> {
         #[cfg(target_arch = "x86_64")]
         {
             let tensors = self.tensors();
-            self.ops().filter_map(Result::ok).map(|op| crate::interpreter::prepared_bytes(&op, tensors)).sum()
+            self.ops()
+                .filter_map(Result::ok)
+                .map(|op| crate::interpreter::region_bytes(crate::interpreter::prepared_bytes(&op, tensors)))
+                .sum()
         }
         #[cfg(not(target_arch = "x86_64"))]
         0

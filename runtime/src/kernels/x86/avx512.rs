@@ -23,7 +23,7 @@ use core::mem::MaybeUninit;
 
 use super::super::reference::{self, ActFormat, Requant, Window};
 use super::super::util::{fc_window, gather, put, sum_bound, ChannelQ, Rq32};
-use super::{zeroed_prefix, Avx2, AvxVnni, Depthwise, DW_C_MAX, DW_TAPS_MAX, DW_WV_MAX};
+use super::{zeroed_aligned, zeroed_prefix, Avx2, AvxVnni, Depthwise, DW_C_MAX, DW_TAPS_MAX, DW_WV_MAX};
 use crate::quant::Bits;
 
 /// Largest receptive field `K` (rounded up to 32).
@@ -367,7 +367,7 @@ fn depthwise_512(
     let tables: &[u8] = if ready {
         prepared
     } else {
-        let buf = zeroed_prefix::<DW_TABLES_MAX>(&mut own, dw_table_bytes(&dw));
+        let buf = zeroed_aligned::<{ DW_TABLES_MAX + 64 }>(&mut own, dw_table_bytes(&dw));
         dw_tables(&dw, buf);
         buf
     };
@@ -690,7 +690,7 @@ fn conv2d_512<const B: usize>(
     let prepared: &[u8] = if prepared.len() == l.bytes() {
         prepared
     } else {
-        let buf = zeroed_prefix::<{ WP_MAX + 4 * OC_MAX + OC_MAX / 16 * LANEQ_BYTES + 64 }>(&mut own, l.bytes());
+        let buf = zeroed_aligned::<{ WP_MAX + 4 * OC_MAX + OC_MAX / 16 * LANEQ_BYTES + 128 }>(&mut own, l.bytes());
         prepare::<B>(l, g, weights, None, buf);
         buf
     };

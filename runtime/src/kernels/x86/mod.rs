@@ -405,6 +405,16 @@ fn zeroed_prefix<const N: usize>(buf: &mut core::mem::MaybeUninit<[u8; N]>, len:
     }
 }
 
+/// As [`zeroed_prefix`], from the first 64-byte boundary of `buf` (which holds `len + 63`
+/// bytes or more), so that 64-byte loads from it do not split cache lines.
+#[inline(always)]
+fn zeroed_aligned<const N: usize>(buf: &mut core::mem::MaybeUninit<[u8; N]>, len: usize) -> &mut [u8] {
+    let all = zeroed_prefix(buf, len + 63);
+    let skip = all.as_ptr().align_offset(64).min(63);
+    let end = (skip + len).min(all.len());
+    &mut all[skip.min(end)..end]
+}
+
 /// [`Rq32::unclamped`] of eight channels (fast ones), as vectors over their lanes.
 #[derive(Clone, Copy)]
 struct LaneQ {
