@@ -62,7 +62,8 @@ pub enum Path {
     /// (`kernels::x86::vnni`), the AVX2 kernels for the rest.
     AvxVnni,
     /// x86-64 with AVX-512 VNNI: VPDPBUSD on 512-bit registers for convolutions and fully
-    /// connected (`kernels::x86::avx512`), the AVX2 kernels for the rest.
+    /// connected, 512-bit depthwise and residual add (`kernels::x86::avx512`), the AVX2 kernels
+    /// for the rest.
     Avx512Vnni,
     /// AArch64 Advanced SIMD: SMLAL (`kernels::aarch64`).
     Neon,
@@ -582,7 +583,12 @@ pub fn add_on(
         #[cfg(hawq_dsp)]
         Path::Dsp => dsp::add::<{ linked::ALL }>(arena, n, a, b, out, rq),
         #[cfg(target_arch = "x86_64")]
-        Path::Avx2 | Path::AvxVnni | Path::Avx512Vnni => match x86::Avx2::new() {
+        Path::Avx512Vnni => match x86::Avx512Vnni::new() {
+            Some(k) => k.add(arena, n, a, b, out, rq),
+            None => return false,
+        },
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2 | Path::AvxVnni => match x86::Avx2::new() {
             Some(k) if available().contains(&path) => k.add(arena, n, a, b, out, rq),
             _ => return false,
         },
@@ -744,7 +750,12 @@ pub fn add<const K: u32>(
         #[cfg(hawq_dsp)]
         Path::Dsp => dsp::add::<K>(arena, n, a, b, out, rq),
         #[cfg(target_arch = "x86_64")]
-        Path::Avx2 | Path::AvxVnni | Path::Avx512Vnni => match x86::Avx2::new() {
+        Path::Avx512Vnni => match x86::Avx512Vnni::new() {
+            Some(k) => k.add(arena, n, a, b, out, rq),
+            None => portable::add(arena, n, a, b, out, rq),
+        },
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2 | Path::AvxVnni => match x86::Avx2::new() {
             Some(k) => k.add(arena, n, a, b, out, rq),
             None => portable::add(arena, n, a, b, out, rq),
         },

@@ -21,8 +21,8 @@
 use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
 
-use super::super::reference::{self, ActFormat, Requant, Window};
-use super::super::util::{fc_window, gather, put, sum_bound, ChannelQ, Rq32};
+use super::super::reference::{self, ActFormat, AddRequant, Requant, Window};
+use super::super::util::{fc_window, gather, put, sum_bound, AddPlan, ChannelQ, Rq32};
 use super::{zeroed_aligned, zeroed_prefix, Avx2, AvxVnni, Depthwise, DW_C_MAX, DW_TAPS_MAX, DW_WV_MAX};
 use crate::quant::Bits;
 
@@ -164,6 +164,21 @@ impl Avx512Vnni {
         self.depthwise_conv2d_prepared(g, input, in_fmt, weights, weight_bits, rq, output, scratch, &[])
     }
 
+    /// Residual add, same bytes as [`reference::add`]: the AVX2 kernel's arithmetic
+    /// (`super::add_avx2`) 64 elements per step, the rest on the AVX2 kernel.
+    pub fn add(
+        self,
+        arena: &mut [u8],
+        n: usize,
+        a: (usize, ActFormat),
+        b: (usize, ActFormat),
+        out: usize,
+        rq: &AddRequant,
+    ) {
+        // SAFETY: `self` proves the CPU has AVX-512 F/BW and AVX2.
+        unsafe { add_512(arena, n, a, b, out, rq) }
+    }
+
     /// Bytes of a depthwise Conv2D's weight and requantization tables laid out for this kernel
     /// ([`Avx512Vnni::prepare_depthwise_conv2d`]): 0 when the layer is outside it.
     pub fn depthwise_conv2d_prepared_bytes(
@@ -290,6 +305,56 @@ impl Avx512Vnni {
 
 /// Channels of one block of the depthwise kernel.
 const DW_BLOCK: usize = 32;
+
+/// The residual add of `super::add_avx2` (its derivation there) on 512-bit registers: 64
+/// elements per step, the tail on the AVX2 kernel.
+#[target_feature(enable = "avx512f,avx512bw,avx2")]
+fn add_512(arena: &mut [u8], n: usize, a: (usize, ActFormat), b: (usize, ActFormat), out: usize, rq: &AddRequant) {
+    let steps = n / 64;
+    let plan = AddPlan::new(arena.len(), n, a, b, out, rq, 47);
+    let (Some(AddPlan { r, halves: [ha, la, hb, lb] }), true) = (plan, steps > 0) else {
+        return Avx2(()).add(arena, n, a, b, out, rq);
+    };
+    let pair = |x: i32, y: i32| _mm512_set1_epi32((x as u16 as i32) | (y << 16));
+    let (mh, ml) = (pair(ha, hb), pair(la, lb));
+    let (za, zb) = (_mm512_set1_epi16(a.1.zero_point as i16), _mm512_set1_epi16(b.1.zero_point as i16));
+    let round = _mm512_set1_epi32(1 << (r - 17));
+    let sh = _mm_cvtsi32_si128(r - 16);
+    let (zo, lo, hi) = (_mm512_set1_epi32(rq.out.zero_point), _mm512_set1_epi32(rq.min), _mm512_set1_epi32(rq.max));
+    // 32 elements: (a, b) as i16 minus the zero points, in pairs, to clamped i32 (per 128-bit
+    // lane i: elements 8i..8i+3 and 8i+4..8i+7), packed back to 32 i16 in order.
+    let thirty_two = |va: __m256i, vb: __m256i| {
+        let da = _mm512_sub_epi16(_mm512_cvtepi8_epi16(va), za);
+        let db = _mm512_sub_epi16(_mm512_cvtepi8_epi16(vb), zb);
+        let q = |d: __m512i| {
+            let h = _mm512_madd_epi16(d, mh);
+            let l = _mm512_srai_epi32(_mm512_madd_epi16(d, ml), 16);
+            let v = _mm512_sra_epi32(_mm512_add_epi32(_mm512_add_epi32(h, round), l), sh);
+            _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(v, zo), lo), hi)
+        };
+        _mm512_packs_epi32(q(_mm512_unpacklo_epi16(da, db)), q(_mm512_unpackhi_epi16(da, db)))
+    };
+    // Lane-wise packs give the 64-bit quarters (0–7, 32–39 | 8–15, 40–47 | …): back in order.
+    let order = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7);
+    let base = arena.as_mut_ptr();
+    for i in 0..steps {
+        let o = 64 * i;
+        // SAFETY: `a.0 + n`, `b.0 + n` and `out + n` are within `arena` (checked by `AddPlan`)
+        // and `o + 64 ≤ n`; the 64 input bytes are read before the 64 output bytes are written.
+        unsafe {
+            let va = _mm512_loadu_si512(base.add(a.0 + o) as *const __m512i);
+            let vb = _mm512_loadu_si512(base.add(b.0 + o) as *const __m512i);
+            let lo32 = thirty_two(_mm512_castsi512_si256(va), _mm512_castsi512_si256(vb));
+            let hi32 = thirty_two(_mm512_extracti64x4_epi64(va, 1), _mm512_extracti64x4_epi64(vb, 1));
+            let bytes = _mm512_permutexvar_epi64(order, _mm512_packs_epi16(lo32, hi32));
+            _mm512_storeu_si512(base.add(out + o) as *mut __m512i, bytes);
+        }
+    }
+    let done = 64 * steps;
+    if done < n {
+        Avx2(()).add(arena, n - done, (a.0 + done, a.1), (b.0 + done, b.1), out + done, rq);
+    }
+}
 
 /// Lane i of the low / high vectors of a depthwise block holds channel `DW_LANES[0][i]` /
 /// `DW_LANES[1][i]` of the block.
