@@ -1,5 +1,6 @@
 //! Criterion: single-thread latency per inference (`Interpreter::invoke`) of compiled models,
-//! on the machine's kernel path (`kernels::active()`); `benches/kernels.rs` compares the paths
+//! on the machine's kernel path (`kernels::active()`), with the weights prepared once in a
+//! workspace (`Interpreter::with_workspace`); `benches/kernels.rs` compares the paths
 //! op by op.
 //!
 //! The models are `.hq` files compiled by the `hawq` compiler with their raw inputs beside them:
@@ -43,7 +44,9 @@ fn inference(c: &mut Criterion) {
         let model = Model::from_bytes(&blob).expect("load");
         let size = model.input().elements() * model.raw_input().element_bytes();
         let mut arena = vec![0u8; model.arena_bytes()];
-        let mut it = Interpreter::new(&model, &mut arena).expect("arena");
+        // The weights prepared once, as an application does (`Interpreter::with_workspace`).
+        let mut workspace = vec![0u8; model.host_workspace_bytes()];
+        let mut it = Interpreter::with_workspace(&model, &mut arena, &mut workspace).expect("arena and workspace");
         it.write_input_raw(&raw[..size]).expect("input");
         let path = hawq_runtime::kernels::active().name();
         c.bench_function(&format!("{name} int8 invoke ({path})"), |b| b.iter(|| it.invoke().expect("invoke")));

@@ -2,12 +2,16 @@
 //! (which alternates it with LiteRT on the same inputs):
 //!
 //! ```text
-//! cargo run --release -p hawq-runtime --example bench_invoke -- MODEL.hq INPUTS.bin [ITERATIONS] [--layers]
+//! cargo run --release -p hawq-runtime --example bench_invoke -- MODEL.hq INPUTS.bin [ITERATIONS] [--layers] [--no-workspace]
 //! ```
+//!
+//! The interpreter is made with `Interpreter::with_workspace` (the weights prepared once, what
+//! an application gets); `--no-workspace` makes it with `Interpreter::new` (laid out per call).
 //!
 //! `INPUTS.bin` holds raw inputs back to back (what `write_input_raw` takes); the inputs are used
 //! in turn. Prints `median_us=… mean_us=… iterations=… kernels=…` (the median of per-inference
-//! wall times over the iterations, after a warm-up); `--layers` adds each layer's median.
+//! wall times over the iterations, after a warm-up, and the workspace's bytes); `--layers` adds
+//! each layer's median.
 use std::time::Instant;
 
 use hawq_runtime::{Interpreter, Model};
@@ -15,9 +19,10 @@ use hawq_runtime::{Interpreter, Model};
 fn main() {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     let layers = args.iter().any(|a| a == "--layers");
-    args.retain(|a| a != "--layers");
+    let workspace = !args.iter().any(|a| a == "--no-workspace");
+    args.retain(|a| a != "--layers" && a != "--no-workspace");
     let [model, inputs, rest @ ..] = args.as_slice() else {
-        eprintln!("usage: bench_invoke MODEL.hq INPUTS.bin [ITERATIONS]");
+        eprintln!("usage: bench_invoke MODEL.hq INPUTS.bin [ITERATIONS] [--layers] [--no-workspace]");
         std::process::exit(2);
     };
     let iterations: usize = rest.first().map_or(2000, |s| s.parse().expect("ITERATIONS"));
@@ -30,8 +35,28 @@ fn main() {
         "inputs: not a whole number of inputs of {size} bytes"
     );
     let mut arena = vec![0u8; model.arena_bytes()];
-    let mut it = Interpreter::new(&model, &mut arena).expect("arena");
+    // Every input once with the workspace and without: the same output bytes.
     let inputs: Vec<&[u8]> = raw.chunks_exact(size).collect();
+    {
+        let (mut a, mut b) = (vec![0u8; model.arena_bytes()], vec![0u8; model.arena_bytes()]);
+        let mut w = vec![0u8; model.host_workspace_bytes()];
+        let mut with = Interpreter::with_workspace(&model, &mut a, &mut w).expect("arena and workspace");
+        let mut without = Interpreter::new(&model, &mut b).expect("arena");
+        for x in &inputs {
+            with.write_input_raw(x).expect("input");
+            without.write_input_raw(x).expect("input");
+            with.invoke().expect("invoke");
+            without.invoke().expect("invoke");
+            assert_eq!(with.output_bytes(), without.output_bytes(), "the workspace changed an output");
+        }
+    }
+    let mut ws = vec![0u8; if workspace { model.host_workspace_bytes() } else { 0 }];
+    let ws_bytes = ws.len();
+    let mut it = if workspace {
+        Interpreter::with_workspace(&model, &mut arena, &mut ws).expect("arena and workspace")
+    } else {
+        Interpreter::new(&model, &mut arena).expect("arena")
+    };
     for x in inputs.iter().cycle().take(200) {
         it.write_input_raw(x).expect("input");
         it.invoke().expect("invoke");
@@ -65,7 +90,7 @@ fn main() {
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     println!(
-        "median_us={median:.2} mean_us={mean:.2} iterations={iterations} kernels={}",
+        "median_us={median:.2} mean_us={mean:.2} iterations={iterations} workspace_bytes={ws_bytes} kernels={}",
         hawq_runtime::kernels::active().name()
     );
 }

@@ -13,15 +13,33 @@ use crate::quant::{round_half_away, store, Biases, Bits, Multipliers};
 /// `KERNELS` is the set of kernels the build links ([`linked`]): every kernel by default; a
 /// firmware that runs one model names that model's set ([`linked::required`], computed by its
 /// build script) and links only those kernels.
+///
+/// On x86-64 with AVX-512 VNNI, [`Interpreter::with_workspace`] lays out the convolution, depthwise
+/// and fully connected weights once, in a caller-provided workspace, for the kernels to read on every
+/// inference (with [`Interpreter::new`] they lay them out on each call); the other paths prepare
+/// nothing and the workspace is not part of the interpreter on other targets.
 pub struct Interpreter<'m, 'a, const KERNELS: u32 = { linked::ALL }> {
     model: &'m Model<'m>,
     arena: &'a mut [u8],
+    /// The prepared weights of every op in order ([`prepared_bytes`] each); empty: none.
+    #[cfg(target_arch = "x86_64")]
+    prepared: &'a [u8],
 }
 
 impl<'m, 'a> Interpreter<'m, 'a> {
     /// Checks that the arena is large enough for the model's plan; every kernel linked.
     pub fn new(model: &'m Model<'m>, arena: &'a mut [u8]) -> Result<Self, Error> {
         Self::with_kernels(model, arena)
+    }
+
+    /// As [`Interpreter::new`], and lays out the weights of the layers whose kernel reads them
+    /// in another order into `workspace`, once, so that no inference does it again. `workspace`
+    /// needs at least [`Model::host_workspace_bytes`] bytes (else [`Error::SizeMismatch`], with
+    /// that size as `expected`); its contents on entry do not matter, and it stays borrowed by
+    /// the interpreter. Only x86-64 with AVX-512 VNNI prepares anything today: elsewhere the size
+    /// is 0 and an empty slice will do. The outputs are the same bytes either way.
+    pub fn with_workspace(model: &'m Model<'m>, arena: &'a mut [u8], workspace: &'a mut [u8]) -> Result<Self, Error> {
+        Self::with_kernels_and_workspace(model, arena, workspace)
     }
 }
 
@@ -44,7 +62,52 @@ impl<'m, 'a, const KERNELS: u32> Interpreter<'m, 'a, KERNELS> {
                 }
             }
         }
-        Ok(Interpreter { model, arena })
+        Ok(Interpreter {
+            model,
+            arena,
+            #[cfg(target_arch = "x86_64")]
+            prepared: &[],
+        })
+    }
+
+    /// [`Interpreter::with_workspace`] with the kernel set `KERNELS` (as
+    /// [`Interpreter::with_kernels`]).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
+    pub fn with_kernels_and_workspace(
+        model: &'m Model<'m>,
+        arena: &'a mut [u8],
+        workspace: &'a mut [u8],
+    ) -> Result<Self, Error> {
+        let mut it = Self::with_kernels(model, arena)?;
+        let needed = model.host_workspace_bytes();
+        if workspace.len() < needed {
+            return Err(Error::SizeMismatch { expected: needed as u32, got: workspace.len() as u32 });
+        }
+        #[cfg(target_arch = "x86_64")]
+        if needed > 0 {
+            let tensors = model.tensors();
+            let mut at = 0;
+            for op in model.linked_ops::<KERNELS>() {
+                let op = op?;
+                let n = prepared_bytes(&op, tensors);
+                if n > 0 {
+                    let got = workspace.len() as u32;
+                    let region = workspace
+                        .get_mut(at..at + n + ALIGN_SLACK)
+                        .ok_or(Error::SizeMismatch { expected: needed as u32, got })?;
+                    let skip = aligned_start(region.as_ptr());
+                    let dst = &mut region[skip..skip + n];
+                    if !prepare(&op, tensors, dst) {
+                        // Unreachable: the size came from the same layer.
+                        return Err(Error::SizeMismatch { expected: n as u32, got: 0 });
+                    }
+                }
+                at += region_bytes(n);
+            }
+            let prepared: &'a [u8] = workspace;
+            it.prepared = &prepared[..needed];
+        }
+        Ok(it)
     }
 
     pub fn model(&self) -> &Model<'m> {
@@ -142,9 +205,23 @@ impl<'m, 'a, const KERNELS: u32> Interpreter<'m, 'a, KERNELS> {
     /// on the device; per-layer comparison with the float model through [`read_tensor_f32`]).
     pub fn invoke_observed(&mut self, mut after: impl FnMut(usize, &Op<'m>, &[u8])) -> Result<(), Error> {
         let tensors = self.model.tensors();
+        #[cfg(target_arch = "x86_64")]
+        let mut at = 0;
         for (index, op) in self.model.linked_ops::<KERNELS>().enumerate() {
             let op = op?;
-            run_op::<KERNELS>(&op, index as u16, tensors, self.arena)?;
+            #[cfg(target_arch = "x86_64")]
+            let prepared: Prepared<'_> = if self.prepared.is_empty() {
+                &[]
+            } else {
+                let n = prepared_bytes(&op, tensors);
+                let region = self.prepared.get(at..at + region_bytes(n)).unwrap_or(&[]);
+                at += region_bytes(n);
+                let skip = aligned_start(region.as_ptr());
+                region.get(skip..skip + n).unwrap_or(&[])
+            };
+            #[cfg(not(target_arch = "x86_64"))]
+            let prepared: Prepared<'_> = core::marker::PhantomData;
+            run_op::<KERNELS>(&op, index as u16, tensors, self.arena, prepared)?;
             after(index, &op, self.arena);
         }
         Ok(())
@@ -273,7 +350,13 @@ fn channel_requant<'w>(
 /// unreachable for a loaded model; it is a value rather than a panic all the same. Decoding
 /// here, apart from the kernel dispatch, keeps one copy of the decoding in the firmware (inlined
 /// in every arm it cost 0.5–1.3 KB more flash on Cortex-M) at about 60 more instructions per op.
-fn run_op<const K: u32>(op: &Op<'_>, index: u16, tensors: Tensors<'_>, arena: &mut [u8]) -> Result<(), Error> {
+fn run_op<const K: u32>(
+    op: &Op<'_>,
+    index: u16,
+    tensors: Tensors<'_>,
+    arena: &mut [u8],
+    prepared: Prepared<'_>,
+) -> Result<(), Error> {
     let t = |i: u16| tensors.get(i as usize).ok_or(Error::BadTensorIndex { op: index });
     if let Op::Concat(p) = op {
         if !has(K, linked::CONCAT) {
@@ -289,7 +372,7 @@ fn run_op<const K: u32>(op: &Op<'_>, index: u16, tensors: Tensors<'_>, arena: &m
         Some(&b) => t(b)?,
         None => output,
     };
-    match dispatch::<K>(op, [first, second, output], arena) {
+    match dispatch::<K>(op, [first, second, output], arena, prepared) {
         Dispatched::Ran => Ok(()),
         Dispatched::Overlap => Err(Error::OverlappingTensors { op: index }),
         Dispatched::NotLinked => Err(Error::KernelNotLinked { op: index }),
@@ -321,7 +404,12 @@ fn linked_weight_bits<const K: u32>(bits: u8) -> Option<Bits> {
 /// Dispatches one validated operation to its kernel, with its descriptors already decoded:
 /// `[input, second input (or the output), output]`. Each arm runs only if the kernel set `K`
 /// links it.
-fn dispatch<const K: u32>(op: &Op<'_>, [first, second, last]: [TensorDesc; 3], arena: &mut [u8]) -> Dispatched {
+fn dispatch<const K: u32>(
+    op: &Op<'_>,
+    [first, second, last]: [TensorDesc; 3],
+    arena: &mut [u8],
+    prepared: Prepared<'_>,
+) -> Dispatched {
     use Dispatched::{NotLinked, Overlap, Ran};
     // A 4-bit tensor needs the 4-bit kernels (8-bit activations are always linked).
     let four = |t: &TensorDesc| t.dtype == crate::format::DType::I4;
@@ -369,9 +457,9 @@ fn dispatch<const K: u32>(op: &Op<'_>, [first, second, last]: [TensorDesc; 3], a
                 return Overlap;
             };
             if conv {
-                k::conv2d::<K>(&g, src, in_fmt, p.weights, bits, &rq, dst, scratch);
+                conv2d::<K>(&g, src, in_fmt, p.weights, bits, &rq, dst, scratch, prepared);
             } else {
-                k::depthwise_conv2d::<K>(&g, src, in_fmt, p.weights, bits, &rq, dst, scratch);
+                depthwise_conv2d::<K>(&g, src, in_fmt, p.weights, bits, &rq, dst, scratch, prepared);
             }
         }
         Op::FullyConnected(p) => {
@@ -383,7 +471,7 @@ fn dispatch<const K: u32>(op: &Op<'_>, [first, second, last]: [TensorDesc; 3], a
             let Some((src, dst, scratch)) = split_with_scratch(arena, &input, &output, p.scratch, bytes) else {
                 return Overlap;
             };
-            k::fully_connected::<K>(n, m, src, in_fmt, p.weights, bits, &rq, dst, scratch);
+            fully_connected::<K>(n, m, src, in_fmt, p.weights, bits, &rq, dst, scratch, prepared);
         }
         Op::AvgPool(p) | Op::MaxPool(p) => {
             let (input, output) = (first, last);
@@ -484,6 +572,203 @@ fn dispatch<const K: u32>(op: &Op<'_>, [first, second, last]: [TensorDesc; 3], a
         Op::Concat(_) => {}
     }
     Ran
+}
+
+/// An op's prepared weights ([`Interpreter::with_workspace`]): a slice of the workspace on
+/// x86-64, nothing elsewhere (so that the microcontroller builds carry no trace of them).
+#[cfg(target_arch = "x86_64")]
+type Prepared<'x> = &'x [u8];
+#[cfg(not(target_arch = "x86_64"))]
+type Prepared<'x> = core::marker::PhantomData<&'x ()>;
+
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn conv2d<const K: u32>(
+    g: &Window,
+    src: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    bits: Bits,
+    rq: &k::Requant<'_>,
+    dst: &mut [u8],
+    scratch: &mut [u8],
+    prepared: Prepared<'_>,
+) {
+    k::conv2d_prepared::<K>(g, src, in_fmt, weights, bits, rq, dst, scratch, prepared);
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn conv2d<const K: u32>(
+    g: &Window,
+    src: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    bits: Bits,
+    rq: &k::Requant<'_>,
+    dst: &mut [u8],
+    scratch: &mut [u8],
+    _: Prepared<'_>,
+) {
+    k::conv2d::<K>(g, src, in_fmt, weights, bits, rq, dst, scratch);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn depthwise_conv2d<const K: u32>(
+    g: &Window,
+    src: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    bits: Bits,
+    rq: &k::Requant<'_>,
+    dst: &mut [u8],
+    scratch: &mut [u8],
+    prepared: Prepared<'_>,
+) {
+    k::depthwise_conv2d_prepared::<K>(g, src, in_fmt, weights, bits, rq, dst, scratch, prepared);
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn depthwise_conv2d<const K: u32>(
+    g: &Window,
+    src: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    bits: Bits,
+    rq: &k::Requant<'_>,
+    dst: &mut [u8],
+    scratch: &mut [u8],
+    _: Prepared<'_>,
+) {
+    k::depthwise_conv2d::<K>(g, src, in_fmt, weights, bits, rq, dst, scratch);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn fully_connected<const K: u32>(
+    n: usize,
+    m: usize,
+    src: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    bits: Bits,
+    rq: &k::Requant<'_>,
+    dst: &mut [u8],
+    scratch: &mut [u8],
+    prepared: Prepared<'_>,
+) {
+    k::fully_connected_prepared::<K>(n, m, src, in_fmt, weights, bits, rq, dst, scratch, prepared);
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn fully_connected<const K: u32>(
+    n: usize,
+    m: usize,
+    src: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    bits: Bits,
+    rq: &k::Requant<'_>,
+    dst: &mut [u8],
+    scratch: &mut [u8],
+    _: Prepared<'_>,
+) {
+    k::fully_connected::<K>(n, m, src, in_fmt, weights, bits, rq, dst, scratch);
+}
+
+/// What a layer's prepared weights are made from: the kernel's shape and the weights.
+#[cfg(target_arch = "x86_64")]
+enum Preparable<'w> {
+    Conv(Window, ActFormat, &'w [u8], Bits, k::Requant<'w>),
+    Depthwise(Window, ActFormat, &'w [u8], Bits, k::Requant<'w>),
+    Fc(usize, usize, ActFormat, &'w [u8], Bits, k::Requant<'w>),
+}
+
+#[cfg(target_arch = "x86_64")]
+fn preparable<'w>(op: &Op<'w>, tensors: Tensors<'_>) -> Option<Preparable<'w>> {
+    let bits = |b: u8| match b {
+        8 => Some(Bits::B8),
+        4 => Some(Bits::B4),
+        2 => Some(Bits::B2),
+        _ => None,
+    };
+    match op {
+        Op::Conv2d(p) | Op::DepthwiseConv2d(p) => {
+            let input = tensors.get(p.input as usize)?;
+            let output = tensors.get(p.output as usize)?;
+            let kernel = (p.kernel_h as usize, p.kernel_w as usize);
+            let g = window(&input, &output, kernel, (p.stride_h, p.stride_w), (p.pad_top, p.pad_left));
+            let b = bits(p.weight_bits)?;
+            let rq = channel_requant(&p.channel, &output, p.clamp);
+            Some(match op {
+                Op::Conv2d(_) => Preparable::Conv(g, format(&input), p.weights, b, rq),
+                _ => Preparable::Depthwise(g, format(&input), p.weights, b, rq),
+            })
+        }
+        Op::FullyConnected(p) => {
+            let input = tensors.get(p.input as usize)?;
+            let output = tensors.get(p.output as usize)?;
+            let (n, m) = (input.elements(), output.elements());
+            let rq = channel_requant(&p.channel, &output, p.clamp);
+            Some(Preparable::Fc(n, m, format(&input), p.weights, bits(p.weight_bits)?, rq))
+        }
+        _ => None,
+    }
+}
+
+/// Bytes of workspace an op's prepared weights take beyond their size: they start at the first
+/// 64-byte boundary of their region (so that the 64-byte loads of the kernels do not split
+/// cache lines), which the interpreter finds the same way when it prepares and when it runs.
+#[cfg(target_arch = "x86_64")]
+const ALIGN_SLACK: usize = 63;
+
+/// Bytes of workspace of an op whose prepared weights have `n` bytes.
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn region_bytes(n: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        n + ALIGN_SLACK
+    }
+}
+
+/// Where an op's prepared weights start in its region.
+#[cfg(target_arch = "x86_64")]
+fn aligned_start(region: *const u8) -> usize {
+    region.align_offset(64).min(ALIGN_SLACK)
+}
+
+/// Bytes of an op's prepared weights on this machine's path (0: none).
+#[cfg(target_arch = "x86_64")]
+pub(crate) fn prepared_bytes(op: &Op<'_>, tensors: Tensors<'_>) -> usize {
+    let path = k::prepared_path();
+    match preparable(op, tensors) {
+        Some(Preparable::Conv(g, f, w, b, _)) => k::conv2d_prepared_bytes_on(path, &g, f.bits, w, b),
+        Some(Preparable::Depthwise(g, f, w, b, rq)) => k::depthwise_conv2d_prepared_bytes_on(path, &g, f, w, b, &rq),
+        Some(Preparable::Fc(n, m, f, w, b, _)) => k::fully_connected_prepared_bytes_on(path, n, m, f.bits, w, b),
+        None => 0,
+    }
+}
+
+/// Lays out an op's weights into `dst` ([`prepared_bytes`] bytes).
+#[cfg(target_arch = "x86_64")]
+fn prepare(op: &Op<'_>, tensors: Tensors<'_>, dst: &mut [u8]) -> bool {
+    let path = k::prepared_path();
+    match preparable(op, tensors) {
+        Some(Preparable::Conv(g, f, w, b, rq)) => k::prepare_conv2d_on(path, &g, f, w, b, &rq, dst),
+        Some(Preparable::Depthwise(g, f, w, b, rq)) => k::prepare_depthwise_conv2d_on(path, &g, f, w, b, &rq, dst),
+        Some(Preparable::Fc(n, m, f, w, b, rq)) => k::prepare_fully_connected_on(path, n, m, f, w, b, &rq, dst),
+        None => false,
+    }
 }
 
 fn hwc(t: &TensorDesc) -> k::Hwc {

@@ -15,6 +15,16 @@
 //! let logits = it.output_bytes();                 // or it.read_output_f32(&mut buf)
 //! ```
 //!
+//! On a host, `Interpreter::with_workspace(&model, arena, workspace)` prepares the weights once
+//! for the kernels that read them in another order (x86-64 with AVX-512 VNNI today) into a
+//! caller-provided `workspace` of at least [`Model::host_workspace_bytes`] bytes, instead of on
+//! every inference; the size is 0 on every other path and target, and the outputs are the same:
+//!
+//! ```text
+//! let mut workspace = vec![0u8; model.host_workspace_bytes()];
+//! let mut it = Interpreter::with_workspace(&model, &mut arena, &mut workspace)?;
+//! ```
+//!
 //! A firmware that runs one model links only its kernels with
 //! `Interpreter::<{ KERNELS }>::with_kernels(&model, arena)`, where `KERNELS` is
 //! [`kernels::linked::required`] of the model (computed by the build script, or printed by

@@ -103,6 +103,23 @@ impl<'a> Model<'a> {
         OpIter { rest: self.ops, index: 0, count: self.meta.op_count }
     }
 
+    /// Bytes of the workspace [`crate::Interpreter::with_workspace`] needs on this machine to
+    /// prepare the weights once (the layers whose kernel reads them in another order than the
+    /// file's): 0 where no kernel path does (every target but x86-64 with AVX-512 VNNI, or with
+    /// the `kernels-scalar` / `kernels-portable` features). Computed from the ops on each call.
+    pub fn host_workspace_bytes(&self) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let tensors = self.tensors();
+            self.ops()
+                .filter_map(Result::ok)
+                .map(|op| crate::interpreter::region_bytes(crate::interpreter::prepared_bytes(&op, tensors)))
+                .sum()
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        0
+    }
+
     /// Bytes of packed weights, biases and requantization arrays.
     pub fn weight_bytes(&self) -> usize {
         self.ops()

@@ -442,6 +442,251 @@ fn fully_connected_beyond_the_old_limits_takes_the_fast_paths() {
     fc_property("fully_connected large", 40, strategy);
 }
 
+/// Weights laid out once (`prepare_*_on`, into garbage) and read by the kernels of each path
+/// (`*_prepared_on`) and by the op-level dispatch (`*_prepared`): identical to the reference;
+/// prepared weights of the wrong length are ignored (the same bytes, laid out per call), a
+/// destination of the wrong length is refused, and the paths that prepare nothing ask for 0
+/// bytes. Returns how many cases had prepared weights on some path.
+#[allow(clippy::too_many_arguments)]
+fn prepared_property<C: std::fmt::Debug>(
+    what: &str,
+    cases: u32,
+    strategy: impl Strategy<Value = C>,
+    run: impl Fn(&C, &ConvDyn) -> (Vec<u8>, Path),
+    reference: ConvFn,
+    bytes_on: impl Fn(&C, Path) -> usize,
+    prepare_on: impl Fn(&C, Path, &mut [u8]) -> bool,
+    prepared_on: impl Fn(&C, Path, &[u8]) -> ConvFn,
+    dispatch: impl Fn(&C, &[u8]) -> ConvFn,
+) -> usize {
+    let mut names: Vec<_> = paths().into_iter().flatten().map(Path::name).collect();
+    names.push("dispatch");
+    let prepared_cases = std::sync::atomic::AtomicUsize::new(0);
+    check(what, cases, strategy, &names, |c| {
+        let (want, _) = run(c, &*reference);
+        let mut any = false;
+        for p in paths().into_iter().flatten() {
+            let n = bytes_on(c, p);
+            if n > 0 && p != Path::Avx512Vnni {
+                return Err(TestCaseError::fail(format!("{}: asks for {n} bytes of prepared weights", p.name())));
+            }
+            any |= n > 0;
+            let mut prepared = garbage(n, n as u64 ^ 0xa5a5);
+            if prepare_on(c, p, &mut prepared) != (n > 0) {
+                return Err(TestCaseError::fail(format!("{}: prepare of {n} bytes", p.name())));
+            }
+            if prepare_on(c, p, &mut garbage(n + 1, 7)) || (n > 0 && prepare_on(c, p, &mut garbage(n - 1, 7))) {
+                return Err(TestCaseError::fail(format!("{}: prepared into the wrong length", p.name())));
+            }
+            let short = &prepared[..n.saturating_sub(1)];
+            for (label, w) in [("prepared", &prepared[..]), ("short", short), ("empty", &[][..])] {
+                let (got, ran) = run(c, &*prepared_on(c, p, w));
+                compare(&format!("{} {label}", p.name()), &want, &got)?;
+                check_path(Some(p), ran)?;
+            }
+        }
+        let p = kernels::prepared_path();
+        let n = bytes_on(c, p);
+        let mut prepared = garbage(n, 11);
+        prepare_on(c, p, &mut prepared);
+        let (got, ran) = run(c, &*dispatch(c, &prepared));
+        compare("dispatch prepared", &want, &got)?;
+        check_path(None, ran)?;
+        if any {
+            prepared_cases.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(())
+    });
+    prepared_cases.into_inner()
+}
+
+/// The convolution cases of `conv2d_paths_match_reference` with the weights prepared once.
+fn conv2d_prepared_property(what: &str, cases: u32, strategy: impl Strategy<Value = ConvK>) {
+    let in_bits = |c: &ConvK| bits_of(c.in_fmt.0);
+    let prepared = prepared_property(
+        what,
+        cases,
+        strategy,
+        |c, f| run_conv(c, false, f),
+        Box::new(|g, i, f, w, b, r, o, _| {
+            reference::conv2d(g, i, f, w, b, r, o);
+            Path::Scalar
+        }),
+        |c, p| kernels::conv2d_prepared_bytes_on(p, &c.g, in_bits(c), &c.weights, bits_of(c.weight_bits)),
+        |c, p, dst| {
+            let (fmt, rq) = (ActFormat { bits: in_bits(c), zero_point: c.in_fmt.1 }, c.ch.requant(&c.out));
+            kernels::prepare_conv2d_on(p, &c.g, fmt, &c.weights, bits_of(c.weight_bits), &rq, dst)
+        },
+        |_, p, w| {
+            let w = w.to_vec();
+            Box::new(move |g, i, f, wt, b, r, o, s| {
+                kernels::conv2d_prepared_on(p, g, i, f, wt, b, r, o, s, &w).expect("available")
+            })
+        },
+        |_, w| {
+            let w = w.to_vec();
+            Box::new(move |g, i, f, wt, b, r, o, s| {
+                kernels::conv2d_prepared::<{ kernels::linked::ALL }>(g, i, f, wt, b, r, o, s, &w)
+            })
+        },
+    );
+    if kernels::available().contains(&Path::Avx512Vnni) {
+        assert!(prepared as u32 > cases / 2, "{what}: only {prepared} of {cases} cases had prepared weights");
+    }
+}
+
+#[test]
+fn conv2d_prepared_weights_match_reference() {
+    conv2d_prepared_property("conv2d prepared", 2000, conv_k(false));
+}
+
+/// Receptive fields and channel counts up to the AVX-512 kernel's limits and past them (where
+/// nothing is prepared and the layer runs on AVX-VNNI or AVX2).
+#[test]
+fn conv2d_prepared_weights_of_large_layers_match_reference() {
+    let geom = geometry(4, 3).boxed();
+    let ic = prop_oneof![Just(64usize), 100..=240usize].boxed();
+    let oc = prop_oneof![Just(16usize), Just(32), 60..=260usize].boxed();
+    let strategy = conv_k_of(false, geom, ic, oc);
+    let prepared = prepared_property(
+        "conv2d prepared large",
+        40,
+        strategy,
+        |c, f| run_conv(c, false, f),
+        Box::new(|g, i, f, w, b, r, o, _| {
+            reference::conv2d(g, i, f, w, b, r, o);
+            Path::Scalar
+        }),
+        |c, p| kernels::conv2d_prepared_bytes_on(p, &c.g, bits_of(c.in_fmt.0), &c.weights, bits_of(c.weight_bits)),
+        |c, p, dst| {
+            let (fmt, rq) = (ActFormat { bits: bits_of(c.in_fmt.0), zero_point: c.in_fmt.1 }, c.ch.requant(&c.out));
+            kernels::prepare_conv2d_on(p, &c.g, fmt, &c.weights, bits_of(c.weight_bits), &rq, dst)
+        },
+        |_, p, w| {
+            let w = w.to_vec();
+            Box::new(move |g, i, f, wt, b, r, o, s| {
+                kernels::conv2d_prepared_on(p, g, i, f, wt, b, r, o, s, &w).expect("available")
+            })
+        },
+        |_, w| {
+            let w = w.to_vec();
+            Box::new(move |g, i, f, wt, b, r, o, s| {
+                kernels::conv2d_prepared::<{ kernels::linked::ALL }>(g, i, f, wt, b, r, o, s, &w)
+            })
+        },
+    );
+    eprintln!("conv2d prepared large: {prepared} of 40 cases with prepared weights");
+}
+
+/// Depthwise layers with the weight and requantization tables prepared once: the generator's
+/// cases, and channel counts of whole 32-channel blocks (what the AVX-512 kernel takes).
+#[test]
+fn depthwise_prepared_weights_match_reference() {
+    let blocks = prop_oneof![Just(32usize), Just(64), Just(96)].boxed();
+    let strategy = prop_oneof![
+        conv_k(true).boxed(),
+        conv_k_of(true, geometry(7, 5).boxed(), blocks, Just(0usize).boxed()).boxed(),
+    ];
+    let fmt = |c: &ConvK| ActFormat { bits: bits_of(c.in_fmt.0), zero_point: c.in_fmt.1 };
+    let prepared = prepared_property(
+        "depthwise prepared",
+        1500,
+        strategy,
+        |c, f| run_conv(c, true, f),
+        Box::new(|g, i, f, w, b, r, o, _| {
+            reference::depthwise_conv2d(g, i, f, w, b, r, o);
+            Path::Scalar
+        }),
+        move |c, p| {
+            let rq = c.ch.requant(&c.out);
+            kernels::depthwise_conv2d_prepared_bytes_on(p, &c.g, fmt(c), &c.weights, bits_of(c.weight_bits), &rq)
+        },
+        move |c, p, dst| {
+            let rq = c.ch.requant(&c.out);
+            kernels::prepare_depthwise_conv2d_on(p, &c.g, fmt(c), &c.weights, bits_of(c.weight_bits), &rq, dst)
+        },
+        |_, p, w| {
+            let w = w.to_vec();
+            Box::new(move |g, i, f, wt, b, r, o, s| {
+                kernels::depthwise_conv2d_prepared_on(p, g, i, f, wt, b, r, o, s, &w).expect("available")
+            })
+        },
+        |_, w| {
+            let w = w.to_vec();
+            Box::new(move |g, i, f, wt, b, r, o, s| {
+                kernels::depthwise_conv2d_prepared::<{ kernels::linked::ALL }>(g, i, f, wt, b, r, o, s, &w)
+            })
+        },
+    );
+    eprintln!("depthwise prepared: {prepared} of 1500 cases with prepared tables");
+    if kernels::available().contains(&Path::Avx512Vnni) {
+        assert!(prepared > 50, "only {prepared} of 1500 cases had prepared tables");
+    }
+}
+
+#[test]
+fn fully_connected_prepared_weights_match_reference() {
+    // A fully connected layer as the conv-shaped closures see it: a 1×1 window.
+    let as_conv = |c: &FcK| (c.n, c.m, bits_of(c.in_fmt.0), bits_of(c.weight_bits));
+    let run = |c: &FcK, f: &ConvDyn| {
+        let mut out = garbage(bits_of(c.out.bits).packed_len(c.m), c.fill);
+        let fmt = ActFormat { bits: bits_of(c.in_fmt.0), zero_point: c.in_fmt.1 };
+        let wbits = bits_of(c.weight_bits);
+        let bytes = kernels::fully_connected_scratch_bytes(c.n, c.m, wbits, fmt.bits);
+        let mut scratch = garbage(bytes + 2, c.fill ^ 0x5c);
+        let g = Window {
+            in_h: 1,
+            in_w: 1,
+            in_c: c.n,
+            out_h: 1,
+            out_w: 1,
+            out_c: c.m,
+            kernel_h: 1,
+            kernel_w: 1,
+            stride_h: 1,
+            stride_w: 1,
+            pad_top: 0,
+            pad_left: 0,
+        };
+        let path = f(&g, &c.input, fmt, &c.weights, wbits, &c.ch.requant(&c.out), &mut out, &mut scratch[2..]);
+        (out, path)
+    };
+    let prepared = prepared_property(
+        "fully_connected prepared",
+        2000,
+        fc_k(),
+        run,
+        Box::new(|g, i, f, w, b, r, o, _| {
+            reference::fully_connected(g.in_c, g.out_c, i, f, w, b, r, o);
+            Path::Scalar
+        }),
+        move |c, p| {
+            let (n, m, ib, wb) = as_conv(c);
+            kernels::fully_connected_prepared_bytes_on(p, n, m, ib, &c.weights, wb)
+        },
+        move |c, p, dst| {
+            let (n, m, ib, wb) = as_conv(c);
+            let (fmt, rq) = (ActFormat { bits: ib, zero_point: c.in_fmt.1 }, c.ch.requant(&c.out));
+            kernels::prepare_fully_connected_on(p, n, m, fmt, &c.weights, wb, &rq, dst)
+        },
+        |_, p, w| {
+            let w = w.to_vec();
+            Box::new(move |g, i, f, wt, b, r, o, s| {
+                kernels::fully_connected_prepared_on(p, g.in_c, g.out_c, i, f, wt, b, r, o, s, &w).expect("available")
+            })
+        },
+        |_, w| {
+            let w = w.to_vec();
+            Box::new(move |g, i, f, wt, b, r, o, s| {
+                kernels::fully_connected_prepared::<{ kernels::linked::ALL }>(g.in_c, g.out_c, i, f, wt, b, r, o, s, &w)
+            })
+        },
+    );
+    if kernels::available().contains(&Path::Avx512Vnni) {
+        assert!(prepared > 1000, "only {prepared} of 2000 cases had prepared weights");
+    }
+}
+
 #[derive(Debug, Clone)]
 struct AddK {
     n: usize,

@@ -457,6 +457,38 @@ fn kernel_sets_agree(blob: &[u8], model: &Model<'_>, start: &[u8], after: &[u8])
     );
 }
 
+/// The interpreter with the weights prepared once in a workspace (`Interpreter::with_workspace`,
+/// the workspace full of garbage, exactly the size the model asks for or more) leaves the same
+/// arena as `Interpreter::new`, over two inferences; a workspace one byte short is an error value.
+fn workspace_agrees(model: &Model<'_>, start: &[u8], after: &[u8], seed: u64) {
+    let needed = model.host_workspace_bytes();
+    if needed > 0 {
+        let (mut arena, mut short) = (start.to_vec(), garbage(needed - 1, seed));
+        let e = Interpreter::with_workspace(model, &mut arena, &mut short).err();
+        assert_eq!(e, Some(Error::SizeMismatch { expected: needed as u32, got: needed as u32 - 1 }));
+        assert_eq!(arena, start, "a refused workspace ran nothing");
+    }
+    for more in [0, 7] {
+        let mut arena = start.to_vec();
+        let mut workspace = garbage(needed + more, seed ^ 0x3c3c);
+        Interpreter::with_workspace(model, &mut arena, &mut workspace)
+            .expect("a big enough workspace")
+            .invoke()
+            .expect("a validated model runs");
+        assert!(arena == after, "workspace of {} bytes (+{more}): another arena than without it", needed + more);
+    }
+    // The prepared weights serve every inference: two in a row, against two without them.
+    let (mut arena, mut plain) = (start.to_vec(), start.to_vec());
+    let mut workspace = garbage(needed, seed ^ 0x4d4d);
+    let mut it = Interpreter::with_workspace(model, &mut arena, &mut workspace).expect("a big enough workspace");
+    let mut without = Interpreter::new(model, &mut plain).expect("the arena");
+    for _ in 0..2 {
+        it.invoke().expect("a validated model runs");
+        without.invoke().expect("a validated model runs");
+    }
+    assert_eq!(it.output_bytes(), without.output_bytes(), "second inference: another output with the workspace");
+}
+
 /// Loads `blob`; if it loads, checks what the loader promises, runs it over a garbage arena of
 /// the declared size through both input paths, and compares the whole arena with the naive
 /// model's. Panics (failing the property) on any broken promise.
@@ -517,6 +549,7 @@ fn exercise(blob: &[u8], seed: u64) -> Outcome {
         |r: &std::ops::Range<usize>| tensors.iter().all(|t| r.end <= region(t).start || region(t).end <= r.start);
     let comparable = simulated(&model) && scratch.iter().all(apart);
     kernel_sets_agree(blob, &model, &start, &arena);
+    workspace_agrees(&model, &start, &arena, seed);
     if naive_work <= WORK_BUDGET && comparable {
         simulate(&model, &mut want);
         let unspecified = |i: usize| scratch.iter().any(|r| r.contains(&i));

@@ -62,7 +62,8 @@ pub enum Path {
     /// (`kernels::x86::vnni`), the AVX2 kernels for the rest.
     AvxVnni,
     /// x86-64 with AVX-512 VNNI: VPDPBUSD on 512-bit registers for convolutions and fully
-    /// connected (`kernels::x86::avx512`), the AVX2 kernels for the rest.
+    /// connected, 512-bit depthwise and residual add (`kernels::x86::avx512`), the AVX2 kernels
+    /// for the rest.
     Avx512Vnni,
     /// AArch64 Advanced SIMD: SMLAL (`kernels::aarch64`).
     Neon,
@@ -287,6 +288,286 @@ pub fn fully_connected_on(
     Some(path)
 }
 
+/// Bytes of the weights of a Conv2D laid out once for `path` ([`prepare_conv2d_on`]), which
+/// its kernel then reads instead of laying them out on every call: 0 when the path prepares
+/// nothing for this layer (every path but AVX-512 VNNI, and the layers outside its kernel).
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+pub fn conv2d_prepared_bytes_on(path: Path, g: &Window, in_bits: Bits, weights: &[u8], weight_bits: Bits) -> usize {
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512Vnni => {
+            x86::Avx512Vnni::new().map_or(0, |k| k.conv2d_prepared_bytes(g, in_bits, weights, weight_bits))
+        }
+        _ => 0,
+    }
+}
+
+/// Lays out the weights of a Conv2D (and their requantization `rq` for inputs of `in_fmt`) for
+/// `path` into `dst` (exactly [`conv2d_prepared_bytes_on`] bytes); `false`, nothing written,
+/// when the path prepares nothing for the layer or `dst` has another length.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+pub fn prepare_conv2d_on(
+    path: Path,
+    g: &Window,
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    dst: &mut [u8],
+) -> bool {
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512Vnni => {
+            x86::Avx512Vnni::new().is_some_and(|k| k.prepare_conv2d(g, in_fmt, weights, weight_bits, rq, dst))
+        }
+        _ => false,
+    }
+}
+
+/// [`conv2d_on`] with the weights `prepared` by [`prepare_conv2d_on`] for the same path,
+/// window, input format, weights and requantization; `prepared` of another length (e.g. empty) is ignored, and
+/// so are prepared weights on the paths that prepare none.
+#[allow(clippy::too_many_arguments)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+pub fn conv2d_prepared_on(
+    path: Path,
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+    scratch: &mut [u8],
+    prepared: &[u8],
+) -> Option<Path> {
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512Vnni => {
+            let k = x86::Avx512Vnni::new()?;
+            k.conv2d_prepared(g, input, in_fmt, weights, weight_bits, rq, output, scratch, prepared);
+            Some(path)
+        }
+        _ => conv2d_on(path, g, input, in_fmt, weights, weight_bits, rq, output, scratch),
+    }
+}
+
+/// Bytes of a depthwise Conv2D's tables (weights in tap pairs, requantization vectors) laid out
+/// once for `path` ([`prepare_depthwise_conv2d_on`]): 0 when the path prepares nothing for the
+/// layer (every path but AVX-512 VNNI, and the layers outside its kernel).
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+pub fn depthwise_conv2d_prepared_bytes_on(
+    path: Path,
+    g: &Window,
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+) -> usize {
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512Vnni => {
+            x86::Avx512Vnni::new().map_or(0, |k| k.depthwise_conv2d_prepared_bytes(g, in_fmt, weights, weight_bits, rq))
+        }
+        _ => 0,
+    }
+}
+
+/// Lays out a depthwise Conv2D's tables for `path` into `dst` (exactly
+/// [`depthwise_conv2d_prepared_bytes_on`] bytes); `false`, nothing written, otherwise.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+pub fn prepare_depthwise_conv2d_on(
+    path: Path,
+    g: &Window,
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    dst: &mut [u8],
+) -> bool {
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512Vnni => {
+            x86::Avx512Vnni::new().is_some_and(|k| k.prepare_depthwise_conv2d(g, in_fmt, weights, weight_bits, rq, dst))
+        }
+        _ => false,
+    }
+}
+
+/// [`depthwise_conv2d_on`] with the tables `prepared` by [`prepare_depthwise_conv2d_on`] for the
+/// same path, window, input format, weights and requantization (as [`conv2d_prepared_on`]).
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+#[allow(clippy::too_many_arguments)]
+pub fn depthwise_conv2d_prepared_on(
+    path: Path,
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+    scratch: &mut [u8],
+    prepared: &[u8],
+) -> Option<Path> {
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512Vnni => {
+            let k = x86::Avx512Vnni::new()?;
+            k.depthwise_conv2d_prepared(g, input, in_fmt, weights, weight_bits, rq, output, scratch, prepared);
+            Some(path)
+        }
+        _ => depthwise_conv2d_on(path, g, input, in_fmt, weights, weight_bits, rq, output, scratch),
+    }
+}
+
+/// [`depthwise_conv2d`] with the tables prepared for [`prepared_path`] (as [`conv2d_prepared`]).
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+#[allow(clippy::too_many_arguments)]
+pub fn depthwise_conv2d_prepared<const K: u32>(
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+    scratch: &mut [u8],
+    prepared: &[u8],
+) -> Path {
+    match op_path() {
+        #[cfg(target_arch = "x86_64")]
+        path @ Path::Avx512Vnni if !prepared.is_empty() => {
+            depthwise_conv2d_prepared_on(path, g, input, in_fmt, weights, weight_bits, rq, output, scratch, prepared)
+                .unwrap_or(Path::Scalar)
+        }
+        _ => depthwise_conv2d::<K>(g, input, in_fmt, weights, weight_bits, rq, output, scratch),
+    }
+}
+
+/// [`conv2d_prepared_bytes_on`] of a fully connected layer.
+pub fn fully_connected_prepared_bytes_on(
+    path: Path,
+    in_features: usize,
+    out_features: usize,
+    in_bits: Bits,
+    weights: &[u8],
+    weight_bits: Bits,
+) -> usize {
+    conv2d_prepared_bytes_on(path, &util::fc_window(in_features, out_features), in_bits, weights, weight_bits)
+}
+
+/// [`prepare_conv2d_on`] of a fully connected layer.
+#[allow(clippy::too_many_arguments)]
+pub fn prepare_fully_connected_on(
+    path: Path,
+    in_features: usize,
+    out_features: usize,
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    dst: &mut [u8],
+) -> bool {
+    prepare_conv2d_on(path, &util::fc_window(in_features, out_features), in_fmt, weights, weight_bits, rq, dst)
+}
+
+/// [`fully_connected_on`] with prepared weights (as [`conv2d_prepared_on`]).
+#[allow(clippy::too_many_arguments)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+pub fn fully_connected_prepared_on(
+    path: Path,
+    in_features: usize,
+    out_features: usize,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+    scratch: &mut [u8],
+    prepared: &[u8],
+) -> Option<Path> {
+    match path {
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512Vnni => {
+            let k = x86::Avx512Vnni::new()?;
+            let (n, m) = (in_features, out_features);
+            k.fully_connected_prepared(n, m, input, in_fmt, weights, weight_bits, rq, output, scratch, prepared);
+            Some(path)
+        }
+        _ => fully_connected_on(
+            path,
+            in_features,
+            out_features,
+            input,
+            in_fmt,
+            weights,
+            weight_bits,
+            rq,
+            output,
+            scratch,
+        ),
+    }
+}
+
+/// The path whose prepared weights the op-level kernels read ([`conv2d_prepared`]): the path
+/// they run on.
+pub fn prepared_path() -> Path {
+    op_path()
+}
+
+/// [`conv2d`] with the weights prepared for [`prepared_path`] by [`prepare_conv2d_on`] (as
+/// [`conv2d_prepared_on`]).
+#[allow(clippy::too_many_arguments)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+pub fn conv2d_prepared<const K: u32>(
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+    scratch: &mut [u8],
+    prepared: &[u8],
+) -> Path {
+    match op_path() {
+        #[cfg(target_arch = "x86_64")]
+        path @ Path::Avx512Vnni if !prepared.is_empty() => {
+            conv2d_prepared_on(path, g, input, in_fmt, weights, weight_bits, rq, output, scratch, prepared)
+                .unwrap_or(Path::Scalar)
+        }
+        _ => conv2d::<K>(g, input, in_fmt, weights, weight_bits, rq, output, scratch),
+    }
+}
+
+/// [`fully_connected`] with prepared weights (as [`conv2d_prepared`]).
+#[allow(clippy::too_many_arguments)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+pub fn fully_connected_prepared<const K: u32>(
+    in_features: usize,
+    out_features: usize,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+    scratch: &mut [u8],
+    prepared: &[u8],
+) -> Path {
+    let (n, m) = (in_features, out_features);
+    match op_path() {
+        #[cfg(target_arch = "x86_64")]
+        path @ Path::Avx512Vnni if !prepared.is_empty() => {
+            fully_connected_prepared_on(path, n, m, input, in_fmt, weights, weight_bits, rq, output, scratch, prepared)
+                .unwrap_or(Path::Scalar)
+        }
+        _ => fully_connected::<K>(n, m, input, in_fmt, weights, weight_bits, rq, output, scratch),
+    }
+}
+
 /// [`add`] on a given path; `false` when this machine cannot run it.
 pub fn add_on(
     path: Path,
@@ -302,7 +583,12 @@ pub fn add_on(
         #[cfg(hawq_dsp)]
         Path::Dsp => dsp::add::<{ linked::ALL }>(arena, n, a, b, out, rq),
         #[cfg(target_arch = "x86_64")]
-        Path::Avx2 | Path::AvxVnni | Path::Avx512Vnni => match x86::Avx2::new() {
+        Path::Avx512Vnni => match x86::Avx512Vnni::new() {
+            Some(k) => k.add(arena, n, a, b, out, rq),
+            None => return false,
+        },
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2 | Path::AvxVnni => match x86::Avx2::new() {
             Some(k) if available().contains(&path) => k.add(arena, n, a, b, out, rq),
             _ => return false,
         },
@@ -464,7 +750,12 @@ pub fn add<const K: u32>(
         #[cfg(hawq_dsp)]
         Path::Dsp => dsp::add::<K>(arena, n, a, b, out, rq),
         #[cfg(target_arch = "x86_64")]
-        Path::Avx2 | Path::AvxVnni | Path::Avx512Vnni => match x86::Avx2::new() {
+        Path::Avx512Vnni => match x86::Avx512Vnni::new() {
+            Some(k) => k.add(arena, n, a, b, out, rq),
+            None => portable::add(arena, n, a, b, out, rq),
+        },
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2 | Path::AvxVnni => match x86::Avx2::new() {
             Some(k) => k.add(arena, n, a, b, out, rq),
             None => portable::add(arena, n, a, b, out, rq),
         },

@@ -5,23 +5,25 @@
 //! the results come out in NHWC order and need no reduction across lanes. Once per layer the
 //! weights are laid out for it (`[channel group][k/4][16 channels][4 k]`, signed bytes: each row
 //! unpacked to bytes, then its 4-byte groups placed at the channel's lane), with each channel's
-//! `Σw`. A block of `P` pixels × `G` groups of 16 channels keeps `P·G` accumulators; for every 4
+//! `Σw` and requantization: by the interpreter's workspace once per model
+//! ([`Avx512Vnni::prepare_conv2d`]), else per call. A block of `P` pixels × `G` groups of 16 channels keeps `P·G` accumulators; for every 4
 //! values of `k` it loads `G` weight registers, broadcasts each pixel's 4 activations and issues
 //! `P·G` `VPDPBUSD`. Activations enter as `u = a + 128` (`a ^ 0x80`, padding taps `z + 128`)
 //! and `(128 + z)·Σw` joins the bias, as in [`super::vnni`]; the sums are exact for the same
 //! reasons. An 8-bit input is read in place from a copy of the image with its padding made once
 //! per layer, so that each kernel row of a window is `kw·in_c` contiguous bytes (one pointer per
-//! row; the weights padded with zeros to whole 4-byte quads per row); a 4-bit input goes through
-//! an im2col copy per pixel. Requantization is [`Rq32`] in 512-bit vector form, then `VPMOVSDB`.
+//! window and a table of each quad's offset from it, one loop over the layer's quads; the
+//! weights padded with zeros to whole 4-byte quads per row); a 4-bit input goes through an
+//! im2col copy per pixel. Requantization is [`Rq32`] in 512-bit vector form, then `VPMOVSDB`.
 //! Depthwise convolution: 32 channels per block, as the AVX2 kernel.
 #![allow(unsafe_code)]
 
 use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
 
-use super::super::reference::{self, ActFormat, Requant, Window};
-use super::super::util::{fc_window, gather, put, sum_bound, ChannelQ, Rq32};
-use super::{zeroed_prefix, Avx2, AvxVnni, Depthwise, DW_C_MAX, DW_TAPS_MAX, DW_WV_MAX};
+use super::super::reference::{self, ActFormat, AddRequant, Requant, Window};
+use super::super::util::{fc_window, gather, put, sum_bound, AddPlan, ChannelQ, Rq32};
+use super::{zeroed_aligned, zeroed_prefix, Avx2, AvxVnni, Depthwise, DW_C_MAX, DW_TAPS_MAX, DW_WV_MAX};
 use crate::quant::Bits;
 
 /// Largest receptive field `K` (rounded up to 32).
@@ -76,24 +78,72 @@ impl Avx512Vnni {
         output: &mut [u8],
         scratch: &mut [u8],
     ) {
-        let k = g.kernel_h * g.kernel_w * g.in_c;
-        let fits = k > 0
-            && k.next_multiple_of(32) <= KPAD_MAX
-            && g.out_c <= OC_MAX
-            && g.out_c.next_multiple_of(16) * k.next_multiple_of(4) <= WP_MAX
-            && weights.len() >= g.out_c * weight_bits.packed_len(k);
-        if !fits {
+        self.conv2d_prepared(g, input, in_fmt, weights, weight_bits, rq, output, scratch, &[])
+    }
+
+    /// Bytes of the weights of a Conv2D laid out for this kernel ([`Avx512Vnni::prepare_conv2d`]):
+    /// 0 when the layer is outside it (it then runs on AVX-VNNI or AVX2, which prepare nothing).
+    pub fn conv2d_prepared_bytes(self, g: &Window, in_bits: Bits, weights: &[u8], weight_bits: Bits) -> usize {
+        Layout::new(g, in_bits, weights, weight_bits).map_or(0, |l| l.bytes())
+    }
+
+    /// Lays out the weights of a Conv2D (window `g`, input width `in_bits`) for this kernel into
+    /// `dst`, once, for [`Avx512Vnni::conv2d_prepared`]. `false` (nothing written) when `dst`
+    /// does not have exactly [`Avx512Vnni::conv2d_prepared_bytes`] bytes, or that is 0.
+    pub fn prepare_conv2d(
+        self,
+        g: &Window,
+        in_fmt: ActFormat,
+        weights: &[u8],
+        weight_bits: Bits,
+        rq: &Requant<'_>,
+        dst: &mut [u8],
+    ) -> bool {
+        let Some(l) = Layout::new(g, in_fmt.bits, weights, weight_bits).filter(|l| l.bytes() == dst.len()) else {
+            return false;
+        };
+        let q = Some((in_fmt, rq));
+        // SAFETY: `self` proves the CPU has AVX-512 F/BW/VL/VNNI and AVX2.
+        unsafe {
+            match weight_bits {
+                Bits::B8 => prepare::<8>(&l, g, weights, q, dst),
+                Bits::B4 => prepare::<4>(&l, g, weights, q, dst),
+                Bits::B2 => prepare::<2>(&l, g, weights, q, dst),
+            }
+        }
+        true
+    }
+
+    /// [`Avx512Vnni::conv2d`] with the weights laid out beforehand by
+    /// [`Avx512Vnni::prepare_conv2d`] for the same window, input format, weights and
+    /// requantization: `prepared`
+    /// of any other length (e.g. empty) is ignored and the weights are laid out for this call.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv2d_prepared(
+        self,
+        g: &Window,
+        input: &[u8],
+        in_fmt: ActFormat,
+        weights: &[u8],
+        weight_bits: Bits,
+        rq: &Requant<'_>,
+        output: &mut [u8],
+        scratch: &mut [u8],
+        prepared: &[u8],
+    ) {
+        let Some(l) = Layout::new(g, in_fmt.bits, weights, weight_bits) else {
             return match AvxVnni::new() {
                 Some(v) => v.conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch),
                 None => Avx2(()).conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch),
             };
-        }
+        };
+        let (w, p) = (weights, prepared);
         // SAFETY: `self` proves the CPU has AVX-512 F/BW/VL/VNNI and AVX2.
         unsafe {
             match weight_bits {
-                Bits::B8 => conv2d_512::<8>(g, input, in_fmt, weights, rq, output),
-                Bits::B4 => conv2d_512::<4>(g, input, in_fmt, weights, rq, output),
-                Bits::B2 => conv2d_512::<2>(g, input, in_fmt, weights, rq, output),
+                Bits::B8 => conv2d_512::<8>(&l, g, input, in_fmt, w, rq, output, p),
+                Bits::B4 => conv2d_512::<4>(&l, g, input, in_fmt, w, rq, output, p),
+                Bits::B2 => conv2d_512::<2>(&l, g, input, in_fmt, w, rq, output, p),
             }
         }
     }
@@ -111,8 +161,80 @@ impl Avx512Vnni {
         output: &mut [u8],
         scratch: &mut [u8],
     ) {
+        self.depthwise_conv2d_prepared(g, input, in_fmt, weights, weight_bits, rq, output, scratch, &[])
+    }
+
+    /// Residual add, same bytes as [`reference::add`]: the AVX2 kernel's arithmetic
+    /// (`super::add_avx2`) 64 elements per step, the rest on the AVX2 kernel.
+    pub fn add(
+        self,
+        arena: &mut [u8],
+        n: usize,
+        a: (usize, ActFormat),
+        b: (usize, ActFormat),
+        out: usize,
+        rq: &AddRequant,
+    ) {
         // SAFETY: `self` proves the CPU has AVX-512 F/BW and AVX2.
-        unsafe { depthwise_512(g, input, in_fmt, weights, weight_bits, rq, output, scratch) }
+        unsafe { add_512(arena, n, a, b, out, rq) }
+    }
+
+    /// Bytes of a depthwise Conv2D's weight and requantization tables laid out for this kernel
+    /// ([`Avx512Vnni::prepare_depthwise_conv2d`]): 0 when the layer is outside it.
+    pub fn depthwise_conv2d_prepared_bytes(
+        self,
+        g: &Window,
+        in_fmt: ActFormat,
+        weights: &[u8],
+        weight_bits: Bits,
+        rq: &Requant<'_>,
+    ) -> usize {
+        match Depthwise::plan(g, in_fmt, weights, weight_bits, rq, DW_BLOCK, true) {
+            Some(dw) if g.in_c.is_multiple_of(DW_BLOCK) => dw_table_bytes(&dw),
+            _ => 0,
+        }
+    }
+
+    /// Lays out a depthwise Conv2D's tables into `dst`, once, for
+    /// [`Avx512Vnni::depthwise_conv2d_prepared`]; `false` (nothing written) when `dst` does not
+    /// have exactly [`Avx512Vnni::depthwise_conv2d_prepared_bytes`] bytes, or that is 0.
+    pub fn prepare_depthwise_conv2d(
+        self,
+        g: &Window,
+        in_fmt: ActFormat,
+        weights: &[u8],
+        weight_bits: Bits,
+        rq: &Requant<'_>,
+        dst: &mut [u8],
+    ) -> bool {
+        match Depthwise::plan(g, in_fmt, weights, weight_bits, rq, DW_BLOCK, true) {
+            Some(dw) if g.in_c.is_multiple_of(DW_BLOCK) && dw_table_bytes(&dw) == dst.len() => {
+                // SAFETY: `self` proves the CPU has AVX-512 F/BW and AVX2.
+                unsafe { dw_tables(&dw, dst) };
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// [`Avx512Vnni::depthwise_conv2d`] with the tables laid out beforehand by
+    /// [`Avx512Vnni::prepare_depthwise_conv2d`] for the same window, input format, weights and
+    /// requantization: `prepared` of any other length is ignored and the tables are made here.
+    #[allow(clippy::too_many_arguments)]
+    pub fn depthwise_conv2d_prepared(
+        self,
+        g: &Window,
+        input: &[u8],
+        in_fmt: ActFormat,
+        weights: &[u8],
+        weight_bits: Bits,
+        rq: &Requant<'_>,
+        output: &mut [u8],
+        scratch: &mut [u8],
+        prepared: &[u8],
+    ) {
+        // SAFETY: `self` proves the CPU has AVX-512 F/BW and AVX2.
+        unsafe { depthwise_512(g, input, in_fmt, weights, weight_bits, rq, output, scratch, prepared) }
     }
 
     /// Fully connected, same bytes as [`reference::fully_connected`]: a one-pixel convolution.
@@ -132,15 +254,155 @@ impl Avx512Vnni {
         let g = fc_window(in_features, out_features);
         self.conv2d(&g, input, in_fmt, weights, weight_bits, rq, output, scratch)
     }
+
+    /// [`Avx512Vnni::conv2d_prepared_bytes`] of a fully connected layer (a one-pixel convolution).
+    pub fn fully_connected_prepared_bytes(
+        self,
+        in_features: usize,
+        out_features: usize,
+        in_bits: Bits,
+        weights: &[u8],
+        weight_bits: Bits,
+    ) -> usize {
+        self.conv2d_prepared_bytes(&fc_window(in_features, out_features), in_bits, weights, weight_bits)
+    }
+
+    /// [`Avx512Vnni::prepare_conv2d`] of a fully connected layer.
+    #[allow(clippy::too_many_arguments)]
+    pub fn prepare_fully_connected(
+        self,
+        in_features: usize,
+        out_features: usize,
+        in_fmt: ActFormat,
+        weights: &[u8],
+        weight_bits: Bits,
+        rq: &Requant<'_>,
+        dst: &mut [u8],
+    ) -> bool {
+        self.prepare_conv2d(&fc_window(in_features, out_features), in_fmt, weights, weight_bits, rq, dst)
+    }
+
+    /// [`Avx512Vnni::fully_connected`] with weights prepared by
+    /// [`Avx512Vnni::prepare_fully_connected`] (as [`Avx512Vnni::conv2d_prepared`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn fully_connected_prepared(
+        self,
+        in_features: usize,
+        out_features: usize,
+        input: &[u8],
+        in_fmt: ActFormat,
+        weights: &[u8],
+        weight_bits: Bits,
+        rq: &Requant<'_>,
+        output: &mut [u8],
+        scratch: &mut [u8],
+        prepared: &[u8],
+    ) {
+        let g = fc_window(in_features, out_features);
+        self.conv2d_prepared(&g, input, in_fmt, weights, weight_bits, rq, output, scratch, prepared)
+    }
 }
 
 /// Channels of one block of the depthwise kernel.
 const DW_BLOCK: usize = 32;
 
+/// The residual add of `super::add_avx2` (its derivation there) on 512-bit registers: 64
+/// elements per step, the tail on the AVX2 kernel.
+#[target_feature(enable = "avx512f,avx512bw,avx2")]
+fn add_512(arena: &mut [u8], n: usize, a: (usize, ActFormat), b: (usize, ActFormat), out: usize, rq: &AddRequant) {
+    let steps = n / 64;
+    let plan = AddPlan::new(arena.len(), n, a, b, out, rq, 47);
+    let (Some(AddPlan { r, halves: [ha, la, hb, lb] }), true) = (plan, steps > 0) else {
+        return Avx2(()).add(arena, n, a, b, out, rq);
+    };
+    let pair = |x: i32, y: i32| _mm512_set1_epi32((x as u16 as i32) | (y << 16));
+    let (mh, ml) = (pair(ha, hb), pair(la, lb));
+    let (za, zb) = (_mm512_set1_epi16(a.1.zero_point as i16), _mm512_set1_epi16(b.1.zero_point as i16));
+    let round = _mm512_set1_epi32(1 << (r - 17));
+    let sh = _mm_cvtsi32_si128(r - 16);
+    let (zo, lo, hi) = (_mm512_set1_epi32(rq.out.zero_point), _mm512_set1_epi32(rq.min), _mm512_set1_epi32(rq.max));
+    // 32 elements: (a, b) as i16 minus the zero points, in pairs, to clamped i32 (per 128-bit
+    // lane i: elements 8i..8i+3 and 8i+4..8i+7), packed back to 32 i16 in order.
+    let thirty_two = |va: __m256i, vb: __m256i| {
+        let da = _mm512_sub_epi16(_mm512_cvtepi8_epi16(va), za);
+        let db = _mm512_sub_epi16(_mm512_cvtepi8_epi16(vb), zb);
+        let q = |d: __m512i| {
+            let h = _mm512_madd_epi16(d, mh);
+            let l = _mm512_srai_epi32(_mm512_madd_epi16(d, ml), 16);
+            let v = _mm512_sra_epi32(_mm512_add_epi32(_mm512_add_epi32(h, round), l), sh);
+            _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(v, zo), lo), hi)
+        };
+        _mm512_packs_epi32(q(_mm512_unpacklo_epi16(da, db)), q(_mm512_unpackhi_epi16(da, db)))
+    };
+    // Lane-wise packs give the 64-bit quarters (0–7, 32–39 | 8–15, 40–47 | …): back in order.
+    let order = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7);
+    let base = arena.as_mut_ptr();
+    for i in 0..steps {
+        let o = 64 * i;
+        // SAFETY: `a.0 + n`, `b.0 + n` and `out + n` are within `arena` (checked by `AddPlan`)
+        // and `o + 64 ≤ n`; the 64 input bytes are read before the 64 output bytes are written.
+        unsafe {
+            let va = _mm512_loadu_si512(base.add(a.0 + o) as *const __m512i);
+            let vb = _mm512_loadu_si512(base.add(b.0 + o) as *const __m512i);
+            let lo32 = thirty_two(_mm512_castsi512_si256(va), _mm512_castsi512_si256(vb));
+            let hi32 = thirty_two(_mm512_extracti64x4_epi64(va, 1), _mm512_extracti64x4_epi64(vb, 1));
+            let bytes = _mm512_permutexvar_epi64(order, _mm512_packs_epi16(lo32, hi32));
+            _mm512_storeu_si512(base.add(out + o) as *mut __m512i, bytes);
+        }
+    }
+    let done = 64 * steps;
+    if done < n {
+        Avx2(()).add(arena, n - done, (a.0 + done, a.1), (b.0 + done, b.1), out + done, rq);
+    }
+}
+
+/// Lane i of the low / high vectors of a depthwise block holds channel `DW_LANES[0][i]` /
+/// `DW_LANES[1][i]` of the block.
+const DW_LANES: [[usize; 16]; 2] = [
+    [0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27],
+    [4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31],
+];
+/// Bytes of one [`LaneQ16`] in the depthwise tables: five vectors.
+const LANEQ_BYTES: usize = 5 * 64;
+
+/// Bytes of a depthwise layer's tables ([`dw_tables`]): per block and tap pair two weight vectors,
+/// then per block two [`LaneQ16`].
+fn dw_table_bytes(dw: &Depthwise<'_>) -> usize {
+    let (blocks, pairs) = (dw.g.in_c / DW_BLOCK, dw.taps.div_ceil(2));
+    blocks * (pairs * 128 + 2 * LANEQ_BYTES)
+}
+
+/// The depthwise layer's weights as `i16` pairs of two taps in lane order, and each channel's
+/// requantization (`−z·Σw` in the bias) as [`LaneQ16`] vectors, into `dst`
+/// ([`dw_table_bytes`]): what [`depthwise_512`] reads, made once per layer or per call.
+#[target_feature(enable = "avx512f,avx512bw,avx2")]
+fn dw_tables(dw: &Depthwise<'_>, dst: &mut [u8]) {
+    let (blocks, pairs) = (dw.g.in_c / DW_BLOCK, dw.taps.div_ceil(2));
+    let (wv, qv) = dst.split_at_mut(blocks * pairs * 128);
+    for (i, d) in wv.chunks_exact_mut(64).enumerate().take(blocks * pairs * 2) {
+        let (b, tp, half) = (i / (2 * pairs), (i / 2) % pairs, i % 2);
+        let w = DW_LANES[half].map(|j| dw.pair(DW_BLOCK * b + j, tp));
+        // SAFETY: `w` and `d` hold 64 bytes.
+        unsafe {
+            _mm512_storeu_si512(d.as_mut_ptr() as *mut __m512i, _mm512_loadu_si512(w.as_ptr() as *const __m512i))
+        };
+    }
+    for (i, d) in qv.chunks_exact_mut(LANEQ_BYTES).enumerate().take(blocks * 2) {
+        let (b, half) = (i / 2, i % 2);
+        LaneQ16::new(&DW_LANES[half].map(|j| dw.channel(DW_BLOCK * b + j))).store(d);
+    }
+}
+
+/// Most bytes of the depthwise tables (at most `DW_WV_MAX / 2` weight vector pairs and
+/// `DW_C_MAX / 32` blocks).
+const DW_TABLES_MAX: usize = DW_WV_MAX / 2 * 128 + DW_C_MAX / DW_BLOCK * 2 * LANEQ_BYTES;
+
 /// Depthwise convolution as the AVX2 kernel does it (tap pairs through `VPMADDWD`, `−z·Σw` in
 /// the bias), 32 channels per block: lanes hold channels (0–3, 8–11, 16–19, 24–27) and (4–7,
 /// 12–15, 20–23, 28–31), `VPACKSSDW` puts them back in order and `VPMOVSWB` makes the bytes.
-/// Channel counts that are not a multiple of 32 take the AVX2 kernel.
+/// Channel counts that are not a multiple of 32 take the AVX2 kernel. The weight and
+/// requantization tables are `prepared` ([`Avx512Vnni::prepare_depthwise_conv2d`]) when it has
+/// their length, else made for this call.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,avx2")]
 fn depthwise_512(
@@ -152,30 +414,31 @@ fn depthwise_512(
     rq: &Requant<'_>,
     output: &mut [u8],
     scratch: &mut [u8],
+    prepared: &[u8],
 ) {
-    let dw = match Depthwise::new(g, input, in_fmt, weights, weight_bits, rq, DW_BLOCK) {
-        Some(dw) if g.in_c.is_multiple_of(DW_BLOCK) && output.len() >= g.out_h * g.out_w * g.in_c => dw,
-        _ => return Avx2(()).depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch),
+    let fits = g.in_c.is_multiple_of(DW_BLOCK) && output.len() >= g.out_h * g.out_w * g.in_c;
+    // Prepared tables were checked against the requantization when they were made.
+    let ready = Depthwise::plan(g, in_fmt, weights, weight_bits, rq, DW_BLOCK, false)
+        .filter(|dw| fits && prepared.len() == dw_table_bytes(dw) && input.len() >= g.in_h * g.in_w * g.in_c)
+        .map(|dw| Depthwise { input, ..dw });
+    let (dw, ready) = match ready {
+        Some(dw) => (dw, true),
+        None => match Depthwise::new(g, input, in_fmt, weights, weight_bits, rq, DW_BLOCK) {
+            Some(dw) if fits => (dw, false),
+            _ => return Avx2(()).depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch),
+        },
+    };
+    let mut own = MaybeUninit::uninit();
+    let tables: &[u8] = if ready {
+        prepared
+    } else {
+        let buf = zeroed_aligned::<{ DW_TABLES_MAX + 64 }>(&mut own, dw_table_bytes(&dw));
+        dw_tables(&dw, buf);
+        buf
     };
     let (taps, c) = (dw.taps, g.in_c);
     let (blocks, pairs) = (c / DW_BLOCK, taps.div_ceil(2));
-    // Lane i of the low / high vectors holds channel LANES[0][i] / LANES[1][i] of the block.
-    const LANES: [[usize; 16]; 2] = [
-        [0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27],
-        [4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31],
-    ];
-    let mut wv: heapless::Vec<[__m512i; 2], { DW_WV_MAX / 2 }> = heapless::Vec::new();
-    let mut qv: heapless::Vec<[LaneQ16; 2], { DW_C_MAX / DW_BLOCK }> = heapless::Vec::new();
-    for b in 0..blocks {
-        let _ = qv.push(LANES.map(|lanes| LaneQ16::new(&lanes.map(|j| dw.channel(DW_BLOCK * b + j)))));
-        for tp in 0..pairs {
-            let _ = wv.push(LANES.map(|lanes| {
-                let w = lanes.map(|j| dw.pair(DW_BLOCK * b + j, tp));
-                // SAFETY: `w` holds 64 bytes.
-                unsafe { _mm512_loadu_si512(w.as_ptr() as *const __m512i) }
-            }));
-        }
-    }
+    let (wv, qv) = tables.split_at(blocks * pairs * 128);
     let zrow = [dw.z as u8; DW_C_MAX];
     let (lo, hi) = (_mm512_set1_epi32(rq.min), _mm512_set1_epi32(rq.max));
     let mut ptrs = [zrow.as_ptr(); DW_TAPS_MAX + 1];
@@ -185,21 +448,26 @@ fn depthwise_512(
             let o = (oy * g.out_w + ox) * c;
             for b in 0..blocks {
                 let (mut acc_lo, mut acc_hi) = (_mm512_setzero_si512(), _mm512_setzero_si512());
-                for (tp, w) in wv[b * pairs..(b + 1) * pairs].iter().enumerate() {
+                let w = &wv[b * pairs * 128..(b + 1) * pairs * 128];
+                for (tp, w) in w.chunks_exact(128).enumerate() {
                     // SAFETY: every pointer starts `c ≥ 32b + 32` readable bytes (a pixel of
-                    // `input`, or `zrow` with `DW_C_MAX ≥ c` bytes).
-                    let (a0, a1) = unsafe {
+                    // `input`, or `zrow` with `DW_C_MAX ≥ c` bytes); `w` holds 128 bytes.
+                    let (a0, a1, w0, w1) = unsafe {
                         (
                             _mm256_loadu_si256(ptrs[2 * tp].add(DW_BLOCK * b) as *const __m256i),
                             _mm256_loadu_si256(ptrs[2 * tp + 1].add(DW_BLOCK * b) as *const __m256i),
+                            _mm512_loadu_si512(w.as_ptr() as *const __m512i),
+                            _mm512_loadu_si512(w.as_ptr().add(64) as *const __m512i),
                         )
                     };
                     let (d0, d1) = (_mm512_cvtepi8_epi16(a0), _mm512_cvtepi8_epi16(a1));
-                    acc_lo = _mm512_add_epi32(acc_lo, _mm512_madd_epi16(_mm512_unpacklo_epi16(d0, d1), w[0]));
-                    acc_hi = _mm512_add_epi32(acc_hi, _mm512_madd_epi16(_mm512_unpackhi_epi16(d0, d1), w[1]));
+                    acc_lo = _mm512_add_epi32(acc_lo, _mm512_madd_epi16(_mm512_unpacklo_epi16(d0, d1), w0));
+                    acc_hi = _mm512_add_epi32(acc_hi, _mm512_madd_epi16(_mm512_unpackhi_epi16(d0, d1), w1));
                 }
+                let q = &qv[b * 2 * LANEQ_BYTES..(b + 1) * 2 * LANEQ_BYTES];
+                let (q_lo, q_hi) = (LaneQ16::load(&q[..LANEQ_BYTES]), LaneQ16::load(&q[LANEQ_BYTES..]));
                 let clamp = |v: __m512i| _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
-                let (v_lo, v_hi) = (clamp(qv[b][0].apply(acc_lo)), clamp(qv[b][1].apply(acc_hi)));
+                let (v_lo, v_hi) = (clamp(q_lo.apply(acc_lo)), clamp(q_hi.apply(acc_hi)));
                 let bytes = _mm512_cvtsepi16_epi8(_mm512_packs_epi32(v_lo, v_hi));
                 let dst = &mut output[o + DW_BLOCK * b..o + DW_BLOCK * (b + 1)];
                 // SAFETY: `dst` holds 32 bytes.
@@ -233,6 +501,27 @@ impl LaneQ16 {
             m: v(f.map(|f| f.m)),
             round: v(f.map(|f| f.round)),
             sh: v(f.map(|f| f.sh as i32)),
+        }
+    }
+
+    /// The five vectors of [`dw_tables`] (`LANEQ_BYTES` bytes: bias, shl, m, round, sh).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn load(bytes: &[u8]) -> LaneQ16 {
+        let bytes = &bytes[..LANEQ_BYTES];
+        // SAFETY: `bytes` holds five vectors of 64 bytes.
+        let v = |i: usize| unsafe { _mm512_loadu_si512(bytes.as_ptr().add(64 * i) as *const __m512i) };
+        LaneQ16 { bias: v(0), shl: v(1), m: v(2), round: v(3), sh: v(4) }
+    }
+
+    /// The five vectors into `bytes` (`LANEQ_BYTES`), as [`LaneQ16::load`] reads them.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn store(&self, bytes: &mut [u8]) {
+        let bytes = &mut bytes[..LANEQ_BYTES];
+        for (d, v) in bytes.chunks_exact_mut(64).zip([self.bias, self.shl, self.m, self.round, self.sh]) {
+            // SAFETY: `d` holds 64 bytes.
+            unsafe { _mm512_storeu_si512(d.as_mut_ptr() as *mut __m512i, v) };
         }
     }
 
@@ -274,54 +563,102 @@ fn unpack_row<const B: usize>(
     super::vnni::hsum1(acc)
 }
 
+/// How a layer's weights are laid out for [`conv2d_512`]: a function of the window and the input
+/// width only (so that it can be prepared once, [`Avx512Vnni::prepare_conv2d`]).
+#[derive(Clone, Copy)]
+struct Layout {
+    k: usize,
+    groups: usize,
+    /// `⌈kw·in_c/4⌉`: quads per kernel row in `xbuf` mode.
+    row_quads: usize,
+    padded_h: usize,
+    padded_w: usize,
+    /// An 8-bit input read in place from a padded copy of the image (else im2col per pixel).
+    indirect: bool,
+    /// The K of the laid-out weights, in quads: kernel rows of `row_quads` quads, or `⌈K/4⌉`.
+    kq: usize,
+}
+
+impl Layout {
+    /// `None` when the layer is outside this kernel (it takes AVX-VNNI or AVX2).
+    fn new(g: &Window, in_bits: Bits, weights: &[u8], weight_bits: Bits) -> Option<Layout> {
+        let (taps, ic) = (g.kernel_h * g.kernel_w, g.in_c);
+        let k = taps * ic;
+        let fits = k > 0
+            && g.out_h > 0
+            && g.out_w > 0
+            && k.next_multiple_of(32) <= KPAD_MAX
+            && g.out_c > 0
+            && g.out_c <= OC_MAX
+            && g.out_c.next_multiple_of(16) * k.next_multiple_of(4) <= WP_MAX
+            && weights.len() >= g.out_c * weight_bits.packed_len(k);
+        if !fits {
+            return None;
+        }
+        let groups = g.out_c.div_ceil(16);
+        // An 8-bit input is read in place from a copy of the image with its padding (offset by
+        // 128, made once per layer): a kernel row of a window is then `kw·ic` contiguous bytes,
+        // read in 4-byte quads (the weights padded with zeros to whole quads per kernel row). A
+        // 4-bit input goes through an im2col copy per pixel.
+        let (seg, kh) = (g.kernel_w * ic, g.kernel_h);
+        let row_quads = seg.div_ceil(4);
+        let padded_h = ((g.out_h - 1) * g.stride_h + kh).max(g.pad_top + g.in_h);
+        let padded_w = ((g.out_w - 1) * g.stride_w + g.kernel_w).max(g.pad_left + g.in_w);
+        // Read in place when padding the rows to whole quads wastes at most a third of the
+        // products.
+        // The last window's last kernel row ends inside the padded image (+4 bytes): every
+        // block's pointers are then in bounds without a check per pixel.
+        let line = padded_w * ic;
+        let last_row = (g.out_h - 1) * g.stride_h * line + (g.out_w - 1) * g.stride_w * ic + (kh - 1) * line;
+        let indirect = in_bits == Bits::B8
+            && last_row + 4 * row_quads <= padded_h * line + 4
+            && 3 * 4 * row_quads <= 4 * seg
+            && padded_h * padded_w * ic + 4 <= XBUF_MAX
+            && kh <= TAPS_MAX
+            && kh * 4 * row_quads <= KPAD_MAX
+            && groups * 16 * kh * 4 * row_quads <= WP_MAX;
+        let kq = if indirect { kh * row_quads } else { k.div_ceil(4) };
+        Some(Layout { k, groups, row_quads, padded_h, padded_w, indirect, kq })
+    }
+
+    /// Bytes of the prepared weights: each channel's `Σw` (`i32`, 16 per group), the laid-out
+    /// weights (`groups·kq·64`), each group's [`LaneQ16`] and a flag (64 bytes, the first 1
+    /// when those hold the layer's requantization: 8-bit output, every channel fast).
+    fn bytes(&self) -> usize {
+        self.groups * 64 * (1 + self.kq) + self.groups * LANEQ_BYTES + 64
+    }
+}
+
+/// The weights of a layer laid out per group, `k/4` and lane, into `dst` ([`Layout::bytes`]):
+/// `[Σw of 16·groups channels, i32 LE][groups][kq][16 lanes][4 bytes]`, then with `q` (the
+/// input format and the requantization) each group's [`LaneQ16`] and the flag. Every byte is
+/// written.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
-fn conv2d_512<const B: usize>(
+fn prepare<const B: usize>(
+    l: &Layout,
     g: &Window,
-    input: &[u8],
-    in_fmt: ActFormat,
     weights: &[u8],
-    rq: &Requant<'_>,
-    output: &mut [u8],
+    q: Option<(ActFormat, &Requant<'_>)>,
+    dst: &mut [u8],
 ) {
     let bits = match B {
         8 => Bits::B8,
         4 => Bits::B4,
         _ => Bits::B2,
     };
-    let (taps, ic) = (g.kernel_h * g.kernel_w, g.in_c);
-    let k = taps * ic;
+    let (k, kq, oc) = (l.k, l.kq, g.out_c);
+    let seg = g.kernel_w * g.in_c;
     let row_bytes = bits.packed_len(k);
-    let oc = g.out_c;
-    let groups = oc.div_ceil(16);
-    // An 8-bit input is read in place from a copy of the image with its padding (offset by
-    // 128, made once per layer): a kernel row of a window is then `kw·ic` contiguous bytes,
-    // read in 4-byte quads (the weights padded with zeros to whole quads per kernel row). A
-    // 4-bit input goes through an im2col copy per pixel.
-    let (seg, kh) = (g.kernel_w * ic, g.kernel_h);
-    let row_quads = seg.div_ceil(4);
-    let padded_h = ((g.out_h - 1) * g.stride_h + kh).max(g.pad_top + g.in_h);
-    let padded_w = ((g.out_w - 1) * g.stride_w + g.kernel_w).max(g.pad_left + g.in_w);
-    // Read in place when padding the rows to whole quads wastes at most a third of the products.
-    let indirect = in_fmt.bits == Bits::B8
-        && 3 * 4 * row_quads <= 4 * seg
-        && padded_h * padded_w * ic + 4 <= XBUF_MAX
-        && kh <= TAPS_MAX
-        && kh * 4 * row_quads <= KPAD_MAX
-        && groups * 16 * kh * 4 * row_quads <= WP_MAX;
-    // The K of the laid-out weights: kernel rows of `row_quads` quads, or K itself.
-    let kq = if indirect { kh * row_quads } else { k.div_ceil(4) };
-
-    // The weights laid out per group, k/4 and lane; Σw folded into each channel's bias.
+    let (sums, rest) = dst.split_at_mut(l.groups * 64);
+    let (wp, tail) = rest.split_at_mut(l.groups * kq * 64);
+    sums.fill(0);
+    tail.fill(0);
     // Scratch sized to the layer: only what it uses is zeroed.
-    let (mut ones, mut wp, mut row) = (MaybeUninit::uninit(), MaybeUninit::uninit(), MaybeUninit::uninit());
+    let (mut ones, mut row) = (MaybeUninit::uninit(), MaybeUninit::uninit());
     let chunked = 32 * k.div_ceil(32);
     let ones: &mut [u8] = zeroed_prefix::<KPAD_MAX>(&mut ones, chunked);
     ones[..k].fill(1);
-    let wp: &mut [u8] = zeroed_prefix::<WP_MAX>(&mut wp, groups * kq * 64);
     let row: &mut [u8] = zeroed_prefix::<KPAD_MAX>(&mut row, chunked.max(4 * kq));
-    let bound = sum_bound(k, bits, in_fmt.bits);
-    let offset = 128 + in_fmt.zero_point;
-    let mut fast: heapless::Vec<Rq32, OC_MAX> = heapless::Vec::new();
     // Each group's 16 rows side by side (`4·kq` bytes each), then one gather per `k/4` puts
     // their 4-byte groups across the lanes.
     let stride = 4 * kq;
@@ -333,11 +670,11 @@ fn conv2d_512<const B: usize>(
     );
     for c in 0..oc {
         let sum_w = unpack_row::<B>(weights, row_bytes, c, k, ones, row);
-        let _ = fast.push(Rq32::new(&ChannelQ::new(rq, c), bound, 0).with_bias_offset(offset.wrapping_mul(-sum_w)));
+        sums[4 * c..4 * c + 4].copy_from_slice(&sum_w.to_le_bytes());
         let (group, lane) = (c / 16, c % 16);
         let slot = &mut rows16[lane * stride..(lane + 1) * stride];
-        if indirect && 4 * row_quads != seg {
-            for (dst, src) in slot.chunks_exact_mut(4 * row_quads).zip(row[..k].chunks_exact(seg)) {
+        if l.indirect && 4 * l.row_quads != seg {
+            for (dst, src) in slot.chunks_exact_mut(4 * l.row_quads).zip(row[..k].chunks_exact(seg)) {
                 dst[..seg].copy_from_slice(src);
                 dst[seg..].fill(0);
             }
@@ -361,12 +698,87 @@ fn conv2d_512<const B: usize>(
             }
         }
     }
-    let mut lq: heapless::Vec<LaneQ16, { OC_MAX / 16 }> = heapless::Vec::new();
-    for gi in 0..groups {
-        let _ = lq.push(LaneQ16::new(&core::array::from_fn(|j| fast[(16 * gi + j).min(oc - 1)])));
+    if let Some((in_fmt, rq)) = q {
+        let mut fast = heapless::Vec::new();
+        channel_requant(l, bits, in_fmt, rq, sums, oc, &mut fast);
+        if rq.out.bits == Bits::B8 && !fast.iter().any(|f| f.is_slow()) {
+            let (lq, flag) = tail.split_at_mut(l.groups * LANEQ_BYTES);
+            for (gi, d) in lq.chunks_exact_mut(LANEQ_BYTES).enumerate() {
+                LaneQ16::new(&core::array::from_fn(|j| fast[(16 * gi + j).min(oc - 1)])).store(d);
+            }
+            flag[0] = 1;
+        }
     }
-    let slow = fast.iter().any(|f| f.is_slow());
-    let direct = rq.out.bits == Bits::B8 && !slow;
+}
+
+/// Each channel's [`Rq32`] with `(128 + z)·Σw` in its bias, from the prepared `Σw` (`sums`),
+/// into `fast` (filled in place: the vector is kilobytes).
+fn channel_requant(
+    l: &Layout,
+    bits: Bits,
+    in_fmt: ActFormat,
+    rq: &Requant<'_>,
+    sums: &[u8],
+    oc: usize,
+    fast: &mut heapless::Vec<Rq32, OC_MAX>,
+) {
+    let bound = sum_bound(l.k, bits, in_fmt.bits);
+    let offset = 128 + in_fmt.zero_point;
+    for (c, s) in sums.chunks_exact(4).take(oc).enumerate() {
+        let sum_w = i32::from_le_bytes([s[0], s[1], s[2], s[3]]);
+        let _ = fast.push(Rq32::new(&ChannelQ::new(rq, c), bound, 0).with_bias_offset(offset.wrapping_mul(-sum_w)));
+    }
+}
+
+/// Conv2D with the weights of [`prepare`]: `prepared` when it has [`Layout::bytes`] bytes (laid
+/// out once by the caller), else laid out here, on the stack, for this call.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
+fn conv2d_512<const B: usize>(
+    l: &Layout,
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    rq: &Requant<'_>,
+    output: &mut [u8],
+    prepared: &[u8],
+) {
+    let bits = match B {
+        8 => Bits::B8,
+        4 => Bits::B4,
+        _ => Bits::B2,
+    };
+    let (k, kq, oc, groups, indirect) = (l.k, l.kq, g.out_c, l.groups, l.indirect);
+    let (padded_h, padded_w, ic) = (l.padded_h, l.padded_w, g.in_c);
+    let mut own = MaybeUninit::uninit();
+    let prepared: &[u8] = if prepared.len() == l.bytes() {
+        prepared
+    } else {
+        let buf = zeroed_aligned::<{ WP_MAX + 4 * OC_MAX + OC_MAX / 16 * LANEQ_BYTES + 128 }>(&mut own, l.bytes());
+        prepare::<B>(l, g, weights, None, buf);
+        buf
+    };
+    let (sums, rest) = prepared.split_at(groups * 64);
+    let (wp, rest) = rest.split_at(groups * kq * 64);
+    let (lq_bytes, flag) = rest.split_at(groups * LANEQ_BYTES);
+    let mut lq: heapless::Vec<LaneQ16, { OC_MAX / 16 }> = heapless::Vec::new();
+    // Prepared requantization (8-bit output, every channel fast): the vectors as made; else
+    // each channel's from its `Σw`.
+    let mut fast = heapless::Vec::new();
+    let direct = if flag[0] == 1 && rq.out.bits == Bits::B8 {
+        for d in lq_bytes.chunks_exact(LANEQ_BYTES) {
+            let _ = lq.push(LaneQ16::load(d));
+        }
+        true
+    } else {
+        channel_requant(l, bits, in_fmt, rq, sums, oc, &mut fast);
+        for gi in 0..groups {
+            let _ = lq.push(LaneQ16::new(&core::array::from_fn(|j| fast[(16 * gi + j).min(oc - 1)])));
+        }
+        let slow = fast.iter().any(|f| f.is_slow());
+        rq.out.bits == Bits::B8 && !slow
+    };
 
     // The padded image offset by 128 (`a ^ 0x80`; the padding `z ^ 0x80`), and 4 bytes more for
     // the last quad of the last row (they meet zero weights).
@@ -392,7 +804,7 @@ fn conv2d_512<const B: usize>(
         in_fmt,
         k,
         kq,
-        row_quads,
+        row_quads: l.row_quads,
         padded_w,
         oc,
         rq,
@@ -450,24 +862,31 @@ fn blocks<const P: usize, const G: usize>(ctx: &Ctx<'_>, npix: usize, output: &m
     // weights are zero there too), read as one tap of `kq` quads.
     let stride = 4 * kq;
     let x: &mut [u8] = zeroed_prefix::<{ PIX_MAX * KPAD_MAX }>(&mut x, if ctx.xbuf.is_some() { 0 } else { P * stride });
-    // Per pixel and kernel row (or the whole im2col row), where its quads start.
-    let mut ptrs = [[ctx.zrow.as_ptr(); TAPS_MAX]; P];
+    // Per pixel, where its window (its im2col row) starts; the pixels past a partial block read
+    // the first one's.
+    let mut base = [ctx.zrow.as_ptr(); P];
     let (lo, hi) = (_mm512_set1_epi32(ctx.rq.min), _mm512_set1_epi32(ctx.rq.max));
-    let (tap_count, quads) = if ctx.xbuf.is_some() { (g.kernel_h, ctx.row_quads) } else { (1, kq) };
     let line = ctx.padded_w * g.in_c;
+    // Per quad of the laid-out weights, its byte offset from a window's start: kernel rows of
+    // `row_quads` quads `line` apart in `xbuf`, else consecutive.
+    let mut offs = [0usize; KPAD_MAX / 4];
+    let offs = &mut offs[..kq];
+    for (j, o) in offs.iter_mut().enumerate() {
+        *o = if ctx.xbuf.is_some() { j / ctx.row_quads * line + 4 * (j % ctx.row_quads) } else { 4 * j };
+    }
+    let offs = &*offs;
     let mut q0 = 0;
+    // The output pixel `q0 + p`, advanced one at a time.
+    let (mut oy, mut ox) = (0, 0);
     while q0 < npix {
         let n = (npix - q0).min(P);
         for p in 0..n {
-            let (oy, ox) = ((q0 + p) / g.out_w, (q0 + p) % g.out_w);
             match ctx.xbuf {
                 Some(xbuf) => {
-                    // The window's top-left corner in the padded image, then one row per `ky`.
+                    // The window's top-left corner in the padded image, then one row per `ky`
+                    // (`Layout::new` checked that the last window's rows end inside `xbuf`).
                     let corner = oy * g.stride_h * line + ox * g.stride_w * g.in_c;
-                    for (ky, d) in ptrs[p].iter_mut().enumerate().take(g.kernel_h) {
-                        let at = corner + ky * line;
-                        *d = xbuf[at..at + 4 * quads].as_ptr();
-                    }
+                    base[p] = xbuf.as_ptr().wrapping_add(corner);
                 }
                 None => {
                     let src = gather(g, ctx.input, ctx.in_fmt, oy, ox, col);
@@ -476,38 +895,39 @@ fn blocks<const P: usize, const G: usize>(ctx: &Ctx<'_>, npix: usize, output: &m
                         *d = a ^ 0x80;
                     }
                     xp[k..].fill(0);
-                    ptrs[p][0] = xp.as_ptr();
+                    base[p] = xp.as_ptr();
                 }
             }
+            ox += 1;
+            if ox == g.out_w {
+                (oy, ox) = (oy + 1, 0);
+            }
+        }
+        for p in n..P {
+            base[p] = base[0];
         }
         let mut g0 = 0;
         while g0 < groups {
             let mut acc = [[_mm512_setzero_si512(); G]; P];
             let wbase = g0 * kq * 64;
-            let mut j = 0;
-            // `t` indexes the inner dimension of `ptrs` (one pointer per pixel).
-            #[allow(clippy::needless_range_loop)]
-            for t in 0..tap_count {
-                let at: [*const u8; P] = core::array::from_fn(|p| ptrs[p][t]);
-                for c4 in 0..quads {
-                    let mut w = [_mm512_setzero_si512(); G];
-                    for (gi, wv) in w.iter_mut().enumerate() {
-                        // Groups past the layer's read the first group again (their sums unused).
-                        let off = if g0 + gi < groups { wbase + (gi * kq + j) * 64 } else { wbase + j * 64 };
-                        // SAFETY: `off + 64 ≤ groups·kq·64 ≤ WP_MAX`.
-                        *wv = unsafe { _mm512_loadu_si512(ctx.wp.as_ptr().add(off) as *const __m512i) };
+            for (j, &off) in offs.iter().enumerate() {
+                let mut w = [_mm512_setzero_si512(); G];
+                for (gi, wv) in w.iter_mut().enumerate() {
+                    // Groups past the layer's read the first group again (their sums unused).
+                    let at = if g0 + gi < groups { wbase + (gi * kq + j) * 64 } else { wbase + j * 64 };
+                    // SAFETY: `at + 64 ≤ groups·kq·64 ≤ WP_MAX`.
+                    *wv = unsafe { _mm512_loadu_si512(ctx.wp.as_ptr().add(at) as *const __m512i) };
+                }
+                for (a, &b) in acc.iter_mut().zip(&base) {
+                    // SAFETY: `b + off` starts 4 readable bytes: in `xbuf` a quad of a window's
+                    // kernel row (the last window's last row ends inside it, which
+                    // `Layout::new` checked for `indirect`), else a quad of a row of `x`
+                    // (`off < 4·kq`).
+                    let v = unsafe { (b.add(off) as *const i32).read_unaligned() };
+                    let xb = _mm512_set1_epi32(v);
+                    for (s, wv) in a.iter_mut().zip(&w) {
+                        *s = _mm512_dpbusd_epi32(*s, xb, *wv);
                     }
-                    for (a, &base) in acc.iter_mut().zip(&at) {
-                        // SAFETY: `base` starts `4·quads` readable bytes: a kernel row in
-                        // `xbuf` (sliced when the pointer was made), `zrow` (`KPAD_MAX ≥ 4·kq`)
-                        // or a row of `x` (`4·kq`).
-                        let v = unsafe { (base.add(4 * c4) as *const i32).read_unaligned() };
-                        let xb = _mm512_set1_epi32(v);
-                        for (s, wv) in a.iter_mut().zip(&w) {
-                            *s = _mm512_dpbusd_epi32(*s, xb, *wv);
-                        }
-                    }
-                    j += 1;
                 }
             }
             for (p, a) in acc.iter().enumerate().take(n) {

@@ -154,6 +154,7 @@ struct Depthwise<'a> {
 impl<'a> Depthwise<'a> {
     /// `Some` when the layer suits the vector kernels (depth multiplier 1, 8-bit input and
     /// output, at least `block` channels, every one of the first `block·⌊c/block⌋` fast).
+    #[allow(clippy::too_many_arguments)]
     fn new(
         g: &'a Window,
         input: &'a [u8],
@@ -162,6 +163,21 @@ impl<'a> Depthwise<'a> {
         weight_bits: Bits,
         rq: &'a Requant<'a>,
         block: usize,
+    ) -> Option<Depthwise<'a>> {
+        let dw = Depthwise::plan(g, in_fmt, weights, weight_bits, rq, block, true)?;
+        (input.len() >= g.in_h * g.in_w * g.in_c).then_some(Depthwise { input, ..dw })
+    }
+
+    /// [`Depthwise::new`] without the input (empty), and without the requantization's checks
+    /// unless `check_rq` (prepared weights: they were checked when they were made).
+    fn plan(
+        g: &'a Window,
+        in_fmt: ActFormat,
+        weights: &'a [u8],
+        weight_bits: Bits,
+        rq: &'a Requant<'a>,
+        block: usize,
+        check_rq: bool,
     ) -> Option<Depthwise<'a>> {
         let (taps, c) = (g.kernel_h * g.kernel_w, g.in_c);
         let (blocks, pairs) = (c / block, taps.div_ceil(2));
@@ -175,13 +191,12 @@ impl<'a> Depthwise<'a> {
             && blocks * pairs * block <= DW_WV_MAX * DW_CH
             && blocks > 0
             && weights.len() >= c * row_bytes
-            && input.len() >= g.in_h * g.in_w * c
-            && (0..block * blocks).all(|ch| !Rq32::new(&ChannelQ::new(rq, ch), bound, 0).is_slow());
+            && (!check_rq || (0..block * blocks).all(|ch| !Rq32::new(&ChannelQ::new(rq, ch), bound, 0).is_slow()));
         let tap_off =
             core::array::from_fn(|t| if t < taps { ((t / g.kernel_w) * g.in_w + t % g.kernel_w) * c } else { 0 });
         fits.then_some(Depthwise {
             g,
-            input,
+            input: &[],
             weights,
             weight_bits,
             rq,
@@ -388,6 +403,16 @@ fn zeroed_prefix<const N: usize>(buf: &mut core::mem::MaybeUninit<[u8; N]>, len:
         core::ptr::write_bytes(p, 0, len);
         core::slice::from_raw_parts_mut(p, len)
     }
+}
+
+/// As [`zeroed_prefix`], from the first 64-byte boundary of `buf` (which holds `len + 63`
+/// bytes or more), so that 64-byte loads from it do not split cache lines.
+#[inline(always)]
+fn zeroed_aligned<const N: usize>(buf: &mut core::mem::MaybeUninit<[u8; N]>, len: usize) -> &mut [u8] {
+    let all = zeroed_prefix(buf, len + 63);
+    let skip = all.as_ptr().align_offset(64).min(63);
+    let end = (skip + len).min(all.len());
+    &mut all[skip.min(end)..end]
 }
 
 /// [`Rq32::unclamped`] of eight channels (fast ones), as vectors over their lanes.
