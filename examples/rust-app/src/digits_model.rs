@@ -76,7 +76,10 @@ pub fn load() -> Result<Model<'static>, Error> {
 }
 
 /// An interpreter of `model` in `arena`, linking only [`KERNELS`].
-pub fn interpreter<'m, 'a>(model: &'m Model<'m>, arena: &'a mut Arena) -> Result<Interpreter<'m, 'a, KERNELS>, Error> {
+pub fn interpreter<'m, 'a>(
+    model: &'m Model<'m>,
+    arena: &'a mut Arena,
+) -> Result<Interpreter<'m, 'a, KERNELS>, Error> {
     Interpreter::<KERNELS>::with_kernels(model, &mut arena.0)
 }
 

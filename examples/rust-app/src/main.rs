@@ -8,6 +8,8 @@
 #![no_std]
 #![no_main]
 
+// Generated (`hawq compile --emit-rust`): kept as written, so that it can be regenerated.
+#[rustfmt::skip]
 mod digits_model;
 
 use cortex_m_rt::entry;
