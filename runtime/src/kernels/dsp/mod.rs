@@ -912,7 +912,12 @@ fn conv_impl<const L: usize, const K: u32>(
     let aligned4 = aligned4::<K>(g, in_fmt, L);
     let scale = scale + if aligned4 { 4 } else { 0 };
     // The fast epilogues: every channel's constants precomputed once per layer.
-    let bound = sum_bound(k, lane_bits(L), in_fmt.bits);
+    let weight_bits = match L {
+        2 => Bits::B8,
+        4 => Bits::B4,
+        _ => Bits::B2,
+    };
+    let bound = sum_bound(k, weight_bits, in_fmt.bits);
     for (c, f) in fast.iter_mut().enumerate() {
         *f = Rq32::new(&ChannelQ::new(rq, c), bound, scale);
     }
@@ -925,7 +930,7 @@ fn conv_impl<const L: usize, const K: u32>(
         // bias: `Σ w·(a − z) = Σ w·a − z·Σw`, taps in the padding holding `z` itself.
         let z = in_fmt.zero_point;
         for (f, row) in fast.iter_mut().zip(weights.chunks_exact(row_bytes)) {
-            let sum = row_sum::<L>(row, k);
+            let sum = if L == 2 { row_sum8(row) } else { row_sum_packed::<L>(row, k) };
             *f = f.with_bias_offset(-z * sum);
         }
         // The last weight row, readable to its last whole word (see [`plain_rows`]).
@@ -1106,6 +1111,20 @@ impl<'a> Band<'a> {
     }
 }
 
+/// `Σ w` of a row of 8-bit weights, a word at a time (SXTB16, SMLAD against `(1, 1)`).
+fn row_sum8(row: &[u8]) -> i32 {
+    let mut words = row.chunks_exact(4);
+    let mut s = 0;
+    for w in words.by_ref() {
+        let w = word(w);
+        s = smlad(sxtb16(w), 0x0001_0001, smlad(sxtb16_ror8(w), 0x0001_0001, s));
+    }
+    for &b in words.remainder() {
+        s += b as i8 as i32;
+    }
+    s
+}
+
 /// The depthwise kernel's weights of four channels (`rows`, `B`-bit) per tap as its SXTB16
 /// lanes, `(w0, w2)` and `(w1, w3)`, into `wt` (one entry per tap); returns each channel's `Σ w`.
 #[inline(always)]
@@ -1126,10 +1145,10 @@ fn dw_weights<const B: u8>(rows: [&[u8]; 4], wt: &mut [[u32; 2]]) -> [i32; 4] {
     sums
 }
 
-/// `Σ w` of the first `k` weights of a packed row: its whole words through [`mac`] against
-/// lanes of ones (sums scaled by 1, 16 or 64, each term a multiple), the rest one by one (a last
-/// byte's unused nibble or crumbs are left out).
-fn row_sum<const L: usize>(row: &[u8], k: usize) -> i32 {
+/// `Σ w` of the first `k` weights of a 4- or 2-bit row: its whole words through [`mac`]
+/// against lanes of ones (sums scaled by 16 or 64, each term a multiple), the rest one by one
+/// (a last byte's unused nibble or crumbs are left out).
+fn row_sum_packed<const L: usize>(row: &[u8], k: usize) -> i32 {
     let per = 2 * L;
     let full = (k / per).min(row.len() / 4);
     let ones = [[0x0001_0001u32; L]; 1];
