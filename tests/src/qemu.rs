@@ -360,15 +360,57 @@ impl Kernels {
     }
 }
 
-/// Builds `target`'s firmware with `model` and `inputs` (concatenated raw inputs) embedded.
-pub fn build(target: Target, model: &[u8], inputs: &[u8], fault: Fault) -> Result<Build> {
-    build_with(target, Kernels::Auto, model, inputs, fault)
+/// What the firmware's release profile optimises for: the crates' `opt-level = 3` (the README's
+/// instruction counts), or `opt-level = "s"` (smaller code, a few percent more instructions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum OptLevel {
+    #[default]
+    Speed,
+    Size,
 }
 
-/// [`build`] with a choice of kernels.
-pub fn build_with(target: Target, kernels: Kernels, model: &[u8], inputs: &[u8], fault: Fault) -> Result<Build> {
+impl OptLevel {
+    pub fn from_name(name: &str) -> Option<OptLevel> {
+        match name {
+            "3" | "speed" => Some(OptLevel::Speed),
+            "s" | "size" => Some(OptLevel::Size),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            OptLevel::Speed => "3",
+            OptLevel::Size => "s",
+        }
+    }
+
+    /// Cargo arguments overriding the crate's profile (none for its own `opt-level = 3`).
+    fn cargo_args(self) -> Vec<String> {
+        match self {
+            OptLevel::Speed => Vec::new(),
+            OptLevel::Size => vec!["--config".into(), "profile.release.opt-level=\"s\"".into()],
+        }
+    }
+}
+
+/// Builds `target`'s firmware with `model` and `inputs` (concatenated raw inputs) embedded.
+pub fn build(target: Target, model: &[u8], inputs: &[u8], fault: Fault) -> Result<Build> {
+    build_with(target, Kernels::Auto, OptLevel::Speed, model, inputs, fault)
+}
+
+/// [`build`] with a choice of kernels and optimisation.
+pub fn build_with(
+    target: Target,
+    kernels: Kernels,
+    opt: OptLevel,
+    model: &[u8],
+    inputs: &[u8],
+    fault: Fault,
+) -> Result<Build> {
     let (dir, triple, package) = (target.crate_dir(), target.triple(), target.package());
     let mut args: Vec<String> = kernels.feature().map(|f| vec!["--features".into(), f.into()]).unwrap_or_default();
+    args.extend(opt.cargo_args());
     let flags = target.extra_rustflags();
     if !flags.is_empty() {
         let quoted: Vec<String> = flags.iter().map(|f| format!("{f:?}")).collect();
@@ -492,6 +534,55 @@ pub fn build_board(board: Board, model: &[u8], inputs: &[u8]) -> Result<std::res
         }
         Err(why) => Err(why),
     })
+}
+
+/// Builds the minimal Cortex-M4 app of `examples/rust-app` around `model`: a copy of the template
+/// with the module `hawq compile --emit-rust` writes for it, so what it measures is what a user
+/// who starts from the template ships (no QEMU harness, no test inputs). Returns its sizes.
+pub fn build_app(model: &[u8], opt: OptLevel) -> Result<ElfSizes> {
+    let template = repo_root().join("examples/rust-app");
+    let target_dir = firmware_target_dir();
+    let work = target_dir.join("work");
+    let dir = work.join(format!("rust-app-{}-{}", std::process::id(), SEQUENCE.fetch_add(1, Ordering::SeqCst)));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(dir.join("src"))?;
+    fs::create_dir_all(dir.join(".cargo"))?;
+    for file in ["Cargo.lock", "build.rs", "memory.x", "src/main.rs", ".cargo/config.toml"] {
+        fs::copy(template.join(file), dir.join(file)).with_context(|| format!("copying {file} of the template"))?;
+    }
+    let manifest = fs::read_to_string(template.join("Cargo.toml"))?;
+    let runtime = repo_root().join("runtime");
+    let relative = "path = \"../../runtime\"";
+    if !manifest.contains(relative) {
+        bail!("examples/rust-app/Cargo.toml no longer names the runtime as {relative}");
+    }
+    fs::write(
+        dir.join("Cargo.toml"),
+        manifest.replace(relative, &format!("path = {:?}", runtime.display().to_string())),
+    )?;
+    // The template's module name, so that its main.rs builds unchanged.
+    let module = "digits_model";
+    hawq_compiler::emit_rust::write(&dir.join("src"), module, model, "model.hq")?;
+
+    let (_guard, lock) = build_lock()?;
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(&dir)
+        .args(["build", "--release", "--quiet", "--target-dir"])
+        .arg(target_dir.join("rust-app"))
+        .args(opt.cargo_args());
+    for var in
+        ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR"]
+    {
+        cmd.env_remove(var);
+    }
+    let output = cmd.output().context("running cargo build for the app")?;
+    drop(lock);
+    if !output.status.success() {
+        bail!("building the app in {} failed:\n{}", dir.display(), String::from_utf8_lossy(&output.stderr));
+    }
+    let sizes = elf_sizes(&target_dir.join("rust-app/thumbv7em-none-eabihf/release/hawq-rust-app"))?;
+    let _ = fs::remove_dir_all(&dir);
+    Ok(sizes)
 }
 
 /// What a QEMU run returned.
@@ -821,13 +912,14 @@ impl Measurement {
 /// (`expected`), the run must exit 0 and report every input. A model that does not fit the
 /// machine is a result (`fits: Err`), any other failure an error.
 pub fn measure(target: Target, model: &[u8], inputs: &[Vec<u8>], expected: &[Vec<u8>]) -> Result<Measurement> {
-    measure_with(target, Kernels::Auto, model, inputs, expected)
+    measure_with(target, Kernels::Auto, OptLevel::Speed, model, inputs, expected)
 }
 
 /// [`measure`] with a choice of kernels.
 pub fn measure_with(
     target: Target,
     kernels: Kernels,
+    opt: OptLevel,
     model: &[u8],
     inputs: &[Vec<u8>],
     expected: &[Vec<u8>],
@@ -848,7 +940,7 @@ pub fn measure_with(
         inferences: 0,
         wall: Duration::ZERO,
     };
-    let fw = match build_with(target, kernels, model, &joined, Fault::None)? {
+    let fw = match build_with(target, kernels, opt, model, &joined, Fault::None)? {
         Build::Built(fw) => fw,
         Build::DoesNotFit(why) => {
             m.fits = Err(why);

@@ -1,8 +1,9 @@
 //! `cargo xtask`: the project's tasks that drive the QEMU firmware of `targets/`.
 //!
 //! ```text
-//! cargo xtask bench [--json] [--models a,b] [--targets t,u] [--configs int8,mixed,hawq] [--kernels k,l] [--inputs N] [--layers]
-//! cargo xtask run --target T --model FILE.hq [--data FILE.npz] [--inputs N]
+//! cargo xtask bench [--json] [--models a,b] [--targets t,u] [--configs int8,mixed,hawq] [--kernels k,l] [--inputs N] [--layers] [--opt-level 3|s]
+//! cargo xtask run --target T --model FILE.hq [--data FILE.npz] [--inputs N] [--opt-level 3|s]
+//! cargo xtask app [--model FILE.hq] [--opt-level 3|s]
 //! cargo xtask boards [--model FILE.hq --data FILE.npz]
 //! ```
 //!
@@ -16,18 +17,19 @@
 //! show the ratio to TFLM + CMSIS-NN's instructions (../shared/BASELINES.md). The AArch64
 //! kernels are counted on the bare-metal `aarch64-virt` (NEON) and `aarch64-virt-dotprod` (SDOT)
 //! targets: one firmware crate built without and with `-C target-feature=+dotprod`.
+//! `--opt-level s` builds the firmware for size (the crates' profiles say `opt-level = 3`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
-use hawq_e2e::qemu::{self, compile_cases, Config, Kernels, Measurement, ModelSpec, Target};
+use hawq_e2e::qemu::{self, compile_cases, Config, Kernels, Measurement, ModelSpec, OptLevel, Target};
 use serde_json::json;
 
 const USAGE: &str = "\
 usage:
-  cargo xtask bench [--json] [--models a,b] [--targets t,u] [--configs int8,mixed,hawq] [--kernels k,l] [--inputs N] [--layers]
+  cargo xtask bench [--json] [--models a,b] [--targets t,u] [--configs int8,mixed,hawq] [--kernels k,l] [--inputs N] [--layers] [--opt-level 3|s]
       models: fixture folder names of ../shared/fixtures (default: all of them), or `digits`
       targets: cortex-m4, cortex-m0, cortex-m3, riscv32, aarch64 (Linux, qemu-user: no counts),
                aarch64-virt (bare metal, NEON), aarch64-virt-dotprod (the same with SDOT);
@@ -36,9 +38,14 @@ usage:
                hawq (HAWQ-V2's weight bits at 0.55x the int8 weight bytes); default: all
       kernels: best (the target's best path: dsp on the Cortex-M4), scalar (the reference),
                portable (no instruction-set extension); default: best
-  cargo xtask run --target T --model FILE.hq [--data FILE.npz] [--inputs N]
+      opt-level: the firmware's rustc opt-level, 3 (fastest, the default) or s (smallest code)
+  cargo xtask run --target T --model FILE.hq [--data FILE.npz] [--inputs N] [--opt-level 3|s]
       builds T's firmware around a compiled model, runs it under QEMU, prints its report and
       compares its outputs with the host runtime's
+  cargo xtask app [--model FILE.hq] [--opt-level 3|s]
+      builds the minimal Cortex-M4 app of examples/rust-app around a model (default:
+      examples/digits at 8 bits) and prints its code and RAM: what a deployment costs, without
+      the QEMU harness's reporting
   cargo xtask boards [--model FILE.hq --data FILE.npz]
       builds the real boards' firmware (targets/boards: nRF52840-DK, Raspberry Pi Pico,
       ESP32-C3) around a model (default: examples/digits at 8 bits); flash them with probe-rs";
@@ -49,6 +56,7 @@ fn main() -> ExitCode {
         Some("bench") => bench(&args[1..]),
         Some("run") => run(&args[1..]),
         Some("boards") => boards(&args[1..]),
+        Some("app") => app(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             println!("{USAGE}");
             Ok(())
@@ -134,6 +142,13 @@ fn model_spec(name: &str) -> Result<ModelSpec> {
 /// Instructions per inference of TFLM + CMSIS-NN on QEMU's Cortex-M4 (../shared/BASELINES.md).
 const TFLM_CMSIS_NN_M4: [(&str, u64); 2] = [("resnet8-cifar10", 29_861_846), ("dscnn-kws", 7_697_262)];
 
+fn opt_level(a: &mut Args) -> Result<OptLevel> {
+    match a.value("--opt-level")? {
+        None => Ok(OptLevel::Speed),
+        Some(v) => OptLevel::from_name(&v).ok_or_else(|| anyhow!("unknown --opt-level '{v}' (3 or s)")),
+    }
+}
+
 fn kernels_of(name: &str) -> Result<Kernels> {
     match name {
         "best" | "auto" => Ok(Kernels::Auto),
@@ -170,6 +185,7 @@ fn bench(args: &[String]) -> Result<()> {
     })?;
     let kernels = list(a.value("--kernels")?, vec![Kernels::Auto], kernels_of)?;
     let n: usize = a.value("--inputs")?.map_or(Ok(4), |v| v.parse()).context("--inputs")?;
+    let opt = opt_level(&mut a)?;
     a.finish()?;
     qemu::check_tools(&targets)?;
 
@@ -182,7 +198,7 @@ fn bench(args: &[String]) -> Result<()> {
         for case in &cases {
             for (&target, &k) in targets.iter().flat_map(|t| kernels.iter().map(move |k| (t, k))) {
                 let t0 = Instant::now();
-                let m = qemu::measure_with(target, k, &case.blob, &case.inputs, &case.expected)
+                let m = qemu::measure_with(target, k, opt, &case.blob, &case.inputs, &case.expected)
                     .with_context(|| format!("{name} {} on {target} ({k:?} kernels)", case.config))?;
                 eprintln!(
                     "  {name} {} {target} {}: {} ({:.1} s)",
@@ -200,9 +216,19 @@ fn bench(args: &[String]) -> Result<()> {
         }
     }
     if as_json {
-        let v: Vec<serde_json::Value> = rows.iter().map(|r| row_json(r, layers)).collect();
+        let v: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                let mut v = row_json(r, layers);
+                v["opt_level"] = json!(opt.name());
+                v
+            })
+            .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
+        if opt != OptLevel::Speed {
+            println!("Firmware built with opt-level {} (the crates' profiles say 3).\n", opt.name());
+        }
         print_table(&rows, layers);
     }
     if rows.iter().any(|r| r.m.fits.is_ok() && !r.m.match_host()) {
@@ -313,6 +339,7 @@ fn run(args: &[String]) -> Result<()> {
     let model = a.value("--model")?.ok_or_else(|| anyhow!("--model is required\n{USAGE}"))?;
     let data = a.value("--data")?;
     let n: usize = a.value("--inputs")?.map_or(Ok(4), |v| v.parse()).context("--inputs")?;
+    let opt = opt_level(&mut a)?;
     a.finish()?;
     qemu::check_tools(&[target])?;
     let blob = std::fs::read(&model).with_context(|| format!("{model}: cannot read"))?;
@@ -324,7 +351,7 @@ fn run(args: &[String]) -> Result<()> {
             qemu::eval_inputs(&dataset, parsed.input().elements(), n)?
         }
     };
-    let fw = match qemu::build(target, &blob, &inputs.concat(), qemu::Fault::None)? {
+    let fw = match qemu::build_with(target, Kernels::Auto, opt, &blob, &inputs.concat(), qemu::Fault::None)? {
         qemu::Build::Built(fw) => fw,
         qemu::Build::DoesNotFit(why) => bail!("{model} does not fit {target}: {why}"),
     };
@@ -349,6 +376,40 @@ fn run(args: &[String]) -> Result<()> {
             bail!("outputs differ from the host runtime");
         }
     }
+    Ok(())
+}
+
+fn app(args: &[String]) -> Result<()> {
+    let mut a = Args::new(args);
+    let model = a.value("--model")?;
+    let opt = opt_level(&mut a)?;
+    a.finish()?;
+    let (name, blob) = match model {
+        None => {
+            let case = compile_cases(&ModelSpec::digits(), &[Config::Int8], 1)?.remove(0);
+            ("examples/digits (int8)".to_string(), case.blob)
+        }
+        Some(model) => {
+            let blob = std::fs::read(&model).with_context(|| format!("{model}: cannot read"))?;
+            hawq_runtime::Model::from_bytes(&blob).map_err(|e| anyhow!("{model}: {e}"))?;
+            (model, blob)
+        }
+    };
+    let model = hawq_runtime::Model::from_bytes(&blob).map_err(|e| anyhow!("{name}: {e}"))?;
+    let sizes = qemu::build_app(&blob, opt)?;
+    let code = sizes.image.saturating_sub(blob.len() as u64);
+    println!("{name}: the minimal Cortex-M4 app (examples/rust-app, thumbv7em-none-eabihf, opt-level {})", opt.name());
+    println!(
+        "  flash {} B = model {} B + code {} B",
+        thousands(sizes.image),
+        thousands(blob.len() as u64),
+        thousands(code)
+    );
+    println!(
+        "  RAM: statics {} B (arena {} B) + the runtime's stack",
+        thousands(sizes.statics),
+        thousands(model.arena_bytes() as u64)
+    );
     Ok(())
 }
 

@@ -43,3 +43,19 @@ fn the_app_template_builds_for_the_cortex_m4() {
         sizes.statics
     );
 }
+
+#[test]
+fn the_app_builds_around_any_model_at_either_opt_level() {
+    // What `cargo xtask app` measures: the template around a model other than its own.
+    let case = qemu::compile_cases(&qemu::ModelSpec::digits(), &[qemu::Config::Mixed], 1).unwrap().remove(0);
+    let mut code = Vec::new();
+    for opt in [qemu::OptLevel::Speed, qemu::OptLevel::Size] {
+        let sizes = qemu::build_app(&case.blob, opt).unwrap();
+        assert!(sizes.image > case.blob.len() as u64, "the model is not in the image");
+        code.push(sizes.image - case.blob.len() as u64);
+    }
+    println!(
+        "examples/rust-app around the digits model (mixed): code {} B at opt-level 3, {} B at s",
+        code[0], code[1]
+    );
+}
