@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Host latency: the hawq runtime against LiteRT (XNNPACK, one thread) on the fixtures' resnet8
-# and dscnn int8, the same inputs, runs interleaved (this kind of VM switches between a fast and
+# Host latency: the hawq runtime against LiteRT (XNNPACK) on the fixtures' resnet8 and dscnn int8,
+# the same inputs and thread count, runs interleaved (this kind of VM switches between a fast and
 # a slow state: compare within a round), printing each round's medians and the ratio.
 #
-#   scripts/bench-host.sh [ROUNDS] [ITERATIONS]   # default 5 rounds of 2000 inferences each
+#   scripts/bench-host.sh [ROUNDS] [ITERATIONS] [THREADS]   # default 5 rounds of 2000, 1 thread
 #   scripts/bench-host.sh --models-only          # only compile the models (for `cargo bench`)
 #
 # Needs ../shared/fixtures (or HAWQ_FIXTURES) and PyPI (ai-edge-litert in target/bench-venv).
@@ -44,14 +44,17 @@ done
 
 ROUNDS="${1:-5}"
 ITERS="${2:-2000}"
+THREADS="${3:-1}"
+echo "$THREADS thread(s)"
+echo
 echo "| model | round | hawq median µs | LiteRT XNNPACK median µs | hawq / LiteRT |"
 echo "|---|---:|---:|---:|---:|"
 for m in "${MODELS[@]}"; do
   IFS='|' read -r name dir flags scale offset kind <<<"$m"
   ratios=()
   for r in $(seq 1 "$ROUNDS"); do
-    ours=$("$BENCH" "$OUT/$name.hq" "$OUT/$name.bin" "$ITERS" | sed -n 's/.*median_us=\([0-9.]*\).*/\1/p')
-    theirs=$("$PY" scripts/bench_litert.py "$FIX/$dir/reference_int8.tflite" "$OUT/$name.bin" "$scale" "$offset" "$ITERS" "$kind" 2>/dev/null \
+    ours=$("$BENCH" "$OUT/$name.hq" "$OUT/$name.bin" "$ITERS" --threads "$THREADS" | sed -n 's/.*median_us=\([0-9.]*\).*/\1/p')
+    theirs=$("$PY" scripts/bench_litert.py "$FIX/$dir/reference_int8.tflite" "$OUT/$name.bin" "$scale" "$offset" "$ITERS" "$kind" "$THREADS" 2>/dev/null \
       | sed -n 's/.*median_us=\([0-9.]*\).*/\1/p')
     ratio=$(python3 -c "print(f'{$ours / $theirs:.2f}')")
     ratios+=("$ratio")

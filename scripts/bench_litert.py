@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Single-thread latency of LiteRT (XNNPACK) on a .tflite, for scripts/bench-host.sh.
+"""Latency of LiteRT (XNNPACK) on a .tflite, for scripts/bench-host.sh.
 
-usage: bench_litert.py MODEL.tflite INPUTS.bin SCALE OFFSET [ITERATIONS]
+usage: bench_litert.py MODEL.tflite INPUTS.bin SCALE OFFSET [ITERATIONS] [pixels|mfcc] [THREADS]
 
 INPUTS.bin holds the raw inputs back to back (uint8 pixels or int8 MFCC, the fixtures' dtype,
 NHWC): the same bytes the hawq runtime's `write_input_raw` takes. Each is turned into the real
@@ -19,13 +19,14 @@ from ai_edge_litert.interpreter import Interpreter
 def main():
     model, inputs, scale, offset = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
     iterations = int(sys.argv[5]) if len(sys.argv) > 5 else 2000
-    it = Interpreter(model_path=model, num_threads=1)
+    threads = int(sys.argv[7]) if len(sys.argv) > 7 else 1
+    it = Interpreter(model_path=model, num_threads=threads)
     it.allocate_tensors()
     inp = it.get_input_details()[0]
     shape = inp["shape"][1:]
     size = int(np.prod(shape))
     raw = np.fromfile(inputs, dtype=np.uint8)
-    dtype = np.uint8 if "pixels" in sys.argv[6:] else np.int8
+    dtype = np.uint8 if "pixels" in sys.argv[6:7] else np.int8
     xs = raw.view(dtype).reshape(-1, *shape)
     s, z = inp["quantization"]
     info = np.iinfo(inp["dtype"])

@@ -205,28 +205,41 @@ impl<'m, 'a, const KERNELS: u32> Interpreter<'m, 'a, KERNELS> {
     /// on the device; per-layer comparison with the float model through [`read_tensor_f32`]).
     pub fn invoke_observed(&mut self, mut after: impl FnMut(usize, &Op<'m>, &[u8])) -> Result<(), Error> {
         let tensors = self.model.tensors();
-        #[cfg(target_arch = "x86_64")]
         let mut at = 0;
         for (index, op) in self.model.linked_ops::<KERNELS>().enumerate() {
             let op = op?;
-            #[cfg(target_arch = "x86_64")]
-            let prepared: Prepared<'_> = if self.prepared.is_empty() {
-                &[]
-            } else {
-                let n = prepared_bytes(&op, tensors);
-                let region = self.prepared.get(at..at + region_bytes(n)).unwrap_or(&[]);
-                at += region_bytes(n);
-                let skip = aligned_start(region.as_ptr());
-                region.get(skip..skip + n).unwrap_or(&[])
-            };
-            #[cfg(not(target_arch = "x86_64"))]
-            let prepared: Prepared<'_> = core::marker::PhantomData;
+            let prepared = self.prepared_at(&op, &mut at);
             run_op::<KERNELS>(&op, index as u16, tensors, self.arena, prepared)?;
             after(index, &op, self.arena);
         }
         Ok(())
     }
+
+    /// The prepared weights of `op`, the next op in order, whose region starts at `at` in the
+    /// workspace (advanced past it).
+    #[cfg(target_arch = "x86_64")]
+    fn prepared_at(&self, op: &Op<'_>, at: &mut usize) -> Prepared<'a> {
+        if self.prepared.is_empty() {
+            return &[];
+        }
+        let n = prepared_bytes(op, self.model.tensors());
+        let region = self.prepared.get(*at..*at + region_bytes(n)).unwrap_or(&[]);
+        *at += region_bytes(n);
+        let skip = aligned_start(region.as_ptr());
+        region.get(skip..skip + n).unwrap_or(&[])
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    #[inline(always)]
+    fn prepared_at(&self, _: &Op<'_>, _: &mut usize) -> Prepared<'a> {
+        core::marker::PhantomData
+    }
 }
+
+#[cfg(feature = "threads")]
+mod threads;
+#[cfg(feature = "threads")]
+pub use threads::Threads;
 
 /// Tensor `tensor` of `model` in `arena` as real values: dequantized (contract §5), or copied
 /// when it is f32. Returns the number of values written.

@@ -44,6 +44,8 @@ pub mod quant;
 pub use error::Error;
 pub use format::{DType, Op, RawInput, TensorDesc};
 pub use interpreter::Interpreter;
+#[cfg(feature = "threads")]
+pub use interpreter::Threads;
 pub use model::Model;
 
 /// A bound on the stack `Interpreter::invoke` takes on a Cortex-M4 (DSP kernels), in bytes:

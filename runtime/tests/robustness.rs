@@ -17,7 +17,7 @@ use hawq_runtime::format::{
     TENSOR_RECORD_BYTES,
 };
 use hawq_runtime::quant::Bits;
-use hawq_runtime::{Error, Interpreter, Model};
+use hawq_runtime::{Error, Interpreter, Model, Threads};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
@@ -489,6 +489,21 @@ fn workspace_agrees(model: &Model<'_>, start: &[u8], after: &[u8], seed: u64) {
     assert_eq!(it.output_bytes(), without.output_bytes(), "second inference: another output with the workspace");
 }
 
+/// `Interpreter::invoke_threads` on 2 and 3 threads, every layer of two output rows or more
+/// split into bands, leaves the arena `Interpreter::new`'s `invoke` leaves (the ops' scratch
+/// aside: the bands after the first use the pool's).
+fn threads_agree(model: &Model<'_>, start: &[u8], after: &[u8], scratch: &[std::ops::Range<usize>]) {
+    for n in [2, 3] {
+        let mut threads = Threads::new(model, n).expect("the threads start").min_macs(0);
+        let mut arena = start.to_vec();
+        let mut it = Interpreter::new(model, &mut arena).expect("the arena");
+        it.invoke_threads(&mut threads).expect("a validated model runs");
+        if let Some(i) = (0..arena.len()).find(|&i| !scratch.iter().any(|r| r.contains(&i)) && arena[i] != after[i]) {
+            panic!("{n} threads: arena byte {i} is {:#04x}, one thread leaves {:#04x}", arena[i], after[i]);
+        }
+    }
+}
+
 /// Loads `blob`; if it loads, checks what the loader promises, runs it over a garbage arena of
 /// the declared size through both input paths, and compares the whole arena with the naive
 /// model's. Panics (failing the property) on any broken promise.
@@ -550,6 +565,7 @@ fn exercise(blob: &[u8], seed: u64) -> Outcome {
     let comparable = simulated(&model) && scratch.iter().all(apart);
     kernel_sets_agree(blob, &model, &start, &arena);
     workspace_agrees(&model, &start, &arena, seed);
+    threads_agree(&model, &start, &arena, &scratch_regions(&model));
     if naive_work <= WORK_BUDGET && comparable {
         simulate(&model, &mut want);
         let unspecified = |i: usize| scratch.iter().any(|r| r.contains(&i));

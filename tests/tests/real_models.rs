@@ -131,3 +131,40 @@ fn fidelity_report_on_every_fixture() {
     }
     assert!(failures.is_empty(), "{failures:?}");
 }
+
+/// `Interpreter::invoke_threads` gives the one-thread output bytes on every fixture, in int8 and
+/// in mixed precision (4-bit activations run whole, 2/4-bit weights in bands), with the weights
+/// prepared once (the host's fast path) and without, on 2 threads (large layers split) and on 3
+/// (every layer of two rows or more split).
+#[test]
+fn threads_give_the_one_thread_bytes_on_every_fixture() {
+    use hawq_e2e::qemu::{compile_cases, Config, ModelSpec};
+    use hawq_runtime::{Interpreter, Model, Threads};
+    let root = fixtures();
+    for f in FIXTURES {
+        for case in compile_cases(&ModelSpec::fixture(f, &root), &[Config::Int8, Config::Mixed], 8).unwrap() {
+            let model = Model::from_bytes(&case.blob).unwrap();
+            for (threads, min_macs) in [(2, None), (3, Some(0))] {
+                let mut pool = Threads::new(&model, threads).unwrap();
+                if let Some(m) = min_macs {
+                    pool = pool.min_macs(m);
+                }
+                let mut arena = vec![0u8; model.arena_bytes()];
+                let mut workspace = vec![0u8; model.host_workspace_bytes()];
+                let mut it = Interpreter::with_workspace(&model, &mut arena, &mut workspace).unwrap();
+                for (i, (x, want)) in case.inputs.iter().zip(&case.expected).enumerate() {
+                    it.write_input_raw(x).unwrap();
+                    it.invoke_threads(&mut pool).unwrap();
+                    assert_eq!(
+                        it.output_bytes(),
+                        &want[..],
+                        "{} {}: {threads} threads, input {i}",
+                        f.name,
+                        case.config
+                    );
+                }
+            }
+            println!("{} {}: {} inputs, 2 and 3 threads = 1 thread", f.name, case.config, case.inputs.len());
+        }
+    }
+}

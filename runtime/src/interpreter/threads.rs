@@ -1,0 +1,195 @@
+//! Inference across threads on hosts (the `threads` feature).
+//!
+//! A convolution's or depthwise convolution's output rows are split into bands, one per thread,
+//! each run by the same kernel as a window of its own: the input rows its outputs read, the
+//! padding above them, and a scratch of its own (the first band the op's scratch in the arena,
+//! the others [`Threads`]'). An output byte depends only on its receptive field, so every band's
+//! bytes are the ones a single thread writes: results are bit-identical for any thread count.
+//! Every other op, layers below [`Threads::min_macs`], and layers with 4-bit activations (whose
+//! rows need not end on a byte) run on the calling thread as in [`Interpreter::invoke`].
+
+use std::vec::Vec;
+
+use super::{
+    channel_requant, conv2d, depthwise_conv2d, format, linked_weight_bits, run_op, split_with_scratch, window,
+    Interpreter, Prepared,
+};
+use crate::error::Error;
+use crate::format::{DType, Op, Tensors};
+use crate::kernels::linked::{self, has};
+use crate::kernels::{self as k, Window};
+use crate::model::Model;
+
+/// A pool of threads and their scratch, for [`Interpreter::invoke_threads`]. Create it once per
+/// model (it sizes the scratch from the model's layers) and reuse it for every inference.
+pub struct Threads {
+    pool: rayon::ThreadPool,
+    threads: usize,
+    /// The scratch of the bands after the first, one per thread but the first.
+    scratch: Vec<Vec<u8>>,
+    min_macs: u64,
+}
+
+/// Below this many multiply-accumulates a layer runs on one thread: handing out its bands costs
+/// about a microsecond, what such a layer takes in all.
+const MIN_MACS: u64 = 200_000;
+
+impl Threads {
+    /// `threads` threads (at least 1) for `model`'s layers. Fails only if the operating system
+    /// cannot start the threads.
+    pub fn new(model: &Model<'_>, threads: usize) -> std::io::Result<Threads> {
+        let threads = threads.max(1);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| std::format!("hawq-{i}"))
+            .build()
+            .map_err(std::io::Error::other)?;
+        let tensors = model.tensors();
+        let largest = model
+            .ops()
+            .filter_map(|op| match op.ok()? {
+                Op::Conv2d(p) | Op::DepthwiseConv2d(p) => {
+                    let (input, output) = (tensors.get(p.input as usize)?, tensors.get(p.output as usize)?);
+                    let g = window(
+                        &input,
+                        &output,
+                        (p.kernel_h as usize, p.kernel_w as usize),
+                        (p.stride_h, p.stride_w),
+                        (p.pad_top, p.pad_left),
+                    );
+                    let bits = crate::quant::Bits::from_u8(p.weight_bits)?;
+                    Some(scratch_bytes(&g, bits, format(&input).bits, matches!(op, Ok(Op::Conv2d(_)))))
+                }
+                _ => None,
+            })
+            .max()
+            .unwrap_or(0);
+        let scratch = (1..threads).map(|_| std::vec![0u8; largest]).collect();
+        Ok(Threads { pool, threads, scratch, min_macs: MIN_MACS })
+    }
+
+    /// Splits only layers of at least `macs` multiply-accumulates (default 200,000); 0 splits
+    /// every layer of two output rows or more.
+    pub fn min_macs(mut self, macs: u64) -> Threads {
+        self.min_macs = macs;
+        self
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+}
+
+fn scratch_bytes(g: &Window, bits: crate::quant::Bits, in_bits: crate::quant::Bits, conv: bool) -> usize {
+    if conv {
+        k::conv2d_scratch_bytes(g, bits, in_bits)
+    } else {
+        k::depthwise_conv2d_scratch_bytes(g, bits, in_bits)
+    }
+}
+
+impl<'m, 'a, const KERNELS: u32> Interpreter<'m, 'a, KERNELS> {
+    /// [`Interpreter::invoke`] on `threads`: the same output bytes, the large convolutions'
+    /// rows computed at once. `threads` must have been made for this interpreter's model (for
+    /// another one a layer whose bands would need more scratch than it holds runs on one thread).
+    pub fn invoke_threads(&mut self, threads: &mut Threads) -> Result<(), Error> {
+        let Threads { pool, scratch, min_macs, .. } = threads;
+        let (scratch, min_macs) = (&mut scratch[..], *min_macs);
+        let model = self.model;
+        pool.install(|| {
+            let tensors = model.tensors();
+            let mut at = 0;
+            for (index, op) in model.linked_ops::<KERNELS>().enumerate() {
+                let op = op?;
+                let prepared = self.prepared_at(&op, &mut at);
+                if !in_bands::<KERNELS>(&op, tensors, self.arena, prepared, scratch, min_macs) {
+                    run_op::<KERNELS>(&op, index as u16, tensors, self.arena, prepared)?;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Output rows `a..b` of `g` as a window of their own, with the first input row it reads: the
+/// rows those outputs read (none past the input) and the padding above them.
+fn band(g: &Window, a: usize, b: usize) -> (Window, usize) {
+    // The first row read, counted from the top of the padding.
+    let top = a * g.stride_h;
+    let first = top.saturating_sub(g.pad_top);
+    let end = ((b - 1) * g.stride_h + g.kernel_h).saturating_sub(g.pad_top).min(g.in_h);
+    let w = Window { in_h: end.saturating_sub(first), out_h: b - a, pad_top: g.pad_top.saturating_sub(top), ..*g };
+    (w, first)
+}
+
+/// Runs a convolution or depthwise convolution of 8-bit activations in bands of rows across the
+/// pool; `false` (nothing run) for any other op or a layer too small to split, which the caller
+/// then runs as usual (and which reports any error).
+fn in_bands<const K: u32>(
+    op: &Op<'_>,
+    tensors: Tensors<'_>,
+    arena: &mut [u8],
+    prepared: Prepared<'_>,
+    extra: &mut [Vec<u8>],
+    min_macs: u64,
+) -> bool {
+    let (Op::Conv2d(p) | Op::DepthwiseConv2d(p)) = op else { return false };
+    let conv = matches!(op, Op::Conv2d(_));
+    let kind = if conv { linked::CONV2D } else { linked::DEPTHWISE_CONV2D };
+    let (Some(input), Some(output)) = (tensors.get(p.input as usize), tensors.get(p.output as usize)) else {
+        return false;
+    };
+    let Some(bits) = linked_weight_bits::<K>(p.weight_bits) else { return false };
+    if !has(K, kind) || input.dtype != DType::I8 || output.dtype != DType::I8 {
+        return false;
+    }
+    let g = window(
+        &input,
+        &output,
+        (p.kernel_h as usize, p.kernel_w as usize),
+        (p.stride_h, p.stride_w),
+        (p.pad_top, p.pad_left),
+    );
+    let per_row = (g.out_w * g.out_c * g.kernel_h * g.kernel_w * if conv { g.in_c } else { 1 }) as u64;
+    let bands = (extra.len() + 1).min(g.out_h);
+    if bands < 2 || per_row * (g.out_h as u64) < min_macs {
+        return false;
+    }
+    let rows = g.out_h.div_ceil(bands);
+    let bands = g.out_h.div_ceil(rows);
+    let in_fmt = format(&input);
+    // Every band must read some input and fit its scratch, or the layer runs whole.
+    let fits = (0..bands).all(|i| {
+        let (w, _) = band(&g, i * rows, ((i + 1) * rows).min(g.out_h));
+        let room = if i == 0 { scratch_bytes(&g, bits, in_fmt.bits, conv) } else { extra[i - 1].len() };
+        w.in_h > 0 && scratch_bytes(&w, bits, in_fmt.bits, conv) <= room
+    });
+    if !fits {
+        return false;
+    }
+    let bytes = scratch_bytes(&g, bits, in_fmt.bits, conv);
+    let Some((src, dst, first_scratch)) = split_with_scratch(arena, &input, &output, p.scratch, bytes) else {
+        return false;
+    };
+    let rq = channel_requant(&p.channel, &output, p.clamp);
+    let line = g.in_w * g.in_c;
+    let run = |i: usize, dst: &mut [u8], scratch: &mut [u8]| {
+        let (w, first) = band(&g, i * rows, ((i + 1) * rows).min(g.out_h));
+        let src = &src[first * line..(first + w.in_h) * line];
+        if conv {
+            conv2d::<K>(&w, src, in_fmt, p.weights, bits, &rq, dst, scratch, prepared);
+        } else {
+            depthwise_conv2d::<K>(&w, src, in_fmt, p.weights, bits, &rq, dst, scratch, prepared);
+        }
+    };
+    let mut outs = dst.chunks_mut(rows * g.out_w * g.out_c);
+    let Some(first_out) = outs.next() else { return false };
+    rayon::scope(|s| {
+        for (i, (out, scratch)) in outs.zip(extra.iter_mut()).enumerate() {
+            let run = &run;
+            s.spawn(move |_| run(i + 1, out, scratch));
+        }
+        run(0, first_out, first_scratch);
+    });
+    true
+}
