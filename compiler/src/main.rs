@@ -13,8 +13,10 @@ use hawq_compiler::autodiff::{Method, TraceOptions};
 use hawq_compiler::data::{Dataset, RawData};
 use hawq_compiler::eval::{default_metric, evaluate, Metric, Runner};
 use hawq_compiler::import::import;
-use hawq_compiler::ir::InputTransform;
-use hawq_compiler::pipeline::{compile, compile_allocation, prepare, prepare_with, progress_bar, BitsFile};
+use hawq_compiler::ir::{Graph, InputTransform};
+use hawq_compiler::pipeline::{
+    compile, compile_allocation, prepare, prepare_with, progress_bar, with_input_normalization, BitsFile,
+};
 use hawq_compiler::quantize::BitConfig;
 use hawq_compiler::report::shorten;
 use hawq_compiler::report::{Measured, Report};
@@ -57,27 +59,39 @@ enum Command {
     Demo,
 }
 
-#[derive(Args, Clone, Copy, Default)]
+#[derive(Args, Clone, Default)]
 struct TransformArgs {
-    /// Input scale S of the transform real = x·S + O applied to uint8/int8 data [default: 1].
-    #[arg(long, allow_negative_numbers = true)]
-    input_scale: Option<f32>,
-    /// Input offset O of the transform real = x·S + O (negative values need no `=`) [default: 0].
-    #[arg(long, allow_negative_numbers = true)]
-    input_offset: Option<f32>,
+    /// Input scale S of the transform real = x·S + O applied to uint8/int8 data [default: 1]; one
+    /// value per channel (comma-separated) makes the transform per channel
+    #[arg(long, allow_hyphen_values = true, value_delimiter = ',', num_args = 1)]
+    input_scale: Vec<f32>,
+    /// Input offset O of the transform real = x·S + O (negative values need no `=`) [default: 0];
+    /// one value per channel (comma-separated) makes the transform per channel
+    #[arg(long, allow_hyphen_values = true, value_delimiter = ',', num_args = 1)]
+    input_offset: Vec<f32>,
 }
 
 impl TransformArgs {
-    fn get(self) -> InputTransform {
-        InputTransform { scale: self.input_scale.unwrap_or(1.0), offset: self.input_offset.unwrap_or(0.0) }
+    fn given(&self) -> bool {
+        !self.input_scale.is_empty() || !self.input_offset.is_empty()
     }
 
-    fn given(self) -> bool {
-        self.input_scale.is_some() || self.input_offset.is_some()
+    /// The graph to compile and the transform folded into its input: a per-channel transform
+    /// becomes the graph's first op (`pipeline::with_input_normalization`), the input then taken
+    /// as is.
+    fn apply(&self, model: &Path, graph: Graph) -> Result<(Graph, InputTransform)> {
+        if self.input_scale.len() > 1 || self.input_offset.len() > 1 {
+            let graph = with_input_normalization(graph, &self.input_scale, &self.input_offset)
+                .with_context(|| model.display().to_string())?;
+            return Ok((graph, InputTransform::default()));
+        }
+        let scale = self.input_scale.first().copied().unwrap_or(1.0);
+        let offset = self.input_offset.first().copied().unwrap_or(0.0);
+        Ok((graph, InputTransform { scale, offset }))
     }
 
     /// Float data are taken as real values: a transform given with them would be ignored.
-    fn check_applies(self, data: &Dataset) -> Result<()> {
+    fn check_applies(&self, data: &Dataset) -> Result<()> {
         if self.given() && matches!(data.x, RawData::F32(_)) {
             bail!(
                 "{}: 'x' holds float32 values, which are taken as real; --input-scale/--input-offset apply to \
@@ -442,7 +456,8 @@ fn cmd_compile(a: &CompileArgs) -> Result<()> {
     let graph = import_compilable(&a.model)?;
     let calib = Dataset::load(&a.calib)?;
     a.transform.check_applies(&calib)?;
-    let prepared = prepare_with(graph, &calib, a.transform.get(), !a.no_equalize)?;
+    let (graph, transform) = a.transform.apply(&a.model, graph)?;
+    let prepared = prepare_with(graph, &calib, transform, !a.no_equalize)?;
     let compiled = if budget == Budget::default() {
         let mut bits = BitConfig::uniform(&prepared.graph, a.bits.unwrap_or(8), a.act_bits.unwrap_or(8));
         if let Some(path) = &a.config {
@@ -477,7 +492,7 @@ fn cmd_compile(a: &CompileArgs) -> Result<()> {
         }
         compiled
     };
-    let fidelity = hawq_compiler::fidelity::measure(&prepared.graph, &compiled.blob, &calib, a.transform.get())
+    let fidelity = hawq_compiler::fidelity::measure(&prepared.graph, &compiled.blob, &calib, transform)
         .with_context(|| format!("{}: measuring the compiled model against the float model", a.model.display()))?;
     if let Some(why) = &fidelity.divergence {
         if !a.allow_low_fidelity {
@@ -603,8 +618,9 @@ fn cmd_eval(a: &EvalArgs) -> Result<()> {
         let sizes = (model.weight_bytes(), model.arena_bytes());
         (Runner::Quantized { model }, Some(sizes))
     } else {
-        graph = import(&a.model)?;
-        (Runner::Float { graph: &graph, transform: a.transform.get() }, None)
+        let transform;
+        (graph, transform) = a.transform.apply(&a.model, import(&a.model)?)?;
+        (Runner::Float { graph: &graph, transform }, None)
     };
     let metric = a.metric.unwrap_or_else(|| default_metric(&runner, &data));
     refuse_window_stride(&a.model, metric, a.window_stride)?;
@@ -838,13 +854,13 @@ fn cmd_demo() -> Result<()> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/digits");
     let out = Path::new("target/demo");
     std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create", out.display()))?;
-    let transform = TransformArgs { input_scale: Some(0.0625), input_offset: None };
+    let transform = TransformArgs { input_scale: vec![0.0625], input_offset: Vec::new() };
     let hawq = HawqArgs::default();
     out!("== examples/digits: float model");
     cmd_eval(&EvalArgs {
         model: dir.join("model.onnx"),
         data: dir.join("eval.npz"),
-        transform,
+        transform: transform.clone(),
         metric: Some(Metric::Top1),
         window_stride: None,
         json: false,
@@ -853,7 +869,7 @@ fn cmd_demo() -> Result<()> {
     cmd_analyze(&AnalyzeArgs {
         model: dir.join("model.onnx"),
         calib: dir.join("calib.npz"),
-        transform,
+        transform: transform.clone(),
         hawq: hawq.clone(),
         eval: Some(dir.join("eval.npz")),
         metric: Some(Metric::Top1),
@@ -948,7 +964,8 @@ fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
     let graph = import_compilable(&a.model)?;
     let calib = Dataset::load(&a.calib)?;
     a.transform.check_applies(&calib)?;
-    let prepared = prepare(graph, &calib, a.transform.get())?;
+    let (graph, transform) = a.transform.apply(&a.model, graph)?;
+    let prepared = prepare(graph, &calib, transform)?;
     let pins = resolve_pins(&prepared.graph, &a.hawq.pin, a.hawq.pin_first_last).with_context(|| model.to_string())?;
     let m = measure(&prepared, &calib, a.hawq.loss(), &a.hawq.trace_options())
         .with_context(|| a.calib.display().to_string())?;

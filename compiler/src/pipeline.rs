@@ -52,6 +52,59 @@ pub fn raw_kind(data: &Dataset) -> RawKind {
     }
 }
 
+/// The graph with a per-channel input transform `real[c] = x[c]·scale[c] + offset[c]` as its first
+/// op (torchvision's `Normalize(mean, std)` after `ToTensor` is `scale = 1/(255·std)`,
+/// `offset = −mean/std`): a depthwise 1×1 convolution over the raw input, which the compiled
+/// model then takes as is (raw values are its real values: compile with the identity
+/// transform). One value in either list applies to every channel. The weights are exact at any
+/// bit width (one per channel, with its own scale); the cost is one pass over the input and a
+/// second input-sized tensor in the arena. Folding the transform into the first convolution
+/// instead would be wrong at its border: its zero padding is zero after the transform, which no
+/// raw value maps to.
+pub fn with_input_normalization(mut graph: Graph, scale: &[f32], offset: &[f32]) -> Result<Graph> {
+    use crate::ir::{Clamp, Conv, Node, OpKind, Value, Window};
+    let input = &graph.values[graph.input];
+    let (h, w, c) = input.hwc();
+    if !matches!(input.shape.len(), 1 | 3) {
+        bail!(
+            "a per-channel input transform needs an image or vector input; this model's input has shape {:?}",
+            input.shape
+        );
+    }
+    let per_channel = |v: &[f32], what: &str| -> Result<Vec<f32>> {
+        match v.len() {
+            0 => Ok(vec![if what == "--input-scale" { 1.0 } else { 0.0 }; c]),
+            1 => Ok(vec![v[0]; c]),
+            n if n == c => Ok(v.to_vec()),
+            n => bail!("{what} gives {n} values; the model's input ({h}×{w}×{c}) has {c} channels"),
+        }
+    };
+    let (scale, offset) = (per_channel(scale, "--input-scale")?, per_channel(offset, "--input-offset")?);
+    if let Some(bad) = scale.iter().chain(&offset).find(|v| !v.is_finite()) {
+        bail!("the input transform holds {bad}: every scale and offset must be finite");
+    }
+    if let Some(i) = scale.iter().position(|&v| v == 0.0) {
+        bail!("--input-scale of channel {i} is 0: that channel would carry no information");
+    }
+    let normalized = graph.values.len();
+    graph.values.push(Value { name: format!("{}_normalized", input.name), shape: input.shape.clone() });
+    for node in &mut graph.nodes {
+        node.inputs.iter_mut().filter(|v| **v == graph.input).for_each(|v| *v = normalized);
+    }
+    let outputs = std::iter::once(&mut graph.output).chain(graph.extra_outputs.iter_mut());
+    outputs.filter(|v| **v == graph.input).for_each(|v| *v = normalized);
+    let op = OpKind::Conv(Conv {
+        weight: ndarray::Array4::from_shape_fn((c, 1, 1, 1), |(i, ..)| scale[i]),
+        bias: ndarray::Array1::from(offset),
+        window: Window { kernel: [1, 1], stride: [1, 1], pads: [0; 4] },
+        depthwise: true,
+        clamp: Clamp::NONE,
+    });
+    let node = Node { name: "input_normalization".into(), op, inputs: vec![graph.input], output: normalized };
+    graph.nodes.insert(0, node);
+    Ok(graph)
+}
+
 /// Real-valued calibration inputs in the runtime's NHWC order.
 pub fn real_inputs(graph: &Graph, data: &Dataset, transform: InputTransform) -> Result<Vec<Vec<f32>>> {
     data.check_sample_len(graph.values[graph.input].elements())?;
