@@ -140,6 +140,15 @@ impl<'m, 'a, const KERNELS: u32> Interpreter<'m, 'a, KERNELS> {
         let (h, w, c) = (t.shape[1] as usize, t.shape[2] as usize, t.shape[3] as usize);
         let bits = t.dtype.bits().unwrap_or(Bits::B8);
         let buf = self.input_bytes_mut();
+        // Integer samples in the runtime's order into an 8-bit tensor: a byte each (a uint8
+        // sample is `x − 128` with its top bit flipped), no per-element dispatch.
+        if !nchw && bits == Bits::B8 && matches!(kind, RawInput::U8 | RawInput::I8) {
+            let flip = if kind == RawInput::U8 { 0x80 } else { 0 };
+            for (d, &x) in buf.iter_mut().zip(raw) {
+                *d = x ^ flip;
+            }
+            return Ok(());
+        }
         for i in 0..t.elements() {
             // Element i of the NHWC arena is element (c, y, x) of a channel-major input.
             let src = if nchw { (i % c) * h * w + i / c } else { i };

@@ -504,6 +504,27 @@ fn threads_agree(model: &Model<'_>, start: &[u8], after: &[u8], scratch: &[std::
     }
 }
 
+/// Contract §6 for integer samples into an 8-bit input: element `i` of the NHWC tensor is
+/// sample element `i` (or, for an NCHW model, element `(c, y, x)`), `x − 128` for uint8 and `x`
+/// for int8.
+fn raw_input_follows_the_contract(model: &Model<'_>, input: &[u8], raw: &[u8]) {
+    let t = model.input();
+    let kind = model.raw_input();
+    if t.dtype != hawq_runtime::DType::I8 || kind == hawq_runtime::RawInput::F32 {
+        return;
+    }
+    let (h, w, c) = (t.shape[1] as usize, t.shape[2] as usize, t.shape[3] as usize);
+    let nchw = model.meta().input_layout == hawq_runtime::format::InputLayout::Nchw;
+    for (i, &q) in input.iter().enumerate().take(t.elements()) {
+        let src = if nchw { (i % c) * h * w + i / c } else { i };
+        let want = match kind {
+            hawq_runtime::RawInput::U8 => raw[src] as i32 - 128,
+            _ => raw[src] as i8 as i32,
+        };
+        assert_eq!(q as i8 as i32, want, "input element {i} (sample element {src}, {kind:?}, nchw {nchw})");
+    }
+}
+
 /// Loads `blob`; if it loads, checks what the loader promises, runs it over a garbage arena of
 /// the declared size through both input paths, and compares the whole arena with the naive
 /// model's. Panics (failing the property) on any broken promise.
@@ -540,7 +561,9 @@ fn exercise(blob: &[u8], seed: u64) -> Outcome {
     let mut it = Interpreter::new(&model, &mut arena).expect("an arena of the declared size");
     let raw_len = model.input().elements() * model.raw_input().element_bytes();
     assert!(matches!(it.write_input_raw(&vec![0u8; raw_len + 1]), Err(Error::SizeMismatch { .. })));
-    it.write_input_raw(&garbage(raw_len, seed ^ 0x5555)).expect("raw input of the right size");
+    let raw = garbage(raw_len, seed ^ 0x5555);
+    it.write_input_raw(&raw).expect("raw input of the right size");
+    raw_input_follows_the_contract(&model, it.input_bytes_mut(), &raw);
     it.invoke().expect("a validated model runs");
     let mut out = vec![0f32; model.output().elements()];
     assert_eq!(it.read_output_f32(&mut out), Ok(out.len()));
