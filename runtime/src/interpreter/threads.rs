@@ -8,6 +8,8 @@
 //! Every other op, layers below [`Threads::min_macs`], and layers with 4-bit activations (whose
 //! rows need not end on a byte) run on the calling thread as in [`Interpreter::invoke`].
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 use std::vec::Vec;
 
 use super::{
@@ -97,17 +99,50 @@ impl<'m, 'a, const KERNELS: u32> Interpreter<'m, 'a, KERNELS> {
         let (scratch, min_macs) = (&mut scratch[..], *min_macs);
         let model = self.model;
         pool.install(|| {
-            let tensors = model.tensors();
-            let mut at = 0;
-            for (index, op) in model.linked_ops::<KERNELS>().enumerate() {
-                let op = op?;
-                let prepared = self.prepared_at(&op, &mut at);
-                if !in_bands::<KERNELS>(&op, tensors, self.arena, prepared, scratch, min_macs) {
-                    run_op::<KERNELS>(&op, index as u16, tensors, self.arena, prepared)?;
-                }
-            }
-            Ok(())
+            let caller = rayon::current_thread_index();
+            let done = AtomicBool::new(false);
+            rayon::scope(|s| {
+                // The other threads stay awake for the whole inference, taking bands as they
+                // come: a sleeping thread takes tens of microseconds to wake, as long as a layer.
+                s.spawn_broadcast(|_, ctx| {
+                    if Some(ctx.index()) != caller {
+                        keep_awake(&done);
+                    }
+                });
+                let ran = (|| {
+                    let tensors = model.tensors();
+                    let mut at = 0;
+                    for (index, op) in model.linked_ops::<KERNELS>().enumerate() {
+                        let op = op?;
+                        let prepared = self.prepared_at(&op, &mut at);
+                        if !in_bands::<KERNELS>(&op, tensors, self.arena, prepared, scratch, min_macs) {
+                            run_op::<KERNELS>(&op, index as u16, tensors, self.arena, prepared)?;
+                        }
+                    }
+                    Ok(())
+                })();
+                done.store(true, Ordering::Release);
+                ran
+            })
         })
+    }
+}
+
+/// How long a thread waits for work before it leaves an inference to rayon's sleep (a long
+/// stretch of small ops, or an invoke whose caller stopped).
+const AWAKE: Duration = Duration::from_micros(500);
+
+/// Runs the pool's jobs as they come until `done`, or until none came for [`AWAKE`].
+fn keep_awake(done: &AtomicBool) {
+    let mut last = Instant::now();
+    while !done.load(Ordering::Acquire) {
+        if rayon::yield_now() == Some(rayon::Yield::Executed) {
+            last = Instant::now();
+        } else if last.elapsed() > AWAKE {
+            return;
+        } else {
+            core::hint::spin_loop();
+        }
     }
 }
 
