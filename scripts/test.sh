@@ -32,6 +32,13 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 step "unit, property and integration tests"
 cargo test --workspace --exclude hawq-e2e --locked
 
+step "the kernel cases on the AArch64 paths (NEON, SDOT), under qemu-user"
+# The same cases as the QEMU kernel-check firmware and the host test above, on the paths an
+# x86-64 host does not have.
+CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu -cpu max" \
+  cargo test -p hawq-runtime --release --locked --target aarch64-unknown-linux-gnu --test kernel_cases
+
 step "runtime builds for microcontrollers, without alloc; the C static library for each"
 for t in "${CROSS_TARGETS[@]}"; do
   cargo build -p hawq-runtime --release --locked --target "$t"

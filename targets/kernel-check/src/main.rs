@@ -1,18 +1,8 @@
-//! Runs random cases of conv2d, depthwise conv2d, fully connected and add through every kernel
-//! path this build has (`kernels::available()`: on the Cortex-M4 the DSP and portable paths, on
-//! the Cortex-M3 the portable one) and compares each output byte with the scalar reference.
-//! Prints one summary line per operation and `ok`, and exits 0; on the first mismatch prints the
-//! case and exits 1.
-//!
-//! The generators follow runtime/tests/common (extreme zero points and values, the weight pattern
-//! `−2^(b−1)`, saturating biases and multipliers, every clamp, strides, paddings, kernels larger
-//! than the input), with channel counts that hit the SIMD blocks and their tails (odd counts,
-//! multiples of 4, 8, 16, 32), garbage in the unused high bits of each packed weight row, in the
-//! output buffers and in the scratch (exactly `kernels::*_scratch_bytes`, at an odd address now
-//! and then), and layers past the old fixed buffers: receptive fields up to 3×3×512 = 4,608,
-//! up to 1,024 output channels, depthwise layers of more than 128 channels and 64 taps. Every
-//! run must report the path it was asked for (the DSP path hands depth multipliers other than 1
-//! and fewer than four channels to the portable kernel): a fallback fails the check.
+//! Runs the random cases of `hawq-kernel-cases` (conv2d, depthwise conv2d, fully connected, add)
+//! through every kernel path this build has (`kernels::available()`: on the Cortex-M4 the DSP and
+//! portable paths, on the Cortex-M3 the portable one), each output byte against the scalar
+//! reference. Prints one summary line per operation and `ok`, and exits 0; on the first failing
+//! case prints it and exits 1. The runtime's host test runs the same cases on the host's paths.
 #![no_std]
 #![no_main]
 
@@ -20,8 +10,8 @@ use core::fmt::Write;
 
 use cortex_m_rt::{entry, exception, ExceptionFrame};
 use hawq_firmware_common::semihost;
-use hawq_runtime::kernels::{self, ActFormat, AddRequant, Path, Requant, Window};
-use hawq_runtime::quant::{store, Biases, Bits, Multipliers, BIAS_I32};
+use hawq_kernel_cases::{add_cases, conv_cases, fc_cases, Bufs, Failure, Rng, Tally, SCRATCH};
+use hawq_runtime::kernels::{self, Path};
 
 /// Cases per operation.
 const CASES: u32 = 5000;
@@ -35,268 +25,11 @@ impl Write for Host {
     }
 }
 
-/// xorshift64*.
-struct Rng(u64);
+/// One operation's random cases.
+type OpFn = fn(&mut Rng, &mut Bufs<'_>, u32, &[Path]) -> Result<Tally, Failure>;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in `lo..=hi`.
-    fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + (self.next() % (hi - lo + 1) as u64) as i64
-    }
-
-    /// One of `weights.len()` choices, with these weights.
-    fn pick(&mut self, weights: &[u32]) -> usize {
-        let total: u32 = weights.iter().sum();
-        let mut r = (self.next() % total as u64) as u32;
-        for (i, &w) in weights.iter().enumerate() {
-            if r < w {
-                return i;
-            }
-            r -= w;
-        }
-        0
-    }
-}
-
-fn act_range(bits: Bits) -> (i32, i32) {
-    bits.range()
-}
-
-fn act_bits(rng: &mut Rng) -> Bits {
-    if rng.next().is_multiple_of(2) {
-        Bits::B4
-    } else {
-        Bits::B8
-    }
-}
-
-fn weight_bits(rng: &mut Rng) -> Bits {
-    [Bits::B2, Bits::B4, Bits::B8][rng.range(0, 2) as usize]
-}
-
-fn zero_point(rng: &mut Rng, bits: Bits) -> i32 {
-    let (lo, hi) = act_range(bits);
-    match rng.pick(&[2, 2, 1, 5]) {
-        0 => lo,
-        1 => hi,
-        2 => 0,
-        _ => rng.range(lo as i64, hi as i64) as i32,
-    }
-}
-
-fn act_value(rng: &mut Rng, bits: Bits) -> i32 {
-    let (lo, hi) = act_range(bits);
-    match rng.pick(&[6, 1, 1]) {
-        0 => rng.range(lo as i64, hi as i64) as i32,
-        1 => lo,
-        _ => hi,
-    }
-}
-
-fn weight_value(rng: &mut Rng, bits: Bits) -> i32 {
-    let m = (1i64 << (bits.get() - 1)) - 1;
-    (match rng.pick(&[8, 2, 2, 1, 1]) {
-        0 => rng.range(-m, m),
-        1 => -m,
-        2 => m,
-        3 => 0,
-        _ => -m - 1,
-    }) as i32
-}
-
-fn multiplier(rng: &mut Rng) -> i32 {
-    (match rng.pick(&[12, 1, 1, 1]) {
-        0 => rng.range(1 << 30, i32::MAX as i64),
-        1 => rng.range(0, (1 << 30) - 1),
-        2 => i32::MAX as i64,
-        _ => 1 << 30,
-    }) as i32
-}
-
-/// A channel's word: a 12-bit mantissa (mostly normalised, sometimes extreme) and a shift
-/// offset above the layer's base (mostly small, sometimes up to 15, never past 30).
-fn channel_word(rng: &mut Rng, base: i8) -> u16 {
-    let mantissa = match rng.pick(&[12, 1, 1, 1]) {
-        0 => rng.range(1 << 11, (1 << 12) - 1),
-        1 => rng.range(0, (1 << 11) - 1),
-        2 => 0xFFF,
-        _ => 1 << 11,
-    } as u16;
-    let offset = match rng.pick(&[8, 4, 1]) {
-        0 => 0,
-        1 => rng.range(0, 2),
-        _ => rng.range(0, 15),
-    }
-    .min(30 - base as i64) as u16;
-    (offset << 12) | mantissa
-}
-
-fn shift(rng: &mut Rng, lo: i64, hi: i64) -> i8 {
-    (match rng.pick(&[12, 1, 1, 2]) {
-        0 => rng.range(lo, hi),
-        1 => -31,
-        2 => 30,
-        _ => rng.range(-31, 30),
-    }) as i8
-}
-
-/// A bias `b` of a layer with exponent `e`: `|b·2^e| ≤ 2^31 − 1 − K·2^(b−1)·(2^a − 1)` (what the
-/// loader accepts, contract §3).
-fn bias(rng: &mut Rng, e: u8, k: usize, wbits: Bits, abits: Bits) -> i16 {
-    let limit = (1i64 << 31) - 1 - k as i64 * (1i64 << (wbits.get() - 1)) * ((1i64 << abits.get()) - 1);
-    let l = (limit >> e).clamp(0, i16::MAX as i64);
-    (match rng.pick(&[6, 2, 1, 1, 1]) {
-        0 => rng.range(-4096.min(l), 4096.min(l)),
-        1 => rng.range(-l, l),
-        2 => l,
-        3 => -l,
-        _ => 0,
-    }) as i16
-}
-
-/// An `i32` bias within the same bound: anywhere in it, or at its ends.
-fn wide_bias(rng: &mut Rng, k: usize, wbits: Bits, abits: Bits) -> i32 {
-    let limit = (1i64 << 31) - 1 - k as i64 * (1i64 << (wbits.get() - 1)) * ((1i64 << abits.get()) - 1);
-    (match rng.pick(&[4, 1, 1]) {
-        0 => rng.range(-limit, limit),
-        1 => limit,
-        _ => -limit,
-    }) as i32
-}
-
-/// A layer's bias exponent: mostly 0, sometimes any the format allows, sometimes `i32` biases.
-fn bias_exponent(rng: &mut Rng) -> u8 {
-    match rng.pick(&[4, 1, 1, 1]) {
-        0 => 0,
-        1 => rng.range(1, 16) as u8,
-        2 => 16,
-        _ => BIAS_I32,
-    }
-}
-
-/// Output format and clamp: full range, ReLU, ReLU6-like, narrow.
-fn out_q(rng: &mut Rng) -> (ActFormat, i32, i32) {
-    let bits = act_bits(rng);
-    let z = zero_point(rng, bits);
-    let (lo, hi) = act_range(bits);
-    let (min, max) = match rng.pick(&[3, 2, 1, 2]) {
-        0 => (lo, hi),
-        1 => (z, hi),
-        2 => (z, rng.range(z as i64, hi as i64) as i32),
-        _ => {
-            let (a, b) = (rng.range(lo as i64, hi as i64) as i32, rng.range(lo as i64, hi as i64) as i32);
-            (a.min(b), a.max(b))
-        }
-    };
-    (ActFormat { bits, zero_point: z }, min, max)
-}
-
-/// Padding and output size along one axis (as runtime/tests/common `axis`).
-fn axis(rng: &mut Rng, size: usize, k: usize, stride: usize) -> (usize, usize) {
-    let mut top = rng.range(0, 255) as usize % k;
-    let bottom = rng.range(0, 255) as usize % k;
-    if size + top + bottom < k {
-        top = k - 1;
-    }
-    (top, (size + top + bottom - k) / stride + 1)
-}
-
-fn in_channels(rng: &mut Rng) -> usize {
-    match rng.pick(&[3, 1, 2, 2]) {
-        0 => rng.range(1, 9) as usize,
-        1 => 3,
-        2 => [4, 8, 16, 32][rng.range(0, 3) as usize],
-        _ => rng.range(10, 40) as usize,
-    }
-}
-
-fn fill_garbage(rng: &mut Rng, buf: &mut [u8]) {
-    for b in buf.iter_mut() {
-        *b = rng.next() as u8;
-    }
-}
-
-/// Packs `rows` rows of `k` random weights, each starting on a byte boundary, with random bits in
-/// the unused high bits of each row's last byte; returns the bytes used.
-fn weights(rng: &mut Rng, buf: &mut [u8], rows: usize, k: usize, bits: Bits) -> usize {
-    let row_bytes = bits.packed_len(k);
-    let junk = rng.next() as u8;
-    for r in 0..rows {
-        let row = &mut buf[r * row_bytes..(r + 1) * row_bytes];
-        row.fill(0);
-        for i in 0..k {
-            store(row, bits, i, weight_value(rng, bits));
-        }
-        let used = (k * bits.get() as usize) % 8;
-        if used != 0 {
-            if let Some(last) = row.last_mut() {
-                *last |= junk & !((1u8 << used) - 1);
-            }
-        }
-    }
-    rows * row_bytes
-}
-
-/// Random activations of `n` elements at `bits`, packed (unused high nibble zero).
-fn activations(rng: &mut Rng, buf: &mut [u8], n: usize, bits: Bits) -> usize {
-    let bytes = bits.packed_len(n);
-    buf[..bytes].fill(0);
-    for i in 0..n {
-        store(buf, bits, i, act_value(rng, bits));
-    }
-    bytes
-}
-
-/// Per-channel bias, multiplier, shift as the format stores them (contract §1).
-struct Channels {
-    bias: [u8; 4 * MAX_OC],
-    bias_exponent: u8,
-    multiplier: [u8; 2 * MAX_OC],
-    shift_base: i8,
-}
-
-const MAX_OC: usize = 1024;
-
-impl Channels {
-    fn random(rng: &mut Rng, oc: usize, k: usize, wbits: Bits, abits: Bits) -> Channels {
-        let e = bias_exponent(rng);
-        let base = shift(rng, -12, 0);
-        let mut c = Channels { bias: [0; 4 * MAX_OC], bias_exponent: e, multiplier: [0; 2 * MAX_OC], shift_base: base };
-        for i in 0..oc {
-            if e == BIAS_I32 {
-                let b = wide_bias(rng, k, wbits, abits);
-                c.bias[4 * i..4 * i + 4].copy_from_slice(&b.to_le_bytes());
-            } else {
-                c.bias[2 * i..2 * i + 2].copy_from_slice(&bias(rng, e, k, wbits, abits).to_le_bytes());
-            }
-            c.multiplier[2 * i..2 * i + 2].copy_from_slice(&channel_word(rng, base).to_le_bytes());
-        }
-        c
-    }
-
-    fn requant(&self, oc: usize, out: (ActFormat, i32, i32)) -> Requant<'_> {
-        Requant {
-            bias: Biases {
-                bytes: &self.bias[..Biases::bytes_per_channel(self.bias_exponent) * oc],
-                exponent: self.bias_exponent,
-            },
-            multiplier: Multipliers { bytes: &self.multiplier[..2 * oc], shift_base: self.shift_base },
-            out: out.0,
-            min: out.1,
-            max: out.2,
-        }
-    }
-}
-
-/// Buffers of one case.
-struct Bufs {
+/// The case buffers, in RAM (QEMU's 4 MiB).
+struct Buffers {
     input: [u8; 16384],
     weights: [u8; 65536],
     want: [u8; 65536],
@@ -304,317 +37,39 @@ struct Bufs {
     scratch: [u8; SCRATCH],
 }
 
-/// Bytes of the kernels' scratch buffer (the largest case's `*_scratch_bytes`, and one).
-const SCRATCH: usize = 65536;
-
-/// Outcome of one operation's cases.
-#[derive(Default)]
-struct Tally {
-    cases: u32,
-    /// Path runs compared (cases × paths other than the reference).
-    runs: u32,
-}
-
-fn report_fallback(what: &str, case: u32, path: Path, ran: Option<Path>) -> ! {
-    let ran = ran.map_or("none", Path::name);
-    let _ = writeln!(Host, "FALLBACK {what} case {case}: asked for {}, ran {ran}", path.name());
-    semihost::exit(1)
-}
-
-/// A scratch slice of `bytes` bytes full of garbage, starting one byte in when `odd`.
-fn scratch(buf: &mut [u8; SCRATCH], bytes: usize, seed: u64) -> &mut [u8] {
-    let odd = (seed >> 7) as usize & 1;
-    let s = &mut buf[odd..odd + bytes];
-    fill_garbage(&mut Rng(seed | 1), s);
-    s
-}
-
-fn report_mismatch(what: &str, case: u32, path: Path, want: &[u8], got: &[u8]) -> ! {
-    let i = want.iter().zip(got).position(|(a, b)| a != b).unwrap_or(0);
-    let _ = writeln!(
-        Host,
-        "MISMATCH {what} case {case} path {}: byte {i} of {}: reference {:#04x}, path {:#04x}",
-        path.name(),
-        want.len(),
-        want[i],
-        got[i]
-    );
-    semihost::exit(1)
-}
-
-fn conv_cases(rng: &mut Rng, b: &mut Bufs, depthwise: bool) -> Tally {
-    let mut t = Tally::default();
-    let name = if depthwise { "depthwise_conv2d" } else { "conv2d" };
-    for case in 0..CASES {
-        // Now and then a layer past the old fixed buffers: a large receptive field or many
-        // output channels (conv), many channels, large kernels or long rows (depthwise).
-        let big = rng.pick(&[22, 1, 1, 1, 3]);
-        // A first layer: an image of 1–3 channels under a 3×3, 5×5 or taller kernel (the DSP
-        // convolution's band of input rows), now and then one too wide for the band.
-        let first = !depthwise && big == 4;
-        let (mut h, mut w) = (rng.range(1, 8) as usize, rng.range(1, 8) as usize);
-        let (mut kh, mut kw) = (rng.range(1, 5) as usize, rng.range(1, 5) as usize);
-        let mut ic = in_channels(rng);
-        let mut oc_conv = rng.range(1, 20) as usize;
-        match (depthwise, big) {
-            (false, 1) => {
-                (h, w, kh, kw) = (rng.range(1, 3) as usize, rng.range(1, 3) as usize, 3, 3);
-                ic = if rng.next().is_multiple_of(4) { 512 } else { rng.range(100, 512) as usize };
-                oc_conv = rng.range(1, 6) as usize;
-            }
-            (false, 2) => {
-                (h, w, kh, kw) = (rng.range(1, 3) as usize, rng.range(1, 2) as usize, rng.range(1, 2) as usize, 1);
-                ic = rng.range(1, 12) as usize;
-                oc_conv = if rng.next().is_multiple_of(4) { 1024 } else { rng.range(129, 1024) as usize };
-            }
-            (false, _) if big == 3 => {
-                (kh, kw, ic) = (5, 5, 48);
-            }
-            (false, _) if first => {
-                (h, w) = (rng.range(3, 20) as usize, rng.range(3, 20) as usize);
-                (kh, kw) = [(3, 3), (5, 5), (3, 3), (5, 5), (10, 4), (1, 7), (7, 1)][rng.range(0, 6) as usize];
-                if rng.next().is_multiple_of(8) {
-                    (h, w) = (rng.range(1, 6) as usize, rng.range(200, 400) as usize);
-                }
-                ic = rng.range(1, 3) as usize;
-            }
-            (true, 1) => {
-                (h, w) = (rng.range(1, 4) as usize, rng.range(1, 4) as usize);
-                ic = rng.range(129, 300) as usize;
-            }
-            (true, 2) => {
-                (h, w, kh, kw) = (
-                    rng.range(8, 12) as usize,
-                    rng.range(8, 12) as usize,
-                    rng.range(8, 11) as usize,
-                    rng.range(7, 11) as usize,
-                );
-            }
-            (true, 3) => {
-                (h, w) = (rng.range(1, 3) as usize, rng.range(40, 96) as usize);
-                ic = rng.range(4, 40) as usize;
-            }
-            _ => {}
-        }
-        let (sh, sw) = (rng.range(1, 3) as usize, rng.range(1, 3) as usize);
-        let (pad_top, out_h) = axis(rng, h, kh, sh);
-        let (pad_left, out_w) = axis(rng, w, kw, sw);
-        let oc = if depthwise { ic * if rng.next().is_multiple_of(4) { 2 } else { 1 } } else { oc_conv };
-        let g = Window {
-            in_h: h,
-            in_w: w,
-            in_c: ic,
-            out_h,
-            out_w,
-            out_c: oc,
-            kernel_h: kh,
-            kernel_w: kw,
-            stride_h: sh,
-            stride_w: sw,
-            pad_top,
-            pad_left,
-        };
-        let abits = if first && !rng.next().is_multiple_of(4) { Bits::B8 } else { act_bits(rng) };
-        let in_fmt = ActFormat { bits: abits, zero_point: zero_point(rng, abits) };
-        let wbits = weight_bits(rng);
-        let k = kh * kw * if depthwise { 1 } else { ic };
-        let out = out_q(rng);
-        let out_bytes = out.0.bits.packed_len(out_h * out_w * oc);
-        if h * w * ic > b.input.len() || oc * wbits.packed_len(k) > b.weights.len() || out_bytes > b.want.len() {
-            let _ = writeln!(Host, "{name} case {case}: {g:?} is larger than the check's buffers");
-            semihost::exit(1);
-        }
-        let in_bytes = activations(rng, &mut b.input, h * w * ic, abits);
-        let w_bytes = weights(rng, &mut b.weights, oc, k, wbits);
-        let ch = Channels::random(rng, oc, k, wbits, abits);
-        let rq = ch.requant(oc, out);
-        let seed = rng.next();
-        let bytes = if depthwise {
-            kernels::depthwise_conv2d_scratch_bytes(&g, wbits, abits)
-        } else {
-            kernels::conv2d_scratch_bytes(&g, wbits, abits)
-        };
-        if bytes + 1 > SCRATCH {
-            let _ = writeln!(Host, "{name} case {case}: {bytes} bytes of scratch, more than the check has");
-            semihost::exit(1);
-        }
-        let (input, weights_, scratch_buf) = (&b.input[..in_bytes], &b.weights[..w_bytes], &mut b.scratch);
-        let (want, got) = (&mut b.want, &mut b.got);
-        let mut run = |path: Path, dst: &mut [u8]| {
-            fill_garbage(&mut Rng(seed | 1), dst);
-            let s = scratch(scratch_buf, bytes, seed);
-            if depthwise {
-                kernels::depthwise_conv2d_on(path, &g, input, in_fmt, weights_, wbits, &rq, dst, s)
-            } else {
-                kernels::conv2d_on(path, &g, input, in_fmt, weights_, wbits, &rq, dst, s)
-            }
-        };
-        run(Path::Scalar, &mut want[..out_bytes]);
-        for path in kernels::available().into_iter().filter(|&p| p != Path::Scalar) {
-            let ran = run(path, &mut got[..out_bytes]);
-            // The DSP depthwise kernel hands depth multipliers other than 1 and fewer than four
-            // channels to the portable kernel; nothing else may leave its path.
-            let delegated = path == Path::Dsp && depthwise && (oc != ic || ic < 4);
-            let expected = if delegated { Path::Portable } else { path };
-            if ran != Some(expected) {
-                let _ = writeln!(Host, "{g:?} in {in_fmt:?} weights {wbits:?}");
-                report_fallback(name, case, path, ran);
-            }
-            if want[..out_bytes] != got[..out_bytes] {
-                let _ = writeln!(Host, "{g:?} in {in_fmt:?} weights {wbits:?} out {:?}", out);
-                report_mismatch(name, case, path, &want[..out_bytes], &got[..out_bytes]);
-            }
-            t.runs += 1;
-        }
-        t.cases += 1;
-    }
-    t
-}
-
-fn fc_cases(rng: &mut Rng, b: &mut Bufs) -> Tally {
-    let mut t = Tally::default();
-    for case in 0..CASES {
-        let n = match rng.pick(&[2, 1, 0]) {
-            0 => rng.range(1, 40),
-            1 => rng.range(41, 300),
-            _ => 0,
-        } as usize;
-        let mut m = rng.range(1, 24) as usize;
-        // Now and then more inputs than the old fixed buffers took (1,024), up to 4,608, or
-        // more than 128 outputs.
-        let n = match rng.pick(&[38, 1, 1]) {
-            1 => rng.range(1025, 4608) as usize,
-            2 => {
-                m = rng.range(129, 1024) as usize;
-                rng.range(1, 48) as usize
-            }
-            _ => n,
-        };
-        let abits = act_bits(rng);
-        let in_fmt = ActFormat { bits: abits, zero_point: zero_point(rng, abits) };
-        let wbits = weight_bits(rng);
-        let m = m.min(b.weights.len() / wbits.packed_len(n).max(1));
-        let in_bytes = activations(rng, &mut b.input, n, abits);
-        let w_bytes = weights(rng, &mut b.weights, m, n, wbits);
-        let ch = Channels::random(rng, m, n, wbits, abits);
-        let out = out_q(rng);
-        let rq = ch.requant(m, out);
-        let out_bytes = out.0.bits.packed_len(m);
-        let seed = rng.next();
-        let bytes = kernels::fully_connected_scratch_bytes(n, m, wbits, abits);
-        let (input, weights_, scratch_buf) = (&b.input[..in_bytes], &b.weights[..w_bytes], &mut b.scratch);
-        let (want, got) = (&mut b.want, &mut b.got);
-        let mut run = |path: Path, dst: &mut [u8]| {
-            fill_garbage(&mut Rng(seed | 1), dst);
-            let s = scratch(scratch_buf, bytes, seed);
-            kernels::fully_connected_on(path, n, m, input, in_fmt, weights_, wbits, &rq, dst, s)
-        };
-        run(Path::Scalar, &mut want[..out_bytes]);
-        for path in kernels::available().into_iter().filter(|&p| p != Path::Scalar) {
-            let ran = run(path, &mut got[..out_bytes]);
-            if ran != Some(path) && n > 0 {
-                report_fallback("fully_connected", case, path, ran);
-            }
-            if want[..out_bytes] != got[..out_bytes] {
-                report_mismatch("fully_connected", case, path, &want[..out_bytes], &got[..out_bytes]);
-            }
-            t.runs += 1;
-        }
-        t.cases += 1;
-    }
-    t
-}
-
-fn add_cases(rng: &mut Rng, b: &mut Bufs) -> Tally {
-    let mut t = Tally::default();
-    for case in 0..CASES {
-        let n = rng.range(1, 300) as usize;
-        let layout = rng.range(0, 3);
-        let (ba, bb) = (act_bits(rng), act_bits(rng));
-        let ba = if layout == 3 { bb } else { ba };
-        let out = out_q(rng);
-        let obits = match layout {
-            1 => ba,
-            2 | 3 => bb,
-            _ => out.0.bits,
-        };
-        let (lo, hi) = act_range(obits);
-        let out = (
-            ActFormat { bits: obits, zero_point: out.0.zero_point.clamp(lo, hi) },
-            out.1.clamp(lo, hi),
-            out.2.clamp(lo, hi),
-        );
-        let fa = ActFormat { bits: ba, zero_point: zero_point(rng, ba) };
-        let fb = ActFormat { bits: bb, zero_point: zero_point(rng, bb) };
-        let (la, lb, lo_) = (ba.packed_len(n), bb.packed_len(n), obits.packed_len(n));
-        let (oa, ob, oo) = match layout {
-            0 => (0, la + 3, la + lb + 5),
-            1 => (0, la + 1, 0),
-            2 => (0, la + 2, la + 2),
-            _ => (0, 0, 0),
-        };
-        let len = oo.max(ob).max(oa) + lo_.max(la).max(lb) + 7;
-        let rq = AddRequant {
-            multiplier_a: if rng.next().is_multiple_of(4) {
-                rng.range(0, (1 << 30) - 1) as i32
-            } else {
-                multiplier(rng)
-            },
-            multiplier_b: if rng.next().is_multiple_of(4) {
-                rng.range(0, (1 << 30) - 1) as i32
-            } else {
-                multiplier(rng)
-            },
-            shift: shift(rng, -6, 4),
-            out: out.0,
-            min: out.1,
-            max: out.2,
-        };
-        let mut arena = [0u8; 2048];
-        fill_garbage(rng, &mut arena[..len]);
-        activations(rng, &mut b.input, n, ba);
-        arena[oa..oa + la].copy_from_slice(&b.input[..la]);
-        if layout != 3 {
-            activations(rng, &mut b.input, n, bb);
-            arena[ob..ob + lb].copy_from_slice(&b.input[..lb]);
-        }
-        let mut want = arena;
-        kernels::add_on(Path::Scalar, &mut want[..len], n, (oa, fa), (ob, fb), oo, &rq);
-        for path in kernels::available().into_iter().filter(|&p| p != Path::Scalar) {
-            let mut got = arena;
-            if kernels::add_on(path, &mut got[..len], n, (oa, fa), (ob, fb), oo, &rq) {
-                if want[..len] != got[..len] {
-                    report_mismatch("add", case, path, &want[..len], &got[..len]);
-                }
-                t.runs += 1;
-            }
-        }
-        t.cases += 1;
-    }
-    t
-}
-
-/// One operation's random cases.
-type OpFn = fn(&mut Rng, &mut Bufs) -> Tally;
-
 #[entry]
 fn main() -> ! {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    static mut BUFS: Bufs =
-        Bufs { input: [0; 16384], weights: [0; 65536], want: [0; 65536], got: [0; 65536], scratch: [0; SCRATCH] };
+    static mut BUFS: Buffers =
+        Buffers { input: [0; 16384], weights: [0; 65536], want: [0; 65536], got: [0; 65536], scratch: [0; SCRATCH] };
     // SAFETY: the only reference to BUFS, taken once.
     let b = unsafe { &mut *core::ptr::addr_of_mut!(BUFS) };
+    let mut bufs = Bufs {
+        input: &mut b.input,
+        weights: &mut b.weights,
+        want: &mut b.want,
+        got: &mut b.got,
+        scratch: &mut b.scratch,
+    };
     let names = heapless_names();
     let _ = writeln!(Host, "kernel-check active={} paths={}", kernels::active().name(), names.as_str());
     let ops: [(&str, OpFn); 4] = [
-        ("conv2d", |r, b| conv_cases(r, b, false)),
-        ("depthwise_conv2d", |r, b| conv_cases(r, b, true)),
+        ("conv2d", |r, b, n, p| conv_cases(r, b, false, n, p)),
+        ("depthwise_conv2d", |r, b, n, p| conv_cases(r, b, true, n, p)),
         ("fully_connected", fc_cases),
         ("add", add_cases),
     ];
+    let paths = kernels::available();
     for (name, f) in ops {
-        let t = f(&mut rng, b);
-        let _ = writeln!(Host, "{name} cases={} runs={} mismatches=0", t.cases, t.runs);
+        match f(&mut rng, &mut bufs, CASES, &paths) {
+            Ok(t) => {
+                let _ = writeln!(Host, "{name} cases={} runs={} mismatches=0", t.cases, t.runs);
+            }
+            Err(failure) => {
+                let _ = writeln!(Host, "{failure}");
+                semihost::exit(1)
+            }
+        }
     }
     let _ = writeln!(Host, "ok");
     semihost::exit(0)

@@ -1,0 +1,31 @@
+//! The kernel cases of `hawq-kernel-cases` (the QEMU kernel-check firmware's and the runtime's
+//! host test's) with seeds from the fuzzer: a few cases of each op per input, every path this
+//! machine has against the scalar reference. A failing case panics with its description.
+#![no_main]
+
+use hawq_kernel_cases::{add_cases, conv_cases, fc_cases, Bufs, Rng, SCRATCH};
+use hawq_runtime::kernels::{self, Path};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let mut seed = [0u8; 8];
+    for (d, s) in seed.iter_mut().zip(data) {
+        *d = *s;
+    }
+    let (mut input, mut weights) = (vec![0u8; 16384], vec![0u8; 65536]);
+    let (mut want, mut got, mut scratch) = (vec![0u8; 65536], vec![0u8; 65536], vec![0u8; SCRATCH]);
+    let mut b = Bufs { input: &mut input, weights: &mut weights, want: &mut want, got: &mut got, scratch: &mut scratch };
+    let paths: Vec<Path> = kernels::available().into_iter().collect();
+    let mut rng = Rng(u64::from_le_bytes(seed) | 1);
+    let results = [
+        conv_cases(&mut rng, &mut b, false, 2, &paths),
+        conv_cases(&mut rng, &mut b, true, 2, &paths),
+        fc_cases(&mut rng, &mut b, 2, &paths),
+        add_cases(&mut rng, &mut b, 2, &paths),
+    ];
+    for r in results {
+        if let Err(failure) = r {
+            panic!("{failure}");
+        }
+    }
+});

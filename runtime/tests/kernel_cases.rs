@@ -1,0 +1,46 @@
+//! The kernel cases of `hawq-kernel-cases` (the QEMU kernel-check firmware's) on this machine's
+//! paths: every output byte of every path against the scalar reference, every path running
+//! itself. The firmware's own seed first, then random seeds.
+
+use hawq_kernel_cases::{add_cases, conv_cases, fc_cases, Bufs, Rng, Tally, SCRATCH};
+use hawq_runtime::kernels::{self, Path};
+use proptest::prelude::*;
+
+/// Cases per operation with the firmware's seed (the firmware runs 5,000).
+const CASES: u32 = 5000;
+
+fn run_all(seed: u64, cases: u32) -> [Tally; 4] {
+    let (mut input, mut weights) = (vec![0u8; 16384], vec![0u8; 65536]);
+    let (mut want, mut got, mut scratch) = (vec![0u8; 65536], vec![0u8; 65536], vec![0u8; SCRATCH]);
+    let mut b =
+        Bufs { input: &mut input, weights: &mut weights, want: &mut want, got: &mut got, scratch: &mut scratch };
+    let paths: Vec<Path> = kernels::available().into_iter().collect();
+    let mut rng = Rng(seed | 1);
+    let check = |r: Result<Tally, hawq_kernel_cases::Failure>| r.unwrap_or_else(|f| panic!("seed {seed:#x}: {f}"));
+    [
+        check(conv_cases(&mut rng, &mut b, false, cases, &paths)),
+        check(conv_cases(&mut rng, &mut b, true, cases, &paths)),
+        check(fc_cases(&mut rng, &mut b, cases, &paths)),
+        check(add_cases(&mut rng, &mut b, cases, &paths)),
+    ]
+}
+
+#[test]
+fn the_firmware_cases_pass_on_every_path_of_this_machine() {
+    let tallies = run_all(0x9E37_79B9_7F4A_7C15, CASES);
+    let paths: Vec<&str> = kernels::available().iter().map(|p| p.name()).collect();
+    println!("paths {paths:?}: {tallies:?}");
+    for t in tallies {
+        assert_eq!(t.cases, CASES);
+        assert!(t.runs >= CASES * (paths.len() as u32 - 1) / 2, "too few path runs: {t:?}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_seeds_pass_on_every_path_of_this_machine(seed in any::<u64>()) {
+        run_all(seed, 300);
+    }
+}
