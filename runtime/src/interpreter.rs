@@ -129,6 +129,52 @@ impl<'m, 'a, const KERNELS: u32> Interpreter<'m, 'a, KERNELS> {
     /// Writes the sensor's raw values (contract §6): one byte per element for `u8`/`i8` models,
     /// four little-endian bytes per element for `f32` models, in the model's input layout.
     pub fn write_input_raw(&mut self, raw: &[u8]) -> Result<(), Error> {
+        let nchw = self.model.meta().input_layout == InputLayout::Nchw;
+        self.write_raw(raw, nchw)
+    }
+
+    /// [`Interpreter::write_input_raw`] with the channels interleaved per pixel (`[H, W, C]`, as
+    /// cameras and most sensors deliver a frame) whatever layout the source model declared: an
+    /// NCHW model (PyTorch's) is fed a camera frame as it comes, without a transposed copy.
+    pub fn write_input_interleaved(&mut self, raw: &[u8]) -> Result<(), Error> {
+        self.write_raw(raw, false)
+    }
+
+    /// Writes an RGB565 frame (two bytes per pixel, little-endian unless `big_endian`, as camera
+    /// modules and displays use) to a `u8` model with three input channels, red, green and blue,
+    /// of the frame's size: each channel widened to 8 bits by repeating its top bits
+    /// (`r << 3 | r >> 2`, `g << 2 | g >> 4`: 0 stays 0, the largest value becomes 255, every
+    /// value within one step of `r·255/31`). A model that does not take `u8` samples is
+    /// [`Error::WrongDtype`] (`op: u16::MAX`, the input), one of another channel count
+    /// [`Error::SizeMismatch`] (`expected: 3`), a frame of another size `SizeMismatch` too.
+    pub fn write_input_rgb565(&mut self, frame: &[u8], big_endian: bool) -> Result<(), Error> {
+        let t = *self.model.input();
+        let pixels = t.elements() / 3;
+        if self.model.raw_input() != RawInput::U8 {
+            return Err(Error::WrongDtype { op: u16::MAX });
+        }
+        if t.shape[3] != 3 {
+            return Err(Error::SizeMismatch { expected: 3, got: t.shape[3] as u32 });
+        }
+        if frame.len() != 2 * pixels {
+            return Err(Error::SizeMismatch { expected: (2 * pixels) as u32, got: frame.len() as u32 });
+        }
+        let bits = t.dtype.bits().unwrap_or(Bits::B8);
+        let buf = self.input_bytes_mut();
+        for (p, px) in frame.chunks_exact(2).enumerate() {
+            let v = if big_endian { u16::from_be_bytes([px[0], px[1]]) } else { u16::from_le_bytes([px[0], px[1]]) };
+            let (r, g, b) = ((v >> 11) as u8, ((v >> 5) & 0x3F) as u8, (v & 0x1F) as u8);
+            let rgb = [(r << 3) | (r >> 2), (g << 2) | (g >> 4), (b << 3) | (b >> 2)];
+            for (c, x) in rgb.into_iter().enumerate() {
+                store(buf, bits, 3 * p + c, (x ^ 0x80) as i8 as i32);
+            }
+        }
+        k::clear_tail(buf, ActFormat { bits, zero_point: 0 }, t.elements());
+        Ok(())
+    }
+
+    /// Raw samples in NCHW (`nchw`) or NHWC order into the input tensor (contract §6).
+    fn write_raw(&mut self, raw: &[u8], nchw: bool) -> Result<(), Error> {
         let t = *self.model.input();
         let kind = self.model.raw_input();
         let width = kind.element_bytes();
@@ -136,7 +182,6 @@ impl<'m, 'a, const KERNELS: u32> Interpreter<'m, 'a, KERNELS> {
         if raw.len() != expected {
             return Err(Error::SizeMismatch { expected: expected as u32, got: raw.len() as u32 });
         }
-        let nchw = self.model.meta().input_layout == InputLayout::Nchw;
         let (h, w, c) = (t.shape[1] as usize, t.shape[2] as usize, t.shape[3] as usize);
         let bits = t.dtype.bits().unwrap_or(Bits::B8);
         let buf = self.input_bytes_mut();

@@ -525,6 +525,50 @@ fn raw_input_follows_the_contract(model: &Model<'_>, input: &[u8], raw: &[u8]) {
     }
 }
 
+/// `write_input_interleaved` of a sample in `[H, W, C]` order writes what `write_input_raw` of
+/// the same sample in the model's order writes; `write_input_rgb565` of a frame what
+/// `write_input_interleaved` of its pixels widened to 8 bits writes (3-channel `u8` models; any
+/// other is an error value).
+fn interleaved_and_rgb565_inputs_agree(model: &Model<'_>, it: &mut Interpreter<'_, '_>, raw: &[u8]) {
+    let t = model.input();
+    let (h, w, c) = (t.shape[1] as usize, t.shape[2] as usize, t.shape[3] as usize);
+    let width = model.raw_input().element_bytes();
+    let nchw = model.meta().input_layout == hawq_runtime::format::InputLayout::Nchw;
+    let mut interleaved = vec![0u8; raw.len()];
+    for i in 0..h * w * c {
+        let src = if nchw { (i % c) * h * w + i / c } else { i };
+        interleaved[i * width..(i + 1) * width].copy_from_slice(&raw[src * width..(src + 1) * width]);
+    }
+    let want = it.input_bytes_mut().to_vec();
+    it.input_bytes_mut().fill(0x5a);
+    it.write_input_interleaved(&interleaved).expect("a sample of the right size");
+    assert_eq!(it.input_bytes_mut(), &want[..], "interleaved input (nchw model: {nchw})");
+    let frame: Vec<u8> = raw.iter().take(2 * h * w).copied().chain(std::iter::repeat(0x33)).take(2 * h * w).collect();
+    if model.raw_input() != hawq_runtime::RawInput::U8 || c != 3 {
+        assert!(
+            it.write_input_rgb565(&frame, false).is_err(),
+            "RGB565 into a model of {c} channels of {:?}",
+            model.raw_input()
+        );
+        return;
+    }
+    assert!(matches!(it.write_input_rgb565(&frame[1..], false), Err(Error::SizeMismatch { .. })));
+    for big_endian in [false, true] {
+        let pixels: Vec<u8> = frame
+            .chunks_exact(2)
+            .flat_map(|p| {
+                let v = if big_endian { u16::from_be_bytes([p[0], p[1]]) } else { u16::from_le_bytes([p[0], p[1]]) };
+                let widen = |x: u16, bits: u32| ((x << (8 - bits)) | (x >> (2 * bits - 8))) as u8;
+                [widen(v >> 11, 5), widen((v >> 5) & 0x3F, 6), widen(v & 0x1F, 5)]
+            })
+            .collect();
+        it.write_input_interleaved(&pixels).expect("a frame's pixels");
+        let want = it.input_bytes_mut().to_vec();
+        it.write_input_rgb565(&frame, big_endian).expect("a frame of the right size");
+        assert_eq!(it.input_bytes_mut(), &want[..], "RGB565 (big endian: {big_endian})");
+    }
+}
+
 /// Loads `blob`; if it loads, checks what the loader promises, runs it over a garbage arena of
 /// the declared size through both input paths, and compares the whole arena with the naive
 /// model's. Panics (failing the property) on any broken promise.
@@ -564,6 +608,7 @@ fn exercise(blob: &[u8], seed: u64) -> Outcome {
     let raw = garbage(raw_len, seed ^ 0x5555);
     it.write_input_raw(&raw).expect("raw input of the right size");
     raw_input_follows_the_contract(&model, it.input_bytes_mut(), &raw);
+    interleaved_and_rgb565_inputs_agree(&model, &mut it, &raw);
     it.invoke().expect("a validated model runs");
     let mut out = vec![0f32; model.output().elements()];
     assert_eq!(it.read_output_f32(&mut out), Ok(out.len()));
@@ -2811,6 +2856,19 @@ fn every_error_has_its_own_summary_and_names_its_subject_as_its_message_does() {
         assert!(!e.summary().is_empty());
         if let Some((what, index)) = e.subject() {
             assert!(message.contains(&format!("{what} {index}")), "{message}");
+        }
+    }
+}
+
+/// RGB565's widening by repeated top bits is within one step of the exact `v·255/max`, and 0 and
+/// the largest value map to 0 and 255.
+#[test]
+fn rgb565_widening_is_within_a_step_of_exact() {
+    for (bits, max) in [(5u32, 31u16), (6, 63)] {
+        for v in 0..=max {
+            let widened = ((v << (8 - bits)) | (v >> (2 * bits - 8))) as f64;
+            let exact = v as f64 * 255.0 / max as f64;
+            assert!((widened - exact).abs() <= 1.0, "{v} of {bits} bits: {widened} against {exact}");
         }
     }
 }
