@@ -396,6 +396,29 @@ hawq_status hawq_interpreter_init(const hawq_model *model,
 hawq_status hawq_write_input_raw(hawq_interpreter *it, const uint8_t *raw, size_t len);
 
 /**
+ * As `hawq_write_input_raw`, with the channels interleaved per pixel (`[H, W, C]`, as cameras
+ * deliver a frame) whatever layout the source model declared: a PyTorch (NCHW) model takes a
+ * camera frame as it comes.
+ *
+ * # Safety
+ * As `hawq_write_input_raw`.
+ */
+hawq_status hawq_write_input_interleaved(hawq_interpreter *it, const uint8_t *raw, size_t len);
+
+/**
+ * Writes an RGB565 frame (`len` = 2 bytes per pixel, little-endian unless `big_endian` is
+ * non-zero) to a model of three `uint8_t` input channels of the frame's size, each channel
+ * widened to 8 bits. Another model is `HAWQ_ERR_WRONG_DTYPE` or `HAWQ_ERR_SIZE_MISMATCH`.
+ *
+ * # Safety
+ * As `hawq_write_input_raw`, `frame` for `raw`.
+ */
+hawq_status hawq_write_input_rgb565(hawq_interpreter *it,
+                                    const uint8_t *frame,
+                                    size_t len,
+                                    int32_t big_endian);
+
+/**
  * Runs the model once on the input written last.
  *
  * # Safety

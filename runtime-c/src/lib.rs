@@ -637,6 +637,53 @@ pub unsafe extern "C" fn hawq_interpreter_init(
 /// bytes, not in the arena.
 #[no_mangle]
 pub unsafe extern "C" fn hawq_write_input_raw(it: *mut HawqInterpreter, raw: *const u8, len: usize) -> HawqStatus {
+    // SAFETY: the caller's contract.
+    unsafe { write_input(it, raw, len, |i, raw| i.write_input_raw(raw)) }
+}
+
+/// As `hawq_write_input_raw`, with the channels interleaved per pixel (`[H, W, C]`, as cameras
+/// deliver a frame) whatever layout the source model declared: a PyTorch (NCHW) model takes a
+/// camera frame as it comes.
+///
+/// # Safety
+/// As `hawq_write_input_raw`.
+#[no_mangle]
+pub unsafe extern "C" fn hawq_write_input_interleaved(
+    it: *mut HawqInterpreter,
+    raw: *const u8,
+    len: usize,
+) -> HawqStatus {
+    // SAFETY: the caller's contract, the same as hawq_write_input_raw's.
+    unsafe { write_input(it, raw, len, |i, raw| i.write_input_interleaved(raw)) }
+}
+
+/// Writes an RGB565 frame (`len` = 2 bytes per pixel, little-endian unless `big_endian` is
+/// non-zero) to a model of three `uint8_t` input channels of the frame's size, each channel
+/// widened to 8 bits. Another model is `HAWQ_ERR_WRONG_DTYPE` or `HAWQ_ERR_SIZE_MISMATCH`.
+///
+/// # Safety
+/// As `hawq_write_input_raw`, `frame` for `raw`.
+#[no_mangle]
+pub unsafe extern "C" fn hawq_write_input_rgb565(
+    it: *mut HawqInterpreter,
+    frame: *const u8,
+    len: usize,
+    big_endian: i32,
+) -> HawqStatus {
+    // SAFETY: the caller's contract, the same as hawq_write_input_raw's.
+    unsafe { write_input(it, frame, len, |i, raw| i.write_input_rgb565(raw, big_endian != 0)) }
+}
+
+/// The checks of `hawq_write_input_raw` and its siblings, then `write` of the input's bytes.
+///
+/// # Safety
+/// As `hawq_write_input_raw`.
+unsafe fn write_input(
+    it: *mut HawqInterpreter,
+    raw: *const u8,
+    len: usize,
+    write: impl FnOnce(&mut Interpreter<'_, '_>, &[u8]) -> Result<(), Error>,
+) -> HawqStatus {
     status(|| {
         // SAFETY: the caller's contract.
         let (m, arena, arena_len) = unsafe { interpreter(it) }?;
@@ -652,7 +699,7 @@ pub unsafe extern "C" fn hawq_write_input_raw(it: *mut HawqInterpreter, raw: *co
         // do not overlap (checked).
         let (raw, arena) = unsafe { (slice::from_raw_parts(raw, len), slice::from_raw_parts_mut(arena, arena_len)) };
         let mut interpreter = Interpreter::new(&m.model, arena).map_err(HawqStatus::of)?;
-        interpreter.write_input_raw(raw).map_err(HawqStatus::of)
+        write(&mut interpreter, raw).map_err(HawqStatus::of)
     })
 }
 

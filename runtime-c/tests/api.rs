@@ -288,3 +288,33 @@ fn every_status_has_its_own_message_and_number() {
     let e = hawq_runtime::Error::ChecksumMismatch { expected: 1, computed: 2 };
     assert!(e.to_string().starts_with(HAWQ_ERR_CHECKSUM_MISMATCH.message().to_str().unwrap()));
 }
+
+/// The input helpers: an interleaved sample writes what the raw one writes (the digits model has
+/// one channel, so both orders agree), an RGB565 frame into a one-channel model is a status, and
+/// their pointer and length checks are hawq_write_input_raw's.
+#[test]
+fn the_input_helpers_write_what_the_rust_api_writes() {
+    let blob = blob(8);
+    let c = load(&blob);
+    let it = Box::into_raw(c.it);
+    for x in inputs(8) {
+        // SAFETY (test): `it` is initialized; `x` lives through the calls.
+        unsafe {
+            assert_eq!(hawq_write_input_raw(it, x.as_ptr(), x.len()), HAWQ_OK);
+            assert_eq!(hawq_invoke(it), HAWQ_OK);
+            let want = output(&*it, 0).unwrap();
+            assert_eq!(hawq_write_input_interleaved(it, x.as_ptr(), x.len()), HAWQ_OK);
+            assert_eq!(hawq_invoke(it), HAWQ_OK);
+            assert_eq!(output(&*it, 0).unwrap(), want);
+        }
+    }
+    let frame = vec![0u8; 2 * 64];
+    // SAFETY (test): as above; NULL and short arguments are the checks under test.
+    unsafe {
+        assert_eq!(hawq_write_input_rgb565(it, frame.as_ptr(), frame.len(), 0), HAWQ_ERR_SIZE_MISMATCH);
+        assert_eq!(hawq_write_input_interleaved(it, ptr::null(), 64), HAWQ_ERR_NULL_POINTER);
+        assert_eq!(hawq_write_input_interleaved(it, frame.as_ptr(), 63), HAWQ_ERR_SIZE_MISMATCH);
+        assert_eq!(hawq_write_input_rgb565(ptr::null_mut(), frame.as_ptr(), frame.len(), 1), HAWQ_ERR_NULL_POINTER);
+        drop(Box::from_raw(it));
+    }
+}
