@@ -25,10 +25,25 @@
 //! let mut it = Interpreter::with_workspace(&model, &mut arena, &mut workspace)?;
 //! ```
 //!
+//! With the `threads` feature (hosts), `Interpreter::invoke_threads` splits the convolutions
+//! into bands of output rows across a pool, with the same output bytes:
+//!
+//! ```text
+//! let mut threads = hawq_runtime::Threads::new(&model, 2)?;   // once per model
+//! it.invoke_threads(&mut threads)?;
+//! ```
+//!
+//! A camera frame whose channels are interleaved per pixel goes in as it comes, whatever layout
+//! the source model declared: `it.write_input_interleaved(&frame)`, or
+//! `it.write_input_rgb565(&frame, big_endian)` for RGB565 sensors.
+//!
 //! A firmware that runs one model links only its kernels with
 //! `Interpreter::<{ KERNELS }>::with_kernels(&model, arena)`, where `KERNELS` is
 //! [`kernels::linked::required`] of the model (computed by the build script, or printed by
 //! `hawq inspect`); see [`kernels::linked`].
+//!
+//! Features: `std` (run-time CPU feature detection on hosts), `threads` (the above; implies
+//! `std`), `kernels-scalar` / `kernels-portable` (force one kernel path, for comparisons).
 #![no_std]
 
 #[cfg(feature = "std")]
