@@ -55,6 +55,9 @@ enum Command {
     Run(RunArgs),
     /// Show a compiled model's layers, bit widths, sizes and arena map.
     Inspect(InspectArgs),
+    /// Write a firmware project for a board around a compiled model (the app templates of
+    /// examples/apps and examples/rust-app, with the model's Rust module).
+    NewApp(NewAppArgs),
     /// Compile and evaluate the bundled example (examples/digits), no arguments needed.
     Demo,
 }
@@ -294,6 +297,18 @@ struct RunArgs {
 }
 
 #[derive(Args)]
+struct NewAppArgs {
+    /// The board whose template to start from.
+    #[arg(long, value_enum)]
+    board: hawq_compiler::new_app::Board,
+    /// The compiled model (`hawq compile -o`).
+    #[arg(long)]
+    model: PathBuf,
+    /// The project's folder (new, or empty).
+    dir: PathBuf,
+}
+
+#[derive(Args)]
 struct InspectArgs {
     model: PathBuf,
     #[arg(long)]
@@ -376,6 +391,7 @@ fn main() -> ExitCode {
         Command::Eval(a) => cmd_eval(&a),
         Command::Run(a) => cmd_run(&a),
         Command::Inspect(a) => cmd_inspect(&a),
+        Command::NewApp(a) => cmd_new_app(&a),
         Command::Demo => cmd_demo(),
     };
     match result {
@@ -847,6 +863,17 @@ fn op_scratch(model: &hawq_runtime::Model<'_>, op: &hawq_runtime::format::Op<'_>
         _ => return None,
     };
     (size > 0).then_some((offset as usize, size))
+}
+
+fn cmd_new_app(a: &NewAppArgs) -> Result<()> {
+    let blob = read_blob(&a.model)?;
+    let files = hawq_compiler::new_app::write(a.board, &blob, &a.model, &a.dir)?;
+    out!("wrote {} files into {}", files.len(), a.dir.display());
+    out!(
+        "build and flash: cd {} && cargo run --release (README.md: wiring, runner, the sensor's scale)",
+        a.dir.display()
+    );
+    Ok(())
 }
 
 /// The bundled example: the whole HAWQ-V2 pipeline on examples/digits, no arguments needed.

@@ -1146,3 +1146,60 @@ fn demo_runs_the_whole_pipeline_on_the_bundled_example() {
     assert!(model.tensors().iter().any(|t| t.dtype == hawq_runtime::DType::I4), "no 4-bit activation");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `hawq new-app`: every board's project names the model's module and this checkout's runtime,
+/// the Cortex-M4 one builds, and a folder in use or a float model for an ADC template is refused.
+#[test]
+fn new_app_writes_a_project_around_the_model_that_builds() {
+    let dir = tmp();
+    let model = dir.path().join("my-sensor.hq");
+    let o = compile_digits(&model, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let runtime = Path::new(env!("CARGO_MANIFEST_DIR")).join("../runtime").canonicalize().unwrap();
+    for board in ["nrf52840-dk", "pico", "esp32c3", "cortex-m4"] {
+        let project = dir.path().join(board);
+        let o = hawq(&["new-app", "--board", board, "--model", p(&model), p(&project)]);
+        assert!(o.status.success(), "{board}: {}", stderr(&o));
+        let main = std::fs::read_to_string(project.join("src/main.rs")).unwrap();
+        assert!(main.contains("mod my_sensor_model;") && !main.contains("digits_model"), "{board}: {main}");
+        let manifest = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
+        assert!(manifest.contains(&format!("path = {:?}", runtime.display().to_string())), "{board}: {manifest}");
+        let module = std::fs::read_to_string(project.join("src/my_sensor_model.rs")).unwrap();
+        assert_eq!(
+            module,
+            hawq_compiler::emit_rust::source("my_sensor_model", &std::fs::read(&model).unwrap(), "my-sensor.hq")
+                .unwrap()
+        );
+        assert!(project.join(".cargo/config.toml").is_file() && project.join("README.md").is_file());
+        // A second time into the same folder: refused, nothing overwritten.
+        let o = hawq(&["new-app", "--board", board, "--model", p(&model), p(&project)]);
+        assert_one_line_error(&o, &["not an empty folder"]);
+    }
+    let project = dir.path().join("cortex-m4");
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/firmware");
+    let build = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--quiet"])
+        .current_dir(&project)
+        .env("CARGO_TARGET_DIR", &target)
+        .env_remove("RUSTFLAGS")
+        .output()
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "the Cortex-M4 project does not build:\n{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    // A float-input model cannot take an ADC's samples.
+    let (onnx, floats) = (dir.path().join("relu.onnx"), dir.path().join("floats.npz"));
+    write_relu_autoencoder(&onnx);
+    let x = ndarray::Array2::from_shape_fn((32, 8), |(i, j)| ((i * 3 + j) % 7) as f32 / 7.0);
+    let mut npz = NpzWriter::new(std::fs::File::create(&floats).unwrap());
+    npz.add_array("x", &x).unwrap();
+    npz.add_array("y", &ndarray::Array1::<i64>::zeros(32)).unwrap();
+    npz.finish().unwrap();
+    let float_model = dir.path().join("f.hq");
+    let o = hawq(&["compile", p(&onnx), "--calib", p(&floats), "-o", p(&float_model), "--allow-low-fidelity"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = hawq(&["new-app", "--board", "pico", "--model", p(&float_model), p(&dir.path().join("f"))]);
+    assert_one_line_error(&o, &["f.hq", "float32 inputs", "write_input_f32"]);
+}
