@@ -308,7 +308,7 @@ fn the_input_helpers_write_what_the_rust_api_writes() {
             assert_eq!(output(&*it, 0).unwrap(), want);
         }
     }
-    let frame = vec![0u8; 2 * 64];
+    let frame = [0u8; 2 * 64];
     // SAFETY (test): as above; NULL and short arguments are the checks under test.
     unsafe {
         assert_eq!(hawq_write_input_rgb565(it, frame.as_ptr(), frame.len(), 0), HAWQ_ERR_SIZE_MISMATCH);
