@@ -242,7 +242,12 @@ pub fn depthwise_conv2d_on(
         #[cfg(target_arch = "x86_64")]
         Path::Avx512Vnni => x86::Avx512Vnni::new()?.depthwise_conv2d(g, i, f, w, b, rq, o, s),
         Path::Portable => return Some(portable::depthwise_conv2d(g, i, f, w, b, rq, o, s)),
-        // A host path without a depthwise kernel of its own (AArch64) runs the portable one.
+        // SDOT has no use in a depthwise layer: both AArch64 paths run the NEON kernel.
+        #[cfg(target_arch = "aarch64")]
+        Path::Neon | Path::NeonDot if available().contains(&path) => {
+            aarch64::Neon.depthwise_conv2d(g, i, f, w, b, rq, o, s);
+        }
+        // A host path without a depthwise kernel of its own runs the portable one.
         p if available().contains(&p) => {
             portable::depthwise_conv2d(g, i, f, w, b, rq, o, s);
         }

@@ -10,8 +10,11 @@
 //! `i32` lanes — with `SDOT` (four `i8·i8` products per lane) on [`NeonDot`], with
 //! `SMULL`/`SADALP` (`i8·i8` products are exact in `i16`) on [`Neon`] — and `z·Σw` is subtracted
 //! once per output: `Σ w·(a − z)` over the taps inside the input, since padding taps hold `z`
-//! (contract §3). All sums stay below `K·2^15 < 2^31`. Depthwise convolution and the other
-//! operations are the portable kernels.
+//! (contract §3). All sums stay below `K·2^15 < 2^31`.
+//!
+//! **Depthwise convolution** (depth multiplier 1, 8-bit activations) keeps a block of 8
+//! channels' weights and requantization in registers over the layer's pixels
+//! ([`depthwise_neon`]); other depthwise layers and the other operations are the portable kernels.
 #![allow(unsafe_code)]
 
 use core::arch::aarch64::*;
@@ -305,4 +308,167 @@ fn conv2d_dot(
         q0 += n;
     }
     reference::clear_tail(output, rq.out, npix * g.out_c);
+}
+
+impl Neon {
+    /// Depthwise Conv2D, same bytes as [`reference::depthwise_conv2d`]: depth multiplier 1 with
+    /// 8-bit input and output on [`depthwise_neon`], anything else on the portable kernel.
+    #[allow(clippy::too_many_arguments)]
+    pub fn depthwise_conv2d(
+        self,
+        g: &Window,
+        input: &[u8],
+        in_fmt: ActFormat,
+        weights: &[u8],
+        weight_bits: Bits,
+        rq: &Requant<'_>,
+        output: &mut [u8],
+        scratch: &mut [u8],
+    ) -> super::Path {
+        let plain = g.out_c == g.in_c && in_fmt.bits == Bits::B8 && rq.out.bits == Bits::B8;
+        let fits = input.len() >= g.in_h * g.in_w * g.in_c && output.len() >= g.out_h * g.out_w * g.out_c;
+        if !plain || !fits || g.kernel_h * g.kernel_w == 0 {
+            return portable::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
+        }
+        // SAFETY: Advanced SIMD is part of every AArch64 target; the sizes were checked above.
+        unsafe { depthwise_neon(g, input, in_fmt, weights, weight_bits, rq, output, scratch) }
+    }
+}
+
+/// Depthwise convolution, depth multiplier 1, 8-bit input and output, in the portable kernel's
+/// scratch (its chunk of channels: `i16` weights per tap and channel, each channel's [`Rq32`]).
+/// Per block of 8 channels the weights and the requantization stay in registers over every
+/// pixel of the layer; per pixel and tap, 8 activations widen to `i16`, lose the zero point
+/// (`|a − z| ≤ 255`) and multiply-accumulate into two `i32×4` (SMLAL, SMLAL2), then
+/// [`Rq32::unclamped`] in lanes: `((s + bias) << shl)·m >> 16` (SMULL, SHRN), `+ round`,
+/// `>> sh`, the clamp and two saturating narrows (the values are already in range). Taps in the
+/// padding are skipped, as in the portable kernel. The last `c mod 8` channels of a chunk take
+/// the portable kernel's scalar loop. A layer with a slow channel runs on the portable kernel.
+///
+/// # Safety
+/// `input` holds `in_h·in_w·c` bytes and `output` `out_h·out_w·c` (checked by the caller).
+#[allow(clippy::too_many_arguments)]
+unsafe fn depthwise_neon(
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+    scratch: &mut [u8],
+) -> super::Path {
+    let (taps, c) = (g.kernel_h * g.kernel_w, g.in_c);
+    let bound = sum_bound(taps, weight_bits, in_fmt.bits);
+    let row_bytes = weight_bits.packed_len(taps);
+    let chunk = super::scratch::portable_depthwise_chunk(g);
+    let slow = (0..c).any(|ch| Rq32::new(&ChannelQ::new(rq, ch), bound, 0).is_slow());
+    let mut s = super::scratch::Scratch::new(&mut *scratch);
+    let bufs = (s.take::<i32>(chunk), s.take::<Rq32>(chunk), s.take::<i16>(taps * chunk));
+    let (Some(_), Some(cq), Some(w), false) = (bufs.0, bufs.1, bufs.2, slow || weights.len() < c * row_bytes) else {
+        return portable::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
+    };
+    let z = in_fmt.zero_point;
+    let (lo, hi) = (rq.min, rq.max);
+    let mut c0 = 0;
+    while c0 < c {
+        let nc = (c - c0).min(chunk);
+        for j in 0..nc {
+            let row = &weights[(c0 + j) * row_bytes..(c0 + j + 1) * row_bytes];
+            for t in 0..taps {
+                w[t * nc + j] = load(row, weight_bits, t) as i16;
+            }
+            cq[j] = Rq32::new(&ChannelQ::new(rq, c0 + j), bound, 0);
+        }
+        let (w, cq) = (&w[..taps * nc], &cq[..nc]);
+        let mut j0 = 0;
+        while j0 + 8 <= nc {
+            // SAFETY: `j0 + 8 ≤ nc`, so every lane's channel exists; the caller's sizes.
+            unsafe { depthwise_block8(g, input, z, w, nc, &cq[j0..j0 + 8], (c0, j0), (lo, hi), output) };
+            j0 += 8;
+        }
+        // The last channels of the chunk: the portable kernel's loop.
+        for oy in 0..g.out_h {
+            let (y0, y1, ky0) = g.rows(oy);
+            for ox in 0..g.out_w {
+                let (x0, x1, kx0) = g.cols(ox);
+                for j in j0..nc {
+                    let mut acc = 0i32;
+                    for (ky, y) in (ky0..).zip(y0..y1) {
+                        for (kx, xx) in (kx0..).zip(x0..x1) {
+                            let a = input[(y * g.in_w + xx) * c + c0 + j] as i8 as i32;
+                            acc += w[(ky * g.kernel_w + kx) * nc + j] as i32 * (a - z);
+                        }
+                    }
+                    output[(oy * g.out_w + ox) * c + c0 + j] = cq[j].apply(acc, lo, hi) as u8;
+                }
+            }
+        }
+        c0 += nc;
+    }
+    super::Path::Neon
+}
+
+/// Channels `c0 + j0 .. c0 + j0 + 8` of every output pixel (see [`depthwise_neon`]); `w` holds
+/// the chunk's weights, `[tap][nc]`, and `cq` the block's requantization.
+///
+/// # Safety
+/// `j0 + 8 ≤ nc` and `c0 + nc ≤ c`; `input` holds `in_h·in_w·c` bytes, `output` `out_h·out_w·c`.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn depthwise_block8(
+    g: &Window,
+    input: &[u8],
+    z: i32,
+    w: &[i16],
+    nc: usize,
+    cq: &[Rq32],
+    (c0, j0): (usize, usize),
+    (lo, hi): (i32, i32),
+    output: &mut [u8],
+) {
+    let c = g.in_c;
+    let lanes = |f: fn(&Rq32) -> i32| -> [int32x4_t; 2] {
+        let v: [i32; 8] = core::array::from_fn(|i| f(&cq[i]));
+        // SAFETY: `v` holds 8 values.
+        unsafe { [vld1q_s32(v.as_ptr()), vld1q_s32(v.as_ptr().add(4))] }
+    };
+    let bias = lanes(|q| q.bias);
+    let shl = lanes(|q| q.shl as i32);
+    let m = lanes(|q| q.m);
+    let round = lanes(|q| q.round);
+    let right = lanes(|q| -(q.sh as i32));
+    // SAFETY (the block): Advanced SIMD only; every load reads 8 bytes of a pixel's channels
+    // `c0 + j0 ..+ 8 ≤ c` or 8 weights `t·nc + j0 ..+ 8 ≤ taps·nc`, every store 8 bytes of an
+    // output pixel's channels (the caller's sizes).
+    unsafe {
+        let (zv, lov, hiv) = (vdupq_n_s16(z as i16), vdupq_n_s32(lo), vdupq_n_s32(hi));
+        let requant = |s: int32x4_t, h: usize| -> int32x4_t {
+            let v = vshlq_s32(vaddq_s32(s, bias[h]), shl[h]);
+            let lo64 = vmull_s32(vget_low_s32(v), vget_low_s32(m[h]));
+            let hi64 = vmull_high_s32(v, m[h]);
+            let p = vshrn_high_n_s64::<16>(vshrn_n_s64::<16>(lo64), hi64);
+            let q = vshlq_s32(vaddq_s32(p, round[h]), right[h]);
+            vminq_s32(vmaxq_s32(q, lov), hiv)
+        };
+        for oy in 0..g.out_h {
+            let (y0, y1, ky0) = g.rows(oy);
+            for ox in 0..g.out_w {
+                let (x0, x1, kx0) = g.cols(ox);
+                let (mut acc0, mut acc1) = (vdupq_n_s32(0), vdupq_n_s32(0));
+                for (ky, y) in (ky0..).zip(y0..y1) {
+                    for (kx, xx) in (kx0..).zip(x0..x1) {
+                        let a = vld1_s8(input.as_ptr().add((y * g.in_w + xx) * c + c0 + j0) as *const i8);
+                        let d = vsubq_s16(vmovl_s8(a), zv);
+                        let wv = vld1q_s16(w.as_ptr().add((ky * g.kernel_w + kx) * nc + j0));
+                        acc0 = vmlal_s16(acc0, vget_low_s16(d), vget_low_s16(wv));
+                        acc1 = vmlal_high_s16(acc1, d, wv);
+                    }
+                }
+                let q = vcombine_s16(vqmovn_s32(requant(acc0, 0)), vqmovn_s32(requant(acc1, 1)));
+                let out = output.as_mut_ptr().add((oy * g.out_w + ox) * c + c0 + j0);
+                vst1_s8(out as *mut i8, vqmovn_s16(q));
+            }
+        }
+    }
 }
