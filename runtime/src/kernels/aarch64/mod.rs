@@ -409,6 +409,10 @@ unsafe fn depthwise_neon(
     super::Path::Neon
 }
 
+/// Taps of the windows whose offsets [`depthwise_block8`] tabulates (larger kernels take the
+/// border pixels' loop everywhere).
+const DW_TAPS_TABLE: usize = 64;
+
 /// Channels `c0 + j0 .. c0 + j0 + 8` of every output pixel (see [`depthwise_neon`]); `w` holds
 /// the chunk's weights, `[tap][nc]`, and `cq` the block's requantization.
 ///
@@ -451,18 +455,37 @@ unsafe fn depthwise_block8(
             let q = vshlq_s32(vaddq_s32(p, round[h]), right[h]);
             vminq_s32(vmaxq_s32(q, lov), hiv)
         };
+        // A window inside the input reads tap t at a fixed offset from its corner.
+        let taps = g.kernel_h * g.kernel_w;
+        let mut offsets = [0usize; DW_TAPS_TABLE];
+        for (t, o) in offsets.iter_mut().enumerate().take(taps) {
+            *o = ((t / g.kernel_w) * g.in_w + t % g.kernel_w) * c;
+        }
+        let table = taps <= DW_TAPS_TABLE;
         for oy in 0..g.out_h {
             let (y0, y1, ky0) = g.rows(oy);
             for ox in 0..g.out_w {
                 let (x0, x1, kx0) = g.cols(ox);
                 let (mut acc0, mut acc1) = (vdupq_n_s32(0), vdupq_n_s32(0));
-                for (ky, y) in (ky0..).zip(y0..y1) {
-                    for (kx, xx) in (kx0..).zip(x0..x1) {
-                        let a = vld1_s8(input.as_ptr().add((y * g.in_w + xx) * c + c0 + j0) as *const i8);
-                        let d = vsubq_s16(vmovl_s8(a), zv);
-                        let wv = vld1q_s16(w.as_ptr().add((ky * g.kernel_w + kx) * nc + j0));
+                if table && y1 - y0 == g.kernel_h && x1 - x0 == g.kernel_w {
+                    let corner = input.as_ptr().add((y0 * g.in_w + x0) * c + c0 + j0);
+                    let mut wp = w.as_ptr().add(j0);
+                    for &off in &offsets[..taps] {
+                        let d = vsubq_s16(vmovl_s8(vld1_s8(corner.add(off) as *const i8)), zv);
+                        let wv = vld1q_s16(wp);
                         acc0 = vmlal_s16(acc0, vget_low_s16(d), vget_low_s16(wv));
                         acc1 = vmlal_high_s16(acc1, d, wv);
+                        wp = wp.add(nc);
+                    }
+                } else {
+                    for (ky, y) in (ky0..).zip(y0..y1) {
+                        for (kx, xx) in (kx0..).zip(x0..x1) {
+                            let a = vld1_s8(input.as_ptr().add((y * g.in_w + xx) * c + c0 + j0) as *const i8);
+                            let d = vsubq_s16(vmovl_s8(a), zv);
+                            let wv = vld1q_s16(w.as_ptr().add((ky * g.kernel_w + kx) * nc + j0));
+                            acc0 = vmlal_s16(acc0, vget_low_s16(d), vget_low_s16(wv));
+                            acc1 = vmlal_high_s16(acc1, d, wv);
+                        }
                     }
                 }
                 let q = vcombine_s16(vqmovn_s32(requant(acc0, 0)), vqmovn_s32(requant(acc1, 1)));
