@@ -18,6 +18,7 @@ pub mod float_exec;
 pub mod gptq;
 pub mod import;
 pub mod ir;
+pub mod learned_rounding;
 pub mod onnx_proto;
 pub mod pipeline;
 pub mod plan;
