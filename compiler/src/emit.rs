@@ -345,7 +345,7 @@ impl RowQuantizer {
 /// of a frontier point rounds its layers again; learned rounding costs seconds per layer, so it
 /// is made once per process. The weights are kept to rule out a collision of fingerprints.
 /// A layer's rounding: each output channel's scale and integers.
-type LayerRounding = Vec<(f32, Vec<i8>)>;
+pub type LayerRounding = Vec<(f32, Vec<i8>)>;
 type RoundingMemo = std::sync::Mutex<std::collections::HashMap<u64, (Vec<u32>, LayerRounding)>>;
 static ROUNDINGS: std::sync::OnceLock<RoundingMemo> = std::sync::OnceLock::new();
 
@@ -434,6 +434,20 @@ pub fn round_layer_widths(op: &OpKind, moments: Option<&InputMoments>, widths: &
         }
     }
     found.into_iter().map(|f| f.unwrap_or_default()).collect()
+}
+
+/// Fixes the rounding `emit` (and [`round_layer`]) uses for the weights of `op` at `bits` with
+/// these input moments: the whole-network refinement (`crate::refine`) chooses integers that no
+/// per-layer rounding would, and its graph's weights are exactly `s·q`.
+pub fn pin_rounding(op: &OpKind, moments: Option<&InputMoments>, bits: u8, rounding: Vec<(f32, Vec<i8>)>) {
+    let rows = weight_rows(op);
+    let key = fingerprint(&rows, moments, bits);
+    let memo = ROUNDINGS.get_or_init(Default::default);
+    let mut memo = memo.lock().unwrap_or_else(|e| e.into_inner());
+    if memo.len() >= ROUNDING_MEMO_ENTRIES {
+        memo.clear();
+    }
+    memo.insert(key.0, (key.1, rounding));
 }
 
 /// `‖Q_b(W_c) − W_c‖²` of each output channel `c` of a weight layer with the quantizer `emit`

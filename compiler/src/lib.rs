@@ -23,5 +23,6 @@ pub mod onnx_proto;
 pub mod pipeline;
 pub mod plan;
 pub mod quantize;
+pub mod refine;
 pub mod report;
 pub mod sensitivity;

@@ -239,6 +239,15 @@ struct AnalyzeArgs {
     /// Frontier points to measure with --eval [default: 6].
     #[arg(long, value_parser = parse_positive)]
     points: Option<usize>,
+    /// With --eval, also refine each measured configuration (distillation from the float model
+    /// on the calibration data, straight-through rounding) for this many steps and measure it
+    /// again (0: no refinement) [default: 0].
+    #[arg(long)]
+    refine_steps: Option<usize>,
+    /// Wall-clock limit of each refinement in seconds (stopping early makes the result depend
+    /// on the machine's speed) [default: 60].
+    #[arg(long)]
+    refine_seconds: Option<f64>,
     /// Write the report (Markdown, JSON, SVG) into this folder.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -859,6 +868,8 @@ fn cmd_demo() -> Result<()> {
         metric: Some(Metric::Top1),
         window_stride: None,
         points: None,
+        refine_steps: None,
+        refine_seconds: None,
         report: Some(out.join("report")),
         json: false,
     })?;
@@ -915,6 +926,7 @@ fn build_report(model: &Path, m: &hawq_compiler::sensitivity::Measured, a: &Allo
         chosen: a.chosen,
         chosen_bits: a.chosen.map(|c| a.frontier[c].bits.clone()),
         measured: Vec::new(),
+        refinements: Vec::new(),
     }
 }
 
@@ -936,6 +948,8 @@ fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
             (a.metric.is_some(), "--metric"),
             (a.window_stride.is_some(), "--window-stride"),
             (a.points.is_some(), "--points"),
+            (a.refine_steps.is_some(), "--refine-steps"),
+            (a.refine_seconds.is_some(), "--refine-seconds"),
         ] {
             if given {
                 bail!("{model}: {flag} applies to the measurements of --eval, which is not given");
@@ -977,23 +991,62 @@ fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
             );
             configs.push((format!("hawq #{i}"), bits));
         }
+        let refine_options = hawq_compiler::refine::RefineOptions {
+            steps: a.refine_steps.unwrap_or(0),
+            seconds: a.refine_seconds.unwrap_or(60.0),
+            ..Default::default()
+        };
+        let calib_inputs = if refine_options.steps > 0 {
+            hawq_compiler::pipeline::real_inputs(&prepared.graph, &calib, a.transform.get())?
+        } else {
+            Vec::new()
+        };
         for (label, bits) in configs {
+            let measure_compiled = |compiled: &hawq_compiler::emit::Compiled| -> Result<(Metric, f64)> {
+                let quantized = hawq_runtime::Model::from_bytes(&compiled.blob).map_err(|e| {
+                    anyhow!("{model}: {label}: internal error: the runtime rejects the compiled model ({e})")
+                })?;
+                let runner = Runner::Quantized { model: quantized };
+                let metric = a.metric.unwrap_or_else(|| default_metric(&runner, &eval));
+                refuse_window_stride(&a.model, metric, a.window_stride)?;
+                let bar = progress_bar(eval.len(), &label);
+                let value = evaluate(&runner, &eval, metric, a.window_stride.unwrap_or(DEFAULT_WINDOW_STRIDE), &bar)?;
+                bar.finish_and_clear();
+                Ok((metric, value))
+            };
             let compiled = compile(&prepared, &bits).with_context(|| format!("{model}: {label}"))?;
-            let quantized = hawq_runtime::Model::from_bytes(&compiled.blob).map_err(|e| {
-                anyhow!("{model}: {label}: internal error: the runtime rejects the compiled model ({e})")
-            })?;
-            let runner = Runner::Quantized { model: quantized };
-            let metric = a.metric.unwrap_or_else(|| default_metric(&runner, &eval));
-            refuse_window_stride(&a.model, metric, a.window_stride)?;
-            let bar = progress_bar(eval.len(), &label);
-            let value = evaluate(&runner, &eval, metric, a.window_stride.unwrap_or(DEFAULT_WINDOW_STRIDE), &bar)?;
-            bar.finish_and_clear();
+            let (metric, mut value) = measure_compiled(&compiled)?;
+            let mut before_refinement = None;
+            if refine_options.steps > 0 && bits.weight_bits.iter().any(|&b| b < 8) {
+                let refined =
+                    hawq_compiler::refine::refine(&prepared, &calib_inputs, &bits.weight_bits, m.loss, &refine_options)
+                        .with_context(|| format!("{model}: {label}: refinement"))?;
+                if refined.stopped_early {
+                    eprintln!(
+                        "{model}: {label}: the refinement stopped at {} of {} steps (--refine-seconds); the result depends on this machine's speed",
+                        refined.steps, refine_options.steps
+                    );
+                }
+                let compiled = hawq_compiler::pipeline::compile_refined(&prepared, &refined, &bits)
+                    .with_context(|| format!("{model}: {label}: refined"))?;
+                before_refinement = Some(value);
+                value = measure_compiled(&compiled)?.1;
+                report.refinements.push(hawq_compiler::report::RefinementReport {
+                    label: label.clone(),
+                    steps: refined.steps,
+                    seconds: refined.seconds,
+                    loss_before: refined.loss_before,
+                    loss_after: refined.loss_after,
+                    kept_start: refined.kept_start,
+                });
+            }
             report.measured.push(Measured {
                 label,
                 weight_bytes: compiled.weight_bytes,
                 arena_bytes: compiled.arena_bytes,
                 metric: metric.name().to_string(),
                 value,
+                before_refinement,
                 bits: allocation.layers.iter().map(|l| bits.weight_bits[l.node]).collect(),
             });
         }
@@ -1043,14 +1096,26 @@ fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
         report.frontier.last().map_or(0, |p| p.0)
     );
     for m in &report.measured {
+        let before = m.before_refinement.map_or_else(String::new, |v| format!(" (before refinement {v:.4})"));
         out!(
-            "  {:<12} {} {:.4}  weights {:>7} B  arena {:>7} B  bits {}",
+            "  {:<12} {} {:.4}{before}  weights {:>7} B  arena {:>7} B  bits {}",
             m.label,
             m.metric,
             m.value,
             m.weight_bytes,
             m.arena_bytes,
             hawq_compiler::report::bits_string(&m.bits)
+        );
+    }
+    for r in &report.refinements {
+        out!(
+            "  refinement of {}: {} steps in {:.1} s, distillation loss {:.4e} -> {:.4e}{}",
+            r.label,
+            r.steps,
+            r.seconds,
+            r.loss_before,
+            r.loss_after,
+            if r.kept_start { " (no gain: the unrefined model kept)" } else { "" }
         );
     }
     if let Some(dir) = &a.report {
