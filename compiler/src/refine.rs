@@ -9,10 +9,12 @@
 //! outputs: mean squared difference), with the exact gradients of `autodiff`:
 //!
 //! - each weight of a layer below 8 bits has a latent float value `W`; the network uses
-//!   `s·clamp(round(W/s), ±qmax)` with the layer's per-channel scales `s` fixed (from the rounding
-//!   `emit` makes), and the gradient passes through the rounding unchanged (straight-through
+//!   `s·clamp(round(W/s), ±qmax)` with the layer's per-channel scales `s` (starting from the
+//!   rounding `emit` makes), and the gradient passes through the rounding unchanged (straight-through
 //!   estimator; zero beyond the clamp). `W` starts on the grid, at the learned rounding, so the
 //!   refinement starts from exactly the model `emit` would write;
+//! - the per-channel scales of those layers are learned too (LSQ: `∂Q/∂s = round(W/s) − W/s`
+//!   inside the grid, `±qmax` beyond it);
 //! - biases (with their bias correction folded in) and the weights of 8-bit layers are trained as
 //!   floats (8-bit rounding of them is near-lossless and left to `emit`);
 //! - Adam, a fixed number of steps over minibatches in an order drawn from a seeded generator:
@@ -101,22 +103,36 @@ pub fn distillation_loss(classifier: bool, z: &[f32], teacher: &[f32]) -> (f64, 
     }
 }
 
-/// The per-layer quantizer of the straight-through estimator: per-channel scales and width.
+/// The per-layer quantizer of the straight-through estimator: the width, and the per-channel
+/// scales it starts from.
 struct Grid {
     scales: Vec<f32>,
     qmax: f32,
 }
 
 impl Grid {
-    /// `s·clamp(round(W/s), ±qmax)` and whether the gradient passes (inside the clamp).
-    fn quantize(&self, w: &[f32], out: &mut [f32], pass: &mut [bool]) {
-        let k = w.len() / self.scales.len().max(1);
-        for (c, &s) in self.scales.iter().enumerate() {
+    /// `s·clamp(round(W/s), ±qmax)` at scales `scales`, and whether the gradient passes to `W`
+    /// (inside the clamp).
+    fn quantize(&self, w: &[f32], scales: &[f32], out: &mut [f32], pass: &mut [bool]) {
+        let k = w.len() / scales.len().max(1);
+        for (c, &s) in scales.iter().enumerate() {
             for j in c * k..(c + 1) * k {
                 let u = w[j] / s;
                 out[j] = s * u.round().clamp(-self.qmax, self.qmax);
                 pass[j] = u.abs() <= self.qmax + 0.5;
             }
+        }
+    }
+
+    /// `∂Q/∂s` of one weight (LSQ, Esser et al. 2020, with the straight-through rounding):
+    /// `round(u) − u` inside the clamp, `±qmax` beyond it, `u = W/s`.
+    fn scale_derivative(&self, w: f32, s: f32) -> f32 {
+        let u = w / s;
+        let r = u.round().clamp(-self.qmax, self.qmax);
+        if u.abs() <= self.qmax + 0.5 {
+            r - u
+        } else {
+            r
         }
     }
 }
@@ -141,11 +157,18 @@ const HOLD_OUT: usize = 5;
 /// Steps between checks of the held-out loss.
 const CHECK_EVERY: usize = 25;
 
-type Params = (f64, Vec<Vec<f32>>, Vec<Vec<f32>>);
+/// A scale's Adam step relative to its weights' (a scale moves every weight of its channel).
+const SCALE_RATE: f32 = 0.1;
 
-fn keep_if_better(best: &mut Params, loss: f64, w: &[Vec<f32>], b: &[Vec<f32>]) {
+/// A held-out loss and the parameters reaching it: latent weights, biases, scales.
+type Params = (f64, Vec<Layers>, Vec<Layers>, Vec<Layers>);
+
+/// One layer's parameters of one kind (latent weights, biases or scales).
+type Layers = Vec<f32>;
+
+fn keep_if_better(best: &mut Params, loss: f64, (w, b, s): (&[Layers], &[Layers], &[Layers])) {
     if loss < best.0 {
-        *best = (loss, w.to_vec(), b.to_vec());
+        *best = (loss, w.to_vec(), b.to_vec(), s.to_vec());
     }
 }
 
@@ -226,7 +249,7 @@ pub fn refine(
         })
         .collect();
 
-    let student = |latent_w: &[Vec<f32>], latent_b: &[Vec<f32>]| -> (Graph, Vec<Vec<bool>>) {
+    let student = |latent_w: &[Vec<f32>], latent_b: &[Vec<f32>], latent_s: &[Vec<f32>]| -> (Graph, Vec<Vec<bool>>) {
         let mut g = p.graph.clone();
         let mut passes = vec![Vec::new(); latent_w.len()];
         for i in 0..latent_w.len() {
@@ -237,7 +260,7 @@ pub fn refine(
                 Some(grid) => {
                     let mut q = vec![0f32; latent_w[i].len()];
                     let mut pass = vec![false; latent_w[i].len()];
-                    grid.quantize(&latent_w[i], &mut q, &mut pass);
+                    grid.quantize(&latent_w[i], &latent_s[i], &mut q, &mut pass);
                     set_params(&mut g, i, &q, &latent_b[i]);
                     passes[i] = pass;
                 }
@@ -264,12 +287,16 @@ pub fn refine(
             .collect();
         losses.iter().sum::<f64>() / set.len().max(1) as f64
     };
-    let (start_graph, _) = student(&latent_w, &latent_b);
+    // The scales are learned too (LSQ), from the rounding's.
+    let mut latent_s: Vec<Vec<f32>> =
+        grids.iter().map(|g| g.as_ref().map_or_else(Vec::new, |g| g.scales.clone())).collect();
+    let (start_graph, _) = student(&latent_w, &latent_b, &latent_s);
     let loss_before = held_out_loss(&start_graph);
-    let mut best = (loss_before, latent_w.clone(), latent_b.clone());
+    let mut best = (loss_before, latent_w.clone(), latent_b.clone(), latent_s.clone());
 
     let zeros = |v: &[Vec<f32>]| v.iter().map(|x| vec![0f32; x.len()]).collect::<Vec<_>>();
     let (mut m_w, mut v_w, mut m_b, mut v_b) = (zeros(&latent_w), zeros(&latent_w), zeros(&latent_b), zeros(&latent_b));
+    let (mut m_s, mut v_s) = (zeros(&latent_s), zeros(&latent_s));
     let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-12f32);
     let mut order: Vec<usize> = Vec::new();
     let mut seed = opts.seed;
@@ -304,7 +331,7 @@ pub fn refine(
             .collect();
         let targets: Vec<Vec<f32>> =
             xs.par_iter().map(|x| crate::float_exec::run_all(&p.graph, x).swap_remove(head)).collect();
-        let (g, passes) = student(&latent_w, &latent_b);
+        let (g, passes) = student(&latent_w, &latent_b, &latent_s);
         let (_, grad) = head_loss_gradients(&g, head_loss, &xs, |s, z| distillation_loss(classifier, z, &targets[s]))?;
         steps += 1;
         let (c1, c2) = (1.0 - b1.powi(steps as i32), 1.0 - b2.powi(steps as i32));
@@ -324,6 +351,21 @@ pub fn refine(
                 v_w[i][j] = b2 * v_w[i][j] + (1.0 - b2) * g * g;
                 latent_w[i][j] -= decay * rate_w[j] * (m_w[i][j] / c1) / ((v_w[i][j] / c2).sqrt() + eps);
             }
+            if let Some(grid) = &grids[i] {
+                let k = latent_w[i].len() / latent_s[i].len().max(1);
+                for c in 0..latent_s[i].len() {
+                    let s = latent_s[i][c];
+                    let g: f32 = (c * k..(c + 1) * k)
+                        .map(|j| grad.weights[i][j] * grid.scale_derivative(latent_w[i][j], s))
+                        .sum();
+                    m_s[i][c] = b1 * m_s[i][c] + (1.0 - b1) * g;
+                    v_s[i][c] = b2 * v_s[i][c] + (1.0 - b2) * g * g;
+                    let moved =
+                        s - decay * SCALE_RATE * rate_w[c * k] * (m_s[i][c] / c1) / ((v_s[i][c] / c2).sqrt() + eps);
+                    // A scale stays positive: at most halved per step.
+                    latent_s[i][c] = moved.max(0.5 * s);
+                }
+            }
             for j in 0..latent_b[i].len() {
                 let g = grad.biases[i][j];
                 m_b[i][j] = b1 * m_b[i][j] + (1.0 - b1) * g;
@@ -332,24 +374,26 @@ pub fn refine(
             }
         }
         if steps % CHECK_EVERY == 0 {
-            keep_if_better(&mut best, held_out_loss(&student(&latent_w, &latent_b).0), &latent_w, &latent_b);
+            let loss = held_out_loss(&student(&latent_w, &latent_b, &latent_s).0);
+            keep_if_better(&mut best, loss, (&latent_w, &latent_b, &latent_s));
         }
     }
     if steps % CHECK_EVERY != 0 {
-        keep_if_better(&mut best, held_out_loss(&student(&latent_w, &latent_b).0), &latent_w, &latent_b);
+        let loss = held_out_loss(&student(&latent_w, &latent_b, &latent_s).0);
+        keep_if_better(&mut best, loss, (&latent_w, &latent_b, &latent_s));
     }
-    let (loss_after, final_w, final_b) = best;
+    let (loss_after, final_w, final_b, final_s) = best;
     // `best` only ever takes a strictly lower loss.
     let kept_start = loss_after >= loss_before;
-    let (graph, _) = student(&final_w, &final_b);
+    let (graph, _) = student(&final_w, &final_b, &final_s);
     let roundings = grids
         .iter()
-        .zip(&final_w)
-        .map(|(grid, w)| {
+        .zip(final_w.iter().zip(&final_s))
+        .map(|(grid, (w, scales))| {
             let grid = grid.as_ref()?;
-            let k = w.len() / grid.scales.len().max(1);
+            let k = w.len() / scales.len().max(1);
             Some(
-                grid.scales
+                scales
                     .iter()
                     .enumerate()
                     .map(|(c, &s)| {
@@ -406,8 +450,18 @@ mod tests {
         let grid = Grid { scales: vec![0.5, 0.25], qmax: 1.0 };
         let w = [0.2f32, 0.3, -0.9, 1.0, 0.1, -0.2];
         let (mut q, mut pass) = ([0f32; 6], [false; 6]);
-        grid.quantize(&w, &mut q, &mut pass);
+        grid.quantize(&w, &grid.scales, &mut q, &mut pass);
         assert_eq!(q, [0.0, 0.5, -0.5, 0.25, 0.0, -0.25]);
         assert_eq!(pass, [true, true, false, false, true, true]);
+        // ∂Q/∂s against central differences where the rounding does not change (the
+        // straight-through part, round(u), is held), and ±qmax in the clamp.
+        for &(w, s) in &[(0.3f32, 0.5f32), (-0.2, 0.25), (0.1, 0.25)] {
+            let e = 1e-4f32;
+            let r = (w / s).round();
+            let fd = ((s + e) * r - (s - e) * r) / (2.0 * e) - w / s;
+            assert!((fd - grid.scale_derivative(w, s)).abs() < 1e-3, "{w} {s}");
+        }
+        assert_eq!(grid.scale_derivative(-0.9, 0.5), -1.0);
+        assert_eq!(grid.scale_derivative(1.0, 0.25), 1.0);
     }
 }
