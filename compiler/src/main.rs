@@ -145,6 +145,15 @@ struct CompileArgs {
     /// spans 8× its median gets the channel scaled down and its readers' weights scaled up).
     #[arg(long)]
     no_equalize: bool,
+    /// Refine the quantized model for this many steps before writing it: distillation from the
+    /// float model on the calibration data, straight-through rounding and learned scales of the
+    /// layers below 8 bits (0: no refinement) [default: 0].
+    #[arg(long)]
+    refine_steps: Option<usize>,
+    /// Wall-clock limit of the refinement in seconds (stopping early makes the result depend on
+    /// the machine's speed) [default: 60].
+    #[arg(long)]
+    refine_seconds: Option<f64>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -452,12 +461,12 @@ fn cmd_compile(a: &CompileArgs) -> Result<()> {
     let calib = Dataset::load(&a.calib)?;
     a.transform.check_applies(&calib)?;
     let prepared = prepare_with(graph, &calib, a.transform.get(), !a.no_equalize)?;
-    let compiled = if budget == Budget::default() {
+    let (compiled, bits) = if budget == Budget::default() {
         let mut bits = BitConfig::uniform(&prepared.graph, a.bits.unwrap_or(8), a.act_bits.unwrap_or(8));
         if let Some(path) = &a.config {
             bits = BitsFile::load(path)?.apply(&prepared.graph, bits, path)?;
         }
-        compile(&prepared, &bits).with_context(|| model.to_string())?
+        (compile(&prepared, &bits).with_context(|| model.to_string())?, bits)
     } else {
         let pins =
             resolve_pins(&prepared.graph, &a.hawq.pin, a.hawq.pin_first_last).with_context(|| model.to_string())?;
@@ -484,6 +493,37 @@ fn cmd_compile(a: &CompileArgs) -> Result<()> {
                 out!("report: {}", dir.join("report.md").display());
             }
         }
+        (compiled, bits)
+    };
+    let refine_options = hawq_compiler::refine::RefineOptions {
+        steps: a.refine_steps.unwrap_or(0),
+        seconds: a.refine_seconds.unwrap_or(60.0),
+        ..Default::default()
+    };
+    let compiled = if refine_options.steps > 0 && bits.weight_bits.iter().any(|&b| b < 8) {
+        let loss = hawq_compiler::sensitivity::choose_loss(&prepared.graph, &calib.y, a.hawq.loss())
+            .with_context(|| a.calib.display().to_string())?;
+        let inputs = hawq_compiler::pipeline::real_inputs(&prepared.graph, &calib, a.transform.get())?;
+        let refined = hawq_compiler::refine::refine(&prepared, &inputs, &bits.weight_bits, loss, &refine_options)
+            .with_context(|| format!("{model}: refinement"))?;
+        if refined.stopped_early {
+            eprintln!(
+                "{model}: the refinement stopped at {} of {} steps (--refine-seconds); the result depends on this machine's speed",
+                refined.steps, refine_options.steps
+            );
+        }
+        if !a.json {
+            out!(
+                "refinement: {} steps in {:.1} s, distillation loss on held-out calibration samples {:.4e} -> {:.4e}{}",
+                refined.steps,
+                refined.seconds,
+                refined.loss_before,
+                refined.loss_after,
+                if refined.kept_start { " (no gain: the unrefined model kept)" } else { "" }
+            );
+        }
+        hawq_compiler::pipeline::compile_refined(&prepared, &refined, &bits).with_context(|| model.to_string())?
+    } else {
         compiled
     };
     let fidelity = hawq_compiler::fidelity::measure(&prepared.graph, &compiled.blob, &calib, a.transform.get())
@@ -894,6 +934,8 @@ fn cmd_demo() -> Result<()> {
         emit_rust: None,
         allow_low_fidelity: false,
         no_equalize: false,
+        refine_steps: None,
+        refine_seconds: None,
         json: false,
     })?;
     cmd_eval(&EvalArgs {
