@@ -326,6 +326,49 @@ impl RowQuantizer {
             _ => quantize_channel(w, bits),
         }
     }
+
+    /// GPTQ's roundings `start` of the rows `rows` of group `group`, improved by learned
+    /// rounding below 8 bits (`learned_rounding.rs`: never worse on the output error).
+    fn refine(&self, group: usize, rows: &[&[f32]], start: Vec<(f32, Vec<i8>)>, bits: u8) -> Vec<(f32, Vec<i8>)> {
+        match self.groups.get(group) {
+            Some(g) if bits < 8 && rows.iter().all(|r| r.len() == g.inputs()) => {
+                let settings = crate::learned_rounding::Settings::default();
+                crate::learned_rounding::refine_rows(g.covariance(), rows, &start, bits, &settings)
+            }
+            _ => start,
+        }
+    }
+}
+
+/// Layer roundings already made, by a fingerprint of what they are a function of (weights,
+/// input moments, width). The allocation scores every layer at every width and each compile
+/// of a frontier point rounds its layers again; learned rounding costs seconds per layer, so it
+/// is made once per process. The weights are kept to rule out a collision of fingerprints.
+/// A layer's rounding: each output channel's scale and integers.
+pub type LayerRounding = Vec<(f32, Vec<i8>)>;
+type RoundingMemo = std::sync::Mutex<std::collections::HashMap<u64, (Vec<u32>, LayerRounding)>>;
+static ROUNDINGS: std::sync::OnceLock<RoundingMemo> = std::sync::OnceLock::new();
+
+/// Entries beyond which the memo is cleared (a long-lived process compiling many models).
+const ROUNDING_MEMO_ENTRIES: usize = 4096;
+
+fn fingerprint(rows: &[&[f32]], moments: Option<&InputMoments>, bits: u8) -> (u64, Vec<u32>) {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let weights: Vec<u32> = rows.iter().flat_map(|r| r.iter().map(|w| w.to_bits())).collect();
+    weights.hash(&mut h);
+    rows.len().hash(&mut h);
+    bits.hash(&mut h);
+    let mut moment = |m: &crate::gptq::Moments| {
+        m.second.iter().for_each(|v| v.to_bits().hash(&mut h));
+        m.mean.iter().for_each(|v| v.to_bits().hash(&mut h));
+    };
+    match moments {
+        Some(InputMoments::Shared(m)) => moment(m),
+        Some(InputMoments::PerChannel(v)) => v.iter().for_each(&mut moment),
+        None => {}
+    }
+    (h.finish(), weights)
 }
 
 /// The output channels (rows) of a weight layer's weights, in the IR's `[out_c, …]` order.
@@ -350,16 +393,61 @@ pub fn round_layer(op: &OpKind, moments: Option<&InputMoments>, bits: u8) -> Vec
 /// row's rounding is independent of the others).
 pub fn round_layer_widths(op: &OpKind, moments: Option<&InputMoments>, widths: &[u8]) -> Vec<Vec<(f32, Vec<i8>)>> {
     let rows = weight_rows(op);
-    let quantizer = RowQuantizer::new(moments, widths);
-    // Depthwise rows share their input channel's moments: `rows / in_c` rows per channel.
-    let per_group = match (op, moments) {
-        (OpKind::Conv(c), Some(InputMoments::PerChannel(v))) if c.depthwise => (rows.len() / v.len().max(1)).max(1),
-        _ => usize::MAX,
+    let memo = ROUNDINGS.get_or_init(Default::default);
+    let keys: Vec<(u64, Vec<u32>)> = widths.iter().map(|&bits| fingerprint(&rows, moments, bits)).collect();
+    let known = |key: &(u64, Vec<u32>)| {
+        let memo = memo.lock().unwrap_or_else(|e| e.into_inner());
+        memo.get(&key.0).filter(|(weights, _)| *weights == key.1).map(|(_, rounded)| rounded.clone())
     };
-    widths
-        .iter()
-        .map(|&bits| rows.par_iter().enumerate().map(|(r, row)| quantizer.quantize(r / per_group, row, bits)).collect())
-        .collect()
+    let mut found: Vec<Option<LayerRounding>> = keys.iter().map(known).collect();
+    let missing: Vec<u8> = widths.iter().zip(&found).filter(|(_, f)| f.is_none()).map(|(&b, _)| b).collect();
+    if !missing.is_empty() {
+        let quantizer = RowQuantizer::new(moments, &missing);
+        // Depthwise rows share their input channel's moments: `rows / in_c` rows per channel.
+        let per_group = match (op, moments) {
+            (OpKind::Conv(c), Some(InputMoments::PerChannel(v))) if c.depthwise => (rows.len() / v.len().max(1)).max(1),
+            _ => rows.len().max(1),
+        };
+        for &bits in &missing {
+            let gptq: Vec<(f32, Vec<i8>)> =
+                rows.par_iter().enumerate().map(|(r, row)| quantizer.quantize(r / per_group, row, bits)).collect();
+            // Learned rounding per group of rows sharing their input moments (groups in
+            // parallel; each group's result does not depend on the others or on the threads).
+            let groups: Vec<(usize, &[&[f32]])> = rows.chunks(per_group).enumerate().collect();
+            let refined: Vec<Vec<(f32, Vec<i8>)>> = groups
+                .par_iter()
+                .map(|&(g, group_rows)| {
+                    let start = gptq[g * per_group..g * per_group + group_rows.len()].to_vec();
+                    quantizer.refine(g, group_rows, start, bits)
+                })
+                .collect();
+            let refined = refined.concat();
+            for (slot, _) in found.iter_mut().zip(widths).filter(|(f, &b)| f.is_none() && b == bits) {
+                *slot = Some(refined.clone());
+            }
+            let key = fingerprint(&rows, moments, bits);
+            let mut memo = memo.lock().unwrap_or_else(|e| e.into_inner());
+            if memo.len() >= ROUNDING_MEMO_ENTRIES {
+                memo.clear();
+            }
+            memo.insert(key.0, (key.1, refined));
+        }
+    }
+    found.into_iter().map(|f| f.unwrap_or_default()).collect()
+}
+
+/// Fixes the rounding `emit` (and [`round_layer`]) uses for the weights of `op` at `bits` with
+/// these input moments: the whole-network refinement (`crate::refine`) chooses integers that no
+/// per-layer rounding would, and its graph's weights are exactly `s·q`.
+pub fn pin_rounding(op: &OpKind, moments: Option<&InputMoments>, bits: u8, rounding: Vec<(f32, Vec<i8>)>) {
+    let rows = weight_rows(op);
+    let key = fingerprint(&rows, moments, bits);
+    let memo = ROUNDINGS.get_or_init(Default::default);
+    let mut memo = memo.lock().unwrap_or_else(|e| e.into_inner());
+    if memo.len() >= ROUNDING_MEMO_ENTRIES {
+        memo.clear();
+    }
+    memo.insert(key.0, (key.1, rounding));
 }
 
 /// `‖Q_b(W_c) − W_c‖²` of each output channel `c` of a weight layer with the quantizer `emit`

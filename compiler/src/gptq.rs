@@ -339,6 +339,11 @@ impl Gptq {
         self.h.nrows()
     }
 
+    /// The input covariance the roundings are scored on.
+    pub fn covariance(&self) -> &Array2<f64> {
+        &self.h
+    }
+
     /// GPTQ rounding of one output channel `w` at scale `s` to `[-qmax, qmax]`: of the orders
     /// tried, the rounding with the least output error.
     pub fn round(&self, w: &[f32], s: f32, qmax: i32) -> Vec<i8> {
@@ -401,7 +406,7 @@ impl Gptq {
 
 /// The scale minimising the output error `(w − s·q)ᵀ H (w − s·q)` for fixed integers `q`:
 /// `s = qᵀHw / qᵀHq`.
-fn optimal_scale(w: &[f32], q: &[i8], h: &Array2<f64>) -> f64 {
+pub(crate) fn optimal_scale(w: &[f32], q: &[i8], h: &Array2<f64>) -> f64 {
     let w: Vec<f64> = w.iter().map(|&x| x as f64).collect();
     let q: Vec<f64> = q.iter().map(|&x| x as f64).collect();
     let hw = matrix_vector(h, &w);

@@ -162,6 +162,15 @@ struct CompileArgs {
     /// spans 8× its median gets the channel scaled down and its readers' weights scaled up).
     #[arg(long)]
     no_equalize: bool,
+    /// Refine the quantized model for this many steps before writing it: distillation from the
+    /// float model on the calibration data, straight-through rounding and learned scales of the
+    /// layers below 8 bits (0: no refinement) [default: 0].
+    #[arg(long)]
+    refine_steps: Option<usize>,
+    /// Wall-clock limit of the refinement in seconds (stopping early makes the result depend on
+    /// the machine's speed) [default: 60].
+    #[arg(long)]
+    refine_seconds: Option<f64>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -256,6 +265,15 @@ struct AnalyzeArgs {
     /// Frontier points to measure with --eval [default: 6].
     #[arg(long, value_parser = parse_positive)]
     points: Option<usize>,
+    /// With --eval, also refine each measured configuration (distillation from the float model
+    /// on the calibration data, straight-through rounding) for this many steps and measure it
+    /// again (0: no refinement) [default: 0].
+    #[arg(long)]
+    refine_steps: Option<usize>,
+    /// Wall-clock limit of each refinement in seconds (stopping early makes the result depend
+    /// on the machine's speed) [default: 60].
+    #[arg(long)]
+    refine_seconds: Option<f64>,
     /// Write the report (Markdown, JSON, SVG) into this folder.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -474,12 +492,12 @@ fn cmd_compile(a: &CompileArgs) -> Result<()> {
     a.transform.check_applies(&calib)?;
     let (graph, transform) = a.transform.apply(&a.model, graph)?;
     let prepared = prepare_with(graph, &calib, transform, !a.no_equalize)?;
-    let compiled = if budget == Budget::default() {
+    let (compiled, bits) = if budget == Budget::default() {
         let mut bits = BitConfig::uniform(&prepared.graph, a.bits.unwrap_or(8), a.act_bits.unwrap_or(8));
         if let Some(path) = &a.config {
             bits = BitsFile::load(path)?.apply(&prepared.graph, bits, path)?;
         }
-        compile(&prepared, &bits).with_context(|| model.to_string())?
+        (compile(&prepared, &bits).with_context(|| model.to_string())?, bits)
     } else {
         let pins =
             resolve_pins(&prepared.graph, &a.hawq.pin, a.hawq.pin_first_last).with_context(|| model.to_string())?;
@@ -506,6 +524,37 @@ fn cmd_compile(a: &CompileArgs) -> Result<()> {
                 out!("report: {}", dir.join("report.md").display());
             }
         }
+        (compiled, bits)
+    };
+    let refine_options = hawq_compiler::refine::RefineOptions {
+        steps: a.refine_steps.unwrap_or(0),
+        seconds: a.refine_seconds.unwrap_or(60.0),
+        ..Default::default()
+    };
+    let compiled = if refine_options.steps > 0 && bits.weight_bits.iter().any(|&b| b < 8) {
+        let loss = hawq_compiler::sensitivity::choose_loss(&prepared.graph, &calib.y, a.hawq.loss())
+            .with_context(|| a.calib.display().to_string())?;
+        let inputs = hawq_compiler::pipeline::real_inputs(&prepared.graph, &calib, prepared.transform)?;
+        let refined = hawq_compiler::refine::refine(&prepared, &inputs, &bits.weight_bits, loss, &refine_options)
+            .with_context(|| format!("{model}: refinement"))?;
+        if refined.stopped_early {
+            eprintln!(
+                "{model}: the refinement stopped at {} of {} steps (--refine-seconds); the result depends on this machine's speed",
+                refined.steps, refine_options.steps
+            );
+        }
+        if !a.json {
+            out!(
+                "refinement: {} steps in {:.1} s, distillation loss on held-out calibration samples {:.4e} -> {:.4e}{}",
+                refined.steps,
+                refined.seconds,
+                refined.loss_before,
+                refined.loss_after,
+                if refined.kept_start { " (no gain: the unrefined model kept)" } else { "" }
+            );
+        }
+        hawq_compiler::pipeline::compile_refined(&prepared, &refined, &bits).with_context(|| model.to_string())?
+    } else {
         compiled
     };
     let fidelity = hawq_compiler::fidelity::measure(&prepared.graph, &compiled.blob, &calib, transform)
@@ -902,6 +951,8 @@ fn cmd_demo() -> Result<()> {
         metric: Some(Metric::Top1),
         window_stride: None,
         points: None,
+        refine_steps: None,
+        refine_seconds: None,
         report: Some(out.join("report")),
         json: false,
     })?;
@@ -926,6 +977,8 @@ fn cmd_demo() -> Result<()> {
         emit_rust: None,
         allow_low_fidelity: false,
         no_equalize: false,
+        refine_steps: None,
+        refine_seconds: None,
         json: false,
     })?;
     cmd_eval(&EvalArgs {
@@ -958,6 +1011,7 @@ fn build_report(model: &Path, m: &hawq_compiler::sensitivity::Measured, a: &Allo
         chosen: a.chosen,
         chosen_bits: a.chosen.map(|c| a.frontier[c].bits.clone()),
         measured: Vec::new(),
+        refinements: Vec::new(),
     }
 }
 
@@ -979,6 +1033,8 @@ fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
             (a.metric.is_some(), "--metric"),
             (a.window_stride.is_some(), "--window-stride"),
             (a.points.is_some(), "--points"),
+            (a.refine_steps.is_some(), "--refine-steps"),
+            (a.refine_seconds.is_some(), "--refine-seconds"),
         ] {
             if given {
                 bail!("{model}: {flag} applies to the measurements of --eval, which is not given");
@@ -1021,23 +1077,62 @@ fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
             );
             configs.push((format!("hawq #{i}"), bits));
         }
+        let refine_options = hawq_compiler::refine::RefineOptions {
+            steps: a.refine_steps.unwrap_or(0),
+            seconds: a.refine_seconds.unwrap_or(60.0),
+            ..Default::default()
+        };
+        let calib_inputs = if refine_options.steps > 0 {
+            hawq_compiler::pipeline::real_inputs(&prepared.graph, &calib, prepared.transform)?
+        } else {
+            Vec::new()
+        };
         for (label, bits) in configs {
+            let measure_compiled = |compiled: &hawq_compiler::emit::Compiled| -> Result<(Metric, f64)> {
+                let quantized = hawq_runtime::Model::from_bytes(&compiled.blob).map_err(|e| {
+                    anyhow!("{model}: {label}: internal error: the runtime rejects the compiled model ({e})")
+                })?;
+                let runner = Runner::Quantized { model: quantized };
+                let metric = a.metric.unwrap_or_else(|| default_metric(&runner, &eval));
+                refuse_window_stride(&a.model, metric, a.window_stride)?;
+                let bar = progress_bar(eval.len(), &label);
+                let value = evaluate(&runner, &eval, metric, a.window_stride.unwrap_or(DEFAULT_WINDOW_STRIDE), &bar)?;
+                bar.finish_and_clear();
+                Ok((metric, value))
+            };
             let compiled = compile(&prepared, &bits).with_context(|| format!("{model}: {label}"))?;
-            let quantized = hawq_runtime::Model::from_bytes(&compiled.blob).map_err(|e| {
-                anyhow!("{model}: {label}: internal error: the runtime rejects the compiled model ({e})")
-            })?;
-            let runner = Runner::Quantized { model: quantized };
-            let metric = a.metric.unwrap_or_else(|| default_metric(&runner, &eval));
-            refuse_window_stride(&a.model, metric, a.window_stride)?;
-            let bar = progress_bar(eval.len(), &label);
-            let value = evaluate(&runner, &eval, metric, a.window_stride.unwrap_or(DEFAULT_WINDOW_STRIDE), &bar)?;
-            bar.finish_and_clear();
+            let (metric, mut value) = measure_compiled(&compiled)?;
+            let mut before_refinement = None;
+            if refine_options.steps > 0 && bits.weight_bits.iter().any(|&b| b < 8) {
+                let refined =
+                    hawq_compiler::refine::refine(&prepared, &calib_inputs, &bits.weight_bits, m.loss, &refine_options)
+                        .with_context(|| format!("{model}: {label}: refinement"))?;
+                if refined.stopped_early {
+                    eprintln!(
+                        "{model}: {label}: the refinement stopped at {} of {} steps (--refine-seconds); the result depends on this machine's speed",
+                        refined.steps, refine_options.steps
+                    );
+                }
+                let compiled = hawq_compiler::pipeline::compile_refined(&prepared, &refined, &bits)
+                    .with_context(|| format!("{model}: {label}: refined"))?;
+                before_refinement = Some(value);
+                value = measure_compiled(&compiled)?.1;
+                report.refinements.push(hawq_compiler::report::RefinementReport {
+                    label: label.clone(),
+                    steps: refined.steps,
+                    seconds: refined.seconds,
+                    loss_before: refined.loss_before,
+                    loss_after: refined.loss_after,
+                    kept_start: refined.kept_start,
+                });
+            }
             report.measured.push(Measured {
                 label,
                 weight_bytes: compiled.weight_bytes,
                 arena_bytes: compiled.arena_bytes,
                 metric: metric.name().to_string(),
                 value,
+                before_refinement,
                 bits: allocation.layers.iter().map(|l| bits.weight_bits[l.node]).collect(),
             });
         }
@@ -1087,14 +1182,26 @@ fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
         report.frontier.last().map_or(0, |p| p.0)
     );
     for m in &report.measured {
+        let before = m.before_refinement.map_or_else(String::new, |v| format!(" (before refinement {v:.4})"));
         out!(
-            "  {:<12} {} {:.4}  weights {:>7} B  arena {:>7} B  bits {}",
+            "  {:<12} {} {:.4}{before}  weights {:>7} B  arena {:>7} B  bits {}",
             m.label,
             m.metric,
             m.value,
             m.weight_bytes,
             m.arena_bytes,
             hawq_compiler::report::bits_string(&m.bits)
+        );
+    }
+    for r in &report.refinements {
+        out!(
+            "  refinement of {}: {} steps in {:.1} s, distillation loss {:.4e} -> {:.4e}{}",
+            r.label,
+            r.steps,
+            r.seconds,
+            r.loss_before,
+            r.loss_after,
+            if r.kept_start { " (no gain: the unrefined model kept)" } else { "" }
         );
     }
     if let Some(dir) = &a.report {

@@ -177,6 +177,19 @@ pub fn compile(p: &Prepared, bits: &BitConfig) -> Result<Compiled> {
     emit(&p.graph, &acts, &p.calibration.channel_means, &p.moments, bits, p.raw)
 }
 
+/// Compiles the refined graph of a configuration (`crate::refine`): `p`'s calibration and input
+/// moments, the refined parameters, and the refined roundings pinned for `emit`.
+pub fn compile_refined(p: &Prepared, refined: &crate::refine::Refined, bits: &BitConfig) -> Result<Compiled> {
+    for (i, rounding) in refined.roundings.iter().enumerate() {
+        if let Some(r) = rounding {
+            let op = &refined.graph.nodes[i].op;
+            crate::emit::pin_rounding(op, p.moments[i].as_ref(), bits.weight_bits[i], r.clone());
+        }
+    }
+    let acts = activation_params(&p.graph, &p.calibration, bits, p.raw, p.transform)?;
+    emit(&refined.graph, &acts, &p.calibration.channel_means, &p.moments, bits, p.raw)
+}
+
 /// A per-layer bit configuration file (JSON): weight bits by layer (node) name, activation
 /// bits by tensor name; unlisted layers and tensors take the defaults.
 ///

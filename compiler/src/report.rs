@@ -18,8 +18,23 @@ pub struct Measured {
     pub arena_bytes: usize,
     pub metric: String,
     pub value: f64,
+    /// The metric before the whole-network refinement (`value` is after it), when refined.
+    pub before_refinement: Option<f64>,
     /// Weight bits per layer, in the order of the report's layer table.
     pub bits: Vec<u8>,
+}
+
+/// A whole-network refinement of a measured configuration (`crate::refine`).
+#[derive(Debug, Clone, Serialize)]
+pub struct RefinementReport {
+    pub label: String,
+    pub steps: usize,
+    pub seconds: f64,
+    /// Distillation loss on the calibration set before and after.
+    pub loss_before: f64,
+    pub loss_after: f64,
+    /// The refinement did not lower the loss and the unrefined model was kept.
+    pub kept_start: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -36,6 +51,8 @@ pub struct Report {
     pub chosen: Option<usize>,
     pub chosen_bits: Option<Vec<u8>>,
     pub measured: Vec<Measured>,
+    /// Refinements of the measured configurations (`hawq analyze --refine-steps`).
+    pub refinements: Vec<RefinementReport>,
 }
 
 fn short(name: &str) -> String {
@@ -116,19 +133,21 @@ impl Report {
             let _ = writeln!(s, "![accuracy vs size](accuracy.svg)\n");
             let _ = writeln!(
                 s,
-                "| configuration | weight bytes | arena bytes | {} | weight bits per layer |",
+                "| configuration | weight bytes | arena bytes | {} | before refinement | weight bits per layer |",
                 self.measured[0].metric
             );
-            let _ = writeln!(s, "|---|---:|---:|---:|---|");
+            let _ = writeln!(s, "|---|---:|---:|---:|---:|---|");
             for m in &self.measured {
                 let bits: Vec<String> = m.bits.iter().map(|b| b.to_string()).collect();
+                let before = m.before_refinement.map_or_else(|| "—".to_string(), |v| format!("{v:.4}"));
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {:.4} | {} |",
+                    "| {} | {} | {} | {:.4} | {} | {} |",
                     m.label,
                     m.weight_bytes,
                     m.arena_bytes,
                     m.value,
+                    before,
                     bits.join(" ")
                 );
             }

@@ -230,6 +230,62 @@ pub fn gradients(graph: &Graph, loss: Loss, inputs: &[Vec<f32>], labels: &[f64])
     Ok(Gradients { loss: total / n, params, activations })
 }
 
+/// The value a loss reads: the logits of a classifier ending in softmax for
+/// [`Loss::CrossEntropy`], else the graph's output.
+///
+/// # Errors
+/// As [`loss_value`], for the graph alone.
+pub fn head_value(graph: &Graph, loss: Loss) -> Result<usize> {
+    Ok(Net::new(graph, loss)?.head)
+}
+
+/// Reverse mode for a caller's per-sample loss on the head value ([`head_value`] of `head`):
+/// `sample_loss(s, z)` gives sample `s`'s loss and `∂ℓ/∂z` at head values `z`. Returns the batch
+/// loss (the mean over samples) and `∂L/∂θ` (weights and biases), summed in sample order (the
+/// result does not depend on the number of threads). Used by the refinement's distillation loss
+/// (`crate::refine`), whose targets are the float model's outputs rather than labels.
+///
+/// # Errors
+/// As [`loss_value`].
+pub fn head_loss_gradients(
+    graph: &Graph,
+    head: Loss,
+    inputs: &[Vec<f32>],
+    sample_loss: impl Fn(usize, &[f32]) -> (f64, Vec<f64>) + Sync,
+) -> Result<(f64, WeightVector)> {
+    let net = Net::new(graph, head)?;
+    if inputs.is_empty() {
+        bail!("no samples");
+    }
+    let n = inputs.len() as f64;
+    let per_sample: Vec<(f64, GradientSink)> = inputs
+        .par_iter()
+        .enumerate()
+        .map(|(s, x)| {
+            let tape = net.tape(x);
+            let (value, grad) = sample_loss(s, &tape.values[net.head]);
+            let seeds = grad.iter().map(|&g| (g / n) as f32).collect();
+            let mut sink = GradientSink::new(graph.nodes.len(), graph.values.len());
+            backward(&net, &tape, seeds, 1, false, &mut sink);
+            (value, sink)
+        })
+        .collect();
+    let mut params = WeightVector::zeros(graph);
+    let mut weights: Vec<Vec<f64>> = params.weights.iter().map(|w| vec![0.0; w.len()]).collect();
+    let mut biases: Vec<Vec<f64>> = params.biases.iter().map(|b| vec![0.0; b.len()]).collect();
+    let mut total = 0.0;
+    for (value, sink) in per_sample {
+        total += value;
+        for (acc, g) in weights.iter_mut().zip(&sink.weights).chain(biases.iter_mut().zip(&sink.biases)) {
+            acc.iter_mut().zip(g).for_each(|(a, &x)| *a += f64::from(x));
+        }
+    }
+    for (out, acc) in params.weights.iter_mut().zip(&weights).chain(params.biases.iter_mut().zip(&biases)) {
+        out.iter_mut().zip(acc).for_each(|(o, &a)| *o = a as f32);
+    }
+    Ok((total / n, params))
+}
+
 /// A direction in one weight layer's parameters: `weights` in the IR's weight order, `biases`
 /// per output channel (empty: no bias component).
 #[derive(Debug, Clone, PartialEq)]
