@@ -37,7 +37,8 @@ step "the kernel cases on the AArch64 paths (NEON, SDOT), under qemu-user"
 # x86-64 host does not have.
 CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
 CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu -cpu max" \
-  cargo test -p hawq-runtime --release --locked --target aarch64-unknown-linux-gnu --test kernel_cases
+  cargo run --release --locked -p hawq-kernel-cases --features std --example all_paths \
+  --target aarch64-unknown-linux-gnu
 
 step "runtime builds for microcontrollers, without alloc; the C static library for each"
 for t in "${CROSS_TARGETS[@]}"; do
