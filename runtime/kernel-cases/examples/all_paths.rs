@@ -18,7 +18,8 @@ fn main() {
     let names: Vec<&str> = paths.iter().map(|p| p.name()).collect();
     let (mut input, mut weights) = (vec![0u8; 16384], vec![0u8; 65536]);
     let (mut want, mut got, mut scratch) = (vec![0u8; 65536], vec![0u8; 65536], vec![0u8; SCRATCH]);
-    let mut b = Bufs { input: &mut input, weights: &mut weights, want: &mut want, got: &mut got, scratch: &mut scratch };
+    let mut b =
+        Bufs { input: &mut input, weights: &mut weights, want: &mut want, got: &mut got, scratch: &mut scratch };
     for seed in SEEDS {
         let mut rng = Rng(seed | 1);
         let results = [
