@@ -535,7 +535,7 @@ fn interleaved_and_rgb565_inputs_agree(model: &Model<'_>, it: &mut Interpreter<'
     let width = model.raw_input().element_bytes();
     let nchw = model.meta().input_layout == hawq_runtime::format::InputLayout::Nchw;
     let mut interleaved = vec![0u8; raw.len()];
-    for i in 0..h * w * c {
+    for i in 0..t.elements() {
         let src = if nchw { (i % c) * h * w + i / c } else { i };
         interleaved[i * width..(i + 1) * width].copy_from_slice(&raw[src * width..(src + 1) * width]);
     }
@@ -543,7 +543,8 @@ fn interleaved_and_rgb565_inputs_agree(model: &Model<'_>, it: &mut Interpreter<'
     it.input_bytes_mut().fill(0x5a);
     it.write_input_interleaved(&interleaved).expect("a sample of the right size");
     assert_eq!(it.input_bytes_mut(), &want[..], "interleaved input (nchw model: {nchw})");
-    let frame: Vec<u8> = raw.iter().take(2 * h * w).copied().chain(std::iter::repeat(0x33)).take(2 * h * w).collect();
+    let pixels = t.elements() / c.max(1);
+    let frame: Vec<u8> = raw.iter().take(2 * pixels).copied().chain(std::iter::repeat(0x33)).take(2 * pixels).collect();
     if model.raw_input() != hawq_runtime::RawInput::U8 || c != 3 {
         assert!(
             it.write_input_rgb565(&frame, false).is_err(),

@@ -7,8 +7,15 @@
 //! bytes are the ones a single thread writes: results are bit-identical for any thread count.
 //! Every other op, layers below [`Threads::min_macs`], and layers with 4-bit activations (whose
 //! rows need not end on a byte) run on the calling thread as in [`Interpreter::invoke`].
+//!
+//! The calling thread runs the inference and the first band of each split layer; the pool's
+//! threads take the others. Waking a sleeping thread costs tens of microseconds on a VM (as long
+//! as a layer; handing a whole inference to a pool thread, `ThreadPool::install`, cost 22 µs
+//! here), so the pool's threads stay awake while inferences come (each spins for work, taking
+//! jobs as they arrive, and sleeps after [`AWAKE`] without any).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use std::vec::Vec;
 
@@ -22,30 +29,44 @@ use crate::kernels::linked::{self, has};
 use crate::kernels::{self as k, Window};
 use crate::model::Model;
 
-/// A pool of threads and their scratch, for [`Interpreter::invoke_threads`]. Create it once per
-/// model (it sizes the scratch from the model's layers) and reuse it for every inference.
+/// The threads that help the calling thread, and their scratch, for
+/// [`Interpreter::invoke_threads`]. Create it once per model (it sizes the scratch from the
+/// model's layers) and reuse it for every inference.
 pub struct Threads {
-    pool: rayon::ThreadPool,
+    /// `threads − 1` threads (none for one thread).
+    pool: Option<rayon::ThreadPool>,
     threads: usize,
-    /// The scratch of the bands after the first, one per thread but the first.
+    /// The scratch of the bands after the first, one per pool thread.
     scratch: Vec<Vec<u8>>,
     min_macs: u64,
+    /// Per pool thread: is it spinning for work ([`keep_awake`])?
+    awake: Arc<[AtomicBool]>,
+    /// Set when the `Threads` is dropped: the spinning threads go back to sleep.
+    dropped: Arc<AtomicBool>,
 }
 
 /// Below this many multiply-accumulates a layer runs on one thread: handing out its bands costs
-/// about a microsecond, what such a layer takes in all.
-const MIN_MACS: u64 = 200_000;
+/// about a microsecond (measured: dscnn's 72,000-MAC depthwise layers still gain from two).
+const MIN_MACS: u64 = 50_000;
+
+/// How long a pool thread spins without work before it sleeps.
+const AWAKE: Duration = Duration::from_micros(500);
 
 impl Threads {
-    /// `threads` threads (at least 1) for `model`'s layers. Fails only if the operating system
-    /// cannot start the threads.
+    /// `threads` threads in all (the caller's included; at least 1) for `model`'s layers. Fails
+    /// only if the operating system cannot start the threads.
     pub fn new(model: &Model<'_>, threads: usize) -> std::io::Result<Threads> {
         let threads = threads.max(1);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .thread_name(|i| std::format!("hawq-{i}"))
-            .build()
-            .map_err(std::io::Error::other)?;
+        let pool = match threads {
+            1 => None,
+            n => Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n - 1)
+                    .thread_name(|i| std::format!("hawq-{}", i + 1))
+                    .build()
+                    .map_err(std::io::Error::other)?,
+            ),
+        };
         let tensors = model.tensors();
         let largest = model
             .ops()
@@ -67,10 +88,11 @@ impl Threads {
             .max()
             .unwrap_or(0);
         let scratch = (1..threads).map(|_| std::vec![0u8; largest]).collect();
-        Ok(Threads { pool, threads, scratch, min_macs: MIN_MACS })
+        let awake = (1..threads).map(|_| AtomicBool::new(false)).collect();
+        Ok(Threads { pool, threads, scratch, min_macs: MIN_MACS, awake, dropped: Arc::new(AtomicBool::new(false)) })
     }
 
-    /// Splits only layers of at least `macs` multiply-accumulates (default 200,000); 0 splits
+    /// Splits only layers of at least `macs` multiply-accumulates (default 50,000); 0 splits
     /// every layer of two output rows or more.
     pub fn min_macs(mut self, macs: u64) -> Threads {
         self.min_macs = macs;
@@ -79,6 +101,51 @@ impl Threads {
 
     pub fn threads(&self) -> usize {
         self.threads
+    }
+
+    /// Makes sure every pool thread is spinning for work (a thread that already is returns at
+    /// once from the job this hands it).
+    fn wake(&self) {
+        let Some(pool) = &self.pool else { return };
+        if self.awake.iter().all(|a| a.load(Ordering::Relaxed)) {
+            return;
+        }
+        let (awake, dropped) = (self.awake.clone(), self.dropped.clone());
+        pool.spawn_broadcast(move |ctx| {
+            let me = &awake[ctx.index()];
+            if !me.swap(true, Ordering::AcqRel) {
+                keep_awake(&dropped);
+                me.store(false, Ordering::Release);
+            }
+        });
+    }
+}
+
+impl Drop for Threads {
+    fn drop(&mut self) {
+        self.dropped.store(true, Ordering::Release);
+    }
+}
+
+/// Runs the pool's jobs as they come until none came for [`AWAKE`] or the [`Threads`] is gone.
+fn keep_awake(dropped: &AtomicBool) {
+    let mut last = Instant::now();
+    let mut idle = 0u32;
+    while !dropped.load(Ordering::Acquire) {
+        if rayon::yield_now() == Some(rayon::Yield::Executed) {
+            idle = 0;
+        } else {
+            // The clock now and then: reading it every turn was a tenth of this thread's time.
+            idle += 1;
+            if idle.is_multiple_of(64) {
+                if idle == 64 {
+                    last = Instant::now();
+                } else if last.elapsed() > AWAKE {
+                    return;
+                }
+            }
+            core::hint::spin_loop();
+        }
     }
 }
 
@@ -91,58 +158,28 @@ fn scratch_bytes(g: &Window, bits: crate::quant::Bits, in_bits: crate::quant::Bi
 }
 
 impl<'m, 'a, const KERNELS: u32> Interpreter<'m, 'a, KERNELS> {
-    /// [`Interpreter::invoke`] on `threads`: the same output bytes, the large convolutions'
-    /// rows computed at once. `threads` must have been made for this interpreter's model (for
-    /// another one a layer whose bands would need more scratch than it holds runs on one thread).
+    /// [`Interpreter::invoke`] with `threads`: the same output bytes, the large convolutions'
+    /// rows computed at once by the calling thread and the pool's. `threads` must have been made
+    /// for this interpreter's model (for another one a layer whose bands would need more scratch
+    /// than it holds runs on one thread).
     pub fn invoke_threads(&mut self, threads: &mut Threads) -> Result<(), Error> {
+        threads.wake();
         let Threads { pool, scratch, min_macs, .. } = threads;
         let (scratch, min_macs) = (&mut scratch[..], *min_macs);
-        let model = self.model;
-        pool.install(|| {
-            let caller = rayon::current_thread_index();
-            let done = AtomicBool::new(false);
-            rayon::scope(|s| {
-                // The other threads stay awake for the whole inference, taking bands as they
-                // come: a sleeping thread takes tens of microseconds to wake, as long as a layer.
-                s.spawn_broadcast(|_, ctx| {
-                    if Some(ctx.index()) != caller {
-                        keep_awake(&done);
-                    }
-                });
-                let ran = (|| {
-                    let tensors = model.tensors();
-                    let mut at = 0;
-                    for (index, op) in model.linked_ops::<KERNELS>().enumerate() {
-                        let op = op?;
-                        let prepared = self.prepared_at(&op, &mut at);
-                        if !in_bands::<KERNELS>(&op, tensors, self.arena, prepared, scratch, min_macs) {
-                            run_op::<KERNELS>(&op, index as u16, tensors, self.arena, prepared)?;
-                        }
-                    }
-                    Ok(())
-                })();
-                done.store(true, Ordering::Release);
-                ran
-            })
-        })
-    }
-}
-
-/// How long a thread waits for work before it leaves an inference to rayon's sleep (a long
-/// stretch of small ops, or an invoke whose caller stopped).
-const AWAKE: Duration = Duration::from_micros(500);
-
-/// Runs the pool's jobs as they come until `done`, or until none came for [`AWAKE`].
-fn keep_awake(done: &AtomicBool) {
-    let mut last = Instant::now();
-    while !done.load(Ordering::Acquire) {
-        if rayon::yield_now() == Some(rayon::Yield::Executed) {
-            last = Instant::now();
-        } else if last.elapsed() > AWAKE {
-            return;
-        } else {
-            core::hint::spin_loop();
+        let tensors = self.model.tensors();
+        let mut at = 0;
+        for (index, op) in self.model.linked_ops::<KERNELS>().enumerate() {
+            let op = op?;
+            let prepared = self.prepared_at(&op, &mut at);
+            let split = match pool {
+                Some(pool) => in_bands::<KERNELS>(pool, &op, tensors, self.arena, prepared, scratch, min_macs),
+                None => false,
+            };
+            if !split {
+                run_op::<KERNELS>(&op, index as u16, tensors, self.arena, prepared)?;
+            }
         }
+        Ok(())
     }
 }
 
@@ -161,6 +198,7 @@ fn band(g: &Window, a: usize, b: usize) -> (Window, usize) {
 /// pool; `false` (nothing run) for any other op or a layer too small to split, which the caller
 /// then runs as usual (and which reports any error).
 fn in_bands<const K: u32>(
+    pool: &rayon::ThreadPool,
     op: &Op<'_>,
     tensors: Tensors<'_>,
     arena: &mut [u8],
@@ -219,12 +257,22 @@ fn in_bands<const K: u32>(
     };
     let mut outs = dst.chunks_mut(rows * g.out_w * g.out_c);
     let Some(first_out) = outs.next() else { return false };
-    rayon::scope(|s| {
+    // The other bands to the pool, the first here. The calling thread then spins until the
+    // others are done: waiting at the scope's end instead would put it to sleep, and its wake-up
+    // cost more than a band (a context switch each way, most of the gain of a second thread).
+    let finished = AtomicUsize::new(0);
+    pool.in_place_scope(|s| {
         for (i, (out, scratch)) in outs.zip(extra.iter_mut()).enumerate() {
-            let run = &run;
-            s.spawn(move |_| run(i + 1, out, scratch));
+            let (run, finished) = (&run, &finished);
+            s.spawn(move |_| {
+                run(i + 1, out, scratch);
+                finished.fetch_add(1, Ordering::Release);
+            });
         }
         run(0, first_out, first_scratch);
+        while finished.load(Ordering::Acquire) < bands - 1 {
+            core::hint::spin_loop();
+        }
     });
     true
 }
