@@ -381,6 +381,11 @@ fn split_with_scratch<'x>(
     Some((src, dst, scratch))
 }
 
+/// A convolution's or depthwise convolution's window.
+fn conv_window(p: &crate::format::ConvParams<'_>, input: &TensorDesc, output: &TensorDesc) -> Window {
+    window(input, output, (p.kernel_h as usize, p.kernel_w as usize), (p.stride_h, p.stride_w), (p.pad_top, p.pad_left))
+}
+
 fn window(input: &TensorDesc, output: &TensorDesc, kernel: (usize, usize), stride: (u8, u8), pad: (u8, u8)) -> Window {
     Window {
         in_h: input.shape[1] as usize,
@@ -504,13 +509,7 @@ fn dispatch<const K: u32>(
     match op {
         Op::Conv2d(p) | Op::DepthwiseConv2d(p) => {
             let (input, output) = (first, last);
-            let g = window(
-                &input,
-                &output,
-                (p.kernel_h as usize, p.kernel_w as usize),
-                (p.stride_h, p.stride_w),
-                (p.pad_top, p.pad_left),
-            );
+            let g = conv_window(p, &input, &output);
             let rq = channel_requant(&p.channel, &output, p.clamp);
             let Some(bits) = linked_weight_bits::<K>(p.weight_bits) else { return NotLinked };
             let in_fmt = format(&input);
@@ -772,8 +771,7 @@ fn preparable<'w>(op: &Op<'w>, tensors: Tensors<'_>) -> Option<Preparable<'w>> {
         Op::Conv2d(p) | Op::DepthwiseConv2d(p) => {
             let input = tensors.get(p.input as usize)?;
             let output = tensors.get(p.output as usize)?;
-            let kernel = (p.kernel_h as usize, p.kernel_w as usize);
-            let g = window(&input, &output, kernel, (p.stride_h, p.stride_w), (p.pad_top, p.pad_left));
+            let g = conv_window(p, &input, &output);
             let b = bits(p.weight_bits)?;
             let rq = channel_requant(&p.channel, &output, p.clamp);
             Some(match op {

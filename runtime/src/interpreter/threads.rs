@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use std::vec::Vec;
 
 use super::{
-    channel_requant, conv2d, depthwise_conv2d, format, linked_weight_bits, run_op, split_with_scratch, window,
+    channel_requant, conv2d, conv_window, depthwise_conv2d, format, linked_weight_bits, run_op, split_with_scratch,
     Interpreter, Prepared,
 };
 use crate::error::Error;
@@ -73,13 +73,7 @@ impl Threads {
             .filter_map(|op| match op.ok()? {
                 Op::Conv2d(p) | Op::DepthwiseConv2d(p) => {
                     let (input, output) = (tensors.get(p.input as usize)?, tensors.get(p.output as usize)?);
-                    let g = window(
-                        &input,
-                        &output,
-                        (p.kernel_h as usize, p.kernel_w as usize),
-                        (p.stride_h, p.stride_w),
-                        (p.pad_top, p.pad_left),
-                    );
+                    let g = conv_window(&p, &input, &output);
                     let bits = crate::quant::Bits::from_u8(p.weight_bits)?;
                     Some(scratch_bytes(&g, bits, format(&input).bits, matches!(op, Ok(Op::Conv2d(_)))))
                 }
@@ -216,13 +210,7 @@ fn in_bands<const K: u32>(
     if !has(K, kind) || input.dtype != DType::I8 || output.dtype != DType::I8 {
         return false;
     }
-    let g = window(
-        &input,
-        &output,
-        (p.kernel_h as usize, p.kernel_w as usize),
-        (p.stride_h, p.stride_w),
-        (p.pad_top, p.pad_left),
-    );
+    let g = conv_window(p, &input, &output);
     let per_row = (g.out_w * g.out_c * g.kernel_h * g.kernel_w * if conv { g.in_c } else { 1 }) as u64;
     let bands = (extra.len() + 1).min(g.out_h);
     if bands < 2 || per_row * (g.out_h as u64) < min_macs {
