@@ -2,7 +2,7 @@
 //! paths: every output byte of every path against the scalar reference, every path running
 //! itself. The firmware's own seed first, then random seeds.
 
-use hawq_kernel_cases::{add_cases, conv_cases, fc_cases, Bufs, Rng, Tally, SCRATCH};
+use hawq_kernel_cases::{every_op, Bufs, Rng, Tally, SCRATCH};
 use hawq_runtime::kernels::{self, Path};
 use proptest::prelude::*;
 
@@ -16,13 +16,7 @@ fn run_all(seed: u64, cases: u32) -> [Tally; 4] {
         Bufs { input: &mut input, weights: &mut weights, want: &mut want, got: &mut got, scratch: &mut scratch };
     let paths: Vec<Path> = kernels::available().into_iter().collect();
     let mut rng = Rng(seed | 1);
-    let check = |r: Result<Tally, hawq_kernel_cases::Failure>| r.unwrap_or_else(|f| panic!("seed {seed:#x}: {f}"));
-    [
-        check(conv_cases(&mut rng, &mut b, false, cases, &paths)),
-        check(conv_cases(&mut rng, &mut b, true, cases, &paths)),
-        check(fc_cases(&mut rng, &mut b, cases, &paths)),
-        check(add_cases(&mut rng, &mut b, cases, &paths)),
-    ]
+    every_op(&mut rng, &mut b, cases, &paths).unwrap_or_else(|f| panic!("seed {seed:#x}: {f}"))
 }
 
 #[test]

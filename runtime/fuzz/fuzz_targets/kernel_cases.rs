@@ -3,7 +3,7 @@
 //! machine has against the scalar reference. A failing case panics with its description.
 #![no_main]
 
-use hawq_kernel_cases::{add_cases, conv_cases, fc_cases, Bufs, Rng, SCRATCH};
+use hawq_kernel_cases::{every_op, Bufs, Rng, SCRATCH};
 use hawq_runtime::kernels::{self, Path};
 use libfuzzer_sys::fuzz_target;
 
@@ -17,15 +17,7 @@ fuzz_target!(|data: &[u8]| {
     let mut b = Bufs { input: &mut input, weights: &mut weights, want: &mut want, got: &mut got, scratch: &mut scratch };
     let paths: Vec<Path> = kernels::available().into_iter().collect();
     let mut rng = Rng(u64::from_le_bytes(seed) | 1);
-    let results = [
-        conv_cases(&mut rng, &mut b, false, 2, &paths),
-        conv_cases(&mut rng, &mut b, true, 2, &paths),
-        fc_cases(&mut rng, &mut b, 2, &paths),
-        add_cases(&mut rng, &mut b, 2, &paths),
-    ];
-    for r in results {
-        if let Err(failure) = r {
-            panic!("{failure}");
-        }
+    if let Err(failure) = every_op(&mut rng, &mut b, 2, &paths) {
+        panic!("{failure}");
     }
 });

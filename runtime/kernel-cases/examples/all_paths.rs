@@ -7,7 +7,7 @@
 //! ```
 //!
 //! Exits 1 on the first failing case, after printing it.
-use hawq_kernel_cases::{add_cases, conv_cases, fc_cases, Bufs, Rng, SCRATCH};
+use hawq_kernel_cases::{every_op, Bufs, Rng, OPS, SCRATCH};
 use hawq_runtime::kernels::{self, Path};
 
 const SEEDS: [u64; 4] = [0x9E37_79B9_7F4A_7C15, 0x3C6E_F372_FE94_F82A, 0xDAA6_6D2C_7DDF_743F, 0x78DD_E6E5_FD29_F054];
@@ -21,20 +21,15 @@ fn main() {
     let mut b =
         Bufs { input: &mut input, weights: &mut weights, want: &mut want, got: &mut got, scratch: &mut scratch };
     for seed in SEEDS {
-        let mut rng = Rng(seed | 1);
-        let results = [
-            ("conv2d", conv_cases(&mut rng, &mut b, false, CASES, &paths)),
-            ("depthwise_conv2d", conv_cases(&mut rng, &mut b, true, CASES, &paths)),
-            ("fully_connected", fc_cases(&mut rng, &mut b, CASES, &paths)),
-            ("add", add_cases(&mut rng, &mut b, CASES, &paths)),
-        ];
-        for (op, r) in results {
-            match r {
-                Ok(t) => println!("seed {seed:#018x} {op} cases={} runs={} paths={names:?}", t.cases, t.runs),
-                Err(failure) => {
-                    eprintln!("seed {seed:#018x}: {failure}");
-                    std::process::exit(1);
+        match every_op(&mut Rng(seed | 1), &mut b, CASES, &paths) {
+            Ok(tallies) => {
+                for (op, t) in OPS.iter().zip(tallies) {
+                    println!("seed {seed:#018x} {op} cases={} runs={} paths={names:?}", t.cases, t.runs);
                 }
+            }
+            Err(failure) => {
+                eprintln!("seed {seed:#018x}: {failure}");
+                std::process::exit(1);
             }
         }
     }

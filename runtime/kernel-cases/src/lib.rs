@@ -626,3 +626,18 @@ pub fn add_cases(rng: &mut Rng, b: &mut Bufs<'_>, cases: u32, paths: &[Path]) ->
     }
     Ok(t)
 }
+
+/// The operations [`every_op`] checks, in its order.
+pub const OPS: [&str; 4] = ["conv2d", "depthwise_conv2d", "fully_connected", "add"];
+
+/// `cases` of each operation of [`OPS`] in turn from one generator: their tallies, or the first
+/// failing case (what the kernel-check firmware, the host test, the AArch64 example and the
+/// fuzzer run).
+pub fn every_op(rng: &mut Rng, b: &mut Bufs<'_>, cases: u32, paths: &[Path]) -> Result<[Tally; 4], Failure> {
+    Ok([
+        conv_cases(rng, b, false, cases, paths)?,
+        conv_cases(rng, b, true, cases, paths)?,
+        fc_cases(rng, b, cases, paths)?,
+        add_cases(rng, b, cases, paths)?,
+    ])
+}

@@ -10,8 +10,8 @@ use core::fmt::Write;
 
 use cortex_m_rt::{entry, exception, ExceptionFrame};
 use hawq_firmware_common::semihost;
-use hawq_kernel_cases::{add_cases, conv_cases, fc_cases, Bufs, Failure, Rng, Tally, SCRATCH};
-use hawq_runtime::kernels::{self, Path};
+use hawq_kernel_cases::{every_op, Bufs, Rng, OPS, SCRATCH};
+use hawq_runtime::kernels;
 
 /// Cases per operation.
 const CASES: u32 = 5000;
@@ -24,9 +24,6 @@ impl Write for Host {
         Ok(())
     }
 }
-
-/// One operation's random cases.
-type OpFn = fn(&mut Rng, &mut Bufs<'_>, u32, &[Path]) -> Result<Tally, Failure>;
 
 /// The case buffers, in RAM (QEMU's 4 MiB).
 struct Buffers {
@@ -53,22 +50,15 @@ fn main() -> ! {
     };
     let names = heapless_names();
     let _ = writeln!(Host, "kernel-check active={} paths={}", kernels::active().name(), names.as_str());
-    let ops: [(&str, OpFn); 4] = [
-        ("conv2d", |r, b, n, p| conv_cases(r, b, false, n, p)),
-        ("depthwise_conv2d", |r, b, n, p| conv_cases(r, b, true, n, p)),
-        ("fully_connected", fc_cases),
-        ("add", add_cases),
-    ];
-    let paths = kernels::available();
-    for (name, f) in ops {
-        match f(&mut rng, &mut bufs, CASES, &paths) {
-            Ok(t) => {
+    match every_op(&mut rng, &mut bufs, CASES, &kernels::available()) {
+        Ok(tallies) => {
+            for (name, t) in OPS.iter().zip(tallies) {
                 let _ = writeln!(Host, "{name} cases={} runs={} mismatches=0", t.cases, t.runs);
             }
-            Err(failure) => {
-                let _ = writeln!(Host, "{failure}");
-                semihost::exit(1)
-            }
+        }
+        Err(failure) => {
+            let _ = writeln!(Host, "{failure}");
+            semihost::exit(1)
         }
     }
     let _ = writeln!(Host, "ok");
