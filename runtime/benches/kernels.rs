@@ -74,6 +74,8 @@ fn conv(c: &mut Criterion) {
     let layers = [
         ("resnet8 3x3 16->16 32x32", window((32, 32), 16, 16, (3, 3), 1, 1)),
         ("resnet8 3x3 64->64 8x8", window((8, 8), 64, 64, (3, 3), 1, 1)),
+        ("resnet8 1x1 s2 16->32 32x32", window((32, 32), 16, 32, (1, 1), 2, 0)),
+        ("resnet8 3x3 3->16 32x32", window((32, 32), 3, 16, (3, 3), 1, 1)),
         ("dscnn 1x1 64->64 25x5", window((25, 5), 64, 64, (1, 1), 1, 0)),
     ];
     for (name, g) in layers {
@@ -87,9 +89,25 @@ fn conv(c: &mut Criterion) {
             let weights = bytes(g.out_c * bits.packed_len(k), 2);
             let mut scratch = vec![0u8; kernels::conv2d_scratch_bytes(&g, bits, fmt.bits)];
             for p in paths() {
+                // The weights laid out once where the path does it (as the interpreter's workspace).
+                let mut prepared = vec![0u8; kernels::conv2d_prepared_bytes_on(p, &g, fmt.bits, &weights, bits)];
+                kernels::prepare_conv2d_on(p, &g, fmt, &weights, bits, &rq, &mut prepared);
                 let id = BenchmarkId::new(p.name(), format!("w{}", bits.get()));
                 group.bench_function(id, |b| {
-                    b.iter(|| kernels::conv2d_on(p, &g, &input, fmt, &weights, bits, &rq, &mut out, &mut scratch))
+                    b.iter(|| {
+                        kernels::conv2d_prepared_on(
+                            p,
+                            &g,
+                            &input,
+                            fmt,
+                            &weights,
+                            bits,
+                            &rq,
+                            &mut out,
+                            &mut scratch,
+                            &prepared,
+                        )
+                    })
                 });
             }
         }

@@ -110,11 +110,19 @@ impl<'a> Model<'a> {
     pub fn host_workspace_bytes(&self) -> usize {
         #[cfg(target_arch = "x86_64")]
         {
+            use crate::interpreter::{prepared_bytes, region_bytes, REGION_HEADER};
             let tensors = self.tensors();
-            self.ops()
-                .filter_map(Result::ok)
-                .map(|op| crate::interpreter::region_bytes(crate::interpreter::prepared_bytes(&op, tensors)))
-                .sum()
+            let (mut regions, mut ops) = (0, 0);
+            for op in self.ops().filter_map(Result::ok) {
+                regions += region_bytes(prepared_bytes(&op, tensors));
+                ops += 1;
+            }
+            // Each op's region has a header with its length (see `Interpreter::prepared_at`).
+            if regions == 0 {
+                0
+            } else {
+                regions + ops * REGION_HEADER
+            }
         }
         #[cfg(not(target_arch = "x86_64"))]
         0

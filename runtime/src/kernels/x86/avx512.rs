@@ -15,7 +15,8 @@
 //! window and a table of each quad's offset from it, one loop over the layer's quads; the
 //! weights padded with zeros to whole 4-byte quads per row); a 4-bit input goes through an
 //! im2col copy per pixel. Requantization is [`Rq32`] in 512-bit vector form, then `VPMOVSDB`.
-//! Depthwise convolution: 32 channels per block, as the AVX2 kernel.
+//! Depthwise convolution: 64·n channels and at most four kernel rows in `super::stacked`
+//! (`VPDPBUSD` over the kernel rows); the others 32 channels per block, as the AVX2 kernel.
 #![allow(unsafe_code)]
 
 use core::arch::x86_64::*;
@@ -23,6 +24,7 @@ use core::mem::MaybeUninit;
 
 use super::super::reference::{self, ActFormat, AddRequant, Requant, Window};
 use super::super::util::{fc_window, gather, put, sum_bound, AddPlan, ChannelQ, Rq32};
+use super::stacked::Stacked;
 use super::{zeroed_aligned, zeroed_prefix, Avx2, AvxVnni, Depthwise, DW_C_MAX, DW_TAPS_MAX, DW_WV_MAX};
 use crate::quant::Bits;
 
@@ -189,6 +191,9 @@ impl Avx512Vnni {
         weight_bits: Bits,
         rq: &Requant<'_>,
     ) -> usize {
+        if let Some(s) = Stacked::plan(g, in_fmt, weights, weight_bits, rq) {
+            return if s.fast() { s.table_bytes() } else { 0 };
+        }
         match Depthwise::plan(g, in_fmt, weights, weight_bits, rq, DW_BLOCK, true) {
             Some(dw) if g.in_c.is_multiple_of(DW_BLOCK) => dw_table_bytes(&dw),
             _ => 0,
@@ -207,6 +212,14 @@ impl Avx512Vnni {
         rq: &Requant<'_>,
         dst: &mut [u8],
     ) -> bool {
+        if let Some(s) = Stacked::plan(g, in_fmt, weights, weight_bits, rq) {
+            if !s.fast() || s.table_bytes() != dst.len() {
+                return false;
+            }
+            // SAFETY: `self` proves the CPU has AVX-512 F.
+            unsafe { s.tables(dst) };
+            return true;
+        }
         match Depthwise::plan(g, in_fmt, weights, weight_bits, rq, DW_BLOCK, true) {
             Some(dw) if g.in_c.is_multiple_of(DW_BLOCK) && dw_table_bytes(&dw) == dst.len() => {
                 // SAFETY: `self` proves the CPU has AVX-512 F/BW and AVX2.
@@ -363,7 +376,7 @@ const DW_LANES: [[usize; 16]; 2] = [
     [4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31],
 ];
 /// Bytes of one [`LaneQ16`] in the depthwise tables: five vectors.
-const LANEQ_BYTES: usize = 5 * 64;
+pub(super) const LANEQ_BYTES: usize = 5 * 64;
 
 /// Bytes of a depthwise layer's tables ([`dw_tables`]): per block and tap pair two weight vectors,
 /// then per block two [`LaneQ16`].
@@ -404,7 +417,7 @@ const DW_TABLES_MAX: usize = DW_WV_MAX / 2 * 128 + DW_C_MAX / DW_BLOCK * 2 * LAN
 /// requantization tables are `prepared` ([`Avx512Vnni::prepare_depthwise_conv2d`]) when it has
 /// their length, else made for this call.
 #[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx512f,avx512bw,avx2")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2")]
 fn depthwise_512(
     g: &Window,
     input: &[u8],
@@ -416,6 +429,13 @@ fn depthwise_512(
     scratch: &mut [u8],
     prepared: &[u8],
 ) {
+    // Layers of 64·n channels and at most four kernel rows: the stacked kernel (the tap-pair
+    // one below when a channel's requantization is outside its vector form).
+    if let Some(s) = Stacked::plan(g, in_fmt, weights, weight_bits, rq) {
+        if s.run(input, output, prepared) {
+            return;
+        }
+    }
     let fits = g.in_c.is_multiple_of(DW_BLOCK) && output.len() >= g.out_h * g.out_w * g.in_c;
     // Prepared tables were checked against the requantization when they were made.
     let ready = Depthwise::plan(g, in_fmt, weights, weight_bits, rq, DW_BLOCK, false)
@@ -479,7 +499,7 @@ fn depthwise_512(
 
 /// [`Rq32::unclamped`] of 16 channels (fast ones) as vectors over their lanes, with the clamp.
 #[derive(Clone, Copy)]
-struct LaneQ16 {
+pub(super) struct LaneQ16 {
     bias: __m512i,
     shl: __m512i,
     m: __m512i,
@@ -490,7 +510,7 @@ struct LaneQ16 {
 impl LaneQ16 {
     #[inline]
     #[target_feature(enable = "avx512f")]
-    fn new(f: &[Rq32; 16]) -> LaneQ16 {
+    pub(super) fn new(f: &[Rq32; 16]) -> LaneQ16 {
         let v = |x: [i32; 16]| {
             // SAFETY: `x` holds 64 bytes.
             unsafe { _mm512_loadu_si512(x.as_ptr() as *const __m512i) }
@@ -507,7 +527,7 @@ impl LaneQ16 {
     /// The five vectors of [`dw_tables`] (`LANEQ_BYTES` bytes: bias, shl, m, round, sh).
     #[inline]
     #[target_feature(enable = "avx512f")]
-    fn load(bytes: &[u8]) -> LaneQ16 {
+    pub(super) fn load(bytes: &[u8]) -> LaneQ16 {
         let bytes = &bytes[..LANEQ_BYTES];
         // SAFETY: `bytes` holds five vectors of 64 bytes.
         let v = |i: usize| unsafe { _mm512_loadu_si512(bytes.as_ptr().add(64 * i) as *const __m512i) };
@@ -517,7 +537,7 @@ impl LaneQ16 {
     /// The five vectors into `bytes` (`LANEQ_BYTES`), as [`LaneQ16::load`] reads them.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    fn store(&self, bytes: &mut [u8]) {
+    pub(super) fn store(&self, bytes: &mut [u8]) {
         let bytes = &mut bytes[..LANEQ_BYTES];
         for (d, v) in bytes.chunks_exact_mut(64).zip([self.bias, self.shl, self.m, self.round, self.sh]) {
             // SAFETY: `d` holds 64 bytes.
@@ -528,7 +548,7 @@ impl LaneQ16 {
     /// As `LaneQ::apply` of the AVX2 kernels, 16 lanes.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    fn apply(&self, s: __m512i) -> __m512i {
+    pub(super) fn apply(&self, s: __m512i) -> __m512i {
         let v = _mm512_sllv_epi32(_mm512_add_epi32(s, self.bias), self.shl);
         let hi = _mm512_mullo_epi32(_mm512_srai_epi32(v, 16), self.m);
         let lo = _mm512_srli_epi32(_mm512_mullo_epi32(_mm512_and_si512(v, _mm512_set1_epi32(0xFFFF)), self.m), 16);

@@ -20,6 +20,7 @@
 #![allow(unsafe_code)]
 
 mod avx512;
+mod stacked;
 mod vnni;
 
 use core::arch::x86_64::*;
