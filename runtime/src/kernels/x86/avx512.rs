@@ -770,7 +770,7 @@ fn conv2d_512<const B: usize>(
         _ => Bits::B2,
     };
     let (k, kq, oc, groups, indirect) = (l.k, l.kq, g.out_c, l.groups, l.indirect);
-    let (padded_h, padded_w, ic) = (l.padded_h, l.padded_w, g.in_c);
+    let padded_w = l.padded_w;
     let mut own = MaybeUninit::uninit();
     let prepared: &[u8] = if prepared.len() == l.bytes() {
         prepared
@@ -804,18 +804,7 @@ fn conv2d_512<const B: usize>(
     // the last quad of the last row (they meet zero weights).
     let zx = (in_fmt.zero_point as u8) ^ 0x80;
     let mut xbuf = MaybeUninit::uninit();
-    let xbuf: &mut [u8] = zeroed_prefix::<XBUF_MAX>(&mut xbuf, if indirect { padded_h * padded_w * ic + 4 } else { 0 });
-    let zrow = [zx; KPAD_MAX];
-    if indirect {
-        xbuf.fill(zx);
-        let line = g.in_w * ic;
-        for (y, src) in input.chunks_exact(line).take(g.in_h).enumerate() {
-            let at = ((y + g.pad_top) * padded_w + g.pad_left) * ic;
-            for (d, &a) in xbuf[at..at + line].iter_mut().zip(src) {
-                *d = a ^ 0x80;
-            }
-        }
-    }
+    let xbuf: &[u8] = if indirect { padded_image(&mut xbuf, g, l, input, zx) } else { &[] };
 
     let npix = g.out_h * g.out_w;
     let ctx = Ctx {
@@ -832,8 +821,7 @@ fn conv2d_512<const B: usize>(
         lq: &lq,
         fast: &fast,
         direct,
-        xbuf: indirect.then_some(&xbuf[..]),
-        zrow: &zrow,
+        xbuf: indirect.then_some(xbuf),
     };
     // Pixels per block: more when there are few groups, so that a block has enough sums.
     match groups {
@@ -843,6 +831,62 @@ fn conv2d_512<const B: usize>(
         _ => blocks::<4, 4>(&ctx, npix, output),
     }
     reference::clear_tail(output, rq.out, npix * oc);
+}
+
+/// The input image inside its padding, offset by 128 (`a ^ 0x80`, the padding `z ^ 0x80`), and
+/// 4 bytes more of `z ^ 0x80` for the last quad of the last row: the first
+/// `padded_h·padded_w·in_c + 4` bytes of `buf` (`Layout::new` checked that they fit), each
+/// written once (zeroing the buffer, filling it and copying the image over it wrote the image's
+/// bytes three times). Rows missing from a short `input` read as padding.
+#[target_feature(enable = "avx512f,avx512bw")]
+fn padded_image<'b>(
+    buf: &'b mut MaybeUninit<[u8; XBUF_MAX]>,
+    g: &Window,
+    l: &Layout,
+    input: &[u8],
+    zx: u8,
+) -> &'b [u8] {
+    let line = l.padded_w * g.in_c;
+    let row = g.in_w * g.in_c;
+    let left = g.pad_left * g.in_c;
+    let right = line - left - row;
+    let len = l.padded_h * line + 4;
+    debug_assert!(len <= XBUF_MAX && l.padded_w >= g.pad_left + g.in_w);
+    let flip = _mm512_set1_epi8(0x80u8 as i8);
+    let p = buf.as_mut_ptr() as *mut u8;
+    for y in 0..l.padded_h {
+        let src = y.checked_sub(g.pad_top).filter(|&r| r < g.in_h).and_then(|r| input.get(r * row..(r + 1) * row));
+        // SAFETY: row `y` of the padded image is the `line` bytes from `y·line`, inside the
+        // first `len ≤ XBUF_MAX` bytes of `buf`; `left + row + right = line`; the loads read
+        // `src`'s bytes only (the tail under a mask).
+        unsafe {
+            let d = p.add(y * line);
+            let Some(src) = src else {
+                core::ptr::write_bytes(d, zx, line);
+                continue;
+            };
+            core::ptr::write_bytes(d, zx, left);
+            let (s, d) = (src.as_ptr(), d.add(left));
+            let mut i = 0;
+            while i + 64 <= row {
+                let v = _mm512_loadu_si512(s.add(i) as *const __m512i);
+                _mm512_storeu_si512(d.add(i) as *mut __m512i, _mm512_xor_si512(v, flip));
+                i += 64;
+            }
+            if i < row {
+                let m: __mmask64 = u64::MAX >> (64 - (row - i));
+                let v = _mm512_maskz_loadu_epi8(m, s.add(i) as *const i8);
+                _mm512_mask_storeu_epi8(d.add(i) as *mut i8, m, _mm512_xor_si512(v, flip));
+            }
+            core::ptr::write_bytes(d.add(row), zx, right);
+        }
+    }
+    // SAFETY: the 4 bytes after the last row are inside `len`; then every one of the first `len`
+    // bytes has been written.
+    unsafe {
+        core::ptr::write_bytes(p.add(l.padded_h * line), zx, 4);
+        core::slice::from_raw_parts(p, len)
+    }
 }
 
 /// What every block of a layer reads.
@@ -865,8 +909,6 @@ struct Ctx<'a> {
     direct: bool,
     /// The padded image offset by 128, read in place; `None`: an im2col copy per pixel.
     xbuf: Option<&'a [u8]>,
-    /// `z ^ 0x80`: where pointers start before a block sets them (readable for `4·kq` bytes).
-    zrow: &'a [u8; KPAD_MAX],
 }
 
 /// The layer in blocks of `P` pixels × `G` groups of 16 channels (the last group of a pass
@@ -884,17 +926,23 @@ fn blocks<const P: usize, const G: usize>(ctx: &Ctx<'_>, npix: usize, output: &m
     let x: &mut [u8] = zeroed_prefix::<{ PIX_MAX * KPAD_MAX }>(&mut x, if ctx.xbuf.is_some() { 0 } else { P * stride });
     // Per pixel, where its window (its im2col row) starts; the pixels past a partial block read
     // the first one's.
-    let mut base = [ctx.zrow.as_ptr(); P];
+    let mut base = [core::ptr::null::<u8>(); P];
     let (lo, hi) = (_mm512_set1_epi32(ctx.rq.min), _mm512_set1_epi32(ctx.rq.max));
     let line = ctx.padded_w * g.in_c;
     // Per quad of the laid-out weights, its byte offset from a window's start: kernel rows of
     // `row_quads` quads `line` apart in `xbuf`, else consecutive.
-    let mut offs = [0usize; KPAD_MAX / 4];
-    let offs = &mut offs[..kq];
-    for (j, o) in offs.iter_mut().enumerate() {
-        *o = if ctx.xbuf.is_some() { j / ctx.row_quads * line + 4 * (j % ctx.row_quads) } else { 4 * j };
+    // (Only the first `kq ≤ KPAD_MAX / 4` entries are written: zeroing the whole array cost
+    // more than a small layer's products.)
+    let mut offs = MaybeUninit::<[usize; KPAD_MAX / 4]>::uninit();
+    let first = offs.as_mut_ptr() as *mut usize;
+    let kq = kq.min(KPAD_MAX / 4);
+    for j in 0..kq {
+        let o = if ctx.xbuf.is_some() { j / ctx.row_quads * line + 4 * (j % ctx.row_quads) } else { 4 * j };
+        // SAFETY: `j < kq ≤ KPAD_MAX / 4`.
+        unsafe { first.add(j).write(o) };
     }
-    let offs = &*offs;
+    // SAFETY: the first `kq` entries were written just above.
+    let offs: &[usize] = unsafe { core::slice::from_raw_parts(first, kq) };
     let mut q0 = 0;
     // The output pixel `q0 + p`, advanced one at a time.
     let (mut oy, mut ox) = (0, 0);
