@@ -519,6 +519,8 @@ pub fn avg_pool(g: &Window, input: &[u8], in_fmt: ActFormat, rq: &PoolRequant, o
 /// [`avg_pool`] for the kernel set `K`: without 4-bit activations the reference kernel, which
 /// only they need here, is not linked (nothing is written for a 4-bit input, which the
 /// interpreter refuses in such a build).
+// Inlined so that the x86 path's copy compiled for AVX2 (`x86::Avx2::avg_pool`) vectorizes it.
+#[inline(always)]
 pub(crate) fn avg_pool_linked<const K: u32>(
     g: &Window,
     input: &[u8],
