@@ -853,6 +853,7 @@ fn padded_image<'b>(
     let len = l.padded_h * line + 4;
     debug_assert!(len <= XBUF_MAX && l.padded_w >= g.pad_left + g.in_w);
     let flip = _mm512_set1_epi8(0x80u8 as i8);
+    let pad = _mm512_set1_epi8(zx as i8);
     let p = buf.as_mut_ptr() as *mut u8;
     for y in 0..l.padded_h {
         let src = y.checked_sub(g.pad_top).filter(|&r| r < g.in_h).and_then(|r| input.get(r * row..(r + 1) * row));
@@ -862,10 +863,10 @@ fn padded_image<'b>(
         unsafe {
             let d = p.add(y * line);
             let Some(src) = src else {
-                core::ptr::write_bytes(d, zx, line);
+                fill(d, pad, line);
                 continue;
             };
-            core::ptr::write_bytes(d, zx, left);
+            fill(d, pad, left);
             let (s, d) = (src.as_ptr(), d.add(left));
             let mut i = 0;
             while i + 64 <= row {
@@ -878,7 +879,7 @@ fn padded_image<'b>(
                 let v = _mm512_maskz_loadu_epi8(m, s.add(i) as *const i8);
                 _mm512_mask_storeu_epi8(d.add(i) as *mut i8, m, _mm512_xor_si512(v, flip));
             }
-            core::ptr::write_bytes(d.add(row), zx, right);
+            fill(d.add(row), pad, right);
         }
     }
     // SAFETY: the 4 bytes after the last row are inside `len`; then every one of the first `len`
@@ -886,6 +887,26 @@ fn padded_image<'b>(
     unsafe {
         core::ptr::write_bytes(p.add(l.padded_h * line), zx, 4);
         core::slice::from_raw_parts(p, len)
+    }
+}
+
+/// `len` bytes of `v`'s value from `d`, in 64-byte stores (the borders of a padded image are a
+/// few bytes a row: a `memset` call each cost more than the row's copy).
+///
+/// # Safety
+/// `d` is valid for writes of `len` bytes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn fill(d: *mut u8, v: __m512i, len: usize) {
+    let mut i = 0;
+    while i + 64 <= len {
+        // SAFETY: `i + 64 ≤ len`.
+        unsafe { _mm512_storeu_si512(d.add(i) as *mut __m512i, v) };
+        i += 64;
+    }
+    if i < len {
+        // SAFETY: the mask covers the `len − i < 64` bytes left.
+        unsafe { _mm512_mask_storeu_epi8(d.add(i) as *mut i8, u64::MAX >> (64 - (len - i)), v) };
     }
 }
 
