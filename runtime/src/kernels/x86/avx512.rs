@@ -750,8 +750,32 @@ fn channel_requant(
     }
 }
 
+/// [`conv2d_512`] with the weights laid out for this call, on the stack: a function of its own
+/// so that the prepared path's frame does not carry (and probe, page by page, on every call) the
+/// 70 KB buffer.
+#[inline(never)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
+fn conv2d_512_laid_out_here<const B: usize>(
+    l: &Layout,
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    rq: &Requant<'_>,
+    output: &mut [u8],
+) {
+    let mut own = MaybeUninit::uninit();
+    let buf = zeroed_aligned::<{ WP_MAX + 4 * OC_MAX + OC_MAX / 16 * LANEQ_BYTES + 128 }>(&mut own, l.bytes());
+    prepare::<B>(l, g, weights, None, buf);
+    // Always true: `Layout::new` bounds the layout by the buffer's capacity.
+    debug_assert_eq!(buf.len(), l.bytes());
+    if buf.len() == l.bytes() {
+        conv2d_512::<B>(l, g, input, in_fmt, weights, rq, output, buf);
+    }
+}
+
 /// Conv2D with the weights of [`prepare`]: `prepared` when it has [`Layout::bytes`] bytes (laid
-/// out once by the caller), else laid out here, on the stack, for this call.
+/// out once by the caller), else laid out for this call ([`conv2d_512_laid_out_here`]).
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
 fn conv2d_512<const B: usize>(
@@ -771,14 +795,9 @@ fn conv2d_512<const B: usize>(
     };
     let (k, kq, oc, groups, indirect) = (l.k, l.kq, g.out_c, l.groups, l.indirect);
     let padded_w = l.padded_w;
-    let mut own = MaybeUninit::uninit();
-    let prepared: &[u8] = if prepared.len() == l.bytes() {
-        prepared
-    } else {
-        let buf = zeroed_aligned::<{ WP_MAX + 4 * OC_MAX + OC_MAX / 16 * LANEQ_BYTES + 128 }>(&mut own, l.bytes());
-        prepare::<B>(l, g, weights, None, buf);
-        buf
-    };
+    if prepared.len() != l.bytes() {
+        return conv2d_512_laid_out_here::<B>(l, g, input, in_fmt, weights, rq, output);
+    }
     let (sums, rest) = prepared.split_at(groups * 64);
     let (wp, rest) = rest.split_at(groups * kq * 64);
     let (lq_bytes, flag) = rest.split_at(groups * LANEQ_BYTES);

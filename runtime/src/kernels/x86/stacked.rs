@@ -139,25 +139,32 @@ impl<'a> Stacked<'a> {
         if input.len() < g.in_h * g.in_w * c || output.len() < g.out_h * g.out_w * c {
             return false;
         }
+        if prepared.len() != self.table_bytes() {
+            return self.run_with_own_tables(input, output);
+        }
+        self.layer(input, output, prepared);
+        true
+    }
+
+    /// [`Stacked::run`] with the tables made for this call, on the stack: a function of its own
+    /// so that the prepared path's frame does not carry (and probe on every call) the 53 KB.
+    #[inline(never)]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
+    fn run_with_own_tables(&self, input: &[u8], output: &mut [u8]) -> bool {
+        if !self.fast() {
+            return false;
+        }
         let mut own = MaybeUninit::<[u8; C_MAX / BLOCK * (KW_MAX * 4 * 64 + 4 * LANEQ_BYTES)]>::uninit();
-        let tables: &[u8] = if prepared.len() == self.table_bytes() {
-            prepared
-        } else {
-            if !self.fast() {
-                return false;
-            }
-            let n = self.table_bytes();
-            let p = own.as_mut_ptr() as *mut u8;
-            // SAFETY: `n ≤ C_MAX / BLOCK · (KW_MAX·256 + 4·LANEQ_BYTES)` bytes of `own`, written
-            // (zeroed) before the slice is made; `tables` then writes every one.
-            let buf = unsafe {
-                core::ptr::write_bytes(p, 0, n);
-                core::slice::from_raw_parts_mut(p, n)
-            };
-            self.tables(buf);
-            buf
+        let n = self.table_bytes();
+        let p = own.as_mut_ptr() as *mut u8;
+        // SAFETY: `n ≤ C_MAX / BLOCK · (KW_MAX·256 + 4·LANEQ_BYTES)` bytes of `own`, written
+        // (zeroed) before the slice is made; `tables` then writes every one.
+        let buf = unsafe {
+            core::ptr::write_bytes(p, 0, n);
+            core::slice::from_raw_parts_mut(p, n)
         };
-        self.layer(input, output, tables);
+        self.tables(buf);
+        self.layer(input, output, buf);
         true
     }
 
