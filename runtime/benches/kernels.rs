@@ -117,20 +117,44 @@ fn conv(c: &mut Criterion) {
 
 fn depthwise(c: &mut Criterion) {
     let fmt = ActFormat { bits: Bits::B8, zero_point: -3 };
-    let g = window((25, 5), 64, 64, (3, 3), 1, 1);
-    let input = bytes(g.in_h * g.in_w * g.in_c, 3);
-    let weights = bytes(g.out_c * 9, 4);
-    let ch = Channels::new(g.out_c);
-    let rq = ch.requant();
-    let mut out = vec![0u8; g.out_h * g.out_w * g.out_c];
-    let mut scratch = vec![0u8; kernels::depthwise_conv2d_scratch_bytes(&g, Bits::B8, fmt.bits)];
-    let mut group = c.benchmark_group("depthwise dscnn 3x3 64 25x5");
-    for p in paths() {
-        group.bench_function(p.name(), |b| {
-            b.iter(|| kernels::depthwise_conv2d_on(p, &g, &input, fmt, &weights, Bits::B8, &rq, &mut out, &mut scratch))
-        });
+    let layers = [
+        ("dscnn 3x3 64 25x5", window((25, 5), 64, 64, (3, 3), 1, 1)),
+        ("3x3 16 32x32", window((32, 32), 16, 16, (3, 3), 1, 1)),
+        ("3x3 96 14x14", window((14, 14), 96, 96, (3, 3), 1, 1)),
+        ("3x3 s2 144 28x28", window((28, 28), 144, 144, (3, 3), 2, 1)),
+    ];
+    for (name, g) in layers {
+        let input = bytes(g.in_h * g.in_w * g.in_c, 3);
+        let weights = bytes(g.out_c * 9, 4);
+        let ch = Channels::new(g.out_c);
+        let rq = ch.requant();
+        let mut out = vec![0u8; g.out_h * g.out_w * g.out_c];
+        let mut scratch = vec![0u8; kernels::depthwise_conv2d_scratch_bytes(&g, Bits::B8, fmt.bits)];
+        let mut group = c.benchmark_group(format!("depthwise {name}"));
+        for p in paths() {
+            // The tables made once where the path does it (as the interpreter's workspace).
+            let mut prepared =
+                vec![0u8; kernels::depthwise_conv2d_prepared_bytes_on(p, &g, fmt, &weights, Bits::B8, &rq)];
+            kernels::prepare_depthwise_conv2d_on(p, &g, fmt, &weights, Bits::B8, &rq, &mut prepared);
+            group.bench_function(p.name(), |b| {
+                b.iter(|| {
+                    kernels::depthwise_conv2d_prepared_on(
+                        p,
+                        &g,
+                        &input,
+                        fmt,
+                        &weights,
+                        Bits::B8,
+                        &rq,
+                        &mut out,
+                        &mut scratch,
+                        &prepared,
+                    )
+                })
+            });
+        }
+        group.finish();
     }
-    group.finish();
 }
 
 fn add(c: &mut Criterion) {

@@ -15,7 +15,7 @@
 //! window and a table of each quad's offset from it, one loop over the layer's quads; the
 //! weights padded with zeros to whole 4-byte quads per row); a 4-bit input goes through an
 //! im2col copy per pixel. Requantization is [`Rq32`] in 512-bit vector form, then `VPMOVSDB`.
-//! Depthwise convolution: 64·n channels and at most four kernel rows in `super::stacked`
+//! Depthwise convolution: 32–1,024 channels and at most four kernel rows in `super::stacked`
 //! (`VPDPBUSD` over the kernel rows); the others 32 channels per block, as the AVX2 kernel.
 #![allow(unsafe_code)]
 
@@ -429,7 +429,7 @@ fn depthwise_512(
     scratch: &mut [u8],
     prepared: &[u8],
 ) {
-    // Layers of 64·n channels and at most four kernel rows: the stacked kernel (the tap-pair
+    // Layers of 32–1,024 channels and at most four kernel rows: the stacked kernel (the tap-pair
     // one below when a channel's requantization is outside its vector form).
     if let Some(s) = Stacked::plan(g, in_fmt, weights, weight_bits, rq) {
         if s.run(input, output, prepared) {

@@ -39,8 +39,9 @@ const COLS_MAX: usize = (STRIP - 1) * STRIDE_MAX + KW_MAX;
 /// Most channels (the tables made on the stack for a call without prepared ones).
 const C_MAX: usize = 1024;
 
-/// A depthwise layer this kernel runs: depth multiplier 1, 8-bit input and output, a multiple
-/// of 64 channels, at most 4 kernel rows, 8 kernel columns and stride 4.
+/// A depthwise layer this kernel runs: depth multiplier 1, 8-bit input and output, 32 to 1,024
+/// channels (in blocks of 64, the last one under a mask), at most 4 kernel rows, 8 kernel
+/// columns and stride 4.
 pub(super) struct Stacked<'a> {
     g: &'a Window,
     weights: &'a [u8],
@@ -61,9 +62,8 @@ impl<'a> Stacked<'a> {
     ) -> Option<Stacked<'a>> {
         let c = g.in_c;
         let fits = g.out_c == c
-            && c > 0
-            && c.is_multiple_of(BLOCK)
-            && c <= C_MAX
+            // Below 32 channels most lanes would be idle: the tap-pair kernels do as well.
+            && (32..=C_MAX).contains(&c)
             && in_fmt.bits == Bits::B8
             && rq.out.bits == Bits::B8
             && (1..=KH_MAX).contains(&g.kernel_h)
@@ -81,16 +81,17 @@ impl<'a> Stacked<'a> {
 
     /// Bytes of the layer's tables: per block, `kw` × 4 weight vectors, then 4 [`LaneQ16`].
     pub(super) fn table_bytes(&self) -> usize {
-        self.g.in_c / BLOCK * (self.g.kernel_w * 4 * 64 + 4 * LANEQ_BYTES)
+        self.g.in_c.div_ceil(BLOCK) * (self.g.kernel_w * 4 * 64 + 4 * LANEQ_BYTES)
     }
 
     fn taps(&self) -> usize {
         self.g.kernel_h * self.g.kernel_w
     }
 
-    /// Channel `ch`'s weight at kernel row `ky`, column `kx` (0 past the last row).
+    /// Channel `ch`'s weight at kernel row `ky`, column `kx` (0 past the last row and for the
+    /// lanes past the last channel).
     fn weight(&self, ch: usize, ky: usize, kx: usize) -> i32 {
-        if ky >= self.g.kernel_h {
+        if ky >= self.g.kernel_h || ch >= self.g.in_c {
             return 0;
         }
         let row_bytes = self.weight_bits.packed_len(self.taps());
@@ -113,7 +114,7 @@ impl<'a> Stacked<'a> {
         let kw = self.g.kernel_w;
         let per_block = kw * 4 * 64 + 4 * LANEQ_BYTES;
         let lane_channel = |b: usize, j: usize, lane: usize| BLOCK * b + 16 * (lane / 4) + 4 * j + lane % 4;
-        for (b, block) in dst.chunks_exact_mut(per_block).enumerate().take(self.g.in_c / BLOCK) {
+        for (b, block) in dst.chunks_exact_mut(per_block).enumerate().take(self.g.in_c.div_ceil(BLOCK)) {
             let (wv, qv) = block.split_at_mut(kw * 4 * 64);
             for (v, d) in wv.chunks_exact_mut(64).enumerate() {
                 let (kx, j) = (v / 4, v % 4);
@@ -124,7 +125,9 @@ impl<'a> Stacked<'a> {
                 }
             }
             for (j, d) in qv.chunks_exact_mut(LANEQ_BYTES).enumerate() {
-                LaneQ16::new(&core::array::from_fn(|lane| self.channel(lane_channel(b, j, lane)))).store(d);
+                // Lanes past the last channel requantize as channel 0 (their bytes are not stored).
+                let ch = |lane| Some(lane_channel(b, j, lane)).filter(|&ch| ch < self.g.in_c).unwrap_or(0);
+                LaneQ16::new(&core::array::from_fn(|lane| self.channel(ch(lane)))).store(d);
             }
         }
     }
@@ -184,7 +187,10 @@ impl<'a> Stacked<'a> {
                 let y = (oy * g.stride_h + ky).checked_sub(g.pad_top)?;
                 (ky < g.kernel_h && y < g.in_h).then_some(y)
             });
-            for b in 0..c / BLOCK {
+            for b in 0..c.div_ceil(BLOCK) {
+                // The channels of this block: 64, or the rest of the last (read and written
+                // under a mask: the bytes past them belong to the next pixel).
+                let mask: __mmask64 = u64::MAX >> (BLOCK - (c - BLOCK * b).min(BLOCK));
                 let block = &tables[b * per_block..(b + 1) * per_block];
                 let (wv, qv) = block.split_at(kw * 4 * 64);
                 let q: [LaneQ16; 4] = core::array::from_fn(|j| LaneQ16::load(&qv[j * LANEQ_BYTES..]));
@@ -199,9 +205,10 @@ impl<'a> Stacked<'a> {
                         let r: [__m512i; 4] = core::array::from_fn(|ky| match rows[ky] {
                             Some(y) if inside => {
                                 let at = (y * g.in_w + x as usize) * c + BLOCK * b;
-                                // SAFETY: `y < in_h`, `x < in_w` and `BLOCK·(b + 1) ≤ c`: 64
-                                // bytes of `input` (`in_h·in_w·c` of them, checked in `run`).
-                                let v = unsafe { _mm512_loadu_si512(input.as_ptr().add(at) as *const __m512i) };
+                                // SAFETY: `y < in_h`, `x < in_w`, and the mask covers the block's
+                                // `min(64, c − 64b)` channels: bytes of `input` (`in_h·in_w·c` of
+                                // them, checked in `run`); the lanes past them read as 0.
+                                let v = unsafe { _mm512_maskz_loadu_epi8(mask, input.as_ptr().add(at) as *const i8) };
                                 _mm512_xor_si512(v, flip)
                             }
                             _ => zx,
@@ -239,9 +246,9 @@ impl<'a> Stacked<'a> {
                             core::array::from_fn(|j| _mm512_min_epi32(_mm512_max_epi32(q[j].apply(acc[j]), lo), hi));
                         let bytes = _mm512_packs_epi16(_mm512_packs_epi32(r[0], r[1]), _mm512_packs_epi32(r[2], r[3]));
                         let o = (oy * g.out_w + ox0 + p) * c + BLOCK * b;
-                        let dst = &mut output[o..o + BLOCK];
-                        // SAFETY: `dst` holds 64 bytes.
-                        unsafe { _mm512_storeu_si512(dst.as_mut_ptr() as *mut __m512i, bytes) };
+                        let dst = &mut output[o..o + (c - BLOCK * b).min(BLOCK)];
+                        // SAFETY: the mask covers `dst`'s bytes.
+                        unsafe { _mm512_mask_storeu_epi8(dst.as_mut_ptr() as *mut i8, mask, bytes) };
                     }
                     ox0 += n;
                 }
