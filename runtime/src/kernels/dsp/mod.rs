@@ -2085,28 +2085,26 @@ fn fc_impl<const L: usize, const K: u32>(
     let z = in_fmt.zero_point;
     if row_bytes < 4 {
         // Rows shorter than a word (a network's first layer on a few features, at most 24/b of
-        // them): one multiply per weight, not the lane layout's padded word per channel. A 4- or
-        // 2-bit row is read as one little-endian word whose weights are sign-extended from the
-        // bottom by two shifts (a `load` per weight cost them twice the 8-bit loop).
+        // them): one multiply per weight, not the lane layout's padded word per channel. The
+        // inputs `a − z` once; each row read as one little-endian word whose weights are
+        // sign-extended from the bottom by two shifts, the same instructions at every width.
         let in_bits = if has(K, linked::ACTS_4) { in_fmt.bits } else { Bits::B8 };
         let b = lane_bits(L).get();
+        let mut xs = [0i32; 12];
+        let n = in_features.min(xs.len());
+        for (k, v) in xs[..n].iter_mut().enumerate() {
+            *v = load(input, in_bits, k) - z;
+        }
+        let xs = &xs[..n];
         for (c, row) in weights.chunks_exact(row_bytes).take(out_features).enumerate() {
+            let mut w = 0u32;
+            for (i, &byte) in row.iter().enumerate() {
+                w |= (byte as u32) << (8 * i);
+            }
             let mut acc = 0i32;
-            if L == 2 {
-                for (k, &w) in row.iter().enumerate().take(in_features) {
-                    acc += w as i8 as i32 * (load(input, in_bits, k) - z);
-                }
-            } else {
-                let mut w = match *row {
-                    [a] => a as u32,
-                    [a, b] => u32::from_le_bytes([a, b, 0, 0]),
-                    [a, b, c, ..] => u32::from_le_bytes([a, b, c, 0]),
-                    [] => 0,
-                };
-                for k in 0..in_features {
-                    acc += ((w << (32 - b)) as i32 >> (32 - b)) * (load(input, in_bits, k) - z);
-                    w >>= b;
-                }
+            for &x in xs {
+                acc += ((w << (32 - b)) as i32 >> (32 - b)) * x;
+                w >>= b;
             }
             put(output, rq.out.bits, c, ChannelQ::new(rq, c).apply(acc));
         }
