@@ -353,13 +353,12 @@ unsafe fn dot4_w8(w: *const u8, x: *const u32, n: usize) -> [i32; 4] {
 }
 
 /// The sums of two weight rows (`a`, `b`: one fully connected layer's consecutive output
-/// channels) against one input block list `x`, unscaled, sharing each input load between the
-/// rows: the whole words through [`dot2_w8`], [`dot2_w4`] or [`dot2_w2`], the last partial
-/// word through [`mac`]. `x_off` is `o·Σx` (`o` = 8 for 4-bit and 2 for 2-bit weights, 0 for
-/// 8-bit), `Σx` the sum of every lane of the blocks of the whole words (`x[..a.len() / 4]`),
-/// which the 4- and 2-bit kernels' offset binary needs.
+/// channels) against one input block list `x`, scaled as [`dot`]'s, sharing each input load
+/// between the rows: the whole words through [`dot2_w8`], [`dot2_w4`] or [`dot2_w2`], the last
+/// partial word through [`mac`]. `x_sum` is the sum of every lane of the blocks of the whole
+/// words (`x[..a.len() / 4]`), which the 4- and 2-bit kernels need.
 #[inline(always)]
-fn dot_rows2<const L: usize>(a: &[u8], b: &[u8], x: &[[[u32; L]; 1]], x_off: i32) -> [i32; 2] {
+fn dot_rows2<const L: usize>(a: &[u8], b: &[u8], x: &[[[u32; L]; 1]], x_sum: i32) -> [i32; 2] {
     let mut acc = [[0i32; 1]; 2];
     let full = (a.len() / 4).min(b.len() / 4).min(x.len());
     if full > 0 && b.as_ptr() as usize >= a.as_ptr() as usize {
@@ -375,25 +374,23 @@ fn dot_rows2<const L: usize>(a: &[u8], b: &[u8], x: &[[[u32; L]; 1]], x_off: i32
             }
         };
         // The 4- and 2-bit kernels read each weight in offset binary, `w + 8` or `w + 2`
-        // (nonnegative, no sign extension): `Σ w·x = Σ (w + o)·x − o·Σ x`. Exact in wrapping
-        // arithmetic: the result fits (`sums_fit`).
-        acc = if L == 2 { [[s0], [s1]] } else { [[s0.wrapping_sub(x_off)], [s1.wrapping_sub(x_off)]] };
+        // (nonnegative, no sign extension): `Σ w·x = Σ (w + o)·x − o·Σ x`, then scaled as
+        // [`mac`]'s sums are (16, 64). Exact in wrapping arithmetic: the result fits (`sums_fit`).
+        let fix = |s: i32| match L {
+            2 => s,
+            4 => s.wrapping_sub(x_sum.wrapping_mul(8)).wrapping_mul(16),
+            _ => s.wrapping_sub(x_sum.wrapping_mul(2)).wrapping_mul(64),
+        };
+        acc = [[fix(s0)], [fix(s1)]];
     } else {
         for ((wa, wb), xb) in a.chunks_exact(4).zip(b.chunks_exact(4)).zip(x) {
             mac(word(wa), xb, &mut acc[0]);
             mac(word(wb), xb, &mut acc[1]);
         }
-        // Scaled as [`mac`]'s sums are (every term a multiple of the scale).
-        acc = acc.map(|[v]| [v >> scale_shift(L)]);
     }
     if let (true, Some(xb)) = (!a.len().is_multiple_of(4), x.get(full)) {
-        // [`mac`]'s sums are scaled (16, 64), every term a multiple: shifted back exactly.
-        let mut tail = [[0i32; 1]; 2];
-        mac(tail_word(a, full), xb, &mut tail[0]);
-        mac(tail_word(b, full), xb, &mut tail[1]);
-        let scale = scale_shift(L);
-        acc[0][0] = acc[0][0].wrapping_add(tail[0][0] >> scale);
-        acc[1][0] = acc[1][0].wrapping_add(tail[1][0] >> scale);
+        mac(tail_word(a, full), xb, &mut acc[0]);
+        mac(tail_word(b, full), xb, &mut acc[1]);
     }
     [acc[0][0], acc[1][0]]
 }
@@ -820,13 +817,8 @@ fn scale_shift(l: usize) -> u32 {
 /// for 4-bit and 64 for 2-bit weights, and 16 more for a 4-bit input converted from whole words
 /// ([`aligned4`], lanes `16·(a − z)`): K up to 65,792 at any widths (the loader's accumulator
 /// bound allows more only at low widths).
-/// Computed with one 32-bit division, not in `i64` (a weight width known only at run time
-/// made the 64-bit product some 60 instructions per call): `K·d < 2^31` ⟺ `K ≤ ⌊(2^31 − 1)/d⌋`,
-/// `d = 2^(b−1)·(2^a − 1)·2^scale < 2^26`.
-#[inline(always)]
 fn sums_fit(k: usize, weight_bits: Bits, in_bits: Bits, scale: u32) -> bool {
-    let d = ((1u32 << (weight_bits.get() - 1)) * ((1u32 << in_bits.get()) - 1)) << scale;
-    k <= (i32::MAX as u32 / d) as usize
+    sum_bound(k, weight_bits, in_bits).saturating_mul(1 << scale) < 1 << 31
 }
 
 /// Whether a convolution over `fmt` activations converts a 4-bit input straight from its rows
@@ -2084,27 +2076,13 @@ fn fc_impl<const L: usize, const K: u32>(
     };
     let z = in_fmt.zero_point;
     if row_bytes < 4 {
-        // Rows shorter than a word (a network's first layer on a few features, at most 24/b of
-        // them): one multiply per weight, not the lane layout's padded word per channel. The
-        // inputs `a − z` once; each row read as one little-endian word whose weights are
-        // sign-extended from the bottom by two shifts, the same instructions at every width.
-        let in_bits = if has(K, linked::ACTS_4) { in_fmt.bits } else { Bits::B8 };
-        let b = lane_bits(L).get();
-        let mut xs = [0i32; 12];
-        let n = in_features.min(xs.len());
-        for (k, v) in xs[..n].iter_mut().enumerate() {
-            *v = load(input, in_bits, k) - z;
-        }
-        let xs = &xs[..n];
+        // Rows shorter than a word (a network's first layer on a few features): one multiply
+        // per weight, from the packed bytes, not the lane layout's padded word per channel.
+        let (bits, in_bits) = (lane_bits(L), if has(K, linked::ACTS_4) { in_fmt.bits } else { Bits::B8 });
         for (c, row) in weights.chunks_exact(row_bytes).take(out_features).enumerate() {
-            let mut w = 0u32;
-            for (i, &byte) in row.iter().enumerate() {
-                w |= (byte as u32) << (8 * i);
-            }
             let mut acc = 0i32;
-            for &x in xs {
-                acc += ((w << (32 - b)) as i32 >> (32 - b)) * x;
-                w >>= b;
+            for k in 0..in_features {
+                acc += load(row, bits, k) * (load(input, in_bits, k) - z);
             }
             put(output, rq.out.bits, c, ChannelQ::new(rq, c).apply(acc));
         }
@@ -2126,20 +2104,15 @@ fn fc_impl<const L: usize, const K: u32>(
     }
     let x = &x[..];
     let scale = scale_shift(L);
-    // Two output channels at a time, sharing every input load. The 4- and 2-bit kernels'
-    // offset (`o·Σx`, see [`dot_rows2`]) is the same for every row: computed once.
-    let x_off = match L {
-        2 => 0,
-        4 => lane_sum(&x[..(row_bytes / 4).min(x.len())]).wrapping_mul(8),
-        _ => lane_sum(&x[..(row_bytes / 4).min(x.len())]).wrapping_mul(2),
-    };
+    // Two output channels at a time, sharing every input load.
+    let x_sum = if L == 2 { 0 } else { lane_sum(&x[..(row_bytes / 4).min(x.len())]) };
     let pairs = weights.chunks_exact(2 * row_bytes).take(out_features / 2);
     for (i, rows) in pairs.enumerate() {
         let (a, b) = rows.split_at(row_bytes);
-        let acc = dot_rows2(a, b, x, x_off);
+        let acc = dot_rows2(a, b, x, x_sum);
         for (j, s) in acc.into_iter().enumerate() {
             let c = 2 * i + j;
-            put(output, rq.out.bits, c, ChannelQ::new(rq, c).apply(s));
+            put(output, rq.out.bits, c, ChannelQ::new(rq, c).apply(s >> scale));
         }
     }
     if out_features % 2 == 1 {
