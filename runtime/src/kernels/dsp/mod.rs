@@ -120,6 +120,17 @@ fn ssub16(x: u32, y: u32) -> u32 {
     r
 }
 
+/// Halfword-wise `x + y` (sets the GE flags, which nothing here reads).
+#[inline(always)]
+fn sadd16(x: u32, y: u32) -> u32 {
+    let r: u32;
+    // SAFETY: register-only DSP instruction (see `smlad`).
+    unsafe {
+        asm!("sadd16 {r}, {x}, {y}", r = lateout(reg) r, x = in(reg) x, y = in(reg) y, options(pure, nomem, nostack))
+    };
+    r
+}
+
 /// `(x.lo, y.lo)`: low halfword of `x`, low halfword of `y` on top.
 #[inline(always)]
 fn pack_lo(x: u32, y: u32) -> u32 {
@@ -1099,6 +1110,10 @@ impl<'a> Band<'a> {
             // SAFETY: `4·words ≤ kp` bytes of each of the four fields at `cols + p·kp`; the
             // `words` blocks of `x`, two words per pixel (`L = 2`).
             unsafe { convert4_w8(self.cols.as_ptr(), kp, x.as_mut_ptr() as *mut u32, words) };
+        } else if L == 4 && words > 0 && 8 * words <= kp && self.cols.len() >= PIX * kp {
+            // SAFETY: `8·words ≤ kp` bytes of each of the four fields at `cols + p·kp`; the
+            // `words` blocks of `x`, four words per pixel (`L = 4`).
+            unsafe { convert4_w4(self.cols.as_ptr(), kp, x.as_mut_ptr() as *mut u32, words) };
         } else if L != 2 {
             // 4- and 2-bit weights: each weight word's 8 or 16 values of a field in its lane
             // order, the raw activations (the zero point is in the bias).
@@ -1143,6 +1158,45 @@ fn dw_weights<const B: u8>(rows: [&[u8]; 4], wt: &mut [[u32; 2]]) -> [i32; 4] {
         *slot = [pair(w[0], w[2]), pair(w[1], w[3])];
     }
     sums
+}
+
+/// [`dw_weights`] for 4-bit rows, a byte (two taps) of each row at a time and no bounds check
+/// per weight: each pair of rows' bytes `(b0, b2)` in offset binary (`EOR 0x00880088`), masked
+/// to the nibbles' halfword pairs and `(8, 8)` taken back with SSUB16; the sums in halfword
+/// lanes (SADD16: exact, `|Σ w| ≤ 7·taps < 2^15` for the at most 4,096 taps taken here; longer
+/// rows go through [`dw_weights`]). A last odd tap reads only its byte's low nibble.
+#[inline(always)]
+fn dw_weights4(rows: [&[u8]; 4], wt: &mut [[u32; 2]]) -> [i32; 4] {
+    let taps = wt.len();
+    let full = taps / 2;
+    let (Some(r0), Some(r1), Some(r2), Some(r3), true) =
+        (rows[0].get(..full), rows[1].get(..full), rows[2].get(..full), rows[3].get(..full), taps <= 4096)
+    else {
+        return dw_weights::<4>(rows, wt);
+    };
+    const MASK: u32 = 0x000F_000F;
+    const OFF: u32 = 0x0008_0008;
+    let biased = |lo: u8, hi: u8| (lo as u32 | (hi as u32) << 16) ^ 0x0088_0088;
+    let (mut s02, mut s13) = (0u32, 0u32);
+    let (pairs, rest) = wt.split_at_mut(2 * full);
+    let bytes = r0.iter().zip(r1).zip(r2).zip(r3);
+    for ((((&b0, &b1), &b2), &b3), slot) in bytes.zip(pairs.chunks_exact_mut(2)) {
+        let (x, y) = (biased(b0, b2), biased(b1, b3));
+        let (x0, y0) = (ssub16(x & MASK, OFF), ssub16(y & MASK, OFF));
+        let (x1, y1) = (ssub16((x >> 4) & MASK, OFF), ssub16((y >> 4) & MASK, OFF));
+        slot[0] = [x0, y0];
+        slot[1] = [x1, y1];
+        s02 = sadd16(s02, sadd16(x0, x1));
+        s13 = sadd16(s13, sadd16(y0, y1));
+    }
+    if let Some(slot) = rest.first_mut() {
+        let b = rows.map(|r| r.get(full).copied().unwrap_or(0));
+        let (x0, y0) = (ssub16(biased(b[0], b[2]) & MASK, OFF), ssub16(biased(b[1], b[3]) & MASK, OFF));
+        *slot = [x0, y0];
+        s02 = sadd16(s02, x0);
+        s13 = sadd16(s13, y0);
+    }
+    [s02 as i16 as i32, s13 as i16 as i32, s02 as i32 >> 16, s13 as i32 >> 16]
 }
 
 /// `Σ w` of the first `k` weights of a 4- or 2-bit row: its whole words through [`mac`]
@@ -1330,6 +1384,82 @@ unsafe fn convert4_w8(col: *const u8, kp: usize, x: *mut u32, n: usize) {
             c2 = out(reg) _,
             t = out(reg) _,
             a = out(reg) _,
+            options(nostack),
+        );
+    }
+}
+
+/// [`convert4_w8`] for 4-bit weights: `n ≥ 1` blocks of 8 bytes of four receptive fields
+/// (`col + p·kp`, `p < 4`) into the `n` blocks `[[u32; 4]; 4]` at `x`, each pixel's 8 bytes
+/// (`a`, `b`: bytes 0–3 and 4–7) as the lane pairs (0, 4), (2, 6), (1, 5), (3, 7) of
+/// [`convert_block`]: PKHBT/PKHTB, then SXTB16 and SXTB16 ROR 8 (11 instructions per pixel).
+///
+/// # Safety
+/// `col + p·kp` must be readable for `8n` bytes (`p < 4`), `x` writable for `16n` words
+/// (word-aligned).
+#[inline(always)]
+unsafe fn convert4_w4(col: *const u8, kp: usize, x: *mut u32, n: usize) {
+    // SAFETY: the caller's bounds; LDR of the fields may be unaligned, STRD of `x` is
+    // word-aligned.
+    unsafe {
+        asm!(
+            "2:",
+            "ldr {a}, [{c}]",
+            "ldr {b}, [{c}, #4]",
+            "pkhbt {lo}, {a}, {b}, lsl #16",
+            "pkhtb {hi}, {b}, {a}, asr #16",
+            "sxtb16 {a}, {lo}",
+            "sxtb16 {b}, {hi}",
+            "sxtb16 {lo}, {lo}, ror #8",
+            "sxtb16 {hi}, {hi}, ror #8",
+            "strd {a}, {b}, [{x}]",
+            "strd {lo}, {hi}, [{x}, #8]",
+            "add {t}, {c}, {kp}",
+            "ldr {a}, [{t}]",
+            "ldr {b}, [{t}, #4]",
+            "pkhbt {lo}, {a}, {b}, lsl #16",
+            "pkhtb {hi}, {b}, {a}, asr #16",
+            "sxtb16 {a}, {lo}",
+            "sxtb16 {b}, {hi}",
+            "sxtb16 {lo}, {lo}, ror #8",
+            "sxtb16 {hi}, {hi}, ror #8",
+            "strd {a}, {b}, [{x}, #16]",
+            "strd {lo}, {hi}, [{x}, #24]",
+            "add {t}, {t}, {kp}",
+            "ldr {a}, [{t}]",
+            "ldr {b}, [{t}, #4]",
+            "pkhbt {lo}, {a}, {b}, lsl #16",
+            "pkhtb {hi}, {b}, {a}, asr #16",
+            "sxtb16 {a}, {lo}",
+            "sxtb16 {b}, {hi}",
+            "sxtb16 {lo}, {lo}, ror #8",
+            "sxtb16 {hi}, {hi}, ror #8",
+            "strd {a}, {b}, [{x}, #32]",
+            "strd {lo}, {hi}, [{x}, #40]",
+            "add {t}, {t}, {kp}",
+            "ldr {a}, [{t}]",
+            "ldr {b}, [{t}, #4]",
+            "pkhbt {lo}, {a}, {b}, lsl #16",
+            "pkhtb {hi}, {b}, {a}, asr #16",
+            "sxtb16 {a}, {lo}",
+            "sxtb16 {b}, {hi}",
+            "sxtb16 {lo}, {lo}, ror #8",
+            "sxtb16 {hi}, {hi}, ror #8",
+            "strd {a}, {b}, [{x}, #48]",
+            "strd {lo}, {hi}, [{x}, #56]",
+            "adds {c}, #8",
+            "adds {x}, #64",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            c = inout(reg) col => _,
+            kp = in(reg) kp,
+            x = inout(reg) x => _,
+            n = inout(reg) n => _,
+            t = out(reg) _,
+            a = out(reg) _,
+            b = out(reg) _,
+            lo = out(reg) _,
+            hi = out(reg) _,
             options(nostack),
         );
     }
@@ -1906,8 +2036,14 @@ pub fn fully_connected<const K: u32>(
         Bits::B8 if has(K, linked::WEIGHTS_8) => {
             fc_impl::<2, K>(n, m, input, in_fmt, weights, row_bytes, words, rq, output, scratch)
         }
+        Bits::B4 if has(K, linked::WEIGHTS_4) && row_bytes < 4 => {
+            fc_short_rows_low::<4, K>(n, m, input, in_fmt, weights, row_bytes, rq, output)
+        }
         Bits::B4 if has(K, linked::WEIGHTS_4) => {
             fc_impl::<4, K>(n, m, input, in_fmt, weights, row_bytes, words, rq, output, scratch)
+        }
+        Bits::B2 if has(K, linked::WEIGHTS_2) && row_bytes < 4 => {
+            fc_short_rows_low::<8, K>(n, m, input, in_fmt, weights, row_bytes, rq, output)
         }
         Bits::B2 if has(K, linked::WEIGHTS_2) => {
             fc_impl::<8, K>(n, m, input, in_fmt, weights, row_bytes, words, rq, output, scratch)
@@ -1991,6 +2127,44 @@ fn fc_impl<const L: usize, const K: u32>(
             let [acc] = dot(row, x);
             put(output, rq.out.bits, c, ChannelQ::new(rq, c).apply(acc >> scale));
         }
+    }
+    Path::Dsp
+}
+
+/// [`fc_impl`]'s rows shorter than a word (a network's first layer on a few features) for 4-
+/// and 2-bit weights (`L` = 4, 8), at most 24/b of them: one multiply per weight, each row read
+/// as one little-endian word whose weights are sign-extended from the bottom by two shifts (a
+/// packed `load` per weight cost them twice the 8-bit loop: 2,841 against 2,474 instructions
+/// for sine-mlp's 1→16 layer). A function of its own, called from [`fully_connected`]'s low-width
+/// arms only, so that the 8-bit path is the same code as before.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn fc_short_rows_low<const L: usize, const K: u32>(
+    in_features: usize,
+    out_features: usize,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    row_bytes: usize,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+) -> Path {
+    let z = in_fmt.zero_point;
+    let in_bits = if has(K, linked::ACTS_4) { in_fmt.bits } else { Bits::B8 };
+    let b = lane_bits(L).get();
+    for (c, row) in weights.chunks_exact(row_bytes).take(out_features).enumerate() {
+        let mut w = match *row {
+            [a] => a as u32,
+            [a, b] => u32::from_le_bytes([a, b, 0, 0]),
+            [a, b, c, ..] => u32::from_le_bytes([a, b, c, 0]),
+            [] => 0,
+        };
+        let mut acc = 0i32;
+        for k in 0..in_features {
+            acc += ((w << (32 - b)) as i32 >> (32 - b)) * (load(input, in_bits, k) - z);
+            w >>= b;
+        }
+        put(output, rq.out.bits, c, ChannelQ::new(rq, c).apply(acc));
     }
     Path::Dsp
 }
@@ -2160,20 +2334,7 @@ pub fn depthwise_conv2d<const K: u32>(
         let (c0, nc) = (4 * g0, 4 * ng);
         // Weights of channels c0 + 4i..c0 + 4i + 4 per tap: (w0, w2) and (w1, w3), the SXTB16
         // lanes; and the requantization with `bias − z·Σw`.
-        for gi in 0..ng {
-            let rows4: [&[u8]; 4] = core::array::from_fn(|j| &weights[(c0 + 4 * gi + j) * row_bytes..][..row_bytes]);
-            let wt = &mut wp[gi * taps..(gi + 1) * taps];
-            // One loop per linked width (a width test per weight cost 4-bit models ~2% here).
-            let sums = match weight_bits {
-                Bits::B4 if has(K, linked::WEIGHTS_4) => dw_weights::<4>(rows4, wt),
-                Bits::B2 if has(K, linked::WEIGHTS_2) => dw_weights::<2>(rows4, wt),
-                _ => dw_weights::<8>(rows4, wt),
-            };
-            for (j, s) in sums.iter().enumerate() {
-                let ch = c0 + 4 * gi + j;
-                fast[4 * gi + j] = Rq32::new(&ChannelQ::new(rq, ch), bound, 0).with_bias_offset(-z * s);
-            }
-        }
+        dw_pass_tables::<K>(weights, weight_bits, row_bytes, rq, bound, z, c0, ng, taps, wp, fast);
         let (wp, fast) = (&wp[..ng * taps], &fast[..nc]);
         let plain_8bit = out_bits == Bits::B8 && (lo, hi) == (-128, 127) && fast.iter().all(|f| !f.is_slow());
         let row_len = g.in_w * nc;
@@ -2287,6 +2448,43 @@ pub fn depthwise_conv2d<const K: u32>(
     }
     reference::clear_tail(output, rq.out, g.out_h * g.out_w * g.out_c);
     path
+}
+
+/// The tables of one pass of [`depthwise_conv2d`] (`ng` groups of four channels from `c0`):
+/// the weights per tap as [`dw_weights`] lays them out, into `wp`, and each channel's
+/// requantization with `bias − z·Σw`, into `fast`. Not inlined, so that the pixel loop is the
+/// same code whatever the weight widths a firmware links (its registers were allocated
+/// differently around each width's unpacking: 4 instructions more per group of four channels
+/// and output pixel with 4-bit weights).
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn dw_pass_tables<const K: u32>(
+    weights: &[u8],
+    weight_bits: Bits,
+    row_bytes: usize,
+    rq: &Requant<'_>,
+    bound: i64,
+    z: i32,
+    c0: usize,
+    ng: usize,
+    taps: usize,
+    wp: &mut [[u32; 2]],
+    fast: &mut [Rq32],
+) {
+    for gi in 0..ng {
+        let rows4: [&[u8]; 4] = core::array::from_fn(|j| &weights[(c0 + 4 * gi + j) * row_bytes..][..row_bytes]);
+        let wt = &mut wp[gi * taps..(gi + 1) * taps];
+        // One loop per linked width (a width test per weight cost 4-bit models ~2% here).
+        let sums = match weight_bits {
+            Bits::B4 if has(K, linked::WEIGHTS_4) => dw_weights4(rows4, wt),
+            Bits::B2 if has(K, linked::WEIGHTS_2) => dw_weights::<2>(rows4, wt),
+            _ => dw_weights::<8>(rows4, wt),
+        };
+        for (j, s) in sums.iter().enumerate() {
+            let ch = c0 + 4 * gi + j;
+            fast[4 * gi + j] = Rq32::new(&ChannelQ::new(rq, ch), bound, 0).with_bias_offset(-z * s);
+        }
+    }
 }
 
 /// The four sums `Σ_t w_j[t]·a_t[j]` of one group of channels over `n ≥ 1` taps, `a_t` read
