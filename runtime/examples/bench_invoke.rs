@@ -2,7 +2,7 @@
 //! (which alternates it with LiteRT on the same inputs):
 //!
 //! ```text
-//! cargo run --release -p hawq-runtime --example bench_invoke -- MODEL.hq INPUTS.bin [ITERATIONS] [--layers] [--no-workspace] [--threads N]
+//! cargo run --release -p hawq-runtime --example bench_invoke -- MODEL.hq INPUTS.bin [ITERATIONS] [--layers] [--no-workspace] [--threads N [--min-macs M]]
 //! ```
 //!
 //! The interpreter is made with `Interpreter::with_workspace` (the weights prepared once, what
@@ -90,8 +90,18 @@ fn main() {
         Some(_) => panic!("--threads needs a number"),
         None => 1,
     };
+    // `--min-macs N`: the smallest layer `invoke_threads` splits (default: the runtime's).
+    let min_macs: Option<u64> = match args.iter().position(|a| a == "--min-macs") {
+        Some(i) if i + 1 < args.len() => {
+            let n = args.remove(i + 1).parse().expect("--min-macs N");
+            args.remove(i);
+            Some(n)
+        }
+        Some(_) => panic!("--min-macs needs a number"),
+        None => None,
+    };
     let [model, inputs, rest @ ..] = args.as_slice() else {
-        eprintln!("usage: bench_invoke MODEL.hq INPUTS.bin [ITERATIONS] [--layers] [--no-workspace] [--threads N]");
+        eprintln!("usage: bench_invoke MODEL.hq INPUTS.bin [ITERATIONS] [--layers] [--no-workspace] [--threads N [--min-macs M]]");
         std::process::exit(2);
     };
     assert!(!(layers && threads > 1), "--layers times one thread");
@@ -120,7 +130,7 @@ fn main() {
             assert_eq!(with.output_bytes(), without.output_bytes(), "the workspace changed an output");
         }
     }
-    let mut pool = (threads > 1).then(|| pool(&model, threads, &inputs));
+    let mut pool = (threads > 1).then(|| pool(&model, threads, min_macs, &inputs));
     let mut ws = vec![0u8; if workspace { model.host_workspace_bytes() } else { 0 }];
     let ws_bytes = ws.len();
     let mut it = if workspace {
@@ -189,8 +199,11 @@ fn main() {
 }
 
 /// A pool of `threads`, checked against one thread on every input (outputs byte for byte).
-fn pool(model: &Model<'_>, threads: usize, inputs: &[&[u8]]) -> hawq_runtime::Threads {
+fn pool(model: &Model<'_>, threads: usize, min_macs: Option<u64>, inputs: &[&[u8]]) -> hawq_runtime::Threads {
     let mut pool = hawq_runtime::Threads::new(model, threads).expect("start the threads");
+    if let Some(m) = min_macs {
+        pool = pool.min_macs(m);
+    }
     let (mut a, mut b) = (vec![0u8; model.arena_bytes()], vec![0u8; model.arena_bytes()]);
     let mut w = vec![0u8; model.host_workspace_bytes()];
     let mut many = Interpreter::with_workspace(model, &mut a, &mut w).expect("arena and workspace");
