@@ -191,12 +191,20 @@ pub struct FrontierPoint {
 
 /// The exact Pareto frontier of (Σ size, ΣΩ) over all per-layer choices, sorted by size. `size`
 /// maps (layer, bits) to the measure being budgeted (bytes, or params·bits for average bits).
+///
+/// A width is offered only where it is smaller than every wider allowed width: rows of a weight
+/// or two take a byte at any width (a fully connected layer on one feature), so narrower weights
+/// there save nothing, and their Ω, equal up to rounding noise, must not pick them over weights
+/// that run cheaper.
 pub fn frontier(layers: &[LayerOptions], size: impl Fn(&LayerOptions, u8) -> usize) -> Vec<FrontierPoint> {
     let mut points = vec![FrontierPoint { size: 0, omega: 0.0, bits: Vec::new() }];
     for layer in layers {
-        let mut next: Vec<FrontierPoint> = Vec::with_capacity(points.len() * layer.allowed.len());
+        let offered: Vec<u8> = (layer.allowed.iter().copied())
+            .filter(|&b| !layer.allowed.iter().any(|&w| w > b && size(layer, w) <= size(layer, b)))
+            .collect();
+        let mut next: Vec<FrontierPoint> = Vec::with_capacity(points.len() * offered.len());
         for p in &points {
-            for &b in &layer.allowed {
+            for &b in &offered {
                 let k = WEIGHT_BITS.iter().position(|&x| x == b).unwrap_or(0);
                 let mut bits = p.bits.clone();
                 bits.push(b);
@@ -499,6 +507,22 @@ mod tests {
         assert_eq!(average[0].omega, want);
         sens.quadratic = vec![Some(vec![5.0, 0.5, -1e-9])];
         assert_eq!(layer_options(&graph, &sens, &errors, &[])[0].omega, vec![5.0, 0.5, 0.0]);
+    }
+
+    /// A width that saves no bytes is not chosen, even when rounding noise puts its Ω below
+    /// the wider width's.
+    #[test]
+    fn widths_that_save_nothing_are_not_offered() {
+        let layers = vec![
+            layer([16, 16, 16], [0.0, 1e-30, 2e-30], WEIGHT_BITS.to_vec()),
+            layer([10, 20, 40], [9.0, 2.0, 0.2], WEIGHT_BITS.to_vec()),
+        ];
+        let f = frontier(&layers, by_bytes);
+        assert!(f.iter().all(|p| p.bits[0] == 8), "{f:?}");
+        assert_eq!(f.iter().map(|p| p.size).collect::<Vec<_>>(), vec![26, 36, 56]);
+        // Pinned to a width that saves nothing: kept, it is the user's choice.
+        let pinned = vec![layer([16, 16, 16], [0.0; 3], vec![2])];
+        assert_eq!(frontier(&pinned, by_bytes)[0].bits, vec![2]);
     }
 
     #[test]

@@ -73,20 +73,24 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A varint of more than one byte, or none: at most the bits a `bits`-bit type has (the
+    /// last byte may not set bits past them). Shifts by a running count, no division: a model's
+    /// larger tensors' lengths come here on every invoke.
     #[inline(never)]
     fn long_varint(&mut self, bits: u32) -> Option<u64> {
-        let max_bytes = bits.div_ceil(7);
-        let last_max = (1u8 << (bits % 7)).wrapping_sub(1);
-        let mut out = 0u64;
-        for i in 0..max_bytes {
+        let (mut out, mut shift) = (0u64, 0u32);
+        loop {
             let b = self.u8()?;
-            out |= ((b & 0x7F) as u64) << (7 * i);
-            if b & 0x80 == 0 {
-                // The last byte may not set bits the type does not have.
-                return (i < max_bytes - 1 || b <= last_max).then_some(out);
+            let low = (b & 0x7F) as u64;
+            if shift >= bits || (bits - shift < 7 && low >> (bits - shift) != 0) {
+                return None;
             }
+            out |= low << shift;
+            if b & 0x80 == 0 {
+                return Some(out);
+            }
+            shift += 7;
         }
-        None
     }
 
     fn u16(&mut self) -> Option<u16> {

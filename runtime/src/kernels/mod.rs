@@ -616,6 +616,7 @@ pub fn depthwise_conv2d_scratch_bytes(g: &Window, weight_bits: Bits, in_bits: Bi
 }
 
 /// Bytes of arena scratch a fully connected layer takes (as [`conv2d_scratch_bytes`]).
+#[inline]
 pub fn fully_connected_scratch_bytes(
     in_features: usize,
     out_features: usize,

@@ -210,9 +210,17 @@ pub fn depthwise_conv2d_bytes(g: &Window, _weight_bits: Bits, in_bits: Bits) -> 
 
 /// Bytes of scratch a fully connected layer needs: its input as halfword pairs (DSP) or `i16`
 /// (portable) up to whole weight words, the same size.
+#[inline]
 pub fn fully_connected_bytes(in_features: usize, _out_features: usize, weight_bits: Bits, _in_bits: Bits) -> usize {
-    let x = row_words(in_features, weight_bits).saturating_mul(64 / weight_bits.get() as u64);
-    to_usize(SLACK.saturating_add(x))
+    // [`row_words`] (`⌈k·b/32⌉ = ⌈k/(32/b)⌉`) of `64/b` bytes each, with constant divisors: the
+    // interpreter asks on every invoke, and a tiny model's layers cost little more than this.
+    let (weights_per_word, bytes_per_word) = match weight_bits {
+        Bits::B8 => (4, 8),
+        Bits::B4 => (8, 16),
+        Bits::B2 => (16, 32),
+    };
+    let x = in_features.div_ceil(weights_per_word).saturating_mul(bytes_per_word);
+    x.saturating_add(SLACK as usize)
 }
 
 /// Types made only of integers, with no padding: any bytes are a value of them.
@@ -272,6 +280,17 @@ impl<'a> Scratch<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The constant-divisor form is the row's whole words of `64/b` bytes each.
+    #[test]
+    fn fully_connected_bytes_are_whole_words_of_halfword_pairs() {
+        for k in (0..300).chain([65_792, 65_793, 1 << 20]) {
+            for bits in [Bits::B2, Bits::B4, Bits::B8] {
+                let want = SLACK + row_words(k, bits) * (64 / bits.get() as u64);
+                assert_eq!(fully_connected_bytes(k, 1, bits, Bits::B8) as u64, want, "k {k}, {bits:?}");
+            }
+        }
+    }
 
     #[test]
     fn take_aligns_and_refuses_what_does_not_fit() {

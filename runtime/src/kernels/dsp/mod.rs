@@ -818,7 +818,10 @@ fn scale_shift(l: usize) -> u32 {
 /// ([`aligned4`], lanes `16·(a − z)`): K up to 65,792 at any widths (the loader's accumulator
 /// bound allows more only at low widths).
 fn sums_fit(k: usize, weight_bits: Bits, in_bits: Bits, scale: u32) -> bool {
-    sum_bound(k, weight_bits, in_bits).saturating_mul(1 << scale) < 1 << 31
+    // `sum_bound`'s product with the factor in 32 bits (at most 2^17·255), so that the test is
+    // one 32×32→64 multiply, not a saturating 64-bit one: it runs on every invoke of a layer.
+    let per_term = (1u32 << (weight_bits.get() - 1 + scale)) * ((1u32 << in_bits.get()) - 1);
+    (k as u64).saturating_mul(per_term as u64) < 1 << 31
 }
 
 /// Whether a convolution over `fmt` activations converts a 4-bit input straight from its rows
@@ -2022,32 +2025,11 @@ pub fn fully_connected<const K: u32>(
     output: &mut [u8],
     scratch: &mut [u8],
 ) -> Path {
-    let row_bytes = weight_bits.packed_len(in_features);
-    let (words, _) = row_words(row_bytes, weight_bits);
     let (n, m) = (in_features, out_features);
-    if row_bytes == 0 || !sums_fit(n, weight_bits, in_fmt.bits, scale_shift(lanes(weight_bits))) {
-        // As in [`conv2d`]: long rows run the portable kernel, linked with LONG_ROWS.
-        if has(K, linked::LONG_ROWS) {
-            return portable::fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output, scratch);
-        }
-        return Path::Scalar;
-    }
     let path = match weight_bits {
-        Bits::B8 if has(K, linked::WEIGHTS_8) => {
-            fc_impl::<2, K>(n, m, input, in_fmt, weights, row_bytes, words, rq, output, scratch)
-        }
-        Bits::B4 if has(K, linked::WEIGHTS_4) && row_bytes < 4 => {
-            fc_short_rows_low::<4, K>(n, m, input, in_fmt, weights, row_bytes, rq, output)
-        }
-        Bits::B4 if has(K, linked::WEIGHTS_4) => {
-            fc_impl::<4, K>(n, m, input, in_fmt, weights, row_bytes, words, rq, output, scratch)
-        }
-        Bits::B2 if has(K, linked::WEIGHTS_2) && row_bytes < 4 => {
-            fc_short_rows_low::<8, K>(n, m, input, in_fmt, weights, row_bytes, rq, output)
-        }
-        Bits::B2 if has(K, linked::WEIGHTS_2) => {
-            fc_impl::<8, K>(n, m, input, in_fmt, weights, row_bytes, words, rq, output, scratch)
-        }
+        Bits::B8 if has(K, linked::WEIGHTS_8) => fc_at::<2, K>(n, m, input, in_fmt, weights, rq, output, scratch),
+        Bits::B4 if has(K, linked::WEIGHTS_4) => fc_at::<4, K>(n, m, input, in_fmt, weights, rq, output, scratch),
+        Bits::B2 if has(K, linked::WEIGHTS_2) => fc_at::<8, K>(n, m, input, in_fmt, weights, rq, output, scratch),
         _ => Path::Scalar,
     };
     if path == Path::Scalar {
@@ -2059,6 +2041,38 @@ pub fn fully_connected<const K: u32>(
     }
     reference::clear_tail(output, rq.out, out_features);
     path
+}
+
+/// [`fully_connected`] at the weight width of `L` lane pairs per word: the row's geometry and
+/// the range test fold to constants per width (a tiny model's layers cost little more than
+/// this choice).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn fc_at<const L: usize, const K: u32>(
+    n: usize,
+    m: usize,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    rq: &Requant<'_>,
+    output: &mut [u8],
+    scratch: &mut [u8],
+) -> Path {
+    let weight_bits = lane_bits(L);
+    let row_bytes = weight_bits.packed_len(n);
+    let (words, _) = row_words(row_bytes, weight_bits);
+    if row_bytes == 0 || !sums_fit(n, weight_bits, in_fmt.bits, scale_shift(L)) {
+        // As in [`conv2d`]: long rows run the portable kernel, linked with LONG_ROWS.
+        if has(K, linked::LONG_ROWS) {
+            return portable::fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output, scratch);
+        }
+        return Path::Scalar;
+    }
+    match L {
+        2 => fc_impl::<2, K>(n, m, input, in_fmt, weights, row_bytes, words, rq, output, scratch),
+        _ if row_bytes < 4 => fc_short_rows_low::<L, K>(n, m, input, in_fmt, weights, row_bytes, rq, output),
+        _ => fc_impl::<L, K>(n, m, input, in_fmt, weights, row_bytes, words, rq, output, scratch),
+    }
 }
 
 /// [`fully_connected`] for `L` lane pairs per weight word; [`Path::Scalar`] (nothing written)
