@@ -45,9 +45,14 @@ pub struct Threads {
     dropped: Arc<AtomicBool>,
 }
 
-/// Below this many multiply-accumulates a layer runs on one thread: handing out its bands costs
-/// about a microsecond (measured: dscnn's 72,000-MAC depthwise layers still gain from two).
-const MIN_MACS: u64 = 50_000;
+/// Below this many multiply-accumulates a layer runs on one thread. A split costs more than the
+/// pool's hand-off (about 1 µs a layer here): the next layer reads the rows the other core wrote
+/// from that core's cache. Measured on a 2-core AVX-512 VM (`bench_invoke --threads 2
+/// --min-macs M`, 2026-12-05): at 50,000 dscnn-kws took 33.8 µs against 24.5 µs on one thread
+/// and resnet8 57.4 against 58.8 (its 131,000-MAC 1×1 layers lost ~4 µs each); at 1,000,000
+/// dscnn 23.4 and resnet8 50.0. On another machine of the same kind 72,000-MAC layers gained
+/// (`Threads::min_macs` sets it).
+const MIN_MACS: u64 = 1_000_000;
 
 /// How long a pool thread spins without work before it sleeps.
 const AWAKE: Duration = Duration::from_micros(500);
@@ -86,7 +91,7 @@ impl Threads {
         Ok(Threads { pool, threads, scratch, min_macs: MIN_MACS, awake, dropped: Arc::new(AtomicBool::new(false)) })
     }
 
-    /// Splits only layers of at least `macs` multiply-accumulates (default 50,000); 0 splits
+    /// Splits only layers of at least `macs` multiply-accumulates (default 1,000,000); 0 splits
     /// every layer of two output rows or more.
     pub fn min_macs(mut self, macs: u64) -> Threads {
         self.min_macs = macs;
