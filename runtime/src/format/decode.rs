@@ -63,11 +63,11 @@ impl<'a> Reader<'a> {
     /// [`Reader::long_varint`], one copy for every field (inlined into each, the decoder was
     /// three times the size).
     #[inline(always)]
-    fn varint(&mut self, bits: u32) -> Option<u64> {
+    fn varint(&mut self, bits: u32) -> Option<usize> {
         match self.rest.split_first() {
             Some((&b, rest)) if b < 0x80 => {
                 self.rest = rest;
-                Some(b as u64)
+                Some(b as usize)
             }
             _ => self.long_varint(bits),
         }
@@ -75,13 +75,15 @@ impl<'a> Reader<'a> {
 
     /// A varint of more than one byte, or none: at most the bits a `bits`-bit type has (the
     /// last byte may not set bits past them). Shifts by a running count, no division: a model's
-    /// larger tensors' lengths come here on every invoke.
+    /// larger tensors' lengths come here on every invoke. In a `usize`: every field fits one
+    /// (`bits` ≤ 32, or `usize::BITS` for lengths), and on 32-bit cores 64-bit shifts are long.
     #[inline(never)]
-    fn long_varint(&mut self, bits: u32) -> Option<u64> {
-        let (mut out, mut shift) = (0u64, 0u32);
+    fn long_varint(&mut self, bits: u32) -> Option<usize> {
+        const { assert!(usize::BITS >= 32) };
+        let (mut out, mut shift) = (0usize, 0u32);
         loop {
             let b = self.u8()?;
-            let low = (b & 0x7F) as u64;
+            let low = (b & 0x7F) as usize;
             if shift >= bits || (bits - shift < 7 && low >> (bits - shift) != 0) {
                 return None;
             }
@@ -109,7 +111,6 @@ impl<'a> Reader<'a> {
     #[inline(never)]
     fn bytes(&mut self) -> Option<&'a [u8]> {
         let len = self.varint(usize::BITS)?;
-        let len = usize::try_from(len).ok()?;
         if len > self.rest.len() {
             return None;
         }
