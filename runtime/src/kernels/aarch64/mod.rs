@@ -22,6 +22,7 @@ use core::arch::asm;
 
 use super::portable;
 use super::reference::{self, ActFormat, Requant, Window};
+use super::scratch::Scratch;
 use super::util::{fc_window, gather, put, sum_bound, ChannelQ, Rq32};
 use crate::quant::{load, Bits};
 
@@ -54,7 +55,7 @@ impl Neon {
             return;
         }
         // SAFETY: Advanced SIMD is part of every AArch64 target.
-        unsafe { conv2d_neon(g, input, in_fmt, weights, weight_bits, rq, output) }
+        unsafe { conv2d_neon(g, input, in_fmt, weights, weight_bits, rq, output, scratch) }
     }
     /// Fully connected, same bytes as [`reference::fully_connected`]: a one-pixel convolution.
     #[allow(clippy::too_many_arguments)]
@@ -109,7 +110,7 @@ impl NeonDot {
             return;
         }
         // SAFETY: `self` proves the CPU has dotprod.
-        unsafe { conv2d_dot(g, input, in_fmt, weights, weight_bits, rq, output) }
+        unsafe { conv2d_dot(g, input, in_fmt, weights, weight_bits, rq, output, scratch) }
     }
     /// Fully connected, same bytes as [`reference::fully_connected`]: a one-pixel convolution.
     #[allow(clippy::too_many_arguments)]
@@ -130,7 +131,8 @@ impl NeonDot {
     }
 }
 
-/// Weights `16j..16j + 16` of a packed row of `k` weights as `i8` lanes, zero past `k`.
+/// Weights `16j..16j + 16` of a packed row of `k` weights as `i8` lanes, zero past `k`: the
+/// row's last, partial chunk (full ones: [`chunk`]).
 #[inline(always)]
 fn weights16(row: &[u8], bits: Bits, k: usize, j: usize) -> int8x16_t {
     if 16 * j + 16 > k {
@@ -141,21 +143,38 @@ fn weights16(row: &[u8], bits: Bits, k: usize, j: usize) -> int8x16_t {
         // SAFETY: `t` holds 16 bytes.
         return unsafe { vld1q_s8(t.as_ptr()) };
     }
-    // SAFETY (all three): the chunk lies inside the row (`16j + 16 ≤ k`), so `row` holds its
-    // 16, 8 or 4 bytes; every operation is Advanced SIMD.
+    // SAFETY: the chunk lies inside the row (`16j + 16 ≤ k`).
     unsafe {
         match bits {
-            Bits::B8 => vld1q_s8(row[16 * j..16 * j + 16].as_ptr() as *const i8),
-            Bits::B4 => {
-                let v = vld1_u8(row[8 * j..8 * j + 8].as_ptr());
+            Bits::B8 => chunk::<8>(row.as_ptr(), j),
+            Bits::B4 => chunk::<4>(row.as_ptr(), j),
+            Bits::B2 => chunk::<2>(row.as_ptr(), j),
+        }
+    }
+}
+
+/// Weights `16j..16j + 16` of a packed row of `B`-bit weights as `i8` lanes (4- and 2-bit
+/// values spread with `ZIP`/`TBL`, offset binary back to two's complement).
+///
+/// # Safety
+/// The chunk lies inside the row: `row` points at `16(j + 1)·B/8` readable bytes or more.
+#[inline(always)]
+unsafe fn chunk<const B: u32>(row: *const u8, j: usize) -> int8x16_t {
+    // SAFETY (each arm): the caller's bound covers the 16, 8 or 4 bytes read; every operation
+    // is Advanced SIMD.
+    unsafe {
+        match B {
+            8 => vld1q_s8(row.add(16 * j) as *const i8),
+            4 => {
+                let v = vld1_u8(row.add(8 * j));
                 let (lo, hi) = (vand_u8(v, vdup_n_u8(0x0F)), vshr_n_u8::<4>(v));
                 let n = vcombine_u8(vzip1_u8(lo, hi), vzip2_u8(lo, hi));
                 let e = veorq_u8(n, vdupq_n_u8(8));
                 vsubq_s8(vreinterpretq_s8_u8(e), vdupq_n_s8(8))
             }
-            Bits::B2 => {
-                let b = &row[4 * j..4 * j + 4];
-                let v = vreinterpretq_u8_u32(vdupq_n_u32(u32::from_le_bytes([b[0], b[1], b[2], b[3]])));
+            _ => {
+                let word = core::ptr::read_unaligned(row.add(4 * j) as *const u32);
+                let v = vreinterpretq_u8_u32(vdupq_n_u32(u32::from_le(word)));
                 const SPREAD: [u8; 16] = [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3];
                 const SHIFT: [i8; 16] = [0, -2, -4, -6, 0, -2, -4, -6, 0, -2, -4, -6, 0, -2, -4, -6];
                 let spread = vqtbl1q_u8(v, vld1q_u8(SPREAD.as_ptr()));
@@ -164,6 +183,54 @@ fn weights16(row: &[u8], bits: Bits, k: usize, j: usize) -> int8x16_t {
                 vsubq_s8(vreinterpretq_s8_u8(e), vdupq_n_s8(2))
             }
         }
+    }
+}
+
+/// `Σ w·a` of one weight row against the block's [`PIX`] receptive fields as `i32` lanes, and
+/// with `SW` also `Σw` (else zero): the row's full chunks in a loop with no bounds arithmetic (it
+/// was four fifths of the instructions of a 3×3 layer), its partial chunk once. `mac(acc, w, x)`
+/// accumulates one chunk's products.
+///
+/// # Safety
+/// The row holds `k` packed `B`-bit weights, each of `x` at least `k` rounded up to 16 bytes;
+/// the CPU has what `mac` needs.
+#[inline(always)]
+unsafe fn row_dot<const B: u32, const SW: bool>(
+    row: &[u8],
+    k: usize,
+    x: &[[i8; KPAD_MAX]; PIX],
+    mac: impl Fn(int32x4_t, int8x16_t, int8x16_t) -> int32x4_t,
+) -> ([int32x4_t; PIX], int32x4_t) {
+    // SAFETY: Advanced SIMD; every load below is inside `row` or a field (the caller's bounds).
+    unsafe {
+        let ones = vdupq_n_s8(1);
+        let mut acc = [vdupq_n_s32(0); PIX];
+        let mut sw = vdupq_n_s32(0);
+        let full = k / 16;
+        let step = |acc: &mut [int32x4_t; PIX], sw: &mut int32x4_t, w: int8x16_t, j: usize| {
+            if SW {
+                *sw = mac(*sw, w, ones);
+            }
+            for (a, xp) in acc.iter_mut().zip(x) {
+                *a = mac(*a, w, vld1q_s8(xp.as_ptr().add(16 * j)));
+            }
+        };
+        for j in 0..full {
+            step(&mut acc, &mut sw, chunk::<B>(row.as_ptr(), j), j);
+        }
+        if full * 16 < k {
+            step(&mut acc, &mut sw, weights16(row, width::<B>(), k, full), full);
+        }
+        (acc, sw)
+    }
+}
+
+/// The [`Bits`] of a width parameter.
+const fn width<const B: u32>() -> Bits {
+    match B {
+        8 => Bits::B8,
+        4 => Bits::B4,
+        _ => Bits::B2,
     }
 }
 
@@ -215,6 +282,7 @@ fn finish(
 
 /// The SMULL/SADALP convolution.
 #[target_feature(enable = "neon")]
+#[allow(clippy::too_many_arguments)]
 fn conv2d_neon(
     g: &Window,
     input: &[u8],
@@ -223,33 +291,79 @@ fn conv2d_neon(
     weight_bits: Bits,
     rq: &Requant<'_>,
     output: &mut [u8],
+    scratch: &mut [u8],
 ) {
+    // `i8·i8` products are exact in `i16`: SMULL/SMULL2, then pairwise into the `i32` lanes.
+    let mac = |a: int32x4_t, w: int8x16_t, x: int8x16_t| {
+        vpadalq_s16(vpadalq_s16(a, vmull_s8(vget_low_s8(w), vget_low_s8(x))), vmull_high_s8(w, x))
+    };
+    match weight_bits {
+        Bits::B8 => conv_blocks::<8>(g, input, in_fmt, weights, rq, output, scratch, mac),
+        Bits::B4 => conv_blocks::<4>(g, input, in_fmt, weights, rq, output, scratch, mac),
+        Bits::B2 => conv_blocks::<2>(g, input, in_fmt, weights, rq, output, scratch, mac),
+    }
+}
+
+/// The convolution over blocks of [`PIX`] pixels for `B`-bit weights, with `mac` as the inner
+/// product (SDOT or SMULL/SADALP). With room in `scratch` for a table of the layer's channels
+/// (a convolution's planned scratch has it; a fully connected layer's need not, and gains
+/// nothing: each channel requantizes once), each channel's requantization is built once, `−z·Σw`
+/// folded into its bias, instead of per block with `Σw` summed alongside the products.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn conv_blocks<const B: u32>(
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    rq: &Requant<'_>,
+    output: &mut [u8],
+    scratch: &mut [u8],
+    mac: impl Fn(int32x4_t, int8x16_t, int8x16_t) -> int32x4_t + Copy,
+) {
+    let bits = width::<B>();
     let k = g.kernel_h * g.kernel_w * g.in_c;
-    let chunks = k.div_ceil(16);
-    let row_bytes = weight_bits.packed_len(k);
-    let bound = sum_bound(k, weight_bits, in_fmt.bits);
+    let row_bytes = bits.packed_len(k);
+    let bound = sum_bound(k, bits, in_fmt.bits);
+    let z = in_fmt.zero_point;
+    let npix = g.out_h * g.out_w;
+    let mut table = match npix > 1 {
+        true => Scratch::new(scratch).take::<Rq32>(g.out_c),
+        false => None,
+    };
+    if let Some(table) = &mut table {
+        for ((c, f), row) in table.iter_mut().enumerate().zip(weights.chunks_exact(row_bytes)) {
+            let sw: i32 = (0..k).map(|i| load(row, bits, i)).sum();
+            *f = Rq32::new(&ChannelQ::new(rq, c), bound, 0).with_bias_offset(z.wrapping_mul(sw).wrapping_neg());
+        }
+    }
     let mut col = [0u8; KPAD_MAX];
     let mut x = [[0i8; KPAD_MAX]; PIX];
-    let npix = g.out_h * g.out_w;
     let mut q0 = 0;
     while q0 < npix {
         let n = (npix - q0).min(PIX);
         im2col(g, input, in_fmt, q0, n, k, &mut col, &mut x);
         for (c, row) in weights.chunks_exact(row_bytes).enumerate().take(g.out_c) {
-            let mut acc = [vdupq_n_s32(0); PIX];
-            let mut sw = vdupq_n_s32(0);
-            for j in 0..chunks {
-                let w = weights16(row, weight_bits, k, j);
-                sw = vpadalq_s16(sw, vpaddlq_s8(w));
-                for (a, xp) in acc.iter_mut().zip(&x) {
-                    // SAFETY: `16j + 16 ≤ kpad ≤ KPAD_MAX`.
-                    let xv = unsafe { vld1q_s8(xp.as_ptr().add(16 * j)) };
-                    *a = vpadalq_s16(*a, vmull_s8(vget_low_s8(w), vget_low_s8(xv)));
-                    *a = vpadalq_s16(*a, vmull_high_s8(w, xv));
+            // SAFETY (both): `row` holds `k` packed weights; `x`'s fields `KPAD_MAX ≥ kpad`
+            // bytes (the callers checked `kpad ≤ KPAD_MAX`); `mac` is the caller's instruction
+            // set.
+            match &table {
+                Some(table) => {
+                    let (acc, _) = unsafe { row_dot::<B, false>(row, k, &x, mac) };
+                    let f = &table[c];
+                    for (p, a) in acc.iter().enumerate().take(n) {
+                        // SAFETY: Advanced SIMD.
+                        let s = unsafe { vaddvq_s32(*a) };
+                        put(output, rq.out.bits, (q0 + p) * g.out_c + c, f.apply(s, rq.min, rq.max));
+                    }
+                }
+                None => {
+                    let (acc, sw) = unsafe { row_dot::<B, true>(row, k, &x, mac) };
+                    // SAFETY: Advanced SIMD.
+                    let (sums, sw) = unsafe { (acc.map(|a| vaddvq_s32(a)), vaddvq_s32(sw)) };
+                    finish(rq, (c, bound), g.out_c, q0, n, sums, z * sw, output);
                 }
             }
-            let sums = acc.map(|a| vaddvq_s32(a));
-            finish(rq, (c, bound), g.out_c, q0, n, sums, in_fmt.zero_point * vaddvq_s32(sw), output);
         }
         q0 += n;
     }
@@ -269,6 +383,7 @@ fn sdot(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
 }
 
 #[target_feature(enable = "neon,dotprod")]
+#[allow(clippy::too_many_arguments)]
 fn conv2d_dot(
     g: &Window,
     input: &[u8],
@@ -277,37 +392,15 @@ fn conv2d_dot(
     weight_bits: Bits,
     rq: &Requant<'_>,
     output: &mut [u8],
+    scratch: &mut [u8],
 ) {
-    let k = g.kernel_h * g.kernel_w * g.in_c;
-    let chunks = k.div_ceil(16);
-    let row_bytes = weight_bits.packed_len(k);
-    let bound = sum_bound(k, weight_bits, in_fmt.bits);
-    let mut col = [0u8; KPAD_MAX];
-    let mut x = [[0i8; KPAD_MAX]; PIX];
-    let npix = g.out_h * g.out_w;
-    let ones = vdupq_n_s8(1);
-    let mut q0 = 0;
-    while q0 < npix {
-        let n = (npix - q0).min(PIX);
-        im2col(g, input, in_fmt, q0, n, k, &mut col, &mut x);
-        for (c, row) in weights.chunks_exact(row_bytes).enumerate().take(g.out_c) {
-            let mut acc = [vdupq_n_s32(0); PIX];
-            let mut sw = vdupq_n_s32(0);
-            for j in 0..chunks {
-                let w = weights16(row, weight_bits, k, j);
-                sw = sdot(sw, w, ones);
-                for (a, xp) in acc.iter_mut().zip(&x) {
-                    // SAFETY: `16j + 16 ≤ kpad ≤ KPAD_MAX`.
-                    let xv = unsafe { vld1q_s8(xp.as_ptr().add(16 * j)) };
-                    *a = sdot(*a, w, xv);
-                }
-            }
-            let sums = acc.map(|a| vaddvq_s32(a));
-            finish(rq, (c, bound), g.out_c, q0, n, sums, in_fmt.zero_point * vaddvq_s32(sw), output);
-        }
-        q0 += n;
+    // The closure inherits this function's target features (dotprod, which the callers proved).
+    let mac = |a: int32x4_t, w: int8x16_t, x: int8x16_t| sdot(a, w, x);
+    match weight_bits {
+        Bits::B8 => conv_blocks::<8>(g, input, in_fmt, weights, rq, output, scratch, mac),
+        Bits::B4 => conv_blocks::<4>(g, input, in_fmt, weights, rq, output, scratch, mac),
+        Bits::B2 => conv_blocks::<2>(g, input, in_fmt, weights, rq, output, scratch, mac),
     }
-    reference::clear_tail(output, rq.out, npix * g.out_c);
 }
 
 impl Neon {
