@@ -26,8 +26,9 @@ use super::scratch::Scratch;
 use super::util::{fc_window, gather, put, sum_bound, ChannelQ, Rq32};
 use crate::quant::{load, Bits};
 
-/// Output pixels per block.
+/// Output pixels per block (four: [`requant_lanes`] takes one block's sums as one vector).
 const PIX: usize = 4;
+const _: () = assert!(PIX == 4);
 /// Largest receptive field `K` (rounded up to 16) of these kernels; larger: portable.
 const KPAD_MAX: usize = 2048;
 
@@ -351,6 +352,14 @@ fn conv_blocks<const B: u32>(
                 Some(table) => {
                     let (acc, _) = unsafe { row_dot::<B, false>(row, k, &x, mac) };
                     let f = &table[c];
+                    if n == PIX && !f.is_slow() && rq.out.bits == Bits::B8 {
+                        // SAFETY: Advanced SIMD.
+                        let q = unsafe { requant_lanes(acc, f, rq.min, rq.max) };
+                        for (p, v) in q.into_iter().enumerate() {
+                            output[(q0 + p) * g.out_c + c] = v as u8;
+                        }
+                        continue;
+                    }
                     for (p, a) in acc.iter().enumerate().take(n) {
                         // SAFETY: Advanced SIMD.
                         let s = unsafe { vaddvq_s32(*a) };
@@ -368,6 +377,26 @@ fn conv_blocks<const B: u32>(
         q0 += n;
     }
     reference::clear_tail(output, rq.out, npix * g.out_c);
+}
+
+/// [`Rq32::apply`] of the block's four sums (each the total of one vector's lanes, added
+/// pairwise) in lanes, as [`depthwise_block8`] does it: `((s + bias) << shl)·m >> 16` (SMULL,
+/// SHRN), `+ round`, `>> sh`, the clamp. The channel must not be slow.
+#[inline(always)]
+unsafe fn requant_lanes(acc: [int32x4_t; PIX], f: &Rq32, lo: i32, hi: i32) -> [i32; PIX] {
+    // SAFETY: Advanced SIMD, registers only.
+    unsafe {
+        let sums = vpaddq_s32(vpaddq_s32(acc[0], acc[1]), vpaddq_s32(acc[2], acc[3]));
+        let v = vshlq_s32(vaddq_s32(sums, vdupq_n_s32(f.bias)), vdupq_n_s32(f.shl as i32));
+        let m = vdupq_n_s32(f.m);
+        let lo64 = vmull_s32(vget_low_s32(v), vget_low_s32(m));
+        let p = vshrn_high_n_s64::<16>(vshrn_n_s64::<16>(lo64), vmull_high_s32(v, m));
+        let q = vshlq_s32(vaddq_s32(p, vdupq_n_s32(f.round)), vdupq_n_s32(-(f.sh as i32)));
+        let q = vminq_s32(vmaxq_s32(q, vdupq_n_s32(lo)), vdupq_n_s32(hi));
+        let mut out = [0i32; PIX];
+        vst1q_s32(out.as_mut_ptr(), q);
+        out
+    }
 }
 
 /// `acc + Σ` of four `i8·i8` products per lane.
