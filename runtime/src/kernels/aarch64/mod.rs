@@ -306,10 +306,11 @@ fn conv2d_neon(
 }
 
 /// The convolution over blocks of [`PIX`] pixels for `B`-bit weights, with `mac` as the inner
-/// product (SDOT or SMULL/SADALP). With room in `scratch` for a table of the layer's channels
-/// (a convolution's planned scratch has it; a fully connected layer's need not, and gains
-/// nothing: each channel requantizes once), each channel's requantization is built once, `−z·Σw`
-/// folded into its bias, instead of per block with `Σw` summed alongside the products.
+/// product (SDOT or SMULL/SADALP). With room in `scratch` for a [`LaneTable`] of the layer's
+/// channels (a convolution's planned scratch has it; a fully connected layer's need not, and
+/// gains nothing: each channel requantizes once), each channel's requantization is built once,
+/// `−z·Σw` folded into its bias, and [`ROWS`] channels at a time are computed and requantized
+/// together in lanes; else per block and channel, with `Σw` summed alongside the products.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn conv_blocks<const B: u32>(
@@ -328,55 +329,206 @@ fn conv_blocks<const B: u32>(
     let bound = sum_bound(k, bits, in_fmt.bits);
     let z = in_fmt.zero_point;
     let npix = g.out_h * g.out_w;
-    let mut table = match npix > 1 {
-        true => Scratch::new(scratch).take::<Rq32>(g.out_c),
+    let oc = g.out_c;
+    let rows = &weights[..(oc * row_bytes).min(weights.len())];
+    let table = match npix > 1 {
+        true => LaneTable::new(scratch, rq, rows, (k, row_bytes, bits), bound, z),
         false => None,
     };
-    if let Some(table) = &mut table {
-        for ((c, f), row) in table.iter_mut().enumerate().zip(weights.chunks_exact(row_bytes)) {
-            let sw: i32 = (0..k).map(|i| load(row, bits, i)).sum();
-            *f = Rq32::new(&ChannelQ::new(rq, c), bound, 0).with_bias_offset(z.wrapping_mul(sw).wrapping_neg());
-        }
-    }
     let mut col = [0u8; KPAD_MAX];
     let mut x = [[0i8; KPAD_MAX]; PIX];
     let mut q0 = 0;
     while q0 < npix {
         let n = (npix - q0).min(PIX);
         im2col(g, input, in_fmt, q0, n, k, &mut col, &mut x);
-        for (c, row) in weights.chunks_exact(row_bytes).enumerate().take(g.out_c) {
-            // SAFETY (both): `row` holds `k` packed weights; `x`'s fields `KPAD_MAX ≥ kpad`
-            // bytes (the callers checked `kpad ≤ KPAD_MAX`); `mac` is the caller's instruction
-            // set.
-            match &table {
-                Some(table) => {
-                    let (acc, _) = unsafe { row_dot::<B, false>(row, k, &x, mac) };
-                    let f = &table[c];
-                    if n == PIX && !f.is_slow() && rq.out.bits == Bits::B8 {
+        match &table {
+            Some(table) => {
+                let mut quads = rows.chunks_exact(ROWS * row_bytes);
+                for (i, quad) in quads.by_ref().enumerate() {
+                    let r: [&[u8]; ROWS] = core::array::from_fn(|j| &quad[j * row_bytes..(j + 1) * row_bytes]);
+                    // SAFETY: each row holds `k` packed weights; `x`'s fields `KPAD_MAX ≥ kpad`
+                    // bytes (the callers checked `kpad ≤ KPAD_MAX`); `mac` is the caller's
+                    // instruction set.
+                    let acc = unsafe { rows_dot::<B>(r, k, &x, mac) };
+                    let c0 = ROWS * i;
+                    if n == PIX && rq.out.bits == Bits::B8 && table.fast(i) {
                         // SAFETY: Advanced SIMD.
-                        let q = unsafe { requant_lanes(acc, f, rq.min, rq.max) };
+                        let q = unsafe { table.requant_quad(i, acc, rq.min, rq.max) };
                         for (p, v) in q.into_iter().enumerate() {
-                            output[(q0 + p) * g.out_c + c] = v as u8;
+                            let at = (q0 + p) * oc + c0;
+                            if let Some(d) = output.get_mut(at..at + ROWS) {
+                                d.copy_from_slice(&v);
+                            }
                         }
                         continue;
                     }
-                    for (p, a) in acc.iter().enumerate().take(n) {
-                        // SAFETY: Advanced SIMD.
-                        let s = unsafe { vaddvq_s32(*a) };
-                        put(output, rq.out.bits, (q0 + p) * g.out_c + c, f.apply(s, rq.min, rq.max));
+                    for (j, acc) in acc.into_iter().enumerate() {
+                        store_block(acc, &table.channel(c0 + j), rq, (q0, n), (c0 + j, oc), output);
                     }
                 }
-                None => {
+                let done = rows.len() / row_bytes / ROWS * ROWS;
+                for (j, row) in quads.remainder().chunks_exact(row_bytes).enumerate() {
+                    // SAFETY: as above.
+                    let (acc, _) = unsafe { row_dot::<B, false>(row, k, &x, mac) };
+                    store_block(acc, &table.channel(done + j), rq, (q0, n), (done + j, oc), output);
+                }
+            }
+            None => {
+                for (c, row) in rows.chunks_exact(row_bytes).enumerate() {
+                    // SAFETY: as above.
                     let (acc, sw) = unsafe { row_dot::<B, true>(row, k, &x, mac) };
                     // SAFETY: Advanced SIMD.
                     let (sums, sw) = unsafe { (acc.map(|a| vaddvq_s32(a)), vaddvq_s32(sw)) };
-                    finish(rq, (c, bound), g.out_c, q0, n, sums, z * sw, output);
+                    finish(rq, (c, bound), oc, q0, n, sums, z * sw, output);
                 }
             }
         }
         q0 += n;
     }
-    reference::clear_tail(output, rq.out, npix * g.out_c);
+    reference::clear_tail(output, rq.out, npix * oc);
+}
+
+/// A layer's requantization per channel ([`Rq32`], `−z·Σw` in the bias), laid out for lanes:
+/// per group of [`ROWS`] channels one vector of each field (the last group padded with zeros),
+/// 24 bytes a channel in the kernel's scratch.
+struct LaneTable<'s> {
+    /// Per group: bias, shl, m, round, `−sh`, slow.
+    fields: &'s [[i32; 4]],
+}
+
+const LANE_FIELDS: usize = 6;
+
+impl<'s> LaneTable<'s> {
+    fn new(
+        scratch: &'s mut [u8],
+        rq: &Requant<'_>,
+        rows: &[u8],
+        (k, row_bytes, bits): (usize, usize, Bits),
+        bound: i64,
+        z: i32,
+    ) -> Option<LaneTable<'s>> {
+        let channels = rows.len() / row_bytes.max(1);
+        let fields = Scratch::new(scratch).take::<[i32; 4]>(LANE_FIELDS * channels.div_ceil(ROWS))?;
+        fields.fill([0; 4]);
+        for (c, row) in rows.chunks_exact(row_bytes).enumerate() {
+            let sw: i32 = (0..k).map(|i| load(row, bits, i)).sum();
+            let f = Rq32::new(&ChannelQ::new(rq, c), bound, 0).with_bias_offset(z.wrapping_mul(sw).wrapping_neg());
+            let (g, l) = (c / ROWS * LANE_FIELDS, c % ROWS);
+            let values = [f.bias, f.shl as i32, f.m, f.round, -(f.sh as i32), f.slow as i32];
+            for (i, v) in values.into_iter().enumerate() {
+                fields[g + i][l] = v;
+            }
+        }
+        Some(LaneTable { fields })
+    }
+
+    /// Channel `c`'s requantization.
+    fn channel(&self, c: usize) -> Rq32 {
+        let (g, l) = (c / ROWS * LANE_FIELDS, c % ROWS);
+        let f = |i: usize| self.fields.get(g + i).map_or(0, |v| v[l]);
+        Rq32 {
+            bias: f(0),
+            shl: f(1) as u32,
+            m: f(2),
+            round: f(3),
+            sh: f(4).unsigned_abs(),
+            scale: 0,
+            slow: f(5) as u32,
+        }
+    }
+
+    /// Whether group `i` has no slow channel.
+    fn fast(&self, i: usize) -> bool {
+        self.fields.get(i * LANE_FIELDS + 5).is_some_and(|s| *s == [0; 4])
+    }
+
+    /// Group `i`'s outputs of a full block, per pixel the group's four channels as bytes: each
+    /// channel's sums (the total of one vector's lanes) added pairwise into one vector per
+    /// pixel, then [`Rq32::apply`] in lanes as [`requant_lanes`]. The group must be [`fast`].
+    ///
+    /// [`fast`]: LaneTable::fast
+    #[inline(always)]
+    unsafe fn requant_quad(&self, i: usize, acc: [[int32x4_t; PIX]; ROWS], lo: i32, hi: i32) -> [[u8; ROWS]; PIX] {
+        let f = &self.fields[i * LANE_FIELDS..(i + 1) * LANE_FIELDS];
+        // SAFETY: Advanced SIMD; `f` holds six vectors' worth of `i32`.
+        unsafe {
+            let [bias, shl, m, round, right] = [0, 1, 2, 3, 4].map(|j| vld1q_s32(f[j].as_ptr()));
+            let (lo, hi) = (vdupq_n_s32(lo), vdupq_n_s32(hi));
+            core::array::from_fn(|p| {
+                let sums = vpaddq_s32(vpaddq_s32(acc[0][p], acc[1][p]), vpaddq_s32(acc[2][p], acc[3][p]));
+                let v = vshlq_s32(vaddq_s32(sums, bias), shl);
+                let lo64 = vmull_s32(vget_low_s32(v), vget_low_s32(m));
+                let prod = vshrn_high_n_s64::<16>(vshrn_n_s64::<16>(lo64), vmull_high_s32(v, m));
+                let q = vminq_s32(vmaxq_s32(vshlq_s32(vaddq_s32(prod, round), right), lo), hi);
+                let b = vqmovn_s16(vcombine_s16(vqmovn_s32(q), vqmovn_s32(q)));
+                (vget_lane_u32::<0>(vreinterpret_u32_s8(b))).to_le_bytes()
+            })
+        }
+    }
+}
+
+/// Channel `c`'s outputs of the block of `n` pixels from `q0`, requantized by `f` (in lanes for
+/// a full block of 8-bit outputs).
+#[inline(always)]
+fn store_block(
+    acc: [int32x4_t; PIX],
+    f: &Rq32,
+    rq: &Requant<'_>,
+    (q0, n): (usize, usize),
+    (c, oc): (usize, usize),
+    output: &mut [u8],
+) {
+    if n == PIX && !f.is_slow() && rq.out.bits == Bits::B8 {
+        // SAFETY: Advanced SIMD.
+        let q = unsafe { requant_lanes(acc, f, rq.min, rq.max) };
+        for (p, v) in q.into_iter().enumerate() {
+            output[(q0 + p) * oc + c] = v as u8;
+        }
+        return;
+    }
+    for (p, a) in acc.iter().enumerate().take(n) {
+        // SAFETY: Advanced SIMD.
+        let s = unsafe { vaddvq_s32(*a) };
+        put(output, rq.out.bits, (q0 + p) * oc + c, f.apply(s, rq.min, rq.max));
+    }
+}
+
+/// Weight rows of one pass of [`rows_dot`]: each chunk of activations loaded once serves four
+/// channels (16 accumulators, four weight and four activation vectors: 24 of the 32 registers).
+const ROWS: usize = 4;
+const _: () = assert!(ROWS == 4);
+
+/// [`row_dot`] of [`ROWS`] rows at once, without `Σw`.
+///
+/// # Safety
+/// As [`row_dot`], for every row.
+#[inline(always)]
+unsafe fn rows_dot<const B: u32>(
+    rows: [&[u8]; ROWS],
+    k: usize,
+    x: &[[i8; KPAD_MAX]; PIX],
+    mac: impl Fn(int32x4_t, int8x16_t, int8x16_t) -> int32x4_t,
+) -> [[int32x4_t; PIX]; ROWS] {
+    // SAFETY: Advanced SIMD; every load below is inside a row or a field (the caller's bounds).
+    unsafe {
+        let mut acc = [[vdupq_n_s32(0); PIX]; ROWS];
+        let full = k / 16;
+        let step = |acc: &mut [[int32x4_t; PIX]; ROWS], w: [int8x16_t; ROWS], j: usize| {
+            for (p, xp) in x.iter().enumerate() {
+                let xv = vld1q_s8(xp.as_ptr().add(16 * j));
+                for (a, w) in acc.iter_mut().zip(w) {
+                    a[p] = mac(a[p], w, xv);
+                }
+            }
+        };
+        for j in 0..full {
+            step(&mut acc, rows.map(|r| chunk::<B>(r.as_ptr(), j)), j);
+        }
+        if full * 16 < k {
+            step(&mut acc, rows.map(|r| weights16(r, width::<B>(), k, full)), full);
+        }
+        acc
+    }
 }
 
 /// [`Rq32::apply`] of the block's four sums (each the total of one vector's lanes, added
