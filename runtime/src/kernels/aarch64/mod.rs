@@ -344,12 +344,11 @@ fn conv_blocks<const B: u32>(
         match &table {
             Some(table) => {
                 let mut quads = rows.chunks_exact(ROWS * row_bytes);
-                for (i, quad) in quads.by_ref().enumerate() {
-                    let r: [&[u8]; ROWS] = core::array::from_fn(|j| &quad[j * row_bytes..(j + 1) * row_bytes]);
+                for (i, _) in quads.by_ref().enumerate() {
                     // SAFETY: each row holds `k` packed weights; `x`'s fields `KPAD_MAX ≥ kpad`
-                    // bytes (the callers checked `kpad ≤ KPAD_MAX`); `mac` is the caller's
-                    // instruction set.
-                    let acc = unsafe { rows_dot::<B>(r, k, &x, mac) };
+                    // bytes (the callers checked `kpad ≤ KPAD_MAX`), 0 past `k` ([`im2col`]);
+                    // `mac` is the caller's instruction set.
+                    let acc = unsafe { rows_dot::<B>(&weights[i * ROWS * row_bytes..], row_bytes, k, &x, mac) };
                     let c0 = ROWS * i;
                     if n == PIX && rq.out.bits == Bits::B8 && table.fast(i) {
                         // SAFETY: Advanced SIMD.
@@ -498,18 +497,25 @@ fn store_block(
 const ROWS: usize = 4;
 const _: () = assert!(ROWS == 4);
 
-/// [`row_dot`] of [`ROWS`] rows at once, without `Σw`.
+/// [`row_dot`] of [`ROWS`] rows at once, without `Σw`: `quad` holds the rows back to back,
+/// `row_bytes` each, and whatever weights follow them. A partial last chunk is read whole when
+/// `quad` reaches past it: the weights it takes beyond the row (the next row's, or the unused
+/// bits of its last byte) meet activations the receptive fields hold as 0 past `K`, so they add
+/// nothing, and a first layer of 27 weights a row does not unpack 11 of them one by one.
 ///
 /// # Safety
-/// As [`row_dot`], for every row.
+/// As [`row_dot`] for every row; every field is 0 past `k`.
 #[inline(always)]
 unsafe fn rows_dot<const B: u32>(
-    rows: [&[u8]; ROWS],
+    quad: &[u8],
+    row_bytes: usize,
     k: usize,
     x: &[[i8; KPAD_MAX]; PIX],
     mac: impl Fn(int32x4_t, int8x16_t, int8x16_t) -> int32x4_t,
 ) -> [[int32x4_t; PIX]; ROWS] {
-    // SAFETY: Advanced SIMD; every load below is inside a row or a field (the caller's bounds).
+    let rows: [*const u8; ROWS] = core::array::from_fn(|j| quad[j * row_bytes..].as_ptr());
+    // SAFETY: Advanced SIMD; every load below is inside `quad` or a field (the caller's bounds,
+    // and the test before the partial chunk).
     unsafe {
         let mut acc = [[vdupq_n_s32(0); PIX]; ROWS];
         let full = k / 16;
@@ -522,10 +528,16 @@ unsafe fn rows_dot<const B: u32>(
             }
         };
         for j in 0..full {
-            step(&mut acc, rows.map(|r| chunk::<B>(r.as_ptr(), j)), j);
+            step(&mut acc, rows.map(|r| chunk::<B>(r, j)), j);
         }
         if full * 16 < k {
-            step(&mut acc, rows.map(|r| weights16(r, width::<B>(), k, full)), full);
+            let chunk_bytes = 16 * B as usize / 8;
+            let w = if (ROWS - 1) * row_bytes + (full + 1) * chunk_bytes <= quad.len() {
+                rows.map(|r| chunk::<B>(r, full))
+            } else {
+                core::array::from_fn(|j| weights16(&quad[j * row_bytes..(j + 1) * row_bytes], width::<B>(), k, full))
+            };
+            step(&mut acc, w, full);
         }
         acc
     }
