@@ -313,7 +313,7 @@ pub(crate) fn unpack4(input: &[u8], start: usize, dst: &mut [u8]) {
 /// that `a − z = 0` there, contract §3). Returns a slice of the input itself when the field is one
 /// contiguous run of an 8-bit tensor (1×1 convolutions, full-width kernels), else fills
 /// `col[..K]`. `col` must hold `K = kh·kw·in_c` bytes.
-#[cfg_attr(not(any(hawq_dsp, target_arch = "x86_64", target_arch = "aarch64")), allow(dead_code))]
+#[cfg_attr(not(any(hawq_dsp, target_arch = "x86_64")), allow(dead_code))]
 pub(crate) fn gather<'a>(
     g: &Window,
     input: &'a [u8],
@@ -322,17 +322,41 @@ pub(crate) fn gather<'a>(
     ox: usize,
     col: &'a mut [u8],
 ) -> &'a [u8] {
+    if let Some(run) = contiguous_field(g, fmt, oy, ox) {
+        return &input[run];
+    }
+    let k = g.kernel_h * g.kernel_w * g.in_c;
+    fill_field(g, input, fmt, oy, ox, &mut col[..k]);
+    col
+}
+
+/// [`gather`] always into `dst[..K]` (a copy of the input's run where it is contiguous).
+#[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+pub(crate) fn gather_into(g: &Window, input: &[u8], fmt: ActFormat, oy: usize, ox: usize, dst: &mut [u8]) {
+    let k = g.kernel_h * g.kernel_w * g.in_c;
+    match contiguous_field(g, fmt, oy, ox) {
+        Some(run) => dst[..k].copy_from_slice(&input[run]),
+        None => fill_field(g, input, fmt, oy, ox, &mut dst[..k]),
+    }
+}
+
+/// Where the receptive field of `(oy, ox)` is one run of an 8-bit input (1×1 convolutions,
+/// full-width kernels, no padding).
+fn contiguous_field(g: &Window, fmt: ActFormat, oy: usize, ox: usize) -> Option<core::ops::Range<usize>> {
+    let (y0, y1, _) = g.rows(oy);
+    let (x0, x1, _) = g.cols(ox);
+    let full = y1 - y0 == g.kernel_h && x1 - x0 == g.kernel_w;
+    let start = (y0 * g.in_w + x0) * g.in_c;
+    (fmt.bits == Bits::B8 && full && (g.kernel_h == 1 || g.kernel_w == g.in_w))
+        .then_some(start..start + g.kernel_h * g.kernel_w * g.in_c)
+}
+
+/// The receptive field of `(oy, ox)` into `col` (`K` bytes), row by row of the kernel.
+fn fill_field(g: &Window, input: &[u8], fmt: ActFormat, oy: usize, ox: usize, col: &mut [u8]) {
     let (y0, y1, ky0) = g.rows(oy);
     let (x0, x1, kx0) = g.cols(ox);
     let c = g.in_c;
-    let k = g.kernel_h * g.kernel_w * c;
-    let full = y1 - y0 == g.kernel_h && x1 - x0 == g.kernel_w;
-    if fmt.bits == Bits::B8 && full && (g.kernel_h == 1 || g.kernel_w == g.in_w) {
-        let start = (y0 * g.in_w + x0) * c;
-        return &input[start..start + k];
-    }
     let zb = fmt.zero_point as u8;
-    let col = &mut col[..k];
     let row_len = g.kernel_w * c;
     let (left, mid) = (kx0 * c, (x1 - x0) * c);
     for (ky, dst) in col.chunks_exact_mut(row_len.max(1)).enumerate() {
@@ -351,7 +375,6 @@ pub(crate) fn gather<'a>(
         }
         pad_r.fill(zb);
     }
-    col
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use core::arch::asm;
 use super::portable;
 use super::reference::{self, ActFormat, Requant, Window};
 use super::scratch::Scratch;
-use super::util::{fc_window, gather, put, sum_bound, ChannelQ, Rq32};
+use super::util::{fc_window, gather_into, put, sum_bound, ChannelQ, Rq32};
 use crate::quant::{load, Bits};
 
 /// Output pixels per block (four: [`requant_lanes`] takes one block's sums as one vector).
@@ -199,7 +199,7 @@ unsafe fn chunk<const B: u32>(row: *const u8, j: usize) -> int8x16_t {
 unsafe fn row_dot<const B: u32, const SW: bool>(
     row: &[u8],
     k: usize,
-    x: &[[i8; KPAD_MAX]; PIX],
+    x: &[[u8; KPAD_MAX]; PIX],
     mac: impl Fn(int32x4_t, int8x16_t, int8x16_t) -> int32x4_t,
 ) -> ([int32x4_t; PIX], int32x4_t) {
     // SAFETY: Advanced SIMD; every load below is inside `row` or a field (the caller's bounds).
@@ -213,7 +213,7 @@ unsafe fn row_dot<const B: u32, const SW: bool>(
                 *sw = mac(*sw, w, ones);
             }
             for (a, xp) in acc.iter_mut().zip(x) {
-                *a = mac(*a, w, vld1q_s8(xp.as_ptr().add(16 * j)));
+                *a = mac(*a, w, vld1q_s8(xp.as_ptr().add(16 * j) as *const i8));
             }
         };
         for j in 0..full {
@@ -235,26 +235,13 @@ const fn width<const B: u32>() -> Bits {
     }
 }
 
-/// Gathers the block's receptive fields as raw `i8` (padding taps = z), zero past `K`.
+/// Gathers the block's receptive fields as raw `i8` bytes (padding taps = z), zero past `K`.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn im2col(
-    g: &Window,
-    input: &[u8],
-    in_fmt: ActFormat,
-    q0: usize,
-    n: usize,
-    k: usize,
-    col: &mut [u8; KPAD_MAX],
-    x: &mut [[i8; KPAD_MAX]; PIX],
-) {
+fn im2col(g: &Window, input: &[u8], in_fmt: ActFormat, q0: usize, n: usize, k: usize, x: &mut [[u8; KPAD_MAX]; PIX]) {
     for (p, xp) in x.iter_mut().enumerate() {
         if p < n {
             let q = q0 + p;
-            let src = gather(g, input, in_fmt, q / g.out_w, q % g.out_w, col);
-            for (d, &a) in xp.iter_mut().zip(src) {
-                *d = a as i8;
-            }
+            gather_into(g, input, in_fmt, q / g.out_w, q % g.out_w, xp);
             xp[k..k.next_multiple_of(16)].fill(0);
         } else {
             xp[..k.next_multiple_of(16)].fill(0);
@@ -335,12 +322,11 @@ fn conv_blocks<const B: u32>(
         true => LaneTable::new(scratch, rq, rows, (k, row_bytes, bits), bound, z),
         false => None,
     };
-    let mut col = [0u8; KPAD_MAX];
-    let mut x = [[0i8; KPAD_MAX]; PIX];
+    let mut x = [[0u8; KPAD_MAX]; PIX];
     let mut q0 = 0;
     while q0 < npix {
         let n = (npix - q0).min(PIX);
-        im2col(g, input, in_fmt, q0, n, k, &mut col, &mut x);
+        im2col(g, input, in_fmt, q0, n, k, &mut x);
         match &table {
             Some(table) => {
                 let mut quads = rows.chunks_exact(ROWS * row_bytes);
@@ -510,7 +496,7 @@ unsafe fn rows_dot<const B: u32>(
     quad: &[u8],
     row_bytes: usize,
     k: usize,
-    x: &[[i8; KPAD_MAX]; PIX],
+    x: &[[u8; KPAD_MAX]; PIX],
     mac: impl Fn(int32x4_t, int8x16_t, int8x16_t) -> int32x4_t,
 ) -> [[int32x4_t; PIX]; ROWS] {
     let rows: [*const u8; ROWS] = core::array::from_fn(|j| quad[j * row_bytes..].as_ptr());
@@ -521,7 +507,7 @@ unsafe fn rows_dot<const B: u32>(
         let full = k / 16;
         let step = |acc: &mut [[int32x4_t; PIX]; ROWS], w: [int8x16_t; ROWS], j: usize| {
             for (p, xp) in x.iter().enumerate() {
-                let xv = vld1q_s8(xp.as_ptr().add(16 * j));
+                let xv = vld1q_s8(xp.as_ptr().add(16 * j) as *const i8);
                 for (a, w) in acc.iter_mut().zip(w) {
                     a[p] = mac(a[p], w, xv);
                 }
