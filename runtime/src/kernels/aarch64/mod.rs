@@ -1,20 +1,25 @@
 //! AArch64 kernels: Advanced SIMD (every AArch64 CPU) and the dot-product extension (SDOT),
 //! chosen at run time (`std` feature) or from the compile-time target features.
 //!
-//! **Convolution** is an im2col GEMM over blocks of [`PIX`] output pixels whose receptive fields
+//! **Convolution** is an im2col GEMM over blocks of `PIX` output pixels whose receptive fields
 //! are gathered once as raw `i8` activations, taps in the padding set to the zero point `z` and
 //! the field zero-padded to a multiple of 16. Weight rows are read 16 weights at a time and
 //! widened to `i8` lanes (4- and 2-bit values spread with `TBL`/`ZIP`, shifted and
-//! sign-extended; a row's last, partial chunk is unpacked one value at a time, so the unused high
-//! bits of its last byte are never read). Then, per pixel, `Σ w·a` is accumulated exactly in
-//! `i32` lanes — with `SDOT` (four `i8·i8` products per lane) on [`NeonDot`], with
-//! `SMULL`/`SADALP` (`i8·i8` products are exact in `i16`) on [`Neon`] — and `z·Σw` is subtracted
-//! once per output: `Σ w·(a − z)` over the taps inside the input, since padding taps hold `z`
-//! (contract §3). All sums stay below `K·2^15 < 2^31`.
+//! sign-extended); a row's last, partial chunk is read whole where the weights continue past it
+//! (what it takes beyond the row meets zero activations), else unpacked one value at a time, so
+//! nothing past the weights is read. Four rows at a time share each chunk of activations
+//! (`rows_dot`: 16 accumulators), `Σ w·a` accumulated exactly in `i32` lanes — with `SDOT`
+//! (four `i8·i8` products per lane) on [`NeonDot`], with `SMULL`/`SADALP` (`i8·i8` products are
+//! exact in `i16`) on [`Neon`]. Each channel's requantization is built once per layer into the
+//! kernel's scratch (`LaneTable`) with `−z·Σw` in its bias: `Σ w·(a − z)` over the taps inside
+//! the input, since padding taps hold `z` (contract §3); per pixel the four channels' sums are
+//! added pairwise into one vector and requantized in lanes. All sums stay below `K·2^15 < 2^31`.
+//! A fully connected layer (one pixel) or a scratch without room for the table takes one row at
+//! a time with `Σw` summed alongside.
 //!
 //! **Depthwise convolution** (depth multiplier 1, 8-bit activations) keeps a block of 8
 //! channels' weights and requantization in registers over the layer's pixels
-//! ([`depthwise_neon`]); other depthwise layers and the other operations are the portable kernels.
+//! (`depthwise_neon`); other depthwise layers and the other operations are the portable kernels.
 #![allow(unsafe_code)]
 
 use core::arch::aarch64::*;
@@ -584,7 +589,7 @@ fn conv2d_dot(
 
 impl Neon {
     /// Depthwise Conv2D, same bytes as [`reference::depthwise_conv2d`]: depth multiplier 1 with
-    /// 8-bit input and output on [`depthwise_neon`], anything else on the portable kernel.
+    /// 8-bit input and output on `depthwise_neon`, anything else on the portable kernel.
     #[allow(clippy::too_many_arguments)]
     pub fn depthwise_conv2d(
         self,
