@@ -755,13 +755,18 @@ unsafe fn depthwise_block8(
                         wp = wp.add(nc);
                     }
                 } else {
+                    // A window at the border: its taps inside the input, row by row, the
+                    // addresses stepped (not multiplied out per tap: 45% of dscnn's pixels).
                     for (ky, y) in (ky0..).zip(y0..y1) {
-                        for (kx, xx) in (kx0..).zip(x0..x1) {
-                            let a = vld1_s8(input.as_ptr().add((y * g.in_w + xx) * c + c0 + j0) as *const i8);
-                            let d = vsubq_s16(vmovl_s8(a), zv);
-                            let wv = vld1q_s16(w.as_ptr().add((ky * g.kernel_w + kx) * nc + j0));
+                        let mut ap = input.as_ptr().add((y * g.in_w + x0) * c + c0 + j0);
+                        let mut wp = w.as_ptr().add((ky * g.kernel_w + kx0) * nc + j0);
+                        for _ in x0..x1 {
+                            let d = vsubq_s16(vmovl_s8(vld1_s8(ap as *const i8)), zv);
+                            let wv = vld1q_s16(wp);
                             acc0 = vmlal_s16(acc0, vget_low_s16(d), vget_low_s16(wv));
                             acc1 = vmlal_high_s16(acc1, d, wv);
+                            ap = ap.add(c);
+                            wp = wp.add(nc);
                         }
                     }
                 }
