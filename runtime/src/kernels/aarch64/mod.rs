@@ -34,8 +34,9 @@ use crate::quant::{load, Bits};
 /// Output pixels per block (four: [`requant_lanes`] takes one block's sums as one vector).
 const PIX: usize = 4;
 const _: () = assert!(PIX == 4);
-/// Largest receptive field `K` (rounded up to 16) of these kernels; larger: portable.
-const KPAD_MAX: usize = 2048;
+/// Largest receptive field `K` of these kernels (their `i32` sums, at most `K·2^14`, stay
+/// exact); larger: portable.
+const K_MAX: usize = 1 << 16;
 
 /// AArch64 Advanced SIMD, present on every AArch64 CPU.
 #[derive(Debug, Clone, Copy)]
@@ -56,12 +57,10 @@ impl Neon {
         scratch: &mut [u8],
     ) {
         let k = g.kernel_h * g.kernel_w * g.in_c;
-        if k == 0 || k.next_multiple_of(16) > KPAD_MAX {
-            portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
-            return;
-        }
         // SAFETY: Advanced SIMD is part of every AArch64 target.
-        unsafe { conv2d_neon(g, input, in_fmt, weights, weight_bits, rq, output, scratch) }
+        if k == 0 || k > K_MAX || !unsafe { conv2d_neon(g, input, in_fmt, weights, weight_bits, rq, output, scratch) } {
+            portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
+        }
     }
     /// Fully connected, same bytes as [`reference::fully_connected`]: a one-pixel convolution.
     #[allow(clippy::too_many_arguments)]
@@ -77,6 +76,16 @@ impl Neon {
         output: &mut [u8],
         scratch: &mut [u8],
     ) {
+        if fc_direct(in_features, input, in_fmt) {
+            // SAFETY: Advanced SIMD is part of every AArch64 target; `fc_direct` checked the input.
+            unsafe { fc_neon(in_features, out_features, input, in_fmt, weights, weight_bits, rq, output) };
+            return;
+        }
+        if fc_direct(in_features, input, in_fmt) {
+            // SAFETY: `self` proves the CPU has dotprod; `fc_direct` checked the input.
+            unsafe { fc_dot(in_features, out_features, input, in_fmt, weights, weight_bits, rq, output) };
+            return;
+        }
         let g = fc_window(in_features, out_features);
         self.conv2d(&g, input, in_fmt, weights, weight_bits, rq, output, scratch)
     }
@@ -111,12 +120,10 @@ impl NeonDot {
         scratch: &mut [u8],
     ) {
         let k = g.kernel_h * g.kernel_w * g.in_c;
-        if k == 0 || k.next_multiple_of(16) > KPAD_MAX {
-            portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
-            return;
-        }
         // SAFETY: `self` proves the CPU has dotprod.
-        unsafe { conv2d_dot(g, input, in_fmt, weights, weight_bits, rq, output, scratch) }
+        if k == 0 || k > K_MAX || !unsafe { conv2d_dot(g, input, in_fmt, weights, weight_bits, rq, output, scratch) } {
+            portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
+        }
     }
     /// Fully connected, same bytes as [`reference::fully_connected`]: a one-pixel convolution.
     #[allow(clippy::too_many_arguments)]
@@ -204,7 +211,7 @@ unsafe fn chunk<const B: u32>(row: *const u8, j: usize) -> int8x16_t {
 unsafe fn row_dot<const B: u32, const SW: bool>(
     row: &[u8],
     k: usize,
-    x: &[[u8; KPAD_MAX]; PIX],
+    x: &[&[u8]; PIX],
     mac: impl Fn(int32x4_t, int8x16_t, int8x16_t) -> int32x4_t,
 ) -> ([int32x4_t; PIX], int32x4_t) {
     // SAFETY: Advanced SIMD; every load below is inside `row` or a field (the caller's bounds).
@@ -240,16 +247,18 @@ const fn width<const B: u32>() -> Bits {
     }
 }
 
-/// Gathers the block's receptive fields as raw `i8` bytes (padding taps = z), zero past `K`.
+/// Gathers the block's receptive fields as raw `i8` bytes (padding taps = z) into `x`, one
+/// `kpad`-byte field per pixel, zero past `K`.
 #[inline(always)]
-fn im2col(g: &Window, input: &[u8], in_fmt: ActFormat, q0: usize, n: usize, k: usize, x: &mut [[u8; KPAD_MAX]; PIX]) {
-    for (p, xp) in x.iter_mut().enumerate() {
+#[allow(clippy::too_many_arguments)]
+fn im2col(g: &Window, input: &[u8], in_fmt: ActFormat, q0: usize, n: usize, (k, kpad): (usize, usize), x: &mut [u8]) {
+    for (p, xp) in x.chunks_exact_mut(kpad).enumerate() {
         if p < n {
             let q = q0 + p;
             gather_into(g, input, in_fmt, q / g.out_w, q % g.out_w, xp);
-            xp[k..k.next_multiple_of(16)].fill(0);
+            xp[k..].fill(0);
         } else {
-            xp[..k.next_multiple_of(16)].fill(0);
+            xp.fill(0);
         }
     }
 }
@@ -285,7 +294,7 @@ fn conv2d_neon(
     rq: &Requant<'_>,
     output: &mut [u8],
     scratch: &mut [u8],
-) {
+) -> bool {
     // `i8·i8` products are exact in `i16`: SMULL/SMULL2, then pairwise into the `i32` lanes.
     let mac = |a: int32x4_t, w: int8x16_t, x: int8x16_t| {
         vpadalq_s16(vpadalq_s16(a, vmull_s8(vget_low_s8(w), vget_low_s8(x))), vmull_high_s8(w, x))
@@ -314,31 +323,36 @@ fn conv_blocks<const B: u32>(
     output: &mut [u8],
     scratch: &mut [u8],
     mac: impl Fn(int32x4_t, int8x16_t, int8x16_t) -> int32x4_t + Copy,
-) {
+) -> bool {
     let bits = width::<B>();
     let k = g.kernel_h * g.kernel_w * g.in_c;
+    let kpad = k.next_multiple_of(16);
     let row_bytes = bits.packed_len(k);
     let bound = sum_bound(k, bits, in_fmt.bits);
     let z = in_fmt.zero_point;
     let npix = g.out_h * g.out_w;
     let oc = g.out_c;
     let rows = &weights[..(oc * row_bytes).min(weights.len())];
-    let table = match npix > 1 {
-        true => LaneTable::new(scratch, rq, rows, (k, row_bytes, bits), bound, z),
+    // The block's fields, and the table where the scratch holds both (alignment: 16 bytes).
+    let fields = PIX.saturating_mul(kpad);
+    let with_table = npix > 1 && scratch.len() >= LaneTable::bytes(oc).saturating_add(fields).saturating_add(16);
+    let mut s = Scratch::new(scratch);
+    let table = match with_table {
+        true => LaneTable::new(&mut s, rq, rows, (k, row_bytes, bits), bound, z),
         false => None,
     };
-    let mut x = [[0u8; KPAD_MAX]; PIX];
+    let Some(x) = s.take::<u8>(fields) else { return false };
     let mut q0 = 0;
     while q0 < npix {
         let n = (npix - q0).min(PIX);
-        im2col(g, input, in_fmt, q0, n, k, &mut x);
+        im2col(g, input, in_fmt, q0, n, (k, kpad), x);
+        let x: [&[u8]; PIX] = core::array::from_fn(|p| &x[p * kpad..(p + 1) * kpad]);
         match &table {
             Some(table) => {
                 let mut quads = rows.chunks_exact(ROWS * row_bytes);
                 for (i, _) in quads.by_ref().enumerate() {
-                    // SAFETY: each row holds `k` packed weights; `x`'s fields `KPAD_MAX ≥ kpad`
-                    // bytes (the callers checked `kpad ≤ KPAD_MAX`), 0 past `k` ([`im2col`]);
-                    // `mac` is the caller's instruction set.
+                    // SAFETY: each row holds `k` packed weights; `x`'s fields `kpad` bytes, 0 past
+                    // `k` ([`im2col`]); `mac` is the caller's instruction set.
                     let acc = unsafe { rows_dot::<B>(&weights[i * ROWS * row_bytes..], row_bytes, k, &x, mac) };
                     let c0 = ROWS * i;
                     if n == PIX && rq.out.bits == Bits::B8 && table.fast(i) {
@@ -376,6 +390,7 @@ fn conv_blocks<const B: u32>(
         q0 += n;
     }
     reference::clear_tail(output, rq.out, npix * oc);
+    true
 }
 
 /// A layer's requantization per channel ([`Rq32`], `−z·Σw` in the bias), laid out for lanes:
@@ -389,8 +404,13 @@ struct LaneTable<'s> {
 const LANE_FIELDS: usize = 6;
 
 impl<'s> LaneTable<'s> {
+    /// Bytes of the table of `channels` channels.
+    fn bytes(channels: usize) -> usize {
+        LANE_FIELDS * 16 * channels.div_ceil(ROWS)
+    }
+
     fn new(
-        scratch: &'s mut [u8],
+        scratch: &mut Scratch<'s>,
         rq: &Requant<'_>,
         rows: &[u8],
         (k, row_bytes, bits): (usize, usize, Bits),
@@ -398,7 +418,7 @@ impl<'s> LaneTable<'s> {
         z: i32,
     ) -> Option<LaneTable<'s>> {
         let channels = rows.len() / row_bytes.max(1);
-        let fields = Scratch::new(scratch).take::<[i32; 4]>(LANE_FIELDS * channels.div_ceil(ROWS))?;
+        let fields = scratch.take::<[i32; 4]>(LANE_FIELDS * channels.div_ceil(ROWS))?;
         fields.fill([0; 4]);
         for (c, row) in rows.chunks_exact(row_bytes).enumerate() {
             let sw: i32 = (0..k).map(|i| load(row, bits, i)).sum();
@@ -501,7 +521,7 @@ unsafe fn rows_dot<const B: u32>(
     quad: &[u8],
     row_bytes: usize,
     k: usize,
-    x: &[[u8; KPAD_MAX]; PIX],
+    x: &[&[u8]; PIX],
     mac: impl Fn(int32x4_t, int8x16_t, int8x16_t) -> int32x4_t,
 ) -> [[int32x4_t; PIX]; ROWS] {
     let rows: [*const u8; ROWS] = core::array::from_fn(|j| quad[j * row_bytes..].as_ptr());
@@ -577,7 +597,7 @@ fn conv2d_dot(
     rq: &Requant<'_>,
     output: &mut [u8],
     scratch: &mut [u8],
-) {
+) -> bool {
     // The closure inherits this function's target features (dotprod, which the callers proved).
     let mac = |a: int32x4_t, w: int8x16_t, x: int8x16_t| sdot(a, w, x);
     match weight_bits {
@@ -585,6 +605,105 @@ fn conv2d_dot(
         Bits::B4 => conv_blocks::<4>(g, input, in_fmt, weights, rq, output, scratch, mac),
         Bits::B2 => conv_blocks::<2>(g, input, in_fmt, weights, rq, output, scratch, mac),
     }
+}
+
+/// Whether a fully connected layer reads its input in place ([`fc_rows`]): 8-bit, whole, at
+/// most [`K_MAX`] features (a 4-bit input goes through the convolution, which unpacks it).
+fn fc_direct(in_features: usize, input: &[u8], in_fmt: ActFormat) -> bool {
+    in_fmt.bits == Bits::B8 && (1..=K_MAX).contains(&in_features) && input.len() >= in_features
+}
+
+/// [`fc_rows`] with SMULL/SADALP.
+#[target_feature(enable = "neon")]
+#[allow(clippy::too_many_arguments)]
+fn fc_neon(
+    n: usize,
+    m: usize,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+) {
+    let mac = |a: int32x4_t, w: int8x16_t, x: int8x16_t| {
+        vpadalq_s16(vpadalq_s16(a, vmull_s8(vget_low_s8(w), vget_low_s8(x))), vmull_high_s8(w, x))
+    };
+    match bits {
+        Bits::B8 => fc_rows::<8>(n, m, input, in_fmt, weights, rq, output, mac),
+        Bits::B4 => fc_rows::<4>(n, m, input, in_fmt, weights, rq, output, mac),
+        Bits::B2 => fc_rows::<2>(n, m, input, in_fmt, weights, rq, output, mac),
+    }
+}
+
+/// [`fc_rows`] with SDOT.
+#[target_feature(enable = "neon,dotprod")]
+#[allow(clippy::too_many_arguments)]
+fn fc_dot(
+    n: usize,
+    m: usize,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+) {
+    // The closure inherits this function's target features (dotprod, which the callers proved).
+    let mac = |a: int32x4_t, w: int8x16_t, x: int8x16_t| sdot(a, w, x);
+    match bits {
+        Bits::B8 => fc_rows::<8>(n, m, input, in_fmt, weights, rq, output, mac),
+        Bits::B4 => fc_rows::<4>(n, m, input, in_fmt, weights, rq, output, mac),
+        Bits::B2 => fc_rows::<2>(n, m, input, in_fmt, weights, rq, output, mac),
+    }
+}
+
+/// Fully connected over an 8-bit input read in place, 16 features at a time, the last partial
+/// chunk from a copy padded with zeros: one pixel needs no receptive-field block (the
+/// convolution's four would be three quarters zeros), so no scratch. Per output `Σ w·a` and `Σw`
+/// in lanes, then `Σ w·(a − z)` requantized (each channel requantizes once, so its [`Rq32`] is
+/// built there).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn fc_rows<const B: u32>(
+    n: usize,
+    m: usize,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    rq: &Requant<'_>,
+    output: &mut [u8],
+    mac: impl Fn(int32x4_t, int8x16_t, int8x16_t) -> int32x4_t,
+) {
+    let bits = width::<B>();
+    let row_bytes = bits.packed_len(n);
+    let bound = sum_bound(n, bits, in_fmt.bits);
+    let z = in_fmt.zero_point;
+    let full = n / 16;
+    let mut tail = [0u8; 16];
+    tail[..n - 16 * full].copy_from_slice(&input[16 * full..n]);
+    for (c, row) in weights.chunks_exact(row_bytes).enumerate().take(m) {
+        // SAFETY: Advanced SIMD; chunk `j < full` lies inside the row and the input
+        // (`16(j + 1) ≤ n`, the caller checked `input.len() ≥ n`), the tail is 16 bytes.
+        let (s, sw) = unsafe {
+            let ones = vdupq_n_s8(1);
+            let (mut acc, mut sw) = (vdupq_n_s32(0), vdupq_n_s32(0));
+            for j in 0..full {
+                let w = chunk::<B>(row.as_ptr(), j);
+                acc = mac(acc, w, vld1q_s8(input.as_ptr().add(16 * j) as *const i8));
+                sw = mac(sw, w, ones);
+            }
+            if full * 16 < n {
+                let w = weights16(row, bits, n, full);
+                acc = mac(acc, w, vld1q_s8(tail.as_ptr() as *const i8));
+                sw = mac(sw, w, ones);
+            }
+            (vaddvq_s32(acc), vaddvq_s32(sw))
+        };
+        let f = Rq32::new(&ChannelQ::new(rq, c), bound, 0);
+        put(output, rq.out.bits, c, f.apply(s.wrapping_sub(z.wrapping_mul(sw)), rq.min, rq.max));
+    }
+    reference::clear_tail(output, rq.out, m);
 }
 
 impl Neon {
