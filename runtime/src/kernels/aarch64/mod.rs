@@ -14,8 +14,10 @@
 //! kernel's scratch (`LaneTable`) with `−z·Σw` in its bias: `Σ w·(a − z)` over the taps inside
 //! the input, since padding taps hold `z` (contract §3); per pixel the four channels' sums are
 //! added pairwise into one vector and requantized in lanes. All sums stay below `K·2^15 < 2^31`.
-//! A fully connected layer (one pixel) or a scratch without room for the table takes one row at
-//! a time with `Σw` summed alongside.
+//! The block of receptive fields and the table live in the op's planned scratch (with no room
+//! for the block, the portable kernel runs); a scratch without room for the table takes one row
+//! at a time with `Σw` summed alongside. A fully connected layer over an 8-bit input reads it in
+//! place (`fc_rows`: one pixel needs no block).
 //!
 //! **Depthwise convolution** (depth multiplier 1, 8-bit activations) keeps a block of 8
 //! channels' weights and requantization in registers over the layer's pixels
