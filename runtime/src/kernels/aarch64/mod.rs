@@ -30,7 +30,7 @@ use core::arch::asm;
 use super::portable;
 use super::reference::{self, ActFormat, Requant, Window};
 use super::scratch::Scratch;
-use super::util::{fc_window, gather_into, put, sum_bound, ChannelQ, Rq32};
+use super::util::{fc_window, gather_into, put, sum_bound, unpack4, ChannelQ, Rq32};
 use crate::quant::{load, Bits};
 
 /// Output pixels per block (four: [`requant_lanes`] takes one block's sums as one vector).
@@ -78,14 +78,9 @@ impl Neon {
         output: &mut [u8],
         scratch: &mut [u8],
     ) {
-        if fc_direct(in_features, input, in_fmt) {
-            // SAFETY: Advanced SIMD is part of every AArch64 target; `fc_direct` checked the input.
-            unsafe { fc_neon(in_features, out_features, input, in_fmt, weights, weight_bits, rq, output) };
-            return;
-        }
-        if fc_direct(in_features, input, in_fmt) {
-            // SAFETY: `self` proves the CPU has dotprod; `fc_direct` checked the input.
-            unsafe { fc_dot(in_features, out_features, input, in_fmt, weights, weight_bits, rq, output) };
+        if let Some(x) = fc_input(in_features, input, in_fmt, scratch) {
+            // SAFETY: Advanced SIMD is part of every AArch64 target; `x` holds the features.
+            unsafe { fc_neon(in_features, out_features, x, in_fmt, weights, weight_bits, rq, output) };
             return;
         }
         let g = fc_window(in_features, out_features);
@@ -141,6 +136,11 @@ impl NeonDot {
         output: &mut [u8],
         scratch: &mut [u8],
     ) {
+        if let Some(x) = fc_input(in_features, input, in_fmt, scratch) {
+            // SAFETY: `self` proves the CPU has dotprod; `x` holds the features.
+            unsafe { fc_dot(in_features, out_features, x, in_fmt, weights, weight_bits, rq, output) };
+            return;
+        }
         let g = fc_window(in_features, out_features);
         self.conv2d(&g, input, in_fmt, weights, weight_bits, rq, output, scratch)
     }
@@ -609,10 +609,23 @@ fn conv2d_dot(
     }
 }
 
-/// Whether a fully connected layer reads its input in place ([`fc_rows`]): 8-bit, whole, at
-/// most [`K_MAX`] features (a 4-bit input goes through the convolution, which unpacks it).
-fn fc_direct(in_features: usize, input: &[u8], in_fmt: ActFormat) -> bool {
-    in_fmt.bits == Bits::B8 && (1..=K_MAX).contains(&in_features) && input.len() >= in_features
+/// The input of a fully connected layer for [`fc_rows`], one byte per feature: in place when
+/// 8-bit, unpacked into `scratch` when 4-bit (a fully connected layer's planned scratch holds
+/// two bytes a feature or more); `None` for no features, more than [`K_MAX`], or buffers too
+/// short (the convolution, then the portable kernel, take those).
+fn fc_input<'a>(n: usize, input: &'a [u8], fmt: ActFormat, scratch: &'a mut [u8]) -> Option<&'a [u8]> {
+    if !(1..=K_MAX).contains(&n) {
+        return None;
+    }
+    match fmt.bits {
+        Bits::B8 => input.get(..n),
+        Bits::B4 if input.len() >= n.div_ceil(2) => {
+            let x = scratch.get_mut(..n)?;
+            unpack4(input, 0, x);
+            Some(x)
+        }
+        _ => None,
+    }
 }
 
 /// [`fc_rows`] with SMULL/SADALP.
@@ -660,9 +673,9 @@ fn fc_dot(
     }
 }
 
-/// Fully connected over an 8-bit input read in place, 16 features at a time, the last partial
-/// chunk from a copy padded with zeros: one pixel needs no receptive-field block (the
-/// convolution's four would be three quarters zeros), so no scratch. Per output `Σ w·a` and `Σw`
+/// Fully connected over its features one byte each (`input`, see [`fc_input`]), 16 at a time,
+/// the last partial chunk from a copy padded with zeros: one pixel needs no receptive-field block
+/// (the convolution's four would be three quarters zeros). Per output `Σ w·a` and `Σw`
 /// in lanes, then `Σ w·(a − z)` requantized (each channel requantizes once, so its [`Rq32`] is
 /// built there).
 #[inline(always)]
@@ -686,7 +699,8 @@ fn fc_rows<const B: u32>(
     tail[..n - 16 * full].copy_from_slice(&input[16 * full..n]);
     for (c, row) in weights.chunks_exact(row_bytes).enumerate().take(m) {
         // SAFETY: Advanced SIMD; chunk `j < full` lies inside the row and the input
-        // (`16(j + 1) ≤ n`, the caller checked `input.len() ≥ n`), the tail is 16 bytes.
+        // (`16(j + 1) ≤ n`; `input` holds `n` bytes, see [`fc_input`], and the slice for
+        // `tail` above checked it), the tail is 16 bytes.
         let (s, sw) = unsafe {
             let ones = vdupq_n_s8(1);
             let (mut acc, mut sw) = (vdupq_n_s32(0), vdupq_n_s32(0));
