@@ -297,10 +297,7 @@ fn conv2d_neon(
     output: &mut [u8],
     scratch: &mut [u8],
 ) -> bool {
-    // `i8·i8` products are exact in `i16`: SMULL/SMULL2, then pairwise into the `i32` lanes.
-    let mac = |a: int32x4_t, w: int8x16_t, x: int8x16_t| {
-        vpadalq_s16(vpadalq_s16(a, vmull_s8(vget_low_s8(w), vget_low_s8(x))), vmull_high_s8(w, x))
-    };
+    let mac = |a: int32x4_t, w: int8x16_t, x: int8x16_t| smull_mac(a, w, x);
     match weight_bits {
         Bits::B8 => conv_blocks::<8>(g, input, in_fmt, weights, rq, output, scratch, mac),
         Bits::B4 => conv_blocks::<4>(g, input, in_fmt, weights, rq, output, scratch, mac),
@@ -351,8 +348,8 @@ fn conv_blocks<const B: u32>(
         let x: [&[u8]; PIX] = core::array::from_fn(|p| &x[p * kpad..(p + 1) * kpad]);
         match &table {
             Some(table) => {
-                let mut quads = rows.chunks_exact(ROWS * row_bytes);
-                for (i, _) in quads.by_ref().enumerate() {
+                let channels = rows.len() / row_bytes;
+                for i in 0..channels / ROWS {
                     // SAFETY: each row holds `k` packed weights; `x`'s fields `kpad` bytes, 0 past
                     // `k` ([`im2col`]); `mac` is the caller's instruction set.
                     let acc = unsafe { rows_dot::<B>(&weights[i * ROWS * row_bytes..], row_bytes, k, &x, mac) };
@@ -372,11 +369,11 @@ fn conv_blocks<const B: u32>(
                         store_block(acc, &table.channel(c0 + j), rq, (q0, n), (c0 + j, oc), output);
                     }
                 }
-                let done = rows.len() / row_bytes / ROWS * ROWS;
-                for (j, row) in quads.remainder().chunks_exact(row_bytes).enumerate() {
+                for c in channels / ROWS * ROWS..channels {
+                    let row = &rows[c * row_bytes..(c + 1) * row_bytes];
                     // SAFETY: as above.
                     let (acc, _) = unsafe { row_dot::<B, false>(row, k, &x, mac) };
-                    store_block(acc, &table.channel(done + j), rq, (q0, n), (done + j, oc), output);
+                    store_block(acc, &table.channel(c), rq, (q0, n), (c, oc), output);
                 }
             }
             None => {
@@ -576,6 +573,14 @@ unsafe fn requant_lanes(acc: [int32x4_t; PIX], f: &Rq32, lo: i32, hi: i32) -> [i
     }
 }
 
+/// `acc +` the sums of `i8·i8` products four to a lane, without SDOT: the products are exact
+/// in `i16` (SMULL/SMULL2), then added pairwise into the `i32` lanes (SADALP).
+#[inline]
+#[target_feature(enable = "neon")]
+fn smull_mac(acc: int32x4_t, w: int8x16_t, x: int8x16_t) -> int32x4_t {
+    vpadalq_s16(vpadalq_s16(acc, vmull_s8(vget_low_s8(w), vget_low_s8(x))), vmull_high_s8(w, x))
+}
+
 /// `acc + Σ` of four `i8·i8` products per lane.
 #[inline]
 #[target_feature(enable = "neon,dotprod")]
@@ -641,9 +646,7 @@ fn fc_neon(
     rq: &Requant<'_>,
     output: &mut [u8],
 ) {
-    let mac = |a: int32x4_t, w: int8x16_t, x: int8x16_t| {
-        vpadalq_s16(vpadalq_s16(a, vmull_s8(vget_low_s8(w), vget_low_s8(x))), vmull_high_s8(w, x))
-    };
+    let mac = |a: int32x4_t, w: int8x16_t, x: int8x16_t| smull_mac(a, w, x);
     match bits {
         Bits::B8 => fc_rows::<8>(n, m, input, in_fmt, weights, rq, output, mac),
         Bits::B4 => fc_rows::<4>(n, m, input, in_fmt, weights, rq, output, mac),
