@@ -37,10 +37,38 @@ fn name(p: Option<Path>) -> &'static str {
     p.map_or("dispatch", Path::name)
 }
 
-/// The path a kernel run must report: the one asked for (the microcontroller paths report a
-/// fallback, and must take none, whatever the shape), or for the dispatch the active path.
-fn want_path(p: Option<Path>) -> Path {
-    p.unwrap_or_else(kernels::active)
+/// The path a kernel run must report: the one asked for (every path reports a fallback, and
+/// must take none, whatever the shape), or for the dispatch the active path. The one exception
+/// is by design: the AVX-512 VNNI convolution hands a layer outside its kernel (`in_kernel`
+/// false: more than 256 output channels, more than 64 KiB of laid-out weights) to AVX-VNNI, or
+/// AVX2 on a CPU without it.
+fn want_path(p: Option<Path>, in_kernel: bool) -> Path {
+    match p.unwrap_or_else(kernels::active) {
+        Path::Avx512Vnni if !in_kernel => x86_delegate(),
+        p => p,
+    }
+}
+
+/// The path the AVX-512 VNNI convolution hands the layers outside its kernel.
+fn x86_delegate() -> Path {
+    if kernels::available().contains(&Path::AvxVnni) {
+        Path::AvxVnni
+    } else {
+        Path::Avx2
+    }
+}
+
+/// Whether the AVX-512 VNNI kernel takes a convolution itself (it lays out its weights); true
+/// for the depthwise kernels, which do not hand layers on.
+fn avx512_takes(case: &ConvK, depthwise: bool) -> bool {
+    depthwise
+        || kernels::conv2d_prepared_bytes_on(
+            Path::Avx512Vnni,
+            &case.g,
+            bits_of(case.in_fmt.0),
+            &case.weights,
+            bits_of(case.weight_bits),
+        ) > 0
 }
 
 /// The conv-shaped kernels of each path (`depthwise` selects the depthwise ones).
@@ -245,9 +273,9 @@ fn compare(path: &str, want: &[u8], got: &[u8]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// The path that ran is the one asked for: no fallback, whatever the shape.
-fn check_path(p: Option<Path>, ran: Path) -> Result<(), TestCaseError> {
-    if ran != want_path(p) {
+/// The path that ran is the one asked for: no fallback, whatever the shape ([`want_path`]).
+fn check_path(p: Option<Path>, ran: Path, in_kernel: bool) -> Result<(), TestCaseError> {
+    if ran != want_path(p, in_kernel) {
         return Err(TestCaseError::fail(format!("{}: ran on the {} path", name(p), ran.name())));
     }
     Ok(())
@@ -272,7 +300,7 @@ fn conv_property_of(what: &str, depthwise: bool, cases: u32, strategy: impl Stra
         for (p, f) in &paths {
             let (got, ran) = run_conv(case, depthwise, f);
             compare(name(*p), &want, &got)?;
-            check_path(*p, ran)?;
+            check_path(*p, ran, avx512_takes(case, depthwise))?;
         }
         Ok(())
     });
@@ -300,6 +328,67 @@ fn conv2d_beyond_the_old_limits_takes_the_fast_paths() {
     let geom = geometry(3, 3).boxed();
     let ic = prop_oneof![Just(512usize), 100..=512usize].boxed();
     conv_property_of("conv2d large K", false, 40, conv_k_of(false, geom, ic, (1..=6usize).boxed()));
+}
+
+/// Receptive fields past the x86-64 kernels' old stack blocks (2,048 taps, beyond which they
+/// took the portable kernel and still reported their own path): 3×3×512 = 4,608, 1×1×3,000 and
+/// odd sizes between 2,049 and 6,000, over several pixels and a few output channels. Each x86
+/// path identical to the reference and on its own kernel with the planned scratch: AVX2 and
+/// AVX-VNNI themselves, AVX-512 VNNI itself whenever its laid-out weights fit (1×1×3,000 over
+/// at most 16 channels, asserted) and AVX-VNNI beyond that ([`want_path`]).
+#[test]
+fn conv2d_past_2048_taps_runs_on_each_x86_path() {
+    let shape = prop_oneof![
+        Just((3usize, 3usize, 512usize)),
+        Just((1usize, 1usize, 3000usize)),
+        (1..=3usize, 1..=3usize, 2049..=6000usize).prop_map(|(kh, kw, k)| (kh, kw, k.div_ceil(kh * kw) | 1)),
+    ];
+    let sizes = (1..=4usize, 1..=4usize, 1..=2usize, any::<[u8; 4]>(), 1..=18usize);
+    let strategy = (shape, sizes).prop_flat_map(|((kh, kw, ic), (h, w, stride, pads, oc))| {
+        let geom = geom_of(h + kh - 1, w + kw - 1, kh, kw, stride, stride, pads);
+        conv_k_of(false, Just(geom).boxed(), Just(ic).boxed(), Just(oc).boxed())
+    });
+    let paths = conv_paths(false);
+    let names: Vec<_> = paths.iter().map(|p| name(p.0)).collect();
+    let reference: ConvFn = Box::new(|g, i, f, w, b, r, o, _| {
+        reference::conv2d(g, i, f, w, b, r, o);
+        Path::Scalar
+    });
+    let avx512 = kernels::available().contains(&Path::Avx512Vnni);
+    let own = std::sync::atomic::AtomicUsize::new(0);
+    check("conv2d past 2,048 taps", 48, strategy, &names, |case| {
+        let k = case.g.kernel_h * case.g.kernel_w * case.g.in_c;
+        prop_assert!(k > 2048, "K = {k}");
+        let in_kernel = avx512_takes(case, false);
+        own.fetch_add(in_kernel as usize, std::sync::atomic::Ordering::Relaxed);
+        if avx512 && k == 3000 && case.g.kernel_h == 1 && case.g.out_c <= 16 {
+            prop_assert!(in_kernel, "1×1×3,000 over {} channels: outside the AVX-512 kernel", case.g.out_c);
+        }
+        let (want, _) = run_conv(case, false, &reference);
+        for (p, f) in &paths {
+            let (got, ran) = run_conv(case, false, f);
+            compare(name(*p), &want, &got)?;
+            check_path(*p, ran, in_kernel)?;
+        }
+        Ok(())
+    });
+    if avx512 {
+        let own = own.into_inner();
+        eprintln!("conv2d past 2,048 taps: {own} cases on the AVX-512 VNNI kernel itself");
+        assert!(own > 0, "no case on the AVX-512 VNNI kernel itself");
+    }
+}
+
+/// Small receptive fields and few output channels, where the planned scratch is at its
+/// tightest against the x86-64 kernels' blocks (rows of `K` padded to their chunks, the
+/// requantization table): convolutions of one to a few pixels and fully connected layers of
+/// 1–40 inputs, every weight and input width; no path falls back.
+#[test]
+fn small_layers_fit_the_planned_scratch() {
+    let geom = geometry(3, 3).boxed();
+    let ic = (1..=40usize).boxed();
+    conv_property_of("conv2d small", false, 1500, conv_k_of(false, geom, ic, (1..=3usize).boxed()));
+    fc_property("fully_connected small", 1500, fc_k_of((1..=40usize).boxed(), (1..=3usize).boxed()));
 }
 
 /// Up to 1,024 output channels (the DSP path precomputed at most 128 channels' requantization).
@@ -417,10 +506,18 @@ fn fc_property(what: &str, cases: u32, strategy: impl Strategy<Value = FcK>) {
     });
     check(what, cases, strategy, &names, |c| {
         let (want, _) = run(c, &reference);
+        let in_kernel = kernels::fully_connected_prepared_bytes_on(
+            Path::Avx512Vnni,
+            c.n,
+            c.m,
+            bits_of(c.in_fmt.0),
+            &c.weights,
+            bits_of(c.weight_bits),
+        ) > 0;
         for (p, f) in &paths {
             let (got, ran) = run(c, f);
             compare(name(*p), &want, &got)?;
-            check_path(*p, ran)?;
+            check_path(*p, ran, in_kernel)?;
         }
         Ok(())
     });
@@ -446,10 +543,13 @@ fn fully_connected_beyond_the_old_limits_takes_the_fast_paths() {
 /// (`*_prepared_on`) and by the op-level dispatch (`*_prepared`): identical to the reference;
 /// prepared weights of the wrong length are ignored (the same bytes, laid out per call), a
 /// destination of the wrong length is refused, and the paths that prepare nothing ask for 0
-/// bytes. Returns how many cases had prepared weights on some path.
+/// bytes. `hands_on`: the AVX-512 kernel hands the layers it prepares nothing for to another
+/// path (convolution, fully connected; [`want_path`]). Returns how many cases had prepared
+/// weights on some path.
 #[allow(clippy::too_many_arguments)]
 fn prepared_property<C: std::fmt::Debug>(
     what: &str,
+    hands_on: bool,
     cases: u32,
     strategy: impl Strategy<Value = C>,
     run: impl Fn(&C, &ConvDyn) -> (Vec<u8>, Path),
@@ -464,6 +564,7 @@ fn prepared_property<C: std::fmt::Debug>(
     let prepared_cases = std::sync::atomic::AtomicUsize::new(0);
     check(what, cases, strategy, &names, |c| {
         let (want, _) = run(c, &*reference);
+        let in_kernel = !hands_on || bytes_on(c, Path::Avx512Vnni) > 0;
         let mut any = false;
         for p in paths().into_iter().flatten() {
             let n = bytes_on(c, p);
@@ -482,7 +583,7 @@ fn prepared_property<C: std::fmt::Debug>(
             for (label, w) in [("prepared", &prepared[..]), ("short", short), ("empty", &[][..])] {
                 let (got, ran) = run(c, &*prepared_on(c, p, w));
                 compare(&format!("{} {label}", p.name()), &want, &got)?;
-                check_path(Some(p), ran)?;
+                check_path(Some(p), ran, in_kernel)?;
             }
         }
         let p = kernels::prepared_path();
@@ -491,7 +592,7 @@ fn prepared_property<C: std::fmt::Debug>(
         prepare_on(c, p, &mut prepared);
         let (got, ran) = run(c, &*dispatch(c, &prepared));
         compare("dispatch prepared", &want, &got)?;
-        check_path(None, ran)?;
+        check_path(None, ran, in_kernel)?;
         if any {
             prepared_cases.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
@@ -505,6 +606,7 @@ fn conv2d_prepared_property(what: &str, cases: u32, strategy: impl Strategy<Valu
     let in_bits = |c: &ConvK| bits_of(c.in_fmt.0);
     let prepared = prepared_property(
         what,
+        true,
         cases,
         strategy,
         |c, f| run_conv(c, false, f),
@@ -550,6 +652,7 @@ fn conv2d_prepared_weights_of_large_layers_match_reference() {
     let strategy = conv_k_of(false, geom, ic, oc);
     let prepared = prepared_property(
         "conv2d prepared large",
+        true,
         40,
         strategy,
         |c, f| run_conv(c, false, f),
@@ -590,6 +693,7 @@ fn depthwise_prepared_weights_match_reference() {
     let fmt = |c: &ConvK| ActFormat { bits: bits_of(c.in_fmt.0), zero_point: c.in_fmt.1 };
     let prepared = prepared_property(
         "depthwise prepared",
+        false,
         1500,
         strategy,
         |c, f| run_conv(c, true, f),
@@ -653,6 +757,7 @@ fn fully_connected_prepared_weights_match_reference() {
     };
     let prepared = prepared_property(
         "fully_connected prepared",
+        true,
         2000,
         fc_k(),
         run,

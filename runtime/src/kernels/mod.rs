@@ -25,8 +25,10 @@
 //! (DSP, portable) keep every buffer there, sized from the layer, so that every layer shape runs
 //! on the machine's fast path and the stack stays small, and they return the [`Path`] that ran
 //! (a too-small scratch, which the loader rules out for a model, runs the reference). The host
-//! paths (x86-64, AArch64) keep their own stack buffers and fall back to the portable kernel,
-//! with the same scratch, for shapes outside them.
+//! paths (x86-64, AArch64) keep their convolution blocks in the same scratch (any `K` up to
+//! 65,536) and fall back to the portable kernel, with the same scratch, only where it is too
+//! small; the x86-64 paths report the fallback (and AVX-512 VNNI the path it hands a layer
+//! outside its kernel to), the AArch64 ones report themselves.
 
 pub mod bytewise;
 pub mod linked;
@@ -180,8 +182,8 @@ pub fn available() -> heapless::Vec<Path, 8> {
 }
 
 /// [`conv2d`] on a given path; `None` (nothing written) when this machine cannot run it, else
-/// the path that ran (the microcontroller paths report a fallback; the host paths report
-/// themselves).
+/// the path that ran (the microcontroller and x86-64 paths report a fallback; the AArch64 paths
+/// report themselves).
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_on(
     path: Path,
@@ -201,11 +203,11 @@ pub fn conv2d_on(
         #[cfg(hawq_dsp)]
         Path::Dsp => return Some(dsp::conv2d::<{ linked::ALL }>(g, i, f, w, b, rq, o, s)),
         #[cfg(target_arch = "x86_64")]
-        Path::Avx2 => x86::Avx2::new()?.conv2d(g, i, f, w, b, rq, o, s),
+        Path::Avx2 => return Some(x86::Avx2::new()?.conv2d(g, i, f, w, b, rq, o, s)),
         #[cfg(target_arch = "x86_64")]
-        Path::AvxVnni => x86::AvxVnni::new()?.conv2d(g, i, f, w, b, rq, o, s),
+        Path::AvxVnni => return Some(x86::AvxVnni::new()?.conv2d(g, i, f, w, b, rq, o, s)),
         #[cfg(target_arch = "x86_64")]
-        Path::Avx512Vnni => x86::Avx512Vnni::new()?.conv2d(g, i, f, w, b, rq, o, s),
+        Path::Avx512Vnni => return Some(x86::Avx512Vnni::new()?.conv2d(g, i, f, w, b, rq, o, s)),
         #[cfg(target_arch = "aarch64")]
         Path::Neon => aarch64::Neon.conv2d(g, i, f, w, b, rq, o, s),
         #[cfg(target_arch = "aarch64")]
@@ -278,11 +280,11 @@ pub fn fully_connected_on(
         #[cfg(hawq_dsp)]
         Path::Dsp => return Some(dsp::fully_connected::<{ linked::ALL }>(n, m, i, f, w, b, rq, o, s)),
         #[cfg(target_arch = "x86_64")]
-        Path::Avx2 => x86::Avx2::new()?.fully_connected(n, m, i, f, w, b, rq, o, s),
+        Path::Avx2 => return Some(x86::Avx2::new()?.fully_connected(n, m, i, f, w, b, rq, o, s)),
         #[cfg(target_arch = "x86_64")]
-        Path::AvxVnni => x86::AvxVnni::new()?.fully_connected(n, m, i, f, w, b, rq, o, s),
+        Path::AvxVnni => return Some(x86::AvxVnni::new()?.fully_connected(n, m, i, f, w, b, rq, o, s)),
         #[cfg(target_arch = "x86_64")]
-        Path::Avx512Vnni => x86::Avx512Vnni::new()?.fully_connected(n, m, i, f, w, b, rq, o, s),
+        Path::Avx512Vnni => return Some(x86::Avx512Vnni::new()?.fully_connected(n, m, i, f, w, b, rq, o, s)),
         #[cfg(target_arch = "aarch64")]
         Path::Neon => aarch64::Neon.fully_connected(n, m, i, f, w, b, rq, o, s),
         #[cfg(target_arch = "aarch64")]
@@ -350,8 +352,7 @@ pub fn conv2d_prepared_on(
         #[cfg(target_arch = "x86_64")]
         Path::Avx512Vnni => {
             let k = x86::Avx512Vnni::new()?;
-            k.conv2d_prepared(g, input, in_fmt, weights, weight_bits, rq, output, scratch, prepared);
-            Some(path)
+            Some(k.conv2d_prepared(g, input, in_fmt, weights, weight_bits, rq, output, scratch, prepared))
         }
         _ => conv2d_on(path, g, input, in_fmt, weights, weight_bits, rq, output, scratch),
     }
@@ -498,8 +499,7 @@ pub fn fully_connected_prepared_on(
         Path::Avx512Vnni => {
             let k = x86::Avx512Vnni::new()?;
             let (n, m) = (in_features, out_features);
-            k.fully_connected_prepared(n, m, input, in_fmt, weights, weight_bits, rq, output, scratch, prepared);
-            Some(path)
+            Some(k.fully_connected_prepared(n, m, input, in_fmt, weights, weight_bits, rq, output, scratch, prepared))
         }
         _ => fully_connected_on(
             path,

@@ -6,8 +6,10 @@
 //! geometry and bit widths ([`conv2d_bytes`], [`depthwise_conv2d_bytes`],
 //! [`fully_connected_bytes`]), the same on every target, and the maximum over the
 //! microcontroller paths (Cortex-M DSP and portable), so that one compiled model runs on every
-//! microcontroller. The host paths (x86-64, AArch64) get the same slice; they use it where they
-//! run the portable kernels.
+//! microcontroller. The host paths (x86-64, AArch64) get the same slice and keep their
+//! convolution blocks in it: it is large enough for them at every `K` (for x86-64: `2·K` bytes a
+//! pixel for AVX2, `K` and the `28·out_c` table for AVX-VNNI, at most `9·⌈K⌉₄ + 3` for AVX-512
+//! VNNI), so the size stays that of the microcontroller paths.
 //!
 //! | kernel | DSP (Cortex-M4/M7) | portable (M0/M3/RISC-V) |
 //! |---|---|---|

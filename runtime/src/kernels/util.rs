@@ -313,7 +313,7 @@ pub(crate) fn unpack4(input: &[u8], start: usize, dst: &mut [u8]) {
 /// that `a − z = 0` there, contract §3). Returns a slice of the input itself when the field is one
 /// contiguous run of an 8-bit tensor (1×1 convolutions, full-width kernels), else fills
 /// `col[..K]`. `col` must hold `K = kh·kw·in_c` bytes.
-#[cfg_attr(not(any(hawq_dsp, target_arch = "x86_64")), allow(dead_code))]
+#[cfg_attr(not(hawq_dsp), allow(dead_code))]
 pub(crate) fn gather<'a>(
     g: &Window,
     input: &'a [u8],
@@ -331,7 +331,7 @@ pub(crate) fn gather<'a>(
 }
 
 /// [`gather`] always into `dst[..K]` (a copy of the input's run where it is contiguous).
-#[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+#[cfg_attr(not(any(target_arch = "aarch64", target_arch = "x86_64")), allow(dead_code))]
 pub(crate) fn gather_into(g: &Window, input: &[u8], fmt: ActFormat, oy: usize, ox: usize, dst: &mut [u8]) {
     let k = g.kernel_h * g.kernel_w * g.in_c;
     match contiguous_field(g, fmt, oy, ox) {

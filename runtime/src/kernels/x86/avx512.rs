@@ -15,6 +15,12 @@
 //! window and a table of each quad's offset from it, one loop over the layer's quads; the
 //! weights padded with zeros to whole 4-byte quads per row); a 4-bit input goes through an
 //! im2col copy per pixel. Requantization is [`Rq32`] in 512-bit vector form, then `VPMOVSDB`.
+//! The table of quad offsets and the im2col block live in the op's planned scratch
+//! (`Layout::scratch_bytes`, at most `9·⌈K⌉₄ + 3` bytes, within it for every `K`). Still on the
+//! stack: the padded image (at most 64 KiB; a larger image takes the im2col copy) and, without
+//! prepared weights, the weights laid out for the call (at most 64 KiB, the kernel's limit with
+//! them too); a layer of more laid-out weights or more than 256 output channels is handed to
+//! AVX-VNNI (or AVX2).
 //! Depthwise convolution: 32–1,024 channels and at most four kernel rows in `super::stacked`
 //! (`VPDPBUSD` over the kernel rows); the others 32 channels per block, as the AVX2 kernel.
 #![allow(unsafe_code)]
@@ -23,21 +29,19 @@ use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
 
 use super::super::reference::{self, ActFormat, AddRequant, Requant, Window};
-use super::super::util::{fc_window, gather, put, sum_bound, AddPlan, ChannelQ, Rq32};
+use super::super::scratch::Scratch;
+use super::super::util::{fc_window, gather_into, put, sum_bound, AddPlan, ChannelQ, Rq32};
+use super::super::Path;
 use super::stacked::Stacked;
-use super::{zeroed_aligned, zeroed_prefix, Avx2, AvxVnni, Depthwise, DW_C_MAX, DW_TAPS_MAX, DW_WV_MAX};
+use super::{zeroed_aligned, Avx2, AvxVnni, Depthwise, DW_C_MAX, DW_TAPS_MAX, DW_WV_MAX, K_MAX};
 use crate::quant::Bits;
 
-/// Largest receptive field `K` (rounded up to 32).
-const KPAD_MAX: usize = 2048;
 /// Most output channels.
 const OC_MAX: usize = 256;
 /// Bytes of the laid-out weights of a layer (`⌈oc/16⌉·16 · ⌈K/4⌉·4`); larger: AVX-VNNI.
 const WP_MAX: usize = 65536;
 /// Bytes of the offset input read in place (`in_h·in_w·⌈in_c/4⌉·4`); larger: an im2col copy.
 const XBUF_MAX: usize = 65536;
-/// Most pixels of a block.
-const PIX_MAX: usize = 8;
 /// Most taps `kh·kw` read in place.
 const TAPS_MAX: usize = 64;
 
@@ -79,7 +83,7 @@ impl Avx512Vnni {
         rq: &Requant<'_>,
         output: &mut [u8],
         scratch: &mut [u8],
-    ) {
+    ) -> Path {
         self.conv2d_prepared(g, input, in_fmt, weights, weight_bits, rq, output, scratch, &[])
     }
 
@@ -120,6 +124,10 @@ impl Avx512Vnni {
     /// [`Avx512Vnni::prepare_conv2d`] for the same window, input format, weights and
     /// requantization: `prepared`
     /// of any other length (e.g. empty) is ignored and the weights are laid out for this call.
+    /// Returns the path that ran: AVX-512 VNNI, or for a layer outside its kernel (more than
+    /// 256 output channels, more than 64 KiB of laid-out weights, `K` above `K_MAX`) or a
+    /// scratch smaller than [`super::super::conv2d_scratch_bytes`], AVX-VNNI or AVX2 (what
+    /// [`AvxVnni::conv2d`] or [`Avx2::conv2d`] returns).
     #[allow(clippy::too_many_arguments)]
     pub fn conv2d_prepared(
         self,
@@ -132,21 +140,24 @@ impl Avx512Vnni {
         output: &mut [u8],
         scratch: &mut [u8],
         prepared: &[u8],
-    ) {
-        let Some(l) = Layout::new(g, in_fmt.bits, weights, weight_bits) else {
-            return match AvxVnni::new() {
-                Some(v) => v.conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch),
-                None => Avx2(()).conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch),
+    ) -> Path {
+        if let Some(l) = Layout::new(g, in_fmt.bits, weights, weight_bits) {
+            let (w, p, o, s) = (weights, prepared, &mut *output, &mut *scratch);
+            // SAFETY: `self` proves the CPU has AVX-512 F/BW/VL/VNNI and AVX2.
+            let ran = unsafe {
+                match weight_bits {
+                    Bits::B8 => conv2d_512::<8>(&l, g, input, in_fmt, w, rq, o, s, p),
+                    Bits::B4 => conv2d_512::<4>(&l, g, input, in_fmt, w, rq, o, s, p),
+                    Bits::B2 => conv2d_512::<2>(&l, g, input, in_fmt, w, rq, o, s, p),
+                }
             };
-        };
-        let (w, p) = (weights, prepared);
-        // SAFETY: `self` proves the CPU has AVX-512 F/BW/VL/VNNI and AVX2.
-        unsafe {
-            match weight_bits {
-                Bits::B8 => conv2d_512::<8>(&l, g, input, in_fmt, w, rq, output, p),
-                Bits::B4 => conv2d_512::<4>(&l, g, input, in_fmt, w, rq, output, p),
-                Bits::B2 => conv2d_512::<2>(&l, g, input, in_fmt, w, rq, output, p),
+            if ran {
+                return Path::Avx512Vnni;
             }
+        }
+        match AvxVnni::new() {
+            Some(v) => v.conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch),
+            None => Avx2(()).conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch),
         }
     }
 
@@ -263,7 +274,7 @@ impl Avx512Vnni {
         rq: &Requant<'_>,
         output: &mut [u8],
         scratch: &mut [u8],
-    ) {
+    ) -> Path {
         let g = fc_window(in_features, out_features);
         self.conv2d(&g, input, in_fmt, weights, weight_bits, rq, output, scratch)
     }
@@ -310,7 +321,7 @@ impl Avx512Vnni {
         output: &mut [u8],
         scratch: &mut [u8],
         prepared: &[u8],
-    ) {
+    ) -> Path {
         let g = fc_window(in_features, out_features);
         self.conv2d_prepared(&g, input, in_fmt, weights, weight_bits, rq, output, scratch, prepared)
     }
@@ -556,33 +567,6 @@ impl LaneQ16 {
     }
 }
 
-/// Row `c` of `B`-bit weights (`K` of them) as signed bytes into `dst` (zero past `K`), and `Σw`.
-#[inline]
-#[target_feature(enable = "avx2,avx512f,avx512vl,avx512vnni")]
-fn unpack_row<const B: usize>(
-    weights: &[u8],
-    row_bytes: usize,
-    c: usize,
-    k: usize,
-    ones: &[u8],
-    dst: &mut [u8],
-) -> i32 {
-    let row = &weights[c * row_bytes..];
-    let mut acc = _mm256_setzero_si256();
-    for j in 0..k.div_ceil(32) {
-        let w = super::vnni::chunk::<B>(row, j);
-        // SAFETY: `ones` and `dst` hold at least `32·⌈K/32⌉ ≤ KPAD_MAX` bytes.
-        unsafe {
-            let one = _mm256_loadu_si256(ones.as_ptr().add(32 * j) as *const __m256i);
-            // Bytes past K (the next row's, or zeros) are masked out by `ones`.
-            let w = _mm256_sign_epi8(w, one);
-            acc = _mm256_dpbusd_epi32(acc, one, w);
-            _mm256_storeu_si256(dst.as_mut_ptr().add(32 * j) as *mut __m256i, w);
-        }
-    }
-    super::vnni::hsum1(acc)
-}
-
 /// How a layer's weights are laid out for [`conv2d_512`]: a function of the window and the input
 /// width only (so that it can be prepared once, [`Avx512Vnni::prepare_conv2d`]).
 #[derive(Clone, Copy)]
@@ -607,7 +591,7 @@ impl Layout {
         let fits = k > 0
             && g.out_h > 0
             && g.out_w > 0
-            && k.next_multiple_of(32) <= KPAD_MAX
+            && k <= K_MAX
             && g.out_c > 0
             && g.out_c <= OC_MAX
             && g.out_c.next_multiple_of(16) * k.next_multiple_of(4) <= WP_MAX
@@ -635,7 +619,6 @@ impl Layout {
             && 3 * 4 * row_quads <= 4 * seg
             && padded_h * padded_w * ic + 4 <= XBUF_MAX
             && kh <= TAPS_MAX
-            && kh * 4 * row_quads <= KPAD_MAX
             && groups * 16 * kh * 4 * row_quads <= WP_MAX;
         let kq = if indirect { kh * row_quads } else { k.div_ceil(4) };
         Some(Layout { k, groups, row_quads, padded_h, padded_w, indirect, kq })
@@ -646,6 +629,16 @@ impl Layout {
     /// when those hold the layer's requantization: 8-bit output, every channel fast).
     fn bytes(&self) -> usize {
         self.groups * 64 * (1 + self.kq) + self.groups * LANEQ_BYTES + 64
+    }
+
+    /// Scratch bytes of [`blocks`] for `p` pixels per block over `npix`: each quad's offset
+    /// (`u32`), and without `indirect` the block's receptive fields (`4·kq` bytes each); at
+    /// most `9·⌈K⌉₄ + 3` (an im2col block of 8 pixels), within what a convolution's planned
+    /// scratch holds (`8·⌈K⌉₄` for its blocks, `⌈K⌉₄` for a receptive field, `4` of slack), and
+    /// for one pixel (a fully connected layer) `2·⌈K⌉₄ + 3`, within its `2·⌈K⌉₄ + 4`.
+    fn scratch_bytes(&self, p: usize, npix: usize) -> usize {
+        let fields = if self.indirect { 0 } else { p.min(npix) * 4 * self.kq };
+        3 + 4 * self.kq + fields
     }
 }
 
@@ -673,49 +666,87 @@ fn prepare<const B: usize>(
     let (wp, tail) = rest.split_at_mut(l.groups * kq * 64);
     sums.fill(0);
     tail.fill(0);
-    // Scratch sized to the layer: only what it uses is zeroed.
-    let (mut ones, mut row) = (MaybeUninit::uninit(), MaybeUninit::uninit());
-    let chunked = 32 * k.div_ceil(32);
-    let ones: &mut [u8] = zeroed_prefix::<KPAD_MAX>(&mut ones, chunked);
-    ones[..k].fill(1);
-    let row: &mut [u8] = zeroed_prefix::<KPAD_MAX>(&mut row, chunked.max(4 * kq));
-    // Each group's 16 rows side by side (`4·kq` bytes each), then one gather per `k/4` puts
-    // their 4-byte groups across the lanes.
-    let stride = 4 * kq;
-    let mut rows16 = MaybeUninit::uninit();
-    let rows16: &mut [u8] = zeroed_prefix::<{ 16 * KPAD_MAX }>(&mut rows16, 16 * stride);
-    let lanes = _mm512_mullo_epi32(
-        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-        _mm512_set1_epi32(stride as i32),
-    );
-    for c in 0..oc {
-        let sum_w = unpack_row::<B>(weights, row_bytes, c, k, ones, row);
-        sums[4 * c..4 * c + 4].copy_from_slice(&sum_w.to_le_bytes());
-        let (group, lane) = (c / 16, c % 16);
-        let slot = &mut rows16[lane * stride..(lane + 1) * stride];
-        if l.indirect && 4 * l.row_quads != seg {
-            for (dst, src) in slot.chunks_exact_mut(4 * l.row_quads).zip(row[..k].chunks_exact(seg)) {
-                dst[..seg].copy_from_slice(src);
-                dst[seg..].fill(0);
-            }
-        } else {
-            slot.copy_from_slice(&row[..stride]);
-        }
-        if lane == 15 || c + 1 == oc {
-            // Lanes past `oc` in the last group hold an earlier group's rows: their sums are
-            // never stored.
-            let dst = &mut wp[group * kq * 64..(group + 1) * kq * 64];
-            for (q, d) in dst.chunks_exact_mut(64).enumerate() {
-                // SAFETY: every lane reads 4 bytes at `lane·stride + 4q < 16·stride`, inside
-                // `rows16`; `d` holds 64 bytes.
-                unsafe {
-                    let v = _mm512_i32gather_epi32::<1>(
-                        _mm512_add_epi32(lanes, _mm512_set1_epi32(4 * q as i32)),
-                        rows16.as_ptr() as *const i32,
-                    );
-                    _mm512_storeu_si512(d.as_mut_ptr() as *mut __m512i, v);
+    // Kernel rows padded to whole quads (an `indirect` layout whose rows are not): each weight
+    // placed on its own, the padding zero. Else every quad of every group is written (the lanes
+    // past `oc` zero).
+    let spaced = l.indirect && 4 * l.row_quads != seg;
+    if spaced {
+        wp.fill(0);
+    }
+    // Row `c`'s weights `32j..32j + 32` as bytes, zero past K (the next row's there).
+    let chunk = |c: usize, j: usize| {
+        let left = k - 32 * j;
+        let m: __mmask32 = if left >= 32 { !0 } else { (1u32 << left) - 1 };
+        _mm256_maskz_mov_epi8(m, super::vnni::chunk::<B>(&weights[c * row_bytes..], j))
+    };
+    if spaced {
+        let ones = _mm256_set1_epi8(1);
+        for c in 0..oc {
+            let (group, lane) = (c / 16, c % 16);
+            let wg = &mut wp[group * kq * 64..(group + 1) * kq * 64];
+            let mut acc = _mm256_setzero_si256();
+            for j in 0..k.div_ceil(32) {
+                let w = chunk(c, j);
+                acc = _mm256_dpbusd_epi32(acc, ones, w);
+                let mut t = [0u8; 32];
+                // SAFETY: `t` holds 32 bytes.
+                unsafe { _mm256_storeu_si256(t.as_mut_ptr() as *mut __m256i, w) };
+                // Weight `i` of kernel row `i / seg` at byte `i % seg` of that row's quads.
+                for (i, &b) in t.iter().enumerate().take(k - 32 * j) {
+                    let (ky, r) = ((32 * j + i) / seg, (32 * j + i) % seg);
+                    wg[(ky * l.row_quads + r / 4) * 64 + 4 * lane + r % 4] = b;
                 }
             }
+            sums[4 * c..4 * c + 4].copy_from_slice(&super::vnni::hsum1(acc).to_le_bytes());
+        }
+    } else {
+        // Per group and 32 values of K: the 16 rows' chunks (8 quads each) transposed in
+        // registers into 8 vectors of one quad per lane, `Σw` of the 16 channels alongside.
+        let ones = _mm512_set1_epi8(1);
+        // Qwords of the 128-bit lanes (u.0, v.0, u.2, v.2) and (u.1, v.1, u.3, v.3).
+        let lanes02 = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
+        let lanes13 = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+        for group in 0..l.groups {
+            let wg = &mut wp[group * kq * 64..(group + 1) * kq * 64];
+            let c0 = 16 * group;
+            let mut acc = _mm512_setzero_si512();
+            for j in 0..k.div_ceil(32) {
+                let row = |c: usize| if c < oc { chunk(c, j) } else { _mm256_setzero_si256() };
+                // r[i]: rows i and i + 8 of the group; then two 8×8 transposes of `i32` side
+                // by side (`VPUNPCK*DQ`, `VPUNPCK*QDQ`, then the 128-bit lanes put together).
+                let r: [__m512i; 8] = core::array::from_fn(|i| {
+                    _mm512_inserti64x4(_mm512_castsi256_si512(row(c0 + i)), row(c0 + i + 8), 1)
+                });
+                let t: [__m512i; 8] = core::array::from_fn(|i| {
+                    let (a, b) = (r[i & !1], r[i | 1]);
+                    if i % 2 == 0 {
+                        _mm512_unpacklo_epi32(a, b)
+                    } else {
+                        _mm512_unpackhi_epi32(a, b)
+                    }
+                });
+                // u[i]: rows 4(i / 4)..+4 of quads (i % 4, i % 4 + 4) in 128-bit lanes.
+                let u: [__m512i; 8] = core::array::from_fn(|i| {
+                    let (h, q) = (i / 4 * 4, i % 4);
+                    let (a, b) = (t[h + q / 2], t[h + q / 2 + 2]);
+                    if q % 2 == 0 {
+                        _mm512_unpacklo_epi64(a, b)
+                    } else {
+                        _mm512_unpackhi_epi64(a, b)
+                    }
+                });
+                for q in 0..8 {
+                    let (a, b) = (u[q % 4], u[q % 4 + 4]);
+                    let v = _mm512_permutex2var_epi64(a, if q < 4 { lanes02 } else { lanes13 }, b);
+                    acc = _mm512_dpbusd_epi32(acc, ones, v);
+                    if let Some(d) = wg.get_mut((8 * j + q) * 64..(8 * j + q + 1) * 64) {
+                        // SAFETY: `d` holds 64 bytes.
+                        unsafe { _mm512_storeu_si512(d.as_mut_ptr() as *mut __m512i, v) };
+                    }
+                }
+            }
+            // SAFETY: `sums` holds 64 bytes per group.
+            unsafe { _mm512_storeu_si512(sums[64 * group..].as_mut_ptr() as *mut __m512i, acc) };
         }
     }
     if let Some((in_fmt, rq)) = q {
@@ -755,6 +786,7 @@ fn channel_requant(
 /// 70 KB buffer.
 #[inline(never)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
+#[allow(clippy::too_many_arguments)]
 fn conv2d_512_laid_out_here<const B: usize>(
     l: &Layout,
     g: &Window,
@@ -763,19 +795,19 @@ fn conv2d_512_laid_out_here<const B: usize>(
     weights: &[u8],
     rq: &Requant<'_>,
     output: &mut [u8],
-) {
+    scratch: &mut [u8],
+) -> bool {
     let mut own = MaybeUninit::uninit();
     let buf = zeroed_aligned::<{ WP_MAX + 4 * OC_MAX + OC_MAX / 16 * LANEQ_BYTES + 128 }>(&mut own, l.bytes());
     prepare::<B>(l, g, weights, None, buf);
     // Always true: `Layout::new` bounds the layout by the buffer's capacity.
     debug_assert_eq!(buf.len(), l.bytes());
-    if buf.len() == l.bytes() {
-        conv2d_512::<B>(l, g, input, in_fmt, weights, rq, output, buf);
-    }
+    buf.len() == l.bytes() && conv2d_512::<B>(l, g, input, in_fmt, weights, rq, output, scratch, buf)
 }
 
 /// Conv2D with the weights of [`prepare`]: `prepared` when it has [`Layout::bytes`] bytes (laid
 /// out once by the caller), else laid out for this call ([`conv2d_512_laid_out_here`]).
+/// `false` (nothing written) when `scratch` has less than [`Layout::scratch_bytes`].
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
 fn conv2d_512<const B: usize>(
@@ -786,8 +818,9 @@ fn conv2d_512<const B: usize>(
     weights: &[u8],
     rq: &Requant<'_>,
     output: &mut [u8],
+    scratch: &mut [u8],
     prepared: &[u8],
-) {
+) -> bool {
     let bits = match B {
         8 => Bits::B8,
         4 => Bits::B4,
@@ -795,8 +828,18 @@ fn conv2d_512<const B: usize>(
     };
     let (k, kq, oc, groups, indirect) = (l.k, l.kq, g.out_c, l.groups, l.indirect);
     let padded_w = l.padded_w;
+    let npix = g.out_h * g.out_w;
+    // Pixels per block: more when there are few groups, so that a block has enough sums.
+    let pix = match groups {
+        1 => 8,
+        2 => 6,
+        _ => 4,
+    };
+    if scratch.len() < l.scratch_bytes(pix, npix) {
+        return false;
+    }
     if prepared.len() != l.bytes() {
-        return conv2d_512_laid_out_here::<B>(l, g, input, in_fmt, weights, rq, output);
+        return conv2d_512_laid_out_here::<B>(l, g, input, in_fmt, weights, rq, output, scratch);
     }
     let (sums, rest) = prepared.split_at(groups * 64);
     let (wp, rest) = rest.split_at(groups * kq * 64);
@@ -825,7 +868,6 @@ fn conv2d_512<const B: usize>(
     let mut xbuf = MaybeUninit::uninit();
     let xbuf: &[u8] = if indirect { padded_image(&mut xbuf, g, l, input, zx) } else { &[] };
 
-    let npix = g.out_h * g.out_w;
     let ctx = Ctx {
         g,
         input,
@@ -842,14 +884,18 @@ fn conv2d_512<const B: usize>(
         direct,
         xbuf: indirect.then_some(xbuf),
     };
-    // Pixels per block: more when there are few groups, so that a block has enough sums.
-    match groups {
-        1 => blocks::<8, 1>(&ctx, npix, output),
-        2 => blocks::<6, 2>(&ctx, npix, output),
-        3 => blocks::<4, 3>(&ctx, npix, output),
-        _ => blocks::<4, 4>(&ctx, npix, output),
+    let ran = match groups {
+        1 => blocks::<8, 1>(&ctx, npix, output, scratch),
+        2 => blocks::<6, 2>(&ctx, npix, output, scratch),
+        3 => blocks::<4, 3>(&ctx, npix, output, scratch),
+        _ => blocks::<4, 4>(&ctx, npix, output, scratch),
+    };
+    // Always true: the scratch was checked above for `pix`, the `P` chosen here.
+    debug_assert!(ran);
+    if ran {
+        reference::clear_tail(output, rq.out, npix * oc);
     }
-    reference::clear_tail(output, rq.out, npix * oc);
+    ran
 }
 
 /// The input image inside its padding, offset by 128 (`a ^ 0x80`, the padding `z ^ 0x80`), and
@@ -981,34 +1027,31 @@ fn store_runs<const P: usize, const G: usize>(
 /// may be partial, and a layer with more than `G` groups takes several passes per block).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
-fn blocks<const P: usize, const G: usize>(ctx: &Ctx<'_>, npix: usize, output: &mut [u8]) {
+fn blocks<const P: usize, const G: usize>(ctx: &Ctx<'_>, npix: usize, output: &mut [u8], scratch: &mut [u8]) -> bool {
     let (g, k, kq, oc) = (ctx.g, ctx.k, ctx.kq, ctx.oc);
     let groups = oc.div_ceil(16);
-    let (mut col, mut x) = (MaybeUninit::uninit(), MaybeUninit::uninit());
-    let col: &mut [u8] = zeroed_prefix::<KPAD_MAX>(&mut col, if ctx.xbuf.is_some() { 0 } else { k });
+    let mut s = Scratch::new(scratch);
+    // Per quad of the laid-out weights, its byte offset from a window's start: kernel rows of
+    // `row_quads` quads `line` apart in `xbuf`, else consecutive.
+    let Some(offs) = s.take::<u32>(kq) else {
+        return false;
+    };
     // Without `xbuf`: each pixel's activations `a ^ 0x80` (rows of `4·kq`), zero past K (the
     // weights are zero there too), read as one tap of `kq` quads.
     let stride = 4 * kq;
-    let x: &mut [u8] = zeroed_prefix::<{ PIX_MAX * KPAD_MAX }>(&mut x, if ctx.xbuf.is_some() { 0 } else { P * stride });
+    let Some(x) = s.take::<u8>(if ctx.xbuf.is_some() { 0 } else { P.min(npix) * stride }) else {
+        return false;
+    };
     // Per pixel, where its window (its im2col row) starts; the pixels past a partial block read
     // the first one's.
     let mut base = [core::ptr::null::<u8>(); P];
     let (lo, hi) = (_mm512_set1_epi32(ctx.rq.min), _mm512_set1_epi32(ctx.rq.max));
     let line = ctx.padded_w * g.in_c;
-    // Per quad of the laid-out weights, its byte offset from a window's start: kernel rows of
-    // `row_quads` quads `line` apart in `xbuf`, else consecutive.
-    // (Only the first `kq ≤ KPAD_MAX / 4` entries are written: zeroing the whole array cost
-    // more than a small layer's products.)
-    let mut offs = MaybeUninit::<[usize; KPAD_MAX / 4]>::uninit();
-    let first = offs.as_mut_ptr() as *mut usize;
-    let kq = kq.min(KPAD_MAX / 4);
-    for j in 0..kq {
-        let o = if ctx.xbuf.is_some() { j / ctx.row_quads * line + 4 * (j % ctx.row_quads) } else { 4 * j };
-        // SAFETY: `j < kq ≤ KPAD_MAX / 4`.
-        unsafe { first.add(j).write(o) };
+    for (j, o) in offs.iter_mut().enumerate() {
+        // Within `u32`: `xbuf` holds at most `XBUF_MAX` bytes, `x` a row of `4·kq`.
+        *o = if ctx.xbuf.is_some() { j / ctx.row_quads * line + 4 * (j % ctx.row_quads) } else { 4 * j } as u32;
     }
-    // SAFETY: the first `kq` entries were written just above.
-    let offs: &[usize] = unsafe { core::slice::from_raw_parts(first, kq) };
+    let offs: &[u32] = offs;
     let mut q0 = 0;
     // The output pixel `q0 + p`, advanced one at a time.
     let (mut oy, mut ox) = (0, 0);
@@ -1023,10 +1066,10 @@ fn blocks<const P: usize, const G: usize>(ctx: &Ctx<'_>, npix: usize, output: &m
                     base[p] = xbuf.as_ptr().wrapping_add(corner);
                 }
                 None => {
-                    let src = gather(g, ctx.input, ctx.in_fmt, oy, ox, col);
                     let xp = &mut x[p * stride..(p + 1) * stride];
-                    for (d, &a) in xp.iter_mut().zip(src) {
-                        *d = a ^ 0x80;
+                    gather_into(g, ctx.input, ctx.in_fmt, oy, ox, xp);
+                    for a in xp[..k].iter_mut() {
+                        *a ^= 0x80;
                     }
                     xp[k..].fill(0);
                     base[p] = xp.as_ptr();
@@ -1057,7 +1100,7 @@ fn blocks<const P: usize, const G: usize>(ctx: &Ctx<'_>, npix: usize, output: &m
                     // kernel row (the last window's last row ends inside it, which
                     // `Layout::new` checked for `indirect`), else a quad of a row of `x`
                     // (`off < 4·kq`).
-                    let v = unsafe { (b.add(off) as *const i32).read_unaligned() };
+                    let v = unsafe { (b.add(off as usize) as *const i32).read_unaligned() };
                     let xb = _mm512_set1_epi32(v);
                     for (s, wv) in a.iter_mut().zip(&w) {
                         *s = _mm512_dpbusd_epi32(*s, xb, *wv);
@@ -1113,4 +1156,5 @@ fn blocks<const P: usize, const G: usize>(ctx: &Ctx<'_>, npix: usize, output: &m
         }
         q0 += n;
     }
+    true
 }

@@ -9,14 +9,23 @@
 //! multiplied into the block's pixels with `VPMADDWD` (16 exact `i16 × i16` products summed in
 //! pairs into `i32` lanes: `|w·(a − z)| ≤ 128·255`, and the lane sums are bounded by the
 //! accumulator bound of contract §3). The accumulators are summed across lanes once per output.
+//! The block lives in the op's planned scratch (`kernels::scratch`), `2·K` bytes a pixel (the
+//! field gathered as bytes into the upper half of its row and widened in place), a partial last
+//! chunk of 16 copied zero-padded into a register per pixel; so any `K` up to `K_MAX` (65,536) runs
+//! here, with a stack of a few hundred bytes (the portable kernel only for a scratch too small
+//! for the block, which a planned scratch never is: `conv2d_bytes` is at least
+//! `4 + 9·⌈K⌉₄ + 28·out_c` for a convolution and `4 + 2·⌈K⌉₄` for a fully connected layer,
+//! whose one pixel takes `2·K`).
 //! Fully connected is a one-pixel convolution. **Depthwise** convolution and the residual **add**
 //! have AVX2 kernels of their own (see `depthwise_avx2` and `add_avx2`), which the VNNI paths
 //! use too; the rest are the portable kernels compiled with AVX2 enabled.
 //!
 //! Where the CPU has them, `vnni` (AVX-VNNI) and `avx512` (AVX-512 VNNI) take the
 //! convolutions and fully connected layers with `VPDPBUSD`: unsigned activation bytes `a + 128`
-//! times signed weight bytes, `(128 + z)·Σw` folded into the bias. `kernels::active` prefers
-//! AVX-512 VNNI, then AVX-VNNI, then AVX2.
+//! times signed weight bytes, `(128 + z)·Σw` folded into the bias, their blocks in the planned
+//! scratch too. `kernels::active` prefers AVX-512 VNNI, then AVX-VNNI, then AVX2. Each
+//! convolution returns the [`Path`] that ran: its own, the portable kernel's when it fell back,
+//! or for AVX-512 VNNI the path it handed a layer outside its kernel to.
 #![allow(unsafe_code)]
 
 mod avx512;
@@ -30,13 +39,16 @@ pub use vnni::AvxVnni;
 
 use super::portable;
 use super::reference::{self, ActFormat, AddRequant, Requant, Window};
-use super::util::{fc_window, gather, put, sum_bound, AddPlan, ChannelQ, Rq32};
+use super::scratch::Scratch;
+use super::util::{fc_window, gather_into, put, sum_bound, AddPlan, ChannelQ, Rq32};
+use super::Path;
 use crate::quant::{load, Bits};
 
 /// Output pixels per block.
 const PIX: usize = 4;
-/// Largest receptive field `K` (rounded up to 16) of the AVX2 convolution; larger: portable.
-const KPAD_MAX: usize = 2048;
+/// Largest receptive field `K` of the x86-64 convolutions (their `i32` sums, each product at
+/// most `128·255` in magnitude, stay exact: `K·128·255 < 2^31`); larger: portable.
+const K_MAX: usize = 1 << 16;
 
 /// Proof that the CPU has AVX2: obtained from [`Avx2::new`], it makes the AVX2 kernels safe to call.
 #[derive(Debug, Clone, Copy)]
@@ -53,7 +65,9 @@ impl Avx2 {
         ok.then_some(Avx2(()))
     }
 
-    /// Conv2D, same bytes as [`reference::conv2d`].
+    /// Conv2D, same bytes as [`reference::conv2d`]; returns the path that ran: AVX2, or the
+    /// portable kernel for `K` of 0 or above `K_MAX` (65,536) and for a scratch smaller than
+    /// [`super::conv2d_scratch_bytes`] (which the loader rules out for a model).
     #[allow(clippy::too_many_arguments)]
     pub fn conv2d(
         self,
@@ -65,14 +79,13 @@ impl Avx2 {
         rq: &Requant<'_>,
         output: &mut [u8],
         scratch: &mut [u8],
-    ) {
+    ) -> Path {
         let k = g.kernel_h * g.kernel_w * g.in_c;
-        if k == 0 || k.next_multiple_of(16) > KPAD_MAX {
-            portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
-            return;
-        }
         // SAFETY: `self` proves the CPU has AVX2.
-        unsafe { conv2d_avx2(g, input, in_fmt, weights, weight_bits, rq, output) }
+        if k == 0 || k > K_MAX || !unsafe { conv2d_avx2(g, input, in_fmt, weights, weight_bits, rq, output, scratch) } {
+            return portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
+        }
+        Path::Avx2
     }
 
     /// Depthwise Conv2D, same bytes as [`reference::depthwise_conv2d`] (the portable kernel,
@@ -93,7 +106,8 @@ impl Avx2 {
         unsafe { depthwise_avx2(g, input, in_fmt, weights, weight_bits, rq, output, scratch) }
     }
 
-    /// Fully connected, same bytes as [`reference::fully_connected`]: a one-pixel convolution.
+    /// Fully connected, same bytes as [`reference::fully_connected`]: a one-pixel convolution
+    /// (the path that ran, as [`Avx2::conv2d`]).
     #[allow(clippy::too_many_arguments)]
     pub fn fully_connected(
         self,
@@ -106,7 +120,7 @@ impl Avx2 {
         rq: &Requant<'_>,
         output: &mut [u8],
         scratch: &mut [u8],
-    ) {
+    ) -> Path {
         let g = fc_window(in_features, out_features);
         self.conv2d(&g, input, in_fmt, weights, weight_bits, rq, output, scratch)
     }
@@ -582,6 +596,38 @@ fn hsum4(a: [__m256i; PIX]) -> [i32; PIX] {
     out
 }
 
+/// The receptive field of output pixel `(oy, ox)` as `i16` values `a − z`, little-endian, into
+/// `row` (`2·K` bytes): gathered as bytes into its upper half, then widened in place from the
+/// front (value `i`, at bytes `2i..2i + 2`, is written after byte `K + i` is read, and never
+/// reaches a byte still to be read: `2i + 1 < K + j` for every `j > i`).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn field_i16(g: &Window, input: &[u8], fmt: ActFormat, oy: usize, ox: usize, row: &mut [u8]) {
+    let k = row.len() / 2;
+    gather_into(g, input, fmt, oy, ox, &mut row[k..]);
+    let z = _mm256_set1_epi16(fmt.zero_point as i16);
+    let vectors = k / 16;
+    let p = row.as_mut_ptr();
+    for i in 0..vectors {
+        // SAFETY: bytes `K + 16i .. K + 16i + 16` and `32i .. 32i + 32` are inside `row`
+        // (`16i + 16 ≤ K`); the 16 bytes are loaded before the 32 are stored, and the store ends
+        // at `32i + 32 ≤ K + 16i + 16`, before any byte a later step reads.
+        unsafe {
+            let a = _mm_loadu_si128(p.add(k + 16 * i) as *const __m128i);
+            let d = _mm256_sub_epi16(_mm256_cvtepi8_epi16(a), z);
+            _mm256_storeu_si256(p.add(32 * i) as *mut __m256i, d);
+        }
+    }
+    for i in 16 * vectors..k {
+        let d = (row[k + i] as i8 as i32 - fmt.zero_point) as i16;
+        row[2 * i..2 * i + 2].copy_from_slice(&d.to_le_bytes());
+    }
+}
+
+/// The AVX2 convolution; `false` (nothing written) when `scratch` cannot hold its block of
+/// receptive fields (`min(PIX, pixels) · 2·K` bytes, which a planned scratch always holds: it
+/// has at least `8·⌈K⌉₄` bytes for a convolution and `2·⌈K⌉₄` for a fully connected layer).
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2")]
 fn conv2d_avx2(
     g: &Window,
@@ -591,41 +637,53 @@ fn conv2d_avx2(
     weight_bits: Bits,
     rq: &Requant<'_>,
     output: &mut [u8],
-) {
+    scratch: &mut [u8],
+) -> bool {
     let k = g.kernel_h * g.kernel_w * g.in_c;
-    let kpad = k.next_multiple_of(16);
-    let chunks = kpad / 16;
+    // Whole chunks of 16 values read from the block; a partial last chunk from `tails`.
+    let (full, part) = (k / 16, k % 16);
     let row_bytes = weight_bits.packed_len(k);
-    let mut col = [0u8; KPAD_MAX];
-    let mut x = [[0i16; KPAD_MAX]; PIX];
     let npix = g.out_h * g.out_w;
+    let stride = 2 * k;
+    let Some(x) = Scratch::new(scratch).take::<u8>(PIX.min(npix) * stride) else {
+        return false;
+    };
     let (out_bits, lo, hi) = (rq.out.bits, rq.min, rq.max);
     let bound = sum_bound(k, weight_bits, in_fmt.bits);
     let mut q0 = 0;
     while q0 < npix {
         let n = (npix - q0).min(PIX);
-        for (p, xp) in x.iter_mut().enumerate() {
-            let xp = &mut xp[..kpad];
-            if p < n {
-                let q = q0 + p;
-                let src = gather(g, input, in_fmt, q / g.out_w, q % g.out_w, &mut col);
-                for (d, &a) in xp.iter_mut().zip(src) {
-                    *d = (a as i8 as i32 - in_fmt.zero_point) as i16;
-                }
-                xp[k..].fill(0);
-            } else {
-                xp.fill(0);
+        let mut tails = [_mm256_setzero_si256(); PIX];
+        for (p, tail) in tails.iter_mut().enumerate().take(n) {
+            let q = q0 + p;
+            let xp = &mut x[p * stride..(p + 1) * stride];
+            field_i16(g, input, in_fmt, q / g.out_w, q % g.out_w, xp);
+            if part > 0 {
+                let mut t = [0u8; 32];
+                t[..2 * part].copy_from_slice(&xp[32 * full..]);
+                // SAFETY: `t` holds 32 bytes.
+                *tail = unsafe { _mm256_loadu_si256(t.as_ptr() as *const __m256i) };
             }
         }
+        // The pixels past a partial block read the first one's field (their sums unused).
+        let xs: [&[u8]; PIX] =
+            core::array::from_fn(|p| if p < n { &x[p * stride..(p + 1) * stride] } else { &x[..stride] });
         for c in 0..g.out_c {
             let row = &weights[c * row_bytes..];
             let mut acc = [_mm256_setzero_si256(); PIX];
-            for j in 0..chunks {
+            for j in 0..full {
                 let w = weights16(row, weight_bits, j);
-                for (a, xp) in acc.iter_mut().zip(&x) {
-                    // SAFETY: `16j + 16 ≤ kpad ≤ KPAD_MAX`.
-                    let xv = unsafe { _mm256_loadu_si256(xp.as_ptr().add(16 * j) as *const __m256i) };
+                for (a, xp) in acc.iter_mut().zip(&xs) {
+                    // SAFETY: `32j + 32 ≤ 32·full ≤ 2·K`, the length of `xp`.
+                    let xv = unsafe { _mm256_loadu_si256(xp.as_ptr().add(32 * j) as *const __m256i) };
                     *a = _mm256_add_epi32(*a, _mm256_madd_epi16(w, xv));
+                }
+            }
+            if part > 0 {
+                // The weights past K (the next row's) meet zeros.
+                let w = weights16(row, weight_bits, full);
+                for (a, t) in acc.iter_mut().zip(&tails) {
+                    *a = _mm256_add_epi32(*a, _mm256_madd_epi16(w, *t));
                 }
             }
             let sums = hsum4(acc);
@@ -637,4 +695,5 @@ fn conv2d_avx2(
         q0 += n;
     }
     reference::clear_tail(output, rq.out, npix * g.out_c);
+    true
 }
