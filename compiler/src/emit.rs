@@ -114,7 +114,7 @@ fn lower_weights(
     let mut biases = Vec::with_capacity(rows.len());
     let mut multipliers = Vec::with_capacity(rows.len());
     let mut steps_per_unit = Vec::with_capacity(rows.len());
-    let qmax = (1i32 << (bits - 1)) - 1;
+    let grid = crate::quantize::WeightGrid::of(bits);
     for (c, ((row, &b_real), (s_w, q))) in rows.iter().zip(bias).zip(rounded).enumerate() {
         let b_real = b_real as f64 + bias_correction(bits, row, *s_w, q, |k| input_mean(c, k));
         let mut s_w = *s_w as f64;
@@ -126,7 +126,7 @@ fn lower_weights(
         let fit = bias_limit as f64 / 2.0;
         if b_real.abs() / (qin.scale as f64 * s_w) > fit {
             s_w = b_real.abs() / (qin.scale as f64 * fit);
-            let requantized = row.iter().map(|&w| (w as f64 / s_w).round().clamp(-qmax as f64, qmax as f64) as i8);
+            let requantized = row.iter().map(|&w| grid.round(w as f64 / s_w));
             q = std::borrow::Cow::Owned(requantized.collect());
         }
         // A channel with no weight left is a constant, b/s_out output steps: give it the scale

@@ -22,6 +22,7 @@ use ndarray::{s, Array2, Axis};
 use rayon::prelude::*;
 
 use crate::ir::{Graph, OpKind};
+use crate::quantize::WeightGrid;
 
 /// First and second moments of a layer's input patches, per output position and sample.
 #[derive(Debug, Clone)]
@@ -344,18 +345,18 @@ impl Gptq {
         &self.h
     }
 
-    /// GPTQ rounding of one output channel `w` at scale `s` to `[-qmax, qmax]`: of the orders
+    /// GPTQ rounding of one output channel `w` at scale `s` to `grid`: of the orders
     /// tried, the rounding with the least output error.
-    pub fn round(&self, w: &[f32], s: f32, qmax: i32) -> Vec<i8> {
-        self.round_scored(w, s, qmax).1
+    pub fn round(&self, w: &[f32], s: f32, grid: WeightGrid) -> Vec<i8> {
+        self.round_scored(w, s, grid).1
     }
 
     /// [`Gptq::round`] with the output error of the rounding it returns.
-    fn round_scored(&self, w: &[f32], s: f32, qmax: i32) -> (f64, Vec<i8>) {
+    fn round_scored(&self, w: &[f32], s: f32, grid: WeightGrid) -> (f64, Vec<i8>) {
         let mut best: Option<(f64, Vec<i8>)> = None;
         for (order, u) in &self.factors {
             let permuted: Vec<f32> = order.iter().map(|&i| w[i]).collect();
-            let qp = round_row(&permuted, s, qmax, u);
+            let qp = round_row(&permuted, s, grid, u);
             let mut q = vec![0i8; w.len()];
             for (j, &i) in order.iter().enumerate() {
                 q[i] = qp[j];
@@ -372,7 +373,7 @@ impl Gptq {
     /// rounding has the least output error on `H`, then trying the least-squares scale of the
     /// best integers so far (the scale the integers call for; re-rounding at it can change them).
     pub fn quantize(&self, w: &[f32], bits: u8) -> (f32, Vec<i8>) {
-        let qmax = (1i32 << (bits - 1)) - 1;
+        let grid = WeightGrid::of(bits);
         let amax = w.iter().fold(0f32, |m, &x| m.max(x.abs()));
         if amax == 0.0 {
             return (1.0, vec![0; w.len()]);
@@ -382,13 +383,13 @@ impl Gptq {
             if !(s > 0.0 && s.is_finite()) {
                 return;
             }
-            let (e, q) = self.round_scored(w, s, qmax);
+            let (e, q) = self.round_scored(w, s, grid);
             if best.as_ref().is_none_or(|b| e < b.0) {
                 *best = Some((e, s, q));
             }
         };
-        for r in [1.0f32, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3] {
-            consider(amax * r / qmax as f32, &mut best);
+        for s in [1.0f32, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3].into_iter().flat_map(|r| grid.scales(amax, r)) {
+            consider(s, &mut best);
         }
         if best.is_none() {
             // No finite positive scale (an infinite weight, which the importer rejects): nearest
@@ -452,9 +453,9 @@ fn matrix_vector(h: &Array2<f64>, x: &[f64]) -> Vec<f64> {
     out
 }
 
-/// GPTQ rounding of one output channel `w` at scale `s` to `[-qmax, qmax]`, with `u` the upper
+/// GPTQ rounding of one output channel `w` at scale `s` to `grid`, with `u` the upper
 /// Cholesky factor of the dampened inverse input moment matrix.
-pub fn round_row(w: &[f32], s: f32, qmax: i32, u: &Array2<f64>) -> Vec<i8> {
+pub fn round_row(w: &[f32], s: f32, grid: WeightGrid, u: &Array2<f64>) -> Vec<i8> {
     let mut w: Vec<f64> = w.iter().map(|&x| x as f64).collect();
     let n = w.len();
     let u = u.as_standard_layout();
@@ -462,8 +463,8 @@ pub fn round_row(w: &[f32], s: f32, qmax: i32, u: &Array2<f64>) -> Vec<i8> {
     let s = s as f64;
     let mut q = vec![0i8; n];
     for j in 0..n {
-        let qj = (w[j] / s).round().clamp(-qmax as f64, qmax as f64);
-        q[j] = qj as i8;
+        q[j] = grid.round(w[j] / s);
+        let qj = q[j] as f64;
         let err = (w[j] - qj * s) / u[j * n + j];
         for (wk, &ujk) in w[j + 1..].iter_mut().zip(&u[j * n + j + 1..(j + 1) * n]) {
             *wk -= err * ujk;
@@ -541,8 +542,8 @@ mod tests {
             for bits in [2u8, 4] {
                 let (s_near, q_near) = crate::quantize::quantize_channel(&w, bits);
                 let (s, q) = Gptq::new(&h).unwrap().quantize(&w, bits);
-                let qmax = (1 << (bits - 1)) - 1;
-                assert!(q.iter().all(|&v| (-qmax..=qmax).contains(&(v as i32))));
+                let grid = WeightGrid::of(bits);
+                assert!(q.iter().all(|&v| (grid.lo..=grid.hi).contains(&(v as i32))));
                 if output_error(&w, s, &q, &h) <= output_error(&w, s_near, &q_near, &h) {
                     wins += 1;
                 }
@@ -572,13 +573,13 @@ mod tests {
         for _ in 0..30 {
             let w: Vec<f32> = (0..12).map(|_| lcg(&mut seed) as f32).collect();
             let s = 0.3f32;
-            let q = g.round(&w, s, 1);
+            let q = g.round(&w, s, WeightGrid::of(2));
             let single: Vec<f64> = g
                 .factors
                 .iter()
                 .map(|(order, u)| {
                     let permuted: Vec<f32> = order.iter().map(|&i| w[i]).collect();
-                    let qp = round_row(&permuted, s, 1, u);
+                    let qp = round_row(&permuted, s, WeightGrid::of(2), u);
                     let mut q = vec![0i8; 12];
                     order.iter().zip(qp).for_each(|(&i, v)| q[i] = v);
                     output_error(&w, s, &q, &h)
@@ -604,10 +605,10 @@ mod tests {
             let mut w: Vec<f32> = (0..12).map(|_| lcg(&mut seed) as f32).collect();
             w[3] = bad;
             for bits in [2u8, 4] {
-                let qmax = (1i32 << (bits - 1)) - 1;
+                let grid = WeightGrid::of(bits);
                 let (_, q) = g.quantize(&w, bits);
                 assert_eq!(q.len(), 12);
-                assert!(q.iter().all(|&v| (-qmax..=qmax).contains(&(v as i32))), "{bad} at {bits} bits: {q:?}");
+                assert!(q.iter().all(|&v| (grid.lo..=grid.hi).contains(&(v as i32))), "{bad} at {bits} bits: {q:?}");
             }
         }
         let mut nan = h.clone();
@@ -631,14 +632,14 @@ mod tests {
             let w: Vec<f32> = (0..12).map(|_| lcg(&mut seed) as f32).collect();
             let amax = w.iter().fold(0f32, |m, &x| m.max(x.abs()));
             for bits in [2u8, 4] {
-                let qmax = (1i32 << (bits - 1)) - 1;
+                let grid = WeightGrid::of(bits);
                 let (s, q) = g.quantize(&w, bits);
                 let e = output_error(&w, s, &q, &h);
-                let grid = [1.0f32, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3].map(|r| {
-                    let s = amax * r / qmax as f32;
-                    output_error(&w, s, &g.round(&w, s, qmax), &h)
-                });
-                let best = grid.iter().copied().fold(f64::INFINITY, f64::min);
+                let best = [1.0f32, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3]
+                    .into_iter()
+                    .flat_map(|r| grid.scales(amax, r))
+                    .map(|s| output_error(&w, s, &g.round(&w, s, grid), &h))
+                    .fold(f64::INFINITY, f64::min);
                 assert!(e <= best, "{e} vs grid {best}");
                 refit_won += usize::from(e < best);
             }

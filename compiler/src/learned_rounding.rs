@@ -25,6 +25,8 @@
 use ndarray::linalg::general_mat_mul;
 use ndarray::Array2;
 
+use crate::quantize::WeightGrid;
+
 /// The rectified sigmoid's stretch: `σ(V)` is mapped to `[γ, ζ]` and clamped to `[0, 1]`.
 const ZETA: f64 = 1.1;
 const GAMMA: f64 = -0.1;
@@ -107,13 +109,19 @@ pub struct Relaxed<'a> {
 }
 
 impl<'a> Relaxed<'a> {
-    /// Rows `w` at scales `scale` on the grid `[-qmax, qmax]`; `norm` normalises each row's
-    /// output error.
-    pub fn new(sigma: &'a Array2<f64>, w: &[&[f32]], scale: &[f64], qmax: i32, norm: Vec<f64>, lambda: f64) -> Self {
+    /// Rows `w` at scales `scale` on `grid`; `norm` normalises each row's output error.
+    pub fn new(
+        sigma: &'a Array2<f64>,
+        w: &[&[f32]],
+        scale: &[f64],
+        grid: WeightGrid,
+        norm: Vec<f64>,
+        lambda: f64,
+    ) -> Self {
         let (rows, k) = (w.len(), sigma.nrows());
         let w = Array2::from_shape_fn((rows, k), |(r, j)| w[r][j] as f64);
         let lo = Array2::from_shape_fn((rows, k), |(r, j)| {
-            (w[[r, j]] / scale[r]).floor().clamp(-qmax as f64, (qmax - 1) as f64)
+            (w[[r, j]] / scale[r]).floor().clamp(grid.lo as f64, (grid.hi - 1) as f64)
         });
         Relaxed { sigma, w, lo, scale: scale.to_vec(), norm, lambda }
     }
@@ -182,9 +190,9 @@ pub fn refine_rows(
     bits: u8,
     settings: &Settings,
 ) -> Vec<(f32, Vec<i8>)> {
-    let qmax = (1i32 << (bits - 1)) - 1;
+    let grid = WeightGrid::of(bits);
     let k = sigma.nrows();
-    if w.is_empty() || k == 0 || qmax < 1 || w.iter().any(|r| r.len() != k) {
+    if w.is_empty() || k == 0 || grid.hi < 1 || w.iter().any(|r| r.len() != k) {
         return start.to_vec();
     }
     let start_error: Vec<f64> =
@@ -202,7 +210,7 @@ pub fn refine_rows(
     let rows: Vec<&[f32]> = live.iter().map(|&r| w[r]).collect();
     let scales: Vec<f64> = live.iter().map(|&r| start[r].0 as f64).collect();
     let norm: Vec<f64> = live.iter().map(|&r| start_error[r]).collect();
-    let problem = Relaxed::new(sigma, &rows, &scales, qmax, norm, settings.lambda);
+    let problem = Relaxed::new(sigma, &rows, &scales, grid, norm, settings.lambda);
     // Start at GPTQ's integers, softened: `h` a quarter of the way from the end GPTQ chose
     // towards the other, so the error's gradient can still move it (at 0 or 1 exactly the
     // rectified sigmoid is clamped and has no gradient). GPTQ's integers outside the two
@@ -295,7 +303,7 @@ mod tests {
         let sigma = covariance(k, &mut seed);
         let rows: Vec<Vec<f32>> = (0..3).map(|_| (0..k).map(|_| lcg(&mut seed) as f32).collect()).collect();
         let refs: Vec<&[f32]> = rows.iter().map(Vec::as_slice).collect();
-        let problem = Relaxed::new(&sigma, &refs, &[0.2, 0.15, 0.3], 1, vec![0.7, 1.3, 0.4], 0.5);
+        let problem = Relaxed::new(&sigma, &refs, &[0.2, 0.15, 0.3], WeightGrid::of(2), vec![0.7, 1.3, 0.4], 0.5);
         // V inside the unclamped range, where h is differentiable.
         let v = Array2::from_shape_fn((3, k), |_| 1.8 * lcg(&mut seed));
         for beta in [None, Some(2.0), Some(9.0)] {
@@ -334,9 +342,9 @@ mod tests {
             for bits in [2u8, 4] {
                 let start: Vec<(f32, Vec<i8>)> = refs.iter().map(|w| g.quantize(w, bits)).collect();
                 let refined = refine_rows(&sigma, &refs, &start, bits, &Settings::default());
-                let qmax = (1i32 << (bits - 1)) - 1;
+                let grid = WeightGrid::of(bits);
                 for ((w, (s0, q0)), (s, q)) in refs.iter().zip(&start).zip(&refined) {
-                    assert!(q.iter().all(|&v| (-qmax..=qmax).contains(&(v as i32))));
+                    assert!(q.iter().all(|&v| (grid.lo..=grid.hi).contains(&(v as i32))));
                     let (e0, e) =
                         (crate::gptq::output_error(w, *s0, q0, &sigma), crate::gptq::output_error(w, *s, q, &sigma));
                     assert!(e <= e0, "{k} inputs, {bits} bits: {e} > GPTQ's {e0}");

@@ -36,6 +36,7 @@ use crate::autodiff::{head_loss_gradients, head_value, Loss};
 use crate::emit::{fake_quantized, round_layer};
 use crate::ir::{Graph, OpKind};
 use crate::pipeline::Prepared;
+use crate::quantize::WeightGrid;
 
 /// Refinement settings.
 #[derive(Debug, Clone, Copy)]
@@ -107,7 +108,7 @@ pub fn distillation_loss(classifier: bool, z: &[f32], teacher: &[f32]) -> (f64, 
 /// scales it starts from.
 struct Grid {
     scales: Vec<f32>,
-    qmax: f32,
+    grid: WeightGrid,
 }
 
 impl Grid {
@@ -118,8 +119,8 @@ impl Grid {
         for (c, &s) in scales.iter().enumerate() {
             for j in c * k..(c + 1) * k {
                 let u = w[j] / s;
-                out[j] = s * u.round().clamp(-self.qmax, self.qmax);
-                pass[j] = u.abs() <= self.qmax + 0.5;
+                out[j] = s * self.grid.round_f32(u);
+                pass[j] = self.grid.inside(u);
             }
         }
     }
@@ -128,8 +129,8 @@ impl Grid {
     /// `round(u) − u` inside the clamp, `±qmax` beyond it, `u = W/s`.
     fn scale_derivative(&self, w: f32, s: f32) -> f32 {
         let u = w / s;
-        let r = u.round().clamp(-self.qmax, self.qmax);
-        if u.abs() <= self.qmax + 0.5 {
+        let r = self.grid.round_f32(u);
+        if self.grid.inside(u) {
             r - u
         } else {
             r
@@ -210,8 +211,7 @@ pub fn refine(
             let moments = p.moments[i].as_ref();
             let rounding = round_layer(&node.op, moments, bits);
             let Some((w, b)) = fake_quantized(&node.op, moments, means, bits) else { continue };
-            let qmax = ((1i32 << (bits - 1)) - 1) as f32;
-            grids[i] = Some(Grid { scales: rounding.iter().map(|(s, _)| *s).collect(), qmax });
+            grids[i] = Some(Grid { scales: rounding.iter().map(|(s, _)| *s).collect(), grid: WeightGrid::of(bits) });
             latent_w[i] = w;
             latent_b[i] = b;
         } else {
@@ -397,8 +397,7 @@ pub fn refine(
                     .iter()
                     .enumerate()
                     .map(|(c, &s)| {
-                        let q =
-                            w[c * k..(c + 1) * k].iter().map(|&x| (x / s).round().clamp(-grid.qmax, grid.qmax) as i8);
+                        let q = w[c * k..(c + 1) * k].iter().map(|&x| grid.grid.round((x / s) as f64));
                         (s, q.collect())
                     })
                     .collect(),
@@ -447,12 +446,13 @@ mod tests {
     /// The straight-through quantizer: on the grid, clamped, and the gradient mask.
     #[test]
     fn grid_rounds_clamps_and_masks() {
-        let grid = Grid { scales: vec![0.5, 0.25], qmax: 1.0 };
-        let w = [0.2f32, 0.3, -0.9, 1.0, 0.1, -0.2];
-        let (mut q, mut pass) = ([0f32; 6], [false; 6]);
+        // The 2-bit grid, −2..=1: the negative end one step further out than the positive.
+        let grid = Grid { scales: vec![0.5, 0.25], grid: WeightGrid::of(2) };
+        let w = [0.2f32, 0.3, -0.9, 1.0, 0.1, -0.2, -1.4, -0.6];
+        let (mut q, mut pass) = ([0f32; 8], [false; 8]);
         grid.quantize(&w, &grid.scales, &mut q, &mut pass);
-        assert_eq!(q, [0.0, 0.5, -0.5, 0.25, 0.0, -0.25]);
-        assert_eq!(pass, [true, true, false, false, true, true]);
+        assert_eq!(q, [0.0, 0.5, -1.0, 0.5, 0.0, -0.25, -0.5, -0.5]);
+        assert_eq!(pass, [true, true, true, false, true, true, false, true]);
         // ∂Q/∂s against central differences where the rounding does not change (the
         // straight-through part, round(u), is held), and ±qmax in the clamp.
         for &(w, s) in &[(0.3f32, 0.5f32), (-0.2, 0.25), (0.1, 0.25)] {
@@ -461,7 +461,7 @@ mod tests {
             let fd = ((s + e) * r - (s - e) * r) / (2.0 * e) - w / s;
             assert!((fd - grid.scale_derivative(w, s)).abs() < 1e-3, "{w} {s}");
         }
-        assert_eq!(grid.scale_derivative(-0.9, 0.5), -1.0);
+        assert_eq!(grid.scale_derivative(-1.4, 0.5), -2.0);
         assert_eq!(grid.scale_derivative(1.0, 0.25), 1.0);
     }
 }

@@ -655,10 +655,14 @@ pub fn act_value(bits: u32) -> impl Strategy<Value = i32> {
     prop_oneof![6 => lo..=hi, 1 => Just(lo), 1 => Just(hi)]
 }
 
-/// A weight in the narrow range, often an extreme; with `any_pattern`, sometimes `−2^(b−1)`,
-/// which the compiler never emits but the contract still defines.
+/// A weight of the range the compiler emits (contract §1: `±127` and `±7` at 8 and 4 bits, all
+/// of `−2..=1` at 2 bits), often an extreme; with `any_pattern`, sometimes `−2^(b−1)` at 8 and 4
+/// bits, which the compiler never emits but the contract still defines.
 pub fn weight_value(bits: u32, any_pattern: bool) -> BoxedStrategy<i32> {
     let m = (1 << (bits - 1)) - 1;
+    if bits == 2 {
+        return prop_oneof![8 => -m - 1..=m, 2 => Just(-m - 1), 1 => Just(-m), 2 => Just(m), 1 => Just(0)].boxed();
+    }
     let narrow = prop_oneof![8 => -m..=m, 2 => Just(-m), 2 => Just(m), 1 => Just(0)];
     if any_pattern {
         prop_oneof![13 => narrow, 1 => Just(-m - 1)].boxed()
