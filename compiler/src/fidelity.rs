@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::data::Dataset;
-use crate::ir::{Graph, InputTransform};
+use crate::ir::{Graph, InputTransform, OpKind};
 
 /// Samples compared (spread evenly over the calibration set).
 pub const SAMPLES: usize = 256;
@@ -79,6 +79,12 @@ pub struct Fidelity {
     pub input_feature_sqnr_db: FeatureSqnr,
     pub layers: Vec<LayerFidelity>,
     pub output: Agreement,
+    /// A classifier whose output is logits (no softmax at its end): the agreement of the
+    /// probabilities they stand for, softmax of each. The verdict takes it in place of the
+    /// logits': softmax ignores a constant added to every logit of a sample, and a refined model
+    /// is trained on the probabilities (a 2-bit digits CNN refined to 98.5% top-1 agreement
+    /// kept 6 dB of logit SQNR).
+    pub probabilities: Option<Agreement>,
     /// Fraction of samples whose largest output is the same in both models (classifiers: more
     /// than one output).
     pub top1_agreement: Option<f64>,
@@ -145,6 +151,8 @@ struct SampleResult {
     /// The input's real values and their quantization error, per position.
     input: Vec<(f32, f32)>,
     top1_agree: bool,
+    /// The output's softmax against the float model's (classifiers with a logits output).
+    probabilities: Sums,
 }
 
 /// Compares the compiled `blob` of `graph` with the float graph on up to [`SAMPLES`] samples of
@@ -154,6 +162,9 @@ pub fn measure(graph: &Graph, blob: &[u8], data: &Dataset, transform: InputTrans
     let n = data.len().min(SAMPLES);
     let picks: Vec<usize> = (0..n).map(|i| i * data.len() / n).collect();
     let hwc = graph.values[graph.input].hwc();
+    let classifier = is_classifier(graph, data);
+    let ends_in_softmax = graph.nodes.iter().any(|n| n.output == graph.output && matches!(n.op, OpKind::Softmax));
+    let logits = classifier && !ends_in_softmax;
     let results: Vec<SampleResult> = picks
         .par_iter()
         .map(|&i| -> Result<SampleResult> {
@@ -184,7 +195,11 @@ pub fn measure(graph: &Graph, blob: &[u8], data: &Dataset, transform: InputTrans
             let out = graph.output;
             let got = it.tensor_f32(out as u16, &mut buf).map_err(|e| anyhow!("{e}"))?;
             let top1_agree = argmax(&float[out]) == argmax(&buf[..got]);
-            Ok(SampleResult { sums, input, top1_agree })
+            let mut probabilities = Sums::default();
+            if logits {
+                probabilities.add(&softmax(&float[out]), &softmax(&buf[..got]));
+            }
+            Ok(SampleResult { sums, input, top1_agree, probabilities })
         })
         .collect::<Result<_>>()?;
     let totals = results.iter().fold(vec![Sums::default(); graph.values.len()], |acc, r| {
@@ -201,8 +216,9 @@ pub fn measure(graph: &Graph, blob: &[u8], data: &Dataset, transform: InputTrans
         input_feature_sqnr_db: feature_sqnr(&results),
         layers: Vec::new(),
         output: totals[graph.output].agreement(),
-        top1_agreement: is_classifier(graph, data)
-            .then(|| results.iter().filter(|r| r.top1_agree).count() as f64 / n.max(1) as f64),
+        probabilities: logits
+            .then(|| results.iter().fold(Sums::default(), |acc, r| acc.merge(&r.probabilities)).agreement()),
+        top1_agreement: classifier.then(|| results.iter().filter(|r| r.top1_agree).count() as f64 / n.max(1) as f64),
         output_relative_error: (totals[graph.output].error / totals[graph.output].signal.max(f64::MIN_POSITIVE)).sqrt(),
         divergence: None,
         notes: Vec::new(),
@@ -268,13 +284,22 @@ fn feature_sqnr(results: &[SampleResult]) -> FeatureSqnr {
     FeatureSqnr { median_db: per[per.len() / 2].0, worst_db: per[0].0, worst_position: per[0].1 }
 }
 
+fn softmax(v: &[f32]) -> Vec<f32> {
+    let max = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = v.iter().map(|&x| (x - max).exp()).collect();
+    let sum: f32 = e.iter().sum();
+    e.iter().map(|&x| x / sum).collect()
+}
+
 fn argmax(v: &[f32]) -> usize {
     v.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(k, _)| k)
 }
 
 /// Decides whether the model has diverged and why.
 fn diagnose(graph: &Graph, data: &Dataset, transform: InputTransform, picks: &[usize], f: &mut Fidelity) {
-    let output_bad = f.output.sqnr_db < MIN_OUTPUT_SQNR_DB;
+    // What the outputs mean: a logits classifier's probabilities.
+    let judged = f.probabilities.as_ref().unwrap_or(&f.output);
+    let output_bad = judged.sqnr_db < MIN_OUTPUT_SQNR_DB;
     let top1_bad = f.top1_agreement.is_some_and(|a| a < MIN_TOP1_AGREEMENT);
     // The layer where the error grows most suddenly, among those left suspiciously poor.
     let suspect = f
@@ -307,6 +332,12 @@ fn diagnose(graph: &Graph, data: &Dataset, transform: InputTransform, picks: &[u
     }
     let what = match (top1_bad, f.top1_agreement) {
         (true, Some(a)) => format!("top-1 agrees with the float model on {:.1}% of {} samples", 100.0 * a, f.samples),
+        _ if f.probabilities.is_some() => {
+            format!(
+                "output probabilities' (softmax of the logits) SQNR {:.1} dB against the float model",
+                judged.sqnr_db
+            )
+        }
         _ => format!("output SQNR {:.1} dB against the float model", f.output.sqnr_db),
     };
     if input_dominates && (output_bad || top1_bad) {
@@ -410,7 +441,11 @@ impl Fidelity {
             Some(a) => s += &format!("output: top-1 agreement {:.1}%, ", 100.0 * a),
             None => s += "output: ",
         }
-        s += &format!("SQNR {:.1} dB, relative error {:.4}\n", self.output.sqnr_db, self.output_relative_error);
+        s += &format!("SQNR {:.1} dB, relative error {:.4}", self.output.sqnr_db, self.output_relative_error);
+        if let Some(p) = &self.probabilities {
+            s += &format!("; probabilities (softmax) SQNR {:.1} dB", p.sqnr_db);
+        }
+        s += "\n";
         for n in &self.notes {
             s += &format!("note: {n}\n");
         }

@@ -114,6 +114,25 @@ fn a_diverging_model_fails_the_compile_naming_layer_and_cause() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("top-1 agrees with the float model on"));
 }
 
+/// The digits CNN outputs logits (no softmax). Refined at 2 bits it agrees with the float model
+/// on nearly every top-1 while its logits keep about 6 dB of SQNR: distillation fits the
+/// probabilities, and softmax ignores a constant added to a sample's logits. The verdict reads
+/// the probabilities the logits stand for, so the compile succeeds; the logits' SQNR stays in
+/// the report.
+#[test]
+fn a_logits_classifier_is_judged_on_its_probabilities() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("d2.hq");
+    let compiled = json(&compile(&digits("model.onnx"), &out, &["--bits", "2", "--refine-steps", "500"]));
+    let f = &compiled["fidelity"];
+    let (logits, probabilities) =
+        (f["output"]["sqnr_db"].as_f64().unwrap(), f["probabilities"]["sqnr_db"].as_f64().unwrap());
+    assert!(logits < 10.0 && probabilities >= 10.0, "logits {logits} dB, probabilities {probabilities} dB");
+    assert!(f["top1_agreement"].as_f64().unwrap() >= 0.95, "{f}");
+    assert!(f["divergence"].is_null());
+    assert!(top1(&out, false) >= 0.95);
+}
+
 /// The report has one row per layer, each with finite or infinite (exact) SQNR and a cosine, and
 /// the input's own quantization (exact for raw uint8 pixels through the folded transform).
 #[test]
