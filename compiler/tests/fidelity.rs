@@ -104,6 +104,7 @@ fn a_diverging_model_fails_the_compile_naming_layer_and_cause() {
     for needle in ["wide-channel.onnx", "/fc/Gemm", "channel 7", "top-1 agrees", "--allow-low-fidelity"] {
         assert!(last.contains(needle), "error should mention '{needle}': {last}");
     }
+    assert!(!last.contains("--refine-steps"), "8-bit weights have nothing to refine: {last}");
     assert!(!out.exists(), "nothing is written when the model diverges");
     let forced = json(&compile(&model, &out, &["--no-equalize", "--allow-low-fidelity"]));
     assert!(out.exists());
@@ -111,7 +112,9 @@ fn a_diverging_model_fails_the_compile_naming_layer_and_cause() {
     // Uniform 2-bit weights and 4-bit activations on the digits model: the error accumulates.
     let o = compile(&digits("model.onnx"), &out, &["--bits", "2", "--act-bits", "4"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("top-1 agrees with the float model on"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("top-1 agrees with the float model on"));
+    assert!(err.contains("--refine-steps 500"), "below 8 bits the error suggests refining: {err}");
 }
 
 /// The digits CNN outputs logits (no softmax). Refined at 2 bits it agrees with the float model
