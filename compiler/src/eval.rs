@@ -229,16 +229,15 @@ pub fn evaluate(
     })
 }
 
-/// ROC AUC of `scores` against binary `labels` (1 = positive), by the Mann–Whitney U statistic
-/// with tied scores given their average rank.
-pub fn auc(scores: &[f64], labels: &[f64]) -> Result<f64> {
-    let mut idx: Vec<usize> = (0..scores.len()).collect();
-    idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-    let mut ranks = vec![0.0; scores.len()];
+/// 1-based ranks of `v` in increasing order, tied values at their average rank.
+pub(crate) fn average_ranks(v: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    let mut ranks = vec![0.0; v.len()];
     let mut i = 0;
     while i < idx.len() {
         let mut j = i;
-        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
+        while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
             j += 1;
         }
         let avg = (i + j) as f64 / 2.0 + 1.0;
@@ -247,6 +246,13 @@ pub fn auc(scores: &[f64], labels: &[f64]) -> Result<f64> {
         }
         i = j + 1;
     }
+    ranks
+}
+
+/// ROC AUC of `scores` against binary `labels` (1 = positive), by the Mann–Whitney U statistic
+/// with tied scores given their average rank.
+pub fn auc(scores: &[f64], labels: &[f64]) -> Result<f64> {
+    let ranks = average_ranks(scores);
     let pos = labels.iter().filter(|&&y| y == 1.0).count() as f64;
     let neg = labels.iter().filter(|&&y| y == 0.0).count() as f64;
     if pos == 0.0 || neg == 0.0 || pos + neg != labels.len() as f64 {

@@ -12,6 +12,7 @@
 //! with a message naming the node rather than returning an error.
 
 use crate::ir::{Clamp, Conv, Fc, Graph, Node, OpKind, Value, ValueId, Window};
+use crate::quantize::ActQuant;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView1, ArrayView2, ArrayViewMut2, Axis};
 use rayon::prelude::*;
@@ -21,7 +22,7 @@ use rayon::prelude::*;
 /// # Panics
 /// If `input` does not have the input value's element count, or the graph is malformed.
 pub fn run(graph: &Graph, input: &[f32]) -> Vec<f32> {
-    let mut values = execute(graph, input, true);
+    let mut values = execute(graph, input, true, None);
     values[graph.output].take().unwrap_or_else(|| panic!("output value {} is never computed", graph.output))
 }
 
@@ -31,7 +32,20 @@ pub fn run(graph: &Graph, input: &[f32]) -> Vec<f32> {
 /// # Panics
 /// As [`run`].
 pub fn run_all(graph: &Graph, input: &[f32]) -> Vec<Vec<f32>> {
-    execute(graph, input, false).into_iter().map(Option::unwrap_or_default).collect()
+    execute(graph, input, false, None).into_iter().map(Option::unwrap_or_default).collect()
+}
+
+/// [`run_all`] with the values that have a quantizer in `act` (indexed by value) rounded to
+/// its grid as they are produced, the input included: what the device's activations hold, in
+/// float (the refinement's student at 4-bit activations).
+pub fn run_all_fake_quantized(graph: &Graph, input: &[f32], act: &[Option<ActQuant>]) -> Vec<Vec<f32>> {
+    execute(graph, input, false, Some(act)).into_iter().map(Option::unwrap_or_default).collect()
+}
+
+fn fake_quantize(values: &mut [f32], q: &ActQuant) {
+    for x in values {
+        *x = q.dequantize(q.quantize(*x));
+    }
 }
 
 /// Runs many samples, in parallel over samples; returns the output of each, in order.
@@ -45,16 +59,29 @@ pub fn run_batch(graph: &Graph, inputs: &[Vec<f32>]) -> Vec<Vec<f32>> {
 /// Executes the nodes in order. With `release_dead_values`, a value is dropped after its last
 /// reader (except the output), which keeps the working set of big models small when only the
 /// output is wanted.
-fn execute(graph: &Graph, input: &[f32], release_dead_values: bool) -> Vec<Option<Vec<f32>>> {
+fn execute(
+    graph: &Graph,
+    input: &[f32],
+    release_dead_values: bool,
+    act: Option<&[Option<ActQuant>]>,
+) -> Vec<Option<Vec<f32>>> {
+    let quantizer = |v: usize| act.and_then(|a| a.get(v)).and_then(Option::as_ref);
     let input_elements = graph.values[graph.input].elements();
     assert_eq!(input.len(), input_elements, "input has {} elements, the graph expects {input_elements}", input.len());
 
     let last_reader = last_reader_per_value(graph);
     let mut values: Vec<Option<Vec<f32>>> = vec![None; graph.values.len()];
-    values[graph.input] = Some(input.to_vec());
+    let mut x = input.to_vec();
+    if let Some(q) = quantizer(graph.input) {
+        fake_quantize(&mut x, q);
+    }
+    values[graph.input] = Some(x);
 
     for (node_index, node) in graph.nodes.iter().enumerate() {
-        let output = execute_node(graph, node, &values);
+        let mut output = execute_node(graph, node, &values);
+        if let Some(q) = quantizer(node.output) {
+            fake_quantize(&mut output, q);
+        }
         let expected = graph.values[node.output].elements();
         assert_eq!(
             output.len(),
@@ -486,6 +513,35 @@ mod tests {
 
     fn value(name: &str, shape: &[usize]) -> Value {
         Value { name: name.into(), shape: shape.to_vec() }
+    }
+
+    /// Fake quantization rounds exactly the values that have a quantizer, the input included,
+    /// to their grids (clamped to the range), and what follows reads the rounded values.
+    #[test]
+    fn fake_quantized_values_are_on_their_grids() {
+        let mut rng = SplitMix(7);
+        let fc = Fc {
+            weight: Array2::from_shape_vec((3, 5), rng.vec(15)).unwrap(),
+            bias: Array1::from(rng.vec(3)),
+            clamp: Clamp::NONE,
+        };
+        let g = single_node_graph(OpKind::Fc(fc.clone()), &[vec![1, 5]], &[1, 3]);
+        let x: Vec<f32> = rng.vec(5).iter().map(|v| 3.0 * v).collect();
+        assert_eq!(run_all_fake_quantized(&g, &x, &[]), run_all(&g, &x));
+        let q_in = ActQuant { scale: 0.25, zero_point: -3, bits: 4 };
+        let q_out = ActQuant { scale: 0.1, zero_point: 2, bits: 4 };
+        let got = run_all_fake_quantized(&g, &x, &[Some(q_in), Some(q_out)]);
+        let on_grid = |v: f32, q: &ActQuant| {
+            let k = v / q.scale + q.zero_point as f32;
+            (k - k.round()).abs() < 1e-4 && (q.range().0..=q.range().1).contains(&(k.round() as i32))
+        };
+        assert!(got[0].iter().all(|&v| on_grid(v, &q_in)), "{:?}", got[0]);
+        assert!(got[1].iter().all(|&v| on_grid(v, &q_out)), "{:?}", got[1]);
+        // The output is the rounding of the layer applied to the rounded input.
+        let from_rounded = run_all(&g, &got[0]);
+        for (o, f) in got[1].iter().zip(&from_rounded[1]) {
+            assert_eq!(*o, q_out.dequantize(q_out.quantize(*f)));
+        }
     }
 
     fn single_node_graph(op: OpKind, input_shapes: &[Vec<usize>], output_shape: &[usize]) -> Graph {

@@ -164,7 +164,8 @@ struct CompileArgs {
     no_equalize: bool,
     /// Refine the quantized model for this many steps before writing it: distillation from the
     /// float model on the calibration data, straight-through rounding and learned scales of the
-    /// layers below 8 bits (0: no refinement) [default: 0].
+    /// layers below 8 bits, activations below 8 bits rounded as the device rounds them (0: no
+    /// refinement) [default: 0].
     #[arg(long)]
     refine_steps: Option<usize>,
     /// Wall-clock limit of the refinement in seconds (stopping early makes the result depend on
@@ -531,12 +532,12 @@ fn cmd_compile(a: &CompileArgs) -> Result<()> {
         seconds: a.refine_seconds.unwrap_or(60.0),
         ..Default::default()
     };
-    let refinable = bits.weight_bits.iter().any(|&b| b < 8);
+    let refinable = bits.weight_bits.iter().chain(&bits.act_bits).any(|&b| b < 8);
     let compiled = if refine_options.steps > 0 && refinable {
         let loss = hawq_compiler::sensitivity::choose_loss(&prepared.graph, &calib.y, a.hawq.loss())
             .with_context(|| a.calib.display().to_string())?;
         let inputs = hawq_compiler::pipeline::real_inputs(&prepared.graph, &calib, prepared.transform)?;
-        let refined = hawq_compiler::refine::refine(&prepared, &inputs, &bits.weight_bits, loss, &refine_options)
+        let refined = hawq_compiler::refine::refine(&prepared, &inputs, &bits, loss, &refine_options)
             .with_context(|| format!("{model}: refinement"))?;
         if refined.stopped_early {
             eprintln!(
@@ -1020,6 +1021,7 @@ fn build_report(model: &Path, m: &hawq_compiler::sensitivity::Measured, a: &Allo
         chosen_bits: a.chosen.map(|c| a.frontier[c].bits.clone()),
         measured: Vec::new(),
         refinements: Vec::new(),
+        omega_against_refined: None,
     }
 }
 
@@ -1073,9 +1075,9 @@ fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
     let mut report = build_report(&a.model, &m, &allocation);
     if let Some(eval_path) = &a.eval {
         let eval = Dataset::load(eval_path)?;
-        let mut configs: Vec<(String, BitConfig)> = Vec::new();
+        let mut configs: Vec<(String, BitConfig, Option<f64>)> = Vec::new();
         for w in [8, 4] {
-            configs.push((format!("uniform w{w}"), BitConfig::uniform(&prepared.graph, w, 8)));
+            configs.push((format!("uniform w{w}"), BitConfig::uniform(&prepared.graph, w, 8), None));
         }
         for i in spread(allocation.frontier.len(), a.points.unwrap_or(6)) {
             let bits = hawq_compiler::allocate::apply_weights(
@@ -1083,7 +1085,7 @@ fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
                 &allocation.frontier[i],
                 BitConfig::uniform(&prepared.graph, 8, 8),
             );
-            configs.push((format!("hawq #{i}"), bits));
+            configs.push((format!("hawq #{i}"), bits, Some(allocation.frontier[i].omega)));
         }
         let refine_options = hawq_compiler::refine::RefineOptions {
             steps: a.refine_steps.unwrap_or(0),
@@ -1095,7 +1097,7 @@ fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
         } else {
             Vec::new()
         };
-        for (label, bits) in configs {
+        for (label, bits, omega) in configs {
             let measure_compiled = |compiled: &hawq_compiler::emit::Compiled| -> Result<(Metric, f64)> {
                 let quantized = hawq_runtime::Model::from_bytes(&compiled.blob).map_err(|e| {
                     anyhow!("{model}: {label}: internal error: the runtime rejects the compiled model ({e})")
@@ -1111,10 +1113,9 @@ fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
             let compiled = compile(&prepared, &bits).with_context(|| format!("{model}: {label}"))?;
             let (metric, mut value) = measure_compiled(&compiled)?;
             let mut before_refinement = None;
-            if refine_options.steps > 0 && bits.weight_bits.iter().any(|&b| b < 8) {
-                let refined =
-                    hawq_compiler::refine::refine(&prepared, &calib_inputs, &bits.weight_bits, m.loss, &refine_options)
-                        .with_context(|| format!("{model}: {label}: refinement"))?;
+            if refine_options.steps > 0 && bits.weight_bits.iter().chain(&bits.act_bits).any(|&b| b < 8) {
+                let refined = hawq_compiler::refine::refine(&prepared, &calib_inputs, &bits, m.loss, &refine_options)
+                    .with_context(|| format!("{model}: {label}: refinement"))?;
                 if refined.stopped_early {
                     eprintln!(
                         "{model}: {label}: the refinement stopped at {} of {} steps (--refine-seconds); the result depends on this machine's speed",
@@ -1132,6 +1133,7 @@ fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
                     loss_before: refined.loss_before,
                     loss_after: refined.loss_after,
                     kept_start: refined.kept_start,
+                    omega,
                 });
             }
             report.measured.push(Measured {
@@ -1145,6 +1147,7 @@ fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
             });
         }
     }
+    report.omega_against_refined = hawq_compiler::report::OmegaAgainstRefined::of(&report.refinements);
     if let Some(dir) = &a.report {
         report.write(dir)?;
     }
@@ -1210,6 +1213,14 @@ fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
             r.loss_before,
             r.loss_after,
             if r.kept_start { " (no gain: the unrefined model kept)" } else { "" }
+        );
+    }
+    if let Some(c) = &report.omega_against_refined {
+        out!(
+            "  ΣΩ against the held-out distillation loss over {} refined frontier points: Spearman ρ {:.2} before refinement, {:.2} after",
+            c.points,
+            c.rho_before,
+            c.rho_after
         );
     }
     if let Some(dir) = &a.report {

@@ -37,6 +37,7 @@ use crate::emit::{fake_quantized, round_layer};
 use crate::ir::{Graph, OpKind};
 use crate::pipeline::Prepared;
 use crate::quantize::WeightGrid;
+use crate::quantize::{activation_params, ActQuant, BitConfig};
 
 /// Refinement settings.
 #[derive(Debug, Clone, Copy)]
@@ -185,11 +186,30 @@ fn next(seed: &mut u64) -> u64 {
 pub fn refine(
     p: &Prepared,
     inputs: &[Vec<f32>],
-    weight_bits: &[u8],
+    bits: &BitConfig,
     loss: Loss,
     opts: &RefineOptions,
 ) -> Result<Refined> {
     let started = Instant::now();
+    let weight_bits = &bits.weight_bits;
+    // The student's activations below 8 bits are rounded to the grids the device will hold
+    // (straight-through in the backward pass), so the weights learn to live with them; 8-bit
+    // activations stay float (the refined float network scores what its integer model does).
+    let act: Vec<Option<ActQuant>> = {
+        let q = activation_params(&p.graph, &p.calibration, bits, p.raw, p.transform)?;
+        if q.iter().all(|a| a.bits >= 8) {
+            Vec::new()
+        } else {
+            q.into_iter().map(|a| (a.bits < 8).then_some(a)).collect()
+        }
+    };
+    let student_outputs = |g: &Graph, x: &[f32]| {
+        if act.is_empty() {
+            crate::float_exec::run_all(g, x)
+        } else {
+            crate::float_exec::run_all_fake_quantized(g, x, &act)
+        }
+    };
     let classifier = loss == Loss::CrossEntropy;
     let head_loss = if classifier { Loss::CrossEntropy } else { Loss::Mse };
     let head = head_value(&p.graph, head_loss)?;
@@ -281,7 +301,7 @@ pub fn refine(
         let losses: Vec<f64> = set
             .par_iter()
             .map(|&s| {
-                let z = crate::float_exec::run_all(g, &inputs[s]).swap_remove(head);
+                let z = student_outputs(g, &inputs[s]).swap_remove(head);
                 distillation_loss(classifier, &z, &teacher[s]).0
             })
             .collect();
@@ -332,7 +352,8 @@ pub fn refine(
         let targets: Vec<Vec<f32>> =
             xs.par_iter().map(|x| crate::float_exec::run_all(&p.graph, x).swap_remove(head)).collect();
         let (g, passes) = student(&latent_w, &latent_b, &latent_s);
-        let (_, grad) = head_loss_gradients(&g, head_loss, &xs, |s, z| distillation_loss(classifier, z, &targets[s]))?;
+        let (_, grad) =
+            head_loss_gradients(&g, head_loss, &act, &xs, |s, z| distillation_loss(classifier, z, &targets[s]))?;
         steps += 1;
         let (c1, c2) = (1.0 - b1.powi(steps as i32), 1.0 - b2.powi(steps as i32));
         // Cosine decay of the step to 0: at a constant step the latent weights keep hopping

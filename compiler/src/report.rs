@@ -35,6 +35,56 @@ pub struct RefinementReport {
     pub loss_after: f64,
     /// The refinement did not lower the loss and the unrefined model was kept.
     pub kept_start: bool,
+    /// ΣΩ of the configuration, for a point of HAWQ's frontier.
+    pub omega: Option<f64>,
+}
+
+/// How well HAWQ's ΣΩ (Ω measured on the weights GPTQ and learned rounding give, before any
+/// refinement) orders the refined frontier points: Spearman's rank correlation of ΣΩ with the
+/// held-out distillation loss before and after refinement, over `points` points. ρ near 1
+/// after refinement says Ω before it is a faithful proxy for what the refined model holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct OmegaAgainstRefined {
+    pub points: usize,
+    pub rho_before: f64,
+    pub rho_after: f64,
+}
+
+impl OmegaAgainstRefined {
+    /// `None` below three HAWQ frontier points.
+    pub fn of(refinements: &[RefinementReport]) -> Option<OmegaAgainstRefined> {
+        let points: Vec<(f64, f64, f64)> =
+            refinements.iter().filter_map(|r| Some((r.omega?, r.loss_before, r.loss_after))).collect();
+        if points.len() < 3 {
+            return None;
+        }
+        let omega: Vec<f64> = points.iter().map(|p| p.0).collect();
+        let before: Vec<f64> = points.iter().map(|p| p.1).collect();
+        let after: Vec<f64> = points.iter().map(|p| p.2).collect();
+        Some(OmegaAgainstRefined {
+            points: points.len(),
+            rho_before: spearman(&omega, &before),
+            rho_after: spearman(&omega, &after),
+        })
+    }
+}
+
+/// Spearman's rank correlation (ties take their average rank); 0 when either side is constant.
+pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
+    let (ra, rb) = (crate::eval::average_ranks(a), crate::eval::average_ranks(b));
+    let n = ra.len().min(rb.len()) as f64;
+    let mean = (n + 1.0) / 2.0;
+    let (mut cov, mut va, mut vb) = (0.0, 0.0, 0.0);
+    for (x, y) in ra.iter().zip(&rb) {
+        cov += (x - mean) * (y - mean);
+        va += (x - mean).powi(2);
+        vb += (y - mean).powi(2);
+    }
+    if va == 0.0 || vb == 0.0 {
+        0.0
+    } else {
+        cov / (va * vb).sqrt()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -53,6 +103,8 @@ pub struct Report {
     pub measured: Vec<Measured>,
     /// Refinements of the measured configurations (`hawq analyze --refine-steps`).
     pub refinements: Vec<RefinementReport>,
+    /// ΣΩ against the refined frontier points' losses (three or more refined HAWQ points).
+    pub omega_against_refined: Option<OmegaAgainstRefined>,
 }
 
 fn short(name: &str) -> String {
@@ -151,6 +203,14 @@ impl Report {
                     bits.join(" ")
                 );
             }
+        }
+        if let Some(c) = &self.omega_against_refined {
+            let _ = writeln!(
+                s,
+                "\nΣΩ against the held-out distillation loss over {} refined frontier points: Spearman ρ {:.2} before \
+                 refinement, {:.2} after.",
+                c.points, c.rho_before, c.rho_after
+            );
         }
         s
     }
@@ -286,5 +346,20 @@ pub fn shorten(s: &str, n: usize) -> String {
     } else {
         let tail: String = s.chars().skip(s.chars().count() + 1 - n).collect();
         format!("…{tail}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn spearman_ranks_with_ties() {
+        assert_eq!(super::spearman(&[1.0, 2.0, 3.0, 4.0], &[10.0, 20.0, 30.0, 40.0]), 1.0);
+        assert_eq!(super::spearman(&[1.0, 2.0, 3.0, 4.0], &[4.0, 3.0, 2.0, 1.0]), -1.0);
+        assert_eq!(super::spearman(&[1.0, 1.0, 1.0], &[1.0, 2.0, 3.0]), 0.0);
+        // Ties at their average rank: ranks (1.5, 1.5, 3) against (1, 2, 3).
+        let rho = super::spearman(&[5.0, 5.0, 9.0], &[1.0, 2.0, 3.0]);
+        assert!((rho - 0.75f64.sqrt()).abs() < 1e-12, "{rho}");
+        // Monotone, not linear: rank correlation 1.
+        assert_eq!(super::spearman(&[1.0, 2.0, 3.0, 4.0], &[1.0, 8.0, 27.0, 1000.0]), 1.0);
     }
 }

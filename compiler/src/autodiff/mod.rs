@@ -56,6 +56,7 @@ use anyhow::{bail, Result};
 use rayon::prelude::*;
 
 use crate::ir::{Graph, OpKind};
+use crate::quantize::ActQuant;
 use backward::{backward, GradientSink};
 use loss::{check_labels, sample_loss};
 use net::Net;
@@ -250,10 +251,11 @@ pub fn head_value(graph: &Graph, loss: Loss) -> Result<usize> {
 pub fn head_loss_gradients(
     graph: &Graph,
     head: Loss,
+    act: &[Option<ActQuant>],
     inputs: &[Vec<f32>],
     sample_loss: impl Fn(usize, &[f32]) -> (f64, Vec<f64>) + Sync,
 ) -> Result<(f64, WeightVector)> {
-    let net = Net::new(graph, head)?;
+    let net = Net { act, ..Net::new(graph, head)? };
     if inputs.is_empty() {
         bail!("no samples");
     }

@@ -7,6 +7,7 @@ use super::kernels::{max_argmax, taps_major, Geom};
 use super::Loss;
 use crate::float_exec;
 use crate::ir::{Activation, Clamp, Graph, OpKind, ValueId};
+use crate::quantize::ActQuant;
 
 pub(super) enum Op {
     Conv {
@@ -78,6 +79,10 @@ pub(super) struct Net<'g> {
     /// input); `None` when it is, and each diagonal block of the Hessian is then its
     /// Gauss–Newton block.
     pub not_piecewise_linear: Option<String>,
+    /// Activation quantizers by value (empty: float activations): the forward pass rounds those
+    /// values to their grids and the backward pass lets the gradient through the rounding
+    /// unchanged (straight-through).
+    pub act: &'g [Option<ActQuant>],
 }
 
 impl<'g> Net<'g> {
@@ -210,7 +215,7 @@ impl<'g> Net<'g> {
             })
             .collect::<Result<Vec<_>>>()?;
         let not_piecewise_linear = not_piecewise_linear(graph, end, &live);
-        Ok(Net { graph, loss, ops, end, head, producer, live, not_piecewise_linear })
+        Ok(Net { graph, loss, ops, end, head, producer, live, not_piecewise_linear, act: &[] })
     }
 
     /// Is the network piecewise linear up to the loss (see [`Net::not_piecewise_linear`])?
@@ -241,7 +246,11 @@ impl<'g> Net<'g> {
 
     /// Runs one sample forward with the float executor and records what the derivatives need.
     pub fn tape(&self, input: &[f32]) -> Tape {
-        let values = float_exec::run_all(self.graph, input);
+        let values = if self.act.is_empty() {
+            float_exec::run_all(self.graph, input)
+        } else {
+            float_exec::run_all_fake_quantized(self.graph, input, self.act)
+        };
         let argmax = self
             .ops
             .iter()
