@@ -54,8 +54,8 @@ impl Builder {
     }
 
     /// The node that can take a clamp or a per-channel affine on `a` as part of itself: `a`'s
-    /// producer when it is used only by `node`, or, through the depth-to-space half of a
-    /// ConvTranspose, the convolution before it. With `affine`, only an unclamped Conv or Gemm.
+    /// producer when it is used only by `node`, or, through the depth-to-space half (and the
+    /// crop) of a ConvTranspose, the convolution before it. With `affine`, only an unclamped Conv or Gemm.
     fn absorbing_producer(&self, node: &NodeProto, a: &Act, affine: bool) -> Option<usize> {
         let p = self.sole_producer(node, a)?;
         let takes = |op: &OpKind| match op {
@@ -64,12 +64,21 @@ impl Builder {
             OpKind::Add(_) | OpKind::Mul(_) => !affine,
             _ => false,
         };
+        // The node producing `v` when `v` has no other reader.
+        let sole = |v: usize| -> Option<usize> {
+            let only_reader = self.nodes.iter().filter(|n| n.inputs.contains(&v)).count() == 1;
+            only_reader.then(|| self.producer.get(&v).copied()).flatten()
+        };
+        let through_depth_to_space = |d: usize| -> Option<usize> {
+            let q = sole(self.nodes[d].inputs[0])?;
+            (matches!(self.nodes[q].op, OpKind::Conv(_)) && takes(&self.nodes[q].op)).then_some(q)
+        };
         match &self.nodes[p].op {
-            OpKind::DepthToSpace(_) => {
-                let phases = self.nodes[p].inputs[0];
-                let q = *self.producer.get(&phases)?;
-                let only_reader = self.nodes.iter().filter(|n| n.inputs.contains(&phases)).count() == 1;
-                (only_reader && matches!(self.nodes[q].op, OpKind::Conv(_)) && takes(&self.nodes[q].op)).then_some(q)
+            OpKind::DepthToSpace(_) => through_depth_to_space(p),
+            // The crop of a padded ConvTranspose: elementwise ops commute with it.
+            OpKind::Slice { .. } => {
+                let d = sole(self.nodes[p].inputs[0])?;
+                matches!(self.nodes[d].op, OpKind::DepthToSpace(_)).then(|| through_depth_to_space(d)).flatten()
             }
             op => takes(op).then_some(p),
         }

@@ -261,7 +261,7 @@ fn import_model(bytes: &[u8], dir: Option<&Path>) -> Result<Graph> {
         None => attr_ints(n, "axes").unwrap_or_default(),
     });
     let channel_major = match (first_consumer, dims.as_slice()) {
-        (Some("Conv" | "BatchNormalization" | "MaxPool" | "AveragePool"), _) => true,
+        (Some("Conv" | "ConvTranspose" | "BatchNormalization" | "MaxPool" | "AveragePool"), _) => true,
         (Some("Transpose"), _) => false,
         (Some("Unsqueeze"), [_, _, _]) => !matches!(unsqueeze_axes.as_deref(), Some([1 | -3])),
         (_, [_, _, _]) => true,

@@ -343,9 +343,14 @@ impl Builder {
         Ok(())
     }
 
-    /// ConvTranspose whose kernel equals its stride (no overlap, no padding): a 1×1 convolution
-    /// producing one group of output channels per phase `(i, j)` of the stride, then
-    /// depth-to-space interleaving the phases.
+    /// ConvTranspose (group 1, no dilation, a square stride `s`) as a sub-pixel convolution:
+    /// output row `m·s + r` of the uncropped transposed convolution is
+    /// `Σ_t x[m − t]·w[r + t·s]` over `t < T = ⌈k/s⌉` (the kernel padded with zeros to `T·s`),
+    /// a stride-1 convolution with the flipped `T×T` kernel over the input padded by `T − 1`,
+    /// one group of output channels per phase `(r_h, r_w)`; depth-to-space interleaves the
+    /// phases, and a slice crops `pads` and keeps `output_padding` (rows past the
+    /// transposed convolution's own are its bias, as ONNX defines them). A kernel equal to its
+    /// stride without padding is a 1×1 convolution and depth-to-space alone.
     pub(super) fn conv_transpose(&mut self, node: &NodeProto) -> Result<()> {
         let (a, seq, _) = self.windowed_input(node)?;
         if seq {
@@ -364,26 +369,62 @@ impl Builder {
         if cin != c {
             bail!("weight expects {cin} input channels, the input has {c}");
         }
+        if kh == 0 || kw == 0 {
+            bail!("kernel {kh}x{kw} is empty");
+        }
         let stride = super::spatial_attr(node, "strides", Some([1, 1]))?;
         let unit = |name: &str, v: i64| attr_ints(node, name).is_none_or(|p| p.iter().all(|&x| x == v));
-        if kh != kw || stride != [kh, kw] || !unit("pads", 0) || !unit("output_padding", 0) || !unit("dilations", 1) {
+        if stride[0] != stride[1] || stride[0] == 0 || !unit("dilations", 1) {
             bail!(
-                "kernel {kh}x{kw}, strides {stride:?}, pads {:?}, output_padding {:?}: only a square kernel equal to \
-                 its stride, without padding, output padding or dilation, is supported",
-                attr_ints(node, "pads").unwrap_or_default(),
-                attr_ints(node, "output_padding").unwrap_or_default()
+                "strides {stride:?}, dilations {:?}: only a square stride without dilation is supported",
+                attr_ints(node, "dilations").unwrap_or_default()
             );
         }
         if let Some(auto) = attr_s(node, "auto_pad").filter(|s| s != "NOTSET" && s != "VALID") {
             bail!("attribute 'auto_pad' = '{auto}' is not supported");
         }
-        let b = kh;
-        let phases = b * b * oc;
-        bounded_elements(&[h, wd, phases], "the output")?;
-        // Channel (i·b + j)·O + o of the 1×1 conv is output channel o at phase (i, j).
-        let weight = Array4::from_shape_fn((phases, 1, 1, c), |(k, _, _, ci)| {
+        if attr_ints(node, "output_shape").is_some() {
+            bail!("attribute 'output_shape' is not supported (give pads and output_padding)");
+        }
+        let pads = match attr_ints(node, "pads") {
+            None => [0; 4],
+            Some(p) if p.len() == 4 && p.iter().all(|&x| (0..1 << 16).contains(&x)) => {
+                [p[0] as usize, p[1] as usize, p[2] as usize, p[3] as usize]
+            }
+            Some(p) => bail!("pads {p:?}: expected four non-negative values"),
+        };
+        let out_pad = match attr_ints(node, "output_padding") {
+            None => [0; 2],
+            Some(p) if p.len() == 2 && p.iter().all(|&x| (0..stride[0] as i64).contains(&x)) => {
+                [p[0] as usize, p[1] as usize]
+            }
+            Some(p) => bail!("output_padding {p:?}: expected two values below the stride"),
+        };
+        let s = stride[0];
+        let (th, tw) = (kh.div_ceil(s), kw.div_ceil(s));
+        // The uncropped output: (H + T − 1)·s rows, of which the transposed convolution's own
+        // are the first (H − 1)·s + k.
+        let (full_h, full_w) = ((h + th - 1) * s, (wd + tw - 1) * s);
+        let out_h = ((h - 1) * s + kh + out_pad[0]).checked_sub(pads[0] + pads[2]);
+        let out_w = ((wd - 1) * s + kw + out_pad[1]).checked_sub(pads[1] + pads[3]);
+        let (Some(out_h), Some(out_w)) = (out_h, out_w) else {
+            bail!("pads {pads:?} leave no output of a {h}x{wd} input");
+        };
+        if out_h == 0 || out_w == 0 || pads[0] + out_h > full_h || pads[1] + out_w > full_w {
+            bail!("pads {pads:?} and output_padding {out_pad:?} leave no output or reach past it");
+        }
+        let phases = s * s * oc;
+        bounded_elements(&[h + th - 1, wd + tw - 1, phases], "the output")?;
+        // Channel (r_h·s + r_w)·O + o of the convolution is output channel o at phase
+        // (r_h, r_w); its tap (u, v) reads x[m − (T − 1 − u)], weight tap r + (T − 1 − u)·s.
+        let weight = Array4::from_shape_fn((phases, th, tw, c), |(k, u, v, ci)| {
             let (phase, o) = (k / oc, k % oc);
-            w[[ci, o, phase / b, phase % b].as_slice()] as f32
+            let (ah, aw) = (phase / s + (th - 1 - u) * s, phase % s + (tw - 1 - v) * s);
+            if ah < kh && aw < kw {
+                w[[ci, o, ah, aw].as_slice()] as f32
+            } else {
+                0.0
+            }
         });
         let bias = match bias {
             Some(v) if v.len() == oc => Array1::from_shape_fn(phases, |k| v[[k % oc].as_slice()] as f32),
@@ -392,13 +433,34 @@ impl Builder {
         };
         check_finite_f32(weight.iter().chain(&bias), "the weight and bias")?;
         let out = node.output.first().ok_or_else(|| anyhow!("has no output"))?.clone();
-        let phase_name = format!("{out}::phases");
-        let window = Window { kernel: [1, 1], stride: [1, 1], pads: [0; 4] };
+        let window = Window { kernel: [th, tw], stride: [1, 1], pads: [th - 1, tw - 1, th - 1, tw - 1] };
         let conv = OpKind::Conv(Conv { weight, bias, window, depthwise: false, clamp: Clamp::NONE });
         let layout = a.layout.clone();
-        self.push_output(node, &phase_name, conv, vec![a.id], vec![h, wd, phases], layout.clone())?;
+        let (conv_h, conv_w) = (h + th - 1, wd + tw - 1);
+        self.push_output(
+            node,
+            &format!("{out}::phases"),
+            conv,
+            vec![a.id],
+            vec![conv_h, conv_w, phases],
+            layout.clone(),
+        )?;
         let phases_id = self.values.len() - 1;
-        self.push(node, OpKind::DepthToSpace(b), vec![phases_id], vec![h * b, wd * b, oc], layout)
+        if (pads, out_h, out_w) == ([0; 4], full_h, full_w) {
+            return self.push(node, OpKind::DepthToSpace(s), vec![phases_id], vec![full_h, full_w, oc], layout);
+        }
+        let d2s = OpKind::DepthToSpace(s);
+        self.push_output(
+            node,
+            &format!("{out}::uncropped"),
+            d2s,
+            vec![phases_id],
+            vec![full_h, full_w, oc],
+            layout.clone(),
+        )?;
+        let full_id = self.values.len() - 1;
+        let crop = OpKind::Slice { begin: [pads[0], pads[1], 0], step: [1, 1, 1] };
+        self.push(node, crop, vec![full_id], vec![out_h, out_w, oc], layout)
     }
 }
 
