@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::data::Dataset;
-use crate::ir::{Graph, InputTransform, OpKind};
+use crate::ir::{Graph, InputTransform};
 
 /// Samples compared (spread evenly over the calibration set).
 pub const SAMPLES: usize = 256;
@@ -163,8 +163,7 @@ pub fn measure(graph: &Graph, blob: &[u8], data: &Dataset, transform: InputTrans
     let picks: Vec<usize> = (0..n).map(|i| i * data.len() / n).collect();
     let hwc = graph.values[graph.input].hwc();
     let classifier = is_classifier(graph, data);
-    let ends_in_softmax = graph.nodes.iter().any(|n| n.output == graph.output && matches!(n.op, OpKind::Softmax));
-    let logits = classifier && !ends_in_softmax;
+    let logits = classifier && !graph.ends_in_softmax();
     let results: Vec<SampleResult> = picks
         .par_iter()
         .map(|&i| -> Result<SampleResult> {

@@ -532,7 +532,7 @@ fn cmd_compile(a: &CompileArgs) -> Result<()> {
         seconds: a.refine_seconds.unwrap_or(60.0),
         ..Default::default()
     };
-    let refinable = bits.weight_bits.iter().chain(&bits.act_bits).any(|&b| b < 8);
+    let refinable = bits.below_8_bits();
     let compiled = if refine_options.steps > 0 && refinable {
         let loss = hawq_compiler::sensitivity::choose_loss(&prepared.graph, &calib.y, a.hawq.loss())
             .with_context(|| a.calib.display().to_string())?;
@@ -1113,7 +1113,7 @@ fn cmd_analyze(a: &AnalyzeArgs) -> Result<()> {
             let compiled = compile(&prepared, &bits).with_context(|| format!("{model}: {label}"))?;
             let (metric, mut value) = measure_compiled(&compiled)?;
             let mut before_refinement = None;
-            if refine_options.steps > 0 && bits.weight_bits.iter().chain(&bits.act_bits).any(|&b| b < 8) {
+            if refine_options.steps > 0 && bits.below_8_bits() {
                 let refined = hawq_compiler::refine::refine(&prepared, &calib_inputs, &bits, m.loss, &refine_options)
                     .with_context(|| format!("{model}: {label}: refinement"))?;
                 if refined.stopped_early {

@@ -28,6 +28,11 @@ impl BitConfig {
     pub fn uniform(graph: &Graph, weight: u8, act: u8) -> BitConfig {
         BitConfig { weight_bits: vec![weight; graph.nodes.len()], act_bits: vec![act; graph.values.len()] }
     }
+
+    /// Whether any weight or activation is below 8 bits (what a refinement can work on).
+    pub fn below_8_bits(&self) -> bool {
+        self.weight_bits.iter().chain(&self.act_bits).any(|&b| b < 8)
+    }
 }
 
 /// Asymmetric per-tensor quantization of an activation: `real = scale · (q − zero_point)`.

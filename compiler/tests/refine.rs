@@ -7,7 +7,7 @@ use std::path::Path;
 use hawq_compiler::autodiff::Loss;
 use hawq_compiler::data::Dataset;
 use hawq_compiler::ir::InputTransform;
-use hawq_compiler::pipeline::{compile_refined, prepare, real_inputs};
+use hawq_compiler::pipeline::{compile_refined, prepare, real_inputs, Prepared};
 use hawq_compiler::quantize::BitConfig;
 use hawq_compiler::refine::{refine, RefineOptions};
 
@@ -15,13 +15,19 @@ fn digits(file: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/digits").join(file)
 }
 
-#[test]
-fn refinement_is_deterministic_and_compiles() {
+/// The digits model prepared on its calibration set, and that set's real-valued inputs.
+fn prepared_digits() -> (Prepared, Vec<Vec<f32>>) {
     let graph = hawq_compiler::import::import(&digits("model.onnx")).unwrap();
     let calib = Dataset::load(&digits("calib.npz")).unwrap();
     let transform = InputTransform { scale: 1.0 / 16.0, offset: 0.0 };
     let p = prepare(graph, &calib, transform).unwrap();
     let inputs = real_inputs(&p.graph, &calib, transform).unwrap();
+    (p, inputs)
+}
+
+#[test]
+fn refinement_is_deterministic_and_compiles() {
+    let (p, inputs) = prepared_digits();
     let bits = BitConfig::uniform(&p.graph, 2, 8);
     let opts = RefineOptions { steps: 30, seconds: 1e9, ..Default::default() };
     let run = |threads: usize| {
@@ -45,11 +51,7 @@ fn refinement_is_deterministic_and_compiles() {
 /// activations below 8 bits).
 #[test]
 fn refinement_sees_4_bit_activations() {
-    let graph = hawq_compiler::import::import(&digits("model.onnx")).unwrap();
-    let calib = Dataset::load(&digits("calib.npz")).unwrap();
-    let transform = InputTransform { scale: 1.0 / 16.0, offset: 0.0 };
-    let p = prepare(graph, &calib, transform).unwrap();
-    let inputs = real_inputs(&p.graph, &calib, transform).unwrap();
+    let (p, inputs) = prepared_digits();
     let opts = RefineOptions { steps: 200, seconds: 1e9, ..Default::default() };
     for weight_bits in [8, 2] {
         let bits = BitConfig::uniform(&p.graph, weight_bits, 4);
