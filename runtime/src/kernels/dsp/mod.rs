@@ -2132,14 +2132,14 @@ fn fc_impl<const L: usize, const K: u32>(
         let acc = dot_rows2(a, b, x, x_sum);
         for (j, s) in acc.into_iter().enumerate() {
             let c = 2 * i + j;
-            put(output, rq.out.bits, c, ChannelQ::new(rq, c).apply(s >> scale));
+            put(output, rq.out.bits, c, ChannelQ::new(rq, c).apply_scaled(s, scale));
         }
     }
     if out_features % 2 == 1 {
         let c = out_features - 1;
         if let Some(row) = weights.get(c * row_bytes..(c + 1) * row_bytes) {
             let [acc] = dot(row, x);
-            put(output, rq.out.bits, c, ChannelQ::new(rq, c).apply(acc >> scale));
+            put(output, rq.out.bits, c, ChannelQ::new(rq, c).apply_scaled(acc, scale));
         }
     }
     Path::Dsp
