@@ -547,11 +547,16 @@ fn cmd_compile(a: &CompileArgs) -> Result<()> {
         }
         if !a.json {
             out!(
-                "refinement: {} steps in {:.1} s, distillation loss on held-out calibration samples {:.4e} -> {:.4e}{}",
+                "refinement: {} steps in {:.1} s, distillation loss on held-out calibration samples {:.4e} -> {:.4e}{}{}",
                 refined.steps,
                 refined.seconds,
                 refined.loss_before,
                 refined.loss_after,
+                if refined.learned_ranges > 0 {
+                    format!(", {} activation ranges below 8 bits learned", refined.learned_ranges)
+                } else {
+                    String::new()
+                },
                 if refined.kept_start { " (no gain: the unrefined model kept)" } else { "" }
             );
         }
