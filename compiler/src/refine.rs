@@ -59,11 +59,21 @@ pub struct RefineOptions {
     pub learning_rate: f64,
     /// Seed of the minibatch order.
     pub seed: u64,
+    /// Learn the clipping ranges of the activations below 8 bits (LSQ; the quantizers then stop
+    /// the gradient at their clips). Off: the calibration's ranges, plain straight-through.
+    pub learn_activation_ranges: bool,
 }
 
 impl Default for RefineOptions {
     fn default() -> RefineOptions {
-        RefineOptions { steps: 300, seconds: 60.0, batch: 32, learning_rate: 0.01, seed: 0x5eed }
+        RefineOptions {
+            steps: 300,
+            seconds: 60.0,
+            batch: 32,
+            learning_rate: 0.01,
+            seed: 0x5eed,
+            learn_activation_ranges: false,
+        }
     }
 }
 
@@ -241,7 +251,9 @@ pub fn refine(
         if node.op.ties_output_to_input() {
             tied_to[node.output] = tied_to[node.inputs[0]];
         } else {
-            learned[node.output] = rounded.get(node.output).is_some_and(Option::is_some) && !bounded_above(&node.op);
+            learned[node.output] = opts.learn_activation_ranges
+                && rounded.get(node.output).is_some_and(Option::is_some)
+                && !bounded_above(&node.op);
         }
     }
     // The quantizers of the rounded values at the activation scales `act_scales` (per value; the
@@ -419,8 +431,9 @@ pub fn refine(
             xs.par_iter().map(|x| crate::float_exec::run_all(&p.graph, x).swap_remove(head)).collect();
         let (g, passes) = student(&latent_w, &latent_b, &latent_s);
         let act = quantizers(&act_scales);
-        let gradients =
-            head_loss_gradients(&g, head_loss, &act, &xs, |s, z| distillation_loss(classifier, z, &targets[s]))?;
+        let gradients = head_loss_gradients(&g, head_loss, &act, opts.learn_activation_ranges, &xs, |s, z| {
+            distillation_loss(classifier, z, &targets[s])
+        })?;
         let grad = &gradients.params;
         steps += 1;
         let (c1, c2) = (1.0 - b1.powi(steps as i32), 1.0 - b2.powi(steps as i32));

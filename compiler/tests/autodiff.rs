@@ -1606,7 +1606,7 @@ fn activation_quantizer_gradients_match_the_lsq_surrogate() {
         let r: Vec<f64> = y.iter().zip(&targets[s]).map(|(&a, &b)| f64::from(a) - f64::from(b)).collect();
         (r.iter().map(|x| x * x).sum(), r.iter().map(|x| 2.0 * x).collect())
     };
-    let g = head_loss_gradients(&graph, Loss::Mse, &act, &inputs, sample_loss).unwrap();
+    let g = head_loss_gradients(&graph, Loss::Mse, &act, true, &inputs, sample_loss).unwrap();
     // The loss is the fake-quantized network's, which the surrogate equals at the base point.
     assert!((g.loss - surrogate_loss(&w1_f64, s0)).abs() < 1e-4, "{} vs {}", g.loss, surrogate_loss(&w1_f64, s0));
     let e = 1e-5;

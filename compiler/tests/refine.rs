@@ -52,8 +52,8 @@ fn refinement_is_deterministic_and_compiles() {
 #[test]
 fn refinement_sees_4_bit_activations() {
     let (p, inputs) = prepared_digits();
-    let opts = RefineOptions { steps: 200, seconds: 1e9, ..Default::default() };
-    for weight_bits in [8, 2] {
+    for (weight_bits, learn_activation_ranges) in [(8, false), (8, true), (2, false), (2, true)] {
+        let opts = RefineOptions { steps: 200, seconds: 1e9, learn_activation_ranges, ..Default::default() };
         let bits = BitConfig::uniform(&p.graph, weight_bits, 4);
         let run = |threads: usize| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
@@ -83,7 +83,7 @@ fn refinement_sees_4_bit_activations() {
 fn refinement_learns_4_bit_activation_ranges_and_emit_writes_them() {
     let (p, inputs) = prepared_digits();
     let bits = BitConfig::uniform(&p.graph, 8, 4);
-    let opts = RefineOptions { steps: 200, seconds: 1e9, ..Default::default() };
+    let opts = RefineOptions { steps: 200, seconds: 1e9, learn_activation_ranges: true, ..Default::default() };
     let refined = refine(&p, &inputs, &bits, Loss::CrossEntropy, &opts).unwrap();
     assert!(refined.loss_after < refined.loss_before, "{} ≥ {}", refined.loss_after, refined.loss_before);
     let calibrated = activation_params(&p.graph, &p.calibration, &bits, p.raw, p.transform).unwrap();

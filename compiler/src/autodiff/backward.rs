@@ -59,9 +59,8 @@ pub(super) fn backward(net: &Net, tape: &Tape, seeds: Vec<f32>, rows: usize, wan
         // A rounded value: the adjoint passes the rounding inside the quantizer's clip and moves
         // its scale (LSQ); the producer's clamp is then judged on the value before the rounding
         // (a ReLU output of a third of a step rounds to 0, yet the ReLU passes its derivative).
-        let output = match net.quantizer(node.output) {
-            Some(q) if !tape.unrounded[node.output].is_empty() => {
-                let unrounded = &tape.unrounded[node.output];
+        let output = match (net.quantizer(node.output), tape.unrounded.get(node.output)) {
+            (Some(q), Some(unrounded)) if !unrounded.is_empty() => {
                 let (pass, scale): (Vec<f32>, Vec<f32>) = unrounded.iter().map(|&x| q.derivatives(x)).unzip();
                 let mut derivative = 0.0f64;
                 for row in d.chunks_exact_mut(unrounded.len()) {

@@ -252,7 +252,9 @@ pub struct HeadGradients {
     pub quantizer_scales: Vec<f64>,
 }
 
-/// Reverse mode for a caller's per-sample loss on the head value ([`head_value`] of `head`):
+/// Reverse mode for a caller's per-sample loss on the head value ([`head_value`] of `head`), the
+/// values with a quantizer in `act` rounded (with `lsq`, differentiated as LSQ does: the gradient
+/// stopped at the clip, the scales' derivatives summed; otherwise plain straight-through):
 /// `sample_loss(s, z)` gives sample `s`'s loss and `∂ℓ/∂z` at head values `z`. Returns the batch
 /// loss (the mean over samples), `∂L/∂θ` (weights and biases) and the derivatives in the
 /// activation quantizers' scales, summed in sample order (the result does not depend on the
@@ -265,10 +267,11 @@ pub fn head_loss_gradients(
     graph: &Graph,
     head: Loss,
     act: &[Option<ActQuant>],
+    lsq: bool,
     inputs: &[Vec<f32>],
     sample_loss: impl Fn(usize, &[f32]) -> (f64, Vec<f64>) + Sync,
 ) -> Result<HeadGradients> {
-    let net = Net { act, ..Net::new(graph, head)? };
+    let net = Net { act, lsq, ..Net::new(graph, head)? };
     if inputs.is_empty() {
         bail!("no samples");
     }

@@ -84,6 +84,9 @@ pub(super) struct Net<'g> {
     /// unchanged inside each quantizer's clip and stops it at and beyond the clip (LSQ's
     /// straight-through estimator, [`ActQuant::derivatives`]), where it moves the scale instead.
     pub act: &'g [Option<ActQuant>],
+    /// Whether the rounding of [`Net::act`] is differentiated as LSQ (the tape then keeps the
+    /// values before their rounding); otherwise the gradient passes every rounding unchanged.
+    pub lsq: bool,
 }
 
 impl<'g> Net<'g> {
@@ -216,7 +219,7 @@ impl<'g> Net<'g> {
             })
             .collect::<Result<Vec<_>>>()?;
         let not_piecewise_linear = not_piecewise_linear(graph, end, &live);
-        Ok(Net { graph, loss, ops, end, head, producer, live, not_piecewise_linear, act: &[] })
+        Ok(Net { graph, loss, ops, end, head, producer, live, not_piecewise_linear, act: &[], lsq: false })
     }
 
     /// Is the network piecewise linear up to the loss (see [`Net::not_piecewise_linear`])?
@@ -249,8 +252,10 @@ impl<'g> Net<'g> {
     pub fn tape(&self, input: &[f32]) -> Tape {
         let (values, unrounded) = if self.act.is_empty() {
             (float_exec::run_all(self.graph, input), Vec::new())
-        } else {
+        } else if self.lsq {
             float_exec::run_all_fake_quantized_with_unrounded(self.graph, input, self.act)
+        } else {
+            (float_exec::run_all_fake_quantized(self.graph, input, self.act), Vec::new())
         };
         let argmax = self
             .ops
