@@ -22,7 +22,7 @@ use rayon::prelude::*;
 /// # Panics
 /// If `input` does not have the input value's element count, or the graph is malformed.
 pub fn run(graph: &Graph, input: &[f32]) -> Vec<f32> {
-    let mut values = execute(graph, input, true, None);
+    let mut values = execute(graph, input, true, None, None);
     values[graph.output].take().unwrap_or_else(|| panic!("output value {} is never computed", graph.output))
 }
 
@@ -32,14 +32,27 @@ pub fn run(graph: &Graph, input: &[f32]) -> Vec<f32> {
 /// # Panics
 /// As [`run`].
 pub fn run_all(graph: &Graph, input: &[f32]) -> Vec<Vec<f32>> {
-    execute(graph, input, false, None).into_iter().map(Option::unwrap_or_default).collect()
+    execute(graph, input, false, None, None).into_iter().map(Option::unwrap_or_default).collect()
 }
 
 /// [`run_all`] with the values that have a quantizer in `act` (indexed by value) rounded to
 /// its grid as they are produced, the input included: what the device's activations hold, in
 /// float (the refinement's student at 4-bit activations).
 pub fn run_all_fake_quantized(graph: &Graph, input: &[f32], act: &[Option<ActQuant>]) -> Vec<Vec<f32>> {
-    execute(graph, input, false, Some(act)).into_iter().map(Option::unwrap_or_default).collect()
+    execute(graph, input, false, Some(act), None).into_iter().map(Option::unwrap_or_default).collect()
+}
+
+/// [`run_all_fake_quantized`], and each quantized value as it was before its rounding (empty
+/// for the values without a quantizer): what the derivatives of the quantizers' clips and
+/// scales (LSQ) are taken at.
+pub fn run_all_fake_quantized_with_unrounded(
+    graph: &Graph,
+    input: &[f32],
+    act: &[Option<ActQuant>],
+) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    let mut unrounded = vec![Vec::new(); graph.values.len()];
+    let values = execute(graph, input, false, Some(act), Some(&mut unrounded));
+    (values.into_iter().map(Option::unwrap_or_default).collect(), unrounded)
 }
 
 fn fake_quantize(values: &mut [f32], q: &ActQuant) {
@@ -64,6 +77,7 @@ fn execute(
     input: &[f32],
     release_dead_values: bool,
     act: Option<&[Option<ActQuant>]>,
+    mut unrounded: Option<&mut Vec<Vec<f32>>>,
 ) -> Vec<Option<Vec<f32>>> {
     let quantizer = |v: usize| act.and_then(|a| a.get(v)).and_then(Option::as_ref);
     let input_elements = graph.values[graph.input].elements();
@@ -73,6 +87,9 @@ fn execute(
     let mut values: Vec<Option<Vec<f32>>> = vec![None; graph.values.len()];
     let mut x = input.to_vec();
     if let Some(q) = quantizer(graph.input) {
+        if let Some(u) = unrounded.as_deref_mut() {
+            u[graph.input] = x.clone();
+        }
         fake_quantize(&mut x, q);
     }
     values[graph.input] = Some(x);
@@ -80,6 +97,9 @@ fn execute(
     for (node_index, node) in graph.nodes.iter().enumerate() {
         let mut output = execute_node(graph, node, &values);
         if let Some(q) = quantizer(node.output) {
+            if let Some(u) = unrounded.as_deref_mut() {
+                u[node.output] = output.clone();
+            }
             fake_quantize(&mut output, q);
         }
         let expected = graph.values[node.output].elements();

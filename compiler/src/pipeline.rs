@@ -178,7 +178,8 @@ pub fn compile(p: &Prepared, bits: &BitConfig) -> Result<Compiled> {
 }
 
 /// Compiles the refined graph of a configuration (`crate::refine`): `p`'s calibration and input
-/// moments, the refined parameters, and the refined roundings pinned for `emit`.
+/// moments, the refined parameters and activation ranges, and the refined roundings pinned for
+/// `emit`.
 pub fn compile_refined(p: &Prepared, refined: &crate::refine::Refined, bits: &BitConfig) -> Result<Compiled> {
     for (i, rounding) in refined.roundings.iter().enumerate() {
         if let Some(r) = rounding {
@@ -186,8 +187,7 @@ pub fn compile_refined(p: &Prepared, refined: &crate::refine::Refined, bits: &Bi
             crate::emit::pin_rounding(op, p.moments[i].as_ref(), bits.weight_bits[i], r.clone());
         }
     }
-    let acts = activation_params(&p.graph, &p.calibration, bits, p.raw, p.transform)?;
-    emit(&refined.graph, &acts, &p.calibration.channel_means, &p.moments, bits, p.raw)
+    emit(&refined.graph, &refined.acts, &p.calibration.channel_means, &p.moments, bits, p.raw)
 }
 
 /// A per-layer bit configuration file (JSON): weight bits by layer (node) name, activation

@@ -71,6 +71,24 @@ impl ActQuant {
         self.scale * (q - self.zero_point) as f32
     }
 
+    /// The fake quantizer `Q(x) = s·(clamp(round(x/s) + z, qmin, qmax) − z)` differentiated as
+    /// LSQ does (Esser et al. 2020, straight-through rounding): `(∂Q/∂x, ∂Q/∂s)` at `x`. Strictly
+    /// inside the clip (`qmin < x/s + z < qmax`, LSQ's continuous criterion) `(1, round(x/s) − x/s)`;
+    /// at or beyond it the value is the clip's, `s·(q_clip − z)`, so `(0, q_clip − z)`: the
+    /// gradient stops at the clip and moves the clip instead.
+    pub fn derivatives(&self, x: f32) -> (f32, f32) {
+        let (qmin, qmax) = self.range();
+        let u = x / self.scale;
+        let index = u + self.zero_point as f32;
+        if index <= qmin as f32 {
+            (0.0, (qmin - self.zero_point) as f32)
+        } else if index >= qmax as f32 {
+            (0.0, (qmax - self.zero_point) as f32)
+        } else {
+            (1.0, u.round() - u)
+        }
+    }
+
     /// The clamp `[lo, hi]` (real units) as quantized bounds within this tensor's range. A bound
     /// beyond the range (±1e30, ±inf) is no clamp on that side: the bound is quantized as
     /// [`ActQuant::quantize`] does, but the zero point is added with saturation in i64, since
@@ -414,6 +432,50 @@ mod tests {
         assert!(quantize_channel_multiplier(2f64.powi(30)).is_err());
         assert!(quantize_channel_multiplier(f64::NAN).is_err());
         assert!(quantize_channel_multiplier(-1.0).is_err());
+    }
+
+    /// The fake quantizer's LSQ derivatives against central differences, inside the clip, at it
+    /// and beyond it, on both sides, for several zero points. `∂Q/∂s`: the difference of `Q`
+    /// itself (the rounding does not change under the small step at these points) plus, inside,
+    /// the straight-through term `−x/s` (rounding passed as the identity). `∂Q/∂x`: the
+    /// difference of the clamp without the rounding (1 inside, 0 at and beyond the clip).
+    #[test]
+    fn activation_quantizer_derivatives_match_finite_differences() {
+        let s = 0.25f32;
+        for zero_point in [-8, -3, 0, 5] {
+            let q = ActQuant { scale: s, zero_point, bits: 4 };
+            let (qmin, qmax) = q.range();
+            let fake = |x: f32, scale: f32| {
+                let q = ActQuant { scale, ..q };
+                f64::from(q.dequantize(q.quantize(x)))
+            };
+            let unrounded = |x: f32| {
+                let index = (x / s + zero_point as f32).clamp(qmin as f32, qmax as f32);
+                f64::from(s) * f64::from(index - zero_point as f32)
+            };
+            let low_clip = s * (qmin - zero_point) as f32;
+            let high_clip = s * (qmax - zero_point) as f32;
+            let middle = 0.5 * (low_clip + high_clip);
+            let inside = [low_clip + 0.3 * s, low_clip + 2.2 * s, middle + 0.1 * s, high_clip - 0.35 * s];
+            let at_or_beyond = [low_clip, low_clip - 0.7 * s, low_clip - 9.0 * s, high_clip, high_clip + 0.2 * s, 40.0];
+            let e = 1e-4f32;
+            for &x in inside.iter().chain(&at_or_beyond) {
+                let is_inside = inside.contains(&x);
+                let (dx, ds) = q.derivatives(x);
+                let fd_s = (fake(x, s + e) - fake(x, s - e)) / (2.0 * f64::from(e));
+                let straight_through = if is_inside { f64::from(x / s) } else { 0.0 };
+                let expected_s = fd_s - straight_through;
+                assert!((expected_s - f64::from(ds)).abs() < 2e-3, "z {zero_point} x {x}: ∂Q/∂s {ds} vs {expected_s}");
+                let fd_x = (unrounded(x + e) - unrounded(x - e)) / (2.0 * f64::from(e));
+                // At the clip the one-sided slopes are 0 and 1; LSQ takes the outer one.
+                let expected_x = if x == low_clip || x == high_clip { 0.0 } else { fd_x };
+                assert!((expected_x - f64::from(dx)).abs() < 1e-2, "z {zero_point} x {x}: ∂Q/∂x {dx} vs {expected_x}");
+                assert_eq!(dx, if is_inside { 1.0 } else { 0.0 }, "z {zero_point} x {x}");
+            }
+            // At and beyond the clip, ∂Q/∂s is the clip's index from the zero point.
+            assert_eq!(q.derivatives(high_clip + s).1, (qmax - zero_point) as f32);
+            assert_eq!(q.derivatives(low_clip - s).1, (qmin - zero_point) as f32);
+        }
     }
 
     #[test]

@@ -17,6 +17,12 @@
 //!   inside the grid, `±qmax` beyond it);
 //! - biases (with their bias correction folded in) and the weights of 8-bit layers are trained as
 //!   floats (8-bit rounding of them is near-lossless and left to `emit`);
+//! - activations below 8 bits are rounded to their grids, and the scale of each (its clipping
+//!   range; the zero point stays the calibration's) is learned too (LSQ:
+//!   [`ActQuant::derivatives`], the gradient stopped at the clip and moving it instead), from
+//!   the calibration's MSE-optimal range; the scales are rounded to the f16 the model file
+//!   stores in every forward pass, so the student holds exactly the ranges `emit` writes
+//!   ([`Refined::acts`]);
 //! - Adam, a fixed number of steps over minibatches in an order drawn from a seeded generator:
 //!   the step decays along a cosine; the result is the same on every run and thread count (gradients are summed in sample order).
 //!   A wall-clock limit can stop it early; the result then depends on the machine's speed, and
@@ -37,7 +43,7 @@ use crate::emit::{fake_quantized, round_layer};
 use crate::ir::{Graph, OpKind};
 use crate::pipeline::Prepared;
 use crate::quantize::WeightGrid;
-use crate::quantize::{activation_params, ActQuant, BitConfig};
+use crate::quantize::{activation_params, snap_f16, ActQuant, BitConfig};
 
 /// Refinement settings.
 #[derive(Debug, Clone, Copy)]
@@ -53,11 +59,21 @@ pub struct RefineOptions {
     pub learning_rate: f64,
     /// Seed of the minibatch order.
     pub seed: u64,
+    /// Learn the clipping ranges of the activations below 8 bits (LSQ; the quantizers then stop
+    /// the gradient at their clips). Off: the calibration's ranges, plain straight-through.
+    pub learn_activation_ranges: bool,
 }
 
 impl Default for RefineOptions {
     fn default() -> RefineOptions {
-        RefineOptions { steps: 300, seconds: 60.0, batch: 32, learning_rate: 0.01, seed: 0x5eed }
+        RefineOptions {
+            steps: 300,
+            seconds: 60.0,
+            batch: 32,
+            learning_rate: 0.01,
+            seed: 0x5eed,
+            learn_activation_ranges: false,
+        }
     }
 }
 
@@ -68,6 +84,11 @@ pub struct Refined {
     /// Per node, the refined rounding (scale and integers per output channel) of layers below
     /// 8 bits.
     pub roundings: Vec<Option<crate::emit::LayerRounding>>,
+    /// Per value, the activation quantization to compile with: the calibration's, with the
+    /// learned scales of the activations below 8 bits (and of the values tied to them).
+    pub acts: Vec<ActQuant>,
+    /// Activations whose clipping range was learned (the values tied to them not counted).
+    pub learned_ranges: usize,
     /// Distillation loss on the held-out calibration samples before and after.
     pub loss_before: f64,
     pub loss_after: f64,
@@ -162,16 +183,36 @@ const CHECK_EVERY: usize = 25;
 /// A scale's Adam step relative to its weights' (a scale moves every weight of its channel).
 const SCALE_RATE: f32 = 0.1;
 
-/// A held-out loss and the parameters reaching it: latent weights, biases, scales.
-type Params = (f64, Vec<Layers>, Vec<Layers>, Vec<Layers>);
+/// An activation scale's Adam step, as a fraction of its calibrated scale per unit of the
+/// learning rate.
+const ACT_SCALE_RATE: f32 = 0.1;
+
+/// A held-out loss and the parameters reaching it: latent weights, biases, scales, and the
+/// activation scales (per value).
+type Params = (f64, Vec<Layers>, Vec<Layers>, Vec<Layers>, Vec<f32>);
 
 /// One layer's parameters of one kind (latent weights, biases or scales).
 type Layers = Vec<f32>;
 
-fn keep_if_better(best: &mut Params, loss: f64, (w, b, s): (&[Layers], &[Layers], &[Layers])) {
+fn keep_if_better(best: &mut Params, loss: f64, (w, b, s, a): (&[Layers], &[Layers], &[Layers], &[f32])) {
     if loss < best.0 {
-        *best = (loss, w.to_vec(), b.to_vec(), s.to_vec());
+        *best = (loss, w.to_vec(), b.to_vec(), s.to_vec(), a.to_vec());
     }
+}
+
+/// Whether the op clamps its output below a finite bound (ReLU6, a clip). Such a value's
+/// range is not learned: its calibrated range already ends at the bound, and the many values
+/// saturated there make the loss sharply least at that scale (on the digits CNN, moving the
+/// ReLU6 output's 4-bit scale 2% either way multiplied the held-out loss by 4, and learning it
+/// kept no step better than the start).
+fn bounded_above(op: &OpKind) -> bool {
+    let clamp = match op {
+        OpKind::Conv(c) => c.clamp,
+        OpKind::Fc(f) => f.clamp,
+        OpKind::Add(c) | OpKind::Mul(c) => *c,
+        _ => return false,
+    };
+    clamp.hi.is_finite()
 }
 
 /// A seeded linear congruential generator (the minibatch order).
@@ -195,19 +236,43 @@ pub fn refine(
     // The student's activations below 8 bits are rounded to the grids the device will hold
     // (straight-through in the backward pass), so the weights learn to live with them; 8-bit
     // activations stay float (the refined float network scores what its integer model does).
-    let act: Vec<Option<ActQuant>> = {
-        let q = activation_params(&p.graph, &p.calibration, bits, p.raw, p.transform)?;
-        if q.iter().all(|a| a.bits >= 8) {
-            Vec::new()
-        } else {
-            q.into_iter().map(|a| (a.bits < 8).then_some(a)).collect()
-        }
+    let calibrated = activation_params(&p.graph, &p.calibration, bits, p.raw, p.transform)?;
+    let rounded: Vec<Option<ActQuant>> = if calibrated.iter().all(|a| a.bits >= 8) {
+        Vec::new()
+    } else {
+        calibrated.iter().map(|a| (a.bits < 8).then_some(*a)).collect()
     };
-    let student_outputs = |g: &Graph, x: &[f32]| {
+    // The scales learned: those of the rounded values a node computes, except the values that
+    // share their input's quantization (max pool, reshape, ...), which follow their input's
+    // (`tied_to`). The input's is not: no node produces it, and its adjoint is not computed.
+    let mut tied_to: Vec<usize> = (0..p.graph.values.len()).collect();
+    let mut learned = vec![false; p.graph.values.len()];
+    for node in &p.graph.nodes {
+        if node.op.ties_output_to_input() {
+            tied_to[node.output] = tied_to[node.inputs[0]];
+        } else {
+            learned[node.output] = opts.learn_activation_ranges
+                && rounded.get(node.output).is_some_and(Option::is_some)
+                && !bounded_above(&node.op);
+        }
+    }
+    // The quantizers of the rounded values at the activation scales `act_scales` (per value; the
+    // learned ones read), each rounded to the f16 the model file stores.
+    let quantizers = |act_scales: &[f32]| -> Vec<Option<ActQuant>> {
+        rounded
+            .iter()
+            .enumerate()
+            .map(|(v, q)| {
+                let root = tied_to[v];
+                q.map(|q| if learned[root] { ActQuant { scale: snap_f16(act_scales[root]), ..q } } else { q })
+            })
+            .collect()
+    };
+    let student_outputs = |g: &Graph, x: &[f32], act: &[Option<ActQuant>]| {
         if act.is_empty() {
             crate::float_exec::run_all(g, x)
         } else {
-            crate::float_exec::run_all_fake_quantized(g, x, &act)
+            crate::float_exec::run_all_fake_quantized(g, x, act)
         }
     };
     let classifier = loss == Loss::CrossEntropy;
@@ -296,12 +361,12 @@ pub fn refine(
     let held_out: Vec<usize> = (0..inputs.len()).filter(|s| s % HOLD_OUT == HOLD_OUT - 1).collect();
     let training: Vec<usize> =
         (0..inputs.len()).filter(|s| s % HOLD_OUT != HOLD_OUT - 1 || inputs.len() < HOLD_OUT).collect();
-    let held_out_loss = |g: &Graph| -> f64 {
+    let held_out_loss = |g: &Graph, act: &[Option<ActQuant>]| -> f64 {
         let set = if held_out.is_empty() { &training } else { &held_out };
         let losses: Vec<f64> = set
             .par_iter()
             .map(|&s| {
-                let z = student_outputs(g, &inputs[s]).swap_remove(head);
+                let z = student_outputs(g, &inputs[s], act).swap_remove(head);
                 distillation_loss(classifier, &z, &teacher[s]).0
             })
             .collect();
@@ -310,13 +375,26 @@ pub fn refine(
     // The scales are learned too (LSQ), from the rounding's.
     let mut latent_s: Vec<Vec<f32>> =
         grids.iter().map(|g| g.as_ref().map_or_else(Vec::new, |g| g.scales.clone())).collect();
+    // The activation scales (LSQ), from the calibration's.
+    let mut act_scales: Vec<f32> = calibrated.iter().map(|a| a.scale).collect();
+    // LSQ's gradient scale, 1/√(N·Q_P) with N the value's elements and Q_P its levels above
+    // zero. Adam divides it out again (up to its ε); it is kept so that the gradient is LSQ's.
+    let lsq_gradient_scale: Vec<f64> = calibrated
+        .iter()
+        .enumerate()
+        .map(|(v, q)| {
+            let levels_above_zero = (q.range().1 - q.zero_point).max(1) as f64;
+            1.0 / (p.graph.values[v].elements().max(1) as f64 * levels_above_zero).sqrt()
+        })
+        .collect();
     let (start_graph, _) = student(&latent_w, &latent_b, &latent_s);
-    let loss_before = held_out_loss(&start_graph);
-    let mut best = (loss_before, latent_w.clone(), latent_b.clone(), latent_s.clone());
+    let loss_before = held_out_loss(&start_graph, &quantizers(&act_scales));
+    let mut best = (loss_before, latent_w.clone(), latent_b.clone(), latent_s.clone(), act_scales.clone());
 
     let zeros = |v: &[Vec<f32>]| v.iter().map(|x| vec![0f32; x.len()]).collect::<Vec<_>>();
     let (mut m_w, mut v_w, mut m_b, mut v_b) = (zeros(&latent_w), zeros(&latent_w), zeros(&latent_b), zeros(&latent_b));
     let (mut m_s, mut v_s) = (zeros(&latent_s), zeros(&latent_s));
+    let (mut m_a, mut v_a) = (vec![0f32; act_scales.len()], vec![0f32; act_scales.len()]);
     let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-12f32);
     let mut order: Vec<usize> = Vec::new();
     let mut seed = opts.seed;
@@ -352,8 +430,11 @@ pub fn refine(
         let targets: Vec<Vec<f32>> =
             xs.par_iter().map(|x| crate::float_exec::run_all(&p.graph, x).swap_remove(head)).collect();
         let (g, passes) = student(&latent_w, &latent_b, &latent_s);
-        let (_, grad) =
-            head_loss_gradients(&g, head_loss, &act, &xs, |s, z| distillation_loss(classifier, z, &targets[s]))?;
+        let act = quantizers(&act_scales);
+        let gradients = head_loss_gradients(&g, head_loss, &act, opts.learn_activation_ranges, &xs, |s, z| {
+            distillation_loss(classifier, z, &targets[s])
+        })?;
+        let grad = &gradients.params;
         steps += 1;
         let (c1, c2) = (1.0 - b1.powi(steps as i32), 1.0 - b2.powi(steps as i32));
         // Cosine decay of the step to 0: at a constant step the latent weights keep hopping
@@ -394,16 +475,33 @@ pub fn refine(
                 latent_b[i][j] -= decay * rate_b * (m_b[i][j] / c1) / ((v_b[i][j] / c2).sqrt() + eps);
             }
         }
+        // The activation scales: a scale's derivative gathers those of the values tied to it.
+        let mut act_gradients = vec![0f64; act_scales.len()];
+        for (v, &d) in gradients.quantizer_scales.iter().enumerate() {
+            act_gradients[tied_to[v]] += d;
+        }
+        for v in (0..act_scales.len()).filter(|&v| learned[v]) {
+            let g = (act_gradients[v] * lsq_gradient_scale[v]) as f32;
+            m_a[v] = b1 * m_a[v] + (1.0 - b1) * g;
+            v_a[v] = b2 * v_a[v] + (1.0 - b2) * g * g;
+            let rate = opts.learning_rate as f32 * ACT_SCALE_RATE * calibrated[v].scale;
+            let s = act_scales[v];
+            // A scale stays positive: at most halved per step.
+            act_scales[v] = (s - decay * rate * (m_a[v] / c1) / ((v_a[v] / c2).sqrt() + eps)).max(0.5 * s);
+        }
         if steps % CHECK_EVERY == 0 {
-            let loss = held_out_loss(&student(&latent_w, &latent_b, &latent_s).0);
-            keep_if_better(&mut best, loss, (&latent_w, &latent_b, &latent_s));
+            let loss = held_out_loss(&student(&latent_w, &latent_b, &latent_s).0, &quantizers(&act_scales));
+            keep_if_better(&mut best, loss, (&latent_w, &latent_b, &latent_s, &act_scales));
         }
     }
     if steps % CHECK_EVERY != 0 {
-        let loss = held_out_loss(&student(&latent_w, &latent_b, &latent_s).0);
-        keep_if_better(&mut best, loss, (&latent_w, &latent_b, &latent_s));
+        let loss = held_out_loss(&student(&latent_w, &latent_b, &latent_s).0, &quantizers(&act_scales));
+        keep_if_better(&mut best, loss, (&latent_w, &latent_b, &latent_s, &act_scales));
     }
-    let (loss_after, final_w, final_b, final_s) = best;
+    let (loss_after, final_w, final_b, final_s, final_act_scales) = best;
+    let final_quantizers = quantizers(&final_act_scales);
+    let acts =
+        calibrated.iter().enumerate().map(|(v, c)| final_quantizers.get(v).copied().flatten().unwrap_or(*c)).collect();
     // `best` only ever takes a strictly lower loss.
     let kept_start = loss_after >= loss_before;
     let (graph, _) = student(&final_w, &final_b, &final_s);
@@ -428,6 +526,8 @@ pub fn refine(
     Ok(Refined {
         graph,
         roundings,
+        acts,
+        learned_ranges: learned.iter().filter(|&&l| l).count(),
         loss_before,
         loss_after,
         steps,

@@ -1510,3 +1510,117 @@ fn the_loss_must_fit_the_graph_and_labels() {
     let zero = hvp(&case.graph, case.loss, &case.inputs, &case.labels, &WeightVector::zeros(&case.graph)).unwrap();
     assert_eq!(zero, WeightVector::zeros(&case.graph));
 }
+
+/// The activation quantizer's derivatives through a network (the refinement's LSQ): input →
+/// FC + ReLU → a 4-bit value → FC → squared error. LSQ's derivatives are those of a surrogate
+/// quantizer `Q̃(y; s) = s·(clamp(y/s + z) − z) + s·c`, with `c = round(u₀) − u₀` (`u₀ = y₀/s₀`
+/// at the base point) where `y₀` is strictly inside the clip and `c = 0` at or beyond it: equal
+/// to the fake quantizer at the base point, with the straight-through derivative in `y` and LSQ's
+/// in `s`. `∂L/∂s` and the first layer's weight gradient (which crosses the quantizer: passed
+/// inside the clip, stopped beyond it, and the ReLU judged before the rounding) are checked
+/// against central differences of that surrogate in f64, with the hidden values inside, at (the
+/// ReLU's zeros) and beyond the clip.
+#[test]
+fn activation_quantizer_gradients_match_the_lsq_surrogate() {
+    use hawq_compiler::autodiff::head_loss_gradients;
+    use hawq_compiler::quantize::ActQuant;
+    let mut rng = SplitMix(11);
+    let (n_in, n_hidden, n_out) = (6, 5, 3);
+    let w1 = rng.vec(n_hidden * n_in, -1.0, 1.0);
+    let b1 = rng.vec(n_hidden, -0.2, 0.2);
+    let w2 = rng.vec(n_out * n_hidden, -1.0, 1.0);
+    let b2 = rng.vec(n_out, -0.2, 0.2);
+    let value = |name: &str, n: usize| Value { name: name.into(), shape: vec![1, n] };
+    let fc = |w: &[f32], b: &[f32], rows: usize, cols: usize, clamp: Clamp| {
+        OpKind::Fc(Fc {
+            weight: Array2::from_shape_vec((rows, cols), w.to_vec()).unwrap(),
+            bias: Array1::from(b.to_vec()),
+            clamp,
+        })
+    };
+    let graph_of = |w1: &[f32]| Graph {
+        values: vec![value("x", n_in), value("h", n_hidden), value("y", n_out)],
+        nodes: vec![
+            Node { name: "fc1".into(), op: fc(w1, &b1, n_hidden, n_in, Clamp::RELU), inputs: vec![0], output: 1 },
+            Node { name: "fc2".into(), op: fc(&w2, &b2, n_out, n_hidden, Clamp::NONE), inputs: vec![1], output: 2 },
+        ],
+        input: 0,
+        output: 2,
+        input_layout: InputLayout::Nhwc,
+        extra_outputs: Vec::new(),
+    };
+    let inputs: Vec<Vec<f32>> = (0..4).map(|_| rng.vec(n_in, -1.5, 1.5)).collect();
+    let targets: Vec<Vec<f32>> = (0..4).map(|_| rng.vec(n_out, -1.0, 1.0)).collect();
+    // The hidden ReLU outputs: the scale puts the largest beyond the clip (15 steps above zero).
+    let hidden = |w1: &[f64], x: &[f32]| -> Vec<f64> {
+        (0..n_hidden)
+            .map(|o| {
+                let y: f64 = (0..n_in).map(|i| w1[o * n_in + i] * f64::from(x[i])).sum::<f64>() + f64::from(b1[o]);
+                y.max(0.0)
+            })
+            .collect()
+    };
+    let w1_f64: Vec<f64> = w1.iter().map(|&w| f64::from(w)).collect();
+    let all_hidden: Vec<f64> = inputs.iter().flat_map(|x| hidden(&w1_f64, x)).collect();
+    let largest = all_hidden.iter().copied().fold(0.0, f64::max);
+    let q = ActQuant { scale: (largest * 0.8 / 15.0) as f32, zero_point: -8, bits: 4 };
+    let s0 = f64::from(q.scale);
+    let (z, (qmin, qmax)) = (f64::from(q.zero_point), q.range());
+    let (qmin, qmax) = (f64::from(qmin), f64::from(qmax));
+    let beyond = all_hidden.iter().filter(|&&h| h / s0 + z > qmax).count();
+    let zeros = all_hidden.iter().filter(|&&h| h == 0.0).count();
+    let inside = all_hidden.len() - beyond - zeros;
+    assert!(beyond > 0 && zeros > 0 && inside > 0, "beyond {beyond}, at zero {zeros}, inside {inside}");
+    // The surrogate's constants `c`, frozen at the base point.
+    let offsets: Vec<f64> = all_hidden
+        .iter()
+        .map(|&h| {
+            let u = f64::from((h as f32) / q.scale);
+            let index = u + z;
+            if qmin < index && index < qmax {
+                u.round() - u
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let surrogate_loss = |w1: &[f64], s: f64| -> f64 {
+        let mut total = 0.0;
+        for (k, (x, t)) in inputs.iter().zip(&targets).enumerate() {
+            let h: Vec<f64> = hidden(w1, x)
+                .iter()
+                .enumerate()
+                .map(|(o, &h)| s * ((h / s + z).clamp(qmin, qmax) - z) + s * offsets[k * n_hidden + o])
+                .collect();
+            for o in 0..n_out {
+                let y: f64 =
+                    (0..n_hidden).map(|i| f64::from(w2[o * n_hidden + i]) * h[i]).sum::<f64>() + f64::from(b2[o]);
+                total += (y - f64::from(t[o])).powi(2);
+            }
+        }
+        total / inputs.len() as f64
+    };
+    let graph = graph_of(&w1);
+    let act = [None, Some(q), None];
+    let sample_loss = |s: usize, y: &[f32]| -> (f64, Vec<f64>) {
+        let r: Vec<f64> = y.iter().zip(&targets[s]).map(|(&a, &b)| f64::from(a) - f64::from(b)).collect();
+        (r.iter().map(|x| x * x).sum(), r.iter().map(|x| 2.0 * x).collect())
+    };
+    let g = head_loss_gradients(&graph, Loss::Mse, &act, true, &inputs, sample_loss).unwrap();
+    // The loss is the fake-quantized network's, which the surrogate equals at the base point.
+    assert!((g.loss - surrogate_loss(&w1_f64, s0)).abs() < 1e-4, "{} vs {}", g.loss, surrogate_loss(&w1_f64, s0));
+    let e = 1e-5;
+    let fd_s = (surrogate_loss(&w1_f64, s0 + e) - surrogate_loss(&w1_f64, s0 - e)) / (2.0 * e);
+    let ds = g.quantizer_scales[1];
+    assert!((fd_s - ds).abs() < 1e-3 * (1.0 + fd_s.abs()), "∂L/∂s {ds} vs {fd_s}");
+    assert!(ds.abs() > 1e-3, "a vanishing ∂L/∂s checks nothing");
+    assert_eq!((g.quantizer_scales[0], g.quantizer_scales[2]), (0.0, 0.0));
+    for j in 0..w1.len() {
+        let (mut plus, mut minus) = (w1_f64.clone(), w1_f64.clone());
+        plus[j] += e;
+        minus[j] -= e;
+        let fd = (surrogate_loss(&plus, s0) - surrogate_loss(&minus, s0)) / (2.0 * e);
+        let got = f64::from(g.params.weights[0][j]);
+        assert!((fd - got).abs() < 1e-3 * (1.0 + fd.abs()), "∂L/∂w1[{j}] {got} vs {fd}");
+    }
+}

@@ -8,7 +8,7 @@ use hawq_compiler::autodiff::Loss;
 use hawq_compiler::data::Dataset;
 use hawq_compiler::ir::InputTransform;
 use hawq_compiler::pipeline::{compile_refined, prepare, real_inputs, Prepared};
-use hawq_compiler::quantize::BitConfig;
+use hawq_compiler::quantize::{activation_params, BitConfig};
 use hawq_compiler::refine::{refine, RefineOptions};
 
 fn digits(file: &str) -> std::path::PathBuf {
@@ -52,8 +52,8 @@ fn refinement_is_deterministic_and_compiles() {
 #[test]
 fn refinement_sees_4_bit_activations() {
     let (p, inputs) = prepared_digits();
-    let opts = RefineOptions { steps: 200, seconds: 1e9, ..Default::default() };
-    for weight_bits in [8, 2] {
+    for (weight_bits, learn_activation_ranges) in [(8, false), (8, true), (2, false), (2, true)] {
+        let opts = RefineOptions { steps: 200, seconds: 1e9, learn_activation_ranges, ..Default::default() };
         let bits = BitConfig::uniform(&p.graph, weight_bits, 4);
         let run = |threads: usize| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
@@ -63,6 +63,7 @@ fn refinement_sees_4_bit_activations() {
         assert!(one.loss_after < one.loss_before, "w{weight_bits}/a4: {} ≥ {}", one.loss_after, one.loss_before);
         let two = run(2);
         assert_eq!(one.loss_after.to_bits(), two.loss_after.to_bits());
+        assert_eq!(one.acts, two.acts, "w{weight_bits}/a4: the learned ranges differ across thread counts");
         // The student's loss is that of the 4-bit network: the float-activation network of the
         // same refined weights scores another.
         let float_acts = BitConfig::uniform(&p.graph, weight_bits, 8);
@@ -70,5 +71,45 @@ fn refinement_sees_4_bit_activations() {
         let start_float = refine(&p, &inputs, &float_acts, Loss::CrossEntropy, &zero).unwrap();
         assert_ne!(start_float.loss_before.to_bits(), one.loss_before.to_bits(), "w{weight_bits}");
         assert!(compile_refined(&p, &one, &bits).unwrap().weight_bytes > 0);
+    }
+}
+
+/// At 4-bit activations the refinement learns their clipping ranges (LSQ): the learned scales
+/// move away from the calibration's, the held-out loss falls, every range is one the model file
+/// can hold (an f16 scale, the calibration's zero point), values that share their input's
+/// quantization keep sharing it, and the compiled model's tensor table holds exactly the learned
+/// ranges.
+#[test]
+fn refinement_learns_4_bit_activation_ranges_and_emit_writes_them() {
+    let (p, inputs) = prepared_digits();
+    let bits = BitConfig::uniform(&p.graph, 8, 4);
+    let opts = RefineOptions { steps: 200, seconds: 1e9, learn_activation_ranges: true, ..Default::default() };
+    let refined = refine(&p, &inputs, &bits, Loss::CrossEntropy, &opts).unwrap();
+    assert!(refined.loss_after < refined.loss_before, "{} ≥ {}", refined.loss_after, refined.loss_before);
+    let calibrated = activation_params(&p.graph, &p.calibration, &bits, p.raw, p.transform).unwrap();
+    assert_eq!(refined.acts.len(), calibrated.len());
+    assert!(refined.learned_ranges > 0);
+    let moved = refined.acts.iter().zip(&calibrated).filter(|(r, c)| r.scale != c.scale).count();
+    assert!(moved > 0, "no activation range moved from the calibration's");
+    for (v, (r, c)) in refined.acts.iter().zip(&calibrated).enumerate() {
+        assert_eq!((r.zero_point, r.bits), (c.zero_point, c.bits), "value {v}");
+        if c.bits >= 8 {
+            assert_eq!(r, c, "value {v}: an 8-bit activation's range is the calibration's");
+        }
+        assert_eq!(half::f16::from_f32(r.scale).to_f32(), r.scale, "value {v}: not an f16 scale");
+        assert!(r.scale > 0.0);
+    }
+    for node in p.graph.nodes.iter().filter(|n| n.op.ties_output_to_input()) {
+        assert_eq!(refined.acts[node.output], refined.acts[node.inputs[0]], "{}", node.name);
+    }
+    let compiled = compile_refined(&p, &refined, &bits).unwrap();
+    let model = hawq_runtime::Model::from_bytes(&compiled.blob).unwrap();
+    for (v, q) in refined.acts.iter().enumerate() {
+        let t = model.tensors().get(v).unwrap();
+        if t.dtype == hawq_runtime::format::DType::F32 {
+            continue;
+        }
+        assert_eq!(t.scale.to_f32(), q.scale, "tensor {v}: scale");
+        assert_eq!(i32::from(t.zero_point), q.zero_point, "tensor {v}: zero point");
     }
 }

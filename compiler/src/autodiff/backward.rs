@@ -16,6 +16,9 @@ pub(super) trait Sink {
     fn value(&mut self, net: &Net, value: ValueId, adjoint: &[f32], rows: usize);
     /// A weight layer's output adjoint after its clamp, with the layer's input.
     fn layer(&mut self, net: &Net, node: usize, input: &[f32], delta: &[f32], rows: usize);
+    /// The derivative, summed over the rows, of the adjoint rows' objectives in the scale of the
+    /// quantizer that rounds `value` ([`Net::act`]).
+    fn quantizer_scale(&mut self, _value: ValueId, _derivative: f64) {}
 }
 
 /// Two sinks fed by the same backward pass.
@@ -28,6 +31,11 @@ impl<A: Sink, B: Sink> Sink for (A, B) {
     fn layer(&mut self, net: &Net, node: usize, input: &[f32], delta: &[f32], rows: usize) {
         self.0.layer(net, node, input, delta, rows);
         self.1.layer(net, node, input, delta, rows);
+    }
+
+    fn quantizer_scale(&mut self, value: ValueId, derivative: f64) {
+        self.0.quantizer_scale(value, derivative);
+        self.1.quantizer_scale(value, derivative);
     }
 }
 
@@ -48,7 +56,25 @@ pub(super) fn backward(net: &Net, tape: &Tape, seeds: Vec<f32>, rows: usize, wan
         let Some(mut d) = adjoints[node.output].take() else { continue };
         sink.value(net, node.output, &d, rows);
         let op = &net.ops[n];
-        mask_rows(op.clamp(), &tape.values[node.output], &mut d);
+        // A rounded value: the adjoint passes the rounding inside the quantizer's clip and moves
+        // its scale (LSQ); the producer's clamp is then judged on the value before the rounding
+        // (a ReLU output of a third of a step rounds to 0, yet the ReLU passes its derivative).
+        let output = match (net.quantizer(node.output), tape.unrounded.get(node.output)) {
+            (Some(q), Some(unrounded)) if !unrounded.is_empty() => {
+                let (pass, scale): (Vec<f32>, Vec<f32>) = unrounded.iter().map(|&x| q.derivatives(x)).unzip();
+                let mut derivative = 0.0f64;
+                for row in d.chunks_exact_mut(unrounded.len()) {
+                    for ((a, &p), &ds) in row.iter_mut().zip(&pass).zip(&scale) {
+                        derivative += f64::from(*a) * f64::from(ds);
+                        *a *= p;
+                    }
+                }
+                sink.quantizer_scale(node.output, derivative);
+                unrounded
+            }
+            _ => &tape.values[node.output],
+        };
+        mask_rows(op.clamp(), output, &mut d);
         let x_id = node.inputs[0];
         let x_len = net.len(x_id);
         match op {
@@ -154,6 +180,8 @@ pub(super) struct GradientSink {
     pub weights: Vec<Vec<f32>>,
     pub biases: Vec<Vec<f32>>,
     pub values: Vec<Vec<f32>>,
+    /// Per value, the derivative in the scale of its quantizer (0 for values without one).
+    pub quantizer_scales: Vec<f64>,
 }
 
 impl GradientSink {
@@ -162,6 +190,7 @@ impl GradientSink {
             weights: vec![Vec::new(); nodes],
             biases: vec![Vec::new(); nodes],
             values: vec![Vec::new(); values],
+            quantizer_scales: vec![0.0; values],
         }
     }
 }
@@ -212,6 +241,10 @@ pub(super) fn out_channels(op: &Op) -> usize {
 impl Sink for GradientSink {
     fn value(&mut self, _net: &Net, value: ValueId, adjoint: &[f32], _rows: usize) {
         self.values[value] = adjoint.to_vec();
+    }
+
+    fn quantizer_scale(&mut self, value: ValueId, derivative: f64) {
+        self.quantizer_scales[value] += derivative;
     }
 
     fn layer(&mut self, net: &Net, node: usize, input: &[f32], delta: &[f32], _rows: usize) {

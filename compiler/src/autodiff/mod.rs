@@ -240,11 +240,26 @@ pub fn head_value(graph: &Graph, loss: Loss) -> Result<usize> {
     Ok(Net::new(graph, loss)?.head)
 }
 
-/// Reverse mode for a caller's per-sample loss on the head value ([`head_value`] of `head`):
+/// What [`head_loss_gradients`] returns.
+pub struct HeadGradients {
+    /// The batch loss (the mean over samples).
+    pub loss: f64,
+    /// `∂L/∂θ` (weights and biases).
+    pub params: WeightVector,
+    /// Per value, `∂L/∂s` of the scale `s` of its quantizer in `act` (0 for values without
+    /// one, and for the input, which no node produces), with LSQ's straight-through rounding
+    /// ([`ActQuant::derivatives`]).
+    pub quantizer_scales: Vec<f64>,
+}
+
+/// Reverse mode for a caller's per-sample loss on the head value ([`head_value`] of `head`), the
+/// values with a quantizer in `act` rounded (with `lsq`, differentiated as LSQ does: the gradient
+/// stopped at the clip, the scales' derivatives summed; otherwise plain straight-through):
 /// `sample_loss(s, z)` gives sample `s`'s loss and `∂ℓ/∂z` at head values `z`. Returns the batch
-/// loss (the mean over samples) and `∂L/∂θ` (weights and biases), summed in sample order (the
-/// result does not depend on the number of threads). Used by the refinement's distillation loss
-/// (`crate::refine`), whose targets are the float model's outputs rather than labels.
+/// loss (the mean over samples), `∂L/∂θ` (weights and biases) and the derivatives in the
+/// activation quantizers' scales, summed in sample order (the result does not depend on the
+/// number of threads). Used by the refinement's distillation loss (`crate::refine`), whose
+/// targets are the float model's outputs rather than labels.
 ///
 /// # Errors
 /// As [`loss_value`].
@@ -252,10 +267,11 @@ pub fn head_loss_gradients(
     graph: &Graph,
     head: Loss,
     act: &[Option<ActQuant>],
+    lsq: bool,
     inputs: &[Vec<f32>],
     sample_loss: impl Fn(usize, &[f32]) -> (f64, Vec<f64>) + Sync,
-) -> Result<(f64, WeightVector)> {
-    let net = Net { act, ..Net::new(graph, head)? };
+) -> Result<HeadGradients> {
+    let net = Net { act, lsq, ..Net::new(graph, head)? };
     if inputs.is_empty() {
         bail!("no samples");
     }
@@ -276,16 +292,18 @@ pub fn head_loss_gradients(
     let mut weights: Vec<Vec<f64>> = params.weights.iter().map(|w| vec![0.0; w.len()]).collect();
     let mut biases: Vec<Vec<f64>> = params.biases.iter().map(|b| vec![0.0; b.len()]).collect();
     let mut total = 0.0;
+    let mut quantizer_scales = vec![0.0f64; graph.values.len()];
     for (value, sink) in per_sample {
         total += value;
         for (acc, g) in weights.iter_mut().zip(&sink.weights).chain(biases.iter_mut().zip(&sink.biases)) {
             acc.iter_mut().zip(g).for_each(|(a, &x)| *a += f64::from(x));
         }
+        quantizer_scales.iter_mut().zip(&sink.quantizer_scales).for_each(|(a, &x)| *a += x);
     }
     for (out, acc) in params.weights.iter_mut().zip(&weights).chain(params.biases.iter_mut().zip(&biases)) {
         out.iter_mut().zip(acc).for_each(|(o, &a)| *o = a as f32);
     }
-    Ok((total / n, params))
+    Ok(HeadGradients { loss: total / n, params, quantizer_scales })
 }
 
 /// A direction in one weight layer's parameters: `weights` in the IR's weight order, `biases`

@@ -80,9 +80,13 @@ pub(super) struct Net<'g> {
     /// Gauss–Newton block.
     pub not_piecewise_linear: Option<String>,
     /// Activation quantizers by value (empty: float activations): the forward pass rounds those
-    /// values to their grids and the backward pass lets the gradient through the rounding
-    /// unchanged (straight-through).
+    /// values to their grids, and the backward pass lets the gradient through the rounding
+    /// unchanged inside each quantizer's clip and stops it at and beyond the clip (LSQ's
+    /// straight-through estimator, [`ActQuant::derivatives`]), where it moves the scale instead.
     pub act: &'g [Option<ActQuant>],
+    /// Whether the rounding of [`Net::act`] is differentiated as LSQ (the tape then keeps the
+    /// values before their rounding); otherwise the gradient passes every rounding unchanged.
+    pub lsq: bool,
 }
 
 impl<'g> Net<'g> {
@@ -215,7 +219,7 @@ impl<'g> Net<'g> {
             })
             .collect::<Result<Vec<_>>>()?;
         let not_piecewise_linear = not_piecewise_linear(graph, end, &live);
-        Ok(Net { graph, loss, ops, end, head, producer, live, not_piecewise_linear, act: &[] })
+        Ok(Net { graph, loss, ops, end, head, producer, live, not_piecewise_linear, act: &[], lsq: false })
     }
 
     /// Is the network piecewise linear up to the loss (see [`Net::not_piecewise_linear`])?
@@ -246,10 +250,12 @@ impl<'g> Net<'g> {
 
     /// Runs one sample forward with the float executor and records what the derivatives need.
     pub fn tape(&self, input: &[f32]) -> Tape {
-        let values = if self.act.is_empty() {
-            float_exec::run_all(self.graph, input)
+        let (values, unrounded) = if self.act.is_empty() {
+            (float_exec::run_all(self.graph, input), Vec::new())
+        } else if self.lsq {
+            float_exec::run_all_fake_quantized_with_unrounded(self.graph, input, self.act)
         } else {
-            float_exec::run_all_fake_quantized(self.graph, input, self.act)
+            (float_exec::run_all_fake_quantized(self.graph, input, self.act), Vec::new())
         };
         let argmax = self
             .ops
@@ -260,7 +266,12 @@ impl<'g> Net<'g> {
                 _ => Vec::new(),
             })
             .collect();
-        Tape { values, argmax }
+        Tape { values, unrounded, argmax }
+    }
+
+    /// The quantizer of `value`, if the forward pass rounds it.
+    pub fn quantizer(&self, value: ValueId) -> Option<&ActQuant> {
+        self.act.get(value).and_then(Option::as_ref)
     }
 }
 
@@ -331,9 +342,13 @@ pub(super) fn depth_to_space_source((h, w, c): (usize, usize, usize), b: usize) 
     source
 }
 
-/// One sample's forward pass: every value, and each max pool's argmax per output element.
+/// One sample's forward pass: every value (rounded where it has a quantizer), and each max
+/// pool's argmax per output element.
 pub(super) struct Tape {
     pub values: Vec<Vec<f32>>,
+    /// The values that have a quantizer in [`Net::act`] before their rounding (empty for the
+    /// others, and for every value when there are no quantizers).
+    pub unrounded: Vec<Vec<f32>>,
     pub argmax: Vec<Vec<u32>>,
 }
 
