@@ -2043,6 +2043,18 @@ pub fn fully_connected<const K: u32>(
     path
 }
 
+/// The output width a fully connected kernel stores: 8 bits in a build without 4-bit
+/// activations ([`Interpreter::new`](crate::Interpreter::new) refuses models that have them),
+/// so that the store is one `STRB` with no test of the width per output.
+#[inline(always)]
+fn out_bits<const K: u32>(rq: &Requant<'_>) -> Bits {
+    if has(K, linked::ACTS_4) {
+        rq.out.bits
+    } else {
+        Bits::B8
+    }
+}
+
 /// [`fully_connected`] at the weight width of `L` lane pairs per word: the row's geometry and
 /// the range test fold to constants per width (a tiny model's layers cost little more than
 /// this choice).
@@ -2104,7 +2116,7 @@ fn fc_impl<const L: usize, const K: u32>(
             for k in 0..in_features {
                 acc += load(row, bits, k) * (load(input, in_bits, k) - z);
             }
-            put(output, rq.out.bits, c, ChannelQ::new(rq, c).apply(acc));
+            put(output, out_bits::<K>(rq), c, ChannelQ::new(rq, c).apply(acc));
         }
         return Path::Dsp;
     }
@@ -2132,14 +2144,14 @@ fn fc_impl<const L: usize, const K: u32>(
         let acc = dot_rows2(a, b, x, x_sum);
         for (j, s) in acc.into_iter().enumerate() {
             let c = 2 * i + j;
-            put(output, rq.out.bits, c, ChannelQ::new(rq, c).apply_scaled(s, scale));
+            put(output, out_bits::<K>(rq), c, ChannelQ::new(rq, c).apply_scaled(s, scale));
         }
     }
     if out_features % 2 == 1 {
         let c = out_features - 1;
         if let Some(row) = weights.get(c * row_bytes..(c + 1) * row_bytes) {
             let [acc] = dot(row, x);
-            put(output, rq.out.bits, c, ChannelQ::new(rq, c).apply_scaled(acc, scale));
+            put(output, out_bits::<K>(rq), c, ChannelQ::new(rq, c).apply_scaled(acc, scale));
         }
     }
     Path::Dsp
@@ -2178,7 +2190,7 @@ fn fc_short_rows_low<const L: usize, const K: u32>(
             acc += ((w << (32 - b)) as i32 >> (32 - b)) * (load(input, in_bits, k) - z);
             w >>= b;
         }
-        put(output, rq.out.bits, c, ChannelQ::new(rq, c).apply(acc));
+        put(output, out_bits::<K>(rq), c, ChannelQ::new(rq, c).apply(acc));
     }
     Path::Dsp
 }
