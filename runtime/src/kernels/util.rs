@@ -12,8 +12,9 @@ pub(crate) struct ChannelQ {
     bias: i32,
     /// The multiplier's mantissa `m`: `M = m·2^15`.
     m: i32,
-    /// `r = 31 − s`, in `1..=62`.
-    r: u32,
+    /// The shift `s` (contract §4: `M·2^(s−31)`); validated models keep it in
+    /// `SHIFT_MIN..=SHIFT_MAX`, [`ChannelQ::r`] clamps it for any other.
+    s: i32,
     z: i32,
     lo: i32,
     hi: i32,
@@ -25,11 +26,17 @@ impl ChannelQ {
         ChannelQ {
             bias: rq.bias.get(c),
             m: rq.multiplier.mantissa(c),
-            r: (31 - rq.multiplier.shift(c)).clamp(1, 62) as u32,
+            s: rq.multiplier.shift(c),
             z: rq.out.zero_point,
             lo: rq.min,
             hi: rq.max,
         }
+    }
+
+    /// `r = 31 − s`, in `1..=62`: the 64-bit form's shift.
+    #[inline(always)]
+    pub fn r(&self) -> u32 {
+        (31 - self.s).clamp(1, 62) as u32
     }
 
     /// `clamp(z + round_half_up((bias + sum) · M · 2^(s−31)))`: exactly `Requant::apply` of the
@@ -57,7 +64,8 @@ impl ChannelQ {
     #[cfg(any(test, target_pointer_width = "32"))]
     #[inline(always)]
     fn apply_high_word(&self, acc: i32) -> Option<i32> {
-        let u = 47u32.wrapping_sub(self.r);
+        // `u = 47 − r = 16 + s`, read from `s` directly: the common case needs no clamp.
+        let u = (self.s + 16) as u32;
         if u > 16 {
             return None;
         }
@@ -89,7 +97,7 @@ impl ChannelQ {
     #[cfg_attr(not(hawq_dsp), allow(dead_code))]
     #[inline(always)]
     fn apply_scaled_high_word(&self, sum: i32, scale: u32) -> Option<i32> {
-        let u = 47u32.wrapping_sub(self.r);
+        let u = (self.s + 16) as u32;
         let (acc, f) = if u <= 16 {
             (Some(self.bias.wrapping_add(sum >> scale)), self.m << u)
         } else if u <= 16 + scale && (self.bias << scale) >> scale == self.bias {
@@ -104,10 +112,15 @@ impl ChannelQ {
     /// [`ChannelQ::apply`] in 64 bits, as the contract writes it.
     #[inline(always)]
     fn apply_i64(&self, acc: i32) -> i32 {
-        let x = acc as i64 * ((self.m as i64) << 15) + (1i64 << (self.r - 1));
-        let q = (x >> self.r) + self.z as i64;
-        q.max(self.lo as i64).min(self.hi as i64) as i32
+        requantize_i64(acc, self.m, self.r(), self.z, self.lo, self.hi)
     }
+}
+
+/// Contract §4 in 64 bits: `clamp(z + ⌊(acc·m·2^15 + 2^(r−1)) / 2^r⌋, lo, hi)`, `r` in `1..=62`.
+#[inline(always)]
+fn requantize_i64(acc: i32, m: i32, r: u32, z: i32, lo: i32, hi: i32) -> i32 {
+    let x = acc as i64 * ((m as i64) << 15) + (1i64 << (r - 1));
+    ((x >> r) + z as i64).max(lo as i64).min(hi as i64) as i32
 }
 
 /// `(⌊(x << shl)·m / 2^16⌋ + c) >> sh` for a 16-bit `m` and shifts below 32: `LSL`, `SMLAWB`,
@@ -202,8 +215,8 @@ impl Rq32 {
     /// `sum_bound`, for sums scaled by `2^scale`.
     #[inline(always)]
     pub fn new(cq: &ChannelQ, sum_bound: i64, scale: u32) -> Rq32 {
-        let slow = Rq32 { bias: cq.bias, m: cq.m, shl: cq.r, round: cq.z, sh: 0, scale, slow: 1 };
-        let t = cq.r as i32 - 15;
+        let slow = Rq32 { bias: cq.bias, m: cq.m, shl: cq.r(), round: cq.z, sh: 0, scale, slow: 1 };
+        let t = cq.r() as i32 - 15;
         let k = (17 - t).max(scale as i32) as u32;
         let bound = sum_bound.saturating_add((cq.bias as i64).abs());
         if k >= 31 || bound >= (1i64 << 31) >> k {
@@ -243,8 +256,8 @@ impl Rq32 {
             // The 64-bit form, not `ChannelQ::apply`'s: compiled models have no slow channels,
             // and the other's two branches, inlined into the Cortex-M4 depthwise kernel's pixel
             // loop, moved dscnn's depthwise layers by −2% (8-bit weights) and +2% (4-bit).
-            let cq = ChannelQ { bias: self.bias, m: self.m, r: self.shl, z: self.round, lo, hi };
-            return cq.apply_i64(cq.bias.wrapping_add(sum >> self.scale));
+            let acc = self.bias.wrapping_add(sum >> self.scale);
+            return requantize_i64(acc, self.m, self.shl, self.round, lo, hi);
         }
         self.unclamped(sum).max(lo).min(hi)
     }
@@ -477,8 +490,9 @@ mod channel_q_tests {
     use super::ChannelQ;
     use proptest::prelude::*;
 
+    /// A channel of `r = 31 − s` (tests draw `r` in `1..=62`).
     fn channel(bias: i32, m: i32, r: u32, z: i32, lo: i32, hi: i32) -> ChannelQ {
-        ChannelQ { bias, m, r, z, lo, hi }
+        ChannelQ { bias, m, s: 31 - r as i32, z, lo, hi }
     }
 
     fn acc_strategy() -> impl Strategy<Value = i32> {
