@@ -53,7 +53,7 @@ use super::reference::{self, ActFormat, AddRequant, Requant, Window};
 use super::scratch::{self, Scratch};
 use super::util::{gather, put, row_words, sum_bound, tail_word, unpack4, AddPlan, ChannelQ, Rq32};
 use super::{portable, Path};
-use crate::quant::{load, Bits};
+use crate::quant::{load, Biases, Bits};
 
 /// Output pixels per block of the convolution.
 pub const PIX: usize = scratch::PIX;
@@ -2055,6 +2055,18 @@ fn out_bits<const K: u32>(rq: &Requant<'_>) -> Bits {
     }
 }
 
+/// A layer's channel constants in channel order, read from its bias bytes and multiplier words
+/// in step (validated models hold one of each per output channel).
+#[inline(always)]
+fn channels<'r>(rq: &'r Requant<'_>) -> impl Iterator<Item = ChannelQ> + 'r {
+    let bias_bytes = Biases::bytes_per_channel(rq.bias.exponent);
+    rq.bias
+        .bytes
+        .chunks_exact(bias_bytes)
+        .zip(rq.multiplier.bytes.chunks_exact(2))
+        .map(move |(b, w)| ChannelQ::from_bytes(rq, b, [w[0], w[1]]))
+}
+
 /// [`fully_connected`] at the weight width of `L` lane pairs per word: the row's geometry and
 /// the range test fold to constants per width (a tiny model's layers cost little more than
 /// this choice).
@@ -2111,12 +2123,12 @@ fn fc_impl<const L: usize, const K: u32>(
         // Rows shorter than a word (a network's first layer on a few features): one multiply
         // per weight, from the packed bytes, not the lane layout's padded word per channel.
         let (bits, in_bits) = (lane_bits(L), if has(K, linked::ACTS_4) { in_fmt.bits } else { Bits::B8 });
-        for (c, row) in weights.chunks_exact(row_bytes).take(out_features).enumerate() {
+        for (c, (row, q)) in weights.chunks_exact(row_bytes).zip(channels(rq)).take(out_features).enumerate() {
             let mut acc = 0i32;
             for k in 0..in_features {
                 acc += load(row, bits, k) * (load(input, in_bits, k) - z);
             }
-            put(output, out_bits::<K>(rq), c, ChannelQ::new(rq, c).apply(acc));
+            put(output, out_bits::<K>(rq), c, q.apply(acc));
         }
         return Path::Dsp;
     }
@@ -2138,14 +2150,19 @@ fn fc_impl<const L: usize, const K: u32>(
     let scale = scale_shift(L);
     // Two output channels at a time, sharing every input load.
     let x_sum = if L == 2 { 0 } else { lane_sum(&x[..(row_bytes / 4).min(x.len())]) };
-    let pairs = weights.chunks_exact(2 * row_bytes).take(out_features / 2);
-    for (i, rows) in pairs.enumerate() {
+    // Each pair's biases and multiplier words are walked with its rows: a narrow layer's cost is
+    // per output, and indexing them cost a bounds test and index arithmetic each.
+    let bias_bytes = Biases::bytes_per_channel(rq.bias.exponent);
+    let channels = rq.bias.bytes.chunks_exact(2 * bias_bytes).zip(rq.multiplier.bytes.chunks_exact(4));
+    let pairs = weights.chunks_exact(2 * row_bytes).zip(channels).take(out_features / 2);
+    for (i, (rows, (biases, words))) in pairs.enumerate() {
         let (a, b) = rows.split_at(row_bytes);
         let acc = dot_rows2(a, b, x, x_sum);
-        for (j, s) in acc.into_iter().enumerate() {
-            let c = 2 * i + j;
-            put(output, out_bits::<K>(rq), c, ChannelQ::new(rq, c).apply_scaled(s, scale));
-        }
+        let (bias_a, bias_b) = biases.split_at(bias_bytes);
+        let qa = ChannelQ::from_bytes(rq, bias_a, [words[0], words[1]]);
+        let qb = ChannelQ::from_bytes(rq, bias_b, [words[2], words[3]]);
+        put(output, out_bits::<K>(rq), 2 * i, qa.apply_scaled(acc[0], scale));
+        put(output, out_bits::<K>(rq), 2 * i + 1, qb.apply_scaled(acc[1], scale));
     }
     if out_features % 2 == 1 {
         let c = out_features - 1;
@@ -2178,7 +2195,7 @@ fn fc_short_rows_low<const L: usize, const K: u32>(
     let z = in_fmt.zero_point;
     let in_bits = if has(K, linked::ACTS_4) { in_fmt.bits } else { Bits::B8 };
     let b = lane_bits(L).get();
-    for (c, row) in weights.chunks_exact(row_bytes).take(out_features).enumerate() {
+    for (c, (row, q)) in weights.chunks_exact(row_bytes).zip(channels(rq)).take(out_features).enumerate() {
         let mut w = match *row {
             [a] => a as u32,
             [a, b] => u32::from_le_bytes([a, b, 0, 0]),
@@ -2190,7 +2207,7 @@ fn fc_short_rows_low<const L: usize, const K: u32>(
             acc += ((w << (32 - b)) as i32 >> (32 - b)) * (load(input, in_bits, k) - z);
             w >>= b;
         }
-        put(output, out_bits::<K>(rq), c, ChannelQ::new(rq, c).apply(acc));
+        put(output, out_bits::<K>(rq), c, q.apply(acc));
     }
     Path::Dsp
 }
