@@ -13,7 +13,7 @@ mod elementwise;
 mod fuse;
 mod shape_ops;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -223,6 +223,9 @@ fn import_model(bytes: &[u8], dir: Option<&Path>) -> Result<Graph> {
         ..Builder::default()
     };
     for t in &graph.initializer {
+        if is_integer_type(i64::from(t.data_type)) {
+            b.integer_consts.insert(t.name.clone());
+        }
         b.vals.insert(
             t.name.clone(),
             Val::Const(tensor_to_array(t).with_context(|| format!("initializer '{}'", t.name))?),
@@ -492,6 +495,15 @@ struct Builder {
     pending_pads: HashMap<String, (Act, [usize; 4])>,
     /// The model's default-domain opset.
     opset: i64,
+    /// Names of the constants of an integer element type (shape arithmetic), whose Div
+    /// truncates and whose Cast from a float drops the fraction: TorchScript's `chunk` computes
+    /// `(C + 1) / 2` in int64, which is 8 for 16 channels, not 8.5.
+    integer_consts: HashSet<String>,
+}
+
+fn is_integer_type(data_type: i64) -> bool {
+    // UINT8 INT8 UINT16 INT16 INT32 INT64 BOOL UINT32 UINT64 (onnx.proto's TensorProto.DataType).
+    matches!(data_type, 2..=7 | 9 | 12 | 13)
 }
 
 fn same_layout(a: &Layout, b: &Layout) -> bool {
@@ -624,6 +636,36 @@ impl Builder {
         Ok(())
     }
 
+    /// Sets a constant output, recording whether its element type is an integer one.
+    fn set_const(&mut self, node: &NodeProto, v: ArrayD<f64>, integer: bool) -> Result<()> {
+        let out = node.output.first().ok_or_else(|| anyhow!("has no output"))?;
+        if integer {
+            self.integer_consts.insert(out.clone());
+        } else {
+            self.integer_consts.remove(out);
+        }
+        self.set(node, Val::Const(v))
+    }
+
+    /// Whether constant input `i` has an integer element type.
+    fn integer_input(&self, node: &NodeProto, i: usize) -> bool {
+        node.input.get(i).is_some_and(|n| self.integer_consts.contains(n))
+    }
+
+    /// Whether the constant `node` computes has an integer element type: ONNX's arithmetic,
+    /// shape and gather operators keep their data input's type.
+    fn integer_output(&self, node: &NodeProto) -> bool {
+        match node.op_type.as_str() {
+            "Shape" => true,
+            "Cast" => is_integer_type(attr_i(node, "to", i64::from(data_type::FLOAT))),
+            "ConstantOfShape" => {
+                attr(node, "value").and_then(|a| a.t.as_ref()).is_some_and(|t| is_integer_type(i64::from(t.data_type)))
+            }
+            "Sqrt" | "Reciprocal" => false,
+            _ => self.integer_input(node, 0),
+        }
+    }
+
     fn logical(&self, a: &Act) -> Vec<usize> {
         let s = &self.values[a.id].shape;
         match &a.layout {
@@ -642,11 +684,11 @@ impl Builder {
         if node.op_type == "Constant" {
             let a =
                 attr(node, "value").and_then(|a| a.t.as_ref()).ok_or_else(|| anyhow!("attribute 'value' missing"))?;
-            return self.set(node, Val::Const(tensor_to_array(a)?));
+            return self.set_const(node, tensor_to_array(a)?, is_integer_type(i64::from(a.data_type)));
         }
         if all_const && !node.input.is_empty() {
             let v = self.fold_constant(node)?;
-            return self.set(node, Val::Const(v));
+            return self.set_const(node, v, self.integer_output(node));
         }
         match node.op_type.as_str() {
             "Identity" | "Dropout" => {
@@ -695,7 +737,7 @@ impl Builder {
             "Shape" => {
                 let a = self.act(node, 0)?;
                 let s: Vec<f64> = self.logical(&a).iter().map(|&d| d as f64).collect();
-                self.set(node, Val::Const(ArrayD::from_shape_vec(IxDyn(&[s.len()]), s)?))
+                self.set_const(node, ArrayD::from_shape_vec(IxDyn(&[s.len()]), s)?, true)
             }
             other => bail!("operator '{other}' is not supported on activations"),
         }
@@ -1328,11 +1370,22 @@ impl Builder {
             let yb = y.broadcast(IxDyn(&shape)).ok_or_else(|| anyhow!("broadcast"))?;
             Ok(ndarray::Zip::from(&xb).and(&yb).map_collect(|&a, &b| f(a, b)))
         };
+        let integer = self.integer_input(node, 0);
         Ok(match node.op_type.as_str() {
-            "Identity" | "Cast" | "Dropout" => c(0)?,
+            "Identity" | "Dropout" => c(0)?,
+            // A float cast to an integer type drops its fraction (onnxruntime truncates).
+            "Cast" if self.integer_output(node) && !integer => c(0)?.mapv(f64::trunc),
+            "Cast" => c(0)?,
             "Add" => binary(|a, b| a + b)?,
             "Sub" => binary(|a, b| a - b)?,
             "Mul" => binary(|a, b| a * b)?,
+            "Div" if integer => {
+                if c(1)?.iter().any(|&d| d == 0.0) {
+                    bail!("integer division by zero");
+                }
+                // Integer division truncates toward zero.
+                binary(|a, b| (a / b).trunc())?
+            }
             "Div" => binary(|a, b| a / b)?,
             "Sqrt" => c(0)?.mapv(f64::sqrt),
             "Neg" => c(0)?.mapv(|x| -x),
