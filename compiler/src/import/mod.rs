@@ -338,11 +338,13 @@ fn unsupported_ops(nodes: &[NodeProto]) -> Result<()> {
             None => by_op.push((op, vec![node_name(node)])),
         }
     }
+    // What to do instead, for the unsupported operators PyTorch users meet most.
+    let hints: String = by_op.iter().filter_map(|(op, _)| unsupported_op_hint(op)).map(|h| format!("; {h}")).collect();
     match by_op.as_slice() {
         [] => Ok(()),
         [(op, names)] if names.len() == 1 => {
             let op_type = nodes.iter().find(|n| node_name(n) == names[0]).map_or("", |n| n.op_type.as_str());
-            bail!("node '{}' ({op_type}): operator '{op}' is not supported", names[0])
+            bail!("node '{}' ({op_type}): operator '{op}' is not supported{hints}", names[0])
         }
         groups => {
             const LISTED: usize = 3;
@@ -357,9 +359,24 @@ fn unsupported_ops(nodes: &[NodeProto]) -> Result<()> {
                     }
                 })
                 .collect();
-            bail!("unsupported ops: {}", parts.join(", "))
+            bail!("unsupported ops: {}{hints}", parts.join(", "))
         }
     }
+}
+
+/// A way around an unsupported operator, where there is a usual one.
+fn unsupported_op_hint(op: &str) -> Option<&'static str> {
+    Some(match op {
+        "LogSoftmax" => {
+            "end the model at the logits (log_softmax does not change the argmax) or at a Softmax, which the runtime \
+             computes in f32"
+        }
+        "GRU" | "LSTM" | "RNN" => "recurrent layers are not supported; a Conv1d or TCN over the sequence is",
+        "LayerNormalization" | "GroupNormalization" | "InstanceNormalization" => {
+            "normalization over computed statistics is not supported; BatchNormalization (folded) is"
+        }
+        _ => return None,
+    })
 }
 
 /// The element count of `shape`, checked for overflow and against [`MAX_ELEMENTS`].
@@ -1264,6 +1281,12 @@ impl Builder {
                 }
                 bail!("reshape {logical:?} → {target:?} needs a data transpose, which is not supported")
             }
+            // ShuffleNet's channel shuffle is the usual rank-5 reshape; say so, since the
+            // Transpose after it is what cannot be done.
+            5 => bail!(
+                "reshape to rank 5 ({target:?}) is not supported; if it is a channel shuffle (Reshape, Transpose, \
+                 Reshape), that permutes channels, which no runtime operation does yet"
+            ),
             r => bail!("reshape to rank {r} ({target:?}) is not supported"),
         }
     }
