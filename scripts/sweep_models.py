@@ -322,6 +322,124 @@ class Attention(nn.Module):
         return self.fc((a @ self.v(x)).mean(1))
 
 
+class DynamicBatch(nn.Module):
+    """A small CNN exported with a dynamic batch axis (dynamic_axes / dynamic_shapes) and
+    x.view(x.size(0), -1) before the classifier."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(1, 8, 3, 1, 1), nn.Conv2d(8, 16, 3, 2, 1)
+        self.fc = nn.Linear(16 * 4 * 4, 10)
+
+    def forward(self, x):
+        x = F.relu(self.c2(F.relu(self.c1(x))))
+        return self.fc(x.view(x.size(0), -1))
+
+
+class Cbam(nn.Module):
+    """CBAM-style spatial attention: channel mean and max (dim=1, keepdim), concatenated, a 7x7
+    conv, sigmoid, broadcast multiply over the channels (expected: a refusal)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.sa = nn.Conv2d(1, 8, 3, 1, 1), nn.Conv2d(2, 1, 7, 1, 3)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = F.relu(self.c1(x))
+        a = torch.sigmoid(self.sa(torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], 1)))
+        return self.fc((x * a).mean((2, 3)))
+
+
+class SelfOps(nn.Module):
+    """Edge cases of wiring: x + x, torch.cat([x, x]), a residual from the model input, the
+    input's channel repeated, x * 0.5 + 1 after a conv, a sigmoid output."""
+
+    def __init__(self):
+        super().__init__()
+        self.c0 = nn.Conv2d(1, 1, 3, 1, 1)
+        self.c1, self.c2 = nn.Conv2d(1, 6, 3, 1, 1), nn.Conv2d(12, 12, 3, 2, 1)
+        self.fc = nn.Linear(12, 10)
+
+    def forward(self, x):
+        x = x + self.c0(x)
+        y = F.relu(self.c1(x))
+        y = y + y
+        y = torch.cat([y, y], 1)
+        y = self.c2(y) * 0.5 + 1.0
+        return torch.sigmoid(self.fc(F.relu(y).mean((2, 3))))
+
+
+class Pools(nn.Module):
+    """x.sum((2, 3)), F.adaptive_max_pool2d(x, 1), AvgPool2d(3, 1, 1) (count_include_pad), avg
+    pool with ceil_mode, AdaptiveAvgPool2d(2) on a 4x4 map, concatenated."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(1, 8, 3, 1, 1), nn.Conv2d(8, 8, 3, 1, 1)
+        self.fc = nn.Linear(8 * 4 + 8 + 8, 10)
+
+    def forward(self, x):
+        x = F.avg_pool2d(F.relu(self.c1(x)), 3, 1, 1)
+        x = F.avg_pool2d(F.relu(self.c2(x)), 3, 2, 0, ceil_mode=True)  # 8x8 -> 4x4
+        a = F.adaptive_avg_pool2d(x, 2).flatten(1)
+        return self.fc(torch.cat([a, F.adaptive_max_pool2d(x, 1).flatten(1), x.sum((2, 3)) / 16.0], 1))
+
+
+class WidthConcat(nn.Module):
+    """Concatenation along the width axis of two conv branches (expected: refused or supported)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(1, 8, 3, 1, 1), nn.Conv2d(1, 8, 3, 1, 1)
+        self.c = nn.Conv2d(8, 16, 3, 2, 1)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        y = torch.cat([F.relu(self.a(x)), F.relu(self.b(x))], 3)  # 8x16
+        return self.fc(F.relu(self.c(y)).mean((2, 3)))
+
+
+class BnMlp(nn.Module):
+    """An MLP with BatchNorm1d after each Linear, and one on the flattened input."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.BatchNorm1d(64), nn.Linear(64, 48), nn.BatchNorm1d(48), nn.ReLU(),
+                                 nn.Linear(48, 24), nn.BatchNorm1d(24), nn.LeakyReLU(0.1), nn.Linear(24, 10))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class PerFrame(nn.Module):
+    """A Linear applied per time step of [N, T, F] (MatMul of a 3-D activation), then mean over
+    time."""
+
+    def __init__(self):
+        super().__init__()
+        self.f1, self.fc = nn.Linear(8, 16), nn.Linear(16, 10)
+
+    def forward(self, x):
+        return self.fc(F.relu(self.f1(x)).mean(1))
+
+
+class Upsample1d(nn.Module):
+    """ConvTranspose1d and F.interpolate(scale_factor=2) on 1-D maps."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv1d(8, 16, 3, 2, 1)
+        self.up = nn.ConvTranspose1d(16, 8, 2, 2)
+        self.c2 = nn.Conv1d(8, 8, 3, 1, 1)
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = F.relu(self.up(F.relu(self.c1(x))))
+        x = F.interpolate(F.relu(self.c2(x)), scale_factor=2)
+        return self.fc(x.mean(-1))
+
+
 MODELS = {
     "shufflenet": (ShuffleNet, (1, 8, 8)),
     "efficientnet": (EfficientNet, (1, 8, 8)),
@@ -339,6 +457,14 @@ MODELS = {
     "gru": (Gru, (8, 8)),
     "lstm": (Lstm, (8, 8)),
     "attention": (Attention, (8, 8)),
+    "dynamic-batch": (DynamicBatch, (1, 8, 8)),
+    "cbam": (Cbam, (1, 8, 8)),
+    "self-ops": (SelfOps, (1, 8, 8)),
+    "pools": (Pools, (1, 8, 8)),
+    "width-concat": (WidthConcat, (1, 8, 8)),
+    "bn-mlp": (BnMlp, (1, 8, 8)),
+    "per-frame": (PerFrame, (8, 8)),
+    "upsample-1d": (Upsample1d, (8, 8)),
 }
 
 
@@ -386,7 +512,10 @@ def main():
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     kw = {"dynamo": True} if dynamo else {"dynamo": False, "opset_version": 13}
-                    torch.onnx.export(model, (torch.zeros(1, *shape),), path, input_names=["input"],
+                    if name == "dynamic-batch":
+                        kw.update({"dynamic_shapes": ({0: torch.export.Dim("batch")},)} if dynamo else
+                                  {"dynamic_axes": {"input": {0: "batch"}, "output": {0: "batch"}}})
+                    torch.onnx.export(model, (torch.zeros(2 if name == "dynamic-batch" else 1, *shape),), path, input_names=["input"],
                                       output_names=["output"], **kw)
                 refs[kind] = ort_outputs(path, x8)
                 m = onnx.load(path, load_external_data=False)
