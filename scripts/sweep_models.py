@@ -440,6 +440,117 @@ class Upsample1d(nn.Module):
         return self.fc(x.mean(-1))
 
 
+class SpatialTranspose(nn.Module):
+    """H and W swapped by x.transpose(2, 3) between convs with 1x3 kernels and (1, 2) strides, then
+    flatten(1) into a Linear: every layer must see the swapped axes."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(1, 8, (1, 3), (1, 2), (0, 1)), nn.Conv2d(8, 8, (1, 3), (1, 2), (0, 1))
+        self.fc = nn.Linear(8 * 4 * 2, 10)
+
+    def forward(self, x):
+        x = F.relu(self.c1(x))  # 8x4
+        x = F.relu(self.c2(x.transpose(2, 3)))  # 4x8 -> 4x4
+        x = F.relu(self.c2(x.transpose(2, 3)))  # 4x4 -> 4x2
+        return self.fc(x.flatten(1))
+
+
+class PermuteFlatten(nn.Module):
+    """A conv map permuted to channels-last and flattened into a Linear, and reshaped to
+    [N, H*W, C] and averaged over the pixels."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(1, 6, 3, 2, 1), nn.Conv2d(6, 10, 3, 1, 1)
+        self.fc = nn.Linear(6 * 4 * 4, 10)
+
+    def forward(self, x):
+        x = F.relu(self.c1(x))
+        a = self.fc(x.permute(0, 2, 3, 1).flatten(1))
+        b = F.relu(self.c2(x)).permute(0, 2, 3, 1).reshape(x.shape[0], 16, 10).mean(1)
+        return a + b
+
+
+class Focus(nn.Module):
+    """YOLOv5's Focus: four strided slices (space-to-depth) concatenated, then a conv; and a crop
+    x[:, :, 1:-1, 1:-1] by negative ends."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(4, 16, 3, 1, 1), nn.Conv2d(16, 16, 3, 1, 1)
+        self.fc = nn.Linear(16 * 2 * 2, 10)
+
+    def forward(self, x):
+        x = torch.cat([x[..., ::2, ::2], x[..., 1::2, ::2], x[..., ::2, 1::2], x[..., 1::2, 1::2]], 1)
+        x = F.relu(self.c2(F.relu(self.c1(x))))[:, :, 1:-1, 1:-1]
+        return self.fc(x.flatten(1))
+
+
+class SplitUneven(nn.Module):
+    """torch.split(x, [3, 5], dim=1) into two branches of different depth, concatenated back,
+    padding='same' convs with even kernels (4 and 2), AvgPool2d(3, 1, 1) with count_include_pad."""
+
+    def __init__(self):
+        super().__init__()
+        self.c0 = nn.Conv2d(1, 8, 4, padding="same")
+        self.a = nn.Conv2d(3, 3, 2, padding="same")
+        self.b = nn.Sequential(nn.Conv2d(5, 5, 3, 1, 1), nn.ReLU(), nn.Conv2d(5, 5, 3, 1, 1))
+        self.fc = nn.Linear(8, 10)
+
+    def forward(self, x):
+        a, b = torch.split(F.relu(self.c0(x)), [3, 5], dim=1)
+        x = torch.cat([F.relu(self.a(a)), F.relu(self.b(b))], 1)
+        return self.fc(F.avg_pool2d(x, 3, 1, 1).mean((2, 3)))
+
+
+class LayerScale(nn.Module):
+    """ConvNeXt-ish: a learned per-channel scale gamma[C, 1, 1] times a branch plus the input,
+    an Add of a learned [1, C, 1, 1] offset, a GELU."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 16, 2, 2)
+        self.dw, self.pw1, self.pw2 = nn.Conv2d(16, 16, 3, 1, 1, groups=16), nn.Conv2d(16, 32, 1), nn.Conv2d(32, 16, 1)
+        self.gamma = nn.Parameter(torch.full((16, 1, 1), 0.5))
+        self.offset = nn.Parameter(torch.zeros(1, 16, 1, 1))
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = x + self.gamma * self.pw2(F.gelu(self.pw1(self.dw(x))))
+        return self.fc((x + self.offset).mean((2, 3)))
+
+
+class ConvThenFrames(nn.Module):
+    """Conv1d front end, x.transpose(1, 2) to [N, T, C], a per-frame Linear, mean over time."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv1d(8, 16, 3, 1, 1)
+        self.f1, self.fc = nn.Linear(16, 16), nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = F.relu(self.c1(x)).transpose(1, 2)
+        return self.fc(F.relu(self.f1(x)).mean(1))
+
+
+class PixelLinear(nn.Module):
+    """ConvNeXt's block order: depthwise conv, permute to channels-last, Linear, GELU, Linear,
+    permute back, residual."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(1, 16, 2, 2)
+        self.dw, self.l1, self.l2 = nn.Conv2d(16, 16, 3, 1, 1, groups=16), nn.Linear(16, 32), nn.Linear(32, 16)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        y = self.l2(F.gelu(self.l1(self.dw(x).permute(0, 2, 3, 1)))).permute(0, 3, 1, 2)
+        return self.fc((x + y).mean((2, 3)))
+
+
 MODELS = {
     "shufflenet": (ShuffleNet, (1, 8, 8)),
     "efficientnet": (EfficientNet, (1, 8, 8)),
@@ -465,6 +576,13 @@ MODELS = {
     "bn-mlp": (BnMlp, (1, 8, 8)),
     "per-frame": (PerFrame, (8, 8)),
     "upsample-1d": (Upsample1d, (8, 8)),
+    "spatial-transpose": (SpatialTranspose, (1, 8, 8)),
+    "permute-flatten": (PermuteFlatten, (1, 8, 8)),
+    "focus": (Focus, (1, 8, 8)),
+    "split-uneven": (SplitUneven, (1, 8, 8)),
+    "layer-scale": (LayerScale, (1, 8, 8)),
+    "conv-then-frames": (ConvThenFrames, (8, 8)),
+    "pixel-linear": (PixelLinear, (1, 8, 8)),
 }
 
 

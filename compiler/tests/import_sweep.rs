@@ -5,7 +5,7 @@
 mod onnx_builder;
 
 use hawq_compiler::import::import_bytes;
-use onnx_builder::{int, tensor_i64, Model};
+use onnx_builder::{int, ints, tensor, tensor_i64, Model};
 
 /// The float reference's outputs of `model` on one NCHW (or NCL) input.
 fn run(model: &Model, input: &[f32]) -> Vec<f32> {
@@ -56,4 +56,57 @@ fn common_unsupported_patterns_are_refused_with_a_way_around() {
         .rewire("bn", 0, "g");
     let err = format!("{:#}", import_bytes(&shuffle.bytes()).expect_err("rank 5 is refused"));
     assert!(err.contains("'shuffle' (Reshape)") && err.contains("channel shuffle"), "{err}");
+}
+
+/// A MatMul by a constant `[C, M]` on a map whose last logical axis is its channel axis is the
+/// same Linear at every position, a 1×1 convolution: a Conv1d front end's `x.transpose(1, 2)`
+/// then a per-frame Linear (with its bias Add), and ConvNeXt's `permute(0, 2, 3, 1)` then
+/// Linear. Both were refused ("input must be a [N, K] matrix").
+#[test]
+fn a_matmul_over_the_channels_of_a_channels_last_map_is_a_pointwise_convolution() {
+    let weight: Vec<f32> = (0..20).map(|i| (i as f32 * 0.37).sin()).collect(); // [C = 4, M = 5]
+    let bias: Vec<f32> = (0..5).map(|m| m as f32 * 0.1 - 0.2).collect();
+    let linear = |x: &[f32], positions: usize| -> Vec<f32> {
+        // x is channel-major [C = 4, positions]; the result is [positions, M = 5].
+        let mut y = Vec::new();
+        for p in 0..positions {
+            for m in 0..5 {
+                y.push(bias[m] + (0..4).map(|c| x[c * positions + p] * weight[c * 5 + m]).sum::<f32>());
+            }
+        }
+        y
+    };
+    let assert_close = |got: &[f32], want: &[f32], what: &str| {
+        assert_eq!(got.len(), want.len(), "{what}");
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!((g - w).abs() < 1e-5, "{what} output {i}: {g}, expected {w}");
+        }
+    };
+
+    // An identity Conv first, as the front end: a Transpose straight after the model input
+    // changes how the input is read instead (Keras' channels-last inputs).
+    let identity: Vec<f32> = (0..16).map(|i| if i % 5 == 0 { 1.0 } else { 0.0 }).collect();
+    let frames = Model::new("x", &[1, 4, 3])
+        .init(tensor("w", &[4, 5], weight.clone()))
+        .init(tensor("b", &[5], bias.clone()))
+        .init(tensor("front", &[4, 4, 1], identity.clone()))
+        .node("Conv", "front_end", &["x", "front"], &["f"], vec![])
+        .node("Transpose", "to_frames", &["f"], &["t"], vec![ints("perm", &[0, 2, 1])])
+        .node("MatMul", "per_frame", &["t", "w"], &["mm"], vec![])
+        .node("Add", "per_frame_bias", &["mm", "b"], &["y"], vec![])
+        .output("y", &[1, 3, 5]);
+    let x: Vec<f32> = (0..12).map(|i| (i as f32 * 0.7).cos()).collect();
+    assert_close(&run(&frames, &x), &linear(&x, 3), "per-frame Linear");
+
+    let pixels = Model::new("x", &[1, 4, 2, 2])
+        .init(tensor("w", &[4, 5], weight.clone()))
+        .init(tensor("b", &[5], bias.clone()))
+        .init(tensor("front", &[4, 4, 1, 1], identity))
+        .node("Conv", "front_end", &["x", "front"], &["f"], vec![])
+        .node("Transpose", "to_nhwc", &["f"], &["t"], vec![ints("perm", &[0, 2, 3, 1])])
+        .node("MatMul", "per_pixel", &["t", "w"], &["mm"], vec![])
+        .node("Add", "per_pixel_bias", &["mm", "b"], &["y"], vec![])
+        .output("y", &[1, 2, 2, 5]);
+    let x: Vec<f32> = (0..16).map(|i| (i as f32 * 0.3).sin()).collect();
+    assert_close(&run(&pixels, &x), &linear(&x, 4), "per-pixel Linear");
 }

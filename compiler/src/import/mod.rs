@@ -1031,8 +1031,19 @@ impl Builder {
 
     fn fully_connected(&mut self, node: &NodeProto) -> Result<()> {
         let a = self.act(node, 0)?;
+        let channels_last = match a.layout {
+            Layout::Seq(p) => p[2] == 2,
+            Layout::Spatial(p) => p[3] == 3,
+            Layout::Flat(_) => false,
+        };
+        if node.op_type == "MatMul" && channels_last {
+            return self.per_position_matmul(node, a);
+        }
         let Layout::Flat(perm) = a.layout.clone() else {
-            bail!("input must be a [N, K] matrix; flatten the feature map first");
+            bail!(
+                "input must be a [N, K] matrix, or a MatMul's [N, L, C] / [N, H, W, C] map with the channels last; \
+                 flatten the feature map first"
+            );
         };
         let k = self.values[a.id].elements();
         let b = self.konst(node, 1)?;
@@ -1078,6 +1089,23 @@ impl Builder {
         check_finite_f32(&bias, "bias")?;
         let op = OpKind::Fc(Fc { weight, bias, clamp: Clamp::NONE });
         self.push(node, op, vec![a.id], vec![n], Layout::Flat(None))
+    }
+
+    /// A MatMul of a map whose logical last axis is its stored channel axis (`[N, L, C]` after
+    /// `x.transpose(1, 2)`, `[N, H, W, C]` after `permute(0, 2, 3, 1)`, Keras' Dense on a
+    /// sequence) by a constant `[C, M]`: the same Linear at every position, a 1×1 convolution.
+    fn per_position_matmul(&mut self, node: &NodeProto, a: Act) -> Result<()> {
+        let b = self.konst(node, 1)?;
+        let (h, w, c) = self.values[a.id].hwc();
+        if b.ndim() != 2 || b.shape()[0] != c {
+            bail!("weight has shape {:?}; expected [{c}, M] for an input of {c} channels", b.shape());
+        }
+        let m = b.shape()[1];
+        let weight = Array4::from_shape_fn((m, 1, 1, c), |(o, _, _, i)| b[[i, o]] as f32);
+        check_finite_f32(&weight, &format!("weight '{}'", node.input[1]))?;
+        let window = Window { kernel: [1, 1], stride: [1, 1], pads: [0; 4] };
+        let op = OpKind::Conv(Conv { weight, bias: Array1::zeros(m), window, depthwise: false, clamp: Clamp::NONE });
+        self.push(node, op, vec![a.id], vec![h, w, m], a.layout.clone())
     }
 
     /// The node producing `a` if `a` feeds only the current node (so it may be rewritten).
