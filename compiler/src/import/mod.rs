@@ -13,7 +13,7 @@ mod elementwise;
 mod fuse;
 mod shape_ops;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -223,6 +223,9 @@ fn import_model(bytes: &[u8], dir: Option<&Path>) -> Result<Graph> {
         ..Builder::default()
     };
     for t in &graph.initializer {
+        if is_integer_type(i64::from(t.data_type)) {
+            b.integer_consts.insert(t.name.clone());
+        }
         b.vals.insert(
             t.name.clone(),
             Val::Const(tensor_to_array(t).with_context(|| format!("initializer '{}'", t.name))?),
@@ -335,11 +338,13 @@ fn unsupported_ops(nodes: &[NodeProto]) -> Result<()> {
             None => by_op.push((op, vec![node_name(node)])),
         }
     }
+    // What to do instead, for the unsupported operators PyTorch users meet most.
+    let hints: String = by_op.iter().filter_map(|(op, _)| unsupported_op_hint(op)).map(|h| format!("; {h}")).collect();
     match by_op.as_slice() {
         [] => Ok(()),
         [(op, names)] if names.len() == 1 => {
             let op_type = nodes.iter().find(|n| node_name(n) == names[0]).map_or("", |n| n.op_type.as_str());
-            bail!("node '{}' ({op_type}): operator '{op}' is not supported", names[0])
+            bail!("node '{}' ({op_type}): operator '{op}' is not supported{hints}", names[0])
         }
         groups => {
             const LISTED: usize = 3;
@@ -354,9 +359,24 @@ fn unsupported_ops(nodes: &[NodeProto]) -> Result<()> {
                     }
                 })
                 .collect();
-            bail!("unsupported ops: {}", parts.join(", "))
+            bail!("unsupported ops: {}{hints}", parts.join(", "))
         }
     }
+}
+
+/// A way around an unsupported operator, where there is a usual one.
+fn unsupported_op_hint(op: &str) -> Option<&'static str> {
+    Some(match op {
+        "LogSoftmax" => {
+            "end the model at the logits (log_softmax does not change the argmax) or at a Softmax, which the runtime \
+             computes in f32"
+        }
+        "GRU" | "LSTM" | "RNN" => "recurrent layers are not supported; a Conv1d or TCN over the sequence is",
+        "LayerNormalization" | "GroupNormalization" | "InstanceNormalization" => {
+            "normalization over computed statistics is not supported; BatchNormalization (folded) is"
+        }
+        _ => return None,
+    })
 }
 
 /// The element count of `shape`, checked for overflow and against [`MAX_ELEMENTS`].
@@ -492,6 +512,15 @@ struct Builder {
     pending_pads: HashMap<String, (Act, [usize; 4])>,
     /// The model's default-domain opset.
     opset: i64,
+    /// Names of the constants of an integer element type (shape arithmetic), whose Div
+    /// truncates and whose Cast from a float drops the fraction: TorchScript's `chunk` computes
+    /// `(C + 1) / 2` in int64, which is 8 for 16 channels, not 8.5.
+    integer_consts: HashSet<String>,
+}
+
+fn is_integer_type(data_type: i64) -> bool {
+    // UINT8 INT8 UINT16 INT16 INT32 INT64 BOOL UINT32 UINT64 (onnx.proto's TensorProto.DataType).
+    matches!(data_type, 2..=7 | 9 | 12 | 13)
 }
 
 fn same_layout(a: &Layout, b: &Layout) -> bool {
@@ -624,6 +653,36 @@ impl Builder {
         Ok(())
     }
 
+    /// Sets a constant output, recording whether its element type is an integer one.
+    fn set_const(&mut self, node: &NodeProto, v: ArrayD<f64>, integer: bool) -> Result<()> {
+        let out = node.output.first().ok_or_else(|| anyhow!("has no output"))?;
+        if integer {
+            self.integer_consts.insert(out.clone());
+        } else {
+            self.integer_consts.remove(out);
+        }
+        self.set(node, Val::Const(v))
+    }
+
+    /// Whether constant input `i` has an integer element type.
+    fn integer_input(&self, node: &NodeProto, i: usize) -> bool {
+        node.input.get(i).is_some_and(|n| self.integer_consts.contains(n))
+    }
+
+    /// Whether the constant `node` computes has an integer element type: ONNX's arithmetic,
+    /// shape and gather operators keep their data input's type.
+    fn integer_output(&self, node: &NodeProto) -> bool {
+        match node.op_type.as_str() {
+            "Shape" => true,
+            "Cast" => is_integer_type(attr_i(node, "to", i64::from(data_type::FLOAT))),
+            "ConstantOfShape" => {
+                attr(node, "value").and_then(|a| a.t.as_ref()).is_some_and(|t| is_integer_type(i64::from(t.data_type)))
+            }
+            "Sqrt" | "Reciprocal" => false,
+            _ => self.integer_input(node, 0),
+        }
+    }
+
     fn logical(&self, a: &Act) -> Vec<usize> {
         let s = &self.values[a.id].shape;
         match &a.layout {
@@ -642,11 +701,11 @@ impl Builder {
         if node.op_type == "Constant" {
             let a =
                 attr(node, "value").and_then(|a| a.t.as_ref()).ok_or_else(|| anyhow!("attribute 'value' missing"))?;
-            return self.set(node, Val::Const(tensor_to_array(a)?));
+            return self.set_const(node, tensor_to_array(a)?, is_integer_type(i64::from(a.data_type)));
         }
         if all_const && !node.input.is_empty() {
             let v = self.fold_constant(node)?;
-            return self.set(node, Val::Const(v));
+            return self.set_const(node, v, self.integer_output(node));
         }
         match node.op_type.as_str() {
             "Identity" | "Dropout" => {
@@ -695,7 +754,7 @@ impl Builder {
             "Shape" => {
                 let a = self.act(node, 0)?;
                 let s: Vec<f64> = self.logical(&a).iter().map(|&d| d as f64).collect();
-                self.set(node, Val::Const(ArrayD::from_shape_vec(IxDyn(&[s.len()]), s)?))
+                self.set_const(node, ArrayD::from_shape_vec(IxDyn(&[s.len()]), s)?, true)
             }
             other => bail!("operator '{other}' is not supported on activations"),
         }
@@ -972,8 +1031,19 @@ impl Builder {
 
     fn fully_connected(&mut self, node: &NodeProto) -> Result<()> {
         let a = self.act(node, 0)?;
+        let channels_last = match a.layout {
+            Layout::Seq(p) => p[2] == 2,
+            Layout::Spatial(p) => p[3] == 3,
+            Layout::Flat(_) => false,
+        };
+        if node.op_type == "MatMul" && channels_last {
+            return self.per_position_matmul(node, a);
+        }
         let Layout::Flat(perm) = a.layout.clone() else {
-            bail!("input must be a [N, K] matrix; flatten the feature map first");
+            bail!(
+                "input must be a [N, K] matrix, or a MatMul's [N, L, C] / [N, H, W, C] map with the channels last; \
+                 flatten the feature map first"
+            );
         };
         let k = self.values[a.id].elements();
         let b = self.konst(node, 1)?;
@@ -1019,6 +1089,23 @@ impl Builder {
         check_finite_f32(&bias, "bias")?;
         let op = OpKind::Fc(Fc { weight, bias, clamp: Clamp::NONE });
         self.push(node, op, vec![a.id], vec![n], Layout::Flat(None))
+    }
+
+    /// A MatMul of a map whose logical last axis is its stored channel axis (`[N, L, C]` after
+    /// `x.transpose(1, 2)`, `[N, H, W, C]` after `permute(0, 2, 3, 1)`, Keras' Dense on a
+    /// sequence) by a constant `[C, M]`: the same Linear at every position, a 1×1 convolution.
+    fn per_position_matmul(&mut self, node: &NodeProto, a: Act) -> Result<()> {
+        let b = self.konst(node, 1)?;
+        let (h, w, c) = self.values[a.id].hwc();
+        if b.ndim() != 2 || b.shape()[0] != c {
+            bail!("weight has shape {:?}; expected [{c}, M] for an input of {c} channels", b.shape());
+        }
+        let m = b.shape()[1];
+        let weight = Array4::from_shape_fn((m, 1, 1, c), |(o, _, _, i)| b[[i, o]] as f32);
+        check_finite_f32(&weight, &format!("weight '{}'", node.input[1]))?;
+        let window = Window { kernel: [1, 1], stride: [1, 1], pads: [0; 4] };
+        let op = OpKind::Conv(Conv { weight, bias: Array1::zeros(m), window, depthwise: false, clamp: Clamp::NONE });
+        self.push(node, op, vec![a.id], vec![h, w, m], a.layout.clone())
     }
 
     /// The node producing `a` if `a` feeds only the current node (so it may be rewritten).
@@ -1222,6 +1309,12 @@ impl Builder {
                 }
                 bail!("reshape {logical:?} → {target:?} needs a data transpose, which is not supported")
             }
+            // ShuffleNet's channel shuffle is the usual rank-5 reshape; say so, since the
+            // Transpose after it is what cannot be done.
+            5 => bail!(
+                "reshape to rank 5 ({target:?}) is not supported; if it is a channel shuffle (Reshape, Transpose, \
+                 Reshape), that permutes channels, which no runtime operation does yet"
+            ),
             r => bail!("reshape to rank {r} ({target:?}) is not supported"),
         }
     }
@@ -1328,11 +1421,22 @@ impl Builder {
             let yb = y.broadcast(IxDyn(&shape)).ok_or_else(|| anyhow!("broadcast"))?;
             Ok(ndarray::Zip::from(&xb).and(&yb).map_collect(|&a, &b| f(a, b)))
         };
+        let integer = self.integer_input(node, 0);
         Ok(match node.op_type.as_str() {
-            "Identity" | "Cast" | "Dropout" => c(0)?,
+            "Identity" | "Dropout" => c(0)?,
+            // A float cast to an integer type drops its fraction (onnxruntime truncates).
+            "Cast" if self.integer_output(node) && !integer => c(0)?.mapv(f64::trunc),
+            "Cast" => c(0)?,
             "Add" => binary(|a, b| a + b)?,
             "Sub" => binary(|a, b| a - b)?,
             "Mul" => binary(|a, b| a * b)?,
+            "Div" if integer => {
+                if c(1)?.iter().any(|&d| d == 0.0) {
+                    bail!("integer division by zero");
+                }
+                // Integer division truncates toward zero.
+                binary(|a, b| (a / b).trunc())?
+            }
             "Div" => binary(|a, b| a / b)?,
             "Sqrt" => c(0)?.mapv(f64::sqrt),
             "Neg" => c(0)?.mapv(|x| -x),
