@@ -171,6 +171,10 @@ enum hawq_status
    */
   HAWQ_ERR_KERNEL_NOT_LINKED = 26,
   /**
+   * A reshape's output is not its input's bytes (the compiler always places it so).
+   */
+  HAWQ_ERR_NOT_IN_PLACE = 27,
+  /**
    * A pointer argument is NULL.
    */
   HAWQ_ERR_NULL_POINTER = 100,

@@ -127,6 +127,8 @@ pub enum HawqStatus {
     /// The model needs a kernel this build of the library leaves out (never with the default
     /// build, which links every kernel).
     HAWQ_ERR_KERNEL_NOT_LINKED = 26,
+    /// A reshape's output is not its input's bytes (the compiler always places it so).
+    HAWQ_ERR_NOT_IN_PLACE = 27,
     /// A pointer argument is NULL.
     HAWQ_ERR_NULL_POINTER = 100,
     /// A handle or output pointer is not aligned for its type.
@@ -149,7 +151,7 @@ impl HawqStatus {
     /// Every status, in numeric order.
     ///
     /// cbindgen:ignore
-    pub const ALL: [HawqStatus; 33] = [
+    pub const ALL: [HawqStatus; 34] = [
         HAWQ_OK,
         HAWQ_ERR_TRUNCATED,
         HAWQ_ERR_BAD_MAGIC,
@@ -177,6 +179,7 @@ impl HawqStatus {
         HAWQ_ERR_OP_SCRATCH_OUT_OF_ARENA,
         HAWQ_ERR_SCRATCH_OVERLAP,
         HAWQ_ERR_KERNEL_NOT_LINKED,
+        HAWQ_ERR_NOT_IN_PLACE,
         HAWQ_ERR_NULL_POINTER,
         HAWQ_ERR_MISALIGNED,
         HAWQ_ERR_NOT_LOADED,
@@ -214,6 +217,7 @@ impl HawqStatus {
             Error::OpScratchOutOfArena { .. } => HAWQ_ERR_OP_SCRATCH_OUT_OF_ARENA,
             Error::ScratchOverlap { .. } => HAWQ_ERR_SCRATCH_OVERLAP,
             Error::KernelNotLinked { .. } => HAWQ_ERR_KERNEL_NOT_LINKED,
+            Error::NotInPlace { .. } => HAWQ_ERR_NOT_IN_PLACE,
         }
     }
 
@@ -252,6 +256,7 @@ impl HawqStatus {
             HAWQ_ERR_OP_SCRATCH_OUT_OF_ARENA => c"an operation's scratch lies outside the arena",
             HAWQ_ERR_SCRATCH_OVERLAP => c"an operation's scratch overlaps its input or output",
             HAWQ_ERR_KERNEL_NOT_LINKED => c"the model needs a kernel this build leaves out",
+            HAWQ_ERR_NOT_IN_PLACE => c"a reshape's output is not its input's bytes",
             HAWQ_ERR_NULL_POINTER => c"a pointer argument is NULL",
             HAWQ_ERR_MISALIGNED => c"a handle or buffer is not aligned for its type",
             HAWQ_ERR_NOT_LOADED => c"the handle holds no loaded model or initialized interpreter",

@@ -272,7 +272,7 @@ fn every_status_has_its_own_message_and_number() {
         assert!(seen.insert(text), "{s:?} shares its message '{text}'");
         assert_eq!(HawqStatus::from_code(s as i32), Some(s));
     }
-    for code in [-1, 27, 99, 106, i32::MIN, i32::MAX] {
+    for code in [-1, 28, 99, 106, i32::MIN, i32::MAX] {
         let text = unsafe { std::ffi::CStr::from_ptr(hawq_status_str(code)) };
         assert_eq!(text.to_str().unwrap(), "unknown status", "{code}");
     }
@@ -282,6 +282,7 @@ fn every_status_has_its_own_message_and_number() {
     assert_eq!(HAWQ_ERR_ARENA_SIZE_MISMATCH as i32, 23);
     assert_eq!(HAWQ_ERR_SCRATCH_OVERLAP as i32, 25);
     assert_eq!(HAWQ_ERR_KERNEL_NOT_LINKED as i32, 26);
+    assert_eq!(HAWQ_ERR_NOT_IN_PLACE as i32, 27);
     assert_eq!(HAWQ_ERR_NULL_POINTER as i32, 100);
     assert_eq!(HAWQ_ERR_BUFFERS_OVERLAP as i32, 105);
     // The runtime's own messages and ours agree on the first words of each error.

@@ -61,6 +61,9 @@ pub enum Error {
     /// The model needs a kernel (an op, a weight width, 4-bit activations) that this build's
     /// kernel set leaves out ([`crate::kernels::linked`]).
     KernelNotLinked { op: u16 },
+    /// A reshape whose output is not its input's bytes (same offset, dtype and size): a reshape
+    /// is a view, the compiler's planner always places it so, and the runtime copies nothing.
+    NotInPlace { op: u16 },
 }
 
 impl Error {
@@ -95,6 +98,7 @@ impl Error {
             Error::EmptyModel => "model has no operations",
             Error::ArenaSizeMismatch { .. } => "header declares a larger arena than the tensors and scratch need",
             Error::KernelNotLinked { .. } => "op needs a kernel this build's kernel set leaves out",
+            Error::NotInPlace { .. } => "reshape's output is not its input's bytes",
         }
     }
 
@@ -114,7 +118,8 @@ impl Error {
             | Error::WeightSizeMismatch { op }
             | Error::AccumulatorOverflow { op }
             | Error::OverlappingTensors { op }
-            | Error::KernelNotLinked { op } => Some(("op", op)),
+            | Error::KernelNotLinked { op }
+            | Error::NotInPlace { op } => Some(("op", op)),
             _ => None,
         }
     }
@@ -164,6 +169,9 @@ impl fmt::Display for Error {
             }
             Error::KernelNotLinked { op } => {
                 write!(f, "op {op} needs a kernel this build's kernel set leaves out (kernels::linked)")
+            }
+            Error::NotInPlace { op } => {
+                write!(f, "op {op} is a reshape whose output is not its input's bytes (same offset, dtype, size)")
             }
         }
     }

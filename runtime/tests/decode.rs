@@ -229,3 +229,84 @@ proptest! {
         agree(&bytes)?;
     }
 }
+
+/// The body's tables (`format::decode::take_meta`) against postcard's reading of them.
+mod meta {
+    use super::{blob, edgy_u16, edgy_u32};
+    use hawq_runtime::format::decode::take_meta;
+    use hawq_runtime::format::{InputLayout, ModelMeta, RawInput, Tensors};
+    use proptest::prelude::*;
+
+    fn agree(bytes: &[u8]) -> Result<(), TestCaseError> {
+        let theirs = postcard::take_from_bytes::<ModelMeta<'_>>(bytes).ok();
+        prop_assert_eq!(take_meta(bytes), theirs, "bytes {:02x?}", bytes);
+        Ok(())
+    }
+
+    fn encode(meta: &ModelMeta<'_>) -> Vec<u8> {
+        let mut buf = vec![0u8; 1024];
+        let n = postcard::to_slice(meta, &mut buf).expect("fits").len();
+        buf.truncate(n);
+        buf
+    }
+
+    fn with<'a>(tensors: &'a [u8], extra: &'a [u8], u16s: [u16; 3], u32s: [u32; 2], enums: (u8, u8)) -> ModelMeta<'a> {
+        ModelMeta {
+            tensors: Tensors::new(tensors),
+            input: u16s[0],
+            output: u16s[1],
+            extra_outputs: extra,
+            raw_input: [RawInput::U8, RawInput::I8, RawInput::F32][enums.0 as usize % 3],
+            input_layout: [InputLayout::Nhwc, InputLayout::Nchw][enums.1 as usize % 2],
+            scratch_offset: u32s[0],
+            scratch_bytes: u32s[1],
+            op_count: u16s[2],
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        #[test]
+        fn every_encoded_meta_decodes_to_itself(
+            tensors in blob(),
+            extra in blob(),
+            u16s in proptest::array::uniform3(edgy_u16()),
+            u32s in proptest::array::uniform2(edgy_u32()),
+            enums in any::<(u8, u8)>(),
+            tail in blob(),
+        ) {
+            let meta = with(&tensors, &extra, u16s, u32s, enums);
+            let mut bytes = encode(&meta);
+            let n = bytes.len();
+            bytes.extend_from_slice(&tail);
+            let (decoded, rest) = take_meta(&bytes).expect("a valid encoding");
+            prop_assert_eq!(decoded, meta);
+            prop_assert_eq!(rest, &bytes[n..]);
+            agree(&bytes)?;
+        }
+
+        #[test]
+        fn truncated_and_mutated_metas_get_postcard_s_verdict(
+            tensors in blob(),
+            u16s in proptest::array::uniform3(edgy_u16()),
+            u32s in proptest::array::uniform2(edgy_u32()),
+            enums in any::<(u8, u8)>(),
+            cut in any::<prop::sample::Index>(),
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+        ) {
+            let mut bytes = encode(&with(&tensors, &[1, 0], u16s, u32s, enums));
+            for (at, v) in edits {
+                let i = at.index(bytes.len());
+                bytes[i] = v;
+            }
+            agree(&bytes)?;
+            agree(&bytes[..cut.index(bytes.len() + 1)])?;
+        }
+
+        #[test]
+        fn arbitrary_bytes_get_postcard_s_meta_verdict(bytes in proptest::collection::vec(any::<u8>(), 0..48)) {
+            agree(&bytes)?;
+        }
+    }
+}

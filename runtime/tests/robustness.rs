@@ -408,6 +408,7 @@ fn variant(e: &Error) -> &'static str {
         Error::EmptyModel => "EmptyModel",
         Error::ArenaSizeMismatch { .. } => "ArenaSizeMismatch",
         Error::KernelNotLinked { .. } => "KernelNotLinked",
+        Error::NotInPlace { .. } => "NotInPlace",
     }
 }
 
@@ -2017,6 +2018,30 @@ fn overlapping_conv_input_and_output() {
     let mut spec = conv_model().spec();
     spec.tensors[1].offset = 48;
     assert_eq!(load_err(&spec), None);
+}
+
+/// A reshape is a view of its input's bytes: at any other offset, overlapping or apart, it is
+/// refused at load (the interpreter copies nothing).
+#[test]
+fn a_reshape_must_be_its_input_s_bytes() {
+    let case = ReshapeCase {
+        in_shape: [1, 2, 3, 2],
+        out_shape: [1, 1, 1, 12],
+        bits: 8,
+        zero_point: -3,
+        values: (0..12).map(|v| v * 9 - 50).collect(),
+        place: Placement { perm: 0, gaps: [4, 0, 0, 0] },
+        fill: 5,
+    };
+    let spec = case.spec();
+    assert_eq!(spec.tensors[1].offset, spec.tensors[0].offset);
+    assert_eq!(exercise(&spec.encode(), 1), Outcome::Ran);
+    for offset in [0u32, 3, 5, 16, 40] {
+        let mut moved = spec.clone();
+        moved.tensors[1].offset = offset;
+        moved.arena_bytes = moved.arena_bytes.max(offset + 12).next_multiple_of(16);
+        assert_eq!(load_err(&moved), Some(Error::NotInPlace { op: 0 }), "output at {offset}");
+    }
 }
 
 #[test]

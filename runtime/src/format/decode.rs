@@ -1,4 +1,4 @@
-//! Reads one [`Op`] from its postcard encoding without serde.
+//! Reads the body's [`ModelMeta`] and one [`Op`] at a time from their postcard encoding without serde.
 //!
 //! The body stays postcard (the compiler writes it with `postcard::to_slice`); only the runtime's
 //! reading of the op list is by hand. serde's derived deserializer of the 15-variant `Op` was
@@ -16,9 +16,37 @@
 use crate::kernels::linked;
 
 use super::{
-    AddParams, ChannelParams, Clamp, ConcatParams, ConvParams, DepthToSpaceParams, FcParams, LutParams, MulParams, Op,
-    PoolParams, ResizeParams, SliceParams, UnaryParams,
+    AddParams, ChannelParams, Clamp, ConcatParams, ConvParams, DepthToSpaceParams, FcParams, InputLayout, LutParams,
+    ModelMeta, MulParams, Op, PoolParams, RawInput, ResizeParams, SliceParams, Tensors, UnaryParams,
 };
+
+/// The [`ModelMeta`] the body starts with, and the bytes after it (the ops); `None` where postcard
+/// fails. By hand for the reason the ops are: serde's derived reader was about 1 KB of
+/// Cortex-M code for nine fields read once.
+pub fn take_meta(bytes: &[u8]) -> Option<(ModelMeta<'_>, &[u8])> {
+    let mut r = Reader { rest: bytes };
+    let meta = ModelMeta {
+        tensors: Tensors::new(r.bytes()?),
+        input: r.u16()?,
+        output: r.u16()?,
+        extra_outputs: r.bytes()?,
+        raw_input: match r.u32()? {
+            0 => RawInput::U8,
+            1 => RawInput::I8,
+            2 => RawInput::F32,
+            _ => return None,
+        },
+        input_layout: match r.u32()? {
+            0 => InputLayout::Nhwc,
+            1 => InputLayout::Nchw,
+            _ => return None,
+        },
+        scratch_offset: r.u32()?,
+        scratch_bytes: r.u32()?,
+        op_count: r.u16()?,
+    };
+    Some((meta, r.rest))
+}
 
 /// Op `bytes` starts with, and the bytes after it; `None` where postcard fails.
 pub fn take_op(bytes: &[u8]) -> Option<(Op<'_>, &[u8])> {

@@ -219,8 +219,7 @@ fn convert<const L: usize, const P: usize>(src: &[u8], z: i32, x: &mut [[[u32; L
     }
     let rest = &src[full * per..];
     if let (false, Some(xb)) = (rest.is_empty(), x.get_mut(full)) {
-        let mut block = [z as u8; 16];
-        block[..rest.len()].copy_from_slice(rest);
+        let block: [u8; 16] = core::array::from_fn(|i| rest.get(i).copied().unwrap_or(z as u8));
         convert_block(&block, zz, &mut xb[p]);
     }
 }
