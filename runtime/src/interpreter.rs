@@ -551,15 +551,15 @@ fn dispatch<const K: u32>(
             }
         }
         Op::FullyConnected(p) => {
-            let (input, output) = (first, last);
-            let rq = channel_requant(&p.channel, &output, p.clamp);
-            let Some(bits) = linked_weight_bits::<K>(p.weight_bits) else { return NotLinked };
-            let (n, m, in_fmt) = (input.elements(), output.elements(), format(&input));
-            let bytes = k::fully_connected_scratch_bytes(n, m, bits, in_fmt.bits);
-            let Some((src, dst, scratch)) = split_with_scratch(arena, &input, &output, p.scratch, bytes) else {
-                return Overlap;
+            // One arm per linked width, each with its width a constant down to the kernel's
+            // row loop: a tiny layer's cost is mostly this glue, and a build with two widths
+            // otherwise paid ~25 instructions a layer to test the width again on the way down.
+            return match linked_weight_bits::<K>(p.weight_bits) {
+                Some(Bits::B8) => run_fc::<K>(p, [first, last], Bits::B8, arena, prepared),
+                Some(Bits::B4) => run_fc::<K>(p, [first, last], Bits::B4, arena, prepared),
+                Some(Bits::B2) => run_fc::<K>(p, [first, last], Bits::B2, arena, prepared),
+                None => NotLinked,
             };
-            fully_connected::<K>(n, m, src, in_fmt, p.weights, bits, &rq, dst, scratch, prepared);
         }
         Op::AvgPool(p) | Op::MaxPool(p) => {
             let (input, output) = (first, last);
@@ -766,6 +766,25 @@ fn fully_connected<const K: u32>(
     _: Prepared<'_>,
 ) {
     k::fully_connected::<K>(n, m, src, in_fmt, weights, bits, rq, dst, scratch);
+}
+
+/// [`dispatch`]'s fully connected arm at the weight width `bits` (a constant where it is called).
+#[inline(always)]
+fn run_fc<const K: u32>(
+    p: &crate::format::FcParams<'_>,
+    [input, output]: [TensorDesc; 2],
+    bits: Bits,
+    arena: &mut [u8],
+    prepared: Prepared<'_>,
+) -> Dispatched {
+    let rq = channel_requant(&p.channel, &output, p.clamp);
+    let (n, m, in_fmt) = (input.elements(), output.elements(), format(&input));
+    let bytes = k::fully_connected_scratch_bytes(n, m, bits, in_fmt.bits);
+    let Some((src, dst, scratch)) = split_with_scratch(arena, &input, &output, p.scratch, bytes) else {
+        return Dispatched::Overlap;
+    };
+    fully_connected::<K>(n, m, src, in_fmt, p.weights, bits, &rq, dst, scratch, prepared);
+    Dispatched::Ran
 }
 
 /// What a layer's prepared weights are made from: the kernel's shape and the weights.

@@ -686,6 +686,7 @@ pub fn depthwise_conv2d<const K: u32>(
 /// Fully connected: `out[c] = requant(bias[c] + Σ_k w[c][k]·(a[k] − z))`, weights `[out][in]`,
 /// with `scratch` of at least [`fully_connected_scratch_bytes`] bytes. Returns the path that ran.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 pub fn fully_connected<const K: u32>(
     in_features: usize,
     out_features: usize,

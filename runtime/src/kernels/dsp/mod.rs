@@ -2013,6 +2013,7 @@ fn convert4<'x, const L: usize, const P: usize>(
 /// ran: the DSP path for every shape except rows of more than 65,792 weights (the portable
 /// kernel, see [`sums_fit`]) or too little scratch (the reference).
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 pub fn fully_connected<const K: u32>(
     in_features: usize,
     out_features: usize,
