@@ -554,11 +554,11 @@ fn dispatch<const K: u32>(
             // One arm per linked width, each with its width a constant down to the kernel's
             // row loop: a tiny layer's cost is mostly this glue, and a build with two widths
             // otherwise paid ~25 instructions a layer to test the width again on the way down.
-            return match linked_weight_bits::<K>(p.weight_bits) {
-                Some(Bits::B8) => run_fc::<K>(p, [first, last], Bits::B8, arena, prepared),
-                Some(Bits::B4) => run_fc::<K>(p, [first, last], Bits::B4, arena, prepared),
-                Some(Bits::B2) => run_fc::<K>(p, [first, last], Bits::B2, arena, prepared),
-                None => NotLinked,
+            return match p.weight_bits {
+                8 if has(K, linked::WEIGHTS_8) => run_fc::<K>(p, [first, last], Bits::B8, arena, prepared),
+                4 if has(K, linked::WEIGHTS_4) => run_fc::<K>(p, [first, last], Bits::B4, arena, prepared),
+                2 if has(K, linked::WEIGHTS_2) => run_fc::<K>(p, [first, last], Bits::B2, arena, prepared),
+                _ => NotLinked,
             };
         }
         Op::AvgPool(p) | Op::MaxPool(p) => {
