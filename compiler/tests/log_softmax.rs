@@ -222,6 +222,14 @@ fn the_axis_is_read_by_the_opset_s_rule() {
         }
         let err = import_error(&pooled(op, 13, Some(4)));
         assert!(err.contains("'axis' 4 is out of range"), "{err}");
+        // A 1-D map of one channel, `[N, 1, L]`, normalized along L: one row of the sample, but
+        // stored as L positions of one channel, where the device's rows are the channels.
+        let along_length = Model::new("x", &[1, 1, 6])
+            .node("Relu", "relu", &["x"], &["r"], vec![])
+            .node(op, "head", &["r"], &["y"], vec![])
+            .output("y", &[1, 1, 6]);
+        let err = import_error(&along_length);
+        assert!(err.contains(&format!("'head' ({op})")) && err.contains("across positions"), "{op}: {err}");
     }
 }
 

@@ -1429,16 +1429,18 @@ impl Builder {
                 logical[i]
             );
         }
+        // The device's rows run along the stored channel axis, so the row must be the channels
+        // (a permuted flat vector would also put the outputs in another order).
         let stored = &self.values[a.id].shape;
-        let in_order = match &a.layout {
+        let along_channels = match &a.layout {
             Layout::Flat(None) => true,
-            Layout::Spatial(_) | Layout::Seq(_) => stored.iter().filter(|&&d| d > 1).count() <= 1,
+            Layout::Spatial(_) | Layout::Seq(_) => stored[..stored.len() - 1].iter().all(|&d| d == 1),
             Layout::Flat(Some(_)) => false,
         };
-        if !in_order {
+        if !along_channels {
             bail!(
-                "a row of {logical:?} stored as {stored:?} in another order is not supported (only over the class axis \
-                 of a [N, K] tensor)"
+                "a row of {logical:?} stored as {stored:?} across positions rather than channels is not supported \
+                 (only over the class axis of a [N, K] tensor)"
             );
         }
         let k = self.values[a.id].elements();
