@@ -526,6 +526,7 @@ fn dispatch<const K: u32>(
         Op::Slice(_) if !has(K, linked::SLICE) => return NotLinked,
         Op::Resize(_) if !has(K, linked::RESIZE) => return NotLinked,
         Op::DepthToSpace(_) if !has(K, linked::DEPTH_TO_SPACE) => return NotLinked,
+        Op::LogSoftmax(_) if !has(K, linked::LOG_SOFTMAX) => return NotLinked,
         _ => {}
     }
     match op {
@@ -609,6 +610,11 @@ fn dispatch<const K: u32>(
             let (input, output) = (first, last);
             let (src, dst) = split_io(arena, &input, &output);
             k::softmax(src, format(&input), input.scale.to_f32(), input.shape[3] as usize, dst);
+        }
+        Op::LogSoftmax(_) => {
+            let (input, output) = (first, last);
+            let (src, dst) = split_io(arena, &input, &output);
+            k::log_softmax(src, format(&input), input.scale.to_f32(), input.shape[3] as usize, dst);
         }
         Op::Dequantize(_) => {
             let (input, output) = (first, last);

@@ -785,6 +785,11 @@ pub fn softmax(input: &[u8], fmt: ActFormat, scale: f32, row: usize, output: &mu
     reference::softmax(input, fmt, scale, row, output)
 }
 
+/// Log-softmax over rows into little-endian f32 (contract §5).
+pub fn log_softmax(input: &[u8], fmt: ActFormat, scale: f32, row: usize, output: &mut [u8]) {
+    reference::log_softmax(input, fmt, scale, row, output)
+}
+
 /// `y = s · (q − z)` into little-endian f32.
 pub fn dequantize(input: &[u8], fmt: ActFormat, scale: f32, output: &mut [u8]) {
     reference::dequantize(input, fmt, scale, output)
