@@ -35,7 +35,12 @@
 //! operand moves and masks the low nibbles (`and r4, mask, w, lsl #4`), and stop at the end of
 //! the im2col buffer instead of counting: per 32 multiply-accumulates, 8-bit rows take 30
 //! instructions plus the loop (2 per two words), 4-bit rows 31 plus the loop (4 per four
-//! words). Layers whose rows are whole loop iterations skip the remainder dispatch.
+//! words). Layers whose rows are whole loop iterations skip the remainder dispatch; 4-bit rows
+//! take their `words mod 4` first words straight, with no test (the form is chosen per layer),
+//! so that rows of 1–3 words (pointwise layers of 8–24 channels) have no loop at all, and a row
+//! of `8n + 1` weights (3×3 or 5×5 over one channel) takes its last weight alone (`SMLABB`, 11
+//! instructions instead of a word's 31). A 4-bit layer over an 8-bit input converts the
+//! receptive fields of pixels inside the input in assembly ([`im2col_inside_w4`]).
 //!
 //! **Depthwise** (depth multiplier 1, 8- or 4-bit input): four channels at a time, one word of
 //! input per tap, SXTB16 into two halfword pairs, SMLABB/SMLATT against weights unpacked once per
@@ -995,7 +1000,7 @@ fn conv_impl<const L: usize, const K: u32>(
         if n == PIX && out_bits == Bits::B8 {
             let block = &mut output[q0 * oc..(q0 + PIX) * oc];
             if plain {
-                plain_rows::<L>(weights, row_bytes, words, x, fast, block, last);
+                plain_rows::<L>(weights, row_bytes, words, k, x, fast, block, last);
             } else {
                 let (o0, rest) = block.split_at_mut(oc);
                 let (o1, rest) = rest.split_at_mut(oc);
@@ -1477,22 +1482,29 @@ fn dot4<const L: usize>(row: &[u8], x: &[[[u32; L]; PIX]]) -> [i32; PIX] {
 /// The 8-bit outputs of one block of [`PIX`] pixels for every channel (`block`: pixel-major,
 /// `PIX·oc` bytes), when every channel is fast and the clamp is the output range: the rows go
 /// through [`rows_plain`], except a last row whose final word would be read past `weights`
-/// (read from `last` if that holds a copy of it, `4·words` bytes).
+/// (read from `last` if that holds a copy of it, `4·words` bytes). Rows of `k` weights.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn plain_rows<const L: usize>(
     weights: &[u8],
     row_bytes: usize,
     words: usize,
+    k: usize,
     x: &[[[u32; L]; PIX]],
     fast: &[Rq32],
     block: &mut [u8],
     last: &[u8],
 ) {
     let oc = fast.len();
-    // The assembly reads `4·words` bytes from each row's start; a row's last word may hold the
-    // next row's first bytes (they meet zero activations), but never bytes past `weights`.
+    // 4-bit rows of 8·n + 1 weights (3×3 and 5×5 kernels over one channel) of 2 or 4 words
+    // take their last weight alone (`tail_w4`), one byte read.
+    let tail = L == 4 && k % 8 == 1 && (words == 2 || words == 4);
+    // The assembly reads `4·words` bytes from each row's start (with a tail, `4·words − 3`); a
+    // row's last word may hold the next row's first bytes (they meet zero activations), but
+    // never bytes past `weights`.
+    let reach = if tail { 4 * words - 3 } else { 4 * words };
     let mut rows = oc.min(weights.len() / row_bytes.max(1));
-    if rows > 0 && (rows - 1) * row_bytes + 4 * words > weights.len() {
+    if rows > 0 && (rows - 1) * row_bytes + reach > weights.len() {
         rows -= 1;
     }
     if rows > 0 && words > 0 && x.len() >= words && block.len() >= PIX * oc {
@@ -1500,7 +1512,7 @@ fn plain_rows<const L: usize>(
         // (checked just above); `words` blocks of `L·PIX` words at `x`; `rows ≤ oc` constants at
         // `fast`; outputs `p·oc + c` for `p < PIX`, `c < rows` inside `block` (length checked).
         unsafe {
-            rows_plain::<L>(
+            rows_plain::<L, false>(
                 weights.as_ptr(),
                 row_bytes,
                 x.as_ptr() as *const u32,
@@ -1509,6 +1521,7 @@ fn plain_rows<const L: usize>(
                 block.as_mut_ptr(),
                 oc,
                 rows,
+                tail,
             )
         };
     } else {
@@ -1616,6 +1629,35 @@ macro_rules! step_w4 {
             "sxtb16 r5, r3, ror #8\n",
             "sxtb16 r4, r3\n",
             lanes_x4!($b1, $b3, $b5, $b7),
+        )
+    };
+}
+
+/// The last word of a 4-bit row that holds one weight (its low nibble): `16·w` from the byte at
+/// r0, against the low halfword (lane 0) of each pixel's first lane pair at r1 + `$p0..$p3`
+/// (11 instructions, a whole word's step 31).
+macro_rules! tail_w4 {
+    ($p0:literal, $p1:literal, $p2:literal, $p3:literal) => {
+        concat!(
+            "ldrb r3, [r0]\n",
+            "lsl r3, r3, #28\n",
+            "asr r4, r3, #24\n",
+            "ldr r12, [r1, #",
+            $p0,
+            "]\n",
+            "smlabb r8, r4, r12, r8\n",
+            "ldr r12, [r1, #",
+            $p1,
+            "]\n",
+            "smlabb r9, r4, r12, r9\n",
+            "ldr r12, [r1, #",
+            $p2,
+            "]\n",
+            "smlabb r10, r4, r12, r10\n",
+            "ldr r12, [r1, #",
+            $p3,
+            "]\n",
+            "smlabb r11, r4, r12, r11\n",
         )
     };
 }
@@ -1750,6 +1792,30 @@ macro_rules! row_end {
     };
 }
 
+/// [`rows_plain`] for the 4-bit rows its inlined form leaves out (a tail, or `words mod 4` of 2
+/// or 3, or fewer than 4 words), a call of its own: their six forms inlined into the
+/// convolution changed its register allocation around the im2col, which cost the others about
+/// 50 instructions per block of pixels.
+///
+/// # Safety
+/// As [`rows_plain`] with `L = 4`.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+unsafe fn rows_plain_w4_other(
+    w: *const u8,
+    row_bytes: usize,
+    x: *const u32,
+    words: usize,
+    rq: *const Rq32,
+    out: *mut u8,
+    oc: usize,
+    rows: usize,
+    tail: bool,
+) {
+    // SAFETY: the caller's.
+    unsafe { rows_plain::<4, true>(w, row_bytes, x, words, rq, out, oc, rows, tail) }
+}
+
 /// Weight words per iteration of [`rows_plain`]'s loop for `L` lane pairs per word.
 const fn unroll(l: usize) -> usize {
     match l {
@@ -1767,12 +1833,13 @@ const fn unroll(l: usize) -> usize {
 ///
 /// # Safety
 /// `rows ≥ 1` and `words ≥ 1`; row `r < rows` starts at `w + r·row_bytes` and `4·words` bytes are
-/// readable there; `x` is valid for `words·L·PIX` words (word-aligned); `rq` for `rows`
-/// constants, each channel fast (`slow` is `None`); `out + p·oc + r` is writable for `p < PIX`,
-/// `r < rows`.
+/// readable there (`4·words − 3` with `tail`); `x` is valid for `words·L·PIX` words
+/// (word-aligned); `rq` for `rows` constants, each channel fast (`slow` is `None`);
+/// `out + p·oc + r` is writable for `p < PIX`, `r < rows`. `tail` only with `L = 4` and 2 or 4
+/// words, and rows whose last word holds one weight.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn rows_plain<const L: usize>(
+unsafe fn rows_plain<const L: usize, const OTHER: bool>(
     w: *const u8,
     row_bytes: usize,
     x: *const u32,
@@ -1781,6 +1848,7 @@ unsafe fn rows_plain<const L: usize>(
     out: *mut u8,
     oc: usize,
     rows: usize,
+    tail: bool,
 ) {
     let out_end = out.wrapping_add(rows);
     let x_end = x.wrapping_add(words * L * PIX);
@@ -1814,16 +1882,49 @@ unsafe fn rows_plain<const L: usize>(
         };
     }
     // A layer whose rows are whole loop iterations (the same for every row) skips the dispatch
-    // of the remainder words.
+    // of the remainder words. 4-bit rows take their `words mod 4` first words straight, then
+    // whole iterations: the word count is the same for every row, so neither needs a test, and
+    // rows of 1–3 words (pointwise layers of 8–24 input channels, small first layers) have no
+    // loop at all. (A dispatch of the remainder per row cost them 6–9 instructions, more than
+    // their 8-bit rows of twice the words spend on their loop.)
     let whole = words.is_multiple_of(unroll(L));
+    macro_rules! w4_1 {
+        () => {
+            step_w4!(mask "0", "8", "16", "24", "32", "40", "48", "56")
+        };
+    }
+    macro_rules! w4_2 {
+        () => {
+            step_w4!(mask "64", "72", "80", "88", "96", "104", "112", "120")
+        };
+    }
+    macro_rules! w4_3 {
+        () => {
+            step_w4!(mask "128", "136", "144", "152", "160", "168", "176", "184")
+        };
+    }
     match (L, whole) {
+        (4, _) if OTHER && tail && words == 2 => {
+            row_loop!("mov r2, #0xF0F0F0F0", w4_1!(), tail_w4!("64", "80", "96", "112"))
+        }
+        (4, _) if OTHER && tail => {
+            row_loop!("mov r2, #0xF0F0F0F0", w4_1!(), w4_2!(), w4_3!(), tail_w4!("192", "208", "224", "240"))
+        }
+        (4, _) if OTHER && words == 1 => row_loop!("mov r2, #0xF0F0F0F0", w4_1!()),
+        (4, _) if OTHER && words == 2 => row_loop!("mov r2, #0xF0F0F0F0", w4_1!(), w4_2!()),
+        (4, _) if OTHER && words == 3 => row_loop!("mov r2, #0xF0F0F0F0", w4_1!(), w4_2!(), w4_3!()),
+        (4, _) if OTHER && words % 4 == 2 => {
+            row_loop!("mov r2, #0xF0F0F0F0", w4_1!(), w4_2!(), "add r1, r1, #128", quads_w4!())
+        }
+        (4, _) if OTHER => row_loop!("mov r2, #0xF0F0F0F0", w4_1!(), w4_2!(), w4_3!(), "add r1, r1, #192", quads_w4!()),
+        // SAFETY: the caller's bounds (`L = 4`).
+        (4, _) if tail => unsafe { rows_plain_w4_other(w, row_bytes, x, words, rq, out, oc, rows, tail) },
         (2, true) => row_loop!("lsr r2, r2, #1", "3:", step_w8!(), step_w8!(), "subs r2, r2, #1", "bne 3b"),
         (4, true) => row_loop!("mov r2, #0xF0F0F0F0", quads_w4!(),),
         (4, false) if words % 4 == 1 && words > 4 => row_loop!(
-            // One word, then four per iteration: the layer's word count is the same for every
-            // row, so neither needs a test.
+            // One word, then four per iteration.
             "mov r2, #0xF0F0F0F0",
-            step_w4!(mask "0", "8", "16", "24", "32", "40", "48", "56"),
+            w4_1!(),
             "add r1, r1, #64",
             quads_w4!(),
         ),
@@ -1842,25 +1943,8 @@ unsafe fn rows_plain<const L: usize>(
             "bne 3b",
             "4:",
         ),
-        (4, _) => row_loop!(
-            // One word if the count is odd, two if its bit 1 is set (the flags of `lsls` survive
-            // them), then four per iteration with the mask in r2 until the im2col end.
-            "lsls r3, r2, #31",
-            "bpl 2f",
-            step_w4!("0", "8", "16", "24", "32", "40", "48", "56"),
-            "add r1, r1, #64",
-            "2:",
-            "bcc 3f",
-            step_w4!("0", "8", "16", "24", "32", "40", "48", "56"),
-            step_w4!("64", "72", "80", "88", "96", "104", "112", "120"),
-            "add r1, r1, #128",
-            "3:",
-            "lsrs r2, r2, #2",
-            "beq 5f",
-            "mov r2, #0xF0F0F0F0",
-            quads_w4!(),
-            "5:",
-        ),
+        // SAFETY: the caller's bounds (`L = 4`).
+        (4, _) => unsafe { rows_plain_w4_other(w, row_bytes, x, words, rq, out, oc, rows, tail) },
         _ => row_loop!(
             // One word if the count is odd, then two per iteration with the mask in r2.
             "lsrs r2, r2, #1",
@@ -1924,6 +2008,9 @@ fn im2col_aligned_body<const L: usize, const P: usize>(
     x: &mut [[[u32; L]; P]],
     p: usize,
 ) {
+    if L == 4 && P == PIX && fmt.bits == Bits::B8 && im2col_inside_w4(g, input, fmt.zero_point, oy, ox, x, p) {
+        return;
+    }
     let z = fmt.zero_point;
     let four = fmt.bits == Bits::B4;
     let zz = if four { pair(16 * z, 16 * z) } else { pair(z, z) };
@@ -1957,6 +2044,82 @@ fn im2col_aligned_body<const L: usize, const P: usize>(
             xb[p] = [0; L];
         }
     }
+}
+
+/// [`im2col_aligned_body`] of a pixel whose receptive field lies inside an 8-bit input, for
+/// 4-bit weights (`L = 4`, blocks of 8 activations, `P = PIX`), in assembly: 17 instructions a
+/// block. (The loop of [`convert_block`]s, compiled inside the convolution, took 27 to 30,
+/// depending on the registers the code around it left.) False, nothing written, for a pixel at
+/// the border.
+#[inline(always)]
+fn im2col_inside_w4<const L: usize, const P: usize>(
+    g: &Window,
+    input: &[u8],
+    z: i32,
+    oy: usize,
+    ox: usize,
+    x: &mut [[[u32; L]; P]],
+    p: usize,
+) -> bool {
+    let (y0, y1, _) = g.rows(oy);
+    let (x0, x1, _) = g.cols(ox);
+    let (kh, kw, c) = (g.kernel_h, g.kernel_w, g.in_c);
+    let row = kw * c;
+    let blocks = row / 8;
+    if y1 - y0 != kh || x1 - x0 != kw || blocks == 0 || p >= P || x.len() < kh * blocks {
+        return false;
+    }
+    let start = (y0 * g.in_w + x0) * c;
+    let step = g.in_w * c;
+    let Some(src) = input.get(start..start + kh.saturating_sub(1) * step + row) else {
+        return false;
+    };
+    // SAFETY: row `ky < kh` of the field is the `blocks` blocks of 8 bytes at
+    // `src + ky·step` (inside `src`); block `i < kh·blocks` of `x` holds pixel `p < P = 4` at
+    // word `(i·P + p)·L`, 4 words (`L = 4`), 64 bytes apart.
+    unsafe {
+        asm!(
+            // The rows counted down from the test, so that no row runs when `kh = 0`.
+            "b 3f",
+            "1:",
+            "mov {n}, {blocks}",
+            "2:",
+            "ldr {a}, [{s}], #4",
+            "ldr {b}, [{s}], #4",
+            "pkhbt {lo}, {a}, {b}, lsl #16",
+            "pkhtb {hi}, {b}, {a}, asr #16",
+            "sxtb16 {a}, {lo}",
+            "sxtb16 {b}, {hi}",
+            "sxtb16 {lo}, {lo}, ror #8",
+            "sxtb16 {hi}, {hi}, ror #8",
+            "ssub16 {a}, {a}, {zz}",
+            "ssub16 {b}, {b}, {zz}",
+            "ssub16 {lo}, {lo}, {zz}",
+            "ssub16 {hi}, {hi}, {zz}",
+            "strd {a}, {b}, [{d}]",
+            "strd {lo}, {hi}, [{d}, #8]",
+            "add {d}, {d}, #64",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            "add {s}, {s}, {skip}",
+            "3:",
+            "subs {rows}, {rows}, #1",
+            "bhs 1b",
+            s = inout(reg) src.as_ptr() => _,
+            d = inout(reg) (x.as_mut_ptr() as *mut u32).wrapping_add(p * L) => _,
+            rows = inout(reg) kh => _,
+            blocks = in(reg) blocks,
+            skip = in(reg) step - 8 * blocks,
+            zz = in(reg) pair(z, z),
+            n = out(reg) _,
+            a = out(reg) _,
+            b = out(reg) _,
+            lo = out(reg) _,
+            hi = out(reg) _,
+            options(nostack),
+        );
+    }
+    true
 }
 
 /// Packed 4-bit activations (whole words of 8) into pixel `p` of consecutive blocks, lanes
