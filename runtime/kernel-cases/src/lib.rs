@@ -432,6 +432,12 @@ pub fn conv_cases(
                 (h, w) = (rng.range(1, 3) as usize, rng.range(40, 96) as usize);
                 ic = rng.range(4, 40) as usize;
             }
+            // A 3×3 kernel over whole groups of four channels (the DSP kernel's pixel of
+            // groups in one assembly block).
+            (true, 5) => {
+                (kh, kw) = (3, 3);
+                ic = 4 * rng.range(1, 12) as usize;
+            }
             // Whole blocks of 64 channels (the AVX-512 stacked-rows kernel's).
             (true, 4) => ic = [64, 128, 192][rng.range(0, 2) as usize],
             _ => {}

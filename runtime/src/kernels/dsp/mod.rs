@@ -44,8 +44,10 @@
 //!
 //! **Depthwise** (depth multiplier 1, 8- or 4-bit input): four channels at a time, one word of
 //! input per tap, SXTB16 into two halfword pairs, SMLABB/SMLATT against weights unpacked once per
-//! channel group into halfword pairs, in passes of 128 channels. Other depth multipliers, fewer
-//! than four channels and the channels past the last group of four use the portable kernel.
+//! channel group into halfword pairs, in passes of 128 channels. Under a 3×3 kernel, in the
+//! plain case, a pixel's groups (taps, requantization and stores) are one `asm!` block
+//! ([`dw_pixel9_plain`]). Other depth multipliers, fewer than four channels and the channels
+//! past the last group of four use the portable kernel.
 //!
 //! Every function here produces exactly the bytes of `kernels::reference`; `targets/kernel-check`
 //! runs them against it on QEMU's Cortex-M4.
@@ -2488,7 +2490,9 @@ fn pair(lo: i32, hi: i32) -> u32 {
 /// bias), one table for every pixel inside the input and one built per border pixel; then for
 /// each group of four channels an assembly loop takes one input word per tap, SXTB16s it and
 /// multiplies the halfwords with SMLABB/SMLATT into four accumulators (11 instructions per tap
-/// and group, 9 for a 3×3 kernel, unrolled). Weights are unpacked once per pass. Channels past the last whole group and other depth
+/// and group, 9 for a 3×3 kernel, unrolled; with 8-bit output and no clamp but its range, a
+/// 3×3 kernel's groups of a pixel and their requantization in one block,
+/// [`dw_pixel9_plain`]). Weights are unpacked once per pass. Channels past the last whole group and other depth
 /// multipliers run on the portable kernel (in the same scratch).
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
@@ -2602,6 +2606,24 @@ pub fn depthwise_conv2d<const K: u32>(
                     border
                 };
                 let o = (oy * g.out_w + ox) * oc + c0;
+                if plain_8bit && taps == 9 {
+                    let d = &mut output[o..o + nc];
+                    // SAFETY: `origin + 4g + table[t]` (wrapping) starts 4 readable bytes for
+                    // every tap and group `g < ng` (the pass's channels of a pixel of `input` or
+                    // of `rows`, or `zrow`: `nc = 4·ng` bytes); `wp` holds `9·ng` pairs of words,
+                    // `fast` `nc` fast constants, `d` `nc` bytes; `ng ≥ 1`.
+                    unsafe {
+                        dw_pixel9_plain(
+                            table.as_ptr(),
+                            origin,
+                            wp.as_ptr() as *const u32,
+                            fast.as_ptr(),
+                            d.as_mut_ptr(),
+                            ng,
+                        )
+                    };
+                    continue;
+                }
                 if plain_8bit {
                     // Every channel fast, 8-bit output, clamp = output range: one `SSAT` each; the
                     // groups walked by iterators (no index arithmetic or bounds checks per group).
@@ -2738,6 +2760,155 @@ unsafe fn dw_taps(offs: *const usize, at: usize, w: *const u32, n: usize) -> [i3
         );
     }
     [a0, a1, a2, a3]
+}
+
+/// One tap of [`dw_pixel9_plain`] (registers: r0 the offsets, r1 the group's address, r2 the
+/// weights, r8–r11 the four sums); `first` multiplies, `next` accumulates.
+macro_rules! dw_tap_regs {
+    (first) => {
+        concat!(
+            "ldr r3, [r0], #4\n",
+            "ldr r3, [r1, r3]\n",
+            "ldrd r5, r12, [r2], #8\n",
+            "sxtb16 r4, r3\n",
+            "sxtb16 r3, r3, ror #8\n",
+            "smulbb r8, r4, r5\n",
+            "smultt r10, r4, r5\n",
+            "smulbb r9, r3, r12\n",
+            "smultt r11, r3, r12\n",
+        )
+    };
+    (next) => {
+        concat!(
+            "ldr r3, [r0], #4\n",
+            "ldr r3, [r1, r3]\n",
+            "ldrd r5, r12, [r2], #8\n",
+            "sxtb16 r4, r3\n",
+            "sxtb16 r3, r3, ror #8\n",
+            "smlabb r8, r4, r5, r8\n",
+            "smlatt r10, r4, r5, r10\n",
+            "smlabb r9, r3, r12, r9\n",
+            "smlatt r11, r3, r12, r11\n",
+        )
+    };
+}
+
+// The constants' offsets [`dw_requant`] reads.
+const _: () = assert!(
+    core::mem::size_of::<Rq32>() == 28
+        && core::mem::offset_of!(Rq32, bias) == 0
+        && core::mem::offset_of!(Rq32, shl) == 4
+        && core::mem::offset_of!(Rq32, m) == 8
+        && core::mem::offset_of!(Rq32, round) == 12
+        && core::mem::offset_of!(Rq32, sh) == 16
+);
+
+/// `Rq32::unclamped` and `SSAT` to 8 bits of sum `$a`, the channel's constants at r0 + `$bias`
+/// (bias, shl), `$m` (m, round) and `$sh`.
+macro_rules! dw_requant {
+    ($a:literal, $bias:literal, $m:literal, $sh:literal) => {
+        concat!(
+            "ldrd r3, r4, [r0, #",
+            $bias,
+            "]\n",
+            "ldrd r5, r12, [r0, #",
+            $m,
+            "]\n",
+            "add ",
+            $a,
+            ", ",
+            $a,
+            ", r3\n",
+            "lsl ",
+            $a,
+            ", ",
+            $a,
+            ", r4\n",
+            "ldr r3, [r0, #",
+            $sh,
+            "]\n",
+            "smlawb ",
+            $a,
+            ", ",
+            $a,
+            ", r5, r12\n",
+            "asr ",
+            $a,
+            ", ",
+            $a,
+            ", r3\n",
+            "ssat ",
+            $a,
+            ", #8, ",
+            $a,
+            "\n",
+        )
+    };
+}
+
+/// The 8-bit outputs of one pixel's `groups ≥ 1` groups of four channels under a 3×3 kernel, in
+/// the plain case (every channel fast, the clamp the output range), entirely in assembly: per
+/// group the nine taps of [`dw_taps9`], then each channel's requantization and a byte store,
+/// 125 instructions. (The same loop in Rust kept three of its sums and its pointers on the stack:
+/// about 150 instructions per group, and a few more or fewer depending on the weight widths a
+/// firmware links, which moved its register allocation.)
+///
+/// # Safety
+/// `offs` holds 9 offsets, each `at + 4g + offs[t]` (mod 2³²) an address valid for reading 4
+/// bytes for `g < groups`; `w` is valid for `18·groups` words and `rq` for `4·groups` constants
+/// (both word-aligned), each channel fast; `out` is writable for `4·groups` bytes.
+#[inline(always)]
+unsafe fn dw_pixel9_plain(offs: *const usize, at: usize, w: *const u32, rq: *const Rq32, out: *mut u8, groups: usize) {
+    let end = out.wrapping_add(4 * groups);
+    // SAFETY: the caller's bounds; the activation words may be unaligned (Armv7-M allows LDR),
+    // the weights, the constants and the pushed state are word-aligned (LDRD); the assembly pops
+    // what it pushes.
+    unsafe {
+        asm!(
+            // [sp]: the offsets, [sp, #4]: the constants, [sp, #8]: the output end.
+            "push {{r0, r3, r4, r5}}",
+            "1:",
+            "ldr r0, [sp]",
+            dw_tap_regs!(first),
+            dw_tap_regs!(next),
+            dw_tap_regs!(next),
+            dw_tap_regs!(next),
+            dw_tap_regs!(next),
+            dw_tap_regs!(next),
+            dw_tap_regs!(next),
+            dw_tap_regs!(next),
+            dw_tap_regs!(next),
+            "ldr r0, [sp, #4]",
+            dw_requant!("r8", "0", "8", "16"),
+            dw_requant!("r9", "28", "36", "44"),
+            dw_requant!("r10", "56", "64", "72"),
+            dw_requant!("r11", "84", "92", "100"),
+            "add r0, r0, #{group_rq}",
+            "str r0, [sp, #4]",
+            "strb r8, [lr], #4",
+            "strb r9, [lr, #-3]",
+            "strb r10, [lr, #-2]",
+            "strb r11, [lr, #-1]",
+            "add r1, r1, #4",
+            "ldr r3, [sp, #8]",
+            "cmp lr, r3",
+            "bne 1b",
+            "add sp, sp, #16",
+            group_rq = const 4 * core::mem::size_of::<Rq32>(),
+            inout("r0") offs => _,
+            inout("r1") at => _,
+            inout("r2") w => _,
+            inout("r3") rq => _,
+            inout("r4") end => _,
+            out("r5") _,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+            out("r12") _,
+            inout("lr") out => _,
+        )
+    }
 }
 
 /// One tap of [`dw_taps9`]: the activation word at `at + offset`, its bytes 0 and 2 against the
