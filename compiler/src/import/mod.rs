@@ -11,6 +11,7 @@
 
 mod elementwise;
 mod fuse;
+mod rewrite;
 mod shape_ops;
 
 use std::collections::{HashMap, HashSet};
@@ -102,6 +103,7 @@ const ACTIVATION_OPS: &[&str] = &[
     "HardSwish",
     "LeakyRelu",
     "Elu",
+    "Selu",
     "Gelu",
     "PRelu",
     "Erf",
@@ -231,6 +233,8 @@ fn import_model(bytes: &[u8], dir: Option<&Path>) -> Result<Graph> {
             Val::Const(tensor_to_array(t).with_context(|| format!("initializer '{}'", t.name))?),
         );
     }
+    let output_names: Vec<String> = graph.output.iter().map(|o| o.name.clone()).collect();
+    rewrite::keras_prelu(&mut graph.node, &mut b.vals, &output_names);
     for node in &graph.node {
         for name in &node.input {
             *b.uses.entry(name.clone()).or_default() += 1;
@@ -250,7 +254,13 @@ fn import_model(bytes: &[u8], dir: Option<&Path>) -> Result<Graph> {
     // ONNX does not say whether a rank-4 input is NCHW or NHWC: a Conv reading it directly says
     // NCHW, a Transpose says NHWC (TensorFlow converters); otherwise the smaller of dims 1 and 3
     // is taken as the channels.
-    let first = graph.node.iter().find(|n| n.input.first() == Some(&input.name));
+    let reader_of = |name: &String| graph.node.iter().find(|n| n.input.first() == Some(name));
+    let mut first = reader_of(&input.name);
+    // A Pad moves no axis, so its reader tells: tf2onnx writes Keras' causal Conv1D on
+    // `[N, L, C]` as a Pad of L, then the Unsqueeze and Transpose.
+    while let Some(pad) = first.filter(|n| n.op_type == "Pad") {
+        first = pad.output.first().and_then(reader_of);
+    }
     let first_consumer = first.map(|n| n.op_type.as_str());
     // A rank-3 input likewise is `[N, C, L]` unless a Transpose reads it or an Unsqueeze makes it
     // `[N, 1, D1, D2]`: Keras' channels-last `[N, L, C]` as tf2onnx writes Conv1D (ExpandDims to
@@ -374,6 +384,14 @@ fn unsupported_op_hint(op: &str) -> Option<&'static str> {
         "GRU" | "LSTM" | "RNN" => "recurrent layers are not supported; a Conv1d or TCN over the sequence is",
         "LayerNormalization" | "GroupNormalization" | "InstanceNormalization" => {
             "normalization over computed statistics is not supported; BatchNormalization (folded) is"
+        }
+        "Tile" => {
+            "if it is Keras 3's UpSampling2D (tf2onnx: Unsqueeze, Tile, Reshape), \
+             Resizing(interpolation='nearest') converts to a Resize, which imports"
+        }
+        "Erfc" => {
+            "ONNX has no Erfc (tf2onnx writes Keras' exact gelu with it; onnxruntime refuses the file too); swish \
+             imports as one table"
         }
         _ => return None,
     })
@@ -707,6 +725,11 @@ impl Builder {
             let v = self.fold_constant(node)?;
             return self.set_const(node, v, self.integer_output(node));
         }
+        if matches!(node.op_type.as_str(), "Unsqueeze" | "Squeeze" | "Transpose") {
+            if let Some((a, pads)) = node.input.first().and_then(|n| self.pending_pads.get(n)).cloned() {
+                return self.layout_op_on_pad(node, a, pads);
+            }
+        }
         match node.op_type.as_str() {
             "Identity" | "Dropout" => {
                 let v = self.input(node, 0)?.clone();
@@ -741,9 +764,8 @@ impl Builder {
             "ReduceMean" | "ReduceMax" => self.reduce(node),
             "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" => self.reshape(node),
             "Softmax" => self.softmax(node),
-            "Sigmoid" | "Tanh" | "HardSigmoid" | "HardSwish" | "LeakyRelu" | "Elu" | "Gelu" | "PRelu" | "Erf" => {
-                self.activation(node)
-            }
+            "Sigmoid" | "Tanh" | "HardSigmoid" | "HardSwish" | "LeakyRelu" | "Elu" | "Selu" | "Gelu" | "PRelu"
+            | "Erf" => self.activation(node),
             "Concat" => self.concat(node),
             "Slice" => self.slice(node),
             "Split" => self.split(node),
@@ -790,6 +812,27 @@ impl Builder {
             }
         }
         self.set(node, Val::Act(Act { id: a.id, layout }))
+    }
+
+    /// An Unsqueeze, Squeeze or Transpose between a zero Pad and its Conv (tf2onnx's Keras
+    /// Conv1D: Pad, Unsqueeze to `[N, 1, L, C]`, Transpose to NCHW, Conv). These only relabel the
+    /// stored map, so the pads, kept in stored H and W, still lie around the same map.
+    fn layout_op_on_pad(&mut self, node: &NodeProto, a: Act, pads: [usize; 4]) -> Result<()> {
+        let (input, output) = (node.input[0].clone(), node.output.first().cloned().unwrap_or_default());
+        self.vals.insert(input.clone(), Val::Act(a.clone()));
+        let result = match node.op_type.as_str() {
+            "Transpose" => self.transpose(node),
+            _ => self.reshape(node),
+        };
+        self.vals.remove(&input);
+        result?;
+        match self.vals.remove(&output) {
+            Some(Val::Act(b)) if b.id == a.id => {
+                self.pending_pads.insert(output, (b, pads));
+                Ok(())
+            }
+            _ => bail!("a Pad followed by {} that moves data is not supported (only before a Conv)", node.op_type),
+        }
     }
 
     /// The channel-major feature map a Conv or pool reads, whether it is a sequence, and the node
@@ -1173,7 +1216,16 @@ impl Builder {
                 let act_first = matches!(self.input(node, 0)?, Val::Act(_));
                 let const_name = &node.input[usize::from(act_first)];
                 check_finite(&c, const_name)?;
-                let k = self.per_channel(&a, &c)?;
+                let (a, k) = match self.per_channel(&a, &c) {
+                    Ok(k) => (a, k),
+                    Err(e) => match self.as_channel_vector(node, &a)? {
+                        Some(v) => {
+                            let k = self.per_channel(&v, &c)?;
+                            (v, k)
+                        }
+                        None => return Err(e),
+                    },
+                };
                 if op == "Div" {
                     if let Some(ch) = k.iter().position(|&v| v == 0.0) {
                         bail!("divisor '{const_name}' is zero (channel {ch})");
@@ -1192,6 +1244,38 @@ impl Builder {
             }
             _ => bail!("'{op}' of two activations is not supported"),
         }
+    }
+
+    /// A map holding a vector along H or W (every other stored axis 1) relabelled, with the
+    /// same bytes, as one pixel of that many channels; `None` for any other map. A rank-4 reshape
+    /// of a vector is read NCHW first, which puts `[N, 1, 1, M]` on W: Keras' Dense on a
+    /// `Reshape((1, 1, C))` (squeeze-and-excitation), which tf2onnx writes as a MatMul on
+    /// `[N, C]` reshaped to `[N, 1, 1, M]`, adds its bias along that axis.
+    fn as_channel_vector(&mut self, node: &NodeProto, a: &Act) -> Result<Option<Act>> {
+        let Layout::Spatial(p) = a.layout else { return Ok(None) };
+        let stored = self.values[a.id].hwc();
+        let k = self.values[a.id].elements();
+        if stored.2 == k || ![stored.0, stored.1].contains(&k) {
+            return Ok(None);
+        }
+        // The logical axis stored where the vector lies becomes the channel axis; the other
+        // non-batch axes (all 1) take H and W.
+        let vector_axis = if stored.0 == k { 1 } else { 2 };
+        let l = (1..4).find(|&l| p[l] == vector_axis).unwrap_or(3);
+        let mut free = [1, 2].into_iter();
+        let q: [usize; 4] = std::array::from_fn(|i| match i {
+            0 => 0,
+            i if i == l => 3,
+            _ => free.next().unwrap_or(0),
+        });
+        let mut relabel = node.clone();
+        relabel.name = format!("{}/as_channels", node_name(node));
+        relabel.output = vec![format!("{}/as_channels", node.output.first().cloned().unwrap_or_default())];
+        self.push(&relabel, OpKind::Reshape, vec![a.id], vec![1, 1, k], Layout::Spatial(q))?;
+        let Some(Val::Act(v)) = self.vals.get(&relabel.output[0]).cloned() else {
+            bail!("internal error: the relabelled vector is missing");
+        };
+        Ok(Some(v))
     }
 
     fn batch_norm(&mut self, node: &NodeProto) -> Result<()> {
