@@ -4,7 +4,7 @@ microcontrollers and the Keras zoo (make_keras_zoo.py) lacks, trained briefly on
 (NHWC [N, 8, 8, 1], real = x / 16; `[N, 8, 8]` rows as time steps for Conv1D), each converted by
 tf2onnx at opset 13 and at its newest opset, with onnxruntime's outputs on 8 eval samples and
 onnxruntime's top-1 on the 500 eval samples beside them. Nothing here is committed but this
-script; the findings became Rust-built test graphs in compiler/tests/import_sweep.rs.
+script; the findings became Rust-built test graphs in compiler/tests/keras_sweep.rs.
 
 Outputs under --out (default /tmp/ksweep): <name>-opset<K>.onnx, <name>.ref.npz (x, and
 opset<K>_out<i>: onnxruntime's i-th output per opset), <name>.json (Keras and onnxruntime top-1,

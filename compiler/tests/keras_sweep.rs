@@ -168,3 +168,22 @@ fn keras_refusals_say_what_to_do_instead() {
         assert_eq!(err.lines().count(), 1, "{err}");
     }
 }
+
+/// tf2onnx writes the NCHW → NHWC Transpose of a 1×1 map as a Reshape, `[N, C, 1, 1]` to
+/// `[N, 1, 1, C]` (MobileNetV2 from keras.applications at 32×32, before its global pool). Read
+/// NCHW first, that put the channels on W, and the pool's ReduceMean over axes 1 and 2 was
+/// refused ("only over the spatial axes [2, 3]").
+#[test]
+fn a_reshape_that_moves_unit_axes_keeps_the_channels() {
+    let w: Vec<f32> = (0..6).map(|i| i as f32 * 0.5 - 1.0).collect(); // [3, 2, 1, 1]
+    let model = Model::new("x", &[1, 2, 1, 1])
+        .init(tensor("w", &[3, 2, 1, 1], w.clone()))
+        .init(tensor_i64("nhwc", &[4], vec![-1, 1, 1, 3]))
+        .node("Conv", "pointwise", &["x", "w"], &["c"], vec![])
+        .node("Reshape", "to_nhwc", &["c", "nhwc"], &["r"], vec![])
+        .node("ReduceMean", "pool", &["r"], &["y"], vec![ints("axes", &[1, 2]), onnx_builder::int("keepdims", 0)])
+        .output("y", &[1, 3]);
+    let x = [0.75f32, -1.5];
+    let want: Vec<f32> = (0..3).map(|o| w[o * 2] * x[0] + w[o * 2 + 1] * x[1]).collect();
+    assert_close(&run(&model, &x), &want, "global pool after a relabelling Reshape");
+}

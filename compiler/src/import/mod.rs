@@ -323,6 +323,29 @@ fn import_model(bytes: &[u8], dir: Option<&Path>) -> Result<Graph> {
     Ok(g)
 }
 
+/// The layout of a rank-4 reshape of a rank-4 map (stored with `perm`) that only moves unit
+/// axes, as the Transpose it equals would give it: the non-unit axes keep their order and their
+/// stored axes, the unit axes too. tf2onnx writes a Transpose of a map with H = W = 1 (or C = 1)
+/// as such a Reshape, `[N, C, 1, 1]` to `[N, 1, 1, C]` before MobileNetV2's global pool; read
+/// NCHW first, the channels would land on W.
+fn moved_unit_axes(from: &[usize], to: &[usize], perm: &[usize; 4]) -> Option<[usize; 4]> {
+    let non_unit = |shape: &[usize]| (1..4).filter(|&i| shape[i] != 1).collect::<Vec<_>>();
+    let unit = |shape: &[usize]| (1..4).filter(|&i| shape[i] == 1).collect::<Vec<_>>();
+    let (src, dst) = (non_unit(from), non_unit(to));
+    if from.len() != 4 || to.len() != 4 || src.len() != dst.len() {
+        return None;
+    }
+    if src.iter().zip(&dst).any(|(&s, &d)| from[s] != to[d]) {
+        return None;
+    }
+    // Target axis i is source axis t[i].
+    let mut t = [0usize; 4];
+    for (&d, &s) in dst.iter().zip(&src).chain(unit(to).iter().zip(&unit(from))) {
+        t[d] = s;
+    }
+    Some(std::array::from_fn(|i| perm[t[i]]))
+}
+
 /// The name errors give a node: its own, or its first output's when it has none.
 fn node_name(node: &NodeProto) -> String {
     if node.name.is_empty() {
@@ -1358,7 +1381,11 @@ impl Builder {
                     Some(Layout::Spatial(p)) => vec![p],
                     _ => vec![],
                 };
-                for perm in kept.into_iter().chain([NCHW, IDENTITY]) {
+                let relabel = match &a.layout {
+                    Layout::Spatial(p) => moved_unit_axes(&logical, &target, p),
+                    _ => None,
+                };
+                for perm in kept.into_iter().chain(relabel).chain([NCHW, IDENTITY]) {
                     let stored_shape = {
                         let mut s = [0; 4];
                         for (l, &st) in perm.iter().enumerate() {
