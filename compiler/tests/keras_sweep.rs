@@ -153,9 +153,8 @@ fn a_bias_on_a_vector_reshaped_to_one_pixel_is_per_channel() {
     assert_close(&run(&model, &x), &want, "Dense on [N, 1, 1, C]");
 }
 
-/// Keras 3's UpSampling2D (tf2onnx: Unsqueeze, Tile, Reshape through a rank-5 tensor) and its
-/// exact gelu (tf2onnx: Erfc, which ONNX does not define) are refused saying what converts
-/// instead.
+/// A Tile other than Keras 3's UpSampling2D and Keras' exact gelu (tf2onnx: Erfc, which ONNX
+/// does not define) are refused saying what converts instead.
 #[test]
 fn keras_refusals_say_what_to_do_instead() {
     for (op, hint) in [("Tile", "Resizing(interpolation='nearest')"), ("Erfc", "swish")] {
@@ -186,4 +185,33 @@ fn a_reshape_that_moves_unit_axes_keeps_the_channels() {
     let x = [0.75f32, -1.5];
     let want: Vec<f32> = (0..3).map(|o| w[o * 2] * x[0] + w[o * 2 + 1] * x[1]).collect();
     assert_close(&run(&model, &x), &want, "global pool after a relabelling Reshape");
+}
+
+/// Keras 3's UpSampling2D repeats each axis (`ops.repeat`), which tf2onnx writes as an Unsqueeze
+/// after the axis, a Tile of the new axis, a Transpose to NHWC and a Reshape merging the two:
+/// a nearest resize by the repeat count. Tile was an unsupported operator.
+#[test]
+fn keras_upsampling_by_repetition_is_a_nearest_resize() {
+    let x: Vec<f32> = (0..12).map(|i| i as f32 - 5.5).collect(); // NCHW [1, 2, 2, 3]
+    let model = Model::new("x", &[1, 2, 2, 3])
+        .init(tensor("eye", &[2, 2, 1, 1], vec![1.0, 0.0, 0.0, 1.0]))
+        .init(tensor_i64("after_h", &[1], vec![3]))
+        .init(tensor_i64("reps", &[5], vec![1, 1, 1, 2, 1]))
+        .init(tensor_i64("merged", &[4], vec![-1, 4, 3, 2]))
+        .node("Conv", "front", &["x", "eye"], &["c"], vec![])
+        .node("Unsqueeze", "expand", &["c", "after_h"], &["u"], vec![])
+        .node("Tile", "repeat", &["u", "reps"], &["t"], vec![])
+        .node("Transpose", "to_nhwc", &["t"], &["tt"], vec![ints("perm", &[0, 2, 3, 4, 1])])
+        .node("Reshape", "merge", &["tt", "merged"], &["y"], vec![])
+        .output("y", &[1, 4, 3, 2]);
+    // NHWC [4, 3, 2]: row h is the input's row h / 2.
+    let mut want = Vec::new();
+    for h in 0..4 {
+        for w in 0..3 {
+            for c in 0..2 {
+                want.push(x[c * 6 + (h / 2) * 3 + w]);
+            }
+        }
+    }
+    assert_close(&run(&model, &x), &want, "UpSampling2D");
 }

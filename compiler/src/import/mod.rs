@@ -94,6 +94,7 @@ const ACTIVATION_OPS: &[&str] = &[
     "Flatten",
     "Squeeze",
     "Unsqueeze",
+    "Tile",
     "Softmax",
     "Shape",
     "Constant",
@@ -408,10 +409,6 @@ fn unsupported_op_hint(op: &str) -> Option<&'static str> {
         "LayerNormalization" | "GroupNormalization" | "InstanceNormalization" => {
             "normalization over computed statistics is not supported; BatchNormalization (folded) is"
         }
-        "Tile" => {
-            "if it is Keras 3's UpSampling2D (tf2onnx: Unsqueeze, Tile, Reshape), \
-             Resizing(interpolation='nearest') converts to a Resize, which imports"
-        }
         "Erfc" => {
             "ONNX has no Erfc (tf2onnx writes Keras' exact gelu with it; onnxruntime refuses the file too); swish \
              imports as one table"
@@ -551,6 +548,9 @@ struct Builder {
     /// Outputs of constant zero Pads, with their input and spatial pads `[top, left, bottom,
     /// right]`, waiting for the Conv that takes them as padding.
     pending_pads: HashMap<String, (Act, [usize; 4])>,
+    /// Rank-5 values of an upsampling by repetition (Keras 3's UpSampling2D), waiting for the
+    /// Reshape that ends it.
+    pending_repeats: HashMap<String, shape_ops::Repeat>,
     /// The model's default-domain opset.
     opset: i64,
     /// Names of the constants of an integer element type (shape arithmetic), whose Div
@@ -748,6 +748,9 @@ impl Builder {
             let v = self.fold_constant(node)?;
             return self.set_const(node, v, self.integer_output(node));
         }
+        if let Some(r) = node.input.first().and_then(|n| self.pending_repeats.get(n)).cloned() {
+            return self.continue_repeat(node, r);
+        }
         if matches!(node.op_type.as_str(), "Unsqueeze" | "Squeeze" | "Transpose") {
             if let Some((a, pads)) = node.input.first().and_then(|n| self.pending_pads.get(n)).cloned() {
                 return self.layout_op_on_pad(node, a, pads);
@@ -786,6 +789,10 @@ impl Builder {
             "AveragePool" | "MaxPool" | "GlobalAveragePool" | "GlobalMaxPool" => self.pool(node),
             "ReduceMean" | "ReduceMax" => self.reduce(node),
             "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" => self.reshape(node),
+            "Tile" => bail!(
+                "Tile is supported only as Keras 3's UpSampling2D writes it (Unsqueeze, Tile of the new axis, \
+                 Reshape); Resizing(interpolation='nearest') converts to a Resize, which imports"
+            ),
             "Softmax" => self.softmax(node),
             "Sigmoid" | "Tanh" | "HardSigmoid" | "HardSwish" | "LeakyRelu" | "Elu" | "Selu" | "Gelu" | "PRelu"
             | "Erf" => self.activation(node),
@@ -1419,6 +1426,9 @@ impl Builder {
                     }
                 }
                 bail!("reshape {logical:?} → {target:?} needs a data transpose, which is not supported")
+            }
+            5 if node.op_type == "Unsqueeze" && matches!(a.layout, Layout::Spatial(_)) => {
+                self.start_repeat(node, a, &logical)
             }
             // ShuffleNet's channel shuffle is the usual rank-5 reshape; say so, since the
             // Transpose after it is what cannot be done.
