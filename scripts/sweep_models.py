@@ -8,7 +8,8 @@ graphs in compiler/tests/import_sweep.rs.
 Outputs under --out (default /tmp/sweep): <name>-ts.onnx, <name>-dynamo.onnx(.data),
 <name>.ref.npz (x, ts, dynamo), <name>.json (float accuracy, op types, export errors).
 
-Usage: python scripts/sweep_models.py [--out DIR] [--only NAME,...] [--epochs N]
+Usage: python scripts/sweep_models.py [--out DIR] [--only NAME,...] [--epochs N] [--ts-opset N]
+(`--only log-softmax --ts-opset 11`: the MNIST example's ending as older TorchScript exports write it)
 """
 import argparse
 import json
@@ -610,6 +611,7 @@ def main():
     ap.add_argument("--out", default="/tmp/sweep")
     ap.add_argument("--only")
     ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--ts-opset", type=int, default=13)
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     torch.set_num_threads(1)
@@ -629,7 +631,7 @@ def main():
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    kw = {"dynamo": True} if dynamo else {"dynamo": False, "opset_version": 13}
+                    kw = {"dynamo": True} if dynamo else {"dynamo": False, "opset_version": args.ts_opset}
                     if name == "dynamic-batch":
                         kw.update({"dynamic_shapes": ({0: torch.export.Dim("batch")},)} if dynamo else
                                   {"dynamic_axes": {"input": {0: "batch"}, "output": {0: "batch"}}})

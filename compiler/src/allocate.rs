@@ -147,7 +147,7 @@ pub fn activation_options(graph: &Graph, sens: &Sensitivity, calib: &Calibration
     };
     for v in 0..graph.values.len() {
         let fixed_input = v == graph.input && raw != RawKind::F32;
-        let softmax = graph.nodes.iter().any(|n| n.output == v && matches!(n.op, OpKind::Softmax));
+        let softmax = graph.nodes.iter().any(|n| n.output == v && n.op.is_normalization());
         if fixed_input || softmax || tied_to(v).is_some() {
             continue;
         }
@@ -255,7 +255,7 @@ pub fn live_steps(graph: &Graph) -> Vec<Vec<usize>> {
 
 fn value_bytes(graph: &Graph, v: usize, bits: u8) -> usize {
     let n = graph.values[v].elements();
-    if graph.nodes.iter().any(|nd| nd.output == v && matches!(nd.op, OpKind::Softmax)) {
+    if graph.nodes.iter().any(|nd| nd.output == v && nd.op.is_normalization()) {
         4 * n
     } else {
         (n * bits as usize).div_ceil(8)

@@ -530,7 +530,7 @@ pub fn emit(
     // calibration (`pipeline::check_format_limits`); checked again here for direct callers.
     crate::pipeline::check_format_limits(graph)?;
     // Tensor dtypes and sizes.
-    let is_f32 = |v: usize| graph.nodes.iter().any(|n| n.output == v && matches!(n.op, OpKind::Softmax));
+    let is_f32 = |v: usize| graph.nodes.iter().any(|n| n.output == v && n.op.is_normalization());
     let dtypes: Vec<DType> =
         (0..graph.values.len()).map(|v| if is_f32(v) { DType::F32 } else { dtype(&acts[v]) }).collect();
     let sizes: Vec<usize> = graph.values.iter().zip(&dtypes).map(|(v, d)| d.bytes_for(v.elements())).collect();
@@ -769,6 +769,7 @@ pub fn emit(
             }
             (OpKind::Reshape, _) => Op::Reshape(UnaryParams { input, output }),
             (OpKind::Softmax, _) => Op::Softmax(UnaryParams { input, output }),
+            (OpKind::LogSoftmax, _) => Op::LogSoftmax(UnaryParams { input, output }),
             (OpKind::Activation(_), _) => Op::Lut(LutParams { input, output, table: &tables[i] }),
             (OpKind::Mul(clamp), _) => {
                 let qb = &acts[node.inputs[1]];

@@ -43,7 +43,7 @@ enum Reader {
 
 /// The layers reading `v`'s channels, through channel-preserving, positively homogeneous
 /// ops (pools, reshapes that keep the channel as the fastest axis); `None` if anything else reads
-/// it (an add, a softmax, the graph's output), which a per-channel scale would change.
+/// it (an add, a (log-)softmax, the graph's output), which a per-channel scale would change.
 fn readers(graph: &Graph, consumers: &[Vec<usize>], v: ValueId) -> Option<Vec<Reader>> {
     let channels = graph.values[v].hwc().2;
     let mut out = Vec::new();
@@ -75,6 +75,7 @@ fn readers(graph: &Graph, consumers: &[Vec<usize>], v: ValueId) -> Option<Vec<Re
                 // positively homogeneous (the activations), or mixing two values.
                 OpKind::Add(_)
                 | OpKind::Softmax
+                | OpKind::LogSoftmax
                 | OpKind::Activation(_)
                 | OpKind::Mul(_)
                 | OpKind::Concat

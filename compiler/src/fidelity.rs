@@ -79,7 +79,8 @@ pub struct Fidelity {
     pub input_feature_sqnr_db: FeatureSqnr,
     pub layers: Vec<LayerFidelity>,
     pub output: Agreement,
-    /// A classifier whose output is logits (no softmax at its end): the agreement of the
+    /// A classifier whose output is logits (no softmax at its end; a log-softmax's
+    /// log-probabilities are logits, normalized, and their softmax the probabilities): the agreement of the
     /// probabilities they stand for, softmax of each. The verdict takes it in place of the
     /// logits': softmax ignores a constant added to every logit of a sample, and a refined model
     /// is trained on the probabilities (a 2-bit digits CNN refined to 98.5% top-1 agreement
@@ -163,6 +164,8 @@ pub fn measure(graph: &Graph, blob: &[u8], data: &Dataset, transform: InputTrans
     let picks: Vec<usize> = (0..n).map(|i| i * data.len() / n).collect();
     let hwc = graph.values[graph.input].hwc();
     let classifier = is_classifier(graph, data);
+    // A log-softmax output counts as logits: a constant error shared by a sample's
+    // log-probabilities (micromath's `ln` of the sum on the device) changes nothing it decides.
     let logits = classifier && !graph.ends_in_softmax();
     let results: Vec<SampleResult> = picks
         .par_iter()

@@ -159,6 +159,7 @@ fn execute_node(graph: &Graph, node: &Node, values: &[Option<Vec<f32>>]) -> Vec<
         OpKind::Add(clamp) => add(input_data(0), input_data(1), *clamp, &node.name),
         OpKind::Reshape => input_data(0).to_vec(),
         OpKind::Softmax => softmax(input_data(0), output_value),
+        OpKind::LogSoftmax => log_softmax(input_data(0), output_value),
         OpKind::Activation(f) => {
             let channels = output_value.hwc().2.max(1);
             input_data(0).iter().enumerate().map(|(i, &x)| f.apply(x, i % channels)).collect()
@@ -481,6 +482,23 @@ fn add(a: &[f32], b: &[f32], clamp: Clamp, node_name: &str) -> Vec<f32> {
     a.iter().zip(b).map(|(&x, &y)| clamp.apply(x + y)).collect()
 }
 
+/// Over the last axis, `(x − max) − ln Σ exp(x − max)`: the max subtracted so `exp` cannot
+/// overflow, the sum in f64 as softmax's, and no log of a probability, which would be `−inf` where
+/// it underflows.
+fn log_softmax(input: &[f32], output_value: &Value) -> Vec<f32> {
+    let row_len = output_value.shape.last().copied().unwrap_or(1).max(1);
+    let mut output = vec![0.0f32; input.len()];
+    for (row_in, row_out) in input.chunks(row_len).zip(output.chunks_mut(row_len)) {
+        let max = row_in.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let sum: f64 = row_in.iter().map(|&x| (f64::from(x) - f64::from(max)).exp()).sum();
+        let lse = sum.ln();
+        for (y, &x) in row_out.iter_mut().zip(row_in) {
+            *y = (f64::from(x) - f64::from(max) - lse) as f32;
+        }
+    }
+    output
+}
+
 /// Over the last axis, after subtracting the row's max so `exp` cannot overflow. The sum is
 /// accumulated in f64 so long rows do not lose the small terms.
 fn softmax(input: &[f32], output_value: &Value) -> Vec<f32> {
@@ -780,6 +798,35 @@ mod tests {
             let graph = single_node_graph(OpKind::Softmax, std::slice::from_ref(&shape), &shape);
             let output = run(&graph, &input);
             assert_close(&output, &expected, 1e-6);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn log_softmax_matches_naive(
+            rows in 1usize..=4,
+            row_len in 1usize..=12,
+            scale in 0.1f32..2000.0,
+            seed in any::<u64>(),
+        ) {
+            let input: Vec<f32> = SplitMix(seed).vec(rows * row_len).iter().map(|x| x * scale).collect();
+            let mut expected = Vec::new();
+            for row in input.chunks(row_len) {
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+                let sum: f64 = row.iter().map(|&x| (f64::from(x) - max).exp()).sum();
+                expected.extend(row.iter().map(|&x| f64::from(x) - max - sum.ln()));
+            }
+            let shape = vec![rows, row_len];
+            let graph = single_node_graph(OpKind::LogSoftmax, std::slice::from_ref(&shape), &shape);
+            let output = run(&graph, &input);
+            prop_assert!(output.iter().all(|y| y.is_finite() && *y <= 0.0));
+            assert_close(&output, &expected, 1e-6);
+            // The same argmax as softmax's, row by row.
+            let probs = run(&single_node_graph(OpKind::Softmax, std::slice::from_ref(&shape), &shape), &input);
+            let argmax = |v: &[f32]| v.iter().enumerate().fold(0, |b, (i, x)| if *x > v[b] { i } else { b });
+            for (lp, p) in output.chunks(row_len).zip(probs.chunks(row_len)) {
+                prop_assert_eq!(argmax(lp), argmax(p));
+            }
         }
     }
 

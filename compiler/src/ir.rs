@@ -112,6 +112,8 @@ pub enum OpKind {
     Reshape,
     /// Over the last axis.
     Softmax,
+    /// Over the last axis: `x − max − ln Σ exp(x − max)`.
+    LogSoftmax,
     /// An elementwise function; on the device a lookup table of the input's codes.
     Activation(Activation),
     /// Elementwise product of two values; the second is either the same shape or one value per
@@ -342,6 +344,7 @@ impl OpKind {
             OpKind::Add(_) => "add",
             OpKind::Reshape => "reshape",
             OpKind::Softmax => "softmax",
+            OpKind::LogSoftmax => "log_softmax",
             OpKind::Activation(a) => a.name(),
             OpKind::Mul(_) => "mul",
             OpKind::Concat => "concat",
@@ -349,6 +352,11 @@ impl OpKind {
             OpKind::Resize(_) => "resize",
             OpKind::DepthToSpace(_) => "depth_to_space",
         }
+    }
+
+    /// Softmax and log-softmax: the last op of a graph, computed in f32 on the device.
+    pub fn is_normalization(&self) -> bool {
+        matches!(self, OpKind::Softmax | OpKind::LogSoftmax)
     }
 
     /// Ops whose output holds some of the input's elements unchanged, so it keeps the input's
@@ -483,6 +491,12 @@ impl Graph {
     /// Does the graph end in a softmax (whose input are then the logits)?
     pub fn ends_in_softmax(&self) -> bool {
         self.nodes.last().is_some_and(|n| matches!(n.op, OpKind::Softmax))
+    }
+
+    /// Does the graph end in a softmax or a log-softmax? Either way its input are the logits and
+    /// cross-entropy is the loss that reads them.
+    pub fn ends_in_normalization(&self) -> bool {
+        self.nodes.last().is_some_and(|n| n.op.is_normalization())
     }
 
     pub fn total_macs(&self) -> usize {

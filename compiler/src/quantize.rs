@@ -6,7 +6,7 @@ use anyhow::{bail, Result};
 use half::f16;
 use rayon::prelude::*;
 
-use crate::ir::{Clamp, Graph, InputTransform, OpKind};
+use crate::ir::{Clamp, Graph, InputTransform};
 
 /// How the compiled model's input arrives (contract §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -389,7 +389,7 @@ pub fn activation_params(
         let tied = node.op.ties_output_to_input();
         q[out] = Some(if tied {
             q[node.inputs[0]].expect("inputs are quantized before their consumers")
-        } else if matches!(node.op, OpKind::Softmax) {
+        } else if node.op.is_normalization() {
             ActQuant { scale: 1.0, zero_point: 0, bits: 8 }
         } else {
             calib.choose(out, bits.act_bits[out])

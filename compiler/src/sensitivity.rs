@@ -32,7 +32,7 @@ pub fn choose_loss(graph: &Graph, labels: &[f64], choice: LossChoice) -> Result<
         LossChoice::CrossEntropy => Loss::CrossEntropy,
         LossChoice::Mse => Loss::Mse,
         LossChoice::Reconstruction => Loss::Reconstruction,
-        LossChoice::Auto if graph.ends_in_softmax() => Loss::CrossEntropy,
+        LossChoice::Auto if graph.ends_in_normalization() => Loss::CrossEntropy,
         LossChoice::Auto if outputs == inputs && outputs > 1 => Loss::Reconstruction,
         LossChoice::Auto if outputs == 1 => Loss::Mse,
         LossChoice::Auto => {

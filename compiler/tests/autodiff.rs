@@ -682,6 +682,11 @@ impl<'g> Ref<'g> {
                     let s: f64 = e.iter().sum();
                     e.iter().map(|v| v / s).collect()
                 }
+                OpKind::LogSoftmax => {
+                    let max = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                    let lse = x.iter().map(|v| (v - max).exp()).sum::<f64>().ln();
+                    x.iter().map(|v| v - max - lse).collect()
+                }
                 OpKind::Activation(f) => {
                     let kinks = activation_kinks(f);
                     x.iter()

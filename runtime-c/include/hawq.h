@@ -226,7 +226,7 @@ enum hawq_dtype
    */
   HAWQ_DTYPE_INT4 = 1,
   /**
-   * IEEE binary32, little-endian (softmax and dequantize outputs).
+   * IEEE binary32, little-endian (softmax, log-softmax and dequantize outputs).
    */
   HAWQ_DTYPE_FLOAT32 = 2,
 };

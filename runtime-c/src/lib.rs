@@ -276,7 +276,7 @@ pub enum HawqDtype {
     HAWQ_DTYPE_INT8 = 0,
     /// Two signed 4-bit elements per byte, the first in the low nibble.
     HAWQ_DTYPE_INT4 = 1,
-    /// IEEE binary32, little-endian (softmax and dequantize outputs).
+    /// IEEE binary32, little-endian (softmax, log-softmax and dequantize outputs).
     HAWQ_DTYPE_FLOAT32 = 2,
 }
 

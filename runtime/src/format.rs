@@ -38,6 +38,12 @@ pub mod decode;
 use crate::error::Error;
 
 pub const MAGIC: [u8; 4] = *b"HAWQ";
+/// Version 5 also holds [`Op::LogSoftmax`], added after it without a new version: it is a new
+/// variant index at the end of [`Op`], so every file written before reads as before, and a runtime
+/// that predates it refuses such a file (an unknown variant is [`Error::Malformed`]) instead of
+/// misreading it; a new version would have turned every existing model file away for an op
+/// they do not use.
+///
 /// 5: conv, depthwise and fully connected ops carry the arena offset of their scratch
 /// (`scratch`), planned by the compiler; the kernels keep no buffer on the stack.
 /// 4: the tensor table is a byte string of fixed-size records read in place (version 3 stored
@@ -89,7 +95,7 @@ pub enum DType {
     I8,
     /// 4-bit quantized, two per byte (contract §2).
     I4,
-    /// IEEE binary32, little-endian (softmax and dequantize outputs).
+    /// IEEE binary32, little-endian (softmax, log-softmax and dequantize outputs).
     F32,
 }
 
@@ -488,6 +494,10 @@ pub enum Op<'a> {
     Slice(SliceParams),
     Resize(ResizeParams),
     DepthToSpace(DepthToSpaceParams),
+    /// Log-softmax over the last axis into an f32 tensor. Last, so that every earlier variant
+    /// keeps its postcard index: files without it are unchanged, and a runtime that predates it
+    /// refuses a file with it as malformed rather than misreading it.
+    LogSoftmax(UnaryParams),
 }
 
 impl Op<'_> {
@@ -508,6 +518,7 @@ impl Op<'_> {
             Op::Slice(_) => "slice",
             Op::Resize(_) => "resize",
             Op::DepthToSpace(_) => "depth_to_space",
+            Op::LogSoftmax(_) => "log_softmax",
         }
     }
 
@@ -525,6 +536,7 @@ impl Op<'_> {
             Op::Slice(p) => p.output,
             Op::Resize(p) => p.output,
             Op::DepthToSpace(p) => p.output,
+            Op::LogSoftmax(p) => p.output,
         }
     }
 
@@ -543,6 +555,7 @@ impl Op<'_> {
             Op::Slice(p) => (p.input, None),
             Op::Resize(p) => (p.input, None),
             Op::DepthToSpace(p) => (p.input, None),
+            Op::LogSoftmax(p) => (p.input, None),
             Op::Concat(p) => {
                 for part in (0..p.part_count()).map_while(|i| p.part(i)) {
                     if v.push(part.tensor).is_err() {

@@ -526,6 +526,7 @@ fn dispatch<const K: u32>(
         Op::Slice(_) if !has(K, linked::SLICE) => return NotLinked,
         Op::Resize(_) if !has(K, linked::RESIZE) => return NotLinked,
         Op::DepthToSpace(_) if !has(K, linked::DEPTH_TO_SPACE) => return NotLinked,
+        Op::LogSoftmax(_) if !has(K, linked::LOG_SOFTMAX) => return NotLinked,
         _ => {}
     }
     match op {
@@ -551,15 +552,15 @@ fn dispatch<const K: u32>(
             }
         }
         Op::FullyConnected(p) => {
-            let (input, output) = (first, last);
-            let rq = channel_requant(&p.channel, &output, p.clamp);
-            let Some(bits) = linked_weight_bits::<K>(p.weight_bits) else { return NotLinked };
-            let (n, m, in_fmt) = (input.elements(), output.elements(), format(&input));
-            let bytes = k::fully_connected_scratch_bytes(n, m, bits, in_fmt.bits);
-            let Some((src, dst, scratch)) = split_with_scratch(arena, &input, &output, p.scratch, bytes) else {
-                return Overlap;
+            // One arm per linked width, each with its width a constant down to the kernel's
+            // row loop: a tiny layer's cost is mostly this glue, and a build with two widths
+            // otherwise paid ~25 instructions a layer to test the width again on the way down.
+            return match p.weight_bits {
+                8 if has(K, linked::WEIGHTS_8) => run_fc::<K>(p, [first, last], Bits::B8, arena, prepared),
+                4 if has(K, linked::WEIGHTS_4) => run_fc::<K>(p, [first, last], Bits::B4, arena, prepared),
+                2 if has(K, linked::WEIGHTS_2) => run_fc::<K>(p, [first, last], Bits::B2, arena, prepared),
+                _ => NotLinked,
             };
-            fully_connected::<K>(n, m, src, in_fmt, p.weights, bits, &rq, dst, scratch, prepared);
         }
         Op::AvgPool(p) | Op::MaxPool(p) => {
             let (input, output) = (first, last);
@@ -609,6 +610,11 @@ fn dispatch<const K: u32>(
             let (input, output) = (first, last);
             let (src, dst) = split_io(arena, &input, &output);
             k::softmax(src, format(&input), input.scale.to_f32(), input.shape[3] as usize, dst);
+        }
+        Op::LogSoftmax(_) => {
+            let (input, output) = (first, last);
+            let (src, dst) = split_io(arena, &input, &output);
+            k::log_softmax(src, format(&input), input.scale.to_f32(), input.shape[3] as usize, dst);
         }
         Op::Dequantize(_) => {
             let (input, output) = (first, last);
@@ -766,6 +772,25 @@ fn fully_connected<const K: u32>(
     _: Prepared<'_>,
 ) {
     k::fully_connected::<K>(n, m, src, in_fmt, weights, bits, rq, dst, scratch);
+}
+
+/// [`dispatch`]'s fully connected arm at the weight width `bits` (a constant where it is called).
+#[inline(always)]
+fn run_fc<const K: u32>(
+    p: &crate::format::FcParams<'_>,
+    [input, output]: [TensorDesc; 2],
+    bits: Bits,
+    arena: &mut [u8],
+    prepared: Prepared<'_>,
+) -> Dispatched {
+    let rq = channel_requant(&p.channel, &output, p.clamp);
+    let (n, m, in_fmt) = (input.elements(), output.elements(), format(&input));
+    let bytes = k::fully_connected_scratch_bytes(n, m, bits, in_fmt.bits);
+    let Some((src, dst, scratch)) = split_with_scratch(arena, &input, &output, p.scratch, bytes) else {
+        return Dispatched::Overlap;
+    };
+    fully_connected::<K>(n, m, src, in_fmt, p.weights, bits, &rq, dst, scratch, prepared);
+    Dispatched::Ran
 }
 
 /// What a layer's prepared weights are made from: the kernel's shape and the weights.

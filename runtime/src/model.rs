@@ -520,7 +520,7 @@ fn validate_op<const K: u32>(op: &Op<'_>, index: u16, tensors: Tensors<'_>, aren
             }
             Ok(0)
         }
-        Op::Softmax(p) | Op::Dequantize(p) if kind_linked::<K>(op) => {
+        Op::Softmax(p) | Op::LogSoftmax(p) | Op::Dequantize(p) if kind_linked::<K>(op) => {
             let input = &tensor(tensors, p.input, i)?;
             let output = &tensor(tensors, p.output, i)?;
             quantized_bits(input, i)?;
@@ -530,10 +530,10 @@ fn validate_op<const K: u32>(op: &Op<'_>, index: u16, tensors: Tensors<'_>, aren
             if input.elements() != output.elements() {
                 return Err(Error::ShapeMismatch { op: i });
             }
-            // Softmax takes `exp` of `s·(a − max) ≤ 0`, which needs `s ≥ 0`: micromath's `exp`
-            // is wrong (and debug-asserts) for NaN and for arguments near 89.
+            // (Log-)softmax takes `exp` of `s·(a − max) ≤ 0`, which needs `s ≥ 0`: micromath's
+            // `exp` is wrong (and debug-asserts) for NaN and for arguments near 89.
             let scale = input.scale.to_f32();
-            if matches!(op, Op::Softmax(_)) && !(scale >= 0.0 && scale.is_finite()) {
+            if matches!(op, Op::Softmax(_) | Op::LogSoftmax(_)) && !(scale >= 0.0 && scale.is_finite()) {
                 return Err(Error::BadParameter { op: i });
             }
             if !disjoint(input, output) {

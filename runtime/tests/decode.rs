@@ -59,7 +59,10 @@ fn fields() -> impl Strategy<Value = Fields> {
         .prop_map(|(u16s, u8s, i8s, i32s, u32, bytes)| Fields { u16s, u8s, i8s, i32s, u32, bytes })
 }
 
-/// Op `variant` (0..15) with its fields from `f`.
+/// The variants of `Op`; each op's index in the file is its place in this order.
+const VARIANTS: u8 = 16;
+
+/// Op `variant` (0..VARIANTS) with its fields from `f`.
 fn op(variant: u8, f: &Fields) -> Op<'_> {
     let [a, b, c, d, e, g] = f.u16s;
     let [k0, k1, k2, k3, k4, k5, k6, k7] = f.u8s;
@@ -125,7 +128,8 @@ fn op(variant: u8, f: &Fields) -> Op<'_> {
         11 => Op::Concat(ConcatParams { output: a, parts: &f.bytes[0] }),
         12 => Op::Slice(SliceParams { input: a, output: b, begin: [c, d, e], step: [g, a, b] }),
         13 => Op::Resize(ResizeParams { input: a, output: b, factor_h: k0, factor_w: k1 }),
-        _ => Op::DepthToSpace(DepthToSpaceParams { input: a, output: b, block: k0 }),
+        14 => Op::DepthToSpace(DepthToSpaceParams { input: a, output: b, block: k0 }),
+        _ => Op::LogSoftmax(unary),
     }
 }
 
@@ -148,7 +152,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(4000))]
 
     #[test]
-    fn every_encoded_op_decodes_to_itself(variant in 0u8..15, f in fields(), tail in blob()) {
+    fn every_encoded_op_decodes_to_itself(variant in 0u8..VARIANTS, f in fields(), tail in blob()) {
         let op = op(variant, &f);
         let mut bytes = encode(&op);
         let n = bytes.len();
@@ -161,7 +165,7 @@ proptest! {
 
     #[test]
     fn truncated_and_mutated_encodings_get_postcard_s_verdict(
-        variant in 0u8..15,
+        variant in 0u8..VARIANTS,
         f in fields(),
         cut in any::<prop::sample::Index>(),
         edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
@@ -179,7 +183,7 @@ proptest! {
     /// refuses the others after their variant index, for valid encodings and mutated ones alike.
     #[test]
     fn a_narrowed_decoder_reads_its_ops_and_refuses_the_rest(
-        variant in 0u8..15,
+        variant in 0u8..VARIANTS,
         f in fields(),
         edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..3),
     ) {
@@ -192,7 +196,7 @@ proptest! {
         let full = take_op(&bytes);
         let narrowed = take_linked_op::<SET>(&bytes);
         match postcard::take_from_bytes::<u32>(&bytes) {
-            Ok((index, _)) if index < 15 => {
+            Ok((index, _)) if index < VARIANTS as u32 => {
                 let kind = match full {
                     Some((op, _)) => linked::kind(&op),
                     // The kind by variant index when the fields are malformed.
@@ -216,7 +220,7 @@ proptest! {
 
     #[test]
     fn overlong_and_overflowing_varints_get_postcard_s_verdict(
-        variant in 0u8..15,
+        variant in 0u8..VARIANTS,
         prefix in proptest::collection::vec(0x80u8..=0xFF, 0..12),
         last in any::<u8>(),
         tail in proptest::collection::vec(any::<u8>(), 0..40),
@@ -228,6 +232,52 @@ proptest! {
         bytes.extend_from_slice(&tail);
         agree(&bytes)?;
     }
+}
+
+/// A variant's index is what a file stores: an op added later goes at the end of `Op`, so that
+/// the files written before it keep their meaning. Reordering the enum fails here.
+#[test]
+fn variant_indices_are_the_format_s() {
+    let f = Fields { u16s: [1; 6], u8s: [1; 8], i8s: [0; 4], i32s: [0; 2], u32: 0, bytes: [vec![], vec![], vec![]] };
+    let names = [
+        "conv2d",
+        "depthwise_conv2d",
+        "fully_connected",
+        "avg_pool",
+        "max_pool",
+        "add",
+        "reshape",
+        "softmax",
+        "dequantize",
+        "lut",
+        "mul",
+        "concat",
+        "slice",
+        "resize",
+        "depth_to_space",
+        "log_softmax",
+    ];
+    assert_eq!(names.len(), VARIANTS as usize);
+    for (variant, name) in (0..VARIANTS).zip(names) {
+        let op = op(variant, &f);
+        assert_eq!(op.name(), name);
+        assert_eq!(encode(&op)[0], variant, "{name}");
+    }
+    // One past the last variant is no op, for postcard and the hand decoder alike.
+    let past = [VARIANTS, 1, 2];
+    assert!(take_op(&past).is_none());
+    assert!(postcard::take_from_bytes::<Op<'_>>(&past).is_err());
+}
+
+/// A log-softmax is its own kernel: a build that links softmax alone refuses it, and one that
+/// links log-softmax alone reads it.
+#[test]
+fn log_softmax_needs_its_own_kernel() {
+    let bytes = encode(&Op::LogSoftmax(UnaryParams { input: 3, output: 4 }));
+    assert_eq!(take_linked_op::<{ linked::SOFTMAX }>(&bytes).err(), Some(Refusal::NotLinked));
+    let (op, rest) = take_linked_op::<{ linked::LOG_SOFTMAX }>(&bytes).expect("linked");
+    assert_eq!(op, Op::LogSoftmax(UnaryParams { input: 3, output: 4 }));
+    assert!(rest.is_empty());
 }
 
 /// The body's tables (`format::decode::take_meta`) against postcard's reading of them.

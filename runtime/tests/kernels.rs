@@ -415,12 +415,78 @@ fn reshape_copies_bytes() {
 
 #[test]
 fn dequantize_matches_naive_bits() {
-    property("dequantize", 6400, float_out_case(false), exact_only);
+    property("dequantize", 6400, float_out_case(FloatOp::Dequantize), exact_only);
 }
 
 #[test]
 fn softmax_matches_naive_bits() {
-    property("softmax", 6400, float_out_case(true), exact_only);
+    property("softmax", 6400, float_out_case(FloatOp::Softmax), exact_only);
+}
+
+#[test]
+fn log_softmax_matches_naive_bits() {
+    property("log_softmax", 6400, float_out_case(FloatOp::LogSoftmax), exact_only);
+}
+
+/// Log-softmax at the edges: rows all equal, one code far above the rest, codes at both ends of
+/// the 8- and 4-bit ranges (the zero point does not enter: only `a − max` does), the largest
+/// and smallest scales a file holds, rows of one element. Every output is finite and at most
+/// about 0 (micromath's `ln` is off by up to 1e-3), `exp` of a row sums to 1 as closely as
+/// micromath's `exp` and `ln` allow, larger codes never get smaller outputs, and the row's largest
+/// output sits where softmax's does.
+#[test]
+fn log_softmax_is_finite_at_the_extremes() {
+    use hawq_runtime::kernels::{self, ActFormat};
+    let scales = [half::f16::MAX.to_f32(), 1.0e4, 1.0, 1.0 / 16.0, half::f16::MIN_POSITIVE_SUBNORMAL.to_f32(), 0.0];
+    let mut rows: Vec<(Bits, Vec<i32>)> = vec![
+        (Bits::B8, vec![5; 10]),
+        (Bits::B8, vec![-128; 10]),
+        (Bits::B8, vec![127; 10]),
+        (Bits::B8, vec![-128, -128, 127, -128, -128]),
+        (Bits::B8, vec![127, -128]),
+        (Bits::B8, vec![-128, 127]),
+        (Bits::B8, vec![127]),
+        (Bits::B8, vec![-128]),
+        (Bits::B8, (-128..128).collect()),
+        (Bits::B4, vec![-8; 7]),
+        (Bits::B4, vec![7, -8, -8, -8, -8]),
+        (Bits::B4, (-8..8).collect()),
+        (Bits::B4, vec![3]),
+    ];
+    // Many equal maxima and a long row: the sum reaches the row length.
+    rows.push((Bits::B8, vec![127; 4096]));
+    for (bits, row) in &rows {
+        let packed = pack_values(row, if *bits == Bits::B4 { 4 } else { 8 });
+        for zero_point in [-128, 0, 127] {
+            let zero_point = if *bits == Bits::B4 { zero_point.clamp(-8, 7) } else { zero_point };
+            let fmt = ActFormat { bits: *bits, zero_point };
+            for &scale in &scales {
+                let mut out = vec![0u8; 4 * row.len()];
+                kernels::log_softmax(&packed, fmt, scale, row.len(), &mut out);
+                let y: Vec<f32> = out.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+                let what = format!("{bits:?} row {:?}… z {zero_point} scale {scale}", &row[..row.len().min(6)]);
+                assert!(y.iter().all(|v| v.is_finite() && *v <= 1e-3), "{what}: {y:?}");
+                assert_eq!(y, naive::log_softmax(row, scale, row.len()), "{what}");
+                let mut probs = vec![0u8; 4 * row.len()];
+                kernels::softmax(&packed, fmt, scale, row.len(), &mut probs);
+                let p: Vec<f32> = probs.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+                // Larger codes never get smaller outputs. Where a step of the input is below an
+                // ulp of the row's log-sum (a subnormal scale) the outputs tie, so the argmax is
+                // compared only at scales a compiler gives logits.
+                for (i, j) in (0..row.len()).flat_map(|i| (0..row.len()).map(move |j| (i, j))).take(20_000) {
+                    assert!(row[i] <= row[j] || y[i] >= y[j], "{what}: codes {i}, {j}");
+                }
+                let argmax = |v: &[f32]| v.iter().enumerate().fold(0, |b, (i, x)| if *x > v[b] { i } else { b });
+                if scale >= 1.0 / 16.0 {
+                    let first_max = row.iter().position(|a| a == row.iter().max().unwrap()).unwrap();
+                    assert_eq!(argmax(&y), first_max, "{what}");
+                    assert_eq!(argmax(&p), first_max, "{what}");
+                }
+                let total: f64 = y.iter().map(|&v| (v as f64).exp()).sum();
+                assert!((total - 1.0).abs() < 5e-3, "{what}: exp sums to {total}");
+            }
+        }
+    }
 }
 
 #[test]

@@ -96,10 +96,10 @@ impl<'g> Net<'g> {
             producer[n.output] = Some(i);
         }
         let head = match loss {
-            Loss::CrossEntropy if graph.ends_in_softmax() => {
+            Loss::CrossEntropy if graph.ends_in_normalization() => {
                 let last = graph.nodes.last().expect("a graph ending in softmax has nodes");
                 if last.output != graph.output {
-                    bail!("the final softmax does not produce the graph's output");
+                    bail!("the final {} does not produce the graph's output", last.op.name());
                 }
                 last.inputs[0]
             }
@@ -183,6 +183,14 @@ impl<'g> Net<'g> {
                     OpKind::Add(c) => Op::Add(*c),
                     OpKind::Reshape => Op::Reshape,
                     OpKind::Softmax => Op::Softmax { row_len: output.shape.last().copied().unwrap_or(1).max(1) },
+                    // Read only as the cross-entropy's normalization, which leaves it out above;
+                    // a loss on log-probabilities themselves has no use that would pay for its
+                    // derivatives.
+                    OpKind::LogSoftmax => bail!(
+                        "node {:?} (log_softmax): a final LogSoftmax is differentiated only under the cross-entropy \
+                         loss, which reads its input (the logits); pass --loss cross-entropy",
+                        node.name
+                    ),
                     OpKind::Activation(f) => {
                         assert_eq!(input.elements(), output.elements(), "node {:?}: activation size", node.name);
                         Op::Activation { f: f.clone(), channels: output.hwc().2.max(1) }

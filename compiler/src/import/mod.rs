@@ -96,6 +96,7 @@ const ACTIVATION_OPS: &[&str] = &[
     "Unsqueeze",
     "Tile",
     "Softmax",
+    "LogSoftmax",
     "Shape",
     "Constant",
     "Sigmoid",
@@ -316,9 +317,17 @@ fn import_model(bytes: &[u8], dir: Option<&Path>) -> Result<Graph> {
     let (output, extra_outputs) = (outputs[0], outputs[1..].to_vec());
     let mut g = Graph { values: b.values, nodes: b.nodes, input: id, output, input_layout, extra_outputs };
     fuse::fuse_activation_patterns(&mut g);
-    if let Some(n) = g.nodes.iter().position(|n| matches!(n.op, OpKind::Softmax)) {
+    // The runtime computes them in f32, which no later op reads.
+    if let Some(n) = g.nodes.iter().position(|n| n.op.is_normalization()) {
         if n + 1 != g.nodes.len() {
-            bail!("Softmax '{}' is supported only as the last operation", g.nodes[n].name);
+            let what = if matches!(g.nodes[n].op, OpKind::Softmax) { "Softmax" } else { "LogSoftmax" };
+            bail!(
+                "node '{}' ({what}): supported only as the last operation, producing the model's output (the \
+                 runtime computes it in f32, which no later operation reads); here '{}' ({}) follows it",
+                g.nodes[n].name,
+                g.nodes[n + 1].name,
+                g.nodes[n + 1].op.name()
+            );
         }
     }
     Ok(g)
@@ -401,10 +410,6 @@ fn unsupported_ops(nodes: &[NodeProto]) -> Result<()> {
 /// A way around an unsupported operator, where there is a usual one.
 fn unsupported_op_hint(op: &str) -> Option<&'static str> {
     Some(match op {
-        "LogSoftmax" => {
-            "end the model at the logits (log_softmax does not change the argmax) or at a Softmax, which the runtime \
-             computes in f32"
-        }
         "GRU" | "LSTM" | "RNN" => "recurrent layers are not supported; a Conv1d or TCN over the sequence is",
         "LayerNormalization" | "GroupNormalization" | "InstanceNormalization" => {
             "normalization over computed statistics is not supported; BatchNormalization (folded) is"
@@ -793,7 +798,8 @@ impl Builder {
                 "Tile is supported only as Keras 3's UpSampling2D writes it (Unsqueeze, Tile of the new axis, \
                  Reshape); Resizing(interpolation='nearest') converts to a Resize, which imports"
             ),
-            "Softmax" => self.softmax(node),
+            "Softmax" => self.softmax(node, OpKind::Softmax),
+            "LogSoftmax" => self.softmax(node, OpKind::LogSoftmax),
             "Sigmoid" | "Tanh" | "HardSigmoid" | "HardSwish" | "LeakyRelu" | "Elu" | "Selu" | "Gelu" | "PRelu"
             | "Erf" => self.activation(node),
             "Concat" => self.concat(node),
@@ -1516,20 +1522,50 @@ impl Builder {
         })
     }
 
-    fn softmax(&mut self, node: &NodeProto) -> Result<()> {
+    /// Softmax or LogSoftmax (`op`). The runtime normalizes one row of a sample's every element,
+    /// stored in their logical order: the class axis of `[N, K]` (or of `[N, K, 1, 1]`, `[N, 1, K]`).
+    /// Before opset 13 the operators normalize the dims from `axis` (default 1) on, flattened;
+    /// from 13 on, `axis` alone (default −1). Whatever equals that row is taken.
+    fn softmax(&mut self, node: &NodeProto, op: OpKind) -> Result<()> {
         let a = self.act(node, 0)?;
-        let rank = self.logical(&a).len();
-        let axis = axis_index(attr_i(node, "axis", if rank == 2 { 1 } else { -1 }), rank, "attribute 'axis'")?;
-        let last_stored = match &a.layout {
-            Layout::Flat(None) => axis == 1,
-            Layout::Spatial(p) => p[axis] == 3 && self.values[a.id].shape[..2] == [1, 1],
-            Layout::Flat(Some(_)) | Layout::Seq(_) => false,
+        let logical = self.logical(&a);
+        let rank = logical.len();
+        let flattens = self.opset < 13;
+        let axis = axis_index(attr_i(node, "axis", if flattens { 1 } else { -1 }), rank, "attribute 'axis'")?;
+        let semantics = if flattens {
+            format!("at opset {} it normalizes dims {axis}.. of {logical:?} flattened", self.opset)
+        } else {
+            format!("at opset {} it normalizes dim {axis} of {logical:?} alone", self.opset)
         };
-        if !last_stored {
-            bail!("Softmax over axis {axis} is not supported (only over the class axis of a [N, K] tensor)");
+        if axis == 0 {
+            bail!("'axis' 0 is not supported: {semantics}, across the batch; only the class axis is");
+        }
+        // The dims besides the batch that the row leaves out must be 1, so that the row is the
+        // whole sample.
+        let outside = |i: usize| if flattens { i < axis } else { i != axis };
+        if let Some(i) = (1..rank).find(|&i| outside(i) && logical[i] != 1) {
+            bail!(
+                "'axis' {axis} is not supported: {semantics}, so dim {i} ({}) holds separate rows; only one row of \
+                 a sample's every element is (the class axis of [N, K])",
+                logical[i]
+            );
+        }
+        // The device's rows run along the stored channel axis, so the row must be the channels
+        // (a permuted flat vector would also put the outputs in another order).
+        let stored = &self.values[a.id].shape;
+        let along_channels = match &a.layout {
+            Layout::Flat(None) => true,
+            Layout::Spatial(_) | Layout::Seq(_) => stored[..stored.len() - 1].iter().all(|&d| d == 1),
+            Layout::Flat(Some(_)) => false,
+        };
+        if !along_channels {
+            bail!(
+                "a row of {logical:?} stored as {stored:?} across positions rather than channels is not supported \
+                 (only over the class axis of a [N, K] tensor)"
+            );
         }
         let k = self.values[a.id].elements();
-        self.push(node, OpKind::Softmax, vec![a.id], vec![k], Layout::Flat(None))
+        self.push(node, op, vec![a.id], vec![k], Layout::Flat(None))
     }
 
     fn fold_constant(&self, node: &NodeProto) -> Result<ArrayD<f64>> {

@@ -74,12 +74,14 @@ fn node_proto(op: &str, name: &str, inputs: &[&str], outputs: &[&str], attrs: Ve
 
 pub struct Model {
     pub graph: GraphProto,
+    /// The default domain's opset (13 unless set).
+    pub opset: i64,
 }
 
 impl Model {
     /// A graph reading `input` of shape `dims`, with no nodes yet.
     pub fn new(input: &str, dims: &[i64]) -> Model {
-        Model { graph: GraphProto { input: vec![value_info(input, dims)], ..Default::default() } }
+        Model { graph: GraphProto { input: vec![value_info(input, dims)], ..Default::default() }, opset: 13 }
     }
 
     /// The base model the mutations start from, valid for the digits example's 1×8×8 inputs:
@@ -161,10 +163,15 @@ impl Model {
         self
     }
 
+    pub fn opset(mut self, version: i64) -> Model {
+        self.opset = version;
+        self
+    }
+
     pub fn bytes(&self) -> Vec<u8> {
         ModelProto {
             ir_version: 7,
-            opset_import: vec![OperatorSetIdProto { domain: String::new(), version: 13 }],
+            opset_import: vec![OperatorSetIdProto { domain: String::new(), version: self.opset }],
             producer_name: "hawq tests".into(),
             producer_version: String::new(),
             graph: Some(self.graph.clone()),

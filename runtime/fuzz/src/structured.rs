@@ -223,7 +223,7 @@ fn draft(u: &mut Unstructured<'_>, table: &mut Table) -> Result<Draft> {
     let ti = table.get(input);
     let shape = ti.map_or([1, 1, 1, 1], |t| t.shape);
     let elements = ti.map_or(1, |t| t.elements());
-    let kind = u.int_in_range(0..=14u8)?;
+    let kind = u.int_in_range(0..=15u8)?;
     Ok(match kind {
         0 | 1 => {
             let depthwise = kind == 1;
@@ -331,6 +331,7 @@ fn draft(u: &mut Unstructured<'_>, table: &mut Table) -> Result<Draft> {
         }
         7 => Draft::Plain(Op::Softmax(UnaryParams { input, output: table.output(u, shape, true)? })),
         8 => Draft::Plain(Op::Dequantize(UnaryParams { input, output: table.output(u, shape, true)? })),
+        15 => Draft::Plain(Op::LogSoftmax(UnaryParams { input, output: table.output(u, shape, true)? })),
         9 => {
             // One row of 2^b codes, or one per channel; entries mostly in the output's range.
             let output = table.output(u, shape, false)?;

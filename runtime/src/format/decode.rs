@@ -226,6 +226,7 @@ impl<'a> Reader<'a> {
             12 => linked::SLICE,
             13 => linked::RESIZE,
             14 => linked::DEPTH_TO_SPACE,
+            15 => linked::LOG_SOFTMAX,
             _ => return None,
         };
         if !linked::has(K, kind) {
@@ -280,6 +281,7 @@ impl<'a> Reader<'a> {
                 factor_w: self.u8()?,
             }),
             14 => Op::DepthToSpace(DepthToSpaceParams { input: self.u16()?, output: self.u16()?, block: self.u8()? }),
+            15 => Op::LogSoftmax(self.unary()?),
             _ => return None,
         }))
     }

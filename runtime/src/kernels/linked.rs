@@ -30,6 +30,8 @@ pub const CONCAT: u32 = 1 << 10;
 pub const SLICE: u32 = 1 << 11;
 pub const RESIZE: u32 = 1 << 12;
 pub const DEPTH_TO_SPACE: u32 = 1 << 13;
+/// Its own bit rather than softmax's: it calls `ln`, which a softmax model should not carry.
+pub const LOG_SOFTMAX: u32 = 1 << 14;
 /// 8-, 4- and 2-bit weights of convolutions and fully connected layers.
 pub const WEIGHTS_8: u32 = 1 << 16;
 pub const WEIGHTS_4: u32 = 1 << 17;
@@ -45,14 +47,14 @@ pub const LONG_ROWS: u32 = 1 << 21;
 /// The longest row [`LONG_ROWS`] does not cover.
 pub const LONG_ROW: usize = 65_536;
 
-/// Every op's kernel (bits 0–13).
-pub const OPS: u32 = (1 << 14) - 1;
+/// Every op's kernel (bits 0–14).
+pub const OPS: u32 = (1 << 15) - 1;
 
 /// Every kernel: the default set.
 pub const ALL: u32 = OPS | WEIGHTS_8 | WEIGHTS_4 | WEIGHTS_2 | ACTS_4 | LONG_ROWS;
 
 /// The names of the set's members, in bit order (for `hawq inspect` and build scripts).
-pub const NAMES: [(u32, &str); 19] = [
+pub const NAMES: [(u32, &str); 20] = [
     (CONV2D, "conv2d"),
     (DEPTHWISE_CONV2D, "depthwise_conv2d"),
     (FULLY_CONNECTED, "fully_connected"),
@@ -67,6 +69,7 @@ pub const NAMES: [(u32, &str); 19] = [
     (SLICE, "slice"),
     (RESIZE, "resize"),
     (DEPTH_TO_SPACE, "depth_to_space"),
+    (LOG_SOFTMAX, "log_softmax"),
     (WEIGHTS_8, "weights_8"),
     (WEIGHTS_4, "weights_4"),
     (WEIGHTS_2, "weights_2"),
@@ -100,6 +103,7 @@ pub fn kind(op: &Op<'_>) -> u32 {
         Op::Slice(_) => SLICE,
         Op::Resize(_) => RESIZE,
         Op::DepthToSpace(_) => DEPTH_TO_SPACE,
+        Op::LogSoftmax(_) => LOG_SOFTMAX,
     }
 }
 

@@ -686,6 +686,7 @@ pub fn depthwise_conv2d<const K: u32>(
 /// Fully connected: `out[c] = requant(bias[c] + Σ_k w[c][k]·(a[k] − z))`, weights `[out][in]`,
 /// with `scratch` of at least [`fully_connected_scratch_bytes`] bytes. Returns the path that ran.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 pub fn fully_connected<const K: u32>(
     in_features: usize,
     out_features: usize,
@@ -782,6 +783,11 @@ pub fn add<const K: u32>(
 /// Softmax over rows into little-endian f32 (contract §5).
 pub fn softmax(input: &[u8], fmt: ActFormat, scale: f32, row: usize, output: &mut [u8]) {
     reference::softmax(input, fmt, scale, row, output)
+}
+
+/// Log-softmax over rows into little-endian f32 (contract §5).
+pub fn log_softmax(input: &[u8], fmt: ActFormat, scale: f32, row: usize, output: &mut [u8]) {
+    reference::log_softmax(input, fmt, scale, row, output)
 }
 
 /// `y = s · (q − z)` into little-endian f32.

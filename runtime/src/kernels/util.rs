@@ -135,8 +135,18 @@ impl ChannelQ {
     /// [`ChannelQ::apply`] in 64 bits, as the contract writes it.
     #[inline(always)]
     fn apply_i64(&self, acc: i32) -> i32 {
-        requantize_i64(acc, self.m, self.r(), self.z, self.lo, self.hi)
+        requantize_i64_rare(acc, self.m, self.r(), self.z, self.lo, self.hi)
     }
+}
+
+/// [`requantize_i64`] out of line on 32-bit cores, for [`ChannelQ`]: there the rare path (its
+/// 32-bit forms take compiled layers' usual multipliers), so one copy of it; inlined at each
+/// kernel's requantization it was 0.5–1 KB of Cortex-M code. (`Rq32`'s slow branch keeps it
+/// inline: 4-bit depthwise layers take it often, and the call cost DS-CNN 0.7%.)
+#[cfg_attr(target_pointer_width = "32", inline(never))]
+#[cfg_attr(not(target_pointer_width = "32"), inline(always))]
+fn requantize_i64_rare(acc: i32, m: i32, r: u32, z: i32, lo: i32, hi: i32) -> i32 {
+    requantize_i64(acc, m, r, z, lo, hi)
 }
 
 /// Contract §4 in 64 bits: `clamp(z + ⌊(acc·m·2^15 + 2^(r−1)) / 2^r⌋, lo, hi)`, `r` in `1..=62`.

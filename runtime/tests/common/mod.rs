@@ -238,6 +238,7 @@ pub enum OpSpec {
     Reshape(UnaryParams),
     Softmax(UnaryParams),
     Dequantize(UnaryParams),
+    LogSoftmax(UnaryParams),
     Lut(LutOwned),
     Mul(MulParams),
     Concat(ConcatOwned),
@@ -271,6 +272,7 @@ impl OpSpec {
             OpSpec::Reshape(p) => Op::Reshape(*p),
             OpSpec::Softmax(p) => Op::Softmax(*p),
             OpSpec::Dequantize(p) => Op::Dequantize(*p),
+            OpSpec::LogSoftmax(p) => Op::LogSoftmax(*p),
             OpSpec::Lut(p) => Op::Lut(LutParams { input: p.input, output: p.output, table: &p.table }),
             OpSpec::Mul(p) => Op::Mul(*p),
             OpSpec::Concat(p) => Op::Concat(ConcatParams { output: p.output, parts: &p.parts }),
@@ -1372,10 +1374,40 @@ pub fn reshape_case() -> impl Strategy<Value = ReshapeCase> {
     )
 }
 
-/// Dequantize (`softmax = false`) or softmax over the last axis, into f32.
+/// The ops from a quantized tensor into f32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FloatOp {
+    Dequantize,
+    /// Over the last axis.
+    Softmax,
+    /// Over the last axis.
+    LogSoftmax,
+}
+
+impl FloatOp {
+    pub fn spec(self, p: UnaryParams) -> OpSpec {
+        match self {
+            FloatOp::Dequantize => OpSpec::Dequantize(p),
+            FloatOp::Softmax => OpSpec::Softmax(p),
+            FloatOp::LogSoftmax => OpSpec::LogSoftmax(p),
+        }
+    }
+
+    /// The naive model of the op on `x` (codes), of a tensor with `zero_point`, `scale` and
+    /// rows of `row` elements.
+    pub fn naive(self, x: &[i32], zero_point: i32, scale: f32, row: usize) -> Vec<f32> {
+        match self {
+            FloatOp::Dequantize => naive::dequantize(x, zero_point, scale),
+            FloatOp::Softmax => naive::softmax(x, scale, row),
+            FloatOp::LogSoftmax => naive::log_softmax(x, scale, row),
+        }
+    }
+}
+
+/// Dequantize, softmax or log-softmax over the last axis, into f32.
 #[derive(Debug, Clone)]
 pub struct FloatOutCase {
-    pub softmax: bool,
+    pub op: FloatOp,
     pub shape: [usize; 4],
     pub bits: u32,
     pub zero_point: i32,
@@ -1395,7 +1427,7 @@ impl Case for FloatOutCase {
             tensor(self.shape, DType::F32, f16::from_f32(1.0), 0, offs[1]),
         ];
         let p = UnaryParams { input: 0, output: 1 };
-        let op = if self.softmax { OpSpec::Softmax(p) } else { OpSpec::Dequantize(p) };
+        let op = self.op.spec(p);
         Spec::one_op(tensors, 0, 1, self.place.raw_input(self.bits), op)
     }
 
@@ -1409,15 +1441,11 @@ impl Case for FloatOutCase {
 
     fn expected(&self) -> Expected {
         let s = self.scale.to_f32();
-        Expected::F32(if self.softmax {
-            naive::softmax(&self.values, s, self.shape[3])
-        } else {
-            naive::dequantize(&self.values, self.zero_point, s)
-        })
+        Expected::F32(self.op.naive(&self.values, self.zero_point, s, self.shape[3]))
     }
 }
 
-pub fn float_out_case(softmax: bool) -> impl Strategy<Value = FloatOutCase> {
+pub fn float_out_case(op: FloatOp) -> impl Strategy<Value = FloatOutCase> {
     let scale = prop_oneof![
         8 => f16_scale(-12, 3),
         1 => Just(f16::MAX),
@@ -1429,7 +1457,7 @@ pub fn float_out_case(softmax: bool) -> impl Strategy<Value = FloatOutCase> {
             let shape = [1, d[0], d[1], d[2] + d[3]];
             let n = shape.iter().product::<usize>();
             vec(act_value(q.bits), n).prop_map(move |values| FloatOutCase {
-                softmax,
+                op,
                 shape,
                 bits: q.bits,
                 zero_point: q.zero_point,

@@ -261,6 +261,23 @@ pub fn softmax(x: &[i32], scale: f32, row: usize) -> Vec<f32> {
     y
 }
 
+/// Log-softmax over rows of `row` elements: `d − ln Σ exp(d)` with softmax's `d`, `exp` and `ln`
+/// from micromath, the sum in index order, each step one binary32 operation.
+pub fn log_softmax(x: &[i32], scale: f32, row: usize) -> Vec<f32> {
+    let mut y = Vec::with_capacity(x.len());
+    for chunk in x.chunks(row) {
+        let max = *chunk.iter().max().expect("empty row");
+        let d: Vec<f32> = chunk.iter().map(|&a| scale * ((a - max) as f32)).collect();
+        let mut sum = 0.0f32;
+        for &v in &d {
+            sum += F32Ext::exp(v);
+        }
+        let lse = F32Ext::ln(sum);
+        y.extend(d.iter().map(|&v| v - lse));
+    }
+    y
+}
+
 /// Packs signed values of `bits` bits, element `i` in bits `[(i·bits) mod 8, …)` of byte
 /// `⌊i·bits/8⌋`, unused high bits zero (contract §2), without the runtime's helpers.
 pub fn pack(values: &[i32], bits: u32) -> Vec<u8> {

@@ -35,12 +35,19 @@
 //! operand moves and masks the low nibbles (`and r4, mask, w, lsl #4`), and stop at the end of
 //! the im2col buffer instead of counting: per 32 multiply-accumulates, 8-bit rows take 30
 //! instructions plus the loop (2 per two words), 4-bit rows 31 plus the loop (4 per four
-//! words). Layers whose rows are whole loop iterations skip the remainder dispatch.
+//! words). Layers whose rows are whole loop iterations skip the remainder dispatch; 4-bit rows
+//! take their `words mod 4` first words straight, with no test (the form is chosen per layer),
+//! so that rows of 1–3 words (pointwise layers of 8–24 channels) have no loop at all, and a row
+//! of `8n + 1` weights (3×3 or 5×5 over one channel) takes its last weight alone (`SMLABB`, 11
+//! instructions instead of a word's 31). A 4-bit layer over an 8-bit input converts the
+//! receptive fields of pixels inside the input in assembly ([`im2col_inside_w4`]).
 //!
 //! **Depthwise** (depth multiplier 1, 8- or 4-bit input): four channels at a time, one word of
 //! input per tap, SXTB16 into two halfword pairs, SMLABB/SMLATT against weights unpacked once per
-//! channel group into halfword pairs, in passes of 128 channels. Other depth multipliers, fewer
-//! than four channels and the channels past the last group of four use the portable kernel.
+//! channel group into halfword pairs, in passes of 128 channels. Under a 3×3 kernel, in the
+//! plain case, a pixel's groups (taps, requantization and stores) are one `asm!` block
+//! ([`dw_pixel9_plain`]). Other depth multipliers, fewer than four channels and the channels
+//! past the last group of four use the portable kernel.
 //!
 //! Every function here produces exactly the bytes of `kernels::reference`; `targets/kernel-check`
 //! runs them against it on QEMU's Cortex-M4.
@@ -994,7 +1001,7 @@ fn conv_impl<const L: usize, const K: u32>(
         if n == PIX && out_bits == Bits::B8 {
             let block = &mut output[q0 * oc..(q0 + PIX) * oc];
             if plain {
-                plain_rows::<L>(weights, row_bytes, words, x, fast, block, last);
+                plain_rows::<L>(weights, row_bytes, words, k, x, fast, block, last);
             } else {
                 let (o0, rest) = block.split_at_mut(oc);
                 let (o1, rest) = rest.split_at_mut(oc);
@@ -1476,22 +1483,29 @@ fn dot4<const L: usize>(row: &[u8], x: &[[[u32; L]; PIX]]) -> [i32; PIX] {
 /// The 8-bit outputs of one block of [`PIX`] pixels for every channel (`block`: pixel-major,
 /// `PIX·oc` bytes), when every channel is fast and the clamp is the output range: the rows go
 /// through [`rows_plain`], except a last row whose final word would be read past `weights`
-/// (read from `last` if that holds a copy of it, `4·words` bytes).
+/// (read from `last` if that holds a copy of it, `4·words` bytes). Rows of `k` weights.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn plain_rows<const L: usize>(
     weights: &[u8],
     row_bytes: usize,
     words: usize,
+    k: usize,
     x: &[[[u32; L]; PIX]],
     fast: &[Rq32],
     block: &mut [u8],
     last: &[u8],
 ) {
     let oc = fast.len();
-    // The assembly reads `4·words` bytes from each row's start; a row's last word may hold the
-    // next row's first bytes (they meet zero activations), but never bytes past `weights`.
+    // 4-bit rows of 8·n + 1 weights (3×3 and 5×5 kernels over one channel) of 2 or 4 words
+    // take their last weight alone (`tail_w4`), one byte read.
+    let tail = L == 4 && k % 8 == 1 && (words == 2 || words == 4);
+    // The assembly reads `4·words` bytes from each row's start (with a tail, `4·words − 3`); a
+    // row's last word may hold the next row's first bytes (they meet zero activations), but
+    // never bytes past `weights`.
+    let reach = if tail { 4 * words - 3 } else { 4 * words };
     let mut rows = oc.min(weights.len() / row_bytes.max(1));
-    if rows > 0 && (rows - 1) * row_bytes + 4 * words > weights.len() {
+    if rows > 0 && (rows - 1) * row_bytes + reach > weights.len() {
         rows -= 1;
     }
     if rows > 0 && words > 0 && x.len() >= words && block.len() >= PIX * oc {
@@ -1499,7 +1513,7 @@ fn plain_rows<const L: usize>(
         // (checked just above); `words` blocks of `L·PIX` words at `x`; `rows ≤ oc` constants at
         // `fast`; outputs `p·oc + c` for `p < PIX`, `c < rows` inside `block` (length checked).
         unsafe {
-            rows_plain::<L>(
+            rows_plain::<L, false>(
                 weights.as_ptr(),
                 row_bytes,
                 x.as_ptr() as *const u32,
@@ -1508,6 +1522,7 @@ fn plain_rows<const L: usize>(
                 block.as_mut_ptr(),
                 oc,
                 rows,
+                tail,
             )
         };
     } else {
@@ -1615,6 +1630,35 @@ macro_rules! step_w4 {
             "sxtb16 r5, r3, ror #8\n",
             "sxtb16 r4, r3\n",
             lanes_x4!($b1, $b3, $b5, $b7),
+        )
+    };
+}
+
+/// The last word of a 4-bit row that holds one weight (its low nibble): `16·w` from the byte at
+/// r0, against the low halfword (lane 0) of each pixel's first lane pair at r1 + `$p0..$p3`
+/// (11 instructions, a whole word's step 31).
+macro_rules! tail_w4 {
+    ($p0:literal, $p1:literal, $p2:literal, $p3:literal) => {
+        concat!(
+            "ldrb r3, [r0]\n",
+            "lsl r3, r3, #28\n",
+            "asr r4, r3, #24\n",
+            "ldr r12, [r1, #",
+            $p0,
+            "]\n",
+            "smlabb r8, r4, r12, r8\n",
+            "ldr r12, [r1, #",
+            $p1,
+            "]\n",
+            "smlabb r9, r4, r12, r9\n",
+            "ldr r12, [r1, #",
+            $p2,
+            "]\n",
+            "smlabb r10, r4, r12, r10\n",
+            "ldr r12, [r1, #",
+            $p3,
+            "]\n",
+            "smlabb r11, r4, r12, r11\n",
         )
     };
 }
@@ -1749,6 +1793,30 @@ macro_rules! row_end {
     };
 }
 
+/// [`rows_plain`] for the 4-bit rows its inlined form leaves out (a tail, or `words mod 4` of 2
+/// or 3, or fewer than 4 words), a call of its own: their six forms inlined into the
+/// convolution changed its register allocation around the im2col, which cost the others about
+/// 50 instructions per block of pixels.
+///
+/// # Safety
+/// As [`rows_plain`] with `L = 4`.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+unsafe fn rows_plain_w4_other(
+    w: *const u8,
+    row_bytes: usize,
+    x: *const u32,
+    words: usize,
+    rq: *const Rq32,
+    out: *mut u8,
+    oc: usize,
+    rows: usize,
+    tail: bool,
+) {
+    // SAFETY: the caller's.
+    unsafe { rows_plain::<4, true>(w, row_bytes, x, words, rq, out, oc, rows, tail) }
+}
+
 /// Weight words per iteration of [`rows_plain`]'s loop for `L` lane pairs per word.
 const fn unroll(l: usize) -> usize {
     match l {
@@ -1766,12 +1834,13 @@ const fn unroll(l: usize) -> usize {
 ///
 /// # Safety
 /// `rows ≥ 1` and `words ≥ 1`; row `r < rows` starts at `w + r·row_bytes` and `4·words` bytes are
-/// readable there; `x` is valid for `words·L·PIX` words (word-aligned); `rq` for `rows`
-/// constants, each channel fast (`slow` is `None`); `out + p·oc + r` is writable for `p < PIX`,
-/// `r < rows`.
+/// readable there (`4·words − 3` with `tail`); `x` is valid for `words·L·PIX` words
+/// (word-aligned); `rq` for `rows` constants, each channel fast (`slow` is `None`);
+/// `out + p·oc + r` is writable for `p < PIX`, `r < rows`. `tail` only with `L = 4` and 2 or 4
+/// words, and rows whose last word holds one weight.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn rows_plain<const L: usize>(
+unsafe fn rows_plain<const L: usize, const OTHER: bool>(
     w: *const u8,
     row_bytes: usize,
     x: *const u32,
@@ -1780,6 +1849,7 @@ unsafe fn rows_plain<const L: usize>(
     out: *mut u8,
     oc: usize,
     rows: usize,
+    tail: bool,
 ) {
     let out_end = out.wrapping_add(rows);
     let x_end = x.wrapping_add(words * L * PIX);
@@ -1813,16 +1883,49 @@ unsafe fn rows_plain<const L: usize>(
         };
     }
     // A layer whose rows are whole loop iterations (the same for every row) skips the dispatch
-    // of the remainder words.
+    // of the remainder words. 4-bit rows take their `words mod 4` first words straight, then
+    // whole iterations: the word count is the same for every row, so neither needs a test, and
+    // rows of 1–3 words (pointwise layers of 8–24 input channels, small first layers) have no
+    // loop at all. (A dispatch of the remainder per row cost them 6–9 instructions, more than
+    // their 8-bit rows of twice the words spend on their loop.)
     let whole = words.is_multiple_of(unroll(L));
+    macro_rules! w4_1 {
+        () => {
+            step_w4!(mask "0", "8", "16", "24", "32", "40", "48", "56")
+        };
+    }
+    macro_rules! w4_2 {
+        () => {
+            step_w4!(mask "64", "72", "80", "88", "96", "104", "112", "120")
+        };
+    }
+    macro_rules! w4_3 {
+        () => {
+            step_w4!(mask "128", "136", "144", "152", "160", "168", "176", "184")
+        };
+    }
     match (L, whole) {
+        (4, _) if OTHER && tail && words == 2 => {
+            row_loop!("mov r2, #0xF0F0F0F0", w4_1!(), tail_w4!("64", "80", "96", "112"))
+        }
+        (4, _) if OTHER && tail => {
+            row_loop!("mov r2, #0xF0F0F0F0", w4_1!(), w4_2!(), w4_3!(), tail_w4!("192", "208", "224", "240"))
+        }
+        (4, _) if OTHER && words == 1 => row_loop!("mov r2, #0xF0F0F0F0", w4_1!()),
+        (4, _) if OTHER && words == 2 => row_loop!("mov r2, #0xF0F0F0F0", w4_1!(), w4_2!()),
+        (4, _) if OTHER && words == 3 => row_loop!("mov r2, #0xF0F0F0F0", w4_1!(), w4_2!(), w4_3!()),
+        (4, _) if OTHER && words % 4 == 2 => {
+            row_loop!("mov r2, #0xF0F0F0F0", w4_1!(), w4_2!(), "add r1, r1, #128", quads_w4!())
+        }
+        (4, _) if OTHER => row_loop!("mov r2, #0xF0F0F0F0", w4_1!(), w4_2!(), w4_3!(), "add r1, r1, #192", quads_w4!()),
+        // SAFETY: the caller's bounds (`L = 4`).
+        (4, _) if tail => unsafe { rows_plain_w4_other(w, row_bytes, x, words, rq, out, oc, rows, tail) },
         (2, true) => row_loop!("lsr r2, r2, #1", "3:", step_w8!(), step_w8!(), "subs r2, r2, #1", "bne 3b"),
         (4, true) => row_loop!("mov r2, #0xF0F0F0F0", quads_w4!(),),
         (4, false) if words % 4 == 1 && words > 4 => row_loop!(
-            // One word, then four per iteration: the layer's word count is the same for every
-            // row, so neither needs a test.
+            // One word, then four per iteration.
             "mov r2, #0xF0F0F0F0",
-            step_w4!(mask "0", "8", "16", "24", "32", "40", "48", "56"),
+            w4_1!(),
             "add r1, r1, #64",
             quads_w4!(),
         ),
@@ -1841,25 +1944,8 @@ unsafe fn rows_plain<const L: usize>(
             "bne 3b",
             "4:",
         ),
-        (4, _) => row_loop!(
-            // One word if the count is odd, two if its bit 1 is set (the flags of `lsls` survive
-            // them), then four per iteration with the mask in r2 until the im2col end.
-            "lsls r3, r2, #31",
-            "bpl 2f",
-            step_w4!("0", "8", "16", "24", "32", "40", "48", "56"),
-            "add r1, r1, #64",
-            "2:",
-            "bcc 3f",
-            step_w4!("0", "8", "16", "24", "32", "40", "48", "56"),
-            step_w4!("64", "72", "80", "88", "96", "104", "112", "120"),
-            "add r1, r1, #128",
-            "3:",
-            "lsrs r2, r2, #2",
-            "beq 5f",
-            "mov r2, #0xF0F0F0F0",
-            quads_w4!(),
-            "5:",
-        ),
+        // SAFETY: the caller's bounds (`L = 4`).
+        (4, _) => unsafe { rows_plain_w4_other(w, row_bytes, x, words, rq, out, oc, rows, tail) },
         _ => row_loop!(
             // One word if the count is odd, then two per iteration with the mask in r2.
             "lsrs r2, r2, #1",
@@ -1923,6 +2009,9 @@ fn im2col_aligned_body<const L: usize, const P: usize>(
     x: &mut [[[u32; L]; P]],
     p: usize,
 ) {
+    if L == 4 && P == PIX && fmt.bits == Bits::B8 && im2col_inside_w4(g, input, fmt.zero_point, oy, ox, x, p) {
+        return;
+    }
     let z = fmt.zero_point;
     let four = fmt.bits == Bits::B4;
     let zz = if four { pair(16 * z, 16 * z) } else { pair(z, z) };
@@ -1956,6 +2045,82 @@ fn im2col_aligned_body<const L: usize, const P: usize>(
             xb[p] = [0; L];
         }
     }
+}
+
+/// [`im2col_aligned_body`] of a pixel whose receptive field lies inside an 8-bit input, for
+/// 4-bit weights (`L = 4`, blocks of 8 activations, `P = PIX`), in assembly: 17 instructions a
+/// block. (The loop of [`convert_block`]s, compiled inside the convolution, took 27 to 30,
+/// depending on the registers the code around it left.) False, nothing written, for a pixel at
+/// the border.
+#[inline(always)]
+fn im2col_inside_w4<const L: usize, const P: usize>(
+    g: &Window,
+    input: &[u8],
+    z: i32,
+    oy: usize,
+    ox: usize,
+    x: &mut [[[u32; L]; P]],
+    p: usize,
+) -> bool {
+    let (y0, y1, _) = g.rows(oy);
+    let (x0, x1, _) = g.cols(ox);
+    let (kh, kw, c) = (g.kernel_h, g.kernel_w, g.in_c);
+    let row = kw * c;
+    let blocks = row / 8;
+    if y1 - y0 != kh || x1 - x0 != kw || blocks == 0 || p >= P || x.len() < kh * blocks {
+        return false;
+    }
+    let start = (y0 * g.in_w + x0) * c;
+    let step = g.in_w * c;
+    let Some(src) = input.get(start..start + kh.saturating_sub(1) * step + row) else {
+        return false;
+    };
+    // SAFETY: row `ky < kh` of the field is the `blocks` blocks of 8 bytes at
+    // `src + ky·step` (inside `src`); block `i < kh·blocks` of `x` holds pixel `p < P = 4` at
+    // word `(i·P + p)·L`, 4 words (`L = 4`), 64 bytes apart.
+    unsafe {
+        asm!(
+            // The rows counted down from the test, so that no row runs when `kh = 0`.
+            "b 3f",
+            "1:",
+            "mov {n}, {blocks}",
+            "2:",
+            "ldr {a}, [{s}], #4",
+            "ldr {b}, [{s}], #4",
+            "pkhbt {lo}, {a}, {b}, lsl #16",
+            "pkhtb {hi}, {b}, {a}, asr #16",
+            "sxtb16 {a}, {lo}",
+            "sxtb16 {b}, {hi}",
+            "sxtb16 {lo}, {lo}, ror #8",
+            "sxtb16 {hi}, {hi}, ror #8",
+            "ssub16 {a}, {a}, {zz}",
+            "ssub16 {b}, {b}, {zz}",
+            "ssub16 {lo}, {lo}, {zz}",
+            "ssub16 {hi}, {hi}, {zz}",
+            "strd {a}, {b}, [{d}]",
+            "strd {lo}, {hi}, [{d}, #8]",
+            "add {d}, {d}, #64",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            "add {s}, {s}, {skip}",
+            "3:",
+            "subs {rows}, {rows}, #1",
+            "bhs 1b",
+            s = inout(reg) src.as_ptr() => _,
+            d = inout(reg) (x.as_mut_ptr() as *mut u32).wrapping_add(p * L) => _,
+            rows = inout(reg) kh => _,
+            blocks = in(reg) blocks,
+            skip = in(reg) step - 8 * blocks,
+            zz = in(reg) pair(z, z),
+            n = out(reg) _,
+            a = out(reg) _,
+            b = out(reg) _,
+            lo = out(reg) _,
+            hi = out(reg) _,
+            options(nostack),
+        );
+    }
+    true
 }
 
 /// Packed 4-bit activations (whole words of 8) into pixel `p` of consecutive blocks, lanes
@@ -2013,6 +2178,7 @@ fn convert4<'x, const L: usize, const P: usize>(
 /// ran: the DSP path for every shape except rows of more than 65,792 weights (the portable
 /// kernel, see [`sums_fit`]) or too little scratch (the reference).
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 pub fn fully_connected<const K: u32>(
     in_features: usize,
     out_features: usize,
@@ -2324,7 +2490,9 @@ fn pair(lo: i32, hi: i32) -> u32 {
 /// bias), one table for every pixel inside the input and one built per border pixel; then for
 /// each group of four channels an assembly loop takes one input word per tap, SXTB16s it and
 /// multiplies the halfwords with SMLABB/SMLATT into four accumulators (11 instructions per tap
-/// and group, 9 for a 3×3 kernel, unrolled). Weights are unpacked once per pass. Channels past the last whole group and other depth
+/// and group, 9 for a 3×3 kernel, unrolled; with 8-bit output and no clamp but its range, a
+/// 3×3 kernel's groups of a pixel and their requantization in one block,
+/// [`dw_pixel9_plain`]). Weights are unpacked once per pass. Channels past the last whole group and other depth
 /// multipliers run on the portable kernel (in the same scratch).
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
@@ -2438,6 +2606,24 @@ pub fn depthwise_conv2d<const K: u32>(
                     border
                 };
                 let o = (oy * g.out_w + ox) * oc + c0;
+                if plain_8bit && taps == 9 {
+                    let d = &mut output[o..o + nc];
+                    // SAFETY: `origin + 4g + table[t]` (wrapping) starts 4 readable bytes for
+                    // every tap and group `g < ng` (the pass's channels of a pixel of `input` or
+                    // of `rows`, or `zrow`: `nc = 4·ng` bytes); `wp` holds `9·ng` pairs of words,
+                    // `fast` `nc` fast constants, `d` `nc` bytes; `ng ≥ 1`.
+                    unsafe {
+                        dw_pixel9_plain(
+                            table.as_ptr(),
+                            origin,
+                            wp.as_ptr() as *const u32,
+                            fast.as_ptr(),
+                            d.as_mut_ptr(),
+                            ng,
+                        )
+                    };
+                    continue;
+                }
                 if plain_8bit {
                     // Every channel fast, 8-bit output, clamp = output range: one `SSAT` each; the
                     // groups walked by iterators (no index arithmetic or bounds checks per group).
@@ -2574,6 +2760,155 @@ unsafe fn dw_taps(offs: *const usize, at: usize, w: *const u32, n: usize) -> [i3
         );
     }
     [a0, a1, a2, a3]
+}
+
+/// One tap of [`dw_pixel9_plain`] (registers: r0 the offsets, r1 the group's address, r2 the
+/// weights, r8–r11 the four sums); `first` multiplies, `next` accumulates.
+macro_rules! dw_tap_regs {
+    (first) => {
+        concat!(
+            "ldr r3, [r0], #4\n",
+            "ldr r3, [r1, r3]\n",
+            "ldrd r5, r12, [r2], #8\n",
+            "sxtb16 r4, r3\n",
+            "sxtb16 r3, r3, ror #8\n",
+            "smulbb r8, r4, r5\n",
+            "smultt r10, r4, r5\n",
+            "smulbb r9, r3, r12\n",
+            "smultt r11, r3, r12\n",
+        )
+    };
+    (next) => {
+        concat!(
+            "ldr r3, [r0], #4\n",
+            "ldr r3, [r1, r3]\n",
+            "ldrd r5, r12, [r2], #8\n",
+            "sxtb16 r4, r3\n",
+            "sxtb16 r3, r3, ror #8\n",
+            "smlabb r8, r4, r5, r8\n",
+            "smlatt r10, r4, r5, r10\n",
+            "smlabb r9, r3, r12, r9\n",
+            "smlatt r11, r3, r12, r11\n",
+        )
+    };
+}
+
+// The constants' offsets [`dw_requant`] reads.
+const _: () = assert!(
+    core::mem::size_of::<Rq32>() == 28
+        && core::mem::offset_of!(Rq32, bias) == 0
+        && core::mem::offset_of!(Rq32, shl) == 4
+        && core::mem::offset_of!(Rq32, m) == 8
+        && core::mem::offset_of!(Rq32, round) == 12
+        && core::mem::offset_of!(Rq32, sh) == 16
+);
+
+/// `Rq32::unclamped` and `SSAT` to 8 bits of sum `$a`, the channel's constants at r0 + `$bias`
+/// (bias, shl), `$m` (m, round) and `$sh`.
+macro_rules! dw_requant {
+    ($a:literal, $bias:literal, $m:literal, $sh:literal) => {
+        concat!(
+            "ldrd r3, r4, [r0, #",
+            $bias,
+            "]\n",
+            "ldrd r5, r12, [r0, #",
+            $m,
+            "]\n",
+            "add ",
+            $a,
+            ", ",
+            $a,
+            ", r3\n",
+            "lsl ",
+            $a,
+            ", ",
+            $a,
+            ", r4\n",
+            "ldr r3, [r0, #",
+            $sh,
+            "]\n",
+            "smlawb ",
+            $a,
+            ", ",
+            $a,
+            ", r5, r12\n",
+            "asr ",
+            $a,
+            ", ",
+            $a,
+            ", r3\n",
+            "ssat ",
+            $a,
+            ", #8, ",
+            $a,
+            "\n",
+        )
+    };
+}
+
+/// The 8-bit outputs of one pixel's `groups ≥ 1` groups of four channels under a 3×3 kernel, in
+/// the plain case (every channel fast, the clamp the output range), entirely in assembly: per
+/// group the nine taps of [`dw_taps9`], then each channel's requantization and a byte store,
+/// 125 instructions. (The same loop in Rust kept three of its sums and its pointers on the stack:
+/// about 150 instructions per group, and a few more or fewer depending on the weight widths a
+/// firmware links, which moved its register allocation.)
+///
+/// # Safety
+/// `offs` holds 9 offsets, each `at + 4g + offs[t]` (mod 2³²) an address valid for reading 4
+/// bytes for `g < groups`; `w` is valid for `18·groups` words and `rq` for `4·groups` constants
+/// (both word-aligned), each channel fast; `out` is writable for `4·groups` bytes.
+#[inline(always)]
+unsafe fn dw_pixel9_plain(offs: *const usize, at: usize, w: *const u32, rq: *const Rq32, out: *mut u8, groups: usize) {
+    let end = out.wrapping_add(4 * groups);
+    // SAFETY: the caller's bounds; the activation words may be unaligned (Armv7-M allows LDR),
+    // the weights, the constants and the pushed state are word-aligned (LDRD); the assembly pops
+    // what it pushes.
+    unsafe {
+        asm!(
+            // [sp]: the offsets, [sp, #4]: the constants, [sp, #8]: the output end.
+            "push {{r0, r3, r4, r5}}",
+            "1:",
+            "ldr r0, [sp]",
+            dw_tap_regs!(first),
+            dw_tap_regs!(next),
+            dw_tap_regs!(next),
+            dw_tap_regs!(next),
+            dw_tap_regs!(next),
+            dw_tap_regs!(next),
+            dw_tap_regs!(next),
+            dw_tap_regs!(next),
+            dw_tap_regs!(next),
+            "ldr r0, [sp, #4]",
+            dw_requant!("r8", "0", "8", "16"),
+            dw_requant!("r9", "28", "36", "44"),
+            dw_requant!("r10", "56", "64", "72"),
+            dw_requant!("r11", "84", "92", "100"),
+            "add r0, r0, #{group_rq}",
+            "str r0, [sp, #4]",
+            "strb r8, [lr], #4",
+            "strb r9, [lr, #-3]",
+            "strb r10, [lr, #-2]",
+            "strb r11, [lr, #-1]",
+            "add r1, r1, #4",
+            "ldr r3, [sp, #8]",
+            "cmp lr, r3",
+            "bne 1b",
+            "add sp, sp, #16",
+            group_rq = const 4 * core::mem::size_of::<Rq32>(),
+            inout("r0") offs => _,
+            inout("r1") at => _,
+            inout("r2") w => _,
+            inout("r3") rq => _,
+            inout("r4") end => _,
+            out("r5") _,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+            out("r12") _,
+            inout("lr") out => _,
+        )
+    }
 }
 
 /// One tap of [`dw_taps9`]: the activation word at `at + offset`, its bytes 0 and 2 against the

@@ -57,6 +57,37 @@ pub fn softmax(input: &[u8], fmt: ActFormat, scale: f32, row: usize, output: &mu
     }
 }
 
+/// Log-softmax over rows of `row` elements into little-endian f32 (contract §5):
+/// `d_i − ln Σ_j exp(d_j)` with softmax's `d_i`, `exp` and `ln` micromath's on every target.
+/// Subtracting the log of the sum rather than taking the log of each probability keeps every
+/// output finite: a probability that underflows to 0 would be `−inf`, its `d_i` is not.
+pub fn log_softmax(input: &[u8], fmt: ActFormat, scale: f32, row: usize, output: &mut [u8]) {
+    let n = output.len() / 4;
+    let row = row.max(1);
+    let mut start = 0;
+    while start < n {
+        let end = (start + row).min(n);
+        let mut max = i32::MIN;
+        for i in start..end {
+            max = max.max(load(input, fmt.bits, i));
+        }
+        let mut sum = 0.0f32;
+        for i in start..end {
+            let d = scale * (load(input, fmt.bits, i) - max) as f32;
+            output[4 * i..4 * i + 4].copy_from_slice(&d.to_le_bytes());
+            sum += F32Ext::exp(d);
+        }
+        // The row's maximum adds exp(0) ≈ 1, so the sum is about 1 or more and its log finite.
+        let lse = F32Ext::ln(sum);
+        for i in start..end {
+            let bytes = &mut output[4 * i..4 * i + 4];
+            let d = f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+            bytes.copy_from_slice(&(d - lse).to_le_bytes());
+        }
+        start = end;
+    }
+}
+
 /// `y = s · (q − z)` into little-endian f32.
 pub fn dequantize(input: &[u8], fmt: ActFormat, scale: f32, output: &mut [u8]) {
     for (i, chunk) in output.chunks_exact_mut(4).enumerate() {

@@ -9,7 +9,7 @@ mod layout;
 mod pool;
 
 pub use conv::{conv2d, conv2d_scratch_bytes, depthwise_conv2d, depthwise_conv2d_scratch_bytes};
-pub use elementwise::{add, dequantize, lut, mul, softmax, AddRequant};
+pub use elementwise::{add, dequantize, log_softmax, lut, mul, softmax, AddRequant};
 pub use fully_connected::{fully_connected, fully_connected_scratch_bytes};
 pub use layout::{concat_part, depth_to_space, resize_nearest, slice, ConcatInput, Hwc};
 pub use pool::{avg_pool, max_pool, PoolRequant};
