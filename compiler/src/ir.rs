@@ -157,6 +157,12 @@ pub enum Activation {
     LeakyRelu(f32),
     /// `x` for `x ≥ 0`, `alpha·(eˣ − 1)` below.
     Elu(f32),
+    /// `gamma·x` for `x ≥ 0`, `gamma·alpha·(eˣ − 1)` below (Keras' `selu`, which tf2onnx
+    /// writes as ONNX's Selu).
+    Selu {
+        alpha: f32,
+        gamma: f32,
+    },
     /// `x` for `x ≥ 0`, `slope[c]·x` below: one slope per channel, or one for all.
     PRelu(Vec<f32>),
     /// A ReLU or clip that no producer could take as its output clamp.
@@ -175,6 +181,7 @@ impl Activation {
             Activation::Gelu => "gelu",
             Activation::LeakyRelu(_) => "leaky_relu",
             Activation::Elu(_) => "elu",
+            Activation::Selu { .. } => "selu",
             Activation::PRelu(_) => "prelu",
             Activation::Clamp(_) => "clamp",
         }
@@ -200,6 +207,8 @@ impl Activation {
             Activation::LeakyRelu(_) | Activation::Elu(_) | Activation::PRelu(_) if x >= 0.0 => x,
             Activation::LeakyRelu(a) => a * x,
             Activation::Elu(a) => a * x.exp_m1(),
+            Activation::Selu { gamma, .. } if x >= 0.0 => gamma * x,
+            Activation::Selu { alpha, gamma } => gamma * alpha * x.exp_m1(),
             Activation::PRelu(s) => Activation::slope(s, channel) * x,
             Activation::Clamp(c) => c.apply(x),
         }
@@ -240,6 +249,8 @@ impl Activation {
             Activation::LeakyRelu(_) | Activation::Elu(_) | Activation::PRelu(_) if x >= 0.0 => 1.0,
             Activation::LeakyRelu(a) => *a,
             Activation::Elu(a) => a * x.exp(),
+            Activation::Selu { gamma, .. } if x >= 0.0 => *gamma,
+            Activation::Selu { alpha, gamma } => gamma * alpha * x.exp(),
             Activation::PRelu(s) => Activation::slope(s, channel),
             // As the fused clamps: the derivative passes strictly inside the bounds.
             Activation::Clamp(c) if x > c.lo && x < c.hi => 1.0,
@@ -276,6 +287,8 @@ impl Activation {
             }
             Activation::Elu(a) if x < 0.0 => a * x.exp(),
             Activation::Elu(_) => 0.0,
+            Activation::Selu { alpha, gamma } if x < 0.0 => gamma * alpha * x.exp(),
+            Activation::Selu { .. } => 0.0,
             Activation::HardSigmoid { .. } | Activation::LeakyRelu(_) | Activation::PRelu(_) | Activation::Clamp(_) => {
                 0.0
             }
@@ -507,6 +520,7 @@ mod tests {
             Activation::Gelu,
             Activation::LeakyRelu(0.1),
             Activation::Elu(0.7),
+            Activation::Selu { alpha: 1.673_263_2, gamma: 1.050_701 },
             Activation::PRelu(vec![0.2, -0.3, 1.5]),
             Activation::PRelu(vec![0.25]),
         ]
@@ -517,7 +531,9 @@ mod tests {
         match f {
             Activation::HardSigmoid { alpha, beta } => vec![-beta / alpha, (1.0 - beta) / alpha],
             Activation::HardSwish => vec![-3.0, 3.0],
-            Activation::LeakyRelu(_) | Activation::Elu(_) | Activation::PRelu(_) => vec![0.0],
+            Activation::LeakyRelu(_) | Activation::Elu(_) | Activation::Selu { .. } | Activation::PRelu(_) => {
+                vec![0.0]
+            }
             _ => Vec::new(),
         }
     }

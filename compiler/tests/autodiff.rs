@@ -818,6 +818,9 @@ fn activation(f: &Activation, x: f64, channel: usize) -> f64 {
                 f64::from(*alpha) * x.exp_m1()
             }
         }
+        Activation::Selu { alpha, gamma } => {
+            f64::from(*gamma) * if x >= 0.0 { x } else { f64::from(*alpha) * x.exp_m1() }
+        }
         Activation::PRelu(slopes) => negative_slope(if slopes.len() == 1 { slopes[0] } else { slopes[channel] }),
     }
 }
@@ -830,7 +833,7 @@ fn activation_kinks(f: &Activation) -> Vec<f64> {
             vec![-beta / alpha, (1.0 - beta) / alpha]
         }
         Activation::HardSwish => vec![-3.0, 3.0],
-        Activation::LeakyRelu(_) | Activation::Elu(_) | Activation::PRelu(_) => vec![0.0],
+        Activation::LeakyRelu(_) | Activation::Elu(_) | Activation::Selu { .. } | Activation::PRelu(_) => vec![0.0],
         Activation::Clamp(c) => vec![f64::from(c.lo), f64::from(c.hi)],
         _ => Vec::new(),
     }

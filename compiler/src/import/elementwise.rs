@@ -14,7 +14,7 @@ use crate::onnx_proto::NodeProto;
 const HARD_SWISH_ALPHA: f32 = 1.0 / 6.0;
 
 impl Builder {
-    /// Sigmoid, Tanh, Erf, HardSigmoid, HardSwish, LeakyRelu, Elu, Gelu, PRelu.
+    /// Sigmoid, Tanh, Erf, HardSigmoid, HardSwish, LeakyRelu, Elu, Selu, Gelu, PRelu.
     pub(super) fn activation(&mut self, node: &NodeProto) -> Result<()> {
         let a = self.act(node, 0)?;
         let f = match node.op_type.as_str() {
@@ -28,6 +28,11 @@ impl Builder {
             "HardSwish" => Activation::HardSwish,
             "LeakyRelu" => Activation::LeakyRelu(attr_finite(node, "alpha", 0.01)?),
             "Elu" => Activation::Elu(attr_finite(node, "alpha", 1.0)?),
+            // ONNX's defaults, the self-normalizing constants.
+            "Selu" => Activation::Selu {
+                alpha: attr_finite(node, "alpha", 1.673_263_2)?,
+                gamma: attr_finite(node, "gamma", 1.050_701)?,
+            },
             "Gelu" => match attr_s(node, "approximate").as_deref() {
                 None | Some("none") => Activation::Gelu,
                 Some(other) => bail!("attribute 'approximate' = '{other}' is not supported (only 'none')"),
@@ -37,7 +42,15 @@ impl Builder {
                 let slopes: Vec<f32> = if slope.len() == 1 {
                     vec![scalar(&slope)]
                 } else {
-                    self.per_channel(&a, &slope)?.iter().map(|&v| v as f32).collect()
+                    let per_channel = self.per_channel(&a, &slope).map_err(|_| {
+                        anyhow::anyhow!(
+                            "the slope of shape {:?} varies across positions, and only one slope, or one per \
+                             channel, is supported (one table per channel); in Keras, PReLU(shared_axes=[1, 2]) \
+                             learns one per channel",
+                            slope.shape()
+                        )
+                    })?;
+                    per_channel.iter().map(|&v| v as f32).collect()
                 };
                 check_finite_f32(&slopes, "the slope")?;
                 Activation::PRelu(slopes)

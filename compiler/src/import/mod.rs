@@ -11,6 +11,7 @@
 
 mod elementwise;
 mod fuse;
+mod rewrite;
 mod shape_ops;
 
 use std::collections::{HashMap, HashSet};
@@ -93,6 +94,7 @@ const ACTIVATION_OPS: &[&str] = &[
     "Flatten",
     "Squeeze",
     "Unsqueeze",
+    "Tile",
     "Softmax",
     "LogSoftmax",
     "Shape",
@@ -103,6 +105,7 @@ const ACTIVATION_OPS: &[&str] = &[
     "HardSwish",
     "LeakyRelu",
     "Elu",
+    "Selu",
     "Gelu",
     "PRelu",
     "Erf",
@@ -232,6 +235,8 @@ fn import_model(bytes: &[u8], dir: Option<&Path>) -> Result<Graph> {
             Val::Const(tensor_to_array(t).with_context(|| format!("initializer '{}'", t.name))?),
         );
     }
+    let output_names: Vec<String> = graph.output.iter().map(|o| o.name.clone()).collect();
+    rewrite::keras_prelu(&mut graph.node, &mut b.vals, &output_names);
     for node in &graph.node {
         for name in &node.input {
             *b.uses.entry(name.clone()).or_default() += 1;
@@ -251,7 +256,13 @@ fn import_model(bytes: &[u8], dir: Option<&Path>) -> Result<Graph> {
     // ONNX does not say whether a rank-4 input is NCHW or NHWC: a Conv reading it directly says
     // NCHW, a Transpose says NHWC (TensorFlow converters); otherwise the smaller of dims 1 and 3
     // is taken as the channels.
-    let first = graph.node.iter().find(|n| n.input.first() == Some(&input.name));
+    let reader_of = |name: &String| graph.node.iter().find(|n| n.input.first() == Some(name));
+    let mut first = reader_of(&input.name);
+    // A Pad moves no axis, so its reader tells: tf2onnx writes Keras' causal Conv1D on
+    // `[N, L, C]` as a Pad of L, then the Unsqueeze and Transpose.
+    while let Some(pad) = first.filter(|n| n.op_type == "Pad") {
+        first = pad.output.first().and_then(reader_of);
+    }
     let first_consumer = first.map(|n| n.op_type.as_str());
     // A rank-3 input likewise is `[N, C, L]` unless a Transpose reads it or an Unsqueeze makes it
     // `[N, 1, D1, D2]`: Keras' channels-last `[N, L, C]` as tf2onnx writes Conv1D (ExpandDims to
@@ -322,6 +333,29 @@ fn import_model(bytes: &[u8], dir: Option<&Path>) -> Result<Graph> {
     Ok(g)
 }
 
+/// The layout of a rank-4 reshape of a rank-4 map (stored with `perm`) that only moves unit
+/// axes, as the Transpose it equals would give it: the non-unit axes keep their order and their
+/// stored axes, the unit axes too. tf2onnx writes a Transpose of a map with H = W = 1 (or C = 1)
+/// as such a Reshape, `[N, C, 1, 1]` to `[N, 1, 1, C]` before MobileNetV2's global pool; read
+/// NCHW first, the channels would land on W.
+fn moved_unit_axes(from: &[usize], to: &[usize], perm: &[usize; 4]) -> Option<[usize; 4]> {
+    let non_unit = |shape: &[usize]| (1..4).filter(|&i| shape[i] != 1).collect::<Vec<_>>();
+    let unit = |shape: &[usize]| (1..4).filter(|&i| shape[i] == 1).collect::<Vec<_>>();
+    let (src, dst) = (non_unit(from), non_unit(to));
+    if from.len() != 4 || to.len() != 4 || src.len() != dst.len() {
+        return None;
+    }
+    if src.iter().zip(&dst).any(|(&s, &d)| from[s] != to[d]) {
+        return None;
+    }
+    // Target axis i is source axis t[i].
+    let mut t = [0usize; 4];
+    for (&d, &s) in dst.iter().zip(&src).chain(unit(to).iter().zip(&unit(from))) {
+        t[d] = s;
+    }
+    Some(std::array::from_fn(|i| perm[t[i]]))
+}
+
 /// The name errors give a node: its own, or its first output's when it has none.
 fn node_name(node: &NodeProto) -> String {
     if node.name.is_empty() {
@@ -379,6 +413,10 @@ fn unsupported_op_hint(op: &str) -> Option<&'static str> {
         "GRU" | "LSTM" | "RNN" => "recurrent layers are not supported; a Conv1d or TCN over the sequence is",
         "LayerNormalization" | "GroupNormalization" | "InstanceNormalization" => {
             "normalization over computed statistics is not supported; BatchNormalization (folded) is"
+        }
+        "Erfc" => {
+            "ONNX has no Erfc (tf2onnx writes Keras' exact gelu with it; onnxruntime refuses the file too); swish \
+             imports as one table"
         }
         _ => return None,
     })
@@ -515,6 +553,9 @@ struct Builder {
     /// Outputs of constant zero Pads, with their input and spatial pads `[top, left, bottom,
     /// right]`, waiting for the Conv that takes them as padding.
     pending_pads: HashMap<String, (Act, [usize; 4])>,
+    /// Rank-5 values of an upsampling by repetition (Keras 3's UpSampling2D), waiting for the
+    /// Reshape that ends it.
+    pending_repeats: HashMap<String, shape_ops::Repeat>,
     /// The model's default-domain opset.
     opset: i64,
     /// Names of the constants of an integer element type (shape arithmetic), whose Div
@@ -712,6 +753,14 @@ impl Builder {
             let v = self.fold_constant(node)?;
             return self.set_const(node, v, self.integer_output(node));
         }
+        if let Some(r) = node.input.first().and_then(|n| self.pending_repeats.get(n)).cloned() {
+            return self.continue_repeat(node, r);
+        }
+        if matches!(node.op_type.as_str(), "Unsqueeze" | "Squeeze" | "Transpose") {
+            if let Some((a, pads)) = node.input.first().and_then(|n| self.pending_pads.get(n)).cloned() {
+                return self.layout_op_on_pad(node, a, pads);
+            }
+        }
         match node.op_type.as_str() {
             "Identity" | "Dropout" => {
                 let v = self.input(node, 0)?.clone();
@@ -745,11 +794,14 @@ impl Builder {
             "AveragePool" | "MaxPool" | "GlobalAveragePool" | "GlobalMaxPool" => self.pool(node),
             "ReduceMean" | "ReduceMax" => self.reduce(node),
             "Reshape" | "Flatten" | "Squeeze" | "Unsqueeze" => self.reshape(node),
+            "Tile" => bail!(
+                "Tile is supported only as Keras 3's UpSampling2D writes it (Unsqueeze, Tile of the new axis, \
+                 Reshape); Resizing(interpolation='nearest') converts to a Resize, which imports"
+            ),
             "Softmax" => self.softmax(node, OpKind::Softmax),
             "LogSoftmax" => self.softmax(node, OpKind::LogSoftmax),
-            "Sigmoid" | "Tanh" | "HardSigmoid" | "HardSwish" | "LeakyRelu" | "Elu" | "Gelu" | "PRelu" | "Erf" => {
-                self.activation(node)
-            }
+            "Sigmoid" | "Tanh" | "HardSigmoid" | "HardSwish" | "LeakyRelu" | "Elu" | "Selu" | "Gelu" | "PRelu"
+            | "Erf" => self.activation(node),
             "Concat" => self.concat(node),
             "Slice" => self.slice(node),
             "Split" => self.split(node),
@@ -796,6 +848,27 @@ impl Builder {
             }
         }
         self.set(node, Val::Act(Act { id: a.id, layout }))
+    }
+
+    /// An Unsqueeze, Squeeze or Transpose between a zero Pad and its Conv (tf2onnx's Keras
+    /// Conv1D: Pad, Unsqueeze to `[N, 1, L, C]`, Transpose to NCHW, Conv). These only relabel the
+    /// stored map, so the pads, kept in stored H and W, still lie around the same map.
+    fn layout_op_on_pad(&mut self, node: &NodeProto, a: Act, pads: [usize; 4]) -> Result<()> {
+        let (input, output) = (node.input[0].clone(), node.output.first().cloned().unwrap_or_default());
+        self.vals.insert(input.clone(), Val::Act(a.clone()));
+        let result = match node.op_type.as_str() {
+            "Transpose" => self.transpose(node),
+            _ => self.reshape(node),
+        };
+        self.vals.remove(&input);
+        result?;
+        match self.vals.remove(&output) {
+            Some(Val::Act(b)) if b.id == a.id => {
+                self.pending_pads.insert(output, (b, pads));
+                Ok(())
+            }
+            _ => bail!("a Pad followed by {} that moves data is not supported (only before a Conv)", node.op_type),
+        }
     }
 
     /// The channel-major feature map a Conv or pool reads, whether it is a sequence, and the node
@@ -1179,7 +1252,16 @@ impl Builder {
                 let act_first = matches!(self.input(node, 0)?, Val::Act(_));
                 let const_name = &node.input[usize::from(act_first)];
                 check_finite(&c, const_name)?;
-                let k = self.per_channel(&a, &c)?;
+                let (a, k) = match self.per_channel(&a, &c) {
+                    Ok(k) => (a, k),
+                    Err(e) => match self.as_channel_vector(node, &a)? {
+                        Some(v) => {
+                            let k = self.per_channel(&v, &c)?;
+                            (v, k)
+                        }
+                        None => return Err(e),
+                    },
+                };
                 if op == "Div" {
                     if let Some(ch) = k.iter().position(|&v| v == 0.0) {
                         bail!("divisor '{const_name}' is zero (channel {ch})");
@@ -1198,6 +1280,38 @@ impl Builder {
             }
             _ => bail!("'{op}' of two activations is not supported"),
         }
+    }
+
+    /// A map holding a vector along H or W (every other stored axis 1) relabelled, with the
+    /// same bytes, as one pixel of that many channels; `None` for any other map. A rank-4 reshape
+    /// of a vector is read NCHW first, which puts `[N, 1, 1, M]` on W: Keras' Dense on a
+    /// `Reshape((1, 1, C))` (squeeze-and-excitation), which tf2onnx writes as a MatMul on
+    /// `[N, C]` reshaped to `[N, 1, 1, M]`, adds its bias along that axis.
+    fn as_channel_vector(&mut self, node: &NodeProto, a: &Act) -> Result<Option<Act>> {
+        let Layout::Spatial(p) = a.layout else { return Ok(None) };
+        let stored = self.values[a.id].hwc();
+        let k = self.values[a.id].elements();
+        if stored.2 == k || ![stored.0, stored.1].contains(&k) {
+            return Ok(None);
+        }
+        // The logical axis stored where the vector lies becomes the channel axis; the other
+        // non-batch axes (all 1) take H and W.
+        let vector_axis = if stored.0 == k { 1 } else { 2 };
+        let l = (1..4).find(|&l| p[l] == vector_axis).unwrap_or(3);
+        let mut free = [1, 2].into_iter();
+        let q: [usize; 4] = std::array::from_fn(|i| match i {
+            0 => 0,
+            i if i == l => 3,
+            _ => free.next().unwrap_or(0),
+        });
+        let mut relabel = node.clone();
+        relabel.name = format!("{}/as_channels", node_name(node));
+        relabel.output = vec![format!("{}/as_channels", node.output.first().cloned().unwrap_or_default())];
+        self.push(&relabel, OpKind::Reshape, vec![a.id], vec![1, 1, k], Layout::Spatial(q))?;
+        let Some(Val::Act(v)) = self.vals.get(&relabel.output[0]).cloned() else {
+            bail!("internal error: the relabelled vector is missing");
+        };
+        Ok(Some(v))
     }
 
     fn batch_norm(&mut self, node: &NodeProto) -> Result<()> {
@@ -1280,7 +1394,11 @@ impl Builder {
                     Some(Layout::Spatial(p)) => vec![p],
                     _ => vec![],
                 };
-                for perm in kept.into_iter().chain([NCHW, IDENTITY]) {
+                let relabel = match &a.layout {
+                    Layout::Spatial(p) => moved_unit_axes(&logical, &target, p),
+                    _ => None,
+                };
+                for perm in kept.into_iter().chain(relabel).chain([NCHW, IDENTITY]) {
                     let stored_shape = {
                         let mut s = [0; 4];
                         for (l, &st) in perm.iter().enumerate() {
@@ -1314,6 +1432,9 @@ impl Builder {
                     }
                 }
                 bail!("reshape {logical:?} → {target:?} needs a data transpose, which is not supported")
+            }
+            5 if node.op_type == "Unsqueeze" && matches!(a.layout, Layout::Spatial(_)) => {
+                self.start_repeat(node, a, &logical)
             }
             // ShuffleNet's channel shuffle is the usual rank-5 reshape; say so, since the
             // Transpose after it is what cannot be done.

@@ -6,8 +6,8 @@ use anyhow::{anyhow, bail, Result};
 use ndarray::{Array1, Array4};
 
 use super::{
-    attr_f, attr_i, attr_ints, attr_s, axis_index, bounded_elements, check_finite_f32, integers, node_name, Act,
-    Builder, Layout, Val,
+    attr_f, attr_i, attr_ints, attr_s, axis_index, bounded_elements, check_finite_f32, integers, is_permutation,
+    node_name, reshape_target, Act, Builder, Layout, Val,
 };
 use crate::ir::{Clamp, Conv, OpKind, Window};
 use crate::onnx_proto::{AttributeProto, NodeProto};
@@ -492,4 +492,97 @@ fn nearest_source(y: usize, f: usize, n: usize, transform: &str, rounding: &str)
         other => bail!("nearest_mode '{other}' is not supported"),
     };
     Ok(r.clamp(0.0, n as f64 - 1.0) as usize)
+}
+
+/// A rank-5 view of a map on its way to a nearest upsampling along one axis: Keras 3's
+/// UpSampling2D (`ops.repeat` per axis), which tf2onnx writes as an Unsqueeze (a unit axis after
+/// the repeated one), a Tile of that axis, maybe a Transpose, and a Reshape merging the two.
+#[derive(Debug, Clone)]
+pub(super) struct Repeat {
+    x: Act,
+    /// For each rank-5 axis, the axis of `x` it is, or `None` for the new one.
+    axes: Vec<Option<usize>>,
+    shape: Vec<usize>,
+    factor: usize,
+}
+
+impl Builder {
+    /// The Unsqueeze that starts a [`Repeat`].
+    pub(super) fn start_repeat(&mut self, node: &NodeProto, x: Act, logical: &[usize]) -> Result<()> {
+        let axes = self.axes(node)?;
+        let [k] = axes.as_slice() else { bail!("an Unsqueeze to rank 5 of several axes is not supported") };
+        let k = axis_index(*k, 5, "axis")?;
+        let mut from: Vec<Option<usize>> = (0..4).map(Some).collect();
+        from.insert(k, None);
+        let mut shape = logical.to_vec();
+        shape.insert(k, 1);
+        let out = node.output.first().ok_or_else(|| anyhow!("has no output"))?.clone();
+        self.pending_repeats.insert(out, Repeat { x, axes: from, shape, factor: 1 });
+        Ok(())
+    }
+
+    /// The Tile, Transpose and Reshape of a [`Repeat`]; the Reshape makes it a nearest resize.
+    pub(super) fn continue_repeat(&mut self, node: &NodeProto, mut r: Repeat) -> Result<()> {
+        let out = node.output.first().ok_or_else(|| anyhow!("has no output"))?.clone();
+        match node.op_type.as_str() {
+            "Tile" => {
+                let reps = integers(&self.konst(node, 1)?, "the repeats")?;
+                if reps.len() != 5 {
+                    bail!("{} repeats for a rank-5 tensor", reps.len());
+                }
+                for (i, &n) in reps.iter().enumerate() {
+                    match r.axes[i] {
+                        None if (1..=64).contains(&n) && r.factor == 1 => r.factor = n as usize,
+                        _ if n == 1 => {}
+                        _ => bail!("repeats {reps:?}: only the axis an Unsqueeze added may repeat (up to 64 times)"),
+                    }
+                    r.shape[i] *= n as usize;
+                }
+            }
+            "Transpose" => {
+                let perm = attr_ints(node, "perm").ok_or_else(|| anyhow!("attribute 'perm' missing"))?;
+                if !is_permutation(&perm, 5) {
+                    bail!("attribute 'perm' {perm:?} is not a permutation of the 5 axes");
+                }
+                r.axes = perm.iter().map(|&p| r.axes[p as usize]).collect();
+                r.shape = perm.iter().map(|&p| r.shape[p as usize]).collect();
+            }
+            "Reshape" => return self.end_repeat(node, r),
+            op => bail!("{op} of a rank-5 Unsqueeze is not supported (only Tile, Transpose and Reshape to rank 4)"),
+        }
+        self.pending_repeats.insert(out, r);
+        Ok(())
+    }
+
+    /// A Reshape merging the new axis into the one before it: each element of that axis
+    /// repeated `factor` times, a nearest resize of `x` by `factor` along it.
+    fn end_repeat(&mut self, node: &NodeProto, r: Repeat) -> Result<()> {
+        let target = reshape_target(&r.shape, &integers(&self.konst(node, 1)?, "the shape")?)?;
+        let n = r.axes.iter().position(Option::is_none).unwrap_or(0);
+        let Layout::Spatial(p) = r.x.layout else { bail!("internal error: a repeat of a non-map") };
+        let repeated = match r.axes.get(n.wrapping_sub(1)) {
+            Some(&Some(l)) if n > 0 && (p[l] == 1 || p[l] == 2) => l,
+            _ => bail!("the repeated axis must directly follow a spatial axis of the map"),
+        };
+        let mut merged = r.shape.clone();
+        let new_axis = merged.remove(n);
+        merged[n - 1] *= new_axis;
+        if target != merged {
+            bail!("reshape of {:?} to {target:?} does not merge the repeated axis into its neighbour", r.shape);
+        }
+        let order: Vec<usize> = r.axes.iter().flatten().copied().collect();
+        let q = [p[order[0]], p[order[1]], p[order[2]], p[order[3]]];
+        if q[0] != 0 {
+            bail!("the repeat moves the batch axis");
+        }
+        let mut factor = [1, 1];
+        factor[p[repeated] - 1] = r.factor;
+        let (h, w, c) = self.values[r.x.id].hwc();
+        let shape = vec![h * factor[0], w * factor[1], c];
+        bounded_elements(&shape, "the output")?;
+        if factor == [1, 1] {
+            return self.set(node, Val::Act(Act { id: r.x.id, layout: Layout::Spatial(q) }));
+        }
+        self.push(node, OpKind::Resize(factor), vec![r.x.id], shape, Layout::Spatial(q))
+    }
 }
