@@ -60,7 +60,7 @@ use super::reference::{self, ActFormat, AddRequant, Requant, Window};
 use super::scratch::{self, Scratch};
 use super::util::{gather, put, row_words, sum_bound, tail_word, unpack4, AddPlan, ChannelQ, Rq32};
 use super::{portable, Path};
-use crate::quant::{load, Biases, Bits};
+use crate::quant::{load, Biases, Bits, BIAS_I32};
 
 /// Output pixels per block of the convolution.
 pub const PIX: usize = scratch::PIX;
@@ -2284,19 +2284,6 @@ fn fc_impl<const L: usize, const K: u32>(
         return Path::Scalar;
     };
     let z = in_fmt.zero_point;
-    if row_bytes < 4 {
-        // Rows shorter than a word (a network's first layer on a few features): one multiply
-        // per weight, from the packed bytes, not the lane layout's padded word per channel.
-        let (bits, in_bits) = (lane_bits(L), if has(K, linked::ACTS_4) { in_fmt.bits } else { Bits::B8 });
-        for (c, (row, q)) in weights.chunks_exact(row_bytes).zip(channels(rq)).take(out_features).enumerate() {
-            let mut acc = 0i32;
-            for k in 0..in_features {
-                acc += load(row, bits, k) * (load(input, in_bits, k) - z);
-            }
-            put(output, out_bits::<K>(rq), c, q.apply(acc));
-        }
-        return Path::Dsp;
-    }
     if in_fmt.bits == Bits::B8 || !has(K, linked::ACTS_4) {
         convert(&input[..in_features], z, x, 0);
     } else {
@@ -2313,21 +2300,60 @@ fn fc_impl<const L: usize, const K: u32>(
     }
     let x = &x[..];
     let scale = scale_shift(L);
-    // Two output channels at a time, sharing every input load.
-    let x_sum = if L == 2 { 0 } else { lane_sum(&x[..(row_bytes / 4).min(x.len())]) };
-    // Each pair's biases and multiplier words are walked with its rows: a narrow layer's cost is
-    // per output, and indexing them cost a bounds test and index arithmetic each.
-    let bias_bytes = Biases::bytes_per_channel(rq.bias.exponent);
-    let channels = rq.bias.bytes.chunks_exact(2 * bias_bytes).zip(rq.multiplier.bytes.chunks_exact(4));
-    let pairs = weights.chunks_exact(2 * row_bytes).zip(channels).take(out_features / 2);
-    for (i, (rows, (biases, words))) in pairs.enumerate() {
-        let (a, b) = rows.split_at(row_bytes);
-        let acc = dot_rows2(a, b, x, x_sum);
-        let (bias_a, bias_b) = biases.split_at(bias_bytes);
-        let qa = ChannelQ::from_bytes(rq, bias_a, [words[0], words[1]]);
-        let qb = ChannelQ::from_bytes(rq, bias_b, [words[2], words[3]]);
-        put(output, out_bits::<K>(rq), 2 * i, qa.apply_scaled(acc[0], scale));
-        put(output, out_bits::<K>(rq), 2 * i + 1, qb.apply_scaled(acc[1], scale));
+    let pairs = out_features / 2;
+    let mut done = 0;
+    if let Some(q) = FcQ::new::<K>(rq, scale, out_features) {
+        // The 4- and 2-bit rows are read in offset binary, `w + o`: each sum starts at `−o·Σx`
+        // (every lane of every block, the padding's being 0).
+        let x_sum = if L == 2 { 0 } else { lane_sum(x) };
+        let start = x_sum.wrapping_mul(match L {
+            2 => 0,
+            4 => -8,
+            _ => -2,
+        });
+        // Pairs whose second row's last word (read whole, whatever follows the row: those bytes
+        // meet lanes of 0) lies inside the weights.
+        let span = 4 * words;
+        let fit = if weights.len() >= span + row_bytes {
+            ((weights.len() - span - row_bytes) / (2 * row_bytes) + 1).min(pairs)
+        } else {
+            0
+        };
+        let bias_bytes = Biases::bytes_per_channel(rq.bias.exponent);
+        while done < fit && output.len() >= 2 * fit {
+            let at = 2 * done;
+            // SAFETY: pairs `done..fit` read rows `2·done..2·fit` (`4·words` bytes from each row's
+            // start, inside `weights` by `fit`), `words` blocks of `x`, `2·bias_bytes` bias and 4
+            // multiplier bytes per pair (`FcQ::new` checked them for every output channel) and
+            // write 2 output bytes per pair (checked above).
+            let left = unsafe {
+                fc_pairs::<L>(
+                    weights.as_ptr().add(at * row_bytes),
+                    row_bytes,
+                    x.as_ptr() as *const u32,
+                    words,
+                    rq.bias.bytes.as_ptr().add(bias_bytes * at),
+                    rq.multiplier.bytes.as_ptr().add(2 * at),
+                    output.as_mut_ptr().add(at),
+                    fit - done,
+                    &q,
+                    start,
+                )
+            };
+            done = fit - left;
+            if left > 0 {
+                // A pair whose requantization the assembly leaves out (a multiplier beyond its
+                // range, a sum that overflows when scaled): the general form.
+                fc_pair::<L, K>(done, weights, row_bytes, x, whole_sum(row_bytes, x), rq, output, scale);
+                done += 1;
+            }
+        }
+    }
+    if done < pairs {
+        let x_sum = whole_sum(row_bytes, x);
+        for i in done..pairs {
+            fc_pair::<L, K>(i, weights, row_bytes, x, x_sum, rq, output, scale);
+        }
     }
     if out_features % 2 == 1 {
         let c = out_features - 1;
@@ -2337,6 +2363,393 @@ fn fc_impl<const L: usize, const K: u32>(
         }
     }
     Path::Dsp
+}
+
+/// The `x_sum` of [`dot_rows2`]: the lanes of the blocks of a row's whole words (none at 8 bits).
+fn whole_sum<const L: usize>(row_bytes: usize, x: &[[[u32; L]; 1]]) -> i32 {
+    if L == 2 {
+        0
+    } else {
+        lane_sum(&x[..(row_bytes / 4).min(x.len())])
+    }
+}
+
+/// Output channels `2i` and `2i + 1` of [`fc_impl`] in Rust: the general requantization, any
+/// bias form and output width (`x_sum` from [`whole_sum`]).
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn fc_pair<const L: usize, const K: u32>(
+    i: usize,
+    weights: &[u8],
+    row_bytes: usize,
+    x: &[[[u32; L]; 1]],
+    x_sum: i32,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+    scale: u32,
+) {
+    let Some(rows) = weights.get(2 * i * row_bytes..(2 * i + 2) * row_bytes) else {
+        return;
+    };
+    let (a, b) = rows.split_at(row_bytes);
+    let acc = dot_rows2(a, b, x, x_sum);
+    put(output, out_bits::<K>(rq), 2 * i, ChannelQ::new(rq, 2 * i).apply_scaled(acc[0], scale));
+    put(output, out_bits::<K>(rq), 2 * i + 1, ChannelQ::new(rq, 2 * i + 1).apply_scaled(acc[1], scale));
+}
+
+/// A fully connected layer's requantization constants for [`fc_pairs`], in the order its `LDM`
+/// loads them: for layers with 8-bit output and 32-bit biases or 16-bit biases `b·2^e` where
+/// `e + scale ≤ 16`.
+#[repr(C)]
+struct FcQ {
+    /// `e + scale`, the shift of a 16-bit bias for the sums held scaled; 32 for 32-bit biases.
+    bias_shift: u32,
+    /// `shift_base + 19 − scale`: a channel's `v = u + 3 − scale`, `u = 16 + s`, is this plus its
+    /// multiplier word's top 4 bits.
+    base: i32,
+    z: i32,
+    lo: i32,
+    hi: i32,
+}
+
+impl FcQ {
+    #[inline(always)]
+    fn new<const K: u32>(rq: &Requant<'_>, scale: u32, channels: usize) -> Option<FcQ> {
+        let e = rq.bias.exponent as u32;
+        let bias_shift = if rq.bias.exponent == BIAS_I32 { 32 } else { e + scale };
+        let fits = out_bits::<K>(rq) == Bits::B8
+            && (bias_shift <= 16 || bias_shift == 32)
+            && rq.bias.bytes.len() >= Biases::bytes_per_channel(rq.bias.exponent) * channels
+            && rq.multiplier.bytes.len() >= 2 * channels;
+        fits.then(|| FcQ {
+            bias_shift,
+            base: rq.multiplier.shift_base as i32 + 19 - scale as i32,
+            z: rq.out.zero_point,
+            lo: rq.min,
+            hi: rq.max,
+        })
+    }
+}
+
+/// One step of [`fc_pairs`]' 8-bit dot product: a word of each row (r0: row `a`, r0 + r1: row
+/// `b`) against a block (r2), into r8 and r9.
+macro_rules! fc_step_w8 {
+    () => {
+        concat!(
+            "ldr r4, [r0, r1]\n",
+            "ldr r5, [r0], #4\n",
+            "ldrd r10, r11, [r2], #8\n",
+            "sxtb16 r12, r5\n",
+            "sxtb16 r5, r5, ror #8\n",
+            "smlad r8, r12, r10, r8\n",
+            "smlad r8, r5, r11, r8\n",
+            "sxtb16 r12, r4\n",
+            "sxtb16 r4, r4, ror #8\n",
+            "smlad r9, r12, r10, r9\n",
+            "smlad r9, r4, r11, r9\n",
+        )
+    };
+}
+
+/// Lanes of the two rows' words in offset binary (r5: row `a`, r4: row `b`) at shifts `$lo` and
+/// `$hi` under the mask in lr, against the next two block words.
+macro_rules! fc_lanes {
+    ("0", $hi:literal) => {
+        fc_lanes!(@ "", $hi)
+    };
+    ($lo:literal, $hi:literal) => {
+        fc_lanes!(@ concat!(", lsr #", $lo), $hi)
+    };
+    (@ $lo:expr, $hi:literal) => {
+        concat!(
+            "ldrd r10, r11, [r2], #8\n",
+            "and r12, lr, r5",
+            $lo,
+            "\n",
+            "smlad r8, r12, r10, r8\n",
+            "and r12, lr, r5, lsr #",
+            $hi,
+            "\n",
+            "smlad r8, r12, r11, r8\n",
+            "and r12, lr, r4",
+            $lo,
+            "\n",
+            "smlad r9, r12, r10, r9\n",
+            "and r12, lr, r4, lsr #",
+            $hi,
+            "\n",
+            "smlad r9, r12, r11, r9\n",
+        )
+    };
+}
+
+/// The requantization of one sum (`$a`, scaled, biased) with the multiplier word in the low
+/// (`$w` = "0") or high ("16") half of lr: `v = base + (w >> 12)`; for `v ≤ 19` (`u ≤ 16`, and
+/// down to `u = −3`, where `m·2^u` is still the integer `(w & 0xFFF)·2^v`) one `SMMLAR` with
+/// `(w & 0xFFF) << v` adds the rounding and `z` (`ChannelQ::apply_high_word`), else the
+/// out-of-line form at `$big`, which returns to `$back`; then the clamp.
+macro_rules! fc_requant {
+    ($a:literal, $w:literal, $top:literal, $big:literal, $back:literal) => {
+        concat!(
+            "ubfx r5, lr, #",
+            $top,
+            ", #4\n",
+            "add r5, r5, r2\n",
+            "cmp r5, #19\n",
+            "bhi ",
+            $big,
+            "f\n",
+            "ubfx r12, lr, #",
+            $w,
+            ", #12\n",
+            "lsl r12, r12, r5\n",
+            $back,
+            ":\n",
+            "smmlar ",
+            $a,
+            ", ",
+            $a,
+            ", r12, r3\n",
+            "cmp ",
+            $a,
+            ", r10\n",
+            "it lt\n",
+            "movlt ",
+            $a,
+            ", r10\n",
+            "cmp ",
+            $a,
+            ", r11\n",
+            "it gt\n",
+            "movgt ",
+            $a,
+            ", r11\n",
+        )
+    };
+}
+
+/// [`fc_requant`]'s multipliers beyond `u = 16`: the excess `e = v − 19` moves onto the sum when
+/// `sum·2^e` fits (`(w & 0xFFF) << 19` is below 2^31); otherwise, and for `u < −3`, the assembly
+/// stops at this pair (label 8).
+macro_rules! fc_requant_big {
+    ($a:literal, $w:literal, $back:literal) => {
+        concat!(
+            "sub r5, r5, #19\n",
+            "cmp r5, #31\n",
+            "bhi 8f\n",
+            "lsl r12, ",
+            $a,
+            ", r5\n",
+            "asr r4, r12, r5\n",
+            "cmp r4, ",
+            $a,
+            "\n",
+            "bne 8f\n",
+            "mov ",
+            $a,
+            ", r12\n",
+            "ubfx r12, lr, #",
+            $w,
+            ", #12\n",
+            "lsl r12, r12, #19\n",
+            "b ",
+            $back,
+            "b\n",
+        )
+    };
+}
+
+/// The biases (r5, r4) added to the scaled sums (r8, r9), stopping at the pair (label 8) if
+/// either overflows.
+macro_rules! scaled_bias_add {
+    () => {
+        concat!("adds r8, r8, r5\n", "bvs 8f\n", "adds r9, r9, r4\n", "bvs 8f\n")
+    };
+}
+
+/// The 32-bit biases (r5, r4) times `2^$s`, stopping at the pair (label 8) where one does not
+/// fit.
+macro_rules! wide_bias_scaled {
+    ($s:literal) => {
+        concat!(
+            "lsl r1, r5, #",
+            $s,
+            "\n",
+            "asr r12, r1, #",
+            $s,
+            "\n",
+            "cmp r12, r5\n",
+            "bne 8f\n",
+            "mov r5, r1\n",
+            "lsl r1, r4, #",
+            $s,
+            "\n",
+            "asr r12, r1, #",
+            $s,
+            "\n",
+            "cmp r12, r4\n",
+            "bne 8f\n",
+            "mov r4, r1\n",
+        )
+    };
+}
+
+/// Pairs of output channels of a fully connected layer with 8-bit output,
+/// entirely in assembly (the per-output work of a narrow layer is most of its cost, and in Rust
+/// it was spilled around the dot product: about 45 instructions an output besides it, here
+/// 24): per pair, the two rows' dot product as [`dot2_w8`], [`dot2_w4`] or [`dot2_w2`] (the
+/// sums starting at `start`, `−o·Σx` for the offset-binary widths), then scaled by `2^scale`,
+/// each bias added (`ADDS`, and a sum that overflows there stops the assembly), the
+/// requantization of [`fc_requant`] and two byte stores. Returns the pairs left: 0, or the
+/// count from the pair it stopped at, which the caller runs in Rust ([`fc_pair`]).
+///
+/// # Safety
+/// `pairs ≥ 1` and `words ≥ 1`; `4·words` bytes are readable at `w + r·row_bytes` for
+/// `r < 2·pairs`; `x` is valid for `words·L` words (word-aligned); `bias` and `mult` for
+/// `4·pairs` bytes; `out` writable for `2·pairs` bytes.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn fc_pairs<const L: usize>(
+    w: *const u8,
+    row_bytes: usize,
+    x: *const u32,
+    words: usize,
+    bias: *const u8,
+    mult: *const u8,
+    out: *mut u8,
+    pairs: usize,
+    q: &FcQ,
+    start: i32,
+) -> usize {
+    let left: usize;
+    // `$bias`: the sums scaled (4- and 2-bit weights, whose bias shift includes the scale) and
+    // the 16-bit biases added, exactly, or the pair stops where the scaled sum overflows; `$wide`
+    // the same for 32-bit biases, each scaled under the same test.
+    macro_rules! pair_loop {
+        ($bias:expr, $wide:expr; $($dot:expr),+ $(,)?) => {
+            // SAFETY: the caller's bounds; weight words, biases and multiplier words may be
+            // unaligned (Armv7-M allows LDR), the converted input and the pushed state are
+            // word-aligned (LDRD); the assembly pops what it pushes.
+            unsafe {
+                asm!(
+                    "push {{r0, r1, r2, r3, r4, r5, r8, r9, r10, r11}}",
+                    "1:",
+                    // The pair's rows, the next pair's, the input blocks and the sums' start.
+                    "ldrd r0, r1, [sp]",
+                    "add r3, r0, r1, lsl #1",
+                    "str r3, [sp]",
+                    "ldrd r2, r3, [sp, #8]",
+                    "ldr r8, [sp, #36]",
+                    "mov r9, r8",
+                    $($dot,)+
+                    // bias_shift, base, z, lo, hi; the two biases and multiplier words.
+                    "ldr r0, [sp, #32]",
+                    "ldm r0, {{r1, r2, r3, r10, r11}}",
+                    "ldrd r0, r12, [sp, #16]",
+                    "ldr lr, [r12], #4",
+                    "cmp r1, #32",
+                    "bhs 23f",
+                    "ldr r4, [r0], #4",
+                    "strd r0, r12, [sp, #16]",
+                    "sxth r5, r4",
+                    "asr r4, r4, #16",
+                    "lsl r5, r5, r1",
+                    "lsl r4, r4, r1",
+                    $bias,
+                    "24:",
+                    fc_requant!("r8", "0", "12", "5", "6"),
+                    fc_requant!("r9", "16", "28", "7", "22"),
+                    "ldr r0, [sp, #24]",
+                    "strb r9, [r0, #1]",
+                    "strb r8, [r0], #2",
+                    "str r0, [sp, #24]",
+                    "ldr r0, [sp, #28]",
+                    "subs r0, r0, #1",
+                    "str r0, [sp, #28]",
+                    "bne 1b",
+                    "b 9f",
+                    "5:",
+                    fc_requant_big!("r8", "0", "6"),
+                    "7:",
+                    fc_requant_big!("r9", "16", "22"),
+                    // 32-bit biases.
+                    "23:",
+                    "ldr r5, [r0], #4",
+                    "ldr r4, [r0], #4",
+                    "strd r0, r12, [sp, #16]",
+                    $wide,
+                    "b 24b",
+                    "8:",
+                    "ldr r0, [sp, #28]",
+                    "9:",
+                    "add sp, sp, #40",
+                    inout("r0") w => left,
+                    inout("r1") row_bytes => _,
+                    inout("r2") x => _,
+                    inout("r3") words => _,
+                    inout("r4") bias => _,
+                    inout("r5") mult => _,
+                    inout("r8") out => _,
+                    inout("r9") pairs => _,
+                    inout("r10") q as *const FcQ => _,
+                    inout("r11") start => _,
+                    out("r12") _,
+                    out("lr") _,
+                )
+            }
+        };
+    }
+    match L {
+        2 => pair_loop!(
+            concat!("add r8, r8, r5\n", "add r9, r9, r4\n"),
+            concat!("add r8, r8, r5\n", "add r9, r9, r4\n");
+            // One word if the count is odd (the flags of `lsrs` survive it), then two per
+            // iteration.
+            "lsrs r3, r3, #1",
+            "bcc 2f",
+            fc_step_w8!(),
+            "2:",
+            "beq 4f",
+            "3:",
+            fc_step_w8!(),
+            fc_step_w8!(),
+            "subs r3, r3, #1",
+            "bne 3b",
+            "4:",
+        ),
+        4 => pair_loop!(
+            concat!("lsl r8, r8, #4\n", "lsl r9, r9, #4\n", scaled_bias_add!()),
+            concat!("lsl r8, r8, #4\n", "lsl r9, r9, #4\n", wide_bias_scaled!("4"), scaled_bias_add!());
+            "mov lr, #0x000F000F",
+            "3:",
+            "ldr r4, [r0, r1]",
+            "ldr r5, [r0], #4",
+            "eor r4, r4, #0x88888888",
+            "eor r5, r5, #0x88888888",
+            // Block words: lanes (0, 4), (2, 6), then (1, 5), (3, 7).
+            fc_lanes!("0", "8"),
+            fc_lanes!("4", "12"),
+            "subs r3, r3, #1",
+            "bne 3b",
+        ),
+        _ => pair_loop!(
+            concat!("lsl r8, r8, #6\n", "lsl r9, r9, #6\n", scaled_bias_add!()),
+            concat!("lsl r8, r8, #6\n", "lsl r9, r9, #6\n", wide_bias_scaled!("6"), scaled_bias_add!());
+            "mov lr, #0x00030003",
+            "3:",
+            "ldr r4, [r0, r1]",
+            "ldr r5, [r0], #4",
+            "eor r4, r4, #0xAAAAAAAA",
+            "eor r5, r5, #0xAAAAAAAA",
+            fc_lanes!("0", "8"),
+            fc_lanes!("2", "10"),
+            fc_lanes!("4", "12"),
+            fc_lanes!("6", "14"),
+            "subs r3, r3, #1",
+            "bne 3b",
+        ),
+    }
+    left
 }
 
 /// [`fc_impl`]'s rows shorter than a word (a network's first layer on a few features) for 4-
