@@ -33,29 +33,6 @@ impl ChannelQ {
         }
     }
 
-    /// Channel constants from the channel's own bias bytes (2 or 4, as
-    /// [`Biases::bytes_per_channel`](crate::quant::Biases::bytes_per_channel) says) and
-    /// multiplier word, for kernels that walk a layer's channels in step with its rows instead
-    /// of indexing them (no index arithmetic or bounds test per output).
-    #[cfg_attr(not(hawq_dsp), allow(dead_code))]
-    #[inline(always)]
-    pub fn from_bytes(rq: &Requant<'_>, bias: &[u8], word: [u8; 2]) -> ChannelQ {
-        let bias = match *bias {
-            [a, b, c, d] => i32::from_le_bytes([a, b, c, d]),
-            [a, b] => (i16::from_le_bytes([a, b]) as i32) << rq.bias.exponent.min(crate::quant::BIAS_EXPONENT_MAX),
-            _ => 0,
-        };
-        let w = u16::from_le_bytes(word) as i32;
-        ChannelQ {
-            bias,
-            m: (w & 0xFFF) << 3,
-            s: rq.multiplier.shift_base as i32 + (w >> 12),
-            z: rq.out.zero_point,
-            lo: rq.min,
-            hi: rq.max,
-        }
-    }
-
     /// `r = 31 − s`, in `1..=62`: the 64-bit form's shift.
     #[inline(always)]
     pub fn r(&self) -> u32 {

@@ -2220,18 +2220,6 @@ fn out_bits<const K: u32>(rq: &Requant<'_>) -> Bits {
     }
 }
 
-/// A layer's channel constants in channel order, read from its bias bytes and multiplier words
-/// in step (validated models hold one of each per output channel).
-#[inline(always)]
-fn channels<'r>(rq: &'r Requant<'_>) -> impl Iterator<Item = ChannelQ> + 'r {
-    let bias_bytes = Biases::bytes_per_channel(rq.bias.exponent);
-    rq.bias
-        .bytes
-        .chunks_exact(bias_bytes)
-        .zip(rq.multiplier.bytes.chunks_exact(2))
-        .map(move |(b, w)| ChannelQ::from_bytes(rq, b, [w[0], w[1]]))
-}
-
 /// [`fully_connected`] at the weight width of `L` lane pairs per word: the row's geometry and
 /// the range test fold to constants per width (a tiny model's layers cost little more than
 /// this choice).
@@ -2257,11 +2245,7 @@ fn fc_at<const L: usize, const K: u32>(
         }
         return Path::Scalar;
     }
-    match L {
-        2 => fc_impl::<2, K>(n, m, input, in_fmt, weights, row_bytes, words, rq, output, scratch),
-        _ if row_bytes < 4 => fc_short_rows_low::<L, K>(n, m, input, in_fmt, weights, row_bytes, rq, output),
-        _ => fc_impl::<L, K>(n, m, input, in_fmt, weights, row_bytes, words, rq, output, scratch),
-    }
+    fc_impl::<L, K>(n, m, input, in_fmt, weights, row_bytes, words, rq, output, scratch)
 }
 
 /// [`fully_connected`] for `L` lane pairs per weight word; [`Path::Scalar`] (nothing written)
@@ -2302,7 +2286,7 @@ fn fc_impl<const L: usize, const K: u32>(
     let scale = scale_shift(L);
     let pairs = out_features / 2;
     let mut done = 0;
-    if let Some(q) = FcQ::new::<K>(rq, scale, out_features) {
+    if let (Some(q), true) = (FcQ::new::<K>(rq, scale, out_features), output.len() >= out_features) {
         // The 4- and 2-bit rows are read in offset binary, `w + o`: each sum starts at `−o·Σx`
         // (every lane of every block, the padding's being 0).
         let x_sum = if L == 2 { 0 } else { lane_sum(x) };
@@ -2311,6 +2295,9 @@ fn fc_impl<const L: usize, const K: u32>(
             4 => -8,
             _ => -2,
         });
+        let xp = x.as_ptr() as *const u32;
+        let bias_bytes = Biases::bytes_per_channel(rq.bias.exponent);
+        let (bias, mult) = (rq.bias.bytes, rq.multiplier.bytes);
         // Pairs whose second row's last word (read whole, whatever follows the row: those bytes
         // meet lanes of 0) lies inside the weights.
         let span = 4 * words;
@@ -2319,8 +2306,7 @@ fn fc_impl<const L: usize, const K: u32>(
         } else {
             0
         };
-        let bias_bytes = Biases::bytes_per_channel(rq.bias.exponent);
-        while done < fit && output.len() >= 2 * fit {
+        while done < fit {
             let at = 2 * done;
             // SAFETY: pairs `done..fit` read rows `2·done..2·fit` (`4·words` bytes from each row's
             // start, inside `weights` by `fit`), `words` blocks of `x`, `2·bias_bytes` bias and 4
@@ -2330,10 +2316,10 @@ fn fc_impl<const L: usize, const K: u32>(
                 fc_pairs::<L>(
                     weights.as_ptr().add(at * row_bytes),
                     row_bytes,
-                    x.as_ptr() as *const u32,
+                    xp,
                     words,
-                    rq.bias.bytes.as_ptr().add(bias_bytes * at),
-                    rq.multiplier.bytes.as_ptr().add(2 * at),
+                    bias.as_ptr().add(bias_bytes * at),
+                    mult.as_ptr().add(2 * at),
                     output.as_mut_ptr().add(at),
                     fit - done,
                     &q,
@@ -2347,6 +2333,34 @@ fn fc_impl<const L: usize, const K: u32>(
                 fc_pair::<L, K>(done, weights, row_bytes, x, whole_sum(row_bytes, x), rq, output, scale);
                 done += 1;
             }
+        }
+        // Rows shorter than a word (a first layer on a few features): the last pairs, whose
+        // words would read past the weights, from a copy of their rows, zero-padded.
+        let mut copy = [0u8; 24];
+        let tail = weights.get(2 * done * row_bytes..2 * pairs * row_bytes).unwrap_or(&[]);
+        if row_bytes < 4 && done == fit && !tail.is_empty() && tail.len() + 4 <= copy.len() {
+            for (d, &b) in copy.iter_mut().zip(tail) {
+                *d = b;
+            }
+            let at = 2 * done;
+            // SAFETY: as above, the rows from `copy`: its last row's word ends at most 4 bytes
+            // past the rows (`row_bytes < 4`, one word a row), inside `copy`.
+            let left = unsafe {
+                fc_pairs::<L>(
+                    copy.as_ptr(),
+                    row_bytes,
+                    xp,
+                    words,
+                    bias.as_ptr().add(bias_bytes * at),
+                    mult.as_ptr().add(2 * at),
+                    output.as_mut_ptr().add(at),
+                    pairs - done,
+                    &q,
+                    start,
+                )
+            };
+            // From a pair the assembly leaves out, the rest in Rust below.
+            done = pairs - left;
         }
     }
     if done < pairs {
@@ -2608,7 +2622,7 @@ macro_rules! wide_bias_scaled {
 /// `r < 2·pairs`; `x` is valid for `words·L` words (word-aligned); `bias` and `mult` for
 /// `4·pairs` bytes; `out` writable for `2·pairs` bytes.
 #[allow(clippy::too_many_arguments)]
-#[inline(always)]
+#[inline(never)]
 unsafe fn fc_pairs<const L: usize>(
     w: *const u8,
     row_bytes: usize,
@@ -2750,44 +2764,6 @@ unsafe fn fc_pairs<const L: usize>(
         ),
     }
     left
-}
-
-/// [`fc_impl`]'s rows shorter than a word (a network's first layer on a few features) for 4-
-/// and 2-bit weights (`L` = 4, 8), at most 24/b of them: one multiply per weight, each row read
-/// as one little-endian word whose weights are sign-extended from the bottom by two shifts (a
-/// packed `load` per weight cost them twice the 8-bit loop: 2,841 against 2,474 instructions
-/// for sine-mlp's 1→16 layer). A function of its own, called from [`fully_connected`]'s low-width
-/// arms only, so that the 8-bit path is the same code as before.
-#[allow(clippy::too_many_arguments)]
-#[inline(never)]
-fn fc_short_rows_low<const L: usize, const K: u32>(
-    in_features: usize,
-    out_features: usize,
-    input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    row_bytes: usize,
-    rq: &Requant<'_>,
-    output: &mut [u8],
-) -> Path {
-    let z = in_fmt.zero_point;
-    let in_bits = if has(K, linked::ACTS_4) { in_fmt.bits } else { Bits::B8 };
-    let b = lane_bits(L).get();
-    for (c, (row, q)) in weights.chunks_exact(row_bytes).zip(channels(rq)).take(out_features).enumerate() {
-        let mut w = match *row {
-            [a] => a as u32,
-            [a, b] => u32::from_le_bytes([a, b, 0, 0]),
-            [a, b, c, ..] => u32::from_le_bytes([a, b, c, 0]),
-            [] => 0,
-        };
-        let mut acc = 0i32;
-        for k in 0..in_features {
-            acc += ((w << (32 - b)) as i32 >> (32 - b)) * (load(input, in_bits, k) - z);
-            w >>= b;
-        }
-        put(output, out_bits::<K>(rq), c, q.apply(acc));
-    }
-    Path::Dsp
 }
 
 /// Residual add, same signature and bytes as [`reference::add`]: four elements per step when
