@@ -33,28 +33,7 @@ pub fn add(arena: &mut [u8], n: usize, a: (usize, ActFormat), b: (usize, ActForm
 /// Softmax over rows of `row` elements into little-endian f32 (contract §5). `exp` is micromath's
 /// on every target, called explicitly so that std's `f32::exp` can never be picked instead.
 pub fn softmax(input: &[u8], fmt: ActFormat, scale: f32, row: usize, output: &mut [u8]) {
-    let n = output.len() / 4;
-    let row = row.max(1);
-    let mut start = 0;
-    while start < n {
-        let end = (start + row).min(n);
-        let mut max = i32::MIN;
-        for i in start..end {
-            max = max.max(load(input, fmt.bits, i));
-        }
-        let mut sum = 0.0f32;
-        for i in start..end {
-            let e = F32Ext::exp(scale * (load(input, fmt.bits, i) - max) as f32);
-            output[4 * i..4 * i + 4].copy_from_slice(&e.to_le_bytes());
-            sum += e;
-        }
-        for i in start..end {
-            let bytes = &mut output[4 * i..4 * i + 4];
-            let e = f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-            bytes.copy_from_slice(&(e / sum).to_le_bytes());
-        }
-        start = end;
-    }
+    softmax_rows::<false>(input, fmt, scale, row, output);
 }
 
 /// Log-softmax over rows of `row` elements into little-endian f32 (contract §5):
@@ -62,6 +41,14 @@ pub fn softmax(input: &[u8], fmt: ActFormat, scale: f32, row: usize, output: &mu
 /// Subtracting the log of the sum rather than taking the log of each probability keeps every
 /// output finite: a probability that underflows to 0 would be `−inf`, its `d_i` is not.
 pub fn log_softmax(input: &[u8], fmt: ActFormat, scale: f32, row: usize, output: &mut [u8]) {
+    softmax_rows::<true>(input, fmt, scale, row, output);
+}
+
+/// The row walk [`softmax`] and [`log_softmax`] share: per row, its maximum, `d_i = s·(q_i − max)`
+/// and `Σ exp(d_i)`, keeping per element what the last pass needs (`exp(d_i)` to divide by the
+/// sum, or `d_i` to subtract its log from), in the output itself.
+#[inline(always)]
+fn softmax_rows<const LOG: bool>(input: &[u8], fmt: ActFormat, scale: f32, row: usize, output: &mut [u8]) {
     let n = output.len() / 4;
     let row = row.max(1);
     let mut start = 0;
@@ -74,15 +61,18 @@ pub fn log_softmax(input: &[u8], fmt: ActFormat, scale: f32, row: usize, output:
         let mut sum = 0.0f32;
         for i in start..end {
             let d = scale * (load(input, fmt.bits, i) - max) as f32;
-            output[4 * i..4 * i + 4].copy_from_slice(&d.to_le_bytes());
-            sum += F32Ext::exp(d);
+            let e = F32Ext::exp(d);
+            let kept = if LOG { d } else { e };
+            output[4 * i..4 * i + 4].copy_from_slice(&kept.to_le_bytes());
+            sum += e;
         }
         // The row's maximum adds exp(0) ≈ 1, so the sum is about 1 or more and its log finite.
-        let lse = F32Ext::ln(sum);
+        let lse = if LOG { F32Ext::ln(sum) } else { 0.0 };
         for i in start..end {
             let bytes = &mut output[4 * i..4 * i + 4];
-            let d = f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-            bytes.copy_from_slice(&(d - lse).to_le_bytes());
+            let kept = f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+            let y = if LOG { kept - lse } else { kept / sum };
+            bytes.copy_from_slice(&y.to_le_bytes());
         }
         start = end;
     }
