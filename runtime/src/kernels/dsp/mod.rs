@@ -2291,7 +2291,10 @@ fn fc_impl<const L: usize, const K: u32>(
     let scale = scale_shift(L);
     let pairs = out_features / 2;
     let mut done = 0;
-    if let (Some(q), true) = (FcQ::new::<K>(rq, scale, out_features), output.len() >= out_features) {
+    if let (Some(q), true) = (
+        FcQ::new::<K>(rq, scale, out_features, sum_bound(in_features, lane_bits(L), in_fmt.bits)),
+        output.len() >= out_features,
+    ) {
         // The 4- and 2-bit rows are read in offset binary, `w + o`: each sum starts at `−o·Σx`
         // (every lane of every block, the padding's being 0).
         let x_sum = if L == 2 { 0 } else { lane_sum(x) };
@@ -2417,8 +2420,8 @@ fn fc_pair<const L: usize, const K: u32>(
 }
 
 /// A fully connected layer's requantization constants for [`fc_pairs`], in the order its `LDM`
-/// loads them: for layers with 8-bit output and 32-bit biases or 16-bit biases `b·2^e` where
-/// `e + scale ≤ 16`.
+/// loads them: for layers with 8-bit output and 32-bit biases, or 16-bit biases `b·2^e` where
+/// `e + scale ≤ 16` (≤ 15 for scaled sums, whose bound must be below 2^30 too).
 #[repr(C)]
 struct FcQ {
     /// `e + scale`, the shift of a 16-bit bias for the sums held scaled; 32 for 32-bit biases.
@@ -2433,11 +2436,14 @@ struct FcQ {
 
 impl FcQ {
     #[inline(always)]
-    fn new<const K: u32>(rq: &Requant<'_>, scale: u32, channels: usize) -> Option<FcQ> {
+    fn new<const K: u32>(rq: &Requant<'_>, scale: u32, channels: usize, sum_bound: i64) -> Option<FcQ> {
         let e = rq.bias.exponent as u32;
         let bias_shift = if rq.bias.exponent == BIAS_I32 { 32 } else { e + scale };
+        // A 16-bit bias and a sum held scaled each below 2^30 (`|b|·2^(e + scale) ≤ 2^30`), so
+        // that their sum needs no test of overflow (32-bit biases are tested, out of line).
+        let narrow = bias_shift <= 16 && (scale == 0 || bias_shift <= 15 && sum_bound << scale < 1 << 30);
         let fits = out_bits::<K>(rq) == Bits::B8
-            && (bias_shift <= 16 || bias_shift == 32)
+            && (narrow || bias_shift == 32)
             && rq.bias.bytes.len() >= Biases::bytes_per_channel(rq.bias.exponent) * channels
             && rq.multiplier.bytes.len() >= 2 * channels;
         fits.then(|| FcQ {
@@ -2578,8 +2584,8 @@ macro_rules! fc_requant_big {
     };
 }
 
-/// The biases (r5, r4) added to the scaled sums (r8, r9), stopping at the pair (label 8) if
-/// either overflows.
+/// The 32-bit biases (r5, r4) added to the scaled sums (r8, r9), stopping at the pair (label 8)
+/// if either overflows.
 macro_rules! scaled_bias_add {
     () => {
         concat!("adds r8, r8, r5\n", "bvs 8f\n", "adds r9, r9, r4\n", "bvs 8f\n")
@@ -2618,7 +2624,7 @@ macro_rules! wide_bias_scaled {
 /// it was spilled around the dot product: about 45 instructions an output besides it, here
 /// 24): per pair, the two rows' dot product as [`dot2_w8`], [`dot2_w4`] or [`dot2_w2`] (the
 /// sums starting at `start`, `−o·Σx` for the offset-binary widths), then scaled by `2^scale`,
-/// each bias added (`ADDS`, and a sum that overflows there stops the assembly), the
+/// each bias added (a 32-bit bias whose scaled form or sum overflows stops the assembly), the
 /// requantization of [`fc_requant`] and two byte stores. Returns the pairs left: 0, or the
 /// count from the pair it stopped at, which the caller runs in Rust ([`fc_pair`]).
 ///
@@ -2642,8 +2648,8 @@ unsafe fn fc_pairs<const L: usize>(
 ) -> usize {
     let left: usize;
     // `$bias`: the sums scaled (4- and 2-bit weights, whose bias shift includes the scale) and
-    // the 16-bit biases added, exactly, or the pair stops where the scaled sum overflows; `$wide`
-    // the same for 32-bit biases, each scaled under the same test.
+    // the 16-bit biases added (`FcQ::new` made sure that the sum cannot overflow); `$wide` the
+    // same for 32-bit biases, each scaled, stopping at the pair where one does not fit.
     macro_rules! pair_loop {
         ($bias:expr, $wide:expr; $($dot:expr),+ $(,)?) => {
             // SAFETY: the caller's bounds; weight words, biases and multiplier words may be
@@ -2737,7 +2743,7 @@ unsafe fn fc_pairs<const L: usize>(
             "4:",
         ),
         4 => pair_loop!(
-            concat!("lsl r8, r8, #4\n", "lsl r9, r9, #4\n", scaled_bias_add!()),
+            concat!("lsl r8, r8, #4\n", "lsl r9, r9, #4\n", "add r8, r8, r5\n", "add r9, r9, r4\n"),
             concat!("lsl r8, r8, #4\n", "lsl r9, r9, #4\n", wide_bias_scaled!("4"), scaled_bias_add!());
             "mov lr, #0x000F000F",
             "3:",
@@ -2752,7 +2758,7 @@ unsafe fn fc_pairs<const L: usize>(
             "bne 3b",
         ),
         _ => pair_loop!(
-            concat!("lsl r8, r8, #6\n", "lsl r9, r9, #6\n", scaled_bias_add!()),
+            concat!("lsl r8, r8, #6\n", "lsl r9, r9, #6\n", "add r8, r8, r5\n", "add r9, r9, r4\n"),
             concat!("lsl r8, r8, #6\n", "lsl r9, r9, #6\n", wide_bias_scaled!("6"), scaled_bias_add!());
             "mov lr, #0x00030003",
             "3:",
