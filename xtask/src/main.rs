@@ -163,7 +163,31 @@ struct Row {
     model: String,
     config: Config,
     arena_bytes: usize,
+    /// Multiply-accumulates of each op (convolutions and fully connected layers), by op index.
+    macs: Vec<Option<u64>>,
     m: Measurement,
+}
+
+/// The multiply-accumulates of each op of a compiled model: output elements times each one's
+/// receptive field for convolutions (a channel's own for depthwise ones), inputs times outputs
+/// for fully connected layers; `None` for the other ops (and for a blob that does not load).
+fn layer_macs(blob: &[u8]) -> Vec<Option<u64>> {
+    use hawq_runtime::format::Op;
+    let Ok(model) = hawq_runtime::Model::from_bytes(blob) else {
+        return Vec::new();
+    };
+    let tensors = model.tensors();
+    let elements = |i: u16| tensors.get(i as usize).map_or(0, |t| t.elements() as u64);
+    let channels = |i: u16| tensors.get(i as usize).map_or(0, |t| t.shape[3] as u64);
+    model
+        .ops()
+        .map(|op| match op.ok()? {
+            Op::Conv2d(p) => Some(elements(p.output) * p.kernel_h as u64 * p.kernel_w as u64 * channels(p.input)),
+            Op::DepthwiseConv2d(p) => Some(elements(p.output) * p.kernel_h as u64 * p.kernel_w as u64),
+            Op::FullyConnected(p) => Some(elements(p.input) * elements(p.output)),
+            _ => None,
+        })
+        .collect()
 }
 
 fn arena_of(blob: &[u8]) -> usize {
@@ -211,7 +235,13 @@ fn bench(args: &[String]) -> Result<()> {
                     },
                     t0.elapsed().as_secs_f64()
                 );
-                rows.push(Row { model: name.clone(), config: case.config, arena_bytes: arena_of(&case.blob), m });
+                rows.push(Row {
+                    model: name.clone(),
+                    config: case.config,
+                    arena_bytes: arena_of(&case.blob),
+                    macs: layer_macs(&case.blob),
+                    m,
+                });
             }
         }
     }
@@ -256,7 +286,17 @@ fn row_json(r: &Row, layers: bool) -> serde_json::Value {
     });
     if layers {
         v["layers"] =
-            r.m.layers.iter().map(|l| json!({"index": l.index, "op": l.op, "instructions": l.instructions})).collect();
+            r.m.layers
+                .iter()
+                .map(|l| {
+                    json!({
+                        "index": l.index,
+                        "op": l.op,
+                        "instructions": l.instructions,
+                        "macs": r.macs.get(l.index).copied().flatten(),
+                    })
+                })
+                .collect();
     }
     v
 }
@@ -317,16 +357,36 @@ fn print_table(rows: &[Row], layers: bool) {
         );
     }
     if layers {
+        let per_mac = |r: &Row, l: &qemu::Layer| Some(l.instructions? as f64 / (*r.macs.get(l.index)?)?.max(1) as f64);
+        // Each op's best instructions per MAC over the rows of its target (the runtime's
+        // interpreter work for the op included, as in the layer's count).
+        let best = |target: Target, op: &str| {
+            rows.iter()
+                .filter(|r| r.m.target == target)
+                .flat_map(|r| r.m.layers.iter().filter(|l| l.op == op).filter_map(|l| per_mac(r, l)))
+                .fold(f64::INFINITY, f64::min)
+        };
         for r in rows.iter().filter(|r| !r.m.layers.is_empty() && r.m.target.counts_instructions()) {
             println!(
-                "\n{} {} on {} ({} kernels): instructions per layer (first input)",
+                "\n{} {} on {} ({} kernels): instructions per layer (first input), per multiply-accumulate, \
+                 and against the op's best per MAC in this run",
                 r.model,
                 r.config,
                 r.m.target,
                 r.m.kernels.as_deref().unwrap_or("?")
             );
             for l in &r.m.layers {
-                println!("  {:>3} {:<18} {:>14}", l.index, l.op, l.instructions.map_or("—".to_string(), thousands));
+                let (macs, rate) = match (r.macs.get(l.index).copied().flatten(), per_mac(r, l)) {
+                    (Some(n), Some(x)) => (thousands(n), format!("{x:>8.2} {:>7.2}×", x / best(r.m.target, &l.op))),
+                    _ => (String::new(), String::new()),
+                };
+                println!(
+                    "  {:>3} {:<18} {:>14} {:>12} {rate}",
+                    l.index,
+                    l.op,
+                    l.instructions.map_or("—".to_string(), thousands),
+                    macs
+                );
             }
         }
     }

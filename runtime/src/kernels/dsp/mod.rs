@@ -2291,10 +2291,14 @@ fn fc_impl<const L: usize, const K: u32>(
     let scale = scale_shift(L);
     let pairs = out_features / 2;
     let mut done = 0;
+    let out4 = out_bits::<K>(rq) == Bits::B4;
     if let (Some(q), true) = (
         FcQ::new::<K>(rq, scale, out_features, sum_bound(in_features, lane_bits(L), in_fmt.bits)),
-        output.len() >= out_features,
+        output.len() >= out_bits::<K>(rq).packed_len(out_features),
     ) {
+        // A pair's two outputs are two bytes, or two nibbles of one (4-bit activations).
+        let pairs_asm: FcPairsAsm = if out4 { fc_pairs::<L, true> } else { fc_pairs::<L, false> };
+        let out_byte = |pair: usize| if out4 { pair } else { 2 * pair };
         // The 4- and 2-bit rows are read in offset binary, `w + o`: each sum starts at `−o·Σx`
         // (every lane of every block, the padding's being 0).
         let x_sum = if L == 2 { 0 } else { lane_sum(x) };
@@ -2319,16 +2323,16 @@ fn fc_impl<const L: usize, const K: u32>(
             // SAFETY: pairs `done..fit` read rows `2·done..2·fit` (`4·words` bytes from each row's
             // start, inside `weights` by `fit`), `words` blocks of `x`, `2·bias_bytes` bias and 4
             // multiplier bytes per pair (`FcQ::new` checked them for every output channel) and
-            // write 2 output bytes per pair (checked above).
+            // write 2 output bytes per pair, 1 with 4-bit outputs (checked above).
             let left = unsafe {
-                fc_pairs::<L>(
+                pairs_asm(
                     weights.as_ptr().add(at * row_bytes),
                     row_bytes,
                     xp,
                     words,
                     bias.as_ptr().add(bias_bytes * at),
                     mult.as_ptr().add(2 * at),
-                    output.as_mut_ptr().add(at),
+                    output.as_mut_ptr().add(out_byte(done)),
                     fit - done,
                     &q,
                     start,
@@ -2354,14 +2358,14 @@ fn fc_impl<const L: usize, const K: u32>(
             // SAFETY: as above, the rows from `copy`: its last row's word ends at most 4 bytes
             // past the rows (`row_bytes < 4`, one word a row), inside `copy`.
             let left = unsafe {
-                fc_pairs::<L>(
+                pairs_asm(
                     copy.as_ptr(),
                     row_bytes,
                     xp,
                     words,
                     bias.as_ptr().add(bias_bytes * at),
                     mult.as_ptr().add(2 * at),
-                    output.as_mut_ptr().add(at),
+                    output.as_mut_ptr().add(out_byte(done)),
                     pairs - done,
                     &q,
                     start,
@@ -2420,7 +2424,7 @@ fn fc_pair<const L: usize, const K: u32>(
 }
 
 /// A fully connected layer's requantization constants for [`fc_pairs`], in the order its `LDM`
-/// loads them: for layers with 8-bit output and 32-bit biases, or 16-bit biases `b·2^e` where
+/// loads them: for layers with 32-bit biases, or 16-bit biases `b·2^e` where
 /// `e + scale ≤ 16` (≤ 15 for scaled sums, whose bound must be below 2^30 too).
 #[repr(C)]
 struct FcQ {
@@ -2442,8 +2446,7 @@ impl FcQ {
         // A 16-bit bias and a sum held scaled each below 2^30 (`|b|·2^(e + scale) ≤ 2^30`), so
         // that their sum needs no test of overflow (32-bit biases are tested, out of line).
         let narrow = bias_shift <= 16 && (scale == 0 || bias_shift <= 15 && sum_bound << scale < 1 << 30);
-        let fits = out_bits::<K>(rq) == Bits::B8
-            && (narrow || bias_shift == 32)
+        let fits = (narrow || bias_shift == 32)
             && rq.bias.bytes.len() >= Biases::bytes_per_channel(rq.bias.exponent) * channels
             && rq.multiplier.bytes.len() >= 2 * channels;
         fits.then(|| FcQ {
@@ -2619,22 +2622,27 @@ macro_rules! wide_bias_scaled {
     };
 }
 
-/// Pairs of output channels of a fully connected layer with 8-bit output,
+/// [`fc_pairs`] at one output width.
+type FcPairsAsm =
+    unsafe fn(*const u8, usize, *const u32, usize, *const u8, *const u8, *mut u8, usize, &FcQ, i32) -> usize;
+
+/// Pairs of output channels of a fully connected layer (8-bit outputs, or 4-bit with `OUT4`),
 /// entirely in assembly (the per-output work of a narrow layer is most of its cost, and in Rust
 /// it was spilled around the dot product: about 45 instructions an output besides it, here
 /// 24): per pair, the two rows' dot product as [`dot2_w8`], [`dot2_w4`] or [`dot2_w2`] (the
 /// sums starting at `start`, `−o·Σx` for the offset-binary widths), then scaled by `2^scale`,
 /// each bias added (a 32-bit bias whose scaled form or sum overflows stops the assembly), the
-/// requantization of [`fc_requant`] and two byte stores. Returns the pairs left: 0, or the
+/// requantization of [`fc_requant`] and the stores. Returns the pairs left: 0, or the
 /// count from the pair it stopped at, which the caller runs in Rust ([`fc_pair`]).
 ///
 /// # Safety
 /// `pairs ≥ 1` and `words ≥ 1`; `4·words` bytes are readable at `w + r·row_bytes` for
-/// `r < 2·pairs`; `x` is valid for `words·L` words (word-aligned); `bias` and `mult` for
-/// `4·pairs` bytes; `out` writable for `2·pairs` bytes.
+/// `r < 2·pairs`; `x` is valid for `words·L` words (word-aligned); `bias` for `2·pairs` biases
+/// (of `q`'s form) and `mult` for `4·pairs` bytes; `out` writable for `2·pairs` bytes (`pairs`
+/// with `OUT4`).
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
-unsafe fn fc_pairs<const L: usize>(
+unsafe fn fc_pairs<const L: usize, const OUT4: bool>(
     w: *const u8,
     row_bytes: usize,
     x: *const u32,
@@ -2651,7 +2659,7 @@ unsafe fn fc_pairs<const L: usize>(
     // the 16-bit biases added (`FcQ::new` made sure that the sum cannot overflow); `$wide` the
     // same for 32-bit biases, each scaled, stopping at the pair where one does not fit.
     macro_rules! pair_loop {
-        ($bias:expr, $wide:expr; $($dot:expr),+ $(,)?) => {
+        ($store:expr; $bias:expr, $wide:expr; $($dot:expr),+ $(,)?) => {
             // SAFETY: the caller's bounds; weight words, biases and multiplier words may be
             // unaligned (Armv7-M allows LDR), the converted input and the pushed state are
             // word-aligned (LDRD); the assembly pops what it pushes.
@@ -2685,8 +2693,7 @@ unsafe fn fc_pairs<const L: usize>(
                     fc_requant!("r8", "0", "12", "5", "6"),
                     fc_requant!("r9", "16", "28", "7", "22"),
                     "ldr r0, [sp, #24]",
-                    "strb r9, [r0, #1]",
-                    "strb r8, [r0], #2",
+                    $store,
                     "str r0, [sp, #24]",
                     "ldr r0, [sp, #28]",
                     "subs r0, r0, #1",
@@ -2724,55 +2731,68 @@ unsafe fn fc_pairs<const L: usize>(
             }
         };
     }
+    // The pair's two outputs: two bytes, or (4-bit output) two nibbles of one byte.
+    macro_rules! by_width {
+        ($store:expr) => {
     match L {
-        2 => pair_loop!(
-            concat!("add r8, r8, r5\n", "add r9, r9, r4\n"),
-            concat!("add r8, r8, r5\n", "add r9, r9, r4\n");
-            // One word if the count is odd (the flags of `lsrs` survive it), then two per
-            // iteration.
-            "lsrs r3, r3, #1",
-            "bcc 2f",
-            fc_step_w8!(),
-            "2:",
-            "beq 4f",
-            "3:",
-            fc_step_w8!(),
-            fc_step_w8!(),
-            "subs r3, r3, #1",
-            "bne 3b",
-            "4:",
-        ),
-        4 => pair_loop!(
-            concat!("lsl r8, r8, #4\n", "lsl r9, r9, #4\n", "add r8, r8, r5\n", "add r9, r9, r4\n"),
-            concat!("lsl r8, r8, #4\n", "lsl r9, r9, #4\n", wide_bias_scaled!("4"), scaled_bias_add!());
-            "mov lr, #0x000F000F",
-            "3:",
-            "ldr r4, [r0, r1]",
-            "ldr r5, [r0], #4",
-            "eor r4, r4, #0x88888888",
-            "eor r5, r5, #0x88888888",
-            // Block words: lanes (0, 4), (2, 6), then (1, 5), (3, 7).
-            fc_lanes!("0", "8"),
-            fc_lanes!("4", "12"),
-            "subs r3, r3, #1",
-            "bne 3b",
-        ),
-        _ => pair_loop!(
-            concat!("lsl r8, r8, #6\n", "lsl r9, r9, #6\n", "add r8, r8, r5\n", "add r9, r9, r4\n"),
-            concat!("lsl r8, r8, #6\n", "lsl r9, r9, #6\n", wide_bias_scaled!("6"), scaled_bias_add!());
-            "mov lr, #0x00030003",
-            "3:",
-            "ldr r4, [r0, r1]",
-            "ldr r5, [r0], #4",
-            "eor r4, r4, #0xAAAAAAAA",
-            "eor r5, r5, #0xAAAAAAAA",
-            fc_lanes!("0", "8"),
-            fc_lanes!("2", "10"),
-            fc_lanes!("4", "12"),
-            fc_lanes!("6", "14"),
-            "subs r3, r3, #1",
-            "bne 3b",
-        ),
+                2 => pair_loop!(
+                    $store;
+                    concat!("add r8, r8, r5\n", "add r9, r9, r4\n"),
+                    concat!("add r8, r8, r5\n", "add r9, r9, r4\n");
+                    // One word if the count is odd (the flags of `lsrs` survive it), then two per
+                    // iteration.
+                    "lsrs r3, r3, #1",
+                    "bcc 2f",
+                    fc_step_w8!(),
+                    "2:",
+                    "beq 4f",
+                    "3:",
+                    fc_step_w8!(),
+                    fc_step_w8!(),
+                    "subs r3, r3, #1",
+                    "bne 3b",
+                    "4:",
+                ),
+                4 => pair_loop!(
+                    $store;
+                    concat!("lsl r8, r8, #4\n", "lsl r9, r9, #4\n", "add r8, r8, r5\n", "add r9, r9, r4\n"),
+                    concat!("lsl r8, r8, #4\n", "lsl r9, r9, #4\n", wide_bias_scaled!("4"), scaled_bias_add!());
+                    "mov lr, #0x000F000F",
+                    "3:",
+                    "ldr r4, [r0, r1]",
+                    "ldr r5, [r0], #4",
+                    "eor r4, r4, #0x88888888",
+                    "eor r5, r5, #0x88888888",
+                    // Block words: lanes (0, 4), (2, 6), then (1, 5), (3, 7).
+                    fc_lanes!("0", "8"),
+                    fc_lanes!("4", "12"),
+                    "subs r3, r3, #1",
+                    "bne 3b",
+                ),
+                _ => pair_loop!(
+                    $store;
+                    concat!("lsl r8, r8, #6\n", "lsl r9, r9, #6\n", "add r8, r8, r5\n", "add r9, r9, r4\n"),
+                    concat!("lsl r8, r8, #6\n", "lsl r9, r9, #6\n", wide_bias_scaled!("6"), scaled_bias_add!());
+                    "mov lr, #0x00030003",
+                    "3:",
+                    "ldr r4, [r0, r1]",
+                    "ldr r5, [r0], #4",
+                    "eor r4, r4, #0xAAAAAAAA",
+                    "eor r5, r5, #0xAAAAAAAA",
+                    fc_lanes!("0", "8"),
+                    fc_lanes!("2", "10"),
+                    fc_lanes!("4", "12"),
+                    fc_lanes!("6", "14"),
+                    "subs r3, r3, #1",
+                    "bne 3b",
+                ),
+            }
+        };
+    }
+    if OUT4 {
+        by_width!(concat!("and r8, r8, #15\n", "orr r8, r8, r9, lsl #4\n", "strb r8, [r0], #1\n"))
+    } else {
+        by_width!(concat!("strb r9, [r0, #1]\n", "strb r8, [r0], #2\n"))
     }
     left
 }
