@@ -2479,6 +2479,21 @@ macro_rules! fc_step_w8 {
     };
 }
 
+/// One step of [`fc_pairs`]' 4-bit dot product: a word of each row in offset binary against a
+/// block's four words, lanes (0, 4), (2, 6), then (1, 5), (3, 7). Sets no flags.
+macro_rules! fc_step_w4 {
+    () => {
+        concat!(
+            "ldr r4, [r0, r1]\n",
+            "ldr r5, [r0], #4\n",
+            "eor r4, r4, #0x88888888\n",
+            "eor r5, r5, #0x88888888\n",
+            fc_lanes!("0", "8"),
+            fc_lanes!("4", "12"),
+        )
+    };
+}
+
 /// Lanes of the two rows' words in offset binary (r5: row `a`, r4: row `b`) at shifts `$lo` and
 /// `$hi` under the mask in lr, against the next two block words.
 macro_rules! fc_lanes {
@@ -2512,14 +2527,14 @@ macro_rules! fc_lanes {
 }
 
 /// The requantization of one sum (`$a`, scaled, biased) with the multiplier word in the low
-/// (`$w` = "0") or high ("16") half of lr: `v = base + (w >> 12)`; for `v ≤ 19` (`u ≤ 16`, and
+/// (`$w` = "0") or high ("16") half of r1: `v = base + (w >> 12)`; for `v ≤ 19` (`u ≤ 16`, and
 /// down to `u = −3`, where `m·2^u` is still the integer `(w & 0xFFF)·2^v`) one `SMMLAR` with
 /// `(w & 0xFFF) << v` adds the rounding and `z` (`ChannelQ::apply_high_word`), else the
 /// out-of-line form at `$big`, which returns to `$back`; then the clamp.
 macro_rules! fc_requant {
     ($a:literal, $w:literal, $top:literal, $big:literal, $back:literal) => {
         concat!(
-            "ubfx r5, lr, #",
+            "ubfx r5, r1, #",
             $top,
             ", #4\n",
             "add r5, r5, r2\n",
@@ -2527,7 +2542,7 @@ macro_rules! fc_requant {
             "bhi ",
             $big,
             "f\n",
-            "ubfx r12, lr, #",
+            "ubfx r12, r1, #",
             $w,
             ", #12\n",
             "lsl r12, r12, r5\n",
@@ -2576,7 +2591,7 @@ macro_rules! fc_requant_big {
             "mov ",
             $a,
             ", r12\n",
-            "ubfx r12, lr, #",
+            "ubfx r12, r1, #",
             $w,
             ", #12\n",
             "lsl r12, r12, #19\n",
@@ -2587,11 +2602,11 @@ macro_rules! fc_requant_big {
     };
 }
 
-/// The 32-bit biases (r5, r4) added to the scaled sums (r8, r9), stopping at the pair (label 8)
-/// if either overflows.
+/// The 32-bit biases (r5, r4) added to the sums (r8, r9) times `2^$s` (exact: `sums_fit`),
+/// stopping at the pair (label 8) if either addition overflows.
 macro_rules! scaled_bias_add {
-    () => {
-        concat!("adds r8, r8, r5\n", "bvs 8f\n", "adds r9, r9, r4\n", "bvs 8f\n")
+    ($s:literal) => {
+        concat!("adds r8, r5, r8, lsl #", $s, "\n", "bvs 8f\n", "adds r9, r4, r9, lsl #", $s, "\n", "bvs 8f\n",)
     };
 }
 
@@ -2600,24 +2615,24 @@ macro_rules! scaled_bias_add {
 macro_rules! wide_bias_scaled {
     ($s:literal) => {
         concat!(
-            "lsl r1, r5, #",
+            "lsl r0, r5, #",
             $s,
             "\n",
-            "asr r12, r1, #",
+            "asr r12, r0, #",
             $s,
             "\n",
             "cmp r12, r5\n",
             "bne 8f\n",
-            "mov r5, r1\n",
-            "lsl r1, r4, #",
+            "mov r5, r0\n",
+            "lsl r0, r4, #",
             $s,
             "\n",
-            "asr r12, r1, #",
+            "asr r12, r0, #",
             $s,
             "\n",
             "cmp r12, r4\n",
             "bne 8f\n",
-            "mov r4, r1\n",
+            "mov r4, r0\n",
         )
     };
 }
@@ -2659,13 +2674,14 @@ unsafe fn fc_pairs<const L: usize, const OUT4: bool>(
     // the 16-bit biases added (`FcQ::new` made sure that the sum cannot overflow); `$wide` the
     // same for 32-bit biases, each scaled, stopping at the pair where one does not fit.
     macro_rules! pair_loop {
-        ($store:expr; $bias:expr, $wide:expr; $($dot:expr),+ $(,)?) => {
+        ($store:expr; $bias:expr, $wide:expr; $setup:expr; $($dot:expr),+ $(,)?) => {
             // SAFETY: the caller's bounds; weight words, biases and multiplier words may be
             // unaligned (Armv7-M allows LDR), the converted input and the pushed state are
             // word-aligned (LDRD); the assembly pops what it pushes.
             unsafe {
                 asm!(
                     "push {{r0, r1, r2, r3, r4, r5, r8, r9, r10, r11}}",
+                    $setup,
                     "1:",
                     // The pair's rows, the next pair's, the input blocks and the sums' start.
                     "ldrd r0, r1, [sp]",
@@ -2679,15 +2695,16 @@ unsafe fn fc_pairs<const L: usize, const OUT4: bool>(
                     "ldr r0, [sp, #32]",
                     "ldm r0, {{r1, r2, r3, r10, r11}}",
                     "ldrd r0, r12, [sp, #16]",
-                    "ldr lr, [r12], #4",
                     "cmp r1, #32",
                     "bhs 23f",
                     "ldr r4, [r0], #4",
-                    "strd r0, r12, [sp, #16]",
                     "sxth r5, r4",
                     "asr r4, r4, #16",
                     "lsl r5, r5, r1",
                     "lsl r4, r4, r1",
+                    // The two multiplier words (r1 from here on).
+                    "ldr r1, [r12], #4",
+                    "strd r0, r12, [sp, #16]",
                     $bias,
                     "24:",
                     fc_requant!("r8", "0", "12", "5", "6"),
@@ -2708,6 +2725,7 @@ unsafe fn fc_pairs<const L: usize, const OUT4: bool>(
                     "23:",
                     "ldr r5, [r0], #4",
                     "ldr r4, [r0], #4",
+                    "ldr r1, [r12], #4",
                     "strd r0, r12, [sp, #16]",
                     $wide,
                     "b 24b",
@@ -2739,6 +2757,7 @@ unsafe fn fc_pairs<const L: usize, const OUT4: bool>(
                     $store;
                     concat!("add r8, r8, r5\n", "add r9, r9, r4\n"),
                     concat!("add r8, r8, r5\n", "add r9, r9, r4\n");
+                    "";
                     // One word if the count is odd (the flags of `lsrs` survive it), then two per
                     // iteration.
                     "lsrs r3, r3, #1",
@@ -2755,25 +2774,29 @@ unsafe fn fc_pairs<const L: usize, const OUT4: bool>(
                 ),
                 4 => pair_loop!(
                     $store;
-                    concat!("lsl r8, r8, #4\n", "lsl r9, r9, #4\n", "add r8, r8, r5\n", "add r9, r9, r4\n"),
-                    concat!("lsl r8, r8, #4\n", "lsl r9, r9, #4\n", wide_bias_scaled!("4"), scaled_bias_add!());
-                    "mov lr, #0x000F000F",
+                    concat!("add r8, r5, r8, lsl #4\n", "add r9, r4, r9, lsl #4\n"),
+                    concat!(wide_bias_scaled!("4"), scaled_bias_add!("4"));
+                    // The mask of the weights' lanes, kept in lr for the whole call.
+                    "mov lr, #0x000F000F";
+                    // As the 8-bit loop: one word if the count is odd, then two per iteration.
+                    "lsrs r3, r3, #1",
+                    "bcc 2f",
+                    fc_step_w4!(),
+                    "2:",
+                    "beq 4f",
                     "3:",
-                    "ldr r4, [r0, r1]",
-                    "ldr r5, [r0], #4",
-                    "eor r4, r4, #0x88888888",
-                    "eor r5, r5, #0x88888888",
-                    // Block words: lanes (0, 4), (2, 6), then (1, 5), (3, 7).
-                    fc_lanes!("0", "8"),
-                    fc_lanes!("4", "12"),
+                    fc_step_w4!(),
+                    fc_step_w4!(),
                     "subs r3, r3, #1",
                     "bne 3b",
+                    "4:",
                 ),
                 _ => pair_loop!(
                     $store;
-                    concat!("lsl r8, r8, #6\n", "lsl r9, r9, #6\n", "add r8, r8, r5\n", "add r9, r9, r4\n"),
-                    concat!("lsl r8, r8, #6\n", "lsl r9, r9, #6\n", wide_bias_scaled!("6"), scaled_bias_add!());
-                    "mov lr, #0x00030003",
+                    concat!("add r8, r5, r8, lsl #6\n", "add r9, r4, r9, lsl #6\n"),
+                    concat!(wide_bias_scaled!("6"), scaled_bias_add!("6"));
+                    // The mask of the weights' lanes, kept in lr for the whole call.
+                    "mov lr, #0x00030003";
                     "3:",
                     "ldr r4, [r0, r1]",
                     "ldr r5, [r0], #4",
