@@ -1,9 +1,9 @@
-//! The 8-bit fast paths of the table lookup, product and element-moving ops
+//! The 8-bit fast paths of the table lookup, product, max pool and element-moving ops
 //! (`kernels::bytewise`) against the scalar reference kernels, byte for byte, on random shapes,
 //! tables, zero points (the extremes included), multipliers and aliasing; and the 4-bit tensors
 //! they hand back to the reference.
 
-use hawq_runtime::kernels::{bytewise, reference, ActFormat, AddRequant, ConcatInput};
+use hawq_runtime::kernels::{bytewise, reference, ActFormat, AddRequant, ConcatInput, PoolRequant, Window};
 use hawq_runtime::quant::Bits;
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -36,6 +36,42 @@ proptest! {
         bytewise::lut((&data, fmt8(zi)), &table, (n, channels), (&mut fast, fmt8(zo)));
         reference::lut((&data, fmt8(zi)), &table, (n, channels), (&mut slow, fmt8(zo)));
         prop_assert_eq!(fast, slow);
+    }
+
+    #[test]
+    fn max_pool_equals_the_reference(
+        (in_h, in_w, c) in hwc(),
+        (kernel_h, kernel_w) in (1usize..4, 1usize..4),
+        (stride_h, stride_w) in (1usize..4, 1usize..4),
+        (pad_top, pad_left) in (0usize..3, 0usize..3),
+        data in vec(any::<u8>(), 6 * 6 * 20),
+        (zi, zo) in (zero_point(), zero_point()),
+        clamp in prop_oneof![Just((-128i32, 127i32)), (-128i32..=127, -128i32..=127)],
+        identity in prop_oneof![3 => Just(true), 1 => Just(false)],
+    ) {
+        // Windows whose padding reaches past the input, so that some have no tap inside it.
+        let out_h = (in_h + 2 * pad_top).saturating_sub(kernel_h) / stride_h + 1;
+        let out_w = (in_w + 2 * pad_left).saturating_sub(kernel_w) / stride_w + 1;
+        let g = Window {
+            in_h, in_w, in_c: c, out_h, out_w, out_c: c,
+            kernel_h, kernel_w, stride_h, stride_w, pad_top, pad_left,
+        };
+        let (lo, hi) = (clamp.0.min(clamp.1), clamp.0.max(clamp.1));
+        let (multiplier, shift) = if identity { (1 << 30, 1) } else { (1 << 29, 3) };
+        let rq = PoolRequant { multiplier, shift, out: fmt8(zo), min: lo, max: hi };
+        let input = &data[..in_h * in_w * c];
+        let n = out_h * out_w * c;
+        let (mut fast, mut slow) = (vec![0x5Au8; n], vec![0xA5u8; n]);
+        let ran = bytewise::max_pool(&g, input, fmt8(zi), &rq, &mut fast);
+        reference::max_pool(&g, input, fmt8(zi), &rq, &mut slow);
+        // The fast path takes exactly the identity rescaling, and leaves the output alone
+        // otherwise.
+        prop_assert_eq!(ran, identity);
+        if ran {
+            prop_assert_eq!(fast, slow);
+        } else {
+            prop_assert!(fast.iter().all(|&b| b == 0x5A));
+        }
     }
 
     #[test]

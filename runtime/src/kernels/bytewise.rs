@@ -1,9 +1,9 @@
-//! 8-bit fast paths of the table lookup, the product and the element-moving operations
-//! (contract §5): byte loops and whole channel runs copied at once, where the reference kernels
+//! 8-bit fast paths of the table lookup, the product, the max pool and the element-moving
+//! operations (contract §5): byte loops and whole channel runs copied at once, where the reference kernels
 //! go through the packed `load`/`store` of any bit width per element. Every path but the scalar
 //! one uses them for all-8-bit tensors; the tests compare them with the reference byte for byte.
 
-use super::reference::{self, ActFormat, AddRequant, ConcatInput, Hwc};
+use super::reference::{self, ActFormat, AddRequant, ConcatInput, Hwc, PoolRequant, Window};
 use crate::quant::{requant, requant_raw, Bits};
 
 fn all8(fmts: &[ActFormat]) -> bool {
@@ -30,6 +30,73 @@ pub fn lut(
         }
         _ => reference::lut((input, in_fmt), table, (n, channels), (output, out_fmt)),
     }
+}
+
+/// [`reference::max_pool`] for 8-bit tensors under the identity rescaling the compiler gives
+/// every max pool (`M = 2^30, s = 1`, which `requant_raw` returns unchanged): per output pixel,
+/// the channels' maxima over the window's taps, four taps per pass, kept in the output row (a
+/// byte compare per tap and channel, where the reference unpacks, rescales in 64 bits and packs
+/// each element), then the zero points' difference and the clamp where they do anything.
+/// `false` (nothing written) for any other case.
+pub fn max_pool(g: &Window, input: &[u8], in_fmt: ActFormat, rq: &PoolRequant, output: &mut [u8]) -> bool {
+    let c = g.in_c;
+    if !all8(&[in_fmt, rq.out])
+        || rq.multiplier != 1 << 30
+        || rq.shift != 1
+        || g.out_c != c
+        || input.len() < g.in_h * g.in_w * c
+        || output.len() < g.out_h * g.out_w * c
+    {
+        return false;
+    }
+    // `finish(m − z_in)` under the identity: `m − z_in + z_out`, clamped.
+    let dz = rq.out.zero_point - in_fmt.zero_point;
+    let (lo, hi) = (rq.min, rq.max);
+    let plain = dz == 0 && lo <= -128 && hi >= 127;
+    let mut o = 0;
+    for oy in 0..g.out_h {
+        let (y0, y1, _) = g.rows(oy);
+        for ox in 0..g.out_w {
+            let (x0, x1, _) = g.cols(ox);
+            let out = &mut output[o..o + c];
+            o += c;
+            if y0 >= y1 || x0 >= x1 {
+                // No tap inside the input: the reference's maximum is the zero point.
+                let q = rq.out.zero_point.max(lo).min(hi) as u8;
+                out.iter_mut().for_each(|d| *d = q);
+                continue;
+            }
+            // The taps four at a time, the last group padded with the window's first tap (a
+            // maximum does not change for a repeated value): one pass over the channels per
+            // group, the first writing the output, the others raising it.
+            let (taps, row) = ((y1 - y0) * (x1 - x0), x1 - x0);
+            let tap = |i: usize| {
+                let i = if i < taps { i } else { 0 };
+                let at = ((y0 + i / row) * g.in_w + x0 + i % row) * c;
+                &input[at..at + c]
+            };
+            for start in (0..taps).step_by(4) {
+                let (t0, t1, t2, t3) = (tap(start), tap(start + 1), tap(start + 2), tap(start + 3));
+                let taps4 = out.iter_mut().zip(t0).zip(t1).zip(t2).zip(t3);
+                if start == 0 {
+                    for ((((d, &a), &b), &e), &f) in taps4 {
+                        *d = (a as i8).max(b as i8).max(e as i8).max(f as i8) as u8;
+                    }
+                } else {
+                    for ((((d, &a), &b), &e), &f) in taps4 {
+                        *d = (a as i8).max(b as i8).max(e as i8).max(f as i8).max(*d as i8) as u8;
+                    }
+                }
+            }
+            // The compiler's max pools keep their input's quantization and the full range.
+            if !plain {
+                for d in out.iter_mut() {
+                    *d = (*d as i8 as i32 + dz).max(lo).min(hi) as u8;
+                }
+            }
+        }
+    }
+    true
 }
 
 /// [`reference::mul`] for 8-bit tensors.

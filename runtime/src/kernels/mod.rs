@@ -743,13 +743,13 @@ pub fn avg_pool_on(
     true
 }
 
-/// Max pool over the taps inside the input (contract §5).
-// Inlined into the interpreter's dispatch, as it was before format version 4: when the
-// dispatcher changed, LLVM outlined it, and the outlined loop spilled registers (+2.6%
-// instructions for mnist8's max pools on the Cortex-M4 and M0 under QEMU).
-#[inline(always)]
+/// Max pool over the taps inside the input (contract §5): the byte loop of [`bytewise`] for
+/// 8-bit tensors under the identity rescaling (every compiled max pool) on every path but the
+/// scalar one, the reference kernel otherwise.
 pub fn max_pool(g: &Window, input: &[u8], in_fmt: ActFormat, rq: &PoolRequant, output: &mut [u8]) {
-    reference::max_pool(g, input, in_fmt, rq, output)
+    if active() == Path::Scalar || !bytewise::max_pool(g, input, in_fmt, rq, output) {
+        reference::max_pool(g, input, in_fmt, rq, output)
+    }
 }
 
 /// Residual add of `n` elements at byte offsets of the arena (contract §5); the output may alias

@@ -58,10 +58,9 @@ pub fn avg_pool(g: &Window, input: &[u8], in_fmt: ActFormat, rq: &PoolRequant, o
 }
 
 /// Max pool over the taps inside the input, then rescaled (the identity when `M = 2^30, s = 1`).
-// Inlined into the interpreter's dispatch, as it was before format version 4: when the
-// dispatcher changed, LLVM outlined it, and the outlined loop spilled registers (+2.6%
-// instructions for mnist8's max pools on the Cortex-M4 and M0 under QEMU).
-#[inline(always)]
+// Out of line: beside the 8-bit path of `kernels::bytewise`, inlined, it was 1.5 KB of
+// Cortex-M4 code in every firmware with a max pool.
+#[inline(never)]
 pub fn max_pool(g: &Window, input: &[u8], in_fmt: ActFormat, rq: &PoolRequant, output: &mut [u8]) {
     let mut o = 0;
     for oy in 0..g.out_h {
