@@ -234,6 +234,7 @@ pub struct OpIter<'a, const K: u32 = { linked::ALL }> {
 impl<'a, const K: u32> Iterator for OpIter<'a, K> {
     type Item = Result<Op<'a>, Error>;
 
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
         if self.index >= self.count {
             return None;
