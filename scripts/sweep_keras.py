@@ -43,7 +43,8 @@ from tensorflow import keras  # noqa: E402
 from tensorflow.keras import layers  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from zoo_data import SEED, split  # noqa: E402
+from make_keras_zoo import export  # noqa: E402
+from zoo_data import SEED, finding, save_sweep_model, split  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 IMG = (8, 8, 1)
@@ -328,16 +329,6 @@ def real(x, shape, scale):
     return (x.astype(np.float32) * scale).reshape(len(x), *shape)
 
 
-def export(model, shape, path, opset):
-    spec = (tf.TensorSpec((None, *shape), tf.float32, name="input"),)
-
-    @tf.function(input_signature=spec)
-    def forward(x):
-        return model(x, training=False)
-
-    tf2onnx.convert.from_function(forward, input_signature=spec, opset=opset, output_path=path)
-
-
 def ort_all(path, x):
     """Every output of onnxruntime, one sample at a time."""
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
@@ -465,10 +456,8 @@ def main():
                 m = onnx.load(path)
                 info["ops"][kind] = sorted({n.op_type for n in m.graph.node})
             except Exception as e:  # a conversion failure is a finding too, not ours to fix
-                info["errors"][kind] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-        np.savez(os.path.join(args.out, f"{name}.ref.npz"), **refs)
-        with open(os.path.join(args.out, f"{name}.json"), "w") as f:
-            json.dump(info, f)
+                info["errors"][kind] = finding(e)
+        save_sweep_model(args.out, name, info, refs)
         print(f"{name:20s} keras {keras_top1:.3f} ort {info['ort']} errors {info['errors']}", flush=True)
         print(f"{'':20s} ops {info['ops'].get('opset13')}", flush=True)
 

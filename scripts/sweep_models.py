@@ -12,7 +12,6 @@ Usage: python scripts/sweep_models.py [--out DIR] [--only NAME,...] [--epochs N]
 (`--only log-softmax --ts-opset 11`: the MNIST example's ending as older TorchScript exports write it)
 """
 import argparse
-import json
 import os
 import sys
 import warnings
@@ -24,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from zoo_data import SEED, ort_outputs, split  # noqa: E402
+from zoo_data import SEED, finding, ort_outputs, save_sweep_model, split  # noqa: E402
 
 
 def cbr(cin, cout, k=3, s=1, groups=1, act=nn.ReLU):
@@ -641,10 +640,8 @@ def main():
                 m = onnx.load(path, load_external_data=False)
                 info["ops"][kind] = sorted({n.op_type for n in m.graph.node})
             except Exception as e:  # an export failure is a finding too, not ours to fix
-                info["errors"][kind] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-        np.savez(os.path.join(args.out, f"{name}.ref.npz"), **refs)
-        with open(os.path.join(args.out, f"{name}.json"), "w") as f:
-            json.dump(info, f)
+                info["errors"][kind] = finding(e)
+        save_sweep_model(args.out, name, info, refs)
         print(f"{name:14s} float {acc:.3f} ops {info['ops'].get('ts')} errors {info['errors']}", flush=True)
 
 

@@ -26,3 +26,18 @@ def ort_outputs(path, x):
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     name = sess.get_inputs()[0].name
     return np.concatenate([sess.run(None, {name: x[i:i + 1]})[0] for i in range(len(x))])
+
+
+def finding(e):
+    """A sweep's record of an export or conversion failure: a finding, not ours to fix."""
+    return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+
+
+def save_sweep_model(out, name, info, refs):
+    """A swept model's reference outputs (`NAME.ref.npz`) and its row (`NAME.json`) in `out`."""
+    import json
+    import os
+
+    np.savez(os.path.join(out, f"{name}.ref.npz"), **refs)
+    with open(os.path.join(out, f"{name}.json"), "w") as f:
+        json.dump(info, f)
