@@ -386,6 +386,7 @@ pub fn conv_cases(
         let (mut h, mut w) = (rng.range(1, 8) as usize, rng.range(1, 8) as usize);
         let (mut kh, mut kw) = (rng.range(1, 5) as usize, rng.range(1, 5) as usize);
         let mut ic = in_channels(rng);
+        let (mut pointwise_any_width, mut unit_strides) = (false, false);
         // Now and then whole groups of 16 output channels (the AVX-512 kernel's 64-byte stores).
         let mut oc_conv =
             if rng.next_u64().is_multiple_of(4) { 16 * rng.range(1, 3) as usize } else { rng.range(1, 20) as usize };
@@ -404,10 +405,17 @@ pub fn conv_cases(
                 (kh, kw, ic) = (5, 5, 48);
             }
             // A pointwise layer over whole blocks of pixels whose 4-bit weight rows are 1–7
-            // words (the DSP kernel's row loop takes each count in a form of its own).
+            // words (the DSP kernel's row loop takes each count in a form of its own), or of
+            // any weight width over whole words of channels; half of them with unit strides
+            // (the DSP kernel converts such a block's fields where they lie).
             (false, 5) => {
                 (h, w, kh, kw) = (rng.range(4, 8) as usize, rng.range(4, 8) as usize, 1, 1);
                 ic = 8 * rng.range(1, 7) as usize;
+                if rng.next_u64().is_multiple_of(2) {
+                    pointwise_any_width = true;
+                    ic = 4 * rng.range(1, 14) as usize;
+                }
+                unit_strides = rng.next_u64().is_multiple_of(2);
             }
             (false, _) if first => {
                 (h, w) = (rng.range(3, 20) as usize, rng.range(3, 20) as usize);
@@ -445,7 +453,10 @@ pub fn conv_cases(
             (true, 4) => ic = [64, 128, 192][rng.range(0, 2) as usize],
             _ => {}
         }
-        let (sh, sw) = (rng.range(1, 3) as usize, rng.range(1, 3) as usize);
+        let (mut sh, mut sw) = (rng.range(1, 3) as usize, rng.range(1, 3) as usize);
+        if unit_strides {
+            (sh, sw) = (1, 1);
+        }
         let (pad_top, out_h) = axis(rng, h, kh, sh);
         let (pad_left, out_w) = axis(rng, w, kw, sw);
         let oc = if depthwise { ic * if rng.next_u64().is_multiple_of(4) { 2 } else { 1 } } else { oc_conv };
@@ -465,7 +476,7 @@ pub fn conv_cases(
         };
         let abits = if first && !rng.next_u64().is_multiple_of(4) { Bits::B8 } else { act_bits(rng) };
         let in_fmt = ActFormat { bits: abits, zero_point: zero_point(rng, abits) };
-        let wbits = if !depthwise && big == 5 { Bits::B4 } else { weight_bits(rng) };
+        let wbits = if !depthwise && big == 5 && !pointwise_any_width { Bits::B4 } else { weight_bits(rng) };
         let k = kh * kw * if depthwise { 1 } else { ic };
         let out = out_q(rng);
         let out_bytes = out.0.bits.packed_len(out_h * out_w * oc);

@@ -976,12 +976,16 @@ fn conv_impl<const L: usize, const K: u32>(
     // zero point is −128): one `SSAT` per output and no check for a slow channel.
     let plain = (lo, hi) == (-128, 127) && fast.iter().all(|f| !f.is_slow());
     let oc = g.out_c;
+    // A pointwise layer (1×1, unpadded) over an 8-bit input: a pixel's receptive field is its
+    // channels, converted where they are ([`pointwise_fields`]).
+    let pointwise = aligned && (g.kernel_h, g.kernel_w, g.pad_top, g.pad_left) == (1, 1, 0, 0);
     let mut q0 = 0;
     while q0 < npix {
         let n = (npix - q0).min(PIX);
         // A first layer's pixels come from its band.
         let banded = band.as_mut();
-        for p in 0..PIX {
+        let in_place = pointwise && pointwise_fields(g, input, in_fmt.zero_point, q0, n, x);
+        for p in 0..if in_place { 0 } else { PIX } {
             let q = q0 + p;
             if aligned || aligned4 {
                 if p < n {
@@ -1039,6 +1043,180 @@ fn conv_impl<const L: usize, const K: u32>(
         q0 += n;
     }
     Path::Dsp
+}
+
+/// The receptive fields of pixels `q0..q0 + n` (`n ≤ PIX`) of a pointwise layer (1×1, no
+/// padding) over an 8-bit input with 8-bit weights into `x`, as [`im2col_aligned`] makes them:
+/// each pixel's channels converted where they lie, a whole block at once with unit strides
+/// ([`pointwise_w8`]). (The general im2col's window arithmetic cost a layer of 8 input channels
+/// more than its dot products.) False when a field is not inside `input` (which the loader
+/// rules out; the caller's im2col then makes them all).
+#[inline(never)]
+fn pointwise_fields<const L: usize>(
+    g: &Window,
+    input: &[u8],
+    z: i32,
+    q0: usize,
+    n: usize,
+    x: &mut [[[u32; L]; PIX]],
+) -> bool {
+    let k = g.in_c;
+    let unit = (g.stride_h, g.stride_w, g.out_h, g.out_w) == (1, 1, g.in_h, g.in_w);
+    // The channels fill whole blocks of `2L` activations, one per weight word.
+    let whole = (L == 2 || L == 4) && !x.is_empty() && k == 2 * L * x.len();
+    if let (true, PIX, Some(src)) = (unit && whole, n, input.get(q0 * k..(q0 + PIX) * k)) {
+        let (src, zz, xp) = (src.as_ptr(), pair(z, z), x.as_mut_ptr() as *mut u32);
+        // SAFETY: the four fields are `src`'s `4·k` bytes, `k = 2L·x.len()` and `x.len() ≥ 1`.
+        unsafe {
+            if L == 2 {
+                pointwise_w8(src, k, zz, xp, x.len())
+            } else {
+                pointwise_w4(src, k, zz, xp, x.len())
+            }
+        };
+        return true;
+    }
+    if L != 2 {
+        // 4- and 2-bit weights: the general im2col, which converts 4-bit blocks in assembly.
+        return false;
+    }
+    for p in 0..PIX {
+        let q = q0 + p;
+        let at = ((q / g.out_w) * g.stride_h * g.in_w + (q % g.out_w) * g.stride_w) * k;
+        match input.get(at..at + k) {
+            Some(field) if p < n => convert(field, z, x, p),
+            None if p < n => return false,
+            _ => x.iter_mut().for_each(|xb| xb[p] = [0; L]),
+        }
+    }
+    true
+}
+
+/// The receptive fields of a block of four pixels of a pointwise layer with unit strides, for
+/// 8-bit weights: pixel `p`'s field is the `4·words` bytes at `src + p·k`, converted as
+/// [`convert_block`] does (SXTB16 and SXTB16 ROR 8, each minus `zz`) into `x`, one block
+/// `[[u32; 2]; PIX]` per word: 7 instructions per word of a pixel. (The general im2col's window
+/// arithmetic, and [`convert`]'s iterators, cost a layer of 8 input channels more than its
+/// dot products.)
+///
+/// # Safety
+/// `words ≥ 1`; `src + p·k` readable for `4·words` bytes (`p < 4`); `x` writable for
+/// `8·words` words, word-aligned.
+#[inline(always)]
+unsafe fn pointwise_w8(src: *const u8, k: usize, zz: u32, x: *mut u32, words: usize) {
+    // SAFETY: the caller's bounds; LDR of the input may be unaligned (Armv7-M), STRD of `x` is
+    // word-aligned.
+    unsafe {
+        asm!(
+            "2:",
+            "ldr {t}, [{s}]",
+            "add {s2}, {s}, {k}, lsl #1",
+            "sxtb16 {a}, {t}",
+            "sxtb16 {t}, {t}, ror #8",
+            "ssub16 {a}, {a}, {zz}",
+            "ssub16 {t}, {t}, {zz}",
+            "strd {a}, {t}, [{x}]",
+            "ldr {t}, [{s}, {k}]",
+            "sxtb16 {a}, {t}",
+            "sxtb16 {t}, {t}, ror #8",
+            "ssub16 {a}, {a}, {zz}",
+            "ssub16 {t}, {t}, {zz}",
+            "strd {a}, {t}, [{x}, #8]",
+            "ldr {t}, [{s2}]",
+            "sxtb16 {a}, {t}",
+            "sxtb16 {t}, {t}, ror #8",
+            "ssub16 {a}, {a}, {zz}",
+            "ssub16 {t}, {t}, {zz}",
+            "strd {a}, {t}, [{x}, #16]",
+            "ldr {t}, [{s2}, {k}]",
+            "sxtb16 {a}, {t}",
+            "sxtb16 {t}, {t}, ror #8",
+            "ssub16 {a}, {a}, {zz}",
+            "ssub16 {t}, {t}, {zz}",
+            "strd {a}, {t}, [{x}, #24]",
+            "adds {s}, {s}, #4",
+            "adds {x}, {x}, #32",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            s = inout(reg) src => _,
+            x = inout(reg) x => _,
+            n = inout(reg) words => _,
+            k = in(reg) k,
+            zz = in(reg) zz,
+            s2 = out(reg) _,
+            t = out(reg) _,
+            a = out(reg) _,
+            options(nostack),
+        );
+    }
+}
+
+/// [`pointwise_w8`] for 4-bit weights: a block of 8 activations per weight word and pixel,
+/// converted as [`im2col_inside_w4`] does (lanes (0,4), (2,6), (1,5), (3,7), each minus `zz`),
+/// into `x`, one block `[[u32; 4]; PIX]` per word: 15 instructions per word of a pixel.
+///
+/// # Safety
+/// `words ≥ 1`; `src + p·k` readable for `8·words` bytes (`p < 4`); `x` writable for
+/// `16·words` words, word-aligned.
+#[inline(always)]
+unsafe fn pointwise_w4(src: *const u8, k: usize, zz: u32, x: *mut u32, words: usize) {
+    macro_rules! pixel {
+        ($s:literal, $d:literal) => {
+            concat!(
+                "ldr {a}, [",
+                $s,
+                "]\n",
+                "ldr {b}, [",
+                $s,
+                ", #4]\n",
+                "pkhbt {lo}, {a}, {b}, lsl #16\n",
+                "pkhtb {hi}, {b}, {a}, asr #16\n",
+                "sxtb16 {a}, {lo}\n",
+                "sxtb16 {b}, {hi}\n",
+                "sxtb16 {lo}, {lo}, ror #8\n",
+                "sxtb16 {hi}, {hi}, ror #8\n",
+                "ssub16 {a}, {a}, {zz}\n",
+                "ssub16 {b}, {b}, {zz}\n",
+                "ssub16 {lo}, {lo}, {zz}\n",
+                "ssub16 {hi}, {hi}, {zz}\n",
+                "strd {a}, {b}, [{x}, #",
+                $d,
+                "]\n",
+                "strd {lo}, {hi}, [{x}, #",
+                $d,
+                " + 8]\n",
+            )
+        };
+    }
+    // SAFETY: the caller's bounds; LDR of the input may be unaligned (Armv7-M), STRD of `x` is
+    // word-aligned.
+    unsafe {
+        asm!(
+            "2:",
+            pixel!("{s}", "0"),
+            "add {t}, {s}, {k}",
+            pixel!("{t}", "16"),
+            "add {t}, {t}, {k}",
+            pixel!("{t}", "32"),
+            "add {t}, {t}, {k}",
+            pixel!("{t}", "48"),
+            "adds {s}, {s}, #8",
+            "adds {x}, {x}, #64",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            s = inout(reg) src => _,
+            x = inout(reg) x => _,
+            n = inout(reg) words => _,
+            k = in(reg) k,
+            zz = in(reg) zz,
+            t = out(reg) _,
+            a = out(reg) _,
+            b = out(reg) _,
+            lo = out(reg) _,
+            hi = out(reg) _,
+            options(nostack),
+        );
+    }
 }
 
 /// The im2col of a first layer (an 8-bit input of 1–3 channels, weights of any width,
@@ -1723,6 +1901,29 @@ macro_rules! quads_w4 {
     };
 }
 
+/// [`quads_w4`] eight words per iteration, for rows of a multiple of eight words (64, 128, …
+/// weights): the loop's end test, a load from the stack, is then paid half as often, which
+/// makes a 4-bit row of 64 weights no dearer than an 8-bit one.
+macro_rules! octs_w4 {
+    () => {
+        concat!(
+            "4:\n",
+            step_w4!(mask "0", "8", "16", "24", "32", "40", "48", "56"),
+            step_w4!(mask "64", "72", "80", "88", "96", "104", "112", "120"),
+            step_w4!(mask "128", "136", "144", "152", "160", "168", "176", "184"),
+            step_w4!(mask "192", "200", "208", "216", "224", "232", "240", "248"),
+            step_w4!(mask "256", "264", "272", "280", "288", "296", "304", "312"),
+            step_w4!(mask "320", "328", "336", "344", "352", "360", "368", "376"),
+            step_w4!(mask "384", "392", "400", "408", "416", "424", "432", "440"),
+            step_w4!(mask "448", "456", "464", "472", "480", "488", "496", "504"),
+            "add r1, r1, #512\n",
+            "ldr r3, [sp, #32]\n",
+            "cmp r1, r3\n",
+            "bne 4b\n",
+        )
+    };
+}
+
 /// The main 2-bit loop: two words per iteration, the mask in r2, until the im2col end.
 macro_rules! pairs_w2 {
     () => {
@@ -1926,6 +2127,7 @@ unsafe fn rows_plain<const L: usize, const OTHER: bool>(
         // SAFETY: the caller's bounds (`L = 4`).
         (4, _) if tail => unsafe { rows_plain_w4_other(w, row_bytes, x, words, rq, out, oc, rows, tail) },
         (2, true) => row_loop!("lsr r2, r2, #1", "3:", step_w8!(), step_w8!(), "subs r2, r2, #1", "bne 3b"),
+        (4, true) if words.is_multiple_of(8) => row_loop!("mov r2, #0xF0F0F0F0", octs_w4!(),),
         (4, true) => row_loop!("mov r2, #0xF0F0F0F0", quads_w4!(),),
         (4, false) if words % 4 == 1 && words > 4 => row_loop!(
             // One word, then four per iteration.
