@@ -976,16 +976,21 @@ fn conv_impl<const L: usize, const K: u32>(
     // zero point is −128): one `SSAT` per output and no check for a slow channel.
     let plain = (lo, hi) == (-128, 127) && fast.iter().all(|f| !f.is_slow());
     let oc = g.out_c;
-    // A pointwise layer (1×1, unpadded) over an 8-bit input: a pixel's receptive field is its
-    // channels, converted where they are ([`pointwise_fields`]).
-    let pointwise = aligned && (g.kernel_h, g.kernel_w, g.pad_top, g.pad_left) == (1, 1, 0, 0);
+    // A pointwise layer (1×1) with unit strides over an 8-bit input, 8- or 4-bit weights: a
+    // pixel's receptive field is its channels, converted where they lie ([`pointwise_fields`]).
+    let in_place = aligned
+        && (L == 2 || L == 4)
+        && (g.kernel_h, g.kernel_w, g.stride_h, g.stride_w, g.pad_top, g.pad_left) == (1, 1, 1, 1, 0, 0)
+        && (g.out_h, g.out_w) == (g.in_h, g.in_w)
+        && !x.is_empty()
+        && k == 2 * L * x.len();
     let mut q0 = 0;
     while q0 < npix {
         let n = (npix - q0).min(PIX);
         // A first layer's pixels come from its band.
         let banded = band.as_mut();
-        let in_place = pointwise && pointwise_fields(g, input, in_fmt.zero_point, q0, n, x);
-        for p in 0..if in_place { 0 } else { PIX } {
+        let converted = in_place && n == PIX && pointwise_fields(input, k, in_fmt.zero_point, q0, x);
+        for p in 0..if converted { 0 } else { PIX } {
             let q = q0 + p;
             if aligned || aligned4 {
                 if p < n {
@@ -1045,50 +1050,26 @@ fn conv_impl<const L: usize, const K: u32>(
     Path::Dsp
 }
 
-/// The receptive fields of pixels `q0..q0 + n` (`n ≤ PIX`) of a pointwise layer (1×1, no
-/// padding) over an 8-bit input with 8-bit weights into `x`, as [`im2col_aligned`] makes them:
-/// each pixel's channels converted where they lie, a whole block at once with unit strides
-/// ([`pointwise_w8`]). (The general im2col's window arithmetic cost a layer of 8 input channels
-/// more than its dot products.) False when a field is not inside `input` (which the loader
-/// rules out; the caller's im2col then makes them all).
+/// The receptive fields of the block of four pixels from `q0` of a pointwise layer with unit
+/// strides ([`conv_impl`]'s `in_place`: pixel `q`'s field is the input's bytes `q·k..(q + 1)·k`,
+/// whole blocks of `2L` activations) into `x`, as [`im2col_aligned`] makes them, converted where
+/// they lie by [`pointwise_w8`] or [`pointwise_w4`]. (The general im2col's window arithmetic
+/// cost a layer of 8 input channels more than its dot products.) False, nothing written, when
+/// the block is not inside `input` (which the loader rules out).
 #[inline(never)]
-fn pointwise_fields<const L: usize>(
-    g: &Window,
-    input: &[u8],
-    z: i32,
-    q0: usize,
-    n: usize,
-    x: &mut [[[u32; L]; PIX]],
-) -> bool {
-    let k = g.in_c;
-    let unit = (g.stride_h, g.stride_w, g.out_h, g.out_w) == (1, 1, g.in_h, g.in_w);
-    // The channels fill whole blocks of `2L` activations, one per weight word.
-    let whole = (L == 2 || L == 4) && !x.is_empty() && k == 2 * L * x.len();
-    if let (true, PIX, Some(src)) = (unit && whole, n, input.get(q0 * k..(q0 + PIX) * k)) {
-        let (src, zz, xp) = (src.as_ptr(), pair(z, z), x.as_mut_ptr() as *mut u32);
-        // SAFETY: the four fields are `src`'s `4·k` bytes, `k = 2L·x.len()` and `x.len() ≥ 1`.
-        unsafe {
-            if L == 2 {
-                pointwise_w8(src, k, zz, xp, x.len())
-            } else {
-                pointwise_w4(src, k, zz, xp, x.len())
-            }
-        };
-        return true;
-    }
-    if L != 2 {
-        // 4- and 2-bit weights: the general im2col, which converts 4-bit blocks in assembly.
+fn pointwise_fields<const L: usize>(input: &[u8], k: usize, z: i32, q0: usize, x: &mut [[[u32; L]; PIX]]) -> bool {
+    let Some(src) = input.get(q0 * k..(q0 + PIX) * k) else {
         return false;
-    }
-    for p in 0..PIX {
-        let q = q0 + p;
-        let at = ((q / g.out_w) * g.stride_h * g.in_w + (q % g.out_w) * g.stride_w) * k;
-        match input.get(at..at + k) {
-            Some(field) if p < n => convert(field, z, x, p),
-            None if p < n => return false,
-            _ => x.iter_mut().for_each(|xb| xb[p] = [0; L]),
+    };
+    let (src, zz, xp) = (src.as_ptr(), pair(z, z), x.as_mut_ptr() as *mut u32);
+    // SAFETY: the four fields are `src`'s `4·k` bytes; the caller's `k = 2L·x.len()`, `x.len() ≥ 1`.
+    unsafe {
+        if L == 2 {
+            pointwise_w8(src, k, zz, xp, x.len())
+        } else {
+            pointwise_w4(src, k, zz, xp, x.len())
         }
-    }
+    };
     true
 }
 
