@@ -976,12 +976,11 @@ fn conv_impl<const L: usize, const K: u32>(
     // zero point is −128): one `SSAT` per output and no check for a slow channel.
     let plain = (lo, hi) == (-128, 127) && fast.iter().all(|f| !f.is_slow());
     let oc = g.out_c;
-    // A pointwise layer (1×1) with unit strides over an 8-bit input, 8- or 4-bit weights: a
-    // pixel's receptive field is its channels, converted where they lie ([`pointwise_fields`]).
+    // A pointwise layer (1×1, unpadded) over an 8-bit input, 8- or 4-bit weights: a pixel's
+    // receptive field is its channels, converted where they lie ([`pointwise_fields`]).
     let in_place = aligned
         && (L == 2 || L == 4)
-        && (g.kernel_h, g.kernel_w, g.stride_h, g.stride_w, g.pad_top, g.pad_left) == (1, 1, 1, 1, 0, 0)
-        && (g.out_h, g.out_w) == (g.in_h, g.in_w)
+        && (g.kernel_h, g.kernel_w, g.pad_top, g.pad_left) == (1, 1, 0, 0)
         && !x.is_empty()
         && k == 2 * L * x.len();
     let mut q0 = 0;
@@ -989,10 +988,12 @@ fn conv_impl<const L: usize, const K: u32>(
         let n = (npix - q0).min(PIX);
         // A first layer's pixels come from its band.
         let banded = band.as_mut();
-        let converted = in_place && n == PIX && pointwise_fields(input, k, in_fmt.zero_point, q0, x);
-        for p in 0..if converted { 0 } else { PIX } {
+        for p in 0..PIX {
             let q = q0 + p;
             if aligned || aligned4 {
+                if p == 0 && in_place && n == PIX && pointwise_fields(g, input, in_fmt.zero_point, q0, x) {
+                    break;
+                }
                 if p < n {
                     im2col_aligned(g, input, in_fmt, q / g.out_w, q % g.out_w, x, p);
                 } else {
@@ -1050,81 +1051,81 @@ fn conv_impl<const L: usize, const K: u32>(
     Path::Dsp
 }
 
-/// The receptive fields of the block of four pixels from `q0` of a pointwise layer with unit
-/// strides ([`conv_impl`]'s `in_place`: pixel `q`'s field is the input's bytes `q·k..(q + 1)·k`,
-/// whole blocks of `2L` activations) into `x`, as [`im2col_aligned`] makes them, converted where
-/// they lie by [`pointwise_w8`] or [`pointwise_w4`]. (The general im2col's window arithmetic
-/// cost a layer of 8 input channels more than its dot products.) False, nothing written, when
-/// the block is not inside `input` (which the loader rules out).
+/// The receptive fields of the block of four pixels from `q0` of a pointwise layer
+/// ([`conv_impl`]'s `in_place`: 1×1, unpadded, the `k` input channels whole blocks of `2L`
+/// activations) into `x`, as [`im2col_aligned`] makes them, converted where they lie by
+/// [`pointwise_w8`] or [`pointwise_w4`]. (The general im2col's window arithmetic cost a layer of
+/// 8 input channels more than its dot products.) False, nothing written, when a field is not
+/// inside `input` (which the loader rules out).
 #[inline(never)]
-fn pointwise_fields<const L: usize>(input: &[u8], k: usize, z: i32, q0: usize, x: &mut [[[u32; L]; PIX]]) -> bool {
-    let Some(src) = input.get(q0 * k..(q0 + PIX) * k) else {
-        return false;
-    };
-    let (src, zz, xp) = (src.as_ptr(), pair(z, z), x.as_mut_ptr() as *mut u32);
-    // SAFETY: the four fields are `src`'s `4·k` bytes; the caller's `k = 2L·x.len()`, `x.len() ≥ 1`.
+fn pointwise_fields<const L: usize>(g: &Window, input: &[u8], z: i32, q0: usize, x: &mut [[[u32; L]; PIX]]) -> bool {
+    let k = g.in_c;
+    let mut fields = [input.as_ptr(); PIX];
+    for (p, f) in fields.iter_mut().enumerate() {
+        let q = q0 + p;
+        let at = ((q / g.out_w) * g.stride_h * g.in_w + (q % g.out_w) * g.stride_w) * k;
+        match input.get(at..at + k) {
+            Some(field) => *f = field.as_ptr(),
+            None => return false,
+        }
+    }
+    let (zz, xp) = (pair(z, z), x.as_mut_ptr() as *mut u32);
+    // SAFETY: each field is `k` bytes of `input`; the caller's `k = 2L·x.len()`, `x.len() ≥ 1`.
     unsafe {
         if L == 2 {
-            pointwise_w8(src, k, zz, xp, x.len())
+            pointwise_w8(fields, zz, xp, x.len())
         } else {
-            pointwise_w4(src, k, zz, xp, x.len())
+            pointwise_w4(fields, zz, xp, x.len())
         }
     };
     true
 }
 
-/// The receptive fields of a block of four pixels of a pointwise layer with unit strides, for
-/// 8-bit weights: pixel `p`'s field is the `4·words` bytes at `src + p·k`, converted as
-/// [`convert_block`] does (SXTB16 and SXTB16 ROR 8, each minus `zz`) into `x`, one block
-/// `[[u32; 2]; PIX]` per word: 7 instructions per word of a pixel. (The general im2col's window
-/// arithmetic, and [`convert`]'s iterators, cost a layer of 8 input channels more than its
-/// dot products.)
+/// The receptive fields of a block of four pixels of a pointwise layer, for 8-bit weights: pixel
+/// `p`'s field is the `4·words` bytes at `fields[p]`, converted as [`convert_block`] does
+/// (SXTB16 and SXTB16 ROR 8, each minus `zz`) into `x`, one block `[[u32; 2]; PIX]` per word:
+/// 6 instructions per word of a pixel.
 ///
 /// # Safety
-/// `words ≥ 1`; `src + p·k` readable for `4·words` bytes (`p < 4`); `x` writable for
-/// `8·words` words, word-aligned.
+/// `words ≥ 1`; `fields[p]` readable for `4·words` bytes; `x` writable for `8·words` words,
+/// word-aligned.
 #[inline(always)]
-unsafe fn pointwise_w8(src: *const u8, k: usize, zz: u32, x: *mut u32, words: usize) {
+unsafe fn pointwise_w8(fields: [*const u8; PIX], zz: u32, x: *mut u32, words: usize) {
+    macro_rules! pixel {
+        ($s:literal, $d:literal) => {
+            concat!(
+                "ldr {t}, [",
+                $s,
+                "], #4\n",
+                "sxtb16 {a}, {t}\n",
+                "sxtb16 {t}, {t}, ror #8\n",
+                "ssub16 {a}, {a}, {zz}\n",
+                "ssub16 {t}, {t}, {zz}\n",
+                "strd {a}, {t}, [{x}, #",
+                $d,
+                "]\n",
+            )
+        };
+    }
     // SAFETY: the caller's bounds; LDR of the input may be unaligned (Armv7-M), STRD of `x` is
     // word-aligned.
     unsafe {
         asm!(
             "2:",
-            "ldr {t}, [{s}]",
-            "add {s2}, {s}, {k}, lsl #1",
-            "sxtb16 {a}, {t}",
-            "sxtb16 {t}, {t}, ror #8",
-            "ssub16 {a}, {a}, {zz}",
-            "ssub16 {t}, {t}, {zz}",
-            "strd {a}, {t}, [{x}]",
-            "ldr {t}, [{s}, {k}]",
-            "sxtb16 {a}, {t}",
-            "sxtb16 {t}, {t}, ror #8",
-            "ssub16 {a}, {a}, {zz}",
-            "ssub16 {t}, {t}, {zz}",
-            "strd {a}, {t}, [{x}, #8]",
-            "ldr {t}, [{s2}]",
-            "sxtb16 {a}, {t}",
-            "sxtb16 {t}, {t}, ror #8",
-            "ssub16 {a}, {a}, {zz}",
-            "ssub16 {t}, {t}, {zz}",
-            "strd {a}, {t}, [{x}, #16]",
-            "ldr {t}, [{s2}, {k}]",
-            "sxtb16 {a}, {t}",
-            "sxtb16 {t}, {t}, ror #8",
-            "ssub16 {a}, {a}, {zz}",
-            "ssub16 {t}, {t}, {zz}",
-            "strd {a}, {t}, [{x}, #24]",
-            "adds {s}, {s}, #4",
+            pixel!("{s0}", "0"),
+            pixel!("{s1}", "8"),
+            pixel!("{s2}", "16"),
+            pixel!("{s3}", "24"),
             "adds {x}, {x}, #32",
             "subs {n}, {n}, #1",
             "bne 2b",
-            s = inout(reg) src => _,
+            s0 = inout(reg) fields[0] => _,
+            s1 = inout(reg) fields[1] => _,
+            s2 = inout(reg) fields[2] => _,
+            s3 = inout(reg) fields[3] => _,
             x = inout(reg) x => _,
             n = inout(reg) words => _,
-            k = in(reg) k,
             zz = in(reg) zz,
-            s2 = out(reg) _,
             t = out(reg) _,
             a = out(reg) _,
             options(nostack),
@@ -1134,22 +1135,22 @@ unsafe fn pointwise_w8(src: *const u8, k: usize, zz: u32, x: *mut u32, words: us
 
 /// [`pointwise_w8`] for 4-bit weights: a block of 8 activations per weight word and pixel,
 /// converted as [`im2col_inside_w4`] does (lanes (0,4), (2,6), (1,5), (3,7), each minus `zz`),
-/// into `x`, one block `[[u32; 4]; PIX]` per word: 15 instructions per word of a pixel.
+/// into `x`, one block `[[u32; 4]; PIX]` per word: 14 instructions per word of a pixel.
 ///
 /// # Safety
-/// `words ≥ 1`; `src + p·k` readable for `8·words` bytes (`p < 4`); `x` writable for
-/// `16·words` words, word-aligned.
+/// `words ≥ 1`; `fields[p]` readable for `8·words` bytes; `x` writable for `16·words` words,
+/// word-aligned.
 #[inline(always)]
-unsafe fn pointwise_w4(src: *const u8, k: usize, zz: u32, x: *mut u32, words: usize) {
+unsafe fn pointwise_w4(fields: [*const u8; PIX], zz: u32, x: *mut u32, words: usize) {
     macro_rules! pixel {
         ($s:literal, $d:literal) => {
             concat!(
                 "ldr {a}, [",
                 $s,
-                "]\n",
+                "], #4\n",
                 "ldr {b}, [",
                 $s,
-                ", #4]\n",
+                "], #4\n",
                 "pkhbt {lo}, {a}, {b}, lsl #16\n",
                 "pkhtb {hi}, {b}, {a}, asr #16\n",
                 "sxtb16 {a}, {lo}\n",
@@ -1174,23 +1175,20 @@ unsafe fn pointwise_w4(src: *const u8, k: usize, zz: u32, x: *mut u32, words: us
     unsafe {
         asm!(
             "2:",
-            pixel!("{s}", "0"),
-            "add {t}, {s}, {k}",
-            pixel!("{t}", "16"),
-            "add {t}, {t}, {k}",
-            pixel!("{t}", "32"),
-            "add {t}, {t}, {k}",
-            pixel!("{t}", "48"),
-            "adds {s}, {s}, #8",
+            pixel!("{s0}", "0"),
+            pixel!("{s1}", "16"),
+            pixel!("{s2}", "32"),
+            pixel!("{s3}", "48"),
             "adds {x}, {x}, #64",
             "subs {n}, {n}, #1",
             "bne 2b",
-            s = inout(reg) src => _,
+            s0 = inout(reg) fields[0] => _,
+            s1 = inout(reg) fields[1] => _,
+            s2 = inout(reg) fields[2] => _,
+            s3 = inout(reg) fields[3] => _,
             x = inout(reg) x => _,
             n = inout(reg) words => _,
-            k = in(reg) k,
             zz = in(reg) zz,
-            t = out(reg) _,
             a = out(reg) _,
             b = out(reg) _,
             lo = out(reg) _,
