@@ -298,6 +298,20 @@ fn dot<const L: usize, const P: usize>(row: &[u8], x: &[[[u32; L]; P]]) -> [i32;
     acc
 }
 
+/// [`dot`] of pixel `p` of the blocks alone.
+#[inline(never)]
+fn dot_one<const L: usize>(row: &[u8], x: &[[[u32; L]; PIX]], p: usize) -> i32 {
+    let mut acc = [0i32; 1];
+    for (wb, xb) in row.chunks_exact(4).zip(x) {
+        mac(word(wb), core::array::from_ref(&xb[p]), &mut acc);
+    }
+    let full = row.len() / 4;
+    if let (true, Some(xb)) = (!row.len().is_multiple_of(4), x.get(full)) {
+        mac(tail_word(row, full), core::array::from_ref(&xb[p]), &mut acc);
+    }
+    acc[0]
+}
+
 /// [`dot`] of `n ≥ 1` whole 8-bit weight words (at `w`, any alignment) with `n` blocks of
 /// `[[u32; 2]; 4]` at `x` (word-aligned): two words per loop iteration, 33 instructions per 32
 /// multiply-accumulates, and one more single-word step when `n` is odd.
@@ -1040,7 +1054,13 @@ fn conv_impl<const L: usize, const K: u32>(
             }
         } else {
             for (c, (row, f)) in weights.chunks_exact(row_bytes).zip(fast).enumerate() {
-                let acc = dot(row, x);
+                // The one or two pixels past the blocks of four (dscnn's 125 pixels, a 3×3 map's
+                // 9) alone: a block's dot product for one pixel costs twice as much.
+                let acc = if n <= 2 {
+                    core::array::from_fn(|p| if p < n { dot_one(row, x, p) } else { 0 })
+                } else {
+                    dot(row, x)
+                };
                 for (p, &a) in acc.iter().enumerate().take(n) {
                     put(output, out_bits, (q0 + p) * oc + c, f.apply(a, lo, hi));
                 }
