@@ -1153,6 +1153,33 @@ unsafe fn pointwise_w8(fields: [*const u8; PIX], zz: u32, x: *mut u32, words: us
     }
 }
 
+/// The assembly of one block of eight 8-bit activations at `$src` (advanced past them) as the
+/// four lane pairs of a 4-bit weight word, `a − z` ((0, 4), (2, 6), (1, 5), (3, 7), as
+/// [`convert_block`] makes them), stored at `$dst + $off`: the inner step of
+/// [`im2col_inside_w4`] and [`pointwise_w4`]. Its operands are `{zz}` (the zero point twice) and
+/// the scratch registers `{a}`, `{b}`, `{lo}` and `{hi}`.
+#[rustfmt::skip]
+macro_rules! w4_block_asm {
+    ($src:literal, $dst:literal, $off:literal) => {
+        concat!(
+            "ldr {a}, [", $src, "], #4\n",
+            "ldr {b}, [", $src, "], #4\n",
+            "pkhbt {lo}, {a}, {b}, lsl #16\n",
+            "pkhtb {hi}, {b}, {a}, asr #16\n",
+            "sxtb16 {a}, {lo}\n",
+            "sxtb16 {b}, {hi}\n",
+            "sxtb16 {lo}, {lo}, ror #8\n",
+            "sxtb16 {hi}, {hi}, ror #8\n",
+            "ssub16 {a}, {a}, {zz}\n",
+            "ssub16 {b}, {b}, {zz}\n",
+            "ssub16 {lo}, {lo}, {zz}\n",
+            "ssub16 {hi}, {hi}, {zz}\n",
+            "strd {a}, {b}, [", $dst, ", #", $off, "]\n",
+            "strd {lo}, {hi}, [", $dst, ", #", $off, " + 8]\n",
+        )
+    };
+}
+
 /// [`pointwise_w8`] for 4-bit weights: a block of 8 activations per weight word and pixel,
 /// converted as [`im2col_inside_w4`] does (lanes (0,4), (2,6), (1,5), (3,7), each minus `zz`),
 /// into `x`, one block `[[u32; 4]; PIX]` per word: 14 instructions per word of a pixel.
@@ -1162,43 +1189,15 @@ unsafe fn pointwise_w8(fields: [*const u8; PIX], zz: u32, x: *mut u32, words: us
 /// word-aligned.
 #[inline(always)]
 unsafe fn pointwise_w4(fields: [*const u8; PIX], zz: u32, x: *mut u32, words: usize) {
-    macro_rules! pixel {
-        ($s:literal, $d:literal) => {
-            concat!(
-                "ldr {a}, [",
-                $s,
-                "], #4\n",
-                "ldr {b}, [",
-                $s,
-                "], #4\n",
-                "pkhbt {lo}, {a}, {b}, lsl #16\n",
-                "pkhtb {hi}, {b}, {a}, asr #16\n",
-                "sxtb16 {a}, {lo}\n",
-                "sxtb16 {b}, {hi}\n",
-                "sxtb16 {lo}, {lo}, ror #8\n",
-                "sxtb16 {hi}, {hi}, ror #8\n",
-                "ssub16 {a}, {a}, {zz}\n",
-                "ssub16 {b}, {b}, {zz}\n",
-                "ssub16 {lo}, {lo}, {zz}\n",
-                "ssub16 {hi}, {hi}, {zz}\n",
-                "strd {a}, {b}, [{x}, #",
-                $d,
-                "]\n",
-                "strd {lo}, {hi}, [{x}, #",
-                $d,
-                " + 8]\n",
-            )
-        };
-    }
     // SAFETY: the caller's bounds; LDR of the input may be unaligned (Armv7-M), STRD of `x` is
     // word-aligned.
     unsafe {
         asm!(
             "2:",
-            pixel!("{s0}", "0"),
-            pixel!("{s1}", "16"),
-            pixel!("{s2}", "32"),
-            pixel!("{s3}", "48"),
+            w4_block_asm!("{s0}", "{x}", "0"),
+            w4_block_asm!("{s1}", "{x}", "16"),
+            w4_block_asm!("{s2}", "{x}", "32"),
+            w4_block_asm!("{s3}", "{x}", "48"),
             "adds {x}, {x}, #64",
             "subs {n}, {n}, #1",
             "bne 2b",
@@ -2291,20 +2290,7 @@ fn im2col_inside_w4<const L: usize, const P: usize>(
             "1:",
             "mov {n}, {blocks}",
             "2:",
-            "ldr {a}, [{s}], #4",
-            "ldr {b}, [{s}], #4",
-            "pkhbt {lo}, {a}, {b}, lsl #16",
-            "pkhtb {hi}, {b}, {a}, asr #16",
-            "sxtb16 {a}, {lo}",
-            "sxtb16 {b}, {hi}",
-            "sxtb16 {lo}, {lo}, ror #8",
-            "sxtb16 {hi}, {hi}, ror #8",
-            "ssub16 {a}, {a}, {zz}",
-            "ssub16 {b}, {b}, {zz}",
-            "ssub16 {lo}, {lo}, {zz}",
-            "ssub16 {hi}, {hi}, {zz}",
-            "strd {a}, {b}, [{d}]",
-            "strd {lo}, {hi}, [{d}, #8]",
+            w4_block_asm!("{s}", "{d}", "0"),
             "add {d}, {d}, #64",
             "subs {n}, {n}, #1",
             "bne 2b",
