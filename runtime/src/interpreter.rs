@@ -16,7 +16,8 @@ use crate::quant::{round_half_away, store, Biases, Bits, Multipliers};
 ///
 /// On x86-64 with AVX-512 VNNI, [`Interpreter::with_workspace`] lays out the convolution, depthwise
 /// and fully connected weights once, in a caller-provided workspace, for the kernels to read on every
-/// inference (with [`Interpreter::new`] they lay them out on each call); the other paths prepare
+/// inference (with [`Interpreter::new`] they lay them out on each call, a chunk at a time in a
+/// bounded stack buffer: any model runs in a thread of 64 KiB of stack either way); the other paths prepare
 /// nothing and the workspace is not part of the interpreter on other targets.
 pub struct Interpreter<'m, 'a, const KERNELS: u32 = { linked::ALL }> {
     model: &'m Model<'m>,

@@ -2,7 +2,7 @@
 //! paths: every output byte of every path against the scalar reference, every path running
 //! itself. The firmware's own seed first, then random seeds.
 
-use hawq_kernel_cases::{every_op, Bufs, Rng, Tally, SCRATCH};
+use hawq_kernel_cases::{every_op, Bufs, Rng, Tally, PREPARED, SCRATCH};
 use hawq_runtime::kernels::{self, Path};
 use proptest::prelude::*;
 
@@ -12,8 +12,15 @@ const CASES: u32 = 5000;
 fn run_all(seed: u64, cases: u32) -> [Tally; 4] {
     let (mut input, mut weights) = (vec![0u8; 16384], vec![0u8; 65536]);
     let (mut want, mut got, mut scratch) = (vec![0u8; 65536], vec![0u8; 65536], vec![0u8; SCRATCH]);
-    let mut b =
-        Bufs { input: &mut input, weights: &mut weights, want: &mut want, got: &mut got, scratch: &mut scratch };
+    let mut prepared = vec![0u8; PREPARED];
+    let mut b = Bufs {
+        input: &mut input,
+        weights: &mut weights,
+        want: &mut want,
+        got: &mut got,
+        scratch: &mut scratch,
+        prepared: &mut prepared,
+    };
     let paths: Vec<Path> = kernels::available().into_iter().collect();
     let mut rng = Rng(seed | 1);
     every_op(&mut rng, &mut b, cases, &paths).unwrap_or_else(|f| panic!("seed {seed:#x}: {f}"))
@@ -37,4 +44,18 @@ proptest! {
     fn random_seeds_pass_on_every_path_of_this_machine(seed in any::<u64>()) {
         run_all(seed, 300);
     }
+}
+
+/// Bytes of stack a thread running the host kernels needs at most: their buffers are bounded
+/// (a band of the padded image, a pass of depthwise tables, a strip of stacked columns) or
+/// prepared in the interpreter's workspace, never a layer's worth on the stack. Measured:
+/// about 45 KiB with this test's own frames (200–256 KiB before).
+const HOST_STACK: usize = 64 * 1024;
+
+#[test]
+fn every_path_runs_in_a_thread_of_64_kib_of_stack() {
+    let worker = std::thread::Builder::new().stack_size(HOST_STACK);
+    // A stack overflow aborts the test process: this fails loudly, not by a panic.
+    let tallies = worker.spawn(|| run_all(0x5EED_57AC, 1000)).expect("spawn").join().expect("no panic");
+    assert!(tallies.iter().all(|t| t.cases == 1000), "{tallies:?}");
 }

@@ -71,6 +71,39 @@ fn avx512_takes(case: &ConvK, depthwise: bool) -> bool {
         ) > 0
 }
 
+/// Bytes of the stack buffer in which the AVX-512 VNNI convolution lays out the weights it was
+/// not given prepared, a chunk of whole groups of 16 output channels at a time.
+const AVX512_CHUNK_BYTES: usize = 16 * 1024;
+
+/// Whether the AVX-512 VNNI kernel takes a convolution without prepared weights: a layer in its
+/// kernel one group of whose layout fits [`AVX512_CHUNK_BYTES`] (else it hands it on).
+fn avx512_takes_unprepared(case: &ConvK) -> bool {
+    let g16 = Window { out_c: case.g.out_c.min(16), ..case.g };
+    let group = kernels::conv2d_prepared_bytes_on(
+        Path::Avx512Vnni,
+        &g16,
+        bits_of(case.in_fmt.0),
+        &case.weights,
+        bits_of(case.weight_bits),
+    );
+    avx512_takes(case, false) && group <= AVX512_CHUNK_BYTES
+}
+
+/// [`avx512_takes_unprepared`] of a fully connected layer (a one-pixel convolution).
+fn avx512_fc_takes_unprepared(c: &FcK) -> bool {
+    let bytes = |m| {
+        kernels::fully_connected_prepared_bytes_on(
+            Path::Avx512Vnni,
+            c.n,
+            m,
+            bits_of(c.in_fmt.0),
+            &c.weights,
+            bits_of(c.weight_bits),
+        )
+    };
+    bytes(c.m) > 0 && bytes(c.m.min(16)) <= AVX512_CHUNK_BYTES
+}
+
 /// The conv-shaped kernels of each path (`depthwise` selects the depthwise ones).
 fn conv_paths(depthwise: bool) -> Vec<(Option<Path>, ConvFn)> {
     paths()
@@ -79,6 +112,13 @@ fn conv_paths(depthwise: bool) -> Vec<(Option<Path>, ConvFn)> {
             let f: ConvFn = match (p, depthwise) {
                 (None, false) => Box::new(kernels::conv2d::<{ kernels::linked::ALL }>),
                 (None, true) => Box::new(kernels::depthwise_conv2d::<{ kernels::linked::ALL }>),
+                // AVX-512 VNNI runs a convolution only over weights laid out beforehand: here,
+                // for each call.
+                (Some(Path::Avx512Vnni), false) => Box::new(move |g, i, f, w, b, r, o, s| {
+                    let mut prepared = vec![0u8; kernels::conv2d_prepared_bytes_on(Path::Avx512Vnni, g, f.bits, w, b)];
+                    kernels::prepare_conv2d_on(Path::Avx512Vnni, g, f, w, b, r, &mut prepared);
+                    kernels::conv2d_prepared_on(Path::Avx512Vnni, g, i, f, w, b, r, o, s, &prepared).expect("available")
+                }),
                 (Some(p), false) => Box::new(move |g, i, f, w, b, r, o, s| {
                     kernels::conv2d_on(p, g, i, f, w, b, r, o, s).expect("available")
                 }),
@@ -97,6 +137,13 @@ fn fc_paths() -> Vec<(Option<Path>, FcFn)> {
         .map(|p| {
             let f: FcFn = match p {
                 None => Box::new(kernels::fully_connected::<{ kernels::linked::ALL }>),
+                // As in [`conv_paths`].
+                Some(Path::Avx512Vnni) => Box::new(move |n, m, i, f, w, b, r, o, s| {
+                    let p = Path::Avx512Vnni;
+                    let mut prepared = vec![0u8; kernels::fully_connected_prepared_bytes_on(p, n, m, f.bits, w, b)];
+                    kernels::prepare_fully_connected_on(p, n, m, f, w, b, r, &mut prepared);
+                    kernels::fully_connected_prepared_on(p, n, m, i, f, w, b, r, o, s, &prepared).expect("available")
+                }),
                 Some(p) => Box::new(move |n, m, i, f, w, b, r, o, s| {
                     kernels::fully_connected_on(p, n, m, i, f, w, b, r, o, s).expect("available")
                 }),
@@ -300,7 +347,12 @@ fn conv_property_of(what: &str, depthwise: bool, cases: u32, strategy: impl Stra
         for (p, f) in &paths {
             let (got, ran) = run_conv(case, depthwise, f);
             compare(name(*p), &want, &got)?;
-            check_path(*p, ran, avx512_takes(case, depthwise))?;
+            // The dispatch has no prepared weights.
+            let takes = match (p, depthwise) {
+                (None, false) => avx512_takes_unprepared(case),
+                _ => avx512_takes(case, depthwise),
+            };
+            check_path(*p, ran, takes)?;
         }
         Ok(())
     });
@@ -368,7 +420,8 @@ fn conv2d_past_2048_taps_runs_on_each_x86_path() {
         for (p, f) in &paths {
             let (got, ran) = run_conv(case, false, f);
             compare(name(*p), &want, &got)?;
-            check_path(*p, ran, in_kernel)?;
+            // The dispatch has no prepared weights.
+            check_path(*p, ran, if p.is_some() { in_kernel } else { avx512_takes_unprepared(case) })?;
         }
         Ok(())
     });
@@ -376,6 +429,83 @@ fn conv2d_past_2048_taps_runs_on_each_x86_path() {
         let own = own.into_inner();
         eprintln!("conv2d past 2,048 taps: {own} cases on the AVX-512 VNNI kernel itself");
         assert!(own > 0, "no case on the AVX-512 VNNI kernel itself");
+    }
+}
+
+/// Without prepared weights (`Interpreter::new`, the C API) the AVX-512 VNNI convolution lays
+/// them out itself, a chunk of output channels at a time in a 16 KiB stack buffer: layers of up
+/// to 256 channels (one chunk to sixteen) and receptive fields up to 500, each identical to the
+/// reference and on the AVX-512 VNNI kernel itself.
+#[test]
+fn conv2d_without_prepared_weights_runs_avx512_in_chunks_of_channels() {
+    if !kernels::available().contains(&Path::Avx512Vnni) {
+        return;
+    }
+    let geom = geometry(4, 3).boxed();
+    let ic = prop_oneof![Just(16usize), 1..=55usize].boxed();
+    let oc = prop_oneof![Just(64usize), 1..=256usize].boxed();
+    let strategy =
+        conv_k_of(false, geom, ic, oc).prop_filter("K ≤ 500", |c| c.g.kernel_h * c.g.kernel_w * c.g.in_c <= 500);
+    let unprepared: ConvFn = Box::new(|g, i, f, w, b, r, o, s| {
+        kernels::conv2d_on(Path::Avx512Vnni, g, i, f, w, b, r, o, s).expect("available")
+    });
+    let reference: ConvFn = Box::new(|g, i, f, w, b, r, o, _| {
+        reference::conv2d(g, i, f, w, b, r, o);
+        Path::Scalar
+    });
+    check("conv2d unprepared on AVX-512", 300, strategy, &["avx512-vnni"], |case| {
+        let (want, _) = run_conv(case, false, &reference);
+        let (got, ran) = run_conv(case, false, &unprepared);
+        compare("avx512-vnni unprepared", &want, &got)?;
+        check_path(Some(Path::Avx512Vnni), ran, avx512_takes_unprepared(case))?;
+        prop_assert!(avx512_takes_unprepared(case) || !avx512_takes(case, false), "K ≤ 500 fits a chunk");
+        Ok(())
+    });
+}
+
+/// Images larger than the AVX-512 VNNI convolution's 16 KiB buffer for the padded input
+/// (36×36×16 and the like): it reads them in bands of output rows whose input rows fit, each
+/// band's padding where the image has it (top, bottom, none), with strides of 1–3 and kernels
+/// of 1–5 rows. Each path identical to the reference, AVX-512 VNNI on its own kernel whenever
+/// its weights fit (asserted for most cases).
+#[test]
+fn conv2d_over_images_past_the_padded_buffer_matches_reference() {
+    let sizes = (24..=56usize, 16..=48usize, 1..=5usize, 1..=3usize, 1..=3usize, any::<[u8; 4]>());
+    let strategy = (sizes, prop_oneof![Just(16usize), 8..=48usize], 1..=40usize).prop_flat_map(
+        |((h, w, kh, kw, stride, pads), ic, oc)| {
+            let geom = geom_of(h, w, kh, kw, stride, stride, pads);
+            conv_k_of(false, Just(geom).boxed(), Just(ic).boxed(), Just(oc).boxed())
+        },
+    );
+    let paths = conv_paths(false);
+    let names: Vec<_> = paths.iter().map(|p| name(p.0)).collect();
+    let reference: ConvFn = Box::new(|g, i, f, w, b, r, o, _| {
+        reference::conv2d(g, i, f, w, b, r, o);
+        Path::Scalar
+    });
+    let banded = std::sync::atomic::AtomicUsize::new(0);
+    check("conv2d past the padded buffer", 200, strategy, &names, |case| {
+        let g = &case.g;
+        let in_kernel = avx512_takes(case, false);
+        let padded = ((g.out_h - 1) * g.stride_h + g.kernel_h).max(g.pad_top + g.in_h)
+            * ((g.out_w - 1) * g.stride_w + g.kernel_w).max(g.pad_left + g.in_w)
+            * g.in_c;
+        if in_kernel && padded + 4 > 16384 && case.in_fmt.0 == 8 {
+            banded.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        let (want, _) = run_conv(case, false, &reference);
+        for (p, f) in &paths {
+            let (got, ran) = run_conv(case, false, f);
+            compare(name(*p), &want, &got)?;
+            // The dispatch has no prepared weights.
+            check_path(*p, ran, if p.is_some() { in_kernel } else { avx512_takes_unprepared(case) })?;
+        }
+        Ok(())
+    });
+    if kernels::available().contains(&Path::Avx512Vnni) {
+        let banded = banded.into_inner();
+        eprintln!("conv2d past the padded buffer: {banded} of 200 cases in bands on AVX-512 VNNI");
+        assert!(banded > 50, "only {banded} cases read in bands");
     }
 }
 
@@ -517,7 +647,8 @@ fn fc_property(what: &str, cases: u32, strategy: impl Strategy<Value = FcK>) {
         for (p, f) in &paths {
             let (got, ran) = run(c, f);
             compare(name(*p), &want, &got)?;
-            check_path(*p, ran, in_kernel)?;
+            // The dispatch has no prepared weights.
+            check_path(*p, ran, if p.is_some() { in_kernel } else { avx512_fc_takes_unprepared(c) })?;
         }
         Ok(())
     });
@@ -541,7 +672,8 @@ fn fully_connected_beyond_the_old_limits_takes_the_fast_paths() {
 
 /// Weights laid out once (`prepare_*_on`, into garbage) and read by the kernels of each path
 /// (`*_prepared_on`) and by the op-level dispatch (`*_prepared`): identical to the reference;
-/// prepared weights of the wrong length are ignored (the same bytes, laid out per call), a
+/// prepared weights of the wrong length are ignored (the same bytes, from a path that needs no
+/// layout: AVX-512 VNNI hands the layer on, `hands_on`, or takes its AVX2 depthwise kernel), a
 /// destination of the wrong length is refused, and the paths that prepare nothing ask for 0
 /// bytes. `hands_on`: the AVX-512 kernel hands the layers it prepares nothing for to another
 /// path (convolution, fully connected; [`want_path`]). Returns how many cases had prepared
@@ -558,6 +690,7 @@ fn prepared_property<C: std::fmt::Debug>(
     prepare_on: impl Fn(&C, Path, &mut [u8]) -> bool,
     prepared_on: impl Fn(&C, Path, &[u8]) -> ConvFn,
     dispatch: impl Fn(&C, &[u8]) -> ConvFn,
+    takes_unprepared: impl Fn(&C) -> bool,
 ) -> usize {
     let mut names: Vec<_> = paths().into_iter().flatten().map(Path::name).collect();
     names.push("dispatch");
@@ -583,7 +716,10 @@ fn prepared_property<C: std::fmt::Debug>(
             for (label, w) in [("prepared", &prepared[..]), ("short", short), ("empty", &[][..])] {
                 let (got, ran) = run(c, &*prepared_on(c, p, w));
                 compare(&format!("{} {label}", p.name()), &want, &got)?;
-                check_path(Some(p), ran, in_kernel)?;
+                // Without the whole prepared layout AVX-512 VNNI lays the weights out itself, or
+                // hands the layer on.
+                let takes = if hands_on && label != "prepared" { takes_unprepared(c) } else { in_kernel };
+                check_path(Some(p), ran, takes)?;
             }
         }
         let p = kernels::prepared_path();
@@ -631,6 +767,7 @@ fn conv2d_prepared_property(what: &str, cases: u32, strategy: impl Strategy<Valu
                 kernels::conv2d_prepared::<{ kernels::linked::ALL }>(g, i, f, wt, b, r, o, s, &w)
             })
         },
+        avx512_takes_unprepared,
     );
     if kernels::available().contains(&Path::Avx512Vnni) {
         assert!(prepared as u32 > cases / 2, "{what}: only {prepared} of {cases} cases had prepared weights");
@@ -677,6 +814,7 @@ fn conv2d_prepared_weights_of_large_layers_match_reference() {
                 kernels::conv2d_prepared::<{ kernels::linked::ALL }>(g, i, f, wt, b, r, o, s, &w)
             })
         },
+        avx512_takes_unprepared,
     );
     eprintln!("conv2d prepared large: {prepared} of 40 cases with prepared weights");
 }
@@ -721,6 +859,7 @@ fn depthwise_prepared_weights_match_reference() {
                 kernels::depthwise_conv2d_prepared::<{ kernels::linked::ALL }>(g, i, f, wt, b, r, o, s, &w)
             })
         },
+        |_| true,
     );
     eprintln!("depthwise prepared: {prepared} of 1500 cases with prepared tables");
     if kernels::available().contains(&Path::Avx512Vnni) {
@@ -786,6 +925,7 @@ fn fully_connected_prepared_weights_match_reference() {
                 kernels::fully_connected_prepared::<{ kernels::linked::ALL }>(g.in_c, g.out_c, i, f, wt, b, r, o, s, &w)
             })
         },
+        avx512_fc_takes_unprepared,
     );
     if kernels::available().contains(&Path::Avx512Vnni) {
         assert!(prepared > 1000, "only {prepared} of 2000 cases had prepared weights");

@@ -168,3 +168,42 @@ fn threads_give_the_one_thread_bytes_on_every_fixture() {
         }
     }
 }
+
+/// Every fixture, int8 and mixed, runs in a thread of 64 KiB of stack (a musl thread has 128)
+/// with the weights prepared once and without, giving the expected bytes: no host kernel keeps
+/// a layer's worth of anything on the stack.
+#[test]
+fn every_fixture_runs_in_a_thread_of_64_kib_of_stack() {
+    use hawq_e2e::qemu::{compile_cases, Config, ModelSpec};
+    use hawq_runtime::{Interpreter, Model};
+    let root = fixtures();
+    for f in FIXTURES {
+        for case in compile_cases(&ModelSpec::fixture(f, &root), &[Config::Int8, Config::Mixed], 4).unwrap() {
+            let worker = std::thread::Builder::new().stack_size(64 * 1024);
+            // A stack overflow aborts the whole test binary: it fails loudly.
+            let ran = worker
+                .spawn(move || {
+                    let model = Model::from_bytes(&case.blob).unwrap();
+                    let mut arena = vec![0u8; model.arena_bytes()];
+                    let mut workspace = vec![0u8; model.host_workspace_bytes()];
+                    for prepared in [true, false] {
+                        let mut it = if prepared {
+                            Interpreter::with_workspace(&model, &mut arena, &mut workspace).unwrap()
+                        } else {
+                            Interpreter::new(&model, &mut arena).unwrap()
+                        };
+                        for (x, want) in case.inputs.iter().zip(&case.expected) {
+                            it.write_input_raw(x).unwrap();
+                            it.invoke().unwrap();
+                            assert_eq!(it.output_bytes(), &want[..], "prepared {prepared}");
+                        }
+                    }
+                    case.inputs.len()
+                })
+                .unwrap()
+                .join();
+            assert!(ran.is_ok(), "{}: failed in a 64 KiB thread", f.name);
+        }
+        println!("{}: int8 and mixed in a 64 KiB thread, with and without prepared weights", f.name);
+    }
+}

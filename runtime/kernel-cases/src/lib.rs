@@ -283,14 +283,20 @@ impl Channels {
 
 /// The buffers of one case, the caller's (a firmware's statics, a host's vectors): inputs of up
 /// to `input.len()` bytes, weights of `weights.len()`, outputs of `want.len()` (`got` as long),
-/// and `scratch` at least [`SCRATCH`] bytes.
+/// `scratch` at least [`SCRATCH`] bytes, and `prepared` for the weights a path lays out once
+/// (`*_prepared_bytes_on`: AVX-512 VNNI only; [`PREPARED`] bytes on x86-64, empty elsewhere).
 pub struct Bufs<'a> {
     pub input: &'a mut [u8],
     pub weights: &'a mut [u8],
     pub want: &'a mut [u8],
     pub got: &'a mut [u8],
     pub scratch: &'a mut [u8],
+    pub prepared: &'a mut [u8],
 }
+
+/// Bytes of `Bufs::prepared` that hold the prepared weights of every case (the AVX-512 VNNI
+/// convolution's layout is at most 70 KB, its depthwise tables 66 KB).
+pub const PREPARED: usize = 1 << 17;
 
 /// Bytes of scratch the cases need (the largest case's `*_scratch_bytes`, and one for an odd
 /// start). The firmware's buffers: input 16,384 bytes, weights, outputs and scratch 65,536 each.
@@ -499,37 +505,54 @@ pub fn conv_cases(
             return Err(fail(Path::Scalar, Fault::TooLarge));
         }
         let (input, weights_, scratch_buf) = (&b.input[..in_bytes], &b.weights[..w_bytes], &mut *b.scratch);
-        let (want, got) = (&mut *b.want, &mut *b.got);
-        let mut run = |path: Path, dst: &mut [u8]| {
+        let (want, got, prepared) = (&mut *b.want, &mut *b.got, &mut *b.prepared);
+        // Each path runs once with nothing prepared and, if it lays the weights out once, once
+        // more with them prepared.
+        let mut run = |path: Path, dst: &mut [u8], prepared: &[u8]| {
             fill_garbage(&mut Rng(seed | 1), dst);
             let s = scratch(scratch_buf, bytes, seed);
+            let (i, f, w) = (input, in_fmt, weights_);
             if depthwise {
-                kernels::depthwise_conv2d_on(path, &g, input, in_fmt, weights_, wbits, &rq, dst, s)
+                kernels::depthwise_conv2d_prepared_on(path, &g, i, f, w, wbits, &rq, dst, s, prepared)
             } else {
-                kernels::conv2d_on(path, &g, input, in_fmt, weights_, wbits, &rq, dst, s)
+                kernels::conv2d_prepared_on(path, &g, i, f, w, wbits, &rq, dst, s, prepared)
             }
         };
-        run(Path::Scalar, &mut want[..out_bytes]);
+        run(Path::Scalar, &mut want[..out_bytes], &[]);
         for &path in paths.iter().filter(|&&p| p != Path::Scalar) {
-            let ran = run(path, &mut got[..out_bytes]);
-            let delegated = path == Path::Dsp && depthwise && (oc != ic || ic < 4);
-            // The AVX-512 VNNI convolution hands a layer outside its kernel (it lays out no
-            // weights for it) to AVX-VNNI, or AVX2.
-            let handed_on = path == Path::Avx512Vnni
-                && !depthwise
-                && kernels::conv2d_prepared_bytes_on(path, &g, abits, weights_, wbits) == 0;
-            let expected = match (delegated, handed_on) {
-                (true, _) => Path::Portable,
-                (_, true) => x86_delegate(paths),
-                _ => path,
+            let n = if depthwise {
+                kernels::depthwise_conv2d_prepared_bytes_on(path, &g, in_fmt, weights_, wbits, &rq)
+            } else {
+                kernels::conv2d_prepared_bytes_on(path, &g, abits, weights_, wbits)
             };
-            if ran != Some(expected) {
-                return Err(fail(path, Fault::Fallback { ran }));
+            let made = n > 0
+                && prepared.len() >= n
+                && if depthwise {
+                    kernels::prepare_depthwise_conv2d_on(path, &g, in_fmt, weights_, wbits, &rq, &mut prepared[..n])
+                } else {
+                    kernels::prepare_conv2d_on(path, &g, in_fmt, weights_, wbits, &rq, &mut prepared[..n])
+                };
+            for with_prepared in [false, true].into_iter().filter(|&p| !p || made) {
+                let ran = run(path, &mut got[..out_bytes], if with_prepared { &prepared[..n] } else { &[] });
+                let delegated = path == Path::Dsp && depthwise && (oc != ic || ic < 4);
+                // The AVX-512 VNNI convolution hands a layer outside its kernel (it prepares no
+                // weights for it) to AVX-VNNI, or AVX2, and without prepared weights also one
+                // whose 16 channels' layout exceeds its stack buffer.
+                let handed_on = path == Path::Avx512Vnni && !depthwise && (n == 0 || !with_prepared);
+                let expected = match (delegated, handed_on) {
+                    (true, _) => Path::Portable,
+                    (_, true) => x86_delegate(paths),
+                    _ => path,
+                };
+                let may_run_itself = handed_on && n > 0 && ran == Some(path);
+                if ran != Some(expected) && !may_run_itself {
+                    return Err(fail(path, Fault::Fallback { ran }));
+                }
+                if let Some(fault) = mismatch(&want[..out_bytes], &got[..out_bytes]) {
+                    return Err(fail(path, fault));
+                }
+                t.runs += 1;
             }
-            if let Some(fault) = mismatch(&want[..out_bytes], &got[..out_bytes]) {
-                return Err(fail(path, fault));
-            }
-            t.runs += 1;
         }
         t.cases += 1;
     }
@@ -584,26 +607,41 @@ pub fn fc_cases(rng: &mut Rng, b: &mut Bufs<'_>, cases: u32, paths: &[Path]) -> 
             return Err(fail(Path::Scalar, Fault::TooLarge));
         }
         let (input, weights_, scratch_buf) = (&b.input[..in_bytes], &b.weights[..w_bytes], &mut *b.scratch);
-        let (want, got) = (&mut *b.want, &mut *b.got);
-        let mut run = |path: Path, dst: &mut [u8]| {
+        let (want, got, prepared) = (&mut *b.want, &mut *b.got, &mut *b.prepared);
+        // As in [`conv_cases`]: once with nothing prepared, once with prepared weights.
+        let mut run = |path: Path, dst: &mut [u8], prepared: &[u8]| {
             fill_garbage(&mut Rng(seed | 1), dst);
             let s = scratch(scratch_buf, bytes, seed);
-            kernels::fully_connected_on(path, n, m, input, in_fmt, weights_, wbits, &rq, dst, s)
+            kernels::fully_connected_prepared_on(path, n, m, input, in_fmt, weights_, wbits, &rq, dst, s, prepared)
         };
-        run(Path::Scalar, &mut want[..out_bytes]);
+        run(Path::Scalar, &mut want[..out_bytes], &[]);
         for &path in paths.iter().filter(|&&p| p != Path::Scalar) {
-            let ran = run(path, &mut got[..out_bytes]);
-            // As in [`conv_cases`]: AVX-512 VNNI hands on what it lays out no weights for.
-            let handed_on = path == Path::Avx512Vnni
-                && kernels::fully_connected_prepared_bytes_on(path, n, m, abits, weights_, wbits) == 0;
-            let expected = if handed_on { x86_delegate(paths) } else { path };
-            if ran != Some(expected) && n > 0 {
-                return Err(fail(path, Fault::Fallback { ran }));
+            let bytes = kernels::fully_connected_prepared_bytes_on(path, n, m, abits, weights_, wbits);
+            let made = bytes > 0
+                && prepared.len() >= bytes
+                && kernels::prepare_fully_connected_on(
+                    path,
+                    n,
+                    m,
+                    in_fmt,
+                    weights_,
+                    wbits,
+                    &rq,
+                    &mut prepared[..bytes],
+                );
+            for with_prepared in [false, true].into_iter().filter(|&p| !p || made) {
+                let ran = run(path, &mut got[..out_bytes], if with_prepared { &prepared[..bytes] } else { &[] });
+                let handed_on = path == Path::Avx512Vnni && (bytes == 0 || !with_prepared);
+                let expected = if handed_on { x86_delegate(paths) } else { path };
+                let may_run_itself = handed_on && bytes > 0 && ran == Some(path);
+                if ran != Some(expected) && !may_run_itself && n > 0 {
+                    return Err(fail(path, Fault::Fallback { ran }));
+                }
+                if let Some(fault) = mismatch(&want[..out_bytes], &got[..out_bytes]) {
+                    return Err(fail(path, fault));
+                }
+                t.runs += 1;
             }
-            if let Some(fault) = mismatch(&want[..out_bytes], &got[..out_bytes]) {
-                return Err(fail(path, fault));
-            }
-            t.runs += 1;
         }
         t.cases += 1;
     }

@@ -47,6 +47,7 @@ fn main() -> ! {
         want: &mut b.want,
         got: &mut b.got,
         scratch: &mut b.scratch,
+        prepared: &mut [],
     };
     let names = heapless_names();
     let _ = writeln!(Host, "kernel-check active={} paths={}", kernels::active().name(), names.as_str());

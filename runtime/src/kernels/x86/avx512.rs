@@ -33,15 +33,17 @@ use super::super::scratch::Scratch;
 use super::super::util::{fc_window, gather_into, put, sum_bound, AddPlan, ChannelQ, Rq32};
 use super::super::Path;
 use super::stacked::Stacked;
-use super::{zeroed_aligned, Avx2, AvxVnni, Depthwise, DW_C_MAX, DW_TAPS_MAX, DW_WV_MAX, K_MAX};
-use crate::quant::Bits;
+use super::{Avx2, AvxVnni, Depthwise, DW_C_MAX, DW_TAPS_MAX, K_MAX};
+use crate::quant::{Biases, Bits, Multipliers};
 
 /// Most output channels.
 const OC_MAX: usize = 256;
 /// Bytes of the laid-out weights of a layer (`⌈oc/16⌉·16 · ⌈K/4⌉·4`); larger: AVX-VNNI.
 const WP_MAX: usize = 65536;
-/// Bytes of the offset input read in place (`in_h·in_w·⌈in_c/4⌉·4`); larger: an im2col copy.
-const XBUF_MAX: usize = 65536;
+/// Bytes of the padded, offset input read in place, on the stack: a band of output rows at a
+/// time whose input rows fit ([`conv2d_512`]); a layer whose windows' `kh` padded rows do not
+/// fit takes an im2col copy per pixel.
+const XBUF_MAX: usize = 16384;
 /// Most taps `kh·kw` read in place.
 const TAPS_MAX: usize = 64;
 
@@ -122,11 +124,10 @@ impl Avx512Vnni {
 
     /// [`Avx512Vnni::conv2d`] with the weights laid out beforehand by
     /// [`Avx512Vnni::prepare_conv2d`] for the same window, input format, weights and
-    /// requantization: `prepared`
-    /// of any other length (e.g. empty) is ignored and the weights are laid out for this call.
-    /// Returns the path that ran: AVX-512 VNNI, or for a layer outside its kernel (more than
-    /// 256 output channels, more than 64 KiB of laid-out weights, `K` above `K_MAX`) or a
-    /// scratch smaller than [`super::super::conv2d_scratch_bytes`], AVX-VNNI or AVX2 (what
+    /// requantization. Returns the path that ran: AVX-512 VNNI, or for a layer outside its
+    /// kernel (more than 256 output channels, more than 64 KiB of laid-out weights, `K` above
+    /// `K_MAX`), `prepared` of any other length (e.g. empty: nothing prepared) or a scratch
+    /// smaller than [`super::super::conv2d_scratch_bytes`], AVX-VNNI or AVX2 (what
     /// [`AvxVnni::conv2d`] or [`Avx2::conv2d`] returns).
     #[allow(clippy::too_many_arguments)]
     pub fn conv2d_prepared(
@@ -243,7 +244,8 @@ impl Avx512Vnni {
 
     /// [`Avx512Vnni::depthwise_conv2d`] with the tables laid out beforehand by
     /// [`Avx512Vnni::prepare_depthwise_conv2d`] for the same window, input format, weights and
-    /// requantization: `prepared` of any other length is ignored and the tables are made here.
+    /// requantization; `prepared` of any other length (e.g. empty) runs the AVX2 kernel, which
+    /// needs no tables of this size.
     #[allow(clippy::too_many_arguments)]
     pub fn depthwise_conv2d_prepared(
         self,
@@ -417,16 +419,12 @@ fn dw_tables(dw: &Depthwise<'_>, dst: &mut [u8]) {
     }
 }
 
-/// Most bytes of the depthwise tables (at most `DW_WV_MAX / 2` weight vector pairs and
-/// `DW_C_MAX / 32` blocks).
-const DW_TABLES_MAX: usize = DW_WV_MAX / 2 * 128 + DW_C_MAX / DW_BLOCK * 2 * LANEQ_BYTES;
-
 /// Depthwise convolution as the AVX2 kernel does it (tap pairs through `VPMADDWD`, `−z·Σw` in
 /// the bias), 32 channels per block: lanes hold channels (0–3, 8–11, 16–19, 24–27) and (4–7,
 /// 12–15, 20–23, 28–31), `VPACKSSDW` puts them back in order and `VPMOVSWB` makes the bytes.
 /// Channel counts that are not a multiple of 32 take the AVX2 kernel. The weight and
-/// requantization tables are `prepared` ([`Avx512Vnni::prepare_depthwise_conv2d`]) when it has
-/// their length, else made for this call.
+/// requantization tables are `prepared` ([`Avx512Vnni::prepare_depthwise_conv2d`]); without
+/// them (up to 66 KB, which would be on the stack) the layer takes the AVX2 kernel.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2")]
 fn depthwise_512(
@@ -452,21 +450,10 @@ fn depthwise_512(
     let ready = Depthwise::plan(g, in_fmt, weights, weight_bits, rq, DW_BLOCK, false)
         .filter(|dw| fits && prepared.len() == dw_table_bytes(dw) && input.len() >= g.in_h * g.in_w * g.in_c)
         .map(|dw| Depthwise { input, ..dw });
-    let (dw, ready) = match ready {
-        Some(dw) => (dw, true),
-        None => match Depthwise::new(g, input, in_fmt, weights, weight_bits, rq, DW_BLOCK) {
-            Some(dw) if fits => (dw, false),
-            _ => return Avx2(()).depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch),
-        },
+    let Some(dw) = ready else {
+        return Avx2(()).depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
     };
-    let mut own = MaybeUninit::uninit();
-    let tables: &[u8] = if ready {
-        prepared
-    } else {
-        let buf = zeroed_aligned::<{ DW_TABLES_MAX + 64 }>(&mut own, dw_table_bytes(&dw));
-        dw_tables(&dw, buf);
-        buf
-    };
+    let tables = prepared;
     let (taps, c) = (dw.taps, g.in_c);
     let (blocks, pairs) = (c / DW_BLOCK, taps.div_ceil(2));
     let (wv, qv) = tables.split_at(blocks * pairs * 128);
@@ -617,7 +604,7 @@ impl Layout {
         let indirect = in_bits == Bits::B8
             && last_row + 4 * row_quads <= padded_h * line + 4
             && 3 * 4 * row_quads <= 4 * seg
-            && padded_h * padded_w * ic + 4 <= XBUF_MAX
+            && kh * line + 4 <= XBUF_MAX
             && kh <= TAPS_MAX
             && groups * 16 * kh * 4 * row_quads <= WP_MAX;
         let kq = if indirect { kh * row_quads } else { k.div_ceil(4) };
@@ -654,11 +641,7 @@ fn prepare<const B: usize>(
     q: Option<(ActFormat, &Requant<'_>)>,
     dst: &mut [u8],
 ) {
-    let bits = match B {
-        8 => Bits::B8,
-        4 => Bits::B4,
-        _ => Bits::B2,
-    };
+    let bits = weight_bits::<B>();
     let (k, kq, oc) = (l.k, l.kq, g.out_c);
     let seg = g.kernel_w * g.in_c;
     let row_bytes = bits.packed_len(k);
@@ -781,33 +764,10 @@ fn channel_requant(
     }
 }
 
-/// [`conv2d_512`] with the weights laid out for this call, on the stack: a function of its own
-/// so that the prepared path's frame does not carry (and probe, page by page, on every call) the
-/// 70 KB buffer.
-#[inline(never)]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
-#[allow(clippy::too_many_arguments)]
-fn conv2d_512_laid_out_here<const B: usize>(
-    l: &Layout,
-    g: &Window,
-    input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    rq: &Requant<'_>,
-    output: &mut [u8],
-    scratch: &mut [u8],
-) -> bool {
-    let mut own = MaybeUninit::uninit();
-    let buf = zeroed_aligned::<{ WP_MAX + 4 * OC_MAX + OC_MAX / 16 * LANEQ_BYTES + 128 }>(&mut own, l.bytes());
-    prepare::<B>(l, g, weights, None, buf);
-    // Always true: `Layout::new` bounds the layout by the buffer's capacity.
-    debug_assert_eq!(buf.len(), l.bytes());
-    buf.len() == l.bytes() && conv2d_512::<B>(l, g, input, in_fmt, weights, rq, output, scratch, buf)
-}
-
-/// Conv2D with the weights of [`prepare`]: `prepared` when it has [`Layout::bytes`] bytes (laid
-/// out once by the caller), else laid out for this call ([`conv2d_512_laid_out_here`]).
-/// `false` (nothing written) when `scratch` has less than [`Layout::scratch_bytes`].
+/// Conv2D with the weights of [`prepare`], laid out once by the caller into `prepared` when it
+/// has [`Layout::bytes`] bytes, else laid out here a chunk of channels at a time
+/// ([`conv2d_512_in_chunks`]); `false` (nothing written) when `scratch` has less than
+/// [`Layout::scratch_bytes`] or a chunk's layout does not fit.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
 fn conv2d_512<const B: usize>(
@@ -821,25 +781,120 @@ fn conv2d_512<const B: usize>(
     scratch: &mut [u8],
     prepared: &[u8],
 ) -> bool {
-    let bits = match B {
-        8 => Bits::B8,
-        4 => Bits::B4,
-        _ => Bits::B2,
-    };
-    let (k, kq, oc, groups, indirect) = (l.k, l.kq, g.out_c, l.groups, l.indirect);
-    let padded_w = l.padded_w;
-    let npix = g.out_h * g.out_w;
-    // Pixels per block: more when there are few groups, so that a block has enough sums.
-    let pix = match groups {
+    if prepared.len() != l.bytes() {
+        return conv2d_512_in_chunks::<B>(l, g, input, in_fmt, weights, rq, output, scratch);
+    }
+    if !conv2d_512_part::<B>(l, g, input, in_fmt, rq, (output, g.out_c, 0), scratch, prepared) {
+        return false;
+    }
+    reference::clear_tail(output, rq.out, g.out_h * g.out_w * g.out_c);
+    true
+}
+
+/// Pixels per block of a layer of `groups` groups of 16 channels: more when there are few, so
+/// that a block has enough sums.
+fn block_pixels(groups: usize) -> usize {
+    match groups {
         1 => 8,
         2 => 6,
         _ => 4,
-    };
-    if scratch.len() < l.scratch_bytes(pix, npix) {
+    }
+}
+
+/// The weight width of the kernels' const parameter `B` (8, 4 or 2).
+const fn weight_bits<const B: usize>() -> Bits {
+    match B {
+        8 => Bits::B8,
+        4 => Bits::B4,
+        _ => Bits::B2,
+    }
+}
+
+/// Bytes of the stack buffer [`conv2d_512_in_chunks`] lays weights out in.
+const CHUNK_BYTES: usize = 16 * 1024;
+
+/// A 64-byte aligned buffer (the laid-out weights are read 64 bytes at a time).
+#[repr(C, align(64))]
+struct Aligned([u8; CHUNK_BYTES]);
+
+/// [`conv2d_512`] without prepared weights: the output channels in chunks of whole groups of
+/// 16 whose layout fits [`CHUNK_BYTES`] on the stack, each laid out and run in turn (the
+/// image read once per chunk); `false` (nothing written) when one group's does not fit (`K`
+/// above about 1,400) or `scratch` is short.
+#[inline(never)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
+#[allow(clippy::too_many_arguments)]
+fn conv2d_512_in_chunks<const B: usize>(
+    l: &Layout,
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    rq: &Requant<'_>,
+    output: &mut [u8],
+    scratch: &mut [u8],
+) -> bool {
+    let bits = weight_bits::<B>();
+    let per_group = 64 * (1 + l.kq) + LANEQ_BYTES;
+    let chunk = 16 * ((CHUNK_BYTES - 64) / per_group);
+    // A chunk of fewer groups may take blocks of more pixels: the scratch for the most.
+    if chunk == 0 || scratch.len() < l.scratch_bytes(8, g.out_h * g.out_w) {
         return false;
     }
-    if prepared.len() != l.bytes() {
-        return conv2d_512_laid_out_here::<B>(l, g, input, in_fmt, weights, rq, output, scratch);
+    let (oc, row_bytes) = (g.out_c, bits.packed_len(l.k));
+    let (bias_bytes, mut own) = (Biases::bytes_per_channel(rq.bias.exponent), Aligned([0; CHUNK_BYTES]));
+    let mut c0 = 0;
+    while c0 < oc {
+        let c1 = (c0 + chunk).min(oc);
+        let part = Window { out_c: c1 - c0, ..*g };
+        let (Some(w), Some(bias), Some(mult)) = (
+            weights.get(c0 * row_bytes..c1 * row_bytes),
+            rq.bias.bytes.get(c0 * bias_bytes..),
+            rq.multiplier.bytes.get(2 * c0..),
+        ) else {
+            return false;
+        };
+        let part_rq = Requant {
+            bias: Biases { bytes: bias, exponent: rq.bias.exponent },
+            multiplier: Multipliers { bytes: mult, shift_base: rq.multiplier.shift_base },
+            ..*rq
+        };
+        // The same `kq` and reading as the whole layer's: `Layout::new` decides them from the
+        // window and the input alone (fewer channels only ease its bounds).
+        let Some(pl) = Layout::new(&part, in_fmt.bits, w, bits) else {
+            return false;
+        };
+        let buf = &mut own.0[..pl.bytes()];
+        prepare::<B>(&pl, &part, w, Some((in_fmt, &part_rq)), buf);
+        if !conv2d_512_part::<B>(&pl, &part, input, in_fmt, &part_rq, (&mut *output, oc, c0), scratch, buf) {
+            return false;
+        }
+        c0 = c1;
+    }
+    reference::clear_tail(output, rq.out, g.out_h * g.out_w * oc);
+    true
+}
+
+/// [`conv2d_512`] over prepared weights of `g.out_c` output channels, stored as channels
+/// `c_base..` of pixels of `stride` channels in `output`.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
+fn conv2d_512_part<const B: usize>(
+    l: &Layout,
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    rq: &Requant<'_>,
+    (output, out_stride, c_base): (&mut [u8], usize, usize),
+    scratch: &mut [u8],
+    prepared: &[u8],
+) -> bool {
+    let bits = weight_bits::<B>();
+    let (k, kq, oc, groups, indirect) = (l.k, l.kq, g.out_c, l.groups, l.indirect);
+    let padded_w = l.padded_w;
+    let npix = g.out_h * g.out_w;
+    if prepared.len() != l.bytes() || scratch.len() < l.scratch_bytes(block_pixels(groups), npix) {
+        return false;
     }
     let (sums, rest) = prepared.split_at(groups * 64);
     let (wp, rest) = rest.split_at(groups * kq * 64);
@@ -862,12 +917,6 @@ fn conv2d_512<const B: usize>(
         rq.out.bits == Bits::B8 && !slow
     };
 
-    // The padded image offset by 128 (`a ^ 0x80`; the padding `z ^ 0x80`), and 4 bytes more for
-    // the last quad of the last row (they meet zero weights).
-    let zx = (in_fmt.zero_point as u8) ^ 0x80;
-    let mut xbuf = MaybeUninit::uninit();
-    let xbuf: &[u8] = if indirect { padded_image(&mut xbuf, g, l, input, zx) } else { &[] };
-
     let ctx = Ctx {
         g,
         input,
@@ -882,20 +931,57 @@ fn conv2d_512<const B: usize>(
         lq: &lq,
         fast: &fast,
         direct,
-        xbuf: indirect.then_some(xbuf),
+        xbuf: None,
+        first: 0,
+        out_stride,
+        c_base,
     };
-    let ran = match groups {
-        1 => blocks::<8, 1>(&ctx, npix, output, scratch),
-        2 => blocks::<6, 2>(&ctx, npix, output, scratch),
-        3 => blocks::<4, 3>(&ctx, npix, output, scratch),
-        _ => blocks::<4, 4>(&ctx, npix, output, scratch),
+    let run = |ctx: &Ctx<'_>, npix: usize, output: &mut [u8], scratch: &mut [u8]| match groups {
+        1 => blocks::<8, 1>(ctx, npix, output, scratch),
+        2 => blocks::<6, 2>(ctx, npix, output, scratch),
+        3 => blocks::<4, 3>(ctx, npix, output, scratch),
+        _ => blocks::<4, 4>(ctx, npix, output, scratch),
+    };
+    let ran = if indirect {
+        // The padded image offset by 128 (`a ^ 0x80`; the padding `z ^ 0x80`), and 4 bytes more
+        // for the last quad of the last row (they meet zero weights), a band of output rows at a
+        // time: the most rows whose windows' input rows fit `XBUF_MAX` (one at least:
+        // `Layout::new` checked that `kh` padded rows do).
+        let zx = (in_fmt.zero_point as u8) ^ 0x80;
+        let line = padded_w * g.in_c;
+        let rows_fit = (XBUF_MAX - 4) / line;
+        let band_rows = ((rows_fit - g.kernel_h) / g.stride_h + 1).min(g.out_h);
+        let mut xbuf = MaybeUninit::uninit();
+        let mut oy0 = 0;
+        let mut ran = true;
+        while oy0 < g.out_h && ran {
+            let oy1 = (oy0 + band_rows).min(g.out_h);
+            let (bg, rows) = band(g, oy0, oy1);
+            let b_input = input.get(rows.start * g.in_w * g.in_c..).unwrap_or(&[]);
+            let bl = Layout { padded_h: (oy1 - oy0 - 1) * g.stride_h + g.kernel_h, ..*l };
+            let xbuf = padded_image(&mut xbuf, &bg, &bl, b_input, zx);
+            let bctx = Ctx { g: &bg, input: b_input, xbuf: Some(xbuf), first: oy0 * g.out_w, ..ctx };
+            ran = run(&bctx, (oy1 - oy0) * g.out_w, output, scratch);
+            oy0 = oy1;
+        }
+        ran
+    } else {
+        run(&ctx, npix, output, scratch)
     };
     // Always true: the scratch was checked above for `pix`, the `P` chosen here.
     debug_assert!(ran);
-    if ran {
-        reference::clear_tail(output, rq.out, npix * oc);
-    }
     ran
+}
+
+/// The window of output rows `oy0..oy1` of `g`: the input rows they read (`rows`, clipped to
+/// the image) with the padding above them that they still meet.
+fn band(g: &Window, oy0: usize, oy1: usize) -> (Window, core::ops::Range<usize>) {
+    let top = oy0 * g.stride_h;
+    let bottom = (oy1 - 1) * g.stride_h + g.kernel_h;
+    let start = top.saturating_sub(g.pad_top).min(g.in_h);
+    let end = bottom.saturating_sub(g.pad_top).min(g.in_h).max(start);
+    let band = Window { in_h: end - start, out_h: oy1 - oy0, pad_top: g.pad_top.saturating_sub(top), ..*g };
+    (band, start..end)
 }
 
 /// The input image inside its padding, offset by 128 (`a ^ 0x80`, the padding `z ^ 0x80`), and
@@ -995,6 +1081,12 @@ struct Ctx<'a> {
     direct: bool,
     /// The padded image offset by 128, read in place; `None`: an im2col copy per pixel.
     xbuf: Option<&'a [u8]>,
+    /// The layer's index of the first output pixel of `g` (a band's first row, in `xbuf` mode).
+    first: usize,
+    /// Channels per output pixel (`oc`, or the layer's when these are a chunk of its channels).
+    out_stride: usize,
+    /// The layer's index of channel 0 of `oc`.
+    c_base: usize,
 }
 
 /// The sums of a block in output order (pixel-major, 16 channels per sum) requantized and
@@ -1111,8 +1203,8 @@ fn blocks<const P: usize, const G: usize>(ctx: &Ctx<'_>, npix: usize, output: &m
             // the requantized bytes of `P·G` consecutive runs of 16 in the output, four of
             // them packed into one 64-byte store (a store per 16 bytes cost a quarter of a
             // 16-channel layer's time).
-            if ctx.direct && n == P && oc == 16 * G && (P * G).is_multiple_of(4) {
-                let o = q0 * oc;
+            if ctx.direct && n == P && oc == 16 * G && ctx.out_stride == oc && (P * G).is_multiple_of(4) {
+                let o = (ctx.first + q0) * oc;
                 if let Some(dst) = output.get_mut(o..o + P * G * 16) {
                     store_runs::<P, G>(&acc, ctx.lq, ctx.rq.min, ctx.rq.max, dst);
                     q0 += n;
@@ -1127,7 +1219,7 @@ fn blocks<const P: usize, const G: usize>(ctx: &Ctx<'_>, npix: usize, output: &m
                     }
                     let c0 = 16 * group;
                     let nc = (oc - c0).min(16);
-                    let o = (q0 + p) * oc + c0;
+                    let o = (ctx.first + q0 + p) * ctx.out_stride + ctx.c_base + c0;
                     if ctx.direct {
                         let v = _mm512_min_epi32(_mm512_max_epi32(ctx.lq[group].apply(*s), lo), hi);
                         let bytes = _mm512_cvtsepi32_epi8(v);

@@ -174,6 +174,11 @@ const DW_C_MAX: usize = 1024;
 const DW_TAPS_MAX: usize = 64;
 /// Most (channel block, tap pair) weight vectors.
 const DW_WV_MAX: usize = 1024;
+/// (Channel block, tap pair) weight vectors of one pass of the AVX2 depthwise kernel over the
+/// image (8 KiB of stack), and its most blocks (their requantization, 5 KiB): a layer of more
+/// channels, or of more taps, takes several passes.
+const DW_PASS_WV: usize = 128;
+const DW_PASS_BLOCKS: usize = 16;
 
 /// What the depthwise kernels share: the layer's shape checks, each channel's requantization
 /// with `−z·Σw` in its bias (the sums are of raw activations, padding taps reading `z`), the
@@ -328,29 +333,57 @@ fn depthwise_avx2(
     }
     // Lane i of the low / high vectors holds channel LANES[0][i] / LANES[1][i] of the block.
     const LANES: [[usize; 8]; 2] = [[0, 1, 2, 3, 8, 9, 10, 11], [4, 5, 6, 7, 12, 13, 14, 15]];
-    // Built in order, so that only what the layer uses is written (no zeroing of the capacity).
-    let mut wv: heapless::Vec<[__m256i; 2], DW_WV_MAX> = heapless::Vec::new();
-    let mut qv: heapless::Vec<[LaneQ; 2], { DW_C_MAX / DW_CH }> = heapless::Vec::new();
-    for b in 0..blocks {
-        let _ = qv.push(LANES.map(|lanes| LaneQ::new(lanes.map(|j| dw.channel(DW_CH * b + j)))));
-        for tp in 0..pairs {
-            let _ = wv.push(LANES.map(|lanes| {
-                let w = lanes.map(|j| dw.pair(DW_CH * b + j, tp));
-                // SAFETY: `w` holds 32 bytes.
-                unsafe { _mm256_loadu_si256(w.as_ptr() as *const __m256i) }
-            }));
-        }
-    }
     let zrow = [dw.z as u8; DW_C_MAX];
     let (lo, hi) = (_mm256_set1_epi32(rq.min), _mm256_set1_epi32(rq.max));
     let mut ptrs = [zrow.as_ptr(); DW_TAPS_MAX + 1];
+    // `pairs ≤ DW_TAPS_MAX / 2 = 32`: every pass has a block at least.
+    let per_pass = (DW_PASS_WV / pairs).clamp(1, DW_PASS_BLOCKS);
+    let mut b0 = 0;
+    while b0 < blocks {
+        let b1 = (b0 + per_pass).min(blocks);
+        // Built in order, so that only what the pass uses is written (no zeroing of the
+        // capacity).
+        let mut wv: heapless::Vec<[__m256i; 2], DW_PASS_WV> = heapless::Vec::new();
+        let mut qv: heapless::Vec<[LaneQ; 2], DW_PASS_BLOCKS> = heapless::Vec::new();
+        for b in b0..b1 {
+            let _ = qv.push(LANES.map(|lanes| LaneQ::new(lanes.map(|j| dw.channel(DW_CH * b + j)))));
+            for tp in 0..pairs {
+                let _ = wv.push(LANES.map(|lanes| {
+                    let w = lanes.map(|j| dw.pair(DW_CH * b + j, tp));
+                    // SAFETY: `w` holds 32 bytes.
+                    unsafe { _mm256_loadu_si256(w.as_ptr() as *const __m256i) }
+                }));
+            }
+        }
+        depthwise_avx2_pass(&dw, (b0, b1), (&wv, &qv), &zrow, (lo, hi), &mut ptrs, output);
+        b0 = b1;
+    }
+    if DW_CH * blocks < c {
+        portable::depthwise_channels(g, input, in_fmt, weights, weight_bits, rq, output, DW_CH * blocks, scratch);
+    }
+}
+
+/// One pass of [`depthwise_avx2`] over the image: channel blocks `b0..b1`, whose weight
+/// vectors (`pairs` per block) and requantization are `wv` and `qv`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn depthwise_avx2_pass(
+    dw: &Depthwise<'_>,
+    (b0, b1): (usize, usize),
+    (wv, qv): (&[[__m256i; 2]], &[[LaneQ; 2]]),
+    zrow: &[u8],
+    (lo, hi): (__m256i, __m256i),
+    ptrs: &mut [*const u8; DW_TAPS_MAX + 1],
+    output: &mut [u8],
+) {
+    let (g, c, pairs) = (dw.g, dw.g.in_c, dw.taps.div_ceil(2));
     for oy in 0..g.out_h {
         for ox in 0..g.out_w {
-            dw.pointers(oy, ox, &zrow, &mut ptrs);
+            dw.pointers(oy, ox, zrow, ptrs);
             let o = (oy * g.out_w + ox) * c;
-            for b in 0..blocks {
+            for (i, b) in (b0..b1).enumerate() {
                 let (mut acc_lo, mut acc_hi) = (_mm256_setzero_si256(), _mm256_setzero_si256());
-                for (tp, w) in wv[b * pairs..(b + 1) * pairs].iter().enumerate() {
+                for (tp, w) in wv[i * pairs..(i + 1) * pairs].iter().enumerate() {
                     // SAFETY: every pointer starts `c ≥ 16b + 16` readable bytes (a pixel of
                     // `input`, or `zrow` with `DW_C_MAX ≥ c` bytes).
                     let (a0, a1) = unsafe {
@@ -364,7 +397,7 @@ fn depthwise_avx2(
                     acc_hi = _mm256_add_epi32(acc_hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(d0, d1), w[1]));
                 }
                 let clamp = |v: __m256i| _mm256_min_epi32(_mm256_max_epi32(v, lo), hi);
-                let (v_lo, v_hi) = (clamp(qv[b][0].apply(acc_lo)), clamp(qv[b][1].apply(acc_hi)));
+                let (v_lo, v_hi) = (clamp(qv[i][0].apply(acc_lo)), clamp(qv[i][1].apply(acc_hi)));
                 let bytes = _mm256_packs_epi16(_mm256_packs_epi32(v_lo, v_hi), _mm256_setzero_si256());
                 let bytes = _mm256_castsi256_si128(_mm256_permute4x64_epi64(bytes, 0b11_01_10_00));
                 let dst = &mut output[o + DW_CH * b..o + DW_CH * b + DW_CH];
@@ -372,9 +405,6 @@ fn depthwise_avx2(
                 unsafe { _mm_storeu_si128(dst.as_mut_ptr() as *mut __m128i, bytes) };
             }
         }
-    }
-    if DW_CH * blocks < c {
-        portable::depthwise_channels(g, input, in_fmt, weights, weight_bits, rq, output, DW_CH * blocks, scratch);
     }
 }
 
@@ -431,29 +461,6 @@ fn add_avx2(arena: &mut [u8], n: usize, a: (usize, ActFormat), b: (usize, ActFor
     if done < n {
         portable::add_inline(arena, n - done, (a.0 + done, a.1), (b.0 + done, b.1), out + done, rq);
     }
-}
-
-/// The first `len` bytes of `buf` (at most `N`), zeroed, as a slice: a kernel's scratch of a
-/// size known only at run time, without zeroing the whole capacity on every call.
-#[inline(always)]
-fn zeroed_prefix<const N: usize>(buf: &mut core::mem::MaybeUninit<[u8; N]>, len: usize) -> &mut [u8] {
-    let len = len.min(N);
-    let p = buf.as_mut_ptr() as *mut u8;
-    // SAFETY: `p` is valid for `N ≥ len` bytes; they are written before the slice is made.
-    unsafe {
-        core::ptr::write_bytes(p, 0, len);
-        core::slice::from_raw_parts_mut(p, len)
-    }
-}
-
-/// As [`zeroed_prefix`], from the first 64-byte boundary of `buf` (which holds `len + 63`
-/// bytes or more), so that 64-byte loads from it do not split cache lines.
-#[inline(always)]
-fn zeroed_aligned<const N: usize>(buf: &mut core::mem::MaybeUninit<[u8; N]>, len: usize) -> &mut [u8] {
-    let all = zeroed_prefix(buf, len + 63);
-    let skip = all.as_ptr().align_offset(64).min(63);
-    let end = (skip + len).min(all.len());
-    &mut all[skip.min(end)..end]
 }
 
 /// [`Rq32::unclamped`] of eight channels (fast ones), as vectors over their lanes.

@@ -32,12 +32,14 @@ const KW_MAX: usize = 8;
 const KH_MAX: usize = 4;
 /// Most stride.
 const STRIDE_MAX: usize = 4;
-/// Output pixels per strip of a row (their stacked columns are built together).
-const STRIP: usize = 32;
-/// Most stacked columns of a strip.
-const COLS_MAX: usize = (STRIP - 1) * STRIDE_MAX + KW_MAX;
-/// Most channels (the tables made on the stack for a call without prepared ones).
+/// Stacked columns of a strip of output pixels of a row (built together, 10 KiB of stack): the
+/// most pixels whose windows they hold, `(COLS_MAX − kw) / stride + 1`, 9 at least.
+const COLS_MAX: usize = 40;
+/// Most channels.
 const C_MAX: usize = 1024;
+/// Most bytes of one block's tables ([`Stacked::block_bytes`]).
+const BLOCK_TABLE_MAX: usize = KW_MAX * 4 * 64 + 4 * LANEQ_BYTES;
+const _: () = assert!(COLS_MAX >= KW_MAX);
 
 /// A depthwise layer this kernel runs: depth multiplier 1, 8-bit input and output, 32 to 1,024
 /// channels (in blocks of 64, the last one under a mask), at most 4 kernel rows, 8 kernel
@@ -111,29 +113,41 @@ impl<'a> Stacked<'a> {
     /// block's four [`LaneQ16`] in the same lane order.
     #[target_feature(enable = "avx512f")]
     pub(super) fn tables(&self, dst: &mut [u8]) {
-        let kw = self.g.kernel_w;
-        let per_block = kw * 4 * 64 + 4 * LANEQ_BYTES;
-        let lane_channel = |b: usize, j: usize, lane: usize| BLOCK * b + 16 * (lane / 4) + 4 * j + lane % 4;
+        let per_block = self.block_bytes();
         for (b, block) in dst.chunks_exact_mut(per_block).enumerate().take(self.g.in_c.div_ceil(BLOCK)) {
-            let (wv, qv) = block.split_at_mut(kw * 4 * 64);
-            for (v, d) in wv.chunks_exact_mut(64).enumerate() {
-                let (kx, j) = (v / 4, v % 4);
-                for (lane, quad) in d.chunks_exact_mut(4).enumerate() {
-                    for (ky, byte) in quad.iter_mut().enumerate() {
-                        *byte = self.weight(lane_channel(b, j, lane), ky, kx) as i8 as u8;
-                    }
-                }
-            }
-            for (j, d) in qv.chunks_exact_mut(LANEQ_BYTES).enumerate() {
-                // Lanes past the last channel requantize as channel 0 (their bytes are not stored).
-                let ch = |lane| Some(lane_channel(b, j, lane)).filter(|&ch| ch < self.g.in_c).unwrap_or(0);
-                LaneQ16::new(&core::array::from_fn(|lane| self.channel(ch(lane)))).store(d);
-            }
+            self.block_table(b, block);
         }
     }
 
-    /// The layer, with `prepared` tables when they have [`Stacked::table_bytes`] bytes (made
-    /// once by the caller and checked then), else made here; `false` (nothing written) when a
+    /// Bytes of one block's tables (at most `BLOCK_TABLE_MAX`).
+    fn block_bytes(&self) -> usize {
+        self.g.kernel_w * 4 * 64 + 4 * LANEQ_BYTES
+    }
+
+    /// Block `b`'s tables ([`Stacked::tables`]) into `block` ([`Stacked::block_bytes`]).
+    #[target_feature(enable = "avx512f")]
+    fn block_table(&self, b: usize, block: &mut [u8]) {
+        let kw = self.g.kernel_w;
+        let lane_channel = |j: usize, lane: usize| BLOCK * b + 16 * (lane / 4) + 4 * j + lane % 4;
+        let (wv, qv) = block.split_at_mut(kw * 4 * 64);
+        for (v, d) in wv.chunks_exact_mut(64).enumerate() {
+            let (kx, j) = (v / 4, v % 4);
+            for (lane, quad) in d.chunks_exact_mut(4).enumerate() {
+                for (ky, byte) in quad.iter_mut().enumerate() {
+                    *byte = self.weight(lane_channel(j, lane), ky, kx) as i8 as u8;
+                }
+            }
+        }
+        for (j, d) in qv.chunks_exact_mut(LANEQ_BYTES).enumerate() {
+            // Lanes past the last channel requantize as channel 0 (their bytes are not stored).
+            let ch = |lane| Some(lane_channel(j, lane)).filter(|&ch| ch < self.g.in_c).unwrap_or(0);
+            LaneQ16::new(&core::array::from_fn(|lane| self.channel(ch(lane)))).store(d);
+        }
+    }
+
+    /// The layer, with the `prepared` tables (made once by the caller and checked then) when
+    /// they have [`Stacked::table_bytes`] bytes, else each block's made in turn (a block's take
+    /// 3.3 KB at most, where the whole layer's could take 53); `false` (nothing written) when a
     /// channel's requantization is outside the vector form or a buffer is short.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub(super) fn run(&self, input: &[u8], output: &mut [u8], prepared: &[u8]) -> bool {
@@ -142,61 +156,49 @@ impl<'a> Stacked<'a> {
         if input.len() < g.in_h * g.in_w * c || output.len() < g.out_h * g.out_w * c {
             return false;
         }
-        if prepared.len() != self.table_bytes() {
-            return self.run_with_own_tables(input, output);
+        let prepared = (prepared.len() == self.table_bytes()).then_some(prepared);
+        if prepared.is_none() && !self.fast() {
+            return false;
         }
         self.layer(input, output, prepared);
         true
     }
 
-    /// [`Stacked::run`] with the tables made for this call, on the stack: a function of its own
-    /// so that the prepared path's frame does not carry (and probe on every call) the 53 KB.
-    #[inline(never)]
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    fn run_with_own_tables(&self, input: &[u8], output: &mut [u8]) -> bool {
-        if !self.fast() {
-            return false;
-        }
-        let mut own = MaybeUninit::<[u8; C_MAX / BLOCK * (KW_MAX * 4 * 64 + 4 * LANEQ_BYTES)]>::uninit();
-        let n = self.table_bytes();
-        let p = own.as_mut_ptr() as *mut u8;
-        // SAFETY: `n ≤ C_MAX / BLOCK · (KW_MAX·256 + 4·LANEQ_BYTES)` bytes of `own`, written
-        // (zeroed) before the slice is made; `tables` then writes every one.
-        let buf = unsafe {
-            core::ptr::write_bytes(p, 0, n);
-            core::slice::from_raw_parts_mut(p, n)
-        };
-        self.tables(buf);
-        self.layer(input, output, buf);
-        true
-    }
-
-    #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    fn layer(&self, input: &[u8], output: &mut [u8], tables: &[u8]) {
+    fn layer(&self, input: &[u8], output: &mut [u8], tables: Option<&[u8]>) {
         let g = self.g;
         let (c, kw, sw) = (g.in_c, g.kernel_w, g.stride_w);
-        let per_block = kw * 4 * 64 + 4 * LANEQ_BYTES;
+        let per_block = self.block_bytes();
+        let mut own = [0u8; BLOCK_TABLE_MAX];
         let zx = _mm512_set1_epi8(((self.z as u8) ^ 0x80) as i8);
         let flip = _mm512_set1_epi8(0x80u8 as i8);
         let (lo, hi) = (_mm512_set1_epi32(self.rq.min), _mm512_set1_epi32(self.rq.max));
         let mut cols = MaybeUninit::<[__m512i; 4 * COLS_MAX]>::uninit();
         let cols = cols.as_mut_ptr() as *mut __m512i;
-        for oy in 0..g.out_h {
-            // The input rows of this output row's windows (`None`: padding, or no fourth row).
-            let rows: [Option<usize>; KH_MAX] = core::array::from_fn(|ky| {
-                let y = (oy * g.stride_h + ky).checked_sub(g.pad_top)?;
-                (ky < g.kernel_h && y < g.in_h).then_some(y)
-            });
-            for b in 0..c.div_ceil(BLOCK) {
-                // The channels of this block: 64, or the rest of the last (read and written
-                // under a mask: the bytes past them belong to the next pixel).
-                let mask: __mmask64 = u64::MAX >> (BLOCK - (c - BLOCK * b).min(BLOCK));
-                let block = &tables[b * per_block..(b + 1) * per_block];
-                let (wv, qv) = block.split_at(kw * 4 * 64);
-                let q: [LaneQ16; 4] = core::array::from_fn(|j| LaneQ16::load(&qv[j * LANEQ_BYTES..]));
+        // `kw ≤ KW_MAX`, `sw ≤ STRIDE_MAX` (`Stacked::plan`): `(n − 1)·sw + kw ≤ COLS_MAX`.
+        let strip = (COLS_MAX - kw) / sw + 1;
+        for b in 0..c.div_ceil(BLOCK) {
+            // The channels of this block: 64, or the rest of the last (read and written under a
+            // mask: the bytes past them belong to the next pixel).
+            let mask: __mmask64 = u64::MAX >> (BLOCK - (c - BLOCK * b).min(BLOCK));
+            let block: &[u8] = match tables {
+                Some(t) => &t[b * per_block..(b + 1) * per_block],
+                None => {
+                    self.block_table(b, &mut own[..per_block]);
+                    &own[..per_block]
+                }
+            };
+            let (wv, qv) = block.split_at(kw * 4 * 64);
+            let q: [LaneQ16; 4] = core::array::from_fn(|j| LaneQ16::load(&qv[j * LANEQ_BYTES..]));
+            for oy in 0..g.out_h {
+                // The input rows of this output row's windows (`None`: padding, or no fourth row).
+                let rows: [Option<usize>; KH_MAX] = core::array::from_fn(|ky| {
+                    let y = (oy * g.stride_h + ky).checked_sub(g.pad_top)?;
+                    (ky < g.kernel_h && y < g.in_h).then_some(y)
+                });
                 let mut ox0 = 0;
                 while ox0 < g.out_w {
-                    let n = (g.out_w - ox0).min(STRIP);
+                    let n = (g.out_w - ox0).min(strip);
                     let ncols = (n - 1) * sw + kw;
                     let x0 = (ox0 * sw) as isize - g.pad_left as isize;
                     for col in 0..ncols {
