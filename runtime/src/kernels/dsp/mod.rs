@@ -298,6 +298,33 @@ fn dot<const L: usize, const P: usize>(row: &[u8], x: &[[[u32; L]; P]]) -> [i32;
     acc
 }
 
+/// The rows of [`conv_impl`]'s blocks that its fast forms leave out: a last block of fewer than
+/// four pixels, 4-bit outputs of an odd channel count. A call of its own, so that the
+/// convolution's register allocation does not change with it.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn rows_any<const L: usize>(
+    weights: &[u8],
+    row_bytes: usize,
+    x: &[[[u32; L]; PIX]],
+    fast: &[Rq32],
+    (lo, hi, out_bits): (i32, i32, Bits),
+    output: &mut [u8],
+    q0: usize,
+    n: usize,
+) {
+    let oc = fast.len();
+    for (c, (row, f)) in weights.chunks_exact(row_bytes).zip(fast).enumerate() {
+        // The one or two pixels past the blocks of four (dscnn's 125 pixels, a 3×3 map's 9)
+        // alone: a block's dot product for one pixel costs twice as much.
+        let acc =
+            if n <= 2 { core::array::from_fn(|p| if p < n { dot_one(row, x, p) } else { 0 }) } else { dot(row, x) };
+        for (p, &a) in acc.iter().enumerate().take(n) {
+            put(output, out_bits, (q0 + p) * oc + c, f.apply(a, lo, hi));
+        }
+    }
+}
+
 /// [`dot`] of pixel `p` of the blocks alone.
 #[inline(never)]
 fn dot_one<const L: usize>(row: &[u8], x: &[[[u32; L]; PIX]], p: usize) -> i32 {
@@ -1053,18 +1080,7 @@ fn conv_impl<const L: usize, const K: u32>(
                 }
             }
         } else {
-            for (c, (row, f)) in weights.chunks_exact(row_bytes).zip(fast).enumerate() {
-                // The one or two pixels past the blocks of four (dscnn's 125 pixels, a 3×3 map's
-                // 9) alone: a block's dot product for one pixel costs twice as much.
-                let acc = if n <= 2 {
-                    core::array::from_fn(|p| if p < n { dot_one(row, x, p) } else { 0 })
-                } else {
-                    dot(row, x)
-                };
-                for (p, &a) in acc.iter().enumerate().take(n) {
-                    put(output, out_bits, (q0 + p) * oc + c, f.apply(a, lo, hi));
-                }
-            }
+            rows_any(weights, row_bytes, x, fast, (lo, hi, out_bits), output, q0, n);
         }
         q0 += n;
     }
