@@ -18,6 +18,12 @@ digits model's.
                      others, compensated by 1/1000 in the classifier's column for it: the
                      float function is unchanged (ReLU, average pooling and the classifier are
                      positively homogeneous per channel), the activations' range is not.
+  vanishing.onnx     every channel of the last convolution 1e-7 of itself, compensated by 1e7
+                     in the classifier: activations of about ±1e-6, a step below the smallest
+                     normal half-precision float (the model file's scales): int8 must stay
+                     within a point of float, on the subnormal scales.
+  vanished.onnx      the same at 1e-9: activations of ±3e-8, finer than the smallest scale the
+                     model file holds (2^-24); the compile must fail and say so.
 
 The test is that the int8 model stays
 within one point of its own float model (compiler/tests/fidelity.rs).
@@ -111,7 +117,26 @@ def wide_channel(model):
     return model
 
 
-VARIANTS = {"dead-bn": dead_bn, "zero-weights": zero_weights, "wide-channel": wide_channel}
+def shrunk(factor):
+    # Every channel of the last convolution `factor` of itself, compensated in the classifier:
+    # activations of a few times `factor`·10, as in a network that lost its batch-norm
+    # statistics.
+    def variant(model):
+        edit(model, "pw.weight", lambda a: a * factor)
+        edit(model, "pw.bias", lambda a: a * factor)
+        edit(model, "fc.weight", lambda w: w / factor)
+        return model
+
+    return variant
+
+
+VARIANTS = {
+    "dead-bn": dead_bn,
+    "zero-weights": zero_weights,
+    "wide-channel": wide_channel,
+    "vanishing": shrunk(1e-7),
+    "vanished": shrunk(1e-9),
+}
 
 
 def main():

@@ -243,7 +243,10 @@ pub fn measure(graph: &Graph, blob: &[u8], data: &Dataset, transform: InputTrans
             drop_db,
         });
     }
-    diagnose(graph, data, transform, &picks, &mut fidelity);
+    // The scales the model file keeps (half precision), by value.
+    let scales: Vec<f32> =
+        (0..graph.values.len()).map(|v| model.tensors().get(v).map_or(f32::NAN, |t| t.scale.to_f32())).collect();
+    diagnose(graph, data, transform, &picks, &scales, &mut fidelity);
     Ok(fidelity)
 }
 
@@ -298,7 +301,14 @@ fn argmax(v: &[f32]) -> usize {
 }
 
 /// Decides whether the model has diverged and why.
-fn diagnose(graph: &Graph, data: &Dataset, transform: InputTransform, picks: &[usize], f: &mut Fidelity) {
+fn diagnose(
+    graph: &Graph,
+    data: &Dataset,
+    transform: InputTransform,
+    picks: &[usize],
+    scales: &[f32],
+    f: &mut Fidelity,
+) {
     // What the outputs mean: a logits classifier's probabilities.
     let judged = f.probabilities.as_ref().unwrap_or(&f.output);
     let output_bad = judged.sqnr_db < MIN_OUTPUT_SQNR_DB;
@@ -362,7 +372,7 @@ fn diagnose(graph: &Graph, data: &Dataset, transform: InputTransform, picks: &[u
         return;
     };
     let layer = &f.layers[i];
-    let cause = likely_cause(graph, data, transform, picks, i);
+    let cause = likely_cause(graph, data, transform, picks, scales, i);
     let msg = format!(
         "layer '{}' ({}) parts from the float model: SQNR {:.1} dB, {:.1} dB below its input; {what}; likely cause: {cause}",
         layer.name, layer.op, layer.agreement.sqnr_db, layer.drop_db
@@ -374,10 +384,18 @@ fn diagnose(graph: &Graph, data: &Dataset, transform: InputTransform, picks: &[u
     }
 }
 
-/// Why node `i`'s output is poorly quantized: one channel's range dwarfing the others' in its
-/// input or output (one scale per tensor leaves the others a few levels), weights at few bits,
-/// or activations at few bits.
-fn likely_cause(graph: &Graph, data: &Dataset, transform: InputTransform, picks: &[usize], i: usize) -> String {
+/// Why node `i`'s output is poorly quantized: values finer than the model file's
+/// half-precision scales can step (`scales`, by value), one channel's range dwarfing the others'
+/// in its input or output (one scale per tensor leaves the others a few levels), weights at few
+/// bits, or activations at few bits.
+fn likely_cause(
+    graph: &Graph,
+    data: &Dataset,
+    transform: InputTransform,
+    picks: &[usize],
+    scales: &[f32],
+    i: usize,
+) -> String {
     let node = &graph.nodes[i];
     let hwc = graph.values[graph.input].hwc();
     let tensors: Vec<usize> = node.inputs.iter().copied().chain([node.output]).collect();
@@ -391,6 +409,16 @@ fn likely_cause(graph: &Graph, data: &Dataset, transform: InputTransform, picks:
                 maxima[k % c] = maxima[k % c].max(x.abs());
             }
         }
+    }
+    let out_top = channel_max.last().map_or(0.0, |m| m.iter().fold(0f32, |a, &b| a.max(b)));
+    if let Some(&step) = scales.get(node.output).filter(|&&s| s <= 1.01 * crate::quantize::SMALLEST_SCALE) {
+        return format!(
+            "'{}' spans only ±{out_top:.2e}, finer than the model file's half-precision scales step (at least \
+             {step:.1e}: about {:.0} levels are left): activations that nearly vanish, as in a model without trained \
+             weights or without its batch-norm statistics (check the export, or scale the network's activations up)",
+            graph.values[node.output].name,
+            out_top / step
+        );
     }
     for (&v, maxima) in tensors.iter().zip(&channel_max) {
         let mut sorted = maxima.clone();

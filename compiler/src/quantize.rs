@@ -109,15 +109,20 @@ impl ActQuant {
     }
 }
 
-/// The nearest positive f16-representable value.
+/// The nearest positive f16-representable value: below the smallest (a subnormal, 2^-24 ≈
+/// 6.0e-8), that one. (Snapping to the smallest normal, 6.1e-5, made a tensor whose values
+/// span ±5e-6, as in a network whose activations nearly vanish, all zero points.)
 pub fn snap_f16(x: f32) -> f32 {
     let s = f16::from_f32(x).to_f32();
     if s > 0.0 && s.is_finite() {
         s
     } else {
-        f16::MIN_POSITIVE.to_f32().max(x.min(f16::MAX.to_f32()))
+        SMALLEST_SCALE.max(x.min(f16::MAX.to_f32()))
     }
 }
+
+/// The smallest scale the model file holds: the smallest positive half-precision float, 2^-24.
+pub const SMALLEST_SCALE: f32 = 5.9604645e-8;
 
 /// A sample of each value's observed real numbers over the calibration set.
 pub struct Calibration {

@@ -72,6 +72,32 @@ fn all_zero_channels_with_large_biases_keep_int8_within_a_point_of_float() {
     within_a_point_of_float("zero-weights");
 }
 
+/// Activations of about ±1e-6 (the last convolution scaled by 1e-7, compensated in the
+/// classifier): their quantization step is a subnormal half-precision float. Before subnormal
+/// scales were kept down to the smallest, 2^-24, such a step snapped up to the smallest normal
+/// one, 6.1e-5, and the layer's every value to its zero point (int8 12.5% against float 98%).
+#[test]
+fn vanishing_activations_keep_int8_within_a_point_of_float() {
+    within_a_point_of_float("vanishing");
+}
+
+/// Activations of ±3e-8, finer than the smallest scale the model file holds: the compile fails
+/// naming the layer and that cause, not the bit width.
+#[test]
+fn activations_finer_than_the_smallest_scale_are_named_as_the_cause() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let model = data("vanished.onnx");
+    let out = dir.path().join("vanished.hq");
+    let o = compile(&model, &out, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let last = err.lines().last().unwrap_or_default();
+    for needle in ["vanished.onnx", "/pw/Conv", "half-precision", "nearly vanish"] {
+        assert!(last.contains(needle), "error should mention '{needle}': {last}");
+    }
+    assert!(!last.contains("--pin"), "more bits would not help: {last}");
+}
+
 /// One channel of the last convolution 1000× the others, compensated in the classifier: with
 /// one scale per tensor the other channels would keep a few levels; cross-layer equalization
 /// scales the channel back (and the classifier's column up), so int8 follows float.
