@@ -362,8 +362,19 @@ fn diagnose(
     }
     let Some(i) = suspect else {
         if output_bad || top1_bad {
+            let floor = crate::quantize::SMALLEST_SCALE;
+            let at_floor: Vec<_> =
+                graph.nodes.iter().filter(|n| scales.get(n.output).is_some_and(|&s| s <= 1.01 * floor)).collect();
             let cause = if input_dominates {
                 "the input's own quantization".to_string()
+            } else if let Some(first) = at_floor.first() {
+                format!(
+                    "{} layers, the first '{}', have activations finer than the model file's smallest scale \
+                     ({floor:.1e}, half precision): they vanish, as in a model without trained weights or without \
+                     its batch-norm statistics (check the export, or scale the network's activations up)",
+                    at_floor.len(),
+                    first.name
+                )
             } else {
                 "no single layer: the error accumulates (try more bits)".to_string()
             };
@@ -480,5 +491,65 @@ impl Fidelity {
             s += &format!("note: {n}\n");
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn agreement(sqnr_db: f64) -> Agreement {
+        Agreement { sqnr_db, cosine: 1.0 }
+    }
+
+    /// A model whose error grows layer by layer, none of them a sudden drop, with activations
+    /// that vanish from its third layer on (their scale at the smallest): the verdict names that
+    /// layer, not "the error accumulates".
+    #[test]
+    fn a_gradual_divergence_into_the_smallest_scale_names_the_first_such_layer() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/digits");
+        let graph = crate::import::import(&root.join("model.onnx")).expect("digits imports");
+        let data = Dataset::load(&root.join("calib.npz")).expect("digits data");
+        let layers: Vec<LayerFidelity> = graph
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| LayerFidelity {
+                name: n.name.clone(),
+                op: n.op.name().to_string(),
+                tensor: graph.values[n.output].name.clone(),
+                agreement: agreement(40.0 - 5.0 * i as f64),
+                drop_db: 5.0,
+            })
+            .collect();
+        let mut f = Fidelity {
+            samples: 8,
+            input: agreement(50.0),
+            input_range: (0.0, 1.0),
+            input_step: 1.0 / 255.0,
+            input_feature_sqnr_db: FeatureSqnr { median_db: 50.0, worst_db: 45.0, worst_position: 0 },
+            layers,
+            output: agreement(2.0),
+            probabilities: None,
+            top1_agreement: None,
+            output_relative_error: 0.8,
+            divergence: None,
+            notes: vec![],
+        };
+        let mut scales = vec![1e-3f32; graph.values.len()];
+        let third = &graph.nodes[2];
+        for n in &graph.nodes[2..] {
+            scales[n.output] = crate::quantize::SMALLEST_SCALE;
+        }
+        diagnose(&graph, &data, InputTransform::default(), &[0, 1, 2], &scales, &mut f);
+        let verdict = f.divergence.expect("diverged");
+        let n = graph.nodes.len() - 2;
+        assert!(verdict.contains(&format!("{n} layers, the first '{}'", third.name)), "{verdict}");
+        assert!(verdict.contains("smallest scale"), "{verdict}");
+        // With ordinary scales, the same figures are an accumulated error.
+        let mut f2 = Fidelity { divergence: None, ..f };
+        diagnose(&graph, &data, InputTransform::default(), &[0, 1, 2], &vec![1e-3; graph.values.len()], &mut f2);
+        assert!(f2.divergence.expect("diverged").contains("the error accumulates"));
     }
 }
