@@ -104,6 +104,22 @@ fn avx512_fc_takes_unprepared(c: &FcK) -> bool {
     bytes(c.m) > 0 && bytes(c.m.min(16)) <= AVX512_CHUNK_BYTES
 }
 
+/// The scalar reference as a kernel of [`conv_paths`]' shape (`depthwise` selects its
+/// depthwise convolution).
+fn conv_reference(depthwise: bool) -> ConvFn {
+    if depthwise {
+        Box::new(|g, i, f, w, b, r, o, _| {
+            reference::depthwise_conv2d(g, i, f, w, b, r, o);
+            Path::Scalar
+        })
+    } else {
+        Box::new(|g, i, f, w, b, r, o, _| {
+            reference::conv2d(g, i, f, w, b, r, o);
+            Path::Scalar
+        })
+    }
+}
+
 /// The conv-shaped kernels of each path (`depthwise` selects the depthwise ones).
 fn conv_paths(depthwise: bool) -> Vec<(Option<Path>, ConvFn)> {
     paths()
@@ -331,17 +347,7 @@ fn check_path(p: Option<Path>, ran: Path, in_kernel: bool) -> Result<(), TestCas
 fn conv_property_of(what: &str, depthwise: bool, cases: u32, strategy: impl Strategy<Value = ConvK>) {
     let paths = conv_paths(depthwise);
     let names: Vec<_> = paths.iter().map(|p| name(p.0)).collect();
-    let reference: ConvFn = if depthwise {
-        Box::new(|g, i, f, w, b, r, o, _| {
-            reference::depthwise_conv2d(g, i, f, w, b, r, o);
-            Path::Scalar
-        })
-    } else {
-        Box::new(|g, i, f, w, b, r, o, _| {
-            reference::conv2d(g, i, f, w, b, r, o);
-            Path::Scalar
-        })
-    };
+    let reference = conv_reference(depthwise);
     check(what, cases, strategy, &names, |case| {
         let (want, _) = run_conv(case, depthwise, &reference);
         for (p, f) in &paths {
@@ -402,10 +408,7 @@ fn conv2d_past_2048_taps_runs_on_each_x86_path() {
     });
     let paths = conv_paths(false);
     let names: Vec<_> = paths.iter().map(|p| name(p.0)).collect();
-    let reference: ConvFn = Box::new(|g, i, f, w, b, r, o, _| {
-        reference::conv2d(g, i, f, w, b, r, o);
-        Path::Scalar
-    });
+    let reference = conv_reference(false);
     let avx512 = kernels::available().contains(&Path::Avx512Vnni);
     let own = std::sync::atomic::AtomicUsize::new(0);
     check("conv2d past 2,048 taps", 48, strategy, &names, |case| {
@@ -449,10 +452,7 @@ fn conv2d_without_prepared_weights_runs_avx512_in_chunks_of_channels() {
     let unprepared: ConvFn = Box::new(|g, i, f, w, b, r, o, s| {
         kernels::conv2d_on(Path::Avx512Vnni, g, i, f, w, b, r, o, s).expect("available")
     });
-    let reference: ConvFn = Box::new(|g, i, f, w, b, r, o, _| {
-        reference::conv2d(g, i, f, w, b, r, o);
-        Path::Scalar
-    });
+    let reference = conv_reference(false);
     check("conv2d unprepared on AVX-512", 300, strategy, &["avx512-vnni"], |case| {
         let (want, _) = run_conv(case, false, &reference);
         let (got, ran) = run_conv(case, false, &unprepared);
@@ -479,10 +479,7 @@ fn conv2d_over_images_past_the_padded_buffer_matches_reference() {
     );
     let paths = conv_paths(false);
     let names: Vec<_> = paths.iter().map(|p| name(p.0)).collect();
-    let reference: ConvFn = Box::new(|g, i, f, w, b, r, o, _| {
-        reference::conv2d(g, i, f, w, b, r, o);
-        Path::Scalar
-    });
+    let reference = conv_reference(false);
     let banded = std::sync::atomic::AtomicUsize::new(0);
     check("conv2d past the padded buffer", 200, strategy, &names, |case| {
         let g = &case.g;
@@ -562,10 +559,7 @@ fn geom_of(h: usize, w: usize, kh: usize, kw: usize, sh: usize, sw: usize, p: [u
 fn too_little_scratch_runs_the_reference_and_says_so() {
     let mut runner = TestRunner::deterministic();
     let case = conv_k(false).new_tree(&mut runner).expect("case").current();
-    let reference: ConvFn = Box::new(|g, i, f, w, b, r, o, _| {
-        reference::conv2d(g, i, f, w, b, r, o);
-        Path::Scalar
-    });
+    let reference = conv_reference(false);
     let (want, _) = run_conv(&case, false, &reference);
     let n = case.g.out_h * case.g.out_w * case.g.out_c;
     let mut out = garbage(bits_of(case.out.bits).packed_len(n), 1);
@@ -746,10 +740,7 @@ fn conv2d_prepared_property(what: &str, cases: u32, strategy: impl Strategy<Valu
         cases,
         strategy,
         |c, f| run_conv(c, false, f),
-        Box::new(|g, i, f, w, b, r, o, _| {
-            reference::conv2d(g, i, f, w, b, r, o);
-            Path::Scalar
-        }),
+        conv_reference(false),
         |c, p| kernels::conv2d_prepared_bytes_on(p, &c.g, in_bits(c), &c.weights, bits_of(c.weight_bits)),
         |c, p, dst| {
             let (fmt, rq) = (ActFormat { bits: in_bits(c), zero_point: c.in_fmt.1 }, c.ch.requant(&c.out));
@@ -793,10 +784,7 @@ fn conv2d_prepared_weights_of_large_layers_match_reference() {
         40,
         strategy,
         |c, f| run_conv(c, false, f),
-        Box::new(|g, i, f, w, b, r, o, _| {
-            reference::conv2d(g, i, f, w, b, r, o);
-            Path::Scalar
-        }),
+        conv_reference(false),
         |c, p| kernels::conv2d_prepared_bytes_on(p, &c.g, bits_of(c.in_fmt.0), &c.weights, bits_of(c.weight_bits)),
         |c, p, dst| {
             let (fmt, rq) = (ActFormat { bits: bits_of(c.in_fmt.0), zero_point: c.in_fmt.1 }, c.ch.requant(&c.out));
@@ -835,10 +823,7 @@ fn depthwise_prepared_weights_match_reference() {
         1500,
         strategy,
         |c, f| run_conv(c, true, f),
-        Box::new(|g, i, f, w, b, r, o, _| {
-            reference::depthwise_conv2d(g, i, f, w, b, r, o);
-            Path::Scalar
-        }),
+        conv_reference(true),
         move |c, p| {
             let rq = c.ch.requant(&c.out);
             kernels::depthwise_conv2d_prepared_bytes_on(p, &c.g, fmt(c), &c.weights, bits_of(c.weight_bits), &rq)

@@ -169,7 +169,8 @@ impl<'a> Stacked<'a> {
         let g = self.g;
         let (c, kw, sw) = (g.in_c, g.kernel_w, g.stride_w);
         let per_block = self.block_bytes();
-        let mut own = [0u8; BLOCK_TABLE_MAX];
+        // A block's tables made here when none were prepared (the buffer zeroed at first use only).
+        let mut own: Option<[u8; BLOCK_TABLE_MAX]> = None;
         let zx = _mm512_set1_epi8(((self.z as u8) ^ 0x80) as i8);
         let flip = _mm512_set1_epi8(0x80u8 as i8);
         let (lo, hi) = (_mm512_set1_epi32(self.rq.min), _mm512_set1_epi32(self.rq.max));
@@ -184,6 +185,7 @@ impl<'a> Stacked<'a> {
             let block: &[u8] = match tables {
                 Some(t) => &t[b * per_block..(b + 1) * per_block],
                 None => {
+                    let own = own.get_or_insert([0; BLOCK_TABLE_MAX]);
                     self.block_table(b, &mut own[..per_block]);
                     &own[..per_block]
                 }
