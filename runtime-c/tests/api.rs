@@ -319,3 +319,64 @@ fn the_input_helpers_write_what_the_rust_api_writes() {
         drop(Box::from_raw(it));
     }
 }
+
+/// Writes `x`, runs the model once and reads output 0.
+fn run(it: &mut HawqInterpreter, x: &[u8]) -> Vec<u8> {
+    assert_eq!(unsafe { hawq_write_input_raw(it, x.as_ptr(), x.len()) }, HAWQ_OK);
+    assert_eq!(unsafe { hawq_invoke(it) }, HAWQ_OK);
+    output(it, 0).unwrap()
+}
+
+/// `hawq_interpreter_init_with_workspace` computes what `hawq_interpreter_init` computes, with
+/// the weights laid out once at initialization and read from the workspace by every
+/// `hawq_invoke`; its bad arguments are statuses.
+#[test]
+fn a_workspace_gives_the_same_outputs_and_every_invoke_reads_it() {
+    let good = blob(8);
+    let mut plain = load(&good);
+    let model = &*plain.model as *const HawqModel;
+    let needed = unsafe { hawq_workspace_bytes(model) };
+    assert_eq!(needed, Model::from_bytes(&good).unwrap().host_workspace_bytes());
+    assert_eq!(unsafe { hawq_workspace_bytes(ptr::null()) }, 0);
+    let mut arena = vec![0u8; unsafe { hawq_arena_bytes(model) }];
+    let mut workspace = vec![0x5Au8; needed + 16];
+    let ws = workspace.as_mut_ptr();
+    let mut it: HawqInterpreter = zeroed();
+    let init = |arena: *mut u8, arena_len: usize, ws: *mut u8, ws_len: usize, it: &mut HawqInterpreter| unsafe {
+        hawq_interpreter_init_with_workspace(model, arena, arena_len, ws, ws_len, it)
+    };
+    assert_eq!(init(arena.as_mut_ptr(), arena.len(), ws, needed, &mut it), HAWQ_OK);
+    let xs = inputs(20);
+    for x in &xs {
+        assert_eq!(run(&mut it, x), run(&mut plain.it, x));
+    }
+    if needed == 0 {
+        // No kernel of this machine lays weights out: no workspace at all will do.
+        assert_eq!(init(arena.as_mut_ptr(), arena.len(), ptr::null_mut(), 0, &mut it), HAWQ_OK);
+        assert_eq!(run(&mut it, &xs[0]), run(&mut plain.it, &xs[0]));
+        return;
+    }
+    // Every invoke reads the laid-out weights there: scrambled past the first region's length
+    // (the first layer's weights), they give other outputs.
+    let (reference, kept) = (workspace[..needed].to_vec(), 4);
+    for b in &mut workspace[kept..needed] {
+        *b ^= 0xA5;
+    }
+    let changed = xs.iter().filter(|x| run(&mut it, x) != run(&mut plain.it, x)).count();
+    assert!(changed > 0, "a scrambled workspace gave the same outputs: the invokes do not read it");
+    workspace[..needed].copy_from_slice(&reference);
+    for x in &xs[..3] {
+        assert_eq!(run(&mut it, x), run(&mut plain.it, x), "the workspace restored");
+    }
+
+    let (a, n) = (arena.as_mut_ptr(), arena.len());
+    let mut it2: HawqInterpreter = zeroed();
+    assert_eq!(init(a, n, ws, needed - 1, &mut it2), HAWQ_ERR_SIZE_MISMATCH, "a workspace a byte short");
+    assert_eq!(init(a, n, ptr::null_mut(), 0, &mut it2), HAWQ_ERR_SIZE_MISMATCH, "no workspace where one is needed");
+    assert_eq!(init(a, n, ptr::null_mut(), needed, &mut it2), HAWQ_ERR_NULL_POINTER);
+    assert_eq!(init(a, n, ws, usize::MAX, &mut it2), HAWQ_ERR_TOO_LARGE);
+    assert_eq!(init(a, n, unsafe { a.add(n - 1) }, needed, &mut it2), HAWQ_ERR_BUFFERS_OVERLAP, "over the arena");
+    let handle = (&mut it2 as *mut HawqInterpreter).cast::<u8>();
+    assert_eq!(init(a, n, handle, needed, &mut it2), HAWQ_ERR_BUFFERS_OVERLAP, "over its own handle");
+    assert_eq!(unsafe { hawq_invoke(&mut it2) }, HAWQ_ERR_NOT_LOADED, "a failed init leaves no interpreter");
+}

@@ -42,6 +42,30 @@ impl<'m, 'a> Interpreter<'m, 'a> {
     pub fn with_workspace(model: &'m Model<'m>, arena: &'a mut [u8], workspace: &'a mut [u8]) -> Result<Self, Error> {
         Self::with_kernels_and_workspace(model, arena, workspace)
     }
+
+    /// An interpreter over a workspace that [`Interpreter::with_workspace`] (or
+    /// [`Interpreter::with_kernels_and_workspace`]) prepared for this model at this address, and
+    /// that nothing has written since: the weights are not laid out again, nor is the
+    /// workspace's size worked out from the ops. For callers that make an interpreter per call
+    /// (the C interface's `hawq_invoke`). An op whose region the workspace does not hold whole
+    /// runs without it; a workspace holding anything else gives wrong outputs, never an access
+    /// outside it or the arena: each kernel checks the length of its region and reads it as
+    /// plain values.
+    pub fn with_prepared_workspace(
+        model: &'m Model<'m>,
+        arena: &'a mut [u8],
+        workspace: &'a [u8],
+    ) -> Result<Self, Error> {
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
+        let mut it = Self::with_kernels(model, arena)?;
+        #[cfg(target_arch = "x86_64")]
+        {
+            it.prepared = workspace;
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = workspace;
+        Ok(it)
+    }
 }
 
 impl<'m, 'a, const KERNELS: u32> Interpreter<'m, 'a, KERNELS> {

@@ -490,6 +490,29 @@ fn workspace_agrees(model: &Model<'_>, start: &[u8], after: &[u8], seed: u64) {
         without.invoke().expect("a validated model runs");
     }
     assert_eq!(it.output_bytes(), without.output_bytes(), "second inference: another output with the workspace");
+    // An interpreter made again over the prepared workspace (as the C interface's `hawq_invoke`
+    // makes one per call) computes the same without laying the weights out again, and so it does
+    // over the workspace cut short; over the workspace scrambled past its first region's header
+    // (that region's weights garbage, the other headers too) it runs all the same, whatever it
+    // computes.
+    let mut again = start.to_vec();
+    let mut it = Interpreter::with_prepared_workspace(model, &mut again, &workspace).expect("a prepared workspace");
+    it.invoke().expect("a validated model runs");
+    assert_eq!(again, after, "an interpreter over the prepared workspace: another arena");
+    if needed > 0 {
+        // Cut a byte short, its last region is not whole: that op runs without it.
+        let mut cut = start.to_vec();
+        let mut it =
+            Interpreter::with_prepared_workspace(model, &mut cut, &workspace[..needed - 1]).expect("the arena");
+        it.invoke().expect("a validated model runs");
+        assert_eq!(cut, after, "an interpreter over the prepared workspace cut short: another arena");
+    }
+    let scrambled: Vec<u8> = workspace.iter().enumerate().map(|(i, &b)| if i < 4 { b } else { b ^ 0xA5 }).collect();
+    let mut arena = start.to_vec();
+    Interpreter::with_prepared_workspace(model, &mut arena, &scrambled)
+        .expect("the arena")
+        .invoke()
+        .expect("a scrambled workspace is read in bounds");
 }
 
 /// `Interpreter::invoke_threads` on 2 and 3 threads, every layer of two output rows or more
