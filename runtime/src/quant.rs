@@ -66,6 +66,16 @@ impl Bits {
         }
     }
 
+    /// The width of a kernel's constant parameter `B` (8, 4 or 2; the kernels are instantiated
+    /// at those three only): `Bits::from_width(B)` where a match on `B` was written per kernel.
+    pub const fn from_width(bits: u32) -> Bits {
+        match bits {
+            8 => Bits::B8,
+            4 => Bits::B4,
+            _ => Bits::B2,
+        }
+    }
+
     pub fn get(self) -> u32 {
         match self {
             Bits::B2 => 2,

@@ -234,18 +234,9 @@ unsafe fn row_dot<const B: u32, const SW: bool>(
             step(&mut acc, &mut sw, chunk::<B>(row.as_ptr(), j), j);
         }
         if full * 16 < k {
-            step(&mut acc, &mut sw, weights16(row, width::<B>(), k, full), full);
+            step(&mut acc, &mut sw, weights16(row, Bits::from_width(B), k, full), full);
         }
         (acc, sw)
-    }
-}
-
-/// The [`Bits`] of a width parameter.
-const fn width<const B: u32>() -> Bits {
-    match B {
-        8 => Bits::B8,
-        4 => Bits::B4,
-        _ => Bits::B2,
     }
 }
 
@@ -323,7 +314,7 @@ fn conv_blocks<const B: u32>(
     scratch: &mut [u8],
     mac: impl Fn(int32x4_t, int8x16_t, int8x16_t) -> int32x4_t + Copy,
 ) -> bool {
-    let bits = width::<B>();
+    let bits = Bits::from_width(B);
     let k = g.kernel_h * g.kernel_w * g.in_c;
     let kpad = k.next_multiple_of(16);
     let row_bytes = bits.packed_len(k);
@@ -545,7 +536,9 @@ unsafe fn rows_dot<const B: u32>(
             let w = if (ROWS - 1) * row_bytes + (full + 1) * chunk_bytes <= quad.len() {
                 rows.map(|r| chunk::<B>(r, full))
             } else {
-                core::array::from_fn(|j| weights16(&quad[j * row_bytes..(j + 1) * row_bytes], width::<B>(), k, full))
+                core::array::from_fn(|j| {
+                    weights16(&quad[j * row_bytes..(j + 1) * row_bytes], Bits::from_width(B), k, full)
+                })
             };
             step(&mut acc, w, full);
         }
@@ -693,7 +686,7 @@ fn fc_rows<const B: u32>(
     output: &mut [u8],
     mac: impl Fn(int32x4_t, int8x16_t, int8x16_t) -> int32x4_t,
 ) {
-    let bits = width::<B>();
+    let bits = Bits::from_width(B);
     let row_bytes = bits.packed_len(n);
     let bound = sum_bound(n, bits, in_fmt.bits);
     let z = in_fmt.zero_point;

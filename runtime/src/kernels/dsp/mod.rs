@@ -978,11 +978,7 @@ fn conv_impl<const L: usize, const K: u32>(
     let aligned4 = aligned4::<K>(g, in_fmt, L);
     let scale = scale + if aligned4 { 4 } else { 0 };
     // The fast epilogues: every channel's constants precomputed once per layer.
-    let weight_bits = match L {
-        2 => Bits::B8,
-        4 => Bits::B4,
-        _ => Bits::B2,
-    };
+    let weight_bits = lane_bits(L);
     let bound = sum_bound(k, weight_bits, in_fmt.bits);
     for (c, f) in fast.iter_mut().enumerate() {
         *f = Rq32::new(&ChannelQ::new(rq, c), bound, scale);
@@ -1350,11 +1346,7 @@ fn row_sum8(row: &[u8]) -> i32 {
 /// lanes, `(w0, w2)` and `(w1, w3)`, into `wt` (one entry per tap); returns each channel's `Σ w`.
 #[inline(always)]
 fn dw_weights<const B: u8>(rows: [&[u8]; 4], wt: &mut [[u32; 2]]) -> [i32; 4] {
-    let bits = match B {
-        8 => Bits::B8,
-        4 => Bits::B4,
-        _ => Bits::B2,
-    };
+    let bits = Bits::from_width(B as u32);
     let mut sums = [0i32; 4];
     for (t, slot) in wt.iter_mut().enumerate() {
         let w = rows.map(|r| load(r, bits, t));

@@ -641,7 +641,7 @@ fn prepare<const B: usize>(
     q: Option<(ActFormat, &Requant<'_>)>,
     dst: &mut [u8],
 ) {
-    let bits = weight_bits::<B>();
+    let bits = Bits::from_width(B as u32);
     let (k, kq, oc) = (l.k, l.kq, g.out_c);
     let seg = g.kernel_w * g.in_c;
     let row_bytes = bits.packed_len(k);
@@ -801,15 +801,6 @@ fn block_pixels(groups: usize) -> usize {
     }
 }
 
-/// The weight width of the kernels' const parameter `B` (8, 4 or 2).
-const fn weight_bits<const B: usize>() -> Bits {
-    match B {
-        8 => Bits::B8,
-        4 => Bits::B4,
-        _ => Bits::B2,
-    }
-}
-
 /// Bytes of the stack buffer [`conv2d_512_in_chunks`] lays weights out in.
 const CHUNK_BYTES: usize = 16 * 1024;
 
@@ -834,7 +825,7 @@ fn conv2d_512_in_chunks<const B: usize>(
     output: &mut [u8],
     scratch: &mut [u8],
 ) -> bool {
-    let bits = weight_bits::<B>();
+    let bits = Bits::from_width(B as u32);
     let per_group = 64 * (1 + l.kq) + LANEQ_BYTES;
     let chunk = 16 * ((CHUNK_BYTES - 64) / per_group);
     // A chunk of fewer groups may take blocks of more pixels: the scratch for the most.
@@ -889,7 +880,7 @@ fn conv2d_512_part<const B: usize>(
     scratch: &mut [u8],
     prepared: &[u8],
 ) -> bool {
-    let bits = weight_bits::<B>();
+    let bits = Bits::from_width(B as u32);
     let (k, kq, oc, groups, indirect) = (l.k, l.kq, g.out_c, l.groups, l.indirect);
     let padded_w = l.padded_w;
     let npix = g.out_h * g.out_w;

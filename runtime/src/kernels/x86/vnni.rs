@@ -231,11 +231,7 @@ fn conv2d_vnni<const B: usize>(
     output: &mut [u8],
     scratch: &mut [u8],
 ) -> bool {
-    let bits = match B {
-        8 => Bits::B8,
-        4 => Bits::B4,
-        _ => Bits::B2,
-    };
+    let bits = Bits::from_width(B as u32);
     let k = g.kernel_h * g.kernel_w * g.in_c;
     // Whole chunks of 32 values read from the block; a partial last chunk from `tails`.
     let (full, part) = (k / 32, k % 32);
