@@ -2,7 +2,7 @@
 //! paths: every output byte of every path against the scalar reference, every path running
 //! itself. The firmware's own seed first, then random seeds.
 
-use hawq_kernel_cases::{every_op, Bufs, Rng, Tally, PREPARED, SCRATCH};
+use hawq_kernel_cases::{every_op, HostBufs, Rng, Tally};
 use hawq_runtime::kernels::{self, Path};
 use proptest::prelude::*;
 
@@ -10,17 +10,8 @@ use proptest::prelude::*;
 const CASES: u32 = 5000;
 
 fn run_all(seed: u64, cases: u32) -> [Tally; 4] {
-    let (mut input, mut weights) = (vec![0u8; 16384], vec![0u8; 65536]);
-    let (mut want, mut got, mut scratch) = (vec![0u8; 65536], vec![0u8; 65536], vec![0u8; SCRATCH]);
-    let mut prepared = vec![0u8; PREPARED];
-    let mut b = Bufs {
-        input: &mut input,
-        weights: &mut weights,
-        want: &mut want,
-        got: &mut got,
-        scratch: &mut scratch,
-        prepared: &mut prepared,
-    };
+    let mut host = HostBufs::new();
+    let mut b = host.bufs();
     let paths: Vec<Path> = kernels::available().into_iter().collect();
     let mut rng = Rng(seed | 1);
     every_op(&mut rng, &mut b, cases, &paths).unwrap_or_else(|f| panic!("seed {seed:#x}: {f}"))

@@ -3,7 +3,7 @@
 //! machine has against the scalar reference. A failing case panics with its description.
 #![no_main]
 
-use hawq_kernel_cases::{every_op, Bufs, Rng, PREPARED, SCRATCH};
+use hawq_kernel_cases::{every_op, HostBufs, Rng};
 use hawq_runtime::kernels::{self, Path};
 use libfuzzer_sys::fuzz_target;
 
@@ -12,17 +12,8 @@ fuzz_target!(|data: &[u8]| {
     for (d, s) in seed.iter_mut().zip(data) {
         *d = *s;
     }
-    let (mut input, mut weights) = (vec![0u8; 16384], vec![0u8; 65536]);
-    let (mut want, mut got, mut scratch) = (vec![0u8; 65536], vec![0u8; 65536], vec![0u8; SCRATCH]);
-    let mut prepared = vec![0u8; PREPARED];
-    let mut b = Bufs {
-        input: &mut input,
-        weights: &mut weights,
-        want: &mut want,
-        got: &mut got,
-        scratch: &mut scratch,
-        prepared: &mut prepared,
-    };
+    let mut host = HostBufs::new();
+    let mut b = host.bufs();
     let paths: Vec<Path> = kernels::available().into_iter().collect();
     let mut rng = Rng(u64::from_le_bytes(seed) | 1);
     if let Err(failure) = every_op(&mut rng, &mut b, 2, &paths) {

@@ -7,7 +7,7 @@
 //! ```
 //!
 //! Exits 1 on the first failing case, after printing it.
-use hawq_kernel_cases::{every_op, Bufs, Rng, OPS, PREPARED, SCRATCH};
+use hawq_kernel_cases::{every_op, HostBufs, Rng, OPS};
 use hawq_runtime::kernels::{self, Path};
 
 const SEEDS: [u64; 4] = [0x9E37_79B9_7F4A_7C15, 0x3C6E_F372_FE94_F82A, 0xDAA6_6D2C_7DDF_743F, 0x78DD_E6E5_FD29_F054];
@@ -16,17 +16,8 @@ const CASES: u32 = 5000;
 fn main() {
     let paths: Vec<Path> = kernels::available().into_iter().collect();
     let names: Vec<&str> = paths.iter().map(|p| p.name()).collect();
-    let (mut input, mut weights) = (vec![0u8; 16384], vec![0u8; 65536]);
-    let (mut want, mut got, mut scratch) = (vec![0u8; 65536], vec![0u8; 65536], vec![0u8; SCRATCH]);
-    let mut prepared = vec![0u8; PREPARED];
-    let mut b = Bufs {
-        input: &mut input,
-        weights: &mut weights,
-        want: &mut want,
-        got: &mut got,
-        scratch: &mut scratch,
-        prepared: &mut prepared,
-    };
+    let mut host = HostBufs::new();
+    let mut b = host.bufs();
     for seed in SEEDS {
         match every_op(&mut Rng(seed | 1), &mut b, CASES, &paths) {
             Ok(tallies) => {

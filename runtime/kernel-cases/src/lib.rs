@@ -15,6 +15,9 @@
 // A failure ends a test run, and there is no heap to box it in.
 #![allow(clippy::result_large_err)]
 
+#[cfg(feature = "std")]
+extern crate std;
+
 use hawq_runtime::kernels::{self, ActFormat, AddRequant, Path, Requant, Window};
 use hawq_runtime::quant::{store, Biases, Bits, Multipliers, BIAS_I32};
 
@@ -299,8 +302,59 @@ pub struct Bufs<'a> {
 pub const PREPARED: usize = 1 << 17;
 
 /// Bytes of scratch the cases need (the largest case's `*_scratch_bytes`, and one for an odd
-/// start). The firmware's buffers: input 16,384 bytes, weights, outputs and scratch 65,536 each.
+/// start).
 pub const SCRATCH: usize = 65536;
+
+/// Bytes of `Bufs::input` in the firmware and on hosts.
+pub const INPUT: usize = 16384;
+
+/// Bytes of `Bufs::weights`, `Bufs::want` and `Bufs::got` in the firmware and on hosts.
+pub const TENSOR: usize = 65536;
+
+/// The buffers of [`Bufs`] on a host, owned (the firmware's are statics): the firmware's sizes,
+/// and [`PREPARED`] bytes for laid-out weights.
+#[cfg(feature = "std")]
+pub struct HostBufs {
+    input: std::vec::Vec<u8>,
+    weights: std::vec::Vec<u8>,
+    want: std::vec::Vec<u8>,
+    got: std::vec::Vec<u8>,
+    scratch: std::vec::Vec<u8>,
+    prepared: std::vec::Vec<u8>,
+}
+
+#[cfg(feature = "std")]
+impl HostBufs {
+    pub fn new() -> HostBufs {
+        let zeros = |n: usize| std::vec![0u8; n];
+        HostBufs {
+            input: zeros(INPUT),
+            weights: zeros(TENSOR),
+            want: zeros(TENSOR),
+            got: zeros(TENSOR),
+            scratch: zeros(SCRATCH),
+            prepared: zeros(PREPARED),
+        }
+    }
+
+    pub fn bufs(&mut self) -> Bufs<'_> {
+        Bufs {
+            input: &mut self.input,
+            weights: &mut self.weights,
+            want: &mut self.want,
+            got: &mut self.got,
+            scratch: &mut self.scratch,
+            prepared: &mut self.prepared,
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl Default for HostBufs {
+    fn default() -> HostBufs {
+        HostBufs::new()
+    }
+}
 
 /// Outcome of one operation's cases.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

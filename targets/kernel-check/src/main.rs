@@ -10,7 +10,7 @@ use core::fmt::Write;
 
 use cortex_m_rt::{entry, exception, ExceptionFrame};
 use hawq_firmware_common::semihost;
-use hawq_kernel_cases::{every_op, Bufs, Rng, OPS, SCRATCH};
+use hawq_kernel_cases::{every_op, Bufs, Rng, INPUT, OPS, SCRATCH, TENSOR};
 use hawq_runtime::kernels;
 
 /// Cases per operation.
@@ -27,10 +27,10 @@ impl Write for Host {
 
 /// The case buffers, in RAM (QEMU's 4 MiB).
 struct Buffers {
-    input: [u8; 16384],
-    weights: [u8; 65536],
-    want: [u8; 65536],
-    got: [u8; 65536],
+    input: [u8; INPUT],
+    weights: [u8; TENSOR],
+    want: [u8; TENSOR],
+    got: [u8; TENSOR],
     scratch: [u8; SCRATCH],
 }
 
@@ -38,7 +38,7 @@ struct Buffers {
 fn main() -> ! {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     static mut BUFS: Buffers =
-        Buffers { input: [0; 16384], weights: [0; 65536], want: [0; 65536], got: [0; 65536], scratch: [0; SCRATCH] };
+        Buffers { input: [0; INPUT], weights: [0; TENSOR], want: [0; TENSOR], got: [0; TENSOR], scratch: [0; SCRATCH] };
     // SAFETY: the only reference to BUFS, taken once.
     let b = unsafe { &mut *core::ptr::addr_of_mut!(BUFS) };
     let mut bufs = Bufs {
