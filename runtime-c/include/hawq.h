@@ -44,16 +44,17 @@
 #define HAWQ_FORMAT_VERSION 5
 
 /**
- * Size of `hawq_model` in words of `size_t`: 100 bytes on 32-bit targets (the runtime's model
- * takes 88, the handle's tag and the blob's extent 12), room to spare on 64-bit hosts.
+ * Size of `hawq_model` in words of `size_t`: 104 bytes on 32-bit targets (the runtime's model
+ * takes 88, the handle's tag, the blob's extent and its load count 16), room to spare on 64-bit
+ * hosts (25 words in version 1 of this interface).
  */
-#define HAWQ_MODEL_WORDS 25
+#define HAWQ_MODEL_WORDS 26
 
 /**
  * Size of `hawq_interpreter` in words of `size_t` (4 in version 1 of this interface, without
  * the workspace).
  */
-#define HAWQ_INTERPRETER_WORDS 6
+#define HAWQ_INTERPRETER_WORDS 7
 
 /**
  * What a call returned. `HAWQ_OK` is 0; 1–25 are the runtime's errors, one per
@@ -408,7 +409,9 @@ size_t hawq_workspace_bytes(const hawq_model *model);
  * AVX-512 VNNI host: 59 µs per inference, against 76 µs laying them out on each). With
  * `hawq_workspace_bytes(model)` = 0, `workspace` may be NULL and `workspace_len` 0. Keep the
  * workspace in place, alive and unwritten while the interpreter is used; it must not overlap
- * the arena, the model blob or either handle.
+ * the arena, the model blob or either handle. After another `hawq_model_load` into the model
+ * handle the interpreter runs without the workspace (the same outputs, the per-call layout)
+ * until it is initialized again.
  *
  * # Safety
  * As `hawq_interpreter_init`; `workspace` is NULL or points to `workspace_len` writable bytes.

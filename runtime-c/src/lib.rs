@@ -45,13 +45,14 @@ pub const HAWQ_ABI_VERSION: u32 = 2;
 /// Headers written by `hawq compile --emit-c` check it at compile time.
 pub const HAWQ_FORMAT_VERSION: u32 = 5;
 
-/// Size of `hawq_model` in words of `size_t`: 100 bytes on 32-bit targets (the runtime's model
-/// takes 88, the handle's tag and the blob's extent 12), room to spare on 64-bit hosts.
-pub const HAWQ_MODEL_WORDS: usize = 25;
+/// Size of `hawq_model` in words of `size_t`: 104 bytes on 32-bit targets (the runtime's model
+/// takes 88, the handle's tag, the blob's extent and its load count 16), room to spare on 64-bit
+/// hosts (25 words in version 1 of this interface).
+pub const HAWQ_MODEL_WORDS: usize = 26;
 
 /// Size of `hawq_interpreter` in words of `size_t` (4 in version 1 of this interface, without
 /// the workspace).
-pub const HAWQ_INTERPRETER_WORDS: usize = 6;
+pub const HAWQ_INTERPRETER_WORDS: usize = 7;
 
 /// Storage for one loaded model. Declare it (zero-initialized static storage is fine), pass it to
 /// `hawq_model_load`, keep it in place while interpreters use it. It holds no copy of the blob.
@@ -354,6 +355,9 @@ struct ModelSlot {
     tag: usize,
     blob: *const u8,
     blob_len: usize,
+    /// Loads into this handle, counted from whatever the storage held (wrapping): an
+    /// interpreter's workspace holds the layout of the model of one load.
+    loads: usize,
     model: Model<'static>,
 }
 
@@ -365,9 +369,11 @@ struct InterpreterSlot {
     model: *const HawqModel,
     arena: *mut u8,
     arena_len: usize,
-    /// The weights laid out once by `hawq_interpreter_init_with_workspace` (NULL: none).
+    /// The weights laid out once by `hawq_interpreter_init_with_workspace` (NULL: none), for
+    /// the model of load `loads` of the handle.
     workspace: *const u8,
     workspace_len: usize,
+    loads: usize,
 }
 
 /// Marks a loaded model / an initialized interpreter; anything else (zeroed static storage, a
@@ -492,8 +498,14 @@ pub unsafe extern "C" fn hawq_model_load(blob: *const u8, len: usize, out_model:
         check(out_model)?;
         let slot = out_model.cast::<ModelSlot>();
         // SAFETY: non-NULL and aligned (checked), and large enough (static assertion): a failed
-        // load leaves the storage marked as holding no model.
-        unsafe { ptr::addr_of_mut!((*slot).tag).write(0) };
+        // load leaves the storage marked as holding no model, and counted as a load (a plain
+        // word, valid for any bits the storage held).
+        let loads = unsafe {
+            ptr::addr_of_mut!((*slot).tag).write(0);
+            let loads = ptr::addr_of!((*slot).loads).read().wrapping_add(1);
+            ptr::addr_of_mut!((*slot).loads).write(loads);
+            loads
+        };
         if blob.is_null() {
             return Err(HAWQ_ERR_NULL_POINTER);
         }
@@ -506,7 +518,7 @@ pub unsafe extern "C" fn hawq_model_load(blob: *const u8, len: usize, out_model:
         let model = Model::from_bytes(bytes).map_err(HawqStatus::of)?;
         // SAFETY: the storage is the caller's, in bounds and aligned (above); ModelSlot has no
         // destructor, so overwriting a previous model leaks nothing.
-        unsafe { slot.write(ModelSlot { tag: MODEL_TAG, blob, blob_len: len, model }) };
+        unsafe { slot.write(ModelSlot { tag: MODEL_TAG, blob, blob_len: len, loads, model }) };
         Ok(())
     })
 }
@@ -635,7 +647,9 @@ pub unsafe extern "C" fn hawq_workspace_bytes(model: *const HawqModel) -> usize 
 /// AVX-512 VNNI host: 59 µs per inference, against 76 µs laying them out on each). With
 /// `hawq_workspace_bytes(model)` = 0, `workspace` may be NULL and `workspace_len` 0. Keep the
 /// workspace in place, alive and unwritten while the interpreter is used; it must not overlap
-/// the arena, the model blob or either handle.
+/// the arena, the model blob or either handle. After another `hawq_model_load` into the model
+/// handle the interpreter runs without the workspace (the same outputs, the per-call layout)
+/// until it is initialized again.
 ///
 /// # Safety
 /// As `hawq_interpreter_init`; `workspace` is NULL or points to `workspace_len` writable bytes.
@@ -705,7 +719,8 @@ unsafe fn init(
             Interpreter::with_workspace(&m.model, arena, workspace).map_err(HawqStatus::of)?;
         }
         let workspace = workspace.cast_const();
-        let bound = InterpreterSlot { tag: INTERPRETER_TAG, model, arena, arena_len, workspace, workspace_len };
+        let (tag, loads) = (INTERPRETER_TAG, m.loads);
+        let bound = InterpreterSlot { tag, model, arena, arena_len, workspace, workspace_len, loads };
         // SAFETY: in bounds and aligned (above); plain words.
         unsafe { slot.write(bound) };
         Ok(())
@@ -798,7 +813,9 @@ pub unsafe extern "C" fn hawq_invoke(it: *mut HawqInterpreter) -> HawqStatus {
         // SAFETY: checked at initialization (non-NULL, length); the interpreter's alone during
         // the call (contract).
         let arena = unsafe { slice::from_raw_parts_mut(s.arena, s.arena_len) };
-        let mut interpreter = if s.workspace.is_null() {
+        // A model loaded into the handle since the workspace was prepared runs without it (the
+        // layout is another model's); initializing the interpreter again prepares it anew.
+        let mut interpreter = if s.workspace.is_null() || s.loads != m.loads {
             Interpreter::new(&m.model, arena)
         } else {
             // SAFETY: checked at initialization (non-NULL, length, apart from the arena) and

@@ -23,10 +23,15 @@ fn digits(file: &str) -> PathBuf {
 
 /// The bundled example compiled with 8-bit weights and `act` bits activations (the input at 8).
 fn blob(act: u8) -> Vec<u8> {
+    blob_with(8, act)
+}
+
+/// The bundled example compiled with `weights`-bit weights and `act`-bit activations.
+fn blob_with(weights: u8, act: u8) -> Vec<u8> {
     let graph = import(&digits("model.onnx")).expect("import");
     let calib = Dataset::load(&digits("calib.npz")).expect("calib");
     let prepared = prepare(graph, &calib, InputTransform { scale: 0.0625, offset: 0.0 }).expect("prepare");
-    let mut bits = BitConfig::uniform(&prepared.graph, 8, act);
+    let mut bits = BitConfig::uniform(&prepared.graph, weights, act);
     bits.act_bits[prepared.graph.input] = 8;
     compile(&prepared, &bits).expect("compile").blob
 }
@@ -367,6 +372,18 @@ fn a_workspace_gives_the_same_outputs_and_every_invoke_reads_it() {
     workspace[..needed].copy_from_slice(&reference);
     for x in &xs[..3] {
         assert_eq!(run(&mut it, x), run(&mut plain.it, x), "the workspace restored");
+    }
+    // Another model loaded into the handle (4-bit weights: the same layout's size, other
+    // values): the interpreter runs it without the stale layout until initialized again.
+    let other = blob_with(4, 8);
+    assert_eq!(unsafe { hawq_model_load(other.as_ptr(), other.len(), &mut *plain.model) }, HAWQ_OK);
+    assert_eq!(unsafe { hawq_workspace_bytes(model) }, needed, "the same layout's size");
+    for x in &xs {
+        assert_eq!(run(&mut it, x), run(&mut plain.it, x), "another model loaded under the workspace");
+    }
+    assert_eq!(init(arena.as_mut_ptr(), arena.len(), ws, needed, &mut it), HAWQ_OK);
+    for x in &xs[..3] {
+        assert_eq!(run(&mut it, x), run(&mut plain.it, x), "initialized again for the other model");
     }
 
     let (a, n) = (arena.as_mut_ptr(), arena.len());

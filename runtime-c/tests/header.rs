@@ -38,7 +38,7 @@ fn the_committed_header_is_what_cbindgen_generates() {
     for needle in [
         "hawq_status hawq_model_load(const uint8_t *blob, size_t len, hawq_model *out_model);",
         "typedef int32_t hawq_status;",
-        "#define HAWQ_MODEL_WORDS 25",
+        "#define HAWQ_MODEL_WORDS 26",
         "HAWQ_ERR_ARENA_SIZE_MISMATCH = 23,",
         "const char *hawq_status_str(int32_t status);",
     ] {
