@@ -707,15 +707,16 @@ unsafe fn init(
         {
             return Err(HAWQ_ERR_BUFFERS_OVERLAP);
         }
-        if asked && workspace_len < m.model.host_workspace_bytes() {
-            return Err(HAWQ_ERR_SIZE_MISMATCH);
-        }
-        if !workspace.is_null() {
-            // SAFETY: the caller's contract for both (non-NULL, lengths checked above); they do
-            // not overlap each other (checked) and are this call's alone.
+        if asked {
+            // SAFETY: the caller's contract for both (non-NULL or, for the workspace, NULL with
+            // length 0: no bytes; lengths checked above); they do not overlap each other
+            // (checked) and are this call's alone.
             let (arena, workspace) = unsafe {
-                (slice::from_raw_parts_mut(arena, arena_len), slice::from_raw_parts_mut(workspace, workspace_len))
+                let workspace: &mut [u8] =
+                    if workspace.is_null() { &mut [] } else { slice::from_raw_parts_mut(workspace, workspace_len) };
+                (slice::from_raw_parts_mut(arena, arena_len), workspace)
             };
+            // Too short (NULL where a workspace is needed included): HAWQ_ERR_SIZE_MISMATCH.
             Interpreter::with_workspace(&m.model, arena, workspace).map_err(HawqStatus::of)?;
         }
         let workspace = workspace.cast_const();
