@@ -6,7 +6,7 @@
 //! cargo bench -p hawq-runtime --features std --bench kernels
 //! ```
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use hawq_runtime::kernels::{self, ActFormat, AddRequant, Path, Requant, Window};
+use hawq_runtime::kernels::{self, ActFormat, AddRequant, Layer, Path, Requant, Window};
 use hawq_runtime::quant::{Biases, Bits, Multipliers};
 
 /// Deterministic bytes (a xorshift), so every path sees the same data.
@@ -90,24 +90,13 @@ fn conv(c: &mut Criterion) {
             let mut scratch = vec![0u8; kernels::conv2d_scratch_bytes(&g, bits, fmt.bits)];
             for p in paths() {
                 // The weights laid out once where the path does it (as the interpreter's workspace).
-                let mut prepared = vec![0u8; kernels::conv2d_prepared_bytes_on(p, &g, fmt.bits, &weights, bits)];
-                kernels::prepare_conv2d_on(p, &g, fmt, &weights, bits, &rq, &mut prepared);
+                let layer = Layer::new(fmt, &weights, bits, rq);
+                let mut prepared = vec![0u8; kernels::conv2d_prepared_bytes_on(p, &g, &layer)];
+                kernels::prepare_conv2d_on(p, &g, &layer, &mut prepared);
+                let layer = layer.with_prepared(&prepared);
                 let id = BenchmarkId::new(p.name(), format!("w{}", bits.get()));
                 group.bench_function(id, |b| {
-                    b.iter(|| {
-                        kernels::conv2d_prepared_on(
-                            p,
-                            &g,
-                            &input,
-                            fmt,
-                            &weights,
-                            bits,
-                            &rq,
-                            &mut out,
-                            &mut scratch,
-                            &prepared,
-                        )
-                    })
+                    b.iter(|| kernels::conv2d_on(p, &g, &layer, &input, &mut out, &mut scratch))
                 });
             }
         }
@@ -133,24 +122,12 @@ fn depthwise(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("depthwise {name}"));
         for p in paths() {
             // The tables made once where the path does it (as the interpreter's workspace).
-            let mut prepared =
-                vec![0u8; kernels::depthwise_conv2d_prepared_bytes_on(p, &g, fmt, &weights, Bits::B8, &rq)];
-            kernels::prepare_depthwise_conv2d_on(p, &g, fmt, &weights, Bits::B8, &rq, &mut prepared);
+            let layer = Layer::new(fmt, &weights, Bits::B8, rq);
+            let mut prepared = vec![0u8; kernels::depthwise_conv2d_prepared_bytes_on(p, &g, &layer)];
+            kernels::prepare_depthwise_conv2d_on(p, &g, &layer, &mut prepared);
+            let layer = layer.with_prepared(&prepared);
             group.bench_function(p.name(), |b| {
-                b.iter(|| {
-                    kernels::depthwise_conv2d_prepared_on(
-                        p,
-                        &g,
-                        &input,
-                        fmt,
-                        &weights,
-                        Bits::B8,
-                        &rq,
-                        &mut out,
-                        &mut scratch,
-                        &prepared,
-                    )
-                })
+                b.iter(|| kernels::depthwise_conv2d_on(p, &g, &layer, &input, &mut out, &mut scratch))
             });
         }
         group.finish();

@@ -4,7 +4,7 @@ use crate::error::Error;
 use crate::format::{ConcatParams, InputLayout, Op, RawInput, TensorDesc, Tensors};
 use crate::kernels as k;
 use crate::kernels::linked::{self, has};
-use crate::kernels::{ActFormat, Window};
+use crate::kernels::{ActFormat, Layer, Window};
 use crate::model::Model;
 use crate::quant::{round_half_away, store, Biases, Bits, Multipliers};
 
@@ -570,10 +570,11 @@ fn dispatch<const K: u32>(
             let Some((src, dst, scratch)) = split_with_scratch(arena, &input, &output, p.scratch, bytes) else {
                 return Overlap;
             };
+            let layer = Layer { in_fmt, weights: p.weights, weight_bits: bits, rq, prepared };
             if conv {
-                conv2d::<K>(&g, src, in_fmt, p.weights, bits, &rq, dst, scratch, prepared);
+                k::conv2d::<K>(&g, &layer, src, dst, scratch);
             } else {
-                depthwise_conv2d::<K>(&g, src, in_fmt, p.weights, bits, &rq, dst, scratch, prepared);
+                k::depthwise_conv2d::<K>(&g, &layer, src, dst, scratch);
             }
         }
         Op::FullyConnected(p) => {
@@ -690,114 +691,7 @@ fn dispatch<const K: u32>(
 
 /// An op's prepared weights ([`Interpreter::with_workspace`]): a slice of the workspace on
 /// x86-64, nothing elsewhere (so that the microcontroller builds carry no trace of them).
-#[cfg(target_arch = "x86_64")]
-type Prepared<'x> = &'x [u8];
-#[cfg(not(target_arch = "x86_64"))]
-type Prepared<'x> = core::marker::PhantomData<&'x ()>;
-
-#[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn conv2d<const K: u32>(
-    g: &Window,
-    src: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    bits: Bits,
-    rq: &k::Requant<'_>,
-    dst: &mut [u8],
-    scratch: &mut [u8],
-    prepared: Prepared<'_>,
-) {
-    k::conv2d_prepared::<K>(g, src, in_fmt, weights, bits, rq, dst, scratch, prepared);
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn conv2d<const K: u32>(
-    g: &Window,
-    src: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    bits: Bits,
-    rq: &k::Requant<'_>,
-    dst: &mut [u8],
-    scratch: &mut [u8],
-    _: Prepared<'_>,
-) {
-    k::conv2d::<K>(g, src, in_fmt, weights, bits, rq, dst, scratch);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn depthwise_conv2d<const K: u32>(
-    g: &Window,
-    src: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    bits: Bits,
-    rq: &k::Requant<'_>,
-    dst: &mut [u8],
-    scratch: &mut [u8],
-    prepared: Prepared<'_>,
-) {
-    k::depthwise_conv2d_prepared::<K>(g, src, in_fmt, weights, bits, rq, dst, scratch, prepared);
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn depthwise_conv2d<const K: u32>(
-    g: &Window,
-    src: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    bits: Bits,
-    rq: &k::Requant<'_>,
-    dst: &mut [u8],
-    scratch: &mut [u8],
-    _: Prepared<'_>,
-) {
-    k::depthwise_conv2d::<K>(g, src, in_fmt, weights, bits, rq, dst, scratch);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn fully_connected<const K: u32>(
-    n: usize,
-    m: usize,
-    src: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    bits: Bits,
-    rq: &k::Requant<'_>,
-    dst: &mut [u8],
-    scratch: &mut [u8],
-    prepared: Prepared<'_>,
-) {
-    k::fully_connected_prepared::<K>(n, m, src, in_fmt, weights, bits, rq, dst, scratch, prepared);
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn fully_connected<const K: u32>(
-    n: usize,
-    m: usize,
-    src: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    bits: Bits,
-    rq: &k::Requant<'_>,
-    dst: &mut [u8],
-    scratch: &mut [u8],
-    _: Prepared<'_>,
-) {
-    k::fully_connected::<K>(n, m, src, in_fmt, weights, bits, rq, dst, scratch);
-}
+pub(crate) use crate::kernels::reference::Prepared;
 
 /// [`dispatch`]'s fully connected arm at the weight width `bits` (a constant where it is called).
 #[inline(always)]
@@ -808,22 +702,23 @@ fn run_fc<const K: u32>(
     arena: &mut [u8],
     prepared: Prepared<'_>,
 ) -> Dispatched {
-    let rq = channel_requant(&p.channel, &output, p.clamp);
     let (n, m, in_fmt) = (input.elements(), output.elements(), format(&input));
+    let rq = channel_requant(&p.channel, &output, p.clamp);
+    let layer = Layer { in_fmt, weights: p.weights, weight_bits: bits, rq, prepared };
     let bytes = k::fully_connected_scratch_bytes(n, m, bits, in_fmt.bits);
     let Some((src, dst, scratch)) = split_with_scratch(arena, &input, &output, p.scratch, bytes) else {
         return Dispatched::Overlap;
     };
-    fully_connected::<K>(n, m, src, in_fmt, p.weights, bits, &rq, dst, scratch, prepared);
+    k::fully_connected::<K>(n, m, &layer, src, dst, scratch);
     Dispatched::Ran
 }
 
-/// What a layer's prepared weights are made from: the kernel's shape and the weights.
+/// What a layer's prepared weights are made from: the kernel's shape and the layer.
 #[cfg(target_arch = "x86_64")]
 enum Preparable<'w> {
-    Conv(Window, ActFormat, &'w [u8], Bits, k::Requant<'w>),
-    Depthwise(Window, ActFormat, &'w [u8], Bits, k::Requant<'w>),
-    Fc(usize, usize, ActFormat, &'w [u8], Bits, k::Requant<'w>),
+    Conv(Window, Layer<'w>),
+    Depthwise(Window, Layer<'w>),
+    Fc(usize, usize, Layer<'w>),
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -841,9 +736,10 @@ fn preparable<'w>(op: &Op<'w>, tensors: Tensors<'_>) -> Option<Preparable<'w>> {
             let g = conv_window(p, &input, &output);
             let b = bits(p.weight_bits)?;
             let rq = channel_requant(&p.channel, &output, p.clamp);
+            let layer = Layer::new(format(&input), p.weights, b, rq);
             Some(match op {
-                Op::Conv2d(_) => Preparable::Conv(g, format(&input), p.weights, b, rq),
-                _ => Preparable::Depthwise(g, format(&input), p.weights, b, rq),
+                Op::Conv2d(_) => Preparable::Conv(g, layer),
+                _ => Preparable::Depthwise(g, layer),
             })
         }
         Op::FullyConnected(p) => {
@@ -851,7 +747,7 @@ fn preparable<'w>(op: &Op<'w>, tensors: Tensors<'_>) -> Option<Preparable<'w>> {
             let output = tensors.get(p.output as usize)?;
             let (n, m) = (input.elements(), output.elements());
             let rq = channel_requant(&p.channel, &output, p.clamp);
-            Some(Preparable::Fc(n, m, format(&input), p.weights, bits(p.weight_bits)?, rq))
+            Some(Preparable::Fc(n, m, Layer::new(format(&input), p.weights, bits(p.weight_bits)?, rq)))
         }
         _ => None,
     }
@@ -889,9 +785,9 @@ fn aligned_start(region: *const u8) -> usize {
 pub(crate) fn prepared_bytes(op: &Op<'_>, tensors: Tensors<'_>) -> usize {
     let path = k::prepared_path();
     match preparable(op, tensors) {
-        Some(Preparable::Conv(g, f, w, b, _)) => k::conv2d_prepared_bytes_on(path, &g, f.bits, w, b),
-        Some(Preparable::Depthwise(g, f, w, b, rq)) => k::depthwise_conv2d_prepared_bytes_on(path, &g, f, w, b, &rq),
-        Some(Preparable::Fc(n, m, f, w, b, _)) => k::fully_connected_prepared_bytes_on(path, n, m, f.bits, w, b),
+        Some(Preparable::Conv(g, layer)) => k::conv2d_prepared_bytes_on(path, &g, &layer),
+        Some(Preparable::Depthwise(g, layer)) => k::depthwise_conv2d_prepared_bytes_on(path, &g, &layer),
+        Some(Preparable::Fc(n, m, layer)) => k::fully_connected_prepared_bytes_on(path, n, m, &layer),
         None => 0,
     }
 }
@@ -901,9 +797,9 @@ pub(crate) fn prepared_bytes(op: &Op<'_>, tensors: Tensors<'_>) -> usize {
 fn prepare(op: &Op<'_>, tensors: Tensors<'_>, dst: &mut [u8]) -> bool {
     let path = k::prepared_path();
     match preparable(op, tensors) {
-        Some(Preparable::Conv(g, f, w, b, rq)) => k::prepare_conv2d_on(path, &g, f, w, b, &rq, dst),
-        Some(Preparable::Depthwise(g, f, w, b, rq)) => k::prepare_depthwise_conv2d_on(path, &g, f, w, b, &rq, dst),
-        Some(Preparable::Fc(n, m, f, w, b, rq)) => k::prepare_fully_connected_on(path, n, m, f, w, b, &rq, dst),
+        Some(Preparable::Conv(g, layer)) => k::prepare_conv2d_on(path, &g, &layer, dst),
+        Some(Preparable::Depthwise(g, layer)) => k::prepare_depthwise_conv2d_on(path, &g, &layer, dst),
+        Some(Preparable::Fc(n, m, layer)) => k::prepare_fully_connected_on(path, n, m, &layer, dst),
         None => false,
     }
 }

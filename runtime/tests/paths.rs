@@ -13,15 +13,15 @@ mod common;
 mod naive;
 
 use common::*;
-use hawq_runtime::kernels::{self, reference, ActFormat, AddRequant, Path, PoolRequant, Requant, Window};
-use hawq_runtime::quant::{Biases, Bits, Multipliers};
+use hawq_runtime::kernels::{self, reference, ActFormat, AddRequant, Layer, Path, PoolRequant, Requant, Window};
+use hawq_runtime::quant::{Biases, Multipliers};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
-type ConvDyn = dyn Fn(&Window, &[u8], ActFormat, &[u8], Bits, &Requant<'_>, &mut [u8], &mut [u8]) -> Path;
-type FcDyn = dyn Fn(usize, usize, &[u8], ActFormat, &[u8], Bits, &Requant<'_>, &mut [u8], &mut [u8]) -> Path;
+type ConvDyn = dyn Fn(&Window, &Layer<'_>, &[u8], &mut [u8], &mut [u8]) -> Path;
+type FcDyn = dyn Fn(usize, usize, &Layer<'_>, &[u8], &mut [u8], &mut [u8]) -> Path;
 type ConvFn = Box<ConvDyn>;
 type FcFn = Box<FcDyn>;
 
@@ -61,14 +61,19 @@ fn x86_delegate() -> Path {
 /// Whether the AVX-512 VNNI kernel takes a convolution itself (it lays out its weights); true
 /// for the depthwise kernels, which do not hand layers on.
 fn avx512_takes(case: &ConvK, depthwise: bool) -> bool {
-    depthwise
-        || kernels::conv2d_prepared_bytes_on(
-            Path::Avx512Vnni,
-            &case.g,
-            bits_of(case.in_fmt.0),
-            &case.weights,
-            bits_of(case.weight_bits),
-        ) > 0
+    depthwise || kernels::conv2d_prepared_bytes_on(Path::Avx512Vnni, &case.g, &conv_layer(case)) > 0
+}
+
+/// The layer of a convolution case, nothing prepared.
+fn conv_layer(case: &ConvK) -> Layer<'_> {
+    let fmt = ActFormat { bits: bits_of(case.in_fmt.0), zero_point: case.in_fmt.1 };
+    Layer::new(fmt, &case.weights, bits_of(case.weight_bits), case.ch.requant(&case.out))
+}
+
+/// The layer of a fully connected case, nothing prepared.
+fn fc_layer(c: &FcK) -> Layer<'_> {
+    let fmt = ActFormat { bits: bits_of(c.in_fmt.0), zero_point: c.in_fmt.1 };
+    Layer::new(fmt, &c.weights, bits_of(c.weight_bits), c.ch.requant(&c.out))
 }
 
 /// Bytes of the stack buffer in which the AVX-512 VNNI convolution lays out the weights it was
@@ -79,28 +84,13 @@ const AVX512_CHUNK_BYTES: usize = 16 * 1024;
 /// kernel one group of whose layout fits [`AVX512_CHUNK_BYTES`] (else it hands it on).
 fn avx512_takes_unprepared(case: &ConvK) -> bool {
     let g16 = Window { out_c: case.g.out_c.min(16), ..case.g };
-    let group = kernels::conv2d_prepared_bytes_on(
-        Path::Avx512Vnni,
-        &g16,
-        bits_of(case.in_fmt.0),
-        &case.weights,
-        bits_of(case.weight_bits),
-    );
+    let group = kernels::conv2d_prepared_bytes_on(Path::Avx512Vnni, &g16, &conv_layer(case));
     avx512_takes(case, false) && group <= AVX512_CHUNK_BYTES
 }
 
 /// [`avx512_takes_unprepared`] of a fully connected layer (a one-pixel convolution).
 fn avx512_fc_takes_unprepared(c: &FcK) -> bool {
-    let bytes = |m| {
-        kernels::fully_connected_prepared_bytes_on(
-            Path::Avx512Vnni,
-            c.n,
-            m,
-            bits_of(c.in_fmt.0),
-            &c.weights,
-            bits_of(c.weight_bits),
-        )
-    };
+    let bytes = |m| kernels::fully_connected_prepared_bytes_on(Path::Avx512Vnni, c.n, m, &fc_layer(c));
     bytes(c.m) > 0 && bytes(c.m.min(16)) <= AVX512_CHUNK_BYTES
 }
 
@@ -108,13 +98,13 @@ fn avx512_fc_takes_unprepared(c: &FcK) -> bool {
 /// depthwise convolution).
 fn conv_reference(depthwise: bool) -> ConvFn {
     if depthwise {
-        Box::new(|g, i, f, w, b, r, o, _| {
-            reference::depthwise_conv2d(g, i, f, w, b, r, o);
+        Box::new(|g, l, i, o, _| {
+            reference::depthwise_conv2d(g, l, i, o);
             Path::Scalar
         })
     } else {
-        Box::new(|g, i, f, w, b, r, o, _| {
-            reference::conv2d(g, i, f, w, b, r, o);
+        Box::new(|g, l, i, o, _| {
+            reference::conv2d(g, l, i, o);
             Path::Scalar
         })
     }
@@ -130,17 +120,18 @@ fn conv_paths(depthwise: bool) -> Vec<(Option<Path>, ConvFn)> {
                 (None, true) => Box::new(kernels::depthwise_conv2d::<{ kernels::linked::ALL }>),
                 // AVX-512 VNNI runs a convolution only over weights laid out beforehand: here,
                 // for each call.
-                (Some(Path::Avx512Vnni), false) => Box::new(move |g, i, f, w, b, r, o, s| {
-                    let mut prepared = vec![0u8; kernels::conv2d_prepared_bytes_on(Path::Avx512Vnni, g, f.bits, w, b)];
-                    kernels::prepare_conv2d_on(Path::Avx512Vnni, g, f, w, b, r, &mut prepared);
-                    kernels::conv2d_prepared_on(Path::Avx512Vnni, g, i, f, w, b, r, o, s, &prepared).expect("available")
+                (Some(Path::Avx512Vnni), false) => Box::new(move |g, l, i, o, s| {
+                    let mut prepared = vec![0u8; kernels::conv2d_prepared_bytes_on(Path::Avx512Vnni, g, l)];
+                    kernels::prepare_conv2d_on(Path::Avx512Vnni, g, l, &mut prepared);
+                    let l = l.with_prepared(&prepared);
+                    kernels::conv2d_on(Path::Avx512Vnni, g, &l, i, o, s).expect("available")
                 }),
-                (Some(p), false) => Box::new(move |g, i, f, w, b, r, o, s| {
-                    kernels::conv2d_on(p, g, i, f, w, b, r, o, s).expect("available")
-                }),
-                (Some(p), true) => Box::new(move |g, i, f, w, b, r, o, s| {
-                    kernels::depthwise_conv2d_on(p, g, i, f, w, b, r, o, s).expect("available")
-                }),
+                (Some(p), false) => {
+                    Box::new(move |g, l, i, o, s| kernels::conv2d_on(p, g, l, i, o, s).expect("available"))
+                }
+                (Some(p), true) => {
+                    Box::new(move |g, l, i, o, s| kernels::depthwise_conv2d_on(p, g, l, i, o, s).expect("available"))
+                }
             };
             (p, f)
         })
@@ -154,14 +145,15 @@ fn fc_paths() -> Vec<(Option<Path>, FcFn)> {
             let f: FcFn = match p {
                 None => Box::new(kernels::fully_connected::<{ kernels::linked::ALL }>),
                 // As in [`conv_paths`].
-                Some(Path::Avx512Vnni) => Box::new(move |n, m, i, f, w, b, r, o, s| {
+                Some(Path::Avx512Vnni) => Box::new(move |n, m, l, i, o, s| {
                     let p = Path::Avx512Vnni;
-                    let mut prepared = vec![0u8; kernels::fully_connected_prepared_bytes_on(p, n, m, f.bits, w, b)];
-                    kernels::prepare_fully_connected_on(p, n, m, f, w, b, r, &mut prepared);
-                    kernels::fully_connected_prepared_on(p, n, m, i, f, w, b, r, o, s, &prepared).expect("available")
+                    let mut prepared = vec![0u8; kernels::fully_connected_prepared_bytes_on(p, n, m, l)];
+                    kernels::prepare_fully_connected_on(p, n, m, l, &mut prepared);
+                    let l = l.with_prepared(&prepared);
+                    kernels::fully_connected_on(p, n, m, &l, i, o, s).expect("available")
                 }),
-                Some(p) => Box::new(move |n, m, i, f, w, b, r, o, s| {
-                    kernels::fully_connected_on(p, n, m, i, f, w, b, r, o, s).expect("available")
+                Some(p) => Box::new(move |n, m, l, i, o, s| {
+                    kernels::fully_connected_on(p, n, m, l, i, o, s).expect("available")
                 }),
             };
             (p, f)
@@ -302,8 +294,7 @@ fn run_conv(case: &ConvK, depthwise: bool, f: &ConvDyn) -> (Vec<u8>, Path) {
     };
     // One byte more, and the slice starts on it: a scratch that does not start on a word.
     let mut scratch = garbage(bytes + 1, case.fill ^ 0x5c);
-    let path =
-        f(&case.g, &case.input, fmt, &case.weights, wbits, &case.ch.requant(&case.out), &mut out, &mut scratch[1..]);
+    let path = f(&case.g, &conv_layer(case), &case.input, &mut out, &mut scratch[1..]);
     (out, path)
 }
 
@@ -449,9 +440,8 @@ fn conv2d_without_prepared_weights_runs_avx512_in_chunks_of_channels() {
     let oc = prop_oneof![Just(64usize), 1..=256usize].boxed();
     let strategy =
         conv_k_of(false, geom, ic, oc).prop_filter("K ≤ 500", |c| c.g.kernel_h * c.g.kernel_w * c.g.in_c <= 500);
-    let unprepared: ConvFn = Box::new(|g, i, f, w, b, r, o, s| {
-        kernels::conv2d_on(Path::Avx512Vnni, g, i, f, w, b, r, o, s).expect("available")
-    });
+    let unprepared: ConvFn =
+        Box::new(|g, l, i, o, s| kernels::conv2d_on(Path::Avx512Vnni, g, l, i, o, s).expect("available"));
     let reference = conv_reference(false);
     check("conv2d unprepared on AVX-512", 300, strategy, &["avx512-vnni"], |case| {
         let (want, _) = run_conv(case, false, &reference);
@@ -563,12 +553,8 @@ fn too_little_scratch_runs_the_reference_and_says_so() {
     let (want, _) = run_conv(&case, false, &reference);
     let n = case.g.out_h * case.g.out_w * case.g.out_c;
     let mut out = garbage(bits_of(case.out.bits).packed_len(n), 1);
-    let fmt = ActFormat { bits: bits_of(case.in_fmt.0), zero_point: case.in_fmt.1 };
-    let rq = case.ch.requant(&case.out);
-    let wbits = bits_of(case.weight_bits);
-    let ran =
-        kernels::conv2d_on(Path::Portable, &case.g, &case.input, fmt, &case.weights, wbits, &rq, &mut out, &mut [])
-            .expect("portable");
+    let ran = kernels::conv2d_on(Path::Portable, &case.g, &conv_layer(&case), &case.input, &mut out, &mut [])
+        .expect("portable");
     assert_eq!(ran, Path::Scalar);
     assert_eq!(out, want);
 }
@@ -621,23 +607,16 @@ fn fc_property(what: &str, cases: u32, strategy: impl Strategy<Value = FcK>) {
         let wbits = bits_of(c.weight_bits);
         let bytes = kernels::fully_connected_scratch_bytes(c.n, c.m, wbits, fmt.bits);
         let mut scratch = garbage(bytes + 2, c.fill ^ 0x5c);
-        let path = f(c.n, c.m, &c.input, fmt, &c.weights, wbits, &c.ch.requant(&c.out), &mut out, &mut scratch[2..]);
+        let path = f(c.n, c.m, &fc_layer(c), &c.input, &mut out, &mut scratch[2..]);
         (out, path)
     };
-    let reference: FcFn = Box::new(|n, m, i, f, w, b, r, o, _| {
-        reference::fully_connected(n, m, i, f, w, b, r, o);
+    let reference: FcFn = Box::new(|n, m, l, i, o, _| {
+        reference::fully_connected(n, m, l, i, o);
         Path::Scalar
     });
     check(what, cases, strategy, &names, |c| {
         let (want, _) = run(c, &reference);
-        let in_kernel = kernels::fully_connected_prepared_bytes_on(
-            Path::Avx512Vnni,
-            c.n,
-            c.m,
-            bits_of(c.in_fmt.0),
-            &c.weights,
-            bits_of(c.weight_bits),
-        ) > 0;
+        let in_kernel = kernels::fully_connected_prepared_bytes_on(Path::Avx512Vnni, c.n, c.m, &fc_layer(c)) > 0;
         for (p, f) in &paths {
             let (got, ran) = run(c, f);
             compare(name(*p), &want, &got)?;
@@ -664,8 +643,8 @@ fn fully_connected_beyond_the_old_limits_takes_the_fast_paths() {
     fc_property("fully_connected large", 40, strategy);
 }
 
-/// Weights laid out once (`prepare_*_on`, into garbage) and read by the kernels of each path
-/// (`*_prepared_on`) and by the op-level dispatch (`*_prepared`): identical to the reference;
+/// Weights laid out once (`prepare_*_on`, into garbage) and read from `Layer::prepared` by the
+/// kernels of each path (`*_on`) and by the op-level dispatch: identical to the reference;
 /// prepared weights of the wrong length are ignored (the same bytes, from a path that needs no
 /// layout: AVX-512 VNNI hands the layer on, `hands_on`, or takes its AVX2 depthwise kernel), a
 /// destination of the wrong length is refused, and the paths that prepare nothing ask for 0
@@ -733,7 +712,6 @@ fn prepared_property<C: std::fmt::Debug>(
 
 /// The convolution cases of `conv2d_paths_match_reference` with the weights prepared once.
 fn conv2d_prepared_property(what: &str, cases: u32, strategy: impl Strategy<Value = ConvK>) {
-    let in_bits = |c: &ConvK| bits_of(c.in_fmt.0);
     let prepared = prepared_property(
         what,
         true,
@@ -741,22 +719,15 @@ fn conv2d_prepared_property(what: &str, cases: u32, strategy: impl Strategy<Valu
         strategy,
         |c, f| run_conv(c, false, f),
         conv_reference(false),
-        |c, p| kernels::conv2d_prepared_bytes_on(p, &c.g, in_bits(c), &c.weights, bits_of(c.weight_bits)),
-        |c, p, dst| {
-            let (fmt, rq) = (ActFormat { bits: in_bits(c), zero_point: c.in_fmt.1 }, c.ch.requant(&c.out));
-            kernels::prepare_conv2d_on(p, &c.g, fmt, &c.weights, bits_of(c.weight_bits), &rq, dst)
-        },
+        |c, p| kernels::conv2d_prepared_bytes_on(p, &c.g, &conv_layer(c)),
+        |c, p, dst| kernels::prepare_conv2d_on(p, &c.g, &conv_layer(c), dst),
         |_, p, w| {
             let w = w.to_vec();
-            Box::new(move |g, i, f, wt, b, r, o, s| {
-                kernels::conv2d_prepared_on(p, g, i, f, wt, b, r, o, s, &w).expect("available")
-            })
+            Box::new(move |g, l, i, o, s| kernels::conv2d_on(p, g, &l.with_prepared(&w), i, o, s).expect("available"))
         },
         |_, w| {
             let w = w.to_vec();
-            Box::new(move |g, i, f, wt, b, r, o, s| {
-                kernels::conv2d_prepared::<{ kernels::linked::ALL }>(g, i, f, wt, b, r, o, s, &w)
-            })
+            Box::new(move |g, l, i, o, s| kernels::conv2d::<{ kernels::linked::ALL }>(g, &l.with_prepared(&w), i, o, s))
         },
         avx512_takes_unprepared,
     );
@@ -785,22 +756,15 @@ fn conv2d_prepared_weights_of_large_layers_match_reference() {
         strategy,
         |c, f| run_conv(c, false, f),
         conv_reference(false),
-        |c, p| kernels::conv2d_prepared_bytes_on(p, &c.g, bits_of(c.in_fmt.0), &c.weights, bits_of(c.weight_bits)),
-        |c, p, dst| {
-            let (fmt, rq) = (ActFormat { bits: bits_of(c.in_fmt.0), zero_point: c.in_fmt.1 }, c.ch.requant(&c.out));
-            kernels::prepare_conv2d_on(p, &c.g, fmt, &c.weights, bits_of(c.weight_bits), &rq, dst)
-        },
+        |c, p| kernels::conv2d_prepared_bytes_on(p, &c.g, &conv_layer(c)),
+        |c, p, dst| kernels::prepare_conv2d_on(p, &c.g, &conv_layer(c), dst),
         |_, p, w| {
             let w = w.to_vec();
-            Box::new(move |g, i, f, wt, b, r, o, s| {
-                kernels::conv2d_prepared_on(p, g, i, f, wt, b, r, o, s, &w).expect("available")
-            })
+            Box::new(move |g, l, i, o, s| kernels::conv2d_on(p, g, &l.with_prepared(&w), i, o, s).expect("available"))
         },
         |_, w| {
             let w = w.to_vec();
-            Box::new(move |g, i, f, wt, b, r, o, s| {
-                kernels::conv2d_prepared::<{ kernels::linked::ALL }>(g, i, f, wt, b, r, o, s, &w)
-            })
+            Box::new(move |g, l, i, o, s| kernels::conv2d::<{ kernels::linked::ALL }>(g, &l.with_prepared(&w), i, o, s))
         },
         avx512_takes_unprepared,
     );
@@ -816,7 +780,6 @@ fn depthwise_prepared_weights_match_reference() {
         conv_k(true).boxed(),
         conv_k_of(true, geometry(7, 5).boxed(), blocks, Just(0usize).boxed()).boxed(),
     ];
-    let fmt = |c: &ConvK| ActFormat { bits: bits_of(c.in_fmt.0), zero_point: c.in_fmt.1 };
     let prepared = prepared_property(
         "depthwise prepared",
         false,
@@ -824,24 +787,18 @@ fn depthwise_prepared_weights_match_reference() {
         strategy,
         |c, f| run_conv(c, true, f),
         conv_reference(true),
-        move |c, p| {
-            let rq = c.ch.requant(&c.out);
-            kernels::depthwise_conv2d_prepared_bytes_on(p, &c.g, fmt(c), &c.weights, bits_of(c.weight_bits), &rq)
-        },
-        move |c, p, dst| {
-            let rq = c.ch.requant(&c.out);
-            kernels::prepare_depthwise_conv2d_on(p, &c.g, fmt(c), &c.weights, bits_of(c.weight_bits), &rq, dst)
-        },
+        |c, p| kernels::depthwise_conv2d_prepared_bytes_on(p, &c.g, &conv_layer(c)),
+        |c, p, dst| kernels::prepare_depthwise_conv2d_on(p, &c.g, &conv_layer(c), dst),
         |_, p, w| {
             let w = w.to_vec();
-            Box::new(move |g, i, f, wt, b, r, o, s| {
-                kernels::depthwise_conv2d_prepared_on(p, g, i, f, wt, b, r, o, s, &w).expect("available")
+            Box::new(move |g, l, i, o, s| {
+                kernels::depthwise_conv2d_on(p, g, &l.with_prepared(&w), i, o, s).expect("available")
             })
         },
         |_, w| {
             let w = w.to_vec();
-            Box::new(move |g, i, f, wt, b, r, o, s| {
-                kernels::depthwise_conv2d_prepared::<{ kernels::linked::ALL }>(g, i, f, wt, b, r, o, s, &w)
+            Box::new(move |g, l, i, o, s| {
+                kernels::depthwise_conv2d::<{ kernels::linked::ALL }>(g, &l.with_prepared(&w), i, o, s)
             })
         },
         |_| true,
@@ -855,7 +812,6 @@ fn depthwise_prepared_weights_match_reference() {
 #[test]
 fn fully_connected_prepared_weights_match_reference() {
     // A fully connected layer as the conv-shaped closures see it: a 1×1 window.
-    let as_conv = |c: &FcK| (c.n, c.m, bits_of(c.in_fmt.0), bits_of(c.weight_bits));
     let run = |c: &FcK, f: &ConvDyn| {
         let mut out = garbage(bits_of(c.out.bits).packed_len(c.m), c.fill);
         let fmt = ActFormat { bits: bits_of(c.in_fmt.0), zero_point: c.in_fmt.1 };
@@ -876,7 +832,7 @@ fn fully_connected_prepared_weights_match_reference() {
             pad_top: 0,
             pad_left: 0,
         };
-        let path = f(&g, &c.input, fmt, &c.weights, wbits, &c.ch.requant(&c.out), &mut out, &mut scratch[2..]);
+        let path = f(&g, &fc_layer(c), &c.input, &mut out, &mut scratch[2..]);
         (out, path)
     };
     let prepared = prepared_property(
@@ -885,29 +841,22 @@ fn fully_connected_prepared_weights_match_reference() {
         2000,
         fc_k(),
         run,
-        Box::new(|g, i, f, w, b, r, o, _| {
-            reference::fully_connected(g.in_c, g.out_c, i, f, w, b, r, o);
+        Box::new(|g, l, i, o, _| {
+            reference::fully_connected(g.in_c, g.out_c, l, i, o);
             Path::Scalar
         }),
-        move |c, p| {
-            let (n, m, ib, wb) = as_conv(c);
-            kernels::fully_connected_prepared_bytes_on(p, n, m, ib, &c.weights, wb)
-        },
-        move |c, p, dst| {
-            let (n, m, ib, wb) = as_conv(c);
-            let (fmt, rq) = (ActFormat { bits: ib, zero_point: c.in_fmt.1 }, c.ch.requant(&c.out));
-            kernels::prepare_fully_connected_on(p, n, m, fmt, &c.weights, wb, &rq, dst)
-        },
+        |c, p| kernels::fully_connected_prepared_bytes_on(p, c.n, c.m, &fc_layer(c)),
+        |c, p, dst| kernels::prepare_fully_connected_on(p, c.n, c.m, &fc_layer(c), dst),
         |_, p, w| {
             let w = w.to_vec();
-            Box::new(move |g, i, f, wt, b, r, o, s| {
-                kernels::fully_connected_prepared_on(p, g.in_c, g.out_c, i, f, wt, b, r, o, s, &w).expect("available")
+            Box::new(move |g, l, i, o, s| {
+                kernels::fully_connected_on(p, g.in_c, g.out_c, &l.with_prepared(&w), i, o, s).expect("available")
             })
         },
         |_, w| {
             let w = w.to_vec();
-            Box::new(move |g, i, f, wt, b, r, o, s| {
-                kernels::fully_connected_prepared::<{ kernels::linked::ALL }>(g.in_c, g.out_c, i, f, wt, b, r, o, s, &w)
+            Box::new(move |g, l, i, o, s| {
+                kernels::fully_connected::<{ kernels::linked::ALL }>(g.in_c, g.out_c, &l.with_prepared(&w), i, o, s)
             })
         },
         avx512_fc_takes_unprepared,
@@ -1070,4 +1019,23 @@ fn the_active_path_is_reported() {
     #[cfg(target_arch = "aarch64")]
     assert_eq!(path == Path::NeonDot, std::arch::is_aarch64_feature_detected!("dotprod"));
     assert!(kernels::available().contains(&path));
+}
+
+/// Each available path has a kernel table that names it, and the others none: the `*_on`
+/// functions run a path's table entries, so a path missing here would go untested.
+#[test]
+fn every_available_path_has_its_kernel_table() {
+    let available = kernels::available();
+    assert!(available.starts_with(&[Path::Scalar, Path::Portable]), "{available:?}");
+    for p in Path::ALL {
+        match kernels::table(p) {
+            Some(t) => {
+                assert_eq!(t.path, p);
+                assert!(available.contains(&p), "{}: a table but not available", p.name());
+            }
+            None => assert!(!available.contains(&p), "{}: available without a table", p.name()),
+        }
+    }
+    #[cfg(target_arch = "x86_64")]
+    assert!(available.contains(&Path::Avx2) == std::is_x86_feature_detected!("avx2"));
 }

@@ -18,7 +18,7 @@
 #[cfg(feature = "std")]
 extern crate std;
 
-use hawq_runtime::kernels::{self, ActFormat, AddRequant, Path, Requant, Window};
+use hawq_runtime::kernels::{self, ActFormat, AddRequant, Layer, Path, Requant, Window};
 use hawq_runtime::quant::{store, Biases, Bits, Multipliers, BIAS_I32};
 
 /// xorshift64*.
@@ -562,29 +562,30 @@ pub fn conv_cases(
         let (want, got, prepared) = (&mut *b.want, &mut *b.got, &mut *b.prepared);
         // Each path runs once with nothing prepared and, if it lays the weights out once, once
         // more with them prepared.
+        let layer = Layer::new(in_fmt, weights_, wbits, rq);
         let mut run = |path: Path, dst: &mut [u8], prepared: &[u8]| {
             fill_garbage(&mut Rng(seed | 1), dst);
             let s = scratch(scratch_buf, bytes, seed);
-            let (i, f, w) = (input, in_fmt, weights_);
+            let layer = layer.with_prepared(prepared);
             if depthwise {
-                kernels::depthwise_conv2d_prepared_on(path, &g, i, f, w, wbits, &rq, dst, s, prepared)
+                kernels::depthwise_conv2d_on(path, &g, &layer, input, dst, s)
             } else {
-                kernels::conv2d_prepared_on(path, &g, i, f, w, wbits, &rq, dst, s, prepared)
+                kernels::conv2d_on(path, &g, &layer, input, dst, s)
             }
         };
         run(Path::Scalar, &mut want[..out_bytes], &[]);
         for &path in paths.iter().filter(|&&p| p != Path::Scalar) {
             let n = if depthwise {
-                kernels::depthwise_conv2d_prepared_bytes_on(path, &g, in_fmt, weights_, wbits, &rq)
+                kernels::depthwise_conv2d_prepared_bytes_on(path, &g, &layer)
             } else {
-                kernels::conv2d_prepared_bytes_on(path, &g, abits, weights_, wbits)
+                kernels::conv2d_prepared_bytes_on(path, &g, &layer)
             };
             let made = n > 0
                 && prepared.len() >= n
                 && if depthwise {
-                    kernels::prepare_depthwise_conv2d_on(path, &g, in_fmt, weights_, wbits, &rq, &mut prepared[..n])
+                    kernels::prepare_depthwise_conv2d_on(path, &g, &layer, &mut prepared[..n])
                 } else {
-                    kernels::prepare_conv2d_on(path, &g, in_fmt, weights_, wbits, &rq, &mut prepared[..n])
+                    kernels::prepare_conv2d_on(path, &g, &layer, &mut prepared[..n])
                 };
             for with_prepared in [false, true].into_iter().filter(|&p| !p || made) {
                 let ran = run(path, &mut got[..out_bytes], if with_prepared { &prepared[..n] } else { &[] });
@@ -663,26 +664,18 @@ pub fn fc_cases(rng: &mut Rng, b: &mut Bufs<'_>, cases: u32, paths: &[Path]) -> 
         let (input, weights_, scratch_buf) = (&b.input[..in_bytes], &b.weights[..w_bytes], &mut *b.scratch);
         let (want, got, prepared) = (&mut *b.want, &mut *b.got, &mut *b.prepared);
         // As in [`conv_cases`]: once with nothing prepared, once with prepared weights.
+        let layer = Layer::new(in_fmt, weights_, wbits, rq);
         let mut run = |path: Path, dst: &mut [u8], prepared: &[u8]| {
             fill_garbage(&mut Rng(seed | 1), dst);
             let s = scratch(scratch_buf, bytes, seed);
-            kernels::fully_connected_prepared_on(path, n, m, input, in_fmt, weights_, wbits, &rq, dst, s, prepared)
+            kernels::fully_connected_on(path, n, m, &layer.with_prepared(prepared), input, dst, s)
         };
         run(Path::Scalar, &mut want[..out_bytes], &[]);
         for &path in paths.iter().filter(|&&p| p != Path::Scalar) {
-            let bytes = kernels::fully_connected_prepared_bytes_on(path, n, m, abits, weights_, wbits);
+            let bytes = kernels::fully_connected_prepared_bytes_on(path, n, m, &layer);
             let made = bytes > 0
                 && prepared.len() >= bytes
-                && kernels::prepare_fully_connected_on(
-                    path,
-                    n,
-                    m,
-                    in_fmt,
-                    weights_,
-                    wbits,
-                    &rq,
-                    &mut prepared[..bytes],
-                );
+                && kernels::prepare_fully_connected_on(path, n, m, &layer, &mut prepared[..bytes]);
             for with_prepared in [false, true].into_iter().filter(|&p| !p || made) {
                 let ran = run(path, &mut got[..out_bytes], if with_prepared { &prepared[..bytes] } else { &[] });
                 let handed_on = path == Path::Avx512Vnni && (bytes == 0 || !with_prepared);

@@ -20,13 +20,12 @@ use std::time::{Duration, Instant};
 use std::vec::Vec;
 
 use super::{
-    channel_requant, conv2d, conv_window, depthwise_conv2d, format, linked_weight_bits, run_op, split_with_scratch,
-    Interpreter, Prepared,
+    channel_requant, conv_window, format, linked_weight_bits, run_op, split_with_scratch, Interpreter, Prepared,
 };
 use crate::error::Error;
 use crate::format::{DType, Op, Tensors};
 use crate::kernels::linked::{self, has};
-use crate::kernels::{self as k, Window};
+use crate::kernels::{self as k, Layer, Window};
 use crate::model::Model;
 
 /// The threads that help the calling thread, and their scratch, for
@@ -238,14 +237,15 @@ fn in_bands<const K: u32>(
         return false;
     };
     let rq = channel_requant(&p.channel, &output, p.clamp);
+    let layer = Layer { in_fmt, weights: p.weights, weight_bits: bits, rq, prepared };
     let line = g.in_w * g.in_c;
     let run = |i: usize, dst: &mut [u8], scratch: &mut [u8]| {
         let (w, first) = band(&g, i * rows, ((i + 1) * rows).min(g.out_h));
         let src = &src[first * line..(first + w.in_h) * line];
         if conv {
-            conv2d::<K>(&w, src, in_fmt, p.weights, bits, &rq, dst, scratch, prepared);
+            k::conv2d::<K>(&w, &layer, src, dst, scratch);
         } else {
-            depthwise_conv2d::<K>(&w, src, in_fmt, p.weights, bits, &rq, dst, scratch, prepared);
+            k::depthwise_conv2d::<K>(&w, &layer, src, dst, scratch);
         }
     };
     let mut outs = dst.chunks_mut(rows * g.out_w * g.out_c);

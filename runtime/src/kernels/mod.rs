@@ -45,7 +45,7 @@ pub mod dsp;
 pub mod x86;
 
 pub(crate) use reference::clear_tail;
-pub use reference::{ActFormat, AddRequant, ConcatInput, Hwc, PoolRequant, Requant, Window};
+pub use reference::{ActFormat, AddRequant, ConcatInput, Hwc, Layer, PoolRequant, Requant, Window};
 
 use crate::quant::Bits;
 
@@ -74,6 +74,18 @@ pub enum Path {
 }
 
 impl Path {
+    /// Every path, the reference first.
+    pub const ALL: [Path; 8] = [
+        Path::Scalar,
+        Path::Portable,
+        Path::Dsp,
+        Path::Avx2,
+        Path::AvxVnni,
+        Path::Avx512Vnni,
+        Path::Neon,
+        Path::NeonDot,
+    ];
+
     /// The name in reports and benchmarks.
     pub fn name(self) -> &'static str {
         match self {
@@ -110,15 +122,14 @@ fn detected() -> Path {
 #[cfg(all(not(hawq_dsp), any(target_arch = "x86_64", target_arch = "aarch64")))]
 fn detected() -> Path {
     use core::sync::atomic::{AtomicU8, Ordering};
-    // 0: not detected yet; otherwise 1 + the index below.
+    // 0: not detected yet; otherwise 1 + the index in `Path::ALL`.
     static CACHE: AtomicU8 = AtomicU8::new(0);
-    const PATHS: [Path; 6] = [Path::Portable, Path::Avx2, Path::AvxVnni, Path::Avx512Vnni, Path::Neon, Path::NeonDot];
     let cached = CACHE.load(Ordering::Relaxed);
     if cached != 0 {
-        return PATHS[(cached - 1) as usize % PATHS.len()];
+        return Path::ALL[(cached - 1) as usize % Path::ALL.len()];
     }
     let path = detect_simd();
-    let index = PATHS.iter().position(|&p| p == path).unwrap_or(0);
+    let index = Path::ALL.iter().position(|&p| p == path).unwrap_or(0);
     CACHE.store(index as u8 + 1, Ordering::Relaxed);
     path
 }
@@ -154,207 +165,116 @@ fn detected() -> Path {
 /// Every path this build can run on this machine, the reference first (for tests and benchmarks:
 /// the `*_on` functions run one of them).
 pub fn available() -> heapless::Vec<Path, 8> {
-    let mut v = heapless::Vec::new();
-    let _ = v.push(Path::Scalar);
-    let _ = v.push(Path::Portable);
-    #[cfg(hawq_dsp)]
-    let _ = v.push(Path::Dsp);
-    #[cfg(target_arch = "x86_64")]
-    if x86::Avx2::new().is_some() {
-        let _ = v.push(Path::Avx2);
+    Path::ALL.into_iter().filter(|&p| table(p).is_some()).collect()
+}
+
+/// A Conv2D or depthwise Conv2D kernel: window, layer, input, output, scratch; returns the path
+/// that ran.
+pub type ConvKernel = fn(&Window, &Layer<'_>, &[u8], &mut [u8], &mut [u8]) -> Path;
+
+/// A fully connected kernel: input and output features, layer, input, output, scratch; returns
+/// the path that ran.
+pub type FcKernel = fn(usize, usize, &Layer<'_>, &[u8], &mut [u8], &mut [u8]) -> Path;
+
+/// The kernels of the weighted layers on one path, with the signatures every path shares. Each
+/// returns the path that ran: the microcontroller and x86-64 kernels report a fallback, the
+/// AArch64 ones report themselves, and AVX-VNNI's depthwise entry (AVX2's kernel, its only
+/// depthwise) reports AVX-VNNI.
+#[derive(Debug, Clone, Copy)]
+pub struct KernelTable {
+    pub path: Path,
+    pub conv2d: ConvKernel,
+    pub depthwise_conv2d: ConvKernel,
+    pub fully_connected: FcKernel,
+}
+
+/// The kernel table of `path`; `None` when this build or this machine cannot run it. Each
+/// instruction-set module makes its own (the x86-64 and AArch64 ones from the proof that the
+/// CPU has the instructions, so that a table of theirs exists only where it may run).
+pub fn table(path: Path) -> Option<KernelTable> {
+    match path {
+        Path::Scalar => Some(reference::TABLE),
+        Path::Portable => Some(portable::TABLE),
+        #[cfg(hawq_dsp)]
+        Path::Dsp => Some(dsp::TABLE),
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx2 => x86::Avx2::new().map(x86::Avx2::table),
+        #[cfg(target_arch = "x86_64")]
+        Path::AvxVnni => x86::AvxVnni::new().map(x86::AvxVnni::table),
+        #[cfg(target_arch = "x86_64")]
+        Path::Avx512Vnni => x86::Avx512Vnni::new().map(x86::Avx512Vnni::table),
+        #[cfg(target_arch = "aarch64")]
+        Path::Neon => Some(aarch64::Neon.table()),
+        #[cfg(target_arch = "aarch64")]
+        Path::NeonDot => aarch64::NeonDot::new().map(aarch64::NeonDot::table),
+        #[allow(unreachable_patterns)]
+        _ => None,
     }
-    #[cfg(target_arch = "x86_64")]
-    if x86::AvxVnni::new().is_some() {
-        let _ = v.push(Path::AvxVnni);
-    }
-    #[cfg(target_arch = "x86_64")]
-    if x86::Avx512Vnni::new().is_some() {
-        let _ = v.push(Path::Avx512Vnni);
-    }
-    #[cfg(target_arch = "aarch64")]
-    {
-        let _ = v.push(Path::Neon);
-        if aarch64::NeonDot::new().is_some() {
-            let _ = v.push(Path::NeonDot);
-        }
-    }
-    v
 }
 
 /// [`conv2d`] on a given path; `None` (nothing written) when this machine cannot run it, else
-/// the path that ran (the microcontroller and x86-64 paths report a fallback; the AArch64 paths
-/// report themselves).
-#[allow(clippy::too_many_arguments)]
+/// the path that ran (as [`KernelTable`]). AVX-512 VNNI reads the weights of
+/// [`Layer::prepared`] when they are its layout ([`prepare_conv2d_on`]).
 pub fn conv2d_on(
     path: Path,
     g: &Window,
+    layer: &Layer<'_>,
     input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    weight_bits: Bits,
-    rq: &Requant<'_>,
     output: &mut [u8],
     scratch: &mut [u8],
 ) -> Option<Path> {
-    let (i, f, w, b, o, s) = (input, in_fmt, weights, weight_bits, output, scratch);
-    match path {
-        Path::Scalar => reference::conv2d(g, i, f, w, b, rq, o),
-        Path::Portable => return Some(portable::conv2d(g, i, f, w, b, rq, o, s)),
-        #[cfg(hawq_dsp)]
-        Path::Dsp => return Some(dsp::conv2d::<{ linked::ALL }>(g, i, f, w, b, rq, o, s)),
-        #[cfg(target_arch = "x86_64")]
-        Path::Avx2 => return Some(x86::Avx2::new()?.conv2d(g, i, f, w, b, rq, o, s)),
-        #[cfg(target_arch = "x86_64")]
-        Path::AvxVnni => return Some(x86::AvxVnni::new()?.conv2d(g, i, f, w, b, rq, o, s)),
-        #[cfg(target_arch = "x86_64")]
-        Path::Avx512Vnni => return Some(x86::Avx512Vnni::new()?.conv2d(g, i, f, w, b, rq, o, s)),
-        #[cfg(target_arch = "aarch64")]
-        Path::Neon => aarch64::Neon.conv2d(g, i, f, w, b, rq, o, s),
-        #[cfg(target_arch = "aarch64")]
-        Path::NeonDot => aarch64::NeonDot::new()?.conv2d(g, i, f, w, b, rq, o, s),
-        #[allow(unreachable_patterns)]
-        _ => return None,
-    }
-    Some(path)
+    Some((table(path)?.conv2d)(g, layer, input, output, scratch))
 }
 
 /// [`depthwise_conv2d`] on a given path (paths without their own use the portable kernels);
-/// `None` when this machine cannot run it, else the path that ran (as [`conv2d_on`]).
-#[allow(clippy::too_many_arguments)]
+/// `None` when this machine cannot run it, else the path that ran (as [`KernelTable`]).
 pub fn depthwise_conv2d_on(
     path: Path,
     g: &Window,
+    layer: &Layer<'_>,
     input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    weight_bits: Bits,
-    rq: &Requant<'_>,
     output: &mut [u8],
     scratch: &mut [u8],
 ) -> Option<Path> {
-    let (i, f, w, b, o, s) = (input, in_fmt, weights, weight_bits, output, scratch);
-    match path {
-        Path::Scalar => reference::depthwise_conv2d(g, i, f, w, b, rq, o),
-        #[cfg(hawq_dsp)]
-        Path::Dsp => return Some(dsp::depthwise_conv2d::<{ linked::ALL }>(g, i, f, w, b, rq, o, s)),
-        #[cfg(target_arch = "x86_64")]
-        Path::Avx2 | Path::AvxVnni if available().contains(&path) => {
-            x86::Avx2::new()?.depthwise_conv2d(g, i, f, w, b, rq, o, s)
-        }
-        #[cfg(target_arch = "x86_64")]
-        Path::Avx512Vnni => x86::Avx512Vnni::new()?.depthwise_conv2d(g, i, f, w, b, rq, o, s),
-        Path::Portable => return Some(portable::depthwise_conv2d(g, i, f, w, b, rq, o, s)),
-        // SDOT has no use in a depthwise layer: both AArch64 paths run the NEON kernel.
-        #[cfg(target_arch = "aarch64")]
-        Path::Neon | Path::NeonDot if available().contains(&path) => {
-            aarch64::Neon.depthwise_conv2d(g, i, f, w, b, rq, o, s);
-        }
-        // A host path without a depthwise kernel of its own runs the portable one.
-        p if available().contains(&p) => {
-            portable::depthwise_conv2d(g, i, f, w, b, rq, o, s);
-        }
-        _ => return None,
-    }
-    Some(path)
+    Some((table(path)?.depthwise_conv2d)(g, layer, input, output, scratch))
 }
 
 /// [`fully_connected`] on a given path; `None` when this machine cannot run it, else the path
-/// that ran (as [`conv2d_on`]).
-#[allow(clippy::too_many_arguments)]
+/// that ran (as [`KernelTable`]).
 pub fn fully_connected_on(
     path: Path,
     in_features: usize,
     out_features: usize,
+    layer: &Layer<'_>,
     input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    weight_bits: Bits,
-    rq: &Requant<'_>,
     output: &mut [u8],
     scratch: &mut [u8],
 ) -> Option<Path> {
-    let (n, m) = (in_features, out_features);
-    let (i, f, w, b, o, s) = (input, in_fmt, weights, weight_bits, output, scratch);
-    match path {
-        Path::Scalar => reference::fully_connected(n, m, i, f, w, b, rq, o),
-        #[cfg(hawq_dsp)]
-        Path::Dsp => return Some(dsp::fully_connected::<{ linked::ALL }>(n, m, i, f, w, b, rq, o, s)),
-        #[cfg(target_arch = "x86_64")]
-        Path::Avx2 => return Some(x86::Avx2::new()?.fully_connected(n, m, i, f, w, b, rq, o, s)),
-        #[cfg(target_arch = "x86_64")]
-        Path::AvxVnni => return Some(x86::AvxVnni::new()?.fully_connected(n, m, i, f, w, b, rq, o, s)),
-        #[cfg(target_arch = "x86_64")]
-        Path::Avx512Vnni => return Some(x86::Avx512Vnni::new()?.fully_connected(n, m, i, f, w, b, rq, o, s)),
-        #[cfg(target_arch = "aarch64")]
-        Path::Neon => aarch64::Neon.fully_connected(n, m, i, f, w, b, rq, o, s),
-        #[cfg(target_arch = "aarch64")]
-        Path::NeonDot => aarch64::NeonDot::new()?.fully_connected(n, m, i, f, w, b, rq, o, s),
-        Path::Portable => return Some(portable::fully_connected(n, m, i, f, w, b, rq, o, s)),
-        _ => return None,
-    }
-    Some(path)
+    Some((table(path)?.fully_connected)(in_features, out_features, layer, input, output, scratch))
 }
 
 /// Bytes of the weights of a Conv2D laid out once for `path` ([`prepare_conv2d_on`]), which
-/// its kernel then reads instead of laying them out on every call: 0 when the path prepares
-/// nothing for this layer (every path but AVX-512 VNNI, and the layers outside its kernel).
+/// its kernel then reads as [`Layer::prepared`] instead of laying them out on every call: 0
+/// when the path prepares nothing for this layer (every path but AVX-512 VNNI, and the layers
+/// outside its kernel).
 #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-pub fn conv2d_prepared_bytes_on(path: Path, g: &Window, in_bits: Bits, weights: &[u8], weight_bits: Bits) -> usize {
+pub fn conv2d_prepared_bytes_on(path: Path, g: &Window, layer: &Layer<'_>) -> usize {
     match path {
         #[cfg(target_arch = "x86_64")]
-        Path::Avx512Vnni => {
-            x86::Avx512Vnni::new().map_or(0, |k| k.conv2d_prepared_bytes(g, in_bits, weights, weight_bits))
-        }
+        Path::Avx512Vnni => x86::Avx512Vnni::new().map_or(0, |k| k.conv2d_prepared_bytes(g, layer)),
         _ => 0,
     }
 }
 
-/// Lays out the weights of a Conv2D (and their requantization `rq` for inputs of `in_fmt`) for
-/// `path` into `dst` (exactly [`conv2d_prepared_bytes_on`] bytes); `false`, nothing written,
-/// when the path prepares nothing for the layer or `dst` has another length.
+/// Lays out the weights of a Conv2D and their requantization for `path` into `dst` (exactly
+/// [`conv2d_prepared_bytes_on`] bytes), for the kernel to read as [`Layer::prepared`]; `false`,
+/// nothing written, when the path prepares nothing for the layer or `dst` has another length.
 #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-pub fn prepare_conv2d_on(
-    path: Path,
-    g: &Window,
-    in_fmt: ActFormat,
-    weights: &[u8],
-    weight_bits: Bits,
-    rq: &Requant<'_>,
-    dst: &mut [u8],
-) -> bool {
+pub fn prepare_conv2d_on(path: Path, g: &Window, layer: &Layer<'_>, dst: &mut [u8]) -> bool {
     match path {
         #[cfg(target_arch = "x86_64")]
-        Path::Avx512Vnni => {
-            x86::Avx512Vnni::new().is_some_and(|k| k.prepare_conv2d(g, in_fmt, weights, weight_bits, rq, dst))
-        }
+        Path::Avx512Vnni => x86::Avx512Vnni::new().is_some_and(|k| k.prepare_conv2d(g, layer, dst)),
         _ => false,
-    }
-}
-
-/// [`conv2d_on`] with the weights `prepared` by [`prepare_conv2d_on`] for the same path,
-/// window, input format, weights and requantization; `prepared` of another length (e.g. empty) is ignored, and
-/// so are prepared weights on the paths that prepare none.
-#[allow(clippy::too_many_arguments)]
-#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-pub fn conv2d_prepared_on(
-    path: Path,
-    g: &Window,
-    input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    weight_bits: Bits,
-    rq: &Requant<'_>,
-    output: &mut [u8],
-    scratch: &mut [u8],
-    prepared: &[u8],
-) -> Option<Path> {
-    match path {
-        #[cfg(target_arch = "x86_64")]
-        Path::Avx512Vnni => {
-            let k = x86::Avx512Vnni::new()?;
-            Some(k.conv2d_prepared(g, input, in_fmt, weights, weight_bits, rq, output, scratch, prepared))
-        }
-        _ => conv2d_on(path, g, input, in_fmt, weights, weight_bits, rq, output, scratch),
     }
 }
 
@@ -362,19 +282,10 @@ pub fn conv2d_prepared_on(
 /// once for `path` ([`prepare_depthwise_conv2d_on`]): 0 when the path prepares nothing for the
 /// layer (every path but AVX-512 VNNI, and the layers outside its kernel).
 #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-pub fn depthwise_conv2d_prepared_bytes_on(
-    path: Path,
-    g: &Window,
-    in_fmt: ActFormat,
-    weights: &[u8],
-    weight_bits: Bits,
-    rq: &Requant<'_>,
-) -> usize {
+pub fn depthwise_conv2d_prepared_bytes_on(path: Path, g: &Window, layer: &Layer<'_>) -> usize {
     match path {
         #[cfg(target_arch = "x86_64")]
-        Path::Avx512Vnni => {
-            x86::Avx512Vnni::new().map_or(0, |k| k.depthwise_conv2d_prepared_bytes(g, in_fmt, weights, weight_bits, rq))
-        }
+        Path::Avx512Vnni => x86::Avx512Vnni::new().map_or(0, |k| k.depthwise_conv2d_prepared_bytes(g, layer)),
         _ => 0,
     }
 }
@@ -382,72 +293,11 @@ pub fn depthwise_conv2d_prepared_bytes_on(
 /// Lays out a depthwise Conv2D's tables for `path` into `dst` (exactly
 /// [`depthwise_conv2d_prepared_bytes_on`] bytes); `false`, nothing written, otherwise.
 #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-pub fn prepare_depthwise_conv2d_on(
-    path: Path,
-    g: &Window,
-    in_fmt: ActFormat,
-    weights: &[u8],
-    weight_bits: Bits,
-    rq: &Requant<'_>,
-    dst: &mut [u8],
-) -> bool {
+pub fn prepare_depthwise_conv2d_on(path: Path, g: &Window, layer: &Layer<'_>, dst: &mut [u8]) -> bool {
     match path {
         #[cfg(target_arch = "x86_64")]
-        Path::Avx512Vnni => {
-            x86::Avx512Vnni::new().is_some_and(|k| k.prepare_depthwise_conv2d(g, in_fmt, weights, weight_bits, rq, dst))
-        }
+        Path::Avx512Vnni => x86::Avx512Vnni::new().is_some_and(|k| k.prepare_depthwise_conv2d(g, layer, dst)),
         _ => false,
-    }
-}
-
-/// [`depthwise_conv2d_on`] with the tables `prepared` by [`prepare_depthwise_conv2d_on`] for the
-/// same path, window, input format, weights and requantization (as [`conv2d_prepared_on`]).
-#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-#[allow(clippy::too_many_arguments)]
-pub fn depthwise_conv2d_prepared_on(
-    path: Path,
-    g: &Window,
-    input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    weight_bits: Bits,
-    rq: &Requant<'_>,
-    output: &mut [u8],
-    scratch: &mut [u8],
-    prepared: &[u8],
-) -> Option<Path> {
-    match path {
-        #[cfg(target_arch = "x86_64")]
-        Path::Avx512Vnni => {
-            let k = x86::Avx512Vnni::new()?;
-            k.depthwise_conv2d_prepared(g, input, in_fmt, weights, weight_bits, rq, output, scratch, prepared);
-            Some(path)
-        }
-        _ => depthwise_conv2d_on(path, g, input, in_fmt, weights, weight_bits, rq, output, scratch),
-    }
-}
-
-/// [`depthwise_conv2d`] with the tables prepared for [`prepared_path`] (as [`conv2d_prepared`]).
-#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-#[allow(clippy::too_many_arguments)]
-pub fn depthwise_conv2d_prepared<const K: u32>(
-    g: &Window,
-    input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    weight_bits: Bits,
-    rq: &Requant<'_>,
-    output: &mut [u8],
-    scratch: &mut [u8],
-    prepared: &[u8],
-) -> Path {
-    match op_path() {
-        #[cfg(target_arch = "x86_64")]
-        path @ Path::Avx512Vnni if !prepared.is_empty() => {
-            depthwise_conv2d_prepared_on(path, g, input, in_fmt, weights, weight_bits, rq, output, scratch, prepared)
-                .unwrap_or(Path::Scalar)
-        }
-        _ => depthwise_conv2d::<K>(g, input, in_fmt, weights, weight_bits, rq, output, scratch),
     }
 }
 
@@ -456,121 +306,26 @@ pub fn fully_connected_prepared_bytes_on(
     path: Path,
     in_features: usize,
     out_features: usize,
-    in_bits: Bits,
-    weights: &[u8],
-    weight_bits: Bits,
+    layer: &Layer<'_>,
 ) -> usize {
-    conv2d_prepared_bytes_on(path, &util::fc_window(in_features, out_features), in_bits, weights, weight_bits)
+    conv2d_prepared_bytes_on(path, &util::fc_window(in_features, out_features), layer)
 }
 
 /// [`prepare_conv2d_on`] of a fully connected layer.
-#[allow(clippy::too_many_arguments)]
 pub fn prepare_fully_connected_on(
     path: Path,
     in_features: usize,
     out_features: usize,
-    in_fmt: ActFormat,
-    weights: &[u8],
-    weight_bits: Bits,
-    rq: &Requant<'_>,
+    layer: &Layer<'_>,
     dst: &mut [u8],
 ) -> bool {
-    prepare_conv2d_on(path, &util::fc_window(in_features, out_features), in_fmt, weights, weight_bits, rq, dst)
+    prepare_conv2d_on(path, &util::fc_window(in_features, out_features), layer, dst)
 }
 
-/// [`fully_connected_on`] with prepared weights (as [`conv2d_prepared_on`]).
-#[allow(clippy::too_many_arguments)]
-#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-pub fn fully_connected_prepared_on(
-    path: Path,
-    in_features: usize,
-    out_features: usize,
-    input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    weight_bits: Bits,
-    rq: &Requant<'_>,
-    output: &mut [u8],
-    scratch: &mut [u8],
-    prepared: &[u8],
-) -> Option<Path> {
-    match path {
-        #[cfg(target_arch = "x86_64")]
-        Path::Avx512Vnni => {
-            let k = x86::Avx512Vnni::new()?;
-            let (n, m) = (in_features, out_features);
-            Some(k.fully_connected_prepared(n, m, input, in_fmt, weights, weight_bits, rq, output, scratch, prepared))
-        }
-        _ => fully_connected_on(
-            path,
-            in_features,
-            out_features,
-            input,
-            in_fmt,
-            weights,
-            weight_bits,
-            rq,
-            output,
-            scratch,
-        ),
-    }
-}
-
-/// The path whose prepared weights the op-level kernels read ([`conv2d_prepared`]): the path
-/// they run on.
+/// The path whose prepared weights the op-level kernels read ([`conv2d`]): the path they run
+/// on.
 pub fn prepared_path() -> Path {
     op_path()
-}
-
-/// [`conv2d`] with the weights prepared for [`prepared_path`] by [`prepare_conv2d_on`] (as
-/// [`conv2d_prepared_on`]).
-#[allow(clippy::too_many_arguments)]
-#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-pub fn conv2d_prepared<const K: u32>(
-    g: &Window,
-    input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    weight_bits: Bits,
-    rq: &Requant<'_>,
-    output: &mut [u8],
-    scratch: &mut [u8],
-    prepared: &[u8],
-) -> Path {
-    match op_path() {
-        #[cfg(target_arch = "x86_64")]
-        path @ Path::Avx512Vnni if !prepared.is_empty() => {
-            conv2d_prepared_on(path, g, input, in_fmt, weights, weight_bits, rq, output, scratch, prepared)
-                .unwrap_or(Path::Scalar)
-        }
-        _ => conv2d::<K>(g, input, in_fmt, weights, weight_bits, rq, output, scratch),
-    }
-}
-
-/// [`fully_connected`] with prepared weights (as [`conv2d_prepared`]).
-#[allow(clippy::too_many_arguments)]
-#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
-pub fn fully_connected_prepared<const K: u32>(
-    in_features: usize,
-    out_features: usize,
-    input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    weight_bits: Bits,
-    rq: &Requant<'_>,
-    output: &mut [u8],
-    scratch: &mut [u8],
-    prepared: &[u8],
-) -> Path {
-    let (n, m) = (in_features, out_features);
-    match op_path() {
-        #[cfg(target_arch = "x86_64")]
-        path @ Path::Avx512Vnni if !prepared.is_empty() => {
-            fully_connected_prepared_on(path, n, m, input, in_fmt, weights, weight_bits, rq, output, scratch, prepared)
-                .unwrap_or(Path::Scalar)
-        }
-        _ => fully_connected::<K>(n, m, input, in_fmt, weights, weight_bits, rq, output, scratch),
-    }
 }
 
 /// [`add`] on a given path; `false` when this machine cannot run it.
@@ -641,60 +396,51 @@ fn op_path() -> Path {
 
 /// Conv2D, NHWC, weights `[out_c][kh][kw][in_c]` packed per output channel (contract §2–§4), with
 /// `scratch` of at least [`conv2d_scratch_bytes`] bytes (its contents on entry do not matter;
-/// with less, the reference kernel runs). Returns the path that ran. `K` is the kernel set
+/// with less, the reference kernel runs) and the weights of [`Layer::prepared`] if they were
+/// laid out for [`prepared_path`]. Returns the path that ran. `K` is the kernel set
 /// ([`linked`]): the widths it leaves out are not compiled into the fast path.
-#[allow(clippy::too_many_arguments)]
 pub fn conv2d<const K: u32>(
     g: &Window,
+    layer: &Layer<'_>,
     input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    weight_bits: Bits,
-    rq: &Requant<'_>,
     output: &mut [u8],
     scratch: &mut [u8],
 ) -> Path {
     let path = op_path();
     #[cfg(hawq_dsp)]
     if path == Path::Dsp {
-        return dsp::conv2d::<K>(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
+        return dsp::conv2d::<K>(g, layer, input, output, scratch);
     }
-    conv2d_on(path, g, input, in_fmt, weights, weight_bits, rq, output, scratch).unwrap_or(Path::Scalar)
+    conv2d_on(path, g, layer, input, output, scratch).unwrap_or(Path::Scalar)
 }
 
 /// Depthwise Conv2D, NHWC, depth multiplier `out_c / in_c`, weights `[out_c][kh][kw]`, with
-/// `scratch` of at least [`depthwise_conv2d_scratch_bytes`] bytes. Returns the path that ran.
-#[allow(clippy::too_many_arguments)]
+/// `scratch` of at least [`depthwise_conv2d_scratch_bytes`] bytes (prepared tables as
+/// [`conv2d`]). Returns the path that ran.
 pub fn depthwise_conv2d<const K: u32>(
     g: &Window,
+    layer: &Layer<'_>,
     input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    weight_bits: Bits,
-    rq: &Requant<'_>,
     output: &mut [u8],
     scratch: &mut [u8],
 ) -> Path {
     let path = op_path();
     #[cfg(hawq_dsp)]
     if path == Path::Dsp {
-        return dsp::depthwise_conv2d::<K>(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
+        return dsp::depthwise_conv2d::<K>(g, layer, input, output, scratch);
     }
-    depthwise_conv2d_on(path, g, input, in_fmt, weights, weight_bits, rq, output, scratch).unwrap_or(Path::Scalar)
+    depthwise_conv2d_on(path, g, layer, input, output, scratch).unwrap_or(Path::Scalar)
 }
 
 /// Fully connected: `out[c] = requant(bias[c] + Σ_k w[c][k]·(a[k] − z))`, weights `[out][in]`,
-/// with `scratch` of at least [`fully_connected_scratch_bytes`] bytes. Returns the path that ran.
-#[allow(clippy::too_many_arguments)]
+/// with `scratch` of at least [`fully_connected_scratch_bytes`] bytes (prepared weights as
+/// [`conv2d`]). Returns the path that ran.
 #[inline(always)]
 pub fn fully_connected<const K: u32>(
     in_features: usize,
     out_features: usize,
+    layer: &Layer<'_>,
     input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    weight_bits: Bits,
-    rq: &Requant<'_>,
     output: &mut [u8],
     scratch: &mut [u8],
 ) -> Path {
@@ -702,9 +448,9 @@ pub fn fully_connected<const K: u32>(
     let path = op_path();
     #[cfg(hawq_dsp)]
     if path == Path::Dsp {
-        return dsp::fully_connected::<K>(n, m, input, in_fmt, weights, weight_bits, rq, output, scratch);
+        return dsp::fully_connected::<K>(n, m, layer, input, output, scratch);
     }
-    fully_connected_on(path, n, m, input, in_fmt, weights, weight_bits, rq, output, scratch).unwrap_or(Path::Scalar)
+    fully_connected_on(path, n, m, layer, input, output, scratch).unwrap_or(Path::Scalar)
 }
 
 /// Average pool over the taps inside the input (contract §5): the portable kernel on every path

@@ -13,11 +13,14 @@
 //! here; only a caller that passes less scratch than `*_scratch_bytes` gets the reference kernel
 //! (and the returned [`Path`] says so).
 
-use super::reference::{self, ActFormat, AddRequant, PoolRequant, Requant, Window};
+use super::reference::{self, ActFormat, AddRequant, Layer, PoolRequant, Requant, Window};
 use super::scratch::{self, Scratch};
 use super::util::{put, row_words, sum_bound, tail_word, unpack4, ChannelQ, Rq32};
-use super::Path;
+use super::{KernelTable, Path};
 use crate::quant::{load, store, Bits};
+
+/// The portable kernels as a [`KernelTable`].
+pub const TABLE: KernelTable = KernelTable { path: Path::Portable, conv2d, depthwise_conv2d, fully_connected };
 
 /// Output pixels per block.
 pub(crate) const PIX: usize = scratch::PIX;
@@ -122,28 +125,19 @@ fn word_mac<const P: usize, const B: u32>(w: u32, xs: &[i16], acc: &mut [i32; P]
 
 /// Conv2D (contract §3–§4), the bytes of [`reference::conv2d`], with its buffers in `scratch`
 /// (at least [`super::conv2d_scratch_bytes`]); returns the path that ran.
-#[allow(clippy::too_many_arguments)]
 #[inline(never)]
-pub fn conv2d(
-    g: &Window,
-    input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    weight_bits: Bits,
-    rq: &Requant<'_>,
-    output: &mut [u8],
-    scratch: &mut [u8],
-) -> Path {
+pub fn conv2d(g: &Window, layer: &Layer<'_>, input: &[u8], output: &mut [u8], scratch: &mut [u8]) -> Path {
+    let Layer { in_fmt, weights, weight_bits, ref rq, .. } = *layer;
     let k = g.kernel_h * g.kernel_w * g.in_c;
     let row_bytes = weight_bits.packed_len(k);
     let kpad = padded_k(k, weight_bits);
     let mut s = Scratch::new(scratch);
     let (Some(x), Some(fast)) = (s.take::<i16>(kpad * PIX), s.take::<Rq32>(g.out_c)) else {
-        reference::conv2d(g, input, in_fmt, weights, weight_bits, rq, output);
+        reference::conv2d(g, layer, input, output);
         return Path::Scalar;
     };
     if row_bytes == 0 {
-        reference::conv2d(g, input, in_fmt, weights, weight_bits, rq, output);
+        reference::conv2d(g, layer, input, output);
         return Path::Scalar;
     }
     let bound = sum_bound(k, weight_bits, in_fmt.bits);
@@ -179,24 +173,21 @@ pub fn conv2d(
 
 /// Fully connected, the bytes of [`reference::fully_connected`], with its input as `i16` in
 /// `scratch` (at least [`super::fully_connected_scratch_bytes`]); returns the path that ran.
-#[allow(clippy::too_many_arguments)]
 #[inline(never)]
 pub fn fully_connected(
     in_features: usize,
     out_features: usize,
+    layer: &Layer<'_>,
     input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    weight_bits: Bits,
-    rq: &Requant<'_>,
     output: &mut [u8],
     scratch: &mut [u8],
 ) -> Path {
+    let Layer { in_fmt, weights, weight_bits, ref rq, .. } = *layer;
     let row_bytes = weight_bits.packed_len(in_features);
     let kpad = padded_k(in_features, weight_bits);
     let x = Scratch::new(scratch).take::<i16>(kpad);
     let (Some(x), false) = (x, row_bytes == 0) else {
-        reference::fully_connected(in_features, out_features, input, in_fmt, weights, weight_bits, rq, output);
+        reference::fully_connected(in_features, out_features, layer, input, output);
         return Path::Scalar;
     };
     let z = in_fmt.zero_point;
@@ -221,33 +212,20 @@ pub fn fully_connected(
 
 /// Depthwise Conv2D, the bytes of [`reference::depthwise_conv2d`], with its buffers in `scratch`
 /// (at least [`super::depthwise_conv2d_scratch_bytes`]); returns the path that ran.
-#[allow(clippy::too_many_arguments)]
-pub fn depthwise_conv2d(
-    g: &Window,
-    input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    weight_bits: Bits,
-    rq: &Requant<'_>,
-    output: &mut [u8],
-    scratch: &mut [u8],
-) -> Path {
-    depthwise_inline(g, input, in_fmt, weights, weight_bits, rq, output, scratch)
+pub fn depthwise_conv2d(g: &Window, layer: &Layer<'_>, input: &[u8], output: &mut [u8], scratch: &mut [u8]) -> Path {
+    depthwise_inline(g, layer, input, output, scratch)
 }
 
 /// [`depthwise_conv2d`], inlined into its caller (the AVX2 path compiles it with AVX2 enabled).
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(crate) fn depthwise_inline(
     g: &Window,
+    layer: &Layer<'_>,
     input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    weight_bits: Bits,
-    rq: &Requant<'_>,
     output: &mut [u8],
     scratch: &mut [u8],
 ) -> Path {
+    let Layer { in_fmt, weights, weight_bits, ref rq, .. } = *layer;
     let path = depthwise_channels_impl(g, input, in_fmt, weights, weight_bits, rq, output, 0, scratch);
     reference::clear_tail(output, rq.out, g.out_h * g.out_w * g.out_c);
     path
@@ -259,6 +237,9 @@ pub(crate) fn depthwise_inline(
 /// `[tap][channel]` buffer and the taps outermost, so that the inner loop walks the NHWC
 /// channels contiguously. Returns the path that ran (the reference, over the whole layer, when
 /// `scratch` is too small).
+// The layer's fields one by one, not a `Layer`: passed as values, the optimizer specializes
+// this function for what its callers know of them (a firmware without 4-bit activations: an
+// 8-bit input and output), which it did not through a pointer (+0.8 KB of code in dscnn's).
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
 #[cfg_attr(not(any(hawq_dsp, target_arch = "x86_64")), allow(dead_code))]
@@ -294,7 +275,7 @@ fn depthwise_channels_impl(
     let mut s = Scratch::new(scratch);
     let bufs = (s.take::<i32>(chunk), s.take::<Rq32>(chunk), s.take::<i16>(taps * chunk));
     let (Some(acc), Some(cq), Some(w), false) = (bufs.0, bufs.1, bufs.2, taps == 0) else {
-        reference::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output);
+        reference::depthwise_conv2d(g, &Layer::new(in_fmt, weights, weight_bits, *rq), input, output);
         return Path::Scalar;
     };
     let row_bytes = weight_bits.packed_len(taps);
@@ -358,7 +339,6 @@ fn depthwise_channels_impl(
 
 /// Residual add, same signature and bytes as [`reference::add`]. All-8-bit adds take a fast
 /// loop; other formats run on the reference.
-#[allow(clippy::too_many_arguments)]
 pub fn add(arena: &mut [u8], n: usize, a: (usize, ActFormat), b: (usize, ActFormat), out: usize, rq: &AddRequant) {
     add_inline(arena, n, a, b, out, rq)
 }

@@ -27,10 +27,10 @@
 use core::arch::aarch64::*;
 use core::arch::asm;
 
-use super::portable;
-use super::reference::{self, ActFormat, Requant, Window};
+use super::reference::{self, ActFormat, Layer, Requant, Window};
 use super::scratch::Scratch;
 use super::util::{fc_window, gather_into, put, sum_bound, unpack4, ChannelQ, Rq32};
+use super::{portable, KernelTable, Path};
 use crate::quant::{load, Bits};
 
 /// Output pixels per block (four: [`requant_lanes`] takes one block's sums as one vector).
@@ -45,46 +45,51 @@ const K_MAX: usize = 1 << 16;
 pub struct Neon;
 
 impl Neon {
+    /// These kernels as a [`KernelTable`] (each entry reports NEON, whichever kernel ran).
+    pub fn table(self) -> KernelTable {
+        KernelTable {
+            path: Path::Neon,
+            conv2d: |g, layer, input, output, scratch| {
+                Neon.conv2d(g, layer, input, output, scratch);
+                Path::Neon
+            },
+            depthwise_conv2d: |g, layer, input, output, scratch| {
+                Neon.depthwise_conv2d(g, layer, input, output, scratch);
+                Path::Neon
+            },
+            fully_connected: |n, m, layer, input, output, scratch| {
+                Neon.fully_connected(n, m, layer, input, output, scratch);
+                Path::Neon
+            },
+        }
+    }
+
     /// Conv2D with SMULL/SADALP, same bytes as [`reference::conv2d`].
-    #[allow(clippy::too_many_arguments)]
-    pub fn conv2d(
-        self,
-        g: &Window,
-        input: &[u8],
-        in_fmt: ActFormat,
-        weights: &[u8],
-        weight_bits: Bits,
-        rq: &Requant<'_>,
-        output: &mut [u8],
-        scratch: &mut [u8],
-    ) {
+    pub fn conv2d(self, g: &Window, layer: &Layer<'_>, input: &[u8], output: &mut [u8], scratch: &mut [u8]) {
         let k = g.kernel_h * g.kernel_w * g.in_c;
         // SAFETY: Advanced SIMD is part of every AArch64 target.
-        if k == 0 || k > K_MAX || !unsafe { conv2d_neon(g, input, in_fmt, weights, weight_bits, rq, output, scratch) } {
-            portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
+        if k == 0 || k > K_MAX || !unsafe { conv2d_neon(g, layer, input, output, scratch) } {
+            portable::conv2d(g, layer, input, output, scratch);
         }
     }
     /// Fully connected, same bytes as [`reference::fully_connected`]: a one-pixel convolution.
-    #[allow(clippy::too_many_arguments)]
     pub fn fully_connected(
         self,
         in_features: usize,
         out_features: usize,
+        layer: &Layer<'_>,
         input: &[u8],
-        in_fmt: ActFormat,
-        weights: &[u8],
-        weight_bits: Bits,
-        rq: &Requant<'_>,
         output: &mut [u8],
         scratch: &mut [u8],
     ) {
+        let in_fmt = layer.in_fmt;
         if let Some(x) = fc_input(in_features, input, in_fmt, scratch) {
             // SAFETY: Advanced SIMD is part of every AArch64 target; `x` holds the features.
-            unsafe { fc_neon(in_features, out_features, x, in_fmt, weights, weight_bits, rq, output) };
+            unsafe { fc_neon(in_features, out_features, layer, x, output) };
             return;
         }
         let g = fc_window(in_features, out_features);
-        self.conv2d(&g, input, in_fmt, weights, weight_bits, rq, output, scratch)
+        self.conv2d(&g, layer, input, output, scratch)
     }
 }
 
@@ -103,46 +108,52 @@ impl NeonDot {
         ok.then_some(NeonDot(()))
     }
 
+    /// These kernels as a [`KernelTable`], with NEON's depthwise kernel (SDOT has no use in a
+    /// depthwise layer); each entry reports NEON with SDOT.
+    pub fn table(self) -> KernelTable {
+        KernelTable {
+            path: Path::NeonDot,
+            conv2d: |g, layer, input, output, scratch| {
+                NeonDot(()).conv2d(g, layer, input, output, scratch);
+                Path::NeonDot
+            },
+            depthwise_conv2d: |g, layer, input, output, scratch| {
+                Neon.depthwise_conv2d(g, layer, input, output, scratch);
+                Path::NeonDot
+            },
+            fully_connected: |n, m, layer, input, output, scratch| {
+                NeonDot(()).fully_connected(n, m, layer, input, output, scratch);
+                Path::NeonDot
+            },
+        }
+    }
+
     /// Conv2D with SDOT, same bytes as [`reference::conv2d`].
-    #[allow(clippy::too_many_arguments)]
-    pub fn conv2d(
-        self,
-        g: &Window,
-        input: &[u8],
-        in_fmt: ActFormat,
-        weights: &[u8],
-        weight_bits: Bits,
-        rq: &Requant<'_>,
-        output: &mut [u8],
-        scratch: &mut [u8],
-    ) {
+    pub fn conv2d(self, g: &Window, layer: &Layer<'_>, input: &[u8], output: &mut [u8], scratch: &mut [u8]) {
         let k = g.kernel_h * g.kernel_w * g.in_c;
         // SAFETY: `self` proves the CPU has dotprod.
-        if k == 0 || k > K_MAX || !unsafe { conv2d_dot(g, input, in_fmt, weights, weight_bits, rq, output, scratch) } {
-            portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
+        if k == 0 || k > K_MAX || !unsafe { conv2d_dot(g, layer, input, output, scratch) } {
+            portable::conv2d(g, layer, input, output, scratch);
         }
     }
     /// Fully connected, same bytes as [`reference::fully_connected`]: a one-pixel convolution.
-    #[allow(clippy::too_many_arguments)]
     pub fn fully_connected(
         self,
         in_features: usize,
         out_features: usize,
+        layer: &Layer<'_>,
         input: &[u8],
-        in_fmt: ActFormat,
-        weights: &[u8],
-        weight_bits: Bits,
-        rq: &Requant<'_>,
         output: &mut [u8],
         scratch: &mut [u8],
     ) {
+        let in_fmt = layer.in_fmt;
         if let Some(x) = fc_input(in_features, input, in_fmt, scratch) {
             // SAFETY: `self` proves the CPU has dotprod; `x` holds the features.
-            unsafe { fc_dot(in_features, out_features, x, in_fmt, weights, weight_bits, rq, output) };
+            unsafe { fc_dot(in_features, out_features, layer, x, output) };
             return;
         }
         let g = fc_window(in_features, out_features);
-        self.conv2d(&g, input, in_fmt, weights, weight_bits, rq, output, scratch)
+        self.conv2d(&g, layer, input, output, scratch)
     }
 }
 
@@ -243,7 +254,6 @@ unsafe fn row_dot<const B: u32, const SW: bool>(
 /// Gathers the block's receptive fields as raw `i8` bytes (padding taps = z) into `x`, one
 /// `kpad`-byte field per pixel, zero past `K`.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn im2col(g: &Window, input: &[u8], in_fmt: ActFormat, q0: usize, n: usize, (k, kpad): (usize, usize), x: &mut [u8]) {
     for (p, xp) in x.chunks_exact_mut(kpad).enumerate() {
         if p < n {
@@ -277,22 +287,12 @@ fn finish(
 
 /// The SMULL/SADALP convolution.
 #[target_feature(enable = "neon")]
-#[allow(clippy::too_many_arguments)]
-fn conv2d_neon(
-    g: &Window,
-    input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    weight_bits: Bits,
-    rq: &Requant<'_>,
-    output: &mut [u8],
-    scratch: &mut [u8],
-) -> bool {
+fn conv2d_neon(g: &Window, layer: &Layer<'_>, input: &[u8], output: &mut [u8], scratch: &mut [u8]) -> bool {
     let mac = |a: int32x4_t, w: int8x16_t, x: int8x16_t| smull_mac(a, w, x);
-    match weight_bits {
-        Bits::B8 => conv_blocks::<8>(g, input, in_fmt, weights, rq, output, scratch, mac),
-        Bits::B4 => conv_blocks::<4>(g, input, in_fmt, weights, rq, output, scratch, mac),
-        Bits::B2 => conv_blocks::<2>(g, input, in_fmt, weights, rq, output, scratch, mac),
+    match layer.weight_bits {
+        Bits::B8 => conv_blocks::<8>(g, layer, input, output, scratch, mac),
+        Bits::B4 => conv_blocks::<4>(g, layer, input, output, scratch, mac),
+        Bits::B2 => conv_blocks::<2>(g, layer, input, output, scratch, mac),
     }
 }
 
@@ -303,17 +303,15 @@ fn conv2d_neon(
 /// `−z·Σw` folded into its bias, and [`ROWS`] channels at a time are computed and requantized
 /// together in lanes; else per block and channel, with `Σw` summed alongside the products.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn conv_blocks<const B: u32>(
     g: &Window,
+    layer: &Layer<'_>,
     input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    rq: &Requant<'_>,
     output: &mut [u8],
     scratch: &mut [u8],
     mac: impl Fn(int32x4_t, int8x16_t, int8x16_t) -> int32x4_t + Copy,
 ) -> bool {
+    let Layer { in_fmt, weights, ref rq, .. } = *layer;
     let bits = Bits::from_width(B);
     let k = g.kernel_h * g.kernel_w * g.in_c;
     let kpad = k.next_multiple_of(16);
@@ -587,23 +585,13 @@ fn sdot(acc: int32x4_t, a: int8x16_t, b: int8x16_t) -> int32x4_t {
 }
 
 #[target_feature(enable = "neon,dotprod")]
-#[allow(clippy::too_many_arguments)]
-fn conv2d_dot(
-    g: &Window,
-    input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    weight_bits: Bits,
-    rq: &Requant<'_>,
-    output: &mut [u8],
-    scratch: &mut [u8],
-) -> bool {
+fn conv2d_dot(g: &Window, layer: &Layer<'_>, input: &[u8], output: &mut [u8], scratch: &mut [u8]) -> bool {
     // The closure inherits this function's target features (dotprod, which the callers proved).
     let mac = |a: int32x4_t, w: int8x16_t, x: int8x16_t| sdot(a, w, x);
-    match weight_bits {
-        Bits::B8 => conv_blocks::<8>(g, input, in_fmt, weights, rq, output, scratch, mac),
-        Bits::B4 => conv_blocks::<4>(g, input, in_fmt, weights, rq, output, scratch, mac),
-        Bits::B2 => conv_blocks::<2>(g, input, in_fmt, weights, rq, output, scratch, mac),
+    match layer.weight_bits {
+        Bits::B8 => conv_blocks::<8>(g, layer, input, output, scratch, mac),
+        Bits::B4 => conv_blocks::<4>(g, layer, input, output, scratch, mac),
+        Bits::B2 => conv_blocks::<2>(g, layer, input, output, scratch, mac),
     }
 }
 
@@ -628,44 +616,24 @@ fn fc_input<'a>(n: usize, input: &'a [u8], fmt: ActFormat, scratch: &'a mut [u8]
 
 /// [`fc_rows`] with SMULL/SADALP.
 #[target_feature(enable = "neon")]
-#[allow(clippy::too_many_arguments)]
-fn fc_neon(
-    n: usize,
-    m: usize,
-    input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    bits: Bits,
-    rq: &Requant<'_>,
-    output: &mut [u8],
-) {
+fn fc_neon(n: usize, m: usize, layer: &Layer<'_>, input: &[u8], output: &mut [u8]) {
     let mac = |a: int32x4_t, w: int8x16_t, x: int8x16_t| smull_mac(a, w, x);
-    match bits {
-        Bits::B8 => fc_rows::<8>(n, m, input, in_fmt, weights, rq, output, mac),
-        Bits::B4 => fc_rows::<4>(n, m, input, in_fmt, weights, rq, output, mac),
-        Bits::B2 => fc_rows::<2>(n, m, input, in_fmt, weights, rq, output, mac),
+    match layer.weight_bits {
+        Bits::B8 => fc_rows::<8>(n, m, layer, input, output, mac),
+        Bits::B4 => fc_rows::<4>(n, m, layer, input, output, mac),
+        Bits::B2 => fc_rows::<2>(n, m, layer, input, output, mac),
     }
 }
 
 /// [`fc_rows`] with SDOT.
 #[target_feature(enable = "neon,dotprod")]
-#[allow(clippy::too_many_arguments)]
-fn fc_dot(
-    n: usize,
-    m: usize,
-    input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    bits: Bits,
-    rq: &Requant<'_>,
-    output: &mut [u8],
-) {
+fn fc_dot(n: usize, m: usize, layer: &Layer<'_>, input: &[u8], output: &mut [u8]) {
     // The closure inherits this function's target features (dotprod, which the callers proved).
     let mac = |a: int32x4_t, w: int8x16_t, x: int8x16_t| sdot(a, w, x);
-    match bits {
-        Bits::B8 => fc_rows::<8>(n, m, input, in_fmt, weights, rq, output, mac),
-        Bits::B4 => fc_rows::<4>(n, m, input, in_fmt, weights, rq, output, mac),
-        Bits::B2 => fc_rows::<2>(n, m, input, in_fmt, weights, rq, output, mac),
+    match layer.weight_bits {
+        Bits::B8 => fc_rows::<8>(n, m, layer, input, output, mac),
+        Bits::B4 => fc_rows::<4>(n, m, layer, input, output, mac),
+        Bits::B2 => fc_rows::<2>(n, m, layer, input, output, mac),
     }
 }
 
@@ -675,17 +643,15 @@ fn fc_dot(
 /// in lanes, then `Σ w·(a − z)` requantized (each channel requantizes once, so its [`Rq32`] is
 /// built there).
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn fc_rows<const B: u32>(
     n: usize,
     m: usize,
+    layer: &Layer<'_>,
     input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    rq: &Requant<'_>,
     output: &mut [u8],
     mac: impl Fn(int32x4_t, int8x16_t, int8x16_t) -> int32x4_t,
 ) {
+    let Layer { in_fmt, weights, ref rq, .. } = *layer;
     let bits = Bits::from_width(B);
     let row_bytes = bits.packed_len(n);
     let bound = sum_bound(n, bits, in_fmt.bits);
@@ -721,25 +687,22 @@ fn fc_rows<const B: u32>(
 impl Neon {
     /// Depthwise Conv2D, same bytes as [`reference::depthwise_conv2d`]: depth multiplier 1 with
     /// 8-bit input and output on `depthwise_neon`, anything else on the portable kernel.
-    #[allow(clippy::too_many_arguments)]
     pub fn depthwise_conv2d(
         self,
         g: &Window,
+        layer: &Layer<'_>,
         input: &[u8],
-        in_fmt: ActFormat,
-        weights: &[u8],
-        weight_bits: Bits,
-        rq: &Requant<'_>,
         output: &mut [u8],
         scratch: &mut [u8],
-    ) -> super::Path {
+    ) -> Path {
+        let Layer { in_fmt, ref rq, .. } = *layer;
         let plain = g.out_c == g.in_c && in_fmt.bits == Bits::B8 && rq.out.bits == Bits::B8;
         let fits = input.len() >= g.in_h * g.in_w * g.in_c && output.len() >= g.out_h * g.out_w * g.out_c;
         if !plain || !fits || g.kernel_h * g.kernel_w == 0 {
-            return portable::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
+            return portable::depthwise_conv2d(g, layer, input, output, scratch);
         }
         // SAFETY: Advanced SIMD is part of every AArch64 target; the sizes were checked above.
-        unsafe { depthwise_neon(g, input, in_fmt, weights, weight_bits, rq, output, scratch) }
+        unsafe { depthwise_neon(g, layer, input, output, scratch) }
     }
 }
 
@@ -755,17 +718,8 @@ impl Neon {
 ///
 /// # Safety
 /// `input` holds `in_h·in_w·c` bytes and `output` `out_h·out_w·c` (checked by the caller).
-#[allow(clippy::too_many_arguments)]
-unsafe fn depthwise_neon(
-    g: &Window,
-    input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    weight_bits: Bits,
-    rq: &Requant<'_>,
-    output: &mut [u8],
-    scratch: &mut [u8],
-) -> super::Path {
+unsafe fn depthwise_neon(g: &Window, layer: &Layer<'_>, input: &[u8], output: &mut [u8], scratch: &mut [u8]) -> Path {
+    let Layer { in_fmt, weights, weight_bits, ref rq, .. } = *layer;
     let (taps, c) = (g.kernel_h * g.kernel_w, g.in_c);
     let bound = sum_bound(taps, weight_bits, in_fmt.bits);
     let row_bytes = weight_bits.packed_len(taps);
@@ -774,7 +728,7 @@ unsafe fn depthwise_neon(
     let mut s = super::scratch::Scratch::new(&mut *scratch);
     let bufs = (s.take::<i32>(chunk), s.take::<Rq32>(chunk), s.take::<i16>(taps * chunk));
     let (Some(_), Some(cq), Some(w), false) = (bufs.0, bufs.1, bufs.2, slow || weights.len() < c * row_bytes) else {
-        return portable::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
+        return portable::depthwise_conv2d(g, layer, input, output, scratch);
     };
     let z = in_fmt.zero_point;
     let (lo, hi) = (rq.min, rq.max);
@@ -814,7 +768,7 @@ unsafe fn depthwise_neon(
         }
         c0 += nc;
     }
-    super::Path::Neon
+    Path::Neon
 }
 
 /// Taps of the windows whose offsets [`depthwise_block8`] tabulates (larger kernels take the

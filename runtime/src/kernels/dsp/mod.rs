@@ -61,11 +61,19 @@
 use core::arch::asm;
 
 use super::linked::{self, has};
-use super::reference::{self, ActFormat, AddRequant, Requant, Window};
+use super::reference::{self, ActFormat, AddRequant, Layer, Requant, Window};
 use super::scratch::{self, Scratch};
 use super::util::{gather, put, row_words, sum_bound, tail_word, unpack4, AddPlan, ChannelQ, Rq32};
-use super::{portable, Path};
+use super::{portable, KernelTable, Path};
 use crate::quant::{load, Biases, Bits, BIAS_I32};
+
+/// The DSP kernels, every width and format linked, as a [`KernelTable`].
+pub const TABLE: KernelTable = KernelTable {
+    path: Path::Dsp,
+    conv2d: conv2d::<{ linked::ALL }>,
+    depthwise_conv2d: depthwise_conv2d::<{ linked::ALL }>,
+    fully_connected: fully_connected::<{ linked::ALL }>,
+};
 
 /// Output pixels per block of the convolution.
 pub const PIX: usize = scratch::PIX;
@@ -888,17 +896,15 @@ fn aligned4<const K: u32>(g: &Window, fmt: ActFormat, lanes: usize) -> bool {
 /// the path that ran: the DSP path for every layer shape except rows of more than 65,792
 /// weights at low widths (the portable kernel, see [`sums_fit`]) or too little scratch (the
 /// reference).
-#[allow(clippy::too_many_arguments)]
 pub fn conv2d<const K: u32>(
     g: &Window,
+    layer: &Layer<'_>,
     input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    weight_bits: Bits,
-    rq: &Requant<'_>,
     output: &mut [u8],
     scratch: &mut [u8],
 ) -> Path {
+    let Layer { in_fmt, weights, weight_bits, ref rq, .. } = *layer;
+    let in_fmt = linked_input::<K>(in_fmt);
     let k = g.kernel_h * g.kernel_w * g.in_c;
     let row_bytes = weight_bits.packed_len(k);
     let (words, _) = row_words(row_bytes, weight_bits);
@@ -908,7 +914,7 @@ pub fn conv2d<const K: u32>(
         // Past 65,792 weights per row (`sums_fit`): the portable kernel, linked with LONG_ROWS
         // (the interpreter refuses a model with such a layer in a build without it).
         if has(K, linked::LONG_ROWS) {
-            return portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
+            return portable::conv2d(g, layer, input, output, scratch);
         }
         return Path::Scalar;
     }
@@ -928,7 +934,7 @@ pub fn conv2d<const K: u32>(
         // Too little scratch, which the loader rules out for a model: the reference in the
         // default build; nothing at all in a narrowed one (the kernel set's promise is code size).
         if K == linked::ALL {
-            reference::conv2d(g, input, in_fmt, weights, weight_bits, rq, output);
+            reference::conv2d(g, layer, input, output);
         }
         return path;
     }
@@ -938,6 +944,8 @@ pub fn conv2d<const K: u32>(
 
 /// [`conv2d`] for `L` lane pairs per weight word; [`Path::Scalar`] (nothing written) when
 /// `scratch` is too small.
+// The layer's fields one by one, not a `Layer`: read through a pointer, they were spilled
+// around the row loop (more instructions per layer on the Cortex-M4).
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
 fn conv_impl<const L: usize, const K: u32>(
@@ -2192,24 +2200,27 @@ fn im2col_aligned<const L: usize, const P: usize>(
     x: &mut [[[u32; L]; P]],
     p: usize,
 ) {
-    if fmt.bits == Bits::B4 || x.len() < 16 {
+    if fmt.bits != Bits::B8 || x.len() < 16 {
         im2col_aligned_body(g, input, fmt, oy, ox, x, p)
     } else {
-        im2col_aligned_outlined(g, input, fmt, oy, ox, x, p)
+        im2col_aligned_outlined(g, input, fmt.zero_point, oy, ox, x, p)
     }
 }
 
+/// [`im2col_aligned_body`] of an 8-bit input (the width a constant here: passed as a value,
+/// whether the optimizer propagated it into this function changed with unrelated code, and the
+/// 4-bit branches it kept cost 1 KB of code).
 #[inline(never)]
 fn im2col_aligned_outlined<const L: usize, const P: usize>(
     g: &Window,
     input: &[u8],
-    fmt: ActFormat,
+    zero_point: i32,
     oy: usize,
     ox: usize,
     x: &mut [[[u32; L]; P]],
     p: usize,
 ) {
-    im2col_aligned_body(g, input, fmt, oy, ox, x, p)
+    im2col_aligned_body(g, input, ActFormat { bits: Bits::B8, zero_point }, oy, ox, x, p)
 }
 
 #[inline(always)]
@@ -2377,35 +2388,44 @@ fn convert4<'x, const L: usize, const P: usize>(
 /// pairs in `scratch` (at least [`super::fully_connected_scratch_bytes`]). Returns the path that
 /// ran: the DSP path for every shape except rows of more than 65,792 weights (the portable
 /// kernel, see [`sums_fit`]) or too little scratch (the reference).
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub fn fully_connected<const K: u32>(
     in_features: usize,
     out_features: usize,
+    layer: &Layer<'_>,
     input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    weight_bits: Bits,
-    rq: &Requant<'_>,
     output: &mut [u8],
     scratch: &mut [u8],
 ) -> Path {
     let (n, m) = (in_features, out_features);
-    let path = match weight_bits {
-        Bits::B8 if has(K, linked::WEIGHTS_8) => fc_at::<2, K>(n, m, input, in_fmt, weights, rq, output, scratch),
-        Bits::B4 if has(K, linked::WEIGHTS_4) => fc_at::<4, K>(n, m, input, in_fmt, weights, rq, output, scratch),
-        Bits::B2 if has(K, linked::WEIGHTS_2) => fc_at::<8, K>(n, m, input, in_fmt, weights, rq, output, scratch),
+    let path = match layer.weight_bits {
+        Bits::B8 if has(K, linked::WEIGHTS_8) => fc_at::<2, K>(n, m, layer, input, output, scratch),
+        Bits::B4 if has(K, linked::WEIGHTS_4) => fc_at::<4, K>(n, m, layer, input, output, scratch),
+        Bits::B2 if has(K, linked::WEIGHTS_2) => fc_at::<8, K>(n, m, layer, input, output, scratch),
         _ => Path::Scalar,
     };
     if path == Path::Scalar {
         // As in [`conv2d`].
         if K == linked::ALL {
-            reference::fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output);
+            reference::fully_connected(n, m, layer, input, output);
         }
         return path;
     }
-    reference::clear_tail(output, rq.out, out_features);
+    reference::clear_tail(output, layer.rq.out, out_features);
     path
+}
+
+/// The input's format as the kernel set `K` can have it: 8 bits in a build without 4-bit
+/// activations (the interpreter refuses models that have them). A constant there, which the
+/// optimizer had found by itself while the format came as an argument, but not once it came in
+/// a [`Layer`] (+5.6 K instructions and +0.5 KB of code in resnet8's int8 firmware).
+#[inline(always)]
+fn linked_input<const K: u32>(fmt: ActFormat) -> ActFormat {
+    if has(K, linked::ACTS_4) {
+        fmt
+    } else {
+        ActFormat { bits: Bits::B8, ..fmt }
+    }
 }
 
 /// The output width a fully connected kernel stores: 8 bits in a build without 4-bit
@@ -2423,33 +2443,33 @@ fn out_bits<const K: u32>(rq: &Requant<'_>) -> Bits {
 /// [`fully_connected`] at the weight width of `L` lane pairs per word: the row's geometry and
 /// the range test fold to constants per width (a tiny model's layers cost little more than
 /// this choice).
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn fc_at<const L: usize, const K: u32>(
     n: usize,
     m: usize,
+    layer: &Layer<'_>,
     input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    rq: &Requant<'_>,
     output: &mut [u8],
     scratch: &mut [u8],
 ) -> Path {
     let weight_bits = lane_bits(L);
     let row_bytes = weight_bits.packed_len(n);
     let (words, _) = row_words(row_bytes, weight_bits);
-    if row_bytes == 0 || !sums_fit(n, weight_bits, in_fmt.bits, scale_shift(L)) {
+    if row_bytes == 0 || !sums_fit(n, weight_bits, linked_input::<K>(layer.in_fmt).bits, scale_shift(L)) {
         // As in [`conv2d`]: long rows run the portable kernel, linked with LONG_ROWS.
         if has(K, linked::LONG_ROWS) {
-            return portable::fully_connected(n, m, input, in_fmt, weights, weight_bits, rq, output, scratch);
+            return portable::fully_connected(n, m, layer, input, output, scratch);
         }
         return Path::Scalar;
     }
+    let Layer { in_fmt, weights, ref rq, .. } = *layer;
+    let in_fmt = linked_input::<K>(in_fmt);
     fc_impl::<L, K>(n, m, input, in_fmt, weights, row_bytes, words, rq, output, scratch)
 }
 
 /// [`fully_connected`] for `L` lane pairs per weight word; [`Path::Scalar`] (nothing written)
 /// when `scratch` is too small.
+// The layer's fields one by one, as [`conv_impl`].
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
 fn fc_impl<const L: usize, const K: u32>(
@@ -3132,9 +3152,23 @@ fn pair(lo: i32, hi: i32) -> u32 {
 /// 3×3 kernel's groups of a pixel and their requantization in one block,
 /// [`dw_pixel9_plain`]). Weights are unpacked once per pass. Channels past the last whole group and other depth
 /// multipliers run on the portable kernel (in the same scratch).
+#[inline(always)]
+pub fn depthwise_conv2d<const K: u32>(
+    g: &Window,
+    layer: &Layer<'_>,
+    input: &[u8],
+    output: &mut [u8],
+    scratch: &mut [u8],
+) -> Path {
+    let Layer { in_fmt, weights, weight_bits, ref rq, .. } = *layer;
+    depthwise_impl::<K>(g, input, linked_input::<K>(in_fmt), weights, weight_bits, rq, output, scratch)
+}
+
+/// [`depthwise_conv2d`] with the layer's fields one by one (as [`conv_impl`]; through a pointer,
+/// 0.7 KB more code in dscnn's firmware).
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
-pub fn depthwise_conv2d<const K: u32>(
+fn depthwise_impl<const K: u32>(
     g: &Window,
     input: &[u8],
     in_fmt: ActFormat,
@@ -3146,7 +3180,8 @@ pub fn depthwise_conv2d<const K: u32>(
 ) -> Path {
     let chunk = scratch::dsp_depthwise_groups(g, in_fmt.bits);
     if chunk == 0 {
-        return portable::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
+        let layer = Layer::new(in_fmt, weights, weight_bits, *rq);
+        return portable::depthwise_conv2d(g, &layer, input, output, scratch);
     }
     let taps = g.kernel_h * g.kernel_w;
     let c = g.in_c;
@@ -3166,7 +3201,7 @@ pub fn depthwise_conv2d<const K: u32>(
     let (Some(wp), Some(fast), Some(offs), Some(zrow), Some(rows)) = bufs else {
         // As in [`conv2d`].
         if K == linked::ALL {
-            reference::depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output);
+            reference::depthwise_conv2d(g, &Layer::new(in_fmt, weights, weight_bits, *rq), input, output);
         }
         return Path::Scalar;
     };

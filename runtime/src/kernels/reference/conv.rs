@@ -1,5 +1,5 @@
-use super::{clear_tail, ActFormat, Requant, Window};
-use crate::quant::{load, store, Bits};
+use super::{clear_tail, Layer, Window};
+use crate::quant::{load, store};
 
 pub fn conv2d_scratch_bytes(_w: &Window) -> usize {
     0
@@ -10,15 +10,8 @@ pub fn depthwise_conv2d_scratch_bytes(_w: &Window) -> usize {
 }
 
 /// Conv2D, NHWC, weights `[out_c][kh][kw][in_c]` packed per output channel (contract §2–§4).
-pub fn conv2d(
-    g: &Window,
-    input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    weight_bits: Bits,
-    rq: &Requant<'_>,
-    output: &mut [u8],
-) {
+pub fn conv2d(g: &Window, layer: &Layer<'_>, input: &[u8], output: &mut [u8]) {
+    let Layer { in_fmt, weights, weight_bits, ref rq, .. } = *layer;
     let row_bytes = weight_bits.packed_len(g.kernel_h * g.kernel_w * g.in_c);
     let z = in_fmt.zero_point;
     let mut o = 0;
@@ -50,15 +43,8 @@ pub fn conv2d(
 
 /// Depthwise Conv2D, NHWC, depth multiplier `out_c / in_c`: output channel `c` reads input
 /// channel `c / multiplier`. Weights `[out_c][kh][kw]`.
-pub fn depthwise_conv2d(
-    g: &Window,
-    input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    weight_bits: Bits,
-    rq: &Requant<'_>,
-    output: &mut [u8],
-) {
+pub fn depthwise_conv2d(g: &Window, layer: &Layer<'_>, input: &[u8], output: &mut [u8]) {
+    let Layer { in_fmt, weights, weight_bits, ref rq, .. } = *layer;
     let row_bytes = weight_bits.packed_len(g.kernel_h * g.kernel_w);
     let multiplier = (g.out_c / g.in_c.max(1)).max(1);
     let z = in_fmt.zero_point;

@@ -17,7 +17,6 @@ pub struct AddRequant {
 /// Residual add of `n` elements at byte offsets `a`, `b` and `out` of the arena. Element `i` is
 /// read before it is written, so the output may alias either input exactly (same offset and
 /// format), which is what the memory planner does to save a buffer.
-#[allow(clippy::too_many_arguments)]
 pub fn add(arena: &mut [u8], n: usize, a: (usize, ActFormat), b: (usize, ActFormat), out: usize, rq: &AddRequant) {
     let r = (31 - rq.shift as i32) as u32;
     for i in 0..n {

@@ -1,22 +1,13 @@
-use super::{clear_tail, ActFormat, Requant};
-use crate::quant::{load, store, Bits};
+use super::{clear_tail, Layer};
+use crate::quant::{load, store};
 
 pub fn fully_connected_scratch_bytes(_in_features: usize, _out_features: usize) -> usize {
     0
 }
 
 /// Fully connected: `out[c] = requant(bias[c] + Σ_k w[c][k]·(a[k] − z))`, weights `[out][in]`.
-#[allow(clippy::too_many_arguments)]
-pub fn fully_connected(
-    in_features: usize,
-    out_features: usize,
-    input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    weight_bits: Bits,
-    rq: &Requant<'_>,
-    output: &mut [u8],
-) {
+pub fn fully_connected(in_features: usize, out_features: usize, layer: &Layer<'_>, input: &[u8], output: &mut [u8]) {
+    let Layer { in_fmt, weights, weight_bits, ref rq, .. } = *layer;
     let row_bytes = weight_bits.packed_len(in_features);
     for c in 0..out_features {
         let row = &weights[c * row_bytes..(c + 1) * row_bytes];

@@ -80,6 +80,72 @@ impl Requant<'_> {
     }
 }
 
+/// What a convolution, depthwise convolution or fully connected kernel reads of its layer
+/// besides the shape and the buffers: the packed weights, their requantization, the format of
+/// the input they meet, and the weights laid out beforehand for the path that runs, if any.
+#[derive(Debug, Clone, Copy)]
+pub struct Layer<'a> {
+    pub in_fmt: ActFormat,
+    /// `[out_c][kh][kw][in_c]` (convolution), `[out_c][kh][kw]` (depthwise) or `[out][in]`
+    /// (fully connected), each output channel's row packed at `weight_bits` (contract §2).
+    pub weights: &'a [u8],
+    pub weight_bits: Bits,
+    pub rq: Requant<'a>,
+    pub(crate) prepared: Prepared<'a>,
+}
+
+/// A layer's prepared weights ([`Layer::prepared`]): bytes on x86-64, whose AVX-512 VNNI
+/// kernels are the only ones to lay weights out; nothing elsewhere, so that a
+/// microcontroller's interpreter neither stores nor passes them.
+#[cfg(target_arch = "x86_64")]
+pub(crate) type Prepared<'a> = &'a [u8];
+#[cfg(not(target_arch = "x86_64"))]
+pub(crate) type Prepared<'a> = core::marker::PhantomData<&'a [u8]>;
+
+impl<'a> Layer<'a> {
+    /// A layer with nothing prepared.
+    pub fn new(in_fmt: ActFormat, weights: &'a [u8], weight_bits: Bits, rq: Requant<'a>) -> Layer<'a> {
+        Layer { in_fmt, weights, weight_bits, rq, prepared: Default::default() }
+    }
+
+    /// The same layer with the weights that [`prepare_conv2d_on`](super::prepare_conv2d_on)
+    /// (or its depthwise and fully connected siblings) laid out for the path that runs. Only
+    /// the AVX-512 VNNI kernels read them, and only when they have their layout's length; off
+    /// x86-64, where no path lays weights out, they are dropped.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+    pub fn with_prepared(self, prepared: &'a [u8]) -> Layer<'a> {
+        #[cfg(target_arch = "x86_64")]
+        return Layer { prepared, ..self };
+        #[cfg(not(target_arch = "x86_64"))]
+        self
+    }
+
+    /// The prepared weights ([`Layer::with_prepared`]); empty for none.
+    pub fn prepared(&self) -> &'a [u8] {
+        #[cfg(target_arch = "x86_64")]
+        return self.prepared;
+        #[cfg(not(target_arch = "x86_64"))]
+        &[]
+    }
+}
+
+/// The reference kernels as a [`KernelTable`](super::KernelTable) (they need no scratch).
+pub const TABLE: super::KernelTable = super::KernelTable {
+    path: super::Path::Scalar,
+    conv2d: |g, layer, input, output, _| {
+        conv2d(g, layer, input, output);
+        super::Path::Scalar
+    },
+    depthwise_conv2d: |g, layer, input, output, _| {
+        depthwise_conv2d(g, layer, input, output);
+        super::Path::Scalar
+    },
+    fully_connected: |n, m, layer, input, output, _| {
+        fully_connected(n, m, layer, input, output);
+        super::Path::Scalar
+    },
+};
+
 /// Zeroes the unused high nibble of an odd-length 4-bit tensor (contract §2), so that outputs
 /// compare byte for byte.
 pub(crate) fn clear_tail(out: &mut [u8], fmt: ActFormat, elements: usize) {

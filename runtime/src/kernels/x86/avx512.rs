@@ -28,10 +28,10 @@
 use core::arch::x86_64::*;
 use core::mem::MaybeUninit;
 
-use super::super::reference::{self, ActFormat, AddRequant, Requant, Window};
+use super::super::reference::{self, ActFormat, AddRequant, Layer, Requant, Window};
 use super::super::scratch::Scratch;
 use super::super::util::{fc_window, gather_into, put, sum_bound, AddPlan, ChannelQ, Rq32};
-use super::super::Path;
+use super::super::{KernelTable, Path};
 use super::stacked::Stacked;
 use super::{Avx2, AvxVnni, Depthwise, DW_C_MAX, DW_TAPS_MAX, K_MAX};
 use crate::quant::{Biases, Bits, Multipliers};
@@ -73,40 +73,34 @@ impl Avx512Vnni {
         ok.then_some(Avx512Vnni(()))
     }
 
-    /// Conv2D, same bytes as [`reference::conv2d`].
-    #[allow(clippy::too_many_arguments)]
-    pub fn conv2d(
-        self,
-        g: &Window,
-        input: &[u8],
-        in_fmt: ActFormat,
-        weights: &[u8],
-        weight_bits: Bits,
-        rq: &Requant<'_>,
-        output: &mut [u8],
-        scratch: &mut [u8],
-    ) -> Path {
-        self.conv2d_prepared(g, input, in_fmt, weights, weight_bits, rq, output, scratch, &[])
+    /// These kernels as a [`KernelTable`] (the depthwise entry reports AVX-512 VNNI whichever
+    /// of its kernels ran).
+    pub fn table(self) -> KernelTable {
+        KernelTable {
+            path: Path::Avx512Vnni,
+            conv2d: |g, layer, input, output, scratch| Avx512Vnni(()).conv2d(g, layer, input, output, scratch),
+            depthwise_conv2d: |g, layer, input, output, scratch| {
+                Avx512Vnni(()).depthwise_conv2d(g, layer, input, output, scratch);
+                Path::Avx512Vnni
+            },
+            fully_connected: |n, m, layer, input, output, scratch| {
+                Avx512Vnni(()).fully_connected(n, m, layer, input, output, scratch)
+            },
+        }
     }
 
     /// Bytes of the weights of a Conv2D laid out for this kernel ([`Avx512Vnni::prepare_conv2d`]):
     /// 0 when the layer is outside it (it then runs on AVX-VNNI or AVX2, which prepare nothing).
-    pub fn conv2d_prepared_bytes(self, g: &Window, in_bits: Bits, weights: &[u8], weight_bits: Bits) -> usize {
-        Layout::new(g, in_bits, weights, weight_bits).map_or(0, |l| l.bytes())
+    pub fn conv2d_prepared_bytes(self, g: &Window, layer: &Layer<'_>) -> usize {
+        Layout::new(g, layer.in_fmt.bits, layer.weights, layer.weight_bits).map_or(0, |l| l.bytes())
     }
 
-    /// Lays out the weights of a Conv2D (window `g`, input width `in_bits`) for this kernel into
-    /// `dst`, once, for [`Avx512Vnni::conv2d_prepared`]. `false` (nothing written) when `dst`
-    /// does not have exactly [`Avx512Vnni::conv2d_prepared_bytes`] bytes, or that is 0.
-    pub fn prepare_conv2d(
-        self,
-        g: &Window,
-        in_fmt: ActFormat,
-        weights: &[u8],
-        weight_bits: Bits,
-        rq: &Requant<'_>,
-        dst: &mut [u8],
-    ) -> bool {
+    /// Lays out the weights of a Conv2D and their requantization for this kernel into `dst`,
+    /// once, for [`Avx512Vnni::conv2d`] to read as [`Layer::prepared`]. `false` (nothing
+    /// written) when `dst` does not have exactly [`Avx512Vnni::conv2d_prepared_bytes`] bytes, or
+    /// that is 0.
+    pub fn prepare_conv2d(self, g: &Window, layer: &Layer<'_>, dst: &mut [u8]) -> bool {
+        let Layer { in_fmt, weights, weight_bits, ref rq, .. } = *layer;
         let Some(l) = Layout::new(g, in_fmt.bits, weights, weight_bits).filter(|l| l.bytes() == dst.len()) else {
             return false;
         };
@@ -122,34 +116,22 @@ impl Avx512Vnni {
         true
     }
 
-    /// [`Avx512Vnni::conv2d`] with the weights laid out beforehand by
-    /// [`Avx512Vnni::prepare_conv2d`] for the same window, input format, weights and
-    /// requantization. Returns the path that ran: AVX-512 VNNI, or for a layer outside its
-    /// kernel (more than 256 output channels, more than 64 KiB of laid-out weights, `K` above
-    /// `K_MAX`), `prepared` of any other length (e.g. empty: nothing prepared) or a scratch
-    /// smaller than [`super::super::conv2d_scratch_bytes`], AVX-VNNI or AVX2 (what
-    /// [`AvxVnni::conv2d`] or [`Avx2::conv2d`] returns).
-    #[allow(clippy::too_many_arguments)]
-    pub fn conv2d_prepared(
-        self,
-        g: &Window,
-        input: &[u8],
-        in_fmt: ActFormat,
-        weights: &[u8],
-        weight_bits: Bits,
-        rq: &Requant<'_>,
-        output: &mut [u8],
-        scratch: &mut [u8],
-        prepared: &[u8],
-    ) -> Path {
-        if let Some(l) = Layout::new(g, in_fmt.bits, weights, weight_bits) {
-            let (w, p, o, s) = (weights, prepared, &mut *output, &mut *scratch);
+    /// Conv2D, same bytes as [`reference::conv2d`], reading the layer's weights as
+    /// [`Avx512Vnni::prepare_conv2d`] laid them out when [`Layer::prepared`] holds them (and
+    /// laying them out into `scratch` otherwise). Returns the path that ran: AVX-512 VNNI, or
+    /// for a layer outside its kernel (more than 256 output channels, more than 64 KiB of
+    /// laid-out weights, `K` above `K_MAX`), prepared weights of another length than the
+    /// layout's (other than empty) or a scratch smaller than
+    /// [`super::super::conv2d_scratch_bytes`], AVX-VNNI or AVX2 (what [`AvxVnni::conv2d`] or
+    /// [`Avx2::conv2d`] returns).
+    pub fn conv2d(self, g: &Window, layer: &Layer<'_>, input: &[u8], output: &mut [u8], scratch: &mut [u8]) -> Path {
+        if let Some(l) = Layout::new(g, layer.in_fmt.bits, layer.weights, layer.weight_bits) {
             // SAFETY: `self` proves the CPU has AVX-512 F/BW/VL/VNNI and AVX2.
             let ran = unsafe {
-                match weight_bits {
-                    Bits::B8 => conv2d_512::<8>(&l, g, input, in_fmt, w, rq, o, s, p),
-                    Bits::B4 => conv2d_512::<4>(&l, g, input, in_fmt, w, rq, o, s, p),
-                    Bits::B2 => conv2d_512::<2>(&l, g, input, in_fmt, w, rq, o, s, p),
+                match layer.weight_bits {
+                    Bits::B8 => conv2d_512::<8>(&l, g, layer, input, &mut *output, &mut *scratch),
+                    Bits::B4 => conv2d_512::<4>(&l, g, layer, input, &mut *output, &mut *scratch),
+                    Bits::B2 => conv2d_512::<2>(&l, g, layer, input, &mut *output, &mut *scratch),
                 }
             };
             if ran {
@@ -157,52 +139,15 @@ impl Avx512Vnni {
             }
         }
         match AvxVnni::new() {
-            Some(v) => v.conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch),
-            None => Avx2(()).conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch),
+            Some(v) => v.conv2d(g, layer, input, output, scratch),
+            None => Avx2(()).conv2d(g, layer, input, output, scratch),
         }
-    }
-
-    /// Depthwise Conv2D, same bytes as [`reference::depthwise_conv2d`].
-    #[allow(clippy::too_many_arguments)]
-    pub fn depthwise_conv2d(
-        self,
-        g: &Window,
-        input: &[u8],
-        in_fmt: ActFormat,
-        weights: &[u8],
-        weight_bits: Bits,
-        rq: &Requant<'_>,
-        output: &mut [u8],
-        scratch: &mut [u8],
-    ) {
-        self.depthwise_conv2d_prepared(g, input, in_fmt, weights, weight_bits, rq, output, scratch, &[])
-    }
-
-    /// Residual add, same bytes as [`reference::add`]: the AVX2 kernel's arithmetic
-    /// (`super::add_avx2`) 64 elements per step, the rest on the AVX2 kernel.
-    pub fn add(
-        self,
-        arena: &mut [u8],
-        n: usize,
-        a: (usize, ActFormat),
-        b: (usize, ActFormat),
-        out: usize,
-        rq: &AddRequant,
-    ) {
-        // SAFETY: `self` proves the CPU has AVX-512 F/BW and AVX2.
-        unsafe { add_512(arena, n, a, b, out, rq) }
     }
 
     /// Bytes of a depthwise Conv2D's weight and requantization tables laid out for this kernel
     /// ([`Avx512Vnni::prepare_depthwise_conv2d`]): 0 when the layer is outside it.
-    pub fn depthwise_conv2d_prepared_bytes(
-        self,
-        g: &Window,
-        in_fmt: ActFormat,
-        weights: &[u8],
-        weight_bits: Bits,
-        rq: &Requant<'_>,
-    ) -> usize {
+    pub fn depthwise_conv2d_prepared_bytes(self, g: &Window, layer: &Layer<'_>) -> usize {
+        let Layer { in_fmt, weights, weight_bits, ref rq, .. } = *layer;
         if let Some(s) = Stacked::plan(g, in_fmt, weights, weight_bits, rq) {
             return if s.fast() { s.table_bytes() } else { 0 };
         }
@@ -213,17 +158,11 @@ impl Avx512Vnni {
     }
 
     /// Lays out a depthwise Conv2D's tables into `dst`, once, for
-    /// [`Avx512Vnni::depthwise_conv2d_prepared`]; `false` (nothing written) when `dst` does not
-    /// have exactly [`Avx512Vnni::depthwise_conv2d_prepared_bytes`] bytes, or that is 0.
-    pub fn prepare_depthwise_conv2d(
-        self,
-        g: &Window,
-        in_fmt: ActFormat,
-        weights: &[u8],
-        weight_bits: Bits,
-        rq: &Requant<'_>,
-        dst: &mut [u8],
-    ) -> bool {
+    /// [`Avx512Vnni::depthwise_conv2d`] to read as [`Layer::prepared`]; `false` (nothing
+    /// written) when `dst` does not have exactly [`Avx512Vnni::depthwise_conv2d_prepared_bytes`]
+    /// bytes, or that is 0.
+    pub fn prepare_depthwise_conv2d(self, g: &Window, layer: &Layer<'_>, dst: &mut [u8]) -> bool {
+        let Layer { in_fmt, weights, weight_bits, ref rq, .. } = *layer;
         if let Some(s) = Stacked::plan(g, in_fmt, weights, weight_bits, rq) {
             if !s.fast() || s.table_bytes() != dst.len() {
                 return false;
@@ -242,90 +181,58 @@ impl Avx512Vnni {
         }
     }
 
-    /// [`Avx512Vnni::depthwise_conv2d`] with the tables laid out beforehand by
-    /// [`Avx512Vnni::prepare_depthwise_conv2d`] for the same window, input format, weights and
-    /// requantization; `prepared` of any other length (e.g. empty) runs the AVX2 kernel, which
-    /// needs no tables of this size.
-    #[allow(clippy::too_many_arguments)]
-    pub fn depthwise_conv2d_prepared(
-        self,
-        g: &Window,
-        input: &[u8],
-        in_fmt: ActFormat,
-        weights: &[u8],
-        weight_bits: Bits,
-        rq: &Requant<'_>,
-        output: &mut [u8],
-        scratch: &mut [u8],
-        prepared: &[u8],
-    ) {
+    /// Depthwise Conv2D, same bytes as [`reference::depthwise_conv2d`], with the tables of
+    /// [`Avx512Vnni::prepare_depthwise_conv2d`] from [`Layer::prepared`] when it holds them;
+    /// prepared tables of any other length (e.g. none) run the AVX2 kernel, which needs no tables
+    /// of this size.
+    pub fn depthwise_conv2d(self, g: &Window, layer: &Layer<'_>, input: &[u8], output: &mut [u8], scratch: &mut [u8]) {
         // SAFETY: `self` proves the CPU has AVX-512 F/BW and AVX2.
-        unsafe { depthwise_512(g, input, in_fmt, weights, weight_bits, rq, output, scratch, prepared) }
+        unsafe { depthwise_512(g, layer, input, output, scratch) }
     }
 
-    /// Fully connected, same bytes as [`reference::fully_connected`]: a one-pixel convolution.
-    #[allow(clippy::too_many_arguments)]
+    /// Residual add, same bytes as [`reference::add`]: the AVX2 kernel's arithmetic
+    /// (`super::add_avx2`) 64 elements per step, the rest on the AVX2 kernel.
+    pub fn add(
+        self,
+        arena: &mut [u8],
+        n: usize,
+        a: (usize, ActFormat),
+        b: (usize, ActFormat),
+        out: usize,
+        rq: &AddRequant,
+    ) {
+        // SAFETY: `self` proves the CPU has AVX-512 F/BW and AVX2.
+        unsafe { add_512(arena, n, a, b, out, rq) }
+    }
+
+    /// Fully connected, same bytes as [`reference::fully_connected`]: a one-pixel convolution
+    /// (with prepared weights as [`Avx512Vnni::conv2d`]).
     pub fn fully_connected(
         self,
         in_features: usize,
         out_features: usize,
+        layer: &Layer<'_>,
         input: &[u8],
-        in_fmt: ActFormat,
-        weights: &[u8],
-        weight_bits: Bits,
-        rq: &Requant<'_>,
         output: &mut [u8],
         scratch: &mut [u8],
     ) -> Path {
-        let g = fc_window(in_features, out_features);
-        self.conv2d(&g, input, in_fmt, weights, weight_bits, rq, output, scratch)
+        self.conv2d(&fc_window(in_features, out_features), layer, input, output, scratch)
     }
 
     /// [`Avx512Vnni::conv2d_prepared_bytes`] of a fully connected layer (a one-pixel convolution).
-    pub fn fully_connected_prepared_bytes(
-        self,
-        in_features: usize,
-        out_features: usize,
-        in_bits: Bits,
-        weights: &[u8],
-        weight_bits: Bits,
-    ) -> usize {
-        self.conv2d_prepared_bytes(&fc_window(in_features, out_features), in_bits, weights, weight_bits)
+    pub fn fully_connected_prepared_bytes(self, in_features: usize, out_features: usize, layer: &Layer<'_>) -> usize {
+        self.conv2d_prepared_bytes(&fc_window(in_features, out_features), layer)
     }
 
     /// [`Avx512Vnni::prepare_conv2d`] of a fully connected layer.
-    #[allow(clippy::too_many_arguments)]
     pub fn prepare_fully_connected(
         self,
         in_features: usize,
         out_features: usize,
-        in_fmt: ActFormat,
-        weights: &[u8],
-        weight_bits: Bits,
-        rq: &Requant<'_>,
+        layer: &Layer<'_>,
         dst: &mut [u8],
     ) -> bool {
-        self.prepare_conv2d(&fc_window(in_features, out_features), in_fmt, weights, weight_bits, rq, dst)
-    }
-
-    /// [`Avx512Vnni::fully_connected`] with weights prepared by
-    /// [`Avx512Vnni::prepare_fully_connected`] (as [`Avx512Vnni::conv2d_prepared`]).
-    #[allow(clippy::too_many_arguments)]
-    pub fn fully_connected_prepared(
-        self,
-        in_features: usize,
-        out_features: usize,
-        input: &[u8],
-        in_fmt: ActFormat,
-        weights: &[u8],
-        weight_bits: Bits,
-        rq: &Requant<'_>,
-        output: &mut [u8],
-        scratch: &mut [u8],
-        prepared: &[u8],
-    ) -> Path {
-        let g = fc_window(in_features, out_features);
-        self.conv2d_prepared(&g, input, in_fmt, weights, weight_bits, rq, output, scratch, prepared)
+        self.prepare_conv2d(&fc_window(in_features, out_features), layer, dst)
     }
 }
 
@@ -425,19 +332,9 @@ fn dw_tables(dw: &Depthwise<'_>, dst: &mut [u8]) {
 /// Channel counts that are not a multiple of 32 take the AVX2 kernel. The weight and
 /// requantization tables are `prepared` ([`Avx512Vnni::prepare_depthwise_conv2d`]); without
 /// them (up to 66 KB, which would be on the stack) the layer takes the AVX2 kernel.
-#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2")]
-fn depthwise_512(
-    g: &Window,
-    input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    weight_bits: Bits,
-    rq: &Requant<'_>,
-    output: &mut [u8],
-    scratch: &mut [u8],
-    prepared: &[u8],
-) {
+fn depthwise_512(g: &Window, layer: &Layer<'_>, input: &[u8], output: &mut [u8], scratch: &mut [u8]) {
+    let Layer { in_fmt, weights, weight_bits, ref rq, prepared } = *layer;
     // Layers of 32–1,024 channels and at most four kernel rows: the stacked kernel (the tap-pair
     // one below when a channel's requantization is outside its vector form).
     if let Some(s) = Stacked::plan(g, in_fmt, weights, weight_bits, rq) {
@@ -451,7 +348,7 @@ fn depthwise_512(
         .filter(|dw| fits && prepared.len() == dw_table_bytes(dw) && input.len() >= g.in_h * g.in_w * g.in_c)
         .map(|dw| Depthwise { input, ..dw });
     let Some(dw) = ready else {
-        return Avx2(()).depthwise_conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
+        return Avx2(()).depthwise_conv2d(g, layer, input, output, scratch);
     };
     let tables = prepared;
     let (taps, c) = (dw.taps, g.in_c);
@@ -764,30 +661,26 @@ fn channel_requant(
     }
 }
 
-/// Conv2D with the weights of [`prepare`], laid out once by the caller into `prepared` when it
-/// has [`Layout::bytes`] bytes, else laid out here a chunk of channels at a time
-/// ([`conv2d_512_in_chunks`]); `false` (nothing written) when `scratch` has less than
-/// [`Layout::scratch_bytes`] or a chunk's layout does not fit.
-#[allow(clippy::too_many_arguments)]
+/// Conv2D with the weights of [`prepare`], laid out once by the caller into
+/// [`Layer::prepared`] when it has [`Layout::bytes`] bytes, else laid out here a chunk of
+/// channels at a time ([`conv2d_512_in_chunks`]); `false` (nothing written) when `scratch` has
+/// less than [`Layout::scratch_bytes`] or a chunk's layout does not fit.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
 fn conv2d_512<const B: usize>(
     l: &Layout,
     g: &Window,
+    layer: &Layer<'_>,
     input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    rq: &Requant<'_>,
     output: &mut [u8],
     scratch: &mut [u8],
-    prepared: &[u8],
 ) -> bool {
-    if prepared.len() != l.bytes() {
-        return conv2d_512_in_chunks::<B>(l, g, input, in_fmt, weights, rq, output, scratch);
+    if layer.prepared.len() != l.bytes() {
+        return conv2d_512_in_chunks::<B>(l, g, layer, input, output, scratch);
     }
-    if !conv2d_512_part::<B>(l, g, input, in_fmt, rq, (output, g.out_c, 0), scratch, prepared) {
+    if !conv2d_512_part::<B>(l, g, layer, input, (output, g.out_c, 0), scratch) {
         return false;
     }
-    reference::clear_tail(output, rq.out, g.out_h * g.out_w * g.out_c);
+    reference::clear_tail(output, layer.rq.out, g.out_h * g.out_w * g.out_c);
     true
 }
 
@@ -814,17 +707,15 @@ struct Aligned([u8; CHUNK_BYTES]);
 /// above about 1,400) or `scratch` is short.
 #[inline(never)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
-#[allow(clippy::too_many_arguments)]
 fn conv2d_512_in_chunks<const B: usize>(
     l: &Layout,
     g: &Window,
+    layer: &Layer<'_>,
     input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    rq: &Requant<'_>,
     output: &mut [u8],
     scratch: &mut [u8],
 ) -> bool {
+    let Layer { in_fmt, weights, ref rq, .. } = *layer;
     let bits = Bits::from_width(B as u32);
     let per_group = 64 * (1 + l.kq) + LANEQ_BYTES;
     let chunk = 16 * ((CHUNK_BYTES - 64) / per_group);
@@ -857,7 +748,8 @@ fn conv2d_512_in_chunks<const B: usize>(
         };
         let buf = &mut own.0[..pl.bytes()];
         prepare::<B>(&pl, &part, w, Some((in_fmt, &part_rq)), buf);
-        if !conv2d_512_part::<B>(&pl, &part, input, in_fmt, &part_rq, (&mut *output, oc, c0), scratch, buf) {
+        let part_layer = Layer { weights: w, rq: part_rq, prepared: buf, ..*layer };
+        if !conv2d_512_part::<B>(&pl, &part, &part_layer, input, (&mut *output, oc, c0), scratch) {
             return false;
         }
         c0 = c1;
@@ -866,20 +758,18 @@ fn conv2d_512_in_chunks<const B: usize>(
     true
 }
 
-/// [`conv2d_512`] over prepared weights of `g.out_c` output channels, stored as channels
+/// [`conv2d_512`] over the prepared weights of `g.out_c` output channels, stored as channels
 /// `c_base..` of pixels of `stride` channels in `output`.
-#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2")]
 fn conv2d_512_part<const B: usize>(
     l: &Layout,
     g: &Window,
+    layer: &Layer<'_>,
     input: &[u8],
-    in_fmt: ActFormat,
-    rq: &Requant<'_>,
     (output, out_stride, c_base): (&mut [u8], usize, usize),
     scratch: &mut [u8],
-    prepared: &[u8],
 ) -> bool {
+    let Layer { in_fmt, ref rq, prepared, .. } = *layer;
     let bits = Bits::from_width(B as u32);
     let (k, kq, oc, groups, indirect) = (l.k, l.kq, g.out_c, l.groups, l.indirect);
     let padded_w = l.padded_w;

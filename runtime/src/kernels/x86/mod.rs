@@ -38,10 +38,10 @@ pub use avx512::Avx512Vnni;
 pub use vnni::AvxVnni;
 
 use super::portable;
-use super::reference::{self, ActFormat, AddRequant, Requant, Window};
+use super::reference::{self, ActFormat, AddRequant, Layer, Requant, Window};
 use super::scratch::Scratch;
 use super::util::{fc_window, gather_into, put, sum_bound, AddPlan, ChannelQ, Rq32};
-use super::Path;
+use super::{KernelTable, Path};
 use crate::quant::{load, Bits};
 
 /// Output pixels per block.
@@ -65,64 +65,53 @@ impl Avx2 {
         ok.then_some(Avx2(()))
     }
 
+    /// These kernels as a [`KernelTable`] (AVX2 in every entry: depthwise has no fallback).
+    pub fn table(self) -> KernelTable {
+        KernelTable {
+            path: Path::Avx2,
+            conv2d: |g, layer, input, output, scratch| Avx2(()).conv2d(g, layer, input, output, scratch),
+            depthwise_conv2d: |g, layer, input, output, scratch| {
+                Avx2(()).depthwise_conv2d(g, layer, input, output, scratch);
+                Path::Avx2
+            },
+            fully_connected: |n, m, layer, input, output, scratch| {
+                Avx2(()).fully_connected(n, m, layer, input, output, scratch)
+            },
+        }
+    }
+
     /// Conv2D, same bytes as [`reference::conv2d`]; returns the path that ran: AVX2, or the
     /// portable kernel for `K` of 0 or above `K_MAX` (65,536) and for a scratch smaller than
     /// [`super::conv2d_scratch_bytes`] (which the loader rules out for a model).
-    #[allow(clippy::too_many_arguments)]
-    pub fn conv2d(
-        self,
-        g: &Window,
-        input: &[u8],
-        in_fmt: ActFormat,
-        weights: &[u8],
-        weight_bits: Bits,
-        rq: &Requant<'_>,
-        output: &mut [u8],
-        scratch: &mut [u8],
-    ) -> Path {
+    pub fn conv2d(self, g: &Window, layer: &Layer<'_>, input: &[u8], output: &mut [u8], scratch: &mut [u8]) -> Path {
         let k = g.kernel_h * g.kernel_w * g.in_c;
         // SAFETY: `self` proves the CPU has AVX2.
-        if k == 0 || k > K_MAX || !unsafe { conv2d_avx2(g, input, in_fmt, weights, weight_bits, rq, output, scratch) } {
-            return portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
+        if k == 0 || k > K_MAX || !unsafe { conv2d_avx2(g, layer, input, output, scratch) } {
+            return portable::conv2d(g, layer, input, output, scratch);
         }
         Path::Avx2
     }
 
     /// Depthwise Conv2D, same bytes as [`reference::depthwise_conv2d`] (the portable kernel,
     /// vectorized for AVX2 by the compiler).
-    #[allow(clippy::too_many_arguments)]
-    pub fn depthwise_conv2d(
-        self,
-        g: &Window,
-        input: &[u8],
-        in_fmt: ActFormat,
-        weights: &[u8],
-        weight_bits: Bits,
-        rq: &Requant<'_>,
-        output: &mut [u8],
-        scratch: &mut [u8],
-    ) {
+    pub fn depthwise_conv2d(self, g: &Window, layer: &Layer<'_>, input: &[u8], output: &mut [u8], scratch: &mut [u8]) {
         // SAFETY: `self` proves the CPU has AVX2.
-        unsafe { depthwise_avx2(g, input, in_fmt, weights, weight_bits, rq, output, scratch) }
+        unsafe { depthwise_avx2(g, layer, input, output, scratch) }
     }
 
     /// Fully connected, same bytes as [`reference::fully_connected`]: a one-pixel convolution
     /// (the path that ran, as [`Avx2::conv2d`]).
-    #[allow(clippy::too_many_arguments)]
     pub fn fully_connected(
         self,
         in_features: usize,
         out_features: usize,
+        layer: &Layer<'_>,
         input: &[u8],
-        in_fmt: ActFormat,
-        weights: &[u8],
-        weight_bits: Bits,
-        rq: &Requant<'_>,
         output: &mut [u8],
         scratch: &mut [u8],
     ) -> Path {
         let g = fc_window(in_features, out_features);
-        self.conv2d(&g, input, in_fmt, weights, weight_bits, rq, output, scratch)
+        self.conv2d(&g, layer, input, output, scratch)
     }
 
     /// Residual add, same bytes as [`reference::add`] (the portable kernel compiled for AVX2).
@@ -200,7 +189,6 @@ struct Depthwise<'a> {
 impl<'a> Depthwise<'a> {
     /// `Some` when the layer suits the vector kernels (depth multiplier 1, 8-bit input and
     /// output, at least `block` channels, every one of the first `block·⌊c/block⌋` fast).
-    #[allow(clippy::too_many_arguments)]
     fn new(
         g: &'a Window,
         input: &'a [u8],
@@ -309,26 +297,17 @@ impl<'a> Depthwise<'a> {
 /// which that term takes back). Lanes hold channels (0–3, 8–11) and (4–7,
 /// 12–15), which `VPACKSSDW` puts back in order. Other shapes and formats, slow channels and
 /// the channels past the last whole block: the portable kernel.
-#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2")]
-fn depthwise_avx2(
-    g: &Window,
-    input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    weight_bits: Bits,
-    rq: &Requant<'_>,
-    output: &mut [u8],
-    scratch: &mut [u8],
-) {
+fn depthwise_avx2(g: &Window, layer: &Layer<'_>, input: &[u8], output: &mut [u8], scratch: &mut [u8]) {
+    let Layer { in_fmt, weights, weight_bits, ref rq, .. } = *layer;
     let Some(dw) = Depthwise::new(g, input, in_fmt, weights, weight_bits, rq, DW_CH) else {
-        portable::depthwise_inline(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
+        portable::depthwise_inline(g, layer, input, output, scratch);
         return;
     };
     let (taps, c) = (dw.taps, g.in_c);
     let (blocks, pairs) = (c / DW_CH, taps.div_ceil(2));
     if output.len() < g.out_h * g.out_w * c {
-        portable::depthwise_inline(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
+        portable::depthwise_inline(g, layer, input, output, scratch);
         return;
     }
     // Lane i of the low / high vectors holds channel LANES[0][i] / LANES[1][i] of the block.
@@ -634,18 +613,9 @@ fn field_i16(g: &Window, input: &[u8], fmt: ActFormat, oy: usize, ox: usize, row
 /// The AVX2 convolution; `false` (nothing written) when `scratch` cannot hold its block of
 /// receptive fields (`min(PIX, pixels) · 2·K` bytes, which a planned scratch always holds: it
 /// has at least `8·⌈K⌉₄` bytes for a convolution and `2·⌈K⌉₄` for a fully connected layer).
-#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2")]
-fn conv2d_avx2(
-    g: &Window,
-    input: &[u8],
-    in_fmt: ActFormat,
-    weights: &[u8],
-    weight_bits: Bits,
-    rq: &Requant<'_>,
-    output: &mut [u8],
-    scratch: &mut [u8],
-) -> bool {
+fn conv2d_avx2(g: &Window, layer: &Layer<'_>, input: &[u8], output: &mut [u8], scratch: &mut [u8]) -> bool {
+    let Layer { in_fmt, weights, weight_bits, ref rq, .. } = *layer;
     let k = g.kernel_h * g.kernel_w * g.in_c;
     // Whole chunks of 16 values read from the block; a partial last chunk from `tails`.
     let (full, part) = (k / 16, k % 16);

@@ -22,10 +22,10 @@
 use core::arch::x86_64::*;
 
 use super::super::portable;
-use super::super::reference::{self, ActFormat, Requant, Window};
+use super::super::reference::{self, ActFormat, Layer, Requant, Window};
 use super::super::scratch::Scratch;
 use super::super::util::{fc_window, gather_into, put, sum_bound, ChannelQ, Rq32};
-use super::super::Path;
+use super::super::{KernelTable, Path};
 use super::{LaneQ, K_MAX};
 use crate::quant::Bits;
 
@@ -50,22 +50,27 @@ impl AvxVnni {
         ok.then_some(AvxVnni(()))
     }
 
+    /// These kernels as a [`KernelTable`], with AVX2's depthwise kernel (reported as AVX-VNNI).
+    pub fn table(self) -> KernelTable {
+        KernelTable {
+            path: Path::AvxVnni,
+            conv2d: |g, layer, input, output, scratch| AvxVnni(()).conv2d(g, layer, input, output, scratch),
+            depthwise_conv2d: |g, layer, input, output, scratch| {
+                super::Avx2(()).depthwise_conv2d(g, layer, input, output, scratch);
+                Path::AvxVnni
+            },
+            fully_connected: |n, m, layer, input, output, scratch| {
+                AvxVnni(()).fully_connected(n, m, layer, input, output, scratch)
+            },
+        }
+    }
+
     /// Conv2D, same bytes as [`reference::conv2d`]; returns the path that ran: AVX-VNNI, or the
     /// portable kernel for `K` of 0 or above `K_MAX` (65,536), weights shorter than the layer's
     /// and a scratch smaller than [`super::super::conv2d_scratch_bytes`] (which the loader rules
     /// out for a model).
-    #[allow(clippy::too_many_arguments)]
-    pub fn conv2d(
-        self,
-        g: &Window,
-        input: &[u8],
-        in_fmt: ActFormat,
-        weights: &[u8],
-        weight_bits: Bits,
-        rq: &Requant<'_>,
-        output: &mut [u8],
-        scratch: &mut [u8],
-    ) -> Path {
+    pub fn conv2d(self, g: &Window, layer: &Layer<'_>, input: &[u8], output: &mut [u8], scratch: &mut [u8]) -> Path {
+        let Layer { in_fmt, weights, weight_bits, ref rq, .. } = *layer;
         let k = g.kernel_h * g.kernel_w * g.in_c;
         let fits = k > 0 && k <= K_MAX && weights.len() >= g.out_c * weight_bits.packed_len(k);
         let (i, f, w, o, s) = (input, in_fmt, weights, &mut *output, &mut *scratch);
@@ -79,28 +84,24 @@ impl AvxVnni {
                 }
             };
         if !ran {
-            return portable::conv2d(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
+            return portable::conv2d(g, layer, input, output, scratch);
         }
         Path::AvxVnni
     }
 
     /// Fully connected, same bytes as [`reference::fully_connected`]: a one-pixel convolution
     /// (the path that ran, as [`AvxVnni::conv2d`]).
-    #[allow(clippy::too_many_arguments)]
     pub fn fully_connected(
         self,
         in_features: usize,
         out_features: usize,
+        layer: &Layer<'_>,
         input: &[u8],
-        in_fmt: ActFormat,
-        weights: &[u8],
-        weight_bits: Bits,
-        rq: &Requant<'_>,
         output: &mut [u8],
         scratch: &mut [u8],
     ) -> Path {
         let g = fc_window(in_features, out_features);
-        self.conv2d(&g, input, in_fmt, weights, weight_bits, rq, output, scratch)
+        self.conv2d(&g, layer, input, output, scratch)
     }
 }
 
@@ -220,7 +221,6 @@ impl RqTable<'_> {
 /// requantization table ([`RqTable`]): a planned scratch always does (`8·⌈K⌉₄ + 28·out_c`
 /// bytes or more for a convolution, `2·⌈K⌉₄` for a fully connected layer, whose one pixel
 /// makes each channel's requantization as it goes).
-#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,avxvnni")]
 fn conv2d_vnni<const B: usize>(
     g: &Window,
