@@ -577,7 +577,7 @@ fn prepare<const B: usize>(
                     wg[(ky * l.row_quads + r / 4) * 64 + 4 * lane + r % 4] = b;
                 }
             }
-            sums[4 * c..4 * c + 4].copy_from_slice(&super::vnni::hsum1(acc).to_le_bytes());
+            sums[4 * c..4 * c + 4].copy_from_slice(&super::blocks::hsum1(acc).to_le_bytes());
         }
     } else {
         // Per group and 32 values of K: the 16 rows' chunks (8 quads each) transposed in

@@ -1,21 +1,21 @@
 //! x86-64 kernels with AVX2, chosen at run time (`std` feature) or from the compile-time target
 //! features.
 //!
-//! **Convolution** is an im2col GEMM over blocks of `PIX` output pixels: each pixel's receptive
-//! field is gathered once as `i16` values `a − z` (padding taps 0, contract §3), zero-padded to a
-//! multiple of 16; each weight row is read 16 weights at a time and widened to `i16` lanes (8-bit:
-//! `VPMOVSXBW`; 4- and 2-bit: the packed bytes spread with `VPSHUFB`, each value moved to the top
-//! of its lane with `VPMULLW` by a power of two and sign-extended back with `VPSRAW`), then
-//! multiplied into the block's pixels with `VPMADDWD` (16 exact `i16 × i16` products summed in
-//! pairs into `i32` lanes: `|w·(a − z)| ≤ 128·255`, and the lane sums are bounded by the
-//! accumulator bound of contract §3). The accumulators are summed across lanes once per output.
-//! The block lives in the op's planned scratch (`kernels::scratch`), `2·K` bytes a pixel (the
-//! field gathered as bytes into the upper half of its row and widened in place), a partial last
-//! chunk of 16 copied zero-padded into a register per pixel; so any `K` up to `K_MAX` (65,536) runs
-//! here, with a stack of a few hundred bytes (the portable kernel only for a scratch too small
-//! for the block, which a planned scratch never is: `conv2d_bytes` is at least
-//! `4 + 9·⌈K⌉₄ + 28·out_c` for a convolution and `4 + 2·⌈K⌉₄` for a fully connected layer,
-//! whose one pixel takes `2·K`).
+//! **Convolution** is the driver of `blocks` (shared with AVX-VNNI: blocks of four output pixels
+//! and two output channels, each channel's requantization made once per layer into a table and
+//! applied eight sums at a time) over AVX2's `FieldDot`: each pixel's receptive field gathered
+//! once as `i16` values `a − z` (padding taps 0, contract §3); each weight row read 16 weights at
+//! a time and widened to `i16` lanes (8-bit: `VPMOVSXBW`; 4- and 2-bit: the packed bytes spread
+//! with `VPSHUFB`, each value moved to the top of its lane with `VPMULLW` by a power of two and
+//! sign-extended back with `VPSRAW`), then multiplied into the block's pixels with `VPMADDWD` (16
+//! exact `i16 × i16` products summed in pairs into `i32` lanes: `|w·(a − z)| ≤ 128·255`, and the
+//! lane sums are bounded by the accumulator bound of contract §3). The block lives in the op's
+//! planned scratch (`kernels::scratch`), `2·K` bytes a pixel (the field gathered as bytes into
+//! the upper half of its row and widened in place), beside the requantization table
+//! (`28·out_c` bytes); so any `K` up to `K_MAX` (65,536) runs here, with a stack of a few hundred
+//! bytes (the portable kernel only for a scratch too small, which a planned scratch never is:
+//! `conv2d_bytes` is at least `4 + 9·⌈K⌉₄ + 28·out_c` for a convolution and `4 + 2·⌈K⌉₄` for a
+//! fully connected layer, whose one pixel takes `2·K` and no table).
 //! Fully connected is a one-pixel convolution. **Depthwise** convolution and the residual **add**
 //! have AVX2 kernels of their own (see `depthwise_avx2` and `add_avx2`), which the VNNI paths
 //! use too; the rest are the portable kernels compiled with AVX2 enabled.
@@ -29,6 +29,7 @@
 #![allow(unsafe_code)]
 
 mod avx512;
+mod blocks;
 mod stacked;
 mod vnni;
 
@@ -39,13 +40,11 @@ pub use vnni::AvxVnni;
 
 use super::portable;
 use super::reference::{self, ActFormat, AddRequant, Layer, Requant, Window};
-use super::scratch::Scratch;
-use super::util::{fc_window, gather_into, put, sum_bound, AddPlan, ChannelQ, Rq32};
+use super::util::{fc_window, gather_into, sum_bound, AddPlan, ChannelQ, Rq32};
 use super::{KernelTable, Path};
 use crate::quant::{load, Bits};
+use blocks::FieldDot;
 
-/// Output pixels per block.
-const PIX: usize = 4;
 /// Largest receptive field `K` of the x86-64 convolutions (their `i32` sums, each product at
 /// most `128·255` in magnitude, stay exact: `K·128·255 < 2^31`); larger: portable.
 const K_MAX: usize = 1 << 16;
@@ -84,9 +83,8 @@ impl Avx2 {
     /// portable kernel for `K` of 0 or above `K_MAX` (65,536) and for a scratch smaller than
     /// [`super::conv2d_scratch_bytes`] (which the loader rules out for a model).
     pub fn conv2d(self, g: &Window, layer: &Layer<'_>, input: &[u8], output: &mut [u8], scratch: &mut [u8]) -> Path {
-        let k = g.kernel_h * g.kernel_w * g.in_c;
         // SAFETY: `self` proves the CPU has AVX2.
-        if k == 0 || k > K_MAX || !unsafe { conv2d_avx2(g, layer, input, output, scratch) } {
+        if !unsafe { conv2d_avx2(g, layer, input, output, scratch) } {
             return portable::conv2d(g, layer, input, output, scratch);
         }
         Path::Avx2
@@ -487,11 +485,7 @@ impl LaneQ {
 #[inline]
 #[target_feature(enable = "avx2")]
 fn weights16(row: &[u8], bits: Bits, j: usize) -> __m256i {
-    let bytes = match bits {
-        Bits::B8 => 16,
-        Bits::B4 => 8,
-        Bits::B2 => 4,
-    };
+    let bytes = bits.packed_len(16);
     let mut tmp = [0u8; 16];
     let src = match row.get(j * bytes..j * bytes + bytes) {
         Some(s) => s,
@@ -501,6 +495,28 @@ fn weights16(row: &[u8], bits: Bits, j: usize) -> __m256i {
             &tmp[..bytes]
         }
     };
+    decode16(src, bits)
+}
+
+/// [`weights16`] of a chunk that lies inside `row` (every chunk of a row but a partial last
+/// one); zeros otherwise, with no copy (as `vnni::whole_chunk`).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn whole_weights16(row: &[u8], bits: Bits, j: usize) -> __m256i {
+    let bytes = bits.packed_len(16);
+    match row.get(j * bytes..(j + 1) * bytes) {
+        Some(src) => decode16(src, bits),
+        None => _mm256_setzero_si256(),
+    }
+}
+
+/// The 16 weights packed at `bits` in `src` (16, 8 or 4 bytes; zeros for fewer) as `i16` lanes.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn decode16(src: &[u8], bits: Bits) -> __m256i {
+    if src.len() < bits.packed_len(16) {
+        return _mm256_setzero_si256();
+    }
     match bits {
         Bits::B8 => {
             // SAFETY: `src` holds 16 bytes.
@@ -568,20 +584,6 @@ fn weights16(row: &[u8], bits: Bits, j: usize) -> __m256i {
     }
 }
 
-/// The four lane sums of four accumulators.
-#[inline]
-#[target_feature(enable = "avx2")]
-fn hsum4(a: [__m256i; PIX]) -> [i32; PIX] {
-    let s01 = _mm256_hadd_epi32(a[0], a[1]);
-    let s23 = _mm256_hadd_epi32(a[2], a[3]);
-    let s = _mm256_hadd_epi32(s01, s23);
-    let v = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-    let mut out = [0i32; PIX];
-    // SAFETY: `out` holds 16 bytes.
-    unsafe { _mm_storeu_si128(out.as_mut_ptr() as *mut __m128i, v) };
-    out
-}
-
 /// The receptive field of output pixel `(oy, ox)` as `i16` values `a − z`, little-endian, into
 /// `row` (`2·K` bytes): gathered as bytes into its upper half, then widened in place from the
 /// front (value `i`, at bytes `2i..2i + 2`, is written after byte `K + i` is read, and never
@@ -610,67 +612,51 @@ fn field_i16(g: &Window, input: &[u8], fmt: ActFormat, oy: usize, ox: usize, row
     }
 }
 
-/// The AVX2 convolution; `false` (nothing written) when `scratch` cannot hold its block of
-/// receptive fields (`min(PIX, pixels) · 2·K` bytes, which a planned scratch always holds: it
-/// has at least `8·⌈K⌉₄` bytes for a convolution and `2·⌈K⌉₄` for a fully connected layer).
+/// AVX2's receptive fields for [`blocks::conv_blocks`]: `i16` values `a − z`, multiplied in by
+/// `VPMADDWD` against the weights widened to `i16`.
+#[derive(Debug, Clone, Copy)]
+struct I16Field(Avx2);
+
+impl FieldDot for I16Field {
+    const BYTES: usize = 2;
+
+    #[inline(always)]
+    fn field(self, g: &Window, input: &[u8], fmt: ActFormat, oy: usize, ox: usize, dst: &mut [u8]) {
+        // SAFETY: `self.0` proves the CPU has AVX2.
+        unsafe { field_i16(g, input, fmt, oy, ox, dst) }
+    }
+
+    #[inline(always)]
+    fn weights<const B: usize>(self, row: &[u8], j: usize) -> __m256i {
+        // SAFETY: `self.0` proves the CPU has AVX2.
+        unsafe { weights16(row, Bits::from_width(B as u32), j) }
+    }
+
+    #[inline(always)]
+    fn whole_weights<const B: usize>(self, row: &[u8], j: usize) -> __m256i {
+        // SAFETY: `self.0` proves the CPU has AVX2.
+        unsafe { whole_weights16(row, Bits::from_width(B as u32), j) }
+    }
+
+    #[inline(always)]
+    fn mac(self, acc: __m256i, field: __m256i, weights: __m256i) -> __m256i {
+        // SAFETY: `self.0` proves the CPU has AVX2.
+        unsafe { _mm256_add_epi32(acc, _mm256_madd_epi16(weights, field)) }
+    }
+
+    fn offset(self, _: ActFormat) -> i32 {
+        0
+    }
+}
+
+/// The AVX2 convolution ([`blocks::conv_blocks`] compiled for AVX2); `false` (nothing written)
+/// as there.
 #[target_feature(enable = "avx2")]
 fn conv2d_avx2(g: &Window, layer: &Layer<'_>, input: &[u8], output: &mut [u8], scratch: &mut [u8]) -> bool {
-    let Layer { in_fmt, weights, weight_bits, ref rq, .. } = *layer;
-    let k = g.kernel_h * g.kernel_w * g.in_c;
-    // Whole chunks of 16 values read from the block; a partial last chunk from `tails`.
-    let (full, part) = (k / 16, k % 16);
-    let row_bytes = weight_bits.packed_len(k);
-    let npix = g.out_h * g.out_w;
-    let stride = 2 * k;
-    let Some(x) = Scratch::new(scratch).take::<u8>(PIX.min(npix) * stride) else {
-        return false;
-    };
-    let (out_bits, lo, hi) = (rq.out.bits, rq.min, rq.max);
-    let bound = sum_bound(k, weight_bits, in_fmt.bits);
-    let mut q0 = 0;
-    while q0 < npix {
-        let n = (npix - q0).min(PIX);
-        let mut tails = [_mm256_setzero_si256(); PIX];
-        for (p, tail) in tails.iter_mut().enumerate().take(n) {
-            let q = q0 + p;
-            let xp = &mut x[p * stride..(p + 1) * stride];
-            field_i16(g, input, in_fmt, q / g.out_w, q % g.out_w, xp);
-            if part > 0 {
-                let mut t = [0u8; 32];
-                t[..2 * part].copy_from_slice(&xp[32 * full..]);
-                // SAFETY: `t` holds 32 bytes.
-                *tail = unsafe { _mm256_loadu_si256(t.as_ptr() as *const __m256i) };
-            }
-        }
-        // The pixels past a partial block read the first one's field (their sums unused).
-        let xs: [&[u8]; PIX] =
-            core::array::from_fn(|p| if p < n { &x[p * stride..(p + 1) * stride] } else { &x[..stride] });
-        for c in 0..g.out_c {
-            let row = &weights[c * row_bytes..];
-            let mut acc = [_mm256_setzero_si256(); PIX];
-            for j in 0..full {
-                let w = weights16(row, weight_bits, j);
-                for (a, xp) in acc.iter_mut().zip(&xs) {
-                    // SAFETY: `32j + 32 ≤ 32·full ≤ 2·K`, the length of `xp`.
-                    let xv = unsafe { _mm256_loadu_si256(xp.as_ptr().add(32 * j) as *const __m256i) };
-                    *a = _mm256_add_epi32(*a, _mm256_madd_epi16(w, xv));
-                }
-            }
-            if part > 0 {
-                // The weights past K (the next row's) meet zeros.
-                let w = weights16(row, weight_bits, full);
-                for (a, t) in acc.iter_mut().zip(&tails) {
-                    *a = _mm256_add_epi32(*a, _mm256_madd_epi16(w, *t));
-                }
-            }
-            let sums = hsum4(acc);
-            let f = Rq32::new(&ChannelQ::new(rq, c), bound, 0);
-            for (p, &s) in sums.iter().enumerate().take(n) {
-                put(output, out_bits, (q0 + p) * g.out_c + c, f.apply(s, lo, hi));
-            }
-        }
-        q0 += n;
+    let d = I16Field(Avx2(()));
+    match layer.weight_bits {
+        Bits::B8 => blocks::conv_blocks::<_, 8>(d, g, layer, input, output, scratch),
+        Bits::B4 => blocks::conv_blocks::<_, 4>(d, g, layer, input, output, scratch),
+        Bits::B2 => blocks::conv_blocks::<_, 2>(d, g, layer, input, output, scratch),
     }
-    reference::clear_tail(output, rq.out, npix * g.out_c);
-    true
 }
