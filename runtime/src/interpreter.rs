@@ -450,18 +450,24 @@ fn window(input: &TensorDesc, output: &TensorDesc, kernel: (usize, usize), strid
     }
 }
 
-fn channel_requant<'w>(
+/// The kernels' view of a weighted op (convolution, depthwise or fully connected): its input's
+/// format, its weights at `bits`, and its requantization into `output`.
+fn weighted_layer<'w>(
+    weights: &'w [u8],
+    bits: Bits,
     c: &crate::format::ChannelParams<'w>,
-    out: &TensorDesc,
     clamp: crate::format::Clamp,
-) -> k::Requant<'w> {
-    k::Requant {
+    [input, output]: [&TensorDesc; 2],
+    prepared: Prepared<'w>,
+) -> Layer<'w> {
+    let rq = k::Requant {
         bias: Biases { bytes: c.bias, exponent: c.bias_exponent },
         multiplier: Multipliers { bytes: c.multiplier, shift_base: c.shift_base },
-        out: format(out),
+        out: format(output),
         min: clamp.min as i32,
         max: clamp.max as i32,
-    }
+    };
+    Layer { in_fmt: format(input), weights, weight_bits: bits, rq, prepared }
 }
 
 /// Decodes the descriptors of one validated operation (op `index` of the list) from the table,
@@ -558,9 +564,9 @@ fn dispatch<const K: u32>(
         Op::Conv2d(p) | Op::DepthwiseConv2d(p) => {
             let (input, output) = (first, last);
             let g = conv_window(p, &input, &output);
-            let rq = channel_requant(&p.channel, &output, p.clamp);
             let Some(bits) = linked_weight_bits::<K>(p.weight_bits) else { return NotLinked };
-            let in_fmt = format(&input);
+            let layer = weighted_layer(p.weights, bits, &p.channel, p.clamp, [&input, &output], prepared);
+            let in_fmt = layer.in_fmt;
             let conv = matches!(op, Op::Conv2d(_));
             let bytes = if conv {
                 k::conv2d_scratch_bytes(&g, bits, in_fmt.bits)
@@ -570,7 +576,6 @@ fn dispatch<const K: u32>(
             let Some((src, dst, scratch)) = split_with_scratch(arena, &input, &output, p.scratch, bytes) else {
                 return Overlap;
             };
-            let layer = Layer { in_fmt, weights: p.weights, weight_bits: bits, rq, prepared };
             if conv {
                 k::conv2d::<K>(&g, &layer, src, dst, scratch);
             } else {
@@ -702,10 +707,9 @@ fn run_fc<const K: u32>(
     arena: &mut [u8],
     prepared: Prepared<'_>,
 ) -> Dispatched {
-    let (n, m, in_fmt) = (input.elements(), output.elements(), format(&input));
-    let rq = channel_requant(&p.channel, &output, p.clamp);
-    let layer = Layer { in_fmt, weights: p.weights, weight_bits: bits, rq, prepared };
-    let bytes = k::fully_connected_scratch_bytes(n, m, bits, in_fmt.bits);
+    let (n, m) = (input.elements(), output.elements());
+    let layer = weighted_layer(p.weights, bits, &p.channel, p.clamp, [&input, &output], prepared);
+    let bytes = k::fully_connected_scratch_bytes(n, m, bits, layer.in_fmt.bits);
     let Some((src, dst, scratch)) = split_with_scratch(arena, &input, &output, p.scratch, bytes) else {
         return Dispatched::Overlap;
     };
@@ -735,8 +739,7 @@ fn preparable<'w>(op: &Op<'w>, tensors: Tensors<'_>) -> Option<Preparable<'w>> {
             let output = tensors.get(p.output as usize)?;
             let g = conv_window(p, &input, &output);
             let b = bits(p.weight_bits)?;
-            let rq = channel_requant(&p.channel, &output, p.clamp);
-            let layer = Layer::new(format(&input), p.weights, b, rq);
+            let layer = weighted_layer(p.weights, b, &p.channel, p.clamp, [&input, &output], &[]);
             Some(match op {
                 Op::Conv2d(_) => Preparable::Conv(g, layer),
                 _ => Preparable::Depthwise(g, layer),
@@ -746,8 +749,8 @@ fn preparable<'w>(op: &Op<'w>, tensors: Tensors<'_>) -> Option<Preparable<'w>> {
             let input = tensors.get(p.input as usize)?;
             let output = tensors.get(p.output as usize)?;
             let (n, m) = (input.elements(), output.elements());
-            let rq = channel_requant(&p.channel, &output, p.clamp);
-            Some(Preparable::Fc(n, m, Layer::new(format(&input), p.weights, bits(p.weight_bits)?, rq)))
+            let layer = weighted_layer(p.weights, bits(p.weight_bits)?, &p.channel, p.clamp, [&input, &output], &[]);
+            Some(Preparable::Fc(n, m, layer))
         }
         _ => None,
     }

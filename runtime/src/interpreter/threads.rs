@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 use std::vec::Vec;
 
 use super::{
-    channel_requant, conv_window, format, linked_weight_bits, run_op, split_with_scratch, Interpreter, Prepared,
+    conv_window, format, linked_weight_bits, run_op, split_with_scratch, weighted_layer, Interpreter, Prepared,
 };
 use crate::error::Error;
 use crate::format::{DType, Op, Tensors};
 use crate::kernels::linked::{self, has};
-use crate::kernels::{self as k, Layer, Window};
+use crate::kernels::{self as k, Window};
 use crate::model::Model;
 
 /// The threads that help the calling thread, and their scratch, for
@@ -236,8 +236,7 @@ fn in_bands<const K: u32>(
     let Some((src, dst, first_scratch)) = split_with_scratch(arena, &input, &output, p.scratch, bytes) else {
         return false;
     };
-    let rq = channel_requant(&p.channel, &output, p.clamp);
-    let layer = Layer { in_fmt, weights: p.weights, weight_bits: bits, rq, prepared };
+    let layer = weighted_layer(p.weights, bits, &p.channel, p.clamp, [&input, &output], prepared);
     let line = g.in_w * g.in_c;
     let run = |i: usize, dst: &mut [u8], scratch: &mut [u8]| {
         let (w, first) = band(&g, i * rows, ((i + 1) * rows).min(g.out_h));
