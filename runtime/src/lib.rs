@@ -66,8 +66,8 @@ pub use model::Model;
 /// A bound on the stack `Interpreter::invoke` takes on a Cortex-M4 (DSP kernels), in bytes:
 /// every kernel keeps its buffers in the op's arena scratch, so the stack is the same small
 /// amount for any model. Measured under QEMU by `targets/` (`runtime_stack_bytes` of
-/// `cargo xtask bench`: at most 1,284 bytes below the caller of `invoke_observed` over the
+/// `cargo xtask bench`: at most 1,260 bytes below the caller of `invoke_observed` over the
 /// fixtures in int8, mixed and HAWQ configurations, 2026-12-06), rounded up with room to spare. A firmware adds its own frames
-/// above it (the QEMU firmware's whole stack peaked at 1,956 bytes). `hawq inspect` prints the
+/// above it (the QEMU firmware's whole stack peaked at 1,932 bytes). `hawq inspect` prints the
 /// model's RAM as its arena plus this.
 pub const STACK_BYTES_CORTEX_M4: usize = 1536;
