@@ -298,6 +298,18 @@ fn run_conv(case: &ConvK, depthwise: bool, f: &ConvDyn) -> (Vec<u8>, Path) {
     (out, path)
 }
 
+/// `cases` scaled by `HAWQ_PATHS_CASES_PERCENT` (100 when unset), at least one. Under
+/// qemu-user each case costs about 50 times a native one, and `xtask/tests/aarch64_kernels.rs`
+/// runs a quarter of them: the NEON and SDOT kernels also run the `all_paths` example's 20,000
+/// cases per operation there (scripts/test.sh).
+fn scaled(cases: u32) -> u32 {
+    let percent = match std::env::var("HAWQ_PATHS_CASES_PERCENT") {
+        Ok(v) => v.parse::<u32>().unwrap_or_else(|_| panic!("HAWQ_PATHS_CASES_PERCENT={v:?}: not a whole number")),
+        Err(_) => 100,
+    };
+    (cases * percent / 100).max(1)
+}
+
 fn check<T: std::fmt::Debug>(
     name: &str,
     cases: u32,
@@ -305,6 +317,7 @@ fn check<T: std::fmt::Debug>(
     paths: &[&'static str],
     test: impl Fn(&T) -> Result<(), TestCaseError>,
 ) {
+    let cases = scaled(cases);
     let mut config = Config::with_cases(cases);
     config.failure_persistence = None;
     let mut runner = TestRunner::new(config);
@@ -491,8 +504,8 @@ fn conv2d_over_images_past_the_padded_buffer_matches_reference() {
     });
     if kernels::available().contains(&Path::Avx512Vnni) {
         let banded = banded.into_inner();
-        eprintln!("conv2d past the padded buffer: {banded} of 200 cases in bands on AVX-512 VNNI");
-        assert!(banded > 50, "only {banded} cases read in bands");
+        eprintln!("conv2d past the padded buffer: {banded} of {} cases in bands on AVX-512 VNNI", scaled(200));
+        assert!(banded > scaled(50) as usize, "only {banded} cases read in bands");
     }
 }
 
@@ -768,7 +781,7 @@ fn conv2d_prepared_weights_of_large_layers_match_reference() {
         },
         avx512_takes_unprepared,
     );
-    eprintln!("conv2d prepared large: {prepared} of 40 cases with prepared weights");
+    eprintln!("conv2d prepared large: {prepared} of {} cases with prepared weights", scaled(40));
 }
 
 /// Depthwise layers with the weight and requantization tables prepared once: the generator's
@@ -803,9 +816,9 @@ fn depthwise_prepared_weights_match_reference() {
         },
         |_| true,
     );
-    eprintln!("depthwise prepared: {prepared} of 1500 cases with prepared tables");
+    eprintln!("depthwise prepared: {prepared} of {} cases with prepared tables", scaled(1500));
     if kernels::available().contains(&Path::Avx512Vnni) {
-        assert!(prepared > 50, "only {prepared} of 1500 cases had prepared tables");
+        assert!(prepared > scaled(50) as usize, "only {prepared} of {} cases had prepared tables", scaled(1500));
     }
 }
 
@@ -862,7 +875,7 @@ fn fully_connected_prepared_weights_match_reference() {
         avx512_fc_takes_unprepared,
     );
     if kernels::available().contains(&Path::Avx512Vnni) {
-        assert!(prepared > 1000, "only {prepared} of 2000 cases had prepared weights");
+        assert!(prepared > scaled(1000) as usize, "only {prepared} of {} cases had prepared weights", scaled(2000));
     }
 }
 

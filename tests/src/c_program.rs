@@ -69,7 +69,7 @@ pub fn staticlib_args(triple: &str) -> Vec<String> {
 /// firmware target directory; returns its path.
 pub fn build_staticlib(triple: &str) -> Result<PathBuf> {
     let target_dir = firmware_target_dir();
-    let (_guard, _lock) = build_lock()?;
+    let _lock = build_lock(&target_dir)?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(repo_root())

@@ -5,16 +5,16 @@
 //!
 //! The firmware crates are separate workspaces (`targets/<target>/`), each with its own
 //! `.cargo/config.toml` (Rust target, linker script, QEMU runner). This module builds them with
-//! `cargo build --release` into one shared target directory (`target/firmware`) and takes the
-//! QEMU command line from the crate's runner, so that `cargo run --release` in a target folder
-//! and the tests run the same thing.
+//! `cargo build --release` into two target directories (`target/firmware/lane-0`, `lane-1`, so
+//! that two targets build at once: [`per_target`]), and takes the QEMU command line from the
+//! crate's runner, so that `cargo run --release` in a target folder and the tests run the same
+//! thing.
 
 use std::fmt;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -109,6 +109,16 @@ impl Target {
         self != Target::Aarch64
     }
 
+    /// The build lane: which of the two harness target directories the firmware builds in
+    /// ([`harness_target_dir`]). The targets the tests pair (Cortex-M4 and RV32; the two
+    /// AArch64 virt variants, whose target features differ) are in different lanes.
+    pub fn lane(self) -> u8 {
+        match self {
+            Target::CortexM4 | Target::CortexM3 | Target::Aarch64Virt => 0,
+            Target::Riscv32 | Target::CortexM0 | Target::Aarch64 | Target::Aarch64VirtDotprod => 1,
+        }
+    }
+
     /// The firmware crate's folder under `targets/` (the two AArch64 virt variants share one).
     fn folder(self) -> &'static str {
         match self {
@@ -168,9 +178,38 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The shared target directory of every firmware build.
+/// The target directory of the firmware builds that share crates: the real boards and the app
+/// templates (their HAL crates), the C programs, the kernel-check firmware. Also holds the
+/// builds' private folders (`work/`) and each QEMU target's own directory ([`per_target`]).
 pub fn firmware_target_dir() -> PathBuf {
     repo_root().join("target").join("firmware")
+}
+
+/// The target directory of `target`'s QEMU firmware: that of its lane ([`Target::lane`]). Two
+/// directories, so that two builds run at once ([`per_target`]): one per target would build the
+/// host's crates for the build scripts seven times on a fresh machine.
+pub fn harness_target_dir(target: Target) -> PathBuf {
+    firmware_target_dir().join(format!("lane-{}", target.lane()))
+}
+
+/// `f` of each of `targets`, in `targets`' order, each lane's targets one after another and the
+/// two lanes at once. A firmware build is one thread (fat LTO, one codegen unit), so on two cores
+/// two lanes take about the time of one.
+pub fn per_target<R: Send>(targets: &[Target], f: impl Fn(Target) -> R + Sync) -> Vec<R> {
+    let run_lane = |lane: u8| -> Vec<(usize, R)> {
+        targets.iter().enumerate().filter(|(_, t)| t.lane() == lane).map(|(i, &t)| (i, f(t))).collect()
+    };
+    let (mut done, other) = std::thread::scope(|s| {
+        let other = s.spawn(|| run_lane(1));
+        let mine = run_lane(0);
+        (mine, other.join())
+    });
+    match other {
+        Ok(results) => done.extend(results),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Fails with the fix when QEMU or a cross target is missing: these tests never skip.
@@ -335,7 +374,6 @@ pub enum Fault {
 }
 
 static SEQUENCE: AtomicUsize = AtomicUsize::new(0);
-static BUILD_LOCK: Mutex<()> = Mutex::new(());
 
 /// Which kernels a firmware is built with (`cargo xtask bench`'s `kernels` column).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -416,7 +454,7 @@ pub fn build_with(
         let quoted: Vec<String> = flags.iter().map(|f| format!("{f:?}")).collect();
         args.extend(["--config".to_string(), format!("target.{triple}.rustflags=[{}]", quoted.join(","))]);
     }
-    Ok(match cargo_build(&dir, triple, &package, model, inputs, fault, &args)? {
+    Ok(match cargo_build(&dir, &harness_target_dir(target), triple, &package, model, inputs, fault, &args)? {
         Ok((dir, elf)) => {
             let sizes = elf_sizes(&elf)?;
             Build::Built(Firmware { target, elf, sizes, input_bytes: inputs.len(), dir })
@@ -425,11 +463,13 @@ pub fn build_with(
     })
 }
 
-/// Builds a firmware crate with `model` and `inputs` embedded and `args` added to cargo's
-/// (features, `--config`); returns a private folder and the ELF copied into it, or the linker's
-/// message when the program does not fit the memory.
+/// Builds a firmware crate into `target_dir` with `model` and `inputs` embedded and `args` added
+/// to cargo's (features, `--config`); returns a private folder and the ELF copied into it, or the
+/// linker's message when the program does not fit the memory.
+#[allow(clippy::too_many_arguments)]
 fn cargo_build(
     crate_dir: &Path,
+    target_dir: &Path,
     triple: &str,
     package: &str,
     model: &[u8],
@@ -437,8 +477,7 @@ fn cargo_build(
     fault: Fault,
     args: &[String],
 ) -> Result<std::result::Result<(PathBuf, PathBuf), String>> {
-    let target_dir = firmware_target_dir();
-    let work = target_dir.join("work");
+    let work = firmware_target_dir().join("work");
     fs::create_dir_all(&work).with_context(|| format!("{}: cannot create", work.display()))?;
     let dir = work.join(format!("{package}-{}-{}", std::process::id(), SEQUENCE.fetch_add(1, Ordering::SeqCst)));
     let _ = fs::remove_dir_all(&dir);
@@ -448,16 +487,16 @@ fn cargo_build(
     fs::write(&model_path, model)?;
     fs::write(&inputs_path, inputs)?;
 
-    // One build at a time in the shared target directory, in this process (mutex) and across
-    // processes (file lock): the ELF is copied out before the next build overwrites it.
-    let (_guard, lock) = build_lock()?;
+    // One build at a time in a target directory, across threads and processes: the ELF is
+    // copied out before the next build overwrites it.
+    let lock = build_lock(target_dir)?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     // Not --locked: the crate's Cargo.lock pins what it lists, and a dependency the runtime
     // gains later is added to it rather than failing every firmware build.
     cmd.current_dir(crate_dir)
         .args(["build", "--release", "--quiet", "--target-dir"])
-        .arg(&target_dir)
+        .arg(target_dir)
         .args(args)
         .env("HAWQ_MODEL", &model_path)
         .env("HAWQ_INPUTS", &inputs_path)
@@ -493,15 +532,14 @@ fn cargo_build(
     Ok(Ok((dir, elf)))
 }
 
-/// Holds the shared firmware target directory for one build (this process: a mutex; others: a
-/// file lock), until both are dropped.
-pub(crate) fn build_lock() -> Result<(std::sync::MutexGuard<'static, ()>, File)> {
-    let target_dir = firmware_target_dir();
-    fs::create_dir_all(&target_dir).with_context(|| format!("{}: cannot create", target_dir.display()))?;
-    let guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+/// Holds the target directory `target_dir` for one build until dropped: an exclusive lock on a
+/// file in it, which excludes every other handle to that file, in this process's other threads
+/// as in other processes.
+pub(crate) fn build_lock(target_dir: &Path) -> Result<File> {
+    fs::create_dir_all(target_dir).with_context(|| format!("{}: cannot create", target_dir.display()))?;
     let lock = File::create(target_dir.join("hawq-build.lock"))?;
     lock.lock().context("locking the firmware build")?;
-    Ok((guard, lock))
+    Ok(lock)
 }
 
 /// A real board's firmware crate under `targets/boards/` (built, not run: it needs the board and
@@ -525,7 +563,7 @@ pub const BOARDS: [Board; 3] = [
 pub fn build_board(board: Board, model: &[u8], inputs: &[u8]) -> Result<std::result::Result<ElfSizes, String>> {
     let dir = repo_root().join("targets/boards").join(board.name);
     let package = format!("hawq-board-{}", board.name);
-    Ok(match cargo_build(&dir, board.triple, &package, model, inputs, Fault::None, &[])? {
+    Ok(match cargo_build(&dir, &firmware_target_dir(), board.triple, &package, model, inputs, Fault::None, &[])? {
         Ok((work, elf)) => {
             let mut sizes = elf_sizes(&elf)?;
             sizes.image = sizes.image.saturating_sub(inputs.len() as u64);
@@ -564,7 +602,7 @@ pub fn build_app(model: &[u8], opt: OptLevel) -> Result<ElfSizes> {
     let module = "digits_model";
     hawq_compiler::emit_rust::write(&dir.join("src"), module, model, "model.hq")?;
 
-    let (_guard, lock) = build_lock()?;
+    let lock = build_lock(&target_dir.join("rust-app"))?;
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cmd.current_dir(&dir)
         .args(["build", "--release", "--quiet", "--target-dir"])

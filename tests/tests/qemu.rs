@@ -29,10 +29,14 @@ fn check_fixture(name: &str) {
     let f = FIXTURES.iter().find(|f| f.name == name).expect("fixture metadata");
     let cases = compile_cases(&ModelSpec::fixture(f, &fixtures()), &Config::ALL, INPUTS)
         .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+    // Each target's measurements of every case (two targets build at once), reported by case.
+    let by_target = qemu::per_target(&Target::SUITE, |target| {
+        cases.iter().map(|case| measure(target, &case.blob, &case.inputs, &case.expected)).collect::<Vec<_>>()
+    });
     let mut failures = Vec::new();
-    for case in &cases {
-        for target in Target::SUITE {
-            let m = match measure(target, &case.blob, &case.inputs, &case.expected) {
+    for (c, case) in cases.iter().enumerate() {
+        for (target, measured) in Target::SUITE.into_iter().zip(&by_target) {
+            let m = match &measured[c] {
                 Ok(m) => m,
                 Err(e) => {
                     failures.push(format!("{name} {} on {target}: {e:#}", case.config));
@@ -211,14 +215,17 @@ fn corrupted_models_end_the_firmware_with_an_error_on_two_isas() {
     zero_dim[16..20].copy_from_slice(&crc.to_le_bytes());
     corruptions.push(("a zero dimension, checksum fixed", zero_dim, ""));
 
+    let runs = qemu::per_target(&targets, |target| {
+        let run = |blob: &Vec<u8>| match build(target, blob, &case.inputs.concat(), Fault::None).unwrap() {
+            Build::Built(fw) => qemu::run(&fw, Duration::from_secs(120)).unwrap(),
+            Build::DoesNotFit(why) => panic!("mnist8 must fit {target}: {why}"),
+        };
+        corruptions.iter().map(|(_, blob, _)| run(blob)).collect::<Vec<_>>()
+    });
     let mut failures = Vec::new();
-    for (what, blob, mention) in &corruptions {
-        for &target in &targets {
-            let fw = match build(target, blob, &case.inputs.concat(), Fault::None).unwrap() {
-                Build::Built(fw) => fw,
-                Build::DoesNotFit(why) => panic!("mnist8 must fit {target}: {why}"),
-            };
-            let run = qemu::run(&fw, Duration::from_secs(120)).unwrap();
+    for (c, (what, _, mention)) in corruptions.iter().enumerate() {
+        for (target, target_runs) in targets.into_iter().zip(&runs) {
+            let run = &target_runs[c];
             let report = qemu::parse(&run.stdout).unwrap_or_default();
             println!("{what:<34} {target:<9} exit {:?}: error: {}", run.status, report.error.as_deref().unwrap_or("-"));
             let ok = !run.timed_out
@@ -272,9 +279,12 @@ fn zoo_models_on_cortex_m4_and_riscv32_equal_the_host() {
             transform: hawq_compiler::ir::InputTransform { scale: 0.0625, offset: 0.0 },
         };
         let cases = compile_cases(&spec, &Config::ALL, INPUTS).unwrap_or_else(|e| panic!("{name}: {e:#}"));
-        for case in &cases {
-            for target in targets {
-                match measure(target, &case.blob, &case.inputs, &case.expected) {
+        let by_target = qemu::per_target(&targets, |target| {
+            cases.iter().map(|case| measure(target, &case.blob, &case.inputs, &case.expected)).collect::<Vec<_>>()
+        });
+        for (c, case) in cases.iter().enumerate() {
+            for (target, measured) in targets.into_iter().zip(&by_target) {
+                match &measured[c] {
                     Ok(m) if m.fits.is_ok() && m.match_host() => println!(
                         "zoo/{name:<16} {:<5} {target:<9} {} inputs identical to the host; instructions/inference {}",
                         case.config.name(),

@@ -1,10 +1,15 @@
-//! The AArch64 kernel paths against the scalar reference: `runtime/tests/paths.rs` (proptest,
-//! 3,000 cases per operation and path) cross-built for aarch64-unknown-linux-gnu and run under
-//! qemu-user twice: `-cpu max` (NEON and SDOT: every path, and the dispatch picks
-//! `neon-dotprod`), and `-cpu cortex-a53` (no dotprod: the run-time detection must fall back to
-//! `neon`, and the dispatch must run it bit-exactly). The second run is the detection tests and
-//! one property: the `neon` kernels it would run again are the ones the first run checks, the
-//! same instructions on either CPU (run whole, it took 101 s of both cores; this part, 23 s).
+//! The AArch64 kernel paths against the scalar reference: `runtime/tests/paths.rs` (proptest)
+//! cross-built for aarch64-unknown-linux-gnu and run under qemu-user twice: `-cpu max` (NEON and
+//! SDOT: every path, and the dispatch picks `neon-dotprod`), and `-cpu cortex-a53` (no dotprod:
+//! the run-time detection must fall back to `neon`, and the dispatch must run it bit-exactly).
+//!
+//! Both runs take a quarter of each property's cases (`HAWQ_PATHS_CASES_PERCENT`; 750 per
+//! operation and path): scripts/test.sh runs the kernel-cases generator's 20,000 cases per
+//! operation on the same paths under the same qemu (`all_paths`), so these runs are for what
+//! only `paths.rs` checks: the op-level dispatch, the shapes past the old limits and the
+//! prepared-weight contract (whole, `-cpu max` took 240 s of CPU; a quarter, about 70 s). The
+//! second run is the detection tests and one property: the `neon` kernels it would run again are
+//! the ones the first run checks, the same instructions on either CPU.
 //!
 //! Needs qemu-aarch64 and the cross linker: scripts/setup-cross.sh installs them. Never skips.
 
@@ -26,6 +31,7 @@ fn run_paths(cpu: &str, filters: &[&str]) -> String {
         .arg("--")
         .args(filters)
         .args(["--nocapture", "--test-threads", "2"])
+        .env("HAWQ_PATHS_CASES_PERCENT", "25")
         .env("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER", "aarch64-linux-gnu-gcc")
         .env(
             "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER",
@@ -50,7 +56,7 @@ fn neon_and_sdot_paths_match_the_reference_under_cpu_max() {
     let out = run_paths("max", &[]);
     assert!(out.contains("active kernel path: neon-dotprod"), "{out}");
     for op in ["conv2d", "depthwise", "fully_connected", "add"] {
-        let line = format!("{op}: 3000 cases, each on [\"dispatch\", \"portable\", \"neon\", \"neon-dotprod\"]");
+        let line = format!("{op}: 750 cases, each on [\"dispatch\", \"portable\", \"neon\", \"neon-dotprod\"]");
         assert!(out.contains(&line), "missing `{line}`:\n{out}");
     }
 }
@@ -62,7 +68,7 @@ fn without_dotprod_the_dispatch_falls_back_to_neon_under_cortex_a53() {
         &["the_active_path_is_reported", "every_available_path_has_its_kernel_table", "fully_connected_paths_match"],
     );
     assert!(out.contains("active kernel path: neon (available: [Scalar, Portable, Neon])"), "{out}");
-    let line = "fully_connected: 3000 cases, each on [\"dispatch\", \"portable\", \"neon\"]";
+    let line = "fully_connected: 750 cases, each on [\"dispatch\", \"portable\", \"neon\"]";
     assert!(out.contains(line), "missing `{line}`:\n{out}");
     assert!(out.contains("test every_available_path_has_its_kernel_table ... ok"), "{out}");
 }

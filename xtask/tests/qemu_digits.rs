@@ -43,10 +43,19 @@ fn expected_kernels(target: Target) -> Option<&'static str> {
 fn digits_matches_the_host_bit_for_bit_on_every_target() {
     let mut failures = Vec::new();
     let mut aarch64_counts = Vec::new();
-    for case in cases() {
-        for target in Target::ALL {
-            let m = measure(target, &case.blob, &case.inputs, &case.expected)
-                .unwrap_or_else(|e| panic!("digits {} on {target}: {e:#}", case.config));
+    // Compiled here, not in a worker: the compiler's own parallel loops must not wait on a
+    // worker that waits on them.
+    let cases = cases();
+    let by_target = qemu::per_target(&Target::ALL, |target| {
+        let measure = |case: &Case| measure(target, &case.blob, &case.inputs, &case.expected);
+        cases
+            .iter()
+            .map(|case| measure(case).unwrap_or_else(|e| panic!("digits {} on {target}: {e:#}", case.config)))
+            .collect::<Vec<_>>()
+    });
+    for (c, case) in cases.iter().enumerate() {
+        for (target, measured) in Target::ALL.into_iter().zip(&by_target) {
+            let m = &measured[c];
             assert_eq!(m.kernels.as_deref(), expected_kernels(target), "{target}: the kernel path that ran");
             if matches!(target, Target::Aarch64Virt | Target::Aarch64VirtDotprod) {
                 aarch64_counts.push((case.config, target, m.mean_instructions()));
@@ -81,8 +90,9 @@ fn digits_matches_the_host_bit_for_bit_on_every_target() {
 #[test]
 fn instruction_counts_are_identical_run_to_run() {
     let case = &cases()[0];
-    for target in [Target::CortexM4, Target::CortexM0, Target::Riscv32, Target::Aarch64Virt, Target::Aarch64VirtDotprod]
-    {
+    let targets =
+        [Target::CortexM4, Target::CortexM0, Target::Riscv32, Target::Aarch64Virt, Target::Aarch64VirtDotprod];
+    qemu::per_target(&targets, |target| {
         let fw = built(target, &case.blob, &case.inputs.concat(), Fault::None);
         let a = qemu::parse(&qemu::run(&fw, TIMEOUT).unwrap().stdout).unwrap();
         let b = qemu::parse(&qemu::run(&fw, TIMEOUT).unwrap().stdout).unwrap();
@@ -90,7 +100,7 @@ fn instruction_counts_are_identical_run_to_run() {
         assert!(counts(&a).iter().all(Option::is_some), "{target}: counts missing");
         assert_eq!(counts(&a), counts(&b), "{target}: instruction counts differ between two runs");
         assert_eq!(a.layers, b.layers, "{target}: per-layer counts differ between two runs");
-    }
+    });
 }
 
 #[test]
@@ -100,7 +110,7 @@ fn a_corrupted_model_a_panic_and_a_fault_each_end_the_run_with_a_failure() {
     let mut corrupted = case.blob.clone();
     let body_byte = corrupted.len() / 2;
     corrupted[body_byte] ^= 0x5A;
-    for target in Target::ALL {
+    qemu::per_target(&Target::ALL, |target| {
         // A bit flip in the body: the loader's checksum catches it, exit code 2.
         let fw = built(target, &corrupted, &inputs, Fault::None);
         let run = qemu::run(&fw, TIMEOUT).unwrap();
@@ -127,7 +137,7 @@ fn a_corrupted_model_a_panic_and_a_fault_each_end_the_run_with_a_failure() {
             assert_eq!(run.status, Some(3), "{target}: fault\n{}", run.transcript());
             assert!(run.stdout.contains("fault: "), "{target}: {}", run.transcript());
         }
-    }
+    });
 }
 
 #[test]
