@@ -5,10 +5,10 @@
 //!
 //! The firmware crates are separate workspaces (`targets/<target>/`), each with its own
 //! `.cargo/config.toml` (Rust target, linker script, QEMU runner). This module builds them with
-//! `cargo build --release` into two target directories (`target/firmware/lane-0`, `lane-1`, so
-//! that two targets build at once: [`per_target`]), and takes the QEMU command line from the
-//! crate's runner, so that `cargo run --release` in a target folder and the tests run the same
-//! thing.
+//! `cargo build --release` into two target directories (`target/firmware` and
+//! `target/firmware/lane-1`, so that two targets build at once: [`per_target`]), and takes the
+//! QEMU command line from the crate's runner, so that `cargo run --release` in a target folder
+//! and the tests run the same thing.
 
 use std::fmt;
 use std::fs::{self, File};
@@ -179,17 +179,24 @@ pub fn repo_root() -> PathBuf {
 }
 
 /// The target directory of the firmware builds that share crates: the real boards and the app
-/// templates (their HAL crates), the C programs, the kernel-check firmware. Also holds the
-/// builds' private folders (`work/`) and each QEMU target's own directory ([`per_target`]).
+/// templates (their HAL crates), the C programs, the kernel-check firmware and the QEMU targets
+/// of lane 0 ([`harness_target_dir`]). Also holds the builds' private folders (`work/`) and
+/// lane 1's directory.
 pub fn firmware_target_dir() -> PathBuf {
     repo_root().join("target").join("firmware")
 }
 
 /// The target directory of `target`'s QEMU firmware: that of its lane ([`Target::lane`]). Two
 /// directories, so that two builds run at once ([`per_target`]): one per target would build the
-/// host's crates for the build scripts seven times on a fresh machine.
+/// host's crates for the build scripts seven times on a fresh machine. Lane 0's is the shared
+/// [`firmware_target_dir`], whose host crates and Cortex-M4/M3 dependencies the kernel-check
+/// firmware (the same profile) has built by the time the QEMU tests run; lane 1's is
+/// `target/firmware/lane-1`.
 pub fn harness_target_dir(target: Target) -> PathBuf {
-    firmware_target_dir().join(format!("lane-{}", target.lane()))
+    match target.lane() {
+        0 => firmware_target_dir(),
+        _ => firmware_target_dir().join("lane-1"),
+    }
 }
 
 /// `f` of each of `targets`, in `targets`' order, each lane's targets one after another and the
