@@ -43,8 +43,8 @@ fn expected_kernels(target: Target) -> Option<&'static str> {
 fn digits_matches_the_host_bit_for_bit_on_every_target() {
     let mut failures = Vec::new();
     let mut aarch64_counts = Vec::new();
-    // Compiled here, not in a worker: the compiler's own parallel loops must not wait on a
-    // worker that waits on them.
+    // Compiled once before the lanes start, rather than by whichever lane asks first while the
+    // other waits on it.
     let cases = cases();
     let by_target = qemu::per_target(&Target::ALL, |target| {
         let measure = |case: &Case| measure(target, &case.blob, &case.inputs, &case.expected);
