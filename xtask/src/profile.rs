@@ -1,0 +1,247 @@
+//! `cargo xtask profile`: where one inference's instructions go, function by function.
+//!
+//! The firmware's counter says how many instructions an inference takes and `--layers` how many
+//! each layer takes; neither says which code inside a layer they are (the decoding of its op, the
+//! split of the arena, a kernel's prologue, its inner loop). This runs the firmware once under
+//! QEMU with one instruction per translation block (`-singlestep`) and every block's execution
+//! logged (`-d exec,nochain`): one log line per instruction executed, with its address and the
+//! ELF symbol it lies in. The lines between the first and the last instruction of the firmware's
+//! timed pass (`timed_pass`, one inference through `Interpreter::invoke`) are that inference.
+//! They are counted per function and, for `--function`, per address; the total is checked
+//! against the firmware's own `-icount` count of the same inference.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use anyhow::{anyhow, bail, Context, Result};
+use hawq_e2e::qemu::{self, Kernels, OptLevel, Target};
+
+/// The firmware function around the timed inference (`targets/firmware-common`).
+const WINDOW_FUNCTION: &str = "timed_pass";
+
+/// The most instructions the traced window may hold beyond the firmware's count: `timed_pass`'
+/// own prologue, epilogue and counter reads, which the count leaves out (21 for sine-mlp on the
+/// Cortex-M4), and a part in 10,000 (resnet8: 277 more in 16.7 M; the firmware's count moved by 8
+/// with `-singlestep` too). A window off by an op is off by hundreds to millions.
+fn window_slack(counted: u64) -> u64 {
+    64 + counted / 10_000
+}
+
+pub struct Options {
+    pub target: Target,
+    pub model: String,
+    pub data: Option<String>,
+    pub top: usize,
+    pub function: Option<String>,
+    pub opt: OptLevel,
+}
+
+/// One inference's instructions per function (demangled name, count), most first, and per
+/// address of the functions `--function` names.
+struct Profile {
+    functions: Vec<(String, u64)>,
+    addresses: Vec<(u64, String, u64)>,
+    total: u64,
+}
+
+pub fn profile(o: &Options) -> Result<()> {
+    if !o.target.counts_instructions() {
+        bail!("{}: no instruction trace (QEMU user mode); profile a system-mode target", o.target);
+    }
+    qemu::check_tools(&[o.target])?;
+    let blob = std::fs::read(&o.model).with_context(|| format!("{}: cannot read", o.model))?;
+    let model = hawq_runtime::Model::from_bytes(&blob).map_err(|e| anyhow!("{}: {e}", o.model))?;
+    let input = match &o.data {
+        Some(path) => {
+            let dataset = hawq_compiler::data::Dataset::load(Path::new(path))?;
+            qemu::eval_inputs(&dataset, model.input().elements(), 1)?.concat()
+        }
+        // Zeros: the kernels' instructions do not depend on the values (no data-dependent
+        // branches in the integer paths but saturation).
+        None => vec![0; model.input().elements() * model.raw_input().element_bytes()],
+    };
+    let fw = match qemu::build_with(o.target, Kernels::Auto, o.opt, &blob, &input, qemu::Fault::None)? {
+        qemu::Build::Built(fw) => fw,
+        qemu::Build::DoesNotFit(why) => bail!("{} does not fit {}: {why}", o.model, o.target),
+    };
+    eprintln!("tracing {} on {} (one log line per instruction: resnet8 takes about 70 s)", o.model, o.target);
+    let (profile, stdout) = trace(o.target, &fw.elf, o.function.as_deref())?;
+    let report = qemu::parse(&stdout)?;
+    let counted = report.inferences.first().and_then(|(n, _)| *n);
+    print_profile(o, &profile, counted, &fw.elf);
+    match counted {
+        Some(n) if profile.total < n || profile.total > n + window_slack(n) => bail!(
+            "the trace holds {} instructions of the inference, the firmware counted {n}: the window is wrong",
+            profile.total
+        ),
+        None => bail!("the firmware reported no inference:\n{stdout}"),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Runs `elf` under `target`'s QEMU with the instruction log on stderr, read as it comes (a
+/// large model's log is gigabytes); returns the profile and the firmware's report.
+fn trace(target: Target, elf: &Path, function: Option<&str>) -> Result<(Profile, String)> {
+    let mut words = target.qemu_command()?;
+    // After the program, before the machine's options (the last of which may be `-kernel`,
+    // whose value is the ELF).
+    words.splice(1..1, ["-singlestep", "-d", "exec,nochain", "-D", "/dev/stderr"].map(String::from));
+    let mut child = Command::new(&words[0])
+        .args(&words[1..])
+        .arg(elf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {}", words[0]))?;
+    let mut stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        stdout.read_to_string(&mut s).map(|_| s)
+    });
+    let stderr = BufReader::new(child.stderr.take().ok_or_else(|| anyhow!("no stderr"))?);
+    let mut window = Window::new(function);
+    let mut other = String::new();
+    for line in stderr.lines() {
+        let line = line.context("reading QEMU's log")?;
+        match parse_line(&line) {
+            Some((pc, symbol)) => window.step(pc, symbol),
+            None if other.len() < 4096 => {
+                other.push_str(&line);
+                other.push('\n');
+            }
+            None => {}
+        }
+    }
+    let status = child.wait()?;
+    let stdout = reader.join().map_err(|_| anyhow!("stdout reader panicked"))??;
+    if !status.success() {
+        bail!("QEMU exited with {status}\n--- stdout\n{stdout}\n--- stderr\n{other}");
+    }
+    Ok((window.finish()?, stdout))
+}
+
+/// `Trace 0: 0x7f… [00800400/000013a0/00000010/ff020201] symbol`: the guest address (the
+/// bracket's second field) and the symbol (absent where the address has none).
+fn parse_line(line: &str) -> Option<(u64, &str)> {
+    let rest = line.strip_prefix("Trace ")?;
+    let (bracket, symbol) = rest.split_once('[')?.1.split_once(']')?;
+    let pc = u64::from_str_radix(bracket.split('/').nth(1)?, 16).ok()?;
+    Some((pc, symbol.trim()))
+}
+
+/// The counts of the timed pass: every instruction from the window function's first to its
+/// last (those after its last are the firmware's report, counted in `pending` and dropped).
+struct Window<'f> {
+    function: Option<&'f str>,
+    started: bool,
+    by_symbol: HashMap<String, u64>,
+    by_address: HashMap<(u64, String), u64>,
+    pending: Vec<(u64, String)>,
+}
+
+impl<'f> Window<'f> {
+    fn new(function: Option<&'f str>) -> Self {
+        Window { function, started: false, by_symbol: HashMap::new(), by_address: HashMap::new(), pending: Vec::new() }
+    }
+
+    fn step(&mut self, pc: u64, symbol: &str) {
+        let in_window = symbol.contains(WINDOW_FUNCTION);
+        if !self.started && !in_window {
+            return;
+        }
+        self.started = true;
+        self.pending.push((pc, symbol.to_string()));
+        if in_window {
+            self.commit();
+        }
+    }
+
+    fn commit(&mut self) {
+        for (pc, symbol) in self.pending.drain(..) {
+            let name = demangled(&symbol);
+            if self.function.is_some_and(|f| name.contains(f)) {
+                *self.by_address.entry((pc, name.clone())).or_default() += 1;
+            }
+            *self.by_symbol.entry(name).or_default() += 1;
+        }
+    }
+
+    fn finish(self) -> Result<Profile> {
+        if !self.started {
+            bail!("the trace never entered `{WINDOW_FUNCTION}`: no timed inference, or a firmware without symbols");
+        }
+        let total = self.by_symbol.values().sum();
+        let mut functions: Vec<_> = self.by_symbol.into_iter().collect();
+        functions.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let mut addresses: Vec<_> = self.by_address.into_iter().map(|((pc, f), n)| (pc, f, n)).collect();
+        addresses.sort();
+        Ok(Profile { functions, addresses, total })
+    }
+}
+
+/// A Rust symbol without its hash (`hawq_runtime::interpreter::run_op`); others as they are.
+fn demangled(symbol: &str) -> String {
+    format!("{:#}", rustc_demangle::demangle(symbol))
+}
+
+fn print_profile(o: &Options, p: &Profile, counted: Option<u64>, elf: &Path) {
+    println!("{} on {}: one inference, instructions per function (QEMU -singlestep trace)", o.model, o.target);
+    let pct = |n: u64| 100.0 * n as f64 / p.total.max(1) as f64;
+    for (name, n) in p.functions.iter().take(o.top) {
+        println!("{n:>12}  {:>5.1}%  {name}", pct(*n));
+    }
+    let rest: u64 = p.functions.iter().skip(o.top).map(|(_, n)| n).sum();
+    if rest > 0 {
+        println!("{rest:>12}  {:>5.1}%  ({} more functions)", pct(rest), p.functions.len() - o.top);
+    }
+    println!(
+        "{:>12}  traced (the firmware counted {}; the trace adds `{WINDOW_FUNCTION}`'s own instructions)",
+        p.total,
+        counted.map_or("nothing".to_string(), |n| n.to_string())
+    );
+    if let Some(f) = &o.function {
+        println!(
+            "\nper address in functions whose name contains `{f}` (`llvm-objdump -d {}` reads them):",
+            elf.display()
+        );
+        for (pc, name, n) in &p.addresses {
+            println!("{pc:>10x} {n:>10}  {name}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_line_gives_its_address_and_symbol() {
+        let line = "Trace 0: 0x7f0df4147940 [00800400/000013a0/00000010/ff020201] _ZN20hawq_firmware_common10timed_pass17h8a90324acde0dcd2E";
+        let (pc, symbol) = parse_line(line).expect("a trace line");
+        assert_eq!(pc, 0x13a0);
+        assert_eq!(demangled(symbol), "hawq_firmware_common::timed_pass");
+        assert_eq!(parse_line("qemu-system-arm: warning: something"), None);
+    }
+
+    #[test]
+    fn the_window_runs_from_the_first_to_the_last_timed_pass_instruction() {
+        let mut w = Window::new(Some("run_op"));
+        for (pc, s) in [
+            (1, "_ZN20hawq_firmware_common9run_inner17h0000000000000000E"),
+            (2, "_ZN20hawq_firmware_common10timed_pass17h0000000000000000E"),
+            (3, "_ZN12hawq_runtime11interpreter6run_op17h0000000000000000E"),
+            (3, "_ZN12hawq_runtime11interpreter6run_op17h0000000000000000E"),
+            (4, "_ZN20hawq_firmware_common10timed_pass17h0000000000000000E"),
+            (5, "_ZN20hawq_firmware_common9run_inner17h0000000000000000E"),
+        ] {
+            w.step(pc, s);
+        }
+        let p = w.finish().expect("started");
+        assert_eq!(p.total, 4);
+        assert_eq!(p.functions[0], ("hawq_firmware_common::timed_pass".to_string(), 2));
+        assert_eq!(p.addresses, vec![(3, "hawq_runtime::interpreter::run_op".to_string(), 2)]);
+    }
+}
