@@ -1,5 +1,5 @@
 //! Lowering the quantized IR to the runtime's model format: integer layer parameters, tensor
-//! table, memory plan, postcard encoding, and an atomic write.
+//! table, memory plan, the model file's encoding (`hawq_runtime::format::encode`), and an atomic write.
 
 use std::path::Path;
 

@@ -1,7 +1,8 @@
-//! The model file: a fixed 20-byte header, then a postcard body (the tables, then the operations
-//! one after another). Weights and the tensor table are `&'a [u8]` borrowed from the blob, so a
-//! model in flash stays in flash; operations are decoded one at a time as they run and tensor
-//! descriptors as they are read, so neither the op list nor the tensor table costs RAM.
+//! The model file: a fixed 20-byte header, then the body: the tables (postcard), then the
+//! operations one after another as fixed-layout records. Weights and the tensor table are
+//! `&'a [u8]` borrowed from the blob, so a model in flash stays in flash; operations are read one
+//! at a time as they run and tensor descriptors as they are read, so neither the op list nor the
+//! tensor table costs RAM.
 //!
 //! ```text
 //! offset  size  field
@@ -11,7 +12,7 @@
 //!      8     4  body length in bytes (u32 LE)
 //!     12     4  arena bytes the model needs (u32 LE)
 //!     16     4  CRC-32/ISO-HDLC of header bytes 0..16 and the body (u32 LE)
-//!     20     …  body: postcard(ModelMeta), then meta.op_count × postcard(Op)
+//!     20     …  body: postcard(ModelMeta), then meta.op_count op records
 //! ```
 //!
 //! `ModelMeta` starts with the tensor table, a postcard byte string (varint byte length, then the
@@ -29,6 +30,40 @@
 //! The loader rejects a table whose length is not a whole number of [`TENSOR_RECORD_BYTES`]
 //! records, a record with another dtype byte, and more than [`MAX_TENSORS`] records (operations
 //! name tensors by `u16` index).
+//!
+//! An op record is its kind byte (the [`Op`] variant's index), its fixed fields at fixed offsets,
+//! little-endian (`u16`/`u32`/`i32` take 2/4/4 bytes, tensors are `u16` indices), and then its
+//! byte strings back to back, each as long as its `u32` length field says:
+//!
+//! ```text
+//! kind                          fixed bytes  fields at their offsets, then the byte strings
+//!  0 conv2d, 1 depthwise_conv2d     32   the weighted fields (below), 26 kernel_h, 27 kernel_w,
+//!                                        28 stride_h, 29 stride_w, 30 pad_top, 31 pad_left
+//!  2 fully_connected                26   the weighted fields
+//!                                        weighted: 1 weight_bits, 2 input, 4 output,
+//!                                        6 bias_exponent, 7 shift_base (i8), 8 clamp min (i8),
+//!                                        9 clamp max (i8), 10 scratch (u32), 14 weights length,
+//!                                        18 bias length, 22 multiplier length; then weights, bias,
+//!                                        multiplier
+//!  3 avg_pool, 4 max_pool           20   1 stride_h, 2 stride_w, 3 pad_top, 4 pad_left,
+//!                                        5 shift (i8), 6 clamp min, 7 clamp max, 8 input,
+//!                                        10 output, 12 kernel_h, 14 kernel_w, 16 multiplier (i32)
+//!  5 add                            18   1 shift, 2 clamp min, 3 clamp max, 4 a, 6 b, 8 output,
+//!                                        10 multiplier_a (i32), 14 multiplier_b (i32)
+//!  6 reshape, 7 softmax,             5   1 input, 3 output
+//!  8 dequantize, 15 log_softmax
+//!  9 lut                             9   1 input, 3 output, 5 table length; then the table
+//! 10 mul                            14   1 shift, 2 clamp min, 3 clamp max, 4 a, 6 b, 8 output,
+//!                                        10 multiplier (i32)
+//! 11 concat                          7   1 output, 3 parts length; then the parts
+//! 12 slice                          17   1 input, 3 output, 5 begin (3 × u16), 11 step (3 × u16)
+//! 13 resize                          7   1 factor_h, 2 factor_w, 3 input, 5 output
+//! 14 depth_to_space                  6   1 block, 2 input, 4 output
+//! ```
+//!
+//! Every byte string of the right length is a record, and a record's bytes are the only encoding
+//! of its op ([`decode::take_op`] and [`encode_op`] are inverse); what the fields may hold is the
+//! validator's business (`Model::from_bytes`).
 
 use half::f16;
 use serde::{Deserialize, Serialize};
@@ -38,6 +73,10 @@ pub mod decode;
 use crate::error::Error;
 
 pub const MAGIC: [u8; 4] = *b"HAWQ";
+/// 6: the ops are fixed-layout records (module documentation), read in place field by field;
+/// they were postcard, whose varints cost the Cortex-M4 about 280 instructions to decode a fully
+/// connected op on every inference (sine-mlp: 20% of its time), against about 70.
+///
 /// Version 5 also holds [`Op::LogSoftmax`], added after it without a new version: it is a new
 /// variant index at the end of [`Op`], so every file written before reads as before, and a runtime
 /// that predates it refuses such a file (an unknown variant is [`Error::Malformed`]) instead of
@@ -50,7 +89,7 @@ pub const MAGIC: [u8; 4] = *b"HAWQ";
 /// postcard-encoded descriptors the loader copied into a 64-entry table in RAM, which capped
 /// models at 64 tensors and cost that RAM on every model).
 /// 3: the checksum covers the header too; a layer's biases may be `i32` (`quant::BIAS_I32`).
-pub const FORMAT_VERSION: u16 = 5;
+pub const FORMAT_VERSION: u16 = 6;
 pub const HEADER_BYTES: usize = 20;
 /// The most tensors a model may have: operations and the model's input/output name tensors by
 /// `u16` index, so 65,535 records (indices 0..=65,534) and the count itself fit a `u16`. The
@@ -495,8 +534,8 @@ pub enum Op<'a> {
     Resize(ResizeParams),
     DepthToSpace(DepthToSpaceParams),
     /// Log-softmax over the last axis into an f32 tensor. Last, so that every earlier variant
-    /// keeps its postcard index: files without it are unchanged, and a runtime that predates it
-    /// refuses a file with it as malformed rather than misreading it.
+    /// keeps its index (the record's kind byte): a new op goes at the end, and a runtime that
+    /// predates it refuses a file with it as malformed rather than misreading it.
     LogSoftmax(UnaryParams),
 }
 
@@ -544,7 +583,27 @@ impl Op<'_> {
     /// are listed).
     pub fn inputs(&self) -> heapless::Vec<u16, MAX_CONCAT_INPUTS> {
         let mut v = heapless::Vec::new();
-        let (a, b) = match self {
+        let Some((a, b)) = self.operands() else {
+            if let Op::Concat(p) = self {
+                for part in (0..p.part_count()).map_while(|i| p.part(i)) {
+                    if v.push(part.tensor).is_err() {
+                        break;
+                    }
+                }
+            }
+            return v;
+        };
+        let _ = v.push(a);
+        if let Some(b) = b {
+            let _ = v.push(b);
+        }
+        v
+    }
+
+    /// The input tensor and the second input of the ops that have one or two (every op but a
+    /// concatenation, whose parts [`Op::inputs`] lists).
+    pub fn operands(&self) -> Option<(u16, Option<u16>)> {
+        Some(match self {
             Op::Conv2d(p) | Op::DepthwiseConv2d(p) => (p.input, None),
             Op::FullyConnected(p) => (p.input, None),
             Op::AvgPool(p) | Op::MaxPool(p) => (p.input, None),
@@ -556,20 +615,8 @@ impl Op<'_> {
             Op::Resize(p) => (p.input, None),
             Op::DepthToSpace(p) => (p.input, None),
             Op::LogSoftmax(p) => (p.input, None),
-            Op::Concat(p) => {
-                for part in (0..p.part_count()).map_while(|i| p.part(i)) {
-                    if v.push(part.tensor).is_err() {
-                        break;
-                    }
-                }
-                return v;
-            }
-        };
-        let _ = v.push(a);
-        if let Some(b) = b {
-            let _ = v.push(b);
-        }
-        v
+            Op::Concat(_) => return None,
+        })
     }
 }
 
@@ -618,7 +665,7 @@ pub fn encode(meta: &ModelMeta<'_>, arena_bytes: u32, ops: &[Op<'_>], out: &mut 
     let (head, body) = out.split_at_mut(HEADER_BYTES);
     let mut used = postcard::to_slice(meta, body).map_err(|_| Error::Truncated)?.len();
     for op in ops {
-        used += postcard::to_slice(op, &mut body[used..]).map_err(|_| Error::Truncated)?.len();
+        used += encode_op(op, &mut body[used..]).ok_or(Error::Truncated)?;
     }
     head[0..4].copy_from_slice(&MAGIC);
     head[4..6].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -628,6 +675,139 @@ pub fn encode(meta: &ModelMeta<'_>, arena_bytes: u32, ops: &[Op<'_>], out: &mut 
     let sum = checksum(&head[..16], &body[..used]);
     head[16..20].copy_from_slice(&sum.to_le_bytes());
     Ok(HEADER_BYTES + used)
+}
+
+/// Writes `op`'s record (module documentation) at the start of `out`; returns its length, or
+/// `None` when `out` is too short or a byte string longer than `u32::MAX`.
+pub fn encode_op(op: &Op<'_>, out: &mut [u8]) -> Option<usize> {
+    let mut w = RecordWriter { out, at: 0 };
+    let kind = op_kind(op);
+    match op {
+        Op::Conv2d(p) | Op::DepthwiseConv2d(p) => {
+            w.weighted(kind, p.weight_bits, [p.input, p.output], &p.channel, p.clamp, p.scratch, p.weights)?;
+            w.bytes(&[p.kernel_h, p.kernel_w, p.stride_h, p.stride_w, p.pad_top, p.pad_left])?;
+            w.strings(&[p.weights, p.channel.bias, p.channel.multiplier])?;
+        }
+        Op::FullyConnected(p) => {
+            w.weighted(kind, p.weight_bits, [p.input, p.output], &p.channel, p.clamp, p.scratch, p.weights)?;
+            w.strings(&[p.weights, p.channel.bias, p.channel.multiplier])?;
+        }
+        Op::AvgPool(p) | Op::MaxPool(p) => {
+            w.bytes(&[kind, p.stride_h, p.stride_w, p.pad_top, p.pad_left, p.shift as u8])?;
+            w.bytes(&[p.clamp.min as u8, p.clamp.max as u8])?;
+            w.u16s(&[p.input, p.output, p.kernel_h, p.kernel_w])?;
+            w.bytes(&p.multiplier.to_le_bytes())?;
+        }
+        Op::Add(p) => {
+            w.bytes(&[kind, p.shift as u8, p.clamp.min as u8, p.clamp.max as u8])?;
+            w.u16s(&[p.a, p.b, p.output])?;
+            w.bytes(&p.multiplier_a.to_le_bytes())?;
+            w.bytes(&p.multiplier_b.to_le_bytes())?;
+        }
+        Op::Mul(p) => {
+            w.bytes(&[kind, p.shift as u8, p.clamp.min as u8, p.clamp.max as u8])?;
+            w.u16s(&[p.a, p.b, p.output])?;
+            w.bytes(&p.multiplier.to_le_bytes())?;
+        }
+        Op::Reshape(p) | Op::Softmax(p) | Op::Dequantize(p) | Op::LogSoftmax(p) => {
+            w.bytes(&[kind])?;
+            w.u16s(&[p.input, p.output])?;
+        }
+        Op::Lut(p) => {
+            w.bytes(&[kind])?;
+            w.u16s(&[p.input, p.output])?;
+            w.lengths(&[p.table])?;
+            w.strings(&[p.table])?;
+        }
+        Op::Concat(p) => {
+            w.bytes(&[kind])?;
+            w.u16s(&[p.output])?;
+            w.lengths(&[p.parts])?;
+            w.strings(&[p.parts])?;
+        }
+        Op::Slice(p) => {
+            w.bytes(&[kind])?;
+            w.u16s(&[p.input, p.output])?;
+            w.u16s(&p.begin)?;
+            w.u16s(&p.step)?;
+        }
+        Op::Resize(p) => {
+            w.bytes(&[kind, p.factor_h, p.factor_w])?;
+            w.u16s(&[p.input, p.output])?;
+        }
+        Op::DepthToSpace(p) => {
+            w.bytes(&[kind, p.block])?;
+            w.u16s(&[p.input, p.output])?;
+        }
+    }
+    Some(w.at)
+}
+
+/// The record's kind byte: the variant's index in [`Op`].
+pub fn op_kind(op: &Op<'_>) -> u8 {
+    match op {
+        Op::Conv2d(_) => 0,
+        Op::DepthwiseConv2d(_) => 1,
+        Op::FullyConnected(_) => 2,
+        Op::AvgPool(_) => 3,
+        Op::MaxPool(_) => 4,
+        Op::Add(_) => 5,
+        Op::Reshape(_) => 6,
+        Op::Softmax(_) => 7,
+        Op::Dequantize(_) => 8,
+        Op::Lut(_) => 9,
+        Op::Mul(_) => 10,
+        Op::Concat(_) => 11,
+        Op::Slice(_) => 12,
+        Op::Resize(_) => 13,
+        Op::DepthToSpace(_) => 14,
+        Op::LogSoftmax(_) => 15,
+    }
+}
+
+/// Appends a record's fields to a byte slice.
+struct RecordWriter<'o> {
+    out: &'o mut [u8],
+    at: usize,
+}
+
+impl RecordWriter<'_> {
+    fn bytes(&mut self, b: &[u8]) -> Option<()> {
+        self.out.get_mut(self.at..self.at.checked_add(b.len())?)?.copy_from_slice(b);
+        self.at += b.len();
+        Some(())
+    }
+
+    fn u16s(&mut self, v: &[u16]) -> Option<()> {
+        v.iter().try_for_each(|x| self.bytes(&x.to_le_bytes()))
+    }
+
+    fn lengths(&mut self, strings: &[&[u8]]) -> Option<()> {
+        strings.iter().try_for_each(|s| self.bytes(&u32::try_from(s.len()).ok()?.to_le_bytes()))
+    }
+
+    fn strings(&mut self, strings: &[&[u8]]) -> Option<()> {
+        strings.iter().try_for_each(|s| self.bytes(s))
+    }
+
+    /// The 26 bytes a convolution's and a fully connected op's records start with.
+    #[allow(clippy::too_many_arguments)]
+    fn weighted(
+        &mut self,
+        kind: u8,
+        weight_bits: u8,
+        io: [u16; 2],
+        c: &ChannelParams<'_>,
+        clamp: Clamp,
+        scratch: u32,
+        weights: &[u8],
+    ) -> Option<()> {
+        self.bytes(&[kind, weight_bits])?;
+        self.u16s(&io)?;
+        self.bytes(&[c.bias_exponent, c.shift_base as u8, clamp.min as u8, clamp.max as u8])?;
+        self.bytes(&scratch.to_le_bytes())?;
+        self.lengths(&[weights, c.bias, c.multiplier])
+    }
 }
 
 /// A model blob with the alignment kernels may rely on (16 bytes), for `include_model!`.

@@ -398,34 +398,52 @@ fn split_with_scratch<'x>(
         let (src, dst) = split_io(arena, input, output);
         return Some((src, dst, &mut []));
     }
-    let s = scratch as usize;
-    let mut regions = [(range(input), 0usize), (range(output), 1), (s..s.checked_add(bytes)?, 2)];
-    // Three compare-exchanges order them by start: a library sort of three cost each op 23
-    // more instructions, and a loop over the exchanges 1.6 KB more code at opt-level "s".
-    let [r0, r1, r2] = &mut regions;
-    if r0.0.start > r1.0.start {
-        core::mem::swap(r0, r1);
-    }
-    if r1.0.start > r2.0.start {
-        core::mem::swap(r1, r2);
-    }
-    if r0.0.start > r1.0.start {
-        core::mem::swap(r0, r1);
-    }
-    let mut parts: [&'x mut [u8]; 3] = [&mut [], &mut [], &mut []];
-    let (mut rest, mut at) = (arena, 0usize);
-    for (r, which) in regions {
-        let skip = r.start.checked_sub(at)?;
-        let len = r.end.checked_sub(r.start)?;
-        if skip.checked_add(len)? > rest.len() {
-            return None;
+    let (i, o) = (range(input), range(output));
+    let s = scratch as usize..(scratch as usize).checked_add(bytes)?;
+    // Split at the region that starts between the other two (one `around` per order: no sorting
+    // of the regions, and the roles are constant in each arm).
+    Some(match (i.start < o.start, o.start < s.start, i.start < s.start) {
+        (true, true, _) => {
+            let (i, o, s) = around(arena, i, o, s)?;
+            (i, o, s)
         }
-        let (mine, tail) = core::mem::take(&mut rest)[skip..].split_at_mut(len);
-        parts[which] = mine;
-        (rest, at) = (tail, r.end);
-    }
-    let [src, dst, scratch] = parts;
-    Some((src, dst, scratch))
+        (true, false, true) => {
+            let (i, s, o) = around(arena, i, s, o)?;
+            (i, o, s)
+        }
+        (true, false, false) => {
+            let (s, i, o) = around(arena, s, i, o)?;
+            (i, o, s)
+        }
+        (false, true, true) => {
+            let (o, i, s) = around(arena, o, i, s)?;
+            (i, o, s)
+        }
+        (false, true, false) => {
+            let (o, s, i) = around(arena, o, s, i)?;
+            (i, o, s)
+        }
+        (false, false, _) => {
+            let (s, o, i) = around(arena, s, o, i)?;
+            (i, o, s)
+        }
+    })
+}
+
+/// The regions `first`, `mid` and `last` of `arena`, in that order of their starts; `None`
+/// unless they are apart and inside it.
+#[inline(never)]
+fn around(
+    arena: &mut [u8],
+    first: core::ops::Range<usize>,
+    mid: core::ops::Range<usize>,
+    last: core::ops::Range<usize>,
+) -> Option<(&mut [u8], &mut [u8], &mut [u8])> {
+    let (left, rest) = arena.split_at_mut_checked(mid.start)?;
+    let (middle, right) = rest.split_at_mut_checked(mid.end.checked_sub(mid.start)?)?;
+    let first = left.get_mut(first)?;
+    let last = right.get_mut(last.start.checked_sub(mid.end)?..last.end.checked_sub(mid.end)?)?;
+    Some((first, middle, last))
 }
 
 /// A convolution's or depthwise convolution's window.
@@ -489,12 +507,12 @@ fn run_op<const K: u32>(
         }
         return run_concat(p, index, tensors, arena);
     }
-    // Every other op has one or two inputs (`Op::inputs`).
-    let inputs = op.inputs();
-    let first = t(inputs.first().copied().unwrap_or(0))?;
+    // Every other op has one or two inputs.
+    let (a, b) = op.operands().unwrap_or((0, None));
+    let first = t(a)?;
     let output = t(op.output())?;
-    let second = match inputs.get(1) {
-        Some(&b) => t(b)?,
+    let second = match b {
+        Some(b) => t(b)?,
         None => output,
     };
     match dispatch::<K>(op, [first, second, output], arena, prepared) {

@@ -1,6 +1,6 @@
 //! `digits_model`: made by `hawq compile --emit-rust` from model.onnx; do not edit.
 //!
-//! The compiled model (2587 bytes, format 5) is `digits_model.hq` beside this file, embedded
+//! The compiled model (2659 bytes, format 6) is `digits_model.hq` beside this file, embedded
 //! 16-byte aligned (flash on a microcontroller). Needs the `hawq-runtime` crate of the same
 //! release. Use:
 //!
@@ -27,9 +27,9 @@ use hawq_runtime::{Error, Interpreter, Model};
 /// The model file's bytes.
 pub static MODEL: &[u8] = hawq_runtime::include_model!("digits_model.hq");
 /// Bytes of the model file.
-pub const MODEL_BYTES: usize = 2587;
+pub const MODEL_BYTES: usize = 2659;
 /// The model format version; the runtime refuses another.
-pub const FORMAT_VERSION: u16 = 5;
+pub const FORMAT_VERSION: u16 = 6;
 /// Bytes of RAM for the arena (tensors and kernel scratch); the runtime's stack comes on top.
 pub const ARENA_BYTES: usize = 1868;
 /// The kernels the model needs (`hawq_runtime::kernels::linked`): `conv2d`, `depthwise_conv2d`, `fully_connected`, `avg_pool`, `add`, `weights_8`.

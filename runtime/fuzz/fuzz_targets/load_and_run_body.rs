@@ -1,5 +1,5 @@
 //! `arena_bytes (u32 LE) ++ body`: a valid header with the right length and CRC is put in front,
-//! so every mutation reaches the postcard decoder and the validator.
+//! so every mutation reaches the body's readers (the meta's postcard, the op records) and the validator.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
