@@ -2691,8 +2691,9 @@ struct FcQ {
     /// multiplier word's top 4 bits.
     base: i32,
     z: i32,
-    lo: i32,
-    hi: i32,
+    /// The clamp's bounds, each in every byte (`SSUB8`/`SEL` lanes).
+    lo: u32,
+    hi: u32,
 }
 
 impl FcQ {
@@ -2710,8 +2711,8 @@ impl FcQ {
             bias_shift,
             base: rq.multiplier.shift_base as i32 + 19 - scale as i32,
             z: rq.out.zero_point,
-            lo: rq.min,
-            hi: rq.max,
+            lo: u32::from_ne_bytes([rq.min as u8; 4]),
+            hi: u32::from_ne_bytes([rq.max as u8; 4]),
         })
     }
 }
@@ -2810,20 +2811,24 @@ macro_rules! fc_requant {
             ", ",
             $a,
             ", r12, r3\n",
-            "cmp ",
-            $a,
-            ", r10\n",
-            "it lt\n",
-            "movlt ",
-            $a,
-            ", r10\n",
-            "cmp ",
-            $a,
-            ", r11\n",
-            "it gt\n",
-            "movgt ",
-            $a,
-            ", r11\n",
+        )
+    };
+}
+
+/// The pair's two requantized values (r8, r9) saturated to bytes and clamped together: r8 holds
+/// them as a halfword, first in the low byte, each between the packed clamp bytes in r10 (lo)
+/// and r11 (hi) (`SSUB8` sets a lane's GE flag where it is at least the bound, `SEL` keeps it
+/// there: 6 instructions for the two where a compare and a conditional move per bound took 12).
+macro_rules! fc_clamp_pair {
+    () => {
+        concat!(
+            "ssat r8, #8, r8\n",
+            "ssat r9, #8, r9\n",
+            "bfi r8, r9, #8, #8\n",
+            "ssub8 r12, r8, r10\n",
+            "sel r8, r8, r10\n",
+            "ssub8 r12, r11, r8\n",
+            "sel r8, r8, r11\n",
         )
     };
 }
@@ -2966,6 +2971,7 @@ unsafe fn fc_pairs<const L: usize, const OUT4: bool>(
                     "24:",
                     fc_requant!("r8", "0", "12", "5", "6"),
                     fc_requant!("r9", "16", "28", "7", "22"),
+                    fc_clamp_pair!(),
                     "ldr r0, [sp, #24]",
                     $store,
                     "str r0, [sp, #24]",
@@ -3070,9 +3076,14 @@ unsafe fn fc_pairs<const L: usize, const OUT4: bool>(
         };
     }
     if OUT4 {
-        by_width!(concat!("and r8, r8, #15\n", "orr r8, r8, r9, lsl #4\n", "strb r8, [r0], #1\n"))
+        by_width!(concat!(
+            "and r9, r8, #15\n",
+            "ubfx r12, r8, #8, #4\n",
+            "orr r9, r9, r12, lsl #4\n",
+            "strb r9, [r0], #1\n"
+        ))
     } else {
-        by_width!(concat!("strb r9, [r0, #1]\n", "strb r8, [r0], #2\n"))
+        by_width!("strh r8, [r0], #2\n")
     }
     left
 }
