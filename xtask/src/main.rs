@@ -5,7 +5,7 @@
 //! cargo xtask run --target T --model FILE.hq [--data FILE.npz] [--inputs N] [--opt-level 3|s]
 //! cargo xtask app [--model FILE.hq] [--opt-level 3|s]
 //! cargo xtask boards [--model FILE.hq --data FILE.npz]
-//! cargo xtask profile --target T --model FILE.hq [--data FILE.npz] [--top N] [--function NAME] [--opt-level 3|s]
+//! cargo xtask profile --target T --model FILE.hq [--data FILE.npz] [--layer L] [--top N] [--function NAME] [--opt-level 3|s]
 //! ```
 //!
 //! `bench` compiles each model (the fixtures of ../shared/fixtures by default; `digits` is the
@@ -52,10 +52,11 @@ usage:
   cargo xtask boards [--model FILE.hq --data FILE.npz]
       builds the real boards' firmware (targets/boards: nRF52840-DK, Raspberry Pi Pico,
       ESP32-C3) around a model (default: examples/digits at 8 bits); flash them with probe-rs
-  cargo xtask profile --target T --model FILE.hq [--data FILE.npz] [--top N] [--function NAME] [--opt-level 3|s]
+  cargo xtask profile --target T --model FILE.hq [--data FILE.npz] [--layer L] [--top N] [--function NAME] [--opt-level 3|s]
       runs one inference (the first input of --data, else zeros) under QEMU with every
       instruction logged and prints where they go: instructions per function (the N largest,
-      default 25), and per address in the functions whose name contains NAME; checked against
+      default 25), and per address in the functions whose name contains NAME; with --layer,
+      only op L's (numbered as bench --layers numbers them); the whole inference checked against
       the firmware's own count. Slow: 30 s for a tiny model, 70 s for resnet8";
 
 fn main() -> ExitCode {
@@ -456,9 +457,10 @@ fn profile(args: &[String]) -> Result<()> {
     let data = a.value("--data")?;
     let top = a.value("--top")?.map_or(Ok(25), |v| v.parse()).context("--top")?;
     let function = a.value("--function")?;
+    let layer = a.value("--layer")?.map(|v| v.parse()).transpose().context("--layer")?;
     let opt = opt_level(&mut a)?;
     a.finish()?;
-    profile::profile(&profile::Options { target, model, data, top, function, opt })
+    profile::profile(&profile::Options { target, model, data, top, function, layer, opt })
 }
 
 fn app(args: &[String]) -> Result<()> {

@@ -21,6 +21,10 @@ use hawq_e2e::qemu::{self, Kernels, OptLevel, Target};
 /// The firmware function around the timed inference (`targets/firmware-common`).
 const WINDOW_FUNCTION: &str = "timed_pass";
 
+/// The op reader, called once per op by the interpreter's loop: entering it from the loop
+/// starts the next op (what `--layer` counts by).
+const OP_READER: &str = "take_linked_op";
+
 /// The most instructions the traced window may hold beyond the firmware's count: `timed_pass`'
 /// own prologue, epilogue and counter reads, which the count leaves out (21 for sine-mlp on the
 /// Cortex-M4), and a part in 10,000 (resnet8: 277 more in 16.7 M; the firmware's count moved by 8
@@ -35,6 +39,8 @@ pub struct Options {
     pub data: Option<String>,
     pub top: usize,
     pub function: Option<String>,
+    /// Count only op `layer` (its reading, dispatch and kernel), as `bench --layers` numbers it.
+    pub layer: Option<usize>,
     pub opt: OptLevel,
 }
 
@@ -43,7 +49,12 @@ pub struct Options {
 struct Profile {
     functions: Vec<(String, u64)>,
     addresses: Vec<(u64, String, u64)>,
+    /// The whole inference's instructions.
     total: u64,
+    /// Those of the functions and addresses above (`total` without `--layer`).
+    selected: u64,
+    /// How many ops the trace shows.
+    ops: usize,
 }
 
 pub fn profile(o: &Options) -> Result<()> {
@@ -67,7 +78,12 @@ pub fn profile(o: &Options) -> Result<()> {
         qemu::Build::DoesNotFit(why) => bail!("{} does not fit {}: {why}", o.model, o.target),
     };
     eprintln!("tracing {} on {} (one log line per instruction: resnet8 takes about 70 s)", o.model, o.target);
-    let (profile, stdout) = trace(o.target, &fw.elf, o.function.as_deref())?;
+    let (profile, stdout) = trace(o.target, &fw.elf, o.function.as_deref(), o.layer)?;
+    if let Some(layer) = o.layer {
+        if layer >= profile.ops {
+            bail!("the trace shows {} ops (entries into `{OP_READER}`): no op {layer}", profile.ops);
+        }
+    }
     let report = qemu::parse(&stdout)?;
     let counted = report.inferences.first().and_then(|(n, _)| *n);
     print_profile(o, &profile, counted, &fw.elf);
@@ -83,7 +99,7 @@ pub fn profile(o: &Options) -> Result<()> {
 
 /// Runs `elf` under `target`'s QEMU with the instruction log on stderr, read as it comes (a
 /// large model's log is gigabytes); returns the profile and the firmware's report.
-fn trace(target: Target, elf: &Path, function: Option<&str>) -> Result<(Profile, String)> {
+fn trace(target: Target, elf: &Path, function: Option<&str>, layer: Option<usize>) -> Result<(Profile, String)> {
     let mut words = target.qemu_command()?;
     // After the program, before the machine's options (the last of which may be `-kernel`,
     // whose value is the ELF).
@@ -102,7 +118,7 @@ fn trace(target: Target, elf: &Path, function: Option<&str>) -> Result<(Profile,
         stdout.read_to_string(&mut s).map(|_| s)
     });
     let stderr = BufReader::new(child.stderr.take().ok_or_else(|| anyhow!("no stderr"))?);
-    let mut window = Window::new(function);
+    let mut window = Window::new(function, layer);
     let mut other = String::new();
     for line in stderr.lines() {
         let line = line.context("reading QEMU's log")?;
@@ -133,18 +149,34 @@ fn parse_line(line: &str) -> Option<(u64, &str)> {
 }
 
 /// The counts of the timed pass: every instruction from the window function's first to its
-/// last (those after its last are the firmware's report, counted in `pending` and dropped).
+/// last (those after its last are the firmware's report, counted in `pending` and dropped); with
+/// a layer, only that op's.
 struct Window<'f> {
     function: Option<&'f str>,
+    layer: Option<usize>,
     started: bool,
     by_symbol: HashMap<String, u64>,
     by_address: HashMap<(u64, String), u64>,
     pending: Vec<(u64, String)>,
+    total: u64,
+    /// The op the instructions belong to: `None` before the first entry into the reader.
+    op: Option<usize>,
+    previous: String,
 }
 
 impl<'f> Window<'f> {
-    fn new(function: Option<&'f str>) -> Self {
-        Window { function, started: false, by_symbol: HashMap::new(), by_address: HashMap::new(), pending: Vec::new() }
+    fn new(function: Option<&'f str>, layer: Option<usize>) -> Self {
+        Window {
+            function,
+            layer,
+            started: false,
+            by_symbol: HashMap::new(),
+            by_address: HashMap::new(),
+            pending: Vec::new(),
+            total: 0,
+            op: None,
+            previous: String::new(),
+        }
     }
 
     fn step(&mut self, pc: u64, symbol: &str) {
@@ -160,12 +192,21 @@ impl<'f> Window<'f> {
     }
 
     fn commit(&mut self) {
-        for (pc, symbol) in self.pending.drain(..) {
+        for (pc, symbol) in std::mem::take(&mut self.pending) {
             let name = demangled(&symbol);
-            if self.function.is_some_and(|f| name.contains(f)) {
-                *self.by_address.entry((pc, name.clone())).or_default() += 1;
+            // An op starts where the loop calls the reader; a return into the reader from
+            // something it called (a compiler builtin) does not start one.
+            if name.contains(OP_READER) && !self.previous.contains(OP_READER) && !is_builtin(&self.previous) {
+                self.op = Some(self.op.map_or(0, |i| i + 1));
             }
-            *self.by_symbol.entry(name).or_default() += 1;
+            self.total += 1;
+            if self.layer.is_none() || self.layer == self.op {
+                if self.function.is_some_and(|f| name.contains(f)) {
+                    *self.by_address.entry((pc, name.clone())).or_default() += 1;
+                }
+                *self.by_symbol.entry(name.clone()).or_default() += 1;
+            }
+            self.previous = name;
         }
     }
 
@@ -173,13 +214,20 @@ impl<'f> Window<'f> {
         if !self.started {
             bail!("the trace never entered `{WINDOW_FUNCTION}`: no timed inference, or a firmware without symbols");
         }
-        let total = self.by_symbol.values().sum();
+        let selected = self.by_symbol.values().sum();
+        let ops = self.op.map_or(0, |i| i + 1);
         let mut functions: Vec<_> = self.by_symbol.into_iter().collect();
         functions.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         let mut addresses: Vec<_> = self.by_address.into_iter().map(|((pc, f), n)| (pc, f, n)).collect();
         addresses.sort();
-        Ok(Profile { functions, addresses, total })
+        Ok(Profile { functions, addresses, total: self.total, selected, ops })
     }
+}
+
+/// Code the compiler calls on its own (copies, fills, division): `compiler_builtins`, `core`
+/// and the ARM EABI helpers.
+fn is_builtin(name: &str) -> bool {
+    name.starts_with("compiler_builtins::") || name.starts_with("core::") || name.starts_with("__aeabi")
 }
 
 /// A Rust symbol without its hash (`hawq_runtime::interpreter::run_op`); others as they are.
@@ -188,8 +236,14 @@ fn demangled(symbol: &str) -> String {
 }
 
 fn print_profile(o: &Options, p: &Profile, counted: Option<u64>, elf: &Path) {
-    println!("{} on {}: one inference, instructions per function (QEMU -singlestep trace)", o.model, o.target);
-    let pct = |n: u64| 100.0 * n as f64 / p.total.max(1) as f64;
+    match o.layer {
+        None => println!("{} on {}: one inference, instructions per function (QEMU -singlestep trace)", o.model, o.target),
+        Some(l) => println!(
+            "{} on {}: op {l} of {} (its reading, dispatch and kernel), instructions per function (QEMU -singlestep trace)",
+            o.model, o.target, p.ops
+        ),
+    }
+    let pct = |n: u64| 100.0 * n as f64 / p.selected.max(1) as f64;
     for (name, n) in p.functions.iter().take(o.top) {
         println!("{n:>12}  {:>5.1}%  {name}", pct(*n));
     }
@@ -197,8 +251,11 @@ fn print_profile(o: &Options, p: &Profile, counted: Option<u64>, elf: &Path) {
     if rest > 0 {
         println!("{rest:>12}  {:>5.1}%  ({} more functions)", pct(rest), p.functions.len() - o.top);
     }
+    if o.layer.is_some() {
+        println!("{:>12}  op {}", p.selected, o.layer.unwrap_or(0));
+    }
     println!(
-        "{:>12}  traced (the firmware counted {}; the trace adds `{WINDOW_FUNCTION}`'s own instructions)",
+        "{:>12}  traced in the inference (the firmware counted {}; the trace adds `{WINDOW_FUNCTION}`'s own instructions)",
         p.total,
         counted.map_or("nothing".to_string(), |n| n.to_string())
     );
@@ -218,6 +275,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_layer_is_the_instructions_from_one_entry_into_the_reader_to_the_next() {
+        let pass = "_ZN20hawq_firmware_common10timed_pass17h0000000000000000E";
+        let reader = "_ZN12hawq_runtime6format6decode14take_linked_op17h0000000000000000E";
+        let run = "_ZN12hawq_runtime11interpreter6run_op17h0000000000000000E";
+        let memcpy = "_ZN17compiler_builtins3mem6memcpy17h0000000000000000E";
+        let mut w = Window::new(None, Some(1));
+        // op 0: reader, run; op 1: reader, a builtin it calls, the reader again, run, run.
+        for (pc, s) in [
+            (1, pass),
+            (2, reader),
+            (3, run),
+            (1, pass),
+            (2, reader),
+            (4, memcpy),
+            (2, reader),
+            (3, run),
+            (3, run),
+            (1, pass),
+        ] {
+            w.step(pc, s);
+        }
+        let p = w.finish().expect("started");
+        assert_eq!((p.total, p.selected, p.ops), (10, 6, 2));
+        let run_count = p.functions.iter().find(|(f, _)| f.ends_with("run_op")).map(|(_, n)| *n);
+        assert_eq!(run_count, Some(2));
+    }
+
+    #[test]
     fn a_log_line_gives_its_address_and_symbol() {
         let line = "Trace 0: 0x7f0df4147940 [00800400/000013a0/00000010/ff020201] _ZN20hawq_firmware_common10timed_pass17h8a90324acde0dcd2E";
         let (pc, symbol) = parse_line(line).expect("a trace line");
@@ -228,7 +313,7 @@ mod tests {
 
     #[test]
     fn the_window_runs_from_the_first_to_the_last_timed_pass_instruction() {
-        let mut w = Window::new(Some("run_op"));
+        let mut w = Window::new(Some("run_op"), None);
         for (pc, s) in [
             (1, "_ZN20hawq_firmware_common9run_inner17h0000000000000000E"),
             (2, "_ZN20hawq_firmware_common10timed_pass17h0000000000000000E"),
@@ -240,7 +325,7 @@ mod tests {
             w.step(pc, s);
         }
         let p = w.finish().expect("started");
-        assert_eq!(p.total, 4);
+        assert_eq!((p.total, p.selected), (4, 4));
         assert_eq!(p.functions[0], ("hawq_firmware_common::timed_pass".to_string(), 2));
         assert_eq!(p.addresses, vec![(3, "hawq_runtime::interpreter::run_op".to_string(), 2)]);
     }
