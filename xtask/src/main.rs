@@ -1,7 +1,7 @@
 //! `cargo xtask`: the project's tasks that drive the QEMU firmware of `targets/`.
 //!
 //! ```text
-//! cargo xtask bench [--json] [--models a,b] [--targets t,u] [--configs int8,mixed,hawq] [--kernels k,l] [--inputs N] [--layers] [--opt-level 3|s]
+//! cargo xtask bench [--json] [--models a,b] [--targets t,u] [--configs int8,mixed,hawq] [--kernels k,l] [--inputs N] [--layers] [--keep DIR] [--opt-level 3|s]
 //! cargo xtask run --target T --model FILE.hq [--data FILE.npz] [--inputs N] [--opt-level 3|s]
 //! cargo xtask app [--model FILE.hq] [--opt-level 3|s]
 //! cargo xtask boards [--model FILE.hq --data FILE.npz]
@@ -32,7 +32,7 @@ mod profile;
 
 const USAGE: &str = "\
 usage:
-  cargo xtask bench [--json] [--models a,b] [--targets t,u] [--configs int8,mixed,hawq] [--kernels k,l] [--inputs N] [--layers] [--opt-level 3|s]
+  cargo xtask bench [--json] [--models a,b] [--targets t,u] [--configs int8,mixed,hawq] [--kernels k,l] [--inputs N] [--layers] [--keep DIR] [--opt-level 3|s]
       models: fixture folder names of ../shared/fixtures (default: all of them), or `digits`
       targets: cortex-m4, cortex-m0, cortex-m3, riscv32, aarch64 (Linux, qemu-user: no counts),
                aarch64-virt (bare metal, NEON), aarch64-virt-dotprod (the same with SDOT);
@@ -42,6 +42,7 @@ usage:
       kernels: best (the target's best path: dsp on the Cortex-M4), scalar (the reference),
                portable (no instruction-set extension); default: best
       opt-level: the firmware's rustc opt-level, 3 (fastest, the default) or s (smallest code)
+      keep: write each compiled model to DIR/<model>-<config>.hq (for `profile` and `run`)
   cargo xtask run --target T --model FILE.hq [--data FILE.npz] [--inputs N] [--opt-level 3|s]
       builds T's firmware around a compiled model, runs it under QEMU, prints its report and
       compares its outputs with the host runtime's
@@ -219,9 +220,13 @@ fn bench(args: &[String]) -> Result<()> {
     })?;
     let kernels = list(a.value("--kernels")?, vec![Kernels::Auto], kernels_of)?;
     let n: usize = a.value("--inputs")?.map_or(Ok(4), |v| v.parse()).context("--inputs")?;
+    let keep = a.value("--keep")?.map(PathBuf::from);
     let opt = opt_level(&mut a)?;
     a.finish()?;
     qemu::check_tools(&targets)?;
+    if let Some(dir) = &keep {
+        std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create", dir.display()))?;
+    }
 
     let mut rows = Vec::new();
     for name in &models {
@@ -230,6 +235,11 @@ fn bench(args: &[String]) -> Result<()> {
         let cases = compile_cases(&spec, &configs, n)?;
         eprintln!("{name}: compiled {} configuration(s) in {:.1} s", cases.len(), t0.elapsed().as_secs_f64());
         for case in &cases {
+            if let Some(dir) = &keep {
+                // What `cargo xtask profile --model` and `run --model` take.
+                let path = dir.join(format!("{name}-{}.hq", case.config));
+                std::fs::write(&path, &case.blob).with_context(|| format!("{}: cannot write", path.display()))?;
+            }
             for (&target, &k) in targets.iter().flat_map(|t| kernels.iter().map(move |k| (t, k))) {
                 let t0 = Instant::now();
                 let m = qemu::measure_with(target, k, opt, &case.blob, &case.inputs, &case.expected)
