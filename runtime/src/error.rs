@@ -14,8 +14,9 @@ pub enum Error {
     UnsupportedVersion { found: u16 },
     /// The CRC-32 of the body does not match the header.
     ChecksumMismatch { expected: u32, computed: u32 },
-    /// The body is not a valid encoding of the model tables: bad postcard, a tensor table whose
-    /// length is not a whole number of records (truncated), or a record with an unknown dtype.
+    /// The body is not a valid encoding of the model: bad postcard in its tables, a tensor table
+    /// whose length is not a whole number of records (truncated) or a record with an unknown
+    /// dtype, or an op record of an unknown kind or cut short.
     Malformed,
     /// Bytes are left over after the last operation.
     TrailingBytes,
