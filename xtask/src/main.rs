@@ -412,29 +412,47 @@ fn print_table(rows: &[Row], layers: bool) {
     }
 }
 
-fn run(args: &[String]) -> Result<()> {
-    let mut a = Args::new(args);
+/// The required `--target T` and `--model FILE` of `run` and `profile`.
+fn target_and_model(a: &mut Args) -> Result<(Target, String)> {
     let target = a.value("--target")?.ok_or_else(|| anyhow!("--target is required\n{USAGE}"))?;
     let target = Target::from_name(&target).ok_or_else(|| anyhow!("unknown target '{target}'"))?;
     let model = a.value("--model")?.ok_or_else(|| anyhow!("--model is required\n{USAGE}"))?;
+    Ok((target, model))
+}
+
+/// A compiled model file, checked by the host runtime, and the first `n` inputs of `data` in
+/// its raw input form (none without `data`).
+fn model_and_inputs(model: &str, data: Option<&str>, n: usize) -> Result<(Vec<u8>, Vec<Vec<u8>>)> {
+    let blob = std::fs::read(model).with_context(|| format!("{model}: cannot read"))?;
+    let parsed = hawq_runtime::Model::from_bytes(&blob).map_err(|e| anyhow!("{model}: {e}"))?;
+    let inputs = match data {
+        None => Vec::new(),
+        Some(path) => {
+            let dataset = hawq_compiler::data::Dataset::load(Path::new(path))?;
+            qemu::eval_inputs(&dataset, parsed.input().elements(), n)?
+        }
+    };
+    Ok((blob, inputs))
+}
+
+/// `target`'s firmware around `blob` (named `model` in errors) with `inputs` embedded.
+fn firmware(target: Target, opt: OptLevel, model: &str, blob: &[u8], inputs: &[u8]) -> Result<qemu::Firmware> {
+    match qemu::build_with(target, Kernels::Auto, opt, blob, inputs, qemu::Fault::None)? {
+        qemu::Build::Built(fw) => Ok(fw),
+        qemu::Build::DoesNotFit(why) => bail!("{model} does not fit {target}: {why}"),
+    }
+}
+
+fn run(args: &[String]) -> Result<()> {
+    let mut a = Args::new(args);
+    let (target, model) = target_and_model(&mut a)?;
     let data = a.value("--data")?;
     let n: usize = a.value("--inputs")?.map_or(Ok(4), |v| v.parse()).context("--inputs")?;
     let opt = opt_level(&mut a)?;
     a.finish()?;
     qemu::check_tools(&[target])?;
-    let blob = std::fs::read(&model).with_context(|| format!("{model}: cannot read"))?;
-    let inputs = match &data {
-        None => Vec::new(),
-        Some(path) => {
-            let parsed = hawq_runtime::Model::from_bytes(&blob).map_err(|e| anyhow!("{model}: {e}"))?;
-            let dataset = hawq_compiler::data::Dataset::load(Path::new(path))?;
-            qemu::eval_inputs(&dataset, parsed.input().elements(), n)?
-        }
-    };
-    let fw = match qemu::build_with(target, Kernels::Auto, opt, &blob, &inputs.concat(), qemu::Fault::None)? {
-        qemu::Build::Built(fw) => fw,
-        qemu::Build::DoesNotFit(why) => bail!("{model} does not fit {target}: {why}"),
-    };
+    let (blob, inputs) = model_and_inputs(&model, data.as_deref(), n)?;
+    let fw = firmware(target, opt, &model, &blob, &inputs.concat())?;
     let result = qemu::run(&fw, std::time::Duration::from_secs(600))?;
     print!("{}", result.stdout);
     eprint!("{}", result.stderr);
@@ -461,9 +479,7 @@ fn run(args: &[String]) -> Result<()> {
 
 fn profile(args: &[String]) -> Result<()> {
     let mut a = Args::new(args);
-    let target = a.value("--target")?.ok_or_else(|| anyhow!("--target is required\n{USAGE}"))?;
-    let target = Target::from_name(&target).ok_or_else(|| anyhow!("unknown target '{target}'"))?;
-    let model = a.value("--model")?.ok_or_else(|| anyhow!("--model is required\n{USAGE}"))?;
+    let (target, model) = target_and_model(&mut a)?;
     let data = a.value("--data")?;
     let top = a.value("--top")?.map_or(Ok(25), |v| v.parse()).context("--top")?;
     let function = a.value("--function")?;

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{anyhow, bail, Context, Result};
-use hawq_e2e::qemu::{self, Kernels, OptLevel, Target};
+use hawq_e2e::qemu::{self, OptLevel, Target};
 
 /// The firmware function around the timed inference (`targets/firmware-common`).
 const WINDOW_FUNCTION: &str = "timed_pass";
@@ -62,21 +62,17 @@ pub fn profile(o: &Options) -> Result<()> {
         bail!("{}: no instruction trace (QEMU user mode); profile a system-mode target", o.target);
     }
     qemu::check_tools(&[o.target])?;
-    let blob = std::fs::read(&o.model).with_context(|| format!("{}: cannot read", o.model))?;
-    let model = hawq_runtime::Model::from_bytes(&blob).map_err(|e| anyhow!("{}: {e}", o.model))?;
-    let input = match &o.data {
-        Some(path) => {
-            let dataset = hawq_compiler::data::Dataset::load(Path::new(path))?;
-            qemu::eval_inputs(&dataset, model.input().elements(), 1)?.concat()
-        }
+    let (blob, inputs) = crate::model_and_inputs(&o.model, o.data.as_deref(), 1)?;
+    let input = match inputs.into_iter().next() {
+        Some(input) => input,
         // Zeros: the kernels' instructions do not depend on the values (no data-dependent
         // branches in the integer paths but saturation).
-        None => vec![0; model.input().elements() * model.raw_input().element_bytes()],
+        None => {
+            let model = hawq_runtime::Model::from_bytes(&blob).map_err(|e| anyhow!("{}: {e}", o.model))?;
+            vec![0; model.input().elements() * model.raw_input().element_bytes()]
+        }
     };
-    let fw = match qemu::build_with(o.target, Kernels::Auto, o.opt, &blob, &input, qemu::Fault::None)? {
-        qemu::Build::Built(fw) => fw,
-        qemu::Build::DoesNotFit(why) => bail!("{} does not fit {}: {why}", o.model, o.target),
-    };
+    let fw = crate::firmware(o.target, o.opt, &o.model, &blob, &input)?;
     eprintln!("tracing {} on {} (one log line per instruction: resnet8 takes about 70 s)", o.model, o.target);
     let (profile, stdout) = trace(o.target, &fw.elf, o.function.as_deref(), o.layer)?;
     if let Some(layer) = o.layer {
@@ -155,13 +151,24 @@ struct Window<'f> {
     function: Option<&'f str>,
     layer: Option<usize>,
     started: bool,
-    by_symbol: HashMap<String, u64>,
-    by_address: HashMap<(u64, String), u64>,
-    pending: Vec<(u64, String)>,
+    /// Each symbol of the log once, demangled, with what the counting asks of it; the log's
+    /// lines (tens of millions) refer to them by index.
+    symbols: Vec<Symbol>,
+    index: HashMap<String, usize>,
+    by_symbol: Vec<u64>,
+    by_address: HashMap<(u64, usize), u64>,
+    pending: Vec<(u64, usize)>,
     total: u64,
     /// The op the instructions belong to: `None` before the first entry into the reader.
     op: Option<usize>,
-    previous: String,
+    previous: Option<usize>,
+}
+
+struct Symbol {
+    name: String,
+    reader: bool,
+    builtin: bool,
+    listed: bool,
 }
 
 impl<'f> Window<'f> {
@@ -170,12 +177,14 @@ impl<'f> Window<'f> {
             function,
             layer,
             started: false,
-            by_symbol: HashMap::new(),
+            symbols: Vec::new(),
+            index: HashMap::new(),
+            by_symbol: Vec::new(),
             by_address: HashMap::new(),
             pending: Vec::new(),
             total: 0,
             op: None,
-            previous: String::new(),
+            previous: None,
         }
     }
 
@@ -185,28 +194,45 @@ impl<'f> Window<'f> {
             return;
         }
         self.started = true;
-        self.pending.push((pc, symbol.to_string()));
+        let id = self.intern(symbol);
+        self.pending.push((pc, id));
         if in_window {
             self.commit();
         }
     }
 
+    fn intern(&mut self, symbol: &str) -> usize {
+        if let Some(&id) = self.index.get(symbol) {
+            return id;
+        }
+        let name = demangled(symbol);
+        self.symbols.push(Symbol {
+            reader: name.contains(OP_READER),
+            builtin: is_builtin(&name),
+            listed: self.function.is_some_and(|f| name.contains(f)),
+            name,
+        });
+        self.by_symbol.push(0);
+        self.index.insert(symbol.to_string(), self.symbols.len() - 1);
+        self.symbols.len() - 1
+    }
+
     fn commit(&mut self) {
-        for (pc, symbol) in std::mem::take(&mut self.pending) {
-            let name = demangled(&symbol);
+        for (pc, id) in std::mem::take(&mut self.pending) {
             // An op starts where the loop calls the reader; a return into the reader from
             // something it called (a compiler builtin) does not start one.
-            if name.contains(OP_READER) && !self.previous.contains(OP_READER) && !is_builtin(&self.previous) {
+            let from = self.previous.map(|p| &self.symbols[p]);
+            if self.symbols[id].reader && !from.is_some_and(|f| f.reader || f.builtin) {
                 self.op = Some(self.op.map_or(0, |i| i + 1));
             }
             self.total += 1;
             if self.layer.is_none() || self.layer == self.op {
-                if self.function.is_some_and(|f| name.contains(f)) {
-                    *self.by_address.entry((pc, name.clone())).or_default() += 1;
+                if self.symbols[id].listed {
+                    *self.by_address.entry((pc, id)).or_default() += 1;
                 }
-                *self.by_symbol.entry(name.clone()).or_default() += 1;
+                self.by_symbol[id] += 1;
             }
-            self.previous = name;
+            self.previous = Some(id);
         }
     }
 
@@ -214,11 +240,17 @@ impl<'f> Window<'f> {
         if !self.started {
             bail!("the trace never entered `{WINDOW_FUNCTION}`: no timed inference, or a firmware without symbols");
         }
-        let selected = self.by_symbol.values().sum();
+        let selected = self.by_symbol.iter().sum();
         let ops = self.op.map_or(0, |i| i + 1);
-        let mut functions: Vec<_> = self.by_symbol.into_iter().collect();
+        let name = |id: usize| self.symbols[id].name.clone();
+        // Symbols that demangle alike (one function's copies in two crates) count as one.
+        let mut merged: HashMap<String, u64> = HashMap::new();
+        for (id, &n) in self.by_symbol.iter().enumerate().filter(|(_, &n)| n > 0) {
+            *merged.entry(name(id)).or_default() += n;
+        }
+        let mut functions: Vec<_> = merged.into_iter().collect();
         functions.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        let mut addresses: Vec<_> = self.by_address.into_iter().map(|((pc, f), n)| (pc, f, n)).collect();
+        let mut addresses: Vec<_> = self.by_address.iter().map(|(&(pc, id), &n)| (pc, name(id), n)).collect();
         addresses.sort();
         Ok(Profile { functions, addresses, total: self.total, selected, ops })
     }

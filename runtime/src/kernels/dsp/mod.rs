@@ -1148,14 +1148,16 @@ fn pointwise_fields<const L: usize>(
         // lanes [`convert4`] makes as the im2col does (16·(a − z)), without its walk over the
         // kernel's rows and padding: 240 instructions a pixel of 16 channels there, 40 here.
         for p in 0..PIX {
-            let Some(field) = input.get(at(p) / 2..(at(p) + k) / 2) else { return false };
+            let at = at(p);
+            let Some(field) = input.get(at / 2..(at + k) / 2) else { return false };
             convert4(field, pair(16 * z, 16 * z), x.iter_mut(), p);
         }
         return true;
     }
     let mut fields = [input.as_ptr(); PIX];
     for (p, f) in fields.iter_mut().enumerate() {
-        match input.get(at(p)..at(p) + k) {
+        let at = at(p);
+        match input.get(at..at + k) {
             Some(field) => *f = field.as_ptr(),
             None => return false,
         }
