@@ -446,7 +446,7 @@ pub fn conv_cases(
         let (mut h, mut w) = (rng.range(1, 8) as usize, rng.range(1, 8) as usize);
         let (mut kh, mut kw) = (rng.range(1, 5) as usize, rng.range(1, 5) as usize);
         let mut ic = in_channels(rng);
-        let (mut pointwise_any_width, mut unit_strides) = (false, false);
+        let (mut pointwise_any_width, mut unit_strides, mut planes) = (false, false, false);
         // Now and then whole groups of 16 output channels (the AVX-512 kernel's 64-byte stores).
         let mut oc_conv =
             if rng.next_u64().is_multiple_of(4) { 16 * rng.range(1, 3) as usize } else { rng.range(1, 20) as usize };
@@ -505,9 +505,20 @@ pub fn conv_cases(
             }
             // A 3×3 kernel over whole groups of four channels (the DSP kernel's pixel of
             // groups in one assembly block).
+            // Half of them the DSP plane kernel's layers: unit strides, 8-bit input and output
+            // with no clamp but its range, maps up to 24 along one axis (rows of odd and even
+            // length, bands of several rows).
             (true, 5) => {
                 (kh, kw) = (3, 3);
                 ic = 4 * rng.range(1, 12) as usize;
+                if rng.next_u64().is_multiple_of(2) {
+                    planes = true;
+                    unit_strides = true;
+                    (h, w) = (rng.range(1, 24) as usize, rng.range(1, 8) as usize);
+                    if rng.next_u64().is_multiple_of(2) {
+                        (h, w) = (w, h);
+                    }
+                }
             }
             // Whole blocks of 64 channels (the AVX-512 stacked-rows kernel's).
             (true, 4) => ic = [64, 128, 192][rng.range(0, 2) as usize],
@@ -534,11 +545,15 @@ pub fn conv_cases(
             pad_top,
             pad_left,
         };
-        let abits = if first && !rng.next_u64().is_multiple_of(4) { Bits::B8 } else { act_bits(rng) };
+        let abits = if (first && !rng.next_u64().is_multiple_of(4)) || planes { Bits::B8 } else { act_bits(rng) };
         let in_fmt = ActFormat { bits: abits, zero_point: zero_point(rng, abits) };
         let wbits = if !depthwise && big == 5 && !pointwise_any_width { Bits::B4 } else { weight_bits(rng) };
         let k = kh * kw * if depthwise { 1 } else { ic };
-        let out = out_q(rng);
+        let mut out = out_q(rng);
+        if planes {
+            let z = zero_point(rng, Bits::B8);
+            out = (ActFormat { bits: Bits::B8, zero_point: z }, -128, 127);
+        }
         let out_bytes = out.0.bits.packed_len(out_h * out_w * oc);
         let shape = Shape::Conv { window: g, input: in_fmt, weights: wbits, output: out };
         let fail = |path, fault| Failure { op: name, case, path, shape, fault };

@@ -14,12 +14,16 @@
 //! | kernel | DSP (Cortex-M4/M7) | portable (M0/M3/RISC-V) |
 //! |---|---|---|
 //! | conv2d | `4 + 256·W/b + ⌈K⌉₄ + 28·out_c`, with a band `4 + 256·W/b + 28·out_c + ⌈B⌉₄ + 4·⌈K⌉ₑ + 4·W` (`e = 32/b`) | `4 + 256·W/b + 28·out_c` |
-//! | depthwise | `4 + 8·T·g + 28·4g + 4g + 8·T (+ kh·in_w·4g for a 4-bit input)` when `out_c = in_c ≥ 4`, else 0 | `4 + ⌈2·T·n⌉₄ + 32·n` |
+//! | depthwise | `4 + 8·T·g + 28·4g + 4g + 8·T (+ kh·in_w·4g for a 4-bit input)` when `out_c = in_c ≥ 4`, else 0; at least `4 + 344 + 4·(R + 2)·(L + 2)` for a 3×3 layer at unit strides over an 8-bit input (the plane kernel) | `4 + ⌈2·T·n⌉₄ + 32·n` |
 //! | fully connected | `4 + 64·W/b` | `4 + 64·W/b` |
 //!
 //! The depthwise kernels run in passes of `g` groups of four channels (DSP) or `n` channels
 //! (portable): the most (up to 32 groups; up to 64 channels and 2048/T weights) whose scratch
 //! stays within `DW_PASS_BYTES`, at least one, spread evenly over the passes.
+//!
+//! The plane kernel (`dw3_shape`) copies bands of `R` output rows' input, four channels at a
+//! time, into planes of rows of `L + 2` bytes, `L` the longer output axis: `R` as many rows as
+//! fit in `DW_PASS_BYTES` (at least one), 344 bytes its tables.
 //!
 //! The terms in parentheses are a first layer's (8-bit weights over an 8-bit input of 1–3
 //! channels): `B` its band of input rows, `kh·((out_w − 1)·stride_w + kw)·in_c` bytes when
@@ -175,12 +179,56 @@ pub(crate) fn dsp_depthwise_groups(g: &Window, in_bits: Bits) -> usize {
     even_pass(total, most)
 }
 
-/// The DSP depthwise kernel's scratch (one pass of [`dsp_depthwise_groups`]).
+/// The DSP depthwise kernel's scratch: one pass of [`dsp_depthwise_groups`], or for a layer
+/// that the plane kernel takes ([`dw3_shape`]) as much as its band needs, if more.
 pub(crate) fn dsp_depthwise(g: &Window, in_bits: Bits) -> u64 {
+    let planes = match dw3_shape(g) {
+        Some((transposed, wp)) if in_bits == Bits::B8 => dw3_bytes(g, transposed, wp),
+        _ => 0,
+    };
     match dsp_depthwise_groups(g, in_bits) {
         0 => 0,
-        groups => dsp_depthwise_pass(g, in_bits, groups),
+        groups => dsp_depthwise_pass(g, in_bits, groups).max(planes),
     }
+}
+
+/// 32-bit words of one channel's constants in the DSP plane kernel (`dsp::planes`).
+pub(crate) const DW3_CHANNEL_WORDS: usize = 10;
+/// The plane kernel's tables: one group's weights as halfword pairs (9 taps), its four
+/// requantizations, its four channels' constants.
+const DW3_TABLES: u64 = (9 * 8 + 4 * RQ_BYTES + 4 * 4 * DW3_CHANNEL_WORDS) as u64;
+
+/// Whether the DSP plane kernel (`dsp::planes`: a 3×3 depthwise layer at unit strides, depth
+/// multiplier 1, at least four channels) takes the layer, and if so along which axis its planes
+/// run and their row length: `(transposed, cols + 2)`, `cols` the outputs along the pair axis,
+/// the longer of the two. Its input and output must also be 8-bit, with no clamp but the output
+/// range; it checks those.
+///
+/// Maps shorter than [`DW3_MIN_COLS`] along both axes stay on the interleaved kernel: each
+/// group of four channels costs the plane kernel about 1,000 instructions besides the MACs (its
+/// copy into planes, four calls, a row's setup), which a 3×3 map does not repay (MobileNet's
+/// 3×3×256 layer: 146,259 instructions interleaved, 193,079 in planes; its 6×6×128 layer:
+/// 199,777 and 176,300).
+pub(crate) fn dw3_shape(g: &Window) -> Option<(bool, usize)> {
+    let shape = (g.kernel_h, g.kernel_w, g.stride_h, g.stride_w) == (3, 3, 1, 1);
+    if !shape || g.in_c != g.out_c || g.in_c < 4 {
+        return None;
+    }
+    let transposed = g.out_h > g.out_w;
+    let cols = g.out_w.max(g.out_h);
+    (cols >= DW3_MIN_COLS).then_some((transposed, cols + 2))
+}
+
+/// The shortest output axis the DSP plane kernel takes (its pairs of outputs need 2).
+const DW3_MIN_COLS: usize = 5;
+
+/// The plane kernel's scratch: its tables and four planes of `rows + 2` rows of `wp` bytes, `rows`
+/// the output rows of a band, as many as [`DW_PASS_BYTES`] holds (at least one, at most all).
+fn dw3_bytes(g: &Window, transposed: bool, wp: usize) -> u64 {
+    let rows = (if transposed { g.out_w } else { g.out_h }) as u64;
+    let row = 4 * wp as u64;
+    let fit = (DW_PASS_BYTES.saturating_sub(SLACK + DW3_TABLES) / row).saturating_sub(2).max(1);
+    sum(&[SLACK, DW3_TABLES, row.saturating_mul(rows.min(fit) + 2)])
 }
 
 /// The portable depthwise kernel's scratch for passes of `n` channels: the weights as `i16`
@@ -256,6 +304,12 @@ pub(crate) struct Scratch<'a> {
 impl<'a> Scratch<'a> {
     pub fn new(bytes: &'a mut [u8]) -> Scratch<'a> {
         Scratch { rest: bytes }
+    }
+
+    /// What is left of the slice.
+    #[cfg_attr(not(hawq_dsp), allow(dead_code))]
+    pub fn take_rest(&mut self) -> &'a mut [u8] {
+        core::mem::take(&mut self.rest)
     }
 
     /// The next `n` values of `T`, aligned for `T` (skipping at most `align_of::<T>() − 1`

@@ -42,12 +42,16 @@
 //! instructions instead of a word's 31). A 4-bit layer over an 8-bit input converts the
 //! receptive fields of pixels inside the input in assembly ([`im2col_inside_w4`]).
 //!
-//! **Depthwise** (depth multiplier 1, 8- or 4-bit input): four channels at a time, one word of
-//! input per tap, SXTB16 into two halfword pairs, SMLABB/SMLATT against weights unpacked once per
-//! channel group into halfword pairs, in passes of 128 channels. Under a 3×3 kernel, in the
-//! plain case, a pixel's groups (taps, requantization and stores) are one `asm!` block
-//! ([`dw_pixel9_plain`]). Other depth multipliers, fewer than four channels and the channels
-//! past the last group of four use the portable kernel.
+//! **Depthwise** (depth multiplier 1, 8- or 4-bit input): a 3×3 kernel at unit strides over an
+//! 8-bit input, 8-bit output with no clamp but its range, on a map of 5 or more along one axis
+//! runs over channel planes ([`planes`]: a band of four channels' input copied into one plane
+//! each, then SMLAD on two taps of one channel at a time, about 2 instructions per MAC). Other
+//! layers: four channels at a time, one word of input per tap, SXTB16 into two halfword pairs,
+//! SMLABB/SMLATT against weights unpacked once per channel group into halfword pairs, in passes
+//! of 128 channels. Under a 3×3 kernel, in the plain case, a pixel's groups (taps,
+//! requantization and stores) are one `asm!` block ([`dw_pixel9_plain`]). Other depth
+//! multipliers, fewer than four channels and the channels past the last group of four use the
+//! portable kernel.
 //!
 //! **Fully connected**: two output channels per pass share each input load, and the loop over
 //! the pairs is one `asm!` block per weight width ([`fc_pairs`]): a narrow layer's cost is per
@@ -59,6 +63,8 @@
 #![allow(unsafe_code)]
 
 use core::arch::asm;
+
+mod planes;
 
 use super::linked::{self, has};
 use super::reference::{self, ActFormat, AddRequant, Layer, Requant, Window};
@@ -3227,7 +3233,8 @@ fn pair(lo: i32, hi: i32) -> u32 {
 /// Depthwise Conv2D, the bytes of [`reference::depthwise_conv2d`], with its buffers in `scratch`
 /// (at least [`super::depthwise_conv2d_scratch_bytes`]); returns the path that ran.
 ///
-/// Depth multiplier 1, at least four channels (8- or 4-bit input, the latter unpacked a few rows
+/// A 3×3 layer at unit strides that [`planes::depthwise3`] takes runs there. Otherwise: depth
+/// multiplier 1, at least four channels (8- or 4-bit input, the latter unpacked a few rows
 /// at a time), in passes of [`scratch::dsp_depthwise_groups`] groups of four channels (as many as
 /// [`scratch::DW_PASS_BYTES`] of scratch hold, at most [`scratch::DW_DSP_GROUPS`]): each tap of
 /// an output pixel is read at the pixel's origin plus an offset from a table (the pass's first
@@ -3277,6 +3284,13 @@ fn depthwise_impl<const K: u32>(
     // A 4-bit input is unpacked a few rows at a time (the rows one output row reads, the pass's
     // channels of each pixel).
     let four = has(K, linked::ACTS_4) && in_fmt.bits == Bits::B4;
+    let bound = sum_bound(taps, weight_bits, in_fmt.bits);
+    let z = in_fmt.zero_point;
+    if in_fmt.bits == Bits::B8
+        && planes::depthwise3::<K>(g, input, z, weights, weight_bits, rq, bound, output, &mut *scratch)
+    {
+        return depthwise_tail(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
+    }
     let cc = 4 * chunk;
     let mut s = Scratch::new(&mut *scratch);
     let bufs = (
@@ -3294,9 +3308,7 @@ fn depthwise_impl<const K: u32>(
         return Path::Scalar;
     };
     let row_bytes = weight_bits.packed_len(taps);
-    let z = in_fmt.zero_point;
     zrow.fill(z as u8);
-    let bound = sum_bound(taps, weight_bits, in_fmt.bits);
     let (out_bits, oc) = (rq.out.bits, g.out_c);
     let (lo, hi) = (rq.min, rq.max);
     let mut g0 = 0;
@@ -3427,10 +3439,26 @@ fn depthwise_impl<const K: u32>(
         }
         g0 += ng;
     }
+    depthwise_tail(g, input, in_fmt, weights, weight_bits, rq, output, scratch)
+}
+
+/// The channels of a depthwise layer past its last whole group of four, on the portable kernel;
+/// returns the layer's path.
+#[allow(clippy::too_many_arguments)]
+fn depthwise_tail(
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    output: &mut [u8],
+    scratch: &mut [u8],
+) -> Path {
     let mut path = Path::Dsp;
-    if 4 * groups < c {
-        let tail =
-            portable::depthwise_channels(g, input, in_fmt, weights, weight_bits, rq, output, 4 * groups, scratch);
+    let done = 4 * (g.in_c / 4);
+    if done < g.in_c {
+        let tail = portable::depthwise_channels(g, input, in_fmt, weights, weight_bits, rq, output, done, scratch);
         if tail == Path::Scalar {
             path = tail;
         }

@@ -1,0 +1,485 @@
+//! Depthwise 3×3 convolution at unit stride over channel planes (Cortex-M4).
+//!
+//! The channel-interleaved kernel ([`super::dw_pixel9_plain`]) multiplies one channel per
+//! halfword (SMLABB/SMLATT): 9 instructions per tap of four channels and about 10 per output to
+//! requantize, about 3.5 per MAC. Here a band of input rows of four channels is first copied into
+//! one plane per channel (the padding as the input's zero point, [`gather`]), so that neighbours
+//! along a row are neighbouring bytes. Then one word of a plane row holds the kernel row's taps of
+//! two adjacent outputs, and `SXTB16` turns it into the halfword pairs `(a0, a2)` and `(a1, a3)`:
+//! one `SMLAD` takes two taps of one output, and each kernel row of the pair of outputs costs a
+//! load, two `SXTB16`, two `SMLAD` and two `SMLAxy` (7 instructions for 6 MACs). The channel's
+//! nine weights stay in five registers and its bias in a sixth for the whole band ([`band`]):
+//! 34 instructions for two outputs, requantization and stores included.
+//!
+//! The planes run along the longer output axis ([`scratch::dw3_shape`]): an output row of odd
+//! length computes one output twice (the row's pairs start at 0, 1, 3, 5, …), and a row costs
+//! about 17 instructions besides its pairs, so dscnn-kws's 25×5 maps are walked as 5 rows of 25.
+//!
+//! The path takes 8-bit input and output with no clamp but the output range (the common case of
+//! compiled models); others stay on the interleaved kernel. A channel whose requantization has no
+//! 32-bit form (never one of a compiled model) is computed from the same planes in Rust.
+
+use core::arch::asm;
+
+use super::super::reference::{Requant, Window};
+use super::super::scratch::{self, Scratch, DW3_CHANNEL_WORDS};
+use super::super::util::Rq32;
+use super::dw_pass_tables;
+use crate::quant::Bits;
+
+/// One channel's constants, in the order [`band`] loads them: the weights as halfword pairs
+/// `(w[r][0], w[r][2])` for kernel rows `r = 0, 1, 2`, then `(w[0][1], w[1][1])` and
+/// `(w[2][1], 0)`; the bias with `−z·Σw`; `shl | m << 16` (`LSL` reads the low byte, `SMLAWT`
+/// the high half); `round`; `sh`; the output bytes between two outputs of a plane row.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Channel {
+    w: [u32; 5],
+    bias: i32,
+    shl_m: u32,
+    round: i32,
+    sh: u32,
+    step: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<Channel>() == 4 * DW3_CHANNEL_WORDS);
+
+// SAFETY: `#[repr(C)]`, ten 32-bit integers (size asserted above: no padding).
+unsafe impl scratch::Plain for Channel {}
+
+/// A band's walk, as [`band`] loads it: output rows, pairs after each row's first, the first
+/// pair's step back (1 when a row has an odd length, so that its last pair ends on its last
+/// output), output bytes between rows.
+#[repr(C)]
+struct Run {
+    rows: usize,
+    more: usize,
+    back: usize,
+    out_row: usize,
+}
+
+/// The layer seen along the planes' axes: `rows` and `cols` of outputs (`cols` the pair axis),
+/// and of the input, its padding, and byte strides of both.
+struct Axes {
+    rows: usize,
+    cols: usize,
+    in_rows: usize,
+    in_cols: usize,
+    pad_row: usize,
+    pad_col: usize,
+    in_row: usize,
+    in_col: usize,
+    out_row: usize,
+    out_col: usize,
+}
+
+impl Axes {
+    fn new(g: &Window, transposed: bool) -> Axes {
+        let c = g.in_c;
+        if transposed {
+            Axes {
+                rows: g.out_w,
+                cols: g.out_h,
+                in_rows: g.in_w,
+                in_cols: g.in_h,
+                pad_row: g.pad_left,
+                pad_col: g.pad_top,
+                in_row: c,
+                in_col: g.in_w * c,
+                out_row: c,
+                out_col: g.out_w * c,
+            }
+        } else {
+            Axes {
+                rows: g.out_h,
+                cols: g.out_w,
+                in_rows: g.in_h,
+                in_cols: g.in_w,
+                pad_row: g.pad_top,
+                pad_col: g.pad_left,
+                in_row: g.in_w * c,
+                in_col: c,
+                out_row: g.out_w * c,
+                out_col: c,
+            }
+        }
+    }
+}
+
+/// Runs the layer on this path, or returns `false` (having written nothing) when it does not
+/// apply: a shape other than [`scratch::dw3_shape`]'s, another input or output width or clamp, or
+/// a scratch slice too small for a band of one output row. Writes the channels of whole groups
+/// of four; the caller runs the rest.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn depthwise3<const K: u32>(
+    g: &Window,
+    input: &[u8],
+    z: i32,
+    weights: &[u8],
+    weight_bits: Bits,
+    rq: &Requant<'_>,
+    bound: i64,
+    output: &mut [u8],
+    scratch: &mut [u8],
+) -> bool {
+    let Some((transposed, wp)) = scratch::dw3_shape(g) else { return false };
+    if rq.out.bits != Bits::B8 || (rq.min, rq.max) != (-128, 127) {
+        return false;
+    }
+    let ax = Axes::new(g, transposed);
+    let pixels = g.in_h * g.in_w * g.in_c;
+    let (Some(input), Some(output)) = (input.get(..pixels), output.get_mut(..g.out_h * g.out_w * g.out_c)) else {
+        return false;
+    };
+    let mut s = Scratch::new(scratch);
+    let (Some(wp9), Some(fast), Some(consts)) = (s.take::<[u32; 2]>(9), s.take::<Rq32>(4), s.take::<Channel>(4)) else {
+        return false;
+    };
+    let planes = s.take_rest();
+    let band_rows = (planes.len() / (4 * wp)).saturating_sub(2).min(ax.rows);
+    if band_rows == 0 {
+        return false;
+    }
+    let row_bytes = weight_bits.packed_len(9);
+    let zb = z as u8;
+    // The padding columns, once: the bands write only the columns inside the input.
+    let planes = &mut planes[..4 * (band_rows + 2) * wp];
+    planes.fill(zb);
+    for c0 in (0..g.in_c / 4).map(|i| 4 * i) {
+        dw_pass_tables::<K>(weights, weight_bits, row_bytes, rq, bound, z, c0, 1, 9, wp9, fast);
+        for (j, k) in consts.iter_mut().enumerate() {
+            *k = channel(wp9, &fast[j], j, transposed, ax.out_col);
+        }
+        let mut r0 = 0;
+        while r0 < ax.rows {
+            let rows = (ax.rows - r0).min(band_rows);
+            let plane = (rows + 2) * wp;
+            let planes = &mut planes[..4 * plane];
+            gather(planes, &ax, input, c0, r0, rows + 2, zb);
+            let run = Run { rows, more: (ax.cols - 1) / 2, back: ax.cols % 2, out_row: ax.out_row };
+            for (j, (p, k)) in planes.chunks_exact(plane).zip(consts.iter()).enumerate() {
+                let at = r0 * ax.out_row + c0 + j;
+                if fast[j].is_slow() {
+                    band_slow(p, wp, &ax, &run, &fast[j], k, output, at);
+                    continue;
+                }
+                // SAFETY: `p` holds `(rows + 2)·wp` bytes, `wp = cols + 2`: a pair of outputs at
+                // column `x ≤ cols − 2` of output row `r < rows` reads the 4 bytes from column
+                // `x` of plane rows `r..r + 2`, inside `p`. The stores are the band's outputs of
+                // channel `c0 + j`, at most `(out_h·out_w − 1)·in_c + c0 + j` (either axis order),
+                // inside `output` (`out_h·out_w·out_c` bytes, `out_c = in_c`).
+                unsafe { band(p.as_ptr(), wp, output.as_mut_ptr().add(at), k, &run) };
+            }
+            r0 += rows;
+        }
+    }
+    true
+}
+
+/// Channel `j` of a group's tables ([`dw_pass_tables`]: `wp9[t]` holds channels 0 and 2 of tap
+/// `t` in its first word, 1 and 3 in its second) as [`band`]'s constants.
+fn channel(wp9: &[[u32; 2]], f: &Rq32, j: usize, transposed: bool, step: usize) -> Channel {
+    let tap = |t: usize| (wp9[t][j & 1] >> (16 * (j >> 1))) & 0xFFFF;
+    // Kernel row `r`, column `c` along the planes' axes.
+    let w = |r: usize, c: usize| if transposed { tap(3 * c + r) } else { tap(3 * r + c) };
+    Channel {
+        w: [
+            w(0, 0) | (w(0, 2) << 16),
+            w(1, 0) | (w(1, 2) << 16),
+            w(2, 0) | (w(2, 2) << 16),
+            w(0, 1) | (w(1, 1) << 16),
+            w(2, 1),
+        ],
+        bias: f.bias,
+        shl_m: f.shl | ((f.m as u32) << 16),
+        round: f.round,
+        sh: f.sh,
+        step: step as u32,
+    }
+}
+
+/// Copies plane rows `0..rows_in` of four channels from `c0` into `planes` (four planes of
+/// `rows_in·wp` bytes, `wp = cols + 2`): plane row `i` is input row `r0 + i − pad_row` along the
+/// planes' axes, column `x` input column `x − pad_col`. The columns outside the input must hold
+/// the zero point `zb` already (they do not change from band to band); rows outside it are
+/// filled with it.
+fn gather(planes: &mut [u8], ax: &Axes, input: &[u8], c0: usize, r0: usize, rows_in: usize, zb: u8) {
+    let wp = ax.cols + 2;
+    let plane = rows_in * wp;
+    let (x0, x1) = (ax.pad_col.min(wp), (ax.pad_col + ax.in_cols).min(wp));
+    let (p0, rest) = planes.split_at_mut(plane);
+    let (p1, rest) = rest.split_at_mut(plane);
+    let (p2, p3) = rest.split_at_mut(plane);
+    let rows =
+        p0.chunks_exact_mut(wp).zip(p1.chunks_exact_mut(wp)).zip(p2.chunks_exact_mut(wp).zip(p3.chunks_exact_mut(wp)));
+    for (i, ((d0, d1), (d2, d3))) in rows.enumerate() {
+        let d = [&mut d0[x0..x1], &mut d1[x0..x1], &mut d2[x0..x1], &mut d3[x0..x1]];
+        let y = (r0 + i).wrapping_sub(ax.pad_row);
+        if y >= ax.in_rows {
+            for d in d {
+                d.fill(zb);
+            }
+            continue;
+        }
+        transpose_row(&input[y * ax.in_row + c0..], ax.in_col, d);
+    }
+}
+
+/// Byte `j` of the word at `src[x·step..]` into `d[j][x]`, for every `x < d[j].len()`: four
+/// columns at a time as a 4×4 byte transpose ([`transpose_quads`]), the rest a column at a time
+/// ([`transpose_columns`]). `step ≥ 4`; when `d` are not four slices spaced evenly (as
+/// [`gather`]'s planes are) or `src` is short, it writes nothing.
+#[inline(always)]
+fn transpose_row(src: &[u8], step: usize, d: [&mut [u8]; 4]) {
+    let [d0, d1, d2, d3] = d;
+    let n = d0.len().min(d1.len()).min(d2.len()).min(d3.len());
+    let plane = (d1.as_ptr() as usize).wrapping_sub(d0.as_ptr() as usize);
+    let at = |d: &[u8], j: usize| d.as_ptr() as usize == (d0.as_ptr() as usize).wrapping_add(j * plane);
+    let reads = n.saturating_sub(1).saturating_mul(step).saturating_add(4);
+    if n == 0 || !(at(d2, 2) && at(d3, 3)) || src.len() < reads {
+        return;
+    }
+    let (quads, rest) = (n / 4, n % 4);
+    let (src, d) = (src.as_ptr(), d0.as_mut_ptr());
+    // SAFETY: `src` holds the `n` words read (`(n − 1)·step + 4` bytes, checked), and
+    // `d + j·plane` is `d_j` (checked), `n` bytes long, for `j < 4`.
+    unsafe {
+        if quads > 0 {
+            transpose_quads(src, step, d, plane, quads);
+        }
+        if rest > 0 {
+            transpose_columns(src.add(4 * quads * step), step, d.add(4 * quads), plane, rest);
+        }
+    }
+}
+
+/// `n` columns of [`transpose_row`], one at a time: a word, four byte stores (11 instructions).
+///
+/// # Safety
+/// `src` is valid for reading the 4 bytes at `src + k·step` for `k < n`; `d + j·plane` for
+/// writing `n` bytes for `j < 4`; `n ≥ 1`.
+unsafe fn transpose_columns(src: *const u8, step: usize, d: *mut u8, plane: usize, n: usize) {
+    // SAFETY: the caller's bounds; the words may be unaligned (Armv7-M allows LDR).
+    unsafe {
+        asm!(
+            "2:",
+            "ldr {v}, [{src}]",
+            "add {src}, {src}, {step}",
+            "add {t}, {d}, {plane}",
+            "strb {v}, [{d}], #1",
+            "lsr {v}, {v}, #8",
+            "strb {v}, [{t}]",
+            "lsr {v}, {v}, #8",
+            "strb {v}, [{t}, {plane}]",
+            "add {t}, {t}, {plane}, lsl #1",
+            "lsr {v}, {v}, #8",
+            "strb {v}, [{t}]",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            src = inout(reg) src => _,
+            step = in(reg) step,
+            d = inout(reg) d => _,
+            plane = in(reg) plane,
+            n = inout(reg) n => _,
+            v = out(reg) _,
+            t = out(reg) _,
+            options(nostack),
+        );
+    }
+}
+
+/// `n` groups of four columns of [`transpose_row`]: the words `a, b, c, e` at `src`, `src + step`,
+/// … become `(a0 b0 a2 b2)`, `(a1 b1 a3 b3)` (UXTB16 and a shifted ORR), the same of `c, e`, then
+/// one word per plane with PKHBT/PKHTB: 30 instructions for 16 bytes.
+///
+/// # Safety
+/// `src` is valid for reading the 4 bytes at `src + k·step` for `k < 4n`; `d + j·plane` for
+/// writing `4n` bytes for `j < 4`; `n ≥ 1`.
+unsafe fn transpose_quads(src: *const u8, step: usize, d: *mut u8, plane: usize, n: usize) {
+    // SAFETY: the caller's bounds; the words may be unaligned (Armv7-M allows LDR and STR).
+    unsafe {
+        asm!(
+            "2:",
+            "ldr {a}, [{src}]",
+            "ldr {b}, [{src}, {step}]",
+            "add {src}, {src}, {step}, lsl #1",
+            "ldr {c}, [{src}]",
+            "ldr {e}, [{src}, {step}]",
+            "add {src}, {src}, {step}, lsl #1",
+            "uxtb16 {t0}, {a}",
+            "uxtb16 {t1}, {b}",
+            "orr {t0}, {t0}, {t1}, lsl #8",
+            "uxtb16 {a}, {a}, ror #8",
+            "and {b}, {b}, #0xFF00FF00",
+            "orr {a}, {a}, {b}",
+            "uxtb16 {t1}, {c}",
+            "uxtb16 {b}, {e}",
+            "orr {t1}, {t1}, {b}, lsl #8",
+            "uxtb16 {c}, {c}, ror #8",
+            "and {e}, {e}, #0xFF00FF00",
+            "orr {c}, {c}, {e}",
+            "pkhbt {b}, {t0}, {t1}, lsl #16",
+            "pkhtb {t0}, {t1}, {t0}, asr #16",
+            "pkhbt {e}, {a}, {c}, lsl #16",
+            "pkhtb {a}, {c}, {a}, asr #16",
+            "str {b}, [{d}]",
+            "str {e}, [{d}, {plane}]",
+            "add {t1}, {d}, {plane}, lsl #1",
+            "str {t0}, [{t1}]",
+            "str {a}, [{t1}, {plane}]",
+            "add {d}, {d}, #4",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            src = inout(reg) src => _,
+            step = in(reg) step,
+            d = inout(reg) d => _,
+            plane = in(reg) plane,
+            n = inout(reg) n => _,
+            a = out(reg) _,
+            b = out(reg) _,
+            c = out(reg) _,
+            e = out(reg) _,
+            t0 = out(reg) _,
+            t1 = out(reg) _,
+            options(nostack),
+        );
+    }
+}
+
+/// [`band`] in Rust for a channel whose requantization keeps the 64-bit form.
+#[allow(clippy::too_many_arguments)]
+fn band_slow(p: &[u8], wp: usize, ax: &Axes, run: &Run, f: &Rq32, k: &Channel, output: &mut [u8], at: usize) {
+    let h = |w: u32, hi: bool| if hi { (w >> 16) as i16 as i32 } else { w as i16 as i32 };
+    // Kernel row `r`, column `c`, from the constants' pairs.
+    let w = |r: usize, c: usize| match c {
+        1 if r < 2 => h(k.w[3], r == 1),
+        1 => h(k.w[4], false),
+        _ => h(k.w[r], c == 2),
+    };
+    for r in 0..run.rows {
+        for x in 0..ax.cols {
+            let mut sum = 0;
+            for (kr, row) in p[r * wp..].chunks(wp).take(3).enumerate() {
+                for (kc, &a) in row[x..x + 3].iter().enumerate() {
+                    sum += w(kr, kc) * a as i8 as i32;
+                }
+            }
+            output[at + r * ax.out_row + x * ax.out_col] = f.apply(sum, -128, 127) as u8;
+        }
+    }
+}
+
+/// Two outputs of one plane row of one channel (registers: r0 the plane at the pair's first
+/// column, r1 the plane row's bytes, r2–r6 the weights, r7 the bias, r12 the output; the sums
+/// in r8 and r9), requantized and stored; r0 and r12 step to the next pair. The kernel rows in
+/// the order 1, 2, 0, so that row 0's load steps the pointer.
+macro_rules! dw3_pair {
+    () => {
+        concat!(
+            "ldr r10, [r0, r1]\n",
+            "sxtb16 r11, r10\n",
+            "sxtb16 r10, r10, ror #8\n",
+            "smlad r8, r11, r3, r7\n",
+            "smlad r9, r10, r3, r7\n",
+            "smlabt r8, r10, r5, r8\n",
+            "smlatt r9, r11, r5, r9\n",
+            "ldr r10, [r0, r1, lsl #1]\n",
+            "sxtb16 r11, r10\n",
+            "sxtb16 r10, r10, ror #8\n",
+            "smlad r8, r11, r4, r8\n",
+            "smlad r9, r10, r4, r9\n",
+            "smlabb r8, r10, r6, r8\n",
+            "smlatb r9, r11, r6, r9\n",
+            "ldr r10, [r0], #2\n",
+            "sxtb16 r11, r10\n",
+            "sxtb16 r10, r10, ror #8\n",
+            "smlad r8, r11, r2, r8\n",
+            "smlad r9, r10, r2, r9\n",
+            "smlabb r8, r10, r5, r8\n",
+            "smlatb r9, r11, r5, r9\n",
+            // Requantization: `((s << shl)·m >> 16) + round) >> sh`, saturated to 8 bits.
+            "ldrd r10, r11, [sp]\n",
+            "lsl r8, r8, r10\n",
+            "lsl r9, r9, r10\n",
+            "smlawt r8, r8, r10, r11\n",
+            "smlawt r9, r9, r10, r11\n",
+            "ldrd r10, r11, [sp, #8]\n",
+            "asr r8, r8, r10\n",
+            "asr r9, r9, r10\n",
+            "ssat r8, #8, r8\n",
+            "ssat r9, #8, r9\n",
+            "strb r8, [r12]\n",
+            "strb r9, [r12, r11]\n",
+            "add r12, r12, r11, lsl #1\n",
+        )
+    };
+}
+
+/// The outputs of one channel over a band: `run.rows` plane rows of `cols` outputs each, in pairs
+/// (the first pair of a row at column 0, the next at `2 − back`, then every 2), each as
+/// [`dw3_pair!`].
+///
+/// # Safety
+/// `p` is valid for reading `(run.rows + 2)·rs` bytes, `rs = cols + 2`, `cols ≥ 2`, `run.more =
+/// (cols − 1)/2`, `run.back = cols mod 2`; `out` is valid for writing the byte at `r·out_row +
+/// x·k.step` for every `r < run.rows`, `x < cols`; `run.rows ≥ 1`.
+#[inline(never)]
+unsafe fn band(p: *const u8, rs: usize, out: *mut u8, k: *const Channel, run: *const Run) {
+    // SAFETY: the caller's bounds; the plane words may be unaligned (Armv7-M allows LDR), the
+    // constants and the frame are word-aligned (LDRD, LDM); the assembly restores r6, r7 and sp.
+    unsafe {
+        asm!(
+            "push {{r6, r7}}",
+            // The frame: [sp] shl_m, round, sh, step, the row's plane and output, rows left,
+            // more, back, out_row.
+            "sub sp, sp, #40",
+            "ldrd r8, r9, [r2, #24]",
+            "strd r8, r9, [sp]",
+            "ldrd r8, r9, [r2, #32]",
+            "strd r8, r9, [sp, #8]",
+            "strd r0, r12, [sp, #16]",
+            "ldm r3, {{r8, r9, r10, r11}}",
+            "strd r8, r9, [sp, #24]",
+            "strd r10, r11, [sp, #32]",
+            "ldr r7, [r2, #20]",
+            "ldm r2, {{r2, r3, r4, r5, r6}}",
+            "2:",
+            dw3_pair!(),
+            "ldr r10, [sp, #32]",
+            "sub r0, r0, r10",
+            "ldr r11, [sp, #12]",
+            "mls r12, r10, r11, r12",
+            "ldr lr, [sp, #28]",
+            "cmp lr, #0",
+            "beq 4f",
+            "3:",
+            dw3_pair!(),
+            "subs lr, lr, #1",
+            "bne 3b",
+            "4:",
+            "ldrd r0, r12, [sp, #16]",
+            "add r0, r0, r1",
+            "ldr r10, [sp, #36]",
+            "add r12, r12, r10",
+            "strd r0, r12, [sp, #16]",
+            "ldr r10, [sp, #24]",
+            "subs r10, r10, #1",
+            "str r10, [sp, #24]",
+            "bne 2b",
+            "add sp, sp, #40",
+            "pop {{r6, r7}}",
+            inout("r0") p => _,
+            in("r1") rs,
+            inout("r2") k => _,
+            inout("r3") run => _,
+            out("r4") _,
+            out("r5") _,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+            inout("r12") out => _,
+            out("lr") _,
+        )
+    }
+}
