@@ -9,7 +9,7 @@ use proptest::prelude::*;
 /// Cases per operation with the firmware's seed (the firmware runs 5,000).
 const CASES: u32 = 5000;
 
-fn run_all(seed: u64, cases: u32) -> [Tally; 4] {
+fn run_all(seed: u64, cases: u32) -> [Tally; 5] {
     let mut host = HostBufs::new();
     let mut b = host.bufs();
     let paths: Vec<Path> = kernels::available().into_iter().collect();

@@ -18,7 +18,7 @@
 #[cfg(feature = "std")]
 extern crate std;
 
-use hawq_runtime::kernels::{self, ActFormat, AddRequant, Layer, Path, Requant, Window};
+use hawq_runtime::kernels::{self, ActFormat, AddRequant, Layer, Path, PoolRequant, Requant, Window};
 use hawq_runtime::quant::{store, Biases, Bits, Multipliers, BIAS_I32};
 
 /// xorshift64*.
@@ -370,6 +370,7 @@ pub enum Shape {
     Conv { window: Window, input: ActFormat, weights: Bits, output: (ActFormat, i32, i32) },
     FullyConnected { inputs: usize, outputs: usize, input: ActFormat, weights: Bits },
     Add { elements: usize },
+    AvgPool { window: Window, input: ActFormat, output: (ActFormat, i32, i32) },
 }
 
 /// Why a case failed.
@@ -782,17 +783,87 @@ pub fn add_cases(rng: &mut Rng, b: &mut Bufs<'_>, cases: u32, paths: &[Path]) ->
     Ok(t)
 }
 
+/// `cases` random average pools: windows of 1–8 taps a side with strides and padding (the
+/// count is the taps inside the input), global pools of up to 1,024 pixels (runs past the DSP
+/// kernel's 255), 1–70 channels, 8- and 4-bit tensors, every clamp; each path against the
+/// reference.
+pub fn avg_pool_cases(rng: &mut Rng, b: &mut Bufs<'_>, cases: u32, paths: &[Path]) -> Result<Tally, Failure> {
+    let mut t = Tally::default();
+    for case in 0..cases {
+        let c =
+            if rng.next_u64().is_multiple_of(2) { 4 * rng.range(1, 16) as usize } else { rng.range(1, 70) as usize };
+        let global = rng.next_u64().is_multiple_of(3);
+        let (h, w, kh, kw) = if global {
+            // Within the input buffer: up to 1,024 pixels of 16 channels.
+            let most = (b.input.len() / c).clamp(1, 1024);
+            let h = rng.range(1, most.min(32) as i64) as usize;
+            let w = rng.range(1, (most / h).min(32) as i64) as usize;
+            (h, w, h, w)
+        } else {
+            (rng.range(1, 12) as usize, rng.range(1, 12) as usize, rng.range(1, 8) as usize, rng.range(1, 8) as usize)
+        };
+        let (sh, sw) = if global { (1, 1) } else { (rng.range(1, 3) as usize, rng.range(1, 3) as usize) };
+        let (pad_top, out_h) = if global { (0, 1) } else { axis(rng, h, kh, sh) };
+        let (pad_left, out_w) = if global { (0, 1) } else { axis(rng, w, kw, sw) };
+        let g = Window {
+            in_h: h,
+            in_w: w,
+            in_c: c,
+            out_h,
+            out_w,
+            out_c: c,
+            kernel_h: kh,
+            kernel_w: kw,
+            stride_h: sh,
+            stride_w: sw,
+            pad_top,
+            pad_left,
+        };
+        let abits = act_bits(rng);
+        let in_fmt = ActFormat { bits: abits, zero_point: zero_point(rng, abits) };
+        let out = out_q(rng);
+        let rq =
+            PoolRequant { multiplier: multiplier(rng), shift: shift(rng, -4, 4), out: out.0, min: out.1, max: out.2 };
+        let out_bytes = out.0.bits.packed_len(out_h * out_w * c);
+        let shape = Shape::AvgPool { window: g, input: in_fmt, output: out };
+        if h * w * c > b.input.len() || out_bytes > b.want.len() {
+            return Err(Failure { op: "avg_pool", case, path: Path::Scalar, shape, fault: Fault::TooLarge });
+        }
+        let in_bytes = activations(rng, b.input, h * w * c, abits);
+        // Now and then every input at the bottom of its range: the largest sums a window has.
+        if global && rng.next_u64().is_multiple_of(3) {
+            b.input[..in_bytes].fill(0x80);
+        }
+        let seed = rng.next_u64();
+        let input = &b.input[..in_bytes];
+        fill_garbage(&mut Rng(seed | 1), &mut b.want[..out_bytes]);
+        kernels::avg_pool_on(Path::Scalar, &g, input, in_fmt, &rq, &mut b.want[..out_bytes]);
+        for &path in paths.iter().filter(|&&p| p != Path::Scalar) {
+            fill_garbage(&mut Rng(seed | 1), &mut b.got[..out_bytes]);
+            if kernels::avg_pool_on(path, &g, input, in_fmt, &rq, &mut b.got[..out_bytes]) {
+                if let Some(fault) = mismatch(&b.want[..out_bytes], &b.got[..out_bytes]) {
+                    return Err(Failure { op: "avg_pool", case, path, shape, fault });
+                }
+                t.runs += 1;
+            }
+        }
+        t.cases += 1;
+    }
+    Ok(t)
+}
+
 /// The operations [`every_op`] checks, in its order.
-pub const OPS: [&str; 4] = ["conv2d", "depthwise_conv2d", "fully_connected", "add"];
+pub const OPS: [&str; 5] = ["conv2d", "depthwise_conv2d", "fully_connected", "add", "avg_pool"];
 
 /// `cases` of each operation of [`OPS`] in turn from one generator: their tallies, or the first
 /// failing case (what the kernel-check firmware, the host test, the AArch64 example and the
 /// fuzzer run).
-pub fn every_op(rng: &mut Rng, b: &mut Bufs<'_>, cases: u32, paths: &[Path]) -> Result<[Tally; 4], Failure> {
+pub fn every_op(rng: &mut Rng, b: &mut Bufs<'_>, cases: u32, paths: &[Path]) -> Result<[Tally; 5], Failure> {
     Ok([
         conv_cases(rng, b, false, cases, paths)?,
         conv_cases(rng, b, true, cases, paths)?,
         fc_cases(rng, b, cases, paths)?,
         add_cases(rng, b, cases, paths)?,
+        avg_pool_cases(rng, b, cases, paths)?,
     ])
 }

@@ -454,10 +454,13 @@ pub fn fully_connected<const K: u32>(
 }
 
 /// Average pool over the taps inside the input (contract §5): the portable kernel on every path
-/// but the scalar one, compiled for AVX2 on the x86 paths (`K`: the kernel set, see [`linked`]).
+/// but the scalar one and the DSP one (`SXTAB16` sums), compiled for AVX2 on the x86 paths (`K`:
+/// the kernel set, see [`linked`]).
 pub fn avg_pool<const K: u32>(g: &Window, input: &[u8], in_fmt: ActFormat, rq: &PoolRequant, output: &mut [u8]) {
     match active() {
         Path::Scalar => reference::avg_pool(g, input, in_fmt, rq, output),
+        #[cfg(hawq_dsp)]
+        Path::Dsp => dsp::avg_pool::<K>(g, input, in_fmt, rq, output),
         #[cfg(target_arch = "x86_64")]
         Path::Avx2 | Path::AvxVnni | Path::Avx512Vnni => match x86::Avx2::new() {
             Some(k) => k.avg_pool::<K>(g, input, in_fmt, rq, output),
@@ -483,6 +486,8 @@ pub fn avg_pool_on(
             Some(k) => k.avg_pool::<{ linked::ALL }>(g, input, in_fmt, rq, output),
             None => return false,
         },
+        #[cfg(hawq_dsp)]
+        Path::Dsp => dsp::avg_pool::<{ linked::ALL }>(g, input, in_fmt, rq, output),
         p if available().contains(&p) => portable::avg_pool(g, input, in_fmt, rq, output),
         _ => return false,
     }
