@@ -155,7 +155,10 @@ pub(super) fn depthwise3<const K: u32>(
             let rows = (ax.rows - r0).min(band_rows);
             let plane = (rows + 2) * wp;
             let planes = &mut planes[..4 * plane];
-            gather(planes, &ax, input, c0, r0, rows + 2, zb);
+            // With one band, the rows outside the input are the same for every group and
+            // keep the zero points of the fill above.
+            let fill = band_rows < ax.rows;
+            gather(planes, &ax, input, c0, r0, rows + 2, zb, fill);
             let run = Run { rows, more: (ax.cols - 1) / 2, back: ax.cols % 2, out_row: ax.out_row };
             for (j, (p, k)) in planes.chunks_exact(plane).zip(consts.iter()).enumerate() {
                 let at = r0 * ax.out_row + c0 + j;
@@ -202,8 +205,9 @@ fn channel(wp9: &[[u32; 2]], f: &Rq32, j: usize, transposed: bool, step: usize) 
 /// `rows_in·wp` bytes, `wp = cols + 2`): plane row `i` is input row `r0 + i − pad_row` along the
 /// planes' axes, column `x` input column `x − pad_col`. The columns outside the input must hold
 /// the zero point `zb` already (they do not change from band to band); rows outside it are
-/// filled with it.
-fn gather(planes: &mut [u8], ax: &Axes, input: &[u8], c0: usize, r0: usize, rows_in: usize, zb: u8) {
+/// filled with it when `fill`, else must hold it already.
+#[allow(clippy::too_many_arguments)]
+fn gather(planes: &mut [u8], ax: &Axes, input: &[u8], c0: usize, r0: usize, rows_in: usize, zb: u8, fill: bool) {
     let wp = ax.cols + 2;
     let plane = rows_in * wp;
     let (x0, x1) = (ax.pad_col.min(wp), (ax.pad_col + ax.in_cols).min(wp));
@@ -216,8 +220,10 @@ fn gather(planes: &mut [u8], ax: &Axes, input: &[u8], c0: usize, r0: usize, rows
         let d = [&mut d0[x0..x1], &mut d1[x0..x1], &mut d2[x0..x1], &mut d3[x0..x1]];
         let y = (r0 + i).wrapping_sub(ax.pad_row);
         if y >= ax.in_rows {
-            for d in d {
-                d.fill(zb);
+            if fill {
+                for d in d {
+                    d.fill(zb);
+                }
             }
             continue;
         }
