@@ -14,7 +14,7 @@
 //! | kernel | DSP (Cortex-M4/M7) | portable (M0/M3/RISC-V) |
 //! |---|---|---|
 //! | conv2d | `4 + 256·W/b + ⌈K⌉₄ + 28·out_c`, with a band `4 + 256·W/b + 28·out_c + ⌈B⌉₄ + 4·⌈K⌉ₑ + 4·W` (`e = 32/b`) | `4 + 256·W/b + 28·out_c` |
-//! | depthwise | `4 + 8·T·g + 28·4g + 4g + 8·T (+ kh·in_w·4g for a 4-bit input)` when `out_c = in_c ≥ 4`, else 0; at least `4 + 344 + 4·(R + 2)·(L + 2)` for a 3×3 layer at unit strides over an 8-bit input (the plane kernel) | `4 + ⌈2·T·n⌉₄ + 32·n` |
+//! | depthwise | `4 + 8·T·g + 28·4g + 4g + 8·T (+ kh·in_w·4g for a 4-bit input)` when `out_c = in_c ≥ 4`, else 0; at least `4 + 344 + 4·(R + 2)·(L + 2) + 4·R·L` for a 3×3 layer at unit strides (the plane kernel; an even `in_c` for a 4-bit input) | `4 + ⌈2·T·n⌉₄ + 32·n` |
 //! | fully connected | `4 + 64·W/b` | `4 + 64·W/b` |
 //!
 //! The depthwise kernels run in passes of `g` groups of four channels (DSP) or `n` channels
@@ -22,8 +22,9 @@
 //! stays within `DW_PASS_BYTES`, at least one, spread evenly over the passes.
 //!
 //! The plane kernel (`dw3_shape`) copies bands of `R` output rows' input, four channels at a
-//! time, into planes of rows of `L + 2` bytes, `L` the longer output axis: `R` as many rows as
-//! fit in `DW_PASS_BYTES` (at least one), 344 bytes its tables.
+//! time, into planes of rows of `L + 2` bytes, `L` the longer output axis, and its outputs,
+//! when clamped or 4-bit, through four planes of `R` rows of `L`: `R` as many rows as fit in
+//! `DW_PASS_BYTES` (at least one), 344 bytes its tables.
 //!
 //! The terms in parentheses are a first layer's (8-bit weights over an 8-bit input of 1–3
 //! channels): `B` its band of input rows, `kh·((out_w − 1)·stride_w + kw)·in_c` bytes when
@@ -183,7 +184,7 @@ pub(crate) fn dsp_depthwise_groups(g: &Window, in_bits: Bits) -> usize {
 /// that the plane kernel takes ([`dw3_shape`]) as much as its band needs, if more.
 pub(crate) fn dsp_depthwise(g: &Window, in_bits: Bits) -> u64 {
     let planes = match dw3_shape(g) {
-        Some((transposed, wp)) if in_bits == Bits::B8 => dw3_bytes(g, transposed, wp),
+        Some((transposed, wp)) if in_bits == Bits::B8 || g.in_c.is_multiple_of(2) => dw3_bytes(g, transposed, wp),
         _ => 0,
     };
     match dsp_depthwise_groups(g, in_bits) {
@@ -222,13 +223,15 @@ pub(crate) fn dw3_shape(g: &Window) -> Option<(bool, usize)> {
 /// The shortest output axis the DSP plane kernel takes (its pairs of outputs need 2).
 const DW3_MIN_COLS: usize = 5;
 
-/// The plane kernel's scratch: its tables and four planes of `rows + 2` rows of `wp` bytes, `rows`
-/// the output rows of a band, as many as [`DW_PASS_BYTES`] holds (at least one, at most all).
+/// The plane kernel's scratch: its tables, four input planes of `rows + 2` rows of `wp` bytes
+/// and four output planes of `rows` rows of `wp − 2`, `rows` the output rows of a band, as many
+/// as [`DW_PASS_BYTES`] holds (at least one, at most all).
 fn dw3_bytes(g: &Window, transposed: bool, wp: usize) -> u64 {
     let rows = (if transposed { g.out_w } else { g.out_h }) as u64;
-    let row = 4 * wp as u64;
-    let fit = (DW_PASS_BYTES.saturating_sub(SLACK + DW3_TABLES) / row).saturating_sub(2).max(1);
-    sum(&[SLACK, DW3_TABLES, row.saturating_mul(rows.min(fit) + 2)])
+    let (wp, cols) = (wp as u64, wp as u64 - 2);
+    let row = 4 * wp + 4 * cols;
+    let fit = (DW_PASS_BYTES.saturating_sub(SLACK + DW3_TABLES + 8 * wp) / row).max(1);
+    sum(&[SLACK, DW3_TABLES, 8 * wp, row.saturating_mul(rows.min(fit))])
 }
 
 /// The portable depthwise kernel's scratch for passes of `n` channels: the weights as `i16`

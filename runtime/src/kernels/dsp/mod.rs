@@ -3402,9 +3402,7 @@ fn depthwise_impl<const K: u32>(
     let four = has(K, linked::ACTS_4) && in_fmt.bits == Bits::B4;
     let bound = sum_bound(taps, weight_bits, in_fmt.bits);
     let z = in_fmt.zero_point;
-    if in_fmt.bits == Bits::B8
-        && planes::depthwise3::<K>(g, input, z, weights, weight_bits, rq, bound, output, &mut *scratch)
-    {
+    if planes::depthwise3::<K>(g, input, in_fmt, weights, weight_bits, rq, bound, output, &mut *scratch) {
         return depthwise_tail(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
     }
     let cc = 4 * chunk;
