@@ -506,15 +506,14 @@ pub fn conv_cases(
             }
             // A 3×3 kernel over whole groups of four channels (the DSP kernel's pixel of
             // groups in one assembly block).
-            // Half of them the DSP plane kernel's layers: unit strides, maps up to 24 along one
-            // axis (rows of odd and even length, bands of several rows), half of those with an
+            // Half of them the DSP plane kernel's layers: strides (1, 1) or (2, 2), maps up to
+            // 24 along one axis (rows of odd and even length, bands of several rows), half of those with an
             // 8-bit output and no clamp but its range (stored in place), the others any.
             (true, 5) => {
                 (kh, kw) = (3, 3);
                 ic = 4 * rng.range(1, 12) as usize;
                 if rng.next_u64().is_multiple_of(2) {
                     planes = true;
-                    unit_strides = true;
                     (h, w) = (rng.range(1, 24) as usize, rng.range(1, 8) as usize);
                     if rng.next_u64().is_multiple_of(2) {
                         (h, w) = (w, h);
@@ -528,6 +527,10 @@ pub fn conv_cases(
         let (mut sh, mut sw) = (rng.range(1, 3) as usize, rng.range(1, 3) as usize);
         if unit_strides {
             (sh, sw) = (1, 1);
+        }
+        if planes {
+            let s = rng.range(1, 2) as usize;
+            (sh, sw) = (s, s);
         }
         let (pad_top, out_h) = axis(rng, h, kh, sh);
         let (pad_left, out_w) = axis(rng, w, kw, sw);

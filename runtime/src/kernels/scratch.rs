@@ -14,7 +14,7 @@
 //! | kernel | DSP (Cortex-M4/M7) | portable (M0/M3/RISC-V) |
 //! |---|---|---|
 //! | conv2d | `4 + 256·W/b + ⌈K⌉₄ + 28·out_c`, with a band `4 + 256·W/b + 28·out_c + ⌈B⌉₄ + 4·⌈K⌉ₑ + 4·W` (`e = 32/b`) | `4 + 256·W/b + 28·out_c` |
-//! | depthwise | `4 + 8·T·g + 28·4g + 4g + 8·T (+ kh·in_w·4g for a 4-bit input)` when `out_c = in_c ≥ 4`, else 0; at least `4 + 344 + 4·(R + 2)·(L + 2) + 4·R·L` for a 3×3 layer at unit strides (the plane kernel; an even `in_c` for a 4-bit input) | `4 + ⌈2·T·n⌉₄ + 32·n` |
+//! | depthwise | `4 + 8·T·g + 28·4g + 4g + 8·T (+ kh·in_w·4g for a 4-bit input)` when `out_c = in_c ≥ 4`, else 0; at least `4 + 344 + 4·((R − 1)·s + 3)·(s·L + 2) + 4·R·L` for a 3×3 layer at strides (s, s), s ≤ 2, that the plane kernel takes | `4 + ⌈2·T·n⌉₄ + 32·n` |
 //! | fully connected | `4 + 64·W/b` | `4 + 64·W/b` |
 //!
 //! The depthwise kernels run in passes of `g` groups of four channels (DSP) or `n` channels
@@ -22,7 +22,7 @@
 //! stays within `DW_PASS_BYTES`, at least one, spread evenly over the passes.
 //!
 //! The plane kernel (`dw3_shape`) copies bands of `R` output rows' input, four channels at a
-//! time, into planes of rows of `L + 2` bytes, `L` the longer output axis, and its outputs,
+//! time, into planes of rows of `s·L + 2` bytes, `L` the longer output axis, and its outputs,
 //! when clamped or 4-bit, through four planes of `R` rows of `L`: `R` as many rows as fit in
 //! `DW_PASS_BYTES` (at least one), 344 bytes its tables.
 //!
@@ -183,9 +183,9 @@ pub(crate) fn dsp_depthwise_groups(g: &Window, in_bits: Bits) -> usize {
 /// The DSP depthwise kernel's scratch: one pass of [`dsp_depthwise_groups`], or for a layer
 /// that the plane kernel takes ([`dw3_shape`]) as much as its band needs, if more.
 pub(crate) fn dsp_depthwise(g: &Window, in_bits: Bits) -> u64 {
-    let planes = match dw3_shape(g) {
-        Some((transposed, wp)) if in_bits == Bits::B8 || g.in_c.is_multiple_of(2) => dw3_bytes(g, transposed, wp),
-        _ => 0,
+    let planes = match dw3_shape(g, in_bits) {
+        Some((transposed, wp)) => dw3_bytes(g, transposed, wp),
+        None => 0,
     };
     match dsp_depthwise_groups(g, in_bits) {
         0 => 0,
@@ -210,28 +210,36 @@ const DW3_TABLES: u64 = (9 * 8 + 4 * RQ_BYTES + 4 * 4 * DW3_CHANNEL_WORDS) as u6
 /// copy into planes, four calls, a row's setup), which a 3×3 map does not repay (MobileNet's
 /// 3×3×256 layer: 146,259 instructions interleaved, 193,079 in planes; its 6×6×128 layer:
 /// 199,777 and 176,300).
-pub(crate) fn dw3_shape(g: &Window) -> Option<(bool, usize)> {
-    let shape = (g.kernel_h, g.kernel_w, g.stride_h, g.stride_w) == (3, 3, 1, 1);
-    if !shape || g.in_c != g.out_c || g.in_c < 4 {
+pub(crate) fn dw3_shape(g: &Window, in_bits: Bits) -> Option<(bool, usize)> {
+    let shape = (g.kernel_h, g.kernel_w) == (3, 3) && g.stride_h == g.stride_w && (1..=2).contains(&g.stride_h);
+    if !shape || g.in_c != g.out_c || g.in_c < 4 || (in_bits == Bits::B4 && !g.in_c.is_multiple_of(2)) {
         return None;
     }
     let transposed = g.out_h > g.out_w;
     let cols = g.out_w.max(g.out_h);
-    (cols >= DW3_MIN_COLS).then_some((transposed, cols + 2))
+    let shortest = if g.stride_h == 2 && in_bits == Bits::B8 { DW3_MIN_COLS_S2 } else { DW3_MIN_COLS };
+    (cols >= shortest).then_some((transposed, g.stride_w * cols + 2))
 }
 
 /// The shortest output axis the DSP plane kernel takes (its pairs of outputs need 2).
 const DW3_MIN_COLS: usize = 5;
+/// The same at stride 2 over an 8-bit input, where each input byte copied into the planes serves
+/// 2.25 MACs instead of 9 and the interleaved kernel is the cheaper one on smaller maps
+/// (MobileNet's stride-2 layers: 24 outputs a row 344,212 → 321,924 instructions in planes,
+/// 12 a row 168,624 → 177,000, 6 a row 98,950 → 114,005). Over a 4-bit input the planes win at
+/// every size (the interleaved kernel unpacks its rows: 520K → 209K at 12 a row).
+const DW3_MIN_COLS_S2: usize = 16;
 
 /// The plane kernel's scratch: its tables, four input planes of `rows + 2` rows of `wp` bytes
 /// and four output planes of `rows` rows of `wp − 2`, `rows` the output rows of a band, as many
 /// as [`DW_PASS_BYTES`] holds (at least one, at most all).
 fn dw3_bytes(g: &Window, transposed: bool, wp: usize) -> u64 {
-    let rows = (if transposed { g.out_w } else { g.out_h }) as u64;
-    let (wp, cols) = (wp as u64, wp as u64 - 2);
-    let row = 4 * wp + 4 * cols;
-    let fit = (DW_PASS_BYTES.saturating_sub(SLACK + DW3_TABLES + 8 * wp) / row).max(1);
-    sum(&[SLACK, DW3_TABLES, 8 * wp, row.saturating_mul(rows.min(fit))])
+    let (rows, cols) = if transposed { (g.out_w, g.out_h) } else { (g.out_h, g.out_w) };
+    let (st, wp, rows, cols) = (g.stride_h as u64, wp as u64, rows as u64, cols as u64);
+    let row = 4 * st * wp + 4 * cols;
+    let fixed = 4 * (3 - st) * wp;
+    let fit = (DW_PASS_BYTES.saturating_sub(SLACK + DW3_TABLES + fixed) / row).max(1);
+    sum(&[SLACK, DW3_TABLES, fixed, row.saturating_mul(rows.min(fit))])
 }
 
 /// The portable depthwise kernel's scratch for passes of `n` channels: the weights as `i16`

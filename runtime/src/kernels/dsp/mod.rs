@@ -42,11 +42,10 @@
 //! instructions instead of a word's 31). A 4-bit layer over an 8-bit input converts the
 //! receptive fields of pixels inside the input in assembly ([`im2col_inside_w4`]).
 //!
-//! **Depthwise** (depth multiplier 1, 8- or 4-bit input): a 3×3 kernel at unit strides over an
-//! 8-bit input, 8-bit output with no clamp but its range, on a map of 5 or more along one axis
-//! runs over channel planes ([`planes`]: a band of four channels' input copied into one plane
-//! each, then SMLAD on two taps of one channel at a time, about 2 instructions per MAC). Other
-//! layers: four channels at a time, one word of input per tap, SXTB16 into two halfword pairs,
+//! **Depthwise** (depth multiplier 1, 8- or 4-bit input): a 3×3 kernel at strides 1 or 2 on a
+//! map of 5 or more along one axis (16 at stride 2 over an 8-bit input) runs over channel planes
+//! ([`planes`]: a band of four channels' input copied into one plane each, then SMLAD on two taps
+//! of one channel at a time, about 2 instructions per MAC at stride 1). Other layers: four channels at a time, one word of input per tap, SXTB16 into two halfword pairs,
 //! SMLABB/SMLATT against weights unpacked once per channel group into halfword pairs, in passes
 //! of 128 channels. Under a 3×3 kernel, in the plain case, a pixel's groups (taps,
 //! requantization and stores) are one `asm!` block ([`dw_pixel9_plain`]). Other depth
@@ -3349,7 +3348,7 @@ unsafe fn sum_pixels(p: *const u8, step: usize, n: usize) -> (u32, u32) {
 /// Depthwise Conv2D, the bytes of [`reference::depthwise_conv2d`], with its buffers in `scratch`
 /// (at least [`super::depthwise_conv2d_scratch_bytes`]); returns the path that ran.
 ///
-/// A 3×3 layer at unit strides that [`planes::depthwise3`] takes runs there. Otherwise: depth
+/// A 3×3 layer at strides 1 or 2 that [`planes::depthwise3`] takes runs there. Otherwise: depth
 /// multiplier 1, at least four channels (8- or 4-bit input, the latter unpacked a few rows
 /// at a time), in passes of [`scratch::dsp_depthwise_groups`] groups of four channels (as many as
 /// [`scratch::DW_PASS_BYTES`] of scratch hold, at most [`scratch::DW_DSP_GROUPS`]): each tap of

@@ -1,4 +1,4 @@
-//! Depthwise 3×3 convolution at unit stride over channel planes (Cortex-M4).
+//! Depthwise 3×3 convolution at strides 1 and 2 over channel planes (Cortex-M4).
 //!
 //! The channel-interleaved kernel ([`super::dw_pixel9_plain`]) multiplies one channel per
 //! halfword (SMLABB/SMLATT): 9 instructions per tap of four channels and about 10 per output to
@@ -9,15 +9,17 @@
 //! one `SMLAD` takes two taps of one output, and each kernel row of the pair of outputs costs a
 //! load, two `SXTB16`, two `SMLAD` and two `SMLAxy` (7 instructions for 6 MACs). The channel's
 //! nine weights stay in five registers and its bias in a sixth for the whole band ([`band`]):
-//! 34 instructions for two outputs, requantization and stores included.
+//! 34 instructions for two outputs, requantization and stores included. At stride 2 a kernel
+//! row of the pair is two words, 9 instructions, 42 for the pair ([`band_s2`]).
 //!
 //! The planes run along the longer output axis ([`scratch::dw3_shape`]): an output row of odd
 //! length computes one output twice (the row's pairs start at 0, 1, 3, 5, …), and a row costs
 //! about 17 instructions besides its pairs, so dscnn-kws's 25×5 maps are walked as 5 rows of 25.
 //!
-//! The path takes 8-bit input and output with no clamp but the output range (the common case of
-//! compiled models); others stay on the interleaved kernel. A channel whose requantization has no
-//! 32-bit form (never one of a compiled model) is computed from the same planes in Rust.
+//! Inputs of 8 or 4 bits (the latter copied in offset binary, [`transpose_row4`]); outputs of 8
+//! bits with no clamp but their range are stored in place, any other through output planes
+//! ([`finish`]). A channel whose requantization has no 32-bit form (never one of a compiled model)
+//! is computed from the same planes in Rust.
 
 use core::arch::asm;
 
@@ -129,7 +131,7 @@ pub(super) fn depthwise3<const K: u32>(
     output: &mut [u8],
     scratch: &mut [u8],
 ) -> bool {
-    let Some((transposed, wp)) = scratch::dw3_shape(g) else { return false };
+    let Some((transposed, wp)) = scratch::dw3_shape(g, in_fmt.bits) else { return false };
     let (four_in, four_out) = (in_fmt.bits == Bits::B4, rq.out.bits == Bits::B4);
     if (four_in || four_out) && (!has(K, linked::ACTS_4) || !g.in_c.is_multiple_of(2)) {
         return false;
@@ -146,14 +148,17 @@ pub(super) fn depthwise3<const K: u32>(
         return false;
     };
     let rest = s.take_rest();
-    // A band of `rows` output rows takes `4·(rows + 2)·wp` bytes of input planes and, unless
-    // stored in place, `4·rows·cols` of output planes.
-    let per_row = 4 * wp + if direct { 0 } else { 4 * ax.cols };
-    let band_rows = (rest.len().saturating_sub(8 * wp) / per_row).min(ax.rows);
+    // A band of `rows` output rows at stride `st` reads `(rows − 1)·st + 3` plane rows: it takes
+    // `4·((rows − 1)·st + 3)·wp` bytes of input planes and, unless stored in place, `4·rows·cols`
+    // of output planes.
+    let st = g.stride_h;
+    let rows_in = |rows: usize| (rows - 1) * st + 3;
+    let per_row = 4 * st * wp + if direct { 0 } else { 4 * ax.cols };
+    let band_rows = (rest.len().saturating_sub(4 * (3 - st) * wp) / per_row).min(ax.rows);
     if band_rows == 0 {
         return false;
     }
-    let (planes, outp) = rest.split_at_mut(4 * (band_rows + 2) * wp);
+    let (planes, outp) = rest.split_at_mut(4 * rows_in(band_rows) * wp);
     let row_bytes = weight_bits.packed_len(9);
     let z = if four_in { in_fmt.zero_point + 8 } else { in_fmt.zero_point };
     let zb = z as u8;
@@ -168,12 +173,12 @@ pub(super) fn depthwise3<const K: u32>(
         let mut r0 = 0;
         while r0 < ax.rows {
             let rows = (ax.rows - r0).min(band_rows);
-            let plane = (rows + 2) * wp;
+            let plane = rows_in(rows) * wp;
             let planes = &mut planes[..4 * plane];
             // With one band, the rows outside the input are the same for every group and
             // keep the zero points of the fill above.
             let fill = band_rows < ax.rows;
-            gather(planes, &ax, input, four_in, c0, r0, rows + 2, zb, fill);
+            gather(planes, &ax, input, four_in, c0, st * r0, rows_in(rows), zb, fill);
             let out_row = if direct { ax.out_row } else { ax.cols };
             let run = Run { rows, more: (ax.cols - 1) / 2, back: ax.cols % 2, out_row };
             let out_plane = rows * ax.cols;
@@ -184,16 +189,23 @@ pub(super) fn depthwise3<const K: u32>(
                     (&mut outp[j * out_plane..(j + 1) * out_plane], 0)
                 };
                 if fast[j].is_slow() {
-                    band_slow(p, wp, ax.cols, &run, &fast[j], k, dst, at, step);
+                    band_slow(p, wp, st, ax.cols, &run, &fast[j], k, dst, at, step);
                     continue;
                 }
-                // SAFETY: `p` holds `(rows + 2)·wp` bytes, `wp = cols + 2`: a pair of outputs at
-                // column `x ≤ cols − 2` of output row `r < rows` reads the 4 bytes from column
-                // `x` of plane rows `r..r + 2`, inside `p`. The stores are the band's outputs of
+                // SAFETY: `p` holds `((rows − 1)·st + 3)·wp` bytes, `wp = st·cols + 2`: a pair of
+                // outputs at column `x ≤ cols − 2` of output row `r < rows` reads 4 bytes from
+                // column `st·x` (and at stride 2 from `2x + 2`: at most column `2·cols + 1`) of
+                // plane rows `st·r..st·r + 2`, inside `p`. The stores are the band's outputs of
                 // channel `c0 + j`: in place at most `(out_h·out_w − 1)·in_c + c0 + j` (either
                 // axis order), inside `output` (`out_h·out_w·out_c` bytes, `out_c = in_c`); or
                 // `r·cols + x`, inside the output plane (`rows·cols` bytes).
-                unsafe { band(p.as_ptr(), wp, dst.as_mut_ptr().add(at), k, &run) };
+                unsafe {
+                    if st == 2 {
+                        band_s2(p.as_ptr(), wp, dst.as_mut_ptr().add(at), k, &run)
+                    } else {
+                        band(p.as_ptr(), wp, dst.as_mut_ptr().add(at), k, &run)
+                    }
+                };
             }
             if !direct {
                 finish(&outp[..4 * out_plane], &ax, r0, rows, c0, rq, output);
@@ -410,8 +422,7 @@ fn channel(wp9: &[[u32; 2]], f: &Rq32, j: usize, transposed: bool, step: usize) 
 }
 
 /// Copies plane rows `0..rows_in` of four channels from `c0` into `planes` (four planes of
-/// `rows_in·wp` bytes, `wp = cols + 2`): plane row `i` is input row `r0 + i − pad_row` along the
-/// planes' axes, column `x` input column `x − pad_col`. The columns outside the input must hold
+/// `rows_in·wp` bytes): plane row `i` is input row `y0 + i − pad_row` along the planes' axes, column `x` input column `x − pad_col`. The columns outside the input must hold
 /// the zero point `zb` already (they do not change from band to band); rows outside it are
 /// filled with it when `fill`, else must hold it already.
 ///
@@ -423,12 +434,12 @@ fn gather(
     input: &[u8],
     four: bool,
     c0: usize,
-    r0: usize,
+    y0: usize,
     rows_in: usize,
     zb: u8,
     fill: bool,
 ) {
-    let wp = ax.cols + 2;
+    let wp = planes.len() / 4 / rows_in;
     let plane = rows_in * wp;
     let (x0, x1) = (ax.pad_col.min(wp), (ax.pad_col + ax.in_cols).min(wp));
     let (p0, rest) = planes.split_at_mut(plane);
@@ -438,7 +449,7 @@ fn gather(
         p0.chunks_exact_mut(wp).zip(p1.chunks_exact_mut(wp)).zip(p2.chunks_exact_mut(wp).zip(p3.chunks_exact_mut(wp)));
     for (i, ((d0, d1), (d2, d3))) in rows.enumerate() {
         let d = [&mut d0[x0..x1], &mut d1[x0..x1], &mut d2[x0..x1], &mut d3[x0..x1]];
-        let y = (r0 + i).wrapping_sub(ax.pad_row);
+        let y = (y0 + i).wrapping_sub(ax.pad_row);
         if y >= ax.in_rows {
             if fill {
                 for d in d {
@@ -673,6 +684,7 @@ unsafe fn transpose_quads(src: *const u8, step: usize, d: *mut u8, plane: usize,
 fn band_slow(
     p: &[u8],
     wp: usize,
+    st: usize,
     cols: usize,
     run: &Run,
     f: &Rq32,
@@ -691,8 +703,8 @@ fn band_slow(
     for r in 0..run.rows {
         for x in 0..cols {
             let mut sum = 0;
-            for (kr, row) in p[r * wp..].chunks(wp).take(3).enumerate() {
-                for (kc, &a) in row[x..x + 3].iter().enumerate() {
+            for (kr, row) in p[st * r * wp..].chunks(wp).take(3).enumerate() {
+                for (kc, &a) in row[st * x..st * x + 3].iter().enumerate() {
                     sum += w(kr, kc) * a as i8 as i32;
                 }
             }
@@ -729,7 +741,16 @@ macro_rules! dw3_pair {
             "smlad r9, r10, r2, r9\n",
             "smlabb r8, r10, r5, r8\n",
             "smlatb r9, r11, r5, r9\n",
-            // Requantization: `((s << shl)·m >> 16) + round) >> sh`, saturated to 8 bits.
+            dw3_requant_store!(),
+        )
+    };
+}
+
+/// The requantization of a pair's sums r8, r9 (`((s << shl)·m >> 16) + round) >> sh`, saturated
+/// to 8 bits; the constants at [sp]), their stores `step` apart, r12 stepped past them.
+macro_rules! dw3_requant_store {
+    () => {
+        concat!(
             "ldrd r10, r11, [sp]\n",
             "lsl r8, r8, r10\n",
             "lsl r9, r9, r10\n",
@@ -799,6 +820,116 @@ unsafe fn band(p: *const u8, rs: usize, out: *mut u8, k: *const Channel, run: *c
             "str r10, [sp, #24]",
             "bne 2b",
             "add sp, sp, #40",
+            "pop {{r6, r7}}",
+            inout("r0") p => _,
+            in("r1") rs,
+            inout("r2") k => _,
+            inout("r3") run => _,
+            out("r4") _,
+            out("r5") _,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+            inout("r12") out => _,
+            out("lr") _,
+        )
+    }
+}
+
+/// [`dw3_pair!`] at stride 2 (registers as there, but r7 the plane at the pair's first column
+/// plus 2, the bias at [sp, #40]): the pair's taps of a kernel row are columns `2x..2x + 2` and
+/// `2x + 2..2x + 4`, read as the words at `2x` and `2x + 2`, `(a0, a2)`, `(a1, a3)` and
+/// `(a2, a4)` after `SXTB16`; 42 instructions for two outputs.
+macro_rules! dw3_pair_s2 {
+    () => {
+        concat!(
+            "ldr r8, [sp, #40]\n",
+            "mov r9, r8\n",
+            "ldr r10, [r0, r1]\n",
+            "sxtb16 r11, r10\n",
+            "smlad r8, r11, r3, r8\n",
+            "sxtb16 r10, r10, ror #8\n",
+            "smlabt r8, r10, r5, r8\n",
+            "smlatt r9, r10, r5, r9\n",
+            "ldr r11, [r7, r1]\n",
+            "sxtb16 r11, r11\n",
+            "smlad r9, r11, r3, r9\n",
+            "ldr r10, [r0, r1, lsl #1]\n",
+            "sxtb16 r11, r10\n",
+            "smlad r8, r11, r4, r8\n",
+            "sxtb16 r10, r10, ror #8\n",
+            "smlabb r8, r10, r6, r8\n",
+            "smlatb r9, r10, r6, r9\n",
+            "ldr r11, [r7, r1, lsl #1]\n",
+            "sxtb16 r11, r11\n",
+            "smlad r9, r11, r4, r9\n",
+            "ldr r10, [r0], #4\n",
+            "sxtb16 r11, r10\n",
+            "smlad r8, r11, r2, r8\n",
+            "sxtb16 r10, r10, ror #8\n",
+            "smlabb r8, r10, r5, r8\n",
+            "smlatb r9, r10, r5, r9\n",
+            "ldr r11, [r7], #4\n",
+            "sxtb16 r11, r11\n",
+            "smlad r9, r11, r2, r9\n",
+            dw3_requant_store!(),
+        )
+    };
+}
+
+/// [`band`] at stride 2: plane rows `2r..2r + 2` for output row `r`, columns `2x..2x + 2` for
+/// output `x`, each pair as [`dw3_pair_s2!`].
+///
+/// # Safety
+/// As [`band`], with `p` valid for reading `(2·run.rows + 1)·rs` bytes, `rs = 2·cols + 2`.
+#[inline(never)]
+unsafe fn band_s2(p: *const u8, rs: usize, out: *mut u8, k: *const Channel, run: *const Run) {
+    // SAFETY: the caller's bounds; the plane words may be unaligned (Armv7-M allows LDR), the
+    // constants and the frame are word-aligned (LDRD, LDM); the assembly restores r6, r7 and sp.
+    unsafe {
+        asm!(
+            "push {{r6, r7}}",
+            // The frame: [sp] shl_m, round, sh, step, the row's plane and output, rows left,
+            // more, back, out_row, bias.
+            "sub sp, sp, #48",
+            "ldrd r8, r9, [r2, #24]",
+            "strd r8, r9, [sp]",
+            "ldrd r8, r9, [r2, #32]",
+            "strd r8, r9, [sp, #8]",
+            "strd r0, r12, [sp, #16]",
+            "ldm r3, {{r8, r9, r10, r11}}",
+            "strd r8, r9, [sp, #24]",
+            "strd r10, r11, [sp, #32]",
+            "ldr r8, [r2, #20]",
+            "str r8, [sp, #40]",
+            "ldm r2, {{r2, r3, r4, r5, r6}}",
+            "2:",
+            "add r7, r0, #2",
+            dw3_pair_s2!(),
+            "ldr r10, [sp, #32]",
+            "sub r0, r0, r10, lsl #1",
+            "sub r7, r7, r10, lsl #1",
+            "ldr r11, [sp, #12]",
+            "mls r12, r10, r11, r12",
+            "ldr lr, [sp, #28]",
+            "cmp lr, #0",
+            "beq 4f",
+            "3:",
+            dw3_pair_s2!(),
+            "subs lr, lr, #1",
+            "bne 3b",
+            "4:",
+            "ldrd r0, r12, [sp, #16]",
+            "add r0, r0, r1, lsl #1",
+            "ldr r10, [sp, #36]",
+            "add r12, r12, r10",
+            "strd r0, r12, [sp, #16]",
+            "ldr r10, [sp, #24]",
+            "subs r10, r10, #1",
+            "str r10, [sp, #24]",
+            "bne 2b",
+            "add sp, sp, #48",
             "pop {{r6, r7}}",
             inout("r0") p => _,
             in("r1") rs,
