@@ -80,8 +80,8 @@ impl<'m, 'a, const KERNELS: u32> Interpreter<'m, 'a, KERNELS> {
             // linked::first_missing, decoding only the set's ops (an op outside it ends the
             // iteration with KernelNotLinked).
             for (index, op) in model.linked_ops::<KERNELS>().enumerate() {
-                let needs =
-                    linked::op_needs(&op?, model.tensors()).ok_or(Error::BadTensorIndex { op: index as u16 })?;
+                let needs = linked::op_needs_under::<KERNELS>(&op?, model.tensors())
+                    .ok_or(Error::BadTensorIndex { op: index as u16 })?;
                 if !linked::has(KERNELS, needs) {
                     return Err(Error::KernelNotLinked { op: index as u16 });
                 }
@@ -447,7 +447,7 @@ fn around(
 }
 
 /// A convolution's or depthwise convolution's window.
-fn conv_window(p: &crate::format::ConvParams<'_>, input: &TensorDesc, output: &TensorDesc) -> Window {
+pub(crate) fn conv_window(p: &crate::format::ConvParams<'_>, input: &TensorDesc, output: &TensorDesc) -> Window {
     window(input, output, (p.kernel_h as usize, p.kernel_w as usize), (p.stride_h, p.stride_w), (p.pad_top, p.pad_left))
 }
 

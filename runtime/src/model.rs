@@ -435,7 +435,7 @@ fn kind_linked<const K: u32>(op: &Op<'_>) -> bool {
 fn validate_op<const K: u32>(op: &Op<'_>, index: u16, tensors: Tensors<'_>, arena: u64) -> Result<u64, Error> {
     let i = index;
     if K != linked::ALL {
-        let needs = linked::op_needs(op, tensors).ok_or(Error::BadTensorIndex { op: i })?;
+        let needs = linked::op_needs_under::<K>(op, tensors).ok_or(Error::BadTensorIndex { op: i })?;
         if !linked::has(K, needs) {
             return Err(Error::KernelNotLinked { op: i });
         }

@@ -15,6 +15,9 @@
 use crate::error::Error;
 use crate::format::{DType, Op, Tensors};
 use crate::model::Model;
+use crate::quant::Bits;
+
+use super::scratch;
 
 pub const CONV2D: u32 = 1 << 0;
 pub const DEPTHWISE_CONV2D: u32 = 1 << 1;
@@ -44,6 +47,12 @@ pub const ACTS_4: u32 = 1 << 20;
 /// on the portable kernel, which a build without them leaves out.
 pub const LONG_ROWS: u32 = 1 << 21;
 
+/// Depthwise layers that the Cortex-M4's plane kernel does not take whole (`dsp::planes`: 3×3 at
+/// strides (1, 1) or (2, 2) on a map long enough, `in_c = out_c` a multiple of four): there they
+/// run on the interleaved and portable depthwise kernels (10 KB of code), which a build without
+/// them leaves out. Every other path ignores it.
+pub const DEPTHWISE_GENERAL: u32 = 1 << 22;
+
 /// The longest row [`LONG_ROWS`] does not cover.
 pub const LONG_ROW: usize = 65_536;
 
@@ -51,10 +60,10 @@ pub const LONG_ROW: usize = 65_536;
 pub const OPS: u32 = (1 << 15) - 1;
 
 /// Every kernel: the default set.
-pub const ALL: u32 = OPS | WEIGHTS_8 | WEIGHTS_4 | WEIGHTS_2 | ACTS_4 | LONG_ROWS;
+pub const ALL: u32 = OPS | WEIGHTS_8 | WEIGHTS_4 | WEIGHTS_2 | ACTS_4 | LONG_ROWS | DEPTHWISE_GENERAL;
 
 /// The names of the set's members, in bit order (for `hawq inspect` and build scripts).
-pub const NAMES: [(u32, &str); 20] = [
+pub const NAMES: [(u32, &str); 21] = [
     (CONV2D, "conv2d"),
     (DEPTHWISE_CONV2D, "depthwise_conv2d"),
     (FULLY_CONNECTED, "fully_connected"),
@@ -75,6 +84,7 @@ pub const NAMES: [(u32, &str); 20] = [
     (WEIGHTS_2, "weights_2"),
     (ACTS_4, "acts_4"),
     (LONG_ROWS, "long_rows"),
+    (DEPTHWISE_GENERAL, "depthwise_general"),
 ];
 
 /// Whether `set` holds every kernel of `kernels`.
@@ -108,8 +118,16 @@ pub fn kind(op: &Op<'_>) -> u32 {
 }
 
 /// The kernels one op needs: its own, its weight width, 4-bit activations if any of its tensors
-/// is 4-bit, long rows. `None` when a tensor index is out of the table (never for a loaded model).
+/// is 4-bit, long rows, the general depthwise kernels. `None` when a tensor index is out of the
+/// table (never for a loaded model).
 pub fn op_needs(op: &Op<'_>, tensors: Tensors<'_>) -> Option<u32> {
+    op_needs_under::<ALL>(op, tensors)
+}
+
+/// [`op_needs`] for a firmware that links the set `K`: a depthwise op, which such a firmware
+/// never decodes unless `K` holds [`DEPTHWISE_CONV2D`], is examined only then (so that a firmware
+/// without depthwise layers carries no code for [`DEPTHWISE_GENERAL`]'s test).
+pub fn op_needs_under<const K: u32>(op: &Op<'_>, tensors: Tensors<'_>) -> Option<u32> {
     let weight_bits = match op {
         Op::Conv2d(p) | Op::DepthwiseConv2d(p) => Some(p.weight_bits),
         Op::FullyConnected(p) => Some(p.weight_bits),
@@ -134,7 +152,20 @@ pub fn op_needs(op: &Op<'_>, tensors: Tensors<'_>) -> Option<u32> {
         _ => 0,
     };
     let long = if row > LONG_ROW { LONG_ROWS } else { 0 };
-    Some(kind(op) | weights | acts | long)
+    let general = match op {
+        Op::DepthwiseConv2d(p) if has(K, DEPTHWISE_CONV2D) => {
+            let g = crate::interpreter::conv_window(p, &input, &tensors.get(op.output() as usize)?);
+            let bits = if input.dtype == DType::I4 { Bits::B4 } else { Bits::B8 };
+            let planes = scratch::dw3_shape(&g, bits).is_some() && g.in_c.is_multiple_of(4);
+            if planes {
+                0
+            } else {
+                DEPTHWISE_GENERAL
+            }
+        }
+        _ => 0,
+    };
+    Some(kind(op) | weights | acts | long | general)
 }
 
 /// The kernels `model` needs: the union of [`op_needs`] over its ops.

@@ -3229,12 +3229,14 @@ fn pair(lo: i32, hi: i32) -> u32 {
     (lo as u32 & 0xFFFF) | ((hi as u32) << 16)
 }
 
-/// Average pool, the bytes of [`reference::avg_pool`]: over an 8-bit input of at least four
-/// channels, each group of four channels' window summed in halfword lanes with `SXTAB16` (a
-/// word and two instructions per pixel, [`sum_pixels`], where the portable kernel takes a byte
-/// load and an add per channel: dscnn-kws's global pool took 5 instructions per element), in
-/// runs of at most 255 pixels (exact: `255·128 < 2^15`), a window of whole rows as one run.
-/// Other inputs, and the channels past the last group of four, on the portable kernel's terms.
+/// Average pool, the bytes of [`reference::avg_pool`]: over an 8-bit input, each group of four
+/// channels' window summed in halfword lanes with `SXTAB16` (a word and two instructions per
+/// pixel, [`sum_pixels`], where the portable kernel takes a byte load and an add per channel:
+/// dscnn-kws's global pool took 5 instructions per element), in runs of at most 255 pixels
+/// (exact: `255·128 < 2^15`), a window of whole rows as one run; the channels past the last
+/// group of four a byte at a time. A 4-bit input on the reference kernel, as on the portable
+/// path.
+#[inline(never)]
 pub fn avg_pool<const K: u32>(
     g: &Window,
     input: &[u8],
@@ -3243,10 +3245,15 @@ pub fn avg_pool<const K: u32>(
     output: &mut [u8],
 ) {
     let c = g.in_c;
-    if in_fmt.bits != Bits::B8 || c < 4 || g.out_c != c {
-        return portable::avg_pool_linked::<K>(g, input, in_fmt, rq, output);
+    if in_fmt.bits != Bits::B8 || g.out_c != c {
+        // (What the portable kernel does too; 4-bit inputs only where linked.)
+        if has(K, linked::ACTS_4) {
+            reference::avg_pool(g, input, in_fmt, rq, output);
+        }
+        return;
     }
     let Some(input) = input.get(..g.in_h * g.in_w * c) else { return };
+    let out_bits = if has(K, linked::ACTS_4) { rq.out.bits } else { Bits::B8 };
     let mut o = 0;
     for oy in 0..g.out_h {
         let (y0, y1, _) = g.rows(oy);
@@ -3256,27 +3263,28 @@ pub fn avg_pool<const K: u32>(
             let m_c = rq.multiplier_for(count);
             let zero_sum = (count as i32).wrapping_mul(in_fmt.zero_point);
             let whole_rows = x0 == 0 && x1 == g.in_w;
-            for c0 in (0..c / 4).map(|i| 4 * i) {
+            for c0 in (0..c).step_by(4) {
+                let n = (c - c0).min(4);
                 let mut sums = [0i32; 4];
-                if count > 0 && whole_rows {
+                if n < 4 {
+                    // The channels past the last group of four.
+                    for y in y0..y1 {
+                        for px in input[(y * g.in_w + x0) * c..(y * g.in_w + x1) * c].chunks_exact(c) {
+                            for (s, &a) in sums.iter_mut().zip(&px[c0..]) {
+                                *s = s.wrapping_add(a as i8 as i32);
+                            }
+                        }
+                    }
+                } else if count > 0 && whole_rows {
                     sum_run(&input[y0 * g.in_w * c + c0..], count, c, &mut sums);
                 } else if count > 0 {
                     for y in y0..y1 {
                         sum_run(&input[(y * g.in_w + x0) * c + c0..], x1 - x0, c, &mut sums);
                     }
                 }
-                for (j, s) in sums.into_iter().enumerate() {
-                    put(output, rq.out.bits, o + c0 + j, rq.finish(s.wrapping_sub(zero_sum), m_c));
+                for (j, s) in sums.into_iter().take(n).enumerate() {
+                    put(output, out_bits, o + c0 + j, rq.finish(s.wrapping_sub(zero_sum), m_c));
                 }
-            }
-            for ch in 4 * (c / 4)..c {
-                let mut sum = 0i32;
-                for y in y0..y1 {
-                    for px in input[(y * g.in_w + x0) * c..(y * g.in_w + x1) * c].chunks_exact(c) {
-                        sum = sum.wrapping_add(px[ch] as i8 as i32);
-                    }
-                }
-                put(output, rq.out.bits, o + ch, rq.finish(sum.wrapping_sub(zero_sum), m_c));
             }
             o += c;
         }
@@ -3389,7 +3397,7 @@ fn depthwise_impl<const K: u32>(
     scratch: &mut [u8],
 ) -> Path {
     let chunk = scratch::dsp_depthwise_groups(g, in_fmt.bits);
-    if chunk == 0 {
+    if chunk == 0 && has(K, linked::DEPTHWISE_GENERAL) {
         let layer = Layer::new(in_fmt, weights, weight_bits, *rq);
         return portable::depthwise_conv2d(g, &layer, input, output, scratch);
     }
@@ -3402,7 +3410,11 @@ fn depthwise_impl<const K: u32>(
     let bound = sum_bound(taps, weight_bits, in_fmt.bits);
     let z = in_fmt.zero_point;
     if planes::depthwise3::<K>(g, input, in_fmt, weights, weight_bits, rq, bound, output, &mut *scratch) {
-        return depthwise_tail(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
+        return depthwise_tail::<K>(g, input, in_fmt, weights, weight_bits, rq, output, scratch);
+    }
+    if !has(K, linked::DEPTHWISE_GENERAL) {
+        // Not reached: the interpreter refuses a model with such a layer under this set.
+        return Path::Scalar;
     }
     let cc = 4 * chunk;
     let mut s = Scratch::new(&mut *scratch);
@@ -3552,13 +3564,13 @@ fn depthwise_impl<const K: u32>(
         }
         g0 += ng;
     }
-    depthwise_tail(g, input, in_fmt, weights, weight_bits, rq, output, scratch)
+    depthwise_tail::<K>(g, input, in_fmt, weights, weight_bits, rq, output, scratch)
 }
 
 /// The channels of a depthwise layer past its last whole group of four, on the portable kernel;
 /// returns the layer's path.
 #[allow(clippy::too_many_arguments)]
-fn depthwise_tail(
+fn depthwise_tail<const K: u32>(
     g: &Window,
     input: &[u8],
     in_fmt: ActFormat,
@@ -3570,7 +3582,7 @@ fn depthwise_tail(
 ) -> Path {
     let mut path = Path::Dsp;
     let done = 4 * (g.in_c / 4);
-    if done < g.in_c {
+    if done < g.in_c && has(K, linked::DEPTHWISE_GENERAL) {
         let tail = portable::depthwise_channels(g, input, in_fmt, weights, weight_bits, rq, output, done, scratch);
         if tail == Path::Scalar {
             path = tail;

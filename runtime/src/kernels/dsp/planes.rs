@@ -120,6 +120,7 @@ impl Axes {
 /// (offset binary, 0–15), so that the planes hold bytes whatever the width: its zero point is
 /// then `z + 8`, which the bias takes up like any zero point.
 #[allow(clippy::too_many_arguments)]
+#[inline(never)]
 pub(super) fn depthwise3<const K: u32>(
     g: &Window,
     input: &[u8],
@@ -132,8 +133,10 @@ pub(super) fn depthwise3<const K: u32>(
     scratch: &mut [u8],
 ) -> bool {
     let Some((transposed, wp)) = scratch::dw3_shape(g, in_fmt.bits) else { return false };
-    let (four_in, four_out) = (in_fmt.bits == Bits::B4, rq.out.bits == Bits::B4);
-    if (four_in || four_out) && (!has(K, linked::ACTS_4) || !g.in_c.is_multiple_of(2)) {
+    // Constant `false` in a firmware without 4-bit activations: their code is not linked.
+    let acts4 = has(K, linked::ACTS_4);
+    let (four_in, four_out) = (acts4 && in_fmt.bits == Bits::B4, acts4 && rq.out.bits == Bits::B4);
+    if (in_fmt.bits == Bits::B4 || rq.out.bits == Bits::B4) && !(acts4 && g.in_c.is_multiple_of(2)) {
         return false;
     }
     let direct = !four_out && (rq.min, rq.max) == (-128, 127);
@@ -208,7 +211,7 @@ pub(super) fn depthwise3<const K: u32>(
                 };
             }
             if !direct {
-                finish(&outp[..4 * out_plane], &ax, r0, rows, c0, rq, output);
+                finish(&outp[..4 * out_plane], &ax, r0, rows, c0, rq, four_out, output);
             }
             r0 += rows;
         }
@@ -220,9 +223,10 @@ pub(super) fn depthwise3<const K: u32>(
 /// each pixel's four channels clamped to the layer's `[min, max]` and stored as bytes or, 4-bit,
 /// as two bytes of nibbles (an even element: `in_c` is even); four pixels at a time in assembly
 /// ([`finish_quads`]), the rest in Rust.
-fn finish(outp: &[u8], ax: &Axes, r0: usize, rows: usize, c0: usize, rq: &Requant<'_>, output: &mut [u8]) {
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn finish(outp: &[u8], ax: &Axes, r0: usize, rows: usize, c0: usize, rq: &Requant<'_>, four: bool, output: &mut [u8]) {
     let n = rows * ax.cols;
-    let four = rq.out.bits == Bits::B4;
     let (p0, rest) = outp.split_at(n);
     let (p1, rest) = rest.split_at(n);
     let (p2, p3) = rest.split_at(n);
@@ -428,6 +432,7 @@ fn channel(wp9: &[[u32; 2]], f: &Rq32, j: usize, transposed: bool, step: usize) 
 ///
 /// A 4-bit input's elements go in as `n ⊕ 8` ([`transpose_row4`]).
 #[allow(clippy::too_many_arguments)]
+#[inline(never)]
 fn gather(
     planes: &mut [u8],
     ax: &Axes,
