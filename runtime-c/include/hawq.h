@@ -41,7 +41,7 @@
  * The model file format version this library reads (`hawq_runtime::format::FORMAT_VERSION`).
  * Headers written by `hawq compile --emit-c` check it at compile time.
  */
-#define HAWQ_FORMAT_VERSION 6
+#define HAWQ_FORMAT_VERSION 7
 
 /**
  * Size of `hawq_model` in words of `size_t`: 104 bytes on 32-bit targets (the runtime's model

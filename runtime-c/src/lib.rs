@@ -43,7 +43,7 @@ pub const HAWQ_ABI_VERSION: u32 = 2;
 
 /// The model file format version this library reads (`hawq_runtime::format::FORMAT_VERSION`).
 /// Headers written by `hawq compile --emit-c` check it at compile time.
-pub const HAWQ_FORMAT_VERSION: u32 = 6;
+pub const HAWQ_FORMAT_VERSION: u32 = 7;
 
 /// Size of `hawq_model` in words of `size_t`: 104 bytes on 32-bit targets (the runtime's model
 /// takes 88, the handle's tag, the blob's extent and its load count 16), room to spare on 64-bit

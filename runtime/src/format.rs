@@ -73,6 +73,12 @@ pub mod decode;
 use crate::error::Error;
 
 pub const MAGIC: [u8; 4] = *b"HAWQ";
+/// 7: the same bytes, but a 3×3 depthwise layer's kernel scratch is larger where the Cortex-M4
+/// plane kernel takes it (`kernels::scratch::dw3_shape`). The scratch size is not stored: it is
+/// a function of the op, and a file planned with the old function could have its scratch
+/// overlap a tensor alive across the op (a residual branch) under the new one, which the loader
+/// cannot see (it checks the op's own input and output). Such files are refused by version.
+///
 /// 6: the ops are fixed-layout records (module documentation), read in place field by field;
 /// they were postcard, whose varints cost the Cortex-M4 about 280 instructions to decode a fully
 /// connected op on every inference (sine-mlp: 20% of its time), against about 70.
@@ -89,7 +95,7 @@ pub const MAGIC: [u8; 4] = *b"HAWQ";
 /// postcard-encoded descriptors the loader copied into a 64-entry table in RAM, which capped
 /// models at 64 tensors and cost that RAM on every model).
 /// 3: the checksum covers the header too; a layer's biases may be `i32` (`quant::BIAS_I32`).
-pub const FORMAT_VERSION: u16 = 6;
+pub const FORMAT_VERSION: u16 = 7;
 pub const HEADER_BYTES: usize = 20;
 /// The most tensors a model may have: operations and the model's input/output name tensors by
 /// `u16` index, so 65,535 records (indices 0..=65,534) and the count itself fit a `u16`. The

@@ -1,6 +1,6 @@
 //! `digits_model`: made by `hawq compile --emit-rust` from model.onnx; do not edit.
 //!
-//! The compiled model (2659 bytes, format 6) is `digits_model.hq` beside this file, embedded
+//! The compiled model (2659 bytes, format 7) is `digits_model.hq` beside this file, embedded
 //! 16-byte aligned (flash on a microcontroller). Needs the `hawq-runtime` crate of the same
 //! release. Use:
 //!
@@ -29,12 +29,12 @@ pub static MODEL: &[u8] = hawq_runtime::include_model!("digits_model.hq");
 /// Bytes of the model file.
 pub const MODEL_BYTES: usize = 2659;
 /// The model format version; the runtime refuses another.
-pub const FORMAT_VERSION: u16 = 6;
+pub const FORMAT_VERSION: u16 = 7;
 /// Bytes of RAM for the arena (tensors and kernel scratch); the runtime's stack comes on top.
 pub const ARENA_BYTES: usize = 1868;
-/// The kernels the model needs (`hawq_runtime::kernels::linked`): `conv2d`, `depthwise_conv2d`, `fully_connected`, `avg_pool`, `add`, `weights_8`.
+/// The kernels the model needs (`hawq_runtime::kernels::linked`): `conv2d`, `depthwise_conv2d`, `fully_connected`, `avg_pool`, `add`, `weights_8`, `depthwise_general`.
 /// The interpreter of [`interpreter`] links only these.
-pub const KERNELS: u32 = 0x1002f;
+pub const KERNELS: u32 = 0x41002f;
 
 /// The input: 64 values, [H, W, C] = [8, 8, 1] as the source model takes them.
 pub const INPUT_ELEMENTS: usize = 64;
