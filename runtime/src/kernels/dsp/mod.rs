@@ -3234,8 +3234,9 @@ fn pair(lo: i32, hi: i32) -> u32 {
 /// pixel, [`sum_pixels`], where the portable kernel takes a byte load and an add per channel:
 /// dscnn-kws's global pool took 5 instructions per element), in runs of at most 255 pixels
 /// (exact: `255·128 < 2^15`), a window of whole rows as one run; the channels past the last
-/// group of four a byte at a time. A 4-bit input on the reference kernel, as on the portable
-/// path.
+/// group of four a byte at a time. A 4-bit input with an even number of channels the same way,
+/// a halfword of four elements per pixel in offset binary ([`sum_pixels4`]); others on the
+/// reference kernel, as on the portable path.
 #[inline(never)]
 pub fn avg_pool<const K: u32>(
     g: &Window,
@@ -3245,14 +3246,15 @@ pub fn avg_pool<const K: u32>(
     output: &mut [u8],
 ) {
     let c = g.in_c;
-    if in_fmt.bits != Bits::B8 || g.out_c != c {
-        // (What the portable kernel does too; 4-bit inputs only where linked.)
+    // Constant `false` in a firmware without 4-bit activations.
+    let four = has(K, linked::ACTS_4) && in_fmt.bits == Bits::B4;
+    if (in_fmt.bits != Bits::B8 && !(four && c.is_multiple_of(2))) || g.out_c != c {
         if has(K, linked::ACTS_4) {
             reference::avg_pool(g, input, in_fmt, rq, output);
         }
         return;
     }
-    let Some(input) = input.get(..g.in_h * g.in_w * c) else { return };
+    let Some(input) = input.get(..in_fmt.bits.packed_len(g.in_h * g.in_w * c)) else { return };
     let out_bits = if has(K, linked::ACTS_4) { rq.out.bits } else { Bits::B8 };
     let mut o = 0;
     for oy in 0..g.out_h {
@@ -3269,17 +3271,23 @@ pub fn avg_pool<const K: u32>(
                 if n < 4 {
                     // The channels past the last group of four.
                     for y in y0..y1 {
-                        for px in input[(y * g.in_w + x0) * c..(y * g.in_w + x1) * c].chunks_exact(c) {
-                            for (s, &a) in sums.iter_mut().zip(&px[c0..]) {
-                                *s = s.wrapping_add(a as i8 as i32);
+                        for px in (y * g.in_w + x0)..(y * g.in_w + x1) {
+                            for (j, s) in sums.iter_mut().take(n).enumerate() {
+                                *s = s.wrapping_add(load(input, in_fmt.bits, px * c + c0 + j));
                             }
                         }
                     }
-                } else if count > 0 && whole_rows {
-                    sum_run(&input[y0 * g.in_w * c + c0..], count, c, &mut sums);
                 } else if count > 0 {
-                    for y in y0..y1 {
-                        sum_run(&input[(y * g.in_w + x0) * c + c0..], x1 - x0, c, &mut sums);
+                    // A window of whole rows is one run; the runs start at element `e`.
+                    let runs = if whole_rows { y0..y0 + 1 } else { y0..y1 };
+                    let len = if whole_rows { count } else { x1 - x0 };
+                    for y in runs {
+                        let e = (y * g.in_w + x0) * c + c0;
+                        if four {
+                            sum_run4(&input[e / 2..], len, c / 2, &mut sums);
+                        } else {
+                            sum_run(&input[e..], len, c, &mut sums);
+                        }
                     }
                 }
                 for (j, s) in sums.into_iter().take(n).enumerate() {
@@ -3309,6 +3317,66 @@ fn sum_run(src: &[u8], n: usize, step: usize, sums: &mut [i32; 4]) {
         }
         done += m;
     }
+}
+
+/// [`sum_run`] over a 4-bit input: the four elements of the halfword at `src[k·step..]` (`n ≥ 1`
+/// pixels, `step` bytes apart); nothing when `src` is shorter than that.
+fn sum_run4(src: &[u8], n: usize, step: usize, sums: &mut [i32; 4]) {
+    if src.len() < (n - 1) * step + 2 {
+        return;
+    }
+    let mut done = 0;
+    while done < n {
+        let m = (n - done).min(255);
+        // SAFETY: pixels `done..done + m` of the `n` whose halfwords `src` holds (checked).
+        let (s02, s13) = unsafe { sum_pixels4(src.as_ptr().add(done * step), step, m) };
+        // Offset binary: each lane holds `Σ (n ⊕ 8) = Σ n + 8m`, the odd elements' times 16.
+        let lanes = [s02 & 0xFFFF, (s13 & 0xFFFF) >> 4, s02 >> 16, s13 >> 20];
+        for (s, l) in sums.iter_mut().zip(lanes) {
+            *s = s.wrapping_add(l as i32 - 8 * m as i32);
+        }
+        done += m;
+    }
+}
+
+/// The sums of the four 4-bit elements of the halfwords at `p`, `p + step`, …, `n` of them, each
+/// `⊕ 8` (0–15): elements 0 and 2 in the halfword lanes of the first word, 16 times elements 1
+/// and 3 in those of the second (masks and one shifted `ORR` each, 11 instructions a pixel).
+///
+/// # Safety
+/// `p + k·step` is valid for reading 2 bytes for `k < n`; `1 ≤ n ≤ 255` (so that no lane wraps:
+/// `16·15·255 < 2^16`).
+unsafe fn sum_pixels4(p: *const u8, step: usize, n: usize) -> (u32, u32) {
+    let (mut s02, mut s13) = (0u32, 0u32);
+    // SAFETY: the caller's bounds; the halfwords may be unaligned (Armv7-M allows LDRH).
+    unsafe {
+        asm!(
+            "2:",
+            "ldrh {w}, [{p}]",
+            "add {p}, {p}, {step}",
+            "eor {w}, {w}, #0x88888888",
+            "and {a}, {w}, #0xF",
+            "and {b}, {w}, #0xF00",
+            "orr {a}, {a}, {b}, lsl #8",
+            "add {s02}, {s02}, {a}",
+            "and {a}, {w}, #0xF0",
+            "and {b}, {w}, #0xF000",
+            "orr {a}, {a}, {b}, lsl #8",
+            "add {s13}, {s13}, {a}",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            p = inout(reg) p => _,
+            step = in(reg) step,
+            n = inout(reg) n => _,
+            w = out(reg) _,
+            a = out(reg) _,
+            b = out(reg) _,
+            s02 = inout(reg) s02,
+            s13 = inout(reg) s13,
+            options(nostack, readonly),
+        );
+    }
+    (s02, s13)
 }
 
 /// The halfword sums `(a0, a2)` and `(a1, a3)` of the words at `p`, `p + step`, …, `n` of them:

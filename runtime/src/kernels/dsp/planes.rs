@@ -62,7 +62,8 @@ struct Run {
 }
 
 /// The layer seen along the planes' axes: `rows` and `cols` of outputs (`cols` the pair axis),
-/// and of the input, its padding, and byte strides of both.
+/// and of the input, its padding, and the strides of both in elements (bytes at 8 bits; a
+/// 4-bit input's are halved where it is read, `in_c` being even).
 struct Axes {
     rows: usize,
     cols: usize,
