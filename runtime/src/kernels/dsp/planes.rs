@@ -774,6 +774,39 @@ macro_rules! dw3_requant_store {
     };
 }
 
+/// The frame [`band`] and [`band_s2`] keep at [sp] (r0 the plane, r2 the channel's constants,
+/// r3 the band's [`Run`], r12 the output): shl_m, round, sh, step, the row's plane and output,
+/// rows left, more, back, out_row.
+macro_rules! dw3_frame {
+    () => {
+        concat!(
+            "ldrd r8, r9, [r2, #24]\n",
+            "strd r8, r9, [sp]\n",
+            "ldrd r8, r9, [r2, #32]\n",
+            "strd r8, r9, [sp, #8]\n",
+            "strd r0, r12, [sp, #16]\n",
+            "ldm r3, {{r8, r9, r10, r11}}\n",
+            "strd r8, r9, [sp, #24]\n",
+            "strd r10, r11, [sp, #32]\n",
+        )
+    };
+}
+
+/// After a row's first pair (r10 its step back, 0 or 1 output): the output pointer stepped
+/// back, lr the row's further pairs, and on to `4:` when there are none.
+macro_rules! dw3_step_back_and_count {
+    () => {
+        concat!("ldr r11, [sp, #12]\n", "mls r12, r10, r11, r12\n", "ldr lr, [sp, #28]\n", "cmp lr, #0\n", "beq 4f\n",)
+    };
+}
+
+/// One row fewer left; back to `2:` while any is.
+macro_rules! dw3_next_row {
+    () => {
+        concat!("ldr r10, [sp, #24]\n", "subs r10, r10, #1\n", "str r10, [sp, #24]\n", "bne 2b\n",)
+    };
+}
+
 /// The outputs of one channel over a band: `run.rows` plane rows of `cols` outputs each, in pairs
 /// (the first pair of a row at column 0, the next at `2 − back`, then every 2), each as
 /// [`dw3_pair!`].
@@ -789,28 +822,16 @@ unsafe fn band(p: *const u8, rs: usize, out: *mut u8, k: *const Channel, run: *c
     unsafe {
         asm!(
             "push {{r6, r7}}",
-            // The frame: [sp] shl_m, round, sh, step, the row's plane and output, rows left,
-            // more, back, out_row.
+            // The frame of `dw3_frame!`.
             "sub sp, sp, #40",
-            "ldrd r8, r9, [r2, #24]",
-            "strd r8, r9, [sp]",
-            "ldrd r8, r9, [r2, #32]",
-            "strd r8, r9, [sp, #8]",
-            "strd r0, r12, [sp, #16]",
-            "ldm r3, {{r8, r9, r10, r11}}",
-            "strd r8, r9, [sp, #24]",
-            "strd r10, r11, [sp, #32]",
+            dw3_frame!(),
             "ldr r7, [r2, #20]",
             "ldm r2, {{r2, r3, r4, r5, r6}}",
             "2:",
             dw3_pair!(),
             "ldr r10, [sp, #32]",
             "sub r0, r0, r10",
-            "ldr r11, [sp, #12]",
-            "mls r12, r10, r11, r12",
-            "ldr lr, [sp, #28]",
-            "cmp lr, #0",
-            "beq 4f",
+            dw3_step_back_and_count!(),
             "3:",
             dw3_pair!(),
             "subs lr, lr, #1",
@@ -821,10 +842,7 @@ unsafe fn band(p: *const u8, rs: usize, out: *mut u8, k: *const Channel, run: *c
             "ldr r10, [sp, #36]",
             "add r12, r12, r10",
             "strd r0, r12, [sp, #16]",
-            "ldr r10, [sp, #24]",
-            "subs r10, r10, #1",
-            "str r10, [sp, #24]",
-            "bne 2b",
+            dw3_next_row!(),
             "add sp, sp, #40",
             "pop {{r6, r7}}",
             inout("r0") p => _,
@@ -896,17 +914,9 @@ unsafe fn band_s2(p: *const u8, rs: usize, out: *mut u8, k: *const Channel, run:
     unsafe {
         asm!(
             "push {{r6, r7}}",
-            // The frame: [sp] shl_m, round, sh, step, the row's plane and output, rows left,
-            // more, back, out_row, bias.
+            // The frame of `dw3_frame!`, then the bias.
             "sub sp, sp, #48",
-            "ldrd r8, r9, [r2, #24]",
-            "strd r8, r9, [sp]",
-            "ldrd r8, r9, [r2, #32]",
-            "strd r8, r9, [sp, #8]",
-            "strd r0, r12, [sp, #16]",
-            "ldm r3, {{r8, r9, r10, r11}}",
-            "strd r8, r9, [sp, #24]",
-            "strd r10, r11, [sp, #32]",
+            dw3_frame!(),
             "ldr r8, [r2, #20]",
             "str r8, [sp, #40]",
             "ldm r2, {{r2, r3, r4, r5, r6}}",
@@ -916,11 +926,7 @@ unsafe fn band_s2(p: *const u8, rs: usize, out: *mut u8, k: *const Channel, run:
             "ldr r10, [sp, #32]",
             "sub r0, r0, r10, lsl #1",
             "sub r7, r7, r10, lsl #1",
-            "ldr r11, [sp, #12]",
-            "mls r12, r10, r11, r12",
-            "ldr lr, [sp, #28]",
-            "cmp lr, #0",
-            "beq 4f",
+            dw3_step_back_and_count!(),
             "3:",
             dw3_pair_s2!(),
             "subs lr, lr, #1",
@@ -931,10 +937,7 @@ unsafe fn band_s2(p: *const u8, rs: usize, out: *mut u8, k: *const Channel, run:
             "ldr r10, [sp, #36]",
             "add r12, r12, r10",
             "strd r0, r12, [sp, #16]",
-            "ldr r10, [sp, #24]",
-            "subs r10, r10, #1",
-            "str r10, [sp, #24]",
-            "bne 2b",
+            dw3_next_row!(),
             "add sp, sp, #48",
             "pop {{r6, r7}}",
             inout("r0") p => _,
