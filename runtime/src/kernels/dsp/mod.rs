@@ -1030,7 +1030,7 @@ fn conv_impl<const L: usize, const K: u32>(
     }
     let (col, mut band) = match band_bytes {
         0 => (col, None),
-        _ => (&mut [][..], Some(Band::new(band, col, kp, k, in_fmt.zero_point as u8))),
+        _ => (&mut [][..], Some(Band::new::<L>(g, band, col, kp, words, in_fmt.zero_point as u8))),
     };
     let last: &[u8] = if band.is_some() {
         // The band path takes the activations as they are and folds the zero point into the
@@ -1058,6 +1058,7 @@ fn conv_impl<const L: usize, const K: u32>(
     // zero point is −128): one `SSAT` per output and no check for a slow channel.
     let plain = (lo, hi) == (-128, 127) && fast.iter().all(|f| !f.is_slow());
     let oc = g.out_c;
+    let plan = PlainRows::new::<L>(weights, row_bytes, words, k, oc, last);
     // A pointwise layer (1×1, unpadded) over an 8-bit input and 8- or 4-bit weights, or over a
     // 4-bit input: a pixel's receptive field is its channels, converted where they lie
     // ([`pointwise_fields`]).
@@ -1084,7 +1085,7 @@ fn conv_impl<const L: usize, const K: u32>(
                     }
                 }
             } else if let Some(b) = banded {
-                b.im2col(g, input, in_fmt.zero_point as u8, q0, n, x);
+                b.block(g, input, in_fmt.zero_point as u8, q0, n, x);
                 break;
             } else if p >= n {
                 for xb in x.iter_mut() {
@@ -1098,7 +1099,7 @@ fn conv_impl<const L: usize, const K: u32>(
         if n == PIX && out_bits == Bits::B8 {
             let block = &mut output[q0 * oc..(q0 + PIX) * oc];
             if plain {
-                plain_rows::<L>(weights, row_bytes, words, k, x, fast, block, last);
+                plain_rows::<L>(plan, weights, row_bytes, words, x, fast, block, last);
             } else {
                 let (o0, rest) = block.split_at_mut(oc);
                 let (o1, rest) = rest.split_at_mut(oc);
@@ -1312,6 +1313,26 @@ struct Band<'a> {
     /// The block's four receptive fields, `kp` bytes each.
     cols: &'a mut [u8],
     kp: usize,
+    /// A block of [`PIX`] pixels inside one output row is one [`gather_runs`] and one
+    /// [`convert4_w8`] with no bounds to test: every such block's runs lie inside `buf` and its
+    /// fields inside `cols` (checked once, in [`Band::new`]), 8-bit weights.
+    whole_blocks: bool,
+    /// Weight words per row: lane-pair blocks per pixel.
+    words: usize,
+    shape: Shape,
+    /// One channel at unit stride with runs of 4–8 bytes: a block's fields by
+    /// [`gather_runs_c1`].
+    one_byte_step: bool,
+}
+
+/// A [`Band`]'s geometry in bytes: from one pixel's runs to the next pixel's (`step`), from one
+/// kernel row's run to the next (`stride`, a band row), a run's length and the runs per pixel.
+#[derive(Clone, Copy)]
+struct Shape {
+    step: usize,
+    stride: usize,
+    run: usize,
+    kh: usize,
 }
 
 impl<'a> Band<'a> {
@@ -1319,17 +1340,80 @@ impl<'a> Band<'a> {
     /// (the padding left and right of the input stays so); `cols` four fields of
     /// `kp = ⌈k⌉₄` bytes, whose bytes past the receptive field's `k` are set to 0 (they meet
     /// the zero padding of a weight row's last word).
-    fn new(buf: &'a mut [u8], cols: &'a mut [u8], kp: usize, k: usize, zb: u8) -> Band<'a> {
+    fn new<const L: usize>(
+        g: &Window,
+        buf: &'a mut [u8],
+        cols: &'a mut [u8],
+        kp: usize,
+        words: usize,
+        zb: u8,
+    ) -> Band<'a> {
+        let k = g.kernel_h * g.kernel_w * g.in_c;
         buf.fill(zb);
         for col in cols.chunks_exact_mut(kp.max(1)) {
             col.get_mut(k..).unwrap_or_default().fill(0);
         }
-        Band { buf, row: usize::MAX, cols, kp }
+        let (run, kh) = (g.kernel_w * g.in_c, g.kernel_h);
+        let stride = buf.len() / kh.max(1);
+        let span = kh.saturating_sub(1) * stride + run;
+        // The last block of a row ends at the row's last pixel: its runs end at
+        // `(out_w − 1)·step + span`.
+        let end = (g.out_w.max(1) - 1) * g.stride_w * g.in_c + span;
+        let whole_blocks = L == 2
+            && g.out_w >= PIX
+            && run >= 4
+            && kh >= 1
+            && end <= buf.len()
+            && PIX * kp <= cols.len()
+            && kh * run <= kp
+            && words >= 1
+            && 4 * words <= kp;
+        let shape = Shape { step: g.stride_w * g.in_c, stride, run, kh };
+        let one_byte_step = shape.step == 1 && run <= 8;
+        Band { buf, row: usize::MAX, cols, kp, words, whole_blocks, shape, one_byte_step }
     }
 
     /// The lane pairs `x` (8-bit weights: two words per pixel and weight word) of pixels
     /// `q0..q0 + n`; those of pixels past `n` are whatever the fields held (a partial block
-    /// writes only its `n` outputs).
+    /// writes only its `n` outputs). A whole block inside one output row is taken here, inline
+    /// in the convolution's loop, the rest by [`Band::im2col`].
+    #[inline(always)]
+    fn block<const L: usize>(
+        &mut self,
+        g: &Window,
+        input: &[u8],
+        zb: u8,
+        q0: usize,
+        n: usize,
+        x: &mut [[[u32; L]; PIX]],
+    ) {
+        let Shape { step, stride, run, kh } = self.shape;
+        let (oy, ox) = (q0 / g.out_w.max(1), q0 % g.out_w.max(1));
+        if !(self.whole_blocks && n == PIX && ox + PIX <= g.out_w && x.len() >= self.words) {
+            return self.im2col(g, input, zb, q0, n, x);
+        }
+        if oy != self.row {
+            fill_band(self.buf, g, input, zb, oy);
+            self.row = oy;
+        }
+        let (src, dst) = (self.buf.as_ptr().wrapping_add(ox * step), self.cols.as_mut_ptr());
+        // SAFETY: pixel `i < PIX` reads the runs `(ox + i)·step + ky·stride + [0, run)`, `ky <
+        // kh`, the last ending at `(ox + PIX − 1)·step + span ≤ (out_w − 1)·step + span ≤
+        // buf.len()` (`whole_blocks`), and writes `i·kp + [0, kh·run)` inside `cols`
+        // (`PIX·kp ≤ cols.len()`, `kh·run ≤ kp`); `run ≥ 4`, `kh ≥ 1`. Then `self.words` words of
+        // each field (`4·words ≤ kp`, `words ≥ 1`) into the first `words` blocks of `x`, two
+        // words per pixel (`L = 2`).
+        unsafe {
+            if self.one_byte_step {
+                gather_runs_c1(src, stride, dst, self.kp, run, kh);
+            } else {
+                gather_runs(src, step, stride, dst, self.kp, run, kh, PIX);
+            }
+            convert4_w8(self.cols.as_ptr(), self.kp, x.as_mut_ptr() as *mut u32, self.words);
+        }
+    }
+
+    /// [`Band::block`] for the blocks it does not take itself.
     #[inline(never)]
     fn im2col<const L: usize>(
         &mut self,
@@ -1608,6 +1692,59 @@ unsafe fn gather_runs(
     }
 }
 
+/// [`gather_runs`] for a block of [`PIX`] pixels one byte apart (one input channel, unit
+/// stride) and runs of 4–8 bytes: kernel row by kernel row, the four pixels' runs with the
+/// pixel offsets as immediates, 22 instructions per kernel row where the pixel-major loop took
+/// 32 (a 5×5 first layer over one channel spent more on its fields than on 8 output channels'
+/// requantization).
+///
+/// # Safety
+/// As [`gather_runs`] with `step = 1`, `m = PIX`, `4 ≤ run ≤ 8`.
+#[inline(never)]
+unsafe fn gather_runs_c1(src: *const u8, stride: usize, dst: *mut u8, kp: usize, run: usize, kh: usize) {
+    const _: () = assert!(PIX == 4);
+    // SAFETY: the words at `[0, 4)` and `[run − 4, run)` of each run, pixel `p`'s at
+    // `src + p + ky·stride` and `dst + p·kp + ky·run` (the caller's bounds); LDR and STR may be
+    // unaligned on Armv7-M.
+    unsafe {
+        asm!(
+            "2:",
+            "ldr {t}, [{s}]",
+            "str {t}, [{d}]",
+            "ldr {t}, [{s}, #1]",
+            "str {t}, [{d}, {kp}]",
+            "ldr {t}, [{s}, #2]",
+            "str {t}, [{d}, {kp2}]",
+            "ldr {t}, [{s}, #3]",
+            "str {t}, [{d}, {kp3}]",
+            "add {s}, {s}, {last}",
+            "add {d}, {d}, {last}",
+            "ldr {t}, [{s}]",
+            "str {t}, [{d}]",
+            "ldr {t}, [{s}, #1]",
+            "str {t}, [{d}, {kp}]",
+            "ldr {t}, [{s}, #2]",
+            "str {t}, [{d}, {kp2}]",
+            "ldr {t}, [{s}, #3]",
+            "str {t}, [{d}, {kp3}]",
+            "add {s}, {s}, {next_s}",
+            "add {d}, {d}, #4",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            s = inout(reg) src => _,
+            d = inout(reg) dst => _,
+            n = inout(reg) kh => _,
+            t = out(reg) _,
+            kp = in(reg) kp,
+            kp2 = in(reg) 2 * kp,
+            kp3 = in(reg) 3 * kp,
+            last = in(reg) run - 4,
+            next_s = in(reg) stride.wrapping_sub(run - 4),
+            options(nostack),
+        );
+    }
+}
+
 /// `n ≥ 1` words of four receptive fields of raw 8-bit activations (`col + p·kp`, `p < 4`) into
 /// the `n` blocks `[[u32; 2]; 4]` at `x`: SXTB16 and SXTB16 ROR 8 of each word, nothing
 /// subtracted (19 instructions per word of the four fields).
@@ -1735,59 +1872,90 @@ fn dot4<const L: usize>(row: &[u8], x: &[[[u32; L]; PIX]]) -> [i32; PIX] {
     dot(row, x)
 }
 
+/// How [`plain_rows`] takes a layer's rows, the same for every block (worked out per block, it
+/// cost a pointwise layer 3.5 instructions a block).
+#[derive(Clone, Copy)]
+struct PlainRows {
+    /// The rows whose words lie inside `weights`.
+    rows: usize,
+    /// The last row through the assembly from its copy (the `last` of [`plain_rows`]).
+    last_copy: bool,
+    /// Rows whose last word holds one weight take it alone, one byte read: 4-bit rows of
+    /// 8·n + 1 weights (3×3 and 5×5 kernels over one channel) of 2 or 4 words (`tail_w4`), 8-bit
+    /// rows of 4·n + 1 (`tail_w8`).
+    tail: bool,
+}
+
+impl PlainRows {
+    fn new<const L: usize>(weights: &[u8], row_bytes: usize, words: usize, k: usize, oc: usize, last: &[u8]) -> Self {
+        let tail = L == 4 && k % 8 == 1 && (words == 2 || words == 4) || L == 2 && k % 4 == 1;
+        // The assembly reads `4·words` bytes from each row's start (with a tail, `4·words − 3`);
+        // a row's last word may hold the next row's first bytes (they meet zero activations),
+        // but never bytes past `weights`.
+        let reach = if tail { 4 * words - 3 } else { 4 * words };
+        let mut rows = oc.min(weights.len() / row_bytes.max(1));
+        if rows > 0 && (rows - 1) * row_bytes + reach > weights.len() {
+            rows -= 1;
+        }
+        let last_copy = rows + 1 == oc && last.len() >= reach;
+        PlainRows { rows, last_copy, tail }
+    }
+}
+
 /// The 8-bit outputs of one block of [`PIX`] pixels for every channel (`block`: pixel-major,
 /// `PIX·oc` bytes), when every channel is fast and the clamp is the output range: the rows go
-/// through [`rows_plain`], except a last row whose final word would be read past `weights`
-/// (read from `last` if that holds a copy of it, `4·words` bytes). Rows of `k` weights.
+/// through [`rows_plain`]; a last row whose final word would be read past `weights` from `last`
+/// if that holds a copy of it (`4·words` bytes), else in Rust. Rows of `k` weights, taken as
+/// `plan` (from the same arguments) says.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn plain_rows<const L: usize>(
+    plan: PlainRows,
     weights: &[u8],
     row_bytes: usize,
     words: usize,
-    k: usize,
     x: &[[[u32; L]; PIX]],
     fast: &[Rq32],
     block: &mut [u8],
     last: &[u8],
 ) {
     let oc = fast.len();
-    // 4-bit rows of 8·n + 1 weights (3×3 and 5×5 kernels over one channel) of 2 or 4 words
-    // take their last weight alone (`tail_w4`), one byte read.
-    let tail = L == 4 && k % 8 == 1 && (words == 2 || words == 4);
-    // The assembly reads `4·words` bytes from each row's start (with a tail, `4·words − 3`); a
-    // row's last word may hold the next row's first bytes (they meet zero activations), but
-    // never bytes past `weights`.
-    let reach = if tail { 4 * words - 3 } else { 4 * words };
-    let mut rows = oc.min(weights.len() / row_bytes.max(1));
-    if rows > 0 && (rows - 1) * row_bytes + reach > weights.len() {
-        rows -= 1;
-    }
-    if rows > 0 && words > 0 && x.len() >= words && block.len() >= PIX * oc {
-        // SAFETY: `rows ≥ 1` rows of `row_bytes` at `weights`, the last read to `4·words` bytes
-        // (checked just above); `words` blocks of `L·PIX` words at `x`; `rows ≤ oc` constants at
-        // `fast`; outputs `p·oc + c` for `p < PIX`, `c < rows` inside `block` (length checked).
+    let PlainRows { rows, mut last_copy, tail } = plan;
+    // Up to two runs of the assembly from one call site (each is ~300 bytes of code): the rows
+    // inside `weights`, then the last row from its copy, which a first layer's odd row length
+    // leaves short of a whole word (in Rust, that one row cost a MobileNet's first layer 4%).
+    let (mut w, mut first, mut n) = (weights, 0, rows);
+    let mut done = 0;
+    while n > 0 && words > 0 && x.len() >= words && block.len() >= PIX * oc && first + n <= oc {
+        // SAFETY: `n ≥ 1` rows of `row_bytes` at `w`, the last read to `4·words` bytes
+        // (`PlainRows::new` checked: inside `weights`, or `last`'s length); `words` blocks of
+        // `L·PIX` words at `x`; the `n` constants from `first` in `fast` (`first + n ≤ oc`);
+        // outputs `p·oc + c` for `p < PIX`, `first ≤ c < first + n` inside `block` (length
+        // checked).
         unsafe {
-            rows_plain::<L, false>(
-                weights.as_ptr(),
+            rows_plain_outlined::<L>(
+                w.as_ptr(),
                 row_bytes,
                 x.as_ptr() as *const u32,
                 words,
-                fast.as_ptr(),
-                block.as_mut_ptr(),
+                fast.as_ptr().add(first),
+                block.as_mut_ptr().add(first),
                 oc,
-                rows,
+                n,
                 tail,
             )
         };
-    } else {
-        rows = 0;
+        done = first + n;
+        (w, first, n) = (last, rows, if last_copy { 1 } else { 0 });
+        last_copy = false;
+    }
+    if done == oc {
+        // (Without this test, the bounds of the loop below cost every block 28 instructions.)
+        return;
     }
     // The rows the assembly did not take (a `skip` here linked a generic `nth` of 462 bytes).
-    let rest = weights.get(rows * row_bytes..).unwrap_or_default().chunks_exact(row_bytes);
-    for (c, (row, f)) in (rows..oc).zip(rest.zip(fast.get(rows..).unwrap_or_default())) {
-        // The last row's copy reads as whole words, with no zero-padded tail word to build.
-        let row = if c + 1 == oc { last.get(..4 * words).unwrap_or(row) } else { row };
+    let rest = weights.get(done * row_bytes..).unwrap_or_default().chunks_exact(row_bytes);
+    for (c, (row, f)) in (done..oc).zip(rest.zip(fast.get(done..).unwrap_or_default())) {
         let a = dot4(row, x);
         for (p, a) in a.into_iter().enumerate() {
             if let Some(d) = block.get_mut(p * oc + c) {
@@ -1913,6 +2081,26 @@ macro_rules! tail_w4 {
             "ldr r12, [r1, #",
             $p3,
             "]\n",
+            "smlabb r11, r4, r12, r11\n",
+        )
+    };
+}
+
+/// The last word of an 8-bit row of `4n + 1` weights (a 3×3, 5×5 or 7×7 kernel over one
+/// channel), whose one weight is the byte at r0, into the four sums: the block's first lane pair
+/// of each pixel (`SMLABB`: its low half), 9 instructions where a whole word takes 15, and one
+/// byte read, so that a layer's last row needs no copy.
+macro_rules! tail_w8 {
+    () => {
+        concat!(
+            "ldrsb r4, [r0]\n",
+            "ldr r12, [r1]\n",
+            "smlabb r8, r4, r12, r8\n",
+            "ldr r12, [r1, #8]\n",
+            "smlabb r9, r4, r12, r9\n",
+            "ldr r12, [r1, #16]\n",
+            "smlabb r10, r4, r12, r10\n",
+            "ldr r12, [r1, #24]\n",
             "smlabb r11, r4, r12, r11\n",
         )
     };
@@ -2095,6 +2283,29 @@ unsafe fn rows_plain_w4_other(
     unsafe { rows_plain::<4, true>(w, row_bytes, x, words, rq, out, oc, rows, tail) }
 }
 
+/// [`rows_plain`] as a call of its own, for [`plain_rows`]' two runs (the rows, then a last row
+/// from its copy) from one copy of the assembly: inlined, the optimizer peeled the second run
+/// into a second copy (+2 KB of code in every firmware with a convolution).
+///
+/// # Safety
+/// As [`rows_plain`].
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+unsafe fn rows_plain_outlined<const L: usize>(
+    w: *const u8,
+    row_bytes: usize,
+    x: *const u32,
+    words: usize,
+    rq: *const Rq32,
+    out: *mut u8,
+    oc: usize,
+    rows: usize,
+    tail: bool,
+) {
+    // SAFETY: the caller's.
+    unsafe { rows_plain::<L, false>(w, row_bytes, x, words, rq, out, oc, rows, tail) }
+}
+
 /// Weight words per iteration of [`rows_plain`]'s loop for `L` lane pairs per word.
 const fn unroll(l: usize) -> usize {
     match l {
@@ -2114,8 +2325,8 @@ const fn unroll(l: usize) -> usize {
 /// `rows ≥ 1` and `words ≥ 1`; row `r < rows` starts at `w + r·row_bytes` and `4·words` bytes are
 /// readable there (`4·words − 3` with `tail`); `x` is valid for `words·L·PIX` words
 /// (word-aligned); `rq` for `rows` constants, each channel fast (`slow` is `None`);
-/// `out + p·oc + r` is writable for `p < PIX`, `r < rows`. `tail` only with `L = 4` and 2 or 4
-/// words, and rows whose last word holds one weight.
+/// `out + p·oc + r` is writable for `p < PIX`, `r < rows`. `tail` only for rows whose last word
+/// holds one weight, with `L = 4` and 2 or 4 words, or `L = 2`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn rows_plain<const L: usize, const OTHER: bool>(
@@ -2131,6 +2342,8 @@ unsafe fn rows_plain<const L: usize, const OTHER: bool>(
 ) {
     let out_end = out.wrapping_add(rows);
     let x_end = x.wrapping_add(words * L * PIX);
+    // 8-bit rows with a tail count their whole words only (the tail's follows them).
+    let counted = if L == 2 && tail { words - 1 } else { words };
     macro_rules! row_loop {
         ($($dot:expr),+ $(,)?) => {
             // SAFETY: the caller's bounds; the weight words may be unaligned (Armv7-M allows
@@ -2147,7 +2360,7 @@ unsafe fn rows_plain<const L: usize, const OTHER: bool>(
                     inout("r0") w => _,
                     inout("r1") row_bytes => _,
                     inout("r2") x => _,
-                    inout("r3") words => _,
+                    inout("r3") counted => _,
                     inout("r4") rq => _,
                     inout("r5") out => _,
                     inout("r8") oc => _,
@@ -2198,6 +2411,21 @@ unsafe fn rows_plain<const L: usize, const OTHER: bool>(
         (4, _) if OTHER => row_loop!("mov r2, #0xF0F0F0F0", w4_1!(), w4_2!(), w4_3!(), "add r1, r1, #192", quads_w4!()),
         // SAFETY: the caller's bounds (`L = 4`).
         (4, _) if tail => unsafe { rows_plain_w4_other(w, row_bytes, x, words, rq, out, oc, rows, tail) },
+        (2, _) if tail => row_loop!(
+            // The whole words as below (the count may be 0), then the tail.
+            "lsrs r2, r2, #1",
+            "bcc 2f",
+            step_w8!(),
+            "2:",
+            "beq 4f",
+            "3:",
+            step_w8!(),
+            step_w8!(),
+            "subs r2, r2, #1",
+            "bne 3b",
+            "4:",
+            tail_w8!(),
+        ),
         (2, true) => row_loop!("lsr r2, r2, #1", "3:", step_w8!(), step_w8!(), "subs r2, r2, #1", "bne 3b"),
         (4, true) if words.is_multiple_of(8) => row_loop!("mov r2, #0xF0F0F0F0", octs_w4!(),),
         (4, true) => row_loop!("mov r2, #0xF0F0F0F0", quads_w4!(),),
