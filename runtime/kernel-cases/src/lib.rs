@@ -507,7 +507,8 @@ pub fn conv_cases(
             // A 3×3 kernel over whole groups of four channels (the DSP kernel's pixel of
             // groups in one assembly block).
             // Half of them the DSP plane kernel's layers: strides (1, 1) or (2, 2), maps up to
-            // 24 along one axis (rows of odd and even length, bands of several rows), half of those with an
+            // 24 along one axis or 28 along both (rows of odd and even length, bands of several
+            // rows, several bands), half of those with an
             // 8-bit output and no clamp but its range (stored in place), the others any.
             (true, 5) => {
                 (kh, kw) = (3, 3);
@@ -517,6 +518,12 @@ pub fn conv_cases(
                     (h, w) = (rng.range(1, 24) as usize, rng.range(1, 8) as usize);
                     if rng.next_u64().is_multiple_of(2) {
                         (h, w) = (w, h);
+                    }
+                    // Now and then both axes long: several bands of rows, whose rows in the
+                    // padding are filled per band.
+                    if rng.next_u64().is_multiple_of(3) {
+                        (h, w) = (rng.range(10, 28) as usize, rng.range(10, 28) as usize);
+                        ic = 4 * rng.range(1, 3) as usize;
                     }
                 }
             }

@@ -223,8 +223,39 @@ pub(crate) struct Rq32 {
 impl Rq32 {
     /// The channel `cq` of a layer whose sums (before the bias, unscaled) are bounded by
     /// `sum_bound`, for sums scaled by `2^scale`.
+    ///
+    /// No 64-bit shift by a variable amount (each is several instructions on a 32-bit core: a
+    /// depthwise layer builds one of these per channel and pass): the rounding term is
+    /// `2^(t−17) + z·2^(t−16) = (1 + 2z)·2^e`, `e = t − 17`, whose magnitude is at most `2^30`
+    /// exactly when `e ≤ 30` and `|1 + 2z| ≤ 2^(30 − e)` (`1 + 2z` is odd, never 0). The same
+    /// constants as the direct form (`new_direct`, the test's oracle).
     #[inline(always)]
     pub fn new(cq: &ChannelQ, sum_bound: i64, scale: u32) -> Rq32 {
+        let slow = Rq32 { bias: cq.bias, m: cq.m, shl: cq.r(), round: cq.z, sh: 0, scale, slow: 1 };
+        let t = cq.r() as i32 - 15;
+        let k = (17 - t).max(scale as i32) as u32;
+        if k >= 31 {
+            return slow;
+        }
+        // `2^31 >> k` for `k ≤ 30`: `2^(31 − k)`, at most 2^31.
+        let limit = (1u32 << (31 - k)) as i64;
+        let bound = sum_bound.saturating_add((cq.bias as i64).abs());
+        if bound >= limit {
+            return slow;
+        }
+        let t = (t + k as i32) as u32;
+        let (sh, e) = (t - 16, t - 17);
+        let odd = 1 + 2 * cq.z as i64;
+        if e > 30 || odd.unsigned_abs() > 1u64 << (30 - e) {
+            return slow;
+        }
+        let round = (odd as i32) << e;
+        Rq32 { bias: cq.bias << scale, m: cq.m, shl: k - scale, round, sh, scale, slow: 0 }
+    }
+
+    /// [`Rq32::new`] as the contract states it, in 64 bits: the oracle of its test.
+    #[cfg(test)]
+    pub fn new_direct(cq: &ChannelQ, sum_bound: i64, scale: u32) -> Rq32 {
         let slow = Rq32 { bias: cq.bias, m: cq.m, shl: cq.r(), round: cq.z, sh: 0, scale, slow: 1 };
         let t = cq.r() as i32 - 15;
         let k = (17 - t).max(scale as i32) as u32;
@@ -491,6 +522,62 @@ mod mul_hi16_tests {
             for &y in &ys {
                 assert_eq!(mul_hi16(y, m), ((y as i64 * m as i64) >> 16) as i32, "y {y} m {m}");
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod rq32_tests {
+    extern crate std;
+    use super::{ChannelQ, Rq32};
+    use proptest::prelude::*;
+
+    fn fields(q: &Rq32) -> [i64; 7] {
+        [q.bias as i64, q.shl as i64, q.m as i64, q.round as i64, q.sh as i64, q.scale as i64, q.slow as i64]
+    }
+
+    /// The same over a grid: every shift and scale, the zero points around every edge of the
+    /// rounding term (`|1 + 2z| = 2^(30 − e)` only at `e = 30`, `z ∈ {0, −1}`), biases and bounds
+    /// at the fast form's limits.
+    #[test]
+    fn new_equals_the_direct_form_on_a_grid() {
+        let zs = (-129..=128).chain([1 << 14, -(1 << 14), (1 << 20) + 1, i32::MAX / 2, i32::MIN / 2]);
+        let zs: std::vec::Vec<i32> = zs.collect();
+        for s in -40..=40 {
+            for scale in 0..=12 {
+                for &z in &zs {
+                    for bias in [0, -1, 1 << 20, i32::MIN] {
+                        for bound in [0, 1 << 14, (1 << 30) - 1, 1 << 31] {
+                            let cq = ChannelQ { bias, m: 1 << 14, s, z, lo: -128, hi: 127 };
+                            assert_eq!(
+                                fields(&Rq32::new(&cq, bound, scale)),
+                                fields(&Rq32::new_direct(&cq, bound, scale)),
+                                "s {s} scale {scale} z {z} bias {bias} bound {bound}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(50_000))]
+
+        /// The 32-bit construction equals the direct 64-bit one for every shift the format
+        /// holds, zero points well past any tensor's, every scale the kernels use and bounds and
+        /// biases up to and past the edges of the fast form.
+        #[test]
+        fn new_equals_the_direct_form(
+            s in -40i32..=40,
+            z in prop_oneof![-128i32..=127, -70_000i32..70_000, Just(i32::MAX / 2), Just(i32::MIN / 2)],
+            bias in prop_oneof![any::<i32>(), -70_000i32..70_000, Just(i32::MIN), Just(i32::MAX), Just(0)],
+            bound in prop_oneof![0i64..1 << 33, 0i64..70_000, Just(i64::MAX), Just(0)],
+            scale in 0u32..=12,
+            m in 0i32..1 << 15,
+        ) {
+            let cq = ChannelQ { bias, m, s, z, lo: -128, hi: 127 };
+            prop_assert_eq!(fields(&Rq32::new(&cq, bound, scale)), fields(&Rq32::new_direct(&cq, bound, scale)));
         }
     }
 }

@@ -16,7 +16,7 @@
 //! length computes one output twice (the row's pairs start at 0, 1, 3, 5, …), and a row costs
 //! about 17 instructions besides its pairs, so dscnn-kws's 25×5 maps are walked as 5 rows of 25.
 //!
-//! Inputs of 8 or 4 bits (the latter copied in offset binary, [`transpose_row4`]); outputs of 8
+//! Inputs of 8 or 4 bits (the latter copied in offset binary, [`transpose_quads4`]); outputs of 8
 //! bits with no clamp but their range are stored in place, any other through output planes
 //! ([`finish`]). A channel whose requantization has no 32-bit form (never one of a compiled model)
 //! is computed from the same planes in Rust.
@@ -427,11 +427,17 @@ fn channel(wp9: &[[u32; 2]], f: &Rq32, j: usize, transposed: bool, step: usize) 
 }
 
 /// Copies plane rows `0..rows_in` of four channels from `c0` into `planes` (four planes of
-/// `rows_in·wp` bytes): plane row `i` is input row `y0 + i − pad_row` along the planes' axes, column `x` input column `x − pad_col`. The columns outside the input must hold
-/// the zero point `zb` already (they do not change from band to band); rows outside it are
-/// filled with it when `fill`, else must hold it already.
+/// `rows_in·wp` bytes): plane row `i` is input row `y0 + i − pad_row` along the planes' axes,
+/// column `x` input column `x − pad_col`. The columns outside the input must hold the zero point
+/// `zb` already (they do not change from band to band); rows outside it are filled with it when
+/// `fill`, else must hold it already.
 ///
-/// A 4-bit input's elements go in as `n ⊕ 8` ([`transpose_row4`]).
+/// Each row is four columns at a time as a 4×4 byte transpose ([`transpose_quads`]), the rest a
+/// column at a time ([`transpose_columns`]); a 4-bit input's elements go in as `n ⊕ 8`
+/// ([`transpose_quads4`]). The bounds are checked once for the band, so that a row costs its
+/// copy and a few instructions (checked per row, a 6×6 map's rows cost ~90 instructions each
+/// besides their copy, 18% of a MobileNet's 6×6×128 depthwise layer); when they do not hold
+/// (never for a loaded model) nothing is written.
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
 fn gather(
@@ -445,59 +451,69 @@ fn gather(
     zb: u8,
     fill: bool,
 ) {
-    let wp = planes.len() / 4 / rows_in;
+    let wp = planes.len() / 4 / rows_in.max(1);
     let plane = rows_in * wp;
     let (x0, x1) = (ax.pad_col.min(wp), (ax.pad_col + ax.in_cols).min(wp));
-    let (p0, rest) = planes.split_at_mut(plane);
-    let (p1, rest) = rest.split_at_mut(plane);
-    let (p2, p3) = rest.split_at_mut(plane);
-    let rows =
-        p0.chunks_exact_mut(wp).zip(p1.chunks_exact_mut(wp)).zip(p2.chunks_exact_mut(wp).zip(p3.chunks_exact_mut(wp)));
-    for (i, ((d0, d1), (d2, d3))) in rows.enumerate() {
-        let d = [&mut d0[x0..x1], &mut d1[x0..x1], &mut d2[x0..x1], &mut d3[x0..x1]];
-        let y = (y0 + i).wrapping_sub(ax.pad_row);
-        if y >= ax.in_rows {
-            if fill {
-                for d in d {
+    let n = x1 - x0;
+    // The plane rows inside the input, `lo..hi`.
+    let lo = ax.pad_row.saturating_sub(y0).min(rows_in);
+    let hi = (ax.pad_row + ax.in_rows).saturating_sub(y0).clamp(lo, rows_in);
+    if fill {
+        for i in (0..lo).chain(hi..rows_in) {
+            for j in 0..4 {
+                if let Some(d) = planes.get_mut(j * plane + i * wp + x0..j * plane + i * wp + x1) {
                     d.fill(zb);
                 }
             }
-            continue;
-        }
-        if four {
-            transpose_row4(&input[(y * ax.in_row + c0) / 2..], ax.in_col / 2, d);
-        } else {
-            transpose_row(&input[y * ax.in_row + c0..], ax.in_col, d);
         }
     }
-}
-
-/// [`transpose_row`] of a 4-bit input: the four elements of the halfword at `src[x·step..]`,
-/// each `⊕ 8`, into `d[j][x]`; four columns at a time ([`transpose_quads4`]), the rest one at a
-/// time. `step ≥ 2`; writes nothing unless `d` are spaced evenly and `src` is long enough.
-#[inline(always)]
-fn transpose_row4(src: &[u8], step: usize, d: [&mut [u8]; 4]) {
-    let [d0, d1, d2, d3] = d;
-    let n = d0.len().min(d1.len()).min(d2.len()).min(d3.len());
-    let plane = (d1.as_ptr() as usize).wrapping_sub(d0.as_ptr() as usize);
-    let at = |d: &[u8], j: usize| d.as_ptr() as usize == (d0.as_ptr() as usize).wrapping_add(j * plane);
-    let reads = n.saturating_sub(1).saturating_mul(step).saturating_add(2);
-    if n == 0 || !(at(d2, 2) && at(d3, 3)) || src.len() < reads {
+    if n == 0 || lo == hi {
         return;
     }
-    let quads = n / 4;
-    if quads > 0 {
-        // SAFETY: `src` holds the `n` halfwords read (`(n − 1)·step + 2` bytes, checked), and
-        // `d0 + j·plane` is `d_j` (checked), `n` bytes long, for `j < 4`.
-        unsafe { transpose_quads4(src.as_ptr(), step, d0.as_mut_ptr(), plane, quads) };
+    // Bytes from one input row to the next and one column to the next, the first row's offset
+    // and the bytes a row's copy reads (a word per column, a halfword at 4 bits).
+    let (row_step, col_step, word) = if four { (ax.in_row / 2, ax.in_col / 2, 2) } else { (ax.in_row, ax.in_col, 4) };
+    let first = (y0 + lo - ax.pad_row) * row_step + if four { c0 / 2 } else { c0 };
+    let reads = (n - 1) * col_step + word;
+    let last_end = first + (hi - 1 - lo) * row_step + reads;
+    if last_end > input.len() || 4 * plane > planes.len() || col_step < word {
+        return;
     }
-    for x in 4 * quads..n {
-        let h = u16::from_le_bytes([src[x * step], src[x * step + 1]]) ^ 0x8888;
-        (d0[x], d1[x], d2[x], d3[x]) = ((h & 15) as u8, (h >> 4 & 15) as u8, (h >> 8 & 15) as u8, (h >> 12) as u8);
+    let (quads, rest) = (n / 4, n % 4);
+    for i in lo..hi {
+        let (src, d) =
+            (input.as_ptr().wrapping_add(first + (i - lo) * row_step), planes.as_mut_ptr().wrapping_add(i * wp + x0));
+        // SAFETY: row `i < hi` reads `reads` bytes from `first + (i − lo)·row_step`, inside
+        // `input` (`last_end`, checked); it writes `n` bytes at `j·plane + i·wp + x0` for `j < 4`,
+        // inside `planes` (`x1 ≤ wp`, `i < rows_in`, `4·plane ≤ planes.len()`); `col_step ≥` the
+        // bytes read per column.
+        unsafe {
+            if four {
+                if quads > 0 {
+                    transpose_quads4(src, col_step, d, plane, quads);
+                }
+                for x in 4 * quads..n {
+                    let at = src.add(x * col_step);
+                    let h = u16::from_le_bytes([*at, *at.add(1)]) ^ 0x8888;
+                    let d = d.add(x);
+                    *d = (h & 15) as u8;
+                    *d.add(plane) = (h >> 4 & 15) as u8;
+                    *d.add(2 * plane) = (h >> 8 & 15) as u8;
+                    *d.add(3 * plane) = (h >> 12) as u8;
+                }
+            } else {
+                if quads > 0 {
+                    transpose_quads(src, col_step, d, plane, quads);
+                }
+                if rest > 0 {
+                    transpose_columns(src.add(4 * quads * col_step), col_step, d.add(4 * quads), plane, rest);
+                }
+            }
+        }
     }
 }
 
-/// `n` groups of four columns of [`transpose_row4`]: halfwords `a, b, c, e` joined as `a | c << 16`
+/// `n` groups of four columns of a 4-bit row ([`gather`]): halfwords `a, b, c, e` joined as `a | c << 16`
 /// and `b | e << 16`, `⊕ 0x8888_8888`, split into low and high nibbles (`(a0 a2 c0 c2)`,
 /// `(a1 a3 c1 c3)`, …), then each plane's word `(a_j b_j c_j e_j)` by UXTB16 and a shifted ORR:
 /// 36 instructions for 16 elements.
@@ -563,35 +579,7 @@ unsafe fn transpose_quads4(src: *const u8, step: usize, d: *mut u8, plane: usize
     }
 }
 
-/// Byte `j` of the word at `src[x·step..]` into `d[j][x]`, for every `x < d[j].len()`: four
-/// columns at a time as a 4×4 byte transpose ([`transpose_quads`]), the rest a column at a time
-/// ([`transpose_columns`]). `step ≥ 4`; when `d` are not four slices spaced evenly (as
-/// [`gather`]'s planes are) or `src` is short, it writes nothing.
-#[inline(always)]
-fn transpose_row(src: &[u8], step: usize, d: [&mut [u8]; 4]) {
-    let [d0, d1, d2, d3] = d;
-    let n = d0.len().min(d1.len()).min(d2.len()).min(d3.len());
-    let plane = (d1.as_ptr() as usize).wrapping_sub(d0.as_ptr() as usize);
-    let at = |d: &[u8], j: usize| d.as_ptr() as usize == (d0.as_ptr() as usize).wrapping_add(j * plane);
-    let reads = n.saturating_sub(1).saturating_mul(step).saturating_add(4);
-    if n == 0 || !(at(d2, 2) && at(d3, 3)) || src.len() < reads {
-        return;
-    }
-    let (quads, rest) = (n / 4, n % 4);
-    let (src, d) = (src.as_ptr(), d0.as_mut_ptr());
-    // SAFETY: `src` holds the `n` words read (`(n − 1)·step + 4` bytes, checked), and
-    // `d + j·plane` is `d_j` (checked), `n` bytes long, for `j < 4`.
-    unsafe {
-        if quads > 0 {
-            transpose_quads(src, step, d, plane, quads);
-        }
-        if rest > 0 {
-            transpose_columns(src.add(4 * quads * step), step, d.add(4 * quads), plane, rest);
-        }
-    }
-}
-
-/// `n` columns of [`transpose_row`], one at a time: a word, four byte stores (11 instructions).
+/// `n` columns of a row of [`gather`], one at a time: a word, four byte stores (11 instructions).
 ///
 /// # Safety
 /// `src` is valid for reading the 4 bytes at `src + k·step` for `k < n`; `d + j·plane` for
@@ -626,7 +614,7 @@ unsafe fn transpose_columns(src: *const u8, step: usize, d: *mut u8, plane: usiz
     }
 }
 
-/// `n` groups of four columns of [`transpose_row`]: the words `a, b, c, e` at `src`, `src + step`,
+/// `n` groups of four columns of a row of [`gather`]: the words `a, b, c, e` at `src`, `src + step`,
 /// … become `(a0 b0 a2 b2)`, `(a1 b1 a3 b3)` (UXTB16 and a shifted ORR), the same of `c, e`, then
 /// one word per plane with PKHBT/PKHTB: 30 instructions for 16 bytes.
 ///
