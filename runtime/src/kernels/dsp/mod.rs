@@ -1105,13 +1105,7 @@ fn conv_impl<const L: usize, const K: u32>(
                     xb[p] = [0; L];
                 }
             } else {
-                let (oy, ox) = (q / g.out_w, q % g.out_w);
-                let src = if in_fmt.bits == Bits::B8 && interior_field(g, input, oy, ox, col) {
-                    &col[..k]
-                } else {
-                    gather(g, input, in_fmt, oy, ox, col)
-                };
-                convert(src, in_fmt.zero_point, x, p);
+                general_field(g, input, in_fmt, q, col, x, p);
             }
         }
         if n == PIX && out_bits == Bits::B8 {
@@ -1784,6 +1778,31 @@ unsafe fn gather_runs_c1(src: *const u8, stride: usize, dst: *mut u8, kp: usize,
             options(nostack),
         );
     }
+}
+
+/// Pixel `q`'s receptive field as lane pairs, pixel `p` of the blocks `x`, for a layer whose
+/// channels do not fill weight words and that is not a first layer's band: [`interior_field`]
+/// or the general [`gather`], then [`convert`]. A call of its own, so that the branch for it
+/// leaves the convolution's other paths' register allocation alone (inline, resnet8's 3×3
+/// layers paid 15 instructions a block of pixels).
+#[inline(never)]
+fn general_field<const L: usize>(
+    g: &Window,
+    input: &[u8],
+    in_fmt: ActFormat,
+    q: usize,
+    col: &mut [u8],
+    x: &mut [[[u32; L]; PIX]],
+    p: usize,
+) {
+    let k = g.kernel_h * g.kernel_w * g.in_c;
+    let (oy, ox) = (q / g.out_w.max(1), q % g.out_w.max(1));
+    let src = if in_fmt.bits == Bits::B8 && interior_field(g, input, oy, ox, col) {
+        &col[..k]
+    } else {
+        gather(g, input, in_fmt, oy, ox, col)
+    };
+    convert(src, in_fmt.zero_point, x, p);
 }
 
 /// The receptive field of `(oy, ox)` of an 8-bit input into `col[..K]` when it lies wholly
