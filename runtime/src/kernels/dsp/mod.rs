@@ -1105,7 +1105,7 @@ fn conv_impl<const L: usize, const K: u32>(
                     xb[p] = [0; L];
                 }
             } else {
-                general_field(g, input, in_fmt, q, col, x, p);
+                general_field::<L, K>(g, input, in_fmt, q, col, x, p);
             }
         }
         if n == PIX && out_bits == Bits::B8 {
@@ -1785,8 +1785,10 @@ unsafe fn gather_runs_c1(src: *const u8, stride: usize, dst: *mut u8, kp: usize,
 /// or the general [`gather`], then [`convert`]. A call of its own, so that the branch for it
 /// leaves the convolution's other paths' register allocation alone (inline, resnet8's 3×3
 /// layers paid 15 instructions a block of pixels).
+// Generic over the kernel set as the convolution is, so that the input's width is a constant in
+// a firmware without 4-bit activations.
 #[inline(never)]
-fn general_field<const L: usize>(
+fn general_field<const L: usize, const K: u32>(
     g: &Window,
     input: &[u8],
     in_fmt: ActFormat,
@@ -1795,6 +1797,7 @@ fn general_field<const L: usize>(
     x: &mut [[[u32; L]; PIX]],
     p: usize,
 ) {
+    let in_fmt = linked_input::<K>(in_fmt);
     let k = g.kernel_h * g.kernel_w * g.in_c;
     let (oy, ox) = (q / g.out_w.max(1), q % g.out_w.max(1));
     let src = if in_fmt.bits == Bits::B8 && interior_field(g, input, oy, ox, col) {
