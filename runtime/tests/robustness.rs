@@ -457,6 +457,7 @@ fn kernel_sets_agree(blob: &[u8], model: &Model<'_>, start: &[u8], after: &[u8])
         ALL & !(LUT | MUL | CONCAT),
         ALL & !LOG_SOFTMAX,
         ALL & !DEPTHWISE_GENERAL,
+        ALL & !CONV_GENERAL,
         ALL & !(SLICE | RESIZE | DEPTH_TO_SPACE | DEQUANTIZE | DEPTHWISE_CONV2D | FULLY_CONNECTED)
     );
 }

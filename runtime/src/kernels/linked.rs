@@ -52,6 +52,12 @@ pub const LONG_ROWS: u32 = 1 << 21;
 /// run on the interleaved and portable depthwise kernels (10 KB of code), which a build without
 /// them leaves out. Every other path ignores it.
 pub const DEPTHWISE_GENERAL: u32 = 1 << 22;
+/// Convolutions that the Cortex-M4 kernel takes through its general im2col
+/// (`scratch::dsp_conv_general`: channels that do not fill a weight word, not a first layer's
+/// band of rows; a 3×3 kernel over one channel, 6 or 10 channels, a first layer too wide for
+/// the band): about 1 KB of code, which a build without them leaves out. Every other path
+/// ignores it.
+pub const CONV_GENERAL: u32 = 1 << 23;
 
 /// The longest row [`LONG_ROWS`] does not cover.
 pub const LONG_ROW: usize = 65_536;
@@ -60,10 +66,10 @@ pub const LONG_ROW: usize = 65_536;
 pub const OPS: u32 = (1 << 15) - 1;
 
 /// Every kernel: the default set.
-pub const ALL: u32 = OPS | WEIGHTS_8 | WEIGHTS_4 | WEIGHTS_2 | ACTS_4 | LONG_ROWS | DEPTHWISE_GENERAL;
+pub const ALL: u32 = OPS | WEIGHTS_8 | WEIGHTS_4 | WEIGHTS_2 | ACTS_4 | LONG_ROWS | DEPTHWISE_GENERAL | CONV_GENERAL;
 
 /// The names of the set's members, in bit order (for `hawq inspect` and build scripts).
-pub const NAMES: [(u32, &str); 21] = [
+pub const NAMES: [(u32, &str); 22] = [
     (CONV2D, "conv2d"),
     (DEPTHWISE_CONV2D, "depthwise_conv2d"),
     (FULLY_CONNECTED, "fully_connected"),
@@ -85,6 +91,7 @@ pub const NAMES: [(u32, &str); 21] = [
     (ACTS_4, "acts_4"),
     (LONG_ROWS, "long_rows"),
     (DEPTHWISE_GENERAL, "depthwise_general"),
+    (CONV_GENERAL, "conv_general"),
 ];
 
 /// Whether `set` holds every kernel of `kernels`.
@@ -161,6 +168,16 @@ pub fn op_needs_under<const K: u32>(op: &Op<'_>, tensors: Tensors<'_>) -> Option
                 0
             } else {
                 DEPTHWISE_GENERAL
+            }
+        }
+        Op::Conv2d(p) if has(K, CONV2D) => {
+            let g = crate::interpreter::conv_window(p, &input, &tensors.get(op.output() as usize)?);
+            let bits = if input.dtype == DType::I4 { Bits::B4 } else { Bits::B8 };
+            let weight_bits = Bits::from_width(p.weight_bits as u32);
+            if scratch::dsp_conv_general(&g, weight_bits, bits) {
+                CONV_GENERAL
+            } else {
+                0
             }
         }
         _ => 0,

@@ -133,6 +133,20 @@ pub(crate) fn dsp_conv2d_band(g: &Window, in_bits: Bits) -> usize {
     }
 }
 
+/// Whether the Cortex-M4 convolution takes `g` through its general im2col (`dsp::conv_impl`):
+/// channels that do not fill whole blocks of a weight word's values (`32 / bits` of an 8-bit
+/// input; of a 4-bit input, that or 8, whichever is more) and no first layer's band of rows
+/// ([`dsp_conv2d_band`]). The kernel and [`super::linked::CONV_GENERAL`] both ask this.
+pub(crate) fn dsp_conv_general(g: &Window, weight_bits: Bits, in_bits: Bits) -> bool {
+    let per_word = 32 / weight_bits.get() as usize;
+    let aligned = match in_bits {
+        Bits::B8 => g.in_c.is_multiple_of(per_word),
+        Bits::B4 => g.in_c.is_multiple_of(per_word.max(8)),
+        Bits::B2 => false,
+    };
+    !aligned && dsp_conv2d_band(g, in_bits) == 0
+}
+
 /// The portable convolution's scratch: the im2col `i16` values of [`PIX`] pixels up to whole
 /// weight words, and the requantization table.
 pub(crate) fn portable_conv2d(g: &Window, weight_bits: Bits) -> u64 {

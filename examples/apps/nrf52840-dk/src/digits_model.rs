@@ -32,9 +32,9 @@ pub const MODEL_BYTES: usize = 2659;
 pub const FORMAT_VERSION: u16 = 7;
 /// Bytes of RAM for the arena (tensors and kernel scratch); the runtime's stack comes on top.
 pub const ARENA_BYTES: usize = 1868;
-/// The kernels the model needs (`hawq_runtime::kernels::linked`): `conv2d`, `depthwise_conv2d`, `fully_connected`, `avg_pool`, `add`, `weights_8`, `depthwise_general`.
+/// The kernels the model needs (`hawq_runtime::kernels::linked`): `conv2d`, `depthwise_conv2d`, `fully_connected`, `avg_pool`, `add`, `weights_8`, `depthwise_general`, `conv_general`.
 /// The interpreter of [`interpreter`] links only these.
-pub const KERNELS: u32 = 0x41002f;
+pub const KERNELS: u32 = 0xc1002f;
 
 /// The input: 64 values, [H, W, C] = [8, 8, 1] as the source model takes them.
 pub const INPUT_ELEMENTS: usize = 64;

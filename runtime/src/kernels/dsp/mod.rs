@@ -1079,6 +1079,9 @@ fn conv_impl<const L: usize, const K: u32>(
         && (g.kernel_h, g.kernel_w, g.pad_top, g.pad_left) == (1, 1, 0, 0)
         && !x.is_empty()
         && k == 2 * L * x.len();
+    // The general im2col ([`general_field`]), linked with `conv_general`, for the layers
+    // [`scratch::dsp_conv_general`] names.
+    let general = has(K, linked::CONV_GENERAL) && scratch::dsp_conv_general(g, lane_bits(L), in_fmt.bits);
     let mut q0 = 0;
     while q0 < npix {
         let n = (npix - q0).min(PIX);
@@ -1104,8 +1107,14 @@ fn conv_impl<const L: usize, const K: u32>(
                 for xb in x.iter_mut() {
                     xb[p] = [0; L];
                 }
-            } else {
+            } else if general {
                 general_field::<L, K>(g, input, in_fmt, q, col, x, p);
+            } else {
+                // A layer outside the kernel set (the loader refuses such a model) or one the
+                // decider misses: zeros, which kernel-check and the QEMU tests would see.
+                for xb in x.iter_mut() {
+                    xb[p] = [0; L];
+                }
             }
         }
         if n == PIX && out_bits == Bits::B8 {
