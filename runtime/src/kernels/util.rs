@@ -467,12 +467,17 @@ pub(crate) fn gather_into(g: &Window, input: &[u8], fmt: ActFormat, oy: usize, o
 /// Where the receptive field of `(oy, ox)` is one run of an 8-bit input (1×1 convolutions,
 /// full-width kernels, no padding).
 fn contiguous_field(g: &Window, fmt: ActFormat, oy: usize, ox: usize) -> Option<core::ops::Range<usize>> {
+    let start = inside_field(g, oy, ox)?;
+    (fmt.bits == Bits::B8 && (g.kernel_h == 1 || g.kernel_w == g.in_w))
+        .then_some(start..start + g.kernel_h * g.kernel_w * g.in_c)
+}
+
+/// The element offset of the receptive field of `(oy, ox)` when no tap of it is in the padding.
+#[inline(always)]
+pub(crate) fn inside_field(g: &Window, oy: usize, ox: usize) -> Option<usize> {
     let (y0, y1, _) = g.rows(oy);
     let (x0, x1, _) = g.cols(ox);
-    let full = y1 - y0 == g.kernel_h && x1 - x0 == g.kernel_w;
-    let start = (y0 * g.in_w + x0) * g.in_c;
-    (fmt.bits == Bits::B8 && full && (g.kernel_h == 1 || g.kernel_w == g.in_w))
-        .then_some(start..start + g.kernel_h * g.kernel_w * g.in_c)
+    (y1 - y0 == g.kernel_h && x1 - x0 == g.kernel_w).then_some((y0 * g.in_w + x0) * g.in_c)
 }
 
 /// The receptive field of `(oy, ox)` into `col` (`K` bytes), row by row of the kernel.

@@ -68,7 +68,7 @@ mod planes;
 use super::linked::{self, has};
 use super::reference::{self, ActFormat, AddRequant, Layer, Requant, Window};
 use super::scratch::{self, Scratch};
-use super::util::{gather, put, row_words, sum_bound, tail_word, unpack4, AddPlan, ChannelQ, Rq32};
+use super::util::{gather, inside_field, put, row_words, sum_bound, tail_word, unpack4, AddPlan, ChannelQ, Rq32};
 use super::{portable, KernelTable, Path};
 use crate::quant::{load, Biases, Bits, BIAS_I32};
 
@@ -1825,13 +1825,12 @@ fn general_field<const L: usize, const K: u32>(
 /// 450 instructions a pixel (11.5 per MAC with six output channels).
 #[inline(never)]
 fn interior_field(g: &Window, input: &[u8], oy: usize, ox: usize, col: &mut [u8]) -> bool {
-    let (y0, y1, ky0) = g.rows(oy);
-    let (x0, x1, kx0) = g.cols(ox);
     let (kh, run, stride) = (g.kernel_h, g.kernel_w * g.in_c, g.in_w * g.in_c);
-    let inside = ky0 == 0 && kx0 == 0 && y1 - y0 == kh && x1 - x0 == g.kernel_w && kh >= 1 && run >= 1;
-    let start = (y0 * g.in_w + x0) * g.in_c;
-    let Some(field) = col.get_mut(..kh * run) else { return false };
-    if !inside || start + (kh - 1) * stride + run > input.len() {
+    let (Some(start), Some(field), true) = (inside_field(g, oy, ox), col.get_mut(..kh * run), kh >= 1 && run >= 1)
+    else {
+        return false;
+    };
+    if start + (kh - 1) * stride + run > input.len() {
         return false;
     }
     if run >= 4 {
