@@ -1,29 +1,40 @@
 #!/usr/bin/env bash
 # Instructions per MAC of wide 3×3 convolutions (128 and 256 input channels) on QEMU's Cortex-M4,
-# at 8- and 4-bit weights: a random-weight PyTorch model (8×8 input, 3→128→128→256→256, ReLU,
-# global average pool, linear), compiled and run with `cargo xtask run`, which also checks the
-# outputs against the host runtime. Needs torch (not part of the test suite).
+# at 8- and 4-bit weights: a random-weight model (8×8 input, 3→128→128→256→256, ReLU, global
+# average pool, linear) built with the onnx package, compiled and run with `cargo xtask run`,
+# which also checks the outputs against the host runtime. Needs numpy, onnx and onnxruntime
+# (scripts/requirements.txt; not part of the test suite).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 python3 - "$work" <<'PY'
-import sys, numpy as np, torch
+import sys, numpy as np, onnx, onnxruntime as ort
+from onnx import helper as h, numpy_helper as nh, TensorProto as TP
 out = sys.argv[1]
-torch.manual_seed(0)
-class Wide(torch.nn.Module):
-    def __init__(s):
-        super().__init__()
-        s.convs = torch.nn.ModuleList(torch.nn.Conv2d(i, o, 3, padding=1) for i, o in [(3, 128), (128, 128), (128, 256), (256, 256)])
-        s.fc = torch.nn.Linear(256, 10)
-    def forward(s, x):
-        for c in s.convs:
-            x = torch.relu(c(x))
-        return s.fc(x.mean((2, 3)))
-m = Wide().eval()
-x = torch.randn(64, 3, 8, 8)
-torch.onnx.export(m, x[:1], f"{out}/wide.onnx", opset_version=13, input_names=["x"], output_names=["y"], dynamo=False)
-np.savez(f"{out}/calib.npz", x=x.numpy(), y=m(x).argmax(1).numpy())
+rng = np.random.default_rng(0)
+inits, nodes, x = [], [], "x"
+for i, (cin, cout) in enumerate([(3, 128), (128, 128), (128, 256), (256, 256)]):
+    bound = 1 / np.sqrt(cin * 9)  # PyTorch's default Conv2d initialisation
+    inits += [nh.from_array(rng.uniform(-bound, bound, (cout, cin, 3, 3)).astype(np.float32), f"w{i}"),
+              nh.from_array(rng.uniform(-bound, bound, cout).astype(np.float32), f"b{i}")]
+    nodes += [h.make_node("Conv", [x, f"w{i}", f"b{i}"], [f"c{i}"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+              h.make_node("Relu", [f"c{i}"], [f"r{i}"])]
+    x = f"r{i}"
+bound = 1 / np.sqrt(256)
+inits += [nh.from_array(rng.uniform(-bound, bound, (10, 256)).astype(np.float32), "fw"),
+          nh.from_array(rng.uniform(-bound, bound, 10).astype(np.float32), "fb")]
+nodes += [h.make_node("GlobalAveragePool", [x], ["g"]), h.make_node("Flatten", ["g"], ["f"]),
+          h.make_node("Gemm", ["f", "fw", "fb"], ["y"], transB=1)]
+graph = h.make_graph(nodes, "wide", [h.make_tensor_value_info("x", TP.FLOAT, [1, 3, 8, 8])],
+                     [h.make_tensor_value_info("y", TP.FLOAT, [1, 10])], inits)
+model = h.make_model(graph, opset_imports=[h.make_opsetid("", 13)])
+model.ir_version = 8
+onnx.save(model, f"{out}/wide.onnx")
+xs = rng.standard_normal((64, 3, 8, 8)).astype(np.float32)
+sess = ort.InferenceSession(f"{out}/wide.onnx")
+ys = np.array([sess.run(None, {"x": xs[i:i + 1]})[0].argmax() for i in range(len(xs))])
+np.savez(f"{out}/calib.npz", x=xs, y=ys)
 PY
 # Multiply-accumulates of the four convolutions: 8·8 pixels × 9 taps × in × out.
 macs=(0 $((64 * 9 * 128 * 128)) $((64 * 9 * 128 * 256)) $((64 * 9 * 256 * 256)))

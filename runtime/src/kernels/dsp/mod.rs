@@ -287,6 +287,104 @@ fn convert_summed<const L: usize>(src: &[u8], z: i32, x: &mut [[[u32; L]; 1]]) -
     sum
 }
 
+/// [`convert`] of a fully connected layer's 8-bit input for 8-bit weights (`L = 2`), two blocks
+/// per step: the step's fixed cost was ~4 of its 10 instructions a block (resnet8's head: 64
+/// inputs).
+fn convert_pairs<const L: usize>(src: &[u8], z: i32, x: &mut [[[u32; L]; 1]]) {
+    let zz = pair(z, z);
+    let (words, _) = src.as_chunks::<8>();
+    let steps = words.len().min(x.len() / 2);
+    for (w, xb) in words.iter().zip(x.chunks_exact_mut(2)) {
+        let (a, b) = (word(&w[..4]), word(&w[4..]));
+        let [lo, hi] = xb else { continue };
+        lo[0][..2].copy_from_slice(&[ssub16(sxtb16(a), zz), ssub16(sxtb16_ror8(a), zz)]);
+        hi[0][..2].copy_from_slice(&[ssub16(sxtb16(b), zz), ssub16(sxtb16_ror8(b), zz)]);
+    }
+    if src.len() > 8 * steps {
+        if let (Some(rest), Some(xr)) = (src.get(8 * steps..), x.get_mut(2 * steps..)) {
+            convert(rest, z, xr, 0);
+        }
+    }
+}
+
+/// [`convert_summed`] of a 4-bit input of `n` values (`src`: two a byte, the first in the low
+/// nibble): a word's eight nibbles, made offset binary (`EOR 0x88888888`: `u = v + 8`), are
+/// masked straight into the halfword lanes `(0, 4)`, `(2, 6)`, `(1, 5)`, `(3, 7)` (one `AND` with
+/// a shifted operand each) and `8 + z` subtracted, which is the lane order of a 4-bit weight
+/// word; the 8- and 2-bit orders are two such words' lanes repacked (`PKHBT`/`PKHTB`). About two
+/// instructions a value, where unpacking each block to bytes first took ~22 (dscnn-kws `mixed`'s
+/// fully connected layer spent 1,450 instructions there for 64 inputs). The values past the
+/// last whole block go through [`convert_block`] with the padding's `z`. The sum of every lane
+/// written is returned for the offset-binary weights, 0 for 8-bit weights (`L = 2`).
+fn convert4_summed<const L: usize>(src: &[u8], n: usize, z: i32, x: &mut [[[u32; L]; 1]]) -> i32 {
+    const M: u32 = 0x000F_000F;
+    let zz8 = pair(z + 8, z + 8);
+    // Lanes (0, 4), (2, 6), (1, 5), (3, 7) of a word's eight values, `v − z`.
+    let lanes = |w: u32| {
+        let e = w ^ 0x8888_8888;
+        [e & M, (e >> 8) & M, (e >> 4) & M, (e >> 12) & M].map(|l| ssub16(l, zz8))
+    };
+    let per = 2 * L;
+    let full = (n / per).min(x.len());
+    let mut sum = 0i32;
+    match L {
+        2 => {
+            // A word is two blocks: `(0, 2), (1, 3)` and `(4, 6), (5, 7)`.
+            let (words, _) = src.as_chunks::<4>();
+            for (w, xb) in words.iter().zip(x[..full].chunks_exact_mut(2)) {
+                let [a, b, c, d] = lanes(u32::from_le_bytes(*w));
+                let [lo, hi] = xb else { continue };
+                lo[0][..].copy_from_slice(&[pack_lo(a, b), pack_lo(c, d)]);
+                hi[0][..].copy_from_slice(&[pack_hi(a, b), pack_hi(c, d)]);
+            }
+            // An odd last block: its two bytes, the upper half of the word unused.
+            if full % 2 == 1 {
+                if let (Some(&[b0, b1]), Some(xb)) = (src.get(2 * full - 2..2 * full), x.get_mut(full - 1)) {
+                    let [a, b, c, d] = lanes(u32::from_le_bytes([b0, b1, 0, 0]));
+                    xb[0][..].copy_from_slice(&[pack_lo(a, b), pack_lo(c, d)]);
+                }
+            }
+        }
+        4 => {
+            let (words, _) = src.as_chunks::<4>();
+            for (w, xb) in words.iter().zip(x[..full].iter_mut()) {
+                let d = lanes(u32::from_le_bytes(*w));
+                xb[0][..].copy_from_slice(&d);
+                sum = block_lane_sum(&xb[0], sum);
+            }
+        }
+        _ => {
+            // Two words: `(0, 8), (4, 12), (1, 9), (5, 13), (2, 10), (6, 14), (3, 11), (7, 15)`.
+            let (pairs, _) = src.as_chunks::<8>();
+            for (w, xb) in pairs.iter().zip(x[..full].iter_mut()) {
+                let [a0, b0, c0, d0] = lanes(u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+                let [a1, b1, c1, d1] = lanes(u32::from_le_bytes([w[4], w[5], w[6], w[7]]));
+                let d = [
+                    pack_lo(a0, a1),
+                    pack_hi(a0, a1),
+                    pack_lo(c0, c1),
+                    pack_hi(c0, c1),
+                    pack_lo(b0, b1),
+                    pack_hi(b0, b1),
+                    pack_lo(d0, d1),
+                    pack_hi(d0, d1),
+                ];
+                xb[0][..].copy_from_slice(&d);
+                sum = block_lane_sum(&xb[0], sum);
+            }
+        }
+    }
+    if let (true, Some(xb)) = (full * per < n, x.get_mut(full)) {
+        let mut block = [z as u8; 16];
+        unpack4(src, full * per, &mut block[..(n - full * per).min(per)]);
+        convert_block(&block, pair(z, z), &mut xb[0]);
+        if L != 2 {
+            sum = block_lane_sum(&xb[0], sum);
+        }
+    }
+    sum
+}
+
 /// `sum` plus the lanes of one converted block of `a − z` values (`|a − z| ≤ 255`, so the
 /// `SADD16` of up to 8 words does not wrap).
 #[inline(always)]
@@ -2885,27 +2983,13 @@ fn fc_impl<const L: usize, const K: u32>(
     // The lanes' sum, for the 4- and 2-bit rows read in offset binary (below; 0 at 8 bits).
     let x_sum = if in_fmt.bits == Bits::B8 || !has(K, linked::ACTS_4) {
         if L == 2 {
-            convert(&input[..in_features], z, x, 0);
+            convert_pairs(&input[..in_features], z, x);
             0
         } else {
             convert_summed(&input[..in_features], z, x)
         }
     } else {
-        // A 4-bit input, one weight word's worth of values at a time (padding past the end: z).
-        let zz = pair(z, z);
-        let per = 2 * L;
-        let mut sum = 0;
-        for (i, xb) in x.iter_mut().enumerate() {
-            let start = i * per;
-            let mut block = [z as u8; 16];
-            let len = per.min(in_features.saturating_sub(start));
-            unpack4(input, start, &mut block[..len]);
-            convert_block(&block, zz, &mut xb[0]);
-            if L != 2 {
-                sum = block_lane_sum(&xb[0], sum);
-            }
-        }
-        sum
+        convert4_summed(&input[..in_features.div_ceil(2)], in_features, z, x)
     };
     let x = &x[..];
     let scale = scale_shift(L);
@@ -3053,8 +3137,9 @@ fn fc_pair<const L: usize, const K: u32>(
 /// `e + scale ≤ 16` (≤ 15 for scaled sums, whose bound must be below 2^30 too).
 #[repr(C)]
 struct FcQ {
-    /// `e + scale`, the shift of a 16-bit bias for the sums held scaled; 32 for 32-bit biases.
-    bias_shift: u32,
+    /// `2^bias_shift` where it fits a signed halfword (`bias_shift ≤ 14`: the bias goes in with
+    /// one `SMLABB`/`SMLATB` a sum), else 0 (the shifts, out of line).
+    bias_pow: u32,
     /// `shift_base + 19 − scale`: a channel's `v = u + 3 − scale`, `u = 16 + s`, is this plus its
     /// multiplier word's top 4 bits.
     base: i32,
@@ -3062,6 +3147,8 @@ struct FcQ {
     /// The clamp's bounds, each in every byte (`SSUB8`/`SEL` lanes).
     lo: u32,
     hi: u32,
+    /// `e + scale`, the shift of a 16-bit bias for the sums held scaled; 32 for 32-bit biases.
+    bias_shift: u32,
 }
 
 impl FcQ {
@@ -3076,6 +3163,7 @@ impl FcQ {
             && rq.bias.bytes.len() >= Biases::bytes_per_channel(rq.bias.exponent) * channels
             && rq.multiplier.bytes.len() >= 2 * channels;
         fits.then(|| FcQ {
+            bias_pow: if bias_shift <= 14 { 1 << bias_shift } else { 0 },
             bias_shift,
             base: rq.multiplier.shift_base as i32 + 19 - scale as i32,
             z: rq.out.zero_point,
@@ -3274,9 +3362,10 @@ type FcPairsAsm =
 /// Pairs of output channels of a fully connected layer (8-bit outputs, or 4-bit with `OUT4`),
 /// entirely in assembly (the per-output work of a narrow layer is most of its cost, and in Rust
 /// it was spilled around the dot product: about 45 instructions an output besides it, here
-/// 24): per pair, the two rows' dot product as [`dot2_w8`], [`dot2_w4`] or [`dot2_w2`] (the
+/// 20): per pair, the two rows' dot product as [`dot2_w8`], [`dot2_w4`] or [`dot2_w2`] (the
 /// sums starting at `start`, `−o·Σx` for the offset-binary widths), then scaled by `2^scale`,
-/// each bias added (a 32-bit bias whose scaled form or sum overflows stops the assembly), the
+/// each bias added (a 16-bit one with `SMLABB`/`SMLATB` by [`FcQ::bias_pow`]; a 32-bit bias
+/// whose scaled form or sum overflows stops the assembly), the
 /// requantization of [`fc_requant`] and the stores. Returns the pairs left: 0, or the
 /// count from the pair it stopped at, which the caller runs in Rust ([`fc_pair`]).
 ///
@@ -3304,13 +3393,18 @@ unsafe fn fc_pairs<const L: usize, const OUT4: bool>(
     // the 16-bit biases added (`FcQ::new` made sure that the sum cannot overflow); `$wide` the
     // same for 32-bit biases, each scaled, stopping at the pair where one does not fit.
     macro_rules! pair_loop {
-        ($store:expr; $bias:expr, $wide:expr; $setup:expr; $($dot:expr),+ $(,)?) => {
+        ($store:expr; $bias:expr, $shifted:expr, $wide:expr; $setup:expr; $($dot:expr),+ $(,)?) => {
             // SAFETY: the caller's bounds; weight words, biases and multiplier words may be
             // unaligned (Armv7-M allows LDR), the converted input and the pushed state are
             // word-aligned (LDRD); the assembly pops what it pushes.
             unsafe {
                 asm!(
-                    "push {{r0, r1, r2, r3, r4, r5, r8, r9, r10, r11}}",
+                    // The output pointer and the pairs left stay in r6 and r7 (saved here: the
+                    // compiler keeps them for itself), the rest of the state on the stack.
+                    "push {{r6, r7}}",
+                    "mov r6, r8",
+                    "mov r7, r9",
+                    "push {{r0, r1, r2, r3, r4, r5, r10, r11}}",
                     $setup,
                     "1:",
                     // The pair's rows, the next pair's, the input blocks and the sums' start.
@@ -3318,42 +3412,48 @@ unsafe fn fc_pairs<const L: usize, const OUT4: bool>(
                     "add r3, r0, r1, lsl #1",
                     "str r3, [sp]",
                     "ldrd r2, r3, [sp, #8]",
-                    "ldr r8, [sp, #36]",
+                    "ldr r8, [sp, #28]",
                     "mov r9, r8",
                     $($dot,)+
                     // bias_shift, base, z, lo, hi; the two biases and multiplier words.
-                    "ldr r0, [sp, #32]",
+                    "ldr r0, [sp, #24]",
                     "ldm r0, {{r1, r2, r3, r10, r11}}",
                     "ldrd r0, r12, [sp, #16]",
-                    "cmp r1, #32",
-                    "bhs 23f",
+                    "cmp r1, #0",
+                    "beq 23f",
                     "ldr r4, [r0], #4",
-                    "sxth r5, r4",
-                    "asr r4, r4, #16",
-                    "lsl r5, r5, r1",
-                    "lsl r4, r4, r1",
+                    $bias,
                     // The two multiplier words (r1 from here on).
                     "ldr r1, [r12], #4",
                     "strd r0, r12, [sp, #16]",
-                    $bias,
                     "24:",
                     fc_requant!("r8", "0", "12", "5", "6"),
                     fc_requant!("r9", "16", "28", "7", "22"),
                     fc_clamp_pair!(),
-                    "ldr r0, [sp, #24]",
                     $store,
-                    "str r0, [sp, #24]",
-                    "ldr r0, [sp, #28]",
-                    "subs r0, r0, #1",
-                    "str r0, [sp, #28]",
+                    "subs r7, r7, #1",
                     "bne 1b",
                     "b 9f",
                     "5:",
                     fc_requant_big!("r8", "0", "6"),
                     "7:",
                     fc_requant_big!("r9", "16", "22"),
-                    // 32-bit biases.
+                    // 16-bit biases shifted by 15 or 16 (`bias_shift`), or 32-bit biases.
                     "23:",
+                    "ldr r1, [sp, #24]",
+                    "ldr r1, [r1, #20]",
+                    "cmp r1, #32",
+                    "beq 25f",
+                    "ldr r4, [r0], #4",
+                    "sxth r5, r4",
+                    "asr r4, r4, #16",
+                    "lsl r5, r5, r1",
+                    "lsl r4, r4, r1",
+                    "ldr r1, [r12], #4",
+                    "strd r0, r12, [sp, #16]",
+                    $shifted,
+                    "b 24b",
+                    "25:",
                     "ldr r5, [r0], #4",
                     "ldr r4, [r0], #4",
                     "ldr r1, [r12], #4",
@@ -3361,9 +3461,10 @@ unsafe fn fc_pairs<const L: usize, const OUT4: bool>(
                     $wide,
                     "b 24b",
                     "8:",
-                    "ldr r0, [sp, #28]",
                     "9:",
-                    "add sp, sp, #40",
+                    "mov r0, r7",
+                    "add sp, sp, #32",
+                    "pop {{r6, r7}}",
                     inout("r0") w => left,
                     inout("r1") row_bytes => _,
                     inout("r2") x => _,
@@ -3386,6 +3487,7 @@ unsafe fn fc_pairs<const L: usize, const OUT4: bool>(
     match L {
                 2 => pair_loop!(
                     $store;
+                    concat!("smlabb r8, r4, r1, r8\n", "smlatb r9, r4, r1, r9\n"),
                     concat!("add r8, r8, r5\n", "add r9, r9, r4\n"),
                     concat!("add r8, r8, r5\n", "add r9, r9, r4\n");
                     "";
@@ -3413,6 +3515,7 @@ unsafe fn fc_pairs<const L: usize, const OUT4: bool>(
                 ),
                 4 => pair_loop!(
                     $store;
+                    concat!("lsl r8, r8, #4\n", "lsl r9, r9, #4\n", "smlabb r8, r4, r1, r8\n", "smlatb r9, r4, r1, r9\n"),
                     concat!("add r8, r5, r8, lsl #4\n", "add r9, r4, r9, lsl #4\n"),
                     concat!(wide_bias_scaled!("4"), scaled_bias_add!("4"));
                     // The mask of the weights' lanes, kept in lr for the whole call.
@@ -3432,6 +3535,7 @@ unsafe fn fc_pairs<const L: usize, const OUT4: bool>(
                 ),
                 _ => pair_loop!(
                     $store;
+                    concat!("lsl r8, r8, #6\n", "lsl r9, r9, #6\n", "smlabb r8, r4, r1, r8\n", "smlatb r9, r4, r1, r9\n"),
                     concat!("add r8, r5, r8, lsl #6\n", "add r9, r4, r9, lsl #6\n"),
                     concat!(wide_bias_scaled!("6"), scaled_bias_add!("6"));
                     // The mask of the weights' lanes, kept in lr for the whole call.
@@ -3456,10 +3560,10 @@ unsafe fn fc_pairs<const L: usize, const OUT4: bool>(
             "and r9, r8, #15\n",
             "ubfx r12, r8, #8, #4\n",
             "orr r9, r9, r12, lsl #4\n",
-            "strb r9, [r0], #1\n"
+            "strb r9, [r6], #1\n"
         ))
     } else {
-        by_width!("strh r8, [r0], #2\n")
+        by_width!("strh r8, [r6], #2\n")
     }
     left
 }
