@@ -2406,7 +2406,7 @@ macro_rules! pairs_w2 {
 }
 
 /// The start of a row: the weight pointer (and the next row's, stored back), the sums set to the
-/// channel's scaled bias, the im2col pointer and the word count.
+/// channel's scaled bias (its constants at r6), the im2col pointer and the word count.
 macro_rules! row_start {
     () => {
         concat!(
@@ -2414,8 +2414,7 @@ macro_rules! row_start {
             "ldrd r0, r3, [sp]\n",
             "add r3, r0, r3\n",
             "str r3, [sp]\n",
-            "ldr r3, [sp, #16]\n",
-            "ldr r8, [r3]\n",
+            "ldr r8, [r6]\n",
             "mov r9, r8\n",
             "mov r10, r8\n",
             "mov r11, r8\n",
@@ -2425,15 +2424,13 @@ macro_rules! row_start {
 }
 
 /// The end of a row: `Rq32::unclamped` of each sum (its `bias, shl, m, round, sh` loaded at
-/// once), `SSAT` to 8 bits, one byte per pixel at `out + p·oc`, then the next row until the
-/// output end.
+/// once from r6, which moves to the next channel's), `SSAT` to 8 bits, one byte per pixel at
+/// `out + p·oc` (`out` in r7), then the next row until the output end.
 macro_rules! row_end {
     () => {
         concat!(
-            "ldr r0, [sp, #16]\n",
-            "ldm r0, {{r2, r3, r4, r5, r12}}\n",
-            "add r0, r0, #{rq_size}\n",
-            "str r0, [sp, #16]\n",
+            "ldm r6, {{r2, r3, r4, r5, r12}}\n",
+            "add r6, r6, #{rq_size}\n",
             "lsl r8, r8, r3\n",
             "smlawb r8, r8, r4, r5\n",
             "asr r8, r8, r12\n",
@@ -2450,16 +2447,15 @@ macro_rules! row_end {
             "smlawb r11, r11, r4, r5\n",
             "asr r11, r11, r12\n",
             "ssat r11, #8, r11\n",
-            "ldrd r0, r2, [sp, #20]\n",
-            "strb r8, [r0]\n",
-            "strb r9, [r0, r2]\n",
-            "add r3, r0, r2, lsl #1\n",
+            "ldr r2, [sp, #24]\n",
+            "strb r8, [r7]\n",
+            "strb r9, [r7, r2]\n",
+            "add r3, r7, r2, lsl #1\n",
             "strb r10, [r3]\n",
             "strb r11, [r3, r2]\n",
             "ldr r3, [sp, #28]\n",
-            "adds r0, r0, #1\n",
-            "str r0, [sp, #20]\n",
-            "cmp r0, r3\n",
+            "adds r7, r7, #1\n",
+            "cmp r7, r3\n",
             "bne 1b\n",
         )
     };
@@ -2524,7 +2520,7 @@ const fn unroll(l: usize) -> usize {
 /// `rows` channels of one pixel block, in the plain case of [`plain_rows`], entirely in assembly
 /// so that nothing is spilled around the dot product and the epilogue is the same for every
 /// weight width: per row, the dot product of [`dot4_w8`], [`dot4_w4`] or [`dot4_w2`] (sums
-/// starting from the scaled bias), then requantization and four byte stores (≈ 40 instructions
+/// starting from the scaled bias), then requantization and four byte stores (≈ 36 instructions
 /// besides the dot product).
 ///
 /// # Safety
@@ -2557,11 +2553,18 @@ unsafe fn rows_plain<const L: usize, const OTHER: bool>(
             // assembly pops what it pushes.
             unsafe {
                 asm!(
+                    // The channel constants' and the output's pointers stay in r6 and r7 (saved
+                    // here: the compiler keeps them for itself), the rest of the state on the
+                    // stack (r4 and r5's slots unused).
+                    "push {{r6, r7}}",
+                    "mov r6, r4",
+                    "mov r7, r5",
                     "push {{r0, r1, r2, r3, r4, r5, r8, r9, r10, r11}}",
                     row_start!(),
                     $($dot,)+
                     row_end!(),
                     "add sp, sp, #40",
+                    "pop {{r6, r7}}",
                     rq_size = const core::mem::size_of::<Rq32>(),
                     inout("r0") w => _,
                     inout("r1") row_bytes => _,
