@@ -204,6 +204,11 @@ pub(crate) fn sum_bound(k: usize, weight_bits: Bits, in_bits: Bits) -> i64 {
 /// `r`, `m`, `round` = the output zero point; the clamp is the layer's, passed to
 /// [`Rq32::apply`]), so that an entry is seven words of plain integers (28 bytes,
 /// [`super::scratch::RQ_BYTES`]): the kernels keep a layer's table of them in its scratch.
+/// [`Rq32::shl`] of an entry in [`Rq32::high_word`]'s form: above every other entry's (the fast
+/// form's is below 31, a slow channel's `r` at most 62).
+#[cfg_attr(not(hawq_dsp), allow(dead_code))]
+pub(crate) const HIGH_WORD: u32 = 64;
+
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]
 pub(crate) struct Rq32 {
@@ -270,6 +275,45 @@ impl Rq32 {
             return slow;
         }
         Rq32 { bias: cq.bias << scale, m: cq.m, shl: k - scale, round: round as i32, sh, scale, slow: 0 }
+    }
+
+    /// This fast channel in the high-word form of [`ChannelQ::apply_high_word`], for the
+    /// Cortex-M4 convolution's row loop, whose epilogue is then one `SMMLAR` and the `SSAT` per
+    /// output where the form of [`Rq32::unclamped`] takes four instructions: `m` holds
+    /// `M' = m·2^(u − scale)` (below 2^31: `m < 2^15`), `round` the output zero point, `shl`
+    /// [`HIGH_WORD`]. Then `⌊(acc·2^scale·M' + 2^31) / 2^32⌋ + z` is `apply_high_word`'s result,
+    /// exact for `u ≤ 16`. `None` unless `scale ≤ u ≤ 16` (a real multiplier below 1/2, and not
+    /// so small that `M'` loses bits), or for a slow channel. `u = 16 + s` comes from the fast
+    /// form's own fields: `t' = 16 − s + k`, `sh = t' − 16` and `shl = k − scale` give
+    /// `u − scale = 16 + shl − sh`; its `round = (1 + 2z)·2^(sh − 1)` gives `z = round >> sh`.
+    #[cfg_attr(not(hawq_dsp), allow(dead_code))]
+    pub fn high_word(&self) -> Option<Rq32> {
+        if self.is_slow() || self.shl + self.scale > self.sh || self.sh > 16 + self.shl {
+            return None;
+        }
+        let e = 16 + self.shl - self.sh;
+        Some(Rq32 { shl: HIGH_WORD, m: self.m << e, round: self.round >> self.sh, sh: 0, ..*self })
+    }
+
+    /// [`Rq32::unclamped`] of a fast entry in either form ([`Rq32::high_word`]'s or its own).
+    #[cfg_attr(not(hawq_dsp), allow(dead_code))]
+    #[inline(always)]
+    pub fn unclamped_any(&self, sum: i32) -> i32 {
+        if self.shl == HIGH_WORD {
+            let acc = self.bias.wrapping_add(sum) as i64;
+            return ((acc * self.m as i64 + (1 << 31)) >> 32) as i32 + self.round;
+        }
+        self.unclamped(sum)
+    }
+
+    /// [`Rq32::apply`] of an entry in either form.
+    #[cfg_attr(not(hawq_dsp), allow(dead_code))]
+    #[inline(always)]
+    pub fn apply_any(&self, sum: i32, lo: i32, hi: i32) -> i32 {
+        if self.shl == HIGH_WORD {
+            return self.unclamped_any(sum).max(lo).min(hi);
+        }
+        self.apply(sum, lo, hi)
     }
 
     /// Whether the channel keeps [`ChannelQ::apply`] (no 32-bit form exists for it).
@@ -583,6 +627,46 @@ mod rq32_tests {
         ) {
             let cq = ChannelQ { bias, m, s, z, lo: -128, hi: 127 };
             prop_assert_eq!(fields(&Rq32::new(&cq, bound, scale)), fields(&Rq32::new_direct(&cq, bound, scale)));
+        }
+    }
+}
+
+#[cfg(test)]
+mod high_word_tests {
+    use super::{ChannelQ, Rq32, HIGH_WORD};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(50_000))]
+
+        /// An entry in the high-word form requantizes every sum within the layer's bound as the
+        /// contract does (`ChannelQ::apply`), the sum held scaled as the kernels hold it; the
+        /// form exists for every fast channel with `scale ≤ u ≤ 16`, `u = 16 + s`.
+        #[test]
+        fn high_word_entries_equal_the_contract(
+            s in -40i32..=40,
+            m in prop_oneof![0i32..1 << 15, Just((1 << 15) - 1), Just(1 << 14), Just(0)],
+            z in prop_oneof![-128i32..=127, -70_000i32..70_000],
+            bias in prop_oneof![-70_000i32..70_000, -(1i32 << 24)..1 << 24, Just(0)],
+            bound in prop_oneof![0i64..70_000, 0i64..1 << 28, Just(0)],
+            scale in prop_oneof![Just(0u32), Just(4u32), Just(6u32)],
+            frac in 0.0f64..=1.0,
+            neg in any::<bool>(),
+        ) {
+            let cq = ChannelQ { bias, m, s, z, lo: -128, hi: 127 };
+            let fast = Rq32::new(&cq, bound, scale);
+            let u = 16 + s;
+            let expect_form = !fast.is_slow() && scale as i32 <= u && u <= 16;
+            let hw = fast.high_word();
+            prop_assert_eq!(hw.is_some(), expect_form, "{:?}", fast);
+            if let Some(h) = hw {
+                prop_assert_eq!(h.shl, HIGH_WORD);
+                let sum = (bound as f64 * frac) as i64 * if neg { -1 } else { 1 };
+                let sum = sum as i32;
+                let scaled = sum.wrapping_shl(scale);
+                prop_assert_eq!(h.apply_any(scaled, -128, 127), cq.apply(sum), "{:?} sum {}", h, sum);
+                prop_assert_eq!(fast.apply_any(scaled, -128, 127), cq.apply(sum));
+            }
         }
     }
 }

@@ -68,7 +68,7 @@ mod planes;
 use super::linked::{self, has};
 use super::reference::{self, ActFormat, AddRequant, Layer, Requant, Window};
 use super::scratch::{self, Scratch};
-use super::util::{gather, inside_field, put, row_words, sum_bound, tail_word, unpack4, AddPlan, ChannelQ, Rq32};
+use super::util::{self, gather, inside_field, put, row_words, sum_bound, tail_word, unpack4, AddPlan, ChannelQ, Rq32};
 use super::{portable, KernelTable, Path};
 use crate::quant::{load, Biases, Bits, BIAS_I32};
 
@@ -476,7 +476,7 @@ fn rows_any<const L: usize>(
         let acc =
             if n <= 2 { core::array::from_fn(|p| if p < n { dot_one(row, x, p) } else { 0 }) } else { dot(row, x) };
         for (p, &a) in acc.iter().enumerate().take(n) {
-            put(output, out_bits, (q0 + p) * oc + c, f.apply(a, lo, hi));
+            put(output, out_bits, (q0 + p) * oc + c, f.apply_any(a, lo, hi));
         }
     }
 }
@@ -1163,11 +1163,20 @@ fn conv_impl<const L: usize, const K: u32>(
     } else {
         &[]
     };
-    let fast = &fast[..];
     let (lo, hi) = (rq.min, rq.max);
     // Every channel fast and no clamp but the output range's (no fused activation, or a ReLU whose
     // zero point is −128): one `SSAT` per output and no check for a slow channel.
     let plain = (lo, hi) == (-128, 127) && fast.iter().all(|f| !f.is_slow());
+    if plain {
+        // The row loop's one-instruction requantization where a channel has it (only the plain
+        // path's readers, `rows_plain`, `plain_rows` and `rows_any`, know the form).
+        for f in fast.iter_mut() {
+            if let Some(h) = f.high_word() {
+                *f = h;
+            }
+        }
+    }
+    let fast = &fast[..];
     let oc = g.out_c;
     let plan = PlainRows::new::<L>(weights, row_bytes, words, k, oc, last);
     // A pointwise layer (1×1, unpadded) over an 8-bit input and 8- or 4-bit weights, or over a
@@ -2165,7 +2174,7 @@ fn plain_rows<const L: usize>(
         let a = dot4(row, x);
         for (p, a) in a.into_iter().enumerate() {
             if let Some(d) = block.get_mut(p * oc + c) {
-                *d = f.unclamped(a).clamp(-128, 127) as u8;
+                *d = f.unclamped_any(a).clamp(-128, 127) as u8;
             }
         }
     }
@@ -2423,14 +2432,39 @@ macro_rules! row_start {
     };
 }
 
-/// The end of a row: `Rq32::unclamped` of each sum (its `bias, shl, m, round, sh` loaded at
-/// once from r6, which moves to the next channel's), `SSAT` to 8 bits, one byte per pixel at
-/// `out + p·oc` (`out` in r7), then the next row until the output end.
+/// The end of a row: each sum requantized with the channel's constants (`bias, shl, m, round,
+/// sh` loaded at once from r6, which moves to the next channel's): one `SMMLAR` for an entry in
+/// [`Rq32::high_word`]'s form (`shl` = [`util::HIGH_WORD`]), else `Rq32::unclamped`'s four
+/// instructions, out of line; `SSAT` to 8 bits, one byte per pixel at `out + p·oc` (`out` in
+/// r7), then the next row until the output end.
 macro_rules! row_end {
     () => {
         concat!(
             "ldm r6, {{r2, r3, r4, r5, r12}}\n",
             "add r6, r6, #{rq_size}\n",
+            "cmp r3, #{high_word}\n",
+            "blo 7f\n",
+            "smmlar r8, r8, r4, r5\n",
+            "ssat r8, #8, r8\n",
+            "smmlar r9, r9, r4, r5\n",
+            "ssat r9, #8, r9\n",
+            "smmlar r10, r10, r4, r5\n",
+            "ssat r10, #8, r10\n",
+            "smmlar r11, r11, r4, r5\n",
+            "ssat r11, #8, r11\n",
+            "6:\n",
+            "ldr r2, [sp, #24]\n",
+            "strb r8, [r7]\n",
+            "strb r9, [r7, r2]\n",
+            "add r3, r7, r2, lsl #1\n",
+            "strb r10, [r3]\n",
+            "strb r11, [r3, r2]\n",
+            "ldr r3, [sp, #28]\n",
+            "adds r7, r7, #1\n",
+            "cmp r7, r3\n",
+            "bne 1b\n",
+            "b 9f\n",
+            "7:\n",
             "lsl r8, r8, r3\n",
             "smlawb r8, r8, r4, r5\n",
             "asr r8, r8, r12\n",
@@ -2447,16 +2481,8 @@ macro_rules! row_end {
             "smlawb r11, r11, r4, r5\n",
             "asr r11, r11, r12\n",
             "ssat r11, #8, r11\n",
-            "ldr r2, [sp, #24]\n",
-            "strb r8, [r7]\n",
-            "strb r9, [r7, r2]\n",
-            "add r3, r7, r2, lsl #1\n",
-            "strb r10, [r3]\n",
-            "strb r11, [r3, r2]\n",
-            "ldr r3, [sp, #28]\n",
-            "adds r7, r7, #1\n",
-            "cmp r7, r3\n",
-            "bne 1b\n",
+            "b 6b\n",
+            "9:\n",
         )
     };
 }
@@ -2566,6 +2592,7 @@ unsafe fn rows_plain<const L: usize, const OTHER: bool>(
                     "add sp, sp, #40",
                     "pop {{r6, r7}}",
                     rq_size = const core::mem::size_of::<Rq32>(),
+                    high_word = const util::HIGH_WORD,
                     inout("r0") w => _,
                     inout("r1") row_bytes => _,
                     inout("r2") x => _,
