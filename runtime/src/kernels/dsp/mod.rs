@@ -2662,19 +2662,6 @@ unsafe fn rows_plain<const L: usize, const OTHER: bool>(
             "4:",
             tail_w8!(),
         ),
-        // Rows of a multiple of four words (3×3 layers over 16 channels or more, pointwise
-        // layers over 16 or more): four per iteration, 2 instructions of loop per 4 words where
-        // two per iteration took 4 (3% of a 3×3 layer over 16 channels).
-        (2, _) if words.is_multiple_of(4) => row_loop!(
-            "lsr r2, r2, #2",
-            "3:",
-            step_w8!(),
-            step_w8!(),
-            step_w8!(),
-            step_w8!(),
-            "subs r2, r2, #1",
-            "bne 3b"
-        ),
         (2, true) => row_loop!("lsr r2, r2, #1", "3:", step_w8!(), step_w8!(), "subs r2, r2, #1", "bne 3b"),
         (4, true) if words.is_multiple_of(8) => row_loop!("mov r2, #0xF0F0F0F0", octs_w4!(),),
         (4, true) => row_loop!("mov r2, #0xF0F0F0F0", quads_w4!(),),
