@@ -3119,12 +3119,14 @@ fn fc_impl<const L: usize, const K: u32>(
         // A pair's two outputs are two bytes, or two nibbles of one (4-bit activations).
         let pairs_asm: FcPairsAsm = if out4 { fc_pairs::<L, true> } else { fc_pairs::<L, false> };
         let out_byte = |pair: usize| if out4 { pair } else { 2 * pair };
-        // The 4- and 2-bit rows are read in offset binary, `w + o`: each sum starts at `−o·Σx`
-        // (every lane of every block, the padding's being 0).
+        // The 4- and 2-bit rows are read in offset binary, `w + o`, and their products come out
+        // scaled by `2^scale` (the lanes masked in the top bits of a byte): each sum starts at
+        // `−o·Σx·2^scale` (every lane of every block, the padding's being 0; a wrapping start
+        // is exact, as every sum that fits is, in 32-bit two's complement).
         let start = x_sum.wrapping_mul(match L {
             2 => 0,
-            4 => -8,
-            _ => -2,
+            4 => -8 * 16,
+            _ => -2 * 64,
         });
         let xp = x.as_ptr() as *const u32;
         let bias_bytes = Biases::bytes_per_channel(rq.bias.exponent);
@@ -3318,29 +3320,25 @@ macro_rules! fc_step_w4 {
             "ldr r5, [r0], #4\n",
             "eor r4, r4, #0x88888888\n",
             "eor r5, r5, #0x88888888\n",
-            fc_lanes!("0", "8"),
-            fc_lanes!("4", "12"),
+            fc_lanes!(", lsl #4", ", lsr #4"),
+            fc_lanes!("", ", lsr #8"),
         )
     };
 }
 
-/// Lanes of the two rows' words in offset binary (r5: row `a`, r4: row `b`) at shifts `$lo` and
-/// `$hi` under the mask in lr, against the next two block words.
+/// Lanes of the two rows' words in offset binary (r5: row `a`, r4: row `b`), each word shifted
+/// by `$lo` and `$hi` (shifter operands) under the mask in lr, against the next two block words.
+/// The mask keeps each lane's weight in the top bits of its halfword's low byte (`0x00F000F0`,
+/// `0x00C000C0`), so that the products come out scaled by 16 or 64, as the sums are held.
 macro_rules! fc_lanes {
-    ("0", $hi:literal) => {
-        fc_lanes!(@ "", $hi)
-    };
     ($lo:literal, $hi:literal) => {
-        fc_lanes!(@ concat!(", lsr #", $lo), $hi)
-    };
-    (@ $lo:expr, $hi:literal) => {
         concat!(
             "ldrd r10, r11, [r2], #8\n",
             "and r12, lr, r5",
             $lo,
             "\n",
             "smlad r8, r12, r10, r8\n",
-            "and r12, lr, r5, lsr #",
+            "and r12, lr, r5",
             $hi,
             "\n",
             "smlad r8, r12, r11, r8\n",
@@ -3348,7 +3346,7 @@ macro_rules! fc_lanes {
             $lo,
             "\n",
             "smlad r9, r12, r10, r9\n",
-            "and r12, lr, r4, lsr #",
+            "and r12, lr, r4",
             $hi,
             "\n",
             "smlad r9, r12, r11, r9\n",
@@ -3436,11 +3434,11 @@ macro_rules! fc_requant_big {
     };
 }
 
-/// The 32-bit biases (r5, r4) added to the sums (r8, r9) times `2^$s` (exact: `sums_fit`),
-/// stopping at the pair (label 8) if either addition overflows.
+/// The 32-bit biases (r5, r4) added to the sums (r8, r9), both scaled, stopping at the pair
+/// (label 8) if either addition overflows.
 macro_rules! scaled_bias_add {
-    ($s:literal) => {
-        concat!("adds r8, r5, r8, lsl #", $s, "\n", "bvs 8f\n", "adds r9, r4, r9, lsl #", $s, "\n", "bvs 8f\n",)
+    () => {
+        concat!("adds r8, r5, r8\n", "bvs 8f\n", "adds r9, r4, r9\n", "bvs 8f\n",)
     };
 }
 
@@ -3479,8 +3477,8 @@ type FcPairsAsm =
 /// entirely in assembly (the per-output work of a narrow layer is most of its cost, and in Rust
 /// it was spilled around the dot product: about 45 instructions an output besides it, here
 /// 20): per pair, the two rows' dot product as [`dot2_w8`], [`dot2_w4`] or [`dot2_w2`] (the
-/// sums starting at `start`, `−o·Σx` for the offset-binary widths), then scaled by `2^scale`,
-/// each bias added (a 16-bit one with `SMLABB`/`SMLATB` by [`FcQ::bias_pow`]; a 32-bit bias
+/// sums starting at `start`, `−o·Σx·2^scale` for the offset-binary widths, whose products the
+/// masks scale by `2^scale`), each bias added (a 16-bit one with `SMLABB`/`SMLATB` by [`FcQ::bias_pow`]; a 32-bit bias
 /// whose scaled form or sum overflows stops the assembly), the
 /// requantization of [`fc_requant`] and the stores. Returns the pairs left: 0, or the
 /// count from the pair it stopped at, which the caller runs in Rust ([`fc_pair`]).
@@ -3505,9 +3503,10 @@ unsafe fn fc_pairs<const L: usize, const OUT4: bool>(
     start: i32,
 ) -> usize {
     let left: usize;
-    // `$bias`: the sums scaled (4- and 2-bit weights, whose bias shift includes the scale) and
-    // the 16-bit biases added (`FcQ::new` made sure that the sum cannot overflow); `$wide` the
-    // same for 32-bit biases, each scaled, stopping at the pair where one does not fit.
+    // `$bias`: the 16-bit biases added by `bias_pow` (`FcQ::new` made sure that the sum cannot
+    // overflow; for 4- and 2-bit weights the bias shift includes the scale of the sums);
+    // `$shifted` the same by shifts of 15 or 16; `$wide` for 32-bit biases, each scaled,
+    // stopping at the pair where one does not fit.
     macro_rules! pair_loop {
         ($store:expr; $bias:expr, $shifted:expr, $wide:expr; $setup:expr; $($dot:expr),+ $(,)?) => {
             // SAFETY: the caller's bounds; weight words, biases and multiplier words may be
@@ -3631,11 +3630,11 @@ unsafe fn fc_pairs<const L: usize, const OUT4: bool>(
                 ),
                 4 => pair_loop!(
                     $store;
-                    concat!("lsl r8, r8, #4\n", "lsl r9, r9, #4\n", "smlabb r8, r4, r1, r8\n", "smlatb r9, r4, r1, r9\n"),
-                    concat!("add r8, r5, r8, lsl #4\n", "add r9, r4, r9, lsl #4\n"),
-                    concat!(wide_bias_scaled!("4"), scaled_bias_add!("4"));
-                    // The mask of the weights' lanes, kept in lr for the whole call.
-                    "mov lr, #0x000F000F";
+                    concat!("smlabb r8, r4, r1, r8\n", "smlatb r9, r4, r1, r9\n"),
+                    concat!("add r8, r8, r5\n", "add r9, r9, r4\n"),
+                    concat!(wide_bias_scaled!("4"), scaled_bias_add!());
+                    // The mask of the weights' lanes (times 16), kept in lr for the whole call.
+                    "mov lr, #0x00F000F0";
                     // As the 8-bit loop: one word if the count is odd, then two per iteration.
                     "lsrs r3, r3, #1",
                     "bcc 2f",
@@ -3651,20 +3650,20 @@ unsafe fn fc_pairs<const L: usize, const OUT4: bool>(
                 ),
                 _ => pair_loop!(
                     $store;
-                    concat!("lsl r8, r8, #6\n", "lsl r9, r9, #6\n", "smlabb r8, r4, r1, r8\n", "smlatb r9, r4, r1, r9\n"),
-                    concat!("add r8, r5, r8, lsl #6\n", "add r9, r4, r9, lsl #6\n"),
-                    concat!(wide_bias_scaled!("6"), scaled_bias_add!("6"));
-                    // The mask of the weights' lanes, kept in lr for the whole call.
-                    "mov lr, #0x00030003";
+                    concat!("smlabb r8, r4, r1, r8\n", "smlatb r9, r4, r1, r9\n"),
+                    concat!("add r8, r8, r5\n", "add r9, r9, r4\n"),
+                    concat!(wide_bias_scaled!("6"), scaled_bias_add!());
+                    // The mask of the weights' lanes (times 64), kept in lr for the whole call.
+                    "mov lr, #0x00C000C0";
                     "3:",
                     "ldr r4, [r0, r1]",
                     "ldr r5, [r0], #4",
                     "eor r4, r4, #0xAAAAAAAA",
                     "eor r5, r5, #0xAAAAAAAA",
-                    fc_lanes!("0", "8"),
-                    fc_lanes!("2", "10"),
-                    fc_lanes!("4", "12"),
-                    fc_lanes!("6", "14"),
+                    fc_lanes!(", lsl #6", ", lsr #2"),
+                    fc_lanes!(", lsl #4", ", lsr #4"),
+                    fc_lanes!(", lsl #2", ", lsr #6"),
+                    fc_lanes!("", ", lsr #8"),
                     "subs r3, r3, #1",
                     "bne 3b",
                 ),
