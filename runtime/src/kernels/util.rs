@@ -182,6 +182,11 @@ pub(crate) fn sum_bound(k: usize, weight_bits: Bits, in_bits: Bits) -> i64 {
     (k as i64).saturating_mul((1i64 << (weight_bits.get() - 1)) * ((1i64 << in_bits.get()) - 1))
 }
 
+/// [`Rq32::shl`] of an entry in [`Rq32::high_word`]'s form: above every other entry's (the fast
+/// form's is below 31, a slow channel's `r` at most 62).
+#[cfg_attr(not(hawq_dsp), allow(dead_code))]
+pub(crate) const HIGH_WORD: u32 = 64;
+
 /// One channel's requantization (contract §4) precomputed for 32-bit arithmetic, for sums that
 /// a kernel may hold scaled by `2^scale` (exactly: every term a multiple of it).
 ///
@@ -203,12 +208,9 @@ pub(crate) fn sum_bound(k: usize, weight_bits: Bits, in_bits: Bits) -> i64 {
 /// A slow channel keeps [`ChannelQ`]'s constants in the same fields (`bias` unscaled, `shl` =
 /// `r`, `m`, `round` = the output zero point; the clamp is the layer's, passed to
 /// [`Rq32::apply`]), so that an entry is seven words of plain integers (28 bytes,
-/// [`super::scratch::RQ_BYTES`]): the kernels keep a layer's table of them in its scratch.
-/// [`Rq32::shl`] of an entry in [`Rq32::high_word`]'s form: above every other entry's (the fast
-/// form's is below 31, a slow channel's `r` at most 62).
-#[cfg_attr(not(hawq_dsp), allow(dead_code))]
-pub(crate) const HIGH_WORD: u32 = 64;
-
+/// [`super::scratch::RQ_BYTES`]): the kernels keep a layer's table of them in its scratch. The
+/// Cortex-M4 convolution's plain rows may hold a fast channel in [`Rq32::high_word`]'s form
+/// instead (`shl` = [`HIGH_WORD`]), which only `unclamped_any` and `apply_any` read.
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]
 pub(crate) struct Rq32 {

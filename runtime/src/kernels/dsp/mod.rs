@@ -3478,8 +3478,8 @@ type FcPairsAsm =
 /// it was spilled around the dot product: about 45 instructions an output besides it, here
 /// 20): per pair, the two rows' dot product as [`dot2_w8`], [`dot2_w4`] or [`dot2_w2`] (the
 /// sums starting at `start`, `−o·Σx·2^scale` for the offset-binary widths, whose products the
-/// masks scale by `2^scale`), each bias added (a 16-bit one with `SMLABB`/`SMLATB` by [`FcQ::bias_pow`]; a 32-bit bias
-/// whose scaled form or sum overflows stops the assembly), the
+/// masks scale by `2^scale`), each bias added (a 16-bit one with `SMLABB`/`SMLATB` by
+/// [`FcQ::bias_pow`]; a 32-bit bias whose scaled form or sum overflows stops the assembly), the
 /// requantization of [`fc_requant`] and the stores. Returns the pairs left: 0, or the
 /// count from the pair it stopped at, which the caller runs in Rust ([`fc_pair`]).
 ///
