@@ -381,6 +381,42 @@ impl AddPlan {
         rq: &AddRequant,
         r_max: i32,
     ) -> Option<AddPlan> {
+        let all8 = a.1.bits == Bits::B8 && b.1.bits == Bits::B8 && rq.out.bits == Bits::B8;
+        if !all8 {
+            return None;
+        }
+        AddPlan::checked(len, n, a.0, b.0, (out, n), rq, r_max)
+    }
+
+    /// [`AddPlan::new`] for 8-bit inputs and a 4-bit output (`⌈n/2⌉` bytes at `out`, two
+    /// elements a byte): the Cortex-M4 steps pack each four results into a halfword.
+    #[cfg_attr(not(hawq_dsp), allow(dead_code))]
+    pub fn new_to_nibbles(
+        len: usize,
+        n: usize,
+        a: (usize, ActFormat),
+        b: (usize, ActFormat),
+        out: usize,
+        rq: &AddRequant,
+        r_max: i32,
+    ) -> Option<AddPlan> {
+        if !(a.1.bits == Bits::B8 && b.1.bits == Bits::B8 && rq.out.bits == Bits::B4) {
+            return None;
+        }
+        AddPlan::checked(len, n, a.0, b.0, (out, n.div_ceil(2)), rq, r_max)
+    }
+
+    /// The checks and halves of both: inputs of `n` bytes at `a` and `b`, the output's bytes
+    /// `out.1` at `out.0`.
+    fn checked(
+        len: usize,
+        n: usize,
+        a: usize,
+        b: usize,
+        (out, out_bytes): (usize, usize),
+        rq: &AddRequant,
+        r_max: i32,
+    ) -> Option<AddPlan> {
         let r = 31 - rq.shift as i32;
         let split = |m: i32| {
             let l = (m as i16) as i64;
@@ -388,10 +424,10 @@ impl AddPlan {
         };
         let ([ha, la], [hb, lb]) = (split(rq.multiplier_a), split(rq.multiplier_b));
         let halves = [ha, la, hb, lb].map(|v| i16::try_from(v).ok().map(i32::from));
-        let all8 = a.1.bits == Bits::B8 && b.1.bits == Bits::B8 && rq.out.bits == Bits::B8;
-        let ok = |off: usize| off + n <= out || off >= out + n || off == out;
-        let inside = [a.0, b.0, out].iter().all(|&off| off.checked_add(n).is_some_and(|e| e <= len));
-        if !(all8 && (17..=r_max).contains(&r) && inside && ok(a.0) && ok(b.0)) {
+        let ok = |off: usize| off + n <= out || off >= out + out_bytes || off == out;
+        let fits = |off: usize, bytes: usize| off.checked_add(bytes).is_some_and(|e| e <= len);
+        let inside = fits(a, n) && fits(b, n) && fits(out, out_bytes);
+        if !((17..=r_max).contains(&r) && inside && ok(a) && ok(b)) {
             return None;
         }
         Some(AddPlan { r, halves: [halves[0]?, halves[1]?, halves[2]?, halves[3]?] })

@@ -3701,7 +3701,15 @@ pub fn add<const K: u32>(
     out: usize,
     rq: &AddRequant,
 ) {
-    let Some(plan) = AddPlan::new(arena.len(), n, a, b, out, rq, 39) else {
+    // 8-bit inputs into a 4-bit output with no clamp but its range (a residual sum HAWQ keeps at
+    // 4 bits): the same steps, each four results packed into a halfword.
+    let nibbles = has(K, linked::ACTS_4) && rq.out.bits == Bits::B4 && (rq.min, rq.max) == (-8, 7);
+    let plan = if nibbles {
+        AddPlan::new_to_nibbles(arena.len(), n, a, b, out, rq, 39)
+    } else {
+        AddPlan::new(arena.len(), n, a, b, out, rq, 39)
+    };
+    let Some(plan) = plan else {
         return add_elsewhere::<K>(arena, n, a, b, out, rq);
     };
     let (r, [ha, la, hb, lb]) = (plan.r, plan.halves);
@@ -3714,15 +3722,22 @@ pub fn add<const K: u32>(
     let (round, sh) = (round as i32, (r - 16) as u32);
     let steps = n / 4;
     let k = AddK { a: a.0, b: b.0, out, za, zb, mh, ml, round, sh, lo: rq.min, hi: rq.max };
-    // The output range as the clamp: one SSAT per element.
-    if (rq.min, rq.max) == (-128, 127) {
-        add_steps_plain(arena, steps, &k);
+    if nibbles {
+        if !add_steps_plain::<true>(arena, steps, &k) {
+            return add_elsewhere::<K>(arena, n, a, b, out, rq);
+        }
+    } else if (rq.min, rq.max) == (-128, 127) {
+        // The output range as the clamp: one SSAT per element.
+        if !add_steps_plain::<false>(arena, steps, &k) {
+            add_steps::<true>(arena, steps, &k);
+        }
     } else {
         add_steps::<false>(arena, steps, &k);
     }
     let done = 4 * steps;
     if done < n {
-        add_elsewhere::<K>(arena, n - done, (a.0 + done, a.1), (b.0 + done, b.1), out + done, rq);
+        let out_done = if nibbles { out + done / 2 } else { out + done };
+        add_elsewhere::<K>(arena, n - done, (a.0 + done, a.1), (b.0 + done, b.1), out_done, rq);
     }
 }
 
@@ -3747,9 +3762,9 @@ fn add_elsewhere<const K: u32>(
 
 /// One element of [`add_steps_plain`] from its pair `(a, b)` in `$x` (r3: `(hA, hB)`, r4:
 /// `(lA, lB)`, r5 and r6 their sums' start, r7 the shift): `(H + (L >> 16)) >> sh`, saturated to
-/// 8 bits, into `$q` (`$x` and r9 consumed).
+/// `$bits` bits, into `$q` (`$x` and r9 consumed).
 macro_rules! add_element {
-    ($x:literal, $q:literal) => {
+    ($x:literal, $q:literal, $bits:literal) => {
         concat!(
             "smlad r9, ",
             $x,
@@ -3765,7 +3780,9 @@ macro_rules! add_element {
             "asr r9, r9, r7\n",
             "ssat ",
             $q,
-            ", #8, r9\n",
+            ", #",
+            $bits,
+            ", r9\n",
         )
     };
 }
@@ -3805,77 +3822,98 @@ fn add_steps<const PLAIN: bool>(arena: &mut [u8], steps: usize, k: &AddK) {
 
 /// [`add_steps`] with the output range as the clamp, in assembly: 36 instructions per four
 /// elements where the Rust loop took 76 (its bounds tested per element and per tensor, its
-/// constants reloaded from the stack). The zero points join the constants instead of being
-/// subtracted from every lane: `SMLAD` of the raw pairs `(a, b)` against `(hA, hB)` accumulating
+/// constants reloaded from the stack); with `NIBBLES`, into a 4-bit output (`SSAT` to 4 bits,
+/// four nibbles a halfword). The zero points join the constants instead of being subtracted
+/// from every lane: `SMLAD` of the raw pairs `(a, b)` against `(hA, hB)` accumulating
 /// `round − zA·hA − zB·hB`, and against `(lA, lB)` accumulating `−(zA·lA + zB·lB)`, are the
-/// same two sums exactly (every term is an integer well inside 32 bits).
-fn add_steps_plain(arena: &mut [u8], steps: usize, k: &AddK) {
+/// same two sums exactly (every term is an integer well inside 32 bits). False, nothing written,
+/// when those constants or the tensors do not fit.
+fn add_steps_plain<const NIBBLES: bool>(arena: &mut [u8], steps: usize, k: &AddK) -> bool {
     let [za, zb] = [k.za, k.zb].map(|z| z as i16 as i64);
     let half = |m: u32, hi: bool| if hi { (m >> 16) as i16 as i64 } else { m as i16 as i64 };
     let round_h = k.round as i64 - za * half(k.mh, false) - zb * half(k.mh, true);
     let low = -(za * half(k.ml, false) + zb * half(k.ml, true));
     let (Ok(round_h), Ok(low)) = (i32::try_from(round_h), i32::try_from(low)) else {
-        return add_steps::<true>(arena, steps, k);
+        return false;
     };
     let len = 4 * steps;
-    let inside = [k.a, k.b, k.out].iter().all(|&o| o.checked_add(len).is_some_and(|e| e <= arena.len()));
-    if steps == 0 || !inside {
-        return add_steps::<true>(arena, steps, k);
+    let out_len = if NIBBLES { 2 * steps } else { len };
+    let fits = |o: usize, bytes: usize| o.checked_add(bytes).is_some_and(|e| e <= arena.len());
+    if !(fits(k.a, len) && fits(k.b, len) && fits(k.out, out_len)) {
+        return false;
+    }
+    if steps == 0 {
+        return true;
     }
     let base = arena.as_mut_ptr();
     let a = base.wrapping_add(k.a);
-    // SAFETY: `steps ≥ 1` words of each tensor from `a`, `b` and `out`, inside the arena
-    // (checked); `b` and `out` reached as `p + (b − a)` and `p + (out − a) − 4` from the walking
-    // pointer `p` (wrapping offsets). Each step reads its two words before it writes the output
-    // word, which is disjoint from them or the same bytes (`AddPlan`). LDR/STR may be unaligned
-    // (Armv7-M); r6 and r7 are saved and restored; the assembly pops what it pushes.
-    unsafe {
-        asm!(
-            "push {{r6, r7}}",
-            "mov r6, r8",
-            "mov r7, r9",
-            // [sp]: the end of `a`.
-            "push {{r10, r11}}",
-            "1:",
-            "ldr r9, [r0, r1]",
-            "ldr r8, [r0], #4",
-            "sxtb16 r10, r8",
-            "sxtb16 r8, r8, ror #8",
-            "sxtb16 r11, r9",
-            "sxtb16 r9, r9, ror #8",
-            // (a, b) of elements 0, 2, 1, 3.
-            "pkhbt r12, r10, r11, lsl #16",
-            "pkhtb r10, r11, r10, asr #16",
-            "pkhbt r11, r8, r9, lsl #16",
-            "pkhtb r8, r9, r8, asr #16",
-            add_element!("r12", "lr"),
-            add_element!("r11", "r9"),
-            "bfi lr, r9, #8, #8",
-            add_element!("r10", "r9"),
-            "bfi lr, r9, #16, #8",
-            add_element!("r8", "r9"),
-            "bfi lr, r9, #24, #8",
-            "str lr, [r0, r2]",
-            "ldr r9, [sp]",
-            "cmp r0, r9",
-            "bne 1b",
-            "add sp, sp, #8",
-            "pop {{r6, r7}}",
-            inout("r0") a => _,
-            inout("r1") k.b.wrapping_sub(k.a) => _,
-            inout("r2") k.out.wrapping_sub(k.a).wrapping_sub(4) => _,
-            inout("r3") k.mh => _,
-            inout("r4") k.ml => _,
-            inout("r5") round_h => _,
-            inout("r8") low => _,
-            inout("r9") k.sh => _,
-            inout("r10") a.wrapping_add(len) => _,
-            out("r11") _,
-            out("r12") _,
-            out("lr") _,
-            options(nostack),
-        );
+    // The steps' assembly, its output stored by `$store` through r2, each result saturated to
+    // `$bits` and the last three packed in at `$at1..$at3`.
+    macro_rules! steps_asm {
+        ($r2:expr, $bits:literal, $at1:literal, $at2:literal, $at3:literal, $store:literal) => {
+            // SAFETY: `steps ≥ 1` words of each input from `a` and `b`, and `out_len` bytes from
+            // `out`, inside the arena (checked); `b` is reached as `p + (b − a)` from the walking
+            // pointer `p` (a wrapping offset), the output through r2 (see the callers). Each step
+            // reads its two words before it writes its output, which is disjoint from them or
+            // trails them (the same start: `AddPlan`). LDR/STR/STRH may be unaligned (Armv7-M);
+            // r6 and r7 are saved and restored; the assembly pops what it pushes.
+            unsafe {
+                asm!(
+                    "push {{r6, r7}}",
+                    "mov r6, r8",
+                    "mov r7, r9",
+                    // [sp]: the end of `a`.
+                    "push {{r10, r11}}",
+                    "1:",
+                    "ldr r9, [r0, r1]",
+                    "ldr r8, [r0], #4",
+                    "sxtb16 r10, r8",
+                    "sxtb16 r8, r8, ror #8",
+                    "sxtb16 r11, r9",
+                    "sxtb16 r9, r9, ror #8",
+                    // (a, b) of elements 0, 2, 1, 3.
+                    "pkhbt r12, r10, r11, lsl #16",
+                    "pkhtb r10, r11, r10, asr #16",
+                    "pkhbt r11, r8, r9, lsl #16",
+                    "pkhtb r8, r9, r8, asr #16",
+                    add_element!("r12", "lr", $bits),
+                    add_element!("r11", "r9", $bits),
+                    concat!("bfi lr, r9, #", $at1, ", #", $bits),
+                    add_element!("r10", "r9", $bits),
+                    concat!("bfi lr, r9, #", $at2, ", #", $bits),
+                    add_element!("r8", "r9", $bits),
+                    concat!("bfi lr, r9, #", $at3, ", #", $bits),
+                    $store,
+                    "ldr r9, [sp]",
+                    "cmp r0, r9",
+                    "bne 1b",
+                    "add sp, sp, #8",
+                    "pop {{r6, r7}}",
+                    inout("r0") a => _,
+                    inout("r1") k.b.wrapping_sub(k.a) => _,
+                    inout("r2") $r2 => _,
+                    inout("r3") k.mh => _,
+                    inout("r4") k.ml => _,
+                    inout("r5") round_h => _,
+                    inout("r8") low => _,
+                    inout("r9") k.sh => _,
+                    inout("r10") a.wrapping_add(len) => _,
+                    out("r11") _,
+                    out("r12") _,
+                    out("lr") _,
+                    options(nostack),
+                );
+            }
+        };
     }
+    if NIBBLES {
+        // The output's own pointer, two bytes a step.
+        steps_asm!(base.wrapping_add(k.out), "4", "4", "8", "12", "strh lr, [r2], #2");
+    } else {
+        // The output at `p + (out − a) − 4` (after `p` has stepped).
+        steps_asm!(k.out.wrapping_sub(k.a).wrapping_sub(4), "8", "8", "16", "24", "str lr, [r0, r2]");
+    }
+    true
 }
 
 /// `(lo, hi)` as a halfword pair.
