@@ -1166,10 +1166,22 @@ fn conv_impl<const L: usize, const K: u32>(
     let (lo, hi) = (rq.min, rq.max);
     // Every channel fast and no clamp but the output range's (no fused activation, or a ReLU whose
     // zero point is −128): one `SSAT` per output and no check for a slow channel.
-    let plain = (lo, hi) == (-128, 127) && fast.iter().all(|f| !f.is_slow());
-    if plain {
+    let all_fast = fast.iter().all(|f| !f.is_slow());
+    let plain = (lo, hi) == (-128, 127) && all_fast;
+    let oc = g.out_c;
+    // A 4-bit output with no clamp but its range, an even channel count and room in `col` for a
+    // block's outputs as bytes (free once the block's fields are made): the same rows into
+    // `col`, then packed two to a byte ([`pack_nibbles`]).
+    let plain4 = has(K, linked::ACTS_4)
+        && out_bits == Bits::B4
+        && (lo, hi) == (-8, 7)
+        && oc.is_multiple_of(2)
+        && col.len() >= PIX * oc
+        && all_fast;
+    if plain || plain4 {
         // The row loop's one-instruction requantization where a channel has it (only the plain
-        // path's readers, `rows_plain`, `plain_rows` and `rows_any`, know the form).
+        // paths' readers, `rows_plain`, `plain_rows`, `rows_any` and the 4-bit output's, know
+        // the form).
         for f in fast.iter_mut() {
             if let Some(h) = f.high_word() {
                 *f = h;
@@ -1177,7 +1189,6 @@ fn conv_impl<const L: usize, const K: u32>(
         }
     }
     let fast = &fast[..];
-    let oc = g.out_c;
     let plan = PlainRows::new::<L>(weights, row_bytes, words, k, oc, last);
     // A pointwise layer (1×1, unpadded) over an 8-bit input and 8- or 4-bit weights, or over a
     // 4-bit input: a pixel's receptive field is its channels, converted where they lie
@@ -1238,13 +1249,19 @@ fn conv_impl<const L: usize, const K: u32>(
                     (*d0, *d1, *d2, *d3) = (a[0], a[1], a[2], a[3]);
                 }
             }
+        } else if plain4 && n == PIX {
+            let bytes = &mut col[..PIX * oc];
+            plain_rows::<L>(plan, weights, row_bytes, words, x, fast, bytes, last);
+            if let Some(out) = output.get_mut(q0 * oc / 2..(q0 + PIX) * oc / 2) {
+                pack_nibbles(bytes, out);
+            }
         } else if has(K, linked::ACTS_4) && n == PIX && out_bits == Bits::B4 && oc.is_multiple_of(2) {
             // 4-bit output, an even channel count: two channels make a byte of each pixel.
             let rows = weights.chunks_exact(2 * row_bytes).zip(fast.chunks_exact(2));
             for (c2, (rows2, f2)) in rows.enumerate().take(oc / 2) {
                 let (r0, r1) = rows2.split_at(row_bytes);
-                let v0 = dot4(r0, x).map(|a| f2[0].apply(a, lo, hi));
-                let v1 = dot4(r1, x).map(|a| f2[1].apply(a, lo, hi));
+                let v0 = dot4(r0, x).map(|a| f2[0].apply_any(a, lo, hi));
+                let v1 = dot4(r1, x).map(|a| f2[1].apply_any(a, lo, hi));
                 for p in 0..PIX {
                     output[((q0 + p) * oc) / 2 + c2] = (v0[p] as u8 & 0x0F) | ((v1[p] as u8) << 4);
                 }
@@ -1255,6 +1272,15 @@ fn conv_impl<const L: usize, const K: u32>(
         q0 += n;
     }
     Path::Dsp
+}
+
+/// Bytes of 8-bit results into a 4-bit output, two to a byte (the first in the low nibble),
+/// each saturated to `[−8, 7]`.
+fn pack_nibbles(bytes: &[u8], out: &mut [u8]) {
+    let nibble = |b: u8| (b as i8).clamp(-8, 7) as u8 & 0x0F;
+    for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
+        *o = nibble(pair[0]) | nibble(pair[1]) << 4;
+    }
 }
 
 /// The receptive fields of the block of four pixels from `q0` of a pointwise layer
