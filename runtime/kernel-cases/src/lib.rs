@@ -752,22 +752,24 @@ pub fn add_cases(rng: &mut Rng, b: &mut Bufs<'_>, cases: u32, paths: &[Path]) ->
             _ => (0, 0, 0),
         };
         let len = oo.max(ob).max(oa) + lo_.max(la).max(lb) + 7;
-        let rq = AddRequant {
-            multiplier_a: if rng.next_u64().is_multiple_of(4) {
+        let shift = shift(rng, -6, 4);
+        // Sometimes multiples of `2^(r − 3)` (`r = 31 − shift`), or a little under them, so that
+        // an eighth of the sums lands on a rounding tie or just under one (random multipliers
+        // almost never do: a rounding term off by one went unnoticed).
+        let ties = (3..=33).contains(&(31 - shift as i64)) && rng.next_u64().is_multiple_of(4);
+        let mut m = || {
+            if ties {
+                let unit = 1i64 << (28 - shift as i64);
+                let under = rng.range(0, 2);
+                (rng.range(1, (i32::MAX as i64 / unit).min(15)) * unit - under).max(0) as i32
+            } else if rng.next_u64().is_multiple_of(4) {
                 rng.range(0, (1 << 30) - 1) as i32
             } else {
                 multiplier(rng)
-            },
-            multiplier_b: if rng.next_u64().is_multiple_of(4) {
-                rng.range(0, (1 << 30) - 1) as i32
-            } else {
-                multiplier(rng)
-            },
-            shift: shift(rng, -6, 4),
-            out: out.0,
-            min: out.1,
-            max: out.2,
+            }
         };
+        let (multiplier_a, multiplier_b) = (m(), m());
+        let rq = AddRequant { multiplier_a, multiplier_b, shift, out: out.0, min: out.1, max: out.2 };
         let mut arena = [0u8; 2048];
         fill_garbage(rng, &mut arena[..len]);
         activations(rng, b.input, n, ba);
