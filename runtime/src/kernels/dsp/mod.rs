@@ -3710,11 +3710,13 @@ unsafe fn fc_pairs<const L: usize, const OUT4: bool>(
 }
 
 /// Residual add, same signature and bytes as [`reference::add`]: four elements per step when
-/// every tensor is 8-bit and `17 ≤ r ≤ 39` (`r = 31 − shift`, what compiled models have), the
-/// portable kernel otherwise and for the last `n mod 4`.
+/// every tensor is 8-bit, or the inputs are and the output is 4-bit with no clamp but its range,
+/// and `17 ≤ r ≤ 39` (`r = 31 − shift`, what compiled models have); the portable kernel
+/// otherwise and for the last `n mod 4`.
 ///
 /// As the AVX2 kernel does it: each multiplier split into signed halves `m = h·2^16 + l`, the
-/// pairs `(dA, dB)` (`d = v − z`, SXTB16, SSUB16, PKHBT/PKHTB) go through SMLAD against
+/// pairs `(dA, dB)` (`d = v − z`, SXTB16, SSUB16, PKHBT/PKHTB; [`add_steps_plain`] folds the
+/// zero points into the constants instead) go through SMLAD against
 /// `(hA, hB)`, accumulating `R = 2^(r−17) + zo·2^(r−16)` (rounding and output zero point), and
 /// SMUAD against `(lA, lB)`; then `q = (H + (L >> 16)) >> (r − 16)` is contract §5's
 /// `(dA·mA + dB·mB + 2^(r−1)) >> r` plus `zo` exactly (floor divisions nest, and `zo·2^(r−16)`
