@@ -2822,6 +2822,34 @@ fn im2col_aligned_body<const L: usize, const P: usize>(
     }
 }
 
+/// The receptive field of pixel `(oy, ox)` of an 8-bit input for the assembly im2cols, when it
+/// lies wholly inside the input: its bytes from the first tap (kernel row `ky` at `ky·step`),
+/// the kernel rows `kh`, the whole blocks of `per` bytes in a kernel row, and `step`. `None` at
+/// the border, for rows of no whole block, or when `x_blocks` (the blocks of the im2col buffer)
+/// are fewer than `kh` rows of them.
+#[inline(always)]
+fn inside_rows<'i>(
+    g: &Window,
+    input: &'i [u8],
+    oy: usize,
+    ox: usize,
+    per: usize,
+    x_blocks: usize,
+) -> Option<(&'i [u8], usize, usize, usize)> {
+    let (y0, y1, _) = g.rows(oy);
+    let (x0, x1, _) = g.cols(ox);
+    let (kh, kw, c) = (g.kernel_h, g.kernel_w, g.in_c);
+    let row = kw * c;
+    let blocks = row / per;
+    if y1 - y0 != kh || x1 - x0 != kw || blocks == 0 || x_blocks < kh * blocks {
+        return None;
+    }
+    let start = (y0 * g.in_w + x0) * c;
+    let step = g.in_w * c;
+    let src = input.get(start..start + kh.saturating_sub(1) * step + row)?;
+    Some((src, kh, blocks, step))
+}
+
 /// [`im2col_aligned_body`] of a pixel whose receptive field lies inside an 8-bit input, for
 /// 4-bit weights (`L = 4`, blocks of 8 activations, `P = PIX`), in assembly: 17 instructions a
 /// block. (The loop of [`convert_block`]s, compiled inside the convolution, took 27 to 30,
@@ -2837,17 +2865,7 @@ fn im2col_inside_w4<const L: usize, const P: usize>(
     x: &mut [[[u32; L]; P]],
     p: usize,
 ) -> bool {
-    let (y0, y1, _) = g.rows(oy);
-    let (x0, x1, _) = g.cols(ox);
-    let (kh, kw, c) = (g.kernel_h, g.kernel_w, g.in_c);
-    let row = kw * c;
-    let blocks = row / 8;
-    if y1 - y0 != kh || x1 - x0 != kw || blocks == 0 || p >= P || x.len() < kh * blocks {
-        return false;
-    }
-    let start = (y0 * g.in_w + x0) * c;
-    let step = g.in_w * c;
-    let Some(src) = input.get(start..start + kh.saturating_sub(1) * step + row) else {
+    let Some((src, kh, blocks, step)) = inside_rows(g, input, oy, ox, 8, x.len()).filter(|_| p < P) else {
         return false;
     };
     // SAFETY: row `ky < kh` of the field is the `blocks` blocks of 8 bytes at
@@ -2900,17 +2918,7 @@ fn im2col_inside_w8<const L: usize, const P: usize>(
     x: &mut [[[u32; L]; P]],
     p: usize,
 ) -> bool {
-    let (y0, y1, _) = g.rows(oy);
-    let (x0, x1, _) = g.cols(ox);
-    let (kh, kw, c) = (g.kernel_h, g.kernel_w, g.in_c);
-    let row = kw * c;
-    let words = row / 4;
-    if y1 - y0 != kh || x1 - x0 != kw || words == 0 || p >= P || x.len() < kh * words {
-        return false;
-    }
-    let start = (y0 * g.in_w + x0) * c;
-    let step = g.in_w * c;
-    let Some(src) = input.get(start..start + kh.saturating_sub(1) * step + row) else {
+    let Some((src, kh, words, step)) = inside_rows(g, input, oy, ox, 4, x.len()).filter(|_| p < P) else {
         return false;
     };
     // SAFETY: row `ky < kh` of the field is the `words` words at `src + ky·step` (inside `src`;
