@@ -1260,8 +1260,9 @@ fn conv_impl<const L: usize, const K: u32>(
             let rows = weights.chunks_exact(2 * row_bytes).zip(fast.chunks_exact(2));
             for (c2, (rows2, f2)) in rows.enumerate().take(oc / 2) {
                 let (r0, r1) = rows2.split_at(row_bytes);
-                let v0 = dot4(r0, x).map(|a| f2[0].apply_any(a, lo, hi));
-                let v1 = dot4(r1, x).map(|a| f2[1].apply_any(a, lo, hi));
+                // (`plain4` is false here: no entry is in the high-word form.)
+                let v0 = dot4(r0, x).map(|a| f2[0].apply(a, lo, hi));
+                let v1 = dot4(r1, x).map(|a| f2[1].apply(a, lo, hi));
                 for p in 0..PIX {
                     output[((q0 + p) * oc) / 2 + c2] = (v0[p] as u8 & 0x0F) | ((v1[p] as u8) << 4);
                 }
