@@ -102,8 +102,19 @@ impl Names {
 }
 
 #[exception]
-unsafe fn HardFault(_frame: &ExceptionFrame) -> ! {
-    let _ = writeln!(Host, "fault: HardFault");
+unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
+    // The faulting instruction and its caller, to find in the ELF's disassembly.
+    let _ = writeln!(
+        Host,
+        "fault: HardFault pc={:#x} lr={:#x} r0={:#x} r1={:#x} r2={:#x} r3={:#x} r12={:#x}",
+        frame.pc(),
+        frame.lr(),
+        frame.r0(),
+        frame.r1(),
+        frame.r2(),
+        frame.r3(),
+        frame.r12()
+    );
     semihost::exit(3)
 }
 

@@ -12,7 +12,7 @@
 //! | weights | one word holds | unpacked with | lane pairs, in order (`k` within the word) |
 //! |---|---|---|---|
 //! | 8-bit | 4 | `SXTB16 w`, `SXTB16 w, ROR #8` | (0,2) (1,3) |
-//! | 4-bit | 8 | `(w << 4) & 0xF0F0F0F0` and `w & 0xF0F0F0F0`, each `SXTB16`, `SXTB16 ROR #8` | (0,4) (2,6) (1,5) (3,7) |
+//! | 4-bit | 8 | `(w << 4) & 0xF0F0F0F0` and `w & 0xF0F0F0F0`, each `SXTB16`, `SXTB16 ROR #8` | (0,4) (2,6) (1,5) (3,7), by halves (below) |
 //! | 2-bit | 16 | `(w << (6 − 2j)) & 0xC0C0C0C0`, `j = 0..3`, each `SXTB16`, `SXTB16 ROR #8` | (j,8+j) (4+j,12+j) |
 //!
 //! A 4-bit weight so unpacked is `16·w` and a 2-bit one `64·w` (the nibble sits in the high bits
@@ -33,9 +33,11 @@
 //! follow the dot product with nothing spilled, about 40 instructions per row besides it. The 4-
 //! and 2-bit loops keep the nibble or crumb mask in a register, where one `AND` with a shifted
 //! operand moves and masks the low nibbles (`and r4, mask, w, lsl #4`), and stop at the end of
-//! the im2col buffer instead of counting: per 32 multiply-accumulates, 8-bit rows take 30
-//! instructions plus the loop (2 per two words), 4-bit rows 31 plus the loop (4 per four
-//! words). Layers whose rows are whole loop iterations skip the remainder dispatch; 4-bit rows
+//! the im2col buffer instead of counting. The block is read four words per `LDM` (two pixels'
+//! pairs), which is why a 4-bit block holds its pixels' pairs (0,4), (2,6) first and their
+//! (1,5), (3,7) after ([`slot`]): per 32 multiply-accumulates, 8-bit rows take 26 instructions
+//! plus the loop (2 per two words), 4-bit rows 27 plus the loop (3 per four words), so that a
+//! 4-bit layer costs no more than its 8-bit form. Layers whose rows are whole loop iterations skip the remainder dispatch; 4-bit rows
 //! take their `words mod 4` first words straight, with no test (the form is chosen per layer),
 //! so that rows of 1–3 words (pointwise layers of 8–24 channels) have no loop at all, and a row
 //! of `8n + 1` weights (3×3 or 5×5 over one channel) takes its last weight alone (`SMLABB`, 11
@@ -204,7 +206,8 @@ fn lanes(bits: Bits) -> usize {
 /// Turns one block of activation bytes (one weight word's worth: `2L` = 4, 8 or 16) into the
 /// `L` lane pairs of that word, `a − z` per halfword.
 #[inline(always)]
-fn convert_block<const L: usize>(src: &[u8], zz: u32, dst: &mut [u32; L]) {
+fn convert_block<const L: usize>(src: &[u8], zz: u32) -> [u32; L] {
+    let mut dst = [0u32; L];
     let d: &mut [u32] = &mut dst[..];
     if L == 2 {
         let a = word(src);
@@ -231,6 +234,40 @@ fn convert_block<const L: usize>(src: &[u8], zz: u32, dst: &mut [u32; L]) {
         d[6] = ssub16(sxtb16_ror8(p1), zz); // (3, 11)
         d[7] = ssub16(sxtb16_ror8(p3), zz); // (7, 15)
     }
+    dst
+}
+
+/// The flat word, within one block of `P` pixels (`[[u32; L]; P]`, one weight word's `L·P`
+/// words), of pixel `p`'s lane pair `j`: the block goes by the two lane pairs that one unpacked
+/// part of a weight word meets (an 8-bit word's one part, a 4-bit word's two halves, a 2-bit
+/// word's four quarters), each part's pairs of every pixel together, so that one `LDM` of four
+/// registers loads two pixels' pairs of a part (`step_w8!`, `step_w4!`, `step_w2!`). With
+/// `P = 1` (fully connected) this is the plain order.
+#[inline(always)]
+const fn slot<const L: usize, const P: usize>(p: usize, j: usize) -> usize {
+    (j / 2) * 2 * P + 2 * p + j % 2
+}
+
+/// Writes pixel `p`'s lane pairs into a block (at [`slot`]).
+#[inline(always)]
+fn put_lanes<const L: usize, const P: usize>(xb: &mut [[u32; L]; P], p: usize, lanes: [u32; L]) {
+    if L != 2 {
+        let flat = xb.as_flattened_mut();
+        for (j, v) in lanes.into_iter().enumerate() {
+            if let Some(d) = flat.get_mut(slot::<L, P>(p, j)) {
+                *d = v;
+            }
+        }
+    } else if let Some(d) = xb.get_mut(p) {
+        *d = lanes;
+    }
+}
+
+/// Pixel `p`'s lane pairs of a block (at [`slot`]).
+#[inline(always)]
+fn get_lanes<const L: usize, const P: usize>(xb: &[[u32; L]; P], p: usize) -> [u32; L] {
+    let flat = xb.as_flattened();
+    core::array::from_fn(|j| flat.get(slot::<L, P>(p, j)).copied().unwrap_or(0))
 }
 
 /// Writes a receptive field of `K = src.len()` raw activation bytes (padding taps = z) as pixel
@@ -240,7 +277,7 @@ fn convert<const L: usize, const P: usize>(src: &[u8], z: i32, x: &mut [[[u32; L
     let zz = (z as u32 & 0xFFFF) | ((z as u32) << 16);
     let full = src.len() / per;
     for (block, xb) in src.chunks_exact(per).zip(x.iter_mut()) {
-        convert_block(block, zz, &mut xb[p]);
+        put_lanes(xb, p, convert_block(block, zz));
     }
     let rest = &src[full * per..];
     if let (false, Some(xb)) = (rest.is_empty(), x.get_mut(full)) {
@@ -258,7 +295,7 @@ fn convert<const L: usize, const P: usize>(src: &[u8], z: i32, x: &mut [[[u32; L
         } else {
             core::array::from_fn(|i| rest.get(i).copied().unwrap_or(z as u8))
         };
-        convert_block(&block, zz, &mut xb[p]);
+        put_lanes(xb, p, convert_block(&block, zz));
     }
 }
 
@@ -275,13 +312,13 @@ fn convert_summed<const L: usize>(src: &[u8], z: i32, x: &mut [[[u32; L]; 1]]) -
     let per = 2 * L;
     let full = src.len() / per;
     for (block, xb) in src.chunks_exact(per).zip(x.iter_mut()) {
-        convert_block(block, zz, &mut xb[0]);
+        xb[0] = convert_block(block, zz);
         sum = block_lane_sum(&xb[0], sum);
     }
     let rest = &src[full * per..];
     if let (false, Some(xb)) = (rest.is_empty(), x.get_mut(full)) {
         let block: [u8; 16] = core::array::from_fn(|i| rest.get(i).copied().unwrap_or(z as u8));
-        convert_block(&block, zz, &mut xb[0]);
+        xb[0] = convert_block(&block, zz);
         sum = block_lane_sum(&xb[0], sum);
     }
     sum
@@ -377,7 +414,7 @@ fn convert4_summed<const L: usize>(src: &[u8], n: usize, z: i32, x: &mut [[[u32;
     if let (true, Some(xb)) = (full * per < n, x.get_mut(full)) {
         let mut block = [z as u8; 16];
         unpack4(src, full * per, &mut block[..(n - full * per).min(per)]);
-        convert_block(&block, pair(z, z), &mut xb[0]);
+        xb[0] = convert_block(&block, pair(z, z));
         if L != 2 {
             sum = block_lane_sum(&xb[0], sum);
         }
@@ -406,17 +443,21 @@ fn mac<const L: usize, const P: usize>(w: u32, xb: &[[u32; L]; P], acc: &mut [i3
     } else if L == 4 {
         let (e, o) = ((w << 4) & 0xF0F0_F0F0, w & 0xF0F0_F0F0);
         let (w0, w1, w2, w3) = (sxtb16(e), sxtb16_ror8(e), sxtb16(o), sxtb16_ror8(o));
-        for (a, xp) in acc.iter_mut().zip(xb) {
-            let xp: &[u32] = xp;
-            *a = smlad(w3, xp[3], smlad(w2, xp[2], smlad(w1, xp[1], smlad(w0, xp[0], *a))));
+        // The pairs read in place ([`slot`]): copies of each pixel's lanes took the rows that
+        // run here (`rows_any`) 120 bytes more stack.
+        let flat = xb.as_flattened();
+        for (p, a) in acc.iter_mut().enumerate() {
+            let x = |j: usize| flat.get(slot::<L, P>(p, j)).copied().unwrap_or(0);
+            *a = smlad(w3, x(3), smlad(w2, x(2), smlad(w1, x(1), smlad(w0, x(0), *a))));
         }
     } else {
         for j in 0..4 {
             let c = (w << (6 - 2 * j)) & 0xC0C0_C0C0;
             let (w0, w1) = (sxtb16(c), sxtb16_ror8(c));
-            for (a, xp) in acc.iter_mut().zip(xb) {
-                let xp: &[u32] = xp;
-                *a = smlad(w1, xp[2 * j + 1], smlad(w0, xp[2 * j], *a));
+            let flat = xb.as_flattened();
+            for (p, a) in acc.iter_mut().enumerate() {
+                let x = |j: usize| flat.get(slot::<L, P>(p, j)).copied().unwrap_or(0);
+                *a = smlad(w1, x(2 * j + 1), smlad(w0, x(2 * j), *a));
             }
         }
     }
@@ -486,11 +527,11 @@ fn rows_any<const L: usize>(
 fn dot_one<const L: usize>(row: &[u8], x: &[[[u32; L]; PIX]], p: usize) -> i32 {
     let mut acc = [0i32; 1];
     for (wb, xb) in row.chunks_exact(4).zip(x) {
-        mac(word(wb), core::array::from_ref(&xb[p]), &mut acc);
+        mac(word(wb), &[get_lanes(xb, p)], &mut acc);
     }
     let full = row.len() / 4;
     if let (true, Some(xb)) = (!row.len().is_multiple_of(4), x.get(full)) {
-        mac(tail_word(row, full), core::array::from_ref(&xb[p]), &mut acc);
+        mac(tail_word(row, full), &[get_lanes(xb, p)], &mut acc);
     }
     acc[0]
 }
@@ -827,8 +868,8 @@ unsafe fn dot2_w2(w: *const u8, stride: usize, x: *const u32, n: usize) -> [i32;
     [a0, a1]
 }
 
-/// [`dot`] of `n ≥ 1` whole 4-bit weight words with blocks of `[[u32; 4]; 4]` (sums scaled by
-/// 16): four words per loop iteration, 131 instructions per 128 multiply-accumulates (the
+/// [`dot`] of `n ≥ 1` whole 4-bit weight words with blocks of `[[u32; 4]; 4]` (laid out by
+/// halves, [`slot`]; sums scaled by 16): four words per loop iteration, 131 instructions per 128 multiply-accumulates (the
 /// `n mod 4` words first).
 ///
 /// # Safety
@@ -900,22 +941,22 @@ unsafe fn dot4_w4(w: *const u8, x: *const u32, n: usize) -> [i32; 4] {
             // One word if `n` is odd, two if `n & 2`, then four words per iteration.
             "tst {n}, #1",
             "beq 2f",
-            step!("0", "8", "16", "24", "32", "40", "48", "56"),
+            step!("0", "32", "8", "40", "16", "48", "24", "56"),
             "add {xp}, {xp}, #64",
             "2:",
             "tst {n}, #2",
             "beq 3f",
-            step!("0", "8", "16", "24", "32", "40", "48", "56"),
-            step!("64", "72", "80", "88", "96", "104", "112", "120"),
+            step!("0", "32", "8", "40", "16", "48", "24", "56"),
+            step!("64", "96", "72", "104", "80", "112", "88", "120"),
             "add {xp}, {xp}, #128",
             "3:",
             "lsrs {n}, {n}, #2",
             "beq 5f",
             "4:",
-            step!("0", "8", "16", "24", "32", "40", "48", "56"),
-            step!("64", "72", "80", "88", "96", "104", "112", "120"),
-            step!("128", "136", "144", "152", "160", "168", "176", "184"),
-            step!("192", "200", "208", "216", "224", "232", "240", "248"),
+            step!("0", "32", "8", "40", "16", "48", "24", "56"),
+            step!("64", "96", "72", "104", "80", "112", "88", "120"),
+            step!("128", "160", "136", "168", "144", "176", "152", "184"),
+            step!("192", "224", "200", "232", "208", "240", "216", "248"),
             "add {xp}, {xp}, #256",
             "subs {n}, {n}, #1",
             "bne 4b",
@@ -947,7 +988,7 @@ unsafe fn dot4_w4(w: *const u8, x: *const u32, n: usize) -> [i32; 4] {
 unsafe fn dot4_w2(w: *const u8, x: *const u32, n: usize) -> [i32; 4] {
     let (mut a0, mut a1, mut a2, mut a3) = (0i32, 0i32, 0i32, 0i32);
     // One quarter of a word: crumb `j` of each byte (`shift = 6 − 2j`), lanes (j, 8+j) and
-    // (4+j, 12+j) at byte offset `8j` of each pixel's 32-byte block.
+    // (4+j, 12+j) at byte offset `32j + 8p` of the block for pixel `p` ([`slot`]).
     macro_rules! quarter {
         ($shift:literal, $o0:literal, $o1:literal, $o2:literal, $o3:literal) => {
             concat!(
@@ -983,10 +1024,10 @@ unsafe fn dot4_w2(w: *const u8, x: *const u32, n: usize) -> [i32; 4] {
         asm!(
             "2:",
             "ldr {w}, [{wp}], #4",
-            quarter!("6", "0", "32", "64", "96"),
-            quarter!("4", "8", "40", "72", "104"),
-            quarter!("2", "16", "48", "80", "112"),
-            quarter!(@last "24", "56", "88", "120"),
+            quarter!("6", "0", "8", "16", "24"),
+            quarter!("4", "32", "40", "48", "56"),
+            quarter!("2", "64", "72", "80", "88"),
+            quarter!(@last "96", "104", "112", "120"),
             "add {xp}, {xp}, #128",
             "subs {n}, {n}, #1",
             "bne 2b",
@@ -1215,7 +1256,7 @@ fn conv_impl<const L: usize, const K: u32>(
                     im2col_aligned(g, input, in_fmt, q / g.out_w, q % g.out_w, x, p);
                 } else {
                     for xb in x.iter_mut() {
-                        xb[p] = [0; L];
+                        put_lanes(xb, p, [0; L]);
                     }
                 }
             } else if let Some(b) = banded {
@@ -1223,7 +1264,7 @@ fn conv_impl<const L: usize, const K: u32>(
                 break;
             } else if p >= n {
                 for xb in x.iter_mut() {
-                    xb[p] = [0; L];
+                    put_lanes(xb, p, [0; L]);
                 }
             } else if general {
                 general_field::<L, K>(g, input, in_fmt, q, col, x, p);
@@ -1231,7 +1272,7 @@ fn conv_impl<const L: usize, const K: u32>(
                 // A layer outside the kernel set (the loader refuses such a model) or one the
                 // decider misses: zeros, which kernel-check and the QEMU tests would see.
                 for xb in x.iter_mut() {
-                    xb[p] = [0; L];
+                    put_lanes(xb, p, [0; L]);
                 }
             }
         }
@@ -1389,12 +1430,13 @@ unsafe fn pointwise_w8(fields: [*const u8; PIX], zz: u32, x: *mut u32, words: us
 
 /// The assembly of one block of eight 8-bit activations at `$src` (advanced past them) as the
 /// four lane pairs of a 4-bit weight word, `a − z` ((0, 4), (2, 6), (1, 5), (3, 7), as
-/// [`convert_block`] makes them), stored at `$dst + $off`: the inner step of
+/// [`convert_block`] makes them), the first two stored at `$dst + $ab`, the last two at
+/// `$dst + $cd` (a pixel's two halves in a block, [`slot`]): the inner step of
 /// [`im2col_inside_w4`] and [`pointwise_w4`]. Its operands are `{zz}` (the zero point twice) and
 /// the scratch registers `{a}`, `{b}`, `{lo}` and `{hi}`.
 #[rustfmt::skip]
 macro_rules! w4_block_asm {
-    ($src:literal, $dst:literal, $off:literal) => {
+    ($src:literal, $dst:literal, $ab:literal, $cd:literal) => {
         concat!(
             "ldr {a}, [", $src, "], #4\n",
             "ldr {b}, [", $src, "], #4\n",
@@ -1408,8 +1450,8 @@ macro_rules! w4_block_asm {
             "ssub16 {b}, {b}, {zz}\n",
             "ssub16 {lo}, {lo}, {zz}\n",
             "ssub16 {hi}, {hi}, {zz}\n",
-            "strd {a}, {b}, [", $dst, ", #", $off, "]\n",
-            "strd {lo}, {hi}, [", $dst, ", #", $off, " + 8]\n",
+            "strd {a}, {b}, [", $dst, ", #", $ab, "]\n",
+            "strd {lo}, {hi}, [", $dst, ", #", $cd, "]\n",
         )
     };
 }
@@ -1428,10 +1470,10 @@ unsafe fn pointwise_w4(fields: [*const u8; PIX], zz: u32, x: *mut u32, words: us
     unsafe {
         asm!(
             "2:",
-            w4_block_asm!("{s0}", "{x}", "0"),
-            w4_block_asm!("{s1}", "{x}", "16"),
-            w4_block_asm!("{s2}", "{x}", "32"),
-            w4_block_asm!("{s3}", "{x}", "48"),
+            w4_block_asm!("{s0}", "{x}", "0", "32"),
+            w4_block_asm!("{s1}", "{x}", "8", "40"),
+            w4_block_asm!("{s2}", "{x}", "16", "48"),
+            w4_block_asm!("{s3}", "{x}", "24", "56"),
             "adds {x}, {x}, #64",
             "subs {n}, {n}, #1",
             "bne 2b",
@@ -1626,7 +1668,7 @@ impl<'a> Band<'a> {
             // order, the raw activations (the zero point is in the bias).
             for (p, field) in self.cols.chunks_exact(kp.max(1)).take(PIX).enumerate() {
                 for (xb, vals) in x.iter_mut().zip(field.chunks_exact(2 * L)) {
-                    convert_block::<L>(vals, 0, &mut xb[p]);
+                    put_lanes(xb, p, convert_block::<L>(vals, 0));
                 }
             }
         }
@@ -2033,7 +2075,8 @@ unsafe fn convert4_w8(col: *const u8, kp: usize, x: *mut u32, n: usize) {
 }
 
 /// [`convert4_w8`] for 4-bit weights: `n ≥ 1` blocks of 8 bytes of four receptive fields
-/// (`col + p·kp`, `p < 4`) into the `n` blocks `[[u32; 4]; 4]` at `x`, each pixel's 8 bytes
+/// (`col + p·kp`, `p < 4`) into the `n` blocks `[[u32; 4]; 4]` at `x` (by halves, [`slot`]),
+/// each pixel's 8 bytes
 /// (`a`, `b`: bytes 0–3 and 4–7) as the lane pairs (0, 4), (2, 6), (1, 5), (3, 7) of
 /// [`convert_block`]: PKHBT/PKHTB, then SXTB16 and SXTB16 ROR 8 (11 instructions per pixel).
 ///
@@ -2056,7 +2099,7 @@ unsafe fn convert4_w4(col: *const u8, kp: usize, x: *mut u32, n: usize) {
             "sxtb16 {lo}, {lo}, ror #8",
             "sxtb16 {hi}, {hi}, ror #8",
             "strd {a}, {b}, [{x}]",
-            "strd {lo}, {hi}, [{x}, #8]",
+            "strd {lo}, {hi}, [{x}, #32]",
             "add {t}, {c}, {kp}",
             "ldr {a}, [{t}]",
             "ldr {b}, [{t}, #4]",
@@ -2066,18 +2109,7 @@ unsafe fn convert4_w4(col: *const u8, kp: usize, x: *mut u32, n: usize) {
             "sxtb16 {b}, {hi}",
             "sxtb16 {lo}, {lo}, ror #8",
             "sxtb16 {hi}, {hi}, ror #8",
-            "strd {a}, {b}, [{x}, #16]",
-            "strd {lo}, {hi}, [{x}, #24]",
-            "add {t}, {t}, {kp}",
-            "ldr {a}, [{t}]",
-            "ldr {b}, [{t}, #4]",
-            "pkhbt {lo}, {a}, {b}, lsl #16",
-            "pkhtb {hi}, {b}, {a}, asr #16",
-            "sxtb16 {a}, {lo}",
-            "sxtb16 {b}, {hi}",
-            "sxtb16 {lo}, {lo}, ror #8",
-            "sxtb16 {hi}, {hi}, ror #8",
-            "strd {a}, {b}, [{x}, #32]",
+            "strd {a}, {b}, [{x}, #8]",
             "strd {lo}, {hi}, [{x}, #40]",
             "add {t}, {t}, {kp}",
             "ldr {a}, [{t}]",
@@ -2088,7 +2120,18 @@ unsafe fn convert4_w4(col: *const u8, kp: usize, x: *mut u32, n: usize) {
             "sxtb16 {b}, {hi}",
             "sxtb16 {lo}, {lo}, ror #8",
             "sxtb16 {hi}, {hi}, ror #8",
-            "strd {a}, {b}, [{x}, #48]",
+            "strd {a}, {b}, [{x}, #16]",
+            "strd {lo}, {hi}, [{x}, #48]",
+            "add {t}, {t}, {kp}",
+            "ldr {a}, [{t}]",
+            "ldr {b}, [{t}, #4]",
+            "pkhbt {lo}, {a}, {b}, lsl #16",
+            "pkhtb {hi}, {b}, {a}, asr #16",
+            "sxtb16 {a}, {lo}",
+            "sxtb16 {b}, {hi}",
+            "sxtb16 {lo}, {lo}, ror #8",
+            "sxtb16 {hi}, {hi}, ror #8",
+            "strd {a}, {b}, [{x}, #24]",
             "strd {lo}, {hi}, [{x}, #56]",
             "adds {c}, #8",
             "adds {x}, #64",
@@ -2208,93 +2251,66 @@ fn plain_rows<const L: usize>(
 }
 
 // The row loop of [`rows_plain`]. Registers: r0 weight pointer, r1 im2col pointer, r2 word
-// counter, r3 the weight word, r4/r5 its unpacked lanes, r12/lr a pair of im2col words, r8–r11
-// the four pixels' sums. The loop state lives in the 40 bytes the assembly pushes (`[sp]`):
-// row, row bytes, im2col, words, requantization constants, output, channels, output end, and
-// the im2col end (where the 4- and 2-bit loops stop, their counter register holding the mask).
+// counter, r3 the weight word, r4/r5 its unpacked lanes, r8–r11 the four pixels' sums; the
+// im2col words, four per `LDM` (two pixels' pairs), in r5, r7, r12, lr (8-bit) or r6, r7, r12,
+// lr (4-bit), r12/lr a pair (2-bit). The loop state lives in the 40 bytes the assembly pushes
+// (`[sp]`): row, row bytes, im2col, words, requantization constants, output, channels, output
+// end, and the im2col end (where the 4- and 2-bit loops stop, their counter register holding
+// the mask); the constants' and output pointers, r6 and r7 between rows, are kept there too
+// (at 16 and 20), as the steps load the block into them.
 
-/// One 8-bit weight word into the four sums: 16 multiply-accumulates, 15 instructions.
+/// One 8-bit weight word into the four sums: 16 multiply-accumulates, 13 instructions (an `LDM`
+/// of four block words, two pixels' pairs, where two `LDRD`s took two more).
 macro_rules! step_w8 {
     () => {
         concat!(
             "ldr r3, [r0], #4\n",
             "sxtb16 r4, r3\n",
             "sxtb16 r3, r3, ror #8\n",
-            "ldrd r12, lr, [r1], #8\n",
-            "smlad r8, r4, r12, r8\n",
-            "smlad r8, r3, lr, r8\n",
-            "ldrd r12, lr, [r1], #8\n",
+            "ldm r1!, {{r5, r7, r12, lr}}\n",
+            "smlad r8, r4, r5, r8\n",
+            "smlad r8, r3, r7, r8\n",
             "smlad r9, r4, r12, r9\n",
             "smlad r9, r3, lr, r9\n",
-            "ldrd r12, lr, [r1], #8\n",
-            "smlad r10, r4, r12, r10\n",
-            "smlad r10, r3, lr, r10\n",
-            "ldrd r12, lr, [r1], #8\n",
+            "ldm r1!, {{r5, r7, r12, lr}}\n",
+            "smlad r10, r4, r5, r10\n",
+            "smlad r10, r3, r7, r10\n",
             "smlad r11, r4, r12, r11\n",
             "smlad r11, r3, lr, r11\n",
         )
     };
 }
 
-/// Two unpacked lanes (r4, r5) against lane pair `$o`, `$o + 4` of each pixel (`$p0..$p3`: byte
-/// offsets of the pixels' pairs from r1).
-macro_rules! lanes_x4 {
-    ($p0:literal, $p1:literal, $p2:literal, $p3:literal) => {
-        concat!(
-            "ldrd r12, lr, [r1, #",
-            $p0,
-            "]\n",
-            "smlad r8, r4, r12, r8\n",
-            "smlad r8, r5, lr, r8\n",
-            "ldrd r12, lr, [r1, #",
-            $p1,
-            "]\n",
-            "smlad r9, r4, r12, r9\n",
-            "smlad r9, r5, lr, r9\n",
-            "ldrd r12, lr, [r1, #",
-            $p2,
-            "]\n",
-            "smlad r10, r4, r12, r10\n",
-            "smlad r10, r5, lr, r10\n",
-            "ldrd r12, lr, [r1, #",
-            $p3,
-            "]\n",
-            "smlad r11, r4, r12, r11\n",
-            "smlad r11, r5, lr, r11\n",
-        )
-    };
-}
-
-/// One 4-bit weight word (eight lanes, as [`dot4_w4`] unpacks them) against the block at
-/// r1 + `$b`: 32 multiply-accumulates in 32 instructions, or 31 with `mask` (the nibble mask
-/// `0xF0F0F0F0` in r2, whose shifted-operand `AND` moves and masks the low nibbles at once).
+/// One 4-bit weight word (eight lanes, as [`dot4_w4`] unpacks them) against the next block
+/// (r1, advanced past it; its halves as [`slot`] lays them out): each unpacked half of the word
+/// in r4/r5 (the nibble mask in r2, whose shifted-operand `AND` moves and masks the low nibbles
+/// at once), against two pixels' pairs per `LDM` (r6, r7, r12, lr): 32 multiply-accumulates in
+/// 27 instructions.
 macro_rules! step_w4 {
-    ($b0:literal, $b1:literal, $b2:literal, $b3:literal, $b4:literal, $b5:literal, $b6:literal, $b7:literal) => {
+    () => {
         concat!(
             "ldr r3, [r0], #4\n",
-            "lsl r4, r3, #4\n",
-            "and r4, r4, #0xF0F0F0F0\n",
-            step_w4!(@lanes $b0, $b1, $b2, $b3, $b4, $b5, $b6, $b7, "and r3, r3, #0xF0F0F0F0\n"),
-        )
-    };
-    (mask $b0:literal, $b1:literal, $b2:literal, $b3:literal, $b4:literal, $b5:literal, $b6:literal, $b7:literal) => {
-        concat!(
-            "ldr r3, [r0], #4\n",
+            // Low nibbles, in the high half of each byte: lanes (0,4) and (2,6).
             "and r4, r2, r3, lsl #4\n",
-            step_w4!(@lanes $b0, $b1, $b2, $b3, $b4, $b5, $b6, $b7, "and r3, r3, r2\n"),
-        )
-    };
-    (@lanes $b0:literal, $b1:literal, $b2:literal, $b3:literal, $b4:literal, $b5:literal, $b6:literal, $b7:literal, $high:expr) => {
-        concat!(
-            // Low nibbles, in the high half of each byte (r4): lanes (0,4) and (2,6).
             "sxtb16 r5, r4, ror #8\n",
             "sxtb16 r4, r4\n",
-            lanes_x4!($b0, $b2, $b4, $b6),
+            step_w4!(@pixels "r8", "r9"),
+            step_w4!(@pixels "r10", "r11"),
             // High nibbles: lanes (1,5) and (3,7).
-            $high,
+            "and r3, r3, r2\n",
             "sxtb16 r5, r3, ror #8\n",
             "sxtb16 r4, r3\n",
-            lanes_x4!($b1, $b3, $b5, $b7),
+            step_w4!(@pixels "r8", "r9"),
+            step_w4!(@pixels "r10", "r11"),
+        )
+    };
+    (@pixels $a:literal, $b:literal) => {
+        concat!(
+            "ldm r1!, {{r6, r7, r12, lr}}\n",
+            "smlad ", $a, ", r4, r6, ", $a, "\n",
+            "smlad ", $a, ", r5, r7, ", $a, "\n",
+            "smlad ", $b, ", r4, r12, ", $b, "\n",
+            "smlad ", $b, ", r5, lr, ", $b, "\n",
         )
     };
 }
@@ -2349,39 +2365,41 @@ macro_rules! tail_w8 {
 }
 
 /// Crumb `j` of each byte of a 2-bit weight word (`$shift = 6 − 2j`; `last` for j = 3; `mask`
-/// with the crumb mask `0xC0C0C0C0` in r2): lanes (j, 8+j) and (4+j, 12+j) at byte `8j` of each
-/// pixel's 32-byte block.
+/// with the crumb mask `0xC0C0C0C0` in r2): lanes (j, 8+j) and (4+j, 12+j), against the block's
+/// quarter `j` (r1, advanced past it: every pixel's two pairs, [`slot`]), two pixels per `LDM`.
 macro_rules! quarter_w2 {
-    (last, $p0:literal, $p1:literal, $p2:literal, $p3:literal) => {
-        concat!("and r4, r3, #0xC0C0C0C0\n", quarter_w2!(@lanes $p0, $p1, $p2, $p3))
+    (last) => {
+        concat!("and r4, r3, #0xC0C0C0C0\n", quarter_w2!(@lanes))
     };
-    (mask last, $p0:literal, $p1:literal, $p2:literal, $p3:literal) => {
-        concat!("and r4, r3, r2\n", quarter_w2!(@lanes $p0, $p1, $p2, $p3))
+    (mask last) => {
+        concat!("and r4, r3, r2\n", quarter_w2!(@lanes))
     };
-    (mask $shift:literal, $p0:literal, $p1:literal, $p2:literal, $p3:literal) => {
-        concat!("and r4, r2, r3, lsl #", $shift, "\n", quarter_w2!(@lanes $p0, $p1, $p2, $p3))
+    (mask $shift:literal) => {
+        concat!("and r4, r2, r3, lsl #", $shift, "\n", quarter_w2!(@lanes))
     };
-    (@lanes $p0:literal, $p1:literal, $p2:literal, $p3:literal) => {
-        concat!("sxtb16 r5, r4, ror #8\n", "sxtb16 r4, r4\n", lanes_x4!($p0, $p1, $p2, $p3))
-    };
-    ($shift:literal, $p0:literal, $p1:literal, $p2:literal, $p3:literal) => {
+    (@lanes) => {
         concat!(
-            "lsl r4, r3, #", $shift, "\n",
-            "and r4, r4, #0xC0C0C0C0\n",
-            quarter_w2!(@lanes $p0, $p1, $p2, $p3),
+            "sxtb16 r5, r4, ror #8\n",
+            "sxtb16 r4, r4\n",
+            step_w4!(@pixels "r8", "r9"),
+            step_w4!(@pixels "r10", "r11"),
         )
+    };
+    ($shift:literal) => {
+        concat!("lsl r4, r3, #", $shift, "\n", "and r4, r4, #0xC0C0C0C0\n", quarter_w2!(@lanes))
     };
 }
 
-/// One 2-bit weight word against the block at r1 + `$b` (its four quarters at `$b + 8j + 32p`).
+/// One 2-bit weight word against the next block (r1, advanced past it): 64 multiply-accumulates
+/// in 53 instructions (13 a quarter, 4 `LDM`s of the block where 8 `LDRD`s took 4 more).
 macro_rules! step_w2 {
-    ($($m:ident)?; $q0:literal, $q1:literal, $q2:literal, $q3:literal, $q4:literal, $q5:literal, $q6:literal, $q7:literal, $q8:literal, $q9:literal, $q10:literal, $q11:literal, $q12:literal, $q13:literal, $q14:literal, $q15:literal) => {
+    ($($m:ident)?) => {
         concat!(
             "ldr r3, [r0], #4\n",
-            quarter_w2!($($m)? "6", $q0, $q1, $q2, $q3),
-            quarter_w2!($($m)? "4", $q4, $q5, $q6, $q7),
-            quarter_w2!($($m)? "2", $q8, $q9, $q10, $q11),
-            quarter_w2!($($m)? last, $q12, $q13, $q14, $q15),
+            quarter_w2!($($m)? "6"),
+            quarter_w2!($($m)? "4"),
+            quarter_w2!($($m)? "2"),
+            quarter_w2!($($m)? last),
         )
     };
 }
@@ -2391,11 +2409,10 @@ macro_rules! quads_w4 {
     () => {
         concat!(
             "4:\n",
-            step_w4!(mask "0", "8", "16", "24", "32", "40", "48", "56"),
-            step_w4!(mask "64", "72", "80", "88", "96", "104", "112", "120"),
-            step_w4!(mask "128", "136", "144", "152", "160", "168", "176", "184"),
-            step_w4!(mask "192", "200", "208", "216", "224", "232", "240", "248"),
-            "add r1, r1, #256\n",
+            step_w4!(),
+            step_w4!(),
+            step_w4!(),
+            step_w4!(),
             "ldr r3, [sp, #32]\n",
             "cmp r1, r3\n",
             "bne 4b\n",
@@ -2410,15 +2427,14 @@ macro_rules! octs_w4 {
     () => {
         concat!(
             "4:\n",
-            step_w4!(mask "0", "8", "16", "24", "32", "40", "48", "56"),
-            step_w4!(mask "64", "72", "80", "88", "96", "104", "112", "120"),
-            step_w4!(mask "128", "136", "144", "152", "160", "168", "176", "184"),
-            step_w4!(mask "192", "200", "208", "216", "224", "232", "240", "248"),
-            step_w4!(mask "256", "264", "272", "280", "288", "296", "304", "312"),
-            step_w4!(mask "320", "328", "336", "344", "352", "360", "368", "376"),
-            step_w4!(mask "384", "392", "400", "408", "416", "424", "432", "440"),
-            step_w4!(mask "448", "456", "464", "472", "480", "488", "496", "504"),
-            "add r1, r1, #512\n",
+            step_w4!(),
+            step_w4!(),
+            step_w4!(),
+            step_w4!(),
+            step_w4!(),
+            step_w4!(),
+            step_w4!(),
+            step_w4!(),
             "ldr r3, [sp, #32]\n",
             "cmp r1, r3\n",
             "bne 4b\n",
@@ -2429,15 +2445,7 @@ macro_rules! octs_w4 {
 /// The main 2-bit loop: two words per iteration, the mask in r2, until the im2col end.
 macro_rules! pairs_w2 {
     () => {
-        concat!(
-            "4:\n",
-            step_w2!(mask; "0", "32", "64", "96", "8", "40", "72", "104", "16", "48", "80", "112", "24", "56", "88", "120"),
-            step_w2!(mask; "128", "160", "192", "224", "136", "168", "200", "232", "144", "176", "208", "240", "152", "184", "216", "248"),
-            "add r1, r1, #256\n",
-            "ldr r3, [sp, #32]\n",
-            "cmp r1, r3\n",
-            "bne 4b\n",
-        )
+        concat!("4:\n", step_w2!(mask), step_w2!(mask), "ldr r3, [sp, #32]\n", "cmp r1, r3\n", "bne 4b\n",)
     };
 }
 
@@ -2465,10 +2473,20 @@ macro_rules! row_start {
 /// instructions, out of line; `SSAT` to 8 bits, one byte per pixel at `out + p·oc` (`out` in
 /// r7), then the next row until the output end.
 macro_rules! row_end {
+    // The 8-bit steps load the block into r7 (r2 holds their word counter), the 4- and 2-bit
+    // ones into r6 and r7.
     () => {
+        row_end!("", "", "ldr r7, [sp, #20]\n", "str r7, [sp, #20]\n")
+    };
+    (reload r6) => {
+        row_end!("ldr r6, [sp, #16]\n", "str r6, [sp, #16]\n", "ldr r7, [sp, #20]\n", "str r7, [sp, #20]\n")
+    };
+    ($load:expr, $store:expr, $load7:expr, $store7:expr) => {
         concat!(
+            $load,
             "ldm r6, {{r2, r3, r4, r5, r12}}\n",
             "add r6, r6, #{rq_size}\n",
+            $store,
             "cmp r3, #{high_word}\n",
             "blo 7f\n",
             "smmlar r8, r8, r4, r5\n",
@@ -2480,6 +2498,7 @@ macro_rules! row_end {
             "smmlar r11, r11, r4, r5\n",
             "ssat r11, #8, r11\n",
             "6:\n",
+            $load7,
             "ldr r2, [sp, #24]\n",
             "strb r8, [r7]\n",
             "strb r9, [r7, r2]\n",
@@ -2488,6 +2507,7 @@ macro_rules! row_end {
             "strb r11, [r3, r2]\n",
             "ldr r3, [sp, #28]\n",
             "adds r7, r7, #1\n",
+            $store7,
             "cmp r7, r3\n",
             "bne 1b\n",
             "b 9f\n",
@@ -2600,7 +2620,7 @@ unsafe fn rows_plain<const L: usize, const OTHER: bool>(
     // 8-bit rows with a tail count their whole words only (the tail's follows them).
     let counted = if L == 2 && tail { words - 1 } else { words };
     macro_rules! row_loop {
-        ($($dot:expr),+ $(,)?) => {
+        (@end $end:expr; $($dot:expr),+) => {
             // SAFETY: the caller's bounds; the weight words may be unaligned (Armv7-M allows
             // LDR), the im2col buffer and the pushed state are word-aligned (LDRD, LDM); the
             // assembly pops what it pushes.
@@ -2615,7 +2635,7 @@ unsafe fn rows_plain<const L: usize, const OTHER: bool>(
                     "push {{r0, r1, r2, r3, r4, r5, r8, r9, r10, r11}}",
                     row_start!(),
                     $($dot,)+
-                    row_end!(),
+                    $end,
                     "add sp, sp, #40",
                     "pop {{r6, r7}}",
                     rq_size = const core::mem::size_of::<Rq32>(),
@@ -2635,6 +2655,14 @@ unsafe fn rows_plain<const L: usize, const OTHER: bool>(
                 )
             }
         };
+        // The 4- and 2-bit steps load the block into r6 as well (two pixels per `LDM`): the
+        // row's end reloads the constants' pointer.
+        (low_bits; $($dot:expr),+ $(,)?) => {
+            row_loop!(@end row_end!(reload r6); $($dot),+)
+        };
+        ($($dot:expr),+ $(,)?) => {
+            row_loop!(@end row_end!(); $($dot),+)
+        };
     }
     // A layer whose rows are whole loop iterations (the same for every row) skips the dispatch
     // of the remainder words. 4-bit rows take their `words mod 4` first words straight, then
@@ -2645,33 +2673,33 @@ unsafe fn rows_plain<const L: usize, const OTHER: bool>(
     let whole = words.is_multiple_of(unroll(L));
     macro_rules! w4_1 {
         () => {
-            step_w4!(mask "0", "8", "16", "24", "32", "40", "48", "56")
+            step_w4!()
         };
     }
     macro_rules! w4_2 {
         () => {
-            step_w4!(mask "64", "72", "80", "88", "96", "104", "112", "120")
+            step_w4!()
         };
     }
     macro_rules! w4_3 {
         () => {
-            step_w4!(mask "128", "136", "144", "152", "160", "168", "176", "184")
+            step_w4!()
         };
     }
     match (L, whole) {
         (4, _) if OTHER && tail && words == 2 => {
-            row_loop!("mov r2, #0xF0F0F0F0", w4_1!(), tail_w4!("64", "80", "96", "112"))
+            row_loop!(low_bits; "mov r2, #0xF0F0F0F0", w4_1!(), tail_w4!("0", "8", "16", "24"))
         }
         (4, _) if OTHER && tail => {
-            row_loop!("mov r2, #0xF0F0F0F0", w4_1!(), w4_2!(), w4_3!(), tail_w4!("192", "208", "224", "240"))
+            row_loop!(low_bits; "mov r2, #0xF0F0F0F0", w4_1!(), w4_2!(), w4_3!(), tail_w4!("0", "8", "16", "24"))
         }
-        (4, _) if OTHER && words == 1 => row_loop!("mov r2, #0xF0F0F0F0", w4_1!()),
-        (4, _) if OTHER && words == 2 => row_loop!("mov r2, #0xF0F0F0F0", w4_1!(), w4_2!()),
-        (4, _) if OTHER && words == 3 => row_loop!("mov r2, #0xF0F0F0F0", w4_1!(), w4_2!(), w4_3!()),
+        (4, _) if OTHER && words == 1 => row_loop!(low_bits; "mov r2, #0xF0F0F0F0", w4_1!()),
+        (4, _) if OTHER && words == 2 => row_loop!(low_bits; "mov r2, #0xF0F0F0F0", w4_1!(), w4_2!()),
+        (4, _) if OTHER && words == 3 => row_loop!(low_bits; "mov r2, #0xF0F0F0F0", w4_1!(), w4_2!(), w4_3!()),
         (4, _) if OTHER && words % 4 == 2 => {
-            row_loop!("mov r2, #0xF0F0F0F0", w4_1!(), w4_2!(), "add r1, r1, #128", quads_w4!())
+            row_loop!(low_bits; "mov r2, #0xF0F0F0F0", w4_1!(), w4_2!(), quads_w4!())
         }
-        (4, _) if OTHER => row_loop!("mov r2, #0xF0F0F0F0", w4_1!(), w4_2!(), w4_3!(), "add r1, r1, #192", quads_w4!()),
+        (4, _) if OTHER => row_loop!(low_bits; "mov r2, #0xF0F0F0F0", w4_1!(), w4_2!(), w4_3!(), quads_w4!()),
         // SAFETY: the caller's bounds (`L = 4`).
         (4, _) if tail => unsafe { rows_plain_w4_other(w, row_bytes, x, words, rq, out, oc, rows, tail) },
         (2, _) if tail => row_loop!(
@@ -2690,16 +2718,15 @@ unsafe fn rows_plain<const L: usize, const OTHER: bool>(
             tail_w8!(),
         ),
         (2, true) => row_loop!("lsr r2, r2, #1", "3:", step_w8!(), step_w8!(), "subs r2, r2, #1", "bne 3b"),
-        (4, true) if words.is_multiple_of(8) => row_loop!("mov r2, #0xF0F0F0F0", octs_w4!(),),
-        (4, true) => row_loop!("mov r2, #0xF0F0F0F0", quads_w4!(),),
-        (4, false) if words % 4 == 1 && words > 4 => row_loop!(
+        (4, true) if words.is_multiple_of(8) => row_loop!(low_bits; "mov r2, #0xF0F0F0F0", octs_w4!(),),
+        (4, true) => row_loop!(low_bits; "mov r2, #0xF0F0F0F0", quads_w4!(),),
+        (4, false) if words % 4 == 1 && words > 4 => row_loop!(low_bits;
             // One word, then four per iteration.
             "mov r2, #0xF0F0F0F0",
             w4_1!(),
-            "add r1, r1, #64",
             quads_w4!(),
         ),
-        (8, true) => row_loop!("mov r2, #0xC0C0C0C0", pairs_w2!(),),
+        (8, true) => row_loop!(low_bits; "mov r2, #0xC0C0C0C0", pairs_w2!(),),
         (2, _) => row_loop!(
             // Odd word counts take one word first; the flags of `lsrs` survive it.
             "lsrs r2, r2, #1",
@@ -2716,12 +2743,11 @@ unsafe fn rows_plain<const L: usize, const OTHER: bool>(
         ),
         // SAFETY: the caller's bounds (`L = 4`).
         (4, _) => unsafe { rows_plain_w4_other(w, row_bytes, x, words, rq, out, oc, rows, tail) },
-        _ => row_loop!(
+        _ => row_loop!(low_bits;
             // One word if the count is odd, then two per iteration with the mask in r2.
             "lsrs r2, r2, #1",
             "bcc 2f",
-            step_w2!(; "0", "32", "64", "96", "8", "40", "72", "104", "16", "48", "80", "112", "24", "56", "88", "120"),
-            "add r1, r1, #128",
+            step_w2!(),
             "2:",
             "beq 5f",
             "mov r2, #0xC0C0C0C0",
@@ -2801,24 +2827,24 @@ fn im2col_aligned_body<const L: usize, const P: usize>(
     for ky in 0..g.kernel_h {
         if ky < ky0 || ky >= ky0 + (y1 - y0) {
             for xb in blocks.by_ref().take(row_blocks) {
-                xb[p] = [0; L];
+                put_lanes(xb, p, [0; L]);
             }
             continue;
         }
         let start = ((y0 + ky - ky0) * g.in_w + x0) * c;
         for xb in blocks.by_ref().take(left) {
-            xb[p] = [0; L];
+            put_lanes(xb, p, [0; L]);
         }
         if four {
             let src = &input[start / 2..(start + mid * per) / 2];
             convert4(src, zz, blocks.by_ref().take(mid), p);
         } else {
             for (src, xb) in input[start..start + mid * per].chunks_exact(per).zip(blocks.by_ref().take(mid)) {
-                convert_block(src, zz, &mut xb[p]);
+                put_lanes(xb, p, convert_block(src, zz));
             }
         }
         for xb in blocks.by_ref().take(row_blocks - left - mid) {
-            xb[p] = [0; L];
+            put_lanes(xb, p, [0; L]);
         }
     }
 }
@@ -2870,8 +2896,9 @@ fn im2col_inside_w4<const L: usize, const P: usize>(
         return false;
     };
     // SAFETY: row `ky < kh` of the field is the `blocks` blocks of 8 bytes at
-    // `src + ky·step` (inside `src`); block `i < kh·blocks` of `x` holds pixel `p < P = 4` at
-    // word `(i·P + p)·L`, 4 words (`L = 4`), 64 bytes apart.
+    // `src + ky·step` (inside `src`); block `i < kh·blocks` of `x` (`L = 4`, 16 words, 64 bytes
+    // apart) holds pixel `p < P = 4` at words `16i + 2p` and `16i + 8 + 2p` ([`slot`]), two
+    // each.
     unsafe {
         asm!(
             // The rows counted down from the test, so that no row runs when `kh = 0`.
@@ -2879,7 +2906,7 @@ fn im2col_inside_w4<const L: usize, const P: usize>(
             "1:",
             "mov {n}, {blocks}",
             "2:",
-            w4_block_asm!("{s}", "{d}", "0"),
+            w4_block_asm!("{s}", "{d}", "0", "32"),
             "add {d}, {d}, #64",
             "subs {n}, {n}, #1",
             "bne 2b",
@@ -2888,7 +2915,7 @@ fn im2col_inside_w4<const L: usize, const P: usize>(
             "subs {rows}, {rows}, #1",
             "bhs 1b",
             s = inout(reg) src.as_ptr() => _,
-            d = inout(reg) (x.as_mut_ptr() as *mut u32).wrapping_add(p * L) => _,
+            d = inout(reg) (x.as_mut_ptr() as *mut u32).wrapping_add(slot::<L, P>(p, 0)) => _,
             rows = inout(reg) kh => _,
             blocks = in(reg) blocks,
             skip = in(reg) step - 8 * blocks,
@@ -2994,21 +3021,22 @@ fn convert4<'x, const L: usize, const P: usize>(
     if L == 8 {
         for (ws, xb) in src.chunks_exact(8).zip(blocks) {
             let (a, b) = (lanes(word(ws)), lanes(word(&ws[4..])));
-            let d: &mut [u32] = &mut xb[p][..];
-            d[0] = pack_lo(a[0], b[0]); // (0, 8)
-            d[1] = pack_hi(a[0], b[0]); // (4, 12)
-            d[2] = pack_lo(a[2], b[2]); // (1, 9)
-            d[3] = pack_hi(a[2], b[2]); // (5, 13)
-            d[4] = pack_lo(a[1], b[1]); // (2, 10)
-            d[5] = pack_hi(a[1], b[1]); // (6, 14)
-            d[6] = pack_lo(a[3], b[3]); // (3, 11)
-            d[7] = pack_hi(a[3], b[3]); // (7, 15)
+            let d = [
+                pack_lo(a[0], b[0]), // (0, 8)
+                pack_hi(a[0], b[0]), // (4, 12)
+                pack_lo(a[2], b[2]), // (1, 9)
+                pack_hi(a[2], b[2]), // (5, 13)
+                pack_lo(a[1], b[1]), // (2, 10)
+                pack_hi(a[1], b[1]), // (6, 14)
+                pack_lo(a[3], b[3]), // (3, 11)
+                pack_hi(a[3], b[3]), // (7, 15)
+            ];
+            put_lanes(xb, p, core::array::from_fn(|j| d[j % 8]));
         }
     } else if L == 4 {
         for (ws, xb) in src.chunks_exact(4).zip(blocks) {
             let a = lanes(word(ws));
-            let d: &mut [u32] = &mut xb[p][..];
-            d.copy_from_slice(&a);
+            put_lanes(xb, p, core::array::from_fn(|j| a[j % 4]));
         }
     } else {
         for ws in src.chunks_exact(4) {
