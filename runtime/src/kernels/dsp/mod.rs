@@ -325,22 +325,58 @@ fn convert_summed<const L: usize>(src: &[u8], z: i32, x: &mut [[[u32; L]; 1]]) -
 }
 
 /// [`convert`] of a fully connected layer's 8-bit input for 8-bit weights (`L = 2`), two blocks
-/// per step: the step's fixed cost was ~4 of its 10 instructions a block (resnet8's head: 64
-/// inputs).
+/// (eight inputs) per step of [`convert_pairs_asm`], then the rest through [`convert`].
 fn convert_pairs<const L: usize>(src: &[u8], z: i32, x: &mut [[[u32; L]; 1]]) {
-    let zz = pair(z, z);
-    let (words, _) = src.as_chunks::<8>();
-    let steps = words.len().min(x.len() / 2);
-    for (w, xb) in words.iter().zip(x.chunks_exact_mut(2)) {
-        let (a, b) = (word(&w[..4]), word(&w[4..]));
-        let [lo, hi] = xb else { continue };
-        lo[0][..2].copy_from_slice(&[ssub16(sxtb16(a), zz), ssub16(sxtb16_ror8(a), zz)]);
-        hi[0][..2].copy_from_slice(&[ssub16(sxtb16(b), zz), ssub16(sxtb16_ror8(b), zz)]);
+    let steps = (src.len() / 8).min(x.len() / 2);
+    if L == 2 && steps > 0 {
+        // SAFETY: `8·steps ≤ src.len()` bytes read; `2·steps ≤ x.len()` blocks of 2 words
+        // (`L = 2`) written, word-aligned.
+        unsafe { convert_pairs_asm(src.as_ptr(), pair(z, z), x.as_mut_ptr() as *mut u32, steps) };
     }
     if src.len() > 8 * steps {
         if let (Some(rest), Some(xr)) = (src.get(8 * steps..), x.get_mut(2 * steps..)) {
             convert(rest, z, xr, 0);
         }
+    }
+}
+
+/// `steps ≥ 1` times: eight input bytes at `src` (any alignment) into the four lane-pair words
+/// of two 8-bit weight words' blocks at `x`, `a − z` (`zz`: `z` twice), one `STM`: 13
+/// instructions, where the Rust loop's four stores and address arithmetic made it 17 (resnet8's
+/// head: 64 inputs).
+///
+/// # Safety
+/// `src` readable for `8·steps` bytes, `x` writable for `4·steps` words, word-aligned.
+#[inline(always)]
+unsafe fn convert_pairs_asm(src: *const u8, zz: u32, x: *mut u32, steps: usize) {
+    // SAFETY: the caller's bounds; LDR may be unaligned (Armv7-M), STM is word-aligned. The
+    // block's words in the order of their registers (STM stores by register number).
+    unsafe {
+        asm!(
+            "2:",
+            "ldr r3, [{s}], #4",
+            "ldr r5, [{s}], #4",
+            "sxtb16 r2, r3",
+            "sxtb16 r3, r3, ror #8",
+            "sxtb16 r4, r5",
+            "sxtb16 r5, r5, ror #8",
+            "ssub16 r2, r2, {zz}",
+            "ssub16 r3, r3, {zz}",
+            "ssub16 r4, r4, {zz}",
+            "ssub16 r5, r5, {zz}",
+            "stm {x}!, {{r2, r3, r4, r5}}",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            s = inout(reg) src => _,
+            x = inout(reg) x => _,
+            n = inout(reg) steps => _,
+            zz = in(reg) zz,
+            out("r2") _,
+            out("r3") _,
+            out("r4") _,
+            out("r5") _,
+            options(nostack),
+        );
     }
 }
 
