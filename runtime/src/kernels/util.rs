@@ -282,15 +282,18 @@ impl Rq32 {
     /// This fast channel in the high-word form of [`ChannelQ::apply_high_word`], for the
     /// Cortex-M4 convolution's row loop, whose epilogue is then one `SMMLAR` and the `SSAT` per
     /// output where the form of [`Rq32::unclamped`] takes four instructions: `m` holds
-    /// `M' = m·2^(u − scale)` (below 2^31: `m < 2^15`), `round` the output zero point, `shl`
-    /// [`HIGH_WORD`]. Then `⌊(acc·2^scale·M' + 2^31) / 2^32⌋ + z` is `apply_high_word`'s result,
-    /// exact for `u ≤ 16`. `None` unless `scale ≤ u ≤ 16` (a real multiplier below 1/2, and not
-    /// so small that `M'` loses bits), or for a slow channel. `u = 16 + s` comes from the fast
-    /// form's own fields: `t' = 16 − s + k`, `sh = t' − 16` and `shl = k − scale` give
-    /// `u − scale = 16 + shl − sh`; its `round = (1 + 2z)·2^(sh − 1)` gives `z = round >> sh`.
+    /// `M' = m·2^(u − scale)`, `round` the output zero point, `shl` [`HIGH_WORD`]. Then
+    /// `⌊(acc·2^scale·M' + 2^31) / 2^32⌋ + z` is `⌊(acc·m·2^u + 2^31) / 2^32⌋ + z`, the
+    /// contract's rounding for any `u ≥ 0` (`apply_high_word`'s identity), and `M'` is below
+    /// 2^31 (`m < 2^15`), as `SMMLAR` needs, for `u − scale ≤ 16`: `None` unless
+    /// `scale ≤ u ≤ 16 + scale` (real multipliers below `2^(scale − 1)`: the 4- and 2-bit
+    /// layers' large ones too, their sums held scaled), or for a slow channel. `u = 16 + s`
+    /// comes from the fast form's own fields: `t' = 16 − s + k`, `sh = t' − 16` and
+    /// `shl = k − scale` give `u − scale = 16 + shl − sh`; its `round = (1 + 2z)·2^(sh − 1)`
+    /// gives `z = round >> sh`.
     #[cfg_attr(not(hawq_dsp), allow(dead_code))]
     pub fn high_word(&self) -> Option<Rq32> {
-        if self.is_slow() || self.shl + self.scale > self.sh || self.sh > 16 + self.shl {
+        if self.is_slow() || self.shl > self.sh || self.sh > 16 + self.shl {
             return None;
         }
         let e = 16 + self.shl - self.sh;
@@ -679,7 +682,7 @@ mod high_word_tests {
 
         /// An entry in the high-word form requantizes every sum within the layer's bound as the
         /// contract does (`ChannelQ::apply`), the sum held scaled as the kernels hold it; the
-        /// form exists for every fast channel with `scale ≤ u ≤ 16`, `u = 16 + s`.
+        /// form exists for every fast channel with `scale ≤ u ≤ 16 + scale`, `u = 16 + s`.
         #[test]
         fn high_word_entries_equal_the_contract(
             s in -40i32..=40,
@@ -694,7 +697,7 @@ mod high_word_tests {
             let cq = ChannelQ { bias, m, s, z, lo: -128, hi: 127 };
             let fast = Rq32::new(&cq, bound, scale);
             let u = 16 + s;
-            let expect_form = !fast.is_slow() && scale as i32 <= u && u <= 16;
+            let expect_form = !fast.is_slow() && scale as i32 <= u && u <= 16 + scale as i32;
             let hw = fast.high_word();
             prop_assert_eq!(hw.is_some(), expect_form, "{:?}", fast);
             if let Some(h) = hw {

@@ -293,7 +293,15 @@ fn convert<const L: usize, const P: usize>(src: &[u8], z: i32, x: &mut [[[u32; L
             }
             b
         } else {
-            core::array::from_fn(|i| rest.get(i).copied().unwrap_or(z as u8))
+            // At most 15 bytes: each by itself (`from_fn` over the 16 cost a 4-bit pixel ~60
+            // instructions; a loop over `rest` becomes a `memcpy` call).
+            let mut b = [z as u8; 16];
+            for (i, d) in b.iter_mut().enumerate().take(2 * L - 1) {
+                if let Some(&v) = rest.get(i) {
+                    *d = v;
+                }
+            }
+            b
         };
         put_lanes(xb, p, convert_block(&block, zz));
     }
