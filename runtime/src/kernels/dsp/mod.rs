@@ -37,11 +37,13 @@
 //! pairs), which is why a 4-bit block holds its pixels' pairs (0,4), (2,6) first and their
 //! (1,5), (3,7) after ([`slot`]): per 32 multiply-accumulates, 8-bit rows take 26 instructions
 //! plus the loop (2 per two words), 4-bit rows 27 plus the loop (3 per four words), so that a
-//! 4-bit layer costs no more than its 8-bit form. Layers whose rows are whole loop iterations skip the remainder dispatch; 4-bit rows
-//! take their `words mod 4` first words straight, with no test (the form is chosen per layer),
+//! 4-bit row costs no more than the 8-bit row of the same weights (the 4-bit im2col regroups
+//! its activations with two more `PKHBT`/`PKHTB` per eight: small layers pay that per pixel).
+//! Layers whose rows are whole loop iterations skip the remainder dispatch; 4-bit rows take
+//! their `words mod 4` first words straight, with no test (the form is chosen per layer),
 //! so that rows of 1–3 words (pointwise layers of 8–24 channels) have no loop at all, and a row
 //! of `8n + 1` weights (3×3 or 5×5 over one channel) takes its last weight alone (`SMLABB`, 11
-//! instructions instead of a word's 31). A 4-bit layer over an 8-bit input converts the
+//! instructions instead of a word's 27). A 4-bit layer over an 8-bit input converts the
 //! receptive fields of pixels inside the input in assembly ([`im2col_inside_w4`]).
 //!
 //! **Depthwise** (depth multiplier 1, 8- or 4-bit input): a 3×3 kernel at strides 1 or 2 on a
@@ -913,8 +915,8 @@ unsafe fn dot2_w2(w: *const u8, stride: usize, x: *const u32, n: usize) -> [i32;
 }
 
 /// [`dot`] of `n ≥ 1` whole 4-bit weight words with blocks of `[[u32; 4]; 4]` (laid out by
-/// halves, [`slot`]; sums scaled by 16): four words per loop iteration, 131 instructions per 128 multiply-accumulates (the
-/// `n mod 4` words first).
+/// halves, [`slot`]; sums scaled by 16): four words per loop iteration, 131 instructions per
+/// 128 multiply-accumulates (the `n mod 4` words first).
 ///
 /// # Safety
 /// `w` must be valid for `4n` bytes and `x` for `16n` words.
@@ -2430,7 +2432,7 @@ macro_rules! step_w4 {
 
 /// The last word of a 4-bit row that holds one weight (its low nibble): `16·w` from the byte at
 /// r0, against the low halfword (lane 0) of each pixel's first lane pair at r1 + `$p0..$p3`
-/// (11 instructions, a whole word's step 31).
+/// (11 instructions, a whole word's step 27).
 macro_rules! tail_w4 {
     ($p0:literal, $p1:literal, $p2:literal, $p3:literal) => {
         concat!(
@@ -2459,7 +2461,7 @@ macro_rules! tail_w4 {
 
 /// The last word of an 8-bit row of `4n + 1` weights (a 3×3, 5×5 or 7×7 kernel over one
 /// channel), whose one weight is the byte at r0, into the four sums: the block's first lane pair
-/// of each pixel (`SMLABB`: its low half), 9 instructions where a whole word takes 15, and one
+/// of each pixel (`SMLABB`: its low half), 9 instructions where a whole word takes 13, and one
 /// byte read, so that a layer's last row needs no copy.
 macro_rules! tail_w8 {
     () => {
