@@ -265,11 +265,16 @@ fn put_lanes<const L: usize, const P: usize>(xb: &mut [[u32; L]; P], p: usize, l
     }
 }
 
+/// Pixel `p`'s lane pair `j` of a block (at [`slot`]), read in place.
+#[inline(always)]
+fn lane<const L: usize, const P: usize>(xb: &[[u32; L]; P], p: usize, j: usize) -> u32 {
+    xb.as_flattened().get(slot::<L, P>(p, j)).copied().unwrap_or(0)
+}
+
 /// Pixel `p`'s lane pairs of a block (at [`slot`]).
 #[inline(always)]
 fn get_lanes<const L: usize, const P: usize>(xb: &[[u32; L]; P], p: usize) -> [u32; L] {
-    let flat = xb.as_flattened();
-    core::array::from_fn(|j| flat.get(slot::<L, P>(p, j)).copied().unwrap_or(0))
+    core::array::from_fn(|j| lane(xb, p, j))
 }
 
 /// Writes a receptive field of `K = src.len()` raw activation bytes (padding taps = z) as pixel
@@ -491,19 +496,16 @@ fn mac<const L: usize, const P: usize>(w: u32, xb: &[[u32; L]; P], acc: &mut [i3
         let (w0, w1, w2, w3) = (sxtb16(e), sxtb16_ror8(e), sxtb16(o), sxtb16_ror8(o));
         // The pairs read in place ([`slot`]): copies of each pixel's lanes took the rows that
         // run here (`rows_any`) 120 bytes more stack.
-        let flat = xb.as_flattened();
         for (p, a) in acc.iter_mut().enumerate() {
-            let x = |j: usize| flat.get(slot::<L, P>(p, j)).copied().unwrap_or(0);
+            let x = |j: usize| lane(xb, p, j);
             *a = smlad(w3, x(3), smlad(w2, x(2), smlad(w1, x(1), smlad(w0, x(0), *a))));
         }
     } else {
         for j in 0..4 {
             let c = (w << (6 - 2 * j)) & 0xC0C0_C0C0;
             let (w0, w1) = (sxtb16(c), sxtb16_ror8(c));
-            let flat = xb.as_flattened();
             for (p, a) in acc.iter_mut().enumerate() {
-                let x = |j: usize| flat.get(slot::<L, P>(p, j)).copied().unwrap_or(0);
-                *a = smlad(w1, x(2 * j + 1), smlad(w0, x(2 * j), *a));
+                *a = smlad(w1, lane(xb, p, 2 * j + 1), smlad(w0, lane(xb, p, 2 * j), *a));
             }
         }
     }
