@@ -141,9 +141,7 @@ pub fn conv2d(g: &Window, layer: &Layer<'_>, input: &[u8], output: &mut [u8], sc
         return Path::Scalar;
     }
     let bound = sum_bound(k, weight_bits, in_fmt.bits);
-    for (c, f) in fast.iter_mut().enumerate() {
-        *f = Rq32::new(&ChannelQ::new(rq, c), bound, 0);
-    }
+    Rq32::table(rq, 0, bound, 0, false, fast);
     let npix = g.out_h * g.out_w;
     let out_bits = rq.out.bits;
     let mut q0 = 0;
@@ -297,8 +295,8 @@ fn depthwise_channels_impl(
             for t in 0..taps {
                 w[t * nc + j] = load(row, weight_bits, t) as i16;
             }
-            cq[j] = Rq32::new(&ChannelQ::new(rq, c0 + j), bound, 0);
         }
+        Rq32::table(rq, c0, bound, 0, false, &mut cq[..nc]);
         for oy in 0..g.out_h {
             let (y0, y1, ky0) = g.rows(oy);
             for ox in 0..g.out_w {

@@ -1225,13 +1225,27 @@ fn conv_impl<const L: usize, const K: u32>(
     // The fast epilogues: every channel's constants precomputed once per layer.
     let weight_bits = lane_bits(L);
     let bound = sum_bound(k, weight_bits, in_fmt.bits);
-    for (c, f) in fast.iter_mut().enumerate() {
-        *f = Rq32::new(&ChannelQ::new(rq, c), bound, scale);
-    }
     let (col, mut band) = match band_bytes {
         0 => (col, None),
         _ => (&mut [][..], Some(Band::new::<L>(g, band, col, kp, words, in_fmt.zero_point as u8))),
     };
+    let (lo, hi) = (rq.min, rq.max);
+    let oc = g.out_c;
+    // No clamp but the output range's (no fused activation, or a ReLU whose zero point is −128):
+    // one `SSAT` per output. A 4-bit output with no clamp but its range, an even channel count
+    // and room in `col` for a block's outputs as bytes (free once the block's fields are made):
+    // the same rows into `col`, then packed two to a byte ([`pack_nibbles`]). Either, with every
+    // channel fast, takes the plain row loops, which read the one-instruction requantization
+    // ([`Rq32::high_word`]) where a channel has it (only the plain paths' readers, `rows_plain`,
+    // `plain_rows`, `rows_any` and the 4-bit output's, know the form).
+    let unclamped = (lo, hi) == (-128, 127);
+    let unclamped4 = has(K, linked::ACTS_4)
+        && out_bits == Bits::B4
+        && (lo, hi) == (-8, 7)
+        && oc.is_multiple_of(2)
+        && col.len() >= PIX * oc;
+    let all_fast = Rq32::table(rq, 0, bound, scale, unclamped || unclamped4, fast);
+    let (plain, plain4) = (unclamped && all_fast, unclamped4 && all_fast);
     let last: &[u8] = if band.is_some() {
         // The band path takes the activations as they are and folds the zero point into the
         // bias: `Σ w·(a − z) = Σ w·a − z·Σw`, taps in the padding holding `z` itself.
@@ -1252,31 +1266,6 @@ fn conv_impl<const L: usize, const K: u32>(
     } else {
         &[]
     };
-    let (lo, hi) = (rq.min, rq.max);
-    // Every channel fast and no clamp but the output range's (no fused activation, or a ReLU whose
-    // zero point is −128): one `SSAT` per output and no check for a slow channel.
-    let all_fast = fast.iter().all(|f| !f.is_slow());
-    let plain = (lo, hi) == (-128, 127) && all_fast;
-    let oc = g.out_c;
-    // A 4-bit output with no clamp but its range, an even channel count and room in `col` for a
-    // block's outputs as bytes (free once the block's fields are made): the same rows into
-    // `col`, then packed two to a byte ([`pack_nibbles`]).
-    let plain4 = has(K, linked::ACTS_4)
-        && out_bits == Bits::B4
-        && (lo, hi) == (-8, 7)
-        && oc.is_multiple_of(2)
-        && col.len() >= PIX * oc
-        && all_fast;
-    if plain || plain4 {
-        // The row loop's one-instruction requantization where a channel has it (only the plain
-        // paths' readers, `rows_plain`, `plain_rows`, `rows_any` and the 4-bit output's, know
-        // the form).
-        for f in fast.iter_mut() {
-            if let Some(h) = f.high_word() {
-                *f = h;
-            }
-        }
-    }
     let fast = &fast[..];
     let plan = PlainRows::new::<L>(weights, row_bytes, words, k, oc, last);
     // A pointwise layer (1×1, unpadded) over an 8-bit input and 8- or 4-bit weights, or over a
@@ -4556,6 +4545,7 @@ fn dw_pass_tables<const K: u32>(
     wp: &mut [[u32; 2]],
     fast: &mut [Rq32],
 ) {
+    Rq32::table(rq, c0, bound, 0, false, &mut fast[..4 * ng]);
     for gi in 0..ng {
         let rows4: [&[u8]; 4] = core::array::from_fn(|j| &weights[(c0 + 4 * gi + j) * row_bytes..][..row_bytes]);
         let wt = &mut wp[gi * taps..(gi + 1) * taps];
@@ -4565,9 +4555,8 @@ fn dw_pass_tables<const K: u32>(
             Bits::B2 if has(K, linked::WEIGHTS_2) => dw_weights::<2>(rows4, wt),
             _ => dw_weights8(rows4, wt),
         };
-        for (j, s) in sums.iter().enumerate() {
-            let ch = c0 + 4 * gi + j;
-            fast[4 * gi + j] = Rq32::new(&ChannelQ::new(rq, ch), bound, 0).with_bias_offset(-z * s);
+        for (f, s) in fast[4 * gi..4 * gi + 4].iter_mut().zip(sums) {
+            *f = f.with_bias_offset(-z * s);
         }
     }
 }
