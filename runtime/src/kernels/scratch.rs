@@ -160,6 +160,24 @@ pub fn conv2d_bytes(g: &Window, weight_bits: Bits, in_bits: Bits) -> usize {
     to_usize(dsp_conv2d(g, weight_bits, in_bits).max(portable_conv2d(g, weight_bits)))
 }
 
+/// The largest `n` in `2..=cap` for which `fits(n)`, `fits` true up to some `n` and false past
+/// it (a pass's bytes grow with `n`), else 1: by bisection. The kernels ask on every invoke, and a
+/// walk up from 2 took a depthwise layer of many channels about 1,900 instructions on the
+/// Cortex-M4 (the zoo's mobilenet-v2, 2026-12-07).
+fn most_fitting(cap: usize, fits: impl Fn(usize) -> bool) -> usize {
+    // `lo` fits (or is 1), every `n > hi` does not.
+    let (mut lo, mut hi) = (1, cap.max(1));
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if mid >= 2 && fits(mid) {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    lo
+}
+
 /// `total` items in passes of at most `most`, spread evenly: the size of each pass (the last may
 /// be smaller). Even passes keep the scratch the least that the number of passes allows.
 fn even_pass(total: usize, most: usize) -> usize {
@@ -190,7 +208,7 @@ pub(crate) fn dsp_depthwise_groups(g: &Window, in_bits: Bits) -> usize {
         return 0;
     }
     let cap = total.min(DW_DSP_GROUPS);
-    let most = (2..=cap).take_while(|&n| dsp_depthwise_pass(g, in_bits, n) <= DW_PASS_BYTES).last().unwrap_or(1);
+    let most = most_fitting(cap, |n| dsp_depthwise_pass(g, in_bits, n) <= DW_PASS_BYTES);
     even_pass(total, most)
 }
 
@@ -269,7 +287,7 @@ fn portable_depthwise_pass(g: &Window, n: usize) -> u64 {
 pub(crate) fn portable_depthwise_chunk(g: &Window) -> usize {
     let taps = g.kernel_h.saturating_mul(g.kernel_w).max(1);
     let cap = g.out_c.min(DW_PORTABLE_CH).min((DW_PORTABLE_W / taps).max(1)).max(1);
-    let most = (2..=cap).take_while(|&n| portable_depthwise_pass(g, n) <= DW_PASS_BYTES).last().unwrap_or(1);
+    let most = most_fitting(cap, |n| portable_depthwise_pass(g, n) <= DW_PASS_BYTES);
     even_pass(g.out_c, most)
 }
 
@@ -369,6 +387,49 @@ mod tests {
             for bits in [Bits::B2, Bits::B4, Bits::B8] {
                 let want = SLACK + row_words(k, bits) * (64 / bits.get() as u64);
                 assert_eq!(fully_connected_bytes(k, 1, bits, Bits::B8) as u64, want, "k {k}, {bits:?}");
+            }
+        }
+    }
+
+    /// The bisection finds what the walk up from 2 found: for every threshold of a monotone
+    /// test, and for the depthwise kernels' passes over layers of 4 to 1,024 channels, 1×1 to
+    /// 7×7 kernels, rows up to 160 wide, 8- and 4-bit inputs.
+    #[test]
+    fn most_fitting_equals_the_walk() {
+        let walk = |cap: usize, fits: &dyn Fn(usize) -> bool| (2..=cap).take_while(|&n| fits(n)).last().unwrap_or(1);
+        for cap in 0..70 {
+            for t in 0..80 {
+                let fits = |n: usize| n <= t;
+                assert_eq!(most_fitting(cap, fits), walk(cap, &fits), "cap {cap}, threshold {t}");
+            }
+        }
+        for c in [4, 8, 12, 16, 24, 60, 96, 144, 256, 1024] {
+            for k in 1..=7 {
+                for w in [1, 2, 5, 16, 40, 160] {
+                    let g = Window {
+                        in_h: w,
+                        in_w: w,
+                        in_c: c,
+                        out_h: w,
+                        out_w: w,
+                        out_c: c,
+                        kernel_h: k,
+                        kernel_w: k,
+                        stride_h: 1,
+                        stride_w: 1,
+                        pad_top: k / 2,
+                        pad_left: k / 2,
+                    };
+                    for bits in [Bits::B8, Bits::B4] {
+                        let cap = (c / 4).min(DW_DSP_GROUPS);
+                        let most = walk(cap, &|n| dsp_depthwise_pass(&g, bits, n) <= DW_PASS_BYTES);
+                        assert_eq!(dsp_depthwise_groups(&g, bits), even_pass(c / 4, most), "{g:?} {bits:?}");
+                    }
+                    let taps = k * k;
+                    let cap = c.min(DW_PORTABLE_CH).min((DW_PORTABLE_W / taps).max(1)).max(1);
+                    let most = walk(cap, &|n| portable_depthwise_pass(&g, n) <= DW_PASS_BYTES);
+                    assert_eq!(portable_depthwise_chunk(&g), even_pass(c, most), "{g:?}");
+                }
             }
         }
     }
