@@ -229,24 +229,21 @@ pub(crate) struct Rq32 {
 
 /// What [`Rq32::new`] takes of a layer rather than of a channel: its accumulator bound in 32 bits
 /// (`None` at 2^32 or more, at least the limit of every shift) and its output zero point with
-/// `|1 + 2z|` (capped at 2^31, above every `2^(30 − e)` the fast form allows).
+/// `1 + 2z` and `⌈log2 |1 + 2z|⌉` (of `|1 + 2z|` capped at 2^31, past every rounding term the
+/// fast form allows).
 pub(crate) struct RqLayer {
     bound: Option<u32>,
     z: i32,
     odd: i32,
-    magnitude: u32,
+    log: u32,
 }
 
 impl RqLayer {
     #[inline(always)]
     fn new(sum_bound: i64, z: i32) -> RqLayer {
         let odd = 1 + 2 * z as i64;
-        RqLayer {
-            bound: u32::try_from(sum_bound).ok(),
-            z,
-            odd: odd as i32,
-            magnitude: odd.unsigned_abs().min(1 << 31) as u32,
-        }
+        let magnitude = odd.unsigned_abs().min(1 << 31) as u32;
+        RqLayer { bound: u32::try_from(sum_bound).ok(), z, odd: odd as i32, log: 32 - (magnitude - 1).leading_zeros() }
     }
 }
 
@@ -261,7 +258,7 @@ impl Rq32 {
     /// constants as the direct form (`new_direct`, the test's oracle).
     #[inline(always)]
     pub fn new(cq: &ChannelQ, sum_bound: i64, scale: u32) -> Rq32 {
-        Rq32::build(cq.bias, cq.m, cq.r(), &RqLayer::new(sum_bound, cq.z), scale)
+        Rq32::build(cq.bias, cq.m, cq.r(), &RqLayer::new(sum_bound, cq.z), scale, false)
     }
 
     /// [`Rq32::new`] of channels `first..first + out.len()` of a layer, into `out`, in one pass:
@@ -307,19 +304,21 @@ impl Rq32 {
         };
         let layer = RqLayer::new(sum_bound, rq.out.zero_point);
         let (exponent, base) = (rq.bias.exponent.min(BIAS_EXPONENT_MAX) as u32, rq.multiplier.shift_base as i32);
-        let entry = |bias: i32, word: &[u8]| {
+        let mut entry = |bias: i32, word: &[u8]| {
             let w = u16::from_le_bytes([word[0], word[1]]) as i32;
             let r = (31 - (base + (w >> 12))).clamp(1, 62) as u32;
-            Rq32::build(bias, (w & 0xFFF) << 3, r, &layer, scale)
+            let e = Rq32::build(bias, (w & 0xFFF) << 3, r, &layer, scale, high);
+            all_fast &= !e.is_slow();
+            e
         };
         let words = words.chunks_exact(2);
         if wide {
             for ((f, b), w) in out.iter_mut().zip(biases.chunks_exact(4)).zip(words) {
-                *f = finish(entry(i32::from_le_bytes([b[0], b[1], b[2], b[3]]), w), &mut all_fast);
+                *f = entry(i32::from_le_bytes([b[0], b[1], b[2], b[3]]), w);
             }
         } else {
             for ((f, b), w) in out.iter_mut().zip(biases.chunks_exact(2)).zip(words) {
-                *f = finish(entry((i16::from_le_bytes([b[0], b[1]]) as i32) << exponent, w), &mut all_fast);
+                *f = entry((i16::from_le_bytes([b[0], b[1]]) as i32) << exponent, w);
             }
         }
         all_fast
@@ -329,10 +328,10 @@ impl Rq32 {
     /// form when the layer's bound and zero point allow it at this channel's shift, else the
     /// slow one.
     #[inline(always)]
-    fn build(bias: i32, m: i32, r: u32, layer: &RqLayer, scale: u32) -> Rq32 {
+    fn build(bias: i32, m: i32, r: u32, layer: &RqLayer, scale: u32, high: bool) -> Rq32 {
         let slow = Rq32 { bias, m, shl: r, round: layer.z, sh: 0, scale, slow: 1 };
-        let t = r as i32 - 15;
-        let k = (17 - t).max(scale as i32) as u32;
+        // `k = max(17 − t, scale)` with `t = r − 15`.
+        let k = (32 - r as i32).max(scale as i32) as u32;
         if k >= 31 {
             return slow;
         }
@@ -343,10 +342,26 @@ impl Rq32 {
         if !fits {
             return slow;
         }
-        let t = (t + k as i32) as u32;
-        let (sh, e) = (t - 16, t - 17);
-        if e > 30 || layer.magnitude > 1u32 << (30 - e) {
+        // `t' = t + k`, `sh = t' − 16`, `e = t' − 17 ≥ 0`; the rounding term `(1 + 2z)·2^e` within
+        // 2^30: `e + ⌈log2 |1 + 2z|⌉ ≤ 30`.
+        let sh = r + k - 31;
+        let e = sh - 1;
+        if e + layer.log > 30 {
             return slow;
+        }
+        // [`Rq32::high_word`] of this entry, made from `r` where it exists (`shl ≤ sh ≤ 16 + shl`
+        // is `31 ≤ r + scale ≤ 47`, its shift `16 + shl − sh = 47 − r − scale`, its `round` the
+        // zero point).
+        if high && (31..=47).contains(&(r + scale)) {
+            return Rq32 {
+                bias: bias << scale,
+                m: m << (47 - r - scale),
+                shl: HIGH_WORD,
+                round: layer.z,
+                sh: 0,
+                scale,
+                slow: 0,
+            };
         }
         // `|1 + 2z| ≤ 2^(30 − e)` here, so `odd` is exact in 32 bits.
         let round = layer.odd << e;
