@@ -4546,13 +4546,35 @@ fn dw_pass_tables<const K: u32>(
     fast: &mut [Rq32],
 ) {
     Rq32::table(rq, c0, bound, 0, false, &mut fast[..4 * ng]);
+    // One loop per linked width, each its own copy: a width test per weight cost 4-bit models
+    // ~2% here, and one loop holding every linked width's unpacking made an 8-bit layer's
+    // groups ~25 instructions dearer in a firmware that also links 4-bit weights.
+    match weight_bits {
+        Bits::B4 if has(K, linked::WEIGHTS_4) => dw_groups::<4>(weights, row_bytes, z, c0, ng, taps, wp, fast),
+        Bits::B2 if has(K, linked::WEIGHTS_2) => dw_groups::<2>(weights, row_bytes, z, c0, ng, taps, wp, fast),
+        _ => dw_groups::<8>(weights, row_bytes, z, c0, ng, taps, wp, fast),
+    }
+}
+
+/// [`dw_pass_tables`]' weights of `B`-bit rows, a group of four channels at a time.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn dw_groups<const B: u8>(
+    weights: &[u8],
+    row_bytes: usize,
+    z: i32,
+    c0: usize,
+    ng: usize,
+    taps: usize,
+    wp: &mut [[u32; 2]],
+    fast: &mut [Rq32],
+) {
     for gi in 0..ng {
         let rows4: [&[u8]; 4] = core::array::from_fn(|j| &weights[(c0 + 4 * gi + j) * row_bytes..][..row_bytes]);
         let wt = &mut wp[gi * taps..(gi + 1) * taps];
-        // One loop per linked width (a width test per weight cost 4-bit models ~2% here).
-        let sums = match weight_bits {
-            Bits::B4 if has(K, linked::WEIGHTS_4) => dw_weights4(rows4, wt),
-            Bits::B2 if has(K, linked::WEIGHTS_2) => dw_weights::<2>(rows4, wt),
+        let sums = match B {
+            4 => dw_weights4(rows4, wt),
+            2 => dw_weights::<2>(rows4, wt),
             _ => dw_weights8(rows4, wt),
         };
         for (f, s) in fast[4 * gi..4 * gi + 4].iter_mut().zip(sums) {
