@@ -460,6 +460,21 @@ pub fn weight_perturbation(op: &OpKind, moments: Option<&InputMoments>, bits: u8
         .collect()
 }
 
+/// Whether convolution `node` is emitted as a fully connected layer: a dense (not depthwise)
+/// window that covers its whole input, unpadded, so that its one output pixel is every output
+/// channel's dot product with the whole input. Its weights `[out_c][kh][kw][in_c]` are then the
+/// rows of a fully connected layer over the input's NHWC order, and its integer result is the
+/// same, bit for bit (contract §3). Squeeze-and-excitation
+/// blocks and 1×1 classifier heads are such convolutions; the convolution kernels, made for
+/// planes of pixels, spent about 250 instructions an output channel on one pixel of 24 input
+/// channels on the Cortex-M4 (the zoo's mobilenet-v3-small).
+pub fn runs_as_fully_connected(graph: &Graph, node: usize) -> bool {
+    let n = &graph.nodes[node];
+    let OpKind::Conv(c) = &n.op else { return false };
+    let (h, w, _) = graph.values[n.inputs[0]].hwc();
+    !c.depthwise && c.window.kernel == [h, w] && c.window.pads == [0; 4]
+}
+
 /// Bytes of arena scratch node `node`'s kernel takes at these weight and input bit widths (the
 /// runtime's `kernels::*_scratch_bytes`, the most any microcontroller path needs); 0 for ops
 /// without scratch.
@@ -469,6 +484,10 @@ pub fn scratch_bytes(graph: &Graph, node: usize, weight_bits: u8, in_bits: u8) -
         return 0;
     };
     match &n.op {
+        OpKind::Conv(_) if runs_as_fully_connected(graph, node) => {
+            let (i, o) = (graph.values[n.inputs[0]].elements(), graph.values[n.output].elements());
+            hawq_runtime::kernels::fully_connected_scratch_bytes(i, o, wb, ib)
+        }
         OpKind::Conv(c) => {
             let (h, w, ic) = graph.values[n.inputs[0]].hwc();
             let (oh, ow, oc) = graph.values[n.output].hwc();
@@ -694,6 +713,15 @@ pub fn emit(
         let output = narrow::<u16>(node.output, "tensor index", name)?;
         let (qin, qout) = (&acts[node.inputs[0]], &acts[node.output]);
         let op = match (&node.op, l) {
+            (OpKind::Conv(c), Some(l)) if runs_as_fully_connected(graph, i) => Op::FullyConnected(FcParams {
+                input,
+                output,
+                weight_bits: bits.weight_bits[i],
+                weights: &l.weights,
+                channel: channel(l),
+                clamp: clamp_of(qout, c.clamp),
+                scratch: scratch_at(i)?,
+            }),
             (OpKind::Conv(c), Some(l)) => {
                 let w = &c.window;
                 let p = ConvParams {

@@ -126,6 +126,8 @@ fn conv_pads_kernel_shape_and_dilations_are_checked() {
     assert_rejected(&m, "conv_pads_rank", &["'conv'", "(Conv)", "'pads' [1, 1]", "four values"]);
     let m = Model::base().attr("conv", ints("pads", &[1, -1, 1, 1]));
     assert_rejected(&m, "conv_pads_negative", &["'conv'", "'pads' [1, -1, 1, 1]"]);
+    let m = Model::base().attr("conv", ints("pads", &[1, 3, 1, 1]));
+    assert_rejected(&m, "conv_pads_beyond_kernel", &["'conv'", "'pads' [1, 3, 1, 1]", "smaller than the 3x3 kernel"]);
     let m = Model::base().attr("conv", ints("dilations", &[1]));
     assert_rejected(&m, "conv_dilations_rank", &["'conv'", "'dilations' [1]"]);
     let m = Model::base().attr("conv", ints("dilations", &[0, 0]));

@@ -13,6 +13,7 @@ use std::cell::RefCell;
 
 use common::*;
 use hawq_runtime::quant::{pack, Bits};
+use naive::Geom;
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -379,6 +380,42 @@ fn depthwise_conv2d_matches_naive() {
 #[test]
 fn fully_connected_matches_naive() {
     property("fc", 12000, fc_case(false), exact_only).require("fc", 30, 30, 15, 30);
+}
+
+/// The compiler emits a convolution whose window covers its whole input, unpadded, as a fully
+/// connected layer over the same rows (`hawq_compiler::emit::runs_as_fully_connected`): on such
+/// a layer the two ops must give the same bytes (each is also held to its own naive model).
+#[test]
+fn a_convolution_covering_its_input_equals_the_fully_connected_layer() {
+    let mut config = Config::with_cases(3000);
+    config.failure_persistence = None;
+    let strategy = (fc_case(false), 1..=3usize, 1..=3usize);
+    let result = TestRunner::new(config).run(&strategy, |(fc, stride_h, stride_w)| {
+        let x = &fc.input;
+        let geom =
+            Geom { kernel_h: x.h, kernel_w: x.w, stride_h, stride_w, pad_top: 0, pad_left: 0, out_h: 1, out_w: 1 };
+        let conv = ConvCase {
+            depthwise: false,
+            input: fc.input.clone(),
+            in_bits: fc.in_bits,
+            geom,
+            out_c: fc.out_features,
+            weight_bits: fc.weight_bits,
+            weights: fc.weights.clone(),
+            channels: fc.channels.clone(),
+            out: fc.out,
+            real: None,
+            place: fc.place,
+            fill: fc.fill,
+        };
+        let (_, by_fc) = run_exact(&fc)?;
+        let (_, by_conv) = run_exact(&conv)?;
+        prop_assert_eq!(by_fc, by_conv);
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
 }
 
 #[test]

@@ -967,6 +967,13 @@ impl Builder {
             .ok_or_else(|| anyhow!("kernel {kh}x{kw} is larger than the padded input {h}x{wd}"))?;
         bounded_elements(&[oh, ow, oc], "the output")?;
         check_window_work([oh, ow], [kh, kw], if depthwise { 1 } else { icg })?;
+        if (0..4).any(|i| pads[i] >= [kh, kw][i % 2]) {
+            // Every window holds an input pixel (contract §3; the runtime's loader refuses others).
+            bail!(
+                "attribute 'pads' {pads:?} (a zero Pad in front included) must be smaller than the {kh}x{kw} kernel: \
+                 outputs along the border would see only padding"
+            );
+        }
         // OIHW → O, kh, kw, I.
         let weight = w.permuted_axes(IxDyn(&[0, 2, 3, 1])).mapv(|x| x as f32);
         let weight = Array4::from_shape_vec((oc, kh, kw, icg), weight.iter().copied().collect())?;
