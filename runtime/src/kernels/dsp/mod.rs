@@ -300,11 +300,18 @@ fn convert<const L: usize, const P: usize>(src: &[u8], z: i32, x: &mut [[[u32; L
             }
             b
         } else {
-            // At most 15 bytes: each by itself (`from_fn` over the 16 cost a 4-bit pixel ~60
-            // instructions; a loop over `rest` becomes a `memcpy` call).
+            // At most 15 bytes: its whole words (at most 3) each by itself, then its last 1–3
+            // bytes (byte by byte, a 2-bit pixel's half block of 8 took ~90 instructions; a loop
+            // over `rest` becomes a `memcpy` call, `from_fn` over the 16 cost a 4-bit pixel ~60).
             let mut b = [z as u8; 16];
-            for (i, d) in b.iter_mut().enumerate().take(2 * L - 1) {
-                if let Some(&v) = rest.get(i) {
+            let whole = rest.len() / 4;
+            for i in 0..(2 * L - 1) / 4 {
+                if let (Some(d), Some(s)) = (b.get_mut(4 * i..4 * i + 4), rest.get(4 * i..4 * i + 4)) {
+                    d.copy_from_slice(s);
+                }
+            }
+            for i in 0..3 {
+                if let (Some(d), Some(&v)) = (b.get_mut(4 * whole + i), rest.get(4 * whole + i)) {
                     *d = v;
                 }
             }
