@@ -160,22 +160,29 @@ pub fn conv2d_bytes(g: &Window, weight_bits: Bits, in_bits: Bits) -> usize {
     to_usize(dsp_conv2d(g, weight_bits, in_bits).max(portable_conv2d(g, weight_bits)))
 }
 
-/// The largest `n` in `2..=cap` for which `fits(n)`, `fits` true up to some `n` and false past
-/// it (a pass's bytes grow with `n`), else 1: by bisection. The kernels ask on every invoke, and a
-/// walk up from 2 took a depthwise layer of many channels about 1,900 instructions on the
-/// Cortex-M4 (the zoo's mobilenet-v2, 2026-12-07).
-fn most_fitting(cap: usize, fits: impl Fn(usize) -> bool) -> usize {
-    // `lo` fits (or is 1), every `n > hi` does not.
-    let (mut lo, mut hi) = (1, cap.max(1));
-    while lo < hi {
-        let mid = lo + (hi - lo).div_ceil(2);
-        if mid >= 2 && fits(mid) {
-            lo = mid;
-        } else {
-            hi = mid - 1;
-        }
+/// The largest `n` in `2..=cap` whose pass takes at most `budget` bytes, else 1, for passes
+/// that grow by a constant per item up to alignment: `pass(n) = A + B·n + r(n)`, `r(0) = 0`,
+/// `0 ≤ r(n) ≤ 3`. Then `B ≥ pass(1) − pass(0) − 3`, so no `n` past `(budget − A) / (B − 3)`
+/// fits: the search starts there and steps down (a step or two for the DSP depthwise kernel's
+/// passes, at most a few for the portable one's). The kernels ask on every invoke: a walk up
+/// from 2 took a depthwise layer of many channels about 1,900 instructions on the Cortex-M4, a
+/// bisection about 650 (the zoo's mobilenet-v2, 2026-12-07).
+fn most_fitting(cap: usize, budget: u64, pass: impl Fn(usize) -> u64) -> usize {
+    let fixed = pass(0);
+    let mut n = match (budget.checked_sub(fixed), pass(1).saturating_sub(fixed).checked_sub(3)) {
+        (None, _) => 0,
+        // In 32 bits where it fits (one UDIV; a 64-bit division is a ~100-instruction call).
+        (Some(room), Some(slope)) if slope > 0 => match (u32::try_from(room), u32::try_from(slope)) {
+            (Ok(room), Ok(slope)) => ((room / slope) as usize).min(cap),
+            _ => usize::try_from(room / slope).unwrap_or(usize::MAX).min(cap),
+        },
+        // Passes that grow by 3 bytes an item or less (none of the kernels'): from the top.
+        (Some(_), _) => cap,
+    };
+    while n >= 2 && pass(n) > budget {
+        n -= 1;
     }
-    lo
+    n.max(1)
 }
 
 /// `total` items in passes of at most `most`, spread evenly: the size of each pass (the last may
@@ -208,7 +215,7 @@ pub(crate) fn dsp_depthwise_groups(g: &Window, in_bits: Bits) -> usize {
         return 0;
     }
     let cap = total.min(DW_DSP_GROUPS);
-    let most = most_fitting(cap, |n| dsp_depthwise_pass(g, in_bits, n) <= DW_PASS_BYTES);
+    let most = most_fitting(cap, DW_PASS_BYTES, |n| dsp_depthwise_pass(g, in_bits, n));
     even_pass(total, most)
 }
 
@@ -287,7 +294,7 @@ fn portable_depthwise_pass(g: &Window, n: usize) -> u64 {
 pub(crate) fn portable_depthwise_chunk(g: &Window) -> usize {
     let taps = g.kernel_h.saturating_mul(g.kernel_w).max(1);
     let cap = g.out_c.min(DW_PORTABLE_CH).min((DW_PORTABLE_W / taps).max(1)).max(1);
-    let most = most_fitting(cap, |n| portable_depthwise_pass(g, n) <= DW_PASS_BYTES);
+    let most = most_fitting(cap, DW_PASS_BYTES, |n| portable_depthwise_pass(g, n));
     even_pass(g.out_c, most)
 }
 
@@ -391,16 +398,26 @@ mod tests {
         }
     }
 
-    /// The bisection finds what the walk up from 2 found: for every threshold of a monotone
-    /// test, and for the depthwise kernels' passes over layers of 4 to 1,024 channels, 1×1 to
-    /// 7×7 kernels, rows up to 160 wide, 8- and 4-bit inputs.
+    /// The search from the affine bound finds what the walk up from 2 found: for passes of every
+    /// fixed part, growth per item from 4 to 40 bytes and rounding to words of 1, 2 or 4 items'
+    /// halfwords (as the portable kernel's weights), every budget and cap; and for the depthwise
+    /// kernels' passes over layers of 4 to 1,024 channels, 1×1 to 7×7 kernels, rows up to 160
+    /// wide, 8- and 4-bit inputs.
     #[test]
     fn most_fitting_equals_the_walk() {
         let walk = |cap: usize, fits: &dyn Fn(usize) -> bool| (2..=cap).take_while(|&n| fits(n)).last().unwrap_or(1);
-        for cap in 0..70 {
-            for t in 0..80 {
-                let fits = |n: usize| n <= t;
-                assert_eq!(most_fitting(cap, fits), walk(cap, &fits), "cap {cap}, threshold {t}");
+        for fixed in [0u64, 3, 16, 100] {
+            for per in 4u64..=40 {
+                for halves in (0u64..=3).filter(|&h| 2 * h <= per) {
+                    // `per` bytes an item, `2·halves` of them in halfwords rounded up to a word.
+                    let pass = |n: usize| fixed + (per - 2 * halves) * n as u64 + align4(2 * halves * n as u64);
+                    for cap in [0, 1, 2, 3, 7, 16, 64] {
+                        for budget in (0..1200).step_by(7) {
+                            let want = walk(cap, &|n| pass(n) <= budget);
+                            assert_eq!(most_fitting(cap, budget, pass), want, "{fixed} {per} {halves} {cap} {budget}");
+                        }
+                    }
+                }
             }
         }
         for c in [4, 8, 12, 16, 24, 60, 96, 144, 256, 1024] {
