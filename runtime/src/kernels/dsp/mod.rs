@@ -1842,29 +1842,33 @@ fn dw_weights8(rows: [&[u8]; 4], wt: &mut [[u32; 2]]) -> [i32; 4] {
 }
 
 /// [`dw_weights`] for 4-bit rows, a byte (two taps) of each row at a time and no bounds check
-/// per weight: each pair of rows' bytes `(b0, b2)` in offset binary (`EOR 0x00880088`), masked
-/// to the nibbles' halfword pairs and `(8, 8)` taken back with SSUB16; the sums in halfword
-/// lanes (SADD16: exact, `|Σ w| ≤ 7·taps < 2^15` for the at most 4,096 taps taken here; longer
-/// rows go through [`dw_weights`]). A last odd tap reads only its byte's low nibble.
+/// per weight, each weight as `16·w`: each pair of rows' bytes `(b0, b2)` in one word, whose
+/// low nibbles `SXTB16` sign-extends from bits 4–7 after a shift by 4 and whose high nibbles
+/// from bits 4–7 as they lie (masked); the layer's sums come out scaled by 16, which its
+/// requantization takes ([`dw_scale`]). The sums returned are `Σ w`, unscaled, made in halfword
+/// lanes (exact, `|Σ 16·w| ≤ 128·taps < 2^15` for the at most 255 taps taken here; longer rows
+/// go through [`dw_weights`], unscaled, with the table). A last odd tap reads only its byte's
+/// low nibble. Offset binary with the zero point taken back (`SSUB16`) took 2 instructions a
+/// tap more (the zoo's mcunet, whose 7×7 depthwise layers have 4-bit weights in HAWQ's bits).
 #[inline(always)]
 fn dw_weights4(rows: [&[u8]; 4], wt: &mut [[u32; 2]]) -> [i32; 4] {
     let taps = wt.len();
     let full = taps / 2;
     let (Some(r0), Some(r1), Some(r2), Some(r3), true) =
-        (rows[0].get(..full), rows[1].get(..full), rows[2].get(..full), rows[3].get(..full), taps <= 4096)
+        (rows[0].get(..full), rows[1].get(..full), rows[2].get(..full), rows[3].get(..full), taps <= DW_SCALED_TAPS)
     else {
         return dw_weights::<4>(rows, wt);
     };
-    const MASK: u32 = 0x000F_000F;
-    const OFF: u32 = 0x0008_0008;
-    let biased = |lo: u8, hi: u8| (lo as u32 | (hi as u32) << 16) ^ 0x0088_0088;
+    let paired = |lo: u8, hi: u8| lo as u32 | (hi as u32) << 16;
+    // `16·w` of the low and the high nibbles of a pair of bytes, as halfword lanes.
+    let low = |v: u32| sxtb16(v << 4);
+    let high = |v: u32| sxtb16(v & 0x00F0_00F0);
     let (mut s02, mut s13) = (0u32, 0u32);
     let (pairs, rest) = wt.split_at_mut(2 * full);
     let bytes = r0.iter().zip(r1).zip(r2).zip(r3);
     for ((((&b0, &b1), &b2), &b3), slot) in bytes.zip(pairs.chunks_exact_mut(2)) {
-        let (x, y) = (biased(b0, b2), biased(b1, b3));
-        let (x0, y0) = (ssub16(x & MASK, OFF), ssub16(y & MASK, OFF));
-        let (x1, y1) = (ssub16((x >> 4) & MASK, OFF), ssub16((y >> 4) & MASK, OFF));
+        let (x, y) = (paired(b0, b2), paired(b1, b3));
+        let (x0, y0, x1, y1) = (low(x), low(y), high(x), high(y));
         slot[0] = [x0, y0];
         slot[1] = [x1, y1];
         s02 = sadd16(s02, sadd16(x0, x1));
@@ -1872,12 +1876,27 @@ fn dw_weights4(rows: [&[u8]; 4], wt: &mut [[u32; 2]]) -> [i32; 4] {
     }
     if let Some(slot) = rest.first_mut() {
         let b = rows.map(|r| r.get(full).copied().unwrap_or(0));
-        let (x0, y0) = (ssub16(biased(b[0], b[2]) & MASK, OFF), ssub16(biased(b[1], b[3]) & MASK, OFF));
+        let (x0, y0) = (low(paired(b[0], b[2])), low(paired(b[1], b[3])));
         *slot = [x0, y0];
         s02 = sadd16(s02, x0);
         s13 = sadd16(s13, y0);
     }
-    [s02 as i16 as i32, s13 as i16 as i32, s02 as i32 >> 16, s13 as i32 >> 16]
+    [s02 as i16 as i32 >> 4, s13 as i16 as i32 >> 4, s02 as i32 >> 20, s13 as i32 >> 20]
+}
+
+/// The longest 4-bit rows [`dw_weights4`] takes, their weights as `16·w` (halfword sums of at
+/// most `128·taps` in magnitude).
+const DW_SCALED_TAPS: usize = 255;
+
+/// log2 of the scale of a depthwise layer's sums over `taps` taps of `bits`-bit weights as
+/// [`dw_pass_tables`] lays them out: 16 for 4-bit rows [`dw_weights4`] takes.
+#[inline(always)]
+fn dw_scale(bits: Bits, taps: usize) -> u32 {
+    if bits == Bits::B4 && taps <= DW_SCALED_TAPS {
+        4
+    } else {
+        0
+    }
 }
 
 /// [`dw_weights`] for 2-bit rows, a byte (four taps) of each row at a time and no bounds check
@@ -4601,7 +4620,10 @@ fn dw_pass_tables<const K: u32>(
     wp: &mut [[u32; 2]],
     fast: &mut [Rq32],
 ) {
-    Rq32::table(rq, c0, bound, 0, false, &mut fast[..4 * ng]);
+    // The sums of 4-bit rows come out scaled by 16 (`dw_weights4`): their requantization takes
+    // the scale, as the convolution's does.
+    let scale = if has(K, linked::WEIGHTS_4) { dw_scale(weight_bits, taps) } else { 0 };
+    Rq32::table(rq, c0, bound, scale, false, &mut fast[..4 * ng]);
     // One loop per linked width, each its own copy: a width test per weight cost 4-bit models
     // ~2% here, and one loop holding every linked width's unpacking made an 8-bit layer's
     // groups ~25 instructions dearer in a firmware that also links 4-bit weights.
