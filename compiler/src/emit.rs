@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::gptq::{Gptq, InputMoments};
-use crate::ir::{Activation, Graph, InputLayout, OpKind};
+use crate::ir::{Activation, Conv, Fc, Graph, InputLayout, OpKind};
 use crate::plan::{self, Buffer};
 use crate::quantize::{
     quantize_channel, quantize_channel_multiplier, quantize_multiplier, ActQuant, BitConfig, RawKind,
@@ -713,15 +713,20 @@ pub fn emit(
         let output = narrow::<u16>(node.output, "tensor index", name)?;
         let (qin, qout) = (&acts[node.inputs[0]], &acts[node.output]);
         let op = match (&node.op, l) {
-            (OpKind::Conv(c), Some(l)) if runs_as_fully_connected(graph, i) => Op::FullyConnected(FcParams {
-                input,
-                output,
-                weight_bits: bits.weight_bits[i],
-                weights: &l.weights,
-                channel: channel(l),
-                clamp: clamp_of(qout, c.clamp),
-                scratch: scratch_at(i)?,
-            }),
+            // A fully connected layer, or a convolution that is one.
+            (OpKind::Fc(Fc { clamp, .. }) | OpKind::Conv(Conv { clamp, .. }), Some(l))
+                if matches!(node.op, OpKind::Fc(_)) || runs_as_fully_connected(graph, i) =>
+            {
+                Op::FullyConnected(FcParams {
+                    input,
+                    output,
+                    weight_bits: bits.weight_bits[i],
+                    weights: &l.weights,
+                    channel: channel(l),
+                    clamp: clamp_of(qout, *clamp),
+                    scratch: scratch_at(i)?,
+                })
+            }
             (OpKind::Conv(c), Some(l)) => {
                 let w = &c.window;
                 let p = ConvParams {
@@ -745,15 +750,6 @@ pub fn emit(
                     Op::Conv2d(p)
                 }
             }
-            (OpKind::Fc(f), Some(l)) => Op::FullyConnected(FcParams {
-                input,
-                output,
-                weight_bits: bits.weight_bits[i],
-                weights: &l.weights,
-                channel: channel(l),
-                clamp: clamp_of(qout, f.clamp),
-                scratch: scratch_at(i)?,
-            }),
             (OpKind::AvgPool(w) | OpKind::MaxPool(w), _) => {
                 let (multiplier, shift) = if matches!(node.op, OpKind::MaxPool(_)) {
                     (1 << 30, 1)
