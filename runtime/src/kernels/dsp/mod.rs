@@ -299,10 +299,21 @@ fn convert<const L: usize, const P: usize>(src: &[u8], z: i32, x: &mut [[[u32; L
                 b[2] = v;
             }
             b
+        } else if L == 4 {
+            // At most 7 bytes: each by itself (`from_fn` over the 16 cost a 4-bit pixel ~60
+            // instructions; a loop over `rest` becomes a `memcpy` call; a word and then bytes, as
+            // below, cost 4-bit models ~300 instructions more).
+            let mut b = [z as u8; 16];
+            for (i, d) in b.iter_mut().enumerate().take(2 * L - 1) {
+                if let Some(&v) = rest.get(i) {
+                    *d = v;
+                }
+            }
+            b
         } else {
             // At most 15 bytes: its whole words (at most 3) each by itself, then its last 1–3
             // bytes (byte by byte, a 2-bit pixel's half block of 8 took ~90 instructions; a loop
-            // over `rest` becomes a `memcpy` call, `from_fn` over the 16 cost a 4-bit pixel ~60).
+            // over `rest` becomes a `memcpy` call).
             let mut b = [z as u8; 16];
             let whole = rest.len() / 4;
             for i in 0..(2 * L - 1) / 4 {
