@@ -464,10 +464,10 @@ pub fn weight_perturbation(op: &OpKind, moments: Option<&InputMoments>, bits: u8
 /// window that covers its whole input, unpadded, so that its one output pixel is every output
 /// channel's dot product with the whole input. Its weights `[out_c][kh][kw][in_c]` are then the
 /// rows of a fully connected layer over the input's NHWC order, and its integer result is the
-/// same, bit for bit (contract §3). Squeeze-and-excitation
-/// blocks and 1×1 classifier heads are such convolutions; the convolution kernels, made for
-/// planes of pixels, spent about 250 instructions an output channel on one pixel of 24 input
-/// channels on the Cortex-M4 (the zoo's mobilenet-v3-small).
+/// same, bit for bit (contract §3). Squeeze-and-excitation blocks and 1×1 classifier heads are
+/// such convolutions; the convolution kernels, made for planes of pixels, spent about 250
+/// instructions an output channel on one pixel of 24 input channels on the Cortex-M4 (the zoo's
+/// mobilenet-v3-small). The compile report names them `conv as fc`.
 pub fn runs_as_fully_connected(graph: &Graph, node: usize) -> bool {
     let n = &graph.nodes[node];
     let OpKind::Conv(c) = &n.op else { return false };
@@ -666,7 +666,8 @@ pub fn emit(
         };
         layers.push(LayerReport {
             name: node.name.clone(),
-            op: node.op.name().to_string(),
+            // The op the device runs: a convolution that is a fully connected layer says so.
+            op: if runs_as_fully_connected(graph, i) { "conv as fc".into() } else { node.op.name().to_string() },
             weight_bits: node.op.has_weights().then_some(bits.weight_bits[i]),
             in_bits: qin.bits,
             out_bits: if dtypes[node.output] == DType::F32 { 32 } else { qout.bits },

@@ -68,6 +68,10 @@ fn convolutions_covering_their_input_run_as_fully_connected_layers_and_match_the
         let model = hawq_runtime::Model::from_bytes(&compiled.blob).unwrap();
         let kinds: Vec<&str> = model.ops().filter_map(|op| op.ok()).map(|op| op.name()).collect();
         assert_eq!(kinds, ["conv2d", "fully_connected", "fully_connected", "conv2d"], "{bits}-bit weights");
+        // The compile report names the op the device runs.
+        let reported: Vec<&str> =
+            compiled.layers.iter().filter(|l| l.weight_bits.is_some()).map(|l| l.op.as_str()).collect();
+        assert_eq!(reported, ["conv", "conv as fc", "conv as fc", "conv"], "{bits}-bit weights");
         let mut arena = vec![0u8; model.arena_bytes()];
         let mut it = hawq_runtime::Interpreter::new(&model, &mut arena).unwrap();
         let (mut signal, mut noise) = (0f64, 0f64);
