@@ -4634,14 +4634,21 @@ fn dw_pass_tables<const K: u32>(
     // The sums of 4-bit rows come out scaled by 16 (`dw_weights4`): their requantization takes
     // the scale, as the convolution's does.
     let scale = if has(K, linked::WEIGHTS_4) { dw_scale(weight_bits, taps) } else { 0 };
-    Rq32::table(rq, c0, bound, scale, false, &mut fast[..4 * ng]);
+    let all_fast = Rq32::table(rq, c0, bound, scale, false, &mut fast[..4 * ng]);
+    // `−z·Σw` into each bias, scaled as a fast entry's bias is: with every entry fast, by the
+    // layer's scale without reading each entry's form.
+    let offset_shift = all_fast.then_some(scale);
     // One loop per linked width, each its own copy: a width test per weight cost 4-bit models
     // ~2% here, and one loop holding every linked width's unpacking made an 8-bit layer's
     // groups ~25 instructions dearer in a firmware that also links 4-bit weights.
     match weight_bits {
-        Bits::B4 if has(K, linked::WEIGHTS_4) => dw_groups::<4>(weights, row_bytes, z, c0, ng, taps, wp, fast),
-        Bits::B2 if has(K, linked::WEIGHTS_2) => dw_groups::<2>(weights, row_bytes, z, c0, ng, taps, wp, fast),
-        _ => dw_groups::<8>(weights, row_bytes, z, c0, ng, taps, wp, fast),
+        Bits::B4 if has(K, linked::WEIGHTS_4) => {
+            dw_groups::<4>(weights, row_bytes, (z, offset_shift), c0, ng, taps, wp, fast)
+        }
+        Bits::B2 if has(K, linked::WEIGHTS_2) => {
+            dw_groups::<2>(weights, row_bytes, (z, offset_shift), c0, ng, taps, wp, fast)
+        }
+        _ => dw_groups::<8>(weights, row_bytes, (z, offset_shift), c0, ng, taps, wp, fast),
     }
 }
 
@@ -4651,23 +4658,33 @@ fn dw_pass_tables<const K: u32>(
 fn dw_groups<const B: u8>(
     weights: &[u8],
     row_bytes: usize,
-    z: i32,
+    (z, offset_shift): (i32, Option<u32>),
     c0: usize,
     ng: usize,
     taps: usize,
     wp: &mut [[u32; 2]],
     fast: &mut [Rq32],
 ) {
-    for gi in 0..ng {
-        let rows4: [&[u8]; 4] = core::array::from_fn(|j| &weights[(c0 + 4 * gi + j) * row_bytes..][..row_bytes]);
-        let wt = &mut wp[gi * taps..(gi + 1) * taps];
+    // The groups' rows, tables and entries in step, no bounds test per group.
+    let (Some(rows), true) = (weights.get(c0 * row_bytes..), row_bytes > 0 && taps > 0) else {
+        return;
+    };
+    let groups = rows.chunks_exact(4 * row_bytes).zip(wp.chunks_exact_mut(taps)).zip(fast.chunks_exact_mut(4));
+    for ((group, wt), entries) in groups.take(ng) {
+        let (r0, rest) = group.split_at(row_bytes);
+        let (r1, rest) = rest.split_at(row_bytes);
+        let (r2, r3) = rest.split_at(row_bytes);
+        let rows4 = [r0, r1, r2, r3];
         let sums = match B {
             4 => dw_weights4(rows4, wt),
             2 => dw_weights2(rows4, wt),
             _ => dw_weights8(rows4, wt),
         };
-        for (f, s) in fast[4 * gi..4 * gi + 4].iter_mut().zip(sums) {
-            *f = f.with_bias_offset(-z * s);
+        for (f, s) in entries.iter_mut().zip(sums) {
+            match offset_shift {
+                Some(shift) => f.bias = f.bias.wrapping_add((-z * s) << shift),
+                None => *f = f.with_bias_offset(-z * s),
+            }
         }
     }
 }
