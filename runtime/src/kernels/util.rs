@@ -355,7 +355,6 @@ impl Rq32 {
         // `r = 31 − base − t` of a word's top nibble `t`, unclamped: the nibbles seen (a bit
         // each) give the layer's extremes, tested at the end.
         let r0 = 31 - base;
-        let k_of = |r: u32| (32 - r as i32).max(scale as i32) as u32;
         let (mut seen, mut bias_max) = (0u32, 0u32);
         for ((f, b), w) in out.iter_mut().zip(biases.chunks_exact(2)).zip(words.chunks_exact(2)) {
             let t = (w[1] >> 4) as u32;
@@ -364,18 +363,7 @@ impl Rq32 {
             let m = ((u16::from_le_bytes([w[0], w[1]]) & 0xFFF) as i32) << 3;
             let bias = (i16::from_le_bytes([b[0], b[1]]) as i32) << exponent;
             bias_max = bias_max.max(bias.unsigned_abs());
-            // Both in wrapping arithmetic: a channel out of the clamp's range (`r` below 1 or
-            // above 62) fails the layer's test below, whatever was written for it.
-            let rs = r.wrapping_add(scale);
-            *f = if high && rs.wrapping_sub(31) <= 16 {
-                let m = m.wrapping_shl(47u32.wrapping_sub(rs));
-                Rq32 { bias: bias << scale, m, shl: HIGH_WORD, round: layer.z, sh: 0, scale, slow: 0 }
-            } else {
-                let k = k_of(r);
-                let sh = r.wrapping_add(k).wrapping_sub(31);
-                let round = layer.odd.wrapping_shl(sh.wrapping_sub(1));
-                Rq32 { bias: bias << scale, m, shl: k.wrapping_sub(scale), round, sh, scale, slow: 0 }
-            };
+            *f = Rq32::fast(bias, m, r, layer, scale, high);
         }
         if seen == 0 {
             return true;
@@ -385,10 +373,10 @@ impl Rq32 {
         // clamp's range, so these two tests are the clamp's too.
         let r_min = (r0 - (31 - seen.leading_zeros()) as i32) as u32;
         let r_max = (r0 - seen.trailing_zeros() as i32) as u32;
-        let k_most = k_of(r_min);
+        let k_most = Rq32::shift_k(r_min, scale);
         let fits =
             layer.bound.and_then(|b| b.checked_add(bias_max)).is_some_and(|b| k_most < 31 && b < 1u32 << (31 - k_most));
-        fits && r_max + k_of(r_max) - 32 + layer.log <= 30
+        fits && r_max + Rq32::shift_k(r_max, scale) - 32 + layer.log <= 30
     }
 
     /// One channel's entry from its bias, mantissa `m` and `r = 31 − s` (`1..=62`): the fast
@@ -397,8 +385,7 @@ impl Rq32 {
     #[inline(always)]
     fn build(bias: i32, m: i32, r: u32, layer: &RqLayer, scale: u32, high: bool) -> Rq32 {
         let slow = Rq32 { bias, m, shl: r, round: layer.z, sh: 0, scale, slow: 1 };
-        // `k = max(17 − t, scale)` with `t = r − 15`.
-        let k = (32 - r as i32).max(scale as i32) as u32;
+        let k = Rq32::shift_k(r, scale);
         if k >= 31 {
             return slow;
         }
@@ -416,23 +403,35 @@ impl Rq32 {
         if e + layer.log > 30 {
             return slow;
         }
-        // [`Rq32::high_word`] of this entry, made from `r` where it exists (`shl ≤ sh ≤ 16 + shl`
-        // is `31 ≤ r + scale ≤ 47`, its shift `16 + shl − sh = 47 − r − scale`, its `round` the
-        // zero point).
-        if high && (31..=47).contains(&(r + scale)) {
-            return Rq32 {
-                bias: bias << scale,
-                m: m << (47 - r - scale),
-                shl: HIGH_WORD,
-                round: layer.z,
-                sh: 0,
-                scale,
-                slow: 0,
-            };
+        Rq32::fast(bias, m, r, layer, scale, high)
+    }
+
+    /// `k = max(17 − t, scale)` with `t = r − 15`: how far a channel of shift `r` holds its
+    /// accumulator left.
+    #[inline(always)]
+    fn shift_k(r: u32, scale: u32) -> u32 {
+        (32 - r as i32).max(scale as i32) as u32
+    }
+
+    /// The entry of a channel that [`Rq32::build`]'s tests found fast (or that
+    /// [`Rq32::table_uniform`] tests with its layer afterwards, hence wrapping arithmetic: an
+    /// entry made for a channel out of range is written again). With `high`, in
+    /// [`Rq32::high_word`]'s form where it exists, made from `r` (`shl ≤ sh ≤ 16 + shl` is
+    /// `31 ≤ r + scale ≤ 47`, its shift `16 + shl − sh = 47 − r − scale`, its `round` the zero
+    /// point).
+    #[inline(always)]
+    fn fast(bias: i32, m: i32, r: u32, layer: &RqLayer, scale: u32, high: bool) -> Rq32 {
+        let rs = r.wrapping_add(scale);
+        if high && rs.wrapping_sub(31) <= 16 {
+            let m = m.wrapping_shl(47u32.wrapping_sub(rs));
+            return Rq32 { bias: bias << scale, m, shl: HIGH_WORD, round: layer.z, sh: 0, scale, slow: 0 };
         }
-        // `|1 + 2z| ≤ 2^(30 − e)` here, so `odd` is exact in 32 bits.
-        let round = layer.odd << e;
-        Rq32 { bias: bias << scale, m, shl: k - scale, round, sh, scale, slow: 0 }
+        // `sh = t' − 16`, `e = sh − 1`; `|1 + 2z| ≤ 2^(30 − e)` for a fast channel, so `odd` is
+        // exact in 32 bits.
+        let k = Rq32::shift_k(r, scale);
+        let sh = r.wrapping_add(k).wrapping_sub(31);
+        let round = layer.odd.wrapping_shl(sh.wrapping_sub(1));
+        Rq32 { bias: bias << scale, m, shl: k.wrapping_sub(scale), round, sh, scale, slow: 0 }
     }
 
     /// [`Rq32::new`] as the contract states it, in 64 bits: the oracle of its test.
