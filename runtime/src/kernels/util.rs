@@ -375,12 +375,12 @@ impl Rq32 {
         }
         let (r_min, r_max) = extremes(one_form.0);
         let (rs_min, rs_max) = (r_min + scale as i32, r_max + scale as i32);
-        let in_form = if high { rs_min >= 31 && rs_max <= 47 } else { rs_min >= 32 };
+        let in_form = !high || (rs_min >= 31 && rs_max <= 47);
         if in_form && all_fast(one_form) {
             return true;
         }
-        // Channels in more than one form, or biases near the bound (the one form's is up to
-        // twice the largest): each channel's form from its own shift, the largest bias exact.
+        // With `high`, channels in both forms; or biases near the bound (the one form's is up
+        // to twice the largest): each channel's form from its own shift, the largest bias exact.
         let (mut seen, mut bias_max) = (0u32, 0u32);
         for ((f, b), w) in out.iter_mut().zip(biases.chunks_exact(2)).zip(words.chunks_exact(2)) {
             let t = (w[1] >> 4) as u32;
@@ -394,14 +394,13 @@ impl Rq32 {
         all_fast((seen, bias_max))
     }
 
-    /// The entries [`Rq32::fast`] gives a layer's channels if all of them take one form: with
-    /// `high`, [`Rq32::high_word`]'s (`31 ≤ r + scale ≤ 47`), else the one of `k = scale`
-    /// (`r + scale ≥ 32`: `shl = 0`, and `sh` and `round` follow from the nibble alone), which
-    /// between them hold the channels of every compiled layer seen. Returns the nibbles seen
-    /// and a bound on the biases' magnitudes (the OR of `|b| − 1` or `b`, plus one: below twice
-    /// the largest), for [`Rq32::table_uniform`] to test; entries of a layer that fails are
-    /// written again. About 25 Cortex-M4 instructions a channel, where `fast`'s test of the
-    /// form and shift per channel took about 50.
+    /// The entries [`Rq32::fast`] gives a layer's channels if all of them are fast and, with
+    /// `high`, all in [`Rq32::high_word`]'s form (`31 ≤ r + scale ≤ 47`), each from its nibble
+    /// and bias with no test per channel. Returns the nibbles seen and a bound on the biases'
+    /// magnitudes (the OR of `|b| − 1` or `b`, plus one: below twice the largest), for
+    /// [`Rq32::table_uniform`] to test; entries of a layer that fails are written again. About
+    /// 25 Cortex-M4 instructions a channel, where `fast`'s tests of the form and the shift per
+    /// channel took about 50.
     #[inline(always)]
     fn table_one_form(
         (biases, words): (&[u8], &[u8]),
@@ -431,13 +430,15 @@ impl Rq32 {
                 *f = Rq32 { bias, m, shl: HIGH_WORD, round: layer.z, sh: 0, scale, slow: 0 };
             }
         } else {
-            // `sh = r + scale − 31`, `round = (1 + 2z)·2^(sh − 1)`.
-            let at = (r0 as u32).wrapping_add(scale).wrapping_sub(31);
+            // With `d = r + scale − 32` and `p = max(d, 0)`: `k − scale = p − d`, `sh = p + 1`,
+            // `round = (1 + 2z)·2^p`.
+            let at = r0.wrapping_add(scale as i32).wrapping_sub(32);
             for ((f, b), w) in channels {
                 let (t, mantissa, bias) = read(b, w);
-                let sh = at.wrapping_sub(t);
-                let round = layer.odd.wrapping_shl(sh.wrapping_sub(1));
-                *f = Rq32 { bias, m: mantissa << 3, shl: 0, round, sh, scale, slow: 0 };
+                let d = at.wrapping_sub(t as i32);
+                let p = d.max(0);
+                let (shl, sh) = (p.wrapping_sub(d) as u32, p as u32 + 1);
+                *f = Rq32 { bias, m: mantissa << 3, shl, round: layer.odd.wrapping_shl(p as u32), sh, scale, slow: 0 };
             }
         }
         (seen, ((bias_or + 1) << exponent))
