@@ -335,13 +335,13 @@ impl Rq32 {
     /// rather than per channel: each of [`Rq32::build`]'s conditions for the fast form is
     /// monotone in `r` and `|bias|` (the shift `k` falls as `r` grows, the rounding term's
     /// exponent `r + k − 32` rises), so the smallest and the largest `r` and the largest `|bias|`
-    /// stand for every channel. The entries are written as they are read, in the form `build`
-    /// gives a fast channel, and the extremes tested at the end: `false` for a layer with a slow
-    /// channel, whose entries the per-channel path then writes again. With the tests made per
-    /// channel, a channel's constants took about 68 Cortex-M4 instructions on every inference
-    /// (13.5% of the zoo's mobilenet-v2 at 8 bits), about 50 so (mobilenet-v2 641,265 →
-    /// 621,545). Layers of 16-bit biases, the form the compiler writes unless a layer's
-    /// biases need more.
+    /// stand for every channel. The entries are written as they are read
+    /// ([`Rq32::table_one_form`]) and the extremes tested at the end: `false` for a layer with a
+    /// slow channel (or, with `high`, one out of the high-word form), whose entries the
+    /// per-channel path then writes again. With the tests made per channel, a channel's
+    /// constants took about 68 Cortex-M4 instructions on every inference (13.5% of the zoo's
+    /// mobilenet-v2 at 8 bits), with the form still chosen per channel about 50, so about 25.
+    /// Layers of 16-bit biases, the form the compiler writes unless a layer's biases need more.
     #[inline(always)]
     fn table_uniform(
         (biases, words): (&[u8], &[u8]),
@@ -355,43 +355,26 @@ impl Rq32 {
         // `r = 31 − base − t` of a word's top nibble `t`, unclamped: the nibbles seen (a bit
         // each) give the layer's extremes, tested at the end.
         let r0 = 31 - base;
-        let extremes = |seen: u32| (r0 - (31 - seen.leading_zeros()) as i32, r0 - seen.trailing_zeros() as i32);
+        let (seen, bias_max) = Rq32::table_one_form((biases, words), exponent, r0, layer, scale, high, out);
+        if seen == 0 {
+            return true;
+        }
         // The smallest and the largest `r`, from the largest and the smallest nibble. A fast
         // channel has `2 ≤ r ≤ 62` (`k < 31` needs `r ≥ 2`, `e ≤ 30` needs `r ≤ 62`), inside the
         // clamp's range, so these two tests are the clamp's too.
-        let all_fast = |(seen, bias_max): (u32, u32)| {
-            let (r_min, r_max) = extremes(seen);
-            let (r_min, r_max) = (r_min as u32, r_max as u32);
-            let k_most = Rq32::shift_k(r_min, scale);
-            let fits = layer
-                .bound
-                .and_then(|b| b.checked_add(bias_max))
-                .is_some_and(|b| k_most < 31 && b < 1u32 << (31 - k_most));
-            fits && r_max + Rq32::shift_k(r_max, scale) - 32 + layer.log <= 30
-        };
-        let one_form = Rq32::table_one_form((biases, words), exponent, r0, layer, scale, high, out);
-        if one_form.0 == 0 {
-            return true;
+        let r_min = r0 - (31 - seen.leading_zeros()) as i32;
+        let r_max = r0 - seen.trailing_zeros() as i32;
+        // With `high`, channels in both forms go to the per-channel path, as do biases near the
+        // bound (`bias_max` is up to twice the largest): a loop here taking each channel's form
+        // from its shift cost the firmware 0.6 KB, for layers that compiled models rarely have.
+        if high && (r_min + (scale as i32) < 31 || r_max + scale as i32 > 47) {
+            return false;
         }
-        let (r_min, r_max) = extremes(one_form.0);
-        let (rs_min, rs_max) = (r_min + scale as i32, r_max + scale as i32);
-        let in_form = !high || (rs_min >= 31 && rs_max <= 47);
-        if in_form && all_fast(one_form) {
-            return true;
-        }
-        // With `high`, channels in both forms; or biases near the bound (the one form's is up
-        // to twice the largest): each channel's form from its own shift, the largest bias exact.
-        let (mut seen, mut bias_max) = (0u32, 0u32);
-        for ((f, b), w) in out.iter_mut().zip(biases.chunks_exact(2)).zip(words.chunks_exact(2)) {
-            let t = (w[1] >> 4) as u32;
-            seen |= 1 << t;
-            let r = (r0 - t as i32) as u32;
-            let m = ((u16::from_le_bytes([w[0], w[1]]) & 0xFFF) as i32) << 3;
-            let bias = (i16::from_le_bytes([b[0], b[1]]) as i32) << exponent;
-            bias_max = bias_max.max(bias.unsigned_abs());
-            *f = Rq32::fast(bias, m, r, layer, scale, high);
-        }
-        all_fast((seen, bias_max))
+        let (r_min, r_max) = (r_min as u32, r_max as u32);
+        let k_most = Rq32::shift_k(r_min, scale);
+        let fits =
+            layer.bound.and_then(|b| b.checked_add(bias_max)).is_some_and(|b| k_most < 31 && b < 1u32 << (31 - k_most));
+        fits && r_max + Rq32::shift_k(r_max, scale) - 32 + layer.log <= 30
     }
 
     /// The entries [`Rq32::fast`] gives a layer's channels if all of them are fast and, with
