@@ -1829,6 +1829,33 @@ fn dw_weights<const B: u8>(rows: [&[u8]; 4], wt: &mut [[u32; 2]]) -> [i32; 4] {
     sums
 }
 
+/// One `asm!` block over a depthwise group's four weight rows (`$rows`, pointers, in r0–r3),
+/// writing the pairs of words of `$wt` (r4) from `$taps` (r5) taps; the lanes' sums start at 0
+/// in r8 (`(w0, w2)`) and r9 (`(w1, w3)`) and are returned; r10–r12 and lr are free. The caller
+/// states the bounds (`unsafe`).
+macro_rules! dw_rows_asm {
+    ($rows:expr, $wt:expr, $taps:expr; $($body:literal),+ $(,)?) => {{
+        let (rows, mut s02, mut s13): ([*const u8; 4], u32, u32) = ($rows, 0, 0);
+        asm!(
+            $($body),+,
+            inout("r0") rows[0] => _,
+            inout("r1") rows[1] => _,
+            inout("r2") rows[2] => _,
+            inout("r3") rows[3] => _,
+            inout("r4") $wt.as_mut_ptr() => _,
+            inout("r5") $taps => _,
+            inout("r8") s02,
+            inout("r9") s13,
+            out("r10") _,
+            out("r11") _,
+            out("r12") _,
+            out("lr") _,
+            options(nostack),
+        );
+        (s02, s13)
+    }};
+}
+
 /// [`dw_weights`] for 8-bit rows with no bounds check per weight and the sums in halfword lanes
 /// (SADD16 of the pairs as they are made: exact, `|Σ w| ≤ 128·taps < 2^15` for the at most 255
 /// taps taken here; longer rows go through [`dw_weights`]). The four sums one by one cost a
@@ -1841,14 +1868,14 @@ fn dw_weights8(rows: [&[u8]; 4], wt: &mut [[u32; 2]]) -> [i32; 4] {
     else {
         return dw_weights::<8>(rows, wt);
     };
-    let (s02, s13): (u32, u32);
     // SAFETY: each row holds `taps ≥ 1` bytes, read one per tap; `wt` holds `taps` pairs of
     // words, written one pair per tap. Per tap: the four rows' bytes sign-extended, paired as
     // `(b0, b2)` and `(b1, b3)` (`PKHBT`), stored with one `STRD` and summed in halfword lanes:
     // 11 instructions, and about 10 for the group, where the Rust took 12 and about 45 (its
     // four row pointers spilled and rebuilt per group).
-    unsafe {
-        asm!(
+    let (s02, s13) = unsafe {
+        dw_rows_asm!(
+            [r0.as_ptr(), r1.as_ptr(), r2.as_ptr(), r3.as_ptr()], wt, taps;
             "2:",
             "ldrsb r10, [r0], #1",
             "ldrsb r12, [r2], #1",
@@ -1861,20 +1888,8 @@ fn dw_weights8(rows: [&[u8]; 4], wt: &mut [[u32; 2]]) -> [i32; 4] {
             "sadd16 r9, r9, r11",
             "subs r5, r5, #1",
             "bne 2b",
-            inout("r0") r0.as_ptr() => _,
-            inout("r1") r1.as_ptr() => _,
-            inout("r2") r2.as_ptr() => _,
-            inout("r3") r3.as_ptr() => _,
-            inout("r4") wt.as_mut_ptr() => _,
-            inout("r5") taps => _,
-            inout("r8") 0u32 => s02,
-            inout("r9") 0u32 => s13,
-            out("r10") _,
-            out("r11") _,
-            out("r12") _,
-            options(nostack),
-        );
-    }
+        )
+    };
     [s02 as i16 as i32, s13 as i16 as i32, s02 as i32 >> 16, s13 as i32 >> 16]
 }
 
@@ -1917,11 +1932,11 @@ fn dw_weights4(rows: [&[u8]; 4], wt: &mut [[u32; 2]]) -> [i32; 4] {
 /// Each of `rows` must be readable for `⌈wt.len()/2⌉` bytes.
 #[inline(always)]
 unsafe fn dw_weights4_asm(rows: [*const u8; 4], wt: &mut [[u32; 2]], taps: usize) -> (u32, u32) {
-    let (s02, s13): (u32, u32);
     // SAFETY: the caller's bounds: `⌈taps/2⌉` bytes read from each row (one per pair of taps, one
     // for an odd last tap), `taps` pairs of words written to `wt`, word-aligned for `STM`.
     unsafe {
-        asm!(
+        dw_rows_asm!(
+            rows, wt, taps;
             "subs r5, r5, #2",
             "blo 3f",
             "2:",
@@ -1964,22 +1979,8 @@ unsafe fn dw_weights4_asm(rows: [*const u8; 4], wt: &mut [[u32; 2]], taps: usize
             "sadd16 r8, r8, r10",
             "sadd16 r9, r9, r11",
             "4:",
-            inout("r0") rows[0] => _,
-            inout("r1") rows[1] => _,
-            inout("r2") rows[2] => _,
-            inout("r3") rows[3] => _,
-            inout("r4") wt.as_mut_ptr() => _,
-            inout("r5") taps => _,
-            inout("r8") 0u32 => s02,
-            inout("r9") 0u32 => s13,
-            out("r10") _,
-            out("r11") _,
-            out("r12") _,
-            out("lr") _,
-            options(nostack),
-        );
+        )
     }
-    (s02, s13)
 }
 
 /// The longest 4-bit rows [`dw_weights4`] takes, their weights as `16·w` (halfword sums of at
