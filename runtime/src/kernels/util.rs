@@ -366,7 +366,7 @@ impl Rq32 {
         let r_max = r0 - seen.trailing_zeros() as i32;
         // With `high`, channels in both forms go to the per-channel path, as do biases near the
         // bound (`bias_max` is up to twice the largest): a loop here taking each channel's form
-        // from its shift cost the firmware 0.6 KB, for layers that compiled models rarely have.
+        // from its shift cost the firmware 0.8 KB, for layers that compiled models rarely have.
         if high && (r_min + (scale as i32) < 31 || r_max + scale as i32 > 47) {
             return false;
         }
@@ -377,13 +377,13 @@ impl Rq32 {
         fits && r_max + Rq32::shift_k(r_max, scale) - 32 + layer.log <= 30
     }
 
-    /// The entries [`Rq32::fast`] gives a layer's channels if all of them are fast and, with
+    /// The entries [`Rq32::build`] gives a layer's channels if all of them are fast and, with
     /// `high`, all in [`Rq32::high_word`]'s form (`31 ≤ r + scale ≤ 47`), each from its nibble
     /// and bias with no test per channel. Returns the nibbles seen and a bound on the biases'
     /// magnitudes (the OR of `|b| − 1` or `b`, plus one: below twice the largest), for
     /// [`Rq32::table_uniform`] to test; entries of a layer that fails are written again. About
-    /// 25 Cortex-M4 instructions a channel, where `fast`'s tests of the form and the shift per
-    /// channel took about 50.
+    /// 25 Cortex-M4 instructions a channel, where choosing the form and the shift per channel
+    /// took about 50.
     #[inline(always)]
     fn table_one_form(
         (biases, words): (&[u8], &[u8]),
@@ -451,7 +451,15 @@ impl Rq32 {
         if e + layer.log > 30 {
             return slow;
         }
-        Rq32::fast(bias, m, r, layer, scale, high)
+        // [`Rq32::high_word`] of this entry, made from `r` where it exists (`shl ≤ sh ≤ 16 + shl`
+        // is `31 ≤ r + scale ≤ 47`, its shift `16 + shl − sh = 47 − r − scale`, its `round` the
+        // zero point).
+        if high && (31..=47).contains(&(r + scale)) {
+            let m = m << (47 - r - scale);
+            return Rq32 { bias: bias << scale, m, shl: HIGH_WORD, round: layer.z, sh: 0, scale, slow: 0 };
+        }
+        // `|1 + 2z| ≤ 2^(30 − e)` here, so `odd` is exact in 32 bits.
+        Rq32 { bias: bias << scale, m, shl: k - scale, round: layer.odd << e, sh, scale, slow: 0 }
     }
 
     /// `k = max(17 − t, scale)` with `t = r − 15`: how far a channel of shift `r` holds its
@@ -459,27 +467,6 @@ impl Rq32 {
     #[inline(always)]
     fn shift_k(r: u32, scale: u32) -> u32 {
         (32 - r as i32).max(scale as i32) as u32
-    }
-
-    /// The entry of a channel that [`Rq32::build`]'s tests found fast (or that
-    /// [`Rq32::table_uniform`] tests with its layer afterwards, hence wrapping arithmetic: an
-    /// entry made for a channel out of range is written again). With `high`, in
-    /// [`Rq32::high_word`]'s form where it exists, made from `r` (`shl ≤ sh ≤ 16 + shl` is
-    /// `31 ≤ r + scale ≤ 47`, its shift `16 + shl − sh = 47 − r − scale`, its `round` the zero
-    /// point).
-    #[inline(always)]
-    fn fast(bias: i32, m: i32, r: u32, layer: &RqLayer, scale: u32, high: bool) -> Rq32 {
-        let rs = r.wrapping_add(scale);
-        if high && rs.wrapping_sub(31) <= 16 {
-            let m = m.wrapping_shl(47u32.wrapping_sub(rs));
-            return Rq32 { bias: bias << scale, m, shl: HIGH_WORD, round: layer.z, sh: 0, scale, slow: 0 };
-        }
-        // `sh = t' − 16`, `e = sh − 1`; `|1 + 2z| ≤ 2^(30 − e)` for a fast channel, so `odd` is
-        // exact in 32 bits.
-        let k = Rq32::shift_k(r, scale);
-        let sh = r.wrapping_add(k).wrapping_sub(31);
-        let round = layer.odd.wrapping_shl(sh.wrapping_sub(1));
-        Rq32 { bias: bias << scale, m, shl: k.wrapping_sub(scale), round, sh, scale, slow: 0 }
     }
 
     /// [`Rq32::new`] as the contract states it, in 64 bits: the oracle of its test.
