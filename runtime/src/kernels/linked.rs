@@ -53,10 +53,10 @@ pub const LONG_ROWS: u32 = 1 << 21;
 /// them leaves out. Every other path ignores it.
 pub const DEPTHWISE_GENERAL: u32 = 1 << 22;
 /// Convolutions that the Cortex-M4 kernel takes through its general im2col
-/// (`scratch::dsp_conv_general`: channels that do not fill a weight word, not a first layer's
-/// band of rows; a 3×3 kernel over one channel, 6 or 10 channels, a first layer too wide for
-/// the band): about 1 KB of code, which a build without them leaves out. Every other path
-/// ignores it.
+/// (`scratch::dsp_conv_general`: channels that do not fill a weight word and no band of rows;
+/// a 3×3 kernel over one channel, whose kernel rows are under a word, a 4-bit input, a layer
+/// too wide for the band): about 1 KB of code, which a build without them leaves out. Every
+/// other path ignores it.
 pub const CONV_GENERAL: u32 = 1 << 23;
 
 /// The longest row [`LONG_ROWS`] does not cover.

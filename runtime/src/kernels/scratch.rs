@@ -26,8 +26,9 @@
 //! when clamped or 4-bit, through four planes of `R` rows of `L`: `R` as many rows as fit in
 //! `DW_PASS_BYTES` (at least one), 344 bytes its tables.
 //!
-//! The terms in parentheses are a first layer's (8-bit weights over an 8-bit input of 1–3
-//! channels): `B` its band of input rows, `kh·((out_w − 1)·stride_w + kw)·in_c` bytes when
+//! The terms in parentheses are those of a layer over an 8-bit input whose channels do not fill
+//! weight words (a first layer of 1–3 channels; 8 channels under 2-bit weights): `B` its band
+//! of input rows, `kh·((out_w − 1)·stride_w + kw)·in_c` bytes when
 //! `kw·in_c ≥ 4` and that is at most `BAND_BYTES` (`dsp_conv2d_band`), the receptive fields
 //! of three more pixels and a copy of the last weight row.
 //!
@@ -94,7 +95,7 @@ pub(crate) fn row_words(k: usize, bits: Bits) -> u64 {
 
 /// The DSP convolution's scratch: the im2col blocks of [`PIX`] pixels (`16/b` lane pairs of
 /// halfwords per weight word), the receptive field of one pixel as bytes, the requantization
-/// table; for a first layer with a band of input rows ([`dsp_conv2d_band`]) also the band, the
+/// table; for a layer with a band of input rows ([`dsp_conv2d_band`]) also the band, the
 /// receptive fields of the block's other pixels and a copy of the last weight row (whole words).
 pub(crate) fn dsp_conv2d(g: &Window, weight_bits: Bits, in_bits: Bits) -> u64 {
     let k = g.kernel_h.saturating_mul(g.kernel_w).saturating_mul(g.in_c);
@@ -103,7 +104,7 @@ pub(crate) fn dsp_conv2d(g: &Window, weight_bits: Bits, in_bits: Bits) -> u64 {
     let x = words.saturating_mul(lanes * PIX as u64 * 4);
     // The pixel's receptive field, or with a band the block's four, each up to whole weight
     // words (4, 8 or 16 values), and a copy of the last weight row.
-    let fields = match dsp_conv2d_band(g, in_bits) as u64 {
+    let fields = match dsp_conv2d_band(g, weight_bits, in_bits) as u64 {
         0 => align4(k as u64),
         b => {
             let kp = (k as u64).div_ceil(2 * lanes).saturating_mul(2 * lanes);
@@ -116,12 +117,14 @@ pub(crate) fn dsp_conv2d(g: &Window, weight_bits: Bits, in_bits: Bits) -> u64 {
 /// Bytes of the DSP convolution's band of input rows: the `kh` rows one output row's windows
 /// cover, zero-point padded, as wide as the windows reach (`((out_w − 1)·stride_w + kw)·in_c`
 /// per row), so that every pixel's receptive field is `kh` runs of `kw·in_c` bytes at fixed
-/// offsets, copied a word at a time. For weights of any width over an 8-bit input of fewer than four
-/// channels (a first layer) whose kernel rows hold a word (`kw·in_c ≥ 4`), when the band holds
-/// at most [`BAND_BYTES`]; else 0 (no band: the receptive field is gathered from the input).
-pub(crate) fn dsp_conv2d_band(g: &Window, in_bits: Bits) -> usize {
+/// offsets, copied a word at a time. For an 8-bit input whose channels do not fill whole
+/// blocks of a weight word's values (`32 / bits`: a first layer of 1–3 channels, 8 channels
+/// under 2-bit weights, 12 under 4-bit ones) and whose kernel rows hold a word (`kw·in_c ≥ 4`),
+/// when the band holds at most [`BAND_BYTES`]; else 0 (no band: the receptive field is
+/// gathered from the input, [`dsp_conv_general`]).
+pub(crate) fn dsp_conv2d_band(g: &Window, weight_bits: Bits, in_bits: Bits) -> usize {
     let run = g.kernel_w.saturating_mul(g.in_c);
-    if in_bits != Bits::B8 || g.in_c >= 4 || run < 4 || g.out_w == 0 || g.kernel_h == 0 {
+    if in_bits != Bits::B8 || fills_words(g.in_c, weight_bits) || run < 4 || g.out_w == 0 || g.kernel_h == 0 {
         return 0;
     }
     let width = (g.out_w - 1).saturating_mul(g.stride_w).saturating_add(g.kernel_w);
@@ -133,18 +136,28 @@ pub(crate) fn dsp_conv2d_band(g: &Window, in_bits: Bits) -> usize {
     }
 }
 
+/// Whether `n` values fill whole weight words of `bits` (`32 / bits` values each; a mask, not
+/// a division: the interpreter asks for every convolution on every invoke).
+fn fills_words(n: usize, bits: Bits) -> bool {
+    let mask = match bits {
+        Bits::B8 => 3,
+        Bits::B4 => 7,
+        Bits::B2 => 15,
+    };
+    n & mask == 0
+}
+
 /// Whether the Cortex-M4 convolution takes `g` through its general im2col (`dsp::conv_impl`):
 /// channels that do not fill whole blocks of a weight word's values (`32 / bits` of an 8-bit
-/// input; of a 4-bit input, that or 8, whichever is more) and no first layer's band of rows
+/// input; of a 4-bit input, that or 8, whichever is more) and no band of rows
 /// ([`dsp_conv2d_band`]). The kernel and [`super::linked::CONV_GENERAL`] both ask this.
 pub(crate) fn dsp_conv_general(g: &Window, weight_bits: Bits, in_bits: Bits) -> bool {
-    let per_word = 32 / weight_bits.get() as usize;
     let aligned = match in_bits {
-        Bits::B8 => g.in_c.is_multiple_of(per_word),
-        Bits::B4 => g.in_c.is_multiple_of(per_word.max(8)),
+        Bits::B8 => fills_words(g.in_c, weight_bits),
+        Bits::B4 => fills_words(g.in_c, weight_bits) && g.in_c.is_multiple_of(8),
         Bits::B2 => false,
     };
-    !aligned && dsp_conv2d_band(g, in_bits) == 0
+    !aligned && dsp_conv2d_band(g, weight_bits, in_bits) == 0
 }
 
 /// The portable convolution's scratch: the im2col `i16` values of [`PIX`] pixels up to whole

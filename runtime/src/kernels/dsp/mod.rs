@@ -1216,10 +1216,10 @@ fn conv_impl<const L: usize, const K: u32>(
 ) -> Path {
     let k = g.kernel_h * g.kernel_w * g.in_c;
     let mut s = Scratch::new(scratch);
-    // A first layer's band of input rows (`scratch::dsp_conv2d_band`), with room for a block's
-    // four receptive fields (whole weight words each: 4, 8 or 16 values) and a copy of the last
+    // A band of input rows for channels that do not fill weight words
+    // (`scratch::dsp_conv2d_band`), with room for a block's four receptive fields (whole weight words each: 4, 8 or 16 values) and a copy of the last
     // weight row.
-    let band_bytes = scratch::dsp_conv2d_band(g, in_fmt.bits);
+    let band_bytes = scratch::dsp_conv2d_band(g, lane_bits(L), in_fmt.bits);
     let kp = k.next_multiple_of(2 * L);
     let bufs = (
         s.take::<[[u32; L]; PIX]>(words),
@@ -1265,12 +1265,14 @@ fn conv_impl<const L: usize, const K: u32>(
     let all_fast = Rq32::table(rq, 0, bound, scale, unclamped || unclamped4, fast);
     let (plain, plain4) = (unclamped && all_fast, unclamped4 && all_fast);
     let last: &[u8] = if band.is_some() {
-        // The band path takes the activations as they are and folds the zero point into the
-        // bias: `Σ w·(a − z) = Σ w·a − z·Σw`, taps in the padding holding `z` itself.
-        let z = in_fmt.zero_point;
-        for (f, row) in fast.iter_mut().zip(weights.chunks_exact(row_bytes)) {
-            let sum = if L == 2 { row_sum8(row) } else { row_sum_packed::<L>(row, k) };
-            *f = f.with_bias_offset(-z * sum);
+        if band.as_ref().is_some_and(|b| b.fold) {
+            // The band path takes the activations as they are and folds the zero point into
+            // the bias: `Σ w·(a − z) = Σ w·a − z·Σw`, taps in the padding holding `z` itself.
+            let z = in_fmt.zero_point;
+            for (f, row) in fast.iter_mut().zip(weights.chunks_exact(row_bytes)) {
+                let sum = if L == 2 { row_sum8(row) } else { row_sum_packed::<L>(row, k) };
+                *f = f.with_bias_offset(-z * sum);
+            }
         }
         // The last weight row, readable to its last whole word (see [`plain_rows`]).
         let end = g.out_c * row_bytes;
@@ -1299,7 +1301,7 @@ fn conv_impl<const L: usize, const K: u32>(
     let mut q0 = 0;
     while q0 < npix {
         let n = (npix - q0).min(PIX);
-        // A first layer's pixels come from its band.
+        // A banded layer's pixels come from its band.
         let banded = band.as_mut();
         for p in 0..PIX {
             let q = q0 + p;
@@ -1617,16 +1619,18 @@ unsafe fn pointwise_w4(fields: [*const u8; PIX], zz: u32, x: *mut u32, words: us
     }
 }
 
-/// The im2col of a first layer (an 8-bit input of 1–3 channels, weights of any width,
+/// The im2col of a layer whose channels do not fill weight words (an 8-bit input: a first
+/// layer of 1–3 channels, 8 channels under 2-bit weights, 12 under 4-bit ones;
 /// [`scratch::dsp_conv2d_band`]). The band holds the `kh` input rows of one output row, padded
 /// with the zero point, from the first window's left edge to the last one's right edge, so
 /// that every pixel's receptive field is `kh` runs of `kw·in_c ≥ 4` bytes at fixed offsets:
 /// [`gather_runs`] copies them into the pixel's field a word at a time, and [`convert4_w8`]
 /// turns the block's four fields into lane pairs, SXTB16 only (the convolution folds the zero
-/// point into the bias). [`gather`] and [`convert`] spent most of such a layer's time on its
-/// short rows (a copy, two fills and the bounds of each per kernel row, and a zero-point tail
-/// per pixel): resnet8's first layer took 2.9 instructions per multiply-accumulate, mnist8's
-/// 5.4.
+/// point into the bias; 2-bit weights' lanes are `a − z`, [`pointwise_w2`]). [`gather`] and
+/// [`convert`] spent most of such a layer's time on its short rows (a copy, two fills and the
+/// bounds of each per kernel row, and a zero-point tail per pixel): resnet8's first layer took
+/// 2.9 instructions per multiply-accumulate, mnist8's 5.4; a 2-bit 3×3 layer over 8 channels
+/// of a 4×4 map (the zoo's tiny-unet) 1.89 against 1.45 at 8 bits, now 1.57.
 struct Band<'a> {
     buf: &'a mut [u8],
     /// The output row whose input rows `buf` holds (`usize::MAX`: none yet).
@@ -1636,7 +1640,8 @@ struct Band<'a> {
     kp: usize,
     /// A block of [`PIX`] pixels inside one output row is one [`gather_runs`] and one
     /// [`convert4_w8`] with no bounds to test: every such block's runs lie inside `buf` and its
-    /// fields inside `cols` (checked once, in [`Band::new`]), 8-bit weights.
+    /// fields inside `cols` (checked once, in [`Band::new`]), 8-bit weights, the zero point
+    /// folded.
     whole_blocks: bool,
     /// Weight words per row: lane-pair blocks per pixel.
     words: usize,
@@ -1644,6 +1649,14 @@ struct Band<'a> {
     /// One channel at unit stride with runs of 4–8 bytes: a block's fields by
     /// [`gather_runs_c1`].
     one_byte_step: bool,
+    /// The lanes are the raw activations, the zero point folded into the bias by the
+    /// convolution (`Σ w·(a − z) = Σ w·a − z·Σw`), when a row's `Σ w` (about 5 instructions a
+    /// weight word of 8-bit weights, 11 of 4-bit ones, once per layer and channel) costs less
+    /// than subtracting `z` from every lane (5 or 12 more a weight word, per block of pixels):
+    /// 8- and 4-bit weights with fewer channels than blocks of pixels (first layers). Else the
+    /// lanes are `a − z` (LeNet's second layer, 16 channels over 4 blocks, +7% for its sums;
+    /// 2-bit rows' sums cost 24 a word).
+    fold: bool,
 }
 
 /// A [`Band`]'s geometry in bytes: from one pixel's runs to the next pixel's (`step`), from one
@@ -1658,9 +1671,10 @@ struct Shape {
 
 impl<'a> Band<'a> {
     /// `buf` the band ([`scratch::dsp_conv2d_band`] bytes), set to the zero point `zb` here
-    /// (the padding left and right of the input stays so); `cols` four fields of
-    /// `kp = ⌈k⌉₄` bytes, whose bytes past the receptive field's `k` are set to 0 (they meet
-    /// the zero padding of a weight row's last word).
+    /// (the padding left and right of the input stays so); `cols` four fields of `kp` bytes
+    /// (`k` up to whole blocks), whose bytes past the receptive field's `k` are set to 0, or to
+    /// `zb` where the lanes are `a − z` (they meet a weight row's last word, which may hold
+    /// the next row's first weights).
     fn new<const L: usize>(
         g: &Window,
         buf: &'a mut [u8],
@@ -1671,8 +1685,10 @@ impl<'a> Band<'a> {
     ) -> Band<'a> {
         let k = g.kernel_h * g.kernel_w * g.in_c;
         buf.fill(zb);
+        let fold = L != 8 && g.out_c < (g.out_h * g.out_w).div_ceil(PIX);
+        let past_k = if fold { 0 } else { zb };
         for col in cols.chunks_exact_mut(kp.max(1)) {
-            col.get_mut(k..).unwrap_or_default().fill(0);
+            col.get_mut(k..).unwrap_or_default().fill(past_k);
         }
         let (run, kh) = (g.kernel_w * g.in_c, g.kernel_h);
         let stride = buf.len() / kh.max(1);
@@ -1681,6 +1697,7 @@ impl<'a> Band<'a> {
         // `(out_w − 1)·step + span`.
         let end = (g.out_w.max(1) - 1) * g.stride_w * g.in_c + span;
         let whole_blocks = L == 2
+            && fold
             && g.out_w >= PIX
             && run >= 4
             && kh >= 1
@@ -1691,7 +1708,7 @@ impl<'a> Band<'a> {
             && 4 * words <= kp;
         let shape = Shape { step: g.stride_w * g.in_c, stride, run, kh };
         let one_byte_step = shape.step == 1 && run <= 8;
-        Band { buf, row: usize::MAX, cols, kp, words, whole_blocks, shape, one_byte_step }
+        Band { buf, row: usize::MAX, cols, kp, words, whole_blocks, shape, one_byte_step, fold }
     }
 
     /// The lane pairs `x` (8-bit weights: two words per pixel and weight word) of pixels
@@ -1779,20 +1796,26 @@ impl<'a> Band<'a> {
             }
         }
         let words = x.len();
-        if L == 2 && words > 0 && 4 * words <= kp && self.cols.len() >= PIX * kp {
-            // SAFETY: `4·words ≤ kp` bytes of each of the four fields at `cols + p·kp`; the
-            // `words` blocks of `x`, two words per pixel (`L = 2`).
-            unsafe { convert4_w8(self.cols.as_ptr(), kp, x.as_mut_ptr() as *mut u32, words) };
-        } else if L == 4 && words > 0 && 8 * words <= kp && self.cols.len() >= PIX * kp {
-            // SAFETY: `8·words ≤ kp` bytes of each of the four fields at `cols + p·kp`; the
-            // `words` blocks of `x`, four words per pixel (`L = 4`).
-            unsafe { convert4_w4(self.cols.as_ptr(), kp, x.as_mut_ptr() as *mut u32, words) };
-        } else if L != 2 {
-            // 4- and 2-bit weights: each weight word's 8 or 16 values of a field in its lane
-            // order, the raw activations (the zero point is in the bias).
-            for (p, field) in self.cols.chunks_exact(kp.max(1)).take(PIX).enumerate() {
-                for (xb, vals) in x.iter_mut().zip(field.chunks_exact(2 * L)) {
-                    put_lanes(xb, p, convert_block::<L>(vals, 0));
+        // `Band::new` sized `kp = 2L·words` bytes per field and `cols` for four of them.
+        if words == 0 || 2 * L * words > kp || self.cols.len() < PIX * kp {
+            return;
+        }
+        let (cols, xp) = (self.cols.as_ptr(), x.as_mut_ptr() as *mut u32);
+        let fields: [*const u8; PIX] = core::array::from_fn(|p| cols.wrapping_add(p * kp));
+        let z = zb as i8 as i32;
+        // SAFETY: field `p < PIX` is the `kp ≥ 2L·words` bytes at `cols + p·kp` (inside
+        // `cols`); `x` holds `words` blocks of `L·PIX` words, pixel `p`'s pairs of a 2-bit
+        // block from word `slot(p, 0)`.
+        unsafe {
+            match (L, self.fold) {
+                (2, true) => convert4_w8(cols, kp, xp, words),
+                (2, false) => pointwise_w8(fields, pair(z, z), xp, words),
+                (4, true) => convert4_w4(cols, kp, xp, words),
+                (4, false) => pointwise_w4(fields, pair(z, z), xp, words),
+                _ => {
+                    for (p, &f) in fields.iter().enumerate() {
+                        pointwise_w2(f, pair(z, z), xp.add(slot::<L, PIX>(p, 0)), words);
+                    }
                 }
             }
         }
@@ -2246,7 +2269,7 @@ unsafe fn gather_runs_c1(src: *const u8, stride: usize, dst: *mut u8, kp: usize,
 }
 
 /// Pixel `q`'s receptive field as lane pairs, pixel `p` of the blocks `x`, for a layer whose
-/// channels do not fill weight words and that is not a first layer's band: [`interior_field`]
+/// channels do not fill weight words and that has no band of rows: [`interior_field`]
 /// or the general [`gather`], then [`convert`]. A call of its own, so that the branch for it
 /// leaves the convolution's other paths' register allocation alone (inline, resnet8's 3×3
 /// layers paid 15 instructions a block of pixels).
