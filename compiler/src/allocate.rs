@@ -76,7 +76,7 @@ pub struct LayerOptions {
     /// Per entry of `WEIGHT_BITS`: bytes in the model file and Ω.
     pub bytes: Vec<usize>,
     pub omega: Vec<f64>,
-    /// Allowed bit widths after pins.
+    /// Allowed bit widths: the pinned one, else those whose rows fill their words ([`fills_words`]).
     pub allowed: Vec<u8>,
 }
 
@@ -100,6 +100,23 @@ pub fn weight_layer_bytes(op: &OpKind, bits: u8) -> usize {
         _ => return 0,
     };
     rows * ((k * bits as usize).div_ceil(8) + CHANNEL_BYTES)
+}
+
+/// Whether a layer's rows of `k` weights fill their 32-bit words of `b`-bit weights (`32 / b`
+/// lanes each) to at least 7/8, which the allocator asks of 4- and 2-bit widths: a kernel
+/// multiplies every lane of a row's words, and the padding of a row that half-fills its last
+/// word costs as much as weights (a 2-bit pointwise layer over 24 channels, 32 lanes a row, took
+/// 22% more Cortex-M4 instructions than its 8-bit form; the zoo's mobilenet-v2, 2026-12-07).
+/// Depthwise layers, whose kernels take their weights tap by tap, and 8 bits are always offered.
+pub fn fills_words(op: &OpKind, bits: u8) -> bool {
+    let k = match op {
+        OpKind::Conv(c) if !c.depthwise => c.weight.len() / c.weight.shape()[0].max(1),
+        OpKind::Fc(f) => f.weight.shape()[1],
+        _ => return true,
+    };
+    let per_word = 32 / bits.max(1) as usize;
+    let lanes = k.div_ceil(per_word) * per_word;
+    bits >= 8 || 8 * (lanes - k) <= lanes
 }
 
 /// The rounding error of a weight layer at a bit width: `perturbation(node, bits)[c]` is
@@ -132,7 +149,7 @@ pub fn layer_options(
             let bytes = WEIGHT_BITS.iter().map(|&b| weight_layer_bytes(&node.op, b)).collect();
             let allowed = match pins.iter().find(|(n, _)| *n == i) {
                 Some(&(_, b)) => vec![b],
-                None => WEIGHT_BITS.to_vec(),
+                None => WEIGHT_BITS.iter().copied().filter(|&b| fills_words(&node.op, b)).collect(),
             };
             Some(LayerOptions { node: i, name: node.name.clone(), params, trace, bytes, omega, allowed })
         })
@@ -428,6 +445,41 @@ pub fn allocate(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The widths offered to a convolution of `out_c` rows of `kh·kw·in_c` weights and to a
+    /// fully connected layer: 8 bits always, narrower ones where the rows fill 7/8 of their
+    /// words' lanes.
+    #[test]
+    fn narrow_widths_only_where_rows_fill_their_words() {
+        use crate::ir::{Clamp, Conv, Fc, Window};
+        use ndarray::{Array1, Array2, Array4};
+        let conv = |kh: usize, in_c: usize, depthwise: bool| {
+            OpKind::Conv(Conv {
+                weight: Array4::zeros((4, kh, kh, in_c)),
+                bias: Array1::zeros(4),
+                window: Window { kernel: [kh, kh], stride: [1, 1], pads: [0; 4] },
+                depthwise,
+                clamp: Clamp::NONE,
+            })
+        };
+        let fc =
+            |k: usize| OpKind::Fc(Fc { weight: Array2::zeros((3, k)), bias: Array1::zeros(3), clamp: Clamp::NONE });
+        let offered = |op: &OpKind| WEIGHT_BITS.iter().copied().filter(|&b| fills_words(op, b)).collect::<Vec<_>>();
+        // 24 weights: three 4-bit words; 1.5 2-bit words (8 of 32 lanes padding).
+        assert_eq!(offered(&conv(1, 24, false)), [4, 8]);
+        // 72 weights: 4.5 2-bit words, 8 of 80 lanes padding (1/10).
+        assert_eq!(offered(&conv(3, 8, false)), [2, 4, 8]);
+        // 70 weights: 10 of 80 2-bit lanes (1/8, the most allowed); 2 of 72 4-bit ones.
+        assert_eq!(offered(&fc(70)), [2, 4, 8]);
+        // 69: 11 of 80 2-bit lanes.
+        assert_eq!(offered(&fc(69)), [4, 8]);
+        // 27 (3×3×3): 5 of 32 lanes at 4 and at 2 bits.
+        assert_eq!(offered(&conv(3, 3, false)), [8]);
+        // Depthwise rows are taken tap by tap: every width.
+        assert_eq!(offered(&conv(3, 1, true)), [2, 4, 8]);
+        assert_eq!(offered(&fc(10)), [8]);
+        assert_eq!(offered(&fc(64)), [2, 4, 8]);
+    }
 
     fn layer(bytes: [usize; 3], omega: [f64; 3], allowed: Vec<u8>) -> LayerOptions {
         LayerOptions {
