@@ -123,12 +123,15 @@ pub fn fills_words(op: &OpKind, bits: u8) -> bool {
 /// ‖Q_b(W_c) − W_c‖² of output channel c with the compiler's quantizer.
 pub type Perturbation<'a> = &'a (dyn Fn(usize, u8) -> Vec<f64> + Sync);
 
-/// Ω tables of every weight layer; `pins` fixes layers (by node index) to a width.
+/// Ω tables of every weight layer; `pins` fixes layers (by node index) to a width; with
+/// `whole_words`, a layer is offered only the widths whose rows fill their words
+/// ([`fills_words`]), else every width.
 pub fn layer_options(
     graph: &Graph,
     sens: &Sensitivity,
     perturbation: Perturbation<'_>,
     pins: &[(usize, u8)],
+    whole_words: bool,
 ) -> Vec<LayerOptions> {
     graph
         .nodes
@@ -149,7 +152,7 @@ pub fn layer_options(
             let bytes = WEIGHT_BITS.iter().map(|&b| weight_layer_bytes(&node.op, b)).collect();
             let allowed = match pins.iter().find(|(n, _)| *n == i) {
                 Some(&(_, b)) => vec![b],
-                None => WEIGHT_BITS.iter().copied().filter(|&b| fills_words(&node.op, b)).collect(),
+                None => WEIGHT_BITS.iter().copied().filter(|&b| !whole_words || fills_words(&node.op, b)).collect(),
             };
             Some(LayerOptions { node: i, name: node.name.clone(), params, trace, bytes, omega, allowed })
         })
@@ -392,6 +395,9 @@ pub struct Allocation {
     pub frontier: Vec<FrontierPoint>,
     /// Index in `frontier` of the chosen weights (by their byte size).
     pub chosen: Option<usize>,
+    /// The weight budget needed widths whose rows leave lanes of their last word empty
+    /// ([`fills_words`]), which the allocation otherwise leaves out: every width was offered.
+    pub partial_words: bool,
 }
 
 /// HAWQ-V2 allocation under `budget`: weights from the exact frontier, activations from the
@@ -405,9 +411,25 @@ pub fn allocate(
     budget: Budget,
     pins: &[(usize, u8)],
 ) -> Result<Allocation> {
-    let layers = layer_options(graph, sens, perturbation, pins);
-    let activations = activation_options(graph, sens, calib, raw);
     let by_bytes = |l: &LayerOptions, b: u8| l.bytes[WEIGHT_BITS.iter().position(|&x| x == b).unwrap_or(2)];
+    // Widths whose rows leave lanes empty cost the kernels instructions for nothing: they are
+    // offered only when the budget cannot be met without them.
+    let mut layers = layer_options(graph, sens, perturbation, pins, true);
+    let smallest = |layers: &[LayerOptions], size: &dyn Fn(&LayerOptions, u8) -> usize| -> usize {
+        layers.iter().map(|l| l.allowed.iter().map(|&b| size(l, b)).min().unwrap_or(0)).sum()
+    };
+    let by_bits = |l: &LayerOptions, b: u8| l.params * b as usize;
+    let total: usize = layers.iter().map(|l| l.params).sum();
+    let reachable = match (budget.weight_bytes, budget.avg_bits) {
+        (Some(max), None) => smallest(&layers, &by_bytes) <= max,
+        (None, Some(avg)) => smallest(&layers, &by_bits) <= (avg * total as f64).floor() as usize,
+        _ => true,
+    };
+    let partial_words = !reachable;
+    if partial_words {
+        layers = layer_options(graph, sens, perturbation, pins, false);
+    }
+    let activations = activation_options(graph, sens, calib, raw);
     let bytes_frontier = frontier(&layers, by_bytes);
     let mut bits = BitConfig::uniform(graph, 8, 8);
     let weights: Option<FrontierPoint> = match (budget.weight_bytes, budget.avg_bits) {
@@ -421,10 +443,9 @@ pub fn allocate(
         ),
         (None, Some(avg)) => {
             // The same exact frontier, over params · bits instead of bytes.
-            let total: usize = layers.iter().map(|l| l.params).sum();
-            let by_bits = frontier(&layers, |l: &LayerOptions, b: u8| l.params * b as usize);
+            let bits_frontier = frontier(&layers, by_bits);
             let limit = (avg * total as f64).floor() as usize;
-            let p = select(&by_bits, limit)
+            let p = select(&bits_frontier, limit)
                 .ok_or_else(|| anyhow!("no configuration averages {avg} weight bits or fewer"))?;
             let size = layers.iter().zip(&p.bits).map(|(l, &b)| by_bytes(l, b)).sum();
             Some(FrontierPoint { size, omega: p.omega, bits: p.bits.clone() })
@@ -438,7 +459,7 @@ pub fn allocate(
     if let Some(max) = budget.arena_bytes {
         bits.act_bits = choose_activations(graph, &activations, &bits, max)?;
     }
-    Ok(Allocation { bits, layers, activations, frontier: bytes_frontier, chosen })
+    Ok(Allocation { bits, layers, activations, frontier: bytes_frontier, chosen, partial_words })
 }
 
 #[cfg(test)]
@@ -550,15 +571,46 @@ mod tests {
         let errors = |_: usize, b: u8| vec![1.0 / b as f64, 3.0 / b as f64];
         let trace = Trace { average: 2.0, std_error: 0.0, channels: vec![1.0, 4.0] };
         let mut sens = Sensitivity { weights: vec![Some(trace.clone())], ..Sensitivity::default() };
-        let per_channel = layer_options(&graph, &sens, &errors, &[]);
+        let per_channel = layer_options(&graph, &sens, &errors, &[], true);
         let want: Vec<f64> = WEIGHT_BITS.iter().map(|&b| (1.0 + 12.0) / b as f64).collect();
         assert_eq!(per_channel[0].omega, want);
         sens.weights[0] = Some(Trace { channels: Vec::new(), ..trace });
-        let average = layer_options(&graph, &sens, &errors, &[]);
+        let average = layer_options(&graph, &sens, &errors, &[], true);
         let want: Vec<f64> = WEIGHT_BITS.iter().map(|&b| 2.0 * 4.0 / b as f64).collect();
         assert_eq!(average[0].omega, want);
         sens.quadratic = vec![Some(vec![5.0, 0.5, -1e-9])];
-        assert_eq!(layer_options(&graph, &sens, &errors, &[])[0].omega, vec![5.0, 0.5, 0.0]);
+        assert_eq!(layer_options(&graph, &sens, &errors, &[], true)[0].omega, vec![5.0, 0.5, 0.0]);
+    }
+
+    /// A layer of 24 inputs is offered 2 bits (a word and a half a row) only when the weight
+    /// budget cannot be met without them, and the allocation says so.
+    #[test]
+    fn partial_words_only_when_the_budget_needs_them() {
+        use crate::ir::{Clamp, Fc, Graph, InputLayout, Node, Value};
+        let fc = Fc { weight: ndarray::Array2::zeros((4, 24)), bias: ndarray::Array1::zeros(4), clamp: Clamp::NONE };
+        let graph = Graph {
+            values: vec![Value { name: "x".into(), shape: vec![24] }, Value { name: "y".into(), shape: vec![4] }],
+            nodes: vec![Node { name: "fc".into(), op: OpKind::Fc(fc), inputs: vec![0], output: 1 }],
+            input: 0,
+            output: 1,
+            input_layout: InputLayout::Nhwc,
+            extra_outputs: Vec::new(),
+        };
+        let trace = Trace { average: 1.0, std_error: 0.0, channels: Vec::new() };
+        let sens = Sensitivity { weights: vec![Some(trace)], ..Sensitivity::default() };
+        let calib = Calibration { sorted: vec![vec![0.0]; 2], channel_means: vec![vec![0.0]; 2] };
+        let errors = |_: usize, b: u8| vec![1.0 / b as f64; 4];
+        let run = |max: usize| {
+            let budget = Budget { weight_bytes: Some(max), ..Budget::default() };
+            allocate(&graph, &sens, &calib, RawKind::F32, &errors, budget, &[])
+        };
+        // Rows: 6, 12 or 24 bytes at 2, 4 or 8 bits, and 4 bytes of parameters each.
+        let at4 = run(4 * 16).unwrap();
+        assert_eq!((at4.bits.weight_bits[0], at4.partial_words), (4, false));
+        assert!(at4.frontier.iter().all(|p| p.bits[0] != 2), "{:?}", at4.frontier);
+        let at2 = run(4 * 10).unwrap();
+        assert_eq!((at2.bits.weight_bits[0], at2.partial_words), (2, true));
+        assert!(run(4 * 10 - 1).is_err());
     }
 
     /// A width that saves no bytes is not chosen, even when rounding noise puts its Ω below

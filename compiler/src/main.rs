@@ -520,6 +520,12 @@ fn cmd_compile(a: &CompileArgs) -> Result<()> {
             &pins,
         )
         .with_context(|| model.to_string())?;
+        if allocation.partial_words {
+            eprintln!(
+                "{model}: the weight budget needs 4- or 2-bit rows that leave part of their last word empty; \
+                 those layers multiply the empty lanes too (a larger budget leaves such widths out)"
+            );
+        }
         let (compiled, bits) =
             compile_allocation(&prepared, &allocation, budget.arena_bytes).with_context(|| model.to_string())?;
         if let Some(dir) = &a.report {
