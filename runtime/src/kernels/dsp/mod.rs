@@ -1265,7 +1265,7 @@ fn conv_impl<const L: usize, const K: u32>(
     let all_fast = Rq32::table(rq, 0, bound, scale, unclamped || unclamped4, fast);
     let (plain, plain4) = (unclamped && all_fast, unclamped4 && all_fast);
     let last: &[u8] = if band.is_some() {
-        if band.as_ref().is_some_and(|b| b.fold) {
+        if Band::folds::<L>(g) {
             // The band path takes the activations as they are and folds the zero point into
             // the bias: `Σ w·(a − z) = Σ w·a − z·Σw`, taps in the padding holding `z` itself.
             let z = in_fmt.zero_point;
@@ -1649,14 +1649,6 @@ struct Band<'a> {
     /// One channel at unit stride with runs of 4–8 bytes: a block's fields by
     /// [`gather_runs_c1`].
     one_byte_step: bool,
-    /// The lanes are the raw activations, the zero point folded into the bias by the
-    /// convolution (`Σ w·(a − z) = Σ w·a − z·Σw`), when a row's `Σ w` (about 5 instructions a
-    /// weight word of 8-bit weights, 11 of 4-bit ones, once per layer and channel) costs less
-    /// than subtracting `z` from every lane (5 or 12 more a weight word, per block of pixels):
-    /// 8- and 4-bit weights with fewer channels than blocks of pixels (first layers). Else the
-    /// lanes are `a − z` (LeNet's second layer, 16 channels over 4 blocks, +7% for its sums;
-    /// 2-bit rows' sums cost 24 a word).
-    fold: bool,
 }
 
 /// A [`Band`]'s geometry in bytes: from one pixel's runs to the next pixel's (`step`), from one
@@ -1685,7 +1677,7 @@ impl<'a> Band<'a> {
     ) -> Band<'a> {
         let k = g.kernel_h * g.kernel_w * g.in_c;
         buf.fill(zb);
-        let fold = L != 8 && g.out_c < (g.out_h * g.out_w).div_ceil(PIX);
+        let fold = Self::folds::<L>(g);
         let past_k = if fold { 0 } else { zb };
         for col in cols.chunks_exact_mut(kp.max(1)) {
             col.get_mut(k..).unwrap_or_default().fill(past_k);
@@ -1708,7 +1700,20 @@ impl<'a> Band<'a> {
             && 4 * words <= kp;
         let shape = Shape { step: g.stride_w * g.in_c, stride, run, kh };
         let one_byte_step = shape.step == 1 && run <= 8;
-        Band { buf, row: usize::MAX, cols, kp, words, whole_blocks, shape, one_byte_step, fold }
+        Band { buf, row: usize::MAX, cols, kp, words, whole_blocks, shape, one_byte_step }
+    }
+
+    /// Whether the lanes are the raw activations, the zero point folded into the bias by the
+    /// convolution (`Σ w·(a − z) = Σ w·a − z·Σw`), when a row's `Σ w` (about 5 instructions a
+    /// weight word of 8-bit weights, 11 of 4-bit ones, once per layer and channel) costs less
+    /// than subtracting `z` from every lane (5 or 12 more a weight word, per block of pixels):
+    /// 8- and 4-bit weights with fewer channels than blocks of pixels (first layers). Else the
+    /// lanes are `a − z` (LeNet's second layer, 16 channels over 4 blocks, +7% for its sums;
+    /// 2-bit rows' sums cost 24 a word).
+    // Asked where needed rather than kept in the band: a field more cost resnet8's aligned
+    // layers 6 instructions a block of pixels in the convolution's loop.
+    fn folds<const L: usize>(g: &Window) -> bool {
+        L != 8 && g.out_c < (g.out_h * g.out_w).div_ceil(PIX)
     }
 
     /// The lane pairs `x` (8-bit weights: two words per pixel and weight word) of pixels
@@ -1807,7 +1812,7 @@ impl<'a> Band<'a> {
         // `cols`); `x` holds `words` blocks of `L·PIX` words, pixel `p`'s pairs of a 2-bit
         // block from word `slot(p, 0)`.
         unsafe {
-            match (L, self.fold) {
+            match (L, Self::folds::<L>(g)) {
                 (2, true) => convert4_w8(cols, kp, xp, words),
                 (2, false) => pointwise_w8(fields, pair(z, z), xp, words),
                 (4, true) => convert4_w4(cols, kp, xp, words),
