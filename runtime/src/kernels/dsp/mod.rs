@@ -1862,7 +1862,7 @@ fn dw_weights<const B: u8>(rows: [&[u8]; 4], wt: &mut [[u32; 2]]) -> [i32; 4] {
 /// in r8 (`(w0, w2)`) and r9 (`(w1, w3)`) and are returned; r10–r12 and lr are free. The caller
 /// states the bounds (`unsafe`).
 macro_rules! dw_rows_asm {
-    ($rows:expr, $wt:expr, $taps:expr; $($body:literal),+ $(,)?) => {{
+    ($rows:expr, $wt:expr, $taps:expr; $($body:expr),+ $(,)?) => {{
         let (rows, mut s02, mut s13): ([*const u8; 4], u32, u32) = ($rows, 0, 0);
         asm!(
             $($body),+,
@@ -2011,68 +2011,124 @@ unsafe fn dw_weights4_asm(rows: [*const u8; 4], wt: &mut [[u32; 2]], taps: usize
     }
 }
 
-/// The longest 4-bit rows [`dw_weights4`] takes, their weights as `16·w` (halfword sums of at
-/// most `128·taps` in magnitude).
+/// The longest 4- and 2-bit rows [`dw_weights4`] and [`dw_weights2`] take, their weights as
+/// `16·w` and `64·w` (halfword sums of at most `128·taps` in magnitude).
 const DW_SCALED_TAPS: usize = 255;
 
 /// log2 of the scale of a depthwise layer's sums over `taps` taps of `bits`-bit weights as
-/// [`dw_pass_tables`] lays them out: 16 for 4-bit rows [`dw_weights4`] takes.
+/// [`dw_pass_tables`] lays them out: 16 for 4-bit rows [`dw_weights4`] takes, 64 for 2-bit ones
+/// [`dw_weights2`] takes.
 #[inline(always)]
 fn dw_scale(bits: Bits, taps: usize) -> u32 {
-    if bits == Bits::B4 && taps <= DW_SCALED_TAPS {
-        4
-    } else {
-        0
+    match bits {
+        Bits::B4 if taps <= DW_SCALED_TAPS => 4,
+        Bits::B2 if taps <= DW_SCALED_TAPS => 6,
+        _ => 0,
     }
 }
 
-/// [`dw_weights`] for 2-bit rows, a byte (four taps) of each row at a time and no bounds check
-/// per weight, as [`dw_weights4`] does nibbles: each pair of rows' bytes in offset binary
-/// (`EOR 0x00AA00AA`), each crumb's halfword pair masked out and `(2, 2)` taken back with SSUB16;
-/// the sums in halfword lanes (exact, `|Σ w| ≤ 2·taps < 2^15` for the at most 4,096 taps taken
-/// here). A last partial byte reads only its taps' crumbs. Through [`dw_weights`], a weight at a
-/// time, the tables of a 5×5 layer took about 190 instructions a channel more than at 8 bits
-/// (the zoo's mobilenet-v3-small in HAWQ's bits, whose one 2-bit depthwise layer cost 28% more
-/// than at 8 bits).
+/// [`dw_weights`] for 2-bit rows, a byte (four taps) of each row at a time, each crumb as `64·w`
+/// ([`dw_weights2_asm`]; its sums in halfword lanes, exact for the at most 255 taps taken here:
+/// `|Σ 64·w| ≤ 128·taps < 2^15`), as [`dw_weights4`] takes nibbles as `16·w`. The Rust loop
+/// before it (offset binary, `SSUB16` per crumb pair, the rows' pointers spilled per group) took
+/// about 17 instructions a tap against 11 at 8 bits: mobilenet-v3-small's 2-bit 5×5 layer 6%
+/// dearer than its 8-bit form.
 #[inline(always)]
 fn dw_weights2(rows: [&[u8]; 4], wt: &mut [[u32; 2]]) -> [i32; 4] {
     let taps = wt.len();
     let bytes = taps.div_ceil(4);
-    let (Some(r0), Some(r1), Some(r2), Some(r3), true) =
-        (rows[0].get(..bytes), rows[1].get(..bytes), rows[2].get(..bytes), rows[3].get(..bytes), taps <= 4096)
-    else {
+    let (Some(r0), Some(r1), Some(r2), Some(r3), true) = (
+        rows[0].get(..bytes),
+        rows[1].get(..bytes),
+        rows[2].get(..bytes),
+        rows[3].get(..bytes),
+        (1..=DW_SCALED_TAPS).contains(&taps),
+    ) else {
         return dw_weights::<2>(rows, wt);
     };
-    const MASK: u32 = 0x0003_0003;
-    const OFF: u32 = 0x0002_0002;
-    let biased = |lo: u8, hi: u8| (lo as u32 | (hi as u32) << 16) ^ 0x00AA_00AA;
-    // The crumb pairs of field `f` (taps `4i + f`) of a biased pair of bytes.
-    let field = |v: u32, f: u32| ssub16((v >> (2 * f)) & MASK, OFF);
-    let (mut s02, mut s13) = (0u32, 0u32);
-    let bytes = r0.iter().zip(r1).zip(r2).zip(r3);
-    let mut whole = wt.chunks_exact_mut(4);
-    // Whole bytes with the four fields unrolled (a loop over them, its shift a variable, took 15
-    // instructions a tap).
-    for ((((&b0, &b1), &b2), &b3), slots) in bytes.zip(&mut whole) {
-        let (x, y) = (biased(b0, b2), biased(b1, b3));
-        let (x0, y0, x1, y1) = (field(x, 0), field(y, 0), field(x, 1), field(y, 1));
-        let (x2, y2, x3, y3) = (field(x, 2), field(y, 2), field(x, 3), field(y, 3));
-        slots.copy_from_slice(&[[x0, y0], [x1, y1], [x2, y2], [x3, y3]]);
-        s02 = sadd16(s02, sadd16(sadd16(x0, x1), sadd16(x2, x3)));
-        s13 = sadd16(s13, sadd16(sadd16(y0, y1), sadd16(y2, y3)));
+    // SAFETY: each row holds `⌈taps/4⌉` bytes and `wt` `taps` pairs of words (word-aligned).
+    let (s02, s13) = unsafe { dw_weights2_asm([r0.as_ptr(), r1.as_ptr(), r2.as_ptr(), r3.as_ptr()], wt, taps) };
+    [s02 as i16 as i32 >> 6, s13 as i16 as i32 >> 6, s02 as i32 >> 22, s13 as i32 >> 22]
+}
+
+/// The tables of 2-bit rows in assembly: per byte of the four rows (four taps), rows 0 and 2
+/// and rows 1 and 3 in the bytes 0 and 2 of one register each (two `LDRB`s and an `ORR`); crumb
+/// `f` shifted to the top of its byte (`LSL #(6 − 2f)`), masked (`AND 0x00C000C0`) and
+/// sign-extended (`SXTB16`): `(64·w0, 64·w2)` and `(64·w1, 64·w3)`, stored with one `STRD` and
+/// summed in halfword lanes. 42 instructions per four taps; a last partial byte takes its taps a
+/// crumb at a time (`LSR #2` between them). Returns the lanes' sums `(Σ 64·w0, Σ 64·w2)` and
+/// `(Σ 64·w1, Σ 64·w3)`.
+///
+/// # Safety
+/// Each of `rows` must be readable for `⌈wt.len()/4⌉` bytes.
+#[inline(always)]
+unsafe fn dw_weights2_asm(rows: [*const u8; 4], wt: &mut [[u32; 2]], taps: usize) -> (u32, u32) {
+    // One crumb of rows 0 and 2 (r12) and 1 and 3 (lr), shifted left by `$shl`.
+    macro_rules! crumb {
+        ($shl:literal) => {
+            concat!(
+                "lsl r10, r12, #",
+                $shl,
+                "\n",
+                "and r10, r10, #0x00C000C0\n",
+                "sxtb16 r10, r10\n",
+                "lsl r11, lr, #",
+                $shl,
+                "\n",
+                "and r11, r11, #0x00C000C0\n",
+                "sxtb16 r11, r11\n",
+                "strd r10, r11, [r4], #8\n",
+                "sadd16 r8, r8, r10\n",
+                "sadd16 r9, r9, r11\n",
+            )
+        };
     }
-    let rest = whole.into_remainder();
-    if !rest.is_empty() {
-        let b = rows.map(|r| r.get(taps / 4).copied().unwrap_or(0));
-        let (x, y) = (biased(b[0], b[2]), biased(b[1], b[3]));
-        for (f, slot) in (0..).zip(rest) {
-            let (xf, yf) = (field(x, f), field(y, f));
-            *slot = [xf, yf];
-            s02 = sadd16(s02, xf);
-            s13 = sadd16(s13, yf);
-        }
+    // SAFETY: the caller's bounds: `⌈taps/4⌉` bytes read from each row (one per four taps, one
+    // for a last partial byte), `taps` pairs of words written to `wt`, word-aligned for `STRD`.
+    unsafe {
+        dw_rows_asm!(
+            rows, wt, taps;
+            "subs r5, r5, #4",
+            "blo 3f",
+            "2:",
+            "ldrb r12, [r0], #1",
+            "ldrb r10, [r2], #1",
+            "orr r12, r12, r10, lsl #16",
+            "ldrb lr, [r1], #1",
+            "ldrb r10, [r3], #1",
+            "orr lr, lr, r10, lsl #16",
+            crumb!("6"),
+            crumb!("4"),
+            crumb!("2"),
+            // The last crumb is at the top of its byte already.
+            "and r10, r12, #0x00C000C0",
+            "sxtb16 r10, r10",
+            "and r11, lr, #0x00C000C0",
+            "sxtb16 r11, r11",
+            "strd r10, r11, [r4], #8",
+            "sadd16 r8, r8, r10",
+            "sadd16 r9, r9, r11",
+            "subs r5, r5, #4",
+            "bhs 2b",
+            "3:",
+            // r5 is now `taps mod 4 − 4`.
+            "adds r5, r5, #4",
+            "beq 5f",
+            "ldrb r12, [r0]",
+            "ldrb r10, [r2]",
+            "orr r12, r12, r10, lsl #16",
+            "ldrb lr, [r1]",
+            "ldrb r10, [r3]",
+            "orr lr, lr, r10, lsl #16",
+            "4:",
+            crumb!("6"),
+            "lsr r12, r12, #2",
+            "lsr lr, lr, #2",
+            "subs r5, r5, #1",
+            "bne 4b",
+            "5:",
+        )
     }
-    [s02 as i16 as i32, s13 as i16 as i32, s02 as i32 >> 16, s13 as i32 >> 16]
 }
 
 /// `Σ w` of the first `k` weights of a 4- or 2-bit row: its whole words through [`mac`]
@@ -4747,9 +4803,10 @@ fn dw_pass_tables<const K: u32>(
     wp: &mut [[u32; 2]],
     fast: &mut [Rq32],
 ) {
-    // The sums of 4-bit rows come out scaled by 16 (`dw_weights4`): their requantization takes
-    // the scale, as the convolution's does.
-    let scale = if has(K, linked::WEIGHTS_4) { dw_scale(weight_bits, taps) } else { 0 };
+    // The sums of 4- and 2-bit rows come out scaled by 16 and 64 (`dw_weights4`, `dw_weights2`):
+    // their requantization takes the scale, as the convolution's does.
+    let narrow = has(K, linked::WEIGHTS_4) || has(K, linked::WEIGHTS_2);
+    let scale = if narrow { dw_scale(weight_bits, taps) } else { 0 };
     let all_fast = Rq32::table(rq, c0, bound, scale, false, &mut fast[..4 * ng]);
     // `−z·Σw` into each bias, scaled as a fast entry's bias is: with every entry fast, by the
     // layer's scale without reading each entry's form.
