@@ -1884,6 +1884,30 @@ macro_rules! dw_rows_asm {
     }};
 }
 
+/// The next byte of each of a depthwise group's four rows (r0–r3, `$post` their post-increment,
+/// `", #1"`, or nothing): rows 0 and 2 into bytes 0 and 2 of r12, rows 1 and 3 into those of lr
+/// (r10 scratch), for [`dw_weights4_asm`] and [`dw_weights2_asm`].
+macro_rules! dw_row_bytes {
+    ($post:literal) => {
+        concat!(
+            "ldrb r12, [r0]",
+            $post,
+            "\n",
+            "ldrb r10, [r2]",
+            $post,
+            "\n",
+            "orr r12, r12, r10, lsl #16\n",
+            "ldrb lr, [r1]",
+            $post,
+            "\n",
+            "ldrb r10, [r3]",
+            $post,
+            "\n",
+            "orr lr, lr, r10, lsl #16\n",
+        )
+    };
+}
+
 /// [`dw_weights`] for 8-bit rows with no bounds check per weight and the sums in halfword lanes
 /// (SADD16 of the pairs as they are made: exact, `|Σ w| ≤ 128·taps < 2^15` for the at most 255
 /// taps taken here; longer rows go through [`dw_weights`]). The four sums one by one cost a
@@ -1968,12 +1992,7 @@ unsafe fn dw_weights4_asm(rows: [*const u8; 4], wt: &mut [[u32; 2]], taps: usize
             "subs r5, r5, #2",
             "blo 3f",
             "2:",
-            "ldrb r12, [r0], #1",
-            "ldrb r10, [r2], #1",
-            "orr r12, r12, r10, lsl #16",
-            "ldrb lr, [r1], #1",
-            "ldrb r10, [r3], #1",
-            "orr lr, lr, r10, lsl #16",
+            dw_row_bytes!(", #1"),
             "lsl r10, r12, #4",
             "sxtb16 r10, r10",
             "lsl r11, lr, #4",
@@ -1993,12 +2012,7 @@ unsafe fn dw_weights4_asm(rows: [*const u8; 4], wt: &mut [[u32; 2]], taps: usize
             // r5 is now `taps mod 2 − 2`.
             "adds r5, r5, #2",
             "beq 4f",
-            "ldrb r12, [r0]",
-            "ldrb r10, [r2]",
-            "orr r12, r12, r10, lsl #16",
-            "ldrb lr, [r1]",
-            "ldrb r10, [r3]",
-            "orr lr, lr, r10, lsl #16",
+            dw_row_bytes!(""),
             "lsl r10, r12, #4",
             "sxtb16 r10, r10",
             "lsl r11, lr, #4",
@@ -2091,12 +2105,7 @@ unsafe fn dw_weights2_asm(rows: [*const u8; 4], wt: &mut [[u32; 2]], taps: usize
             "subs r5, r5, #4",
             "blo 3f",
             "2:",
-            "ldrb r12, [r0], #1",
-            "ldrb r10, [r2], #1",
-            "orr r12, r12, r10, lsl #16",
-            "ldrb lr, [r1], #1",
-            "ldrb r10, [r3], #1",
-            "orr lr, lr, r10, lsl #16",
+            dw_row_bytes!(", #1"),
             crumb!("6"),
             crumb!("4"),
             crumb!("2"),
@@ -2114,12 +2123,7 @@ unsafe fn dw_weights2_asm(rows: [*const u8; 4], wt: &mut [[u32; 2]], taps: usize
             // r5 is now `taps mod 4 − 4`.
             "adds r5, r5, #4",
             "beq 5f",
-            "ldrb r12, [r0]",
-            "ldrb r10, [r2]",
-            "orr r12, r12, r10, lsl #16",
-            "ldrb lr, [r1]",
-            "ldrb r10, [r3]",
-            "orr lr, lr, r10, lsl #16",
+            dw_row_bytes!(""),
             "4:",
             crumb!("6"),
             "lsr r12, r12, #2",
