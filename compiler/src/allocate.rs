@@ -552,21 +552,33 @@ mod tests {
         }
     }
 
-    /// Ω of a layer: the measured `vᵀHv` per width when known (negative values, possible only
-    /// with an indefinite Hessian, count as 0); otherwise the per-channel trace form, or the
-    /// layer-average trace form when per-channel traces are missing.
-    #[test]
-    fn omega_from_exact_forms_else_channel_traces() {
-        use crate::ir::{Clamp, Fc, Graph, InputLayout, Node, Value};
-        let fc = Fc { weight: ndarray::Array2::zeros((2, 3)), bias: ndarray::Array1::zeros(2), clamp: Clamp::NONE };
-        let graph = Graph {
-            values: vec![Value { name: "x".into(), shape: vec![3] }, Value { name: "y".into(), shape: vec![2] }],
+    /// A graph of one fully connected layer of `outputs × inputs` zero weights.
+    fn fc_graph(outputs: usize, inputs: usize) -> Graph {
+        use crate::ir::{Clamp, Fc, InputLayout, Node, Value};
+        let fc = Fc {
+            weight: ndarray::Array2::zeros((outputs, inputs)),
+            bias: ndarray::Array1::zeros(outputs),
+            clamp: Clamp::NONE,
+        };
+        Graph {
+            values: vec![
+                Value { name: "x".into(), shape: vec![inputs] },
+                Value { name: "y".into(), shape: vec![outputs] },
+            ],
             nodes: vec![Node { name: "fc".into(), op: OpKind::Fc(fc), inputs: vec![0], output: 1 }],
             input: 0,
             output: 1,
             input_layout: InputLayout::Nhwc,
             extra_outputs: Vec::new(),
-        };
+        }
+    }
+
+    /// Ω of a layer: the measured `vᵀHv` per width when known (negative values, possible only
+    /// with an indefinite Hessian, count as 0); otherwise the per-channel trace form, or the
+    /// layer-average trace form when per-channel traces are missing.
+    #[test]
+    fn omega_from_exact_forms_else_channel_traces() {
+        let graph = fc_graph(2, 3);
         // Channel errors (per output channel): 1 and 3 at every width, scaled by the width.
         let errors = |_: usize, b: u8| vec![1.0 / b as f64, 3.0 / b as f64];
         let trace = Trace { average: 2.0, std_error: 0.0, channels: vec![1.0, 4.0] };
@@ -586,16 +598,7 @@ mod tests {
     /// budget cannot be met without them, and the allocation says so.
     #[test]
     fn partial_words_only_when_the_budget_needs_them() {
-        use crate::ir::{Clamp, Fc, Graph, InputLayout, Node, Value};
-        let fc = Fc { weight: ndarray::Array2::zeros((4, 24)), bias: ndarray::Array1::zeros(4), clamp: Clamp::NONE };
-        let graph = Graph {
-            values: vec![Value { name: "x".into(), shape: vec![24] }, Value { name: "y".into(), shape: vec![4] }],
-            nodes: vec![Node { name: "fc".into(), op: OpKind::Fc(fc), inputs: vec![0], output: 1 }],
-            input: 0,
-            output: 1,
-            input_layout: InputLayout::Nhwc,
-            extra_outputs: Vec::new(),
-        };
+        let graph = fc_graph(4, 24);
         let trace = Trace { average: 1.0, std_error: 0.0, channels: Vec::new() };
         let sens = Sensitivity { weights: vec![Some(trace)], ..Sensitivity::default() };
         let calib = Calibration { sorted: vec![vec![0.0]; 2], channel_means: vec![vec![0.0]; 2] };

@@ -1945,34 +1945,44 @@ fn dw_weights8(rows: [&[u8]; 4], wt: &mut [[u32; 2]]) -> [i32; 4] {
     [s02 as i16 as i32, s13 as i16 as i32, s02 as i32 >> 16, s13 as i32 >> 16]
 }
 
-/// [`dw_weights`] for 4-bit rows, a byte (two taps) of each row at a time and no bounds check
-/// per weight, each weight as `16·w`: each pair of rows' bytes `(b0, b2)` in one word, whose
-/// low nibbles `SXTB16` sign-extends from bits 4–7 after a shift by 4 and whose high nibbles
-/// from bits 4–7 as they lie (masked); the layer's sums come out scaled by 16, which its
-/// requantization takes ([`dw_scale`]). The sums returned are `Σ w`, unscaled, made in halfword
-/// lanes (exact, `|Σ 16·w| ≤ 128·taps < 2^15` for the at most 255 taps taken here; longer rows
-/// go through [`dw_weights`], unscaled, with the table). A last odd tap reads only its byte's
-/// low nibble. Offset binary with the zero point taken back (`SSUB16`) took 2 instructions a
-/// tap more (the zoo's mcunet, whose 7×7 depthwise layers have 4-bit weights in HAWQ's bits).
+/// [`dw_weights`] for 4- and 2-bit rows, a byte (two or four taps) of each row at a time and no
+/// bounds check per weight, in assembly ([`dw_weights4_asm`], [`dw_weights2_asm`]), each weight
+/// as `16·w` or `64·w`: the layer's sums come out scaled by 16 or 64, which its requantization
+/// takes ([`dw_scale`]). The sums returned are `Σ w`, unscaled, made in halfword lanes (exact,
+/// `|Σ 16·w|, |Σ 64·w| ≤ 128·taps < 2^15` for the at most 255 taps taken here; longer rows go
+/// through [`dw_weights`], unscaled, with the table). 4 bits: offset binary with the zero point
+/// taken back (`SSUB16`) took 2 instructions a tap more (the zoo's mcunet, whose 7×7 depthwise
+/// layers have 4-bit weights in HAWQ's bits). 2 bits: the Rust loop before the assembly (offset
+/// binary, `SSUB16` per crumb pair, the rows' pointers spilled per group) took about 17
+/// instructions a tap against 11 at 8 bits (mobilenet-v3-small's 2-bit 5×5 layer 6% dearer
+/// than its 8-bit form).
 #[inline(always)]
-fn dw_weights4(rows: [&[u8]; 4], wt: &mut [[u32; 2]]) -> [i32; 4] {
+fn dw_weights_narrow<const B: u8>(rows: [&[u8]; 4], wt: &mut [[u32; 2]]) -> [i32; 4] {
     let taps = wt.len();
-    let bytes = taps.div_ceil(2);
+    let bytes = (taps * B as usize).div_ceil(8);
     let (Some(r0), Some(r1), Some(r2), Some(r3), true) = (
         rows[0].get(..bytes),
         rows[1].get(..bytes),
         rows[2].get(..bytes),
         rows[3].get(..bytes),
-        (1..=DW_SCALED_TAPS).contains(&taps),
+        B != 8 && (1..=DW_SCALED_TAPS).contains(&taps),
     ) else {
-        return dw_weights::<4>(rows, wt);
+        return dw_weights::<B>(rows, wt);
     };
-    // SAFETY: each row holds `⌈taps/2⌉` bytes and `wt` `taps` pairs of words (word-aligned).
-    let (s02, s13) = unsafe { dw_weights4_asm([r0.as_ptr(), r1.as_ptr(), r2.as_ptr(), r3.as_ptr()], wt, taps) };
-    [s02 as i16 as i32 >> 4, s13 as i16 as i32 >> 4, s02 as i32 >> 20, s13 as i32 >> 20]
+    let rows = [r0.as_ptr(), r1.as_ptr(), r2.as_ptr(), r3.as_ptr()];
+    // SAFETY: each row holds `⌈taps·B/8⌉` bytes and `wt` `taps` pairs of words (word-aligned).
+    let (s02, s13) = unsafe {
+        if B == 4 {
+            dw_weights4_asm(rows, wt, taps)
+        } else {
+            dw_weights2_asm(rows, wt, taps)
+        }
+    };
+    let sh = if B == 4 { 4 } else { 6 };
+    [s02 as i16 as i32 >> sh, s13 as i16 as i32 >> sh, s02 as i32 >> (16 + sh), s13 as i32 >> (16 + sh)]
 }
 
-/// [`dw_weights4`]'s loop: per byte of each row (two taps), `(b0, b2)` and `(b1, b3)` in one word
+/// [`dw_weights_narrow`]'s loop for 4-bit rows: per byte of each row (two taps), `(b0, b2)` and `(b1, b3)` in one word
 /// each, their low nibbles as `16·w` (`LSL #4`, `SXTB16`) and their high ones (`AND 0x00F000F0`,
 /// `SXTB16`) stored with one `STM` and summed in halfword lanes; an odd last tap takes its byte's
 /// low nibbles. 21 instructions per two taps and about 15 for the group: the Rust took 25 and
@@ -2025,13 +2035,13 @@ unsafe fn dw_weights4_asm(rows: [*const u8; 4], wt: &mut [[u32; 2]], taps: usize
     }
 }
 
-/// The longest 4- and 2-bit rows [`dw_weights4`] and [`dw_weights2`] take, their weights as
+/// The longest 4- and 2-bit rows [`dw_weights_narrow`] takes, their weights as
 /// `16·w` and `64·w` (halfword sums of at most `128·taps` in magnitude).
 const DW_SCALED_TAPS: usize = 255;
 
 /// log2 of the scale of a depthwise layer's sums over `taps` taps of `bits`-bit weights as
-/// [`dw_pass_tables`] lays them out: 16 for 4-bit rows [`dw_weights4`] takes, 64 for 2-bit ones
-/// [`dw_weights2`] takes.
+/// [`dw_pass_tables`] lays them out: 16 and 64 for the 4- and 2-bit rows [`dw_weights_narrow`]
+/// takes.
 #[inline(always)]
 fn dw_scale(bits: Bits, taps: usize) -> u32 {
     match bits {
@@ -2039,30 +2049,6 @@ fn dw_scale(bits: Bits, taps: usize) -> u32 {
         Bits::B2 if taps <= DW_SCALED_TAPS => 6,
         _ => 0,
     }
-}
-
-/// [`dw_weights`] for 2-bit rows, a byte (four taps) of each row at a time, each crumb as `64·w`
-/// ([`dw_weights2_asm`]; its sums in halfword lanes, exact for the at most 255 taps taken here:
-/// `|Σ 64·w| ≤ 128·taps < 2^15`), as [`dw_weights4`] takes nibbles as `16·w`. The Rust loop
-/// before it (offset binary, `SSUB16` per crumb pair, the rows' pointers spilled per group) took
-/// about 17 instructions a tap against 11 at 8 bits: mobilenet-v3-small's 2-bit 5×5 layer 6%
-/// dearer than its 8-bit form.
-#[inline(always)]
-fn dw_weights2(rows: [&[u8]; 4], wt: &mut [[u32; 2]]) -> [i32; 4] {
-    let taps = wt.len();
-    let bytes = taps.div_ceil(4);
-    let (Some(r0), Some(r1), Some(r2), Some(r3), true) = (
-        rows[0].get(..bytes),
-        rows[1].get(..bytes),
-        rows[2].get(..bytes),
-        rows[3].get(..bytes),
-        (1..=DW_SCALED_TAPS).contains(&taps),
-    ) else {
-        return dw_weights::<2>(rows, wt);
-    };
-    // SAFETY: each row holds `⌈taps/4⌉` bytes and `wt` `taps` pairs of words (word-aligned).
-    let (s02, s13) = unsafe { dw_weights2_asm([r0.as_ptr(), r1.as_ptr(), r2.as_ptr(), r3.as_ptr()], wt, taps) };
-    [s02 as i16 as i32 >> 6, s13 as i16 as i32 >> 6, s02 as i32 >> 22, s13 as i32 >> 22]
 }
 
 /// The tables of 2-bit rows in assembly: per byte of the four rows (four taps), rows 0 and 2
@@ -4807,7 +4793,7 @@ fn dw_pass_tables<const K: u32>(
     wp: &mut [[u32; 2]],
     fast: &mut [Rq32],
 ) {
-    // The sums of 4- and 2-bit rows come out scaled by 16 and 64 (`dw_weights4`, `dw_weights2`):
+    // The sums of 4- and 2-bit rows come out scaled by 16 and 64 (`dw_weights_narrow`):
     // their requantization takes the scale, as the convolution's does.
     let narrow = has(K, linked::WEIGHTS_4) || has(K, linked::WEIGHTS_2);
     let scale = if narrow { dw_scale(weight_bits, taps) } else { 0 };
@@ -4853,8 +4839,7 @@ fn dw_groups<const B: u8>(
         let (r2, r3) = rest.split_at(row_bytes);
         let rows4 = [r0, r1, r2, r3];
         let sums = match B {
-            4 => dw_weights4(rows4, wt),
-            2 => dw_weights2(rows4, wt),
+            4 | 2 => dw_weights_narrow::<B>(rows4, wt),
             _ => dw_weights8(rows4, wt),
         };
         for (f, s) in entries.iter_mut().zip(sums) {
