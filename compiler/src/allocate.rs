@@ -76,7 +76,7 @@ pub struct LayerOptions {
     /// Per entry of `WEIGHT_BITS`: bytes in the model file and Ω.
     pub bytes: Vec<usize>,
     pub omega: Vec<f64>,
-    /// Allowed bit widths: the pinned one, else those whose rows fill their words ([`fills_words`]).
+    /// Allowed bit widths after pins (and, in [`allocate`], after [`fills_words`]).
     pub allowed: Vec<u8>,
 }
 
@@ -123,15 +123,12 @@ pub fn fills_words(op: &OpKind, bits: u8) -> bool {
 /// ‖Q_b(W_c) − W_c‖² of output channel c with the compiler's quantizer.
 pub type Perturbation<'a> = &'a (dyn Fn(usize, u8) -> Vec<f64> + Sync);
 
-/// Ω tables of every weight layer; `pins` fixes layers (by node index) to a width; with
-/// `whole_words`, a layer is offered only the widths whose rows fill their words
-/// ([`fills_words`]), else every width.
+/// Ω tables of every weight layer; `pins` fixes layers (by node index) to a width.
 pub fn layer_options(
     graph: &Graph,
     sens: &Sensitivity,
     perturbation: Perturbation<'_>,
     pins: &[(usize, u8)],
-    whole_words: bool,
 ) -> Vec<LayerOptions> {
     graph
         .nodes
@@ -152,7 +149,7 @@ pub fn layer_options(
             let bytes = WEIGHT_BITS.iter().map(|&b| weight_layer_bytes(&node.op, b)).collect();
             let allowed = match pins.iter().find(|(n, _)| *n == i) {
                 Some(&(_, b)) => vec![b],
-                None => WEIGHT_BITS.iter().copied().filter(|&b| !whole_words || fills_words(&node.op, b)).collect(),
+                None => WEIGHT_BITS.to_vec(),
             };
             Some(LayerOptions { node: i, name: node.name.clone(), params, trace, bytes, omega, allowed })
         })
@@ -414,7 +411,11 @@ pub fn allocate(
     let by_bytes = |l: &LayerOptions, b: u8| l.bytes[WEIGHT_BITS.iter().position(|&x| x == b).unwrap_or(2)];
     // Widths whose rows leave lanes empty cost the kernels instructions for nothing: they are
     // offered only when the budget cannot be met without them.
-    let mut layers = layer_options(graph, sens, perturbation, pins, true);
+    let all_widths = layer_options(graph, sens, perturbation, pins);
+    let mut layers = all_widths.clone();
+    for l in layers.iter_mut().filter(|l| !pins.iter().any(|(n, _)| *n == l.node)) {
+        l.allowed.retain(|&b| fills_words(&graph.nodes[l.node].op, b));
+    }
     let smallest = |layers: &[LayerOptions], size: &dyn Fn(&LayerOptions, u8) -> usize| -> usize {
         layers.iter().map(|l| l.allowed.iter().map(|&b| size(l, b)).min().unwrap_or(0)).sum()
     };
@@ -427,7 +428,7 @@ pub fn allocate(
     };
     let partial_words = !reachable;
     if partial_words {
-        layers = layer_options(graph, sens, perturbation, pins, false);
+        layers = all_widths;
     }
     let activations = activation_options(graph, sens, calib, raw);
     let bytes_frontier = frontier(&layers, by_bytes);
@@ -583,15 +584,15 @@ mod tests {
         let errors = |_: usize, b: u8| vec![1.0 / b as f64, 3.0 / b as f64];
         let trace = Trace { average: 2.0, std_error: 0.0, channels: vec![1.0, 4.0] };
         let mut sens = Sensitivity { weights: vec![Some(trace.clone())], ..Sensitivity::default() };
-        let per_channel = layer_options(&graph, &sens, &errors, &[], true);
+        let per_channel = layer_options(&graph, &sens, &errors, &[]);
         let want: Vec<f64> = WEIGHT_BITS.iter().map(|&b| (1.0 + 12.0) / b as f64).collect();
         assert_eq!(per_channel[0].omega, want);
         sens.weights[0] = Some(Trace { channels: Vec::new(), ..trace });
-        let average = layer_options(&graph, &sens, &errors, &[], true);
+        let average = layer_options(&graph, &sens, &errors, &[]);
         let want: Vec<f64> = WEIGHT_BITS.iter().map(|&b| 2.0 * 4.0 / b as f64).collect();
         assert_eq!(average[0].omega, want);
         sens.quadratic = vec![Some(vec![5.0, 0.5, -1e-9])];
-        assert_eq!(layer_options(&graph, &sens, &errors, &[], true)[0].omega, vec![5.0, 0.5, 0.0]);
+        assert_eq!(layer_options(&graph, &sens, &errors, &[])[0].omega, vec![5.0, 0.5, 0.0]);
     }
 
     /// A layer of 24 inputs is offered 2 bits (a word and a half a row) only when the weight
