@@ -1125,6 +1125,16 @@ fn scale_shift(l: usize) -> u32 {
     }
 }
 
+/// The scale of [`fc_pairs`]' sums when it reads each 4- or 2-bit weight in the top bits of a
+/// halfword lane (`HIGH`): `2^12·w`, `2^14·w`.
+fn high_scale(l: usize) -> u32 {
+    if l == 4 {
+        12
+    } else {
+        14
+    }
+}
+
 // --- kernels ----------------------------------------------------------------------------------
 
 /// Whether [`dot`]'s sums stay exact in 32 bits for rows of `k` weights over `in_bits`
@@ -3513,10 +3523,21 @@ fn fc_impl<const L: usize, const K: u32>(
         return Path::Scalar;
     };
     let z = in_fmt.zero_point;
+    let scale = scale_shift(L);
+    let bound = sum_bound(in_features, lane_bits(L), in_fmt.bits);
+    // 4- and 2-bit rows whose scaled sums fit read each weight in the top bits of a halfword,
+    // signed as they are (`FcQ::base ≥ 0`: every channel's multiplier keeps its one-`SMMLAR`
+    // form at that scale); the others in offset binary.
+    let high = if L == 2 { None } else { FcQ::new::<K>(rq, high_scale(L), out_features, bound) };
+    let high = high.filter(|q| q.base >= 0);
+    let is_high = high.is_some();
     // The lanes' sum, for the 4- and 2-bit rows read in offset binary (below; 0 at 8 bits).
     let x_sum = if in_fmt.bits == Bits::B8 || !has(K, linked::ACTS_4) {
         if L == 2 {
             convert_pairs(&input[..in_features], z, x);
+            0
+        } else if is_high {
+            convert(&input[..in_features], z, x, 0);
             0
         } else {
             convert_summed(&input[..in_features], z, x)
@@ -3525,26 +3546,34 @@ fn fc_impl<const L: usize, const K: u32>(
         convert4_summed(&input[..in_features.div_ceil(2)], in_features, z, x)
     };
     let x = &x[..];
-    let scale = scale_shift(L);
     let pairs = out_features / 2;
     let mut done = 0;
     let out4 = out_bits::<K>(rq) == Bits::B4;
-    if let (Some(q), true) = (
-        FcQ::new::<K>(rq, scale, out_features, sum_bound(in_features, lane_bits(L), in_fmt.bits)),
-        output.len() >= out_bits::<K>(rq).packed_len(out_features),
-    ) {
+    // (Made after the conversion: held across it, the constants cost 8-bit layers 25
+    // instructions.)
+    let q = if is_high { high } else { FcQ::new::<K>(rq, scale, out_features, bound) };
+    if let (Some(q), true) = (q, output.len() >= out_bits::<K>(rq).packed_len(out_features)) {
         // A pair's two outputs are two bytes, or two nibbles of one (4-bit activations).
-        let pairs_asm: FcPairsAsm = if out4 { fc_pairs::<L, true> } else { fc_pairs::<L, false> };
+        let pairs_asm: FcPairsAsm = match (out4, is_high) {
+            (true, true) => fc_pairs::<L, true, true>,
+            (true, false) => fc_pairs::<L, true, false>,
+            (false, true) => fc_pairs::<L, false, true>,
+            (false, false) => fc_pairs::<L, false, false>,
+        };
         let out_byte = |pair: usize| if out4 { pair } else { 2 * pair };
-        // The 4- and 2-bit rows are read in offset binary, `w + o`, and their products come out
-        // scaled by `2^scale` (the lanes masked in the top bits of a byte): each sum starts at
+        // Rows read in offset binary, `w + o`, have their products come out scaled by
+        // `2^scale` (the lanes masked in the top bits of a byte): each sum starts at
         // `−o·Σx·2^scale` (every lane of every block, the padding's being 0; a wrapping start
         // is exact, as every sum that fits is, in 32-bit two's complement).
-        let start = x_sum.wrapping_mul(match L {
-            2 => 0,
-            4 => -8 * 16,
-            _ => -2 * 64,
-        });
+        let start = if is_high {
+            0
+        } else {
+            x_sum.wrapping_mul(match L {
+                2 => 0,
+                4 => -8 * 16,
+                _ => -2 * 64,
+            })
+        };
         let xp = x.as_ptr() as *const u32;
         let bias_bytes = Biases::bytes_per_channel(rq.bias.exponent);
         let (bias, mult) = (rq.bias.bytes, rq.multiplier.bytes);
@@ -3691,10 +3720,14 @@ impl FcQ {
     fn new<const K: u32>(rq: &Requant<'_>, scale: u32, channels: usize, sum_bound: i64) -> Option<FcQ> {
         let e = rq.bias.exponent as u32;
         let bias_shift = if rq.bias.exponent == BIAS_I32 { 32 } else { e + scale };
-        // A 16-bit bias and a sum held scaled each below 2^30 (`|b|·2^(e + scale) ≤ 2^30`), so
+        // A 16-bit bias `b·2^e` (`|b| ≤ 2^15`) and a sum held scaled together below 2^31, so
         // that their sum needs no test of overflow (32-bit biases are tested, out of line).
-        let narrow = bias_shift <= 16 && (scale == 0 || bias_shift <= 15 && sum_bound << scale < 1 << 30);
-        let fits = (narrow || bias_shift == 32)
+        let scaled_bound = sum_bound.saturating_mul(1 << scale);
+        let narrow = bias_shift <= 16 && (scale == 0 || scaled_bound.saturating_add(1 << (15 + bias_shift)) < 1 << 31);
+        // A 32-bit bias's sum with the scaled sum is tested in the assembly, the sum not (at 8
+        // bits [`sums_fit`] has bounded it).
+        let wide = bias_shift == 32 && (scale == 0 || scaled_bound < 1 << 31);
+        let fits = (narrow || wide)
             && rq.bias.bytes.len() >= Biases::bytes_per_channel(rq.bias.exponent) * channels
             && rq.multiplier.bytes.len() >= 2 * channels;
         fits.then(|| FcQ {
@@ -3743,10 +3776,25 @@ macro_rules! fc_step_w4 {
     };
 }
 
-/// Lanes of the two rows' words in offset binary (r5: row `a`, r4: row `b`), each word shifted
-/// by `$lo` and `$hi` (shifter operands) under the mask in lr, against the next two block words.
-/// The mask keeps each lane's weight in the top bits of its halfword's low byte (`0x00F000F0`,
-/// `0x00C000C0`), so that the products come out scaled by 16 or 64, as the sums are held.
+/// [`fc_step_w4`] for rows read as they are, each nibble masked into the top bits of its
+/// halfword lane (`0xF000F000`), where its sign is the lane's: `2^12·w`, no `EOR`. Sets no
+/// flags.
+macro_rules! fc_step_w4_high {
+    () => {
+        concat!(
+            "ldr r4, [r0, r1]\n",
+            "ldr r5, [r0], #4\n",
+            fc_lanes!(", lsl #12", ", lsl #4"),
+            fc_lanes!(", lsl #8", ""),
+        )
+    };
+}
+
+/// Lanes of the two rows' words (r5: row `a`, r4: row `b`), each word shifted by `$lo` and
+/// `$hi` (shifter operands) under the mask in lr, against the next two block words. The mask
+/// keeps each lane's weight in the top bits of its halfword's low byte for words in offset
+/// binary (`0x00F000F0`, `0x00C000C0`: products scaled by 16 or 64, as the sums are held), or of
+/// the halfword itself for words as they are (`0xF000F000`, `0xC000C000`: `2^12·w`, `2^14·w`).
 macro_rules! fc_lanes {
     ($lo:literal, $hi:literal) => {
         concat!(
@@ -3895,7 +3943,9 @@ type FcPairsAsm =
 /// it was spilled around the dot product: about 45 instructions an output besides it, here
 /// 20): per pair, the two rows' dot product as [`dot2_w8`], [`dot2_w4`] or [`dot2_w2`] (the
 /// sums starting at `start`, `−o·Σx·2^scale` for the offset-binary widths, whose products the
-/// masks scale by `2^scale`), each bias added (a 16-bit one with `SMLABB`/`SMLATB` by
+/// masks scale by `2^scale`; with `HIGH`, 4- and 2-bit weights as they are, masked into the top
+/// of their halfword lanes, which leaves out the offset's `EOR` per row word and the input's
+/// lane sum, for layers whose sums and biases fit 32 bits at [`high_scale`]), each bias added (a 16-bit one with `SMLABB`/`SMLATB` by
 /// [`FcQ::bias_pow`]; a 32-bit bias whose scaled form or sum overflows stops the assembly), the
 /// requantization of [`fc_requant`] and the stores. Returns the pairs left: 0, or the
 /// count from the pair it stopped at, which the caller runs in Rust ([`fc_pair`]).
@@ -3907,7 +3957,7 @@ type FcPairsAsm =
 /// with `OUT4`).
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
-unsafe fn fc_pairs<const L: usize, const OUT4: bool>(
+unsafe fn fc_pairs<const L: usize, const OUT4: bool, const HIGH: bool>(
     w: *const u8,
     row_bytes: usize,
     x: *const u32,
@@ -4016,8 +4066,8 @@ unsafe fn fc_pairs<const L: usize, const OUT4: bool>(
     // The pair's two outputs: two bytes, or (4-bit output) two nibbles of one byte.
     macro_rules! by_width {
         ($store:expr) => {
-    match L {
-                2 => pair_loop!(
+    match (L, HIGH) {
+                (2, _) => pair_loop!(
                     $store;
                     concat!("smlabb r8, r4, r1, r8\n", "smlatb r9, r4, r1, r9\n"),
                     concat!("add r8, r8, r5\n", "add r9, r9, r4\n"),
@@ -4045,7 +4095,26 @@ unsafe fn fc_pairs<const L: usize, const OUT4: bool>(
                     "bne 3b",
                     "4:",
                 ),
-                4 => pair_loop!(
+                (4, true) => pair_loop!(
+                    $store;
+                    concat!("smlabb r8, r4, r1, r8\n", "smlatb r9, r4, r1, r9\n"),
+                    concat!("add r8, r8, r5\n", "add r9, r9, r4\n"),
+                    concat!(wide_bias_scaled!("12"), scaled_bias_add!());
+                    // The mask of the weights' lanes (times 2^12), kept in lr for the whole call.
+                    "mov lr, #0xF000F000";
+                    "lsrs r3, r3, #1",
+                    "bcc 2f",
+                    fc_step_w4_high!(),
+                    "2:",
+                    "beq 4f",
+                    "3:",
+                    fc_step_w4_high!(),
+                    fc_step_w4_high!(),
+                    "subs r3, r3, #1",
+                    "bne 3b",
+                    "4:",
+                ),
+                (4, false) => pair_loop!(
                     $store;
                     concat!("smlabb r8, r4, r1, r8\n", "smlatb r9, r4, r1, r9\n"),
                     concat!("add r8, r8, r5\n", "add r9, r9, r4\n"),
@@ -4065,7 +4134,24 @@ unsafe fn fc_pairs<const L: usize, const OUT4: bool>(
                     "bne 3b",
                     "4:",
                 ),
-                _ => pair_loop!(
+                (_, true) => pair_loop!(
+                    $store;
+                    concat!("smlabb r8, r4, r1, r8\n", "smlatb r9, r4, r1, r9\n"),
+                    concat!("add r8, r8, r5\n", "add r9, r9, r4\n"),
+                    concat!(wide_bias_scaled!("14"), scaled_bias_add!());
+                    // The mask of the weights' lanes (times 2^14), kept in lr for the whole call.
+                    "mov lr, #0xC000C000";
+                    "3:",
+                    "ldr r4, [r0, r1]",
+                    "ldr r5, [r0], #4",
+                    fc_lanes!(", lsl #14", ", lsl #6"),
+                    fc_lanes!(", lsl #12", ", lsl #4"),
+                    fc_lanes!(", lsl #10", ", lsl #2"),
+                    fc_lanes!(", lsl #8", ""),
+                    "subs r3, r3, #1",
+                    "bne 3b",
+                ),
+                (_, false) => pair_loop!(
                     $store;
                     concat!("smlabb r8, r4, r1, r8\n", "smlatb r9, r4, r1, r9\n"),
                     concat!("add r8, r8, r5\n", "add r9, r9, r4\n"),
