@@ -3524,13 +3524,15 @@ fn fc_impl<const L: usize, const K: u32>(
     };
     let z = in_fmt.zero_point;
     let scale = scale_shift(L);
-    let bound = sum_bound(in_features, lane_bits(L), in_fmt.bits);
+    // `sum_bound` of the rows, which [`fc_at`]'s `sums_fit` has bounded below 2^31.
+    let bound = {
+        let (b, a) = (lane_bits(L).get(), in_fmt.bits.get());
+        (in_features as u32).wrapping_mul((1 << (b - 1)) * ((1 << a) - 1))
+    };
     // 4- and 2-bit rows whose scaled sums fit read each weight in the top bits of a halfword,
     // signed as they are (`FcQ::base ≥ 0`: every channel's multiplier keeps its one-`SMMLAR`
     // form at that scale); the others in offset binary.
-    let high = if L == 2 { None } else { FcQ::new::<K>(rq, high_scale(L), out_features, bound) };
-    let high = high.filter(|q| q.base >= 0);
-    let is_high = high.is_some();
+    let is_high = FcQ::high::<L>(rq, bound);
     // The lanes' sum, for the 4- and 2-bit rows read in offset binary (below; 0 at 8 bits).
     let x_sum = if in_fmt.bits == Bits::B8 || !has(K, linked::ACTS_4) {
         if L == 2 {
@@ -3551,7 +3553,8 @@ fn fc_impl<const L: usize, const K: u32>(
     let out4 = out_bits::<K>(rq) == Bits::B4;
     // (Made after the conversion: held across it, the constants cost 8-bit layers 25
     // instructions.)
-    let q = if is_high { high } else { FcQ::new::<K>(rq, scale, out_features, bound) };
+    let (scale_held, fits) = if is_high { (high_scale(L), true) } else { (scale, FcQ::sums_fit(rq, scale, bound)) };
+    let q = FcQ::new::<K>(rq, scale_held, out_features, fits);
     if let (Some(q), true) = (q, output.len() >= out_bits::<K>(rq).packed_len(out_features)) {
         // A pair's two outputs are two bytes, or two nibbles of one (4-bit activations).
         let pairs_asm: FcPairsAsm = match (out4, is_high) {
@@ -3716,18 +3719,49 @@ struct FcQ {
 }
 
 impl FcQ {
+    /// `2^shift` for a 16-bit bias `b·2^e` and sums held scaled by `2^scale`; 32 for 32-bit
+    /// biases.
     #[inline(always)]
-    fn new<const K: u32>(rq: &Requant<'_>, scale: u32, channels: usize, sum_bound: i64) -> Option<FcQ> {
-        let e = rq.bias.exponent as u32;
-        let bias_shift = if rq.bias.exponent == BIAS_I32 { 32 } else { e + scale };
-        // A 16-bit bias `b·2^e` (`|b| ≤ 2^15`) and a sum held scaled together below 2^31, so
-        // that their sum needs no test of overflow (32-bit biases are tested, out of line).
-        let scaled_bound = sum_bound.saturating_mul(1 << scale);
-        let narrow = bias_shift <= 16 && (scale == 0 || scaled_bound.saturating_add(1 << (15 + bias_shift)) < 1 << 31);
-        // A 32-bit bias's sum with the scaled sum is tested in the assembly, the sum not (at 8
-        // bits [`sums_fit`] has bounded it).
-        let wide = bias_shift == 32 && (scale == 0 || scaled_bound < 1 << 31);
-        let fits = (narrow || wide)
+    fn bias_shift(rq: &Requant<'_>, scale: u32) -> u32 {
+        if rq.bias.exponent == BIAS_I32 {
+            32
+        } else {
+            rq.bias.exponent as u32 + scale
+        }
+    }
+
+    /// Whether [`fc_pairs`] holds the sums of rows with this `sum_bound` at `scale` (at most 15)
+    /// with no test of overflow but a 32-bit bias's.
+    #[inline(always)]
+    fn sums_fit(rq: &Requant<'_>, scale: u32, sum_bound: u32) -> bool {
+        let bias_shift = FcQ::bias_shift(rq, scale);
+        // A 32-bit bias's sum is tested in the assembly; the sum itself, at the offset-binary
+        // scales, is bounded by [`fc_at`]'s `sums_fit` ([`FcQ::high`] leaves 32-bit biases
+        // out). A 16-bit bias `b·2^e` (`|b| ≤ 2^15`) and a scaled sum together below 2^31,
+        // `2^(15 + e) + bound < 2^(31 − scale)` (no wrap: `e ≤ 16 − scale`), so that their sum
+        // needs no test; unscaled sums fit by `sums_fit`.
+        bias_shift == 32
+            || bias_shift <= 16 && (scale == 0 || sum_bound < (1 << (31 - scale)) - (1 << (15 + bias_shift - scale)))
+    }
+
+    /// Whether the 4- or 2-bit rows of a layer with this `sum_bound` take [`fc_pairs`]' `HIGH`
+    /// form: 16-bit biases whose sums with the rows' fit at [`high_scale`], and every channel's
+    /// multiplier keeping its one-`SMMLAR` form there (`FcQ::base ≥ 0`).
+    #[inline(always)]
+    fn high<const L: usize>(rq: &Requant<'_>, sum_bound: u32) -> bool {
+        let scale = high_scale(L);
+        L != 2
+            && rq.bias.exponent != BIAS_I32
+            && rq.multiplier.shift_base as i32 + 19 >= scale as i32
+            && FcQ::sums_fit(rq, scale, sum_bound)
+    }
+
+    /// The constants for sums held scaled by `2^scale`, where [`FcQ::sums_fit`] holds
+    /// (`sums_fit`), if the biases and multipliers cover `channels`.
+    #[inline(always)]
+    fn new<const K: u32>(rq: &Requant<'_>, scale: u32, channels: usize, sums_fit: bool) -> Option<FcQ> {
+        let bias_shift = FcQ::bias_shift(rq, scale);
+        let fits = sums_fit
             && rq.bias.bytes.len() >= Biases::bytes_per_channel(rq.bias.exponent) * channels
             && rq.multiplier.bytes.len() >= 2 * channels;
         fits.then(|| FcQ {
