@@ -563,7 +563,8 @@ fn dot<const L: usize, const P: usize>(row: &[u8], x: &[[[u32; L]; P]]) -> [i32;
 
 /// The rows of [`conv_impl`]'s blocks that its fast forms leave out: a last block of fewer than
 /// four pixels, 4-bit outputs of an odd channel count. A call of its own, so that the
-/// convolution's register allocation does not change with it.
+/// convolution's register allocation does not change with it. The sums, at the width's scale,
+/// are shifted left by `lift` to the table's (exact: the table's scale holds them).
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
 fn rows_any<const L: usize>(
@@ -575,6 +576,7 @@ fn rows_any<const L: usize>(
     output: &mut [u8],
     q0: usize,
     n: usize,
+    lift: u32,
 ) {
     let oc = fast.len();
     for (c, (row, f)) in weights.chunks_exact(row_bytes).zip(fast).enumerate() {
@@ -583,7 +585,7 @@ fn rows_any<const L: usize>(
         let acc =
             if n <= 2 { core::array::from_fn(|p| if p < n { dot_one(row, x, p) } else { 0 }) } else { dot(row, x) };
         for (p, &a) in acc.iter().enumerate().take(n) {
-            put(output, out_bits, (q0 + p) * oc + c, f.apply_any(a, lo, hi));
+            put(output, out_bits, (q0 + p) * oc + c, f.apply_any(a << lift, lo, hi));
         }
     }
 }
@@ -1125,14 +1127,30 @@ fn scale_shift(l: usize) -> u32 {
     }
 }
 
-/// The scale of [`fc_pairs`]' sums when it reads each 4- or 2-bit weight in the top bits of a
-/// halfword lane (`HIGH`): `2^12·w`, `2^14·w`.
+/// The scale of the sums of [`fc_pairs`] and [`rows_plain`] when they read each 4- or 2-bit
+/// weight in the top bits of a halfword lane (`HIGH`): `2^12·w`, `2^14·w`.
 fn high_scale(l: usize) -> u32 {
     if l == 4 {
         12
     } else {
         14
     }
+}
+
+/// Whether a convolution's 4- or 2-bit rows of `words` words may take [`rows_plain`]'s `HIGH`
+/// forms (`plain`: the block loops that read them, an output with no clamp but its range, no
+/// band and lanes of `a − z`): the rows those forms take (1–3 or a multiple of 4 words at 4
+/// bits, an even count at 2; no 4-bit row of `8n + 1` weights, which [`PlainRows`] reads
+/// short of its last word), and multipliers whose one-`SMMLAR` form exists at [`high_scale`]
+/// for every channel (`r + scale ≤ 47`, `r = 31 − s` at most `31 − base`). Whether the sums fit
+/// there, [`Rq32::table`] says.
+fn conv_high<const L: usize>(k: usize, words: usize, plain: bool, rq: &Requant<'_>) -> bool {
+    let forms = match L {
+        4 => (words <= 3 || words.is_multiple_of(4)) && k % 8 != 1,
+        8 => words.is_multiple_of(2),
+        _ => false,
+    };
+    plain && forms && words > 0 && rq.multiplier.shift_base as i32 >= high_scale(L) as i32 - 16
 }
 
 // --- kernels ----------------------------------------------------------------------------------
@@ -1272,7 +1290,19 @@ fn conv_impl<const L: usize, const K: u32>(
         && (lo, hi) == (-8, 7)
         && oc.is_multiple_of(2)
         && col.len() >= PIX * oc;
-    let all_fast = Rq32::table(rq, 0, bound, scale, unclamped || unclamped4, fast);
+    // 4- and 2-bit rows of the plain loops' forms ([`conv_high`]) whose sums fit at
+    // [`high_scale`] read each weight in the top bits of its halfword lane, signed as it is
+    // (two `AND`s per word half where an `AND` and two `SXTB16` took three): the table at that
+    // scale, or, where a channel is not fast there, at the usual one.
+    let unclamped_out = if out_bits == Bits::B8 { unclamped } else { unclamped4 };
+    let mut high = conv_high::<L>(k, words, unclamped_out && band.is_none() && !aligned4, rq);
+    let mut all_fast = Rq32::table(rq, 0, bound, if high { high_scale(L) } else { scale }, unclamped_out, fast);
+    if high && !all_fast {
+        high = false;
+        all_fast = Rq32::table(rq, 0, bound, scale, unclamped_out, fast);
+    }
+    // The sums of the Rust rows, at `scale`, shifted to the table's.
+    let lift = if high { high_scale(L) - scale } else { 0 };
     let (plain, plain4) = (unclamped && all_fast, unclamped4 && all_fast);
     let last: &[u8] = if band.is_some() {
         if Band::folds::<L>(g) {
@@ -1346,7 +1376,11 @@ fn conv_impl<const L: usize, const K: u32>(
         if n == PIX && out_bits == Bits::B8 {
             let block = &mut output[q0 * oc..(q0 + PIX) * oc];
             if plain {
-                plain_rows::<L>(plan, weights, row_bytes, words, x, fast, block, last);
+                if high {
+                    plain_rows::<L, true>(plan, weights, row_bytes, words, x, fast, block, last);
+                } else {
+                    plain_rows::<L, false>(plan, weights, row_bytes, words, x, fast, block, last);
+                }
             } else {
                 let (o0, rest) = block.split_at_mut(oc);
                 let (o1, rest) = rest.split_at_mut(oc);
@@ -1359,7 +1393,11 @@ fn conv_impl<const L: usize, const K: u32>(
             }
         } else if plain4 && n == PIX {
             let bytes = &mut col[..PIX * oc];
-            plain_rows::<L>(plan, weights, row_bytes, words, x, fast, bytes, last);
+            if high {
+                plain_rows::<L, true>(plan, weights, row_bytes, words, x, fast, bytes, last);
+            } else {
+                plain_rows::<L, false>(plan, weights, row_bytes, words, x, fast, bytes, last);
+            }
             if let Some(out) = output.get_mut(q0 * oc / 2..(q0 + PIX) * oc / 2) {
                 pack_nibbles(bytes, out);
             }
@@ -1376,7 +1414,7 @@ fn conv_impl<const L: usize, const K: u32>(
                 }
             }
         } else {
-            rows_any(weights, row_bytes, x, fast, (lo, hi, out_bits), output, q0, n);
+            rows_any(weights, row_bytes, x, fast, (lo, hi, out_bits), output, q0, n, lift);
         }
         q0 += n;
     }
@@ -2558,7 +2596,7 @@ impl PlainRows {
 /// `plan` (from the same arguments) says.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn plain_rows<const L: usize>(
+fn plain_rows<const L: usize, const HIGH: bool>(
     plan: PlainRows,
     weights: &[u8],
     row_bytes: usize,
@@ -2582,7 +2620,7 @@ fn plain_rows<const L: usize>(
         // outputs `p·oc + c` for `p < PIX`, `first ≤ c < first + n` inside `block` (length
         // checked).
         unsafe {
-            rows_plain_outlined::<L>(
+            rows_plain_outlined::<L, HIGH>(
                 w.as_ptr(),
                 row_bytes,
                 x.as_ptr() as *const u32,
@@ -2608,6 +2646,7 @@ fn plain_rows<const L: usize>(
         let a = dot4(row, x);
         for (p, a) in a.into_iter().enumerate() {
             if let Some(d) = block.get_mut(p * oc + c) {
+                let a = if HIGH { a << (high_scale(L) - scale_shift(L)) } else { a };
                 *d = f.unclamped_any(a).clamp(-128, 127) as u8;
             }
         }
@@ -2676,6 +2715,61 @@ macro_rules! step_w4 {
             "smlad ", $b, ", r4, r12, ", $b, "\n",
             "smlad ", $b, ", r5, lr, ", $b, "\n",
         )
+    };
+}
+
+/// [`step_w4`] with each nibble masked into the top bits of its halfword lane (the mask
+/// `0xF000F000` in r2), where its sign is the lane's: `2^12·w`, two `AND`s with a shifted
+/// operand per half where an `AND` and two `SXTB16` took three (25 instructions per 32
+/// multiply-accumulates; the sums held scaled by 2^12, [`conv_high`]).
+macro_rules! step_w4_high {
+    () => {
+        concat!(
+            "ldr r3, [r0], #4\n",
+            "and r4, r2, r3, lsl #12\n",
+            "and r5, r2, r3, lsl #4\n",
+            step_w4!(@pixels "r8", "r9"),
+            step_w4!(@pixels "r10", "r11"),
+            "and r4, r2, r3, lsl #8\n",
+            "and r5, r2, r3\n",
+            step_w4!(@pixels "r8", "r9"),
+            step_w4!(@pixels "r10", "r11"),
+        )
+    };
+}
+
+/// [`step_w2`] with each crumb masked into the top bits of its halfword lane (the mask
+/// `0xC000C000` in r2): quarter `j`'s lanes (j, 8+j) and (4+j, 12+j) by shifts of `14 − 2j` and
+/// `6 − 2j`, 49 instructions per 64 multiply-accumulates where 53 took them (sums scaled by
+/// 2^14).
+macro_rules! step_w2_high {
+    () => {
+        concat!(
+            "ldr r3, [r0], #4\n",
+            step_w2_high!(@quarter "14", ", lsl #6"),
+            step_w2_high!(@quarter "12", ", lsl #4"),
+            step_w2_high!(@quarter "10", ", lsl #2"),
+            step_w2_high!(@quarter "8", ""),
+        )
+    };
+    (@quarter $a:literal, $b:literal) => {
+        concat!(
+            "and r4, r2, r3, lsl #",
+            $a,
+            "\n",
+            "and r5, r2, r3",
+            $b,
+            "\n",
+            step_w4!(@pixels "r8", "r9"),
+            step_w4!(@pixels "r10", "r11"),
+        )
+    };
+}
+
+/// [`pairs_w2`] of [`step_w2_high`].
+macro_rules! pairs_w2_high {
+    () => {
+        concat!("4:\n", step_w2_high!(), step_w2_high!(), "ldr r3, [sp, #32]\n", "cmp r1, r3\n", "bne 4b\n",)
     };
 }
 
@@ -2771,16 +2865,10 @@ macro_rules! step_w2 {
 /// The main 4-bit loop: four words per iteration, the mask in r2, until the im2col end.
 macro_rules! quads_w4 {
     () => {
-        concat!(
-            "4:\n",
-            step_w4!(),
-            step_w4!(),
-            step_w4!(),
-            step_w4!(),
-            "ldr r3, [sp, #32]\n",
-            "cmp r1, r3\n",
-            "bne 4b\n",
-        )
+        quads_w4!(step_w4)
+    };
+    ($step:ident) => {
+        concat!("4:\n", $step!(), $step!(), $step!(), $step!(), "ldr r3, [sp, #32]\n", "cmp r1, r3\n", "bne 4b\n",)
     };
 }
 
@@ -2789,16 +2877,19 @@ macro_rules! quads_w4 {
 /// makes a 4-bit row of 64 weights no dearer than an 8-bit one.
 macro_rules! octs_w4 {
     () => {
+        octs_w4!(step_w4)
+    };
+    ($step:ident) => {
         concat!(
             "4:\n",
-            step_w4!(),
-            step_w4!(),
-            step_w4!(),
-            step_w4!(),
-            step_w4!(),
-            step_w4!(),
-            step_w4!(),
-            step_w4!(),
+            $step!(),
+            $step!(),
+            $step!(),
+            $step!(),
+            $step!(),
+            $step!(),
+            $step!(),
+            $step!(),
             "ldr r3, [sp, #32]\n",
             "cmp r1, r3\n",
             "bne 4b\n",
@@ -2919,7 +3010,7 @@ unsafe fn rows_plain_w4_other(
     tail: bool,
 ) {
     // SAFETY: the caller's.
-    unsafe { rows_plain::<4, true>(w, row_bytes, x, words, rq, out, oc, rows, tail) }
+    unsafe { rows_plain::<4, true, false>(w, row_bytes, x, words, rq, out, oc, rows, tail) }
 }
 
 /// [`rows_plain`] as a call of its own, for [`plain_rows`]' two runs (the rows, then a last row
@@ -2930,7 +3021,7 @@ unsafe fn rows_plain_w4_other(
 /// As [`rows_plain`].
 #[allow(clippy::too_many_arguments)]
 #[inline(never)]
-unsafe fn rows_plain_outlined<const L: usize>(
+unsafe fn rows_plain_outlined<const L: usize, const HIGH: bool>(
     w: *const u8,
     row_bytes: usize,
     x: *const u32,
@@ -2942,7 +3033,7 @@ unsafe fn rows_plain_outlined<const L: usize>(
     tail: bool,
 ) {
     // SAFETY: the caller's.
-    unsafe { rows_plain::<L, false>(w, row_bytes, x, words, rq, out, oc, rows, tail) }
+    unsafe { rows_plain::<L, false, HIGH>(w, row_bytes, x, words, rq, out, oc, rows, tail) }
 }
 
 /// Weight words per iteration of [`rows_plain`]'s loop for `L` lane pairs per word.
@@ -2968,7 +3059,7 @@ const fn unroll(l: usize) -> usize {
 /// holds one weight, with `L = 4` and 2 or 4 words, or `L = 2`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn rows_plain<const L: usize, const OTHER: bool>(
+unsafe fn rows_plain<const L: usize, const OTHER: bool, const HIGH: bool>(
     w: *const u8,
     row_bytes: usize,
     x: *const u32,
@@ -3049,6 +3140,19 @@ unsafe fn rows_plain<const L: usize, const OTHER: bool>(
         () => {
             step_w4!()
         };
+    }
+    if HIGH {
+        // The forms [`conv_high`] takes: 4-bit rows of 1–3 words or a multiple of 4, 2-bit rows
+        // of an even count, the mask in r2.
+        match (L, words) {
+            (4, 1) => row_loop!(low_bits; "mov r2, #0xF000F000", step_w4_high!()),
+            (4, 2) => row_loop!(low_bits; "mov r2, #0xF000F000", step_w4_high!(), step_w4_high!()),
+            (4, 3) => row_loop!(low_bits; "mov r2, #0xF000F000", step_w4_high!(), step_w4_high!(), step_w4_high!()),
+            (4, _) if words.is_multiple_of(8) => row_loop!(low_bits; "mov r2, #0xF000F000", octs_w4!(step_w4_high),),
+            (4, _) => row_loop!(low_bits; "mov r2, #0xF000F000", quads_w4!(step_w4_high),),
+            _ => row_loop!(low_bits; "mov r2, #0xC000C000", pairs_w2_high!(),),
+        }
+        return;
     }
     match (L, whole) {
         (4, _) if OTHER && tail && words == 2 => {
