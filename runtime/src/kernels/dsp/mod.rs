@@ -1141,16 +1141,21 @@ fn high_scale(l: usize) -> u32 {
 /// forms (`plain`: the block loops that read them, an output with no clamp but its range, no
 /// band and lanes of `a − z`): the rows those forms take (1–3 or a multiple of 4 words at 4
 /// bits, an even count at 2; no 4-bit row of `8n + 1` weights, which [`PlainRows`] reads
-/// short of its last word), and multipliers whose one-`SMMLAR` form exists at [`high_scale`]
-/// for every channel (`r + scale ≤ 47`, `r = 31 − s` at most `31 − base`). Whether the sums fit
-/// there, [`Rq32::table`] says.
-fn conv_high<const L: usize>(k: usize, words: usize, plain: bool, rq: &Requant<'_>) -> bool {
+/// short of its last word), multipliers whose one-`SMMLAR` form exists at [`high_scale`] for
+/// every channel (`r + scale ≤ 47`, `r = 31 − s` at most `31 − base`), and 16-bit biases
+/// `b·2^e` that with the sums (`sum_bound`) fit 32 bits at that scale, `2^(15 + e) + bound <
+/// 2^(31 − scale)` (a table made at that scale and found not fast is made again: resnet8's
+/// 4-bit 3×3 layer over 32 channels paid 11 K instructions for that before this test).
+fn conv_high<const L: usize>(k: usize, words: usize, sum_bound: i64, plain: bool, rq: &Requant<'_>) -> bool {
     let forms = match L {
         4 => (words <= 3 || words.is_multiple_of(4)) && k % 8 != 1,
         8 => words.is_multiple_of(2),
         _ => false,
     };
-    plain && forms && words > 0 && rq.multiplier.shift_base as i32 >= high_scale(L) as i32 - 16
+    let scale = high_scale(L);
+    let e = rq.bias.exponent;
+    let fits = e != BIAS_I32 && sum_bound.saturating_add(1 << (15 + e.min(16))) < 1 << (31 - scale);
+    plain && forms && words > 0 && fits && rq.multiplier.shift_base as i32 >= scale as i32 - 16
 }
 
 // --- kernels ----------------------------------------------------------------------------------
@@ -1295,7 +1300,7 @@ fn conv_impl<const L: usize, const K: u32>(
     // (two `AND`s per word half where an `AND` and two `SXTB16` took three): the table at that
     // scale, or, where a channel is not fast there, at the usual one.
     let unclamped_out = if out_bits == Bits::B8 { unclamped } else { unclamped4 };
-    let mut high = conv_high::<L>(k, words, unclamped_out && band.is_none() && !aligned4, rq);
+    let mut high = conv_high::<L>(k, words, bound, unclamped_out && band.is_none() && !aligned4, rq);
     let mut all_fast = Rq32::table(rq, 0, bound, if high { high_scale(L) } else { scale }, unclamped_out, fast);
     if high && !all_fast {
         high = false;
@@ -1327,7 +1332,7 @@ fn conv_impl<const L: usize, const K: u32>(
         &[]
     };
     let fast = &fast[..];
-    let plan = PlainRows::new::<L>(weights, row_bytes, words, k, oc, last);
+    let plan = PlainRows::new::<L>(weights, row_bytes, words, k, oc, last, high);
     // A pointwise layer (1×1, unpadded) over an 8-bit input and 8- or 4-bit weights, or over a
     // 4-bit input: a pixel's receptive field is its channels, converted where they lie
     // ([`pointwise_fields`]).
@@ -1376,11 +1381,7 @@ fn conv_impl<const L: usize, const K: u32>(
         if n == PIX && out_bits == Bits::B8 {
             let block = &mut output[q0 * oc..(q0 + PIX) * oc];
             if plain {
-                if high {
-                    plain_rows::<L, true>(plan, weights, row_bytes, words, x, fast, block, last);
-                } else {
-                    plain_rows::<L, false>(plan, weights, row_bytes, words, x, fast, block, last);
-                }
+                plain_rows::<L>(plan, weights, row_bytes, words, x, fast, block, last);
             } else {
                 let (o0, rest) = block.split_at_mut(oc);
                 let (o1, rest) = rest.split_at_mut(oc);
@@ -1393,11 +1394,7 @@ fn conv_impl<const L: usize, const K: u32>(
             }
         } else if plain4 && n == PIX {
             let bytes = &mut col[..PIX * oc];
-            if high {
-                plain_rows::<L, true>(plan, weights, row_bytes, words, x, fast, bytes, last);
-            } else {
-                plain_rows::<L, false>(plan, weights, row_bytes, words, x, fast, bytes, last);
-            }
+            plain_rows::<L>(plan, weights, row_bytes, words, x, fast, bytes, last);
             if let Some(out) = output.get_mut(q0 * oc / 2..(q0 + PIX) * oc / 2) {
                 pack_nibbles(bytes, out);
             }
@@ -2571,10 +2568,27 @@ struct PlainRows {
     /// 8·n + 1 weights (3×3 and 5×5 kernels over one channel) of 2 or 4 words (`tail_w4`), 8-bit
     /// rows of 4·n + 1 (`tail_w8`).
     tail: bool,
+    /// The assembly's form, [`rows_plain_outlined`] with `HIGH` or without (chosen once per
+    /// layer: a test per block in the convolution's loop moved its register allocation, +11
+    /// instructions a block on dscnn-kws' `mixed` pointwise layers), and the shift of the Rust
+    /// rows' sums to its scale.
+    run: RowsPlainAsm,
+    lift: u32,
 }
 
+/// [`rows_plain_outlined`] at one form.
+type RowsPlainAsm = unsafe fn(*const u8, usize, *const u32, usize, *const Rq32, *mut u8, usize, usize, bool);
+
 impl PlainRows {
-    fn new<const L: usize>(weights: &[u8], row_bytes: usize, words: usize, k: usize, oc: usize, last: &[u8]) -> Self {
+    fn new<const L: usize>(
+        weights: &[u8],
+        row_bytes: usize,
+        words: usize,
+        k: usize,
+        oc: usize,
+        last: &[u8],
+        high: bool,
+    ) -> Self {
         let tail = L == 4 && k % 8 == 1 && (words == 2 || words == 4) || L == 2 && k % 4 == 1;
         // The assembly reads `4·words` bytes from each row's start (with a tail, `4·words − 3`);
         // a row's last word may hold the next row's first bytes (they meet zero activations),
@@ -2585,7 +2599,12 @@ impl PlainRows {
             rows -= 1;
         }
         let last_copy = rows + 1 == oc && last.len() >= reach;
-        PlainRows { rows, last_copy, tail }
+        let (run, lift): (RowsPlainAsm, u32) = if high {
+            (rows_plain_outlined::<L, true>, high_scale(L) - scale_shift(L))
+        } else {
+            (rows_plain_outlined::<L, false>, 0)
+        };
+        PlainRows { rows, last_copy, tail, run, lift }
     }
 }
 
@@ -2596,7 +2615,7 @@ impl PlainRows {
 /// `plan` (from the same arguments) says.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn plain_rows<const L: usize, const HIGH: bool>(
+fn plain_rows<const L: usize>(
     plan: PlainRows,
     weights: &[u8],
     row_bytes: usize,
@@ -2607,7 +2626,7 @@ fn plain_rows<const L: usize, const HIGH: bool>(
     last: &[u8],
 ) {
     let oc = fast.len();
-    let PlainRows { rows, mut last_copy, tail } = plan;
+    let PlainRows { rows, mut last_copy, tail, run, lift } = plan;
     // Up to two runs of the assembly from one call site (each is ~300 bytes of code): the rows
     // inside `weights`, then the last row from its copy, which a first layer's odd row length
     // leaves short of a whole word (in Rust, that one row cost a MobileNet's first layer 4%).
@@ -2620,7 +2639,7 @@ fn plain_rows<const L: usize, const HIGH: bool>(
         // outputs `p·oc + c` for `p < PIX`, `first ≤ c < first + n` inside `block` (length
         // checked).
         unsafe {
-            rows_plain_outlined::<L, HIGH>(
+            run(
                 w.as_ptr(),
                 row_bytes,
                 x.as_ptr() as *const u32,
@@ -2646,8 +2665,7 @@ fn plain_rows<const L: usize, const HIGH: bool>(
         let a = dot4(row, x);
         for (p, a) in a.into_iter().enumerate() {
             if let Some(d) = block.get_mut(p * oc + c) {
-                let a = if HIGH { a << (high_scale(L) - scale_shift(L)) } else { a };
-                *d = f.unclamped_any(a).clamp(-128, 127) as u8;
+                *d = f.unclamped_any(a << lift).clamp(-128, 127) as u8;
             }
         }
     }
