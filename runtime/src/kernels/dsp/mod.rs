@@ -1146,6 +1146,7 @@ fn high_scale(l: usize) -> u32 {
 /// `b·2^e` that with the sums (`sum_bound`) fit 32 bits at that scale, `2^(15 + e) + bound <
 /// 2^(31 − scale)` (a table made at that scale and found not fast is made again: resnet8's
 /// 4-bit 3×3 layer over 32 channels paid 11 K instructions for that before this test).
+#[inline(always)]
 fn conv_high<const L: usize>(k: usize, words: usize, sum_bound: i64, plain: bool, rq: &Requant<'_>) -> bool {
     let forms = match L {
         4 => (words <= 3 || words.is_multiple_of(4)) && k % 8 != 1,
