@@ -182,6 +182,19 @@ pub(crate) fn sum_bound(k: usize, weight_bits: Bits, in_bits: Bits) -> i64 {
     (k as i64).saturating_mul((1i64 << (weight_bits.get() - 1)) * ((1i64 << in_bits.get()) - 1))
 }
 
+/// `M' = m·2^e` of [`Rq32::high_word`]'s form, `e = u − scale` in `−3..=16`: below 0 only where
+/// the shift right is exact (a stored mantissa is `(w & 0xFFF)·2^3`, so down to 3), which lets
+/// a layer whose sums are held scaled by `2^12` (the Cortex-M4's weights read in the top bits of
+/// their lanes) keep the one-`SMMLAR` form for multipliers three octaves smaller.
+#[inline(always)]
+fn high_word_m(m: i32, e: i32) -> Option<i32> {
+    if e >= 0 {
+        Some(m << e)
+    } else {
+        (m & ((1 << -e) - 1) == 0).then_some(m >> -e)
+    }
+}
+
 /// [`Rq32::shl`] of an entry in [`Rq32::high_word`]'s form: above every other entry's (the fast
 /// form's is below 31, a slow channel's `r` at most 62).
 #[cfg_attr(not(hawq_dsp), allow(dead_code))]
@@ -367,7 +380,7 @@ impl Rq32 {
         // With `high`, channels in both forms go to the per-channel path, as do biases near the
         // bound (`bias_max` is up to twice the largest): a loop here taking each channel's form
         // from its shift cost the firmware 0.8 KB, for layers that compiled models rarely have.
-        if high && (r_min + (scale as i32) < 31 || r_max + scale as i32 > 47) {
+        if high && (r_min + (scale as i32) < 31 || r_max + scale as i32 > 50) {
             return false;
         }
         let (r_min, r_max) = (r_min as u32, r_max as u32);
@@ -378,7 +391,7 @@ impl Rq32 {
     }
 
     /// The entries [`Rq32::build`] gives a layer's channels if all of them are fast and, with
-    /// `high`, all in [`Rq32::high_word`]'s form (`31 ≤ r + scale ≤ 47`), each from its nibble
+    /// `high`, all in [`Rq32::high_word`]'s form (`31 ≤ r + scale ≤ 50`), each from its nibble
     /// and bias with no test per channel. Returns the nibbles seen and a bound on the biases'
     /// magnitudes (the OR of `|b| − 1` or `b`, plus one: below twice the largest), for
     /// [`Rq32::table_uniform`] to test; entries of a layer that fails are written again. About
@@ -405,7 +418,8 @@ impl Rq32 {
             (t, (w & 0xFFF) as i32, (b << exponent) << scale)
         };
         if high {
-            // `m·2^(47 − r − scale)` with `m = mantissa·2^3` and `r = r0 − t`.
+            // `m·2^(47 − r − scale)` with `m = mantissa·2^3` and `r = r0 − t` (exact down to
+            // `r + scale = 50`).
             let at = 50u32.wrapping_sub(r0 as u32).wrapping_sub(scale);
             for ((f, b), w) in channels {
                 let (t, mantissa, bias) = read(b, w);
@@ -451,12 +465,13 @@ impl Rq32 {
         if e + layer.log > 30 {
             return slow;
         }
-        // [`Rq32::high_word`] of this entry, made from `r` where it exists (`shl ≤ sh ≤ 16 + shl`
-        // is `31 ≤ r + scale ≤ 47`, its shift `16 + shl − sh = 47 − r − scale`, its `round` the
+        // [`Rq32::high_word`] of this entry, made from `r` where it exists (`shl ≤ sh ≤ 19 + shl`
+        // is `31 ≤ r + scale ≤ 50`, its shift `16 + shl − sh = 47 − r − scale`, its `round` the
         // zero point).
-        if high && (31..=47).contains(&(r + scale)) {
-            let m = m << (47 - r - scale);
-            return Rq32 { bias: bias << scale, m, shl: HIGH_WORD, round: layer.z, sh: 0, scale, slow: 0 };
+        if high && (31..=50).contains(&(r + scale)) {
+            if let Some(m) = high_word_m(m, 47 - (r + scale) as i32) {
+                return Rq32 { bias: bias << scale, m, shl: HIGH_WORD, round: layer.z, sh: 0, scale, slow: 0 };
+            }
         }
         // `|1 + 2z| ≤ 2^(30 − e)` here, so `odd` is exact in 32 bits.
         Rq32 { bias: bias << scale, m, shl: k - scale, round: layer.odd << e, sh, scale, slow: 0 }
@@ -496,17 +511,18 @@ impl Rq32 {
     /// contract's rounding for any `u ≥ 0` (`apply_high_word`'s identity), and `M'` is below
     /// 2^31 (`m < 2^15`), as `SMMLAR` needs, for `u − scale ≤ 16`: `None` unless
     /// `scale ≤ u ≤ 16 + scale` (real multipliers below `2^(scale − 1)`: the 4- and 2-bit
-    /// layers' large ones too, their sums held scaled), or for a slow channel. `u = 16 + s`
+    /// layers' large ones too, their sums held scaled), or down to `u = scale − 3` where `m`'s
+    /// low bits let it shift right exactly (`high_word_m`), or for a slow channel. `u = 16 + s`
     /// comes from the fast form's own fields: `t' = 16 − s + k`, `sh = t' − 16` and
     /// `shl = k − scale` give `u − scale = 16 + shl − sh`; its `round = (1 + 2z)·2^(sh − 1)`
     /// gives `z = round >> sh`.
     #[cfg_attr(not(hawq_dsp), allow(dead_code))]
     pub fn high_word(&self) -> Option<Rq32> {
-        if self.is_slow() || self.shl > self.sh || self.sh > 16 + self.shl {
+        if self.is_slow() || self.shl > self.sh || self.sh > 19 + self.shl {
             return None;
         }
-        let e = 16 + self.shl - self.sh;
-        Some(Rq32 { shl: HIGH_WORD, m: self.m << e, round: self.round >> self.sh, sh: 0, ..*self })
+        let m = high_word_m(self.m, 16 + self.shl as i32 - self.sh as i32)?;
+        Some(Rq32 { shl: HIGH_WORD, m, round: self.round >> self.sh, sh: 0, ..*self })
     }
 
     /// [`Rq32::unclamped`] of a fast entry in either form ([`Rq32::high_word`]'s or its own).
@@ -981,7 +997,8 @@ mod high_word_tests {
 
         /// An entry in the high-word form requantizes every sum within the layer's bound as the
         /// contract does (`ChannelQ::apply`), the sum held scaled as the kernels hold it; the
-        /// form exists for every fast channel with `scale ≤ u ≤ 16 + scale`, `u = 16 + s`.
+        /// form exists for every fast channel with `scale ≤ u ≤ 16 + scale`, `u = 16 + s`, and
+        /// down to `u = scale − 3` for mantissas whose low bits allow it.
         #[test]
         fn high_word_entries_equal_the_contract(
             s in -40i32..=40,
@@ -989,14 +1006,17 @@ mod high_word_tests {
             z in prop_oneof![-128i32..=127, -70_000i32..70_000],
             bias in prop_oneof![-70_000i32..70_000, -(1i32 << 24)..1 << 24, Just(0)],
             bound in prop_oneof![0i64..70_000, 0i64..1 << 28, Just(0)],
-            scale in prop_oneof![Just(0u32), Just(4u32), Just(6u32)],
+            scale in prop_oneof![Just(0u32), Just(4u32), Just(6u32), Just(12u32), Just(14u32)],
             frac in 0.0f64..=1.0,
             neg in any::<bool>(),
         ) {
             let cq = ChannelQ { bias, m, s, z, lo: -128, hi: 127 };
             let fast = Rq32::new(&cq, bound, scale);
             let u = 16 + s;
-            let expect_form = !fast.is_slow() && scale as i32 <= u && u <= 16 + scale as i32;
+            // Below `u = scale`, down to 3 less, where the mantissa's low bits let `m` shift right.
+            let low = scale as i32 - u;
+            let exact = low <= 0 || low <= 3 && m & ((1 << low) - 1) == 0;
+            let expect_form = !fast.is_slow() && exact && u <= 16 + scale as i32;
             let hw = fast.high_word();
             prop_assert_eq!(hw.is_some(), expect_form, "{:?}", fast);
             if let Some(h) = hw {

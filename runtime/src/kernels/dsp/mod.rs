@@ -21,6 +21,13 @@
 //! kernel), and are shifted back before the bias is added. A row's last word is read
 //! zero-padded, and its unused high bits (whatever they hold) meet activations that are 0.
 //!
+//! Where a layer's sums and 16-bit biases fit 32 bits held scaled by `2^12` (4-bit) or `2^14`
+//! (2-bit), its weights are read as they are into the top bits of their halfword lanes
+//! (`AND` with `0xF000F000` or `0xC000C000` and a shifted operand: `2^12·w`, `2^14·w`, the sign
+//! the lane's), one instruction per lane pair where the table's `AND` and `SXTB16` take 1.5
+//! ([`conv_high`], `step_w4_high`, `step_w2_high`; the fully connected pairs' `HIGH` form
+//! drops their offset binary's `EOR` and the input's lane sum, [`FcQ::high`]).
+//!
 //! Every buffer (the im2col blocks, the requantization table of every output channel, one
 //! receptive field; the depthwise tables) is a slice of the op's arena scratch
 //! (`kernels::scratch`), sized from the layer: no layer shape leaves this path for lack of a
@@ -57,7 +64,7 @@
 //! portable kernel.
 //!
 //! **Fully connected**: two output channels per pass share each input load, and the loop over
-//! the pairs is one `asm!` block per weight width ([`fc_pairs`]): a narrow layer's cost is per
+//! the pairs is one `asm!` block per weight width and form ([`fc_pairs`]): a narrow layer's cost is per
 //! output (requantization, clamp, store), about 24 instructions an output besides the dot
 //! product, where Rust around the dot product spilled to about 45.
 //!
@@ -1142,7 +1149,7 @@ fn high_scale(l: usize) -> u32 {
 /// band and lanes of `a − z`): the rows those forms take (1–3 or a multiple of 4 words at 4
 /// bits, an even count at 2; no 4-bit row of `8n + 1` weights, which [`PlainRows`] reads
 /// short of its last word), multipliers whose one-`SMMLAR` form exists at [`high_scale`] for
-/// every channel (`r + scale ≤ 47`, `r = 31 − s` at most `31 − base`), and 16-bit biases
+/// every channel (`r + scale ≤ 50`, `r = 31 − s` at most `31 − base`), and 16-bit biases
 /// `b·2^e` that with the sums (`sum_bound`) fit 32 bits at that scale, `2^(15 + e) + bound <
 /// 2^(31 − scale)` (a table made at that scale and found not fast is made again: resnet8's
 /// 4-bit 3×3 layer over 32 channels paid 11 K instructions for that before this test).
@@ -1156,7 +1163,7 @@ fn conv_high<const L: usize>(k: usize, words: usize, sum_bound: i64, plain: bool
     let scale = high_scale(L);
     let e = rq.bias.exponent;
     let fits = e != BIAS_I32 && sum_bound.saturating_add(1 << (15 + e.min(16))) < 1 << (31 - scale);
-    plain && forms && words > 0 && fits && rq.multiplier.shift_base as i32 >= scale as i32 - 16
+    plain && forms && words > 0 && fits && rq.multiplier.shift_base as i32 >= scale as i32 - 19
 }
 
 // --- kernels ----------------------------------------------------------------------------------
