@@ -4227,14 +4227,24 @@ unsafe fn fc_pairs<const L: usize, const OUT4: bool, const HIGH: bool>(
             }
         };
     }
+    // The pair's two 16-bit biases (r4) added: by `SMLABB`/`SMLATB` with `bias_pow` (r1), or
+    // shifted (r5, r4), the same at every width.
+    macro_rules! fc_bias16 {
+        () => {
+            concat!("smlabb r8, r4, r1, r8\n", "smlatb r9, r4, r1, r9\n")
+        };
+        (shifted) => {
+            concat!("add r8, r8, r5\n", "add r9, r9, r4\n")
+        };
+    }
     // The pair's two outputs: two bytes, or (4-bit output) two nibbles of one byte.
     macro_rules! by_width {
         ($store:expr) => {
     match (L, HIGH) {
                 (2, _) => pair_loop!(
                     $store;
-                    concat!("smlabb r8, r4, r1, r8\n", "smlatb r9, r4, r1, r9\n"),
-                    concat!("add r8, r8, r5\n", "add r9, r9, r4\n"),
+                    fc_bias16!(),
+                    fc_bias16!(shifted),
                     concat!("add r8, r8, r5\n", "add r9, r9, r4\n");
                     "";
                     // One word if the count is odd, two more if its second bit is set (the flags
@@ -4261,8 +4271,8 @@ unsafe fn fc_pairs<const L: usize, const OUT4: bool, const HIGH: bool>(
                 ),
                 (4, true) => pair_loop!(
                     $store;
-                    concat!("smlabb r8, r4, r1, r8\n", "smlatb r9, r4, r1, r9\n"),
-                    concat!("add r8, r8, r5\n", "add r9, r9, r4\n"),
+                    fc_bias16!(),
+                    fc_bias16!(shifted),
                     concat!(wide_bias_scaled!("12"), scaled_bias_add!());
                     // The mask of the weights' lanes (times 2^12), kept in lr for the whole call.
                     "mov lr, #0xF000F000";
@@ -4280,8 +4290,8 @@ unsafe fn fc_pairs<const L: usize, const OUT4: bool, const HIGH: bool>(
                 ),
                 (4, false) => pair_loop!(
                     $store;
-                    concat!("smlabb r8, r4, r1, r8\n", "smlatb r9, r4, r1, r9\n"),
-                    concat!("add r8, r8, r5\n", "add r9, r9, r4\n"),
+                    fc_bias16!(),
+                    fc_bias16!(shifted),
                     concat!(wide_bias_scaled!("4"), scaled_bias_add!());
                     // The mask of the weights' lanes (times 16), kept in lr for the whole call.
                     "mov lr, #0x00F000F0";
@@ -4300,8 +4310,8 @@ unsafe fn fc_pairs<const L: usize, const OUT4: bool, const HIGH: bool>(
                 ),
                 (_, true) => pair_loop!(
                     $store;
-                    concat!("smlabb r8, r4, r1, r8\n", "smlatb r9, r4, r1, r9\n"),
-                    concat!("add r8, r8, r5\n", "add r9, r9, r4\n"),
+                    fc_bias16!(),
+                    fc_bias16!(shifted),
                     concat!(wide_bias_scaled!("14"), scaled_bias_add!());
                     // The mask of the weights' lanes (times 2^14), kept in lr for the whole call.
                     "mov lr, #0xC000C000";
@@ -4317,8 +4327,8 @@ unsafe fn fc_pairs<const L: usize, const OUT4: bool, const HIGH: bool>(
                 ),
                 (_, false) => pair_loop!(
                     $store;
-                    concat!("smlabb r8, r4, r1, r8\n", "smlatb r9, r4, r1, r9\n"),
-                    concat!("add r8, r8, r5\n", "add r9, r9, r4\n"),
+                    fc_bias16!(),
+                    fc_bias16!(shifted),
                     concat!(wide_bias_scaled!("6"), scaled_bias_add!());
                     // The mask of the weights' lanes (times 64), kept in lr for the whole call.
                     "mov lr, #0x00C000C0";
