@@ -26,7 +26,7 @@
 //! (`AND` with `0xF000F000` or `0xC000C000` and a shifted operand: `2^12·w`, `2^14·w`, the sign
 //! the lane's), one instruction per lane pair where the table's `AND` and `SXTB16` take 1.5
 //! ([`conv_high`], `step_w4_high`, `step_w2_high`; the fully connected pairs' `HIGH` form
-//! drops their offset binary's `EOR` and the input's lane sum, [`FcQ::high`]).
+//! drops their offset binary's `EOR` and the input's lane sum, [`high_lanes`]).
 //!
 //! Every buffer (the im2col blocks, the requantization table of every output channel, one
 //! receptive field; the depthwise tables) is a slice of the op's arena scratch
@@ -1144,15 +1144,30 @@ fn high_scale(l: usize) -> u32 {
     }
 }
 
-/// Whether a convolution's 4- or 2-bit rows of `words` words may take [`rows_plain`]'s `HIGH`
+/// Whether a layer's 4- or 2-bit weights (`L` lane pairs a word) can be read in the top bits
+/// of their halfword lanes, its sums held scaled by [`high_scale`] (the convolution's and the
+/// fully connected layer's `HIGH` forms): 16-bit biases `b·2^e` that with the rows' sums
+/// (`sum_bound`) fit 32 bits at that scale, `2^(15 + e) + bound < 2^(31 − scale)` (the kernel
+/// cases reach that bound only through 16-bit biases, so 32-bit ones keep the other forms), and
+/// multipliers whose one-`SMMLAR` form exists there for every channel (`r + scale ≤ 50` for the
+/// table's, `v = base + t + 19 − scale ≥ 0` for [`fc_requant`]'s: `base ≥ scale − 19`).
+#[inline(always)]
+fn high_lanes<const L: usize>(rq: &Requant<'_>, sum_bound: u32) -> bool {
+    let (scale, e) = (high_scale(L), rq.bias.exponent as u32);
+    L != 2
+        && rq.bias.exponent != BIAS_I32
+        && e + scale < 16
+        && sum_bound < (1 << (31 - scale)) - (1 << (15 + e))
+        && rq.multiplier.shift_base as i32 >= scale as i32 - 19
+}
+
+/// Whether a convolution's 4- or 2-bit rows of `words` words take [`rows_plain`]'s `HIGH`
 /// forms (`plain`: the block loops that read them, an output with no clamp but its range, no
 /// band and lanes of `a − z`): the rows those forms take (1–3 or a multiple of 4 words at 4
 /// bits, an even count at 2; no 4-bit row of `8n + 1` weights, which [`PlainRows`] reads
-/// short of its last word), multipliers whose one-`SMMLAR` form exists at [`high_scale`] for
-/// every channel (`r + scale ≤ 50`, `r = 31 − s` at most `31 − base`), and 16-bit biases
-/// `b·2^e` that with the sums (`sum_bound`) fit 32 bits at that scale, `2^(15 + e) + bound <
-/// 2^(31 − scale)` (a table made at that scale and found not fast is made again: resnet8's
-/// 4-bit 3×3 layer over 32 channels paid 11 K instructions for that before this test).
+/// short of its last word), and [`high_lanes`] (tested before the table is made at that scale:
+/// one found not fast there is made again, which cost resnet8's 4-bit 3×3 layer over 32
+/// channels 11 K instructions before the test).
 #[inline(always)]
 fn conv_high<const L: usize>(k: usize, words: usize, sum_bound: i64, plain: bool, rq: &Requant<'_>) -> bool {
     let forms = match L {
@@ -1160,10 +1175,7 @@ fn conv_high<const L: usize>(k: usize, words: usize, sum_bound: i64, plain: bool
         8 => words.is_multiple_of(2),
         _ => false,
     };
-    let scale = high_scale(L);
-    let e = rq.bias.exponent;
-    let fits = e != BIAS_I32 && sum_bound.saturating_add(1 << (15 + e.min(16))) < 1 << (31 - scale);
-    plain && forms && words > 0 && fits && rq.multiplier.shift_base as i32 >= scale as i32 - 19
+    plain && forms && words > 0 && high_lanes::<L>(rq, u32::try_from(sum_bound).unwrap_or(u32::MAX))
 }
 
 // --- kernels ----------------------------------------------------------------------------------
@@ -1176,8 +1188,13 @@ fn conv_high<const L: usize>(k: usize, words: usize, sum_bound: i64, plain: bool
 fn sums_fit(k: usize, weight_bits: Bits, in_bits: Bits, scale: u32) -> bool {
     // `sum_bound`'s product with the factor in 32 bits (at most 2^17·255), so that the test is
     // one 32×32→64 multiply, not a saturating 64-bit one: it runs on every invoke of a layer.
-    let per_term = (1u32 << (weight_bits.get() - 1 + scale)) * ((1u32 << in_bits.get()) - 1);
-    (k as u64).saturating_mul(per_term as u64) < 1 << 31
+    (k as u64).saturating_mul((per_term(weight_bits, in_bits) << scale) as u64) < 1 << 31
+}
+
+/// The largest `|w·(a − z)|` of one term: `2^(b−1)·(2^a − 1)` ([`sum_bound`] per weight).
+#[inline(always)]
+fn per_term(weight_bits: Bits, in_bits: Bits) -> u32 {
+    (1u32 << (weight_bits.get() - 1)) * ((1u32 << in_bits.get()) - 1)
 }
 
 /// Whether a convolution over `fmt` activations converts a 4-bit input straight from its rows
@@ -2116,19 +2133,24 @@ fn dw_scale(bits: Bits, taps: usize) -> u32 {
 /// Each of `rows` must be readable for `⌈wt.len()/4⌉` bytes.
 #[inline(always)]
 unsafe fn dw_weights2_asm(rows: [*const u8; 4], wt: &mut [[u32; 2]], taps: usize) -> (u32, u32) {
-    // One crumb of rows 0 and 2 (r12) and 1 and 3 (lr), shifted left by `$shl`.
+    // One crumb of rows 0 and 2 (r12) and 1 and 3 (lr), shifted left by `$shl` to the top of
+    // its byte (`top`: there already).
     macro_rules! crumb {
         ($shl:literal) => {
+            concat!("lsl r10, r12, #", $shl, "\n", "lsl r11, lr, #", $shl, "\n", crumb!(@masked "r10", "r11"))
+        };
+        (top) => {
+            crumb!(@masked "r12", "lr")
+        };
+        (@masked $a:literal, $b:literal) => {
             concat!(
-                "lsl r10, r12, #",
-                $shl,
-                "\n",
-                "and r10, r10, #0x00C000C0\n",
+                "and r10, ",
+                $a,
+                ", #0x00C000C0\n",
                 "sxtb16 r10, r10\n",
-                "lsl r11, lr, #",
-                $shl,
-                "\n",
-                "and r11, r11, #0x00C000C0\n",
+                "and r11, ",
+                $b,
+                ", #0x00C000C0\n",
                 "sxtb16 r11, r11\n",
                 "strd r10, r11, [r4], #8\n",
                 "sadd16 r8, r8, r10\n",
@@ -2148,14 +2170,7 @@ unsafe fn dw_weights2_asm(rows: [*const u8; 4], wt: &mut [[u32; 2]], taps: usize
             crumb!("6"),
             crumb!("4"),
             crumb!("2"),
-            // The last crumb is at the top of its byte already.
-            "and r10, r12, #0x00C000C0",
-            "sxtb16 r10, r10",
-            "and r11, lr, #0x00C000C0",
-            "sxtb16 r11, r11",
-            "strd r10, r11, [r4], #8",
-            "sadd16 r8, r8, r10",
-            "sadd16 r9, r9, r11",
+            crumb!(top),
             "subs r5, r5, #4",
             "bhs 2b",
             "3:",
@@ -3655,14 +3670,10 @@ fn fc_impl<const L: usize, const K: u32>(
     let z = in_fmt.zero_point;
     let scale = scale_shift(L);
     // `sum_bound` of the rows, which [`fc_at`]'s `sums_fit` has bounded below 2^31.
-    let bound = {
-        let (b, a) = (lane_bits(L).get(), in_fmt.bits.get());
-        (in_features as u32).wrapping_mul((1 << (b - 1)) * ((1 << a) - 1))
-    };
+    let bound = (in_features as u32).wrapping_mul(per_term(lane_bits(L), in_fmt.bits));
     // 4- and 2-bit rows whose scaled sums fit read each weight in the top bits of a halfword,
-    // signed as they are (`FcQ::base ≥ 0`: every channel's multiplier keeps its one-`SMMLAR`
-    // form at that scale); the others in offset binary.
-    let is_high = FcQ::high::<L>(rq, bound);
+    // signed as they are; the others in offset binary.
+    let is_high = high_lanes::<L>(rq, bound);
     // The lanes' sum, for the 4- and 2-bit rows read in offset binary (below; 0 at 8 bits).
     let x_sum = if in_fmt.bits == Bits::B8 || !has(K, linked::ACTS_4) {
         if L == 2 {
@@ -3866,24 +3877,12 @@ impl FcQ {
     fn sums_fit(rq: &Requant<'_>, scale: u32, sum_bound: u32) -> bool {
         let bias_shift = FcQ::bias_shift(rq, scale);
         // A 32-bit bias's sum is tested in the assembly; the sum itself, at the offset-binary
-        // scales, is bounded by [`fc_at`]'s `sums_fit` ([`FcQ::high`] leaves 32-bit biases
+        // scales, is bounded by [`fc_at`]'s `sums_fit` ([`high_lanes`] leaves 32-bit biases
         // out). A 16-bit bias `b·2^e` (`|b| ≤ 2^15`) and a scaled sum together below 2^31,
         // `2^(15 + e) + bound < 2^(31 − scale)` (no wrap: `e ≤ 16 − scale`), so that their sum
         // needs no test; unscaled sums fit by `sums_fit`.
         bias_shift == 32
             || bias_shift <= 16 && (scale == 0 || sum_bound < (1 << (31 - scale)) - (1 << (15 + bias_shift - scale)))
-    }
-
-    /// Whether the 4- or 2-bit rows of a layer with this `sum_bound` take [`fc_pairs`]' `HIGH`
-    /// form: 16-bit biases whose sums with the rows' fit at [`high_scale`], and every channel's
-    /// multiplier keeping its one-`SMMLAR` form there (`FcQ::base ≥ 0`).
-    #[inline(always)]
-    fn high<const L: usize>(rq: &Requant<'_>, sum_bound: u32) -> bool {
-        let scale = high_scale(L);
-        L != 2
-            && rq.bias.exponent != BIAS_I32
-            && rq.multiplier.shift_base as i32 + 19 >= scale as i32
-            && FcQ::sums_fit(rq, scale, sum_bound)
     }
 
     /// The constants for sums held scaled by `2^scale`, where [`FcQ::sums_fit`] holds
