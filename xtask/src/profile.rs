@@ -292,14 +292,33 @@ fn print_profile(o: &Options, p: &Profile, counted: Option<u64>, elf: &Path) {
         counted.map_or("nothing".to_string(), |n| n.to_string())
     );
     if let Some(f) = &o.function {
-        println!(
-            "\nper address in functions whose name contains `{f}` (`llvm-objdump -d {}` reads them):",
-            elf.display()
-        );
+        // The firmware is removed after the run, so its disassembly is read now.
+        let text = disassembly(elf);
+        println!("\nper address in functions whose name contains `{f}`:");
+        let mut last = "";
         for (pc, name, n) in &p.addresses {
-            println!("{pc:>10x} {n:>10}  {name}");
+            if name != last {
+                println!("{name}:");
+                last = name;
+            }
+            println!("{pc:>10x} {n:>10}  {}", text.get(pc).map_or("", String::as_str));
         }
     }
+}
+
+/// Each instruction's text by address (`llvm-objdump -d`), or nothing if the tool is missing.
+fn disassembly(elf: &Path) -> HashMap<u64, String> {
+    let Ok(out) = Command::new("llvm-objdump").args(["-d", "--no-show-raw-insn"]).arg(elf).output() else {
+        return Default::default();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| {
+            let (pc, insn) = line.trim_start().split_once(':')?;
+            let pc = u64::from_str_radix(pc, 16).ok()?;
+            Some((pc, insn.trim().replace('\t', " ")))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 //!
 //! The generators follow runtime/tests/common (extreme zero points and values, the weight pattern
 //! `−2^(b−1)`, saturating biases and multipliers, every clamp, strides, paddings, kernels larger
-//! than the input), with channel counts that hit the SIMD blocks and their tails (odd counts,
+//! than the input), lean cases whose sums reach the bound that sizes the kernels' fast forms
+//! (every product of one sign and its largest, the biases at the loader's limit), with channel counts that hit the SIMD blocks and their tails (odd counts,
 //! multiples of 4, 8, 16, 32), garbage in the unused high bits of each packed weight row, in the
 //! output buffers and in the scratch (exactly `kernels::*_scratch_bytes`, at an odd address now
 //! and then), and layers past the old fixed buffers: receptive fields up to 3×3×512 = 4,608,
@@ -97,6 +98,61 @@ fn weight_value(rng: &mut Rng, bits: Bits) -> i32 {
     }) as i32
 }
 
+/// Now and then a case whose products all have one sign and the largest magnitude: every weight
+/// at one end of its range (mostly `−2^(b−1)`), every activation at one end of its range and the
+/// zero point at the other, and every bias leaning the same way to the loader's limit. Its sums
+/// reach the bound `K·2^(b−1)·(2^a − 1)` (and `2^31 − 1` with the bias) that sizes each kernel's
+/// fast forms, which random values stay far below: a bound written too loose passes them.
+#[derive(Clone, Copy)]
+struct Lean {
+    negative_weights: bool,
+    high_inputs: bool,
+}
+
+impl Lean {
+    fn pick(rng: &mut Rng) -> Option<Lean> {
+        rng.next_u64()
+            .is_multiple_of(8)
+            .then(|| Lean { negative_weights: rng.pick(&[3, 1]) == 0, high_inputs: rng.next_u64().is_multiple_of(2) })
+    }
+
+    fn zero_point(self, bits: Bits) -> i32 {
+        let (lo, hi) = act_range(bits);
+        if self.high_inputs {
+            lo
+        } else {
+            hi
+        }
+    }
+
+    fn activation(self, bits: Bits) -> i32 {
+        let (lo, hi) = act_range(bits);
+        if self.high_inputs {
+            hi
+        } else {
+            lo
+        }
+    }
+
+    fn weight(self, bits: Bits) -> i32 {
+        let half = 1 << (bits.get() - 1);
+        if self.negative_weights {
+            -half
+        } else {
+            half - 1
+        }
+    }
+
+    /// The sign of every product, which the biases take.
+    fn sign(self) -> i64 {
+        if self.negative_weights == self.high_inputs {
+            -1
+        } else {
+            1
+        }
+    }
+}
+
 fn multiplier(rng: &mut Rng) -> i32 {
     (match rng.pick(&[12, 1, 1, 1]) {
         0 => rng.range(1 << 30, i32::MAX as i64),
@@ -135,9 +191,12 @@ fn shift(rng: &mut Rng, lo: i64, hi: i64) -> i8 {
 
 /// A bias `b` of a layer with exponent `e`: `|b·2^e| ≤ 2^31 − 1 − K·2^(b−1)·(2^a − 1)` (what the
 /// loader accepts, contract §3).
-fn bias(rng: &mut Rng, e: u8, k: usize, wbits: Bits, abits: Bits) -> i16 {
+fn bias(rng: &mut Rng, e: u8, k: usize, wbits: Bits, abits: Bits, lean: Option<Lean>) -> i16 {
     let limit = (1i64 << 31) - 1 - k as i64 * (1i64 << (wbits.get() - 1)) * ((1i64 << abits.get()) - 1);
     let l = (limit >> e).clamp(0, i16::MAX as i64);
+    if let Some(lean) = lean {
+        return (lean.sign() * l) as i16;
+    }
     (match rng.pick(&[6, 2, 1, 1, 1]) {
         0 => rng.range(-4096.min(l), 4096.min(l)),
         1 => rng.range(-l, l),
@@ -150,8 +209,11 @@ fn bias(rng: &mut Rng, e: u8, k: usize, wbits: Bits, abits: Bits) -> i16 {
 /// An `i32` bias within the same bound: anywhere in it, at its ends, or small (as most of a
 /// layer's channels are when a few need 32 bits: kernels that scale their sums take those on
 /// their fast path and the large ones on another).
-fn wide_bias(rng: &mut Rng, k: usize, wbits: Bits, abits: Bits) -> i32 {
+fn wide_bias(rng: &mut Rng, k: usize, wbits: Bits, abits: Bits, lean: Option<Lean>) -> i32 {
     let limit = (1i64 << 31) - 1 - k as i64 * (1i64 << (wbits.get() - 1)) * ((1i64 << abits.get()) - 1);
+    if let Some(lean) = lean {
+        return (lean.sign() * limit) as i32;
+    }
     (match rng.pick(&[4, 1, 1, 4]) {
         0 => rng.range(-limit, limit),
         1 => limit,
@@ -212,16 +274,17 @@ fn fill_garbage(rng: &mut Rng, buf: &mut [u8]) {
     }
 }
 
-/// Packs `rows` rows of `k` random weights, each starting on a byte boundary, with random bits in
-/// the unused high bits of each row's last byte; returns the bytes used.
-fn weights(rng: &mut Rng, buf: &mut [u8], rows: usize, k: usize, bits: Bits) -> usize {
+/// Packs `rows` rows of `k` random weights (or the `lean` case's), each starting on a byte
+/// boundary, with random bits in the unused high bits of each row's last byte; returns the bytes
+/// used.
+fn weights(rng: &mut Rng, buf: &mut [u8], rows: usize, k: usize, bits: Bits, lean: Option<Lean>) -> usize {
     let row_bytes = bits.packed_len(k);
     let junk = rng.next_u64() as u8;
     for r in 0..rows {
         let row = &mut buf[r * row_bytes..(r + 1) * row_bytes];
         row.fill(0);
         for i in 0..k {
-            store(row, bits, i, weight_value(rng, bits));
+            store(row, bits, i, lean.map_or_else(|| weight_value(rng, bits), |l| l.weight(bits)));
         }
         let used = (k * bits.get() as usize) % 8;
         if used != 0 {
@@ -233,12 +296,13 @@ fn weights(rng: &mut Rng, buf: &mut [u8], rows: usize, k: usize, bits: Bits) -> 
     rows * row_bytes
 }
 
-/// Random activations of `n` elements at `bits`, packed (unused high nibble zero).
-fn activations(rng: &mut Rng, buf: &mut [u8], n: usize, bits: Bits) -> usize {
+/// Random activations of `n` elements at `bits` (or the `lean` case's), packed (unused high
+/// nibble zero).
+fn activations(rng: &mut Rng, buf: &mut [u8], n: usize, bits: Bits, lean: Option<Lean>) -> usize {
     let bytes = bits.packed_len(n);
     buf[..bytes].fill(0);
     for i in 0..n {
-        store(buf, bits, i, act_value(rng, bits));
+        store(buf, bits, i, lean.map_or_else(|| act_value(rng, bits), |l| l.activation(bits)));
     }
     bytes
 }
@@ -254,16 +318,16 @@ struct Channels {
 const MAX_OC: usize = 1024;
 
 impl Channels {
-    fn random(rng: &mut Rng, oc: usize, k: usize, wbits: Bits, abits: Bits) -> Channels {
+    fn random(rng: &mut Rng, oc: usize, k: usize, wbits: Bits, abits: Bits, lean: Option<Lean>) -> Channels {
         let e = bias_exponent(rng);
         let base = shift(rng, -12, 0);
         let mut c = Channels { bias: [0; 4 * MAX_OC], bias_exponent: e, multiplier: [0; 2 * MAX_OC], shift_base: base };
         for i in 0..oc {
             if e == BIAS_I32 {
-                let b = wide_bias(rng, k, wbits, abits);
+                let b = wide_bias(rng, k, wbits, abits, lean);
                 c.bias[4 * i..4 * i + 4].copy_from_slice(&b.to_le_bytes());
             } else {
-                c.bias[2 * i..2 * i + 2].copy_from_slice(&bias(rng, e, k, wbits, abits).to_le_bytes());
+                c.bias[2 * i..2 * i + 2].copy_from_slice(&bias(rng, e, k, wbits, abits, lean).to_le_bytes());
             }
             c.multiplier[2 * i..2 * i + 2].copy_from_slice(&channel_word(rng, base).to_le_bytes());
         }
@@ -557,7 +621,9 @@ pub fn conv_cases(
             pad_left,
         };
         let abits = if first && !rng.next_u64().is_multiple_of(4) { Bits::B8 } else { act_bits(rng) };
-        let in_fmt = ActFormat { bits: abits, zero_point: zero_point(rng, abits) };
+        let lean = Lean::pick(rng);
+        let z = lean.map_or_else(|| zero_point(rng, abits), |l| l.zero_point(abits));
+        let in_fmt = ActFormat { bits: abits, zero_point: z };
         let wbits = if !depthwise && big == 5 && !pointwise_any_width { Bits::B4 } else { weight_bits(rng) };
         let k = kh * kw * if depthwise { 1 } else { ic };
         let mut out = out_q(rng);
@@ -571,9 +637,9 @@ pub fn conv_cases(
         if h * w * ic > b.input.len() || oc * wbits.packed_len(k) > b.weights.len() || out_bytes > b.want.len() {
             return Err(fail(Path::Scalar, Fault::TooLarge));
         }
-        let in_bytes = activations(rng, b.input, h * w * ic, abits);
-        let w_bytes = weights(rng, b.weights, oc, k, wbits);
-        let ch = Channels::random(rng, oc, k, wbits, abits);
+        let in_bytes = activations(rng, b.input, h * w * ic, abits, lean);
+        let w_bytes = weights(rng, b.weights, oc, k, wbits, lean);
+        let ch = Channels::random(rng, oc, k, wbits, abits, lean);
         let rq = ch.requant(oc, out);
         let seed = rng.next_u64();
         let bytes = if depthwise {
@@ -671,12 +737,14 @@ pub fn fc_cases(rng: &mut Rng, b: &mut Bufs<'_>, cases: u32, paths: &[Path]) -> 
             _ => n,
         };
         let abits = act_bits(rng);
-        let in_fmt = ActFormat { bits: abits, zero_point: zero_point(rng, abits) };
+        let lean = Lean::pick(rng);
+        let z = lean.map_or_else(|| zero_point(rng, abits), |l| l.zero_point(abits));
+        let in_fmt = ActFormat { bits: abits, zero_point: z };
         let wbits = weight_bits(rng);
         let m = m.min(b.weights.len() / wbits.packed_len(n).max(1));
-        let in_bytes = activations(rng, b.input, n, abits);
-        let w_bytes = weights(rng, b.weights, m, n, wbits);
-        let ch = Channels::random(rng, m, n, wbits, abits);
+        let in_bytes = activations(rng, b.input, n, abits, lean);
+        let w_bytes = weights(rng, b.weights, m, n, wbits, lean);
+        let ch = Channels::random(rng, m, n, wbits, abits, lean);
         let out = out_q(rng);
         let rq = ch.requant(m, out);
         let out_bytes = out.0.bits.packed_len(m);
@@ -772,10 +840,10 @@ pub fn add_cases(rng: &mut Rng, b: &mut Bufs<'_>, cases: u32, paths: &[Path]) ->
         let rq = AddRequant { multiplier_a, multiplier_b, shift, out: out.0, min: out.1, max: out.2 };
         let mut arena = [0u8; 2048];
         fill_garbage(rng, &mut arena[..len]);
-        activations(rng, b.input, n, ba);
+        activations(rng, b.input, n, ba, None);
         arena[oa..oa + la].copy_from_slice(&b.input[..la]);
         if layout != 3 {
-            activations(rng, b.input, n, bb);
+            activations(rng, b.input, n, bb, None);
             arena[ob..ob + lb].copy_from_slice(&b.input[..lb]);
         }
         let mut want = arena;
@@ -832,7 +900,9 @@ pub fn avg_pool_cases(rng: &mut Rng, b: &mut Bufs<'_>, cases: u32, paths: &[Path
             pad_left,
         };
         let abits = act_bits(rng);
-        let in_fmt = ActFormat { bits: abits, zero_point: zero_point(rng, abits) };
+        let lean = Lean::pick(rng);
+        let z = lean.map_or_else(|| zero_point(rng, abits), |l| l.zero_point(abits));
+        let in_fmt = ActFormat { bits: abits, zero_point: z };
         let out = out_q(rng);
         let rq =
             PoolRequant { multiplier: multiplier(rng), shift: shift(rng, -4, 4), out: out.0, min: out.1, max: out.2 };
@@ -841,7 +911,7 @@ pub fn avg_pool_cases(rng: &mut Rng, b: &mut Bufs<'_>, cases: u32, paths: &[Path
         if h * w * c > b.input.len() || out_bytes > b.want.len() {
             return Err(Failure { op: "avg_pool", case, path: Path::Scalar, shape, fault: Fault::TooLarge });
         }
-        let in_bytes = activations(rng, b.input, h * w * c, abits);
+        let in_bytes = activations(rng, b.input, h * w * c, abits, lean);
         // Now and then every input at the bottom of its range: the largest sums a window has.
         if global && rng.next_u64().is_multiple_of(3) {
             b.input[..in_bytes].fill(0x80);

@@ -1147,8 +1147,9 @@ fn high_scale(l: usize) -> u32 {
 /// Whether a layer's 4- or 2-bit weights (`L` lane pairs a word) can be read in the top bits
 /// of their halfword lanes, its sums held scaled by [`high_scale`] (the convolution's and the
 /// fully connected layer's `HIGH` forms): 16-bit biases `b·2^e` that with the rows' sums
-/// (`sum_bound`) fit 32 bits at that scale, `2^(15 + e) + bound < 2^(31 − scale)` (the kernel
-/// cases reach that bound only through 16-bit biases, so 32-bit ones keep the other forms), and
+/// (`sum_bound`) fit 32 bits at that scale, `2^(15 + e) + bound < 2^(31 − scale)` (32-bit
+/// biases keep the other forms, whose assembly tests their sums; the kernel cases' lean cases
+/// reach this bound, every product at its largest and the bias at its limit), and
 /// multipliers whose one-`SMMLAR` form exists there for every channel (`r + scale ≤ 50` for the
 /// table's, `v = base + t + 19 − scale ≥ 0` for [`fc_requant`]'s: `base ≥ scale − 19`).
 #[inline(always)]
