@@ -812,10 +812,14 @@ fn cmd_inspect(a: &InspectArgs) -> Result<()> {
         if let Some((offset, size)) = scratch {
             scratch_regions.push((i, offset, size));
         }
+        // The Cortex-M4 form of a 4- or 2-bit layer's rows (`high_rows`, `offset_rows`).
+        let rows = hawq_runtime::kernels::linked::row_forms(&op, model.tensors()).unwrap_or(0);
+        let rows = hawq_runtime::kernels::linked::names(rows).next();
         layers.push(json!({
             "index": i,
             "op": op.name(),
             "weight_bits": bits,
+            "rows": rows,
             "weight_bytes": bytes,
             "inputs": op.inputs().iter().map(|&t| describe(t)).collect::<Vec<_>>(),
             "output": describe(op.output()),
@@ -861,7 +865,7 @@ fn cmd_inspect(a: &InspectArgs) -> Result<()> {
         model.arena_bytes() + hawq_runtime::STACK_BYTES_CORTEX_M4
     );
     out!("kernels: {} (Interpreter::<{kernels:#x}>::with_kernels links only these)", kernel_names.join(", "));
-    out!("{:>3} {:<17} {:>4} {:>8}  tensors (index dtype shape @offset)", "#", "op", "w", "bytes");
+    out!("{:>3} {:<17} {:>4} {:>8} {:<6}  tensors (index dtype shape @offset)", "#", "op", "w", "bytes", "rows");
     for l in &layers {
         let t = |v: &serde_json::Value| {
             // The shape as `[1, 32, 32, 16]` (its JSON text), not the JSON value's Debug form.
@@ -873,11 +877,12 @@ fn cmd_inspect(a: &InspectArgs) -> Result<()> {
             v => format!(", scratch @{} +{}", v["offset"], v["bytes"]),
         };
         out!(
-            "{:>3} {:<17} {:>4} {:>8}  {} → {}{scratch}",
-            l["index"],
+            "{:>3} {:<17} {:>4} {:>8} {:<6}  {} → {}{scratch}",
+            l["index"].as_u64().unwrap_or(0),
             l["op"].as_str().unwrap_or(""),
             l["weight_bits"].as_u64().map_or("-".into(), |b| b.to_string()),
-            l["weight_bytes"],
+            l["weight_bytes"].as_u64().unwrap_or(0),
+            l["rows"].as_str().map_or("-", |r| r.trim_end_matches("_rows")),
             ins.join(" + "),
             t(&l["output"])
         );

@@ -470,7 +470,7 @@ fn window(input: &TensorDesc, output: &TensorDesc, kernel: (usize, usize), strid
 
 /// The kernels' view of a weighted op (convolution, depthwise or fully connected): its input's
 /// format, its weights at `bits`, and its requantization into `output`.
-fn weighted_layer<'w>(
+pub(crate) fn weighted_layer<'w>(
     weights: &'w [u8],
     bits: Bits,
     c: &crate::format::ChannelParams<'w>,

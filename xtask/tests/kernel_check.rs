@@ -54,8 +54,10 @@ fn run(triple: &str, machine: &str, cpu: &str) -> String {
 
 fn check_summary(stdout: &str, paths: &str, runs_per_case: u32) {
     assert!(stdout.contains(&format!("paths={paths}")), "unexpected paths:\n{stdout}");
-    for op in ["conv2d", "depthwise_conv2d", "fully_connected", "add"] {
-        let line = format!("{op} cases=5000 runs={} mismatches=0", 5000 * runs_per_case);
+    // The convolution and the fully connected layer run twice more, on the active path under
+    // the kernel sets without one of the Cortex-M4's row forms (`hawq_kernel_cases`' `NARROWED`).
+    for (op, narrowed) in [("conv2d", 2), ("depthwise_conv2d", 0), ("fully_connected", 2), ("add", 0)] {
+        let line = format!("{op} cases=5000 runs={} mismatches=0", 5000 * (runs_per_case + narrowed));
         assert!(stdout.lines().any(|l| l == line), "missing `{line}`:\n{stdout}");
     }
     assert!(stdout.lines().any(|l| l == "ok"), "no `ok`:\n{stdout}");

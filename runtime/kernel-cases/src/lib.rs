@@ -19,6 +19,7 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+use hawq_runtime::kernels::linked::{ALL, HIGH_ROWS, OFFSET_ROWS};
 use hawq_runtime::kernels::{self, ActFormat, AddRequant, Layer, Path, PoolRequant, Requant, Window};
 use hawq_runtime::quant::{store, Biases, Bits, Multipliers, BIAS_I32};
 
@@ -701,10 +702,40 @@ pub fn conv_cases(
                 t.runs += 1;
             }
         }
+        if !depthwise {
+            for (op, run) in NARROW_CONV {
+                fill_garbage(&mut Rng(seed | 1), &mut got[..out_bytes]);
+                run(&g, &layer, input, &mut got[..out_bytes], scratch(scratch_buf, bytes, seed));
+                if let Some(fault) = mismatch(&want[..out_bytes], &got[..out_bytes]) {
+                    return Err(Failure { op, case, path: kernels::active(), shape, fault });
+                }
+                t.runs += 1;
+            }
+        }
         t.cases += 1;
     }
     Ok(t)
 }
+
+/// The kernel sets without one of the Cortex-M4's row forms of 4- and 2-bit weights
+/// (`linked::HIGH_ROWS`, `linked::OFFSET_ROWS`), each on the active path: the layers that would
+/// take the form left out run the kernel's Rust rows, to the same bytes (every other path
+/// ignores the two bits).
+const NARROWED: [(&str, &str, u32); 2] = [
+    ("conv2d without high_rows", "fully_connected without high_rows", ALL & !HIGH_ROWS),
+    ("conv2d without offset_rows", "fully_connected without offset_rows", ALL & !OFFSET_ROWS),
+];
+
+type ConvFn = fn(&Window, &Layer<'_>, &[u8], &mut [u8], &mut [u8]) -> Path;
+type FcFn = fn(usize, usize, &Layer<'_>, &[u8], &mut [u8], &mut [u8]) -> Path;
+
+const NARROW_CONV: [(&str, ConvFn); 2] =
+    [(NARROWED[0].0, kernels::conv2d::<{ NARROWED[0].2 }>), (NARROWED[1].0, kernels::conv2d::<{ NARROWED[1].2 }>)];
+
+const NARROW_FC: [(&str, FcFn); 2] = [
+    (NARROWED[0].1, kernels::fully_connected::<{ NARROWED[0].2 }>),
+    (NARROWED[1].1, kernels::fully_connected::<{ NARROWED[1].2 }>),
+];
 
 /// The path the AVX-512 VNNI convolution hands the layers outside its kernel: AVX-VNNI where
 /// the CPU has it (it is in `paths`), else AVX2.
@@ -783,6 +814,14 @@ pub fn fc_cases(rng: &mut Rng, b: &mut Bufs<'_>, cases: u32, paths: &[Path]) -> 
                 }
                 t.runs += 1;
             }
+        }
+        for (op, run) in NARROW_FC {
+            fill_garbage(&mut Rng(seed | 1), &mut got[..out_bytes]);
+            run(n, m, &layer, input, &mut got[..out_bytes], scratch(scratch_buf, bytes, seed));
+            if let Some(fault) = mismatch(&want[..out_bytes], &got[..out_bytes]) {
+                return Err(Failure { op, case, path: kernels::active(), shape, fault });
+            }
+            t.runs += 1;
         }
         t.cases += 1;
     }

@@ -17,7 +17,7 @@ use crate::format::{DType, Op, Tensors};
 use crate::model::Model;
 use crate::quant::Bits;
 
-use super::scratch;
+use super::{forms, scratch};
 
 pub const CONV2D: u32 = 1 << 0;
 pub const DEPTHWISE_CONV2D: u32 = 1 << 1;
@@ -59,6 +59,21 @@ pub const DEPTHWISE_GENERAL: u32 = 1 << 22;
 /// other path ignores it.
 pub const CONV_GENERAL: u32 = 1 << 23;
 
+/// The Cortex-M4's high-lane rows of 4- and 2-bit weights (each weight read in the top bits of a
+/// halfword lane; `forms`): convolutions and fully connected layers whose sums and biases fit
+/// that scale. Without it such layers take the offset-binary rows, or the kernel's Rust rows.
+/// Every other path ignores it.
+pub const HIGH_ROWS: u32 = 1 << 24;
+/// The Cortex-M4's offset-binary rows of 4- and 2-bit weights (`forms`): the layers the
+/// high-lane rows do not take. Without it such layers take the kernel's Rust rows (the same
+/// bytes, more instructions). Every other path ignores it.
+///
+/// Neither row bit is a need: [`op_needs`] leaves them out and [`Interpreter::new`](crate::Interpreter::new)
+/// accepts a model whatever forms its set links; [`required`] names the forms a model's layers
+/// take, so that a firmware built from it links what it runs and nothing else (a model with
+/// layers of both kinds, both: about 4–8 KB of code).
+pub const OFFSET_ROWS: u32 = 1 << 25;
+
 /// The longest row [`LONG_ROWS`] does not cover.
 pub const LONG_ROW: usize = 65_536;
 
@@ -66,10 +81,19 @@ pub const LONG_ROW: usize = 65_536;
 pub const OPS: u32 = (1 << 15) - 1;
 
 /// Every kernel: the default set.
-pub const ALL: u32 = OPS | WEIGHTS_8 | WEIGHTS_4 | WEIGHTS_2 | ACTS_4 | LONG_ROWS | DEPTHWISE_GENERAL | CONV_GENERAL;
+pub const ALL: u32 = OPS
+    | WEIGHTS_8
+    | WEIGHTS_4
+    | WEIGHTS_2
+    | ACTS_4
+    | LONG_ROWS
+    | DEPTHWISE_GENERAL
+    | CONV_GENERAL
+    | HIGH_ROWS
+    | OFFSET_ROWS;
 
 /// The names of the set's members, in bit order (for `hawq inspect` and build scripts).
-pub const NAMES: [(u32, &str); 22] = [
+pub const NAMES: [(u32, &str); 24] = [
     (CONV2D, "conv2d"),
     (DEPTHWISE_CONV2D, "depthwise_conv2d"),
     (FULLY_CONNECTED, "fully_connected"),
@@ -92,6 +116,8 @@ pub const NAMES: [(u32, &str); 22] = [
     (LONG_ROWS, "long_rows"),
     (DEPTHWISE_GENERAL, "depthwise_general"),
     (CONV_GENERAL, "conv_general"),
+    (HIGH_ROWS, "high_rows"),
+    (OFFSET_ROWS, "offset_rows"),
 ];
 
 /// Whether `set` holds every kernel of `kernels`.
@@ -185,13 +211,43 @@ pub fn op_needs_under<const K: u32>(op: &Op<'_>, tensors: Tensors<'_>) -> Option
     Some(kind(op) | weights | acts | long | general)
 }
 
-/// The kernels `model` needs: the union of [`op_needs`] over its ops.
+/// The kernels `model` needs, the union of [`op_needs`] over its ops, and the row forms its
+/// layers take ([`HIGH_ROWS`], [`OFFSET_ROWS`]): the set a firmware that runs it links.
 pub fn required(model: &Model<'_>) -> Result<u32, Error> {
     let mut set = 0;
     for (index, op) in model.ops().enumerate() {
-        set |= op_needs(&op?, model.tensors()).ok_or(Error::BadTensorIndex { op: index as u16 })?;
+        let op = op?;
+        let bad = Error::BadTensorIndex { op: index as u16 };
+        set |= op_needs(&op, model.tensors()).ok_or(bad)?;
+        set |= row_forms(&op, model.tensors()).ok_or(bad)?;
     }
     Ok(set)
+}
+
+/// The Cortex-M4 row forms of `op`'s 4- or 2-bit weights (`forms`: [`HIGH_ROWS`] or
+/// [`OFFSET_ROWS`]); 0 for any other op. `None` when a tensor index is out of the table (never
+/// for a loaded model).
+pub fn row_forms(op: &Op<'_>, tensors: Tensors<'_>) -> Option<u32> {
+    let (weights, bits, channel, clamp) = match op {
+        Op::Conv2d(p) => (p.weights, p.weight_bits, &p.channel, p.clamp),
+        Op::FullyConnected(p) => (p.weights, p.weight_bits, &p.channel, p.clamp),
+        _ => return Some(0),
+    };
+    if bits == 8 {
+        return Some(0);
+    }
+    let input = tensors.get(*op.inputs().first()? as usize)?;
+    let output = tensors.get(op.output() as usize)?;
+    let weight_bits = Bits::from_width(bits as u32);
+    let layer =
+        crate::interpreter::weighted_layer(weights, weight_bits, channel, clamp, [&input, &output], Default::default());
+    let in_bits = layer.in_fmt.bits;
+    Some(match op {
+        Op::Conv2d(p) => {
+            forms::conv_rows(&crate::interpreter::conv_window(p, &input, &output), weight_bits, in_bits, &layer.rq)
+        }
+        _ => forms::fc_rows(input.elements(), weight_bits, in_bits, &layer.rq),
+    })
 }
 
 /// The first op of `model` that needs a kernel outside `set`, with what it misses.

@@ -31,6 +31,7 @@
 //! outside its kernel to), the AArch64 ones report themselves.
 
 pub mod bytewise;
+mod forms;
 pub mod linked;
 pub mod portable;
 pub mod reference;

@@ -76,6 +76,7 @@ use core::arch::asm;
 
 mod planes;
 
+use super::forms::{self, conv_high, high_lanes, high_scale, lane_bits, per_term, scale_shift, sums_fit};
 use super::linked::{self, has};
 use super::reference::{self, ActFormat, AddRequant, Layer, Requant, Window};
 use super::scratch::{self, Scratch};
@@ -195,16 +196,6 @@ fn word(b: &[u8]) -> u32 {
 }
 
 // --- im2col -----------------------------------------------------------------------------------
-
-/// The weight width of `L` lane pairs per word ([`lanes`]'s inverse).
-#[inline(always)]
-fn lane_bits(l: usize) -> Bits {
-    match l {
-        2 => Bits::B8,
-        4 => Bits::B4,
-        _ => Bits::B2,
-    }
-}
 
 /// Lane pairs per weight word: 2 (8-bit), 4 (4-bit), 8 (2-bit).
 #[inline(always)]
@@ -1124,85 +1115,13 @@ unsafe fn dot4_w2(w: *const u8, x: *const u32, n: usize) -> [i32; 4] {
     [a0, a1, a2, a3]
 }
 
-/// log2 of the scale of [`dot`]'s sums for `L` lane pairs per word.
-#[inline(always)]
-fn scale_shift(l: usize) -> u32 {
-    match l {
-        2 => 0,
-        4 => 4,
-        _ => 6,
-    }
-}
-
-/// The scale of the sums of [`fc_pairs`] and [`rows_plain`] when they read each 4- or 2-bit
-/// weight in the top bits of a halfword lane (`HIGH`): `2^12·w`, `2^14·w`.
-fn high_scale(l: usize) -> u32 {
-    if l == 4 {
-        12
-    } else {
-        14
-    }
-}
-
-/// Whether a layer's 4- or 2-bit weights (`L` lane pairs a word) can be read in the top bits
-/// of their halfword lanes, its sums held scaled by [`high_scale`] (the convolution's and the
-/// fully connected layer's `HIGH` forms): 16-bit biases `b·2^e` that with the rows' sums
-/// (`sum_bound`) fit 32 bits at that scale, `2^(15 + e) + bound < 2^(31 − scale)` (32-bit
-/// biases keep the other forms, whose assembly tests their sums; the kernel cases' lean cases
-/// reach this bound, every product at its largest and the bias at its limit), and
-/// multipliers whose one-`SMMLAR` form exists there for every channel (`r + scale ≤ 50` for the
-/// table's, `v = base + t + 19 − scale ≥ 0` for [`fc_requant`]'s: `base ≥ scale − 19`).
-#[inline(always)]
-fn high_lanes<const L: usize>(rq: &Requant<'_>, sum_bound: u32) -> bool {
-    let (scale, e) = (high_scale(L), rq.bias.exponent as u32);
-    L != 2
-        && rq.bias.exponent != BIAS_I32
-        && e + scale < 16
-        && sum_bound < (1 << (31 - scale)) - (1 << (15 + e))
-        && rq.multiplier.shift_base as i32 >= scale as i32 - 19
-}
-
-/// Whether a convolution's 4- or 2-bit rows of `words` words take [`rows_plain`]'s `HIGH`
-/// forms (`plain`: the block loops that read them, an output with no clamp but its range, no
-/// band and lanes of `a − z`): the rows those forms take (1–3 or a multiple of 4 words at 4
-/// bits, an even count at 2; no 4-bit row of `8n + 1` weights, which [`PlainRows`] reads
-/// short of its last word), and [`high_lanes`] (tested before the table is made at that scale:
-/// one found not fast there is made again, which cost resnet8's 4-bit 3×3 layer over 32
-/// channels 11 K instructions before the test).
-#[inline(always)]
-fn conv_high<const L: usize>(k: usize, words: usize, sum_bound: i64, plain: bool, rq: &Requant<'_>) -> bool {
-    let forms = match L {
-        4 => (words <= 3 || words.is_multiple_of(4)) && k % 8 != 1,
-        8 => words.is_multiple_of(2),
-        _ => false,
-    };
-    plain && forms && words > 0 && high_lanes::<L>(rq, u32::try_from(sum_bound).unwrap_or(u32::MAX))
-}
-
 // --- kernels ----------------------------------------------------------------------------------
-
-/// Whether [`dot`]'s sums stay exact in 32 bits for rows of `k` weights over `in_bits`
-/// activations, held scaled by `2^scale`: `K·2^(b−1)·(2^a − 1)·2^scale < 2^31`. The scale is 16
-/// for 4-bit and 64 for 2-bit weights, and 16 more for a 4-bit input converted from whole words
-/// ([`aligned4`], lanes `16·(a − z)`): K up to 65,792 at any widths (the loader's accumulator
-/// bound allows more only at low widths).
-fn sums_fit(k: usize, weight_bits: Bits, in_bits: Bits, scale: u32) -> bool {
-    // `sum_bound`'s product with the factor in 32 bits (at most 2^17·255), so that the test is
-    // one 32×32→64 multiply, not a saturating 64-bit one: it runs on every invoke of a layer.
-    (k as u64).saturating_mul((per_term(weight_bits, in_bits) << scale) as u64) < 1 << 31
-}
-
-/// The largest `|w·(a − z)|` of one term: `2^(b−1)·(2^a − 1)` ([`sum_bound`] per weight).
-#[inline(always)]
-fn per_term(weight_bits: Bits, in_bits: Bits) -> u32 {
-    (1u32 << (weight_bits.get() - 1)) * ((1u32 << in_bits.get()) - 1)
-}
 
 /// Whether a convolution over `fmt` activations converts a 4-bit input straight from its rows
 /// (whole words of 8 nibbles per tap), for `L` lane pairs per weight word.
 /// (Never when the kernel set `K` leaves 4-bit activations out.)
 fn aligned4<const K: u32>(g: &Window, fmt: ActFormat, lanes: usize) -> bool {
-    has(K, linked::ACTS_4) && fmt.bits == Bits::B4 && g.in_c.is_multiple_of((2 * lanes).max(8))
+    has(K, linked::ACTS_4) && forms::aligned4(g, fmt.bits, lanes)
 }
 
 /// Conv2D, the bytes of [`reference::conv2d`], with its buffers (im2col, the requantization
@@ -1326,15 +1245,21 @@ fn conv_impl<const L: usize, const K: u32>(
     // (two `AND`s per word half where an `AND` and two `SXTB16` took three): the table at that
     // scale, or, where a channel is not fast there, at the usual one.
     let unclamped_out = if out_bits == Bits::B8 { unclamped } else { unclamped4 };
-    let mut high = conv_high::<L>(k, words, bound, unclamped_out && band.is_none() && !aligned4, rq);
-    let mut all_fast = Rq32::table(rq, 0, bound, if high { high_scale(L) } else { scale }, unclamped_out, fast);
+    // The offset-binary rows, where the kernel set links them (else the Rust rows below: the
+    // same bytes); the table in the plain rows' one-`SMMLAR` form only for rows that read it.
+    let offset_rows = L == 2 || has(K, linked::OFFSET_ROWS);
+    let mut high =
+        has(K, linked::HIGH_ROWS) && conv_high::<L>(k, words, bound, unclamped_out && band.is_none() && !aligned4, rq);
+    let scale_held = if high { high_scale(L) } else { scale };
+    let mut all_fast = Rq32::table(rq, 0, bound, scale_held, unclamped_out && (high || offset_rows), fast);
     if high && !all_fast {
         high = false;
-        all_fast = Rq32::table(rq, 0, bound, scale, unclamped_out, fast);
+        all_fast = Rq32::table(rq, 0, bound, scale, unclamped_out && offset_rows, fast);
     }
     // The sums of the Rust rows, at `scale`, shifted to the table's.
     let lift = if high { high_scale(L) - scale } else { 0 };
-    let (plain, plain4) = (unclamped && all_fast, unclamped4 && all_fast);
+    let rows = high || offset_rows;
+    let (plain, plain4) = (unclamped && all_fast && rows, unclamped4 && all_fast && rows);
     let last: &[u8] = if band.is_some() {
         if Band::folds::<L>(g) {
             // The band path takes the activations as they are and folds the zero point into
@@ -1358,7 +1283,7 @@ fn conv_impl<const L: usize, const K: u32>(
         &[]
     };
     let fast = &fast[..];
-    let plan = PlainRows::new::<L>(weights, row_bytes, words, k, oc, last, high);
+    let plan = PlainRows::new::<L, K>(weights, row_bytes, words, k, oc, last, high);
     // A pointwise layer (1×1, unpadded) over an 8-bit input and 8- or 4-bit weights, or over a
     // 4-bit input: a pixel's receptive field is its channels, converted where they lie
     // ([`pointwise_fields`]).
@@ -2604,7 +2529,7 @@ struct PlainRows {
 type RowsPlainAsm = unsafe fn(*const u8, usize, *const u32, usize, *const Rq32, *mut u8, usize, usize, bool);
 
 impl PlainRows {
-    fn new<const L: usize>(
+    fn new<const L: usize, const K: u32>(
         weights: &[u8],
         row_bytes: usize,
         words: usize,
@@ -2625,8 +2550,11 @@ impl PlainRows {
         let last_copy = rows + 1 == oc && last.len() >= reach;
         let (run, lift): (RowsPlainAsm, u32) = if high {
             (rows_plain_outlined::<L, true>, high_scale(L) - scale_shift(L))
-        } else {
+        } else if L == 2 || has(K, linked::OFFSET_ROWS) {
             (rows_plain_outlined::<L, false>, 0)
+        } else {
+            // Never run: the convolution takes no plain rows without their form.
+            (rows_plain_none, 0)
         };
         PlainRows { rows, last_copy, tail, run, lift }
     }
@@ -3053,6 +2981,24 @@ unsafe fn rows_plain_w4_other(
 ) {
     // SAFETY: the caller's.
     unsafe { rows_plain::<4, true, false>(w, row_bytes, x, words, rq, out, oc, rows, tail) }
+}
+
+/// The [`PlainRows::run`] of a layer whose form the kernel set leaves out (which no block runs).
+///
+/// # Safety
+/// None needed: it reads and writes nothing.
+#[allow(clippy::too_many_arguments)]
+unsafe fn rows_plain_none(
+    _: *const u8,
+    _: usize,
+    _: *const u32,
+    _: usize,
+    _: *const Rq32,
+    _: *mut u8,
+    _: usize,
+    _: usize,
+    _: bool,
+) {
 }
 
 /// [`rows_plain`] as a call of its own, for [`plain_rows`]' two runs (the rows, then a last row
@@ -3674,7 +3620,10 @@ fn fc_impl<const L: usize, const K: u32>(
     let bound = (in_features as u32).wrapping_mul(per_term(lane_bits(L), in_fmt.bits));
     // 4- and 2-bit rows whose scaled sums fit read each weight in the top bits of a halfword,
     // signed as they are; the others in offset binary.
-    let is_high = high_lanes::<L>(rq, bound);
+    let is_high = has(K, linked::HIGH_ROWS) && high_lanes::<L>(rq, bound);
+    // The assembly's offset-binary pairs, where the kernel set links them (else the pairs in
+    // Rust below: the same bytes).
+    let offset_rows = L == 2 || has(K, linked::OFFSET_ROWS);
     // The lanes' sum, for the 4- and 2-bit rows read in offset binary (below; 0 at 8 bits).
     let x_sum = if in_fmt.bits == Bits::B8 || !has(K, linked::ACTS_4) {
         if L == 2 {
@@ -3697,14 +3646,16 @@ fn fc_impl<const L: usize, const K: u32>(
     // instructions.)
     let (scale_held, fits) = if is_high { (high_scale(L), true) } else { (scale, FcQ::sums_fit(rq, scale, bound)) };
     let q = FcQ::new::<K>(rq, scale_held, out_features, fits);
-    if let (Some(q), true) = (q, output.len() >= out_bits::<K>(rq).packed_len(out_features)) {
-        // A pair's two outputs are two bytes, or two nibbles of one (4-bit activations).
-        let pairs_asm: FcPairsAsm = match (out4, is_high) {
-            (true, true) => fc_pairs::<L, true, true>,
-            (true, false) => fc_pairs::<L, true, false>,
-            (false, true) => fc_pairs::<L, false, true>,
-            (false, false) => fc_pairs::<L, false, false>,
-        };
+    // A pair's two outputs are two bytes, or two nibbles of one (4-bit activations).
+    let pairs_asm: Option<FcPairsAsm> = match (out4, is_high) {
+        (true, true) => Some(fc_pairs::<L, true, true>),
+        (false, true) => Some(fc_pairs::<L, false, true>),
+        (true, false) if offset_rows => Some(fc_pairs::<L, true, false>),
+        (false, false) if offset_rows => Some(fc_pairs::<L, false, false>),
+        _ => None,
+    };
+    if let (Some(q), Some(pairs_asm), true) = (q, pairs_asm, output.len() >= out_bits::<K>(rq).packed_len(out_features))
+    {
         let out_byte = |pair: usize| if out4 { pair } else { 2 * pair };
         // Rows read in offset binary, `w + o`, have their products come out scaled by
         // `2^scale` (the lanes masked in the top bits of a byte): each sum starts at
