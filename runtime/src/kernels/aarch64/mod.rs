@@ -29,7 +29,7 @@ use core::arch::asm;
 
 use super::reference::{self, ActFormat, Layer, Requant, Window};
 use super::scratch::Scratch;
-use super::util::{fc_window, gather_into, put, sum_bound, unpack4, ChannelQ, Rq32};
+use super::util::{gather_into, put, sum_bound, unpack4, ChannelQ, Rq32};
 use super::{portable, KernelTable, Path};
 use crate::quant::{load, Bits};
 
@@ -58,8 +58,7 @@ impl Neon {
                 Path::Neon
             },
             fully_connected: |n, m, layer, input, output, scratch| {
-                Neon.fully_connected(n, m, layer, input, output, scratch);
-                Path::Neon
+                Neon.fully_connected(n, m, layer, input, output, scratch)
             },
         }
     }
@@ -72,7 +71,9 @@ impl Neon {
             portable::conv2d(g, layer, input, output, scratch);
         }
     }
-    /// Fully connected, same bytes as [`reference::fully_connected`]: a one-pixel convolution.
+    /// Fully connected, same bytes as [`reference::fully_connected`]; the path that ran: this
+    /// one, or for rows past `K_MAX` the portable fully connected kernel (the portable
+    /// convolution's blocks of four pixels need four times the scratch the layer plans).
     pub fn fully_connected(
         self,
         in_features: usize,
@@ -81,15 +82,14 @@ impl Neon {
         input: &[u8],
         output: &mut [u8],
         scratch: &mut [u8],
-    ) {
+    ) -> Path {
         let in_fmt = layer.in_fmt;
         if let Some(x) = fc_input(in_features, input, in_fmt, scratch) {
             // SAFETY: Advanced SIMD is part of every AArch64 target; `x` holds the features.
             unsafe { fc_neon(in_features, out_features, layer, x, output) };
-            return;
+            return Path::Neon;
         }
-        let g = fc_window(in_features, out_features);
-        self.conv2d(&g, layer, input, output, scratch)
+        portable::fully_connected(in_features, out_features, layer, input, output, scratch)
     }
 }
 
@@ -122,8 +122,7 @@ impl NeonDot {
                 Path::NeonDot
             },
             fully_connected: |n, m, layer, input, output, scratch| {
-                NeonDot(()).fully_connected(n, m, layer, input, output, scratch);
-                Path::NeonDot
+                NeonDot(()).fully_connected(n, m, layer, input, output, scratch)
             },
         }
     }
@@ -136,7 +135,9 @@ impl NeonDot {
             portable::conv2d(g, layer, input, output, scratch);
         }
     }
-    /// Fully connected, same bytes as [`reference::fully_connected`]: a one-pixel convolution.
+    /// Fully connected, same bytes as [`reference::fully_connected`]; the path that ran: this
+    /// one, or for rows past `K_MAX` the portable fully connected kernel (the portable
+    /// convolution's blocks of four pixels need four times the scratch the layer plans).
     pub fn fully_connected(
         self,
         in_features: usize,
@@ -145,15 +146,14 @@ impl NeonDot {
         input: &[u8],
         output: &mut [u8],
         scratch: &mut [u8],
-    ) {
+    ) -> Path {
         let in_fmt = layer.in_fmt;
         if let Some(x) = fc_input(in_features, input, in_fmt, scratch) {
             // SAFETY: `self` proves the CPU has dotprod; `x` holds the features.
             unsafe { fc_dot(in_features, out_features, layer, x, output) };
-            return;
+            return Path::NeonDot;
         }
-        let g = fc_window(in_features, out_features);
-        self.conv2d(&g, layer, input, output, scratch)
+        portable::fully_connected(in_features, out_features, layer, input, output, scratch)
     }
 }
 

@@ -125,22 +125,27 @@ impl Avx512Vnni {
     /// [`super::super::conv2d_scratch_bytes`], AVX-VNNI or AVX2 (what [`AvxVnni::conv2d`] or
     /// [`Avx2::conv2d`] returns).
     pub fn conv2d(self, g: &Window, layer: &Layer<'_>, input: &[u8], output: &mut [u8], scratch: &mut [u8]) -> Path {
-        if let Some(l) = Layout::new(g, layer.in_fmt.bits, layer.weights, layer.weight_bits) {
-            // SAFETY: `self` proves the CPU has AVX-512 F/BW/VL/VNNI and AVX2.
-            let ran = unsafe {
-                match layer.weight_bits {
-                    Bits::B8 => conv2d_512::<8>(&l, g, layer, input, &mut *output, &mut *scratch),
-                    Bits::B4 => conv2d_512::<4>(&l, g, layer, input, &mut *output, &mut *scratch),
-                    Bits::B2 => conv2d_512::<2>(&l, g, layer, input, &mut *output, &mut *scratch),
-                }
-            };
-            if ran {
-                return Path::Avx512Vnni;
-            }
+        if self.conv2d_own(g, layer, input, output, scratch) {
+            return Path::Avx512Vnni;
         }
         match AvxVnni::new() {
             Some(v) => v.conv2d(g, layer, input, output, scratch),
             None => Avx2(()).conv2d(g, layer, input, output, scratch),
+        }
+    }
+
+    /// [`Avx512Vnni::conv2d`]'s own kernel: `false` (nothing written) for a layer outside it.
+    fn conv2d_own(self, g: &Window, layer: &Layer<'_>, input: &[u8], output: &mut [u8], scratch: &mut [u8]) -> bool {
+        let Some(l) = Layout::new(g, layer.in_fmt.bits, layer.weights, layer.weight_bits) else {
+            return false;
+        };
+        // SAFETY: `self` proves the CPU has AVX-512 F/BW/VL/VNNI and AVX2.
+        unsafe {
+            match layer.weight_bits {
+                Bits::B8 => conv2d_512::<8>(&l, g, layer, input, output, scratch),
+                Bits::B4 => conv2d_512::<4>(&l, g, layer, input, output, scratch),
+                Bits::B2 => conv2d_512::<2>(&l, g, layer, input, output, scratch),
+            }
         }
     }
 
@@ -216,7 +221,13 @@ impl Avx512Vnni {
         output: &mut [u8],
         scratch: &mut [u8],
     ) -> Path {
-        self.conv2d(&fc_window(in_features, out_features), layer, input, output, scratch)
+        if self.conv2d_own(&fc_window(in_features, out_features), layer, input, output, scratch) {
+            return Path::Avx512Vnni;
+        }
+        match AvxVnni::new() {
+            Some(v) => v.fully_connected(in_features, out_features, layer, input, output, scratch),
+            None => Avx2(()).fully_connected(in_features, out_features, layer, input, output, scratch),
+        }
     }
 
     /// [`Avx512Vnni::conv2d_prepared_bytes`] of a fully connected layer (a one-pixel convolution).

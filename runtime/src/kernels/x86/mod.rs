@@ -97,8 +97,8 @@ impl Avx2 {
         unsafe { depthwise_avx2(g, layer, input, output, scratch) }
     }
 
-    /// Fully connected, same bytes as [`reference::fully_connected`]: a one-pixel convolution
-    /// (the path that ran, as [`Avx2::conv2d`]).
+    /// Fully connected, same bytes as [`reference::fully_connected`]: a one-pixel convolution,
+    /// or for rows past `K_MAX` the portable fully connected kernel (the path that ran).
     pub fn fully_connected(
         self,
         in_features: usize,
@@ -109,7 +109,13 @@ impl Avx2 {
         scratch: &mut [u8],
     ) -> Path {
         let g = fc_window(in_features, out_features);
-        self.conv2d(&g, layer, input, output, scratch)
+        // SAFETY: `self` proves the CPU has AVX2.
+        if unsafe { conv2d_avx2(&g, layer, input, output, scratch) } {
+            return Path::Avx2;
+        }
+        // Not the portable convolution: its blocks of four pixels need four times the scratch a
+        // fully connected layer plans, which sent rows past `K_MAX` to the scalar reference.
+        portable::fully_connected(in_features, out_features, layer, input, output, scratch)
     }
 
     /// Residual add, same bytes as [`reference::add`] (the portable kernel compiled for AVX2).

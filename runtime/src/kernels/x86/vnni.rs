@@ -59,8 +59,8 @@ impl AvxVnni {
         Path::AvxVnni
     }
 
-    /// Fully connected, same bytes as [`reference::fully_connected`](super::super::reference::fully_connected): a one-pixel convolution
-    /// (the path that ran, as [`AvxVnni::conv2d`]).
+    /// Fully connected, same bytes as [`reference::fully_connected`](super::super::reference::fully_connected): a one-pixel convolution,
+    /// or for rows past `K_MAX` the portable fully connected kernel (as [`super::Avx2::fully_connected`]).
     pub fn fully_connected(
         self,
         in_features: usize,
@@ -71,7 +71,11 @@ impl AvxVnni {
         scratch: &mut [u8],
     ) -> Path {
         let g = fc_window(in_features, out_features);
-        self.conv2d(&g, layer, input, output, scratch)
+        // SAFETY: `self` proves the CPU has AVX2 and AVX-VNNI.
+        if unsafe { conv2d_vnni(&g, layer, input, output, scratch) } {
+            return Path::AvxVnni;
+        }
+        portable::fully_connected(in_features, out_features, layer, input, output, scratch)
     }
 }
 
