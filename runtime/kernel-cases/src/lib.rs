@@ -112,9 +112,11 @@ struct Lean {
 
 impl Lean {
     fn pick(rng: &mut Rng) -> Option<Lean> {
-        rng.next_u64()
-            .is_multiple_of(8)
-            .then(|| Lean { negative_weights: rng.pick(&[3, 1]) == 0, high_inputs: rng.next_u64().is_multiple_of(2) })
+        rng.next_u64().is_multiple_of(8).then(|| Lean::any(rng))
+    }
+
+    fn any(rng: &mut Rng) -> Lean {
+        Lean { negative_weights: rng.pick(&[3, 1]) == 0, high_inputs: rng.next_u64().is_multiple_of(2) }
     }
 
     fn zero_point(self, bits: Bits) -> i32 {
@@ -368,7 +370,7 @@ pub const PREPARED: usize = 1 << 17;
 
 /// Bytes of scratch the cases need (the largest case's `*_scratch_bytes`, and one for an odd
 /// start).
-pub const SCRATCH: usize = 1 << 18;
+pub const SCRATCH: usize = 1 << 20;
 
 /// Bytes of `Bufs::input` in the firmware and on hosts.
 pub const INPUT: usize = 81920;
@@ -596,6 +598,13 @@ pub fn conv_cases(
             (true, 4) => ic = [64, 128, 192][rng.range(0, 2) as usize],
             _ => {}
         }
+        // Now and then a pointwise layer over 65,600–66,000 channels at 4 or 2 bits, every product
+        // at its largest: rows across the 65,792 weights past which the Cortex-M4 hands a
+        // convolution to the portable kernel (the host paths past `K_MAX`, 65,536).
+        let long = !depthwise && rng.next_u64().is_multiple_of(512);
+        if long {
+            (h, w, kh, kw, ic, oc_conv) = (1, 1, 1, 1, rng.range(65_600, 66_000) as usize, 1);
+        }
         let (mut sh, mut sw) = (rng.range(1, 3) as usize, rng.range(1, 3) as usize);
         if unit_strides {
             (sh, sw) = (1, 1);
@@ -621,11 +630,15 @@ pub fn conv_cases(
             pad_top,
             pad_left,
         };
-        let abits = if first && !rng.next_u64().is_multiple_of(4) { Bits::B8 } else { act_bits(rng) };
-        let lean = Lean::pick(rng);
+        let abits = if (first && !rng.next_u64().is_multiple_of(4)) || long { Bits::B8 } else { act_bits(rng) };
+        let lean = if long { Some(Lean::any(rng)) } else { Lean::pick(rng) };
         let z = lean.map_or_else(|| zero_point(rng, abits), |l| l.zero_point(abits));
         let in_fmt = ActFormat { bits: abits, zero_point: z };
-        let wbits = if !depthwise && big == 5 && !pointwise_any_width { Bits::B4 } else { weight_bits(rng) };
+        let wbits = match () {
+            _ if long => [Bits::B4, Bits::B2][rng.range(0, 1) as usize],
+            _ if !depthwise && big == 5 && !pointwise_any_width => Bits::B4,
+            _ => weight_bits(rng),
+        };
         let k = kh * kw * if depthwise { 1 } else { ic };
         let mut out = out_q(rng);
         if planes && rng.next_u64().is_multiple_of(2) {
@@ -693,7 +706,8 @@ pub fn conv_cases(
                     _ => path,
                 };
                 let may_run_itself = handed_on && n > 0 && ran == Some(path);
-                if ran != Some(expected) && !may_run_itself {
+                let long_to_portable = k > kernels::linked::LONG_ROW && ran == Some(Path::Portable);
+                if ran != Some(expected) && !may_run_itself && !long_to_portable {
                     return Err(fail(path, Fault::Fallback { ran }));
                 }
                 if let Some(fault) = mismatch(&want[..out_bytes], &got[..out_bytes]) {
@@ -772,8 +786,12 @@ pub fn fc_cases(rng: &mut Rng, b: &mut Bufs<'_>, cases: u32, paths: &[Path]) -> 
         // longer hold them scaled and it hands the layer to the portable kernel.
         let long = rng.next_u64().is_multiple_of(256);
         let (n, abits, lean, wbits) = if long {
-            let lean = Lean { negative_weights: rng.pick(&[3, 1]) == 0, high_inputs: rng.next_u64().is_multiple_of(2) };
-            (rng.range(65_600, 66_000) as usize, Bits::B8, Some(lean), [Bits::B4, Bits::B2][rng.range(0, 1) as usize])
+            (
+                rng.range(65_600, 66_000) as usize,
+                Bits::B8,
+                Some(Lean::any(rng)),
+                [Bits::B4, Bits::B2][rng.range(0, 1) as usize],
+            )
         } else {
             let abits = act_bits(rng);
             (n, abits, Lean::pick(rng), weight_bits(rng))
