@@ -49,10 +49,7 @@ impl Neon {
     pub fn table(self) -> KernelTable {
         KernelTable {
             path: Path::Neon,
-            conv2d: |g, layer, input, output, scratch| {
-                Neon.conv2d(g, layer, input, output, scratch);
-                Path::Neon
-            },
+            conv2d: |g, layer, input, output, scratch| Neon.conv2d(g, layer, input, output, scratch),
             depthwise_conv2d: |g, layer, input, output, scratch| {
                 Neon.depthwise_conv2d(g, layer, input, output, scratch);
                 Path::Neon
@@ -63,13 +60,15 @@ impl Neon {
         }
     }
 
-    /// Conv2D with SMULL/SADALP, same bytes as [`reference::conv2d`].
-    pub fn conv2d(self, g: &Window, layer: &Layer<'_>, input: &[u8], output: &mut [u8], scratch: &mut [u8]) {
+    /// Conv2D with SMULL/SADALP, same bytes as [`reference::conv2d`]; the path that ran (the
+    /// portable kernel for rows past `K_MAX`).
+    pub fn conv2d(self, g: &Window, layer: &Layer<'_>, input: &[u8], output: &mut [u8], scratch: &mut [u8]) -> Path {
         let k = g.kernel_h * g.kernel_w * g.in_c;
         // SAFETY: Advanced SIMD is part of every AArch64 target.
         if k == 0 || k > K_MAX || !unsafe { conv2d_neon(g, layer, input, output, scratch) } {
-            portable::conv2d(g, layer, input, output, scratch);
+            return portable::conv2d(g, layer, input, output, scratch);
         }
+        Path::Neon
     }
     /// Fully connected, same bytes as [`reference::fully_connected`]; the path that ran: this
     /// one, or for rows past `K_MAX` the portable fully connected kernel (the portable
@@ -113,10 +112,7 @@ impl NeonDot {
     pub fn table(self) -> KernelTable {
         KernelTable {
             path: Path::NeonDot,
-            conv2d: |g, layer, input, output, scratch| {
-                NeonDot(()).conv2d(g, layer, input, output, scratch);
-                Path::NeonDot
-            },
+            conv2d: |g, layer, input, output, scratch| NeonDot(()).conv2d(g, layer, input, output, scratch),
             depthwise_conv2d: |g, layer, input, output, scratch| {
                 Neon.depthwise_conv2d(g, layer, input, output, scratch);
                 Path::NeonDot
@@ -127,13 +123,14 @@ impl NeonDot {
         }
     }
 
-    /// Conv2D with SDOT, same bytes as [`reference::conv2d`].
-    pub fn conv2d(self, g: &Window, layer: &Layer<'_>, input: &[u8], output: &mut [u8], scratch: &mut [u8]) {
+    /// Conv2D with SDOT, same bytes as [`reference::conv2d`]; the path that ran (as [`Neon::conv2d`]).
+    pub fn conv2d(self, g: &Window, layer: &Layer<'_>, input: &[u8], output: &mut [u8], scratch: &mut [u8]) -> Path {
         let k = g.kernel_h * g.kernel_w * g.in_c;
         // SAFETY: `self` proves the CPU has dotprod.
         if k == 0 || k > K_MAX || !unsafe { conv2d_dot(g, layer, input, output, scratch) } {
-            portable::conv2d(g, layer, input, output, scratch);
+            return portable::conv2d(g, layer, input, output, scratch);
         }
+        Path::NeonDot
     }
     /// Fully connected, same bytes as [`reference::fully_connected`]; the path that ran: this
     /// one, or for rows past `K_MAX` the portable fully connected kernel (the portable
