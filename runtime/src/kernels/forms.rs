@@ -77,7 +77,7 @@ pub(crate) fn conv_high<const L: usize>(k: usize, words: usize, sum_bound: i64, 
 /// Whether `dsp::dot`'s sums stay exact in 32 bits for rows of `k` weights over `in_bits`
 /// activations, held scaled by `2^scale`: `K·2^(b−1)·(2^a − 1)·2^scale < 2^31`. The scale is 16
 /// for 4-bit and 64 for 2-bit weights, and 16 more for a 4-bit input converted from whole words
-/// (`dsp::aligned4`, lanes `16·(a − z)`): K up to 65,792 at any widths (the loader's accumulator
+/// ([`aligned4`], lanes `16·(a − z)`): K up to 65,792 at any widths (the loader's accumulator
 /// bound allows more only at low widths).
 pub(crate) fn sums_fit(k: usize, weight_bits: Bits, in_bits: Bits, scale: u32) -> bool {
     // `sum_bound`'s product with the factor in 32 bits (at most 2^17·255), so that the test is

@@ -2986,7 +2986,7 @@ unsafe fn rows_plain_w4_other(
 /// The [`PlainRows::run`] of a layer whose form the kernel set leaves out (which no block runs).
 ///
 /// # Safety
-/// None needed: it reads and writes nothing.
+/// None: `unsafe` only to have [`RowsPlainAsm`]'s type; it reads and writes nothing.
 #[allow(clippy::too_many_arguments)]
 unsafe fn rows_plain_none(
     _: *const u8,
