@@ -27,8 +27,9 @@
 //! (a too-small scratch, which the loader rules out for a model, runs the reference). The host
 //! paths (x86-64, AArch64) keep their convolution blocks in the same scratch (any `K` up to
 //! 65,536) and fall back to the portable kernel, with the same scratch, only where it is too
-//! small; the x86-64 paths report the fallback (and AVX-512 VNNI the path it hands a layer
-//! outside its kernel to), the AArch64 ones report themselves.
+//! small or `K` larger (a fully connected layer to the portable fully connected kernel, whose
+//! scratch is the layer's); every path reports the fallback (and AVX-512 VNNI the path it hands a
+//! layer outside its kernel to).
 
 pub mod bytewise;
 mod forms;
