@@ -28,8 +28,9 @@
 //! paths (x86-64, AArch64) keep their convolution blocks in the same scratch (any `K` up to
 //! 65,536) and fall back to the portable kernel, with the same scratch, only where it is too
 //! small or `K` larger (a fully connected layer to the portable fully connected kernel, whose
-//! scratch is the layer's); every path reports the fallback (and AVX-512 VNNI the path it hands a
-//! layer outside its kernel to).
+//! scratch is the layer's); each reports the fallback (and AVX-512 VNNI the path it hands a
+//! layer outside its kernel to), but for NEON's depthwise kernel, which reports itself whatever
+//! runs (it hands depth multipliers other than 1, 4-bit tensors and slow channels on).
 
 pub mod bytewise;
 mod forms;
