@@ -2379,7 +2379,8 @@ fn interior_field(g: &Window, input: &[u8], oy: usize, ox: usize, col: &mut [u8]
 
 /// `n ≥ 1` words of four receptive fields of raw 8-bit activations (`col + p·kp`, `p < 4`) into
 /// the `n` blocks `[[u32; 2]; 4]` at `x`: SXTB16 and SXTB16 ROR 8 of each word, nothing
-/// subtracted (19 instructions per word of the four fields).
+/// subtracted (18 instructions per word of the four fields: fields 0 and 2 by pointers that
+/// step with their loads, 1 and 3 at `kp` from them).
 ///
 /// # Safety
 /// `col + p·kp` must be readable for `4n` bytes (`p < 4`), `x` writable for `8n` words
@@ -2390,20 +2391,20 @@ unsafe fn convert4_w8(col: *const u8, kp: usize, x: *mut u32, n: usize) {
     // word-aligned.
     unsafe {
         asm!(
+            "add {c2}, {c}, {kp}, lsl #1",
             "2:",
             "ldr {t}, [{c}, {kp}]",
-            "add {c2}, {c}, {kp}, lsl #1",
             "sxtb16 {a}, {t}",
             "sxtb16 {t}, {t}, ror #8",
             "strd {a}, {t}, [{x}, #8]",
-            "ldr {t}, [{c2}]",
-            "sxtb16 {a}, {t}",
-            "sxtb16 {t}, {t}, ror #8",
-            "strd {a}, {t}, [{x}, #16]",
             "ldr {t}, [{c2}, {kp}]",
             "sxtb16 {a}, {t}",
             "sxtb16 {t}, {t}, ror #8",
             "strd {a}, {t}, [{x}, #24]",
+            "ldr {t}, [{c2}], #4",
+            "sxtb16 {a}, {t}",
+            "sxtb16 {t}, {t}, ror #8",
+            "strd {a}, {t}, [{x}, #16]",
             "ldr {t}, [{c}], #4",
             "sxtb16 {a}, {t}",
             "sxtb16 {t}, {t}, ror #8",
@@ -2538,7 +2539,7 @@ impl PlainRows {
         last: &[u8],
         high: bool,
     ) -> Self {
-        let tail = L == 4 && k % 8 == 1 && (words == 2 || words == 4) || L == 2 && k % 4 == 1;
+        let tail = L == 4 && k % 8 == 1 && (words == 2 || words == 4) || L == 2 && k % 4 == 1 && words >= 2;
         // The assembly reads `4·words` bytes from each row's start (with a tail, `4·words − 3`);
         // a row's last word may hold the next row's first bytes (they meet zero activations),
         // but never bytes past `weights`.
@@ -2627,28 +2628,45 @@ fn plain_rows<const L: usize>(
 // counter, r3 the weight word, r4/r5 its unpacked lanes, r8–r11 the four pixels' sums; the
 // im2col words, four per `LDM` (two pixels' pairs), in r5, r7, r12, lr (8-bit) or r6, r7, r12,
 // lr (4-bit), r12/lr a pair (2-bit). The loop state lives in the 40 bytes the assembly pushes
-// (`[sp]`): row, row bytes, im2col, words, requantization constants, output, channels, output
-// end, and the im2col end (where the 4- and 2-bit loops stop, their counter register holding
-// the mask); the constants' and output pointers, r6 and r7 between rows, are kept there too
-// (at 16 and 20), as the steps load the block into them.
+// (`[sp]`): a slot unread, the step from where a row's steps leave r0 to the next row, im2col,
+// words (8-bit: after the first), requantization constants, output, channels, output end, and
+// the im2col end (where the 4- and 2-bit loops stop, their counter register holding the mask);
+// the constants' and output pointers, r6 and r7 between rows, are kept there too (at 16 and
+// 20), as the steps load the block into them.
 
 /// One 8-bit weight word into the four sums: 16 multiply-accumulates, 13 instructions (an `LDM`
 /// of four block words, two pixels' pairs, where two `LDRD`s took two more).
 macro_rules! step_w8 {
     () => {
+        step_w8!("r8", "r9", "r10", "r11")
+    };
+    // A row's first word: each sum starts from the channel's scaled bias in r11 (read by the
+    // fourth pixel's first `SMLAD` last), so the row needs no copies of it.
+    (first) => {
+        step_w8!("r11", "r11", "r11", "r11")
+    };
+    ($b0:literal, $b1:literal, $b2:literal, $b3:literal) => {
         concat!(
             "ldr r3, [r0], #4\n",
             "sxtb16 r4, r3\n",
             "sxtb16 r3, r3, ror #8\n",
             "ldm r1!, {{r5, r7, r12, lr}}\n",
-            "smlad r8, r4, r5, r8\n",
+            "smlad r8, r4, r5, ",
+            $b0,
+            "\n",
             "smlad r8, r3, r7, r8\n",
-            "smlad r9, r4, r12, r9\n",
+            "smlad r9, r4, r12, ",
+            $b1,
+            "\n",
             "smlad r9, r3, lr, r9\n",
             "ldm r1!, {{r5, r7, r12, lr}}\n",
-            "smlad r10, r4, r5, r10\n",
+            "smlad r10, r4, r5, ",
+            $b2,
+            "\n",
             "smlad r10, r3, r7, r10\n",
-            "smlad r11, r4, r12, r11\n",
+            "smlad r11, r4, r12, ",
+            $b3,
+            "\n",
             "smlad r11, r3, lr, r11\n",
         )
     };
@@ -2874,16 +2892,28 @@ macro_rules! pairs_w2 {
     };
 }
 
-/// The start of a row: the weight pointer (and the next row's, stored back), the sums set to the
-/// channel's scaled bias (its constants at r6), the im2col pointer and the word count.
+/// The start of a row: the weight pointer moved to the row (from where the last row's steps
+/// left it, by the stored difference), the sums set to the channel's scaled bias (its constants at r6, which moves past them: the row's end reads the
+/// rest with one `LDMDB` and no add; `$store` keeps r6 where the steps reuse it), the im2col
+/// pointer and the word count.
 macro_rules! row_start {
-    () => {
+    // 8-bit rows: the bias into r11 only, for [`step_w8`]'s first form.
+    (w8) => {
         concat!(
             "1:\n",
-            "ldrd r0, r3, [sp]\n",
-            "add r3, r0, r3\n",
-            "str r3, [sp]\n",
-            "ldr r8, [r6]\n",
+            "ldr r3, [sp, #4]\n",
+            "add r0, r0, r3\n",
+            "ldr r11, [r6], #{rq_size}\n",
+            "ldrd r1, r2, [sp, #8]\n",
+        )
+    };
+    ($store:expr) => {
+        concat!(
+            "1:\n",
+            "ldr r3, [sp, #4]\n",
+            "add r0, r0, r3\n",
+            "ldr r8, [r6], #{rq_size}\n",
+            $store,
             "mov r9, r8\n",
             "mov r10, r8\n",
             "mov r11, r8\n",
@@ -2892,8 +2922,9 @@ macro_rules! row_start {
     };
 }
 
-/// The end of a row: each sum requantized with the channel's constants (`bias, shl, m, round,
-/// sh` loaded at once from r6, which moves to the next channel's): one `SMMLAR` for an entry in
+/// The end of a row: each sum requantized with the channel's constants (`shl, m, round, sh` and
+/// two words unread, loaded at once from below r6, which the row's start moved past them to the
+/// next channel's): one `SMMLAR` for an entry in
 /// [`Rq32::high_word`]'s form (`shl` = [`util::HIGH_WORD`]), else `Rq32::unclamped`'s four
 /// instructions, out of line; `SSAT` to 8 bits, one byte per pixel at `out + p·oc` (`out` in
 /// r7), then the next row until the output end.
@@ -2901,30 +2932,27 @@ macro_rules! row_end {
     // The 8-bit steps load the block into r7 (r2 holds their word counter), the 4- and 2-bit
     // ones into r6 and r7.
     () => {
-        row_end!("", "", "ldr r7, [sp, #20]\n", "str r7, [sp, #20]\n")
+        row_end!("")
     };
     (reload r6) => {
-        row_end!("ldr r6, [sp, #16]\n", "str r6, [sp, #16]\n", "ldr r7, [sp, #20]\n", "str r7, [sp, #20]\n")
+        row_end!("ldr r6, [sp, #16]\n")
     };
-    ($load:expr, $store:expr, $load7:expr, $store7:expr) => {
+    ($load:expr) => {
         concat!(
             $load,
-            "ldm r6, {{r2, r3, r4, r5, r12}}\n",
-            "add r6, r6, #{rq_size}\n",
-            $store,
-            "cmp r3, #{high_word}\n",
+            "ldmdb r6, {{r2, r3, r4, r5, r12, lr}}\n",
+            "cmp r2, #{high_word}\n",
             "blo 7f\n",
-            "smmlar r8, r8, r4, r5\n",
+            "smmlar r8, r8, r3, r4\n",
             "ssat r8, #8, r8\n",
-            "smmlar r9, r9, r4, r5\n",
+            "smmlar r9, r9, r3, r4\n",
             "ssat r9, #8, r9\n",
-            "smmlar r10, r10, r4, r5\n",
+            "smmlar r10, r10, r3, r4\n",
             "ssat r10, #8, r10\n",
-            "smmlar r11, r11, r4, r5\n",
+            "smmlar r11, r11, r3, r4\n",
             "ssat r11, #8, r11\n",
             "6:\n",
-            $load7,
-            "ldr r2, [sp, #24]\n",
+            "ldrd r7, r2, [sp, #20]\n",
             "strb r8, [r7]\n",
             "strb r9, [r7, r2]\n",
             "add r3, r7, r2, lsl #1\n",
@@ -2932,26 +2960,26 @@ macro_rules! row_end {
             "strb r11, [r3, r2]\n",
             "ldr r3, [sp, #28]\n",
             "adds r7, r7, #1\n",
-            $store7,
+            "str r7, [sp, #20]\n",
             "cmp r7, r3\n",
             "bne 1b\n",
             "b 9f\n",
             "7:\n",
-            "lsl r8, r8, r3\n",
-            "smlawb r8, r8, r4, r5\n",
-            "asr r8, r8, r12\n",
+            "lsl r8, r8, r2\n",
+            "smlawb r8, r8, r3, r4\n",
+            "asr r8, r8, r5\n",
             "ssat r8, #8, r8\n",
-            "lsl r9, r9, r3\n",
-            "smlawb r9, r9, r4, r5\n",
-            "asr r9, r9, r12\n",
+            "lsl r9, r9, r2\n",
+            "smlawb r9, r9, r3, r4\n",
+            "asr r9, r9, r5\n",
             "ssat r9, #8, r9\n",
-            "lsl r10, r10, r3\n",
-            "smlawb r10, r10, r4, r5\n",
-            "asr r10, r10, r12\n",
+            "lsl r10, r10, r2\n",
+            "smlawb r10, r10, r3, r4\n",
+            "asr r10, r10, r5\n",
             "ssat r10, #8, r10\n",
-            "lsl r11, r11, r3\n",
-            "smlawb r11, r11, r4, r5\n",
-            "asr r11, r11, r12\n",
+            "lsl r11, r11, r2\n",
+            "smlawb r11, r11, r3, r4\n",
+            "asr r11, r11, r5\n",
             "ssat r11, #8, r11\n",
             "b 6b\n",
             "9:\n",
@@ -3036,7 +3064,7 @@ const fn unroll(l: usize) -> usize {
 /// `rows` channels of one pixel block, in the plain case of [`plain_rows`], entirely in assembly
 /// so that nothing is spilled around the dot product and the epilogue is the same for every
 /// weight width: per row, the dot product of [`dot4_w8`], [`dot4_w4`] or [`dot4_w2`] (sums
-/// starting from the scaled bias), then requantization and four byte stores (≈ 36 instructions
+/// starting from the scaled bias), then requantization and four byte stores (≈ 30 instructions
 /// besides the dot product).
 ///
 /// # Safety
@@ -3060,10 +3088,16 @@ unsafe fn rows_plain<const L: usize, const OTHER: bool, const HIGH: bool>(
 ) {
     let out_end = out.wrapping_add(rows);
     let x_end = x.wrapping_add(words * L * PIX);
-    // 8-bit rows with a tail count their whole words only (the tail's follows them).
-    let counted = if L == 2 && tail { words - 1 } else { words };
+    // Every step reads its weight word with a post-increment, a tail its byte without: a row's
+    // start moves r0 from where the last row's steps left it by `row_bytes − consumed`, added
+    // to the first row's start before the first.
+    let consumed = 4 * (words - tail as usize);
+    let next_row = row_bytes.wrapping_sub(consumed);
+    let before_first = (w as usize).wrapping_sub(next_row);
+    // 8-bit rows count the words after the first ([`step_w8`]'s first form) and before a tail.
+    let counted = if L == 2 { words - tail as usize - 1 } else { words };
     macro_rules! row_loop {
-        (@end $end:expr; $($dot:expr),+) => {
+        (@end $start:expr, $end:expr; $($dot:expr),+) => {
             // SAFETY: the caller's bounds; the weight words may be unaligned (Armv7-M allows
             // LDR), the im2col buffer and the pushed state are word-aligned (LDRD, LDM); the
             // assembly pops what it pushes.
@@ -3076,15 +3110,15 @@ unsafe fn rows_plain<const L: usize, const OTHER: bool, const HIGH: bool>(
                     "mov r6, r4",
                     "mov r7, r5",
                     "push {{r0, r1, r2, r3, r4, r5, r8, r9, r10, r11}}",
-                    row_start!(),
+                    $start,
                     $($dot,)+
                     $end,
                     "add sp, sp, #40",
                     "pop {{r6, r7}}",
                     rq_size = const core::mem::size_of::<Rq32>(),
                     high_word = const util::HIGH_WORD,
-                    inout("r0") w => _,
-                    inout("r1") row_bytes => _,
+                    inout("r0") before_first => _,
+                    inout("r1") next_row => _,
                     inout("r2") x => _,
                     inout("r3") counted => _,
                     inout("r4") rq => _,
@@ -3101,10 +3135,10 @@ unsafe fn rows_plain<const L: usize, const OTHER: bool, const HIGH: bool>(
         // The 4- and 2-bit steps load the block into r6 as well (two pixels per `LDM`): the
         // row's end reloads the constants' pointer.
         (low_bits; $($dot:expr),+ $(,)?) => {
-            row_loop!(@end row_end!(reload r6); $($dot),+)
+            row_loop!(@end row_start!("str r6, [sp, #16]\n"), row_end!(reload r6); $($dot),+)
         };
         ($($dot:expr),+ $(,)?) => {
-            row_loop!(@end row_end!(); $($dot),+)
+            row_loop!(@end row_start!(w8), row_end!(); $($dot),+)
         };
     }
     // A layer whose rows are whole loop iterations (the same for every row) skips the dispatch
@@ -3159,7 +3193,8 @@ unsafe fn rows_plain<const L: usize, const OTHER: bool, const HIGH: bool>(
         // SAFETY: the caller's bounds (`L = 4`).
         (4, _) if tail => unsafe { rows_plain_w4_other(w, row_bytes, x, words, rq, out, oc, rows, tail) },
         (2, _) if tail => row_loop!(
-            // The whole words as below (the count may be 0), then the tail.
+            // The whole words as below, then the tail.
+            step_w8!(first),
             "lsrs r2, r2, #1",
             "bcc 2f",
             step_w8!(),
@@ -3173,7 +3208,6 @@ unsafe fn rows_plain<const L: usize, const OTHER: bool, const HIGH: bool>(
             "4:",
             tail_w8!(),
         ),
-        (2, true) => row_loop!("lsr r2, r2, #1", "3:", step_w8!(), step_w8!(), "subs r2, r2, #1", "bne 3b"),
         (4, true) if words.is_multiple_of(8) => row_loop!(low_bits; "mov r2, #0xF0F0F0F0", octs_w4!(),),
         (4, true) => row_loop!(low_bits; "mov r2, #0xF0F0F0F0", quads_w4!(),),
         (4, false) if words % 4 == 1 && words > 4 => row_loop!(low_bits;
@@ -3184,7 +3218,9 @@ unsafe fn rows_plain<const L: usize, const OTHER: bool, const HIGH: bool>(
         ),
         (8, true) => row_loop!(low_bits; "mov r2, #0xC0C0C0C0", pairs_w2!(),),
         (2, _) => row_loop!(
-            // Odd word counts take one word first; the flags of `lsrs` survive it.
+            // The first word, then one more if the rest is odd (the flags of `lsrs` survive
+            // it), then two per iteration.
+            step_w8!(first),
             "lsrs r2, r2, #1",
             "bcc 2f",
             step_w8!(),
