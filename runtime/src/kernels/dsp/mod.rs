@@ -2516,7 +2516,7 @@ struct PlainRows {
     last_copy: bool,
     /// Rows whose last word holds one weight take it alone, one byte read: 4-bit rows of
     /// 8·n + 1 weights (3×3 and 5×5 kernels over one channel) of 2 or 4 words (`tail_w4`), 8-bit
-    /// rows of 4·n + 1 (`tail_w8`).
+    /// rows of 4·n + 1, n ≥ 1 (`tail_w8`).
     tail: bool,
     /// The assembly's form, [`rows_plain_outlined`] with `HIGH` or without (chosen once per
     /// layer: a test per block in the convolution's loop moved its register allocation, +11
@@ -3072,7 +3072,7 @@ const fn unroll(l: usize) -> usize {
 /// readable there (`4·words − 3` with `tail`); `x` is valid for `words·L·PIX` words
 /// (word-aligned); `rq` for `rows` constants, each channel fast (`slow` is `None`);
 /// `out + p·oc + r` is writable for `p < PIX`, `r < rows`. `tail` only for rows whose last word
-/// holds one weight, with `L = 4` and 2 or 4 words, or `L = 2`.
+/// holds one weight, with `L = 4` and 2 or 4 words, or `L = 2` and 2 words or more.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn rows_plain<const L: usize, const OTHER: bool, const HIGH: bool>(
