@@ -2679,14 +2679,21 @@ macro_rules! step_w8 {
 /// 27 instructions.
 macro_rules! step_w4 {
     () => {
+        step_w4!(@word step_w4!(@pixels "r8", "r9"), step_w4!(@pixels "r10", "r11"))
+    };
+    // A row's first word: the sums start from the scaled bias in r11, as [`step_w8`]'s first.
+    (first) => {
+        step_w4!(@word step_w4!(@first "r8", "r9"), step_w4!(@first "r10", "r11"))
+    };
+    (@word $first_pairs:expr, $second_pairs:expr) => {
         concat!(
             "ldr r3, [r0], #4\n",
             // Low nibbles, in the high half of each byte: lanes (0,4) and (2,6).
             "and r4, r2, r3, lsl #4\n",
             "sxtb16 r5, r4, ror #8\n",
             "sxtb16 r4, r4\n",
-            step_w4!(@pixels "r8", "r9"),
-            step_w4!(@pixels "r10", "r11"),
+            $first_pairs,
+            $second_pairs,
             // High nibbles: lanes (1,5) and (3,7).
             "and r3, r3, r2\n",
             "sxtb16 r5, r3, ror #8\n",
@@ -2696,11 +2703,17 @@ macro_rules! step_w4 {
         )
     };
     (@pixels $a:literal, $b:literal) => {
+        step_w4!(@pixels $a, $b; $a, $b)
+    };
+    (@first $a:literal, $b:literal) => {
+        step_w4!(@pixels $a, $b; "r11", "r11")
+    };
+    (@pixels $a:literal, $b:literal; $a0:literal, $b0:literal) => {
         concat!(
             "ldm r1!, {{r6, r7, r12, lr}}\n",
-            "smlad ", $a, ", r4, r6, ", $a, "\n",
+            "smlad ", $a, ", r4, r6, ", $a0, "\n",
             "smlad ", $a, ", r5, r7, ", $a, "\n",
-            "smlad ", $b, ", r4, r12, ", $b, "\n",
+            "smlad ", $b, ", r4, r12, ", $b0, "\n",
             "smlad ", $b, ", r5, lr, ", $b, "\n",
         )
     };
@@ -2712,12 +2725,18 @@ macro_rules! step_w4 {
 /// multiply-accumulates; the sums held scaled by 2^12, [`conv_high`]).
 macro_rules! step_w4_high {
     () => {
+        step_w4_high!(@word step_w4!(@pixels "r8", "r9"), step_w4!(@pixels "r10", "r11"))
+    };
+    (first) => {
+        step_w4_high!(@word step_w4!(@first "r8", "r9"), step_w4!(@first "r10", "r11"))
+    };
+    (@word $first_pairs:expr, $second_pairs:expr) => {
         concat!(
             "ldr r3, [r0], #4\n",
             "and r4, r2, r3, lsl #12\n",
             "and r5, r2, r3, lsl #4\n",
-            step_w4!(@pixels "r8", "r9"),
-            step_w4!(@pixels "r10", "r11"),
+            $first_pairs,
+            $second_pairs,
             "and r4, r2, r3, lsl #8\n",
             "and r5, r2, r3\n",
             step_w4!(@pixels "r8", "r9"),
@@ -2897,13 +2916,14 @@ macro_rules! pairs_w2 {
 /// rest with one `LDMDB` and no add; `$store` keeps r6 where the steps reuse it), the im2col
 /// pointer and the word count.
 macro_rules! row_start {
-    // 8-bit rows: the bias into r11 only, for [`step_w8`]'s first form.
-    (w8) => {
+    // Rows whose first word is a step's first form: the bias into r11 only.
+    (first $store:expr) => {
         concat!(
             "1:\n",
             "ldr r3, [sp, #4]\n",
             "add r0, r0, r3\n",
             "ldr r11, [r6], #{rq_size}\n",
+            $store,
             "ldrd r1, r2, [sp, #8]\n",
         )
     };
@@ -3137,8 +3157,12 @@ unsafe fn rows_plain<const L: usize, const OTHER: bool, const HIGH: bool>(
         (low_bits; $($dot:expr),+ $(,)?) => {
             row_loop!(@end row_start!("str r6, [sp, #16]\n"), row_end!(reload r6); $($dot),+)
         };
+        // Rows whose first step is a first form ([`step_w4`], [`step_w4_high`]).
+        (low_bits first; $($dot:expr),+ $(,)?) => {
+            row_loop!(@end row_start!(first "str r6, [sp, #16]\n"), row_end!(reload r6); $($dot),+)
+        };
         ($($dot:expr),+ $(,)?) => {
-            row_loop!(@end row_start!(w8), row_end!(); $($dot),+)
+            row_loop!(@end row_start!(first ""), row_end!(); $($dot),+)
         };
     }
     // A layer whose rows are whole loop iterations (the same for every row) skips the dispatch
@@ -3150,7 +3174,7 @@ unsafe fn rows_plain<const L: usize, const OTHER: bool, const HIGH: bool>(
     let whole = words.is_multiple_of(unroll(L));
     macro_rules! w4_1 {
         () => {
-            step_w4!()
+            step_w4!(first)
         };
     }
     macro_rules! w4_2 {
@@ -3167,9 +3191,11 @@ unsafe fn rows_plain<const L: usize, const OTHER: bool, const HIGH: bool>(
         // The forms [`conv_high`] takes: 4-bit rows of 1–3 words or a multiple of 4, 2-bit rows
         // of an even count, the mask in r2.
         match (L, words) {
-            (4, 1) => row_loop!(low_bits; "mov r2, #0xF000F000", step_w4_high!()),
-            (4, 2) => row_loop!(low_bits; "mov r2, #0xF000F000", step_w4_high!(), step_w4_high!()),
-            (4, 3) => row_loop!(low_bits; "mov r2, #0xF000F000", step_w4_high!(), step_w4_high!(), step_w4_high!()),
+            (4, 1) => row_loop!(low_bits first; "mov r2, #0xF000F000", step_w4_high!(first)),
+            (4, 2) => row_loop!(low_bits first; "mov r2, #0xF000F000", step_w4_high!(first), step_w4_high!()),
+            (4, 3) => {
+                row_loop!(low_bits first; "mov r2, #0xF000F000", step_w4_high!(first), step_w4_high!(), step_w4_high!())
+            }
             (4, _) if words.is_multiple_of(8) => row_loop!(low_bits; "mov r2, #0xF000F000", octs_w4!(step_w4_high),),
             (4, _) => row_loop!(low_bits; "mov r2, #0xF000F000", quads_w4!(step_w4_high),),
             _ => row_loop!(low_bits; "mov r2, #0xC000C000", pairs_w2_high!(),),
@@ -3178,18 +3204,18 @@ unsafe fn rows_plain<const L: usize, const OTHER: bool, const HIGH: bool>(
     }
     match (L, whole) {
         (4, _) if OTHER && tail && words == 2 => {
-            row_loop!(low_bits; "mov r2, #0xF0F0F0F0", w4_1!(), tail_w4!("0", "8", "16", "24"))
+            row_loop!(low_bits first; "mov r2, #0xF0F0F0F0", w4_1!(), tail_w4!("0", "8", "16", "24"))
         }
         (4, _) if OTHER && tail => {
-            row_loop!(low_bits; "mov r2, #0xF0F0F0F0", w4_1!(), w4_2!(), w4_3!(), tail_w4!("0", "8", "16", "24"))
+            row_loop!(low_bits first; "mov r2, #0xF0F0F0F0", w4_1!(), w4_2!(), w4_3!(), tail_w4!("0", "8", "16", "24"))
         }
-        (4, _) if OTHER && words == 1 => row_loop!(low_bits; "mov r2, #0xF0F0F0F0", w4_1!()),
-        (4, _) if OTHER && words == 2 => row_loop!(low_bits; "mov r2, #0xF0F0F0F0", w4_1!(), w4_2!()),
-        (4, _) if OTHER && words == 3 => row_loop!(low_bits; "mov r2, #0xF0F0F0F0", w4_1!(), w4_2!(), w4_3!()),
+        (4, _) if OTHER && words == 1 => row_loop!(low_bits first; "mov r2, #0xF0F0F0F0", w4_1!()),
+        (4, _) if OTHER && words == 2 => row_loop!(low_bits first; "mov r2, #0xF0F0F0F0", w4_1!(), w4_2!()),
+        (4, _) if OTHER && words == 3 => row_loop!(low_bits first; "mov r2, #0xF0F0F0F0", w4_1!(), w4_2!(), w4_3!()),
         (4, _) if OTHER && words % 4 == 2 => {
-            row_loop!(low_bits; "mov r2, #0xF0F0F0F0", w4_1!(), w4_2!(), quads_w4!())
+            row_loop!(low_bits first; "mov r2, #0xF0F0F0F0", w4_1!(), w4_2!(), quads_w4!())
         }
-        (4, _) if OTHER => row_loop!(low_bits; "mov r2, #0xF0F0F0F0", w4_1!(), w4_2!(), w4_3!(), quads_w4!()),
+        (4, _) if OTHER => row_loop!(low_bits first; "mov r2, #0xF0F0F0F0", w4_1!(), w4_2!(), w4_3!(), quads_w4!()),
         // SAFETY: the caller's bounds (`L = 4`).
         (4, _) if tail => unsafe { rows_plain_w4_other(w, row_bytes, x, words, rq, out, oc, rows, tail) },
         (2, _) if tail => row_loop!(
@@ -3210,7 +3236,7 @@ unsafe fn rows_plain<const L: usize, const OTHER: bool, const HIGH: bool>(
         ),
         (4, true) if words.is_multiple_of(8) => row_loop!(low_bits; "mov r2, #0xF0F0F0F0", octs_w4!(),),
         (4, true) => row_loop!(low_bits; "mov r2, #0xF0F0F0F0", quads_w4!(),),
-        (4, false) if words % 4 == 1 && words > 4 => row_loop!(low_bits;
+        (4, false) if words % 4 == 1 && words > 4 => row_loop!(low_bits first;
             // One word, then four per iteration.
             "mov r2, #0xF0F0F0F0",
             w4_1!(),
