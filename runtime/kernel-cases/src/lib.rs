@@ -69,6 +69,12 @@ fn weight_bits(rng: &mut Rng) -> Bits {
     [Bits::B2, Bits::B4, Bits::B8][rng.range(0, 2) as usize]
 }
 
+/// A long row's weights: 4 or 2 bits, the widths whose sums the Cortex-M4 holds scaled (so that
+/// a row of about 65,792 weights reaches its bound, `forms::sums_fit`).
+fn long_row_bits(rng: &mut Rng) -> Bits {
+    [Bits::B4, Bits::B2][rng.range(0, 1) as usize]
+}
+
 fn zero_point(rng: &mut Rng, bits: Bits) -> i32 {
     let (lo, hi) = act_range(bits);
     match rng.pick(&[2, 2, 1, 5]) {
@@ -449,6 +455,9 @@ pub enum Fault {
     Mismatch { byte: usize, len: usize, reference: u8, path: u8 },
     /// The case needs more than the caller's buffers.
     TooLarge,
+    /// The Cortex-M4 kernel took a row form the host's prediction does not name, or not the
+    /// high-lane form it names (`kernels::rows_taken`): a firmware links the predicted forms.
+    Form { predicted: u32, taken: u32 },
 }
 
 /// A failing case: the first one stops an operation's run.
@@ -473,6 +482,10 @@ impl core::fmt::Display for Failure {
                 "MISMATCH {op} case {case} path {path}: byte {byte} of {len}: reference {reference:#04x}, path {got:#04x}"
             )?,
             Fault::TooLarge => write!(f, "{op} case {case}: larger than the check's buffers")?,
+            Fault::Form { predicted, taken } => write!(
+                f,
+                "ROW FORM {op} case {case}: the host predicts {predicted:#x}, the kernel took {taken:#x}"
+            )?,
         }
         write!(f, " ({:?})", self.shape)
     }
@@ -481,6 +494,20 @@ impl core::fmt::Display for Failure {
 fn mismatch(want: &[u8], got: &[u8]) -> Option<Fault> {
     let byte = want.iter().zip(got).position(|(a, b)| a != b)?;
     Some(Fault::Mismatch { byte, len: want.len(), reference: want[byte], path: got[byte] })
+}
+
+/// After a layer ran on the Cortex-M4's DSP path: a [`Fault::Form`] if it took a row form that
+/// the host's prediction (from which a firmware's build links the forms) does not name, or not
+/// the high-lane form the prediction names. (The prediction may name the offset-binary form for
+/// a layer that takes neither: linked and not run costs code, never speed.)
+fn form_fault(path: Path, ran: Option<Path>, predicted: impl FnOnce() -> u32) -> Option<Fault> {
+    if path != Path::Dsp || ran != Some(Path::Dsp) {
+        return None;
+    }
+    let taken = kernels::rows_taken()?;
+    let predicted = predicted();
+    let fine = taken & !predicted == 0 && (predicted != HIGH_ROWS || taken == HIGH_ROWS);
+    (!fine).then_some(Fault::Form { predicted, taken })
 }
 
 /// A scratch slice of `bytes` bytes full of garbage, starting one byte in when `odd`.
@@ -635,7 +662,7 @@ pub fn conv_cases(
         let z = lean.map_or_else(|| zero_point(rng, abits), |l| l.zero_point(abits));
         let in_fmt = ActFormat { bits: abits, zero_point: z };
         let wbits = match () {
-            _ if long => [Bits::B4, Bits::B2][rng.range(0, 1) as usize],
+            _ if long => long_row_bits(rng),
             _ if !depthwise && big == 5 && !pointwise_any_width => Bits::B4,
             _ => weight_bits(rng),
         };
@@ -713,6 +740,10 @@ pub fn conv_cases(
                 if let Some(fault) = mismatch(&want[..out_bytes], &got[..out_bytes]) {
                     return Err(fail(path, fault));
                 }
+                let predicted = || kernels::conv_row_form(&g, wbits, abits, &layer.rq);
+                if let Some(fault) = form_fault(path, ran, predicted).filter(|_| !depthwise) {
+                    return Err(fail(path, fault));
+                }
                 t.runs += 1;
             }
         }
@@ -786,12 +817,7 @@ pub fn fc_cases(rng: &mut Rng, b: &mut Bufs<'_>, cases: u32, paths: &[Path]) -> 
         // longer hold them scaled and it hands the layer to the portable kernel.
         let long = rng.next_u64().is_multiple_of(256);
         let (n, abits, lean, wbits) = if long {
-            (
-                rng.range(65_600, 66_000) as usize,
-                Bits::B8,
-                Some(Lean::any(rng)),
-                [Bits::B4, Bits::B2][rng.range(0, 1) as usize],
-            )
+            (rng.range(65_600, 66_000) as usize, Bits::B8, Some(Lean::any(rng)), long_row_bits(rng))
         } else {
             let abits = act_bits(rng);
             (n, abits, Lean::pick(rng), weight_bits(rng))
@@ -837,6 +863,9 @@ pub fn fc_cases(rng: &mut Rng, b: &mut Bufs<'_>, cases: u32, paths: &[Path]) -> 
                     return Err(fail(path, Fault::Fallback { ran }));
                 }
                 if let Some(fault) = mismatch(&want[..out_bytes], &got[..out_bytes]) {
+                    return Err(fail(path, fault));
+                }
+                if let Some(fault) = form_fault(path, ran, || kernels::fc_row_form(n, wbits, abits, &layer.rq)) {
                     return Err(fail(path, fault));
                 }
                 t.runs += 1;

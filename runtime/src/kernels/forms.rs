@@ -135,14 +135,11 @@ fn conv_rows_at<const L: usize>(g: &Window, in_bits: Bits, rq: &Requant<'_>) -> 
         return 0;
     }
     let band = scratch::dsp_conv2d_band(g, weight_bits, in_bits) > 0;
-    // The byte buffer a 4-bit output's block goes through (`dsp::conv_impl`'s `col`).
-    let col = if band { PIX * k.next_multiple_of(2 * L) } else { k };
+    // The length of `dsp::conv_impl`'s `col`: one receptive field, none with a band (whose
+    // block fields are the band's own).
+    let col = if band { 0 } else { k };
     let oc = g.out_c;
-    let unclamped_out = match rq.out.bits {
-        Bits::B8 => (rq.min, rq.max) == (-128, 127),
-        _ => (rq.min, rq.max) == (-8, 7) && oc.is_multiple_of(2) && col >= PIX * oc,
-    };
-    if !unclamped_out {
+    if !unclamped_out(rq.out.bits, (rq.min, rq.max), oc, col) {
         return 0;
     }
     let bound = sum_bound(k, weight_bits, in_bits);
@@ -152,6 +149,19 @@ fn conv_rows_at<const L: usize>(g: &Window, in_bits: Bits, rq: &Requant<'_>) -> 
         linked::HIGH_ROWS
     } else {
         linked::OFFSET_ROWS
+    }
+}
+
+/// Whether a convolution's outputs have no clamp but their range (no fused activation, or a
+/// ReLU whose zero point is the range's low end), the plain rows' condition: one `SSAT` per
+/// output. A 4-bit output also needs an even channel count and room for a block's outputs as
+/// bytes in `dsp::conv_impl`'s `col` (`col_bytes`: free once the block's fields are made),
+/// which it packs two to a byte.
+#[inline(always)]
+pub(crate) fn unclamped_out(out_bits: Bits, (lo, hi): (i32, i32), oc: usize, col_bytes: usize) -> bool {
+    match out_bits {
+        Bits::B8 => (lo, hi) == (-128, 127),
+        _ => (lo, hi) == (-8, 7) && oc.is_multiple_of(2) && col_bytes >= PIX * oc,
     }
 }
 

@@ -215,6 +215,29 @@ pub fn table(path: Path) -> Option<KernelTable> {
     }
 }
 
+/// The row form ([`linked::HIGH_ROWS`], [`linked::OFFSET_ROWS`] or 0) the Cortex-M4 convolution
+/// or fully connected layer last ran through its assembly, on the DSP path; `None` elsewhere.
+/// The kernel cases check it against the host's prediction ([`conv_row_form`],
+/// [`fc_row_form`]), from which a firmware's build links the forms.
+#[cfg(feature = "rows-taken")]
+pub fn rows_taken() -> Option<u32> {
+    #[cfg(hawq_dsp)]
+    return Some(dsp::rows_taken());
+    #[cfg(not(hawq_dsp))]
+    None
+}
+
+/// The row form the Cortex-M4 convolution takes for a layer ([`linked::required`]'s choice,
+/// `forms::conv_rows`).
+pub fn conv_row_form(g: &Window, weight_bits: Bits, in_bits: Bits, rq: &Requant<'_>) -> u32 {
+    forms::conv_rows(g, weight_bits, in_bits, rq)
+}
+
+/// [`conv_row_form`] for a fully connected layer of `n` inputs (`forms::fc_rows`).
+pub fn fc_row_form(n: usize, weight_bits: Bits, in_bits: Bits, rq: &Requant<'_>) -> u32 {
+    forms::fc_rows(n, weight_bits, in_bits, rq)
+}
+
 /// [`conv2d`] on a given path; `None` (nothing written) when this machine cannot run it, else
 /// the path that ran (as [`KernelTable`]). AVX-512 VNNI reads the weights of
 /// [`Layer::prepared`] when they are its layout ([`prepare_conv2d_on`]).

@@ -1227,24 +1227,19 @@ fn conv_impl<const L: usize, const K: u32>(
     };
     let (lo, hi) = (rq.min, rq.max);
     let oc = g.out_c;
-    // No clamp but the output range's (no fused activation, or a ReLU whose zero point is −128):
-    // one `SSAT` per output. A 4-bit output with no clamp but its range, an even channel count
-    // and room in `col` for a block's outputs as bytes (free once the block's fields are made):
-    // the same rows into `col`, then packed two to a byte ([`pack_nibbles`]). Either, with every
-    // channel fast, takes the plain row loops, which read the one-instruction requantization
+    // No clamp but the output range's ([`forms::unclamped_out`]): a 4-bit output goes through
+    // `col` as bytes, then packed two to a byte ([`pack_nibbles`]). Either, with every channel
+    // fast, takes the plain row loops, which read the one-instruction requantization
     // ([`Rq32::high_word`]) where a channel has it (only the plain paths' readers, `rows_plain`,
     // `plain_rows`, `rows_any` and the 4-bit output's, know the form).
-    let unclamped = (lo, hi) == (-128, 127);
-    let unclamped4 = has(K, linked::ACTS_4)
-        && out_bits == Bits::B4
-        && (lo, hi) == (-8, 7)
-        && oc.is_multiple_of(2)
-        && col.len() >= PIX * oc;
+    let unclamped_out = forms::unclamped_out(out_bits, (lo, hi), oc, col.len());
+    let unclamped = unclamped_out && out_bits == Bits::B8;
+    let unclamped4 = unclamped_out && out_bits == Bits::B4 && has(K, linked::ACTS_4);
     // 4- and 2-bit rows of the plain loops' forms ([`conv_high`]) whose sums fit at
     // [`high_scale`] read each weight in the top bits of its halfword lane, signed as it is
     // (two `AND`s per word half where an `AND` and two `SXTB16` took three): the table at that
     // scale, or, where a channel is not fast there, at the usual one.
-    let unclamped_out = if out_bits == Bits::B8 { unclamped } else { unclamped4 };
+    let unclamped_out = unclamped || unclamped4;
     // The offset-binary rows, where the kernel set links them (else the Rust rows below: the
     // same bytes); the table in the plain rows' one-`SMMLAR` form only for rows that read it.
     let offset_rows = L == 2 || has(K, linked::OFFSET_ROWS);
@@ -1260,6 +1255,11 @@ fn conv_impl<const L: usize, const K: u32>(
     let lift = if high { high_scale(L) - scale } else { 0 };
     let rows = high || offset_rows;
     let (plain, plain4) = (unclamped && all_fast && rows, unclamped4 && all_fast && rows);
+    record_rows(match (L, plain || plain4, high) {
+        (2, _, _) | (_, false, _) => 0,
+        (_, true, true) => linked::HIGH_ROWS,
+        (_, true, false) => linked::OFFSET_ROWS,
+    });
     let last: &[u8] = if band.is_some() {
         if Band::folds::<L>(g) {
             // The band path takes the activations as they are and folds the zero point into
@@ -3656,6 +3656,24 @@ fn fc_at<const L: usize, const K: u32>(
     fc_impl::<L, K>(n, m, input, in_fmt, weights, row_bytes, words, rq, output, scratch)
 }
 
+/// The row form the last convolution or fully connected layer took through the assembly
+/// ([`linked::HIGH_ROWS`], [`linked::OFFSET_ROWS`], 0 for 8-bit weights and layers that took
+/// neither), with the `rows-taken` feature ([`super::rows_taken`]).
+#[cfg(feature = "rows-taken")]
+static ROWS_TAKEN: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+#[inline(always)]
+fn record_rows(_form: u32) {
+    #[cfg(feature = "rows-taken")]
+    ROWS_TAKEN.store(_form, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// [`ROWS_TAKEN`].
+#[cfg(feature = "rows-taken")]
+pub(crate) fn rows_taken() -> u32 {
+    ROWS_TAKEN.load(core::sync::atomic::Ordering::Relaxed)
+}
+
 /// [`fully_connected`] for `L` lane pairs per weight word; [`Path::Scalar`] (nothing written)
 /// when `scratch` is too small.
 // The layer's fields one by one, as [`conv_impl`].
@@ -3676,6 +3694,7 @@ fn fc_impl<const L: usize, const K: u32>(
     let Some(x) = Scratch::new(scratch).take::<[[u32; L]; 1]>(words) else {
         return Path::Scalar;
     };
+    record_rows(0);
     let z = in_fmt.zero_point;
     let scale = scale_shift(L);
     // `sum_bound` of the rows, which [`fc_at`]'s `sums_fit` has bounded below 2^31.
@@ -3718,6 +3737,11 @@ fn fc_impl<const L: usize, const K: u32>(
     };
     if let (Some(q), Some(pairs_asm), true) = (q, pairs_asm, output.len() >= out_bits::<K>(rq).packed_len(out_features))
     {
+        record_rows(match (L, is_high) {
+            (2, _) => 0,
+            (_, true) => linked::HIGH_ROWS,
+            (_, false) => linked::OFFSET_ROWS,
+        });
         let out_byte = |pair: usize| if out4 { pair } else { 2 * pair };
         // Rows read in offset binary, `w + o`, have their products come out scaled by
         // `2^scale` (the lanes masked in the top bits of a byte): each sum starts at
