@@ -49,6 +49,18 @@ fn want_path(p: Option<Path>, in_kernel: bool) -> Path {
     }
 }
 
+/// Whether the NEON depthwise kernel takes a case itself: depth multiplier 1, 8-bit input and
+/// output, every channel's requantization in the fast form (the kernel's own test).
+#[cfg(target_arch = "aarch64")]
+fn neon_depthwise_takes(case: &ConvK) -> bool {
+    kernels::aarch64::Neon.depthwise_takes(&case.g, &conv_layer(case))
+}
+
+#[cfg(not(target_arch = "aarch64"))]
+fn neon_depthwise_takes(_: &ConvK) -> bool {
+    false
+}
+
 /// The path the AVX-512 VNNI convolution hands the layers outside its kernel.
 fn x86_delegate() -> Path {
     if kernels::available().contains(&Path::AvxVnni) {
@@ -58,10 +70,10 @@ fn x86_delegate() -> Path {
     }
 }
 
-/// Whether the AVX-512 VNNI kernel takes a convolution itself (it lays out its weights); true
-/// for the depthwise kernels, which do not hand layers on.
-fn avx512_takes(case: &ConvK, depthwise: bool) -> bool {
-    depthwise || kernels::conv2d_prepared_bytes_on(Path::Avx512Vnni, &case.g, &conv_layer(case)) > 0
+/// Whether the AVX-512 VNNI kernel takes a convolution itself (it lays out its weights; its
+/// depthwise kernels hand no layer on).
+fn avx512_takes(case: &ConvK) -> bool {
+    kernels::conv2d_prepared_bytes_on(Path::Avx512Vnni, &case.g, &conv_layer(case)) > 0
 }
 
 /// The layer of a convolution case, nothing prepared.
@@ -85,7 +97,7 @@ const AVX512_CHUNK_BYTES: usize = 16 * 1024;
 fn avx512_takes_unprepared(case: &ConvK) -> bool {
     let g16 = Window { out_c: case.g.out_c.min(16), ..case.g };
     let group = kernels::conv2d_prepared_bytes_on(Path::Avx512Vnni, &g16, &conv_layer(case));
-    avx512_takes(case, false) && group <= AVX512_CHUNK_BYTES
+    avx512_takes(case) && group <= AVX512_CHUNK_BYTES
 }
 
 /// [`avx512_takes_unprepared`] of a fully connected layer (a one-pixel convolution).
@@ -342,8 +354,21 @@ fn compare(path: &str, want: &[u8], got: &[u8]) -> Result<(), TestCaseError> {
 
 /// The path that ran is the one asked for: no fallback, whatever the shape ([`want_path`]).
 fn check_path(p: Option<Path>, ran: Path, in_kernel: bool) -> Result<(), TestCaseError> {
-    if ran != want_path(p, in_kernel) {
-        return Err(TestCaseError::fail(format!("{}: ran on the {} path", name(p), ran.name())));
+    check_ran(p, ran, want_path(p, in_kernel))
+}
+
+/// [`check_path`] for a depthwise layer: every path's own kernel, but the NEON one (the SDOT
+/// path's too) hands the layers outside it (`neon_takes`) to the portable kernel.
+fn check_depthwise_path(p: Option<Path>, ran: Path, neon_takes: bool) -> Result<(), TestCaseError> {
+    match p.unwrap_or_else(kernels::active) {
+        Path::Neon | Path::NeonDot if !neon_takes => check_ran(p, ran, Path::Portable),
+        _ => check_path(p, ran, true),
+    }
+}
+
+fn check_ran(p: Option<Path>, ran: Path, want: Path) -> Result<(), TestCaseError> {
+    if ran != want {
+        return Err(TestCaseError::fail(format!("{}: ran on the {} path, not {}", name(p), ran.name(), want.name())));
     }
     Ok(())
 }
@@ -358,11 +383,11 @@ fn conv_property_of(what: &str, depthwise: bool, cases: u32, strategy: impl Stra
             let (got, ran) = run_conv(case, depthwise, f);
             compare(name(*p), &want, &got)?;
             // The dispatch has no prepared weights.
-            let takes = match (p, depthwise) {
-                (None, false) => avx512_takes_unprepared(case),
-                _ => avx512_takes(case, depthwise),
-            };
-            check_path(*p, ran, takes)?;
+            match (p, depthwise) {
+                (_, true) => check_depthwise_path(*p, ran, neon_depthwise_takes(case))?,
+                (None, false) => check_path(*p, ran, avx512_takes_unprepared(case))?,
+                _ => check_path(*p, ran, avx512_takes(case))?,
+            }
         }
         Ok(())
     });
@@ -418,7 +443,7 @@ fn conv2d_past_2048_taps_runs_on_each_x86_path() {
     check("conv2d past 2,048 taps", 48, strategy, &names, |case| {
         let k = case.g.kernel_h * case.g.kernel_w * case.g.in_c;
         prop_assert!(k > 2048, "K = {k}");
-        let in_kernel = avx512_takes(case, false);
+        let in_kernel = avx512_takes(case);
         own.fetch_add(in_kernel as usize, std::sync::atomic::Ordering::Relaxed);
         if avx512 && k == 3000 && case.g.kernel_h == 1 && case.g.out_c <= 16 {
             prop_assert!(in_kernel, "1×1×3,000 over {} channels: outside the AVX-512 kernel", case.g.out_c);
@@ -461,7 +486,7 @@ fn conv2d_without_prepared_weights_runs_avx512_in_chunks_of_channels() {
         let (got, ran) = run_conv(case, false, &unprepared);
         compare("avx512-vnni unprepared", &want, &got)?;
         check_path(Some(Path::Avx512Vnni), ran, avx512_takes_unprepared(case))?;
-        prop_assert!(avx512_takes_unprepared(case) || !avx512_takes(case, false), "K ≤ 500 fits a chunk");
+        prop_assert!(avx512_takes_unprepared(case) || !avx512_takes(case), "K ≤ 500 fits a chunk");
         Ok(())
     });
 }
@@ -486,7 +511,7 @@ fn conv2d_over_images_past_the_padded_buffer_matches_reference() {
     let banded = std::sync::atomic::AtomicUsize::new(0);
     check("conv2d past the padded buffer", 200, strategy, &names, |case| {
         let g = &case.g;
-        let in_kernel = avx512_takes(case, false);
+        let in_kernel = avx512_takes(case);
         let padded = ((g.out_h - 1) * g.stride_h + g.kernel_h).max(g.pad_top + g.in_h)
             * ((g.out_w - 1) * g.stride_w + g.kernel_w).max(g.pad_left + g.in_w)
             * g.in_c;
@@ -677,6 +702,7 @@ fn prepared_property<C: std::fmt::Debug>(
     prepared_on: impl Fn(&C, Path, &[u8]) -> ConvFn,
     dispatch: impl Fn(&C, &[u8]) -> ConvFn,
     takes_unprepared: impl Fn(&C) -> bool,
+    neon_depthwise: Option<fn(&C) -> bool>,
 ) -> usize {
     let mut names: Vec<_> = paths().into_iter().flatten().map(Path::name).collect();
     names.push("dispatch");
@@ -684,6 +710,10 @@ fn prepared_property<C: std::fmt::Debug>(
     check(what, cases, strategy, &names, |c| {
         let (want, _) = run(c, &*reference);
         let in_kernel = !hands_on || bytes_on(c, Path::Avx512Vnni) > 0;
+        let check_path = |p, ran, takes| match neon_depthwise {
+            Some(neon_takes) => check_depthwise_path(p, ran, neon_takes(c)),
+            None => check_path(p, ran, takes),
+        };
         let mut any = false;
         for p in paths().into_iter().flatten() {
             let n = bytes_on(c, p);
@@ -743,6 +773,7 @@ fn conv2d_prepared_property(what: &str, cases: u32, strategy: impl Strategy<Valu
             Box::new(move |g, l, i, o, s| kernels::conv2d::<{ kernels::linked::ALL }>(g, &l.with_prepared(&w), i, o, s))
         },
         avx512_takes_unprepared,
+        None,
     );
     if kernels::available().contains(&Path::Avx512Vnni) {
         assert!(prepared as u32 > cases / 2, "{what}: only {prepared} of {cases} cases had prepared weights");
@@ -780,6 +811,7 @@ fn conv2d_prepared_weights_of_large_layers_match_reference() {
             Box::new(move |g, l, i, o, s| kernels::conv2d::<{ kernels::linked::ALL }>(g, &l.with_prepared(&w), i, o, s))
         },
         avx512_takes_unprepared,
+        None,
     );
     eprintln!("conv2d prepared large: {prepared} of {} cases with prepared weights", scaled(40));
 }
@@ -815,6 +847,7 @@ fn depthwise_prepared_weights_match_reference() {
             })
         },
         |_| true,
+        Some(neon_depthwise_takes),
     );
     eprintln!("depthwise prepared: {prepared} of {} cases with prepared tables", scaled(1500));
     if kernels::available().contains(&Path::Avx512Vnni) {
@@ -873,6 +906,7 @@ fn fully_connected_prepared_weights_match_reference() {
             })
         },
         avx512_fc_takes_unprepared,
+        None,
     );
     if kernels::available().contains(&Path::Avx512Vnni) {
         assert!(prepared > scaled(1000) as usize, "only {prepared} of {} cases had prepared weights", scaled(2000));

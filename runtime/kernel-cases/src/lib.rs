@@ -449,8 +449,9 @@ pub enum Shape {
 /// Why a case failed.
 #[derive(Debug, Clone, Copy)]
 pub enum Fault {
-    /// The path ran another path (or none) than the one asked for.
-    Fallback { ran: Option<Path> },
+    /// The path ran another path (or none) than the one it should have: itself, or the one it
+    /// hands such a layer to.
+    Fallback { expected: Path, ran: Option<Path> },
     /// Output byte `byte` of `len` differs from the reference's.
     Mismatch { byte: usize, len: usize, reference: u8, path: u8 },
     /// The case needs more than the caller's buffers.
@@ -474,9 +475,12 @@ impl core::fmt::Display for Failure {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let (op, case, path) = (self.op, self.case, self.path.name());
         match self.fault {
-            Fault::Fallback { ran } => {
-                write!(f, "FALLBACK {op} case {case}: asked for {path}, ran {}", ran.map_or("none", Path::name))?
-            }
+            Fault::Fallback { expected, ran } => write!(
+                f,
+                "FALLBACK {op} case {case}: asked for {path}, expected {}, ran {}",
+                expected.name(),
+                ran.map_or("none", Path::name)
+            )?,
             Fault::Mismatch { byte, len, reference, path: got } => write!(
                 f,
                 "MISMATCH {op} case {case} path {path}: byte {byte} of {len}: reference {reference:#04x}, path {got:#04x}"
@@ -722,7 +726,12 @@ pub fn conv_cases(
                 };
             for with_prepared in [false, true].into_iter().filter(|&p| !p || made) {
                 let ran = run(path, &mut got[..out_bytes], if with_prepared { &prepared[..n] } else { &[] });
-                let delegated = path == Path::Dsp && depthwise && (oc != ic || ic < 4);
+                let delegated = depthwise
+                    && match path {
+                        Path::Dsp => oc != ic || ic < 4,
+                        Path::Neon | Path::NeonDot => !neon_depthwise_takes(&g, &layer),
+                        _ => false,
+                    };
                 // The AVX-512 VNNI convolution hands a layer outside its kernel (it prepares no
                 // weights for it) to AVX-VNNI, or AVX2, and without prepared weights also one
                 // whose 16 channels' layout exceeds its stack buffer.
@@ -735,7 +744,7 @@ pub fn conv_cases(
                 let may_run_itself = handed_on && n > 0 && ran == Some(path);
                 let long_to_portable = k > kernels::linked::LONG_ROW && ran == Some(Path::Portable);
                 if ran != Some(expected) && !may_run_itself && !long_to_portable {
-                    return Err(fail(path, Fault::Fallback { ran }));
+                    return Err(fail(path, Fault::Fallback { expected, ran }));
                 }
                 if let Some(fault) = mismatch(&want[..out_bytes], &got[..out_bytes]) {
                     return Err(fail(path, fault));
@@ -781,6 +790,18 @@ const NARROW_FC: [(&str, FcFn); 2] = [
     (NARROWED[0].1, kernels::fully_connected::<{ NARROWED[0].2 }>),
     (NARROWED[1].1, kernels::fully_connected::<{ NARROWED[1].2 }>),
 ];
+
+/// Whether the NEON depthwise kernel (the SDOT path's too) takes a layer itself, else the
+/// portable kernel does.
+#[cfg(target_arch = "aarch64")]
+fn neon_depthwise_takes(g: &Window, layer: &Layer<'_>) -> bool {
+    kernels::aarch64::Neon.depthwise_takes(g, layer)
+}
+
+#[cfg(not(target_arch = "aarch64"))]
+fn neon_depthwise_takes(_: &Window, _: &Layer<'_>) -> bool {
+    false
+}
 
 /// The path the AVX-512 VNNI convolution hands the layers outside its kernel: AVX-VNNI where
 /// the CPU has it (it is in `paths`), else AVX2.
@@ -860,7 +881,7 @@ pub fn fc_cases(rng: &mut Rng, b: &mut Bufs<'_>, cases: u32, paths: &[Path]) -> 
                 let may_run_itself = handed_on && bytes > 0 && ran == Some(path);
                 let long_to_portable = n > kernels::linked::LONG_ROW && ran == Some(Path::Portable);
                 if ran != Some(expected) && !may_run_itself && !long_to_portable && n > 0 {
-                    return Err(fail(path, Fault::Fallback { ran }));
+                    return Err(fail(path, Fault::Fallback { expected, ran }));
                 }
                 if let Some(fault) = mismatch(&want[..out_bytes], &got[..out_bytes]) {
                     return Err(fail(path, fault));

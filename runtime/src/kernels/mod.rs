@@ -28,9 +28,9 @@
 //! paths (x86-64, AArch64) keep their convolution blocks in the same scratch (any `K` up to
 //! 65,536) and fall back to the portable kernel, with the same scratch, only where it is too
 //! small or `K` larger (a fully connected layer to the portable fully connected kernel, whose
-//! scratch is the layer's); each reports the fallback (and AVX-512 VNNI the path it hands a
-//! layer outside its kernel to), but for NEON's depthwise kernel, which reports itself whatever
-//! runs (it hands depth multipliers other than 1, 4-bit tensors and slow channels on).
+//! scratch is the layer's); each reports the fallback (AVX-512 VNNI the path it hands a layer
+//! outside its kernel to, NEON's depthwise kernel the portable one it hands depth multipliers
+//! other than 1, 4-bit tensors and slow channels to: `aarch64::Neon::depthwise_takes`).
 
 pub mod bytewise;
 mod forms;

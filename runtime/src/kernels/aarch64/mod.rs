@@ -51,8 +51,7 @@ impl Neon {
             path: Path::Neon,
             conv2d: |g, layer, input, output, scratch| Neon.conv2d(g, layer, input, output, scratch),
             depthwise_conv2d: |g, layer, input, output, scratch| {
-                Neon.depthwise_conv2d(g, layer, input, output, scratch);
-                Path::Neon
+                Neon.depthwise_conv2d(g, layer, input, output, scratch)
             },
             fully_connected: |n, m, layer, input, output, scratch| {
                 Neon.fully_connected(n, m, layer, input, output, scratch)
@@ -113,9 +112,13 @@ impl NeonDot {
         KernelTable {
             path: Path::NeonDot,
             conv2d: |g, layer, input, output, scratch| NeonDot(()).conv2d(g, layer, input, output, scratch),
-            depthwise_conv2d: |g, layer, input, output, scratch| {
-                Neon.depthwise_conv2d(g, layer, input, output, scratch);
-                Path::NeonDot
+            // The NEON depthwise kernel (SDOT has none of its own), or the portable one it hands
+            // a layer on to.
+            depthwise_conv2d: |g, layer, input, output, scratch| match Neon
+                .depthwise_conv2d(g, layer, input, output, scratch)
+            {
+                Path::Neon => Path::NeonDot,
+                ran => ran,
             },
             fully_connected: |n, m, layer, input, output, scratch| {
                 NeonDot(()).fully_connected(n, m, layer, input, output, scratch)
@@ -682,8 +685,9 @@ fn fc_rows<const B: u32>(
 }
 
 impl Neon {
-    /// Depthwise Conv2D, same bytes as [`reference::depthwise_conv2d`]: depth multiplier 1 with
-    /// 8-bit input and output on `depthwise_neon`, anything else on the portable kernel.
+    /// Depthwise Conv2D, same bytes as [`reference::depthwise_conv2d`]: the layers
+    /// [`Neon::depthwise_takes`] on `depthwise_neon`, the rest on the portable kernel; the path
+    /// that ran.
     pub fn depthwise_conv2d(
         self,
         g: &Window,
@@ -692,14 +696,25 @@ impl Neon {
         output: &mut [u8],
         scratch: &mut [u8],
     ) -> Path {
-        let Layer { in_fmt, ref rq, .. } = *layer;
-        let plain = g.out_c == g.in_c && in_fmt.bits == Bits::B8 && rq.out.bits == Bits::B8;
         let fits = input.len() >= g.in_h * g.in_w * g.in_c && output.len() >= g.out_h * g.out_w * g.out_c;
-        if !plain || !fits || g.kernel_h * g.kernel_w == 0 {
+        if !fits || !self.depthwise_takes(g, layer) {
             return portable::depthwise_conv2d(g, layer, input, output, scratch);
         }
         // SAFETY: Advanced SIMD is part of every AArch64 target; the sizes were checked above.
         unsafe { depthwise_neon(g, layer, input, output, scratch) }
+    }
+
+    /// Whether [`Neon::depthwise_conv2d`] runs a layer on its own kernel (given the scratch the
+    /// layer plans and its weights): depth multiplier 1, 8-bit input and output, at least one
+    /// tap, and every channel's requantization in [`Rq32`]'s fast form (a compiled model's
+    /// always is; a multiplier of 1/4 or more on a large sum bound is not). The rest run on the
+    /// portable kernel, and the path says so.
+    pub fn depthwise_takes(self, g: &Window, layer: &Layer<'_>) -> bool {
+        let Layer { in_fmt, weight_bits, ref rq, .. } = *layer;
+        let taps = g.kernel_h * g.kernel_w;
+        let plain = g.out_c == g.in_c && in_fmt.bits == Bits::B8 && rq.out.bits == Bits::B8 && taps > 0;
+        let bound = sum_bound(taps, weight_bits, in_fmt.bits);
+        plain && (0..g.in_c).all(|ch| !Rq32::new(&ChannelQ::new(rq, ch), bound, 0).is_slow())
     }
 }
 
@@ -711,7 +726,8 @@ impl Neon {
 /// [`Rq32::unclamped`] in lanes: `((s + bias) << shl)·m >> 16` (SMULL, SHRN), `+ round`,
 /// `>> sh`, the clamp and two saturating narrows (the values are already in range). Taps in the
 /// padding are skipped, as in the portable kernel. The last `c mod 8` channels of a chunk take
-/// the portable kernel's scalar loop. A layer with a slow channel runs on the portable kernel.
+/// the portable kernel's scalar loop. Only for the layers [`Neon::depthwise_takes`]; a scratch or
+/// weights short of the layer's run on the portable kernel.
 ///
 /// # Safety
 /// `input` holds `in_h·in_w·c` bytes and `output` `out_h·out_w·c` (checked by the caller).
@@ -721,10 +737,9 @@ unsafe fn depthwise_neon(g: &Window, layer: &Layer<'_>, input: &[u8], output: &m
     let bound = sum_bound(taps, weight_bits, in_fmt.bits);
     let row_bytes = weight_bits.packed_len(taps);
     let chunk = super::scratch::portable_depthwise_chunk(g);
-    let slow = (0..c).any(|ch| Rq32::new(&ChannelQ::new(rq, ch), bound, 0).is_slow());
     let mut s = super::scratch::Scratch::new(&mut *scratch);
     let bufs = (s.take::<i32>(chunk), s.take::<Rq32>(chunk), s.take::<i16>(taps * chunk));
-    let (Some(_), Some(cq), Some(w), false) = (bufs.0, bufs.1, bufs.2, slow || weights.len() < c * row_bytes) else {
+    let (Some(_), Some(cq), Some(w), false) = (bufs.0, bufs.1, bufs.2, weights.len() < c * row_bytes) else {
         return portable::depthwise_conv2d(g, layer, input, output, scratch);
     };
     let z = in_fmt.zero_point;
