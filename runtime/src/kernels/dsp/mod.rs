@@ -2912,9 +2912,9 @@ macro_rules! pairs_w2 {
 }
 
 /// The start of a row: the weight pointer moved to the row (from where the last row's steps
-/// left it, by the stored difference), the sums set to the channel's scaled bias (its constants at r6, which moves past them: the row's end reads the
-/// rest with one `LDMDB` and no add; `$store` keeps r6 where the steps reuse it), the im2col
-/// pointer and the word count.
+/// left it, by the stored difference), the sums set to the channel's scaled bias (its
+/// constants at r6, which moves past them: the row's end reads the rest with one `LDMDB` and no
+/// add; `$store` keeps r6 where the steps reuse it), the im2col pointer and the word count.
 macro_rules! row_start {
     // Rows whose first word is a step's first form: the bias into r11 only.
     (first $store:expr) => {
